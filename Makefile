@@ -1,0 +1,35 @@
+# a2a-bench — run `make` for the list of targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+CARGO ?= cargo
+APT_PACKAGES := libhwloc-dev libudev-dev pkg-config
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help deps build test test-slow lint bench-micro
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+deps: ## Install the Debian packages the build needs, when missing
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+build: deps ## Build the release binary (target/release/a2a-bench)
+	$(CARGO) build --release
+
+test: deps ## Run the tests (optimized, with debug assertions)
+	$(CARGO) test --profile ci
+
+test-slow: deps ## Run the slow and load tests too
+	$(CARGO) test --profile ci -- --include-ignored
+
+lint: ## rustfmt --check and clippy -D warnings
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+bench-micro: deps ## Codec micro-benchmarks (criterion)
+	$(CARGO) bench --bench wire
