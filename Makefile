@@ -5,7 +5,7 @@ CARGO ?= cargo
 APT_PACKAGES := libhwloc-dev libudev-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps build test test-slow lint bench-micro
+.PHONY: help deps build test test-slow lint bench-micro bench-router
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ test-slow: deps ## Run the slow and load tests too
 lint: ## rustfmt --check and clippy -D warnings
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+
+bench-router: deps ## Router throughput and round trip with a minimal driver
+	$(CARGO) bench --bench router
 
 bench-micro: deps ## Codec micro-benchmarks (criterion)
 	$(CARGO) bench --bench wire

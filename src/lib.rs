@@ -1,7 +1,20 @@
 //! a2a-bench: a benchmark engine for agent-to-agent (A2A) messaging.
 //!
 //! # Layout
-//! Modules are layers; each one's `//!` says what it owns and the invariant it keeps.
+//! Modules are layers, lowest first; each one's `//!` says what it owns and the invariant it
+//! keeps.
 //! - [`wire`]: protocol v1, sans-IO — frames, envelopes, control messages, LZ4, buffer pool.
+//! - [`client`]: a small blocking client of the protocol (tests, tools).
+//! - [`clock`]: `CLOCK_MONOTONIC` nanoseconds, the one clock of every timestamp.
+//! - [`placement`]: cores, NUMA nodes, the router/agent split, pinning.
+//! - [`route`]: the routing core (runtime-free `Shard`) and the generic async shell around it.
+//! - [`router`]: the thread-per-core router on glommio.
+//! - [`cli`]: the command line: flags → validated configs → run.
 
+pub mod cli;
+pub mod client;
+pub mod clock;
+pub mod placement;
+pub mod route;
+pub mod router;
 pub mod wire;

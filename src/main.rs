@@ -1,17 +1,5 @@
-//! The `a2a-bench` binary.
+//! The `a2a-bench` binary: everything lives in the library; this only runs the command line.
 
-use clap::Parser;
-
-/// a2a-bench: benchmark engine for agent-to-agent messaging.
-#[derive(Parser, Debug)]
-#[command(version, about)]
-struct Cli {}
-
-fn main() {
-    let _ = Cli::parse();
-    println!(
-        "a2a-bench {}: wire protocol v{}",
-        env!("CARGO_PKG_VERSION"),
-        a2a_bench::wire::VERSION
-    );
+fn main() -> std::process::ExitCode {
+    a2a_bench::cli::main()
 }

@@ -125,9 +125,8 @@ pub fn decode_message<'a>(rd: &mut &'a [u8]) -> Result<Message<'a>, &'static str
         Some(_) => return Err("message must be a 2-element array"),
         None => return Err("message must be an array"),
     }
-    let code = read_uint(rd)
-        .and_then(|c| u8::try_from(c).ok())
-        .ok_or("kind must be an integer 0-255")?;
+    let code =
+        read_uint(rd).and_then(|c| u8::try_from(c).ok()).ok_or("kind must be an integer 0-255")?;
     if let Some(kind) = DataKind::from_code(code) {
         Envelope::decode_fields(kind, rd).map(Message::Data)
     } else if Control::is_control_code(code) {

@@ -96,6 +96,16 @@ pub enum Compression {
     None,
 }
 
+impl std::fmt::Display for Compression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Compression::Auto => "auto",
+            Compression::Lz4 => "lz4",
+            Compression::None => "none",
+        })
+    }
+}
+
 impl std::str::FromStr for Compression {
     type Err = String;
 

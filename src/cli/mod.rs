@@ -1,0 +1,221 @@
+//! The command line: clap structs, validated once into configs, then `run`.
+//!
+//! `main()` calls [`main`], which maps every error to a one-line message naming the flag and an
+//! exit code; nothing here panics on user input.
+
+mod router_cmd;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+
+use crate::placement::{self, Machine, Slot};
+use crate::route::{FullPolicy, ShardConfig};
+use crate::wire::{Compression, Limits};
+
+/// a2a-bench: benchmark engine for agent-to-agent messaging.
+#[derive(Parser, Debug)]
+#[command(name = "a2a-bench", version, about, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the thread-per-core router (glommio) until SIGINT or SIGTERM.
+    Router(router_cmd::RouterCmd),
+    /// Print every shard's counters from a running router.
+    Stats(router_cmd::StatsCmd),
+}
+
+/// Router settings shared by `a2a-bench router` and the benchmark's embedded router.
+#[derive(Args, Debug, Clone)]
+pub struct RouterArgs {
+    /// When a recipient's queue is full: pause the sender (backpressure) or drop with an error.
+    #[arg(long, value_name = "POLICY", default_value = "backpressure")]
+    pub on_full: FullPolicy,
+    /// Bound on bytes queued for one connection.
+    #[arg(long, value_name = "BYTES", default_value = "2M", value_parser = parse_bytes)]
+    pub conn_queue_bytes: usize,
+    /// Bound on bytes queued from one shard to another.
+    #[arg(long, value_name = "BYTES", default_value = "8M", value_parser = parse_bytes)]
+    pub peer_queue_bytes: usize,
+    /// Largest frame accepted (header included).
+    #[arg(long, value_name = "BYTES", default_value = "10M", value_parser = parse_bytes)]
+    pub frame_bytes_max: usize,
+    /// Most messages accepted in one frame.
+    #[arg(long, value_name = "N", default_value_t = 8192)]
+    pub batch_max: u32,
+    /// Seconds without traffic or heartbeat after which an agent is offline.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
+    pub heartbeat_timeout: Duration,
+    /// Lease of a lock whose request asks for 0, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    pub lock_lease_ms: u32,
+    /// Require this token in every registration.
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// Latency mode: an idle shard spins this many microseconds before sleeping (costs CPU).
+    #[arg(long, value_name = "US")]
+    pub spin_us: Option<u64>,
+}
+
+impl RouterArgs {
+    /// The shard settings these flags describe.
+    pub fn shard_config(&self, compression: Compression) -> anyhow::Result<ShardConfig> {
+        if self.batch_max == 0 {
+            bail!("--batch-max must be at least 1");
+        }
+        if self.frame_bytes_max < 1024 || self.frame_bytes_max > u32::MAX as usize {
+            bail!("--frame-bytes-max must be between 1K and 4G");
+        }
+        if self.conn_queue_bytes < 4096 || self.peer_queue_bytes < 4096 {
+            bail!("--conn-queue-bytes and --peer-queue-bytes must be at least 4K");
+        }
+        let mut cfg = ShardConfig::new(0, 1);
+        cfg.limits = Limits {
+            frame_bytes_max: self.frame_bytes_max as u32,
+            batch_messages_max: self.batch_max,
+        };
+        cfg.compression = compression;
+        cfg.on_full = self.on_full;
+        cfg.conn_queue_bytes_max = self.conn_queue_bytes;
+        cfg.peer_queue_bytes_max = self.peer_queue_bytes;
+        cfg.heartbeat_timeout = self.heartbeat_timeout;
+        cfg.lock_lease_ms = self.lock_lease_ms;
+        cfg.token = self.token.clone();
+        Ok(cfg)
+    }
+
+    /// The latency-mode spin, if asked for.
+    pub fn spin(&self) -> Option<Duration> {
+        self.spin_us.map(Duration::from_micros)
+    }
+}
+
+/// Parses `1048576`, `64K`, `2M`, `1G` (powers of 1024; a trailing `B` or `iB` is allowed).
+pub fn parse_bytes(s: &str) -> Result<usize, String> {
+    let t = s.trim().trim_end_matches("iB").trim_end_matches('B');
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&t[..i], 1usize << 10),
+        Some((i, 'M' | 'm')) => (&t[..i], 1 << 20),
+        Some((i, 'G' | 'g')) => (&t[..i], 1 << 30),
+        _ => (t, 1),
+    };
+    num.trim()
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("'{s}' is not a size (e.g. 65536, 64K, 2M)"))
+}
+
+/// Parses seconds as a decimal number (`0.5`, `30`).
+pub fn parse_secs(s: &str) -> Result<Duration, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if (0.0..1e7).contains(&v) => Ok(Duration::from_secs_f64(v)),
+        _ => Err(format!("'{s}' is not a number of seconds")),
+    }
+}
+
+/// Parses a router address: `tcp://host:port`, `ws://host:port[/path]` or `host:port`.
+pub fn parse_router_url(s: &str) -> Result<(String, SocketAddr), String> {
+    let (scheme, rest) = match s.split_once("://") {
+        Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
+        None => ("tcp".to_string(), s),
+    };
+    if scheme != "tcp" && scheme != "ws" {
+        return Err(format!("'{s}': the scheme must be tcp:// or ws://"));
+    }
+    let host_port = rest.split('/').next().unwrap_or(rest);
+    use std::net::ToSocketAddrs;
+    let addr = host_port
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| format!("'{s}' is not a reachable host:port"))?;
+    Ok((scheme, addr))
+}
+
+/// Turns a `--cores` list into slots on this machine.
+pub fn slots_for(flag: &str, spec: &str, machine: &Machine) -> anyhow::Result<Vec<Slot>> {
+    let cores = placement::parse_cores(spec).map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
+    machine.slots(&cores).map_err(|e| anyhow::anyhow!("{flag}: {e}"))
+}
+
+/// Parses the command line and runs it; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            let text = e.to_string();
+            let line = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!("a2a-bench: {}", line.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("a2a-bench: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Some(Command::Router(cmd)) => router_cmd::run_router(cmd),
+        Some(Command::Stats(cmd)) => router_cmd::run_stats(cmd),
+        None => {
+            let _ = Cli::try_parse_from(["a2a-bench", "--help"]).map_err(|e| e.print());
+            Ok(())
+        }
+    }
+}
+
+/// Raises RLIMIT_NOFILE to `want` (capped by the hard limit); returns the limit now in force.
+pub fn raise_nofile(want: u64) -> anyhow::Result<u64> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).context("reading RLIMIT_NOFILE")?;
+    if soft >= want {
+        return Ok(soft);
+    }
+    let target = want.min(hard);
+    setrlimit(Resource::RLIMIT_NOFILE, target, hard).context("raising RLIMIT_NOFILE")?;
+    Ok(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations_parse() {
+        // Proves the size and seconds parsers accept their documented forms and refuse others.
+        assert_eq!(parse_bytes("65536"), Ok(65536));
+        assert_eq!(parse_bytes("64K"), Ok(64 << 10));
+        assert_eq!(parse_bytes("2MiB"), Ok(2 << 20));
+        assert_eq!(parse_bytes("1G"), Ok(1 << 30));
+        assert!(parse_bytes("lots").is_err());
+        assert_eq!(parse_secs("0.5"), Ok(Duration::from_millis(500)));
+        assert!(parse_secs("-1").is_err());
+    }
+
+    #[test]
+    fn router_urls_parse() {
+        // Proves tcp://, ws:// and bare host:port parse, and other schemes are refused.
+        assert_eq!(parse_router_url("tcp://127.0.0.1:8766").unwrap().0, "tcp");
+        assert_eq!(parse_router_url("ws://127.0.0.1:8766/a2a").unwrap().0, "ws");
+        assert_eq!(parse_router_url("127.0.0.1:9").unwrap().1.port(), 9);
+        assert!(parse_router_url("http://127.0.0.1:1").is_err());
+    }
+}

@@ -1,0 +1,134 @@
+//! `a2a-bench router` and `a2a-bench stats`.
+
+use std::net::SocketAddr;
+
+use anyhow::{bail, Context};
+use clap::Args;
+
+use super::{parse_router_url, slots_for, RouterArgs};
+use crate::client::Client;
+use crate::placement::Machine;
+use crate::router::{Router, RouterConfig};
+use crate::wire::control::StatsRequest;
+use crate::wire::{Compression, Control, ErrorCode, ShardStats};
+
+/// `a2a-bench router`.
+#[derive(Args, Debug)]
+pub struct RouterCmd {
+    /// Cores to run shards on, one shard per core (e.g. 0-3,8). Default: every core.
+    #[arg(long, value_name = "LIST")]
+    cores: Option<String>,
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8766")]
+    listen: SocketAddr,
+    /// Compression of frames the router writes.
+    #[arg(long, value_name = "MODE", default_value = "auto")]
+    compression: Compression,
+    #[command(flatten)]
+    router: RouterArgs,
+}
+
+/// `a2a-bench stats`.
+#[derive(Args, Debug)]
+pub struct StatsCmd {
+    /// The router to ask: tcp://host:port.
+    #[arg(long, value_name = "URL", default_value = "tcp://127.0.0.1:8766")]
+    router: String,
+}
+
+pub(super) fn run_router(cmd: RouterCmd) -> anyhow::Result<()> {
+    let machine = Machine::detect();
+    let slots = match &cmd.cores {
+        Some(spec) => slots_for("--cores", spec, &machine)?,
+        None => machine.cores.clone(),
+    };
+    if slots.len() > 64 {
+        bail!("--cores: at most 64 shards");
+    }
+    super::raise_nofile(1 << 20).ok();
+    let mut config = RouterConfig::new(cmd.listen, slots.clone());
+    config.shard = cmd.router.shard_config(cmd.compression)?;
+    config.spin_before_park = cmd.router.spin();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .context("installing signal handlers")?;
+    let router = Router::start(config).with_context(|| format!("--listen {}", cmd.listen))?;
+    let placement: Vec<String> =
+        slots.iter().map(|s| format!("core {} (node {})", s.core, s.node)).collect();
+    println!(
+        "a2a-bench router (glommio) listening on tcp://{} with {} shard(s): {}",
+        router.local_addr(),
+        slots.len(),
+        placement.join(", ")
+    );
+    println!("stop with Ctrl-C (SIGINT) or SIGTERM");
+    let _ = signals.forever().next();
+    println!("\nstopping");
+    print_stats(&router.stop());
+    Ok(())
+}
+
+pub(super) fn run_stats(cmd: StatsCmd) -> anyhow::Result<()> {
+    let (scheme, addr) =
+        parse_router_url(&cmd.router).map_err(|e| anyhow::anyhow!("--router: {e}"))?;
+    if scheme != "tcp" {
+        bail!("--router: stats are read over tcp://");
+    }
+    let mut client =
+        Client::connect(addr).with_context(|| format!("--router: connecting to {addr}"))?;
+    let request_id = client.request_id();
+    match client.call(Control::StatsRequest(StatsRequest { request_id }))? {
+        Control::StatsReply(reply) => print_stats(&reply.shards),
+        other => bail!("unexpected answer from the router: {other:?}"),
+    }
+    Ok(())
+}
+
+/// Prints one line per shard and the totals.
+pub fn print_stats(shards: &[ShardStats]) {
+    println!(
+        "{:>5} {:>5} {:>6} {:>7} {:>13} {:>13} {:>12} {:>12} {:>11} {:>8}",
+        "shard",
+        "core",
+        "conns",
+        "agents",
+        "msgs in",
+        "msgs out",
+        "MiB in",
+        "MiB out",
+        "cross-shard",
+        "errors"
+    );
+    for s in shards {
+        let errors: u64 = s.errors.iter().map(|(_, n)| n).sum();
+        println!(
+            "{:>5} {:>5} {:>6} {:>7} {:>13} {:>13} {:>12.1} {:>12.1} {:>11} {:>8}",
+            s.shard,
+            s.core,
+            s.connections,
+            s.agents,
+            s.msgs_in,
+            s.msgs_out,
+            s.bytes_in as f64 / 1048576.0,
+            s.bytes_out as f64 / 1048576.0,
+            s.cross_shard_out,
+            errors
+        );
+        for (code, n) in &s.errors {
+            let name = ErrorCode::from_code(*code).map_or("unknown", ErrorCode::name);
+            println!("{:>13} {name}: {n}", "");
+        }
+        println!(
+            "{:>13} pool hits {} misses {} returns {} discards {}; queue high-water: connection {} B, peer {} B",
+            "",
+            s.pool_hits,
+            s.pool_misses,
+            s.pool_returns,
+            s.pool_discards,
+            s.conn_queue_bytes_hwm,
+            s.peer_queue_bytes_hwm
+        );
+    }
+}

@@ -1,0 +1,246 @@
+//! Placement: which cores exist, which NUMA node each belongs to, and which cores the router
+//! shards and the agent groups get.
+//!
+//! The core → node map comes from hwlocality. Router shards are spread over nodes round-robin;
+//! agent groups take the remaining cores. Each thread pins itself (core_affinity) and, on a
+//! machine with more than one node, binds its memory to its node (hwlocality), so buffers it
+//! allocates are local. A one-node machine is the degenerate case: the same plan, no binding.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::OnceLock;
+
+use hwlocality::memory::binding::{MemoryBindingFlags, MemoryBindingPolicy};
+use hwlocality::object::types::ObjectType;
+use hwlocality::Topology;
+
+/// A core and the NUMA node it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Slot {
+    /// OS index of the core (logical CPU).
+    pub core: usize,
+    /// OS index of its NUMA node.
+    pub node: u32,
+}
+
+/// The machine's cores and NUMA nodes.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Machine {
+    /// Every usable core, ascending, with its node.
+    pub cores: Vec<Slot>,
+    /// Whether the map came from hwloc (false: every core assumed on node 0).
+    pub from_hwloc: bool,
+}
+
+fn topology() -> Option<&'static Topology> {
+    static TOPOLOGY: OnceLock<Option<Topology>> = OnceLock::new();
+    TOPOLOGY.get_or_init(|| Topology::new().ok()).as_ref()
+}
+
+impl Machine {
+    /// Reads the topology (once per process).
+    pub fn detect() -> Machine {
+        if let Some(topo) = topology() {
+            let mut cores = Vec::new();
+            for node in topo.objects_with_type(ObjectType::NUMANode) {
+                let (Some(id), Some(cpus)) = (node.os_index(), node.cpuset()) else { continue };
+                for core in cpus.iter_set() {
+                    cores.push(Slot { core: usize::from(core), node: id as u32 });
+                }
+            }
+            if !cores.is_empty() {
+                cores.sort_by_key(|s| s.core);
+                cores.dedup_by_key(|s| s.core);
+                return Machine { cores, from_hwloc: true };
+            }
+        }
+        let cores = core_affinity::get_core_ids()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| Slot { core: c.id, node: 0 })
+            .collect();
+        Machine { cores, from_hwloc: false }
+    }
+
+    /// The node of `core`, if the core exists.
+    pub fn node_of(&self, core: usize) -> Option<u32> {
+        self.cores.iter().find(|s| s.core == core).map(|s| s.node)
+    }
+
+    /// Distinct NUMA nodes.
+    pub fn nodes(&self) -> usize {
+        let mut nodes: Vec<u32> = self.cores.iter().map(|s| s.node).collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        nodes.len()
+    }
+
+    /// Turns core numbers into slots, refusing cores this machine does not have.
+    pub fn slots(&self, cores: &[usize]) -> Result<Vec<Slot>, String> {
+        cores
+            .iter()
+            .map(|&core| {
+                self.node_of(core).map(|node| Slot { core, node }).ok_or_else(|| {
+                    let last = self.cores.last().map_or(0, |s| s.core);
+                    format!("core {core} does not exist on this machine (cores 0-{last})")
+                })
+            })
+            .collect()
+    }
+}
+
+/// Parses a core list such as `0-3,8,10-11` (sorted, duplicates removed).
+pub fn parse_cores(spec: &str) -> Result<Vec<usize>, String> {
+    let mut cores = Vec::new();
+    for part in spec.split(',').map(str::trim) {
+        let bad = || format!("invalid core list '{spec}': '{part}' is not N or N-M");
+        if part.is_empty() {
+            return Err(bad());
+        }
+        let (lo, hi) = match part.split_once('-') {
+            Some((a, b)) => (a.trim().parse::<usize>(), b.trim().parse::<usize>()),
+            None => (part.parse::<usize>(), part.parse::<usize>()),
+        };
+        let (Ok(lo), Ok(hi)) = (lo, hi) else { return Err(bad()) };
+        if lo > hi || hi > 4095 {
+            return Err(bad());
+        }
+        cores.extend(lo..=hi);
+    }
+    cores.sort_unstable();
+    cores.dedup();
+    Ok(cores)
+}
+
+/// Which cores run router shards and which run agent groups.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Plan {
+    /// One router shard per slot.
+    pub router: Vec<Slot>,
+    /// One agent group per slot.
+    pub agents: Vec<Slot>,
+}
+
+impl Plan {
+    /// Splits `slots` between router and agents: the router gets half (rounded up, at least one),
+    /// picked round-robin across NUMA nodes; agents get the rest. With a single core both share it.
+    pub fn split(slots: &[Slot]) -> Plan {
+        if slots.len() <= 1 {
+            return Plan { router: slots.to_vec(), agents: slots.to_vec() };
+        }
+        let want = slots.len().div_ceil(2);
+        Plan::spread(slots, want)
+    }
+
+    /// Takes `want` router slots round-robin across the nodes of `slots`; the rest are agents'.
+    pub fn spread(slots: &[Slot], want: usize) -> Plan {
+        let mut by_node: BTreeMap<u32, Vec<Slot>> = BTreeMap::new();
+        for &s in slots {
+            by_node.entry(s.node).or_default().push(s);
+        }
+        let mut router = Vec::new();
+        let mut queues: Vec<std::vec::IntoIter<Slot>> =
+            by_node.into_values().map(Vec::into_iter).collect();
+        'outer: while router.len() < want {
+            let mut took = false;
+            for q in &mut queues {
+                if router.len() == want {
+                    break 'outer;
+                }
+                if let Some(s) = q.next() {
+                    router.push(s);
+                    took = true;
+                }
+            }
+            if !took {
+                break;
+            }
+        }
+        router.sort_by_key(|s| s.core);
+        let agents = slots.iter().copied().filter(|s| !router.contains(s)).collect();
+        Plan { router, agents }
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |slots: &[Slot]| {
+            slots
+                .iter()
+                .map(|s| format!("{} (node {})", s.core, s.node))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        write!(
+            f,
+            "router shards on cores {}; agents on cores {}",
+            list(&self.router),
+            list(&self.agents)
+        )
+    }
+}
+
+/// Pins the calling thread to `slot.core` and, on a multi-node machine, binds its future
+/// allocations to `slot.node`. Returns a warning when either could not be done.
+pub fn pin_current_thread(slot: Slot) -> Option<String> {
+    if !core_affinity::set_for_current(core_affinity::CoreId { id: slot.core }) {
+        return Some(format!("could not pin a thread to core {}", slot.core));
+    }
+    let topo = topology()?;
+    if Machine::detect().nodes() <= 1 {
+        return None;
+    }
+    let node = topo
+        .objects_with_type(ObjectType::NUMANode)
+        .find(|n| n.os_index() == Some(slot.node as usize))?;
+    let nodeset = node.nodeset()?;
+    match topo.bind_memory(nodeset, MemoryBindingPolicy::Bind, MemoryBindingFlags::THREAD) {
+        Ok(()) => None,
+        Err(e) => Some(format!("could not bind memory to NUMA node {}: {e}", slot.node)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_lists_parse_ranges_and_singles() {
+        // Proves lists and ranges parse, sort and dedupe, and bad input names the bad part.
+        assert_eq!(parse_cores("0-3,8,2,10-11").unwrap(), vec![0, 1, 2, 3, 8, 10, 11]);
+        assert_eq!(parse_cores("5").unwrap(), vec![5]);
+        assert!(parse_cores("3-1").unwrap_err().contains("'3-1'"));
+        assert!(parse_cores("0,,1").is_err());
+        assert!(parse_cores("a").is_err());
+    }
+
+    fn slots(nodes: &[u32]) -> Vec<Slot> {
+        nodes.iter().enumerate().map(|(core, &node)| Slot { core, node }).collect()
+    }
+
+    #[test]
+    fn router_shards_spread_over_numa_nodes() {
+        // Proves the split gives the router half the cores, alternating nodes.
+        let plan = Plan::split(&slots(&[0, 0, 0, 0, 1, 1, 1, 1]));
+        assert_eq!(plan.router.iter().map(|s| s.core).collect::<Vec<_>>(), vec![0, 1, 4, 5]);
+        assert_eq!(plan.agents.iter().map(|s| s.core).collect::<Vec<_>>(), vec![2, 3, 6, 7]);
+    }
+
+    #[test]
+    fn one_node_and_one_core_are_degenerate_cases() {
+        // Proves a single node splits in order and a single core is shared.
+        let plan = Plan::split(&slots(&[0, 0]));
+        assert_eq!((plan.router[0].core, plan.agents[0].core), (0, 1));
+        let plan = Plan::split(&slots(&[0]));
+        assert_eq!(plan.router, plan.agents);
+    }
+
+    #[test]
+    fn this_machine_is_detected() {
+        // Proves hwloc (or the fallback) finds the cores this process may run on.
+        let m = Machine::detect();
+        assert!(!m.cores.is_empty());
+        assert!(m.slots(&[m.cores[0].core]).is_ok());
+        assert!(m.slots(&[100_000]).unwrap_err().contains("does not exist"));
+    }
+}

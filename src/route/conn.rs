@@ -1,0 +1,155 @@
+//! A client connection as a shard sees it: the agents on it and its bounded outbound queue.
+//!
+//! Output goes into two lanes (high: priority 6–10 and router replies; normal: 0–5). Each lane
+//! has an open frame that routing appends raw messages to, and a queue of sealed frames. The
+//! writer task takes whole frames — the open one is sealed at that moment — so everything routed
+//! to a connection between two writes leaves in one frame and one write.
+
+use std::collections::VecDeque;
+use std::task::Waker;
+
+use crate::wire::{AgentId, BufferPool, Compression, FrameBuf, HEADER_LEN};
+
+/// Largest outbound frame the router builds (the largest pool tier); a bigger message gets a
+/// frame of its own.
+pub(crate) const FRAME_OUT_BYTES: usize = 64 << 10;
+
+/// The high-priority lane.
+pub(crate) const LANE_HIGH: u8 = 0;
+/// The normal lane.
+pub(crate) const LANE_NORMAL: u8 = 1;
+
+/// The lane a data message of `priority` travels in.
+#[inline]
+pub(crate) fn lane_of(priority: u8) -> u8 {
+    if priority > 5 {
+        LANE_HIGH
+    } else {
+        LANE_NORMAL
+    }
+}
+
+#[derive(Debug, Default)]
+struct Lane {
+    open: Option<FrameBuf>,
+    /// Full frames, not finished yet (finished when taken), with the raw bytes each accounts for.
+    sealed: VecDeque<(FrameBuf, usize)>,
+    /// Raw bytes in `open`.
+    open_bytes: usize,
+}
+
+/// How a connection ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Closing {
+    /// Open.
+    No,
+    /// A fatal error was queued: write what is queued, then close.
+    AfterFlush,
+    /// The peer went away: drop what is queued.
+    Now,
+}
+
+/// One connection homed on this shard.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    /// Distinguishes this connection from earlier ones in the same slot.
+    pub gen: u32,
+    /// Agents registered on this connection.
+    pub agents: Vec<AgentId>,
+    lanes: [Lane; 2],
+    /// Raw bytes queued for writing: the bound's measure.
+    pub queued_bytes: usize,
+    /// The writer task, parked while there is nothing to write.
+    pub writer: Option<Waker>,
+    /// Inputs paused until this connection drains below half its bound.
+    pub waiting: Vec<Waker>,
+    /// When the last frame arrived (liveness of its agents).
+    pub last_frame_ns: u64,
+    pub closing: Closing,
+    /// Broadcast/publish fan-out stamp: one copy per connection per message.
+    pub fan_mark: u64,
+    /// The destination whose bound this connection's last input pushed past, if any.
+    pub blocked_on: Option<super::Dest>,
+    /// Tasks (reader, writer) still using the slot.
+    pub users: u8,
+}
+
+impl Conn {
+    pub fn new(gen: u32, now_ns: u64) -> Conn {
+        Conn {
+            gen,
+            agents: Vec::new(),
+            lanes: [Lane::default(), Lane::default()],
+            queued_bytes: 0,
+            writer: None,
+            waiting: Vec::new(),
+            last_frame_ns: now_ns,
+            closing: Closing::No,
+            fan_mark: 0,
+            blocked_on: None,
+            users: 2,
+        }
+    }
+
+    /// Appends one encoded message to `lane`; returns the new queued byte count.
+    #[inline]
+    pub fn push(&mut self, lane: u8, raw: &[u8], pool: &mut BufferPool, batch_max: u32) -> usize {
+        let l = &mut self.lanes[usize::from(lane)];
+        let full = l.open.as_ref().is_some_and(|f| {
+            !f.is_empty() && (f.len() + raw.len() > FRAME_OUT_BYTES || f.count() >= batch_max)
+        });
+        if full {
+            if let Some(f) = l.open.take() {
+                l.sealed.push_back((f, std::mem::take(&mut l.open_bytes)));
+            }
+        }
+        let frame = l.open.get_or_insert_with(|| {
+            FrameBuf::new(pool.get((HEADER_LEN + raw.len()).max(FRAME_OUT_BYTES)))
+        });
+        frame.push_raw(raw);
+        l.open_bytes += raw.len();
+        self.queued_bytes += raw.len();
+        if let Some(w) = self.writer.take() {
+            w.wake();
+        }
+        self.queued_bytes
+    }
+
+    /// The next frame to write, high lane first; `None` when nothing is queued.
+    pub fn take_frame(
+        &mut self,
+        compression: Compression,
+        pool: &mut BufferPool,
+    ) -> Option<(Vec<u8>, usize)> {
+        for l in &mut self.lanes {
+            if let Some((f, bytes)) = l.sealed.pop_front() {
+                return Some((f.finish(compression, pool), bytes));
+            }
+            if let Some(f) = l.open.take() {
+                let bytes = std::mem::take(&mut l.open_bytes);
+                return Some((f.finish(compression, pool), bytes));
+            }
+        }
+        None
+    }
+
+    /// Drops everything queued, giving the buffers back.
+    pub fn discard_output(&mut self, pool: &mut BufferPool) {
+        for l in &mut self.lanes {
+            if let Some(f) = l.open.take() {
+                pool.put(f.into_inner());
+            }
+            for (f, _) in l.sealed.drain(..) {
+                pool.put(f.into_inner());
+            }
+            l.open_bytes = 0;
+        }
+        self.queued_bytes = 0;
+    }
+
+    /// Whether `agent` is registered here.
+    #[inline]
+    pub fn has_agent(&self, agent: AgentId) -> bool {
+        self.agents.contains(&agent)
+    }
+}

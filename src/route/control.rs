@@ -1,0 +1,591 @@
+//! The control plane: registration, subscriptions, locks, barriers, discovery and stats, and
+//! the shard-to-shard protocol that keeps them correct across shards.
+//!
+//! - An agent id is arbitrated by its owner shard (`id % shards`): a registration *claims* the id
+//!   there first, so two shards can never both accept it.
+//! - A registration or subscription is acknowledged only after a *sync round*: every peer has
+//!   applied the change (channels are FIFO, so a `Sync` answered means everything before it is
+//!   applied). After the ack, any agent on any shard can reach the new agent or subscription.
+//! - Each lock and barrier lives on its owner shard (`id % shards`), which serializes requests
+//!   and sends the outcomes to the agents' home shards.
+//! - Discovery and stats are scatter-gather: ask every peer, answer when all have replied.
+
+use std::borrow::Cow;
+
+use super::coord::{BarrierOutcome, Grant, LockOutcome, Waiter};
+use super::peer::PeerMsg;
+use super::{ConnId, LocalAgent, Route, Shard};
+use crate::wire::control::{
+    Ack, AgentInfo, BarrierRelease, BarrierWait, DiscoverReply, Error as ErrorMsg, LockGranted,
+    LockQueued, Register, StatsReply,
+};
+use crate::wire::{AgentId, BarrierId, Control, ErrorCode, LockId, ShardStats, TopicId};
+
+/// Most agents one discover reply carries.
+const DISCOVER_PAGE_MAX: u32 = 1000;
+
+/// A client request waiting for peers.
+#[derive(Debug)]
+pub(super) enum Pending {
+    /// Waiting for the id's owner to accept the claim.
+    Claim { conn: ConnId, reg: Register },
+    /// Waiting for every peer's `SyncAck`; then `reply` goes to `conn`.
+    Sync { conn: ConnId, reply: Control, acks_left: u16 },
+    /// Collecting matches from every peer.
+    Discover {
+        conn: ConnId,
+        request_id: u64,
+        offset: u32,
+        limit: u32,
+        acks_left: u16,
+        found: Vec<AgentInfo>,
+    },
+    /// Collecting counters from every peer.
+    Stats { conn: ConnId, request_id: u64, acks_left: u16, shards: Vec<ShardStats> },
+}
+
+impl Shard {
+    /// Handles a control message from a client. `Err` is fatal: the client sent a kind only the
+    /// router may send.
+    pub(super) fn on_control(&mut self, id: ConnId, ctl: Control) -> Result<(), ErrorCode> {
+        match ctl {
+            Control::Register(r) => self.register(id, r),
+            Control::Unregister(u) => {
+                if let Some(li) = self.agent_on(id, u.agent_id, u.request_id) {
+                    self.remove_local_agent(li);
+                    self.sync_then_reply(id, Control::Ack(Ack { request_id: u.request_id }));
+                }
+            }
+            Control::Heartbeat(h) => {
+                if let Some(li) = self.agent_on(id, h.agent_id, h.request_id) {
+                    let a = &mut self.local[li as usize];
+                    a.last_seen_ns = self.now_ns;
+                    a.online = true;
+                    self.reply(id, Control::Ack(Ack { request_id: h.request_id }));
+                }
+            }
+            Control::Discover(d) => {
+                let found = self.local_matches(d.agent_type, d.capability.as_deref());
+                let acks_left = self.cfg.shards - 1;
+                let token = self.token();
+                let (request_id, offset, limit) = (d.request_id, d.offset, d.limit);
+                self.pending.insert(
+                    token,
+                    Pending::Discover { conn: id, request_id, offset, limit, acks_left, found },
+                );
+                let (agent_type, capability) = (d.agent_type, d.capability);
+                self.tell_all_peers(|| PeerMsg::DiscoverRequest {
+                    token,
+                    agent_type,
+                    capability: capability.clone(),
+                });
+                self.maybe_finish(token);
+            }
+            Control::Subscribe(s) => {
+                if let Some(li) = self.agent_on(id, s.agent_id, s.request_id) {
+                    self.subscribe_local(li, s.topic);
+                    self.sync_then_reply(id, Control::Ack(Ack { request_id: s.request_id }));
+                }
+            }
+            Control::Unsubscribe(u) => {
+                if let Some(li) = self.agent_on(id, u.agent_id, u.request_id) {
+                    self.unsubscribe_local(li, u.topic);
+                    self.reply(id, Control::Ack(Ack { request_id: u.request_id }));
+                }
+            }
+            Control::LockRequest(l) => {
+                if self.agent_on(id, l.agent_id, l.request_id).is_some() {
+                    let waiter = self.waiter(l.agent_id, l.request_id);
+                    match self.owner_of(l.lock_id.0) {
+                        o if o == self.cfg.shard => {
+                            self.own_lock_request(waiter, l.lock_id, l.lease_ms)
+                        }
+                        o => self.peer_push_msg(
+                            o,
+                            PeerMsg::LockRequest { waiter, lock: l.lock_id, lease_ms: l.lease_ms },
+                        ),
+                    }
+                }
+            }
+            Control::LockRelease(l) => {
+                if self.agent_on(id, l.agent_id, l.request_id).is_some() {
+                    let waiter = self.waiter(l.agent_id, l.request_id);
+                    match self.owner_of(l.lock_id.0) {
+                        o if o == self.cfg.shard => self.own_lock_release(waiter, l.lock_id),
+                        o => {
+                            self.peer_push_msg(o, PeerMsg::LockRelease { waiter, lock: l.lock_id })
+                        }
+                    }
+                }
+            }
+            Control::BarrierEnter(b) => {
+                if self.agent_on(id, b.agent_id, b.request_id).is_some() {
+                    let waiter = self.waiter(b.agent_id, b.request_id);
+                    match self.owner_of(b.barrier_id.0) {
+                        o if o == self.cfg.shard => {
+                            self.own_barrier_enter(waiter, b.barrier_id, b.expected)
+                        }
+                        o => self.peer_push_msg(
+                            o,
+                            PeerMsg::BarrierEnter {
+                                waiter,
+                                barrier: b.barrier_id,
+                                expected: b.expected,
+                            },
+                        ),
+                    }
+                }
+            }
+            Control::StatsRequest(s) => {
+                let token = self.token();
+                let acks_left = self.cfg.shards - 1;
+                let shards = vec![self.stats()];
+                let request_id = s.request_id;
+                self.pending
+                    .insert(token, Pending::Stats { conn: id, request_id, acks_left, shards });
+                self.tell_all_peers(|| PeerMsg::StatsRequest { token });
+                self.maybe_finish(token);
+            }
+            _ => return Err(ErrorCode::UnexpectedMessage),
+        }
+        Ok(())
+    }
+
+    fn register(&mut self, id: ConnId, r: Register) {
+        if let Some(token) = &self.cfg.token {
+            if r.token.as_deref() != Some(token.as_str()) {
+                let detail = "registration token missing or wrong";
+                return self.request_error(
+                    id,
+                    r.request_id,
+                    r.agent_id,
+                    ErrorCode::Unauthorized,
+                    detail,
+                );
+            }
+        }
+        if self.directory.contains_key(&r.agent_id) {
+            let detail = "agent id is already registered";
+            return self.request_error(
+                id,
+                r.request_id,
+                r.agent_id,
+                ErrorCode::DuplicateAgent,
+                detail,
+            );
+        }
+        let owner = self.owner_of(u64::from(r.agent_id.0));
+        if owner == self.cfg.shard {
+            if self.owned.contains_key(&r.agent_id) {
+                let detail = "agent id is already registered";
+                return self.request_error(
+                    id,
+                    r.request_id,
+                    r.agent_id,
+                    ErrorCode::DuplicateAgent,
+                    detail,
+                );
+            }
+            self.owned.insert(r.agent_id, self.cfg.shard);
+            self.complete_register(id, r);
+        } else {
+            let token = self.token();
+            let agent = r.agent_id;
+            self.pending.insert(token, Pending::Claim { conn: id, reg: r });
+            self.peer_push_msg(owner, PeerMsg::Claim { agent, token });
+        }
+    }
+
+    /// The id is ours: record the agent, tell every peer, ack after the sync round.
+    fn complete_register(&mut self, id: ConnId, r: Register) {
+        if !self.conn_mut(id).is_some_and(|c| c.closing == super::conn::Closing::No) {
+            // The connection left while the claim was in flight: give the id back.
+            if self.owned.get(&r.agent_id) == Some(&self.cfg.shard) {
+                self.owned.remove(&r.agent_id);
+            }
+            let agent = r.agent_id;
+            self.tell_all_peers(|| PeerMsg::AgentDown { agent });
+            return;
+        }
+        let li = self.local.insert(LocalAgent {
+            id: r.agent_id,
+            agent_type: r.agent_type,
+            conn: id.idx,
+            name: r.name,
+            capabilities: r.capabilities,
+            topics: Vec::new(),
+            last_seen_ns: self.now_ns,
+            online: true,
+        }) as u32;
+        self.directory.insert(r.agent_id, Route::Local(li));
+        if let Some(c) = self.conn_mut(id) {
+            c.agents.push(r.agent_id);
+        }
+        for topic in r.topics {
+            self.subscribe_local(li, topic);
+        }
+        let agent = r.agent_id;
+        self.tell_all_peers(|| PeerMsg::AgentUp { agent });
+        self.sync_then_reply(id, Control::Ack(Ack { request_id: r.request_id }));
+    }
+
+    /// Removes a local agent everywhere: directory, topics, locks, barriers, every peer.
+    pub(super) fn remove_local_agent(&mut self, li: u32) {
+        if !self.local.contains(li as usize) {
+            return;
+        }
+        let a = self.local.remove(li as usize);
+        self.directory.remove(&a.id);
+        if let Some(c) = self.conns.get_mut(a.conn as usize) {
+            c.agents.retain(|&x| x != a.id);
+        }
+        for topic in a.topics {
+            self.unsubscribe_topic(li, topic);
+        }
+        self.forget_in_coordination(a.id);
+        if self.owned.get(&a.id) == Some(&self.cfg.shard) {
+            self.owned.remove(&a.id);
+        }
+        let agent = a.id;
+        self.tell_all_peers(|| PeerMsg::AgentDown { agent });
+    }
+
+    /// Removes every agent registered on connection slot `idx`.
+    pub(super) fn drop_agents_of(&mut self, idx: u32) {
+        let Some(c) = self.conns.get_mut(idx as usize) else { return };
+        for agent in std::mem::take(&mut c.agents) {
+            if let Some(&Route::Local(li)) = self.directory.get(&agent) {
+                self.remove_local_agent(li);
+            }
+        }
+    }
+
+    /// Releases `agent`'s locks and barrier places held on this shard.
+    fn forget_in_coordination(&mut self, agent: AgentId) {
+        let mut grants = std::mem::take(&mut self.grants);
+        self.locks.remove_agent(agent, self.now_ns, &mut grants);
+        self.deliver_grants(&mut grants);
+        self.grants = grants;
+        self.barriers.remove_agent(agent);
+    }
+
+    fn subscribe_local(&mut self, li: u32, topic: TopicId) {
+        let Some(a) = self.local.get_mut(li as usize) else { return };
+        if a.topics.contains(&topic) {
+            return;
+        }
+        a.topics.push(topic);
+        let t = self.topics.entry(topic).or_default();
+        t.subs.push(li);
+        if t.subs.len() == 1 {
+            self.tell_all_peers(|| PeerMsg::TopicInterest { topic, on: true });
+        }
+    }
+
+    fn unsubscribe_local(&mut self, li: u32, topic: TopicId) {
+        let Some(a) = self.local.get_mut(li as usize) else { return };
+        let before = a.topics.len();
+        a.topics.retain(|&t| t != topic);
+        if a.topics.len() != before {
+            self.unsubscribe_topic(li, topic);
+        }
+    }
+
+    /// Drops `li` from the topic's subscribers, telling peers when the last one leaves.
+    fn unsubscribe_topic(&mut self, li: u32, topic: TopicId) {
+        let Some(t) = self.topics.get_mut(&topic) else { return };
+        t.subs.retain(|&s| s != li);
+        if t.subs.is_empty() {
+            if t.remote == 0 {
+                self.topics.remove(&topic);
+            }
+            self.tell_all_peers(|| PeerMsg::TopicInterest { topic, on: false });
+        }
+    }
+
+    /// The local index of `agent` if it is registered on connection `id`; otherwise answers
+    /// `unknown_agent` and returns `None`.
+    fn agent_on(&mut self, id: ConnId, agent: AgentId, request_id: u64) -> Option<u32> {
+        if let Some(&Route::Local(li)) = self.directory.get(&agent) {
+            if self.local.get(li as usize).is_some_and(|a| a.conn == id.idx) {
+                return Some(li);
+            }
+        }
+        let detail = "agent is not registered on this connection";
+        self.request_error(id, request_id, agent, ErrorCode::UnknownAgent, detail);
+        None
+    }
+
+    fn waiter(&self, agent: AgentId, request_id: u64) -> Waiter {
+        Waiter { agent, request_id, home: self.cfg.shard }
+    }
+
+    fn own_lock_request(&mut self, waiter: Waiter, lock: LockId, lease_ms: u32) {
+        let mut grants = std::mem::take(&mut self.grants);
+        let outcome = self.locks.request(waiter, lock, lease_ms, self.now_ns, &mut grants);
+        self.deliver_grants(&mut grants);
+        self.grants = grants;
+        let (request_id, agent_id) = (waiter.request_id, waiter.agent);
+        let reply = match outcome {
+            LockOutcome::Granted { lease_ms } => {
+                Control::LockGranted(LockGranted { request_id, agent_id, lock_id: lock, lease_ms })
+            }
+            LockOutcome::Queued { position } => {
+                Control::LockQueued(LockQueued { request_id, agent_id, lock_id: lock, position })
+            }
+        };
+        self.deliver_to(waiter, &reply);
+    }
+
+    fn own_lock_release(&mut self, waiter: Waiter, lock: LockId) {
+        let mut grants = std::mem::take(&mut self.grants);
+        let result = self.locks.release(waiter.agent, lock, self.now_ns, &mut grants);
+        let reply = match result {
+            Ok(()) => Control::Ack(Ack { request_id: waiter.request_id }),
+            Err(code) => self.error_msg(waiter, code, "lock release refused"),
+        };
+        self.deliver_to(waiter, &reply);
+        self.deliver_grants(&mut grants);
+        self.grants = grants;
+    }
+
+    fn own_barrier_enter(&mut self, waiter: Waiter, barrier: BarrierId, expected: u32) {
+        match self.barriers.enter(waiter, barrier, expected) {
+            Ok(BarrierOutcome::Waiting { arrived, expected }) => {
+                let reply = Control::BarrierWait(BarrierWait {
+                    request_id: waiter.request_id,
+                    agent_id: waiter.agent,
+                    barrier_id: barrier,
+                    arrived,
+                    expected,
+                });
+                self.deliver_to(waiter, &reply);
+            }
+            Ok(BarrierOutcome::Released(all)) => {
+                let arrived = all.len() as u32;
+                for w in all {
+                    let release = Control::BarrierRelease(BarrierRelease {
+                        request_id: w.request_id,
+                        agent_id: w.agent,
+                        barrier_id: barrier,
+                        arrived,
+                    });
+                    self.deliver_to(w, &release);
+                }
+            }
+            Err(code) => {
+                let reply =
+                    self.error_msg(waiter, code, "barrier expected count must be at least 1");
+                self.deliver_to(waiter, &reply);
+            }
+        }
+    }
+
+    pub(super) fn deliver_grants(&mut self, grants: &mut Vec<Grant>) {
+        for g in grants.drain(..) {
+            let granted = Control::LockGranted(LockGranted {
+                request_id: g.waiter.request_id,
+                agent_id: g.waiter.agent,
+                lock_id: g.lock,
+                lease_ms: g.lease_ms,
+            });
+            self.deliver_to(g.waiter, &granted);
+        }
+    }
+
+    /// Sends a router → client message to a waiter, on this shard or its home shard.
+    fn deliver_to(&mut self, waiter: Waiter, ctl: &Control) {
+        if waiter.home != self.cfg.shard {
+            return self.control_to_peer(waiter.home, waiter.agent, ctl);
+        }
+        if let Some(&Route::Local(li)) = self.directory.get(&waiter.agent) {
+            if let Some(conn) = self.local.get(li as usize).map(|a| a.conn) {
+                self.reply_conn(conn, ctl);
+            }
+        }
+    }
+
+    fn error_msg(&mut self, waiter: Waiter, code: ErrorCode, detail: &'static str) -> Control {
+        self.count_error(code);
+        Control::Error(ErrorMsg {
+            code: code.code(),
+            request_id: waiter.request_id,
+            message_id: 0,
+            agent_id: waiter.agent,
+            detail: Cow::Borrowed(detail),
+        })
+    }
+
+    fn request_error(
+        &mut self,
+        id: ConnId,
+        request_id: u64,
+        agent: AgentId,
+        code: ErrorCode,
+        detail: &'static str,
+    ) {
+        let waiter = Waiter { agent, request_id, home: self.cfg.shard };
+        let err = self.error_msg(waiter, code, detail);
+        self.reply(id, err);
+    }
+
+    /// Replies on connection `id` if it is still the same connection and open.
+    fn reply(&mut self, id: ConnId, ctl: Control) {
+        if self.conn_mut(id).is_some() && self.conn_open(id.idx) {
+            self.reply_conn(id.idx, &ctl);
+        }
+    }
+
+    /// Replies once every peer has applied what this shard sent before (at once with 1 shard).
+    fn sync_then_reply(&mut self, id: ConnId, reply: Control) {
+        if self.cfg.shards == 1 {
+            return self.reply(id, reply);
+        }
+        let token = self.token();
+        let acks_left = self.cfg.shards - 1;
+        self.pending.insert(token, Pending::Sync { conn: id, reply, acks_left });
+        self.tell_all_peers(|| PeerMsg::Sync { token });
+    }
+
+    fn local_matches(&self, agent_type: u32, capability: Option<&str>) -> Vec<AgentInfo> {
+        self.local
+            .iter()
+            .filter(|(_, a)| agent_type == 0 || a.agent_type == agent_type)
+            .filter(|(_, a)| capability.is_none_or(|c| a.capabilities.iter().any(|x| x == c)))
+            .map(|(_, a)| AgentInfo {
+                agent_id: a.id,
+                agent_type: a.agent_type,
+                name: a.name.clone(),
+                capabilities: a.capabilities.clone(),
+                online: a.online,
+                shard: self.cfg.shard,
+            })
+            .collect()
+    }
+
+    /// Answers a scatter-gather request once every peer has replied.
+    fn maybe_finish(&mut self, token: u64) {
+        let done = match self.pending.get(&token) {
+            Some(Pending::Discover { acks_left, .. } | Pending::Stats { acks_left, .. }) => {
+                *acks_left == 0
+            }
+            _ => false,
+        };
+        if !done {
+            return;
+        }
+        match self.pending.remove(&token) {
+            Some(Pending::Discover { conn, request_id, offset, limit, mut found, .. }) => {
+                found.sort_by_key(|a| a.agent_id);
+                let total = found.len() as u32;
+                let limit =
+                    if limit == 0 { DISCOVER_PAGE_MAX } else { limit.min(DISCOVER_PAGE_MAX) };
+                let agents = found.into_iter().skip(offset as usize).take(limit as usize).collect();
+                self.reply(
+                    conn,
+                    Control::DiscoverReply(DiscoverReply { request_id, total, agents }),
+                );
+            }
+            Some(Pending::Stats { conn, request_id, mut shards, .. }) => {
+                shards.sort_by_key(|s| s.shard);
+                self.reply(conn, Control::StatsReply(StatsReply { request_id, shards }));
+            }
+            _ => {}
+        }
+    }
+
+    /// Handles a message from peer shard `from`.
+    pub fn on_peer(&mut self, from: u16, msg: PeerMsg) {
+        match msg {
+            PeerMsg::Data(batch) => self.on_peer_batch(from, batch),
+            PeerMsg::Claim { agent, token } => {
+                let granted = !self.owned.contains_key(&agent);
+                if granted {
+                    self.owned.insert(agent, from);
+                }
+                self.peer_push_msg(from, PeerMsg::ClaimReply { token, granted });
+            }
+            PeerMsg::ClaimReply { token, granted } => {
+                if let Some(Pending::Claim { conn, reg }) = self.pending.remove(&token) {
+                    if granted {
+                        self.complete_register(conn, reg);
+                    } else {
+                        let detail = "agent id is already registered";
+                        let code = ErrorCode::DuplicateAgent;
+                        self.request_error(conn, reg.request_id, reg.agent_id, code, detail);
+                    }
+                }
+            }
+            PeerMsg::AgentUp { agent } => {
+                self.directory.entry(agent).or_insert(Route::Remote(from));
+            }
+            PeerMsg::AgentDown { agent } => {
+                if self.directory.get(&agent) == Some(&Route::Remote(from)) {
+                    self.directory.remove(&agent);
+                }
+                if self.owned.get(&agent) == Some(&from) {
+                    self.owned.remove(&agent);
+                }
+                self.forget_in_coordination(agent);
+            }
+            PeerMsg::TopicInterest { topic, on } => {
+                let t = self.topics.entry(topic).or_default();
+                if on {
+                    t.remote |= 1u64 << from;
+                } else {
+                    t.remote &= !(1u64 << from);
+                }
+                if t.subs.is_empty() && t.remote == 0 {
+                    self.topics.remove(&topic);
+                }
+            }
+            PeerMsg::Sync { token } => self.peer_push_msg(from, PeerMsg::SyncAck { token }),
+            PeerMsg::SyncAck { token } => {
+                let done = match self.pending.get_mut(&token) {
+                    Some(Pending::Sync { acks_left, .. }) => {
+                        *acks_left -= 1;
+                        *acks_left == 0
+                    }
+                    _ => false,
+                };
+                if done {
+                    if let Some(Pending::Sync { conn, reply, .. }) = self.pending.remove(&token) {
+                        self.reply(conn, reply);
+                    }
+                }
+            }
+            PeerMsg::LockRequest { waiter, lock, lease_ms } => {
+                self.own_lock_request(waiter, lock, lease_ms)
+            }
+            PeerMsg::LockRelease { waiter, lock } => self.own_lock_release(waiter, lock),
+            PeerMsg::BarrierEnter { waiter, barrier, expected } => {
+                self.own_barrier_enter(waiter, barrier, expected)
+            }
+            PeerMsg::DiscoverRequest { token, agent_type, capability } => {
+                let agents = self.local_matches(agent_type, capability.as_deref());
+                self.peer_push_msg(from, PeerMsg::DiscoverReply { token, agents });
+            }
+            PeerMsg::DiscoverReply { token, agents } => {
+                if let Some(Pending::Discover { acks_left, found, .. }) =
+                    self.pending.get_mut(&token)
+                {
+                    *acks_left -= 1;
+                    found.extend(agents);
+                }
+                self.maybe_finish(token);
+            }
+            PeerMsg::StatsRequest { token } => {
+                let stats = Box::new(self.stats());
+                self.peer_push_msg(from, PeerMsg::StatsReply { token, stats });
+            }
+            PeerMsg::StatsReply { token, stats } => {
+                if let Some(Pending::Stats { acks_left, shards, .. }) = self.pending.get_mut(&token)
+                {
+                    *acks_left -= 1;
+                    shards.push(*stats);
+                }
+                self.maybe_finish(token);
+            }
+        }
+    }
+}

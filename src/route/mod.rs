@@ -1,0 +1,669 @@
+//! The routing core: one shard's state and every routing decision, with no runtime and no I/O.
+//!
+//! A [`Shard`] owns the connections homed on it, the agents registered on those, its copy of the
+//! agent directory (every agent → its home shard), the topics, locks and barriers it owns, and a
+//! bounded outbox per connection and per peer shard. Shells feed it bytes ([`Shard::on_input`]),
+//! peer messages ([`Shard::on_peer`]) and time ([`Shard::tick`]), and drain what it queues
+//! ([`Shard::poll_output`], [`Shard::poll_peer_output`]). The glommio router and the tokio
+//! per-core baseline run this same code through [`shell`], so they differ only in the runtime.
+//!
+//! Invariants: nothing here locks, blocks or allocates per data message (buffers come from the
+//! shard's pool); every queue has a byte bound, and an input that pushes a destination past its
+//! bound is paused ([`Shard::poll_gate`]) until it drains to half; every data message is
+//! delivered or answered with an error.
+
+mod conn;
+mod control;
+pub mod coord;
+mod dispatch;
+pub mod peer;
+pub mod shell;
+#[cfg(test)]
+mod tests;
+
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use rustc_hash::FxHashMap;
+use slab::Slab;
+
+use crate::clock;
+use crate::wire::{
+    decode_frame, AgentId, BufferPool, Compression, ErrorCode, FrameHeader, Limits, Message,
+    ShardStats, TopicId,
+};
+use conn::{Closing, Conn, LANE_HIGH};
+use coord::{BarrierTable, Grant, LockTable};
+use peer::{PeerMsg, PeerOut};
+
+/// What a shard does with a data message whose recipient's queue is over its bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FullPolicy {
+    /// Stop reading from the sender until the queue drains (TCP pushes back to the client).
+    #[default]
+    Backpressure,
+    /// Drop the message and answer the sender with `queue_full`.
+    Drop,
+}
+
+impl std::fmt::Display for FullPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FullPolicy::Backpressure => "backpressure",
+            FullPolicy::Drop => "drop",
+        })
+    }
+}
+
+impl std::str::FromStr for FullPolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "backpressure" => Ok(FullPolicy::Backpressure),
+            "drop" => Ok(FullPolicy::Drop),
+            other => Err(format!("unknown policy '{other}' (expected backpressure or drop)")),
+        }
+    }
+}
+
+/// One shard's settings; shells build one per shard from the router's configuration.
+#[derive(Debug, Clone)]
+pub struct ShardConfig {
+    /// This shard's index.
+    pub shard: u16,
+    /// How many shards the router has (1 ..= 64).
+    pub shards: u16,
+    /// The CPU core the shard runs on (reported in stats).
+    pub core: u32,
+    /// That core's NUMA node (reported in stats).
+    pub numa_node: u32,
+    /// Frame limits for input.
+    pub limits: Limits,
+    /// Compression of frames the router writes.
+    pub compression: Compression,
+    /// What to do when a recipient's queue is full.
+    pub on_full: FullPolicy,
+    /// Bound on bytes queued for one connection.
+    pub conn_queue_bytes_max: usize,
+    /// Bound on bytes queued for one peer shard.
+    pub peer_queue_bytes_max: usize,
+    /// An agent silent this long is offline.
+    pub heartbeat_timeout: Duration,
+    /// Lease for lock requests that ask for 0.
+    pub lock_lease_ms: u32,
+    /// Registration token; `None` accepts every registration.
+    pub token: Option<String>,
+}
+
+impl ShardConfig {
+    /// Defaults for shard `shard` of `shards`.
+    pub fn new(shard: u16, shards: u16) -> ShardConfig {
+        ShardConfig {
+            shard,
+            shards,
+            core: 0,
+            numa_node: 0,
+            limits: Limits::DEFAULT,
+            compression: Compression::Auto,
+            on_full: FullPolicy::Backpressure,
+            conn_queue_bytes_max: 2 << 20,
+            peer_queue_bytes_max: 8 << 20,
+            heartbeat_timeout: Duration::from_secs(30),
+            lock_lease_ms: 30_000,
+            token: None,
+        }
+    }
+}
+
+/// A connection's handle within its shard: the slab slot plus a generation, so a reused slot
+/// never receives what was meant for its previous occupant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnId {
+    idx: u32,
+    gen: u32,
+}
+
+/// Something whose queue can fill: a connection (by slot) or a peer shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dest {
+    Conn(u32),
+    Peer(u16),
+}
+
+/// Something that feeds the shard input and can be paused by backpressure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// A client connection's reader.
+    Conn(ConnId),
+    /// The receiver of one peer shard's channel.
+    Peer(u16),
+}
+
+/// Where an agent lives, as this shard knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// Homed here: index into `Shard::local`.
+    Local(u32),
+    /// Homed on that shard.
+    Remote(u16),
+}
+
+/// An agent homed on this shard.
+#[derive(Debug)]
+struct LocalAgent {
+    id: AgentId,
+    agent_type: u32,
+    /// Slot of the connection it registered on.
+    conn: u32,
+    name: String,
+    capabilities: Vec<String>,
+    topics: Vec<TopicId>,
+    /// Registration or last heartbeat.
+    last_seen_ns: u64,
+    online: bool,
+}
+
+/// Who wants a topic: local subscribers (indices into `Shard::local`) and peers with some.
+#[derive(Debug, Default)]
+struct Topic {
+    subs: Vec<u32>,
+    /// Bit `s` set: shard `s` has local subscribers.
+    remote: u64,
+}
+
+/// Counters behind [`ShardStats`].
+#[derive(Debug, Default)]
+struct Counters {
+    msgs_in: u64,
+    msgs_out: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+    batches_in: u64,
+    batches_out: u64,
+    cross_out: u64,
+    cross_in: u64,
+    errors: [u64; ErrorCode::ALL.len()],
+    conn_queue_bytes_hwm: usize,
+}
+
+/// What [`Shard::on_input`] made of the bytes it was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Input {
+    /// Bytes of complete frames consumed; the rest is the start of a frame.
+    pub consumed: usize,
+    /// Length of the partial frame at the end, once its header is known (0 otherwise): the
+    /// reader's buffer must hold this much.
+    pub frame_len: usize,
+    /// Stop reading: the connection failed (its error is queued) or is closed.
+    pub close: bool,
+    /// Routing stopped early because a destination went past its bound: complete frames remain
+    /// after `consumed`. Wait for [`Shard::poll_gate`], then call again before reading more.
+    pub paused: bool,
+}
+
+/// One shard of the router. See the module documentation.
+#[derive(Debug)]
+pub struct Shard {
+    cfg: ShardConfig,
+    conns: Slab<Conn>,
+    next_gen: u32,
+    /// Every registered agent, local or not.
+    directory: FxHashMap<AgentId, Route>,
+    local: Slab<LocalAgent>,
+    /// Ids this shard arbitrates (`id % shards == shard`) and their home shard.
+    owned: FxHashMap<AgentId, u16>,
+    topics: FxHashMap<TopicId, Topic>,
+    locks: LockTable,
+    barriers: BarrierTable,
+    peers: Vec<PeerOut>,
+    /// Per peer: the destination its last batch pushed past a bound.
+    peer_blocked: Vec<Option<Dest>>,
+    pending: FxHashMap<u64, control::Pending>,
+    next_token: u64,
+    pool: BufferPool,
+    /// LZ4 inflation target for input frames.
+    inflate: Vec<u8>,
+    /// Encoding space for router-made control messages.
+    ctl_buf: Vec<u8>,
+    /// Connection slots collected during a fan-out.
+    fan: Vec<u32>,
+    /// Lock grants collected during an operation.
+    grants: Vec<Grant>,
+    fan_mark: u64,
+    now_ns: u64,
+    next_liveness_ns: u64,
+    /// The first destination pushed past its bound during the current input.
+    congested: Option<Dest>,
+    counters: Counters,
+    /// Set by [`Shard::shutdown`]: every task should finish.
+    stopped: bool,
+}
+
+impl Shard {
+    /// A shard with no connections.
+    pub fn new(cfg: ShardConfig) -> Shard {
+        assert!(cfg.shards >= 1 && cfg.shards <= 64, "1 to 64 shards");
+        assert!(cfg.shard < cfg.shards, "shard index within the shard count");
+        let peers = (0..cfg.shards).map(|_| PeerOut::default()).collect();
+        Shard {
+            locks: LockTable::new(cfg.lock_lease_ms),
+            peer_blocked: vec![None; usize::from(cfg.shards)],
+            peers,
+            cfg,
+            conns: Slab::new(),
+            next_gen: 0,
+            directory: FxHashMap::default(),
+            local: Slab::new(),
+            owned: FxHashMap::default(),
+            topics: FxHashMap::default(),
+            barriers: BarrierTable::default(),
+            pending: FxHashMap::default(),
+            next_token: 1,
+            pool: BufferPool::default(),
+            inflate: Vec::new(),
+            ctl_buf: Vec::new(),
+            fan: Vec::new(),
+            grants: Vec::new(),
+            fan_mark: 0,
+            now_ns: clock::now_ns(),
+            next_liveness_ns: 0,
+            congested: None,
+            counters: Counters::default(),
+            stopped: false,
+        }
+    }
+
+    /// Closes every connection and wakes every parked task so that each one finishes: writers
+    /// and peer senders see the end, gates open, readers hit the closed sockets.
+    pub fn shutdown(&mut self) {
+        self.stopped = true;
+        let ids: Vec<ConnId> =
+            self.conns.iter().map(|(i, c)| ConnId { idx: i as u32, gen: c.gen }).collect();
+        for id in ids {
+            self.close_conn(id);
+        }
+        for p in &mut self.peers {
+            p.wake_sender();
+            p.waiting.drain(..).for_each(Waker::wake);
+        }
+        self.pending.clear();
+    }
+
+    /// Whether [`Shard::shutdown`] was called.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// This shard's index.
+    pub fn id(&self) -> u16 {
+        self.cfg.shard
+    }
+
+    /// The number of shards.
+    pub fn shards(&self) -> u16 {
+        self.cfg.shards
+    }
+
+    /// Open connections.
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Agents homed here.
+    pub fn local_agents(&self) -> usize {
+        self.local.len()
+    }
+
+    /// Agents known to this shard's directory (all shards').
+    pub fn known_agents(&self) -> usize {
+        self.directory.len()
+    }
+
+    /// The shard's buffer pool, for its shell's read buffers.
+    pub fn pool(&mut self) -> &mut BufferPool {
+        &mut self.pool
+    }
+
+    /// Registers a new connection. Its reader and writer each call [`Shard::release_conn`]
+    /// when they finish.
+    pub fn open_conn(&mut self) -> ConnId {
+        self.next_gen = self.next_gen.wrapping_add(1);
+        let gen = self.next_gen;
+        let idx = self.conns.insert(Conn::new(gen, self.now_ns)) as u32;
+        ConnId { idx, gen }
+    }
+
+    fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+        self.conns.get_mut(id.idx as usize).filter(|c| c.gen == id.gen)
+    }
+
+    /// Routes every complete frame at the start of `buf` (bytes read from connection `id`).
+    pub fn on_input(&mut self, id: ConnId, buf: &[u8]) -> Input {
+        self.now_ns = clock::now_ns();
+        let closed = Input { consumed: buf.len(), frame_len: 0, close: true, paused: false };
+        let now_ns = self.now_ns;
+        match self.conn_mut(id) {
+            Some(c) if c.closing == Closing::No => c.last_frame_ns = now_ns,
+            _ => return closed,
+        }
+        let mut inflate = std::mem::take(&mut self.inflate);
+        let mut consumed = 0;
+        let mut result = Input { consumed: 0, frame_len: 0, close: false, paused: false };
+        while consumed < buf.len() {
+            let rest = &buf[consumed..];
+            match decode_frame(rest, &self.cfg.limits, &mut inflate) {
+                Ok(Some((len, batch))) => {
+                    self.counters.batches_in += 1;
+                    let mut failed = None;
+                    for item in batch {
+                        match item {
+                            Ok((Message::Data(env), raw)) => self.on_data(id.idx, &env, raw),
+                            Ok((Message::Control(ctl), _)) => {
+                                if let Err(code) = self.on_control(id, ctl) {
+                                    failed = Some((code, "a client may not send this kind".into()));
+                                    break;
+                                }
+                            }
+                            Err(e) => {
+                                failed = Some((e.code(), e.to_string()));
+                                break;
+                            }
+                        }
+                    }
+                    consumed += len;
+                    if let Some((code, detail)) = failed {
+                        self.fail_conn(id, code, detail);
+                        result.close = true;
+                        break;
+                    }
+                    if self.congested.is_some() {
+                        // Overshoot the bound by at most this one frame.
+                        result.paused = consumed < buf.len();
+                        break;
+                    }
+                }
+                Ok(None) => {
+                    if let Ok(Some(h)) = FrameHeader::parse(rest, &self.cfg.limits) {
+                        result.frame_len = h.frame_len();
+                    }
+                    break;
+                }
+                Err(e) => {
+                    self.fail_conn(id, e.code(), e.to_string());
+                    result.close = true;
+                    consumed = buf.len();
+                    break;
+                }
+            }
+        }
+        self.inflate = inflate;
+        self.counters.bytes_in += consumed as u64;
+        result.consumed = consumed;
+        let congested = self.congested.take();
+        if let Some(c) = self.conn_mut(id) {
+            c.blocked_on = congested;
+        }
+        result
+    }
+
+    /// Queues a fatal error for `id`, drops its agents, and closes it once the error is written.
+    fn fail_conn(&mut self, id: ConnId, code: ErrorCode, detail: String) {
+        let err = crate::wire::control::Error {
+            code: code.code(),
+            request_id: 0,
+            message_id: 0,
+            agent_id: AgentId(0),
+            detail: detail.into(),
+        };
+        self.reply_conn(id.idx, &crate::wire::Control::Error(err));
+        self.count_error(code);
+        self.drop_agents_of(id.idx);
+        if let Some(c) = self.conn_mut(id) {
+            c.closing = Closing::AfterFlush;
+            if let Some(w) = c.writer.take() {
+                w.wake();
+            }
+        }
+    }
+
+    /// The next frame to write to `id`; `Ready(None)` when the connection is finished.
+    pub fn poll_output(&mut self, id: ConnId, cx: &mut Context<'_>) -> Poll<Option<Vec<u8>>> {
+        let (compression, low) = (self.cfg.compression, self.cfg.conn_queue_bytes_max / 2);
+        let Some(c) = self.conns.get_mut(id.idx as usize).filter(|c| c.gen == id.gen) else {
+            return Poll::Ready(None);
+        };
+        if c.closing == Closing::Now {
+            return Poll::Ready(None);
+        }
+        if let Some((frame, raw_bytes)) = c.take_frame(compression, &mut self.pool) {
+            c.queued_bytes = c.queued_bytes.saturating_sub(raw_bytes);
+            if c.queued_bytes <= low {
+                c.waiting.drain(..).for_each(Waker::wake);
+            }
+            self.counters.batches_out += 1;
+            return Poll::Ready(Some(frame));
+        }
+        if c.closing == Closing::AfterFlush {
+            return Poll::Ready(None);
+        }
+        c.writer = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// The writer wrote `frame`: count it and take the buffer back.
+    pub fn output_done(&mut self, frame: Vec<u8>) {
+        self.counters.bytes_out += frame.len() as u64;
+        self.pool.put(frame);
+    }
+
+    /// Ready when `source` may feed more input: the destination its last input pushed past a
+    /// bound (if any) has drained to half its bound, or is gone.
+    pub fn poll_gate(&mut self, source: Source, cx: &mut Context<'_>) -> Poll<()> {
+        if self.stopped {
+            return Poll::Ready(());
+        }
+        let blocked = match source {
+            Source::Conn(id) => match self.conn_mut(id) {
+                Some(c) => c.blocked_on,
+                None => return Poll::Ready(()),
+            },
+            Source::Peer(p) => self.peer_blocked[usize::from(p)],
+        };
+        let Some(dest) = blocked else { return Poll::Ready(()) };
+        let waker = cx.waker().clone();
+        let still_full = match dest {
+            Dest::Conn(idx) => match self.conns.get_mut(idx as usize) {
+                Some(c)
+                    if c.closing != Closing::Now
+                        && c.queued_bytes > self.cfg.conn_queue_bytes_max / 2 =>
+                {
+                    c.waiting.push(waker);
+                    true
+                }
+                _ => false,
+            },
+            Dest::Peer(p) => {
+                let out = &mut self.peers[usize::from(p)];
+                if out.queued_bytes > self.cfg.peer_queue_bytes_max / 2 {
+                    out.waiting.push(waker);
+                    true
+                } else {
+                    false
+                }
+            }
+        };
+        if still_full {
+            return Poll::Pending;
+        }
+        match source {
+            Source::Conn(id) => {
+                if let Some(c) = self.conn_mut(id) {
+                    c.blocked_on = None;
+                }
+            }
+            Source::Peer(p) => self.peer_blocked[usize::from(p)] = None,
+        }
+        Poll::Ready(())
+    }
+
+    /// Whether input from peer `p` is paused by backpressure.
+    pub fn peer_paused(&self, p: u16) -> bool {
+        self.peer_blocked[usize::from(p)].is_some()
+    }
+
+    /// The connection's peer went away or its socket failed: drop its agents and its queue.
+    pub fn close_conn(&mut self, id: ConnId) {
+        let Some(c) = self.conn_mut(id) else { return };
+        if c.closing == Closing::Now {
+            return;
+        }
+        c.closing = Closing::Now;
+        self.drop_agents_of(id.idx);
+        if let Some(c) = self.conns.get_mut(id.idx as usize) {
+            c.discard_output(&mut self.pool);
+            if let Some(w) = c.writer.take() {
+                w.wake();
+            }
+            c.waiting.drain(..).for_each(Waker::wake);
+        }
+    }
+
+    /// One of the connection's two tasks is done with it; the slot is freed after both.
+    pub fn release_conn(&mut self, id: ConnId) {
+        let Some(c) = self.conn_mut(id) else { return };
+        c.users = c.users.saturating_sub(1);
+        if c.users == 0 {
+            self.close_conn(id);
+            self.conns.remove(id.idx as usize);
+        }
+    }
+
+    /// The next message for peer shard `to`; pending (waker kept) while there is none;
+    /// `Ready(None)` once the shard is shut down.
+    pub fn poll_peer_output(&mut self, to: u16, cx: &mut Context<'_>) -> Poll<Option<PeerMsg>> {
+        if self.stopped {
+            return Poll::Ready(None);
+        }
+        let low = self.cfg.peer_queue_bytes_max / 2;
+        let out = &mut self.peers[usize::from(to)];
+        match out.take() {
+            Some(msg) => {
+                if out.queued_bytes <= low {
+                    out.waiting.drain(..).for_each(Waker::wake);
+                }
+                Poll::Ready(Some(msg))
+            }
+            None => {
+                out.sender = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Settles expired lock leases and, periodically, agent liveness.
+    pub fn tick(&mut self, now_ns: u64) {
+        self.now_ns = now_ns;
+        let mut grants = std::mem::take(&mut self.grants);
+        self.locks.expire(now_ns, &mut grants);
+        self.deliver_grants(&mut grants);
+        self.grants = grants;
+        if now_ns >= self.next_liveness_ns {
+            let timeout = self.cfg.heartbeat_timeout.as_nanos() as u64;
+            self.next_liveness_ns = now_ns + (timeout / 4).clamp(1_000_000, 1_000_000_000);
+            for (_, a) in self.local.iter_mut() {
+                let conn_seen = self.conns.get(a.conn as usize).map_or(0, |c| c.last_frame_ns);
+                a.online = now_ns.saturating_sub(a.last_seen_ns.max(conn_seen)) <= timeout;
+            }
+        }
+    }
+
+    /// This shard's counters.
+    pub fn stats(&self) -> ShardStats {
+        let pool = self.pool.stats();
+        let errors = ErrorCode::ALL
+            .iter()
+            .zip(self.counters.errors)
+            .filter(|(_, n)| *n > 0)
+            .map(|(c, n)| (c.code(), n))
+            .collect();
+        let c = &self.counters;
+        ShardStats {
+            shard: self.cfg.shard,
+            core: self.cfg.core,
+            numa_node: self.cfg.numa_node,
+            connections: self.conns.len() as u32,
+            agents: self.local.len() as u32,
+            msgs_in: c.msgs_in,
+            msgs_out: c.msgs_out,
+            bytes_in: c.bytes_in,
+            bytes_out: c.bytes_out,
+            batches_in: c.batches_in,
+            batches_out: c.batches_out,
+            cross_shard_out: c.cross_out,
+            cross_shard_in: c.cross_in,
+            errors,
+            pool_hits: pool.hits,
+            pool_misses: pool.misses,
+            pool_returns: pool.returns,
+            pool_discards: pool.discards,
+            conn_queue_bytes_hwm: c.conn_queue_bytes_hwm as u64,
+            peer_queue_bytes_hwm: self.peers.iter().map(|p| p.queued_bytes_hwm).max().unwrap_or(0)
+                as u64,
+        }
+    }
+
+    fn count_error(&mut self, code: ErrorCode) {
+        if let Some(i) = ErrorCode::ALL.iter().position(|&c| c == code) {
+            self.counters.errors[i] += 1;
+        }
+    }
+
+    /// Queues an encoded router → client control message on connection slot `idx`, high lane.
+    /// Never dropped; a connection whose replies pile up pauses its own input instead.
+    fn reply_conn(&mut self, idx: u32, ctl: &crate::wire::Control) {
+        let mut buf = std::mem::take(&mut self.ctl_buf);
+        buf.clear();
+        ctl.encode(&mut buf);
+        self.push_conn_raw(idx, LANE_HIGH, &buf);
+        self.ctl_buf = buf;
+    }
+
+    /// Queues an already-encoded message on a connection, whatever the policy.
+    fn push_conn_raw(&mut self, idx: u32, lane: u8, raw: &[u8]) {
+        let max = self.cfg.conn_queue_bytes_max;
+        let batch_max = self.cfg.limits.batch_messages_max;
+        let Some(c) = self.conns.get_mut(idx as usize) else { return };
+        if c.closing == Closing::Now {
+            return;
+        }
+        let queued = c.push(lane, raw, &mut self.pool, batch_max);
+        self.counters.msgs_out += 1;
+        self.counters.conn_queue_bytes_hwm = self.counters.conn_queue_bytes_hwm.max(queued);
+        if queued > max && self.congested.is_none() {
+            self.congested = Some(Dest::Conn(idx));
+        }
+    }
+
+    fn peer_push_msg(&mut self, to: u16, msg: PeerMsg) {
+        self.peers[usize::from(to)].push_msg(msg);
+    }
+
+    /// Sends `make()` to every other shard.
+    fn tell_all_peers(&mut self, make: impl Fn() -> PeerMsg) {
+        for p in 0..self.cfg.shards {
+            if p != self.cfg.shard {
+                self.peer_push_msg(p, make());
+            }
+        }
+    }
+
+    fn owner_of(&self, key: u64) -> u16 {
+        (key % u64::from(self.cfg.shards)) as u16
+    }
+
+    fn token(&mut self) -> u64 {
+        self.next_token += 1;
+        self.next_token
+    }
+}

@@ -1,0 +1,358 @@
+//! What shards say to each other, and the bounded outbox each shard keeps per peer.
+//!
+//! Data crosses shards in batches: one [`PeerBatch`] carries many records (a message's raw bytes
+//! plus a small header), so a channel operation and a cross-core wake are shared by a whole
+//! routing pass. Control events travel as their own [`PeerMsg`] variants in the same FIFO, so a
+//! peer sees them in the order they happened relative to the data.
+
+use std::collections::VecDeque;
+use std::task::Waker;
+
+use super::coord::Waiter;
+use crate::wire::{AgentId, AgentInfo, BarrierId, BufferPool, LockId, ShardStats, TopicId};
+
+/// Bytes of the header in front of each record in a [`PeerBatch`].
+pub(crate) const RECORD_HEADER: usize = 24;
+/// A peer batch is sealed once it reaches this size (the largest pool tier).
+pub(crate) const PEER_BATCH_BYTES: usize = 64 << 10;
+
+/// How the receiving shard delivers a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum RecordKind {
+    /// To the agent `target` (direct, request, reply).
+    Direct = 1,
+    /// To every online local agent of type `target` (0 = all) but `sender`.
+    Broadcast = 2,
+    /// To every local subscriber of topic `target` but `sender`.
+    Publish = 3,
+    /// A router → client control message for the agent `target`.
+    Control = 4,
+}
+
+impl RecordKind {
+    fn from_u8(v: u8) -> Option<RecordKind> {
+        match v {
+            1 => Some(RecordKind::Direct),
+            2 => Some(RecordKind::Broadcast),
+            3 => Some(RecordKind::Publish),
+            4 => Some(RecordKind::Control),
+            _ => None,
+        }
+    }
+}
+
+/// One record, as read back from a batch.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Record<'a> {
+    pub kind: RecordKind,
+    /// Output lane at the recipient (0 = high, 1 = normal).
+    pub lane: u8,
+    pub target: u32,
+    pub sender: AgentId,
+    /// `CLOCK_MONOTONIC` ns past which the message is expired, or 0.
+    pub deadline_ns: u64,
+    /// The message exactly as the client encoded it (or as the router encoded a control reply).
+    pub raw: &'a [u8],
+}
+
+/// Many records for one peer, in one pooled buffer.
+#[derive(Debug)]
+pub struct PeerBatch {
+    buf: Vec<u8>,
+    count: u32,
+}
+
+impl PeerBatch {
+    fn new(buf: Vec<u8>) -> PeerBatch {
+        PeerBatch { buf, count: 0 }
+    }
+
+    /// Records in the batch.
+    pub fn len(&self) -> u32 {
+        self.count
+    }
+
+    /// Whether the batch holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    fn push(&mut self, r: &Record<'_>) {
+        let mut header = [0u8; RECORD_HEADER];
+        header[0] = r.kind as u8;
+        header[1] = r.lane;
+        header[4..8].copy_from_slice(&r.target.to_le_bytes());
+        header[8..12].copy_from_slice(&r.sender.0.to_le_bytes());
+        header[12..16].copy_from_slice(&(r.raw.len() as u32).to_le_bytes());
+        header[16..24].copy_from_slice(&r.deadline_ns.to_le_bytes());
+        self.buf.extend_from_slice(&header);
+        self.buf.extend_from_slice(r.raw);
+        self.count += 1;
+    }
+
+    /// Iterates the records. Batches are built by this module only, so a malformed one is a bug:
+    /// iteration stops at the first inconsistency rather than panicking.
+    pub(crate) fn records(&self) -> impl Iterator<Item = Record<'_>> {
+        let mut rest = &self.buf[..];
+        std::iter::from_fn(move || {
+            let (h, after) = rest.split_first_chunk::<RECORD_HEADER>()?;
+            let word = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+            let len = word(12) as usize;
+            let raw = after.get(..len)?;
+            rest = &after[len..];
+            let mut deadline = [0u8; 8];
+            deadline.copy_from_slice(&h[16..24]);
+            Some(Record {
+                kind: RecordKind::from_u8(h[0])?,
+                lane: h[1],
+                target: word(4),
+                sender: AgentId(word(8)),
+                deadline_ns: u64::from_le_bytes(deadline),
+                raw,
+            })
+        })
+    }
+
+    /// The buffer, for the receiving shard's pool.
+    pub(crate) fn into_buf(self) -> Vec<u8> {
+        self.buf
+    }
+
+    fn bytes(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+/// A message from one shard to another.
+#[derive(Debug)]
+pub enum PeerMsg {
+    /// Data and control records to deliver.
+    Data(PeerBatch),
+    /// To the id's owner shard: may `home` register `agent`?
+    Claim {
+        /// The id asked for.
+        agent: AgentId,
+        /// Correlates the reply with the pending registration.
+        token: u64,
+    },
+    /// The owner's answer to [`PeerMsg::Claim`].
+    ClaimReply {
+        /// Correlates with the claim.
+        token: u64,
+        /// False when the id is live elsewhere.
+        granted: bool,
+    },
+    /// `agent` is now homed on the sending shard.
+    AgentUp {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// `agent`, homed on the sending shard, is gone.
+    AgentDown {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// The sending shard now has (or no longer has) local subscribers of `topic`.
+    TopicInterest {
+        /// The topic.
+        topic: TopicId,
+        /// Whether it has subscribers.
+        on: bool,
+    },
+    /// Answer [`PeerMsg::SyncAck`] once everything sent before this is applied (FIFO).
+    Sync {
+        /// Echoed.
+        token: u64,
+    },
+    /// Everything sent before the matching [`PeerMsg::Sync`] is applied.
+    SyncAck {
+        /// The sync's token.
+        token: u64,
+    },
+    /// To the lock's owner shard.
+    LockRequest {
+        /// The requester.
+        waiter: Waiter,
+        /// The lock.
+        lock: LockId,
+        /// Requested lease.
+        lease_ms: u32,
+    },
+    /// To the lock's owner shard.
+    LockRelease {
+        /// The releaser.
+        waiter: Waiter,
+        /// The lock.
+        lock: LockId,
+    },
+    /// To the barrier's owner shard.
+    BarrierEnter {
+        /// The arriving agent.
+        waiter: Waiter,
+        /// The barrier.
+        barrier: BarrierId,
+        /// Count asked for.
+        expected: u32,
+    },
+    /// List local agents matching the filter.
+    DiscoverRequest {
+        /// Echoed.
+        token: u64,
+        /// Agent type, 0 = any.
+        agent_type: u32,
+        /// Required capability.
+        capability: Option<String>,
+    },
+    /// The matches of one shard.
+    DiscoverReply {
+        /// The request's token.
+        token: u64,
+        /// Matching local agents.
+        agents: Vec<AgentInfo>,
+    },
+    /// Send your counters.
+    StatsRequest {
+        /// Echoed.
+        token: u64,
+    },
+    /// One shard's counters.
+    StatsReply {
+        /// The request's token.
+        token: u64,
+        /// The counters.
+        stats: Box<ShardStats>,
+    },
+}
+
+impl PeerMsg {
+    fn bytes(&self) -> usize {
+        match self {
+            PeerMsg::Data(b) => b.bytes(),
+            _ => 64,
+        }
+    }
+}
+
+/// Everything waiting to go to one peer shard: sealed messages plus the batch being filled.
+#[derive(Debug, Default)]
+pub(crate) struct PeerOut {
+    open: Option<PeerBatch>,
+    queue: VecDeque<PeerMsg>,
+    /// Bytes held here, the bound's measure.
+    pub queued_bytes: usize,
+    /// High-water mark of `queued_bytes`.
+    pub queued_bytes_hwm: usize,
+    /// The sender task, parked while there is nothing to send.
+    pub sender: Option<Waker>,
+    /// Inputs paused until this outbox drains below half its bound.
+    pub waiting: Vec<Waker>,
+}
+
+impl PeerOut {
+    /// Appends a record to the open batch, sealing it first if the record would overflow it.
+    pub fn push_record(&mut self, r: &Record<'_>, pool: &mut BufferPool) {
+        let need = RECORD_HEADER + r.raw.len();
+        if self.open.as_ref().is_some_and(|b| !b.is_empty() && b.bytes() + need > PEER_BATCH_BYTES)
+        {
+            self.seal();
+        }
+        let batch = self.open.get_or_insert_with(|| PeerBatch::new(pool.get(PEER_BATCH_BYTES)));
+        batch.push(r);
+        self.grow(need);
+    }
+
+    /// Queues a control event after any open data (order is kept).
+    pub fn push_msg(&mut self, msg: PeerMsg) {
+        self.seal();
+        self.grow(msg.bytes());
+        self.queue.push_back(msg);
+        self.wake_sender();
+    }
+
+    /// Takes the next message for the channel; registers nothing (see `Shard::poll_peer_output`).
+    pub fn take(&mut self) -> Option<PeerMsg> {
+        let msg = match self.queue.pop_front() {
+            Some(m) => m,
+            None => PeerMsg::Data(self.open.take()?),
+        };
+        self.queued_bytes = self.queued_bytes.saturating_sub(msg.bytes());
+        Some(msg)
+    }
+
+    /// Whether nothing is waiting.
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty() && self.open.is_none()
+    }
+
+    fn seal(&mut self) {
+        if let Some(b) = self.open.take() {
+            self.queue.push_back(PeerMsg::Data(b));
+        }
+    }
+
+    fn grow(&mut self, bytes: usize) {
+        self.queued_bytes += bytes;
+        self.queued_bytes_hwm = self.queued_bytes_hwm.max(self.queued_bytes);
+    }
+
+    /// Wakes the sender task if it is parked.
+    pub fn wake_sender(&mut self) {
+        if let Some(w) = self.sender.take() {
+            w.wake();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_read_back_in_order_and_batches_seal_at_their_size() {
+        // Proves the record format round-trips and large traffic is split into bounded batches.
+        let mut pool = BufferPool::default();
+        let mut out = PeerOut::default();
+        let raw = [7u8; 1000];
+        for i in 0..100u32 {
+            out.push_record(
+                &Record {
+                    kind: RecordKind::Direct,
+                    lane: 1,
+                    target: i,
+                    sender: AgentId(i + 1),
+                    deadline_ns: u64::from(i),
+                    raw: &raw,
+                },
+                &mut pool,
+            );
+        }
+        out.push_msg(PeerMsg::Sync { token: 5 });
+        let mut seen = 0u32;
+        let mut batches = 0;
+        while let Some(msg) = out.take() {
+            match msg {
+                PeerMsg::Data(b) => {
+                    batches += 1;
+                    assert!(b.bytes() <= PEER_BATCH_BYTES);
+                    for r in b.records() {
+                        assert_eq!(
+                            (r.target, r.sender.0, r.deadline_ns),
+                            (seen, seen + 1, seen as u64)
+                        );
+                        assert_eq!(r.raw.len(), 1000);
+                        seen += 1;
+                    }
+                }
+                PeerMsg::Sync { token } => {
+                    assert_eq!((token, seen), (5, 100), "sync comes after all the data");
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(batches, 2);
+        assert_eq!(out.queued_bytes, 0);
+        assert!(out.is_empty());
+    }
+}

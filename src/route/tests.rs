@@ -1,0 +1,197 @@
+//! Unit tests of the routing core without sockets or runtime: shards are driven by hand and
+//! peer messages pumped between them, so cross-shard orderings are deterministic.
+
+use std::task::{Context, Poll, Waker};
+
+use super::*;
+use crate::wire::control::Register;
+use crate::wire::frame::encode_frame;
+use crate::wire::{decode_frame, Control, DataKind, Envelope};
+
+/// Counts the calling thread's live heap bytes, to measure what a structure costs.
+mod counting {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    thread_local! {
+        static LIVE: Cell<isize> = const { Cell::new(0) };
+    }
+
+    pub struct Counting;
+
+    fn add(n: isize) {
+        let _ = LIVE.try_with(|c| c.set(c.get() + n));
+    }
+
+    #[allow(unsafe_code)]
+    // SAFETY: every call is forwarded unchanged to the system allocator; the counter is a
+    // const-initialised thread-local without destructor, so counting never allocates.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            add(layout.size() as isize);
+            // SAFETY: same contract as ours.
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            add(-(layout.size() as isize));
+            // SAFETY: same contract as ours.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            add(new_size as isize - layout.size() as isize);
+            // SAFETY: same contract as ours.
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+
+    /// Live heap bytes allocated by this thread.
+    pub fn live() -> isize {
+        LIVE.with(Cell::get)
+    }
+}
+
+#[global_allocator]
+static ALLOC: counting::Counting = counting::Counting;
+
+fn frame(msgs: &[Message<'_>]) -> Vec<u8> {
+    encode_frame(msgs, Compression::None, &mut BufferPool::default())
+}
+
+fn register(agent: u32) -> Message<'static> {
+    Message::Control(Control::Register(Register {
+        request_id: u64::from(agent),
+        agent_id: AgentId(agent),
+        agent_type: 1,
+        name: format!("agent-{agent}"),
+        capabilities: vec![],
+        topics: vec![],
+        token: None,
+    }))
+}
+
+/// Everything connection `id` has queued, decoded.
+fn drain(shard: &mut Shard, id: ConnId) -> Vec<Message<'static>> {
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut out = Vec::new();
+    while let Poll::Ready(Some(bytes)) = shard.poll_output(id, &mut cx) {
+        let mut scratch = Vec::new();
+        let (_, batch) = decode_frame(&bytes, &Limits::DEFAULT, &mut scratch).unwrap().unwrap();
+        for item in batch {
+            out.push(match item.unwrap().0 {
+                Message::Control(c) => Message::Control(c),
+                Message::Data(e) => {
+                    Message::Data(Envelope { payload: e.payload.to_vec().leak(), ..e })
+                }
+            });
+        }
+        shard.output_done(bytes);
+    }
+    out
+}
+
+/// Moves peer messages between shards until none is left.
+fn pump(shards: &mut [Shard]) {
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        let mut moved = false;
+        for from in 0..shards.len() {
+            for to in 0..shards.len() {
+                if from == to {
+                    continue;
+                }
+                while let Poll::Ready(Some(msg)) = shards[from].poll_peer_output(to as u16, &mut cx)
+                {
+                    shards[to].on_peer(from as u16, msg);
+                    moved = true;
+                }
+            }
+        }
+        if !moved {
+            return;
+        }
+    }
+}
+
+fn shards(n: u16) -> Vec<Shard> {
+    (0..n).map(|i| Shard::new(ShardConfig::new(i, n))).collect()
+}
+
+fn acks(msgs: &[Message<'_>]) -> usize {
+    msgs.iter().filter(|m| matches!(m, Message::Control(Control::Ack(_)))).count()
+}
+
+#[test]
+fn registry_costs_under_a_kibibyte_per_agent() {
+    // Proves the registry's memory per agent: 10,000 agents registered on a 2-shard router
+    // (so each is also in the other shard's directory) cost ≤ 1 KiB each, all shards counted.
+    let mut s = shards(2);
+    let conn = s[0].open_conn();
+    let agents = 10_000u32;
+    let frames: Vec<Vec<u8>> = (0..agents / 100)
+        .map(|f| frame(&(0..100).map(|i| register(f * 100 + i)).collect::<Vec<_>>()))
+        .collect();
+    // Warm the pools and tables so their first allocations are not charged to the agents.
+    let warm = s[0].open_conn();
+    let warm_frame = frame(&[register(1_000_000)]);
+    s[0].on_input(warm, &warm_frame);
+    pump(&mut s);
+    drain(&mut s[0], warm);
+
+    let before = counting::live();
+    for f in &frames {
+        assert_eq!(s[0].on_input(conn, f).consumed, f.len());
+        pump(&mut s);
+        assert_eq!(acks(&drain(&mut s[0], conn)), 100);
+    }
+    let per_agent = (counting::live() - before) / agents as isize;
+    assert_eq!((s[0].local_agents(), s[1].known_agents()), (10_001, 10_001));
+    eprintln!("registry: {per_agent} bytes per agent (2 shards, name of ~10 bytes)");
+    assert!(per_agent <= 1024, "{per_agent} bytes per agent");
+}
+
+#[test]
+fn two_shards_racing_for_one_id_accept_exactly_one() {
+    // Proves the owner-shard claim: the same id registered on both shards at once is accepted
+    // once and refused once.
+    let mut s = shards(2);
+    let (a, b) = (s[0].open_conn(), s[1].open_conn());
+    s[0].on_input(a, &frame(&[register(7)]));
+    s[1].on_input(b, &frame(&[register(7)]));
+    pump(&mut s);
+    let (ra, rb) = (drain(&mut s[0], a), drain(&mut s[1], b));
+    let errors = |m: &[Message<'_>]| {
+        m.iter().filter(|m| matches!(m, Message::Control(Control::Error(e)) if e.code == ErrorCode::DuplicateAgent.code())).count()
+    };
+    assert_eq!((acks(&ra) + acks(&rb), errors(&ra) + errors(&rb)), (1, 1));
+}
+
+#[test]
+fn an_ack_means_every_shard_can_route_to_the_agent() {
+    // Proves the sync round: registration is acked only after the peer knows the agent, so the
+    // first message from the other shard after the ack is delivered, not refused.
+    let mut s = shards(2);
+    let (a, b) = (s[0].open_conn(), s[1].open_conn());
+    s[0].on_input(a, &frame(&[register(1)]));
+    assert_eq!(acks(&drain(&mut s[0], a)), 0, "no ack before the peer has applied it");
+    pump(&mut s);
+    assert_eq!(acks(&drain(&mut s[0], a)), 1);
+    s[1].on_input(b, &frame(&[register(2)]));
+    pump(&mut s);
+    drain(&mut s[1], b);
+    let msg = Envelope {
+        kind: DataKind::Direct,
+        sender: AgentId(2),
+        to: 1,
+        message_id: 5,
+        correlation_id: 0,
+        timestamp_ns: 0,
+        msg_type: 0,
+        priority: 5,
+        ttl_ms: 0,
+        payload: b"x",
+    };
+    s[1].on_input(b, &frame(&[Message::Data(msg)]));
+    pump(&mut s);
+    let got = drain(&mut s[0], a);
+    assert!(matches!(&got[..], [Message::Data(e)] if e.message_id == 5), "{got:?}");
+}

@@ -1,0 +1,132 @@
+//! The router under test: thread-per-core on glommio (io_uring).
+//!
+//! One glommio executor per listed core, pinned, each running one [`Shard`] through the generic
+//! shell ([`crate::route::shell`]). This module only binds that shell to glommio: spawning,
+//! timers, sockets, executor threads. Shards share nothing; they talk over bounded channels.
+//!
+//! `Router::start` returns once every shard is serving: that return is the readiness signal.
+//!
+//! [`Shard`]: crate::route::Shard
+
+use std::future::Future;
+use std::io;
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use glommio::{LocalExecutorBuilder, Placement};
+
+use crate::placement::{self, Slot};
+use crate::route::shell::{Joiner, Runtime, Server, ShardMain};
+use crate::route::ShardConfig;
+use crate::wire::ShardStats;
+
+/// glommio's per-executor registered I/O memory: we do no file DMA, so the minimum (64 KiB)
+/// keeps many executors under a small RLIMIT_MEMLOCK.
+const IO_MEMORY: usize = 64 << 10;
+
+/// Binds the shell to glommio.
+pub struct Glommio;
+
+thread_local! {
+    static SPIN: std::cell::Cell<Option<Duration>> = const { std::cell::Cell::new(None) };
+}
+
+impl Runtime for Glommio {
+    type Stream = glommio::net::TcpStream;
+    const NAME: &'static str = "glommio";
+
+    fn spawn(fut: impl Future<Output = ()> + 'static) {
+        glommio::spawn_local(fut).detach();
+    }
+
+    fn sleep(d: Duration) -> impl Future<Output = ()> {
+        glommio::timer::sleep(d)
+    }
+
+    fn adopt(stream: TcpStream) -> io::Result<Self::Stream> {
+        Ok(glommio::net::TcpStream::from(socket2::Socket::from(stream)))
+    }
+
+    fn launch(name: String, slot: Slot, main: ShardMain) -> io::Result<Joiner> {
+        let mut builder =
+            LocalExecutorBuilder::new(Placement::Unbound).name(&name).io_memory(IO_MEMORY);
+        if let Some(spin) = SPIN.with(|s| s.get()) {
+            builder = builder.spin_before_park(spin);
+        }
+        let handle = builder
+            .spawn(move || async move {
+                if let Some(warning) = placement::pin_current_thread(slot) {
+                    eprintln!("warning: {warning}");
+                }
+                main().await
+            })
+            .map_err(|e| io::Error::other(format!("starting a glommio executor: {e}")))?;
+        Ok(Box::new(move || handle.join().ok()))
+    }
+}
+
+/// Everything the router needs to start.
+#[derive(Debug, Clone)]
+pub struct RouterConfig {
+    /// Address to listen on (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// One shard per slot.
+    pub slots: Vec<Slot>,
+    /// Settings every shard shares (`shard`, `shards`, `core`, `numa_node` are filled in).
+    pub shard: ShardConfig,
+    /// Latency mode: spin this long before parking an idle executor (costs CPU).
+    pub spin_before_park: Option<Duration>,
+}
+
+impl RouterConfig {
+    /// Defaults on `listen` with one shard per slot.
+    pub fn new(listen: SocketAddr, slots: Vec<Slot>) -> RouterConfig {
+        RouterConfig { listen, slots, shard: ShardConfig::new(0, 1), spin_before_park: None }
+    }
+}
+
+/// The glommio router.
+pub struct Router;
+
+impl Router {
+    /// Starts the shards and the acceptor; returns once all shards serve.
+    pub fn start(config: RouterConfig) -> io::Result<RouterHandle> {
+        let shards = config.slots.len() as u16;
+        let template = config.shard.clone();
+        SPIN.with(|s| s.set(config.spin_before_park));
+        let server = Server::start::<Glommio>(config.listen, &config.slots, |i| ShardConfig {
+            shard: i,
+            shards,
+            ..template.clone()
+        });
+        SPIN.with(|s| s.set(None));
+        Ok(RouterHandle { server: server? })
+    }
+}
+
+/// A running router.
+pub struct RouterHandle {
+    server: Server,
+}
+
+impl RouterHandle {
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    /// Every shard's counters.
+    pub fn stats(&self) -> Vec<ShardStats> {
+        self.server.stats()
+    }
+
+    /// Blocks every shard for `d` (fault injection: a stalled router).
+    pub fn stall(&self, d: Duration) {
+        self.server.stall(d)
+    }
+
+    /// Stops the router; returns every shard's final counters.
+    pub fn stop(self) -> Vec<ShardStats> {
+        self.server.stop()
+    }
+}

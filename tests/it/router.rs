@@ -1,0 +1,675 @@
+//! Routers end to end over real sockets on 127.0.0.1. Every check takes the router kind, so the
+//! same suite runs against each router (see the `suite!` invocations at the bottom).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+use a2a_bench::client::{Client, Received};
+use a2a_bench::wire::control::*;
+use a2a_bench::wire::{
+    AgentId, BarrierId, Control, DataKind, ErrorCode, LockId, Message, TopicId, HEADER_LEN,
+};
+
+fn direct_request_and_reply(kind: Kind) {
+    // Proves direct, request and reply each reach an agent on the other shard, byte for byte,
+    // and a reply carries the request's id back as its correlation id.
+    let r = start(kind, 2, |_| {});
+    let mut a = agent(r.addr(), 1, 0, &[]);
+    let mut b = agent(r.addr(), 2, 0, &[]);
+    if kind.sharded() {
+        assert_eq!(r.stats().iter().map(|s| s.connections).collect::<Vec<_>>(), vec![1, 1]);
+    }
+    send(&mut a, data(DataKind::Direct, 1, 2, 77, b"hello"));
+    let got = recv_data(&mut b);
+    assert_eq!(
+        (got.kind, got.sender.0, got.message_id, &got.payload[..]),
+        (DataKind::Direct, 1, 77, &b"hello"[..])
+    );
+
+    send(&mut a, data(DataKind::Request, 1, 2, 78, b"question"));
+    let req = recv_data(&mut b);
+    assert_eq!((req.kind, req.message_id), (DataKind::Request, 78));
+    let mut reply = data(DataKind::Reply, 2, 1, 500, b"answer");
+    reply.correlation_id = req.message_id;
+    send(&mut b, reply);
+    let got = recv_data(&mut a);
+    assert_eq!(
+        (got.kind, got.sender.0, got.correlation_id, &got.payload[..]),
+        (DataKind::Reply, 2, 78, &b"answer"[..])
+    );
+    r.stop();
+}
+
+/// Sends a direct "marker" to `to` and checks it is the next thing `c` receives: whatever was
+/// sent before it on the same path and did not arrive, never will.
+fn check_nothing_before_marker(sender: &mut Client, from: u32, to: u32, c: &mut Client) {
+    send(sender, data(DataKind::Direct, from, to, 9999, b"marker"));
+    let got = recv_data(c);
+    assert_eq!(got.message_id, 9999, "unexpected message before the marker: {got:?}");
+}
+
+fn broadcast_by_type_excludes_the_sender(kind: Kind) {
+    // Proves a typed broadcast reaches every online agent of that type on every shard but not
+    // the sender or other types, and an untyped one reaches everybody but the sender.
+    let r = start(kind, 2, |_| {});
+    let mut a = agent(r.addr(), 1, 7, &[]);
+    let mut b = agent(r.addr(), 2, 7, &[]);
+    let mut c = agent(r.addr(), 3, 8, &[]);
+    let mut d = agent(r.addr(), 4, 7, &[]);
+    send(&mut a, data(DataKind::Broadcast, 1, 7, 10, b"to sevens"));
+    for x in [&mut b, &mut d] {
+        let got = recv_data(x);
+        assert_eq!((got.kind, got.sender.0, got.message_id), (DataKind::Broadcast, 1, 10));
+    }
+    check_nothing_before_marker(&mut a, 1, 3, &mut c);
+    check_nothing_before_marker(&mut b, 2, 1, &mut a);
+
+    send(&mut c, data(DataKind::Broadcast, 3, 0, 11, b"to all"));
+    for x in [&mut a, &mut b, &mut d] {
+        assert_eq!(recv_data(x).message_id, 11);
+    }
+    check_nothing_before_marker(&mut a, 1, 3, &mut c);
+    r.stop();
+}
+
+fn topics_reach_subscribers_on_every_shard(kind: Kind) {
+    // Proves publish reaches subscribers (by registration or subscribe) on both shards, not the
+    // publisher, and stops after unsubscribe.
+    let r = start(kind, 2, |_| {});
+    let mut a = agent(r.addr(), 1, 0, &[5]);
+    let mut b = agent(r.addr(), 2, 0, &[]);
+    let mut c = agent(r.addr(), 3, 0, &[5]);
+    let request_id = b.request_id();
+    check_ack(
+        b.call(Control::Subscribe(Subscribe {
+            request_id,
+            agent_id: AgentId(2),
+            topic: TopicId(5),
+        }))
+        .unwrap(),
+    );
+    send(&mut c, data(DataKind::Publish, 3, 5, 20, b"news"));
+    for x in [&mut a, &mut b] {
+        let got = recv_data(x);
+        assert_eq!((got.kind, got.to, got.message_id), (DataKind::Publish, 5, 20));
+    }
+    check_nothing_before_marker(&mut a, 1, 3, &mut c);
+
+    let request_id = b.request_id();
+    let unsub = Unsubscribe { request_id, agent_id: AgentId(2), topic: TopicId(5) };
+    check_ack(b.call(Control::Unsubscribe(unsub)).unwrap());
+    send(&mut c, data(DataKind::Publish, 3, 5, 21, b"more news"));
+    assert_eq!(recv_data(&mut a).message_id, 21);
+    check_nothing_before_marker(&mut c, 3, 2, &mut b);
+    r.stop();
+}
+
+fn lock(c: &mut Client, agent: u32, lock: u64, lease_ms: u32) -> (u64, Control) {
+    let request_id = c.request_id();
+    let req = LockRequest { request_id, agent_id: AgentId(agent), lock_id: LockId(lock), lease_ms };
+    (request_id, c.call(Control::LockRequest(req)).unwrap())
+}
+
+fn unlock(c: &mut Client, agent: u32, lock: u64) -> Control {
+    let request_id = c.request_id();
+    c.call(Control::LockRelease(LockRelease {
+        request_id,
+        agent_id: AgentId(agent),
+        lock_id: LockId(lock),
+    }))
+    .unwrap()
+}
+
+fn locks_are_fifo_across_shards(kind: Kind) {
+    // Proves grant, FIFO queue positions, holder-only release and hand-over, with the requesters
+    // on different shards from each other and from the lock's owner shard.
+    let r = start(kind, 2, |_| {});
+    let mut a = agent(r.addr(), 1, 0, &[]);
+    let mut b = agent(r.addr(), 2, 0, &[]);
+    let mut c = agent(r.addr(), 3, 0, &[]);
+    for lock_id in [40u64, 41] {
+        assert!(matches!(lock(&mut a, 1, lock_id, 0).1, Control::LockGranted(_)));
+        let (b_req, b_reply) = lock(&mut b, 2, lock_id, 0);
+        assert!(
+            matches!(b_reply, Control::LockQueued(LockQueued { position: 1, .. })),
+            "{b_reply:?}"
+        );
+        assert!(matches!(
+            lock(&mut c, 3, lock_id, 0).1,
+            Control::LockQueued(LockQueued { position: 2, .. })
+        ));
+        assert_eq!(error_code(&unlock(&mut b, 2, lock_id)), ErrorCode::NotLockHolder.code());
+        check_ack(unlock(&mut a, 1, lock_id));
+        match b.recv_control().unwrap() {
+            Control::LockGranted(g) => {
+                assert_eq!((g.request_id, g.lock_id), (b_req, LockId(lock_id)))
+            }
+            other => panic!("expected the queued grant, got {other:?}"),
+        }
+        check_ack(unlock(&mut b, 2, lock_id));
+        assert!(matches!(c.recv_control().unwrap(), Control::LockGranted(_)));
+        check_ack(unlock(&mut c, 3, lock_id));
+        assert_eq!(error_code(&unlock(&mut c, 3, lock_id)), ErrorCode::LockNotFound.code());
+    }
+    r.stop();
+}
+
+fn locks_exclude_under_contention(kind: Kind) {
+    // Proves mutual exclusion: 4 agents on both shards take one lock 40 times each, and no two
+    // ever hold it at once.
+    let r = start(kind, 2, |_| {});
+    let holder = Arc::new(AtomicU32::new(0));
+    let addr = r.addr();
+    let clients: Vec<Client> = (1..=4).map(|id| agent(addr, id, 0, &[])).collect();
+    let threads: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut c)| {
+            let holder = holder.clone();
+            std::thread::spawn(move || {
+                let me = i as u32 + 1;
+                for _ in 0..40 {
+                    let (req, reply) = lock(&mut c, me, 7, 0);
+                    match reply {
+                        Control::LockGranted(_) => {}
+                        Control::LockQueued(_) => match c.recv_control().unwrap() {
+                            Control::LockGranted(g) => assert_eq!(g.request_id, req),
+                            other => panic!("expected a grant, got {other:?}"),
+                        },
+                        other => panic!("unexpected {other:?}"),
+                    }
+                    assert_eq!(holder.swap(me, Ordering::SeqCst), 0, "two holders at once");
+                    holder.store(0, Ordering::SeqCst);
+                    check_ack(unlock(&mut c, me, 7));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    r.stop();
+}
+
+fn barriers_release_everyone_together(kind: Kind) {
+    // Proves agents on both shards, entering concurrently, are all released once the expected
+    // count arrives, each exactly once, and the barrier id is reusable.
+    let r = start(kind, 2, |_| {});
+    let addr = r.addr();
+    for round in 0..2 {
+        let clients: Vec<Client> = (1..=4).map(|id| agent(addr, id + round * 10, 0, &[])).collect();
+        let start_line = Arc::new(Barrier::new(4));
+        let threads: Vec<_> = clients
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut c)| {
+                let start_line = start_line.clone();
+                std::thread::spawn(move || {
+                    let me = i as u32 + 1 + round * 10;
+                    start_line.wait();
+                    let request_id = c.request_id();
+                    c.send_control(Control::BarrierEnter(BarrierEnter {
+                        request_id,
+                        agent_id: AgentId(me),
+                        barrier_id: BarrierId(3),
+                        expected: 4,
+                    }))
+                    .unwrap();
+                    loop {
+                        match c.recv_control().unwrap() {
+                            Control::BarrierWait(w) => assert!(w.arrived < 4 && w.expected == 4),
+                            Control::BarrierRelease(rel) => {
+                                assert_eq!((rel.request_id, rel.arrived), (request_id, 4));
+                                return c;
+                            }
+                            other => panic!("unexpected {other:?}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut done: Vec<Client> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        // No second release follows.
+        for (i, c) in done.iter_mut().enumerate() {
+            c.set_timeout(Duration::from_millis(50)).unwrap();
+            assert!(c.recv().is_err(), "client {i} got more than one release");
+        }
+    }
+    r.stop();
+}
+
+fn bad_input_gets_its_error_and_others_carry_on(kind: Kind) {
+    // Proves garbage, an oversized header, a wrong version and a malformed message each get
+    // their own error and a closed connection, while two other agents keep talking.
+    let r = start(kind, 2, |_| {});
+    let mut a = agent(r.addr(), 1, 0, &[]);
+    let mut b = agent(r.addr(), 2, 0, &[]);
+    let mut good_frame = Vec::new();
+    {
+        let mut c = agent(r.addr(), 50, 0, &[]);
+        c.send(&[Message::Data(data(DataKind::Direct, 50, 1, 1, b"ok"))]).unwrap();
+        assert_eq!(recv_data(&mut a).message_id, 1);
+        let mut pool = a2a_bench::wire::BufferPool::default();
+        good_frame.extend(a2a_bench::wire::frame::encode_frame(
+            &[Message::Data(data(DataKind::Direct, 50, 1, 2, b"x"))],
+            a2a_bench::wire::Compression::None,
+            &mut pool,
+        ));
+    }
+    let mut oversized = good_frame[..HEADER_LEN].to_vec();
+    oversized[8..12].copy_from_slice(&(64u32 << 20).to_be_bytes());
+    oversized[12..16].copy_from_slice(&(64u32 << 20).to_be_bytes());
+    let mut version = good_frame.clone();
+    version[2] = 9;
+    let mut bad_message = good_frame.clone();
+    bad_message[HEADER_LEN] = 0xc1;
+    let cases: Vec<(&[u8], ErrorCode)> = vec![
+        (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", ErrorCode::MalformedFrame),
+        (&oversized, ErrorCode::FrameTooLarge),
+        (&version, ErrorCode::UnsupportedVersion),
+        (&bad_message, ErrorCode::MalformedFrame),
+    ];
+    for (bytes, code) in cases {
+        let mut bad = Client::connect(r.addr()).unwrap();
+        bad.send_raw(bytes).unwrap();
+        let got = bad.read_until_closed().expect("an error, then the router closes");
+        match &got[..] {
+            [Received::Control(Control::Error(e))] => assert_eq!(e.code, code.code(), "{e:?}"),
+            other => panic!("expected exactly one error for {code:?}, got {other:?}"),
+        }
+        send(&mut a, data(DataKind::Direct, 1, 2, 5, b"still here"));
+        assert_eq!(recv_data(&mut b).message_id, 5);
+        send(&mut b, data(DataKind::Direct, 2, 1, 6, b"and here"));
+        assert_eq!(recv_data(&mut a).message_id, 6);
+    }
+    // A client sending a router-only kind is cut off too.
+    let mut rude = agent(r.addr(), 60, 0, &[]);
+    rude.send_control(Control::Ack(Ack { request_id: 1 })).unwrap();
+    match &rude.read_until_closed().unwrap()[..] {
+        [Received::Control(Control::Error(e))] => {
+            assert_eq!(e.code, ErrorCode::UnexpectedMessage.code())
+        }
+        other => panic!("expected one error, got {other:?}"),
+    }
+    r.stop();
+}
+
+fn undeliverable_messages_are_answered(kind: Kind) {
+    // Proves unknown recipient, unregistered sender and expired ttl each come back as an error
+    // carrying the message id, and the connection stays usable.
+    let r = start(kind, 2, |_| {});
+    let mut a = agent(r.addr(), 1, 0, &[]);
+    let mut b = agent(r.addr(), 2, 0, &[]);
+    send(&mut a, data(DataKind::Direct, 1, 999, 31, b"?"));
+    send(&mut a, data(DataKind::Direct, 42, 2, 32, b"spoof"));
+    let mut old = data(DataKind::Direct, 1, 2, 33, b"stale");
+    old.timestamp_ns -= 5_000_000_000;
+    old.ttl_ms = 10;
+    send(&mut a, old);
+    for (id, code) in [
+        (31, ErrorCode::UnknownRecipient),
+        (32, ErrorCode::SenderNotRegistered),
+        (33, ErrorCode::Expired),
+    ] {
+        match a.recv_control().unwrap() {
+            Control::Error(e) => assert_eq!((e.message_id, e.code), (id, code.code()), "{e:?}"),
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+    check_nothing_before_marker(&mut a, 1, 2, &mut b);
+    let errors: u64 = r.stats().iter().flat_map(|s| s.errors.clone()).map(|(_, n)| n).sum();
+    assert_eq!(errors, 3, "each error is counted once");
+    r.stop();
+}
+
+fn registry_rejects_duplicates_and_checks_tokens(kind: Kind) {
+    // Proves a live id cannot be registered twice (from either shard), and a configured token
+    // is required.
+    let r = start(kind, 2, |cfg| cfg.token = Some("s3cret".into()));
+    let mut a = Client::connect(r.addr()).unwrap();
+    let mut b = Client::connect(r.addr()).unwrap();
+    let reg = |c: &mut Client, token: Option<&str>| {
+        let request_id = c.request_id();
+        c.call(Control::Register(Register {
+            request_id,
+            agent_id: AgentId(5),
+            agent_type: 1,
+            name: "five".into(),
+            capabilities: vec![],
+            topics: vec![],
+            token: token.map(String::from),
+        }))
+        .unwrap()
+    };
+    assert_eq!(error_code(&reg(&mut a, None)), ErrorCode::Unauthorized.code());
+    assert_eq!(error_code(&reg(&mut a, Some("wrong"))), ErrorCode::Unauthorized.code());
+    check_ack(reg(&mut a, Some("s3cret")));
+    assert_eq!(error_code(&reg(&mut b, Some("s3cret"))), ErrorCode::DuplicateAgent.code());
+    assert_eq!(error_code(&reg(&mut a, Some("s3cret"))), ErrorCode::DuplicateAgent.code());
+    r.stop();
+}
+
+fn discover(
+    c: &mut Client,
+    agent_type: u32,
+    capability: Option<&str>,
+    offset: u32,
+    limit: u32,
+) -> DiscoverReply {
+    let request_id = c.request_id();
+    let d = Discover {
+        request_id,
+        agent_type,
+        capability: capability.map(String::from),
+        offset,
+        limit,
+    };
+    match c.call(Control::Discover(d)).unwrap() {
+        Control::DiscoverReply(r) => r,
+        other => panic!("expected a discover reply, got {other:?}"),
+    }
+}
+
+fn disconnect_releases_everything(kind: Kind) {
+    // Proves closing a connection frees its agents' ids, hands its locks to the next waiter,
+    // and removes them from discovery.
+    let r = start(kind, 2, |_| {});
+    let mut holder = agent(r.addr(), 1, 3, &[9]);
+    let mut waiter = agent(r.addr(), 2, 3, &[]);
+    assert!(matches!(lock(&mut holder, 1, 70, 0).1, Control::LockGranted(_)));
+    assert!(matches!(lock(&mut waiter, 2, 70, 0).1, Control::LockQueued(_)));
+    assert_eq!(discover(&mut waiter, 3, None, 0, 0).total, 2);
+    drop(holder);
+    assert!(matches!(waiter.recv_control().unwrap(), Control::LockGranted(_)), "lock handed over");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let reply = discover(&mut waiter, 3, None, 0, 0);
+        if reply.total == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "agent 1 still listed: {reply:?}");
+    }
+    let mut again = Client::connect(r.addr()).unwrap();
+    check_ack(again.register(1, 3, &[]).unwrap());
+    r.stop();
+}
+
+fn discover_pages_and_stats_cover_all_shards(kind: Kind) {
+    // Proves discover filters by type and capability across shards, orders by id, pages, and
+    // stats answer for every shard.
+    let r = start(kind, 2, |_| {});
+    let mut clients = Vec::new();
+    for id in 1..=6u32 {
+        let mut c = Client::connect(r.addr()).unwrap();
+        let request_id = c.request_id();
+        let caps = if id % 2 == 0 { vec!["gpu".to_string()] } else { vec![] };
+        check_ack(
+            c.call(Control::Register(Register {
+                request_id,
+                agent_id: AgentId(id),
+                agent_type: if id <= 4 { 1 } else { 2 },
+                name: format!("a{id}"),
+                capabilities: caps,
+                topics: vec![],
+                token: None,
+            }))
+            .unwrap(),
+        );
+        clients.push(c);
+    }
+    let c = &mut clients[0];
+    let all = discover(c, 0, None, 0, 0);
+    assert_eq!(all.total, 6);
+    assert_eq!(all.agents.iter().map(|a| a.agent_id.0).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5, 6]);
+    assert!(all.agents.iter().all(|a| a.online));
+    assert_eq!(discover(c, 1, None, 0, 0).total, 4);
+    let gpus = discover(c, 0, Some("gpu"), 0, 0);
+    assert_eq!(gpus.agents.iter().map(|a| a.agent_id.0).collect::<Vec<_>>(), vec![2, 4, 6]);
+    let page = discover(c, 0, None, 2, 3);
+    assert_eq!((page.total, page.agents.len(), page.agents[0].agent_id.0), (6, 3, 3));
+    let request_id = c.request_id();
+    match c.call(Control::StatsRequest(StatsRequest { request_id })).unwrap() {
+        Control::StatsReply(s) => {
+            assert_eq!(s.shards.len(), if kind.sharded() { 2 } else { 1 });
+            assert_eq!(s.shards.iter().map(|x| x.agents).sum::<u32>(), 6);
+        }
+        other => panic!("expected stats, got {other:?}"),
+    }
+    r.stop();
+}
+
+fn silent_agents_go_offline_and_come_back(kind: Kind) {
+    // Proves an agent silent past the heartbeat timeout is offline (direct → recipient_offline,
+    // listed offline), and a heartbeat brings it back.
+    let r = start(kind, 2, |cfg| cfg.heartbeat_timeout = Duration::from_millis(150));
+    let mut a = agent(r.addr(), 1, 0, &[]);
+    let mut b = agent(r.addr(), 2, 0, &[]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        // `a` keeps talking (so it stays online) while `b` stays silent.
+        let listed = discover(&mut a, 0, None, 0, 0);
+        if listed.agents.iter().any(|x| x.agent_id.0 == 2 && !x.online) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "agent 2 never went offline");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    send(&mut a, data(DataKind::Direct, 1, 2, 90, b"anyone?"));
+    match a.recv_control().unwrap() {
+        Control::Error(e) => {
+            assert_eq!((e.code, e.message_id), (ErrorCode::RecipientOffline.code(), 90))
+        }
+        other => panic!("expected recipient_offline, got {other:?}"),
+    }
+    let request_id = b.request_id();
+    check_ack(b.call(Control::Heartbeat(Heartbeat { request_id, agent_id: AgentId(2) })).unwrap());
+    send(&mut a, data(DataKind::Direct, 1, 2, 91, b"back?"));
+    assert_eq!(recv_data(&mut b).message_id, 91);
+    r.stop();
+}
+
+fn two_thousand_agents_at_once(kind: Kind) {
+    // Proves 2,000 connected agents register and each gets a message from its neighbour.
+    raise_fd_limit(8192);
+    let r = start(kind, 2, |_| {});
+    let n = 2000u32;
+    let mut clients: Vec<Client> = (0..n).map(|id| agent(r.addr(), id, 0, &[])).collect();
+    for id in 0..n {
+        send(
+            &mut clients[id as usize],
+            data(DataKind::Direct, id, (id + 1) % n, u64::from(id), b"hi"),
+        );
+    }
+    for id in 0..n {
+        let got = recv_data(&mut clients[id as usize]);
+        assert_eq!(got.sender.0, (id + n - 1) % n);
+    }
+    let stats = r.stats();
+    assert_eq!(stats.iter().map(|s| s.connections).sum::<u32>(), n);
+    assert_eq!(stats.iter().map(|s| s.agents).sum::<u32>(), n);
+    r.stop();
+}
+
+fn stalled_receiver_is_bounded(kind: Kind) {
+    // Proves a receiver that never reads cannot make the router queue more than its bounds
+    // (one connection's queue, one peer's queue, each plus one input pass): the sender is paused
+    // by backpressure and its writes stop going through. The kernel's socket buffers absorb
+    // some tens of MiB on the way (tcp_rmem max is 32 MiB here), so the sender tries 256 MiB.
+    let (conn_bound, peer_bound) = (256 << 10, 1 << 20);
+    let r = start(kind, 2, |cfg| {
+        cfg.conn_queue_bytes_max = conn_bound;
+        cfg.peer_queue_bytes_max = peer_bound;
+        cfg.compression = a2a_bench::wire::Compression::None; // repeated payloads would shrink
+    });
+    let mut slow = Client::connect_with_recv_buffer(r.addr(), 64 << 10).unwrap();
+    check_ack(slow.register(1, 0, &[]).unwrap());
+    let mut fast = agent(r.addr(), 2, 0, &[]);
+    fast.set_compression(a2a_bench::wire::Compression::None);
+    fast.set_write_timeout(Duration::from_millis(500)).unwrap();
+    let payload = noise(1000);
+    let batch: Vec<Message<'_>> =
+        (0..64).map(|i| Message::Data(data(DataKind::Direct, 2, 1, i, &payload))).collect();
+    let mut sent_bytes = 0usize;
+    let target = 256 << 20;
+    while sent_bytes < target {
+        if fast.send(&batch).is_err() {
+            break;
+        }
+        sent_bytes += 64 * 1000;
+    }
+    let stats = r.stats();
+    assert!(sent_bytes < target, "256 MiB went through to a receiver that never reads: {stats:?}");
+    let conn_hwm = stats.iter().map(|s| s.conn_queue_bytes_hwm).max().unwrap();
+    let peer_hwm = stats.iter().map(|s| s.peer_queue_bytes_hwm).max().unwrap();
+    let pass = 64 << 10; // one read buffer of input routed past the bound
+    assert!(
+        conn_hwm <= (conn_bound + pass + (16 << 10)) as u64,
+        "connection queue reached {conn_hwm} B"
+    );
+    assert!(peer_hwm <= (peer_bound + pass + (16 << 10)) as u64, "peer queue reached {peer_hwm} B");
+    // Once the receiver reads, the flow resumes.
+    assert_eq!(recv_data(&mut slow).sender.0, 2);
+    r.stop();
+}
+
+fn stalled_receiver_with_drop_policy_gets_queue_full(kind: Kind) {
+    // Proves that under the drop policy the sender keeps going and is told, per message, that
+    // the recipient's queue was full; the queue stays within its bound.
+    let bound = 128 << 10;
+    let r = start(kind, 2, |cfg| {
+        cfg.conn_queue_bytes_max = bound;
+        cfg.on_full = a2a_bench::route::FullPolicy::Drop;
+    });
+    let _slow = agent(r.addr(), 1, 0, &[]);
+    let mut fast = agent(r.addr(), 2, 0, &[]);
+    let payload = vec![7u8; 1000];
+    let batch: Vec<Message<'_>> =
+        (0..64).map(|i| Message::Data(data(DataKind::Direct, 2, 1, i, &payload))).collect();
+    for _ in 0..16 {
+        fast.send(&batch).unwrap();
+    }
+    let mut full = 0;
+    while full == 0 {
+        if let Control::Error(e) = fast.recv_control().unwrap() {
+            assert_eq!(e.code, ErrorCode::QueueFull.code());
+            full += 1;
+        }
+    }
+    let hwm = r.stats().iter().map(|s| s.conn_queue_bytes_hwm).max().unwrap();
+    assert!(hwm <= (bound + 4096) as u64, "router queued {hwm} bytes under the drop policy");
+    r.stop();
+}
+
+fn priority_overtakes_queued_traffic(kind: Kind) {
+    // Proves the high-priority lane: with a backlog queued in the router for a slow reader, a
+    // priority-9 message sent after 8,000 priority-1 messages is delivered before at least 1,000
+    // of them. (The kernel takes up to 4 MiB of the backlog first: tcp_wmem's maximum here.)
+    let r = start(kind, 2, |cfg| {
+        cfg.conn_queue_bytes_max = 32 << 20;
+        cfg.compression = a2a_bench::wire::Compression::None; // repeated payloads would shrink
+    });
+    let mut slow = Client::connect_with_recv_buffer(r.addr(), 16 << 10).unwrap();
+    check_ack(slow.register(1, 0, &[]).unwrap());
+    let mut fast = agent(r.addr(), 2, 0, &[]);
+    fast.set_compression(a2a_bench::wire::Compression::None);
+    let payload = noise(1000);
+    let msgs: Vec<Message<'_>> = (0..8000)
+        .map(|i| {
+            let mut env = data(DataKind::Direct, 2, 1, i, &payload);
+            env.priority = 1;
+            Message::Data(env)
+        })
+        .collect();
+    for chunk in msgs.chunks(100) {
+        fast.send(chunk).unwrap();
+    }
+    let mut urgent = data(DataKind::Direct, 2, 1, 99_999, b"urgent");
+    urgent.priority = 9;
+    send(&mut fast, urgent);
+    // A stats round trip crosses the same FIFO paths: once it is answered, the urgent message is
+    // queued in the router (behind the backlog), and only then does the reader start.
+    let request_id = fast.request_id();
+    let stats = fast.call(Control::StatsRequest(StatsRequest { request_id })).unwrap();
+    assert!(matches!(stats, Control::StatsReply(_)));
+    let position = (0..8001)
+        .position(|_| recv_data(&mut slow).message_id == 99_999)
+        .expect("the urgent message arrives");
+    assert!(position < 7000, "the urgent message came at position {position} of 8001");
+    r.stop();
+}
+
+/// Whether the router closed `c` (an orderly close or a reset both count; a timeout does not).
+fn sees_close(c: &mut Client) -> bool {
+    use a2a_bench::client::ClientError;
+    match c.read_until_closed() {
+        Ok(_) => true,
+        Err(ClientError::Io(e)) => {
+            e.kind() != std::io::ErrorKind::WouldBlock && e.kind() != std::io::ErrorKind::TimedOut
+        }
+        Err(_) => false,
+    }
+}
+
+fn stop_closes_every_connection(kind: Kind) {
+    // Proves stopping a router closes its clients' connections and leaks no file descriptor,
+    // even with a writer blocked on a client that does not read.
+    let fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+    let before = fds();
+    for _ in 0..3 {
+        let r = start(kind, 2, |cfg| cfg.conn_queue_bytes_max = 64 << 10);
+        let mut a = agent(r.addr(), 1, 0, &[]);
+        let mut b = Client::connect_with_recv_buffer(r.addr(), 16 << 10).unwrap();
+        check_ack(b.register(2, 0, &[]).unwrap());
+        a.set_compression(a2a_bench::wire::Compression::None);
+        a.set_write_timeout(Duration::from_millis(200)).unwrap();
+        let payload = noise(1000);
+        let batch: Vec<Message<'_>> =
+            (0..64).map(|i| Message::Data(data(DataKind::Direct, 1, 2, i, &payload))).collect();
+        for _ in 0..64 {
+            a.send(&batch).unwrap(); // 4 MiB: the router's writer to `b` is left blocked
+        }
+        r.stop();
+        for (name, c) in [("sender", &mut a), ("stalled receiver", &mut b)] {
+            c.set_timeout(Duration::from_secs(5)).unwrap();
+            assert!(sees_close(c), "the {name} sees its connection closed");
+        }
+    }
+    let after = fds();
+    assert!(after <= before + 8, "file descriptors leaked: {before} before, {after} after");
+}
+
+macro_rules! suite {
+    ($kind:ident: $($check:ident),* $(,)?) => {
+        #[allow(non_snake_case)]
+        mod $kind {
+            $(
+                #[test]
+                fn $check() {
+                    super::$check(crate::support::Kind::$kind);
+                }
+            )*
+        }
+    };
+}
+
+suite!(Glommio:
+    direct_request_and_reply,
+    broadcast_by_type_excludes_the_sender,
+    topics_reach_subscribers_on_every_shard,
+    locks_are_fifo_across_shards,
+    locks_exclude_under_contention,
+    barriers_release_everyone_together,
+    bad_input_gets_its_error_and_others_carry_on,
+    undeliverable_messages_are_answered,
+    registry_rejects_duplicates_and_checks_tokens,
+    disconnect_releases_everything,
+    discover_pages_and_stats_cover_all_shards,
+    silent_agents_go_offline_and_come_back,
+    two_thousand_agents_at_once,
+    stalled_receiver_is_bounded,
+    stalled_receiver_with_drop_policy_gets_queue_full,
+    stop_closes_every_connection,
+    priority_overtakes_queued_traffic,
+);

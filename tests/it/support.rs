@@ -1,0 +1,141 @@
+//! Helpers shared by the integration tests.
+
+use std::net::SocketAddr;
+
+use a2a_bench::client::{Client, Received};
+use a2a_bench::placement::{Machine, Slot};
+use a2a_bench::route::ShardConfig;
+use a2a_bench::router::{Router, RouterConfig, RouterHandle};
+use a2a_bench::wire::{AgentId, Control, DataKind, Envelope, Message};
+
+/// `n` slots over this machine's cores (repeating cores when it has fewer).
+pub fn slots(n: usize) -> Vec<Slot> {
+    let m = Machine::detect();
+    (0..n).map(|i| m.cores[i % m.cores.len()]).collect()
+}
+
+/// The routers the suite runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The thread-per-core glommio router.
+    Glommio,
+}
+
+impl Kind {
+    /// Whether it has one shard per core (and so one stats entry per shard).
+    pub fn sharded(self) -> bool {
+        match self {
+            Kind::Glommio => true,
+        }
+    }
+}
+
+/// A running router of any kind.
+pub enum TestRouter {
+    Glommio(RouterHandle),
+}
+
+impl TestRouter {
+    pub fn addr(&self) -> SocketAddr {
+        match self {
+            TestRouter::Glommio(r) => r.local_addr(),
+        }
+    }
+
+    pub fn stats(&self) -> Vec<a2a_bench::wire::ShardStats> {
+        match self {
+            TestRouter::Glommio(r) => r.stats(),
+        }
+    }
+
+    pub fn stop(self) {
+        match self {
+            TestRouter::Glommio(r) => {
+                r.stop();
+            }
+        }
+    }
+}
+
+/// A router of `kind` on 127.0.0.1:0 with `shards` shards (threads), adjusted by `tweak`.
+pub fn start(kind: Kind, shards: usize, tweak: impl FnOnce(&mut ShardConfig)) -> TestRouter {
+    match kind {
+        Kind::Glommio => {
+            let mut cfg = RouterConfig::new("127.0.0.1:0".parse().unwrap(), slots(shards));
+            tweak(&mut cfg.shard);
+            TestRouter::Glommio(Router::start(cfg).expect("router starts"))
+        }
+    }
+}
+
+/// Raises this process's open-file limit to at least `n` (up to the hard limit).
+pub fn raise_fd_limit(n: u64) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < n {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, n.min(hard), hard);
+        }
+    }
+}
+
+/// A client with one registered agent; panics unless the registration is acked.
+pub fn agent(addr: SocketAddr, id: u32, agent_type: u32, topics: &[u32]) -> Client {
+    let mut c = Client::connect(addr).expect("connects");
+    check_ack(c.register(id, agent_type, topics).expect("register answered"));
+    c
+}
+
+/// Panics unless `ctl` is an ack.
+pub fn check_ack(ctl: Control) {
+    assert!(matches!(ctl, Control::Ack(_)), "expected an ack, got {ctl:?}");
+}
+
+/// The error code in `ctl`, panicking if it is not an error.
+pub fn error_code(ctl: &Control) -> u16 {
+    match ctl {
+        Control::Error(e) => e.code,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+/// A data message with a small payload.
+pub fn data(kind: DataKind, sender: u32, to: u32, message_id: u64, payload: &[u8]) -> Envelope<'_> {
+    Envelope {
+        kind,
+        sender: AgentId(sender),
+        to,
+        message_id,
+        correlation_id: 0,
+        timestamp_ns: a2a_bench::clock::now_ns(),
+        msg_type: 1,
+        priority: 5,
+        ttl_ms: 0,
+        payload,
+    }
+}
+
+/// Sends one data message.
+pub fn send(c: &mut Client, env: Envelope<'_>) {
+    c.send(&[Message::Data(env)]).expect("send");
+}
+
+/// The next message, which must be data.
+pub fn recv_data(c: &mut Client) -> a2a_bench::client::DataMessage {
+    match c.recv().expect("a message arrives") {
+        Received::Data(d) => d,
+        other => panic!("expected data, got {other:?}"),
+    }
+}
+
+/// `len` pseudo-random bytes (xorshift): a payload LZ4 cannot shrink.
+pub fn noise(len: usize) -> Vec<u8> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
