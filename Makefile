@@ -5,7 +5,7 @@ CARGO ?= cargo
 APT_PACKAGES := libhwloc-dev libudev-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps build test test-slow lint bench-micro bench-router
+.PHONY: help deps build test test-slow lint bench-quick bench bench-micro bench-router
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -18,14 +18,21 @@ deps: ## Install the Debian packages the build needs, when missing
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
+bench-quick: build ## The quick benchmark: a small grid in well under a minute
+	./target/release/a2a-bench --quick
+
+bench: build ## The default benchmark grid (agents 10,50,100 × star,mesh,ring × 3)
+	./target/release/a2a-bench
+
 build: deps ## Build the release binary (target/release/a2a-bench)
 	$(CARGO) build --release
 
 test: deps ## Run the tests (optimized, with debug assertions)
 	$(CARGO) test --profile ci
 
-test-slow: deps ## Run the slow and load tests too
-	$(CARGO) test --profile ci -- --include-ignored
+test-slow: deps ## Run the tests, then the slow and load tests one at a time
+	$(CARGO) test --profile ci
+	$(CARGO) test --profile ci -- --ignored --test-threads=1 --nocapture
 
 lint: ## rustfmt --check and clippy -D warnings
 	$(CARGO) fmt --all -- --check

@@ -14,7 +14,13 @@
 pub mod cli;
 pub mod client;
 pub mod clock;
+pub mod host;
+pub mod loadgen;
+pub mod metrics;
 pub mod placement;
+pub mod report;
 pub mod route;
 pub mod router;
+#[cfg(test)]
+mod testing;
 pub mod wire;

@@ -3,7 +3,10 @@
 //! `main()` calls [`main`], which maps every error to a one-line message naming the flag and an
 //! exit code; nothing here panics on user input.
 
+mod bench;
 mod router_cmd;
+
+pub use bench::{BenchArgs, BenchConfig};
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -22,6 +25,8 @@ use crate::wire::{Compression, Limits};
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    #[command(flatten)]
+    bench: BenchArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -176,8 +181,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Router(cmd)) => router_cmd::run_router(cmd),
         Some(Command::Stats(cmd)) => router_cmd::run_stats(cmd),
         None => {
-            let _ = Cli::try_parse_from(["a2a-bench", "--help"]).map_err(|e| e.print());
-            Ok(())
+            if bench::run(cli.bench)? {
+                Ok(())
+            } else {
+                bail!("some runs failed: see the report")
+            }
         }
     }
 }

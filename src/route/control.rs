@@ -94,47 +94,22 @@ impl Shard {
                 }
             }
             Control::LockRequest(l) => {
-                if self.agent_on(id, l.agent_id, l.request_id).is_some() {
-                    let waiter = self.waiter(l.agent_id, l.request_id);
-                    match self.owner_of(l.lock_id.0) {
-                        o if o == self.cfg.shard => {
-                            self.own_lock_request(waiter, l.lock_id, l.lease_ms)
-                        }
-                        o => self.peer_push_msg(
-                            o,
-                            PeerMsg::LockRequest { waiter, lock: l.lock_id, lease_ms: l.lease_ms },
-                        ),
-                    }
-                }
+                let (lock, lease_ms) = (l.lock_id, l.lease_ms);
+                self.send_to_owner(id, l.agent_id, l.request_id, lock.0, |waiter| {
+                    PeerMsg::LockRequest { waiter, lock, lease_ms }
+                });
             }
             Control::LockRelease(l) => {
-                if self.agent_on(id, l.agent_id, l.request_id).is_some() {
-                    let waiter = self.waiter(l.agent_id, l.request_id);
-                    match self.owner_of(l.lock_id.0) {
-                        o if o == self.cfg.shard => self.own_lock_release(waiter, l.lock_id),
-                        o => {
-                            self.peer_push_msg(o, PeerMsg::LockRelease { waiter, lock: l.lock_id })
-                        }
-                    }
-                }
+                let lock = l.lock_id;
+                self.send_to_owner(id, l.agent_id, l.request_id, lock.0, |waiter| {
+                    PeerMsg::LockRelease { waiter, lock }
+                });
             }
             Control::BarrierEnter(b) => {
-                if self.agent_on(id, b.agent_id, b.request_id).is_some() {
-                    let waiter = self.waiter(b.agent_id, b.request_id);
-                    match self.owner_of(b.barrier_id.0) {
-                        o if o == self.cfg.shard => {
-                            self.own_barrier_enter(waiter, b.barrier_id, b.expected)
-                        }
-                        o => self.peer_push_msg(
-                            o,
-                            PeerMsg::BarrierEnter {
-                                waiter,
-                                barrier: b.barrier_id,
-                                expected: b.expected,
-                            },
-                        ),
-                    }
-                }
+                let (barrier, expected) = (b.barrier_id, b.expected);
+                self.send_to_owner(id, b.agent_id, b.request_id, barrier.0, |waiter| {
+                    PeerMsg::BarrierEnter { waiter, barrier, expected }
+                });
             }
             Control::StatsRequest(s) => {
                 let token = self.token();
@@ -316,8 +291,24 @@ impl Shard {
         None
     }
 
-    fn waiter(&self, agent: AgentId, request_id: u64) -> Waiter {
-        Waiter { agent, request_id, home: self.cfg.shard }
+    /// Sends a lock or barrier request of `agent` (registered on `id`) to the shard owning
+    /// `key`; the owner's handling is the same whether it is this shard or a peer.
+    fn send_to_owner(
+        &mut self,
+        id: ConnId,
+        agent: AgentId,
+        request_id: u64,
+        key: u64,
+        make: impl FnOnce(Waiter) -> PeerMsg,
+    ) {
+        if self.agent_on(id, agent, request_id).is_none() {
+            return;
+        }
+        let msg = make(Waiter { agent, request_id, home: self.cfg.shard });
+        match self.owner_of(key) {
+            owner if owner == self.cfg.shard => self.on_peer(owner, msg),
+            owner => self.peer_push_msg(owner, msg),
+        }
     }
 
     fn own_lock_request(&mut self, waiter: Waiter, lock: LockId, lease_ms: u32) {

@@ -137,17 +137,10 @@ impl Shard {
         lane: u8,
         raw: &[u8],
     ) {
-        self.fan_mark += 1;
-        let mark = self.fan_mark;
-        self.fan.clear();
+        let mark = self.start_fan();
         for (_, a) in self.local.iter() {
             if a.online && a.id != sender && (agent_type == 0 || a.agent_type == agent_type) {
-                if let Some(c) = self.conns.get_mut(a.conn as usize) {
-                    if c.fan_mark != mark {
-                        c.fan_mark = mark;
-                        self.fan.push(a.conn);
-                    }
-                }
+                fan_add(&mut self.conns, &mut self.fan, mark, a.conn);
             }
         }
         self.deliver_fan(origin, sender, lane, raw);
@@ -162,22 +155,21 @@ impl Shard {
         lane: u8,
         raw: &[u8],
     ) {
-        self.fan_mark += 1;
-        let mark = self.fan_mark;
-        self.fan.clear();
+        let mark = self.start_fan();
         let Some(t) = self.topics.get(&topic) else { return };
-        for &li in &t.subs {
-            let Some(a) = self.local.get(li as usize) else { continue };
+        for a in t.subs.iter().filter_map(|&li| self.local.get(li as usize)) {
             if a.online && a.id != sender {
-                if let Some(c) = self.conns.get_mut(a.conn as usize) {
-                    if c.fan_mark != mark {
-                        c.fan_mark = mark;
-                        self.fan.push(a.conn);
-                    }
-                }
+                fan_add(&mut self.conns, &mut self.fan, mark, a.conn);
             }
         }
         self.deliver_fan(origin, sender, lane, raw);
+    }
+
+    /// Starts collecting a fan-out: a fresh stamp and an empty list.
+    fn start_fan(&mut self) -> u64 {
+        self.fan_mark += 1;
+        self.fan.clear();
+        self.fan_mark
     }
 
     fn deliver_fan(&mut self, origin: Origin, sender: AgentId, lane: u8, raw: &[u8]) {
@@ -307,6 +299,16 @@ impl Shard {
     /// Whether connection slot `idx` still accepts output.
     pub(super) fn conn_open(&self, idx: u32) -> bool {
         self.conns.get(idx as usize).is_some_and(|c| c.closing == Closing::No)
+    }
+}
+
+/// Adds connection slot `conn` to the fan-out once per stamp.
+fn fan_add(conns: &mut slab::Slab<super::conn::Conn>, fan: &mut Vec<u32>, mark: u64, conn: u32) {
+    if let Some(c) = conns.get_mut(conn as usize) {
+        if c.fan_mark != mark {
+            c.fan_mark = mark;
+            fan.push(conn);
+        }
     }
 }
 

@@ -610,6 +610,8 @@ impl Shard {
             conn_queue_bytes_hwm: c.conn_queue_bytes_hwm as u64,
             peer_queue_bytes_hwm: self.peers.iter().map(|p| p.queued_bytes_hwm).max().unwrap_or(0)
                 as u64,
+            // stats() runs on the shard's own thread (command loop or peer request).
+            cpu_ns: clock::thread_cpu_ns(),
         }
     }
 

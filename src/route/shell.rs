@@ -85,6 +85,9 @@ pub struct Links {
     live: Arc<AtomicUsize>,
 }
 
+/// Shutdown handles (a second descriptor) of a shard's open sockets, by connection number.
+type Sockets = Rc<RefCell<rustc_hash::FxHashMap<u64, TcpStream>>>;
+
 /// Serves one shard until [`Command::Stop`]; returns its final counters.
 pub async fn run_shard<R: Runtime>(
     shard: Shard,
@@ -92,6 +95,8 @@ pub async fn run_shard<R: Runtime>(
     ready: flume::Sender<()>,
 ) -> ShardStats {
     let shard = Rc::new(RefCell::new(shard));
+    let sockets: Sockets = Rc::default();
+    let mut next_socket = 0u64;
     let Links { commands, to_peers, from_peers, live } = links;
     for (p, tx) in to_peers.into_iter().enumerate() {
         if let Some(tx) = tx {
@@ -107,7 +112,10 @@ pub async fn run_shard<R: Runtime>(
     let _ = ready.send(());
     while let Ok(cmd) = commands.recv_async().await {
         match cmd {
-            Command::Conn(stream) => spawn_conn::<R>(&shard, stream, &live),
+            Command::Conn(stream) => {
+                next_socket += 1;
+                spawn_conn::<R>(&shard, stream, &live, &sockets, next_socket);
+            }
             Command::Stats(reply) => {
                 let _ = reply.send(shard.borrow().stats());
             }
@@ -116,7 +124,12 @@ pub async fn run_shard<R: Runtime>(
         }
     }
     let stats = shard.borrow().stats();
+    // Wake every parked task, and fail every blocked read or write (a client that stopped
+    // reading would otherwise keep its writer blocked forever).
     shard.borrow_mut().shutdown();
+    for socket in sockets.borrow().values() {
+        let _ = socket.shutdown(Shutdown::Both);
+    }
     // Every task holds the shard; wait (bounded) until they have all finished, so that the
     // sockets are closed rather than leaked with tasks parked in a waker cycle.
     let deadline = clock::now_ns() + 2_000_000_000;
@@ -126,7 +139,13 @@ pub async fn run_shard<R: Runtime>(
     stats
 }
 
-fn spawn_conn<R: Runtime>(shard: &Rc<RefCell<Shard>>, stream: TcpStream, live: &Arc<AtomicUsize>) {
+fn spawn_conn<R: Runtime>(
+    shard: &Rc<RefCell<Shard>>,
+    stream: TcpStream,
+    live: &Arc<AtomicUsize>,
+    sockets: &Sockets,
+    number: u64,
+) {
     let _ = stream.set_nodelay(true);
     let adopted = match (stream.set_nonblocking(true), stream.try_clone()) {
         (Ok(()), Ok(control)) => R::adopt(stream).map(|s| (s, control)),
@@ -136,10 +155,26 @@ fn spawn_conn<R: Runtime>(shard: &Rc<RefCell<Shard>>, stream: TcpStream, live: &
         live.fetch_sub(1, Ordering::Relaxed);
         return;
     };
+    if let Ok(handle) = control.try_clone() {
+        sockets.borrow_mut().insert(number, handle);
+    }
     let stream = Rc::new(RefCell::new(stream));
     let id = shard.borrow_mut().open_conn();
     R::spawn(reader::<R>(shard.clone(), stream.clone(), id, live.clone()));
-    R::spawn(writer::<R>(shard.clone(), stream, id, control, live.clone()));
+    let done = Finished { sockets: sockets.clone(), number };
+    R::spawn(writer::<R>(shard.clone(), stream, id, control, live.clone(), done));
+}
+
+/// Drops a connection's shutdown handle when its writer finishes.
+struct Finished {
+    sockets: Sockets,
+    number: u64,
+}
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        self.sockets.borrow_mut().remove(&self.number);
+    }
 }
 
 async fn reader<R: Runtime>(
@@ -199,6 +234,7 @@ async fn writer<R: Runtime>(
     id: ConnId,
     control: TcpStream,
     live: Arc<AtomicUsize>,
+    _done: Finished,
 ) {
     while let Some(frame) = poll_fn(|cx| shard.borrow_mut().poll_output(id, cx)).await {
         let written = write_all(&stream, &frame).await;
@@ -273,6 +309,19 @@ async fn ticker<R: Runtime>(shard: Rc<RefCell<Shard>>) {
     while !shard.borrow().is_stopped() {
         R::sleep(TICK).await;
         shard.borrow_mut().tick(clock::now_ns());
+    }
+}
+
+/// Stalls a server's shards from any thread (fault injection).
+#[derive(Clone)]
+pub struct Staller(Vec<flume::Sender<Command>>);
+
+impl Staller {
+    /// Blocks every shard's thread for `d`.
+    pub fn stall(&self, d: Duration) {
+        for s in &self.0 {
+            let _ = s.send(Command::Stall(d));
+        }
     }
 }
 
@@ -373,9 +422,12 @@ impl Server {
 
     /// Blocks every shard's thread for `d` (fault injection for tests and demonstrations).
     pub fn stall(&self, d: Duration) {
-        for s in &self.shards {
-            let _ = s.commands.send(Command::Stall(d));
-        }
+        self.staller().stall(d)
+    }
+
+    /// A handle that can stall the shards from another thread.
+    pub fn staller(&self) -> Staller {
+        Staller(self.shards.iter().map(|s| s.commands.clone()).collect())
     }
 
     /// Stops accepting, stops every shard, and returns their final counters.

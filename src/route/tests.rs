@@ -8,50 +8,7 @@ use crate::wire::control::Register;
 use crate::wire::frame::encode_frame;
 use crate::wire::{decode_frame, Control, DataKind, Envelope};
 
-/// Counts the calling thread's live heap bytes, to measure what a structure costs.
-mod counting {
-    use std::alloc::{GlobalAlloc, Layout, System};
-    use std::cell::Cell;
-
-    thread_local! {
-        static LIVE: Cell<isize> = const { Cell::new(0) };
-    }
-
-    pub struct Counting;
-
-    fn add(n: isize) {
-        let _ = LIVE.try_with(|c| c.set(c.get() + n));
-    }
-
-    #[allow(unsafe_code)]
-    // SAFETY: every call is forwarded unchanged to the system allocator; the counter is a
-    // const-initialised thread-local without destructor, so counting never allocates.
-    unsafe impl GlobalAlloc for Counting {
-        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-            add(layout.size() as isize);
-            // SAFETY: same contract as ours.
-            unsafe { System.alloc(layout) }
-        }
-        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-            add(-(layout.size() as isize));
-            // SAFETY: same contract as ours.
-            unsafe { System.dealloc(ptr, layout) }
-        }
-        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-            add(new_size as isize - layout.size() as isize);
-            // SAFETY: same contract as ours.
-            unsafe { System.realloc(ptr, layout, new_size) }
-        }
-    }
-
-    /// Live heap bytes allocated by this thread.
-    pub fn live() -> isize {
-        LIVE.with(Cell::get)
-    }
-}
-
-#[global_allocator]
-static ALLOC: counting::Counting = counting::Counting;
+use crate::testing::counting;
 
 fn frame(msgs: &[Message<'_>]) -> Vec<u8> {
     encode_frame(msgs, Compression::None, &mut BufferPool::default())

@@ -125,6 +125,11 @@ impl RouterHandle {
         self.server.stall(d)
     }
 
+    /// A handle that can stall the shards from another thread.
+    pub fn staller(&self) -> crate::route::shell::Staller {
+        self.server.staller()
+    }
+
     /// Stops the router; returns every shard's final counters.
     pub fn stop(self) -> Vec<ShardStats> {
         self.server.stop()

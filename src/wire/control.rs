@@ -396,6 +396,8 @@ pub struct ShardStats {
     pub conn_queue_bytes_hwm: u64,
     /// Highest bytes queued for one peer shard.
     pub peer_queue_bytes_hwm: u64,
+    /// CPU time the shard's thread has used, in ns (0 if unknown).
+    pub cpu_ns: u64,
 }
 
 /// The answer to [`StatsRequest`].

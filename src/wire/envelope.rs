@@ -1,17 +1,12 @@
 //! Data messages: the envelope every direct, request, reply, broadcast and publish carries.
 //!
-//! Encoded with `rmp`'s low-level calls (the layer `rmp-serde` itself stands on) rather than
+//! Encoded and decoded by the msgpack slice readers and writers of [`super::msgpack`] rather than
 //! through serde: decoding borrows the payload from the frame and ends exactly where the message
 //! ends, so the router routes on the header fields and forwards the original bytes untouched.
-//! Decoding uses the slice readers of [`super::msgpack`]. Measured here: decode + forward costs a
-//! fraction of serde decode + re-encode (≈ 96 ns per 64 B message; see docs/BENCHMARKS.md).
+//! Measured here: decode + forward costs a third of serde decode + re-encode (docs/BENCHMARKS.md).
 //!
 //! Wire form: `[kind, [sender, to, message_id, correlation_id, timestamp_ns, msg_type, priority,
 //! ttl_ms, payload]]`, integers in msgpack's shortest form, the payload as `bin`.
-
-use std::convert::Infallible;
-
-use rmp::encode::{ByteBuf, ValueWriteError};
 
 use super::{AgentId, PRIORITY_MAX};
 
@@ -104,36 +99,29 @@ pub struct Envelope<'a> {
     pub payload: &'a [u8],
 }
 
-/// Unwraps a write into a [`ByteBuf`], whose error type is uninhabited.
-#[inline(always)]
-fn done<T>(r: Result<T, ValueWriteError<Infallible>>) -> T {
-    match r {
-        Ok(v) => v,
-        Err(ValueWriteError::InvalidMarkerWrite(e) | ValueWriteError::InvalidDataWrite(e)) => {
-            match e {}
-        }
-    }
-}
-
 impl<'a> Envelope<'a> {
     /// Appends this message's encoding to `out`; allocates only if `out` must grow.
     #[inline]
     pub fn encode(&self, out: &mut Vec<u8>) {
-        use rmp::encode::{write_array_len, write_bin, write_uint};
-        let mut wr = ByteBuf::from(std::mem::take(out));
-        done(write_array_len(&mut wr, 2));
-        done(write_uint(&mut wr, u64::from(self.kind.code())));
-        done(write_array_len(&mut wr, ENVELOPE_FIELDS));
-        done(write_uint(&mut wr, u64::from(self.sender.0)));
-        done(write_uint(&mut wr, u64::from(self.to)));
-        done(write_uint(&mut wr, self.message_id));
-        done(write_uint(&mut wr, self.correlation_id));
-        done(write_uint(&mut wr, self.timestamp_ns));
-        done(write_uint(&mut wr, u64::from(self.msg_type)));
-        done(write_uint(&mut wr, u64::from(self.priority)));
-        done(write_uint(&mut wr, u64::from(self.ttl_ms)));
-        done(write_bin(&mut wr, self.payload));
-        *out = wr.into();
+        use super::msgpack::{put_bin_len, put_uint};
+        // Everything but the payload fits in 80 bytes: build it on the stack, then copy twice.
+        let mut head = [0u8; 80];
+        head[0] = 0x92; // [kind, fields]
+        head[1] = self.kind.code(); // a positive fixint
+        head[2] = 0x90 | ENVELOPE_FIELDS as u8; // fixarray of 9
+        let mut at = 3;
+        at = put_uint(&mut head, at, u64::from(self.sender.0));
+        at = put_uint(&mut head, at, u64::from(self.to));
+        at = put_uint(&mut head, at, self.message_id);
+        at = put_uint(&mut head, at, self.correlation_id);
+        at = put_uint(&mut head, at, self.timestamp_ns);
+        at = put_uint(&mut head, at, u64::from(self.msg_type));
+        at = put_uint(&mut head, at, u64::from(self.priority));
+        at = put_uint(&mut head, at, u64::from(self.ttl_ms));
+        at = put_bin_len(&mut head, at, self.payload.len());
+        out.reserve(at + self.payload.len());
+        out.extend_from_slice(&head[..at]);
+        out.extend_from_slice(self.payload);
     }
 
     /// Upper bound on [`Envelope::encode`]'s output for a payload of `payload_len` bytes.

@@ -1,9 +1,54 @@
-//! The few msgpack reads the hot path needs, specialised for byte slices.
+//! The few msgpack reads and writes the hot path needs, specialised for byte slices.
 //!
-//! `rmp::decode` goes through `io::Read` and `num_traits` per field and is not inlined; the
-//! envelope decoder reads nine integers per message, so it uses these instead (≈ 2× faster here,
-//! see docs/BENCHMARKS.md). They accept every msgpack encoding of a value, not only the shortest:
-//! any unsigned marker, and signed markers holding a non-negative value.
+//! `rmp` goes through `io::Read` / `io::Write` and `num_traits` per field and is not inlined;
+//! an envelope has nine integers, so its codec uses these instead (see docs/BENCHMARKS.md for
+//! what each side gained). Readers accept every msgpack encoding of a value, not only the
+//! shortest: any unsigned marker, and signed markers holding a non-negative value. Writers emit
+//! the shortest encoding, as `rmp::encode::write_uint` does.
+
+/// Writes the shortest encoding of `v` at `out[at..]`; returns the new end. `out` must have 9
+/// bytes of room from `at`.
+#[inline(always)]
+pub(crate) fn put_uint(out: &mut [u8], at: usize, v: u64) -> usize {
+    if v < 128 {
+        out[at] = v as u8;
+        at + 1
+    } else if v < 256 {
+        out[at] = 0xcc;
+        out[at + 1] = v as u8;
+        at + 2
+    } else if v < 65_536 {
+        out[at] = 0xcd;
+        out[at + 1..at + 3].copy_from_slice(&(v as u16).to_be_bytes());
+        at + 3
+    } else if v <= u64::from(u32::MAX) {
+        out[at] = 0xce;
+        out[at + 1..at + 5].copy_from_slice(&(v as u32).to_be_bytes());
+        at + 5
+    } else {
+        out[at] = 0xcf;
+        out[at + 1..at + 9].copy_from_slice(&v.to_be_bytes());
+        at + 9
+    }
+}
+
+/// Writes the shortest `bin` header for `len` bytes at `out[at..]` (5 bytes of room).
+#[inline(always)]
+pub(crate) fn put_bin_len(out: &mut [u8], at: usize, len: usize) -> usize {
+    if len < 256 {
+        out[at] = 0xc4;
+        out[at + 1] = len as u8;
+        at + 2
+    } else if len < 65_536 {
+        out[at] = 0xc5;
+        out[at + 1..at + 3].copy_from_slice(&(len as u16).to_be_bytes());
+        at + 3
+    } else {
+        out[at] = 0xc6;
+        out[at + 1..at + 5].copy_from_slice(&(len as u32).to_be_bytes());
+        at + 5
+    }
+}
 
 /// Reads the array header at the front of `rd`, returning its length.
 #[inline(always)]
@@ -98,6 +143,25 @@ mod tests {
         write_sint(&mut neg, -1).unwrap();
         assert_eq!(read_uint(&mut &neg[..]), None, "negative values are refused");
         assert_eq!(read_uint(&mut &[0xcf, 0, 0][..]), None, "truncated values are refused");
+    }
+
+    #[test]
+    fn writers_match_rmp_byte_for_byte() {
+        // Proves the slice writers emit exactly what rmp's shortest-form writers emit.
+        for v in [0u64, 1, 127, 128, 255, 256, 65_535, 65_536, u32::MAX as u64, 1 << 32, u64::MAX] {
+            let mut ours = [0u8; 9];
+            let end = put_uint(&mut ours, 0, v);
+            let mut theirs = Vec::new();
+            rmp::encode::write_uint(&mut theirs, v).unwrap();
+            assert_eq!(&ours[..end], &theirs[..], "{v}");
+        }
+        for len in [0usize, 255, 256, 65_535, 65_536] {
+            let mut ours = [0u8; 5];
+            let end = put_bin_len(&mut ours, 0, len);
+            let mut theirs = Vec::new();
+            rmp::encode::write_bin_len(&mut theirs, len as u32).unwrap();
+            assert_eq!(&ours[..end], &theirs[..], "{len}");
+        }
     }
 
     #[test]

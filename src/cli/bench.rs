@@ -1,0 +1,477 @@
+//! `a2a-bench` without a subcommand: run a benchmark grid and report it.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Args;
+
+use super::{parse_bytes, parse_router_url, parse_secs, slots_for, RouterArgs};
+use crate::loadgen::{self, Pacing, RouterProbe, Scenario, Stop, Topology};
+use crate::placement::{Machine, Plan, Slot};
+use crate::report::{self, PlacementInfo, Report, ReportConfig, RunResult, RunSpec, Summary};
+use crate::router::{Router, RouterConfig, RouterHandle};
+use crate::wire::Compression;
+
+/// The benchmark's flags (the seed load tester's, plus ours).
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Agent counts to run [default: 10,50,100; --quick: 5,10].
+    #[arg(long, value_name = "LIST")]
+    agents: Option<String>,
+    /// Requests per agent in the measured window, per run (count mode) [default: duration mode].
+    #[arg(long, value_name = "LIST", conflicts_with = "duration")]
+    messages: Option<String>,
+    /// Seconds of measured window per run (duration mode) [default: 3; --quick: 1].
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    duration: Option<Duration>,
+    /// Topologies: star, mesh, ring, line, hierarchical [default: star,mesh,ring].
+    #[arg(long, value_name = "LIST")]
+    topologies: Option<String>,
+    /// Children per node in the hierarchical topology.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    fanout: u32,
+    /// Open loop: milliseconds between one agent's requests, per run [default: closed loop].
+    #[arg(long, value_name = "LIST", conflicts_with = "rate")]
+    intervals: Option<String>,
+    /// Open loop: total requests per second over all agents, per run [default: closed loop].
+    #[arg(long, value_name = "LIST")]
+    rate: Option<String>,
+    /// Requests in flight per agent (closed loop), or their cap (open loop).
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    window: u32,
+    /// Repetitions of each scenario [default: 3; --quick: 1].
+    #[arg(long, value_name = "N")]
+    repeat: Option<u32>,
+    /// Seconds of warm-up before each measured window (excluded from every figure)
+    /// [default: 1; --quick: 0.3].
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    warmup: Option<Duration>,
+    /// Seconds to wait for replies in flight once sending stops.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
+    drain_timeout: Duration,
+    /// JSON report file.
+    #[arg(long, value_name = "FILE", default_value = "benchmark_results.json")]
+    output: PathBuf,
+    /// A fast grid that finishes in well under a minute.
+    #[arg(long)]
+    quick: bool,
+    /// Drive an external router (tcp://host:port) instead of starting the embedded one.
+    #[arg(long, value_name = "URL")]
+    router: Option<String>,
+    /// Cores to use (e.g. 0-15); split between the embedded router and the agents
+    /// [default: every core].
+    #[arg(long, value_name = "LIST")]
+    cores: Option<String>,
+    /// Cores for the embedded router's shards [default: half of --cores, spread over NUMA nodes].
+    #[arg(long, value_name = "LIST")]
+    router_cores: Option<String>,
+    /// Cores for the agent groups [default: the cores the router does not take].
+    #[arg(long, value_name = "LIST")]
+    agent_cores: Option<String>,
+    /// Payload bytes per request (at least 16: the send times travel in it).
+    #[arg(long, value_name = "BYTES", default_value = "64", value_parser = parse_bytes)]
+    payload_size: usize,
+    /// Most messages per frame.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    batch: u32,
+    /// Frame compression of agents and embedded router: none, auto (LZ4 above 1 KiB when it
+    /// shrinks below 90 %), lz4. On one machine LZ4 costs more CPU than it saves.
+    #[arg(long, value_name = "MODE", default_value = "none")]
+    compression: Compression,
+    /// Agents sharing one connection.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    agents_per_conn: u32,
+    /// Priority of every message (0-10).
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    priority: u8,
+    /// Open loop: a send leaving later than this after its intended time counts as late (ms).
+    #[arg(long, value_name = "MS", default_value = "1", value_parser = parse_secs_ms)]
+    late_after_ms: Duration,
+    #[command(flatten)]
+    router_flags: RouterArgs,
+}
+
+fn parse_secs_ms(s: &str) -> Result<Duration, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if (0.0..1e9).contains(&v) => Ok(Duration::from_secs_f64(v / 1e3)),
+        _ => Err(format!("'{s}' is not a number of milliseconds")),
+    }
+}
+
+/// How one grid dimension paces requests.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum PacingSpec {
+    Closed,
+    /// Milliseconds between one agent's requests.
+    Interval(u64),
+    /// Total requests per second.
+    Rate(f64),
+}
+
+/// Where the agents send.
+#[derive(Debug, Clone)]
+enum Target {
+    Embedded { slots: Vec<Slot> },
+    External { url: String, addr: SocketAddr },
+}
+
+/// The validated benchmark configuration.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    agents: Vec<u32>,
+    stops: Vec<Stop>,
+    topologies: Vec<Topology>,
+    pacings: Vec<PacingSpec>,
+    window: u32,
+    repeat: u32,
+    warmup: Duration,
+    drain_timeout: Duration,
+    output: PathBuf,
+    target: Target,
+    plan: Plan,
+    payload: usize,
+    batch: u32,
+    compression: Compression,
+    agents_per_conn: u32,
+    priority: u8,
+    late_after: Duration,
+    router_flags: RouterArgs,
+    report_config: ReportConfig,
+}
+
+fn list<T: std::str::FromStr>(flag: &str, spec: &str) -> anyhow::Result<Vec<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    let items: Result<Vec<T>, String> = spec
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<T>().map_err(|e| format!("'{s}': {e}")))
+        .collect();
+    let items = items.map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
+    if items.is_empty() {
+        bail!("{flag}: the list is empty");
+    }
+    Ok(items)
+}
+
+impl TryFrom<BenchArgs> for BenchConfig {
+    type Error = anyhow::Error;
+
+    fn try_from(a: BenchArgs) -> anyhow::Result<BenchConfig> {
+        let quick = a.quick;
+        let agents: Vec<u32> = list(
+            "--agents",
+            a.agents.as_deref().unwrap_or(if quick { "5,10" } else { "10,50,100" }),
+        )?;
+        if let Some(&bad) = agents.iter().find(|&&n| !(2..=(1 << 21)).contains(&n)) {
+            bail!("--agents: {bad} is out of range (2 to 2097152: a topology needs two agents)");
+        }
+        let (stops, message_counts, duration_sec) = match &a.messages {
+            Some(spec) => {
+                let counts: Vec<u64> = list("--messages", spec)?;
+                if counts.contains(&0) {
+                    bail!("--messages: counts must be at least 1");
+                }
+                (counts.iter().map(|&per_agent| Stop::Count { per_agent }).collect(), counts, None)
+            }
+            None => {
+                let d = a.duration.unwrap_or(Duration::from_secs(if quick { 1 } else { 3 }));
+                if d.is_zero() {
+                    bail!("--duration must be above 0");
+                }
+                (vec![Stop::Duration(d)], Vec::new(), Some(d.as_secs_f64()))
+            }
+        };
+        if a.fanout == 0 {
+            bail!("--fanout must be at least 1");
+        }
+        let topologies: Vec<Topology> =
+            list::<Topology>("--topologies", a.topologies.as_deref().unwrap_or("star,mesh,ring"))?
+                .into_iter()
+                .map(|t| match t {
+                    Topology::Hierarchical { .. } => Topology::Hierarchical { fanout: a.fanout },
+                    other => other,
+                })
+                .collect();
+        let (pacings, intervals, rates) = match (&a.intervals, &a.rate) {
+            (Some(spec), _) => {
+                let ms: Vec<u64> = list("--intervals", spec)?;
+                if ms.contains(&0) {
+                    bail!("--intervals: intervals must be at least 1 ms");
+                }
+                (ms.iter().map(|&m| PacingSpec::Interval(m)).collect(), ms, Vec::new())
+            }
+            (None, Some(spec)) => {
+                let r: Vec<f64> = list("--rate", spec)?;
+                if r.iter().any(|&x| !(x > 0.0 && x.is_finite())) {
+                    bail!("--rate: rates must be positive");
+                }
+                (r.iter().map(|&x| PacingSpec::Rate(x)).collect(), Vec::new(), r)
+            }
+            (None, None) => (vec![PacingSpec::Closed], Vec::new(), Vec::new()),
+        };
+        if a.window == 0 {
+            bail!("--window must be at least 1");
+        }
+        let repeat = a.repeat.unwrap_or(if quick { 1 } else { 3 });
+        if repeat == 0 {
+            bail!("--repeat must be at least 1");
+        }
+        if a.payload_size < 16 || a.payload_size > 4 << 20 {
+            bail!("--payload-size must be between 16 and 4M bytes (the send times take 16)");
+        }
+        if a.batch == 0 || a.agents_per_conn == 0 {
+            bail!("--batch and --agents-per-conn must be at least 1");
+        }
+        if a.priority > 10 {
+            bail!("--priority must be 0 to 10");
+        }
+        let machine = Machine::detect();
+        let all = match &a.cores {
+            Some(spec) => slots_for("--cores", spec, &machine)?,
+            None => machine.cores.clone(),
+        };
+        let (target, plan) = match &a.router {
+            Some(url) => {
+                let (scheme, addr) =
+                    parse_router_url(url).map_err(|e| anyhow::anyhow!("--router: {e}"))?;
+                if scheme != "tcp" {
+                    bail!("--router: {scheme}:// needs --transport ws (not built yet); use tcp://");
+                }
+                if a.router_cores.is_some() {
+                    bail!("--router-cores: there is no embedded router with --router");
+                }
+                let agents = match &a.agent_cores {
+                    Some(spec) => slots_for("--agent-cores", spec, &machine)?,
+                    None => all.clone(),
+                };
+                (Target::External { url: url.clone(), addr }, Plan { router: Vec::new(), agents })
+            }
+            None => {
+                let mut plan = Plan::split(&all);
+                if let Some(spec) = &a.router_cores {
+                    plan.router = slots_for("--router-cores", spec, &machine)?;
+                    plan.agents =
+                        all.iter().copied().filter(|s| !plan.router.contains(s)).collect();
+                }
+                if let Some(spec) = &a.agent_cores {
+                    plan.agents = slots_for("--agent-cores", spec, &machine)?;
+                }
+                if plan.agents.is_empty() {
+                    bail!("--agent-cores: no core left for the agents (give more --cores)");
+                }
+                if plan.router.len() > 64 {
+                    bail!("--router-cores: at most 64 shards");
+                }
+                (Target::Embedded { slots: plan.router.clone() }, plan)
+            }
+        };
+        a.router_flags.shard_config(a.compression)?;
+        let report_config = ReportConfig {
+            agent_counts: agents.clone(),
+            message_counts,
+            topologies: topologies.iter().map(|t| t.name().to_string()).collect(),
+            message_intervals_ms: intervals,
+            repeat_count: repeat,
+            duration_sec,
+            rates_per_sec: rates,
+            window: a.window,
+            warmup_sec: 0.0,
+            payload_size: a.payload_size,
+            batch: a.batch,
+            compression: a.compression.to_string(),
+            agents_per_conn: a.agents_per_conn,
+            fanout: a.fanout,
+            router: a.router.clone(),
+            transport: "tcp".into(),
+            protocol: "native".into(),
+        };
+        let warmup = a.warmup.unwrap_or(Duration::from_millis(if quick { 300 } else { 1000 }));
+        Ok(BenchConfig {
+            agents,
+            stops,
+            topologies,
+            pacings,
+            window: a.window,
+            repeat,
+            warmup,
+            drain_timeout: a.drain_timeout,
+            output: a.output,
+            target,
+            plan,
+            payload: a.payload_size,
+            batch: a.batch,
+            compression: a.compression,
+            agents_per_conn: a.agents_per_conn,
+            priority: a.priority,
+            late_after: a.late_after_ms,
+            router_flags: a.router_flags,
+            report_config: ReportConfig { warmup_sec: warmup.as_secs_f64(), ..report_config },
+        })
+    }
+}
+
+impl BenchConfig {
+    /// Every run of the grid, in order: topology, agents, stop, pacing, repetition.
+    pub fn grid(&self) -> Vec<RunSpec> {
+        let salt = std::process::id() % 1000;
+        let mut runs = Vec::new();
+        for &topology in &self.topologies {
+            for &agents in &self.agents {
+                for &stop in &self.stops {
+                    for &pacing in &self.pacings {
+                        for repeat in 0..self.repeat {
+                            let (pacing, interval_ms) = match pacing {
+                                PacingSpec::Closed => {
+                                    (Pacing::Closed { window: self.window }, None)
+                                }
+                                PacingSpec::Interval(ms) => (
+                                    Pacing::Open {
+                                        rate: f64::from(agents) * 1000.0 / ms as f64,
+                                        window: self.window,
+                                    },
+                                    Some(ms),
+                                ),
+                                PacingSpec::Rate(rate) => {
+                                    (Pacing::Open { rate, window: self.window }, None)
+                                }
+                            };
+                            let id_base = 1 + ((salt + runs.len() as u32) % 2000) * (1 << 21);
+                            runs.push(RunSpec {
+                                scenario: Scenario {
+                                    topology,
+                                    agents,
+                                    pacing,
+                                    stop,
+                                    warmup: self.warmup,
+                                    drain_timeout: self.drain_timeout,
+                                    payload_bytes: self.payload,
+                                    batch_max: self.batch,
+                                    compression: self.compression,
+                                    agents_per_conn: self.agents_per_conn,
+                                    agent_cores: self.plan.agents.clone(),
+                                    late_after: self.late_after,
+                                    priority: self.priority,
+                                    id_base,
+                                },
+                                repeat,
+                                interval_ms,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        runs
+    }
+
+    /// Where the report goes.
+    pub fn output(&self) -> &std::path::Path {
+        &self.output
+    }
+}
+
+/// Reads an external a2a-bench router's counters over the protocol.
+struct ExternalProbe(SocketAddr);
+
+impl RouterProbe for ExternalProbe {
+    fn stats(&self) -> Vec<crate::wire::ShardStats> {
+        use crate::client::Client;
+        use crate::wire::control::StatsRequest;
+        use crate::wire::Control;
+        let Ok(mut c) = Client::connect(self.0) else { return Vec::new() };
+        let _ = c.set_timeout(Duration::from_secs(2));
+        let request_id = c.request_id();
+        match c.call(Control::StatsRequest(StatsRequest { request_id })) {
+            Ok(Control::StatsReply(r)) => r.shards,
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Runs the grid described by `args`; returns whether every run succeeded.
+pub fn run(args: BenchArgs) -> anyhow::Result<bool> {
+    let cfg = BenchConfig::try_from(args)?;
+    let runs = cfg.grid();
+    let max_agents = cfg.agents.iter().copied().max().unwrap_or(0);
+    let conns = u64::from(max_agents.div_ceil(cfg.agents_per_conn));
+    super::raise_nofile(2 * conns + 4096).ok();
+    let mut out = std::io::stdout();
+    let (router, addr, router_label): (Option<RouterHandle>, SocketAddr, String) = match &cfg.target
+    {
+        Target::Embedded { slots } => {
+            let mut rc = RouterConfig::new("127.0.0.1:0".parse()?, slots.clone());
+            rc.shard = cfg.router_flags.shard_config(cfg.compression)?;
+            rc.spin_before_park = cfg.router_flags.spin();
+            let handle = Router::start(rc).context("starting the embedded router")?;
+            let addr = handle.local_addr();
+            (Some(handle), addr, "embedded glommio router".to_string())
+        }
+        Target::External { url, addr } => (None, *addr, url.clone()),
+    };
+    let external_probe = match &cfg.target {
+        Target::External { addr, .. } => Some(ExternalProbe(*addr)),
+        Target::Embedded { .. } => None,
+    };
+    let probe: Option<&dyn RouterProbe> = match (&router, &external_probe) {
+        (Some(r), _) => Some(r),
+        (None, Some(p)) => Some(p),
+        _ => None,
+    };
+    let _ = writeln!(
+        out,
+        "a2a-bench {}: {} runs against the {router_label}; {}",
+        env!("CARGO_PKG_VERSION"),
+        runs.len(),
+        describe_plan(&cfg.plan)
+    );
+    let _ = report::text::header(&mut out);
+    let progress = indicatif::ProgressBar::new(runs.len() as u64);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} runs, {elapsed} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut results = Vec::with_capacity(runs.len());
+    for (i, spec) in runs.iter().enumerate() {
+        let sc = &spec.scenario;
+        progress.set_message(format!("{} × {} {:?}", sc.topology, sc.agents, sc.pacing));
+        let outcome = loadgen::run(sc, addr, probe, None);
+        let result = RunResult::new(spec, &outcome);
+        progress.suspend(|| {
+            let _ = report::text::run_line(&mut out, i, &result);
+        });
+        results.push(result);
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    if let Some(r) = router {
+        r.stop();
+    }
+    let report = Report {
+        summary: Summary::of(&results),
+        results,
+        config: cfg.report_config.clone(),
+        schema_version: report::SCHEMA_VERSION,
+        tool: report::Tool::default(),
+        placement: PlacementInfo { router: router_label, plan: cfg.plan.clone() },
+        host: crate::host::facts(),
+    };
+    report::json::write(&report, cfg.output())?;
+    let _ = report::text::summary(&mut out, &report);
+    let _ = writeln!(out, "report written to {}", cfg.output().display());
+    Ok(report.summary.failed == 0)
+}
+
+fn describe_plan(plan: &Plan) -> String {
+    let list = |s: &[Slot]| s.iter().map(|x| x.core.to_string()).collect::<Vec<_>>().join(",");
+    if plan.router.is_empty() {
+        format!("agents on cores {}", list(&plan.agents))
+    } else {
+        format!("router on cores {}, agents on cores {}", list(&plan.router), list(&plan.agents))
+    }
+}

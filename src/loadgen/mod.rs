@@ -1,0 +1,190 @@
+//! Virtual agents: groups pinned to cores, a topology, one pacing loop, honest measurement.
+//!
+//! A [`Scenario`] is one run: so many agents in a topology, paced closed-loop (a window of
+//! requests in flight per agent) or open-loop (a fixed total rate, latency measured from the
+//! intended send time), stopped by count or duration. [`run`] drives it against a router and
+//! returns an [`Outcome`]: merged histograms, counters, CPU use, and the accounting check.
+//!
+//! - [`topology`]: who talks to whom.
+//! - [`group`]: one core's agents as a runtime-free state machine.
+//! - `driver`: the glommio shell around groups, the start barrier and the drain.
+
+mod driver;
+pub mod group;
+pub mod topology;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::metrics::Latencies;
+use crate::placement::Slot;
+use crate::wire::{Compression, ShardStats};
+use group::GroupCounters;
+pub use topology::Topology;
+
+/// How requests are paced. One loop serves both; this is data, not a code path.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pacing {
+    /// Each agent keeps `window` requests in flight (maximum throughput).
+    Closed {
+        /// Requests in flight per agent.
+        window: u32,
+    },
+    /// `rate` requests per second over all agents, on a fixed schedule; an agent with `window`
+    /// requests in flight waits, and its late sends are counted.
+    Open {
+        /// Total requests per second.
+        rate: f64,
+        /// Most requests in flight per agent.
+        window: u32,
+    },
+}
+
+/// When sending stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// After this many measured requests per agent.
+    Count {
+        /// Measured requests each agent sends.
+        per_agent: u64,
+    },
+    /// After the measured window has lasted this long.
+    Duration(Duration),
+}
+
+/// One run.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// The graph.
+    pub topology: Topology,
+    /// How many agents.
+    pub agents: u32,
+    /// Closed or open loop.
+    pub pacing: Pacing,
+    /// Count or duration.
+    pub stop: Stop,
+    /// Sending before measurement starts; excluded from every figure.
+    pub warmup: Duration,
+    /// How long to wait for replies still in flight once sending stopped.
+    pub drain_timeout: Duration,
+    /// Bytes of payload per request (≥ 16: the send times travel in it).
+    pub payload_bytes: usize,
+    /// Most messages per frame.
+    pub batch_max: u32,
+    /// Compression of frames the agents send.
+    pub compression: Compression,
+    /// Agents per connection.
+    pub agents_per_conn: u32,
+    /// One agent group per core.
+    pub agent_cores: Vec<Slot>,
+    /// A send later than this after its intended time counts as late.
+    pub late_after: Duration,
+    /// Message priority.
+    pub priority: u8,
+    /// Agent ids start here (distinct per run, so runs never collide on a shared router).
+    pub id_base: u32,
+}
+
+/// Reads a router's counters, for the router's side of a run.
+pub trait RouterProbe {
+    /// Every shard's counters now.
+    fn stats(&self) -> Vec<ShardStats>;
+}
+
+/// What a run measured.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Counters summed over agent cores.
+    pub counters: GroupCounters,
+    /// Histograms merged over agent cores.
+    pub latencies: Latencies,
+    /// Length of the measured window (ns).
+    pub window_ns: u64,
+    /// Busy share of each agent core over the measured window (0..1).
+    pub agent_cpu: Vec<f64>,
+    /// Busy share of each router shard over the measured window, when the router reports it.
+    pub router_cpu: Option<Vec<f64>>,
+    /// Requests neither answered nor failed when the drain ended.
+    pub in_flight_at_end: u64,
+    /// The drain hit its timeout.
+    pub drain_timed_out: bool,
+    /// Problems that stopped the run early (connect, registration, a closed connection).
+    pub failures: Vec<String>,
+}
+
+/// The accounting of a run: every message sent is delivered or counted as an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Accounting {
+    /// Requests sent.
+    pub requests_sent: u64,
+    /// Requests delivered to their recipients.
+    pub requests_delivered: u64,
+    /// Requests the router answered with an error.
+    pub request_errors: u64,
+    /// Replies sent.
+    pub replies_sent: u64,
+    /// Replies delivered to their requesters.
+    pub replies_delivered: u64,
+    /// Replies the router answered with an error.
+    pub reply_errors: u64,
+    /// Requests with neither a reply nor an error when the run ended.
+    pub in_flight_at_end: u64,
+    /// `requests_sent = requests_delivered + request_errors + requests not yet delivered`,
+    /// `replies_sent = replies_delivered + reply_errors + replies not yet delivered`, and
+    /// `requests_sent = replies_delivered + request_errors + reply_errors + in_flight_at_end`
+    /// all hold with every term counted independently, and nothing is left in flight.
+    pub closed: bool,
+}
+
+impl Outcome {
+    /// The accounting check.
+    pub fn accounting(&self) -> Accounting {
+        let c = &self.counters;
+        let (req_err, rep_err) = (c.request_error_total(), c.reply_error_total());
+        let resolved = c.replies_delivered + req_err + rep_err;
+        let in_flight = c.requests_sent.saturating_sub(resolved);
+        let closed = c.requests_sent == c.requests_delivered + req_err
+            && c.replies_sent == c.replies_delivered + rep_err
+            && c.requests_sent == resolved
+            && self.in_flight_at_end == 0;
+        Accounting {
+            requests_sent: c.requests_sent,
+            requests_delivered: c.requests_delivered,
+            request_errors: req_err,
+            replies_sent: c.replies_sent,
+            replies_delivered: c.replies_delivered,
+            reply_errors: rep_err,
+            in_flight_at_end: in_flight.max(self.in_flight_at_end),
+            closed,
+        }
+    }
+
+    /// Messages delivered by the router per second of the measured window (requests and
+    /// replies each count): the throughput figure of every report.
+    pub fn throughput(&self) -> f64 {
+        if self.window_ns == 0 {
+            return 0.0;
+        }
+        self.counters.window_deliveries as f64 / (self.window_ns as f64 / 1e9)
+    }
+}
+
+/// Runs `scenario` against the router at `addr`. `probe`, when given, reads the router's
+/// counters at the window's edges; `at_measure_start` runs when measurement begins (tests use it
+/// to disturb the router mid-run).
+pub fn run(
+    scenario: &Scenario,
+    addr: SocketAddr,
+    probe: Option<&dyn RouterProbe>,
+    at_measure_start: Option<Box<dyn FnOnce() + Send>>,
+) -> Outcome {
+    driver::run(scenario, addr, probe, at_measure_start)
+}
+
+impl RouterProbe for crate::router::RouterHandle {
+    fn stats(&self) -> Vec<ShardStats> {
+        crate::router::RouterHandle::stats(self)
+    }
+}

@@ -1,0 +1,416 @@
+//! The report: what a benchmark grid measured, in the seed load tester's JSON schema, extended.
+//!
+//! `docs/REPORT.md` documents every field. The seed's fields keep their names, types and
+//! meanings where the seed was sound; the latency fields carry the round trip measured from the
+//! intended send time (the honest one), and throughput is router deliveries per second. Each
+//! export sits in its own file: [`json`], [`text`].
+
+pub mod json;
+pub mod text;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::loadgen::{Accounting, Outcome, Pacing, Scenario, Stop};
+use crate::metrics::LatencySummary;
+use crate::placement::Plan;
+use crate::wire::ErrorCode;
+
+/// Version of the extended schema; bumped when a field changes meaning.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Aggregates over successful runs.
+    pub summary: Summary,
+    /// One entry per run, in run order.
+    pub results: Vec<RunResult>,
+    /// The grid that was asked for.
+    pub config: ReportConfig,
+    /// Extended schema version.
+    pub schema_version: u32,
+    /// The tool that wrote this.
+    pub tool: Tool,
+    /// Where router and agents ran.
+    pub placement: PlacementInfo,
+    /// The machine.
+    pub host: serde_json::Value,
+}
+
+/// Name and version of the writer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Tool {
+    /// `a2a-bench`.
+    pub name: &'static str,
+    /// Crate version.
+    pub version: &'static str,
+}
+
+impl Default for Tool {
+    fn default() -> Self {
+        Tool { name: "a2a-bench", version: env!("CARGO_PKG_VERSION") }
+    }
+}
+
+/// The router under test and the cores used.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlacementInfo {
+    /// `embedded glommio router`, or the URL of an external router.
+    pub router: String,
+    /// The core split (embedded router) or the agent cores alone (external).
+    pub plan: Plan,
+}
+
+/// Min / avg / max throughput over a set of runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Spread {
+    /// Mean.
+    pub avg_throughput: f64,
+    /// Largest.
+    pub max_throughput: f64,
+    /// Smallest.
+    pub min_throughput: f64,
+}
+
+impl Spread {
+    fn of(values: &[f64]) -> Spread {
+        if values.is_empty() {
+            return Spread::default();
+        }
+        Spread {
+            avg_throughput: values.iter().sum::<f64>() / values.len() as f64,
+            max_throughput: values.iter().copied().fold(f64::MIN, f64::max),
+            min_throughput: values.iter().copied().fold(f64::MAX, f64::min),
+        }
+    }
+}
+
+/// The seed's summary, computed over successful runs only.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Runs in the grid.
+    pub total_runs: u64,
+    /// Runs whose accounting closed with no error.
+    pub successful: u64,
+    /// The others (not averaged in).
+    pub failed: u64,
+    /// Mean throughput (router deliveries per second).
+    pub avg_throughput: f64,
+    /// Largest throughput.
+    pub max_throughput: f64,
+    /// Smallest throughput.
+    pub min_throughput: f64,
+    /// Mean of the runs' mean round trips (intended-time), ms.
+    pub avg_latency_ms: f64,
+    /// Largest round trip seen in any run, ms.
+    pub max_latency_ms: f64,
+    /// Throughput per topology.
+    pub by_topology: BTreeMap<String, Spread>,
+    /// Throughput per agent count (keys are counts as strings, as in the seed).
+    pub by_agent_count: BTreeMap<String, Spread>,
+    /// What the throughput figures count.
+    pub throughput_unit: &'static str,
+}
+
+/// The grid asked for: the seed's keys first, then ours.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportConfig {
+    /// `--agents`.
+    pub agent_counts: Vec<u32>,
+    /// `--messages` (requests per agent); empty in duration mode.
+    pub message_counts: Vec<u64>,
+    /// `--topologies`.
+    pub topologies: Vec<String>,
+    /// `--intervals` (ms between requests per agent); empty when not used.
+    pub message_intervals_ms: Vec<u64>,
+    /// `--repeat`.
+    pub repeat_count: u32,
+    /// `--duration` in duration mode.
+    pub duration_sec: Option<f64>,
+    /// `--rate` values (total requests/s); empty when not used.
+    pub rates_per_sec: Vec<f64>,
+    /// `--window`.
+    pub window: u32,
+    /// `--warmup`.
+    pub warmup_sec: f64,
+    /// `--payload-size`.
+    pub payload_size: usize,
+    /// `--batch`.
+    pub batch: u32,
+    /// `--compression`.
+    pub compression: String,
+    /// `--agents-per-conn`.
+    pub agents_per_conn: u32,
+    /// `--fanout`.
+    pub fanout: u32,
+    /// `--router`, or null for the embedded router.
+    pub router: Option<String>,
+    /// `--transport`.
+    pub transport: String,
+    /// `--protocol`.
+    pub protocol: String,
+}
+
+/// Latency views of one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencyViews {
+    /// Round trip from the intended send time (coordinated omission corrected).
+    pub rtt: LatencySummary,
+    /// Round trip from the actual send time.
+    pub rtt_raw: LatencySummary,
+    /// Delivery latency of each request and reply.
+    pub one_way: LatencySummary,
+}
+
+/// How a run was paced.
+#[derive(Debug, Clone, Serialize)]
+pub struct PacingInfo {
+    /// `closed` or `open`.
+    pub mode: &'static str,
+    /// Requests in flight per agent (closed) or their cap (open).
+    pub window: u32,
+    /// Total requests per second asked for (open loop).
+    pub rate_per_sec: Option<f64>,
+    /// Requests per second actually sent in the measured window.
+    pub achieved_rate_per_sec: f64,
+    /// Sends that left more than `late_after_ms` after their intended time.
+    pub late_sends: u64,
+    /// The lateness threshold.
+    pub late_after_ms: f64,
+}
+
+/// CPU use over the measured window.
+#[derive(Debug, Clone, Serialize)]
+pub struct CpuInfo {
+    /// Busy share (0–1) of each agent core.
+    pub agent_cores: Vec<f64>,
+    /// Busy share of each router shard, when the router reports it.
+    pub router_cores: Option<Vec<f64>>,
+    /// Which side limited the run: `router`, `generator`, `both`, `neither` or `unknown`.
+    pub bottleneck: String,
+}
+
+/// One run: the seed's fields first, then ours.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    /// Agents.
+    pub agent_count: u32,
+    /// Requests per agent in the measured window (configured, or achieved in duration mode).
+    pub message_count: u64,
+    /// Topology name.
+    pub topology: String,
+    /// Milliseconds between an agent's requests (open loop); 0 for closed loop.
+    pub message_interval_ms: u64,
+    /// Repetition index (0-based).
+    pub repeat: u32,
+    /// Accounting closed, no error, nothing left in flight.
+    pub success: bool,
+    /// Router deliveries (requests + replies) per second of the measured window.
+    pub throughput_msg_per_sec: f64,
+    /// Mean round trip from the intended send time, ms.
+    pub avg_latency_ms: f64,
+    /// Median round trip, ms.
+    pub p50_latency_ms: f64,
+    /// 95th percentile round trip, ms.
+    pub p95_latency_ms: f64,
+    /// 99th percentile round trip, ms.
+    pub p99_latency_ms: f64,
+    /// Length of the measured window, s.
+    pub duration_sec: f64,
+    /// 99.9th percentile round trip, ms.
+    pub p999_latency_ms: f64,
+    /// Largest round trip, ms.
+    pub max_latency_ms: f64,
+    /// All three latency views.
+    pub latency: LatencyViews,
+    /// Requests sent per second of the window.
+    pub sent_per_sec: f64,
+    /// Round trips completed per second of the window.
+    pub round_trips_per_sec: f64,
+    /// Every message accounted for.
+    pub accounting: Accounting,
+    /// Errors by kind (router error codes and client-side failures).
+    pub errors: BTreeMap<String, u64>,
+    /// Pacing asked for and achieved.
+    pub pacing: PacingInfo,
+    /// CPU use and the bottleneck.
+    pub cpu: CpuInfo,
+    /// Request payload bytes.
+    pub payload_size: usize,
+    /// Why the run failed, when it did.
+    pub failure: Option<String>,
+}
+
+/// A run as the grid defines it: which scenario, which repetition.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// Repetition index.
+    pub repeat: u32,
+    /// `--intervals` value behind an open-loop rate, if any.
+    pub interval_ms: Option<u64>,
+}
+
+impl RunResult {
+    /// Builds a run's entry from what it measured.
+    pub fn new(spec: &RunSpec, outcome: &Outcome) -> RunResult {
+        let sc = &spec.scenario;
+        let acct = outcome.accounting();
+        let rtt = LatencySummary::of(&outcome.latencies.rtt);
+        let window_s = outcome.window_ns as f64 / 1e9;
+        let per_s = |n: u64| if window_s > 0.0 { n as f64 / window_s } else { 0.0 };
+        let c = &outcome.counters;
+        let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+        for &(code, n) in c.request_errors.iter().chain(&c.reply_errors) {
+            let name = ErrorCode::from_code(code)
+                .map_or_else(|| format!("code_{code}"), |e| e.name().into());
+            *errors.entry(name).or_default() += n;
+        }
+        if c.unexpected > 0 {
+            errors.insert("unexpected_message".into(), c.unexpected);
+        }
+        if outcome.drain_timed_out {
+            errors.insert("drain_timeout".into(), acct.in_flight_at_end.max(1));
+        }
+        let mut failure: Vec<String> = outcome.failures.clone();
+        if !acct.closed {
+            failure.push(format!(
+                "accounting does not close: {} requests sent, {} delivered, {} replies delivered, {} errors, {} in flight at the end",
+                acct.requests_sent,
+                acct.requests_delivered,
+                acct.replies_delivered,
+                acct.request_errors + acct.reply_errors,
+                acct.in_flight_at_end
+            ));
+        }
+        let error_total: u64 = errors.values().sum();
+        if error_total > 0 && acct.closed {
+            failure.push(format!("{error_total} errors"));
+        }
+        if outcome.window_ns == 0 && failure.is_empty() {
+            failure.push("nothing was measured (empty window)".into());
+        }
+        let (mode, window, rate) = match sc.pacing {
+            Pacing::Closed { window } => ("closed", window, None),
+            Pacing::Open { rate, window } => ("open", window, Some(rate)),
+        };
+        let message_count = match sc.stop {
+            Stop::Count { per_agent } => per_agent,
+            Stop::Duration(_) => c.requests_measured / u64::from(sc.agents.max(1)),
+        };
+        RunResult {
+            agent_count: sc.agents,
+            message_count,
+            topology: sc.topology.name().into(),
+            message_interval_ms: spec.interval_ms.unwrap_or(0),
+            repeat: spec.repeat,
+            success: failure.is_empty(),
+            throughput_msg_per_sec: outcome.throughput(),
+            avg_latency_ms: rtt.avg_ms,
+            p50_latency_ms: rtt.p50_ms,
+            p95_latency_ms: rtt.p95_ms,
+            p99_latency_ms: rtt.p99_ms,
+            duration_sec: window_s,
+            p999_latency_ms: rtt.p999_ms,
+            max_latency_ms: rtt.max_ms,
+            latency: LatencyViews {
+                rtt,
+                rtt_raw: LatencySummary::of(&outcome.latencies.rtt_raw),
+                one_way: LatencySummary::of(&outcome.latencies.one_way),
+            },
+            sent_per_sec: per_s(c.requests_measured),
+            round_trips_per_sec: per_s(c.round_trips_measured),
+            accounting: acct,
+            errors,
+            pacing: PacingInfo {
+                mode,
+                window,
+                rate_per_sec: rate,
+                achieved_rate_per_sec: per_s(c.requests_measured),
+                late_sends: c.late_sends,
+                late_after_ms: sc.late_after.as_secs_f64() * 1e3,
+            },
+            cpu: CpuInfo {
+                bottleneck: bottleneck(&outcome.agent_cpu, outcome.router_cpu.as_deref()).into(),
+                agent_cores: outcome.agent_cpu.clone(),
+                router_cores: outcome.router_cpu.clone(),
+            },
+            payload_size: sc.payload_bytes,
+            failure: (!failure.is_empty()).then(|| failure.join("; ")),
+        }
+    }
+}
+
+/// A core at or above this busy share is saturated.
+pub const SATURATED: f64 = 0.9;
+/// Below this busy share a core clearly has room left.
+pub const ROOMY: f64 = 0.8;
+
+/// Which side limited a run, from CPU use: the generator must not be mistaken for the router.
+/// One side is named only when the other clearly had room left; near-ties are `both`.
+pub fn bottleneck(agents: &[f64], router: Option<&[f64]>) -> &'static str {
+    let max = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+    let a = max(agents);
+    let Some(router) = router else {
+        return if a >= SATURATED { "generator" } else { "unknown" };
+    };
+    let r = max(router);
+    match (a >= SATURATED, r >= SATURATED) {
+        (false, false) => "neither",
+        (true, false) if r < ROOMY => "generator",
+        (false, true) if a < ROOMY => "router",
+        _ => "both",
+    }
+}
+
+impl Summary {
+    /// Aggregates `results`; failed runs are counted but not averaged in.
+    pub fn of(results: &[RunResult]) -> Summary {
+        let ok: Vec<&RunResult> = results.iter().filter(|r| r.success).collect();
+        let thr: Vec<f64> = ok.iter().map(|r| r.throughput_msg_per_sec).collect();
+        let spread = Spread::of(&thr);
+        let mut by_topology: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        let mut by_agents: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        for r in &ok {
+            by_topology.entry(r.topology.clone()).or_default().push(r.throughput_msg_per_sec);
+            by_agents.entry(r.agent_count.to_string()).or_default().push(r.throughput_msg_per_sec);
+        }
+        let lat: Vec<f64> = ok.iter().map(|r| r.avg_latency_ms).collect();
+        Summary {
+            total_runs: results.len() as u64,
+            successful: ok.len() as u64,
+            failed: (results.len() - ok.len()) as u64,
+            avg_throughput: spread.avg_throughput,
+            max_throughput: spread.max_throughput,
+            min_throughput: spread.min_throughput,
+            avg_latency_ms: if lat.is_empty() {
+                0.0
+            } else {
+                lat.iter().sum::<f64>() / lat.len() as f64
+            },
+            max_latency_ms: ok.iter().map(|r| r.max_latency_ms).fold(0.0, f64::max),
+            by_topology: by_topology.into_iter().map(|(k, v)| (k, Spread::of(&v))).collect(),
+            by_agent_count: by_agents.into_iter().map(|(k, v)| (k, Spread::of(&v))).collect(),
+            throughput_unit: "router deliveries per second (requests and replies each count)",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bottleneck_names_the_saturated_side() {
+        // Proves the generator is blamed when it, not the router, is saturated, and so on.
+        assert_eq!(bottleneck(&[0.99], Some(&[0.5])), "generator");
+        assert_eq!(bottleneck(&[0.4], Some(&[0.95, 0.3])), "router");
+        assert_eq!(bottleneck(&[0.95], Some(&[0.95])), "both");
+        assert_eq!(bottleneck(&[0.90], Some(&[0.88])), "both", "a near tie blames neither side");
+        assert_eq!(bottleneck(&[0.2], Some(&[0.3])), "neither");
+        assert_eq!(bottleneck(&[0.2], None), "unknown");
+    }
+}

@@ -1,0 +1,126 @@
+//! The text export: one line per run as it finishes, then the summary.
+//!
+//! Writes go through `io::Write` so that a closed pipe (`a2a-bench | head`) ends output quietly
+//! instead of panicking.
+
+use std::io::{self, Write};
+
+use super::{Report, RunResult};
+
+/// Scales a rate for a table cell: `12.3 M`, `456.7 k`, `89`.
+pub fn rate(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.2} M", v / 1e6)
+    } else if v >= 1e3 {
+        format!("{:.1} k", v / 1e3)
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+/// Milliseconds for a table cell.
+pub fn ms(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// The header of the per-run table.
+pub fn header(out: &mut dyn Write) -> io::Result<()> {
+    writeln!(
+        out,
+        "{:>3}  {:<12} {:>6} {:<18} {:>11} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>9}  status",
+        "#",
+        "topology",
+        "agents",
+        "pacing",
+        "msgs/s",
+        "p50 ms",
+        "p99 ms",
+        "p99.9",
+        "raw p99",
+        "1-way50",
+        "errors",
+        "cpu a/r",
+    )
+}
+
+/// One run's line.
+pub fn run_line(out: &mut dyn Write, index: usize, r: &RunResult) -> io::Result<()> {
+    let pacing = match r.pacing.rate_per_sec {
+        Some(rate_s) => format!("open {}/s w{}", rate(rate_s), r.pacing.window),
+        None => format!("closed w{}", r.pacing.window),
+    };
+    let cpu = |v: &[f64]| v.iter().copied().fold(0.0, f64::max) * 100.0;
+    let cpu_cell = match &r.cpu.router_cores {
+        Some(router) => format!("{:.0}/{:.0}%", cpu(&r.cpu.agent_cores), cpu(router)),
+        None => format!("{:.0}/-%", cpu(&r.cpu.agent_cores)),
+    };
+    let status = match &r.failure {
+        None if r.cpu.bottleneck == "generator" => "ok (generator-bound)".to_string(),
+        None => "ok".to_string(),
+        Some(why) => format!("FAILED: {why}"),
+    };
+    writeln!(
+        out,
+        "{:>3}  {:<12} {:>6} {:<18} {:>11} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>9}  {}",
+        index + 1,
+        r.topology,
+        r.agent_count,
+        pacing,
+        rate(r.throughput_msg_per_sec),
+        ms(r.p50_latency_ms),
+        ms(r.p99_latency_ms),
+        ms(r.p999_latency_ms),
+        ms(r.latency.rtt_raw.p99_ms),
+        ms(r.latency.one_way.p50_ms),
+        r.errors.values().sum::<u64>(),
+        cpu_cell,
+        status
+    )
+}
+
+/// The summary after the last run.
+pub fn summary(out: &mut dyn Write, report: &Report) -> io::Result<()> {
+    let s = &report.summary;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{} runs: {} ok, {} failed. Throughput (router deliveries/s) over successful runs: avg {}, max {}, min {}; mean round trip {} ms, worst {} ms",
+        s.total_runs,
+        s.successful,
+        s.failed,
+        rate(s.avg_throughput),
+        rate(s.max_throughput),
+        rate(s.min_throughput),
+        ms(s.avg_latency_ms),
+        ms(s.max_latency_ms)
+    )?;
+    for (label, map) in [("topology", &s.by_topology), ("agents", &s.by_agent_count)] {
+        let cells: Vec<String> = map
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{k}: {} ({}–{})",
+                    rate(v.avg_throughput),
+                    rate(v.min_throughput),
+                    rate(v.max_throughput)
+                )
+            })
+            .collect();
+        if !cells.is_empty() {
+            writeln!(out, "  by {label}: {}", cells.join(", "))?;
+        }
+    }
+    if report.results.iter().any(|r| r.cpu.bottleneck == "generator") {
+        writeln!(
+            out,
+            "  note: runs marked generator-bound saturated the agent cores, not the router: their throughput is a floor for the router"
+        )?;
+    }
+    Ok(())
+}

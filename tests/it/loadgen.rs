@@ -1,0 +1,264 @@
+//! The load generator end to end against the embedded router, and the benchmark command line.
+
+use std::time::Duration;
+
+use a2a_bench::loadgen::{self, Outcome, Pacing, Scenario, Stop, Topology};
+use a2a_bench::metrics::LatencySummary;
+use a2a_bench::placement::Machine;
+use a2a_bench::router::{Router, RouterConfig, RouterHandle};
+use a2a_bench::wire::Compression;
+use serde_json::Value;
+
+fn router() -> RouterHandle {
+    let m = Machine::detect();
+    let mut cfg = RouterConfig::new("127.0.0.1:0".parse().unwrap(), vec![m.cores[0]]);
+    cfg.shard.compression = Compression::None;
+    Router::start(cfg).unwrap()
+}
+
+fn scenario(topology: Topology, agents: u32, pacing: Pacing, stop: Stop) -> Scenario {
+    let m = Machine::detect();
+    Scenario {
+        topology,
+        agents,
+        pacing,
+        stop,
+        warmup: Duration::from_millis(100),
+        drain_timeout: Duration::from_secs(5),
+        payload_bytes: 64,
+        batch_max: 1024,
+        compression: Compression::None,
+        agents_per_conn: 1,
+        agent_cores: vec![*m.cores.last().unwrap()],
+        late_after: Duration::from_millis(1),
+        priority: 5,
+        id_base: 1_000 + agents * 100,
+    }
+}
+
+fn check_clean(o: &Outcome) {
+    let acct = o.accounting();
+    assert!(o.failures.is_empty(), "failures: {:?}", o.failures);
+    assert!(acct.closed, "accounting does not close: {acct:?}");
+    assert_eq!(acct.request_errors + acct.reply_errors, 0, "{:?}", o.counters);
+    assert_eq!(o.counters.unexpected, 0);
+}
+
+#[test]
+fn every_topology_delivers_every_message() {
+    // Proves each topology, paced both ways, delivers every request and every reply exactly
+    // once with no error, and the accounting closes; in count mode exactly N measured round
+    // trips per agent complete.
+    let r = router();
+    let topologies = [
+        Topology::Star,
+        Topology::Mesh,
+        Topology::Ring,
+        Topology::Line,
+        Topology::Hierarchical { fanout: 3 },
+    ];
+    for (i, topology) in topologies.into_iter().enumerate() {
+        let mut sc =
+            scenario(topology, 13, Pacing::Closed { window: 4 }, Stop::Count { per_agent: 300 });
+        sc.id_base += i as u32 * 10_000;
+        sc.agents_per_conn = if i % 2 == 0 { 1 } else { 4 };
+        let o = loadgen::run(&sc, r.local_addr(), Some(&r), None);
+        check_clean(&o);
+        assert_eq!(o.counters.requests_measured, 13 * 300, "{topology}");
+        assert_eq!(o.counters.round_trips_measured, 13 * 300, "{topology}");
+        assert_eq!(LatencySummary::of(&o.latencies.rtt).count, 13 * 300);
+
+        let mut open = scenario(
+            topology,
+            13,
+            Pacing::Open { rate: 5_000.0, window: 8 },
+            Stop::Duration(Duration::from_millis(400)),
+        );
+        open.id_base += 50_000 + i as u32 * 10_000;
+        let o = loadgen::run(&open, r.local_addr(), Some(&r), None);
+        check_clean(&o);
+    }
+    r.stop();
+}
+
+#[test]
+fn open_loop_holds_the_asked_rate() {
+    // Proves open-loop pacing sends the asked rate within 2 % over the measured window.
+    let r = router();
+    let rate = 20_000.0;
+    let sc = scenario(
+        Topology::Mesh,
+        10,
+        Pacing::Open { rate, window: 64 },
+        Stop::Duration(Duration::from_secs(2)),
+    );
+    let o = loadgen::run(&sc, r.local_addr(), Some(&r), None);
+    check_clean(&o);
+    let achieved = o.counters.requests_measured as f64 / (o.window_ns as f64 / 1e9);
+    assert!((achieved - rate).abs() / rate < 0.02, "asked {rate}/s, sent {achieved:.0}/s");
+    let deliveries = o.throughput();
+    assert!((deliveries - 2.0 * rate).abs() / (2.0 * rate) < 0.02, "deliveries {deliveries:.0}/s");
+    r.stop();
+}
+
+#[test]
+fn a_router_pause_shows_in_corrected_latency_but_not_raw() {
+    // Proves coordinated-omission correction: a router stalled for 500 ms in the middle of an
+    // open-loop run shows the stall in the corrected p99 (from intended send times), while the
+    // raw p99 (from actual send times) hides it because senders waited with full windows.
+    let r = router();
+    let staller = r.staller();
+    let sc = scenario(
+        Topology::Ring,
+        8,
+        Pacing::Open { rate: 4_000.0, window: 2 },
+        Stop::Duration(Duration::from_secs(3)),
+    );
+    let hook: Box<dyn FnOnce() + Send> = Box::new(move || {
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1000));
+            staller.stall(Duration::from_millis(500));
+        });
+    });
+    let o = loadgen::run(&sc, r.local_addr(), Some(&r), Some(hook));
+    check_clean(&o);
+    let corrected = LatencySummary::of(&o.latencies.rtt);
+    let raw = LatencySummary::of(&o.latencies.rtt_raw);
+    assert!(
+        corrected.p99_ms > 300.0,
+        "corrected p99 {} ms does not show the stall",
+        corrected.p99_ms
+    );
+    assert!(raw.p99_ms < 50.0, "raw p99 {} ms should hide the stall", raw.p99_ms);
+    assert!(raw.max_ms > 300.0, "the requests in flight during the stall did see it: {raw:?}");
+    assert!(
+        o.counters.late_sends > 1000,
+        "sends during the stall are counted late: {}",
+        o.counters.late_sends
+    );
+    r.stop();
+}
+
+fn bench(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_a2a-bench")).args(args).output().unwrap()
+}
+
+/// Checks that `ours` has every key of `seed` with the same JSON type (integers stay integers).
+fn check_same_shape(seed: &Value, ours: &Value, path: &str) {
+    match (seed, ours) {
+        (Value::Object(s), Value::Object(o)) => {
+            let dynamic = path.ends_with("by_topology") || path.ends_with("by_agent_count");
+            for (k, sv) in s {
+                if dynamic {
+                    for (ok, ov) in o {
+                        check_same_shape(sv, ov, &format!("{path}.{ok}"));
+                    }
+                    continue;
+                }
+                let ov = ours.get(k).unwrap_or_else(|| panic!("{path}.{k} is missing"));
+                check_same_shape(sv, ov, &format!("{path}.{k}"));
+            }
+        }
+        (Value::Array(s), Value::Array(o)) => {
+            // Grid lists may be empty (no --messages in duration mode); results may not.
+            if let Some(first) = s.first() {
+                assert!(!o.is_empty() || !path.ends_with("results"), "{path} is empty");
+                for item in o {
+                    check_same_shape(first, item, &format!("{path}[]"));
+                }
+            }
+        }
+        (Value::Number(s), Value::Number(o)) => {
+            if s.is_u64() {
+                assert!(o.is_u64(), "{path}: the seed has an integer, we wrote {o}");
+            }
+        }
+        (Value::String(_), Value::String(_)) | (Value::Bool(_), Value::Bool(_)) => {}
+        _ => panic!("{path}: the seed has {seed}, we wrote {ours}"),
+    }
+}
+
+#[test]
+fn quick_completes_and_its_report_has_the_seed_schema() {
+    // Proves `a2a-bench --quick` completes with a summary and a JSON report whose every seed
+    // field is present with the seed's type.
+    let dir = std::env::temp_dir().join(format!("a2a-quick-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("report.json");
+    let out = bench(&["--quick", "--output", path.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("6 runs: 6 ok, 0 failed"), "{stdout}");
+    let seed: Value =
+        serde_json::from_str(include_str!("../fixtures/seed_report_example.json")).unwrap();
+    let ours: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    check_same_shape(&seed, &ours, "report");
+    assert_eq!(ours["schema_version"], 1);
+    assert_eq!(ours["results"][0]["accounting"]["closed"], true);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn mistakes_on_the_command_line_get_one_line_naming_the_flag() {
+    // Proves bad flags and values exit non-zero with one line that names the flag, no panic.
+    let cases: &[(&[&str], &str)] = &[
+        (&["--agnets", "5"], "--agnets"),
+        (&["--agents", "five"], "--agents"),
+        (&["--agents", "1"], "--agents"),
+        (&["--topologies", "blob"], "--topologies"),
+        (&["--cores", "0-999"], "--cores"),
+        (&["--rate", "100", "--intervals", "10"], "--rate"),
+        (&["--payload-size", "8"], "--payload-size"),
+        (&["--router", "http://x:1"], "--router"),
+        (&["--messages", "10", "--duration", "2"], "--messages"),
+    ];
+    for (args, flag) in cases {
+        let out = bench(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(flag), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+#[ignore = "slow: 100,000 agents; run by make test-slow (single-threaded, for a clean RSS)"]
+fn a_hundred_thousand_agents_fit() {
+    // Proves 100,000 virtual agents (50 per connection, one request in flight each) register,
+    // run and close their accounting, with the whole process — router and generator — growing
+    // by at most 2 KiB per agent at its peak.
+    crate::support::raise_fd_limit(16_384);
+    let _ = std::fs::write("/proc/self/clear_refs", "5"); // reset the peak-RSS mark
+    let before = status_kib("VmRSS:");
+    let r = router();
+    let mut sc = scenario(
+        Topology::Ring,
+        100_000,
+        Pacing::Closed { window: 1 },
+        Stop::Count { per_agent: 3 },
+    );
+    sc.agents_per_conn = 50;
+    sc.drain_timeout = Duration::from_secs(20);
+    let o = loadgen::run(&sc, r.local_addr(), Some(&r), None);
+    check_clean(&o);
+    assert_eq!(o.counters.round_trips_measured, 300_000);
+    let peak = status_kib("VmHWM:");
+    let per_agent = (peak.saturating_sub(before)) as f64 * 1024.0 / 100_000.0;
+    eprintln!(
+        "100,000 agents: peak RSS grew {} KiB, {per_agent:.0} bytes per agent",
+        peak - before
+    );
+    assert!(per_agent <= 2048.0, "{per_agent:.0} bytes per agent");
+    r.stop();
+}
