@@ -5,7 +5,7 @@ CARGO ?= cargo
 APT_PACKAGES := libhwloc-dev libudev-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps build test test-slow lint bench-quick bench bench-micro bench-router
+.PHONY: help deps build test test-slow lint bench-quick bench bench-compare bench-micro bench-router
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -37,6 +37,10 @@ test-slow: deps ## Run the tests, then the slow and load tests one at a time
 lint: ## rustfmt --check and clippy -D warnings
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+
+bench-compare: build ## glommio vs the tokio baselines, same cores, alternating (≈ 4 min)
+	./target/release/a2a-bench compare --agents 10,100 --agents-per-conn 10 \
+	  --topologies star,mesh,ring --duration 1.5 --warmup 0.3 --repeat 3 --open-at 0.5
 
 bench-router: deps ## Router throughput and round trip with a minimal driver
 	$(CARGO) bench --bench router

@@ -8,8 +8,11 @@
 //! Round trip: one requester sends a request, a responder thread answers with a reply, the
 //! requester records the round trip in an HdrHistogram; sequential, one in flight.
 //!
+//! Every set-up runs against the glommio router and both tokio baselines (shared state,
+//! per-core), alternating run by run on the same cores, so their ratio is measured in one run.
+//!
 //! `cargo bench --bench router` (or `make bench-router`). Each figure is the median of 5 runs;
-//! `A2A_BENCH_SECS` changes the run length (default 2 s).
+//! `A2A_BENCH_SECS` changes the run length (default 2 s); `A2A_BENCH_ONLY` filters set-ups.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -17,9 +20,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use a2a_bench::baseline::{Baseline, BaselineConfig, BaselineHandle, Mode};
 use a2a_bench::client::{Client, Received};
 use a2a_bench::placement::{Machine, Slot};
-use a2a_bench::router::{Router, RouterConfig};
+use a2a_bench::route::ShardConfig;
+use a2a_bench::router::{Router, RouterConfig, RouterHandle};
 use a2a_bench::wire::frame::encode_frame;
 use a2a_bench::wire::{
     AgentId, BufferPool, Compression, DataKind, Envelope, FrameHeader, Limits, Message, HEADER_LEN,
@@ -47,16 +52,57 @@ fn envelope(sender: u32, to: u32, payload: &[u8], kind: DataKind, id: u64) -> En
     }
 }
 
+/// The routers compared.
+const KINDS: [&str; 3] = ["glommio", "tokio-shared", "tokio-per-core"];
+
+enum AnyRouter {
+    Glommio(RouterHandle),
+    Baseline(BaselineHandle),
+}
+
+impl AnyRouter {
+    fn start(kind: &str, slots: Vec<Slot>) -> AnyRouter {
+        let listen = "127.0.0.1:0".parse().unwrap();
+        let mut shard = ShardConfig::new(0, 1);
+        shard.compression = Compression::None;
+        match kind {
+            "glommio" => {
+                let mut cfg = RouterConfig::new(listen, slots);
+                cfg.shard = shard;
+                AnyRouter::Glommio(Router::start(cfg).unwrap())
+            }
+            _ => {
+                let mode = if kind == "tokio-shared" { Mode::Shared } else { Mode::PerCore };
+                AnyRouter::Baseline(
+                    Baseline::start(BaselineConfig { listen, slots, mode, shard }).unwrap(),
+                )
+            }
+        }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        match self {
+            AnyRouter::Glommio(r) => r.local_addr(),
+            AnyRouter::Baseline(r) => r.local_addr(),
+        }
+    }
+
+    fn stop(self) {
+        match self {
+            AnyRouter::Glommio(r) => drop(r.stop()),
+            AnyRouter::Baseline(r) => drop(r.stop()),
+        }
+    }
+}
+
 fn pin(core: usize) {
     core_affinity::set_for_current(core_affinity::CoreId { id: core });
 }
 
 /// Routed msgs/s with `pairs` sender → receiver pairs, driver threads pinned to `driver_core`.
-fn throughput(router_slots: Vec<Slot>, driver_core: usize, pairs: u32) -> f64 {
-    let mut cfg = RouterConfig::new("127.0.0.1:0".parse().unwrap(), router_slots);
-    cfg.shard.compression = Compression::None;
-    let router = Router::start(cfg).unwrap();
-    let addr = router.local_addr();
+fn throughput(kind: &str, router_slots: Vec<Slot>, driver_core: usize, pairs: u32) -> f64 {
+    let router = AnyRouter::start(kind, router_slots);
+    let addr = router.addr();
     let payload = [b'x'; 64];
     let mut senders = Vec::new();
     let mut receivers = Vec::new();
@@ -150,10 +196,9 @@ fn count_messages(stream: &mut TcpStream, stop: &AtomicBool, received: &AtomicU6
 }
 
 /// Sequential request/reply round trips: (p50, p99) in µs.
-fn round_trip(router_slots: Vec<Slot>, driver_core: usize) -> (f64, f64) {
-    let router =
-        Router::start(RouterConfig::new("127.0.0.1:0".parse().unwrap(), router_slots)).unwrap();
-    let addr: SocketAddr = router.local_addr();
+fn round_trip(kind: &str, router_slots: Vec<Slot>, driver_core: usize) -> (f64, f64) {
+    let router = AnyRouter::start(kind, router_slots);
+    let addr: SocketAddr = router.addr();
     let mut requester = Client::connect(addr).unwrap();
     requester.register(1, 0, &[]).unwrap();
     let mut responder = Client::connect(addr).unwrap();
@@ -207,32 +252,47 @@ fn main() {
     let core = |i: usize| m.cores[i % m.cores.len()];
     let last = m.cores.len() - 1;
     println!(
-        "router bench: {} cores, {} s per run, median of {RUNS} (min–max)",
+        "router bench: {} cores, {} s per run, median of {RUNS} (min–max), routers alternating",
         m.cores.len(),
         secs()
     );
     let only = std::env::var("A2A_BENCH_ONLY").ok();
     for (label, slots, pairs) in [
-        ("1 shard (core 0), driver on last core, 1 pair", vec![core(0)], 1),
-        ("1 shard (core 0), driver on last core, 4 pairs", vec![core(0)], 4),
-        ("2 shards (cores 0,1), driver on last core, 4 pairs", vec![core(0), core(1)], 4),
+        ("1 router core (0), driver on core 1, 1 pair", vec![core(0)], 1),
+        ("1 router core (0), driver on core 1, 4 pairs", vec![core(0)], 4),
+        ("2 router cores (0,1), driver on core 1, 4 pairs", vec![core(0), core(1)], 4),
     ] {
         if only.as_deref().is_some_and(|o| !label.contains(o)) {
             continue;
         }
-        let runs: Vec<f64> = (0..RUNS).map(|_| throughput(slots.clone(), last, pairs)).collect();
-        let (med, lo, hi) = median(runs);
-        println!(
-            "  routed msgs/s, 64 B, {label}: {:.2} M ({:.2}–{:.2})",
-            med / 1e6,
-            lo / 1e6,
-            hi / 1e6
-        );
+        let mut runs: Vec<Vec<f64>> = vec![Vec::new(); KINDS.len()];
+        for _ in 0..RUNS {
+            for (k, kind) in KINDS.iter().enumerate() {
+                runs[k].push(throughput(kind, slots.clone(), last, pairs));
+            }
+        }
+        println!("  routed msgs/s, 64 B, {label}:");
+        let medians: Vec<f64> = runs.iter().map(|r| median(r.clone()).0).collect();
+        for (k, kind) in KINDS.iter().enumerate() {
+            let (med, lo, hi) = median(runs[k].clone());
+            println!(
+                "    {kind:<15} {:.2} M ({:.2}–{:.2}); glommio / this = {:.2}",
+                med / 1e6,
+                lo / 1e6,
+                hi / 1e6,
+                medians[0] / med
+            );
+        }
     }
-    let runs: Vec<(f64, f64)> = (0..RUNS).map(|_| round_trip(vec![core(0)], last)).collect();
-    let (p50, p50_lo, p50_hi) = median(runs.iter().map(|r| r.0).collect());
-    let (p99, p99_lo, p99_hi) = median(runs.iter().map(|r| r.1).collect());
-    println!(
-        "  request/reply round trip, 1 shard: p50 {p50:.1} µs ({p50_lo:.1}–{p50_hi:.1}), p99 {p99:.1} µs ({p99_lo:.1}–{p99_hi:.1})"
-    );
+    if only.is_none() {
+        for kind in KINDS {
+            let runs: Vec<(f64, f64)> =
+                (0..RUNS).map(|_| round_trip(kind, vec![core(0)], last)).collect();
+            let (p50, p50_lo, p50_hi) = median(runs.iter().map(|r| r.0).collect());
+            let (p99, p99_lo, p99_hi) = median(runs.iter().map(|r| r.1).collect());
+            println!(
+                "  request/reply round trip, 1 router core, {kind}: p50 {p50:.1} µs ({p50_lo:.1}–{p50_hi:.1}), p99 {p99:.1} µs ({p99_lo:.1}–{p99_hi:.1})"
+            );
+        }
+    }
 }

@@ -9,8 +9,10 @@
 //! - [`placement`]: cores, NUMA nodes, the router/agent split, pinning.
 //! - [`route`]: the routing core (runtime-free `Shard`) and the generic async shell around it.
 //! - [`router`]: the thread-per-core router on glommio.
+//! - [`baseline`]: the tokio routers it is compared with (shared state, and per-core).
 //! - [`cli`]: the command line: flags → validated configs → run.
 
+pub mod baseline;
 pub mod cli;
 pub mod client;
 pub mod clock;

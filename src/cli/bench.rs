@@ -52,9 +52,9 @@ pub struct BenchArgs {
     /// Seconds to wait for replies in flight once sending stops.
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
     drain_timeout: Duration,
-    /// JSON report file.
-    #[arg(long, value_name = "FILE", default_value = "benchmark_results.json")]
-    output: PathBuf,
+    /// JSON report file [default: benchmark_results.json; compare: compare_results.json].
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
     /// A fast grid that finishes in well under a minute.
     #[arg(long)]
     quick: bool,
@@ -301,7 +301,7 @@ impl TryFrom<BenchArgs> for BenchConfig {
             repeat,
             warmup,
             drain_timeout: a.drain_timeout,
-            output: a.output,
+            output: a.output.unwrap_or_else(|| PathBuf::from("benchmark_results.json")),
             target,
             plan,
             payload: a.payload_size,
@@ -373,6 +373,38 @@ impl BenchConfig {
     /// Where the report goes.
     pub fn output(&self) -> &std::path::Path {
         &self.output
+    }
+
+    /// The core split.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The report's `config` section.
+    pub fn report_config(&self) -> &ReportConfig {
+        &self.report_config
+    }
+
+    /// Shard settings for an embedded router (of any kind).
+    pub fn router_shard_config(&self) -> anyhow::Result<crate::route::ShardConfig> {
+        self.router_flags.shard_config(self.compression)
+    }
+
+    /// The latency-mode spin for an embedded router.
+    pub fn router_spin(&self) -> Option<Duration> {
+        self.router_flags.spin()
+    }
+}
+
+impl BenchArgs {
+    /// Whether `--router` names an external router.
+    pub fn external_router(&self) -> bool {
+        self.router.is_some()
+    }
+
+    /// `--output`, if given.
+    pub fn output(&self) -> Option<&std::path::Path> {
+        self.output.as_deref()
     }
 }
 

@@ -4,6 +4,7 @@
 //! exit code; nothing here panics on user input.
 
 mod bench;
+mod compare;
 mod router_cmd;
 
 pub use bench::{BenchArgs, BenchConfig};
@@ -33,6 +34,10 @@ pub struct Cli {
 enum Command {
     /// Run the thread-per-core router (glommio) until SIGINT or SIGTERM.
     Router(router_cmd::RouterCmd),
+    /// Run a baseline tokio router (shared state, or per-core shards) until SIGINT or SIGTERM.
+    BaselineRouter(router_cmd::BaselineCmd),
+    /// Run the grid against several routers on the same cores, alternating, with ratios.
+    Compare(Box<compare::CompareCmd>),
     /// Print every shard's counters from a running router.
     Stats(router_cmd::StatsCmd),
 }
@@ -180,6 +185,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Router(cmd)) => router_cmd::run_router(cmd),
         Some(Command::Stats(cmd)) => router_cmd::run_stats(cmd),
+        Some(Command::BaselineRouter(cmd)) => router_cmd::run_baseline(cmd),
+        Some(Command::Compare(cmd)) => {
+            if compare::run(*cmd)? {
+                Ok(())
+            } else {
+                bail!("some runs failed: see the comparison")
+            }
+        }
         None => {
             if bench::run(cli.bench)? {
                 Ok(())

@@ -21,8 +21,31 @@ pub struct RouterCmd {
     /// Address to listen on.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8766")]
     listen: SocketAddr,
+    /// Compression of frames the router writes (none | auto | lz4; on one host LZ4 costs more
+    /// CPU than it saves).
+    #[arg(long, value_name = "MODE", default_value = "none")]
+    compression: Compression,
+    #[command(flatten)]
+    router: RouterArgs,
+}
+
+/// `a2a-bench baseline-router`.
+#[derive(Args, Debug)]
+pub struct BaselineCmd {
+    /// Worker threads (shared) or shards (per-core), one per core.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    threads: usize,
+    /// Cores to run on [default: the first --threads cores].
+    #[arg(long, value_name = "LIST")]
+    cores: Option<String>,
+    /// shared: tokio multi-thread with shared state; per-core: pinned current_thread shards.
+    #[arg(long, value_name = "MODE", default_value = "shared")]
+    mode: crate::baseline::Mode,
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8767")]
+    listen: SocketAddr,
     /// Compression of frames the router writes.
-    #[arg(long, value_name = "MODE", default_value = "auto")]
+    #[arg(long, value_name = "MODE", default_value = "none")]
     compression: Compression,
     #[command(flatten)]
     router: RouterArgs,
@@ -62,6 +85,43 @@ pub(super) fn run_router(cmd: RouterCmd) -> anyhow::Result<()> {
         router.local_addr(),
         slots.len(),
         placement.join(", ")
+    );
+    println!("stop with Ctrl-C (SIGINT) or SIGTERM");
+    let _ = signals.forever().next();
+    println!("\nstopping");
+    print_stats(&router.stop());
+    Ok(())
+}
+
+pub(super) fn run_baseline(cmd: BaselineCmd) -> anyhow::Result<()> {
+    let machine = Machine::detect();
+    if cmd.threads == 0 || cmd.threads > 64 {
+        bail!("--threads must be 1 to 64");
+    }
+    let slots = match &cmd.cores {
+        Some(spec) => slots_for("--cores", spec, &machine)?,
+        None => (0..cmd.threads).map(|i| machine.cores[i % machine.cores.len()]).collect(),
+    };
+    super::raise_nofile(1 << 20).ok();
+    let shard = cmd.router.shard_config(cmd.compression)?;
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .context("installing signal handlers")?;
+    let cfg = crate::baseline::BaselineConfig {
+        listen: cmd.listen,
+        slots: slots.clone(),
+        mode: cmd.mode,
+        shard,
+    };
+    let router = crate::baseline::Baseline::start(cfg)
+        .with_context(|| format!("--listen {}", cmd.listen))?;
+    println!(
+        "a2a-bench baseline-router ({}) listening on tcp://{} on cores {:?}",
+        cmd.mode.name(),
+        router.local_addr(),
+        slots.iter().map(|s| s.core).collect::<Vec<_>>()
     );
     println!("stop with Ctrl-C (SIGINT) or SIGTERM");
     let _ = signals.forever().next();

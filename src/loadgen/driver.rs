@@ -116,19 +116,19 @@ pub(super) fn run(
         let _ = s.send(Some(schedule));
     }
     sleep_until(measure_ns);
-    let router_before = probe.map(|p| (clock::now_ns(), p.stats()));
+    let router_before = probe.map(|p| (clock::now_ns(), p.cpu_ns()));
     if let Some(hook) = at_measure_start {
         hook();
     }
     let mut router_after = None;
     if end_ns != u64::MAX {
         sleep_until(end_ns);
-        router_after = probe.map(|p| (clock::now_ns(), p.stats()));
+        router_after = probe.map(|p| (clock::now_ns(), p.cpu_ns()));
     }
     let results: Vec<CoreResult> =
         (0..starts.len()).filter_map(|_| result_rx.recv().ok()).collect();
     if router_after.is_none() {
-        router_after = probe.map(|p| (clock::now_ns(), p.stats()));
+        router_after = probe.map(|p| (clock::now_ns(), p.cpu_ns()));
     }
     for j in joins {
         let _ = j.join();
@@ -165,15 +165,16 @@ pub(super) fn run(
     }
 }
 
-type Probe = Option<(u64, Vec<crate::wire::ShardStats>)>;
+/// When the router was probed, and its threads' CPU time then.
+type Probe = Option<(u64, Vec<u64>)>;
 
 fn router_cpu(before: Probe, after: Probe) -> Option<Vec<f64>> {
-    let ((t0, s0), (t1, s1)) = (before?, after?);
-    if s0.is_empty() || s0.len() != s1.len() || s1.iter().all(|s| s.cpu_ns == 0) {
+    let ((t0, c0), (t1, c1)) = (before?, after?);
+    if c0.is_empty() || c0.len() != c1.len() || c1.iter().all(|&c| c == 0) {
         return None;
     }
     let wall = t1.saturating_sub(t0).max(1) as f64;
-    Some(s0.iter().zip(&s1).map(|(a, b)| b.cpu_ns.saturating_sub(a.cpu_ns) as f64 / wall).collect())
+    Some(c0.iter().zip(&c1).map(|(a, b)| b.saturating_sub(*a) as f64 / wall).collect())
 }
 
 fn failed(failures: Vec<String>) -> Outcome {

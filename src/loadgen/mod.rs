@@ -91,6 +91,12 @@ pub struct Scenario {
 pub trait RouterProbe {
     /// Every shard's counters now.
     fn stats(&self) -> Vec<ShardStats>;
+
+    /// CPU time used so far by each of the router's threads (ns); by default the shards' own
+    /// `cpu_ns` figures.
+    fn cpu_ns(&self) -> Vec<u64> {
+        self.stats().iter().map(|s| s.cpu_ns).collect()
+    }
 }
 
 /// What a run measured.

@@ -4,8 +4,8 @@
 //! agent directory (every agent → its home shard), the topics, locks and barriers it owns, and a
 //! bounded outbox per connection and per peer shard. Shells feed it bytes ([`Shard::on_input`]),
 //! peer messages ([`Shard::on_peer`]) and time ([`Shard::tick`]), and drain what it queues
-//! ([`Shard::poll_output`], [`Shard::poll_peer_output`]). The glommio router and the tokio
-//! per-core baseline run this same code through [`shell`], so they differ only in the runtime.
+//! ([`Shard::poll_output`], [`Shard::poll_peer_output`]). The thread-per-core router and
+//! the per-core baseline run this same code through [`shell`], so they differ only in the runtime.
 //!
 //! Invariants: nothing here locks, blocks or allocates per data message (buffers come from the
 //! shard's pool); every queue has a byte bound, and an input that pushes a destination past its

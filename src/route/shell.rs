@@ -9,7 +9,7 @@
 //! (SO_REUSEPORT lets the kernel put few connections all on one shard; see ARCHITECTURE.md).
 //! Shards talk over bounded flume channels carrying whole batches.
 //!
-//! A [`Runtime`] supplies what differs between glommio and tokio: spawning, timers, adopting a
+//! A [`Runtime`] supplies what differs between runtimes: spawning, timers, adopting a
 //! socket, and starting a pinned executor thread. Nothing else here knows which runtime runs it.
 
 use std::cell::RefCell;

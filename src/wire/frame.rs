@@ -267,6 +267,12 @@ impl FrameBuf {
         self.count += 1;
     }
 
+    /// Appends `count` messages that are already encoded back to back in `raw`.
+    pub fn push_raw_many(&mut self, raw: &[u8], count: u32) {
+        self.buf.extend_from_slice(raw);
+        self.count += count;
+    }
+
     /// Messages appended so far.
     pub fn count(&self) -> u32 {
         self.count

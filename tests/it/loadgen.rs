@@ -262,3 +262,50 @@ fn a_hundred_thousand_agents_fit() {
     assert!(per_agent <= 2048.0, "{per_agent:.0} bytes per agent");
     r.stop();
 }
+
+#[test]
+fn compare_alternates_routers_and_writes_ratios() {
+    // Proves `a2a-bench compare` runs every scenario against all three routers, alternating,
+    // and writes every router's report plus the ratios to --output.
+    let dir = std::env::temp_dir().join(format!("a2a-compare-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("compare.json");
+    let out = bench(&[
+        "compare",
+        "--agents",
+        "4",
+        "--topologies",
+        "ring",
+        "--duration",
+        "0.3",
+        "--warmup",
+        "0.1",
+        "--repeat",
+        "2",
+        "--open-at",
+        "0.5",
+        "--output",
+        path.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(doc["routers"], serde_json::json!(["glommio", "tokio-shared", "tokio-per-core"]));
+    let rows = doc["comparison"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "a closed-loop row and its open-loop twin");
+    for row in rows {
+        assert!(row["throughput_ratios"]["glommio/tokio-shared"].as_f64().unwrap() > 0.0);
+        assert!(row["throughput_ratios"]["glommio/tokio-per-core"].as_f64().unwrap() > 0.0);
+        for router in ["glommio", "tokio-shared", "tokio-per-core"] {
+            assert_eq!(row["per_router"][router]["ok_runs"], 2, "{router}: {row}");
+        }
+    }
+    for router in ["glommio", "tokio-shared", "tokio-per-core"] {
+        assert_eq!(doc["reports"][router]["summary"]["total_runs"], 4, "{router}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

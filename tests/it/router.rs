@@ -696,3 +696,43 @@ suite!(Glommio:
     stop_closes_every_connection,
     priority_overtakes_queued_traffic,
 );
+
+suite!(TokioShared:
+    direct_request_and_reply,
+    broadcast_by_type_excludes_the_sender,
+    topics_reach_subscribers_on_every_shard,
+    locks_are_fifo_across_shards,
+    locks_exclude_under_contention,
+    barriers_release_everyone_together,
+    bad_input_gets_its_error_and_others_carry_on,
+    undeliverable_messages_are_answered,
+    registry_rejects_duplicates_and_checks_tokens,
+    disconnect_releases_everything,
+    discover_pages_and_stats_cover_all_shards,
+    silent_agents_go_offline_and_come_back,
+    two_thousand_agents_at_once,
+    stalled_receiver_is_bounded,
+    stalled_receiver_with_drop_policy_gets_queue_full,
+    stop_closes_every_connection,
+    priority_overtakes_queued_traffic,
+);
+
+suite!(TokioPerCore:
+    direct_request_and_reply,
+    broadcast_by_type_excludes_the_sender,
+    topics_reach_subscribers_on_every_shard,
+    locks_are_fifo_across_shards,
+    locks_exclude_under_contention,
+    barriers_release_everyone_together,
+    bad_input_gets_its_error_and_others_carry_on,
+    undeliverable_messages_are_answered,
+    registry_rejects_duplicates_and_checks_tokens,
+    disconnect_releases_everything,
+    discover_pages_and_stats_cover_all_shards,
+    silent_agents_go_offline_and_come_back,
+    two_thousand_agents_at_once,
+    stalled_receiver_is_bounded,
+    stalled_receiver_with_drop_policy_gets_queue_full,
+    stop_closes_every_connection,
+    priority_overtakes_queued_traffic,
+);

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 
+use a2a_bench::baseline::{Baseline, BaselineConfig, BaselineHandle, Mode};
 use a2a_bench::client::{Client, Received};
 use a2a_bench::placement::{Machine, Slot};
 use a2a_bench::route::ShardConfig;
@@ -19,38 +20,46 @@ pub fn slots(n: usize) -> Vec<Slot> {
 pub enum Kind {
     /// The thread-per-core glommio router.
     Glommio,
+    /// The tokio multi-thread, shared-state baseline.
+    TokioShared,
+    /// The tokio per-core (sharded) baseline.
+    TokioPerCore,
 }
 
 impl Kind {
     /// Whether it has one shard per core (and so one stats entry per shard).
     pub fn sharded(self) -> bool {
-        match self {
-            Kind::Glommio => true,
-        }
+        !matches!(self, Kind::TokioShared)
     }
 }
 
 /// A running router of any kind.
 pub enum TestRouter {
     Glommio(RouterHandle),
+    Baseline(BaselineHandle),
 }
 
 impl TestRouter {
     pub fn addr(&self) -> SocketAddr {
         match self {
             TestRouter::Glommio(r) => r.local_addr(),
+            TestRouter::Baseline(r) => r.local_addr(),
         }
     }
 
     pub fn stats(&self) -> Vec<a2a_bench::wire::ShardStats> {
         match self {
             TestRouter::Glommio(r) => r.stats(),
+            TestRouter::Baseline(r) => r.stats(),
         }
     }
 
     pub fn stop(self) {
         match self {
             TestRouter::Glommio(r) => {
+                r.stop();
+            }
+            TestRouter::Baseline(r) => {
                 r.stop();
             }
         }
@@ -64,6 +73,18 @@ pub fn start(kind: Kind, shards: usize, tweak: impl FnOnce(&mut ShardConfig)) ->
             let mut cfg = RouterConfig::new("127.0.0.1:0".parse().unwrap(), slots(shards));
             tweak(&mut cfg.shard);
             TestRouter::Glommio(Router::start(cfg).expect("router starts"))
+        }
+        Kind::TokioShared | Kind::TokioPerCore => {
+            let mode = if kind == Kind::TokioShared { Mode::Shared } else { Mode::PerCore };
+            let mut shard = ShardConfig::new(0, 1);
+            tweak(&mut shard);
+            let cfg = BaselineConfig {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                slots: slots(shards),
+                mode,
+                shard,
+            };
+            TestRouter::Baseline(Baseline::start(cfg).expect("baseline starts"))
         }
     }
 }

@@ -1,0 +1,332 @@
+//! `a2a-bench compare`: the same grid against several routers on the same cores, alternating.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use serde::Serialize;
+
+use super::bench::{BenchArgs, BenchConfig};
+use crate::baseline::{Baseline, BaselineConfig, BaselineHandle, Mode};
+use crate::loadgen::{self, Pacing, RouterProbe};
+use crate::report::{self, PlacementInfo, Report, RunResult, RunSpec, Summary};
+use crate::router::{Router, RouterConfig, RouterHandle};
+
+/// `a2a-bench compare`.
+#[derive(Args, Debug)]
+pub struct CompareCmd {
+    #[command(flatten)]
+    bench: BenchArgs,
+    /// Routers to compare, the first being the one ratios are about: glommio, tokio-shared,
+    /// tokio-per-core.
+    #[arg(long, value_name = "LIST", default_value = "glommio,tokio-shared,tokio-per-core")]
+    routers: String,
+    /// Also run each scenario open-loop at this share of the tokio-shared baseline's
+    /// closed-loop request rate (e.g. 0.5).
+    #[arg(long, value_name = "SHARE")]
+    open_at: Option<f64>,
+}
+
+/// A router under comparison.
+enum Contender {
+    Glommio(RouterHandle),
+    Baseline(BaselineHandle),
+}
+
+impl Contender {
+    fn start(name: &str, cfg: &BenchConfig) -> anyhow::Result<Contender> {
+        let shard = cfg.router_shard_config()?;
+        let listen: SocketAddr = "127.0.0.1:0".parse()?;
+        let slots = cfg.plan().router.clone();
+        Ok(match name {
+            "glommio" => {
+                let mut rc = RouterConfig::new(listen, slots);
+                rc.shard = shard;
+                rc.spin_before_park = cfg.router_spin();
+                Contender::Glommio(Router::start(rc).context("starting the glommio router")?)
+            }
+            "tokio-shared" | "tokio-per-core" => {
+                let mode = if name == "tokio-shared" { Mode::Shared } else { Mode::PerCore };
+                let bc = BaselineConfig { listen, slots, mode, shard };
+                Contender::Baseline(
+                    Baseline::start(bc).with_context(|| format!("starting {name}"))?,
+                )
+            }
+            other => {
+                bail!("--routers: unknown router '{other}' (glommio, tokio-shared, tokio-per-core)")
+            }
+        })
+    }
+
+    fn addr(&self) -> SocketAddr {
+        match self {
+            Contender::Glommio(r) => r.local_addr(),
+            Contender::Baseline(r) => r.local_addr(),
+        }
+    }
+
+    fn probe(&self) -> &dyn RouterProbe {
+        match self {
+            Contender::Glommio(r) => r,
+            Contender::Baseline(r) => r,
+        }
+    }
+
+    fn stop(self) {
+        match self {
+            Contender::Glommio(r) => drop(r.stop()),
+            Contender::Baseline(r) => drop(r.stop()),
+        }
+    }
+}
+
+/// One router's figures for one scenario, over its repetitions.
+#[derive(Debug, Clone, Serialize)]
+struct Medians {
+    /// Median throughput (router deliveries/s) over successful runs.
+    throughput: f64,
+    /// Smallest and largest throughput.
+    throughput_min: f64,
+    throughput_max: f64,
+    /// Median of the runs' p50 and p99 round trips, ms.
+    p50_ms: f64,
+    p99_ms: f64,
+    /// Median requests sent per second.
+    sent_per_sec: f64,
+    /// Successful runs out of all.
+    ok_runs: usize,
+    runs: usize,
+    /// The most frequent bottleneck of the runs (`router`, `generator`, `both`, `neither`).
+    bottleneck: String,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn most_common<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for i in items {
+        *counts.entry(i).or_default() += 1;
+    }
+    counts.into_iter().max_by_key(|(_, n)| *n).map_or_else(String::new, |(k, _)| k.to_string())
+}
+
+impl Medians {
+    fn of(runs: &[RunResult]) -> Medians {
+        let ok: Vec<&RunResult> = runs.iter().filter(|r| r.success).collect();
+        let thr: Vec<f64> = ok.iter().map(|r| r.throughput_msg_per_sec).collect();
+        Medians {
+            throughput: median(thr.clone()),
+            throughput_min: thr.iter().copied().reduce(f64::min).unwrap_or(0.0),
+            throughput_max: thr.iter().copied().fold(0.0, f64::max),
+            p50_ms: median(ok.iter().map(|r| r.p50_latency_ms).collect()),
+            p99_ms: median(ok.iter().map(|r| r.p99_latency_ms).collect()),
+            sent_per_sec: median(ok.iter().map(|r| r.sent_per_sec).collect()),
+            ok_runs: ok.len(),
+            runs: runs.len(),
+            bottleneck: most_common(runs.iter().map(|r| r.cpu.bottleneck.as_str())),
+        }
+    }
+}
+
+/// One scenario of the comparison.
+#[derive(Debug, Clone, Serialize)]
+struct Row {
+    topology: String,
+    agents: u32,
+    pacing: String,
+    per_router: BTreeMap<String, Medians>,
+    /// `"<first>/<other>"` → median throughput ratio (and p99 ratio: > 1 means the first is slower).
+    throughput_ratios: BTreeMap<String, f64>,
+    p99_ratios: BTreeMap<String, f64>,
+}
+
+#[derive(Serialize)]
+struct CompareReport<'a> {
+    routers: &'a [String],
+    reference: &'a str,
+    comparison: &'a [Row],
+    reports: BTreeMap<String, Report>,
+}
+
+fn pacing_label(p: Pacing) -> String {
+    match p {
+        Pacing::Closed { window } => format!("closed w{window}"),
+        Pacing::Open { rate, window } => format!("open {}/s w{window}", report::text::rate(rate)),
+    }
+}
+
+pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
+    if cmd.bench.external_router() {
+        bail!("--router: compare starts its own routers; drop --router");
+    }
+    if let Some(share) = cmd.open_at {
+        if !(share > 0.0 && share <= 1.0) {
+            bail!("--open-at must be a share between 0 and 1");
+        }
+    }
+    let names: Vec<String> =
+        cmd.routers.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    if names.len() < 2 {
+        bail!("--routers: name at least two routers");
+    }
+    let output =
+        cmd.bench.output().map_or_else(|| PathBuf::from("compare_results.json"), PathBuf::from);
+    let cfg = BenchConfig::try_from(cmd.bench)?;
+    super::raise_nofile(1 << 20).ok();
+    let contenders: Vec<Contender> =
+        names.iter().map(|n| Contender::start(n, &cfg)).collect::<anyhow::Result<_>>()?;
+    let mut out = std::io::stdout();
+    let plan = cfg.plan().clone();
+    let _ = writeln!(
+        out,
+        "a2a-bench compare: {} on router cores {:?}, agents on cores {:?}; runs alternate between routers",
+        names.join(" vs "),
+        plan.router.iter().map(|s| s.core).collect::<Vec<_>>(),
+        plan.agents.iter().map(|s| s.core).collect::<Vec<_>>()
+    );
+    let mut all: BTreeMap<String, Vec<RunResult>> =
+        names.iter().map(|n| (n.clone(), Vec::new())).collect();
+    let mut rows = Vec::new();
+    let mut run_no = 0u32;
+    let grid = cfg.grid();
+    let mut scenarios: Vec<Vec<RunSpec>> = Vec::new();
+    for spec in grid {
+        match scenarios.last_mut() {
+            Some(group) if spec.repeat > 0 => group.push(spec),
+            _ => scenarios.push(vec![spec]),
+        }
+    }
+    for group in scenarios {
+        let row = compare_one(&group, &names, &contenders, &mut all, &mut run_no, &mut out);
+        let baseline_rate = row.per_router.get("tokio-shared").map(|m| m.sent_per_sec);
+        rows.push(row);
+        if let (Some(share), Some(rate), Pacing::Closed { window }) =
+            (cmd.open_at, baseline_rate, group[0].scenario.pacing)
+        {
+            if rate > 0.0 {
+                let open: Vec<RunSpec> = group
+                    .iter()
+                    .map(|s| {
+                        let mut s = s.clone();
+                        s.scenario.pacing = Pacing::Open { rate: rate * share, window };
+                        s
+                    })
+                    .collect();
+                rows.push(compare_one(&open, &names, &contenders, &mut all, &mut run_no, &mut out));
+            }
+        }
+    }
+    for c in contenders {
+        c.stop();
+    }
+    let reports: BTreeMap<String, Report> = all
+        .into_iter()
+        .map(|(name, results)| {
+            let report = Report {
+                summary: Summary::of(&results),
+                results,
+                config: cfg.report_config().clone(),
+                schema_version: report::SCHEMA_VERSION,
+                tool: report::Tool::default(),
+                placement: PlacementInfo { router: name.clone(), plan: plan.clone() },
+                host: crate::host::facts(),
+            };
+            (name, report)
+        })
+        .collect();
+    let all_ok = reports.values().all(|r| r.summary.failed == 0);
+    let doc = CompareReport { routers: &names, reference: &names[0], comparison: &rows, reports };
+    let text = serde_json::to_string_pretty(&doc)?;
+    std::fs::write(&output, text + "\n")
+        .with_context(|| format!("writing {}", output.display()))?;
+    let _ = writeln!(out, "\ncomparison written to {}", output.display());
+    Ok(all_ok)
+}
+
+fn compare_one(
+    group: &[RunSpec],
+    names: &[String],
+    contenders: &[Contender],
+    all: &mut BTreeMap<String, Vec<RunResult>>,
+    run_no: &mut u32,
+    out: &mut dyn Write,
+) -> Row {
+    let first = &group[0].scenario;
+    let mut per: BTreeMap<String, Vec<RunResult>> = BTreeMap::new();
+    for spec in group {
+        for (name, c) in names.iter().zip(contenders) {
+            let mut spec = spec.clone();
+            *run_no += 1;
+            spec.scenario.id_base = 1 + (*run_no % 2000) * (1 << 21);
+            let outcome = loadgen::run(&spec.scenario, c.addr(), Some(c.probe()), None);
+            let result = RunResult::new(&spec, &outcome);
+            per.entry(name.clone()).or_default().push(result.clone());
+            if let Some(list) = all.get_mut(name) {
+                list.push(result);
+            }
+        }
+    }
+    let per_router: BTreeMap<String, Medians> =
+        per.iter().map(|(n, r)| (n.clone(), Medians::of(r))).collect();
+    let reference = &per_router[&names[0]];
+    let mut throughput_ratios = BTreeMap::new();
+    let mut p99_ratios = BTreeMap::new();
+    for other in &names[1..] {
+        let m = &per_router[other];
+        let key = format!("{}/{}", names[0], other);
+        if m.throughput > 0.0 {
+            throughput_ratios.insert(key.clone(), reference.throughput / m.throughput);
+        }
+        if m.p99_ms > 0.0 {
+            p99_ratios.insert(key, reference.p99_ms / m.p99_ms);
+        }
+    }
+    let pacing = pacing_label(first.pacing);
+    let _ = writeln!(out, "\n{} × {} agents, {}", first.topology, first.agents, pacing);
+    for name in names {
+        let m = &per_router[name];
+        let ratio = if name == &names[0] {
+            String::new()
+        } else {
+            throughput_ratios
+                .get(&format!("{}/{}", names[0], name))
+                .map_or(String::new(), |r| format!("   {} is {:.2}× this", names[0], r))
+        };
+        let _ = writeln!(
+            out,
+            "  {:<15} {:>10} msgs/s ({}–{})  p50 {} ms  p99 {} ms  {}/{} ok, bound: {}{}",
+            name,
+            report::text::rate(m.throughput),
+            report::text::rate(m.throughput_min),
+            report::text::rate(m.throughput_max),
+            report::text::ms(m.p50_ms),
+            report::text::ms(m.p99_ms),
+            m.ok_runs,
+            m.runs,
+            m.bottleneck,
+            ratio
+        );
+    }
+    Row {
+        topology: first.topology.name().into(),
+        agents: first.agents,
+        pacing,
+        per_router,
+        throughput_ratios,
+        p99_ratios,
+    }
+}
