@@ -5,7 +5,7 @@ CARGO ?= cargo
 APT_PACKAGES := libhwloc-dev libudev-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps build test test-slow lint bench-quick bench bench-compare bench-micro bench-router
+.PHONY: help deps build test test-slow tune tune-check lint bench-quick bench bench-compare bench-micro bench-router
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -33,6 +33,12 @@ test: deps ## Run the tests (optimized, with debug assertions)
 test-slow: deps ## Run the tests, then the slow and load tests one at a time
 	$(CARGO) test --profile ci
 	$(CARGO) test --profile ci -- --ignored --test-threads=1 --nocapture
+
+tune: ## Apply the sysctl profile (root); reports each key applied / refused
+	@bash sysctl/tune.sh apply
+
+tune-check: ## Show current vs recommended sysctl values; changes nothing
+	@bash sysctl/tune.sh check
 
 lint: ## rustfmt --check and clippy -D warnings
 	$(CARGO) fmt --all -- --check

@@ -160,7 +160,7 @@ fn throughput(kind: &str, router_slots: Vec<Slot>, driver_core: usize, pairs: u3
 }
 
 fn raw_stream(c: Client) -> TcpStream {
-    c.into_stream()
+    c.into_stream().expect("a TCP client")
 }
 
 /// Reads frames and adds their message counts to `received` (headers only, bodies skipped).

@@ -8,6 +8,7 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use crate::transport::Transport;
 use crate::wire::control::Register;
 use crate::wire::frame::encode_frame;
 use crate::wire::{
@@ -80,9 +81,74 @@ pub enum ClientError {
     Decode(#[from] DecodeError),
 }
 
+/// The connection under a client: frames on TCP, or in WebSocket binary messages.
+enum Link {
+    Tcp(TcpStream),
+    Ws(Box<tungstenite::WebSocket<TcpStream>>),
+}
+
+impl Link {
+    fn socket(&self) -> &TcpStream {
+        match self {
+            Link::Tcp(s) => s,
+            Link::Ws(ws) => ws.get_ref(),
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Link::Tcp(s) => s.write_all(bytes),
+            Link::Ws(ws) => ws
+                .send(tungstenite::Message::Binary(bytes.to_vec().into()))
+                .map_err(|e| ws_error(e).unwrap_or_else(|| io::ErrorKind::BrokenPipe.into())),
+        }
+    }
+
+    /// Appends what arrives next to `buf`; `Ok(false)` when the router closed.
+    fn receive(&mut self, buf: &mut Vec<u8>) -> io::Result<bool> {
+        match self {
+            Link::Tcp(s) => {
+                let mut chunk = [0u8; 64 << 10];
+                let n = s.read(&mut chunk)?;
+                buf.extend_from_slice(&chunk[..n]);
+                Ok(n > 0)
+            }
+            Link::Ws(ws) => loop {
+                match ws.read() {
+                    Ok(tungstenite::Message::Binary(b)) => {
+                        buf.extend_from_slice(&b);
+                        return Ok(true);
+                    }
+                    Ok(tungstenite::Message::Close(_)) => return Ok(false),
+                    Ok(tungstenite::Message::Text(_)) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "text message on a native connection",
+                        ))
+                    }
+                    Ok(_) => {}
+                    Err(e) => return ws_error(e).map_or(Ok(false), Err),
+                }
+            },
+        }
+    }
+}
+
+/// An I/O error from a WebSocket error; `None` when it means the connection closed.
+fn ws_error(e: tungstenite::Error) -> Option<io::Error> {
+    use tungstenite::error::ProtocolError;
+    match e {
+        tungstenite::Error::ConnectionClosed
+        | tungstenite::Error::AlreadyClosed
+        | tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        tungstenite::Error::Io(e) => Some(e),
+        other => Some(io::Error::new(io::ErrorKind::InvalidData, other.to_string())),
+    }
+}
+
 /// A blocking connection to a router.
 pub struct Client {
-    stream: TcpStream,
+    link: Link,
     buf: Vec<u8>,
     inflate: Vec<u8>,
     inbox: VecDeque<Received>,
@@ -92,29 +158,59 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects with `TCP_NODELAY` and a 10 s read timeout.
+    /// Connects over TCP with `TCP_NODELAY` and a 10 s read timeout.
     pub fn connect(addr: SocketAddr) -> io::Result<Client> {
-        Client::from_stream(TcpStream::connect_timeout(&addr, Duration::from_secs(10))?)
+        Client::connect_with(addr, Transport::Tcp, None)
     }
 
-    /// Connects with a fixed kernel receive buffer (which turns off its auto-tuning): a client
-    /// that stops reading then pushes back on the router after `bytes`, not after megabytes.
+    /// Connects over TCP with a fixed kernel receive buffer (which turns off its auto-tuning): a
+    /// client that stops reading then pushes back on the router after `bytes`, not megabytes.
     pub fn connect_with_recv_buffer(addr: SocketAddr, bytes: usize) -> io::Result<Client> {
+        Client::connect_with(addr, Transport::Tcp, Some(bytes))
+    }
+
+    /// Connects over `transport` (WebSocket: `ws://addr/`, subprotocol `a2a-bench`), optionally
+    /// with a fixed kernel receive buffer.
+    pub fn connect_with(
+        addr: SocketAddr,
+        transport: Transport,
+        recv_buffer: Option<usize>,
+    ) -> io::Result<Client> {
         let socket = socket2::Socket::new(
             socket2::Domain::for_address(addr),
             socket2::Type::STREAM,
             Some(socket2::Protocol::TCP),
         )?;
-        socket.set_recv_buffer_size(bytes)?;
+        if let Some(bytes) = recv_buffer {
+            socket.set_recv_buffer_size(bytes)?;
+        }
         socket.connect_timeout(&addr.into(), Duration::from_secs(10))?;
-        Client::from_stream(socket.into())
-    }
-
-    fn from_stream(stream: TcpStream) -> io::Result<Client> {
+        let stream: TcpStream = socket.into();
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let link = match transport {
+            Transport::Tcp => Link::Tcp(stream),
+            Transport::Ws => {
+                use tungstenite::client::IntoClientRequest;
+                let mut request =
+                    format!("ws://{addr}/").into_client_request().map_err(io::Error::other)?;
+                request.headers_mut().insert(
+                    "Sec-WebSocket-Protocol",
+                    tungstenite::http::HeaderValue::from_static(
+                        crate::transport::ws::SUBPROTOCOL_NATIVE,
+                    ),
+                );
+                let (ws, _) = tungstenite::client::client_with_config(
+                    request,
+                    stream,
+                    Some(crate::transport::ws::config()),
+                )
+                .map_err(|e| io::Error::other(e.to_string()))?;
+                Link::Ws(Box::new(ws))
+            }
+        };
         Ok(Client {
-            stream,
+            link,
             buf: Vec::new(),
             inflate: Vec::new(),
             inbox: VecDeque::new(),
@@ -126,13 +222,13 @@ impl Client {
 
     /// Changes the read timeout.
     pub fn set_timeout(&mut self, timeout: Duration) -> io::Result<()> {
-        self.stream.set_read_timeout(Some(timeout))
+        self.link.socket().set_read_timeout(Some(timeout))
     }
 
     /// Sets a write timeout: a send that cannot complete within it fails (the router is pushing
     /// back).
     pub fn set_write_timeout(&mut self, timeout: Duration) -> io::Result<()> {
-        self.stream.set_write_timeout(Some(timeout))
+        self.link.socket().set_write_timeout(Some(timeout))
     }
 
     /// How frames this client sends are compressed (default `Auto`).
@@ -149,14 +245,15 @@ impl Client {
     /// Sends `messages` as one frame.
     pub fn send(&mut self, messages: &[Message<'_>]) -> io::Result<()> {
         let frame = encode_frame(messages, self.compression, &mut self.pool);
-        self.stream.write_all(&frame)?;
+        let sent = self.link.send(&frame);
         self.pool.put(frame);
-        Ok(())
+        sent
     }
 
-    /// Sends arbitrary bytes (for testing how a router treats bad input).
+    /// Sends arbitrary bytes (for testing how a router treats bad input); over WebSocket, as one
+    /// binary message.
     pub fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.stream.write_all(bytes)
+        self.link.send(bytes)
     }
 
     /// Sends one control message.
@@ -211,10 +308,13 @@ impl Client {
         }))
     }
 
-    /// The underlying socket, for drivers that do their own framing (pending received bytes are
-    /// dropped).
-    pub fn into_stream(self) -> TcpStream {
-        self.stream
+    /// The underlying TCP socket, for drivers that do their own framing (pending received bytes
+    /// are dropped); `None` over WebSocket.
+    pub fn into_stream(self) -> Option<TcpStream> {
+        match self.link {
+            Link::Tcp(s) => Some(s),
+            Link::Ws(_) => None,
+        }
     }
 
     /// Reads until the router closes the connection, returning what arrived before.
@@ -229,12 +329,9 @@ impl Client {
     }
 
     fn fill(&mut self) -> Result<(), ClientError> {
-        let mut chunk = [0u8; 64 << 10];
-        let n = self.stream.read(&mut chunk)?;
-        if n == 0 {
+        if !self.link.receive(&mut self.buf)? {
             return Err(ClientError::Closed);
         }
-        self.buf.extend_from_slice(&chunk[..n]);
         let mut used = 0;
         while let Some((len, batch)) =
             decode_frame(&self.buf[used..], &Limits::DEFAULT, &mut self.inflate)?

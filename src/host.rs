@@ -1,25 +1,127 @@
-//! Facts about the machine, for every report's `host` section and `a2a-bench sysinfo`.
+//! Facts about the machine, for `a2a-bench sysinfo` and every report's `host` section.
+//!
+//! Everything here is read-only: /proc, /sys, getrlimit, hwloc, and one probe that starts an
+//! io_uring executor to see whether it works.
 
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use crate::placement::Machine;
 
+/// The bundled sysctl profile (`sysctl/a2a-bench.conf`).
+pub const PROFILE: &str = include_str!("../sysctl/a2a-bench.conf");
+
 fn read(path: &str) -> Option<String> {
-    std::fs::read_to_string(path).ok().map(|s| s.trim().to_string())
+    std::fs::read_to_string(path).ok().map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
 }
 
-/// The CPU model name from /proc/cpuinfo.
+/// One key of the profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProfileKey {
+    /// The sysctl key.
+    pub key: String,
+    /// Recommended value.
+    pub recommended: String,
+    /// Why it is in the profile.
+    pub why: String,
+    /// A ceiling: only ever raised.
+    pub at_least: bool,
+}
+
+/// Parses the profile: `key = value` lines, each preceded by a one-line `#` reason.
+pub fn profile() -> Vec<ProfileKey> {
+    let mut out = Vec::new();
+    let mut why = String::new();
+    for line in PROFILE.lines().map(str::trim) {
+        if let Some(comment) = line.strip_prefix('#') {
+            why = comment.trim().to_string();
+        } else if let Some((key, value)) = line.split_once('=') {
+            out.push(ProfileKey {
+                key: key.trim().to_string(),
+                recommended: value.split_whitespace().collect::<Vec<_>>().join(" "),
+                at_least: why.contains("(at least)"),
+                why: std::mem::take(&mut why),
+            });
+        } else {
+            why.clear();
+        }
+    }
+    out
+}
+
+/// A profile key against this machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SysctlCheck {
+    /// The key.
+    pub key: String,
+    /// Its value now (None: not present on this kernel).
+    pub current: Option<String>,
+    /// The profile's value.
+    pub recommended: String,
+    /// `ok`, `ok (higher)`, `differs` or `absent`.
+    pub status: &'static str,
+}
+
+/// Every profile key, compared with this machine.
+pub fn sysctl_checks() -> Vec<SysctlCheck> {
+    profile()
+        .into_iter()
+        .map(|k| {
+            let current = read(&format!("/proc/sys/{}", k.key.replace('.', "/")));
+            let status = match &current {
+                None => "absent",
+                Some(v) if *v == k.recommended => "ok",
+                Some(v) if k.at_least && higher(v, &k.recommended) => "ok (higher)",
+                Some(_) => "differs",
+            };
+            SysctlCheck { key: k.key, current, recommended: k.recommended, status }
+        })
+        .collect()
+}
+
+fn higher(current: &str, recommended: &str) -> bool {
+    matches!((current.parse::<u64>(), recommended.parse::<u64>()), (Ok(a), Ok(b)) if a >= b)
+}
+
+/// A soft and hard resource limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Limit {
+    /// Soft limit (`u64::MAX` = unlimited).
+    pub soft: u64,
+    /// Hard limit.
+    pub hard: u64,
+}
+
+fn limit(resource: nix::sys::resource::Resource) -> Option<Limit> {
+    nix::sys::resource::getrlimit(resource).ok().map(|(soft, hard)| Limit { soft, hard })
+}
+
+/// Whether io_uring works here: the kernel switch, and a real executor start.
+pub fn io_uring() -> serde_json::Value {
+    let disabled = read("/proc/sys/kernel/io_uring_disabled");
+    let probe = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .io_memory(64 << 10)
+        .spawn(|| async {})
+        .map_err(|e| e.to_string())
+        .and_then(|h| h.join().map_err(|e| e.to_string()));
+    serde_json::json!({
+        "kernel_io_uring_disabled": disabled,
+        "works": probe.is_ok(),
+        "error": probe.err(),
+    })
+}
+
+/// The CPU model name.
 pub fn cpu_model() -> Option<String> {
-    let info = read("/proc/cpuinfo")?;
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
     info.lines()
         .find(|l| l.starts_with("model name"))
         .and_then(|l| l.split_once(':'))
         .map(|(_, v)| v.trim().to_string())
 }
 
-/// Total memory in bytes, from /proc/meminfo.
+/// Total memory in bytes.
 pub fn memory_bytes() -> Option<u64> {
-    let info = read("/proc/meminfo")?;
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
     let kb: u64 = info
         .lines()
         .find(|l| l.starts_with("MemTotal:"))?
@@ -30,16 +132,53 @@ pub fn memory_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// The facts every report carries.
-pub fn facts() -> Value {
+/// Every fact, as the report's `host` section.
+pub fn facts() -> serde_json::Value {
+    use nix::sys::resource::Resource;
     let m = Machine::detect();
-    json!({
+    let mut nodes: std::collections::BTreeMap<u32, Vec<usize>> = std::collections::BTreeMap::new();
+    for s in &m.cores {
+        nodes.entry(s.node).or_default().push(s.core);
+    }
+    serde_json::json!({
         "hostname": read("/proc/sys/kernel/hostname"),
         "kernel": read("/proc/sys/kernel/osrelease"),
         "cpu_model": cpu_model(),
         "logical_cores": m.cores.len(),
         "numa_nodes": m.nodes(),
+        "numa_cores": nodes.iter().map(|(n, c)| serde_json::json!({"node": n, "cores": c})).collect::<Vec<_>>(),
         "numa_map_from_hwloc": m.from_hwloc,
         "memory_bytes": memory_bytes(),
+        "io_uring": io_uring(),
+        "limits": {
+            "nofile": limit(Resource::RLIMIT_NOFILE),
+            "memlock": limit(Resource::RLIMIT_MEMLOCK),
+        },
+        "clocksource": read("/sys/devices/system/clocksource/clocksource0/current_clocksource"),
+        "cpu_governor": read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+        "sysctl": sysctl_checks(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_profile_parses_with_a_reason_per_key() {
+        // Proves every key of the bundled profile has a reason, and ceilings are marked.
+        let keys = profile();
+        assert!(keys.len() >= 10);
+        for k in &keys {
+            assert!(!k.why.is_empty(), "{} has no reason", k.key);
+            assert!(!k.recommended.is_empty());
+        }
+        assert!(keys.iter().any(|k| k.key == "fs.file-max" && k.at_least));
+        assert!(keys.iter().any(|k| k.key == "vm.swappiness" && !k.at_least));
+        let checks = sysctl_checks();
+        assert_eq!(checks.len(), keys.len());
+        assert!(checks
+            .iter()
+            .all(|c| ["ok", "ok (higher)", "differs", "absent"].contains(&c.status)));
+    }
 }

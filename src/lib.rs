@@ -25,4 +25,5 @@ pub mod route;
 pub mod router;
 #[cfg(test)]
 mod testing;
+pub mod transport;
 pub mod wire;

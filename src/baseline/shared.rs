@@ -148,17 +148,60 @@ impl State {
     }
 }
 
-/// Serves one accepted connection until it closes.
+/// Serves one accepted connection until it closes: native frames on TCP, or in WebSocket
+/// binary messages (the first byte tells an HTTP upgrade from a frame).
 pub(super) async fn serve(state: Arc<State>, stream: tokio::net::TcpStream) {
     let _ = stream.set_nodelay(true);
+    let mut first = [0u8; 1];
+    if !matches!(stream.peek(&mut first).await, Ok(n) if n > 0) {
+        return;
+    }
+    let (input, output) = if crate::transport::is_http_upgrade(first[0]) {
+        // A second descriptor, to answer a failed handshake with 400.
+        let dup = stream.into_std().and_then(|s| Ok((s.try_clone()?, s)));
+        let Ok((control, std)) = dup else { return };
+        let Ok(stream) = tokio::net::TcpStream::from_std(std) else { return };
+        // The signature is tungstenite's `Callback`; its error type is not ours to shrink.
+        #[allow(clippy::result_large_err)]
+        let callback = |req: &tungstenite::handshake::server::Request,
+                        mut resp: tungstenite::handshake::server::Response| {
+            let native = crate::transport::ws::SUBPROTOCOL_NATIVE;
+            let offered = req
+                .headers()
+                .get_all("Sec-WebSocket-Protocol")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .any(|v| v.split(',').any(|p| p.trim() == native));
+            if offered {
+                resp.headers_mut().insert(
+                    "Sec-WebSocket-Protocol",
+                    tungstenite::http::HeaderValue::from_static(native),
+                );
+            }
+            Ok(resp)
+        };
+        let config = Some(crate::transport::ws::config());
+        match tokio_tungstenite::accept_hdr_async_with_config(stream, callback, config).await {
+            Ok(ws) => {
+                let (sink, stream) = futures_util::StreamExt::split(ws);
+                (Input::Ws { stream, pending: Default::default() }, Output::Ws(sink))
+            }
+            Err(_) => {
+                crate::transport::ws::refuse_upgrade(&control);
+                return;
+            }
+        }
+    } else {
+        let (read, write) = stream.into_split();
+        (Input::Tcp(read), Output::Tcp(write))
+    };
     let id = state.next_conn.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = mpsc::unbounded_channel();
     let budget = Arc::new(Semaphore::new(state.cfg.conn_queue_bytes_max));
     state.conns.insert(id, ConnHandle { tx, budget: budget.clone() });
-    let (read, write) = stream.into_split();
-    let writer = tokio::spawn(writer(state.clone(), write, rx, budget.clone()));
+    let writer = tokio::spawn(writer(state.clone(), output, rx, budget.clone()));
     let mut conn = Conn::new(state.clone(), id);
-    conn.read_loop(read).await;
+    conn.read_loop(input).await;
     conn.close().await;
     state.conns.remove(&id);
     // Readers waiting for queue space on this connection get an error instead of waiting forever.
@@ -166,9 +209,75 @@ pub(super) async fn serve(state: Arc<State>, stream: tokio::net::TcpStream) {
     let _ = writer.await;
 }
 
+type WsStream = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// Where a connection's bytes come from.
+enum Input {
+    Tcp(OwnedReadHalf),
+    Ws {
+        stream: futures_util::stream::SplitStream<WsStream>,
+        /// Unread rest of the last binary message.
+        pending: tungstenite::Bytes,
+    },
+}
+
+impl Input {
+    /// Reads into `buf`; 0 at the end.
+    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Input::Tcp(r) => r.read(buf).await,
+            Input::Ws { stream, pending } => loop {
+                if !pending.is_empty() {
+                    let n = buf.len().min(pending.len());
+                    buf[..n].copy_from_slice(&pending.split_to(n));
+                    return Ok(n);
+                }
+                match futures_util::StreamExt::next(stream).await {
+                    Some(Ok(tungstenite::Message::Binary(b))) => *pending = b,
+                    Some(Ok(tungstenite::Message::Ping(_) | tungstenite::Message::Pong(_))) => {}
+                    Some(Ok(tungstenite::Message::Text(_))) => {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            "text on a native connection",
+                        ))
+                    }
+                    _ => return Ok(0),
+                }
+            },
+        }
+    }
+}
+
+/// Where a connection's frames go.
+enum Output {
+    Tcp(OwnedWriteHalf),
+    Ws(futures_util::stream::SplitSink<WsStream, tungstenite::Message>),
+}
+
+impl Output {
+    async fn write_frame(&mut self, frame: &[u8]) -> std::io::Result<()> {
+        match self {
+            Output::Tcp(w) => w.write_all(frame).await,
+            Output::Ws(sink) => futures_util::SinkExt::send(
+                sink,
+                tungstenite::Message::Binary(tungstenite::Bytes::copy_from_slice(frame)),
+            )
+            .await
+            .map_err(std::io::Error::other),
+        }
+    }
+
+    async fn close(&mut self) {
+        match self {
+            Output::Tcp(w) => drop(w.shutdown().await),
+            Output::Ws(sink) => drop(futures_util::SinkExt::close(sink).await),
+        }
+    }
+}
+
 async fn writer(
     state: Arc<State>,
-    mut write: OwnedWriteHalf,
+    mut write: Output,
     mut rx: mpsc::UnboundedReceiver<Chunk>,
     budget: Arc<Semaphore>,
 ) {
@@ -202,7 +311,7 @@ async fn writer(
         let frame = frame.finish(compression, &mut pool);
         state.counters.batches_out.fetch_add(1, Ordering::Relaxed);
         state.counters.bytes_out.fetch_add(frame.len() as u64, Ordering::Relaxed);
-        let written = write.write_all(&frame).await;
+        let written = write.write_frame(&frame).await;
         pool.put(frame);
         budget.add_permits(bytes);
         if written.is_err() {
@@ -210,7 +319,7 @@ async fn writer(
             return;
         }
     }
-    let _ = write.shutdown().await;
+    write.close().await;
 }
 
 /// Per-pass counts, added to the shared atomics once per pass.
@@ -259,7 +368,7 @@ impl Conn {
         }
     }
 
-    async fn read_loop(&mut self, mut read: OwnedReadHalf) {
+    async fn read_loop(&mut self, mut read: Input) {
         let mut buf = vec![0u8; 8 << 10];
         let mut filled = 0;
         while !self.failed {
@@ -715,6 +824,27 @@ impl Conn {
                     ),
                 }
             }
+            Control::BarrierForce(b) => match self.state.with_barriers(|t| t.force(b.barrier_id)) {
+                Some(all) => {
+                    let arrived = all.len() as u32;
+                    for w in all {
+                        let release = Control::BarrierRelease(BarrierRelease {
+                            request_id: w.request_id,
+                            agent_id: w.agent,
+                            barrier_id: b.barrier_id,
+                            arrived,
+                        });
+                        self.control_to_agent(w.agent, &release);
+                    }
+                    self.queue_control(self.id, &Control::Ack(Ack { request_id: b.request_id }));
+                }
+                None => self.request_error(
+                    b.request_id,
+                    b.agent_id,
+                    ErrorCode::BarrierNotFound,
+                    "nobody waits at that barrier",
+                ),
+            },
             Control::StatsRequest(s) => {
                 let stats = self.state.stats(0);
                 let reply = Control::StatsReply(StatsReply {
@@ -796,6 +926,7 @@ fn agent_scope(ctl: &Control) -> Option<(AgentId, u64)> {
         Control::LockRequest(m) => Some((m.agent_id, m.request_id)),
         Control::LockRelease(m) => Some((m.agent_id, m.request_id)),
         Control::BarrierEnter(m) => Some((m.agent_id, m.request_id)),
+        Control::BarrierForce(m) => Some((m.agent_id, m.request_id)),
         _ => None,
     }
 }

@@ -13,6 +13,7 @@ use crate::loadgen::{self, Pacing, RouterProbe, Scenario, Stop, Topology};
 use crate::placement::{Machine, Plan, Slot};
 use crate::report::{self, PlacementInfo, Report, ReportConfig, RunResult, RunSpec, Summary};
 use crate::router::{Router, RouterConfig, RouterHandle};
+use crate::transport::Transport;
 use crate::wire::Compression;
 
 /// The benchmark's flags (the seed load tester's, plus ours).
@@ -84,6 +85,10 @@ pub struct BenchArgs {
     /// Agents sharing one connection.
     #[arg(long, value_name = "N", default_value_t = 1)]
     agents_per_conn: u32,
+    /// How agents reach the router: tcp, or ws (frames in WebSocket binary messages)
+    /// [default: tcp, or the scheme of --router].
+    #[arg(long, value_name = "TRANSPORT")]
+    transport: Option<Transport>,
     /// Priority of every message (0-10).
     #[arg(long, value_name = "N", default_value_t = 5)]
     priority: u8,
@@ -139,6 +144,7 @@ pub struct BenchConfig {
     priority: u8,
     late_after: Duration,
     router_flags: RouterArgs,
+    transport: Transport,
     report_config: ReportConfig,
 }
 
@@ -236,13 +242,16 @@ impl TryFrom<BenchArgs> for BenchConfig {
             Some(spec) => slots_for("--cores", spec, &machine)?,
             None => machine.cores.clone(),
         };
+        let mut transport = a.transport.unwrap_or_default();
         let (target, plan) = match &a.router {
             Some(url) => {
                 let (scheme, addr) =
                     parse_router_url(url).map_err(|e| anyhow::anyhow!("--router: {e}"))?;
-                if scheme != "tcp" {
-                    bail!("--router: {scheme}:// needs --transport ws (not built yet); use tcp://");
+                let implied = if scheme == "ws" { Transport::Ws } else { Transport::Tcp };
+                if a.transport.is_some_and(|t| t != implied) {
+                    bail!("--transport {transport} contradicts --router {url}");
                 }
+                transport = implied;
                 if a.router_cores.is_some() {
                     bail!("--router-cores: there is no embedded router with --router");
                 }
@@ -288,7 +297,7 @@ impl TryFrom<BenchArgs> for BenchConfig {
             agents_per_conn: a.agents_per_conn,
             fanout: a.fanout,
             router: a.router.clone(),
-            transport: "tcp".into(),
+            transport: transport.to_string(),
             protocol: "native".into(),
         };
         let warmup = a.warmup.unwrap_or(Duration::from_millis(if quick { 300 } else { 1000 }));
@@ -311,6 +320,7 @@ impl TryFrom<BenchArgs> for BenchConfig {
             priority: a.priority,
             late_after: a.late_after_ms,
             router_flags: a.router_flags,
+            transport,
             report_config: ReportConfig { warmup_sec: warmup.as_secs_f64(), ..report_config },
         })
     }
@@ -358,6 +368,7 @@ impl BenchConfig {
                                     late_after: self.late_after,
                                     priority: self.priority,
                                     id_base,
+                                    transport: self.transport,
                                 },
                                 repeat,
                                 interval_ms,

@@ -40,6 +40,8 @@ enum Command {
     Compare(Box<compare::CompareCmd>),
     /// Print every shard's counters from a running router.
     Stats(router_cmd::StatsCmd),
+    /// Print this machine's facts: cores, NUMA, io_uring, limits, sysctl vs the profile.
+    Sysinfo(router_cmd::SysinfoCmd),
 }
 
 /// Router settings shared by `a2a-bench router` and the benchmark's embedded router.
@@ -186,6 +188,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Router(cmd)) => router_cmd::run_router(cmd),
         Some(Command::Stats(cmd)) => router_cmd::run_stats(cmd),
         Some(Command::BaselineRouter(cmd)) => router_cmd::run_baseline(cmd),
+        Some(Command::Sysinfo(cmd)) => router_cmd::run_sysinfo(cmd),
         Some(Command::Compare(cmd)) => {
             if compare::run(*cmd)? {
                 Ok(())

@@ -192,3 +192,61 @@ pub fn print_stats(shards: &[ShardStats]) {
         );
     }
 }
+
+/// `a2a-bench sysinfo`.
+#[derive(Args, Debug)]
+pub struct SysinfoCmd {
+    /// Print the facts as JSON (the report's `host` section).
+    #[arg(long)]
+    json: bool,
+}
+
+pub(super) fn run_sysinfo(cmd: SysinfoCmd) -> anyhow::Result<()> {
+    let facts = crate::host::facts();
+    if cmd.json {
+        println!("{}", serde_json::to_string_pretty(&facts)?);
+        return Ok(());
+    }
+    let s = |v: &serde_json::Value| match v {
+        serde_json::Value::String(x) => x.clone(),
+        serde_json::Value::Null => "-".into(),
+        other => other.to_string(),
+    };
+    println!("host        {} (kernel {})", s(&facts["hostname"]), s(&facts["kernel"]));
+    println!("cpu         {}, {} logical cores", s(&facts["cpu_model"]), facts["logical_cores"]);
+    println!("memory      {:.1} GiB", facts["memory_bytes"].as_f64().unwrap_or(0.0) / 1073741824.0);
+    let source = if facts["numa_map_from_hwloc"] == true { "hwloc" } else { "no hwloc: assumed" };
+    println!("numa        {} node(s) ({source})", facts["numa_nodes"]);
+    for n in facts["numa_cores"].as_array().into_iter().flatten() {
+        println!("              node {}: cores {}", n["node"], n["cores"]);
+    }
+    let uring = &facts["io_uring"];
+    println!(
+        "io_uring    {} (kernel.io_uring_disabled = {}){}",
+        if uring["works"] == true { "works" } else { "does not work" },
+        s(&uring["kernel_io_uring_disabled"]),
+        uring["error"].as_str().map_or(String::new(), |e| format!(": {e}"))
+    );
+    for (name, key) in [("nofile", "nofile"), ("memlock", "memlock")] {
+        let l = &facts["limits"][key];
+        let show = |v: &serde_json::Value| match v.as_u64() {
+            Some(u64::MAX) => "unlimited".to_string(),
+            Some(n) => n.to_string(),
+            None => "-".into(),
+        };
+        println!("{name:<11} soft {} hard {}", show(&l["soft"]), show(&l["hard"]));
+    }
+    println!("clocksource {}", s(&facts["clocksource"]));
+    println!("governor    {}", s(&facts["cpu_governor"]));
+    println!("sysctl      profile sysctl/a2a-bench.conf (make tune applies it):");
+    for c in facts["sysctl"].as_array().into_iter().flatten() {
+        println!(
+            "              {:<30} {:<24} recommended {:<24} {}",
+            s(&c["key"]),
+            s(&c["current"]),
+            s(&c["recommended"]),
+            s(&c["status"])
+        );
+    }
+    Ok(())
+}

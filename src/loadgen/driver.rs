@@ -6,14 +6,15 @@
 
 use std::cell::RefCell;
 use std::future::poll_fn;
-use std::io::{Read, Write};
+use std::io;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_lite::future::yield_now;
-use futures_lite::io::AsyncRead;
+use futures_lite::io::{AsyncRead, AsyncWrite};
 use glommio::{LocalExecutorBuilder, Placement};
 
 use super::group::{Group, GroupConfig, GroupCounters, Schedule};
@@ -22,6 +23,7 @@ use crate::clock;
 use crate::metrics::Latencies;
 use crate::placement;
 use crate::route::shell::write_all;
+use crate::transport::{ws, Transport};
 use crate::wire::{decode_frame, Control, ErrorCode, Limits, Message};
 
 /// What one agent core hands back.
@@ -70,6 +72,7 @@ pub(super) fn run(
         };
         let (start_tx, start_rx) = flume::bounded::<Option<Schedule>>(1);
         let (ready, result, drain) = (ready_tx.clone(), result_tx.clone(), scenario.drain_timeout);
+        let transport = scenario.transport;
         let spawned = LocalExecutorBuilder::new(Placement::Unbound)
             .name(&format!("agents-{i}"))
             .io_memory(64 << 10)
@@ -77,7 +80,7 @@ pub(super) fn run(
                 if let Some(w) = placement::pin_current_thread(slot) {
                     eprintln!("warning: {w}");
                 }
-                core_main(cfg, addr, start_rx, ready, result, drain).await;
+                core_main(cfg, addr, transport, start_rx, ready, result, drain).await;
             });
         match spawned {
             Ok(handle) => {
@@ -206,35 +209,118 @@ async fn sleep_until_async(t_ns: u64) {
     }
 }
 
-/// Connects and registers every connection of a group (blocking: this is set-up, before the
-/// clock starts). Returns the sockets, still blocking.
-fn connect_and_register(group: &mut Group, addr: SocketAddr) -> Result<Vec<TcpStream>, String> {
-    let mut streams = Vec::with_capacity(group.connections());
-    for c in 0..group.connections() {
-        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
-            .map_err(|e| format!("connecting to {addr}: {e}"))?;
-        s.set_nodelay(true).map_err(|e| e.to_string())?;
-        let frame = group.register_frame(c, 1);
-        s.write_all(&frame).map_err(|e| format!("registering agents: {e}"))?;
-        group.output_done(frame);
-        streams.push(s);
-    }
-    for (c, s) in streams.iter_mut().enumerate() {
-        let expected = group.agent_ids(c).count();
-        await_acks(s, expected)?;
-    }
-    Ok(streams)
+/// A connection of an agent group: TCP, or WebSocket binary messages.
+enum AgentStream {
+    Tcp(glommio::net::TcpStream),
+    Ws(Box<ws::WsBytes<glommio::net::TcpStream>>),
 }
 
-fn await_acks(s: &mut TcpStream, expected: usize) -> Result<(), String> {
-    s.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
+impl AsyncRead for AgentStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            AgentStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            AgentStream::Ws(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for AgentStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            AgentStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            AgentStream::Ws(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            AgentStream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            AgentStream::Ws(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            AgentStream::Tcp(s) => Pin::new(s).poll_close(cx),
+            AgentStream::Ws(s) => Pin::new(s.as_mut()).poll_close(cx),
+        }
+    }
+}
+
+/// Connects and registers every connection of a group (set-up, before the clock starts).
+/// Returns each stream with a second descriptor of its socket (to shut it down at the end).
+async fn connect_and_register(
+    group: &mut Group,
+    addr: SocketAddr,
+    transport: Transport,
+) -> Result<Vec<(AgentStream, TcpStream)>, String> {
+    let mut conns = Vec::with_capacity(group.connections());
+    for c in 0..group.connections() {
+        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+            .map_err(|e| format!("connecting to {addr}: {e}"))?;
+        let setup = |e: io::Error| format!("setting up a connection: {e}");
+        s.set_nodelay(true).map_err(setup)?;
+        let control = s.try_clone().map_err(setup)?;
+        s.set_nonblocking(true).map_err(setup)?;
+        let tcp = glommio::net::TcpStream::from(socket2::Socket::from(s));
+        let mut stream = match transport {
+            Transport::Tcp => AgentStream::Tcp(tcp),
+            Transport::Ws => {
+                let ws = ws::connect(tcp, addr, ws::SUBPROTOCOL_NATIVE)
+                    .await
+                    .map_err(|e| format!("WebSocket handshake with {addr}: {e}"))?;
+                AgentStream::Ws(Box::new(ws::WsBytes::new(ws, None)))
+            }
+        };
+        let frame = group.register_frame(c, 1);
+        let stream_cell = RefCell::new(stream);
+        write_all(&stream_cell, &frame).await.map_err(|e| format!("registering agents: {e}"))?;
+        poll_fn(|cx| Pin::new(&mut *stream_cell.borrow_mut()).poll_flush(cx))
+            .await
+            .map_err(|e| format!("registering agents: {e}"))?;
+        group.output_done(frame);
+        stream = stream_cell.into_inner();
+        conns.push((stream, control));
+    }
+    for (c, (stream, _)) in conns.iter_mut().enumerate() {
+        let expected = group.agent_ids(c).count();
+        await_acks(stream, expected).await?;
+    }
+    Ok(conns)
+}
+
+async fn await_acks(s: &mut AgentStream, expected: usize) -> Result<(), String> {
     let (mut buf, mut inflate, mut acks) = (Vec::new(), Vec::new(), 0);
     let mut chunk = vec![0u8; 64 << 10];
+    let deadline = clock::now_ns() + 30_000_000_000;
     while acks < expected {
-        let n = s.read(&mut chunk).map_err(|e| format!("waiting for registration acks: {e}"))?;
-        if n == 0 {
-            return Err("the router closed the connection during registration".into());
-        }
+        let read = futures_lite::future::or(
+            async { Some(poll_fn(|cx| Pin::new(&mut *s).poll_read(cx, &mut chunk)).await) },
+            async {
+                glommio::timer::sleep(Duration::from_nanos(
+                    deadline.saturating_sub(clock::now_ns()),
+                ))
+                .await;
+                None
+            },
+        )
+        .await;
+        let n = match read {
+            None => return Err("no answer to registration within 30 s".into()),
+            Some(Err(e)) => return Err(format!("waiting for registration acks: {e}")),
+            Some(Ok(0)) => {
+                return Err("the router closed the connection during registration".into())
+            }
+            Some(Ok(n)) => n,
+        };
         buf.extend_from_slice(&chunk[..n]);
         let mut used = 0;
         while let Some((len, batch)) = decode_frame(&buf[used..], &Limits::DEFAULT, &mut inflate)
@@ -257,12 +343,13 @@ fn await_acks(s: &mut TcpStream, expected: usize) -> Result<(), String> {
         }
         buf.drain(..used);
     }
-    s.set_read_timeout(None).map_err(|e| e.to_string())
+    Ok(())
 }
 
 async fn core_main(
     cfg: GroupConfig,
     addr: SocketAddr,
+    transport: Transport,
     start: flume::Receiver<Option<Schedule>>,
     ready: flume::Sender<Result<(), String>>,
     result: flume::Sender<CoreResult>,
@@ -271,7 +358,7 @@ async fn core_main(
     let placeholder = Schedule { start_ns: u64::MAX, measure_ns: u64::MAX, end_ns: u64::MAX };
     let open = matches!(cfg.pacing, Pacing::Open { .. });
     let mut group = Group::new(cfg, placeholder);
-    let streams = match connect_and_register(&mut group, addr) {
+    let streams = match connect_and_register(&mut group, addr, transport).await {
         Ok(s) => s,
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -284,12 +371,8 @@ async fn core_main(
     let group = Rc::new(RefCell::new(group));
     let failures = Rc::new(RefCell::new(Vec::<String>::new()));
     let mut controls = Vec::new();
-    for (c, s) in streams.into_iter().enumerate() {
-        let Ok(control) = s.try_clone() else { continue };
-        if s.set_nonblocking(true).is_err() {
-            continue;
-        }
-        let stream = Rc::new(RefCell::new(glommio::net::TcpStream::from(socket2::Socket::from(s))));
+    for (c, (stream, control)) in streams.into_iter().enumerate() {
+        let stream = Rc::new(RefCell::new(stream));
         controls.push(control);
         glommio::spawn_local(reader(group.clone(), stream.clone(), c, failures.clone())).detach();
         glommio::spawn_local(writer(group.clone(), stream, c)).detach();
@@ -364,7 +447,7 @@ async fn core_main(
 
 async fn reader(
     group: Rc<RefCell<Group>>,
-    stream: Rc<RefCell<glommio::net::TcpStream>>,
+    stream: Rc<RefCell<AgentStream>>,
     c: usize,
     failures: Rc<RefCell<Vec<String>>>,
 ) {
@@ -403,9 +486,12 @@ async fn reader(
     }
 }
 
-async fn writer(group: Rc<RefCell<Group>>, stream: Rc<RefCell<glommio::net::TcpStream>>, c: usize) {
+async fn writer(group: Rc<RefCell<Group>>, stream: Rc<RefCell<AgentStream>>, c: usize) {
     while let Some(frame) = poll_fn(|cx| group.borrow_mut().poll_output(c, cx)).await {
-        let written = write_all(&stream, &frame).await;
+        let written = match write_all(&stream, &frame).await {
+            Ok(()) => poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_flush(cx)).await,
+            Err(e) => Err(e),
+        };
         group.borrow_mut().output_done(frame);
         if written.is_err() {
             return;

@@ -85,6 +85,8 @@ pub struct Scenario {
     pub priority: u8,
     /// Agent ids start here (distinct per run, so runs never collide on a shared router).
     pub id_base: u32,
+    /// How agents reach the router.
+    pub transport: crate::transport::Transport,
 }
 
 /// Reads a router's counters, for the router's side of a run.

@@ -111,6 +111,12 @@ impl Shard {
                     PeerMsg::BarrierEnter { waiter, barrier, expected }
                 });
             }
+            Control::BarrierForce(b) => {
+                let barrier = b.barrier_id;
+                self.send_to_owner(id, b.agent_id, b.request_id, barrier.0, |waiter| {
+                    PeerMsg::BarrierForce { waiter, barrier }
+                });
+            }
             Control::StatsRequest(s) => {
                 let token = self.token();
                 let acks_left = self.cfg.shards - 1;
@@ -372,6 +378,32 @@ impl Shard {
         }
     }
 
+    fn own_barrier_force(&mut self, waiter: Waiter, barrier: BarrierId) {
+        match self.barriers.force(barrier) {
+            Some(all) => {
+                let arrived = all.len() as u32;
+                for w in all {
+                    let release = Control::BarrierRelease(BarrierRelease {
+                        request_id: w.request_id,
+                        agent_id: w.agent,
+                        barrier_id: barrier,
+                        arrived,
+                    });
+                    self.deliver_to(w, &release);
+                }
+                self.deliver_to(waiter, &Control::Ack(Ack { request_id: waiter.request_id }));
+            }
+            None => {
+                let reply = self.error_msg(
+                    waiter,
+                    ErrorCode::BarrierNotFound,
+                    "nobody waits at that barrier",
+                );
+                self.deliver_to(waiter, &reply);
+            }
+        }
+    }
+
     pub(super) fn deliver_grants(&mut self, grants: &mut Vec<Grant>) {
         for g in grants.drain(..) {
             let granted = Control::LockGranted(LockGranted {
@@ -552,6 +584,7 @@ impl Shard {
             PeerMsg::BarrierEnter { waiter, barrier, expected } => {
                 self.own_barrier_enter(waiter, barrier, expected)
             }
+            PeerMsg::BarrierForce { waiter, barrier } => self.own_barrier_force(waiter, barrier),
             PeerMsg::DiscoverRequest { token, agent_type, capability } => {
                 let agents = self.local_matches(agent_type, capability.as_deref());
                 self.peer_push_msg(from, PeerMsg::DiscoverReply { token, agents });

@@ -232,6 +232,11 @@ impl BarrierTable {
         Ok(BarrierOutcome::Waiting { arrived: arrived.len() as u32, expected: *want })
     }
 
+    /// Releases everyone waiting at `barrier` now; `None` if nobody waits there.
+    pub fn force(&mut self, barrier: BarrierId) -> Option<Vec<Waiter>> {
+        self.barriers.remove(&barrier).map(|(_, arrived)| arrived)
+    }
+
     /// Removes a departed agent from every barrier it was waiting at.
     pub fn remove_agent(&mut self, agent: AgentId) {
         for (_, arrived) in self.barriers.values_mut() {

@@ -16,6 +16,7 @@ mod conn;
 mod control;
 pub mod coord;
 mod dispatch;
+pub mod json;
 pub mod peer;
 pub mod shell;
 #[cfg(test)]
@@ -138,6 +139,21 @@ pub enum Source {
     Conn(ConnId),
     /// The receiver of one peer shard's channel.
     Peer(u16),
+}
+
+/// What a shard knows of an agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// Homed on this shard.
+    Local {
+        /// Within its heartbeat deadline.
+        online: bool,
+    },
+    /// Homed on another shard (whose view of its liveness this shard does not have).
+    Remote {
+        /// That shard.
+        shard: u16,
+    },
 }
 
 /// Where an agent lives, as this shard knows it.
@@ -313,6 +329,16 @@ impl Shard {
     /// Agents homed here.
     pub fn local_agents(&self) -> usize {
         self.local.len()
+    }
+
+    /// Where agent `id` is and, if homed here, whether it is online.
+    pub fn presence(&self, id: AgentId) -> Option<Presence> {
+        match self.directory.get(&id)? {
+            Route::Local(li) => {
+                self.local.get(*li as usize).map(|a| Presence::Local { online: a.online })
+            }
+            Route::Remote(shard) => Some(Presence::Remote { shard: *shard }),
+        }
     }
 
     /// Agents known to this shard's directory (all shards').

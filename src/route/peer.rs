@@ -195,6 +195,13 @@ pub enum PeerMsg {
         /// Count asked for.
         expected: u32,
     },
+    /// To the barrier's owner shard: release everyone now.
+    BarrierForce {
+        /// The agent asking.
+        waiter: Waiter,
+        /// The barrier.
+        barrier: BarrierId,
+    },
     /// List local agents matching the filter.
     DiscoverRequest {
         /// Echoed.

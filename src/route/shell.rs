@@ -30,6 +30,7 @@ use super::peer::PeerMsg;
 use super::{ConnId, Shard, ShardConfig, Source};
 use crate::clock;
 use crate::placement::Slot;
+use crate::transport::{is_http_upgrade, ws, Rewind};
 use crate::wire::ShardStats;
 
 /// Messages in flight on one shard-to-shard channel; each is a batch or a control event.
@@ -158,15 +159,80 @@ fn spawn_conn<R: Runtime>(
     if let Ok(handle) = control.try_clone() {
         sockets.borrow_mut().insert(number, handle);
     }
+    let done = Finished { sockets: sockets.clone(), number };
+    R::spawn(session::<R>(shard.clone(), stream, control, live.clone(), done));
+}
+
+/// Tells what a new connection speaks from its first bytes, completes a WebSocket handshake if
+/// there is one, and serves it.
+async fn session<R: Runtime>(
+    shard: Rc<RefCell<Shard>>,
+    mut stream: R::Stream,
+    control: TcpStream,
+    live: Arc<AtomicUsize>,
+    done: Finished,
+) {
+    let mut first = vec![0u8; 512];
+    let read = poll_fn(|cx| Pin::new(&mut stream).poll_read(cx, &mut first)).await;
+    let n = match read {
+        Ok(n) if n > 0 => n,
+        _ => return gone(&live),
+    };
+    first.truncate(n);
+    let upgrade = is_http_upgrade(first[0]);
+    let stream = Rewind::new(first, stream);
+    if !upgrade {
+        return serve_native::<R, _>(shard, stream, control, live, done);
+    }
+    let Ok((mut ws, protocol)) = ws::accept(stream).await else {
+        ws::refuse_upgrade(&control);
+        return gone(&live);
+    };
+    let first_message = match protocol {
+        Some(_) => None,
+        // No subprotocol: the first message decides (binary = native, text = JSON).
+        None => match futures_lite::StreamExt::next(&mut ws).await {
+            Some(Ok(ws::Message::Binary(b))) => Some(b),
+            Some(Ok(ws::Message::Text(t))) => {
+                return super::json::serve::<R, _>(
+                    shard,
+                    ws,
+                    Some(t.to_string()),
+                    control,
+                    live,
+                    done,
+                )
+            }
+            _ => return gone(&live),
+        },
+    };
+    if protocol == Some(ws::SUBPROTOCOL_JSON) {
+        return super::json::serve::<R, _>(shard, ws, None, control, live, done);
+    }
+    serve_native::<R, _>(shard, ws::WsBytes::new(ws, first_message), control, live, done);
+}
+
+/// A connection that ended before it was served.
+fn gone(live: &AtomicUsize) {
+    live.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Serves native frames on `stream` (TCP, or binary WebSocket messages).
+fn serve_native<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + 'static>(
+    shard: Rc<RefCell<Shard>>,
+    stream: S,
+    control: TcpStream,
+    live: Arc<AtomicUsize>,
+    done: Finished,
+) {
     let stream = Rc::new(RefCell::new(stream));
     let id = shard.borrow_mut().open_conn();
-    R::spawn(reader::<R>(shard.clone(), stream.clone(), id, live.clone()));
-    let done = Finished { sockets: sockets.clone(), number };
-    R::spawn(writer::<R>(shard.clone(), stream, id, control, live.clone(), done));
+    R::spawn(reader(shard.clone(), stream.clone(), id, live.clone()));
+    R::spawn(writer(shard, stream, id, control, live, done));
 }
 
 /// Drops a connection's shutdown handle when its writer finishes.
-struct Finished {
+pub(super) struct Finished {
     sockets: Sockets,
     number: u64,
 }
@@ -177,9 +243,9 @@ impl Drop for Finished {
     }
 }
 
-async fn reader<R: Runtime>(
+async fn reader<S: AsyncRead + Unpin>(
     shard: Rc<RefCell<Shard>>,
-    stream: Rc<RefCell<R::Stream>>,
+    stream: Rc<RefCell<S>>,
     id: ConnId,
     live: Arc<AtomicUsize>,
 ) {
@@ -225,19 +291,23 @@ async fn reader<R: Runtime>(
         s.close_conn(id);
     }
     s.pool().put(buf);
-    release(&mut s, id, &live);
+    release_conn(&mut s, id, &live);
 }
 
-async fn writer<R: Runtime>(
+async fn writer<S: AsyncWrite + Unpin>(
     shard: Rc<RefCell<Shard>>,
-    stream: Rc<RefCell<R::Stream>>,
+    stream: Rc<RefCell<S>>,
     id: ConnId,
     control: TcpStream,
     live: Arc<AtomicUsize>,
     _done: Finished,
 ) {
     while let Some(frame) = poll_fn(|cx| shard.borrow_mut().poll_output(id, cx)).await {
-        let written = write_all(&stream, &frame).await;
+        let written = match write_all(&stream, &frame).await {
+            // A WebSocket write is queued until flushed; a TCP flush does nothing.
+            Ok(()) => poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_flush(cx)).await,
+            Err(e) => Err(e),
+        };
         let mut s = shard.borrow_mut();
         s.output_done(frame);
         if written.is_err() {
@@ -245,13 +315,15 @@ async fn writer<R: Runtime>(
             break;
         }
     }
-    let _ = poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_flush(cx)).await;
+    // A WebSocket close frame, or the end of the TCP write side.
+    let _ = poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_close(cx)).await;
     // Wakes the reader if it is parked in a read.
     let _ = control.shutdown(Shutdown::Both);
-    release(&mut shard.borrow_mut(), id, &live);
+    release_conn(&mut shard.borrow_mut(), id, &live);
 }
 
-fn release(shard: &mut Shard, id: ConnId, live: &AtomicUsize) {
+/// One of a connection's tasks is done; the last one frees the slot and the load count.
+pub(super) fn release_conn(shard: &mut Shard, id: ConnId, live: &AtomicUsize) {
     let before = shard.connections();
     shard.release_conn(id);
     if shard.connections() < before {

@@ -50,11 +50,13 @@ pub enum ErrorCode {
     UnexpectedMessage = 26,
     /// The router is shutting down.
     ShuttingDown = 27,
+    /// A forced release of a barrier nobody waits at.
+    BarrierNotFound = 28,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order.
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 19] = [
         ErrorCode::MalformedFrame,
         ErrorCode::FrameTooLarge,
         ErrorCode::UnsupportedVersion,
@@ -73,6 +75,7 @@ impl ErrorCode {
         ErrorCode::InvalidRequest,
         ErrorCode::UnexpectedMessage,
         ErrorCode::ShuttingDown,
+        ErrorCode::BarrierNotFound,
     ];
 
     /// The numeric code on the wire.
@@ -106,6 +109,7 @@ impl ErrorCode {
             ErrorCode::InvalidRequest => "invalid_request",
             ErrorCode::UnexpectedMessage => "unexpected_message",
             ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::BarrierNotFound => "barrier_not_found",
         }
     }
 
@@ -233,6 +237,17 @@ pub struct BarrierEnter {
     pub barrier_id: BarrierId,
     /// How many agents it waits for; the first arrival's value is the one that counts.
     pub expected: u32,
+}
+
+/// Releases everyone waiting at a barrier now, whatever the count (the seed's `barrier_release`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BarrierForce {
+    /// Echoed in the reply.
+    pub request_id: u64,
+    /// The agent asking, registered on this connection.
+    pub agent_id: AgentId,
+    /// The barrier.
+    pub barrier_id: BarrierId,
 }
 
 /// Asks for every shard's counters.
@@ -482,6 +497,8 @@ control_messages! {
     24 => BarrierEnter, "barrier_enter", request;
     /// See [`StatsRequest`].
     25 => StatsRequest, "stats_request", request;
+    /// See [`BarrierForce`].
+    26 => BarrierForce, "barrier_force", request;
     /// See [`Ack`].
     32 => Ack, "ack", reply;
     /// See [`Error`].

@@ -6,6 +6,7 @@ use a2a_bench::loadgen::{self, Outcome, Pacing, Scenario, Stop, Topology};
 use a2a_bench::metrics::LatencySummary;
 use a2a_bench::placement::Machine;
 use a2a_bench::router::{Router, RouterConfig, RouterHandle};
+use a2a_bench::transport::Transport;
 use a2a_bench::wire::Compression;
 use serde_json::Value;
 
@@ -33,6 +34,7 @@ fn scenario(topology: Topology, agents: u32, pacing: Pacing, stop: Stop) -> Scen
         late_after: Duration::from_millis(1),
         priority: 5,
         id_base: 1_000 + agents * 100,
+        transport: Transport::Tcp,
     }
 }
 
@@ -77,6 +79,42 @@ fn every_topology_delivers_every_message() {
         open.id_base += 50_000 + i as u32 * 10_000;
         let o = loadgen::run(&open, r.local_addr(), Some(&r), None);
         check_clean(&o);
+    }
+    r.stop();
+}
+
+#[test]
+fn agents_over_websocket_deliver_every_message() {
+    // Proves the agents speak the protocol over WebSocket too: every topology, both pacings,
+    // every message delivered, accounting closed.
+    let r = router();
+    for (i, topology) in [
+        Topology::Star,
+        Topology::Mesh,
+        Topology::Ring,
+        Topology::Line,
+        Topology::Hierarchical { fanout: 2 },
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut sc =
+            scenario(topology, 6, Pacing::Closed { window: 4 }, Stop::Count { per_agent: 200 });
+        sc.transport = Transport::Ws;
+        sc.agents_per_conn = if i % 2 == 0 { 1 } else { 3 };
+        sc.id_base += 200_000 + i as u32 * 10_000;
+        let o = loadgen::run(&sc, r.local_addr(), Some(&r), None);
+        check_clean(&o);
+        assert_eq!(o.counters.round_trips_measured, 6 * 200, "{topology}");
+        let mut open = scenario(
+            topology,
+            6,
+            Pacing::Open { rate: 3_000.0, window: 8 },
+            Stop::Duration(Duration::from_millis(300)),
+        );
+        open.transport = Transport::Ws;
+        open.id_base += 300_000 + i as u32 * 10_000;
+        check_clean(&loadgen::run(&open, r.local_addr(), Some(&r), None));
     }
     r.stop();
 }
@@ -203,6 +241,49 @@ fn quick_completes_and_its_report_has_the_seed_schema() {
 }
 
 #[test]
+fn the_benchmark_runs_over_websocket() {
+    // Proves `a2a-bench --transport ws` runs a grid end to end and says so in its report.
+    let path = std::env::temp_dir().join(format!("a2a-ws-{}.json", std::process::id()));
+    let out = bench(&[
+        "--transport",
+        "ws",
+        "--agents",
+        "3",
+        "--topologies",
+        "star,ring",
+        "--duration",
+        "0.3",
+        "--warmup",
+        "0.1",
+        "--repeat",
+        "1",
+        "--output",
+        path.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("2 runs: 2 ok, 0 failed"), "{stdout}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(report["config"]["transport"], "ws");
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+#[ignore = "slow: the quick grid over WebSocket; run by make test-slow"]
+fn quick_over_websocket() {
+    // Proves `a2a-bench --quick --transport ws` completes with every run successful.
+    let path = std::env::temp_dir().join(format!("a2a-quick-ws-{}.json", std::process::id()));
+    let out = bench(&["--quick", "--transport", "ws", "--output", path.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("6 runs: 6 ok, 0 failed"), "{stdout}");
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
 fn mistakes_on_the_command_line_get_one_line_naming_the_flag() {
     // Proves bad flags and values exit non-zero with one line that names the flag, no panic.
     let cases: &[(&[&str], &str)] = &[
@@ -215,6 +296,8 @@ fn mistakes_on_the_command_line_get_one_line_naming_the_flag() {
         (&["--payload-size", "8"], "--payload-size"),
         (&["--router", "http://x:1"], "--router"),
         (&["--messages", "10", "--duration", "2"], "--messages"),
+        (&["--transport", "udp"], "--transport"),
+        (&["--transport", "tcp", "--router", "ws://127.0.0.1:1"], "--transport"),
     ];
     for (args, flag) in cases {
         let out = bench(args);

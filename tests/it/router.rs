@@ -12,13 +12,13 @@ use a2a_bench::wire::{
     AgentId, BarrierId, Control, DataKind, ErrorCode, LockId, Message, TopicId, HEADER_LEN,
 };
 
-fn direct_request_and_reply(kind: Kind) {
+fn direct_request_and_reply(setup: Setup) {
     // Proves direct, request and reply each reach an agent on the other shard, byte for byte,
     // and a reply carries the request's id back as its correlation id.
-    let r = start(kind, 2, |_| {});
-    let mut a = agent(r.addr(), 1, 0, &[]);
-    let mut b = agent(r.addr(), 2, 0, &[]);
-    if kind.sharded() {
+    let r = start(setup, 2, |_| {});
+    let mut a = agent(&r, 1, 0, &[]);
+    let mut b = agent(&r, 2, 0, &[]);
+    if setup.sharded() {
         assert_eq!(r.stats().iter().map(|s| s.connections).collect::<Vec<_>>(), vec![1, 1]);
     }
     send(&mut a, data(DataKind::Direct, 1, 2, 77, b"hello"));
@@ -50,14 +50,14 @@ fn check_nothing_before_marker(sender: &mut Client, from: u32, to: u32, c: &mut 
     assert_eq!(got.message_id, 9999, "unexpected message before the marker: {got:?}");
 }
 
-fn broadcast_by_type_excludes_the_sender(kind: Kind) {
+fn broadcast_by_type_excludes_the_sender(setup: Setup) {
     // Proves a typed broadcast reaches every online agent of that type on every shard but not
     // the sender or other types, and an untyped one reaches everybody but the sender.
-    let r = start(kind, 2, |_| {});
-    let mut a = agent(r.addr(), 1, 7, &[]);
-    let mut b = agent(r.addr(), 2, 7, &[]);
-    let mut c = agent(r.addr(), 3, 8, &[]);
-    let mut d = agent(r.addr(), 4, 7, &[]);
+    let r = start(setup, 2, |_| {});
+    let mut a = agent(&r, 1, 7, &[]);
+    let mut b = agent(&r, 2, 7, &[]);
+    let mut c = agent(&r, 3, 8, &[]);
+    let mut d = agent(&r, 4, 7, &[]);
     send(&mut a, data(DataKind::Broadcast, 1, 7, 10, b"to sevens"));
     for x in [&mut b, &mut d] {
         let got = recv_data(x);
@@ -74,13 +74,13 @@ fn broadcast_by_type_excludes_the_sender(kind: Kind) {
     r.stop();
 }
 
-fn topics_reach_subscribers_on_every_shard(kind: Kind) {
+fn topics_reach_subscribers_on_every_shard(setup: Setup) {
     // Proves publish reaches subscribers (by registration or subscribe) on both shards, not the
     // publisher, and stops after unsubscribe.
-    let r = start(kind, 2, |_| {});
-    let mut a = agent(r.addr(), 1, 0, &[5]);
-    let mut b = agent(r.addr(), 2, 0, &[]);
-    let mut c = agent(r.addr(), 3, 0, &[5]);
+    let r = start(setup, 2, |_| {});
+    let mut a = agent(&r, 1, 0, &[5]);
+    let mut b = agent(&r, 2, 0, &[]);
+    let mut c = agent(&r, 3, 0, &[5]);
     let request_id = b.request_id();
     check_ack(
         b.call(Control::Subscribe(Subscribe {
@@ -122,13 +122,13 @@ fn unlock(c: &mut Client, agent: u32, lock: u64) -> Control {
     .unwrap()
 }
 
-fn locks_are_fifo_across_shards(kind: Kind) {
+fn locks_are_fifo_across_shards(setup: Setup) {
     // Proves grant, FIFO queue positions, holder-only release and hand-over, with the requesters
     // on different shards from each other and from the lock's owner shard.
-    let r = start(kind, 2, |_| {});
-    let mut a = agent(r.addr(), 1, 0, &[]);
-    let mut b = agent(r.addr(), 2, 0, &[]);
-    let mut c = agent(r.addr(), 3, 0, &[]);
+    let r = start(setup, 2, |_| {});
+    let mut a = agent(&r, 1, 0, &[]);
+    let mut b = agent(&r, 2, 0, &[]);
+    let mut c = agent(&r, 3, 0, &[]);
     for lock_id in [40u64, 41] {
         assert!(matches!(lock(&mut a, 1, lock_id, 0).1, Control::LockGranted(_)));
         let (b_req, b_reply) = lock(&mut b, 2, lock_id, 0);
@@ -156,13 +156,12 @@ fn locks_are_fifo_across_shards(kind: Kind) {
     r.stop();
 }
 
-fn locks_exclude_under_contention(kind: Kind) {
+fn locks_exclude_under_contention(setup: Setup) {
     // Proves mutual exclusion: 4 agents on both shards take one lock 40 times each, and no two
     // ever hold it at once.
-    let r = start(kind, 2, |_| {});
+    let r = start(setup, 2, |_| {});
     let holder = Arc::new(AtomicU32::new(0));
-    let addr = r.addr();
-    let clients: Vec<Client> = (1..=4).map(|id| agent(addr, id, 0, &[])).collect();
+    let clients: Vec<Client> = (1..=4).map(|id| agent(&r, id, 0, &[])).collect();
     let threads: Vec<_> = clients
         .into_iter()
         .enumerate()
@@ -193,13 +192,12 @@ fn locks_exclude_under_contention(kind: Kind) {
     r.stop();
 }
 
-fn barriers_release_everyone_together(kind: Kind) {
+fn barriers_release_everyone_together(setup: Setup) {
     // Proves agents on both shards, entering concurrently, are all released once the expected
     // count arrives, each exactly once, and the barrier id is reusable.
-    let r = start(kind, 2, |_| {});
-    let addr = r.addr();
+    let r = start(setup, 2, |_| {});
     for round in 0..2 {
-        let clients: Vec<Client> = (1..=4).map(|id| agent(addr, id + round * 10, 0, &[])).collect();
+        let clients: Vec<Client> = (1..=4).map(|id| agent(&r, id + round * 10, 0, &[])).collect();
         let start_line = Arc::new(Barrier::new(4));
         let threads: Vec<_> = clients
             .into_iter()
@@ -240,15 +238,15 @@ fn barriers_release_everyone_together(kind: Kind) {
     r.stop();
 }
 
-fn bad_input_gets_its_error_and_others_carry_on(kind: Kind) {
+fn bad_input_gets_its_error_and_others_carry_on(setup: Setup) {
     // Proves garbage, an oversized header, a wrong version and a malformed message each get
     // their own error and a closed connection, while two other agents keep talking.
-    let r = start(kind, 2, |_| {});
-    let mut a = agent(r.addr(), 1, 0, &[]);
-    let mut b = agent(r.addr(), 2, 0, &[]);
+    let r = start(setup, 2, |_| {});
+    let mut a = agent(&r, 1, 0, &[]);
+    let mut b = agent(&r, 2, 0, &[]);
     let mut good_frame = Vec::new();
     {
-        let mut c = agent(r.addr(), 50, 0, &[]);
+        let mut c = agent(&r, 50, 0, &[]);
         c.send(&[Message::Data(data(DataKind::Direct, 50, 1, 1, b"ok"))]).unwrap();
         assert_eq!(recv_data(&mut a).message_id, 1);
         let mut pool = a2a_bench::wire::BufferPool::default();
@@ -266,13 +264,13 @@ fn bad_input_gets_its_error_and_others_carry_on(kind: Kind) {
     let mut bad_message = good_frame.clone();
     bad_message[HEADER_LEN] = 0xc1;
     let cases: Vec<(&[u8], ErrorCode)> = vec![
-        (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", ErrorCode::MalformedFrame),
+        (b"HELLO router\r\n\r\n", ErrorCode::MalformedFrame),
         (&oversized, ErrorCode::FrameTooLarge),
         (&version, ErrorCode::UnsupportedVersion),
         (&bad_message, ErrorCode::MalformedFrame),
     ];
     for (bytes, code) in cases {
-        let mut bad = Client::connect(r.addr()).unwrap();
+        let mut bad = r.connect();
         bad.send_raw(bytes).unwrap();
         let got = bad.read_until_closed().expect("an error, then the router closes");
         match &got[..] {
@@ -285,7 +283,7 @@ fn bad_input_gets_its_error_and_others_carry_on(kind: Kind) {
         assert_eq!(recv_data(&mut a).message_id, 6);
     }
     // A client sending a router-only kind is cut off too.
-    let mut rude = agent(r.addr(), 60, 0, &[]);
+    let mut rude = agent(&r, 60, 0, &[]);
     rude.send_control(Control::Ack(Ack { request_id: 1 })).unwrap();
     match &rude.read_until_closed().unwrap()[..] {
         [Received::Control(Control::Error(e))] => {
@@ -296,12 +294,12 @@ fn bad_input_gets_its_error_and_others_carry_on(kind: Kind) {
     r.stop();
 }
 
-fn undeliverable_messages_are_answered(kind: Kind) {
+fn undeliverable_messages_are_answered(setup: Setup) {
     // Proves unknown recipient, unregistered sender and expired ttl each come back as an error
     // carrying the message id, and the connection stays usable.
-    let r = start(kind, 2, |_| {});
-    let mut a = agent(r.addr(), 1, 0, &[]);
-    let mut b = agent(r.addr(), 2, 0, &[]);
+    let r = start(setup, 2, |_| {});
+    let mut a = agent(&r, 1, 0, &[]);
+    let mut b = agent(&r, 2, 0, &[]);
     send(&mut a, data(DataKind::Direct, 1, 999, 31, b"?"));
     send(&mut a, data(DataKind::Direct, 42, 2, 32, b"spoof"));
     let mut old = data(DataKind::Direct, 1, 2, 33, b"stale");
@@ -324,12 +322,12 @@ fn undeliverable_messages_are_answered(kind: Kind) {
     r.stop();
 }
 
-fn registry_rejects_duplicates_and_checks_tokens(kind: Kind) {
+fn registry_rejects_duplicates_and_checks_tokens(setup: Setup) {
     // Proves a live id cannot be registered twice (from either shard), and a configured token
     // is required.
-    let r = start(kind, 2, |cfg| cfg.token = Some("s3cret".into()));
-    let mut a = Client::connect(r.addr()).unwrap();
-    let mut b = Client::connect(r.addr()).unwrap();
+    let r = start(setup, 2, |cfg| cfg.token = Some("s3cret".into()));
+    let mut a = r.connect();
+    let mut b = r.connect();
     let reg = |c: &mut Client, token: Option<&str>| {
         let request_id = c.request_id();
         c.call(Control::Register(Register {
@@ -372,12 +370,12 @@ fn discover(
     }
 }
 
-fn disconnect_releases_everything(kind: Kind) {
+fn disconnect_releases_everything(setup: Setup) {
     // Proves closing a connection frees its agents' ids, hands its locks to the next waiter,
     // and removes them from discovery.
-    let r = start(kind, 2, |_| {});
-    let mut holder = agent(r.addr(), 1, 3, &[9]);
-    let mut waiter = agent(r.addr(), 2, 3, &[]);
+    let r = start(setup, 2, |_| {});
+    let mut holder = agent(&r, 1, 3, &[9]);
+    let mut waiter = agent(&r, 2, 3, &[]);
     assert!(matches!(lock(&mut holder, 1, 70, 0).1, Control::LockGranted(_)));
     assert!(matches!(lock(&mut waiter, 2, 70, 0).1, Control::LockQueued(_)));
     assert_eq!(discover(&mut waiter, 3, None, 0, 0).total, 2);
@@ -391,18 +389,18 @@ fn disconnect_releases_everything(kind: Kind) {
         }
         assert!(Instant::now() < deadline, "agent 1 still listed: {reply:?}");
     }
-    let mut again = Client::connect(r.addr()).unwrap();
+    let mut again = r.connect();
     check_ack(again.register(1, 3, &[]).unwrap());
     r.stop();
 }
 
-fn discover_pages_and_stats_cover_all_shards(kind: Kind) {
+fn discover_pages_and_stats_cover_all_shards(setup: Setup) {
     // Proves discover filters by type and capability across shards, orders by id, pages, and
     // stats answer for every shard.
-    let r = start(kind, 2, |_| {});
+    let r = start(setup, 2, |_| {});
     let mut clients = Vec::new();
     for id in 1..=6u32 {
-        let mut c = Client::connect(r.addr()).unwrap();
+        let mut c = r.connect();
         let request_id = c.request_id();
         let caps = if id % 2 == 0 { vec!["gpu".to_string()] } else { vec![] };
         check_ack(
@@ -432,7 +430,7 @@ fn discover_pages_and_stats_cover_all_shards(kind: Kind) {
     let request_id = c.request_id();
     match c.call(Control::StatsRequest(StatsRequest { request_id })).unwrap() {
         Control::StatsReply(s) => {
-            assert_eq!(s.shards.len(), if kind.sharded() { 2 } else { 1 });
+            assert_eq!(s.shards.len(), if setup.sharded() { 2 } else { 1 });
             assert_eq!(s.shards.iter().map(|x| x.agents).sum::<u32>(), 6);
         }
         other => panic!("expected stats, got {other:?}"),
@@ -440,12 +438,12 @@ fn discover_pages_and_stats_cover_all_shards(kind: Kind) {
     r.stop();
 }
 
-fn silent_agents_go_offline_and_come_back(kind: Kind) {
+fn silent_agents_go_offline_and_come_back(setup: Setup) {
     // Proves an agent silent past the heartbeat timeout is offline (direct → recipient_offline,
     // listed offline), and a heartbeat brings it back.
-    let r = start(kind, 2, |cfg| cfg.heartbeat_timeout = Duration::from_millis(150));
-    let mut a = agent(r.addr(), 1, 0, &[]);
-    let mut b = agent(r.addr(), 2, 0, &[]);
+    let r = start(setup, 2, |cfg| cfg.heartbeat_timeout = Duration::from_millis(150));
+    let mut a = agent(&r, 1, 0, &[]);
+    let mut b = agent(&r, 2, 0, &[]);
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         // `a` keeps talking (so it stays online) while `b` stays silent.
@@ -470,12 +468,12 @@ fn silent_agents_go_offline_and_come_back(kind: Kind) {
     r.stop();
 }
 
-fn two_thousand_agents_at_once(kind: Kind) {
+fn two_thousand_agents_at_once(setup: Setup) {
     // Proves 2,000 connected agents register and each gets a message from its neighbour.
     raise_fd_limit(8192);
-    let r = start(kind, 2, |_| {});
+    let r = start(setup, 2, |_| {});
     let n = 2000u32;
-    let mut clients: Vec<Client> = (0..n).map(|id| agent(r.addr(), id, 0, &[])).collect();
+    let mut clients: Vec<Client> = (0..n).map(|id| agent(&r, id, 0, &[])).collect();
     for id in 0..n {
         send(
             &mut clients[id as usize],
@@ -492,20 +490,20 @@ fn two_thousand_agents_at_once(kind: Kind) {
     r.stop();
 }
 
-fn stalled_receiver_is_bounded(kind: Kind) {
+fn stalled_receiver_is_bounded(setup: Setup) {
     // Proves a receiver that never reads cannot make the router queue more than its bounds
     // (one connection's queue, one peer's queue, each plus one input pass): the sender is paused
     // by backpressure and its writes stop going through. The kernel's socket buffers absorb
     // some tens of MiB on the way (tcp_rmem max is 32 MiB here), so the sender tries 256 MiB.
     let (conn_bound, peer_bound) = (256 << 10, 1 << 20);
-    let r = start(kind, 2, |cfg| {
+    let r = start(setup, 2, |cfg| {
         cfg.conn_queue_bytes_max = conn_bound;
         cfg.peer_queue_bytes_max = peer_bound;
         cfg.compression = a2a_bench::wire::Compression::None; // repeated payloads would shrink
     });
-    let mut slow = Client::connect_with_recv_buffer(r.addr(), 64 << 10).unwrap();
+    let mut slow = r.connect_with_recv_buffer(64 << 10);
     check_ack(slow.register(1, 0, &[]).unwrap());
-    let mut fast = agent(r.addr(), 2, 0, &[]);
+    let mut fast = agent(&r, 2, 0, &[]);
     fast.set_compression(a2a_bench::wire::Compression::None);
     fast.set_write_timeout(Duration::from_millis(500)).unwrap();
     let payload = noise(1000);
@@ -534,19 +532,19 @@ fn stalled_receiver_is_bounded(kind: Kind) {
     r.stop();
 }
 
-fn stalled_receiver_with_drop_policy_gets_queue_full(kind: Kind) {
+fn stalled_receiver_with_drop_policy_gets_queue_full(setup: Setup) {
     // Proves that under the drop policy the sender keeps going and is told, per message, that
     // the recipient's queue was full; the queue stays within its bound. 8 MiB of incompressible
     // messages is more than the kernel buffers for a reader with a 16 KiB receive buffer.
     let bound = 128 << 10;
-    let r = start(kind, 2, |cfg| {
+    let r = start(setup, 2, |cfg| {
         cfg.conn_queue_bytes_max = bound;
         cfg.on_full = a2a_bench::route::FullPolicy::Drop;
         cfg.compression = a2a_bench::wire::Compression::None;
     });
-    let mut slow = Client::connect_with_recv_buffer(r.addr(), 16 << 10).unwrap();
+    let mut slow = r.connect_with_recv_buffer(16 << 10);
     check_ack(slow.register(1, 0, &[]).unwrap());
-    let mut fast = agent(r.addr(), 2, 0, &[]);
+    let mut fast = agent(&r, 2, 0, &[]);
     fast.set_compression(a2a_bench::wire::Compression::None);
     let payload = noise(1000);
     let batch: Vec<Message<'_>> =
@@ -563,17 +561,17 @@ fn stalled_receiver_with_drop_policy_gets_queue_full(kind: Kind) {
     r.stop();
 }
 
-fn priority_overtakes_queued_traffic(kind: Kind) {
+fn priority_overtakes_queued_traffic(setup: Setup) {
     // Proves the high-priority lane: with a backlog queued in the router for a slow reader, a
     // priority-9 message sent after 8,000 priority-1 messages is delivered before at least 1,000
     // of them. (The kernel takes up to 4 MiB of the backlog first: tcp_wmem's maximum here.)
-    let r = start(kind, 2, |cfg| {
+    let r = start(setup, 2, |cfg| {
         cfg.conn_queue_bytes_max = 32 << 20;
         cfg.compression = a2a_bench::wire::Compression::None; // repeated payloads would shrink
     });
-    let mut slow = Client::connect_with_recv_buffer(r.addr(), 16 << 10).unwrap();
+    let mut slow = r.connect_with_recv_buffer(16 << 10);
     check_ack(slow.register(1, 0, &[]).unwrap());
-    let mut fast = agent(r.addr(), 2, 0, &[]);
+    let mut fast = agent(&r, 2, 0, &[]);
     fast.set_compression(a2a_bench::wire::Compression::None);
     let payload = noise(1000);
     let msgs: Vec<Message<'_>> = (0..8000)
@@ -628,17 +626,17 @@ fn open_router_sockets(port: u16) -> usize {
         .count()
 }
 
-fn stop_closes_every_connection(kind: Kind) {
+fn stop_closes_every_connection(setup: Setup) {
     // Proves stopping a router closes every client connection promptly, the router's end of
     // each socket included, even with a writer blocked on a client that does not read.
     for _ in 0..3 {
-        let r = start(kind, 2, |cfg| {
+        let r = start(setup, 2, |cfg| {
             cfg.conn_queue_bytes_max = 64 << 10;
             cfg.compression = a2a_bench::wire::Compression::None;
         });
         let port = r.addr().port();
-        let mut a = agent(r.addr(), 1, 0, &[]);
-        let mut b = Client::connect_with_recv_buffer(r.addr(), 16 << 10).unwrap();
+        let mut a = agent(&r, 1, 0, &[]);
+        let mut b = r.connect_with_recv_buffer(16 << 10);
         check_ack(b.register(2, 0, &[]).unwrap());
         a.set_compression(a2a_bench::wire::Compression::None);
         let payload = noise(1000);
@@ -663,21 +661,61 @@ fn stop_closes_every_connection(kind: Kind) {
     }
 }
 
+fn plain_http_gets_400(setup: Setup) {
+    // Proves an HTTP request that is no WebSocket upgrade is answered 400 and closed, and the
+    // router keeps serving.
+    use std::io::{Read, Write};
+    let r = start(setup, 2, |_| {});
+    let mut raw = std::net::TcpStream::connect(r.addr()).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    raw.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    let _ = raw.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
+    let mut a = agent(&r, 1, 0, &[]);
+    let mut b = agent(&r, 2, 0, &[]);
+    check_nothing_before_marker(&mut a, 1, 2, &mut b);
+    r.stop();
+}
+
 macro_rules! suite {
-    ($kind:ident: $($check:ident),* $(,)?) => {
-        #[allow(non_snake_case)]
-        mod $kind {
+    ($name:ident = $kind:ident, $transport:ident: $($check:ident),* $(,)?) => {
+        mod $name {
             $(
                 #[test]
                 fn $check() {
-                    super::$check(crate::support::Kind::$kind);
+                    super::$check(crate::support::Setup {
+                        kind: crate::support::Kind::$kind,
+                        transport: a2a_bench::transport::Transport::$transport,
+                    });
                 }
             )*
         }
     };
 }
 
-suite!(Glommio:
+suite!(glommio_tcp = Glommio, Tcp:
+    direct_request_and_reply,
+    broadcast_by_type_excludes_the_sender,
+    topics_reach_subscribers_on_every_shard,
+    locks_are_fifo_across_shards,
+    locks_exclude_under_contention,
+    barriers_release_everyone_together,
+    bad_input_gets_its_error_and_others_carry_on,
+    undeliverable_messages_are_answered,
+    registry_rejects_duplicates_and_checks_tokens,
+    disconnect_releases_everything,
+    discover_pages_and_stats_cover_all_shards,
+    silent_agents_go_offline_and_come_back,
+    two_thousand_agents_at_once,
+    stalled_receiver_is_bounded,
+    stalled_receiver_with_drop_policy_gets_queue_full,
+    stop_closes_every_connection,
+    priority_overtakes_queued_traffic,
+    plain_http_gets_400,
+);
+
+suite!(glommio_ws = Glommio, Ws:
     direct_request_and_reply,
     broadcast_by_type_excludes_the_sender,
     topics_reach_subscribers_on_every_shard,
@@ -697,7 +735,28 @@ suite!(Glommio:
     priority_overtakes_queued_traffic,
 );
 
-suite!(TokioShared:
+suite!(tokio_shared_tcp = TokioShared, Tcp:
+    direct_request_and_reply,
+    broadcast_by_type_excludes_the_sender,
+    topics_reach_subscribers_on_every_shard,
+    locks_are_fifo_across_shards,
+    locks_exclude_under_contention,
+    barriers_release_everyone_together,
+    bad_input_gets_its_error_and_others_carry_on,
+    undeliverable_messages_are_answered,
+    registry_rejects_duplicates_and_checks_tokens,
+    disconnect_releases_everything,
+    discover_pages_and_stats_cover_all_shards,
+    silent_agents_go_offline_and_come_back,
+    two_thousand_agents_at_once,
+    stalled_receiver_is_bounded,
+    stalled_receiver_with_drop_policy_gets_queue_full,
+    stop_closes_every_connection,
+    priority_overtakes_queued_traffic,
+    plain_http_gets_400,
+);
+
+suite!(tokio_shared_ws = TokioShared, Ws:
     direct_request_and_reply,
     broadcast_by_type_excludes_the_sender,
     topics_reach_subscribers_on_every_shard,
@@ -717,7 +776,28 @@ suite!(TokioShared:
     priority_overtakes_queued_traffic,
 );
 
-suite!(TokioPerCore:
+suite!(tokio_per_core_tcp = TokioPerCore, Tcp:
+    direct_request_and_reply,
+    broadcast_by_type_excludes_the_sender,
+    topics_reach_subscribers_on_every_shard,
+    locks_are_fifo_across_shards,
+    locks_exclude_under_contention,
+    barriers_release_everyone_together,
+    bad_input_gets_its_error_and_others_carry_on,
+    undeliverable_messages_are_answered,
+    registry_rejects_duplicates_and_checks_tokens,
+    disconnect_releases_everything,
+    discover_pages_and_stats_cover_all_shards,
+    silent_agents_go_offline_and_come_back,
+    two_thousand_agents_at_once,
+    stalled_receiver_is_bounded,
+    stalled_receiver_with_drop_policy_gets_queue_full,
+    stop_closes_every_connection,
+    priority_overtakes_queued_traffic,
+    plain_http_gets_400,
+);
+
+suite!(tokio_per_core_ws = TokioPerCore, Ws:
     direct_request_and_reply,
     broadcast_by_type_excludes_the_sender,
     topics_reach_subscribers_on_every_shard,

@@ -7,6 +7,7 @@ use a2a_bench::client::{Client, Received};
 use a2a_bench::placement::{Machine, Slot};
 use a2a_bench::route::ShardConfig;
 use a2a_bench::router::{Router, RouterConfig, RouterHandle};
+use a2a_bench::transport::Transport;
 use a2a_bench::wire::{AgentId, Control, DataKind, Envelope, Message};
 
 /// `n` slots over this machine's cores (repeating cores when it has fewer).
@@ -33,49 +34,74 @@ impl Kind {
     }
 }
 
-/// A running router of any kind.
-pub enum TestRouter {
+/// What a check runs against: a router kind, reached over a transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setup {
+    pub kind: Kind,
+    pub transport: Transport,
+}
+
+impl Setup {
+    /// Whether the router has one stats entry per shard.
+    pub fn sharded(self) -> bool {
+        self.kind.sharded()
+    }
+}
+
+enum Inner {
     Glommio(RouterHandle),
     Baseline(BaselineHandle),
 }
 
+/// A running router of any kind, with the transport its clients use.
+pub struct TestRouter {
+    inner: Inner,
+    transport: Transport,
+}
+
 impl TestRouter {
     pub fn addr(&self) -> SocketAddr {
-        match self {
-            TestRouter::Glommio(r) => r.local_addr(),
-            TestRouter::Baseline(r) => r.local_addr(),
+        match &self.inner {
+            Inner::Glommio(r) => r.local_addr(),
+            Inner::Baseline(r) => r.local_addr(),
         }
     }
 
+    /// A client over the router's transport.
+    pub fn connect(&self) -> Client {
+        Client::connect_with(self.addr(), self.transport, None).expect("connects")
+    }
+
+    /// A client over the router's transport with a small kernel receive buffer.
+    pub fn connect_with_recv_buffer(&self, bytes: usize) -> Client {
+        Client::connect_with(self.addr(), self.transport, Some(bytes)).expect("connects")
+    }
+
     pub fn stats(&self) -> Vec<a2a_bench::wire::ShardStats> {
-        match self {
-            TestRouter::Glommio(r) => r.stats(),
-            TestRouter::Baseline(r) => r.stats(),
+        match &self.inner {
+            Inner::Glommio(r) => r.stats(),
+            Inner::Baseline(r) => r.stats(),
         }
     }
 
     pub fn stop(self) {
-        match self {
-            TestRouter::Glommio(r) => {
-                r.stop();
-            }
-            TestRouter::Baseline(r) => {
-                r.stop();
-            }
+        match self.inner {
+            Inner::Glommio(r) => drop(r.stop()),
+            Inner::Baseline(r) => drop(r.stop()),
         }
     }
 }
 
-/// A router of `kind` on 127.0.0.1:0 with `shards` shards (threads), adjusted by `tweak`.
-pub fn start(kind: Kind, shards: usize, tweak: impl FnOnce(&mut ShardConfig)) -> TestRouter {
-    match kind {
+/// A router of `setup.kind` on 127.0.0.1:0 with `shards` shards (threads), adjusted by `tweak`.
+pub fn start(setup: Setup, shards: usize, tweak: impl FnOnce(&mut ShardConfig)) -> TestRouter {
+    let inner = match setup.kind {
         Kind::Glommio => {
             let mut cfg = RouterConfig::new("127.0.0.1:0".parse().unwrap(), slots(shards));
             tweak(&mut cfg.shard);
-            TestRouter::Glommio(Router::start(cfg).expect("router starts"))
+            Inner::Glommio(Router::start(cfg).expect("router starts"))
         }
         Kind::TokioShared | Kind::TokioPerCore => {
-            let mode = if kind == Kind::TokioShared { Mode::Shared } else { Mode::PerCore };
+            let mode = if setup.kind == Kind::TokioShared { Mode::Shared } else { Mode::PerCore };
             let mut shard = ShardConfig::new(0, 1);
             tweak(&mut shard);
             let cfg = BaselineConfig {
@@ -84,9 +110,10 @@ pub fn start(kind: Kind, shards: usize, tweak: impl FnOnce(&mut ShardConfig)) ->
                 mode,
                 shard,
             };
-            TestRouter::Baseline(Baseline::start(cfg).expect("baseline starts"))
+            Inner::Baseline(Baseline::start(cfg).expect("baseline starts"))
         }
-    }
+    };
+    TestRouter { inner, transport: setup.transport }
 }
 
 /// Raises this process's open-file limit to at least `n` (up to the hard limit).
@@ -100,8 +127,8 @@ pub fn raise_fd_limit(n: u64) {
 }
 
 /// A client with one registered agent; panics unless the registration is acked.
-pub fn agent(addr: SocketAddr, id: u32, agent_type: u32, topics: &[u32]) -> Client {
-    let mut c = Client::connect(addr).expect("connects");
+pub fn agent(r: &TestRouter, id: u32, agent_type: u32, topics: &[u32]) -> Client {
+    let mut c = r.connect();
     check_ack(c.register(id, agent_type, topics).expect("register answered"));
     c
 }

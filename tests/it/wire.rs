@@ -141,6 +141,9 @@ fn arb_control() -> impl Strategy<Value = Control> {
             }
         ),
         id.prop_map(|request_id| Control::StatsRequest(StatsRequest { request_id })),
+        (id, agent(), any::<u64>()).prop_map(|(request_id, agent_id, b)| {
+            Control::BarrierForce(BarrierForce { request_id, agent_id, barrier_id: BarrierId(b) })
+        }),
         id.prop_map(|request_id| Control::Ack(Ack { request_id })),
         (any::<u16>(), id, any::<u64>(), agent(), arb_text()).prop_map(
             |(code, request_id, message_id, agent_id, detail)| {

@@ -1,0 +1,811 @@
+//! The seed system's JSON protocol on the router's WebSocket port (`docs/JSON-COMPAT.md`).
+//!
+//! A JSON connection is an ordinary shard connection with a translator in front: each JSON
+//! request becomes native messages fed to the shard, and the native messages the shard queues for
+//! the connection become JSON replies and pushes. So JSON and native agents share one registry,
+//! and every semantic (ownership, cross-shard routing, locks, barriers) is the shard's own.
+//!
+//! Requests are handled one at a time, as the seed router does: every request gets exactly one
+//! reply, in order, and pushes caused by a request are sent before its reply.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::net::TcpStream;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::task::{Poll, Waker};
+
+use async_tungstenite::WebSocketStream;
+use futures_lite::io::{AsyncRead, AsyncWrite};
+use futures_util::{Sink, Stream};
+use serde_json::{json, Map, Value};
+
+use super::shell::{Finished, Runtime};
+use super::{ConnId, Presence, Shard, Source};
+use crate::clock;
+use crate::transport::ws::Message as WsMessage;
+use crate::wire::control::{
+    BarrierEnter, BarrierForce, Discover, Heartbeat, LockRelease, LockRequest, Register, Unregister,
+};
+use crate::wire::frame::encode_frame;
+use crate::wire::{
+    decode_frame, AgentId, BarrierId, BufferPool, Compression, Control, DataKind, Envelope,
+    ErrorCode, Limits, LockId, Message, TopicId,
+};
+
+/// FNV-1a, 64 bits: the stable hash every JSON name is turned into an id with.
+fn fnv64(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+}
+
+/// The native id of a JSON agent named `name`: a hash with the top bit set, so it never equals
+/// a small native id. A name that is a plain number is that native id.
+pub fn agent_id_of(name: &str) -> AgentId {
+    match name.parse::<u32>() {
+        Ok(n) => AgentId(n),
+        Err(_) => AgentId(0x8000_0000 | (fnv64(name) as u32 & 0x7fff_ffff)),
+    }
+}
+
+/// The native agent type of a JSON type name (`all` = 0, every type).
+pub fn type_id_of(name: &str) -> u32 {
+    if name == "all" {
+        0
+    } else {
+        0x8000_0000 | (fnv64(name) as u32 & 0x7fff_ffff)
+    }
+}
+
+/// The native topic, lock and barrier ids of JSON names.
+pub fn topic_id_of(name: &str) -> TopicId {
+    TopicId(fnv64(name) as u32)
+}
+
+fn lock_id_of(name: &str) -> LockId {
+    LockId(fnv64(name))
+}
+
+fn barrier_id_of(name: &str) -> BarrierId {
+    BarrierId(fnv64(name))
+}
+
+/// Unix time in seconds, as the JSON protocol's timestamps are.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// A JSON agent registered on this connection.
+#[derive(Debug, Clone)]
+struct JsonAgent {
+    name: String,
+    id: AgentId,
+}
+
+/// What the request in flight waits for, and how to answer it.
+#[derive(Debug, Clone)]
+enum Awaiting {
+    Register { name: String },
+    Unregister { name: String },
+    Heartbeat { name: String },
+    Discover { capability: Option<String>, region: Option<Value> },
+    Broadcast { from: AgentId, exclude_self: bool, frame: Vec<u8> },
+    Lock { name: String, lease_s: f64, already_held: bool },
+    Release { name: String },
+    Barrier { name: String },
+    BarrierForce { name: String },
+}
+
+/// The translator between one JSON connection and its shard connection.
+struct Session {
+    agents: Vec<JsonAgent>,
+    /// The native request id in flight and what it waits for.
+    awaiting: Option<(u64, Awaiting)>,
+    /// Locks held by this connection's agents (name → native id), to answer re-requests.
+    held: Vec<String>,
+    /// Lock and barrier names by native id, for pushes that arrive later.
+    lock_names: Vec<(LockId, String)>,
+    barrier_names: Vec<(BarrierId, String)>,
+    next_request: u64,
+    next_message: u64,
+    /// JSON texts to write, in order.
+    out: VecDeque<String>,
+    writer: Option<Waker>,
+    reader: Option<Waker>,
+    pool: BufferPool,
+}
+
+fn error(code: &str, message: impl Into<String>) -> String {
+    json!({"type": "error", "error": code, "message": message.into()}).to_string()
+}
+
+fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+impl Session {
+    fn new() -> Session {
+        Session {
+            agents: Vec::new(),
+            awaiting: None,
+            held: Vec::new(),
+            lock_names: Vec::new(),
+            barrier_names: Vec::new(),
+            next_request: 1,
+            next_message: 1,
+            out: VecDeque::new(),
+            writer: None,
+            reader: None,
+            pool: BufferPool::default(),
+        }
+    }
+
+    fn send(&mut self, text: String) {
+        self.out.push_back(text);
+        if let Some(w) = self.writer.take() {
+            w.wake();
+        }
+    }
+
+    fn request_id(&mut self) -> u64 {
+        self.next_request += 1;
+        self.next_request
+    }
+
+    fn ours(&self, name: &str) -> Option<AgentId> {
+        self.agents.iter().find(|a| a.name == name).map(|a| a.id)
+    }
+
+    fn frame(&mut self, messages: &[Message<'_>]) -> Vec<u8> {
+        encode_frame(messages, Compression::None, &mut self.pool)
+    }
+
+    /// Turns one JSON request into native frames for the shard (empty when answered here).
+    fn on_text(&mut self, text: &str, shard: &Shard) -> Vec<Vec<u8>> {
+        let Ok(req) = serde_json::from_str::<Value>(text) else {
+            self.send(error("invalid_json", "Invalid JSON"));
+            return Vec::new();
+        };
+        let kind = str_field(&req, "type").unwrap_or("").to_string();
+        match kind.as_str() {
+            "register" => self.register(&req),
+            "unregister" | "heartbeat" => {
+                let name = str_field(&req, "agent_id").unwrap_or("").to_string();
+                let Some(id) = self.ours(&name) else {
+                    self.send(error("agent_not_found", format!("Agent not found: {name}")));
+                    return Vec::new();
+                };
+                let request_id = self.request_id();
+                let (ctl, awaiting) = if kind == "unregister" {
+                    (
+                        Control::Unregister(Unregister { request_id, agent_id: id }),
+                        Awaiting::Unregister { name },
+                    )
+                } else {
+                    (
+                        Control::Heartbeat(Heartbeat { request_id, agent_id: id }),
+                        Awaiting::Heartbeat { name },
+                    )
+                };
+                self.awaiting = Some((request_id, awaiting));
+                vec![self.frame(&[Message::Control(ctl)])]
+            }
+            "discover" => {
+                let request_id = self.request_id();
+                let agent_type = str_field(&req, "agent_type").map_or(0, type_id_of);
+                let capability = str_field(&req, "capability").map(String::from);
+                let region = req.get("region_overlap").filter(|v| !v.is_null()).cloned();
+                self.awaiting = Some((
+                    request_id,
+                    Awaiting::Discover { capability: capability.clone(), region },
+                ));
+                let d = Discover { request_id, agent_type, capability, offset: 0, limit: 0 };
+                vec![self.frame(&[Message::Control(Control::Discover(d))])]
+            }
+            "direct" => self.direct(&req, shard),
+            "broadcast" => self.broadcast(&req),
+            "lock_request" | "lock_release" => self.lock(&kind, &req),
+            "barrier_enter" | "barrier_release" => self.barrier(&kind, &req),
+            other => {
+                self.send(error("unknown_message_type", format!("Unknown message type: {other}")));
+                Vec::new()
+            }
+        }
+    }
+
+    fn register(&mut self, req: &Value) -> Vec<Vec<u8>> {
+        let name = str_field(req, "agent_id").map(String::from).unwrap_or_else(|| {
+            format!(
+                "agent-{:08x}",
+                fnv64(&format!("{}{}", clock::now_ns(), self.next_request)) as u32
+            )
+        });
+        let agent_type = str_field(req, "agent_type").unwrap_or("generic");
+        let mut capabilities: Vec<String> = req
+            .get("capabilities")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+            .unwrap_or_default();
+        capabilities.push(format!("type:{agent_type}"));
+        if let Some(region) = req.get("region").filter(|v| v.is_object()) {
+            capabilities.push(format!("region:{region}"));
+        }
+        let topics: Vec<TopicId> = req
+            .get("topics")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(topic_id_of).collect())
+            .unwrap_or_default();
+        let id = agent_id_of(&name);
+        let mut messages = Vec::new();
+        // Registering again overwrites (as in the seed): drop the earlier registration first.
+        if let Some(old) = self.ours(&name) {
+            let request_id = self.request_id();
+            messages.push(Message::Control(Control::Unregister(Unregister {
+                request_id,
+                agent_id: old,
+            })));
+            self.agents.retain(|a| a.name != name);
+        }
+        let request_id = self.request_id();
+        messages.push(Message::Control(Control::Register(Register {
+            request_id,
+            agent_id: id,
+            agent_type: type_id_of(agent_type),
+            name: name.clone(),
+            capabilities,
+            topics,
+            token: str_field(req, "token").map(String::from),
+        })));
+        self.awaiting = Some((request_id, Awaiting::Register { name }));
+        vec![self.frame(&messages)]
+    }
+
+    /// The native payload of a message from a JSON agent: its JSON fields, so a JSON receiver
+    /// sees `from_agent`, `message_type` and `correlation_id` as they were sent.
+    fn wrap(from: &str, message_type: &str, payload: &Value, correlation: &Value) -> Vec<u8> {
+        json!({"from_agent": from, "message_type": message_type, "payload": payload, "correlation_id": correlation})
+            .to_string()
+            .into_bytes()
+    }
+
+    fn direct(&mut self, req: &Value, shard: &Shard) -> Vec<Vec<u8>> {
+        let from = str_field(req, "from_agent").unwrap_or("").to_string();
+        let to = str_field(req, "to_agent").unwrap_or("").to_string();
+        let Some(sender) = self.ours(&from) else {
+            self.send(error("agent_not_found", format!("Agent not found: {from}")));
+            return Vec::new();
+        };
+        let target = agent_id_of(&to);
+        let status = match shard.presence(target) {
+            None => {
+                self.send(error("agent_not_found", format!("Agent not found: {to}")));
+                return Vec::new();
+            }
+            Some(Presence::Local { online: false }) => {
+                self.send(error("agent_offline", format!("Agent offline: {to}")));
+                return Vec::new();
+            }
+            Some(_) => "online",
+        };
+        let message_type = str_field(req, "message_type").unwrap_or("message");
+        let payload =
+            req.get("payload").or_else(|| req.get("content")).cloned().unwrap_or_else(|| json!({}));
+        let correlation = req.get("correlation_id").cloned().unwrap_or(Value::Null);
+        let body = Session::wrap(&from, message_type, &payload, &correlation);
+        self.next_message += 1;
+        let env = Envelope {
+            kind: DataKind::Direct,
+            sender,
+            to: target.0,
+            message_id: self.next_message,
+            correlation_id: 0,
+            timestamp_ns: clock::now_ns(),
+            msg_type: type_id_of(message_type),
+            priority: 5,
+            ttl_ms: 0,
+            payload: &body,
+        };
+        let frame = self.frame(&[Message::Data(env)]);
+        self.send(json!({"type": "ack", "delivered": true, "target_status": status}).to_string());
+        vec![frame]
+    }
+
+    fn broadcast(&mut self, req: &Value) -> Vec<Vec<u8>> {
+        let from = str_field(req, "from_agent").unwrap_or("").to_string();
+        let Some(sender) = self.ours(&from) else {
+            self.send(error("agent_not_found", format!("Agent not found: {from}")));
+            return Vec::new();
+        };
+        let agent_type = str_field(req, "agent_type").unwrap_or("all");
+        let message_type = str_field(req, "message_type").unwrap_or("broadcast");
+        let payload =
+            req.get("payload").or_else(|| req.get("content")).cloned().unwrap_or_else(|| json!({}));
+        let exclude_self = req.get("exclude_self").and_then(Value::as_bool).unwrap_or(true);
+        let body = Session::wrap(&from, message_type, &payload, &Value::Null);
+        self.next_message += 1;
+        let env = Envelope {
+            kind: DataKind::Broadcast,
+            sender,
+            to: type_id_of(agent_type),
+            message_id: self.next_message,
+            correlation_id: 0,
+            timestamp_ns: clock::now_ns(),
+            msg_type: type_id_of(message_type),
+            priority: 5,
+            ttl_ms: 0,
+            payload: &body,
+        };
+        let frame = self.frame(&[Message::Data(env)]);
+        if !exclude_self {
+            let text = json!({"type": "broadcast", "from_agent": from, "message_type": message_type,
+                "payload": payload, "timestamp": unix_now()});
+            self.send(text.to_string());
+        }
+        // The recipients are found first (the ack lists them), then the broadcast goes out.
+        let request_id = self.request_id();
+        self.awaiting =
+            Some((request_id, Awaiting::Broadcast { from: sender, exclude_self, frame }));
+        let d = Discover {
+            request_id,
+            agent_type: type_id_of(agent_type),
+            capability: None,
+            offset: 0,
+            limit: 0,
+        };
+        vec![self.frame(&[Message::Control(Control::Discover(d))])]
+    }
+
+    fn lock(&mut self, kind: &str, req: &Value) -> Vec<Vec<u8>> {
+        let agent = str_field(req, "agent_id").unwrap_or("").to_string();
+        let name = str_field(req, "lock_id").unwrap_or("").to_string();
+        let Some(id) = self.ours(&agent) else {
+            self.send(error("agent_not_found", format!("Agent not found: {agent}")));
+            return Vec::new();
+        };
+        let lock_id = lock_id_of(&name);
+        if !self.lock_names.iter().any(|(l, _)| *l == lock_id) {
+            self.lock_names.push((lock_id, name.clone()));
+        }
+        let request_id = self.request_id();
+        let ctl = if kind == "lock_request" {
+            let lease_s = req.get("timeout").and_then(Value::as_f64).unwrap_or(30.0).max(0.001);
+            let already_held = self.held.contains(&name);
+            self.awaiting = Some((request_id, Awaiting::Lock { name, lease_s, already_held }));
+            let lease_ms = (lease_s * 1000.0).min(f64::from(u32::MAX)) as u32;
+            Control::LockRequest(LockRequest { request_id, agent_id: id, lock_id, lease_ms })
+        } else {
+            self.awaiting = Some((request_id, Awaiting::Release { name }));
+            Control::LockRelease(LockRelease { request_id, agent_id: id, lock_id })
+        };
+        vec![self.frame(&[Message::Control(ctl)])]
+    }
+
+    fn barrier(&mut self, kind: &str, req: &Value) -> Vec<Vec<u8>> {
+        let name = str_field(req, "barrier_id").unwrap_or("").to_string();
+        let barrier_id = barrier_id_of(&name);
+        if !self.barrier_names.iter().any(|(b, _)| *b == barrier_id) {
+            self.barrier_names.push((barrier_id, name.clone()));
+        }
+        // barrier_release names no agent in the seed protocol: any agent of this connection acts.
+        let agent = str_field(req, "agent_id")
+            .map(String::from)
+            .or_else(|| self.agents.first().map(|a| a.name.clone()));
+        let Some(id) = agent.as_deref().and_then(|a| self.ours(a)) else {
+            self.send(error(
+                "agent_not_found",
+                format!("Agent not found: {}", agent.unwrap_or_default()),
+            ));
+            return Vec::new();
+        };
+        let request_id = self.request_id();
+        let ctl = if kind == "barrier_enter" {
+            let expected = req.get("expected_count").and_then(Value::as_u64).unwrap_or(2) as u32;
+            self.awaiting = Some((request_id, Awaiting::Barrier { name }));
+            Control::BarrierEnter(BarrierEnter { request_id, agent_id: id, barrier_id, expected })
+        } else {
+            self.awaiting = Some((request_id, Awaiting::BarrierForce { name }));
+            Control::BarrierForce(BarrierForce { request_id, agent_id: id, barrier_id })
+        };
+        vec![self.frame(&[Message::Control(ctl)])]
+    }
+
+    /// The name a JSON client knows an agent by: its own name if it is a JSON agent, else its
+    /// number.
+    fn name_of(id: AgentId, name: &str) -> String {
+        if agent_id_of(name) == id {
+            name.to_string()
+        } else {
+            id.0.to_string()
+        }
+    }
+
+    /// Translates one native message queued for this connection. Returns native frames to feed
+    /// back to the shard (a broadcast whose recipients are now known).
+    fn on_native(&mut self, msg: Message<'_>) -> Vec<Vec<u8>> {
+        match msg {
+            Message::Data(env) => {
+                self.push_data(&env);
+                Vec::new()
+            }
+            Message::Control(ctl) => self.on_control(ctl),
+        }
+    }
+
+    fn push_data(&mut self, env: &Envelope<'_>) {
+        let wrapped: Option<Map<String, Value>> = serde_json::from_slice::<Value>(env.payload)
+            .ok()
+            .and_then(|v| v.as_object().cloned())
+            .filter(|o| o.contains_key("from_agent") && o.contains_key("payload"));
+        let kind = match env.kind {
+            DataKind::Broadcast => "broadcast",
+            DataKind::Publish => "publish",
+            _ => "direct",
+        };
+        let mut out = Map::new();
+        out.insert("type".into(), json!(kind));
+        match wrapped {
+            Some(mut o) => {
+                for key in ["from_agent", "message_type", "payload", "correlation_id"] {
+                    if let Some(v) = o.remove(key) {
+                        out.insert(key.into(), v);
+                    }
+                }
+            }
+            None => {
+                out.insert("from_agent".into(), json!(env.sender.0.to_string()));
+                out.insert("message_type".into(), json!(env.msg_type.to_string()));
+                let payload = serde_json::from_slice::<Value>(env.payload).unwrap_or_else(|_| {
+                    use base64::Engine;
+                    json!({"base64": base64::engine::general_purpose::STANDARD.encode(env.payload)})
+                });
+                out.insert("payload".into(), payload);
+                out.insert("correlation_id".into(), json!(env.correlation_id));
+            }
+        }
+        if kind == "publish" {
+            out.insert("topic".into(), json!(env.to));
+        }
+        out.insert("timestamp".into(), json!(unix_now()));
+        self.send(Value::Object(out).to_string());
+    }
+
+    fn on_control(&mut self, ctl: Control) -> Vec<Vec<u8>> {
+        let reply_id = match &ctl {
+            Control::Ack(a) => a.request_id,
+            Control::Error(e) => e.request_id,
+            Control::DiscoverReply(d) => d.request_id,
+            Control::LockGranted(g) => g.request_id,
+            Control::LockQueued(q) => q.request_id,
+            Control::BarrierWait(w) => w.request_id,
+            Control::BarrierRelease(r) => r.request_id,
+            _ => 0,
+        };
+        let awaited = match &self.awaiting {
+            Some((id, _)) if *id == reply_id => self.awaiting.take().map(|(_, a)| a),
+            _ => None,
+        };
+        let Some(awaiting) = awaited else {
+            self.push_unawaited(ctl);
+            return Vec::new();
+        };
+        let more = self.answer(awaiting, ctl);
+        if self.awaiting.is_none() {
+            if let Some(w) = self.reader.take() {
+                w.wake();
+            }
+        }
+        more
+    }
+
+    /// Pushes that are not the answer to the request in flight: grants after a wait, barrier
+    /// releases caused by others, and errors about earlier messages (already acknowledged).
+    fn push_unawaited(&mut self, ctl: Control) {
+        match ctl {
+            Control::LockGranted(g) => {
+                let name = self
+                    .lock_names
+                    .iter()
+                    .find(|(l, _)| *l == g.lock_id)
+                    .map(|(_, n)| n.clone())
+                    .unwrap_or_default();
+                if !self.held.contains(&name) {
+                    self.held.push(name.clone());
+                }
+                let expires = unix_now() + f64::from(g.lease_ms) / 1000.0;
+                self.send(
+                    json!({"type": "lock_granted", "lock_id": name, "expires_at": expires})
+                        .to_string(),
+                );
+            }
+            Control::BarrierRelease(r) => {
+                let name = self
+                    .barrier_names
+                    .iter()
+                    .find(|(b, _)| *b == r.barrier_id)
+                    .map(|(_, n)| n.clone())
+                    .unwrap_or_default();
+                self.send(
+                    json!({"type": "barrier_release", "barrier_id": name, "timestamp": unix_now()})
+                        .to_string(),
+                );
+            }
+            _ => {}
+        }
+    }
+
+    fn answer(&mut self, awaiting: Awaiting, ctl: Control) -> Vec<Vec<u8>> {
+        let code = |c: &Control| match c {
+            Control::Error(e) => ErrorCode::from_code(e.code),
+            _ => None,
+        };
+        if let (Some(err), Control::Error(e)) = (code(&ctl), &ctl) {
+            let name = match err {
+                ErrorCode::UnknownAgent => "agent_not_found",
+                ErrorCode::NotLockHolder => "not_lock_holder",
+                ErrorCode::LockNotFound => "lock_not_found",
+                ErrorCode::BarrierNotFound => "barrier_not_found",
+                other => other.name(),
+            };
+            if matches!(awaiting, Awaiting::Release { .. }) && err == ErrorCode::LockNotFound {
+                self.held.clear();
+            }
+            self.send(error(name, e.detail.to_string()));
+            return Vec::new();
+        }
+        match (awaiting, ctl) {
+            (Awaiting::Register { name }, Control::Ack(_)) => {
+                self.agents.push(JsonAgent { id: agent_id_of(&name), name: name.clone() });
+                self.send(json!({"type": "ack", "agent_id": name, "status": "registered", "timestamp": unix_now()}).to_string());
+            }
+            (Awaiting::Unregister { name }, Control::Ack(_)) => {
+                self.agents.retain(|a| a.name != name);
+                self.send(
+                    json!({"type": "ack", "agent_id": name, "status": "unregistered"}).to_string(),
+                );
+            }
+            (Awaiting::Heartbeat { name }, Control::Ack(_)) => {
+                self.send(
+                    json!({"type": "ack", "agent_id": name, "timestamp": unix_now()}).to_string(),
+                );
+            }
+            (Awaiting::Discover { capability, region }, Control::DiscoverReply(d)) => {
+                let agents: Vec<Value> = d
+                    .agents
+                    .iter()
+                    .filter(|a| a.online)
+                    .filter(|a| match (&region, a.capabilities.iter().find_map(|c| c.strip_prefix("region:"))) {
+                        (None, _) => true,
+                        (Some(want), Some(have)) => overlaps(want, &serde_json::from_str(have).unwrap_or(Value::Null)),
+                        (Some(_), None) => false,
+                    })
+                    .map(|a| {
+                        let agent_type = a.capabilities.iter().find_map(|c| c.strip_prefix("type:")).map_or_else(|| a.agent_type.to_string(), String::from);
+                        let region = a.capabilities.iter().find_map(|c| c.strip_prefix("region:")).and_then(|r| serde_json::from_str::<Value>(r).ok());
+                        let capabilities: Vec<&String> = a.capabilities.iter().filter(|c| !c.starts_with("type:") && !c.starts_with("region:")).collect();
+                        json!({"agent_id": Session::name_of(a.agent_id, &a.name), "agent_type": agent_type,
+                            "capabilities": capabilities, "region": region, "status": "online",
+                            "last_heartbeat": Value::Null, "topics": []})
+                    })
+                    .collect();
+                let _ = capability;
+                self.send(
+                    json!({"type": "ack", "count": agents.len(), "agents": agents}).to_string(),
+                );
+            }
+            (Awaiting::Broadcast { from, exclude_self, frame }, Control::DiscoverReply(d)) => {
+                let recipients: Vec<String> = d
+                    .agents
+                    .iter()
+                    .filter(|a| a.online && (a.agent_id != from || !exclude_self))
+                    .map(|a| Session::name_of(a.agent_id, &a.name))
+                    .collect();
+                let count = recipients.len();
+                self.send(
+                    json!({"type": "ack", "recipients": recipients, "delivered_count": count})
+                        .to_string(),
+                );
+                return vec![frame];
+            }
+            (Awaiting::Lock { name, lease_s, already_held }, Control::LockGranted(g)) => {
+                let _ = lease_s;
+                let expires = unix_now() + f64::from(g.lease_ms) / 1000.0;
+                if !already_held {
+                    self.held.push(name.clone());
+                    self.send(
+                        json!({"type": "lock_granted", "lock_id": name, "expires_at": expires})
+                            .to_string(),
+                    );
+                }
+                self.send(
+                    json!({"type": "ack", "lock_id": name, "granted": true, "expires_at": expires})
+                        .to_string(),
+                );
+            }
+            (Awaiting::Lock { name, .. }, Control::LockQueued(q)) => {
+                self.send(json!({"type": "ack", "lock_id": name, "granted": false, "queue_position": q.position}).to_string());
+            }
+            (Awaiting::Release { name }, Control::Ack(_)) => {
+                self.held.retain(|h| *h != name);
+                self.send(json!({"type": "ack", "lock_id": name, "released": true}).to_string());
+            }
+            (Awaiting::Barrier { name }, Control::BarrierWait(w)) => {
+                self.send(
+                    json!({"type": "ack", "barrier_id": name, "released": false,
+                    "arrived_count": w.arrived, "expected_count": w.expected})
+                    .to_string(),
+                );
+            }
+            (Awaiting::Barrier { name }, Control::BarrierRelease(r)) => {
+                self.send(
+                    json!({"type": "barrier_release", "barrier_id": name, "timestamp": unix_now()})
+                        .to_string(),
+                );
+                self.send(json!({"type": "ack", "barrier_id": name, "released": true, "arrived_count": r.arrived}).to_string());
+            }
+            (Awaiting::BarrierForce { name }, Control::Ack(_)) => {
+                self.send(json!({"type": "ack", "barrier_id": name, "released": true}).to_string());
+            }
+            (awaiting, other) => {
+                self.send(error(
+                    "internal_error",
+                    format!("unexpected answer {} to {awaiting:?}", other.name()),
+                ));
+            }
+        }
+        Vec::new()
+    }
+}
+
+/// Whether two `{x, y, width, height}` regions overlap.
+fn overlaps(a: &Value, b: &Value) -> bool {
+    let f = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64);
+    let (Some(ax), Some(ay), Some(aw), Some(ah)) =
+        (f(a, "x"), f(a, "y"), f(a, "width"), f(a, "height"))
+    else {
+        return false;
+    };
+    let (Some(bx), Some(by), Some(bw), Some(bh)) =
+        (f(b, "x"), f(b, "y"), f(b, "width"), f(b, "height"))
+    else {
+        return false;
+    };
+    ax < bx + bw && bx < ax + aw && ay < by + bh && by < ay + ah
+}
+
+type Ws<S> = Rc<RefCell<WebSocketStream<S>>>;
+
+/// Serves a JSON connection until it closes.
+pub(super) fn serve<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + 'static>(
+    shard: Rc<RefCell<Shard>>,
+    ws: WebSocketStream<S>,
+    first: Option<String>,
+    control: TcpStream,
+    live: Arc<AtomicUsize>,
+    done: Finished,
+) {
+    let ws: Ws<S> = Rc::new(RefCell::new(ws));
+    let session = Rc::new(RefCell::new(Session::new()));
+    let id = shard.borrow_mut().open_conn();
+    R::spawn(reader(shard.clone(), ws.clone(), session.clone(), id, first, live.clone()));
+    R::spawn(writer(shard, ws, session, id, control, live, done));
+}
+
+async fn reader<S: AsyncRead + AsyncWrite + Unpin>(
+    shard: Rc<RefCell<Shard>>,
+    ws: Ws<S>,
+    session: Rc<RefCell<Session>>,
+    id: ConnId,
+    mut first: Option<String>,
+    live: Arc<AtomicUsize>,
+) {
+    loop {
+        // One request at a time: wait for the previous one's answer, then for the shard's gate.
+        poll_fn(|cx| {
+            let mut s = session.borrow_mut();
+            if s.awaiting.is_some() {
+                s.reader = Some(cx.waker().clone());
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        })
+        .await;
+        poll_fn(|cx| shard.borrow_mut().poll_gate(Source::Conn(id), cx)).await;
+        let text = match first.take() {
+            Some(t) => t,
+            None => match poll_fn(|cx| Pin::new(&mut *ws.borrow_mut()).poll_next(cx)).await {
+                Some(Ok(WsMessage::Text(t))) => t.to_string(),
+                Some(Ok(WsMessage::Binary(_))) => {
+                    session
+                        .borrow_mut()
+                        .send(error("invalid_json", "binary messages are the native protocol"));
+                    continue;
+                }
+                Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => continue,
+            },
+        };
+        let frames = {
+            let s = shard.borrow();
+            session.borrow_mut().on_text(&text, &s)
+        };
+        for frame in frames {
+            shard.borrow_mut().on_input(id, &frame);
+        }
+    }
+    let mut s = shard.borrow_mut();
+    s.close_conn(id);
+    super::shell::release_conn(&mut s, id, &live);
+}
+
+async fn writer<S: AsyncRead + AsyncWrite + Unpin>(
+    shard: Rc<RefCell<Shard>>,
+    ws: Ws<S>,
+    session: Rc<RefCell<Session>>,
+    id: ConnId,
+    control: TcpStream,
+    live: Arc<AtomicUsize>,
+    _done: Finished,
+) {
+    let mut inflate = Vec::new();
+    'outer: loop {
+        // Translate what the shard queued, then write what the session has to say.
+        let closed = poll_fn(|cx| {
+            if !session.borrow().out.is_empty() {
+                return Poll::Ready(false);
+            }
+            match shard.borrow_mut().poll_output(id, cx) {
+                Poll::Ready(Some(frame)) => {
+                    let mut feedback = Vec::new();
+                    if let Ok(Some((_, batch))) =
+                        decode_frame(&frame, &Limits::DEFAULT, &mut inflate)
+                    {
+                        for (msg, _) in batch.flatten() {
+                            feedback.extend(session.borrow_mut().on_native(msg));
+                        }
+                    }
+                    shard.borrow_mut().output_done(frame);
+                    for f in feedback {
+                        shard.borrow_mut().on_input(id, &f);
+                    }
+                    Poll::Ready(false)
+                }
+                Poll::Ready(None) => Poll::Ready(true),
+                Poll::Pending => {
+                    session.borrow_mut().writer = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        })
+        .await;
+        loop {
+            let Some(text) = session.borrow_mut().out.pop_front() else { break };
+            if send_text(&ws, text).await.is_err() {
+                shard.borrow_mut().close_conn(id);
+                break 'outer;
+            }
+        }
+        if closed {
+            break;
+        }
+    }
+    let _ = poll_fn(|cx| Sink::<WsMessage>::poll_close(Pin::new(&mut *ws.borrow_mut()), cx)).await;
+    let _ = control.shutdown(std::net::Shutdown::Both);
+    let mut s = shard.borrow_mut();
+    super::shell::release_conn(&mut s, id, &live);
+}
+
+async fn send_text<S: AsyncRead + AsyncWrite + Unpin>(ws: &Ws<S>, text: String) -> Result<(), ()> {
+    poll_fn(|cx| Sink::<WsMessage>::poll_ready(Pin::new(&mut *ws.borrow_mut()), cx))
+        .await
+        .map_err(drop)?;
+    Sink::<WsMessage>::start_send(Pin::new(&mut *ws.borrow_mut()), WsMessage::Text(text.into()))
+        .map_err(drop)?;
+    poll_fn(|cx| Sink::<WsMessage>::poll_flush(Pin::new(&mut *ws.borrow_mut()), cx))
+        .await
+        .map_err(drop)
+}

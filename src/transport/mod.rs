@@ -1,0 +1,105 @@
+//! How bytes travel between agents and routers: raw TCP, or WebSocket binary messages.
+//!
+//! Every router listens on one port for both: the first bytes of a connection tell a frame
+//! (`A2`, the magic) from an HTTP upgrade (`GET`). Over WebSocket each binary message carries whole
+//! frames, so everything above this module sees the same byte stream either way; text messages
+//! are the JSON compatibility protocol.
+
+pub mod ws;
+
+use std::fmt;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_lite::io::{AsyncRead, AsyncWrite};
+
+/// The transport of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// Frames back to back on a TCP stream.
+    #[default]
+    Tcp,
+    /// Frames inside WebSocket binary messages.
+    Ws,
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Transport::Tcp => "tcp",
+            Transport::Ws => "ws",
+        })
+    }
+}
+
+impl std::str::FromStr for Transport {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "tcp" => Ok(Transport::Tcp),
+            "ws" | "websocket" => Ok(Transport::Ws),
+            other => Err(format!("unknown transport '{other}' (expected tcp or ws)")),
+        }
+    }
+}
+
+/// Whether a connection whose first byte is `first` opens with a WebSocket handshake.
+pub fn is_http_upgrade(first: u8) -> bool {
+    first == b'G'
+}
+
+/// A stream that first replays bytes already read from it (the bytes used to sniff it).
+#[derive(Debug)]
+pub struct Rewind<S> {
+    prefix: Vec<u8>,
+    pos: usize,
+    inner: S,
+}
+
+impl<S> Rewind<S> {
+    /// `prefix` is returned by reads before anything from `inner`.
+    pub fn new(prefix: Vec<u8>, inner: S) -> Rewind<S> {
+        Rewind { prefix, pos: 0, inner }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.pos < self.prefix.len() {
+            let n = buf.len().min(self.prefix.len() - self.pos);
+            buf[..n].copy_from_slice(&self.prefix[self.pos..self.pos + n]);
+            self.pos += n;
+            if self.pos == self.prefix.len() {
+                self.prefix = Vec::new();
+                self.pos = 0;
+            }
+            return Poll::Ready(Ok(n));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
