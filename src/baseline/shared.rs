@@ -222,28 +222,45 @@ enum Input {
 }
 
 impl Input {
-    /// Reads into `buf`; 0 at the end.
+    /// Reads into `buf`; 0 at the end. Over WebSocket it gathers every binary message already
+    /// available, so one routing pass sees a batch of frames as it does over TCP.
     async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use futures_util::{FutureExt, StreamExt};
         match self {
             Input::Tcp(r) => r.read(buf).await,
-            Input::Ws { stream, pending } => loop {
-                if !pending.is_empty() {
-                    let n = buf.len().min(pending.len());
-                    buf[..n].copy_from_slice(&pending.split_to(n));
-                    return Ok(n);
-                }
-                match futures_util::StreamExt::next(stream).await {
-                    Some(Ok(tungstenite::Message::Binary(b))) => *pending = b,
-                    Some(Ok(tungstenite::Message::Ping(_) | tungstenite::Message::Pong(_))) => {}
-                    Some(Ok(tungstenite::Message::Text(_))) => {
-                        return Err(std::io::Error::new(
-                            std::io::ErrorKind::InvalidData,
-                            "text on a native connection",
-                        ))
+            Input::Ws { stream, pending } => {
+                let mut filled = 0;
+                loop {
+                    if !pending.is_empty() {
+                        let n = (buf.len() - filled).min(pending.len());
+                        buf[filled..filled + n].copy_from_slice(&pending.split_to(n));
+                        filled += n;
+                        if filled == buf.len() {
+                            return Ok(filled);
+                        }
                     }
-                    _ => return Ok(0),
+                    let next = if filled == 0 {
+                        stream.next().await
+                    } else {
+                        match stream.next().now_or_never() {
+                            Some(next) => next,
+                            None => return Ok(filled),
+                        }
+                    };
+                    match next {
+                        Some(Ok(tungstenite::Message::Binary(b))) => *pending = b,
+                        Some(Ok(tungstenite::Message::Ping(_) | tungstenite::Message::Pong(_))) => {
+                        }
+                        Some(Ok(tungstenite::Message::Text(_))) if filled == 0 => {
+                            return Err(std::io::Error::new(
+                                std::io::ErrorKind::InvalidData,
+                                "text on a native connection",
+                            ))
+                        }
+                        _ => return Ok(filled),
+                    }
                 }
-            },
+            }
         }
     }
 }

@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use super::{parse_bytes, parse_router_url, parse_secs, slots_for, RouterArgs};
-use crate::loadgen::{self, Pacing, RouterProbe, Scenario, Stop, Topology};
+use crate::loadgen::{self, Pacing, Protocol, RouterProbe, Scenario, Stop, Topology};
 use crate::placement::{Machine, Plan, Slot};
 use crate::report::{self, PlacementInfo, Report, ReportConfig, RunResult, RunSpec, Summary};
 use crate::router::{Router, RouterConfig, RouterHandle};
@@ -86,9 +86,13 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", default_value_t = 1)]
     agents_per_conn: u32,
     /// How agents reach the router: tcp, or ws (frames in WebSocket binary messages)
-    /// [default: tcp, or the scheme of --router].
+    /// [default: tcp, or the scheme of --router; ws with --protocol json].
     #[arg(long, value_name = "TRANSPORT")]
     transport: Option<Transport>,
+    /// What agents speak: native (a2a-bench frames), or json (the seed system's JSON protocol
+    /// over WebSocket, to measure routers that speak it).
+    #[arg(long, value_name = "PROTOCOL", default_value = "native")]
+    protocol: Protocol,
     /// Priority of every message (0-10).
     #[arg(long, value_name = "N", default_value_t = 5)]
     priority: u8,
@@ -145,6 +149,7 @@ pub struct BenchConfig {
     late_after: Duration,
     router_flags: RouterArgs,
     transport: Transport,
+    protocol: Protocol,
     report_config: ReportConfig,
 }
 
@@ -242,7 +247,9 @@ impl TryFrom<BenchArgs> for BenchConfig {
             Some(spec) => slots_for("--cores", spec, &machine)?,
             None => machine.cores.clone(),
         };
-        let mut transport = a.transport.unwrap_or_default();
+        let json = a.protocol == Protocol::Json;
+        let mut transport =
+            a.transport.unwrap_or(if json { Transport::Ws } else { Transport::Tcp });
         let (target, plan) = match &a.router {
             Some(url) => {
                 let (scheme, addr) =
@@ -281,6 +288,14 @@ impl TryFrom<BenchArgs> for BenchConfig {
             }
         };
         a.router_flags.shard_config(a.compression)?;
+        if json && transport != Transport::Ws {
+            bail!(
+                "--protocol json runs over WebSocket: drop --transport tcp or use a ws:// --router"
+            );
+        }
+        if json && a.agents_per_conn != 1 {
+            bail!("--agents-per-conn: the JSON protocol has one connection per agent");
+        }
         let report_config = ReportConfig {
             agent_counts: agents.clone(),
             message_counts,
@@ -298,7 +313,7 @@ impl TryFrom<BenchArgs> for BenchConfig {
             fanout: a.fanout,
             router: a.router.clone(),
             transport: transport.to_string(),
-            protocol: "native".into(),
+            protocol: a.protocol.to_string(),
         };
         let warmup = a.warmup.unwrap_or(Duration::from_millis(if quick { 300 } else { 1000 }));
         Ok(BenchConfig {
@@ -321,6 +336,7 @@ impl TryFrom<BenchArgs> for BenchConfig {
             late_after: a.late_after_ms,
             router_flags: a.router_flags,
             transport,
+            protocol: a.protocol,
             report_config: ReportConfig { warmup_sec: warmup.as_secs_f64(), ..report_config },
         })
     }
@@ -369,6 +385,7 @@ impl BenchConfig {
                                     priority: self.priority,
                                     id_base,
                                     transport: self.transport,
+                                    protocol: self.protocol,
                                 },
                                 repeat,
                                 interval_ms,
@@ -457,9 +474,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<bool> {
         }
         Target::External { url, addr } => (None, *addr, url.clone()),
     };
+    // An external router is asked for its counters only if it speaks the native protocol.
     let external_probe = match &cfg.target {
-        Target::External { addr, .. } => Some(ExternalProbe(*addr)),
-        Target::Embedded { .. } => None,
+        Target::External { addr, .. } if cfg.protocol == Protocol::Native => {
+            Some(ExternalProbe(*addr))
+        }
+        _ => None,
     };
     let probe: Option<&dyn RouterProbe> = match (&router, &external_probe) {
         (Some(r), _) => Some(r),

@@ -18,7 +18,7 @@ use futures_lite::io::{AsyncRead, AsyncWrite};
 use glommio::{LocalExecutorBuilder, Placement};
 
 use super::group::{Group, GroupConfig, GroupCounters, Schedule};
-use super::{Outcome, Pacing, RouterProbe, Scenario, Stop};
+use super::{Outcome, Pacing, Protocol, RouterProbe, Scenario, Stop};
 use crate::clock;
 use crate::metrics::Latencies;
 use crate::placement;
@@ -73,6 +73,7 @@ pub(super) fn run(
         let (start_tx, start_rx) = flume::bounded::<Option<Schedule>>(1);
         let (ready, result, drain) = (ready_tx.clone(), result_tx.clone(), scenario.drain_timeout);
         let transport = scenario.transport;
+        let json_scenario = (scenario.protocol == Protocol::Json).then(|| scenario.clone());
         let spawned = LocalExecutorBuilder::new(Placement::Unbound)
             .name(&format!("agents-{i}"))
             .io_memory(64 << 10)
@@ -80,7 +81,24 @@ pub(super) fn run(
                 if let Some(w) = placement::pin_current_thread(slot) {
                     eprintln!("warning: {w}");
                 }
-                core_main(cfg, addr, transport, start_rx, ready, result, drain).await;
+                match json_scenario {
+                    Some(sc) => {
+                        let (first, count) = (cfg.first, cfg.count);
+                        if let Some(r) =
+                            super::json::core_main(sc, first, count, addr, start_rx, ready).await
+                        {
+                            let _ = result.send(CoreResult {
+                                counters: r.counters,
+                                latencies: r.latencies,
+                                cpu_busy: r.cpu_busy,
+                                in_flight: r.in_flight,
+                                drain_timed_out: r.drain_timed_out,
+                                failures: r.failures,
+                            });
+                        }
+                    }
+                    None => core_main(cfg, addr, transport, start_rx, ready, result, drain).await,
+                }
             });
         match spawned {
             Ok(handle) => {

@@ -91,6 +91,10 @@ pub struct GroupCounters {
     pub request_errors: Vec<(u16, u64)>,
     /// Router errors about replies, by code.
     pub reply_errors: Vec<(u16, u64)>,
+    /// Errors about requests named by the router (the JSON protocol's errors are names).
+    pub request_errors_named: Vec<(String, u64)>,
+    /// Errors about replies named by the router.
+    pub reply_errors_named: Vec<(String, u64)>,
     /// Messages this core could not make sense of (a protocol violation by the router).
     pub unexpected: u64,
     /// Last delivery of a measured message (ns).
@@ -126,18 +130,31 @@ impl GroupCounters {
         for &(c, n) in &o.reply_errors {
             GroupCounters::add(&mut self.reply_errors, c, n);
         }
+        for (list, other) in [
+            (&mut self.request_errors_named, &o.request_errors_named),
+            (&mut self.reply_errors_named, &o.reply_errors_named),
+        ] {
+            for (name, n) in other {
+                match list.iter_mut().find(|(x, _)| x == name) {
+                    Some((_, total)) => *total += n,
+                    None => list.push((name.clone(), *n)),
+                }
+            }
+        }
         self.last_measured_delivery_ns =
             self.last_measured_delivery_ns.max(o.last_measured_delivery_ns);
     }
 
     /// Total router errors about requests.
     pub fn request_error_total(&self) -> u64 {
-        self.request_errors.iter().map(|(_, n)| n).sum()
+        self.request_errors.iter().map(|(_, n)| n).sum::<u64>()
+            + self.request_errors_named.iter().map(|(_, n)| n).sum::<u64>()
     }
 
     /// Total router errors about replies.
     pub fn reply_error_total(&self) -> u64 {
-        self.reply_errors.iter().map(|(_, n)| n).sum()
+        self.reply_errors.iter().map(|(_, n)| n).sum::<u64>()
+            + self.reply_errors_named.iter().map(|(_, n)| n).sum::<u64>()
     }
 }
 

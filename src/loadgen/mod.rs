@@ -11,6 +11,7 @@
 
 mod driver;
 pub mod group;
+mod json;
 pub mod topology;
 
 use std::net::SocketAddr;
@@ -87,6 +88,39 @@ pub struct Scenario {
     pub id_base: u32,
     /// How agents reach the router.
     pub transport: crate::transport::Transport,
+    /// Which protocol the agents speak.
+    pub protocol: Protocol,
+}
+
+/// The protocol virtual agents speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// a2a-bench's batched msgpack frames (`docs/PROTOCOL.md`).
+    #[default]
+    Native,
+    /// The seed system's JSON messages over WebSocket (`docs/JSON-COMPAT.md`).
+    Json,
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::Native => "native",
+            Protocol::Json => "json",
+        })
+    }
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "native" => Ok(Protocol::Native),
+            "json" => Ok(Protocol::Json),
+            other => Err(format!("unknown protocol '{other}' (expected native or json)")),
+        }
+    }
 }
 
 /// Reads a router's counters, for the router's side of a run.

@@ -269,6 +269,9 @@ impl RunResult {
                 .map_or_else(|| format!("code_{code}"), |e| e.name().into());
             *errors.entry(name).or_default() += n;
         }
+        for (name, n) in c.request_errors_named.iter().chain(&c.reply_errors_named) {
+            *errors.entry(name.clone()).or_default() += n;
+        }
         if c.unexpected > 0 {
             errors.insert("unexpected_message".into(), c.unexpected);
         }

@@ -758,7 +758,9 @@ async fn writer<S: AsyncRead + AsyncWrite + Unpin>(
             if !session.borrow().out.is_empty() {
                 return Poll::Ready(false);
             }
-            match shard.borrow_mut().poll_output(id, cx) {
+            // Bound first: a RefMut in the match scrutinee would live through the arms.
+            let polled = shard.borrow_mut().poll_output(id, cx);
+            match polled {
                 Poll::Ready(Some(frame)) => {
                     let mut feedback = Vec::new();
                     if let Ok(Some((_, batch))) =

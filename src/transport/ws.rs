@@ -26,7 +26,10 @@ pub const SUBPROTOCOL_NATIVE: &str = "a2a-bench";
 
 /// Message size limits matching the frame limit (10 MiB) with room for the header.
 pub fn config() -> WebSocketConfig {
-    WebSocketConfig::default().max_message_size(Some(16 << 20)).max_frame_size(Some(16 << 20))
+    WebSocketConfig::default()
+        .max_message_size(Some(16 << 20))
+        .max_frame_size(Some(16 << 20))
+        .read_buffer_size(32 << 10)
 }
 
 /// Completes a server handshake. Returns the stream and the subprotocol chosen: the native one
@@ -98,12 +101,14 @@ pub struct WsBytes<S> {
     ws: WebSocketStream<S>,
     /// Unread rest of the last binary message.
     pending: Bytes,
+    /// An error met after bytes were already gathered: reported by the next read.
+    failed: Option<io::Error>,
 }
 
 impl<S> WsBytes<S> {
     /// Wraps a handshaken stream; `first` is a message already read from it, if any.
     pub fn new(ws: WebSocketStream<S>, first: Option<Bytes>) -> WsBytes<S> {
-        WsBytes { ws, pending: first.unwrap_or_default() }
+        WsBytes { ws, pending: first.unwrap_or_default(), failed: None }
     }
 }
 
@@ -115,32 +120,50 @@ fn io_err(e: WsError) -> io::Error {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsBytes<S> {
+    /// Fills `buf` with as many binary messages as are available without waiting, so that one
+    /// routing pass sees a whole batch of frames, as with TCP (one message per read would mean
+    /// one pass, and one write per destination, per frame).
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
+        if let Some(e) = self.failed.take() {
+            return Poll::Ready(Err(e));
+        }
+        let mut filled = 0;
         loop {
             if !self.pending.is_empty() {
-                let n = buf.len().min(self.pending.len());
-                buf[..n].copy_from_slice(&self.pending.split_to(n));
-                return Poll::Ready(Ok(n));
+                let n = (buf.len() - filled).min(self.pending.len());
+                buf[filled..filled + n].copy_from_slice(&self.pending.split_to(n));
+                filled += n;
+                if filled == buf.len() {
+                    return Poll::Ready(Ok(filled));
+                }
             }
-            match Pin::new(&mut self.ws).poll_next(cx) {
+            let next = match Pin::new(&mut self.ws).poll_next(cx) {
+                Poll::Pending if filled > 0 => return Poll::Ready(Ok(filled)),
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) | Poll::Ready(Some(Ok(Message::Close(_)))) => {
-                    return Poll::Ready(Ok(0))
+                Poll::Ready(next) => next,
+            };
+            let error = match next {
+                None | Some(Ok(Message::Close(_))) => return Poll::Ready(Ok(filled)),
+                Some(Ok(Message::Binary(b))) => {
+                    self.pending = b;
+                    continue;
                 }
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(io_err(e))),
-                Poll::Ready(Some(Ok(Message::Binary(b)))) => self.pending = b,
-                Poll::Ready(Some(Ok(Message::Text(_)))) => {
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "a text message on a native (binary) connection",
-                    )))
-                }
-                Poll::Ready(Some(Ok(_))) => {} // ping, pong: tungstenite answers pings itself
+                Some(Ok(Message::Text(_))) => io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "a text message on a native (binary) connection",
+                ),
+                Some(Err(e)) => io_err(e),
+                Some(Ok(_)) => continue, // ping, pong: tungstenite answers pings itself
+            };
+            if filled == 0 {
+                return Poll::Ready(Err(error));
             }
+            self.failed = Some(error);
+            return Poll::Ready(Ok(filled));
         }
     }
 }

@@ -35,6 +35,7 @@ fn scenario(topology: Topology, agents: u32, pacing: Pacing, stop: Stop) -> Scen
         priority: 5,
         id_base: 1_000 + agents * 100,
         transport: Transport::Tcp,
+        protocol: loadgen::Protocol::Native,
     }
 }
 
@@ -273,6 +274,48 @@ fn the_benchmark_runs_over_websocket() {
 }
 
 #[test]
+fn the_json_protocol_drives_a_router_at_a_ws_url() {
+    // Proves `a2a-bench --router ws://… --protocol json` measures a router through the seed's
+    // JSON protocol: every run succeeds, deliveries are counted, the report says so.
+    let r = router();
+    let url = format!("ws://{}", r.local_addr());
+    let path = std::env::temp_dir().join(format!("a2a-json-{}.json", std::process::id()));
+    let out = bench(&[
+        "--router",
+        &url,
+        "--protocol",
+        "json",
+        "--agents",
+        "4",
+        "--topologies",
+        "ring,star",
+        "--duration",
+        "0.4",
+        "--warmup",
+        "0.1",
+        "--repeat",
+        "1",
+        "--output",
+        path.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("2 runs: 2 ok, 0 failed"), "{stdout}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(report["config"]["protocol"], "json");
+    let run = &report["results"][0];
+    assert_eq!(run["accounting"]["closed"], true);
+    assert!(run["throughput_msg_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(run["latency"]["rtt"]["count"].as_u64().unwrap() > 0);
+    let _ = std::fs::remove_file(&path);
+    r.stop();
+}
+
+#[test]
 #[ignore = "slow: the quick grid over WebSocket; run by make test-slow"]
 fn quick_over_websocket() {
     // Proves `a2a-bench --quick --transport ws` completes with every run successful.
@@ -298,6 +341,8 @@ fn mistakes_on_the_command_line_get_one_line_naming_the_flag() {
         (&["--messages", "10", "--duration", "2"], "--messages"),
         (&["--transport", "udp"], "--transport"),
         (&["--transport", "tcp", "--router", "ws://127.0.0.1:1"], "--transport"),
+        (&["--protocol", "xml"], "--protocol"),
+        (&["--protocol", "json", "--transport", "tcp"], "--protocol"),
     ];
     for (args, flag) in cases {
         let out = bench(args);
