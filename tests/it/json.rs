@@ -96,9 +96,18 @@ fn router(
 
 #[test]
 fn every_message_type_and_error_of_the_json_protocol() {
+    every_message_type_and_error_on(Kind::Glommio);
+}
+
+#[test]
+fn the_per_core_baseline_speaks_json_too() {
+    every_message_type_and_error_on(Kind::TokioPerCore);
+}
+
+fn every_message_type_and_error_on(kind: Kind) {
     // Proves the seed's JSON protocol end to end on two shards: registry, direct, broadcast,
     // locks, barriers, errors, with pushes before the reply they belong to.
-    let r = router(2, |_| {});
+    let r = start(Setup { kind, transport: Transport::Tcp }, 2, |_| {});
     let mut alice = JsonClient::connect(r.addr(), Some("a2a"));
     let mut bob = JsonClient::connect(r.addr(), Some("a2a"));
     let mut carol = JsonClient::connect(r.addr(), None); // no subprotocol: the first text decides

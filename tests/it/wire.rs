@@ -525,3 +525,23 @@ fn protocol_doc_shows_a_real_frame() {
     let (_, batch) = decode_frame(&frame, &Limits::DEFAULT, &mut scratch).unwrap().unwrap();
     assert_eq!(batch.count(), 2);
 }
+
+#[test]
+fn protocol_doc_lists_every_kind_and_error_code() {
+    // A kind or error code added to `wire` without its row in docs/PROTOCOL.md fails here.
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/PROTOCOL.md"))
+        .expect("docs/PROTOCOL.md exists");
+    let row = |code: u64, name: &str| format!("| {code} | {name} |");
+    for kind in DataKind::ALL {
+        let r = row(u64::from(kind as u8), kind.name());
+        assert!(doc.contains(&r), "docs/PROTOCOL.md lacks the kind row `{r}`");
+    }
+    for &(code, name, _) in Control::KINDS {
+        let r = row(u64::from(code), name);
+        assert!(doc.contains(&r), "docs/PROTOCOL.md lacks the kind row `{r}`");
+    }
+    for e in ErrorCode::ALL {
+        let r = row(u64::from(e.code()), e.name());
+        assert!(doc.contains(&r), "docs/PROTOCOL.md lacks the error row `{r}`");
+    }
+}
