@@ -160,17 +160,58 @@ impl GroupCounters {
 
 /// A virtual agent: 32 bytes of state; its neighbours are computed from the topology.
 #[derive(Debug, Clone, Default)]
-struct Agent {
+pub(super) struct Agent {
     /// Requests sent so far (warm-up included): also the index of its next scheduled message.
-    sent: u64,
+    pub(super) sent: u64,
     /// Measured requests sent.
-    measured: u64,
+    pub(super) measured: u64,
     /// Requests due under open-loop pacing but not sent yet (window full).
-    owed: u64,
+    pub(super) owed: u64,
     /// Requests awaiting a reply or an error.
-    in_flight: u32,
+    pub(super) in_flight: u32,
     /// Which neighbour gets the next request.
-    next_neighbour: u32,
+    pub(super) next_neighbour: u32,
+}
+
+/// A request booked by [`Agent::book_request`].
+pub(super) struct Booked {
+    /// The neighbour it goes to (global index).
+    pub(super) to: u32,
+    /// The agent's sequence number for it.
+    pub(super) seq: u64,
+    /// This request completed the agent's measured count (`Stop::Count`).
+    pub(super) agent_done: bool,
+}
+
+impl Agent {
+    /// Books one request agent `global` (of `n`, with `degree` neighbours) sends now: picks the
+    /// neighbour, moves the pacing state, and counts it (`late`: it leaves after its intended
+    /// time by more than the threshold). Both drivers, frames and JSON, book through here.
+    pub(super) fn book_request(
+        &mut self,
+        topology: Topology,
+        (global, n, degree): (u32, u32, u32),
+        measured: bool,
+        late: bool,
+        stop: Stop,
+        counters: &mut GroupCounters,
+    ) -> Booked {
+        let to = topology.neighbour(global, n, self.next_neighbour);
+        self.next_neighbour = (self.next_neighbour + 1) % degree;
+        let seq = self.sent;
+        self.sent += 1;
+        self.owed = self.owed.saturating_sub(1);
+        self.in_flight += 1;
+        let mut agent_done = false;
+        if measured {
+            self.measured += 1;
+            counters.requests_measured += 1;
+            agent_done = matches!(stop, Stop::Count { per_agent } if self.measured == per_agent);
+        }
+        counters.requests_sent += 1;
+        counters.late_sends += u64::from(late);
+        Booked { to, seq, agent_done }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -401,25 +442,17 @@ impl Group {
                 }
             };
             let measured = intended >= self.schedule.measure_ns;
-            let a = &mut self.agents[local];
-            let to = self.cfg.topology.neighbour(global, n, a.next_neighbour);
-            a.next_neighbour = (a.next_neighbour + 1) % degree;
-            let seq = a.sent;
-            a.sent += 1;
-            a.owed = a.owed.saturating_sub(1);
-            a.in_flight += 1;
-            if measured {
-                a.measured += 1;
-                self.counters.requests_measured += 1;
-                if matches!(self.cfg.stop, Stop::Count { per_agent } if a.measured == per_agent) {
-                    self.agents_done += 1;
-                }
-            }
+            let late = self.now_ns.saturating_sub(intended) > self.cfg.late_after_ns;
+            let Booked { to, seq, agent_done } = self.agents[local].book_request(
+                self.cfg.topology,
+                (global, n, degree),
+                measured,
+                late,
+                self.cfg.stop,
+                &mut self.counters,
+            );
+            self.agents_done += u32::from(agent_done);
             self.in_flight += 1;
-            self.counters.requests_sent += 1;
-            if self.now_ns.saturating_sub(intended) > self.cfg.late_after_ns {
-                self.counters.late_sends += 1;
-            }
             self.payload[..8].copy_from_slice(&intended.to_le_bytes());
             self.payload[8..16].copy_from_slice(&self.now_ns.to_le_bytes());
             let env = Envelope {

@@ -20,7 +20,7 @@ use async_tungstenite::WebSocketStream;
 use futures_util::{Sink, Stream};
 use serde_json::{json, Value};
 
-use super::group::{GroupCounters, Schedule};
+use super::group::{Agent, Booked, GroupCounters, Schedule};
 use super::{Pacing, Scenario, Stop};
 use crate::clock;
 use crate::metrics::Latencies;
@@ -39,12 +39,8 @@ enum Sent {
 /// One agent's state.
 #[derive(Debug, Default)]
 struct AgentState {
-    /// Requests sent (warm-up included): the index of its next scheduled one.
-    sent: u64,
-    measured: u64,
-    owed: u64,
-    in_flight: u32,
-    next_neighbour: u32,
+    /// Pacing state, the same as a frame-speaking agent's.
+    pace: Agent,
     /// What the router's next replies answer, in order.
     awaiting: VecDeque<Sent>,
     /// JSON texts to write.
@@ -126,7 +122,7 @@ impl JsonGroup {
 
     fn may_send_more(&self, local: usize) -> bool {
         match self.sc.stop {
-            Stop::Count { per_agent } => self.agents[local].measured < per_agent,
+            Stop::Count { per_agent } => self.agents[local].pace.measured < per_agent,
             Stop::Duration(_) => true,
         }
     }
@@ -144,34 +140,27 @@ impl JsonGroup {
         let global = self.first + local as u32;
         let degree = self.sc.topology.degree(global, n);
         while degree > 0
-            && self.agents[local].in_flight < self.window()
+            && self.agents[local].pace.in_flight < self.window()
             && self.may_send_more(local)
         {
             let intended = match self.sc.pacing {
                 Pacing::Closed { .. } if self.now_ns >= self.schedule.end_ns => return,
                 Pacing::Closed { .. } => self.now_ns,
-                Pacing::Open { .. } if self.agents[local].owed == 0 => return,
-                Pacing::Open { .. } => self.intended_ns(local, self.agents[local].sent),
+                Pacing::Open { .. } if self.agents[local].pace.owed == 0 => return,
+                Pacing::Open { .. } => self.intended_ns(local, self.agents[local].pace.sent),
             };
             let measured = intended >= self.schedule.measure_ns;
-            let a = &mut self.agents[local];
-            let to = self.sc.topology.neighbour(global, n, a.next_neighbour);
-            a.next_neighbour = (a.next_neighbour + 1) % degree;
-            a.sent += 1;
-            a.owed = a.owed.saturating_sub(1);
-            a.in_flight += 1;
-            if measured {
-                a.measured += 1;
-                self.counters.requests_measured += 1;
-                if matches!(self.sc.stop, Stop::Count { per_agent } if a.measured == per_agent) {
-                    self.agents_done += 1;
-                }
-            }
+            let late = self.now_ns.saturating_sub(intended) > self.sc.late_after.as_nanos() as u64;
+            let Booked { to, agent_done, .. } = self.agents[local].pace.book_request(
+                self.sc.topology,
+                (global, n, degree),
+                measured,
+                late,
+                self.sc.stop,
+                &mut self.counters,
+            );
+            self.agents_done += u32::from(agent_done);
             self.in_flight += 1;
-            self.counters.requests_sent += 1;
-            if self.now_ns.saturating_sub(intended) > self.sc.late_after.as_nanos() as u64 {
-                self.counters.late_sends += 1;
-            }
             let text = json!({"type": "direct", "from_agent": name(&self.sc, global), "to_agent": name(&self.sc, to),
                 "message_type": "request",
                 "payload": {"t0": intended, "t1": self.now_ns, "m": measured, "pad": "x".repeat(self.sc.payload_bytes.saturating_sub(16))}})
@@ -188,12 +177,12 @@ impl JsonGroup {
         for local in 0..self.agents.len() {
             loop {
                 let a = &self.agents[local];
-                let due = self.intended_ns(local, a.sent + a.owed);
+                let due = self.intended_ns(local, a.pace.sent + a.pace.owed);
                 if due > now_ns || due >= self.schedule.end_ns || !self.may_send_more(local) {
                     next = next.min(due);
                     break;
                 }
-                self.agents[local].owed += 1;
+                self.agents[local].pace.owed += 1;
             }
             self.try_send(local);
         }
@@ -282,8 +271,8 @@ impl JsonGroup {
 
     fn resolve(&mut self, local: usize) {
         let a = &mut self.agents[local];
-        if a.in_flight > 0 {
-            a.in_flight -= 1;
+        if a.pace.in_flight > 0 {
+            a.pace.in_flight -= 1;
             self.in_flight -= 1;
         }
         self.try_send(local);

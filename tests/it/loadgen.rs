@@ -182,6 +182,20 @@ fn bench(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_a2a-bench")).args(args).output().unwrap()
 }
 
+/// Runs `a2a-bench <args> --output <output>`, which must succeed; returns its stdout and the JSON
+/// it wrote.
+fn bench_ok(args: &[&str], output: &std::path::Path) -> (String, Value) {
+    let out = bench(&[args, &["--output", output.to_str().unwrap()]].concat());
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = std::fs::read_to_string(output).expect("the run wrote its JSON");
+    (stdout, serde_json::from_str(&written).expect("the JSON parses"))
+}
+
 /// Checks that `ours` has every key of `seed` with the same JSON type (integers stay integers).
 fn check_same_shape(seed: &Value, ours: &Value, path: &str) {
     match (seed, ours) {
@@ -224,17 +238,10 @@ fn quick_completes_and_its_report_has_the_seed_schema() {
     let dir = std::env::temp_dir().join(format!("a2a-quick-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("report.json");
-    let out = bench(&["--quick", "--output", path.to_str().unwrap()]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "stdout: {stdout}\nstderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (stdout, ours) = bench_ok(&["--quick"], &path);
     assert!(stdout.contains("6 runs: 6 ok, 0 failed"), "{stdout}");
     let seed: Value =
         serde_json::from_str(include_str!("../fixtures/seed_report_example.json")).unwrap();
-    let ours: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     check_same_shape(&seed, &ours, "report");
     assert_eq!(ours["schema_version"], 1);
     assert_eq!(ours["results"][0]["accounting"]["closed"], true);
@@ -245,30 +252,24 @@ fn quick_completes_and_its_report_has_the_seed_schema() {
 fn the_benchmark_runs_over_websocket() {
     // Proves `a2a-bench --transport ws` runs a grid end to end and says so in its report.
     let path = std::env::temp_dir().join(format!("a2a-ws-{}.json", std::process::id()));
-    let out = bench(&[
-        "--transport",
-        "ws",
-        "--agents",
-        "3",
-        "--topologies",
-        "star,ring",
-        "--duration",
-        "0.3",
-        "--warmup",
-        "0.1",
-        "--repeat",
-        "1",
-        "--output",
-        path.to_str().unwrap(),
-    ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "stdout: {stdout}\nstderr: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let (stdout, report) = bench_ok(
+        &[
+            "--transport",
+            "ws",
+            "--agents",
+            "3",
+            "--topologies",
+            "star,ring",
+            "--duration",
+            "0.3",
+            "--warmup",
+            "0.1",
+            "--repeat",
+            "1",
+        ],
+        &path,
     );
     assert!(stdout.contains("2 runs: 2 ok, 0 failed"), "{stdout}");
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(report["config"]["transport"], "ws");
     let _ = std::fs::remove_file(&path);
 }
@@ -280,32 +281,26 @@ fn the_json_protocol_drives_a_router_at_a_ws_url() {
     let r = router();
     let url = format!("ws://{}", r.local_addr());
     let path = std::env::temp_dir().join(format!("a2a-json-{}.json", std::process::id()));
-    let out = bench(&[
-        "--router",
-        &url,
-        "--protocol",
-        "json",
-        "--agents",
-        "4",
-        "--topologies",
-        "ring,star",
-        "--duration",
-        "0.4",
-        "--warmup",
-        "0.1",
-        "--repeat",
-        "1",
-        "--output",
-        path.to_str().unwrap(),
-    ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "stdout: {stdout}\nstderr: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let (stdout, report) = bench_ok(
+        &[
+            "--router",
+            &url,
+            "--protocol",
+            "json",
+            "--agents",
+            "4",
+            "--topologies",
+            "ring,star",
+            "--duration",
+            "0.4",
+            "--warmup",
+            "0.1",
+            "--repeat",
+            "1",
+        ],
+        &path,
     );
     assert!(stdout.contains("2 runs: 2 ok, 0 failed"), "{stdout}");
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(report["config"]["protocol"], "json");
     let run = &report["results"][0];
     assert_eq!(run["accounting"]["closed"], true);
@@ -398,30 +393,24 @@ fn compare_alternates_routers_and_writes_ratios() {
     let dir = std::env::temp_dir().join(format!("a2a-compare-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("compare.json");
-    let out = bench(&[
-        "compare",
-        "--agents",
-        "4",
-        "--topologies",
-        "ring",
-        "--duration",
-        "0.3",
-        "--warmup",
-        "0.1",
-        "--repeat",
-        "2",
-        "--open-at",
-        "0.5",
-        "--output",
-        path.to_str().unwrap(),
-    ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "stdout: {stdout}\nstderr: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let (_, doc) = bench_ok(
+        &[
+            "compare",
+            "--agents",
+            "4",
+            "--topologies",
+            "ring",
+            "--duration",
+            "0.3",
+            "--warmup",
+            "0.1",
+            "--repeat",
+            "2",
+            "--open-at",
+            "0.5",
+        ],
+        &path,
     );
-    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(doc["routers"], serde_json::json!(["glommio", "tokio-shared", "tokio-per-core"]));
     let rows = doc["comparison"].as_array().unwrap();
     assert_eq!(rows.len(), 2, "a closed-loop row and its open-loop twin");
