@@ -20,11 +20,13 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::clock;
-use crate::route::coord::{BarrierOutcome, BarrierTable, Grant, LockOutcome, LockTable, Waiter};
+use crate::route::coord::{
+    self, BarrierOutcome, BarrierTable, Grant, LockOutcome, LockTable, Waiter,
+};
 use crate::route::{FullPolicy, ShardConfig};
 use crate::wire::control::{
-    Ack, AgentInfo, BarrierRelease, BarrierWait, DiscoverReply, Error as ErrorMsg, LockGranted,
-    LockQueued, StatsReply,
+    Ack, AgentInfo, BarrierWait, DiscoverReply, Error as ErrorMsg, LockGranted, LockQueued,
+    StatsReply,
 };
 use crate::wire::frame::decode_message;
 use crate::wire::{
@@ -822,14 +824,7 @@ impl Conn {
                         self.queue_control(self.id, &reply);
                     }
                     Ok(BarrierOutcome::Released(all)) => {
-                        let arrived = all.len() as u32;
-                        for w in all {
-                            let release = Control::BarrierRelease(BarrierRelease {
-                                request_id: w.request_id,
-                                agent_id: w.agent,
-                                barrier_id: b.barrier_id,
-                                arrived,
-                            });
+                        for (w, release) in coord::releases(b.barrier_id, all) {
                             self.control_to_agent(w.agent, &release);
                         }
                     }
@@ -843,14 +838,7 @@ impl Conn {
             }
             Control::BarrierForce(b) => match self.state.with_barriers(|t| t.force(b.barrier_id)) {
                 Some(all) => {
-                    let arrived = all.len() as u32;
-                    for w in all {
-                        let release = Control::BarrierRelease(BarrierRelease {
-                            request_id: w.request_id,
-                            agent_id: w.agent,
-                            barrier_id: b.barrier_id,
-                            arrived,
-                        });
+                    for (w, release) in coord::releases(b.barrier_id, all) {
                         self.control_to_agent(w.agent, &release);
                     }
                     self.queue_control(self.id, &Control::Ack(Ack { request_id: b.request_id }));
@@ -896,13 +884,7 @@ impl Conn {
 
     fn deliver_grants(&mut self, grants: Vec<Grant>) {
         for g in grants {
-            let granted = Control::LockGranted(LockGranted {
-                request_id: g.waiter.request_id,
-                agent_id: g.waiter.agent,
-                lock_id: g.lock,
-                lease_ms: g.lease_ms,
-            });
-            self.control_to_agent(g.waiter.agent, &granted);
+            self.control_to_agent(g.waiter.agent, &g.message());
         }
     }
 

@@ -12,12 +12,12 @@
 
 use std::borrow::Cow;
 
-use super::coord::{BarrierOutcome, Grant, LockOutcome, Waiter};
+use super::coord::{self, BarrierOutcome, Grant, LockOutcome, Waiter};
 use super::peer::PeerMsg;
 use super::{ConnId, LocalAgent, Route, Shard};
 use crate::wire::control::{
-    Ack, AgentInfo, BarrierRelease, BarrierWait, DiscoverReply, Error as ErrorMsg, LockGranted,
-    LockQueued, Register, StatsReply,
+    Ack, AgentInfo, BarrierWait, DiscoverReply, Error as ErrorMsg, LockGranted, LockQueued,
+    Register, StatsReply,
 };
 use crate::wire::{AgentId, BarrierId, Control, ErrorCode, LockId, ShardStats, TopicId};
 
@@ -359,14 +359,7 @@ impl Shard {
                 self.deliver_to(waiter, &reply);
             }
             Ok(BarrierOutcome::Released(all)) => {
-                let arrived = all.len() as u32;
-                for w in all {
-                    let release = Control::BarrierRelease(BarrierRelease {
-                        request_id: w.request_id,
-                        agent_id: w.agent,
-                        barrier_id: barrier,
-                        arrived,
-                    });
+                for (w, release) in coord::releases(barrier, all) {
                     self.deliver_to(w, &release);
                 }
             }
@@ -381,14 +374,7 @@ impl Shard {
     fn own_barrier_force(&mut self, waiter: Waiter, barrier: BarrierId) {
         match self.barriers.force(barrier) {
             Some(all) => {
-                let arrived = all.len() as u32;
-                for w in all {
-                    let release = Control::BarrierRelease(BarrierRelease {
-                        request_id: w.request_id,
-                        agent_id: w.agent,
-                        barrier_id: barrier,
-                        arrived,
-                    });
+                for (w, release) in coord::releases(barrier, all) {
                     self.deliver_to(w, &release);
                 }
                 self.deliver_to(waiter, &Control::Ack(Ack { request_id: waiter.request_id }));
@@ -406,13 +392,7 @@ impl Shard {
 
     pub(super) fn deliver_grants(&mut self, grants: &mut Vec<Grant>) {
         for g in grants.drain(..) {
-            let granted = Control::LockGranted(LockGranted {
-                request_id: g.waiter.request_id,
-                agent_id: g.waiter.agent,
-                lock_id: g.lock,
-                lease_ms: g.lease_ms,
-            });
-            self.deliver_to(g.waiter, &granted);
+            self.deliver_to(g.waiter, &g.message());
         }
     }
 

@@ -8,7 +8,8 @@ use std::collections::VecDeque;
 
 use rustc_hash::FxHashMap;
 
-use crate::wire::{AgentId, BarrierId, ErrorCode, LockId};
+use crate::wire::control::{BarrierRelease, LockGranted};
+use crate::wire::{AgentId, BarrierId, Control, ErrorCode, LockId};
 
 /// Who asked, and where to send the answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +31,33 @@ pub struct Grant {
     pub lock: LockId,
     /// The lease in force.
     pub lease_ms: u32,
+}
+
+impl Grant {
+    /// The `lock_granted` its waiter receives.
+    pub fn message(&self) -> Control {
+        Control::LockGranted(LockGranted {
+            request_id: self.waiter.request_id,
+            agent_id: self.waiter.agent,
+            lock_id: self.lock,
+            lease_ms: self.lease_ms,
+        })
+    }
+}
+
+/// The `barrier_release` each waiter of a released barrier receives (`arrived`: how many were
+/// released together).
+pub fn releases(barrier: BarrierId, all: Vec<Waiter>) -> impl Iterator<Item = (Waiter, Control)> {
+    let arrived = all.len() as u32;
+    all.into_iter().map(move |w| {
+        let release = BarrierRelease {
+            request_id: w.request_id,
+            agent_id: w.agent,
+            barrier_id: barrier,
+            arrived,
+        };
+        (w, Control::BarrierRelease(release))
+    })
 }
 
 /// The immediate answer to a lock request.

@@ -127,6 +127,11 @@ fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)
 }
 
+/// A message's body: `payload`, or `content` as known clients send it; `{}` when absent.
+fn payload_of(req: &Value) -> Value {
+    req.get("payload").or_else(|| req.get("content")).cloned().unwrap_or_else(|| json!({}))
+}
+
 impl Session {
     fn new() -> Session {
         Session {
@@ -160,6 +165,40 @@ impl Session {
         self.agents.iter().find(|a| a.name == name).map(|a| a.id)
     }
 
+    /// The id of `name`, an agent of this connection; else answers `agent_not_found`.
+    fn ours_or_error(&mut self, name: &str) -> Option<AgentId> {
+        let id = self.ours(name);
+        if id.is_none() {
+            self.send(error("agent_not_found", format!("Agent not found: {name}")));
+        }
+        id
+    }
+
+    /// A frame of one data message from a JSON agent (`body`: see [`Session::wrap`]).
+    fn data_frame(
+        &mut self,
+        kind: DataKind,
+        sender: AgentId,
+        to: u32,
+        message_type: &str,
+        body: &[u8],
+    ) -> Vec<u8> {
+        self.next_message += 1;
+        let env = Envelope {
+            kind,
+            sender,
+            to,
+            message_id: self.next_message,
+            correlation_id: 0,
+            timestamp_ns: clock::now_ns(),
+            msg_type: type_id_of(message_type),
+            priority: 5,
+            ttl_ms: 0,
+            payload: body,
+        };
+        self.frame(&[Message::Data(env)])
+    }
+
     fn frame(&mut self, messages: &[Message<'_>]) -> Vec<u8> {
         encode_frame(messages, Compression::None, &mut self.pool)
     }
@@ -175,8 +214,7 @@ impl Session {
             "register" => self.register(&req),
             "unregister" | "heartbeat" => {
                 let name = str_field(&req, "agent_id").unwrap_or("").to_string();
-                let Some(id) = self.ours(&name) else {
-                    self.send(error("agent_not_found", format!("Agent not found: {name}")));
+                let Some(id) = self.ours_or_error(&name) else {
                     return Vec::new();
                 };
                 let request_id = self.request_id();
@@ -275,8 +313,7 @@ impl Session {
     fn direct(&mut self, req: &Value, shard: &Shard) -> Vec<Vec<u8>> {
         let from = str_field(req, "from_agent").unwrap_or("").to_string();
         let to = str_field(req, "to_agent").unwrap_or("").to_string();
-        let Some(sender) = self.ours(&from) else {
-            self.send(error("agent_not_found", format!("Agent not found: {from}")));
+        let Some(sender) = self.ours_or_error(&from) else {
             return Vec::new();
         };
         let target = agent_id_of(&to);
@@ -292,54 +329,26 @@ impl Session {
             Some(_) => "online",
         };
         let message_type = str_field(req, "message_type").unwrap_or("message");
-        let payload =
-            req.get("payload").or_else(|| req.get("content")).cloned().unwrap_or_else(|| json!({}));
+        let payload = payload_of(req);
         let correlation = req.get("correlation_id").cloned().unwrap_or(Value::Null);
         let body = Session::wrap(&from, message_type, &payload, &correlation);
-        self.next_message += 1;
-        let env = Envelope {
-            kind: DataKind::Direct,
-            sender,
-            to: target.0,
-            message_id: self.next_message,
-            correlation_id: 0,
-            timestamp_ns: clock::now_ns(),
-            msg_type: type_id_of(message_type),
-            priority: 5,
-            ttl_ms: 0,
-            payload: &body,
-        };
-        let frame = self.frame(&[Message::Data(env)]);
+        let frame = self.data_frame(DataKind::Direct, sender, target.0, message_type, &body);
         self.send(json!({"type": "ack", "delivered": true, "target_status": status}).to_string());
         vec![frame]
     }
 
     fn broadcast(&mut self, req: &Value) -> Vec<Vec<u8>> {
         let from = str_field(req, "from_agent").unwrap_or("").to_string();
-        let Some(sender) = self.ours(&from) else {
-            self.send(error("agent_not_found", format!("Agent not found: {from}")));
+        let Some(sender) = self.ours_or_error(&from) else {
             return Vec::new();
         };
         let agent_type = str_field(req, "agent_type").unwrap_or("all");
         let message_type = str_field(req, "message_type").unwrap_or("broadcast");
-        let payload =
-            req.get("payload").or_else(|| req.get("content")).cloned().unwrap_or_else(|| json!({}));
+        let payload = payload_of(req);
         let exclude_self = req.get("exclude_self").and_then(Value::as_bool).unwrap_or(true);
         let body = Session::wrap(&from, message_type, &payload, &Value::Null);
-        self.next_message += 1;
-        let env = Envelope {
-            kind: DataKind::Broadcast,
-            sender,
-            to: type_id_of(agent_type),
-            message_id: self.next_message,
-            correlation_id: 0,
-            timestamp_ns: clock::now_ns(),
-            msg_type: type_id_of(message_type),
-            priority: 5,
-            ttl_ms: 0,
-            payload: &body,
-        };
-        let frame = self.frame(&[Message::Data(env)]);
+        let to = type_id_of(agent_type);
+        let frame = self.data_frame(DataKind::Broadcast, sender, to, message_type, &body);
         if !exclude_self {
             let text = json!({"type": "broadcast", "from_agent": from, "message_type": message_type,
                 "payload": payload, "timestamp": unix_now()});
@@ -362,8 +371,7 @@ impl Session {
     fn lock(&mut self, kind: &str, req: &Value) -> Vec<Vec<u8>> {
         let agent = str_field(req, "agent_id").unwrap_or("").to_string();
         let name = str_field(req, "lock_id").unwrap_or("").to_string();
-        let Some(id) = self.ours(&agent) else {
-            self.send(error("agent_not_found", format!("Agent not found: {agent}")));
+        let Some(id) = self.ours_or_error(&agent) else {
             return Vec::new();
         };
         let lock_id = lock_id_of(&name);

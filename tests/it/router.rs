@@ -694,125 +694,35 @@ macro_rules! suite {
     };
 }
 
-suite!(glommio_tcp = Glommio, Tcp:
-    direct_request_and_reply,
-    broadcast_by_type_excludes_the_sender,
-    topics_reach_subscribers_on_every_shard,
-    locks_are_fifo_across_shards,
-    locks_exclude_under_contention,
-    barriers_release_everyone_together,
-    bad_input_gets_its_error_and_others_carry_on,
-    undeliverable_messages_are_answered,
-    registry_rejects_duplicates_and_checks_tokens,
-    disconnect_releases_everything,
-    discover_pages_and_stats_cover_all_shards,
-    silent_agents_go_offline_and_come_back,
-    two_thousand_agents_at_once,
-    stalled_receiver_is_bounded,
-    stalled_receiver_with_drop_policy_gets_queue_full,
-    stop_closes_every_connection,
-    priority_overtakes_queued_traffic,
-    plain_http_gets_400,
-);
+/// The whole suite for one router kind over one transport, plus `extra` checks.
+macro_rules! every_check {
+    ($name:ident = $kind:ident, $transport:ident $(, $extra:ident)*) => {
+        suite!($name = $kind, $transport:
+            direct_request_and_reply,
+            broadcast_by_type_excludes_the_sender,
+            topics_reach_subscribers_on_every_shard,
+            locks_are_fifo_across_shards,
+            locks_exclude_under_contention,
+            barriers_release_everyone_together,
+            bad_input_gets_its_error_and_others_carry_on,
+            undeliverable_messages_are_answered,
+            registry_rejects_duplicates_and_checks_tokens,
+            disconnect_releases_everything,
+            discover_pages_and_stats_cover_all_shards,
+            silent_agents_go_offline_and_come_back,
+            two_thousand_agents_at_once,
+            stalled_receiver_is_bounded,
+            stalled_receiver_with_drop_policy_gets_queue_full,
+            stop_closes_every_connection,
+            priority_overtakes_queued_traffic,
+            $($extra,)*
+        );
+    };
+}
 
-suite!(glommio_ws = Glommio, Ws:
-    direct_request_and_reply,
-    broadcast_by_type_excludes_the_sender,
-    topics_reach_subscribers_on_every_shard,
-    locks_are_fifo_across_shards,
-    locks_exclude_under_contention,
-    barriers_release_everyone_together,
-    bad_input_gets_its_error_and_others_carry_on,
-    undeliverable_messages_are_answered,
-    registry_rejects_duplicates_and_checks_tokens,
-    disconnect_releases_everything,
-    discover_pages_and_stats_cover_all_shards,
-    silent_agents_go_offline_and_come_back,
-    two_thousand_agents_at_once,
-    stalled_receiver_is_bounded,
-    stalled_receiver_with_drop_policy_gets_queue_full,
-    stop_closes_every_connection,
-    priority_overtakes_queued_traffic,
-);
-
-suite!(tokio_shared_tcp = TokioShared, Tcp:
-    direct_request_and_reply,
-    broadcast_by_type_excludes_the_sender,
-    topics_reach_subscribers_on_every_shard,
-    locks_are_fifo_across_shards,
-    locks_exclude_under_contention,
-    barriers_release_everyone_together,
-    bad_input_gets_its_error_and_others_carry_on,
-    undeliverable_messages_are_answered,
-    registry_rejects_duplicates_and_checks_tokens,
-    disconnect_releases_everything,
-    discover_pages_and_stats_cover_all_shards,
-    silent_agents_go_offline_and_come_back,
-    two_thousand_agents_at_once,
-    stalled_receiver_is_bounded,
-    stalled_receiver_with_drop_policy_gets_queue_full,
-    stop_closes_every_connection,
-    priority_overtakes_queued_traffic,
-    plain_http_gets_400,
-);
-
-suite!(tokio_shared_ws = TokioShared, Ws:
-    direct_request_and_reply,
-    broadcast_by_type_excludes_the_sender,
-    topics_reach_subscribers_on_every_shard,
-    locks_are_fifo_across_shards,
-    locks_exclude_under_contention,
-    barriers_release_everyone_together,
-    bad_input_gets_its_error_and_others_carry_on,
-    undeliverable_messages_are_answered,
-    registry_rejects_duplicates_and_checks_tokens,
-    disconnect_releases_everything,
-    discover_pages_and_stats_cover_all_shards,
-    silent_agents_go_offline_and_come_back,
-    two_thousand_agents_at_once,
-    stalled_receiver_is_bounded,
-    stalled_receiver_with_drop_policy_gets_queue_full,
-    stop_closes_every_connection,
-    priority_overtakes_queued_traffic,
-);
-
-suite!(tokio_per_core_tcp = TokioPerCore, Tcp:
-    direct_request_and_reply,
-    broadcast_by_type_excludes_the_sender,
-    topics_reach_subscribers_on_every_shard,
-    locks_are_fifo_across_shards,
-    locks_exclude_under_contention,
-    barriers_release_everyone_together,
-    bad_input_gets_its_error_and_others_carry_on,
-    undeliverable_messages_are_answered,
-    registry_rejects_duplicates_and_checks_tokens,
-    disconnect_releases_everything,
-    discover_pages_and_stats_cover_all_shards,
-    silent_agents_go_offline_and_come_back,
-    two_thousand_agents_at_once,
-    stalled_receiver_is_bounded,
-    stalled_receiver_with_drop_policy_gets_queue_full,
-    stop_closes_every_connection,
-    priority_overtakes_queued_traffic,
-    plain_http_gets_400,
-);
-
-suite!(tokio_per_core_ws = TokioPerCore, Ws:
-    direct_request_and_reply,
-    broadcast_by_type_excludes_the_sender,
-    topics_reach_subscribers_on_every_shard,
-    locks_are_fifo_across_shards,
-    locks_exclude_under_contention,
-    barriers_release_everyone_together,
-    bad_input_gets_its_error_and_others_carry_on,
-    undeliverable_messages_are_answered,
-    registry_rejects_duplicates_and_checks_tokens,
-    disconnect_releases_everything,
-    discover_pages_and_stats_cover_all_shards,
-    silent_agents_go_offline_and_come_back,
-    two_thousand_agents_at_once,
-    stalled_receiver_is_bounded,
-    stalled_receiver_with_drop_policy_gets_queue_full,
-    stop_closes_every_connection,
-    priority_overtakes_queued_traffic,
-);
+every_check!(glommio_tcp = Glommio, Tcp, plain_http_gets_400);
+every_check!(glommio_ws = Glommio, Ws);
+every_check!(tokio_shared_tcp = TokioShared, Tcp, plain_http_gets_400);
+every_check!(tokio_shared_ws = TokioShared, Ws);
+every_check!(tokio_per_core_tcp = TokioPerCore, Tcp, plain_http_gets_400);
+every_check!(tokio_per_core_ws = TokioPerCore, Ws);
