@@ -9,7 +9,9 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use super::{parse_bytes, parse_router_url, parse_secs, slots_for, RouterArgs};
-use crate::loadgen::{self, Pacing, Protocol, RouterProbe, Scenario, Stop, Topology};
+use crate::loadgen::{
+    self, Hooks, Interrupt, Pacing, Protocol, RouterProbe, Scenario, Stop, Topology,
+};
 use crate::placement::{Machine, Plan, Slot};
 use crate::report::{self, PlacementInfo, Report, ReportConfig, RunResult, RunSpec, Summary};
 use crate::router::{Router, RouterConfig, RouterHandle};
@@ -454,9 +456,35 @@ impl RouterProbe for ExternalProbe {
     }
 }
 
-/// Runs the grid described by `args`; returns whether every run succeeded.
-pub fn run(args: BenchArgs) -> anyhow::Result<bool> {
+/// How a benchmark grid ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    /// Every run succeeded.
+    AllOk,
+    /// Some runs failed (the report says which).
+    SomeFailed,
+    /// Stopped by Ctrl-C; the report holds what finished.
+    Interrupted,
+}
+
+/// Catches Ctrl-C (and SIGTERM): the first raises `interrupt`, a second exits at once with 130.
+fn catch_interrupts(interrupt: &Interrupt) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    for sig in [SIGINT, SIGTERM] {
+        // Checked before the flag is set: only a second signal finds it raised.
+        signal_hook::flag::register_conditional_shutdown(sig, 130, interrupt.flag())
+            .context("installing signal handlers")?;
+        signal_hook::flag::register(sig, interrupt.flag()).context("installing signal handlers")?;
+    }
+    Ok(())
+}
+
+/// Runs the grid described by `args`.
+pub fn run(args: BenchArgs) -> anyhow::Result<Finish> {
     let cfg = BenchConfig::try_from(args)?;
+    report::json::check_writable(cfg.output())?;
+    let interrupt = Interrupt::new();
+    catch_interrupts(&interrupt)?;
     let runs = cfg.grid();
     let max_agents = cfg.agents.iter().copied().max().unwrap_or(0);
     let conns = u64::from(max_agents.div_ceil(cfg.agents_per_conn));
@@ -488,9 +516,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<bool> {
     };
     let _ = writeln!(
         out,
-        "a2a-bench {}: {} runs against the {router_label}; {}",
+        "a2a-bench {}: {} runs against the {router_label} over {} ({} protocol); {}",
         env!("CARGO_PKG_VERSION"),
         runs.len(),
+        cfg.transport,
+        cfg.protocol,
         describe_plan(&cfg.plan)
     );
     let _ = report::text::header(&mut out);
@@ -500,21 +530,35 @@ pub fn run(args: BenchArgs) -> anyhow::Result<bool> {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let mut results = Vec::with_capacity(runs.len());
+    let mut fatal = None;
     for (i, spec) in runs.iter().enumerate() {
         let sc = &spec.scenario;
-        progress.set_message(format!("{} × {} {:?}", sc.topology, sc.agents, sc.pacing));
-        let outcome = loadgen::run(sc, addr, probe, None);
+        progress.set_message(format!("{} × {} {}", sc.topology, sc.agents, describe_pacing(sc)));
+        let hooks = Hooks { probe, at_measure_start: None, interrupt: Some(interrupt.clone()) };
+        let outcome = loadgen::run_with(sc, addr, hooks);
+        if outcome.setup_failed {
+            // The peer is unreachable or wrong: every other run would fail the same way.
+            fatal = Some(outcome.failures.join("; "));
+            break;
+        }
         let result = RunResult::new(spec, &outcome);
         progress.suspend(|| {
             let _ = report::text::run_line(&mut out, i, &result);
         });
         results.push(result);
         progress.inc(1);
+        if outcome.interrupted {
+            break;
+        }
     }
     progress.finish_and_clear();
     if let Some(r) = router {
         r.stop();
     }
+    if let Some(why) = fatal {
+        bail!("{why}");
+    }
+    let interrupted = interrupt.is_raised();
     let report = Report {
         summary: Summary::of(&results),
         results,
@@ -523,11 +567,33 @@ pub fn run(args: BenchArgs) -> anyhow::Result<bool> {
         tool: report::Tool::default(),
         placement: PlacementInfo { router: router_label, plan: cfg.plan.clone() },
         host: crate::host::facts(),
+        interrupted,
     };
     report::json::write(&report, cfg.output())?;
     let _ = report::text::summary(&mut out, &report);
+    if interrupted {
+        let _ =
+            writeln!(out, "interrupted: {} of {} runs reported", report.results.len(), runs.len());
+    }
     let _ = writeln!(out, "report written to {}", cfg.output().display());
-    Ok(report.summary.failed == 0)
+    Ok(match (interrupted, report.summary.failed) {
+        (true, _) => Finish::Interrupted,
+        (false, 0) => Finish::AllOk,
+        _ => Finish::SomeFailed,
+    })
+}
+
+/// The pacing of a scenario in words: `closed w16`, `open 10.0 k/s w16`, with `× 100` per
+/// agent in count mode.
+pub fn describe_pacing(sc: &Scenario) -> String {
+    let pacing = match sc.pacing {
+        Pacing::Closed { window } => format!("closed w{window}"),
+        Pacing::Open { rate, window } => format!("open {}/s w{window}", report::text::rate(rate)),
+    };
+    match sc.stop {
+        Stop::Count { per_agent } => format!("{pacing} ×{per_agent}"),
+        Stop::Duration(_) => pacing,
+    }
 }
 
 fn describe_plan(plan: &Plan) -> String {

@@ -17,6 +17,7 @@ use crate::router::{Router, RouterConfig, RouterHandle};
 
 /// `a2a-bench compare`.
 #[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
 pub struct CompareCmd {
     #[command(flatten)]
     bench: BenchArgs,
@@ -186,6 +187,7 @@ pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
     let output =
         cmd.bench.output().map_or_else(|| PathBuf::from("compare_results.json"), PathBuf::from);
     let cfg = BenchConfig::try_from(cmd.bench)?;
+    crate::report::json::check_writable(&output)?;
     super::raise_nofile(1 << 20).ok();
     let contenders: Vec<Contender> =
         names.iter().map(|n| Contender::start(n, &cfg)).collect::<anyhow::Result<_>>()?;
@@ -244,6 +246,7 @@ pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
                 tool: report::Tool::default(),
                 placement: PlacementInfo { router: name.clone(), plan: plan.clone() },
                 host: crate::host::facts(),
+                interrupted: false,
             };
             (name, report)
         })

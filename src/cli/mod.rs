@@ -22,7 +22,13 @@ use crate::wire::{Compression, Limits};
 
 /// a2a-bench: benchmark engine for agent-to-agent messaging.
 #[derive(Parser, Debug)]
-#[command(name = "a2a-bench", version, about, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "a2a-bench",
+    version,
+    about,
+    args_conflicts_with_subcommands = true,
+    allow_negative_numbers = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -175,7 +181,7 @@ pub fn main() -> ExitCode {
         }
     };
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("a2a-bench: {e:#}");
             ExitCode::from(1)
@@ -183,27 +189,27 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+/// The exit code of an interrupted benchmark (128 + SIGINT, as shells do).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Some(Command::Router(cmd)) => router_cmd::run_router(cmd),
-        Some(Command::Stats(cmd)) => router_cmd::run_stats(cmd),
-        Some(Command::BaselineRouter(cmd)) => router_cmd::run_baseline(cmd),
-        Some(Command::Sysinfo(cmd)) => router_cmd::run_sysinfo(cmd),
+        Some(Command::Router(cmd)) => router_cmd::run_router(cmd)?,
+        Some(Command::Stats(cmd)) => router_cmd::run_stats(cmd)?,
+        Some(Command::BaselineRouter(cmd)) => router_cmd::run_baseline(cmd)?,
+        Some(Command::Sysinfo(cmd)) => router_cmd::run_sysinfo(cmd)?,
         Some(Command::Compare(cmd)) => {
-            if compare::run(*cmd)? {
-                Ok(())
-            } else {
+            if !compare::run(*cmd)? {
                 bail!("some runs failed: see the comparison")
             }
         }
-        None => {
-            if bench::run(cli.bench)? {
-                Ok(())
-            } else {
-                bail!("some runs failed: see the report")
-            }
-        }
+        None => match bench::run(cli.bench)? {
+            bench::Finish::AllOk => {}
+            bench::Finish::SomeFailed => bail!("some runs failed: see the report"),
+            bench::Finish::Interrupted => return Ok(ExitCode::from(EXIT_INTERRUPTED)),
+        },
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Raises RLIMIT_NOFILE to `want` (capped by the hard limit); returns the limit now in force.

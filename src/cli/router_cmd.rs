@@ -1,12 +1,14 @@
 //! `a2a-bench router` and `a2a-bench stats`.
 
+use std::io;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
 
 use super::{parse_router_url, slots_for, RouterArgs};
-use crate::client::Client;
+use crate::client::{Client, ClientError};
 use crate::placement::Machine;
 use crate::router::{Router, RouterConfig};
 use crate::wire::control::StatsRequest;
@@ -138,10 +140,22 @@ pub(super) fn run_stats(cmd: StatsCmd) -> anyhow::Result<()> {
     }
     let mut client =
         Client::connect(addr).with_context(|| format!("--router: connecting to {addr}"))?;
+    let wait = Duration::from_secs(5);
+    client.set_timeout(wait).context("--router: setting a timeout")?;
     let request_id = client.request_id();
-    match client.call(Control::StatsRequest(StatsRequest { request_id }))? {
-        Control::StatsReply(reply) => print_stats(&reply.shards),
-        other => bail!("unexpected answer from the router: {other:?}"),
+    let answer = client.call(Control::StatsRequest(StatsRequest { request_id }));
+    match answer {
+        Ok(Control::StatsReply(reply)) => print_stats(&reply.shards),
+        Ok(other) => bail!("--router: unexpected answer from {addr}: {other:?}"),
+        Err(ClientError::Io(e))
+            if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+        {
+            bail!("--router: no answer from {addr} within {} s", wait.as_secs())
+        }
+        Err(ClientError::Decode(_)) => {
+            bail!("--router: {addr} does not speak a2a-bench frames")
+        }
+        Err(e) => bail!("--router: {addr}: {e}"),
     }
     Ok(())
 }

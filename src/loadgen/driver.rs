@@ -1,8 +1,11 @@
-//! The glommio shell around [`Group`]s: one pinned executor per agent core.
+//! The glommio shell around the agent loop: one pinned executor per agent core, generic over the
+//! protocol adapter, so both protocols share every wait, timeout and the end of a run.
 //!
-//! Per core: connect and register (blocking, before the clock starts), report ready, wait for the
+//! Per core: connect and register (before the clock starts, bounded), report ready, wait for the
 //! common schedule, then run a reader and a writer task per connection and, in open loop, a
-//! pacer task; sample the thread's CPU time over the measured window; drain; report.
+//! pacer that sleeps until the next due send; sample the thread's CPU time over the measured
+//! window; drain; meet the other cores at the stop barrier (no core closes its agents while
+//! another may still send to them); report.
 
 use std::cell::RefCell;
 use std::future::poll_fn;
@@ -10,21 +13,28 @@ use std::io;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_lite::future::yield_now;
+use futures_lite::future::{or, yield_now};
 use futures_lite::io::{AsyncRead, AsyncWrite};
 use glommio::{LocalExecutorBuilder, Placement};
 
-use super::group::{Group, GroupConfig, GroupCounters, Schedule};
-use super::{Outcome, Pacing, Protocol, RouterProbe, Scenario, Stop};
+use super::group::{Adapter, GaveUp, Group, GroupConfig, GroupCounters, Schedule};
+use super::json::Json;
+use super::native::Native;
+use super::{Hooks, Interrupt, Outcome, Pacing, Protocol, Scenario, Stop};
 use crate::clock;
 use crate::metrics::Latencies;
 use crate::placement;
-use crate::route::shell::write_all;
-use crate::transport::{ws, Transport};
-use crate::wire::{decode_frame, Control, ErrorCode, Limits, Message};
+use crate::transport::{write_all, ws, Transport};
+
+/// How long connecting, a WebSocket handshake, or registration may take.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the monitor looks at the interrupt flag and the stall timer.
+const MONITOR_NS: u64 = 20_000_000;
 
 /// What one agent core hands back.
 struct CoreResult {
@@ -33,33 +43,59 @@ struct CoreResult {
     cpu_busy: f64,
     in_flight: u64,
     drain_timed_out: bool,
+    conns: usize,
+    conns_lost: usize,
+    /// When sending stopped (earlier than scheduled after an interrupt).
+    end_ns: u64,
     failures: Vec<String>,
 }
 
-pub(super) fn run(
-    scenario: &Scenario,
+/// What every core of a run shares.
+#[derive(Clone)]
+struct Shared {
     addr: SocketAddr,
-    probe: Option<&dyn RouterProbe>,
-    at_measure_start: Option<Box<dyn FnOnce() + Send>>,
-) -> Outcome {
-    let cores = scenario.agent_cores.len().max(1);
+    transport: Transport,
+    protocol: Protocol,
+    drain_timeout: Duration,
+    /// Cores that finished draining their own requests (the stop barrier).
+    drained: Arc<AtomicUsize>,
+    cores: usize,
+    interrupt: Option<Interrupt>,
+}
+
+pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Outcome {
+    let Hooks { probe, at_measure_start, interrupt } = hooks;
     let n = scenario.agents;
+    let slots: Vec<_> = scenario.agent_cores.iter().copied().enumerate().collect();
+    let cores = slots.len().max(1);
+    let spans: Vec<(u32, u32)> = (0..cores)
+        .map(|i| {
+            let first = (i as u64 * u64::from(n) / cores as u64) as u32;
+            let end = ((i as u64 + 1) * u64::from(n) / cores as u64) as u32;
+            (first, end - first)
+        })
+        .collect();
+    let shared = Shared {
+        addr,
+        transport: scenario.transport,
+        protocol: scenario.protocol,
+        drain_timeout: scenario.drain_timeout,
+        drained: Arc::new(AtomicUsize::new(0)),
+        cores: spans.iter().filter(|(_, count)| *count > 0).count(),
+        interrupt: interrupt.clone(),
+    };
     let (ready_tx, ready_rx) = flume::unbounded::<Result<(), String>>();
     let (result_tx, result_rx) = flume::unbounded::<CoreResult>();
-    let mut starts = Vec::new();
-    let mut joins = Vec::new();
-    let mut failures = Vec::new();
-    for (i, slot) in scenario.agent_cores.iter().copied().enumerate() {
-        let first = (i as u64 * u64::from(n) / cores as u64) as u32;
-        let end = ((i as u64 + 1) * u64::from(n) / cores as u64) as u32;
-        if end == first {
+    let (mut starts, mut joins, mut failures) = (Vec::new(), Vec::new(), Vec::new());
+    for ((i, slot), (first, count)) in slots.into_iter().zip(spans) {
+        if count == 0 {
             continue;
         }
         let cfg = GroupConfig {
             topology: scenario.topology,
             agents_total: n,
             first,
-            count: end - first,
+            count,
             id_base: scenario.id_base,
             agents_per_conn: scenario.agents_per_conn.max(1),
             pacing: scenario.pacing,
@@ -71,9 +107,7 @@ pub(super) fn run(
             priority: scenario.priority,
         };
         let (start_tx, start_rx) = flume::bounded::<Option<Schedule>>(1);
-        let (ready, result, drain) = (ready_tx.clone(), result_tx.clone(), scenario.drain_timeout);
-        let transport = scenario.transport;
-        let json_scenario = (scenario.protocol == Protocol::Json).then(|| scenario.clone());
+        let (ready, result, shared) = (ready_tx.clone(), result_tx.clone(), shared.clone());
         let spawned = LocalExecutorBuilder::new(Placement::Unbound)
             .name(&format!("agents-{i}"))
             .io_memory(64 << 10)
@@ -81,23 +115,10 @@ pub(super) fn run(
                 if let Some(w) = placement::pin_current_thread(slot) {
                     eprintln!("warning: {w}");
                 }
-                match json_scenario {
-                    Some(sc) => {
-                        let (first, count) = (cfg.first, cfg.count);
-                        if let Some(r) =
-                            super::json::core_main(sc, first, count, addr, start_rx, ready).await
-                        {
-                            let _ = result.send(CoreResult {
-                                counters: r.counters,
-                                latencies: r.latencies,
-                                cpu_busy: r.cpu_busy,
-                                in_flight: r.in_flight,
-                                drain_timed_out: r.drain_timed_out,
-                                failures: r.failures,
-                            });
-                        }
-                    }
-                    None => core_main(cfg, addr, transport, start_rx, ready, result, drain).await,
+                let core = Core { shared, start: start_rx, ready, result };
+                match core.shared.protocol {
+                    Protocol::Native => core.run(Group::new(cfg.clone(), Native::new(&cfg))).await,
+                    Protocol::Json => core.run(Group::new(cfg.clone(), Json::new(&cfg))).await,
                 }
             });
         match spawned {
@@ -123,7 +144,8 @@ pub(super) fn run(
         for j in joins {
             let _ = j.join();
         }
-        return failed(failures);
+        failures.dedup();
+        return Outcome::failed_setup(failures);
     }
 
     let start_ns = clock::now_ns() + 20_000_000;
@@ -132,58 +154,90 @@ pub(super) fn run(
         Stop::Duration(d) => measure_ns + d.as_nanos() as u64,
         Stop::Count { .. } => u64::MAX,
     };
-    let schedule = Schedule { start_ns, measure_ns, end_ns };
     for s in &starts {
-        let _ = s.send(Some(schedule));
+        let _ = s.send(Some(Schedule { start_ns, measure_ns, end_ns }));
     }
-    sleep_until(measure_ns);
-    let router_before = probe.map(|p| (clock::now_ns(), p.cpu_ns()));
-    if let Some(hook) = at_measure_start {
-        hook();
+    // Wait for the cores, reading the router's counters at the window's edges meanwhile; a core
+    // that ends early (every connection lost) ends the wait early.
+    let (mut results, mut router_before, mut router_after) = (Vec::new(), None, None);
+    let mut hook = at_measure_start;
+    while results.len() < starts.len() {
+        let now = clock::now_ns();
+        if router_before.is_none() && now >= measure_ns {
+            router_before = Some(probe.map(|p| (now, p.cpu_ns())));
+            if let Some(h) = hook.take() {
+                h();
+            }
+        }
+        if router_after.is_none() && end_ns != u64::MAX && now >= end_ns {
+            router_after = Some(probe.map(|p| (now, p.cpu_ns())));
+        }
+        let next = if router_before.is_none() {
+            measure_ns
+        } else if router_after.is_none() && end_ns != u64::MAX {
+            end_ns
+        } else {
+            u64::MAX
+        };
+        let got = if next == u64::MAX {
+            result_rx.recv().map_err(|_| flume::RecvTimeoutError::Disconnected)
+        } else {
+            result_rx.recv_timeout(Duration::from_nanos(next.saturating_sub(now)))
+        };
+        match got {
+            Ok(r) => results.push(r),
+            Err(flume::RecvTimeoutError::Timeout) => {}
+            Err(flume::RecvTimeoutError::Disconnected) => break,
+        }
     }
-    let mut router_after = None;
-    if end_ns != u64::MAX {
-        sleep_until(end_ns);
-        router_after = probe.map(|p| (clock::now_ns(), p.cpu_ns()));
-    }
-    let results: Vec<CoreResult> =
-        (0..starts.len()).filter_map(|_| result_rx.recv().ok()).collect();
-    if router_after.is_none() {
-        router_after = probe.map(|p| (clock::now_ns(), p.cpu_ns()));
-    }
+    let router_after =
+        router_after.flatten().or_else(|| probe.map(|p| (clock::now_ns(), p.cpu_ns())));
     for j in joins {
         let _ = j.join();
     }
-
-    let mut counters = GroupCounters::default();
-    let mut latencies = Latencies::default();
-    let mut outcome_failures = Vec::new();
-    let (mut in_flight, mut timed_out) = (0, false);
+    let mut o = Outcome::failed_setup(Vec::new());
+    o.setup_failed = false;
+    let (mut conns, mut lost, mut failures) = (0, 0, Vec::new());
+    let end_ns = results.iter().map(|r| r.end_ns).fold(end_ns, u64::min);
     for r in &results {
-        counters.merge(&r.counters);
-        latencies.merge(&r.latencies);
-        in_flight += r.in_flight;
-        timed_out |= r.drain_timed_out;
-        outcome_failures.extend(r.failures.iter().cloned());
+        o.counters.merge(&r.counters);
+        o.latencies.merge(&r.latencies);
+        o.in_flight_at_end += r.in_flight;
+        o.drain_timed_out |= r.drain_timed_out;
+        o.agent_cpu.push(r.cpu_busy);
+        (conns, lost) = (conns + r.conns, lost + r.conns_lost);
+        failures.extend(r.failures.iter().cloned());
+    }
+    if lost > 0 {
+        failures.push(format!("the router closed {lost} of {conns} agent connections"));
     }
     if results.len() < starts.len() {
-        outcome_failures.push("an agent core stopped without reporting".into());
+        failures.push("an agent core stopped without reporting".into());
     }
-    let window_ns = if end_ns != u64::MAX {
-        end_ns - measure_ns
-    } else {
-        counters.last_measured_delivery_ns.saturating_sub(measure_ns)
+    o.failures = dedupe(failures);
+    o.all_connections_lost = conns > 0 && lost == conns;
+    o.interrupted = interrupt.is_some_and(|i| i.is_raised());
+    let last = o.counters.last_measured_delivery_ns;
+    o.window_ns = match end_ns {
+        u64::MAX => last.saturating_sub(measure_ns),
+        // A run cut short by lost connections measured until its last delivery.
+        end if o.all_connections_lost => last.min(end).saturating_sub(measure_ns),
+        end => end - measure_ns,
     };
-    Outcome {
-        agent_cpu: results.iter().map(|r| r.cpu_busy).collect(),
-        router_cpu: router_cpu(router_before, router_after),
-        counters,
-        latencies,
-        window_ns,
-        in_flight_at_end: in_flight,
-        drain_timed_out: timed_out,
-        failures: outcome_failures,
+    o.router_cpu = router_cpu(router_before.flatten(), router_after);
+    o
+}
+
+/// The same failure from several connections or cores, said once with a count.
+fn dedupe(failures: Vec<String>) -> Vec<String> {
+    let mut seen: Vec<(String, usize)> = Vec::new();
+    for f in failures {
+        match seen.iter_mut().find(|(s, _)| *s == f) {
+            Some((_, n)) => *n += 1,
+            None => seen.push((f, 1)),
+        }
     }
+    seen.into_iter().map(|(f, n)| if n > 1 { format!("{f} (×{n})") } else { f }).collect()
 }
 
 /// When the router was probed, and its threads' CPU time then.
@@ -198,26 +252,6 @@ fn router_cpu(before: Probe, after: Probe) -> Option<Vec<f64>> {
     Some(c0.iter().zip(&c1).map(|(a, b)| b.saturating_sub(*a) as f64 / wall).collect())
 }
 
-fn failed(failures: Vec<String>) -> Outcome {
-    Outcome {
-        counters: GroupCounters::default(),
-        latencies: Latencies::default(),
-        window_ns: 0,
-        agent_cpu: Vec::new(),
-        router_cpu: None,
-        in_flight_at_end: 0,
-        drain_timed_out: false,
-        failures,
-    }
-}
-
-fn sleep_until(t_ns: u64) {
-    let now = clock::now_ns();
-    if t_ns > now {
-        std::thread::sleep(Duration::from_nanos(t_ns - now));
-    }
-}
-
 async fn sleep_until_async(t_ns: u64) {
     let now = clock::now_ns();
     if t_ns > now {
@@ -227,244 +261,353 @@ async fn sleep_until_async(t_ns: u64) {
     }
 }
 
-/// A connection of an agent group: TCP, or WebSocket binary messages.
+/// A connection of an agent group: TCP, WebSocket binary messages (native frames), or
+/// WebSocket text messages as records (the JSON protocol).
 enum AgentStream {
     Tcp(glommio::net::TcpStream),
     Ws(Box<ws::WsBytes<glommio::net::TcpStream>>),
+    Text(Box<ws::WsText<glommio::net::TcpStream>>),
+}
+
+macro_rules! each_stream {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self.get_mut() {
+            AgentStream::Tcp($s) => $e,
+            AgentStream::Ws($s) => {
+                let $s = $s.as_mut();
+                $e
+            }
+            AgentStream::Text($s) => {
+                let $s = $s.as_mut();
+                $e
+            }
+        }
+    };
 }
 
 impl AsyncRead for AgentStream {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        buf: &mut [u8],
+        b: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            AgentStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-            AgentStream::Ws(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
+        each_stream!(self, s => Pin::new(s).poll_read(cx, b))
     }
 }
 
 impl AsyncWrite for AgentStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            AgentStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
-            AgentStream::Ws(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
+        each_stream!(self, s => Pin::new(s).poll_write(cx, b))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            AgentStream::Tcp(s) => Pin::new(s).poll_flush(cx),
-            AgentStream::Ws(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
+        each_stream!(self, s => Pin::new(s).poll_flush(cx))
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            AgentStream::Tcp(s) => Pin::new(s).poll_close(cx),
-            AgentStream::Ws(s) => Pin::new(s.as_mut()).poll_close(cx),
+        each_stream!(self, s => Pin::new(s).poll_close(cx))
+    }
+}
+
+/// `fut`, or `None` once `timeout` has passed.
+async fn within<T>(timeout: Duration, fut: impl std::future::Future<Output = T>) -> Option<T> {
+    or(async { Some(fut.await) }, async {
+        glommio::timer::sleep(timeout).await;
+        None
+    })
+    .await
+}
+
+/// One connection to the router, with a second descriptor of its socket (to shut it down).
+async fn connect(sh: &Shared) -> Result<(AgentStream, TcpStream), String> {
+    let addr = sh.addr;
+    let s = TcpStream::connect_timeout(&addr, SETUP_TIMEOUT).map_err(|e| match e.kind() {
+        io::ErrorKind::ConnectionRefused => {
+            format!("connection refused by {addr}: is a router listening there?")
         }
-    }
-}
-
-/// Connects and registers every connection of a group (set-up, before the clock starts).
-/// Returns each stream with a second descriptor of its socket (to shut it down at the end).
-async fn connect_and_register(
-    group: &mut Group,
-    addr: SocketAddr,
-    transport: Transport,
-) -> Result<Vec<(AgentStream, TcpStream)>, String> {
-    let mut conns = Vec::with_capacity(group.connections());
-    for c in 0..group.connections() {
-        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
-            .map_err(|e| format!("connecting to {addr}: {e}"))?;
-        let setup = |e: io::Error| format!("setting up a connection: {e}");
-        s.set_nodelay(true).map_err(setup)?;
-        let control = s.try_clone().map_err(setup)?;
-        s.set_nonblocking(true).map_err(setup)?;
-        let tcp = glommio::net::TcpStream::from(socket2::Socket::from(s));
-        let mut stream = match transport {
-            Transport::Tcp => AgentStream::Tcp(tcp),
-            Transport::Ws => {
-                let ws = ws::connect(tcp, addr, ws::SUBPROTOCOL_NATIVE)
-                    .await
-                    .map_err(|e| format!("WebSocket handshake with {addr}: {e}"))?;
-                AgentStream::Ws(Box::new(ws::WsBytes::new(ws, None)))
-            }
-        };
-        let frame = group.register_frame(c, 1);
-        let stream_cell = RefCell::new(stream);
-        write_all(&stream_cell, &frame).await.map_err(|e| format!("registering agents: {e}"))?;
-        poll_fn(|cx| Pin::new(&mut *stream_cell.borrow_mut()).poll_flush(cx))
-            .await
-            .map_err(|e| format!("registering agents: {e}"))?;
-        group.output_done(frame);
-        stream = stream_cell.into_inner();
-        conns.push((stream, control));
-    }
-    for (c, (stream, _)) in conns.iter_mut().enumerate() {
-        let expected = group.agent_ids(c).count();
-        await_acks(stream, expected).await?;
-    }
-    Ok(conns)
-}
-
-async fn await_acks(s: &mut AgentStream, expected: usize) -> Result<(), String> {
-    let (mut buf, mut inflate, mut acks) = (Vec::new(), Vec::new(), 0);
-    let mut chunk = vec![0u8; 64 << 10];
-    let deadline = clock::now_ns() + 30_000_000_000;
-    while acks < expected {
-        let read = futures_lite::future::or(
-            async { Some(poll_fn(|cx| Pin::new(&mut *s).poll_read(cx, &mut chunk)).await) },
-            async {
-                glommio::timer::sleep(Duration::from_nanos(
-                    deadline.saturating_sub(clock::now_ns()),
-                ))
-                .await;
-                None
-            },
-        )
-        .await;
-        let n = match read {
-            None => return Err("no answer to registration within 30 s".into()),
-            Some(Err(e)) => return Err(format!("waiting for registration acks: {e}")),
-            Some(Ok(0)) => {
-                return Err("the router closed the connection during registration".into())
-            }
-            Some(Ok(n)) => n,
-        };
-        buf.extend_from_slice(&chunk[..n]);
-        let mut used = 0;
-        while let Some((len, batch)) = decode_frame(&buf[used..], &Limits::DEFAULT, &mut inflate)
-            .map_err(|e| format!("undecodable answer to registration: {e}"))?
-        {
-            for item in batch {
-                match item.map_err(|e| e.to_string())?.0 {
-                    Message::Control(Control::Ack(_)) => acks += 1,
-                    Message::Control(Control::Error(e)) => {
-                        let code = ErrorCode::from_code(e.code).map_or("unknown", ErrorCode::name);
-                        return Err(format!(
-                            "registering agent {}: {code} ({})",
-                            e.agent_id.0, e.detail
-                        ));
-                    }
-                    _ => {}
-                }
-            }
-            used += len;
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
+            format!("no answer from {addr} within {} s", SETUP_TIMEOUT.as_secs())
         }
-        buf.drain(..used);
-    }
-    Ok(())
+        _ => format!("connecting to {addr}: {e}"),
+    })?;
+    let setup = |e: io::Error| format!("setting up a connection: {e}");
+    s.set_nodelay(true).map_err(setup)?;
+    let control = s.try_clone().map_err(setup)?;
+    s.set_nonblocking(true).map_err(setup)?;
+    let tcp = glommio::net::TcpStream::from(socket2::Socket::from(s));
+    let subprotocol = match (sh.transport, sh.protocol) {
+        (Transport::Tcp, _) => return Ok((AgentStream::Tcp(tcp), control)),
+        (Transport::Ws, Protocol::Native) => ws::SUBPROTOCOL_NATIVE,
+        (Transport::Ws, Protocol::Json) => ws::SUBPROTOCOL_JSON,
+    };
+    let shake = within(SETUP_TIMEOUT, ws::connect(tcp, addr, subprotocol))
+        .await
+        .ok_or_else(|| {
+            format!("no WebSocket handshake from {addr} within {} s", SETUP_TIMEOUT.as_secs())
+        })?
+        .map_err(|e| {
+            format!("WebSocket handshake with {addr}: {}", ws::handshake_failure(&e, subprotocol))
+        })?;
+    let stream = match sh.protocol {
+        Protocol::Native => AgentStream::Ws(Box::new(ws::WsBytes::new(shake, None))),
+        Protocol::Json => AgentStream::Text(Box::new(ws::WsText::new(shake))),
+    };
+    Ok((stream, control))
 }
 
-async fn core_main(
-    cfg: GroupConfig,
-    addr: SocketAddr,
-    transport: Transport,
+/// Waits until `done` holds for the group (true) or `until_ns` passes (false); the group wakes
+/// the wait when something it may depend on happens.
+async fn wait_for<A: Adapter>(
+    group: &Rc<RefCell<Group<A>>>,
+    until_ns: u64,
+    done: impl Fn(&Group<A>) -> bool,
+) -> bool {
+    let watch = poll_fn(|cx| {
+        let mut g = group.borrow_mut();
+        if done(&g) {
+            return Poll::Ready(true);
+        }
+        g.watch(cx);
+        Poll::Pending
+    });
+    or(watch, async {
+        sleep_until_async(until_ns).await;
+        false
+    })
+    .await
+}
+
+/// One agent core: its channels to the coordinating thread and what all cores share.
+struct Core {
+    shared: Shared,
     start: flume::Receiver<Option<Schedule>>,
     ready: flume::Sender<Result<(), String>>,
     result: flume::Sender<CoreResult>,
-    drain_timeout: Duration,
-) {
-    let placeholder = Schedule { start_ns: u64::MAX, measure_ns: u64::MAX, end_ns: u64::MAX };
-    let open = matches!(cfg.pacing, Pacing::Open { .. });
-    let mut group = Group::new(cfg, placeholder);
-    let streams = match connect_and_register(&mut group, addr, transport).await {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = ready.send(Err(e));
-            return;
-        }
-    };
-    let _ = ready.send(Ok(()));
-    let Ok(Some(schedule)) = start.recv_async().await else { return };
-    group.set_schedule(schedule);
-    let group = Rc::new(RefCell::new(group));
-    let failures = Rc::new(RefCell::new(Vec::<String>::new()));
-    let mut controls = Vec::new();
-    for (c, (stream, control)) in streams.into_iter().enumerate() {
-        let stream = Rc::new(RefCell::new(stream));
-        controls.push(control);
-        glommio::spawn_local(reader(group.clone(), stream.clone(), c, failures.clone())).detach();
-        glommio::spawn_local(writer(group.clone(), stream, c)).detach();
-    }
-    sleep_until_async(schedule.start_ns).await;
-    if open {
-        glommio::spawn_local(pacer(group.clone())).detach();
-    } else {
-        group.borrow_mut().start(clock::now_ns());
-    }
-
-    sleep_until_async(schedule.measure_ns).await;
-    let cpu0 = clock::thread_cpu_ns();
-    let (mut cpu_busy, mut finished_at, mut last_progress) = (None, None, (clock::now_ns(), 0u64));
-    let mut timed_out = false;
-    loop {
-        glommio::timer::sleep(Duration::from_millis(1)).await;
-        let now = clock::now_ns();
-        let mut g = group.borrow_mut();
-        g.refresh(now);
-        let progress = g.counters.replies_delivered + g.counters.request_error_total();
-        if progress != last_progress.1 {
-            last_progress = (now, progress);
-        }
-        if g.finished() && finished_at.is_none() {
-            finished_at = Some(now);
-            let wall = now.saturating_sub(schedule.measure_ns).max(1);
-            cpu_busy = Some(clock::thread_cpu_ns().saturating_sub(cpu0) as f64 / wall as f64);
-        }
-        if g.finished() && g.in_flight() == 0 {
-            break;
-        }
-        // Drain timeout after sending stopped; a stall timeout (no answer at all) before.
-        let since = finished_at.unwrap_or(last_progress.0).max(last_progress.0);
-        if now.saturating_sub(since) > drain_timeout.as_nanos() as u64 {
-            timed_out = true;
-            if !g.finished() {
-                failures.borrow_mut().push(format!(
-                    "no reply or error for {:.1} s with requests in flight: the router stalled",
-                    drain_timeout.as_secs_f64()
-                ));
-            }
-            break;
-        }
-        if !failures.borrow().is_empty() {
-            break;
-        }
-    }
-    let (counters, latencies, in_flight) = {
-        let mut g = group.borrow_mut();
-        g.stop();
-        (g.counters.clone(), g.latencies.clone(), g.in_flight())
-    };
-    for c in &controls {
-        let _ = c.shutdown(Shutdown::Both);
-    }
-    // Tasks hold the group; wait (bounded) for them to see the closed sockets and finish.
-    let deadline = clock::now_ns() + 2_000_000_000;
-    while Rc::strong_count(&group) > 1 && clock::now_ns() < deadline {
-        glommio::timer::sleep(Duration::from_millis(1)).await;
-    }
-    let failures = failures.borrow().clone();
-    let _ = result.send(CoreResult {
-        counters,
-        latencies,
-        cpu_busy: cpu_busy.unwrap_or(0.0),
-        in_flight,
-        drain_timed_out: timed_out,
-        failures,
-    });
 }
 
-async fn reader(
-    group: Rc<RefCell<Group>>,
+impl Core {
+    async fn run<A: Adapter + 'static>(self, group: Group<A>) {
+        let conns = group.connections();
+        let group = Rc::new(RefCell::new(group));
+        let failures = Rc::new(RefCell::new(Vec::<String>::new()));
+        let (mut controls, mut tasks) = (Vec::new(), Vec::new());
+        // Set-up: connect, register, wait for every acknowledgement (bounded).
+        let mut setup = Ok(());
+        for c in 0..conns {
+            match connect(&self.shared).await {
+                Ok((stream, control)) => {
+                    let stream = Rc::new(RefCell::new(stream));
+                    controls.push(control);
+                    group.borrow_mut().register(c);
+                    let (g, f) = (group.clone(), failures.clone());
+                    tasks.push(glommio::spawn_local(reader(g, stream.clone(), c, f)));
+                    tasks.push(glommio::spawn_local(writer(group.clone(), stream, c)));
+                }
+                Err(e) => {
+                    setup = Err(e);
+                    break;
+                }
+            }
+        }
+        if setup.is_ok() {
+            let deadline = clock::now_ns() + SETUP_TIMEOUT.as_nanos() as u64;
+            let done = |g: &Group<A>| g.registered() != Ok(false) || g.connections_lost() > 0;
+            let answered = wait_for(&group, deadline, done).await;
+            setup = match group.borrow().registered() {
+                _ if !failures.borrow().is_empty() => Err(failures.borrow()[0].clone()),
+                Err(why) => Err(why),
+                Ok(true) => Ok(()),
+                Ok(false) if answered => {
+                    Err("the router closed the connection during registration".into())
+                }
+                Ok(false) => {
+                    Err(format!("no answer to registration within {} s", SETUP_TIMEOUT.as_secs()))
+                }
+            };
+        }
+        let schedule = match setup {
+            Ok(()) => {
+                let _ = self.ready.send(Ok(()));
+                self.start.recv_async().await.ok().flatten()
+            }
+            Err(e) => {
+                let _ = self.ready.send(Err(e));
+                None
+            }
+        };
+        let Some(schedule) = schedule else {
+            return close(&group, &controls, tasks).await;
+        };
+        let open = matches!(group.borrow().book().config().pacing, Pacing::Open { .. });
+        group.borrow_mut().set_schedule(schedule);
+        sleep_until_async(schedule.start_ns).await;
+        if open {
+            tasks.push(glommio::spawn_local(pacer(group.clone())));
+        } else {
+            group.borrow_mut().start(clock::now_ns());
+        }
+        sleep_until_async(schedule.measure_ns).await;
+        let (cpu_busy, drain_timed_out) = self.measure(&group, &failures, schedule).await;
+        self.stop_barrier(&group).await;
+        let (counters, latencies, in_flight, conns_lost, end_ns) = {
+            let mut g = group.borrow_mut();
+            if g.in_flight() > 0 {
+                g.give_up(GaveUp::Aborted);
+            }
+            g.stop();
+            let end_ns = g.book().schedule().end_ns;
+            (
+                g.counters().clone(),
+                g.latencies().clone(),
+                g.in_flight(),
+                g.connections_lost(),
+                end_ns,
+            )
+        };
+        close(&group, &controls, tasks).await;
+        let failures = failures.borrow().clone();
+        let _ = self.result.send(CoreResult {
+            counters,
+            latencies,
+            cpu_busy,
+            in_flight,
+            drain_timed_out,
+            conns,
+            conns_lost,
+            end_ns,
+            failures,
+        });
+    }
+
+    /// The measured window and the drain: returns the core's busy share until sending ended,
+    /// and whether answers stopped coming (stall or drain timeout).
+    async fn measure<A: Adapter>(
+        &self,
+        group: &Rc<RefCell<Group<A>>>,
+        failures: &Rc<RefCell<Vec<String>>>,
+        schedule: Schedule,
+    ) -> (f64, bool) {
+        let mut watch = Watch {
+            cpu0: clock::thread_cpu_ns(),
+            cpu_busy: None,
+            progress: (clock::now_ns(), u64::MAX),
+            measure_ns: schedule.measure_ns,
+        };
+        loop {
+            let step = self.check(&mut group.borrow_mut(), &mut watch, failures);
+            match step {
+                Step::Done(timed_out) => {
+                    // Sending never ended (every connection lost, a stall): busy until now.
+                    let wall = clock::now_ns().saturating_sub(watch.measure_ns).max(1);
+                    let busy =
+                        clock::thread_cpu_ns().saturating_sub(watch.cpu0) as f64 / wall as f64;
+                    return (watch.cpu_busy.unwrap_or(busy.min(1.0)), timed_out);
+                }
+                Step::Wait(until) => wait_for(group, until, drained).await,
+            };
+        }
+    }
+
+    /// One look at the group: is the run over, and if not, until when to wait.
+    fn check<A: Adapter>(
+        &self,
+        g: &mut Group<A>,
+        w: &mut Watch,
+        failures: &Rc<RefCell<Vec<String>>>,
+    ) -> Step {
+        let now = clock::now_ns();
+        let timeout_ns = self.shared.drain_timeout.as_nanos() as u64;
+        g.refresh(now);
+        if self.shared.interrupt.as_ref().is_some_and(Interrupt::is_raised) {
+            g.end_sending(now);
+        }
+        if g.finished() && w.cpu_busy.is_none() {
+            let wall = now.saturating_sub(w.measure_ns).max(1);
+            let busy = clock::thread_cpu_ns().saturating_sub(w.cpu0) as f64 / wall as f64;
+            w.cpu_busy = Some(busy.min(1.0)); // one thread: more is a clock-granularity artefact
+        }
+        if drained(g) {
+            return Step::Done(false);
+        }
+        let c = g.counters();
+        let answered = c.replies_delivered + c.request_error_total() + c.unanswered_total();
+        if answered != w.progress.1 {
+            w.progress = (now, answered);
+        }
+        // Drain timeout once sending stopped; stall timeout (no answer at all) before.
+        if g.in_flight() > 0 && now.saturating_sub(w.progress.0) > timeout_ns {
+            failures.borrow_mut().push(format!(
+                "the router stalled: no reply or error for {:.1} s (what was in flight is counted as drain_timeout)",
+                self.shared.drain_timeout.as_secs_f64()
+            ));
+            g.give_up(GaveUp::DrainTimeout);
+            return Step::Done(true);
+        }
+        let mut until = (now + MONITOR_NS).min(w.progress.0 + timeout_ns + 1);
+        if !g.finished() {
+            until = until.min(g.book().schedule().end_ns);
+        }
+        Step::Wait(until)
+    }
+
+    /// Keeps answering other cores' requests until every core has drained its own, so that
+    /// no agent leaves while another core may still send to it (bounded by the drain timeout).
+    async fn stop_barrier<A: Adapter>(&self, group: &Rc<RefCell<Group<A>>>) {
+        self.shared.drained.fetch_add(1, Ordering::AcqRel);
+        let deadline = clock::now_ns() + self.shared.drain_timeout.as_nanos() as u64;
+        while self.shared.drained.load(Ordering::Acquire) < self.shared.cores
+            && clock::now_ns() < deadline
+        {
+            if group.borrow().connections_lost() == group.borrow().connections() {
+                return;
+            }
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+    }
+}
+
+/// What the monitor keeps between looks.
+struct Watch {
+    cpu0: u64,
+    cpu_busy: Option<f64>,
+    /// When the count of answers last moved, and that count.
+    progress: (u64, u64),
+    measure_ns: u64,
+}
+
+/// What the monitor does next.
+enum Step {
+    /// Wait until this time, or until the group wakes the monitor.
+    Wait(u64),
+    /// The run is over; `true` when answers stopped coming.
+    Done(bool),
+}
+
+/// Every request answered after sending ended, or every connection gone.
+fn drained<A: Adapter>(g: &Group<A>) -> bool {
+    (g.finished() && g.in_flight() == 0) || g.connections_lost() == g.connections()
+}
+
+/// Shuts every connection down and waits (bounded) for its tasks to see it and finish.
+async fn close<A: Adapter>(
+    group: &Rc<RefCell<Group<A>>>,
+    controls: &[TcpStream],
+    tasks: Vec<glommio::Task<()>>,
+) {
+    group.borrow_mut().stop();
+    for c in controls {
+        let _ = c.shutdown(Shutdown::Both);
+    }
+    let deadline = Duration::from_secs(2);
+    for t in tasks {
+        if within(deadline, t).await.is_none() {
+            break;
+        }
+    }
+}
+
+async fn reader<A: Adapter>(
+    group: Rc<RefCell<Group<A>>>,
     stream: Rc<RefCell<AgentStream>>,
     c: usize,
     failures: Rc<RefCell<Vec<String>>>,
@@ -480,44 +623,49 @@ async fn reader(
                 .await;
         let n = match read {
             Ok(n) if n > 0 => n,
-            _ => {
-                if !group.borrow().is_stopped() {
-                    failures.borrow_mut().push("the router closed an agent connection".into());
-                }
-                return;
-            }
+            _ => return group.borrow_mut().connection_lost(c),
         };
         filled += n;
-        let now = clock::now_ns();
-        let used = group.borrow_mut().on_input(c, &buf[..filled], now);
+        let used = group.borrow_mut().on_input(c, &buf[..filled], clock::now_ns());
         match used {
             Ok(used) => {
                 buf.copy_within(used..filled, 0);
                 filled -= used;
             }
             Err(e) => {
-                failures.borrow_mut().push(format!("undecodable frame from the router: {e}"));
-                return;
+                let why = if buf[..filled].starts_with(b"HTTP/") {
+                    "the peer speaks HTTP, not a2a-bench frames (a WebSocket router takes ws://)"
+                        .to_string()
+                } else {
+                    format!("undecodable input from the router: {e}")
+                };
+                failures.borrow_mut().push(why);
+                return group.borrow_mut().connection_lost(c);
             }
         }
         yield_now().await;
     }
 }
 
-async fn writer(group: Rc<RefCell<Group>>, stream: Rc<RefCell<AgentStream>>, c: usize) {
-    while let Some(frame) = poll_fn(|cx| group.borrow_mut().poll_output(c, cx)).await {
-        let written = match write_all(&stream, &frame).await {
+async fn writer<A: Adapter>(
+    group: Rc<RefCell<Group<A>>>,
+    stream: Rc<RefCell<AgentStream>>,
+    c: usize,
+) {
+    while let Some(buf) = poll_fn(|cx| group.borrow_mut().poll_output(c, cx)).await {
+        let written = match write_all(&stream, &buf).await {
             Ok(()) => poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_flush(cx)).await,
             Err(e) => Err(e),
         };
-        group.borrow_mut().output_done(frame);
+        group.borrow_mut().output_done(buf);
         if written.is_err() {
             return;
         }
     }
 }
 
-async fn pacer(group: Rc<RefCell<Group>>) {
+/// Open loop: sends what is due, then sleeps until the next due send; no fixed tick.
+async fn pacer<A: Adapter>(group: Rc<RefCell<Group<A>>>) {
     loop {
         let next = {
             let mut g = group.borrow_mut();

@@ -6,15 +6,21 @@
 //! returns an [`Outcome`]: merged histograms, counters, CPU use, and the accounting check.
 //!
 //! - [`topology`]: who talks to whom.
-//! - [`group`]: one core's agents as a runtime-free state machine.
-//! - `driver`: the glommio shell around groups, the start barrier and the drain.
+//! - [`group`]: the one agent loop, runtime-free: pacing, booking, accounting, histograms,
+//!   generic over a protocol [`group::Adapter`].
+//! - [`native`], [`json`]: the two adapters (a2a-bench frames, the seed JSON protocol).
+//! - `driver`: the glommio shell around groups: set-up, the start and stop barriers, timeouts,
+//!   the drain, lost connections and interrupts.
 
 mod driver;
 pub mod group;
-mod json;
+pub mod json;
+pub mod native;
 pub mod topology;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -135,6 +141,44 @@ pub trait RouterProbe {
     }
 }
 
+/// A request to end runs early (Ctrl-C): sending stops, what is in flight drains, and the run
+/// is reported as interrupted. Cloned handles share one flag.
+#[derive(Debug, Clone, Default)]
+pub struct Interrupt(Arc<AtomicBool>);
+
+impl Interrupt {
+    /// A flag nobody raised yet.
+    pub fn new() -> Interrupt {
+        Interrupt::default()
+    }
+
+    /// Raises it.
+    pub fn raise(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    /// Whether it was raised.
+    pub fn is_raised(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// The flag itself, for a signal handler to set.
+    pub fn flag(&self) -> Arc<AtomicBool> {
+        self.0.clone()
+    }
+}
+
+/// What a caller plugs into a run besides the scenario.
+#[derive(Default)]
+pub struct Hooks<'a> {
+    /// Reads the router's counters at the window's edges.
+    pub probe: Option<&'a dyn RouterProbe>,
+    /// Runs when measurement begins (tests use it to disturb the router mid-run).
+    pub at_measure_start: Option<Box<dyn FnOnce() + Send>>,
+    /// Ends the run early when raised.
+    pub interrupt: Option<Interrupt>,
+}
+
 /// What a run measured.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -152,11 +196,20 @@ pub struct Outcome {
     pub in_flight_at_end: u64,
     /// The drain hit its timeout.
     pub drain_timed_out: bool,
-    /// Problems that stopped the run early (connect, registration, a closed connection).
+    /// Problems met (connect, registration, closed connections), each said once.
     pub failures: Vec<String>,
+    /// The run never started: the router could not be reached or refused the agents. The rest
+    /// of a grid would fail the same way.
+    pub setup_failed: bool,
+    /// Every agent connection closed under the run (the router died or dropped them all).
+    pub all_connections_lost: bool,
+    /// Ended early by an [`Interrupt`].
+    pub interrupted: bool,
 }
 
-/// The accounting of a run: every message sent is delivered or counted as an error.
+/// The accounting of a run: every request sent is resolved once at its requester — a reply, a
+/// router error, or given up on (an error of a client-side kind) — and every message that did not
+/// arrive belongs to a request given up on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Accounting {
     /// Requests sent.
@@ -171,26 +224,51 @@ pub struct Accounting {
     pub replies_delivered: u64,
     /// Replies the router answered with an error.
     pub reply_errors: u64,
-    /// Requests with neither a reply nor an error when the run ended.
+    /// Requests their requesters gave up on: `connection_lost`, `drain_timeout`, `aborted`.
+    pub unanswered: u64,
+    /// Requests and replies sent that were neither delivered nor refused by the router.
+    pub messages_lost: u64,
+    /// Requests with neither an answer nor an error when the run ended (0 in a sound run:
+    /// the drain gives up on them as `drain_timeout`).
     pub in_flight_at_end: u64,
-    /// `requests_sent = requests_delivered + request_errors + requests not yet delivered`,
-    /// `replies_sent = replies_delivered + reply_errors + replies not yet delivered`, and
-    /// `requests_sent = replies_delivered + request_errors + reply_errors + in_flight_at_end`
-    /// all hold with every term counted independently, and nothing is left in flight.
+    /// `requests_sent = replies_delivered + request_errors + unanswered` with nothing left in
+    /// flight (each term counted on its own), no message delivered or refused twice, and
+    /// `messages_lost ≤ unanswered`.
     pub closed: bool,
 }
 
 impl Outcome {
+    /// An outcome with nothing measured.
+    pub fn failed_setup(failures: Vec<String>) -> Outcome {
+        Outcome {
+            counters: GroupCounters::default(),
+            latencies: Latencies::default(),
+            window_ns: 0,
+            agent_cpu: Vec::new(),
+            router_cpu: None,
+            in_flight_at_end: 0,
+            drain_timed_out: false,
+            failures,
+            setup_failed: true,
+            all_connections_lost: false,
+            interrupted: false,
+        }
+    }
+
     /// The accounting check.
     pub fn accounting(&self) -> Accounting {
         let c = &self.counters;
-        let (req_err, rep_err) = (c.request_error_total(), c.reply_error_total());
-        let resolved = c.replies_delivered + req_err + rep_err;
-        let in_flight = c.requests_sent.saturating_sub(resolved);
-        let closed = c.requests_sent == c.requests_delivered + req_err
-            && c.replies_sent == c.replies_delivered + rep_err
-            && c.requests_sent == resolved
-            && self.in_flight_at_end == 0;
+        let (req_err, rep_err, gave_up) =
+            (c.request_error_total(), c.reply_error_total(), c.unanswered_total());
+        let requests_lost = c.requests_sent.checked_sub(c.requests_delivered + req_err);
+        let replies_lost = c.replies_sent.checked_sub(c.replies_delivered + rep_err);
+        let lost = requests_lost.unwrap_or(0) + replies_lost.unwrap_or(0);
+        let closed = c.requests_sent
+            == c.replies_delivered + req_err + gave_up + self.in_flight_at_end
+            && self.in_flight_at_end == 0
+            && requests_lost.is_some()
+            && replies_lost.is_some()
+            && lost <= gave_up;
         Accounting {
             requests_sent: c.requests_sent,
             requests_delivered: c.requests_delivered,
@@ -198,7 +276,9 @@ impl Outcome {
             replies_sent: c.replies_sent,
             replies_delivered: c.replies_delivered,
             reply_errors: rep_err,
-            in_flight_at_end: in_flight.max(self.in_flight_at_end),
+            unanswered: gave_up,
+            messages_lost: lost,
+            in_flight_at_end: self.in_flight_at_end,
             closed,
         }
     }
@@ -222,7 +302,12 @@ pub fn run(
     probe: Option<&dyn RouterProbe>,
     at_measure_start: Option<Box<dyn FnOnce() + Send>>,
 ) -> Outcome {
-    driver::run(scenario, addr, probe, at_measure_start)
+    driver::run(scenario, addr, Hooks { probe, at_measure_start, interrupt: None })
+}
+
+/// Runs `scenario` against the router at `addr` with everything a caller may plug in.
+pub fn run_with(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Outcome {
+    driver::run(scenario, addr, hooks)
 }
 
 impl RouterProbe for crate::router::RouterHandle {

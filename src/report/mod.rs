@@ -15,7 +15,6 @@ use serde::Serialize;
 use crate::loadgen::{Accounting, Outcome, Pacing, Scenario, Stop};
 use crate::metrics::LatencySummary;
 use crate::placement::Plan;
-use crate::wire::ErrorCode;
 
 /// Version of the extended schema; bumped when a field changes meaning.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -37,6 +36,8 @@ pub struct Report {
     pub placement: PlacementInfo,
     /// The machine.
     pub host: serde_json::Value,
+    /// Stopped by Ctrl-C: `results` holds the runs that finished, the last one cut short.
+    pub interrupted: bool,
 }
 
 /// Name and version of the writer.
@@ -96,7 +97,7 @@ pub struct Summary {
     pub successful: u64,
     /// The others (not averaged in).
     pub failed: u64,
-    /// Mean throughput (router deliveries per second).
+    /// Mean throughput (router deliveries per second) over the averaged runs.
     pub avg_throughput: f64,
     /// Largest throughput.
     pub max_throughput: f64,
@@ -110,6 +111,10 @@ pub struct Summary {
     pub by_topology: BTreeMap<String, Spread>,
     /// Throughput per agent count (keys are counts as strings, as in the seed).
     pub by_agent_count: BTreeMap<String, Spread>,
+    /// Runs per status (`ok`, `overloaded`, `too_short`, `interrupted`, `failed`).
+    pub by_status: BTreeMap<String, u64>,
+    /// Runs the averages are over: successful, neither too short nor interrupted.
+    pub averaged_runs: u64,
     /// What the throughput figures count.
     pub throughput_unit: &'static str,
 }
@@ -173,13 +178,27 @@ pub struct PacingInfo {
     pub window: u32,
     /// Total requests per second asked for (open loop).
     pub rate_per_sec: Option<f64>,
-    /// Requests per second actually sent in the measured window.
+    /// Requests per second that actually left inside the measured window.
     pub achieved_rate_per_sec: f64,
+    /// Open loop: the asked rate held (achieved ≥ 95 % of it, at most 1 % of sends late);
+    /// always true in closed loop, which asks for no rate.
+    pub sustained: bool,
     /// Sends that left more than `late_after_ms` after their intended time.
     pub late_sends: u64,
+    /// Open loop: sends due before sending stopped that never left (every window was full).
+    pub missed_sends: u64,
     /// The lateness threshold.
     pub late_after_ms: f64,
 }
+
+/// Achieved below this share of the asked rate is not sustained.
+pub const SUSTAINED_RATE_SHARE: f64 = 0.95;
+/// More than this share of late sends is not sustained.
+pub const SUSTAINED_LATE_SHARE: f64 = 0.01;
+/// A measured window with fewer round trips than this is too short to mean anything.
+pub const TOO_SHORT_ROUND_TRIPS: u64 = 1_000;
+/// A measured window shorter than this many times its own p99 is too short.
+pub const TOO_SHORT_P99_MULTIPLE: f64 = 10.0;
 
 /// CPU use over the measured window.
 #[derive(Debug, Clone, Serialize)]
@@ -241,6 +260,12 @@ pub struct RunResult {
     pub payload_size: usize,
     /// Why the run failed, when it did.
     pub failure: Option<String>,
+    /// Count mode: `message_count` was asked for, not measured.
+    #[serde(skip)]
+    pub count_mode: bool,
+    /// `ok`, `overloaded` (open loop did not sustain its rate), `too_short` (too few round
+    /// trips, or a window under 10× its p99), `interrupted` (Ctrl-C), or `failed`.
+    pub status: &'static str,
 }
 
 /// A run as the grid defines it: which scenario, which repetition.
@@ -263,29 +288,21 @@ impl RunResult {
         let window_s = outcome.window_ns as f64 / 1e9;
         let per_s = |n: u64| if window_s > 0.0 { n as f64 / window_s } else { 0.0 };
         let c = &outcome.counters;
-        let mut errors: BTreeMap<String, u64> = BTreeMap::new();
-        for &(code, n) in c.request_errors.iter().chain(&c.reply_errors) {
-            let name = ErrorCode::from_code(code)
-                .map_or_else(|| format!("code_{code}"), |e| e.name().into());
-            *errors.entry(name).or_default() += n;
-        }
-        for (name, n) in c.request_errors_named.iter().chain(&c.reply_errors_named) {
-            *errors.entry(name.clone()).or_default() += n;
-        }
-        if c.unexpected > 0 {
-            errors.insert("unexpected_message".into(), c.unexpected);
-        }
-        if outcome.drain_timed_out {
-            errors.insert("drain_timeout".into(), acct.in_flight_at_end.max(1));
-        }
+        let errors = c.errors_by_kind();
+        let (mode, window, rate) = match sc.pacing {
+            Pacing::Closed { window } => ("closed", window, None),
+            Pacing::Open { rate, window } => ("open", window, Some(rate)),
+        };
         let mut failure: Vec<String> = outcome.failures.clone();
         if !acct.closed {
             failure.push(format!(
-                "accounting does not close: {} requests sent, {} delivered, {} replies delivered, {} errors, {} in flight at the end",
+                "accounting does not close: {} requests sent, {} delivered, {} replies delivered, {} router errors, {} given up, {} lost, {} in flight at the end",
                 acct.requests_sent,
                 acct.requests_delivered,
                 acct.replies_delivered,
                 acct.request_errors + acct.reply_errors,
+                acct.unanswered,
+                acct.messages_lost,
                 acct.in_flight_at_end
             ));
         }
@@ -293,12 +310,29 @@ impl RunResult {
         if error_total > 0 && acct.closed {
             failure.push(format!("{error_total} errors"));
         }
-        if outcome.window_ns == 0 && failure.is_empty() {
+        if outcome.window_ns == 0 && failure.is_empty() && !outcome.interrupted {
             failure.push("nothing was measured (empty window)".into());
         }
-        let (mode, window, rate) = match sc.pacing {
-            Pacing::Closed { window } => ("closed", window, None),
-            Pacing::Open { rate, window } => ("open", window, Some(rate)),
+        let achieved = per_s(c.requests_sent_in_window);
+        let sustained = match rate {
+            Some(asked) => {
+                achieved >= SUSTAINED_RATE_SHARE * asked
+                    && c.late_sends as f64 <= SUSTAINED_LATE_SHARE * c.requests_sent as f64
+            }
+            None => true,
+        };
+        let too_short = c.round_trips_measured < TOO_SHORT_ROUND_TRIPS
+            || (outcome.window_ns as f64) < TOO_SHORT_P99_MULTIPLE * rtt.p99_ms * 1e6;
+        let status = if !failure.is_empty() {
+            "failed"
+        } else if outcome.interrupted {
+            "interrupted"
+        } else if !sustained {
+            "overloaded"
+        } else if too_short {
+            "too_short"
+        } else {
+            "ok"
         };
         let message_count = match sc.stop {
             Stop::Count { per_agent } => per_agent,
@@ -332,8 +366,10 @@ impl RunResult {
                 mode,
                 window,
                 rate_per_sec: rate,
-                achieved_rate_per_sec: per_s(c.requests_measured),
+                achieved_rate_per_sec: achieved,
+                sustained,
                 late_sends: c.late_sends,
+                missed_sends: c.missed_sends,
                 late_after_ms: sc.late_after.as_secs_f64() * 1e3,
             },
             cpu: CpuInfo {
@@ -343,6 +379,8 @@ impl RunResult {
             },
             payload_size: sc.payload_bytes,
             failure: (!failure.is_empty()).then(|| failure.join("; ")),
+            count_mode: matches!(sc.stop, Stop::Count { .. }),
+            status,
         }
     }
 }
@@ -372,7 +410,11 @@ pub fn bottleneck(agents: &[f64], router: Option<&[f64]>) -> &'static str {
 impl Summary {
     /// Aggregates `results`; failed runs are counted but not averaged in.
     pub fn of(results: &[RunResult]) -> Summary {
-        let ok: Vec<&RunResult> = results.iter().filter(|r| r.success).collect();
+        // Averages leave out runs too short to mean anything and runs cut short.
+        let ok: Vec<&RunResult> = results
+            .iter()
+            .filter(|r| r.success && !matches!(r.status, "too_short" | "interrupted"))
+            .collect();
         let thr: Vec<f64> = ok.iter().map(|r| r.throughput_msg_per_sec).collect();
         let spread = Spread::of(&thr);
         let mut by_topology: BTreeMap<String, Vec<f64>> = BTreeMap::new();
@@ -382,10 +424,15 @@ impl Summary {
             by_agents.entry(r.agent_count.to_string()).or_default().push(r.throughput_msg_per_sec);
         }
         let lat: Vec<f64> = ok.iter().map(|r| r.avg_latency_ms).collect();
+        let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
+        for r in results {
+            *by_status.entry(r.status.to_string()).or_default() += 1;
+        }
+        let successful = results.iter().filter(|r| r.success).count() as u64;
         Summary {
             total_runs: results.len() as u64,
-            successful: ok.len() as u64,
-            failed: (results.len() - ok.len()) as u64,
+            successful,
+            failed: results.len() as u64 - successful,
             avg_throughput: spread.avg_throughput,
             max_throughput: spread.max_throughput,
             min_throughput: spread.min_throughput,
@@ -397,6 +444,8 @@ impl Summary {
             max_latency_ms: ok.iter().map(|r| r.max_latency_ms).fold(0.0, f64::max),
             by_topology: by_topology.into_iter().map(|(k, v)| (k, Spread::of(&v))).collect(),
             by_agent_count: by_agents.into_iter().map(|(k, v)| (k, Spread::of(&v))).collect(),
+            by_status,
+            averaged_runs: ok.len() as u64,
             throughput_unit: "router deliveries per second (requests and replies each count)",
         }
     }

@@ -33,7 +33,7 @@ pub fn ms(v: f64) -> String {
 pub fn header(out: &mut dyn Write) -> io::Result<()> {
     writeln!(
         out,
-        "{:>3}  {:<12} {:>6} {:<18} {:>11} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>9}  status",
+        "{:>3}  {:<12} {:>6} {:<26} {:>11} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>6} {:>9}  status",
         "#",
         "topology",
         "agents",
@@ -45,29 +45,49 @@ pub fn header(out: &mut dyn Write) -> io::Result<()> {
         "raw p99",
         "1-way50",
         "errors",
+        "late",
         "cpu a/r",
     )
 }
 
 /// One run's line.
 pub fn run_line(out: &mut dyn Write, index: usize, r: &RunResult) -> io::Result<()> {
-    let pacing = match r.pacing.rate_per_sec {
-        Some(rate_s) => format!("open {}/s w{}", rate(rate_s), r.pacing.window),
+    // Open loop shows the rate asked for, then the rate achieved; count mode the requests per
+    // agent.
+    let mut pacing = match r.pacing.rate_per_sec {
+        Some(asked) => format!(
+            "open {}→{} w{}",
+            rate(asked),
+            rate(r.pacing.achieved_rate_per_sec),
+            r.pacing.window
+        ),
         None => format!("closed w{}", r.pacing.window),
     };
+    if r.count_mode {
+        pacing.push_str(&format!(" ×{}", r.message_count));
+    }
     let cpu = |v: &[f64]| v.iter().copied().fold(0.0, f64::max) * 100.0;
     let cpu_cell = match &r.cpu.router_cores {
         Some(router) => format!("{:.0}/{:.0}%", cpu(&r.cpu.agent_cores), cpu(router)),
         None => format!("{:.0}/-%", cpu(&r.cpu.agent_cores)),
     };
-    let status = match &r.failure {
-        None if r.cpu.bottleneck == "generator" => "ok (generator-bound)".to_string(),
-        None => "ok".to_string(),
-        Some(why) => format!("FAILED: {why}"),
+    let status = match (&r.failure, r.status) {
+        (Some(why), _) => format!("FAILED: {why}"),
+        (None, "ok") if r.cpu.bottleneck == "generator" => "ok (generator-bound)".to_string(),
+        (None, "overloaded") => format!(
+            "OVERLOADED: {} of {} asked",
+            rate(r.pacing.achieved_rate_per_sec),
+            rate(r.pacing.rate_per_sec.unwrap_or(0.0))
+        ),
+        (None, "too_short") => format!(
+            "TOO SHORT: {} measured round trips in {:.3} s",
+            r.latency.rtt.count, r.duration_sec
+        ),
+        (None, status) => status.to_string(),
     };
     writeln!(
         out,
-        "{:>3}  {:<12} {:>6} {:<18} {:>11} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>9}  {}",
+        "{:>3}  {:<12} {:>6} {:<26} {:>11} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>6} {:>9}  {}",
         index + 1,
         r.topology,
         r.agent_count,
@@ -79,6 +99,7 @@ pub fn run_line(out: &mut dyn Write, index: usize, r: &RunResult) -> io::Result<
         ms(r.latency.rtt_raw.p99_ms),
         ms(r.latency.one_way.p50_ms),
         r.errors.values().sum::<u64>(),
+        r.pacing.late_sends,
         cpu_cell,
         status
     )
@@ -90,10 +111,10 @@ pub fn summary(out: &mut dyn Write, report: &Report) -> io::Result<()> {
     writeln!(out)?;
     writeln!(
         out,
-        "{} runs: {} ok, {} failed. Throughput (router deliveries/s) over successful runs: avg {}, max {}, min {}; mean round trip {} ms, worst {} ms",
+        "{} runs: {}. Throughput (router deliveries/s) over {} successful runs long enough to count: avg {}, max {}, min {}; mean round trip {} ms, worst {} ms",
         s.total_runs,
-        s.successful,
-        s.failed,
+        s.by_status.iter().map(|(k, n)| format!("{n} {k}")).collect::<Vec<_>>().join(", "),
+        s.averaged_runs,
         rate(s.avg_throughput),
         rate(s.max_throughput),
         rate(s.min_throughput),

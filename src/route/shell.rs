@@ -30,7 +30,7 @@ use super::peer::PeerMsg;
 use super::{ConnId, Shard, ShardConfig, Source};
 use crate::clock;
 use crate::placement::Slot;
-use crate::transport::{is_http_upgrade, ws, Rewind};
+use crate::transport::{is_http_upgrade, write_all, ws, Rewind};
 use crate::wire::ShardStats;
 
 /// Messages in flight on one shard-to-shard channel; each is a batch or a control event.
@@ -329,21 +329,6 @@ pub(super) fn release_conn(shard: &mut Shard, id: ConnId, live: &AtomicUsize) {
     if shard.connections() < before {
         live.fetch_sub(1, Ordering::Relaxed);
     }
-}
-
-/// Writes all of `buf`, borrowing the stream only inside each poll.
-pub async fn write_all<S: AsyncWrite + Unpin>(
-    stream: &RefCell<S>,
-    mut buf: &[u8],
-) -> io::Result<()> {
-    while !buf.is_empty() {
-        let n = poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_write(cx, buf)).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        buf = &buf[n..];
-    }
-    Ok(())
 }
 
 async fn peer_sender(shard: Rc<RefCell<Shard>>, to: u16, tx: flume::Sender<PeerMsg>) {

@@ -94,6 +94,25 @@ where
     Ok(ws)
 }
 
+/// One line for a failed client handshake asking for `subprotocol`, naming the likely cause.
+pub fn handshake_failure(e: &WsError, subprotocol: &str) -> String {
+    use async_tungstenite::tungstenite::error::{ProtocolError, SubProtocolError};
+    match e {
+        WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(
+            SubProtocolError::NoSubProtocol,
+        )) if subprotocol == SUBPROTOCOL_NATIVE => "the server chose no WebSocket subprotocol: \
+            for the seed JSON protocol add --protocol json"
+            .into(),
+        WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(_)) => {
+            format!("the server did not accept the WebSocket subprotocol {subprotocol}")
+        }
+        WsError::Http(resp) => {
+            format!("the server answered HTTP {} instead of a WebSocket upgrade", resp.status())
+        }
+        other => other.to_string(),
+    }
+}
+
 /// A WebSocket seen as a byte stream: reads return binary payloads (pings and pongs are
 /// answered by tungstenite and skipped; close is the end), each write sends one binary message.
 /// Text messages are not bytes of the native protocol: reading one is an error.
@@ -184,6 +203,121 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsBytes<S> {
             Ok(()) => Poll::Ready(Ok(buf.len())),
             Err(e) => Poll::Ready(Err(io_err(e))),
         }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Sink::<Message>::poll_flush(Pin::new(&mut self.ws), cx).map_err(io_err)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match Sink::<Message>::poll_close(Pin::new(&mut self.ws), cx) {
+            Poll::Ready(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => {
+                Poll::Ready(Ok(()))
+            }
+            other => other.map_err(io_err),
+        }
+    }
+}
+
+/// A WebSocket of text messages seen as a byte stream of records: each text message read comes
+/// out as its length (`u32` little-endian) followed by its bytes, and each whole record written
+/// goes out as one text message. This is how the JSON protocol rides the same agent loop as
+/// native frames; binary messages are not part of it: reading one is an error.
+pub struct WsText<S> {
+    ws: WebSocketStream<S>,
+    /// Unread rest of the last record (its length prefix included).
+    pending: Vec<u8>,
+    /// How much of `pending` was read.
+    pos: usize,
+}
+
+impl<S> WsText<S> {
+    /// Wraps a handshaken stream.
+    pub fn new(ws: WebSocketStream<S>) -> WsText<S> {
+        WsText { ws, pending: Vec::new(), pos: 0 }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsText<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut filled = 0;
+        loop {
+            if self.pos < self.pending.len() {
+                let n = (buf.len() - filled).min(self.pending.len() - self.pos);
+                let pos = self.pos;
+                buf[filled..filled + n].copy_from_slice(&self.pending[pos..pos + n]);
+                self.pos += n;
+                filled += n;
+                if filled == buf.len() {
+                    return Poll::Ready(Ok(filled));
+                }
+            }
+            let next = match Pin::new(&mut self.ws).poll_next(cx) {
+                Poll::Pending if filled > 0 => return Poll::Ready(Ok(filled)),
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(next) => next,
+            };
+            match next {
+                None | Some(Ok(Message::Close(_))) => return Poll::Ready(Ok(filled)),
+                Some(Ok(Message::Text(t))) => {
+                    let this = &mut *self;
+                    this.pending.clear();
+                    this.pending.extend_from_slice(&(t.len() as u32).to_le_bytes());
+                    this.pending.extend_from_slice(t.as_bytes());
+                    this.pos = 0;
+                }
+                Some(Ok(Message::Binary(_))) if filled > 0 => return Poll::Ready(Ok(filled)),
+                Some(Ok(Message::Binary(_))) => {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "a binary message on a JSON (text) connection",
+                    )))
+                }
+                Some(Err(e)) if filled == 0 => return Poll::Ready(Err(io_err(e))),
+                Some(Err(_)) => return Poll::Ready(Ok(filled)),
+                Some(Ok(_)) => {} // ping, pong: tungstenite answers pings itself
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsText<S> {
+    /// Sends every whole record at the start of `buf` that the socket takes without waiting.
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut used = 0;
+        while buf.len() - used >= 4 {
+            let mut len = [0u8; 4];
+            len.copy_from_slice(&buf[used..used + 4]);
+            let end = used + 4 + u32::from_le_bytes(len) as usize;
+            if end > buf.len() {
+                break;
+            }
+            match Sink::<Message>::poll_ready(Pin::new(&mut self.ws), cx) {
+                Poll::Pending if used > 0 => return Poll::Ready(Ok(used)),
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(io_err(e))),
+                Poll::Ready(Ok(())) => {}
+            }
+            let text = std::str::from_utf8(&buf[used + 4..end])
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            Pin::new(&mut self.ws).start_send(Message::text(text)).map_err(io_err)?;
+            used = end;
+        }
+        if used == 0 {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a partial record: write whole records",
+            )));
+        }
+        Poll::Ready(Ok(used))
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -1,0 +1,354 @@
+//! The load generator stays honest under overload and faults: achieved rates are what happened,
+//! every request is accounted for when the router dies or stalls, Ctrl-C keeps what finished,
+//! and a wrong or missing peer gets one clear line.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use a2a_bench::loadgen::{self, Hooks, Pacing, Scenario, Stop, Topology};
+use a2a_bench::placement::Machine;
+use a2a_bench::report::{RunResult, RunSpec};
+use a2a_bench::router::{Router, RouterConfig};
+use a2a_bench::transport::Transport;
+use a2a_bench::wire::Compression;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_a2a-bench");
+
+fn scenario(agents: u32, pacing: Pacing, stop: Stop, id_base: u32) -> Scenario {
+    let m = Machine::detect();
+    Scenario {
+        topology: Topology::Ring,
+        agents,
+        pacing,
+        stop,
+        warmup: Duration::from_millis(200),
+        drain_timeout: Duration::from_secs(5),
+        payload_bytes: 64,
+        batch_max: 1024,
+        compression: Compression::None,
+        agents_per_conn: 1,
+        agent_cores: vec![*m.cores.last().unwrap()],
+        late_after: Duration::from_millis(1),
+        priority: 5,
+        id_base,
+        transport: Transport::Tcp,
+        protocol: loadgen::Protocol::Native,
+    }
+}
+
+fn result(sc: &Scenario, o: &loadgen::Outcome) -> RunResult {
+    RunResult::new(&RunSpec { scenario: sc.clone(), repeat: 0, interval_ms: None }, o)
+}
+
+fn temp(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("a2a-honesty-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// A router as a child process; returns it with its address (read from its first line).
+fn router_process() -> (Child, SocketAddr) {
+    let mut child = Command::new(BIN)
+        .args(["router", "--cores", "0", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.split("tcp://").nth(1).and_then(|s| s.split_whitespace().next()).unwrap();
+    (child, addr.parse().unwrap())
+}
+
+/// Runs the benchmark binary; returns its exit code, stdout and stderr.
+fn bench(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn an_asked_rate_beyond_capacity_is_reported_as_overloaded() {
+    // Proves an open loop asked for far more than the router can route reports what happened:
+    // sustained false, status overloaded, an achieved rate well below the asked one and matching
+    // the deliveries counted (each request delivered once and answered once), and no send after
+    // the window.
+    let r = Router::start(RouterConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        vec![Machine::detect().cores[0]],
+    ))
+    .unwrap();
+    let pacing = Pacing::Open { rate: 5e6, window: 16 };
+    let sc = scenario(10, pacing, Stop::Duration(Duration::from_millis(1500)), 7_000);
+    let o = loadgen::run(&sc, r.local_addr(), Some(&r), None);
+    let res = result(&sc, &o);
+    assert!(res.accounting.closed, "{:?}", res.accounting);
+    assert!(!res.pacing.sustained);
+    assert_eq!(res.status, "overloaded", "{:?}", res.failure);
+    let achieved = res.pacing.achieved_rate_per_sec;
+    assert!(achieved < 0.5 * 5e6, "achieved {achieved} looks like the asked rate");
+    let delivered = res.throughput_msg_per_sec / 2.0;
+    assert!(
+        (achieved - delivered).abs() <= 0.05 * delivered,
+        "achieved {achieved}/s against {delivered} round trips delivered/s"
+    );
+    assert!(res.pacing.missed_sends > 0 && res.pacing.late_sends > 0);
+    r.stop();
+}
+
+#[test]
+fn two_agent_groups_at_a_high_open_loop_rate_finish_without_errors() {
+    // Proves groups stop together: with agents on two cores at a rate beyond what they can send,
+    // no group leaves while the other still sends to its agents (no unknown_recipient), and the
+    // backlog is counted as missed, not as errors.
+    let m = Machine::detect();
+    let r =
+        Router::start(RouterConfig::new("127.0.0.1:0".parse().unwrap(), vec![m.cores[0]])).unwrap();
+    let pacing = Pacing::Open { rate: 400_000.0, window: 16 };
+    let mut sc = scenario(10, pacing, Stop::Duration(Duration::from_millis(800)), 9_000);
+    sc.agent_cores = vec![m.cores[0], *m.cores.last().unwrap()];
+    let o = loadgen::run(&sc, r.local_addr(), Some(&r), None);
+    let res = result(&sc, &o);
+    assert!(res.accounting.closed, "{:?}", res.accounting);
+    assert!(res.errors.is_empty(), "errors: {:?}", res.errors);
+    assert!(o.failures.is_empty(), "{:?}", o.failures);
+    r.stop();
+}
+
+#[test]
+fn a_killed_router_ends_the_run_at_once_with_every_request_accounted_for() {
+    // Proves a router killed mid-run (SIGKILL, a separate process) is seen at once: the run
+    // ends within 2 s of the kill, failed with one line of cause, and every request in flight
+    // becomes a connection_lost error, so the accounting closes.
+    let (mut router, addr) = router_process();
+    let sc = scenario(
+        10,
+        Pacing::Closed { window: 16 },
+        Stop::Duration(Duration::from_secs(20)),
+        11_000,
+    );
+    let killed_at = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let pid = router.id();
+    let mark = killed_at.clone();
+    let kill = Box::new(move || {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        *mark.lock().unwrap() = Some(Instant::now());
+    });
+    let hooks = Hooks { probe: None, at_measure_start: Some(kill), interrupt: None };
+    let o = loadgen::run_with(&sc, addr, hooks);
+    let ended = Instant::now();
+    let _ = router.wait();
+    let killed = killed_at.lock().unwrap().expect("the router was killed");
+    assert!(ended - killed < Duration::from_secs(2), "ended {:?} after the kill", ended - killed);
+    let res = result(&sc, &o);
+    assert!(res.accounting.closed, "{:?}", res.accounting);
+    assert!(res.accounting.requests_sent > 0);
+    assert_eq!(res.status, "failed");
+    assert!(o.all_connections_lost);
+    assert_eq!(o.failures, vec!["the router closed 10 of 10 agent connections".to_string()]);
+    let lost = res.errors.get("connection_lost").copied().unwrap_or(0);
+    assert_eq!(lost, res.accounting.unanswered, "{:?}", res.errors);
+    assert_eq!(
+        res.accounting.requests_sent,
+        res.accounting.replies_delivered + res.accounting.request_errors + lost
+    );
+}
+
+/// A WebSocket server that speaks just enough of the seed JSON protocol to register agents,
+/// then never answers anything else: a stalled router.
+fn stalled_json_router() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(64) {
+            let Ok(stream) = stream else { return };
+            std::thread::spawn(move || {
+                let choose =
+                    |_: &tungstenite::handshake::server::Request,
+                     mut resp: tungstenite::handshake::server::Response| {
+                        resp.headers_mut().insert("Sec-WebSocket-Protocol", "a2a".parse().unwrap());
+                        Ok(resp)
+                    };
+                let Ok(mut ws) = tungstenite::accept_hdr(stream, choose) else { return };
+                while let Ok(msg) = ws.read() {
+                    let text = msg.to_text().unwrap_or_default().to_string();
+                    if text.contains("\"register\"") {
+                        let _ = ws.send(tungstenite::Message::text(r#"{"type":"ack"}"#));
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_stalled_json_router_ends_the_run_with_a_clear_error() {
+    // Proves the JSON protocol rides the same loop as native frames, stall timeout included: a
+    // router that registers agents and then never answers ends a count-mode run, failed, with
+    // the stall named and every request counted as drain_timeout.
+    let addr = stalled_json_router();
+    let url = format!("ws://{addr}");
+    let output = temp("stalled.json");
+    let started = Instant::now();
+    let (code, stdout, _) = bench(&[
+        "--router",
+        &url,
+        "--protocol",
+        "json",
+        "--agents",
+        "2",
+        "--topologies",
+        "ring",
+        "--messages",
+        "10",
+        "--repeat",
+        "1",
+        "--warmup",
+        "0",
+        "--drain-timeout",
+        "1",
+        "--output",
+        output.to_str().unwrap(),
+    ]);
+    assert!(started.elapsed() < Duration::from_secs(15), "took {:?}", started.elapsed());
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("the router stalled"), "{stdout}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&output).unwrap()).unwrap();
+    let run = &report["results"][0];
+    assert_eq!(run["accounting"]["closed"], true, "{run}");
+    assert!(run["errors"]["drain_timeout"].as_u64().unwrap() > 0, "{run}");
+}
+
+#[test]
+fn ctrl_c_keeps_what_finished_and_exits_130() {
+    // Proves the first Ctrl-C stops the current run, drains it and writes the report of every
+    // run that finished, marked interrupted, with exit code 130.
+    let output = temp("interrupted.json");
+    let mut child = Command::new(BIN)
+        .args([
+            "--agents",
+            "4",
+            "--topologies",
+            "ring",
+            "--duration",
+            "0.5",
+            "--warmup",
+            "0.1",
+            "--repeat",
+            "30",
+            "--output",
+            output.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Readiness: the first run's line.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.trim_start().starts_with("1 ") {
+        line.clear();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "the benchmark ended early");
+    }
+    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let sent = Instant::now();
+    let mut rest = String::new();
+    let _ = stdout.read_to_string(&mut rest);
+    let status = child.wait().unwrap();
+    assert!(sent.elapsed() < Duration::from_secs(10), "took {:?}", sent.elapsed());
+    assert_eq!(status.code(), Some(130), "{rest}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&output).unwrap()).unwrap();
+    assert_eq!(report["interrupted"], true);
+    let results = report["results"].as_array().unwrap();
+    assert!((1..30).contains(&results.len()), "{} runs reported", results.len());
+    assert_eq!(results[0]["status"], "ok", "{}", results[0]);
+    assert!(results.iter().all(|r| r["accounting"]["closed"] == true));
+    assert!(rest.contains("interrupted"), "{rest}");
+}
+
+#[test]
+fn a_bad_output_path_fails_before_any_run() {
+    // Proves --output is checked before the first run: one line naming the flag, no run header.
+    let (code, stdout, stderr) =
+        bench(&["--quick", "--output", "/nonexistent-a2a-dir/x.json", "--agents", "3"]);
+    assert_eq!(code, Some(1));
+    assert!(stdout.is_empty(), "it ran: {stdout}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--output"), "{stderr}");
+}
+
+/// A server that answers whatever it reads with an HTTP error, as a web server would.
+fn http_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(16) {
+            let Ok(mut s) = stream else { return };
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    addr
+}
+
+/// A WebSocket server that picks no subprotocol.
+fn plain_ws_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(16) {
+            let Ok(stream) = stream else { return };
+            std::thread::spawn(move || {
+                if let Ok(mut ws) = tungstenite::accept(stream) {
+                    while ws.read().is_ok() {}
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_wrong_or_missing_peer_gets_one_line_and_no_more_runs() {
+    // Proves each unreachable or wrong peer ends the whole grid at once with one line saying
+    // what is wrong: nothing listening, an HTTP server, a WebSocket server without our
+    // subprotocol, and a silent peer asked for stats.
+    let closed = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let cases = [
+        (format!("tcp://{closed}"), "connection refused"),
+        (format!("tcp://{}", http_server()), "the peer speaks HTTP, not a2a-bench frames"),
+        (format!("ws://{}", plain_ws_server()), "for the seed JSON protocol add --protocol json"),
+    ];
+    for (url, expected) in cases {
+        let started = Instant::now();
+        let out = temp("peer.json");
+        let (code, stdout, stderr) =
+            bench(&["--router", &url, "--quick", "--output", out.to_str().unwrap()]);
+        assert_eq!(code, Some(1), "{url}: {stdout}");
+        assert_eq!(stderr.lines().count(), 1, "{url}: {stderr}");
+        assert!(stderr.contains(expected), "{url}: {stderr}");
+        assert!(!stdout.contains("  1  "), "{url}: a run was reported: {stdout}");
+        assert!(started.elapsed() < Duration::from_secs(12), "{url}: {:?}", started.elapsed());
+    }
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("tcp://{}", silent.local_addr().unwrap());
+    let (code, _, stderr) = bench(&["stats", "--router", &url]);
+    assert_eq!(code, Some(1));
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("no answer from"), "{stderr}");
+}
+
+#[test]
+fn a_negative_count_names_its_flag() {
+    // Proves a negative number is read as the flag's value and refused naming the flag.
+    let (code, _, stderr) = bench(&["--agents", "-5"]);
+    assert!(matches!(code, Some(1 | 2)), "{code:?}");
+    assert!(stderr.contains("--agents"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
