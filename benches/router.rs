@@ -20,11 +20,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use a2a_bench::baseline::{Baseline, BaselineConfig, BaselineHandle, Mode};
 use a2a_bench::client::{Client, Received};
 use a2a_bench::placement::{Machine, Slot};
-use a2a_bench::route::ShardConfig;
-use a2a_bench::router::{Router, RouterConfig, RouterHandle};
+use a2a_bench::routers::{AnyRouter, RouterKind, RouterSpec};
 use a2a_bench::wire::frame::encode_frame;
 use a2a_bench::wire::{
     AgentId, BufferPool, Compression, DataKind, Envelope, FrameHeader, Limits, Message, HEADER_LEN,
@@ -52,47 +50,11 @@ fn envelope(sender: u32, to: u32, payload: &[u8], kind: DataKind, id: u64) -> En
     }
 }
 
-/// The routers compared.
-const KINDS: [&str; 3] = ["glommio", "tokio-shared", "tokio-per-core"];
-
-enum AnyRouter {
-    Glommio(RouterHandle),
-    Baseline(BaselineHandle),
-}
-
-impl AnyRouter {
-    fn start(kind: &str, slots: Vec<Slot>) -> AnyRouter {
-        let listen = "127.0.0.1:0".parse().unwrap();
-        let mut shard = ShardConfig::new(0, 1);
-        shard.compression = Compression::None;
-        match kind {
-            "glommio" => {
-                let mut cfg = RouterConfig::new(listen, slots);
-                cfg.shard = shard;
-                AnyRouter::Glommio(Router::start(cfg).unwrap())
-            }
-            _ => {
-                let mode = if kind == "tokio-shared" { Mode::Shared } else { Mode::PerCore };
-                AnyRouter::Baseline(
-                    Baseline::start(BaselineConfig { listen, slots, mode, shard }).unwrap(),
-                )
-            }
-        }
-    }
-
-    fn addr(&self) -> SocketAddr {
-        match self {
-            AnyRouter::Glommio(r) => r.local_addr(),
-            AnyRouter::Baseline(r) => r.local_addr(),
-        }
-    }
-
-    fn stop(self) {
-        match self {
-            AnyRouter::Glommio(r) => drop(r.stop()),
-            AnyRouter::Baseline(r) => drop(r.stop()),
-        }
-    }
+/// A router of `kind` on `slots`, without compression.
+fn start(kind: RouterKind, slots: Vec<Slot>) -> AnyRouter {
+    let mut spec = RouterSpec::local(slots);
+    spec.shard.compression = Compression::None;
+    kind.start(spec).unwrap()
 }
 
 fn pin(core: usize) {
@@ -100,9 +62,9 @@ fn pin(core: usize) {
 }
 
 /// Routed msgs/s with `pairs` sender → receiver pairs, driver threads pinned to `driver_core`.
-fn throughput(kind: &str, router_slots: Vec<Slot>, driver_core: usize, pairs: u32) -> f64 {
-    let router = AnyRouter::start(kind, router_slots);
-    let addr = router.addr();
+fn throughput(kind: RouterKind, router_slots: Vec<Slot>, driver_core: usize, pairs: u32) -> f64 {
+    let router = start(kind, router_slots);
+    let addr = router.local_addr();
     let payload = [b'x'; 64];
     let mut senders = Vec::new();
     let mut receivers = Vec::new();
@@ -152,7 +114,7 @@ fn throughput(kind: &str, router_slots: Vec<Slot>, driver_core: usize, pairs: u3
     std::thread::sleep(Duration::from_secs_f64(secs()));
     let (t1, n1) = (Instant::now(), received.load(Ordering::Relaxed));
     stop.store(true, Ordering::Relaxed);
-    router.stop();
+    let _ = router.stop();
     for t in threads {
         let _ = t.join();
     }
@@ -196,9 +158,9 @@ fn count_messages(stream: &mut TcpStream, stop: &AtomicBool, received: &AtomicU6
 }
 
 /// Sequential request/reply round trips: (p50, p99) in µs.
-fn round_trip(kind: &str, router_slots: Vec<Slot>, driver_core: usize) -> (f64, f64) {
-    let router = AnyRouter::start(kind, router_slots);
-    let addr: SocketAddr = router.addr();
+fn round_trip(kind: RouterKind, router_slots: Vec<Slot>, driver_core: usize) -> (f64, f64) {
+    let router = start(kind, router_slots);
+    let addr: SocketAddr = router.local_addr();
     let mut requester = Client::connect(addr).unwrap();
     requester.register(1, 0, &[]).unwrap();
     let mut responder = Client::connect(addr).unwrap();
@@ -235,7 +197,7 @@ fn round_trip(kind: &str, router_slots: Vec<Slot>, driver_core: usize) -> (f64, 
     }
     stop.store(true, Ordering::Relaxed);
     let _ = echo.join();
-    router.stop();
+    let _ = router.stop();
     (hist.value_at_quantile(0.5) as f64 / 1e3, hist.value_at_quantile(0.99) as f64 / 1e3)
 }
 
@@ -265,15 +227,15 @@ fn main() {
         if only.as_deref().is_some_and(|o| !label.contains(o)) {
             continue;
         }
-        let mut runs: Vec<Vec<f64>> = vec![Vec::new(); KINDS.len()];
+        let mut runs: Vec<Vec<f64>> = vec![Vec::new(); RouterKind::ALL.len()];
         for _ in 0..RUNS {
-            for (k, kind) in KINDS.iter().enumerate() {
+            for (k, &kind) in RouterKind::ALL.iter().enumerate() {
                 runs[k].push(throughput(kind, slots.clone(), last, pairs));
             }
         }
         println!("  routed msgs/s, 64 B, {label}:");
         let medians: Vec<f64> = runs.iter().map(|r| median(r.clone()).0).collect();
-        for (k, kind) in KINDS.iter().enumerate() {
+        for (k, kind) in RouterKind::ALL.iter().enumerate() {
             let (med, lo, hi) = median(runs[k].clone());
             println!(
                 "    {kind:<15} {:.2} M ({:.2}–{:.2}); glommio / this = {:.2}",
@@ -285,7 +247,7 @@ fn main() {
         }
     }
     if only.is_none() {
-        for kind in KINDS {
+        for kind in RouterKind::ALL {
             let runs: Vec<(f64, f64)> =
                 (0..RUNS).map(|_| round_trip(kind, vec![core(0)], last)).collect();
             let (p50, p50_lo, p50_hi) = median(runs.iter().map(|r| r.0).collect());

@@ -10,6 +10,11 @@
 //! - [`route`]: the routing core (runtime-free `Shard`) and the generic async shell around it.
 //! - [`router`]: the thread-per-core router on glommio.
 //! - [`baseline`]: the tokio routers it is compared with (shared state, and per-core).
+//! - [`metrics`]: HdrHistograms per core, merged.
+//! - [`loadgen`]: virtual agents: the one agent loop, its protocol adapters, its glommio shell.
+//! - [`routers`]: which router — one [`routers::RouterKind`] to start any of the three.
+//! - [`report`]: the seed's JSON schema, extended; the text table.
+//! - [`host`]: machine facts for reports and `sysinfo`.
 //! - [`cli`]: the command line: flags → validated configs → run.
 
 pub mod baseline;
@@ -23,6 +28,7 @@ pub mod placement;
 pub mod report;
 pub mod route;
 pub mod router;
+pub mod routers;
 #[cfg(test)]
 mod testing;
 pub mod transport;

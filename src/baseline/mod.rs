@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::placement::Slot;
-use crate::route::shell::Server;
+use crate::route::server::Server;
+use crate::route::shell::ExecutorOptions;
 use crate::route::ShardConfig;
 use crate::wire::ShardStats;
 
@@ -79,8 +80,9 @@ impl Baseline {
             Mode::PerCore => {
                 let shards = cfg.slots.len() as u16;
                 let template = cfg.shard.clone();
+                let opts = ExecutorOptions::default();
                 let server =
-                    Server::start::<per_core::TokioPerCore>(cfg.listen, &cfg.slots, |i| {
+                    Server::start::<per_core::TokioPerCore>(cfg.listen, &cfg.slots, opts, |i| {
                         ShardConfig { shard: i, shards, ..template.clone() }
                     })?;
                 Ok(BaselineHandle { inner: Inner::PerCore(server) })
@@ -216,15 +218,5 @@ impl BaselineHandle {
             }
             Inner::PerCore(server) => server.stop(),
         }
-    }
-}
-
-impl crate::loadgen::RouterProbe for BaselineHandle {
-    fn stats(&self) -> Vec<ShardStats> {
-        BaselineHandle::stats(self)
-    }
-
-    fn cpu_ns(&self) -> Vec<u64> {
-        BaselineHandle::cpu_ns(self)
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 
 use crate::placement::{self, Slot};
-use crate::route::shell::{Joiner, Runtime, ShardMain};
+use crate::route::shell::{ExecutorOptions, Joiner, Runtime, ShardMain};
 
 /// Binds the shell to tokio: a `current_thread` runtime and a `LocalSet` per shard.
 pub struct TokioPerCore;
@@ -33,7 +33,12 @@ impl Runtime for TokioPerCore {
         Ok(tokio::net::TcpStream::from_std(stream)?.compat())
     }
 
-    fn launch(name: String, slot: Slot, main: ShardMain) -> io::Result<Joiner> {
+    fn launch(
+        name: String,
+        slot: Slot,
+        _opts: ExecutorOptions,
+        main: ShardMain,
+    ) -> io::Result<Joiner> {
         let handle = std::thread::Builder::new().name(name).spawn(move || {
             if let Some(warning) = placement::pin_current_thread(slot) {
                 eprintln!("warning: {warning}");

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
@@ -10,10 +9,9 @@ use clap::Args;
 use serde::Serialize;
 
 use super::bench::{BenchArgs, BenchConfig};
-use crate::baseline::{Baseline, BaselineConfig, BaselineHandle, Mode};
-use crate::loadgen::{self, Pacing, RouterProbe};
+use crate::loadgen::{self, Pacing};
 use crate::report::{self, PlacementInfo, Report, RunResult, RunSpec, Summary};
-use crate::router::{Router, RouterConfig, RouterHandle};
+use crate::routers::{AnyRouter, RouterKind, RouterSpec};
 
 /// `a2a-bench compare`.
 #[derive(Args, Debug)]
@@ -31,57 +29,14 @@ pub struct CompareCmd {
     open_at: Option<f64>,
 }
 
-/// A router under comparison.
-enum Contender {
-    Glommio(RouterHandle),
-    Baseline(BaselineHandle),
-}
-
-impl Contender {
-    fn start(name: &str, cfg: &BenchConfig) -> anyhow::Result<Contender> {
-        let shard = cfg.router_shard_config()?;
-        let listen: SocketAddr = "127.0.0.1:0".parse()?;
-        let slots = cfg.plan().router.clone();
-        Ok(match name {
-            "glommio" => {
-                let mut rc = RouterConfig::new(listen, slots);
-                rc.shard = shard;
-                rc.spin_before_park = cfg.router_spin();
-                Contender::Glommio(Router::start(rc).context("starting the glommio router")?)
-            }
-            "tokio-shared" | "tokio-per-core" => {
-                let mode = if name == "tokio-shared" { Mode::Shared } else { Mode::PerCore };
-                let bc = BaselineConfig { listen, slots, mode, shard };
-                Contender::Baseline(
-                    Baseline::start(bc).with_context(|| format!("starting {name}"))?,
-                )
-            }
-            other => {
-                bail!("--routers: unknown router '{other}' (glommio, tokio-shared, tokio-per-core)")
-            }
-        })
-    }
-
-    fn addr(&self) -> SocketAddr {
-        match self {
-            Contender::Glommio(r) => r.local_addr(),
-            Contender::Baseline(r) => r.local_addr(),
-        }
-    }
-
-    fn probe(&self) -> &dyn RouterProbe {
-        match self {
-            Contender::Glommio(r) => r,
-            Contender::Baseline(r) => r,
-        }
-    }
-
-    fn stop(self) {
-        match self {
-            Contender::Glommio(r) => drop(r.stop()),
-            Contender::Baseline(r) => drop(r.stop()),
-        }
-    }
+/// Starts a router of `kind` on the grid's router cores with its settings.
+fn start(kind: RouterKind, cfg: &BenchConfig) -> anyhow::Result<AnyRouter> {
+    let spec = RouterSpec {
+        shard: cfg.router_shard_config()?,
+        spin_before_park: cfg.router_spin(),
+        ..RouterSpec::local(cfg.plan().router.clone())
+    };
+    kind.start(spec).with_context(|| format!("starting {kind}"))
 }
 
 /// One router's figures for one scenario, over its repetitions.
@@ -179,8 +134,14 @@ pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
             bail!("--open-at must be a share between 0 and 1");
         }
     }
-    let names: Vec<String> =
-        cmd.routers.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    let kinds: Vec<RouterKind> = cmd
+        .routers
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<RouterKind>().map_err(|e| anyhow::anyhow!("--routers: {e}")))
+        .collect::<anyhow::Result<_>>()?;
+    let names: Vec<String> = kinds.iter().map(|k| k.name().to_string()).collect();
     if names.len() < 2 {
         bail!("--routers: name at least two routers");
     }
@@ -189,8 +150,8 @@ pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
     let cfg = BenchConfig::try_from(cmd.bench)?;
     crate::report::json::check_writable(&output)?;
     super::raise_nofile(1 << 20).ok();
-    let contenders: Vec<Contender> =
-        names.iter().map(|n| Contender::start(n, &cfg)).collect::<anyhow::Result<_>>()?;
+    let contenders: Vec<AnyRouter> =
+        kinds.iter().map(|&k| start(k, &cfg)).collect::<anyhow::Result<_>>()?;
     let mut out = std::io::stdout();
     let plan = cfg.plan().clone();
     let _ = writeln!(
@@ -263,7 +224,7 @@ pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
 fn compare_one(
     group: &[RunSpec],
     names: &[String],
-    contenders: &[Contender],
+    contenders: &[AnyRouter],
     all: &mut BTreeMap<String, Vec<RunResult>>,
     run_no: &mut u32,
     out: &mut dyn Write,
@@ -275,7 +236,7 @@ fn compare_one(
             let mut spec = spec.clone();
             *run_no += 1;
             spec.scenario.id_base = 1 + (*run_no % 2000) * (1 << 21);
-            let outcome = loadgen::run(&spec.scenario, c.addr(), Some(c.probe()), None);
+            let outcome = loadgen::run(&spec.scenario, c.local_addr(), Some(c), None);
             let result = RunResult::new(&spec, &outcome);
             per.entry(name.clone()).or_default().push(result.clone());
             if let Some(list) = all.get_mut(name) {

@@ -309,9 +309,3 @@ pub fn run(
 pub fn run_with(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Outcome {
     driver::run(scenario, addr, hooks)
 }
-
-impl RouterProbe for crate::router::RouterHandle {
-    fn stats(&self) -> Vec<ShardStats> {
-        crate::router::RouterHandle::stats(self)
-    }
-}

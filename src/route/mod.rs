@@ -18,6 +18,7 @@ pub mod coord;
 mod dispatch;
 pub mod json;
 pub mod peer;
+pub mod server;
 pub mod shell;
 #[cfg(test)]
 mod tests;

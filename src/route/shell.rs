@@ -1,13 +1,12 @@
-//! The async shell around [`Shard`]s, generic over the runtime, and the server lifecycle.
+//! The async shell around [`Shard`]s, generic over the runtime: the tasks of one shard.
 //!
 //! Per shard: a command loop (new connections, stats, stall, stop), a reader and a writer task
 //! per connection, a sender and a receiver task per peer shard, and a ticker. The shard's state
 //! sits in an `Rc<RefCell<_>>`: tasks run on one thread and borrow it only between awaits, so
 //! there is no lock anywhere. Sockets are shared the same way, borrowed only inside a poll.
 //!
-//! Connections are accepted by one thread and handed to the shard with the fewest connections
-//! (SO_REUSEPORT lets the kernel put few connections all on one shard; see ARCHITECTURE.md).
-//! Shards talk over bounded flume channels carrying whole batches.
+//! Shards talk over bounded flume channels carrying whole batches; `server` starts them, accepts
+//! connections and hands them over.
 //!
 //! A [`Runtime`] supplies what differs between runtimes: spawning, timers, adopting a
 //! socket, and starting a pinned executor thread. Nothing else here knows which runtime runs it.
@@ -15,19 +14,18 @@
 use std::cell::RefCell;
 use std::future::{poll_fn, Future};
 use std::io;
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use futures_lite::future::yield_now;
 use futures_lite::io::{AsyncRead, AsyncWrite};
 
 use super::peer::PeerMsg;
-use super::{ConnId, Shard, ShardConfig, Source};
+use super::{ConnId, Shard, Source};
 use crate::clock;
 use crate::placement::Slot;
 use crate::transport::{is_http_upgrade, write_all, ws, Rewind};
@@ -61,7 +59,20 @@ pub trait Runtime: 'static {
     /// Turns an accepted socket (already non-blocking) into this runtime's stream.
     fn adopt(stream: TcpStream) -> io::Result<Self::Stream>;
     /// Starts a thread running one executor, pinned to `slot`, that runs `main` to completion.
-    fn launch(name: String, slot: Slot, main: ShardMain) -> io::Result<Joiner>;
+    fn launch(
+        name: String,
+        slot: Slot,
+        opts: ExecutorOptions,
+        main: ShardMain,
+    ) -> io::Result<Joiner>;
+}
+
+/// How shard executors run, beyond what every runtime shares.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExecutorOptions {
+    /// Latency mode: spin this long before parking an idle executor (costs CPU); a runtime
+    /// whose executors cannot spin ignores it.
+    pub spin_before_park: Option<Duration>,
 }
 
 /// Requests from outside a shard's thread.
@@ -79,11 +90,14 @@ pub enum Command {
 
 /// A shard's channels.
 pub struct Links {
-    commands: flume::Receiver<Command>,
-    to_peers: Vec<Option<flume::Sender<PeerMsg>>>,
-    from_peers: Vec<Option<flume::Receiver<PeerMsg>>>,
+    /// Requests from outside the shard's thread.
+    pub(super) commands: flume::Receiver<Command>,
+    /// Channels to every other shard (`None` at this shard's own index).
+    pub(super) to_peers: Vec<Option<flume::Sender<PeerMsg>>>,
+    /// Channels from every other shard.
+    pub(super) from_peers: Vec<Option<flume::Receiver<PeerMsg>>>,
     /// This shard's open connections: added by the acceptor, subtracted here.
-    live: Arc<AtomicUsize>,
+    pub(super) live: Arc<AtomicUsize>,
 }
 
 /// Shutdown handles (a second descriptor) of a shard's open sockets, by connection number.
@@ -366,178 +380,5 @@ async fn ticker<R: Runtime>(shard: Rc<RefCell<Shard>>) {
     while !shard.borrow().is_stopped() {
         R::sleep(TICK).await;
         shard.borrow_mut().tick(clock::now_ns());
-    }
-}
-
-/// Stalls a server's shards from any thread (fault injection).
-#[derive(Clone)]
-pub struct Staller(Vec<flume::Sender<Command>>);
-
-impl Staller {
-    /// Blocks every shard's thread for `d`.
-    pub fn stall(&self, d: Duration) {
-        for s in &self.0 {
-            let _ = s.send(Command::Stall(d));
-        }
-    }
-}
-
-/// A running set of shards behind one listening address.
-pub struct Server {
-    addr: SocketAddr,
-    shards: Vec<ShardHandle>,
-    acceptor: Option<JoinHandle<()>>,
-    stopping: Arc<AtomicBool>,
-    runtime: &'static str,
-}
-
-struct ShardHandle {
-    commands: flume::Sender<Command>,
-    join: Option<Joiner>,
-}
-
-impl Server {
-    /// Binds `listen`, starts one shard per slot (pinned), waits until every shard is ready,
-    /// then starts accepting. `configure(i)` gives shard `i`'s configuration.
-    pub fn start<R: Runtime>(
-        listen: SocketAddr,
-        slots: &[Slot],
-        configure: impl Fn(u16) -> ShardConfig,
-    ) -> io::Result<Server> {
-        if slots.is_empty() || slots.len() > 64 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "1 to 64 router cores"));
-        }
-        let listener = TcpListener::bind(listen)?;
-        let addr = listener.local_addr()?;
-        let n = slots.len();
-        let mut to: Vec<Vec<Option<flume::Sender<PeerMsg>>>> =
-            (0..n).map(|_| vec![None; n]).collect();
-        let mut from: Vec<Vec<Option<flume::Receiver<PeerMsg>>>> =
-            (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
-        for a in 0..n {
-            for b in (0..n).filter(|&b| b != a) {
-                let (tx, rx) = flume::bounded(PEER_CHANNEL_CAPACITY);
-                to[a][b] = Some(tx);
-                from[b][a] = Some(rx);
-            }
-        }
-        let (ready_tx, ready_rx) = flume::unbounded();
-        let mut shards = Vec::with_capacity(n);
-        let mut loads = Vec::with_capacity(n);
-        for (i, (to_peers, from_peers)) in to.into_iter().zip(from).enumerate() {
-            let (cmd_tx, cmd_rx) = flume::unbounded();
-            let live = Arc::new(AtomicUsize::new(0));
-            loads.push(live.clone());
-            let links = Links { commands: cmd_rx, to_peers, from_peers, live };
-            let mut cfg = configure(i as u16);
-            cfg.core = slots[i].core as u32;
-            cfg.numa_node = slots[i].node;
-            let ready = ready_tx.clone();
-            let main: ShardMain =
-                Box::new(move || Box::pin(run_shard::<R>(Shard::new(cfg), links, ready)));
-            let join = R::launch(format!("{}-shard-{i}", R::NAME), slots[i], main)?;
-            shards.push(ShardHandle { commands: cmd_tx, join: Some(join) });
-        }
-        drop(ready_tx);
-        for _ in 0..n {
-            if ready_rx.recv().is_err() {
-                return Err(io::Error::other("a router shard failed to start"));
-            }
-        }
-        let stopping = Arc::new(AtomicBool::new(false));
-        let senders: Vec<_> = shards.iter().map(|s| s.commands.clone()).collect();
-        let stop = stopping.clone();
-        let acceptor = std::thread::Builder::new()
-            .name(format!("{}-accept", R::NAME))
-            .spawn(move || accept_loop(listener, senders, loads, stop))?;
-        Ok(Server { addr, shards, acceptor: Some(acceptor), stopping, runtime: R::NAME })
-    }
-
-    /// The address it listens on (useful with port 0).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Which runtime serves it.
-    pub fn runtime(&self) -> &'static str {
-        self.runtime
-    }
-
-    /// Counters of every shard, by shard index.
-    pub fn stats(&self) -> Vec<ShardStats> {
-        let replies: Vec<_> = self
-            .shards
-            .iter()
-            .map(|s| {
-                let (tx, rx) = flume::bounded(1);
-                let _ = s.commands.send(Command::Stats(tx));
-                rx
-            })
-            .collect();
-        replies.into_iter().filter_map(|rx| rx.recv_timeout(Duration::from_secs(5)).ok()).collect()
-    }
-
-    /// Blocks every shard's thread for `d` (fault injection for tests and demonstrations).
-    pub fn stall(&self, d: Duration) {
-        self.staller().stall(d)
-    }
-
-    /// A handle that can stall the shards from another thread.
-    pub fn staller(&self) -> Staller {
-        Staller(self.shards.iter().map(|s| s.commands.clone()).collect())
-    }
-
-    /// Stops accepting, stops every shard, and returns their final counters.
-    pub fn stop(mut self) -> Vec<ShardStats> {
-        self.shutdown()
-    }
-
-    fn shutdown(&mut self) -> Vec<ShardStats> {
-        self.stopping.store(true, Ordering::SeqCst);
-        // Unblock the acceptor's accept() with a connection of our own.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-        if let Some(a) = self.acceptor.take() {
-            let _ = a.join();
-        }
-        for s in &self.shards {
-            let _ = s.commands.send(Command::Stop);
-        }
-        self.shards.iter_mut().filter_map(|s| s.join.take()).filter_map(|join| join()).collect()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if self.acceptor.is_some() {
-            self.shutdown();
-        }
-    }
-}
-
-fn accept_loop(
-    listener: TcpListener,
-    shards: Vec<flume::Sender<Command>>,
-    loads: Vec<Arc<AtomicUsize>>,
-    stopping: Arc<AtomicBool>,
-) {
-    let mut next = 0usize;
-    for stream in listener.incoming() {
-        if stopping.load(Ordering::SeqCst) {
-            return;
-        }
-        let Ok(stream) = stream else { continue };
-        // Least connections first; ties go round-robin so equal shards alternate.
-        let n = shards.len();
-        let pick = (0..n)
-            .map(|k| (next + k) % n)
-            .min_by_key(|&i| loads[i].load(Ordering::Relaxed))
-            .unwrap_or(0);
-        next = (pick + 1) % n;
-        // Counted here, so a burst of accepts spreads before any shard has adopted them; the
-        // shard subtracts when the connection ends.
-        loads[pick].fetch_add(1, Ordering::Relaxed);
-        if shards[pick].send(Command::Conn(stream)).is_err() {
-            loads[pick].fetch_sub(1, Ordering::Relaxed);
-        }
     }
 }

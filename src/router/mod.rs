@@ -16,7 +16,8 @@ use std::time::Duration;
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::placement::{self, Slot};
-use crate::route::shell::{Joiner, Runtime, Server, ShardMain};
+use crate::route::server::{Server, Staller};
+use crate::route::shell::{ExecutorOptions, Joiner, Runtime, ShardMain};
 use crate::route::ShardConfig;
 use crate::wire::ShardStats;
 
@@ -26,10 +27,6 @@ const IO_MEMORY: usize = 64 << 10;
 
 /// Binds the shell to glommio.
 pub struct Glommio;
-
-thread_local! {
-    static SPIN: std::cell::Cell<Option<Duration>> = const { std::cell::Cell::new(None) };
-}
 
 impl Runtime for Glommio {
     type Stream = glommio::net::TcpStream;
@@ -47,10 +44,15 @@ impl Runtime for Glommio {
         Ok(glommio::net::TcpStream::from(socket2::Socket::from(stream)))
     }
 
-    fn launch(name: String, slot: Slot, main: ShardMain) -> io::Result<Joiner> {
+    fn launch(
+        name: String,
+        slot: Slot,
+        opts: ExecutorOptions,
+        main: ShardMain,
+    ) -> io::Result<Joiner> {
         let mut builder =
             LocalExecutorBuilder::new(Placement::Unbound).name(&name).io_memory(IO_MEMORY);
-        if let Some(spin) = SPIN.with(|s| s.get()) {
+        if let Some(spin) = opts.spin_before_park {
             builder = builder.spin_before_park(spin);
         }
         let handle = builder
@@ -93,13 +95,10 @@ impl Router {
     pub fn start(config: RouterConfig) -> io::Result<RouterHandle> {
         let shards = config.slots.len() as u16;
         let template = config.shard.clone();
-        SPIN.with(|s| s.set(config.spin_before_park));
-        let server = Server::start::<Glommio>(config.listen, &config.slots, |i| ShardConfig {
-            shard: i,
-            shards,
-            ..template.clone()
+        let opts = ExecutorOptions { spin_before_park: config.spin_before_park };
+        let server = Server::start::<Glommio>(config.listen, &config.slots, opts, |i| {
+            ShardConfig { shard: i, shards, ..template.clone() }
         });
-        SPIN.with(|s| s.set(None));
         Ok(RouterHandle { server: server? })
     }
 }
@@ -126,7 +125,7 @@ impl RouterHandle {
     }
 
     /// A handle that can stall the shards from another thread.
-    pub fn staller(&self) -> crate::route::shell::Staller {
+    pub fn staller(&self) -> Staller {
         self.server.staller()
     }
 

@@ -158,6 +158,7 @@ fn a_killed_router_ends_the_run_at_once_with_every_request_accounted_for() {
 
 /// A WebSocket server that speaks just enough of the seed JSON protocol to register agents,
 /// then never answers anything else: a stalled router.
+#[allow(clippy::result_large_err)] // tungstenite's handshake callback type, not ours
 fn stalled_json_router() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();

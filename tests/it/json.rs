@@ -11,7 +11,9 @@ use a2a_bench::wire::{DataKind, Envelope, Message};
 use serde_json::{json, Value};
 use tungstenite::Message as Ws;
 
-use crate::support::{agent, start, Kind, Setup};
+use a2a_bench::routers::RouterKind;
+
+use crate::support::{agent, start, Setup};
 
 /// A blocking JSON client, as the seed's agents are.
 struct JsonClient {
@@ -91,20 +93,20 @@ fn router(
     shards: usize,
     tweak: impl FnOnce(&mut a2a_bench::route::ShardConfig),
 ) -> crate::support::TestRouter {
-    start(Setup { kind: Kind::Glommio, transport: Transport::Tcp }, shards, tweak)
+    start(Setup { kind: RouterKind::Glommio, transport: Transport::Tcp }, shards, tweak)
 }
 
 #[test]
 fn every_message_type_and_error_of_the_json_protocol() {
-    every_message_type_and_error_on(Kind::Glommio);
+    every_message_type_and_error_on(RouterKind::Glommio);
 }
 
 #[test]
 fn the_per_core_baseline_speaks_json_too() {
-    every_message_type_and_error_on(Kind::TokioPerCore);
+    every_message_type_and_error_on(RouterKind::TokioPerCore);
 }
 
-fn every_message_type_and_error_on(kind: Kind) {
+fn every_message_type_and_error_on(kind: RouterKind) {
     // Proves the seed's JSON protocol end to end on two shards: registry, direct, broadcast,
     // locks, barriers, errors, with pushes before the reply they belong to.
     let r = start(Setup { kind, transport: Transport::Tcp }, 2, |_| {});

@@ -685,7 +685,7 @@ macro_rules! suite {
                 #[test]
                 fn $check() {
                     super::$check(crate::support::Setup {
-                        kind: crate::support::Kind::$kind,
+                        kind: a2a_bench::routers::RouterKind::$kind,
                         transport: a2a_bench::transport::Transport::$transport,
                     });
                 }

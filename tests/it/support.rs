@@ -2,11 +2,10 @@
 
 use std::net::SocketAddr;
 
-use a2a_bench::baseline::{Baseline, BaselineConfig, BaselineHandle, Mode};
 use a2a_bench::client::{Client, Received};
 use a2a_bench::placement::{Machine, Slot};
 use a2a_bench::route::ShardConfig;
-use a2a_bench::router::{Router, RouterConfig, RouterHandle};
+use a2a_bench::routers::{AnyRouter, RouterKind, RouterSpec};
 use a2a_bench::transport::Transport;
 use a2a_bench::wire::{AgentId, Control, DataKind, Envelope, Message};
 
@@ -16,28 +15,10 @@ pub fn slots(n: usize) -> Vec<Slot> {
     (0..n).map(|i| m.cores[i % m.cores.len()]).collect()
 }
 
-/// The routers the suite runs against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// The thread-per-core glommio router.
-    Glommio,
-    /// The tokio multi-thread, shared-state baseline.
-    TokioShared,
-    /// The tokio per-core (sharded) baseline.
-    TokioPerCore,
-}
-
-impl Kind {
-    /// Whether it has one shard per core (and so one stats entry per shard).
-    pub fn sharded(self) -> bool {
-        !matches!(self, Kind::TokioShared)
-    }
-}
-
 /// What a check runs against: a router kind, reached over a transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Setup {
-    pub kind: Kind,
+    pub kind: RouterKind,
     pub transport: Transport,
 }
 
@@ -48,23 +29,15 @@ impl Setup {
     }
 }
 
-enum Inner {
-    Glommio(RouterHandle),
-    Baseline(BaselineHandle),
-}
-
 /// A running router of any kind, with the transport its clients use.
 pub struct TestRouter {
-    inner: Inner,
+    inner: AnyRouter,
     transport: Transport,
 }
 
 impl TestRouter {
     pub fn addr(&self) -> SocketAddr {
-        match &self.inner {
-            Inner::Glommio(r) => r.local_addr(),
-            Inner::Baseline(r) => r.local_addr(),
-        }
+        self.inner.local_addr()
     }
 
     /// A client over the router's transport.
@@ -78,41 +51,19 @@ impl TestRouter {
     }
 
     pub fn stats(&self) -> Vec<a2a_bench::wire::ShardStats> {
-        match &self.inner {
-            Inner::Glommio(r) => r.stats(),
-            Inner::Baseline(r) => r.stats(),
-        }
+        self.inner.stats()
     }
 
     pub fn stop(self) {
-        match self.inner {
-            Inner::Glommio(r) => drop(r.stop()),
-            Inner::Baseline(r) => drop(r.stop()),
-        }
+        drop(self.inner.stop());
     }
 }
 
 /// A router of `setup.kind` on 127.0.0.1:0 with `shards` shards (threads), adjusted by `tweak`.
 pub fn start(setup: Setup, shards: usize, tweak: impl FnOnce(&mut ShardConfig)) -> TestRouter {
-    let inner = match setup.kind {
-        Kind::Glommio => {
-            let mut cfg = RouterConfig::new("127.0.0.1:0".parse().unwrap(), slots(shards));
-            tweak(&mut cfg.shard);
-            Inner::Glommio(Router::start(cfg).expect("router starts"))
-        }
-        Kind::TokioShared | Kind::TokioPerCore => {
-            let mode = if setup.kind == Kind::TokioShared { Mode::Shared } else { Mode::PerCore };
-            let mut shard = ShardConfig::new(0, 1);
-            tweak(&mut shard);
-            let cfg = BaselineConfig {
-                listen: "127.0.0.1:0".parse().unwrap(),
-                slots: slots(shards),
-                mode,
-                shard,
-            };
-            Inner::Baseline(Baseline::start(cfg).expect("baseline starts"))
-        }
-    };
+    let mut spec = RouterSpec::local(slots(shards));
+    tweak(&mut spec.shard);
+    let inner = setup.kind.start(spec).expect("router starts");
     TestRouter { inner, transport: setup.transport }
 }
 
