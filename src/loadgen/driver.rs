@@ -31,8 +31,10 @@ use crate::metrics::Latencies;
 use crate::placement;
 use crate::transport::{write_all, ws, Transport};
 
-/// How long connecting, a WebSocket handshake, or registration may take.
+/// How long connecting or a WebSocket handshake may take.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long registering a core's agents may take (100,000 agents take a few seconds here).
+const REGISTER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often the monitor looks at the interrupt flag and the stall timer.
 const MONITOR_NS: u64 = 20_000_000;
 
@@ -410,7 +412,7 @@ impl Core {
             }
         }
         if setup.is_ok() {
-            let deadline = clock::now_ns() + SETUP_TIMEOUT.as_nanos() as u64;
+            let deadline = clock::now_ns() + REGISTER_TIMEOUT.as_nanos() as u64;
             let done = |g: &Group<A>| g.registered() != Ok(false) || g.connections_lost() > 0;
             let answered = wait_for(&group, deadline, done).await;
             setup = match group.borrow().registered() {
@@ -420,9 +422,10 @@ impl Core {
                 Ok(false) if answered => {
                     Err("the router closed the connection during registration".into())
                 }
-                Ok(false) => {
-                    Err(format!("no answer to registration within {} s", SETUP_TIMEOUT.as_secs()))
-                }
+                Ok(false) => Err(format!(
+                    "no answer to registration within {} s",
+                    REGISTER_TIMEOUT.as_secs()
+                )),
             };
         }
         let schedule = match setup {

@@ -7,33 +7,28 @@
 //!
 //! Requests are handled one at a time, as the seed router does: every request gets exactly one
 //! reply, in order, and pushes caused by a request are sent before its reply.
+//!
+//! This file is the translator (the session's state and every request type), free of I/O;
+//! `tasks.rs` holds the connection's reader and writer tasks.
 
-use std::cell::RefCell;
+mod tasks;
+
+pub(super) use tasks::serve;
+
 use std::collections::VecDeque;
-use std::future::poll_fn;
-use std::net::TcpStream;
-use std::pin::Pin;
-use std::rc::Rc;
-use std::sync::atomic::AtomicUsize;
-use std::sync::Arc;
-use std::task::{Poll, Waker};
+use std::task::Waker;
 
-use async_tungstenite::WebSocketStream;
-use futures_lite::io::{AsyncRead, AsyncWrite};
-use futures_util::{Sink, Stream};
 use serde_json::{json, Map, Value};
 
-use super::shell::{Finished, Runtime};
-use super::{ConnId, Presence, Shard, Source};
+use super::{Presence, Shard};
 use crate::clock;
-use crate::transport::ws::Message as WsMessage;
 use crate::wire::control::{
     BarrierEnter, BarrierForce, Discover, Heartbeat, LockRelease, LockRequest, Register, Unregister,
 };
 use crate::wire::frame::encode_frame;
 use crate::wire::{
-    decode_frame, AgentId, BarrierId, BufferPool, Compression, Control, DataKind, Envelope,
-    ErrorCode, Limits, LockId, Message, TopicId,
+    AgentId, BarrierId, BufferPool, Compression, Control, DataKind, Envelope, ErrorCode, LockId,
+    Message, TopicId,
 };
 
 /// FNV-1a, 64 bits: the stable hash every JSON name is turned into an id with.
@@ -682,140 +677,4 @@ fn overlaps(a: &Value, b: &Value) -> bool {
         return false;
     };
     ax < bx + bw && bx < ax + aw && ay < by + bh && by < ay + ah
-}
-
-type Ws<S> = Rc<RefCell<WebSocketStream<S>>>;
-
-/// Serves a JSON connection until it closes.
-pub(super) fn serve<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + 'static>(
-    shard: Rc<RefCell<Shard>>,
-    ws: WebSocketStream<S>,
-    first: Option<String>,
-    control: TcpStream,
-    live: Arc<AtomicUsize>,
-    done: Finished,
-) {
-    let ws: Ws<S> = Rc::new(RefCell::new(ws));
-    let session = Rc::new(RefCell::new(Session::new()));
-    let id = shard.borrow_mut().open_conn();
-    R::spawn(reader(shard.clone(), ws.clone(), session.clone(), id, first, live.clone()));
-    R::spawn(writer(shard, ws, session, id, control, live, done));
-}
-
-async fn reader<S: AsyncRead + AsyncWrite + Unpin>(
-    shard: Rc<RefCell<Shard>>,
-    ws: Ws<S>,
-    session: Rc<RefCell<Session>>,
-    id: ConnId,
-    mut first: Option<String>,
-    live: Arc<AtomicUsize>,
-) {
-    loop {
-        // One request at a time: wait for the previous one's answer, then for the shard's gate.
-        poll_fn(|cx| {
-            let mut s = session.borrow_mut();
-            if s.awaiting.is_some() {
-                s.reader = Some(cx.waker().clone());
-                Poll::Pending
-            } else {
-                Poll::Ready(())
-            }
-        })
-        .await;
-        poll_fn(|cx| shard.borrow_mut().poll_gate(Source::Conn(id), cx)).await;
-        let text = match first.take() {
-            Some(t) => t,
-            None => match poll_fn(|cx| Pin::new(&mut *ws.borrow_mut()).poll_next(cx)).await {
-                Some(Ok(WsMessage::Text(t))) => t.to_string(),
-                Some(Ok(WsMessage::Binary(_))) => {
-                    session
-                        .borrow_mut()
-                        .send(error("invalid_json", "binary messages are the native protocol"));
-                    continue;
-                }
-                Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
-                Some(Ok(_)) => continue,
-            },
-        };
-        let frames = {
-            let s = shard.borrow();
-            session.borrow_mut().on_text(&text, &s)
-        };
-        for frame in frames {
-            shard.borrow_mut().on_input(id, &frame);
-        }
-    }
-    let mut s = shard.borrow_mut();
-    s.close_conn(id);
-    super::shell::release_conn(&mut s, id, &live);
-}
-
-async fn writer<S: AsyncRead + AsyncWrite + Unpin>(
-    shard: Rc<RefCell<Shard>>,
-    ws: Ws<S>,
-    session: Rc<RefCell<Session>>,
-    id: ConnId,
-    control: TcpStream,
-    live: Arc<AtomicUsize>,
-    _done: Finished,
-) {
-    let mut inflate = Vec::new();
-    'outer: loop {
-        // Translate what the shard queued, then write what the session has to say.
-        let closed = poll_fn(|cx| {
-            if !session.borrow().out.is_empty() {
-                return Poll::Ready(false);
-            }
-            // Bound first: a RefMut in the match scrutinee would live through the arms.
-            let polled = shard.borrow_mut().poll_output(id, cx);
-            match polled {
-                Poll::Ready(Some(frame)) => {
-                    let mut feedback = Vec::new();
-                    if let Ok(Some((_, batch))) =
-                        decode_frame(&frame, &Limits::DEFAULT, &mut inflate)
-                    {
-                        for (msg, _) in batch.flatten() {
-                            feedback.extend(session.borrow_mut().on_native(msg));
-                        }
-                    }
-                    shard.borrow_mut().output_done(frame);
-                    for f in feedback {
-                        shard.borrow_mut().on_input(id, &f);
-                    }
-                    Poll::Ready(false)
-                }
-                Poll::Ready(None) => Poll::Ready(true),
-                Poll::Pending => {
-                    session.borrow_mut().writer = Some(cx.waker().clone());
-                    Poll::Pending
-                }
-            }
-        })
-        .await;
-        loop {
-            let Some(text) = session.borrow_mut().out.pop_front() else { break };
-            if send_text(&ws, text).await.is_err() {
-                shard.borrow_mut().close_conn(id);
-                break 'outer;
-            }
-        }
-        if closed {
-            break;
-        }
-    }
-    let _ = poll_fn(|cx| Sink::<WsMessage>::poll_close(Pin::new(&mut *ws.borrow_mut()), cx)).await;
-    let _ = control.shutdown(std::net::Shutdown::Both);
-    let mut s = shard.borrow_mut();
-    super::shell::release_conn(&mut s, id, &live);
-}
-
-async fn send_text<S: AsyncRead + AsyncWrite + Unpin>(ws: &Ws<S>, text: String) -> Result<(), ()> {
-    poll_fn(|cx| Sink::<WsMessage>::poll_ready(Pin::new(&mut *ws.borrow_mut()), cx))
-        .await
-        .map_err(drop)?;
-    Sink::<WsMessage>::start_send(Pin::new(&mut *ws.borrow_mut()), WsMessage::Text(text.into()))
-        .map_err(drop)?;
-    poll_fn(|cx| Sink::<WsMessage>::poll_flush(Pin::new(&mut *ws.borrow_mut()), cx))
-        .await
-        .map_err(drop)
 }

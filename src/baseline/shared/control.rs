@@ -1,0 +1,278 @@
+//! A shared-state connection's control messages: registration, discovery, subscriptions, locks,
+//! barriers, stats.
+
+use crate::clock;
+use crate::route::coord::{self, BarrierOutcome, Grant, LockOutcome, Waiter};
+use crate::wire::control::{
+    Ack, AgentInfo, BarrierWait, DiscoverReply, LockGranted, LockQueued, StatsReply,
+};
+use crate::wire::{AgentId, Control, ErrorCode};
+
+use super::conn::Conn;
+use super::Agent;
+
+impl Conn {
+    pub(super) fn on_control(&mut self, ctl: Control) {
+        // Requests about an agent must come from the connection it is registered on.
+        if let Some((agent, request_id)) = agent_scope(&ctl) {
+            if !self.mine(agent, request_id) {
+                return;
+            }
+        }
+        match ctl {
+            Control::Register(r) => {
+                if let Some(token) = &self.state.cfg.token {
+                    if r.token.as_deref() != Some(token.as_str()) {
+                        return self.request_error(
+                            r.request_id,
+                            r.agent_id,
+                            ErrorCode::Unauthorized,
+                            "registration token missing or wrong",
+                        );
+                    }
+                }
+                let inserted = match self.state.agents.entry(r.agent_id) {
+                    dashmap::Entry::Occupied(_) => false,
+                    dashmap::Entry::Vacant(v) => {
+                        v.insert(Agent {
+                            conn: self.id,
+                            agent_type: r.agent_type,
+                            name: r.name,
+                            capabilities: r.capabilities,
+                            topics: r.topics.clone(),
+                            last_seen_ns: self.now_ns,
+                            conn_seen_ns: self.seen_ns.clone(),
+                        });
+                        true
+                    }
+                };
+                if !inserted {
+                    return self.request_error(
+                        r.request_id,
+                        r.agent_id,
+                        ErrorCode::DuplicateAgent,
+                        "agent id is already registered",
+                    );
+                }
+                self.agents.push(r.agent_id);
+                for t in r.topics {
+                    self.state.topics.entry(t).or_default().push(r.agent_id);
+                }
+                self.queue_control(self.id, &Control::Ack(Ack { request_id: r.request_id }));
+            }
+            Control::Unregister(u) => {
+                self.remove_agent(u.agent_id);
+                self.queue_control(self.id, &Control::Ack(Ack { request_id: u.request_id }));
+            }
+            Control::Heartbeat(h) => {
+                if let Some(mut a) = self.state.agents.get_mut(&h.agent_id) {
+                    a.last_seen_ns = self.now_ns;
+                }
+                self.queue_control(self.id, &Control::Ack(Ack { request_id: h.request_id }));
+            }
+            Control::Discover(d) => {
+                let mut found: Vec<AgentInfo> = self
+                    .state
+                    .agents
+                    .iter()
+                    .filter(|a| d.agent_type == 0 || a.agent_type == d.agent_type)
+                    .filter(|a| d.capability.as_ref().is_none_or(|c| a.capabilities.contains(c)))
+                    .map(|a| AgentInfo {
+                        agent_id: *a.key(),
+                        agent_type: a.agent_type,
+                        name: a.name.clone(),
+                        capabilities: a.capabilities.clone(),
+                        online: self.state.online(&a, self.now_ns),
+                        shard: 0,
+                    })
+                    .collect();
+                found.sort_by_key(|a| a.agent_id);
+                let total = found.len() as u32;
+                let limit = if d.limit == 0 { 1000 } else { d.limit.min(1000) } as usize;
+                let agents = found.into_iter().skip(d.offset as usize).take(limit).collect();
+                let reply = Control::DiscoverReply(DiscoverReply {
+                    request_id: d.request_id,
+                    total,
+                    agents,
+                });
+                self.queue_control(self.id, &reply);
+            }
+            Control::Subscribe(s) => {
+                let mut fresh = false;
+                if let Some(mut a) = self.state.agents.get_mut(&s.agent_id) {
+                    if !a.topics.contains(&s.topic) {
+                        a.topics.push(s.topic);
+                        fresh = true;
+                    }
+                }
+                if fresh {
+                    self.state.topics.entry(s.topic).or_default().push(s.agent_id);
+                }
+                self.queue_control(self.id, &Control::Ack(Ack { request_id: s.request_id }));
+            }
+            Control::Unsubscribe(u) => {
+                if let Some(mut a) = self.state.agents.get_mut(&u.agent_id) {
+                    a.topics.retain(|&t| t != u.topic);
+                }
+                if let Some(mut subs) = self.state.topics.get_mut(&u.topic) {
+                    subs.retain(|&a| a != u.agent_id);
+                }
+                self.queue_control(self.id, &Control::Ack(Ack { request_id: u.request_id }));
+            }
+            Control::LockRequest(l) => {
+                let waiter = Waiter { agent: l.agent_id, request_id: l.request_id, home: 0 };
+                let mut grants = Vec::new();
+                let now = self.now_ns;
+                let outcome = self
+                    .state
+                    .with_locks(|t| t.request(waiter, l.lock_id, l.lease_ms, now, &mut grants));
+                self.deliver_grants(grants);
+                let reply = match outcome {
+                    LockOutcome::Granted { lease_ms } => Control::LockGranted(LockGranted {
+                        request_id: l.request_id,
+                        agent_id: l.agent_id,
+                        lock_id: l.lock_id,
+                        lease_ms,
+                    }),
+                    LockOutcome::Queued { position } => Control::LockQueued(LockQueued {
+                        request_id: l.request_id,
+                        agent_id: l.agent_id,
+                        lock_id: l.lock_id,
+                        position,
+                    }),
+                };
+                self.queue_control(self.id, &reply);
+            }
+            Control::LockRelease(l) => {
+                let mut grants = Vec::new();
+                let now = self.now_ns;
+                match self.state.with_locks(|t| t.release(l.agent_id, l.lock_id, now, &mut grants))
+                {
+                    Ok(()) => {
+                        self.queue_control(self.id, &Control::Ack(Ack { request_id: l.request_id }))
+                    }
+                    Err(code) => {
+                        self.request_error(l.request_id, l.agent_id, code, "lock release refused")
+                    }
+                }
+                self.deliver_grants(grants);
+            }
+            Control::BarrierEnter(b) => {
+                let waiter = Waiter { agent: b.agent_id, request_id: b.request_id, home: 0 };
+                match self.state.with_barriers(|t| t.enter(waiter, b.barrier_id, b.expected)) {
+                    Ok(BarrierOutcome::Waiting { arrived, expected }) => {
+                        let reply = Control::BarrierWait(BarrierWait {
+                            request_id: b.request_id,
+                            agent_id: b.agent_id,
+                            barrier_id: b.barrier_id,
+                            arrived,
+                            expected,
+                        });
+                        self.queue_control(self.id, &reply);
+                    }
+                    Ok(BarrierOutcome::Released(all)) => {
+                        for (w, release) in coord::releases(b.barrier_id, all) {
+                            self.control_to_agent(w.agent, &release);
+                        }
+                    }
+                    Err(code) => self.request_error(
+                        b.request_id,
+                        b.agent_id,
+                        code,
+                        "barrier expected count must be at least 1",
+                    ),
+                }
+            }
+            Control::BarrierForce(b) => match self.state.with_barriers(|t| t.force(b.barrier_id)) {
+                Some(all) => {
+                    for (w, release) in coord::releases(b.barrier_id, all) {
+                        self.control_to_agent(w.agent, &release);
+                    }
+                    self.queue_control(self.id, &Control::Ack(Ack { request_id: b.request_id }));
+                }
+                None => self.request_error(
+                    b.request_id,
+                    b.agent_id,
+                    ErrorCode::BarrierNotFound,
+                    "nobody waits at that barrier",
+                ),
+            },
+            Control::StatsRequest(s) => {
+                let stats = self.state.stats(0);
+                let reply = Control::StatsReply(StatsReply {
+                    request_id: s.request_id,
+                    shards: vec![stats],
+                });
+                self.queue_control(self.id, &reply);
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether `agent` is registered on this connection; answers `unknown_agent` if not.
+    pub(super) fn mine(&mut self, agent: AgentId, request_id: u64) -> bool {
+        if self.agents.contains(&agent) {
+            return true;
+        }
+        self.request_error(
+            request_id,
+            agent,
+            ErrorCode::UnknownAgent,
+            "agent is not registered on this connection",
+        );
+        false
+    }
+
+    pub(super) fn control_to_agent(&mut self, agent: AgentId, ctl: &Control) {
+        if let Some(conn) = self.state.agents.get(&agent).map(|a| a.conn) {
+            self.queue_control(conn, ctl);
+        }
+    }
+
+    pub(super) fn deliver_grants(&mut self, grants: Vec<Grant>) {
+        for g in grants {
+            self.control_to_agent(g.waiter.agent, &g.message());
+        }
+    }
+
+    pub(super) fn remove_agent(&mut self, agent: AgentId) {
+        self.agents.retain(|&a| a != agent);
+        if let Some((_, a)) = self.state.agents.remove(&agent) {
+            for t in a.topics {
+                if let Some(mut subs) = self.state.topics.get_mut(&t) {
+                    subs.retain(|&x| x != agent);
+                }
+            }
+        }
+        let mut grants = Vec::new();
+        let now = self.now_ns;
+        self.state.with_locks(|t| t.remove_agent(agent, now, &mut grants));
+        self.state.with_barriers(|t| t.remove_agent(agent));
+        self.deliver_grants(grants);
+    }
+
+    /// The connection ended: drop its agents (handing their locks on) and flush what that
+    /// produced for others.
+    pub(super) async fn close(&mut self) {
+        self.now_ns = clock::now_ns();
+        for agent in std::mem::take(&mut self.agents) {
+            self.remove_agent(agent);
+        }
+        self.flush().await;
+    }
+}
+
+/// The agent and request id of a request that acts for one agent.
+fn agent_scope(ctl: &Control) -> Option<(AgentId, u64)> {
+    match ctl {
+        Control::Unregister(m) => Some((m.agent_id, m.request_id)),
+        Control::Heartbeat(m) => Some((m.agent_id, m.request_id)),
+        Control::Subscribe(m) => Some((m.agent_id, m.request_id)),
+        Control::Unsubscribe(m) => Some((m.agent_id, m.request_id)),
+        Control::LockRequest(m) => Some((m.agent_id, m.request_id)),
+        Control::LockRelease(m) => Some((m.agent_id, m.request_id)),
+        Control::BarrierEnter(m) => Some((m.agent_id, m.request_id)),
+        Control::BarrierForce(m) => Some((m.agent_id, m.request_id)),
+        _ => None,
+    }
+}
