@@ -270,8 +270,10 @@ pub trait Adapter {
     /// Queues a request on connection `conn` (the sender's).
     fn request(&mut self, conn: usize, r: &Outgoing);
     /// Decodes every complete message at the start of `buf`, read from `conn`, and tells `book`
-    /// what each one means (queueing the replies it asks for). Returns the bytes used, or why
-    /// the input is undecodable (the connection is then useless).
+    /// what each one means, queueing the replies it asks for and, when an answer frees an
+    /// agent's window slot, sending from that agent at once (`book.send_from(local, …)` with
+    /// [`Adapter::request`]). Returns the bytes used, or why the input is undecodable (the
+    /// connection is then useless).
     fn input(&mut self, conn: usize, buf: &[u8], book: &mut Book) -> Result<usize, String>;
     /// The next buffer to write on `conn`, if any.
     fn take_output(&mut self, conn: usize) -> Option<Vec<u8>>;
@@ -286,10 +288,8 @@ pub struct Book {
     cfg: GroupConfig,
     schedule: Schedule,
     agents: Vec<Agent>,
-    /// Agents a resolution freed a window slot of during the current input, sent from once it
-    /// is decoded (the adapter is busy decoding meanwhile). Reused; as long as one input's
-    /// answers at most.
-    ready: Vec<u32>,
+    /// Each connection's parked writer.
+    writers: Vec<Option<Waker>>,
     /// Registration acknowledgements received, per connection.
     acks: Vec<u32>,
     /// Connections closed under the group while the run was on.
@@ -326,7 +326,7 @@ impl Book {
         };
         Book {
             agents: vec![Agent::default(); cfg.count as usize],
-            ready: Vec::new(),
+            writers: (0..conns).map(|_| None).collect(),
             acks: vec![0; conns],
             lost: vec![false; conns],
             refused: None,
@@ -356,6 +356,7 @@ impl Book {
     }
 
     /// The time of the input being decoded.
+    #[inline]
     pub fn now_ns(&self) -> u64 {
         self.now_ns
     }
@@ -378,22 +379,26 @@ impl Book {
     }
 
     /// The local index of agent `id`, if it belongs to this group.
+    #[inline]
     fn local_of(&self, id: u32) -> Option<usize> {
         let global = id.checked_sub(self.cfg.id_base)?;
         let local = global.checked_sub(self.cfg.first)?;
         (local < self.cfg.count).then_some(local as usize)
     }
 
+    #[inline]
     fn conn_of(&self, local: usize) -> usize {
         local / self.cfg.agents_per_conn.max(1) as usize
     }
 
+    #[inline]
     fn in_window(&self) -> bool {
         self.now_ns >= self.schedule.measure_ns && self.now_ns < self.schedule.end_ns
     }
 
     /// A request to agent `to`, sent at `sent_ns`, was delivered. Returns whether it is one of
     /// this group's agents; if so the adapter must queue the reply (counted here as sent).
+    #[inline]
     pub fn request_delivered(&mut self, to: u32, sent_ns: u64, measured: bool) -> bool {
         if self.local_of(to).is_none() {
             self.counters.unexpected += 1;
@@ -412,17 +417,20 @@ impl Book {
     }
 
     /// A reply to agent `to` was delivered: `(intended, actual)` are its request's send times,
-    /// `reply_sent_ns` when the reply left.
+    /// `reply_sent_ns` when the reply left. Returns the agent whose window slot it freed: the
+    /// adapter sends from it at once ([`Book::send_from`]).
+    #[inline]
+    #[must_use]
     pub fn reply_delivered(
         &mut self,
         to: u32,
         (intended_ns, actual_ns): (u64, u64),
         reply_sent_ns: u64,
         measured: bool,
-    ) {
+    ) -> Option<usize> {
         let Some(local) = self.local_of(to) else {
             self.counters.unexpected += 1;
-            return;
+            return None;
         };
         self.counters.replies_delivered += 1;
         if self.in_window() {
@@ -436,11 +444,14 @@ impl Book {
             self.counters.round_trips_measured += 1;
             self.counters.last_measured_delivery_ns = now;
         }
-        self.resolve(local);
+        self.resolve(local)
     }
 
-    /// The router answered a message with an error.
-    pub fn router_error(&mut self, about: About, kind: ErrorKind<'_>) {
+    /// The router answered a message with an error. Returns the agent whose window slot it
+    /// freed, if any: the adapter sends from it at once ([`Book::send_from`]).
+    #[inline]
+    #[must_use]
+    pub fn router_error(&mut self, about: About, kind: ErrorKind<'_>) -> Option<usize> {
         let c = &mut self.counters;
         match (about, kind) {
             (About::Reply, ErrorKind::Code(code)) => add(&mut c.reply_errors, &code, 1),
@@ -448,10 +459,9 @@ impl Book {
             (About::Request(_), ErrorKind::Code(code)) => add(&mut c.request_errors, &code, 1),
             (About::Request(_), ErrorKind::Name(n)) => add_name(&mut c.request_errors_named, n),
         }
-        if let About::Request(Some(id)) = about {
-            if let Some(local) = self.local_of(id) {
-                self.resolve(local);
-            }
+        match about {
+            About::Request(Some(id)) => self.resolve(self.local_of(id)?),
+            _ => None,
         }
     }
 
@@ -461,14 +471,28 @@ impl Book {
     }
 
     /// A request of agent `local` is answered (reply or error): free its window slot.
-    fn resolve(&mut self, local: usize) {
+    #[inline]
+    fn resolve(&mut self, local: usize) -> Option<usize> {
         let a = &mut self.agents[local];
-        if a.in_flight > 0 {
-            a.in_flight -= 1;
-            self.in_flight -= 1;
-            self.ready.push(local as u32);
-            if self.in_flight == 0 {
-                self.wake_monitor();
+        if a.in_flight == 0 {
+            return None;
+        }
+        a.in_flight -= 1;
+        self.in_flight -= 1;
+        if self.in_flight == 0 {
+            self.wake_monitor();
+        }
+        Some(local)
+    }
+
+    /// Sends what agent `local` may send now, each request encoded by `encode` (the adapter's
+    /// [`Adapter::request`]), and wakes the writers concerned.
+    #[inline]
+    pub fn send_from(&mut self, local: usize, mut encode: impl FnMut(usize, &Outgoing)) {
+        while let Some((conn, out)) = self.book(local) {
+            encode(conn, &out);
+            if let Some(w) = self.writers[conn].take() {
+                w.wake();
             }
         }
     }
@@ -479,6 +503,7 @@ impl Book {
         }
     }
 
+    #[inline]
     fn agent_may_send_more(&self, local: usize) -> bool {
         match self.cfg.stop {
             Stop::Count { per_agent } => self.agents[local].measured < per_agent,
@@ -504,6 +529,7 @@ impl Book {
 
     /// Intended time of entry `q` of this group's send sequence: agent `first + q % count`'s
     /// `q / count`-th request. Agents of the whole run are evenly interleaved.
+    #[inline]
     fn intended_ns(&self, q: u64) -> u64 {
         let count = u64::from(self.cfg.count.max(1));
         let (round, local) = (q / count, q % count);
@@ -511,6 +537,7 @@ impl Book {
         self.schedule.start_ns + (slot as f64 * self.slot_ns) as u64
     }
 
+    #[inline]
     fn window(&self) -> u32 {
         match self.cfg.pacing {
             Pacing::Closed { window } | Pacing::Open { window, .. } => window.max(1),
@@ -518,18 +545,19 @@ impl Book {
     }
 
     /// Books the next request agent `local` may send now, if any.
+    #[inline]
     fn book(&mut self, local: usize) -> Option<(usize, Outgoing)> {
+        // Cheapest refusals first: this runs twice per answer, and the second time the window
+        // is full.
+        let a = &self.agents[local];
+        if a.in_flight >= self.window() || self.finished || !self.agent_may_send_more(local) {
+            return None;
+        }
         let conn = self.conn_of(local);
         let n = self.cfg.agents_total;
         let global = self.cfg.first + local as u32;
         let degree = self.cfg.topology.degree(global, n);
-        let a = &self.agents[local];
-        if degree == 0
-            || self.lost[conn]
-            || self.finished
-            || a.in_flight >= self.window()
-            || !self.agent_may_send_more(local)
-        {
+        if degree == 0 || self.lost[conn] {
             return None;
         }
         let intended = match self.cfg.pacing {
@@ -598,16 +626,12 @@ fn add_name(list: &mut Vec<(String, u64)>, name: &str) {
 pub struct Group<A> {
     book: Book,
     adapter: A,
-    /// Each connection's parked writer.
-    writers: Vec<Option<Waker>>,
 }
 
 impl<A: Adapter> Group<A> {
     /// A group with its agents idle until [`Group::start`].
     pub fn new(cfg: GroupConfig, adapter: A) -> Group<A> {
-        let book = Book::new(cfg);
-        let writers = (0..book.acks.len()).map(|_| None).collect();
-        Group { book, adapter, writers }
+        Group { book: Book::new(cfg), adapter }
     }
 
     /// The accounting side.
@@ -627,7 +651,7 @@ impl<A: Adapter> Group<A> {
 
     /// Connections this group needs.
     pub fn connections(&self) -> usize {
-        self.writers.len()
+        self.book.writers.len()
     }
 
     /// The agent ids registered on connection `c`.
@@ -688,7 +712,7 @@ impl<A: Adapter> Group<A> {
     /// Ends the run: writers and the pacer finish.
     pub fn stop(&mut self) {
         self.book.stopped = true;
-        for w in self.writers.iter_mut().filter_map(Option::take) {
+        for w in self.book.writers.iter_mut().filter_map(Option::take) {
             w.wake();
         }
     }
@@ -782,14 +806,12 @@ impl<A: Adapter> Group<A> {
 
     /// Sends what agent `local` may send now.
     fn try_send(&mut self, local: usize) {
-        while let Some((conn, out)) = self.book.book(local) {
-            self.adapter.request(conn, &out);
-            self.wake_writer(conn);
-        }
+        let adapter = &mut self.adapter;
+        self.book.send_from(local, |conn, out| adapter.request(conn, out));
     }
 
     fn wake_writer(&mut self, conn: usize) {
-        if let Some(w) = self.writers[conn].take() {
+        if let Some(w) = self.book.writers[conn].take() {
             w.wake();
         }
     }
@@ -800,11 +822,6 @@ impl<A: Adapter> Group<A> {
         self.book.now_ns = now_ns;
         let used = self.adapter.input(conn, buf, &mut self.book);
         self.wake_writer(conn);
-        let mut ready = std::mem::take(&mut self.book.ready);
-        for local in ready.drain(..) {
-            self.try_send(local as usize);
-        }
-        self.book.ready = ready;
         self.book.update_finished();
         used
     }
@@ -818,7 +835,7 @@ impl<A: Adapter> Group<A> {
         match self.adapter.take_output(conn) {
             Some(buf) => Poll::Ready(Some(buf)),
             None => {
-                self.writers[conn] = Some(cx.waker().clone());
+                self.book.writers[conn] = Some(cx.waker().clone());
                 Poll::Pending
             }
         }

@@ -98,9 +98,14 @@ impl Json {
                 book.refused(format!("the router refused a registration: {e}"))
             }
             (Sent::Request, Some(e)) => {
-                book.router_error(About::Request(Some(self.id_of(conn))), ErrorKind::Name(e))
+                let about = About::Request(Some(self.id_of(conn)));
+                if let Some(local) = book.router_error(about, ErrorKind::Name(e)) {
+                    book.send_from(local, |conn, r| self.request(conn, r));
+                }
             }
-            (Sent::Reply, Some(e)) => book.router_error(About::Reply, ErrorKind::Name(e)),
+            (Sent::Reply, Some(e)) => {
+                let _ = book.router_error(About::Reply, ErrorKind::Name(e));
+            }
             (_, None) => {}
         }
     }
@@ -124,7 +129,9 @@ impl Json {
             }
             Some("reply") => {
                 let sent = payload["r"].as_u64().unwrap_or(book.now_ns());
-                book.reply_delivered(me, (t0, t1), sent, measured);
+                if let Some(local) = book.reply_delivered(me, (t0, t1), sent, measured) {
+                    book.send_from(local, |conn, r| self.request(conn, r));
+                }
             }
             _ => book.unexpected(),
         }

@@ -58,6 +58,7 @@ impl Native {
     }
 
     /// Appends `env` to connection `conn`'s open frame, sealing it first when it is full.
+    #[inline]
     fn push(&mut self, conn: usize, env: &Envelope<'_>) {
         let o = &mut self.out[conn];
         let need = Envelope::encoded_len_max(env.payload.len());
@@ -73,6 +74,7 @@ impl Native {
         frame.push_envelope(env);
     }
 
+    #[inline]
     fn on_message(&mut self, conn: usize, msg: Message<'_>, book: &mut Book) {
         match msg {
             Message::Data(env) if env.kind == DataKind::Request => {
@@ -107,7 +109,12 @@ impl Native {
                     u64::from_le_bytes(b)
                 };
                 let measured = env.correlation_id & MEASURED_BIT != 0;
-                book.reply_delivered(env.to, (stamp(0), stamp(8)), env.timestamp_ns, measured);
+                let sent = env.timestamp_ns;
+                if let Some(local) =
+                    book.reply_delivered(env.to, (stamp(0), stamp(8)), sent, measured)
+                {
+                    book.send_from(local, |conn, r| self.request(conn, r));
+                }
             }
             Message::Control(Control::Ack(_)) if book.registering() => book.ack(conn),
             Message::Control(Control::Error(e)) if book.registering() => {
@@ -122,7 +129,9 @@ impl Native {
                 } else {
                     About::Request(Some(e.agent_id.0))
                 };
-                book.router_error(about, ErrorKind::Code(e.code));
+                if let Some(local) = book.router_error(about, ErrorKind::Code(e.code)) {
+                    book.send_from(local, |conn, r| self.request(conn, r));
+                }
             }
             _ => book.unexpected(),
         }
@@ -146,6 +155,7 @@ impl Adapter for Native {
         self.out[conn].sealed.push_back(frame);
     }
 
+    #[inline]
     fn request(&mut self, conn: usize, r: &Outgoing) {
         let mut payload = std::mem::take(&mut self.payload);
         payload[..8].copy_from_slice(&r.intended_ns.to_le_bytes());
