@@ -36,7 +36,8 @@ pub struct BenchArgs {
     /// Children per node in the hierarchical topology.
     #[arg(long, value_name = "N", default_value_t = 2)]
     fanout: u32,
-    /// Open loop: milliseconds between one agent's requests, per run [default: closed loop].
+    /// Open loop: milliseconds between one agent's requests, per run; 0 is closed loop (send
+    /// without pause, as the seed tester does) [default: closed loop].
     #[arg(long, value_name = "LIST", conflicts_with = "rate")]
     intervals: Option<String>,
     /// Open loop: total requests per second over all agents, per run [default: closed loop].
@@ -61,7 +62,8 @@ pub struct BenchArgs {
     /// A fast grid that finishes in well under a minute.
     #[arg(long)]
     quick: bool,
-    /// Drive an external router (tcp://host:port) instead of starting the embedded one.
+    /// Drive an external router instead of starting the embedded one: tcp://host:port (native
+    /// frames), or ws://host:port[/path] (WebSocket; with --protocol json, the seed protocol).
     #[arg(long, value_name = "URL")]
     router: Option<String>,
     /// Cores to use (e.g. 0-15); split between the embedded router and the agents
@@ -153,6 +155,8 @@ pub struct BenchConfig {
     transport: Transport,
     protocol: Protocol,
     report_config: ReportConfig,
+    /// Placement the user may not have meant, one line each, printed before the first run.
+    warnings: Vec<String>,
 }
 
 fn list<T: std::str::FromStr>(flag: &str, spec: &str) -> anyhow::Result<Vec<T>>
@@ -214,15 +218,17 @@ impl TryFrom<BenchArgs> for BenchConfig {
         let (pacings, intervals, rates) = match (&a.intervals, &a.rate) {
             (Some(spec), _) => {
                 let ms: Vec<u64> = list("--intervals", spec)?;
-                if ms.contains(&0) {
-                    bail!("--intervals: intervals must be at least 1 ms");
-                }
-                (ms.iter().map(|&m| PacingSpec::Interval(m)).collect(), ms, Vec::new())
+                // 0 sends without pause, as in the seed tester: closed loop.
+                let specs = ms
+                    .iter()
+                    .map(|&m| if m == 0 { PacingSpec::Closed } else { PacingSpec::Interval(m) })
+                    .collect();
+                (specs, ms, Vec::new())
             }
             (None, Some(spec)) => {
                 let r: Vec<f64> = list("--rate", spec)?;
-                if r.iter().any(|&x| !(x > 0.0 && x.is_finite())) {
-                    bail!("--rate: rates must be positive");
+                if let Some(bad) = r.iter().find(|&&x| !(x > 0.0 && x.is_finite())) {
+                    bail!("--rate: {bad} is not a rate (a positive, finite number of requests per second)");
                 }
                 (r.iter().map(|&x| PacingSpec::Rate(x)).collect(), Vec::new(), r)
             }
@@ -290,6 +296,7 @@ impl TryFrom<BenchArgs> for BenchConfig {
             }
         };
         a.router_flags.shard_config(a.compression)?;
+        let warnings = placement_warnings(&target, &plan, a.agent_cores.is_some());
         if json && transport != Transport::Ws {
             bail!(
                 "--protocol json runs over WebSocket: drop --transport tcp or use a ws:// --router"
@@ -340,11 +347,37 @@ impl TryFrom<BenchArgs> for BenchConfig {
             transport,
             protocol: a.protocol,
             report_config: ReportConfig { warmup_sec: warmup.as_secs_f64(), ..report_config },
+            warnings,
         })
     }
 }
 
+/// Where router and agents share cores without the user having clearly asked for it.
+fn placement_warnings(target: &Target, plan: &Plan, agent_cores_given: bool) -> Vec<String> {
+    let list = |s: &[Slot]| s.iter().map(|x| x.core.to_string()).collect::<Vec<_>>().join(",");
+    let shared: Vec<Slot> =
+        plan.agents.iter().copied().filter(|s| plan.router.contains(s)).collect();
+    match target {
+        Target::Embedded { .. } if !shared.is_empty() => vec![format!(
+            "warning: the router and the agents share core(s) {}: every figure includes their contention",
+            list(&shared)
+        )],
+        Target::External { addr, .. } if addr.ip().is_loopback() && !agent_cores_given => {
+            vec![format!(
+                "warning: agents run on every core (cores {}) and the router is on this host: give --agent-cores to keep them apart",
+                list(&plan.agents)
+            )]
+        }
+        _ => Vec::new(),
+    }
+}
+
 impl BenchConfig {
+    /// Placement warnings, one line each.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
     /// Every run of the grid, in order: topology, agents, stop, pacing, repetition.
     pub fn grid(&self) -> Vec<RunSpec> {
         let salt = std::process::id() % 1000;
@@ -483,6 +516,9 @@ fn catch_interrupts(interrupt: &Interrupt) -> anyhow::Result<()> {
 pub fn run(args: BenchArgs) -> anyhow::Result<Finish> {
     let cfg = BenchConfig::try_from(args)?;
     report::json::check_writable(cfg.output())?;
+    for w in cfg.warnings() {
+        eprintln!("{w}");
+    }
     let interrupt = Interrupt::new();
     catch_interrupts(&interrupt)?;
     let runs = cfg.grid();

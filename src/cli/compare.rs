@@ -149,6 +149,9 @@ pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
         cmd.bench.output().map_or_else(|| PathBuf::from("compare_results.json"), PathBuf::from);
     let cfg = BenchConfig::try_from(cmd.bench)?;
     crate::report::json::check_writable(&output)?;
+    for w in cfg.warnings() {
+        eprintln!("{w}");
+    }
     super::raise_nofile(1 << 20).ok();
     let contenders: Vec<AnyRouter> =
         kinds.iter().map(|&k| start(k, &cfg)).collect::<anyhow::Result<_>>()?;

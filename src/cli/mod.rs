@@ -91,6 +91,9 @@ impl RouterArgs {
         if self.frame_bytes_max < 1024 || self.frame_bytes_max > u32::MAX as usize {
             bail!("--frame-bytes-max must be between 1K and 4G");
         }
+        if self.heartbeat_timeout.is_zero() {
+            bail!("--heartbeat-timeout must be above 0 (every agent would be offline at once)");
+        }
         if self.conn_queue_bytes < 4096 || self.peer_queue_bytes < 4096 {
             bail!("--conn-queue-bytes and --peer-queue-bytes must be at least 4K");
         }

@@ -102,7 +102,12 @@ pub(super) fn run_baseline(cmd: BaselineCmd) -> anyhow::Result<()> {
     }
     let slots = match &cmd.cores {
         Some(spec) => slots_for("--cores", spec, &machine)?,
-        None => (0..cmd.threads).map(|i| machine.cores[i % machine.cores.len()]).collect(),
+        None if cmd.threads > machine.cores.len() => bail!(
+            "--threads: {} threads on {} cores would share cores; give --cores to place them",
+            cmd.threads,
+            machine.cores.len()
+        ),
+        None => machine.cores[..cmd.threads].to_vec(),
     };
     super::raise_nofile(1 << 20).ok();
     let shard = cmd.router.shard_config(cmd.compression)?;

@@ -216,8 +216,11 @@ pub struct CpuInfo {
 pub struct RunResult {
     /// Agents.
     pub agent_count: u32,
-    /// Requests per agent in the measured window (configured, or achieved in duration mode).
+    /// Measured requests of the whole run, over all agents: the seed's meaning (its total is
+    /// split across agents). Configured × agents in count mode, achieved in duration mode.
     pub message_count: u64,
+    /// Measured requests per agent (`--messages` in count mode; achieved in duration mode).
+    pub messages_per_agent: u64,
     /// Topology name.
     pub topology: String,
     /// Milliseconds between an agent's requests (open loop); 0 for closed loop.
@@ -334,13 +337,18 @@ impl RunResult {
         } else {
             "ok"
         };
-        let message_count = match sc.stop {
+        let messages_per_agent = match sc.stop {
             Stop::Count { per_agent } => per_agent,
             Stop::Duration(_) => c.requests_measured / u64::from(sc.agents.max(1)),
+        };
+        let message_count = match sc.stop {
+            Stop::Count { per_agent } => per_agent * u64::from(sc.agents),
+            Stop::Duration(_) => c.requests_measured,
         };
         RunResult {
             agent_count: sc.agents,
             message_count,
+            messages_per_agent,
             topology: sc.topology.name().into(),
             message_interval_ms: spec.interval_ms.unwrap_or(0),
             repeat: spec.repeat,

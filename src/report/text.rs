@@ -64,7 +64,7 @@ pub fn run_line(out: &mut dyn Write, index: usize, r: &RunResult) -> io::Result<
         None => format!("closed w{}", r.pacing.window),
     };
     if r.count_mode {
-        pacing.push_str(&format!(" ×{}", r.message_count));
+        pacing.push_str(&format!(" ×{}", r.messages_per_agent));
     }
     let cpu = |v: &[f64]| v.iter().copied().fold(0.0, f64::max) * 100.0;
     let cpu_cell = match &r.cpu.router_cores {
@@ -74,11 +74,20 @@ pub fn run_line(out: &mut dyn Write, index: usize, r: &RunResult) -> io::Result<
     let status = match (&r.failure, r.status) {
         (Some(why), _) => format!("FAILED: {why}"),
         (None, "ok") if r.cpu.bottleneck == "generator" => "ok (generator-bound)".to_string(),
-        (None, "overloaded") => format!(
-            "OVERLOADED: {} of {} asked",
-            rate(r.pacing.achieved_rate_per_sec),
-            rate(r.pacing.rate_per_sec.unwrap_or(0.0))
-        ),
+        (None, "overloaded") => {
+            let asked = r.pacing.rate_per_sec.unwrap_or(0.0);
+            let achieved = r.pacing.achieved_rate_per_sec;
+            if achieved < crate::report::SUSTAINED_RATE_SHARE * asked {
+                format!("OVERLOADED: {} of {} asked", rate(achieved), rate(asked))
+            } else {
+                let sent = r.accounting.requests_sent.max(1) as f64;
+                format!(
+                    "OVERLOADED: {:.1} % of sends later than {} ms",
+                    r.pacing.late_sends as f64 * 100.0 / sent,
+                    r.pacing.late_after_ms
+                )
+            }
+        }
         (None, "too_short") => format!(
             "TOO SHORT: {} measured round trips in {:.3} s",
             r.latency.rtt.count, r.duration_sec

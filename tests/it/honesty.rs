@@ -62,9 +62,9 @@ fn router_process() -> (Child, SocketAddr) {
     (child, addr.parse().unwrap())
 }
 
-/// Runs the benchmark binary; returns its exit code, stdout and stderr.
+/// Runs the benchmark binary (bounded); returns its exit code, stdout and stderr.
 fn bench(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(BIN).args(args).output().unwrap();
+    let out = crate::support::run_bin(args, Duration::from_secs(60));
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     (out.status.code(), text(&out.stdout), text(&out.stderr))
 }
@@ -329,8 +329,15 @@ fn a_wrong_or_missing_peer_gets_one_line_and_no_more_runs() {
     for (url, expected) in cases {
         let started = Instant::now();
         let out = temp("peer.json");
-        let (code, stdout, stderr) =
-            bench(&["--router", &url, "--quick", "--output", out.to_str().unwrap()]);
+        let (code, stdout, stderr) = bench(&[
+            "--router",
+            &url,
+            "--quick",
+            "--agent-cores",
+            "0",
+            "--output",
+            out.to_str().unwrap(),
+        ]);
         assert_eq!(code, Some(1), "{url}: {stdout}");
         assert_eq!(stderr.lines().count(), 1, "{url}: {stderr}");
         assert!(stderr.contains(expected), "{url}: {stderr}");
@@ -352,4 +359,29 @@ fn a_negative_count_names_its_flag() {
     assert!(matches!(code, Some(1 | 2)), "{code:?}");
     assert!(stderr.contains("--agents"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn placement_mistakes_are_refused_or_warned_in_one_line() {
+    // Proves placement is never silent: more baseline threads than cores are refused naming
+    // --threads; router and agents on one core run, with one warning line saying so; and
+    // `--intervals 0` is the seed's "send without pause", closed loop.
+    let cores = Machine::detect().cores.len();
+    if cores < 64 {
+        let threads = (cores + 1).to_string();
+        let (code, _, stderr) = bench(&["baseline-router", "--threads", &threads]);
+        assert_eq!(code, Some(1));
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("--threads"), "{stderr}");
+    }
+    let out = temp("one-core.json");
+    let args =
+        ["--router-cores", "0", "--agent-cores", "0", "--agents", "3", "--topologies", "ring"];
+    let quick = ["--duration", "0.2", "--warmup", "0.05", "--repeat", "1", "--intervals", "0"];
+    let (code, stdout, stderr) =
+        bench(&[&args[..], &quick[..], &["--output", out.to_str().unwrap()]].concat());
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("warning: the router and the agents share core(s) 0"), "{stderr}");
+    assert!(stdout.contains("closed w16"), "--intervals 0 is closed loop: {stdout}");
 }

@@ -138,3 +138,26 @@ pub fn noise(len: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+/// Runs `a2a-bench <args>` to completion within `limit`; a child still running then is killed and
+/// the test fails, so no test hangs on the binary.
+pub fn run_bin(args: &[&str], limit: std::time::Duration) -> std::process::Output {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_a2a-bench"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.expect("the binary ran"),
+        Err(_) => {
+            let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("a2a-bench {args:?} still ran after {limit:?}: killed");
+        }
+    }
+}

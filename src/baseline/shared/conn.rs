@@ -244,6 +244,36 @@ impl Conn {
         chunk.count += 1;
     }
 
+    /// Sends `ctl` to this connection at once, after what this pass already queued for it on the
+    /// high lane, when its queue has room for them; false (and nothing sent) otherwise.
+    pub(super) fn send_own_now(&mut self, ctl: &Control) -> bool {
+        let Some(handle) = self.state.conns.get(&self.id).map(|h| h.clone()) else { return false };
+        let mut chunk = match self.pending.iter().position(|(c, ch)| *c == self.id && ch.high) {
+            Some(i) => self.pending.swap_remove(i).1,
+            None => Chunk { buf: self.pool.get(256), count: 0, high: true },
+        };
+        let at = chunk.buf.len();
+        ctl.encode(&mut chunk.buf);
+        let max = self.state.cfg.conn_queue_bytes_max;
+        let want = chunk.buf.len().min(max) as u32;
+        match handle.budget.clone().try_acquire_many_owned(want) {
+            Ok(permit) => {
+                permit.forget();
+                chunk.count += 1;
+                self.counts.msgs_out += 1;
+                let _ = handle.tx.send(chunk);
+                true
+            }
+            Err(_) => {
+                chunk.buf.truncate(at);
+                if chunk.count > 0 {
+                    self.pending.push((self.id, chunk));
+                }
+                false
+            }
+        }
+    }
+
     pub(super) fn queue_control(&mut self, conn: u64, ctl: &Control) {
         let mut buf = Vec::new();
         ctl.encode(&mut buf);

@@ -123,10 +123,27 @@ impl Conn {
                 let waiter = Waiter { agent: l.agent_id, request_id: l.request_id, home: 0 };
                 let mut grants = Vec::new();
                 let now = self.now_ns;
-                let outcome = self
-                    .state
-                    .with_locks(|t| t.request(waiter, l.lock_id, l.lease_ms, now, &mut grants));
+                let state = self.state.clone();
+                // A queued waiter hears "queued" before its grant: the grant comes from whichever
+                // thread releases the lock, under this same mutex, so "queued" leaves under it.
+                let mut answered = false;
+                let outcome = state.with_locks(|t| {
+                    let outcome = t.request(waiter, l.lock_id, l.lease_ms, now, &mut grants);
+                    if let LockOutcome::Queued { position } = outcome {
+                        let queued = LockQueued {
+                            request_id: l.request_id,
+                            agent_id: l.agent_id,
+                            lock_id: l.lock_id,
+                            position,
+                        };
+                        answered = self.send_own_now(&Control::LockQueued(queued));
+                    }
+                    outcome
+                });
                 self.deliver_grants(grants);
+                if answered {
+                    return;
+                }
                 let reply = match outcome {
                     LockOutcome::Granted { lease_ms } => Control::LockGranted(LockGranted {
                         request_id: l.request_id,
