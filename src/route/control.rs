@@ -23,12 +23,18 @@ use crate::wire::{AgentId, BarrierId, Control, ErrorCode, LockId, ShardStats, To
 
 /// Most agents one discover reply carries.
 const DISCOVER_PAGE_MAX: u32 = 1000;
+/// How long a registration of an id still held waits for the holder to go before the answer is
+/// `duplicate_agent`: an agent that reconnects right after its connection closed must not lose
+/// to its own old registration, whose removal takes a few milliseconds.
+pub(super) const REREGISTER_WAIT_NS: u64 = 100_000_000;
+/// Most registrations waiting at once; past it the answer is `duplicate_agent` at once.
+pub(super) const DEFERRED_MAX: usize = 4096;
 
 /// A client request waiting for peers.
 #[derive(Debug)]
 pub(super) enum Pending {
-    /// Waiting for the id's owner to accept the claim.
-    Claim { conn: ConnId, reg: Register },
+    /// Waiting for the id's owner to accept the claim (until `deadline` if the id is held).
+    Claim { conn: ConnId, reg: Register, deadline: u64 },
     /// Waiting for every peer's `SyncAck`; then `reply` goes to `conn`.
     Sync { conn: ConnId, reply: Control, acks_left: u16 },
     /// Collecting matches from every peer.
@@ -49,7 +55,10 @@ impl Shard {
     /// router may send.
     pub(super) fn on_control(&mut self, id: ConnId, ctl: Control) -> Result<(), ErrorCode> {
         match ctl {
-            Control::Register(r) => self.register(id, r),
+            Control::Register(r) => {
+                let deadline = self.now_ns + REREGISTER_WAIT_NS;
+                self.register(id, r, deadline)
+            }
             Control::Unregister(u) => {
                 if let Some(li) = self.agent_on(id, u.agent_id, u.request_id) {
                     self.remove_local_agent(li);
@@ -132,7 +141,9 @@ impl Shard {
         Ok(())
     }
 
-    fn register(&mut self, id: ConnId, r: Register) {
+    /// Registers `r` on connection `id`; if the id is held by someone else, waits (retried each
+    /// tick) until `deadline` for the holder to go, then answers `duplicate_agent`.
+    pub(super) fn register(&mut self, id: ConnId, r: Register, deadline: u64) {
         if let Some(token) = &self.cfg.token {
             if r.token.as_deref() != Some(token.as_str()) {
                 let detail = "registration token missing or wrong";
@@ -146,35 +157,31 @@ impl Shard {
             }
         }
         if self.directory.contains_key(&r.agent_id) {
-            let detail = "agent id is already registered";
-            return self.request_error(
-                id,
-                r.request_id,
-                r.agent_id,
-                ErrorCode::DuplicateAgent,
-                detail,
-            );
+            return self.held(id, r, deadline);
         }
         let owner = self.owner_of(u64::from(r.agent_id.0));
         if owner == self.cfg.shard {
             if self.owned.contains_key(&r.agent_id) {
-                let detail = "agent id is already registered";
-                return self.request_error(
-                    id,
-                    r.request_id,
-                    r.agent_id,
-                    ErrorCode::DuplicateAgent,
-                    detail,
-                );
+                return self.held(id, r, deadline);
             }
             self.owned.insert(r.agent_id, self.cfg.shard);
             self.complete_register(id, r);
         } else {
             let token = self.token();
             let agent = r.agent_id;
-            self.pending.insert(token, Pending::Claim { conn: id, reg: r });
+            self.pending.insert(token, Pending::Claim { conn: id, reg: r, deadline });
             self.peer_push_msg(owner, PeerMsg::Claim { agent, token });
         }
+    }
+
+    /// The id of `r` is held: try again next tick until `deadline`, then `duplicate_agent`.
+    fn held(&mut self, id: ConnId, r: Register, deadline: u64) {
+        if self.now_ns < deadline && self.deferred.len() < DEFERRED_MAX {
+            self.deferred.push((id, r, deadline));
+            return;
+        }
+        let detail = "agent id is already registered";
+        self.request_error(id, r.request_id, r.agent_id, ErrorCode::DuplicateAgent, detail);
     }
 
     /// The id is ours: record the agent, tell every peer, ack after the sync round.
@@ -509,13 +516,11 @@ impl Shard {
                 self.peer_push_msg(from, PeerMsg::ClaimReply { token, granted });
             }
             PeerMsg::ClaimReply { token, granted } => {
-                if let Some(Pending::Claim { conn, reg }) = self.pending.remove(&token) {
+                if let Some(Pending::Claim { conn, reg, deadline }) = self.pending.remove(&token) {
                     if granted {
                         self.complete_register(conn, reg);
                     } else {
-                        let detail = "agent id is already registered";
-                        let code = ErrorCode::DuplicateAgent;
-                        self.request_error(conn, reg.request_id, reg.agent_id, code, detail);
+                        self.held(conn, reg, deadline);
                     }
                 }
             }

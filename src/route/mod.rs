@@ -247,6 +247,9 @@ pub struct Shard {
     fan: Vec<u32>,
     /// Lock grants collected during an operation.
     grants: Vec<Grant>,
+    /// Registrations whose id is still held, retried each tick until their deadline (at most
+    /// `control::DEFERRED_MAX`).
+    deferred: Vec<(ConnId, crate::wire::control::Register, u64)>,
     fan_mark: u64,
     now_ns: u64,
     next_liveness_ns: u64,
@@ -282,6 +285,7 @@ impl Shard {
             ctl_buf: Vec::new(),
             fan: Vec::new(),
             grants: Vec::new(),
+            deferred: Vec::new(),
             fan_mark: 0,
             now_ns: clock::now_ns(),
             next_liveness_ns: 0,
@@ -595,6 +599,11 @@ impl Shard {
         self.locks.expire(now_ns, &mut grants);
         self.deliver_grants(&mut grants);
         self.grants = grants;
+        for (id, r, deadline) in std::mem::take(&mut self.deferred) {
+            if self.conn_mut(id).is_some() {
+                self.register(id, r, deadline);
+            }
+        }
         if now_ns >= self.next_liveness_ns {
             let timeout = self.cfg.heartbeat_timeout.as_nanos() as u64;
             self.next_liveness_ns = now_ns + (timeout / 4).clamp(1_000_000, 1_000_000_000);

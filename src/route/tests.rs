@@ -119,7 +119,37 @@ fn two_shards_racing_for_one_id_accept_exactly_one() {
     let errors = |m: &[Message<'_>]| {
         m.iter().filter(|m| matches!(m, Message::Control(Control::Error(e)) if e.code == ErrorCode::DuplicateAgent.code())).count()
     };
-    assert_eq!((acks(&ra) + acks(&rb), errors(&ra) + errors(&rb)), (1, 1));
+    assert_eq!((acks(&ra) + acks(&rb), errors(&ra) + errors(&rb)), (1, 0), "the loser waits");
+    // The loser waits for the holder to go, at most REREGISTER_WAIT_NS, then is refused.
+    let late = s[1].now_ns + control::REREGISTER_WAIT_NS + 1;
+    for shard in s.iter_mut() {
+        shard.tick(late);
+    }
+    pump(&mut s);
+    let (ra, rb) = (drain(&mut s[0], a), drain(&mut s[1], b));
+    assert_eq!(errors(&ra) + errors(&rb), 1);
+}
+
+#[test]
+fn a_reregistration_waits_for_the_old_connection_to_go() {
+    // Proves the reconnect race is closed: an agent whose old connection (on shard 0) is still
+    // being torn down re-registers from a new connection on shard 1; the registration waits
+    // instead of failing, and is acknowledged once the old connection is gone.
+    let mut s = shards(2);
+    let old = s[0].open_conn();
+    s[0].on_input(old, &frame(&[register(7)]));
+    pump(&mut s);
+    assert_eq!(acks(&drain(&mut s[0], old)), 1);
+    let new = s[1].open_conn();
+    s[1].on_input(new, &frame(&[register(7)]));
+    pump(&mut s);
+    assert!(drain(&mut s[1], new).is_empty(), "no answer while the old registration stands");
+    s[0].close_conn(old);
+    pump(&mut s);
+    let now = s[1].now_ns + 1;
+    s[1].tick(now);
+    pump(&mut s);
+    assert_eq!(acks(&drain(&mut s[1], new)), 1);
 }
 
 #[test]
