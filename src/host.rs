@@ -182,3 +182,73 @@ mod tests {
             .all(|c| ["ok", "ok (higher)", "differs", "absent"].contains(&c.status)));
     }
 }
+
+/// The CPU time every process on the machine has used, and this process's own, at one instant:
+/// two of them tell how busy *other* processes kept the machine in between (a benchmark run on
+/// a busy machine measures the machine, not the router).
+#[derive(Debug, Clone, Copy)]
+pub struct CpuTimes {
+    /// Non-idle time of all CPUs (user, nice, system, irq, softirq, steal), in ticks.
+    all_busy: u64,
+    /// This process's user + system time, in ticks.
+    own: u64,
+    /// CPUs counted in `/proc/stat`.
+    cpus: u64,
+    at_ns: u64,
+}
+
+impl CpuTimes {
+    /// Reads `/proc/stat` and `/proc/self/stat`; `None` where they cannot be read.
+    pub fn now() -> Option<CpuTimes> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let total = stat.lines().next()?.strip_prefix("cpu ")?;
+        let v: Vec<u64> = total.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+        // user nice system idle iowait irq softirq steal ...
+        let all_busy = v.first()? + v.get(1)? + v.get(2)? + v.get(5)? + v.get(6)? + v.get(7)?;
+        let cpus = stat.lines().filter(|l| l.starts_with("cpu") && !l.starts_with("cpu ")).count();
+        let own_stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name (which may hold spaces): state is field 3, utime 14.
+        let after = own_stat.rsplit_once(')')?.1;
+        let f: Vec<&str> = after.split_whitespace().collect();
+        let own = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+        Some(CpuTimes { all_busy, own, cpus: cpus.max(1) as u64, at_ns: crate::clock::now_ns() })
+    }
+
+    /// Share (0–1) of the machine's CPUs that other processes (and the hypervisor's steal)
+    /// used between `earlier` and `self`.
+    pub fn others_share_since(&self, earlier: &CpuTimes) -> f64 {
+        // /proc counts in USER_HZ ticks, 100 per second on Linux.
+        let others = self.all_busy.saturating_sub(earlier.all_busy) as i64
+            - self.own.saturating_sub(earlier.own) as i64;
+        let wall_ticks = self.at_ns.saturating_sub(earlier.at_ns) as f64 / 1e7;
+        if wall_ticks <= 0.0 {
+            return 0.0;
+        }
+        (others.max(0) as f64 / (wall_ticks * self.cpus as f64)).min(1.0)
+    }
+}
+
+/// Other processes busier than this share of the machine during a run make its figures suspect.
+pub const BUSY_MACHINE_SHARE: f64 = 0.10;
+
+#[cfg(test)]
+mod cpu_times_tests {
+    use super::*;
+
+    #[test]
+    fn other_processes_load_is_read_and_our_own_work_is_not_counted() {
+        // Proves the sampler reads /proc and does not count this process's own busy loop as
+        // other processes' load (with a margin for whatever else runs during the test).
+        let a = CpuTimes::now().expect("/proc is readable");
+        let t = std::time::Instant::now();
+        let mut x = 0u64;
+        while t.elapsed() < std::time::Duration::from_millis(300) {
+            x = x.wrapping_mul(31).wrapping_add(7);
+        }
+        std::hint::black_box(x);
+        let b = CpuTimes::now().unwrap();
+        let share = b.others_share_since(&a);
+        assert!((0.0..=1.0).contains(&share));
+        assert!(share < 0.5 / a.cpus as f64 + 0.3, "our own loop counted as others: {share}");
+    }
+}

@@ -571,15 +571,20 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Finish> {
         let sc = &spec.scenario;
         progress.set_message(format!("{} × {} {}", sc.topology, sc.agents, describe_pacing(sc)));
         let hooks = Hooks { probe, at_measure_start: None, interrupt: Some(interrupt.clone()) };
+        let before = crate::host::CpuTimes::now();
         let outcome = loadgen::run_with(sc, addr, hooks);
+        let others =
+            before.zip(crate::host::CpuTimes::now()).map(|(a, b)| b.others_share_since(&a));
         if outcome.setup_failed {
             // The peer is unreachable or wrong: every other run would fail the same way.
             fatal = Some(outcome.failures.join("; "));
             break;
         }
-        let result = RunResult::new(spec, &outcome);
+        let mut result = RunResult::new(spec, &outcome);
+        result.cpu.others_share = others;
         progress.suspend(|| {
             let _ = report::text::run_line(&mut out, i, &result);
+            busy_warning(i, others);
         });
         results.push(result);
         progress.inc(1);
@@ -617,6 +622,17 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Finish> {
         (false, 0) => Finish::AllOk,
         _ => Finish::SomeFailed,
     })
+}
+
+/// Warns (one line) when other processes kept the machine busy during run `i`.
+pub fn busy_warning(i: usize, others: Option<f64>) {
+    if let Some(share) = others.filter(|&s| s > crate::host::BUSY_MACHINE_SHARE) {
+        eprintln!(
+            "warning: run {}: other processes used {:.0} % of the machine's CPUs: its figures may be disturbed",
+            i + 1,
+            share * 100.0
+        );
+    }
 }
 
 /// The pacing of a scenario in words: `closed w16`, `open 10.0 k/s w16`, with `× 100` per

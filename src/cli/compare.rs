@@ -108,6 +108,11 @@ struct Row {
     /// `"<first>/<other>"` → median throughput ratio (and p99 ratio: > 1 means the first is slower).
     throughput_ratios: BTreeMap<String, f64>,
     p99_ratios: BTreeMap<String, f64>,
+    /// `"<first>/<other>"` → `[min, max]` of the throughput ratios of single rounds (the two
+    /// routers' runs of one round run back to back).
+    throughput_ratio_spread: BTreeMap<String, [f64; 2]>,
+    /// Rounds (repetitions) behind each ratio.
+    rounds: usize,
 }
 
 #[derive(Serialize)]
@@ -164,6 +169,12 @@ pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
         plan.router.iter().map(|s| s.core).collect::<Vec<_>>(),
         plan.agents.iter().map(|s| s.core).collect::<Vec<_>>()
     );
+    let rounds = cfg.report_config().repeat_count;
+    if rounds < 3 {
+        eprintln!(
+            "warning: --repeat {rounds}: each ratio rests on {rounds} round(s) and has no spread worth reading; use --repeat 3 or more"
+        );
+    }
     let mut all: BTreeMap<String, Vec<RunResult>> =
         names.iter().map(|n| (n.clone(), Vec::new())).collect();
     let mut rows = Vec::new();
@@ -239,8 +250,13 @@ fn compare_one(
             let mut spec = spec.clone();
             *run_no += 1;
             spec.scenario.id_base = 1 + (*run_no % 2000) * (1 << 21);
+            let before = crate::host::CpuTimes::now();
             let outcome = loadgen::run(&spec.scenario, c.local_addr(), Some(c), None);
-            let result = RunResult::new(&spec, &outcome);
+            let others =
+                before.zip(crate::host::CpuTimes::now()).map(|(a, b)| b.others_share_since(&a));
+            super::bench::busy_warning(*run_no as usize - 1, others);
+            let mut result = RunResult::new(&spec, &outcome);
+            result.cpu.others_share = others;
             per.entry(name.clone()).or_default().push(result.clone());
             if let Some(list) = all.get_mut(name) {
                 list.push(result);
@@ -252,9 +268,22 @@ fn compare_one(
     let reference = &per_router[&names[0]];
     let mut throughput_ratios = BTreeMap::new();
     let mut p99_ratios = BTreeMap::new();
+    let mut throughput_ratio_spread = BTreeMap::new();
     for other in &names[1..] {
         let m = &per_router[other];
         let key = format!("{}/{}", names[0], other);
+        let round_ratios: Vec<f64> = per[&names[0]]
+            .iter()
+            .zip(&per[other])
+            .filter(|(a, b)| a.success && b.success && b.throughput_msg_per_sec > 0.0)
+            .map(|(a, b)| a.throughput_msg_per_sec / b.throughput_msg_per_sec)
+            .collect();
+        if let (Some(lo), Some(hi)) = (
+            round_ratios.iter().copied().reduce(f64::min),
+            round_ratios.iter().copied().reduce(f64::max),
+        ) {
+            throughput_ratio_spread.insert(key.clone(), [lo, hi]);
+        }
         if m.throughput > 0.0 {
             throughput_ratios.insert(key.clone(), reference.throughput / m.throughput);
         }
@@ -269,9 +298,15 @@ fn compare_one(
         let ratio = if name == &names[0] {
             String::new()
         } else {
+            let key = format!("{}/{}", names[0], name);
+            let spread = match (group.len(), throughput_ratio_spread.get(&key)) {
+                (1, _) => " (one round: no spread)".to_string(),
+                (n, Some([lo, hi])) => format!(" ({lo:.2}–{hi:.2} over {n} rounds)"),
+                (_, None) => String::new(),
+            };
             throughput_ratios
-                .get(&format!("{}/{}", names[0], name))
-                .map_or(String::new(), |r| format!("   {} is {:.2}× this", names[0], r))
+                .get(&key)
+                .map_or(String::new(), |r| format!("   {} is {:.2}× this{spread}", names[0], r))
         };
         let _ = writeln!(
             out,
@@ -295,5 +330,7 @@ fn compare_one(
         per_router,
         throughput_ratios,
         p99_ratios,
+        throughput_ratio_spread,
+        rounds: group.len(),
     }
 }

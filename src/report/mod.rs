@@ -209,6 +209,9 @@ pub struct CpuInfo {
     pub router_cores: Option<Vec<f64>>,
     /// Which side limited the run: `router`, `generator`, `both`, `neither` or `unknown`.
     pub bottleneck: String,
+    /// Share (0–1) of the machine's CPUs used by *other* processes (and hypervisor steal)
+    /// during the run; above 0.1 the run's figures are suspect. Null where /proc is unreadable.
+    pub others_share: Option<f64>,
 }
 
 /// One run: the seed's fields first, then ours.
@@ -384,6 +387,7 @@ impl RunResult {
                 bottleneck: bottleneck(&outcome.agent_cpu, outcome.router_cpu.as_deref()).into(),
                 agent_cores: outcome.agent_cpu.clone(),
                 router_cores: outcome.router_cpu.clone(),
+                others_share: None,
             },
             payload_size: sc.payload_bytes,
             failure: (!failure.is_empty()).then(|| failure.join("; ")),

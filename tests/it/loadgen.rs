@@ -203,18 +203,21 @@ fn bench(args: &[&str]) -> std::process::Output {
     crate::support::run_bin(args, Duration::from_secs(120))
 }
 
+/// [`bench_ok`], and its stderr.
+fn bench_ok_with_stderr(args: &[&str], output: &std::path::Path) -> (String, Value, String) {
+    let out = bench(&[args, &["--output", output.to_str().unwrap()]].concat());
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    let written = std::fs::read_to_string(output).expect("the run wrote its JSON");
+    (stdout, serde_json::from_str(&written).expect("the JSON parses"), stderr)
+}
+
 /// Runs `a2a-bench <args> --output <output>`, which must succeed; returns its stdout and the JSON
 /// it wrote.
 fn bench_ok(args: &[&str], output: &std::path::Path) -> (String, Value) {
-    let out = bench(&[args, &["--output", output.to_str().unwrap()]].concat());
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "stdout: {stdout}\nstderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let written = std::fs::read_to_string(output).expect("the run wrote its JSON");
-    (stdout, serde_json::from_str(&written).expect("the JSON parses"))
+    let (stdout, report, _) = bench_ok_with_stderr(args, output);
+    (stdout, report)
 }
 
 /// Checks that `ours` has every key of `seed` with the same JSON type (integers stay integers).
@@ -414,11 +417,12 @@ fn a_hundred_thousand_agents_fit() {
 #[test]
 fn compare_alternates_routers_and_writes_ratios() {
     // Proves `a2a-bench compare` runs every scenario against all three routers, alternating,
-    // and writes every router's report plus the ratios to --output.
+    // and writes every router's report plus the ratios, with the spread of the per-round ratios
+    // around each median, to --output; fewer than 3 rounds get one warning line.
     let dir = std::env::temp_dir().join(format!("a2a-compare-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("compare.json");
-    let (_, doc) = bench_ok(
+    let (stdout, doc, stderr) = bench_ok_with_stderr(
         &[
             "compare",
             "--agents",
@@ -439,9 +443,16 @@ fn compare_alternates_routers_and_writes_ratios() {
     assert_eq!(doc["routers"], serde_json::json!(["glommio", "tokio-shared", "tokio-per-core"]));
     let rows = doc["comparison"].as_array().unwrap();
     assert_eq!(rows.len(), 2, "a closed-loop row and its open-loop twin");
+    assert!(stderr.contains("warning: --repeat 2"), "{stderr}");
+    assert!(stdout.contains("over 2 rounds)"), "{stdout}");
     for row in rows {
-        assert!(row["throughput_ratios"]["glommio/tokio-shared"].as_f64().unwrap() > 0.0);
-        assert!(row["throughput_ratios"]["glommio/tokio-per-core"].as_f64().unwrap() > 0.0);
+        assert_eq!(row["rounds"], 2);
+        for key in ["glommio/tokio-shared", "glommio/tokio-per-core"] {
+            let ratio = row["throughput_ratios"][key].as_f64().unwrap();
+            let spread = &row["throughput_ratio_spread"][key];
+            let (lo, hi) = (spread[0].as_f64().unwrap(), spread[1].as_f64().unwrap());
+            assert!(ratio > 0.0 && lo <= hi, "{key}: {row}");
+        }
         for router in ["glommio", "tokio-shared", "tokio-per-core"] {
             assert_eq!(row["per_router"][router]["ok_runs"], 2, "{router}: {row}");
         }
