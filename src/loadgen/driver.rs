@@ -263,12 +263,11 @@ async fn sleep_until_async(t_ns: u64) {
     }
 }
 
-/// A connection of an agent group: TCP, WebSocket binary messages (native frames), or
-/// WebSocket text messages as records (the JSON protocol).
+/// A connection of an agent group: TCP, or WebSocket (binary messages for native frames, text
+/// messages as records for the JSON protocol).
 enum AgentStream {
     Tcp(glommio::net::TcpStream),
     Ws(Box<ws::WsBytes<glommio::net::TcpStream>>),
-    Text(Box<ws::WsText<glommio::net::TcpStream>>),
 }
 
 macro_rules! each_stream {
@@ -276,10 +275,6 @@ macro_rules! each_stream {
         match $self.get_mut() {
             AgentStream::Tcp($s) => $e,
             AgentStream::Ws($s) => {
-                let $s = $s.as_mut();
-                $e
-            }
-            AgentStream::Text($s) => {
                 let $s = $s.as_mut();
                 $e
             }
@@ -350,10 +345,10 @@ async fn connect(sh: &Shared) -> Result<(AgentStream, TcpStream), String> {
         .map_err(|e| {
             format!("WebSocket handshake with {addr}: {}", ws::handshake_failure(&e, subprotocol))
         })?;
-    let stream = match sh.protocol {
-        Protocol::Native => AgentStream::Ws(Box::new(ws::WsBytes::new(shake, None))),
-        Protocol::Json => AgentStream::Text(Box::new(ws::WsText::new(shake))),
-    };
+    let stream = AgentStream::Ws(Box::new(match sh.protocol {
+        Protocol::Native => ws::WsBytes::new(shake, None),
+        Protocol::Json => ws::WsBytes::text_records(shake),
+    }));
     Ok((stream, control))
 }
 

@@ -15,10 +15,8 @@ use std::collections::VecDeque;
 use serde_json::{json, Value};
 
 use super::group::{About, Adapter, Book, ErrorKind, GroupConfig, Outgoing};
+use crate::transport::ws::{next_record, RECORD_LEN_BYTES};
 use crate::wire::AgentId;
-
-/// Bytes of the length before each record.
-pub const RECORD_LEN_BYTES: usize = 4;
 
 /// What one sent message waits for from the router.
 #[derive(Debug, Clone, Copy)]
@@ -156,15 +154,9 @@ impl Adapter for Json {
 
     fn input(&mut self, conn: usize, buf: &[u8], book: &mut Book) -> Result<usize, String> {
         let mut used = 0;
-        while buf.len() - used >= RECORD_LEN_BYTES {
-            let mut len = [0u8; RECORD_LEN_BYTES];
-            len.copy_from_slice(&buf[used..used + RECORD_LEN_BYTES]);
-            let end = used + RECORD_LEN_BYTES + u32::from_le_bytes(len) as usize;
-            if end > buf.len() {
-                break;
-            }
-            self.on_text(conn, &buf[used + RECORD_LEN_BYTES..end], book);
-            used = end;
+        while let Some((text, len)) = next_record(&buf[used..]) {
+            self.on_text(conn, text, book);
+            used += len;
         }
         Ok(used)
     }

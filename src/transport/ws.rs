@@ -113,21 +113,67 @@ pub fn handshake_failure(e: &WsError, subprotocol: &str) -> String {
     }
 }
 
-/// A WebSocket seen as a byte stream: reads return binary payloads (pings and pongs are
-/// answered by tungstenite and skipped; close is the end), each write sends one binary message.
-/// Text messages are not bytes of the native protocol: reading one is an error.
+/// What a [`WsBytes`] stream carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Binary messages, their payloads back to back (native frames over WebSocket).
+    Binary,
+    /// Text messages as records: each one's length (`u32` little-endian), then its bytes (the
+    /// JSON protocol, so that its agents read a byte stream like native ones).
+    TextRecords,
+}
+
+/// Bytes of a record's length in [`Framing::TextRecords`].
+pub const RECORD_LEN_BYTES: usize = 4;
+
+/// The first whole record of `buf` and the bytes it takes (length included), if there is one.
+pub fn next_record(buf: &[u8]) -> Option<(&[u8], usize)> {
+    let len: [u8; RECORD_LEN_BYTES] = buf.get(..RECORD_LEN_BYTES)?.try_into().ok()?;
+    let end = RECORD_LEN_BYTES + u32::from_le_bytes(len) as usize;
+    Some((buf.get(RECORD_LEN_BYTES..end)?, end))
+}
+
+/// A WebSocket seen as a byte stream. Reads return the payloads of the messages of its
+/// [`Framing`] (pings and pongs are answered by tungstenite and skipped; close is the end; a
+/// message of the other kind is an error); a write sends one binary message, or one text
+/// message per whole record.
 pub struct WsBytes<S> {
     ws: WebSocketStream<S>,
-    /// Unread rest of the last binary message.
+    framing: Framing,
+    /// Unread rest of the last message (as a record in `TextRecords`).
     pending: Bytes,
     /// An error met after bytes were already gathered: reported by the next read.
     failed: Option<io::Error>,
 }
 
 impl<S> WsBytes<S> {
-    /// Wraps a handshaken stream; `first` is a message already read from it, if any.
+    /// Wraps a handshaken stream of binary messages; `first` is a message already read from it.
     pub fn new(ws: WebSocketStream<S>, first: Option<Bytes>) -> WsBytes<S> {
-        WsBytes { ws, pending: first.unwrap_or_default(), failed: None }
+        WsBytes { ws, framing: Framing::Binary, pending: first.unwrap_or_default(), failed: None }
+    }
+
+    /// Wraps a handshaken stream of text messages, read and written as records.
+    pub fn text_records(ws: WebSocketStream<S>) -> WsBytes<S> {
+        WsBytes { ws, framing: Framing::TextRecords, pending: Bytes::new(), failed: None }
+    }
+}
+
+/// Flushes a WebSocket seen as bytes.
+fn flush<S>(ws: &mut WebSocketStream<S>, cx: &mut Context<'_>) -> Poll<io::Result<()>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    Sink::<Message>::poll_flush(Pin::new(ws), cx).map_err(io_err)
+}
+
+/// Closes a WebSocket seen as bytes; closing one already closed is done, not an error.
+fn close<S>(ws: &mut WebSocketStream<S>, cx: &mut Context<'_>) -> Poll<io::Result<()>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match Sink::<Message>::poll_close(Pin::new(ws), cx) {
+        Poll::Ready(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => Poll::Ready(Ok(())),
+        other => other.map_err(io_err),
     }
 }
 
@@ -135,6 +181,31 @@ fn io_err(e: WsError) -> io::Error {
     match e {
         WsError::Io(e) => e,
         other => io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WsBytes<S> {
+    /// Sends every whole record at the start of `buf` that the socket takes without waiting,
+    /// each as one text message.
+    fn poll_write_records(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let mut used = 0;
+        while let Some((record, len)) = next_record(&buf[used..]) {
+            match Sink::<Message>::poll_ready(Pin::new(&mut self.ws), cx) {
+                Poll::Pending if used > 0 => return Poll::Ready(Ok(used)),
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(io_err(e))),
+                Poll::Ready(Ok(())) => {}
+            }
+            let text = std::str::from_utf8(record)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            Pin::new(&mut self.ws).start_send(Message::text(text)).map_err(io_err)?;
+            used += len;
+        }
+        if used == 0 {
+            let partial = "a partial record: write whole records";
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidInput, partial)));
+        }
+        Poll::Ready(Ok(used))
     }
 }
 
@@ -165,18 +236,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsBytes<S> {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(next) => next,
             };
-            let error = match next {
-                None | Some(Ok(Message::Close(_))) => return Poll::Ready(Ok(filled)),
-                Some(Ok(Message::Binary(b))) => {
+            let error = match (next, self.framing) {
+                (None | Some(Ok(Message::Close(_))), _) => return Poll::Ready(Ok(filled)),
+                (Some(Ok(Message::Binary(b))), Framing::Binary) => {
                     self.pending = b;
                     continue;
                 }
-                Some(Ok(Message::Text(_))) => io::Error::new(
+                (Some(Ok(Message::Text(t))), Framing::TextRecords) => {
+                    let mut record = Vec::with_capacity(RECORD_LEN_BYTES + t.len());
+                    record.extend_from_slice(&(t.len() as u32).to_le_bytes());
+                    record.extend_from_slice(t.as_bytes());
+                    self.pending = Bytes::from(record);
+                    continue;
+                }
+                (Some(Ok(Message::Text(_))), Framing::Binary) => io::Error::new(
                     io::ErrorKind::InvalidData,
                     "a text message on a native (binary) connection",
                 ),
-                Some(Err(e)) => io_err(e),
-                Some(Ok(_)) => continue, // ping, pong: tungstenite answers pings itself
+                (Some(Ok(Message::Binary(_))), Framing::TextRecords) => io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "a binary message on a JSON (text) connection",
+                ),
+                (Some(Err(e)), _) => io_err(e),
+                (Some(Ok(_)), _) => continue, // ping, pong: tungstenite answers pings itself
             };
             if filled == 0 {
                 return Poll::Ready(Err(error));
@@ -193,6 +275,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsBytes<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if self.framing == Framing::TextRecords {
+            return self.poll_write_records(cx, buf);
+        }
         let ws = Pin::new(&mut self.ws);
         match Sink::<Message>::poll_ready(ws, cx) {
             Poll::Pending => return Poll::Pending,
@@ -206,130 +291,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsBytes<S> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Sink::<Message>::poll_flush(Pin::new(&mut self.ws), cx).map_err(io_err)
+        flush(&mut self.ws, cx)
     }
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match Sink::<Message>::poll_close(Pin::new(&mut self.ws), cx) {
-            Poll::Ready(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => {
-                Poll::Ready(Ok(()))
-            }
-            other => other.map_err(io_err),
-        }
-    }
-}
-
-/// A WebSocket of text messages seen as a byte stream of records: each text message read comes
-/// out as its length (`u32` little-endian) followed by its bytes, and each whole record written
-/// goes out as one text message. This is how the JSON protocol rides the same agent loop as
-/// native frames; binary messages are not part of it: reading one is an error.
-pub struct WsText<S> {
-    ws: WebSocketStream<S>,
-    /// Unread rest of the last record (its length prefix included).
-    pending: Vec<u8>,
-    /// How much of `pending` was read.
-    pos: usize,
-}
-
-impl<S> WsText<S> {
-    /// Wraps a handshaken stream.
-    pub fn new(ws: WebSocketStream<S>) -> WsText<S> {
-        WsText { ws, pending: Vec::new(), pos: 0 }
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsText<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        let mut filled = 0;
-        loop {
-            if self.pos < self.pending.len() {
-                let n = (buf.len() - filled).min(self.pending.len() - self.pos);
-                let pos = self.pos;
-                buf[filled..filled + n].copy_from_slice(&self.pending[pos..pos + n]);
-                self.pos += n;
-                filled += n;
-                if filled == buf.len() {
-                    return Poll::Ready(Ok(filled));
-                }
-            }
-            let next = match Pin::new(&mut self.ws).poll_next(cx) {
-                Poll::Pending if filled > 0 => return Poll::Ready(Ok(filled)),
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(next) => next,
-            };
-            match next {
-                None | Some(Ok(Message::Close(_))) => return Poll::Ready(Ok(filled)),
-                Some(Ok(Message::Text(t))) => {
-                    let this = &mut *self;
-                    this.pending.clear();
-                    this.pending.extend_from_slice(&(t.len() as u32).to_le_bytes());
-                    this.pending.extend_from_slice(t.as_bytes());
-                    this.pos = 0;
-                }
-                Some(Ok(Message::Binary(_))) if filled > 0 => return Poll::Ready(Ok(filled)),
-                Some(Ok(Message::Binary(_))) => {
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "a binary message on a JSON (text) connection",
-                    )))
-                }
-                Some(Err(e)) if filled == 0 => return Poll::Ready(Err(io_err(e))),
-                Some(Err(_)) => return Poll::Ready(Ok(filled)),
-                Some(Ok(_)) => {} // ping, pong: tungstenite answers pings itself
-            }
-        }
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsText<S> {
-    /// Sends every whole record at the start of `buf` that the socket takes without waiting.
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let mut used = 0;
-        while buf.len() - used >= 4 {
-            let mut len = [0u8; 4];
-            len.copy_from_slice(&buf[used..used + 4]);
-            let end = used + 4 + u32::from_le_bytes(len) as usize;
-            if end > buf.len() {
-                break;
-            }
-            match Sink::<Message>::poll_ready(Pin::new(&mut self.ws), cx) {
-                Poll::Pending if used > 0 => return Poll::Ready(Ok(used)),
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(io_err(e))),
-                Poll::Ready(Ok(())) => {}
-            }
-            let text = std::str::from_utf8(&buf[used + 4..end])
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-            Pin::new(&mut self.ws).start_send(Message::text(text)).map_err(io_err)?;
-            used = end;
-        }
-        if used == 0 {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "a partial record: write whole records",
-            )));
-        }
-        Poll::Ready(Ok(used))
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Sink::<Message>::poll_flush(Pin::new(&mut self.ws), cx).map_err(io_err)
-    }
-
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match Sink::<Message>::poll_close(Pin::new(&mut self.ws), cx) {
-            Poll::Ready(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => {
-                Poll::Ready(Ok(()))
-            }
-            other => other.map_err(io_err),
-        }
+        close(&mut self.ws, cx)
     }
 }

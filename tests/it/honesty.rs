@@ -11,32 +11,14 @@ use a2a_bench::loadgen::{self, Hooks, Pacing, Scenario, Stop, Topology};
 use a2a_bench::placement::Machine;
 use a2a_bench::report::{RunResult, RunSpec};
 use a2a_bench::router::{Router, RouterConfig};
-use a2a_bench::transport::Transport;
-use a2a_bench::wire::Compression;
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_a2a-bench");
 
 fn scenario(agents: u32, pacing: Pacing, stop: Stop, id_base: u32) -> Scenario {
-    let m = Machine::detect();
-    Scenario {
-        topology: Topology::Ring,
-        agents,
-        pacing,
-        stop,
-        warmup: Duration::from_millis(200),
-        drain_timeout: Duration::from_secs(5),
-        payload_bytes: 64,
-        batch_max: 1024,
-        compression: Compression::None,
-        agents_per_conn: 1,
-        agent_cores: vec![*m.cores.last().unwrap()],
-        late_after: Duration::from_millis(1),
-        priority: 5,
-        id_base,
-        transport: Transport::Tcp,
-        protocol: loadgen::Protocol::Native,
-    }
+    let mut sc = crate::support::scenario(Topology::Ring, agents, pacing, stop, id_base);
+    sc.warmup = Duration::from_millis(200);
+    sc
 }
 
 fn result(sc: &Scenario, o: &loadgen::Outcome) -> RunResult {

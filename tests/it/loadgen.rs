@@ -18,25 +18,7 @@ fn router() -> RouterHandle {
 }
 
 fn scenario(topology: Topology, agents: u32, pacing: Pacing, stop: Stop) -> Scenario {
-    let m = Machine::detect();
-    Scenario {
-        topology,
-        agents,
-        pacing,
-        stop,
-        warmup: Duration::from_millis(100),
-        drain_timeout: Duration::from_secs(5),
-        payload_bytes: 64,
-        batch_max: 1024,
-        compression: Compression::None,
-        agents_per_conn: 1,
-        agent_cores: vec![*m.cores.last().unwrap()],
-        late_after: Duration::from_millis(1),
-        priority: 5,
-        id_base: 1_000 + agents * 100,
-        transport: Transport::Tcp,
-        protocol: loadgen::Protocol::Native,
-    }
+    crate::support::scenario(topology, agents, pacing, stop, 1_000 + agents * 100)
 }
 
 fn check_clean(o: &Outcome) {

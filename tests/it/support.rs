@@ -161,3 +161,33 @@ pub fn run_bin(args: &[&str], limit: std::time::Duration) -> std::process::Outpu
         }
     }
 }
+
+/// A scenario on the last core: 64 B payloads, 100 ms warm-up, 5 s drain, one agent per
+/// connection, agent ids from `id_base`.
+pub fn scenario(
+    topology: a2a_bench::loadgen::Topology,
+    agents: u32,
+    pacing: a2a_bench::loadgen::Pacing,
+    stop: a2a_bench::loadgen::Stop,
+    id_base: u32,
+) -> a2a_bench::loadgen::Scenario {
+    let m = Machine::detect();
+    a2a_bench::loadgen::Scenario {
+        topology,
+        agents,
+        pacing,
+        stop,
+        warmup: std::time::Duration::from_millis(100),
+        drain_timeout: std::time::Duration::from_secs(5),
+        payload_bytes: 64,
+        batch_max: 1024,
+        compression: a2a_bench::wire::Compression::None,
+        agents_per_conn: 1,
+        agent_cores: vec![*m.cores.last().unwrap()],
+        late_after: std::time::Duration::from_millis(1),
+        priority: 5,
+        id_base,
+        transport: Transport::Tcp,
+        protocol: a2a_bench::loadgen::Protocol::Native,
+    }
+}
