@@ -367,3 +367,54 @@ fn placement_mistakes_are_refused_or_warned_in_one_line() {
     assert!(stderr.starts_with("warning: the router and the agents share core(s) 0"), "{stderr}");
     assert!(stdout.contains("closed w16"), "--intervals 0 is closed loop: {stdout}");
 }
+
+#[test]
+fn a_second_ctrl_c_exits_at_once() {
+    // Proves the second Ctrl-C does not wait: against a router that never answers, the first
+    // Ctrl-C starts a drain that would last the 30 s drain timeout; the second ends the process
+    // at once with exit code 130.
+    let addr = stalled_json_router();
+    let output = temp("second-ctrl-c.json");
+    let mut child = Command::new(BIN)
+        .args([
+            "--router",
+            &format!("ws://{addr}"),
+            "--protocol",
+            "json",
+            "--agents",
+            "2",
+            "--agent-cores",
+            "0",
+            "--topologies",
+            "ring",
+            "--duration",
+            "30",
+            "--drain-timeout",
+            "30",
+            "--repeat",
+            "1",
+            "--output",
+            output.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Readiness: the run header.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("runs against") {
+        line.clear();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "the benchmark ended early");
+    }
+    let interrupt = || Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let _ = interrupt();
+    let _ = interrupt();
+    let sent = Instant::now();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let status = rx.recv_timeout(Duration::from_secs(10)).expect("exits at once").unwrap();
+    assert!(sent.elapsed() < Duration::from_secs(5), "took {:?}", sent.elapsed());
+    assert_eq!(status.code(), Some(130));
+}
