@@ -31,8 +31,7 @@ use slab::Slab;
 
 use crate::clock;
 use crate::wire::{
-    decode_frame, AgentId, BufferPool, Compression, ErrorCode, FrameHeader, Limits, Message,
-    ShardStats, TopicId,
+    decode_frame, AgentId, BufferPool, Compression, ErrorCode, Limits, Message, ShardStats, TopicId,
 };
 use conn::{Closing, Conn, LANE_HIGH};
 use coord::{BarrierTable, Grant, LockTable};
@@ -209,9 +208,6 @@ struct Counters {
 pub struct Input {
     /// Bytes of complete frames consumed; the rest is the start of a frame.
     pub consumed: usize,
-    /// Length of the partial frame at the end, once its header is known (0 otherwise): the
-    /// reader's buffer must hold this much.
-    pub frame_len: usize,
     /// Stop reading: the connection failed (its error is queued) or is closed.
     pub close: bool,
     /// Routing stopped early because a destination went past its bound: complete frames remain
@@ -372,7 +368,7 @@ impl Shard {
     /// Routes every complete frame at the start of `buf` (bytes read from connection `id`).
     pub fn on_input(&mut self, id: ConnId, buf: &[u8]) -> Input {
         self.now_ns = clock::now_ns();
-        let closed = Input { consumed: buf.len(), frame_len: 0, close: true, paused: false };
+        let closed = Input { consumed: buf.len(), close: true, paused: false };
         let now_ns = self.now_ns;
         match self.conn_mut(id) {
             Some(c) if c.closing == Closing::No => c.last_frame_ns = now_ns,
@@ -380,7 +376,7 @@ impl Shard {
         }
         let mut inflate = std::mem::take(&mut self.inflate);
         let mut consumed = 0;
-        let mut result = Input { consumed: 0, frame_len: 0, close: false, paused: false };
+        let mut result = Input { consumed: 0, close: false, paused: false };
         while consumed < buf.len() {
             let rest = &buf[consumed..];
             match decode_frame(rest, &self.cfg.limits, &mut inflate) {
@@ -414,12 +410,7 @@ impl Shard {
                         break;
                     }
                 }
-                Ok(None) => {
-                    if let Ok(Some(h)) = FrameHeader::parse(rest, &self.cfg.limits) {
-                        result.frame_len = h.frame_len();
-                    }
-                    break;
-                }
+                Ok(None) => break,
                 Err(e) => {
                     self.fail_conn(id, e.code(), e.to_string());
                     result.close = true;

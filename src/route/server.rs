@@ -165,6 +165,15 @@ impl Drop for Server {
     }
 }
 
+/// How long the acceptor waits before accepting again when the process is out of descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+
+/// EMFILE (this process) or ENFILE (the whole system): no descriptor for a new connection.
+fn is_fd_exhaustion(errno: i32) -> bool {
+    use nix::errno::Errno;
+    errno == Errno::EMFILE as i32 || errno == Errno::ENFILE as i32
+}
+
 fn accept_loop(
     listener: TcpListener,
     shards: Vec<flume::Sender<Command>>,
@@ -172,11 +181,27 @@ fn accept_loop(
     stopping: Arc<AtomicBool>,
 ) {
     let mut next = 0usize;
+    let mut last_warning: Option<std::time::Instant> = None;
     for stream in listener.incoming() {
         if stopping.load(Ordering::SeqCst) {
             return;
         }
-        let Ok(stream) = stream else { continue };
+        let stream = match stream {
+            Ok(s) => s,
+            // Out of descriptors: the pending connection stays in the backlog and accept fails
+            // again at once. Back off instead of spinning, and say so once a second.
+            Err(e) if e.raw_os_error().is_some_and(is_fd_exhaustion) => {
+                if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                    eprintln!(
+                        "router: out of file descriptors ({e}): new connections wait; raise the open-file limit"
+                    );
+                    last_warning = Some(std::time::Instant::now());
+                }
+                std::thread::sleep(ACCEPT_BACKOFF);
+                continue;
+            }
+            Err(_) => continue, // the peer gave up before we accepted: nothing to do
+        };
         // Least connections first; ties go round-robin so equal shards alternate.
         let n = shards.len();
         let pick = (0..n)

@@ -293,10 +293,14 @@ async fn reader<S: AsyncRead + Unpin>(
             failed = true;
             break;
         }
-        if input.frame_len > buf.len() {
-            buf.resize(input.frame_len, 0);
-        } else if n == space && buf.len() < READ_BUF_LARGE {
+        // The buffer grows with the bytes that arrive (doubling when a read fills it, above),
+        // never with the length a header announces: 16 bytes must not pin 10 MB. A buffer grown
+        // past the large tier for one big frame goes back down once that frame is consumed.
+        if n == space && buf.len() < READ_BUF_LARGE {
             buf.resize(READ_BUF_LARGE, 0);
+        } else if buf.len() > READ_BUF_LARGE && filled <= READ_BUF_LARGE / 2 {
+            buf.truncate(READ_BUF_LARGE);
+            buf.shrink_to_fit();
         }
         yield_now().await;
     }

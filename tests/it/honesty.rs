@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use a2a_bench::loadgen::{self, Hooks, Pacing, Scenario, Stop, Topology};
@@ -29,19 +29,6 @@ fn temp(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("a2a-honesty-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
-}
-
-/// A router as a child process; returns it with its address (read from its first line).
-fn router_process() -> (Child, SocketAddr) {
-    let mut child = Command::new(BIN)
-        .args(["router", "--cores", "0", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.split("tcp://").nth(1).and_then(|s| s.split_whitespace().next()).unwrap();
-    (child, addr.parse().unwrap())
 }
 
 /// Runs the benchmark binary (bounded); returns its exit code, stdout and stderr.
@@ -104,7 +91,7 @@ fn a_killed_router_ends_the_run_at_once_with_every_request_accounted_for() {
     // Proves a router killed mid-run (SIGKILL, a separate process) is seen at once: the run
     // ends within 2 s of the kill, failed with one line of cause, and every request in flight
     // becomes a connection_lost error, so the accounting closes.
-    let (mut router, addr) = router_process();
+    let (mut router, addr) = crate::support::router_process(&[]);
     let sc = scenario(
         10,
         Pacing::Closed { window: 16 },

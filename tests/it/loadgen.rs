@@ -359,12 +359,6 @@ fn mistakes_on_the_command_line_get_one_line_naming_the_flag() {
     }
 }
 
-fn status_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 #[test]
 #[ignore = "slow: 100,000 agents; run by make test-slow (single-threaded, for a clean RSS)"]
 fn a_hundred_thousand_agents_fit() {
@@ -373,7 +367,7 @@ fn a_hundred_thousand_agents_fit() {
     // by at most 2 KiB per agent at its peak.
     crate::support::raise_fd_limit(16_384);
     let _ = std::fs::write("/proc/self/clear_refs", "5"); // reset the peak-RSS mark
-    let before = status_kib("VmRSS:");
+    let before = crate::support::status_kib(std::process::id(), "VmRSS:");
     let r = router();
     let mut sc = scenario(
         Topology::Ring,
@@ -386,7 +380,7 @@ fn a_hundred_thousand_agents_fit() {
     let o = loadgen::run(&sc, r.local_addr(), Some(&r), None);
     check_clean(&o);
     assert_eq!(o.counters.round_trips_measured, 300_000);
-    let peak = status_kib("VmHWM:");
+    let peak = crate::support::status_kib(std::process::id(), "VmHWM:");
     let per_agent = (peak.saturating_sub(before)) as f64 * 1024.0 / 100_000.0;
     eprintln!(
         "100,000 agents: peak RSS grew {} KiB, {per_agent:.0} bytes per agent",

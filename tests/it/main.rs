@@ -2,6 +2,7 @@
 //! waits on readiness signals rather than sleeps, and is bounded in time.
 
 mod honesty;
+mod hostile;
 mod json;
 mod loadgen;
 mod router;

@@ -191,3 +191,41 @@ pub fn scenario(
         protocol: a2a_bench::loadgen::Protocol::Native,
     }
 }
+
+/// `a2a-bench router` on core 0 as a child process, under `ulimit` settings `limits` (a shell
+/// fragment such as `ulimit -n 64`, or nothing); returns it with its address, read from its
+/// first line (the readiness signal). Its stderr is piped.
+pub fn router_process(limits: &[&str]) -> (std::process::Child, SocketAddr) {
+    use std::io::BufRead;
+    let bin = env!("CARGO_BIN_EXE_a2a-bench");
+    let mut script = limits.join(" && ");
+    if !script.is_empty() {
+        script.push_str(" && ");
+    }
+    script.push_str(&format!("exec {bin} router --cores 0 --listen 127.0.0.1:0"));
+    let mut child = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the router starts");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.split("tcp://").nth(1).and_then(|s| s.split_whitespace().next());
+    let addr = addr.unwrap_or_else(|| panic!("no address in {line:?}"));
+    (child, addr.parse().unwrap())
+}
+
+/// A field of `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`).
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// User + system CPU time of process `pid`, in clock ticks (100 a second).
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let f: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}

@@ -16,6 +16,9 @@ use crate::wire::{
 use super::io::Input;
 use super::{Chunk, State};
 
+/// A connection's read buffer at the start, and what it shrinks back to.
+const READ_BUF: usize = 8 << 10;
+
 /// Per-pass counts, added to the shared atomics once per pass.
 #[derive(Default)]
 pub(super) struct PassCounts {
@@ -63,7 +66,7 @@ impl Conn {
     }
 
     pub(super) async fn read_loop(&mut self, mut read: Input) {
-        let mut buf = vec![0u8; 8 << 10];
+        let mut buf = vec![0u8; READ_BUF];
         let mut filled = 0;
         while !self.failed {
             if filled == buf.len() {
@@ -76,23 +79,24 @@ impl Conn {
             filled += n;
             self.now_ns = clock::now_ns();
             self.seen_ns.store(self.now_ns, Ordering::Relaxed);
-            let (used, need) = self.route_pass(&buf[..filled]);
+            let used = self.route_pass(&buf[..filled]);
             buf.copy_within(used..filled, 0);
             filled -= used;
-            if need > buf.len() {
-                buf.resize(need, 0);
+            // Grown with the bytes that arrive (above), never with a header's announced length;
+            // back to the start size once a big frame is consumed.
+            if buf.len() > READ_BUF && filled <= READ_BUF / 2 {
+                buf.truncate(READ_BUF);
+                buf.shrink_to_fit();
             }
             self.flush().await;
         }
     }
 
-    /// Routes every complete frame at the start of `input`; returns bytes used and the length
-    /// of a partial frame whose header is known.
-    pub(super) fn route_pass(&mut self, input: &[u8]) -> (usize, usize) {
+    /// Routes every complete frame at the start of `input`; returns the bytes used.
+    pub(super) fn route_pass(&mut self, input: &[u8]) -> usize {
         let limits = self.state.cfg.limits;
         let mut inflate = std::mem::take(&mut self.inflate);
         let mut used = 0;
-        let mut need = 0;
         loop {
             match decode_frame(&input[used..], &limits, &mut inflate) {
                 Ok(Some((len, batch))) => {
@@ -121,12 +125,7 @@ impl Conn {
                         break;
                     }
                 }
-                Ok(None) => {
-                    if let Ok(Some(h)) = crate::wire::FrameHeader::parse(&input[used..], &limits) {
-                        need = h.frame_len();
-                    }
-                    break;
-                }
+                Ok(None) => break,
                 Err(e) => {
                     self.fail(e.code(), e.to_string());
                     used = input.len();
@@ -136,7 +135,7 @@ impl Conn {
         }
         self.inflate = inflate;
         self.counts.bytes_in += used as u64;
-        (used, need)
+        used
     }
 
     pub(super) fn fail(&mut self, code: ErrorCode, detail: String) {
