@@ -30,6 +30,12 @@ pub(super) const REREGISTER_WAIT_NS: u64 = 100_000_000;
 /// Most registrations waiting at once; past it the answer is `duplicate_agent` at once.
 pub(super) const DEFERRED_MAX: usize = 4096;
 
+/// Whether `offered` is the router's token, compared in constant time (no timing oracle).
+pub fn token_matches(token: &str, offered: Option<&str>) -> bool {
+    use subtle::ConstantTimeEq;
+    offered.is_some_and(|o| bool::from(o.as_bytes().ct_eq(token.as_bytes())))
+}
+
 /// A client request waiting for peers.
 #[derive(Debug)]
 pub(super) enum Pending {
@@ -145,15 +151,11 @@ impl Shard {
     /// tick) until `deadline` for the holder to go, then answers `duplicate_agent`.
     pub(super) fn register(&mut self, id: ConnId, r: Register, deadline: u64) {
         if let Some(token) = &self.cfg.token {
-            if r.token.as_deref() != Some(token.as_str()) {
+            if !token_matches(token, r.token.as_deref()) {
+                // Refused, and the connection closes after the error: no guessing on it.
                 let detail = "registration token missing or wrong";
-                return self.request_error(
-                    id,
-                    r.request_id,
-                    r.agent_id,
-                    ErrorCode::Unauthorized,
-                    detail,
-                );
+                self.request_error(id, r.request_id, r.agent_id, ErrorCode::Unauthorized, detail);
+                return self.close_after_flush(id);
             }
         }
         if self.directory.contains_key(&r.agent_id) {
@@ -437,6 +439,20 @@ impl Shard {
         let waiter = Waiter { agent, request_id, home: self.cfg.shard };
         let err = self.error_msg(waiter, code, detail);
         self.reply(id, err);
+    }
+
+    /// Closes connection `id` once what is queued for it is written; its agents leave now.
+    pub(super) fn close_after_flush(&mut self, id: ConnId) {
+        if self.conn_mut(id).is_none() {
+            return;
+        }
+        self.drop_agents_of(id.idx);
+        if let Some(c) = self.conn_mut(id) {
+            c.closing = super::conn::Closing::AfterFlush;
+            if let Some(w) = c.writer.take() {
+                w.wake();
+            }
+        }
     }
 
     /// Replies on connection `id` if it is still the same connection and open.

@@ -14,6 +14,7 @@
 
 mod conn;
 mod control;
+pub use control::token_matches;
 pub mod coord;
 mod dispatch;
 pub mod json;
@@ -440,13 +441,7 @@ impl Shard {
         };
         self.reply_conn(id.idx, &crate::wire::Control::Error(err));
         self.count_error(code);
-        self.drop_agents_of(id.idx);
-        if let Some(c) = self.conn_mut(id) {
-            c.closing = Closing::AfterFlush;
-            if let Some(w) = c.writer.take() {
-                w.wake();
-            }
-        }
+        self.close_after_flush(id);
     }
 
     /// The next frame to write to `id`; `Ready(None)` when the connection is finished.

@@ -326,7 +326,7 @@ fn undeliverable_messages_are_answered(setup: Setup) {
 
 fn registry_rejects_duplicates_and_checks_tokens(setup: Setup) {
     // Proves a live id cannot be registered twice (from either shard), and a configured token
-    // is required.
+    // is required: a missing or wrong one is refused and its connection closed.
     let r = start(setup, 2, |cfg| cfg.token = Some("s3cret".into()));
     let mut a = r.connect();
     let mut b = r.connect();
@@ -343,8 +343,12 @@ fn registry_rejects_duplicates_and_checks_tokens(setup: Setup) {
         }))
         .unwrap()
     };
-    assert_eq!(error_code(&reg(&mut a, None)), ErrorCode::Unauthorized.code());
-    assert_eq!(error_code(&reg(&mut a, Some("wrong"))), ErrorCode::Unauthorized.code());
+    for token in [None, Some("wrong"), Some("s3cre"), Some("s3cret!")] {
+        let mut refused = r.connect();
+        assert_eq!(error_code(&reg(&mut refused, token)), ErrorCode::Unauthorized.code());
+        let after = refused.read_until_closed().expect("the router closes a refused connection");
+        assert!(after.is_empty(), "{token:?}: {after:?}");
+    }
     check_ack(reg(&mut a, Some("s3cret")));
     assert_eq!(error_code(&reg(&mut b, Some("s3cret"))), ErrorCode::DuplicateAgent.code());
     assert_eq!(error_code(&reg(&mut a, Some("s3cret"))), ErrorCode::DuplicateAgent.code());

@@ -22,13 +22,15 @@ impl Conn {
         match ctl {
             Control::Register(r) => {
                 if let Some(token) = &self.state.cfg.token {
-                    if r.token.as_deref() != Some(token.as_str()) {
-                        return self.request_error(
+                    if !crate::route::token_matches(token, r.token.as_deref()) {
+                        self.request_error(
                             r.request_id,
                             r.agent_id,
                             ErrorCode::Unauthorized,
                             "registration token missing or wrong",
                         );
+                        self.failed = true; // refused: the connection closes after this pass
+                        return;
                     }
                 }
                 let inserted = match self.state.agents.entry(r.agent_id) {
