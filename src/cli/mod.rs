@@ -80,6 +80,15 @@ pub struct RouterArgs {
     /// Latency mode: an idle shard spins this many microseconds before sleeping (costs CPU).
     #[arg(long, value_name = "US")]
     pub spin_us: Option<u64>,
+    /// Seconds a new connection has to show its protocol (first bytes, WebSocket handshake).
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    pub handshake_timeout: Duration,
+    /// Seconds a connection with no agent registered may stay silent before it is closed.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
+    pub idle_timeout: Duration,
+    /// Seconds a frame whose first bytes arrived has to complete.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
+    pub frame_timeout: Duration,
 }
 
 impl RouterArgs {
@@ -93,6 +102,15 @@ impl RouterArgs {
         }
         if self.heartbeat_timeout.is_zero() {
             bail!("--heartbeat-timeout must be above 0 (every agent would be offline at once)");
+        }
+        for (flag, d) in [
+            ("--handshake-timeout", self.handshake_timeout),
+            ("--idle-timeout", self.idle_timeout),
+            ("--frame-timeout", self.frame_timeout),
+        ] {
+            if d.is_zero() {
+                bail!("{flag} must be above 0 (every connection would be closed at once)");
+            }
         }
         if self.conn_queue_bytes < 4096 || self.peer_queue_bytes < 4096 {
             bail!("--conn-queue-bytes and --peer-queue-bytes must be at least 4K");
@@ -109,6 +127,9 @@ impl RouterArgs {
         cfg.heartbeat_timeout = self.heartbeat_timeout;
         cfg.lock_lease_ms = self.lock_lease_ms;
         cfg.token = self.token.clone();
+        cfg.handshake_timeout = self.handshake_timeout;
+        cfg.idle_timeout = self.idle_timeout;
+        cfg.frame_timeout = self.frame_timeout;
         Ok(cfg)
     }
 

@@ -63,8 +63,10 @@ pub(crate) struct Conn {
     pub writer: Option<Waker>,
     /// Inputs paused until this connection drains below half its bound.
     pub waiting: Vec<Waker>,
-    /// When the last frame arrived (liveness of its agents).
+    /// When the last input arrived (liveness of its agents; the idle timeout).
     pub last_frame_ns: u64,
+    /// Since when a frame has been incomplete (the frame timeout), if one is.
+    pub partial_since_ns: Option<u64>,
     pub closing: Closing,
     /// Broadcast/publish fan-out stamp: one copy per connection per message.
     pub fan_mark: u64,
@@ -84,6 +86,7 @@ impl Conn {
             writer: None,
             waiting: Vec::new(),
             last_frame_ns: now_ns,
+            partial_since_ns: None,
             closing: Closing::No,
             fan_mark: 0,
             blocked_on: None,

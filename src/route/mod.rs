@@ -96,6 +96,12 @@ pub struct ShardConfig {
     pub lock_lease_ms: u32,
     /// Registration token; `None` accepts every registration.
     pub token: Option<String>,
+    /// A new connection must show its protocol (first bytes, WebSocket handshake) within this.
+    pub handshake_timeout: Duration,
+    /// A connection with no agent registered and no input for this long is closed (`timeout`).
+    pub idle_timeout: Duration,
+    /// A frame whose first bytes arrived must complete within this (`timeout`).
+    pub frame_timeout: Duration,
 }
 
 impl ShardConfig {
@@ -114,6 +120,9 @@ impl ShardConfig {
             heartbeat_timeout: Duration::from_secs(30),
             lock_lease_ms: 30_000,
             token: None,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            frame_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -250,6 +259,8 @@ pub struct Shard {
     fan_mark: u64,
     now_ns: u64,
     next_liveness_ns: u64,
+    /// When connections are next checked against the idle and frame timeouts.
+    next_timeouts_ns: u64,
     /// The first destination pushed past its bound during the current input.
     congested: Option<Dest>,
     counters: Counters,
@@ -286,10 +297,16 @@ impl Shard {
             fan_mark: 0,
             now_ns: clock::now_ns(),
             next_liveness_ns: 0,
+            next_timeouts_ns: 0,
             congested: None,
             counters: Counters::default(),
             stopped: false,
         }
+    }
+
+    /// Its settings.
+    pub fn config(&self) -> &ShardConfig {
+        &self.cfg
     }
 
     /// Closes every connection and wakes every parked task so that each one finishes: writers
@@ -423,6 +440,11 @@ impl Shard {
         self.inflate = inflate;
         self.counters.bytes_in += consumed as u64;
         result.consumed = consumed;
+        // A frame left incomplete starts (or keeps) the frame timeout's clock.
+        let partial = !result.close && !result.paused && consumed < buf.len();
+        if let Some(c) = self.conn_mut(id) {
+            c.partial_since_ns = if partial { c.partial_since_ns.or(Some(now_ns)) } else { None };
+        }
         let congested = self.congested.take();
         if let Some(c) = self.conn_mut(id) {
             c.blocked_on = congested;
@@ -590,6 +612,11 @@ impl Shard {
                 self.register(id, r, deadline);
             }
         }
+        if now_ns >= self.next_timeouts_ns {
+            let check = self.cfg.idle_timeout.min(self.cfg.frame_timeout).as_nanos() as u64 / 4;
+            self.next_timeouts_ns = now_ns + check.clamp(1_000_000, 1_000_000_000);
+            self.close_timed_out(now_ns);
+        }
         if now_ns >= self.next_liveness_ns {
             let timeout = self.cfg.heartbeat_timeout.as_nanos() as u64;
             self.next_liveness_ns = now_ns + (timeout / 4).clamp(1_000_000, 1_000_000_000);
@@ -597,6 +624,31 @@ impl Shard {
                 let conn_seen = self.conns.get(a.conn as usize).map_or(0, |c| c.last_frame_ns);
                 a.online = now_ns.saturating_sub(a.last_seen_ns.max(conn_seen)) <= timeout;
             }
+        }
+    }
+
+    /// Closes, with a `timeout` error, every connection with no agent that has been silent past
+    /// the idle timeout and every one holding a frame incomplete past the frame timeout.
+    fn close_timed_out(&mut self, now_ns: u64) {
+        let idle = self.cfg.idle_timeout.as_nanos() as u64;
+        let frame = self.cfg.frame_timeout.as_nanos() as u64;
+        let expired: Vec<(ConnId, &'static str)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.closing == Closing::No)
+            .filter_map(|(i, c)| {
+                let id = ConnId { idx: i as u32, gen: c.gen };
+                if c.partial_since_ns.is_some_and(|t| now_ns.saturating_sub(t) > frame) {
+                    Some((id, "a frame did not complete within the frame timeout"))
+                } else if c.agents.is_empty() && now_ns.saturating_sub(c.last_frame_ns) > idle {
+                    Some((id, "no agent registered and no input within the idle timeout"))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (id, why) in expired {
+            self.fail_conn(id, ErrorCode::Timeout, why.into());
         }
     }
 

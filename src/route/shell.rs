@@ -179,6 +179,16 @@ fn spawn_conn<R: Runtime>(
 
 /// Tells what a new connection speaks from its first bytes, completes a WebSocket handshake if
 /// there is one, and serves it.
+/// `fut`'s output, or `None` once `deadline_ns` has passed.
+async fn before<R: Runtime, T>(deadline_ns: u64, fut: impl Future<Output = T>) -> Option<T> {
+    let wait = Duration::from_nanos(deadline_ns.saturating_sub(clock::now_ns()));
+    futures_lite::future::or(async { Some(fut.await) }, async {
+        R::sleep(wait).await;
+        None
+    })
+    .await
+}
+
 async fn session<R: Runtime>(
     shard: Rc<RefCell<Shard>>,
     mut stream: R::Stream,
@@ -186,10 +196,14 @@ async fn session<R: Runtime>(
     live: Arc<AtomicUsize>,
     done: Finished,
 ) {
+    // The protocol must show itself (first bytes, WebSocket handshake, first message) in time.
+    let timeout = shard.borrow().config().handshake_timeout;
+    let deadline = clock::now_ns() + timeout.as_nanos() as u64;
     let mut first = vec![0u8; 512];
-    let read = poll_fn(|cx| Pin::new(&mut stream).poll_read(cx, &mut first)).await;
-    let n = match read {
-        Ok(n) if n > 0 => n,
+    let read =
+        before::<R, _>(deadline, poll_fn(|cx| Pin::new(&mut stream).poll_read(cx, &mut first)));
+    let n = match read.await {
+        Some(Ok(n)) if n > 0 => n,
         _ => return gone(&live),
     };
     first.truncate(n);
@@ -198,16 +212,16 @@ async fn session<R: Runtime>(
     if !upgrade {
         return serve_native::<R, _>(shard, stream, control, live, done);
     }
-    let Ok((mut ws, protocol)) = ws::accept(stream).await else {
+    let Some(Ok((mut ws, protocol))) = before::<R, _>(deadline, ws::accept(stream)).await else {
         ws::refuse_upgrade(&control);
         return gone(&live);
     };
     let first_message = match protocol {
         Some(_) => None,
         // No subprotocol: the first message decides (binary = native, text = JSON).
-        None => match futures_lite::StreamExt::next(&mut ws).await {
-            Some(Ok(ws::Message::Binary(b))) => Some(b),
-            Some(Ok(ws::Message::Text(t))) => {
+        None => match before::<R, _>(deadline, futures_lite::StreamExt::next(&mut ws)).await {
+            Some(Some(Ok(ws::Message::Binary(b)))) => Some(b),
+            Some(Some(Ok(ws::Message::Text(t)))) => {
                 return super::json::serve::<R, _>(
                     shard,
                     ws,

@@ -52,11 +52,14 @@ pub enum ErrorCode {
     ShuttingDown = 27,
     /// A forced release of a barrier nobody waits at.
     BarrierNotFound = 28,
+    /// A connection with no agent stayed silent, or a frame did not complete, past the router's
+    /// timeout.
+    Timeout = 29,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order.
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::MalformedFrame,
         ErrorCode::FrameTooLarge,
         ErrorCode::UnsupportedVersion,
@@ -76,6 +79,7 @@ impl ErrorCode {
         ErrorCode::UnexpectedMessage,
         ErrorCode::ShuttingDown,
         ErrorCode::BarrierNotFound,
+        ErrorCode::Timeout,
     ];
 
     /// The numeric code on the wire.
@@ -110,6 +114,7 @@ impl ErrorCode {
             ErrorCode::UnexpectedMessage => "unexpected_message",
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::BarrierNotFound => "barrier_not_found",
+            ErrorCode::Timeout => "timeout",
         }
     }
 

@@ -71,3 +71,80 @@ fn out_of_descriptors_the_router_backs_off_and_recovers() {
     let warnings = stderr.lines().filter(|l| l.contains("out of file descriptors")).count();
     assert!((1..=4).contains(&warnings), "{warnings} warnings: {stderr}");
 }
+
+/// A sharded router (glommio and tokio per-core share the shell) with short timeouts.
+fn router_with_short_timeouts(kind: a2a_bench::routers::RouterKind) -> crate::support::TestRouter {
+    let setup = crate::support::Setup { kind, transport: a2a_bench::transport::Transport::Tcp };
+    crate::support::start(setup, 1, |cfg| {
+        cfg.handshake_timeout = Duration::from_millis(300);
+        cfg.idle_timeout = Duration::from_millis(300);
+        cfg.frame_timeout = Duration::from_millis(300);
+    })
+}
+
+/// Reads until the router closes `s`; returns what it sent (bounded by a 10 s read timeout).
+fn read_until_closed(s: &mut TcpStream) -> Vec<u8> {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("the router did not close the connection: {e} after {got:?}"),
+        }
+    }
+}
+
+/// The one error frame in `bytes`, decoded.
+fn error_in(bytes: &[u8]) -> a2a_bench::wire::control::Error {
+    let mut scratch = Vec::new();
+    let limits = a2a_bench::wire::Limits::DEFAULT;
+    let (_, batch) = a2a_bench::wire::decode_frame(bytes, &limits, &mut scratch).unwrap().unwrap();
+    let msgs: Vec<_> = batch.map(|m| m.unwrap().0).collect();
+    match &msgs[..] {
+        [a2a_bench::wire::Message::Control(Control::Error(e))] => e.clone(),
+        other => panic!("expected one error, got {other:?}"),
+    }
+}
+
+#[test]
+fn silent_partial_and_agentless_connections_time_out() {
+    // Proves every kind of stuck connection is closed after its timeout, on both sharded
+    // routers: one that never sends a byte, a partial HTTP request line, a partial frame header,
+    // and a connection that sent a request but registered no agent; an agent that stays silent
+    // past the same timeouts keeps its connection.
+    for kind in
+        [a2a_bench::routers::RouterKind::Glommio, a2a_bench::routers::RouterKind::TokioPerCore]
+    {
+        let r = router_with_short_timeouts(kind);
+        let mut silent = TcpStream::connect(r.addr()).unwrap();
+        assert!(read_until_closed(&mut silent).is_empty(), "{kind}: closed without a word");
+        let mut http = TcpStream::connect(r.addr()).unwrap();
+        http.write_all(b"GET / HT").unwrap();
+        read_until_closed(&mut http);
+        let mut partial = TcpStream::connect(r.addr()).unwrap();
+        let header = FrameHeader { compressed: false, count: 1, body_len: 100, raw_len: 100 };
+        partial.write_all(&header.to_bytes()[..8]).unwrap();
+        let err = error_in(&read_until_closed(&mut partial));
+        assert_eq!(err.code, a2a_bench::wire::ErrorCode::Timeout.code(), "{kind}: {err:?}");
+        let mut agentless = r.connect();
+        let request_id = agentless.request_id();
+        let stats = Control::StatsRequest(a2a_bench::wire::control::StatsRequest { request_id });
+        assert!(matches!(agentless.call(stats).unwrap(), Control::StatsReply(_)));
+        let after = agentless.read_until_closed().expect("closed after the idle timeout");
+        assert!(
+            matches!(&after[..], [a2a_bench::client::Received::Control(Control::Error(e))] if e.code == a2a_bench::wire::ErrorCode::Timeout.code()),
+            "{kind}: {after:?}"
+        );
+        let mut agent = crate::support::agent(&r, 9, 0, &[]);
+        let mut other = crate::support::agent(&r, 10, 0, &[]);
+        std::thread::sleep(Duration::from_millis(700)); // longer than every timeout: the interval under test
+        crate::support::send(
+            &mut other,
+            crate::support::data(a2a_bench::wire::DataKind::Direct, 10, 9, 1, b"still here"),
+        );
+        assert_eq!(crate::support::recv_data(&mut agent).message_id, 1, "{kind}");
+        r.stop();
+    }
+}
