@@ -9,13 +9,12 @@
 
 use std::cell::RefCell;
 use std::future::poll_fn;
-use std::io;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_lite::future::{or, yield_now};
@@ -24,15 +23,14 @@ use glommio::{LocalExecutorBuilder, Placement};
 
 use super::group::{Adapter, GaveUp, Group, GroupConfig, GroupCounters, Schedule};
 use super::json::Json;
+use super::link::{connect, within, AgentStream};
 use super::native::Native;
 use super::{Hooks, Interrupt, Outcome, Pacing, Protocol, Scenario, Stop};
 use crate::clock;
 use crate::metrics::Latencies;
 use crate::placement;
-use crate::transport::{write_all, ws, Transport};
+use crate::transport::{write_all, Transport};
 
-/// How long connecting or a WebSocket handshake may take.
-const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long registering a core's agents may take (100,000 agents take a few seconds here).
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often the monitor looks at the interrupt flag and the stall timer.
@@ -197,8 +195,7 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
     for j in joins {
         let _ = j.join();
     }
-    let mut o = Outcome::failed_setup(Vec::new());
-    o.setup_failed = false;
+    let mut o = Outcome::empty();
     let (mut conns, mut lost, mut failures) = (0, 0, Vec::new());
     let end_ns = results.iter().map(|r| r.end_ns).fold(end_ns, u64::min);
     for r in &results {
@@ -263,95 +260,6 @@ async fn sleep_until_async(t_ns: u64) {
     }
 }
 
-/// A connection of an agent group: TCP, or WebSocket (binary messages for native frames, text
-/// messages as records for the JSON protocol).
-enum AgentStream {
-    Tcp(glommio::net::TcpStream),
-    Ws(Box<ws::WsBytes<glommio::net::TcpStream>>),
-}
-
-macro_rules! each_stream {
-    ($self:ident, $s:ident => $e:expr) => {
-        match $self.get_mut() {
-            AgentStream::Tcp($s) => $e,
-            AgentStream::Ws($s) => {
-                let $s = $s.as_mut();
-                $e
-            }
-        }
-    };
-}
-
-impl AsyncRead for AgentStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        b: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        each_stream!(self, s => Pin::new(s).poll_read(cx, b))
-    }
-}
-
-impl AsyncWrite for AgentStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
-        each_stream!(self, s => Pin::new(s).poll_write(cx, b))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        each_stream!(self, s => Pin::new(s).poll_flush(cx))
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        each_stream!(self, s => Pin::new(s).poll_close(cx))
-    }
-}
-
-/// `fut`, or `None` once `timeout` has passed.
-async fn within<T>(timeout: Duration, fut: impl std::future::Future<Output = T>) -> Option<T> {
-    or(async { Some(fut.await) }, async {
-        glommio::timer::sleep(timeout).await;
-        None
-    })
-    .await
-}
-
-/// One connection to the router, with a second descriptor of its socket (to shut it down).
-async fn connect(sh: &Shared) -> Result<(AgentStream, TcpStream), String> {
-    let addr = sh.addr;
-    let s = TcpStream::connect_timeout(&addr, SETUP_TIMEOUT).map_err(|e| match e.kind() {
-        io::ErrorKind::ConnectionRefused => {
-            format!("connection refused by {addr}: is a router listening there?")
-        }
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
-            format!("no answer from {addr} within {} s", SETUP_TIMEOUT.as_secs())
-        }
-        _ => format!("connecting to {addr}: {e}"),
-    })?;
-    let setup = |e: io::Error| format!("setting up a connection: {e}");
-    s.set_nodelay(true).map_err(setup)?;
-    let control = s.try_clone().map_err(setup)?;
-    s.set_nonblocking(true).map_err(setup)?;
-    let tcp = glommio::net::TcpStream::from(socket2::Socket::from(s));
-    let subprotocol = match (sh.transport, sh.protocol) {
-        (Transport::Tcp, _) => return Ok((AgentStream::Tcp(tcp), control)),
-        (Transport::Ws, Protocol::Native) => ws::SUBPROTOCOL_NATIVE,
-        (Transport::Ws, Protocol::Json) => ws::SUBPROTOCOL_JSON,
-    };
-    let shake = within(SETUP_TIMEOUT, ws::connect(tcp, addr, subprotocol))
-        .await
-        .ok_or_else(|| {
-            format!("no WebSocket handshake from {addr} within {} s", SETUP_TIMEOUT.as_secs())
-        })?
-        .map_err(|e| {
-            format!("WebSocket handshake with {addr}: {}", ws::handshake_failure(&e, subprotocol))
-        })?;
-    let stream = AgentStream::Ws(Box::new(match sh.protocol {
-        Protocol::Native => ws::WsBytes::new(shake, None),
-        Protocol::Json => ws::WsBytes::text_records(shake),
-    }));
-    Ok((stream, control))
-}
-
 /// Waits until `done` holds for the group (true) or `until_ns` passes (false); the group wakes
 /// the wait when something it may depend on happens.
 async fn wait_for<A: Adapter>(
@@ -391,7 +299,7 @@ impl Core {
         // Set-up: connect, register, wait for every acknowledgement (bounded).
         let mut setup = Ok(());
         for c in 0..conns {
-            match connect(&self.shared).await {
+            match connect(self.shared.addr, self.shared.transport, self.shared.protocol).await {
                 Ok((stream, control)) => {
                     let stream = Rc::new(RefCell::new(stream));
                     controls.push(control);

@@ -12,9 +12,12 @@
 //! - `driver`: the glommio shell around groups: set-up, the start and stop barriers, timeouts,
 //!   the drain, lost connections and interrupts.
 
+mod book;
+mod counters;
 mod driver;
 pub mod group;
 pub mod json;
+mod link;
 pub mod native;
 pub mod topology;
 
@@ -238,8 +241,13 @@ pub struct Accounting {
 }
 
 impl Outcome {
-    /// An outcome with nothing measured.
+    /// A run that never started: `failures` says why.
     pub fn failed_setup(failures: Vec<String>) -> Outcome {
+        Outcome { failures, setup_failed: true, ..Outcome::empty() }
+    }
+
+    /// Nothing measured yet.
+    pub(super) fn empty() -> Outcome {
         Outcome {
             counters: GroupCounters::default(),
             latencies: Latencies::default(),
@@ -248,8 +256,8 @@ impl Outcome {
             router_cpu: None,
             in_flight_at_end: 0,
             drain_timed_out: false,
-            failures,
-            setup_failed: true,
+            failures: Vec::new(),
+            setup_failed: false,
             all_connections_lost: false,
             interrupted: false,
         }

@@ -1,0 +1,421 @@
+//! The protocol-free state of one agent core: its agents' pacing, the booking of every request,
+//! the accounting and the histograms. Adapters report what they decode through its methods;
+//! [`super::group::Group`] drives it.
+
+use std::task::Waker;
+
+use super::counters::{add, add_name, GaveUp, GroupCounters};
+use super::group::{GroupConfig, Schedule, MEASURED_BIT};
+use super::{Pacing, Stop};
+use crate::metrics::Latencies;
+
+/// A virtual agent: 32 bytes of state; its neighbours are computed from the topology.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Agent {
+    /// Requests sent so far (warm-up included): also the index of its next scheduled message.
+    pub(super) sent: u64,
+    /// Measured requests sent.
+    pub(super) measured: u64,
+    /// Requests due under open-loop pacing but not sent yet (window full).
+    pub(super) owed: u64,
+    /// Requests awaiting a reply or an error.
+    pub(super) in_flight: u32,
+    /// Which neighbour gets the next request.
+    pub(super) next_neighbour: u32,
+}
+
+/// A request as the loop books it, for an adapter to encode.
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing {
+    /// Sender's agent id.
+    pub from: u32,
+    /// Recipient's agent id.
+    pub to: u32,
+    /// The sender's sequence number for it, with [`MEASURED_BIT`] when measured.
+    pub message_id: u64,
+    /// Sent in the measured window.
+    pub measured: bool,
+    /// When it should have left (ns).
+    pub intended_ns: u64,
+    /// When it leaves (ns).
+    pub sent_ns: u64,
+}
+
+/// Who a router error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum About {
+    /// A request of agent `Some(id)` (frame-level errors name no agent).
+    Request(Option<u32>),
+    /// A reply.
+    Reply,
+}
+
+/// A router error's kind: a code of the native protocol or a name of the JSON one.
+#[derive(Debug, Clone, Copy)]
+pub enum ErrorKind<'a> {
+    /// Native error code.
+    Code(u16),
+    /// JSON error name.
+    Name(&'a str),
+}
+
+/// The protocol-free state of a group: pacing, booking, accounting, histograms. Adapters report
+/// what they decode through its methods.
+#[derive(Debug)]
+pub struct Book {
+    pub(super) cfg: GroupConfig,
+    pub(super) schedule: Schedule,
+    pub(super) agents: Vec<Agent>,
+    /// Each connection's parked writer.
+    pub(super) writers: Vec<Option<Waker>>,
+    /// Registration acknowledgements received, per connection.
+    pub(super) acks: Vec<u32>,
+    /// Connections closed under the group while the run was on.
+    pub(super) lost: Vec<bool>,
+    /// Why the router refused a registration, if it did.
+    pub(super) refused: Option<String>,
+    /// Open loop: the next index in this group's send sequence.
+    pub(super) next_due: u64,
+    /// Open loop: nanoseconds between two of this group's sends (agents_total / rate).
+    pub(super) slot_ns: f64,
+    /// Requests still in flight across the group.
+    pub(super) in_flight: u64,
+    /// Agents that are done sending (count reached, or their connection lost).
+    pub(super) agents_done: u32,
+    /// Whether every agent is done sending (count mode) or the end time passed.
+    pub(super) finished: bool,
+    /// The run is over: writers and the pacer finish.
+    pub(super) stopped: bool,
+    pub(super) now_ns: u64,
+    /// Woken when something the shell waits for happens (acks, a lost connection, drained).
+    pub(super) monitor: Option<Waker>,
+    /// Latency histograms of this core.
+    pub latencies: Latencies,
+    /// Counters of this core.
+    pub counters: GroupCounters,
+}
+
+impl Book {
+    pub(super) fn new(cfg: GroupConfig) -> Book {
+        let conns = cfg.count.div_ceil(cfg.agents_per_conn.max(1)) as usize;
+        let slot_ns = match cfg.pacing {
+            Pacing::Open { rate, .. } => 1e9 / rate,
+            Pacing::Closed { .. } => 0.0,
+        };
+        Book {
+            agents: vec![Agent::default(); cfg.count as usize],
+            writers: (0..conns).map(|_| None).collect(),
+            acks: vec![0; conns],
+            lost: vec![false; conns],
+            refused: None,
+            next_due: 0,
+            slot_ns,
+            in_flight: 0,
+            agents_done: 0,
+            finished: false,
+            stopped: false,
+            now_ns: 0,
+            monitor: None,
+            latencies: Latencies::default(),
+            counters: GroupCounters::default(),
+            cfg,
+            schedule: Schedule::UNSET,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &GroupConfig {
+        &self.cfg
+    }
+
+    /// The schedule.
+    pub fn schedule(&self) -> Schedule {
+        self.schedule
+    }
+
+    /// The time of the input being decoded.
+    #[inline]
+    pub fn now_ns(&self) -> u64 {
+        self.now_ns
+    }
+
+    /// Whether the run has not started yet (registration answers are expected).
+    pub fn registering(&self) -> bool {
+        self.schedule == Schedule::UNSET
+    }
+
+    /// A registration on `conn` was acknowledged.
+    pub fn ack(&mut self, conn: usize) {
+        self.acks[conn] += 1;
+        self.wake_monitor();
+    }
+
+    /// The router refused a registration.
+    pub fn refused(&mut self, why: String) {
+        self.refused.get_or_insert(why);
+        self.wake_monitor();
+    }
+
+    /// The local index of agent `id`, if it belongs to this group.
+    #[inline]
+    pub(super) fn local_of(&self, id: u32) -> Option<usize> {
+        let global = id.checked_sub(self.cfg.id_base)?;
+        let local = global.checked_sub(self.cfg.first)?;
+        (local < self.cfg.count).then_some(local as usize)
+    }
+
+    #[inline]
+    pub(super) fn conn_of(&self, local: usize) -> usize {
+        local / self.cfg.agents_per_conn.max(1) as usize
+    }
+
+    #[inline]
+    pub(super) fn in_window(&self) -> bool {
+        self.now_ns >= self.schedule.measure_ns && self.now_ns < self.schedule.end_ns
+    }
+
+    /// A request to agent `to`, sent at `sent_ns`, was delivered. Returns whether it is one of
+    /// this group's agents; if so the adapter must queue the reply (counted here as sent).
+    #[inline]
+    pub fn request_delivered(&mut self, to: u32, sent_ns: u64, measured: bool) -> bool {
+        if self.local_of(to).is_none() {
+            self.counters.unexpected += 1;
+            return false;
+        }
+        self.counters.requests_delivered += 1;
+        self.counters.replies_sent += 1;
+        if self.in_window() {
+            self.counters.window_deliveries += 1;
+        }
+        if measured {
+            self.latencies.record_one_way(self.now_ns.saturating_sub(sent_ns));
+            self.counters.last_measured_delivery_ns = self.now_ns;
+        }
+        true
+    }
+
+    /// A reply to agent `to` was delivered: `(intended, actual)` are its request's send times,
+    /// `reply_sent_ns` when the reply left. Returns the agent whose window slot it freed: the
+    /// adapter sends from it at once ([`Book::send_from`]).
+    #[inline]
+    #[must_use]
+    pub fn reply_delivered(
+        &mut self,
+        to: u32,
+        (intended_ns, actual_ns): (u64, u64),
+        reply_sent_ns: u64,
+        measured: bool,
+    ) -> Option<usize> {
+        let Some(local) = self.local_of(to) else {
+            self.counters.unexpected += 1;
+            return None;
+        };
+        self.counters.replies_delivered += 1;
+        if self.in_window() {
+            self.counters.window_deliveries += 1;
+        }
+        if measured {
+            let now = self.now_ns;
+            self.latencies
+                .record_rtt(now.saturating_sub(intended_ns), now.saturating_sub(actual_ns));
+            self.latencies.record_one_way(now.saturating_sub(reply_sent_ns));
+            self.counters.round_trips_measured += 1;
+            self.counters.last_measured_delivery_ns = now;
+        }
+        self.resolve(local)
+    }
+
+    /// The router answered a message with an error. Returns the agent whose window slot it
+    /// freed, if any: the adapter sends from it at once ([`Book::send_from`]).
+    #[inline]
+    #[must_use]
+    pub fn router_error(&mut self, about: About, kind: ErrorKind<'_>) -> Option<usize> {
+        let c = &mut self.counters;
+        match (about, kind) {
+            (About::Reply, ErrorKind::Code(code)) => add(&mut c.reply_errors, &code, 1),
+            (About::Reply, ErrorKind::Name(n)) => add_name(&mut c.reply_errors_named, n),
+            (About::Request(_), ErrorKind::Code(code)) => add(&mut c.request_errors, &code, 1),
+            (About::Request(_), ErrorKind::Name(n)) => add_name(&mut c.request_errors_named, n),
+        }
+        match about {
+            About::Request(Some(id)) => self.resolve(self.local_of(id)?),
+            _ => None,
+        }
+    }
+
+    /// Something the router sent that is no part of the protocol here.
+    pub fn unexpected(&mut self) {
+        self.counters.unexpected += 1;
+    }
+
+    /// A request of agent `local` is answered (reply or error): free its window slot.
+    #[inline]
+    pub(super) fn resolve(&mut self, local: usize) -> Option<usize> {
+        let a = &mut self.agents[local];
+        if a.in_flight == 0 {
+            return None;
+        }
+        a.in_flight -= 1;
+        self.in_flight -= 1;
+        if self.in_flight == 0 {
+            self.wake_monitor();
+        }
+        Some(local)
+    }
+
+    /// Sends what agent `local` may send now, each request encoded by `encode` (the adapter's
+    /// [`Adapter::request`](super::group::Adapter::request)), and wakes the writers concerned.
+    #[inline]
+    pub fn send_from(&mut self, local: usize, mut encode: impl FnMut(usize, &Outgoing)) {
+        while let Some((conn, out)) = self.book(local) {
+            encode(conn, &out);
+            if let Some(w) = self.writers[conn].take() {
+                w.wake();
+            }
+        }
+    }
+
+    pub(super) fn wake_monitor(&mut self) {
+        if let Some(w) = self.monitor.take() {
+            w.wake();
+        }
+    }
+
+    #[inline]
+    pub(super) fn agent_may_send_more(&self, local: usize) -> bool {
+        match self.cfg.stop {
+            Stop::Count { per_agent } => self.agents[local].measured < per_agent,
+            Stop::Duration(_) => true,
+        }
+    }
+
+    pub(super) fn update_finished(&mut self) {
+        let was = self.finished;
+        self.finished = match self.cfg.stop {
+            Stop::Duration(_) => self.now_ns >= self.schedule.end_ns,
+            Stop::Count { .. } => self.agents_done >= self.cfg.count,
+        };
+        if self.finished && !was {
+            // The backlog of due sends that never left: missed, not errors.
+            self.counters.missed_sends += self.agents.iter().map(|a| a.owed).sum::<u64>();
+            for a in &mut self.agents {
+                a.owed = 0;
+            }
+            self.wake_monitor();
+        }
+    }
+
+    /// Intended time of entry `q` of this group's send sequence: agent `first + q % count`'s
+    /// `q / count`-th request. Agents of the whole run are evenly interleaved.
+    #[inline]
+    pub(super) fn intended_ns(&self, q: u64) -> u64 {
+        let count = u64::from(self.cfg.count.max(1));
+        let (round, local) = (q / count, q % count);
+        let slot = round * u64::from(self.cfg.agents_total) + u64::from(self.cfg.first) + local;
+        self.schedule.start_ns + (slot as f64 * self.slot_ns) as u64
+    }
+
+    #[inline]
+    pub(super) fn window(&self) -> u32 {
+        match self.cfg.pacing {
+            Pacing::Closed { window } | Pacing::Open { window, .. } => window.max(1),
+        }
+    }
+
+    /// Books the next request agent `local` may send now, if any.
+    #[inline]
+    pub(super) fn book(&mut self, local: usize) -> Option<(usize, Outgoing)> {
+        // Cheapest refusals first: this runs twice per answer, and the second time the window
+        // is full.
+        let a = &self.agents[local];
+        if a.in_flight >= self.window() || self.finished || !self.agent_may_send_more(local) {
+            return None;
+        }
+        let conn = self.conn_of(local);
+        let n = self.cfg.agents_total;
+        let global = self.cfg.first + local as u32;
+        let degree = self.cfg.topology.degree(global, n);
+        if degree == 0 || self.lost[conn] {
+            return None;
+        }
+        let intended = match self.cfg.pacing {
+            Pacing::Closed { .. } if self.now_ns >= self.schedule.end_ns => return None,
+            Pacing::Closed { .. } => self.now_ns,
+            Pacing::Open { .. } if a.owed == 0 => return None,
+            Pacing::Open { .. } => {
+                self.intended_ns(a.sent * u64::from(self.cfg.count) + local as u64)
+            }
+        };
+        let measured = intended >= self.schedule.measure_ns;
+        let c = &mut self.counters;
+        c.requests_sent += 1;
+        c.late_sends += u64::from(self.now_ns.saturating_sub(intended) > self.cfg.late_after_ns);
+        if self.now_ns >= self.schedule.measure_ns && self.now_ns < self.schedule.end_ns {
+            c.requests_sent_in_window += 1;
+        }
+        let a = &mut self.agents[local];
+        let to = self.cfg.topology.neighbour(global, n, a.next_neighbour);
+        a.next_neighbour = (a.next_neighbour + 1) % degree;
+        let seq = a.sent;
+        a.sent += 1;
+        a.owed = a.owed.saturating_sub(1);
+        a.in_flight += 1;
+        self.in_flight += 1;
+        if measured {
+            a.measured += 1;
+            c.requests_measured += 1;
+            if matches!(self.cfg.stop, Stop::Count { per_agent } if a.measured == per_agent) {
+                self.agents_done += 1;
+            }
+        }
+        let out = Outgoing {
+            from: self.cfg.id_base + global,
+            to: self.cfg.id_base + to,
+            message_id: seq | if measured { MEASURED_BIT } else { 0 },
+            measured,
+            intended_ns: intended,
+            sent_ns: self.now_ns,
+        };
+        Some((conn, out))
+    }
+
+    /// Connection `c` closed under the run: its agents stop, and every request they have in
+    /// flight becomes an error of kind `connection_lost`.
+    pub(super) fn lose_connection(&mut self, c: usize) {
+        let b = self;
+        if b.stopped || b.lost[c] {
+            return;
+        }
+        b.lost[c] = true;
+        let per = b.cfg.agents_per_conn.max(1) as usize;
+        let (lo, hi) = (c * per, ((c + 1) * per).min(b.agents.len()));
+        let mut gone = 0u64;
+        for local in lo..hi {
+            if b.agent_may_send_more(local) && matches!(b.cfg.stop, Stop::Count { .. }) {
+                b.agents_done += 1;
+            }
+            let a = &mut b.agents[local];
+            gone += u64::from(a.in_flight);
+            a.in_flight = 0;
+            a.owed = 0;
+        }
+        if gone > 0 {
+            add(&mut b.counters.unanswered, &GaveUp::ConnectionLost, gone);
+            b.in_flight -= gone;
+        }
+        b.update_finished();
+        b.wake_monitor();
+    }
+
+    /// Gives up on every request still in flight, counting each as an error of kind `why`.
+    pub(super) fn give_up_all(&mut self, why: GaveUp) {
+        let n: u64 = self.agents.iter().map(|a| u64::from(a.in_flight)).sum();
+        if n > 0 {
+            add(&mut self.counters.unanswered, &why, n);
+        }
+        for a in &mut self.agents {
+            a.in_flight = 0;
+        }
+        self.in_flight = 0;
+    }
+}

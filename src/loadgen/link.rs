@@ -1,0 +1,113 @@
+//! An agent core's connections to the router: TCP, or WebSocket (binary messages for native
+//! frames, text messages as records for the JSON protocol), connected and handshaken within a
+//! bounded time, with one clear line when the peer is missing or speaks something else.
+
+use std::io;
+use std::net::{SocketAddr, TcpStream};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_lite::future::or;
+use futures_lite::io::{AsyncRead, AsyncWrite};
+
+use super::Protocol;
+use crate::transport::{ws, Transport};
+
+/// How long connecting or a WebSocket handshake may take.
+pub(super) const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connection of an agent group: TCP, or WebSocket (binary messages for native frames, text
+/// messages as records for the JSON protocol).
+pub(super) enum AgentStream {
+    Tcp(glommio::net::TcpStream),
+    Ws(Box<ws::WsBytes<glommio::net::TcpStream>>),
+}
+
+macro_rules! each_stream {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self.get_mut() {
+            AgentStream::Tcp($s) => $e,
+            AgentStream::Ws($s) => {
+                let $s = $s.as_mut();
+                $e
+            }
+        }
+    };
+}
+
+impl AsyncRead for AgentStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        b: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        each_stream!(self, s => Pin::new(s).poll_read(cx, b))
+    }
+}
+
+impl AsyncWrite for AgentStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
+        each_stream!(self, s => Pin::new(s).poll_write(cx, b))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        each_stream!(self, s => Pin::new(s).poll_flush(cx))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        each_stream!(self, s => Pin::new(s).poll_close(cx))
+    }
+}
+
+/// `fut`, or `None` once `timeout` has passed.
+pub(super) async fn within<T>(
+    timeout: Duration,
+    fut: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    or(async { Some(fut.await) }, async {
+        glommio::timer::sleep(timeout).await;
+        None
+    })
+    .await
+}
+
+/// One connection to the router, with a second descriptor of its socket (to shut it down).
+pub(super) async fn connect(
+    addr: SocketAddr,
+    transport: Transport,
+    protocol: Protocol,
+) -> Result<(AgentStream, TcpStream), String> {
+    let s = TcpStream::connect_timeout(&addr, SETUP_TIMEOUT).map_err(|e| match e.kind() {
+        io::ErrorKind::ConnectionRefused => {
+            format!("connection refused by {addr}: is a router listening there?")
+        }
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
+            format!("no answer from {addr} within {} s", SETUP_TIMEOUT.as_secs())
+        }
+        _ => format!("connecting to {addr}: {e}"),
+    })?;
+    let setup = |e: io::Error| format!("setting up a connection: {e}");
+    s.set_nodelay(true).map_err(setup)?;
+    let control = s.try_clone().map_err(setup)?;
+    s.set_nonblocking(true).map_err(setup)?;
+    let tcp = glommio::net::TcpStream::from(socket2::Socket::from(s));
+    let subprotocol = match (transport, protocol) {
+        (Transport::Tcp, _) => return Ok((AgentStream::Tcp(tcp), control)),
+        (Transport::Ws, Protocol::Native) => ws::SUBPROTOCOL_NATIVE,
+        (Transport::Ws, Protocol::Json) => ws::SUBPROTOCOL_JSON,
+    };
+    let shake = within(SETUP_TIMEOUT, ws::connect(tcp, addr, subprotocol))
+        .await
+        .ok_or_else(|| {
+            format!("no WebSocket handshake from {addr} within {} s", SETUP_TIMEOUT.as_secs())
+        })?
+        .map_err(|e| {
+            format!("WebSocket handshake with {addr}: {}", ws::handshake_failure(&e, subprotocol))
+        })?;
+    let stream = AgentStream::Ws(Box::new(match protocol {
+        Protocol::Native => ws::WsBytes::new(shake, None),
+        Protocol::Json => ws::WsBytes::text_records(shake),
+    }));
+    Ok((stream, control))
+}
