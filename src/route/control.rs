@@ -150,6 +150,16 @@ impl Shard {
     /// Registers `r` on connection `id`; if the id is held by someone else, waits (retried each
     /// tick) until `deadline` for the holder to go, then answers `duplicate_agent`.
     pub(super) fn register(&mut self, id: ConnId, r: Register, deadline: u64) {
+        if r.agent_id.0 == 0 {
+            let detail = "agent id 0 is reserved: it marks errors about no agent";
+            return self.request_error(
+                id,
+                r.request_id,
+                r.agent_id,
+                ErrorCode::InvalidRequest,
+                detail,
+            );
+        }
         if let Some(token) = &self.cfg.token {
             if !token_matches(token, r.token.as_deref()) {
                 // Refused, and the connection closes after the error: no guessing on it.

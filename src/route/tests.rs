@@ -85,7 +85,7 @@ fn registry_costs_under_a_kibibyte_per_agent() {
     let conn = s[0].open_conn();
     let agents = 10_000u32;
     let frames: Vec<Vec<u8>> = (0..agents / 100)
-        .map(|f| frame(&(0..100).map(|i| register(f * 100 + i)).collect::<Vec<_>>()))
+        .map(|f| frame(&(1..=100).map(|i| register(f * 100 + i)).collect::<Vec<_>>()))
         .collect();
     // Warm the pools and tables so their first allocations are not charged to the agents.
     let warm = s[0].open_conn();

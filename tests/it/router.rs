@@ -479,16 +479,17 @@ fn two_thousand_agents_at_once(setup: Setup) {
     raise_fd_limit(8192);
     let r = start(setup, 2, |_| {});
     let n = 2000u32;
-    let mut clients: Vec<Client> = (0..n).map(|id| agent(&r, id, 0, &[])).collect();
-    for id in 0..n {
+    // Client i holds agent i + 1 (agent id 0 is reserved).
+    let mut clients: Vec<Client> = (0..n).map(|i| agent(&r, i + 1, 0, &[])).collect();
+    for i in 0..n {
         send(
-            &mut clients[id as usize],
-            data(DataKind::Direct, id, (id + 1) % n, u64::from(id), b"hi"),
+            &mut clients[i as usize],
+            data(DataKind::Direct, i + 1, (i + 1) % n + 1, u64::from(i), b"hi"),
         );
     }
-    for id in 0..n {
-        let got = recv_data(&mut clients[id as usize]);
-        assert_eq!(got.sender.0, (id + n - 1) % n);
+    for i in 0..n {
+        let got = recv_data(&mut clients[i as usize]);
+        assert_eq!(got.sender.0, (i + n - 1) % n + 1);
     }
     let stats = r.stats();
     assert_eq!(stats.iter().map(|s| s.connections).sum::<u32>(), n);
@@ -759,4 +760,16 @@ fn an_agent_that_reconnects_at_once_gets_its_id_back() {
     // refused as a duplicate of the registration being removed.
     check_reconnects_get_their_id_back(RouterKind::Glommio);
     check_reconnects_get_their_id_back(RouterKind::TokioPerCore);
+}
+
+#[test]
+fn agent_id_zero_is_reserved() {
+    // Proves agent id 0, the "no agent" marker of errors, cannot be registered, on every router.
+    for kind in RouterKind::ALL {
+        let r = start(Setup { kind, transport: Transport::Tcp }, 1, |_| {});
+        let mut c = r.connect();
+        let answer = c.register(0, 0, &[]).expect("register answered");
+        assert_eq!(error_code(&answer), ErrorCode::InvalidRequest.code(), "{kind}: {answer:?}");
+        r.stop();
+    }
 }

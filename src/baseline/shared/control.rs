@@ -21,6 +21,14 @@ impl Conn {
         }
         match ctl {
             Control::Register(r) => {
+                if r.agent_id.0 == 0 {
+                    return self.request_error(
+                        r.request_id,
+                        r.agent_id,
+                        ErrorCode::InvalidRequest,
+                        "agent id 0 is reserved: it marks errors about no agent",
+                    );
+                }
                 if let Some(token) = &self.state.cfg.token {
                     if !crate::route::token_matches(token, r.token.as_deref()) {
                         self.request_error(
