@@ -568,6 +568,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Finish> {
     let mut results = Vec::with_capacity(runs.len());
     let mut fatal = None;
     for (i, spec) in runs.iter().enumerate() {
+        if interrupt.is_raised() {
+            break; // Ctrl-C between two runs: the next one does not start
+        }
         let sc = &spec.scenario;
         progress.set_message(format!("{} × {} {}", sc.topology, sc.agents, describe_pacing(sc)));
         let hooks = Hooks { probe, at_measure_start: None, interrupt: Some(interrupt.clone()) };

@@ -221,7 +221,7 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
         u64::MAX => last.saturating_sub(measure_ns),
         // A run cut short by lost connections measured until its last delivery.
         end if o.all_connections_lost => last.min(end).saturating_sub(measure_ns),
-        end => end - measure_ns,
+        end => end.saturating_sub(measure_ns),
     };
     o.router_cpu = router_cpu(router_before.flatten(), router_after);
     o
