@@ -54,22 +54,35 @@ fn out_of_descriptors_the_router_backs_off_and_recovers() {
     let (mut router, addr) = router_process(&["ulimit -n 64"]);
     let pid = router.id();
     stats_round(addr);
+    let started = std::time::Instant::now();
     let conns: Vec<TcpStream> = (0..100).filter_map(|_| TcpStream::connect(addr).ok()).collect();
     let t0 = cpu_ticks(pid);
     std::thread::sleep(Duration::from_secs(1)); // the interval measured, not a readiness wait
     let used = cpu_ticks(pid) - t0;
     assert!(used < 30, "the router used {used} ticks of 100 in a second while out of descriptors");
     drop(conns);
-    let mut c = Client::connect(addr).unwrap();
-    c.set_timeout(Duration::from_secs(5)).unwrap();
-    let answer = c.register(4242, 0, &[]).expect("a new agent is served after recovery");
+    // Recovery: while the router closes what it had accepted and drains the backlog of closed
+    // connections it is still short of descriptors, so a client retries, as a real one would.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let answer = loop {
+        let attempt = Client::connect(addr).and_then(|mut c| {
+            c.set_timeout(Duration::from_secs(2))?;
+            c.register(4242, 0, &[]).map_err(|e| std::io::Error::other(e.to_string()))
+        });
+        match attempt {
+            Ok(answer) => break answer,
+            Err(e) if std::time::Instant::now() > deadline => panic!("never recovered: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)), // a retry's pause
+        }
+    };
     assert!(matches!(answer, Control::Ack(_)), "{answer:?}");
     let _ = router.kill();
     let mut stderr = String::new();
     let _ = router.stderr.take().unwrap().read_to_string(&mut stderr);
     let _ = router.wait();
     let warnings = stderr.lines().filter(|l| l.contains("out of file descriptors")).count();
-    assert!((1..=4).contains(&warnings), "{warnings} warnings: {stderr}");
+    let most = started.elapsed().as_secs() as usize + 2; // about one a second
+    assert!((1..=most).contains(&warnings), "{warnings} warnings: {stderr}");
 }
 
 /// A sharded router (glommio and tokio per-core share the shell) with short timeouts.
