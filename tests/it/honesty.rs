@@ -350,8 +350,10 @@ fn placement_mistakes_are_refused_or_warned_in_one_line() {
     let (code, stdout, stderr) =
         bench(&[&args[..], &quick[..], &["--output", out.to_str().unwrap()]].concat());
     assert_eq!(code, Some(0), "{stdout}{stderr}");
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.starts_with("warning: the router and the agents share core(s) 0"), "{stderr}");
+    // Other tests running beside this one may add a busy-machine warning: not what is checked.
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.contains("other processes used")).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].starts_with("warning: the router and the agents share core(s) 0"), "{stderr}");
     assert!(stdout.contains("closed w16"), "--intervals 0 is closed loop: {stdout}");
 }
 
