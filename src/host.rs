@@ -236,19 +236,16 @@ mod cpu_times_tests {
     use super::*;
 
     #[test]
-    fn other_processes_load_is_read_and_our_own_work_is_not_counted() {
-        // Proves the sampler reads /proc and does not count this process's own busy loop as
-        // other processes' load (with a margin for whatever else runs during the test).
-        let a = CpuTimes::now().expect("/proc is readable");
-        let t = std::time::Instant::now();
-        let mut x = 0u64;
-        while t.elapsed() < std::time::Duration::from_millis(300) {
-            x = x.wrapping_mul(31).wrapping_add(7);
-        }
-        std::hint::black_box(x);
-        let b = CpuTimes::now().unwrap();
-        let share = b.others_share_since(&a);
-        assert!((0.0..=1.0).contains(&share));
-        assert!(share < 0.5 / a.cpus as f64 + 0.3, "our own loop counted as others: {share}");
+    fn other_processes_share_leaves_our_own_time_out() {
+        // Proves the arithmetic: over one second on 2 CPUs (200 ticks), 150 busy ticks of which
+        // 100 were this process's own leave 50 to others, a quarter of the machine; our own time
+        // never counts, and /proc is readable here.
+        let at =
+            |all_busy, own, s: u64| CpuTimes { all_busy, own, cpus: 2, at_ns: s * 1_000_000_000 };
+        assert!((at(1150, 200, 1).others_share_since(&at(1000, 100, 0)) - 0.25).abs() < 1e-9);
+        assert_eq!(at(1100, 200, 1).others_share_since(&at(1000, 100, 0)), 0.0);
+        assert_eq!(at(1000, 100, 0).others_share_since(&at(1000, 100, 0)), 0.0, "no time passed");
+        let (a, b) = (CpuTimes::now().expect("/proc is readable"), CpuTimes::now().unwrap());
+        assert!((0.0..=1.0).contains(&b.others_share_since(&a)));
     }
 }

@@ -500,15 +500,27 @@ pub enum Finish {
     Interrupted,
 }
 
-/// Catches Ctrl-C (and SIGTERM): the first raises `interrupt`, a second exits at once with 130.
+/// Catches Ctrl-C (and SIGTERM): the first raises `interrupt` and says so on stderr, a second
+/// exits at once with 130.
 fn catch_interrupts(interrupt: &Interrupt) -> anyhow::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
-    for sig in [SIGINT, SIGTERM] {
-        // Checked before the flag is set: only a second signal finds it raised.
-        signal_hook::flag::register_conditional_shutdown(sig, 130, interrupt.flag())
-            .context("installing signal handlers")?;
-        signal_hook::flag::register(sig, interrupt.flag()).context("installing signal handlers")?;
-    }
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .context("installing signal handlers")?;
+    let interrupt = interrupt.clone();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for (seen, _) in signals.forever().enumerate() {
+                if seen > 0 {
+                    std::process::exit(i32::from(super::EXIT_INTERRUPTED));
+                }
+                interrupt.raise();
+                eprintln!(
+                    "interrupted: finishing the current run and writing the report; Ctrl-C again exits at once"
+                );
+            }
+        })
+        .context("starting the signal thread")?;
     Ok(())
 }
 

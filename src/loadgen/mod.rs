@@ -164,11 +164,6 @@ impl Interrupt {
     pub fn is_raised(&self) -> bool {
         self.0.load(Ordering::Acquire)
     }
-
-    /// The flag itself, for a signal handler to set.
-    pub fn flag(&self) -> Arc<AtomicBool> {
-        self.0.clone()
-    }
 }
 
 /// What a caller plugs into a run besides the scenario.

@@ -192,37 +192,51 @@ fn a_stalled_json_router_ends_the_run_with_a_clear_error() {
     assert!(run["errors"]["drain_timeout"].as_u64().unwrap() > 0, "{run}");
 }
 
+/// Starts the benchmark binary with `args` and waits until a line of its stdout satisfies
+/// `ready` (the readiness signal); returns the child and the rest of its stdout.
+fn spawn_until(
+    args: &[&str],
+    ready: impl Fn(&str) -> bool,
+) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
+    let mut child =
+        Command::new(BIN).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !ready(&line) {
+        line.clear();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "the benchmark ended early");
+    }
+    (child, stdout)
+}
+
+/// Sends Ctrl-C (SIGINT) to `child`.
+fn ctrl_c(child: &std::process::Child) {
+    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+}
+
 #[test]
 fn ctrl_c_keeps_what_finished_and_exits_130() {
     // Proves the first Ctrl-C stops the current run, drains it and writes the report of every
     // run that finished, marked interrupted, with exit code 130.
     let output = temp("interrupted.json");
-    let mut child = Command::new(BIN)
-        .args([
-            "--agents",
-            "4",
-            "--topologies",
-            "ring",
-            "--duration",
-            "0.5",
-            "--warmup",
-            "0.1",
-            "--repeat",
-            "30",
-            "--output",
-            output.to_str().unwrap(),
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let out = output.to_str().unwrap();
+    let args = [
+        "--agents",
+        "4",
+        "--topologies",
+        "ring",
+        "--duration",
+        "0.5",
+        "--warmup",
+        "0.1",
+        "--repeat",
+        "30",
+        "--output",
+        out,
+    ];
     // Readiness: the first run's line.
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    while !line.trim_start().starts_with("1 ") {
-        line.clear();
-        assert!(stdout.read_line(&mut line).unwrap() > 0, "the benchmark ended early");
-    }
-    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let (mut child, mut stdout) = spawn_until(&args, |l| l.trim_start().starts_with("1 "));
+    ctrl_c(&child);
     let sent = Instant::now();
     let mut rest = String::new();
     let _ = stdout.read_to_string(&mut rest);
@@ -364,40 +378,38 @@ fn a_second_ctrl_c_exits_at_once() {
     // at once with exit code 130.
     let addr = stalled_json_router();
     let output = temp("second-ctrl-c.json");
-    let mut child = Command::new(BIN)
-        .args([
-            "--router",
-            &format!("ws://{addr}"),
-            "--protocol",
-            "json",
-            "--agents",
-            "2",
-            "--agent-cores",
-            "0",
-            "--topologies",
-            "ring",
-            "--duration",
-            "30",
-            "--drain-timeout",
-            "30",
-            "--repeat",
-            "1",
-            "--output",
-            output.to_str().unwrap(),
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (url, out) = (format!("ws://{addr}"), output.to_str().unwrap());
+    let args = [
+        "--router",
+        &url,
+        "--protocol",
+        "json",
+        "--agents",
+        "2",
+        "--agent-cores",
+        "0",
+        "--topologies",
+        "ring",
+        "--duration",
+        "30",
+        "--drain-timeout",
+        "30",
+        "--repeat",
+        "1",
+        "--output",
+        out,
+    ];
     // Readiness: the run header.
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let (mut child, _stdout) = spawn_until(&args, |l| l.contains("runs against"));
+    ctrl_c(&child);
+    // Readiness: the first Ctrl-C is acknowledged (two signals sent at once may merge into one).
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
-    while !line.contains("runs against") {
+    while !line.starts_with("interrupted:") {
         line.clear();
-        assert!(stdout.read_line(&mut line).unwrap() > 0, "the benchmark ended early");
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "the benchmark ended early");
     }
-    let interrupt = || Command::new("kill").args(["-INT", &child.id().to_string()]).status();
-    let _ = interrupt();
-    let _ = interrupt();
+    ctrl_c(&child);
     let sent = Instant::now();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
