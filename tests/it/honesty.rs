@@ -3,7 +3,7 @@
 //! and a wrong or missing peer gets one clear line.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -125,33 +125,37 @@ fn a_killed_router_ends_the_run_at_once_with_every_request_accounted_for() {
     );
 }
 
-/// A WebSocket server that speaks just enough of the seed JSON protocol to register agents,
-/// then never answers anything else: a stalled router.
-#[allow(clippy::result_large_err)] // tungstenite's handshake callback type, not ours
-fn stalled_json_router() -> SocketAddr {
+/// A server on 127.0.0.1 that hands each of its first 64 connections to `serve` on a thread of
+/// its own: the fake peers below.
+fn serve_loopback(serve: fn(TcpStream)) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         for stream in listener.incoming().take(64) {
             let Ok(stream) = stream else { return };
-            std::thread::spawn(move || {
-                let choose =
-                    |_: &tungstenite::handshake::server::Request,
-                     mut resp: tungstenite::handshake::server::Response| {
-                        resp.headers_mut().insert("Sec-WebSocket-Protocol", "a2a".parse().unwrap());
-                        Ok(resp)
-                    };
-                let Ok(mut ws) = tungstenite::accept_hdr(stream, choose) else { return };
-                while let Ok(msg) = ws.read() {
-                    let text = msg.to_text().unwrap_or_default().to_string();
-                    if text.contains("\"register\"") {
-                        let _ = ws.send(tungstenite::Message::text(r#"{"type":"ack"}"#));
-                    }
-                }
-            });
+            std::thread::spawn(move || serve(stream));
         }
     });
     addr
+}
+
+/// A WebSocket server that speaks just enough of the seed JSON protocol to register agents,
+/// then never answers anything else: a stalled router.
+#[allow(clippy::result_large_err)] // tungstenite's handshake callback type, not ours
+fn stalled_json_router() -> SocketAddr {
+    serve_loopback(|stream| {
+        let choose = |_: &tungstenite::handshake::server::Request,
+                      mut resp: tungstenite::handshake::server::Response| {
+            resp.headers_mut().insert("Sec-WebSocket-Protocol", "a2a".parse().unwrap());
+            Ok(resp)
+        };
+        let Ok(mut ws) = tungstenite::accept_hdr(stream, choose) else { return };
+        while let Ok(msg) = ws.read() {
+            if msg.to_text().unwrap_or_default().contains("\"register\"") {
+                let _ = ws.send(tungstenite::Message::text(r#"{"type":"ack"}"#));
+            }
+        }
+    })
 }
 
 #[test]
@@ -265,34 +269,20 @@ fn a_bad_output_path_fails_before_any_run() {
 
 /// A server that answers whatever it reads with an HTTP error, as a web server would.
 fn http_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(16) {
-            let Ok(mut s) = stream else { return };
-            let mut buf = [0u8; 1024];
-            let _ = s.read(&mut buf);
-            let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
-        }
-    });
-    addr
+    serve_loopback(|mut s| {
+        let mut buf = [0u8; 1024];
+        let _ = s.read(&mut buf);
+        let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+    })
 }
 
 /// A WebSocket server that picks no subprotocol.
 fn plain_ws_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(16) {
-            let Ok(stream) = stream else { return };
-            std::thread::spawn(move || {
-                if let Ok(mut ws) = tungstenite::accept(stream) {
-                    while ws.read().is_ok() {}
-                }
-            });
+    serve_loopback(|stream| {
+        if let Ok(mut ws) = tungstenite::accept(stream) {
+            while ws.read().is_ok() {}
         }
-    });
-    addr
+    })
 }
 
 #[test]
