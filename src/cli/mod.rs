@@ -89,6 +89,18 @@ pub struct RouterArgs {
     /// Seconds a frame whose first bytes arrived has to complete.
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
     pub frame_timeout: Duration,
+    /// Milliseconds a connection's queue may stay past its bound before the connection is
+    /// closed as a slow consumer.
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    pub slow_consumer_ms: u64,
+    /// Bytes each shard may hold in queues and grown read buffers; past it, new connections
+    /// and frames over 64K are refused (`resource_exhausted`).
+    #[arg(long, value_name = "BYTES", default_value = "1G", value_parser = parse_bytes)]
+    pub memory_max: usize,
+    /// Most connections open at once (0 = no limit but the open-file limit); more are refused
+    /// with `resource_exhausted`.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub max_connections: usize,
 }
 
 impl RouterArgs {
@@ -112,6 +124,12 @@ impl RouterArgs {
                 bail!("{flag} must be above 0 (every connection would be closed at once)");
             }
         }
+        if self.slow_consumer_ms == 0 {
+            bail!("--slow-consumer-ms must be above 0 (every busy connection would be closed)");
+        }
+        if self.memory_max < 1 << 20 {
+            bail!("--memory-max must be at least 1M");
+        }
         if self.conn_queue_bytes < 4096 || self.peer_queue_bytes < 4096 {
             bail!("--conn-queue-bytes and --peer-queue-bytes must be at least 4K");
         }
@@ -130,6 +148,9 @@ impl RouterArgs {
         cfg.handshake_timeout = self.handshake_timeout;
         cfg.idle_timeout = self.idle_timeout;
         cfg.frame_timeout = self.frame_timeout;
+        cfg.slow_consumer = Duration::from_millis(self.slow_consumer_ms);
+        cfg.memory_max = self.memory_max;
+        cfg.max_connections = self.max_connections;
         Ok(cfg)
     }
 

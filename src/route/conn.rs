@@ -74,6 +74,15 @@ pub(crate) struct Conn {
     pub blocked_on: Option<super::Dest>,
     /// Tasks (reader, writer) still using the slot.
     pub users: u8,
+    /// Since when the queue has been past its bound (cleared when it drains to half): the
+    /// slow-consumer clock.
+    pub full_since_ns: Option<u64>,
+    /// Peers were told (`PeerMsg::Congested`) that this connection's agents are past the bound.
+    pub announced: bool,
+    /// The writer, while a write is in progress: woken when the connection is cut off.
+    pub closer: Option<Waker>,
+    /// Closing after a flush: cut off at this time if the flush has not finished (`u64::MAX`).
+    pub give_up_ns: u64,
 }
 
 impl Conn {
@@ -91,6 +100,10 @@ impl Conn {
             fan_mark: 0,
             blocked_on: None,
             users: 2,
+            full_since_ns: None,
+            announced: false,
+            closer: None,
+            give_up_ns: u64::MAX,
         }
     }
 

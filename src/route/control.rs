@@ -56,6 +56,9 @@ pub(super) enum Pending {
     Stats { conn: ConnId, request_id: u64, acks_left: u16, shards: Vec<ShardStats> },
 }
 
+/// How long a connection closing after an error may take to flush before it is cut off.
+pub(super) const FLUSH_GRACE_NS: u64 = 2_000_000_000;
+
 impl Shard {
     /// Handles a control message from a client. `Err` is fatal: the client sent a kind only the
     /// router may send.
@@ -451,14 +454,18 @@ impl Shard {
         self.reply(id, err);
     }
 
-    /// Closes connection `id` once what is queued for it is written; its agents leave now.
+    /// Closes connection `id` once what is queued for it is written (or after
+    /// [`FLUSH_GRACE_NS`], whichever comes first); its agents leave now.
     pub(super) fn close_after_flush(&mut self, id: ConnId) {
         if self.conn_mut(id).is_none() {
             return;
         }
         self.drop_agents_of(id.idx);
+        let give_up_ns = self.now_ns + FLUSH_GRACE_NS;
         if let Some(c) = self.conn_mut(id) {
             c.closing = super::conn::Closing::AfterFlush;
+            // A client that never reads must not hold its connection open forever.
+            c.give_up_ns = c.give_up_ns.min(give_up_ns);
             if let Some(w) = c.writer.take() {
                 w.wake();
             }
@@ -554,6 +561,7 @@ impl Shard {
                 self.directory.entry(agent).or_insert(Route::Remote(from));
             }
             PeerMsg::AgentDown { agent } => {
+                self.forget_remote_full(from, agent);
                 if self.directory.get(&agent) == Some(&Route::Remote(from)) {
                     self.directory.remove(&agent);
                 }
@@ -609,6 +617,7 @@ impl Shard {
                 }
                 self.maybe_finish(token);
             }
+            PeerMsg::Congested { agents, on } => self.on_congested(from, agents, on),
             PeerMsg::StatsRequest { token } => {
                 let stats = Box::new(self.stats());
                 self.peer_push_msg(from, PeerMsg::StatsReply { token, stats });

@@ -113,6 +113,19 @@ impl Shard {
                 }
             }
             Some(Route::Remote(p)) if matches!(origin, Origin::Conn(_)) => {
+                if self.remote_full.contains(&to) {
+                    // Its connection is past its bound (its shard said so): under the drop
+                    // policy drop it here, without shipping it; under backpressure send it and
+                    // pause this input until that connection drains.
+                    if self.cfg.on_full == FullPolicy::Drop {
+                        let detail = "recipient queue full";
+                        self.data_error(origin, sender, raw, ErrorCode::QueueFull, detail);
+                        return;
+                    }
+                    if self.congested.is_none() {
+                        self.congested = Some(Dest::Remote(to));
+                    }
+                }
                 let rec = Record {
                     kind: RecordKind::Direct,
                     lane,
@@ -182,19 +195,24 @@ impl Shard {
         self.fan = fan;
     }
 
-    /// Queues a data message for a connection; false when the drop policy refuses it.
+    /// Queues a data message for a connection; false when the drop policy refuses it. Under
+    /// the drop policy nothing waits for a full connection; under backpressure the input that
+    /// pushed it past its bound is paused (a peer's input never is: the connection's shard tells
+    /// the senders' shards instead, `PeerMsg::Congested`).
     #[inline]
     fn push_data(&mut self, idx: u32, lane: u8, raw: &[u8]) -> bool {
-        if self.cfg.on_full == FullPolicy::Drop {
+        let drop = self.cfg.on_full == FullPolicy::Drop;
+        if drop {
             let full = self
                 .conns
                 .get(idx as usize)
                 .is_some_and(|c| c.queued_bytes >= self.cfg.conn_queue_bytes_max);
             if full {
+                self.conn_past_bound(idx, false);
                 return false;
             }
         }
-        self.push_conn_raw(idx, lane, raw);
+        self.push_conn(idx, lane, raw, !drop);
         true
     }
 
@@ -207,10 +225,15 @@ impl Shard {
             return;
         }
         out.push_record(rec, &mut self.pool);
-        out.wake_sender();
         self.counters.cross_out += 1;
-        if out.queued_bytes > max && self.congested.is_none() {
+        if self.congested.is_some() || self.cfg.on_full == FullPolicy::Drop {
+            return;
+        }
+        if out.queued_bytes > max {
             self.congested = Some(Dest::Peer(p));
+        } else if rec.kind != RecordKind::Direct && self.remote_full_per_peer[usize::from(p)] > 0 {
+            // A fan-out to a shard with a connection past its bound.
+            self.congested = Some(Dest::RemoteFan(p));
         }
     }
 
@@ -250,9 +273,7 @@ impl Shard {
             deadline_ns: 0,
             raw: &buf,
         };
-        let out = &mut self.peers[usize::from(p)];
-        out.push_record(&rec, &mut self.pool);
-        out.wake_sender();
+        self.peers[usize::from(p)].push_record(&rec, &mut self.pool);
         self.ctl_buf = buf;
     }
 
@@ -286,14 +307,18 @@ impl Shard {
                 RecordKind::Control => {
                     if let Some(&Route::Local(li)) = self.directory.get(&AgentId(r.target)) {
                         if let Some(conn) = self.local.get(li as usize).map(|a| a.conn) {
-                            self.push_conn_raw(conn, LANE_HIGH, r.raw);
+                            // Never dropped; a client that does not read these pauses itself
+                            // (`on_input`).
+                            self.push_conn(conn, LANE_HIGH, r.raw, false);
                         }
                     }
                 }
             }
         }
         self.pool.put(batch.into_buf());
-        self.peer_blocked[usize::from(from)] = self.congested.take();
+        // A peer's input is never paused: senders to a full connection are paused at their own
+        // shard once it hears (`PeerMsg::Congested`).
+        self.congested = None;
     }
 
     /// Whether connection slot `idx` still accepts output.

@@ -17,6 +17,7 @@ mod control;
 pub use control::token_matches;
 pub mod coord;
 mod dispatch;
+pub mod fuzz;
 pub mod json;
 pub mod peer;
 pub mod server;
@@ -36,7 +37,7 @@ use crate::wire::{
 };
 use conn::{Closing, Conn, LANE_HIGH};
 use coord::{BarrierTable, Grant, LockTable};
-use peer::{PeerMsg, PeerOut};
+use peer::{Lane, PeerMsg, PeerOut};
 
 /// What a shard does with a data message whose recipient's queue is over its bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -102,6 +103,15 @@ pub struct ShardConfig {
     pub idle_timeout: Duration,
     /// A frame whose first bytes arrived must complete within this (`timeout`).
     pub frame_timeout: Duration,
+    /// A connection whose queue stays past its bound this long is a slow consumer: counted,
+    /// sent `slow_consumer`, and disconnected.
+    pub slow_consumer: Duration,
+    /// Bytes this shard may hold in queues and grown read buffers; past it, new connections and
+    /// frames larger than 64 KiB are refused with `resource_exhausted`.
+    pub memory_max: usize,
+    /// Connections open at once, router-wide (0 = no limit): the acceptor refuses the rest with
+    /// `resource_exhausted`. Read from shard 0's configuration.
+    pub max_connections: usize,
 }
 
 impl ShardConfig {
@@ -123,6 +133,9 @@ impl ShardConfig {
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             frame_timeout: Duration::from_secs(30),
+            slow_consumer: Duration::from_secs(10),
+            memory_max: 1 << 30,
+            max_connections: 0,
         }
     }
 }
@@ -135,20 +148,22 @@ pub struct ConnId {
     gen: u32,
 }
 
-/// Something whose queue can fill: a connection (by slot) or a peer shard.
+/// Something whose queue can fill: a connection (by slot), a peer shard's data lane, an agent
+/// on another shard whose connection is past its bound, or any such agent on a peer (fan-out).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Dest {
     Conn(u32),
     Peer(u16),
+    Remote(AgentId),
+    RemoteFan(u16),
 }
 
-/// Something that feeds the shard input and can be paused by backpressure.
+/// Something that feeds the shard input and can be paused by backpressure: a client
+/// connection's reader. (A peer's channels are never paused: see [`PeerMsg::Congested`].)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     /// A client connection's reader.
     Conn(ConnId),
-    /// The receiver of one peer shard's channel.
-    Peer(u16),
 }
 
 /// What a shard knows of an agent.
@@ -211,6 +226,8 @@ struct Counters {
     cross_in: u64,
     errors: [u64; ErrorCode::ALL.len()],
     conn_queue_bytes_hwm: usize,
+    slow_consumers: u64,
+    connections_refused: u64,
 }
 
 /// What [`Shard::on_input`] made of the bytes it was given.
@@ -240,8 +257,15 @@ pub struct Shard {
     locks: LockTable,
     barriers: BarrierTable,
     peers: Vec<PeerOut>,
-    /// Per peer: the destination its last batch pushed past a bound.
-    peer_blocked: Vec<Option<Dest>>,
+    /// Agents on other shards whose connection is past its bound (backpressure policy).
+    remote_full: rustc_hash::FxHashSet<AgentId>,
+    /// Per peer: how many of its agents are in `remote_full`.
+    remote_full_per_peer: Vec<u32>,
+    /// Inputs paused on a remote destination; woken when any of them drains.
+    remote_waiting: Vec<Waker>,
+    /// Bytes queued on all connections, and held by read buffers grown past the large tier.
+    conn_bytes: usize,
+    read_bytes: usize,
     pending: FxHashMap<u64, control::Pending>,
     next_token: u64,
     pool: BufferPool,
@@ -276,7 +300,11 @@ impl Shard {
         let peers = (0..cfg.shards).map(|_| PeerOut::default()).collect();
         Shard {
             locks: LockTable::new(cfg.lock_lease_ms),
-            peer_blocked: vec![None; usize::from(cfg.shards)],
+            remote_full: Default::default(),
+            remote_full_per_peer: vec![0; usize::from(cfg.shards)],
+            remote_waiting: Vec::new(),
+            conn_bytes: 0,
+            read_bytes: 0,
             peers,
             cfg,
             conns: Slab::new(),
@@ -319,9 +347,10 @@ impl Shard {
             self.close_conn(id);
         }
         for p in &mut self.peers {
-            p.wake_sender();
+            p.wake_senders();
             p.waiting.drain(..).for_each(Waker::wake);
         }
+        self.remote_waiting.drain(..).for_each(Waker::wake);
         self.pending.clear();
     }
 
@@ -452,6 +481,11 @@ impl Shard {
         result
     }
 
+    /// Refuses the frame arriving on `id` for lack of memory: `resource_exhausted`, then close.
+    pub fn refuse_frame(&mut self, id: ConnId, why: &str) {
+        self.fail_conn(id, ErrorCode::ResourceExhausted, why.into());
+    }
+
     /// Queues a fatal error for `id`, drops its agents, and closes it once the error is written.
     fn fail_conn(&mut self, id: ConnId, code: ErrorCode, detail: String) {
         let err = crate::wire::control::Error {
@@ -477,8 +511,18 @@ impl Shard {
         }
         if let Some((frame, raw_bytes)) = c.take_frame(compression, &mut self.pool) {
             c.queued_bytes = c.queued_bytes.saturating_sub(raw_bytes);
+            self.conn_bytes = self.conn_bytes.saturating_sub(raw_bytes);
             if c.queued_bytes <= low {
                 c.waiting.drain(..).for_each(Waker::wake);
+                c.full_since_ns = None;
+                if c.announced {
+                    c.announced = false;
+                    let agents = c.agents.clone();
+                    self.tell_all_peers(|| PeerMsg::Congested {
+                        agents: agents.clone(),
+                        on: false,
+                    });
+                }
             }
             self.counters.batches_out += 1;
             return Poll::Ready(Some(frame));
@@ -497,17 +541,18 @@ impl Shard {
     }
 
     /// Ready when `source` may feed more input: the destination its last input pushed past a
-    /// bound (if any) has drained to half its bound, or is gone.
+    /// bound (if any) has drained to half its bound, or is gone; and the source's own queue is
+    /// within its bound (replies and errors for it, some from other shards, are never dropped:
+    /// a client that does not read them is not read either).
     pub fn poll_gate(&mut self, source: Source, cx: &mut Context<'_>) -> Poll<()> {
         if self.stopped {
             return Poll::Ready(());
         }
-        let blocked = match source {
-            Source::Conn(id) => match self.conn_mut(id) {
-                Some(c) => c.blocked_on,
-                None => return Poll::Ready(()),
-            },
-            Source::Peer(p) => self.peer_blocked[usize::from(p)],
+        let Source::Conn(id) = source;
+        let max = self.cfg.conn_queue_bytes_max;
+        let blocked = match self.conn_mut(id) {
+            Some(c) => c.blocked_on.or((c.queued_bytes > max).then_some(Dest::Conn(id.idx))),
+            None => return Poll::Ready(()),
         };
         let Some(dest) = blocked else { return Poll::Ready(()) };
         let waker = cx.waker().clone();
@@ -531,24 +576,72 @@ impl Shard {
                     false
                 }
             }
+            Dest::Remote(agent) => {
+                let full = self.remote_full.contains(&agent);
+                if full {
+                    self.remote_waiting.push(waker);
+                }
+                full
+            }
+            Dest::RemoteFan(p) => {
+                let full = self.remote_full_per_peer[usize::from(p)] > 0;
+                if full {
+                    self.remote_waiting.push(waker);
+                }
+                full
+            }
         };
         if still_full {
             return Poll::Pending;
         }
-        match source {
-            Source::Conn(id) => {
-                if let Some(c) = self.conn_mut(id) {
-                    c.blocked_on = None;
-                }
-            }
-            Source::Peer(p) => self.peer_blocked[usize::from(p)] = None,
+        if let Some(c) = self.conn_mut(id) {
+            c.blocked_on = None;
         }
         Poll::Ready(())
     }
 
-    /// Whether input from peer `p` is paused by backpressure.
-    pub fn peer_paused(&self, p: u16) -> bool {
-        self.peer_blocked[usize::from(p)].is_some()
+    /// Ready once connection `id` is closed for good (its writer abandons a write that the
+    /// client will never let finish).
+    pub fn poll_closed(&mut self, id: ConnId, cx: &mut Context<'_>) -> Poll<()> {
+        let stopped = self.stopped;
+        match self.conn_mut(id) {
+            Some(c) if c.closing != Closing::Now && !stopped => {
+                c.closer = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            _ => Poll::Ready(()),
+        }
+    }
+
+    /// A reader wants its buffer to grow by `extra` bytes past the large tier (a frame over
+    /// 64 KiB is arriving): false, and nothing reserved, when the memory budget would be passed.
+    pub fn reserve_read(&mut self, extra: usize) -> bool {
+        if self.memory_bytes() + extra > self.cfg.memory_max {
+            return false;
+        }
+        self.read_bytes += extra;
+        true
+    }
+
+    /// A reader gave back `bytes` it had reserved.
+    pub fn release_read(&mut self, bytes: usize) {
+        self.read_bytes = self.read_bytes.saturating_sub(bytes);
+    }
+
+    /// Bytes held in connection and peer queues and in grown read buffers.
+    pub fn memory_bytes(&self) -> usize {
+        self.conn_bytes + self.read_bytes + self.peers.iter().map(PeerOut::bytes).sum::<usize>()
+    }
+
+    /// Whether a new connection should be refused: the memory budget is spent.
+    pub fn over_memory(&self) -> bool {
+        self.memory_bytes() >= self.cfg.memory_max
+    }
+
+    /// A connection was refused (connection limit, memory budget) before it was served.
+    pub fn count_refused(&mut self) {
+        self.counters.connections_refused += 1;
+        self.count_error(ErrorCode::ResourceExhausted);
     }
 
     /// The connection's peer went away or its socket failed: drop its agents and its queue.
@@ -558,10 +651,15 @@ impl Shard {
             return;
         }
         c.closing = Closing::Now;
+        let announced = std::mem::take(&mut c.announced).then(|| c.agents.clone());
+        if let Some(agents) = announced {
+            self.tell_all_peers(|| PeerMsg::Congested { agents: agents.clone(), on: false });
+        }
         self.drop_agents_of(id.idx);
         if let Some(c) = self.conns.get_mut(id.idx as usize) {
+            self.conn_bytes = self.conn_bytes.saturating_sub(c.queued_bytes);
             c.discard_output(&mut self.pool);
-            if let Some(w) = c.writer.take() {
+            for w in [c.writer.take(), c.closer.take()].into_iter().flatten() {
                 w.wake();
             }
             c.waiting.drain(..).for_each(Waker::wake);
@@ -578,25 +676,27 @@ impl Shard {
         }
     }
 
-    /// The next message for peer shard `to`; pending (waker kept) while there is none;
-    /// `Ready(None)` once the shard is shut down.
-    pub fn poll_peer_output(&mut self, to: u16, cx: &mut Context<'_>) -> Poll<Option<PeerMsg>> {
+    /// The next message for peer shard `to` on `lane`; pending (waker kept) while there is
+    /// none; `Ready(None)` once the shard is shut down.
+    pub fn poll_peer_output(
+        &mut self,
+        to: u16,
+        lane: Lane,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<PeerMsg>> {
         if self.stopped {
             return Poll::Ready(None);
         }
         let low = self.cfg.peer_queue_bytes_max / 2;
         let out = &mut self.peers[usize::from(to)];
-        match out.take() {
+        match out.poll_take(lane, cx) {
             Some(msg) => {
                 if out.queued_bytes <= low {
                     out.waiting.drain(..).for_each(Waker::wake);
                 }
                 Poll::Ready(Some(msg))
             }
-            None => {
-                out.sender = Some(cx.waker().clone());
-                Poll::Pending
-            }
+            None => Poll::Pending,
         }
     }
 
@@ -613,7 +713,8 @@ impl Shard {
             }
         }
         if now_ns >= self.next_timeouts_ns {
-            let check = self.cfg.idle_timeout.min(self.cfg.frame_timeout).as_nanos() as u64 / 4;
+            let shortest = self.cfg.idle_timeout.min(self.cfg.frame_timeout);
+            let check = shortest.min(self.cfg.slow_consumer).as_nanos() as u64 / 4;
             self.next_timeouts_ns = now_ns + check.clamp(1_000_000, 1_000_000_000);
             self.close_timed_out(now_ns);
         }
@@ -628,27 +729,53 @@ impl Shard {
     }
 
     /// Closes, with a `timeout` error, every connection with no agent that has been silent past
-    /// the idle timeout and every one holding a frame incomplete past the frame timeout.
+    /// the idle timeout and every one holding a frame incomplete past the frame timeout; with
+    /// `slow_consumer`, every one whose queue stayed past its bound past the slow-consumer time;
+    /// and cuts off every one that did not finish flushing before closing in its grace time.
     fn close_timed_out(&mut self, now_ns: u64) {
         let idle = self.cfg.idle_timeout.as_nanos() as u64;
         let frame = self.cfg.frame_timeout.as_nanos() as u64;
-        let expired: Vec<(ConnId, &'static str)> = self
+        let slow = self.cfg.slow_consumer.as_nanos() as u64;
+        let mut cut_off = Vec::new();
+        let expired: Vec<(ConnId, ErrorCode, &'static str)> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.closing == Closing::No)
             .filter_map(|(i, c)| {
                 let id = ConnId { idx: i as u32, gen: c.gen };
-                if c.partial_since_ns.is_some_and(|t| now_ns.saturating_sub(t) > frame) {
-                    Some((id, "a frame did not complete within the frame timeout"))
-                } else if c.agents.is_empty() && now_ns.saturating_sub(c.last_frame_ns) > idle {
-                    Some((id, "no agent registered and no input within the idle timeout"))
+                let elapsed = |t: u64| now_ns.saturating_sub(t);
+                if c.closing == Closing::AfterFlush && now_ns > c.give_up_ns {
+                    cut_off.push(id);
+                    return None;
+                }
+                if c.closing != Closing::No {
+                    None
+                } else if c.full_since_ns.is_some_and(|t| elapsed(t) > slow) {
+                    Some((id, ErrorCode::SlowConsumer, "queue past its bound for too long"))
+                } else if c.partial_since_ns.is_some_and(|t| elapsed(t) > frame) {
+                    let why = "a frame did not complete within the frame timeout";
+                    Some((id, ErrorCode::Timeout, why))
+                } else if c.agents.is_empty() && elapsed(c.last_frame_ns) > idle {
+                    let why = "no agent registered and no input within the idle timeout";
+                    Some((id, ErrorCode::Timeout, why))
                 } else {
                     None
                 }
             })
             .collect();
-        for (id, why) in expired {
-            self.fail_conn(id, ErrorCode::Timeout, why.into());
+        for (id, code, why) in expired {
+            if code == ErrorCode::SlowConsumer {
+                // What is queued will never be read in time: drop it, so the error goes first.
+                self.counters.slow_consumers += 1;
+                if let Some(c) = self.conns.get_mut(id.idx as usize) {
+                    self.conn_bytes = self.conn_bytes.saturating_sub(c.queued_bytes);
+                    c.discard_output(&mut self.pool);
+                    c.waiting.drain(..).for_each(Waker::wake);
+                }
+            }
+            self.fail_conn(id, code, why.into());
+        }
+        for id in cut_off {
+            self.close_conn(id);
         }
     }
 
@@ -682,6 +809,9 @@ impl Shard {
             pool_returns: pool.returns,
             pool_discards: pool.discards,
             conn_queue_bytes_hwm: c.conn_queue_bytes_hwm as u64,
+            slow_consumers: c.slow_consumers,
+            connections_refused: c.connections_refused,
+            memory_bytes: self.memory_bytes() as u64,
             peer_queue_bytes_hwm: self.peers.iter().map(|p| p.queued_bytes_hwm).max().unwrap_or(0)
                 as u64,
             // stats() runs on the shard's own thread (command loop or peer request).
@@ -705,8 +835,16 @@ impl Shard {
         self.ctl_buf = buf;
     }
 
-    /// Queues an already-encoded message on a connection, whatever the policy.
+    /// Queues an already-encoded message on a connection, whatever the policy. Past the bound,
+    /// the input that pushed it is paused (`congested`); under backpressure, other shards are
+    /// told to pause their senders to this connection's agents.
     fn push_conn_raw(&mut self, idx: u32, lane: u8, raw: &[u8]) {
+        self.push_conn(idx, lane, raw, true);
+    }
+
+    /// [`Shard::push_conn_raw`]; `pause_input`: past the bound, pause the input that pushed.
+    #[inline]
+    fn push_conn(&mut self, idx: u32, lane: u8, raw: &[u8], pause_input: bool) {
         let max = self.cfg.conn_queue_bytes_max;
         let batch_max = self.cfg.limits.batch_messages_max;
         let Some(c) = self.conns.get_mut(idx as usize) else { return };
@@ -714,10 +852,54 @@ impl Shard {
             return;
         }
         let queued = c.push(lane, raw, &mut self.pool, batch_max);
+        self.conn_bytes += raw.len();
         self.counters.msgs_out += 1;
         self.counters.conn_queue_bytes_hwm = self.counters.conn_queue_bytes_hwm.max(queued);
-        if queued > max && self.congested.is_none() {
+        if queued > max {
+            self.conn_past_bound(idx, pause_input);
+        }
+    }
+
+    /// Connection slot `idx` went past its bound (cold path).
+    #[cold]
+    pub(super) fn conn_past_bound(&mut self, idx: u32, pause_input: bool) {
+        let now_ns = self.now_ns;
+        let Some(c) = self.conns.get_mut(idx as usize) else { return };
+        c.full_since_ns.get_or_insert(now_ns);
+        if pause_input && self.congested.is_none() {
             self.congested = Some(Dest::Conn(idx));
+        }
+        if !c.announced && !c.agents.is_empty() && self.cfg.shards > 1 {
+            c.announced = true;
+            let agents = c.agents.clone();
+            self.tell_all_peers(|| PeerMsg::Congested { agents: agents.clone(), on: true });
+        }
+    }
+
+    /// Applies a peer's congestion notice for its agents.
+    fn on_congested(&mut self, from: u16, agents: Vec<AgentId>, on: bool) {
+        for agent in agents {
+            self.set_remote_full(from, agent, on);
+        }
+        if !on {
+            self.remote_waiting.drain(..).for_each(Waker::wake);
+        }
+    }
+
+    fn set_remote_full(&mut self, from: u16, agent: AgentId, on: bool) {
+        let count = &mut self.remote_full_per_peer[usize::from(from)];
+        if on && self.remote_full.insert(agent) {
+            *count += 1;
+        } else if !on && self.remote_full.remove(&agent) {
+            *count = count.saturating_sub(1);
+        }
+    }
+
+    /// `agent`, homed on `from`, is gone: it cannot hold anyone back any more.
+    fn forget_remote_full(&mut self, from: u16, agent: AgentId) {
+        if self.remote_full.contains(&agent) {
+            self.set_remote_full(from, agent, false);
+            self.remote_waiting.drain(..).for_each(Waker::wake);
         }
     }
 

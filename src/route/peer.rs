@@ -2,8 +2,9 @@
 //!
 //! Data crosses shards in batches: one [`PeerBatch`] carries many records (a message's raw bytes
 //! plus a small header), so a channel operation and a cross-core wake are shared by a whole
-//! routing pass. Control events travel as their own [`PeerMsg`] variants in the same FIFO, so a
-//! peer sees them in the order they happened relative to the data.
+//! routing pass. Control events travel as their own [`PeerMsg`] variants on a second channel, the
+//! control lane, so that registration, sync rounds, stats, locks and barriers never wait behind
+//! data; each lane is FIFO, and nothing relies on order between the two (see ARCHITECTURE.md).
 
 use std::collections::VecDeque;
 use std::task::Waker;
@@ -218,6 +219,15 @@ pub enum PeerMsg {
         /// Matching local agents.
         agents: Vec<AgentInfo>,
     },
+    /// The connection holding these agents (homed on the sending shard) is past its queue bound
+    /// (`on`), or has drained to half of it: under backpressure, pause (or resume) the clients
+    /// that send to them.
+    Congested {
+        /// The agents of that connection.
+        agents: Vec<AgentId>,
+        /// Past the bound.
+        on: bool,
+    },
     /// Send your counters.
     StatsRequest {
         /// Echoed.
@@ -241,24 +251,46 @@ impl PeerMsg {
     }
 }
 
-/// Everything waiting to go to one peer shard: sealed messages plus the batch being filled.
-#[derive(Debug, Default)]
-pub(crate) struct PeerOut {
-    open: Option<PeerBatch>,
-    queue: VecDeque<PeerMsg>,
-    /// Bytes held here, the bound's measure.
-    pub queued_bytes: usize,
-    /// High-water mark of `queued_bytes`.
-    pub queued_bytes_hwm: usize,
-    /// The sender task, parked while there is nothing to send.
-    pub sender: Option<Waker>,
-    /// Inputs paused until this outbox drains below half its bound.
-    pub waiting: Vec<Waker>,
+/// Which of the two channels to a peer a message travels on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Data records (direct, broadcast, publish): bounded by `--peer-queue-bytes`, and the only
+    /// lane whose sender can be paused.
+    Data = 0,
+    /// Everything else: registration, sync rounds, discovery, stats, locks, barriers,
+    /// congestion notices, and router → client control records (replies, errors, grants). Never
+    /// waits behind data.
+    Control = 1,
 }
 
-impl PeerOut {
-    /// Appends a record to the open batch, sealing it first if the record would overflow it.
-    pub fn push_record(&mut self, r: &Record<'_>, pool: &mut BufferPool) {
+/// One lane's queue: sealed messages plus the batch being filled.
+#[derive(Debug, Default)]
+struct LaneOut {
+    open: Option<PeerBatch>,
+    queue: VecDeque<PeerMsg>,
+    /// Bytes held here.
+    bytes: usize,
+    /// The lane's sender task, parked while there is nothing to send.
+    sender: Option<Waker>,
+}
+
+impl LaneOut {
+    fn seal(&mut self) {
+        if let Some(b) = self.open.take() {
+            self.queue.push_back(PeerMsg::Data(b));
+        }
+    }
+
+    fn take(&mut self) -> Option<PeerMsg> {
+        let msg = match self.queue.pop_front() {
+            Some(m) => m,
+            None => PeerMsg::Data(self.open.take()?),
+        };
+        self.bytes = self.bytes.saturating_sub(msg.bytes());
+        Some(msg)
+    }
+
+    fn push_record(&mut self, r: &Record<'_>, pool: &mut BufferPool) -> usize {
         let need = RECORD_HEADER + r.raw.len();
         if self.open.as_ref().is_some_and(|b| !b.is_empty() && b.bytes() + need > PEER_BATCH_BYTES)
         {
@@ -266,49 +298,90 @@ impl PeerOut {
         }
         let batch = self.open.get_or_insert_with(|| PeerBatch::new(pool.get(PEER_BATCH_BYTES)));
         batch.push(r);
-        self.grow(need);
+        self.bytes += need;
+        need
     }
 
-    /// Queues a control event after any open data (order is kept).
+    fn wake_sender(&mut self) {
+        if let Some(w) = self.sender.take() {
+            w.wake();
+        }
+    }
+}
+
+/// Everything waiting to go to one peer shard, on its two lanes.
+#[derive(Debug, Default)]
+pub(crate) struct PeerOut {
+    lanes: [LaneOut; 2],
+    /// Data bytes held here, the bound's measure (control is bounded by the requests and data
+    /// messages it answers).
+    pub queued_bytes: usize,
+    /// High-water mark of `queued_bytes`.
+    pub queued_bytes_hwm: usize,
+    /// Inputs paused until the data lane drains below half its bound.
+    pub waiting: Vec<Waker>,
+}
+
+impl PeerOut {
+    /// Appends a record to its lane's open batch (control records go on the control lane),
+    /// sealing it first if the record would overflow it, and wakes that lane's sender.
+    pub fn push_record(&mut self, r: &Record<'_>, pool: &mut BufferPool) {
+        let lane = if r.kind == RecordKind::Control { Lane::Control } else { Lane::Data };
+        let l = &mut self.lanes[lane as usize];
+        let need = l.push_record(r, pool);
+        l.wake_sender();
+        if lane == Lane::Data {
+            self.queued_bytes += need;
+            self.queued_bytes_hwm = self.queued_bytes_hwm.max(self.queued_bytes);
+        }
+    }
+
+    /// Queues a control event on the control lane, after any control record before it.
     pub fn push_msg(&mut self, msg: PeerMsg) {
-        self.seal();
-        self.grow(msg.bytes());
-        self.queue.push_back(msg);
-        self.wake_sender();
+        let l = &mut self.lanes[Lane::Control as usize];
+        l.seal();
+        l.bytes += msg.bytes();
+        l.queue.push_back(msg);
+        l.wake_sender();
     }
 
-    /// Takes the next message for the channel; registers nothing (see `Shard::poll_peer_output`).
-    pub fn take(&mut self) -> Option<PeerMsg> {
-        let msg = match self.queue.pop_front() {
-            Some(m) => m,
-            None => PeerMsg::Data(self.open.take()?),
-        };
-        self.queued_bytes = self.queued_bytes.saturating_sub(msg.bytes());
-        Some(msg)
+    /// Takes the next message of `lane` for its channel, or registers the lane's sender.
+    pub fn poll_take(&mut self, lane: Lane, cx: &mut std::task::Context<'_>) -> Option<PeerMsg> {
+        let l = &mut self.lanes[lane as usize];
+        match l.take() {
+            Some(msg) => {
+                if lane == Lane::Data {
+                    self.queued_bytes = self.queued_bytes.saturating_sub(msg.bytes());
+                }
+                Some(msg)
+            }
+            None => {
+                l.sender = Some(cx.waker().clone());
+                None
+            }
+        }
+    }
+
+    /// Takes the next message of `lane`, if any (tests pump shards with this).
+    #[cfg(test)]
+    pub fn take(&mut self, lane: Lane) -> Option<PeerMsg> {
+        self.poll_take(lane, &mut std::task::Context::from_waker(Waker::noop()))
+    }
+
+    /// Bytes held on both lanes (the shard's memory measure).
+    pub fn bytes(&self) -> usize {
+        self.lanes[0].bytes + self.lanes[1].bytes
     }
 
     /// Whether nothing is waiting.
     #[cfg(test)]
     pub fn is_empty(&self) -> bool {
-        self.queue.is_empty() && self.open.is_none()
+        self.lanes.iter().all(|l| l.queue.is_empty() && l.open.is_none())
     }
 
-    fn seal(&mut self) {
-        if let Some(b) = self.open.take() {
-            self.queue.push_back(PeerMsg::Data(b));
-        }
-    }
-
-    fn grow(&mut self, bytes: usize) {
-        self.queued_bytes += bytes;
-        self.queued_bytes_hwm = self.queued_bytes_hwm.max(self.queued_bytes);
-    }
-
-    /// Wakes the sender task if it is parked.
-    pub fn wake_sender(&mut self) {
-        if let Some(w) = self.sender.take() {
-            w.wake();
-        }
+    /// Wakes both senders (shutdown).
+    pub fn wake_senders(&mut self) {
+        self.lanes.iter_mut().for_each(LaneOut::wake_sender);
     }
 }
 
@@ -336,9 +409,11 @@ mod tests {
             );
         }
         out.push_msg(PeerMsg::Sync { token: 5 });
+        assert!(matches!(out.take(Lane::Control), Some(PeerMsg::Sync { token: 5 })));
+        assert!(out.take(Lane::Control).is_none(), "control travels on its own lane");
         let mut seen = 0u32;
         let mut batches = 0;
-        while let Some(msg) = out.take() {
+        while let Some(msg) = out.take(Lane::Data) {
             match msg {
                 PeerMsg::Data(b) => {
                     batches += 1;
@@ -351,9 +426,6 @@ mod tests {
                         assert_eq!(r.raw.len(), 1000);
                         seen += 1;
                     }
-                }
-                PeerMsg::Sync { token } => {
-                    assert_eq!((token, seen), (5, 100), "sync comes after all the data");
                 }
                 other => panic!("unexpected {other:?}"),
             }

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use super::peer::PeerMsg;
 use super::shell::{
-    run_shard, Command, ExecutorOptions, Joiner, Links, Runtime, ShardMain, PEER_CHANNEL_CAPACITY,
+    run_shard, Command, ExecutorOptions, Joiner, Links, PeerLink, Runtime, ShardMain,
+    PEER_CHANNEL_CAPACITY,
 };
 use super::{Shard, ShardConfig};
 use crate::placement::Slot;
@@ -61,17 +62,20 @@ impl Server {
         let listener = TcpListener::bind(listen)?;
         let addr = listener.local_addr()?;
         let n = slots.len();
-        let mut to: Vec<Vec<Option<flume::Sender<PeerMsg>>>> =
+        let mut to: Vec<Vec<Option<PeerLink<flume::Sender<PeerMsg>>>>> =
             (0..n).map(|_| vec![None; n]).collect();
-        let mut from: Vec<Vec<Option<flume::Receiver<PeerMsg>>>> =
+        let mut from: Vec<Vec<Option<PeerLink<flume::Receiver<PeerMsg>>>>> =
             (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
         for a in 0..n {
             for b in (0..n).filter(|&b| b != a) {
-                let (tx, rx) = flume::bounded(PEER_CHANNEL_CAPACITY);
-                to[a][b] = Some(tx);
-                from[b][a] = Some(rx);
+                // Two lanes: data, and control (which never waits behind data).
+                let (data_tx, data_rx) = flume::bounded(PEER_CHANNEL_CAPACITY);
+                let (ctl_tx, ctl_rx) = flume::bounded(PEER_CHANNEL_CAPACITY);
+                to[a][b] = Some([data_tx, ctl_tx]);
+                from[b][a] = Some([data_rx, ctl_rx]);
             }
         }
+        let max_connections = configure(0).max_connections;
         let (ready_tx, ready_rx) = flume::unbounded();
         let mut shards = Vec::with_capacity(n);
         let mut loads = Vec::with_capacity(n);
@@ -100,7 +104,7 @@ impl Server {
         let stop = stopping.clone();
         let acceptor = std::thread::Builder::new()
             .name(format!("{}-accept", R::NAME))
-            .spawn(move || accept_loop(listener, senders, loads, stop))?;
+            .spawn(move || accept_loop(listener, senders, loads, max_connections, stop))?;
         Ok(Server { addr, shards, acceptor: Some(acceptor), stopping, runtime: R::NAME })
     }
 
@@ -178,6 +182,7 @@ fn accept_loop(
     listener: TcpListener,
     shards: Vec<flume::Sender<Command>>,
     loads: Vec<Arc<AtomicUsize>>,
+    max_connections: usize,
     stopping: Arc<AtomicBool>,
 ) {
     let mut next = 0usize;
@@ -211,8 +216,14 @@ fn accept_loop(
         next = (pick + 1) % n;
         // Counted here, so a burst of accepts spreads before any shard has adopted them; the
         // shard subtracts when the connection ends.
+        let open: usize = loads.iter().map(|l| l.load(Ordering::Relaxed)).sum();
+        let cmd = if max_connections > 0 && open >= max_connections {
+            Command::Refuse(stream)
+        } else {
+            Command::Conn(stream)
+        };
         loads[pick].fetch_add(1, Ordering::Relaxed);
-        if shards[pick].send(Command::Conn(stream)).is_err() {
+        if shards[pick].send(cmd).is_err() {
             loads[pick].fetch_sub(1, Ordering::Relaxed);
         }
     }

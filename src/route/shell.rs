@@ -24,7 +24,7 @@ use std::time::Duration;
 use futures_lite::future::yield_now;
 use futures_lite::io::{AsyncRead, AsyncWrite};
 
-use super::peer::PeerMsg;
+use super::peer::{Lane, PeerMsg};
 use super::{ConnId, Shard, Source};
 use crate::clock;
 use crate::placement::Slot;
@@ -80,6 +80,8 @@ pub struct ExecutorOptions {
 pub enum Command {
     /// A freshly accepted connection to serve.
     Conn(TcpStream),
+    /// A freshly accepted connection to refuse (`resource_exhausted`): the connection limit.
+    Refuse(TcpStream),
     /// Report counters.
     Stats(flume::Sender<ShardStats>),
     /// Block the shard's thread (fault injection: a stalled router).
@@ -88,14 +90,17 @@ pub enum Command {
     Stop,
 }
 
+/// The two channels (data lane, control lane) from one shard to another.
+pub(super) type PeerLink<T> = [T; 2];
+
 /// A shard's channels.
 pub struct Links {
     /// Requests from outside the shard's thread.
     pub(super) commands: flume::Receiver<Command>,
     /// Channels to every other shard (`None` at this shard's own index).
-    pub(super) to_peers: Vec<Option<flume::Sender<PeerMsg>>>,
+    pub(super) to_peers: Vec<Option<PeerLink<flume::Sender<PeerMsg>>>>,
     /// Channels from every other shard.
-    pub(super) from_peers: Vec<Option<flume::Receiver<PeerMsg>>>,
+    pub(super) from_peers: Vec<Option<PeerLink<flume::Receiver<PeerMsg>>>>,
     /// This shard's open connections: added by the acceptor, subtracted here.
     pub(super) live: Arc<AtomicUsize>,
 }
@@ -113,15 +118,15 @@ pub async fn run_shard<R: Runtime>(
     let sockets: Sockets = Rc::default();
     let mut next_socket = 0u64;
     let Links { commands, to_peers, from_peers, live } = links;
-    for (p, tx) in to_peers.into_iter().enumerate() {
-        if let Some(tx) = tx {
-            R::spawn(peer_sender(shard.clone(), p as u16, tx));
-        }
+    for (p, link) in to_peers.into_iter().enumerate() {
+        let Some([data, ctl]) = link else { continue };
+        R::spawn(peer_sender(shard.clone(), p as u16, Lane::Data, data));
+        R::spawn(peer_sender(shard.clone(), p as u16, Lane::Control, ctl));
     }
-    for (p, rx) in from_peers.into_iter().enumerate() {
-        if let Some(rx) = rx {
-            R::spawn(peer_receiver(shard.clone(), p as u16, rx));
-        }
+    for (p, link) in from_peers.into_iter().enumerate() {
+        let Some([data, ctl]) = link else { continue };
+        R::spawn(peer_receiver(shard.clone(), p as u16, data));
+        R::spawn(peer_receiver(shard.clone(), p as u16, ctl));
     }
     R::spawn(ticker::<R>(shard.clone()));
     let _ = ready.send(());
@@ -130,6 +135,10 @@ pub async fn run_shard<R: Runtime>(
             Command::Conn(stream) => {
                 next_socket += 1;
                 spawn_conn::<R>(&shard, stream, &live, &sockets, next_socket);
+            }
+            Command::Refuse(stream) => {
+                shard.borrow_mut().count_refused();
+                R::spawn(refuse::<R>(shard.clone(), stream, live.clone(), TOO_MANY_CONNECTIONS));
             }
             Command::Stats(reply) => {
                 let _ = reply.send(shard.borrow().stats());
@@ -189,6 +198,42 @@ async fn before<R: Runtime, T>(deadline_ns: u64, fut: impl Future<Output = T>) -
     .await
 }
 
+const TOO_MANY_CONNECTIONS: &str = "the router's connection limit (--max-connections) is reached";
+const OUT_OF_MEMORY: &str = "the shard's memory budget (--memory-max) is spent";
+
+/// Refuses a connection with `resource_exhausted`: once its first bytes show its protocol, an
+/// error frame (native) or HTTP 503 (WebSocket upgrade), then closes it.
+async fn refuse<R: Runtime>(
+    shard: Rc<RefCell<Shard>>,
+    stream: TcpStream,
+    live: Arc<AtomicUsize>,
+    why: &'static str,
+) {
+    let deadline = clock::now_ns() + shard.borrow().config().handshake_timeout.as_nanos() as u64;
+    drop(shard);
+    let (Ok(()), Ok(control)) = (stream.set_nonblocking(true), stream.try_clone()) else {
+        return gone(&live);
+    };
+    let Ok(mut stream) = R::adopt(stream) else { return gone(&live) };
+    let mut first = [0u8; 512];
+    let read =
+        before::<R, _>(deadline, poll_fn(|cx| Pin::new(&mut stream).poll_read(cx, &mut first)));
+    if let Some(Ok(n)) = read.await {
+        let reply = if n > 0 && is_http_upgrade(first[0]) {
+            format!(
+                "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: {}\r\n\r\nresource_exhausted: {why}\n",
+                why.len() + 21
+            )
+            .into_bytes()
+        } else {
+            crate::wire::frame::error_frame(crate::wire::ErrorCode::ResourceExhausted, why)
+        };
+        let _ = before::<R, _>(deadline, write_all(&RefCell::new(&mut stream), &reply)).await;
+    }
+    let _ = control.shutdown(Shutdown::Both);
+    gone(&live);
+}
+
 async fn session<R: Runtime>(
     shard: Rc<RefCell<Shard>>,
     mut stream: R::Stream,
@@ -196,6 +241,11 @@ async fn session<R: Runtime>(
     live: Arc<AtomicUsize>,
     done: Finished,
 ) {
+    if shard.borrow().over_memory() {
+        shard.borrow_mut().count_refused();
+        drop(stream);
+        return refuse::<R>(shard, control, live, OUT_OF_MEMORY).await;
+    }
     // The protocol must show itself (first bytes, WebSocket handshake, first message) in time.
     let timeout = shard.borrow().config().handshake_timeout;
     let deadline = clock::now_ns() + timeout.as_nanos() as u64;
@@ -313,8 +363,17 @@ async fn reader<S: AsyncRead + Unpin>(
         if n == space && buf.len() < READ_BUF_LARGE {
             buf.resize(READ_BUF_LARGE, 0);
         } else if buf.len() > READ_BUF_LARGE && filled <= READ_BUF_LARGE / 2 {
+            shard.borrow_mut().release_read(buf.len() - READ_BUF_LARGE);
             buf.truncate(READ_BUF_LARGE);
             buf.shrink_to_fit();
+        } else if filled == buf.len() && !paused {
+            // A frame over the large tier is arriving: its growth counts against the budget.
+            let mut s = shard.borrow_mut();
+            if !s.reserve_read(buf.len()) {
+                s.refuse_frame(id, OUT_OF_MEMORY);
+                failed = true;
+                break;
+            }
         }
         yield_now().await;
     }
@@ -322,6 +381,7 @@ async fn reader<S: AsyncRead + Unpin>(
     if !failed {
         s.close_conn(id);
     }
+    s.release_read(buf.len().saturating_sub(READ_BUF_LARGE));
     s.pool().put(buf);
     release_conn(&mut s, id, &live);
 }
@@ -335,11 +395,20 @@ async fn writer<S: AsyncWrite + Unpin>(
     _done: Finished,
 ) {
     while let Some(frame) = poll_fn(|cx| shard.borrow_mut().poll_output(id, cx)).await {
-        let written = match write_all(&stream, &frame).await {
-            // A WebSocket write is queued until flushed; a TCP flush does nothing.
-            Ok(()) => poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_flush(cx)).await,
-            Err(e) => Err(e),
+        let write = async {
+            match write_all(&stream, &frame).await {
+                // A WebSocket write is queued until flushed; a TCP flush does nothing.
+                Ok(()) => poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_flush(cx)).await,
+                Err(e) => Err(e),
+            }
         };
+        // A client that stops reading leaves the write pending; it is abandoned when the shard
+        // cuts the connection off (slow consumer, or an error that could not be flushed).
+        let cut_off = async {
+            poll_fn(|cx| shard.borrow_mut().poll_closed(id, cx)).await;
+            Err(io::Error::other("cut off"))
+        };
+        let written = futures_lite::future::or(write, cut_off).await;
         let mut s = shard.borrow_mut();
         s.output_done(frame);
         if written.is_err() {
@@ -363,14 +432,16 @@ pub(super) fn release_conn(shard: &mut Shard, id: ConnId, live: &AtomicUsize) {
     }
 }
 
-async fn peer_sender(shard: Rc<RefCell<Shard>>, to: u16, tx: flume::Sender<PeerMsg>) {
-    while let Some(msg) = poll_fn(|cx| shard.borrow_mut().poll_peer_output(to, cx)).await {
+async fn peer_sender(shard: Rc<RefCell<Shard>>, to: u16, lane: Lane, tx: flume::Sender<PeerMsg>) {
+    while let Some(msg) = poll_fn(|cx| shard.borrow_mut().poll_peer_output(to, lane, cx)).await {
         if tx.send_async(msg).await.is_err() {
             return;
         }
     }
 }
 
+/// Delivers what one lane of a peer sends. Never paused: a full local connection is announced
+/// to the senders' shards instead (`PeerMsg::Congested`), so other traffic on the lane flows.
 async fn peer_receiver(shard: Rc<RefCell<Shard>>, from: u16, rx: flume::Receiver<PeerMsg>) {
     // Ends when the peer's sender is dropped (the peer shut down).
     while let Ok(msg) = rx.recv_async().await {
@@ -378,19 +449,14 @@ async fn peer_receiver(shard: Rc<RefCell<Shard>>, from: u16, rx: flume::Receiver
             return;
         }
         shard.borrow_mut().on_peer(from, msg);
-        // Take what else already arrived, a bounded number, before letting writers run; stop at
-        // once if a destination went past its bound.
+        // Take what else already arrived, a bounded number, before letting writers run.
         for _ in 0..16 {
-            if shard.borrow().peer_paused(from) {
-                break;
-            }
             match rx.try_recv() {
                 Ok(msg) => shard.borrow_mut().on_peer(from, msg),
                 Err(_) => break,
             }
         }
         yield_now().await;
-        poll_fn(|cx| shard.borrow_mut().poll_gate(Source::Peer(from), cx)).await;
     }
 }
 

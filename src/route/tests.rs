@@ -56,10 +56,13 @@ fn pump(shards: &mut [Shard]) {
                 if from == to {
                     continue;
                 }
-                while let Poll::Ready(Some(msg)) = shards[from].poll_peer_output(to as u16, &mut cx)
-                {
-                    shards[to].on_peer(from as u16, msg);
-                    moved = true;
+                for lane in [peer::Lane::Control, peer::Lane::Data] {
+                    while let Poll::Ready(Some(msg)) =
+                        shards[from].poll_peer_output(to as u16, lane, &mut cx)
+                    {
+                        shards[to].on_peer(from as u16, msg);
+                        moved = true;
+                    }
                 }
             }
         }

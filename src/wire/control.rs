@@ -55,11 +55,15 @@ pub enum ErrorCode {
     /// A connection with no agent stayed silent, or a frame did not complete, past the router's
     /// timeout.
     Timeout = 29,
+    /// The connection's queue stayed past its bound for the slow-consumer time: it is closed.
+    SlowConsumer = 30,
+    /// Refused for lack of resources: the connection limit or the shard's memory budget.
+    ResourceExhausted = 31,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order.
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 22] = [
         ErrorCode::MalformedFrame,
         ErrorCode::FrameTooLarge,
         ErrorCode::UnsupportedVersion,
@@ -80,6 +84,8 @@ impl ErrorCode {
         ErrorCode::ShuttingDown,
         ErrorCode::BarrierNotFound,
         ErrorCode::Timeout,
+        ErrorCode::SlowConsumer,
+        ErrorCode::ResourceExhausted,
     ];
 
     /// The numeric code on the wire.
@@ -115,6 +121,8 @@ impl ErrorCode {
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::BarrierNotFound => "barrier_not_found",
             ErrorCode::Timeout => "timeout",
+            ErrorCode::SlowConsumer => "slow_consumer",
+            ErrorCode::ResourceExhausted => "resource_exhausted",
         }
     }
 
@@ -418,6 +426,15 @@ pub struct ShardStats {
     pub peer_queue_bytes_hwm: u64,
     /// CPU time the shard's thread has used, in ns (0 if unknown).
     pub cpu_ns: u64,
+    /// Connections closed as slow consumers.
+    #[serde(default)]
+    pub slow_consumers: u64,
+    /// Connections refused (connection limit, memory budget).
+    #[serde(default)]
+    pub connections_refused: u64,
+    /// Bytes held now in queues and grown read buffers (the memory budget's measure).
+    #[serde(default)]
+    pub memory_bytes: u64,
 }
 
 /// The answer to [`StatsRequest`].

@@ -341,6 +341,19 @@ impl FrameBuf {
     }
 }
 
+/// One uncompressed frame holding a connection-level error (agent 0, no request): what the
+/// router sends before it closes a connection it refuses.
+pub fn error_frame(code: super::ErrorCode, detail: &str) -> Vec<u8> {
+    let err = Control::Error(super::control::Error {
+        code: code.code(),
+        request_id: 0,
+        message_id: 0,
+        agent_id: super::AgentId(0),
+        detail: detail.to_string().into(),
+    });
+    encode_frame(&[Message::Control(err)], Compression::None, &mut BufferPool::default())
+}
+
 /// Encodes `messages` as one frame: a convenience for clients and tests.
 pub fn encode_frame(
     messages: &[Message<'_>],

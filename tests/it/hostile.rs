@@ -161,3 +161,213 @@ fn silent_partial_and_agentless_connections_time_out() {
         r.stop();
     }
 }
+
+/// A two-shard router of `kind`; connections alternate between the shards as they open.
+fn two_shards(
+    kind: a2a_bench::routers::RouterKind,
+    tweak: impl FnOnce(&mut a2a_bench::route::ShardConfig),
+) -> crate::support::TestRouter {
+    let setup = crate::support::Setup { kind, transport: a2a_bench::transport::Transport::Tcp };
+    crate::support::start(setup, 2, |cfg| {
+        cfg.conn_queue_bytes_max = 256 << 10;
+        cfg.compression = a2a_bench::wire::Compression::None;
+        tweak(cfg);
+    })
+}
+
+/// Agent `from` sends 1000-byte messages to agent `to` on a thread until the router stops
+/// taking them (its write times out) or 64 MiB went through; returns the bytes sent.
+fn flood(mut c: Client, from: u32, to: u32) -> std::thread::JoinHandle<(Client, usize)> {
+    use a2a_bench::wire::{DataKind, Message};
+    std::thread::spawn(move || {
+        c.set_compression(a2a_bench::wire::Compression::None);
+        c.set_write_timeout(Duration::from_millis(500)).unwrap();
+        let payload = crate::support::noise(1000);
+        let batch: Vec<Message<'_>> = (0..64)
+            .map(|i| Message::Data(crate::support::data(DataKind::Direct, from, to, i, &payload)))
+            .collect();
+        let mut sent = 0usize;
+        while sent < 64 << 20 && c.send(&batch).is_ok() {
+            sent += 64 * 1000;
+        }
+        (c, sent)
+    })
+}
+
+/// A `stats` request through a client: every shard must answer (a scatter-gather).
+fn stats_via_client(r: &crate::support::TestRouter) -> Vec<a2a_bench::wire::ShardStats> {
+    let mut c = r.connect();
+    c.set_timeout(Duration::from_secs(5)).unwrap();
+    let request_id = c.request_id();
+    let ctl = Control::StatsRequest(a2a_bench::wire::control::StatsRequest { request_id });
+    match c.call(ctl).unwrap() {
+        Control::StatsReply(s) => s.shards,
+        other => panic!("expected stats, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_slow_consumer_on_one_shard_holds_back_only_its_senders() {
+    // Proves a consumer that never reads, on shard 0, with a sender on shard 1 pushed against
+    // it, stops nothing else, under both policies and on both sharded routers: a new agent
+    // registers and a stats scatter-gather answers within 1 s each, and another pair across the
+    // same two shards still talks.
+    use a2a_bench::route::FullPolicy;
+    use a2a_bench::routers::RouterKind;
+    use a2a_bench::wire::DataKind;
+    use std::time::Instant;
+    for kind in [RouterKind::Glommio, RouterKind::TokioPerCore] {
+        for policy in [FullPolicy::Backpressure, FullPolicy::Drop] {
+            let r = two_shards(kind, |cfg| cfg.on_full = policy);
+            let mut slow = r.connect_with_recv_buffer(16 << 10); // shard 0
+            crate::support::check_ack(slow.register(1, 0, &[]).unwrap());
+            let fast = crate::support::agent(&r, 2, 0, &[]); // shard 1
+            let mut healthy = crate::support::agent(&r, 3, 0, &[]); // shard 0
+            let mut friend = crate::support::agent(&r, 4, 0, &[]); // shard 1
+            let (_fast, sent) = flood(fast, 2, 1).join().unwrap();
+            // Under backpressure the sender is held back; under drop it goes on, told
+            // `queue_full` per message (answers its kernel buffers absorb).
+            if policy == FullPolicy::Backpressure {
+                assert!(sent < 64 << 20, "{kind}: 64 MiB went to a consumer that never reads");
+            }
+            let t = Instant::now();
+            let shards = stats_via_client(&r);
+            let stats_took = t.elapsed();
+            assert_eq!(shards.len(), 2);
+            assert!(shards[0].conn_queue_bytes_hwm >= 256 << 10, "{kind}/{policy}: {shards:?}");
+            let t = Instant::now();
+            let mut newcomer = r.connect();
+            newcomer.set_timeout(Duration::from_secs(5)).unwrap();
+            crate::support::check_ack(newcomer.register(5, 0, &[]).unwrap());
+            let register_took = t.elapsed();
+            let t = Instant::now();
+            crate::support::send(
+                &mut friend,
+                crate::support::data(DataKind::Direct, 4, 3, 7, b"hi"),
+            );
+            healthy.set_timeout(Duration::from_secs(5)).unwrap();
+            assert_eq!(crate::support::recv_data(&mut healthy).message_id, 7, "{kind}/{policy}");
+            let message_took = t.elapsed();
+            for (what, took) in
+                [("stats", stats_took), ("registration", register_took), ("message", message_took)]
+            {
+                assert!(took < Duration::from_secs(1), "{kind}/{policy}: {what} took {took:?}");
+            }
+            drop(slow);
+            r.stop();
+        }
+    }
+}
+
+#[test]
+fn a_slow_consumer_is_disconnected_and_counted() {
+    // Proves a connection whose queue stays past its bound for the slow-consumer time is closed
+    // and counted in stats, its sender resumes (its messages now get `unknown_recipient`), and
+    // the agent id is free again.
+    use a2a_bench::routers::RouterKind;
+    for kind in [RouterKind::Glommio, RouterKind::TokioPerCore] {
+        let r = two_shards(kind, |cfg| cfg.slow_consumer = Duration::from_millis(300));
+        let mut slow = r.connect_with_recv_buffer(16 << 10);
+        crate::support::check_ack(slow.register(1, 0, &[]).unwrap());
+        let fast = crate::support::agent(&r, 2, 0, &[]);
+        let (_fast, _) = flood(fast, 2, 1).join().unwrap();
+        let mut stream = slow.into_stream().unwrap();
+        read_until_closed(&mut stream); // what the kernel buffered, then the end
+        let shards = stats_via_client(&r);
+        let counted: u64 = shards.iter().map(|s| s.slow_consumers).sum();
+        assert_eq!(counted, 1, "{kind}: {shards:?}");
+        let code = a2a_bench::wire::ErrorCode::SlowConsumer.code();
+        assert!(shards.iter().any(|s| s.errors.contains(&(code, 1))), "{kind}: {shards:?}");
+        let mut again = r.connect();
+        crate::support::check_ack(again.register(1, 0, &[]).unwrap());
+        r.stop();
+    }
+}
+
+#[test]
+fn past_the_connection_limit_a_client_is_refused_clearly_and_others_go_on() {
+    // Proves `max_connections`: the connection past it gets `resource_exhausted` and is closed
+    // (a WebSocket upgrade gets HTTP 503), it is counted, and once a connection closes a new one
+    // is served.
+    use a2a_bench::routers::RouterKind;
+    for kind in [RouterKind::Glommio, RouterKind::TokioPerCore] {
+        let r = two_shards(kind, |cfg| cfg.max_connections = 2);
+        let a = crate::support::agent(&r, 1, 0, &[]);
+        let _b = crate::support::agent(&r, 2, 0, &[]);
+        let mut refused = TcpStream::connect(r.addr()).unwrap();
+        let header = FrameHeader { compressed: false, count: 1, body_len: 10, raw_len: 10 };
+        refused.write_all(&header.to_bytes()[..4]).unwrap();
+        let err = error_in(&read_until_closed(&mut refused));
+        assert_eq!(err.code, a2a_bench::wire::ErrorCode::ResourceExhausted.code(), "{kind}");
+        let mut upgrade = TcpStream::connect(r.addr()).unwrap();
+        upgrade.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let reply = String::from_utf8_lossy(&read_until_closed(&mut upgrade)).to_string();
+        assert!(reply.starts_with("HTTP/1.1 503"), "{kind}: {reply}");
+        let refused: u64 = r.stats().iter().map(|s| s.connections_refused).sum();
+        assert_eq!(refused, 2, "{kind}");
+        let mut a = a.into_stream().unwrap();
+        a.shutdown(std::net::Shutdown::Both).unwrap();
+        read_until_closed(&mut a);
+        // The router frees the slot when it sees the close; a client retries, as a real one would.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let mut c = r.connect();
+            c.set_timeout(Duration::from_secs(2)).unwrap();
+            match c.register(3, 0, &[]) {
+                Ok(Control::Ack(_)) => break,
+                other if std::time::Instant::now() > deadline => panic!("{kind}: {other:?}"),
+                _ => std::thread::sleep(Duration::from_millis(20)), // a retry's pause
+            }
+        }
+        r.stop();
+    }
+}
+
+#[test]
+fn past_the_memory_budget_large_frames_and_new_connections_are_refused() {
+    // Proves `memory_max`: a frame whose read buffer would take the shard past its budget gets
+    // `resource_exhausted` and a close; while queues hold the budget, a new connection is refused
+    // the same way; once they are released, connections are served again.
+    use a2a_bench::routers::RouterKind;
+    for kind in [RouterKind::Glommio, RouterKind::TokioPerCore] {
+        let setup = crate::support::Setup { kind, transport: a2a_bench::transport::Transport::Tcp };
+        let r = crate::support::start(setup, 1, |cfg| {
+            cfg.memory_max = 256 << 10;
+            cfg.conn_queue_bytes_max = 1 << 20;
+            cfg.compression = a2a_bench::wire::Compression::None;
+        });
+        let mut big = TcpStream::connect(r.addr()).unwrap();
+        let header =
+            FrameHeader { compressed: false, count: 1, body_len: 900_000, raw_len: 900_000 };
+        big.write_all(&header.to_bytes()).unwrap();
+        // The router closes the connection mid-frame, so a write may fail: that is the point.
+        let _ = big.write_all(&vec![0u8; 400_000]);
+        let err = error_in(&read_until_closed(&mut big));
+        assert_eq!(err.code, a2a_bench::wire::ErrorCode::ResourceExhausted.code(), "{kind}");
+        // A consumer that never reads holds more than the budget in its queue.
+        let mut slow = r.connect_with_recv_buffer(16 << 10);
+        crate::support::check_ack(slow.register(1, 0, &[]).unwrap());
+        let fast = crate::support::agent(&r, 2, 0, &[]);
+        let (fast, _) = flood(fast, 2, 1).join().unwrap();
+        let held = r.stats()[0].memory_bytes;
+        assert!(held >= 256 << 10, "{kind}: only {held} B held");
+        let mut refused = TcpStream::connect(r.addr()).unwrap();
+        refused.write_all(&header.to_bytes()[..4]).unwrap();
+        let err = error_in(&read_until_closed(&mut refused));
+        assert_eq!(err.code, a2a_bench::wire::ErrorCode::ResourceExhausted.code(), "{kind}");
+        drop(slow);
+        drop(fast);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let mut c = r.connect();
+            c.set_timeout(Duration::from_secs(2)).unwrap();
+            match c.register(3, 0, &[]) {
+                Ok(Control::Ack(_)) => break,
+                other if std::time::Instant::now() > deadline => panic!("{kind}: {other:?}"),
+                _ => std::thread::sleep(Duration::from_millis(20)), // a retry's pause
+            }
+        }
+        assert_eq!(r.stats()[0].memory_bytes, 0, "{kind}: memory given back");
+        r.stop();
+    }
+}

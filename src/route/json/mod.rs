@@ -127,6 +127,40 @@ fn payload_of(req: &Value) -> Value {
     req.get("payload").or_else(|| req.get("content")).cloned().unwrap_or_else(|| json!({}))
 }
 
+/// Drives one JSON session against `shard` with `texts`, as its reader and writer tasks would
+/// (without sockets): each text is translated and routed, and everything the shard queues for
+/// the connection is translated back. For fuzzing (`route::fuzz::json`).
+pub(super) fn drive<'a>(shard: &mut Shard, texts: impl Iterator<Item = &'a str>) {
+    let mut session = Session::new();
+    let id = shard.open_conn();
+    let mut cx = std::task::Context::from_waker(Waker::noop());
+    let mut inflate = Vec::new();
+    for text in texts.take(256) {
+        let mut frames = session.on_text(text, shard);
+        // Feedback rounds are bounded: a broadcast answers once.
+        for _ in 0..4 {
+            for frame in frames.drain(..) {
+                shard.on_input(id, &frame);
+            }
+            while let std::task::Poll::Ready(Some(frame)) = shard.poll_output(id, &mut cx) {
+                if let Ok(Some((_, batch))) =
+                    crate::wire::decode_frame(&frame, &crate::wire::Limits::DEFAULT, &mut inflate)
+                {
+                    for (msg, _) in batch.flatten() {
+                        frames.extend(session.on_native(msg));
+                    }
+                }
+                shard.output_done(frame);
+            }
+            if frames.is_empty() {
+                break;
+            }
+        }
+        session.out.clear();
+        session.awaiting = None;
+    }
+}
+
 impl Session {
     fn new() -> Session {
         Session {
