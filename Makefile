@@ -5,7 +5,7 @@ CARGO ?= cargo
 APT_PACKAGES := libhwloc-dev libudev-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps build test test-slow tune tune-check lint bench-quick bench bench-compare bench-micro bench-router
+.PHONY: help deps build test test-slow test-faults soak fuzz tune tune-check lint bench-quick bench bench-compare bench-micro bench-router
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -33,6 +33,27 @@ test: deps ## Run the tests (optimized, with debug assertions)
 test-slow: deps ## Run the tests, then the slow and load tests one at a time
 	$(CARGO) test --profile ci
 	$(CARGO) test --profile ci -- --ignored --test-threads=1 --nocapture
+
+test-faults: build ## Real faults (netns + veth, tc netem, signals) against the router process (root)
+	bash tests/faults.sh
+
+soak: build ## SOAK_SECS (600) at half the closed-loop peak; RSS must stay within ±5 %
+	bash tests/soak.sh
+
+# Without AddressSanitizer (-s none): the crate has no unsafe code, and ASan made the JSON target
+# 25× slower. libFuzzer still catches every panic, abort, timeout and runaway allocation.
+FUZZ_SECS ?= 60
+FUZZ_TARGETS := frames messages json connection
+fuzz: ## Fuzz each parser FUZZ_SECS seconds (cargo-fuzz + nightly); new finds go to tests/fuzz/work
+	@command -v cargo-fuzz >/dev/null || { echo "make fuzz: needs cargo-fuzz (cargo install cargo-fuzz) and a nightly toolchain"; exit 1; }
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p tests/fuzz/work/$$t; \
+	  echo "fuzz: $$t for $(FUZZ_SECS) s"; \
+	  $(CARGO) +nightly fuzz run --fuzz-dir tests/fuzz -O -s none $$t tests/fuzz/work/$$t tests/fuzz/corpus/$$t \
+	    -- -max_total_time=$(FUZZ_SECS) -rss_limit_mb=2048 -print_final_stats=1 2>&1 | \
+	    grep -E "stat::number_of_executed_units|stat::peak_rss|ERROR|panicked|SUMMARY" ; \
+	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done
 
 tune: ## Apply the sysctl profile (root); reports each key applied / refused
 	@bash sysctl/tune.sh apply

@@ -209,6 +209,10 @@ pub fn print_stats(shards: &[ShardStats]) {
             s.conn_queue_bytes_hwm,
             s.peer_queue_bytes_hwm
         );
+        println!(
+            "{:>13} memory held {} B; slow consumers closed {}; connections refused {}",
+            "", s.memory_bytes, s.slow_consumers, s.connections_refused
+        );
     }
 }
 

@@ -113,7 +113,7 @@ impl Shard {
                 }
             }
             Some(Route::Remote(p)) if matches!(origin, Origin::Conn(_)) => {
-                if self.remote_full.contains(&to) {
+                if !self.remote_full.is_empty() && self.remote_full.contains(&to) {
                     // Its connection is past its bound (its shard said so): under the drop
                     // policy drop it here, without shipping it; under backpressure send it and
                     // pause this input until that connection drains.
@@ -307,8 +307,8 @@ impl Shard {
                 RecordKind::Control => {
                     if let Some(&Route::Local(li)) = self.directory.get(&AgentId(r.target)) {
                         if let Some(conn) = self.local.get(li as usize).map(|a| a.conn) {
-                            // Never dropped; a client that does not read these pauses itself
-                            // (`on_input`).
+                            // Never dropped; a client that does not read these is not read
+                            // either (its reader's gate, `poll_gate`).
                             self.push_conn(conn, LANE_HIGH, r.raw, false);
                         }
                     }

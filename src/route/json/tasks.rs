@@ -130,7 +130,13 @@ async fn writer<S: AsyncRead + AsyncWrite + Unpin>(
         .await;
         loop {
             let Some(text) = session.borrow_mut().out.pop_front() else { break };
-            if send_text(&ws, text).await.is_err() {
+            // A client that stops reading is cut off by the shard (slow consumer, or an error
+            // it did not take): the pending write is abandoned then.
+            let cut_off = async {
+                poll_fn(|cx| shard.borrow_mut().poll_closed(id, cx)).await;
+                Err(())
+            };
+            if futures_lite::future::or(send_text(&ws, text), cut_off).await.is_err() {
                 shard.borrow_mut().close_conn(id);
                 break 'outer;
             }
