@@ -60,6 +60,10 @@ impl Server {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "1 to 64 router cores"));
         }
         let listener = TcpListener::bind(listen)?;
+        let mut opts = opts;
+        if slots.len() > 1 {
+            opts.preempt_after = opts.preempt_after.or(Some(super::shell::PEER_PREEMPT));
+        }
         let addr = listener.local_addr()?;
         let n = slots.len();
         let mut to: Vec<Vec<Option<PeerLink<flume::Sender<PeerMsg>>>>> =

@@ -50,13 +50,11 @@ impl Runtime for Glommio {
         opts: ExecutorOptions,
         main: ShardMain,
     ) -> io::Result<Joiner> {
-        // A busy executor looks at io_uring completions and at wakes from other threads (peer
-        // shards' channels) only when its preemption timer fires: glommio's default of 100 ms
-        // let a shard route ~40 MB before it heard a peer say "this connection is full".
-        let mut builder = LocalExecutorBuilder::new(Placement::Unbound)
-            .name(&name)
-            .io_memory(IO_MEMORY)
-            .preempt_timer(PREEMPT_TIMER);
+        let mut builder =
+            LocalExecutorBuilder::new(Placement::Unbound).name(&name).io_memory(IO_MEMORY);
+        if let Some(period) = opts.preempt_after {
+            builder = builder.preempt_timer(period);
+        }
         if let Some(spin) = opts.spin_before_park {
             builder = builder.spin_before_park(spin);
         }
@@ -71,9 +69,6 @@ impl Runtime for Glommio {
         Ok(Box::new(move || handle.join().ok()))
     }
 }
-
-/// How long a busy shard runs tasks before it polls for I/O and cross-thread wakes.
-const PREEMPT_TIMER: Duration = Duration::from_millis(1);
 
 /// Everything the router needs to start.
 #[derive(Debug, Clone)]
@@ -103,7 +98,8 @@ impl Router {
     pub fn start(config: RouterConfig) -> io::Result<RouterHandle> {
         let shards = config.slots.len() as u16;
         let template = config.shard.clone();
-        let opts = ExecutorOptions { spin_before_park: config.spin_before_park };
+        let opts =
+            ExecutorOptions { spin_before_park: config.spin_before_park, ..Default::default() };
         let server = Server::start::<Glommio>(config.listen, &config.slots, opts, |i| {
             ShardConfig { shard: i, shards, ..template.clone() }
         });
