@@ -11,9 +11,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::peer::PeerMsg;
 use super::shell::{
-    run_shard, Command, ExecutorOptions, Joiner, Links, PeerLink, Runtime, ShardMain,
+    run_shard, Command, ExecutorOptions, Joiner, Links, PeerRx, PeerTx, Runtime, ShardMain,
     PEER_CHANNEL_CAPACITY,
 };
 use super::{Shard, ShardConfig};
@@ -60,23 +59,20 @@ impl Server {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "1 to 64 router cores"));
         }
         let listener = TcpListener::bind(listen)?;
-        let mut opts = opts;
-        if slots.len() > 1 {
-            opts.preempt_after = opts.preempt_after.or(Some(super::shell::PEER_PREEMPT));
-        }
         let addr = listener.local_addr()?;
         let n = slots.len();
-        let mut to: Vec<Vec<Option<PeerLink<flume::Sender<PeerMsg>>>>> =
-            (0..n).map(|_| vec![None; n]).collect();
-        let mut from: Vec<Vec<Option<PeerLink<flume::Receiver<PeerMsg>>>>> =
+        let mut to: Vec<Vec<Option<PeerTx>>> =
             (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
+        let mut from: Vec<Vec<Option<PeerRx>>> =
+            (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
+        let ctl_waiting: Vec<Arc<AtomicBool>> = (0..n).map(|_| Arc::default()).collect();
         for a in 0..n {
             for b in (0..n).filter(|&b| b != a) {
                 // Two lanes: data, and control (which never waits behind data).
-                let (data_tx, data_rx) = flume::bounded(PEER_CHANNEL_CAPACITY);
-                let (ctl_tx, ctl_rx) = flume::bounded(PEER_CHANNEL_CAPACITY);
-                to[a][b] = Some([data_tx, ctl_tx]);
-                from[b][a] = Some([data_rx, ctl_rx]);
+                let (data, data_rx) = flume::bounded(PEER_CHANNEL_CAPACITY);
+                let (ctl, ctl_rx) = flume::bounded(PEER_CHANNEL_CAPACITY);
+                to[a][b] = Some(PeerTx { data, ctl, ctl_waiting: ctl_waiting[b].clone() });
+                from[b][a] = Some(PeerRx { data: data_rx, ctl: ctl_rx });
             }
         }
         let max_connections = configure(0).max_connections;
@@ -87,7 +83,8 @@ impl Server {
             let (cmd_tx, cmd_rx) = flume::unbounded();
             let live = Arc::new(AtomicUsize::new(0));
             loads.push(live.clone());
-            let links = Links { commands: cmd_rx, to_peers, from_peers, live };
+            let ctl_waiting = ctl_waiting[i].clone();
+            let links = Links { commands: cmd_rx, to_peers, from_peers, ctl_waiting, live };
             let mut cfg = configure(i as u16);
             cfg.core = slots[i].core as u32;
             cfg.numa_node = slots[i].node;

@@ -17,7 +17,7 @@ use std::io;
 use std::net::{Shutdown, TcpStream};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -73,17 +73,7 @@ pub struct ExecutorOptions {
     /// Latency mode: spin this long before parking an idle executor (costs CPU); a runtime
     /// whose executors cannot spin ignores it.
     pub spin_before_park: Option<Duration>,
-    /// How long a busy executor runs tasks before it looks for I/O and for wakes from other
-    /// threads (a peer shard's channel); `None` keeps the runtime's default. Set by
-    /// [`super::server::Server::start`] when there are peers.
-    pub preempt_after: Option<Duration>,
 }
-
-/// The preemption period of sharded routers: a busy glommio executor hears its peers only this
-/// often (glommio's default, 100 ms, let a shard route ~40 MB before it heard "this connection is
-/// full"); with one shard there is no peer, and the default spares an idle-ish shard a wake-up
-/// each millisecond (+7 % round-trip p50 measured with 1 ms).
-pub const PEER_PREEMPT: Duration = Duration::from_millis(1);
 
 /// Requests from outside a shard's thread.
 #[derive(Debug)]
@@ -100,17 +90,55 @@ pub enum Command {
     Stop,
 }
 
-/// The two channels (data lane, control lane) from one shard to another.
-pub(super) type PeerLink<T> = [T; 2];
+/// The two channels (data lane, control lane) from one shard to another, and the flag that
+/// tells the receiving shard control is waiting.
+pub(super) struct PeerTx {
+    pub data: flume::Sender<PeerMsg>,
+    pub ctl: flume::Sender<PeerMsg>,
+    /// The receiving shard's [`Links::ctl_waiting`].
+    pub ctl_waiting: Arc<AtomicBool>,
+}
+
+/// The receiving ends of [`PeerTx`].
+pub(super) struct PeerRx {
+    pub data: flume::Receiver<PeerMsg>,
+    pub ctl: flume::Receiver<PeerMsg>,
+}
+
+/// Control-lane receivers a busy shard drains between input passes. An executor busy with
+/// socket input may notice wakes from other threads only now and then (the io_uring runtime:
+/// when its 100 ms preemption timer fires, in which a shard routed ~40 MB before it heard "that
+/// connection is full"), so readers look at one flag per pass, set by the peers after each
+/// control send.
+pub(super) struct Inbox {
+    waiting: Arc<AtomicBool>,
+    ctl: Vec<(u16, flume::Receiver<PeerMsg>)>,
+}
+
+impl Inbox {
+    /// Applies what the control lanes hold, if a peer said something since the last look.
+    fn hear(&self, shard: &RefCell<Shard>) {
+        if !self.waiting.load(Ordering::Relaxed) || !self.waiting.swap(false, Ordering::Acquire) {
+            return;
+        }
+        for (p, rx) in &self.ctl {
+            while let Ok(msg) = rx.try_recv() {
+                shard.borrow_mut().on_peer(*p, msg);
+            }
+        }
+    }
+}
 
 /// A shard's channels.
 pub struct Links {
     /// Requests from outside the shard's thread.
     pub(super) commands: flume::Receiver<Command>,
     /// Channels to every other shard (`None` at this shard's own index).
-    pub(super) to_peers: Vec<Option<PeerLink<flume::Sender<PeerMsg>>>>,
+    pub(super) to_peers: Vec<Option<PeerTx>>,
     /// Channels from every other shard.
-    pub(super) from_peers: Vec<Option<PeerLink<flume::Receiver<PeerMsg>>>>,
+    pub(super) from_peers: Vec<Option<PeerRx>>,
+    /// Set by a peer after it sends on a control lane to this shard.
+    pub(super) ctl_waiting: Arc<AtomicBool>,
     /// This shard's open connections: added by the acceptor, subtracted here.
     pub(super) live: Arc<AtomicUsize>,
 }
@@ -127,24 +155,27 @@ pub async fn run_shard<R: Runtime>(
     let shard = Rc::new(RefCell::new(shard));
     let sockets: Sockets = Rc::default();
     let mut next_socket = 0u64;
-    let Links { commands, to_peers, from_peers, live } = links;
+    let Links { commands, to_peers, from_peers, ctl_waiting, live } = links;
     for (p, link) in to_peers.into_iter().enumerate() {
-        let Some([data, ctl]) = link else { continue };
-        R::spawn(peer_sender(shard.clone(), p as u16, Lane::Data, data));
-        R::spawn(peer_sender(shard.clone(), p as u16, Lane::Control, ctl));
+        let Some(PeerTx { data, ctl, ctl_waiting }) = link else { continue };
+        R::spawn(peer_sender(shard.clone(), p as u16, Lane::Data, data, None));
+        R::spawn(peer_sender(shard.clone(), p as u16, Lane::Control, ctl, Some(ctl_waiting)));
     }
+    let mut inbox = Inbox { waiting: ctl_waiting, ctl: Vec::new() };
     for (p, link) in from_peers.into_iter().enumerate() {
-        let Some([data, ctl]) = link else { continue };
+        let Some(PeerRx { data, ctl }) = link else { continue };
+        inbox.ctl.push((p as u16, ctl.clone()));
         R::spawn(peer_receiver(shard.clone(), p as u16, data));
         R::spawn(peer_receiver(shard.clone(), p as u16, ctl));
     }
+    let inbox = Rc::new(inbox);
     R::spawn(ticker::<R>(shard.clone()));
     let _ = ready.send(());
     while let Ok(cmd) = commands.recv_async().await {
         match cmd {
             Command::Conn(stream) => {
                 next_socket += 1;
-                spawn_conn::<R>(&shard, stream, &live, &sockets, next_socket);
+                spawn_conn::<R>(&shard, stream, &live, &sockets, next_socket, &inbox);
             }
             Command::Refuse(stream) => {
                 shard.borrow_mut().count_refused();
@@ -179,6 +210,7 @@ fn spawn_conn<R: Runtime>(
     live: &Arc<AtomicUsize>,
     sockets: &Sockets,
     number: u64,
+    inbox: &Rc<Inbox>,
 ) {
     let _ = stream.set_nodelay(true);
     let adopted = match (stream.set_nonblocking(true), stream.try_clone()) {
@@ -193,7 +225,7 @@ fn spawn_conn<R: Runtime>(
         sockets.borrow_mut().insert(number, handle);
     }
     let done = Finished { sockets: sockets.clone(), number };
-    R::spawn(session::<R>(shard.clone(), stream, control, live.clone(), done));
+    R::spawn(session::<R>(shard.clone(), stream, control, live.clone(), done, inbox.clone()));
 }
 
 /// Tells what a new connection speaks from its first bytes, completes a WebSocket handshake if
@@ -250,6 +282,7 @@ async fn session<R: Runtime>(
     control: TcpStream,
     live: Arc<AtomicUsize>,
     done: Finished,
+    inbox: Rc<Inbox>,
 ) {
     if shard.borrow().over_memory() {
         shard.borrow_mut().count_refused();
@@ -270,7 +303,7 @@ async fn session<R: Runtime>(
     let upgrade = is_http_upgrade(first[0]);
     let stream = Rewind::new(first, stream);
     if !upgrade {
-        return serve_native::<R, _>(shard, stream, control, live, done);
+        return serve_native::<R, _>(shard, stream, control, live, done, inbox);
     }
     let Some(Ok((mut ws, protocol))) = before::<R, _>(deadline, ws::accept(stream)).await else {
         ws::refuse_upgrade(&control);
@@ -297,7 +330,8 @@ async fn session<R: Runtime>(
     if protocol == Some(ws::SUBPROTOCOL_JSON) {
         return super::json::serve::<R, _>(shard, ws, None, control, live, done);
     }
-    serve_native::<R, _>(shard, ws::WsBytes::new(ws, first_message), control, live, done);
+    let stream = ws::WsBytes::new(ws, first_message);
+    serve_native::<R, _>(shard, stream, control, live, done, inbox);
 }
 
 /// A connection that ended before it was served.
@@ -312,10 +346,11 @@ fn serve_native<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + 'static>(
     control: TcpStream,
     live: Arc<AtomicUsize>,
     done: Finished,
+    inbox: Rc<Inbox>,
 ) {
     let stream = Rc::new(RefCell::new(stream));
     let id = shard.borrow_mut().open_conn();
-    R::spawn(reader(shard.clone(), stream.clone(), id, live.clone()));
+    R::spawn(reader(shard.clone(), stream.clone(), id, live.clone(), inbox));
     R::spawn(writer(shard, stream, id, control, live, done));
 }
 
@@ -336,6 +371,7 @@ async fn reader<S: AsyncRead + Unpin>(
     stream: Rc<RefCell<S>>,
     id: ConnId,
     live: Arc<AtomicUsize>,
+    inbox: Rc<Inbox>,
 ) {
     let mut buf = shard.borrow_mut().pool().get(READ_BUF_SMALL);
     buf.resize(buf.capacity(), 0);
@@ -359,6 +395,7 @@ async fn reader<S: AsyncRead + Unpin>(
         }
         let space = buf.len() - filled;
         filled += n;
+        inbox.hear(&shard);
         let input = shard.borrow_mut().on_input(id, &buf[..filled]);
         buf.copy_within(input.consumed..filled, 0);
         filled -= input.consumed;
@@ -442,10 +479,19 @@ pub(super) fn release_conn(shard: &mut Shard, id: ConnId, live: &AtomicUsize) {
     }
 }
 
-async fn peer_sender(shard: Rc<RefCell<Shard>>, to: u16, lane: Lane, tx: flume::Sender<PeerMsg>) {
+async fn peer_sender(
+    shard: Rc<RefCell<Shard>>,
+    to: u16,
+    lane: Lane,
+    tx: flume::Sender<PeerMsg>,
+    flag: Option<Arc<AtomicBool>>,
+) {
     while let Some(msg) = poll_fn(|cx| shard.borrow_mut().poll_peer_output(to, lane, cx)).await {
         if tx.send_async(msg).await.is_err() {
             return;
+        }
+        if let Some(f) = &flag {
+            f.store(true, Ordering::Release);
         }
     }
 }

@@ -52,9 +52,6 @@ impl Runtime for Glommio {
     ) -> io::Result<Joiner> {
         let mut builder =
             LocalExecutorBuilder::new(Placement::Unbound).name(&name).io_memory(IO_MEMORY);
-        if let Some(period) = opts.preempt_after {
-            builder = builder.preempt_timer(period);
-        }
         if let Some(spin) = opts.spin_before_park {
             builder = builder.spin_before_park(spin);
         }
@@ -98,8 +95,7 @@ impl Router {
     pub fn start(config: RouterConfig) -> io::Result<RouterHandle> {
         let shards = config.slots.len() as u16;
         let template = config.shard.clone();
-        let opts =
-            ExecutorOptions { spin_before_park: config.spin_before_park, ..Default::default() };
+        let opts = ExecutorOptions { spin_before_park: config.spin_before_park };
         let server = Server::start::<Glommio>(config.listen, &config.slots, opts, |i| {
             ShardConfig { shard: i, shards, ..template.clone() }
         });

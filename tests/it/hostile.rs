@@ -248,6 +248,9 @@ fn a_slow_consumer_on_one_shard_holds_back_only_its_senders() {
             healthy.set_timeout(Duration::from_secs(5)).unwrap();
             assert_eq!(crate::support::recv_data(&mut healthy).message_id, 7, "{kind}/{policy}");
             let message_took = t.elapsed();
+            eprintln!(
+                "{kind}/{policy}: stats {stats_took:?}, registration {register_took:?}, message {message_took:?}"
+            );
             for (what, took) in
                 [("stats", stats_took), ("registration", register_took), ("message", message_took)]
             {
@@ -369,5 +372,50 @@ fn past_the_memory_budget_large_frames_and_new_connections_are_refused() {
         }
         assert_eq!(r.stats()[0].memory_bytes, 0, "{kind}: memory given back");
         r.stop();
+    }
+}
+
+#[test]
+#[ignore = "slow: 1,000 router starts; run by make test-slow"]
+fn a_sharded_router_starts_serves_and_stops_a_thousand_times_without_a_stall() {
+    // Proves no lost wake-up in start, cross-shard registration and stop: 1,000 times, a
+    // two-shard glommio router starts, registers an agent on each shard (each registration a
+    // claim and a sync round through the other shard), passes one message across, and stops,
+    // each step within 5 s (a stalled shard would exceed it by far).
+    use a2a_bench::routers::RouterKind;
+    use a2a_bench::wire::DataKind;
+    let (tx, rx) = std::sync::mpsc::channel::<u32>();
+    std::thread::spawn(move || {
+        let mut last = 0;
+        loop {
+            match rx.recv_timeout(Duration::from_secs(5)) {
+                Ok(i) => last = i,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                Err(_) => {
+                    eprintln!("iteration {last}: no progress for 5 s (a stalled shard)");
+                    if std::env::var_os("A2A_STALL_GDB").is_some() {
+                        let pid = std::process::id().to_string();
+                        let _ = std::process::Command::new("gdb")
+                            .args(["-p", &pid, "-batch", "-ex", "thread apply all bt 30"])
+                            .status();
+                    }
+                    std::process::abort();
+                }
+            }
+        }
+    });
+    for i in 0..1000u32 {
+        let setup = crate::support::Setup {
+            kind: RouterKind::Glommio,
+            transport: a2a_bench::transport::Transport::Tcp,
+        };
+        let r = crate::support::start(setup, 2, |_| {});
+        let mut a = crate::support::agent(&r, 1, 0, &[]);
+        let mut b = crate::support::agent(&r, 2, 0, &[]);
+        crate::support::send(&mut a, crate::support::data(DataKind::Direct, 1, 2, 1, b"x"));
+        assert_eq!(crate::support::recv_data(&mut b).message_id, 1);
+        drop((a, b));
+        r.stop();
+        tx.send(i).unwrap();
     }
 }
