@@ -287,6 +287,25 @@ fn a_slow_consumer_is_disconnected_and_counted() {
     }
 }
 
+/// Registers `agent` on a new connection, retrying for up to 5 s: the router frees a slot (or
+/// memory) when it sees a close, so a client retries, as a real one would.
+fn register_with_retries(
+    r: &crate::support::TestRouter,
+    agent: u32,
+    kind: a2a_bench::routers::RouterKind,
+) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut c = r.connect();
+        c.set_timeout(Duration::from_secs(2)).unwrap();
+        match c.register(agent, 0, &[]) {
+            Ok(Control::Ack(_)) => return,
+            other if std::time::Instant::now() > deadline => panic!("{kind}: {other:?}"),
+            _ => std::thread::sleep(Duration::from_millis(20)), // a retry's pause
+        }
+    }
+}
+
 #[test]
 fn past_the_connection_limit_a_client_is_refused_clearly_and_others_go_on() {
     // Proves `max_connections`: the connection past it gets `resource_exhausted` and is closed
@@ -311,17 +330,7 @@ fn past_the_connection_limit_a_client_is_refused_clearly_and_others_go_on() {
         let mut a = a.into_stream().unwrap();
         a.shutdown(std::net::Shutdown::Both).unwrap();
         read_until_closed(&mut a);
-        // The router frees the slot when it sees the close; a client retries, as a real one would.
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        loop {
-            let mut c = r.connect();
-            c.set_timeout(Duration::from_secs(2)).unwrap();
-            match c.register(3, 0, &[]) {
-                Ok(Control::Ack(_)) => break,
-                other if std::time::Instant::now() > deadline => panic!("{kind}: {other:?}"),
-                _ => std::thread::sleep(Duration::from_millis(20)), // a retry's pause
-            }
-        }
+        register_with_retries(&r, 3, kind);
         r.stop();
     }
 }
@@ -360,16 +369,7 @@ fn past_the_memory_budget_large_frames_and_new_connections_are_refused() {
         assert_eq!(err.code, a2a_bench::wire::ErrorCode::ResourceExhausted.code(), "{kind}");
         drop(slow);
         drop(fast);
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        loop {
-            let mut c = r.connect();
-            c.set_timeout(Duration::from_secs(2)).unwrap();
-            match c.register(3, 0, &[]) {
-                Ok(Control::Ack(_)) => break,
-                other if std::time::Instant::now() > deadline => panic!("{kind}: {other:?}"),
-                _ => std::thread::sleep(Duration::from_millis(20)), // a retry's pause
-            }
-        }
+        register_with_retries(&r, 3, kind);
         assert_eq!(r.stats()[0].memory_bytes, 0, "{kind}: memory given back");
         r.stop();
     }
