@@ -58,8 +58,8 @@ fuzz: ## Fuzz each parser FUZZ_SECS seconds (cargo-fuzz + nightly); new finds go
 tune: ## Apply the sysctl profile (root); reports each key applied / refused
 	@bash sysctl/tune.sh apply
 
-tune-check: ## Show current vs recommended sysctl values; changes nothing
-	@bash sysctl/tune.sh check
+tune-check: ## Show current vs recommended sysctl values; STRICT=1 exits 1 when a key differs
+	@bash sysctl/tune.sh check $(if $(STRICT),--strict)
 
 lint: ## rustfmt --check and clippy -D warnings
 	$(CARGO) fmt --all -- --check

@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
 # Applies (apply) or compares (check) the a2a-bench sysctl profile, key by key.
 # A key the kernel refuses (containers, VMs, no root) is reported, not treated as a failure.
+# `check --strict` exits 1 when a key differs from the profile (so CI can gate on it).
 set -u
-mode=${1:-check}
-conf=${2:-$(dirname "$0")/a2a-bench.conf}
+mode=check strict=no conf=$(dirname "$0")/a2a-bench.conf
+for arg in "$@"; do
+  case "$arg" in
+    apply|check) mode=$arg ;;
+    --strict) strict=yes ;;
+    -*) echo "tune: unknown flag $arg (usage: $0 apply|check [--strict] [conf])" >&2; exit 2 ;;
+    *) conf=$arg ;;
+  esac
+done
 [ -r "$conf" ] || { echo "tune: cannot read $conf" >&2; exit 2; }
-case "$mode" in apply|check) ;; *) echo "usage: $0 apply|check [conf]" >&2; exit 2 ;; esac
 if [ "$mode" = apply ] && [ "$(id -u)" != 0 ]; then
   echo "tune: applying needs root (try: sudo make tune); showing what would change instead" >&2
   mode=check
 fi
 printf "%-30s %-26s %-26s %s\n" key current recommended status
 why=""
-applied=0 refused=0 fine=0
+applied=0 refused=0 fine=0 differing=0
 while IFS= read -r line || [ -n "$line" ]; do
   case "$line" in
     "#"*) why=${line#\#}; continue ;;
@@ -40,10 +47,15 @@ while IFS= read -r line || [ -n "$line" ]; do
     fi
   elif [ "$status" != differs ]; then
     fine=$((fine + 1))
+  else
+    differing=$((differing + 1))
   fi
   printf "%-30s %-26s %-26s %s\n" "$key" "$have" "$want" "$status"
 done < "$conf"
 if [ "$mode" = apply ]; then
   echo "$applied applied, $refused refused, $fine already fine (refusals are normal in containers and VMs)"
+elif [ "$strict" = yes ] && [ "$differing" -gt 0 ]; then
+  echo "tune-check: $differing key(s) differ from the profile (sudo make tune applies it)" >&2
+  exit 1
 fi
 exit 0

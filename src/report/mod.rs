@@ -109,8 +109,9 @@ pub struct Summary {
     pub max_latency_ms: f64,
     /// Throughput per topology.
     pub by_topology: BTreeMap<String, Spread>,
-    /// Throughput per agent count (keys are counts as strings, as in the seed).
-    pub by_agent_count: BTreeMap<String, Spread>,
+    /// Throughput per agent count, in numeric order (JSON keys are the counts as strings, as in
+    /// the seed).
+    pub by_agent_count: BTreeMap<u32, Spread>,
     /// Runs per status (`ok`, `overloaded`, `too_short`, `interrupted`, `failed`).
     pub by_status: BTreeMap<String, u64>,
     /// Runs the averages are over: successful, neither too short nor interrupted.
@@ -430,10 +431,10 @@ impl Summary {
         let thr: Vec<f64> = ok.iter().map(|r| r.throughput_msg_per_sec).collect();
         let spread = Spread::of(&thr);
         let mut by_topology: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-        let mut by_agents: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        let mut by_agents: BTreeMap<u32, Vec<f64>> = BTreeMap::new();
         for r in &ok {
             by_topology.entry(r.topology.clone()).or_default().push(r.throughput_msg_per_sec);
-            by_agents.entry(r.agent_count.to_string()).or_default().push(r.throughput_msg_per_sec);
+            by_agents.entry(r.agent_count).or_default().push(r.throughput_msg_per_sec);
         }
         let lat: Vec<f64> = ok.iter().map(|r| r.avg_latency_ms).collect();
         let mut by_status: BTreeMap<String, u64> = BTreeMap::new();

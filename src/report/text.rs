@@ -130,8 +130,12 @@ pub fn summary(out: &mut dyn Write, report: &Report) -> io::Result<()> {
         ms(s.avg_latency_ms),
         ms(s.max_latency_ms)
     )?;
-    for (label, map) in [("topology", &s.by_topology), ("agents", &s.by_agent_count)] {
-        let cells: Vec<String> = map
+    let by_agents = s.by_agent_count.iter().map(|(k, v)| (k.to_string(), v));
+    let by_topology = s.by_topology.iter().map(|(k, v)| (k.clone(), v));
+    let groups: [(&str, Vec<_>); 2] =
+        [("topology", by_topology.collect()), ("agents", by_agents.collect())];
+    for (label, entries) in groups {
+        let cells: Vec<String> = entries
             .iter()
             .map(|(k, v)| {
                 format!(

@@ -409,3 +409,28 @@ fn a_second_ctrl_c_exits_at_once() {
     assert!(sent.elapsed() < Duration::from_secs(5), "took {:?}", sent.elapsed());
     assert_eq!(status.code(), Some(130));
 }
+
+#[test]
+fn tune_check_strict_fails_when_a_key_differs() {
+    // Proves `sysctl/tune.sh check --strict` (make tune-check STRICT=1) exits 0 when the host
+    // matches the profile and 1 when a key differs, so CI can gate on it; plain `check` never
+    // fails.
+    let have = std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap().trim().to_string();
+    let other = (have.parse::<u64>().unwrap() - 1).to_string();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/sysctl/tune.sh");
+    let run = |value: &str, strict: bool| {
+        let conf = temp(&format!("tune-{value}.conf"));
+        std::fs::write(&conf, format!("kernel.pid_max = {value}\n")).unwrap();
+        let mut args = vec![script, "check"];
+        if strict {
+            args.push("--strict");
+        }
+        let out =
+            std::process::Command::new("bash").args(&args).arg(&conf).output().expect("bash runs");
+        let _ = std::fs::remove_file(&conf);
+        out.status.code()
+    };
+    assert_eq!(run(&have, true), Some(0));
+    assert_eq!(run(&other, true), Some(1));
+    assert_eq!(run(&other, false), Some(0));
+}

@@ -255,6 +255,22 @@ fn quick_completes_and_its_report_has_the_seed_schema() {
 }
 
 #[test]
+fn agent_counts_are_summarized_in_numeric_order() {
+    // Proves the summary orders agent counts as numbers (2, 10), not as text ("10" before "2"),
+    // in the terminal and in the JSON report's `by_agent_count`.
+    let path = std::env::temp_dir().join(format!("a2a-order-{}.json", std::process::id()));
+    let args =
+        ["--agents", "10,2", "--topologies", "ring", "--duration", "0.2", "--warmup", "0.05"];
+    let (stdout, _) = bench_ok(&[&args[..], &["--repeat", "1"]].concat(), &path);
+    let line = stdout.lines().find(|l| l.contains("by agents:")).expect("a by-agents line");
+    assert!(line.find("2:").unwrap() < line.find("10:").unwrap(), "{line}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let section = &text[text.find("\"by_agent_count\"").expect("by_agent_count")..];
+    assert!(section.find("\"2\"").unwrap() < section.find("\"10\"").unwrap(), "{section}");
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
 fn the_benchmark_runs_over_websocket() {
     // Proves `a2a-bench --transport ws` runs a grid end to end and says so in its report.
     let path = std::env::temp_dir().join(format!("a2a-ws-{}.json", std::process::id()));
