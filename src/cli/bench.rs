@@ -526,6 +526,7 @@ fn catch_interrupts(interrupt: &Interrupt) -> anyhow::Result<()> {
 
 /// Runs the grid described by `args`.
 pub fn run(args: BenchArgs) -> anyhow::Result<Finish> {
+    let provenance = report::Provenance::now();
     let cfg = BenchConfig::try_from(args)?;
     report::json::check_writable(cfg.output())?;
     for w in cfg.warnings() {
@@ -623,6 +624,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Finish> {
         tool: report::Tool::default(),
         placement: PlacementInfo { router: router_label, plan: cfg.plan.clone() },
         host: crate::host::facts(),
+        started_at: provenance.started_at.clone(),
+        command_line: provenance.command_line.clone(),
+        accounting_includes_warmup: true,
         interrupted,
     };
     report::json::write(&report, cfg.output())?;

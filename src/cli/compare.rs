@@ -131,6 +131,7 @@ fn pacing_label(p: Pacing) -> String {
 }
 
 pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
+    let provenance = report::Provenance::now();
     if cmd.bench.external_router() {
         bail!("--router: compare starts its own routers; drop --router");
     }
@@ -221,6 +222,9 @@ pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
                 tool: report::Tool::default(),
                 placement: PlacementInfo { router: name.clone(), plan: plan.clone() },
                 host: crate::host::facts(),
+                started_at: provenance.started_at.clone(),
+                command_line: provenance.command_line.clone(),
+                accounting_includes_warmup: true,
                 interrupted: false,
             };
             (name, report)

@@ -38,6 +38,32 @@ pub struct Report {
     pub host: serde_json::Value,
     /// Stopped by Ctrl-C: `results` holds the runs that finished, the last one cut short.
     pub interrupted: bool,
+    /// When the command started, UTC, RFC 3339.
+    pub started_at: String,
+    /// The command line, as given.
+    pub command_line: Vec<String>,
+    /// Latency figures, rates and histograms cover the measured windows only; `accounting`
+    /// counts every message of a run, warm-up included (so that it closes).
+    pub accounting_includes_warmup: bool,
+}
+
+/// What every report carries besides its figures: when, how, and by which build it was made.
+#[derive(Debug, Clone)]
+pub struct Provenance {
+    /// When the command started, UTC, RFC 3339.
+    pub started_at: String,
+    /// The command line, as given.
+    pub command_line: Vec<String>,
+}
+
+impl Provenance {
+    /// Now, and this process's arguments.
+    pub fn now() -> Provenance {
+        Provenance {
+            started_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            command_line: std::env::args().collect(),
+        }
+    }
 }
 
 /// Name and version of the writer.
@@ -47,11 +73,17 @@ pub struct Tool {
     pub name: &'static str,
     /// Crate version.
     pub version: &'static str,
+    /// The git revision it was built from, when built from a checkout.
+    pub git_revision: Option<&'static str>,
 }
 
 impl Default for Tool {
     fn default() -> Self {
-        Tool { name: "a2a-bench", version: env!("CARGO_PKG_VERSION") }
+        Tool {
+            name: "a2a-bench",
+            version: env!("CARGO_PKG_VERSION"),
+            git_revision: option_env!("A2A_BENCH_GIT_REVISION"),
+        }
     }
 }
 

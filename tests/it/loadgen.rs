@@ -255,13 +255,33 @@ fn quick_completes_and_its_report_has_the_seed_schema() {
 }
 
 #[test]
-fn agent_counts_are_summarized_in_numeric_order() {
+fn agent_counts_are_summarized_in_numeric_order_and_the_report_says_how_it_was_made() {
     // Proves the summary orders agent counts as numbers (2, 10), not as text ("10" before "2"),
-    // in the terminal and in the JSON report's `by_agent_count`.
+    // in the terminal and in the JSON report's `by_agent_count`; and that the report carries its
+    // provenance: start time, command line, the build's git revision, and that accounting
+    // includes the warm-up.
     let path = std::env::temp_dir().join(format!("a2a-order-{}.json", std::process::id()));
     let args =
         ["--agents", "10,2", "--topologies", "ring", "--duration", "0.2", "--warmup", "0.05"];
-    let (stdout, _) = bench_ok(&[&args[..], &["--repeat", "1"]].concat(), &path);
+    let before = std::time::SystemTime::now();
+    let (stdout, report) = bench_ok(&[&args[..], &["--repeat", "1"]].concat(), &path);
+    let started = humantime::parse_rfc3339(report["started_at"].as_str().unwrap()).unwrap();
+    let slack = Duration::from_secs(2);
+    assert!(started + slack >= before && started <= std::time::SystemTime::now(), "{started:?}");
+    let command: Vec<&str> =
+        report["command_line"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(command.windows(2).any(|w| w == ["--agents", "10,2"]), "{command:?}");
+    assert_eq!(report["accounting_includes_warmup"], true);
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success());
+    if let Some(head) = head {
+        let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+        assert_eq!(report["tool"]["git_revision"], head.as_str());
+    }
     let line = stdout.lines().find(|l| l.contains("by agents:")).expect("a by-agents line");
     assert!(line.find("2:").unwrap() < line.find("10:").unwrap(), "{line}");
     let text = std::fs::read_to_string(&path).unwrap();
