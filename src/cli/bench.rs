@@ -59,6 +59,9 @@ pub struct BenchArgs {
     /// JSON report file [default: benchmark_results.json; compare: compare_results.json].
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Also write one CSV row per run to this file.
+    #[arg(long, value_name = "FILE")]
+    csv: Option<PathBuf>,
     /// A fast grid that finishes in well under a minute.
     #[arg(long)]
     quick: bool,
@@ -143,6 +146,7 @@ pub struct BenchConfig {
     warmup: Duration,
     drain_timeout: Duration,
     output: PathBuf,
+    csv: Option<PathBuf>,
     target: Target,
     plan: Plan,
     payload: usize,
@@ -335,6 +339,7 @@ impl TryFrom<BenchArgs> for BenchConfig {
             warmup,
             drain_timeout: a.drain_timeout,
             output: a.output.unwrap_or_else(|| PathBuf::from("benchmark_results.json")),
+            csv: a.csv,
             target,
             plan,
             payload: a.payload_size,
@@ -528,7 +533,10 @@ fn catch_interrupts(interrupt: &Interrupt) -> anyhow::Result<()> {
 pub fn run(args: BenchArgs) -> anyhow::Result<Finish> {
     let provenance = report::Provenance::now();
     let cfg = BenchConfig::try_from(args)?;
-    report::json::check_writable(cfg.output())?;
+    report::json::check_writable(cfg.output(), "--output")?;
+    if let Some(csv) = &cfg.csv {
+        report::json::check_writable(csv, "--csv")?;
+    }
     for w in cfg.warnings() {
         eprintln!("{w}");
     }
@@ -630,6 +638,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Finish> {
         interrupted,
     };
     report::json::write(&report, cfg.output())?;
+    if let Some(csv) = &cfg.csv {
+        report::csv::write(&report, csv)?;
+    }
     let _ = report::text::summary(&mut out, &report);
     if interrupted {
         let _ =

@@ -154,7 +154,7 @@ pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
     let output =
         cmd.bench.output().map_or_else(|| PathBuf::from("compare_results.json"), PathBuf::from);
     let cfg = BenchConfig::try_from(cmd.bench)?;
-    crate::report::json::check_writable(&output)?;
+    crate::report::json::check_writable(&output, "--output")?;
     for w in cfg.warnings() {
         eprintln!("{w}");
     }

@@ -9,21 +9,21 @@ use super::Report;
 
 /// Checks, before any run, that `path` can be written: its folder exists and takes a file.
 /// Nothing is left behind.
-pub fn check_writable(path: &Path) -> anyhow::Result<()> {
+pub fn check_writable(path: &Path, flag: &str) -> anyhow::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
     if !dir.is_dir() {
-        anyhow::bail!("--output: the folder {} does not exist", dir.display());
+        anyhow::bail!("{flag}: the folder {} does not exist", dir.display());
     }
     if path.is_dir() {
-        anyhow::bail!("--output: {} is a folder", path.display());
+        anyhow::bail!("{flag}: {} is a folder", path.display());
     }
     let probe = temp_path(path);
     std::fs::File::create(&probe)
         .and_then(|_| std::fs::remove_file(&probe))
-        .map_err(|e| anyhow::anyhow!("--output: cannot write in {}: {e}", dir.display()))
+        .map_err(|e| anyhow::anyhow!("{flag}: cannot write in {}: {e}", dir.display()))
 }
 
 fn temp_path(path: &Path) -> PathBuf {

@@ -5,6 +5,7 @@
 //! intended send time (the honest one), and throughput is router deliveries per second. Each
 //! export sits in its own file: [`json`], [`text`].
 
+pub mod csv;
 pub mod json;
 pub mod text;
 

@@ -259,12 +259,31 @@ fn agent_counts_are_summarized_in_numeric_order_and_the_report_says_how_it_was_m
     // Proves the summary orders agent counts as numbers (2, 10), not as text ("10" before "2"),
     // in the terminal and in the JSON report's `by_agent_count`; and that the report carries its
     // provenance: start time, command line, the build's git revision, and that accounting
-    // includes the warm-up.
+    // includes the warm-up; and `--csv` writes one row per run that reads back as the JSON's.
     let path = std::env::temp_dir().join(format!("a2a-order-{}.json", std::process::id()));
+    let csv_path = path.with_extension("csv");
     let args =
         ["--agents", "10,2", "--topologies", "ring", "--duration", "0.2", "--warmup", "0.05"];
     let before = std::time::SystemTime::now();
-    let (stdout, report) = bench_ok(&[&args[..], &["--repeat", "1"]].concat(), &path);
+    let extra = ["--repeat", "1", "--csv", csv_path.to_str().unwrap()];
+    let (stdout, report) = bench_ok(&[&args[..], &extra[..]].concat(), &path);
+    let mut rows = csv::Reader::from_path(&csv_path).unwrap();
+    let header: Vec<String> = rows.headers().unwrap().iter().map(str::to_string).collect();
+    assert_eq!(header, a2a_bench::report::csv::COLUMNS);
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(rows.len(), results.len());
+    for (row, r) in rows.iter().zip(results) {
+        assert_eq!(row[col("topology")], *r["topology"].as_str().unwrap());
+        assert_eq!(row[col("agents")].parse::<u64>().unwrap(), r["agent_count"].as_u64().unwrap());
+        let thr: f64 = row[col("throughput_msg_per_sec")].parse().unwrap();
+        assert_eq!(thr, r["throughput_msg_per_sec"].as_f64().unwrap());
+        let p99: f64 = row[col("p99_ms")].parse().unwrap();
+        assert_eq!(p99, r["p99_latency_ms"].as_f64().unwrap());
+        assert_eq!(row[col("status")], *r["status"].as_str().unwrap());
+    }
+    let _ = std::fs::remove_file(&csv_path);
     let started = humantime::parse_rfc3339(report["started_at"].as_str().unwrap()).unwrap();
     let slack = Duration::from_secs(2);
     assert!(started + slack >= before && started <= std::time::SystemTime::now(), "{started:?}");
