@@ -2,14 +2,15 @@
 //! does, and must never panic, loop or allocate without bound. `tests/fuzz` (cargo fuzz) runs
 //! them under libFuzzer (`make fuzz`); `make test` replays the committed corpus through them.
 
+use std::future::Future;
 use std::io;
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::task::{Context, Poll, Waker};
 
 use futures_lite::io::{AsyncRead, AsyncWrite};
 
 use super::{Shard, ShardConfig};
-use crate::transport::{is_http_upgrade, ws, Rewind};
+use crate::transport::{is_http_upgrade, ws};
 use crate::wire::frame::decode_message;
 use crate::wire::{decode_frame, Limits};
 
@@ -53,11 +54,11 @@ pub fn connection(data: &[u8]) {
     let id = shard.open_conn();
     let mut cx = Context::from_waker(Waker::noop());
     if !is_http_upgrade(first) {
-        feed(&mut shard, id, Rewind::new(Vec::new(), Duplex { input: data }), &mut cx);
+        feed(&mut shard, id, Duplex { input: data }, &mut cx);
         return;
     }
-    let stream = Rewind::new(Vec::new(), Duplex { input: data });
-    let Poll::Ready(Ok((ws, _))) = Pin::new(&mut Box::pin(ws::accept(stream))).poll(&mut cx) else {
+    // The in-memory socket never makes a read or write wait: one poll completes the handshake.
+    let Poll::Ready(Ok((ws, _))) = pin!(ws::accept(Duplex { input: data })).poll(&mut cx) else {
         return;
     };
     feed(&mut shard, id, ws::WsBytes::new(ws, None), &mut cx);
@@ -95,8 +96,6 @@ fn feed<S: AsyncRead + Unpin>(
         }
     }
 }
-
-use std::future::Future;
 
 /// An in-memory socket: reads come from `input` (then end), writes are discarded.
 struct Duplex<'a> {
