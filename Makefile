@@ -5,7 +5,7 @@ CARGO ?= cargo
 APT_PACKAGES := libhwloc-dev libudev-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps build test test-slow test-faults soak fuzz tune tune-check lint bench-quick bench bench-compare bench-micro bench-router
+.PHONY: help deps deps-browser build test test-slow test-faults soak fuzz tune tune-check lint bench-quick bench bench-compare bench-micro bench-router
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -17,6 +17,9 @@ deps: ## Install the Debian packages the build needs, when missing
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; \
 	fi
+
+deps-browser: ## Install chromium (headless) for the HTML report's browser test (make test-slow)
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 
 bench-quick: build ## The quick benchmark: a small grid in well under a minute
 	./target/release/a2a-bench --quick

@@ -13,6 +13,7 @@ use crate::loadgen::{
     self, Hooks, Interrupt, Pacing, Protocol, RouterProbe, Scenario, Stop, Topology,
 };
 use crate::placement::{Machine, Plan, Slot};
+use crate::report::threshold::Threshold;
 use crate::report::{self, PlacementInfo, Report, ReportConfig, RunResult, RunSpec, Summary};
 use crate::router::{Router, RouterConfig, RouterHandle};
 use crate::transport::Transport;
@@ -62,6 +63,36 @@ pub struct BenchArgs {
     /// Also write one CSV row per run to this file.
     #[arg(long, value_name = "FILE")]
     csv: Option<PathBuf>,
+    /// Also write a self-contained HTML report (charts, no network) to this file.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// Length of one time-series interval (throughput, p50/p99, errors, CPU per core), in
+    /// seconds; 0 keeps no time series.
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_secs)]
+    interval: Duration,
+    /// Write each run's HdrHistogram interval log (V2, one histogram per --interval) into
+    /// this directory.
+    #[arg(long, value_name = "DIR")]
+    hlog: Option<PathBuf>,
+    /// Pass/fail criterion checked per scenario at the end, e.g. p99<5ms, throughput>1M,
+    /// errors==0, errors<0.1% (repeatable); one that fails makes the exit code 99.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    thresholds: Vec<String>,
+    /// A saved report to compare with: throughput and p99 per scenario, and whether the change
+    /// is beyond the repeats' spread.
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<PathBuf>,
+    /// For each scenario, search the highest open-loop rate that holds --slo and is
+    /// sustained (grow, then bisect; each step confirmed by a repeat).
+    #[arg(long, requires = "slo", conflicts_with_all = ["rate", "intervals", "messages", "thresholds"])]
+    find_max_rate: bool,
+    /// The objective of --find-max-rate, e.g. 'p99<5ms,errors<0.1%'.
+    #[arg(long, value_name = "EXPR", requires = "find_max_rate")]
+    slo: Option<String>,
+    /// --find-max-rate stops when the highest held and lowest failing rates are this close
+    /// (a share of the failing one).
+    #[arg(long, value_name = "SHARE", default_value_t = 0.05, requires = "find_max_rate")]
+    search_precision: f64,
     /// A fast grid that finishes in well under a minute.
     #[arg(long)]
     quick: bool,
@@ -147,6 +178,12 @@ pub struct BenchConfig {
     drain_timeout: Duration,
     output: PathBuf,
     csv: Option<PathBuf>,
+    html: Option<PathBuf>,
+    interval: Option<Duration>,
+    hlog: Option<PathBuf>,
+    thresholds: Vec<Threshold>,
+    baseline: Option<PathBuf>,
+    search: Option<super::search::SearchConfig>,
     target: Target,
     plan: Plan,
     payload: usize,
@@ -329,6 +366,27 @@ impl TryFrom<BenchArgs> for BenchConfig {
             protocol: a.protocol.to_string(),
         };
         let warmup = a.warmup.unwrap_or(Duration::from_millis(if quick { 300 } else { 1000 }));
+        let thresholds = a
+            .thresholds
+            .iter()
+            .map(|t| t.parse::<Threshold>().map_err(|e| anyhow::anyhow!("--threshold: {e}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let search = match (&a.slo, a.find_max_rate) {
+            (Some(slo), true) => {
+                if !(a.search_precision > 0.0 && a.search_precision < 0.5) {
+                    bail!("--search-precision must be a share between 0 and 0.5");
+                }
+                Some(super::search::SearchConfig {
+                    slo: report::threshold::parse_list("--slo", slo)?,
+                    slo_text: slo.clone(),
+                    precision: a.search_precision,
+                })
+            }
+            _ => None,
+        };
+        if a.interval.is_zero() && a.hlog.is_some() {
+            bail!("--hlog writes one histogram per --interval: give an --interval above 0");
+        }
         Ok(BenchConfig {
             agents,
             stops,
@@ -340,6 +398,12 @@ impl TryFrom<BenchArgs> for BenchConfig {
             drain_timeout: a.drain_timeout,
             output: a.output.unwrap_or_else(|| PathBuf::from("benchmark_results.json")),
             csv: a.csv,
+            html: a.html,
+            interval: (!a.interval.is_zero()).then_some(a.interval),
+            hlog: a.hlog,
+            thresholds,
+            baseline: a.baseline,
+            search,
             target,
             plan,
             payload: a.payload_size,
@@ -378,6 +442,23 @@ fn placement_warnings(target: &Target, plan: &Plan, agent_cores_given: bool) -> 
 }
 
 impl BenchConfig {
+    /// The first flag given that `a2a-bench compare` does not take.
+    pub fn not_for_compare(&self) -> Option<&'static str> {
+        [
+            (self.search.is_some(), "--find-max-rate"),
+            (!self.thresholds.is_empty(), "--threshold"),
+            (self.baseline.is_some(), "--baseline"),
+            (self.hlog.is_some(), "--hlog"),
+        ]
+        .into_iter()
+        .find_map(|(given, flag)| given.then_some(flag))
+    }
+
+    /// `--csv` and `--html`, when given.
+    pub fn exports(&self) -> (Option<&std::path::Path>, Option<&std::path::Path>) {
+        (self.csv.as_deref(), self.html.as_deref())
+    }
+
     /// Placement warnings, one line each.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
@@ -426,6 +507,7 @@ impl BenchConfig {
                                     id_base,
                                     transport: self.transport,
                                     protocol: self.protocol,
+                                    interval: self.interval,
                                 },
                                 repeat,
                                 interval_ms,
@@ -497,10 +579,12 @@ impl RouterProbe for ExternalProbe {
 /// How a benchmark grid ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finish {
-    /// Every run succeeded.
+    /// Every run succeeded, every threshold held.
     AllOk,
     /// Some runs failed (the report says which).
     SomeFailed,
+    /// A `--threshold` failed (exit code 99, as k6 does).
+    ThresholdsFailed,
     /// Stopped by Ctrl-C; the report holds what finished.
     Interrupted,
 }
@@ -529,14 +613,98 @@ fn catch_interrupts(interrupt: &Interrupt) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What every run of a command shares: where to send, what to probe, where to tell.
+pub(super) struct Session<'a> {
+    pub(super) cfg: &'a BenchConfig,
+    addr: SocketAddr,
+    probe: Option<&'a dyn RouterProbe>,
+    pub(super) interrupt: Interrupt,
+    pub(super) progress: indicatif::ProgressBar,
+    /// Runs made so far.
+    pub(super) made: usize,
+}
+
+impl Session<'_> {
+    /// Makes one run and prints its line; `None` when it could not start (the peer is
+    /// unreachable or wrong: every other run would fail the same way), with why.
+    pub(super) fn run(&mut self, spec: &RunSpec) -> Result<RunResult, String> {
+        let sc = &spec.scenario;
+        let label = format!("{} × {} {}", sc.topology, sc.agents, describe_pacing(sc));
+        self.progress.set_message(label.clone());
+        let progress = self.progress.clone();
+        let mut live = |iv: &loadgen::Interval| {
+            let secs = iv.end_ns.saturating_sub(iv.start_ns).max(1) as f64 / 1e9;
+            let p99 = crate::metrics::LatencySummary::of(&iv.rtt).p99_ms;
+            progress.set_message(format!(
+                "{label}: {} msgs/s, p99 {} ms at {:.0} s",
+                report::text::rate(iv.deliveries as f64 / secs),
+                report::text::ms(p99),
+                iv.end_ns as f64 / 1e9
+            ));
+        };
+        let hooks = Hooks {
+            probe: self.probe,
+            at_measure_start: None,
+            interrupt: Some(self.interrupt.clone()),
+            on_interval: Some(&mut live),
+        };
+        let before = crate::host::CpuTimes::now();
+        let outcome = loadgen::run_with(sc, self.addr, hooks);
+        let ended = std::time::SystemTime::now();
+        let others =
+            before.zip(crate::host::CpuTimes::now()).map(|(a, b)| b.others_share_since(&a));
+        if outcome.setup_failed {
+            return Err(outcome.failures.join("; "));
+        }
+        let i = self.made;
+        self.made += 1;
+        let mut result = RunResult::new(spec, &outcome);
+        result.cpu.others_share = others;
+        if let Some(dir) = &self.cfg.hlog {
+            let last = outcome.intervals.iter().map(|iv| iv.end_ns).max().unwrap_or(0);
+            let start = ended.checked_sub(Duration::from_nanos(last)).unwrap_or(ended);
+            let path = dir.join(hlog_name(i, sc));
+            let comment = format!("a2a-bench run {}: {label}", i + 1);
+            if let Err(e) = report::hlog::write(&path, &outcome.intervals, start, &comment) {
+                self.progress.suspend(|| eprintln!("warning: {e:#}"));
+            }
+        }
+        self.progress.suspend(|| {
+            let _ = report::text::run_line(&mut std::io::stdout(), i, &result);
+            busy_warning(i, others);
+        });
+        Ok(result)
+    }
+}
+
+/// `run-007-mesh-100-open-12000-w16.hlog`.
+fn hlog_name(i: usize, sc: &Scenario) -> String {
+    let pacing = match sc.pacing {
+        Pacing::Closed { window } => format!("closed-w{window}"),
+        Pacing::Open { rate, window } => format!("open-{rate:.0}-w{window}"),
+    };
+    format!("run-{:03}-{}-{}-{pacing}.hlog", i + 1, sc.topology.name(), sc.agents)
+}
+
 /// Runs the grid described by `args`.
 pub fn run(args: BenchArgs) -> anyhow::Result<Finish> {
     let provenance = report::Provenance::now();
     let cfg = BenchConfig::try_from(args)?;
     report::json::check_writable(cfg.output(), "--output")?;
-    if let Some(csv) = &cfg.csv {
-        report::json::check_writable(csv, "--csv")?;
+    for (path, flag) in [(&cfg.csv, "--csv"), (&cfg.html, "--html")] {
+        if let Some(p) = path {
+            report::json::check_writable(p, flag)?;
+        }
     }
+    if let Some(dir) = &cfg.hlog {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("--hlog: cannot create {}: {e}", dir.display()))?;
+    }
+    // A wrong baseline fails now, not after the runs.
+    let baseline = match &cfg.baseline {
+        Some(path) => Some((path.display().to_string(), report::baseline::load(path)?)),
+        None => None,
+    };
     for w in cfg.warnings() {
         eprintln!("{w}");
     }
@@ -571,52 +739,82 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Finish> {
         (None, Some(p)) => Some(p),
         _ => None,
     };
+    let what = match &cfg.search {
+        Some(s) => format!(
+            "the highest rate holding '{}' for {} scenarios",
+            s.slo_text,
+            runs.len() / cfg.repeat as usize
+        ),
+        None => format!("{} runs", runs.len()),
+    };
     let _ = writeln!(
         out,
-        "a2a-bench {}: {} runs against the {router_label} over {} ({} protocol); {}",
+        "a2a-bench {}: {what} against the {router_label} over {} ({} protocol); {}",
         env!("CARGO_PKG_VERSION"),
-        runs.len(),
         cfg.transport,
         cfg.protocol,
         describe_plan(&cfg.plan)
     );
     let _ = report::text::header(&mut out);
-    let progress = indicatif::ProgressBar::new(runs.len() as u64);
-    progress.set_style(
-        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} runs, {elapsed} {msg}")
+    let progress = if cfg.search.is_some() {
+        let p = indicatif::ProgressBar::new_spinner();
+        p.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        p.enable_steady_tick(Duration::from_millis(200));
+        p
+    } else {
+        let p = indicatif::ProgressBar::new(runs.len() as u64);
+        p.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} runs, {elapsed} elapsed, about {eta} left · {msg}",
+            )
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+        );
+        p
+    };
+    let mut session =
+        Session { cfg: &cfg, addr, probe, interrupt: interrupt.clone(), progress, made: 0 };
     let mut results = Vec::with_capacity(runs.len());
+    let mut searches = Vec::new();
     let mut fatal = None;
-    for (i, spec) in runs.iter().enumerate() {
-        if interrupt.is_raised() {
-            break; // Ctrl-C between two runs: the next one does not start
+    if let Some(search) = &cfg.search {
+        // One search per scenario: the grid's first repetition of each.
+        for spec in runs.iter().filter(|s| s.repeat == 0) {
+            if interrupt.is_raised() {
+                break;
+            }
+            match super::search::find_max_rate(&mut session, search, spec, &mut results) {
+                Ok(found) => searches.push(found),
+                Err(why) => {
+                    fatal = Some(why);
+                    break;
+                }
+            }
         }
-        let sc = &spec.scenario;
-        progress.set_message(format!("{} × {} {}", sc.topology, sc.agents, describe_pacing(sc)));
-        let hooks = Hooks { probe, at_measure_start: None, interrupt: Some(interrupt.clone()) };
-        let before = crate::host::CpuTimes::now();
-        let outcome = loadgen::run_with(sc, addr, hooks);
-        let others =
-            before.zip(crate::host::CpuTimes::now()).map(|(a, b)| b.others_share_since(&a));
-        if outcome.setup_failed {
-            // The peer is unreachable or wrong: every other run would fail the same way.
-            fatal = Some(outcome.failures.join("; "));
-            break;
-        }
-        let mut result = RunResult::new(spec, &outcome);
-        result.cpu.others_share = others;
-        progress.suspend(|| {
-            let _ = report::text::run_line(&mut out, i, &result);
-            busy_warning(i, others);
-        });
-        results.push(result);
-        progress.inc(1);
-        if outcome.interrupted {
-            break;
+    } else {
+        for spec in &runs {
+            if interrupt.is_raised() {
+                break; // Ctrl-C between two runs: the next one does not start
+            }
+            match session.run(spec) {
+                Ok(result) => {
+                    let cut = session.interrupt.is_raised();
+                    results.push(result);
+                    session.progress.inc(1);
+                    if cut {
+                        break;
+                    }
+                }
+                Err(why) => {
+                    fatal = Some(why);
+                    break;
+                }
+            }
         }
     }
-    progress.finish_and_clear();
+    session.progress.finish_and_clear();
     if let Some(r) = router {
         r.stop();
     }
@@ -624,7 +822,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Finish> {
         bail!("{why}");
     }
     let interrupted = interrupt.is_raised();
-    let report = Report {
+    let mut report = Report {
         summary: Summary::of(&results),
         results,
         config: cfg.report_config.clone(),
@@ -636,21 +834,48 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Finish> {
         command_line: provenance.command_line.clone(),
         accounting_includes_warmup: true,
         interrupted,
+        thresholds: Vec::new(),
+        rate_search: searches,
+        baseline: None,
     };
+    let value = serde_json::to_value(&report)?;
+    let scenarios = report::figures::scenarios(&report::figures::runs(&value));
+    report.thresholds = report::threshold::check_all(&cfg.thresholds, &scenarios);
+    report.baseline = baseline.map(|(file, b)| report::baseline::diff(&file, &b, &value));
     report::json::write(&report, cfg.output())?;
+    let value = serde_json::to_value(&report)?;
     if let Some(csv) = &cfg.csv {
-        report::csv::write(&report, csv)?;
+        report::csv::write(&value, csv)?;
+    }
+    if let Some(html) = &cfg.html {
+        report::html::write(&value, html)?;
     }
     let _ = report::text::summary(&mut out, &report);
+    for s in &report.rate_search {
+        let _ = report::text::rate_search(&mut out, s);
+    }
+    if let Some(d) = &report.baseline {
+        let _ = report::baseline::print(&mut out, d);
+    }
+    let _ = report::text::thresholds(&mut out, &report.thresholds);
     if interrupted {
         let _ =
             writeln!(out, "interrupted: {} of {} runs reported", report.results.len(), runs.len());
     }
     let _ = writeln!(out, "report written to {}", cfg.output().display());
-    Ok(match (interrupted, report.summary.failed) {
-        (true, _) => Finish::Interrupted,
-        (false, 0) => Finish::AllOk,
-        _ => Finish::SomeFailed,
+    for (path, what) in [(&cfg.csv, "CSV"), (&cfg.html, "HTML")] {
+        if let Some(p) = path {
+            let _ = writeln!(out, "{what} written to {}", p.display());
+        }
+    }
+    Ok(if interrupted {
+        Finish::Interrupted
+    } else if report.thresholds.iter().any(|c| !c.passed) {
+        Finish::ThresholdsFailed
+    } else if report.summary.failed > 0 {
+        Finish::SomeFailed
+    } else {
+        Finish::AllOk
     })
 }
 

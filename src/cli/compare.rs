@@ -154,7 +154,16 @@ pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
     let output =
         cmd.bench.output().map_or_else(|| PathBuf::from("compare_results.json"), PathBuf::from);
     let cfg = BenchConfig::try_from(cmd.bench)?;
+    if let Some(flag) = cfg.not_for_compare() {
+        bail!("{flag}: not taken by compare (run a2a-bench without compare for it)");
+    }
     crate::report::json::check_writable(&output, "--output")?;
+    let (csv, html) = cfg.exports();
+    for (path, flag) in [(csv, "--csv"), (html, "--html")] {
+        if let Some(p) = path {
+            crate::report::json::check_writable(p, flag)?;
+        }
+    }
     for w in cfg.warnings() {
         eprintln!("{w}");
     }
@@ -226,6 +235,9 @@ pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
                 command_line: provenance.command_line.clone(),
                 accounting_includes_warmup: true,
                 interrupted: false,
+                thresholds: Vec::new(),
+                rate_search: Vec::new(),
+                baseline: None,
             };
             (name, report)
         })
@@ -236,6 +248,15 @@ pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
     std::fs::write(&output, text + "\n")
         .with_context(|| format!("writing {}", output.display()))?;
     let _ = writeln!(out, "\ncomparison written to {}", output.display());
+    let value = serde_json::to_value(&doc)?;
+    if let Some(path) = csv {
+        report::csv::write(&value, path)?;
+        let _ = writeln!(out, "CSV written to {}", path.display());
+    }
+    if let Some(path) = html {
+        report::html::write(&value, path)?;
+        let _ = writeln!(out, "HTML written to {}", path.display());
+    }
     Ok(all_ok)
 }
 

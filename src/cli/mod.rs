@@ -5,7 +5,10 @@
 
 mod bench;
 mod compare;
+mod prometheus;
+mod report_cmd;
 mod router_cmd;
+mod search;
 
 pub use bench::{BenchArgs, BenchConfig};
 
@@ -48,6 +51,8 @@ enum Command {
     Stats(router_cmd::StatsCmd),
     /// Print this machine's facts: cores, NUMA, io_uring, limits, sysctl vs the profile.
     Sysinfo(router_cmd::SysinfoCmd),
+    /// Render a saved report (benchmark or compare) as HTML or CSV.
+    Report(report_cmd::ReportCmd),
 }
 
 /// Router settings shared by `a2a-bench router` and the benchmark's embedded router.
@@ -220,7 +225,14 @@ pub fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             let text = e.to_string();
-            let line = text.lines().next().unwrap_or("invalid arguments");
+            let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+            let mut line = lines.next().unwrap_or("invalid arguments").to_string();
+            // "the following required arguments were not provided:" names them below.
+            if line.ends_with(':') {
+                if let Some(next) = lines.next() {
+                    line = format!("{line} {next}");
+                }
+            }
             eprintln!("a2a-bench: {}", line.trim_start_matches("error: "));
             return ExitCode::from(2);
         }
@@ -234,6 +246,9 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The exit code when a `--threshold` failed (k6's).
+pub const EXIT_THRESHOLDS: u8 = 99;
+
 /// The exit code of an interrupted benchmark (128 + SIGINT, as shells do).
 pub const EXIT_INTERRUPTED: u8 = 130;
 
@@ -243,6 +258,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Stats(cmd)) => router_cmd::run_stats(cmd)?,
         Some(Command::BaselineRouter(cmd)) => router_cmd::run_baseline(cmd)?,
         Some(Command::Sysinfo(cmd)) => router_cmd::run_sysinfo(cmd)?,
+        Some(Command::Report(cmd)) => report_cmd::run(cmd)?,
         Some(Command::Compare(cmd)) => {
             if !compare::run(*cmd)? {
                 bail!("some runs failed: see the comparison")
@@ -251,6 +267,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         None => match bench::run(cli.bench)? {
             bench::Finish::AllOk => {}
             bench::Finish::SomeFailed => bail!("some runs failed: see the report"),
+            bench::Finish::ThresholdsFailed => {
+                eprintln!("a2a-bench: a threshold failed (exit code 99): see the checklist above");
+                return Ok(ExitCode::from(EXIT_THRESHOLDS));
+            }
             bench::Finish::Interrupted => return Ok(ExitCode::from(EXIT_INTERRUPTED)),
         },
     }

@@ -27,6 +27,9 @@ pub struct RouterCmd {
     /// CPU than it saves).
     #[arg(long, value_name = "MODE", default_value = "none")]
     compression: Compression,
+    /// Serve the shards' counters at http://ADDR/metrics (Prometheus text format).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
     #[command(flatten)]
     router: RouterArgs,
 }
@@ -88,6 +91,10 @@ pub(super) fn run_router(cmd: RouterCmd) -> anyhow::Result<()> {
         slots.len(),
         placement.join(", ")
     );
+    if let Some(listen) = cmd.metrics {
+        let at = super::prometheus::serve(listen, router.local_addr())?;
+        println!("metrics at http://{at}/metrics");
+    }
     println!("stop with Ctrl-C (SIGINT) or SIGTERM");
     let _ = signals.forever().next();
     println!("\nstopping");

@@ -121,6 +121,14 @@ impl GroupCounters {
         self.unanswered.iter().map(|(_, n)| n).sum()
     }
 
+    /// Errors of every kind: router errors, requests given up on, unexpected messages.
+    pub fn error_total(&self) -> u64 {
+        self.request_error_total()
+            + self.reply_error_total()
+            + self.unanswered_total()
+            + self.unexpected
+    }
+
     /// Every error by kind: router codes and names, requests given up on, unexpected messages.
     pub fn errors_by_kind(&self) -> std::collections::BTreeMap<String, u64> {
         let mut errors = std::collections::BTreeMap::new();

@@ -25,7 +25,7 @@ use super::group::{Adapter, GaveUp, Group, GroupConfig, GroupCounters, Schedule}
 use super::json::Json;
 use super::link::{connect, within, AgentStream};
 use super::native::Native;
-use super::{Hooks, Interrupt, Outcome, Pacing, Protocol, Scenario, Stop};
+use super::{Hooks, Interrupt, Interval, Outcome, Pacing, Protocol, Scenario, Stop};
 use crate::clock;
 use crate::metrics::Latencies;
 use crate::placement;
@@ -35,6 +35,145 @@ use crate::transport::{write_all, Transport};
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often the monitor looks at the interrupt flag and the stall timer.
 const MONITOR_NS: u64 = 20_000_000;
+
+/// What an agent core tells the coordinating thread.
+enum CoreMsg {
+    /// Its part of one interval of the time series.
+    Interval(usize, Sample),
+    /// Its result, once it is done.
+    Done(Box<CoreResult>),
+}
+
+/// One core's part of one interval.
+struct Sample {
+    index: u32,
+    start_ns: u64,
+    end_ns: u64,
+    deliveries: u64,
+    requests_sent: u64,
+    round_trips: u64,
+    errors: u64,
+    cpu_busy: f64,
+    rtt: hdrhistogram::Histogram<u64>,
+}
+
+/// Cuts one core's measured window into intervals: at each boundary, what changed since the
+/// last one (counters, the round-trip histogram, the thread's CPU time).
+struct Sampler {
+    every_ns: u64,
+    index: u32,
+    start_ns: u64,
+    measure_ns: u64,
+    counters: [u64; 4],
+    rtt: hdrhistogram::Histogram<u64>,
+    cpu_ns: u64,
+}
+
+fn counts(c: &GroupCounters) -> [u64; 4] {
+    [c.window_deliveries, c.requests_sent_in_window, c.round_trips_measured, c.error_total()]
+}
+
+impl Sampler {
+    fn new<A: Adapter>(every: Duration, measure_ns: u64, g: &Group<A>) -> Sampler {
+        Sampler {
+            every_ns: (every.as_nanos() as u64).max(1_000_000),
+            index: 0,
+            start_ns: measure_ns,
+            measure_ns,
+            counters: counts(g.counters()),
+            rtt: g.latencies().rtt.clone(),
+            cpu_ns: clock::thread_cpu_ns(),
+        }
+    }
+
+    /// When the current interval ends.
+    fn due_ns(&self) -> u64 {
+        self.start_ns + self.every_ns
+    }
+
+    /// Closes the current interval at `now`.
+    fn take<A: Adapter>(&mut self, g: &Group<A>, now: u64) -> Sample {
+        let c = counts(g.counters());
+        let mut rtt = g.latencies().rtt.clone();
+        // The cumulative histogram only grows: the difference is this interval's samples.
+        let _ = rtt.subtract(&self.rtt);
+        let _ = self.rtt.add(&rtt);
+        let cpu = clock::thread_cpu_ns();
+        let wall = now.saturating_sub(self.start_ns).max(1);
+        let d = |i: usize| c[i].saturating_sub(self.counters[i]);
+        let sample = Sample {
+            index: self.index,
+            start_ns: self.start_ns - self.measure_ns,
+            end_ns: now.max(self.start_ns) - self.measure_ns,
+            deliveries: d(0),
+            requests_sent: d(1),
+            round_trips: d(2),
+            errors: d(3),
+            cpu_busy: (cpu.saturating_sub(self.cpu_ns) as f64 / wall as f64).min(1.0),
+            rtt,
+        };
+        self.index += 1;
+        self.start_ns = now.max(self.start_ns);
+        self.counters = c;
+        self.cpu_ns = cpu;
+        sample
+    }
+}
+
+/// The coordinating thread's merge of the cores' samples into intervals.
+struct Series {
+    cores: usize,
+    open: std::collections::BTreeMap<u32, (usize, Interval)>,
+    done: Vec<Interval>,
+    router: Probe,
+}
+
+impl Series {
+    fn add(&mut self, core: usize, s: Sample) -> Option<u32> {
+        let cores = self.cores;
+        let (seen, iv) = self.open.entry(s.index).or_insert_with(|| {
+            (
+                0,
+                Interval {
+                    index: s.index,
+                    start_ns: s.start_ns,
+                    end_ns: s.end_ns,
+                    deliveries: 0,
+                    requests_sent: 0,
+                    round_trips: 0,
+                    errors: 0,
+                    rtt: crate::metrics::Latencies::default().rtt,
+                    agent_cpu: vec![0.0; cores],
+                    router_cpu: None,
+                },
+            )
+        });
+        *seen += 1;
+        iv.start_ns = iv.start_ns.min(s.start_ns);
+        iv.end_ns = iv.end_ns.max(s.end_ns);
+        iv.deliveries += s.deliveries;
+        iv.requests_sent += s.requests_sent;
+        iv.round_trips += s.round_trips;
+        iv.errors += s.errors;
+        let _ = iv.rtt.add(&s.rtt);
+        if let Some(slot) = iv.agent_cpu.get_mut(core) {
+            *slot = s.cpu_busy;
+        }
+        (*seen == cores).then_some(s.index)
+    }
+
+    /// Moves interval `index` to the finished list, with the router's CPU use since the last.
+    fn finish(&mut self, index: u32, probe: Option<&dyn super::RouterProbe>) -> Option<&Interval> {
+        let (_, mut iv) = self.open.remove(&index)?;
+        if let Some(p) = probe {
+            let now = (clock::now_ns(), p.cpu_ns());
+            iv.router_cpu = router_cpu(self.router.take(), Some(now.clone()));
+            self.router = Some(now);
+        }
+        self.done.push(iv);
+        self.done.last()
+    }
+}
 
 /// What one agent core hands back.
 struct CoreResult {
@@ -61,10 +200,11 @@ struct Shared {
     drained: Arc<AtomicUsize>,
     cores: usize,
     interrupt: Option<Interrupt>,
+    interval: Option<Duration>,
 }
 
 pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Outcome {
-    let Hooks { probe, at_measure_start, interrupt } = hooks;
+    let Hooks { probe, at_measure_start, interrupt, mut on_interval } = hooks;
     let n = scenario.agents;
     let slots: Vec<_> = scenario.agent_cores.iter().copied().enumerate().collect();
     let cores = slots.len().max(1);
@@ -83,9 +223,11 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
         drained: Arc::new(AtomicUsize::new(0)),
         cores: spans.iter().filter(|(_, count)| *count > 0).count(),
         interrupt: interrupt.clone(),
+        interval: scenario.interval,
     };
     let (ready_tx, ready_rx) = flume::unbounded::<Result<(), String>>();
-    let (result_tx, result_rx) = flume::unbounded::<CoreResult>();
+    // Bounded: at most a few intervals per core wait while the coordinator reads.
+    let (result_tx, result_rx) = flume::bounded::<CoreMsg>(cores * 8 + 8);
     let (mut starts, mut joins, mut failures) = (Vec::new(), Vec::new(), Vec::new());
     for ((i, slot), (first, count)) in slots.into_iter().zip(spans) {
         if count == 0 {
@@ -107,6 +249,7 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
             priority: scenario.priority,
         };
         let (start_tx, start_rx) = flume::bounded::<Option<Schedule>>(1);
+        let index = starts.len();
         let (ready, result, shared) = (ready_tx.clone(), result_tx.clone(), shared.clone());
         let spawned = LocalExecutorBuilder::new(Placement::Unbound)
             .name(&format!("agents-{i}"))
@@ -115,7 +258,7 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
                 if let Some(w) = placement::pin_current_thread(slot) {
                     eprintln!("warning: {w}");
                 }
-                let core = Core { shared, start: start_rx, ready, result };
+                let core = Core { index, shared, start: start_rx, ready, result };
                 match core.shared.protocol {
                     Protocol::Native => core.run(Group::new(cfg.clone(), Native::new(&cfg))).await,
                     Protocol::Json => core.run(Group::new(cfg.clone(), Json::new(&cfg))).await,
@@ -160,11 +303,14 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
     // Wait for the cores, reading the router's counters at the window's edges meanwhile; a core
     // that ends early (every connection lost) ends the wait early.
     let (mut results, mut router_before, mut router_after) = (Vec::new(), None, None);
+    let mut series =
+        Series { cores: shared.cores, open: Default::default(), done: Vec::new(), router: None };
     let mut hook = at_measure_start;
     while results.len() < starts.len() {
         let now = clock::now_ns();
         if router_before.is_none() && now >= measure_ns {
             router_before = Some(probe.map(|p| (now, p.cpu_ns())));
+            series.router = router_before.clone().flatten();
             if let Some(h) = hook.take() {
                 h();
             }
@@ -185,7 +331,15 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
             result_rx.recv_timeout(Duration::from_nanos(next.saturating_sub(now)))
         };
         match got {
-            Ok(r) => results.push(r),
+            Ok(CoreMsg::Done(r)) => results.push(*r),
+            Ok(CoreMsg::Interval(core, sample)) => {
+                if let Some(index) = series.add(core, sample) {
+                    if let (Some(iv), Some(f)) = (series.finish(index, probe), on_interval.as_mut())
+                    {
+                        f(iv);
+                    }
+                }
+            }
             Err(flume::RecvTimeoutError::Timeout) => {}
             Err(flume::RecvTimeoutError::Disconnected) => break,
         }
@@ -224,6 +378,12 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
         end => end.saturating_sub(measure_ns),
     };
     o.router_cpu = router_cpu(router_before.flatten(), router_after);
+    // Intervals not every core reported (a core ended earlier, or was lost) close as they are.
+    let left: Vec<u32> = series.open.keys().copied().collect();
+    for index in left {
+        series.finish(index, probe);
+    }
+    o.intervals = series.done;
     o
 }
 
@@ -284,10 +444,12 @@ async fn wait_for<A: Adapter>(
 
 /// One agent core: its channels to the coordinating thread and what all cores share.
 struct Core {
+    /// Its place among the run's agent cores.
+    index: usize,
     shared: Shared,
     start: flume::Receiver<Option<Schedule>>,
     ready: flume::Sender<Result<(), String>>,
-    result: flume::Sender<CoreResult>,
+    result: flume::Sender<CoreMsg>,
 }
 
 impl Core {
@@ -353,8 +515,18 @@ impl Core {
             group.borrow_mut().start(clock::now_ns());
         }
         sleep_until_async(schedule.measure_ns).await;
-        let (cpu_busy, drain_timed_out) = self.measure(&group, &failures, schedule).await;
+        let mut sampler = self
+            .shared
+            .interval
+            .map(|every| Sampler::new(every, schedule.measure_ns, &group.borrow()));
+        let (cpu_busy, drain_timed_out) =
+            self.measure(&group, &failures, schedule, sampler.as_mut()).await;
         self.stop_barrier(&group).await;
+        if let Some(s) = sampler.as_mut() {
+            // The rest of the run, up to now: the intervals add up to the whole.
+            let last = s.take(&group.borrow(), clock::now_ns());
+            let _ = self.result.send_async(CoreMsg::Interval(self.index, last)).await;
+        }
         let (counters, latencies, in_flight, conns_lost, end_ns) = {
             let mut g = group.borrow_mut();
             if g.in_flight() > 0 {
@@ -372,7 +544,7 @@ impl Core {
         };
         close(&group, &controls, tasks).await;
         let failures = failures.borrow().clone();
-        let _ = self.result.send(CoreResult {
+        let result = CoreResult {
             counters,
             latencies,
             cpu_busy,
@@ -382,7 +554,8 @@ impl Core {
             conns_lost,
             end_ns,
             failures,
-        });
+        };
+        let _ = self.result.send_async(CoreMsg::Done(Box::new(result))).await;
     }
 
     /// The measured window and the drain: returns the core's busy share until sending ended,
@@ -392,6 +565,7 @@ impl Core {
         group: &Rc<RefCell<Group<A>>>,
         failures: &Rc<RefCell<Vec<String>>>,
         schedule: Schedule,
+        mut sampler: Option<&mut Sampler>,
     ) -> (f64, bool) {
         let mut watch = Watch {
             cpu0: clock::thread_cpu_ns(),
@@ -400,7 +574,12 @@ impl Core {
             measure_ns: schedule.measure_ns,
         };
         loop {
+            if let Some(s) = sampler.as_deref_mut().filter(|s| clock::now_ns() >= s.due_ns()) {
+                let sample = s.take(&group.borrow(), clock::now_ns());
+                let _ = self.result.send_async(CoreMsg::Interval(self.index, sample)).await;
+            }
             let step = self.check(&mut group.borrow_mut(), &mut watch, failures);
+            let due = sampler.as_deref().map_or(u64::MAX, Sampler::due_ns);
             match step {
                 Step::Done(timed_out) => {
                     // Sending never ended (every connection lost, a stall): busy until now.
@@ -409,7 +588,7 @@ impl Core {
                         clock::thread_cpu_ns().saturating_sub(watch.cpu0) as f64 / wall as f64;
                     return (watch.cpu_busy.unwrap_or(busy.min(1.0)), timed_out);
                 }
-                Step::Wait(until) => wait_for(group, until, drained).await,
+                Step::Wait(until) => wait_for(group, until.min(due), drained).await,
             };
         }
     }

@@ -99,6 +99,8 @@ pub struct Scenario {
     pub transport: crate::transport::Transport,
     /// Which protocol the agents speak.
     pub protocol: Protocol,
+    /// Length of one time-series interval of the measured window; `None` keeps no series.
+    pub interval: Option<Duration>,
 }
 
 /// The protocol virtual agents speak.
@@ -175,6 +177,36 @@ pub struct Hooks<'a> {
     pub at_measure_start: Option<Box<dyn FnOnce() + Send>>,
     /// Ends the run early when raised.
     pub interrupt: Option<Interrupt>,
+    /// Called with each interval of the time series as soon as every core has reported it
+    /// (live progress).
+    pub on_interval: Option<&'a mut dyn FnMut(&Interval)>,
+}
+
+/// One interval of a run's time series, over all agent cores. The intervals of a run tile its
+/// measured window and the drain after it: their histograms add up to the run's `rtt`, their
+/// counts to its measured counts.
+#[derive(Debug, Clone)]
+pub struct Interval {
+    /// Index from 0.
+    pub index: u32,
+    /// Start, ns after the measured window began.
+    pub start_ns: u64,
+    /// End, ns after the measured window began.
+    pub end_ns: u64,
+    /// Requests and replies delivered inside the measured window, in this interval.
+    pub deliveries: u64,
+    /// Requests that left inside the measured window, in this interval.
+    pub requests_sent: u64,
+    /// Measured round trips completed in this interval.
+    pub round_trips: u64,
+    /// Errors of every kind met in this interval.
+    pub errors: u64,
+    /// Round trips from the intended send time, completed in this interval.
+    pub rtt: hdrhistogram::Histogram<u64>,
+    /// Busy share of each agent core over the interval.
+    pub agent_cpu: Vec<f64>,
+    /// Busy share of each router shard over the interval, when the router reports it.
+    pub router_cpu: Option<Vec<f64>>,
 }
 
 /// What a run measured.
@@ -203,6 +235,8 @@ pub struct Outcome {
     pub all_connections_lost: bool,
     /// Ended early by an [`Interrupt`].
     pub interrupted: bool,
+    /// The time series (empty when the scenario keeps none).
+    pub intervals: Vec<Interval>,
 }
 
 /// The accounting of a run: every request sent is resolved once at its requester — a reply, a
@@ -255,6 +289,7 @@ impl Outcome {
             setup_failed: false,
             all_connections_lost: false,
             interrupted: false,
+            intervals: Vec::new(),
         }
     }
 
@@ -305,7 +340,7 @@ pub fn run(
     probe: Option<&dyn RouterProbe>,
     at_measure_start: Option<Box<dyn FnOnce() + Send>>,
 ) -> Outcome {
-    driver::run(scenario, addr, Hooks { probe, at_measure_start, interrupt: None })
+    driver::run(scenario, addr, Hooks { probe, at_measure_start, ..Hooks::default() })
 }
 
 /// Runs `scenario` against the router at `addr` with everything a caller may plug in.

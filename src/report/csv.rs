@@ -1,12 +1,14 @@
 //! `--csv FILE`: one row per run, for spreadsheets and `nats bench`-style tooling. The JSON
-//! report stays the complete record; this is its table.
+//! report stays the complete record; this is its table. Written from the report's JSON, so a
+//! saved report (`a2a-bench report R.json --csv F`) gives the same rows; a compare report gives
+//! each router's runs, named in the `router` column.
 
 use std::path::Path;
 
-use super::Report;
+use serde_json::Value;
 
 /// The columns, in order.
-pub const COLUMNS: [&str; 20] = [
+pub const COLUMNS: [&str; 21] = [
     "run",
     "topology",
     "agents",
@@ -27,38 +29,58 @@ pub const COLUMNS: [&str; 20] = [
     "accounting_closed",
     "status",
     "duration_sec",
+    "router",
 ];
 
-/// Writes `report`'s runs to `path`, one row each after a header.
-pub fn write(report: &Report, path: &Path) -> anyhow::Result<()> {
+/// One report's runs, or, for a compare report, each router's.
+fn reports(v: &Value) -> Vec<&Value> {
+    match v["reports"].as_object() {
+        Some(m) => m.values().collect(),
+        None => vec![v],
+    }
+}
+
+/// Writes the runs of `report` (a report's JSON) to `path`, one row each after a header.
+pub fn write(report: &Value, path: &Path) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_path(path)
         .map_err(|e| anyhow::anyhow!("--csv: cannot write {}: {e}", path.display()))?;
     w.write_record(COLUMNS)?;
-    for (i, r) in report.results.iter().enumerate() {
-        let p = &r.pacing;
-        let errors: u64 = r.errors.values().sum();
-        w.write_record([
-            (i + 1).to_string(),
-            r.topology.clone(),
-            r.agent_count.to_string(),
-            r.repeat.to_string(),
-            p.mode.to_string(),
-            p.window.to_string(),
-            p.rate_per_sec.map_or(String::new(), |v| v.to_string()),
-            p.achieved_rate_per_sec.to_string(),
-            p.sustained.to_string(),
-            r.throughput_msg_per_sec.to_string(),
-            r.round_trips_per_sec.to_string(),
-            r.p50_latency_ms.to_string(),
-            r.p95_latency_ms.to_string(),
-            r.p99_latency_ms.to_string(),
-            r.p999_latency_ms.to_string(),
-            r.max_latency_ms.to_string(),
-            errors.to_string(),
-            r.accounting.closed.to_string(),
-            r.status.to_string(),
-            r.duration_sec.to_string(),
-        ])?;
+    let cell = |v: &Value| match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        v => v.to_string(),
+    };
+    let mut i = 0;
+    for rep in reports(report) {
+        for r in rep["results"].as_array().into_iter().flatten() {
+            i += 1;
+            let p = &r["pacing"];
+            let errors: u64 =
+                r["errors"].as_object().map_or(0, |m| m.values().filter_map(Value::as_u64).sum());
+            w.write_record([
+                i.to_string(),
+                cell(&r["topology"]),
+                cell(&r["agent_count"]),
+                cell(&r["repeat"]),
+                cell(&p["mode"]),
+                cell(&p["window"]),
+                cell(&p["rate_per_sec"]),
+                cell(&p["achieved_rate_per_sec"]),
+                cell(&p["sustained"]),
+                cell(&r["throughput_msg_per_sec"]),
+                cell(&r["round_trips_per_sec"]),
+                cell(&r["p50_latency_ms"]),
+                cell(&r["p95_latency_ms"]),
+                cell(&r["p99_latency_ms"]),
+                cell(&r["p999_latency_ms"]),
+                cell(&r["max_latency_ms"]),
+                errors.to_string(),
+                cell(&r["accounting"]["closed"]),
+                cell(&r["status"]),
+                cell(&r["duration_sec"]),
+                cell(&rep["placement"]["router"]),
+            ])?;
+        }
     }
     w.flush()?;
     Ok(())

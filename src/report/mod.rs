@@ -3,11 +3,18 @@
 //! `docs/REPORT.md` documents every field. The seed's fields keep their names, types and
 //! meanings where the seed was sound; the latency fields carry the round trip measured from the
 //! intended send time (the honest one), and throughput is router deliveries per second. Each
-//! export sits in its own file: [`json`], [`text`].
+//! export sits in its own file: [`json`], [`text`], [`csv`], [`hlog`], [`html`]; [`figures`]
+//! reads the headline figures back from any report's JSON for [`threshold`], [`baseline`] and
+//! the charts.
 
+pub mod baseline;
 pub mod csv;
+pub mod figures;
+pub mod hlog;
+pub mod html;
 pub mod json;
 pub mod text;
+pub mod threshold;
 
 use std::collections::BTreeMap;
 
@@ -46,6 +53,58 @@ pub struct Report {
     /// Latency figures, rates and histograms cover the measured windows only; `accounting`
     /// counts every message of a run, warm-up included (so that it closes).
     pub accounting_includes_warmup: bool,
+    /// `--threshold` checks, per scenario (empty when none was given).
+    pub thresholds: Vec<threshold::Check>,
+    /// `--find-max-rate`: per scenario, the search and its curve (empty otherwise).
+    pub rate_search: Vec<RateSearch>,
+    /// `--baseline`: this report against a saved one.
+    pub baseline: Option<baseline::Diff>,
+}
+
+/// `--find-max-rate` for one scenario: the highest open-loop rate that held the SLO and was
+/// sustained, within `precision`, and every step on the way.
+#[derive(Debug, Clone, Serialize)]
+pub struct RateSearch {
+    /// The scenario (topology × agents, window).
+    pub scenario: String,
+    /// The SLO as given.
+    pub slo: String,
+    /// The closed-loop request rate measured first (the search's yardstick).
+    pub closed_loop_rate_per_sec: f64,
+    /// The highest asked rate that held (every confirming run); null when none did.
+    pub max_rate_per_sec: Option<f64>,
+    /// The lowest asked rate that failed; null when none failed up to the search's cap.
+    pub first_failing_rate_per_sec: Option<f64>,
+    /// `(first failing − max) / first failing` reached, or the target when none failed.
+    pub precision: f64,
+    /// Why the search ended: `converged`, `cap` (held up to the cap), `nothing_held`,
+    /// `failed` (a run could not be made), `interrupted`.
+    pub ended: &'static str,
+    /// Every step, in the order run.
+    pub steps: Vec<SearchStep>,
+}
+
+/// One step of a rate search: one asked rate, run until its verdict is confirmed.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchStep {
+    /// Total requests per second asked for.
+    pub asked_rate_per_sec: f64,
+    /// Median achieved rate of its runs.
+    pub achieved_rate_per_sec: f64,
+    /// Median p50 round trip, ms.
+    pub p50_latency_ms: f64,
+    /// Median p99 round trip, ms.
+    pub p99_latency_ms: f64,
+    /// Errors over its runs.
+    pub errors: u64,
+    /// Runs that held (SLO met and rate sustained) out of those made.
+    pub runs_held: u32,
+    /// Runs made (2, or 3 when the first two disagreed).
+    pub runs: u32,
+    /// The verdict.
+    pub held: bool,
+    /// Indexes of its runs in `results`.
+    pub result_indexes: Vec<usize>,
 }
 
 /// What every report carries besides its figures: when, how, and by which build it was made.
@@ -201,6 +260,73 @@ pub struct LatencyViews {
     pub rtt_raw: LatencySummary,
     /// Delivery latency of each request and reply.
     pub one_way: LatencySummary,
+    /// The percentile spectrum of `rtt` (wrk2 style): `[percentile, ms]` pairs from 0 to 100,
+    /// dense towards the tail.
+    pub rtt_spectrum: Vec<[f64; 2]>,
+}
+
+/// One interval of a run's time series (`--interval`).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct IntervalPoint {
+    /// Start, seconds after the measured window began.
+    pub t_sec: f64,
+    /// Length, s (the last interval holds the rest of the run, the drain included).
+    pub duration_sec: f64,
+    /// Router deliveries per second inside the measured window.
+    pub throughput_msg_per_sec: f64,
+    /// Requests that left per second.
+    pub sent_per_sec: f64,
+    /// Measured round trips completed.
+    pub round_trips: u64,
+    /// Median round trip (intended-time) of the round trips completed in the interval, ms.
+    pub p50_latency_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_latency_ms: f64,
+    /// Largest, ms.
+    pub max_latency_ms: f64,
+    /// Errors of every kind.
+    pub errors: u64,
+    /// Busy share of each agent core.
+    pub agent_cpu: Vec<f64>,
+    /// Busy share of each router shard, when the router reports it.
+    pub router_cpu: Option<Vec<f64>>,
+}
+
+impl IntervalPoint {
+    /// The report's view of one interval.
+    pub fn of(iv: &crate::loadgen::Interval) -> IntervalPoint {
+        let secs = iv.end_ns.saturating_sub(iv.start_ns) as f64 / 1e9;
+        let per_s = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
+        let rtt = LatencySummary::of(&iv.rtt);
+        IntervalPoint {
+            t_sec: iv.start_ns as f64 / 1e9,
+            duration_sec: secs,
+            throughput_msg_per_sec: per_s(iv.deliveries),
+            sent_per_sec: per_s(iv.requests_sent),
+            round_trips: iv.round_trips,
+            p50_latency_ms: rtt.p50_ms,
+            p99_latency_ms: rtt.p99_ms,
+            max_latency_ms: rtt.max_ms,
+            errors: iv.errors,
+            agent_cpu: iv.agent_cpu.clone(),
+            router_cpu: iv.router_cpu.clone(),
+        }
+    }
+}
+
+/// Percentiles of the spectrum: 0, every 10 to 90, then halving the distance to 100 down to
+/// 99.999, then 100.
+pub const SPECTRUM: [f64; 23] = [
+    0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 75.0, 80.0, 87.5, 90.0, 93.75, 95.0, 96.875,
+    97.5, 99.0, 99.5, 99.9, 99.95, 99.99, 99.999, 100.0,
+];
+
+/// `[percentile, ms]` pairs of `h` at [`SPECTRUM`] (empty when `h` is).
+pub fn spectrum(h: &hdrhistogram::Histogram<u64>) -> Vec<[f64; 2]> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    SPECTRUM.iter().map(|&p| [p, h.value_at_quantile(p / 100.0) as f64 / 1e6]).collect()
 }
 
 /// How a run was paced.
@@ -300,6 +426,8 @@ pub struct RunResult {
     pub payload_size: usize,
     /// Why the run failed, when it did.
     pub failure: Option<String>,
+    /// Per interval of the measured window (`--interval`); empty when none was kept.
+    pub time_series: Vec<IntervalPoint>,
     /// Count mode: `message_count` was asked for, not measured.
     #[serde(skip)]
     pub count_mode: bool,
@@ -402,6 +530,7 @@ impl RunResult {
                 rtt,
                 rtt_raw: LatencySummary::of(&outcome.latencies.rtt_raw),
                 one_way: LatencySummary::of(&outcome.latencies.one_way),
+                rtt_spectrum: spectrum(&outcome.latencies.rtt),
             },
             sent_per_sec: per_s(c.requests_measured),
             round_trips_per_sec: per_s(c.round_trips_measured),
@@ -425,6 +554,7 @@ impl RunResult {
             },
             payload_size: sc.payload_bytes,
             failure: (!failure.is_empty()).then(|| failure.join("; ")),
+            time_series: outcome.intervals.iter().map(IntervalPoint::of).collect(),
             count_mode: matches!(sc.stop, Stop::Count { .. }),
             status,
         }

@@ -158,3 +158,44 @@ pub fn summary(out: &mut dyn Write, report: &Report) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// The result of one `--find-max-rate` search.
+pub fn rate_search(out: &mut dyn Write, s: &super::RateSearch) -> io::Result<()> {
+    let verdict = match (s.ended, s.max_rate_per_sec, s.first_failing_rate_per_sec) {
+        ("interrupted", ..) => "interrupted before it converged".to_string(),
+        ("failed", ..) => "no closed-loop rate could be measured".to_string(),
+        (_, None, _) => "no rate held it".to_string(),
+        (_, Some(max), Some(fail)) => format!(
+            "holds up to {} req/s (fails at {}; within {:.1} %)",
+            rate(max),
+            rate(fail),
+            s.precision * 100.0
+        ),
+        (_, Some(max), None) => format!(
+            "holds up to {} req/s, the search's cap ({}× the closed-loop rate): the most this generator asked",
+            rate(max),
+            1.5
+        ),
+    };
+    writeln!(out, "rate search {} for '{}': {verdict}; {} steps", s.scenario, s.slo, s.steps.len())
+}
+
+/// The `--threshold` checklist.
+pub fn thresholds(out: &mut dyn Write, checks: &[super::threshold::Check]) -> io::Result<()> {
+    if checks.is_empty() {
+        return Ok(());
+    }
+    let failed = checks.iter().filter(|c| !c.passed).count();
+    writeln!(out, "\nthresholds: {} of {} held", checks.len() - failed, checks.len())?;
+    for c in checks {
+        writeln!(
+            out,
+            "  {} {:<18} {:<34} {}",
+            if c.passed { "✓" } else { "✗" },
+            c.threshold,
+            c.scenario,
+            c.actual_text
+        )?;
+    }
+    Ok(())
+}

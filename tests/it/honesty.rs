@@ -105,7 +105,7 @@ fn a_killed_router_ends_the_run_at_once_with_every_request_accounted_for() {
         let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
         *mark.lock().unwrap() = Some(Instant::now());
     });
-    let hooks = Hooks { probe: None, at_measure_start: Some(kill), interrupt: None };
+    let hooks = Hooks { at_measure_start: Some(kill), ..Hooks::default() };
     let o = loadgen::run_with(&sc, addr, hooks);
     let ended = Instant::now();
     let _ = router.wait();

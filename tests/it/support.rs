@@ -189,6 +189,7 @@ pub fn scenario(
         id_base,
         transport: Transport::Tcp,
         protocol: a2a_bench::loadgen::Protocol::Native,
+        interval: None,
     }
 }
 

@@ -1,0 +1,200 @@
+//! The figures thresholds, baselines and charts look at, read from a report's JSON, so that a
+//! report written now and one saved months ago go through the same code.
+
+use serde_json::Value;
+
+/// One run's headline figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunFigures {
+    /// The scenario it belongs to: `mesh × 100 closed w16` (repeats share it).
+    pub scenario: String,
+    /// Topology name.
+    pub topology: String,
+    /// Agents.
+    pub agents: u32,
+    /// `closed` or `open`.
+    pub mode: String,
+    /// Accounting closed with no error.
+    pub success: bool,
+    /// `ok`, `overloaded`, `too_short`, `interrupted`, `failed`.
+    pub status: String,
+    /// Router deliveries per second.
+    pub throughput: f64,
+    /// Requests that left per second of the window (the achieved rate).
+    pub achieved_rate: f64,
+    /// Open loop: the rate asked for.
+    pub asked_rate: Option<f64>,
+    /// Open loop: the asked rate held.
+    pub sustained: bool,
+    /// Round trip (intended-time) percentiles, ms: avg, p50, p95, p99, p99.9, max.
+    pub latency_ms: [f64; 6],
+    /// Errors of every kind.
+    pub errors: u64,
+    /// Requests sent, warm-up included (what `errors` is a share of).
+    pub requests_sent: u64,
+}
+
+/// Which latency: the index into [`RunFigures::latency_ms`].
+pub const AVG: usize = 0;
+/// Median.
+pub const P50: usize = 1;
+/// 95th percentile.
+pub const P95: usize = 2;
+/// 99th percentile.
+pub const P99: usize = 3;
+/// 99.9th percentile.
+pub const P999: usize = 4;
+/// Largest.
+pub const MAX: usize = 5;
+
+fn f(v: &Value, path: &[&str]) -> f64 {
+    path.iter().try_fold(v, |v, k| v.get(k)).and_then(Value::as_f64).unwrap_or(0.0)
+}
+
+/// A scenario's name from a run's JSON entry.
+pub fn scenario_name(r: &Value, count_mode: bool) -> String {
+    let topology = r["topology"].as_str().unwrap_or("?");
+    let agents = r["agent_count"].as_u64().unwrap_or(0);
+    let window = r["pacing"]["window"].as_u64().unwrap_or(0);
+    let pacing = match r["pacing"]["rate_per_sec"].as_f64() {
+        Some(rate) => format!("open {}/s w{window}", super::text::rate(rate)),
+        None => format!("closed w{window}"),
+    };
+    let count = if count_mode {
+        format!(" ×{}", r["messages_per_agent"].as_u64().unwrap_or(0))
+    } else {
+        String::new()
+    };
+    format!("{topology} × {agents} {pacing}{count}")
+}
+
+/// Every run of a report (`results`), in run order.
+pub fn runs(report: &Value) -> Vec<RunFigures> {
+    let count_mode = report["config"]["message_counts"].as_array().is_some_and(|a| !a.is_empty());
+    let Some(results) = report["results"].as_array() else { return Vec::new() };
+    results
+        .iter()
+        .map(|r| RunFigures {
+            scenario: scenario_name(r, count_mode),
+            topology: r["topology"].as_str().unwrap_or("?").to_string(),
+            agents: r["agent_count"].as_u64().unwrap_or(0) as u32,
+            mode: r["pacing"]["mode"].as_str().unwrap_or("closed").to_string(),
+            success: r["success"].as_bool().unwrap_or(false),
+            status: r["status"].as_str().unwrap_or("?").to_string(),
+            throughput: f(r, &["throughput_msg_per_sec"]),
+            achieved_rate: f(r, &["pacing", "achieved_rate_per_sec"]),
+            asked_rate: r["pacing"]["rate_per_sec"].as_f64(),
+            sustained: r["pacing"]["sustained"].as_bool().unwrap_or(true),
+            latency_ms: [
+                f(r, &["avg_latency_ms"]),
+                f(r, &["p50_latency_ms"]),
+                f(r, &["p95_latency_ms"]),
+                f(r, &["p99_latency_ms"]),
+                f(r, &["p999_latency_ms"]),
+                f(r, &["max_latency_ms"]),
+            ],
+            errors: r["errors"]
+                .as_object()
+                .map_or(0, |m| m.values().filter_map(Value::as_u64).sum()),
+            requests_sent: r["accounting"]["requests_sent"].as_u64().unwrap_or(0),
+        })
+        .collect()
+}
+
+/// Median, smallest and largest of some values.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Stat {
+    /// Median (mean of the middle two for an even count).
+    pub median: f64,
+    /// Smallest.
+    pub min: f64,
+    /// Largest.
+    pub max: f64,
+    /// How many values.
+    pub n: usize,
+}
+
+impl Stat {
+    /// Of `v` (all zeros when empty).
+    pub fn of(mut v: Vec<f64>) -> Stat {
+        if v.is_empty() {
+            return Stat::default();
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
+        Stat { median, min: v[0], max: v[n - 1], n }
+    }
+}
+
+/// A scenario over its repeats: figures of the successful runs, errors of all.
+#[derive(Debug, Clone)]
+pub struct ScenarioFigures {
+    /// Its name.
+    pub scenario: String,
+    /// Topology name.
+    pub topology: String,
+    /// Agents.
+    pub agents: u32,
+    /// Runs.
+    pub runs: usize,
+    /// Runs that succeeded (the figures below are over these).
+    pub ok_runs: usize,
+    /// Throughput (router deliveries/s).
+    pub throughput: Stat,
+    /// Achieved request rate.
+    pub achieved_rate: Stat,
+    /// Each latency of [`RunFigures::latency_ms`].
+    pub latency_ms: [Stat; 6],
+    /// Errors over every run.
+    pub errors: u64,
+    /// Requests sent over every run.
+    pub requests_sent: u64,
+    /// Every open-loop run held its rate.
+    pub sustained: bool,
+}
+
+/// Groups `runs` by scenario, in order of first appearance.
+pub fn scenarios(runs: &[RunFigures]) -> Vec<ScenarioFigures> {
+    let mut names: Vec<&str> = Vec::new();
+    for r in runs {
+        if !names.contains(&r.scenario.as_str()) {
+            names.push(&r.scenario);
+        }
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            let all: Vec<&RunFigures> = runs.iter().filter(|r| r.scenario == name).collect();
+            let ok: Vec<&&RunFigures> = all.iter().filter(|r| r.success).collect();
+            let stat = |g: &dyn Fn(&RunFigures) -> f64| Stat::of(ok.iter().map(|r| g(r)).collect());
+            ScenarioFigures {
+                scenario: name.to_string(),
+                topology: all[0].topology.clone(),
+                agents: all[0].agents,
+                runs: all.len(),
+                ok_runs: ok.len(),
+                throughput: stat(&|r| r.throughput),
+                achieved_rate: stat(&|r| r.achieved_rate),
+                latency_ms: std::array::from_fn(|i| stat(&|r| r.latency_ms[i])),
+                errors: all.iter().map(|r| r.errors).sum(),
+                requests_sent: all.iter().map(|r| r.requests_sent).sum(),
+                sustained: all.iter().all(|r| r.sustained),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_of_odd_and_even_counts() {
+        // Proves the median is the middle value, or the mean of the middle two.
+        assert_eq!(Stat::of(vec![3.0, 1.0, 2.0]).median, 2.0);
+        let s = Stat::of(vec![4.0, 1.0, 2.0, 3.0]);
+        assert_eq!((s.median, s.min, s.max, s.n), (2.5, 1.0, 4.0, 4));
+        assert_eq!(Stat::of(Vec::new()).n, 0);
+    }
+}

@@ -1,0 +1,528 @@
+//! `--html FILE` and `a2a-bench report RESULTS.json --html OUT`: one self-contained HTML file (no
+//! script, no network) with the summary, the latency percentile spectrum (wrk2 style, log-scaled
+//! towards the tail), throughput against agents per topology, the time series, the rate search,
+//! thresholds, a baseline diff, compare ratios, and the host. Built from the report's JSON, so a
+//! report saved long ago renders the same way.
+
+use std::fmt::Write as _;
+
+use plotters::prelude::*;
+use serde_json::Value;
+
+use super::figures::{self, RunFigures, P50, P99, P999};
+use super::text::{ms, rate};
+
+/// Escapes text for HTML.
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// How an axis maps values.
+#[derive(Clone, Copy, PartialEq)]
+enum Axis {
+    Linear,
+    Log,
+    /// Percentiles, spread as wrk2 does: `log10(1 / (1 - p))`, so each nine gets equal room.
+    Percentile,
+}
+
+/// One line of a chart.
+struct Line {
+    name: String,
+    points: Vec<(f64, f64)>,
+}
+
+/// The x position of percentile `p` (0–100) on a [`Axis::Percentile`] axis.
+fn nines(p: f64) -> f64 {
+    (1.0 / (1.0 - (p / 100.0).min(0.99999))).log10()
+}
+
+fn range(values: impl Iterator<Item = f64>, axis: Axis) -> (f64, f64) {
+    let (mut lo, mut hi) = (f64::MAX, f64::MIN);
+    for v in values.filter(|v| v.is_finite() && (axis != Axis::Log || *v > 0.0)) {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    if lo > hi {
+        return if axis == Axis::Log { (0.001, 1.0) } else { (0.0, 1.0) };
+    }
+    match axis {
+        Axis::Log => (lo / 1.5, hi * 1.5),
+        _ if hi == lo => (lo - 1.0_f64.max(lo.abs() * 0.1), hi + 1.0_f64.max(hi.abs() * 0.1)),
+        _ => (lo.min(0.0), hi + (hi - lo) * 0.08),
+    }
+}
+
+fn axis_label(v: f64, axis: Axis) -> String {
+    match axis {
+        Axis::Percentile => {
+            let p = 100.0 * (1.0 - 10f64.powf(-v));
+            let s = format!("{p:.5}");
+            format!("{}%", s.trim_end_matches('0').trim_end_matches('.'))
+        }
+        _ if v.abs() >= 1000.0 => rate(v),
+        _ => {
+            let s = format!("{v:.3}");
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        }
+    }
+}
+
+/// An SVG line chart.
+fn chart(title: &str, x: (&str, Axis), y: (&str, Axis), lines: &[Line]) -> anyhow::Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (860, 420)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let xs = range(lines.iter().flat_map(|l| l.points.iter().map(|p| p.0)), x.1);
+        let ys = range(lines.iter().flat_map(|l| l.points.iter().map(|p| p.1)), y.1);
+        let mut b = ChartBuilder::on(&root);
+        b.caption(title, ("sans-serif", 18)).margin(12).x_label_area_size(42).y_label_area_size(70);
+        let fmt_x = |v: &f64| axis_label(*v, x.1);
+        let fmt_y = |v: &f64| axis_label(*v, y.1);
+        macro_rules! draw {
+            ($chart:expr) => {{
+                let mut c = $chart.map_err(|e| anyhow::anyhow!("{e}"))?;
+                c.configure_mesh()
+                    .x_desc(x.0)
+                    .y_desc(y.0)
+                    .x_label_formatter(&fmt_x)
+                    .y_label_formatter(&fmt_y)
+                    .x_labels(if x.1 == Axis::Percentile { 6 } else { 10 })
+                    .light_line_style(WHITE.mix(0.0))
+                    .draw()
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                for (i, l) in lines.iter().enumerate() {
+                    let color = Palette99::pick(i).to_rgba();
+                    c.draw_series(LineSeries::new(l.points.iter().copied(), color.stroke_width(2)))
+                        .map_err(|e| anyhow::anyhow!("{e}"))?
+                        .label(l.name.clone())
+                        .legend(move |(px, py)| {
+                            PathElement::new(vec![(px, py), (px + 18, py)], color.stroke_width(2))
+                        });
+                    c.draw_series(l.points.iter().map(|&p| Circle::new(p, 2, color.filled())))
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                }
+                c.configure_series_labels()
+                    .position(SeriesLabelPosition::UpperLeft)
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(BLACK.mix(0.3))
+                    .draw()
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            }};
+        }
+        match (x.1 == Axis::Log, y.1 == Axis::Log) {
+            (false, false) => draw!(b.build_cartesian_2d(xs.0..xs.1, ys.0..ys.1)),
+            (false, true) => draw!(b.build_cartesian_2d(xs.0..xs.1, (ys.0..ys.1).log_scale())),
+            (true, false) => draw!(b.build_cartesian_2d((xs.0..xs.1).log_scale(), ys.0..ys.1)),
+            (true, true) => {
+                draw!(b.build_cartesian_2d((xs.0..xs.1).log_scale(), (ys.0..ys.1).log_scale()))
+            }
+        }
+        root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    Ok(svg)
+}
+
+/// For each scenario, the index (into `results`) of its successful run with the median p99:
+/// the run the charts show.
+fn median_runs(runs: &[RunFigures]) -> Vec<(String, usize)> {
+    let mut out = Vec::new();
+    for s in figures::scenarios(runs) {
+        let mut ok: Vec<(usize, f64)> = runs
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.scenario == s.scenario && r.success)
+            .map(|(i, r)| (i, r.latency_ms[P99]))
+            .collect();
+        ok.sort_by(|a, b| a.1.total_cmp(&b.1));
+        if let Some(&(i, _)) = ok.get(ok.len() / 2) {
+            out.push((s.scenario.clone(), i));
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1000px;color:#222}\
+h1{font-size:1.6em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ddd}\
+table{border-collapse:collapse;margin:.5em 0;font-size:.9em}td,th{border:1px solid #ddd;padding:.25em .6em;text-align:right}\
+td:first-child,th:first-child{text-align:left}.pass{color:#176317}.fail{color:#b00020;font-weight:bold}\
+code{background:#f4f4f4;padding:.1em .3em}.muted{color:#666;font-size:.9em}svg{max-width:100%;height:auto}";
+
+/// The whole page for a report (benchmark or compare) given as JSON.
+pub fn render(report: &Value) -> anyhow::Result<String> {
+    let mut h = String::new();
+    let _ = writeln!(
+        h,
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width\"><title>a2a-bench report</title>\
+         <style>{STYLE}</style></head><body>\n<h1>a2a-bench report</h1>"
+    );
+    if let Some(reports) = report["reports"].as_object() {
+        let first = report["reports"][report["reference"].as_str().unwrap_or("")].clone();
+        provenance(&mut h, &first);
+        compare(&mut h, report)?;
+        for (name, r) in reports {
+            let _ = writeln!(h, "<h2>{}</h2>", esc(&format!("Router: {name}")));
+            body(&mut h, r, false)?;
+        }
+        if let Some(host) = first.get("host") {
+            host_facts(&mut h, host);
+        }
+    } else {
+        provenance(&mut h, report);
+        body(&mut h, report, true)?;
+        if let Some(host) = report.get("host") {
+            host_facts(&mut h, host);
+        }
+    }
+    h.push_str("</body></html>\n");
+    Ok(h)
+}
+
+fn provenance(h: &mut String, r: &Value) {
+    let tool = &r["tool"];
+    let cmd: Vec<String> = r["command_line"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .unwrap_or_default();
+    let _ = writeln!(
+        h,
+        "<p class=\"muted\">{} {}{} · started {} · router: {}<br><code>{}</code></p>",
+        esc(tool["name"].as_str().unwrap_or("a2a-bench")),
+        esc(tool["version"].as_str().unwrap_or("?")),
+        tool["git_revision"].as_str().map_or(String::new(), |g| format!(" ({})", esc(g))),
+        esc(r["started_at"].as_str().unwrap_or("unknown")),
+        esc(r["placement"]["router"].as_str().unwrap_or("?")),
+        esc(&cmd.join(" ")),
+    );
+    if r["interrupted"].as_bool() == Some(true) {
+        h.push_str("<p class=\"fail\">Interrupted: the last run was cut short.</p>\n");
+    }
+    if r["accounting_includes_warmup"].as_bool() == Some(true) {
+        h.push_str("<p class=\"muted\">Latency, rates and histograms cover the measured windows only; the accounting counts every message, warm-up included.</p>\n");
+    }
+}
+
+/// Summary, thresholds, rate search, baseline, charts of one benchmark report.
+fn body(h: &mut String, r: &Value, headings: bool) -> anyhow::Result<()> {
+    let runs = figures::runs(r);
+    let scenarios = figures::scenarios(&runs);
+    if headings {
+        h.push_str("<h2>Scenarios</h2>\n");
+    }
+    h.push_str("<table><tr><th>scenario</th><th>ok runs</th><th>throughput (msgs/s), median (min–max)</th><th>achieved req/s</th><th>p50 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>errors</th></tr>\n");
+    for s in &scenarios {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}/{}</td><td>{} ({}–{})</td><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&s.scenario),
+            s.ok_runs,
+            s.runs,
+            rate(s.throughput.median),
+            rate(s.throughput.min),
+            rate(s.throughput.max),
+            rate(s.achieved_rate.median),
+            if s.sustained { "" } else { " <span class=\"fail\">not sustained</span>" },
+            ms(s.latency_ms[P50].median),
+            ms(s.latency_ms[P99].median),
+            ms(s.latency_ms[P999].median),
+            s.errors
+        );
+    }
+    h.push_str("</table>\n");
+    thresholds(h, r);
+    rate_search(h, r)?;
+    baseline(h, r);
+    let results = r["results"].as_array().cloned().unwrap_or_default();
+    let shown = median_runs(&runs);
+    // The spectrum of each scenario's median run.
+    let spectra: Vec<Line> = shown
+        .iter()
+        .filter_map(|(name, i)| {
+            let pts: Vec<(f64, f64)> = results[*i]["latency"]["rtt_spectrum"]
+                .as_array()?
+                .iter()
+                .filter_map(|p| Some((p[0].as_f64()?, p[1].as_f64()?)))
+                .filter(|(p, _)| *p < 100.0)
+                .map(|(p, v)| (nines(p), v))
+                .collect();
+            (!pts.is_empty()).then(|| Line { name: name.clone(), points: pts })
+        })
+        .collect();
+    if !spectra.is_empty() {
+        h.push_str("<h3>Latency by percentile</h3>\n<p class=\"muted\">Round trip from the intended send time, each scenario's median run (by p99); each nine gets equal room, as in wrk2's plots.</p>\n");
+        h.push_str(&chart(
+            "Round-trip latency by percentile",
+            ("percentile", Axis::Percentile),
+            ("ms", Axis::Log),
+            &spectra,
+        )?);
+    }
+    // Throughput against agents, one line per topology and pacing.
+    let mut by: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for s in scenarios.iter().filter(|s| s.ok_runs > 0) {
+        let pacing = s.scenario.splitn(4, ' ').nth(3).unwrap_or("").to_string();
+        let key = format!("{} {pacing}", s.topology);
+        match by.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, pts)) => pts.push((f64::from(s.agents), s.throughput.median)),
+            None => by.push((key, vec![(f64::from(s.agents), s.throughput.median)])),
+        }
+    }
+    if by.iter().any(|(_, p)| p.len() > 1) {
+        let lines: Vec<Line> = by.into_iter().map(|(name, points)| Line { name, points }).collect();
+        h.push_str("<h3>Throughput against agents</h3>\n");
+        h.push_str(&chart(
+            "Router deliveries per second (median of repeats)",
+            ("agents", Axis::Log),
+            ("msgs/s", Axis::Linear),
+            &lines,
+        )?);
+    }
+    // Time series of each scenario's median run.
+    let series = |field: &str| -> Vec<Line> {
+        shown
+            .iter()
+            .filter_map(|(name, i)| {
+                let all = results[*i]["time_series"].as_array()?;
+                // The drain (the last, short interval) would plot as a plunge to zero.
+                let full = all.first()?["duration_sec"].as_f64()? * 0.5;
+                let pts: Vec<(f64, f64)> = all
+                    .iter()
+                    .filter(|p| p["duration_sec"].as_f64().unwrap_or(0.0) >= full)
+                    .filter(|p| p["round_trips"].as_u64().unwrap_or(0) > 0)
+                    .filter_map(|p| {
+                        let mid = p["t_sec"].as_f64()? + p["duration_sec"].as_f64()? / 2.0;
+                        Some((mid, p[field].as_f64()?))
+                    })
+                    .collect();
+                (pts.len() > 1).then(|| Line { name: name.clone(), points: pts })
+            })
+            .collect()
+    };
+    let thr = series("throughput_msg_per_sec");
+    if !thr.is_empty() {
+        h.push_str("<h3>Time series</h3>\n<p class=\"muted\">Per interval of each scenario's median run, plotted at its middle; the drain after sending stopped is left out.</p>\n");
+        h.push_str(&chart(
+            "Throughput over the run",
+            ("seconds into the measured window", Axis::Linear),
+            ("msgs/s", Axis::Linear),
+            &thr,
+        )?);
+        h.push_str(&chart(
+            "p99 round trip over the run",
+            ("seconds into the measured window", Axis::Linear),
+            ("ms", Axis::Log),
+            &series("p99_latency_ms"),
+        )?);
+    }
+    Ok(())
+}
+
+fn thresholds(h: &mut String, r: &Value) {
+    let Some(checks) = r["thresholds"].as_array().filter(|a| !a.is_empty()) else { return };
+    h.push_str("<h3>Thresholds</h3>\n<table><tr><th>threshold</th><th>scenario</th><th>measured</th><th>verdict</th></tr>\n");
+    for c in checks {
+        let pass = c["passed"].as_bool() == Some(true);
+        let _ = writeln!(
+            h,
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
+            esc(c["threshold"].as_str().unwrap_or("")),
+            esc(c["scenario"].as_str().unwrap_or("")),
+            esc(c["actual_text"].as_str().unwrap_or("")),
+            if pass { "pass" } else { "fail" },
+            if pass { "✓ pass" } else { "✗ fail" }
+        );
+    }
+    h.push_str("</table>\n");
+}
+
+fn rate_search(h: &mut String, r: &Value) -> anyhow::Result<()> {
+    let Some(searches) = r["rate_search"].as_array().filter(|a| !a.is_empty()) else {
+        return Ok(());
+    };
+    h.push_str("<h3>Highest sustainable rate</h3>\n<table><tr><th>scenario</th><th>SLO</th><th>highest rate holding it (req/s)</th><th>steps</th></tr>\n");
+    let mut achieved = Vec::new();
+    let mut p99 = Vec::new();
+    for s in searches {
+        let name = s["scenario"].as_str().unwrap_or("?").to_string();
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+            esc(&name),
+            esc(s["slo"].as_str().unwrap_or("")),
+            s["max_rate_per_sec"].as_f64().map_or("none held".to_string(), rate),
+            s["steps"].as_array().map_or(0, Vec::len)
+        );
+        let mut steps: Vec<(f64, f64, f64)> = s["steps"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| {
+                        Some((
+                            p["asked_rate_per_sec"].as_f64()?,
+                            p["achieved_rate_per_sec"].as_f64()?,
+                            p["p99_latency_ms"].as_f64()?,
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        steps.sort_by(|a, b| a.0.total_cmp(&b.0));
+        achieved
+            .push(Line { name: name.clone(), points: steps.iter().map(|s| (s.0, s.1)).collect() });
+        p99.push(Line { name, points: steps.iter().map(|s| (s.0, s.2)).collect() });
+    }
+    h.push_str("</table>\n");
+    h.push_str(&chart(
+        "Achieved against asked rate",
+        ("asked req/s", Axis::Log),
+        ("achieved req/s", Axis::Log),
+        &achieved,
+    )?);
+    h.push_str(&chart(
+        "p99 round trip against asked rate",
+        ("asked req/s", Axis::Log),
+        ("ms", Axis::Log),
+        &p99,
+    )?);
+    Ok(())
+}
+
+fn baseline(h: &mut String, r: &Value) {
+    let Some(rows) = r["baseline"]["rows"].as_array() else { return };
+    let _ = writeln!(
+        h,
+        "<h3>Against the baseline {}</h3>\n<table><tr><th>scenario</th><th>throughput then → now</th><th>ratio</th><th>verdict</th><th>p99 then → now (ms)</th><th>ratio</th><th>verdict</th></tr>",
+        esc(r["baseline"]["file"].as_str().unwrap_or(""))
+    );
+    for row in rows {
+        let cell = |d: &Value, fmt: &dyn Fn(f64) -> String| {
+            format!(
+                "<td>{} → {}</td><td>{}</td><td>{}</td>",
+                fmt(d["before"].as_f64().unwrap_or(0.0)),
+                fmt(d["after"].as_f64().unwrap_or(0.0)),
+                d["ratio"].as_f64().map_or("-".into(), |v| format!("{v:.2}×")),
+                esc(d["verdict"].as_str().unwrap_or("-"))
+            )
+        };
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td>{}{}</tr>",
+            esc(row["scenario"].as_str().unwrap_or("")),
+            cell(&row["throughput"], &|v| rate(v)),
+            cell(&row["p99_ms"], &|v| ms(v))
+        );
+    }
+    h.push_str("</table>\n");
+}
+
+fn compare(h: &mut String, r: &Value) -> anyhow::Result<()> {
+    let reference = r["reference"].as_str().unwrap_or("?");
+    let Some(rows) = r["comparison"].as_array() else { return Ok(()) };
+    let _ = writeln!(
+        h,
+        "<h2>Comparison</h2>\n<p>Ratios are {} over each other router, same cores, runs alternating; throughput ratio &gt; 1 and p99 ratio &lt; 1 favour {}.</p>\n<table><tr><th>scenario</th><th>routers</th><th>throughput ratio (rounds' range)</th><th>p99 ratio</th></tr>",
+        esc(reference),
+        esc(reference)
+    );
+    let mut lines: Vec<Line> = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        let name = format!(
+            "{} × {} {}",
+            row["topology"].as_str().unwrap_or("?"),
+            row["agents"].as_u64().unwrap_or(0),
+            row["pacing"].as_str().unwrap_or("")
+        );
+        for (pair, ratio) in row["throughput_ratios"].as_object().into_iter().flatten() {
+            let spread = &row["throughput_ratio_spread"][pair];
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{:.2}× ({:.2}–{:.2})</td><td>{}</td></tr>",
+                esc(&name),
+                esc(pair),
+                ratio.as_f64().unwrap_or(0.0),
+                spread[0].as_f64().unwrap_or(0.0),
+                spread[1].as_f64().unwrap_or(0.0),
+                row["p99_ratios"][pair].as_f64().map_or("-".into(), |v| format!("{v:.2}×"))
+            );
+            let point = (i as f64 + 1.0, ratio.as_f64().unwrap_or(0.0));
+            match lines.iter_mut().find(|l| l.name == *pair) {
+                Some(l) => l.points.push(point),
+                None => lines.push(Line { name: pair.clone(), points: vec![point] }),
+            }
+        }
+    }
+    h.push_str("</table>\n");
+    if !lines.is_empty() {
+        h.push_str(&chart(
+            "Throughput ratio per scenario (numbered as in the table, top to bottom)",
+            ("scenario", Axis::Linear),
+            ("ratio", Axis::Linear),
+            &lines,
+        )?);
+    }
+    Ok(())
+}
+
+fn host_facts(h: &mut String, host: &Value) {
+    h.push_str("<h2>Host</h2>\n<table>\n");
+    fn walk(h: &mut String, prefix: &str, v: &Value) {
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    walk(h, &key, v);
+                }
+            }
+            Value::Array(a) if a.iter().any(|x| x.is_object()) => {
+                for (i, v) in a.iter().enumerate() {
+                    walk(h, &format!("{prefix}[{i}]"), v);
+                }
+            }
+            other => {
+                let text = match other {
+                    Value::String(s) => s.clone(),
+                    v => v.to_string(),
+                };
+                let _ = writeln!(h, "<tr><td>{}</td><td>{}</td></tr>", esc(prefix), esc(&text));
+            }
+        }
+    }
+    walk(h, "", host);
+    h.push_str("</table>\n");
+}
+
+/// Writes the page for `report` to `path`.
+pub fn write(report: &Value, path: &std::path::Path) -> anyhow::Result<()> {
+    let page = render(report)?;
+    std::fs::write(path, page)
+        .map_err(|e| anyhow::anyhow!("--html: cannot write {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_spread_one_nine_per_unit() {
+        // Proves the wrk2-style axis puts 90 % at 1, 99 % at 2, 99.9 % at 3, and labels back.
+        assert!((nines(90.0) - 1.0).abs() < 1e-9);
+        assert!((nines(99.9) - 3.0).abs() < 1e-9);
+        assert_eq!(nines(0.0), 0.0);
+        assert_eq!(axis_label(2.0, Axis::Percentile), "99%");
+        assert_eq!(axis_label(0.0, Axis::Percentile), "0%");
+        assert_eq!(esc("<a&\"b\">"), "&lt;a&amp;&quot;b&quot;&gt;");
+    }
+}

@@ -1,0 +1,250 @@
+//! `--threshold EXPR`: pass/fail criteria checked per scenario at the end of a run, k6's way
+//! (a failed one makes the exit code 99).
+//!
+//! `EXPR` is `METRIC OP VALUE`: latencies `avg p50 p95 p99 p999 max` (round trip from the
+//! intended send time, median over the scenario's successful runs; VALUE in `ns us ms s`,
+//! ms when bare), `throughput` (router deliveries/s) and `rate` (requests sent/s), medians too,
+//! VALUE with an optional `k M G` suffix; `errors` (every error of every run: a count, or with
+//! `%` a share of the requests sent). OP is one of `< <= > >= == !=`.
+
+use serde::Serialize;
+
+use super::figures::{ScenarioFigures, AVG, MAX, P50, P95, P99, P999};
+
+/// What a threshold looks at.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Metric {
+    Latency(usize),
+    Throughput,
+    Rate,
+    Errors,
+    ErrorShare,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Op {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+}
+
+impl Op {
+    fn holds(self, a: f64, b: f64) -> bool {
+        match self {
+            Op::Lt => a < b,
+            Op::Le => a <= b,
+            Op::Gt => a > b,
+            Op::Ge => a >= b,
+            Op::Eq => a == b,
+            Op::Ne => a != b,
+        }
+    }
+}
+
+/// One parsed `--threshold` (or SLO term).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Threshold {
+    text: String,
+    metric: Metric,
+    op: Op,
+    /// In the metric's unit: ms, per second, a count or a percentage.
+    value: f64,
+}
+
+fn number(s: &str, suffixes: &[(&str, f64)]) -> Option<f64> {
+    let s = s.trim();
+    for (suffix, scale) in suffixes {
+        if let Some(n) = s.strip_suffix(suffix) {
+            return n.trim().parse::<f64>().ok().filter(|v| v.is_finite()).map(|v| v * scale);
+        }
+    }
+    s.parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+impl std::str::FromStr for Threshold {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Threshold, String> {
+        let t = text.trim();
+        let at = t.find(['<', '>', '=', '!']).ok_or_else(|| {
+            format!("'{t}' has no comparison (write e.g. p99<5ms, throughput>1M, errors==0)")
+        })?;
+        let (name, rest) = t.split_at(at);
+        let (op, value) = [
+            ("<=", Op::Le),
+            (">=", Op::Ge),
+            ("==", Op::Eq),
+            ("!=", Op::Ne),
+            ("<", Op::Lt),
+            (">", Op::Gt),
+        ]
+        .iter()
+        .find_map(|(s, op)| rest.strip_prefix(s).map(|v| (*op, v)))
+        .ok_or_else(|| format!("'{t}': the comparison is one of < <= > >= == !="))?;
+        let name = name.trim().to_ascii_lowercase();
+        let metric = match name.as_str() {
+            "avg" | "mean" => Metric::Latency(AVG),
+            "p50" | "median" => Metric::Latency(P50),
+            "p95" => Metric::Latency(P95),
+            "p99" => Metric::Latency(P99),
+            "p999" | "p99.9" => Metric::Latency(P999),
+            "max" => Metric::Latency(MAX),
+            "throughput" => Metric::Throughput,
+            "rate" => Metric::Rate,
+            "errors" if value.trim().ends_with('%') => Metric::ErrorShare,
+            "errors" => Metric::Errors,
+            other => {
+                return Err(format!(
+                "'{t}': unknown metric '{other}' (avg p50 p95 p99 p999 max throughput rate errors)"
+            ))
+            }
+        };
+        let parsed = match metric {
+            Metric::Latency(_) => {
+                number(value, &[("ns", 1e-6), ("us", 1e-3), ("µs", 1e-3), ("ms", 1.0), ("s", 1e3)])
+            }
+            Metric::Throughput | Metric::Rate => {
+                number(value, &[("k", 1e3), ("K", 1e3), ("M", 1e6), ("G", 1e9)])
+            }
+            Metric::ErrorShare => number(value, &[("%", 1.0)]),
+            Metric::Errors => number(value, &[]),
+        };
+        let value = parsed.ok_or_else(|| format!("'{t}': '{}' is not a value", value.trim()))?;
+        Ok(Threshold { text: t.to_string(), metric, op, value })
+    }
+}
+
+/// A comma-separated list of thresholds (`--slo 'p99<5ms,errors<0.1%'`).
+pub fn parse_list(flag: &str, spec: &str) -> anyhow::Result<Vec<Threshold>> {
+    let list: Result<Vec<Threshold>, String> =
+        spec.split(',').filter(|s| !s.trim().is_empty()).map(str::parse).collect();
+    let list = list.map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
+    if list.is_empty() {
+        anyhow::bail!("{flag}: no threshold given");
+    }
+    Ok(list)
+}
+
+/// One threshold checked against one scenario.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// The threshold as written.
+    pub threshold: String,
+    /// The scenario.
+    pub scenario: String,
+    /// The figure it was checked against, in the threshold's unit; null when there was none
+    /// (no successful run).
+    pub actual: Option<f64>,
+    /// The figure, in words.
+    pub actual_text: String,
+    /// Whether it held.
+    pub passed: bool,
+}
+
+impl Threshold {
+    /// The threshold as written.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The figure this threshold looks at, if the scenario has one.
+    fn actual(&self, s: &ScenarioFigures) -> Option<f64> {
+        match self.metric {
+            Metric::Errors => Some(s.errors as f64),
+            Metric::ErrorShare if s.requests_sent == 0 => None,
+            Metric::ErrorShare => Some(100.0 * s.errors as f64 / s.requests_sent as f64),
+            _ if s.ok_runs == 0 => None,
+            Metric::Latency(i) => Some(s.latency_ms[i].median),
+            Metric::Throughput => Some(s.throughput.median),
+            Metric::Rate => Some(s.achieved_rate.median),
+        }
+    }
+
+    fn describe(&self, v: f64) -> String {
+        match self.metric {
+            Metric::Latency(_) => format!("{} ms", super::text::ms(v)),
+            Metric::Throughput => format!("{} msgs/s", super::text::rate(v)),
+            Metric::Rate => format!("{} req/s", super::text::rate(v)),
+            Metric::Errors => format!("{v} errors"),
+            Metric::ErrorShare => format!("{v:.3} % errors"),
+        }
+    }
+
+    /// Checks this threshold against one scenario.
+    pub fn check(&self, s: &ScenarioFigures) -> Check {
+        let actual = self.actual(s);
+        Check {
+            threshold: self.text.clone(),
+            scenario: s.scenario.clone(),
+            actual,
+            actual_text: actual
+                .map_or_else(|| "no successful run".to_string(), |v| self.describe(v)),
+            passed: actual.is_some_and(|a| self.op.holds(a, self.value)),
+        }
+    }
+}
+
+/// Every threshold against every scenario.
+pub fn check_all(thresholds: &[Threshold], scenarios: &[ScenarioFigures]) -> Vec<Check> {
+    scenarios.iter().flat_map(|s| thresholds.iter().map(|t| t.check(s))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::figures::Stat;
+
+    fn scenario(p99_ms: f64, throughput: f64, errors: u64) -> ScenarioFigures {
+        let stat = |v| Stat { median: v, min: v, max: v, n: 1 };
+        ScenarioFigures {
+            scenario: "ring × 10 closed w16".into(),
+            topology: "ring".into(),
+            agents: 10,
+            runs: 1,
+            ok_runs: 1,
+            throughput: stat(throughput),
+            achieved_rate: stat(throughput / 2.0),
+            latency_ms: [stat(0.1), stat(0.2), stat(0.5), stat(p99_ms), stat(9.0), stat(20.0)],
+            errors,
+            requests_sent: 10_000,
+            sustained: true,
+        }
+    }
+
+    #[test]
+    fn thresholds_parse_their_units_and_refuse_nonsense() {
+        // Proves units scale to the metric's unit and mistakes name what is wrong.
+        let t: Threshold = "p99<5ms".parse().unwrap();
+        assert_eq!((t.metric, t.op, t.value), (Metric::Latency(P99), Op::Lt, 5.0));
+        assert_eq!("p99 <= 250us".parse::<Threshold>().unwrap().value, 0.25);
+        assert_eq!("max<2s".parse::<Threshold>().unwrap().value, 2000.0);
+        assert_eq!("throughput>1.5M".parse::<Threshold>().unwrap().value, 1.5e6);
+        assert_eq!("errors==0".parse::<Threshold>().unwrap().metric, Metric::Errors);
+        assert_eq!("errors<0.1%".parse::<Threshold>().unwrap().metric, Metric::ErrorShare);
+        assert!("p98<5ms".parse::<Threshold>().unwrap_err().contains("unknown metric"));
+        assert!("p99 5ms".parse::<Threshold>().unwrap_err().contains("no comparison"));
+        assert!("p99<fast".parse::<Threshold>().unwrap_err().contains("not a value"));
+        assert!(parse_list("--slo", "p99<5ms,errors<0.1%").unwrap().len() == 2);
+    }
+
+    #[test]
+    fn thresholds_pass_and_fail_on_the_scenario_figures() {
+        // Proves each comparison is checked against the scenario's figure, and a scenario
+        // without a successful run fails its latency thresholds.
+        let s = scenario(4.0, 2e6, 3);
+        let check = |e: &str| e.parse::<Threshold>().unwrap().check(&s).passed;
+        assert!(check("p99<5ms"));
+        assert!(!check("p99<3ms"));
+        assert!(check("throughput>1M"));
+        assert!(!check("throughput>=3M"));
+        assert!(!check("errors==0"));
+        assert!(check("errors<0.1%"), "3 of 10,000 is 0.03 %");
+        let mut none = scenario(4.0, 2e6, 0);
+        none.ok_runs = 0;
+        let c = "p99<5ms".parse::<Threshold>().unwrap().check(&none);
+        assert!(!c.passed && c.actual.is_none(), "{c:?}");
+    }
+}

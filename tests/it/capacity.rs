@@ -1,0 +1,304 @@
+//! Capacity answers and the outputs people keep: thresholds and their exit code, a baseline
+//! diff, HdrHistogram logs read back, the time series, CSV and HTML, a saved report rendered
+//! again, the rate search, and the router's Prometheus endpoint.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use a2a_bench::client::Client;
+use a2a_bench::report::hlog;
+use serde_json::Value;
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("a2a-capacity-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn bench(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = crate::support::run_bin(args, Duration::from_secs(120));
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+fn json(path: &std::path::Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A small grid on the embedded router: 4 agents in a ring, 2 repeats of 0.5 s.
+const GRID: [&str; 12] = [
+    "--agents",
+    "4",
+    "--topologies",
+    "ring",
+    "--repeat",
+    "2",
+    "--duration",
+    "0.5",
+    "--warmup",
+    "0.2",
+    "--interval",
+    "0.1",
+];
+
+#[test]
+fn thresholds_set_the_exit_code_and_every_export_reads_back_as_the_report() {
+    // Proves thresholds that hold exit 0 and one that fails exits 99 with a checklist; the
+    // HdrHistogram logs add up to each run's histogram; the time series adds up to the run;
+    // CSV has a row per run; `a2a-bench report` renders the saved JSON to the same HTML; and a
+    // baseline diff names the scenario with its ratios.
+    let d = dir("exports");
+    let p = |f: &str| d.join(f).to_str().unwrap().to_string();
+    let (a, hl, csv, html) = (p("a.json"), p("hlog"), p("a.csv"), p("a.html"));
+    let mut args: Vec<&str> = GRID.to_vec();
+    args.extend(["--output", &a, "--hlog", &hl, "--csv", &csv, "--html", &html]);
+    args.extend(["--threshold", "errors==0", "--threshold", "p99<10s"]);
+    let (code, out, err) = bench(&args);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("thresholds: 2 of 2 held"), "{out}");
+    let report = json(std::path::Path::new(&a));
+    assert_eq!(report["thresholds"].as_array().unwrap().len(), 2);
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+
+    // Each run's hlog adds up to its round-trip histogram; the series to its counts.
+    let mut logs: Vec<PathBuf> =
+        std::fs::read_dir(&hl).unwrap().map(|e| e.unwrap().path()).collect();
+    logs.sort();
+    assert_eq!(logs.len(), results.len(), "{logs:?}");
+    for (log, r) in logs.iter().zip(results) {
+        let intervals = hlog::read(log).unwrap();
+        let series = r["time_series"].as_array().unwrap();
+        assert_eq!(intervals.len(), series.len(), "one histogram per interval");
+        assert!(series.len() >= 5, "0.5 s in 0.1 s intervals: {}", series.len());
+        let mut sum = intervals[0].histogram.clone();
+        for iv in &intervals[1..] {
+            sum.add(&iv.histogram).unwrap();
+        }
+        let rtt = &r["latency"]["rtt"];
+        assert_eq!(sum.len(), rtt["count"].as_u64().unwrap());
+        for (q, key) in [(0.5, "p50_ms"), (0.99, "p99_ms"), (0.999, "p999_ms")] {
+            let ms = sum.value_at_quantile(q) as f64 / 1e6;
+            assert_eq!(ms, rtt[key].as_f64().unwrap(), "{key} of {}", log.display());
+        }
+        assert_eq!(sum.max() as f64 / 1e6, rtt["max_ms"].as_f64().unwrap());
+        let trips: u64 = series.iter().map(|s| s["round_trips"].as_u64().unwrap()).sum();
+        assert_eq!(trips, rtt["count"].as_u64().unwrap());
+        assert!(series.iter().all(|s| s["agent_cpu"].as_array().unwrap().len() == 1));
+    }
+
+    // CSV: a row per run; the saved report renders to the very same page.
+    assert_eq!(csv::Reader::from_path(&csv).unwrap().records().count(), results.len());
+    let again = p("again.html");
+    let (code, out, err) = bench(&["report", &a, "--html", &again]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert_eq!(page, std::fs::read_to_string(&again).unwrap());
+    assert!(page.contains("<svg") && page.contains("Round-trip latency by percentile"));
+    assert!(page.contains("Time series") && page.contains("p99&lt;10s"));
+    assert!(!page.contains("http://") && !page.contains("https://") || page.contains("www.w3.org"));
+
+    // A failing threshold exits 99; the baseline diff covers the scenario.
+    let b = p("b.json");
+    let mut args: Vec<&str> = GRID.to_vec();
+    args.extend(["--output", &b, "--baseline", &a, "--threshold", "throughput>1G"]);
+    let (code, out, err) = bench(&args);
+    assert_eq!(code, Some(99), "{out}\n{err}");
+    assert!(out.contains("✗ throughput>1G"), "{out}");
+    assert!(err.contains("exit code 99"), "{err}");
+    assert!(out.contains("against the baseline"), "{out}");
+    let diff = &json(std::path::Path::new(&b))["baseline"];
+    let row = &diff["rows"][0];
+    assert_eq!(row["scenario"], "ring × 4 closed w16", "{diff}");
+    assert!(row["throughput"]["ratio"].as_f64().unwrap() > 0.0);
+    let verdicts = ["higher", "lower", "within_noise"];
+    assert!(verdicts.contains(&row["throughput"]["verdict"].as_str().unwrap()), "{row}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn mistakes_in_the_capacity_flags_get_one_line_naming_the_flag() {
+    // Proves a bad threshold, SLO or baseline is refused before any run, naming the flag.
+    let d = dir("mistakes");
+    let not_json = d.join("x.json");
+    std::fs::write(&not_json, "nope").unwrap();
+    for (args, flag) in [
+        (vec!["--threshold", "p98<5ms"], "--threshold"),
+        (vec!["--find-max-rate", "--slo", "p99 fast"], "--slo"),
+        (vec!["--find-max-rate"], "--slo"),
+        (vec!["--baseline", not_json.to_str().unwrap()], "--baseline"),
+        (vec!["compare", "--threshold", "p99<5ms"], "--threshold"),
+        (vec!["report", not_json.to_str().unwrap(), "--html", "/tmp/x.html"], "not JSON"),
+    ] {
+        let (code, out, err) = bench(&args);
+        assert_ne!(code, Some(0), "{args:?}: {out}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(flag), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn a_rate_search_against_the_embedded_router_converges_within_its_bounds() {
+    // Proves --find-max-rate reports the highest rate that held and the lowest that failed,
+    // within the precision (or stops at its cap), with each step confirmed by a repeat.
+    let d = dir("search");
+    let out_path = d.join("s.json");
+    let (code, out, err) = bench(&[
+        "--agents",
+        "4",
+        "--topologies",
+        "ring",
+        "--duration",
+        "0.4",
+        "--warmup",
+        "0.1",
+        "--find-max-rate",
+        "--slo",
+        "p99<250ms,errors==0",
+        "--search-precision",
+        "0.2",
+        "--output",
+        out_path.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let report = json(&out_path);
+    let s = &report["rate_search"][0];
+    let steps = s["steps"].as_array().unwrap();
+    assert!(!steps.is_empty() && steps.len() <= 16, "{s}");
+    for st in steps {
+        let (runs, held) = (st["runs"].as_u64().unwrap(), st["runs_held"].as_u64().unwrap());
+        assert!((2..=3).contains(&runs), "{st}");
+        assert_eq!(st["held"].as_bool().unwrap(), held >= 2, "{st}");
+        assert_eq!(st["result_indexes"].as_array().unwrap().len() as u64, runs);
+    }
+    let asked = |held: bool| -> Vec<f64> {
+        steps
+            .iter()
+            .filter(|st| st["held"].as_bool() == Some(held))
+            .map(|st| st["asked_rate_per_sec"].as_f64().unwrap())
+            .collect()
+    };
+    let max = s["max_rate_per_sec"].as_f64();
+    let fail = s["first_failing_rate_per_sec"].as_f64();
+    assert_eq!(max, asked(true).into_iter().reduce(f64::max), "{s}");
+    assert_eq!(fail, asked(false).into_iter().reduce(f64::min), "{s}");
+    let peak = s["closed_loop_rate_per_sec"].as_f64().unwrap();
+    match (s["ended"].as_str().unwrap(), max, fail) {
+        ("converged", Some(m), Some(f)) => assert!(m < f && (f - m) / f <= 0.2, "{s}"),
+        ("cap", Some(m), None) => assert!(m <= 1.5 * peak, "{s}"),
+        ("nothing_held", None, Some(_)) => {}
+        other => panic!("unexpected end {other:?}: {s}"),
+    }
+    assert!(out.contains("rate search ring × 4 w16"), "{out}");
+    assert_eq!(
+        report["results"].as_array().unwrap().len(),
+        1 + steps.iter().map(|st| st["runs"].as_u64().unwrap() as usize).sum::<usize>()
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(c, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut body = String::new();
+    c.read_to_string(&mut body).unwrap();
+    body
+}
+
+#[test]
+fn the_router_serves_its_counters_to_prometheus() {
+    // Proves `router --metrics` answers GET /metrics with the text exposition of every shard's
+    // counters, which move with traffic, and 404 elsewhere.
+    let bin = env!("CARGO_BIN_EXE_a2a-bench");
+    let mut child = std::process::Command::new(bin)
+        .args(["router", "--cores", "0", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let router: std::net::SocketAddr =
+        first.split("tcp://").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    let second = lines.next().unwrap().unwrap();
+    let metrics = second.split("http://").nth(1).unwrap().trim_end_matches("/metrics").to_string();
+    let mut c = Client::connect(router).unwrap();
+    c.set_timeout(Duration::from_secs(10)).unwrap();
+    crate::support::check_ack(c.register(7_000_001, 1, &[]).unwrap());
+    let kind = a2a_bench::wire::DataKind::Direct;
+    crate::support::send(&mut c, crate::support::data(kind, 7_000_001, 7_000_001, 1, b"hello"));
+    crate::support::recv_data(&mut c);
+    let text = http_get(&metrics, "/metrics");
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    assert!(text.contains("Content-Type: text/plain; version=0.0.4"), "{text}");
+    assert!(text.contains("# TYPE a2a_router_messages_in_total counter"), "{text}");
+    let sample = |name: &str| -> f64 {
+        let line = text.lines().find(|l| l.starts_with(&format!("{name}{{"))).unwrap();
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(sample("a2a_router_agents"), 1.0, "{text}");
+    assert_eq!(sample("a2a_router_messages_in_total"), 1.0, "{text}");
+    assert!(sample("a2a_router_messages_out_total") >= 1.0, "{text}");
+    assert!(http_get(&metrics, "/other").starts_with("HTTP/1.1 404"));
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+#[ignore = "needs chromium (make deps-browser); run by make test-slow"]
+fn the_html_report_renders_in_a_real_browser_without_console_errors() {
+    // Proves Debian's chromium, headless, loads a report's page offline with no console
+    // message, its DOM holds the charts, and a screenshot of it is not blank.
+    let chromium = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| std::process::Command::new(b).arg("--version").output().is_ok())
+        .expect("no chromium: run `make deps-browser` first");
+    let d = dir("browser");
+    let (json_path, html) = (d.join("r.json"), d.join("r.html"));
+    let mut args: Vec<&str> = vec![
+        "--agents",
+        "2,4",
+        "--topologies",
+        "ring,mesh",
+        "--repeat",
+        "1",
+        "--duration",
+        "0.5",
+        "--warmup",
+        "0.2",
+        "--interval",
+        "0.1",
+    ];
+    let (j, h) = (json_path.to_str().unwrap(), html.to_str().unwrap());
+    args.extend(["--output", j, "--html", h]);
+    let (code, out, err) = bench(&args);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let url = format!("file://{h}");
+    let common = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"];
+    let run = |extra: &[&str]| {
+        let mut cmd = std::process::Command::new(chromium);
+        cmd.args(common).args(["--enable-logging=stderr", "--v=0"]).args(extra).arg(&url);
+        let o = cmd.output().unwrap();
+        (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (dom, log) = run(&["--dump-dom"]);
+    let console: Vec<&str> =
+        log.lines().filter(|l| l.contains("CONSOLE") || l.contains("Uncaught")).collect();
+    assert!(console.is_empty(), "console messages: {console:?}");
+    assert!(dom.matches("<svg").count() >= 4, "charts missing from the DOM");
+    assert!(dom.contains("Round-trip latency by percentile"));
+    let shot = d.join("shot.png");
+    let (_, log) = run(&[&format!("--screenshot={}", shot.display()), "--window-size=1100,2600"]);
+    let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("no screenshot ({e}): {log}"));
+    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+    assert!(png.len() > 30_000, "a blank page compresses to a few KB: {} B", png.len());
+    let _ = std::fs::remove_dir_all(&d);
+}
