@@ -246,7 +246,22 @@ fn body(h: &mut String, r: &Value, headings: bool) -> anyhow::Result<()> {
     rate_search(h, r)?;
     baseline(h, r);
     let results = r["results"].as_array().cloned().unwrap_or_default();
-    let shown = median_runs(&runs);
+    let mut shown = median_runs(&runs);
+    // After a rate search the steps would crowd every chart: show the highest rate that held.
+    let searched: Vec<String> = r["rate_search"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| {
+            let max = s["max_rate_per_sec"].as_f64()?;
+            let step = s["steps"].as_array()?.iter().find(|st| st["asked_rate_per_sec"] == max)?;
+            let i = step["result_indexes"][0].as_u64()? as usize;
+            Some(runs.get(i)?.scenario.clone())
+        })
+        .collect();
+    if r["rate_search"].as_array().is_some_and(|a| !a.is_empty()) {
+        shown.retain(|(name, _)| searched.contains(name));
+    }
     // The spectrum of each scenario's median run.
     let spectra: Vec<Line> = shown
         .iter()
@@ -262,7 +277,7 @@ fn body(h: &mut String, r: &Value, headings: bool) -> anyhow::Result<()> {
         })
         .collect();
     if !spectra.is_empty() {
-        h.push_str("<h3>Latency by percentile</h3>\n<p class=\"muted\">Round trip from the intended send time, each scenario's median run (by p99); each nine gets equal room, as in wrk2's plots.</p>\n");
+        h.push_str("<h3>Latency by percentile</h3>\n<p class=\"muted\">Round trip from the intended send time, each scenario's median run (by p99; after a rate search, the highest rate that held); each nine gets equal room, as in wrk2's plots.</p>\n");
         h.push_str(&chart(
             "Round-trip latency by percentile",
             ("percentile", Axis::Percentile),
@@ -280,7 +295,8 @@ fn body(h: &mut String, r: &Value, headings: bool) -> anyhow::Result<()> {
             None => by.push((key, vec![(f64::from(s.agents), s.throughput.median)])),
         }
     }
-    if by.iter().any(|(_, p)| p.len() > 1) {
+    by.retain(|(_, p)| p.len() > 1);
+    if !by.is_empty() {
         let lines: Vec<Line> = by.into_iter().map(|(name, points)| Line { name, points }).collect();
         h.push_str("<h3>Throughput against agents</h3>\n");
         h.push_str(&chart(

@@ -215,13 +215,23 @@ fn the_router_serves_its_counters_to_prometheus() {
     // Proves `router --metrics` answers GET /metrics with the text exposition of every shard's
     // counters, which move with traffic, and 404 elsewhere.
     let bin = env!("CARGO_BIN_EXE_a2a-bench");
-    let mut child = std::process::Command::new(bin)
-        .args(["router", "--cores", "0", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    /// Kills the router however the test ends.
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Reap(
+        std::process::Command::new(bin)
+            .args(["router", "--cores", "0", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     let router: std::net::SocketAddr =
         first.split("tcp://").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
@@ -245,8 +255,6 @@ fn the_router_serves_its_counters_to_prometheus() {
     assert_eq!(sample("a2a_router_messages_in_total"), 1.0, "{text}");
     assert!(sample("a2a_router_messages_out_total") >= 1.0, "{text}");
     assert!(http_get(&metrics, "/other").starts_with("HTTP/1.1 404"));
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[test]
