@@ -453,9 +453,14 @@ fn compare_alternates_routers_and_writes_ratios() {
     let dir = std::env::temp_dir().join(format!("a2a-compare-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("compare.json");
+    let (html, csv) = (dir.join("c.html"), dir.join("c.csv"));
     let (stdout, doc, stderr) = bench_ok_with_stderr(
         &[
             "compare",
+            "--html",
+            html.to_str().unwrap(),
+            "--csv",
+            csv.to_str().unwrap(),
             "--agents",
             "4",
             "--topologies",
@@ -491,5 +496,12 @@ fn compare_alternates_routers_and_writes_ratios() {
     for router in ["glommio", "tokio-shared", "tokio-per-core"] {
         assert_eq!(doc["reports"][router]["summary"]["total_runs"], 4, "{router}");
     }
+    // The page shows the ratios; the CSV has every router's runs, named.
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("Comparison") && page.contains("glommio/tokio-shared"));
+    let rows: Vec<csv::StringRecord> =
+        csv::Reader::from_path(&csv).unwrap().records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 12, "4 runs × 3 routers");
+    assert!(rows.iter().any(|r| r.get(20) == Some("tokio-per-core")));
     let _ = std::fs::remove_dir_all(&dir);
 }
