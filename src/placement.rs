@@ -15,7 +15,7 @@ use hwlocality::object::types::ObjectType;
 use hwlocality::Topology;
 
 /// A core and the NUMA node it belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Slot {
     /// OS index of the core (logical CPU).
     pub core: usize,
@@ -113,7 +113,7 @@ pub fn parse_cores(spec: &str) -> Result<Vec<usize>, String> {
 }
 
 /// Which cores run router shards and which run agent groups.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Plan {
     /// One router shard per slot.
     pub router: Vec<Slot>,

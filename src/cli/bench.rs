@@ -184,6 +184,8 @@ pub struct BenchConfig {
     thresholds: Vec<Threshold>,
     baseline: Option<PathBuf>,
     search: Option<super::search::SearchConfig>,
+    /// `a2a-bench worker`: this process's slice of a multi-host run.
+    worker: Option<super::worker::WorkerRole>,
     target: Target,
     plan: Plan,
     payload: usize,
@@ -404,6 +406,7 @@ impl TryFrom<BenchArgs> for BenchConfig {
             thresholds,
             baseline: a.baseline,
             search,
+            worker: None,
             target,
             plan,
             payload: a.payload_size,
@@ -466,7 +469,7 @@ impl BenchConfig {
 
     /// Every run of the grid, in order: topology, agents, stop, pacing, repetition.
     pub fn grid(&self) -> Vec<RunSpec> {
-        let salt = std::process::id() % 1000;
+        let salt = self.worker.as_ref().map_or(std::process::id() % 1000, |w| w.salt());
         let mut runs = Vec::new();
         for &topology in &self.topologies {
             for &agents in &self.agents {
@@ -508,6 +511,7 @@ impl BenchConfig {
                                     transport: self.transport,
                                     protocol: self.protocol,
                                     interval: self.interval,
+                                    slice: self.worker.as_ref().map(|w| w.slice(agents)),
                                 },
                                 repeat,
                                 interval_ms,
@@ -642,11 +646,21 @@ impl Session<'_> {
                 iv.end_ns as f64 / 1e9
             ));
         };
+        let (before_start, before_leave) = match &self.cfg.worker {
+            Some(w) => {
+                let (start, leave) =
+                    w.hooks(self.addr, self.made, sc.id_base, self.cfg.drain_timeout);
+                (Some(start), Some(leave))
+            }
+            None => (None, None),
+        };
         let hooks = Hooks {
             probe: self.probe,
             at_measure_start: None,
             interrupt: Some(self.interrupt.clone()),
             on_interval: Some(&mut live),
+            before_start,
+            before_leave,
         };
         let before = crate::host::CpuTimes::now();
         let outcome = loadgen::run_with(sc, self.addr, hooks);
@@ -660,6 +674,9 @@ impl Session<'_> {
         self.made += 1;
         let mut result = RunResult::new(spec, &outcome);
         result.cpu.others_share = others;
+        if self.cfg.worker.is_some() {
+            result.part = Some(report::part::Part::of(spec, &outcome));
+        }
         if let Some(dir) = &self.cfg.hlog {
             let last = outcome.intervals.iter().map(|iv| iv.end_ns).max().unwrap_or(0);
             let start = ended.checked_sub(Duration::from_nanos(last)).unwrap_or(ended);
@@ -688,8 +705,28 @@ fn hlog_name(i: usize, sc: &Scenario) -> String {
 
 /// Runs the grid described by `args`.
 pub fn run(args: BenchArgs) -> anyhow::Result<Finish> {
+    run_as(args, None)
+}
+
+/// Runs the grid described by `args`, as the whole run or as one worker's slice of it.
+pub(super) fn run_as(
+    mut args: BenchArgs,
+    worker: Option<super::worker::WorkerRole>,
+) -> anyhow::Result<Finish> {
     let provenance = report::Provenance::now();
-    let cfg = BenchConfig::try_from(args)?;
+    if let (Some(w), None) = (&worker, &args.output) {
+        args.output = Some(PathBuf::from(format!("worker-{}.json", w.index)));
+    }
+    let mut cfg = BenchConfig::try_from(args)?;
+    if let Some(w) = &worker {
+        if let Some(flag) = cfg.not_for_compare().filter(|&f| f != "--hlog") {
+            bail!("{flag}: not taken by a worker (merge the parts, then look at the result)");
+        }
+        if let Some(&n) = cfg.agents.iter().find(|&&n| n < w.workers || n > (1 << 21) - 64) {
+            bail!("--agents: {n} agents cannot be split over {} workers (each needs at least one; at most 2097088)", w.workers);
+        }
+    }
+    cfg.worker = worker;
     report::json::check_writable(cfg.output(), "--output")?;
     for (path, flag) in [(&cfg.csv, "--csv"), (&cfg.html, "--html")] {
         if let Some(p) = path {
@@ -837,6 +874,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Finish> {
         thresholds: Vec::new(),
         rate_search: searches,
         baseline: None,
+        worker: cfg.worker.as_ref().map(|w| w.info()),
+        merged: None,
     };
     let value = serde_json::to_value(&report)?;
     let scenarios = report::figures::scenarios(&report::figures::runs(&value));

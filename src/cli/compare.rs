@@ -238,6 +238,8 @@ pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
                 thresholds: Vec::new(),
                 rate_search: Vec::new(),
                 baseline: None,
+                worker: None,
+                merged: None,
             };
             (name, report)
         })

@@ -9,6 +9,7 @@ mod prometheus;
 mod report_cmd;
 mod router_cmd;
 mod search;
+mod worker;
 
 pub use bench::{BenchArgs, BenchConfig};
 
@@ -53,6 +54,11 @@ enum Command {
     Sysinfo(router_cmd::SysinfoCmd),
     /// Render a saved report (benchmark or compare) as HTML or CSV.
     Report(report_cmd::ReportCmd),
+    /// Run one slice of every run's agents against a remote router, meeting the other workers
+    /// through it; writes this worker's part for `merge`.
+    Worker(Box<worker::WorkerCmd>),
+    /// Merge the workers' parts exactly (histograms added, accounting summed) into one report.
+    Merge(worker::MergeCmd),
 }
 
 /// Router settings shared by `a2a-bench router` and the benchmark's embedded router.
@@ -259,6 +265,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::BaselineRouter(cmd)) => router_cmd::run_baseline(cmd)?,
         Some(Command::Sysinfo(cmd)) => router_cmd::run_sysinfo(cmd)?,
         Some(Command::Report(cmd)) => report_cmd::run(cmd)?,
+        Some(Command::Merge(cmd)) => {
+            if !worker::run_merge(cmd)? {
+                bail!("the merged run failed: see the report");
+            }
+        }
+        Some(Command::Worker(cmd)) => match worker::run_worker(*cmd)? {
+            bench::Finish::Interrupted => return Ok(ExitCode::from(EXIT_INTERRUPTED)),
+            bench::Finish::AllOk => {}
+            _ => bail!("some runs failed: see the part"),
+        },
         Some(Command::Compare(cmd)) => {
             if !compare::run(*cmd)? {
                 bail!("some runs failed: see the comparison")

@@ -4,7 +4,9 @@
 use crate::wire::ErrorCode;
 
 /// Why a requester stopped waiting for an answer: client-side error kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum GaveUp {
     /// The requester's connection closed with the request in flight.
     ConnectionLost,
@@ -26,7 +28,7 @@ impl GaveUp {
 }
 
 /// Per-core counters; summed over cores for the run's accounting.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GroupCounters {
     /// Requests sent (warm-up included).
     pub requests_sent: u64,

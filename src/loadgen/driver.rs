@@ -12,7 +12,7 @@ use std::future::poll_fn;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -40,6 +40,8 @@ const MONITOR_NS: u64 = 20_000_000;
 enum CoreMsg {
     /// Its part of one interval of the time series.
     Interval(usize, Sample),
+    /// It drained its own requests and waits at the stop barrier.
+    Drained,
     /// Its result, once it is done.
     Done(Box<CoreResult>),
 }
@@ -196,23 +198,25 @@ struct Shared {
     transport: Transport,
     protocol: Protocol,
     drain_timeout: Duration,
-    /// Cores that finished draining their own requests (the stop barrier).
-    drained: Arc<AtomicUsize>,
+    /// Raised by the coordinating thread once every core drained and `before_leave` returned.
+    leave: Arc<AtomicBool>,
     cores: usize,
     interrupt: Option<Interrupt>,
     interval: Option<Duration>,
 }
 
 pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Outcome {
-    let Hooks { probe, at_measure_start, interrupt, mut on_interval } = hooks;
+    let Hooks { probe, at_measure_start, interrupt, mut on_interval, before_start, before_leave } =
+        hooks;
     let n = scenario.agents;
+    let (base, mine) = scenario.slice.unwrap_or((0, n));
     let slots: Vec<_> = scenario.agent_cores.iter().copied().enumerate().collect();
     let cores = slots.len().max(1);
     let spans: Vec<(u32, u32)> = (0..cores)
         .map(|i| {
-            let first = (i as u64 * u64::from(n) / cores as u64) as u32;
-            let end = ((i as u64 + 1) * u64::from(n) / cores as u64) as u32;
-            (first, end - first)
+            let first = (i as u64 * u64::from(mine) / cores as u64) as u32;
+            let end = ((i as u64 + 1) * u64::from(mine) / cores as u64) as u32;
+            (base + first, end - first)
         })
         .collect();
     let shared = Shared {
@@ -220,7 +224,7 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
         transport: scenario.transport,
         protocol: scenario.protocol,
         drain_timeout: scenario.drain_timeout,
-        drained: Arc::new(AtomicUsize::new(0)),
+        leave: Arc::new(AtomicBool::new(false)),
         cores: spans.iter().filter(|(_, count)| *count > 0).count(),
         interrupt: interrupt.clone(),
         interval: scenario.interval,
@@ -280,6 +284,11 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
             Err(_) => failures.push("an agent core stopped during set-up".into()),
         }
     }
+    if failures.is_empty() {
+        if let Some(Err(e)) = before_start.map(|f| f()) {
+            failures.push(e);
+        }
+    }
     if !failures.is_empty() {
         for s in &starts {
             let _ = s.send(None);
@@ -306,6 +315,8 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
     let mut series =
         Series { cores: shared.cores, open: Default::default(), done: Vec::new(), router: None };
     let mut hook = at_measure_start;
+    let (mut drained, mut leave_hook) = (0, before_leave);
+    let mut leave_failure = None;
     while results.len() < starts.len() {
         let now = clock::now_ns();
         if router_before.is_none() && now >= measure_ns {
@@ -331,6 +342,13 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
             result_rx.recv_timeout(Duration::from_nanos(next.saturating_sub(now)))
         };
         match got {
+            Ok(CoreMsg::Drained) => {
+                drained += 1;
+                if drained == starts.len() {
+                    leave_failure = leave_hook.take().and_then(|f| f());
+                    shared.leave.store(true, Ordering::Release);
+                }
+            }
             Ok(CoreMsg::Done(r)) => results.push(*r),
             Ok(CoreMsg::Interval(core, sample)) => {
                 if let Some(index) = series.add(core, sample) {
@@ -367,9 +385,11 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
     if results.len() < starts.len() {
         failures.push("an agent core stopped without reporting".into());
     }
+    failures.extend(leave_failure);
     o.failures = dedupe(failures);
     o.all_connections_lost = conns > 0 && lost == conns;
     o.interrupted = interrupt.is_some_and(|i| i.is_raised());
+    o.partial = scenario.slice.is_some_and(|(_, count)| count < n);
     let last = o.counters.last_measured_delivery_ns;
     o.window_ns = match end_ns {
         u64::MAX => last.saturating_sub(measure_ns),
@@ -638,11 +658,10 @@ impl Core {
     /// Keeps answering other cores' requests until every core has drained its own, so that
     /// no agent leaves while another core may still send to it (bounded by the drain timeout).
     async fn stop_barrier<A: Adapter>(&self, group: &Rc<RefCell<Group<A>>>) {
-        self.shared.drained.fetch_add(1, Ordering::AcqRel);
-        let deadline = clock::now_ns() + self.shared.drain_timeout.as_nanos() as u64;
-        while self.shared.drained.load(Ordering::Acquire) < self.shared.cores
-            && clock::now_ns() < deadline
-        {
+        let _ = self.result.send_async(CoreMsg::Drained).await;
+        // Other workers may still be draining: allow them their drain timeout too.
+        let deadline = clock::now_ns() + 2 * self.shared.drain_timeout.as_nanos() as u64;
+        while !self.shared.leave.load(Ordering::Acquire) && clock::now_ns() < deadline {
             if group.borrow().connections_lost() == group.borrow().connections() {
                 return;
             }

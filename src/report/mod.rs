@@ -13,6 +13,7 @@ pub mod figures;
 pub mod hlog;
 pub mod html;
 pub mod json;
+pub mod part;
 pub mod text;
 pub mod threshold;
 
@@ -59,8 +60,71 @@ pub struct Report {
     pub rate_search: Vec<RateSearch>,
     /// `--baseline`: this report against a saved one.
     pub baseline: Option<baseline::Diff>,
+    /// `a2a-bench worker`: which part of a multi-host run this is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<WorkerInfo>,
+    /// `a2a-bench merge`: the parts this report was merged from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merged: Option<MergeInfo>,
 }
 
+/// Which worker wrote a part.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct WorkerInfo {
+    /// This worker's index, from 0.
+    pub index: u32,
+    /// Workers in the run.
+    pub workers: u32,
+    /// The run's id, shared by its workers.
+    pub run_id: String,
+    /// The host it ran on.
+    pub hostname: String,
+}
+
+/// One worker's figures for one run, in a merged report.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerRun {
+    /// Router deliveries per second counted at this worker's agents.
+    pub throughput_msg_per_sec: f64,
+    /// Its agents' p99 round trip, ms.
+    pub p99_latency_ms: f64,
+    /// Its errors.
+    pub errors: u64,
+    /// Which side limited it.
+    pub bottleneck: String,
+    /// Its status (its accounting is its requesters' side only).
+    pub status: String,
+    /// Why it failed.
+    pub failure: Option<String>,
+}
+
+/// One part of a merged report.
+#[derive(Debug, Clone, Serialize)]
+pub struct MergedPart {
+    /// Worker index.
+    pub index: u32,
+    /// Its host.
+    pub hostname: String,
+    /// The file it came from.
+    pub file: String,
+    /// Per run of the grid.
+    pub runs: Vec<WorkerRun>,
+}
+
+/// Where a merged report came from.
+#[derive(Debug, Clone, Serialize)]
+pub struct MergeInfo {
+    /// The run's id.
+    pub run_id: String,
+    /// Workers the run had.
+    pub workers: u32,
+    /// The parts merged.
+    pub parts: Vec<MergedPart>,
+    /// Workers whose part is missing (killed, or failed before writing it).
+    pub missing: Vec<u32>,
+    /// `within one host`, or why one-way latency is left out.
+    pub one_way: String,
+}
 /// `--find-max-rate` for one scenario: the highest open-loop rate that held the SLO and was
 /// sustained, within `precision`, and every step on the way.
 #[derive(Debug, Clone, Serialize)]
@@ -213,7 +277,7 @@ pub struct Summary {
 }
 
 /// The grid asked for: the seed's keys first, then ours.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct ReportConfig {
     /// `--agents`.
     pub agent_counts: Vec<u32>,
@@ -428,6 +492,9 @@ pub struct RunResult {
     pub failure: Option<String>,
     /// Per interval of the measured window (`--interval`); empty when none was kept.
     pub time_series: Vec<IntervalPoint>,
+    /// `a2a-bench worker`: the run exactly (counters and histograms), for the merge.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub part: Option<part::Part>,
     /// Count mode: `message_count` was asked for, not measured.
     #[serde(skip)]
     pub count_mode: bool,
@@ -555,6 +622,7 @@ impl RunResult {
             payload_size: sc.payload_bytes,
             failure: (!failure.is_empty()).then(|| failure.join("; ")),
             time_series: outcome.intervals.iter().map(IntervalPoint::of).collect(),
+            part: None,
             count_mode: matches!(sc.stop, Stop::Count { .. }),
             status,
         }

@@ -7,6 +7,7 @@ mod honesty;
 mod hostile;
 mod json;
 mod loadgen;
+mod multihost;
 mod router;
 mod support;
 mod wire;

@@ -190,6 +190,7 @@ pub fn scenario(
         transport: Transport::Tcp,
         protocol: a2a_bench::loadgen::Protocol::Native,
         interval: None,
+        slice: None,
     }
 }
 

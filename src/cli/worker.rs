@@ -1,0 +1,396 @@
+//! `a2a-bench worker` and `a2a-bench merge`: one scenario's agents driven from several hosts,
+//! the way OpenMessaging Benchmark runs workers, and their parts merged exactly.
+//!
+//! Every worker runs the same grid with the same flags against the same router, each its slice
+//! of every run's agents (`--index I --workers N`: agents `I·n/N ..< (I+1)·n/N`). Agent ids come
+//! from `--run-id`, so the workers agree on them without talking. They meet through the router
+//! itself: each registers a coordinator agent and enters a router barrier before each run's
+//! start (so nobody sends before every worker's agents are registered) and after its drain (so
+//! no worker's agents leave while another's requests to them may be in flight). Each writes its
+//! part: the report, every run's counters and histograms exact (`part`), and HdrHistogram logs
+//! with `--hlog`. `merge` adds the parts up and writes the same report, CSV and HTML as a local
+//! run.
+
+use std::cell::RefCell;
+use std::io::Write;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use serde_json::Value;
+
+use super::bench::BenchArgs;
+use crate::client::Client;
+use crate::loadgen::{BeforeLeave, BeforeStart};
+use crate::report::part::{self, Part};
+use crate::report::{
+    self, MergeInfo, MergedPart, PlacementInfo, Report, RunResult, Summary, WorkerInfo, WorkerRun,
+};
+use crate::wire::control::BarrierEnter;
+use crate::wire::{AgentId, BarrierId, Control};
+
+/// How long a worker waits at a run's start for the other workers.
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `a2a-bench worker`.
+#[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
+pub struct WorkerCmd {
+    /// This worker's index, from 0.
+    #[arg(long, value_name = "I")]
+    index: u32,
+    /// How many workers share each run's agents.
+    #[arg(long, value_name = "N")]
+    workers: u32,
+    /// The run's id, the same on every worker (agent ids and barriers derive from it).
+    #[arg(long, value_name = "ID")]
+    run_id: String,
+    #[command(flatten)]
+    bench: BenchArgs,
+}
+
+/// A worker's place in a multi-host run.
+#[derive(Debug, Clone)]
+pub struct WorkerRole {
+    /// Index from 0.
+    pub index: u32,
+    /// Workers in the run.
+    pub workers: u32,
+    /// The run's id.
+    pub run_id: String,
+}
+
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+}
+
+impl WorkerRole {
+    /// What the part's report says of it.
+    pub fn info(&self) -> WorkerInfo {
+        WorkerInfo {
+            index: self.index,
+            workers: self.workers,
+            run_id: self.run_id.clone(),
+            hostname: crate::host::facts()["hostname"].as_str().unwrap_or("?").to_string(),
+        }
+    }
+
+    /// The id salt every worker of the run computes alike.
+    pub fn salt(&self) -> u32 {
+        (fnv(&self.run_id) % 1000) as u32
+    }
+
+    /// This worker's agents of `n`: first global index and count.
+    pub fn slice(&self, n: u32) -> (u32, u32) {
+        let at = |i: u32| (u64::from(i) * u64::from(n) / u64::from(self.workers)) as u32;
+        (at(self.index), at(self.index + 1) - at(self.index))
+    }
+
+    /// The start and leave hooks of run `run` (ids from `id_base`), meeting through the router
+    /// at `router`.
+    pub fn hooks<'a>(
+        &self,
+        router: std::net::SocketAddr,
+        run: usize,
+        id_base: u32,
+        drain_timeout: Duration,
+    ) -> (BeforeStart<'a>, BeforeLeave<'a>) {
+        let link: Rc<RefCell<Option<Client>>> = Rc::new(RefCell::new(None));
+        // The top of the run's id block: agents take the bottom (at most 2^21 − 64 of them).
+        let me = AgentId(id_base + (1 << 21) - 1 - self.index);
+        let barrier = |phase: u64| BarrierId(fnv(&self.run_id) ^ ((run as u64) << 2 | phase));
+        let (workers, index) = (self.workers, self.index);
+        let (start_link, leave_link) = (link.clone(), link);
+        let (start_id, leave_id) = (barrier(1), barrier(2));
+        let start = move || -> Result<(), String> {
+            let mut c = Client::connect(router).map_err(|e| format!("worker {index}: {e}"))?;
+            c.set_timeout(Duration::from_secs(10)).map_err(|e| e.to_string())?;
+            match c.register(me.0, 0, &[]) {
+                Ok(Control::Ack(_)) => {}
+                other => {
+                    return Err(format!(
+                        "worker {index}: the router refused its coordinator: {other:?}"
+                    ))
+                }
+            }
+            meet(&mut c, me, start_id, workers, START_TIMEOUT).map_err(|why| {
+                format!("worker {index} of {workers}: {why} at the start barrier")
+            })?;
+            *start_link.borrow_mut() = Some(c);
+            Ok(())
+        };
+        let leave = move || -> Option<String> {
+            let mut c = leave_link.borrow_mut().take()?;
+            meet(&mut c, me, leave_id, workers, drain_timeout)
+                .err()
+                .map(|why| format!("{why} at the stop barrier: other workers' requests to this worker's agents after it may fail"))
+        };
+        (Box::new(start), Box::new(leave))
+    }
+}
+
+/// Enters barrier `id` for `workers` arrivals and waits for its release, at most `limit`.
+fn meet(
+    c: &mut Client,
+    me: AgentId,
+    id: BarrierId,
+    workers: u32,
+    limit: Duration,
+) -> Result<(), String> {
+    let request_id = c.request_id();
+    c.send_control(Control::BarrierEnter(BarrierEnter {
+        request_id,
+        agent_id: me,
+        barrier_id: id,
+        expected: workers,
+    }))
+    .map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!("not every worker arrived within {:.0} s", limit.as_secs_f64()));
+        }
+        c.set_timeout(left.min(Duration::from_secs(1))).map_err(|e| e.to_string())?;
+        match c.recv_control() {
+            Ok(Control::BarrierRelease(r)) if r.request_id == request_id => return Ok(()),
+            Ok(Control::Error(e)) => return Err(format!("the router answered error {}", e.code)),
+            Ok(_) => {}
+            Err(crate::client::ClientError::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(format!("the router link failed: {e}")),
+        }
+    }
+}
+
+pub(super) fn run_worker(cmd: WorkerCmd) -> anyhow::Result<super::bench::Finish> {
+    if cmd.workers == 0 || cmd.index >= cmd.workers {
+        bail!("--index must be below --workers (and --workers at least 1)");
+    }
+    if cmd.run_id.trim().is_empty() {
+        bail!("--run-id must not be empty");
+    }
+    if !cmd.bench.external_router() {
+        bail!("--router: a worker drives a router running elsewhere (tcp://host:port)");
+    }
+    let role = WorkerRole { index: cmd.index, workers: cmd.workers, run_id: cmd.run_id };
+    super::bench::run_as(cmd.bench, Some(role))
+}
+
+/// `a2a-bench merge`.
+#[derive(Args, Debug)]
+pub struct MergeCmd {
+    /// The workers' parts (their `--output` files).
+    #[arg(value_name = "PART", required = true)]
+    parts: Vec<PathBuf>,
+    /// The merged report.
+    #[arg(long, value_name = "FILE", default_value = "merged_results.json")]
+    output: PathBuf,
+    /// Also write one CSV row per merged run.
+    #[arg(long, value_name = "FILE")]
+    csv: Option<PathBuf>,
+    /// Also write the HTML page.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+}
+
+struct Loaded {
+    file: String,
+    info: WorkerInfo,
+    value: Value,
+    parts: Vec<Part>,
+}
+
+fn load(path: &std::path::Path) -> anyhow::Result<Loaded> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {file}"))?;
+    let value: Value =
+        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{file} is not JSON: {e}"))?;
+    let info: WorkerInfo = serde_json::from_value(value["worker"].clone())
+        .map_err(|_| anyhow::anyhow!("{file} is not a worker's part (no `worker`)"))?;
+    let parts = value["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| serde_json::from_value::<Part>(r["part"].clone()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("{file}: a run has no exact part: {e}"))?;
+    Ok(Loaded { file, info, value, parts })
+}
+
+/// Merges the parts; returns whether every merged run succeeded.
+pub(super) fn run_merge(cmd: MergeCmd) -> anyhow::Result<bool> {
+    let provenance = report::Provenance::now();
+    report::json::check_writable(&cmd.output, "--output")?;
+    for (p, flag) in [(&cmd.csv, "--csv"), (&cmd.html, "--html")] {
+        if let Some(p) = p {
+            report::json::check_writable(p, flag)?;
+        }
+    }
+    let mut loaded: Vec<Loaded> =
+        cmd.parts.iter().map(|p| load(p)).collect::<anyhow::Result<_>>()?;
+    loaded.sort_by_key(|l| l.info.index);
+    let first = &loaded[0];
+    let (run_id, workers) = (first.info.run_id.clone(), first.info.workers);
+    for l in &loaded {
+        if l.info.run_id != run_id || l.info.workers != workers {
+            bail!(
+                "{}: run {} of {} workers, not run {run_id} of {workers}",
+                l.file,
+                l.info.run_id,
+                l.info.workers
+            );
+        }
+    }
+    for w in loaded.windows(2) {
+        if w[0].info.index == w[1].info.index {
+            bail!("{} and {} are both worker {}", w[0].file, w[1].file, w[0].info.index);
+        }
+    }
+    let missing: Vec<u32> =
+        (0..workers).filter(|i| !loaded.iter().any(|l| l.info.index == *i)).collect();
+    let runs = loaded.iter().map(|l| l.parts.len()).max().unwrap_or(0);
+    let hosts: std::collections::BTreeSet<&str> =
+        loaded.iter().map(|l| l.info.hostname.as_str()).collect();
+    let one_host = hosts.len() == 1;
+    let mut results = Vec::with_capacity(runs);
+    for i in 0..runs {
+        let mut outcomes = Vec::new();
+        let mut spec = None;
+        for l in &loaded {
+            if let Some(p) = l.parts.get(i) {
+                outcomes.push((l.info.index as usize, p.outcome()?));
+                spec.get_or_insert(p.run_spec()?);
+            }
+        }
+        let Some(spec) = spec else { continue };
+        let mut merged = part::merge(&outcomes, missing.is_empty());
+        for m in &missing {
+            merged.failures.push(format!(
+                "worker {m} of {workers} wrote no part (killed, or failed before writing): its agents' requests are not counted, and what the others sent its agents is in their errors"
+            ));
+        }
+        for l in &loaded {
+            if l.parts.len() <= i {
+                merged.failures.push(format!(
+                    "worker {} stopped before run {}",
+                    l.info.index,
+                    i + 1
+                ));
+            }
+        }
+        if !one_host {
+            // Each host has its own clock: a one-way time across two of them means nothing.
+            merged.latencies.one_way = crate::metrics::Latencies::default().one_way;
+        }
+        results.push(RunResult::new(&spec, &merged));
+    }
+    let merged_parts = loaded
+        .iter()
+        .map(|l| MergedPart {
+            index: l.info.index,
+            hostname: l.info.hostname.clone(),
+            file: l.file.clone(),
+            runs: l.value["results"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| WorkerRun {
+                    throughput_msg_per_sec: r["throughput_msg_per_sec"].as_f64().unwrap_or(0.0),
+                    p99_latency_ms: r["p99_latency_ms"].as_f64().unwrap_or(0.0),
+                    errors: r["errors"]
+                        .as_object()
+                        .map_or(0, |m| m.values().filter_map(Value::as_u64).sum()),
+                    bottleneck: r["cpu"]["bottleneck"].as_str().unwrap_or("?").to_string(),
+                    status: r["status"].as_str().unwrap_or("?").to_string(),
+                    failure: r["failure"].as_str().map(str::to_string),
+                })
+                .collect(),
+        })
+        .collect();
+    let config = serde_json::from_value(first.value["config"].clone()).ok();
+    let plan = serde_json::from_value(first.value["placement"]["plan"].clone()).ok();
+    let report = Report {
+        summary: Summary::of(&results),
+        results,
+        config: config.unwrap_or_default(),
+        schema_version: report::SCHEMA_VERSION,
+        tool: report::Tool::default(),
+        placement: PlacementInfo {
+            router: first.value["placement"]["router"].as_str().unwrap_or("?").to_string(),
+            plan: plan.unwrap_or_default(),
+        },
+        host: first.value["host"].clone(),
+        interrupted: loaded.iter().any(|l| l.value["interrupted"] == true),
+        started_at: provenance.started_at,
+        command_line: provenance.command_line,
+        accounting_includes_warmup: true,
+        thresholds: Vec::new(),
+        rate_search: Vec::new(),
+        baseline: None,
+        worker: None,
+        merged: Some(MergeInfo {
+            run_id,
+            workers,
+            parts: merged_parts,
+            missing: missing.clone(),
+            one_way: if one_host {
+                "within one host: every worker ran on it".into()
+            } else {
+                format!(
+                    "not reported: the workers ran on {} hosts, each with its own clock",
+                    hosts.len()
+                )
+            },
+        }),
+    };
+    report::json::write(&report, &cmd.output)?;
+    let value = serde_json::to_value(&report)?;
+    if let Some(p) = &cmd.csv {
+        report::csv::write(&value, p)?;
+    }
+    if let Some(p) = &cmd.html {
+        report::html::write(&value, p)?;
+    }
+    let mut out = std::io::stdout();
+    let _ = writeln!(
+        out,
+        "merged {} part(s) of run {} ({} workers{})",
+        loaded.len(),
+        report.merged.as_ref().map_or("", |m| m.run_id.as_str()),
+        workers,
+        if missing.is_empty() { String::new() } else { format!("; missing: {missing:?}") }
+    );
+    let _ = report::text::header(&mut out);
+    for (i, r) in report.results.iter().enumerate() {
+        let _ = report::text::run_line(&mut out, i, r);
+        for l in &loaded {
+            if let Some(w) = report
+                .merged
+                .as_ref()
+                .and_then(|m| m.parts.iter().find(|p| p.index == l.info.index))
+                .and_then(|p| p.runs.get(i))
+            {
+                let _ = writeln!(
+                    out,
+                    "       worker {} ({}): {} msgs/s, p99 {} ms, {} errors, bound: {}, {}",
+                    l.info.index,
+                    l.info.hostname,
+                    report::text::rate(w.throughput_msg_per_sec),
+                    report::text::ms(w.p99_latency_ms),
+                    w.errors,
+                    w.bottleneck,
+                    w.status
+                );
+            }
+        }
+    }
+    let _ = report::text::summary(&mut out, &report);
+    let _ = writeln!(out, "merged report written to {}", cmd.output.display());
+    Ok(report.summary.failed == 0 && missing.is_empty())
+}

@@ -1,0 +1,315 @@
+//! A worker's part of a multi-host run (`a2a-bench worker`), and the exact merge of parts
+//! (`a2a-bench merge`).
+//!
+//! A part keeps, per run, everything the run's [`Outcome`] holds: the raw counters, the three
+//! histograms and each interval's histogram (HdrHistogram V2, compressed, base64), the windows
+//! and the failures. Merging adds counters and histograms — percentiles are never averaged —
+//! and builds the merged run's entry with the same code as a local run ([`RunResult::new`]), so
+//! the merged accounting must close across workers as a local run's must.
+
+use base64::Engine;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use super::RunSpec;
+use crate::loadgen::group::GroupCounters;
+use crate::loadgen::{Interval, Outcome, Pacing, Stop, Topology};
+use crate::metrics::Latencies;
+
+/// Which run of the grid a part's entry is, and how it was paced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartSpec {
+    /// Topology name.
+    pub topology: String,
+    /// Children per node (hierarchical).
+    pub fanout: u32,
+    /// Agents of the whole run (every worker's).
+    pub agents: u32,
+    /// The agents this worker ran: first global index and count.
+    pub slice: (u32, u32),
+    /// Open loop: total requests per second of the whole run.
+    pub rate: Option<f64>,
+    /// Requests in flight per agent (or their cap).
+    pub window: u32,
+    /// Count mode: measured requests per agent.
+    pub count_per_agent: Option<u64>,
+    /// Duration mode: the measured window, s.
+    pub duration_sec: Option<f64>,
+    /// The lateness threshold, ms.
+    pub late_after_ms: f64,
+    /// Payload bytes.
+    pub payload_bytes: usize,
+    /// `--intervals` value behind an open-loop rate.
+    pub interval_ms: Option<u64>,
+    /// Repetition index.
+    pub repeat: u32,
+}
+
+/// One interval of a part.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PartInterval {
+    /// Index from 0.
+    pub index: u32,
+    /// Start and end, ns after the measured window began.
+    pub start_ns: u64,
+    /// End.
+    pub end_ns: u64,
+    /// Deliveries, requests sent, round trips, errors.
+    pub counts: [u64; 4],
+    /// The interval's round trips (base64 of a compressed V2 histogram).
+    pub rtt: String,
+    /// Busy share of each agent core.
+    pub agent_cpu: Vec<f64>,
+    /// Busy share of each router shard.
+    pub router_cpu: Option<Vec<f64>>,
+}
+
+/// One run of one worker, exactly.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Part {
+    /// The run.
+    pub spec: PartSpec,
+    /// Raw counters of this worker's agents.
+    pub counters: GroupCounters,
+    /// Length of its measured window.
+    pub window_ns: u64,
+    /// Requests unresolved at the end.
+    pub in_flight_at_end: u64,
+    /// The drain timed out.
+    pub drain_timed_out: bool,
+    /// Problems met.
+    pub failures: Vec<String>,
+    /// Every connection was lost.
+    pub all_connections_lost: bool,
+    /// Cut short by Ctrl-C.
+    pub interrupted: bool,
+    /// Busy share of each agent core.
+    pub agent_cpu: Vec<f64>,
+    /// Busy share of each router shard.
+    pub router_cpu: Option<Vec<f64>>,
+    /// Round trips from the intended send time, from the actual one, one-way deliveries.
+    pub histograms: [String; 3],
+    /// The time series.
+    pub intervals: Vec<PartInterval>,
+}
+
+/// A histogram as base64 of HdrHistogram's compressed V2 encoding.
+pub fn encode(h: &Histogram<u64>) -> String {
+    let mut bytes = Vec::new();
+    // Writing into a Vec cannot fail; an error would leave it empty, which decodes as an error.
+    let _ = V2DeflateSerializer::new().serialize(h, &mut bytes);
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The histogram [`encode`] wrote.
+pub fn decode(s: &str) -> anyhow::Result<Histogram<u64>> {
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .map_err(|e| anyhow::anyhow!("a histogram is not base64: {e}"))?;
+    let h: Histogram<u64> = Deserializer::new()
+        .deserialize(&mut raw.as_slice())
+        .map_err(|e| anyhow::anyhow!("a histogram does not decode: {e:?}"))?;
+    // Same bounds as the generator's, so that adding never fails or clamps.
+    let mut out = Latencies::default().rtt;
+    out.add(&h).map_err(|e| anyhow::anyhow!("a histogram is out of bounds: {e:?}"))?;
+    Ok(out)
+}
+
+impl Part {
+    /// The part of run `spec` that `o` measured.
+    pub fn of(spec: &RunSpec, o: &Outcome) -> Part {
+        let sc = &spec.scenario;
+        let (rate, window) = match sc.pacing {
+            Pacing::Closed { window } => (None, window),
+            Pacing::Open { rate, window } => (Some(rate), window),
+        };
+        let fanout = match sc.topology {
+            Topology::Hierarchical { fanout } => fanout,
+            _ => 0,
+        };
+        Part {
+            spec: PartSpec {
+                topology: sc.topology.name().to_string(),
+                fanout,
+                agents: sc.agents,
+                slice: sc.slice.unwrap_or((0, sc.agents)),
+                rate,
+                window,
+                count_per_agent: match sc.stop {
+                    Stop::Count { per_agent } => Some(per_agent),
+                    Stop::Duration(_) => None,
+                },
+                duration_sec: match sc.stop {
+                    Stop::Duration(d) => Some(d.as_secs_f64()),
+                    Stop::Count { .. } => None,
+                },
+                late_after_ms: sc.late_after.as_secs_f64() * 1e3,
+                payload_bytes: sc.payload_bytes,
+                interval_ms: spec.interval_ms,
+                repeat: spec.repeat,
+            },
+            counters: o.counters.clone(),
+            window_ns: o.window_ns,
+            in_flight_at_end: o.in_flight_at_end,
+            drain_timed_out: o.drain_timed_out,
+            failures: o.failures.clone(),
+            all_connections_lost: o.all_connections_lost,
+            interrupted: o.interrupted,
+            agent_cpu: o.agent_cpu.clone(),
+            router_cpu: o.router_cpu.clone(),
+            histograms: [
+                encode(&o.latencies.rtt),
+                encode(&o.latencies.rtt_raw),
+                encode(&o.latencies.one_way),
+            ],
+            intervals: o
+                .intervals
+                .iter()
+                .map(|iv| PartInterval {
+                    index: iv.index,
+                    start_ns: iv.start_ns,
+                    end_ns: iv.end_ns,
+                    counts: [iv.deliveries, iv.requests_sent, iv.round_trips, iv.errors],
+                    rtt: encode(&iv.rtt),
+                    agent_cpu: iv.agent_cpu.clone(),
+                    router_cpu: iv.router_cpu.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The outcome this part recorded.
+    pub fn outcome(&self) -> anyhow::Result<Outcome> {
+        let [rtt, rtt_raw, one_way] = &self.histograms;
+        let mut o = Outcome::failed_setup(self.failures.clone());
+        o.setup_failed = false;
+        o.counters = self.counters.clone();
+        o.latencies =
+            Latencies { rtt: decode(rtt)?, rtt_raw: decode(rtt_raw)?, one_way: decode(one_way)? };
+        o.window_ns = self.window_ns;
+        o.agent_cpu = self.agent_cpu.clone();
+        o.router_cpu = self.router_cpu.clone();
+        o.in_flight_at_end = self.in_flight_at_end;
+        o.drain_timed_out = self.drain_timed_out;
+        o.all_connections_lost = self.all_connections_lost;
+        o.interrupted = self.interrupted;
+        o.partial = self.spec.slice.1 < self.spec.agents;
+        for iv in &self.intervals {
+            let [deliveries, requests_sent, round_trips, errors] = iv.counts;
+            o.intervals.push(Interval {
+                index: iv.index,
+                start_ns: iv.start_ns,
+                end_ns: iv.end_ns,
+                deliveries,
+                requests_sent,
+                round_trips,
+                errors,
+                rtt: decode(&iv.rtt)?,
+                agent_cpu: iv.agent_cpu.clone(),
+                router_cpu: iv.router_cpu.clone(),
+            });
+        }
+        Ok(o)
+    }
+
+    /// The run this part belongs to, as a grid defines it (placement fields left empty).
+    pub fn run_spec(&self) -> anyhow::Result<RunSpec> {
+        let s = &self.spec;
+        let topology = match s.topology.parse::<Topology>().map_err(anyhow::Error::msg)? {
+            Topology::Hierarchical { .. } => Topology::Hierarchical { fanout: s.fanout.max(1) },
+            t => t,
+        };
+        let pacing = match s.rate {
+            Some(rate) => Pacing::Open { rate, window: s.window },
+            None => Pacing::Closed { window: s.window },
+        };
+        let stop = match (s.count_per_agent, s.duration_sec) {
+            (Some(per_agent), _) => Stop::Count { per_agent },
+            (None, Some(d)) => Stop::Duration(std::time::Duration::from_secs_f64(d)),
+            (None, None) => anyhow::bail!("a part's run has neither a count nor a duration"),
+        };
+        Ok(RunSpec {
+            scenario: crate::loadgen::Scenario {
+                topology,
+                agents: s.agents,
+                pacing,
+                stop,
+                warmup: std::time::Duration::ZERO,
+                drain_timeout: std::time::Duration::ZERO,
+                payload_bytes: s.payload_bytes,
+                batch_max: 1,
+                compression: crate::wire::Compression::None,
+                agents_per_conn: 1,
+                agent_cores: Vec::new(),
+                late_after: std::time::Duration::from_secs_f64(s.late_after_ms / 1e3),
+                priority: 0,
+                id_base: 0,
+                transport: crate::transport::Transport::Tcp,
+                protocol: crate::loadgen::Protocol::Native,
+                interval: None,
+                slice: None,
+            },
+            repeat: s.repeat,
+            interval_ms: s.interval_ms,
+        })
+    }
+}
+
+/// The outcomes of one run's parts, added up: counters and histograms summed, the window the
+/// longest, each core's CPU kept, intervals merged by index. `whole` says whether every
+/// worker's part is there (only then can the accounting close).
+pub fn merge(parts: &[(usize, Outcome)], whole: bool) -> Outcome {
+    let mut o = Outcome::failed_setup(Vec::new());
+    o.setup_failed = false;
+    o.all_connections_lost = !parts.is_empty();
+    for (index, p) in parts {
+        o.counters.merge(&p.counters);
+        o.latencies.merge(&p.latencies);
+        o.window_ns = o.window_ns.max(p.window_ns);
+        o.in_flight_at_end += p.in_flight_at_end;
+        o.drain_timed_out |= p.drain_timed_out;
+        o.interrupted |= p.interrupted;
+        o.all_connections_lost &= p.all_connections_lost;
+        o.agent_cpu.extend(&p.agent_cpu);
+        if o.router_cpu.is_none() {
+            o.router_cpu.clone_from(&p.router_cpu);
+        }
+        o.failures.extend(p.failures.iter().map(|f| format!("worker {index}: {f}")));
+        for iv in &p.intervals {
+            match o.intervals.iter_mut().find(|m| m.index == iv.index) {
+                Some(m) => {
+                    m.start_ns = m.start_ns.min(iv.start_ns);
+                    m.end_ns = m.end_ns.max(iv.end_ns);
+                    m.deliveries += iv.deliveries;
+                    m.requests_sent += iv.requests_sent;
+                    m.round_trips += iv.round_trips;
+                    m.errors += iv.errors;
+                    let _ = m.rtt.add(&iv.rtt);
+                    m.agent_cpu.extend(&iv.agent_cpu);
+                }
+                None => o.intervals.push(iv.clone()),
+            }
+        }
+    }
+    o.intervals.sort_by_key(|iv| iv.index);
+    o.partial = !whole;
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_survive_their_encoding_exactly() {
+        // Proves encode/decode keeps every count, so merged percentiles are exact.
+        let mut h = Latencies::default().rtt;
+        for v in [1u64, 999, 12_345, 7_000_000, 59_000_000_000] {
+            h.record_n(v, v % 7 + 1).unwrap();
+        }
+        let back = decode(&encode(&h)).unwrap();
+        assert_eq!(back, h);
+        assert!(decode("not base64!").is_err());
+    }
+}

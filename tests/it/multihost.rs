@@ -1,0 +1,179 @@
+//! Load from several workers, merged exactly: three `a2a-bench worker` processes against one
+//! router process on loopback (`tests/multihost.sh` does the same across network namespaces).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use a2a_bench::client::Client;
+use a2a_bench::report::hlog;
+use a2a_bench::wire::control::StatsRequest;
+use a2a_bench::wire::Control;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_a2a-bench");
+
+/// Kills a child however the test ends.
+struct Reap(Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("a2a-multihost-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn router() -> (Reap, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(BIN)
+        .args(["router", "--cores", "0", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.split_whitespace().find(|w| w.starts_with("tcp://")).unwrap().to_string();
+    (Reap(child), url)
+}
+
+fn worker(d: &Path, url: &str, index: u32, run_id: &str, secs: &str) -> Reap {
+    let last = a2a_bench::placement::Machine::detect().cores.len() - 1;
+    let out = d.join(format!("part-{index}.json"));
+    let hl = d.join(format!("hlog-{index}"));
+    Reap(
+        Command::new(BIN)
+            .args(["worker", "--index", &index.to_string(), "--workers", "3", "--run-id", run_id])
+            .args(["--router", url, "--agent-cores", &last.to_string(), "--agents", "12"])
+            .args(["--topologies", "ring", "--repeat", "1", "--warmup", "0.2", "--duration", secs])
+            .args(["--interval", "0.2", "--drain-timeout", "2"])
+            .args(["--output", out.to_str().unwrap(), "--hlog", hl.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn finish(w: &mut Reap, limit: Duration) -> Option<i32> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = w.0.try_wait().unwrap() {
+            return status.code();
+        }
+        assert!(Instant::now() < deadline, "a worker still ran after {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn merge(d: &Path, parts: &[u32]) -> (Option<i32>, Value, String) {
+    let out = d.join("merged.json");
+    let mut cmd = Command::new(BIN);
+    cmd.arg("merge");
+    for i in parts {
+        cmd.arg(d.join(format!("part-{i}.json")));
+    }
+    let o = cmd.args(["--output", out.to_str().unwrap()]).output().unwrap();
+    let text =
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    let v = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    (o.status.code(), v, text)
+}
+
+#[test]
+fn three_workers_merge_into_one_run_whose_accounting_closes_and_whose_histogram_is_the_sum() {
+    // Proves workers split a run's agents, meet through the router, and merge exactly: the
+    // merged accounting closes across workers, and the merged histogram equals the sum of the
+    // workers' HdrHistogram logs.
+    let d = dir("merge");
+    let (_router, url) = router();
+    let mut workers: Vec<Reap> = (0..3).map(|i| worker(&d, &url, i, "it-merge", "0.6")).collect();
+    for w in &mut workers {
+        assert_eq!(finish(w, Duration::from_secs(60)), Some(0));
+    }
+    let (code, merged, text) = merge(&d, &[0, 1, 2]);
+    assert_eq!(code, Some(0), "{text}");
+    let r = &merged["results"][0];
+    assert_eq!(r["accounting"]["closed"], true, "{}", r["accounting"]);
+    assert_eq!(r["status"], "ok", "{r}");
+    assert_eq!(r["agent_count"], 12);
+    assert_eq!(merged["merged"]["parts"].as_array().unwrap().len(), 3);
+    assert!(text.contains("worker 2 ("), "{text}");
+    let mut sum: Option<hdrhistogram::Histogram<u64>> = None;
+    for i in 0..3 {
+        let logs: Vec<PathBuf> = std::fs::read_dir(d.join(format!("hlog-{i}")))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        for iv in hlog::read(&logs[0]).unwrap() {
+            match &mut sum {
+                Some(s) => s.add(&iv.histogram).unwrap(),
+                None => sum = Some(iv.histogram),
+            }
+        }
+    }
+    let sum = sum.unwrap();
+    let rtt = &r["latency"]["rtt"];
+    assert_eq!(sum.len(), rtt["count"].as_u64().unwrap());
+    assert_eq!(sum.value_at_quantile(0.99) as f64 / 1e6, rtt["p99_ms"].as_f64().unwrap());
+    assert_eq!(sum.max() as f64 / 1e6, rtt["max_ms"].as_f64().unwrap());
+    let sent: u64 = (0..3)
+        .map(|i| {
+            let p: Value = serde_json::from_str(
+                &std::fs::read_to_string(d.join(format!("part-{i}.json"))).unwrap(),
+            )
+            .unwrap();
+            p["results"][0]["accounting"]["requests_sent"].as_u64().unwrap()
+        })
+        .sum();
+    assert_eq!(r["accounting"]["requests_sent"].as_u64().unwrap(), sent);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// The router's total of messages received, read over the protocol.
+fn router_msgs_in(url: &str) -> u64 {
+    let addr = url.trim_start_matches("tcp://").parse().unwrap();
+    let Ok(mut c) = Client::connect(addr) else { return 0 };
+    c.set_timeout(Duration::from_secs(5)).unwrap();
+    let request_id = c.request_id();
+    match c.call(Control::StatsRequest(StatsRequest { request_id })) {
+        Ok(Control::StatsReply(r)) => r.shards.iter().map(|s| s.msgs_in).sum(),
+        _ => 0,
+    }
+}
+
+#[test]
+fn a_worker_killed_mid_run_fails_the_merged_run_and_is_named() {
+    // Proves that when one worker dies mid-run the others finish, count what they sent its
+    // agents as errors, and the merge fails naming the missing worker.
+    let d = dir("killed");
+    let (_router, url) = router();
+    let mut workers: Vec<Reap> = (0..3).map(|i| worker(&d, &url, i, "it-killed", "2")).collect();
+    // Traffic flowing is the signal that the run started on every worker.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while router_msgs_in(&url) < 20_000 {
+        assert!(Instant::now() < deadline, "the run never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = workers[1].0.kill();
+    for i in [0, 2] {
+        assert_eq!(finish(&mut workers[i], Duration::from_secs(60)), Some(1), "worker {i}");
+    }
+    let (code, merged, text) = merge(&d, &[0, 2]);
+    assert_eq!(code, Some(1), "{text}");
+    assert_eq!(merged["merged"]["missing"], serde_json::json!([1]));
+    let r = &merged["results"][0];
+    assert_eq!(r["status"], "failed");
+    let failure = r["failure"].as_str().unwrap();
+    assert!(failure.contains("worker 1 of 3 wrote no part"), "{failure}");
+    let errors: u64 = r["errors"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert!(errors > 0, "what the others sent the dead worker's agents is counted: {r}");
+    let _ = std::fs::remove_dir_all(&d);
+}
