@@ -5,7 +5,7 @@ CARGO ?= cargo
 APT_PACKAGES := libhwloc-dev libudev-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps deps-browser build test test-slow test-faults soak fuzz tune tune-check lint bench-quick bench bench-compare bench-micro bench-router
+.PHONY: help deps deps-browser build test test-slow test-faults test-multihost soak fuzz tune tune-check lint bench-quick bench bench-compare bench-micro bench-router
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ test-slow: deps ## Run the tests, then the slow and load tests one at a time
 
 test-faults: build ## Real faults (netns + veth, tc netem, signals) against the router process (root)
 	bash tests/faults.sh
+
+test-multihost: build ## Router and three workers in four network namespaces, merged; a worker killed (root)
+	bash tests/multihost.sh
 
 soak: build ## SOAK_SECS (600) at half the closed-loop peak; RSS must stay within ±5 %
 	bash tests/soak.sh

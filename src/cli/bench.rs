@@ -837,7 +837,10 @@ pub(super) fn run_as(
             }
             match session.run(spec) {
                 Ok(result) => {
-                    let cut = session.interrupt.is_raised();
+                    // A worker's failed run means another worker may be gone: the next runs
+                    // could not line up, so the part ends here (the merge says why).
+                    let cut = session.interrupt.is_raised()
+                        || (session.cfg.worker.is_some() && !result.success);
                     results.push(result);
                     session.progress.inc(1);
                     if cut {
@@ -855,9 +858,15 @@ pub(super) fn run_as(
     if let Some(r) = router {
         r.stop();
     }
-    if let Some(why) = fatal {
-        bail!("{why}");
-    }
+    // A run that could not start ends the grid; what finished before it is still reported.
+    let stopped_early = match fatal {
+        Some(why) if results.is_empty() => bail!("{why}"),
+        Some(why) => {
+            eprintln!("a2a-bench: {why}: the runs before it are reported");
+            true
+        }
+        None => false,
+    };
     let interrupted = interrupt.is_raised();
     let mut report = Report {
         summary: Summary::of(&results),
@@ -911,7 +920,7 @@ pub(super) fn run_as(
         Finish::Interrupted
     } else if report.thresholds.iter().any(|c| !c.passed) {
         Finish::ThresholdsFailed
-    } else if report.summary.failed > 0 {
+    } else if report.summary.failed > 0 || stopped_early {
         Finish::SomeFailed
     } else {
         Finish::AllOk

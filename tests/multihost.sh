@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# make test-multihost: a multi-host run on one machine. The router in one network namespace,
+# three workers in three others, joined by veth pairs on a bridge (10.78.0.0/24): every byte
+# between them crosses a real (virtual) network stack. Checks: the merged accounting closes;
+# the merged histogram is the sum of the parts (counts add; min and max are the parts'
+# extremes; the loopback test in tests/it/multihost.rs checks the sum exactly against the
+# HdrHistogram logs); one worker killed mid-run makes the merged run fail with that worker
+# named and what the others sent its agents counted as errors. Needs root and iproute2; skips
+# with one line otherwise.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null || ! command -v python3 >/dev/null; then
+  echo "test-multihost: skipped (needs root, ip and python3)"
+  exit 0
+fi
+BIN=$(realpath "${BIN:-./target/release/a2a-bench}")
+BR=a2a-mh-br
+NSES=(a2a-mh-r a2a-mh-w0 a2a-mh-w1 a2a-mh-w2)
+ADDRS=(10.78.0.1 10.78.0.10 10.78.0.11 10.78.0.12)
+ROUTER=tcp://10.78.0.1:7100
+WORK=$(mktemp -d)
+ROUTER_PID=
+
+cleanup() {
+  [ -n "$ROUTER_PID" ] && kill -9 "$ROUTER_PID" 2>/dev/null && wait "$ROUTER_PID" 2>/dev/null
+  for i in "${!NSES[@]}"; do
+    ip netns del "${NSES[$i]}" 2>/dev/null || true
+    ip link del "a2a-mh-$i" 2>/dev/null || true
+  done
+  ip link del "$BR" 2>/dev/null || true
+  [ -n "${KEEP:-}" ] && echo "kept $WORK" || rm -rf "$WORK"
+}
+trap cleanup EXIT
+cleanup_quiet() { cleanup >/dev/null 2>&1 || true; }
+cleanup_quiet
+WORK=$(mktemp -d)
+
+ip link add "$BR" type bridge
+ip link set "$BR" up
+for i in "${!NSES[@]}"; do
+  ns=${NSES[$i]}
+  ip netns add "$ns"
+  ip link add "a2a-mh-$i" type veth peer name eth0 netns "$ns"
+  ip link set "a2a-mh-$i" master "$BR" up
+  ip netns exec "$ns" ip addr add "${ADDRS[$i]}/24" dev eth0
+  ip netns exec "$ns" ip link set eth0 up
+  ip netns exec "$ns" ip link set lo up
+done
+
+fail() { echo "test-multihost: FAILED: $*"; exit 1; }
+
+# The router, alone in its namespace; its first line is the readiness signal.
+ip netns exec a2a-mh-r "$BIN" router --cores 0 --listen 10.78.0.1:7100 > "$WORK/router.txt" 2>&1 &
+ROUTER_PID=$!
+for _ in $(seq 1 500); do grep -q listening "$WORK/router.txt" 2>/dev/null && break; sleep 0.01; done
+grep -q listening "$WORK/router.txt" || fail "the router did not start: $(cat "$WORK/router.txt")"
+
+CORES=$(nproc)
+AGENT_CORE=$((CORES - 1))
+# worker I RUN_ID SECONDS: one worker in namespace a2a-mh-wI, in the background.
+worker() {
+  ip netns exec "a2a-mh-w$1" "$BIN" worker --index "$1" --workers 3 --run-id "$2" \
+    --router "$ROUTER" --agent-cores "$AGENT_CORE" --agents 30 --topologies ring,mesh \
+    --repeat 1 --warmup 0.5 --duration "$3" --interval 0.5 --drain-timeout 2 \
+    --hlog "$WORK/$2-hl-$1" --output "$WORK/$2-part-$1.json" > "$WORK/$2-w$1.txt" 2>&1 &
+}
+
+echo "test-multihost: three workers, one router, four namespaces"
+worker 0 mh1 2; P0=$!
+worker 1 mh1 2; P1=$!
+worker 2 mh1 2; P2=$!
+for p in $P0 $P1 $P2; do wait "$p" || fail "a worker failed: $(tail -n 3 "$WORK"/mh1-w*.txt)"; done
+"$BIN" merge "$WORK"/mh1-part-{0,1,2}.json --output "$WORK/mh1.json" --html "$WORK/mh1.html" \
+  > "$WORK/mh1-merge.txt" || fail "merge failed: $(cat "$WORK/mh1-merge.txt")"
+cat "$WORK/mh1-merge.txt"
+python3 - "$WORK" <<'PY' || fail "merged figures"
+import json, sys
+w = sys.argv[1]
+m = json.load(open(f"{w}/mh1.json"))
+parts = [json.load(open(f"{w}/mh1-part-{i}.json")) for i in range(3)]
+assert m["merged"]["missing"] == [], m["merged"]
+for i, r in enumerate(m["results"]):
+    assert r["accounting"]["closed"], ("accounting", i, r["accounting"])
+    rtts = [p["results"][i]["latency"]["rtt"] for p in parts]
+    assert r["latency"]["rtt"]["count"] == sum(x["count"] for x in rtts), "counts add"
+    assert r["latency"]["rtt"]["max_ms"] == max(x["max_ms"] for x in rtts), "max"
+    assert r["latency"]["rtt"]["min_ms"] == min(x["min_ms"] for x in rtts), "min"
+    sent = sum(p["results"][i]["accounting"]["requests_sent"] for p in parts)
+    assert r["accounting"]["requests_sent"] == sent, "sent adds"
+    assert r["status"] in ("ok", "too_short"), r["status"]
+print(f"test-multihost: merged {len(m['results'])} runs: accounting closes, histograms add")
+PY
+
+echo "test-multihost: worker 1 killed mid-run"
+msgs_in() { ip netns exec a2a-mh-w0 "$BIN" stats --router "$ROUTER" 2>/dev/null | awk '$1 ~ /^[0-9]+$/ && NF >= 10 {s += $5} END {print s + 0}'; }
+BEFORE=$(msgs_in)
+worker 0 mh2 3; P0=$!
+worker 1 mh2 3; P1=$!
+worker 2 mh2 3; P2=$!
+# The router's counters moving is the signal that the run started on every worker.
+for _ in $(seq 1 600); do [ "$(msgs_in)" -gt $((BEFORE + 20000)) ] && break; sleep 0.05; done
+[ "$(msgs_in)" -gt $((BEFORE + 20000)) ] || fail "the run never started"
+kill -9 "$P1"
+wait "$P1" 2>/dev/null || true
+for p in $P0 $P2; do
+  if wait "$p"; then fail "a surviving worker reported success"; fi
+done
+if "$BIN" merge "$WORK"/mh2-part-{0,2}.json --output "$WORK/mh2.json" > "$WORK/mh2-merge.txt" 2>&1; then
+  fail "the merge of a run with a dead worker succeeded"
+fi
+python3 - "$WORK" <<'PY' || fail "killed worker"
+import json, sys
+m = json.load(open(f"{sys.argv[1]}/mh2.json"))
+assert m["merged"]["missing"] == [1], m["merged"]["missing"]
+r = m["results"][0]
+assert r["status"] == "failed", r["status"]
+assert "worker 1 of 3 wrote no part" in r["failure"], r["failure"]
+errors = sum(r["errors"].values())
+assert errors > 0, r["errors"]
+print(f"test-multihost: worker 1 named as missing; {errors} messages to its agents counted as errors: {r['errors']}")
+PY
+echo "test-multihost: ok"
