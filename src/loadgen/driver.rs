@@ -151,13 +151,8 @@ impl Series {
             )
         });
         *seen += 1;
-        iv.start_ns = iv.start_ns.min(s.start_ns);
-        iv.end_ns = iv.end_ns.max(s.end_ns);
-        iv.deliveries += s.deliveries;
-        iv.requests_sent += s.requests_sent;
-        iv.round_trips += s.round_trips;
-        iv.errors += s.errors;
-        let _ = iv.rtt.add(&s.rtt);
+        let counts = [s.deliveries, s.requests_sent, s.round_trips, s.errors];
+        iv.absorb((s.start_ns, s.end_ns), counts, &s.rtt);
         if let Some(slot) = iv.agent_cpu.get_mut(core) {
             *slot = s.cpu_busy;
         }

@@ -224,6 +224,31 @@ pub struct Interval {
     pub router_cpu: Option<Vec<f64>>,
 }
 
+impl Interval {
+    /// Adds another share of the same interval (another core's, another worker's): the counts
+    /// and the histogram add up, the span covers both.
+    pub fn absorb(
+        &mut self,
+        (start_ns, end_ns): (u64, u64),
+        [deliveries, requests_sent, round_trips, errors]: [u64; 4],
+        rtt: &hdrhistogram::Histogram<u64>,
+    ) {
+        self.start_ns = self.start_ns.min(start_ns);
+        self.end_ns = self.end_ns.max(end_ns);
+        self.deliveries += deliveries;
+        self.requests_sent += requests_sent;
+        self.round_trips += round_trips;
+        self.errors += errors;
+        // Every interval histogram has the generator's bounds: adding cannot fail.
+        let _ = self.rtt.add(rtt);
+    }
+
+    /// Deliveries, requests sent, round trips, errors.
+    pub fn counts(&self) -> [u64; 4] {
+        [self.deliveries, self.requests_sent, self.round_trips, self.errors]
+    }
+}
+
 /// What a run measured.
 #[derive(Debug, Clone)]
 pub struct Outcome {

@@ -243,6 +243,7 @@ fn body(h: &mut String, r: &Value, headings: bool) -> anyhow::Result<()> {
     }
     h.push_str("</table>\n");
     thresholds(h, r);
+    workers(h, r);
     rate_search(h, r)?;
     baseline(h, r);
     let results = r["results"].as_array().cloned().unwrap_or_default();
@@ -344,6 +345,41 @@ fn body(h: &mut String, r: &Value, headings: bool) -> anyhow::Result<()> {
         )?);
     }
     Ok(())
+}
+
+/// A merged report's per-worker breakdown.
+fn workers(h: &mut String, r: &Value) {
+    let m = &r["merged"];
+    let Some(parts) = m["parts"].as_array() else { return };
+    let _ = writeln!(
+        h,
+        "<h3>Workers</h3>\n<p class=\"muted\">Run {} merged from {} of {} workers{}; one-way latency: {}.</p>\n<table><tr><th>worker</th><th>host</th><th>run</th><th>msgs/s</th><th>p99 ms</th><th>errors</th><th>bottleneck</th><th>status</th></tr>",
+        esc(m["run_id"].as_str().unwrap_or("?")),
+        parts.len(),
+        m["workers"],
+        m["missing"].as_array().filter(|a| !a.is_empty()).map_or(String::new(), |a| format!(
+            " (<span class=\"fail\">missing: {}</span>)",
+            a.iter().map(Value::to_string).collect::<Vec<_>>().join(", ")
+        )),
+        esc(m["one_way"].as_str().unwrap_or("?"))
+    );
+    for p in parts {
+        for (i, run) in p["runs"].as_array().into_iter().flatten().enumerate() {
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                p["index"],
+                esc(p["hostname"].as_str().unwrap_or("?")),
+                i + 1,
+                rate(run["throughput_msg_per_sec"].as_f64().unwrap_or(0.0)),
+                ms(run["p99_latency_ms"].as_f64().unwrap_or(0.0)),
+                run["errors"],
+                esc(run["bottleneck"].as_str().unwrap_or("?")),
+                esc(run["status"].as_str().unwrap_or("?"))
+            );
+        }
+    }
+    h.push_str("</table>\n");
 }
 
 fn thresholds(h: &mut String, r: &Value) {

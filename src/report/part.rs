@@ -170,7 +170,7 @@ impl Part {
                     index: iv.index,
                     start_ns: iv.start_ns,
                     end_ns: iv.end_ns,
-                    counts: [iv.deliveries, iv.requests_sent, iv.round_trips, iv.errors],
+                    counts: iv.counts(),
                     rtt: encode(&iv.rtt),
                     agent_cpu: iv.agent_cpu.clone(),
                     router_cpu: iv.router_cpu.clone(),
@@ -279,13 +279,7 @@ pub fn merge(parts: &[(usize, Outcome)], whole: bool) -> Outcome {
         for iv in &p.intervals {
             match o.intervals.iter_mut().find(|m| m.index == iv.index) {
                 Some(m) => {
-                    m.start_ns = m.start_ns.min(iv.start_ns);
-                    m.end_ns = m.end_ns.max(iv.end_ns);
-                    m.deliveries += iv.deliveries;
-                    m.requests_sent += iv.requests_sent;
-                    m.round_trips += iv.round_trips;
-                    m.errors += iv.errors;
-                    let _ = m.rtt.add(&iv.rtt);
+                    m.absorb((iv.start_ns, iv.end_ns), iv.counts(), &iv.rtt);
                     m.agent_cpu.extend(&iv.agent_cpu);
                 }
                 None => o.intervals.push(iv.clone()),

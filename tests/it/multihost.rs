@@ -74,13 +74,16 @@ fn finish(w: &mut Reap, limit: Duration) -> Option<i32> {
 }
 
 fn merge(d: &Path, parts: &[u32]) -> (Option<i32>, Value, String) {
-    let out = d.join("merged.json");
+    let (out, html) = (d.join("merged.json"), d.join("merged.html"));
     let mut cmd = Command::new(BIN);
     cmd.arg("merge");
     for i in parts {
         cmd.arg(d.join(format!("part-{i}.json")));
     }
-    let o = cmd.args(["--output", out.to_str().unwrap()]).output().unwrap();
+    cmd.args(["--output", out.to_str().unwrap(), "--html", html.to_str().unwrap()]);
+    let o = cmd.output().unwrap();
+    let page = std::fs::read_to_string(&html).unwrap_or_default();
+    assert!(page.contains("<h3>Workers</h3>"), "the page has the per-worker breakdown");
     let text =
         String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
     let v = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
