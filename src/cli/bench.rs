@@ -84,7 +84,7 @@ pub struct BenchArgs {
     baseline: Option<PathBuf>,
     /// For each scenario, search the highest open-loop rate that holds --slo and is
     /// sustained (grow, then bisect; each step confirmed by a repeat).
-    #[arg(long, requires = "slo", conflicts_with_all = ["rate", "intervals", "messages", "thresholds"])]
+    #[arg(long, requires = "slo", conflicts_with_all = ["rate", "intervals", "messages"])]
     find_max_rate: bool,
     /// The objective of --find-max-rate, e.g. 'p99<5ms,errors<0.1%'.
     #[arg(long, value_name = "EXPR", requires = "find_max_rate")]
@@ -386,6 +386,16 @@ impl TryFrom<BenchArgs> for BenchConfig {
             }
             _ => None,
         };
+        match (&search, thresholds.iter().find(|t| t.is_about_search() != search.is_some())) {
+            (Some(_), Some(t)) => bail!(
+                "--threshold '{}': with --find-max-rate only max_rate thresholds apply (e.g. max_rate>50k)",
+                t.text()
+            ),
+            (None, Some(t)) => {
+                bail!("--threshold '{}': max_rate needs --find-max-rate --slo", t.text())
+            }
+            _ => {}
+        }
         if a.interval.is_zero() && a.hlog.is_some() {
             bail!("--hlog writes one histogram per --interval: give an --interval above 0");
         }
@@ -888,7 +898,8 @@ pub(super) fn run_as(
     };
     let value = serde_json::to_value(&report)?;
     let scenarios = report::figures::scenarios(&report::figures::runs(&value));
-    report.thresholds = report::threshold::check_all(&cfg.thresholds, &scenarios);
+    report.thresholds =
+        report::threshold::check_all(&cfg.thresholds, &scenarios, &report.rate_search);
     report.baseline = baseline.map(|(file, b)| report::baseline::diff(&file, &b, &value));
     report::json::write(&report, cfg.output())?;
     let value = serde_json::to_value(&report)?;

@@ -31,9 +31,6 @@ use crate::report::{
 use crate::wire::control::BarrierEnter;
 use crate::wire::{AgentId, BarrierId, Control};
 
-/// How long a worker waits at a run's start for the other workers.
-pub const START_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// `a2a-bench worker`.
 #[derive(Args, Debug)]
 #[command(allow_negative_numbers = true)]
@@ -47,6 +44,9 @@ pub struct WorkerCmd {
     /// The run's id, the same on every worker (agent ids and barriers derive from it).
     #[arg(long, value_name = "ID")]
     run_id: String,
+    /// Seconds to wait at each run's start for the other workers.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = super::parse_secs)]
+    start_timeout: Duration,
     #[command(flatten)]
     bench: BenchArgs,
 }
@@ -60,6 +60,8 @@ pub struct WorkerRole {
     pub workers: u32,
     /// The run's id.
     pub run_id: String,
+    /// How long to wait at each run's start for the other workers.
+    pub start_timeout: Duration,
 }
 
 fn fnv(s: &str) -> u64 {
@@ -101,7 +103,7 @@ impl WorkerRole {
         // The top of the run's id block: agents take the bottom (at most 2^21 − 64 of them).
         let me = AgentId(id_base + (1 << 21) - 1 - self.index);
         let barrier = |phase: u64| BarrierId(fnv(&self.run_id) ^ ((run as u64) << 2 | phase));
-        let (workers, index) = (self.workers, self.index);
+        let (workers, index, start_timeout) = (self.workers, self.index, self.start_timeout);
         let (start_link, leave_link) = (link.clone(), link);
         let (start_id, leave_id) = (barrier(1), barrier(2));
         let start = move || -> Result<(), String> {
@@ -115,7 +117,7 @@ impl WorkerRole {
                     ))
                 }
             }
-            meet(&mut c, me, start_id, workers, START_TIMEOUT).map_err(|why| {
+            meet(&mut c, me, start_id, workers, start_timeout).map_err(|why| {
                 format!("worker {index} of {workers}: {why} at the start barrier")
             })?;
             *start_link.borrow_mut() = Some(c);
@@ -178,7 +180,15 @@ pub(super) fn run_worker(cmd: WorkerCmd) -> anyhow::Result<super::bench::Finish>
     if !cmd.bench.external_router() {
         bail!("--router: a worker drives a router running elsewhere (tcp://host:port)");
     }
-    let role = WorkerRole { index: cmd.index, workers: cmd.workers, run_id: cmd.run_id };
+    if cmd.start_timeout.is_zero() {
+        bail!("--start-timeout must be above 0");
+    }
+    let role = WorkerRole {
+        index: cmd.index,
+        workers: cmd.workers,
+        run_id: cmd.run_id,
+        start_timeout: cmd.start_timeout,
+    };
     super::bench::run_as(cmd.bench, Some(role))
 }
 

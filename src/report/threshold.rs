@@ -5,7 +5,8 @@
 //! intended send time, median over the scenario's successful runs; VALUE in `ns us ms s`,
 //! ms when bare), `throughput` (router deliveries/s) and `rate` (requests sent/s), medians too,
 //! VALUE with an optional `k M G` suffix; `errors` (every error of every run: a count, or with
-//! `%` a share of the requests sent). OP is one of `< <= > >= == !=`.
+//! `%` a share of the requests sent); `max_rate` (with `--find-max-rate`: the highest rate that
+//! held the SLO, requests/s, `k M G`). OP is one of `< <= > >= == !=`.
 
 use serde::Serialize;
 
@@ -19,6 +20,7 @@ enum Metric {
     Rate,
     Errors,
     ErrorShare,
+    MaxRate,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -93,12 +95,13 @@ impl std::str::FromStr for Threshold {
             "p999" | "p99.9" => Metric::Latency(P999),
             "max" => Metric::Latency(MAX),
             "throughput" => Metric::Throughput,
+            "max_rate" => Metric::MaxRate,
             "rate" => Metric::Rate,
             "errors" if value.trim().ends_with('%') => Metric::ErrorShare,
             "errors" => Metric::Errors,
             other => {
                 return Err(format!(
-                "'{t}': unknown metric '{other}' (avg p50 p95 p99 p999 max throughput rate errors)"
+                "'{t}': unknown metric '{other}' (avg p50 p95 p99 p999 max throughput rate errors max_rate)"
             ))
             }
         };
@@ -106,7 +109,7 @@ impl std::str::FromStr for Threshold {
             Metric::Latency(_) => {
                 number(value, &[("ns", 1e-6), ("us", 1e-3), ("µs", 1e-3), ("ms", 1.0), ("s", 1e3)])
             }
-            Metric::Throughput | Metric::Rate => {
+            Metric::Throughput | Metric::Rate | Metric::MaxRate => {
                 number(value, &[("k", 1e3), ("K", 1e3), ("M", 1e6), ("G", 1e9)])
             }
             Metric::ErrorShare => number(value, &[("%", 1.0)]),
@@ -150,6 +153,26 @@ impl Threshold {
         &self.text
     }
 
+    /// Whether it is about a rate search's result (`max_rate`) rather than a scenario's runs.
+    pub fn is_about_search(&self) -> bool {
+        self.metric == Metric::MaxRate
+    }
+
+    /// Checks a `max_rate` threshold against one rate search.
+    pub fn check_search(&self, s: &super::RateSearch) -> Check {
+        let actual = s.max_rate_per_sec;
+        Check {
+            threshold: self.text.clone(),
+            scenario: s.scenario.clone(),
+            actual,
+            actual_text: actual.map_or_else(
+                || "no rate held the SLO".to_string(),
+                |v| format!("{} req/s", super::text::rate(v)),
+            ),
+            passed: actual.is_some_and(|a| self.op.holds(a, self.value)),
+        }
+    }
+
     /// The figure this threshold looks at, if the scenario has one.
     fn actual(&self, s: &ScenarioFigures) -> Option<f64> {
         match self.metric {
@@ -160,6 +183,7 @@ impl Threshold {
             Metric::Latency(i) => Some(s.latency_ms[i].median),
             Metric::Throughput => Some(s.throughput.median),
             Metric::Rate => Some(s.achieved_rate.median),
+            Metric::MaxRate => None,
         }
     }
 
@@ -170,6 +194,7 @@ impl Threshold {
             Metric::Rate => format!("{} req/s", super::text::rate(v)),
             Metric::Errors => format!("{v} errors"),
             Metric::ErrorShare => format!("{v:.3} % errors"),
+            Metric::MaxRate => format!("{} req/s", super::text::rate(v)),
         }
     }
 
@@ -187,8 +212,19 @@ impl Threshold {
     }
 }
 
-/// Every threshold against every scenario.
-pub fn check_all(thresholds: &[Threshold], scenarios: &[ScenarioFigures]) -> Vec<Check> {
+/// Every threshold against every scenario, or, after a rate search, every `max_rate`
+/// threshold against every search.
+pub fn check_all(
+    thresholds: &[Threshold],
+    scenarios: &[ScenarioFigures],
+    searches: &[super::RateSearch],
+) -> Vec<Check> {
+    if !searches.is_empty() {
+        return searches
+            .iter()
+            .flat_map(|s| thresholds.iter().map(|t| t.check_search(s)))
+            .collect();
+    }
     scenarios.iter().flat_map(|s| thresholds.iter().map(|t| t.check(s))).collect()
 }
 
@@ -228,6 +264,8 @@ mod tests {
         assert!("p99 5ms".parse::<Threshold>().unwrap_err().contains("no comparison"));
         assert!("p99<fast".parse::<Threshold>().unwrap_err().contains("not a value"));
         assert!(parse_list("--slo", "p99<5ms,errors<0.1%").unwrap().len() == 2);
+        let t: Threshold = "max_rate>=50k".parse().unwrap();
+        assert!(t.is_about_search() && t.value == 50e3);
     }
 
     #[test]

@@ -130,6 +130,8 @@ fn mistakes_in_the_capacity_flags_get_one_line_naming_the_flag() {
         (vec!["--find-max-rate"], "--slo"),
         (vec!["--baseline", not_json.to_str().unwrap()], "--baseline"),
         (vec!["compare", "--threshold", "p99<5ms"], "--threshold"),
+        (vec!["--threshold", "max_rate>5k"], "--find-max-rate"),
+        (vec!["--find-max-rate", "--slo", "p99<1ms", "--threshold", "p99<1ms"], "max_rate"),
         (vec!["report", not_json.to_str().unwrap(), "--html", "/tmp/x.html"], "not JSON"),
     ] {
         let (code, out, err) = bench(&args);
@@ -161,6 +163,8 @@ fn a_rate_search_against_the_embedded_router_converges_within_its_bounds() {
         "p99<250ms,errors==0",
         "--search-precision",
         "0.2",
+        "--threshold",
+        "max_rate>1",
         "--output",
         out_path.to_str().unwrap(),
     ]);
@@ -194,6 +198,7 @@ fn a_rate_search_against_the_embedded_router_converges_within_its_bounds() {
         other => panic!("unexpected end {other:?}: {s}"),
     }
     assert!(out.contains("rate search ring × 4 w16"), "{out}");
+    assert!(out.contains("✓ max_rate>1"), "the search's result is a threshold too: {out}");
     assert_eq!(
         report["results"].as_array().unwrap().len(),
         1 + steps.iter().map(|st| st["runs"].as_u64().unwrap() as usize).sum::<usize>()
