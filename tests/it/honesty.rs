@@ -251,7 +251,9 @@ fn ctrl_c_keeps_what_finished_and_exits_130() {
     assert_eq!(report["interrupted"], true);
     let results = report["results"].as_array().unwrap();
     assert!((1..30).contains(&results.len()), "{} runs reported", results.len());
-    assert_eq!(results[0]["status"], "ok", "{}", results[0]);
+    // A loaded machine may make a 0.5 s window shorter than 10× its p99 (`too_short`).
+    let first = results[0]["status"].as_str().unwrap();
+    assert!(["ok", "too_short"].contains(&first), "{}", results[0]);
     assert!(results.iter().all(|r| r["accounting"]["closed"] == true));
     assert!(rest.contains("interrupted"), "{rest}");
 }

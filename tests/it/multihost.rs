@@ -105,7 +105,10 @@ fn three_workers_merge_into_one_run_whose_accounting_closes_and_whose_histogram_
     assert_eq!(code, Some(0), "{text}");
     let r = &merged["results"][0];
     assert_eq!(r["accounting"]["closed"], true, "{}", r["accounting"]);
-    assert_eq!(r["status"], "ok", "{r}");
+    // On a loaded 2-core machine a 0.6 s window may be under 10× its p99: `too_short`, not a
+    // failure.
+    assert_eq!(r["success"], true, "{r}");
+    assert!(["ok", "too_short"].contains(&r["status"].as_str().unwrap()), "{}", r["status"]);
     assert_eq!(r["agent_count"], 12);
     assert_eq!(merged["merged"]["parts"].as_array().unwrap().len(), 3);
     assert!(text.contains("worker 2 ("), "{text}");
