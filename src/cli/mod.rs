@@ -3,6 +3,15 @@
 //! `main()` calls [`main`], which maps every error to a one-line message naming the flag and an
 //! exit code; nothing here panics on user input.
 
+/// `println!` that never panics: a closed stdout (a pipe whose reader left) is not a reason for
+/// a router to die.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 mod bench;
 mod compare;
 mod prometheus;

@@ -34,11 +34,11 @@ pub(super) fn run(cmd: ReportCmd) -> anyhow::Result<()> {
     }
     if let Some(path) = &cmd.html {
         crate::report::html::write(&value, path)?;
-        println!("HTML written to {}", path.display());
+        outln!("HTML written to {}", path.display());
     }
     if let Some(path) = &cmd.csv {
         crate::report::csv::write(&value, path)?;
-        println!("CSV written to {}", path.display());
+        outln!("CSV written to {}", path.display());
     }
     Ok(())
 }

@@ -85,7 +85,7 @@ pub(super) fn run_router(cmd: RouterCmd) -> anyhow::Result<()> {
     let router = Router::start(config).with_context(|| format!("--listen {}", cmd.listen))?;
     let placement: Vec<String> =
         slots.iter().map(|s| format!("core {} (node {})", s.core, s.node)).collect();
-    println!(
+    outln!(
         "a2a-bench router (glommio) listening on tcp://{} with {} shard(s): {}",
         router.local_addr(),
         slots.len(),
@@ -93,11 +93,11 @@ pub(super) fn run_router(cmd: RouterCmd) -> anyhow::Result<()> {
     );
     if let Some(listen) = cmd.metrics {
         let at = super::prometheus::serve(listen, router.local_addr())?;
-        println!("metrics at http://{at}/metrics");
+        outln!("metrics at http://{at}/metrics");
     }
-    println!("stop with Ctrl-C (SIGINT) or SIGTERM");
+    outln!("stop with Ctrl-C (SIGINT) or SIGTERM");
     let _ = signals.forever().next();
-    println!("\nstopping");
+    outln!("\nstopping");
     print_stats(&router.stop());
     Ok(())
 }
@@ -131,15 +131,15 @@ pub(super) fn run_baseline(cmd: BaselineCmd) -> anyhow::Result<()> {
     };
     let router = crate::baseline::Baseline::start(cfg)
         .with_context(|| format!("--listen {}", cmd.listen))?;
-    println!(
+    outln!(
         "a2a-bench baseline-router ({}) listening on tcp://{} on cores {:?}",
         cmd.mode.name(),
         router.local_addr(),
         slots.iter().map(|s| s.core).collect::<Vec<_>>()
     );
-    println!("stop with Ctrl-C (SIGINT) or SIGTERM");
+    outln!("stop with Ctrl-C (SIGINT) or SIGTERM");
     let _ = signals.forever().next();
-    println!("\nstopping");
+    outln!("\nstopping");
     print_stats(&router.stop());
     Ok(())
 }
@@ -174,7 +174,7 @@ pub(super) fn run_stats(cmd: StatsCmd) -> anyhow::Result<()> {
 
 /// Prints one line per shard and the totals.
 pub fn print_stats(shards: &[ShardStats]) {
-    println!(
+    outln!(
         "{:>5} {:>5} {:>6} {:>7} {:>13} {:>13} {:>12} {:>12} {:>11} {:>8}",
         "shard",
         "core",
@@ -189,7 +189,7 @@ pub fn print_stats(shards: &[ShardStats]) {
     );
     for s in shards {
         let errors: u64 = s.errors.iter().map(|(_, n)| n).sum();
-        println!(
+        outln!(
             "{:>5} {:>5} {:>6} {:>7} {:>13} {:>13} {:>12.1} {:>12.1} {:>11} {:>8}",
             s.shard,
             s.core,
@@ -204,9 +204,9 @@ pub fn print_stats(shards: &[ShardStats]) {
         );
         for (code, n) in &s.errors {
             let name = ErrorCode::from_code(*code).map_or("unknown", ErrorCode::name);
-            println!("{:>13} {name}: {n}", "");
+            outln!("{:>13} {name}: {n}", "");
         }
-        println!(
+        outln!(
             "{:>13} pool hits {} misses {} returns {} discards {}; queue high-water: connection {} B, peer {} B",
             "",
             s.pool_hits,
@@ -216,9 +216,12 @@ pub fn print_stats(shards: &[ShardStats]) {
             s.conn_queue_bytes_hwm,
             s.peer_queue_bytes_hwm
         );
-        println!(
+        outln!(
             "{:>13} memory held {} B; slow consumers closed {}; connections refused {}",
-            "", s.memory_bytes, s.slow_consumers, s.connections_refused
+            "",
+            s.memory_bytes,
+            s.slow_consumers,
+            s.connections_refused
         );
     }
 }
@@ -234,7 +237,7 @@ pub struct SysinfoCmd {
 pub(super) fn run_sysinfo(cmd: SysinfoCmd) -> anyhow::Result<()> {
     let facts = crate::host::facts();
     if cmd.json {
-        println!("{}", serde_json::to_string_pretty(&facts)?);
+        outln!("{}", serde_json::to_string_pretty(&facts)?);
         return Ok(());
     }
     let s = |v: &serde_json::Value| match v {
@@ -242,16 +245,16 @@ pub(super) fn run_sysinfo(cmd: SysinfoCmd) -> anyhow::Result<()> {
         serde_json::Value::Null => "-".into(),
         other => other.to_string(),
     };
-    println!("host        {} (kernel {})", s(&facts["hostname"]), s(&facts["kernel"]));
-    println!("cpu         {}, {} logical cores", s(&facts["cpu_model"]), facts["logical_cores"]);
-    println!("memory      {:.1} GiB", facts["memory_bytes"].as_f64().unwrap_or(0.0) / 1073741824.0);
+    outln!("host        {} (kernel {})", s(&facts["hostname"]), s(&facts["kernel"]));
+    outln!("cpu         {}, {} logical cores", s(&facts["cpu_model"]), facts["logical_cores"]);
+    outln!("memory      {:.1} GiB", facts["memory_bytes"].as_f64().unwrap_or(0.0) / 1073741824.0);
     let source = if facts["numa_map_from_hwloc"] == true { "hwloc" } else { "no hwloc: assumed" };
-    println!("numa        {} node(s) ({source})", facts["numa_nodes"]);
+    outln!("numa        {} node(s) ({source})", facts["numa_nodes"]);
     for n in facts["numa_cores"].as_array().into_iter().flatten() {
-        println!("              node {}: cores {}", n["node"], n["cores"]);
+        outln!("              node {}: cores {}", n["node"], n["cores"]);
     }
     let uring = &facts["io_uring"];
-    println!(
+    outln!(
         "io_uring    {} (kernel.io_uring_disabled = {}){}",
         if uring["works"] == true { "works" } else { "does not work" },
         s(&uring["kernel_io_uring_disabled"]),
@@ -264,13 +267,13 @@ pub(super) fn run_sysinfo(cmd: SysinfoCmd) -> anyhow::Result<()> {
             Some(n) => n.to_string(),
             None => "-".into(),
         };
-        println!("{name:<11} soft {} hard {}", show(&l["soft"]), show(&l["hard"]));
+        outln!("{name:<11} soft {} hard {}", show(&l["soft"]), show(&l["hard"]));
     }
-    println!("clocksource {}", s(&facts["clocksource"]));
-    println!("governor    {}", s(&facts["cpu_governor"]));
-    println!("sysctl      profile sysctl/a2a-bench.conf (make tune applies it):");
+    outln!("clocksource {}", s(&facts["clocksource"]));
+    outln!("governor    {}", s(&facts["cpu_governor"]));
+    outln!("sysctl      profile sysctl/a2a-bench.conf (make tune applies it):");
     for c in facts["sysctl"].as_array().into_iter().flatten() {
-        println!(
+        outln!(
             "              {:<30} {:<24} recommended {:<24} {}",
             s(&c["key"]),
             s(&c["current"]),

@@ -66,7 +66,7 @@ pub(super) fn find_max_rate(
         steps: Vec::new(),
     };
     let say = |session: &Session<'_>, line: String| {
-        session.progress.suspend(|| println!("{line}"));
+        session.progress.suspend(|| outln!("{line}"));
     };
     say(
         session,

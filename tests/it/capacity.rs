@@ -315,3 +315,34 @@ fn the_html_report_renders_in_a_real_browser_without_console_errors() {
     assert!(png.len() > 30_000, "a blank page compresses to a few KB: {} B", png.len());
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn a_router_whose_stdout_reader_left_keeps_running_and_stops_cleanly() {
+    // Proves a closed stdout (`a2a-bench router | head -1`) does not kill the router: it
+    // serves, and on SIGTERM prints its counters into the void and exits 0.
+    let bin = env!("CARGO_BIN_EXE_a2a-bench");
+    let mut child = std::process::Command::new(bin)
+        .args(["router", "--cores", "0", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr: std::net::SocketAddr =
+        line.split("tcp://").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    // The pipe is closed now; the router must still answer.
+    let mut c = Client::connect(addr).unwrap();
+    c.set_timeout(Duration::from_secs(10)).unwrap();
+    crate::support::check_ack(c.register(7_100_001, 1, &[]).unwrap());
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "the router did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0), "a closed stdout must not make the router panic");
+}

@@ -35,7 +35,12 @@ fn router() -> (Reap, String) {
     let mut child = Command::new(BIN)
         .args(["router", "--cores", "0", "--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(
+            std::fs::File::create(
+                std::env::temp_dir().join(format!("a2a-mh-router-{}.log", std::process::id())),
+            )
+            .unwrap(),
+        )
         .spawn()
         .unwrap();
     let mut line = String::new();
@@ -62,11 +67,17 @@ fn worker(d: &Path, url: &str, index: u32, run_id: &str, secs: &str) -> Reap {
     )
 }
 
-fn finish(w: &mut Reap, limit: Duration) -> Option<i32> {
+/// Waits (bounded) for a worker; returns its exit code and what it said on stderr.
+fn finish(w: &mut Reap, limit: Duration) -> (Option<i32>, String) {
+    use std::io::Read;
     let deadline = Instant::now() + limit;
     loop {
         if let Some(status) = w.0.try_wait().unwrap() {
-            return status.code();
+            let mut err = String::new();
+            if let Some(mut e) = w.0.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            return (status.code(), err);
         }
         assert!(Instant::now() < deadline, "a worker still ran after {limit:?}");
         std::thread::sleep(Duration::from_millis(20));
@@ -98,8 +109,11 @@ fn three_workers_merge_into_one_run_whose_accounting_closes_and_whose_histogram_
     let d = dir("merge");
     let (_router, url) = router();
     let mut workers: Vec<Reap> = (0..3).map(|i| worker(&d, &url, i, "it-merge", "0.6")).collect();
-    for w in &mut workers {
-        assert_eq!(finish(w, Duration::from_secs(60)), Some(0));
+    for (i, w) in workers.iter_mut().enumerate() {
+        let (code, err) = finish(w, Duration::from_secs(60));
+        let part = std::fs::read_to_string(d.join(format!("part-{i}.json"))).unwrap_or_default();
+        let why = serde_json::from_str::<Value>(&part).map(|p| p["results"][0]["failure"].clone());
+        assert_eq!(code, Some(0), "worker {i}: {err} {why:?}");
     }
     let (code, merged, text) = merge(&d, &[0, 1, 2]);
     assert_eq!(code, Some(0), "{text}");
@@ -170,7 +184,8 @@ fn a_worker_killed_mid_run_fails_the_merged_run_and_is_named() {
     }
     let _ = workers[1].0.kill();
     for i in [0, 2] {
-        assert_eq!(finish(&mut workers[i], Duration::from_secs(60)), Some(1), "worker {i}");
+        let (code, err) = finish(&mut workers[i], Duration::from_secs(60));
+        assert_eq!(code, Some(1), "worker {i}: {err}");
     }
     let (code, merged, text) = merge(&d, &[0, 2]);
     assert_eq!(code, Some(1), "{text}");
