@@ -130,6 +130,14 @@ impl AnyRouter {
         }
     }
 
+    /// Blocks every shard's (or worker's) thread for `d` (fault injection).
+    pub fn stall(&self, d: std::time::Duration) {
+        match self {
+            AnyRouter::Glommio(r) => r.stall(d),
+            AnyRouter::Baseline(r) => r.stall(d),
+        }
+    }
+
     /// Stops it; returns its final counters.
     pub fn stop(self) -> Vec<ShardStats> {
         match self {

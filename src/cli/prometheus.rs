@@ -22,7 +22,7 @@ const HEAD_MAX: usize = 8192;
 /// The exposition of `shards`.
 pub fn exposition(shards: &[ShardStats]) -> String {
     type Get = fn(&ShardStats) -> f64;
-    let metrics: [(&str, &str, &str, Get); 20] = [
+    let metrics: [(&str, &str, &str, Get); 21] = [
         ("connections", "gauge", "Open connections.", |s| f64::from(s.connections)),
         ("agents", "gauge", "Agents registered.", |s| f64::from(s.agents)),
         ("messages_in_total", "counter", "Messages received from clients.", |s| s.msgs_in as f64),
@@ -67,6 +67,9 @@ pub fn exposition(shards: &[ShardStats]) -> String {
         }),
         ("memory_bytes", "gauge", "Bytes held in queues and grown read buffers.", |s| {
             s.memory_bytes as f64
+        }),
+        ("loop_stalls_total", "counter", "Times the shard's loop did not turn for 1 s.", |s| {
+            s.loop_stalls as f64
         }),
     ];
     let labels = |s: &ShardStats| {
@@ -164,6 +167,6 @@ mod tests {
         assert!(text
             .contains("a2a_router_messages_in_total{shard=\"1\",core=\"3\",numa_node=\"0\"} 42\n"));
         assert!(text.contains("code=\"unknown_recipient\"} 5\n"), "{text}");
-        assert_eq!(text.matches("# TYPE").count(), 21);
+        assert_eq!(text.matches("# TYPE").count(), 22);
     }
 }

@@ -217,11 +217,12 @@ pub fn print_stats(shards: &[ShardStats]) {
             s.peer_queue_bytes_hwm
         );
         outln!(
-            "{:>13} memory held {} B; slow consumers closed {}; connections refused {}",
+            "{:>13} memory held {} B; slow consumers closed {}; connections refused {}; loop stalls {}",
             "",
             s.memory_bytes,
             s.slow_consumers,
-            s.connections_refused
+            s.connections_refused,
+            s.loop_stalls
         );
     }
 }

@@ -812,6 +812,8 @@ impl Shard {
             slow_consumers: c.slow_consumers,
             connections_refused: c.connections_refused,
             memory_bytes: self.memory_bytes() as u64,
+            // Counted by the watchdog outside the shard.
+            loop_stalls: 0,
             peer_queue_bytes_hwm: self.peers.iter().map(|p| p.queued_bytes_hwm).max().unwrap_or(0)
                 as u64,
             // stats() runs on the shard's own thread (command loop or peer request).

@@ -6,7 +6,7 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -32,6 +32,11 @@ impl Staller {
     }
 }
 
+/// A shard whose loop has not turned (its ticker has not run) for this long is reported.
+pub const WATCHDOG_STALL: Duration = Duration::from_secs(1);
+/// How often the watchdog looks.
+const WATCHDOG_EVERY: Duration = Duration::from_millis(100);
+
 /// A running set of shards behind one listening address.
 pub struct Server {
     addr: SocketAddr,
@@ -39,6 +44,49 @@ pub struct Server {
     acceptor: Option<JoinHandle<()>>,
     stopping: Arc<AtomicBool>,
     runtime: &'static str,
+    watchdog: Option<JoinHandle<()>>,
+    /// Times each shard was seen stalled by the watchdog.
+    stalls: Arc<Vec<AtomicU64>>,
+}
+
+/// Every [`WATCHDOG_EVERY`], checks that each shard's ticker ran within [`WATCHDOG_STALL`];
+/// says so on stderr, once per stall, and when the shard turns again, and counts it.
+fn watchdog(
+    runtime: &'static str,
+    slots: Vec<Slot>,
+    beats: Vec<Arc<AtomicU64>>,
+    stalls: Arc<Vec<AtomicU64>>,
+    stopping: Arc<AtomicBool>,
+) {
+    let limit = WATCHDOG_STALL.as_nanos() as u64;
+    let mut since: Vec<Option<u64>> = vec![None; beats.len()];
+    while !stopping.load(Ordering::Acquire) {
+        std::thread::park_timeout(WATCHDOG_EVERY);
+        let now = crate::clock::now_ns();
+        for (i, beat) in beats.iter().enumerate() {
+            let last = beat.load(Ordering::Relaxed);
+            let late = now.saturating_sub(last);
+            match since[i] {
+                None if late > limit => {
+                    since[i] = Some(last);
+                    stalls[i].fetch_add(1, Ordering::Relaxed);
+                    eprintln!(
+                        "watchdog: {runtime} router shard {i} (core {}) has not turned its loop for {:.1} s",
+                        slots[i].core,
+                        late as f64 / 1e9
+                    );
+                }
+                Some(from) if late <= limit => {
+                    since[i] = None;
+                    eprintln!(
+                        "watchdog: {runtime} router shard {i} turns again after {:.1} s",
+                        last.saturating_sub(from) as f64 / 1e9
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
 struct ShardHandle {
@@ -79,12 +127,15 @@ impl Server {
         let (ready_tx, ready_rx) = flume::unbounded();
         let mut shards = Vec::with_capacity(n);
         let mut loads = Vec::with_capacity(n);
+        let beats: Vec<Arc<AtomicU64>> =
+            (0..n).map(|_| Arc::new(AtomicU64::new(crate::clock::now_ns()))).collect();
         for (i, (to_peers, from_peers)) in to.into_iter().zip(from).enumerate() {
             let (cmd_tx, cmd_rx) = flume::unbounded();
             let live = Arc::new(AtomicUsize::new(0));
             loads.push(live.clone());
             let ctl_waiting = ctl_waiting[i].clone();
-            let links = Links { commands: cmd_rx, to_peers, from_peers, ctl_waiting, live };
+            let beat = beats[i].clone();
+            let links = Links { commands: cmd_rx, to_peers, from_peers, ctl_waiting, live, beat };
             let mut cfg = configure(i as u16);
             cfg.core = slots[i].core as u32;
             cfg.numa_node = slots[i].node;
@@ -106,7 +157,20 @@ impl Server {
         let acceptor = std::thread::Builder::new()
             .name(format!("{}-accept", R::NAME))
             .spawn(move || accept_loop(listener, senders, loads, max_connections, stop))?;
-        Ok(Server { addr, shards, acceptor: Some(acceptor), stopping, runtime: R::NAME })
+        let stalls: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
+        let (counts, stop, slots) = (stalls.clone(), stopping.clone(), slots.to_vec());
+        let watchdog = std::thread::Builder::new()
+            .name(format!("{}-watchdog", R::NAME))
+            .spawn(move || watchdog(R::NAME, slots, beats, counts, stop))?;
+        Ok(Server {
+            addr,
+            shards,
+            acceptor: Some(acceptor),
+            stopping,
+            runtime: R::NAME,
+            watchdog: Some(watchdog),
+            stalls,
+        })
     }
 
     /// The address it listens on (useful with port 0).
@@ -130,7 +194,17 @@ impl Server {
                 rx
             })
             .collect();
-        replies.into_iter().filter_map(|rx| rx.recv_timeout(Duration::from_secs(5)).ok()).collect()
+        let stats =
+            replies.into_iter().filter_map(|rx| rx.recv_timeout(Duration::from_secs(5)).ok());
+        stats.map(|s| self.with_stalls(s)).collect()
+    }
+
+    /// `s` with the watchdog's count of its shard's stalls.
+    fn with_stalls(&self, mut s: ShardStats) -> ShardStats {
+        if let Some(n) = self.stalls.get(usize::from(s.shard)) {
+            s.loop_stalls = n.load(Ordering::Relaxed);
+        }
+        s
     }
 
     /// Blocks every shard's thread for `d` (fault injection for tests and demonstrations).
@@ -150,6 +224,10 @@ impl Server {
 
     fn shutdown(&mut self) -> Vec<ShardStats> {
         self.stopping.store(true, Ordering::SeqCst);
+        if let Some(w) = self.watchdog.take() {
+            w.thread().unpark();
+            let _ = w.join();
+        }
         // Unblock the acceptor's accept() with a connection of our own.
         let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
         if let Some(a) = self.acceptor.take() {
@@ -158,7 +236,13 @@ impl Server {
         for s in &self.shards {
             let _ = s.commands.send(Command::Stop);
         }
-        self.shards.iter_mut().filter_map(|s| s.join.take()).filter_map(|join| join()).collect()
+        let finals: Vec<ShardStats> = self
+            .shards
+            .iter_mut()
+            .filter_map(|s| s.join.take())
+            .filter_map(|join| join())
+            .collect();
+        finals.into_iter().map(|s| self.with_stalls(s)).collect()
     }
 }
 

@@ -17,7 +17,7 @@ use std::io;
 use std::net::{Shutdown, TcpStream};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -141,6 +141,8 @@ pub struct Links {
     pub(super) ctl_waiting: Arc<AtomicBool>,
     /// This shard's open connections: added by the acceptor, subtracted here.
     pub(super) live: Arc<AtomicUsize>,
+    /// When the shard's ticker last ran (ns): the watchdog reads it.
+    pub(super) beat: Arc<AtomicU64>,
 }
 
 /// Shutdown handles (a second descriptor) of a shard's open sockets, by connection number.
@@ -155,7 +157,7 @@ pub async fn run_shard<R: Runtime>(
     let shard = Rc::new(RefCell::new(shard));
     let sockets: Sockets = Rc::default();
     let mut next_socket = 0u64;
-    let Links { commands, to_peers, from_peers, ctl_waiting, live } = links;
+    let Links { commands, to_peers, from_peers, ctl_waiting, live, beat } = links;
     for (p, link) in to_peers.into_iter().enumerate() {
         let Some(PeerTx { data, ctl, ctl_waiting }) = link else { continue };
         R::spawn(peer_sender(shard.clone(), p as u16, Lane::Data, data, None));
@@ -169,7 +171,7 @@ pub async fn run_shard<R: Runtime>(
         R::spawn(peer_receiver(shard.clone(), p as u16, ctl));
     }
     let inbox = Rc::new(inbox);
-    R::spawn(ticker::<R>(shard.clone()));
+    R::spawn(ticker::<R>(shard.clone(), beat));
     let _ = ready.send(());
     while let Ok(cmd) = commands.recv_async().await {
         match cmd {
@@ -516,9 +518,12 @@ async fn peer_receiver(shard: Rc<RefCell<Shard>>, from: u16, rx: flume::Receiver
     }
 }
 
-async fn ticker<R: Runtime>(shard: Rc<RefCell<Shard>>) {
+/// Expires what is due every [`TICK`], and shows the watchdog the loop turns.
+async fn ticker<R: Runtime>(shard: Rc<RefCell<Shard>>, beat: Arc<AtomicU64>) {
     while !shard.borrow().is_stopped() {
         R::sleep(TICK).await;
-        shard.borrow_mut().tick(clock::now_ns());
+        let now = clock::now_ns();
+        beat.store(now, Ordering::Relaxed);
+        shard.borrow_mut().tick(now);
     }
 }

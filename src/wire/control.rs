@@ -435,6 +435,9 @@ pub struct ShardStats {
     /// Bytes held now in queues and grown read buffers (the memory budget's measure).
     #[serde(default)]
     pub memory_bytes: u64,
+    /// Times the router's watchdog saw this shard's loop not turn for a second or more.
+    #[serde(default)]
+    pub loop_stalls: u64,
 }
 
 /// The answer to [`StatsRequest`].

@@ -419,3 +419,27 @@ fn a_sharded_router_starts_serves_and_stops_a_thousand_times_without_a_stall() {
         tx.send(i).unwrap();
     }
 }
+
+#[test]
+fn a_shard_whose_loop_stops_turning_is_reported_by_the_watchdog() {
+    // Proves the router's watchdog notices a shard that has not turned its loop for a second
+    // (here its thread is blocked on purpose) and counts it in the shard's stats, for every
+    // router kind that runs the shard shell.
+    use a2a_bench::routers::RouterKind;
+    for kind in [RouterKind::Glommio, RouterKind::TokioPerCore] {
+        let setup = crate::support::Setup { kind, transport: a2a_bench::transport::Transport::Tcp };
+        let r = crate::support::start(setup, 1, |_| {});
+        assert_eq!(r.stats()[0].loop_stalls, 0, "{kind}: no stall yet");
+        r.stall(Duration::from_millis(1600));
+        // The stats answer comes after the stall: by then the watchdog has seen it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let s = r.stats();
+            if s.first().is_some_and(|s| s.loop_stalls >= 1) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{kind}: the watchdog never saw it");
+        }
+        assert_eq!(r.stats()[0].loop_stalls, 1, "{kind}: one stall, counted once");
+    }
+}

@@ -57,6 +57,11 @@ impl TestRouter {
     pub fn stop(self) {
         drop(self.inner.stop());
     }
+
+    /// Blocks every shard's thread for `d`.
+    pub fn stall(&self, d: std::time::Duration) {
+        self.inner.stall(d)
+    }
 }
 
 /// A router of `setup.kind` on 127.0.0.1:0 with `shards` shards (threads), adjusted by `tweak`.
