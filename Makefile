@@ -5,7 +5,7 @@ CARGO ?= cargo
 APT_PACKAGES := libhwloc-dev libudev-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps deps-browser build test test-slow test-faults test-multihost soak fuzz tune tune-check lint bench-quick bench bench-compare bench-micro bench-router
+.PHONY: help deps deps-browser bench-scaling build test test-slow test-faults test-multihost soak fuzz tune tune-check lint bench-quick bench bench-compare bench-micro bench-router
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -74,6 +74,10 @@ lint: ## rustfmt --check and clippy -D warnings
 bench-compare: build ## glommio vs the tokio baselines, same cores, alternating (≈ 4 min)
 	./target/release/a2a-bench compare --agents 10,100 --agents-per-conn 10 \
 	  --topologies star,mesh,ring --duration 1.5 --warmup 0.3 --repeat 3 --open-at 0.5
+
+bench-scaling: build ## The comparison at 1, 2, 4 and 8 router cores (agents on as many), one report
+	./target/release/a2a-bench compare --scaling 1,2,4,8 --agents 100,1000 --agents-per-conn 10 \
+	  --topologies ring,mesh --duration 2 --warmup 0.5 --repeat 3 --output scaling_results.json
 
 bench-router: deps ## Router throughput and round trip with a minimal driver
 	$(CARGO) bench --bench router

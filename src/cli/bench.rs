@@ -467,6 +467,15 @@ impl BenchConfig {
         .find_map(|(given, flag)| given.then_some(flag))
     }
 
+    /// The same grid on other cores (an embedded router on `plan.router`, agents on
+    /// `plan.agents`).
+    pub fn with_plan(&self, plan: Plan) -> BenchConfig {
+        let mut c = self.clone();
+        c.target = Target::Embedded { slots: plan.router.clone() };
+        c.plan = plan;
+        c
+    }
+
     /// `--csv` and `--html`, when given.
     pub fn exports(&self) -> (Option<&std::path::Path>, Option<&std::path::Path>) {
         (self.csv.as_deref(), self.html.as_deref())

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::bench::{BenchArgs, BenchConfig};
 use crate::loadgen::{self, Pacing};
+use crate::placement::{Plan, Slot};
 use crate::report::{self, PlacementInfo, Report, RunResult, RunSpec, Summary};
 use crate::routers::{AnyRouter, RouterKind, RouterSpec};
 
@@ -27,6 +28,11 @@ pub struct CompareCmd {
     /// closed-loop request rate (e.g. 0.5).
     #[arg(long, value_name = "SHARE")]
     open_at: Option<f64>,
+    /// Scaling: run the whole comparison once per router core count in LIST (e.g. 1,2,4,8),
+    /// each time on the first 2N of --cores (N for the router, N for the agents), and report
+    /// throughput and scaling efficiency per router; counts the machine cannot hold are skipped.
+    #[arg(long, value_name = "LIST")]
+    scaling: Option<String>,
 }
 
 /// Starts a router of `kind` on the grid's router cores with its settings.
@@ -57,6 +63,11 @@ struct Medians {
     runs: usize,
     /// The most frequent bottleneck of the runs (`router`, `generator`, `both`, `neither`).
     bottleneck: String,
+    /// Median router CPU time per routed message (delivery), ns: the router's threads' busy
+    /// time over the window divided by what they delivered. Null when the router reports none.
+    router_cpu_ns_per_msg: Option<f64>,
+    /// Median share of the router's cores left idle (0–1; cores − busy, over cores).
+    router_idle_share: Option<f64>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -70,6 +81,12 @@ fn median(mut v: Vec<f64>) -> f64 {
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
+}
+
+/// The median of the values present; `None` when there are none.
+fn median_of_some(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
+    let v: Vec<f64> = values.flatten().collect();
+    (!v.is_empty()).then(|| median(v))
 }
 
 fn most_common<'a>(items: impl Iterator<Item = &'a str>) -> String {
@@ -94,6 +111,15 @@ impl Medians {
             ok_runs: ok.len(),
             runs: runs.len(),
             bottleneck: most_common(runs.iter().map(|r| r.cpu.bottleneck.as_str())),
+            router_cpu_ns_per_msg: median_of_some(ok.iter().map(|r| {
+                let busy: f64 = r.cpu.router_cores.as_ref()?.iter().sum();
+                (r.throughput_msg_per_sec > 0.0).then(|| busy / r.throughput_msg_per_sec * 1e9)
+            })),
+            router_idle_share: median_of_some(ok.iter().map(|r| {
+                let cores = r.cpu.router_cores.as_ref().filter(|c| !c.is_empty())?;
+                let busy: f64 = cores.iter().map(|b| b.min(1.0)).sum();
+                Some(1.0 - busy / cores.len() as f64)
+            })),
         }
     }
 }
@@ -168,9 +194,43 @@ pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
         eprintln!("{w}");
     }
     super::raise_nofile(1 << 20).ok();
-    let contenders: Vec<AnyRouter> =
-        kinds.iter().map(|&k| start(k, &cfg)).collect::<anyhow::Result<_>>()?;
     let mut out = std::io::stdout();
+    if let Some(spec) = &cmd.scaling {
+        if csv.is_some() || html.is_some() {
+            bail!("--scaling: writes one JSON report; --csv and --html are not taken with it");
+        }
+        return scaling(spec, &cfg, &kinds, &names, cmd.open_at, &provenance, &output, &mut out);
+    }
+    let (rows, reports) = compare_plan(&cfg, &kinds, &names, cmd.open_at, &provenance, &mut out)?;
+    let all_ok = reports.values().all(|r| r.summary.failed == 0);
+    let doc = CompareReport { routers: &names, reference: &names[0], comparison: &rows, reports };
+    let text = serde_json::to_string_pretty(&doc)?;
+    std::fs::write(&output, text + "\n")
+        .with_context(|| format!("writing {}", output.display()))?;
+    let _ = writeln!(out, "\ncomparison written to {}", output.display());
+    let value = serde_json::to_value(&doc)?;
+    if let Some(path) = csv {
+        report::csv::write(&value, path)?;
+        let _ = writeln!(out, "CSV written to {}", path.display());
+    }
+    if let Some(path) = html {
+        report::html::write(&value, path)?;
+        let _ = writeln!(out, "HTML written to {}", path.display());
+    }
+    Ok(all_ok)
+}
+
+/// One comparison on `cfg`'s cores: every scenario against every router, alternating.
+fn compare_plan(
+    cfg: &BenchConfig,
+    kinds: &[RouterKind],
+    names: &[String],
+    open_at: Option<f64>,
+    provenance: &report::Provenance,
+    out: &mut dyn Write,
+) -> anyhow::Result<(Vec<Row>, BTreeMap<String, Report>)> {
+    let contenders: Vec<AnyRouter> =
+        kinds.iter().map(|&k| start(k, cfg)).collect::<anyhow::Result<_>>()?;
     let plan = cfg.plan().clone();
     let _ = writeln!(
         out,
@@ -198,11 +258,11 @@ pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
         }
     }
     for group in scenarios {
-        let row = compare_one(&group, &names, &contenders, &mut all, &mut run_no, &mut out);
+        let row = compare_one(&group, names, &contenders, &mut all, &mut run_no, out);
         let baseline_rate = row.per_router.get("tokio-shared").map(|m| m.sent_per_sec);
         rows.push(row);
         if let (Some(share), Some(rate), Pacing::Closed { window }) =
-            (cmd.open_at, baseline_rate, group[0].scenario.pacing)
+            (open_at, baseline_rate, group[0].scenario.pacing)
         {
             if rate > 0.0 {
                 let open: Vec<RunSpec> = group
@@ -213,7 +273,7 @@ pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
                         s
                     })
                     .collect();
-                rows.push(compare_one(&open, &names, &contenders, &mut all, &mut run_no, &mut out));
+                rows.push(compare_one(&open, names, &contenders, &mut all, &mut run_no, out));
             }
         }
     }
@@ -244,22 +304,7 @@ pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
             (name, report)
         })
         .collect();
-    let all_ok = reports.values().all(|r| r.summary.failed == 0);
-    let doc = CompareReport { routers: &names, reference: &names[0], comparison: &rows, reports };
-    let text = serde_json::to_string_pretty(&doc)?;
-    std::fs::write(&output, text + "\n")
-        .with_context(|| format!("writing {}", output.display()))?;
-    let _ = writeln!(out, "\ncomparison written to {}", output.display());
-    let value = serde_json::to_value(&doc)?;
-    if let Some(path) = csv {
-        report::csv::write(&value, path)?;
-        let _ = writeln!(out, "CSV written to {}", path.display());
-    }
-    if let Some(path) = html {
-        report::html::write(&value, path)?;
-        let _ = writeln!(out, "HTML written to {}", path.display());
-    }
-    Ok(all_ok)
+    Ok((rows, reports))
 }
 
 fn compare_one(
@@ -337,7 +382,7 @@ fn compare_one(
         };
         let _ = writeln!(
             out,
-            "  {:<15} {:>10} msgs/s ({}–{})  p50 {} ms  p99 {} ms  {}/{} ok, bound: {}{}",
+            "  {:<15} {:>10} msgs/s ({}–{})  p50 {} ms  p99 {} ms  {}/{} ok, bound: {}, {}{}",
             name,
             report::text::rate(m.throughput),
             report::text::rate(m.throughput_min),
@@ -347,6 +392,12 @@ fn compare_one(
             m.ok_runs,
             m.runs,
             m.bottleneck,
+            match (m.router_cpu_ns_per_msg, m.router_idle_share) {
+                (Some(ns), Some(idle)) => {
+                    format!("router CPU {ns:.0} ns/msg, {:.0} % idle", idle * 100.0)
+                }
+                _ => "router CPU unknown".to_string(),
+            },
             ratio
         );
     }
@@ -360,4 +411,123 @@ fn compare_one(
         throughput_ratio_spread,
         rounds: group.len(),
     }
+}
+
+/// One router core count of a scaling run.
+#[derive(Serialize)]
+struct ScalingStep {
+    router_cores: usize,
+    plan: Plan,
+    comparison: Vec<Row>,
+    reports: BTreeMap<String, Report>,
+}
+
+/// One router and scenario across the core counts.
+#[derive(Serialize)]
+struct ScalingRow {
+    router: String,
+    scenario: String,
+    /// Router core count → median throughput (router deliveries/s).
+    throughput: BTreeMap<usize, f64>,
+    /// Router core count → throughput(N) / (N × throughput(1)); needs a 1-core step.
+    efficiency: BTreeMap<usize, f64>,
+}
+
+#[derive(Serialize)]
+struct ScalingReport<'a> {
+    routers: &'a [String],
+    reference: &'a str,
+    skipped: Vec<String>,
+    efficiency: Vec<ScalingRow>,
+    scaling: Vec<ScalingStep>,
+}
+
+/// `compare --scaling 1,2,4,8`: the comparison once per router core count, on the first 2N
+/// cores (split between router and agents as the benchmark splits them), in one report.
+#[allow(clippy::too_many_arguments)]
+fn scaling(
+    spec: &str,
+    cfg: &BenchConfig,
+    kinds: &[RouterKind],
+    names: &[String],
+    open_at: Option<f64>,
+    provenance: &report::Provenance,
+    output: &std::path::Path,
+    out: &mut dyn Write,
+) -> anyhow::Result<bool> {
+    let counts: Vec<usize> = spec
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<usize>().ok().filter(|&n| (1..=64).contains(&n)))
+        .collect::<Option<_>>()
+        .ok_or_else(|| anyhow::anyhow!("--scaling: a list of router core counts, 1 to 64"))?;
+    if counts.is_empty() {
+        bail!("--scaling: the list is empty");
+    }
+    let mut all: Vec<Slot> = cfg.plan().router.iter().chain(&cfg.plan().agents).copied().collect();
+    all.sort_by_key(|s| s.core);
+    all.dedup_by_key(|s| s.core);
+    let (mut steps, mut skipped, mut ok) = (Vec::new(), Vec::new(), true);
+    for n in counts {
+        if 2 * n > all.len() {
+            let why = format!(
+                "{n} router core(s) need {} cores (as many again for the agents); --cores gives {}: skipped",
+                2 * n,
+                all.len()
+            );
+            eprintln!("scaling: {why}");
+            skipped.push(why);
+            continue;
+        }
+        let plan = Plan::split(&all[..2 * n]);
+        let _ = writeln!(out, "\n== {n} router core(s) ==");
+        let step_cfg = cfg.with_plan(plan.clone());
+        let (rows, reports) = compare_plan(&step_cfg, kinds, names, open_at, provenance, out)?;
+        ok &= reports.values().all(|r| r.summary.failed == 0);
+        steps.push(ScalingStep { router_cores: n, plan, comparison: rows, reports });
+    }
+    let mut efficiency: Vec<ScalingRow> = Vec::new();
+    for step in &steps {
+        for row in &step.comparison {
+            let scenario = format!("{} × {} {}", row.topology, row.agents, row.pacing);
+            for (router, m) in &row.per_router {
+                let at =
+                    efficiency.iter().position(|r| r.router == *router && r.scenario == scenario);
+                let i = at.unwrap_or_else(|| {
+                    efficiency.push(ScalingRow {
+                        router: router.clone(),
+                        scenario: scenario.clone(),
+                        throughput: BTreeMap::new(),
+                        efficiency: BTreeMap::new(),
+                    });
+                    efficiency.len() - 1
+                });
+                efficiency[i].throughput.insert(step.router_cores, m.throughput);
+            }
+        }
+    }
+    for r in &mut efficiency {
+        if let Some(&one) = r.throughput.get(&1).filter(|&&t| t > 0.0) {
+            r.efficiency = r.throughput.iter().map(|(&n, &t)| (n, t / (n as f64 * one))).collect();
+        }
+    }
+    let _ = writeln!(out, "\nscaling (median msgs/s; efficiency = thr(N) / (N × thr(1))):");
+    for r in &efficiency {
+        let cells: Vec<String> = r
+            .throughput
+            .iter()
+            .map(|(n, t)| {
+                let eff = r.efficiency.get(n).map_or(String::new(), |e| format!(" ({e:.2})"));
+                format!("{n}: {}{eff}", report::text::rate(*t))
+            })
+            .collect();
+        let _ = writeln!(out, "  {:<15} {:<30} {}", r.router, r.scenario, cells.join("  "));
+    }
+    let doc =
+        ScalingReport { routers: names, reference: &names[0], skipped, efficiency, scaling: steps };
+    std::fs::write(output, serde_json::to_string_pretty(&doc)? + "\n")
+        .with_context(|| format!("writing {}", output.display()))?;
+    let _ = writeln!(out, "\nscaling report written to {}", output.display());
+    Ok(ok)
 }

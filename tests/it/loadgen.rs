@@ -490,7 +490,13 @@ fn compare_alternates_routers_and_writes_ratios() {
             assert!(ratio > 0.0 && lo <= hi, "{key}: {row}");
         }
         for router in ["glommio", "tokio-shared", "tokio-per-core"] {
-            assert_eq!(row["per_router"][router]["ok_runs"], 2, "{router}: {row}");
+            let m = &row["per_router"][router];
+            assert_eq!(m["ok_runs"], 2, "{router}: {row}");
+            // Every router reports its CPU: a cost per routed message, and what stayed idle.
+            let ns = m["router_cpu_ns_per_msg"].as_f64().unwrap();
+            assert!(ns > 0.0 && ns < 1e6, "{router}: {ns} ns per message");
+            let idle = m["router_idle_share"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&idle), "{router}: idle {idle}");
         }
     }
     for router in ["glommio", "tokio-shared", "tokio-per-core"] {
@@ -503,5 +509,57 @@ fn compare_alternates_routers_and_writes_ratios() {
         csv::Reader::from_path(&csv).unwrap().records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 12, "4 runs × 3 routers");
     assert!(rows.iter().any(|r| r.get(20) == Some("tokio-per-core")));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn compare_scaling_runs_each_core_count_that_fits_and_says_which_did_not() {
+    // Proves `compare --scaling` runs the comparison per router core count on the first 2N
+    // cores, reports throughput and efficiency per router, and skips, with a line, the counts
+    // this machine cannot hold.
+    let cores = a2a_bench::placement::Machine::detect().cores.len();
+    let dir = std::env::temp_dir().join(format!("a2a-scaling-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("scaling.json");
+    let too_many = (cores / 2 + 1).to_string();
+    let list = format!("1,{too_many}");
+    let args = [
+        "compare",
+        "--scaling",
+        &list,
+        "--routers",
+        "glommio,tokio-shared",
+        "--agents",
+        "4",
+        "--topologies",
+        "ring",
+        "--duration",
+        "0.3",
+        "--warmup",
+        "0.1",
+        "--repeat",
+        "1",
+        "--output",
+        path.to_str().unwrap(),
+    ];
+    let out = crate::support::run_bin(&args, std::time::Duration::from_secs(120));
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stderr.contains(&format!("scaling: {too_many} router core(s) need")), "{stderr}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let steps = doc["scaling"].as_array().unwrap();
+    assert_eq!(steps.len(), 1, "only the 1-core step fits");
+    assert_eq!(steps[0]["router_cores"], 1);
+    assert_eq!(steps[0]["plan"]["router"].as_array().unwrap().len(), 1);
+    assert_eq!(doc["skipped"].as_array().unwrap().len(), 1);
+    let eff = doc["efficiency"].as_array().unwrap();
+    assert_eq!(eff.len(), 2, "one row per router and scenario: {eff:?}");
+    for r in eff {
+        assert!(r["throughput"]["1"].as_f64().unwrap() > 0.0, "{r}");
+        assert_eq!(r["efficiency"]["1"], 1.0, "{r}");
+    }
+    assert!(stdout.contains("scaling (median msgs/s"), "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }
