@@ -381,7 +381,8 @@ fn a_sharded_router_starts_serves_and_stops_a_thousand_times_without_a_stall() {
     // Proves no lost wake-up in start, cross-shard registration and stop: 1,000 times, a
     // two-shard glommio router starts, registers an agent on each shard (each registration a
     // claim and a sync round through the other shard), passes one message across, and stops,
-    // each step within 5 s (a stalled shard would exceed it by far).
+    // each step within 5 s (a stalled shard would exceed it by far), and the router's watchdog
+    // never sees a shard's loop stop turning.
     use a2a_bench::routers::RouterKind;
     use a2a_bench::wire::DataKind;
     let (tx, rx) = std::sync::mpsc::channel::<u32>();
@@ -415,6 +416,8 @@ fn a_sharded_router_starts_serves_and_stops_a_thousand_times_without_a_stall() {
         crate::support::send(&mut a, crate::support::data(DataKind::Direct, 1, 2, 1, b"x"));
         assert_eq!(crate::support::recv_data(&mut b).message_id, 1);
         drop((a, b));
+        let stalls: u64 = r.stats().iter().map(|s| s.loop_stalls).sum();
+        assert_eq!(stalls, 0, "iteration {i}: the watchdog saw a shard stop turning");
         r.stop();
         tx.send(i).unwrap();
     }
