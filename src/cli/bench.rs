@@ -396,6 +396,9 @@ impl TryFrom<BenchArgs> for BenchConfig {
             }
             _ => {}
         }
+        if !a.interval.is_zero() && a.interval < Duration::from_millis(100) {
+            bail!("--interval: at least 0.1 s (each interval copies every agent core's histogram), or 0 for none");
+        }
         if a.interval.is_zero() && a.hlog.is_some() {
             bail!("--hlog writes one histogram per --interval: give an --interval above 0");
         }

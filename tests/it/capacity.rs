@@ -131,6 +131,8 @@ fn mistakes_in_the_capacity_flags_get_one_line_naming_the_flag() {
         (vec!["--baseline", not_json.to_str().unwrap()], "--baseline"),
         (vec!["compare", "--threshold", "p99<5ms"], "--threshold"),
         (vec!["--threshold", "max_rate>5k"], "--find-max-rate"),
+        (vec!["--interval", "0.001"], "--interval"),
+        (vec!["--interval", "0", "--hlog", "/tmp"], "--hlog"),
         (vec!["--find-max-rate", "--slo", "p99<1ms", "--threshold", "p99<1ms"], "max_rate"),
         (vec!["report", not_json.to_str().unwrap(), "--html", "/tmp/x.html"], "not JSON"),
     ] {
