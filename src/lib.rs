@@ -10,6 +10,7 @@
 //! - [`route`]: the routing core (runtime-free `Shard`) and the generic async shell around it.
 //! - [`router`]: the thread-per-core router on glommio.
 //! - [`baseline`]: the tokio routers it is compared with (shared state, and per-core).
+//! - [`targets`]: reference HTTP targets (an echo A2A agent, an echo MCP server, a registry).
 //! - [`metrics`]: HdrHistograms per core, merged.
 //! - [`loadgen`]: virtual agents: the one agent loop, its protocol adapters, its glommio shell.
 //! - [`routers`]: which router — one [`routers::RouterKind`] to start any of the three.
@@ -29,6 +30,7 @@ pub mod report;
 pub mod route;
 pub mod router;
 pub mod routers;
+pub mod targets;
 #[cfg(test)]
 mod testing;
 pub mod transport;

@@ -68,6 +68,8 @@ enum Command {
     Worker(Box<worker::WorkerCmd>),
     /// Merge the workers' parts exactly (histograms added, accounting summed) into one report.
     Merge(worker::MergeCmd),
+    /// Serve a reference HTTP target (a2a-echo, mcp-echo, registry) until SIGINT or SIGTERM.
+    Serve(router_cmd::ServeCmd),
 }
 
 /// Router settings shared by `a2a-bench router` and the benchmark's embedded router.
@@ -274,6 +276,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::BaselineRouter(cmd)) => router_cmd::run_baseline(cmd)?,
         Some(Command::Sysinfo(cmd)) => router_cmd::run_sysinfo(cmd)?,
         Some(Command::Report(cmd)) => report_cmd::run(cmd)?,
+        Some(Command::Serve(cmd)) => router_cmd::run_serve(cmd)?,
         Some(Command::Merge(cmd)) => {
             if !worker::run_merge(cmd)? {
                 bail!("the merged run failed: see the report");

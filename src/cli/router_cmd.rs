@@ -284,3 +284,36 @@ pub(super) fn run_sysinfo(cmd: SysinfoCmd) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `a2a-bench serve`.
+#[derive(Args, Debug)]
+pub struct ServeCmd {
+    /// Which target: a2a-echo (an echo A2A agent), mcp-echo (an MCP server with an echo tool),
+    /// registry (the agent registry API, in memory).
+    #[arg(value_name = "TARGET")]
+    target: crate::targets::Kind,
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Worker threads.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    threads: usize,
+}
+
+pub(super) fn run_serve(cmd: ServeCmd) -> anyhow::Result<()> {
+    if cmd.threads == 0 || cmd.threads > 1024 {
+        bail!("--threads must be 1 to 1024");
+    }
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .context("installing signal handlers")?;
+    let target = crate::targets::Target::start(cmd.target, cmd.listen, cmd.threads)
+        .with_context(|| format!("--listen {}", cmd.listen))?;
+    outln!("serving {} on http://{} ({} threads)", cmd.target, target.local_addr(), cmd.threads);
+    outln!("stop with Ctrl-C (SIGINT) or SIGTERM");
+    let _ = signals.forever().next();
+    target.stop();
+    Ok(())
+}

@@ -10,6 +10,7 @@ mod loadgen;
 mod multihost;
 mod router;
 mod support;
+mod targets;
 mod wire;
 
 /// The layers, lowest first; a module may name only modules of its own layer or below.
@@ -18,7 +19,7 @@ const LAYERS: &[&[&str]] = &[
     &["transport", "placement"],
     &["client", "host"],
     &["route"],
-    &["router", "baseline"],
+    &["router", "baseline", "targets"],
     &["loadgen"],
     &["routers", "report"],
     &["cli"],

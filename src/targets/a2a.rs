@@ -1,0 +1,142 @@
+//! The echo A2A agent: answers every message with its own text, in the A2A v1.0 JSON-RPC binding
+//! (`SendMessage`, `SendStreamingMessage`; ProtoJSON shapes, header `A2A-Version: 1.0`) and in
+//! v0.3 (`message/send`, `message/stream`), and serves its agent card at
+//! `/.well-known/agent-card.json` (and v0.3's `/.well-known/agent.json`). Streams are
+//! server-sent events: a `working` status, the echoed message, a final `completed` status.
+
+use std::net::SocketAddr;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{json, Value};
+
+use super::{body, fresh_id, json as json_reply, reply, rpc_error};
+
+/// The echo agent.
+pub struct Echo {
+    card: Value,
+}
+
+/// Which A2A version a method belongs to.
+#[derive(Clone, Copy, PartialEq)]
+enum Version {
+    V1,
+    V03,
+}
+
+impl Echo {
+    /// The agent serving at `addr`.
+    pub fn new(addr: SocketAddr) -> Echo {
+        let url = format!("http://{addr}/");
+        Echo {
+            card: json!({
+                "name": "a2a-bench echo",
+                "description": "Answers every message with its own text (a2a-bench reference target)",
+                "version": env!("CARGO_PKG_VERSION"),
+                "url": url,
+                "protocolVersion": "0.3.0",
+                "supportedInterfaces": [{"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "1.0"}],
+                "capabilities": {"streaming": true},
+                "defaultInputModes": ["text/plain"],
+                "defaultOutputModes": ["text/plain"],
+                "skills": [{"id": "echo", "name": "echo", "description": "Echoes the message text", "tags": ["echo"]}]
+            }),
+        }
+    }
+
+    pub(crate) async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let path = req.uri().path().to_string();
+        match (req.method(), path.as_str()) {
+            (&Method::GET, "/.well-known/agent-card.json" | "/.well-known/agent.json") => {
+                json_reply(StatusCode::OK, &self.card)
+            }
+            (&Method::POST, _) => match body(req).await {
+                Ok((_, bytes)) => rpc(&bytes),
+                Err(r) => r,
+            },
+            _ => {
+                reply(StatusCode::NOT_FOUND, "text/plain", "POST JSON-RPC, or GET the agent card\n")
+            }
+        }
+    }
+}
+
+/// The text of a message's parts (v1.0 `{"text"}` or v0.3 `{"kind":"text","text"}`).
+fn text_of(message: &Value) -> Option<String> {
+    let parts = message.get("parts")?.as_array()?;
+    Some(
+        parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(""),
+    )
+}
+
+/// The agent's answer to `message` in `version`'s shapes.
+fn answer(message: &Value, text: &str, version: Version) -> Value {
+    let context = message
+        .get("contextId")
+        .and_then(Value::as_str)
+        .map_or_else(|| fresh_id("ctx"), str::to_string);
+    match version {
+        Version::V1 => json!({
+            "role": "ROLE_AGENT", "messageId": fresh_id("msg"), "contextId": context,
+            "parts": [{"text": text}]
+        }),
+        Version::V03 => json!({
+            "kind": "message", "role": "agent", "messageId": fresh_id("msg"), "contextId": context,
+            "parts": [{"kind": "text", "text": text}]
+        }),
+    }
+}
+
+fn status(task: &str, context: &str, state: &str, last: bool, version: Version) -> Value {
+    match version {
+        Version::V1 => json!({"statusUpdate": {"taskId": task, "contextId": context,
+            "status": {"state": if state == "working" { "TASK_STATE_WORKING" } else { "TASK_STATE_COMPLETED" }}, "final": last}}),
+        Version::V03 => json!({"kind": "status-update", "taskId": task, "contextId": context,
+            "status": {"state": state}, "final": last}),
+    }
+}
+
+fn rpc(bytes: &Bytes) -> Response<Full<Bytes>> {
+    let Ok(call) = serde_json::from_slice::<Value>(bytes) else {
+        return rpc_error(&Value::Null, -32700, "Parse error");
+    };
+    let id = call.get("id").cloned().unwrap_or(Value::Null);
+    let (version, stream) = match call.get("method").and_then(Value::as_str) {
+        Some("SendMessage") => (Version::V1, false),
+        Some("SendStreamingMessage") => (Version::V1, true),
+        Some("message/send") => (Version::V03, false),
+        Some("message/stream") => (Version::V03, true),
+        _ => return rpc_error(&id, -32601, "Method not found"),
+    };
+    let Some(message) = call.pointer("/params/message") else {
+        return rpc_error(&id, -32602, "Invalid params: no message");
+    };
+    let Some(text) = text_of(message) else {
+        return rpc_error(&id, -32602, "Invalid params: the message has no parts");
+    };
+    let out = answer(message, &text, version);
+    if !stream {
+        let result = if version == Version::V1 { json!({"message": out}) } else { out };
+        return json_reply(StatusCode::OK, &json!({"jsonrpc": "2.0", "id": id, "result": result}));
+    }
+    let task = fresh_id("task");
+    let context = out["contextId"].as_str().unwrap_or_default().to_string();
+    let message_event = if version == Version::V1 { json!({"message": out}) } else { out };
+    let events = [
+        status(&task, &context, "working", false, version),
+        message_event,
+        status(&task, &context, "completed", true, version),
+    ];
+    let mut sse = String::new();
+    for e in events {
+        sse.push_str("data: ");
+        sse.push_str(&json!({"jsonrpc": "2.0", "id": id, "result": e}).to_string());
+        sse.push_str("\n\n");
+    }
+    reply(StatusCode::OK, "text/event-stream", sse)
+}

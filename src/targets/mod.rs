@@ -1,0 +1,204 @@
+//! Reference HTTP targets (`a2a-bench serve a2a-echo|mcp-echo|registry`): small, fast servers
+//! that implement exactly the subset of the A2A, MCP and agent-registry protocols the HTTP
+//! patterns use, so users can calibrate a set-up and see a generator's ceiling, and tests have
+//! something real to talk to. hyper on a tokio multi-thread runtime, HTTP/1.1 and h2c.
+//!
+//! - [`a2a`]: an echo A2A agent: its agent card, `SendMessage` / `SendStreamingMessage` (v1.0)
+//!   and `message/send` / `message/stream` (v0.3), streaming as server-sent events.
+//! - [`mcp`]: an MCP server over streamable HTTP with one `echo` tool and sessions.
+//! - [`registry`]: the A2A Registry REST API of seed 002, in memory.
+
+pub mod a2a;
+pub mod mcp;
+pub mod registry;
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+use serde_json::Value;
+
+/// Largest request body a target reads.
+pub const BODY_MAX: usize = 1 << 20;
+
+/// Which target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The echo A2A agent.
+    A2aEcho,
+    /// The echo MCP server.
+    McpEcho,
+    /// The in-memory agent registry.
+    Registry,
+}
+
+impl std::str::FromStr for Kind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Kind, String> {
+        match s {
+            "a2a-echo" => Ok(Kind::A2aEcho),
+            "mcp-echo" => Ok(Kind::McpEcho),
+            "registry" => Ok(Kind::Registry),
+            other => Err(format!("unknown target '{other}' (a2a-echo, mcp-echo, registry)")),
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Kind::A2aEcho => "a2a-echo",
+            Kind::McpEcho => "mcp-echo",
+            Kind::Registry => "registry",
+        })
+    }
+}
+
+/// What every target's handler gets.
+pub(crate) enum State {
+    A2a(a2a::Echo),
+    Mcp(mcp::Echo),
+    Registry(registry::Registry),
+}
+
+/// A response with a body and a content type.
+pub(crate) fn reply(
+    status: StatusCode,
+    content_type: &str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    if let Ok(v) = content_type.parse() {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+/// A JSON response.
+pub(crate) fn json(status: StatusCode, v: &Value) -> Response<Full<Bytes>> {
+    reply(status, "application/json", v.to_string())
+}
+
+/// A JSON-RPC error in an HTTP 200, as JSON-RPC over HTTP answers.
+pub(crate) fn rpc_error(id: &Value, code: i64, message: &str) -> Response<Full<Bytes>> {
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}});
+    json(StatusCode::OK, &body)
+}
+
+/// The request's body, at most [`BODY_MAX`] bytes.
+pub(crate) async fn body(
+    req: Request<Incoming>,
+) -> Result<(hyper::http::request::Parts, Bytes), Response<Full<Bytes>>> {
+    let (parts, body) = req.into_parts();
+    match Limited::new(body, BODY_MAX).collect().await {
+        Ok(c) => Ok((parts, c.to_bytes())),
+        Err(_) => {
+            Err(reply(StatusCode::PAYLOAD_TOO_LARGE, "text/plain", "body too large or broken\n"))
+        }
+    }
+}
+
+/// A unique-enough id: a per-process counter mixed with the clock.
+pub(crate) fn fresh_id(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{:x}-{n:x}", crate::clock::now_ns())
+}
+
+async fn handle(
+    state: Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    Ok(match &*state {
+        State::A2a(s) => s.handle(req).await,
+        State::Mcp(s) => s.handle(req).await,
+        State::Registry(s) => s.handle(req).await,
+    })
+}
+
+/// A running target.
+pub struct Target {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Target {
+    /// Binds `listen` and serves `kind` on `threads` worker threads; returns once it accepts.
+    pub fn start(kind: Kind, listen: SocketAddr, threads: usize) -> io::Result<Target> {
+        let std_listener = std::net::TcpListener::bind(listen)?;
+        std_listener.set_nonblocking(true)?;
+        let addr = std_listener.local_addr()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .thread_name(format!("{kind}-target"))
+            .enable_all()
+            .build()?;
+        let state = Arc::new(match kind {
+            Kind::A2aEcho => State::A2a(a2a::Echo::new(addr)),
+            Kind::McpEcho => State::Mcp(mcp::Echo::default()),
+            Kind::Registry => State::Registry(registry::Registry::default()),
+        });
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread =
+            std::thread::Builder::new().name(format!("{kind}-accept")).spawn(move || {
+                runtime.block_on(async move {
+                    let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
+                        return;
+                    };
+                    loop {
+                        let accepted = tokio::select! {
+                            _ = &mut stopped => return,
+                            a = listener.accept() => a,
+                        };
+                        let Ok((stream, _)) = accepted else { continue };
+                        let _ = stream.set_nodelay(true);
+                        let state = state.clone();
+                        tokio::spawn(async move {
+                            let io = hyper_util::rt::TokioIo::new(stream);
+                            let service =
+                                hyper::service::service_fn(move |req| handle(state.clone(), req));
+                            let builder = hyper_util::server::conn::auto::Builder::new(
+                                hyper_util::rt::TokioExecutor::new(),
+                            );
+                            let _ = builder.serve_connection(io, service).await;
+                        });
+                    }
+                });
+            })?;
+        Ok(Target { addr, stop: Some(stop), thread: Some(thread) })
+    }
+
+    /// The address it serves on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting and returns.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

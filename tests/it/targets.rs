@@ -1,0 +1,157 @@
+//! The reference HTTP targets (`a2a-bench serve`): each answers its protocol's subset exactly,
+//! and refuses what is outside it clearly.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use a2a_bench::targets::{Kind, Target};
+use serde_json::{json, Value};
+
+/// One HTTP/1.1 exchange (connection closed after it): status, headers (lowercase), body.
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    c.write_all(req.as_bytes()).unwrap();
+    let mut raw = String::new();
+    c.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, head.to_lowercase(), body.to_string())
+}
+
+fn rpc(addr: SocketAddr, headers: &[(&str, &str)], call: Value) -> (u16, String, String) {
+    http(addr, "POST", "/", headers, &call.to_string())
+}
+
+#[test]
+fn the_a2a_echo_agent_answers_both_versions_and_streams() {
+    // Proves the echo agent serves its card, echoes v1.0 and v0.3 messages in their shapes,
+    // streams three server-sent events ending in a final status, and answers errors by code.
+    let t = Target::start(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), 1).unwrap();
+    let a = t.local_addr();
+    let (s, _, card) = http(a, "GET", "/.well-known/agent-card.json", &[], "");
+    assert_eq!(s, 200);
+    let card: Value = serde_json::from_str(&card).unwrap();
+    assert_eq!(card["capabilities"]["streaming"], true);
+    let v1 = json!({"jsonrpc": "2.0", "id": 7, "method": "SendMessage", "params": {"message":
+        {"role": "ROLE_USER", "messageId": "m1", "contextId": "c1", "parts": [{"text": "hello"}]}}});
+    let (s, _, body) = rpc(a, &[("A2A-Version", "1.0")], v1);
+    let r: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((s, &r["id"]), (200, &json!(7)));
+    assert_eq!(r["result"]["message"]["parts"][0]["text"], "hello", "{r}");
+    assert_eq!(r["result"]["message"]["role"], "ROLE_AGENT");
+    assert_eq!(r["result"]["message"]["contextId"], "c1", "the context carries over");
+    let v03 = json!({"jsonrpc": "2.0", "id": "x", "method": "message/stream", "params": {"message":
+        {"role": "user", "messageId": "m2", "parts": [{"kind": "text", "text": "hi"}]}}});
+    let (s, head, body) = rpc(a, &[], v03);
+    assert_eq!(s, 200);
+    assert!(head.contains("content-type: text/event-stream"), "{head}");
+    let events: Vec<Value> = body
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert_eq!(events.len(), 3, "{body}");
+    assert_eq!(events[1]["result"]["parts"][0]["text"], "hi");
+    assert_eq!(events[2]["result"]["final"], true);
+    let (_, _, body) = rpc(a, &[], json!({"jsonrpc": "2.0", "id": 1, "method": "tasks/nope"}));
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["error"]["code"], -32601);
+    let (_, _, body) = http(a, "POST", "/", &[], "{not json");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["error"]["code"], -32700);
+    t.stop();
+}
+
+#[test]
+fn the_mcp_echo_server_keeps_sessions() {
+    // Proves initialize opens a session, calls need it (unless sessionless), the echo tool
+    // echoes, notifications get 202, and DELETE ends the session.
+    let t = Target::start(Kind::McpEcho, "127.0.0.1:0".parse().unwrap(), 1).unwrap();
+    let a = t.local_addr();
+    let accept = ("Accept", "application/json, text/event-stream");
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let (s, head, body) = http(a, "POST", "/mcp", &[accept], &init.to_string());
+    assert_eq!(s, 200, "{body}");
+    let session =
+        head.lines().find_map(|l| l.strip_prefix("mcp-session-id: ")).unwrap().trim().to_string();
+    let sid = ("Mcp-Session-Id", session.as_str());
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    assert_eq!(http(a, "POST", "/mcp", &[accept, sid], &note.to_string()).0, 202);
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let (_, _, body) = http(a, "POST", "/mcp", &[accept, sid], &list.to_string());
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["result"]["tools"][0]["name"], "echo");
+    let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "ping"}}});
+    let (_, _, body) = http(a, "POST", "/mcp", &[accept, sid], &call.to_string());
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["result"]["content"][0]["text"],
+        "ping"
+    );
+    // Only event streams accepted: the answer is one server-sent event.
+    let (_, head, body) =
+        http(a, "POST", "/mcp", &[("Accept", "text/event-stream"), sid], &call.to_string());
+    assert!(
+        head.contains("text/event-stream") && body.starts_with("event: message\ndata: "),
+        "{body}"
+    );
+    assert_eq!(http(a, "POST", "/mcp", &[accept], &call.to_string()).0, 400, "no session");
+    let sessionless = ("MCP-Protocol-Version", a2a_bench::targets::mcp::SESSIONLESS);
+    assert_eq!(http(a, "POST", "/mcp", &[accept, sessionless], &call.to_string()).0, 200);
+    assert_eq!(http(a, "DELETE", "/mcp", &[sid], "").0, 200);
+    assert_eq!(http(a, "POST", "/mcp", &[accept, sid], &call.to_string()).0, 404, "ended");
+    t.stop();
+}
+
+#[test]
+fn the_registry_registers_finds_and_forgets_agents() {
+    // Proves register → get → list → search (case-insensitive, skills included) → delete, and
+    // clear errors for a bad card and an unknown id.
+    let t = Target::start(Kind::Registry, "127.0.0.1:0".parse().unwrap(), 1).unwrap();
+    let a = t.local_addr();
+    let card = json!({"agent_card": {"name": "weather bot", "description": "forecasts",
+        "skills": [{"name": "forecast", "tags": ["rain"]}]}});
+    let (s, _, body) = http(a, "POST", "/agents", &[], &card.to_string());
+    assert_eq!(s, 201);
+    let id =
+        serde_json::from_str::<Value>(&body).unwrap()["agent_id"].as_str().unwrap().to_string();
+    let other = json!({"agent_card": {"name": "translator"}});
+    assert_eq!(http(a, "POST", "/agents", &[], &other.to_string()).0, 201);
+    let (s, _, body) = http(a, "GET", &format!("/agents/{id}"), &[], "");
+    assert_eq!(
+        (s, serde_json::from_str::<Value>(&body).unwrap()["agent_card"]["name"].clone()),
+        (200, json!("weather bot"))
+    );
+    let (_, _, body) = http(a, "GET", "/agents", &[], "");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["count"], 2);
+    let (_, _, body) =
+        http(a, "POST", "/agents/search", &[], &json!({"query": "RAIN"}).to_string());
+    let found: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (found["count"].clone(), found["agents"][0]["agent_id"].clone()),
+        (json!(1), json!(id))
+    );
+    assert_eq!(http(a, "POST", "/agents", &[], "{\"agent_card\": 5}").0, 422);
+    assert_eq!(http(a, "DELETE", &format!("/agents/{id}"), &[], "").0, 200);
+    assert_eq!(http(a, "GET", &format!("/agents/{id}"), &[], "").0, 404);
+    let (s, _, body) = http(a, "GET", "/health", &[], "");
+    assert_eq!(
+        (s, serde_json::from_str::<Value>(&body).unwrap()["agents"].clone()),
+        (200, json!(1))
+    );
+    t.stop();
+}
