@@ -1,8 +1,9 @@
 //! The echo A2A agent: answers every message with its own text, in the A2A v1.0 JSON-RPC binding
 //! (`SendMessage`, `SendStreamingMessage`; ProtoJSON shapes, header `A2A-Version: 1.0`) and in
 //! v0.3 (`message/send`, `message/stream`), and serves its agent card at
-//! `/.well-known/agent-card.json` (and v0.3's `/.well-known/agent.json`). Streams are
-//! server-sent events: a `working` status, the echoed message, a final `completed` status.
+//! `/.well-known/agent-card.json` (and v0.3's `/.well-known/agent.json`). A stream is a task:
+//! server-sent events carrying the task (`working`), an artifact with the echoed text, and a
+//! final `completed` status.
 
 use std::net::SocketAddr;
 
@@ -92,12 +93,24 @@ fn answer(message: &Value, text: &str, version: Version) -> Value {
     }
 }
 
-fn status(task: &str, context: &str, state: &str, last: bool, version: Version) -> Value {
+/// The three events of a streamed echo: the task, its artifact, its final status.
+fn task_events(task: &str, context: &str, text: &str, version: Version) -> [Value; 3] {
+    let artifact = fresh_id("artifact");
     match version {
-        Version::V1 => json!({"statusUpdate": {"taskId": task, "contextId": context,
-            "status": {"state": if state == "working" { "TASK_STATE_WORKING" } else { "TASK_STATE_COMPLETED" }}, "final": last}}),
-        Version::V03 => json!({"kind": "status-update", "taskId": task, "contextId": context,
-            "status": {"state": state}, "final": last}),
+        Version::V1 => [
+            json!({"task": {"id": task, "contextId": context, "status": {"state": "TASK_STATE_WORKING"}}}),
+            json!({"artifactUpdate": {"taskId": task, "contextId": context,
+                "artifact": {"artifactId": artifact, "parts": [{"text": text}]}, "lastChunk": true}}),
+            json!({"statusUpdate": {"taskId": task, "contextId": context,
+                "status": {"state": "TASK_STATE_COMPLETED"}, "final": true}}),
+        ],
+        Version::V03 => [
+            json!({"kind": "task", "id": task, "contextId": context, "status": {"state": "working"}}),
+            json!({"kind": "artifact-update", "taskId": task, "contextId": context,
+                "artifact": {"artifactId": artifact, "parts": [{"kind": "text", "text": text}]}, "lastChunk": true}),
+            json!({"kind": "status-update", "taskId": task, "contextId": context,
+                "status": {"state": "completed"}, "final": true}),
+        ],
     }
 }
 
@@ -126,12 +139,7 @@ fn rpc(bytes: &Bytes) -> Response<Full<Bytes>> {
     }
     let task = fresh_id("task");
     let context = out["contextId"].as_str().unwrap_or_default().to_string();
-    let message_event = if version == Version::V1 { json!({"message": out}) } else { out };
-    let events = [
-        status(&task, &context, "working", false, version),
-        message_event,
-        status(&task, &context, "completed", true, version),
-    ];
+    let events = task_events(&task, &context, &text, version);
     let mut sse = String::new();
     for e in events {
         sse.push_str("data: ");

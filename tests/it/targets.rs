@@ -68,8 +68,10 @@ fn the_a2a_echo_agent_answers_both_versions_and_streams() {
         .map(|d| serde_json::from_str(d).unwrap())
         .collect();
     assert_eq!(events.len(), 3, "{body}");
-    assert_eq!(events[1]["result"]["parts"][0]["text"], "hi");
+    assert_eq!(events[0]["result"]["kind"], "task");
+    assert_eq!(events[1]["result"]["artifact"]["parts"][0]["text"], "hi", "{body}");
     assert_eq!(events[2]["result"]["final"], true);
+    assert_eq!(events[2]["result"]["taskId"], events[0]["result"]["id"]);
     let (_, _, body) = rpc(a, &[], json!({"jsonrpc": "2.0", "id": 1, "method": "tasks/nope"}));
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["error"]["code"], -32601);
     let (_, _, body) = http(a, "POST", "/", &[], "{not json");
