@@ -70,17 +70,9 @@ struct Medians {
     router_idle_share: Option<f64>,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
+/// The median (0 when empty): the one the reports' figures use.
+fn median(v: Vec<f64>) -> f64 {
+    report::figures::Stat::of(v).median
 }
 
 /// The median of the values present; `None` when there are none.
