@@ -15,7 +15,8 @@ pub const SIGFIGS: u8 = 3;
 /// Largest value recorded exactly (60 s); larger values are clamped and counted as such.
 pub const HIGHEST_NS: u64 = 60_000_000_000;
 
-fn histogram() -> Histogram<u64> {
+/// An empty histogram with the generator's bounds.
+pub fn histogram() -> Histogram<u64> {
     // 1 ns .. 60 s at 3 significant figures is a valid combination: construction cannot fail.
     Histogram::new_with_bounds(1, HIGHEST_NS, SIGFIGS).expect("valid histogram bounds")
 }

@@ -24,124 +24,124 @@ use crate::wire::Compression;
 pub struct BenchArgs {
     /// Agent counts to run [default: 10,50,100; --quick: 5,10].
     #[arg(long, value_name = "LIST")]
-    agents: Option<String>,
+    pub(super) agents: Option<String>,
     /// Requests per agent in the measured window, per run (count mode) [default: duration mode].
     #[arg(long, value_name = "LIST", conflicts_with = "duration")]
-    messages: Option<String>,
+    pub(super) messages: Option<String>,
     /// Seconds of measured window per run (duration mode) [default: 3; --quick: 1].
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
-    duration: Option<Duration>,
+    pub(super) duration: Option<Duration>,
     /// Topologies: star, mesh, ring, line, hierarchical [default: star,mesh,ring].
     #[arg(long, value_name = "LIST")]
-    topologies: Option<String>,
+    pub(super) topologies: Option<String>,
     /// Children per node in the hierarchical topology.
     #[arg(long, value_name = "N", default_value_t = 2)]
-    fanout: u32,
+    pub(super) fanout: u32,
     /// Open loop: milliseconds between one agent's requests, per run; 0 is closed loop (send
     /// without pause, as the seed tester does) [default: closed loop].
     #[arg(long, value_name = "LIST", conflicts_with = "rate")]
-    intervals: Option<String>,
+    pub(super) intervals: Option<String>,
     /// Open loop: total requests per second over all agents, per run [default: closed loop].
     #[arg(long, value_name = "LIST")]
-    rate: Option<String>,
+    pub(super) rate: Option<String>,
     /// Requests in flight per agent (closed loop), or their cap (open loop).
     #[arg(long, value_name = "N", default_value_t = 16)]
-    window: u32,
+    pub(super) window: u32,
     /// Repetitions of each scenario [default: 3; --quick: 1].
     #[arg(long, value_name = "N")]
-    repeat: Option<u32>,
+    pub(super) repeat: Option<u32>,
     /// Seconds of warm-up before each measured window (excluded from every figure)
     /// [default: 1; --quick: 0.3].
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
-    warmup: Option<Duration>,
+    pub(super) warmup: Option<Duration>,
     /// Seconds to wait for replies in flight once sending stops.
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
-    drain_timeout: Duration,
+    pub(super) drain_timeout: Duration,
     /// JSON report file [default: benchmark_results.json; compare: compare_results.json].
     #[arg(long, value_name = "FILE")]
-    output: Option<PathBuf>,
+    pub(super) output: Option<PathBuf>,
     /// Also write one CSV row per run to this file.
     #[arg(long, value_name = "FILE")]
-    csv: Option<PathBuf>,
+    pub(super) csv: Option<PathBuf>,
     /// Also write a self-contained HTML report (charts, no network) to this file.
     #[arg(long, value_name = "FILE")]
-    html: Option<PathBuf>,
+    pub(super) html: Option<PathBuf>,
     /// Length of one time-series interval (throughput, p50/p99, errors, CPU per core), in
     /// seconds; 0 keeps no time series.
     #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_secs)]
-    interval: Duration,
+    pub(super) interval: Duration,
     /// Write each run's HdrHistogram interval log (V2, one histogram per --interval) into
     /// this directory.
     #[arg(long, value_name = "DIR")]
-    hlog: Option<PathBuf>,
+    pub(super) hlog: Option<PathBuf>,
     /// Pass/fail criterion checked per scenario at the end, e.g. p99<5ms, throughput>1M,
     /// errors==0, errors<0.1% (repeatable); one that fails makes the exit code 99.
     #[arg(long = "threshold", value_name = "EXPR")]
-    thresholds: Vec<String>,
+    pub(super) thresholds: Vec<String>,
     /// A saved report to compare with: throughput and p99 per scenario, and whether the change
     /// is beyond the repeats' spread.
     #[arg(long, value_name = "FILE")]
-    baseline: Option<PathBuf>,
+    pub(super) baseline: Option<PathBuf>,
     /// For each scenario, search the highest open-loop rate that holds --slo and is
     /// sustained (grow, then bisect; each step confirmed by a repeat).
     #[arg(long, requires = "slo", conflicts_with_all = ["rate", "intervals", "messages"])]
-    find_max_rate: bool,
+    pub(super) find_max_rate: bool,
     /// The objective of --find-max-rate, e.g. 'p99<5ms,errors<0.1%'.
     #[arg(long, value_name = "EXPR", requires = "find_max_rate")]
-    slo: Option<String>,
+    pub(super) slo: Option<String>,
     /// --find-max-rate stops when the highest held and lowest failing rates are this close
     /// (a share of the failing one).
     #[arg(long, value_name = "SHARE", default_value_t = 0.05, requires = "find_max_rate")]
-    search_precision: f64,
+    pub(super) search_precision: f64,
     /// A fast grid that finishes in well under a minute.
     #[arg(long)]
-    quick: bool,
+    pub(super) quick: bool,
     /// Drive an external router instead of starting the embedded one: tcp://host:port (native
     /// frames), or ws://host:port[/path] (WebSocket; with --protocol json, the seed protocol).
     #[arg(long, value_name = "URL")]
-    router: Option<String>,
+    pub(super) router: Option<String>,
     /// Cores to use (e.g. 0-15); split between the embedded router and the agents
     /// [default: every core].
     #[arg(long, value_name = "LIST")]
-    cores: Option<String>,
+    pub(super) cores: Option<String>,
     /// Cores for the embedded router's shards [default: half of --cores, spread over NUMA nodes].
     #[arg(long, value_name = "LIST")]
-    router_cores: Option<String>,
+    pub(super) router_cores: Option<String>,
     /// Cores for the agent groups [default: the cores the router does not take].
     #[arg(long, value_name = "LIST")]
-    agent_cores: Option<String>,
+    pub(super) agent_cores: Option<String>,
     /// Payload bytes per request (at least 16: the send times travel in it).
     #[arg(long, value_name = "BYTES", default_value = "64", value_parser = parse_bytes)]
-    payload_size: usize,
+    pub(super) payload_size: usize,
     /// Most messages per frame.
     #[arg(long, value_name = "N", default_value_t = 1024)]
-    batch: u32,
+    pub(super) batch: u32,
     /// Frame compression of agents and embedded router: none, auto (LZ4 above 1 KiB when it
     /// shrinks below 90 %), lz4. On one machine LZ4 costs more CPU than it saves.
     #[arg(long, value_name = "MODE", default_value = "none")]
-    compression: Compression,
+    pub(super) compression: Compression,
     /// Agents sharing one connection.
     #[arg(long, value_name = "N", default_value_t = 1)]
-    agents_per_conn: u32,
+    pub(super) agents_per_conn: u32,
     /// How agents reach the router: tcp, or ws (frames in WebSocket binary messages)
     /// [default: tcp, or the scheme of --router; ws with --protocol json].
     #[arg(long, value_name = "TRANSPORT")]
-    transport: Option<Transport>,
+    pub(super) transport: Option<Transport>,
     /// What agents speak: native (a2a-bench frames), or json (the seed system's JSON protocol
     /// over WebSocket, to measure routers that speak it).
     #[arg(long, value_name = "PROTOCOL", default_value = "native")]
-    protocol: Protocol,
+    pub(super) protocol: Protocol,
     /// Priority of every message (0-10).
     #[arg(long, value_name = "N", default_value_t = 5)]
-    priority: u8,
+    pub(super) priority: u8,
     /// Open loop: a send leaving later than this after its intended time counts as late (ms).
     #[arg(long, value_name = "MS", default_value = "1", value_parser = parse_secs_ms)]
-    late_after_ms: Duration,
+    pub(super) late_after_ms: Duration,
     #[command(flatten)]
-    router_flags: RouterArgs,
+    pub(super) router_flags: RouterArgs,
 }
 
-fn parse_secs_ms(s: &str) -> Result<Duration, String> {
+pub(super) fn parse_secs_ms(s: &str) -> Result<Duration, String> {
     match s.trim().parse::<f64>() {
         Ok(v) if (0.0..1e9).contains(&v) => Ok(Duration::from_secs_f64(v / 1e3)),
         _ => Err(format!("'{s}' is not a number of milliseconds")),
@@ -200,6 +200,10 @@ pub struct BenchConfig {
     report_config: ReportConfig,
     /// Placement the user may not have meant, one line each, printed before the first run.
     warnings: Vec<String>,
+    /// `a2a-bench http`: what the clients send.
+    http: Option<std::sync::Arc<crate::loadgen::http::Plan>>,
+    /// `a2a-bench http --connections`: connections the clients of a run share.
+    connections: Option<u32>,
 }
 
 fn list<T: std::str::FromStr>(flag: &str, spec: &str) -> anyhow::Result<Vec<T>>
@@ -228,8 +232,13 @@ impl TryFrom<BenchArgs> for BenchConfig {
             "--agents",
             a.agents.as_deref().unwrap_or(if quick { "5,10" } else { "10,50,100" }),
         )?;
+        let http = a.protocol == Protocol::Http;
         if let Some(&bad) = agents.iter().find(|&&n| !(2..=(1 << 21)).contains(&n)) {
-            bail!("--agents: {bad} is out of range (2 to 2097152: a topology needs two agents)");
+            if !(http && bad == 1) {
+                bail!(
+                    "--agents: {bad} is out of range (2 to 2097152: a topology needs two agents)"
+                );
+            }
         }
         let (stops, message_counts, duration_sec) = match &a.messages {
             Some(spec) => {
@@ -301,6 +310,16 @@ impl TryFrom<BenchArgs> for BenchConfig {
         let json = a.protocol == Protocol::Json;
         let mut transport =
             a.transport.unwrap_or(if json { Transport::Ws } else { Transport::Tcp });
+        let topologies = match (http, topologies.contains(&Topology::Client)) {
+            (true, _) => vec![Topology::Client],
+            (false, true) => {
+                bail!("--topologies client: that is `a2a-bench http`'s (clients of one server)")
+            }
+            (false, false) => topologies,
+        };
+        if http && a.router.is_none() {
+            bail!("--protocol http: run `a2a-bench http --url URL --pattern …`");
+        }
         let (target, plan) = match &a.router {
             Some(url) => {
                 let (scheme, addr) =
@@ -366,6 +385,7 @@ impl TryFrom<BenchArgs> for BenchConfig {
             router: a.router.clone(),
             transport: transport.to_string(),
             protocol: a.protocol.to_string(),
+            http: None,
         };
         let warmup = a.warmup.unwrap_or(Duration::from_millis(if quick { 300 } else { 1000 }));
         let thresholds = a
@@ -433,6 +453,8 @@ impl TryFrom<BenchArgs> for BenchConfig {
             protocol: a.protocol,
             report_config: ReportConfig { warmup_sec: warmup.as_secs_f64(), ..report_config },
             warnings,
+            http: None,
+            connections: None,
         })
     }
 }
@@ -458,6 +480,24 @@ fn placement_warnings(target: &Target, plan: &Plan, agent_cores_given: bool) -> 
 }
 
 impl BenchConfig {
+    /// `a2a-bench http`: the clients of `plan` against the server at `url`.
+    pub(super) fn into_http(
+        mut self,
+        url: &str,
+        plan: crate::loadgen::http::Plan,
+        connections: Option<u32>,
+        info: report::HttpConfig,
+    ) -> BenchConfig {
+        if let Target::External { addr, .. } = self.target {
+            self.target = Target::External { url: url.to_string(), addr };
+        }
+        self.report_config.router = Some(url.to_string());
+        self.report_config.http = Some(info);
+        self.http = Some(std::sync::Arc::new(plan));
+        self.connections = connections;
+        self
+    }
+
     /// The first flag given that `a2a-bench compare` does not take.
     pub fn not_for_compare(&self) -> Option<&'static str> {
         [
@@ -525,7 +565,10 @@ impl BenchConfig {
                                     payload_bytes: self.payload,
                                     batch_max: self.batch,
                                     compression: self.compression,
-                                    agents_per_conn: self.agents_per_conn,
+                                    agents_per_conn: match self.connections {
+                                        Some(c) => agents.div_ceil(c.clamp(1, agents)),
+                                        None => self.agents_per_conn,
+                                    },
                                     agent_cores: self.plan.agents.clone(),
                                     late_after: self.late_after,
                                     priority: self.priority,
@@ -534,6 +577,7 @@ impl BenchConfig {
                                     protocol: self.protocol,
                                     interval: self.interval,
                                     slice: self.worker.as_ref().map(|w| w.slice(agents)),
+                                    http: self.http.clone(),
                                 },
                                 repeat,
                                 interval_ms,
@@ -573,6 +617,20 @@ impl BenchConfig {
 }
 
 impl BenchArgs {
+    /// Every flag at its default (what `a2a-bench` alone means).
+    pub(super) fn defaults() -> BenchArgs {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            b: BenchArgs,
+        }
+        match Defaults::try_parse_from(["a2a-bench"]) {
+            Ok(d) => d.b,
+            Err(e) => unreachable!("the benchmark's defaults parse: {e}"),
+        }
+    }
+
     /// Whether `--router` names an external router.
     pub fn external_router(&self) -> bool {
         self.router.is_some()
@@ -735,7 +793,6 @@ pub(super) fn run_as(
     mut args: BenchArgs,
     worker: Option<super::worker::WorkerRole>,
 ) -> anyhow::Result<Finish> {
-    let provenance = report::Provenance::now();
     if let (Some(w), None) = (&worker, &args.output) {
         args.output = Some(PathBuf::from(format!("worker-{}.json", w.index)));
     }
@@ -749,6 +806,12 @@ pub(super) fn run_as(
         }
     }
     cfg.worker = worker;
+    run_config(cfg)
+}
+
+/// Runs a validated grid.
+pub(super) fn run_config(cfg: BenchConfig) -> anyhow::Result<Finish> {
+    let provenance = report::Provenance::now();
     report::json::check_writable(cfg.output(), "--output")?;
     for (path, flag) in [(&cfg.csv, "--csv"), (&cfg.html, "--html")] {
         if let Some(p) = path {

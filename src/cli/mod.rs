@@ -14,6 +14,7 @@ macro_rules! outln {
 
 mod bench;
 mod compare;
+mod http;
 mod prometheus;
 mod report_cmd;
 mod router_cmd;
@@ -70,6 +71,8 @@ enum Command {
     Merge(worker::MergeCmd),
     /// Serve a reference HTTP target (a2a-echo, mcp-echo, registry) until SIGINT or SIGTERM.
     Serve(router_cmd::ServeCmd),
+    /// Drive an HTTP server (A2A agent, MCP server, agent registry) with virtual clients.
+    Http(Box<http::HttpCmd>),
 }
 
 /// Router settings shared by `a2a-bench router` and the benchmark's embedded router.
@@ -292,6 +295,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 bail!("some runs failed: see the comparison")
             }
         }
+        Some(Command::Http(cmd)) => match http::run(*cmd)? {
+            bench::Finish::AllOk => {}
+            bench::Finish::SomeFailed => bail!("some runs failed: see the report"),
+            bench::Finish::ThresholdsFailed => {
+                eprintln!("a2a-bench: a threshold failed (exit code 99): see the checklist above");
+                return Ok(ExitCode::from(EXIT_THRESHOLDS));
+            }
+            bench::Finish::Interrupted => return Ok(ExitCode::from(EXIT_INTERRUPTED)),
+        },
         None => match bench::run(cli.bench)? {
             bench::Finish::AllOk => {}
             bench::Finish::SomeFailed => bail!("some runs failed: see the report"),

@@ -298,6 +298,10 @@ pub struct ServeCmd {
     /// Worker threads.
     #[arg(long, value_name = "N", default_value_t = 2)]
     threads: usize,
+    /// Answer 401 to requests without `Authorization: Bearer TOKEN` (the agent card stays
+    /// public).
+    #[arg(long, value_name = "TOKEN")]
+    auth_token: Option<String>,
 }
 
 pub(super) fn run_serve(cmd: ServeCmd) -> anyhow::Result<()> {
@@ -309,8 +313,9 @@ pub(super) fn run_serve(cmd: ServeCmd) -> anyhow::Result<()> {
         signal_hook::consts::SIGTERM,
     ])
     .context("installing signal handlers")?;
-    let target = crate::targets::Target::start(cmd.target, cmd.listen, cmd.threads)
-        .with_context(|| format!("--listen {}", cmd.listen))?;
+    let target =
+        crate::targets::Target::start_with(cmd.target, cmd.listen, cmd.threads, cmd.auth_token)
+            .with_context(|| format!("--listen {}", cmd.listen))?;
     outln!("serving {} on http://{} ({} threads)", cmd.target, target.local_addr(), cmd.threads);
     outln!("stop with Ctrl-C (SIGINT) or SIGTERM");
     let _ = signals.forever().next();

@@ -225,6 +225,37 @@ impl Book {
         self.resolve(local)
     }
 
+    /// A server answered agent `from`'s request (HTTP: no receiving agent, the server's
+    /// response is both delivery and reply): `(intended, actual)` are its send times. Counted
+    /// once as a delivery in the window. Returns the agent whose window slot it freed.
+    #[inline]
+    #[must_use]
+    pub fn answered(
+        &mut self,
+        from: u32,
+        (intended_ns, actual_ns): (u64, u64),
+        measured: bool,
+    ) -> Option<usize> {
+        let Some(local) = self.local_of(from) else {
+            self.counters.unexpected += 1;
+            return None;
+        };
+        let in_window = self.in_window();
+        let c = &mut self.counters;
+        c.requests_delivered += 1;
+        c.replies_sent += 1;
+        c.replies_delivered += 1;
+        c.window_deliveries += u64::from(in_window);
+        if measured {
+            let now = self.now_ns;
+            self.latencies
+                .record_rtt(now.saturating_sub(intended_ns), now.saturating_sub(actual_ns));
+            c.round_trips_measured += 1;
+            c.last_measured_delivery_ns = now;
+        }
+        self.resolve(local)
+    }
+
     /// The router answered a message with an error. Returns the agent whose window slot it
     /// freed, if any: the adapter sends from it at once ([`Book::send_from`]).
     #[inline]

@@ -22,6 +22,7 @@ use futures_lite::io::{AsyncRead, AsyncWrite};
 use glommio::{LocalExecutorBuilder, Placement};
 
 use super::group::{Adapter, GaveUp, Group, GroupConfig, GroupCounters, Schedule};
+use super::http::Http;
 use super::json::Json;
 use super::link::{connect, within, AgentStream};
 use super::native::Native;
@@ -33,6 +34,8 @@ use crate::transport::{write_all, Transport};
 
 /// How long registering a core's agents may take (100,000 agents take a few seconds here).
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a core waits for the answers to its farewells (MCP session `DELETE`s).
+const FAREWELL_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the monitor looks at the interrupt flag and the stall timer.
 const MONITOR_NS: u64 = 20_000_000;
 
@@ -184,6 +187,7 @@ struct CoreResult {
     /// When sending stopped (earlier than scheduled after an interrupt).
     end_ns: u64,
     failures: Vec<String>,
+    breakdown: Vec<super::http::PatternStats>,
 }
 
 /// What every core of a run shares.
@@ -198,6 +202,18 @@ struct Shared {
     cores: usize,
     interrupt: Option<Interrupt>,
     interval: Option<Duration>,
+    http: Option<Arc<super::http::Plan>>,
+}
+
+impl Shared {
+    /// What the agents talk to, in messages.
+    fn peer(&self) -> &'static str {
+        if self.protocol == Protocol::Http {
+            "server"
+        } else {
+            "router"
+        }
+    }
 }
 
 pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Outcome {
@@ -223,6 +239,7 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
         cores: spans.iter().filter(|(_, count)| *count > 0).count(),
         interrupt: interrupt.clone(),
         interval: scenario.interval,
+        http: scenario.http.clone(),
     };
     let (ready_tx, ready_rx) = flume::unbounded::<Result<(), String>>();
     // Bounded: at most a few intervals per core wait while the coordinator reads.
@@ -261,6 +278,10 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
                 match core.shared.protocol {
                     Protocol::Native => core.run(Group::new(cfg.clone(), Native::new(&cfg))).await,
                     Protocol::Json => core.run(Group::new(cfg.clone(), Json::new(&cfg))).await,
+                    Protocol::Http => {
+                        let plan = core.shared.http.clone().unwrap_or_default();
+                        core.run(Group::new(cfg.clone(), Http::new(&cfg, plan))).await
+                    }
                 }
             });
         match spawned {
@@ -366,6 +387,12 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
     let (mut conns, mut lost, mut failures) = (0, 0, Vec::new());
     let end_ns = results.iter().map(|r| r.end_ns).fold(end_ns, u64::min);
     for r in &results {
+        for b in &r.breakdown {
+            match o.breakdown.iter_mut().find(|x| x.pattern == b.pattern) {
+                Some(x) => x.merge(b),
+                None => o.breakdown.push(b.clone()),
+            }
+        }
         o.counters.merge(&r.counters);
         o.latencies.merge(&r.latencies);
         o.in_flight_at_end += r.in_flight;
@@ -375,7 +402,8 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
         failures.extend(r.failures.iter().cloned());
     }
     if lost > 0 {
-        failures.push(format!("the router closed {lost} of {conns} agent connections"));
+        let peer = shared.peer();
+        failures.push(format!("the {peer} closed {lost} of {conns} agent connections"));
     }
     if results.len() < starts.len() {
         failures.push("an agent core stopped without reporting".into());
@@ -482,7 +510,8 @@ impl Core {
                     controls.push(control);
                     group.borrow_mut().register(c);
                     let (g, f) = (group.clone(), failures.clone());
-                    tasks.push(glommio::spawn_local(reader(g, stream.clone(), c, f)));
+                    let http = self.shared.protocol == Protocol::Http;
+                    tasks.push(glommio::spawn_local(reader(g, stream.clone(), c, f, http)));
                     tasks.push(glommio::spawn_local(writer(group.clone(), stream, c)));
                 }
                 Err(e) => {
@@ -537,11 +566,17 @@ impl Core {
         let (cpu_busy, drain_timed_out) =
             self.measure(&group, &failures, schedule, sampler.as_mut()).await;
         self.stop_barrier(&group).await;
+        let farewell = group.borrow_mut().farewell();
+        if farewell {
+            let deadline = clock::now_ns() + FAREWELL_TIMEOUT.as_nanos() as u64;
+            wait_for(&group, deadline, Group::farewell_done).await;
+        }
         if let Some(s) = sampler.as_mut() {
             // The rest of the run, up to now: the intervals add up to the whole.
             let last = s.take(&group.borrow(), clock::now_ns());
             let _ = self.result.send_async(CoreMsg::Interval(self.index, last)).await;
         }
+        let breakdown = group.borrow().breakdown();
         let (counters, latencies, in_flight, conns_lost, end_ns) = {
             let mut g = group.borrow_mut();
             if g.in_flight() > 0 {
@@ -569,6 +604,7 @@ impl Core {
             conns_lost,
             end_ns,
             failures,
+            breakdown,
         };
         let _ = self.result.send_async(CoreMsg::Done(Box::new(result))).await;
     }
@@ -636,8 +672,15 @@ impl Core {
         }
         // Drain timeout once sending stopped; stall timeout (no answer at all) before.
         if g.in_flight() > 0 && now.saturating_sub(w.progress.0) > timeout_ns {
+            let since = w.progress.0 as f64 / 1e9 - w.measure_ns as f64 / 1e9;
+            let when = if since >= 0.0 {
+                format!("{since:.2} s into the measured window")
+            } else {
+                format!("{:.2} s before the measured window (in the warm-up)", -since)
+            };
             failures.borrow_mut().push(format!(
-                "the router stalled: no reply or error for {:.1} s (what was in flight is counted as drain_timeout)",
+                "the {} stalled: no reply or error for {:.1} s from {when} on (what was in flight is counted as drain_timeout)",
+                self.shared.peer(),
                 self.shared.drain_timeout.as_secs_f64()
             ));
             g.give_up(GaveUp::DrainTimeout);
@@ -710,6 +753,7 @@ async fn reader<A: Adapter>(
     stream: Rc<RefCell<AgentStream>>,
     c: usize,
     failures: Rc<RefCell<Vec<String>>>,
+    http: bool,
 ) {
     let mut buf = vec![0u8; 64 << 10];
     let mut filled = 0;
@@ -732,7 +776,9 @@ async fn reader<A: Adapter>(
                 filled -= used;
             }
             Err(e) => {
-                let why = if buf[..filled].starts_with(b"HTTP/") {
+                let why = if http {
+                    e
+                } else if buf[..filled].starts_with(b"HTTP/") {
                     "the peer speaks HTTP, not a2a-bench frames (a WebSocket router takes ws://)"
                         .to_string()
                 } else {

@@ -78,8 +78,9 @@ impl Schedule {
 
 /// A protocol adapter of the agent loop: requests to bytes, bytes to events.
 pub trait Adapter {
-    /// Queues the registration of `ids` on connection `conn`.
-    fn register(&mut self, conn: usize, ids: &[AgentId]);
+    /// Queues the registration of `ids` on connection `conn` (an adapter with nothing to
+    /// register acknowledges them in `book` at once).
+    fn register(&mut self, conn: usize, ids: &[AgentId], book: &mut Book);
     /// Queues a request on connection `conn` (the sender's).
     fn request(&mut self, conn: usize, r: &Outgoing);
     /// Decodes every complete message at the start of `buf`, read from `conn`, and tells `book`
@@ -92,6 +93,19 @@ pub trait Adapter {
     fn take_output(&mut self, conn: usize) -> Option<Vec<u8>>;
     /// A written buffer, back for reuse.
     fn output_done(&mut self, buf: Vec<u8>);
+    /// Once the run drained: queues what connection `conn` says before it closes (an MCP
+    /// session's `DELETE`); whether there is anything to wait for.
+    fn farewell(&mut self, _conn: usize) -> bool {
+        false
+    }
+    /// Whether every farewell was answered.
+    fn farewell_done(&self) -> bool {
+        true
+    }
+    /// Per-pattern figures, for adapters that mix request kinds (HTTP).
+    fn breakdown(&self) -> Vec<super::http::PatternStats> {
+        Vec::new()
+    }
 }
 
 /// One core's agents and connections: the [`Book`] and the adapter that speaks for it.
@@ -139,8 +153,31 @@ impl<A: Adapter> Group<A> {
     /// Queues the registration of connection `c`'s agents.
     pub fn register(&mut self, c: usize) {
         let ids: Vec<AgentId> = self.agent_ids(c).collect();
-        self.adapter.register(c, &ids);
+        self.adapter.register(c, &ids, &mut self.book);
         self.wake_writer(c);
+    }
+
+    /// Once the run drained: queues each live connection's farewell; whether any needs an
+    /// answer ([`Group::farewell_done`]).
+    pub fn farewell(&mut self) -> bool {
+        let mut wait = false;
+        for c in 0..self.connections() {
+            if !self.book.lost[c] && self.adapter.farewell(c) {
+                wait = true;
+                self.wake_writer(c);
+            }
+        }
+        wait
+    }
+
+    /// Whether every farewell was answered (or its connection lost).
+    pub fn farewell_done(&self) -> bool {
+        self.adapter.farewell_done() || self.connections_lost() == self.connections()
+    }
+
+    /// The adapter's per-pattern figures.
+    pub fn breakdown(&self) -> Vec<super::http::PatternStats> {
+        self.adapter.breakdown()
     }
 
     /// `Ok(true)` once every agent's registration was acknowledged; `Err` if one was refused.

@@ -137,7 +137,7 @@ impl Json {
 }
 
 impl Adapter for Json {
-    fn register(&mut self, conn: usize, ids: &[AgentId]) {
+    fn register(&mut self, conn: usize, ids: &[AgentId], _book: &mut Book) {
         for id in ids {
             let msg =
                 json!({"type": "register", "agent_id": self.name(id.0), "agent_type": "a2a-bench"});

@@ -80,7 +80,8 @@ pub(super) async fn connect(
 ) -> Result<(AgentStream, TcpStream), String> {
     let s = TcpStream::connect_timeout(&addr, SETUP_TIMEOUT).map_err(|e| match e.kind() {
         io::ErrorKind::ConnectionRefused => {
-            format!("connection refused by {addr}: is a router listening there?")
+            let what = if protocol == Protocol::Http { "server" } else { "router" };
+            format!("connection refused by {addr}: is a {what} listening there?")
         }
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
             format!("no answer from {addr} within {} s", SETUP_TIMEOUT.as_secs())
@@ -93,7 +94,7 @@ pub(super) async fn connect(
     s.set_nonblocking(true).map_err(setup)?;
     let tcp = glommio::net::TcpStream::from(socket2::Socket::from(s));
     let subprotocol = match (transport, protocol) {
-        (Transport::Tcp, _) => return Ok((AgentStream::Tcp(tcp), control)),
+        (Transport::Tcp, _) | (_, Protocol::Http) => return Ok((AgentStream::Tcp(tcp), control)),
         (Transport::Ws, Protocol::Native) => ws::SUBPROTOCOL_NATIVE,
         (Transport::Ws, Protocol::Json) => ws::SUBPROTOCOL_JSON,
     };
@@ -106,8 +107,8 @@ pub(super) async fn connect(
             format!("WebSocket handshake with {addr}: {}", ws::handshake_failure(&e, subprotocol))
         })?;
     let stream = AgentStream::Ws(Box::new(match protocol {
-        Protocol::Native => ws::WsBytes::new(shake, None),
         Protocol::Json => ws::WsBytes::text_records(shake),
+        _ => ws::WsBytes::new(shake, None),
     }));
     Ok((stream, control))
 }

@@ -8,7 +8,8 @@
 //! - [`topology`]: who talks to whom.
 //! - [`group`]: the one agent loop, runtime-free: pacing, booking, accounting, histograms,
 //!   generic over a protocol [`group::Adapter`].
-//! - [`native`], [`json`]: the two adapters (a2a-bench frames, the seed JSON protocol).
+//! - [`native`], [`json`], [`http`]: the adapters (a2a-bench frames, the seed JSON protocol,
+//!   HTTP clients of A2A agents, MCP servers and registries).
 //! - `driver`: the glommio shell around groups: set-up, the start and stop barriers, timeouts,
 //!   the drain, lost connections and interrupts.
 
@@ -16,6 +17,7 @@ mod book;
 mod counters;
 mod driver;
 pub mod group;
+pub mod http;
 pub mod json;
 mod link;
 pub mod native;
@@ -104,6 +106,8 @@ pub struct Scenario {
     /// The agents this process runs, `(first, count)` of the `agents` (a worker's slice);
     /// `None` runs them all.
     pub slice: Option<(u32, u32)>,
+    /// [`Protocol::Http`]: what the clients send.
+    pub http: Option<Arc<http::Plan>>,
 }
 
 /// The protocol virtual agents speak.
@@ -114,6 +118,8 @@ pub enum Protocol {
     Native,
     /// The seed system's JSON messages over WebSocket (`docs/JSON-COMPAT.md`).
     Json,
+    /// HTTP/1.1 clients of a server (`a2a-bench http`; the scenario's [`http::Plan`]).
+    Http,
 }
 
 impl std::fmt::Display for Protocol {
@@ -121,6 +127,7 @@ impl std::fmt::Display for Protocol {
         f.write_str(match self {
             Protocol::Native => "native",
             Protocol::Json => "json",
+            Protocol::Http => "http",
         })
     }
 }
@@ -281,6 +288,8 @@ pub struct Outcome {
     /// other workers, so only the requester side of the accounting closes here (the merge
     /// closes the whole).
     pub partial: bool,
+    /// HTTP: each pattern's figures over the measured window, merged over cores.
+    pub breakdown: Vec<http::PatternStats>,
 }
 
 /// The accounting of a run: every request sent is resolved once at its requester — a reply, a
@@ -335,6 +344,7 @@ impl Outcome {
             interrupted: false,
             intervals: Vec::new(),
             partial: false,
+            breakdown: Vec::new(),
         }
     }
 

@@ -139,7 +139,7 @@ impl Native {
 }
 
 impl Adapter for Native {
-    fn register(&mut self, conn: usize, ids: &[AgentId]) {
+    fn register(&mut self, conn: usize, ids: &[AgentId], _book: &mut Book) {
         let mut frame = FrameBuf::new(self.pool.get(4096));
         for &id in ids {
             frame.push_control(&Control::Register(Register {

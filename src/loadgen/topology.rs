@@ -13,6 +13,8 @@
 //! - **line**: like ring without the wrap-around; the two ends have one neighbour each.
 //! - **hierarchical**: a tree with `fanout` children per node (agent 0 is the root); each node
 //!   alternates between its parent and its children, so inner nodes carry more than leaves.
+//! - **client**: no graph: every agent is a client of one server (`a2a-bench http`), so each has
+//!   one "neighbour", itself, and the adapter sends its requests to the server.
 
 use std::fmt;
 use std::str::FromStr;
@@ -33,12 +35,14 @@ pub enum Topology {
         /// Children per node (≥ 1).
         fanout: u32,
     },
+    /// Every agent a client of one server (HTTP targets): one edge each, to the server.
+    Client,
 }
 
 impl Topology {
     /// Number of neighbours agent `i` of `n` sends to.
     pub fn degree(self, i: u32, n: u32) -> u32 {
-        if n < 2 {
+        if n < 2 && self != Topology::Client {
             return 0;
         }
         match self {
@@ -49,6 +53,7 @@ impl Topology {
                     1
                 }
             }
+            Topology::Client => 1,
             Topology::Mesh => n - 1,
             Topology::Ring => {
                 if n == 2 {
@@ -74,6 +79,7 @@ impl Topology {
     /// The `k`-th neighbour (0 ≤ k < degree) of agent `i` of `n`.
     pub fn neighbour(self, i: u32, n: u32, k: u32) -> u32 {
         match self {
+            Topology::Client => i,
             Topology::Star => {
                 if i == 0 {
                     k + 1
@@ -119,6 +125,7 @@ impl Topology {
     pub fn edges(self, n: u32) -> u64 {
         let n64 = u64::from(n);
         match self {
+            Topology::Client => n64,
             _ if n < 2 => 0,
             Topology::Star | Topology::Line | Topology::Hierarchical { .. } => n64 - 1,
             Topology::Mesh => n64 * (n64 - 1) / 2,
@@ -140,6 +147,7 @@ impl Topology {
             Topology::Ring => "ring",
             Topology::Line => "line",
             Topology::Hierarchical { .. } => "hierarchical",
+            Topology::Client => "client",
         }
     }
 }
@@ -167,6 +175,7 @@ impl FromStr for Topology {
             "ring" => Ok(Topology::Ring),
             "line" => Ok(Topology::Line),
             "hierarchical" | "tree" => Ok(Topology::Hierarchical { fanout: 2 }),
+            "client" => Ok(Topology::Client),
             other => Err(format!(
                 "unknown topology '{other}' (expected star, mesh, ring, line or hierarchical)"
             )),

@@ -313,6 +313,69 @@ pub struct ReportConfig {
     pub transport: String,
     /// `--protocol`.
     pub protocol: String,
+    /// `a2a-bench http`: what the clients sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpConfig>,
+}
+
+/// `a2a-bench http`'s settings, in a report's config.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+pub struct HttpConfig {
+    /// `--url`.
+    pub url: String,
+    /// `--pattern`, expanded (`mcp:mixed` is tools/list and tools/call).
+    pub patterns: Vec<String>,
+    /// `--connections` (each core's share rounded up); null: one per client.
+    pub connections: Option<u32>,
+    /// `--pipeline`: most requests on the wire per connection.
+    pub pipeline: u32,
+    /// `--mcp-version`, when an MCP pattern runs.
+    pub mcp_version: Option<String>,
+    /// `--preload`: registry agents registered before the runs.
+    pub preload: u32,
+    /// `--turns`, when `a2a:conversation` runs.
+    pub turns: Option<u32>,
+    /// Whether a bearer token was sent (never the token).
+    pub auth: bool,
+}
+
+/// One pattern of an HTTP run (requests of the measured window).
+#[derive(Debug, Clone, Serialize)]
+pub struct PatternResult {
+    /// The pattern's name.
+    pub pattern: &'static str,
+    /// Answers (2xx with the expected content type and shape).
+    pub ok: u64,
+    /// Errors.
+    pub errors: u64,
+    /// Errors by kind.
+    pub errors_by_kind: BTreeMap<String, u64>,
+    /// Answers per second of the measured window.
+    pub ok_per_sec: f64,
+    /// Latency of answers from the intended send time.
+    pub latency: LatencySummary,
+    /// Streams: from the intended send time to the first event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_event: Option<LatencySummary>,
+    /// Streams: server-sent events per answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events_per_answer: Option<f64>,
+}
+
+impl PatternResult {
+    fn of(s: &crate::loadgen::http::PatternStats, window_s: f64) -> PatternResult {
+        let stream = s.pattern.is_stream();
+        PatternResult {
+            pattern: s.pattern.name(),
+            ok: s.ok,
+            errors: s.errors.iter().map(|(_, n)| n).sum(),
+            errors_by_kind: s.errors.iter().cloned().collect(),
+            ok_per_sec: if window_s > 0.0 { s.ok as f64 / window_s } else { 0.0 },
+            latency: LatencySummary::of(&s.rtt),
+            first_event: stream.then(|| LatencySummary::of(&s.first_event)),
+            events_per_answer: stream.then(|| s.events as f64 / s.ok.max(1) as f64),
+        }
+    }
 }
 
 /// Latency views of one run.
@@ -495,6 +558,9 @@ pub struct RunResult {
     /// `a2a-bench worker`: the run exactly (counters and histograms), for the merge.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub part: Option<part::Part>,
+    /// `a2a-bench http`: each pattern's figures.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub patterns: Vec<PatternResult>,
     /// Count mode: `message_count` was asked for, not measured.
     #[serde(skip)]
     pub count_mode: bool,
@@ -543,7 +609,11 @@ impl RunResult {
         }
         let error_total: u64 = errors.values().sum();
         if error_total > 0 && acct.closed {
-            failure.push(format!("{error_total} errors"));
+            let mut kinds: Vec<(&String, &u64)> = errors.iter().collect();
+            kinds.sort_by(|a, b| b.1.cmp(a.1));
+            let top: Vec<String> = kinds.iter().take(3).map(|(k, n)| format!("{k} {n}")).collect();
+            let more = if kinds.len() > 3 { ", …" } else { "" };
+            failure.push(format!("{error_total} errors ({}{more})", top.join(", ")));
         }
         if outcome.window_ns == 0 && failure.is_empty() && !outcome.interrupted {
             failure.push("nothing was measured (empty window)".into());
@@ -623,6 +693,7 @@ impl RunResult {
             failure: (!failure.is_empty()).then(|| failure.join("; ")),
             time_series: outcome.intervals.iter().map(IntervalPoint::of).collect(),
             part: None,
+            patterns: outcome.breakdown.iter().map(|s| PatternResult::of(s, window_s)).collect(),
             count_mode: matches!(sc.stop, Stop::Count { .. }),
             status,
         }
@@ -690,7 +761,11 @@ impl Summary {
             by_agent_count: by_agents.into_iter().map(|(k, v)| (k, Spread::of(&v))).collect(),
             by_status,
             averaged_runs: ok.len() as u64,
-            throughput_unit: "router deliveries per second (requests and replies each count)",
+            throughput_unit: if results.iter().any(|r| r.topology == "client") {
+                "answered HTTP requests per second"
+            } else {
+                "router deliveries per second (requests and replies each count)"
+            },
         }
     }
 }

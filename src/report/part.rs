@@ -247,6 +247,7 @@ impl Part {
                 id_base: 0,
                 transport: crate::transport::Transport::Tcp,
                 protocol: crate::loadgen::Protocol::Native,
+                http: None,
                 interval: None,
                 slice: None,
             },

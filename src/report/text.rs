@@ -106,12 +106,36 @@ pub fn run_line(out: &mut dyn Write, index: usize, r: &RunResult) -> io::Result<
         ms(r.p99_latency_ms),
         ms(r.p999_latency_ms),
         ms(r.latency.rtt_raw.p99_ms),
-        ms(r.latency.one_way.p50_ms),
+        if r.latency.one_way.count == 0 { "-".to_string() } else { ms(r.latency.one_way.p50_ms) },
         r.errors.values().sum::<u64>(),
         r.pacing.late_sends,
         cpu_cell,
         status
-    )
+    )?;
+    for p in &r.patterns {
+        let mut line = format!(
+            "       {:<20} {:>9} ok {:>9}/s   p50 {} ms  p99 {} ms",
+            p.pattern,
+            p.ok,
+            rate(p.ok_per_sec),
+            ms(p.latency.p50_ms),
+            ms(p.latency.p99_ms)
+        );
+        if let (Some(f), Some(e)) = (&p.first_event, p.events_per_answer) {
+            line.push_str(&format!(
+                "  first event p50 {} ms p99 {} ms, {e:.1} events",
+                ms(f.p50_ms),
+                ms(f.p99_ms)
+            ));
+        }
+        if p.errors > 0 {
+            let kinds: Vec<String> =
+                p.errors_by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            line.push_str(&format!("  errors {} ({})", p.errors, kinds.join(", ")));
+        }
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
 }
 
 /// The summary after the last run.
@@ -120,9 +144,10 @@ pub fn summary(out: &mut dyn Write, report: &Report) -> io::Result<()> {
     writeln!(out)?;
     writeln!(
         out,
-        "{} runs: {}. Throughput (router deliveries/s) over {} successful runs long enough to count: avg {}, max {}, min {}; mean round trip {} ms, worst {} ms",
+        "{} runs: {}. Throughput ({}) over {} successful runs long enough to count: avg {}, max {}, min {}; mean round trip {} ms, worst {} ms",
         s.total_runs,
         s.by_status.iter().map(|(k, n)| format!("{n} {k}")).collect::<Vec<_>>().join(", "),
+        if s.throughput_unit.contains("HTTP") { "answered requests/s" } else { "router deliveries/s" },
         s.averaged_runs,
         rate(s.avg_throughput),
         rate(s.max_throughput),

@@ -26,6 +26,11 @@ fn header<'a>(parts: &'a hyper::http::request::Parts, name: &str) -> Option<&'a 
 }
 
 impl Echo {
+    /// Sessions open now.
+    pub fn sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
     pub(crate) async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         match *req.method() {
             Method::POST => match body(req).await {

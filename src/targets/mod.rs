@@ -7,6 +7,10 @@
 //!   and `message/send` / `message/stream` (v0.3), streaming as server-sent events.
 //! - [`mcp`]: an MCP server over streamable HTTP with one `echo` tool and sessions.
 //! - [`registry`]: the A2A Registry REST API of seed 002, in memory.
+//!
+//! Every target answers `GET /health` (`{"status": …}`), and with a token
+//! ([`Target::start_with`], `serve --auth-token`) answers 401 to requests without
+//! `Authorization: Bearer <token>`, the agent card excepted.
 
 pub mod a2a;
 pub mod mcp;
@@ -113,10 +117,38 @@ pub(crate) fn fresh_id(prefix: &str) -> String {
     format!("{prefix}-{:x}-{n:x}", crate::clock::now_ns())
 }
 
+/// Whether `req` may pass: no token set, the agent card (public, as A2A has it), or
+/// `Authorization: Bearer <token>`.
+fn authorized(token: Option<&str>, req: &Request<Incoming>) -> bool {
+    let Some(token) = token else { return true };
+    if req.uri().path().starts_with("/.well-known/") {
+        return true;
+    }
+    let given = req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    given.and_then(|v| v.strip_prefix("Bearer ")).is_some_and(|t| {
+        use subtle::ConstantTimeEq;
+        bool::from(t.as_bytes().ct_eq(token.as_bytes()))
+    })
+}
+
 async fn handle(
     state: Arc<State>,
+    token: Option<Arc<str>>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    if !authorized(token.as_deref(), &req) {
+        let mut r = json(StatusCode::UNAUTHORIZED, &serde_json::json!({"error": "unauthorized"}));
+        r.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            hyper::header::HeaderValue::from_static("Bearer"),
+        );
+        return Ok(r);
+    }
+    if req.method() == hyper::Method::GET && req.uri().path() == "/health" {
+        if let State::A2a(_) | State::Mcp(_) = &*state {
+            return Ok(json(StatusCode::OK, &serde_json::json!({"status": "ok"})));
+        }
+    }
     Ok(match &*state {
         State::A2a(s) => s.handle(req).await,
         State::Mcp(s) => s.handle(req).await,
@@ -127,6 +159,7 @@ async fn handle(
 /// A running target.
 pub struct Target {
     addr: SocketAddr,
+    state: Arc<State>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -134,6 +167,18 @@ pub struct Target {
 impl Target {
     /// Binds `listen` and serves `kind` on `threads` worker threads; returns once it accepts.
     pub fn start(kind: Kind, listen: SocketAddr, threads: usize) -> io::Result<Target> {
+        Target::start_with(kind, listen, threads, None)
+    }
+
+    /// [`Target::start`], answering 401 to requests without `Authorization: Bearer <token>`
+    /// when a token is given (the agent card stays public).
+    pub fn start_with(
+        kind: Kind,
+        listen: SocketAddr,
+        threads: usize,
+        token: Option<String>,
+    ) -> io::Result<Target> {
+        let token: Option<Arc<str>> = token.map(Arc::from);
         let std_listener = std::net::TcpListener::bind(listen)?;
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
@@ -148,6 +193,7 @@ impl Target {
             Kind::Registry => State::Registry(registry::Registry::default()),
         });
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let kept = state.clone();
         let thread =
             std::thread::Builder::new().name(format!("{kind}-accept")).spawn(move || {
                 runtime.block_on(async move {
@@ -161,11 +207,12 @@ impl Target {
                         };
                         let Ok((stream, _)) = accepted else { continue };
                         let _ = stream.set_nodelay(true);
-                        let state = state.clone();
+                        let (state, token) = (state.clone(), token.clone());
                         tokio::spawn(async move {
                             let io = hyper_util::rt::TokioIo::new(stream);
-                            let service =
-                                hyper::service::service_fn(move |req| handle(state.clone(), req));
+                            let service = hyper::service::service_fn(move |req| {
+                                handle(state.clone(), token.clone(), req)
+                            });
                             let builder = hyper_util::server::conn::auto::Builder::new(
                                 hyper_util::rt::TokioExecutor::new(),
                             );
@@ -174,12 +221,20 @@ impl Target {
                     }
                 });
             })?;
-        Ok(Target { addr, stop: Some(stop), thread: Some(thread) })
+        Ok(Target { addr, state: kept, stop: Some(stop), thread: Some(thread) })
     }
 
     /// The address it serves on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// MCP sessions open now (the MCP target only).
+    pub fn open_sessions(&self) -> Option<usize> {
+        match &*self.state {
+            State::Mcp(m) => Some(m.sessions()),
+            _ => None,
+        }
     }
 
     /// Stops accepting and returns.

@@ -5,6 +5,7 @@ mod capacity;
 mod fuzz;
 mod honesty;
 mod hostile;
+mod http;
 mod json;
 mod loadgen;
 mod multihost;

@@ -196,6 +196,7 @@ pub fn scenario(
         protocol: a2a_bench::loadgen::Protocol::Native,
         interval: None,
         slice: None,
+        http: None,
     }
 }
 

@@ -1,0 +1,277 @@
+//! `a2a-bench http`: virtual clients of an A2A agent, an MCP server or an agent registry, run
+//! by the same grid, loop, reports, thresholds and rate search as the router benchmark.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail};
+use clap::Args;
+
+use super::bench::{BenchArgs, BenchConfig, Finish};
+use super::parse_secs;
+use crate::loadgen::http::{self, Pattern, Plan};
+use crate::loadgen::Protocol;
+use crate::report::HttpConfig;
+
+/// `a2a-bench http`'s flags.
+#[derive(Args, Debug, Clone)]
+pub struct HttpCmd {
+    /// The server: http://host:port[/path] (the JSON-RPC or MCP endpoint, the registry's
+    /// base, or what `health` gets).
+    #[arg(long, value_name = "URL")]
+    url: String,
+    /// What each client sends, as a mix reported per pattern: health, a2a:message,
+    /// a2a:stream, a2a:conversation, a2a:agent_card, a2a-v03:message, a2a-v03:stream,
+    /// mcp:tools/list, mcp:tools/call, mcp:mixed, registry:register, registry:get,
+    /// registry:list, registry:search, registry:health.
+    #[arg(long, value_name = "LIST", default_value = "health")]
+    pattern: String,
+    /// Virtual clients, per run (each with its own MCP session) [default: 10; --quick: 4].
+    #[arg(long, value_name = "LIST")]
+    agents: Option<String>,
+    /// Keep-alive connections the clients of a run share [default: one per client].
+    #[arg(long, value_name = "N")]
+    connections: Option<u32>,
+    /// Most requests on the wire per connection (HTTP/1.1 pipelining; 1: none).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pipeline: u32,
+    /// Requests in flight per client (closed loop), or their cap (open loop).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    window: u32,
+    /// Open loop: total requests per second over all clients, per run [default: closed loop].
+    #[arg(long, value_name = "LIST")]
+    rate: Option<String>,
+    /// Requests per client in the measured window (count mode) [default: duration mode].
+    #[arg(long, value_name = "LIST", conflicts_with = "duration")]
+    messages: Option<String>,
+    /// Seconds of measured window per run [default: 3; --quick: 1].
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    duration: Option<Duration>,
+    /// Repetitions of each scenario [default: 3; --quick: 1].
+    #[arg(long, value_name = "N")]
+    repeat: Option<u32>,
+    /// Seconds of warm-up before each measured window [default: 1; --quick: 0.3].
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    warmup: Option<Duration>,
+    /// Seconds without any answer after which the server counts as stalled (and what is in
+    /// flight as drain_timeout).
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
+    drain_timeout: Duration,
+    /// JSON report file.
+    #[arg(long, value_name = "FILE", default_value = "http_results.json")]
+    output: PathBuf,
+    /// Also write one CSV row per run to this file.
+    #[arg(long, value_name = "FILE")]
+    csv: Option<PathBuf>,
+    /// Also write a self-contained HTML report to this file.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// Length of one time-series interval in seconds; 0 keeps none.
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_secs)]
+    interval: Duration,
+    /// Write each run's HdrHistogram interval log into this directory.
+    #[arg(long, value_name = "DIR")]
+    hlog: Option<PathBuf>,
+    /// Pass/fail criterion per scenario (repeatable), e.g. p99<50ms, errors==0; exit code 99
+    /// when one fails.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    thresholds: Vec<String>,
+    /// A saved report to compare with.
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<PathBuf>,
+    /// Search the highest open-loop rate that holds --slo.
+    #[arg(long, requires = "slo", conflicts_with_all = ["rate", "messages"])]
+    find_max_rate: bool,
+    /// The objective of --find-max-rate, e.g. 'p99<20ms,errors==0'.
+    #[arg(long, value_name = "EXPR", requires = "find_max_rate")]
+    slo: Option<String>,
+    /// A short grid.
+    #[arg(long)]
+    quick: bool,
+    /// Cores for the client groups [default: every core].
+    #[arg(long, value_name = "LIST")]
+    agent_cores: Option<String>,
+    /// Bytes of message text (A2A), or of each registered card's description.
+    #[arg(long, value_name = "BYTES", default_value = "64", value_parser = super::parse_bytes)]
+    payload_size: usize,
+    /// Open loop: a send later than this after its intended time counts as late (ms).
+    #[arg(long, value_name = "MS", default_value = "1", value_parser = super::bench::parse_secs_ms)]
+    late_after_ms: Duration,
+    /// Send `Authorization: Bearer TOKEN` [env: A2A_BENCH_TOKEN].
+    #[arg(long, value_name = "TOKEN")]
+    auth_token: Option<String>,
+    /// mcp:tools/call: the tool to call.
+    #[arg(long, value_name = "NAME", default_value = "echo")]
+    tool: String,
+    /// mcp:tools/call: its arguments, a JSON object.
+    #[arg(long, value_name = "JSON", default_value = r#"{"text":"hello from a2a-bench"}"#)]
+    args: String,
+    /// MCP protocol version; 2026-07-28 is sessionless (no initialize, an Mcp-Method header).
+    #[arg(long, value_name = "VERSION", default_value = "2025-06-18")]
+    mcp_version: String,
+    /// Registry: agents to register before the runs (registry:get and registry:search run
+    /// against them).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    preload: u32,
+    /// a2a:conversation: turns per context.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    turns: u32,
+}
+
+/// `http://host:port/path` → (Host header, address, path).
+fn parse_url(url: &str) -> Result<(String, SocketAddr, String), String> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(format!("'{url}': give http://host:port[/path]"));
+    };
+    match scheme.to_ascii_lowercase().as_str() {
+        "http" => {}
+        "https" => {
+            return Err(format!(
+                "'{url}': https is not supported (plain HTTP/1.1 only; put the target behind a TLS-terminating proxy, or reach it over http)"
+            ))
+        }
+        other => return Err(format!("'{url}': the scheme must be http://, not {other}://")),
+    }
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() || authority.contains('@') {
+        return Err(format!("'{url}': give http://host:port[/path]"));
+    }
+    let with_port = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        && !authority.ends_with(']')
+    {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    let addr = with_port
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| format!("'{url}': {authority} does not resolve"))?;
+    if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err(format!("'{url}': the path has spaces or control characters"));
+    }
+    Ok((authority.to_string(), addr, path.to_string()))
+}
+
+fn header_safe(flag: &str, v: &str) -> anyhow::Result<()> {
+    if v.bytes().any(|b| b < b' ' || b == 0x7f) {
+        bail!("{flag}: control characters cannot go in an HTTP header");
+    }
+    Ok(())
+}
+
+/// The validated grid of an `a2a-bench http` command.
+fn config(cmd: HttpCmd) -> anyhow::Result<BenchConfig> {
+    let (host, addr, path) = parse_url(&cmd.url).map_err(|e| anyhow!("--url: {e}"))?;
+    let patterns = Pattern::parse_list(&cmd.pattern).map_err(|e| anyhow!("--pattern: {e}"))?;
+    if !(1..=1024).contains(&cmd.pipeline) {
+        bail!("--pipeline must be 1 to 1024");
+    }
+    if cmd.turns == 0 {
+        bail!("--turns must be at least 1");
+    }
+    if cmd.connections == Some(0) {
+        bail!("--connections must be at least 1");
+    }
+    let args: serde_json::Value =
+        serde_json::from_str(&cmd.args).map_err(|e| anyhow!("--args: not JSON: {e}"))?;
+    if !args.is_object() {
+        bail!("--args: give a JSON object, e.g. '{{\"text\":\"hi\"}}'");
+    }
+    if cmd.tool.is_empty() {
+        bail!("--tool: give a tool name");
+    }
+    let token = cmd.auth_token.clone().or_else(|| std::env::var("A2A_BENCH_TOKEN").ok());
+    if let Some(t) = &token {
+        header_safe("--auth-token", t)?;
+    }
+    header_safe("--mcp-version", &cmd.mcp_version)?;
+    if cmd.mcp_version.is_empty() || cmd.mcp_version.contains('"') {
+        bail!("--mcp-version: give a version such as 2025-06-18");
+    }
+    let needs_preload = patterns.contains(&Pattern::RegistryGet);
+    if needs_preload && cmd.preload == 0 {
+        bail!("--preload: registry:get reads preloaded agents: give --preload N (N ≥ 1)");
+    }
+    let mcp = patterns.iter().any(|p| matches!(p, Pattern::McpToolsList | Pattern::McpToolsCall));
+    let mut plan = Plan {
+        patterns: patterns.clone(),
+        host,
+        path,
+        token: token.clone(),
+        tool: serde_json::to_string(&cmd.tool)?,
+        args: args.to_string(),
+        mcp_version: cmd.mcp_version.clone(),
+        preloaded: Vec::new(),
+        turns: cmd.turns,
+        pipeline: cmd.pipeline,
+    };
+    let mut b = BenchArgs::defaults();
+    b.agents = Some(cmd.agents.unwrap_or_else(|| if cmd.quick { "4" } else { "10" }.into()));
+    b.messages = cmd.messages;
+    b.duration = cmd.duration;
+    b.rate = cmd.rate;
+    b.window = cmd.window;
+    b.repeat = cmd.repeat;
+    b.warmup = cmd.warmup;
+    b.drain_timeout = cmd.drain_timeout;
+    b.output = Some(cmd.output);
+    b.csv = cmd.csv;
+    b.html = cmd.html;
+    b.interval = cmd.interval;
+    b.hlog = cmd.hlog;
+    b.thresholds = cmd.thresholds;
+    b.baseline = cmd.baseline;
+    b.find_max_rate = cmd.find_max_rate;
+    b.slo = cmd.slo;
+    b.quick = cmd.quick;
+    b.agent_cores = cmd.agent_cores;
+    b.payload_size = cmd.payload_size;
+    b.late_after_ms = cmd.late_after_ms;
+    b.protocol = Protocol::Http;
+    b.router = Some(format!("tcp://{addr}"));
+    let cfg = BenchConfig::try_from(b)?;
+    if cmd.preload > 0 {
+        plan.preloaded = http::preload(addr, &plan, cmd.preload, Duration::from_secs(10))
+            .map_err(|e| anyhow!("{e}"))?;
+    }
+    let info = HttpConfig {
+        url: cmd.url.clone(),
+        patterns: patterns.iter().map(|p| p.name().to_string()).collect(),
+        connections: cmd.connections,
+        pipeline: cmd.pipeline,
+        mcp_version: mcp.then(|| cmd.mcp_version.clone()),
+        preload: cmd.preload,
+        turns: patterns.contains(&Pattern::A2aConversation).then_some(cmd.turns),
+        auth: token.is_some(),
+    };
+    Ok(cfg.into_http(&cmd.url, plan, cmd.connections, info))
+}
+
+/// Runs `a2a-bench http`.
+pub(super) fn run(cmd: HttpCmd) -> anyhow::Result<Finish> {
+    super::bench::run_config(config(cmd)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_give_host_address_and_path() {
+        // Proves URL parsing: host header as given, port 80 by default, the path kept, and
+        // https and other schemes refused with a reason.
+        let (host, addr, path) = parse_url("http://127.0.0.1:8080/mcp").unwrap();
+        assert_eq!((host.as_str(), addr.port(), path.as_str()), ("127.0.0.1:8080", 8080, "/mcp"));
+        let (_, addr, path) = parse_url("http://127.0.0.1").unwrap();
+        assert_eq!((addr.port(), path.as_str()), (80, "/"));
+        assert!(parse_url("https://127.0.0.1:1/").unwrap_err().contains("https is not supported"));
+        assert!(parse_url("ftp://x/").unwrap_err().contains("scheme"));
+        assert!(parse_url("127.0.0.1:8080").is_err());
+    }
+}

@@ -1,0 +1,423 @@
+//! Whether a response answers its request: status, content type, JSON-RPC error codes (by name),
+//! and the shape each pattern expects. Typed, borrowing deserialisation: a body is checked
+//! without building a JSON tree.
+
+use std::borrow::Cow;
+
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+
+use super::parse::{self, ContentType, Head};
+use super::Pattern;
+
+/// Why a response does not count as an answer: an error kind's name in reports.
+pub type Kind = Cow<'static, str>;
+
+/// The name of a JSON-RPC error code: the standard ones, A2A's −32001…−32009, else the code.
+pub fn rpc_error_name(code: i64) -> Kind {
+    Cow::Borrowed(match code {
+        -32700 => "jsonrpc_parse_error",
+        -32600 => "jsonrpc_invalid_request",
+        -32601 => "jsonrpc_method_not_found",
+        -32602 => "jsonrpc_invalid_params",
+        -32603 => "jsonrpc_internal_error",
+        -32001 => "a2a_task_not_found",
+        -32002 => "a2a_task_not_cancelable",
+        -32003 => "a2a_push_notification_not_supported",
+        -32004 => "a2a_unsupported_operation",
+        -32005 => "a2a_content_type_not_supported",
+        -32006 => "a2a_invalid_agent_response",
+        -32007 => "a2a_extended_card_not_configured",
+        -32008 => "a2a_extension_support_required",
+        -32009 => "a2a_version_not_supported",
+        other => return Cow::Owned(format!("jsonrpc_{other}")),
+    })
+}
+
+/// The name of an HTTP status that is not a success.
+pub fn status_name(status: u16) -> Kind {
+    Cow::Owned(format!("http_{status}"))
+}
+
+const BAD_JSON: Kind = Cow::Borrowed("protocol_bad_json");
+const BAD_SHAPE: Kind = Cow::Borrowed("protocol_bad_shape");
+const BAD_SSE: Kind = Cow::Borrowed("protocol_bad_sse");
+const WRONG_TYPE: Kind = Cow::Borrowed("protocol_wrong_content_type");
+
+#[derive(Deserialize)]
+struct RpcError {
+    code: i64,
+}
+
+/// A JSON-RPC response whose result has the shape `R`.
+#[derive(Deserialize)]
+struct Rpc<R> {
+    result: Option<R>,
+    error: Option<RpcError>,
+}
+
+#[derive(Deserialize)]
+struct WithContext<'a> {
+    #[serde(rename = "contextId", borrow)]
+    context_id: Option<Cow<'a, str>>,
+}
+
+/// v1.0 `SendMessage` result: a message or a task.
+#[derive(Deserialize)]
+struct V1Result<'a> {
+    #[serde(borrow)]
+    message: Option<WithContext<'a>>,
+    #[serde(borrow)]
+    task: Option<WithContext<'a>>,
+}
+
+/// v0.3 `message/send` result: a message or a task, by `kind`.
+#[derive(Deserialize)]
+struct V03Result<'a> {
+    #[serde(borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(rename = "contextId", borrow)]
+    context_id: Option<Cow<'a, str>>,
+}
+
+/// v1.0 stream event: one of four members.
+#[derive(Deserialize)]
+struct V1Event {
+    task: Option<IgnoredAny>,
+    message: Option<IgnoredAny>,
+    #[serde(rename = "statusUpdate")]
+    status_update: Option<IgnoredAny>,
+    #[serde(rename = "artifactUpdate")]
+    artifact_update: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct ToolsList {
+    #[serde(rename = "tools")]
+    _tools: Vec<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct ToolCall {
+    content: Vec<IgnoredAny>,
+    #[serde(rename = "isError", default)]
+    is_error: bool,
+}
+
+#[derive(Deserialize)]
+struct Card<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct Registered {
+    agent_id: Option<IgnoredAny>,
+    id: Option<IgnoredAny>,
+}
+
+/// What a checked JSON-RPC result must satisfy.
+fn rpc<'a, R: Deserialize<'a>>(
+    text: &'a [u8],
+    ok: impl FnOnce(R) -> Result<(), Kind>,
+) -> Result<(), Kind> {
+    let r: Rpc<R> = serde_json::from_slice(text).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => BAD_SHAPE,
+        _ => BAD_JSON,
+    })?;
+    match (r.error, r.result) {
+        (Some(e), _) => Err(rpc_error_name(e.code)),
+        (None, Some(result)) => ok(result),
+        (None, None) => Err(BAD_SHAPE),
+    }
+}
+
+fn context_kept(got: Option<&str>, want: Option<&str>) -> Result<(), Kind> {
+    match want {
+        Some(w) if got != Some(w) => Err(Cow::Borrowed("a2a_context_lost")),
+        _ => Ok(()),
+    }
+}
+
+/// Checks the JSON-RPC result of a non-streaming A2A call.
+fn a2a_result(text: &[u8], v03: bool, context: Option<&str>) -> Result<(), Kind> {
+    if v03 {
+        rpc(text, |r: V03Result<'_>| match r.kind.as_deref() {
+            Some("message" | "task") => context_kept(r.context_id.as_deref(), context),
+            _ => Err(BAD_SHAPE),
+        })
+    } else {
+        rpc(text, |r: V1Result<'_>| match r.message.or(r.task) {
+            Some(m) => context_kept(m.context_id.as_deref(), context),
+            None => Err(BAD_SHAPE),
+        })
+    }
+}
+
+/// Checks one A2A stream event.
+fn a2a_event(text: &[u8], v03: bool) -> Result<(), Kind> {
+    if v03 {
+        rpc(text, |r: V03Result<'_>| match r.kind.as_deref() {
+            Some("message" | "task" | "status-update" | "artifact-update") => Ok(()),
+            _ => Err(BAD_SHAPE),
+        })
+    } else {
+        rpc(text, |e: V1Event| {
+            let any = e.task.is_some()
+                || e.message.is_some()
+                || e.status_update.is_some()
+                || e.artifact_update.is_some();
+            if any {
+                Ok(())
+            } else {
+                Err(BAD_SHAPE)
+            }
+        })
+    }
+}
+
+fn mcp_result(text: &[u8], call: bool) -> Result<(), Kind> {
+    if call {
+        rpc(text, |r: ToolCall| match (r.is_error, r.content.is_empty()) {
+            (true, _) => Err(Cow::Borrowed("mcp_tool_error")),
+            (false, true) => Err(BAD_SHAPE),
+            (false, false) => Ok(()),
+        })
+    } else {
+        rpc(text, |_: ToolsList| Ok(()))
+    }
+}
+
+/// The JSON-RPC answer carried by an MCP response: the body itself, or, as server-sent events,
+/// the last event that is a response (requests and notifications from the server may precede
+/// it). Checked by `check`.
+fn mcp_answer(
+    head: &Head,
+    body: &[u8],
+    scratch: &mut Vec<u8>,
+    check: impl Fn(&[u8]) -> Result<(), Kind>,
+) -> Result<u32, Kind> {
+    match head.content_type {
+        ContentType::Json => check(body).map(|()| 0),
+        ContentType::EventStream => {
+            let mut last: Option<Result<(), Kind>> = None;
+            let (n, open) = parse::events(body, scratch, |data| {
+                #[derive(Deserialize)]
+                struct Peek {
+                    result: Option<IgnoredAny>,
+                    error: Option<IgnoredAny>,
+                }
+                match serde_json::from_slice::<Peek>(data) {
+                    Ok(p) if p.result.is_some() || p.error.is_some() => last = Some(check(data)),
+                    Ok(_) => {}
+                    Err(_) => last = Some(Err(BAD_SSE)),
+                }
+            });
+            match last {
+                _ if open => Err(BAD_SSE),
+                Some(r) => r.map(|()| n),
+                None => Err(BAD_SSE),
+            }
+        }
+        _ => Err(WRONG_TYPE),
+    }
+}
+
+/// Judges the response to a request of pattern `p`: `Ok(events)` (server-sent events counted
+/// for streams), or the error kind. `context` is the conversation's context id, which the
+/// answer must keep.
+pub fn judge(
+    p: Pattern,
+    head: &Head,
+    body: &[u8],
+    context: Option<&str>,
+    scratch: &mut Vec<u8>,
+) -> Result<u32, Kind> {
+    if !(200..300).contains(&head.status) {
+        return Err(status_name(head.status));
+    }
+    let json = || if head.content_type == ContentType::Json { Ok(()) } else { Err(WRONG_TYPE) };
+    match p {
+        Pattern::Health | Pattern::RegistryHealth => Ok(0),
+        Pattern::AgentCard => {
+            json()?;
+            match serde_json::from_slice::<Card<'_>>(body) {
+                Ok(c) if !c.name.is_empty() => Ok(0),
+                Ok(_) => Err(BAD_SHAPE),
+                Err(e) if e.is_data() => Err(BAD_SHAPE),
+                Err(_) => Err(BAD_JSON),
+            }
+        }
+        Pattern::A2aMessage | Pattern::A2aConversation | Pattern::A2aV03Message => {
+            json()?;
+            a2a_result(body, p == Pattern::A2aV03Message, context).map(|()| 0)
+        }
+        Pattern::A2aStream | Pattern::A2aV03Stream => {
+            if head.content_type != ContentType::EventStream {
+                return Err(WRONG_TYPE);
+            }
+            let v03 = p == Pattern::A2aV03Stream;
+            let mut failed = None;
+            let (n, open) = parse::events(body, scratch, |data| {
+                if failed.is_none() {
+                    failed =
+                        a2a_event(data, v03).err().map(|k| if k == BAD_JSON { BAD_SSE } else { k });
+                }
+            });
+            match failed {
+                Some(k) => Err(k),
+                None if open || n == 0 => Err(BAD_SSE),
+                None => Ok(n),
+            }
+        }
+        Pattern::McpToolsList => mcp_answer(head, body, scratch, |t| mcp_result(t, false)),
+        Pattern::McpToolsCall => mcp_answer(head, body, scratch, |t| mcp_result(t, true)),
+        Pattern::RegistryRegister => {
+            json()?;
+            match serde_json::from_slice::<Registered>(body) {
+                Ok(r) if r.agent_id.is_some() || r.id.is_some() => Ok(0),
+                Ok(_) => Err(BAD_SHAPE),
+                Err(e) if e.is_data() => Err(BAD_SHAPE),
+                Err(_) => Err(BAD_JSON),
+            }
+        }
+        Pattern::RegistryGet | Pattern::RegistryList | Pattern::RegistrySearch => {
+            json()?;
+            serde_json::from_slice::<IgnoredAny>(body).map(|_| 0).map_err(|_| BAD_JSON)
+        }
+    }
+}
+
+/// The session id an MCP `initialize` answer gave, once its result checks out.
+pub fn initialized(head: &Head, body: &[u8], scratch: &mut Vec<u8>) -> Result<(), Kind> {
+    if !(200..300).contains(&head.status) {
+        return Err(status_name(head.status));
+    }
+    #[derive(Deserialize)]
+    struct Init {
+        #[serde(rename = "protocolVersion")]
+        _version: IgnoredAny,
+    }
+    mcp_answer(head, body, scratch, |t| rpc(t, |_: Init| Ok(()))).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loadgen::http::parse::Framing;
+
+    fn head(status: u16, content_type: ContentType) -> Head {
+        Head {
+            status,
+            content_type,
+            head_len: 0,
+            framing: Framing::Length(0),
+            close: false,
+            session: None,
+        }
+    }
+
+    #[test]
+    fn a2a_answers_are_checked_by_shape_and_error_code() {
+        // Proves the A2A checks: a v1.0 message or task is an answer; a JSON-RPC error in a
+        // 200 is an error named by its code; a result of another shape, a wrong content type
+        // or a lost conversation context is an error; v0.3 goes by `kind`.
+        let mut s = Vec::new();
+        let ok = head(200, ContentType::Json);
+        let msg = br#"{"jsonrpc":"2.0","id":1,"result":{"message":{"contextId":"c1","parts":[]}}}"#;
+        assert_eq!(judge(Pattern::A2aMessage, &ok, msg, None, &mut s), Ok(0));
+        assert_eq!(judge(Pattern::A2aConversation, &ok, msg, Some("c1"), &mut s), Ok(0));
+        assert_eq!(
+            judge(Pattern::A2aConversation, &ok, msg, Some("c2"), &mut s).unwrap_err(),
+            "a2a_context_lost"
+        );
+        let err = br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32001,"message":"nope"}}"#;
+        assert_eq!(
+            judge(Pattern::A2aMessage, &ok, err, None, &mut s).unwrap_err(),
+            "a2a_task_not_found"
+        );
+        let odd = br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32050,"message":"x"}}"#;
+        assert_eq!(
+            judge(Pattern::A2aMessage, &ok, odd, None, &mut s).unwrap_err(),
+            "jsonrpc_-32050"
+        );
+        let other = br#"{"jsonrpc":"2.0","id":1,"result":{"status":"fine"}}"#;
+        assert_eq!(judge(Pattern::A2aMessage, &ok, other, None, &mut s).unwrap_err(), BAD_SHAPE);
+        assert_eq!(judge(Pattern::A2aMessage, &ok, b"{oops", None, &mut s).unwrap_err(), BAD_JSON);
+        let html = head(200, ContentType::Other);
+        assert_eq!(judge(Pattern::A2aMessage, &html, msg, None, &mut s).unwrap_err(), WRONG_TYPE);
+        assert_eq!(
+            judge(Pattern::A2aMessage, &head(503, ContentType::Json), msg, None, &mut s)
+                .unwrap_err(),
+            "http_503"
+        );
+        let v03 =
+            br#"{"jsonrpc":"2.0","id":1,"result":{"kind":"message","role":"agent","parts":[]}}"#;
+        assert_eq!(judge(Pattern::A2aV03Message, &ok, v03, None, &mut s), Ok(0));
+        assert_eq!(judge(Pattern::A2aV03Message, &ok, msg, None, &mut s).unwrap_err(), BAD_SHAPE);
+    }
+
+    #[test]
+    fn streams_count_events_and_reject_broken_ones() {
+        // Proves stream checks: events counted (CRLF accepted), an event that is not JSON or
+        // an unfinished event is bad SSE, an error event is named, JSON instead of a stream
+        // is the wrong content type.
+        let mut s = Vec::new();
+        let sse = head(200, ContentType::EventStream);
+        let body = b"data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"task\":{\"id\":\"t\"}}}\r\n\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"statusUpdate\":{\"final\":true}}}\r\n\r\n";
+        assert_eq!(judge(Pattern::A2aStream, &sse, body, None, &mut s), Ok(2));
+        assert_eq!(
+            judge(Pattern::A2aStream, &sse, b"data: {nope\n\n", None, &mut s).unwrap_err(),
+            BAD_SSE
+        );
+        assert_eq!(
+            judge(Pattern::A2aStream, &sse, b"data: {\"x\":1}", None, &mut s).unwrap_err(),
+            BAD_SSE
+        );
+        assert_eq!(judge(Pattern::A2aStream, &sse, b"", None, &mut s).unwrap_err(), BAD_SSE);
+        let err = b"data: {\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":-32004}}\n\n";
+        assert_eq!(
+            judge(Pattern::A2aStream, &sse, err, None, &mut s).unwrap_err(),
+            "a2a_unsupported_operation"
+        );
+        assert_eq!(
+            judge(Pattern::A2aStream, &head(200, ContentType::Json), body, None, &mut s)
+                .unwrap_err(),
+            WRONG_TYPE
+        );
+        let v03 = b"data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"kind\":\"status-update\",\"final\":true}}\n\n";
+        assert_eq!(judge(Pattern::A2aV03Stream, &sse, v03, None, &mut s), Ok(1));
+    }
+
+    #[test]
+    fn mcp_answers_come_as_json_or_as_an_event_after_notifications() {
+        // Proves MCP checks: a JSON body or the response event of a stream (after a server
+        // notification), a tool error (`isError`) is an error, tools/list needs its tools.
+        let mut s = Vec::new();
+        let call =
+            br#"{"jsonrpc":"2.0","id":3,"result":{"content":[{"type":"text","text":"hi"}]}}"#;
+        assert_eq!(
+            judge(Pattern::McpToolsCall, &head(200, ContentType::Json), call, None, &mut s),
+            Ok(0)
+        );
+        let sse = b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{\"content\":[{\"type\":\"text\"}],\"isError\":true}}\n\n";
+        let got =
+            judge(Pattern::McpToolsCall, &head(200, ContentType::EventStream), sse, None, &mut s);
+        assert_eq!(got.unwrap_err(), "mcp_tool_error");
+        let list = br#"{"jsonrpc":"2.0","id":4,"result":{"tools":[{"name":"echo"}]}}"#;
+        assert_eq!(
+            judge(Pattern::McpToolsList, &head(200, ContentType::Json), list, None, &mut s),
+            Ok(0)
+        );
+        assert_eq!(
+            judge(Pattern::McpToolsList, &head(200, ContentType::Json), call, None, &mut s)
+                .unwrap_err(),
+            BAD_SHAPE
+        );
+        assert_eq!(
+            judge(Pattern::McpToolsList, &head(404, ContentType::Other), b"", None, &mut s)
+                .unwrap_err(),
+            "http_404"
+        );
+    }
+}

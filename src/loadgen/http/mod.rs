@@ -1,0 +1,808 @@
+//! The HTTP adapter of the agent loop (`a2a-bench http`): virtual clients of an A2A agent, an
+//! MCP server or an agent registry, with the same pacing, coordinated-omission correction,
+//! accounting and histograms as the router's agents.
+//!
+//! HTTP/1.1 with keep-alive. The loop's agents are the clients; each connection carries the
+//! requests of the clients that share it, at most `pipeline` of them on the wire at once (1:
+//! no pipelining, as browsers and most clients do), the others waiting their turn in order.
+//! Responses come back in order, so the adapter matches them by a FIFO per connection, bounded
+//! by the connection's clients × their window: the only state per request in flight.
+//!
+//! A request's latency runs from its intended send time (`rtt`) and from the moment it went
+//! on the wire (`rtt_raw`); it is an answer when its response has a 2xx status, the content
+//! type its pattern expects and the shape it must have (`judge`). Anything else is an error
+//! counted by kind: `http_<status>`, a JSON-RPC code by name, `protocol_*`.
+//!
+//! MCP clients open a session each before the run (`initialize`, `Mcp-Session-Id`,
+//! `notifications/initialized`) and close it after (`DELETE`), unless the protocol version is
+//! the sessionless one.
+
+pub mod judge;
+pub mod parse;
+
+use std::collections::VecDeque;
+use std::io::Write as _;
+use std::sync::Arc;
+
+use hdrhistogram::Histogram;
+
+use super::group::{About, Adapter, Book, ErrorKind, GroupConfig, Outgoing, MEASURED_BIT};
+use crate::wire::AgentId;
+use parse::{Framing, Head};
+
+/// The MCP protocol version that needs no session.
+pub const MCP_SESSIONLESS: &str = "2026-07-28";
+
+/// What one request does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Pattern {
+    /// `GET` the URL.
+    Health,
+    /// A2A v1.0 `SendMessage`.
+    A2aMessage,
+    /// A2A v1.0 `SendStreamingMessage` (server-sent events).
+    A2aStream,
+    /// A2A v1.0 `SendMessage`, the same `contextId` over `turns` turns.
+    A2aConversation,
+    /// `GET /.well-known/agent-card.json`.
+    AgentCard,
+    /// A2A v0.3 `message/send`.
+    A2aV03Message,
+    /// A2A v0.3 `message/stream`.
+    A2aV03Stream,
+    /// MCP `tools/list`.
+    McpToolsList,
+    /// MCP `tools/call`.
+    McpToolsCall,
+    /// Registry `POST /agents`.
+    RegistryRegister,
+    /// Registry `GET /agents/{id}` (a preloaded agent).
+    RegistryGet,
+    /// Registry `GET /agents`.
+    RegistryList,
+    /// Registry `POST /agents/search`.
+    RegistrySearch,
+    /// Registry `GET /health`.
+    RegistryHealth,
+}
+
+const PATTERNS: [(&str, Pattern); 14] = [
+    ("health", Pattern::Health),
+    ("a2a:message", Pattern::A2aMessage),
+    ("a2a:stream", Pattern::A2aStream),
+    ("a2a:conversation", Pattern::A2aConversation),
+    ("a2a:agent_card", Pattern::AgentCard),
+    ("a2a-v03:message", Pattern::A2aV03Message),
+    ("a2a-v03:stream", Pattern::A2aV03Stream),
+    ("mcp:tools/list", Pattern::McpToolsList),
+    ("mcp:tools/call", Pattern::McpToolsCall),
+    ("registry:register", Pattern::RegistryRegister),
+    ("registry:get", Pattern::RegistryGet),
+    ("registry:list", Pattern::RegistryList),
+    ("registry:search", Pattern::RegistrySearch),
+    ("registry:health", Pattern::RegistryHealth),
+];
+
+impl Pattern {
+    /// Its name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        PATTERNS.iter().find(|(_, p)| *p == self).map_or("?", |(n, _)| n)
+    }
+
+    /// A comma-separated list: names above, plus `mcp:mixed` (tools/list and tools/call).
+    pub fn parse_list(spec: &str) -> Result<Vec<Pattern>, String> {
+        let mut out = Vec::new();
+        for name in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let found: &[Pattern] = match name {
+                "mcp:mixed" => &[Pattern::McpToolsList, Pattern::McpToolsCall],
+                _ => match PATTERNS.iter().find(|(n, _)| *n == name) {
+                    Some((_, p)) => std::slice::from_ref(p),
+                    None => {
+                        let known: Vec<&str> = PATTERNS.iter().map(|(n, _)| *n).collect();
+                        return Err(format!(
+                            "unknown pattern '{name}' (expected {}, or mcp:mixed)",
+                            known.join(", ")
+                        ));
+                    }
+                },
+            };
+            for p in found {
+                if !out.contains(p) {
+                    out.push(*p);
+                }
+            }
+        }
+        if out.is_empty() {
+            return Err("the list is empty".into());
+        }
+        Ok(out)
+    }
+
+    fn is_mcp(self) -> bool {
+        matches!(self, Pattern::McpToolsList | Pattern::McpToolsCall)
+    }
+
+    /// Whether its answers are server-sent event streams.
+    pub fn is_stream(self) -> bool {
+        matches!(self, Pattern::A2aStream | Pattern::A2aV03Stream)
+    }
+}
+
+/// What every client of a run sends, and where.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The mix: request `k` of a client is pattern `(k + client) % len`.
+    pub patterns: Vec<Pattern>,
+    /// `Host` header value.
+    pub host: String,
+    /// The URL's path (JSON-RPC and MCP endpoint; the registry's base).
+    pub path: String,
+    /// `Authorization: Bearer` token.
+    pub token: Option<String>,
+    /// `mcp:tools/call`: the tool, as a JSON string (quoted).
+    pub tool: String,
+    /// `mcp:tools/call`: its arguments (a JSON object).
+    pub args: String,
+    /// MCP protocol version; [`MCP_SESSIONLESS`] needs no session.
+    pub mcp_version: String,
+    /// Registry agent ids registered before the run (`registry:get` picks among them).
+    pub preloaded: Vec<String>,
+    /// `a2a:conversation`: turns per context.
+    pub turns: u32,
+    /// Most requests on the wire per connection.
+    pub pipeline: u32,
+}
+
+impl Default for Plan {
+    fn default() -> Plan {
+        Plan {
+            patterns: vec![Pattern::Health],
+            host: String::new(),
+            path: "/".into(),
+            token: None,
+            tool: "\"echo\"".into(),
+            args: "{}".into(),
+            mcp_version: "2025-06-18".into(),
+            preloaded: Vec::new(),
+            turns: 4,
+            pipeline: 1,
+        }
+    }
+}
+
+impl Plan {
+    fn sessions(&self) -> bool {
+        self.mcp_version != MCP_SESSIONLESS && self.patterns.iter().any(|p| p.is_mcp())
+    }
+
+    fn join(&self, tail: &str) -> String {
+        format!("{}/{tail}", self.path.trim_end_matches('/'))
+    }
+}
+
+/// One pattern's measured figures on one core (requests of the measured window).
+#[derive(Debug, Clone)]
+pub struct PatternStats {
+    /// The pattern.
+    pub pattern: Pattern,
+    /// Answers.
+    pub ok: u64,
+    /// Errors, by kind.
+    pub errors: Vec<(String, u64)>,
+    /// Latency of answers from the intended send time.
+    pub rtt: Histogram<u64>,
+    /// Streams: time from the intended send time to the first event.
+    pub first_event: Histogram<u64>,
+    /// Streams: events received in answers.
+    pub events: u64,
+}
+
+impl PatternStats {
+    fn new(pattern: Pattern) -> PatternStats {
+        PatternStats {
+            pattern,
+            ok: 0,
+            errors: Vec::new(),
+            rtt: crate::metrics::histogram(),
+            first_event: crate::metrics::histogram(),
+            events: 0,
+        }
+    }
+
+    /// Adds another core's figures of the same pattern.
+    pub fn merge(&mut self, o: &PatternStats) {
+        self.ok += o.ok;
+        for (k, n) in &o.errors {
+            match self.errors.iter_mut().find(|(m, _)| m == k) {
+                Some((_, t)) => *t += n,
+                None => self.errors.push((k.clone(), *n)),
+            }
+        }
+        let _ = self.rtt.add(&o.rtt);
+        let _ = self.first_event.add(&o.first_event);
+        self.events += o.events;
+    }
+
+    fn error(&mut self, kind: &str) {
+        match self.errors.iter_mut().find(|(m, _)| m == kind) {
+            Some((_, t)) => *t += 1,
+            None => self.errors.push((kind.to_string(), 1)),
+        }
+    }
+}
+
+/// What a response on the wire answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum What {
+    /// MCP `initialize`.
+    Init,
+    /// MCP `notifications/initialized`.
+    Initialized,
+    /// A booked request of this pattern (index into the plan's mix).
+    Request(u8),
+    /// MCP session `DELETE`.
+    Farewell,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Wire {
+    what: What,
+    /// The client, local to the group.
+    local: u32,
+    seq: u64,
+    intended_ns: u64,
+    sent_ns: u64,
+    measured: bool,
+}
+
+#[derive(Debug, Default)]
+struct Conn {
+    out: Vec<u8>,
+    /// Requests written, in order: the responses answer them.
+    wire: VecDeque<Wire>,
+    /// Requests waiting for room on the wire.
+    queued: VecDeque<Wire>,
+    /// The front request's first server-sent event arrived then (0: not yet).
+    first_event_ns: u64,
+}
+
+/// HTTP/1.1 requests and responses for one agent core.
+#[derive(Debug)]
+pub struct Http {
+    plan: Arc<Plan>,
+    conns: Vec<Conn>,
+    /// Each client's MCP session id.
+    sessions: Vec<Option<Box<str>>>,
+    stats: Vec<PatternStats>,
+    /// Written buffers, for reuse.
+    spare: Vec<Vec<u8>>,
+    body: Vec<u8>,
+    chunk: Vec<u8>,
+    event: Vec<u8>,
+    context: String,
+    /// Message text: the payload size in `x`.
+    text: String,
+    id_base: u32,
+    first: u32,
+    per_conn: u32,
+    /// `DELETE`s not answered yet.
+    farewells: usize,
+}
+
+impl Http {
+    /// The adapter for a group with these settings.
+    pub fn new(cfg: &GroupConfig, plan: Arc<Plan>) -> Http {
+        let conns = cfg.count.div_ceil(cfg.agents_per_conn.max(1)) as usize;
+        Http {
+            stats: plan.patterns.iter().map(|&p| PatternStats::new(p)).collect(),
+            plan,
+            conns: (0..conns).map(|_| Conn::default()).collect(),
+            sessions: vec![None; cfg.count as usize],
+            spare: Vec::new(),
+            body: Vec::with_capacity(1024),
+            chunk: Vec::new(),
+            event: Vec::new(),
+            context: String::new(),
+            text: "x".repeat(cfg.payload_bytes),
+            id_base: cfg.id_base,
+            first: cfg.first,
+            per_conn: cfg.agents_per_conn.max(1),
+            farewells: 0,
+        }
+    }
+
+    /// Each pattern's figures on this core.
+    pub fn stats(&self) -> &[PatternStats] {
+        &self.stats
+    }
+
+    fn pattern_of(&self, local: u32, seq: u64) -> (u8, Pattern) {
+        let n = self.plan.patterns.len() as u64;
+        let i = ((seq + u64::from(self.first + local)) % n) as u8;
+        (i, self.plan.patterns[usize::from(i)])
+    }
+
+    /// Puts `w` on the wire of `conn` if there is room, else in its queue.
+    fn submit(&mut self, conn: usize, w: Wire) {
+        let c = &self.conns[conn];
+        if c.wire.len() < self.plan.pipeline.max(1) as usize && c.queued.is_empty() {
+            self.write(conn, w);
+        } else {
+            self.conns[conn].queued.push_back(w);
+        }
+    }
+
+    /// Moves queued requests onto the wire while there is room; `now` is their send time.
+    fn pump(&mut self, conn: usize, now_ns: u64) {
+        while self.conns[conn].wire.len() < self.plan.pipeline.max(1) as usize {
+            let Some(mut w) = self.conns[conn].queued.pop_front() else { return };
+            w.sent_ns = now_ns;
+            self.write(conn, w);
+        }
+    }
+
+    fn write(&mut self, conn: usize, w: Wire) {
+        let Http { plan, conns, sessions, body, context, text, id_base, first, .. } = self;
+        let (plan, id_base, client) = (&**plan, *id_base, *first + w.local);
+        let kind = match w.what {
+            What::Request(i) => Some(plan.patterns[usize::from(i)]),
+            _ => None,
+        };
+        let method = match (w.what, kind) {
+            (What::Farewell, _) => "DELETE",
+            (
+                _,
+                Some(
+                    Pattern::Health
+                    | Pattern::AgentCard
+                    | Pattern::RegistryHealth
+                    | Pattern::RegistryList
+                    | Pattern::RegistryGet,
+                ),
+            ) => "GET",
+            _ => "POST",
+        };
+        // The body first: its length goes in the head.
+        body.clear();
+        let b = &mut *body;
+        let rpc_id = w.seq + 1;
+        let seq = w.seq;
+        let mut mcp_method = None;
+        match (w.what, kind) {
+            (What::Init, _) => {
+                let _ = write!(
+                    b,
+                    r#"{{"jsonrpc":"2.0","id":0,"method":"initialize","params":{{"protocolVersion":"{}","capabilities":{{}},"clientInfo":{{"name":"a2a-bench","version":"{}"}}}}}}"#,
+                    plan.mcp_version,
+                    env!("CARGO_PKG_VERSION")
+                );
+                mcp_method = Some("initialize");
+            }
+            (What::Initialized, _) => {
+                b.extend_from_slice(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+                mcp_method = Some("notifications/initialized");
+            }
+            (_, Some(p @ (Pattern::A2aMessage | Pattern::A2aStream))) => {
+                let method =
+                    if p == Pattern::A2aStream { "SendStreamingMessage" } else { "SendMessage" };
+                let _ = write!(
+                    b,
+                    r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"{method}","params":{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","parts":[{{"text":"{text}"}}]}}}}}}"#,
+                );
+            }
+            (_, Some(Pattern::A2aConversation)) => {
+                conversation(context, plan, id_base, client, seq);
+                let _ = write!(
+                    b,
+                    r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"SendMessage","params":{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","contextId":"{context}","parts":[{{"text":"{text}"}}]}}}}}}"#,
+                );
+            }
+            (_, Some(p @ (Pattern::A2aV03Message | Pattern::A2aV03Stream))) => {
+                let method =
+                    if p == Pattern::A2aV03Stream { "message/stream" } else { "message/send" };
+                let _ = write!(
+                    b,
+                    r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"{method}","params":{{"message":{{"kind":"message","role":"user","messageId":"m-{id_base}-{client}-{seq}","parts":[{{"kind":"text","text":"{text}"}}]}}}}}}"#,
+                );
+            }
+            (_, Some(Pattern::McpToolsList)) => {
+                let _ = write!(b, r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"tools/list"}}"#);
+                mcp_method = Some("tools/list");
+            }
+            (_, Some(Pattern::McpToolsCall)) => {
+                let _ = write!(
+                    b,
+                    r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"tools/call","params":{{"name":{},"arguments":{}}}}}"#,
+                    plan.tool, plan.args
+                );
+                mcp_method = Some("tools/call");
+            }
+            (_, Some(Pattern::RegistryRegister)) => {
+                let _ = write!(
+                    b,
+                    r#"{{"agent_card":{{"name":"a2a-bench-{id_base}-{client}-{seq}","description":"{text}","url":"http://agent-{client}.invalid/","version":"1.0.0","capabilities":{{}},"defaultInputModes":["text/plain"],"defaultOutputModes":["text/plain"],"skills":[{{"id":"bench","name":"bench skill","description":"load test","tags":["skill-{}"]}}]}}}}"#,
+                    seq % 16
+                );
+            }
+            (_, Some(Pattern::RegistrySearch)) => {
+                let _ = write!(b, r#"{{"query":"skill-{}"}}"#, (u64::from(client) + seq) % 16);
+            }
+            _ => {}
+        }
+        let mcp = matches!(w.what, What::Init | What::Initialized | What::Farewell)
+            || kind.is_some_and(Pattern::is_mcp);
+        let out = &mut conns[conn].out;
+        let base = plan.path.trim_end_matches('/');
+        let _ = match kind {
+            Some(Pattern::AgentCard) => write!(out, "GET /.well-known/agent-card.json"),
+            Some(Pattern::RegistryHealth) => write!(out, "GET {base}/health"),
+            Some(Pattern::RegistryList | Pattern::RegistryRegister) => {
+                write!(out, "{method} {base}/agents")
+            }
+            Some(Pattern::RegistrySearch) => write!(out, "POST {base}/agents/search"),
+            Some(Pattern::RegistryGet) => {
+                let ids = &plan.preloaded;
+                let id = &ids[((u64::from(client) + seq) % ids.len().max(1) as u64) as usize];
+                write!(out, "GET {base}/agents/{id}")
+            }
+            _ => write!(out, "{method} {}", plan.path),
+        };
+        let _ = write!(
+            out,
+            " HTTP/1.1\r\nHost: {}\r\nUser-Agent: a2a-bench/{}\r\n",
+            plan.host,
+            env!("CARGO_PKG_VERSION")
+        );
+        if let Some(t) = &plan.token {
+            let _ = write!(out, "Authorization: Bearer {t}\r\n");
+        }
+        if matches!(kind, Some(Pattern::A2aMessage | Pattern::A2aStream | Pattern::A2aConversation))
+        {
+            out.extend_from_slice(b"A2A-Version: 1.0\r\n");
+        }
+        if mcp {
+            out.extend_from_slice(b"Accept: application/json, text/event-stream\r\n");
+            let _ = write!(out, "MCP-Protocol-Version: {}\r\n", plan.mcp_version);
+            if let Some(s) = &sessions[w.local as usize] {
+                let _ = write!(out, "Mcp-Session-Id: {s}\r\n");
+            }
+            if let Some(m) = mcp_method.filter(|_| plan.mcp_version == MCP_SESSIONLESS) {
+                let _ = write!(out, "Mcp-Method: {m}\r\n");
+            }
+        } else if kind.is_some_and(Pattern::is_stream) {
+            out.extend_from_slice(b"Accept: text/event-stream\r\n");
+        } else {
+            out.extend_from_slice(b"Accept: application/json\r\n");
+        }
+        if method == "POST" {
+            let _ =
+                write!(out, "Content-Type: application/json\r\nContent-Length: {}\r\n", body.len());
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(body);
+        conns[conn].wire.push_back(w);
+    }
+
+    /// One complete response to `w`.
+    fn complete(&mut self, conn: usize, w: Wire, head: &Head, body: &[u8], book: &mut Book) {
+        let now = book.now_ns();
+        let id = self.id_base + self.first + w.local;
+        match w.what {
+            What::Init => match judge::initialized(head, body, &mut self.event) {
+                Err(k) => book.refused(format!("the MCP server refused initialize: {k}")),
+                Ok(()) => {
+                    // Checked by the caller: the session header's value, copied once per client.
+                    self.submit(conn, Wire { what: What::Initialized, ..w });
+                }
+            },
+            What::Initialized if (200..300).contains(&head.status) => book.ack(conn),
+            What::Initialized => book.refused(format!(
+                "the MCP server refused notifications/initialized: {}",
+                judge::status_name(head.status)
+            )),
+            What::Farewell => self.farewells = self.farewells.saturating_sub(1),
+            What::Request(i) => {
+                let p = self.plan.patterns[usize::from(i)];
+                let context = (p == Pattern::A2aConversation).then(|| {
+                    conversation(
+                        &mut self.context,
+                        &self.plan,
+                        self.id_base,
+                        self.first + w.local,
+                        w.seq,
+                    );
+                    self.context.as_str()
+                });
+                let verdict = judge::judge(p, head, body, context, &mut self.event);
+                let s = &mut self.stats[usize::from(i)];
+                let freed = match verdict {
+                    Ok(events) => {
+                        if w.measured {
+                            s.ok += 1;
+                            s.rtt.saturating_record(now.saturating_sub(w.intended_ns).max(1));
+                            if p.is_stream() {
+                                let first = match self.conns[conn].first_event_ns {
+                                    0 => now,
+                                    t => t,
+                                };
+                                s.first_event
+                                    .saturating_record(first.saturating_sub(w.intended_ns).max(1));
+                                s.events += u64::from(events);
+                            }
+                        }
+                        book.answered(id, (w.intended_ns, w.sent_ns), w.measured)
+                    }
+                    Err(kind) => {
+                        if w.measured {
+                            s.error(&kind);
+                        }
+                        book.router_error(About::Request(Some(id)), ErrorKind::Name(&kind))
+                    }
+                };
+                if let Some(local) = freed {
+                    book.send_from(local, |c, out| self.request(c, out));
+                }
+            }
+        }
+        self.conns[conn].first_event_ns = 0;
+    }
+
+    /// A response that cannot be read: the request it answers counts it, and the connection
+    /// is given up (the caller's `Err`).
+    fn broken(&mut self, conn: usize, why: &parse::Broken, book: &mut Book) -> String {
+        if let Some(w) = self.conns[conn].wire.pop_front() {
+            if let What::Request(i) = w.what {
+                if w.measured {
+                    self.stats[usize::from(i)].error(why.kind());
+                }
+                let id = self.id_base + self.first + w.local;
+                let _ = book.router_error(About::Request(Some(id)), ErrorKind::Name(why.kind()));
+            } else if book.registering() {
+                book.refused(format!("the MCP server sent {why}"));
+            }
+        }
+        format!("the server sent {why}")
+    }
+}
+
+impl Adapter for Http {
+    fn register(&mut self, conn: usize, ids: &[AgentId], book: &mut Book) {
+        for id in ids {
+            let local = id.0 - self.id_base - self.first;
+            if self.plan.sessions() {
+                let w = Wire {
+                    what: What::Init,
+                    local,
+                    seq: 0,
+                    intended_ns: 0,
+                    sent_ns: 0,
+                    measured: false,
+                };
+                self.submit(conn, w);
+            } else {
+                book.ack(conn);
+            }
+        }
+    }
+
+    fn request(&mut self, conn: usize, r: &Outgoing) {
+        let local = r.from - self.id_base - self.first;
+        let seq = r.message_id & !MEASURED_BIT;
+        let (i, _) = self.pattern_of(local, seq);
+        let w = Wire {
+            what: What::Request(i),
+            local,
+            seq,
+            intended_ns: r.intended_ns,
+            sent_ns: r.sent_ns,
+            measured: r.measured,
+        };
+        self.submit(conn, w);
+    }
+
+    fn input(&mut self, conn: usize, buf: &[u8], book: &mut Book) -> Result<usize, String> {
+        let mut used = 0;
+        while used < buf.len() {
+            let rest = &buf[used..];
+            let Some(&front) = self.conns[conn].wire.front() else {
+                book.unexpected();
+                return Err("a response to no request".into());
+            };
+            let head = match parse::head(rest, false) {
+                Ok(Some(h)) => h,
+                Ok(None) => break,
+                Err(why) => return Err(self.broken(conn, &why, book)),
+            };
+            let body_at = head.head_len;
+            let streaming = head.content_type == parse::ContentType::EventStream;
+            let mut chunk = std::mem::take(&mut self.chunk);
+            let (total, whole) = match head.framing {
+                Framing::Length(n) if rest.len() >= body_at + n => (body_at + n, true),
+                Framing::Length(_) => (0, false),
+                Framing::Chunked => match parse::dechunk(&rest[body_at..], &mut chunk) {
+                    Ok(Some(n)) => (body_at + n, true),
+                    Ok(None) => (0, false),
+                    Err(why) => {
+                        self.chunk = chunk;
+                        return Err(self.broken(conn, &why, book));
+                    }
+                },
+            };
+            let body: &[u8] = match head.framing {
+                Framing::Length(n) => &rest[body_at..rest.len().min(body_at + n)],
+                Framing::Chunked => &chunk,
+            };
+            if !whole {
+                // A stream still arriving: note when its first event came.
+                if streaming && self.conns[conn].first_event_ns == 0 {
+                    let (events, _) = parse::events(body, &mut self.event, |_| {});
+                    if events > 0 {
+                        self.conns[conn].first_event_ns = book.now_ns();
+                    }
+                }
+                self.chunk = chunk;
+                break;
+            }
+            self.conns[conn].wire.pop_front();
+            if front.what == What::Init {
+                match head.session {
+                    Some((a, b)) => {
+                        let id = String::from_utf8_lossy(&rest[a..b]).into_owned();
+                        self.sessions[front.local as usize] = Some(id.into_boxed_str());
+                    }
+                    None if (200..300).contains(&head.status) => {
+                        book.refused(
+                            "the MCP server answered initialize without an Mcp-Session-Id (missing_session_id); \
+                             give --mcp-version 2026-07-28 for a sessionless server"
+                                .into(),
+                        );
+                        self.chunk = chunk;
+                        return Ok(used + total);
+                    }
+                    None => {}
+                }
+            }
+            self.complete(conn, front, &head, body, book);
+            self.chunk = chunk;
+            used += total;
+            self.pump(conn, book.now_ns());
+            if head.close {
+                break; // the server closes: what follows is not for us
+            }
+        }
+        Ok(used)
+    }
+
+    fn take_output(&mut self, conn: usize) -> Option<Vec<u8>> {
+        let c = &mut self.conns[conn];
+        if c.out.is_empty() {
+            return None;
+        }
+        let fresh = self.spare.pop().unwrap_or_default();
+        Some(std::mem::replace(&mut c.out, fresh))
+    }
+
+    fn output_done(&mut self, mut buf: Vec<u8>) {
+        buf.clear();
+        if self.spare.len() < 64 {
+            self.spare.push(buf);
+        }
+    }
+
+    fn farewell(&mut self, conn: usize) -> bool {
+        if !self.plan.sessions() {
+            return false;
+        }
+        let per = self.per_conn;
+        let lo = conn as u32 * per;
+        let hi = (lo + per).min(self.sessions.len() as u32);
+        for local in lo..hi {
+            if self.sessions[local as usize].is_some() {
+                let w = Wire {
+                    what: What::Farewell,
+                    local,
+                    seq: 0,
+                    intended_ns: 0,
+                    sent_ns: 0,
+                    measured: false,
+                };
+                self.farewells += 1;
+                self.submit(conn, w);
+            }
+        }
+        true
+    }
+
+    fn farewell_done(&self) -> bool {
+        self.farewells == 0
+    }
+
+    fn breakdown(&self) -> Vec<PatternStats> {
+        self.stats.clone()
+    }
+}
+
+/// The context id of the conversation request `seq` of `client` belongs to: `turns` turns of
+/// the conversation pattern per context.
+fn conversation(into: &mut String, plan: &Plan, id_base: u32, client: u32, seq: u64) {
+    let block = u64::from(plan.turns.max(1)) * plan.patterns.len() as u64;
+    into.clear();
+    let _ = std::fmt::Write::write_fmt(
+        into,
+        format_args!("a2a-bench-{id_base}-{client}-{}", seq / block),
+    );
+}
+
+/// Registers `n` agents with the registry at `addr` before a run (`--preload`), over one
+/// keep-alive connection; returns their ids.
+pub fn preload(
+    addr: std::net::SocketAddr,
+    plan: &Plan,
+    n: u32,
+    timeout: std::time::Duration,
+) -> Result<Vec<String>, String> {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|e| format!("--preload: connecting to {addr}: {e}"))?;
+    let _ = s.set_read_timeout(Some(timeout));
+    let _ = s.set_nodelay(true);
+    let mut ids = Vec::with_capacity(n as usize);
+    let (mut buf, mut filled) = (vec![0u8; 64 << 10], 0usize);
+    let path = plan.join("agents");
+    for i in 0..n {
+        let body = format!(
+            r#"{{"agent_card":{{"name":"preloaded-{i}","description":"a2a-bench preloaded agent {i}","url":"http://preloaded-{i}.invalid/","version":"1.0.0","capabilities":{{}},"defaultInputModes":["text/plain"],"defaultOutputModes":["text/plain"],"skills":[{{"id":"s{i}","name":"skill {i}","description":"preloaded","tags":["skill-{}"]}}]}}}}"#,
+            i % 16
+        );
+        let mut req = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+            plan.host,
+            body.len()
+        );
+        if let Some(t) = &plan.token {
+            req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        }
+        req.push_str("\r\n");
+        req.push_str(&body);
+        s.write_all(req.as_bytes()).map_err(|e| format!("--preload: writing: {e}"))?;
+        loop {
+            let head = match parse::head(&buf[..filled], false) {
+                Ok(h) => h,
+                Err(why) => return Err(format!("--preload: the registry sent {why}")),
+            };
+            if let Some(h) = head {
+                let Framing::Length(len) = h.framing else {
+                    return Err("--preload: chunked registry answers are not supported".into());
+                };
+                if filled >= h.head_len + len {
+                    if !(200..300).contains(&h.status) {
+                        return Err(format!(
+                            "--preload: the registry answered POST {path} with HTTP {}",
+                            h.status
+                        ));
+                    }
+                    let v: serde_json::Value =
+                        serde_json::from_slice(&buf[h.head_len..h.head_len + len])
+                            .map_err(|e| format!("--preload: the registry's answer: {e}"))?;
+                    let id = v.get("agent_id").or_else(|| v.get("id")).and_then(|x| x.as_str());
+                    let Some(id) = id else {
+                        return Err(format!("--preload: no agent_id in the registry's answer {v}"));
+                    };
+                    ids.push(id.to_string());
+                    buf.copy_within(h.head_len + len..filled, 0);
+                    filled -= h.head_len + len;
+                    break;
+                }
+            }
+            if filled == buf.len() {
+                buf.resize(buf.len() * 2, 0);
+            }
+            match s.read(&mut buf[filled..]) {
+                Ok(0) => return Err("--preload: the registry closed the connection".into()),
+                Ok(k) => filled += k,
+                Err(e) => return Err(format!("--preload: reading: {e}")),
+            }
+        }
+    }
+    Ok(ids)
+}

@@ -1,0 +1,278 @@
+//! HTTP/1.1 responses read from the start of a buffer, sans-IO: the head (httparse), a body
+//! framed by `Content-Length` or chunked transfer coding, and the server-sent events in it.
+//! Nothing here allocates per response but the caller's reused scratch buffer.
+
+/// Most header lines a response may have.
+const HEADERS_MAX: usize = 64;
+
+/// What a response's body is, by its `Content-Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentType {
+    /// `application/json` (or any `+json`).
+    Json,
+    /// `text/event-stream`.
+    EventStream,
+    /// None given.
+    Missing,
+    /// Anything else.
+    Other,
+}
+
+/// The head of a response, and where its body lies.
+#[derive(Debug, Clone, Copy)]
+pub struct Head {
+    /// Status code.
+    pub status: u16,
+    /// The body's type.
+    pub content_type: ContentType,
+    /// Bytes of the head.
+    pub head_len: usize,
+    /// How the body is framed.
+    pub framing: Framing,
+    /// The server closes the connection after this response.
+    pub close: bool,
+    /// Where the `Mcp-Session-Id` value lies in the buffer, if the response has one.
+    pub session: Option<(usize, usize)>,
+}
+
+/// How a body ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// This many bytes.
+    Length(usize),
+    /// Chunked transfer coding.
+    Chunked,
+}
+
+/// Why a response cannot be read; the connection is useless after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Broken {
+    /// Not HTTP/1.x, or a malformed head.
+    Head(String),
+    /// A body with neither a length nor chunked coding (ends at close: not reusable).
+    Unframed,
+    /// A malformed chunk.
+    Chunk,
+}
+
+impl Broken {
+    /// The error kind's name in reports.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Broken::Head(_) => "protocol_bad_response",
+            Broken::Unframed => "protocol_unframed_body",
+            Broken::Chunk => "protocol_bad_chunk",
+        }
+    }
+}
+
+impl std::fmt::Display for Broken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Broken::Head(e) => write!(f, "a malformed HTTP response head ({e})"),
+            Broken::Unframed => f.write_str(
+                "a response body with neither Content-Length nor chunked coding (a2a-bench needs keep-alive)",
+            ),
+            Broken::Chunk => f.write_str("a malformed chunk in a chunked response body"),
+        }
+    }
+}
+
+fn eq(a: &[u8], b: &str) -> bool {
+    a.eq_ignore_ascii_case(b.as_bytes())
+}
+
+/// Reads the head of the response at the start of `buf`: `Ok(None)` while incomplete. 1xx
+/// interim responses are not expected (no request asks for one) and read as broken.
+pub fn head(buf: &[u8], head_request: bool) -> Result<Option<Head>, Broken> {
+    let mut headers = [httparse::EMPTY_HEADER; HEADERS_MAX];
+    let mut r = httparse::Response::new(&mut headers);
+    let head_len = match r.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(Broken::Head(e.to_string())),
+    };
+    let status = r.code.unwrap_or(0);
+    if status < 200 {
+        return Err(Broken::Head(format!("interim status {status}")));
+    }
+    let (mut length, mut chunked, mut close) = (None, false, r.version == Some(0));
+    let (mut content_type, mut session) = (ContentType::Missing, None);
+    let base = buf.as_ptr() as usize;
+    for h in r.headers.iter() {
+        let (name, value) = (h.name.as_bytes(), h.value);
+        if eq(name, "content-length") {
+            let v = std::str::from_utf8(value).ok().and_then(|s| s.trim().parse::<usize>().ok());
+            length = Some(v.ok_or_else(|| Broken::Head("bad Content-Length".into()))?);
+        } else if eq(name, "transfer-encoding") {
+            chunked = value.split(|&b| b == b',').any(|t| eq(t.trim_ascii(), "chunked"));
+        } else if eq(name, "connection") {
+            let v = value.trim_ascii();
+            close = eq(v, "close") || (close && !eq(v, "keep-alive"));
+        } else if eq(name, "content-type") {
+            let essence = value.split(|&b| b == b';').next().unwrap_or_default().trim_ascii();
+            content_type = if eq(essence, "application/json")
+                || essence.to_ascii_lowercase().ends_with(b"+json")
+            {
+                ContentType::Json
+            } else if eq(essence, "text/event-stream") {
+                ContentType::EventStream
+            } else {
+                ContentType::Other
+            };
+        } else if eq(name, "mcp-session-id") {
+            let at = value.as_ptr() as usize - base;
+            session = Some((at, at + value.len()));
+        }
+    }
+    let framing = if head_request || status == 204 || status == 304 {
+        Framing::Length(0)
+    } else if chunked {
+        Framing::Chunked
+    } else {
+        match length {
+            Some(n) => Framing::Length(n),
+            None => return Err(Broken::Unframed),
+        }
+    };
+    Ok(Some(Head { status, content_type, head_len, framing, close, session }))
+}
+
+/// Decodes a chunked body at the start of `buf` into `out` (cleared first): `Ok(Some(n))` once
+/// the last chunk and trailers are in (`n` bytes used), `Ok(None)` while incomplete (`out` then
+/// holds the data of the complete chunks so far).
+pub fn dechunk(buf: &[u8], out: &mut Vec<u8>) -> Result<Option<usize>, Broken> {
+    out.clear();
+    let mut at = 0;
+    loop {
+        let (skip, size) = match httparse::parse_chunk_size(&buf[at..]) {
+            Ok(httparse::Status::Complete(x)) => x,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(_) => return Err(Broken::Chunk),
+        };
+        at += skip;
+        if size == 0 {
+            // Trailers, if any, then an empty line.
+            loop {
+                let rest = &buf[at..];
+                let Some(end) = rest.windows(2).position(|w| w == b"\r\n") else {
+                    return Ok(None);
+                };
+                at += end + 2;
+                if end == 0 {
+                    return Ok(Some(at));
+                }
+            }
+        }
+        let size = usize::try_from(size).map_err(|_| Broken::Chunk)?;
+        if buf.len() < at + size + 2 {
+            out.extend_from_slice(&buf[at..buf.len().min(at + size)]);
+            return Ok(None);
+        }
+        out.extend_from_slice(&buf[at..at + size]);
+        if &buf[at + size..at + size + 2] != b"\r\n" {
+            return Err(Broken::Chunk);
+        }
+        at += size + 2;
+    }
+}
+
+/// The server-sent events in `body`, each as the data of its `data:` lines (joined by `\n`
+/// into `scratch`); lines may end in `\n`, `\r\n` or `\r`. Calls `each` per complete event
+/// with data; returns how many events had data, and whether the body ends inside an event.
+pub fn events(body: &[u8], scratch: &mut Vec<u8>, mut each: impl FnMut(&[u8])) -> (u32, bool) {
+    let (mut count, mut open, mut at) = (0, false, 0);
+    scratch.clear();
+    while at < body.len() {
+        let rest = &body[at..];
+        let Some(end) = rest.iter().position(|&b| b == b'\n' || b == b'\r') else {
+            return (count, true); // a line without its end
+        };
+        let line = &rest[..end];
+        at += end + 1;
+        if rest[end] == b'\r' && rest.get(end + 1) == Some(&b'\n') {
+            at += 1;
+        }
+        if line.is_empty() {
+            if open {
+                each(scratch);
+                count += 1;
+            }
+            scratch.clear();
+            open = false;
+        } else if let Some(data) = line.strip_prefix(b"data") {
+            let value = match data.first() {
+                None => &[][..],
+                Some(b':') => data[1..].strip_prefix(b" ").unwrap_or(&data[1..]),
+                Some(_) => continue, // a field named e.g. `database`
+            };
+            if open {
+                scratch.push(b'\n');
+            }
+            scratch.extend_from_slice(value);
+            open = true;
+        }
+        // `event:`, `id:`, `retry:` and comments say nothing measured here.
+    }
+    (count, open)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_says_its_status_type_framing_and_session() {
+        // Proves the head reader: status, content type essence, length or chunked, the
+        // session header's place, keep-alive by default in 1.1 and close when said.
+        let r = b"HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\nMcp-Session-Id: abc\r\nContent-Length: 2\r\n\r\n{}";
+        let h = head(r, false).unwrap().unwrap();
+        assert_eq!(
+            (h.status, h.content_type, h.framing),
+            (200, ContentType::Json, Framing::Length(2))
+        );
+        let (a, b) = h.session.unwrap();
+        assert_eq!(&r[a..b], b"abc");
+        assert!(!h.close);
+        assert_eq!(&r[h.head_len..], b"{}");
+        let r = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";
+        let h = head(r, false).unwrap().unwrap();
+        assert_eq!(
+            (h.content_type, h.framing, h.close),
+            (ContentType::EventStream, Framing::Chunked, true)
+        );
+        assert!(matches!(head(b"HTTP/1.1 200 OK\r\nContent-Le", false), Ok(None)));
+        assert_eq!(head(b"HTTP/1.1 200 OK\r\n\r\n", false).unwrap_err(), Broken::Unframed);
+        assert!(matches!(head(b"SSH-2.0-OpenSSH\r\n\r\n", false), Err(Broken::Head(_))));
+        let h = head(b"HTTP/1.1 204 No Content\r\n\r\n", false).unwrap().unwrap();
+        assert_eq!(h.framing, Framing::Length(0));
+    }
+
+    #[test]
+    fn chunked_bodies_decode_whole_or_in_part() {
+        // Proves chunked decoding: complete with trailers, partial (the complete chunks so
+        // far are kept), and malformed sizes or terminators rejected.
+        let mut out = Vec::new();
+        let body = b"4\r\nWiki\r\n5;x=y\r\npedia\r\n0\r\nX-Trailer: 1\r\n\r\nNEXT";
+        assert_eq!(dechunk(body, &mut out), Ok(Some(body.len() - 4)));
+        assert_eq!(out, b"Wikipedia");
+        assert_eq!(dechunk(&body[..12], &mut out), Ok(None));
+        assert_eq!(out, b"Wiki");
+        assert_eq!(dechunk(b"zz\r\n", &mut out), Err(Broken::Chunk));
+        assert_eq!(dechunk(b"2\r\nabXY", &mut out), Err(Broken::Chunk));
+    }
+
+    #[test]
+    fn events_are_split_on_blank_lines_with_any_line_end() {
+        // Proves the SSE reader: `\n`, `\r\n` and `\r` line ends, multi-line data joined by
+        // `\n`, fields other than data ignored, an event without data not counted, and a body
+        // ending inside an event said so.
+        let mut scratch = Vec::new();
+        let mut seen = Vec::new();
+        let body = b"event: message\r\ndata: {\"a\":1}\r\n\r\ndata:x\ndata: y\n\n: comment\n\nid: 3\r\rdata: tail";
+        let (n, open) = events(body, &mut scratch, |d| seen.push(d.to_vec()));
+        assert_eq!(n, 2);
+        assert!(open);
+        assert_eq!(seen, vec![b"{\"a\":1}".to_vec(), b"x\ny".to_vec()]);
+    }
+}

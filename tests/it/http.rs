@@ -1,0 +1,379 @@
+//! `a2a-bench http`: every pattern against the reference targets, and the error cases against
+//! scripted servers (JSON-RPC errors, bad SSE, a lost session, no session id, a missing token,
+//! a server that stops answering). The binary runs as a child, bounded in time.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use a2a_bench::targets::{Kind, Target};
+use serde_json::Value;
+
+use crate::support::run_bin;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs `a2a-bench http` with a short grid; returns (exit ok, stdout + stderr, report).
+fn http(args: &[&str]) -> (bool, String, Option<Value>) {
+    let dir = tempdir();
+    let out = dir.join("r.json");
+    let mut all = vec!["http", "--output", out.to_str().unwrap()];
+    for (flag, value) in
+        [("--duration", "0.5"), ("--warmup", "0.1"), ("--repeat", "1"), ("--interval", "0")]
+    {
+        if !args.contains(&flag) {
+            all.extend_from_slice(&[flag, value]);
+        }
+    }
+    all.extend_from_slice(args);
+    let o = run_bin(&all, LIMIT);
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let report = std::fs::read_to_string(&out).ok().and_then(|s| serde_json::from_str(&s).ok());
+    let _ = std::fs::remove_dir_all(&dir);
+    (o.status.success(), text, report)
+}
+
+fn tempdir() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "a2a-bench-http-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn run(report: &Value) -> &Value {
+    &report["results"][0]
+}
+
+/// The run succeeded or was only too short (a loaded machine), with no error, every pattern
+/// answered, and the accounting closed.
+fn assert_clean(report: &Value, patterns: &[&str]) {
+    let r = run(report);
+    assert!(r["accounting"]["closed"].as_bool().unwrap(), "{r}");
+    assert_eq!(r["errors"], serde_json::json!({}), "{}", r["failure"]);
+    assert!(matches!(r["status"].as_str(), Some("ok" | "too_short")), "{}", r["status"]);
+    let got: Vec<&str> =
+        r["patterns"].as_array().unwrap().iter().map(|p| p["pattern"].as_str().unwrap()).collect();
+    assert_eq!(got, patterns);
+    for p in r["patterns"].as_array().unwrap() {
+        assert!(p["ok"].as_u64().unwrap() > 0, "{p}");
+        assert_eq!(p["errors"], 0, "{p}");
+        assert!(p["latency"]["p50_ms"].as_f64().unwrap() > 0.0, "{p}");
+    }
+    let sent = r["accounting"]["requests_sent"].as_u64().unwrap();
+    assert_eq!(r["accounting"]["replies_delivered"].as_u64().unwrap(), sent);
+}
+
+fn pattern<'a>(report: &'a Value, name: &str) -> &'a Value {
+    run(report)["patterns"].as_array().unwrap().iter().find(|p| p["pattern"] == name).unwrap()
+}
+
+#[test]
+fn every_a2a_pattern_is_answered_by_the_echo_agent() {
+    // Proves the A2A patterns end to end against the reference agent: v1.0 message, stream
+    // (events counted, time to first event), conversation (context kept), agent card, v0.3
+    // message and stream, all in one mix reported per pattern, with nothing lost.
+    let t = Target::start(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), 1).unwrap();
+    let url = format!("http://{}/", t.local_addr());
+    let mix =
+        "a2a:message,a2a:stream,a2a:conversation,a2a:agent_card,a2a-v03:message,a2a-v03:stream";
+    let (ok, text, report) = http(&["--url", &url, "--pattern", mix, "--agents", "3"]);
+    let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+    assert!(ok, "{text}");
+    assert_clean(&report, &mix.split(',').collect::<Vec<_>>());
+    for stream in ["a2a:stream", "a2a-v03:stream"] {
+        let p = pattern(&report, stream);
+        assert_eq!(p["events_per_answer"], 3.0, "{p}");
+        assert!(p["first_event"]["p50_ms"].as_f64().unwrap() > 0.0, "{p}");
+    }
+    assert_eq!(report["config"]["protocol"], "http");
+    assert_eq!(report["config"]["http"]["url"], url.as_str());
+    assert_eq!(report["summary"]["throughput_unit"], "answered HTTP requests per second");
+    // `health` GETs the URL; clients share one connection, two requests pipelined.
+    let url = format!("http://{}/health", t.local_addr());
+    let (ok, text, report) = http(&[
+        "--url",
+        &url,
+        "--pattern",
+        "health",
+        "--agents",
+        "4",
+        "--connections",
+        "1",
+        "--pipeline",
+        "2",
+        "--window",
+        "2",
+    ]);
+    assert!(ok, "{text}");
+    assert_clean(&report.unwrap(), &["health"]);
+}
+
+#[test]
+fn mcp_clients_open_sessions_and_close_them() {
+    // Proves MCP over streamable HTTP: each client initializes a session, calls tools/list
+    // and tools/call (mcp:mixed), and deletes its session at the end (none left open); the
+    // sessionless version runs without initialize.
+    let t = Target::start(Kind::McpEcho, "127.0.0.1:0".parse().unwrap(), 1).unwrap();
+    let url = format!("http://{}/mcp", t.local_addr());
+    let (ok, text, report) = http(&["--url", &url, "--pattern", "mcp:mixed", "--agents", "3"]);
+    assert!(ok, "{text}");
+    assert_clean(&report.unwrap(), &["mcp:tools/list", "mcp:tools/call"]);
+    assert_eq!(t.open_sessions(), Some(0), "every session was deleted");
+    let (ok, text, report) = http(&[
+        "--url",
+        &url,
+        "--pattern",
+        "mcp:tools/call",
+        "--mcp-version",
+        "2026-07-28",
+        "--agents",
+        "2",
+        "--args",
+        r#"{"text":"hi"}"#,
+    ]);
+    assert!(ok, "{text}");
+    assert_clean(&report.unwrap(), &["mcp:tools/call"]);
+    assert_eq!(t.open_sessions(), Some(0), "sessionless: none opened");
+}
+
+#[test]
+fn registry_patterns_run_against_preloaded_agents_with_a_token() {
+    // Proves the registry patterns against the reference registry behind a bearer token:
+    // --preload registers agents first, every operation is answered; without the token every
+    // request is an error http_401, counted, and the accounting still closes.
+    let t = Target::start_with(
+        Kind::Registry,
+        "127.0.0.1:0".parse().unwrap(),
+        1,
+        Some("s3cret".into()),
+    )
+    .unwrap();
+    let url = format!("http://{}/", t.local_addr());
+    let mix = "registry:register,registry:get,registry:list,registry:search,registry:health";
+    let (ok, text, report) = http(&[
+        "--url",
+        &url,
+        "--pattern",
+        mix,
+        "--preload",
+        "20",
+        "--agents",
+        "2",
+        "--auth-token",
+        "s3cret",
+    ]);
+    assert!(ok, "{text}");
+    assert_clean(&report.unwrap(), &mix.split(',').collect::<Vec<_>>());
+    let (ok, text, report) =
+        http(&["--url", &url, "--pattern", "registry:health", "--agents", "2"]);
+    assert!(!ok, "{text}");
+    let report = report.unwrap();
+    let r = run(&report);
+    assert!(r["accounting"]["closed"].as_bool().unwrap(), "{r}");
+    let sent = r["accounting"]["requests_sent"].as_u64().unwrap();
+    assert!(sent > 0);
+    assert_eq!(r["errors"]["http_401"].as_u64(), Some(sent), "{}", r["errors"]);
+    assert!(r["failure"].as_str().unwrap().contains("http_401"), "{}", r["failure"]);
+}
+
+/// A scripted HTTP/1.1 server: `answer(n, request)` gives the bytes answering the n-th request
+/// (from 0, over all connections), or `None` to stop answering (the connection stays open
+/// until the client closes it).
+fn scripted(answer: impl Fn(usize, &str) -> Option<Vec<u8>> + Send + Sync + 'static) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let answer = Arc::new(answer);
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(s) = s else { return };
+            let (answer, count) = (answer.clone(), count.clone());
+            std::thread::spawn(move || serve(s, &*answer, &count));
+        }
+    });
+    addr
+}
+
+fn serve(
+    mut s: TcpStream,
+    answer: &dyn Fn(usize, &str) -> Option<Vec<u8>>,
+    count: &std::sync::atomic::AtomicUsize,
+) {
+    let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let mut silent = false;
+    loop {
+        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            let len = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            if buf.len() < end + 4 + len {
+                break;
+            }
+            let request = String::from_utf8_lossy(&buf[..end + 4 + len]).to_string();
+            buf.drain(..end + 4 + len);
+            let n = count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            match answer(n, &request) {
+                Some(bytes) if !silent => {
+                    if s.write_all(&bytes).is_err() {
+                        return;
+                    }
+                }
+                _ => silent = true,
+            }
+        }
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(k) => buf.extend_from_slice(&chunk[..k]),
+        }
+    }
+}
+
+fn response(status: &str, content_type: &str, extra: &str, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+#[test]
+fn json_rpc_errors_and_bad_streams_are_errors_by_kind() {
+    // Proves a JSON-RPC error in an HTTP 200 is an error named by its code (A2A's
+    // TaskNotFound), and an event stream that is not JSON is `protocol_bad_sse`: every
+    // request counted, none as an answer, the accounting closed.
+    let addr = scripted(|_, _| {
+        let body = r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32001,"message":"no task"}}"#;
+        Some(response("200 OK", "application/json", "", body))
+    });
+    let url = format!("http://{addr}/");
+    let (ok, _, report) = http(&["--url", &url, "--pattern", "a2a:message", "--agents", "2"]);
+    assert!(!ok);
+    let report = report.unwrap();
+    let r = run(&report);
+    let sent = r["accounting"]["requests_sent"].as_u64().unwrap();
+    assert!(r["accounting"]["closed"].as_bool().unwrap() && sent > 0, "{r}");
+    assert_eq!(r["errors"]["a2a_task_not_found"].as_u64(), Some(sent), "{}", r["errors"]);
+    let p = pattern(&report, "a2a:message");
+    assert_eq!(p["ok"], 0);
+    assert!(p["errors_by_kind"]["a2a_task_not_found"].as_u64().unwrap() > 0);
+
+    let addr =
+        scripted(|_, _| Some(response("200 OK", "text/event-stream", "", "data: {nope\r\n\r\n")));
+    let url = format!("http://{addr}/");
+    let (ok, _, report) = http(&["--url", &url, "--pattern", "a2a:stream", "--agents", "2"]);
+    assert!(!ok);
+    let report = report.unwrap();
+    let r = run(&report);
+    let sent = r["accounting"]["requests_sent"].as_u64().unwrap();
+    assert_eq!(r["errors"]["protocol_bad_sse"].as_u64(), Some(sent), "{}", r["errors"]);
+}
+
+#[test]
+fn mcp_session_faults_are_named() {
+    // Proves MCP session faults: a server that loses the session mid-run (404) gives http_404
+    // errors; one that answers initialize without Mcp-Session-Id fails the set-up with a line
+    // that says so (and how to run a sessionless server).
+    let init = r#"{"jsonrpc":"2.0","id":0,"result":{"protocolVersion":"2025-06-18","capabilities":{},"serverInfo":{"name":"s","version":"1"}}}"#;
+    let addr = scripted(move |_, req| {
+        Some(if req.contains("\"initialize\"") {
+            response("200 OK", "application/json", "Mcp-Session-Id: abc\r\n", init)
+        } else if req.contains("notifications/initialized") {
+            response("202 Accepted", "application/json", "", "")
+        } else if req.starts_with("DELETE") {
+            response("200 OK", "text/plain", "", "")
+        } else {
+            response("404 Not Found", "text/plain", "", "no such session\n")
+        })
+    });
+    let url = format!("http://{addr}/mcp");
+    let (ok, _, report) = http(&["--url", &url, "--pattern", "mcp:tools/call", "--agents", "2"]);
+    assert!(!ok);
+    let report = report.unwrap();
+    let r = run(&report);
+    let sent = r["accounting"]["requests_sent"].as_u64().unwrap();
+    assert!(sent > 0);
+    assert_eq!(r["errors"]["http_404"].as_u64(), Some(sent), "{}", r["errors"]);
+
+    let addr = scripted(move |_, _| Some(response("200 OK", "application/json", "", init)));
+    let url = format!("http://{addr}/mcp");
+    let (ok, text, _) = http(&["--url", &url, "--pattern", "mcp:tools/list", "--agents", "2"]);
+    assert!(!ok);
+    assert!(text.contains("missing_session_id") && text.contains("2026-07-28"), "{text}");
+}
+
+#[test]
+fn a_server_that_stops_answering_is_a_stall_not_a_hang() {
+    // Proves a server that stops answering mid-run (a2a-python had such a deadlock) ends the
+    // run within the drain timeout, reported as a stall with when it began; what was in
+    // flight counts as drain_timeout, and the accounting closes.
+    let addr = scripted(|n, _| {
+        (n < 300).then(|| {
+            let body =
+                r#"{"jsonrpc":"2.0","id":1,"result":{"message":{"role":"ROLE_AGENT","parts":[]}}}"#;
+            response("200 OK", "application/json", "", body)
+        })
+    });
+    let url = format!("http://{addr}/");
+    let started = std::time::Instant::now();
+    let (ok, text, report) = http(&[
+        "--url",
+        &url,
+        "--pattern",
+        "a2a:message",
+        "--agents",
+        "2",
+        "--drain-timeout",
+        "1",
+        "--duration",
+        "3",
+    ]);
+    assert!(!ok);
+    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+    let r = run(&report);
+    let failure = r["failure"].as_str().unwrap();
+    assert!(
+        failure.contains("the server stalled") && failure.contains("measured window"),
+        "{failure}\n{text}"
+    );
+    assert!(r["accounting"]["closed"].as_bool().unwrap(), "{r}");
+    assert!(r["errors"]["drain_timeout"].as_u64().unwrap() >= 1, "{}", r["errors"]);
+}
+
+#[test]
+fn http_flag_mistakes_get_one_line() {
+    // Proves a wrong --url, --pattern, --args or a registry:get without --preload is told in
+    // one line naming the flag, without a backtrace.
+    for (args, flag) in [
+        (vec!["--url", "https://127.0.0.1:1/"], "--url"),
+        (vec!["--url", "http://127.0.0.1:1/", "--pattern", "a2a:nope"], "--pattern"),
+        (
+            vec!["--url", "http://127.0.0.1:1/", "--pattern", "mcp:tools/call", "--args", "[1]"],
+            "--args",
+        ),
+        (vec!["--url", "http://127.0.0.1:1/", "--pattern", "registry:get"], "--preload"),
+    ] {
+        let mut all = vec!["http"];
+        all.extend(args);
+        let o = run_bin(&all, LIMIT);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success());
+        assert!(err.contains(flag) && !err.contains("panicked"), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+}
