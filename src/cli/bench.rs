@@ -358,7 +358,7 @@ impl TryFrom<BenchArgs> for BenchConfig {
             }
         };
         a.router_flags.shard_config(a.compression)?;
-        let warnings = placement_warnings(&target, &plan, a.agent_cores.is_some());
+        let warnings = placement_warnings(&target, &plan, a.agent_cores.is_some(), http);
         if json && transport != Transport::Ws {
             bail!(
                 "--protocol json runs over WebSocket: drop --transport tcp or use a ws:// --router"
@@ -460,7 +460,12 @@ impl TryFrom<BenchArgs> for BenchConfig {
 }
 
 /// Where router and agents share cores without the user having clearly asked for it.
-fn placement_warnings(target: &Target, plan: &Plan, agent_cores_given: bool) -> Vec<String> {
+fn placement_warnings(
+    target: &Target,
+    plan: &Plan,
+    agent_cores_given: bool,
+    http: bool,
+) -> Vec<String> {
     let list = |s: &[Slot]| s.iter().map(|x| x.core.to_string()).collect::<Vec<_>>().join(",");
     let shared: Vec<Slot> =
         plan.agents.iter().copied().filter(|s| plan.router.contains(s)).collect();
@@ -471,8 +476,9 @@ fn placement_warnings(target: &Target, plan: &Plan, agent_cores_given: bool) -> 
         )],
         Target::External { addr, .. } if addr.ip().is_loopback() && !agent_cores_given => {
             vec![format!(
-                "warning: agents run on every core (cores {}) and the router is on this host: give --agent-cores to keep them apart",
-                list(&plan.agents)
+                "warning: agents run on every core (cores {}) and the {} is on this host: give --agent-cores to keep them apart",
+                list(&plan.agents),
+                if http { "server" } else { "router" }
             )]
         }
         _ => Vec::new(),

@@ -183,9 +183,10 @@ fn config(cmd: HttpCmd) -> anyhow::Result<BenchConfig> {
     if !args.is_object() {
         bail!("--args: give a JSON object, e.g. '{{\"text\":\"hi\"}}'");
     }
-    if cmd.tool.is_empty() {
-        bail!("--tool: give a tool name");
+    if cmd.tool.is_empty() || cmd.tool.contains(['"', '\\']) {
+        bail!("--tool: give a tool name (no quotes or backslashes)");
     }
+    header_safe("--tool", &cmd.tool)?;
     let token = cmd.auth_token.clone().or_else(|| std::env::var("A2A_BENCH_TOKEN").ok());
     if let Some(t) = &token {
         header_safe("--auth-token", t)?;

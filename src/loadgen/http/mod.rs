@@ -406,21 +406,25 @@ impl Http {
                 );
             }
             (_, Some(Pattern::McpToolsList)) => {
-                let _ = write!(b, r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"tools/list"}}"#);
+                let _ = write!(b, r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"tools/list","params":{{"#);
+                mcp_meta(b, plan, false);
+                b.extend_from_slice(b"}}");
                 mcp_method = Some("tools/list");
             }
             (_, Some(Pattern::McpToolsCall)) => {
                 let _ = write!(
                     b,
-                    r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"tools/call","params":{{"name":{},"arguments":{}}}}}"#,
+                    r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"tools/call","params":{{"name":{},"arguments":{}"#,
                     plan.tool, plan.args
                 );
+                mcp_meta(b, plan, true);
+                b.extend_from_slice(b"}}");
                 mcp_method = Some("tools/call");
             }
             (_, Some(Pattern::RegistryRegister)) => {
                 let _ = write!(
                     b,
-                    r#"{{"agent_card":{{"name":"a2a-bench-{id_base}-{client}-{seq}","description":"{text}","url":"http://agent-{client}.invalid/","version":"1.0.0","capabilities":{{}},"defaultInputModes":["text/plain"],"defaultOutputModes":["text/plain"],"skills":[{{"id":"bench","name":"bench skill","description":"load test","tags":["skill-{}"]}}]}}}}"#,
+                    r#"{{"agent_card":{{"name":"a2a-bench-{id_base}-{client}-{seq}","description":"{text}","url":"http://agent-{client}.invalid/","version":"1.0.0","protocolVersion":"0.3.0","protocol_version":"0.3.0","capabilities":{{}},"defaultInputModes":["text/plain"],"defaultOutputModes":["text/plain"],"skills":[{{"id":"bench","name":"bench skill","description":"load test","tags":["skill-{}"]}}]}}}}"#,
                     seq % 16
                 );
             }
@@ -468,6 +472,10 @@ impl Http {
             }
             if let Some(m) = mcp_method.filter(|_| plan.mcp_version == MCP_SESSIONLESS) {
                 let _ = write!(out, "Mcp-Method: {m}\r\n");
+                if kind == Some(Pattern::McpToolsCall) {
+                    let name = plan.tool.trim_matches('"');
+                    let _ = write!(out, "Mcp-Name: {name}\r\n");
+                }
             }
         } else if kind.is_some_and(Pattern::is_stream) {
             out.extend_from_slice(b"Accept: text/event-stream\r\n");
@@ -722,6 +730,23 @@ impl Adapter for Http {
     }
 }
 
+/// Sessionless MCP: the `_meta` envelope every request carries in place of a session
+/// (protocol version and client capabilities), after `comma` when other params precede it.
+fn mcp_meta(b: &mut Vec<u8>, plan: &Plan, comma: bool) {
+    if plan.mcp_version != MCP_SESSIONLESS {
+        return;
+    }
+    if comma {
+        b.push(b',');
+    }
+    let _ = write!(
+        b,
+        r#""_meta":{{"io.modelcontextprotocol/protocolVersion":"{}","io.modelcontextprotocol/clientCapabilities":{{}},"io.modelcontextprotocol/clientInfo":{{"name":"a2a-bench","version":"{}"}}}}"#,
+        plan.mcp_version,
+        env!("CARGO_PKG_VERSION")
+    );
+}
+
 /// The context id of the conversation request `seq` of `client` belongs to: `turns` turns of
 /// the conversation pattern per context.
 fn conversation(into: &mut String, plan: &Plan, id_base: u32, client: u32, seq: u64) {
@@ -751,7 +776,7 @@ pub fn preload(
     let path = plan.join("agents");
     for i in 0..n {
         let body = format!(
-            r#"{{"agent_card":{{"name":"preloaded-{i}","description":"a2a-bench preloaded agent {i}","url":"http://preloaded-{i}.invalid/","version":"1.0.0","capabilities":{{}},"defaultInputModes":["text/plain"],"defaultOutputModes":["text/plain"],"skills":[{{"id":"s{i}","name":"skill {i}","description":"preloaded","tags":["skill-{}"]}}]}}}}"#,
+            r#"{{"agent_card":{{"name":"preloaded-{i}","description":"a2a-bench preloaded agent {i}","url":"http://preloaded-{i}.invalid/","version":"1.0.0","protocolVersion":"0.3.0","protocol_version":"0.3.0","capabilities":{{}},"defaultInputModes":["text/plain"],"defaultOutputModes":["text/plain"],"skills":[{{"id":"s{i}","name":"skill {i}","description":"preloaded","tags":["skill-{}"]}}]}}}}"#,
             i % 16
         );
         let mut req = format!(

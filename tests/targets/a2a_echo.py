@@ -1,0 +1,59 @@
+"""An echo A2A agent on the official a2a-sdk (1.x, `a2a-sdk[http-server]`), for `make test-targets`.
+
+Answers every message with its own text, as a message (SendMessage) or, streamed, as a task:
+working status, an artifact, completed. JSON-RPC at /, v0.3 compatibility on, the agent card at
+/.well-known/agent-card.json. Usage: python a2a_echo.py PORT
+"""
+
+import sys
+
+import uvicorn
+from starlette.applications import Starlette
+
+from a2a.helpers.proto_helpers import get_message_text, new_text_message
+from a2a.server.agent_execution import AgentExecutor, RequestContext
+from a2a.server.events import EventQueue
+from a2a.server.request_handlers import DefaultRequestHandler
+from a2a.server.routes.agent_card_routes import create_agent_card_routes
+from a2a.server.routes.jsonrpc_routes import create_jsonrpc_routes
+from a2a.server.tasks import InMemoryTaskStore
+from a2a.types import AgentCapabilities, AgentCard, AgentInterface, AgentSkill
+
+
+class Echo(AgentExecutor):
+    async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
+        text = get_message_text(context.message) if context.message else ""
+        await event_queue.enqueue_event(
+            new_text_message(text, context_id=context.context_id, task_id=context.task_id)
+        )
+
+    async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
+        raise NotImplementedError
+
+
+def main() -> None:
+    port = int(sys.argv[1])
+    url = f"http://127.0.0.1:{port}/"
+    card = AgentCard(
+        name="echo",
+        description="Echoes every message (a2a-bench test target)",
+        version="1.0.0",
+        supported_interfaces=[
+            AgentInterface(url=url, protocol_binding="JSONRPC", protocol_version="1.0")
+        ],
+        capabilities=AgentCapabilities(streaming=True),
+        default_input_modes=["text/plain"],
+        default_output_modes=["text/plain"],
+        skills=[AgentSkill(id="echo", name="echo", description="echoes", tags=["echo"])],
+    )
+    handler = DefaultRequestHandler(
+        agent_executor=Echo(), task_store=InMemoryTaskStore(), agent_card=card
+    )
+    routes = create_agent_card_routes(card) + create_jsonrpc_routes(
+        handler, "/", enable_v0_3_compat=True
+    )
+    uvicorn.run(Starlette(routes=routes), host="127.0.0.1", port=port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# `make test-targets`: every `a2a-bench http` pattern against the real Python servers from PyPI
+# — an a2a-sdk 1.x echo agent, MCP servers on mcp 1.x (sessions) and 2.x (sessions, and the
+# sessionless 2026-07-28 protocol), and a2a-registry (without its heavy optional dependencies) —
+# each run must succeed with 0 errors. Virtual environments are made once under
+# target/pyenvs (A2A_BENCH_PYENVS to move them). Needs python3 with venv and PyPI access.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BIN=${A2A_BENCH:-$ROOT/target/release/a2a-bench}
+ENVS=${A2A_BENCH_PYENVS:-$ROOT/target/pyenvs}
+HERE=$ROOT/tests/targets
+OUT=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$OUT"; }
+trap cleanup EXIT
+
+mkenv() { # name, pip arguments...
+    local name=$1; shift
+    if [ ! -x "$ENVS/$name/bin/python" ] || [ ! -f "$ENVS/$name/.done" ]; then
+        echo "== making $ENVS/$name: pip install $*"
+        rm -rf "${ENVS:?}/$name"
+        python3 -m venv "$ENVS/$name"
+        "$ENVS/$name/bin/pip" install -q --disable-pip-version-check "$@"
+        touch "$ENVS/$name/.done"
+    fi
+}
+mkenv a2a 'a2a-sdk[http-server]>=1,<2' uvicorn
+mkenv mcp1 'mcp>=1.20,<2'
+mkenv mcp2 'mcp>=2,<3'
+mkenv registry fastapi uvicorn fasta2a jsonrpcserver pydantic httpx httpx-sse sse-starlette click pyjwt
+[ -f "$ENVS/registry/.registry" ] || {
+    "$ENVS/registry/bin/pip" install -q --disable-pip-version-check --no-deps 'a2a-registry==0.1.5'
+    touch "$ENVS/registry/.registry"
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Starts "$@" in the background and waits (up to 60 s) until http://127.0.0.1:$port answers.
+start() {
+    local port=$1; shift
+    "$@" >"$OUT/server-$port.log" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 600); do
+        if curl -s -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null; then return 0; fi
+        if ! kill -0 "${PIDS[-1]}" 2>/dev/null; then cat "$OUT/server-$port.log"; return 1; fi
+        sleep 0.1
+    done
+    echo "server on $port did not start"; cat "$OUT/server-$port.log"; return 1
+}
+
+FAILED=0
+check() { # label, a2a-bench http arguments...
+    local label=$1; shift
+    local report="$OUT/$(echo "$label" | tr -c 'a-z0-9\n' '-').json"
+    echo "== $label"
+    if "$BIN" http --duration 2 --warmup 0.5 --repeat 1 --agents 4 --interval 0 --output "$report" \
+        --agent-cores "$(( $(nproc) - 1 ))" "$@" \
+        | grep -E '^ +[0-9]+ +client|^       [a-z]'; then :; fi
+    python3 - "$report" "$label" <<'PY' || FAILED=1
+import json, sys
+report, label = sys.argv[1], sys.argv[2]
+r = json.load(open(report))["results"][0]
+errors = sum(r["errors"].values())
+ok = r["success"] and errors == 0 and r["accounting"]["closed"] and all(p["ok"] > 0 for p in r["patterns"])
+answered = sum(p["ok"] for p in r["patterns"])
+print(f"   {label}: {'PASS' if ok else 'FAIL'}: {answered} answers, {errors} errors {r['errors']}, {r['throughput_msg_per_sec']:.0f} req/s, p50 {r['p50_latency_ms']:.2f} ms, p99 {r['p99_latency_ms']:.2f} ms")
+sys.exit(0 if ok else 1)
+PY
+}
+
+P=$(free_port); start "$P" "$ENVS/a2a/bin/python" "$HERE/a2a_echo.py" "$P"
+check "a2a-sdk $("$ENVS/a2a/bin/pip" show a2a-sdk | sed -n 's/^Version: //p')" --url "http://127.0.0.1:$P/" \
+    --pattern a2a:message,a2a:stream,a2a:conversation,a2a:agent_card,a2a-v03:message,a2a-v03:stream
+
+for v in mcp1 mcp2; do
+    P=$(free_port); start "$P" "$ENVS/$v/bin/python" "$HERE/mcp_echo.py" "$P"
+    version=$("$ENVS/$v/bin/pip" show mcp | sed -n 's/^Version: //p')
+    check "mcp $version, sessions" --url "http://127.0.0.1:$P/mcp" --pattern mcp:mixed
+    if [ "$v" = mcp2 ]; then
+        check "mcp $version, sessionless 2026-07-28" --url "http://127.0.0.1:$P/mcp" --pattern mcp:mixed --mcp-version 2026-07-28
+    fi
+done
+
+P=$(free_port); start "$P" "$ENVS/registry/bin/a2a-registry" serve --port "$P"
+check "a2a-registry 0.1.5" --url "http://127.0.0.1:$P/" --preload 100 \
+    --pattern registry:register,registry:get,registry:list,registry:search,registry:health
+
+if [ "$FAILED" != 0 ]; then echo "test-targets: FAILED"; exit 1; fi
+echo "test-targets: every pattern answered by every real server, 0 errors"
