@@ -406,7 +406,10 @@ impl Http {
                 );
             }
             (_, Some(Pattern::McpToolsList)) => {
-                let _ = write!(b, r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"tools/list","params":{{"#);
+                let _ = write!(
+                    b,
+                    r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"tools/list","params":{{"#
+                );
                 mcp_meta(b, plan, false);
                 b.extend_from_slice(b"}}");
                 mcp_method = Some("tools/list");

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# `make bench-http`: a2a-bench http against wrk on the same target, connections and core.
+#
+# The reference A2A agent (`a2a-bench serve a2a-echo`, one worker thread) runs pinned to core 0;
+# each client runs pinned to the last core, closed loop, one request in flight per connection,
+# GET /health. Alternating, RUNS times each; prints the medians of throughput, p50 and the
+# client's CPU per request, and the ratios a2a-bench / wrk.
+#
+# wrk's CPU is its whole process (user + sys); a2a-bench's is its agent core's busy share over
+# the measured window (its coordinating thread sleeps). Needs wrk (Debian package `wrk`).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${A2A_BENCH:-$ROOT/target/release/a2a-bench}
+CONNS=${CONNS:-16}
+SECS=${SECS:-5}
+RUNS=${RUNS:-5}
+CLIENT_CORE=${CLIENT_CORE:-$(( $(nproc) - 1 ))}
+command -v wrk >/dev/null || { echo "bench-http needs wrk: apt-get install -y wrk"; exit 1; }
+OUT=$(mktemp -d)
+trap 'kill $SERVER 2>/dev/null || true; rm -rf "$OUT"' EXIT
+
+taskset -c 0 "$BIN" serve a2a-echo --listen 127.0.0.1:0 --threads 1 >"$OUT/serve.log" 2>&1 &
+SERVER=$!
+for _ in $(seq 100); do grep -q "^serving" "$OUT/serve.log" 2>/dev/null && break; sleep 0.1; done
+URL="$(sed -n 's/^serving a2a-echo on \(http:[^ ]*\).*/\1/p' "$OUT/serve.log")/health"
+echo "target: $URL (core 0); clients on core $CLIENT_CORE, $CONNS connections, ${SECS} s, $RUNS runs each"
+
+for i in $(seq "$RUNS"); do
+    # wrk: requests/s, p50 (ms), CPU seconds of the process.
+    TIMEFORMAT="%U %S"
+    { time taskset -c "$CLIENT_CORE" wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "$URL" >"$OUT/wrk.txt"; } 2>"$OUT/wrk.time"
+    python3 - "$OUT/wrk.txt" "$OUT/wrk.time" "$SECS" >>"$OUT/wrk.rows" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+m = re.search(r"50%\s+([\d.]+)(us|ms|s)\b", text)
+p50 = float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
+user, sys_ = map(float, open(sys.argv[2]).read().split())
+busy = (user + sys_) / float(sys.argv[3])
+print(rps, p50, busy)
+PY
+    "$BIN" http --url "$URL" --pattern health --agents "$CONNS" --duration "$SECS" --warmup 1 \
+        --repeat 1 --interval 0 --agent-cores "$CLIENT_CORE" --output "$OUT/a2a.json" >/dev/null 2>&1 || true
+    python3 - "$OUT/a2a.json" >>"$OUT/a2a.rows" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"][0]
+print(r["throughput_msg_per_sec"], r["latency"]["rtt_raw"]["p50_ms"], max(r["cpu"]["agent_cores"]))
+PY
+    echo "run $i: wrk $(tail -1 "$OUT/wrk.rows") | a2a-bench $(tail -1 "$OUT/a2a.rows")  (req/s, p50 ms, client busy share)"
+done
+python3 - "$OUT/wrk.rows" "$OUT/a2a.rows" <<'PY'
+import statistics, sys
+def load(p):
+    rows = [list(map(float, l.split())) for l in open(p) if l.strip()]
+    return [statistics.median(c) for c in zip(*rows)], [r[0] / r[2] for r in rows]
+(w_rps, w_p50, w_busy), w_eff = load(sys.argv[1])
+(a_rps, a_p50, a_busy), a_eff = load(sys.argv[2])
+w_e, a_e = statistics.median(w_eff), statistics.median(a_eff)
+print(f"wrk:       {w_rps:10.0f} req/s  p50 {w_p50:.3f} ms  client busy {w_busy*100:.0f} %  {w_e:10.0f} req per client CPU-second")
+print(f"a2a-bench: {a_rps:10.0f} req/s  p50 {a_p50:.3f} ms  client busy {a_busy*100:.0f} %  {a_e:10.0f} req per client CPU-second")
+print(f"a2a-bench / wrk: throughput {a_rps/w_rps:.2f}x, p50 {a_p50/w_p50:.2f}x, per client CPU {a_e/w_e:.2f}x (medians)")
+PY
