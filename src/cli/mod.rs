@@ -295,26 +295,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 bail!("some runs failed: see the comparison")
             }
         }
-        Some(Command::Http(cmd)) => match http::run(*cmd)? {
-            bench::Finish::AllOk => {}
-            bench::Finish::SomeFailed => bail!("some runs failed: see the report"),
-            bench::Finish::ThresholdsFailed => {
-                eprintln!("a2a-bench: a threshold failed (exit code 99): see the checklist above");
-                return Ok(ExitCode::from(EXIT_THRESHOLDS));
-            }
-            bench::Finish::Interrupted => return Ok(ExitCode::from(EXIT_INTERRUPTED)),
-        },
-        None => match bench::run(cli.bench)? {
-            bench::Finish::AllOk => {}
-            bench::Finish::SomeFailed => bail!("some runs failed: see the report"),
-            bench::Finish::ThresholdsFailed => {
-                eprintln!("a2a-bench: a threshold failed (exit code 99): see the checklist above");
-                return Ok(ExitCode::from(EXIT_THRESHOLDS));
-            }
-            bench::Finish::Interrupted => return Ok(ExitCode::from(EXIT_INTERRUPTED)),
-        },
+        Some(Command::Http(cmd)) => return grid_exit(http::run(*cmd)?),
+        None => return grid_exit(bench::run(cli.bench)?),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The exit code of a benchmark grid (`a2a-bench`, `a2a-bench http`).
+fn grid_exit(finish: bench::Finish) -> anyhow::Result<ExitCode> {
+    match finish {
+        bench::Finish::AllOk => Ok(ExitCode::SUCCESS),
+        bench::Finish::SomeFailed => bail!("some runs failed: see the report"),
+        bench::Finish::ThresholdsFailed => {
+            eprintln!("a2a-bench: a threshold failed (exit code 99): see the checklist above");
+            Ok(ExitCode::from(EXIT_THRESHOLDS))
+        }
+        bench::Finish::Interrupted => Ok(ExitCode::from(EXIT_INTERRUPTED)),
+    }
 }
 
 /// Raises RLIMIT_NOFILE to `want` (capped by the hard limit); returns the limit now in force.
