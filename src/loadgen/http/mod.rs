@@ -448,8 +448,10 @@ impl Http {
             }
             Some(Pattern::RegistrySearch) => write!(out, "POST {base}/agents/search"),
             Some(Pattern::RegistryGet) => {
+                // The command line refuses registry:get without preloaded agents.
                 let ids = &plan.preloaded;
-                let id = &ids[((u64::from(client) + seq) % ids.len().max(1) as u64) as usize];
+                let at = ((u64::from(client) + seq) % ids.len().max(1) as u64) as usize;
+                let id = ids.get(at).map_or("none", String::as_str);
                 write!(out, "GET {base}/agents/{id}")
             }
             _ => write!(out, "{method} {}", plan.path),
