@@ -288,7 +288,7 @@ pub fn judge(
     }
 }
 
-/// The session id an MCP `initialize` answer gave, once its result checks out.
+/// Whether an MCP `initialize` answer checks out (2xx, a result with a protocol version).
 pub fn initialized(head: &Head, body: &[u8], scratch: &mut Vec<u8>) -> Result<(), Kind> {
     if !(200..300).contains(&head.status) {
         return Err(status_name(head.status));

@@ -26,6 +26,7 @@ use std::sync::Arc;
 
 use hdrhistogram::Histogram;
 
+use super::counters::{add, add_name};
 use super::group::{About, Adapter, Book, ErrorKind, GroupConfig, Outgoing, MEASURED_BIT};
 use crate::wire::AgentId;
 use parse::{Framing, Head};
@@ -213,10 +214,7 @@ impl PatternStats {
     pub fn merge(&mut self, o: &PatternStats) {
         self.ok += o.ok;
         for (k, n) in &o.errors {
-            match self.errors.iter_mut().find(|(m, _)| m == k) {
-                Some((_, t)) => *t += n,
-                None => self.errors.push((k.clone(), *n)),
-            }
+            add(&mut self.errors, k, *n);
         }
         let _ = self.rtt.add(&o.rtt);
         let _ = self.first_event.add(&o.first_event);
@@ -224,10 +222,7 @@ impl PatternStats {
     }
 
     fn error(&mut self, kind: &str) {
-        match self.errors.iter_mut().find(|(m, _)| m == kind) {
-            Some((_, t)) => *t += 1,
-            None => self.errors.push((kind.to_string(), 1)),
-        }
+        add_name(&mut self.errors, kind);
     }
 }
 
@@ -309,11 +304,6 @@ impl Http {
             per_conn: cfg.agents_per_conn.max(1),
             farewells: 0,
         }
-    }
-
-    /// Each pattern's figures on this core.
-    pub fn stats(&self) -> &[PatternStats] {
-        &self.stats
     }
 
     fn pattern_of(&self, local: u32, seq: u64) -> (u8, Pattern) {
@@ -621,7 +611,7 @@ impl Adapter for Http {
                 book.unexpected();
                 return Err("a response to no request".into());
             };
-            let head = match parse::head(rest, false) {
+            let head = match parse::head(rest) {
                 Ok(Some(h)) => h,
                 Ok(None) => break,
                 Err(why) => return Err(self.broken(conn, &why, book)),
@@ -796,7 +786,7 @@ pub fn preload(
         req.push_str(&body);
         s.write_all(req.as_bytes()).map_err(|e| format!("--preload: writing: {e}"))?;
         loop {
-            let head = match parse::head(&buf[..filled], false) {
+            let head = match parse::head(&buf[..filled]) {
                 Ok(h) => h,
                 Err(why) => return Err(format!("--preload: the registry sent {why}")),
             };

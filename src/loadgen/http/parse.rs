@@ -84,7 +84,7 @@ fn eq(a: &[u8], b: &str) -> bool {
 
 /// Reads the head of the response at the start of `buf`: `Ok(None)` while incomplete. 1xx
 /// interim responses are not expected (no request asks for one) and read as broken.
-pub fn head(buf: &[u8], head_request: bool) -> Result<Option<Head>, Broken> {
+pub fn head(buf: &[u8]) -> Result<Option<Head>, Broken> {
     let mut headers = [httparse::EMPTY_HEADER; HEADERS_MAX];
     let mut r = httparse::Response::new(&mut headers);
     let head_len = match r.parse(buf) {
@@ -125,7 +125,7 @@ pub fn head(buf: &[u8], head_request: bool) -> Result<Option<Head>, Broken> {
             session = Some((at, at + value.len()));
         }
     }
-    let framing = if head_request || status == 204 || status == 304 {
+    let framing = if status == 204 || status == 304 {
         Framing::Length(0)
     } else if chunked {
         Framing::Chunked
@@ -226,7 +226,7 @@ mod tests {
         // Proves the head reader: status, content type essence, length or chunked, the
         // session header's place, keep-alive by default in 1.1 and close when said.
         let r = b"HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\nMcp-Session-Id: abc\r\nContent-Length: 2\r\n\r\n{}";
-        let h = head(r, false).unwrap().unwrap();
+        let h = head(r).unwrap().unwrap();
         assert_eq!(
             (h.status, h.content_type, h.framing),
             (200, ContentType::Json, Framing::Length(2))
@@ -236,15 +236,15 @@ mod tests {
         assert!(!h.close);
         assert_eq!(&r[h.head_len..], b"{}");
         let r = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";
-        let h = head(r, false).unwrap().unwrap();
+        let h = head(r).unwrap().unwrap();
         assert_eq!(
             (h.content_type, h.framing, h.close),
             (ContentType::EventStream, Framing::Chunked, true)
         );
-        assert!(matches!(head(b"HTTP/1.1 200 OK\r\nContent-Le", false), Ok(None)));
-        assert_eq!(head(b"HTTP/1.1 200 OK\r\n\r\n", false).unwrap_err(), Broken::Unframed);
-        assert!(matches!(head(b"SSH-2.0-OpenSSH\r\n\r\n", false), Err(Broken::Head(_))));
-        let h = head(b"HTTP/1.1 204 No Content\r\n\r\n", false).unwrap().unwrap();
+        assert!(matches!(head(b"HTTP/1.1 200 OK\r\nContent-Le"), Ok(None)));
+        assert_eq!(head(b"HTTP/1.1 200 OK\r\n\r\n").unwrap_err(), Broken::Unframed);
+        assert!(matches!(head(b"SSH-2.0-OpenSSH\r\n\r\n"), Err(Broken::Head(_))));
+        let h = head(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap().unwrap();
         assert_eq!(h.framing, Framing::Length(0));
     }
 
