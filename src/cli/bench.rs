@@ -10,7 +10,7 @@ use clap::Args;
 
 use super::{parse_bytes, parse_router_url, parse_secs, slots_for, RouterArgs};
 use crate::loadgen::{
-    self, Hooks, Interrupt, Pacing, Protocol, RouterProbe, Scenario, Stop, Topology,
+    self, Hooks, Interrupt, Pacing, Protocol, RouterProbe, Scenario, Stop, Topology, Workload,
 };
 use crate::placement::{Machine, Plan, Slot};
 use crate::report::threshold::Threshold;
@@ -37,6 +37,19 @@ pub struct BenchArgs {
     /// Children per node in the hierarchical topology.
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub(super) fanout: u32,
+    /// What agents do, per run: request-reply (along the topology), fanout, broadcast, locks,
+    /// barriers (docs/REPORT.md, "Workloads") [default: request-reply].
+    #[arg(long, value_name = "LIST")]
+    pub(super) workload: Option<String>,
+    /// fanout: subscribers of each agent's topic (capped at agents − 1).
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub(super) subscribers: u32,
+    /// locks: how many locks the agents contend for.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub(super) locks: u32,
+    /// locks: how long a holder keeps a lock once granted, in ms.
+    #[arg(long, value_name = "MS", default_value = "1", value_parser = parse_secs_ms)]
+    pub(super) hold: Duration,
     /// Open loop: milliseconds between one agent's requests, per run; 0 is closed loop (send
     /// without pause, as the seed tester does) [default: closed loop].
     #[arg(long, value_name = "LIST", conflicts_with = "rate")]
@@ -171,6 +184,7 @@ pub struct BenchConfig {
     agents: Vec<u32>,
     stops: Vec<Stop>,
     topologies: Vec<Topology>,
+    workloads: Vec<Workload>,
     pacings: Vec<PacingSpec>,
     window: u32,
     repeat: u32,
@@ -267,6 +281,33 @@ impl TryFrom<BenchArgs> for BenchConfig {
                     other => other,
                 })
                 .collect();
+        let workloads: Vec<Workload> =
+            list::<Workload>("--workload", a.workload.as_deref().unwrap_or("request-reply"))?
+                .into_iter()
+                .map(|w| match w {
+                    Workload::Fanout { .. } => Workload::Fanout { subscribers: a.subscribers },
+                    Workload::Locks { .. } => Workload::Locks { locks: a.locks, hold: a.hold },
+                    other => other,
+                })
+                .collect();
+        let coordination = workloads.iter().find(|w| !w.uses_topology());
+        if let Some(w) = coordination {
+            if a.protocol != Protocol::Native {
+                bail!("--workload {w}: only the native protocol runs it (the {} protocol runs request-reply)", a.protocol);
+            }
+            if a.subscribers == 0 {
+                bail!("--subscribers must be at least 1");
+            }
+            if a.locks == 0 {
+                bail!("--locks must be at least 1");
+            }
+        }
+        if workloads.contains(&Workload::Barriers) && (a.rate.is_some() || a.find_max_rate || a.intervals.as_deref().is_some_and(|i| i.split(',').any(|m| m.trim() != "0"))) {
+            bail!("--workload barriers runs closed loop (a round begins when the last one released): drop --rate, --intervals and --find-max-rate");
+        }
+        if workloads.iter().any(Workload::fans_out) && a.window > crate::loadgen::workload::FAN_WINDOW_MAX {
+            bail!("--window: at most {} with --workload fanout or broadcast", crate::loadgen::workload::FAN_WINDOW_MAX);
+        }
         let (pacings, intervals, rates) = match (&a.intervals, &a.rate) {
             (Some(spec), _) => {
                 let ms: Vec<u64> = list("--intervals", spec)?;
@@ -426,6 +467,7 @@ impl TryFrom<BenchArgs> for BenchConfig {
             agents,
             stops,
             topologies,
+            workloads,
             pacings,
             window: a.window,
             repeat,
@@ -539,8 +581,23 @@ impl BenchConfig {
     pub fn grid(&self) -> Vec<RunSpec> {
         let salt = self.worker.as_ref().map_or(std::process::id() % 1000, |w| w.salt());
         let mut runs = Vec::new();
-        for &topology in &self.topologies {
+        let mut shapes: Vec<(Workload, Topology)> = Vec::new();
+        for &w in &self.workloads {
+            if w.uses_topology() {
+                shapes.extend(self.topologies.iter().map(|&t| (w, t)));
+            } else {
+                // A workload without a topology runs once, whatever --topologies says.
+                shapes.push((w, Topology::Mesh));
+            }
+        }
+        for (workload, topology) in shapes {
             for &agents in &self.agents {
+                let workload = match workload {
+                    Workload::Fanout { subscribers } => {
+                        Workload::Fanout { subscribers: subscribers.min(agents.saturating_sub(1)).max(1) }
+                    }
+                    w => w,
+                };
                 for &stop in &self.stops {
                     for &pacing in &self.pacings {
                         for repeat in 0..self.repeat {
@@ -584,6 +641,7 @@ impl BenchConfig {
                                     interval: self.interval,
                                     slice: self.worker.as_ref().map(|w| w.slice(agents)),
                                     http: self.http.clone(),
+                                    workload,
                                 },
                                 repeat,
                                 interval_ms,
@@ -806,6 +864,9 @@ pub(super) fn run_as(
     if let Some(w) = &worker {
         if let Some(flag) = cfg.not_for_compare().filter(|&f| f != "--hlog") {
             bail!("{flag}: not taken by a worker (merge the parts, then look at the result)");
+        }
+        if let Some(wl) = cfg.workloads.iter().find(|wl| !wl.uses_topology()) {
+            bail!("--workload {wl}: runs in one process only (its figures need every agent's view); workers run request-reply");
         }
         if let Some(&n) = cfg.agents.iter().find(|&&n| n < w.workers || n > (1 << 21) - 64) {
             bail!("--agents: {n} agents cannot be split over {} workers (each needs at least one; at most 2097088)", w.workers);

@@ -6,7 +6,7 @@ use std::task::Waker;
 
 use super::counters::{add, add_name, GaveUp, GroupCounters};
 use super::group::{GroupConfig, Schedule, MEASURED_BIT};
-use super::{Pacing, Stop};
+use super::{Pacing, Stop, Workload};
 use crate::metrics::Latencies;
 
 /// A virtual agent: 32 bytes of state; its neighbours are computed from the topology.
@@ -29,7 +29,8 @@ pub(super) struct Agent {
 pub struct Outgoing {
     /// Sender's agent id.
     pub from: u32,
-    /// Recipient's agent id.
+    /// Recipient's agent id (request/reply); the topic (`fanout`), agent type (`broadcast`),
+    /// lock index (`locks`) or round (`barriers`).
     pub to: u32,
     /// The sender's sequence number for it, with [`MEASURED_BIT`] when measured.
     pub message_id: u64,
@@ -87,6 +88,10 @@ pub struct Book {
     /// The run is over: writers and the pacer finish.
     pub(super) stopped: bool,
     pub(super) now_ns: u64,
+    /// Set while an adapter books as of an earlier time than now: closed loop then sends if
+    /// that time is before the end of sending (every agent of a barrier round decides by the
+    /// round's release time, so all enter the next round or none does).
+    pub(super) as_of_ns: Option<u64>,
     /// Woken when something the shell waits for happens (acks, a lost connection, drained).
     pub(super) monitor: Option<Waker>,
     /// Latency histograms of this core.
@@ -115,6 +120,7 @@ impl Book {
             finished: false,
             stopped: false,
             now_ns: 0,
+            as_of_ns: None,
             monitor: None,
             latencies: Latencies::default(),
             counters: GroupCounters::default(),
@@ -256,6 +262,63 @@ impl Book {
         self.resolve(local)
     }
 
+    /// A workload's operation waited from `(intended, actual)` until now (a lock granted, a
+    /// barrier released, a publication complete): one measured round trip.
+    #[inline]
+    pub fn waited(&mut self, (intended_ns, actual_ns): (u64, u64)) {
+        let now = self.now_ns;
+        self.latencies.record_rtt(now.saturating_sub(intended_ns), now.saturating_sub(actual_ns));
+        self.counters.round_trips_measured += 1;
+        self.counters.last_measured_delivery_ns = now;
+    }
+
+    /// A workload's operation of agent `local` is done (a lock released, a barrier passed):
+    /// counted as a request answered, once as a delivery in the window. Returns the agent
+    /// whose window slot it freed.
+    #[inline]
+    #[must_use]
+    pub fn op_done(&mut self, local: usize) -> Option<usize> {
+        let in_window = self.in_window();
+        let c = &mut self.counters;
+        c.requests_delivered += 1;
+        c.replies_sent += 1;
+        c.replies_delivered += 1;
+        c.window_deliveries += u64::from(in_window);
+        self.resolve(local)
+    }
+
+    /// A publication sent at `sent_ns` reached `k` of this core's agents at once (one copy per
+    /// connection).
+    #[inline]
+    pub fn fan_delivered(&mut self, k: u64, sent_ns: u64, measured: bool) {
+        self.counters.requests_delivered += k;
+        if self.in_window() {
+            self.counters.window_deliveries += k;
+        }
+        if measured {
+            let ns = self.now_ns.saturating_sub(sent_ns).max(1);
+            self.latencies.one_way.saturating_record_n(ns, k);
+            self.counters.last_measured_delivery_ns = self.now_ns;
+        }
+    }
+
+    /// A publication of agent `local` reached every recipient. Returns the agent whose window
+    /// slot it freed.
+    #[inline]
+    #[must_use]
+    pub fn fan_resolved(&mut self, local: usize) -> Option<usize> {
+        self.counters.replies_sent += 1;
+        self.counters.replies_delivered += 1;
+        self.resolve(local)
+    }
+
+    /// Wakes connection `conn`'s writer (an adapter queued something outside an input).
+    pub fn wake_writer(&mut self, conn: usize) {
+        if let Some(w) = self.writers[conn].take() {
+            w.wake();
+        }
+    }
+
     /// The router answered a message with an error. Returns the agent whose window slot it
     /// freed, if any: the adapter sends from it at once ([`Book::send_from`]).
     #[inline]
@@ -359,18 +422,22 @@ impl Book {
         // Cheapest refusals first: this runs twice per answer, and the second time the window
         // is full.
         let a = &self.agents[local];
-        if a.in_flight >= self.window() || self.finished || !self.agent_may_send_more(local) {
+        let finished = self.finished && self.as_of_ns.is_none();
+        if a.in_flight >= self.window() || finished || !self.agent_may_send_more(local) {
             return None;
         }
         let conn = self.conn_of(local);
         let n = self.cfg.agents_total;
         let global = self.cfg.first + local as u32;
-        let degree = self.cfg.topology.degree(global, n);
+        let rr = self.cfg.workload.uses_topology();
+        let degree = if rr { self.cfg.topology.degree(global, n) } else { 1 };
         if degree == 0 || self.lost[conn] {
             return None;
         }
         let intended = match self.cfg.pacing {
-            Pacing::Closed { .. } if self.now_ns >= self.schedule.end_ns => return None,
+            Pacing::Closed { .. } if self.as_of_ns.unwrap_or(self.now_ns) >= self.schedule.end_ns => {
+                return None
+            }
             Pacing::Closed { .. } => self.now_ns,
             Pacing::Open { .. } if a.owed == 0 => return None,
             Pacing::Open { .. } => {
@@ -385,9 +452,21 @@ impl Book {
             c.requests_sent_in_window += 1;
         }
         let a = &mut self.agents[local];
-        let to = self.cfg.topology.neighbour(global, n, a.next_neighbour);
-        a.next_neighbour = (a.next_neighbour + 1) % degree;
         let seq = a.sent;
+        let to = match self.cfg.workload {
+            Workload::RequestReply => {
+                let to = self.cfg.topology.neighbour(global, n, a.next_neighbour);
+                a.next_neighbour = (a.next_neighbour + 1) % degree;
+                self.cfg.id_base + to
+            }
+            // Its own topic; the run's agent type.
+            Workload::Fanout { .. } => self.cfg.id_base + global,
+            Workload::Broadcast => self.cfg.id_base,
+            // Agents start on different locks and walk through them all.
+            Workload::Locks { locks, .. } => ((u64::from(global) + seq) % u64::from(locks.max(1))) as u32,
+            // The round.
+            Workload::Barriers => seq as u32,
+        };
         a.sent += 1;
         a.owed = a.owed.saturating_sub(1);
         a.in_flight += 1;
@@ -401,7 +480,7 @@ impl Book {
         }
         let out = Outgoing {
             from: self.cfg.id_base + global,
-            to: self.cfg.id_base + to,
+            to,
             message_id: seq | if measured { MEASURED_BIT } else { 0 },
             measured,
             intended_ns: intended,

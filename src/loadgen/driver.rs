@@ -26,6 +26,7 @@ use super::http::Http;
 use super::json::Json;
 use super::link::{connect, within, AgentStream};
 use super::native::Native;
+use super::workload::{Completed, Coord, CoordStats, Workload, FAN_WINDOW_MAX};
 use super::{Hooks, Interrupt, Interval, Outcome, Pacing, Protocol, Scenario, Stop};
 use crate::clock;
 use crate::metrics::Latencies;
@@ -188,6 +189,7 @@ struct CoreResult {
     end_ns: u64,
     failures: Vec<String>,
     breakdown: Vec<super::http::PatternStats>,
+    coordination: Option<CoordStats>,
 }
 
 /// What every core of a run shares.
@@ -241,11 +243,28 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
         interval: scenario.interval,
         http: scenario.http.clone(),
     };
+    // Locks and barriers: one operation at a time per agent; fan-outs: at most the board's
+    // slots.
+    let pacing = match (scenario.pacing, scenario.workload) {
+        (p, w) if w.uses_topology() => p,
+        (Pacing::Closed { window }, w) => Pacing::Closed { window: window_for(w, window) },
+        (Pacing::Open { rate, window }, w) => Pacing::Open { rate, window: window_for(w, window) },
+    };
+    let window = match pacing {
+        Pacing::Closed { window } | Pacing::Open { window, .. } => window,
+    };
+    let (coord, mut side_rx) = if scenario.workload.uses_topology() {
+        (None, Vec::new())
+    } else {
+        let (c, rx) = Coord::new(scenario.workload, n, spans.clone(), window);
+        (Some(Arc::new(c)), rx.into_iter().map(Some).collect())
+    };
     let (ready_tx, ready_rx) = flume::unbounded::<Result<(), String>>();
     // Bounded: at most a few intervals per core wait while the coordinator reads.
     let (result_tx, result_rx) = flume::bounded::<CoreMsg>(cores * 8 + 8);
     let (mut starts, mut joins, mut failures) = (Vec::new(), Vec::new(), Vec::new());
     for ((i, slot), (first, count)) in slots.into_iter().zip(spans) {
+        let side = side_rx.get_mut(i).and_then(Option::take);
         if count == 0 {
             continue;
         }
@@ -256,17 +275,19 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
             count,
             id_base: scenario.id_base,
             agents_per_conn: scenario.agents_per_conn.max(1),
-            pacing: scenario.pacing,
+            pacing,
             stop: scenario.stop,
             payload_bytes: scenario.payload_bytes,
             batch_max: scenario.batch_max.max(1),
             compression: scenario.compression,
             late_after_ns: scenario.late_after.as_nanos() as u64,
             priority: scenario.priority,
+            workload: scenario.workload,
         };
         let (start_tx, start_rx) = flume::bounded::<Option<Schedule>>(1);
         let index = starts.len();
         let (ready, result, shared) = (ready_tx.clone(), result_tx.clone(), shared.clone());
+        let coord = coord.clone();
         let spawned = LocalExecutorBuilder::new(Placement::Unbound)
             .name(&format!("agents-{i}"))
             .io_memory(64 << 10)
@@ -274,11 +295,18 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
                 if let Some(w) = placement::pin_current_thread(slot) {
                     eprintln!("warning: {w}");
                 }
-                let core = Core { index, shared, start: start_rx, ready, result };
-                match core.shared.protocol {
-                    Protocol::Native => core.run(Group::new(cfg.clone(), Native::new(&cfg))).await,
-                    Protocol::Json => core.run(Group::new(cfg.clone(), Json::new(&cfg))).await,
-                    Protocol::Http => {
+                let core = Core { index, shared, start: start_rx, ready, result, side };
+                match (core.shared.protocol, coord) {
+                    (Protocol::Native, Some(coord)) => {
+                        let poke = coord.workload().one_at_a_time().then(|| coord.poke(i)).flatten();
+                        let native = Native::with_coord(&cfg, coord, poke);
+                        core.run(Group::new(cfg.clone(), native)).await
+                    }
+                    (Protocol::Native, None) => {
+                        core.run(Group::new(cfg.clone(), Native::new(&cfg))).await
+                    }
+                    (Protocol::Json, _) => core.run(Group::new(cfg.clone(), Json::new(&cfg))).await,
+                    (Protocol::Http, _) => {
                         let plan = core.shared.http.clone().unwrap_or_default();
                         core.run(Group::new(cfg.clone(), Http::new(&cfg, plan))).await
                     }
@@ -393,6 +421,9 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
                 None => o.breakdown.push(b.clone()),
             }
         }
+        if let Some(c) = &r.coordination {
+            o.coordination.get_or_insert_with(Default::default).merge(c);
+        }
         o.counters.merge(&r.counters);
         o.latencies.merge(&r.latencies);
         o.in_flight_at_end += r.in_flight;
@@ -413,6 +444,7 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
     o.all_connections_lost = conns > 0 && lost == conns;
     o.interrupted = interrupt.is_some_and(|i| i.is_raised());
     o.partial = scenario.slice.is_some_and(|(_, count)| count < n);
+    o.fan = scenario.workload.deliveries_per_op(n);
     let last = o.counters.last_measured_delivery_ns;
     o.window_ns = match end_ns {
         u64::MAX => last.saturating_sub(measure_ns),
@@ -493,10 +525,12 @@ struct Core {
     start: flume::Receiver<Option<Schedule>>,
     ready: flume::Sender<Result<(), String>>,
     result: flume::Sender<CoreMsg>,
+    /// Coordination workloads: this core's messages from other cores (and its own pokes).
+    side: Option<flume::Receiver<Completed>>,
 }
 
 impl Core {
-    async fn run<A: Adapter + 'static>(self, group: Group<A>) {
+    async fn run<A: Adapter + 'static>(mut self, group: Group<A>) {
         let conns = group.connections();
         let group = Rc::new(RefCell::new(group));
         let failures = Rc::new(RefCell::new(Vec::<String>::new()));
@@ -553,6 +587,9 @@ impl Core {
         let open = matches!(group.borrow().book().config().pacing, Pacing::Open { .. });
         group.borrow_mut().set_schedule(schedule);
         sleep_until_async(schedule.start_ns).await;
+        if let Some(rx) = self.side.take() {
+            tasks.push(glommio::spawn_local(side(group.clone(), rx)));
+        }
         if open {
             tasks.push(glommio::spawn_local(pacer(group.clone())));
         } else {
@@ -577,6 +614,7 @@ impl Core {
             let _ = self.result.send_async(CoreMsg::Interval(self.index, last)).await;
         }
         let breakdown = group.borrow().breakdown();
+        let coordination = group.borrow().coordination();
         let (counters, latencies, in_flight, conns_lost, end_ns) = {
             let mut g = group.borrow_mut();
             if g.in_flight() > 0 {
@@ -605,6 +643,7 @@ impl Core {
             end_ns,
             failures,
             breakdown,
+            coordination,
         };
         let _ = self.result.send_async(CoreMsg::Done(Box::new(result))).await;
     }
@@ -806,6 +845,42 @@ async fn writer<A: Adapter>(
         if written.is_err() {
             return;
         }
+    }
+}
+
+/// Coordination workloads: completions from other cores and the adapter's timers (lock holds
+/// ending), handled as they come; looks at the stop flag at least every `MONITOR_NS`.
+async fn side<A: Adapter>(group: Rc<RefCell<Group<A>>>, rx: flume::Receiver<Completed>) {
+    loop {
+        let until = {
+            let g = group.borrow();
+            if g.is_stopped() {
+                return;
+            }
+            g.next_timer_ns().unwrap_or(u64::MAX).min(clock::now_ns() + MONITOR_NS)
+        };
+        let msg = or(async { rx.recv_async().await.ok() }, async {
+            sleep_until_async(until).await;
+            None
+        })
+        .await;
+        let mut g = group.borrow_mut();
+        let now = clock::now_ns();
+        g.on_side(msg, now);
+        while let Ok(m) = rx.try_recv() {
+            g.on_side(Some(m), now);
+        }
+    }
+}
+
+/// The window an agent of workload `w` may use when `asked` was asked.
+fn window_for(w: Workload, asked: u32) -> u32 {
+    if w.one_at_a_time() {
+        1
+    } else if w.fans_out() {
+        asked.clamp(1, FAN_WINDOW_MAX)
+    } else {
+        asked
     }
 }
 

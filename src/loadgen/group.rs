@@ -17,6 +17,7 @@ use std::task::{Context, Poll};
 pub use super::book::{About, Book, ErrorKind, Outgoing};
 pub use super::counters::{GaveUp, GroupCounters};
 use super::topology::Topology;
+use super::workload::{Completed, CoordStats};
 use super::{Pacing, Stop};
 use crate::metrics::Latencies;
 use crate::wire::{AgentId, Compression};
@@ -57,6 +58,8 @@ pub struct GroupConfig {
     pub late_after_ns: u64,
     /// Priority of every request and reply.
     pub priority: u8,
+    /// What one operation of an agent is.
+    pub workload: super::workload::Workload,
 }
 
 /// When the run starts, when measuring starts, when sending stops.
@@ -105,6 +108,17 @@ pub trait Adapter {
     /// Per-pattern figures, for adapters that mix request kinds (HTTP).
     fn breakdown(&self) -> Vec<super::http::PatternStats> {
         Vec::new()
+    }
+    /// When the adapter's next timer is due (a lock hold ending), if any.
+    fn next_timer_ns(&self) -> Option<u64> {
+        None
+    }
+    /// Outside any input: handles a message from another core (a publication completed there)
+    /// and fires the timers due by `book.now_ns()`.
+    fn on_side(&mut self, _msg: Option<Completed>, _book: &mut Book) {}
+    /// A coordination workload's own figures.
+    fn coordination(&self) -> Option<CoordStats> {
+        None
     }
 }
 
@@ -168,6 +182,23 @@ impl<A: Adapter> Group<A> {
             }
         }
         wait
+    }
+
+    /// When the adapter's next timer is due.
+    pub fn next_timer_ns(&self) -> Option<u64> {
+        self.adapter.next_timer_ns()
+    }
+
+    /// A message from another core, and the timers due by `now_ns`.
+    pub fn on_side(&mut self, msg: Option<Completed>, now_ns: u64) {
+        self.book.now_ns = now_ns;
+        self.adapter.on_side(msg, &mut self.book);
+        self.book.update_finished();
+    }
+
+    /// The coordination workload's own figures, with each agent's operations counted.
+    pub fn coordination(&self) -> Option<CoordStats> {
+        self.adapter.coordination()
     }
 
     /// Whether every farewell was answered (or its connection lost).
@@ -362,6 +393,7 @@ mod tests {
             compression: Compression::None,
             late_after_ns: 1_000_000,
             priority: 5,
+            workload: Default::default(),
         }
     }
 

@@ -22,6 +22,7 @@ pub mod json;
 mod link;
 pub mod native;
 pub mod topology;
+pub mod workload;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,6 +36,7 @@ use crate::placement::Slot;
 use crate::wire::{Compression, ShardStats};
 use group::GroupCounters;
 pub use topology::Topology;
+pub use workload::Workload;
 
 /// How requests are paced. One loop serves both; this is data, not a code path.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -108,6 +110,8 @@ pub struct Scenario {
     pub slice: Option<(u32, u32)>,
     /// [`Protocol::Http`]: what the clients send.
     pub http: Option<Arc<http::Plan>>,
+    /// What one operation of an agent is (request/reply along the topology by default).
+    pub workload: Workload,
 }
 
 /// The protocol virtual agents speak.
@@ -290,6 +294,10 @@ pub struct Outcome {
     pub partial: bool,
     /// HTTP: each pattern's figures over the measured window, merged over cores.
     pub breakdown: Vec<http::PatternStats>,
+    /// Coordination workloads: their own figures, merged over cores.
+    pub coordination: Option<workload::CoordStats>,
+    /// Deliveries one request makes (publications fan out; 1 otherwise).
+    pub fan: u64,
 }
 
 /// The accounting of a run: every request sent is resolved once at its requester — a reply, a
@@ -345,6 +353,8 @@ impl Outcome {
             intervals: Vec::new(),
             partial: false,
             breakdown: Vec::new(),
+            coordination: None,
+            fan: 1,
         }
     }
 
@@ -357,6 +367,13 @@ impl Outcome {
         // received do not pair up, and only the requester side can close here.
         let (requests_lost, replies_lost) = if self.partial {
             (Some(0), Some(0))
+        } else if self.fan != 1 {
+            // A publication refused for one connection may still have reached the others:
+            // what is missing is expected − delivered, owed to the errors and the given up.
+            (
+                (c.requests_sent * self.fan).checked_sub(c.requests_delivered),
+                c.replies_sent.checked_sub(c.replies_delivered + rep_err),
+            )
         } else {
             (
                 c.requests_sent.checked_sub(c.requests_delivered + req_err),
@@ -369,7 +386,7 @@ impl Outcome {
             && self.in_flight_at_end == 0
             && requests_lost.is_some()
             && replies_lost.is_some()
-            && lost <= gave_up;
+            && lost <= (gave_up + if self.fan != 1 { req_err } else { 0 }) * self.fan;
         Accounting {
             requests_sent: c.requests_sent,
             requests_delivered: c.requests_delivered,

@@ -5,17 +5,57 @@
 //! echoes the payload, so no state is kept per message. One clock read serves a whole input.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use super::group::{About, Adapter, Book, ErrorKind, GroupConfig, Outgoing, REPLY_BIT};
 use super::group::{MEASURED_BIT, STAMP_BYTES};
-use crate::wire::control::Register;
+use super::workload::{Completed, Coord, CoordStats, Delivered, Workload};
+use crate::wire::control::{BarrierEnter, LockRelease, LockRequest, Register};
 use crate::wire::{
-    decode_frame, AgentId, BufferPool, Compression, Control, DataKind, Envelope, ErrorCode,
-    FrameBuf, Limits, Message,
+    decode_frame, AgentId, BarrierId, BufferPool, Compression, Control, DataKind, Envelope,
+    ErrorCode, FrameBuf, Limits, LockId, Message, TopicId,
 };
 
 /// Largest frame a group builds.
 const FRAME_BYTES: usize = 64 << 10;
+/// A publication's board slot travels in its message id, above the sequence number.
+const SLOT_SHIFT: u32 = 40;
+/// The request id of a lock release: this bit and the agent id.
+const RELEASE_BIT: u64 = 1 << 61;
+/// A [`Completed`] with this slot only wakes the core's side task (a new hold timer).
+pub(super) const POKE: u8 = u8::MAX;
+
+/// One agent's operation under a coordination workload (one at a time for locks and
+/// barriers; board slots in use for fan-outs).
+#[derive(Debug, Clone, Default)]
+struct Op {
+    intended_ns: u64,
+    sent_ns: u64,
+    granted_ns: u64,
+    /// The lock index or barrier round.
+    target: u32,
+    measured: bool,
+    /// Measured operations done.
+    done: u64,
+    /// Fan-outs: board slots in use, and which of them are measured.
+    used: u64,
+    measured_slots: u64,
+}
+
+/// The coordination side of the adapter: per-agent operations, hold timers, own figures.
+#[derive(Debug)]
+struct Coordination {
+    coord: Arc<Coord>,
+    /// This core's channel, to wake its own side task.
+    poke: Option<flume::Sender<Completed>>,
+    ops: Vec<Op>,
+    /// Lock releases due, in time order (every hold is as long).
+    timers: VecDeque<(u64, u32)>,
+    stats: CoordStats,
+    hold_ns: u64,
+    lease_ms: u32,
+    fan: u64,
+}
 
 #[derive(Debug, Default)]
 struct Outbox {
@@ -35,10 +75,16 @@ pub struct Native {
     compression: Compression,
     priority: u8,
     id_base: u32,
+    first: u32,
+    count: u32,
+    agents_total: u32,
+    per_conn: u32,
+    workload: Workload,
+    co: Option<Coordination>,
 }
 
 impl Native {
-    /// The adapter for a group with these settings.
+    /// The adapter for a group with these settings (request/reply; see [`Native::with_coord`]).
     pub fn new(cfg: &GroupConfig) -> Native {
         let conns = cfg.count.div_ceil(cfg.agents_per_conn.max(1)) as usize;
         let mut payload = vec![0u8; cfg.payload_bytes.max(STAMP_BYTES)];
@@ -54,7 +100,301 @@ impl Native {
             compression: cfg.compression,
             priority: cfg.priority,
             id_base: cfg.id_base,
+            first: cfg.first,
+            count: cfg.count,
+            agents_total: cfg.agents_total,
+            per_conn: cfg.agents_per_conn.max(1),
+            workload: cfg.workload,
+            co: None,
         }
+    }
+
+    /// The adapter for a coordination workload, sharing `coord` with the run's other cores;
+    /// `poke` is this core's channel (it wakes the core's side task when a hold begins).
+    pub fn with_coord(
+        cfg: &GroupConfig,
+        coord: Arc<Coord>,
+        poke: Option<flume::Sender<Completed>>,
+    ) -> Native {
+        let mut n = Native::new(cfg);
+        let hold = match cfg.workload {
+            Workload::Locks { hold, .. } => hold,
+            _ => std::time::Duration::ZERO,
+        };
+        let hold_ms = hold.as_millis().min(u128::from(u32::MAX / 16)) as u32;
+        n.co = Some(Coordination {
+            coord,
+            poke,
+            ops: vec![Op::default(); cfg.count as usize],
+            timers: VecDeque::new(),
+            stats: CoordStats::default(),
+            hold_ns: hold.as_nanos() as u64,
+            // Long enough that a sound run never sees a lease taken back under a holder.
+            lease_ms: hold_ms.saturating_mul(10).max(5_000),
+            fan: cfg.workload.deliveries_per_op(cfg.agents_total),
+        });
+        n
+    }
+
+    /// Appends a control message to connection `conn`'s open frame.
+    fn push_control(&mut self, conn: usize, ctl: &Control) {
+        let o = &mut self.out[conn];
+        if let Some(f) = &o.open {
+            if f.count() >= self.batch_max || f.len() + 256 > FRAME_BYTES {
+                if let Some(f) = o.open.take() {
+                    o.sealed.push_back(f);
+                }
+            }
+        }
+        let pool = &mut self.pool;
+        let frame = o.open.get_or_insert_with(|| FrameBuf::new(pool.get(FRAME_BYTES)));
+        frame.push_control(ctl);
+    }
+
+    fn local_of(&self, id: u32) -> Option<usize> {
+        let local = id.checked_sub(self.id_base)?.checked_sub(self.first)?;
+        (local < self.count).then_some(local as usize)
+    }
+
+    /// How many of connection `conn`'s agents a publication of agent `publisher` (global
+    /// index) reaches.
+    fn recipients(&self, conn: usize, publisher: u32) -> u64 {
+        let lo = self.first + conn as u32 * self.per_conn;
+        let hi = (lo + self.per_conn).min(self.first + self.count);
+        let n = self.agents_total;
+        match self.workload {
+            Workload::Fanout { subscribers } => (lo..hi)
+                .filter(|&j| {
+                    let d = (u64::from(j) + u64::from(n) - u64::from(publisher)) % u64::from(n);
+                    d >= 1 && d <= u64::from(subscribers)
+                })
+                .count() as u64,
+            Workload::Broadcast => {
+                u64::from(hi - lo) - u64::from(publisher >= lo && publisher < hi)
+            }
+            _ => 0,
+        }
+    }
+
+    /// Encodes an operation of a coordination workload.
+    fn operation(&mut self, conn: usize, r: &Outgoing) {
+        let Some(local) = self.local_of(r.from) else { return };
+        let global = self.first + local as u32;
+        let id = AgentId(r.from);
+        let run = u64::from(self.id_base) << 32;
+        let Some(co) = self.co.as_mut() else { return };
+        let op = &mut co.ops[local];
+        match self.workload {
+            Workload::Fanout { .. } | Workload::Broadcast => {
+                let slot = (!op.used).trailing_zeros().min(63) as u8;
+                op.used |= 1 << slot;
+                if r.measured {
+                    op.measured_slots |= 1 << slot;
+                } else {
+                    op.measured_slots &= !(1 << slot);
+                }
+                let seq = (r.message_id & !MEASURED_BIT) as u32;
+                co.coord.open(global, slot, seq, co.fan);
+                let kind = if self.workload == Workload::Broadcast {
+                    DataKind::Broadcast
+                } else {
+                    DataKind::Publish
+                };
+                self.envelope(conn, r, kind, r.message_id | (u64::from(slot) << SLOT_SHIFT));
+            }
+            Workload::Locks { .. } => {
+                (op.intended_ns, op.sent_ns, op.target, op.measured) =
+                    (r.intended_ns, r.sent_ns, r.to, r.measured);
+                let ctl = Control::LockRequest(LockRequest {
+                    request_id: r.message_id,
+                    agent_id: id,
+                    lock_id: LockId(run | u64::from(r.to)),
+                    lease_ms: co.lease_ms,
+                });
+                self.push_control(conn, &ctl);
+            }
+            Workload::Barriers => {
+                (op.intended_ns, op.sent_ns, op.target, op.measured) =
+                    (r.intended_ns, r.sent_ns, r.to, r.measured);
+                co.coord.enter(u64::from(r.to), r.sent_ns);
+                let ctl = Control::BarrierEnter(BarrierEnter {
+                    request_id: r.message_id,
+                    agent_id: id,
+                    barrier_id: BarrierId(run | u64::from(r.to)),
+                    expected: self.agents_total,
+                });
+                self.push_control(conn, &ctl);
+            }
+            Workload::RequestReply => {}
+        }
+    }
+
+    /// A data message carrying the send times, from `r`.
+    fn envelope(&mut self, conn: usize, r: &Outgoing, kind: DataKind, message_id: u64) {
+        let mut payload = std::mem::take(&mut self.payload);
+        payload[..8].copy_from_slice(&r.intended_ns.to_le_bytes());
+        payload[8..16].copy_from_slice(&r.sent_ns.to_le_bytes());
+        let env = Envelope {
+            kind,
+            sender: AgentId(r.from),
+            to: r.to,
+            message_id,
+            correlation_id: 0,
+            timestamp_ns: r.sent_ns,
+            msg_type: 1,
+            priority: self.priority,
+            ttl_ms: 0,
+            payload: &payload,
+        };
+        self.push(conn, &env);
+        self.payload = payload;
+    }
+
+    /// A publication reached this connection's agents.
+    fn on_publication(&mut self, conn: usize, env: &Envelope<'_>, book: &mut Book) {
+        let (Some(publisher), Some(co)) = (env.sender.0.checked_sub(self.id_base), &self.co)
+        else {
+            return book.unexpected();
+        };
+        let k = self.recipients(conn, publisher);
+        if k == 0 || env.payload.len() < STAMP_BYTES {
+            return book.unexpected();
+        }
+        let measured = env.message_id & MEASURED_BIT != 0;
+        book.fan_delivered(k, env.timestamp_ns, measured);
+        let slot = ((env.message_id >> SLOT_SHIFT) & 0x3f) as u8;
+        let seq = (env.message_id & !MEASURED_BIT) as u32;
+        if co.coord.deliver(publisher, slot, seq, k) == Delivered::Completed {
+            if measured {
+                book.waited((stamp(env.payload, 0), stamp(env.payload, 8)));
+            }
+            co.coord.notify(publisher, slot, seq);
+        }
+    }
+
+    /// A control message about a coordination operation.
+    fn on_coordination(&mut self, conn: usize, ctl: Control, book: &mut Book) {
+        let now = book.now_ns();
+        match ctl {
+            Control::LockGranted(g) => {
+                let (Some(local), Some(co)) = (self.local_of(g.agent_id.0), self.co.as_mut()) else {
+                    return book.unexpected();
+                };
+                let op = &mut co.ops[local];
+                if g.lock_id.0 & 0xffff_ffff != u64::from(op.target) || op.granted_ns != 0 {
+                    return book.unexpected();
+                }
+                op.granted_ns = now;
+                if !co.coord.grant(op.target, g.agent_id.0) {
+                    co.stats.holder_conflicts += 1;
+                }
+                if op.measured {
+                    book.waited((op.intended_ns, op.sent_ns));
+                }
+                if co.hold_ns == 0 {
+                    self.release(local, book);
+                } else {
+                    if co.timers.is_empty() {
+                        if let Some(p) = &co.poke {
+                            let _ = p.try_send(Completed { local: 0, slot: POKE, seq: 0 });
+                        }
+                    }
+                    co.timers.push_back((now + co.hold_ns, local as u32));
+                }
+            }
+            Control::LockQueued(_) => {
+                if let Some(co) = self.co.as_mut() {
+                    co.stats.lock_queued += 1;
+                }
+            }
+            Control::Ack(a) if a.request_id & RELEASE_BIT != 0 => {
+                let (Some(local), Some(co)) =
+                    (self.local_of(a.request_id as u32), self.co.as_mut())
+                else {
+                    return book.unexpected();
+                };
+                co.ops[local].done += u64::from(co.ops[local].measured);
+                if let Some(local) = book.op_done(local) {
+                    book.send_from(local, |conn, r| self.request(conn, r));
+                }
+            }
+            Control::BarrierWait(_) => {}
+            Control::BarrierRelease(b) => {
+                let (Some(local), Some(co)) = (self.local_of(b.agent_id.0), self.co.as_mut())
+                else {
+                    return book.unexpected();
+                };
+                let op = &mut co.ops[local];
+                if b.barrier_id.0 & 0xffff_ffff != u64::from(op.target) {
+                    return book.unexpected();
+                }
+                let seen = co.coord.released(u64::from(op.target), now);
+                if let Some((round_ns, skew_ns)) = seen.complete {
+                    co.stats.rounds += u64::from(op.measured);
+                    if op.measured {
+                        co.stats.round_time.saturating_record(round_ns.max(1));
+                        co.stats.skew.saturating_record(skew_ns.max(1));
+                    }
+                }
+                if op.measured {
+                    op.done += 1;
+                    book.waited((op.intended_ns, op.sent_ns));
+                }
+                if let Some(local) = book.op_done(local) {
+                    // Every agent of the round decides by the round's release time.
+                    book.as_of_ns = Some(seen.released_at);
+                    book.send_from(local, |conn, r| self.request(conn, r));
+                    book.as_of_ns = None;
+                }
+            }
+            Control::Error(e) => {
+                let Some(local) = self.local_of(e.agent_id.0) else {
+                    // A frame-level error: the router closes the connection.
+                    let _ = book.router_error(About::Request(None), ErrorKind::Code(e.code));
+                    return;
+                };
+                let resolves = match self.co.as_mut() {
+                    Some(co) if self.workload.fans_out() => {
+                        let slot = ((e.message_id >> SLOT_SHIFT) & 0x3f) as u8;
+                        let seq = (e.message_id & !MEASURED_BIT) as u32;
+                        let global = self.first + local as u32;
+                        let closed = co.coord.close_failed(global, slot, seq);
+                        if closed {
+                            co.ops[local].used &= !(1u64 << slot);
+                        }
+                        closed
+                    }
+                    _ => true,
+                };
+                let about = About::Request(resolves.then_some(e.agent_id.0));
+                if let Some(local) = book.router_error(about, ErrorKind::Code(e.code)) {
+                    book.send_from(local, |conn, r| self.request(conn, r));
+                }
+                let _ = conn;
+            }
+            _ => book.unexpected(),
+        }
+    }
+
+    /// Agent `local` gives its lock back now.
+    fn release(&mut self, local: usize, book: &mut Book) {
+        let Some(co) = self.co.as_mut() else { return };
+        let op = &mut co.ops[local];
+        if op.granted_ns == 0 {
+            return;
+        }
+        let id = self.id_base + self.first + local as u32;
+        co.coord.release(op.target, id);
+        co.stats.hold.saturating_record(book.now_ns().saturating_sub(op.granted_ns).max(1));
+        op.granted_ns = 0;
+        let ctl = Control::LockRelease(LockRelease {
+            request_id: RELEASE_BIT | u64::from(id),
+            agent_id: AgentId(id),
+            lock_id: LockId((u64::from(self.id_base) << 32) | u64::from(op.target)),
+        });
+        let conn = local / self.per_conn as usize;
+        self.push_control(conn, &ctl);
+        book.wake_writer(conn);
     }
 
     /// Appends `env` to connection `conn`'s open frame, sealing it first when it is full.
@@ -76,6 +416,17 @@ impl Native {
 
     #[inline]
     fn on_message(&mut self, conn: usize, msg: Message<'_>, book: &mut Book) {
+        if self.co.is_some() {
+            match msg {
+                Message::Data(env) if matches!(env.kind, DataKind::Publish | DataKind::Broadcast) => {
+                    return self.on_publication(conn, &env, book)
+                }
+                Message::Control(ctl) if !book.registering() => {
+                    return self.on_coordination(conn, ctl, book)
+                }
+                _ => {}
+            }
+        }
         match msg {
             Message::Data(env) if env.kind == DataKind::Request => {
                 if env.payload.len() < STAMP_BYTES {
@@ -103,15 +454,10 @@ impl Native {
                 if env.payload.len() < STAMP_BYTES {
                     return book.unexpected();
                 }
-                let stamp = |i: usize| {
-                    let mut b = [0u8; 8];
-                    b.copy_from_slice(&env.payload[i..i + 8]);
-                    u64::from_le_bytes(b)
-                };
                 let measured = env.correlation_id & MEASURED_BIT != 0;
                 let sent = env.timestamp_ns;
-                if let Some(local) =
-                    book.reply_delivered(env.to, (stamp(0), stamp(8)), sent, measured)
+                let stamps = (stamp(env.payload, 0), stamp(env.payload, 8));
+                if let Some(local) = book.reply_delivered(env.to, stamps, sent, measured)
                 {
                     book.send_from(local, |conn, r| self.request(conn, r));
                 }
@@ -138,17 +484,34 @@ impl Native {
     }
 }
 
+/// The send time at byte `i` of a payload (checked to hold [`STAMP_BYTES`]).
+fn stamp(payload: &[u8], i: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&payload[i..i + 8]);
+    u64::from_le_bytes(b)
+}
+
 impl Adapter for Native {
     fn register(&mut self, conn: usize, ids: &[AgentId], _book: &mut Book) {
         let mut frame = FrameBuf::new(self.pool.get(4096));
+        let n = self.agents_total;
         for &id in ids {
+            let global = id.0 - self.id_base;
+            // A subscriber of the topics of the agents before it, in ring order.
+            let topics = match self.workload {
+                Workload::Fanout { subscribers } => (1..=subscribers.min(n - 1))
+                    .map(|d| TopicId(self.id_base + (global + n - d) % n))
+                    .collect(),
+                _ => Vec::new(),
+            };
             frame.push_control(&Control::Register(Register {
                 request_id: u64::from(id.0),
                 agent_id: id,
-                agent_type: 1,
-                name: format!("agent-{}", id.0 - self.id_base),
+                // Broadcasts reach this run's agents only.
+                agent_type: if self.workload == Workload::Broadcast { self.id_base } else { 1 },
+                name: format!("agent-{global}"),
                 capabilities: Vec::new(),
-                topics: Vec::new(),
+                topics,
                 token: None,
             }));
         }
@@ -157,6 +520,9 @@ impl Adapter for Native {
 
     #[inline]
     fn request(&mut self, conn: usize, r: &Outgoing) {
+        if self.co.is_some() {
+            return self.operation(conn, r);
+        }
         let mut payload = std::mem::take(&mut self.payload);
         payload[..8].copy_from_slice(&r.intended_ns.to_le_bytes());
         payload[8..16].copy_from_slice(&r.sent_ns.to_le_bytes());
@@ -209,5 +575,47 @@ impl Adapter for Native {
 
     fn output_done(&mut self, buf: Vec<u8>) {
         self.pool.put(buf);
+    }
+
+    fn next_timer_ns(&self) -> Option<u64> {
+        self.co.as_ref()?.timers.front().map(|&(due, _)| due)
+    }
+
+    fn on_side(&mut self, msg: Option<Completed>, book: &mut Book) {
+        if let Some(c) = msg.filter(|c| c.slot != POKE) {
+            let Some(co) = self.co.as_mut() else { return };
+            let local = c.local as usize;
+            if local >= co.ops.len() {
+                return book.unexpected();
+            }
+            let global = self.first + c.local;
+            if co.coord.close_completed(global, c.slot, c.seq) {
+                let op = &mut co.ops[local];
+                op.used &= !(1u64 << c.slot);
+                op.done += (op.measured_slots >> c.slot) & 1;
+                if let Some(local) = book.fan_resolved(local) {
+                    book.send_from(local, |conn, r| self.request(conn, r));
+                }
+            }
+        }
+        let now = book.now_ns();
+        while let Some(&(due, local)) = self.co.as_ref().and_then(|co| co.timers.front()) {
+            if due > now {
+                break;
+            }
+            if let Some(co) = self.co.as_mut() {
+                co.timers.pop_front();
+            }
+            self.release(local as usize, book);
+        }
+    }
+
+    fn coordination(&self) -> Option<CoordStats> {
+        let co = self.co.as_ref()?;
+        let mut stats = co.stats.clone();
+        for op in &co.ops {
+            stats.agent(op.done);
+        }
+        Some(stats)
     }
 }

@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::loadgen::workload::CoordResult;
 use crate::loadgen::{Accounting, Outcome, Pacing, Scenario, Stop};
 use crate::metrics::LatencySummary;
 use crate::placement::Plan;
@@ -561,6 +562,11 @@ pub struct RunResult {
     /// `a2a-bench http`: each pattern's figures.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub patterns: Vec<PatternResult>,
+    /// What the agents did (`--workload`).
+    pub workload: &'static str,
+    /// A coordination workload's own figures (`fanout`, `broadcast`, `locks`, `barriers`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coordination: Option<CoordResult>,
     /// Count mode: `message_count` was asked for, not measured.
     #[serde(skip)]
     pub count_mode: bool,
@@ -651,7 +657,11 @@ impl RunResult {
             agent_count: sc.agents,
             message_count,
             messages_per_agent,
-            topology: sc.topology.name().into(),
+            topology: if sc.workload.uses_topology() {
+                sc.topology.name().into()
+            } else {
+                sc.workload.name().into()
+            },
             message_interval_ms: spec.interval_ms.unwrap_or(0),
             repeat: spec.repeat,
             success: failure.is_empty(),
@@ -694,6 +704,11 @@ impl RunResult {
             time_series: outcome.intervals.iter().map(IntervalPoint::of).collect(),
             part: None,
             patterns: outcome.breakdown.iter().map(|s| PatternResult::of(s, window_s)).collect(),
+            workload: sc.workload.name(),
+            coordination: outcome.coordination.as_ref().map(|s| {
+                let seen = (c.requests_sent, c.requests_delivered, c.window_deliveries);
+                CoordResult::of(sc.workload, sc.agents, s, c.round_trips_measured, seen, window_s)
+            }),
             count_mode: matches!(sc.stop, Stop::Count { .. }),
             status,
         }
@@ -763,6 +778,8 @@ impl Summary {
             averaged_runs: ok.len() as u64,
             throughput_unit: if results.iter().any(|r| r.topology == "client") {
                 "answered HTTP requests per second"
+            } else if results.iter().any(|r| r.coordination.is_some()) {
+                "router deliveries per second (requests and replies each count; a publication once per recipient; a lock cycle or barrier pass once)"
             } else {
                 "router deliveries per second (requests and replies each count)"
             },

@@ -248,6 +248,7 @@ impl Part {
                 transport: crate::transport::Transport::Tcp,
                 protocol: crate::loadgen::Protocol::Native,
                 http: None,
+                workload: Default::default(),
                 interval: None,
                 slice: None,
             },

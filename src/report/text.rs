@@ -135,7 +135,53 @@ pub fn run_line(out: &mut dyn Write, index: usize, r: &RunResult) -> io::Result<
         }
         writeln!(out, "{line}")?;
     }
+    if let Some(c) = &r.coordination {
+        writeln!(out, "       {}", coordination_line(c))?;
+    }
     Ok(())
+}
+
+/// A coordination workload's own figures, on one line.
+fn coordination_line(c: &crate::loadgen::workload::CoordResult) -> String {
+    let mut line = format!(
+        "{}: {}/s done, per agent {}..{} (fairness {:.3})",
+        c.workload,
+        rate(c.ops_per_sec),
+        c.ops_per_agent_min,
+        c.ops_per_agent_max,
+        c.fairness
+    );
+    if let (Some(e), Some(a), Some(d), Some(l)) =
+        (c.fanout_expected, c.fanout_achieved, c.deliveries_per_sec, c.deliveries_lost)
+    {
+        line.push_str(&format!(
+            "; fan-out {a:.2} of {e}, {}/s deliveries, {l} lost; latency to the last recipient in the p50/p99 columns",
+            rate(d)
+        ));
+    }
+    if let (Some(locks), Some(h), Some(q), Some(x)) =
+        (c.locks, &c.hold_actual, c.lock_queued, c.holder_conflicts)
+    {
+        line.push_str(&format!(
+            "; {locks} locks, hold {} ms asked, p50 {} p99 {} ms held; {q} queued, {x} holder conflicts; wait for the grant in the p50/p99 columns",
+            ms(c.hold_ms.unwrap_or(0.0)),
+            ms(h.p50_ms),
+            ms(h.p99_ms)
+        ));
+    }
+    if let (Some(n), Some(rs), Some(t), Some(k)) =
+        (c.rounds, c.rounds_per_sec, &c.round_time, &c.release_skew)
+    {
+        line.push_str(&format!(
+            "; {n} rounds ({}/s), round p50 {} p99 {} ms, release skew p50 {} p99 {} ms",
+            rate(rs),
+            ms(t.p50_ms),
+            ms(t.p99_ms),
+            ms(k.p50_ms),
+            ms(k.p99_ms)
+        ));
+    }
+    line
 }
 
 /// The summary after the last run.

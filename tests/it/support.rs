@@ -197,6 +197,7 @@ pub fn scenario(
         interval: None,
         slice: None,
         http: None,
+        workload: Default::default(),
     }
 }
 

@@ -1,0 +1,613 @@
+//! Coordination workloads: what virtual agents do together besides request/reply.
+//!
+//! A workload decides what one *operation* of an agent is; the agent loop paces, books and
+//! accounts operations exactly as it does requests (one resolution per operation: done, an
+//! error by kind, or given up on). [`Workload::RequestReply`] is the loop's original operation.
+//!
+//! | workload      | one operation                                   | resolved when                  |
+//! |---------------|-------------------------------------------------|--------------------------------|
+//! | `fanout`      | publish to the agent's topic (`--subscribers`)  | its last subscriber has it     |
+//! | `broadcast`   | broadcast to every other agent of the run       | its last recipient has it      |
+//! | `locks`       | acquire one of `--locks`, hold `--hold`, release | the release is acknowledged    |
+//! | `barriers`    | enter the next round's barrier over all agents  | the barrier releases           |
+//!
+//! Some figures need more than one core's view: which subscriber was the last to get a
+//! publication, whether two agents held one lock at once, when a barrier round released its
+//! first and last agent. [`Coord`] is that shared view, one per run and process: atomics
+//! touched once per operation (never per message of request/reply), and one bounded channel per
+//! agent core that tells a publisher's core its publication was completed elsewhere.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::metrics::{histogram, LatencySummary};
+
+/// Most operations in flight per agent under `fanout` and `broadcast` (slots of the board).
+pub const FAN_WINDOW_MAX: u32 = 64;
+
+/// What the virtual agents do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Workload {
+    /// A request to a topology neighbour, answered by a reply.
+    #[default]
+    RequestReply,
+    /// Every agent publishes on its own topic; the next `subscribers` agents (in ring order)
+    /// subscribe to it.
+    Fanout {
+        /// Subscribers per topic (the fan-out factor).
+        subscribers: u32,
+    },
+    /// Every agent broadcasts to every other agent of the run.
+    Broadcast,
+    /// Agents contend for `locks` locks, each held for `hold` once granted.
+    Locks {
+        /// Locks contended for.
+        locks: u32,
+        /// How long a holder keeps a lock before releasing it.
+        hold: Duration,
+    },
+    /// Rounds of a barrier over all agents.
+    Barriers,
+}
+
+impl Workload {
+    /// Every name `--workload` takes.
+    pub const NAMES: [&'static str; 5] =
+        ["request-reply", "fanout", "broadcast", "locks", "barriers"];
+
+    /// The name in reports and on the command line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Workload::RequestReply => "request-reply",
+            Workload::Fanout { .. } => "fanout",
+            Workload::Broadcast => "broadcast",
+            Workload::Locks { .. } => "locks",
+            Workload::Barriers => "barriers",
+        }
+    }
+
+    /// Deliveries one operation makes in a run of `agents` agents.
+    pub fn deliveries_per_op(&self, agents: u32) -> u64 {
+        match self {
+            Workload::Fanout { subscribers } => u64::from(*subscribers),
+            Workload::Broadcast => u64::from(agents.saturating_sub(1)),
+            _ => 1,
+        }
+    }
+
+    /// Whether an agent runs one operation at a time (the window is 1 whatever was asked).
+    pub fn one_at_a_time(&self) -> bool {
+        matches!(self, Workload::Locks { .. } | Workload::Barriers)
+    }
+
+    /// Whether a publication fans out to several agents (the publish board is needed).
+    pub fn fans_out(&self) -> bool {
+        matches!(self, Workload::Fanout { .. } | Workload::Broadcast)
+    }
+
+    /// Whether the topology decides who gets an operation (only request/reply's does).
+    pub fn uses_topology(&self) -> bool {
+        matches!(self, Workload::RequestReply)
+    }
+}
+
+impl std::fmt::Display for Workload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Workload {
+    type Err = String;
+
+    /// A bare name; the parameters (`--subscribers`, `--locks`, `--hold`) are filled in by the
+    /// command line.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "request-reply" => Workload::RequestReply,
+            "fanout" => Workload::Fanout { subscribers: 0 },
+            "broadcast" => Workload::Broadcast,
+            "locks" => Workload::Locks { locks: 0, hold: Duration::ZERO },
+            "barriers" => Workload::Barriers,
+            other => {
+                return Err(format!(
+                    "unknown workload '{other}' (expected {})",
+                    Workload::NAMES.join(", ")
+                ))
+            }
+        })
+    }
+}
+
+/// A publication's board entry: `seq` (low 32 bits) in the high half, then the state.
+const CLOSED: u64 = 1 << 31;
+const DONE: u64 = 1 << 30;
+const REMAINING: u64 = DONE - 1;
+
+/// What a delivery did to its publication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivered {
+    /// Counted; others are still to come.
+    Counted,
+    /// This was the last: the publication is complete.
+    Completed,
+    /// The publication was already complete or given up (a late or surplus copy).
+    Stale,
+}
+
+/// A barrier round's shared figures.
+#[derive(Debug)]
+struct Round {
+    first_enter: AtomicU64,
+    /// Set once, by the first agent to see the release: the round's release time, and what
+    /// every agent of the round decides by (whether to enter the next one).
+    released_at: AtomicU64,
+    last_release: AtomicU64,
+    released: AtomicU32,
+}
+
+impl Round {
+    fn new() -> Round {
+        Round {
+            first_enter: AtomicU64::new(u64::MAX),
+            released_at: AtomicU64::new(u64::MAX),
+            last_release: AtomicU64::new(0),
+            released: AtomicU32::new(0),
+        }
+    }
+}
+
+/// What one barrier release tells its agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoundSeen {
+    /// When the round released (the first agent to see it): agents enter the next round when
+    /// this is before the end of sending, all of them or none.
+    pub released_at: u64,
+    /// This was the round's last release: `(round time, skew)` in ns, first entry to last
+    /// release and first release to last.
+    pub complete: Option<(u64, u64)>,
+}
+
+/// A message to an agent core from another: a publication of one of its agents is complete.
+#[derive(Debug, Clone, Copy)]
+pub struct Completed {
+    /// The publisher's index in its core.
+    pub local: u32,
+    /// The board slot.
+    pub slot: u8,
+    /// The publication's sequence number (low 32 bits).
+    pub seq: u32,
+}
+
+/// The view of a run that several agent cores share (see the module docs).
+#[derive(Debug)]
+pub struct Coord {
+    workload: Workload,
+    agents: u32,
+    /// Agents of each agent core, `(first global index, count)`, in core order.
+    spans: Vec<(u32, u32)>,
+    /// Each agent core's channel for [`Completed`].
+    done_tx: Vec<flume::Sender<Completed>>,
+    /// `fanout`/`broadcast`: per publisher, [`FAN_WINDOW_MAX`]-bounded slots.
+    board: Box<[AtomicU64]>,
+    slots_per_agent: u32,
+    /// `locks`: the agent id holding each lock as its agents see it, 0 when free.
+    holders: Box<[AtomicU32]>,
+    /// `barriers`: rounds `r` use entry `r % 4` (no two rounds four apart are ever open).
+    rounds: [Round; 4],
+}
+
+impl Coord {
+    /// The shared view of a run of `agents` agents split over `spans`, `window` operations in
+    /// flight per agent; returns it and each core's receiver of completions.
+    pub fn new(
+        workload: Workload,
+        agents: u32,
+        spans: Vec<(u32, u32)>,
+        window: u32,
+    ) -> (Coord, Vec<flume::Receiver<Completed>>) {
+        let slots_per_agent = if workload.fans_out() { window.clamp(1, FAN_WINDOW_MAX) } else { 0 };
+        let (mut done_tx, mut done_rx) = (Vec::new(), Vec::new());
+        for &(_, count) in &spans {
+            // Each publication is completed once: in flight at most count × window (and a few pokes).
+            let (tx, rx) = flume::bounded(count as usize * slots_per_agent as usize + 4);
+            done_tx.push(tx);
+            done_rx.push(rx);
+        }
+        let board_len = if workload.fans_out() { agents as usize * slots_per_agent as usize } else { 0 };
+        let locks = match workload {
+            Workload::Locks { locks, .. } => locks as usize,
+            _ => 0,
+        };
+        let coord = Coord {
+            workload,
+            agents,
+            spans,
+            done_tx,
+            board: (0..board_len).map(|_| AtomicU64::new(CLOSED)).collect(),
+            slots_per_agent,
+            holders: (0..locks).map(|_| AtomicU32::new(0)).collect(),
+            rounds: [Round::new(), Round::new(), Round::new(), Round::new()],
+        };
+        (coord, done_rx)
+    }
+
+    /// Agent core `core`'s channel, to wake its own side task.
+    pub fn poke(&self, core: usize) -> Option<flume::Sender<Completed>> {
+        self.done_tx.get(core).cloned()
+    }
+
+    /// The workload.
+    pub fn workload(&self) -> Workload {
+        self.workload
+    }
+
+    fn entry(&self, publisher: u32, slot: u8) -> Option<&AtomicU64> {
+        if u32::from(slot) >= self.slots_per_agent {
+            return None;
+        }
+        self.board.get(publisher as usize * self.slots_per_agent as usize + usize::from(slot))
+    }
+
+    /// Opens a publication of agent `publisher` (global index) in `slot`, expecting `fan`
+    /// deliveries. Done before it is sent.
+    pub fn open(&self, publisher: u32, slot: u8, seq: u32, fan: u64) {
+        if let Some(e) = self.entry(publisher, slot) {
+            e.store((u64::from(seq) << 32) | fan.min(REMAINING), Ordering::Release);
+        }
+    }
+
+    /// `k` recipients on one connection got publication `seq` of `publisher` in `slot`.
+    pub fn deliver(&self, publisher: u32, slot: u8, seq: u32, k: u64) -> Delivered {
+        let Some(e) = self.entry(publisher, slot) else { return Delivered::Stale };
+        let mut cur = e.load(Ordering::Acquire);
+        loop {
+            let (tag, state) = ((cur >> 32) as u32, cur & 0xffff_ffff);
+            if tag != seq || state & (CLOSED | DONE) != 0 {
+                return Delivered::Stale;
+            }
+            let left = (state & REMAINING).saturating_sub(k);
+            let next = (cur & !0xffff_ffff) | if left == 0 { DONE } else { left };
+            match e.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) if left == 0 => return Delivered::Completed,
+                Ok(_) => return Delivered::Counted,
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    /// The publisher's core closes a completed publication; false if it was already closed
+    /// (given up on after an error).
+    pub fn close_completed(&self, publisher: u32, slot: u8, seq: u32) -> bool {
+        let Some(e) = self.entry(publisher, slot) else { return false };
+        let done = (u64::from(seq) << 32) | DONE;
+        e.compare_exchange(done, (u64::from(seq) << 32) | CLOSED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// The publisher's core closes a publication the router refused a copy of; false if it
+    /// was already closed.
+    pub fn close_failed(&self, publisher: u32, slot: u8, seq: u32) -> bool {
+        let Some(e) = self.entry(publisher, slot) else { return false };
+        let mut cur = e.load(Ordering::Acquire);
+        loop {
+            if (cur >> 32) as u32 != seq || cur & CLOSED != 0 {
+                return false;
+            }
+            let next = (u64::from(seq) << 32) | CLOSED;
+            match e.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return true,
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    /// Tells the core of publisher `global` that its publication is complete.
+    pub fn notify(&self, global: u32, slot: u8, seq: u32) {
+        let Some(core) = self.spans.iter().position(|&(f, c)| global >= f && global < f + c) else {
+            return;
+        };
+        let local = global - self.spans[core].0;
+        // Bounded by the publications in flight: never full.
+        let _ = self.done_tx[core].try_send(Completed { local, slot, seq });
+    }
+
+    /// Agent `id` was granted lock `lock` (index): false if another agent held it as far as
+    /// the agents know (a mutual-exclusion violation).
+    pub fn grant(&self, lock: u32, id: u32) -> bool {
+        self.holders.get(lock as usize).is_none_or(|h| h.swap(id, Ordering::AcqRel) == 0)
+    }
+
+    /// Agent `id` gives lock `lock` back; done before the release is sent.
+    pub fn release(&self, lock: u32, id: u32) {
+        if let Some(h) = self.holders.get(lock as usize) {
+            let _ = h.compare_exchange(id, 0, Ordering::AcqRel, Ordering::Acquire);
+        }
+    }
+
+    /// An agent enters barrier round `round` at `now`.
+    pub fn enter(&self, round: u64, now: u64) {
+        self.rounds[(round % 4) as usize].first_enter.fetch_min(now, Ordering::AcqRel);
+    }
+
+    /// An agent saw round `round` release at `now`.
+    pub fn released(&self, round: u64, now: u64) -> RoundSeen {
+        let r = &self.rounds[(round % 4) as usize];
+        let released_at = match r.released_at.compare_exchange(
+            u64::MAX,
+            now,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => now,
+            Err(first) => first,
+        };
+        r.last_release.fetch_max(now, Ordering::AcqRel);
+        let seen = r.released.fetch_add(1, Ordering::AcqRel) + 1;
+        let complete = (seen >= self.agents).then(|| {
+            let first_enter = r.first_enter.load(Ordering::Acquire);
+            let last = r.last_release.load(Ordering::Acquire);
+            // The round is over for everyone: the entry is free for round + 4.
+            r.first_enter.store(u64::MAX, Ordering::Release);
+            r.last_release.store(0, Ordering::Release);
+            r.released.store(0, Ordering::Release);
+            r.released_at.store(u64::MAX, Ordering::Release);
+            (last.saturating_sub(first_enter), last.saturating_sub(released_at))
+        });
+        RoundSeen { released_at, complete }
+    }
+}
+
+/// A workload's own figures on one core, merged over cores.
+#[derive(Debug, Clone)]
+pub struct CoordStats {
+    /// Agents whose operations are counted.
+    pub agents: u64,
+    /// Measured operations done, summed over agents.
+    pub ops_sum: u64,
+    /// Sum of squares of each agent's measured operations (for Jain's fairness index).
+    pub ops_sum_sq: f64,
+    /// Fewest measured operations of one agent.
+    pub ops_min: u64,
+    /// Most measured operations of one agent.
+    pub ops_max: u64,
+    /// `locks`: requests that waited in a queue (`lock_queued`).
+    pub lock_queued: u64,
+    /// `locks`: grants to an agent while another still held the lock as far as the agents
+    /// know (a lease taken back under a holder, or a broken router); 0 in a sound run.
+    pub holder_conflicts: u64,
+    /// `locks`: how long holders held, grant received to release sent (ns).
+    pub hold: Histogram<u64>,
+    /// `barriers`: rounds completed (every agent released).
+    pub rounds: u64,
+    /// `barriers`: per round, first entry to last release (ns).
+    pub round_time: Histogram<u64>,
+    /// `barriers`: per round, first release to last (ns).
+    pub skew: Histogram<u64>,
+}
+
+impl Default for CoordStats {
+    fn default() -> Self {
+        CoordStats {
+            agents: 0,
+            ops_sum: 0,
+            ops_sum_sq: 0.0,
+            ops_min: u64::MAX,
+            ops_max: 0,
+            lock_queued: 0,
+            holder_conflicts: 0,
+            hold: histogram(),
+            rounds: 0,
+            round_time: histogram(),
+            skew: histogram(),
+        }
+    }
+}
+
+impl CoordStats {
+    /// Counts one agent's measured operations.
+    pub fn agent(&mut self, ops: u64) {
+        self.agents += 1;
+        self.ops_sum += ops;
+        self.ops_sum_sq += (ops as f64) * (ops as f64);
+        self.ops_min = self.ops_min.min(ops);
+        self.ops_max = self.ops_max.max(ops);
+    }
+
+    /// Adds another core's figures.
+    pub fn merge(&mut self, o: &CoordStats) {
+        self.agents += o.agents;
+        self.ops_sum += o.ops_sum;
+        self.ops_sum_sq += o.ops_sum_sq;
+        self.ops_min = self.ops_min.min(o.ops_min);
+        self.ops_max = self.ops_max.max(o.ops_max);
+        self.lock_queued += o.lock_queued;
+        self.holder_conflicts += o.holder_conflicts;
+        self.rounds += o.rounds;
+        // Same bounds everywhere: adding cannot fail.
+        let _ = self.hold.add(&o.hold);
+        let _ = self.round_time.add(&o.round_time);
+        let _ = self.skew.add(&o.skew);
+    }
+
+    /// Jain's fairness index of operations per agent: 1 when every agent did as many, 1/n when
+    /// one did them all.
+    pub fn fairness(&self) -> f64 {
+        if self.ops_sum_sq == 0.0 || self.agents == 0 {
+            return 1.0;
+        }
+        (self.ops_sum as f64).powi(2) / (self.agents as f64 * self.ops_sum_sq)
+    }
+}
+
+/// A workload's figures in the report (`results[].coordination`, `docs/REPORT.md`).
+#[derive(Debug, Clone, Serialize)]
+pub struct CoordResult {
+    /// The workload.
+    pub workload: &'static str,
+    /// Completed operations per second of the measured window (publications completed,
+    /// grants released, barrier passes).
+    pub ops_per_sec: f64,
+    /// Operations per agent: fewest, most, and Jain's fairness index (1 = even).
+    pub ops_per_agent_min: u64,
+    /// See `ops_per_agent_min`.
+    pub ops_per_agent_max: u64,
+    /// See `ops_per_agent_min`.
+    pub fairness: f64,
+    /// `fanout`/`broadcast`: deliveries expected per publication.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fanout_expected: Option<u64>,
+    /// `fanout`/`broadcast`: deliveries per publication achieved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fanout_achieved: Option<f64>,
+    /// `fanout`/`broadcast`: deliveries per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deliveries_per_sec: Option<f64>,
+    /// `fanout`/`broadcast`: deliveries missing (expected − delivered; refused copies included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deliveries_lost: Option<u64>,
+    /// `locks`: how many locks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locks: Option<u32>,
+    /// `locks`: the hold asked for, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold_ms: Option<f64>,
+    /// `locks`: the hold achieved (grant received to release sent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold_actual: Option<LatencySummary>,
+    /// `locks`: requests that had to queue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock_queued: Option<u64>,
+    /// `locks`: grants while another agent still held the lock (0 in a sound run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holder_conflicts: Option<u64>,
+    /// `barriers`: rounds completed, and per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rounds: Option<u64>,
+    /// See `rounds`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rounds_per_sec: Option<f64>,
+    /// `barriers`: first entry to last release, per round.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub round_time: Option<LatencySummary>,
+    /// `barriers`: first release to last, per round.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release_skew: Option<LatencySummary>,
+}
+
+impl CoordResult {
+    /// The report entry of `workload` from its figures; `ops` completed operations and
+    /// `deliveries` (expected, delivered) over a window of `window_s` seconds.
+    pub fn of(
+        workload: Workload,
+        agents: u32,
+        s: &CoordStats,
+        ops: u64,
+        (published, delivered, window_deliveries): (u64, u64, u64),
+        window_s: f64,
+    ) -> CoordResult {
+        let per_s = |n: u64| if window_s > 0.0 { n as f64 / window_s } else { 0.0 };
+        let fans = workload.fans_out();
+        let expected = workload.deliveries_per_op(agents);
+        let (locks, hold) = match workload {
+            Workload::Locks { locks, hold } => (Some(locks), Some(hold)),
+            _ => (None, None),
+        };
+        let barriers = workload == Workload::Barriers;
+        CoordResult {
+            workload: workload.name(),
+            ops_per_sec: per_s(ops),
+            ops_per_agent_min: if s.agents == 0 { 0 } else { s.ops_min },
+            ops_per_agent_max: s.ops_max,
+            fairness: s.fairness(),
+            fanout_expected: fans.then_some(expected),
+            fanout_achieved: fans
+                .then(|| if published == 0 { 0.0 } else { delivered as f64 / published as f64 }),
+            deliveries_per_sec: fans.then(|| per_s(window_deliveries)),
+            deliveries_lost: fans.then(|| (published * expected).saturating_sub(delivered)),
+            locks,
+            hold_ms: hold.map(|h| h.as_secs_f64() * 1e3),
+            hold_actual: locks.map(|_| LatencySummary::of(&s.hold)),
+            lock_queued: locks.map(|_| s.lock_queued),
+            holder_conflicts: locks.map(|_| s.holder_conflicts),
+            rounds: barriers.then_some(s.rounds),
+            rounds_per_sec: barriers.then(|| per_s(s.rounds)),
+            round_time: barriers.then(|| LatencySummary::of(&s.round_time)),
+            release_skew: barriers.then(|| LatencySummary::of(&s.skew)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_publication_completes_once_and_late_copies_are_stale() {
+        // Proves the board: three deliveries complete a fan-out of 3 once, a copy after that is
+        // stale, a reused slot ignores copies of its previous publication, and a publication
+        // given up on after an error cannot also complete.
+        let (c, rx) = Coord::new(Workload::Fanout { subscribers: 3 }, 4, vec![(0, 4)], 2);
+        c.open(1, 0, 7, 3);
+        assert_eq!(c.deliver(1, 0, 7, 2), Delivered::Counted);
+        assert_eq!(c.deliver(1, 0, 7, 1), Delivered::Completed);
+        assert_eq!(c.deliver(1, 0, 7, 1), Delivered::Stale);
+        c.notify(1, 0, 7);
+        let done = rx[0].try_recv().expect("a completion for the publisher's core");
+        assert_eq!((done.local, done.slot, done.seq), (1, 0, 7));
+        assert!(c.close_completed(1, 0, 7));
+        assert!(!c.close_failed(1, 0, 7), "closed already");
+        c.open(1, 0, 9, 3);
+        assert_eq!(c.deliver(1, 0, 7, 1), Delivered::Stale, "a copy of the slot's last publication");
+        assert!(c.close_failed(1, 0, 9));
+        assert_eq!(c.deliver(1, 0, 9, 3), Delivered::Stale);
+        assert!(!c.close_completed(1, 0, 9));
+        assert_eq!(c.deliver(1, 5, 9, 1), Delivered::Stale, "no such slot");
+    }
+
+    #[test]
+    fn a_barrier_round_reports_once_with_its_skew() {
+        // Proves the round figures: the last of 3 releases reports first entry to last release
+        // and first release to last; every agent sees the same release time; the entry is
+        // reset for the round four later.
+        let (c, _) = Coord::new(Workload::Barriers, 3, vec![(0, 3)], 1);
+        for t in [100, 90, 120] {
+            c.enter(5, t);
+        }
+        let a = c.released(5, 1_000);
+        let b = c.released(5, 1_050);
+        let last = c.released(5, 1_010);
+        assert_eq!((a.released_at, b.released_at, last.released_at), (1_000, 1_000, 1_000));
+        assert_eq!((a.complete, b.complete), (None, None));
+        assert_eq!(last.complete, Some((1_050 - 90, 50)));
+        c.enter(9, 2_000);
+        assert_eq!(c.released(9, 2_100).released_at, 2_100, "round 9 starts afresh");
+    }
+
+    #[test]
+    fn a_grant_over_a_holder_is_a_conflict() {
+        // Proves the holder check: a grant while another agent holds is a conflict; after a
+        // release the next grant is clean; a stale release does not free another's lock.
+        let (c, _) = Coord::new(Workload::Locks { locks: 2, hold: Duration::ZERO }, 3, vec![(0, 3)], 1);
+        assert!(c.grant(1, 10));
+        assert!(!c.grant(1, 11), "10 still holds it");
+        c.release(1, 10);
+        assert!(!c.grant(1, 12), "10's release did not free 11's hold");
+        c.release(1, 12);
+        assert!(c.grant(1, 10));
+    }
+
+    #[test]
+    fn fairness_is_one_when_even_and_one_over_n_when_one_does_all() {
+        let mut even = CoordStats::default();
+        (0..4).for_each(|_| even.agent(10));
+        assert!((even.fairness() - 1.0).abs() < 1e-9);
+        let mut one = CoordStats::default();
+        one.agent(40);
+        (0..3).for_each(|_| one.agent(0));
+        assert!((one.fairness() - 0.25).abs() < 1e-9);
+    }
+}
