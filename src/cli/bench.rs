@@ -302,11 +302,20 @@ impl TryFrom<BenchArgs> for BenchConfig {
                 bail!("--locks must be at least 1");
             }
         }
-        if workloads.contains(&Workload::Barriers) && (a.rate.is_some() || a.find_max_rate || a.intervals.as_deref().is_some_and(|i| i.split(',').any(|m| m.trim() != "0"))) {
+        if workloads.contains(&Workload::Barriers)
+            && (a.rate.is_some()
+                || a.find_max_rate
+                || a.intervals.as_deref().is_some_and(|i| i.split(',').any(|m| m.trim() != "0")))
+        {
             bail!("--workload barriers runs closed loop (a round begins when the last one released): drop --rate, --intervals and --find-max-rate");
         }
-        if workloads.iter().any(Workload::fans_out) && a.window > crate::loadgen::workload::FAN_WINDOW_MAX {
-            bail!("--window: at most {} with --workload fanout or broadcast", crate::loadgen::workload::FAN_WINDOW_MAX);
+        if workloads.iter().any(Workload::fans_out)
+            && a.window > crate::loadgen::workload::FAN_WINDOW_MAX
+        {
+            bail!(
+                "--window: at most {} with --workload fanout or broadcast",
+                crate::loadgen::workload::FAN_WINDOW_MAX
+            );
         }
         let (pacings, intervals, rates) = match (&a.intervals, &a.rate) {
             (Some(spec), _) => {
@@ -593,9 +602,9 @@ impl BenchConfig {
         for (workload, topology) in shapes {
             for &agents in &self.agents {
                 let workload = match workload {
-                    Workload::Fanout { subscribers } => {
-                        Workload::Fanout { subscribers: subscribers.min(agents.saturating_sub(1)).max(1) }
-                    }
+                    Workload::Fanout { subscribers } => Workload::Fanout {
+                        subscribers: subscribers.min(agents.saturating_sub(1)).max(1),
+                    },
                     w => w,
                 };
                 for &stop in &self.stops {

@@ -435,7 +435,9 @@ impl Book {
             return None;
         }
         let intended = match self.cfg.pacing {
-            Pacing::Closed { .. } if self.as_of_ns.unwrap_or(self.now_ns) >= self.schedule.end_ns => {
+            Pacing::Closed { .. }
+                if self.as_of_ns.unwrap_or(self.now_ns) >= self.schedule.end_ns =>
+            {
                 return None
             }
             Pacing::Closed { .. } => self.now_ns,
@@ -463,7 +465,9 @@ impl Book {
             Workload::Fanout { .. } => self.cfg.id_base + global,
             Workload::Broadcast => self.cfg.id_base,
             // Agents start on different locks and walk through them all.
-            Workload::Locks { locks, .. } => ((u64::from(global) + seq) % u64::from(locks.max(1))) as u32,
+            Workload::Locks { locks, .. } => {
+                ((u64::from(global) + seq) % u64::from(locks.max(1))) as u32
+            }
             // The round.
             Workload::Barriers => seq as u32,
         };

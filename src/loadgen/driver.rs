@@ -298,7 +298,8 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
                 let core = Core { index, shared, start: start_rx, ready, result, side };
                 match (core.shared.protocol, coord) {
                     (Protocol::Native, Some(coord)) => {
-                        let poke = coord.workload().one_at_a_time().then(|| coord.poke(i)).flatten();
+                        let poke =
+                            coord.workload().one_at_a_time().then(|| coord.poke(i)).flatten();
                         let native = Native::with_coord(&cfg, coord, poke);
                         core.run(Group::new(cfg.clone(), native)).await
                     }

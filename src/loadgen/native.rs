@@ -252,8 +252,7 @@ impl Native {
 
     /// A publication reached this connection's agents.
     fn on_publication(&mut self, conn: usize, env: &Envelope<'_>, book: &mut Book) {
-        let (Some(publisher), Some(co)) = (env.sender.0.checked_sub(self.id_base), &self.co)
-        else {
+        let (Some(publisher), Some(co)) = (env.sender.0.checked_sub(self.id_base), &self.co) else {
             return book.unexpected();
         };
         let k = self.recipients(conn, publisher);
@@ -277,7 +276,8 @@ impl Native {
         let now = book.now_ns();
         match ctl {
             Control::LockGranted(g) => {
-                let (Some(local), Some(co)) = (self.local_of(g.agent_id.0), self.co.as_mut()) else {
+                let (Some(local), Some(co)) = (self.local_of(g.agent_id.0), self.co.as_mut())
+                else {
                     return book.unexpected();
                 };
                 let op = &mut co.ops[local];
@@ -418,7 +418,9 @@ impl Native {
     fn on_message(&mut self, conn: usize, msg: Message<'_>, book: &mut Book) {
         if self.co.is_some() {
             match msg {
-                Message::Data(env) if matches!(env.kind, DataKind::Publish | DataKind::Broadcast) => {
+                Message::Data(env)
+                    if matches!(env.kind, DataKind::Publish | DataKind::Broadcast) =>
+                {
                     return self.on_publication(conn, &env, book)
                 }
                 Message::Control(ctl) if !book.registering() => {
@@ -457,8 +459,7 @@ impl Native {
                 let measured = env.correlation_id & MEASURED_BIT != 0;
                 let sent = env.timestamp_ns;
                 let stamps = (stamp(env.payload, 0), stamp(env.payload, 8));
-                if let Some(local) = book.reply_delivered(env.to, stamps, sent, measured)
-                {
+                if let Some(local) = book.reply_delivered(env.to, stamps, sent, measured) {
                     book.send_from(local, |conn, r| self.request(conn, r));
                 }
             }

@@ -217,7 +217,8 @@ impl Coord {
             done_tx.push(tx);
             done_rx.push(rx);
         }
-        let board_len = if workload.fans_out() { agents as usize * slots_per_agent as usize } else { 0 };
+        let board_len =
+            if workload.fans_out() { agents as usize * slots_per_agent as usize } else { 0 };
         let locks = match workload {
             Workload::Locks { locks, .. } => locks as usize,
             _ => 0,
@@ -284,8 +285,13 @@ impl Coord {
     pub fn close_completed(&self, publisher: u32, slot: u8, seq: u32) -> bool {
         let Some(e) = self.entry(publisher, slot) else { return false };
         let done = (u64::from(seq) << 32) | DONE;
-        e.compare_exchange(done, (u64::from(seq) << 32) | CLOSED, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+        e.compare_exchange(
+            done,
+            (u64::from(seq) << 32) | CLOSED,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .is_ok()
     }
 
     /// The publisher's core closes a publication the router refused a copy of; false if it
@@ -524,8 +530,13 @@ impl CoordResult {
             ops_per_agent_max: s.ops_max,
             fairness: s.fairness(),
             fanout_expected: fans.then_some(expected),
-            fanout_achieved: fans
-                .then(|| if published == 0 { 0.0 } else { delivered as f64 / published as f64 }),
+            fanout_achieved: fans.then(|| {
+                if published == 0 {
+                    0.0
+                } else {
+                    delivered as f64 / published as f64
+                }
+            }),
             deliveries_per_sec: fans.then(|| per_s(window_deliveries)),
             deliveries_lost: fans.then(|| (published * expected).saturating_sub(delivered)),
             locks,
@@ -561,7 +572,11 @@ mod tests {
         assert!(c.close_completed(1, 0, 7));
         assert!(!c.close_failed(1, 0, 7), "closed already");
         c.open(1, 0, 9, 3);
-        assert_eq!(c.deliver(1, 0, 7, 1), Delivered::Stale, "a copy of the slot's last publication");
+        assert_eq!(
+            c.deliver(1, 0, 7, 1),
+            Delivered::Stale,
+            "a copy of the slot's last publication"
+        );
         assert!(c.close_failed(1, 0, 9));
         assert_eq!(c.deliver(1, 0, 9, 3), Delivered::Stale);
         assert!(!c.close_completed(1, 0, 9));
@@ -591,7 +606,8 @@ mod tests {
     fn a_grant_over_a_holder_is_a_conflict() {
         // Proves the holder check: a grant while another agent holds is a conflict; after a
         // release the next grant is clean; a stale release does not free another's lock.
-        let (c, _) = Coord::new(Workload::Locks { locks: 2, hold: Duration::ZERO }, 3, vec![(0, 3)], 1);
+        let (c, _) =
+            Coord::new(Workload::Locks { locks: 2, hold: Duration::ZERO }, 3, vec![(0, 3)], 1);
         assert!(c.grant(1, 10));
         assert!(!c.grant(1, 11), "10 still holds it");
         c.release(1, 10);

@@ -13,6 +13,7 @@ mod router;
 mod support;
 mod targets;
 mod wire;
+mod workloads;
 
 /// The layers, lowest first; a module may name only modules of its own layer or below.
 const LAYERS: &[&[&str]] = &[

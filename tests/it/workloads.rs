@@ -1,0 +1,251 @@
+//! Coordination workloads (`--workload`) end to end against every router kind, with each one's
+//! invariants checked: one lock holder at a time, every barrier round releases every agent,
+//! every publication reaches every subscriber once, and the accounting closes.
+
+use std::time::Duration;
+
+use a2a_bench::loadgen::workload::CoordStats;
+use a2a_bench::loadgen::{self, Outcome, Pacing, Stop, Topology, Workload};
+use a2a_bench::routers::RouterKind;
+use a2a_bench::transport::Transport;
+use serde_json::Value;
+
+use crate::support::{run_bin, scenario, slots, start, Setup};
+
+fn run(
+    kind: RouterKind,
+    w: Workload,
+    agents: u32,
+    per_conn: u32,
+    pacing: Pacing,
+    stop: Stop,
+    base: u32,
+) -> Outcome {
+    let r = start(Setup { kind, transport: Transport::Tcp }, 2, |_| {});
+    let mut sc = scenario(Topology::Mesh, agents, pacing, stop, base);
+    sc.workload = w;
+    sc.agents_per_conn = per_conn;
+    sc.agent_cores = slots(2);
+    let o = loadgen::run(&sc, r.addr(), None, None);
+    r.stop();
+    o
+}
+
+fn check_clean(what: &str, o: &Outcome) -> CoordStats {
+    let acct = o.accounting();
+    assert!(o.failures.is_empty(), "{what}: failures {:?}", o.failures);
+    assert!(acct.closed, "{what}: accounting does not close: {acct:?}");
+    assert_eq!(
+        acct.request_errors + acct.reply_errors + acct.unanswered,
+        0,
+        "{what}: {:?}",
+        o.counters
+    );
+    assert_eq!(o.counters.unexpected, 0, "{what}");
+    o.coordination.clone().unwrap_or_else(|| panic!("{what}: no coordination figures"))
+}
+
+#[test]
+fn locks_have_one_holder_at_a_time_and_hold_as_asked() {
+    // Proves `locks` against every router kind: 9 agents on 3 locks, 60 cycles each, hold
+    // 0.5 ms: every agent gets exactly its 60 grants (fairness 1), no grant ever reaches an agent
+    // while another still holds the lock, requests queue behind holders, every hold lasts at
+    // least what was asked, and each cycle counts once.
+    let hold = Duration::from_micros(500);
+    for (i, kind) in RouterKind::ALL.into_iter().enumerate() {
+        let w = Workload::Locks { locks: 3, hold };
+        let stop = Stop::Count { per_agent: 60 };
+        let o = run(
+            kind,
+            w,
+            9,
+            1 + i as u32,
+            Pacing::Closed { window: 8 },
+            stop,
+            40_000 + i as u32 * 1_000,
+        );
+        let what = format!("locks on {kind:?}");
+        let s = check_clean(&what, &o);
+        assert_eq!(s.holder_conflicts, 0, "{what}");
+        assert_eq!((s.agents, s.ops_min, s.ops_max), (9, 60, 60), "{what}");
+        assert!(s.lock_queued > 0, "{what}: 9 agents on 3 locks never queued");
+        assert_eq!(
+            s.hold.len(),
+            o.counters.requests_sent,
+            "{what}: a hold per grant, warm-up included"
+        );
+        assert!(s.hold.min() >= hold.as_nanos() as u64, "{what}: a hold of {} ns", s.hold.min());
+        assert_eq!(o.counters.round_trips_measured, 9 * 60, "{what}: a measured wait per grant");
+        assert_eq!(o.counters.replies_delivered, o.counters.requests_sent, "{what}");
+    }
+}
+
+#[test]
+fn every_barrier_round_releases_every_agent() {
+    // Proves `barriers` against every router kind: 7 agents, 80 rounds each, agents sharing
+    // connections on two agent cores: every agent passes every round, 80 measured rounds
+    // complete, each with a round time at least its release skew.
+    for (i, kind) in RouterKind::ALL.into_iter().enumerate() {
+        let stop = Stop::Count { per_agent: 80 };
+        let o = run(
+            kind,
+            Workload::Barriers,
+            7,
+            2,
+            Pacing::Closed { window: 1 },
+            stop,
+            50_000 + i as u32 * 1_000,
+        );
+        let what = format!("barriers on {kind:?}");
+        let s = check_clean(&what, &o);
+        assert_eq!((s.ops_min, s.ops_max), (80, 80), "{what}");
+        assert_eq!(s.rounds, 80, "{what}");
+        assert_eq!(s.round_time.len(), 80, "{what}");
+        assert!(s.round_time.max() >= s.skew.max(), "{what}");
+    }
+}
+
+#[test]
+fn barrier_rounds_end_together_in_duration_mode() {
+    // Proves the end of a timed barrier run: every agent decides by the round's release time
+    // whether to enter the next round, so no agent is left waiting at a round the others never
+    // entered (which would stall the drain) and all agents pass as many rounds.
+    let stop = Stop::Duration(Duration::from_millis(300));
+    let o = run(
+        RouterKind::Glommio,
+        Workload::Barriers,
+        6,
+        1,
+        Pacing::Closed { window: 1 },
+        stop,
+        57_000,
+    );
+    let s = check_clean("timed barriers", &o);
+    assert!(s.rounds > 10, "{} rounds", s.rounds);
+    assert_eq!(s.ops_min, s.ops_max, "every agent passed as many rounds");
+}
+
+#[test]
+fn every_publication_reaches_every_subscriber_once() {
+    // Proves `fanout` and `broadcast` against every router kind, closed and open loop, agents
+    // sharing connections (one copy per connection reaches several subscribers) across two
+    // router shards: deliveries = publications × fan-out exactly, nothing lost, every
+    // publication completed once, latency to the last recipient recorded per publication.
+    for (i, kind) in RouterKind::ALL.into_iter().enumerate() {
+        for (j, w) in
+            [Workload::Fanout { subscribers: 3 }, Workload::Broadcast].into_iter().enumerate()
+        {
+            let base = 60_000 + (i * 2 + j) as u32 * 1_000;
+            let o = run(
+                kind,
+                w,
+                10,
+                3,
+                Pacing::Closed { window: 4 },
+                Stop::Count { per_agent: 200 },
+                base,
+            );
+            let what = format!("{w} on {kind:?}");
+            let s = check_clean(&what, &o);
+            let fan = w.deliveries_per_op(10);
+            assert_eq!(o.counters.requests_delivered, o.counters.requests_sent * fan, "{what}");
+            assert_eq!(o.counters.replies_delivered, o.counters.requests_sent, "{what}");
+            assert_eq!(o.counters.round_trips_measured, 10 * 200, "{what}");
+            assert_eq!((s.ops_min, s.ops_max), (200, 200), "{what}");
+            assert_eq!(o.latencies.one_way.len(), 10 * 200 * fan, "{what}: one-way per recipient");
+
+            let open = Pacing::Open { rate: 4_000.0, window: 8 };
+            let o =
+                run(kind, w, 10, 3, open, Stop::Duration(Duration::from_millis(300)), base + 500);
+            check_clean(&format!("{what}, open loop"), &o);
+            assert_eq!(o.counters.requests_delivered, o.counters.requests_sent * fan, "{what}");
+        }
+    }
+}
+
+#[test]
+fn the_command_line_runs_each_workload_and_reports_its_figures() {
+    // Proves `--workload` as a grid dimension: one run per workload (none per topology for the
+    // coordination ones), each reported with its own figures; and its mistakes get one line.
+    let out = std::env::temp_dir().join(format!("a2a-workloads-{}.json", std::process::id()));
+    let o = run_bin(
+        &[
+            "--agents",
+            "6",
+            "--messages",
+            "50",
+            "--repeat",
+            "1",
+            "--warmup",
+            "0.1",
+            "--topologies",
+            "ring,star",
+            "--workload",
+            "request-reply,fanout,broadcast,locks,barriers",
+            "--subscribers",
+            "2",
+            "--locks",
+            "2",
+            "--hold",
+            "0.2",
+            "--cores",
+            "0-1",
+            "--output",
+            out.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    for needle in [
+        "fanout: ",
+        "fan-out 2.00 of 2",
+        "broadcast: ",
+        "fan-out 5.00 of 5",
+        "0 holder conflicts",
+        "50 rounds",
+    ] {
+        assert!(stdout.contains(needle), "no '{needle}' in:\n{stdout}");
+    }
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let runs = report["results"].as_array().unwrap();
+    let shapes: Vec<(&str, &str)> = runs
+        .iter()
+        .map(|r| (r["workload"].as_str().unwrap(), r["topology"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        shapes,
+        [
+            ("request-reply", "ring"),
+            ("request-reply", "star"),
+            ("fanout", "fanout"),
+            ("broadcast", "broadcast"),
+            ("locks", "locks"),
+            ("barriers", "barriers")
+        ]
+    );
+    for r in runs {
+        assert_eq!(r["accounting"]["closed"], true, "{r}");
+    }
+    assert_eq!(runs[4]["coordination"]["holder_conflicts"], 0);
+    assert_eq!(runs[4]["coordination"]["locks"], 2);
+    assert_eq!(runs[5]["coordination"]["rounds"], 50);
+    assert_eq!(runs[2]["coordination"]["deliveries_lost"], 0);
+    assert!(runs[0].get("coordination").is_none());
+    let _ = std::fs::remove_file(&out);
+
+    for (args, needle) in [
+        (&["--workload", "gossip"][..], "--workload: 'gossip': unknown workload"),
+        (&["--workload", "barriers", "--rate", "100"][..], "--workload barriers runs closed loop"),
+        (
+            &["--workload", "locks", "--protocol", "json"][..],
+            "--workload locks: only the native protocol",
+        ),
+        (&["--workload", "fanout", "--window", "65"][..], "--window: at most 64"),
+    ] {
+        let o = run_bin(args, Duration::from_secs(20));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(needle), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    }
+}
