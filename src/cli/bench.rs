@@ -786,7 +786,7 @@ impl Session<'_> {
     /// unreachable or wrong: every other run would fail the same way), with why.
     pub(super) fn run(&mut self, spec: &RunSpec) -> Result<RunResult, String> {
         let sc = &spec.scenario;
-        let label = format!("{} × {} {}", sc.topology, sc.agents, describe_pacing(sc));
+        let label = format!("{} × {} {}", sc.shape(), sc.agents, describe_pacing(sc));
         self.progress.set_message(label.clone());
         let progress = self.progress.clone();
         let mut live = |iv: &loadgen::Interval| {
@@ -853,7 +853,7 @@ fn hlog_name(i: usize, sc: &Scenario) -> String {
         Pacing::Closed { window } => format!("closed-w{window}"),
         Pacing::Open { rate, window } => format!("open-{rate:.0}-w{window}"),
     };
-    format!("run-{:03}-{}-{}-{pacing}.hlog", i + 1, sc.topology.name(), sc.agents)
+    format!("run-{:03}-{}-{}-{pacing}.hlog", i + 1, sc.shape(), sc.agents)
 }
 
 /// Runs the grid described by `args`.
@@ -1103,7 +1103,7 @@ pub fn busy_warning(i: usize, others: Option<f64>) {
 /// The pacing of a scenario in words: `closed w16`, `open 10.0 k/s w16`, with `× 100` per
 /// agent in count mode.
 pub fn describe_pacing(sc: &Scenario) -> String {
-    let pacing = match sc.pacing {
+    let pacing = match sc.effective_pacing() {
         Pacing::Closed { window } => format!("closed w{window}"),
         Pacing::Open { rate, window } => format!("open {}/s w{window}", report::text::rate(rate)),
     };

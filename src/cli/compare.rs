@@ -355,8 +355,8 @@ fn compare_one(
             p99_ratios.insert(key, reference.p99_ms / m.p99_ms);
         }
     }
-    let pacing = pacing_label(first.pacing);
-    let _ = writeln!(out, "\n{} × {} agents, {}", first.topology, first.agents, pacing);
+    let pacing = pacing_label(first.effective_pacing());
+    let _ = writeln!(out, "\n{} × {} agents, {}", first.shape(), first.agents, pacing);
     for name in names {
         let m = &per_router[name];
         let ratio = if name == &names[0] {
@@ -394,7 +394,7 @@ fn compare_one(
         );
     }
     Row {
-        topology: first.topology.name().into(),
+        topology: first.shape().into(),
         agents: first.agents,
         pacing,
         per_router,

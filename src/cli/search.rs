@@ -49,7 +49,8 @@ pub(super) fn find_max_rate(
     let window = match spec.scenario.pacing {
         Pacing::Closed { window } | Pacing::Open { window, .. } => window,
     };
-    let name = format!("{} × {} w{window}", spec.scenario.topology, spec.scenario.agents);
+    let shown = spec.scenario.workload.window(window);
+    let name = format!("{} × {} w{shown}", spec.scenario.shape(), spec.scenario.agents);
     let mut closed = spec.clone();
     closed.scenario.pacing = Pacing::Closed { window };
     let first = session.run(&closed)?;
@@ -161,7 +162,7 @@ fn run_step(
         s.scenario.id_base = 1 + ((results.len() as u32 + 7) % 2000) * (1 << 21);
         session.progress.set_message(format!(
             "{} × {} {}",
-            s.scenario.topology,
+            s.scenario.shape(),
             s.scenario.agents,
             describe_pacing(&s.scenario)
         ));

@@ -26,7 +26,7 @@ use super::http::Http;
 use super::json::Json;
 use super::link::{connect, within, AgentStream};
 use super::native::Native;
-use super::workload::{Completed, Coord, CoordStats, Workload, FAN_WINDOW_MAX};
+use super::workload::{Completed, Coord, CoordStats};
 use super::{Hooks, Interrupt, Interval, Outcome, Pacing, Protocol, Scenario, Stop};
 use crate::clock;
 use crate::metrics::Latencies;
@@ -245,11 +245,7 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
     };
     // Locks and barriers: one operation at a time per agent; fan-outs: at most the board's
     // slots.
-    let pacing = match (scenario.pacing, scenario.workload) {
-        (p, w) if w.uses_topology() => p,
-        (Pacing::Closed { window }, w) => Pacing::Closed { window: window_for(w, window) },
-        (Pacing::Open { rate, window }, w) => Pacing::Open { rate, window: window_for(w, window) },
-    };
+    let pacing = scenario.effective_pacing();
     let window = match pacing {
         Pacing::Closed { window } | Pacing::Open { window, .. } => window,
     };
@@ -871,17 +867,6 @@ async fn side<A: Adapter>(group: Rc<RefCell<Group<A>>>, rx: flume::Receiver<Comp
         while let Ok(m) = rx.try_recv() {
             g.on_side(Some(m), now);
         }
-    }
-}
-
-/// The window an agent of workload `w` may use when `asked` was asked.
-fn window_for(w: Workload, asked: u32) -> u32 {
-    if w.one_at_a_time() {
-        1
-    } else if w.fans_out() {
-        asked.clamp(1, FAN_WINDOW_MAX)
-    } else {
-        asked
     }
 }
 

@@ -114,6 +114,29 @@ pub struct Scenario {
     pub workload: Workload,
 }
 
+impl Scenario {
+    /// What the run's shape is called in reports: the topology, or the workload for those
+    /// without one.
+    pub fn shape(&self) -> &'static str {
+        if self.workload.uses_topology() {
+            self.topology.name()
+        } else {
+            self.workload.name()
+        }
+    }
+
+    /// The pacing the agents use: the workload may narrow the window (locks and barriers run
+    /// one operation at a time).
+    pub fn effective_pacing(&self) -> Pacing {
+        match self.pacing {
+            Pacing::Closed { window } => Pacing::Closed { window: self.workload.window(window) },
+            Pacing::Open { rate, window } => {
+                Pacing::Open { rate, window: self.workload.window(window) }
+            }
+        }
+    }
+}
+
 /// The protocol virtual agents speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Protocol {

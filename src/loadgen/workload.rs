@@ -83,6 +83,18 @@ impl Workload {
         matches!(self, Workload::Locks { .. } | Workload::Barriers)
     }
 
+    /// The window an agent uses when `asked` was asked: 1 for locks and barriers, at most the
+    /// board's slots for fan-outs.
+    pub fn window(&self, asked: u32) -> u32 {
+        if self.one_at_a_time() {
+            1
+        } else if self.fans_out() {
+            asked.clamp(1, FAN_WINDOW_MAX)
+        } else {
+            asked
+        }
+    }
+
     /// Whether a publication fans out to several agents (the publish board is needed).
     pub fn fans_out(&self) -> bool {
         matches!(self, Workload::Fanout { .. } | Workload::Broadcast)

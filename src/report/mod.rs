@@ -596,7 +596,7 @@ impl RunResult {
         let per_s = |n: u64| if window_s > 0.0 { n as f64 / window_s } else { 0.0 };
         let c = &outcome.counters;
         let errors = c.errors_by_kind();
-        let (mode, window, rate) = match sc.pacing {
+        let (mode, window, rate) = match sc.effective_pacing() {
             Pacing::Closed { window } => ("closed", window, None),
             Pacing::Open { rate, window } => ("open", window, Some(rate)),
         };
@@ -657,11 +657,7 @@ impl RunResult {
             agent_count: sc.agents,
             message_count,
             messages_per_agent,
-            topology: if sc.workload.uses_topology() {
-                sc.topology.name().into()
-            } else {
-                sc.workload.name().into()
-            },
+            topology: sc.shape().into(),
             message_interval_ms: spec.interval_ms.unwrap_or(0),
             repeat: spec.repeat,
             success: failure.is_empty(),
