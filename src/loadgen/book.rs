@@ -89,8 +89,9 @@ pub struct Book {
     pub(super) stopped: bool,
     pub(super) now_ns: u64,
     /// Set while an adapter books as of an earlier time than now: closed loop then sends if
-    /// that time is before the end of sending (every agent of a barrier round decides by the
-    /// round's release time, so all enter the next round or none does).
+    /// that time is before the end of sending, and takes it as the intended time (every agent
+    /// of a barrier round decides by the round's release time, so all enter the next round or
+    /// none does, and all of that round is measured or none of it).
     pub(super) as_of_ns: Option<u64>,
     /// Woken when something the shell waits for happens (acks, a lost connection, drained).
     pub(super) monitor: Option<Waker>,
@@ -440,7 +441,9 @@ impl Book {
             {
                 return None
             }
-            Pacing::Closed { .. } => self.now_ns,
+            // A barrier round's agents enter the next round as of its release: all of them
+            // measured, or none.
+            Pacing::Closed { .. } => self.as_of_ns.unwrap_or(self.now_ns),
             Pacing::Open { .. } if a.owed == 0 => return None,
             Pacing::Open { .. } => {
                 self.intended_ns(a.sent * u64::from(self.cfg.count) + local as u64)
@@ -449,7 +452,9 @@ impl Book {
         let measured = intended >= self.schedule.measure_ns;
         let c = &mut self.counters;
         c.requests_sent += 1;
-        c.late_sends += u64::from(self.now_ns.saturating_sub(intended) > self.cfg.late_after_ns);
+        let open = matches!(self.cfg.pacing, Pacing::Open { .. });
+        c.late_sends +=
+            u64::from(open && self.now_ns.saturating_sub(intended) > self.cfg.late_after_ns);
         if self.now_ns >= self.schedule.measure_ns && self.now_ns < self.schedule.end_ns {
             c.requests_sent_in_window += 1;
         }

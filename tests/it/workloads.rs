@@ -74,7 +74,9 @@ fn locks_have_one_holder_at_a_time_and_hold_as_asked() {
             o.counters.requests_sent,
             "{what}: a hold per grant, warm-up included"
         );
-        assert!(s.hold.min() >= hold.as_nanos() as u64, "{what}: a hold of {} ns", s.hold.min());
+        // The histogram keeps 3 significant digits: compare the top of the lowest bucket.
+        let shortest = s.hold.highest_equivalent(s.hold.min());
+        assert!(shortest >= hold.as_nanos() as u64, "{what}: a hold of {shortest} ns");
         assert_eq!(o.counters.round_trips_measured, 9 * 60, "{what}: a measured wait per grant");
         assert_eq!(o.counters.replies_delivered, o.counters.requests_sent, "{what}");
     }
