@@ -47,7 +47,8 @@ pub struct BenchArgs {
     /// locks: how many locks the agents contend for.
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub(super) locks: u32,
-    /// locks: how long a holder keeps a lock once granted, in ms.
+    /// locks: how long a holder keeps a lock once granted; churn: how long a passing agent
+    /// stays once its message is answered; in ms.
     #[arg(long, value_name = "MS", default_value = "1", value_parser = parse_secs_ms)]
     pub(super) hold: Duration,
     /// Open loop: milliseconds between one agent's requests, per run; 0 is closed loop (send
@@ -287,6 +288,7 @@ impl TryFrom<BenchArgs> for BenchConfig {
                 .map(|w| match w {
                     Workload::Fanout { .. } => Workload::Fanout { subscribers: a.subscribers },
                     Workload::Locks { .. } => Workload::Locks { locks: a.locks, hold: a.hold },
+                    Workload::Churn { .. } => Workload::Churn { stay: a.hold },
                     other => other,
                 })
                 .collect();
@@ -300,6 +302,12 @@ impl TryFrom<BenchArgs> for BenchConfig {
             }
             if a.locks == 0 {
                 bail!("--locks must be at least 1");
+            }
+        }
+        let churn = workloads.iter().any(|w| matches!(w, Workload::Churn { .. }));
+        if churn {
+            if let Some(&n) = agents.iter().find(|&&n| n > crate::loadgen::native::JOIN_OFFSET) {
+                bail!("--agents: {n} is above {} with --workload churn (each agent has a second, passing identity)", crate::loadgen::native::JOIN_OFFSET);
             }
         }
         if workloads.contains(&Workload::Barriers)

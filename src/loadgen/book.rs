@@ -475,6 +475,8 @@ impl Book {
             }
             // The round.
             Workload::Barriers => seq as u32,
+            // Decided by discovery.
+            Workload::Churn { .. } => 0,
         };
         a.sent += 1;
         a.owed = a.owed.saturating_sub(1);

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use super::group::{About, Adapter, Book, ErrorKind, GroupConfig, Outgoing, REPLY_BIT};
 use super::group::{MEASURED_BIT, STAMP_BYTES};
 use super::workload::{Completed, Coord, CoordStats, Delivered, Workload};
-use crate::wire::control::{BarrierEnter, LockRelease, LockRequest, Register};
+use crate::wire::control::{
+    BarrierEnter, Discover, LockRelease, LockRequest, Register, Unregister,
+};
 use crate::wire::{
     decode_frame, AgentId, BarrierId, BufferPool, Compression, Control, DataKind, Envelope,
     ErrorCode, FrameBuf, Limits, LockId, Message, TopicId,
@@ -22,6 +24,15 @@ const FRAME_BYTES: usize = 64 << 10;
 const SLOT_SHIFT: u32 = 40;
 /// The request id of a lock release: this bit and the agent id.
 const RELEASE_BIT: u64 = 1 << 61;
+/// `churn`: the request ids of a join, a leave and a discovery: a bit and the passing id.
+const JOIN_BIT: u64 = 1 << 59;
+const LEAVE_BIT: u64 = 1 << 60;
+const DISCOVER_BIT: u64 = 1 << 58;
+/// `churn`: an agent's passing identity is its id plus this (agents ≤ 2^20 under churn, and
+/// runs' id ranges are 2^21 apart).
+pub const JOIN_OFFSET: u32 = 1 << 20;
+/// `churn`: the capability passing agents register and discover by.
+const CHURN_CAPABILITY: &str = "churn";
 /// A [`Completed`] with this slot only wakes the core's side task (a new hold timer).
 pub(super) const POKE: u8 = u8::MAX;
 
@@ -40,6 +51,21 @@ struct Op {
     /// Fan-outs: board slots in use, and which of them are measured.
     used: u64,
     measured_slots: u64,
+    /// `churn`: the operation's message id, and the error it met (resolved when it has left).
+    message_id: u64,
+    failed: Option<u16>,
+}
+
+impl Coordination {
+    /// Agent `local`'s hold (a lock, a passing agent's stay) ends `hold_ns` after `now`.
+    fn start_timer(&mut self, now: u64, local: usize) {
+        if self.timers.is_empty() {
+            if let Some(p) = &self.poke {
+                let _ = p.try_send(Completed { local: 0, slot: POKE, seq: 0 });
+            }
+        }
+        self.timers.push_back((now + self.hold_ns, local as u32));
+    }
 }
 
 /// The coordination side of the adapter: per-agent operations, hold timers, own figures.
@@ -55,6 +81,8 @@ struct Coordination {
     hold_ns: u64,
     lease_ms: u32,
     fan: u64,
+    /// `churn`: passing agents online at the last discovery (pages start below it).
+    online: u32,
 }
 
 #[derive(Debug, Default)]
@@ -118,7 +146,7 @@ impl Native {
     ) -> Native {
         let mut n = Native::new(cfg);
         let hold = match cfg.workload {
-            Workload::Locks { hold, .. } => hold,
+            Workload::Locks { hold, .. } | Workload::Churn { stay: hold } => hold,
             _ => std::time::Duration::ZERO,
         };
         let hold_ms = hold.as_millis().min(u128::from(u32::MAX / 16)) as u32;
@@ -132,6 +160,7 @@ impl Native {
             // Long enough that a sound run never sees a lease taken back under a holder.
             lease_ms: hold_ms.saturating_mul(10).max(5_000),
             fan: cfg.workload.deliveries_per_op(cfg.agents_total),
+            online: cfg.agents_total,
         });
         n
     }
@@ -225,7 +254,179 @@ impl Native {
                 });
                 self.push_control(conn, &ctl);
             }
+            Workload::Churn { .. } => {
+                (op.intended_ns, op.sent_ns, op.measured, op.message_id, op.failed) =
+                    (r.intended_ns, r.sent_ns, r.measured, r.message_id, None);
+                op.granted_ns = r.sent_ns;
+                let passing = AgentId(r.from + JOIN_OFFSET);
+                let ctl = Control::Register(Register {
+                    request_id: JOIN_BIT | u64::from(passing.0),
+                    agent_id: passing,
+                    agent_type: 1,
+                    name: format!("passing-{global}"),
+                    capabilities: vec![CHURN_CAPABILITY.to_string()],
+                    topics: Vec::new(),
+                    token: None,
+                });
+                self.push_control(conn, &ctl);
+            }
             Workload::RequestReply => {}
+        }
+    }
+
+    /// `churn`: the local index of passing agent `id`.
+    fn passing_local(&self, id: u32) -> Option<usize> {
+        self.local_of(id.checked_sub(JOIN_OFFSET)?)
+    }
+
+    /// `churn`: passing agent `local` stays the time asked, then leaves.
+    fn stay(&mut self, local: usize, book: &mut Book) {
+        match self.co.as_mut() {
+            Some(co) if co.hold_ns > 0 => co.start_timer(book.now_ns(), local),
+            _ => self.leave(local),
+        }
+    }
+
+    /// `churn`: passing agent `local` leaves (its operation resolves when that is acknowledged).
+    fn leave(&mut self, local: usize) {
+        let passing = AgentId(self.id_base + self.first + local as u32 + JOIN_OFFSET);
+        let ctl = Control::Unregister(Unregister {
+            request_id: LEAVE_BIT | u64::from(passing.0),
+            agent_id: passing,
+        });
+        self.push_control(local / self.per_conn as usize, &ctl);
+    }
+
+    /// `churn`: the control answers of a passing agent's join, discovery and leave, and
+    /// refusals of its message; `false` if `ctl` is none of these.
+    fn on_churn(&mut self, ctl: &Control, book: &mut Book) -> bool {
+        let now = book.now_ns();
+        let id_of = |rid: u64| rid as u32;
+        let local = match ctl {
+            Control::Ack(a) if a.request_id & (JOIN_BIT | LEAVE_BIT) != 0 => id_of(a.request_id),
+            Control::DiscoverReply(d) if d.request_id & DISCOVER_BIT != 0 => id_of(d.request_id),
+            Control::Error(e) => e.agent_id.0,
+            _ => return false,
+        };
+        let Some(local) = self.passing_local(local) else { return false };
+        let stable = self.id_base + self.first + local as u32;
+        let n = self.agents_total;
+        let Some(co) = self.co.as_mut() else { return false };
+        let op = &mut co.ops[local];
+        let phase_ns = now.saturating_sub(op.granted_ns).max(1);
+        match ctl {
+            Control::Ack(a) if a.request_id & JOIN_BIT != 0 => {
+                co.stats.join.saturating_record(phase_ns);
+                op.granted_ns = now;
+                let seq = op.message_id & !MEASURED_BIT;
+                // A page somewhere in what was online at the last look.
+                let spread = (u64::from(stable) * 2_654_435_761 + seq * 40_503) >> 7;
+                let offset = (spread % u64::from(co.online.max(1))) as u32;
+                let ctl = Control::Discover(Discover {
+                    request_id: DISCOVER_BIT | u64::from(stable + JOIN_OFFSET),
+                    agent_type: 0,
+                    capability: Some(CHURN_CAPABILITY.to_string()),
+                    offset,
+                    limit: 8,
+                });
+                self.push_control(local / self.per_conn as usize, &ctl);
+            }
+            Control::DiscoverReply(d) => {
+                co.stats.discover.saturating_record(phase_ns);
+                co.online = d.total.clamp(1, n);
+                let me = stable + JOIN_OFFSET;
+                let others: Vec<u32> = d
+                    .agents
+                    .iter()
+                    .filter(|a| a.online && a.agent_id.0 != me)
+                    .map(|a| a.agent_id.0)
+                    .collect();
+                let pick = (op.message_id & !MEASURED_BIT) as usize + local;
+                match (!others.is_empty()).then(|| others[pick % others.len()]) {
+                    Some(to) => {
+                        let r = Outgoing {
+                            from: me,
+                            to,
+                            message_id: op.message_id,
+                            measured: op.measured,
+                            intended_ns: op.intended_ns,
+                            sent_ns: now,
+                        };
+                        let id = op.message_id;
+                        self.envelope(local / self.per_conn as usize, &r, DataKind::Request, id);
+                    }
+                    None => {
+                        co.stats.found_nobody += 1;
+                        self.leave(local);
+                    }
+                }
+            }
+            Control::Ack(_) => {
+                // Left: the operation is over.
+                let failed = op.failed.take();
+                if failed.is_none() && op.measured {
+                    op.done += 1;
+                    book.waited((op.intended_ns, op.sent_ns));
+                }
+                let next = match failed {
+                    Some(code) => {
+                        book.router_error(About::Request(Some(stable)), ErrorKind::Code(code))
+                    }
+                    None => book.op_done(local),
+                };
+                if let Some(local) = next {
+                    book.send_from(local, |conn, r| self.request(conn, r));
+                }
+            }
+            Control::Error(e) => {
+                let departed = matches!(
+                    ErrorCode::from_code(e.code),
+                    Some(ErrorCode::UnknownRecipient | ErrorCode::RecipientOffline)
+                );
+                // A data message's error names no request (ours all have a bit set).
+                if e.request_id == 0 && departed {
+                    co.stats.departed += 1;
+                    self.stay(local, book);
+                } else if e.request_id & JOIN_BIT != 0 || e.request_id & LEAVE_BIT != 0 {
+                    // Not joined, or not left: the operation ends here, as that error.
+                    op.failed = None;
+                    let about = About::Request(Some(stable));
+                    if let Some(local) = book.router_error(about, ErrorKind::Code(e.code)) {
+                        book.send_from(local, |conn, r| self.request(conn, r));
+                    }
+                } else {
+                    op.failed = Some(e.code);
+                    self.leave(local);
+                }
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// `churn`: a message to a passing agent on this connection is answered by the
+    /// connection's own agent (the passing one may be leaving: a reply from it would be
+    /// refused); a reply to a passing agent ends its message, and it leaves.
+    fn on_churn_data(&mut self, conn: usize, env: &Envelope<'_>, book: &mut Book) {
+        let Some(local) = self.passing_local(env.to) else { return book.unexpected() };
+        match env.kind {
+            DataKind::Request => {
+                let reply = Envelope {
+                    kind: DataKind::Reply,
+                    sender: AgentId(self.id_base + self.first + local as u32),
+                    to: env.sender.0,
+                    message_id: REPLY_BIT | env.message_id,
+                    correlation_id: env.message_id,
+                    timestamp_ns: book.now_ns(),
+                    msg_type: env.msg_type,
+                    priority: env.priority,
+                    ttl_ms: 0,
+                    payload: env.payload,
+                };
+                self.push(conn, &reply);
+            }
+            DataKind::Reply => self.stay(local, book),
+            _ => book.unexpected(),
         }
     }
 
@@ -294,12 +495,7 @@ impl Native {
                 if co.hold_ns == 0 {
                     self.release(local, book);
                 } else {
-                    if co.timers.is_empty() {
-                        if let Some(p) = &co.poke {
-                            let _ = p.try_send(Completed { local: 0, slot: POKE, seq: 0 });
-                        }
-                    }
-                    co.timers.push_back((now + co.hold_ns, local as u32));
+                    co.start_timer(now, local);
                 }
             }
             Control::LockQueued(_) => {
@@ -423,8 +619,15 @@ impl Native {
                 {
                     return self.on_publication(conn, &env, book)
                 }
+                Message::Data(env) if matches!(self.workload, Workload::Churn { .. }) => {
+                    return self.on_churn_data(conn, &env, book)
+                }
                 Message::Control(ctl) if !book.registering() => {
-                    return self.on_coordination(conn, ctl, book)
+                    if matches!(self.workload, Workload::Churn { .. }) && self.on_churn(&ctl, book)
+                    {
+                        return;
+                    }
+                    return self.on_coordination(conn, ctl, book);
                 }
                 _ => {}
             }
@@ -607,7 +810,12 @@ impl Adapter for Native {
             if let Some(co) = self.co.as_mut() {
                 co.timers.pop_front();
             }
-            self.release(local as usize, book);
+            if matches!(self.workload, Workload::Churn { .. }) {
+                self.leave(local as usize);
+                book.wake_writer(local as usize / self.per_conn as usize);
+            } else {
+                self.release(local as usize, book);
+            }
         }
     }
 

@@ -10,6 +10,7 @@
 //! | `broadcast`   | broadcast to every other agent of the run       | its last recipient has it      |
 //! | `locks`       | acquire one of `--locks`, hold `--hold`, release | the release is acknowledged    |
 //! | `barriers`    | enter the next round's barrier over all agents  | the barrier releases           |
+//! | `churn`       | join, discover, message one found, stay, leave  | the leave is acknowledged      |
 //!
 //! Some figures need more than one core's view: which subscriber was the last to get a
 //! publication, whether two agents held one lock at once, when a barrier round released its
@@ -51,12 +52,18 @@ pub enum Workload {
     },
     /// Rounds of a barrier over all agents.
     Barriers,
+    /// Agents join (register a second, passing identity), discover one another by capability,
+    /// message what they found, stay `stay`, and leave.
+    Churn {
+        /// How long a passing agent stays once its message is answered.
+        stay: Duration,
+    },
 }
 
 impl Workload {
     /// Every name `--workload` takes.
-    pub const NAMES: [&'static str; 5] =
-        ["request-reply", "fanout", "broadcast", "locks", "barriers"];
+    pub const NAMES: [&'static str; 6] =
+        ["request-reply", "fanout", "broadcast", "locks", "barriers", "churn"];
 
     /// The name in reports and on the command line.
     pub fn name(&self) -> &'static str {
@@ -66,6 +73,7 @@ impl Workload {
             Workload::Broadcast => "broadcast",
             Workload::Locks { .. } => "locks",
             Workload::Barriers => "barriers",
+            Workload::Churn { .. } => "churn",
         }
     }
 
@@ -80,7 +88,7 @@ impl Workload {
 
     /// Whether an agent runs one operation at a time (the window is 1 whatever was asked).
     pub fn one_at_a_time(&self) -> bool {
-        matches!(self, Workload::Locks { .. } | Workload::Barriers)
+        matches!(self, Workload::Locks { .. } | Workload::Barriers | Workload::Churn { .. })
     }
 
     /// The window an agent uses when `asked` was asked: 1 for locks and barriers, at most the
@@ -124,6 +132,7 @@ impl std::str::FromStr for Workload {
             "broadcast" => Workload::Broadcast,
             "locks" => Workload::Locks { locks: 0, hold: Duration::ZERO },
             "barriers" => Workload::Barriers,
+            "churn" => Workload::Churn { stay: Duration::ZERO },
             other => {
                 return Err(format!(
                     "unknown workload '{other}' (expected {})",
@@ -405,6 +414,14 @@ pub struct CoordStats {
     pub round_time: Histogram<u64>,
     /// `barriers`: per round, first release to last (ns).
     pub skew: Histogram<u64>,
+    /// `churn`: register sent → acknowledged (ns).
+    pub join: Histogram<u64>,
+    /// `churn`: discover sent → answered (ns).
+    pub discover: Histogram<u64>,
+    /// `churn`: messages to an agent that had left (refused by the router: expected).
+    pub departed: u64,
+    /// `churn`: discoveries that found nobody else.
+    pub found_nobody: u64,
 }
 
 impl Default for CoordStats {
@@ -421,6 +438,10 @@ impl Default for CoordStats {
             rounds: 0,
             round_time: histogram(),
             skew: histogram(),
+            join: histogram(),
+            discover: histogram(),
+            departed: 0,
+            found_nobody: 0,
         }
     }
 }
@@ -449,6 +470,10 @@ impl CoordStats {
         let _ = self.hold.add(&o.hold);
         let _ = self.round_time.add(&o.round_time);
         let _ = self.skew.add(&o.skew);
+        let _ = self.join.add(&o.join);
+        let _ = self.discover.add(&o.discover);
+        self.departed += o.departed;
+        self.found_nobody += o.found_nobody;
     }
 
     /// Jain's fairness index of operations per agent: 1 when every agent did as many, 1/n when
@@ -514,6 +539,18 @@ pub struct CoordResult {
     /// `barriers`: first release to last, per round.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub release_skew: Option<LatencySummary>,
+    /// `churn`: registration latency (register sent → acknowledged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub join_latency: Option<LatencySummary>,
+    /// `churn`: discovery latency (discover sent → answered).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discovery_latency: Option<LatencySummary>,
+    /// `churn`: messages to agents that had left, refused by the router (expected; not errors).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub messages_to_departed: Option<u64>,
+    /// `churn`: discoveries that found nobody else online.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub found_nobody: Option<u64>,
 }
 
 impl CoordResult {
@@ -535,6 +572,7 @@ impl CoordResult {
             _ => (None, None),
         };
         let barriers = workload == Workload::Barriers;
+        let churn = matches!(workload, Workload::Churn { .. });
         CoordResult {
             workload: workload.name(),
             ops_per_sec: per_s(ops),
@@ -560,6 +598,10 @@ impl CoordResult {
             rounds_per_sec: barriers.then(|| per_s(s.rounds)),
             round_time: barriers.then(|| LatencySummary::of(&s.round_time)),
             release_skew: barriers.then(|| LatencySummary::of(&s.skew)),
+            join_latency: churn.then(|| LatencySummary::of(&s.join)),
+            discovery_latency: churn.then(|| LatencySummary::of(&s.discover)),
+            messages_to_departed: churn.then_some(s.departed),
+            found_nobody: churn.then_some(s.found_nobody),
         }
     }
 }

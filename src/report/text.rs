@@ -181,6 +181,17 @@ fn coordination_line(c: &crate::loadgen::workload::CoordResult) -> String {
             ms(k.p99_ms)
         ));
     }
+    if let (Some(j), Some(d), Some(gone), Some(nobody)) =
+        (&c.join_latency, &c.discovery_latency, c.messages_to_departed, c.found_nobody)
+    {
+        line.push_str(&format!(
+            "; join p50 {} p99 {} ms, discovery p50 {} p99 {} ms; {gone} messages to departed agents (expected), {nobody} discoveries found nobody",
+            ms(j.p50_ms),
+            ms(j.p99_ms),
+            ms(d.p50_ms),
+            ms(d.p99_ms)
+        ));
+    }
     line
 }
 

@@ -183,7 +183,7 @@ fn the_command_line_runs_each_workload_and_reports_its_figures() {
             "--topologies",
             "ring,star",
             "--workload",
-            "request-reply,fanout,broadcast,locks,barriers",
+            "request-reply,fanout,broadcast,locks,barriers,churn",
             "--subscribers",
             "2",
             "--locks",
@@ -206,6 +206,7 @@ fn the_command_line_runs_each_workload_and_reports_its_figures() {
         "fan-out 5.00 of 5",
         "0 holder conflicts",
         "50 rounds",
+        "messages to departed agents (expected)",
     ] {
         assert!(stdout.contains(needle), "no '{needle}' in:\n{stdout}");
     }
@@ -223,7 +224,8 @@ fn the_command_line_runs_each_workload_and_reports_its_figures() {
             ("fanout", "fanout"),
             ("broadcast", "broadcast"),
             ("locks", "locks"),
-            ("barriers", "barriers")
+            ("barriers", "barriers"),
+            ("churn", "churn")
         ]
     );
     for r in runs {
@@ -244,10 +246,32 @@ fn the_command_line_runs_each_workload_and_reports_its_figures() {
             "--workload locks: only the native protocol",
         ),
         (&["--workload", "fanout", "--window", "65"][..], "--window: at most 64"),
+        (&["--workload", "churn", "--agents", "2000000"][..], "--agents: 2000000 is above 1048576"),
     ] {
         let o = run_bin(args, Duration::from_secs(20));
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success() && err.contains(needle), "{args:?}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn churning_agents_join_discover_message_and_leave() {
+    // Proves `churn` against every router kind: 8 agents, 40 join–discover–message–leave cycles
+    // each, sharing connections: every cycle resolves once, every join and discovery is timed,
+    // messages that met a departed agent are counted apart (not errors), and a passing agent
+    // that stays 1 ms is found more often than one that leaves at once.
+    for (i, kind) in RouterKind::ALL.into_iter().enumerate() {
+        let stop = Stop::Count { per_agent: 40 };
+        let base = 70_000 + i as u32 * 1_000;
+        let w = Workload::Churn { stay: Duration::ZERO };
+        let o = run(kind, w, 8, 2, Pacing::Closed { window: 1 }, stop, base);
+        let what = format!("churn on {kind:?}");
+        let s = check_clean(&what, &o);
+        assert_eq!((s.ops_min, s.ops_max), (40, 40), "{what}");
+        let cycles = o.counters.requests_sent;
+        assert_eq!(s.join.len(), cycles, "{what}: a join per cycle");
+        assert_eq!(s.discover.len(), cycles, "{what}: a discovery per cycle");
+        assert!(s.departed + s.found_nobody < cycles, "{what}: some messages reached someone");
     }
 }
