@@ -44,6 +44,9 @@ pub struct BenchArgs {
     /// fanout: subscribers of each agent's topic (capped at agents − 1).
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub(super) subscribers: u32,
+    /// consensus: agents per group (a leader and its followers; at least 2).
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub(super) replicas: u32,
     /// locks: how many locks the agents contend for.
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub(super) locks: u32,
@@ -289,6 +292,7 @@ impl TryFrom<BenchArgs> for BenchConfig {
                     Workload::Fanout { .. } => Workload::Fanout { subscribers: a.subscribers },
                     Workload::Locks { .. } => Workload::Locks { locks: a.locks, hold: a.hold },
                     Workload::Churn { .. } => Workload::Churn { stay: a.hold },
+                    Workload::Consensus { .. } => Workload::Consensus { replicas: a.replicas },
                     other => other,
                 })
                 .collect();
@@ -310,12 +314,22 @@ impl TryFrom<BenchArgs> for BenchConfig {
                 bail!("--agents: {n} is above {} with --workload churn (each agent has a second, passing identity)", crate::loadgen::native::JOIN_OFFSET);
             }
         }
-        if workloads.contains(&Workload::Barriers)
-            && (a.rate.is_some()
-                || a.find_max_rate
-                || a.intervals.as_deref().is_some_and(|i| i.split(',').any(|m| m.trim() != "0")))
-        {
-            bail!("--workload barriers runs closed loop (a round begins when the last one released): drop --rate, --intervals and --find-max-rate");
+        let consensus = workloads.iter().any(|w| matches!(w, Workload::Consensus { .. }));
+        if consensus && a.replicas < 2 {
+            bail!("--replicas must be at least 2 (a leader and a follower)");
+        }
+        let open = a.rate.is_some()
+            || a.find_max_rate
+            || a.intervals.as_deref().is_some_and(|i| i.split(',').any(|m| m.trim() != "0"));
+        let closed_only =
+            workloads.iter().find(|w| matches!(w, Workload::Barriers | Workload::Consensus { .. }));
+        if let (true, Some(w)) = (open, closed_only) {
+            let why = if *w == Workload::Barriers {
+                "a round begins when the last one released"
+            } else {
+                "only the leaders propose, each as soon as a slot of its window frees"
+            };
+            bail!("--workload {w} runs closed loop ({why}): drop --rate, --intervals and --find-max-rate");
         }
         if workloads.iter().any(Workload::fans_out)
             && a.window > crate::loadgen::workload::FAN_WINDOW_MAX

@@ -117,7 +117,10 @@ impl Book {
             next_due: 0,
             slot_ns,
             in_flight: 0,
-            agents_done: 0,
+            // Agents that start nothing (consensus followers) are done from the start.
+            agents_done: (0..cfg.count)
+                .filter(|&l| !cfg.workload.originates(cfg.first + l, cfg.agents_total))
+                .count() as u32,
             finished: false,
             stopped: false,
             now_ns: 0,
@@ -431,7 +434,11 @@ impl Book {
         let n = self.cfg.agents_total;
         let global = self.cfg.first + local as u32;
         let rr = self.cfg.workload.uses_topology();
-        let degree = if rr { self.cfg.topology.degree(global, n) } else { 1 };
+        let degree = if rr {
+            self.cfg.topology.degree(global, n)
+        } else {
+            u32::from(self.cfg.workload.originates(global, n))
+        };
         if degree == 0 || self.lost[conn] {
             return None;
         }
@@ -477,6 +484,8 @@ impl Book {
             Workload::Barriers => seq as u32,
             // Decided by discovery.
             Workload::Churn { .. } => 0,
+            // The leader's group.
+            Workload::Consensus { .. } => self.cfg.workload.group_of(global, n).0,
         };
         a.sent += 1;
         a.owed = a.owed.saturating_sub(1);
@@ -512,7 +521,8 @@ impl Book {
         let (lo, hi) = (c * per, ((c + 1) * per).min(b.agents.len()));
         let mut gone = 0u64;
         for local in lo..hi {
-            if b.agent_may_send_more(local) && matches!(b.cfg.stop, Stop::Count { .. }) {
+            let starts = b.cfg.workload.originates(b.cfg.first + local as u32, b.cfg.agents_total);
+            if starts && b.agent_may_send_more(local) && matches!(b.cfg.stop, Stop::Count { .. }) {
                 b.agents_done += 1;
             }
             let a = &mut b.agents[local];

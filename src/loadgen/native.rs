@@ -54,7 +54,31 @@ struct Op {
     /// `churn`: the operation's message id, and the error it met (resolved when it has left).
     message_id: u64,
     failed: Option<u16>,
+    /// `consensus`: the next sequence number to commit (leader) or to apply (follower).
+    next: u64,
 }
+
+/// `consensus`: a leader's proposal in flight.
+#[derive(Debug, Clone, Copy, Default)]
+struct Proposal {
+    seq: u64,
+    accepted: u32,
+    majority: bool,
+    intended_ns: u64,
+    sent_ns: u64,
+    measured: bool,
+}
+
+/// `consensus`: the value proposed for place `seq` by `leader`, which every follower can check.
+fn proposed_value(leader: u32, seq: u64) -> u64 {
+    ((u64::from(leader) << 32) ^ seq).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// `consensus`: message types (the envelope's `msg_type`).
+const PROPOSE: u32 = 2;
+const COMMIT: u32 = 3;
+/// `consensus`: set in every message id, so that none is 0.
+const CONSENSUS_BIT: u64 = 1 << 57;
 
 impl Coordination {
     /// Agent `local`'s hold (a lock, a passing agent's stay) ends `hold_ns` after `now`.
@@ -83,6 +107,8 @@ struct Coordination {
     fan: u64,
     /// `churn`: passing agents online at the last discovery (pages start below it).
     online: u32,
+    /// `consensus`: each leader's proposals in flight, by slot (empty for followers).
+    proposals: Vec<Box<[Proposal]>>,
 }
 
 #[derive(Debug, Default)]
@@ -161,6 +187,14 @@ impl Native {
             lease_ms: hold_ms.saturating_mul(10).max(5_000),
             fan: cfg.workload.deliveries_per_op(cfg.agents_total),
             online: cfg.agents_total,
+            proposals: (0..cfg.count)
+                .map(|l| {
+                    let leads = matches!(cfg.workload, Workload::Consensus { .. })
+                        && cfg.workload.originates(cfg.first + l, cfg.agents_total);
+                    let slots = if leads { cfg.workload.window(u32::MAX) as usize } else { 0 };
+                    vec![Proposal::default(); slots].into_boxed_slice()
+                })
+                .collect(),
         });
         n
     }
@@ -270,8 +304,151 @@ impl Native {
                 });
                 self.push_control(conn, &ctl);
             }
+            Workload::Consensus { .. } => {
+                let slot = (!op.used).trailing_zeros().min(63) as u8;
+                op.used |= 1 << slot;
+                let seq = r.message_id & !MEASURED_BIT;
+                if let Some(p) = co.proposals[local].get_mut(usize::from(slot)) {
+                    *p = Proposal {
+                        seq,
+                        accepted: 0,
+                        majority: false,
+                        intended_ns: r.intended_ns,
+                        sent_ns: r.sent_ns,
+                        measured: r.measured,
+                    };
+                }
+                let (_, first, size) = self.workload.group_of(global, self.agents_total);
+                co.stats.messages += u64::from(size - 1);
+                let value = proposed_value(global, seq);
+                let id = CONSENSUS_BIT | (u64::from(slot) << SLOT_SHIFT) | r.message_id;
+                for f in (first..first + size).filter(|&f| f != global) {
+                    self.consensus_message(conn, r.from, f, PROPOSE, DataKind::Direct, id, value);
+                }
+            }
             Workload::RequestReply => {}
         }
+    }
+
+    /// `consensus`: what a group's members send each other. A follower checks and accepts a
+    /// proposal and applies commits in sequence; a leader counts acceptances and commits, in
+    /// order, each proposal a majority (itself included) accepted.
+    fn on_consensus_data(&mut self, conn: usize, env: &Envelope<'_>, book: &mut Book) {
+        let (Some(local), Some(leader)) =
+            (self.local_of(env.to), env.sender.0.checked_sub(self.id_base))
+        else {
+            return book.unexpected();
+        };
+        let mut value = [0u8; 8];
+        if env.payload.len() != 8 || env.message_id & CONSENSUS_BIT == 0 {
+            return book.unexpected();
+        }
+        value.copy_from_slice(env.payload);
+        let value = u64::from_le_bytes(value);
+        let seq = env.message_id & !(MEASURED_BIT | CONSENSUS_BIT) & ((1 << SLOT_SHIFT) - 1);
+        let Some(co) = self.co.as_mut() else { return };
+        match (env.kind, env.msg_type) {
+            (DataKind::Direct, PROPOSE) => {
+                if value != proposed_value(leader, seq) {
+                    co.stats.disagreements += 1;
+                }
+                co.stats.messages += 1;
+                let me = self.id_base + self.first + local as u32;
+                self.consensus_message(
+                    conn,
+                    me,
+                    leader,
+                    PROPOSE,
+                    DataKind::Reply,
+                    env.message_id,
+                    value,
+                );
+            }
+            (DataKind::Direct, COMMIT) => {
+                let op = &mut co.ops[local];
+                if seq != op.next || value != proposed_value(leader, seq) {
+                    co.stats.disagreements += 1;
+                }
+                op.next = seq + 1;
+                co.stats.applied += 1;
+            }
+            (DataKind::Reply, PROPOSE) => {
+                let slot = ((env.message_id >> SLOT_SHIFT) & 0x3f) as usize;
+                let global = self.first + local as u32;
+                let (_, _, size) = self.workload.group_of(global, self.agents_total);
+                let Some(p) = co.proposals[local].get_mut(slot) else { return book.unexpected() };
+                if p.seq != seq || co.ops[local].used & (1 << slot) == 0 {
+                    return; // a late acceptance of a committed proposal
+                }
+                p.accepted += 1;
+                if !p.majority && p.accepted + 1 > size / 2 {
+                    p.majority = true;
+                    self.commit_ready(conn, local, book);
+                }
+            }
+            _ => book.unexpected(),
+        }
+    }
+
+    /// `consensus`: leader `local` commits, in order, every proposal a majority accepted.
+    fn commit_ready(&mut self, conn: usize, local: usize, book: &mut Book) {
+        let global = self.first + local as u32;
+        let (_, first, size) = self.workload.group_of(global, self.agents_total);
+        loop {
+            let Some(co) = self.co.as_mut() else { return };
+            let next = co.ops[local].next;
+            let used = co.ops[local].used;
+            let found = co.proposals[local]
+                .iter()
+                .enumerate()
+                .find(|(i, p)| used & (1 << i) != 0 && p.seq == next && p.majority)
+                .map(|(i, p)| (i, *p));
+            let Some((slot, p)) = found else { return };
+            let op = &mut co.ops[local];
+            op.used &= !(1 << slot);
+            op.next += 1;
+            co.stats.messages += u64::from(size - 1);
+            if p.measured {
+                op.done += 1;
+                book.waited((p.intended_ns, p.sent_ns));
+            }
+            let value = proposed_value(global, p.seq);
+            let id = CONSENSUS_BIT | p.seq;
+            let me = self.id_base + global;
+            for f in (first..first + size).filter(|&f| f != global) {
+                self.consensus_message(conn, me, f, COMMIT, DataKind::Direct, id, value);
+            }
+            if let Some(local) = book.op_done(local) {
+                book.send_from(local, |conn, r| self.request(conn, r));
+            }
+        }
+    }
+
+    /// `consensus`: a proposal, acceptance or commit from agent `from` to agent `to` (global).
+    #[allow(clippy::too_many_arguments)]
+    fn consensus_message(
+        &mut self,
+        conn: usize,
+        from: u32,
+        to: u32,
+        msg_type: u32,
+        kind: DataKind,
+        message_id: u64,
+        value: u64,
+    ) {
+        let env = Envelope {
+            kind,
+            sender: AgentId(from),
+            to: self.id_base + to,
+            message_id,
+            correlation_id: message_id,
+            timestamp_ns: 0,
+            msg_type,
+            priority: self.priority,
+            ttl_ms: 0,
+            payload: &value.to_le_bytes(),
+        };
+        self.push(conn, &env);
     }
 
     /// `churn`: the local index of passing agent `id`.
@@ -622,6 +799,9 @@ impl Native {
                 Message::Data(env) if matches!(self.workload, Workload::Churn { .. }) => {
                     return self.on_churn_data(conn, &env, book)
                 }
+                Message::Data(env) if matches!(self.workload, Workload::Consensus { .. }) => {
+                    return self.on_consensus_data(conn, &env, book)
+                }
                 Message::Control(ctl) if !book.registering() => {
                     if matches!(self.workload, Workload::Churn { .. }) && self.on_churn(&ctl, book)
                     {
@@ -822,8 +1002,11 @@ impl Adapter for Native {
     fn coordination(&self) -> Option<CoordStats> {
         let co = self.co.as_ref()?;
         let mut stats = co.stats.clone();
-        for op in &co.ops {
-            stats.agent(op.done);
+        for (l, op) in co.ops.iter().enumerate() {
+            // Only agents that start operations (not consensus followers) count for fairness.
+            if self.workload.originates(self.first + l as u32, self.agents_total) {
+                stats.agent(op.done);
+            }
         }
         Some(stats)
     }

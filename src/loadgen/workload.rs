@@ -11,6 +11,7 @@
 //! | `locks`       | acquire one of `--locks`, hold `--hold`, release | the release is acknowledged    |
 //! | `barriers`    | enter the next round's barrier over all agents  | the barrier releases           |
 //! | `churn`       | join, discover, message one found, stay, leave  | the leave is acknowledged      |
+//! | `consensus`   | a group's leader proposes the next value        | a majority accepted it, in order |
 //!
 //! Some figures need more than one core's view: which subscriber was the last to get a
 //! publication, whether two agents held one lock at once, when a barrier round released its
@@ -28,6 +29,8 @@ use crate::metrics::{histogram, LatencySummary};
 
 /// Most operations in flight per agent under `fanout` and `broadcast` (slots of the board).
 pub const FAN_WINDOW_MAX: u32 = 64;
+/// Most proposals a consensus leader has in flight.
+pub const CONSENSUS_WINDOW_MAX: u32 = 16;
 
 /// What the virtual agents do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -58,12 +61,18 @@ pub enum Workload {
         /// How long a passing agent stays once its message is answered.
         stay: Duration,
     },
+    /// Groups of `replicas` agents; each group's first agent leads: it proposes values in
+    /// sequence, commits each once a majority accepted it, in order, and tells the followers.
+    Consensus {
+        /// Agents per group (the last group takes the remainder).
+        replicas: u32,
+    },
 }
 
 impl Workload {
     /// Every name `--workload` takes.
-    pub const NAMES: [&'static str; 6] =
-        ["request-reply", "fanout", "broadcast", "locks", "barriers", "churn"];
+    pub const NAMES: [&'static str; 7] =
+        ["request-reply", "fanout", "broadcast", "locks", "barriers", "churn", "consensus"];
 
     /// The name in reports and on the command line.
     pub fn name(&self) -> &'static str {
@@ -74,6 +83,7 @@ impl Workload {
             Workload::Locks { .. } => "locks",
             Workload::Barriers => "barriers",
             Workload::Churn { .. } => "churn",
+            Workload::Consensus { .. } => "consensus",
         }
     }
 
@@ -98,8 +108,39 @@ impl Workload {
             1
         } else if self.fans_out() {
             asked.clamp(1, FAN_WINDOW_MAX)
+        } else if matches!(self, Workload::Consensus { .. }) {
+            asked.clamp(1, CONSENSUS_WINDOW_MAX)
         } else {
             asked
+        }
+    }
+
+    /// `consensus`: the groups of a run of `agents` agents, and the group of agent `i`.
+    pub fn groups(&self, agents: u32) -> u32 {
+        match self {
+            Workload::Consensus { replicas } => (agents / (*replicas).max(1)).max(1),
+            _ => 1,
+        }
+    }
+
+    /// `consensus`: agent `i`'s group, its first agent and its size.
+    pub fn group_of(&self, i: u32, agents: u32) -> (u32, u32, u32) {
+        let r = match self {
+            Workload::Consensus { replicas } => (*replicas).max(1),
+            _ => agents.max(1),
+        };
+        let groups = self.groups(agents);
+        let g = (i / r).min(groups - 1);
+        let first = g * r;
+        let size = if g == groups - 1 { agents - first } else { r };
+        (g, first, size)
+    }
+
+    /// Whether agent `i` of `agents` starts operations (a consensus group's followers do not).
+    pub fn originates(&self, i: u32, agents: u32) -> bool {
+        match self {
+            Workload::Consensus { .. } => self.group_of(i, agents).1 == i,
+            _ => true,
         }
     }
 
@@ -133,6 +174,7 @@ impl std::str::FromStr for Workload {
             "locks" => Workload::Locks { locks: 0, hold: Duration::ZERO },
             "barriers" => Workload::Barriers,
             "churn" => Workload::Churn { stay: Duration::ZERO },
+            "consensus" => Workload::Consensus { replicas: 0 },
             other => {
                 return Err(format!(
                     "unknown workload '{other}' (expected {})",
@@ -422,6 +464,13 @@ pub struct CoordStats {
     pub departed: u64,
     /// `churn`: discoveries that found nobody else.
     pub found_nobody: u64,
+    /// `consensus`: messages agents sent for it (proposals, acceptances, commits).
+    pub messages: u64,
+    /// `consensus`: commits followers applied.
+    pub applied: u64,
+    /// `consensus`: commits a follower saw out of sequence or with another value than the one
+    /// proposed for that place (0 in a sound run).
+    pub disagreements: u64,
 }
 
 impl Default for CoordStats {
@@ -442,6 +491,9 @@ impl Default for CoordStats {
             discover: histogram(),
             departed: 0,
             found_nobody: 0,
+            messages: 0,
+            applied: 0,
+            disagreements: 0,
         }
     }
 }
@@ -474,6 +526,9 @@ impl CoordStats {
         let _ = self.discover.add(&o.discover);
         self.departed += o.departed;
         self.found_nobody += o.found_nobody;
+        self.messages += o.messages;
+        self.applied += o.applied;
+        self.disagreements += o.disagreements;
     }
 
     /// Jain's fairness index of operations per agent: 1 when every agent did as many, 1/n when
@@ -551,6 +606,21 @@ pub struct CoordResult {
     /// `churn`: discoveries that found nobody else online.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub found_nobody: Option<u64>,
+    /// `consensus`: agents per group, and groups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
+    /// See `replicas`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<u32>,
+    /// `consensus`: messages per commit (proposals, acceptances, commits), over the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub messages_per_commit: Option<f64>,
+    /// `consensus`: commits the followers applied, over the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub followers_applied: Option<u64>,
+    /// `consensus`: commits seen out of sequence or with another value (0 in a sound run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disagreements: Option<u64>,
 }
 
 impl CoordResult {
@@ -573,6 +643,10 @@ impl CoordResult {
         };
         let barriers = workload == Workload::Barriers;
         let churn = matches!(workload, Workload::Churn { .. });
+        let replicas = match workload {
+            Workload::Consensus { replicas } => Some(replicas),
+            _ => None,
+        };
         CoordResult {
             workload: workload.name(),
             ops_per_sec: per_s(ops),
@@ -602,6 +676,15 @@ impl CoordResult {
             discovery_latency: churn.then(|| LatencySummary::of(&s.discover)),
             messages_to_departed: churn.then_some(s.departed),
             found_nobody: churn.then_some(s.found_nobody),
+            replicas,
+            groups: replicas.map(|_| workload.groups(agents)),
+            messages_per_commit: replicas.map(|_| {
+                // Commits over the run: what the followers applied over the followers per group.
+                let commits = published.max(1);
+                s.messages as f64 / commits as f64
+            }),
+            followers_applied: replicas.map(|_| s.applied),
+            disagreements: replicas.map(|_| s.disagreements),
         }
     }
 }

@@ -192,6 +192,14 @@ fn coordination_line(c: &crate::loadgen::workload::CoordResult) -> String {
             ms(d.p99_ms)
         ));
     }
+    if let (Some(r), Some(g), Some(m), Some(d)) =
+        (c.replicas, c.groups, c.messages_per_commit, c.disagreements)
+    {
+        line.push_str(&format!(
+            "; {g} groups ({r} agents each, the last with the rest), {m:.1} messages per commit, {} commits applied by followers, {d} disagreements; commit latency in the p50/p99 columns",
+            c.followers_applied.unwrap_or(0)
+        ));
+    }
     line
 }
 

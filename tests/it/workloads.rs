@@ -183,7 +183,7 @@ fn the_command_line_runs_each_workload_and_reports_its_figures() {
             "--topologies",
             "ring,star",
             "--workload",
-            "request-reply,fanout,broadcast,locks,barriers,churn",
+            "request-reply,fanout,broadcast,locks,barriers,churn,consensus",
             "--subscribers",
             "2",
             "--locks",
@@ -207,6 +207,8 @@ fn the_command_line_runs_each_workload_and_reports_its_figures() {
         "0 holder conflicts",
         "50 rounds",
         "messages to departed agents (expected)",
+        "1 groups (5 agents each, the last with the rest), 15.0 messages per commit",
+        "0 disagreements",
     ] {
         assert!(stdout.contains(needle), "no '{needle}' in:\n{stdout}");
     }
@@ -225,7 +227,8 @@ fn the_command_line_runs_each_workload_and_reports_its_figures() {
             ("broadcast", "broadcast"),
             ("locks", "locks"),
             ("barriers", "barriers"),
-            ("churn", "churn")
+            ("churn", "churn"),
+            ("consensus", "consensus")
         ]
     );
     for r in runs {
@@ -247,6 +250,8 @@ fn the_command_line_runs_each_workload_and_reports_its_figures() {
         ),
         (&["--workload", "fanout", "--window", "65"][..], "--window: at most 64"),
         (&["--workload", "churn", "--agents", "2000000"][..], "--agents: 2000000 is above 1048576"),
+        (&["--workload", "consensus", "--rate", "10"][..], "--workload consensus runs closed loop"),
+        (&["--workload", "consensus", "--replicas", "1"][..], "--replicas must be at least 2"),
     ] {
         let o = run_bin(args, Duration::from_secs(20));
         let err = String::from_utf8_lossy(&o.stderr);
@@ -273,5 +278,35 @@ fn churning_agents_join_discover_message_and_leave() {
         assert_eq!(s.join.len(), cycles, "{what}: a join per cycle");
         assert_eq!(s.discover.len(), cycles, "{what}: a discovery per cycle");
         assert!(s.departed + s.found_nobody < cycles, "{what}: some messages reached someone");
+    }
+}
+
+#[test]
+fn consensus_commits_in_order_and_every_follower_agrees() {
+    // Proves `consensus` against every router kind: 11 agents in groups of 3 (the last of 5),
+    // 120 proposals per leader with 8 in flight: every proposal commits, in order; every
+    // follower applies every commit of its leader, in sequence, with the value proposed for that
+    // place (no disagreement); messages per commit are 3 × (group size − 1).
+    for (i, kind) in RouterKind::ALL.into_iter().enumerate() {
+        let stop = Stop::Count { per_agent: 120 };
+        let base = 80_000 + i as u32 * 1_000;
+        let w = Workload::Consensus { replicas: 3 };
+        let o = run(kind, w, 11, 2, Pacing::Closed { window: 8 }, stop, base);
+        let what = format!("consensus on {kind:?}");
+        let s = check_clean(&what, &o);
+        assert_eq!(s.disagreements, 0, "{what}");
+        assert_eq!((s.agents, s.ops_min, s.ops_max), (3, 120, 120), "{what}: three leaders");
+        let commits = o.counters.replies_delivered;
+        assert_eq!(commits, o.counters.requests_sent, "{what}");
+        // Two groups of 3 (2 followers each), one of 5 (4 followers): each commit is applied by
+        // every follower of its group, after a proposal and an acceptance from each.
+        assert!(s.applied >= 120 * (2 + 2 + 4), "{what}: {} applied", s.applied);
+        // Propose, accept, commit per follower; the last commits may still travel when the
+        // followers report (at most a window of them per leader).
+        let unapplied = s.messages - 3 * s.applied;
+        assert!(
+            unapplied <= 8 * (2 + 2 + 4),
+            "{what}: {unapplied} messages beyond 3 per applied commit"
+        );
     }
 }
