@@ -44,6 +44,9 @@ pub struct BenchArgs {
     /// fanout: subscribers of each agent's topic (capped at agents − 1).
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub(super) subscribers: u32,
+    /// delegation: subtasks a specialist hands to workers per task.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub(super) subtasks: u32,
     /// consensus: agents per group (a leader and its followers; at least 2).
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub(super) replicas: u32,
@@ -293,6 +296,7 @@ impl TryFrom<BenchArgs> for BenchConfig {
                     Workload::Locks { .. } => Workload::Locks { locks: a.locks, hold: a.hold },
                     Workload::Churn { .. } => Workload::Churn { stay: a.hold },
                     Workload::Consensus { .. } => Workload::Consensus { replicas: a.replicas },
+                    Workload::Delegation { .. } => Workload::Delegation { subtasks: a.subtasks },
                     other => other,
                 })
                 .collect();
@@ -315,6 +319,15 @@ impl TryFrom<BenchArgs> for BenchConfig {
             }
         }
         let consensus = workloads.iter().any(|w| matches!(w, Workload::Consensus { .. }));
+        let delegation = workloads.iter().any(|w| matches!(w, Workload::Delegation { .. }));
+        if delegation {
+            if a.subtasks == 0 {
+                bail!("--subtasks must be at least 1");
+            }
+            if let Some(&n) = agents.iter().find(|&&n| n < 3) {
+                bail!("--agents: {n} is too few for --workload delegation (a coordinator, a specialist and a worker)");
+            }
+        }
         if consensus && a.replicas < 2 {
             bail!("--replicas must be at least 2 (a leader and a follower)");
         }

@@ -79,6 +79,22 @@ const PROPOSE: u32 = 2;
 const COMMIT: u32 = 3;
 /// `consensus`: set in every message id, so that none is 0.
 const CONSENSUS_BIT: u64 = 1 << 57;
+/// `delegation`: a task's message id has this bit, a subtask's the other (with its place in
+/// the specialist core's table of tasks in flight above bit 8, its index below).
+const TASK_BIT: u64 = 1 << 56;
+const SUBTASK_BIT: u64 = 1 << 55;
+/// `delegation`: the capability specialists register and coordinators discover by.
+const SPECIALIST_CAPABILITY: &str = "specialist";
+
+/// `delegation`: a task a specialist of this core has handed out.
+#[derive(Debug, Clone, Copy)]
+struct Task {
+    coordinator: u32,
+    specialist: u32,
+    task_id: u64,
+    left: u32,
+    stamps: [u8; 16],
+}
 
 impl Coordination {
     /// Agent `local`'s hold (a lock, a passing agent's stay) ends `hold_ns` after `now`.
@@ -109,6 +125,10 @@ struct Coordination {
     online: u32,
     /// `consensus`: each leader's proposals in flight, by slot (empty for followers).
     proposals: Vec<Box<[Proposal]>>,
+    /// `delegation`: tasks this core's specialists handed out, and the free places (bounded by
+    /// the coordinators' tasks in flight: one each).
+    tasks: Vec<Option<Task>>,
+    free_tasks: Vec<u32>,
 }
 
 #[derive(Debug, Default)]
@@ -195,6 +215,8 @@ impl Native {
                     vec![Proposal::default(); slots].into_boxed_slice()
                 })
                 .collect(),
+            tasks: Vec::new(),
+            free_tasks: Vec::new(),
         });
         n
     }
@@ -326,7 +348,176 @@ impl Native {
                     self.consensus_message(conn, r.from, f, PROPOSE, DataKind::Direct, id, value);
                 }
             }
+            Workload::Delegation { .. } => {
+                (op.intended_ns, op.sent_ns, op.measured, op.message_id) =
+                    (r.intended_ns, r.sent_ns, r.measured, r.message_id);
+                op.granted_ns = r.sent_ns;
+                let (_, specialists) = super::workload::delegation_roles(self.agents_total);
+                let seq = r.message_id & !MEASURED_BIT;
+                let spread = (u64::from(r.from) * 2_654_435_761 + seq * 40_503) >> 7;
+                let ctl = Control::Discover(Discover {
+                    request_id: DISCOVER_BIT | u64::from(r.from),
+                    agent_type: 0,
+                    capability: Some(SPECIALIST_CAPABILITY.to_string()),
+                    offset: (spread % u64::from(specialists)) as u32,
+                    limit: 8,
+                });
+                self.push_control(conn, &ctl);
+            }
             Workload::RequestReply => {}
+        }
+    }
+
+    /// `delegation`: a coordinator's discovery answered: it hands the task to a specialist
+    /// found (or, finding none, its operation ends with nothing done).
+    fn on_delegation_found(&mut self, d: &crate::wire::control::DiscoverReply, book: &mut Book) {
+        let Some(local) = self.local_of(d.request_id as u32) else { return book.unexpected() };
+        let now = book.now_ns();
+        let me = self.id_base + self.first + local as u32;
+        let conn = local / self.per_conn as usize;
+        let Some(co) = self.co.as_mut() else { return };
+        let op = &mut co.ops[local];
+        co.stats.discover.saturating_record(now.saturating_sub(op.granted_ns).max(1));
+        let others: Vec<u32> = d
+            .agents
+            .iter()
+            .filter(|a| a.online && a.agent_id.0 != me)
+            .map(|a| a.agent_id.0)
+            .collect();
+        if others.is_empty() {
+            co.stats.found_nobody += 1;
+            if let Some(local) = book.op_done(local) {
+                book.send_from(local, |conn, r| self.request(conn, r));
+            }
+            return;
+        }
+        let seq = op.message_id & !MEASURED_BIT;
+        let to = others[(seq as usize + local) % others.len()];
+        co.stats.messages += 1;
+        let r = Outgoing {
+            from: me,
+            to,
+            message_id: op.message_id,
+            measured: op.measured,
+            intended_ns: op.intended_ns,
+            sent_ns: op.sent_ns,
+        };
+        let id = TASK_BIT | op.message_id;
+        self.envelope(conn, &r, DataKind::Request, id);
+    }
+
+    /// `delegation`: tasks reach specialists, subtasks workers; results flow back.
+    fn on_delegation_data(&mut self, conn: usize, env: &Envelope<'_>, book: &mut Book) {
+        let (Some(local), true) = (self.local_of(env.to), env.payload.len() >= STAMP_BYTES) else {
+            return book.unexpected();
+        };
+        let subtasks = match self.workload {
+            Workload::Delegation { subtasks } => subtasks.max(1),
+            _ => return,
+        };
+        let me = env.to;
+        let id = env.message_id;
+        let priority = self.priority;
+        let reply = |message_id: u64, from: u32, to: u32, correlation: u64| Envelope {
+            kind: DataKind::Reply,
+            sender: AgentId(from),
+            to,
+            message_id,
+            correlation_id: correlation,
+            timestamp_ns: 0,
+            msg_type: 1,
+            priority,
+            ttl_ms: 0,
+            payload: &[],
+        };
+        let (c, s) = super::workload::delegation_roles(self.agents_total);
+        let workers = self.agents_total - c - s;
+        let id_base = self.id_base;
+        let Some(co) = self.co.as_mut() else { return };
+        match env.kind {
+            // A specialist gets a task: it hands out its subtasks.
+            DataKind::Request if id & TASK_BIT != 0 => {
+                let mut stamps = [0u8; 16];
+                stamps.copy_from_slice(&env.payload[..16]);
+                let task = Task {
+                    coordinator: env.sender.0,
+                    specialist: me,
+                    task_id: id,
+                    left: subtasks,
+                    stamps,
+                };
+                let place = match co.free_tasks.pop() {
+                    Some(p) => {
+                        co.tasks[p as usize] = Some(task);
+                        p
+                    }
+                    None => {
+                        co.tasks.push(Some(task));
+                        co.tasks.len() as u32 - 1
+                    }
+                };
+                co.stats.messages += u64::from(subtasks);
+                let seq = id & 0xffff_ffff;
+                for j in 0..subtasks {
+                    let w = c
+                        + s
+                        + ((u64::from(me) * 7 + seq + u64::from(j)) % u64::from(workers)) as u32;
+                    let sub = Envelope {
+                        kind: DataKind::Request,
+                        sender: AgentId(me),
+                        to: id_base + w,
+                        message_id: SUBTASK_BIT | (u64::from(place) << 8) | u64::from(j),
+                        correlation_id: 0,
+                        timestamp_ns: 0,
+                        msg_type: 1,
+                        priority,
+                        ttl_ms: 0,
+                        payload: &stamps,
+                    };
+                    self.push(conn, &sub);
+                }
+            }
+            // A worker does a subtask.
+            DataKind::Request if id & SUBTASK_BIT != 0 => {
+                co.stats.messages += 1;
+                co.stats.subtasks_done += 1;
+                let mut env = reply(REPLY_BIT | id, me, env.sender.0, id);
+                env.payload = &[0u8; 16];
+                self.push(conn, &env);
+            }
+            // A subtask's result: the last one sends the task's.
+            DataKind::Reply if env.correlation_id & SUBTASK_BIT != 0 => {
+                let place = ((env.correlation_id >> 8) & 0xffff_ffff) as usize;
+                let Some(Some(task)) = co.tasks.get_mut(place) else { return book.unexpected() };
+                task.left -= 1;
+                if task.left > 0 {
+                    return;
+                }
+                let task = *task;
+                co.tasks[place] = None;
+                co.free_tasks.push(place as u32);
+                co.stats.messages += 1;
+                let mut env = reply(
+                    REPLY_BIT | task.task_id,
+                    task.specialist,
+                    task.coordinator,
+                    task.task_id,
+                );
+                env.payload = &task.stamps;
+                self.push(conn, &env);
+            }
+            // A task's result: the coordinator's operation is done.
+            DataKind::Reply if env.correlation_id & TASK_BIT != 0 => {
+                let op = &mut co.ops[local];
+                if op.measured {
+                    op.done += 1;
+                    book.waited((op.intended_ns, op.sent_ns));
+                }
+                if let Some(local) = book.op_done(local) {
+                    book.send_from(local, |conn, r| self.request(conn, r));
+                }
+            }
+            _ => book.unexpected(),
         }
     }
 
@@ -802,6 +993,14 @@ impl Native {
                 Message::Data(env) if matches!(self.workload, Workload::Consensus { .. }) => {
                     return self.on_consensus_data(conn, &env, book)
                 }
+                Message::Data(env) if matches!(self.workload, Workload::Delegation { .. }) => {
+                    return self.on_delegation_data(conn, &env, book)
+                }
+                Message::Control(Control::DiscoverReply(d))
+                    if matches!(self.workload, Workload::Delegation { .. }) =>
+                {
+                    return self.on_delegation_found(&d, book)
+                }
                 Message::Control(ctl) if !book.registering() => {
                     if matches!(self.workload, Workload::Churn { .. }) && self.on_churn(&ctl, book)
                     {
@@ -888,13 +1087,21 @@ impl Adapter for Native {
                     .collect(),
                 _ => Vec::new(),
             };
+            let capabilities = match self.workload {
+                Workload::Delegation { .. }
+                    if self.workload.role(global, n) == super::workload::Role::Specialist =>
+                {
+                    vec![SPECIALIST_CAPABILITY.to_string()]
+                }
+                _ => Vec::new(),
+            };
             frame.push_control(&Control::Register(Register {
                 request_id: u64::from(id.0),
                 agent_id: id,
                 // Broadcasts reach this run's agents only.
                 agent_type: if self.workload == Workload::Broadcast { self.id_base } else { 1 },
                 name: format!("agent-{global}"),
-                capabilities: Vec::new(),
+                capabilities,
                 topics,
                 token: None,
             }));

@@ -12,6 +12,7 @@
 //! | `barriers`    | enter the next round's barrier over all agents  | the barrier releases           |
 //! | `churn`       | join, discover, message one found, stay, leave  | the leave is acknowledged      |
 //! | `consensus`   | a group's leader proposes the next value        | a majority accepted it, in order |
+//! | `delegation`  | discover a specialist, hand it a task           | its workers' results came back |
 //!
 //! Some figures need more than one core's view: which subscriber was the last to get a
 //! publication, whether two agents held one lock at once, when a barrier round released its
@@ -67,12 +68,46 @@ pub enum Workload {
         /// Agents per group (the last group takes the remainder).
         replicas: u32,
     },
+    /// Coordinators (an eighth of the agents) discover specialists (a quarter) by capability
+    /// and send them tasks; a specialist hands each task to `subtasks` workers (the rest) and
+    /// answers once they all did.
+    Delegation {
+        /// Subtasks per task.
+        subtasks: u32,
+    },
+}
+
+/// What an agent does under `delegation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Starts tasks.
+    Coordinator,
+    /// Splits tasks into subtasks.
+    Specialist,
+    /// Does subtasks.
+    Worker,
+}
+
+/// `delegation`: how many coordinators and specialists a run of `agents` agents has (the rest
+/// are workers).
+pub fn delegation_roles(agents: u32) -> (u32, u32) {
+    let coordinators = (agents / 8).max(1);
+    let specialists = (agents / 4).max(1);
+    (coordinators, specialists)
 }
 
 impl Workload {
     /// Every name `--workload` takes.
-    pub const NAMES: [&'static str; 7] =
-        ["request-reply", "fanout", "broadcast", "locks", "barriers", "churn", "consensus"];
+    pub const NAMES: [&'static str; 8] = [
+        "request-reply",
+        "fanout",
+        "broadcast",
+        "locks",
+        "barriers",
+        "churn",
+        "consensus",
+        "delegation",
+    ];
 
     /// The name in reports and on the command line.
     pub fn name(&self) -> &'static str {
@@ -84,6 +119,7 @@ impl Workload {
             Workload::Barriers => "barriers",
             Workload::Churn { .. } => "churn",
             Workload::Consensus { .. } => "consensus",
+            Workload::Delegation { .. } => "delegation",
         }
     }
 
@@ -98,7 +134,13 @@ impl Workload {
 
     /// Whether an agent runs one operation at a time (the window is 1 whatever was asked).
     pub fn one_at_a_time(&self) -> bool {
-        matches!(self, Workload::Locks { .. } | Workload::Barriers | Workload::Churn { .. })
+        matches!(
+            self,
+            Workload::Locks { .. }
+                | Workload::Barriers
+                | Workload::Churn { .. }
+                | Workload::Delegation { .. }
+        )
     }
 
     /// The window an agent uses when `asked` was asked: 1 for locks and barriers, at most the
@@ -136,11 +178,25 @@ impl Workload {
         (g, first, size)
     }
 
-    /// Whether agent `i` of `agents` starts operations (a consensus group's followers do not).
+    /// Whether agent `i` of `agents` starts operations (a consensus group's followers and
+    /// delegation's specialists and workers do not).
     pub fn originates(&self, i: u32, agents: u32) -> bool {
         match self {
             Workload::Consensus { .. } => self.group_of(i, agents).1 == i,
+            Workload::Delegation { .. } => self.role(i, agents) == Role::Coordinator,
             _ => true,
+        }
+    }
+
+    /// `delegation`: agent `i`'s role.
+    pub fn role(&self, i: u32, agents: u32) -> Role {
+        let (c, s) = delegation_roles(agents);
+        if i < c {
+            Role::Coordinator
+        } else if i < c + s {
+            Role::Specialist
+        } else {
+            Role::Worker
         }
     }
 
@@ -175,6 +231,7 @@ impl std::str::FromStr for Workload {
             "barriers" => Workload::Barriers,
             "churn" => Workload::Churn { stay: Duration::ZERO },
             "consensus" => Workload::Consensus { replicas: 0 },
+            "delegation" => Workload::Delegation { subtasks: 0 },
             other => {
                 return Err(format!(
                     "unknown workload '{other}' (expected {})",
@@ -471,6 +528,8 @@ pub struct CoordStats {
     /// `consensus`: commits a follower saw out of sequence or with another value than the one
     /// proposed for that place (0 in a sound run).
     pub disagreements: u64,
+    /// `delegation`: subtasks workers did.
+    pub subtasks_done: u64,
 }
 
 impl Default for CoordStats {
@@ -494,6 +553,7 @@ impl Default for CoordStats {
             messages: 0,
             applied: 0,
             disagreements: 0,
+            subtasks_done: 0,
         }
     }
 }
@@ -529,6 +589,7 @@ impl CoordStats {
         self.messages += o.messages;
         self.applied += o.applied;
         self.disagreements += o.disagreements;
+        self.subtasks_done += o.subtasks_done;
     }
 
     /// Jain's fairness index of operations per agent: 1 when every agent did as many, 1/n when
@@ -621,6 +682,16 @@ pub struct CoordResult {
     /// `consensus`: commits seen out of sequence or with another value (0 in a sound run).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disagreements: Option<u64>,
+    /// `delegation`: coordinators, specialists, workers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roles: Option<[u32; 3]>,
+    /// `delegation`: messages per task (task, subtasks, their results, the result; discovery
+    /// not included), over the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub messages_per_task: Option<f64>,
+    /// `delegation`: subtasks workers did, over the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subtasks_done: Option<u64>,
 }
 
 impl CoordResult {
@@ -643,6 +714,7 @@ impl CoordResult {
         };
         let barriers = workload == Workload::Barriers;
         let churn = matches!(workload, Workload::Churn { .. });
+        let delegation = matches!(workload, Workload::Delegation { .. });
         let replicas = match workload {
             Workload::Consensus { replicas } => Some(replicas),
             _ => None,
@@ -673,9 +745,9 @@ impl CoordResult {
             round_time: barriers.then(|| LatencySummary::of(&s.round_time)),
             release_skew: barriers.then(|| LatencySummary::of(&s.skew)),
             join_latency: churn.then(|| LatencySummary::of(&s.join)),
-            discovery_latency: churn.then(|| LatencySummary::of(&s.discover)),
+            discovery_latency: (churn || delegation).then(|| LatencySummary::of(&s.discover)),
             messages_to_departed: churn.then_some(s.departed),
-            found_nobody: churn.then_some(s.found_nobody),
+            found_nobody: (churn || delegation).then_some(s.found_nobody),
             replicas,
             groups: replicas.map(|_| workload.groups(agents)),
             messages_per_commit: replicas.map(|_| {
@@ -685,6 +757,12 @@ impl CoordResult {
             }),
             followers_applied: replicas.map(|_| s.applied),
             disagreements: replicas.map(|_| s.disagreements),
+            roles: delegation.then(|| {
+                let (c, sp) = delegation_roles(agents);
+                [c, sp, agents - c - sp]
+            }),
+            messages_per_task: delegation.then(|| s.messages as f64 / published.max(1) as f64),
+            subtasks_done: delegation.then_some(s.subtasks_done),
         }
     }
 }

@@ -200,6 +200,16 @@ fn coordination_line(c: &crate::loadgen::workload::CoordResult) -> String {
             c.followers_applied.unwrap_or(0)
         ));
     }
+    if let (Some([co, sp, wo]), Some(m), Some(d), Some(nobody)) =
+        (c.roles, c.messages_per_task, &c.discovery_latency, c.found_nobody)
+    {
+        line.push_str(&format!(
+            "; {co} coordinators, {sp} specialists, {wo} workers, {m:.1} messages per task, {} subtasks done, discovery p50 {} p99 {} ms, {nobody} found no specialist; task latency in the p50/p99 columns",
+            c.subtasks_done.unwrap_or(0),
+            ms(d.p50_ms),
+            ms(d.p99_ms)
+        ));
+    }
     line
 }
 

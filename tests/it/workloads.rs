@@ -183,7 +183,7 @@ fn the_command_line_runs_each_workload_and_reports_its_figures() {
             "--topologies",
             "ring,star",
             "--workload",
-            "request-reply,fanout,broadcast,locks,barriers,churn,consensus",
+            "request-reply,fanout,broadcast,locks,barriers,churn,consensus,delegation",
             "--subscribers",
             "2",
             "--locks",
@@ -209,6 +209,7 @@ fn the_command_line_runs_each_workload_and_reports_its_figures() {
         "messages to departed agents (expected)",
         "1 groups (5 agents each, the last with the rest), 15.0 messages per commit",
         "0 disagreements",
+        "6.0 messages per task",
     ] {
         assert!(stdout.contains(needle), "no '{needle}' in:\n{stdout}");
     }
@@ -228,7 +229,8 @@ fn the_command_line_runs_each_workload_and_reports_its_figures() {
             ("locks", "locks"),
             ("barriers", "barriers"),
             ("churn", "churn"),
-            ("consensus", "consensus")
+            ("consensus", "consensus"),
+            ("delegation", "delegation")
         ]
     );
     for r in runs {
@@ -252,6 +254,10 @@ fn the_command_line_runs_each_workload_and_reports_its_figures() {
         (&["--workload", "churn", "--agents", "2000000"][..], "--agents: 2000000 is above 1048576"),
         (&["--workload", "consensus", "--rate", "10"][..], "--workload consensus runs closed loop"),
         (&["--workload", "consensus", "--replicas", "1"][..], "--replicas must be at least 2"),
+        (
+            &["--workload", "delegation", "--agents", "2"][..],
+            "--agents: 2 is too few for --workload delegation",
+        ),
     ] {
         let o = run_bin(args, Duration::from_secs(20));
         let err = String::from_utf8_lossy(&o.stderr);
@@ -308,5 +314,26 @@ fn consensus_commits_in_order_and_every_follower_agrees() {
             unapplied <= 8 * (2 + 2 + 4),
             "{what}: {unapplied} messages beyond 3 per applied commit"
         );
+    }
+}
+
+#[test]
+fn delegated_tasks_come_back_with_every_subtask_done() {
+    // Proves `delegation` against every router kind: 17 agents (2 coordinators, 4 specialists
+    // found by capability, 11 workers), 60 tasks per coordinator of 3 subtasks each: every task
+    // comes back once, after exactly its 3 subtasks were done, with 2 + 2 × 3 messages, and
+    // every discovery found a specialist and was timed.
+    for (i, kind) in RouterKind::ALL.into_iter().enumerate() {
+        let stop = Stop::Count { per_agent: 60 };
+        let base = 90_000 + i as u32 * 1_000;
+        let w = Workload::Delegation { subtasks: 3 };
+        let o = run(kind, w, 17, 3, Pacing::Closed { window: 4 }, stop, base);
+        let what = format!("delegation on {kind:?}");
+        let s = check_clean(&what, &o);
+        let tasks = o.counters.requests_sent;
+        assert_eq!((s.agents, s.ops_min, s.ops_max), (2, 60, 60), "{what}: two coordinators");
+        assert_eq!(s.subtasks_done, 3 * tasks, "{what}");
+        assert_eq!(s.messages, (2 + 2 * 3) * tasks, "{what}");
+        assert_eq!((s.discover.len(), s.found_nobody), (tasks, 0), "{what}");
     }
 }
