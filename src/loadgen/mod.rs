@@ -14,6 +14,7 @@
 //!   the drain, lost connections and interrupts.
 
 mod book;
+mod coordination;
 mod counters;
 mod driver;
 pub mod group;

@@ -7,9 +7,10 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use super::coordination::{Coordination, POKE};
 use super::group::{About, Adapter, Book, ErrorKind, GroupConfig, Outgoing, REPLY_BIT};
 use super::group::{MEASURED_BIT, STAMP_BYTES};
-use super::workload::{Completed, Coord, CoordStats, Delivered, Workload};
+use super::workload::{Completed, Coord, CoordStats, Workload};
 use crate::wire::control::{
     BarrierEnter, Discover, LockRelease, LockRequest, Register, Unregister,
 };
@@ -33,34 +34,10 @@ const DISCOVER_BIT: u64 = 1 << 58;
 pub const JOIN_OFFSET: u32 = 1 << 20;
 /// `churn`: the capability passing agents register and discover by.
 const CHURN_CAPABILITY: &str = "churn";
-/// A [`Completed`] with this slot only wakes the core's side task (a new hold timer).
-pub(super) const POKE: u8 = u8::MAX;
-
-/// One agent's operation under a coordination workload (one at a time for locks and
-/// barriers; board slots in use for fan-outs).
-#[derive(Debug, Clone, Default)]
-struct Op {
-    intended_ns: u64,
-    sent_ns: u64,
-    granted_ns: u64,
-    /// The lock index or barrier round.
-    target: u32,
-    measured: bool,
-    /// Measured operations done.
-    done: u64,
-    /// Fan-outs: board slots in use, and which of them are measured.
-    used: u64,
-    measured_slots: u64,
-    /// `churn`: the operation's message id, and the error it met (resolved when it has left).
-    message_id: u64,
-    failed: Option<u16>,
-    /// `consensus`: the next sequence number to commit (leader) or to apply (follower).
-    next: u64,
-}
 
 /// `consensus`: a leader's proposal in flight.
 #[derive(Debug, Clone, Copy, Default)]
-struct Proposal {
+pub(super) struct Proposal {
     seq: u64,
     accepted: u32,
     majority: bool,
@@ -88,47 +65,12 @@ const SPECIALIST_CAPABILITY: &str = "specialist";
 
 /// `delegation`: a task a specialist of this core has handed out.
 #[derive(Debug, Clone, Copy)]
-struct Task {
+pub(super) struct Task {
     coordinator: u32,
     specialist: u32,
     task_id: u64,
     left: u32,
     stamps: [u8; 16],
-}
-
-impl Coordination {
-    /// Agent `local`'s hold (a lock, a passing agent's stay) ends `hold_ns` after `now`.
-    fn start_timer(&mut self, now: u64, local: usize) {
-        if self.timers.is_empty() {
-            if let Some(p) = &self.poke {
-                let _ = p.try_send(Completed { local: 0, slot: POKE, seq: 0 });
-            }
-        }
-        self.timers.push_back((now + self.hold_ns, local as u32));
-    }
-}
-
-/// The coordination side of the adapter: per-agent operations, hold timers, own figures.
-#[derive(Debug)]
-struct Coordination {
-    coord: Arc<Coord>,
-    /// This core's channel, to wake its own side task.
-    poke: Option<flume::Sender<Completed>>,
-    ops: Vec<Op>,
-    /// Lock releases due, in time order (every hold is as long).
-    timers: VecDeque<(u64, u32)>,
-    stats: CoordStats,
-    hold_ns: u64,
-    lease_ms: u32,
-    fan: u64,
-    /// `churn`: passing agents online at the last discovery (pages start below it).
-    online: u32,
-    /// `consensus`: each leader's proposals in flight, by slot (empty for followers).
-    proposals: Vec<Box<[Proposal]>>,
-    /// `delegation`: tasks this core's specialists handed out, and the free places (bounded by
-    /// the coordinators' tasks in flight: one each).
-    tasks: Vec<Option<Task>>,
-    free_tasks: Vec<u32>,
 }
 
 #[derive(Debug, Default)]
@@ -191,33 +133,7 @@ impl Native {
         poke: Option<flume::Sender<Completed>>,
     ) -> Native {
         let mut n = Native::new(cfg);
-        let hold = match cfg.workload {
-            Workload::Locks { hold, .. } | Workload::Churn { stay: hold } => hold,
-            _ => std::time::Duration::ZERO,
-        };
-        let hold_ms = hold.as_millis().min(u128::from(u32::MAX / 16)) as u32;
-        n.co = Some(Coordination {
-            coord,
-            poke,
-            ops: vec![Op::default(); cfg.count as usize],
-            timers: VecDeque::new(),
-            stats: CoordStats::default(),
-            hold_ns: hold.as_nanos() as u64,
-            // Long enough that a sound run never sees a lease taken back under a holder.
-            lease_ms: hold_ms.saturating_mul(10).max(5_000),
-            fan: cfg.workload.deliveries_per_op(cfg.agents_total),
-            online: cfg.agents_total,
-            proposals: (0..cfg.count)
-                .map(|l| {
-                    let leads = matches!(cfg.workload, Workload::Consensus { .. })
-                        && cfg.workload.originates(cfg.first + l, cfg.agents_total);
-                    let slots = if leads { cfg.workload.window(u32::MAX) as usize } else { 0 };
-                    vec![Proposal::default(); slots].into_boxed_slice()
-                })
-                .collect(),
-            tasks: Vec::new(),
-            free_tasks: Vec::new(),
-        });
+        n.co = Some(Coordination::new(cfg, coord, poke));
         n
     }
 
@@ -271,15 +187,8 @@ impl Native {
         let op = &mut co.ops[local];
         match self.workload {
             Workload::Fanout { .. } | Workload::Broadcast => {
-                let slot = (!op.used).trailing_zeros().min(63) as u8;
-                op.used |= 1 << slot;
-                if r.measured {
-                    op.measured_slots |= 1 << slot;
-                } else {
-                    op.measured_slots &= !(1 << slot);
-                }
                 let seq = (r.message_id & !MEASURED_BIT) as u32;
-                co.coord.open(global, slot, seq, co.fan);
+                let slot = co.open_publication(local, global, seq, r.measured);
                 let kind = if self.workload == Workload::Broadcast {
                     DataKind::Broadcast
                 } else {
@@ -821,7 +730,7 @@ impl Native {
 
     /// A publication reached this connection's agents.
     fn on_publication(&mut self, conn: usize, env: &Envelope<'_>, book: &mut Book) {
-        let (Some(publisher), Some(co)) = (env.sender.0.checked_sub(self.id_base), &self.co) else {
+        let Some(publisher) = env.sender.0.checked_sub(self.id_base) else {
             return book.unexpected();
         };
         let k = self.recipients(conn, publisher);
@@ -829,41 +738,26 @@ impl Native {
             return book.unexpected();
         }
         let measured = env.message_id & MEASURED_BIT != 0;
-        book.fan_delivered(k, env.timestamp_ns, measured);
         let slot = ((env.message_id >> SLOT_SHIFT) & 0x3f) as u8;
         let seq = (env.message_id & !MEASURED_BIT) as u32;
-        if co.coord.deliver(publisher, slot, seq, k) == Delivered::Completed {
-            if measured {
-                book.waited((stamp(env.payload, 0), stamp(env.payload, 8)));
-            }
-            co.coord.notify(publisher, slot, seq);
+        let stamps = (stamp(env.payload, 0), stamp(env.payload, 8));
+        if let Some(co) = self.co.as_mut() {
+            co.delivered(publisher, (slot, seq), k, env.timestamp_ns, stamps, measured, book);
         }
     }
 
     /// A control message about a coordination operation.
     fn on_coordination(&mut self, conn: usize, ctl: Control, book: &mut Book) {
-        let now = book.now_ns();
         match ctl {
             Control::LockGranted(g) => {
                 let (Some(local), Some(co)) = (self.local_of(g.agent_id.0), self.co.as_mut())
                 else {
                     return book.unexpected();
                 };
-                let op = &mut co.ops[local];
-                if g.lock_id.0 & 0xffff_ffff != u64::from(op.target) || op.granted_ns != 0 {
-                    return book.unexpected();
-                }
-                op.granted_ns = now;
-                if !co.coord.grant(op.target, g.agent_id.0) {
-                    co.stats.holder_conflicts += 1;
-                }
-                if op.measured {
-                    book.waited((op.intended_ns, op.sent_ns));
-                }
-                if co.hold_ns == 0 {
-                    self.release(local, book);
-                } else {
-                    co.start_timer(now, local);
+                match co.granted(local, g.agent_id.0, g.lock_id.0 & 0xffff_ffff, book) {
+                    Some(true) => self.release(local, book),
+                    Some(false) => {}
+                    None => book.unexpected(),
                 }
             }
             Control::LockQueued(_) => {
@@ -877,8 +771,7 @@ impl Native {
                 else {
                     return book.unexpected();
                 };
-                co.ops[local].done += u64::from(co.ops[local].measured);
-                if let Some(local) = book.op_done(local) {
+                if let Some(local) = co.released(local, book) {
                     book.send_from(local, |conn, r| self.request(conn, r));
                 }
             }
@@ -888,27 +781,15 @@ impl Native {
                 else {
                     return book.unexpected();
                 };
-                let op = &mut co.ops[local];
-                if b.barrier_id.0 & 0xffff_ffff != u64::from(op.target) {
-                    return book.unexpected();
-                }
-                let seen = co.coord.released(u64::from(op.target), now);
-                if let Some((round_ns, skew_ns)) = seen.complete {
-                    co.stats.rounds += u64::from(op.measured);
-                    if op.measured {
-                        co.stats.round_time.saturating_record(round_ns.max(1));
-                        co.stats.skew.saturating_record(skew_ns.max(1));
+                match co.barrier_passed(local, b.barrier_id.0, book) {
+                    Err(()) => book.unexpected(),
+                    Ok(None) => {}
+                    Ok(Some((local, released_at))) => {
+                        // Every agent of the round decides by the round's release time.
+                        book.as_of_ns = Some(released_at);
+                        book.send_from(local, |conn, r| self.request(conn, r));
+                        book.as_of_ns = None;
                     }
-                }
-                if op.measured {
-                    op.done += 1;
-                    book.waited((op.intended_ns, op.sent_ns));
-                }
-                if let Some(local) = book.op_done(local) {
-                    // Every agent of the round decides by the round's release time.
-                    book.as_of_ns = Some(seen.released_at);
-                    book.send_from(local, |conn, r| self.request(conn, r));
-                    book.as_of_ns = None;
                 }
             }
             Control::Error(e) => {
@@ -921,12 +802,7 @@ impl Native {
                     Some(co) if self.workload.fans_out() => {
                         let slot = ((e.message_id >> SLOT_SHIFT) & 0x3f) as u8;
                         let seq = (e.message_id & !MEASURED_BIT) as u32;
-                        let global = self.first + local as u32;
-                        let closed = co.coord.close_failed(global, slot, seq);
-                        if closed {
-                            co.ops[local].used &= !(1u64 << slot);
-                        }
-                        closed
+                        co.publication_failed(local, slot, seq)
                     }
                     _ => true,
                 };
@@ -942,19 +818,15 @@ impl Native {
 
     /// Agent `local` gives its lock back now.
     fn release(&mut self, local: usize, book: &mut Book) {
-        let Some(co) = self.co.as_mut() else { return };
-        let op = &mut co.ops[local];
-        if op.granted_ns == 0 {
-            return;
-        }
         let id = self.id_base + self.first + local as u32;
-        co.coord.release(op.target, id);
-        co.stats.hold.saturating_record(book.now_ns().saturating_sub(op.granted_ns).max(1));
-        op.granted_ns = 0;
+        let Some(lock) = self.co.as_mut().and_then(|co| co.release(local, id, book.now_ns()))
+        else {
+            return;
+        };
         let ctl = Control::LockRelease(LockRelease {
             request_id: RELEASE_BIT | u64::from(id),
             agent_id: AgentId(id),
-            lock_id: LockId((u64::from(self.id_base) << 32) | u64::from(op.target)),
+            lock_id: LockId((u64::from(self.id_base) << 32) | u64::from(lock)),
         });
         let conn = local / self.per_conn as usize;
         self.push_control(conn, &ctl);
@@ -1169,52 +1041,27 @@ impl Adapter for Native {
     }
 
     fn next_timer_ns(&self) -> Option<u64> {
-        self.co.as_ref()?.timers.front().map(|&(due, _)| due)
+        self.co.as_ref()?.next_timer_ns()
     }
 
     fn on_side(&mut self, msg: Option<Completed>, book: &mut Book) {
         if let Some(c) = msg.filter(|c| c.slot != POKE) {
-            let Some(co) = self.co.as_mut() else { return };
-            let local = c.local as usize;
-            if local >= co.ops.len() {
-                return book.unexpected();
-            }
-            let global = self.first + c.local;
-            if co.coord.close_completed(global, c.slot, c.seq) {
-                let op = &mut co.ops[local];
-                op.used &= !(1u64 << c.slot);
-                op.done += (op.measured_slots >> c.slot) & 1;
-                if let Some(local) = book.fan_resolved(local) {
-                    book.send_from(local, |conn, r| self.request(conn, r));
-                }
+            if let Some(local) = self.co.as_mut().and_then(|co| co.completed(c, book)) {
+                book.send_from(local, |conn, r| self.request(conn, r));
             }
         }
         let now = book.now_ns();
-        while let Some(&(due, local)) = self.co.as_ref().and_then(|co| co.timers.front()) {
-            if due > now {
-                break;
-            }
-            if let Some(co) = self.co.as_mut() {
-                co.timers.pop_front();
-            }
+        while let Some(local) = self.co.as_mut().and_then(|co| co.due(now)) {
             if matches!(self.workload, Workload::Churn { .. }) {
-                self.leave(local as usize);
-                book.wake_writer(local as usize / self.per_conn as usize);
+                self.leave(local);
+                book.wake_writer(local / self.per_conn as usize);
             } else {
-                self.release(local as usize, book);
+                self.release(local, book);
             }
         }
     }
 
     fn coordination(&self) -> Option<CoordStats> {
-        let co = self.co.as_ref()?;
-        let mut stats = co.stats.clone();
-        for (l, op) in co.ops.iter().enumerate() {
-            // Only agents that start operations (not consensus followers) count for fairness.
-            if self.workload.originates(self.first + l as u32, self.agents_total) {
-                stats.agent(op.done);
-            }
-        }
-        Some(stats)
+        Some(self.co.as_ref()?.figures())
     }
 }
