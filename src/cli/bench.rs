@@ -300,10 +300,18 @@ impl TryFrom<BenchArgs> for BenchConfig {
                     other => other,
                 })
                 .collect();
-        let coordination = workloads.iter().find(|w| !w.uses_topology());
-        if let Some(w) = coordination {
-            if a.protocol != Protocol::Native {
-                bail!("--workload {w}: only the native protocol runs it (the {} protocol runs request-reply)", a.protocol);
+        if workloads.iter().any(|w| !w.uses_topology()) {
+            // The seed's JSON protocol has locks, barriers and broadcasts, nothing else.
+            let seed = |w: &&Workload| {
+                a.protocol == Protocol::Json
+                    && matches!(
+                        w,
+                        Workload::Locks { .. } | Workload::Barriers | Workload::Broadcast
+                    )
+            };
+            let other = workloads.iter().filter(|w| !w.uses_topology()).find(|w| !seed(w));
+            if let (true, Some(w)) = (a.protocol != Protocol::Native, other) {
+                bail!("--workload {w}: the {} protocol runs request-reply{}; {w} needs the native protocol", a.protocol, if a.protocol == Protocol::Json { ", locks, barriers and broadcast" } else { "" });
             }
             if a.subscribers == 0 {
                 bail!("--subscribers must be at least 1");

@@ -302,7 +302,15 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
                     (Protocol::Native, None) => {
                         core.run(Group::new(cfg.clone(), Native::new(&cfg))).await
                     }
-                    (Protocol::Json, _) => core.run(Group::new(cfg.clone(), Json::new(&cfg))).await,
+                    (Protocol::Json, Some(coord)) => {
+                        let poke =
+                            coord.workload().one_at_a_time().then(|| coord.poke(i)).flatten();
+                        let json = Json::with_coord(&cfg, coord, poke);
+                        core.run(Group::new(cfg.clone(), json)).await
+                    }
+                    (Protocol::Json, None) => {
+                        core.run(Group::new(cfg.clone(), Json::new(&cfg))).await
+                    }
                     (Protocol::Http, _) => {
                         let plan = core.shared.http.clone().unwrap_or_default();
                         core.run(Group::new(cfg.clone(), Http::new(&cfg, plan))).await

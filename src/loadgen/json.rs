@@ -11,10 +11,13 @@
 //! deliveries are the pushes the agents receive — that is what is measured, not the acks.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use super::coordination::{Coordination, POKE};
 use super::group::{About, Adapter, Book, ErrorKind, GroupConfig, Outgoing};
+use super::workload::{Completed, Coord, CoordStats, Workload};
 use crate::transport::ws::{next_record, RECORD_LEN_BYTES};
 use crate::wire::AgentId;
 
@@ -24,6 +27,11 @@ enum Sent {
     Request,
     Reply,
     Register,
+    /// `locks`, `barriers`, `broadcast` (the publication's board slot and sequence number).
+    LockRequest,
+    LockRelease,
+    BarrierEnter,
+    Broadcast(u8, u32),
 }
 
 /// One agent's connection.
@@ -45,6 +53,14 @@ pub struct Json {
     pad: String,
     id_base: u32,
     first: u32,
+    agents_total: u32,
+    workload: Workload,
+    co: Option<Coordination>,
+}
+
+/// The last `-`-separated part of a name as a number (`bench-7-lock-3` → 3).
+fn index_in(name: &Value) -> Option<u64> {
+    name.as_str()?.rsplit('-').next()?.parse().ok()
 }
 
 impl Json {
@@ -56,6 +72,122 @@ impl Json {
             pad: "x".repeat(cfg.payload_bytes.saturating_sub(16)),
             id_base: cfg.id_base,
             first: cfg.first,
+            agents_total: cfg.agents_total,
+            workload: cfg.workload,
+            co: None,
+        }
+    }
+
+    /// The adapter for `locks`, `barriers` or `broadcast` over the seed protocol, sharing
+    /// `coord` with the run's other cores; `poke` is this core's channel.
+    pub fn with_coord(
+        cfg: &GroupConfig,
+        coord: Arc<Coord>,
+        poke: Option<flume::Sender<Completed>>,
+    ) -> Json {
+        let mut j = Json::new(cfg);
+        j.co = Some(Coordination::new(cfg, coord, poke));
+        j
+    }
+
+    fn lock_name(&self, k: u32) -> String {
+        format!("bench-{}-lock-{k}", self.id_base)
+    }
+
+    /// The agent type of a broadcast run: its agents only.
+    fn run_type(&self) -> String {
+        format!("bench-{}", self.id_base)
+    }
+
+    /// Encodes an operation of a coordination workload (one agent per connection: `conn` is
+    /// the agent's index in the group).
+    fn operation(&mut self, conn: usize, r: &Outgoing) {
+        let Some(co) = self.co.as_mut() else { return };
+        let op = &mut co.ops[conn];
+        (op.intended_ns, op.sent_ns, op.target, op.measured) =
+            (r.intended_ns, r.sent_ns, r.to, r.measured);
+        let lease_s = f64::from(co.lease_ms) / 1e3;
+        let (msg, waits) = match self.workload {
+            Workload::Locks { .. } => (
+                json!({"type": "lock_request", "agent_id": self.name(r.from),
+                    "lock_id": self.lock_name(r.to), "timeout": lease_s}),
+                Sent::LockRequest,
+            ),
+            Workload::Barriers => {
+                co.coord.enter(u64::from(r.to), r.sent_ns);
+                (
+                    json!({"type": "barrier_enter", "agent_id": self.name(r.from),
+                        "barrier_id": format!("bench-{}-round-{}", self.id_base, r.to),
+                        "expected_count": self.agents_total}),
+                    Sent::BarrierEnter,
+                )
+            }
+            Workload::Broadcast => {
+                let seq = (r.message_id & !super::group::MEASURED_BIT) as u32;
+                let global = self.first + conn as u32;
+                let slot = co.open_publication(conn, global, seq, r.measured);
+                (
+                    json!({"type": "broadcast", "from_agent": self.name(r.from),
+                        "agent_type": self.run_type(), "message_type": "broadcast",
+                        "payload": {"t0": r.intended_ns, "t1": r.sent_ns, "m": r.measured,
+                            "s": slot, "q": seq, "pad": self.pad},
+                        "exclude_self": true}),
+                    Sent::Broadcast(slot, seq),
+                )
+            }
+            _ => return,
+        };
+        self.send(conn, &msg, waits);
+    }
+
+    /// Agent `conn` gives its lock back now.
+    fn release(&mut self, conn: usize, book: &mut Book) {
+        let id = self.id_of(conn);
+        let Some(lock) = self.co.as_mut().and_then(|co| co.release(conn, id, book.now_ns())) else {
+            return;
+        };
+        let msg = json!({"type": "lock_release", "agent_id": self.name(id),
+            "lock_id": self.lock_name(lock)});
+        self.send(conn, &msg, Sent::LockRelease);
+        book.wake_writer(conn);
+    }
+
+    /// A push of a coordination workload: a grant, a barrier's release, a broadcast.
+    fn on_push(&mut self, conn: usize, m: &Value, book: &mut Book) {
+        let Some(co) = self.co.as_mut() else { return };
+        match m["type"].as_str() {
+            Some("lock_granted") => {
+                let lock = index_in(&m["lock_id"]).unwrap_or(u64::MAX);
+                match co.granted(conn, self.id_base + self.first + conn as u32, lock, book) {
+                    Some(true) => self.release(conn, book),
+                    Some(false) => {}
+                    None => book.unexpected(),
+                }
+            }
+            Some("barrier_release") => {
+                let round = index_in(&m["barrier_id"]).unwrap_or(u64::MAX);
+                match co.barrier_passed(conn, round, book) {
+                    Err(()) => book.unexpected(),
+                    Ok(None) => {}
+                    Ok(Some((local, released_at))) => {
+                        book.as_of_ns = Some(released_at);
+                        book.send_from(local, |conn, r| self.request(conn, r));
+                        book.as_of_ns = None;
+                    }
+                }
+            }
+            Some("broadcast") if self.workload == Workload::Broadcast => {
+                let p = &m["payload"];
+                let fields = (index_in(&m["from_agent"]), p["t0"].as_u64(), p["t1"].as_u64());
+                let (Some(publisher), Some(t0), Some(t1)) = fields else {
+                    return book.unexpected();
+                };
+                let (slot, seq) =
+                    (p["s"].as_u64().unwrap_or(0) as u8, p["q"].as_u64().unwrap_or(0) as u32);
+                let measured = p["m"].as_bool().unwrap_or(false);
+                co.delivered(publisher as u32, (slot, seq), 1, t1, (t0, t1), measured, book);
+            }
+            _ => {}
         }
     }
 
@@ -83,7 +215,9 @@ impl Json {
         match m["type"].as_str() {
             Some("ack") | Some("error") => self.on_answer(conn, &m, book),
             Some("direct") => self.on_delivery(conn, &m, book),
-            _ => {} // broadcasts and other pushes are not part of the measured traffic
+            // Grants, releases and broadcasts of a coordination workload; under request/reply
+            // other pushes are not part of the measured traffic.
+            _ => self.on_push(conn, &m, book),
         }
     }
 
@@ -103,6 +237,32 @@ impl Json {
             }
             (Sent::Reply, Some(e)) => {
                 let _ = book.router_error(About::Reply, ErrorKind::Name(e));
+            }
+            (Sent::LockRequest, None) => {
+                if m["granted"] == false {
+                    if let Some(co) = self.co.as_mut() {
+                        co.stats.lock_queued += 1;
+                    }
+                }
+            }
+            (Sent::LockRelease, None) => {
+                if let Some(local) = self.co.as_mut().and_then(|co| co.released(conn, book)) {
+                    book.send_from(local, |conn, r| self.request(conn, r));
+                }
+            }
+            (Sent::Broadcast(slot, seq), Some(e)) => {
+                let resolves =
+                    self.co.as_mut().is_some_and(|co| co.publication_failed(conn, slot, seq));
+                let about = About::Request(resolves.then(|| self.id_of(conn)));
+                if let Some(local) = book.router_error(about, ErrorKind::Name(e)) {
+                    book.send_from(local, |conn, r| self.request(conn, r));
+                }
+            }
+            (Sent::LockRequest | Sent::LockRelease | Sent::BarrierEnter, Some(e)) => {
+                let about = About::Request(Some(self.id_of(conn)));
+                if let Some(local) = book.router_error(about, ErrorKind::Name(e)) {
+                    book.send_from(local, |conn, r| self.request(conn, r));
+                }
             }
             (_, None) => {}
         }
@@ -139,13 +299,20 @@ impl Json {
 impl Adapter for Json {
     fn register(&mut self, conn: usize, ids: &[AgentId], _book: &mut Book) {
         for id in ids {
-            let msg =
-                json!({"type": "register", "agent_id": self.name(id.0), "agent_type": "a2a-bench"});
+            let kind = if self.workload == Workload::Broadcast {
+                self.run_type()
+            } else {
+                "a2a-bench".to_string()
+            };
+            let msg = json!({"type": "register", "agent_id": self.name(id.0), "agent_type": kind});
             self.send(conn, &msg, Sent::Register);
         }
     }
 
     fn request(&mut self, conn: usize, r: &Outgoing) {
+        if self.co.is_some() {
+            return self.operation(conn, r);
+        }
         let msg = json!({"type": "direct", "from_agent": self.name(r.from), "to_agent": self.name(r.to),
             "message_type": "request",
             "payload": {"t0": r.intended_ns, "t1": r.sent_ns, "m": r.measured, "pad": self.pad}});
@@ -175,5 +342,25 @@ impl Adapter for Json {
         if self.spare.len() < 64 {
             self.spare.push(buf);
         }
+    }
+
+    fn next_timer_ns(&self) -> Option<u64> {
+        self.co.as_ref()?.next_timer_ns()
+    }
+
+    fn on_side(&mut self, msg: Option<Completed>, book: &mut Book) {
+        if let Some(c) = msg.filter(|c| c.slot != POKE) {
+            if let Some(local) = self.co.as_mut().and_then(|co| co.completed(c, book)) {
+                book.send_from(local, |conn, r| self.request(conn, r));
+            }
+        }
+        let now = book.now_ns();
+        while let Some(local) = self.co.as_mut().and_then(|co| co.due(now)) {
+            self.release(local, book);
+        }
+    }
+
+    fn coordination(&self) -> Option<CoordStats> {
+        Some(self.co.as_ref()?.figures())
     }
 }

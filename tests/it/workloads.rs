@@ -247,8 +247,8 @@ fn the_command_line_runs_each_workload_and_reports_its_figures() {
         (&["--workload", "gossip"][..], "--workload: 'gossip': unknown workload"),
         (&["--workload", "barriers", "--rate", "100"][..], "--workload barriers runs closed loop"),
         (
-            &["--workload", "locks", "--protocol", "json"][..],
-            "--workload locks: only the native protocol",
+            &["--workload", "churn", "--protocol", "json"][..],
+            "--workload churn: the json protocol runs request-reply, locks, barriers and broadcast",
         ),
         (&["--workload", "fanout", "--window", "65"][..], "--window: at most 64"),
         (&["--workload", "churn", "--agents", "2000000"][..], "--agents: 2000000 is above 1048576"),
@@ -336,5 +336,44 @@ fn delegated_tasks_come_back_with_every_subtask_done() {
         assert_eq!(s.subtasks_done, 3 * tasks, "{what}");
         assert_eq!(s.messages, (2 + 2 * 3) * tasks, "{what}");
         assert_eq!((s.discover.len(), s.found_nobody), (tasks, 0), "{what}");
+    }
+}
+
+#[test]
+fn locks_barriers_and_broadcast_run_over_the_seed_json_protocol() {
+    // Proves the seed JSON protocol's coordination messages as workloads, against the two
+    // routers that speak it: `lock_request`/`lock_granted`/`lock_release` (one holder at a
+    // time, every agent its grants), `barrier_enter`/`barrier_release` (every round releases
+    // everyone) and `broadcast` (every other agent gets each one, once).
+    for (i, kind) in [RouterKind::Glommio, RouterKind::TokioPerCore].into_iter().enumerate() {
+        let r = start(Setup { kind, transport: Transport::Ws }, 2, |_| {});
+        let workloads = [
+            Workload::Locks { locks: 2, hold: Duration::from_micros(200) },
+            Workload::Barriers,
+            Workload::Broadcast,
+        ];
+        for (j, w) in workloads.into_iter().enumerate() {
+            let base = 100_000 + (i * 3 + j) as u32 * 1_000;
+            let pacing = Pacing::Closed { window: 4 };
+            let mut sc = scenario(Topology::Mesh, 6, pacing, Stop::Count { per_agent: 40 }, base);
+            sc.workload = w;
+            sc.protocol = a2a_bench::loadgen::Protocol::Json;
+            sc.transport = Transport::Ws;
+            sc.agent_cores = slots(2);
+            let o = loadgen::run(&sc, r.addr(), None, None);
+            let what = format!("{w} over JSON on {kind:?}");
+            let s = check_clean(&what, &o);
+            assert_eq!((s.agents, s.ops_min, s.ops_max), (6, 40, 40), "{what}");
+            match w {
+                Workload::Locks { .. } => assert_eq!(s.holder_conflicts, 0, "{what}"),
+                Workload::Barriers => assert_eq!(s.rounds, 40, "{what}"),
+                _ => assert_eq!(
+                    o.counters.requests_delivered,
+                    5 * o.counters.requests_sent,
+                    "{what}"
+                ),
+            }
+        }
+        r.stop();
     }
 }
