@@ -798,6 +798,20 @@ impl Native {
                     let _ = book.router_error(About::Request(None), ErrorKind::Code(e.code));
                     return;
                 };
+                let inner = match self.workload {
+                    Workload::Consensus { .. } => true,
+                    Workload::Delegation { .. } => e.message_id & TASK_BIT == 0,
+                    _ => false,
+                };
+                if inner && e.request_id == 0 {
+                    // A proposal, acceptance or commit, a subtask or a result: counted apart.
+                    // Its operation completes without it or stalls (then it is given up on);
+                    // the last commits of a run may meet followers that already left.
+                    if let Some(co) = self.co.as_mut() {
+                        co.stats.refuse(e.code);
+                    }
+                    return;
+                }
                 let resolves = match self.co.as_mut() {
                     Some(co) if self.workload.fans_out() => {
                         let slot = ((e.message_id >> SLOT_SHIFT) & 0x3f) as u8;

@@ -530,6 +530,8 @@ pub struct CoordStats {
     pub disagreements: u64,
     /// `delegation`: subtasks workers did.
     pub subtasks_done: u64,
+    /// `consensus`, `delegation`: messages inside an operation the router refused, by code.
+    pub refused: Vec<(u16, u64)>,
 }
 
 impl Default for CoordStats {
@@ -554,6 +556,7 @@ impl Default for CoordStats {
             applied: 0,
             disagreements: 0,
             subtasks_done: 0,
+            refused: Vec::new(),
         }
     }
 }
@@ -590,6 +593,21 @@ impl CoordStats {
         self.applied += o.applied;
         self.disagreements += o.disagreements;
         self.subtasks_done += o.subtasks_done;
+        for &(code, n) in &o.refused {
+            self.refuse_n(code, n);
+        }
+    }
+
+    /// A message inside an operation was refused with `code`.
+    pub fn refuse(&mut self, code: u16) {
+        self.refuse_n(code, 1);
+    }
+
+    fn refuse_n(&mut self, code: u16, n: u64) {
+        match self.refused.iter_mut().find(|(c, _)| *c == code) {
+            Some((_, total)) => *total += n,
+            None => self.refused.push((code, n)),
+        }
     }
 
     /// Jain's fairness index of operations per agent: 1 when every agent did as many, 1/n when
@@ -692,6 +710,10 @@ pub struct CoordResult {
     /// `delegation`: subtasks workers did, over the run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subtasks_done: Option<u64>,
+    /// `consensus`, `delegation`: messages inside operations the router refused, by kind
+    /// (the last commits of a run may meet followers that already left).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub messages_refused: Option<std::collections::BTreeMap<String, u64>>,
 }
 
 impl CoordResult {
@@ -763,6 +785,16 @@ impl CoordResult {
             }),
             messages_per_task: delegation.then(|| s.messages as f64 / published.max(1) as f64),
             subtasks_done: delegation.then_some(s.subtasks_done),
+            messages_refused: (replicas.is_some() || delegation).then(|| {
+                s.refused
+                    .iter()
+                    .map(|&(code, n)| {
+                        let name = crate::wire::ErrorCode::from_code(code)
+                            .map_or_else(|| format!("code_{code}"), |c| c.name().to_string());
+                        (name, n)
+                    })
+                    .collect()
+            }),
         }
     }
 }

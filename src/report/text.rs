@@ -210,6 +210,10 @@ fn coordination_line(c: &crate::loadgen::workload::CoordResult) -> String {
             ms(d.p99_ms)
         ));
     }
+    if let Some(r) = c.messages_refused.as_ref().filter(|r| !r.is_empty()) {
+        let kinds: Vec<String> = r.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        line.push_str(&format!("; inner messages refused: {}", kinds.join(", ")));
+    }
     line
 }
 
