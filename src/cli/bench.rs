@@ -47,7 +47,8 @@ pub struct BenchArgs {
     /// delegation: subtasks a specialist hands to workers per task.
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub(super) subtasks: u32,
-    /// consensus: agents per group (a leader and its followers; at least 2).
+    /// consensus, election: agents per group (consensus: a leader and its followers, at least
+    /// 2; election: at least 3).
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub(super) replicas: u32,
     /// locks: how many locks the agents contend for.
@@ -297,6 +298,7 @@ impl TryFrom<BenchArgs> for BenchConfig {
                     Workload::Churn { .. } => Workload::Churn { stay: a.hold },
                     Workload::Consensus { .. } => Workload::Consensus { replicas: a.replicas },
                     Workload::Delegation { .. } => Workload::Delegation { subtasks: a.subtasks },
+                    Workload::Election { .. } => Workload::Election { replicas: a.replicas },
                     other => other,
                 })
                 .collect();
@@ -336,19 +338,29 @@ impl TryFrom<BenchArgs> for BenchConfig {
                 bail!("--agents: {n} is too few for --workload delegation (a coordinator, a specialist and a worker)");
             }
         }
+        let election = workloads.iter().any(|w| matches!(w, Workload::Election { .. }));
+        if election {
+            if a.replicas < 3 {
+                bail!("--replicas must be at least 3 with --workload election (an observer, a leader to kill and one to take over)");
+            }
+            if let Some(&n) = agents.iter().find(|&&n| n < 3) {
+                bail!("--agents: {n} is too few for --workload election (at least 3)");
+            }
+        }
         if consensus && a.replicas < 2 {
             bail!("--replicas must be at least 2 (a leader and a follower)");
         }
         let open = a.rate.is_some()
             || a.find_max_rate
             || a.intervals.as_deref().is_some_and(|i| i.split(',').any(|m| m.trim() != "0"));
-        let closed_only =
-            workloads.iter().find(|w| matches!(w, Workload::Barriers | Workload::Consensus { .. }));
+        let closed_only = workloads.iter().find(|w| {
+            matches!(w, Workload::Barriers | Workload::Consensus { .. } | Workload::Election { .. })
+        });
         if let (true, Some(w)) = (open, closed_only) {
             let why = if *w == Workload::Barriers {
                 "a round begins when the last one released"
             } else {
-                "only the leaders propose, each as soon as a slot of its window frees"
+                "only some agents start operations, each when its last one ended"
             };
             bail!("--workload {w} runs closed loop ({why}): drop --rate, --intervals and --find-max-rate");
         }

@@ -487,6 +487,7 @@ impl Book {
             // The leader's group.
             Workload::Consensus { .. } => self.cfg.workload.group_of(global, n).0,
             Workload::Delegation { .. } => 0,
+            Workload::Election { .. } => self.cfg.workload.group_of(global, n).0,
         };
         a.sent += 1;
         a.owed = a.owed.saturating_sub(1);

@@ -33,6 +33,15 @@ pub(super) struct Op {
     pub(super) failed: Option<u16>,
     /// `consensus`: the next sequence number to commit (leader) or to apply (follower).
     pub(super) next: u64,
+    /// `election`: the leader as this member knows it (global index; `u32::MAX` at first: the
+    /// group's last member), the latest term it knows, whether it is dead (left), and its own
+    /// candidacy (running, answers awaited, whether a higher member answered).
+    pub(super) leader: u32,
+    pub(super) term: u32,
+    pub(super) dead: bool,
+    pub(super) running: bool,
+    pub(super) awaited: u32,
+    pub(super) heard_ok: bool,
 }
 
 /// The coordination side of an adapter: per-agent operations, hold timers, own figures.

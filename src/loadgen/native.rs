@@ -60,6 +60,19 @@ const CONSENSUS_BIT: u64 = 1 << 57;
 /// the specialist core's table of tasks in flight above bit 8, its index below).
 const TASK_BIT: u64 = 1 << 56;
 const SUBTASK_BIT: u64 = 1 << 55;
+/// `election`: message ids carry this bit, the term above bit 8 and the message type below.
+const ELECTION_BIT: u64 = 1 << 54;
+const KILL: u64 = 10;
+const DYING: u64 = 11;
+const ELECT: u64 = 12;
+const ELECT_OK: u64 = 13;
+const LEADER: u64 = 14;
+const BACK: u64 = 15;
+/// `election`: request ids of a killed leader's leave and of its return.
+const DIE_BIT: u64 = 1 << 53;
+const REVIVE_BIT: u64 = 1 << 52;
+/// `election`: a [`Completed`] with this slot brings a killed leader back.
+const REVIVE: u8 = 254;
 /// `delegation`: the capability specialists register and coordinators discover by.
 const SPECIALIST_CAPABILITY: &str = "specialist";
 
@@ -273,7 +286,163 @@ impl Native {
                 });
                 self.push_control(conn, &ctl);
             }
+            Workload::Election { .. } => {
+                (op.intended_ns, op.sent_ns, op.measured) = (r.intended_ns, r.sent_ns, r.measured);
+                let (_, first, size) = self.workload.group_of(global, self.agents_total);
+                let leader = if op.term == 0 { first + size - 1 } else { op.leader };
+                // The term this operation waits for; the kill target, to revive it after.
+                op.next = u64::from(op.term) + 1;
+                op.target = leader;
+                co.stats.messages += 1;
+                let term = op.term + 1;
+                self.election_message(conn, global, leader, KILL, term);
+            }
             Workload::RequestReply => {}
+        }
+    }
+
+    /// `election`: a message of type `kind` for `term` from member `from` to member `to`.
+    fn election_message(&mut self, conn: usize, from: u32, to: u32, kind: u64, term: u32) {
+        let env = Envelope {
+            kind: DataKind::Direct,
+            sender: AgentId(self.id_base + from),
+            to: self.id_base + to,
+            message_id: ELECTION_BIT | (u64::from(term) << 8) | kind,
+            correlation_id: 0,
+            timestamp_ns: 0,
+            msg_type: 1,
+            priority: self.priority,
+            ttl_ms: 0,
+            payload: &u64::from(term).to_le_bytes(),
+        };
+        self.push(conn, &env);
+    }
+
+    /// `election`: member `local` stands for `term`: it asks every higher member; with none
+    /// (or none alive, as the router's refusals tell) it leads.
+    fn stand(&mut self, local: usize, term: u32, book: &mut Book) {
+        let global = self.first + local as u32;
+        let (_, first, size) = self.workload.group_of(global, self.agents_total);
+        let conn = local / self.per_conn as usize;
+        let Some(co) = self.co.as_mut() else { return };
+        let op = &mut co.ops[local];
+        if op.dead || u64::from(term) <= op.message_id {
+            return; // dead, or already stood for this term
+        }
+        op.message_id = u64::from(term);
+        op.running = true;
+        op.heard_ok = false;
+        op.awaited = first + size - 1 - global;
+        co.stats.candidates += 1;
+        co.stats.messages += u64::from(op.awaited);
+        if op.awaited == 0 {
+            return self.lead(local, term, book);
+        }
+        for k in global + 1..first + size {
+            self.election_message(conn, global, k, ELECT, term);
+        }
+    }
+
+    /// `election`: candidate `local` heard from every higher member; without an answer it leads.
+    fn settle(&mut self, local: usize, term: u32, book: &mut Book) {
+        let Some(co) = self.co.as_mut() else { return };
+        let op = &mut co.ops[local];
+        if !op.running || op.message_id != u64::from(term) || op.awaited == 0 {
+            return;
+        }
+        op.awaited -= 1;
+        if op.awaited == 0 {
+            op.running = false;
+            if !op.heard_ok {
+                self.lead(local, term, book);
+            }
+        }
+    }
+
+    /// `election`: member `local` leads for `term` and tells every other member.
+    fn lead(&mut self, local: usize, term: u32, book: &mut Book) {
+        let global = self.first + local as u32;
+        let (group, first, size) = self.workload.group_of(global, self.agents_total);
+        let conn = local / self.per_conn as usize;
+        let Some(co) = self.co.as_mut() else { return };
+        if !co.coord.claim(group, term, global) {
+            co.stats.dual_leaders += 1;
+        }
+        co.stats.messages += u64::from(size - 1);
+        for k in (first..first + size).filter(|&k| k != global) {
+            self.election_message(conn, global, k, LEADER, term);
+        }
+        self.new_leader(local, global, term, book);
+    }
+
+    /// `election`: member `local` learns that `leader` leads for `term`; the group's observer
+    /// waiting for that term is done, and brings the killed leader back.
+    fn new_leader(&mut self, local: usize, leader: u32, term: u32, book: &mut Book) {
+        let global = self.first + local as u32;
+        let Some(co) = self.co.as_mut() else { return };
+        let op = &mut co.ops[local];
+        if term < op.term {
+            return;
+        }
+        (op.term, op.leader, op.running) = (term, leader, false);
+        let observer = self.workload.originates(global, self.agents_total);
+        if !observer || op.next != u64::from(term) {
+            return;
+        }
+        op.next = 0;
+        if op.measured {
+            op.done += 1;
+            book.waited((op.intended_ns, op.sent_ns));
+        }
+        // The operation ends when the killed leader is back (it says so): the next election
+        // then has every member but one alive, and the observer never wins.
+        co.coord.notify(op.target, REVIVE, term);
+    }
+
+    /// `election`: what members send each other.
+    fn on_election_data(&mut self, conn: usize, env: &Envelope<'_>, book: &mut Book) {
+        let (Some(local), Some(from)) =
+            (self.local_of(env.to), env.sender.0.checked_sub(self.id_base))
+        else {
+            return book.unexpected();
+        };
+        if env.message_id & ELECTION_BIT == 0 {
+            return book.unexpected();
+        }
+        let (kind, term) = (env.message_id & 0xff, (env.message_id >> 8) as u32);
+        let me = self.first + local as u32;
+        let Some(co) = self.co.as_mut() else { return };
+        if co.ops[local].dead {
+            return; // gone: the router should not have delivered it
+        }
+        match kind {
+            KILL => {
+                co.ops[local].dead = true;
+                co.stats.messages += 1;
+                self.election_message(conn, me, from, DYING, term);
+                let ctl = Control::Unregister(Unregister {
+                    request_id: DIE_BIT | u64::from(self.id_base + me),
+                    agent_id: AgentId(self.id_base + me),
+                });
+                self.push_control(conn, &ctl);
+            }
+            DYING => self.stand(local, term, book),
+            ELECT => {
+                co.stats.messages += 1;
+                self.election_message(conn, me, from, ELECT_OK, term);
+                self.stand(local, term, book);
+            }
+            ELECT_OK => {
+                co.ops[local].heard_ok = true;
+                self.settle(local, term, book);
+            }
+            LEADER => self.new_leader(local, from, term, book),
+            BACK => {
+                if let Some(local) = book.op_done(local) {
+                    book.send_from(local, |conn, r| self.request(conn, r));
+                }
+            }
+            _ => book.unexpected(),
         }
     }
 
@@ -749,6 +918,20 @@ impl Native {
     /// A control message about a coordination operation.
     fn on_coordination(&mut self, conn: usize, ctl: Control, book: &mut Book) {
         match ctl {
+            Control::Ack(a) if a.request_id & DIE_BIT != 0 => {}
+            Control::Ack(a) if a.request_id & REVIVE_BIT != 0 => {
+                // Back: tell the group's observer.
+                let Some(local) = self.local_of(a.request_id as u32) else {
+                    return book.unexpected();
+                };
+                let me = self.first + local as u32;
+                let (_, observer, _) = self.workload.group_of(me, self.agents_total);
+                let term = self.co.as_mut().map_or(0, |co| {
+                    co.stats.messages += 1;
+                    co.ops[local].term
+                });
+                self.election_message(conn, me, observer, BACK, term);
+            }
             Control::LockGranted(g) => {
                 let (Some(local), Some(co)) = (self.local_of(g.agent_id.0), self.co.as_mut())
                 else {
@@ -798,6 +981,9 @@ impl Native {
                     let _ = book.router_error(About::Request(None), ErrorKind::Code(e.code));
                     return;
                 };
+                if matches!(self.workload, Workload::Election { .. }) {
+                    return self.on_election_error(&e, book);
+                }
                 let inner = match self.workload {
                     Workload::Consensus { .. } => true,
                     Workload::Delegation { .. } => e.message_id & TASK_BIT == 0,
@@ -827,6 +1013,25 @@ impl Native {
                 let _ = conn;
             }
             _ => book.unexpected(),
+        }
+    }
+
+    /// `election`: the router's answers about election messages and a killed leader's leave
+    /// and return.
+    fn on_election_error(&mut self, e: &crate::wire::control::Error, book: &mut Book) {
+        let Some(local) = self.local_of(e.agent_id.0) else { return book.unexpected() };
+        let gone = matches!(
+            ErrorCode::from_code(e.code),
+            Some(ErrorCode::UnknownRecipient | ErrorCode::RecipientOffline)
+        );
+        let Some(co) = self.co.as_mut() else { return };
+        if e.request_id != 0 || e.message_id & ELECTION_BIT == 0 || !gone {
+            return co.stats.refuse(e.code);
+        }
+        // How a candidate learns a higher member is dead.
+        co.stats.to_the_dead += 1;
+        if e.message_id & 0xff == ELECT {
+            self.settle(local, (e.message_id >> 8) as u32, book);
         }
     }
 
@@ -881,6 +1086,9 @@ impl Native {
                 }
                 Message::Data(env) if matches!(self.workload, Workload::Delegation { .. }) => {
                     return self.on_delegation_data(conn, &env, book)
+                }
+                Message::Data(env) if matches!(self.workload, Workload::Election { .. }) => {
+                    return self.on_election_data(conn, &env, book)
                 }
                 Message::Control(Control::DiscoverReply(d))
                     if matches!(self.workload, Workload::Delegation { .. }) =>
@@ -1059,6 +1267,31 @@ impl Adapter for Native {
     }
 
     fn on_side(&mut self, msg: Option<Completed>, book: &mut Book) {
+        if let Some(c) = msg.filter(|c| c.slot == REVIVE) {
+            // A killed leader comes back (it learns the leader at the next election).
+            let id = AgentId(self.id_base + self.first + c.local);
+            let ctl = Control::Register(Register {
+                request_id: REVIVE_BIT | u64::from(id.0),
+                agent_id: id,
+                agent_type: 1,
+                name: format!("agent-{}", self.first + c.local),
+                capabilities: Vec::new(),
+                topics: Vec::new(),
+                token: None,
+            });
+            let conn = c.local as usize / self.per_conn as usize;
+            self.push_control(conn, &ctl);
+            book.wake_writer(conn);
+            // Alive from now on (a sharded router may deliver to it before its ack), and past
+            // the term that replaced it: an election message of that term still travelling
+            // must not make it stand (it would lead the term a second time).
+            if let Some(op) = self.co.as_mut().and_then(|co| co.ops.get_mut(c.local as usize)) {
+                op.dead = false;
+                op.term = op.term.max(c.seq);
+                op.message_id = op.message_id.max(u64::from(c.seq));
+            }
+            return;
+        }
         if let Some(c) = msg.filter(|c| c.slot != POKE) {
             if let Some(local) = self.co.as_mut().and_then(|co| co.completed(c, book)) {
                 book.send_from(local, |conn, r| self.request(conn, r));

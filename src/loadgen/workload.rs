@@ -13,6 +13,7 @@
 //! | `churn`       | join, discover, message one found, stay, leave  | the leave is acknowledged      |
 //! | `consensus`   | a group's leader proposes the next value        | a majority accepted it, in order |
 //! | `delegation`  | discover a specialist, hand it a task           | its workers' results came back |
+//! | `election`    | kill the group's leader (it leaves)             | the new leader announced itself |
 //!
 //! Some figures need more than one core's view: which subscriber was the last to get a
 //! publication, whether two agents held one lock at once, when a barrier round released its
@@ -68,6 +69,12 @@ pub enum Workload {
         /// Agents per group (the last group takes the remainder).
         replicas: u32,
     },
+    /// Groups of `replicas` agents elect a leader by the bully algorithm; each group's first
+    /// agent kills the leader at intervals (it leaves the router) and waits for the new one.
+    Election {
+        /// Agents per group (the last group takes the remainder; at least 3).
+        replicas: u32,
+    },
     /// Coordinators (an eighth of the agents) discover specialists (a quarter) by capability
     /// and send them tasks; a specialist hands each task to `subtasks` workers (the rest) and
     /// answers once they all did.
@@ -98,7 +105,7 @@ pub fn delegation_roles(agents: u32) -> (u32, u32) {
 
 impl Workload {
     /// Every name `--workload` takes.
-    pub const NAMES: [&'static str; 8] = [
+    pub const NAMES: [&'static str; 9] = [
         "request-reply",
         "fanout",
         "broadcast",
@@ -107,6 +114,7 @@ impl Workload {
         "churn",
         "consensus",
         "delegation",
+        "election",
     ];
 
     /// The name in reports and on the command line.
@@ -120,6 +128,7 @@ impl Workload {
             Workload::Churn { .. } => "churn",
             Workload::Consensus { .. } => "consensus",
             Workload::Delegation { .. } => "delegation",
+            Workload::Election { .. } => "election",
         }
     }
 
@@ -140,6 +149,7 @@ impl Workload {
                 | Workload::Barriers
                 | Workload::Churn { .. }
                 | Workload::Delegation { .. }
+                | Workload::Election { .. }
         )
     }
 
@@ -160,7 +170,9 @@ impl Workload {
     /// `consensus`: the groups of a run of `agents` agents, and the group of agent `i`.
     pub fn groups(&self, agents: u32) -> u32 {
         match self {
-            Workload::Consensus { replicas } => (agents / (*replicas).max(1)).max(1),
+            Workload::Consensus { replicas } | Workload::Election { replicas } => {
+                (agents / (*replicas).max(1)).max(1)
+            }
             _ => 1,
         }
     }
@@ -168,7 +180,9 @@ impl Workload {
     /// `consensus`: agent `i`'s group, its first agent and its size.
     pub fn group_of(&self, i: u32, agents: u32) -> (u32, u32, u32) {
         let r = match self {
-            Workload::Consensus { replicas } => (*replicas).max(1),
+            Workload::Consensus { replicas } | Workload::Election { replicas } => {
+                (*replicas).max(1)
+            }
             _ => agents.max(1),
         };
         let groups = self.groups(agents);
@@ -182,7 +196,9 @@ impl Workload {
     /// delegation's specialists and workers do not).
     pub fn originates(&self, i: u32, agents: u32) -> bool {
         match self {
-            Workload::Consensus { .. } => self.group_of(i, agents).1 == i,
+            Workload::Consensus { .. } | Workload::Election { .. } => {
+                self.group_of(i, agents).1 == i
+            }
             Workload::Delegation { .. } => self.role(i, agents) == Role::Coordinator,
             _ => true,
         }
@@ -232,6 +248,7 @@ impl std::str::FromStr for Workload {
             "churn" => Workload::Churn { stay: Duration::ZERO },
             "consensus" => Workload::Consensus { replicas: 0 },
             "delegation" => Workload::Delegation { subtasks: 0 },
+            "election" => Workload::Election { replicas: 0 },
             other => {
                 return Err(format!(
                     "unknown workload '{other}' (expected {})",
@@ -318,6 +335,8 @@ pub struct Coord {
     holders: Box<[AtomicU32]>,
     /// `barriers`: rounds `r` use entry `r % 4` (no two rounds four apart are ever open).
     rounds: [Round; 4],
+    /// `election`: per group, the latest term announced and its leader (`term << 32 | leader`).
+    terms: Box<[AtomicU64]>,
 }
 
 impl Coord {
@@ -333,7 +352,8 @@ impl Coord {
         let (mut done_tx, mut done_rx) = (Vec::new(), Vec::new());
         for &(_, count) in &spans {
             // Each publication is completed once: in flight at most count × window (and a few pokes).
-            let (tx, rx) = flume::bounded(count as usize * slots_per_agent as usize + 4);
+            // Revivals of killed leaders (`election`) are one per agent at most.
+            let (tx, rx) = flume::bounded(count as usize * (slots_per_agent as usize + 1) + 4);
             done_tx.push(tx);
             done_rx.push(rx);
         }
@@ -352,6 +372,13 @@ impl Coord {
             slots_per_agent,
             holders: (0..locks).map(|_| AtomicU32::new(0)).collect(),
             rounds: [Round::new(), Round::new(), Round::new(), Round::new()],
+            terms: (0..if matches!(workload, Workload::Election { .. }) {
+                workload.groups(agents)
+            } else {
+                0
+            })
+                .map(|_| AtomicU64::new(0))
+                .collect(),
         };
         (coord, done_rx)
     }
@@ -454,6 +481,27 @@ impl Coord {
         }
     }
 
+    /// Agent `leader` announces itself leader of group `group` for `term`: false if another
+    /// member already did for that term.
+    pub fn claim(&self, group: u32, term: u32, leader: u32) -> bool {
+        let Some(t) = self.terms.get(group as usize) else { return true };
+        let mine = (u64::from(term) << 32) | u64::from(leader);
+        let mut cur = t.load(Ordering::Acquire);
+        loop {
+            let held = (cur >> 32) as u32;
+            if held == term {
+                return cur == mine;
+            }
+            if held > term {
+                return true; // a later term already: this announcement is stale, not a rival
+            }
+            match t.compare_exchange_weak(cur, mine, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return true,
+                Err(now) => cur = now,
+            }
+        }
+    }
+
     /// An agent enters barrier round `round` at `now`.
     pub fn enter(&self, round: u64, now: u64) {
         self.rounds[(round % 4) as usize].first_enter.fetch_min(now, Ordering::AcqRel);
@@ -532,6 +580,13 @@ pub struct CoordStats {
     pub subtasks_done: u64,
     /// `consensus`, `delegation`: messages inside an operation the router refused, by code.
     pub refused: Vec<(u16, u64)>,
+    /// `election`: members that started an election (candidates), summed over elections.
+    pub candidates: u64,
+    /// `election`: election messages to the killed leader the router refused as gone (how a
+    /// candidate learns it is dead; expected).
+    pub to_the_dead: u64,
+    /// `election`: terms for which two members announced themselves (0 in a sound run).
+    pub dual_leaders: u64,
 }
 
 impl Default for CoordStats {
@@ -557,6 +612,9 @@ impl Default for CoordStats {
             disagreements: 0,
             subtasks_done: 0,
             refused: Vec::new(),
+            candidates: 0,
+            to_the_dead: 0,
+            dual_leaders: 0,
         }
     }
 }
@@ -596,6 +654,9 @@ impl CoordStats {
         for &(code, n) in &o.refused {
             self.refuse_n(code, n);
         }
+        self.candidates += o.candidates;
+        self.to_the_dead += o.to_the_dead;
+        self.dual_leaders += o.dual_leaders;
     }
 
     /// A message inside an operation was refused with `code`.
@@ -714,6 +775,15 @@ pub struct CoordResult {
     /// (the last commits of a run may meet followers that already left).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub messages_refused: Option<std::collections::BTreeMap<String, u64>>,
+    /// `election`: messages per election (kill, dying, elections, oks, announcements).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub messages_per_election: Option<f64>,
+    /// `election`: members that stood as candidates per election.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub candidates_per_election: Option<f64>,
+    /// `election`: terms with two leaders announced (0 in a sound run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dual_leaders: Option<u64>,
 }
 
 impl CoordResult {
@@ -739,6 +809,10 @@ impl CoordResult {
         let delegation = matches!(workload, Workload::Delegation { .. });
         let replicas = match workload {
             Workload::Consensus { replicas } => Some(replicas),
+            _ => None,
+        };
+        let election = match workload {
+            Workload::Election { replicas } => Some(replicas),
             _ => None,
         };
         CoordResult {
@@ -770,8 +844,8 @@ impl CoordResult {
             discovery_latency: (churn || delegation).then(|| LatencySummary::of(&s.discover)),
             messages_to_departed: churn.then_some(s.departed),
             found_nobody: (churn || delegation).then_some(s.found_nobody),
-            replicas,
-            groups: replicas.map(|_| workload.groups(agents)),
+            replicas: replicas.or(election),
+            groups: replicas.or(election).map(|_| workload.groups(agents)),
             messages_per_commit: replicas.map(|_| {
                 // Commits over the run: what the followers applied over the followers per group.
                 let commits = published.max(1);
@@ -785,7 +859,11 @@ impl CoordResult {
             }),
             messages_per_task: delegation.then(|| s.messages as f64 / published.max(1) as f64),
             subtasks_done: delegation.then_some(s.subtasks_done),
-            messages_refused: (replicas.is_some() || delegation).then(|| {
+            messages_per_election: election.map(|_| s.messages as f64 / published.max(1) as f64),
+            candidates_per_election: election
+                .map(|_| s.candidates as f64 / published.max(1) as f64),
+            dual_leaders: election.map(|_| s.dual_leaders),
+            messages_refused: (replicas.is_some() || delegation || election.is_some()).then(|| {
                 s.refused
                     .iter()
                     .map(|&(code, n)| {

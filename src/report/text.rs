@@ -210,6 +210,14 @@ fn coordination_line(c: &crate::loadgen::workload::CoordResult) -> String {
             ms(d.p99_ms)
         ));
     }
+    if let (Some(m), Some(k), Some(d)) =
+        (c.messages_per_election, c.candidates_per_election, c.dual_leaders)
+    {
+        line.push_str(&format!(
+            "; {} groups, {m:.1} messages and {k:.1} candidates per election, {d} terms with two leaders; time to the new leader in the p50/p99 columns",
+            c.groups.unwrap_or(0)
+        ));
+    }
     if let Some(r) = c.messages_refused.as_ref().filter(|r| !r.is_empty()) {
         let kinds: Vec<String> = r.iter().map(|(k, n)| format!("{k} {n}")).collect();
         line.push_str(&format!("; inner messages refused: {}", kinds.join(", ")));

@@ -183,7 +183,7 @@ fn the_command_line_runs_each_workload_and_reports_its_figures() {
             "--topologies",
             "ring,star",
             "--workload",
-            "request-reply,fanout,broadcast,locks,barriers,churn,consensus,delegation",
+            "request-reply,fanout,broadcast,locks,barriers,churn,consensus,delegation,election",
             "--subscribers",
             "2",
             "--locks",
@@ -210,6 +210,7 @@ fn the_command_line_runs_each_workload_and_reports_its_figures() {
         "1 groups (5 agents each, the last with the rest), 15.0 messages per commit",
         "0 disagreements",
         "6.0 messages per task",
+        "0 terms with two leaders",
     ] {
         assert!(stdout.contains(needle), "no '{needle}' in:\n{stdout}");
     }
@@ -230,7 +231,8 @@ fn the_command_line_runs_each_workload_and_reports_its_figures() {
             ("barriers", "barriers"),
             ("churn", "churn"),
             ("consensus", "consensus"),
-            ("delegation", "delegation")
+            ("delegation", "delegation"),
+            ("election", "election")
         ]
     );
     for r in runs {
@@ -254,6 +256,7 @@ fn the_command_line_runs_each_workload_and_reports_its_figures() {
         (&["--workload", "churn", "--agents", "2000000"][..], "--agents: 2000000 is above 1048576"),
         (&["--workload", "consensus", "--rate", "10"][..], "--workload consensus runs closed loop"),
         (&["--workload", "consensus", "--replicas", "1"][..], "--replicas must be at least 2"),
+        (&["--workload", "election", "--replicas", "2"][..], "--replicas must be at least 3"),
         (
             &["--workload", "delegation", "--agents", "2"][..],
             "--agents: 2 is too few for --workload delegation",
@@ -378,5 +381,27 @@ fn locks_barriers_and_broadcast_run_over_the_seed_json_protocol() {
             }
         }
         r.stop();
+    }
+}
+
+#[test]
+fn every_killed_leader_is_replaced_by_exactly_one() {
+    // Proves `election` (bully) against every router kind: 10 agents in groups of 3 (the last of
+    // 4), sharing connections; each group's observer kills its leader 50 times: every election
+    // ends with a new leader announced, never two for one term, the candidates learn the dead
+    // leader is gone from the router's refusals, and the killed leaders come back.
+    for (i, kind) in RouterKind::ALL.into_iter().enumerate() {
+        let stop = Stop::Count { per_agent: 50 };
+        let base = 110_000 + i as u32 * 1_000;
+        let w = Workload::Election { replicas: 3 };
+        let o = run(kind, w, 10, 2, Pacing::Closed { window: 1 }, stop, base);
+        let what = format!("election on {kind:?}");
+        let s = check_clean(&what, &o);
+        let elections = o.counters.requests_sent;
+        assert_eq!((s.agents, s.ops_min, s.ops_max), (3, 50, 50), "{what}: three observers");
+        assert_eq!(s.dual_leaders, 0, "{what}");
+        assert!(s.refused.is_empty(), "{what}: {:?}", s.refused);
+        assert!(s.to_the_dead >= elections, "{what}: every election asks the dead leader");
+        assert!(s.candidates >= 2 * elections, "{what}: the observer and the winner stand");
     }
 }
