@@ -354,7 +354,13 @@ impl TryFrom<BenchArgs> for BenchConfig {
             || a.find_max_rate
             || a.intervals.as_deref().is_some_and(|i| i.split(',').any(|m| m.trim() != "0"));
         let closed_only = workloads.iter().find(|w| {
-            matches!(w, Workload::Barriers | Workload::Consensus { .. } | Workload::Election { .. })
+            matches!(
+                w,
+                Workload::Barriers
+                    | Workload::Consensus { .. }
+                    | Workload::Election { .. }
+                    | Workload::Delegation { .. }
+            )
         });
         if let (true, Some(w)) = (open, closed_only) {
             let why = if *w == Workload::Barriers {

@@ -258,6 +258,10 @@ fn the_command_line_runs_each_workload_and_reports_its_figures() {
         (&["--workload", "consensus", "--replicas", "1"][..], "--replicas must be at least 2"),
         (&["--workload", "election", "--replicas", "2"][..], "--replicas must be at least 3"),
         (
+            &["--workload", "delegation", "--rate", "100"][..],
+            "--workload delegation runs closed loop",
+        ),
+        (
             &["--workload", "delegation", "--agents", "2"][..],
             "--agents: 2 is too few for --workload delegation",
         ),
