@@ -292,10 +292,11 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
                     eprintln!("warning: {w}");
                 }
                 let core = Core { index, shared, start: start_rx, ready, result, side };
+                // Hold timers and returns (one operation at a time) wake the core's side task.
+                let poke =
+                    coord.as_ref().filter(|c| c.workload().one_at_a_time()).and_then(|c| c.poke(i));
                 match (core.shared.protocol, coord) {
                     (Protocol::Native, Some(coord)) => {
-                        let poke =
-                            coord.workload().one_at_a_time().then(|| coord.poke(i)).flatten();
                         let native = Native::with_coord(&cfg, coord, poke);
                         core.run(Group::new(cfg.clone(), native)).await
                     }
@@ -303,8 +304,6 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
                         core.run(Group::new(cfg.clone(), Native::new(&cfg))).await
                     }
                     (Protocol::Json, Some(coord)) => {
-                        let poke =
-                            coord.workload().one_at_a_time().then(|| coord.poke(i)).flatten();
                         let json = Json::with_coord(&cfg, coord, poke);
                         core.run(Group::new(cfg.clone(), json)).await
                     }

@@ -857,19 +857,8 @@ impl Native {
         let Some(local) = self.passing_local(env.to) else { return book.unexpected() };
         match env.kind {
             DataKind::Request => {
-                let reply = Envelope {
-                    kind: DataKind::Reply,
-                    sender: AgentId(self.id_base + self.first + local as u32),
-                    to: env.sender.0,
-                    message_id: REPLY_BIT | env.message_id,
-                    correlation_id: env.message_id,
-                    timestamp_ns: book.now_ns(),
-                    msg_type: env.msg_type,
-                    priority: env.priority,
-                    ttl_ms: 0,
-                    payload: env.payload,
-                };
-                self.push(conn, &reply);
+                let me = AgentId(self.id_base + self.first + local as u32);
+                self.push(conn, &reply_to(env, me, book.now_ns()));
             }
             DataKind::Reply => self.stay(local, book),
             _ => book.unexpected(),
@@ -1114,19 +1103,7 @@ impl Native {
                 if !book.request_delivered(env.to, env.timestamp_ns, measured) {
                     return;
                 }
-                let reply = Envelope {
-                    kind: DataKind::Reply,
-                    sender: AgentId(env.to),
-                    to: env.sender.0,
-                    message_id: REPLY_BIT | env.message_id,
-                    correlation_id: env.message_id,
-                    timestamp_ns: book.now_ns(),
-                    msg_type: env.msg_type,
-                    priority: env.priority,
-                    ttl_ms: 0,
-                    payload: env.payload,
-                };
-                self.push(conn, &reply);
+                self.push(conn, &reply_to(&env, AgentId(env.to), book.now_ns()));
             }
             Message::Data(env) if env.kind == DataKind::Reply => {
                 if env.payload.len() < STAMP_BYTES {
@@ -1158,6 +1135,22 @@ impl Native {
             }
             _ => book.unexpected(),
         }
+    }
+}
+
+/// The reply `sender` sends at `now` to request `env`, echoing its payload.
+fn reply_to<'a>(env: &Envelope<'a>, sender: AgentId, now: u64) -> Envelope<'a> {
+    Envelope {
+        kind: DataKind::Reply,
+        sender,
+        to: env.sender.0,
+        message_id: REPLY_BIT | env.message_id,
+        correlation_id: env.message_id,
+        timestamp_ns: now,
+        msg_type: env.msg_type,
+        priority: env.priority,
+        ttl_ms: 0,
+        payload: env.payload,
     }
 }
 
