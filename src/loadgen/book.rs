@@ -250,20 +250,10 @@ impl Book {
             self.counters.unexpected += 1;
             return None;
         };
-        let in_window = self.in_window();
-        let c = &mut self.counters;
-        c.requests_delivered += 1;
-        c.replies_sent += 1;
-        c.replies_delivered += 1;
-        c.window_deliveries += u64::from(in_window);
         if measured {
-            let now = self.now_ns;
-            self.latencies
-                .record_rtt(now.saturating_sub(intended_ns), now.saturating_sub(actual_ns));
-            c.round_trips_measured += 1;
-            c.last_measured_delivery_ns = now;
+            self.waited((intended_ns, actual_ns));
         }
-        self.resolve(local)
+        self.op_done(local)
     }
 
     /// A workload's operation waited from `(intended, actual)` until now (a lock granted, a

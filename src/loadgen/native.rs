@@ -866,6 +866,7 @@ impl Native {
     }
 
     /// A data message carrying the send times, from `r`.
+    #[inline]
     fn envelope(&mut self, conn: usize, r: &Outgoing, kind: DataKind, message_id: u64) {
         let mut payload = std::mem::take(&mut self.payload);
         payload[..8].copy_from_slice(&r.intended_ns.to_le_bytes());
@@ -1201,23 +1202,7 @@ impl Adapter for Native {
         if self.co.is_some() {
             return self.operation(conn, r);
         }
-        let mut payload = std::mem::take(&mut self.payload);
-        payload[..8].copy_from_slice(&r.intended_ns.to_le_bytes());
-        payload[8..16].copy_from_slice(&r.sent_ns.to_le_bytes());
-        let env = Envelope {
-            kind: DataKind::Request,
-            sender: AgentId(r.from),
-            to: r.to,
-            message_id: r.message_id,
-            correlation_id: 0,
-            timestamp_ns: r.sent_ns,
-            msg_type: 1,
-            priority: self.priority,
-            ttl_ms: 0,
-            payload: &payload,
-        };
-        self.push(conn, &env);
-        self.payload = payload;
+        self.envelope(conn, r, DataKind::Request, r.message_id);
     }
 
     fn input(&mut self, conn: usize, buf: &[u8], book: &mut Book) -> Result<usize, String> {
