@@ -509,7 +509,8 @@ impl Native {
             payload: &[],
         };
         let (c, s) = super::workload::delegation_roles(self.agents_total);
-        let workers = self.agents_total - c - s;
+        // At least one (the command line asks for 3 agents); never a division by zero.
+        let workers = self.agents_total.saturating_sub(c + s).max(1);
         let id_base = self.id_base;
         let Some(co) = self.co.as_mut() else { return };
         match env.kind {
