@@ -855,7 +855,7 @@ impl CoordResult {
             disagreements: replicas.map(|_| s.disagreements),
             roles: delegation.then(|| {
                 let (c, sp) = delegation_roles(agents);
-                [c, sp, agents - c - sp]
+                [c, sp, agents.saturating_sub(c + sp)]
             }),
             messages_per_task: delegation.then(|| s.messages as f64 / published.max(1) as f64),
             subtasks_done: delegation.then_some(s.subtasks_done),
