@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use super::group::{Book, GroupConfig};
+use super::group::{Book, GroupConfig, Outgoing};
 use super::native::{Proposal, Task};
 use super::workload::{Completed, Coord, CoordStats, Delivered, Workload};
 
@@ -42,6 +42,14 @@ pub(super) struct Op {
     pub(super) running: bool,
     pub(super) awaited: u32,
     pub(super) heard_ok: bool,
+}
+
+impl Op {
+    /// A new operation booked as `r`: its send times, target and whether it is measured.
+    pub(super) fn begin(&mut self, r: &Outgoing) {
+        (self.intended_ns, self.sent_ns, self.target, self.measured) =
+            (r.intended_ns, r.sent_ns, r.to, r.measured);
+    }
 }
 
 /// The coordination side of an adapter: per-agent operations, hold timers, own figures.

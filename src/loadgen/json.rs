@@ -104,8 +104,7 @@ impl Json {
     fn operation(&mut self, conn: usize, r: &Outgoing) {
         let Some(co) = self.co.as_mut() else { return };
         let op = &mut co.ops[conn];
-        (op.intended_ns, op.sent_ns, op.target, op.measured) =
-            (r.intended_ns, r.sent_ns, r.to, r.measured);
+        op.begin(r);
         let lease_s = f64::from(co.lease_ms) / 1e3;
         let (msg, waits) = match self.workload {
             Workload::Locks { .. } => (

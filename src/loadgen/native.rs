@@ -210,8 +210,7 @@ impl Native {
                 self.envelope(conn, r, kind, r.message_id | (u64::from(slot) << SLOT_SHIFT));
             }
             Workload::Locks { .. } => {
-                (op.intended_ns, op.sent_ns, op.target, op.measured) =
-                    (r.intended_ns, r.sent_ns, r.to, r.measured);
+                op.begin(r);
                 let ctl = Control::LockRequest(LockRequest {
                     request_id: r.message_id,
                     agent_id: id,
@@ -221,8 +220,7 @@ impl Native {
                 self.push_control(conn, &ctl);
             }
             Workload::Barriers => {
-                (op.intended_ns, op.sent_ns, op.target, op.measured) =
-                    (r.intended_ns, r.sent_ns, r.to, r.measured);
+                op.begin(r);
                 co.coord.enter(u64::from(r.to), r.sent_ns);
                 let ctl = Control::BarrierEnter(BarrierEnter {
                     request_id: r.message_id,
@@ -233,9 +231,8 @@ impl Native {
                 self.push_control(conn, &ctl);
             }
             Workload::Churn { .. } => {
-                (op.intended_ns, op.sent_ns, op.measured, op.message_id, op.failed) =
-                    (r.intended_ns, r.sent_ns, r.measured, r.message_id, None);
-                op.granted_ns = r.sent_ns;
+                op.begin(r);
+                (op.message_id, op.failed, op.granted_ns) = (r.message_id, None, r.sent_ns);
                 let passing = AgentId(r.from + JOIN_OFFSET);
                 let ctl = Control::Register(Register {
                     request_id: JOIN_BIT | u64::from(passing.0),
@@ -271,9 +268,8 @@ impl Native {
                 }
             }
             Workload::Delegation { .. } => {
-                (op.intended_ns, op.sent_ns, op.measured, op.message_id) =
-                    (r.intended_ns, r.sent_ns, r.measured, r.message_id);
-                op.granted_ns = r.sent_ns;
+                op.begin(r);
+                (op.message_id, op.granted_ns) = (r.message_id, r.sent_ns);
                 let (_, specialists) = super::workload::delegation_roles(self.agents_total);
                 let seq = r.message_id & !MEASURED_BIT;
                 let spread = (u64::from(r.from) * 2_654_435_761 + seq * 40_503) >> 7;
@@ -287,7 +283,7 @@ impl Native {
                 self.push_control(conn, &ctl);
             }
             Workload::Election { .. } => {
-                (op.intended_ns, op.sent_ns, op.measured) = (r.intended_ns, r.sent_ns, r.measured);
+                op.begin(r);
                 let (_, first, size) = self.workload.group_of(global, self.agents_total);
                 let leader = if op.term == 0 { first + size - 1 } else { op.leader };
                 // The term this operation waits for; the kill target, to revive it after.
