@@ -36,6 +36,10 @@ pub struct HttpCmd {
     /// Most requests on the wire per connection (HTTP/1.1 pipelining; 1: none).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pipeline: u32,
+    /// HTTP/2 over cleartext TCP (h2c, prior knowledge): the clients of a connection
+    /// multiplex their requests on it, up to the server's concurrent-stream limit.
+    #[arg(long)]
+    http2: bool,
     /// Requests in flight per client (closed loop), or their cap (open loop).
     #[arg(long, value_name = "N", default_value_t = 1)]
     window: u32,
@@ -172,6 +176,9 @@ fn config(cmd: HttpCmd) -> anyhow::Result<BenchConfig> {
     if !(1..=1024).contains(&cmd.pipeline) {
         bail!("--pipeline must be 1 to 1024");
     }
+    if cmd.http2 && cmd.pipeline != 1 {
+        bail!("--pipeline is HTTP/1.1 pipelining; with --http2 the clients of a connection multiplex without it");
+    }
     if cmd.turns == 0 {
         bail!("--turns must be at least 1");
     }
@@ -211,6 +218,7 @@ fn config(cmd: HttpCmd) -> anyhow::Result<BenchConfig> {
         preloaded: Vec::new(),
         turns: cmd.turns,
         pipeline: cmd.pipeline,
+        http2: cmd.http2,
     };
     let mut b = BenchArgs::defaults();
     b.agents = Some(cmd.agents.unwrap_or_else(|| if cmd.quick { "4" } else { "10" }.into()));
@@ -246,6 +254,7 @@ fn config(cmd: HttpCmd) -> anyhow::Result<BenchConfig> {
         patterns: patterns.iter().map(|p| p.name().to_string()).collect(),
         connections: cmd.connections,
         pipeline: cmd.pipeline,
+        http2: cmd.http2,
         mcp_version: mcp.then(|| cmd.mcp_version.clone()),
         preload: cmd.preload,
         turns: patterns.contains(&Pattern::A2aConversation).then_some(cmd.turns),

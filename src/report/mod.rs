@@ -330,6 +330,9 @@ pub struct HttpConfig {
     pub connections: Option<u32>,
     /// `--pipeline`: most requests on the wire per connection.
     pub pipeline: u32,
+    /// `--http2`: HTTP/2 over cleartext (h2c) instead of HTTP/1.1.
+    #[serde(default)]
+    pub http2: bool,
     /// `--mcp-version`, when an MCP pattern runs.
     pub mcp_version: Option<String>,
     /// `--preload`: registry agents registered before the runs.

@@ -19,6 +19,7 @@ pub mod registry;
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -134,8 +135,12 @@ fn authorized(token: Option<&str>, req: &Request<Incoming>) -> bool {
 async fn handle(
     state: Arc<State>,
     token: Option<Arc<str>>,
+    h2: Arc<AtomicU64>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    if req.version() == hyper::Version::HTTP_2 {
+        h2.fetch_add(1, Ordering::Relaxed);
+    }
     if !authorized(token.as_deref(), &req) {
         let mut r = json(StatusCode::UNAUTHORIZED, &serde_json::json!({"error": "unauthorized"}));
         r.headers_mut().insert(
@@ -160,6 +165,7 @@ async fn handle(
 pub struct Target {
     addr: SocketAddr,
     state: Arc<State>,
+    h2: Arc<AtomicU64>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -194,6 +200,8 @@ impl Target {
         });
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let kept = state.clone();
+        let h2 = Arc::new(AtomicU64::new(0));
+        let h2_kept = h2.clone();
         let thread =
             std::thread::Builder::new().name(format!("{kind}-accept")).spawn(move || {
                 runtime.block_on(async move {
@@ -207,11 +215,11 @@ impl Target {
                         };
                         let Ok((stream, _)) = accepted else { continue };
                         let _ = stream.set_nodelay(true);
-                        let (state, token) = (state.clone(), token.clone());
+                        let (state, token, h2) = (state.clone(), token.clone(), h2.clone());
                         tokio::spawn(async move {
                             let io = hyper_util::rt::TokioIo::new(stream);
                             let service = hyper::service::service_fn(move |req| {
-                                handle(state.clone(), token.clone(), req)
+                                handle(state.clone(), token.clone(), h2.clone(), req)
                             });
                             let builder = hyper_util::server::conn::auto::Builder::new(
                                 hyper_util::rt::TokioExecutor::new(),
@@ -221,12 +229,17 @@ impl Target {
                     }
                 });
             })?;
-        Ok(Target { addr, state: kept, stop: Some(stop), thread: Some(thread) })
+        Ok(Target { addr, state: kept, h2: h2_kept, stop: Some(stop), thread: Some(thread) })
     }
 
     /// The address it serves on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Requests it answered over HTTP/2 (h2c), so far.
+    pub fn http2_requests(&self) -> u64 {
+        self.h2.load(Ordering::Relaxed)
     }
 
     /// MCP sessions open now (the MCP target only).

@@ -183,6 +183,97 @@ fn registry_patterns_run_against_preloaded_agents_with_a_token() {
     assert!(r["failure"].as_str().unwrap().contains("http_401"), "{}", r["failure"]);
 }
 
+#[test]
+fn every_kind_of_pattern_runs_over_http2() {
+    // Proves h2c (--http2) end to end against the three reference targets: the A2A mix (SSE
+    // streams counted), MCP sessions opened and deleted, the registry with a token; clients
+    // sharing one connection multiplex their requests (window 2 each). The targets count
+    // what they answered over HTTP/2: every request went that way.
+    let a2a = Target::start(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), 1).unwrap();
+    let url = format!("http://{}/", a2a.local_addr());
+    let mix = "a2a:message,a2a:stream,a2a:agent_card,a2a-v03:stream";
+    let (ok, text, report) = http(&[
+        "--url",
+        &url,
+        "--pattern",
+        mix,
+        "--http2",
+        "--agents",
+        "4",
+        "--connections",
+        "1",
+        "--window",
+        "2",
+    ]);
+    let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+    assert!(ok, "{text}");
+    assert_clean(&report, &mix.split(',').collect::<Vec<_>>());
+    assert_eq!(pattern(&report, "a2a:stream")["events_per_answer"], 3.0);
+    assert_eq!(report["config"]["http"]["http2"], true);
+    let sent = run(&report)["accounting"]["requests_sent"].as_u64().unwrap();
+    assert!(a2a.http2_requests() >= sent, "{} over HTTP/2, {sent} sent", a2a.http2_requests());
+
+    let mcp = Target::start(Kind::McpEcho, "127.0.0.1:0".parse().unwrap(), 1).unwrap();
+    let url = format!("http://{}/mcp", mcp.local_addr());
+    let (ok, text, report) =
+        http(&["--url", &url, "--pattern", "mcp:mixed", "--http2", "--agents", "3"]);
+    assert!(ok, "{text}");
+    assert_clean(&report.unwrap(), &["mcp:tools/list", "mcp:tools/call"]);
+    assert_eq!(mcp.open_sessions(), Some(0), "every session was deleted");
+    assert!(mcp.http2_requests() > 0);
+
+    let reg = Target::start_with(
+        Kind::Registry,
+        "127.0.0.1:0".parse().unwrap(),
+        1,
+        Some("s3cret".into()),
+    )
+    .unwrap();
+    let url = format!("http://{}/", reg.local_addr());
+    let mix = "registry:register,registry:get,registry:search";
+    let (ok, text, report) = http(&[
+        "--url",
+        &url,
+        "--pattern",
+        mix,
+        "--http2",
+        "--preload",
+        "10",
+        "--agents",
+        "2",
+        "--auth-token",
+        "s3cret",
+    ]);
+    assert!(ok, "{text}");
+    assert_clean(&report.unwrap(), &mix.split(',').collect::<Vec<_>>());
+    assert!(reg.http2_requests() > 0);
+}
+
+#[test]
+fn http2_against_a_server_without_it_fails_with_a_reason() {
+    // Proves a server that does not speak h2c (it answers the preface with an HTTP/1.1 400
+    // and closes) makes the run fail with a reason, in time, with its accounting closed.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    let url = format!("http://{addr}/health");
+    let (ok, text, report) = http(&["--url", &url, "--http2", "--agents", "2"]);
+    assert!(!ok, "{text}");
+    let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+    let r = run(&report);
+    assert!(r["accounting"]["closed"].as_bool().unwrap(), "{r}");
+    assert!(r["failure"].as_str().unwrap().contains("HTTP/2"), "{}", r["failure"]);
+}
+
 /// A scripted HTTP/1.1 server: `answer(n, request)` gives the bytes answering the n-th request
 /// (from 0, over all connections), or `None` to stop answering (the connection stays open
 /// until the client closes it).
@@ -367,6 +458,7 @@ fn http_flag_mistakes_get_one_line() {
             "--args",
         ),
         (vec!["--url", "http://127.0.0.1:1/", "--pattern", "registry:get"], "--preload"),
+        (vec!["--url", "http://127.0.0.1:1/", "--http2", "--pipeline", "4"], "--pipeline"),
     ] {
         let mut all = vec!["http"];
         all.extend(args);

@@ -17,6 +17,7 @@
 //! `notifications/initialized`) and close it after (`DELETE`), unless the protocol version is
 //! the sessionless one.
 
+pub mod h2c;
 pub mod judge;
 pub mod parse;
 
@@ -30,6 +31,11 @@ use super::counters::{add, add_name};
 use super::group::{About, Adapter, Book, ErrorKind, GroupConfig, Outgoing, MEASURED_BIT};
 use crate::wire::AgentId;
 use parse::{Framing, Head};
+
+/// Why a run stops when an MCP server answers `initialize` without a session.
+const NO_SESSION: &str =
+    "the MCP server answered initialize without an Mcp-Session-Id (missing_session_id); \
+     give --mcp-version 2026-07-28 for a sessionless server";
 
 /// The MCP protocol version that needs no session.
 pub const MCP_SESSIONLESS: &str = "2026-07-28";
@@ -150,8 +156,10 @@ pub struct Plan {
     pub preloaded: Vec<String>,
     /// `a2a:conversation`: turns per context.
     pub turns: u32,
-    /// Most requests on the wire per connection.
+    /// Most requests on the wire per connection (HTTP/1.1).
     pub pipeline: u32,
+    /// HTTP/2 over cleartext (h2c, prior knowledge) instead of HTTP/1.1.
+    pub http2: bool,
 }
 
 impl Default for Plan {
@@ -167,6 +175,7 @@ impl Default for Plan {
             preloaded: Vec::new(),
             turns: 4,
             pipeline: 1,
+            http2: false,
         }
     }
 }
@@ -282,12 +291,17 @@ pub struct Http {
     per_conn: u32,
     /// `DELETE`s not answered yet.
     farewells: usize,
+    /// `--http2`: each connection's HTTP/2 state (empty for HTTP/1.1).
+    h2: Vec<h2c::H2Conn<Wire>>,
+    /// HTTP/2 streams that ended, being handled.
+    done: Vec<h2c::Done<Wire>>,
 }
 
 impl Http {
     /// The adapter for a group with these settings.
     pub fn new(cfg: &GroupConfig, plan: Arc<Plan>) -> Http {
         let conns = cfg.count.div_ceil(cfg.agents_per_conn.max(1)) as usize;
+        let plan_h2 = plan.http2;
         Http {
             stats: plan.patterns.iter().map(|&p| PatternStats::new(p)).collect(),
             plan,
@@ -303,6 +317,12 @@ impl Http {
             first: cfg.first,
             per_conn: cfg.agents_per_conn.max(1),
             farewells: 0,
+            h2: if plan_h2 {
+                (0..conns).map(|_| h2c::H2Conn::default()).collect()
+            } else {
+                Vec::new()
+            },
+            done: Vec::new(),
         }
     }
 
@@ -314,6 +334,14 @@ impl Http {
 
     /// Puts `w` on the wire of `conn` if there is room, else in its queue.
     fn submit(&mut self, conn: usize, w: Wire) {
+        if !self.h2.is_empty() {
+            if self.conns[conn].queued.is_empty() && self.h2_ready(conn) {
+                self.h2_send(conn, w);
+            } else {
+                self.conns[conn].queued.push_back(w);
+            }
+            return;
+        }
         let c = &self.conns[conn];
         if c.wire.len() < self.plan.pipeline.max(1) as usize && c.queued.is_empty() {
             self.write(conn, w);
@@ -324,6 +352,14 @@ impl Http {
 
     /// Moves queued requests onto the wire while there is room; `now` is their send time.
     fn pump(&mut self, conn: usize, now_ns: u64) {
+        if !self.h2.is_empty() {
+            while !self.conns[conn].queued.is_empty() && self.h2_ready(conn) {
+                let Some(mut w) = self.conns[conn].queued.pop_front() else { return };
+                w.sent_ns = now_ns;
+                self.h2_send(conn, w);
+            }
+            return;
+        }
         while self.conns[conn].wire.len() < self.plan.pipeline.max(1) as usize {
             let Some(mut w) = self.conns[conn].queued.pop_front() else { return };
             w.sent_ns = now_ns;
@@ -554,17 +590,84 @@ impl Http {
     /// is given up (the caller's `Err`).
     fn broken(&mut self, conn: usize, why: &parse::Broken, book: &mut Book) -> String {
         if let Some(w) = self.conns[conn].wire.pop_front() {
-            if let What::Request(i) = w.what {
-                if w.measured {
-                    self.stats[usize::from(i)].error(why.kind());
-                }
-                let id = self.id_base + self.first + w.local;
-                let _ = book.router_error(About::Request(Some(id)), ErrorKind::Name(why.kind()));
-            } else if book.registering() {
-                book.refused(format!("the MCP server sent {why}"));
-            }
+            self.failed(w, why.kind(), &why.to_string(), book);
         }
         format!("the server sent {why}")
+    }
+
+    /// `w` got no usable response: counted as `kind` (`why` refuses a registration).
+    fn failed(&mut self, w: Wire, kind: &str, why: &str, book: &mut Book) {
+        if let What::Request(i) = w.what {
+            if w.measured {
+                self.stats[usize::from(i)].error(kind);
+            }
+            let id = self.id_base + self.first + w.local;
+            let _ = book.router_error(About::Request(Some(id)), ErrorKind::Name(kind));
+        } else if book.registering() {
+            book.refused(format!("the MCP server sent {why}"));
+        } else if w.what == What::Farewell {
+            self.farewells = self.farewells.saturating_sub(1);
+        }
+    }
+
+    fn h2_ready(&mut self, conn: usize) -> bool {
+        self.h2[conn].ready()
+    }
+
+    /// Renders `w` as the HTTP/1.1 path does and sends it as an HTTP/2 request.
+    fn h2_send(&mut self, conn: usize, w: Wire) {
+        self.write(conn, w);
+        let c = &mut self.conns[conn];
+        if let Some(w) = c.wire.pop_back() {
+            self.h2[conn].send(w, &c.out, &self.plan.host);
+        }
+        c.out.clear();
+    }
+
+    fn h2_input(&mut self, conn: usize, buf: &[u8], book: &mut Book) -> Result<usize, String> {
+        self.h2[conn].feed(buf);
+        loop {
+            let mut done = std::mem::take(&mut self.done);
+            let driven = self.h2[conn].drive(book.now_ns(), &mut self.event, &mut done);
+            let any = !done.is_empty();
+            for d in done.drain(..) {
+                self.h2_done(conn, d, book);
+            }
+            self.done = done;
+            driven?;
+            self.pump(conn, book.now_ns());
+            if !any {
+                return Ok(buf.len());
+            }
+        }
+    }
+
+    fn h2_done(&mut self, conn: usize, d: h2c::Done<Wire>, book: &mut Book) {
+        match d {
+            h2c::Done::Failed { w, kind } => self.failed(w, kind, kind, book),
+            h2c::Done::Answer { w, status, content_type, session, body, first_event_ns } => {
+                if w.what == What::Init {
+                    match session {
+                        Some(id) => self.sessions[w.local as usize] = Some(id),
+                        None if (200..300).contains(&status) => {
+                            book.refused(NO_SESSION.into());
+                            return;
+                        }
+                        None => {}
+                    }
+                }
+                self.conns[conn].first_event_ns = first_event_ns;
+                let head = Head {
+                    status,
+                    content_type,
+                    head_len: 0,
+                    framing: Framing::Length(body.len()),
+                    close: false,
+                    session: None,
+                };
+                self.complete(conn, w, &head, &body, book);
+            }
+        }
     }
 }
 
@@ -604,6 +707,9 @@ impl Adapter for Http {
     }
 
     fn input(&mut self, conn: usize, buf: &[u8], book: &mut Book) -> Result<usize, String> {
+        if !self.h2.is_empty() {
+            return self.h2_input(conn, buf, book);
+        }
         let mut used = 0;
         while used < buf.len() {
             let rest = &buf[used..];
@@ -654,11 +760,7 @@ impl Adapter for Http {
                         self.sessions[front.local as usize] = Some(id.into_boxed_str());
                     }
                     None if (200..300).contains(&head.status) => {
-                        book.refused(
-                            "the MCP server answered initialize without an Mcp-Session-Id (missing_session_id); \
-                             give --mcp-version 2026-07-28 for a sessionless server"
-                                .into(),
-                        );
+                        book.refused(NO_SESSION.into());
                         self.chunk = chunk;
                         return Ok(used + total);
                     }
@@ -677,6 +779,15 @@ impl Adapter for Http {
     }
 
     fn take_output(&mut self, conn: usize) -> Option<Vec<u8>> {
+        if !self.h2.is_empty() {
+            let mut buf = self.spare.pop().unwrap_or_default();
+            self.h2[conn].output(&mut buf);
+            if buf.is_empty() {
+                self.spare.push(buf);
+                return None;
+            }
+            return Some(buf);
+        }
         let c = &mut self.conns[conn];
         if c.out.is_empty() {
             return None;

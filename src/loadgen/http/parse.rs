@@ -82,6 +82,18 @@ fn eq(a: &[u8], b: &str) -> bool {
     a.eq_ignore_ascii_case(b.as_bytes())
 }
 
+/// What a `Content-Type` value says the body is.
+pub fn content_type_of(value: &[u8]) -> ContentType {
+    let essence = value.split(|&b| b == b';').next().unwrap_or_default().trim_ascii();
+    if eq(essence, "application/json") || essence.to_ascii_lowercase().ends_with(b"+json") {
+        ContentType::Json
+    } else if eq(essence, "text/event-stream") {
+        ContentType::EventStream
+    } else {
+        ContentType::Other
+    }
+}
+
 /// Reads the head of the response at the start of `buf`: `Ok(None)` while incomplete. 1xx
 /// interim responses are not expected (no request asks for one) and read as broken.
 pub fn head(buf: &[u8]) -> Result<Option<Head>, Broken> {
@@ -110,16 +122,7 @@ pub fn head(buf: &[u8]) -> Result<Option<Head>, Broken> {
             let v = value.trim_ascii();
             close = eq(v, "close") || (close && !eq(v, "keep-alive"));
         } else if eq(name, "content-type") {
-            let essence = value.split(|&b| b == b';').next().unwrap_or_default().trim_ascii();
-            content_type = if eq(essence, "application/json")
-                || essence.to_ascii_lowercase().ends_with(b"+json")
-            {
-                ContentType::Json
-            } else if eq(essence, "text/event-stream") {
-                ContentType::EventStream
-            } else {
-                ContentType::Other
-            };
+            content_type = content_type_of(value);
         } else if eq(name, "mcp-session-id") {
             let at = value.as_ptr() as usize - base;
             session = Some((at, at + value.len()));

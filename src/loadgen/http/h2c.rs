@@ -1,0 +1,413 @@
+//! HTTP/2 over cleartext TCP (h2c with prior knowledge, `a2a-bench http --http2`).
+//!
+//! The `h2` crate (hyper's HTTP/2: framing, HPACK, flow control, stream limits) driven
+//! sans-IO, like the HTTP/1.1 path: what the loop reads is appended to the connection's
+//! [`Pipe`], the `h2` futures are polled with a no-op waker (every input, and every output the
+//! writer asks for, polls them again: nothing waits for a wake-up), and what they wrote is the
+//! connection's next output. A request is rendered once, as the HTTP/1.1 path renders it, and
+//! carried over as HTTP/2 headers ([`to_h2`]), so both versions send the same thing.
+//!
+//! Every client of a connection multiplexes on it: a request waits only for the server's
+//! `SETTINGS_MAX_CONCURRENT_STREAMS`. Unlike HTTP/1.1, `h2` allocates per request (its header
+//! map, the URI, the body's `Bytes`): the price of a well-kept implementation.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use h2::client::{Connection, ResponseFuture, SendRequest};
+use h2::RecvStream;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::parse::{self, ContentType};
+
+/// Per-stream receive window the client offers (the server may send this much unasked).
+const STREAM_WINDOW: u32 = 1 << 20;
+/// Connection receive window.
+const CONN_WINDOW: u32 = 1 << 24;
+
+#[derive(Debug, Default)]
+struct Bufs {
+    inbound: Vec<u8>,
+    at: usize,
+    outbound: Vec<u8>,
+}
+
+/// The in-memory socket `h2` reads and writes: the loop's reads go in, its writes come out.
+#[derive(Debug, Clone, Default)]
+pub struct Pipe(Rc<RefCell<Bufs>>);
+
+impl AsyncRead for Pipe {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let mut b = self.0.borrow_mut();
+        let Bufs { inbound, at, .. } = &mut *b;
+        let avail = &inbound[*at..];
+        if avail.is_empty() {
+            return Poll::Pending;
+        }
+        let n = avail.len().min(buf.remaining());
+        buf.put_slice(&avail[..n]);
+        *at += n;
+        if *at == inbound.len() {
+            inbound.clear();
+            *at = 0;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Pipe {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.0.borrow_mut().outbound.extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+type Handshake =
+    Pin<Box<dyn Future<Output = Result<(SendRequest<Bytes>, Connection<Pipe, Bytes>), h2::Error>>>>;
+
+enum Phase {
+    Handshake(Handshake),
+    Open { send: SendRequest<Bytes>, conn: Box<Connection<Pipe, Bytes>> },
+}
+
+enum State {
+    Head(ResponseFuture),
+    Body(RecvStream),
+}
+
+struct Stream<W> {
+    w: W,
+    state: State,
+    status: u16,
+    content_type: ContentType,
+    session: Option<Box<str>>,
+    body: Vec<u8>,
+    first_event_ns: u64,
+}
+
+/// A stream that ended.
+#[derive(Debug)]
+pub enum Done<W> {
+    /// A whole response.
+    Answer {
+        /// What it answers.
+        w: W,
+        /// Its status.
+        status: u16,
+        /// Its body's type.
+        content_type: ContentType,
+        /// Its `Mcp-Session-Id`.
+        session: Option<Box<str>>,
+        /// Its body.
+        body: Vec<u8>,
+        /// A stream of events: when the first one arrived (0: none, or not a stream).
+        first_event_ns: u64,
+    },
+    /// Reset by the server, or unreadable: counted as this kind.
+    Failed {
+        /// What it answered.
+        w: W,
+        /// The error kind.
+        kind: &'static str,
+    },
+}
+
+/// One HTTP/2 connection's client state.
+pub struct H2Conn<W> {
+    pipe: Pipe,
+    phase: Phase,
+    streams: Vec<Stream<W>>,
+    /// Why the connection is useless, found outside an input (told by the next one).
+    failure: Option<String>,
+    /// Whether any response came: a connection that fails before one may not speak h2c.
+    answered: bool,
+}
+
+impl<W> std::fmt::Debug for H2Conn<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "H2Conn {{ streams: {} }}", self.streams.len())
+    }
+}
+
+fn cx() -> Context<'static> {
+    Context::from_waker(Waker::noop())
+}
+
+fn stream_kind(e: &h2::Error) -> &'static str {
+    match e.reason() {
+        Some(h2::Reason::REFUSED_STREAM) => "protocol_h2_refused_stream",
+        Some(_) => "protocol_h2_reset",
+        None => "protocol_h2",
+    }
+}
+
+impl<W: Copy> Default for H2Conn<W> {
+    /// A connection whose preface goes out with its first output.
+    fn default() -> H2Conn<W> {
+        let pipe = Pipe::default();
+        let mut b = h2::client::Builder::new();
+        b.enable_push(false)
+            .initial_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONN_WINDOW);
+        let hs: Handshake = Box::pin(b.handshake::<Pipe, Bytes>(pipe.clone()));
+        H2Conn {
+            pipe,
+            phase: Phase::Handshake(hs),
+            streams: Vec::new(),
+            failure: None,
+            answered: false,
+        }
+    }
+}
+
+impl<W: Copy> H2Conn<W> {
+    /// Streams open (requests sent, not answered).
+    pub fn in_flight(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Whether a request can be sent now (the handshake done, a stream free, no failure).
+    pub fn ready(&mut self) -> bool {
+        if self.failure.is_some() {
+            return false;
+        }
+        let cx = &mut cx();
+        if let Phase::Handshake(hs) = &mut self.phase {
+            match hs.as_mut().poll(cx) {
+                Poll::Pending => return false,
+                Poll::Ready(Err(e)) => {
+                    self.failure = Some(format!("the HTTP/2 handshake failed: {e}"));
+                    return false;
+                }
+                Poll::Ready(Ok((send, conn))) => {
+                    self.phase = Phase::Open { send, conn: Box::new(conn) }
+                }
+            }
+        }
+        let Phase::Open { send, .. } = &mut self.phase else { return false };
+        match send.poll_ready(cx) {
+            Poll::Ready(Ok(())) => true,
+            Poll::Ready(Err(e)) => {
+                self.failure = Some(format!("the HTTP/2 connection failed: {e}"));
+                false
+            }
+            Poll::Pending => false,
+        }
+    }
+
+    /// Sends a request rendered as HTTP/1.1 text (after [`H2Conn::ready`] said yes). A
+    /// request that cannot go fails the connection: the next input says why, and the loop
+    /// counts what was in flight on it.
+    pub fn send(&mut self, w: W, text: &[u8], authority: &str) {
+        if let Err(e) = self.try_send(w, text, authority) {
+            self.failure.get_or_insert(e);
+        }
+    }
+
+    fn try_send(&mut self, w: W, text: &[u8], authority: &str) -> Result<(), String> {
+        let (req, body) = to_h2(text, authority)?;
+        let Phase::Open { send, .. } = &mut self.phase else {
+            return Err("an HTTP/2 request before the handshake".into());
+        };
+        let end = body.is_empty();
+        let (resp, mut out) =
+            send.send_request(req, end).map_err(|e| format!("sending an HTTP/2 request: {e}"))?;
+        if !end {
+            out.send_data(body, true).map_err(|e| format!("sending an HTTP/2 body: {e}"))?;
+        }
+        self.streams.push(Stream {
+            w,
+            state: State::Head(resp),
+            status: 0,
+            content_type: ContentType::Missing,
+            session: None,
+            body: Vec::new(),
+            first_event_ns: 0,
+        });
+        Ok(())
+    }
+
+    /// Bytes read from the socket.
+    pub fn feed(&mut self, buf: &[u8]) {
+        self.pipe.0.borrow_mut().inbound.extend_from_slice(buf);
+    }
+
+    /// Moves what `h2` wrote into `into`, an empty buffer (still empty when there is nothing
+    /// to send).
+    pub fn output(&mut self, into: &mut Vec<u8>) {
+        if let Err(e) = self.poll_conn() {
+            self.failure.get_or_insert(e);
+        }
+        std::mem::swap(&mut self.pipe.0.borrow_mut().outbound, into);
+    }
+
+    fn poll_conn(&mut self) -> Result<(), String> {
+        if let Phase::Open { conn, .. } = &mut self.phase {
+            match Pin::new(&mut **conn).poll(&mut cx()) {
+                Poll::Pending => {}
+                Poll::Ready(Ok(())) if self.streams.is_empty() => {}
+                Poll::Ready(Ok(())) => return Err("the server closed the HTTP/2 connection".into()),
+                Poll::Ready(Err(e)) if self.answered => {
+                    return Err(format!("the HTTP/2 connection failed: {e}"))
+                }
+                Poll::Ready(Err(e)) => {
+                    return Err(format!(
+                        "the HTTP/2 connection failed before any response ({e}): does the server speak HTTP/2 over cleartext (h2c)? Without --http2 a2a-bench speaks HTTP/1.1"
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Processes what was fed: the streams that ended go to `done`, in no particular order.
+    pub fn drive(
+        &mut self,
+        now_ns: u64,
+        scratch: &mut Vec<u8>,
+        done: &mut Vec<Done<W>>,
+    ) -> Result<(), String> {
+        if let Some(f) = self.failure.take() {
+            return Err(f);
+        }
+        self.poll_conn()?;
+        let cx = &mut cx();
+        let mut i = 0;
+        while i < self.streams.len() {
+            let s = &mut self.streams[i];
+            let ended = loop {
+                match &mut s.state {
+                    State::Head(resp) => match Pin::new(resp).poll(cx) {
+                        Poll::Pending => break None,
+                        Poll::Ready(Err(e)) => break Some(Err(stream_kind(&e))),
+                        Poll::Ready(Ok(r)) => {
+                            self.answered = true;
+                            s.status = r.status().as_u16();
+                            let h = r.headers();
+                            s.content_type = h
+                                .get(http::header::CONTENT_TYPE)
+                                .map_or(ContentType::Missing, |v| {
+                                    parse::content_type_of(v.as_bytes())
+                                });
+                            s.session = h
+                                .get("mcp-session-id")
+                                .and_then(|v| v.to_str().ok())
+                                .map(Box::from);
+                            s.state = State::Body(r.into_body());
+                        }
+                    },
+                    State::Body(body) => match body.poll_data(cx) {
+                        Poll::Pending => break None,
+                        Poll::Ready(None) => break Some(Ok(())),
+                        Poll::Ready(Some(Err(e))) => break Some(Err(stream_kind(&e))),
+                        Poll::Ready(Some(Ok(data))) => {
+                            let _ = body.flow_control().release_capacity(data.len());
+                            s.body.extend_from_slice(&data);
+                            if s.content_type == ContentType::EventStream
+                                && s.first_event_ns == 0
+                                && parse::events(&s.body, scratch, |_| {}).0 > 0
+                            {
+                                s.first_event_ns = now_ns;
+                            }
+                        }
+                    },
+                }
+            };
+            match ended {
+                None => i += 1,
+                Some(result) => {
+                    let s = self.streams.swap_remove(i);
+                    done.push(match result {
+                        Ok(()) => Done::Answer {
+                            w: s.w,
+                            status: s.status,
+                            content_type: s.content_type,
+                            session: s.session,
+                            body: s.body,
+                            first_event_ns: s.first_event_ns,
+                        },
+                        Err(kind) => Done::Failed { w: s.w, kind },
+                    });
+                }
+            }
+        }
+        // Window updates and acknowledgements the reads called for.
+        self.poll_conn()
+    }
+}
+
+/// A request rendered as HTTP/1.1 text → its HTTP/2 head and body. `Host` becomes the
+/// `:authority`; the other headers go as they are (none is connection-specific).
+pub fn to_h2(text: &[u8], authority: &str) -> Result<(http::Request<()>, Bytes), String> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut r = httparse::Request::new(&mut headers);
+    let at = match r.parse(text) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Err("a partial request".into()),
+        Err(e) => return Err(format!("an unreadable request: {e}")),
+    };
+    let (Some(method), Some(path)) = (r.method, r.path) else {
+        return Err("a request without method or path".into());
+    };
+    let mut b = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{authority}{path}"))
+        .version(http::Version::HTTP_2);
+    for h in r.headers.iter().filter(|h| !h.name.eq_ignore_ascii_case("host")) {
+        b = b.header(h.name, h.value);
+    }
+    let req = b.body(()).map_err(|e| format!("an invalid HTTP/2 request: {e}"))?;
+    Ok((req, Bytes::copy_from_slice(&text[at..])))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rendered_request_becomes_the_same_http2_request() {
+        // Proves the carry-over: method, path, authority from Host, headers kept, body split.
+        let text = b"POST /rpc HTTP/1.1\r\nHost: h:1\r\nA2A-Version: 1.0\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+        let (req, body) = to_h2(text, "h:1").unwrap();
+        assert_eq!(req.method(), "POST");
+        assert_eq!(req.uri().to_string(), "http://h:1/rpc");
+        assert_eq!(req.version(), http::Version::HTTP_2);
+        assert_eq!(req.headers()["a2a-version"], "1.0");
+        assert!(req.headers().get("host").is_none());
+        assert_eq!(&body[..], b"{}");
+        assert!(to_h2(b"GET / HTTP/1.1\r\n", "h").is_err());
+    }
+
+    #[test]
+    fn the_preface_goes_out_first() {
+        // Proves the handshake writes the client preface without waiting for the server.
+        let mut c: H2Conn<u32> = H2Conn::default();
+        assert!(c.ready());
+        c.send(7, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", "x");
+        let mut out = Vec::new();
+        c.output(&mut out);
+        assert!(out.starts_with(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), "{out:?}");
+        assert_eq!(c.in_flight(), 1);
+    }
+}
