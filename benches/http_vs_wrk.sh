@@ -40,7 +40,8 @@ busy = (user + sys_) / float(sys.argv[3])
 print(rps, p50, busy)
 PY
     "$BIN" http --url "$URL" --pattern health --agents "$CONNS" --duration "$SECS" --warmup 1 \
-        --repeat 1 --interval 0 --agent-cores "$CLIENT_CORE" --output "$OUT/a2a.json" >/dev/null 2>&1 || true
+        --repeat 1 --interval 0 --agent-cores "$CLIENT_CORE" --agent-io "${AGENT_IO:-uring}" \
+        --output "$OUT/a2a.json" >/dev/null 2>&1 || true
     python3 - "$OUT/a2a.json" >>"$OUT/a2a.rows" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))["results"][0]

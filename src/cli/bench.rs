@@ -16,7 +16,7 @@ use crate::placement::{Machine, Plan, Slot};
 use crate::report::threshold::Threshold;
 use crate::report::{self, PlacementInfo, Report, ReportConfig, RunResult, RunSpec, Summary};
 use crate::router::{Router, RouterConfig, RouterHandle};
-use crate::transport::Transport;
+use crate::transport::{Io, Transport};
 use crate::wire::Compression;
 
 /// The benchmark's flags (the seed load tester's, plus ours).
@@ -148,6 +148,11 @@ pub struct BenchArgs {
     /// [default: tcp, or the scheme of --router; ws with --protocol json].
     #[arg(long, value_name = "TRANSPORT")]
     pub(super) transport: Option<Transport>,
+    /// Socket I/O of the agent cores: glommio (its streams), or uring (a second io_uring per
+    /// core: multishot receive into provided buffers, batched sends, no reschedule IPIs). TCP
+    /// only; WebSocket connections stay on glommio.
+    #[arg(long, value_name = "IO", default_value = "glommio")]
+    pub(super) agent_io: Io,
     /// What agents speak: native (a2a-bench frames), or json (the seed system's JSON protocol
     /// over WebSocket, to measure routers that speak it).
     #[arg(long, value_name = "PROTOCOL", default_value = "native")]
@@ -218,6 +223,7 @@ pub struct BenchConfig {
     late_after: Duration,
     router_flags: RouterArgs,
     transport: Transport,
+    io: Io,
     protocol: Protocol,
     report_config: ReportConfig,
     /// Placement the user may not have meant, one line each, printed before the first run.
@@ -495,6 +501,7 @@ impl TryFrom<BenchArgs> for BenchConfig {
             fanout: a.fanout,
             router: a.router.clone(),
             transport: transport.to_string(),
+            agent_io: a.agent_io.to_string(),
             protocol: a.protocol.to_string(),
             http: None,
         };
@@ -562,6 +569,7 @@ impl TryFrom<BenchArgs> for BenchConfig {
             late_after: a.late_after_ms,
             router_flags: a.router_flags,
             transport,
+            io: a.agent_io,
             protocol: a.protocol,
             report_config: ReportConfig { warmup_sec: warmup.as_secs_f64(), ..report_config },
             warnings,
@@ -707,6 +715,7 @@ impl BenchConfig {
                                     priority: self.priority,
                                     id_base,
                                     transport: self.transport,
+                                    io: self.io,
                                     protocol: self.protocol,
                                     interval: self.interval,
                                     slice: self.worker.as_ref().map(|w| w.slice(agents)),

@@ -93,6 +93,10 @@ pub struct HttpCmd {
     /// A short grid.
     #[arg(long)]
     quick: bool,
+    /// Socket I/O of the client cores: glommio, or uring (a second io_uring per core:
+    /// multishot receive, batched sends, no reschedule IPIs).
+    #[arg(long, value_name = "IO", default_value = "glommio")]
+    agent_io: crate::transport::Io,
     /// Cores for the client groups [default: every core].
     #[arg(long, value_name = "LIST")]
     agent_cores: Option<String>,
@@ -240,6 +244,7 @@ fn config(cmd: HttpCmd) -> anyhow::Result<BenchConfig> {
     b.slo = cmd.slo;
     b.quick = cmd.quick;
     b.agent_cores = cmd.agent_cores;
+    b.agent_io = cmd.agent_io;
     b.payload_size = cmd.payload_size;
     b.late_after_ms = cmd.late_after_ms;
     b.protocol = Protocol::Http;

@@ -31,6 +31,7 @@ use super::{Hooks, Interrupt, Interval, Outcome, Pacing, Protocol, Scenario, Sto
 use crate::clock;
 use crate::metrics::Latencies;
 use crate::placement;
+use crate::transport::uring;
 use crate::transport::{write_all, Transport};
 
 /// How long registering a core's agents may take (100,000 agents take a few seconds here).
@@ -198,6 +199,7 @@ struct Shared {
     addr: SocketAddr,
     transport: Transport,
     protocol: Protocol,
+    io: crate::transport::Io,
     drain_timeout: Duration,
     /// Raised by the coordinating thread once every core drained and `before_leave` returned.
     leave: Arc<AtomicBool>,
@@ -236,6 +238,7 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
         addr,
         transport: scenario.transport,
         protocol: scenario.protocol,
+        io: scenario.io,
         drain_timeout: scenario.drain_timeout,
         leave: Arc::new(AtomicBool::new(false)),
         cores: spans.iter().filter(|(_, count)| *count > 0).count(),
@@ -541,8 +544,18 @@ impl Core {
         let (mut controls, mut tasks) = (Vec::new(), Vec::new());
         // Set-up: connect, register, wait for every acknowledgement (bounded).
         let mut setup = Ok(());
-        for c in 0..conns {
-            match connect(self.shared.addr, self.shared.transport, self.shared.protocol).await {
+        let mut ring = None;
+        if self.shared.io == crate::transport::Io::Uring {
+            match uring::Ring::new() {
+                Ok(r) => ring = Some(r),
+                Err(e) => setup = Err(format!("--agent-io uring: making an io_uring: {e}")),
+            }
+        }
+        let reaper = ring.clone().map(|r| glommio::spawn_local(r.reap()));
+        for c in (0..conns).take_while(|_| setup.is_ok()) {
+            let (addr, transport, protocol) =
+                (self.shared.addr, self.shared.transport, self.shared.protocol);
+            match connect(addr, transport, protocol, ring.as_ref()).await {
                 Ok((stream, control)) => {
                     let stream = Rc::new(RefCell::new(stream));
                     controls.push(control);
@@ -586,7 +599,7 @@ impl Core {
             }
         };
         let Some(schedule) = schedule else {
-            return close(&group, &controls, tasks).await;
+            return close(&group, &controls, tasks, ring.zip(reaper)).await;
         };
         let open = matches!(group.borrow().book().config().pacing, Pacing::Open { .. });
         group.borrow_mut().set_schedule(schedule);
@@ -634,7 +647,7 @@ impl Core {
                 end_ns,
             )
         };
-        close(&group, &controls, tasks).await;
+        close(&group, &controls, tasks, ring.zip(reaper)).await;
         let failures = failures.borrow().clone();
         let result = CoreResult {
             counters,
@@ -774,10 +787,12 @@ fn drained<A: Adapter>(g: &Group<A>) -> bool {
 }
 
 /// Shuts every connection down and waits (bounded) for its tasks to see it and finish.
+/// Then, with `--agent-io uring`, stops the ring once its operations ended (bounded too).
 async fn close<A: Adapter>(
     group: &Rc<RefCell<Group<A>>>,
     controls: &[TcpStream],
     tasks: Vec<glommio::Task<()>>,
+    ring: Option<(Rc<uring::Ring>, glommio::Task<()>)>,
 ) {
     group.borrow_mut().stop();
     for c in controls {
@@ -788,6 +803,10 @@ async fn close<A: Adapter>(
         if within(deadline, t).await.is_none() {
             break;
         }
+    }
+    if let Some((ring, reaper)) = ring {
+        ring.stop();
+        let _ = within(Duration::from_secs(3), reaper).await;
     }
 }
 

@@ -12,7 +12,7 @@ use futures_lite::future::or;
 use futures_lite::io::{AsyncRead, AsyncWrite};
 
 use super::Protocol;
-use crate::transport::{ws, Transport};
+use crate::transport::{uring, ws, Transport};
 
 /// How long connecting or a WebSocket handshake may take.
 pub(super) const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -21,6 +21,7 @@ pub(super) const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// messages as records for the JSON protocol).
 pub(super) enum AgentStream {
     Tcp(glommio::net::TcpStream),
+    Uring(uring::UringStream),
     Ws(Box<ws::WsBytes<glommio::net::TcpStream>>),
 }
 
@@ -28,6 +29,7 @@ macro_rules! each_stream {
     ($self:ident, $s:ident => $e:expr) => {
         match $self.get_mut() {
             AgentStream::Tcp($s) => $e,
+            AgentStream::Uring($s) => $e,
             AgentStream::Ws($s) => {
                 let $s = $s.as_mut();
                 $e
@@ -72,11 +74,13 @@ pub(super) async fn within<T>(
     .await
 }
 
-/// One connection to the router, with a second descriptor of its socket (to shut it down).
+/// One connection to the router, with a second descriptor of its socket (to shut it down);
+/// its TCP I/O goes through `ring` when there is one.
 pub(super) async fn connect(
     addr: SocketAddr,
     transport: Transport,
     protocol: Protocol,
+    ring: Option<&std::rc::Rc<uring::Ring>>,
 ) -> Result<(AgentStream, TcpStream), String> {
     let s = TcpStream::connect_timeout(&addr, SETUP_TIMEOUT).map_err(|e| match e.kind() {
         io::ErrorKind::ConnectionRefused => {
@@ -92,6 +96,9 @@ pub(super) async fn connect(
     s.set_nodelay(true).map_err(setup)?;
     let control = s.try_clone().map_err(setup)?;
     s.set_nonblocking(true).map_err(setup)?;
+    if let Some(ring) = ring.filter(|_| transport == Transport::Tcp || protocol == Protocol::Http) {
+        return Ok((AgentStream::Uring(ring.stream(s.into())), control));
+    }
     let tcp = glommio::net::TcpStream::from(socket2::Socket::from(s));
     let subprotocol = match (transport, protocol) {
         (Transport::Tcp, _) | (_, Protocol::Http) => return Ok((AgentStream::Tcp(tcp), control)),

@@ -102,6 +102,9 @@ pub struct Scenario {
     pub id_base: u32,
     /// How agents reach the router.
     pub transport: crate::transport::Transport,
+    /// Whose socket I/O the agent cores use (`--agent-io`; TCP only: WebSocket stays on
+    /// glommio's streams).
+    pub io: crate::transport::Io,
     /// Which protocol the agents speak.
     pub protocol: Protocol,
     /// Length of one time-series interval of the measured window; `None` keeps no series.

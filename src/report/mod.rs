@@ -312,6 +312,9 @@ pub struct ReportConfig {
     pub router: Option<String>,
     /// `--transport`.
     pub transport: String,
+    /// `--agent-io`: whose socket I/O the agent cores used (glommio, uring).
+    #[serde(default)]
+    pub agent_io: String,
     /// `--protocol`.
     pub protocol: String,
     /// `a2a-bench http`: what the clients sent.

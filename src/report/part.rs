@@ -246,6 +246,7 @@ impl Part {
                 priority: 0,
                 id_base: 0,
                 transport: crate::transport::Transport::Tcp,
+                io: crate::transport::Io::Glommio,
                 protocol: crate::loadgen::Protocol::Native,
                 http: None,
                 workload: Default::default(),

@@ -5,6 +5,7 @@
 //! frames, so everything above this module sees the same byte stream either way; text messages
 //! are the JSON compatibility protocol.
 
+pub mod uring;
 pub mod ws;
 
 use std::cell::RefCell;
@@ -44,6 +45,40 @@ impl std::str::FromStr for Transport {
             "tcp" => Ok(Transport::Tcp),
             "ws" | "websocket" => Ok(Transport::Ws),
             other => Err(format!("unknown transport '{other}' (expected tcp or ws)")),
+        }
+    }
+}
+
+/// Whose socket I/O an agent core uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Io {
+    /// glommio's streams (`recv`/`send`, a poll armed on glommio's ring after a read that would
+    /// block).
+    #[default]
+    Glommio,
+    /// A second ring per core ([`uring`]): multishot receive into provided buffers, batched
+    /// sends, no reschedule IPI.
+    Uring,
+}
+
+impl fmt::Display for Io {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Io::Glommio => "glommio",
+            Io::Uring => "uring",
+        })
+    }
+}
+
+impl std::str::FromStr for Io {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "glommio" => Ok(Io::Glommio),
+            "uring" | "io_uring" => Ok(Io::Uring),
+            other => Err(format!("unknown I/O path '{other}' (expected glommio or uring)")),
         }
     }
 }

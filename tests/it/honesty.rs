@@ -11,6 +11,7 @@ use a2a_bench::loadgen::{self, Hooks, Pacing, Scenario, Stop, Topology};
 use a2a_bench::placement::Machine;
 use a2a_bench::report::{RunResult, RunSpec};
 use a2a_bench::router::{Router, RouterConfig};
+use a2a_bench::transport::Io;
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_a2a-bench");
@@ -91,13 +92,21 @@ fn a_killed_router_ends_the_run_at_once_with_every_request_accounted_for() {
     // Proves a router killed mid-run (SIGKILL, a separate process) is seen at once: the run
     // ends within 2 s of the kill, failed with one line of cause, and every request in flight
     // becomes a connection_lost error, so the accounting closes.
+    // Both data paths of the agents: glommio's streams and the second ring.
+    for io in [Io::Glommio, Io::Uring] {
+        killed_router_is_accounted(io);
+    }
+}
+
+fn killed_router_is_accounted(io: Io) {
     let (mut router, addr) = crate::support::router_process(&[]);
-    let sc = scenario(
+    let mut sc = scenario(
         10,
         Pacing::Closed { window: 16 },
         Stop::Duration(Duration::from_secs(20)),
         11_000,
     );
+    sc.io = io;
     let killed_at = std::sync::Arc::new(std::sync::Mutex::new(None));
     let pid = router.id();
     let mark = killed_at.clone();

@@ -250,6 +250,28 @@ fn every_kind_of_pattern_runs_over_http2() {
 }
 
 #[test]
+fn clients_on_the_second_ring_are_answered_over_both_versions() {
+    // Proves --agent-io uring carries HTTP clients: the A2A mix over HTTP/1.1 (one client per
+    // connection, then four sharing one, pipelined) and over h2c, all answered, nothing lost.
+    let t = Target::start(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), 1).unwrap();
+    let url = format!("http://{}/", t.local_addr());
+    let mix = "a2a:message,a2a:stream,a2a:agent_card";
+    let patterns: Vec<&str> = mix.split(',').collect();
+    for extra in
+        [&[][..], &["--connections", "1", "--pipeline", "2", "--window", "2"], &["--http2"]]
+    {
+        let mut args =
+            vec!["--url", &url, "--pattern", mix, "--agents", "4", "--agent-io", "uring"];
+        args.extend_from_slice(extra);
+        let (ok, text, report) = http(&args);
+        let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+        assert!(ok, "{extra:?}: {text}");
+        assert_clean(&report, &patterns);
+        assert_eq!(report["config"]["agent_io"], "uring");
+    }
+}
+
+#[test]
 fn http2_against_a_server_without_it_fails_with_a_reason() {
     // Proves a server that does not speak h2c (it answers the preface with an HTTP/1.1 400
     // and closes) makes the run fail with a reason, in time, with its accounting closed.

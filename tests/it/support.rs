@@ -193,6 +193,7 @@ pub fn scenario(
         priority: 5,
         id_base,
         transport: Transport::Tcp,
+        io: a2a_bench::transport::Io::Glommio,
         protocol: a2a_bench::loadgen::Protocol::Native,
         interval: None,
         slice: None,

@@ -1,0 +1,615 @@
+//! A second io_uring per thread for socket I/O, beside glommio's (`--io uring`).
+//!
+//! glommio 0.9 has no io_uring path for TCP: its streams call `recv`/`send` directly and arm a
+//! one-shot poll on its ring after a read that would block, and its rings are made without
+//! `IORING_SETUP_COOP_TASKRUN`, so every completion that lands while the thread runs costs a
+//! reschedule IPI (a third of an HTTP client core went there: `docs/BENCHMARKS.md`). This ring
+//! is made the way io_uring is meant to serve sockets:
+//!
+//! - `SINGLE_ISSUER | COOP_TASKRUN | TASKRUN_FLAG`: no IPI; completions are posted when the
+//!   thread next enters the kernel, and the flag says when an enter is needed to run them.
+//! - One **multishot receive** per connection into a ring of provided buffers: no poll armed
+//!   per read, no buffer held by an idle connection.
+//! - Sends queued by the connections' writers go out together, one `io_uring_enter` per pass.
+//!
+//! glommio stays the executor: [`Ring::reap`] is a task that submits, reaps and wakes the
+//! connections' readers and writers. When a pass finds nothing it parks on an eventfd
+//! registered with the ring, read through glommio (`BufferedFile::read_at` on glommio's own
+//! ring): the kernel bumps the eventfd for every completion, and the counter keeps a bump
+//! that came before the read was armed, so no wake-up is lost; a local kick wakes it for new
+//! sends, and a fallback timer bounds any surprise.
+//!
+//! Memory the kernel writes or reads (the provided buffers, a send's bytes) stays put and
+//! alive while an operation may use it: sends own their buffer until their completion, and a
+//! ring dropped with operations still in flight leaks its buffers rather than free them.
+
+#![allow(unsafe_code)]
+
+use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use futures_lite::io::{AsyncRead, AsyncWrite};
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+
+/// Provided buffers: count (a power of two) and size.
+const BUFS: u16 = 128;
+const BUF_SIZE: usize = 32 << 10;
+/// The buffer group id.
+const BGID: u16 = 0;
+/// Submission queue entries (the completion queue is 4×).
+const ENTRIES: u32 = 1024;
+/// Bytes a connection may queue for sending before its writer waits.
+const SEND_MAX: usize = 256 << 10;
+/// A parked reaper looks again after this long, whatever happened.
+const FALLBACK: Duration = Duration::from_millis(20);
+
+/// Parks that only the fallback timer ended while completions were waiting: lost wake-ups
+/// (process-wide; the stress test asks for none).
+static RESCUED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Lost wake-ups so far in this process: parks ended by the fallback timer with completions
+/// waiting.
+pub fn rescued() -> u64 {
+    RESCUED.load(Ordering::Relaxed)
+}
+
+const OP_RECV: u64 = 1;
+const OP_SEND: u64 = 2;
+const OP_CANCEL: u64 = 3;
+
+fn user_data(slot: usize, op: u64) -> u64 {
+    ((slot as u64) << 8) | op
+}
+
+/// The provided-buffer ring: entries the kernel takes buffers from, and the buffers.
+struct Provided {
+    entries: *mut types::BufRingEntry,
+    layout: Layout,
+    mem: Box<[u8]>,
+    tail: u16,
+}
+
+impl Provided {
+    fn new() -> io::Result<Provided> {
+        let layout = Layout::from_size_align(
+            usize::from(BUFS) * std::mem::size_of::<types::BufRingEntry>(),
+            4096,
+        )
+        .map_err(io::Error::other)?;
+        // SAFETY: the layout has a non-zero size.
+        let entries = unsafe { alloc_zeroed(layout) }.cast::<types::BufRingEntry>();
+        if entries.is_null() {
+            return Err(io::Error::other("out of memory for the provided-buffer ring"));
+        }
+        let mut p = Provided {
+            entries,
+            layout,
+            mem: vec![0u8; usize::from(BUFS) * BUF_SIZE].into_boxed_slice(),
+            tail: 0,
+        };
+        for bid in 0..BUFS {
+            p.give(bid);
+        }
+        p.publish();
+        Ok(p)
+    }
+
+    /// Puts buffer `bid` back in the ring (seen by the kernel after [`Provided::publish`]).
+    fn give(&mut self, bid: u16) {
+        let at = usize::from(self.tail & (BUFS - 1));
+        let addr = self.mem[usize::from(bid) * BUF_SIZE..].as_ptr() as u64;
+        // SAFETY: `at` < BUFS, inside the allocation; the kernel reads an entry only once the
+        // published tail covers it, and this one is past the published tail.
+        let e = unsafe { &mut *self.entries.add(at) };
+        e.set_addr(addr);
+        e.set_len(BUF_SIZE as u32);
+        e.set_bid(bid);
+        self.tail = self.tail.wrapping_add(1);
+    }
+
+    fn publish(&self) {
+        // SAFETY: `entries` is the ring's first entry, initialized; its tail field is a u16
+        // the kernel reads atomically, so it is stored as one, with release ordering so the
+        // entries written before are seen first.
+        unsafe {
+            let tail = types::BufRingEntry::tail(self.entries).cast::<AtomicU16>();
+            (*tail).store(self.tail, Ordering::Release);
+        }
+    }
+
+    fn data(&self, bid: u16, len: usize) -> &[u8] {
+        let at = usize::from(bid) * BUF_SIZE;
+        &self.mem[at..at + len.min(BUF_SIZE)]
+    }
+}
+
+impl Drop for Provided {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout; dropped only when no operation can
+        // use the ring (see `Inner`'s drop).
+        unsafe { dealloc(self.entries.cast(), self.layout) }
+    }
+}
+
+#[derive(Default)]
+struct Slot {
+    fd: Option<OwnedFd>,
+    rx: Vec<u8>,
+    rx_at: usize,
+    /// The receive ended: `Ok` at end of stream, else the error's kind.
+    rx_end: Option<Result<(), io::ErrorKind>>,
+    recv_armed: bool,
+    read_waker: Option<Waker>,
+    /// The send in flight owns these bytes until its completion.
+    tx_fly: Vec<u8>,
+    tx_off: usize,
+    sending: bool,
+    tx_next: Vec<u8>,
+    tx_err: Option<io::ErrorKind>,
+    write_waker: Option<Waker>,
+    /// Waiting in `dirty` for a submission.
+    dirty: bool,
+    /// The stream was dropped.
+    closed: bool,
+}
+
+impl Slot {
+    fn busy(&self) -> bool {
+        self.recv_armed || self.sending
+    }
+}
+
+struct Inner {
+    ring: IoUring,
+    provided: Provided,
+    slots: Vec<Slot>,
+    dirty: Vec<usize>,
+    /// Operations the kernel may still complete.
+    in_flight: usize,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if self.in_flight > 0 {
+            // The kernel may still touch the buffers after the ring's descriptor closes:
+            // leak them rather than free memory it can write.
+            let provided = std::mem::replace(&mut self.provided.mem, Box::new([]));
+            std::mem::forget(provided);
+            self.provided.entries = std::ptr::NonNull::dangling().as_ptr();
+            self.provided.layout = Layout::new::<()>();
+            for s in &mut self.slots {
+                std::mem::forget(std::mem::take(&mut s.tx_fly));
+            }
+        }
+    }
+}
+
+/// One thread's socket ring (not `Send`: made, used and dropped on its thread).
+pub struct Ring {
+    inner: RefCell<Inner>,
+    /// The eventfd the kernel bumps per completion, read through glommio to park.
+    bell: Rc<glommio::io::BufferedFile>,
+    parked: Cell<Option<Waker>>,
+    kicked: Cell<bool>,
+    stopped: Cell<bool>,
+    /// Parks, and parks that woke to nothing (for the report's curiosity and tests).
+    parks: Cell<u64>,
+}
+
+impl std::fmt::Debug for Ring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Ring {{ slots: {} }}", self.inner.borrow().slots.len())
+    }
+}
+
+impl Ring {
+    /// A ring for this thread; needs kernel 6.0 (single issuer, multishot receive).
+    pub fn new() -> io::Result<Rc<Ring>> {
+        let ring = IoUring::builder()
+            .setup_single_issuer()
+            .setup_coop_taskrun()
+            .setup_taskrun_flag()
+            .setup_cqsize(ENTRIES * 4)
+            .build(ENTRIES)?;
+        let provided = Provided::new()?;
+        // SAFETY: the entries stay allocated and in place until `Provided` drops, after the
+        // ring (`Inner`'s field order), or are leaked when operations remain.
+        unsafe {
+            ring.submitter().register_buf_ring_with_flags(
+                provided.entries as u64,
+                BUFS,
+                BGID,
+                0,
+            )?;
+        }
+        // SAFETY: eventfd has no memory-safety preconditions; the result is checked.
+        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        if efd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a fresh descriptor nothing else owns.
+        let bell = unsafe { glommio::io::BufferedFile::from_raw_fd(efd) };
+        ring.submitter().register_eventfd(efd)?;
+        Ok(Rc::new(Ring {
+            inner: RefCell::new(Inner {
+                ring,
+                provided,
+                slots: Vec::new(),
+                dirty: Vec::new(),
+                in_flight: 0,
+            }),
+            bell: Rc::new(bell),
+            parked: Cell::new(None),
+            kicked: Cell::new(false),
+            stopped: Cell::new(false),
+            parks: Cell::new(0),
+        }))
+    }
+
+    /// Takes a connected, non-blocking socket; its receive starts at the next pass.
+    pub fn stream(self: &Rc<Ring>, fd: OwnedFd) -> UringStream {
+        let mut inner = self.inner.borrow_mut();
+        let slot = inner.slots.len();
+        inner.slots.push(Slot { fd: Some(fd), ..Slot::default() });
+        inner.mark(slot);
+        drop(inner);
+        self.kick();
+        UringStream { ring: self.clone(), slot }
+    }
+
+    fn kick(&self) {
+        self.kicked.set(true);
+        if let Some(w) = self.parked.take() {
+            w.wake();
+        }
+    }
+
+    /// Parks taken so far.
+    pub fn parks(&self) -> u64 {
+        self.parks.get()
+    }
+
+    /// Tells [`Ring::reap`] to end once nothing is in flight (or at once, when `now`).
+    pub fn stop(&self) {
+        self.stopped.set(true);
+        self.kick();
+    }
+
+    /// The task that drives the ring: submit, reap, wake; park when there is nothing to do.
+    /// Ends after [`Ring::stop`] once no operation is in flight, or 2 s after the stop.
+    pub async fn reap(self: Rc<Ring>) {
+        let mut bell: Option<Pin<Box<dyn std::future::Future<Output = ()>>>> = None;
+        let mut stop_deadline = None;
+        loop {
+            let n = self.pass();
+            if self.stopped.get() {
+                let deadline = *stop_deadline.get_or_insert_with(|| {
+                    self.inner.borrow_mut().cancel_all();
+                    std::time::Instant::now() + Duration::from_secs(2)
+                });
+                if self.inner.borrow().in_flight == 0 || std::time::Instant::now() > deadline {
+                    return;
+                }
+            }
+            if n > 0 || self.kicked.replace(false) {
+                glommio::executor().yield_task_queue_now().await;
+                continue;
+            }
+            // Park: the bell (any completion), a kick (new work), or the fallback timer.
+            let f = bell.get_or_insert_with(|| {
+                let b = self.bell.clone();
+                Box::pin(async move {
+                    let _ = b.read_at(0, 8).await;
+                })
+            });
+            self.parks.set(self.parks.get() + 1);
+            let woke = futures_lite::future::or(
+                async {
+                    std::future::poll_fn(|cx| {
+                        if self.kicked.get() {
+                            return Poll::Ready(false);
+                        }
+                        if f.as_mut().poll(cx).is_ready() {
+                            return Poll::Ready(true);
+                        }
+                        self.parked.set(Some(cx.waker().clone()));
+                        Poll::Pending
+                    })
+                    .await
+                },
+                async {
+                    glommio::timer::sleep(FALLBACK).await;
+                    false
+                },
+            )
+            .await;
+            self.parked.set(None);
+            if woke {
+                bell = None;
+            } else if !self.kicked.get() && self.pass() > 0 {
+                RESCUED.fetch_add(1, Ordering::Relaxed);
+                self.kicked.set(true); // handle them, then look again before parking
+            }
+        }
+    }
+
+    /// Submits what is queued and handles what completed; the count of completions.
+    fn pass(&self) -> usize {
+        let mut inner = self.inner.borrow_mut();
+        inner.submit_dirty();
+        let inner = &mut *inner;
+        let need = !inner.ring.submission().is_empty() || inner.ring.submission().taskrun();
+        if need {
+            if let Err(e) = inner.ring.submit() {
+                if e.raw_os_error() != Some(libc::EBUSY) && e.kind() != io::ErrorKind::Interrupted {
+                    // Nothing sane is left: fail every connection.
+                    for s in &mut inner.slots {
+                        s.rx_end.get_or_insert(Err(e.kind()));
+                        s.tx_err.get_or_insert(e.kind());
+                        wake(&mut s.read_waker);
+                        wake(&mut s.write_waker);
+                    }
+                }
+            }
+        }
+        let mut n = 0;
+        let mut recycled = false;
+        loop {
+            let Some(cqe) = inner.ring.completion().next() else { break };
+            n += 1;
+            let (slot, op) = ((cqe.user_data() >> 8) as usize, cqe.user_data() & 0xff);
+            let (res, flags) = (cqe.result(), cqe.flags());
+            match op {
+                OP_RECV => {
+                    recycled |= inner.on_recv(slot, res, flags);
+                }
+                OP_SEND => inner.on_send(slot, res),
+                _ => {}
+            }
+        }
+        if recycled {
+            inner.provided.publish();
+        }
+        n
+    }
+}
+
+fn wake(w: &mut Option<Waker>) {
+    if let Some(w) = w.take() {
+        w.wake();
+    }
+}
+
+fn errno(res: i32) -> io::ErrorKind {
+    io::Error::from_raw_os_error(-res).kind()
+}
+
+impl Inner {
+    fn mark(&mut self, slot: usize) {
+        let s = &mut self.slots[slot];
+        if !s.dirty {
+            s.dirty = true;
+            self.dirty.push(slot);
+        }
+    }
+
+    fn push(&mut self, e: squeue::Entry) {
+        // SAFETY: every entry pushed refers to memory that outlives the operation: the
+        // provided buffers (freed only with no operation in flight) or a slot's `tx_fly`,
+        // untouched until its send completes.
+        while unsafe { self.ring.submission().push(&e) }.is_err() {
+            let _ = self.ring.submit();
+        }
+        self.in_flight += 1;
+    }
+
+    /// Arms receives and starts sends for the connections that asked.
+    fn submit_dirty(&mut self) {
+        let dirty = std::mem::take(&mut self.dirty);
+        for &slot in &dirty {
+            self.slots[slot].dirty = false;
+            let s = &mut self.slots[slot];
+            let Some(fd) = s.fd.as_ref().map(AsRawFd::as_raw_fd) else { continue };
+            let fd = types::Fd(fd);
+            if !s.recv_armed && s.rx_end.is_none() && !s.closed {
+                s.recv_armed = true;
+                let e =
+                    opcode::RecvMulti::new(fd, BGID).build().user_data(user_data(slot, OP_RECV));
+                self.push(e);
+            }
+            let s = &mut self.slots[slot];
+            if !s.sending && s.tx_err.is_none() {
+                if s.tx_off >= s.tx_fly.len() && !s.tx_next.is_empty() {
+                    s.tx_fly.clear();
+                    std::mem::swap(&mut s.tx_fly, &mut s.tx_next);
+                    s.tx_off = 0;
+                }
+                if s.tx_off < s.tx_fly.len() {
+                    s.sending = true;
+                    let rest = &s.tx_fly[s.tx_off..];
+                    let e = opcode::Send::new(fd, rest.as_ptr(), rest.len() as u32)
+                        .flags(libc::MSG_NOSIGNAL)
+                        .build()
+                        .user_data(user_data(slot, OP_SEND));
+                    self.push(e);
+                }
+            }
+        }
+        let mut dirty = dirty;
+        dirty.clear();
+        if self.dirty.is_empty() {
+            self.dirty = dirty;
+        }
+    }
+
+    /// A receive completion; whether a buffer went back to the ring.
+    fn on_recv(&mut self, slot: usize, res: i32, flags: u32) -> bool {
+        let more = cqueue::more(flags);
+        if !more {
+            self.in_flight -= 1;
+        }
+        let mut recycled = false;
+        let Inner { slots, provided, .. } = self;
+        let s = &mut slots[slot];
+        if let Some(bid) = cqueue::buffer_select(flags) {
+            if res > 0 && !s.closed {
+                if s.rx_at == s.rx.len() {
+                    s.rx.clear();
+                    s.rx_at = 0;
+                }
+                s.rx.extend_from_slice(provided.data(bid, res as usize));
+            }
+            provided.give(bid);
+            recycled = true;
+        }
+        if res == 0 {
+            s.rx_end.get_or_insert(Ok(()));
+        } else if res < 0 && res != -libc::ENOBUFS && (res != -libc::ECANCELED || s.closed) {
+            s.rx_end.get_or_insert(Err(errno(res)));
+        }
+        if !more {
+            s.recv_armed = false;
+            if s.closed && !s.busy() {
+                s.fd = None;
+            }
+            // Out of buffers, or ended by the kernel: armed again unless over.
+            if s.rx_end.is_none() && !s.closed {
+                self.mark(slot);
+            }
+        }
+        wake(&mut self.slots[slot].read_waker);
+        recycled
+    }
+
+    fn on_send(&mut self, slot: usize, res: i32) {
+        self.in_flight -= 1;
+        let s = &mut self.slots[slot];
+        s.sending = false;
+        if res < 0 {
+            s.tx_err.get_or_insert(errno(res));
+        } else {
+            s.tx_off += res as usize;
+            if s.tx_off < s.tx_fly.len() || !s.tx_next.is_empty() {
+                self.mark(slot);
+            }
+        }
+        let s = &mut self.slots[slot];
+        if s.closed && !s.busy() {
+            s.fd = None;
+        }
+        wake(&mut s.write_waker);
+    }
+
+    /// At stop: cancels every receive still armed.
+    fn cancel_all(&mut self) {
+        for slot in 0..self.slots.len() {
+            if self.slots[slot].recv_armed {
+                let e = opcode::AsyncCancel::new(user_data(slot, OP_RECV))
+                    .build()
+                    .user_data(user_data(slot, OP_CANCEL));
+                // A cancel is not an operation on our memory; its completion is ignored.
+                // SAFETY: the entry refers to no memory.
+                while unsafe { self.ring.submission().push(&e) }.is_err() {
+                    let _ = self.ring.submit();
+                }
+            }
+        }
+    }
+}
+
+/// A connection whose I/O goes through a [`Ring`].
+pub struct UringStream {
+    ring: Rc<Ring>,
+    slot: usize,
+}
+
+impl std::fmt::Debug for UringStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "UringStream({})", self.slot)
+    }
+}
+
+impl AsyncRead for UringStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut inner = self.ring.inner.borrow_mut();
+        let s = &mut inner.slots[self.slot];
+        let avail = &s.rx[s.rx_at..];
+        if !avail.is_empty() {
+            let n = avail.len().min(buf.len());
+            buf[..n].copy_from_slice(&avail[..n]);
+            s.rx_at += n;
+            return Poll::Ready(Ok(n));
+        }
+        match s.rx_end {
+            Some(Ok(())) => Poll::Ready(Ok(0)),
+            Some(Err(kind)) => Poll::Ready(Err(kind.into())),
+            None => {
+                s.read_waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl AsyncWrite for UringStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
+        let mut inner = self.ring.inner.borrow_mut();
+        let s = &mut inner.slots[self.slot];
+        if let Some(kind) = s.tx_err {
+            return Poll::Ready(Err(kind.into()));
+        }
+        if s.tx_next.len() >= SEND_MAX {
+            s.write_waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        let n = b.len().min(SEND_MAX - s.tx_next.len());
+        s.tx_next.extend_from_slice(&b[..n]);
+        if !s.sending {
+            inner.mark(self.slot);
+            drop(inner);
+            self.ring.kick();
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut inner = self.ring.inner.borrow_mut();
+        let s = &mut inner.slots[self.slot];
+        if let Some(kind) = s.tx_err {
+            return Poll::Ready(Err(kind.into()));
+        }
+        if s.sending || !s.tx_next.is_empty() || s.tx_off < s.tx_fly.len() {
+            s.write_waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}
+
+impl Drop for UringStream {
+    fn drop(&mut self) {
+        let mut inner = self.ring.inner.borrow_mut();
+        let s = &mut inner.slots[self.slot];
+        s.closed = true;
+        s.read_waker = None;
+        s.write_waker = None;
+        if !s.busy() {
+            s.fd = None;
+        }
+    }
+}
