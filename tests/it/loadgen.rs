@@ -72,34 +72,7 @@ fn agents_over_io_uring_deliver_every_message() {
     // carries the protocol: every topology, both pacings, connections shared or not, every
     // message delivered exactly once, accounting closed; and large batched frames too.
     let r = router();
-    for (i, topology) in [
-        Topology::Star,
-        Topology::Mesh,
-        Topology::Ring,
-        Topology::Line,
-        Topology::Hierarchical { fanout: 2 },
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let mut sc =
-            scenario(topology, 12, Pacing::Closed { window: 8 }, Stop::Count { per_agent: 300 });
-        sc.io = Io::Uring;
-        sc.agents_per_conn = if i % 2 == 0 { 1 } else { 4 };
-        sc.id_base += 400_000 + i as u32 * 10_000;
-        let o = loadgen::run(&sc, r.local_addr(), Some(&r), None);
-        check_clean(&o);
-        assert_eq!(o.counters.round_trips_measured, 12 * 300, "{topology}");
-        let mut open = scenario(
-            topology,
-            12,
-            Pacing::Open { rate: 4_000.0, window: 8 },
-            Stop::Duration(Duration::from_millis(300)),
-        );
-        open.io = Io::Uring;
-        open.id_base += 500_000 + i as u32 * 10_000;
-        check_clean(&loadgen::run(&open, r.local_addr(), Some(&r), None));
-    }
+    every_topology_both_pacings(&r, 12, 300, 4_000.0, 400_000, |sc| sc.io = Io::Uring);
     // 100 agents on one connection, window 16, 1 KiB payloads: frames far above one
     // provided buffer, split across receive completions.
     let mut big = scenario(
@@ -149,6 +122,21 @@ fn agents_over_websocket_deliver_every_message() {
     // Proves the agents speak the protocol over WebSocket too: every topology, both pacings,
     // every message delivered, accounting closed.
     let r = router();
+    every_topology_both_pacings(&r, 6, 200, 3_000.0, 200_000, |sc| sc.transport = Transport::Ws);
+    r.stop();
+}
+
+/// Every topology, closed loop in count mode (connections alternately shared by 1 and 3
+/// agents) then open loop for 300 ms, each with the scenario as `set` changes it: every
+/// message delivered, the accounting closed.
+fn every_topology_both_pacings(
+    r: &RouterHandle,
+    agents: u32,
+    per_agent: u64,
+    rate: f64,
+    id_base: u32,
+    set: impl Fn(&mut Scenario),
+) {
     for (i, topology) in [
         Topology::Star,
         Topology::Mesh,
@@ -160,24 +148,23 @@ fn agents_over_websocket_deliver_every_message() {
     .enumerate()
     {
         let mut sc =
-            scenario(topology, 6, Pacing::Closed { window: 4 }, Stop::Count { per_agent: 200 });
-        sc.transport = Transport::Ws;
+            scenario(topology, agents, Pacing::Closed { window: 4 }, Stop::Count { per_agent });
+        set(&mut sc);
         sc.agents_per_conn = if i % 2 == 0 { 1 } else { 3 };
-        sc.id_base += 200_000 + i as u32 * 10_000;
-        let o = loadgen::run(&sc, r.local_addr(), Some(&r), None);
+        sc.id_base += id_base + i as u32 * 10_000;
+        let o = loadgen::run(&sc, r.local_addr(), Some(r), None);
         check_clean(&o);
-        assert_eq!(o.counters.round_trips_measured, 6 * 200, "{topology}");
+        assert_eq!(o.counters.round_trips_measured, u64::from(agents) * per_agent, "{topology}");
         let mut open = scenario(
             topology,
-            6,
-            Pacing::Open { rate: 3_000.0, window: 8 },
+            agents,
+            Pacing::Open { rate, window: 8 },
             Stop::Duration(Duration::from_millis(300)),
         );
-        open.transport = Transport::Ws;
-        open.id_base += 300_000 + i as u32 * 10_000;
-        check_clean(&loadgen::run(&open, r.local_addr(), Some(&r), None));
+        set(&mut open);
+        open.id_base += id_base + 100_000 + i as u32 * 10_000;
+        check_clean(&loadgen::run(&open, r.local_addr(), Some(r), None));
     }
-    r.stop();
 }
 
 #[test]
