@@ -47,12 +47,13 @@ impl RouterKind {
 
     /// Starts one on 127.0.0.1 or wherever `spec` says; returns once it accepts connections.
     pub fn start(self, spec: RouterSpec) -> io::Result<AnyRouter> {
-        let RouterSpec { listen, slots, shard, spin_before_park } = spec;
+        let RouterSpec { listen, slots, shard, spin_before_park, io } = spec;
         Ok(match self {
             RouterKind::Glommio => {
                 let mut rc = RouterConfig::new(listen, slots);
                 rc.shard = shard;
                 rc.spin_before_park = spin_before_park;
+                rc.io = io;
                 AnyRouter::Glommio(Router::start(rc)?)
             }
             RouterKind::TokioShared | RouterKind::TokioPerCore => {
@@ -91,6 +92,8 @@ pub struct RouterSpec {
     pub shard: ShardConfig,
     /// Latency mode of glommio's executors (the tokio kinds ignore it).
     pub spin_before_park: Option<Duration>,
+    /// Socket I/O of glommio's shards (the tokio kinds keep their epoll design).
+    pub io: crate::transport::Io,
 }
 
 impl RouterSpec {
@@ -101,6 +104,7 @@ impl RouterSpec {
             slots,
             shard: ShardConfig::new(0, 1),
             spin_before_park: None,
+            io: crate::transport::Io::Glommio,
         }
     }
 }

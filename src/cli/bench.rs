@@ -502,6 +502,7 @@ impl TryFrom<BenchArgs> for BenchConfig {
             router: a.router.clone(),
             transport: transport.to_string(),
             agent_io: a.agent_io.to_string(),
+            router_io: a.router_flags.router_io.to_string(),
             protocol: a.protocol.to_string(),
             http: None,
         };
@@ -757,6 +758,11 @@ impl BenchConfig {
     pub fn router_spin(&self) -> Option<Duration> {
         self.router_flags.spin()
     }
+
+    /// `--router-io`.
+    pub fn router_io(&self) -> Io {
+        self.router_flags.router_io
+    }
 }
 
 impl BenchArgs {
@@ -989,6 +995,7 @@ pub(super) fn run_config(cfg: BenchConfig) -> anyhow::Result<Finish> {
             let mut rc = RouterConfig::new("127.0.0.1:0".parse()?, slots.clone());
             rc.shard = cfg.router_flags.shard_config(cfg.compression)?;
             rc.spin_before_park = cfg.router_flags.spin();
+            rc.io = cfg.router_flags.router_io;
             let handle = Router::start(rc).context("starting the embedded router")?;
             let addr = handle.local_addr();
             (Some(handle), addr, "embedded glommio router".to_string())

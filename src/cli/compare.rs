@@ -40,6 +40,7 @@ fn start(kind: RouterKind, cfg: &BenchConfig) -> anyhow::Result<AnyRouter> {
     let spec = RouterSpec {
         shard: cfg.router_shard_config()?,
         spin_before_park: cfg.router_spin(),
+        io: cfg.router_io(),
         ..RouterSpec::local(cfg.plan().router.clone())
     };
     kind.start(spec).with_context(|| format!("starting {kind}"))

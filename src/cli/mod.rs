@@ -105,6 +105,10 @@ pub struct RouterArgs {
     /// Latency mode: an idle shard spins this many microseconds before sleeping (costs CPU).
     #[arg(long, value_name = "US")]
     pub spin_us: Option<u64>,
+    /// Socket I/O of the glommio router's shards: glommio (its streams), or uring (a second
+    /// io_uring per shard: multishot receive, batched sends, no reschedule IPIs).
+    #[arg(long, value_name = "IO", default_value = "glommio")]
+    pub router_io: crate::transport::Io,
     /// Seconds a new connection has to show its protocol (first bytes, WebSocket handshake).
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     pub handshake_timeout: Duration,

@@ -77,6 +77,7 @@ pub(super) fn run_router(cmd: RouterCmd) -> anyhow::Result<()> {
     let mut config = RouterConfig::new(cmd.listen, slots.clone());
     config.shard = cmd.router.shard_config(cmd.compression)?;
     config.spin_before_park = cmd.router.spin();
+    config.io = cmd.router.router_io;
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,

@@ -315,6 +315,9 @@ pub struct ReportConfig {
     /// `--agent-io`: whose socket I/O the agent cores used (glommio, uring).
     #[serde(default)]
     pub agent_io: String,
+    /// `--router-io`: whose socket I/O the glommio router's shards used (glommio, uring).
+    #[serde(default)]
+    pub router_io: String,
     /// `--protocol`.
     pub protocol: String,
     /// `a2a-bench http`: what the clients sent.

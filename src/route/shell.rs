@@ -58,6 +58,11 @@ pub trait Runtime: 'static {
     fn sleep(d: Duration) -> impl Future<Output = ()>;
     /// Turns an accepted socket (already non-blocking) into this runtime's stream.
     fn adopt(stream: TcpStream) -> io::Result<Self::Stream>;
+    /// Ends what the runtime keeps per shard thread, once every connection of the shard has
+    /// closed (a socket ring's operations); nothing by default.
+    fn finish() -> impl Future<Output = ()> {
+        async {}
+    }
     /// Starts a thread running one executor, pinned to `slot`, that runs `main` to completion.
     fn launch(
         name: String,
@@ -206,6 +211,7 @@ pub async fn run_shard<R: Runtime>(
     while Rc::strong_count(&shard) > 1 && clock::now_ns() < deadline {
         R::sleep(Duration::from_millis(1)).await;
     }
+    R::finish().await;
     stats
 }
 

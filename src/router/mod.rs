@@ -13,12 +13,16 @@ use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use std::rc::Rc;
+
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::placement::{self, Slot};
 use crate::route::server::{Server, Staller};
 use crate::route::shell::{ExecutorOptions, Joiner, Runtime, ShardMain};
 use crate::route::ShardConfig;
+use crate::transport::uring::{Ring, UringStream};
+use crate::transport::Io;
 use crate::wire::ShardStats;
 
 /// glommio's per-executor registered I/O memory: we do no file DMA, so the minimum (64 KiB)
@@ -67,6 +71,61 @@ impl Runtime for Glommio {
     }
 }
 
+/// The shell on glommio with the shards' sockets on a second io_uring per shard
+/// (`--router-io uring`, [`crate::transport::uring`]); the rest is [`Glommio`]'s.
+pub struct GlommioUring;
+
+thread_local! {
+    /// The shard thread's socket ring and its reaper task, made at the first connection.
+    static RING: std::cell::RefCell<Option<(Rc<Ring>, glommio::Task<()>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+impl Runtime for GlommioUring {
+    type Stream = UringStream;
+    const NAME: &'static str = "glommio";
+
+    fn spawn(fut: impl Future<Output = ()> + 'static) {
+        Glommio::spawn(fut)
+    }
+
+    fn sleep(d: Duration) -> impl Future<Output = ()> {
+        Glommio::sleep(d)
+    }
+
+    fn adopt(stream: TcpStream) -> io::Result<Self::Stream> {
+        RING.with(|r| {
+            let mut r = r.borrow_mut();
+            if r.is_none() {
+                let ring = Ring::new()?;
+                let reaper = glommio::spawn_local(ring.clone().reap());
+                *r = Some((ring, reaper));
+            }
+            match r.as_ref() {
+                Some((ring, _)) => Ok(ring.stream(stream.into())),
+                None => Err(io::Error::other("no socket ring")),
+            }
+        })
+    }
+
+    async fn finish() {
+        if let Some((ring, reaper)) = RING.with(|r| r.borrow_mut().take()) {
+            ring.stop();
+            // The reaper ends once no operation is in flight, or 2 s after the stop.
+            reaper.await;
+        }
+    }
+
+    fn launch(
+        name: String,
+        slot: Slot,
+        opts: ExecutorOptions,
+        main: ShardMain,
+    ) -> io::Result<Joiner> {
+        Glommio::launch(name, slot, opts, main)
+    }
+}
+
 /// Everything the router needs to start.
 #[derive(Debug, Clone)]
 pub struct RouterConfig {
@@ -78,12 +137,20 @@ pub struct RouterConfig {
     pub shard: ShardConfig,
     /// Latency mode: spin this long before parking an idle executor (costs CPU).
     pub spin_before_park: Option<Duration>,
+    /// Whose socket I/O the shards use: glommio's streams, or a second ring per shard.
+    pub io: Io,
 }
 
 impl RouterConfig {
     /// Defaults on `listen` with one shard per slot.
     pub fn new(listen: SocketAddr, slots: Vec<Slot>) -> RouterConfig {
-        RouterConfig { listen, slots, shard: ShardConfig::new(0, 1), spin_before_park: None }
+        RouterConfig {
+            listen,
+            slots,
+            shard: ShardConfig::new(0, 1),
+            spin_before_park: None,
+            io: Io::Glommio,
+        }
     }
 }
 
@@ -96,9 +163,11 @@ impl Router {
         let shards = config.slots.len() as u16;
         let template = config.shard.clone();
         let opts = ExecutorOptions { spin_before_park: config.spin_before_park };
-        let server = Server::start::<Glommio>(config.listen, &config.slots, opts, |i| {
-            ShardConfig { shard: i, shards, ..template.clone() }
-        });
+        let each = |i| ShardConfig { shard: i, shards, ..template.clone() };
+        let server = match config.io {
+            Io::Glommio => Server::start::<Glommio>(config.listen, &config.slots, opts, each),
+            Io::Uring => Server::start::<GlommioUring>(config.listen, &config.slots, opts, each),
+        };
         Ok(RouterHandle { server: server? })
     }
 }

@@ -47,6 +47,10 @@ const BGID: u16 = 0;
 const ENTRIES: u32 = 1024;
 /// Bytes a connection may queue for sending before its writer waits.
 const SEND_MAX: usize = 256 << 10;
+/// Bytes received and not yet read past which a connection stops receiving (its receive is
+/// cancelled, and armed again once its reader took half): a reader that pauses pushes back
+/// on the peer through TCP, as with a plain socket.
+const RECV_MAX: usize = 256 << 10;
 /// A parked reaper looks again after this long, whatever happened.
 const FALLBACK: Duration = Duration::from_millis(20);
 
@@ -58,6 +62,15 @@ static RESCUED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new
 /// waiting.
 pub fn rescued() -> u64 {
     RESCUED.load(Ordering::Relaxed)
+}
+
+/// Rings dropped with operations in flight (their buffers leaked on purpose).
+static LEAKED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Rings dropped so far with operations still in flight: their buffers were leaked rather
+/// than freed under the kernel (a teardown that did not wait for its operations).
+pub fn leaked() -> u64 {
+    LEAKED.load(Ordering::Relaxed)
 }
 
 const OP_RECV: u64 = 1;
@@ -146,6 +159,8 @@ struct Slot {
     /// The receive ended: `Ok` at end of stream, else the error's kind.
     rx_end: Option<Result<(), io::ErrorKind>>,
     recv_armed: bool,
+    /// Receiving stopped: [`RECV_MAX`] unread.
+    paused: bool,
     read_waker: Option<Waker>,
     /// The send in flight owns these bytes until its completion.
     tx_fly: Vec<u8>,
@@ -178,6 +193,7 @@ struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         if self.in_flight > 0 {
+            LEAKED.fetch_add(1, Ordering::Relaxed);
             // The kernel may still touch the buffers after the ring's descriptor closes:
             // leak them rather than free memory it can write.
             let provided = std::mem::replace(&mut self.provided.mem, Box::new([]));
@@ -463,6 +479,9 @@ impl Inner {
                 if s.rx_at == s.rx.len() {
                     s.rx.clear();
                     s.rx_at = 0;
+                } else if s.rx_at >= s.rx.len() / 2 {
+                    s.rx.drain(..s.rx_at);
+                    s.rx_at = 0;
                 }
                 s.rx.extend_from_slice(provided.data(bid, res as usize));
             }
@@ -474,15 +493,19 @@ impl Inner {
         } else if res < 0 && res != -libc::ENOBUFS && (res != -libc::ECANCELED || s.closed) {
             s.rx_end.get_or_insert(Err(errno(res)));
         }
+        let unread = s.rx.len().saturating_sub(s.rx_at);
         if !more {
             s.recv_armed = false;
             if s.closed && !s.busy() {
                 s.fd = None;
             }
-            // Out of buffers, or ended by the kernel: armed again unless over.
-            if s.rx_end.is_none() && !s.closed {
+            // Out of buffers, or ended by the kernel: armed again unless over or paused.
+            if s.rx_end.is_none() && !s.closed && !s.paused {
                 self.mark(slot);
             }
+        } else if unread > RECV_MAX && !s.paused && !s.closed {
+            s.paused = true;
+            self.cancel(slot);
         }
         wake(&mut self.slots[slot].read_waker);
         recycled
@@ -511,15 +534,20 @@ impl Inner {
     fn cancel_all(&mut self) {
         for slot in 0..self.slots.len() {
             if self.slots[slot].recv_armed {
-                let e = opcode::AsyncCancel::new(user_data(slot, OP_RECV))
-                    .build()
-                    .user_data(user_data(slot, OP_CANCEL));
-                // A cancel is not an operation on our memory; its completion is ignored.
-                // SAFETY: the entry refers to no memory.
-                while unsafe { self.ring.submission().push(&e) }.is_err() {
-                    let _ = self.ring.submit();
-                }
+                self.cancel(slot);
             }
+        }
+    }
+
+    /// Cancels the receive of `slot` (submitted with the next pass).
+    fn cancel(&mut self, slot: usize) {
+        let e = opcode::AsyncCancel::new(user_data(slot, OP_RECV))
+            .build()
+            .user_data(user_data(slot, OP_CANCEL));
+        // A cancel is not an operation on our memory; its completion is ignored.
+        // SAFETY: the entry refers to no memory.
+        while unsafe { self.ring.submission().push(&e) }.is_err() {
+            let _ = self.ring.submit();
         }
     }
 }
@@ -549,6 +577,14 @@ impl AsyncRead for UringStream {
             let n = avail.len().min(buf.len());
             buf[..n].copy_from_slice(&avail[..n]);
             s.rx_at += n;
+            if s.paused && s.rx.len() - s.rx_at <= RECV_MAX / 2 {
+                s.paused = false;
+                if !s.recv_armed {
+                    inner.mark(self.slot);
+                    drop(inner);
+                    self.ring.kick();
+                }
+            }
             return Poll::Ready(Ok(n));
         }
         match s.rx_end {
@@ -608,8 +644,16 @@ impl Drop for UringStream {
         s.closed = true;
         s.read_waker = None;
         s.write_waker = None;
+        s.rx = Vec::new();
+        s.rx_at = 0;
+        s.tx_next = Vec::new();
         if !s.busy() {
             s.fd = None;
+        } else if s.recv_armed {
+            // Its receive ends with the cancel; the descriptor closes with its last operation.
+            inner.cancel(self.slot);
+            drop(inner);
+            self.ring.kick();
         }
     }
 }

@@ -6,6 +6,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use a2a_bench::client::Client;
+use a2a_bench::transport::Io;
 use a2a_bench::wire::{Control, FrameHeader};
 
 use crate::support::{cpu_ticks, router_process, status_kib};
@@ -87,7 +88,11 @@ fn out_of_descriptors_the_router_backs_off_and_recovers() {
 
 /// A sharded router (glommio and tokio per-core share the shell) with short timeouts.
 fn router_with_short_timeouts(kind: a2a_bench::routers::RouterKind) -> crate::support::TestRouter {
-    let setup = crate::support::Setup { kind, transport: a2a_bench::transport::Transport::Tcp };
+    let setup = crate::support::Setup {
+        kind,
+        transport: a2a_bench::transport::Transport::Tcp,
+        io: Default::default(),
+    };
     crate::support::start(setup, 1, |cfg| {
         cfg.handshake_timeout = Duration::from_millis(300);
         cfg.idle_timeout = Duration::from_millis(300);
@@ -167,7 +172,11 @@ fn two_shards(
     kind: a2a_bench::routers::RouterKind,
     tweak: impl FnOnce(&mut a2a_bench::route::ShardConfig),
 ) -> crate::support::TestRouter {
-    let setup = crate::support::Setup { kind, transport: a2a_bench::transport::Transport::Tcp };
+    let setup = crate::support::Setup {
+        kind,
+        transport: a2a_bench::transport::Transport::Tcp,
+        io: Default::default(),
+    };
     crate::support::start(setup, 2, |cfg| {
         cfg.conn_queue_bytes_max = 256 << 10;
         cfg.compression = a2a_bench::wire::Compression::None;
@@ -342,7 +351,11 @@ fn past_the_memory_budget_large_frames_and_new_connections_are_refused() {
     // the same way; once they are released, connections are served again.
     use a2a_bench::routers::RouterKind;
     for kind in [RouterKind::Glommio, RouterKind::TokioPerCore] {
-        let setup = crate::support::Setup { kind, transport: a2a_bench::transport::Transport::Tcp };
+        let setup = crate::support::Setup {
+            kind,
+            transport: a2a_bench::transport::Transport::Tcp,
+            io: Default::default(),
+        };
         let r = crate::support::start(setup, 1, |cfg| {
             cfg.memory_max = 256 << 10;
             cfg.conn_queue_bytes_max = 1 << 20;
@@ -406,9 +419,12 @@ fn a_sharded_router_starts_serves_and_stops_a_thousand_times_without_a_stall() {
         }
     });
     for i in 0..1000u32 {
+        // Alternately on glommio's streams and on the shards' second ring.
+        let io = if i % 2 == 0 { Io::Glommio } else { Io::Uring };
         let setup = crate::support::Setup {
             kind: RouterKind::Glommio,
             transport: a2a_bench::transport::Transport::Tcp,
+            io,
         };
         let r = crate::support::start(setup, 2, |_| {});
         let mut a = crate::support::agent(&r, 1, 0, &[]);
@@ -419,6 +435,11 @@ fn a_sharded_router_starts_serves_and_stops_a_thousand_times_without_a_stall() {
         let stalls: u64 = r.stats().iter().map(|s| s.loop_stalls).sum();
         assert_eq!(stalls, 0, "iteration {i}: the watchdog saw a shard stop turning");
         r.stop();
+        let leaked = a2a_bench::transport::uring::leaked();
+        assert_eq!(
+            leaked, 0,
+            "iteration {i}: a shard's ring was dropped with operations in flight"
+        );
         tx.send(i).unwrap();
     }
 }
@@ -430,7 +451,11 @@ fn a_shard_whose_loop_stops_turning_is_reported_by_the_watchdog() {
     // router kind that runs the shard shell.
     use a2a_bench::routers::RouterKind;
     for kind in [RouterKind::Glommio, RouterKind::TokioPerCore] {
-        let setup = crate::support::Setup { kind, transport: a2a_bench::transport::Transport::Tcp };
+        let setup = crate::support::Setup {
+            kind,
+            transport: a2a_bench::transport::Transport::Tcp,
+            io: Default::default(),
+        };
         let r = crate::support::start(setup, 1, |_| {});
         assert_eq!(r.stats()[0].loop_stalls, 0, "{kind}: no stall yet");
         r.stall(Duration::from_millis(1600));

@@ -93,7 +93,11 @@ fn router(
     shards: usize,
     tweak: impl FnOnce(&mut a2a_bench::route::ShardConfig),
 ) -> crate::support::TestRouter {
-    start(Setup { kind: RouterKind::Glommio, transport: Transport::Tcp }, shards, tweak)
+    start(
+        Setup { kind: RouterKind::Glommio, transport: Transport::Tcp, io: Default::default() },
+        shards,
+        tweak,
+    )
 }
 
 #[test]
@@ -109,7 +113,7 @@ fn the_per_core_baseline_speaks_json_too() {
 fn every_message_type_and_error_on(kind: RouterKind) {
     // Proves the seed's JSON protocol end to end on two shards: registry, direct, broadcast,
     // locks, barriers, errors, with pushes before the reply they belong to.
-    let r = start(Setup { kind, transport: Transport::Tcp }, 2, |_| {});
+    let r = start(Setup { kind, transport: Transport::Tcp, io: Default::default() }, 2, |_| {});
     let mut alice = JsonClient::connect(r.addr(), Some("a2a"));
     let mut bob = JsonClient::connect(r.addr(), Some("a2a"));
     let mut carol = JsonClient::connect(r.addr(), None); // no subprotocol: the first text decides

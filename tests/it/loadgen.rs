@@ -113,6 +113,8 @@ fn the_second_ring_never_loses_a_wake_up() {
         assert_eq!(o.counters.round_trips_measured, 4 * 30, "run {i}");
         let rescued = a2a_bench::transport::uring::rescued();
         assert_eq!(rescued, 0, "run {i}: parks rescued by the fallback timer");
+        let leaked = a2a_bench::transport::uring::leaked();
+        assert_eq!(leaked, 0, "run {i}: a ring dropped with operations in flight");
     }
     r.stop();
 }

@@ -692,7 +692,7 @@ fn plain_http_gets_400(setup: Setup) {
 }
 
 macro_rules! suite {
-    ($name:ident = $kind:ident, $transport:ident: $($check:ident),* $(,)?) => {
+    ($name:ident = $kind:ident, $transport:ident, $io:ident: $($check:ident),* $(,)?) => {
         mod $name {
             $(
                 #[test]
@@ -700,6 +700,7 @@ macro_rules! suite {
                     super::$check(crate::support::Setup {
                         kind: a2a_bench::routers::RouterKind::$kind,
                         transport: a2a_bench::transport::Transport::$transport,
+                        io: a2a_bench::transport::Io::$io,
                     });
                 }
             )*
@@ -710,7 +711,10 @@ macro_rules! suite {
 /// The whole suite for one router kind over one transport, plus `extra` checks.
 macro_rules! every_check {
     ($name:ident = $kind:ident, $transport:ident $(, $extra:ident)*) => {
-        suite!($name = $kind, $transport:
+        every_check!($name = $kind on Glommio, $transport $(, $extra)*);
+    };
+    ($name:ident = $kind:ident on $io:ident, $transport:ident $(, $extra:ident)*) => {
+        suite!($name = $kind, $transport, $io:
             direct_request_and_reply,
             broadcast_by_type_excludes_the_sender,
             topics_reach_subscribers_on_every_shard,
@@ -735,6 +739,9 @@ macro_rules! every_check {
 
 every_check!(glommio_tcp = Glommio, Tcp, plain_http_gets_400);
 every_check!(glommio_ws = Glommio, Ws);
+// The glommio router with its shards' sockets on a second ring (`--router-io uring`).
+every_check!(glommio_uring_tcp = Glommio on Uring, Tcp, plain_http_gets_400);
+every_check!(glommio_uring_ws = Glommio on Uring, Ws);
 every_check!(tokio_shared_tcp = TokioShared, Tcp, plain_http_gets_400);
 every_check!(tokio_shared_ws = TokioShared, Ws);
 every_check!(tokio_per_core_tcp = TokioPerCore, Tcp, plain_http_gets_400);
@@ -744,7 +751,7 @@ every_check!(tokio_per_core_ws = TokioPerCore, Ws);
 /// one closed — by the client (even rounds) or by the router after a malformed frame (odd
 /// rounds) — and requires an ack every time.
 fn check_reconnects_get_their_id_back(kind: RouterKind) {
-    let r = start(Setup { kind, transport: Transport::Tcp }, 2, |_| {});
+    let r = start(Setup { kind, transport: Transport::Tcp, io: Default::default() }, 2, |_| {});
     for round in 0..100 {
         let id = 700 + round % 2; // both owners: one id per shard
         let mut c = r.connect();
@@ -772,7 +779,7 @@ fn an_agent_that_reconnects_at_once_gets_its_id_back() {
 fn agent_id_zero_is_reserved() {
     // Proves agent id 0, the "no agent" marker of errors, cannot be registered, on every router.
     for kind in RouterKind::ALL {
-        let r = start(Setup { kind, transport: Transport::Tcp }, 1, |_| {});
+        let r = start(Setup { kind, transport: Transport::Tcp, io: Default::default() }, 1, |_| {});
         let mut c = r.connect();
         let answer = c.register(0, 0, &[]).expect("register answered");
         assert_eq!(error_code(&answer), ErrorCode::InvalidRequest.code(), "{kind}: {answer:?}");

@@ -20,6 +20,8 @@ pub fn slots(n: usize) -> Vec<Slot> {
 pub struct Setup {
     pub kind: RouterKind,
     pub transport: Transport,
+    /// The glommio router's socket I/O (the tokio kinds ignore it).
+    pub io: a2a_bench::transport::Io,
 }
 
 impl Setup {
@@ -67,6 +69,7 @@ impl TestRouter {
 /// A router of `setup.kind` on 127.0.0.1:0 with `shards` shards (threads), adjusted by `tweak`.
 pub fn start(setup: Setup, shards: usize, tweak: impl FnOnce(&mut ShardConfig)) -> TestRouter {
     let mut spec = RouterSpec::local(slots(shards));
+    spec.io = setup.io;
     tweak(&mut spec.shard);
     let inner = setup.kind.start(spec).expect("router starts");
     TestRouter { inner, transport: setup.transport }

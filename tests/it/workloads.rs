@@ -21,7 +21,7 @@ fn run(
     stop: Stop,
     base: u32,
 ) -> Outcome {
-    let r = start(Setup { kind, transport: Transport::Tcp }, 2, |_| {});
+    let r = start(Setup { kind, transport: Transport::Tcp, io: Default::default() }, 2, |_| {});
     let mut sc = scenario(Topology::Mesh, agents, pacing, stop, base);
     sc.workload = w;
     sc.agents_per_conn = per_conn;
@@ -356,7 +356,7 @@ fn locks_barriers_and_broadcast_run_over_the_seed_json_protocol() {
     // time, every agent its grants), `barrier_enter`/`barrier_release` (every round releases
     // everyone) and `broadcast` (every other agent gets each one, once).
     for (i, kind) in [RouterKind::Glommio, RouterKind::TokioPerCore].into_iter().enumerate() {
-        let r = start(Setup { kind, transport: Transport::Ws }, 2, |_| {});
+        let r = start(Setup { kind, transport: Transport::Ws, io: Default::default() }, 2, |_| {});
         let workloads = [
             Workload::Locks { locks: 2, hold: Duration::from_micros(200) },
             Workload::Barriers,
