@@ -251,6 +251,9 @@ async fn before<R: Runtime, T>(deadline_ns: u64, fut: impl Future<Output = T>) -
     .await
 }
 
+/// How long a closing connection may take to send what its writer wrote.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
 const TOO_MANY_CONNECTIONS: &str = "the router's connection limit (--max-connections) is reached";
 const OUT_OF_MEMORY: &str = "the shard's memory budget (--memory-max) is spent";
 
@@ -362,7 +365,7 @@ fn serve_native<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + 'static>(
     let stream = Rc::new(RefCell::new(stream));
     let id = shard.borrow_mut().open_conn();
     R::spawn(reader(shard.clone(), stream.clone(), id, live.clone(), inbox));
-    R::spawn(writer(shard, stream, id, control, live, done));
+    R::spawn(writer::<R, _>(shard, stream, id, control, live, done));
 }
 
 /// Drops a connection's shutdown handle when its writer finishes.
@@ -444,7 +447,7 @@ async fn reader<S: AsyncRead + Unpin>(
     release_conn(&mut s, id, &live);
 }
 
-async fn writer<S: AsyncWrite + Unpin>(
+async fn writer<R: Runtime, S: AsyncWrite + Unpin>(
     shard: Rc<RefCell<Shard>>,
     stream: Rc<RefCell<S>>,
     id: ConnId,
@@ -474,8 +477,10 @@ async fn writer<S: AsyncWrite + Unpin>(
             break;
         }
     }
-    // A WebSocket close frame, or the end of the TCP write side.
-    let _ = poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_close(cx)).await;
+    // A WebSocket close frame, or the end of the TCP write side; on a socket ring, what was
+    // written still goes out first. Bounded: a client that stopped reading never lets it end.
+    let close = poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_close(cx));
+    let _ = before::<R, _>(clock::now_ns() + CLOSE_GRACE.as_nanos() as u64, close).await;
     // Wakes the reader if it is parked in a read.
     let _ = control.shutdown(Shutdown::Both);
     release_conn(&mut shard.borrow_mut(), id, &live);

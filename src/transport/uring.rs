@@ -619,7 +619,18 @@ impl AsyncWrite for UringStream {
         Poll::Ready(Ok(n))
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // As on a socket, whose flush does nothing: what was written is on its way (the next
+        // pass sends it with whatever else the connection queued meanwhile, so a writer never
+        // waits a pass per write); `poll_write` bounds what may wait, `poll_close` waits for
+        // all of it.
+        match self.ring.inner.borrow().slots[self.slot].tx_err {
+            Some(kind) => Poll::Ready(Err(kind.into())),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut inner = self.ring.inner.borrow_mut();
         let s = &mut inner.slots[self.slot];
         if let Some(kind) = s.tx_err {
@@ -630,10 +641,6 @@ impl AsyncWrite for UringStream {
             return Poll::Pending;
         }
         Poll::Ready(Ok(()))
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.poll_flush(cx)
     }
 }
 

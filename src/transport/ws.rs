@@ -166,13 +166,16 @@ where
     Sink::<Message>::poll_flush(Pin::new(ws), cx).map_err(io_err)
 }
 
-/// Closes a WebSocket seen as bytes; closing one already closed is done, not an error.
+/// Closes a WebSocket seen as bytes, then the stream under it (whose close waits for what it
+/// still has to send, on a socket ring); closing one already closed is done, not an error.
 fn close<S>(ws: &mut WebSocketStream<S>, cx: &mut Context<'_>) -> Poll<io::Result<()>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    match Sink::<Message>::poll_close(Pin::new(ws), cx) {
-        Poll::Ready(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => Poll::Ready(Ok(())),
+    match Sink::<Message>::poll_close(Pin::new(&mut *ws), cx) {
+        Poll::Ready(Ok(()) | Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => {
+            Pin::new(ws.get_mut()).poll_close(cx)
+        }
         other => other.map_err(io_err),
     }
 }

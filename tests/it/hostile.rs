@@ -172,11 +172,16 @@ fn two_shards(
     kind: a2a_bench::routers::RouterKind,
     tweak: impl FnOnce(&mut a2a_bench::route::ShardConfig),
 ) -> crate::support::TestRouter {
-    let setup = crate::support::Setup {
-        kind,
-        transport: a2a_bench::transport::Transport::Tcp,
-        io: Default::default(),
-    };
+    two_shards_on(kind, Io::Glommio, tweak)
+}
+
+/// [`two_shards`], the glommio router's sockets on `io`.
+fn two_shards_on(
+    kind: a2a_bench::routers::RouterKind,
+    io: Io,
+    tweak: impl FnOnce(&mut a2a_bench::route::ShardConfig),
+) -> crate::support::TestRouter {
+    let setup = crate::support::Setup { kind, transport: a2a_bench::transport::Transport::Tcp, io };
     crate::support::start(setup, 2, |cfg| {
         cfg.conn_queue_bytes_max = 256 << 10;
         cfg.compression = a2a_bench::wire::Compression::None;
@@ -277,8 +282,12 @@ fn a_slow_consumer_is_disconnected_and_counted() {
     // and counted in stats, its sender resumes (its messages now get `unknown_recipient`), and
     // the agent id is free again.
     use a2a_bench::routers::RouterKind;
-    for kind in [RouterKind::Glommio, RouterKind::TokioPerCore] {
-        let r = two_shards(kind, |cfg| cfg.slow_consumer = Duration::from_millis(300));
+    for (kind, io) in [
+        (RouterKind::Glommio, Io::Glommio),
+        (RouterKind::Glommio, Io::Uring),
+        (RouterKind::TokioPerCore, Io::Glommio),
+    ] {
+        let r = two_shards_on(kind, io, |cfg| cfg.slow_consumer = Duration::from_millis(300));
         let mut slow = r.connect_with_recv_buffer(16 << 10);
         crate::support::check_ack(slow.register(1, 0, &[]).unwrap());
         let fast = crate::support::agent(&r, 2, 0, &[]);
