@@ -150,7 +150,8 @@ pub struct BenchArgs {
     pub(super) transport: Option<Transport>,
     /// Socket I/O of the agent cores: glommio (its streams), or uring (a second io_uring per
     /// core: multishot receive into provided buffers, batched sends, no reschedule IPIs). TCP
-    /// only; WebSocket connections stay on glommio.
+    /// only; WebSocket connections stay on glommio. uring without kernel support: glommio, said
+    /// once.
     #[arg(long, value_name = "IO", default_value = "glommio")]
     pub(super) agent_io: Io,
     /// What agents speak: native (a2a-bench frames), or json (the seed system's JSON protocol
@@ -254,7 +255,7 @@ where
 impl TryFrom<BenchArgs> for BenchConfig {
     type Error = anyhow::Error;
 
-    fn try_from(a: BenchArgs) -> anyhow::Result<BenchConfig> {
+    fn try_from(mut a: BenchArgs) -> anyhow::Result<BenchConfig> {
         let quick = a.quick;
         let agents: Vec<u32> = list(
             "--agents",
@@ -475,7 +476,12 @@ impl TryFrom<BenchArgs> for BenchConfig {
             }
         };
         a.router_flags.shard_config(a.compression)?;
-        let warnings = placement_warnings(&target, &plan, a.agent_cores.is_some(), http);
+        let mut warnings = placement_warnings(&target, &plan, a.agent_cores.is_some(), http);
+        let (agent_io, why) = crate::transport::uring::effective(a.agent_io);
+        let (router_io, _) = crate::transport::uring::effective(a.router_flags.router_io);
+        warnings.extend(why);
+        a.agent_io = agent_io;
+        a.router_flags.router_io = router_io;
         if json && transport != Transport::Ws {
             bail!(
                 "--protocol json runs over WebSocket: drop --transport tcp or use a ws:// --router"

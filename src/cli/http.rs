@@ -93,8 +93,8 @@ pub struct HttpCmd {
     /// A short grid.
     #[arg(long)]
     quick: bool,
-    /// Socket I/O of the client cores: glommio, or uring (a second io_uring per core:
-    /// multishot receive, batched sends, no reschedule IPIs).
+    /// Socket I/O of the client cores: glommio (its streams), or uring (a second io_uring per
+    /// core: multishot receive, batched sends, no reschedule IPIs).
     #[arg(long, value_name = "IO", default_value = "glommio")]
     agent_io: crate::transport::Io,
     /// Cores for the client groups [default: every core].

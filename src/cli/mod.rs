@@ -106,7 +106,8 @@ pub struct RouterArgs {
     #[arg(long, value_name = "US")]
     pub spin_us: Option<u64>,
     /// Socket I/O of the glommio router's shards: glommio (its streams), or uring (a second
-    /// io_uring per shard: multishot receive, batched sends, no reschedule IPIs).
+    /// io_uring per shard: multishot receive, batched sends, no reschedule IPIs; without kernel
+    /// support: glommio, said once).
     #[arg(long, value_name = "IO", default_value = "glommio")]
     pub router_io: crate::transport::Io,
     /// Seconds a new connection has to show its protocol (first bytes, WebSocket handshake).

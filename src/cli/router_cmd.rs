@@ -77,7 +77,11 @@ pub(super) fn run_router(cmd: RouterCmd) -> anyhow::Result<()> {
     let mut config = RouterConfig::new(cmd.listen, slots.clone());
     config.shard = cmd.router.shard_config(cmd.compression)?;
     config.spin_before_park = cmd.router.spin();
-    config.io = cmd.router.router_io;
+    let (io, why) = crate::transport::uring::effective(cmd.router.router_io);
+    if let Some(why) = why {
+        eprintln!("warning: {why}");
+    }
+    config.io = io;
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,

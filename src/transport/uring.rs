@@ -207,6 +207,55 @@ impl Drop for Inner {
     }
 }
 
+/// Whether this kernel gives what a [`Ring`] needs (single issuer, cooperative task run,
+/// provided-buffer rings: Linux 6.0); why not, otherwise. Probed once per process.
+pub fn supported() -> Result<(), String> {
+    static PROBE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    // On a thread of its own: a ring's teardown queues task work on the thread that made it,
+    // and that interrupts the caller's next blocking socket call with a timeout (EINTR).
+    PROBE
+        .get_or_init(|| {
+            std::thread::spawn(probe)
+                .join()
+                .unwrap_or_else(|_| Err("the io_uring probe panicked".into()))
+        })
+        .clone()
+}
+
+/// Makes a ring as [`Ring::new`] does, with a provided-buffer ring, and drops it.
+fn probe() -> Result<(), String> {
+    let ring: IoUring = IoUring::builder()
+        .setup_single_issuer()
+        .setup_coop_taskrun()
+        .setup_taskrun_flag()
+        .build(8)
+        .map_err(|e| format!("this kernel's io_uring lacks what the socket ring needs: {e}"))?;
+    let provided = Provided::new().map_err(|e| e.to_string())?;
+    // SAFETY: the entries outlive the ring, dropped first below.
+    let registered = unsafe {
+        ring.submitter().register_buf_ring_with_flags(provided.entries as u64, BUFS, BGID, 0)
+    };
+    drop(ring);
+    drop(provided);
+    registered.map_err(|e| format!("this kernel has no provided-buffer rings: {e}"))
+}
+
+/// `io`, or glommio's streams with the reason when this kernel cannot run the socket ring.
+pub fn effective(io: super::Io) -> (super::Io, Option<String>) {
+    if io != super::Io::Uring {
+        return (io, None);
+    }
+    match supported() {
+        Ok(()) => (io, None),
+        Err(why) => (
+            super::Io::Glommio,
+            Some(format!(
+                "{why}; sockets stay on glommio's streams (--agent-io/--router-io glommio)"
+            )),
+        ),
+    }
+}
+
 /// One thread's socket ring (not `Send`: made, used and dropped on its thread).
 pub struct Ring {
     inner: RefCell<Inner>,
@@ -661,6 +710,26 @@ impl Drop for UringStream {
             inner.cancel(self.slot);
             drop(inner);
             self.ring.kick();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::Io;
+
+    #[test]
+    fn the_ring_is_asked_for_only_where_the_kernel_has_it() {
+        // Proves the fallback: glommio's streams stay as asked; the ring is kept where the
+        // probe succeeds, and otherwise replaced by glommio's streams with the reason.
+        assert_eq!(effective(Io::Glommio), (Io::Glommio, None));
+        match (supported(), effective(Io::Uring)) {
+            (Ok(()), got) => assert_eq!(got, (Io::Uring, None)),
+            (Err(why), (io, said)) => {
+                assert_eq!(io, Io::Glommio);
+                assert!(said.is_some_and(|s| s.contains(&why) && s.contains("glommio")));
+            }
         }
     }
 }
