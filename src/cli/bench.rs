@@ -148,11 +148,10 @@ pub struct BenchArgs {
     /// [default: tcp, or the scheme of --router; ws with --protocol json].
     #[arg(long, value_name = "TRANSPORT")]
     pub(super) transport: Option<Transport>,
-    /// Socket I/O of the agent cores: glommio (its streams), or uring (a second io_uring per
-    /// core: multishot receive into provided buffers, batched sends, no reschedule IPIs). TCP
-    /// only; WebSocket connections stay on glommio. uring without kernel support: glommio, said
-    /// once.
-    #[arg(long, value_name = "IO", default_value = "glommio")]
+    /// Socket I/O of the agent cores: uring (a second io_uring per core: multishot receive
+    /// into provided buffers, batched sends, no reschedule IPIs; without kernel support:
+    /// glommio, said once), or glommio (its streams). TCP only; WebSocket stays on glommio.
+    #[arg(long, value_name = "IO", default_value = "uring")]
     pub(super) agent_io: Io,
     /// What agents speak: native (a2a-bench frames), or json (the seed system's JSON protocol
     /// over WebSocket, to measure routers that speak it).
@@ -477,9 +476,9 @@ impl TryFrom<BenchArgs> for BenchConfig {
         };
         a.router_flags.shard_config(a.compression)?;
         let mut warnings = placement_warnings(&target, &plan, a.agent_cores.is_some(), http);
-        let (agent_io, why) = crate::transport::uring::effective(a.agent_io);
-        let (router_io, _) = crate::transport::uring::effective(a.router_flags.router_io);
-        warnings.extend(why);
+        let (agent_io, why_agents) = crate::transport::uring::effective(a.agent_io);
+        let (router_io, why_router) = crate::transport::uring::effective(a.router_flags.router_io);
+        warnings.extend(why_agents.or(why_router)); // the same probe: said once
         a.agent_io = agent_io;
         a.router_flags.router_io = router_io;
         if json && transport != Transport::Ws {

@@ -93,9 +93,10 @@ pub struct HttpCmd {
     /// A short grid.
     #[arg(long)]
     quick: bool,
-    /// Socket I/O of the client cores: glommio (its streams), or uring (a second io_uring per
-    /// core: multishot receive, batched sends, no reschedule IPIs).
-    #[arg(long, value_name = "IO", default_value = "glommio")]
+    /// Socket I/O of the client cores: uring (a second io_uring per core: multishot receive,
+    /// batched sends, no reschedule IPIs; without kernel support: glommio), or glommio (its
+    /// streams).
+    #[arg(long, value_name = "IO", default_value = "uring")]
     agent_io: crate::transport::Io,
     /// Cores for the client groups [default: every core].
     #[arg(long, value_name = "LIST")]

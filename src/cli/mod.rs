@@ -105,10 +105,10 @@ pub struct RouterArgs {
     /// Latency mode: an idle shard spins this many microseconds before sleeping (costs CPU).
     #[arg(long, value_name = "US")]
     pub spin_us: Option<u64>,
-    /// Socket I/O of the glommio router's shards: glommio (its streams), or uring (a second
-    /// io_uring per shard: multishot receive, batched sends, no reschedule IPIs; without kernel
-    /// support: glommio, said once).
-    #[arg(long, value_name = "IO", default_value = "glommio")]
+    /// Socket I/O of the glommio router's shards: uring (a second io_uring per shard:
+    /// multishot receive, batched sends, no reschedule IPIs; without kernel support: glommio,
+    /// said once), or glommio (its streams).
+    #[arg(long, value_name = "IO", default_value = "uring")]
     pub router_io: crate::transport::Io,
     /// Seconds a new connection has to show its protocol (first bytes, WebSocket handshake).
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
