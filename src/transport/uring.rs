@@ -264,8 +264,6 @@ pub struct Ring {
     parked: Cell<Option<Waker>>,
     kicked: Cell<bool>,
     stopped: Cell<bool>,
-    /// Parks, and parks that woke to nothing (for the report's curiosity and tests).
-    parks: Cell<u64>,
 }
 
 impl std::fmt::Debug for Ring {
@@ -314,7 +312,6 @@ impl Ring {
             parked: Cell::new(None),
             kicked: Cell::new(false),
             stopped: Cell::new(false),
-            parks: Cell::new(0),
         }))
     }
 
@@ -336,12 +333,8 @@ impl Ring {
         }
     }
 
-    /// Parks taken so far.
-    pub fn parks(&self) -> u64 {
-        self.parks.get()
-    }
-
-    /// Tells [`Ring::reap`] to end once nothing is in flight (or at once, when `now`).
+    /// Tells [`Ring::reap`] to cancel the receives still armed and end once nothing is in
+    /// flight.
     pub fn stop(&self) {
         self.stopped.set(true);
         self.kick();
@@ -374,7 +367,6 @@ impl Ring {
                     let _ = b.read_at(0, 8).await;
                 })
             });
-            self.parks.set(self.parks.get() + 1);
             let woke = futures_lite::future::or(
                 async {
                     std::future::poll_fn(|cx| {

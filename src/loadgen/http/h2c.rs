@@ -182,11 +182,6 @@ impl<W: Copy> Default for H2Conn<W> {
 }
 
 impl<W: Copy> H2Conn<W> {
-    /// Streams open (requests sent, not answered).
-    pub fn in_flight(&self) -> usize {
-        self.streams.len()
-    }
-
     /// Whether a request can be sent now (the handshake done, a stream free, no failure).
     pub fn ready(&mut self) -> bool {
         if self.failure.is_some() {
@@ -408,6 +403,6 @@ mod tests {
         let mut out = Vec::new();
         c.output(&mut out);
         assert!(out.starts_with(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), "{out:?}");
-        assert_eq!(c.in_flight(), 1);
+        assert_eq!(c.streams.len(), 1);
     }
 }

@@ -335,7 +335,7 @@ impl Http {
     /// Puts `w` on the wire of `conn` if there is room, else in its queue.
     fn submit(&mut self, conn: usize, w: Wire) {
         if !self.h2.is_empty() {
-            if self.conns[conn].queued.is_empty() && self.h2_ready(conn) {
+            if self.conns[conn].queued.is_empty() && self.h2[conn].ready() {
                 self.h2_send(conn, w);
             } else {
                 self.conns[conn].queued.push_back(w);
@@ -353,7 +353,7 @@ impl Http {
     /// Moves queued requests onto the wire while there is room; `now` is their send time.
     fn pump(&mut self, conn: usize, now_ns: u64) {
         if !self.h2.is_empty() {
-            while !self.conns[conn].queued.is_empty() && self.h2_ready(conn) {
+            while !self.conns[conn].queued.is_empty() && self.h2[conn].ready() {
                 let Some(mut w) = self.conns[conn].queued.pop_front() else { return };
                 w.sent_ns = now_ns;
                 self.h2_send(conn, w);
@@ -608,10 +608,6 @@ impl Http {
         } else if w.what == What::Farewell {
             self.farewells = self.farewells.saturating_sub(1);
         }
-    }
-
-    fn h2_ready(&mut self, conn: usize) -> bool {
-        self.h2[conn].ready()
     }
 
     /// Renders `w` as the HTTP/1.1 path does and sends it as an HTTP/2 request.
