@@ -625,28 +625,30 @@ impl Core {
             let deadline = clock::now_ns() + FAREWELL_TIMEOUT.as_nanos() as u64;
             wait_for(&group, deadline, Group::farewell_done).await;
         }
-        if let Some(s) = sampler.as_mut() {
-            // The rest of the run, up to now: the intervals add up to the whole.
-            let last = s.take(&group.borrow(), clock::now_ns());
-            let _ = self.result.send_async(CoreMsg::Interval(self.index, last)).await;
-        }
         let breakdown = group.borrow().breakdown();
         let coordination = group.borrow().coordination();
-        let (counters, latencies, in_flight, conns_lost, end_ns) = {
+        let (counters, latencies, in_flight, conns_lost, end_ns, last) = {
             let mut g = group.borrow_mut();
             if g.in_flight() > 0 {
                 g.give_up(GaveUp::Aborted);
             }
             g.stop();
             let end_ns = g.book().schedule().end_ns;
+            // The rest of the run, up to now, taken with the totals and without an await in
+            // between (a reader could record one more answer): the intervals add up to the whole.
+            let last = sampler.as_mut().map(|s| s.take(&g, clock::now_ns()));
             (
                 g.counters().clone(),
                 g.latencies().clone(),
                 g.in_flight(),
                 g.connections_lost(),
                 end_ns,
+                last,
             )
         };
+        if let Some(last) = last {
+            let _ = self.result.send_async(CoreMsg::Interval(self.index, last)).await;
+        }
         close(&group, &controls, tasks, ring.zip(reaper)).await;
         let failures = failures.borrow().clone();
         let result = CoreResult {
