@@ -87,8 +87,16 @@ impl Sampler {
             index: 0,
             start_ns: measure_ns,
             measure_ns,
-            counters: counts(g.counters()),
-            rtt: g.latencies().rtt.clone(),
+            // What counts for the window is counted only from its start (deliveries, requests
+            // sent) or only for requests meant to leave in it (round trips): none belongs to
+            // the warm-up, though some may be in already if this task woke late. Errors count
+            // from the first send: those before now were the warm-up's.
+            counters: [0, 0, 0, g.counters().error_total()],
+            rtt: {
+                let mut none = g.latencies().rtt.clone();
+                none.reset();
+                none
+            },
             cpu_ns: clock::thread_cpu_ns(),
         }
     }

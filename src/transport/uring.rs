@@ -15,9 +15,10 @@
 //! glommio stays the executor: [`Ring::reap`] is a task that submits, reaps and wakes the
 //! connections' readers and writers. When a pass finds nothing it parks on an eventfd
 //! registered with the ring, read through glommio (`BufferedFile::read_at` on glommio's own
-//! ring): the kernel bumps the eventfd for every completion, and the counter keeps a bump
-//! that came before the read was armed, so no wake-up is lost; a local kick wakes it for new
-//! sends, and a fallback timer bounds any surprise.
+//! ring): the kernel bumps the eventfd for every completion posted while the reaper parks
+//! (the bell is off while it runs, so a send that completes inline costs no wake-up), and the
+//! counter keeps a bump that came before the read was armed, so no wake-up is lost; a local
+//! kick wakes it for new sends, and a fallback timer bounds any surprise.
 //!
 //! Memory the kernel writes or reads (the provided buffers, a send's bytes) stays put and
 //! alive while an operation may use it: sends own their buffer until their completion, and a
@@ -262,6 +263,8 @@ pub struct Ring {
     /// The eventfd the kernel bumps per completion, read through glommio to park.
     bell: Rc<glommio::io::BufferedFile>,
     parked: Cell<Option<Waker>>,
+    /// The bell rang since the reaper last looked.
+    rung: Cell<bool>,
     kicked: Cell<bool>,
     stopped: Cell<bool>,
 }
@@ -275,7 +278,7 @@ impl std::fmt::Debug for Ring {
 impl Ring {
     /// A ring for this thread; needs kernel 6.0 (single issuer, multishot receive).
     pub fn new() -> io::Result<Rc<Ring>> {
-        let ring = IoUring::builder()
+        let mut ring = IoUring::builder()
             .setup_single_issuer()
             .setup_coop_taskrun()
             .setup_taskrun_flag()
@@ -300,6 +303,9 @@ impl Ring {
         // SAFETY: a fresh descriptor nothing else owns.
         let bell = unsafe { glommio::io::BufferedFile::from_raw_fd(efd) };
         ring.submitter().register_eventfd(efd)?;
+        // Rung only while the reaper parks (`Ring::arm_bell`): a pass reaps what completes while
+        // it runs, and a send that completes inline would otherwise cost a wake-up of its own.
+        ring.completion().disable_eventfd();
         Ok(Rc::new(Ring {
             inner: RefCell::new(Inner {
                 ring,
@@ -310,6 +316,7 @@ impl Ring {
             }),
             bell: Rc::new(bell),
             parked: Cell::new(None),
+            rung: Cell::new(false),
             kicked: Cell::new(false),
             stopped: Cell::new(false),
         }))
@@ -343,7 +350,10 @@ impl Ring {
     /// The task that drives the ring: submit, reap, wake; park when there is nothing to do.
     /// Ends after [`Ring::stop`] once no operation is in flight, or 2 s after the stop.
     pub async fn reap(self: Rc<Ring>) {
-        let mut bell: Option<Pin<Box<dyn std::future::Future<Output = ()>>>> = None;
+        // The bell's read is a task of its own, polled only when its read completes: glommio
+        // keeps a waker per poll of a pending read, so polling it on every park would pile
+        // wakers up until the task's reference count overflows.
+        glommio::spawn_local(self.clone().listen()).detach();
         let mut stop_deadline = None;
         loop {
             let n = self.pass();
@@ -353,34 +363,28 @@ impl Ring {
                     std::time::Instant::now() + Duration::from_secs(2)
                 });
                 if self.inner.borrow().in_flight == 0 || std::time::Instant::now() > deadline {
-                    return;
+                    break;
                 }
             }
             if n > 0 || self.kicked.replace(false) {
                 glommio::executor().yield_task_queue_now().await;
                 continue;
             }
-            // Park: the bell (any completion), a kick (new work), or the fallback timer.
-            let f = bell.get_or_insert_with(|| {
-                let b = self.bell.clone();
-                Box::pin(async move {
-                    let _ = b.read_at(0, 8).await;
-                })
-            });
+            if self.arm_bell() {
+                continue;
+            }
+            // Park: the bell (a completion), a kick (new work), or the fallback timer.
             let woke = futures_lite::future::or(
-                async {
-                    std::future::poll_fn(|cx| {
-                        if self.kicked.get() {
-                            return Poll::Ready(false);
-                        }
-                        if f.as_mut().poll(cx).is_ready() {
-                            return Poll::Ready(true);
-                        }
-                        self.parked.set(Some(cx.waker().clone()));
-                        Poll::Pending
-                    })
-                    .await
-                },
+                std::future::poll_fn(|cx| {
+                    if self.kicked.get() {
+                        return Poll::Ready(false);
+                    }
+                    if self.rung.replace(false) {
+                        return Poll::Ready(true);
+                    }
+                    self.parked.set(Some(cx.waker().clone()));
+                    Poll::Pending
+                }),
                 async {
                     glommio::timer::sleep(FALLBACK).await;
                     false
@@ -388,13 +392,45 @@ impl Ring {
             )
             .await;
             self.parked.set(None);
-            if woke {
-                bell = None;
-            } else if !self.kicked.get() && self.pass() > 0 {
+            self.inner.borrow_mut().ring.completion().disable_eventfd();
+            if !woke && !self.kicked.get() && self.pass() > 0 {
                 RESCUED.fetch_add(1, Ordering::Relaxed);
                 self.kicked.set(true); // handle them, then look again before parking
             }
         }
+        // Let the bell's task see the stop: one bump ends its read.
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: an 8-byte write from a live buffer to the eventfd this ring owns.
+        unsafe { libc::write(self.bell.as_raw_fd(), one.as_ptr().cast(), 8) };
+    }
+
+    /// The bell's task: reads the eventfd (through glommio, so the thread may sleep on it) and
+    /// wakes a parked reaper; ends once the ring is stopped.
+    async fn listen(self: Rc<Ring>) {
+        while !self.stopped.get() {
+            let _ = self.bell.read_at(0, 8).await;
+            self.rung.set(true);
+            if let Some(w) = self.parked.take() {
+                w.wake();
+            }
+        }
+    }
+
+    /// Lets completions ring the bell before a park; true when some came in the meantime (then
+    /// the bell is off again and the caller makes another pass instead). Every completion of
+    /// this ring is posted on this thread (single issuer, cooperative task work: inline, or as
+    /// task work run when the thread enters or leaves the kernel), so the flag, set first in
+    /// program order, is seen by any completion the queue check below misses.
+    fn arm_bell(&self) -> bool {
+        let mut inner = self.inner.borrow_mut();
+        let ring = &mut inner.ring;
+        ring.completion().enable_eventfd();
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let pending = !ring.completion().is_empty() || ring.submission().taskrun();
+        if pending {
+            ring.completion().disable_eventfd();
+        }
+        pending
     }
 
     /// Submits what is queued and handles what completed; the count of completions.
@@ -723,5 +759,48 @@ mod tests {
                 assert!(said.is_some_and(|s| s.contains(&why) && s.contains("glommio")));
             }
         }
+    }
+
+    #[test]
+    fn parks_ended_by_new_work_keep_no_wakers() {
+        // Proves the reaper can park and be kicked awake by new sends more times than a glommio
+        // task's reference count holds (i16): a pending read polled on every park kept a waker
+        // each time and overflowed it, killing the thread. Also: every byte arrives.
+        if supported().is_err() {
+            return;
+        }
+        const WRITES: usize = 40_000;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let reader = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = Vec::new();
+            std::io::Read::read_to_end(&mut s, &mut buf).unwrap();
+            buf.len()
+        });
+        let sent = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .spawn(move || async move {
+                use futures_lite::AsyncWriteExt;
+                let ring = Ring::new().unwrap();
+                let reaper = glommio::spawn_local(ring.clone().reap());
+                let socket = std::net::TcpStream::connect(addr).unwrap();
+                socket.set_nonblocking(true).unwrap();
+                let mut stream = ring.stream(socket.into());
+                for _ in 0..WRITES {
+                    stream.write_all(b"x").await.unwrap();
+                    // Let the reaper send it and park before the next write kicks it.
+                    glommio::timer::sleep(Duration::from_micros(1)).await;
+                }
+                stream.close().await.unwrap();
+                drop(stream);
+                ring.stop();
+                reaper.await;
+                WRITES
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(reader.join().unwrap(), sent);
+        assert_eq!(rescued(), 0, "no park needed the fallback timer");
     }
 }
