@@ -47,13 +47,14 @@ impl RouterKind {
 
     /// Starts one on 127.0.0.1 or wherever `spec` says; returns once it accepts connections.
     pub fn start(self, spec: RouterSpec) -> io::Result<AnyRouter> {
-        let RouterSpec { listen, slots, shard, spin_before_park, io } = spec;
+        let RouterSpec { listen, slots, shard, spin_before_park, io, poll } = spec;
         Ok(match self {
             RouterKind::Glommio => {
                 let mut rc = RouterConfig::new(listen, slots);
                 rc.shard = shard;
                 rc.spin_before_park = spin_before_park;
                 rc.io = io;
+                rc.poll = poll;
                 AnyRouter::Glommio(Router::start(rc)?)
             }
             RouterKind::TokioShared | RouterKind::TokioPerCore => {
@@ -94,6 +95,8 @@ pub struct RouterSpec {
     pub spin_before_park: Option<Duration>,
     /// Socket I/O of glommio's shards (the tokio kinds keep their epoll design).
     pub io: crate::transport::Io,
+    /// Latency mode of glommio's shards (`--poll`; the tokio kinds ignore it).
+    pub poll: bool,
 }
 
 impl RouterSpec {
@@ -105,6 +108,7 @@ impl RouterSpec {
             shard: ShardConfig::new(0, 1),
             spin_before_park: None,
             io: crate::transport::Io::Glommio,
+            poll: false,
         }
     }
 }

@@ -508,6 +508,7 @@ impl TryFrom<BenchArgs> for BenchConfig {
             transport: transport.to_string(),
             agent_io: a.agent_io.to_string(),
             router_io: a.router_flags.router_io.to_string(),
+            poll: a.router_flags.poll,
             protocol: a.protocol.to_string(),
             http: None,
         };
@@ -722,6 +723,7 @@ impl BenchConfig {
                                     id_base,
                                     transport: self.transport,
                                     io: self.io,
+                                    poll: self.router_flags.poll,
                                     protocol: self.protocol,
                                     interval: self.interval,
                                     slice: self.worker.as_ref().map(|w| w.slice(agents)),
@@ -767,6 +769,11 @@ impl BenchConfig {
     /// `--router-io`.
     pub fn router_io(&self) -> Io {
         self.router_flags.router_io
+    }
+
+    /// `--poll`, for an embedded router.
+    pub fn router_flags_poll(&self) -> bool {
+        self.router_flags.poll
     }
 }
 
@@ -1001,6 +1008,7 @@ pub(super) fn run_config(cfg: BenchConfig) -> anyhow::Result<Finish> {
             rc.shard = cfg.router_flags.shard_config(cfg.compression)?;
             rc.spin_before_park = cfg.router_flags.spin();
             rc.io = cfg.router_flags.router_io;
+            rc.poll = cfg.router_flags.poll;
             let handle = Router::start(rc).context("starting the embedded router")?;
             let addr = handle.local_addr();
             (Some(handle), addr, "embedded glommio router".to_string())

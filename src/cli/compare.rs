@@ -41,6 +41,7 @@ fn start(kind: RouterKind, cfg: &BenchConfig) -> anyhow::Result<AnyRouter> {
         shard: cfg.router_shard_config()?,
         spin_before_park: cfg.router_spin(),
         io: cfg.router_io(),
+        poll: cfg.router_flags_poll(),
         ..RouterSpec::local(cfg.plan().router.clone())
     };
     kind.start(spec).with_context(|| format!("starting {kind}"))

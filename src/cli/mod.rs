@@ -105,6 +105,12 @@ pub struct RouterArgs {
     /// Latency mode: an idle shard spins this many microseconds before sleeping (costs CPU).
     #[arg(long, value_name = "US")]
     pub spin_us: Option<u64>,
+    /// Latency mode for dedicated cores: the glommio router's shards, and in a benchmark run
+    /// the agent cores, poll their sockets instead of sleeping while traffic lasts (each costs
+    /// its whole core: see the report's CPU columns; after 1 s without traffic they sleep as
+    /// usual). The tokio baselines keep their epoll design.
+    #[arg(long)]
+    pub poll: bool,
     /// Socket I/O of the glommio router's shards: uring (a second io_uring per shard:
     /// multishot receive, batched sends, no reschedule IPIs; without kernel support: glommio,
     /// said once), or glommio (its streams).

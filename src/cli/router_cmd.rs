@@ -77,6 +77,7 @@ pub(super) fn run_router(cmd: RouterCmd) -> anyhow::Result<()> {
     let mut config = RouterConfig::new(cmd.listen, slots.clone());
     config.shard = cmd.router.shard_config(cmd.compression)?;
     config.spin_before_park = cmd.router.spin();
+    config.poll = cmd.router.poll;
     let (io, why) = crate::transport::uring::effective(cmd.router.router_io);
     if let Some(why) = why {
         eprintln!("warning: {why}");

@@ -208,6 +208,7 @@ struct Shared {
     transport: Transport,
     protocol: Protocol,
     io: crate::transport::Io,
+    poll: bool,
     drain_timeout: Duration,
     /// Raised by the coordinating thread once every core drained and `before_leave` returned.
     leave: Arc<AtomicBool>,
@@ -247,6 +248,7 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
         transport: scenario.transport,
         protocol: scenario.protocol,
         io: scenario.io,
+        poll: scenario.poll,
         drain_timeout: scenario.drain_timeout,
         leave: Arc::new(AtomicBool::new(false)),
         cores: spans.iter().filter(|(_, count)| *count > 0).count(),
@@ -295,10 +297,14 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
         let index = starts.len();
         let (ready, result, shared) = (ready_tx.clone(), result_tx.clone(), shared.clone());
         let coord = coord.clone();
-        let spawned = LocalExecutorBuilder::new(Placement::Unbound)
-            .name(&format!("agents-{i}"))
-            .io_memory(64 << 10)
-            .spawn(move || async move {
+        // Polling: glommio spins too (only on an executor it placed itself).
+        let builder = match scenario.poll {
+            true => LocalExecutorBuilder::new(Placement::Fixed(slot.core))
+                .spin_before_park(crate::transport::POLL_IDLE),
+            false => LocalExecutorBuilder::new(Placement::Unbound),
+        };
+        let spawned =
+            builder.name(&format!("agents-{i}")).io_memory(64 << 10).spawn(move || async move {
                 if let Some(w) = placement::pin_current_thread(slot) {
                     eprintln!("warning: {w}");
                 }
@@ -555,7 +561,10 @@ impl Core {
         let mut ring = None;
         if self.shared.io == crate::transport::Io::Uring {
             match uring::Ring::new() {
-                Ok(r) => ring = Some(r),
+                Ok(r) => {
+                    r.set_poll(self.shared.poll);
+                    ring = Some(r);
+                }
                 Err(e) => setup = Err(format!("--agent-io uring: making an io_uring: {e}")),
             }
         }

@@ -105,6 +105,9 @@ pub struct Scenario {
     /// Whose socket I/O the agent cores use (`--agent-io`; TCP only: WebSocket stays on
     /// glommio's streams).
     pub io: crate::transport::Io,
+    /// Latency mode (`--poll`): agent cores poll their sockets instead of sleeping while the
+    /// run lasts.
+    pub poll: bool,
     /// Which protocol the agents speak.
     pub protocol: Protocol,
     /// Length of one time-series interval of the measured window; `None` keeps no series.

@@ -318,6 +318,9 @@ pub struct ReportConfig {
     /// `--router-io`: whose socket I/O the glommio router's shards used (glommio, uring).
     #[serde(default)]
     pub router_io: String,
+    /// `--poll`: the latency mode (router shards and agent cores polling instead of sleeping).
+    #[serde(default)]
+    pub poll: bool,
     /// `--protocol`.
     pub protocol: String,
     /// `a2a-bench http`: what the clients sent.

@@ -247,6 +247,7 @@ impl Part {
                 id_base: 0,
                 transport: crate::transport::Transport::Tcp,
                 io: crate::transport::Io::Glommio,
+                poll: false,
                 protocol: crate::loadgen::Protocol::Native,
                 http: None,
                 workload: Default::default(),

@@ -78,6 +78,9 @@ pub struct ExecutorOptions {
     /// Latency mode: spin this long before parking an idle executor (costs CPU); a runtime
     /// whose executors cannot spin ignores it.
     pub spin_before_park: Option<Duration>,
+    /// Latency mode for dedicated cores (`--poll`): sockets are polled on every pass instead of
+    /// parking; a runtime without such a mode ignores it.
+    pub poll: bool,
 }
 
 /// Requests from outside a shard's thread.

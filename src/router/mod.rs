@@ -54,13 +54,20 @@ impl Runtime for Glommio {
         opts: ExecutorOptions,
         main: ShardMain,
     ) -> io::Result<Joiner> {
-        let mut builder =
-            LocalExecutorBuilder::new(Placement::Unbound).name(&name).io_memory(IO_MEMORY);
-        if let Some(spin) = opts.spin_before_park {
+        let spin = opts.spin_before_park.or(opts.poll.then_some(crate::transport::POLL_IDLE));
+        // glommio spins only on an executor it placed itself (Unbound drops the setting).
+        let placement = match spin {
+            Some(_) => Placement::Fixed(slot.core),
+            None => Placement::Unbound,
+        };
+        let mut builder = LocalExecutorBuilder::new(placement).name(&name).io_memory(IO_MEMORY);
+        if let Some(spin) = spin {
             builder = builder.spin_before_park(spin);
         }
+        let poll = opts.poll;
         let handle = builder
             .spawn(move || async move {
+                POLL.with(|p| p.set(poll));
                 if let Some(warning) = placement::pin_current_thread(slot) {
                     eprintln!("warning: {warning}");
                 }
@@ -79,6 +86,8 @@ thread_local! {
     /// The shard thread's socket ring and its reaper task, made at the first connection.
     static RING: std::cell::RefCell<Option<(Rc<Ring>, glommio::Task<()>)>> =
         const { std::cell::RefCell::new(None) };
+    /// Whether this shard's ring polls (`--poll`).
+    static POLL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 impl Runtime for GlommioUring {
@@ -98,6 +107,7 @@ impl Runtime for GlommioUring {
             let mut r = r.borrow_mut();
             if r.is_none() {
                 let ring = Ring::new()?;
+                ring.set_poll(POLL.with(std::cell::Cell::get));
                 let reaper = glommio::spawn_local(ring.clone().reap());
                 *r = Some((ring, reaper));
             }
@@ -139,6 +149,8 @@ pub struct RouterConfig {
     pub spin_before_park: Option<Duration>,
     /// Whose socket I/O the shards use: glommio's streams, or a second ring per shard.
     pub io: Io,
+    /// Latency mode for dedicated cores: shards poll instead of sleeping while traffic lasts.
+    pub poll: bool,
 }
 
 impl RouterConfig {
@@ -150,6 +162,7 @@ impl RouterConfig {
             shard: ShardConfig::new(0, 1),
             spin_before_park: None,
             io: Io::Glommio,
+            poll: false,
         }
     }
 }
@@ -162,7 +175,7 @@ impl Router {
     pub fn start(config: RouterConfig) -> io::Result<RouterHandle> {
         let shards = config.slots.len() as u16;
         let template = config.shard.clone();
-        let opts = ExecutorOptions { spin_before_park: config.spin_before_park };
+        let opts = ExecutorOptions { spin_before_park: config.spin_before_park, poll: config.poll };
         let each = |i| ShardConfig { shard: i, shards, ..template.clone() };
         let server = match config.io {
             Io::Glommio => Server::start::<Glommio>(config.listen, &config.slots, opts, each),

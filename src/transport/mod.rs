@@ -49,6 +49,11 @@ impl std::str::FromStr for Transport {
     }
 }
 
+/// Latency mode (`--poll`): how long a polling core stays awake without traffic before it
+/// sleeps as usual (a ring's reaper parks, glommio stops spinning); the next traffic wakes it
+/// and it polls again.
+pub const POLL_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Whose socket I/O an agent core uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -265,6 +265,9 @@ pub struct Ring {
     parked: Cell<Option<Waker>>,
     /// The bell rang since the reaper last looked.
     rung: Cell<bool>,
+    /// Latency mode: the reaper passes on every executor turn instead of parking, until
+    /// [`super::POLL_IDLE`] passes without a completion.
+    poll: Cell<bool>,
     kicked: Cell<bool>,
     stopped: Cell<bool>,
 }
@@ -317,6 +320,7 @@ impl Ring {
             bell: Rc::new(bell),
             parked: Cell::new(None),
             rung: Cell::new(false),
+            poll: Cell::new(false),
             kicked: Cell::new(false),
             stopped: Cell::new(false),
         }))
@@ -331,6 +335,11 @@ impl Ring {
         drop(inner);
         self.kick();
         UringStream { ring: self.clone(), slot }
+    }
+
+    /// Latency mode on or off (`--poll`): costs the thread's core while traffic lasts.
+    pub fn set_poll(&self, on: bool) {
+        self.poll.set(on);
     }
 
     fn kick(&self) {
@@ -355,6 +364,8 @@ impl Ring {
         // wakers up until the task's reference count overflows.
         glommio::spawn_local(self.clone().listen()).detach();
         let mut stop_deadline = None;
+        let idle_ns = super::POLL_IDLE.as_nanos() as u64;
+        let mut active_ns = crate::clock::now_ns();
         loop {
             let n = self.pass();
             if self.stopped.get() {
@@ -366,7 +377,20 @@ impl Ring {
                     break;
                 }
             }
-            if n > 0 || self.kicked.replace(false) {
+            let busy = n > 0 || self.kicked.replace(false);
+            if self.poll.get() && !self.stopped.get() {
+                // Polling: the pass above entered the kernel when task work was pending (the
+                // ring's flag), which is how a completion reaches a thread that never sleeps.
+                let now = crate::clock::now_ns();
+                if busy {
+                    active_ns = now;
+                }
+                if now.saturating_sub(active_ns) < idle_ns {
+                    glommio::executor().yield_task_queue_now().await;
+                    continue;
+                }
+            }
+            if busy {
                 glommio::executor().yield_task_queue_now().await;
                 continue;
             }

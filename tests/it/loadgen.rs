@@ -92,6 +92,32 @@ fn agents_over_io_uring_deliver_every_message() {
 }
 
 #[test]
+fn the_latency_mode_polls_and_delivers_every_message() {
+    // Proves --poll (router shard and agent cores polling their rings, glommio spinning on
+    // executors it placed) carries the protocol: ping-pong and open-loop runs deliver every
+    // message exactly once, accounting closed.
+    let m = Machine::detect();
+    let mut cfg = RouterConfig::new("127.0.0.1:0".parse().unwrap(), vec![m.cores[0]]);
+    cfg.shard.compression = Compression::None;
+    cfg.io = Io::Uring;
+    cfg.poll = true;
+    let r = Router::start(cfg).unwrap();
+    for (i, pacing) in [Pacing::Closed { window: 1 }, Pacing::Open { rate: 8_000.0, window: 16 }]
+        .into_iter()
+        .enumerate()
+    {
+        let mut sc = scenario(Topology::Ring, 4, pacing, Stop::Count { per_agent: 200 });
+        sc.io = Io::Uring;
+        sc.poll = true;
+        sc.id_base += 700_000 + i as u32 * 100;
+        let o = loadgen::run(&sc, r.local_addr(), Some(&r), None);
+        check_clean(&o);
+        assert_eq!(o.counters.round_trips_measured, 4 * 200, "{pacing:?}");
+    }
+    r.stop();
+}
+
+#[test]
 #[ignore = "slow: 1,000 runs on the second ring; run by make test-slow"]
 fn the_second_ring_never_loses_a_wake_up() {
     // Proves the second ring's park (an eventfd read through glommio) loses no wake-up: 1,000

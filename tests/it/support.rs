@@ -197,6 +197,7 @@ pub fn scenario(
         id_base,
         transport: Transport::Tcp,
         io: a2a_bench::transport::Io::Glommio,
+        poll: false,
         protocol: a2a_bench::loadgen::Protocol::Native,
         interval: None,
         slice: None,

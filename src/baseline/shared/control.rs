@@ -186,16 +186,32 @@ impl Conn {
             }
             Control::BarrierEnter(b) => {
                 let waiter = Waiter { agent: b.agent_id, request_id: b.request_id, home: 0 };
-                match self.state.with_barriers(|t| t.enter(waiter, b.barrier_id, b.expected)) {
+                let wait = |arrived, expected| {
+                    Control::BarrierWait(BarrierWait {
+                        request_id: b.request_id,
+                        agent_id: b.agent_id,
+                        barrier_id: b.barrier_id,
+                        arrived,
+                        expected,
+                    })
+                };
+                // As with locks: the wait notice goes out while the table is locked, so the
+                // release (queued by whichever connection completes the barrier) can only
+                // follow it; queued at the end of this pass it could overtake (CI saw a wait
+                // after a release). A full queue leaves it to the pass, as any reply.
+                let state = self.state.clone();
+                let mut answered = false;
+                let outcome = state.with_barriers(|t| {
+                    let outcome = t.enter(waiter, b.barrier_id, b.expected);
+                    if let Ok(BarrierOutcome::Waiting { arrived, expected }) = outcome {
+                        answered = self.send_own_now(&wait(arrived, expected));
+                    }
+                    outcome
+                });
+                match outcome {
+                    Ok(BarrierOutcome::Waiting { .. }) if answered => {}
                     Ok(BarrierOutcome::Waiting { arrived, expected }) => {
-                        let reply = Control::BarrierWait(BarrierWait {
-                            request_id: b.request_id,
-                            agent_id: b.agent_id,
-                            barrier_id: b.barrier_id,
-                            arrived,
-                            expected,
-                        });
-                        self.queue_control(self.id, &reply);
+                        self.queue_control(self.id, &wait(arrived, expected));
                     }
                     Ok(BarrierOutcome::Released(all)) => {
                         for (w, release) in coord::releases(b.barrier_id, all) {
