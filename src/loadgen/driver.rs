@@ -297,8 +297,9 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
         let index = starts.len();
         let (ready, result, shared) = (ready_tx.clone(), result_tx.clone(), shared.clone());
         let coord = coord.clone();
-        // Polling: glommio spins too (only on an executor it placed itself).
-        let builder = match scenario.poll {
+        // Polling on glommio's streams: glommio's spin (only on an executor it placed itself);
+        // a ring's reaper polls instead.
+        let builder = match scenario.poll && scenario.io == crate::transport::Io::Glommio {
             true => LocalExecutorBuilder::new(Placement::Fixed(slot.core))
                 .spin_before_park(crate::transport::POLL_IDLE),
             false => LocalExecutorBuilder::new(Placement::Unbound),
@@ -562,7 +563,7 @@ impl Core {
         if self.shared.io == crate::transport::Io::Uring {
             match uring::Ring::new() {
                 Ok(r) => {
-                    r.set_poll(self.shared.poll);
+                    r.set_poll(self.shared.poll.then_some(crate::transport::POLL_IDLE));
                     ring = Some(r);
                 }
                 Err(e) => setup = Err(format!("--agent-io uring: making an io_uring: {e}")),

@@ -54,28 +54,41 @@ impl Runtime for Glommio {
         opts: ExecutorOptions,
         main: ShardMain,
     ) -> io::Result<Joiner> {
+        // `--poll` on glommio's streams: glommio's own spin is all there is. Its shard ticker
+        // wakes it every tick, which starts a new spin: the core never sleeps while the
+        // router runs.
         let spin = opts.spin_before_park.or(opts.poll.then_some(crate::transport::POLL_IDLE));
-        // glommio spins only on an executor it placed itself (Unbound drops the setting).
-        let placement = match spin {
-            Some(_) => Placement::Fixed(slot.core),
-            None => Placement::Unbound,
-        };
-        let mut builder = LocalExecutorBuilder::new(placement).name(&name).io_memory(IO_MEMORY);
-        if let Some(spin) = spin {
-            builder = builder.spin_before_park(spin);
-        }
-        let poll = opts.poll;
-        let handle = builder
-            .spawn(move || async move {
-                POLL.with(|p| p.set(poll));
-                if let Some(warning) = placement::pin_current_thread(slot) {
-                    eprintln!("warning: {warning}");
-                }
-                main().await
-            })
-            .map_err(|e| io::Error::other(format!("starting a glommio executor: {e}")))?;
-        Ok(Box::new(move || handle.join().ok()))
+        launch(name, slot, spin, None, main)
     }
+}
+
+/// A glommio executor for a shard: `spin` before parking (glommio spins only on an executor
+/// it placed itself: Unbound drops the setting), `ring_poll` for the shard's socket ring.
+fn launch(
+    name: String,
+    slot: Slot,
+    spin: Option<Duration>,
+    ring_poll: Option<Duration>,
+    main: ShardMain,
+) -> io::Result<Joiner> {
+    let placement = match spin {
+        Some(_) => Placement::Fixed(slot.core),
+        None => Placement::Unbound,
+    };
+    let mut builder = LocalExecutorBuilder::new(placement).name(&name).io_memory(IO_MEMORY);
+    if let Some(spin) = spin {
+        builder = builder.spin_before_park(spin);
+    }
+    let handle = builder
+        .spawn(move || async move {
+            POLL.with(|p| p.set(ring_poll));
+            if let Some(warning) = placement::pin_current_thread(slot) {
+                eprintln!("warning: {warning}");
+            }
+            main().await
+        })
+        .map_err(|e| io::Error::other(format!("starting a glommio executor: {e}")))?;
+    Ok(Box::new(move || handle.join().ok()))
 }
 
 /// The shell on glommio with the shards' sockets on a second io_uring per shard
@@ -86,8 +99,8 @@ thread_local! {
     /// The shard thread's socket ring and its reaper task, made at the first connection.
     static RING: std::cell::RefCell<Option<(Rc<Ring>, glommio::Task<()>)>> =
         const { std::cell::RefCell::new(None) };
-    /// Whether this shard's ring polls (`--poll`).
-    static POLL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// How long this shard's ring polls past its last completion (`--poll`, `--spin-us`).
+    static POLL: std::cell::Cell<Option<Duration>> = const { std::cell::Cell::new(None) };
 }
 
 impl Runtime for GlommioUring {
@@ -132,7 +145,11 @@ impl Runtime for GlommioUring {
         opts: ExecutorOptions,
         main: ShardMain,
     ) -> io::Result<Joiner> {
-        Glommio::launch(name, slot, opts, main)
+        // `--poll`: the ring's reaper polls (and so keeps glommio from parking) until 1 s
+        // passes without a completion, then the shard sleeps as usual. `--spin-us`: glommio
+        // spins that long before parking, and the reaper polls as long.
+        let ring_poll = opts.spin_before_park.or(opts.poll.then_some(crate::transport::POLL_IDLE));
+        launch(name, slot, opts.spin_before_park, ring_poll, main)
     }
 }
 

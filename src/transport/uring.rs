@@ -265,9 +265,10 @@ pub struct Ring {
     parked: Cell<Option<Waker>>,
     /// The bell rang since the reaper last looked.
     rung: Cell<bool>,
-    /// Latency mode: the reaper passes on every executor turn instead of parking, until
-    /// [`super::POLL_IDLE`] passes without a completion.
-    poll: Cell<bool>,
+    /// Latency modes: the reaper passes on every executor turn instead of parking until this
+    /// long (ns) passed without a completion (`--poll`: [`super::POLL_IDLE`]; `--spin-us`);
+    /// 0: it parks as soon as a pass finds nothing.
+    poll_ns: Cell<u64>,
     kicked: Cell<bool>,
     stopped: Cell<bool>,
 }
@@ -320,7 +321,7 @@ impl Ring {
             bell: Rc::new(bell),
             parked: Cell::new(None),
             rung: Cell::new(false),
-            poll: Cell::new(false),
+            poll_ns: Cell::new(0),
             kicked: Cell::new(false),
             stopped: Cell::new(false),
         }))
@@ -337,9 +338,10 @@ impl Ring {
         UringStream { ring: self.clone(), slot }
     }
 
-    /// Latency mode on or off (`--poll`): costs the thread's core while traffic lasts.
-    pub fn set_poll(&self, on: bool) {
-        self.poll.set(on);
+    /// Latency mode (`--poll`, `--spin-us`): poll for up to `after` past the last completion
+    /// instead of parking (costs the thread's core meanwhile); `None`: park at once.
+    pub fn set_poll(&self, after: Option<Duration>) {
+        self.poll_ns.set(after.map_or(0, |d| d.as_nanos() as u64));
     }
 
     fn kick(&self) {
@@ -364,7 +366,6 @@ impl Ring {
         // wakers up until the task's reference count overflows.
         glommio::spawn_local(self.clone().listen()).detach();
         let mut stop_deadline = None;
-        let idle_ns = super::POLL_IDLE.as_nanos() as u64;
         let mut active_ns = crate::clock::now_ns();
         loop {
             let n = self.pass();
@@ -378,14 +379,15 @@ impl Ring {
                 }
             }
             let busy = n > 0 || self.kicked.replace(false);
-            if self.poll.get() && !self.stopped.get() {
+            let poll_ns = self.poll_ns.get();
+            if poll_ns > 0 && !self.stopped.get() {
                 // Polling: the pass above entered the kernel when task work was pending (the
                 // ring's flag), which is how a completion reaches a thread that never sleeps.
                 let now = crate::clock::now_ns();
                 if busy {
                     active_ns = now;
                 }
-                if now.saturating_sub(active_ns) < idle_ns {
+                if now.saturating_sub(active_ns) < poll_ns {
                     glommio::executor().yield_task_queue_now().await;
                     continue;
                 }
