@@ -73,7 +73,6 @@ pub(super) fn run_router(cmd: RouterCmd) -> anyhow::Result<()> {
     if slots.len() > 64 {
         bail!("--cores: at most 64 shards");
     }
-    super::raise_nofile(1 << 20).ok();
     let mut config = RouterConfig::new(cmd.listen, slots.clone());
     config.shard = cmd.router.shard_config(cmd.compression)?;
     config.spin_before_park = cmd.router.spin();
@@ -122,7 +121,6 @@ pub(super) fn run_baseline(cmd: BaselineCmd) -> anyhow::Result<()> {
         ),
         None => machine.cores[..cmd.threads].to_vec(),
     };
-    super::raise_nofile(1 << 20).ok();
     let shard = cmd.router.shard_config(cmd.compression)?;
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,

@@ -570,10 +570,17 @@ impl Core {
             }
         }
         let reaper = ring.clone().map(|r| glommio::spawn_local(r.reap()));
+        // The run's connections before this core's (about): where its source addresses start.
+        let before = {
+            let g = group.borrow();
+            let cfg = g.book().config();
+            (cfg.first / cfg.agents_per_conn.max(1)) as usize
+        };
         for c in (0..conns).take_while(|_| setup.is_ok()) {
             let (addr, transport, protocol) =
                 (self.shared.addr, self.shared.transport, self.shared.protocol);
-            match connect(addr, transport, protocol, ring.as_ref()).await {
+            let source = super::link::source_for(addr, before + c);
+            match connect(addr, source, transport, protocol, ring.as_ref()).await {
                 Ok((stream, control)) => {
                     let stream = Rc::new(RefCell::new(stream));
                     controls.push(control);
@@ -582,6 +589,9 @@ impl Core {
                     let http = self.shared.protocol == Protocol::Http;
                     tasks.push(glommio::spawn_local(reader(g, stream.clone(), c, f, http)));
                     tasks.push(glommio::spawn_local(writer(group.clone(), stream, c)));
+                    // Let it register now: a router closes a connection that stays silent past
+                    // its handshake timeout, and thousands of connects can take longer.
+                    glommio::executor().yield_task_queue_now().await;
                 }
                 Err(e) => {
                     setup = Err(e);

@@ -74,15 +74,36 @@ pub(super) async fn within<T>(
     .await
 }
 
-/// One connection to the router, with a second descriptor of its socket (to shut it down);
-/// its TCP I/O goes through `ring` when there is one.
+/// Connections from one loopback source address; past it the next one is used (127.0.0.2, …),
+/// as one source address has ≈ 28 k ephemeral ports towards one router port.
+pub(super) const CONNS_PER_SOURCE: usize = 20_000;
+
+/// The source address of a run's connection number `index` towards `to`: none to choose below
+/// [`CONNS_PER_SOURCE`] or for a router not on IPv4 loopback.
+pub(super) fn source_for(to: SocketAddr, index: usize) -> Option<std::net::IpAddr> {
+    let block = index / CONNS_PER_SOURCE;
+    match to.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_loopback() && block > 0 => Some(
+            std::net::Ipv4Addr::new(127, 0, (block / 254) as u8, (block % 254) as u8 + 1).into(),
+        ),
+        _ => None,
+    }
+}
+
+/// One connection to the router (from `source` when given), with a second descriptor of its
+/// socket (to shut it down); its TCP I/O goes through `ring` when there is one.
 pub(super) async fn connect(
     addr: SocketAddr,
+    source: Option<std::net::IpAddr>,
     transport: Transport,
     protocol: Protocol,
     ring: Option<&std::rc::Rc<uring::Ring>>,
 ) -> Result<(AgentStream, TcpStream), String> {
-    let s = TcpStream::connect_timeout(&addr, SETUP_TIMEOUT).map_err(|e| match e.kind() {
+    let opened = match source {
+        None => TcpStream::connect_timeout(&addr, SETUP_TIMEOUT),
+        Some(ip) => connect_from(ip, addr),
+    };
+    let s = opened.map_err(|e| match e.kind() {
         io::ErrorKind::ConnectionRefused => {
             let what = if protocol == Protocol::Http { "server" } else { "router" };
             format!("connection refused by {addr}: is a {what} listening there?")
@@ -90,7 +111,10 @@ pub(super) async fn connect(
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
             format!("no answer from {addr} within {} s", SETUP_TIMEOUT.as_secs())
         }
-        _ => format!("connecting to {addr}: {e}"),
+        _ => match source {
+            Some(ip) => format!("connecting to {addr} from {ip}: {e}"),
+            None => format!("connecting to {addr}: {e}"),
+        },
     })?;
     let setup = |e: io::Error| format!("setting up a connection: {e}");
     s.set_nodelay(true).map_err(setup)?;
@@ -118,4 +142,30 @@ pub(super) async fn connect(
         _ => ws::WsBytes::new(shake, None),
     }));
     Ok((stream, control))
+}
+
+/// A blocking connect from `ip` (any free port), bounded like the others.
+fn connect_from(ip: std::net::IpAddr, to: SocketAddr) -> io::Result<TcpStream> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.bind(&SocketAddr::new(ip, 0).into())?;
+    socket.connect_timeout(&to.into(), SETUP_TIMEOUT)?;
+    Ok(socket.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_past_a_source_address_block_move_to_the_next_loopback_address() {
+        // Proves the source spread: the first 20,000 connections to a loopback router keep the
+        // default source; later blocks take 127.0.0.2, .3, …; other routers are left alone.
+        let to: SocketAddr = "127.0.0.1:9000".parse().unwrap();
+        assert_eq!(source_for(to, 0), None);
+        assert_eq!(source_for(to, CONNS_PER_SOURCE - 1), None);
+        assert_eq!(source_for(to, CONNS_PER_SOURCE), Some("127.0.0.2".parse().unwrap()));
+        assert_eq!(source_for(to, 5 * CONNS_PER_SOURCE + 7), Some("127.0.0.6".parse().unwrap()));
+        assert_eq!(source_for(to, 254 * CONNS_PER_SOURCE), Some("127.0.1.1".parse().unwrap()));
+        assert_eq!(source_for("10.0.0.1:9000".parse().unwrap(), 99_999), None);
+    }
 }
