@@ -39,6 +39,11 @@ pub const TICK: Duration = Duration::from_millis(10);
 const READ_BUF_SMALL: usize = 8 << 10;
 const READ_BUF_LARGE: usize = 64 << 10;
 
+thread_local! {
+    /// A shard thread's buffer for reads on connections with no partial frame in.
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_BUF_LARGE]);
+}
+
 /// A boxed future, built on its executor's thread.
 pub type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 /// Builds a shard's main future once its thread is running (the future itself is not `Send`).
@@ -390,17 +395,54 @@ async fn reader<S: AsyncRead + Unpin>(
     live: Arc<AtomicUsize>,
     inbox: Rc<Inbox>,
 ) {
-    let mut buf = shard.borrow_mut().pool().get(READ_BUF_SMALL);
-    buf.resize(buf.capacity(), 0);
+    // A connection holds a read buffer only while a frame is partly in: a read that finds it
+    // empty goes into the thread's scratch buffer (the buffer is only used while the read is
+    // polled, never held across a wait), whole frames are routed from there, and a partial
+    // frame's bytes move to a buffer of its own. An idle connection holds none.
+    let mut buf: Vec<u8> = Vec::new();
     let mut filled = 0;
     let mut failed = false;
     let mut paused = false;
     loop {
         poll_fn(|cx| shard.borrow_mut().poll_gate(Source::Conn(id), cx)).await;
+        if filled == 0 && !paused {
+            let read = poll_fn(|cx| {
+                SCRATCH.with(|scratch| {
+                    let mut scratch = scratch.borrow_mut();
+                    Pin::new(&mut *stream.borrow_mut()).poll_read(cx, &mut scratch[..])
+                })
+            })
+            .await;
+            let n = match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            inbox.hear(&shard);
+            let input = SCRATCH.with(|scratch| {
+                let scratch = scratch.borrow();
+                let input = shard.borrow_mut().on_input(id, &scratch[..n]);
+                let rest = &scratch[input.consumed..n];
+                if !rest.is_empty() {
+                    let mut s = shard.borrow_mut();
+                    buf = s.pool().get(READ_BUF_SMALL.max(rest.len() * 2));
+                    buf.resize(buf.capacity(), 0);
+                    buf[..rest.len()].copy_from_slice(rest);
+                    filled = rest.len();
+                }
+                input
+            });
+            paused = input.paused;
+            if input.close {
+                failed = true;
+                break;
+            }
+            yield_now().await;
+            continue;
+        }
         let mut n = 0;
         if !paused {
             if filled == buf.len() {
-                buf.resize(buf.len() * 2, 0);
+                buf.resize((buf.len() * 2).max(READ_BUF_SMALL), 0);
             }
             let read =
                 poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_read(cx, &mut buf[filled..]))
@@ -424,7 +466,7 @@ async fn reader<S: AsyncRead + Unpin>(
         // The buffer grows with the bytes that arrive (doubling when a read fills it, above),
         // never with the length a header announces: 16 bytes must not pin 10 MB. A buffer grown
         // past the large tier for one big frame goes back down once that frame is consumed.
-        if n == space && buf.len() < READ_BUF_LARGE {
+        if n > 0 && n == space && buf.len() < READ_BUF_LARGE {
             buf.resize(READ_BUF_LARGE, 0);
         } else if buf.len() > READ_BUF_LARGE && filled <= READ_BUF_LARGE / 2 {
             shard.borrow_mut().release_read(buf.len() - READ_BUF_LARGE);
@@ -439,6 +481,11 @@ async fn reader<S: AsyncRead + Unpin>(
                 break;
             }
         }
+        if filled == 0 && buf.capacity() > 0 && buf.len() <= READ_BUF_LARGE {
+            // The partial frame is through: back to reading into the scratch buffer.
+            let done = std::mem::take(&mut buf);
+            shard.borrow_mut().pool().put(done);
+        }
         yield_now().await;
     }
     let mut s = shard.borrow_mut();
@@ -446,7 +493,9 @@ async fn reader<S: AsyncRead + Unpin>(
         s.close_conn(id);
     }
     s.release_read(buf.len().saturating_sub(READ_BUF_LARGE));
-    s.pool().put(buf);
+    if buf.capacity() > 0 {
+        s.pool().put(buf);
+    }
     release_conn(&mut s, id, &live);
 }
 

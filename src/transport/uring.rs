@@ -684,6 +684,11 @@ impl AsyncRead for UringStream {
             let n = avail.len().min(buf.len());
             buf[..n].copy_from_slice(&avail[..n]);
             s.rx_at += n;
+            if s.rx_at == s.rx.len() {
+                // All read: an idle connection keeps no receive buffer.
+                s.rx = Vec::new();
+                s.rx_at = 0;
+            }
             if s.paused && s.rx.len() - s.rx_at <= RECV_MAX / 2 {
                 s.paused = false;
                 if !s.recv_armed {
