@@ -88,6 +88,14 @@ pub struct ExecutorOptions {
     pub poll: bool,
 }
 
+impl ExecutorOptions {
+    /// How long to poll past the last traffic before sleeping: `--spin-us`, else 1 s for
+    /// `--poll` ([`crate::transport::POLL_IDLE`]), else none.
+    pub fn poll_for(&self) -> Option<Duration> {
+        self.spin_before_park.or(self.poll.then_some(crate::transport::POLL_IDLE))
+    }
+}
+
 /// Requests from outside a shard's thread.
 #[derive(Debug)]
 pub enum Command {

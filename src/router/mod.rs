@@ -57,8 +57,7 @@ impl Runtime for Glommio {
         // `--poll` on glommio's streams: glommio's own spin is all there is. Its shard ticker
         // wakes it every tick, which starts a new spin: the core never sleeps while the
         // router runs.
-        let spin = opts.spin_before_park.or(opts.poll.then_some(crate::transport::POLL_IDLE));
-        launch(name, slot, spin, None, main)
+        launch(name, slot, opts.poll_for(), None, main)
     }
 }
 
@@ -148,8 +147,7 @@ impl Runtime for GlommioUring {
         // `--poll`: the ring's reaper polls (and so keeps glommio from parking) until 1 s
         // passes without a completion, then the shard sleeps as usual. `--spin-us`: glommio
         // spins that long before parking, and the reaper polls as long.
-        let ring_poll = opts.spin_before_park.or(opts.poll.then_some(crate::transport::POLL_IDLE));
-        launch(name, slot, opts.spin_before_park, ring_poll, main)
+        launch(name, slot, opts.spin_before_park, opts.poll_for(), main)
     }
 }
 

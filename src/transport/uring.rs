@@ -52,6 +52,8 @@ const SEND_MAX: usize = 256 << 10;
 /// cancelled, and armed again once its reader took half): a reader that pauses pushes back
 /// on the peer through TCP, as with a plain socket.
 const RECV_MAX: usize = 256 << 10;
+/// Receive buffers kept for reuse per ring.
+const SPARE_MAX: usize = 64;
 /// A parked reaper looks again after this long, whatever happened.
 const FALLBACK: Duration = Duration::from_millis(20);
 
@@ -190,6 +192,9 @@ struct Inner {
     ring: IoUring,
     provided: Provided,
     slots: Vec<Slot>,
+    /// Receive buffers of drained connections, for the next receive (at most [`SPARE_MAX`]):
+    /// an idle connection holds none, and a busy one allocates none.
+    spare: Vec<Vec<u8>>,
     dirty: Vec<usize>,
     /// Operations the kernel may still complete.
     in_flight: usize,
@@ -319,6 +324,7 @@ impl Ring {
                 ring,
                 provided,
                 slots: Vec::new(),
+                spare: Vec::new(),
                 dirty: Vec::new(),
                 in_flight: 0,
             }),
@@ -579,10 +585,13 @@ impl Inner {
             self.in_flight -= 1;
         }
         let mut recycled = false;
-        let Inner { slots, provided, .. } = self;
+        let Inner { slots, provided, spare, .. } = self;
         let s = &mut slots[slot];
         if let Some(bid) = cqueue::buffer_select(flags) {
             if res > 0 && !s.closed {
+                if s.rx.capacity() == 0 {
+                    s.rx = spare.pop().unwrap_or_default();
+                }
                 if s.rx_at == s.rx.len() {
                     s.rx.clear();
                     s.rx_at = 0;
@@ -677,7 +686,8 @@ impl AsyncRead for UringStream {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        let mut inner = self.ring.inner.borrow_mut();
+        let mut guard = self.ring.inner.borrow_mut();
+        let inner = &mut *guard;
         let s = &mut inner.slots[self.slot];
         let avail = &s.rx[s.rx_at..];
         if !avail.is_empty() {
@@ -686,14 +696,18 @@ impl AsyncRead for UringStream {
             s.rx_at += n;
             if s.rx_at == s.rx.len() {
                 // All read: an idle connection keeps no receive buffer.
-                s.rx = Vec::new();
+                let mut rx = std::mem::take(&mut s.rx);
                 s.rx_at = 0;
+                if inner.spare.len() < SPARE_MAX && rx.capacity() <= RECV_MAX {
+                    rx.clear();
+                    inner.spare.push(rx);
+                }
             }
             if s.paused && s.rx.len() - s.rx_at <= RECV_MAX / 2 {
                 s.paused = false;
                 if !s.recv_armed {
                     inner.mark(self.slot);
-                    drop(inner);
+                    drop(guard);
                     self.ring.kick();
                 }
             }
