@@ -14,7 +14,7 @@
 use std::cell::RefCell;
 use std::future::{poll_fn, Future};
 use std::io;
-use std::net::{Shutdown, TcpStream};
+use std::net::TcpStream;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -28,7 +28,7 @@ use super::peer::{Lane, PeerMsg};
 use super::{ConnId, Shard, Source};
 use crate::clock;
 use crate::placement::Slot;
-use crate::transport::{is_http_upgrade, write_all, ws, Rewind};
+use crate::transport::{is_http_upgrade, write_all, ws, Guarded, Rewind, Shared, SocketHandle};
 use crate::wire::ShardStats;
 
 /// Messages in flight on one shard-to-shard channel; each is a batch or a control event.
@@ -166,8 +166,8 @@ pub struct Links {
     pub(super) beat: Arc<AtomicU64>,
 }
 
-/// Shutdown handles (a second descriptor) of a shard's open sockets, by connection number.
-type Sockets = Rc<RefCell<rustc_hash::FxHashMap<u64, TcpStream>>>;
+/// Shutdown handles of a shard's open sockets, by connection number.
+type Sockets = Rc<RefCell<rustc_hash::FxHashMap<u64, Rc<SocketHandle>>>>;
 
 /// Serves one shard until [`Command::Stop`]; returns its final counters.
 pub async fn run_shard<R: Runtime>(
@@ -219,7 +219,7 @@ pub async fn run_shard<R: Runtime>(
     // reading would otherwise keep its writer blocked forever).
     shard.borrow_mut().shutdown();
     for socket in sockets.borrow().values() {
-        let _ = socket.shutdown(Shutdown::Both);
+        socket.shutdown();
     }
     // Every task holds the shard; wait (bounded) until they have all finished, so that the
     // sockets are closed rather than leaked with tasks parked in a waker cycle.
@@ -240,19 +240,21 @@ fn spawn_conn<R: Runtime>(
     inbox: &Rc<Inbox>,
 ) {
     let _ = stream.set_nodelay(true);
-    let adopted = match (stream.set_nonblocking(true), stream.try_clone()) {
-        (Ok(()), Ok(control)) => R::adopt(stream).map(|s| (s, control)),
-        (Err(e), _) | (_, Err(e)) => Err(e),
-    };
-    let Ok((stream, control)) = adopted else {
+    let Ok((stream, control)) = adopt::<R>(stream) else {
         live.fetch_sub(1, Ordering::Relaxed);
         return;
     };
-    if let Ok(handle) = control.try_clone() {
-        sockets.borrow_mut().insert(number, handle);
-    }
+    sockets.borrow_mut().insert(number, control.clone());
     let done = Finished { sockets: sockets.clone(), number };
     R::spawn(session::<R>(shard.clone(), stream, control, live.clone(), done, inbox.clone()));
+}
+
+/// The runtime's stream for an accepted socket, and the handle that shuts it down: one
+/// descriptor per connection.
+fn adopt<R: Runtime>(stream: TcpStream) -> io::Result<(Guarded<R::Stream>, Rc<SocketHandle>)> {
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+    stream.set_nonblocking(true)?;
+    Ok(Guarded::new(R::adopt(stream)?, fd))
 }
 
 /// Tells what a new connection speaks from its first bytes, completes a WebSocket handshake if
@@ -283,10 +285,18 @@ async fn refuse<R: Runtime>(
 ) {
     let deadline = clock::now_ns() + shard.borrow().config().handshake_timeout.as_nanos() as u64;
     drop(shard);
-    let (Ok(()), Ok(control)) = (stream.set_nonblocking(true), stream.try_clone()) else {
-        return gone(&live);
-    };
-    let Ok(mut stream) = R::adopt(stream) else { return gone(&live) };
+    let Ok((stream, control)) = adopt::<R>(stream) else { return gone(&live) };
+    refuse_adopted::<R, _>(deadline, stream, control, live, why).await;
+}
+
+/// [`refuse`], on a stream already adopted.
+async fn refuse_adopted<R: Runtime, S: AsyncRead + AsyncWrite + Unpin>(
+    deadline: u64,
+    mut stream: S,
+    control: Rc<SocketHandle>,
+    live: Arc<AtomicUsize>,
+    why: &'static str,
+) {
     let mut first = [0u8; 512];
     let read =
         before::<R, _>(deadline, poll_fn(|cx| Pin::new(&mut stream).poll_read(cx, &mut first)));
@@ -302,26 +312,26 @@ async fn refuse<R: Runtime>(
         };
         let _ = before::<R, _>(deadline, write_all(&RefCell::new(&mut stream), &reply)).await;
     }
-    let _ = control.shutdown(Shutdown::Both);
+    control.shutdown();
     gone(&live);
 }
 
 async fn session<R: Runtime>(
     shard: Rc<RefCell<Shard>>,
-    mut stream: R::Stream,
-    control: TcpStream,
+    mut stream: Guarded<R::Stream>,
+    control: Rc<SocketHandle>,
     live: Arc<AtomicUsize>,
     done: Finished,
     inbox: Rc<Inbox>,
 ) {
-    if shard.borrow().over_memory() {
-        shard.borrow_mut().count_refused();
-        drop(stream);
-        return refuse::<R>(shard, control, live, OUT_OF_MEMORY).await;
-    }
     // The protocol must show itself (first bytes, WebSocket handshake, first message) in time.
     let timeout = shard.borrow().config().handshake_timeout;
     let deadline = clock::now_ns() + timeout.as_nanos() as u64;
+    if shard.borrow().over_memory() {
+        shard.borrow_mut().count_refused();
+        drop(shard);
+        return refuse_adopted::<R, _>(deadline, stream, control, live, OUT_OF_MEMORY).await;
+    }
     let mut first = vec![0u8; 512];
     let read =
         before::<R, _>(deadline, poll_fn(|cx| Pin::new(&mut stream).poll_read(cx, &mut first)));
@@ -335,10 +345,14 @@ async fn session<R: Runtime>(
     if !upgrade {
         return serve_native::<R, _>(shard, stream, control, live, done, inbox);
     }
-    let Some(Ok((mut ws, protocol))) = before::<R, _>(deadline, ws::accept(stream)).await else {
+    // A handshake that fails consumes its stream: a second handle keeps the socket for the reply.
+    let stream = Shared::new(stream);
+    let accepted = before::<R, _>(deadline, ws::accept(stream.clone())).await;
+    let Some(Ok((mut ws, protocol))) = accepted else {
         ws::refuse_upgrade(&control);
         return gone(&live);
     };
+    drop(stream);
     let first_message = match protocol {
         Some(_) => None,
         // No subprotocol: the first message decides (binary = native, text = JSON).
@@ -373,7 +387,7 @@ fn gone(live: &AtomicUsize) {
 fn serve_native<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + 'static>(
     shard: Rc<RefCell<Shard>>,
     stream: S,
-    control: TcpStream,
+    control: Rc<SocketHandle>,
     live: Arc<AtomicUsize>,
     done: Finished,
     inbox: Rc<Inbox>,
@@ -511,7 +525,7 @@ async fn writer<R: Runtime, S: AsyncWrite + Unpin>(
     shard: Rc<RefCell<Shard>>,
     stream: Rc<RefCell<S>>,
     id: ConnId,
-    control: TcpStream,
+    control: Rc<SocketHandle>,
     live: Arc<AtomicUsize>,
     _done: Finished,
 ) {
@@ -542,7 +556,7 @@ async fn writer<R: Runtime, S: AsyncWrite + Unpin>(
     let close = poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_close(cx));
     let _ = before::<R, _>(clock::now_ns() + CLOSE_GRACE.as_nanos() as u64, close).await;
     // Wakes the reader if it is parked in a read.
-    let _ = control.shutdown(Shutdown::Both);
+    control.shutdown();
     release_conn(&mut shard.borrow_mut(), id, &live);
 }
 

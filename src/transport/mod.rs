@@ -160,3 +160,179 @@ pub async fn write_all<S: AsyncWrite + Unpin>(
     }
     Ok(())
 }
+
+/// A connection's shutdown handle: the number of the descriptor its stream owns, used only while
+/// that stream is alive ([`Guarded`] clears `open` as it drops), so a number the kernel has since
+/// given to a newer connection is never touched. It stands in for a second descriptor
+/// (`try_clone`) per connection: the open-file limit is what bounds connections per process.
+#[derive(Debug)]
+pub struct SocketHandle {
+    fd: std::os::fd::RawFd,
+    open: std::cell::Cell<bool>,
+}
+
+impl SocketHandle {
+    /// Shuts both directions down (a parked read or write of the stream ends); nothing once the
+    /// stream is gone.
+    pub fn shutdown(&self) {
+        if self.open.get() {
+            let _ = nix::sys::socket::shutdown(self.fd, nix::sys::socket::Shutdown::Both);
+        }
+    }
+
+    /// Sends what the socket takes now, without waiting (a parting reply); nothing once the
+    /// stream is gone.
+    pub fn send_now(&self, bytes: &[u8]) {
+        use nix::sys::socket::MsgFlags;
+        if self.open.get() {
+            let _ = nix::sys::socket::send(
+                self.fd,
+                bytes,
+                MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+            );
+        }
+    }
+
+    /// Whether the stream that owns the descriptor is still alive.
+    pub fn is_open(&self) -> bool {
+        self.open.get()
+    }
+}
+
+/// A stream that owns its socket and tells the socket's [`SocketHandle`] when it goes.
+#[derive(Debug)]
+pub struct Guarded<S> {
+    inner: S,
+    handle: std::rc::Rc<SocketHandle>,
+}
+
+impl<S> Guarded<S> {
+    /// `inner` owns descriptor `fd`; the handle may shut it down while `inner` lives.
+    pub fn new(inner: S, fd: std::os::fd::RawFd) -> (Guarded<S>, std::rc::Rc<SocketHandle>) {
+        let handle = std::rc::Rc::new(SocketHandle { fd, open: std::cell::Cell::new(true) });
+        (Guarded { inner, handle: handle.clone() }, handle)
+    }
+}
+
+impl<S> Drop for Guarded<S> {
+    fn drop(&mut self) {
+        // Runs before `inner` drops (and closes the descriptor, or hands it to a ring that will).
+        self.handle.open.set(false);
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
+
+/// A stream shared by clones, each borrowing it only inside a poll: one clone can be handed to
+/// something that consumes its stream (a WebSocket handshake) while another keeps the socket
+/// alive for a parting reply if that fails.
+#[derive(Debug)]
+pub struct Shared<S>(std::rc::Rc<RefCell<S>>);
+
+impl<S> Shared<S> {
+    /// Shares `inner`.
+    pub fn new(inner: S) -> Shared<S> {
+        Shared(std::rc::Rc::new(RefCell::new(inner)))
+    }
+}
+
+impl<S> Clone for Shared<S> {
+    fn clone(&self) -> Self {
+        Shared(self.0.clone())
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Shared<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Shared<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_close(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn a_handle_never_touches_the_descriptor_once_its_stream_is_gone() {
+        // Proves a shutdown through the handle of a dropped stream leaves alone the newer
+        // connection the kernel gave the same descriptor number.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        for _ in 0..100 {
+            let _old_client = TcpStream::connect(addr).unwrap();
+            let (old, _) = listener.accept().unwrap();
+            let fd = old.as_raw_fd();
+            let (guarded, handle) = Guarded::new(old, fd);
+            assert!(handle.is_open());
+            let mut client = TcpStream::connect(addr).unwrap();
+            drop(guarded);
+            assert!(!handle.is_open());
+            let (mut new, _) = listener.accept().unwrap();
+            if new.as_raw_fd() != fd {
+                continue; // another test's thread took the number; try again
+            }
+            handle.shutdown();
+            handle.send_now(b"stale");
+            client.write_all(b"ping").unwrap();
+            let mut got = [0u8; 4];
+            new.read_exact(&mut got).unwrap();
+            assert_eq!(&got, b"ping");
+            new.write_all(b"pong").unwrap();
+            client.read_exact(&mut got).unwrap();
+            assert_eq!(&got, b"pong", "nothing from the stale handle reached the new connection");
+            return;
+        }
+        panic!("the kernel never reused the descriptor number in 100 tries");
+    }
+}

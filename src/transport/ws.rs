@@ -65,16 +65,16 @@ where
     Ok((ws, protocol))
 }
 
-/// Answers a failed handshake (a plain HTTP request, a malformed upgrade) with `400` through a
-/// second descriptor of the socket, before it is closed.
-pub fn refuse_upgrade(socket: &std::net::TcpStream) {
-    use std::io::Write;
-    let mut s = socket;
-    let _ = s.write_all(
-        b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 47\r\n\r\n\
-          this port speaks a2a-bench frames or WebSocket\n",
-    );
+/// Answers a failed handshake (a plain HTTP request, a malformed upgrade) with `400` through the
+/// socket's handle (the handshake consumed its stream), before it is closed.
+pub fn refuse_upgrade(socket: &super::SocketHandle) {
+    socket.send_now(REFUSAL);
 }
+
+/// The answer to a failed handshake.
+pub const REFUSAL: &[u8] =
+    b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 47\r\n\r\n\
+          this port speaks a2a-bench frames or WebSocket\n";
 
 /// Completes a client handshake to `ws://addr/`, asking for `subprotocol`.
 pub async fn connect<S>(

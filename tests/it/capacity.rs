@@ -348,3 +348,61 @@ fn a_router_whose_stdout_reader_left_keeps_running_and_stops_cleanly() {
     };
     assert_eq!(status.code(), Some(0), "a closed stdout must not make the router panic");
 }
+
+/// Starts `a2a-bench <args>` (a router listening on 127.0.0.1:0), connects and registers `n`
+/// agents each on its own connection, and returns how many descriptors the router's process
+/// gained for them.
+fn descriptors_for_connections(args: &[&str], n: u32) -> usize {
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Reap(
+        std::process::Command::new(env!("CARGO_BIN_EXE_a2a-bench"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let first = BufReader::new(child.0.stdout.take().unwrap()).lines().next().unwrap().unwrap();
+    let router: std::net::SocketAddr =
+        first.split("tcp://").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    let fds = || std::fs::read_dir(format!("/proc/{}/fd", child.0.id())).unwrap().count();
+    // One agent first, so that everything a shard opens once (its rings) is open already.
+    let mut first_agent = Client::connect(router).unwrap();
+    first_agent.set_timeout(Duration::from_secs(10)).unwrap();
+    crate::support::check_ack(first_agent.register(8_000_000, 1, &[]).unwrap());
+    let before = fds();
+    let clients: Vec<Client> = (0..n)
+        .map(|i| {
+            let mut c = Client::connect(router).unwrap();
+            c.set_timeout(Duration::from_secs(10)).unwrap();
+            crate::support::check_ack(c.register(8_000_001 + i, 1, &[]).unwrap());
+            c
+        })
+        .collect();
+    let after = fds();
+    drop(clients);
+    after - before
+}
+
+#[test]
+fn a_router_holds_one_descriptor_per_connection() {
+    // Proves the glommio router (on its ring and on glommio's streams) and the tokio per-core
+    // router, which share the shard shell, hold one descriptor per connection: the open-file
+    // limit is what bounds connections per process, and a shutdown handle per connection used
+    // to cost two more.
+    let n = 200;
+    for args in [
+        &["router", "--cores", "0", "--listen", "127.0.0.1:0"][..],
+        &["router", "--cores", "0", "--listen", "127.0.0.1:0", "--router-io", "glommio"][..],
+        &["baseline-router", "--mode", "per-core", "--threads", "1", "--listen", "127.0.0.1:0"][..],
+    ] {
+        let gained = descriptors_for_connections(args, n);
+        assert_eq!(gained, n as usize, "{args:?}: {gained} descriptors for {n} connections");
+    }
+}

@@ -186,7 +186,7 @@ pub(super) async fn serve(state: Arc<State>, stream: tokio::net::TcpStream) {
                 (Input::Ws { stream, pending: Default::default() }, Output::Ws(sink))
             }
             Err(_) => {
-                crate::transport::ws::refuse_upgrade(&control);
+                let _ = std::io::Write::write_all(&mut &control, crate::transport::ws::REFUSAL);
                 return;
             }
         }

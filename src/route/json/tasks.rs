@@ -3,7 +3,6 @@
 
 use std::cell::RefCell;
 use std::future::poll_fn;
-use std::net::TcpStream;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::AtomicUsize;
@@ -18,6 +17,7 @@ use super::{error, Session};
 use crate::route::shell::{self, Finished, Runtime};
 use crate::route::{ConnId, Shard, Source};
 use crate::transport::ws::Message as WsMessage;
+use crate::transport::SocketHandle;
 use crate::wire::{decode_frame, Limits};
 
 type Ws<S> = Rc<RefCell<WebSocketStream<S>>>;
@@ -27,7 +27,7 @@ pub(in crate::route) fn serve<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + 's
     shard: Rc<RefCell<Shard>>,
     ws: WebSocketStream<S>,
     first: Option<String>,
-    control: TcpStream,
+    control: Rc<SocketHandle>,
     live: Arc<AtomicUsize>,
     done: Finished,
 ) {
@@ -91,7 +91,7 @@ async fn writer<S: AsyncRead + AsyncWrite + Unpin>(
     ws: Ws<S>,
     session: Rc<RefCell<Session>>,
     id: ConnId,
-    control: TcpStream,
+    control: Rc<SocketHandle>,
     live: Arc<AtomicUsize>,
     _done: Finished,
 ) {
@@ -146,7 +146,7 @@ async fn writer<S: AsyncRead + AsyncWrite + Unpin>(
         }
     }
     let _ = poll_fn(|cx| Sink::<WsMessage>::poll_close(Pin::new(&mut *ws.borrow_mut()), cx)).await;
-    let _ = control.shutdown(std::net::Shutdown::Both);
+    control.shutdown();
     let mut s = shard.borrow_mut();
     shell::release_conn(&mut s, id, &live);
 }
