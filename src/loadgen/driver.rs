@@ -9,7 +9,7 @@
 
 use std::cell::RefCell;
 use std::future::poll_fn;
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +25,7 @@ use super::group::{Adapter, GaveUp, Group, GroupConfig, GroupCounters, Schedule}
 use super::http::Http;
 use super::json::Json;
 use super::link::{connect, within, AgentStream};
+use crate::transport::{Guarded, SocketHandle};
 use super::native::Native;
 use super::workload::{Completed, Coord, CoordStats};
 use super::{Hooks, Interrupt, Interval, Outcome, Pacing, Protocol, Scenario, Stop};
@@ -820,13 +821,13 @@ fn drained<A: Adapter>(g: &Group<A>) -> bool {
 /// Then, with `--agent-io uring`, stops the ring once its operations ended (bounded too).
 async fn close<A: Adapter>(
     group: &Rc<RefCell<Group<A>>>,
-    controls: &[TcpStream],
+    controls: &[Rc<SocketHandle>],
     tasks: Vec<glommio::Task<()>>,
     ring: Option<(Rc<uring::Ring>, glommio::Task<()>)>,
 ) {
     group.borrow_mut().stop();
     for c in controls {
-        let _ = c.shutdown(Shutdown::Both);
+        c.shutdown();
     }
     let deadline = Duration::from_secs(2);
     for t in tasks {
@@ -842,7 +843,7 @@ async fn close<A: Adapter>(
 
 async fn reader<A: Adapter>(
     group: Rc<RefCell<Group<A>>>,
-    stream: Rc<RefCell<AgentStream>>,
+    stream: Rc<RefCell<Guarded<AgentStream>>>,
     c: usize,
     failures: Rc<RefCell<Vec<String>>>,
     http: bool,
@@ -886,7 +887,7 @@ async fn reader<A: Adapter>(
 
 async fn writer<A: Adapter>(
     group: Rc<RefCell<Group<A>>>,
-    stream: Rc<RefCell<AgentStream>>,
+    stream: Rc<RefCell<Guarded<AgentStream>>>,
     c: usize,
 ) {
     while let Some(buf) = poll_fn(|cx| group.borrow_mut().poll_output(c, cx)).await {

@@ -3,6 +3,7 @@
 //! bounded time, with one clear line when the peer is missing or speaks something else.
 
 use std::io;
+use std::rc::Rc;
 use std::net::{SocketAddr, TcpStream};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -12,7 +13,7 @@ use futures_lite::future::or;
 use futures_lite::io::{AsyncRead, AsyncWrite};
 
 use super::Protocol;
-use crate::transport::{uring, ws, Transport};
+use crate::transport::{uring, ws, Guarded, SocketHandle, Transport};
 
 /// How long connecting or a WebSocket handshake may take.
 pub(super) const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -98,7 +99,7 @@ pub(super) async fn connect(
     transport: Transport,
     protocol: Protocol,
     ring: Option<&std::rc::Rc<uring::Ring>>,
-) -> Result<(AgentStream, TcpStream), String> {
+) -> Result<(Guarded<AgentStream>, Rc<SocketHandle>), String> {
     let opened = match source {
         None => TcpStream::connect_timeout(&addr, SETUP_TIMEOUT),
         Some(ip) => connect_from(ip, addr),
@@ -118,14 +119,16 @@ pub(super) async fn connect(
     })?;
     let setup = |e: io::Error| format!("setting up a connection: {e}");
     s.set_nodelay(true).map_err(setup)?;
-    let control = s.try_clone().map_err(setup)?;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&s);
     s.set_nonblocking(true).map_err(setup)?;
     if let Some(ring) = ring.filter(|_| transport == Transport::Tcp || protocol == Protocol::Http) {
-        return Ok((AgentStream::Uring(ring.stream(s.into())), control));
+        return Ok(Guarded::new(AgentStream::Uring(ring.stream(s.into())), fd));
     }
     let tcp = glommio::net::TcpStream::from(socket2::Socket::from(s));
     let subprotocol = match (transport, protocol) {
-        (Transport::Tcp, _) | (_, Protocol::Http) => return Ok((AgentStream::Tcp(tcp), control)),
+        (Transport::Tcp, _) | (_, Protocol::Http) => {
+            return Ok(Guarded::new(AgentStream::Tcp(tcp), fd))
+        }
         (Transport::Ws, Protocol::Native) => ws::SUBPROTOCOL_NATIVE,
         (Transport::Ws, Protocol::Json) => ws::SUBPROTOCOL_JSON,
     };
@@ -141,7 +144,7 @@ pub(super) async fn connect(
         Protocol::Json => ws::WsBytes::text_records(shake),
         _ => ws::WsBytes::new(shake, None),
     }));
-    Ok((stream, control))
+    Ok(Guarded::new(stream, fd))
 }
 
 /// A blocking connect from `ip` (any free port), bounded like the others.
