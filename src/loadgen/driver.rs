@@ -25,7 +25,6 @@ use super::group::{Adapter, GaveUp, Group, GroupConfig, GroupCounters, Schedule}
 use super::http::Http;
 use super::json::Json;
 use super::link::{connect, within, AgentStream};
-use crate::transport::{Guarded, SocketHandle};
 use super::native::Native;
 use super::workload::{Completed, Coord, CoordStats};
 use super::{Hooks, Interrupt, Interval, Outcome, Pacing, Protocol, Scenario, Stop};
@@ -34,6 +33,7 @@ use crate::metrics::Latencies;
 use crate::placement;
 use crate::transport::uring;
 use crate::transport::{write_all, Transport};
+use crate::transport::{Guarded, SocketHandle};
 
 /// How long registering a core's agents may take (100,000 agents take a few seconds here).
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(30);

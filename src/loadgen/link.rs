@@ -3,9 +3,9 @@
 //! bounded time, with one clear line when the peer is missing or speaks something else.
 
 use std::io;
-use std::rc::Rc;
 use std::net::{SocketAddr, TcpStream};
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 

@@ -52,8 +52,9 @@ const SEND_MAX: usize = 256 << 10;
 /// cancelled, and armed again once its reader took half): a reader that pauses pushes back
 /// on the peer through TCP, as with a plain socket.
 const RECV_MAX: usize = 256 << 10;
-/// Receive buffers kept for reuse per ring.
-const SPARE_MAX: usize = 64;
+/// Bytes of emptied buffers kept for reuse per ring and direction: enough that busy connections
+/// allocate none, while an idle connection holds none of its own.
+const SPARE_BYTES: usize = 8 << 20;
 /// A parked reaper looks again after this long, whatever happened.
 const FALLBACK: Duration = Duration::from_millis(20);
 
@@ -80,8 +81,15 @@ const OP_RECV: u64 = 1;
 const OP_SEND: u64 = 2;
 const OP_CANCEL: u64 = 3;
 
-fn user_data(slot: usize, op: u64) -> u64 {
-    ((slot as u64) << 8) | op
+/// An operation's tag: the slot's generation (a reused slot's new connection never takes an
+/// old operation's completion or cancel), the slot, the operation.
+fn user_data(gen: u32, slot: usize, op: u64) -> u64 {
+    (u64::from(gen) << 32) | ((slot as u64 & 0xff_ffff) << 8) | op
+}
+
+/// The generation, slot and operation of a tag.
+fn untag(data: u64) -> (u32, usize, u64) {
+    ((data >> 32) as u32, ((data >> 8) & 0xff_ffff) as usize, data & 0xff)
 }
 
 /// The provided-buffer ring: entries the kernel takes buffers from, and the buffers.
@@ -160,6 +168,8 @@ impl Drop for Provided {
 
 #[derive(Default)]
 struct Slot {
+    /// Bumped each time the slot is freed for another connection.
+    gen: u32,
     fd: Option<OwnedFd>,
     rx: Vec<u8>,
     rx_at: usize,
@@ -192,9 +202,13 @@ struct Inner {
     ring: IoUring,
     provided: Provided,
     slots: Vec<Slot>,
-    /// Receive buffers of drained connections, for the next receive (at most [`SPARE_MAX`]):
-    /// an idle connection holds none, and a busy one allocates none.
-    spare: Vec<Vec<u8>>,
+    /// Receive buffers of drained connections, for the next receive: an idle connection holds
+    /// none, and a busy one allocates none.
+    spare: Spares,
+    /// The same for send buffers: a connection with nothing to send holds none.
+    tx_spare: Spares,
+    /// Slots whose connection is gone and whose operations all ended, for the next connection.
+    free: Vec<usize>,
     dirty: Vec<usize>,
     /// Operations the kernel may still complete.
     in_flight: usize,
@@ -324,7 +338,9 @@ impl Ring {
                 ring,
                 provided,
                 slots: Vec::new(),
-                spare: Vec::new(),
+                spare: Spares::default(),
+                tx_spare: Spares::default(),
+                free: Vec::new(),
                 dirty: Vec::new(),
                 in_flight: 0,
             }),
@@ -340,8 +356,16 @@ impl Ring {
     /// Takes a connected, non-blocking socket; its receive starts at the next pass.
     pub fn stream(self: &Rc<Ring>, fd: OwnedFd) -> UringStream {
         let mut inner = self.inner.borrow_mut();
-        let slot = inner.slots.len();
-        inner.slots.push(Slot { fd: Some(fd), ..Slot::default() });
+        let slot = match inner.free.pop() {
+            Some(slot) => {
+                inner.slots[slot].fd = Some(fd);
+                slot
+            }
+            None => {
+                inner.slots.push(Slot { fd: Some(fd), ..Slot::default() });
+                inner.slots.len() - 1
+            }
+        };
         inner.mark(slot);
         drop(inner);
         self.kick();
@@ -493,8 +517,13 @@ impl Ring {
         loop {
             let Some(cqe) = inner.ring.completion().next() else { break };
             n += 1;
-            let (slot, op) = ((cqe.user_data() >> 8) as usize, cqe.user_data() & 0xff);
+            let (gen, slot, op) = untag(cqe.user_data());
             let (res, flags) = (cqe.result(), cqe.flags());
+            if op != OP_CANCEL && inner.slots[slot].gen != gen {
+                // Never expected: a slot is freed only once its operations ended.
+                debug_assert!(false, "a completion for a freed slot");
+                continue;
+            }
             match op {
                 OP_RECV => {
                     recycled |= inner.on_recv(slot, res, flags);
@@ -507,6 +536,32 @@ impl Ring {
             inner.provided.publish();
         }
         n
+    }
+}
+
+/// Emptied buffers kept for reuse, up to [`SPARE_BYTES`] of capacity.
+#[derive(Default)]
+struct Spares {
+    bufs: Vec<Vec<u8>>,
+    bytes: usize,
+}
+
+impl Spares {
+    /// Keeps `buf` (emptied) unless it is bigger than `largest` or the budget is spent.
+    fn put(&mut self, mut buf: Vec<u8>, largest: usize) {
+        let cap = buf.capacity();
+        if cap > 0 && cap <= largest && self.bytes + cap <= SPARE_BYTES {
+            buf.clear();
+            self.bytes += cap;
+            self.bufs.push(buf);
+        }
+    }
+
+    /// A kept buffer, or a new empty one.
+    fn take(&mut self) -> Vec<u8> {
+        let buf = self.bufs.pop().unwrap_or_default();
+        self.bytes -= buf.capacity();
+        buf
     }
 }
 
@@ -549,8 +604,9 @@ impl Inner {
             let fd = types::Fd(fd);
             if !s.recv_armed && s.rx_end.is_none() && !s.closed {
                 s.recv_armed = true;
-                let e =
-                    opcode::RecvMulti::new(fd, BGID).build().user_data(user_data(slot, OP_RECV));
+                let e = opcode::RecvMulti::new(fd, BGID)
+                    .build()
+                    .user_data(user_data(s.gen, slot, OP_RECV));
                 self.push(e);
             }
             let s = &mut self.slots[slot];
@@ -566,7 +622,7 @@ impl Inner {
                     let e = opcode::Send::new(fd, rest.as_ptr(), rest.len() as u32)
                         .flags(libc::MSG_NOSIGNAL)
                         .build()
-                        .user_data(user_data(slot, OP_SEND));
+                        .user_data(user_data(s.gen, slot, OP_SEND));
                     self.push(e);
                 }
             }
@@ -590,7 +646,7 @@ impl Inner {
         if let Some(bid) = cqueue::buffer_select(flags) {
             if res > 0 && !s.closed {
                 if s.rx.capacity() == 0 {
-                    s.rx = spare.pop().unwrap_or_default();
+                    s.rx = spare.take();
                 }
                 if s.rx_at == s.rx.len() {
                     s.rx.clear();
@@ -613,7 +669,8 @@ impl Inner {
         if !more {
             s.recv_armed = false;
             if s.closed && !s.busy() {
-                s.fd = None;
+                self.retire(slot);
+                return recycled;
             }
             // Out of buffers, or ended by the kernel: armed again unless over or paused.
             if s.rx_end.is_none() && !s.closed && !s.paused {
@@ -637,13 +694,37 @@ impl Inner {
             s.tx_off += res as usize;
             if s.tx_off < s.tx_fly.len() || !s.tx_next.is_empty() {
                 self.mark(slot);
+            } else {
+                // All sent: a connection with nothing to send keeps no send buffer.
+                let (fly, next) = (std::mem::take(&mut s.tx_fly), std::mem::take(&mut s.tx_next));
+                s.tx_off = 0;
+                self.tx_spare.put(fly, SEND_MAX * 2);
+                self.tx_spare.put(next, SEND_MAX * 2);
             }
         }
         let s = &mut self.slots[slot];
         if s.closed && !s.busy() {
-            s.fd = None;
+            self.retire(slot);
+            return;
         }
         wake(&mut s.write_waker);
+    }
+
+    /// Frees the slot of a dropped stream whose operations all ended: its descriptor closes, its
+    /// buffers go back to the spare lists, and the slot serves the next connection under a new
+    /// generation.
+    fn retire(&mut self, slot: usize) {
+        let s = &mut self.slots[slot];
+        debug_assert!(s.closed && !s.busy());
+        let old = std::mem::replace(
+            s,
+            Slot { gen: s.gen.wrapping_add(1), dirty: s.dirty, ..Slot::default() },
+        );
+        drop(old.fd);
+        self.spare.put(old.rx, RECV_MAX);
+        self.tx_spare.put(old.tx_fly, SEND_MAX * 2);
+        self.tx_spare.put(old.tx_next, SEND_MAX * 2);
+        self.free.push(slot);
     }
 
     /// At stop: cancels every receive still armed.
@@ -657,9 +738,10 @@ impl Inner {
 
     /// Cancels the receive of `slot` (submitted with the next pass).
     fn cancel(&mut self, slot: usize) {
-        let e = opcode::AsyncCancel::new(user_data(slot, OP_RECV))
+        let gen = self.slots[slot].gen;
+        let e = opcode::AsyncCancel::new(user_data(gen, slot, OP_RECV))
             .build()
-            .user_data(user_data(slot, OP_CANCEL));
+            .user_data(user_data(gen, slot, OP_CANCEL));
         // A cancel is not an operation on our memory; its completion is ignored.
         // SAFETY: the entry refers to no memory.
         while unsafe { self.ring.submission().push(&e) }.is_err() {
@@ -696,12 +778,9 @@ impl AsyncRead for UringStream {
             s.rx_at += n;
             if s.rx_at == s.rx.len() {
                 // All read: an idle connection keeps no receive buffer.
-                let mut rx = std::mem::take(&mut s.rx);
+                let rx = std::mem::take(&mut s.rx);
                 s.rx_at = 0;
-                if inner.spare.len() < SPARE_MAX && rx.capacity() <= RECV_MAX {
-                    rx.clear();
-                    inner.spare.push(rx);
-                }
+                inner.spare.put(rx, RECV_MAX);
             }
             if s.paused && s.rx.len() - s.rx_at <= RECV_MAX / 2 {
                 s.paused = false;
@@ -736,6 +815,11 @@ impl AsyncWrite for UringStream {
             return Poll::Pending;
         }
         let n = b.len().min(SEND_MAX - s.tx_next.len());
+        if s.tx_next.capacity() == 0 {
+            let spare = inner.tx_spare.take();
+            inner.slots[self.slot].tx_next = spare;
+        }
+        let s = &mut inner.slots[self.slot];
         s.tx_next.extend_from_slice(&b[..n]);
         if !s.sending {
             inner.mark(self.slot);
@@ -777,11 +861,8 @@ impl Drop for UringStream {
         s.closed = true;
         s.read_waker = None;
         s.write_waker = None;
-        s.rx = Vec::new();
-        s.rx_at = 0;
-        s.tx_next = Vec::new();
         if !s.busy() {
-            s.fd = None;
+            inner.retire(self.slot);
         } else if s.recv_armed {
             // Its receive ends with the cancel; the descriptor closes with its last operation.
             inner.cancel(self.slot);
@@ -879,5 +960,58 @@ mod tests {
             .unwrap();
         assert_eq!(reader.join().unwrap(), sent);
         assert_eq!(rescued(), 0, "no park needed the fallback timer");
+    }
+
+    #[test]
+    fn closed_connections_give_their_slots_and_buffers_to_new_ones() {
+        // Proves a ring serving connection after connection keeps as many slots as were open
+        // at once, not one per connection ever made, and every byte of each arrives; a
+        // connection with nothing left to send or read holds no buffer.
+        if supported().is_err() {
+            return;
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        const CONNS: usize = 200;
+        let echo = std::thread::spawn(move || {
+            for _ in 0..CONNS {
+                let (mut s, _) = listener.accept().unwrap();
+                let mut buf = [0u8; 5];
+                std::io::Read::read_exact(&mut s, &mut buf).unwrap();
+                std::io::Write::write_all(&mut s, &buf).unwrap();
+            }
+        });
+        let slots = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .spawn(move || async move {
+                use futures_lite::{AsyncReadExt, AsyncWriteExt};
+                let ring = Ring::new().unwrap();
+                let reaper = glommio::spawn_local(ring.clone().reap());
+                for i in 0..CONNS {
+                    let socket = std::net::TcpStream::connect(addr).unwrap();
+                    socket.set_nonblocking(true).unwrap();
+                    let mut stream = ring.stream(socket.into());
+                    let msg = format!("{:05}", i);
+                    stream.write_all(msg.as_bytes()).await.unwrap();
+                    let mut back = [0u8; 5];
+                    stream.read_exact(&mut back).await.unwrap();
+                    assert_eq!(&back, msg.as_bytes());
+                    stream.close().await.unwrap();
+                    {
+                        let inner = ring.inner.borrow();
+                        let s = &inner.slots[stream.slot];
+                        assert_eq!(s.rx.capacity() + s.tx_fly.capacity() + s.tx_next.capacity(), 0);
+                    }
+                    drop(stream);
+                }
+                ring.stop();
+                reaper.await;
+                let slots = ring.inner.borrow().slots.len();
+                slots
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        echo.join().unwrap();
+        assert!(slots <= 2, "{slots} slots for {CONNS} connections one after another");
     }
 }

@@ -577,6 +577,38 @@ fn a_hundred_thousand_agents_fit() {
 }
 
 #[test]
+#[ignore = "slow: 1,000,000 agents; run by make test-slow (single-threaded, for a clean RSS)"]
+fn a_million_agents_fit_in_a_kib_each() {
+    // Proves 1,000,000 virtual agents (200 per connection: 5,000 connections, one request in
+    // flight each) register, run and close their accounting, with the whole process — router
+    // and generator — growing by at most 1 KiB per agent at its peak.
+    crate::support::raise_fd_limit(16_384);
+    let _ = std::fs::write("/proc/self/clear_refs", "5"); // reset the peak-RSS mark
+    let before = crate::support::status_kib(std::process::id(), "VmRSS:");
+    let r = router();
+    let mut sc = scenario(
+        Topology::Ring,
+        1_000_000,
+        Pacing::Closed { window: 1 },
+        Stop::Count { per_agent: 2 },
+    );
+    sc.agents_per_conn = 200;
+    sc.io = a2a_bench::transport::Io::Uring; // the command line's default
+    sc.drain_timeout = Duration::from_secs(60);
+    let o = loadgen::run(&sc, r.local_addr(), Some(&r), None);
+    check_clean(&o);
+    assert_eq!(o.counters.round_trips_measured, 2_000_000);
+    let peak = crate::support::status_kib(std::process::id(), "VmHWM:");
+    let per_agent = (peak.saturating_sub(before)) as f64 * 1024.0 / 1_000_000.0;
+    eprintln!(
+        "1,000,000 agents: peak RSS grew {} KiB, {per_agent:.0} bytes per agent",
+        peak - before
+    );
+    assert!(per_agent <= 1024.0, "{per_agent:.0} bytes per agent");
+    r.stop();
+}
+
+#[test]
 fn compare_alternates_routers_and_writes_ratios() {
     // Proves `a2a-bench compare` runs every scenario against all three routers, alternating,
     // and writes every router's report plus the ratios, with the spread of the per-round ratios
