@@ -570,7 +570,7 @@ impl Core {
                 Err(e) => setup = Err(format!("--agent-io uring: making an io_uring: {e}")),
             }
         }
-        let reaper = ring.clone().map(|r| glommio::spawn_local(r.reap()));
+        let reaper = ring.as_ref().map(uring::Ring::spawn_reaper);
         // The run's connections before this core's (about): where its source addresses start.
         let before = {
             let g = group.borrow();

@@ -120,7 +120,7 @@ impl Runtime for GlommioUring {
             if r.is_none() {
                 let ring = Ring::new()?;
                 ring.set_poll(POLL.with(std::cell::Cell::get));
-                let reaper = glommio::spawn_local(ring.clone().reap());
+                let reaper = ring.spawn_reaper();
                 *r = Some((ring, reaper));
             }
             match r.as_ref() {
