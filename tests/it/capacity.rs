@@ -208,6 +208,16 @@ fn a_rate_search_against_the_embedded_router_converges_within_its_bounds() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
+/// Kills a child process however the test ends.
+struct Reap(std::process::Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn http_get(addr: &str, path: &str) -> String {
     let mut c = std::net::TcpStream::connect(addr).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -222,14 +232,6 @@ fn the_router_serves_its_counters_to_prometheus() {
     // Proves `router --metrics` answers GET /metrics with the text exposition of every shard's
     // counters, which move with traffic, and 404 elsewhere.
     let bin = env!("CARGO_BIN_EXE_a2a-bench");
-    /// Kills the router however the test ends.
-    struct Reap(std::process::Child);
-    impl Drop for Reap {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let mut child = Reap(
         std::process::Command::new(bin)
             .args(["router", "--cores", "0", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
@@ -353,13 +355,6 @@ fn a_router_whose_stdout_reader_left_keeps_running_and_stops_cleanly() {
 /// agents each on its own connection, and returns how many descriptors the router's process
 /// gained for them.
 fn descriptors_for_connections(args: &[&str], n: u32) -> usize {
-    struct Reap(std::process::Child);
-    impl Drop for Reap {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let mut child = Reap(
         std::process::Command::new(env!("CARGO_BIN_EXE_a2a-bench"))
             .args(args)

@@ -545,67 +545,58 @@ fn mistakes_on_the_command_line_get_one_line_naming_the_flag() {
     }
 }
 
+/// Runs `agents` agents in a ring (`per_conn` per connection, one request in flight, `requests`
+/// each) against the embedded router and requires a clean run whose whole process — router and
+/// generator — grew by at most `max_bytes` per agent at its peak.
+fn agents_fit(
+    agents: u32,
+    per_conn: u32,
+    requests: u64,
+    io: a2a_bench::transport::Io,
+    max_bytes: f64,
+) {
+    crate::support::raise_fd_limit(16_384);
+    let _ = std::fs::write("/proc/self/clear_refs", "5"); // reset the peak-RSS mark
+    let before = crate::support::status_kib(std::process::id(), "VmRSS:");
+    let r = router();
+    let mut sc = scenario(
+        Topology::Ring,
+        agents,
+        Pacing::Closed { window: 1 },
+        Stop::Count { per_agent: requests },
+    );
+    sc.agents_per_conn = per_conn;
+    sc.io = io;
+    sc.drain_timeout = Duration::from_secs(60);
+    let o = loadgen::run(&sc, r.local_addr(), Some(&r), None);
+    check_clean(&o);
+    assert_eq!(o.counters.round_trips_measured, u64::from(agents) * requests);
+    let peak = crate::support::status_kib(std::process::id(), "VmHWM:");
+    let per_agent = (peak.saturating_sub(before)) as f64 * 1024.0 / f64::from(agents);
+    eprintln!(
+        "{agents} agents: peak RSS grew {} KiB, {per_agent:.0} bytes per agent",
+        peak - before
+    );
+    assert!(per_agent <= max_bytes, "{per_agent:.0} bytes per agent");
+    r.stop();
+}
+
 #[test]
 #[ignore = "slow: 100,000 agents; run by make test-slow (single-threaded, for a clean RSS)"]
 fn a_hundred_thousand_agents_fit() {
     // Proves 100,000 virtual agents (50 per connection, one request in flight each) register,
     // run and close their accounting, with the whole process — router and generator — growing
     // by at most 2 KiB per agent at its peak.
-    crate::support::raise_fd_limit(16_384);
-    let _ = std::fs::write("/proc/self/clear_refs", "5"); // reset the peak-RSS mark
-    let before = crate::support::status_kib(std::process::id(), "VmRSS:");
-    let r = router();
-    let mut sc = scenario(
-        Topology::Ring,
-        100_000,
-        Pacing::Closed { window: 1 },
-        Stop::Count { per_agent: 3 },
-    );
-    sc.agents_per_conn = 50;
-    sc.drain_timeout = Duration::from_secs(20);
-    let o = loadgen::run(&sc, r.local_addr(), Some(&r), None);
-    check_clean(&o);
-    assert_eq!(o.counters.round_trips_measured, 300_000);
-    let peak = crate::support::status_kib(std::process::id(), "VmHWM:");
-    let per_agent = (peak.saturating_sub(before)) as f64 * 1024.0 / 100_000.0;
-    eprintln!(
-        "100,000 agents: peak RSS grew {} KiB, {per_agent:.0} bytes per agent",
-        peak - before
-    );
-    assert!(per_agent <= 2048.0, "{per_agent:.0} bytes per agent");
-    r.stop();
+    agents_fit(100_000, 50, 3, a2a_bench::transport::Io::Glommio, 2048.0);
 }
 
 #[test]
 #[ignore = "slow: 1,000,000 agents; run by make test-slow (single-threaded, for a clean RSS)"]
 fn a_million_agents_fit_in_a_kib_each() {
     // Proves 1,000,000 virtual agents (200 per connection: 5,000 connections, one request in
-    // flight each) register, run and close their accounting, with the whole process — router
-    // and generator — growing by at most 1 KiB per agent at its peak.
-    crate::support::raise_fd_limit(16_384);
-    let _ = std::fs::write("/proc/self/clear_refs", "5"); // reset the peak-RSS mark
-    let before = crate::support::status_kib(std::process::id(), "VmRSS:");
-    let r = router();
-    let mut sc = scenario(
-        Topology::Ring,
-        1_000_000,
-        Pacing::Closed { window: 1 },
-        Stop::Count { per_agent: 2 },
-    );
-    sc.agents_per_conn = 200;
-    sc.io = a2a_bench::transport::Io::Uring; // the command line's default
-    sc.drain_timeout = Duration::from_secs(60);
-    let o = loadgen::run(&sc, r.local_addr(), Some(&r), None);
-    check_clean(&o);
-    assert_eq!(o.counters.round_trips_measured, 2_000_000);
-    let peak = crate::support::status_kib(std::process::id(), "VmHWM:");
-    let per_agent = (peak.saturating_sub(before)) as f64 * 1024.0 / 1_000_000.0;
-    eprintln!(
-        "1,000,000 agents: peak RSS grew {} KiB, {per_agent:.0} bytes per agent",
-        peak - before
-    );
-    assert!(per_agent <= 1024.0, "{per_agent:.0} bytes per agent");
-    r.stop();
+    // flight each, on the second ring as the command line's default) register, run and close
+    // their accounting, with the whole process growing by at most 1 KiB per agent at its peak.
+    agents_fit(1_000_000, 200, 2, a2a_bench::transport::Io::Uring, 1024.0);
 }
 
 #[test]
