@@ -23,7 +23,7 @@ WORK=$(mktemp -d)
 ROUTER_PID=
 
 cleanup() {
-  [ -n "$ROUTER_PID" ] && kill -9 "$ROUTER_PID" 2>/dev/null && wait "$ROUTER_PID" 2>/dev/null
+  if [ -n "$ROUTER_PID" ]; then kill -9 "$ROUTER_PID" 2>/dev/null || true; wait "$ROUTER_PID" 2>/dev/null || true; fi
   for i in "${!NSES[@]}"; do
     ip netns del "${NSES[$i]}" 2>/dev/null || true
     ip link del "a2a-mh-$i" 2>/dev/null || true
