@@ -120,6 +120,7 @@ impl Runtime for GlommioUring {
             if r.is_none() {
                 let ring = Ring::new()?;
                 ring.set_poll(POLL.with(std::cell::Cell::get));
+                ring.set_early_send(Some(crate::transport::uring::EARLY_SEND));
                 let reaper = ring.spawn_reaper();
                 *r = Some((ring, reaper));
             }

@@ -48,6 +48,9 @@ const BGID: u16 = 0;
 const ENTRIES: u32 = 1024;
 /// Bytes a connection may queue for sending before its writer waits.
 const SEND_MAX: usize = 256 << 10;
+/// With [`Ring::set_early_send`], a connection with this much queued and no send in flight sends
+/// at once instead of at the end of the round (`docs/ARCHITECTURE.md`, "The second ring").
+pub const EARLY_SEND: usize = 16 << 10;
 /// Bytes received and not yet read past which a connection stops receiving (its receive is
 /// cancelled, and armed again once its reader took half): a reader that pauses pushes back
 /// on the peer through TCP, as with a plain socket.
@@ -294,6 +297,9 @@ pub struct Ring {
     poll_ns: Cell<u64>,
     kicked: Cell<bool>,
     stopped: Cell<bool>,
+    /// Queued bytes past which a connection's send is submitted from its writer (0: only at
+    /// the end of the round).
+    early_send: Cell<usize>,
 }
 
 impl std::fmt::Debug for Ring {
@@ -350,6 +356,7 @@ impl Ring {
             poll_ns: Cell::new(0),
             kicked: Cell::new(false),
             stopped: Cell::new(false),
+            early_send: Cell::new(0),
         }))
     }
 
@@ -376,6 +383,13 @@ impl Ring {
     /// instead of parking (costs the thread's core meanwhile); `None`: park at once.
     pub fn set_poll(&self, after: Option<Duration>) {
         self.poll_ns.set(after.map_or(0, |d| d.as_nanos() as u64));
+    }
+
+    /// Sends a connection's queue from its writer once it holds `at` bytes (and no send is in
+    /// flight) rather than with the next pass: a big flow goes out while the round is still
+    /// running instead of in one burst at its end (the router's shards; `None`: off).
+    pub fn set_early_send(&self, at: Option<usize>) {
+        self.early_send.set(at.unwrap_or(0));
     }
 
     fn kick(&self) {
@@ -842,7 +856,15 @@ impl AsyncWrite for UringStream {
         let s = &mut inner.slots[self.slot];
         s.tx_next.extend_from_slice(&b[..n]);
         if !s.sending {
+            let early = self.ring.early_send.get();
+            let now = early > 0 && s.tx_next.len() >= early;
             inner.mark(self.slot);
+            if now {
+                // One submission for every connection queued so far; completions are reaped
+                // by the next pass.
+                inner.submit_dirty();
+                let _ = inner.ring.submit();
+            }
             drop(inner);
             self.ring.kick();
         }
@@ -1033,5 +1055,46 @@ mod tests {
             .unwrap();
         echo.join().unwrap();
         assert!(slots <= 2, "{slots} slots for {CONNS} connections one after another");
+    }
+
+    #[test]
+    fn a_connection_past_the_early_send_mark_sends_without_waiting_for_a_pass() {
+        // Proves the early send: with no reaper pass at all, writes below the mark stay queued,
+        // and the write that reaches it submits the send (every byte reaches the peer).
+        if supported().is_err() {
+            return;
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let peer = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut got = vec![0u8; 1100];
+            std::io::Read::read_exact(&mut s, &mut got).unwrap();
+            got
+        });
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .spawn(move || async move {
+                use futures_lite::AsyncWriteExt;
+                let ring = Ring::new().unwrap();
+                ring.set_early_send(Some(1024));
+                let socket = std::net::TcpStream::connect(addr).unwrap();
+                socket.set_nonblocking(true).unwrap();
+                let mut stream = ring.stream(socket.into());
+                stream.write_all(&[7u8; 500]).await.unwrap();
+                assert!(!ring.inner.borrow().slots[stream.slot].sending, "below the mark");
+                stream.write_all(&[7u8; 600]).await.unwrap();
+                assert!(ring.inner.borrow().slots[stream.slot].sending, "the mark reached");
+                // The peer gets its bytes while no pass runs; then the ring winds down.
+                let got = peer.join().unwrap();
+                assert_eq!(got, vec![7u8; 1100]);
+                let reaper = ring.spawn_reaper();
+                drop(stream);
+                ring.stop();
+                reaper.await;
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 }
