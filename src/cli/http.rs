@@ -62,6 +62,11 @@ pub struct HttpCmd {
     /// flight as drain_timeout).
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
     drain_timeout: Duration,
+    /// Seconds a request may stay on the wire without its answer; past it the request is an
+    /// error of kind `timeout` (over HTTP/1.1 its connection is closed and replaced; over
+    /// --http2 its stream is reset) [default: none, only the stall timeout].
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    timeout: Option<Duration>,
     /// JSON report file.
     #[arg(long, value_name = "FILE", default_value = "http_results.json")]
     output: PathBuf,
@@ -224,6 +229,7 @@ fn config(cmd: HttpCmd) -> anyhow::Result<BenchConfig> {
         turns: cmd.turns,
         pipeline: cmd.pipeline,
         http2: cmd.http2,
+        timeout_ns: cmd.timeout.map_or(0, |t| t.as_nanos() as u64),
     };
     let mut b = BenchArgs::defaults();
     b.agents = Some(cmd.agents.unwrap_or_else(|| if cmd.quick { "4" } else { "10" }.into()));
@@ -265,6 +271,7 @@ fn config(cmd: HttpCmd) -> anyhow::Result<BenchConfig> {
         preload: cmd.preload,
         turns: patterns.contains(&Pattern::A2aConversation).then_some(cmd.turns),
         auth: token.is_some(),
+        timeout_sec: cmd.timeout.filter(|t| !t.is_zero()).map(|t| t.as_secs_f64()),
     };
     Ok(cfg.into_http(&cmd.url, plan, cmd.connections, info))
 }

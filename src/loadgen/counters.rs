@@ -64,6 +64,9 @@ pub struct GroupCounters {
     pub unexpected: u64,
     /// Last delivery of a measured message (ns).
     pub last_measured_delivery_ns: u64,
+    /// HTTP: connections replaced after the server closed them (or a timeout did).
+    #[serde(default)]
+    pub reconnects: u64,
 }
 
 pub(super) fn add<K: PartialEq + Clone>(list: &mut Vec<(K, u64)>, key: &K, n: u64) {
@@ -87,6 +90,7 @@ impl GroupCounters {
         self.late_sends += o.late_sends;
         self.missed_sends += o.missed_sends;
         self.unexpected += o.unexpected;
+        self.reconnects += o.reconnects;
         for (c, n) in &o.request_errors {
             add(&mut self.request_errors, c, *n);
         }

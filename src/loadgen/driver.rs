@@ -557,7 +557,8 @@ impl Core {
         let conns = group.connections();
         let group = Rc::new(RefCell::new(group));
         let failures = Rc::new(RefCell::new(Vec::<String>::new()));
-        let (mut controls, mut tasks) = (Vec::new(), Vec::new());
+        let controls = Rc::new(RefCell::new(Vec::new()));
+        let mut tasks = Vec::new();
         // Set-up: connect, register, wait for every acknowledgement (bounded).
         let mut setup = Ok(());
         let mut ring = None;
@@ -584,12 +585,18 @@ impl Core {
             match connect(addr, source, transport, protocol, ring.as_ref()).await {
                 Ok((stream, control)) => {
                     let stream = Rc::new(RefCell::new(stream));
-                    controls.push(control);
+                    controls.borrow_mut().push(control);
                     group.borrow_mut().register(c);
                     let (g, f) = (group.clone(), failures.clone());
-                    let http = self.shared.protocol == Protocol::Http;
-                    tasks.push(glommio::spawn_local(reader(g, stream.clone(), c, f, http)));
-                    tasks.push(glommio::spawn_local(writer(group.clone(), stream, c)));
+                    // HTTP connections are replaced when the server closes them.
+                    let link = (self.shared.protocol == Protocol::Http).then(|| Link {
+                        addr,
+                        source,
+                        ring: ring.clone(),
+                        controls: controls.clone(),
+                    });
+                    tasks.push(glommio::spawn_local(reader(g, stream.clone(), c, f, link)));
+                    tasks.push(glommio::spawn_local(writer(group.clone(), stream, c, 0)));
                     // Let it register now: a router closes a connection that stays silent past
                     // its handshake timeout, and thousands of connects can take longer.
                     glommio::executor().yield_task_queue_now().await;
@@ -628,6 +635,7 @@ impl Core {
             }
         };
         let Some(schedule) = schedule else {
+            let controls = controls.borrow().clone();
             return close(&group, &controls, tasks, ring.zip(reaper)).await;
         };
         let open = matches!(group.borrow().book().config().pacing, Pacing::Open { .. });
@@ -647,7 +655,7 @@ impl Core {
             .interval
             .map(|every| Sampler::new(every, schedule.measure_ns, &group.borrow()));
         let (cpu_busy, drain_timed_out) =
-            self.measure(&group, &failures, schedule, sampler.as_mut()).await;
+            self.measure(&group, &failures, &controls, schedule, sampler.as_mut()).await;
         self.stop_barrier(&group).await;
         let farewell = group.borrow_mut().farewell();
         if farewell {
@@ -678,6 +686,7 @@ impl Core {
         if let Some(last) = last {
             let _ = self.result.send_async(CoreMsg::Interval(self.index, last)).await;
         }
+        let controls = controls.borrow().clone();
         close(&group, &controls, tasks, ring.zip(reaper)).await;
         let failures = failures.borrow().clone();
         let result = CoreResult {
@@ -702,6 +711,7 @@ impl Core {
         &self,
         group: &Rc<RefCell<Group<A>>>,
         failures: &Rc<RefCell<Vec<String>>>,
+        controls: &RefCell<Vec<Rc<SocketHandle>>>,
         schedule: Schedule,
         mut sampler: Option<&mut Sampler>,
     ) -> (f64, bool) {
@@ -716,7 +726,7 @@ impl Core {
                 let sample = s.take(&group.borrow(), clock::now_ns());
                 let _ = self.result.send_async(CoreMsg::Interval(self.index, sample)).await;
             }
-            let step = self.check(&mut group.borrow_mut(), &mut watch, failures);
+            let step = self.check(&mut group.borrow_mut(), &mut watch, failures, controls);
             let due = sampler.as_deref().map_or(u64::MAX, Sampler::due_ns);
             match step {
                 Step::Done(timed_out) => {
@@ -737,10 +747,18 @@ impl Core {
         g: &mut Group<A>,
         w: &mut Watch,
         failures: &Rc<RefCell<Vec<String>>>,
+        controls: &RefCell<Vec<Rc<SocketHandle>>>,
     ) -> Step {
         let now = clock::now_ns();
         let timeout_ns = self.shared.drain_timeout.as_nanos() as u64;
         g.refresh(now);
+        // Requests past `--timeout`: an HTTP/1.1 connection holding one is closed (its reader
+        // replaces it).
+        let mut close = Vec::new();
+        let next_timeout = g.expire(now, &mut close);
+        for c in close {
+            controls.borrow()[c].shutdown();
+        }
         if self.shared.interrupt.as_ref().is_some_and(Interrupt::is_raised) {
             g.end_sending(now);
         }
@@ -773,7 +791,7 @@ impl Core {
             g.give_up(GaveUp::DrainTimeout);
             return Step::Done(true);
         }
-        let mut until = (now + MONITOR_NS).min(w.progress.0 + timeout_ns + 1);
+        let mut until = (now + MONITOR_NS).min(w.progress.0 + timeout_ns + 1).min(next_timeout);
         if !g.finished() {
             until = until.min(g.book().schedule().end_ns);
         }
@@ -841,13 +859,52 @@ async fn close<A: Adapter>(
     }
 }
 
-async fn reader<A: Adapter>(
+/// What a reader needs to replace its connection (HTTP).
+struct Link {
+    addr: SocketAddr,
+    source: Option<std::net::IpAddr>,
+    ring: Option<Rc<uring::Ring>>,
+    /// Every connection's handle, for shutting it down (the replacement's takes its place).
+    controls: Rc<RefCell<Vec<Rc<SocketHandle>>>>,
+}
+
+/// Replaces connection `c` that ended under the run: what was on its wire is resolved, a new
+/// connection from the same source takes its place, with a new writer. `None` when it is not to
+/// be replaced (the run stopped; a connection that never answered) or cannot be (the reason is
+/// a failure of the run): the caller then counts it lost.
+async fn reopen<A: Adapter + 'static>(
+    group: &Rc<RefCell<Group<A>>>,
+    c: usize,
+    failures: &RefCell<Vec<String>>,
+    link: Option<&Link>,
+) -> Option<Rc<RefCell<Guarded<AgentStream>>>> {
+    let link = link?;
+    link.controls.borrow()[c].shutdown();
+    let generation = group.borrow_mut().reset_connection(c)?;
+    let ring = link.ring.as_ref();
+    match connect(link.addr, link.source, Transport::Tcp, Protocol::Http, ring).await {
+        Ok((stream, control)) => {
+            link.controls.borrow_mut()[c] = control;
+            let stream = Rc::new(RefCell::new(stream));
+            glommio::spawn_local(writer(group.clone(), stream.clone(), c, generation)).detach();
+            group.borrow_mut().reopened(c);
+            Some(stream)
+        }
+        Err(e) => {
+            failures.borrow_mut().push(format!("the server closed a connection, and {e}"));
+            None
+        }
+    }
+}
+
+async fn reader<A: Adapter + 'static>(
     group: Rc<RefCell<Group<A>>>,
-    stream: Rc<RefCell<Guarded<AgentStream>>>,
+    mut stream: Rc<RefCell<Guarded<AgentStream>>>,
     c: usize,
     failures: Rc<RefCell<Vec<String>>>,
-    http: bool,
+    link: Option<Link>,
 ) {
+    let http = link.is_some();
     let mut buf = vec![0u8; 64 << 10];
     let mut filled = 0;
     loop {
@@ -859,7 +916,13 @@ async fn reader<A: Adapter>(
                 .await;
         let n = match read {
             Ok(n) if n > 0 => n,
-            _ => return group.borrow_mut().connection_lost(c),
+            _ => match reopen(&group, c, &failures, link.as_ref()).await {
+                Some(s) => {
+                    (stream, filled) = (s, 0);
+                    continue;
+                }
+                None => return group.borrow_mut().connection_lost(c),
+            },
         };
         filled += n;
         let used = group.borrow_mut().on_input(c, &buf[..filled], clock::now_ns());
@@ -867,6 +930,13 @@ async fn reader<A: Adapter>(
             Ok(used) => {
                 buf.copy_within(used..filled, 0);
                 filled -= used;
+                // The server said it closes this connection: replace it now.
+                if http && group.borrow().must_reopen(c) {
+                    match reopen(&group, c, &failures, link.as_ref()).await {
+                        Some(s) => (stream, filled) = (s, 0),
+                        None => return group.borrow_mut().connection_lost(c),
+                    }
+                }
             }
             Err(e) => {
                 let why = if http {
@@ -885,12 +955,15 @@ async fn reader<A: Adapter>(
     }
 }
 
+/// Writes what connection `c` (its generation `generation`) has to send, until the run stops or
+/// the connection is replaced.
 async fn writer<A: Adapter>(
     group: Rc<RefCell<Group<A>>>,
     stream: Rc<RefCell<Guarded<AgentStream>>>,
     c: usize,
+    generation: u32,
 ) {
-    while let Some(buf) = poll_fn(|cx| group.borrow_mut().poll_output(c, cx)).await {
+    while let Some(buf) = poll_fn(|cx| group.borrow_mut().poll_output(c, generation, cx)).await {
         let written = match write_all(&stream, &buf).await {
             Ok(()) => poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_flush(cx)).await,
             Err(e) => Err(e),

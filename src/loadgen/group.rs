@@ -120,6 +120,25 @@ pub trait Adapter {
     fn coordination(&self) -> Option<CoordStats> {
         None
     }
+    /// Connection `conn` ended under the run (the peer closed it, or the loop did for a
+    /// timeout): resolves what was on its wire, forgets its partial output, and says whether a
+    /// new connection should take its place (`false`: it is lost). Routers are never
+    /// reconnected: their connections carry registrations.
+    fn reset(&mut self, _conn: usize, _book: &mut Book) -> bool {
+        false
+    }
+    /// Whether connection `conn` must be replaced now (the server announced it closes it).
+    fn must_reopen(&self, _conn: usize) -> bool {
+        false
+    }
+    /// A new connection took the place of `conn`: what waited goes on it.
+    fn reopened(&mut self, _conn: usize, _book: &mut Book) {}
+    /// Per-request timeouts: resolves the requests on the wire past theirs, pushes the
+    /// connections it touched (`true`: to be closed and replaced), and returns when the next
+    /// one is due (`u64::MAX`: none).
+    fn expire(&mut self, _book: &mut Book, _touched: &mut Vec<(usize, bool)>) -> u64 {
+        u64::MAX
+    }
 }
 
 /// One core's agents and connections: the [`Book`] and the adapter that speaks for it.
@@ -127,12 +146,16 @@ pub trait Adapter {
 pub struct Group<A> {
     book: Book,
     adapter: A,
+    /// Each connection's generation: a replaced connection's writer sees it change and ends.
+    generation: Vec<u32>,
 }
 
 impl<A: Adapter> Group<A> {
     /// A group with its agents idle until [`Group::start`].
     pub fn new(cfg: GroupConfig, adapter: A) -> Group<A> {
-        Group { book: Book::new(cfg), adapter }
+        let book = Book::new(cfg);
+        let generation = vec![0; book.writers.len()];
+        Group { book, adapter, generation }
     }
 
     /// The accounting side.
@@ -278,6 +301,49 @@ impl<A: Adapter> Group<A> {
         self.book.lose_connection(c);
     }
 
+    /// Connection `c` ended under a running loop: the adapter resolves what was on its wire.
+    /// Returns the generation its replacement's writer must carry, or `None` when it is not
+    /// to be replaced (stopped, lost, or an adapter that never reconnects).
+    pub fn reset_connection(&mut self, c: usize) -> Option<u32> {
+        if self.book.stopped || self.book.lost[c] {
+            return None;
+        }
+        self.generation[c] += 1;
+        self.wake_writer(c);
+        let again = self.adapter.reset(c, &mut self.book);
+        self.book.update_finished();
+        self.book.wake_monitor();
+        again.then_some(self.generation[c])
+    }
+
+    /// A new connection took the place of `c`.
+    pub fn reopened(&mut self, c: usize) {
+        self.book.counters.reconnects += 1;
+        self.adapter.reopened(c, &mut self.book);
+        self.wake_writer(c);
+    }
+
+    /// Whether connection `c` must be replaced now.
+    pub fn must_reopen(&self, c: usize) -> bool {
+        !self.book.stopped && self.adapter.must_reopen(c)
+    }
+
+    /// Per-request timeouts as of `now_ns`: pushes the connections to close (their readers then
+    /// replace them); returns when the next timeout is due (`u64::MAX`: none).
+    pub fn expire(&mut self, now_ns: u64, close: &mut Vec<usize>) -> u64 {
+        self.book.now_ns = now_ns;
+        let mut touched = Vec::new();
+        let next = self.adapter.expire(&mut self.book, &mut touched);
+        for (c, shut) in touched {
+            self.wake_writer(c);
+            if shut {
+                close.push(c);
+            }
+        }
+        self.book.update_finished();
+        next
+    }
+
     /// Gives up on every request still in flight (the run ends with them unanswered).
     pub fn give_up(&mut self, why: GaveUp) {
         self.book.give_up_all(why);
@@ -345,10 +411,16 @@ impl<A: Adapter> Group<A> {
         used
     }
 
-    /// The next buffer to write on connection `conn`; pending (waker kept) while there is none;
-    /// `Ready(None)` once the run is stopped.
-    pub fn poll_output(&mut self, conn: usize, cx: &mut Context<'_>) -> Poll<Option<Vec<u8>>> {
-        if self.book.stopped {
+    /// The next buffer to write on generation `generation` of connection `conn`; pending
+    /// (waker kept) while there is none; `Ready(None)` once the run is stopped or the
+    /// connection was replaced.
+    pub fn poll_output(
+        &mut self,
+        conn: usize,
+        generation: u32,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Vec<u8>>> {
+        if self.book.stopped || self.generation[conn] != generation {
             return Poll::Ready(None);
         }
         match self.adapter.take_output(conn) {

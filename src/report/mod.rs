@@ -350,6 +350,9 @@ pub struct HttpConfig {
     pub turns: Option<u32>,
     /// Whether a bearer token was sent (never the token).
     pub auth: bool,
+    /// `--timeout` in seconds; null: none.
+    #[serde(default)]
+    pub timeout_sec: Option<f64>,
 }
 
 /// One pattern of an HTTP run (requests of the measured window).
@@ -574,6 +577,10 @@ pub struct RunResult {
     /// `a2a-bench http`: each pattern's figures.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub patterns: Vec<PatternResult>,
+    /// `a2a-bench http`: connections replaced after the server closed them or a request on
+    /// them timed out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconnects: Option<u64>,
     /// What the agents did (`--workload`).
     pub workload: &'static str,
     /// A coordination workload's own figures (`fanout`, `broadcast`, `locks`, `barriers`).
@@ -712,6 +719,7 @@ impl RunResult {
             time_series: outcome.intervals.iter().map(IntervalPoint::of).collect(),
             part: None,
             patterns: outcome.breakdown.iter().map(|s| PatternResult::of(s, window_s)).collect(),
+            reconnects: (sc.protocol == crate::loadgen::Protocol::Http).then_some(c.reconnects),
             workload: sc.workload.name(),
             coordination: outcome.coordination.as_ref().map(|s| {
                 let seen = (c.requests_sent, c.requests_delivered, c.window_deliveries);

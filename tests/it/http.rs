@@ -297,8 +297,9 @@ fn http2_against_a_server_without_it_fails_with_a_reason() {
 }
 
 /// A scripted HTTP/1.1 server: `answer(n, request)` gives the bytes answering the n-th request
-/// (from 0, over all connections), or `None` to stop answering (the connection stays open
-/// until the client closes it).
+/// (from 0, over all connections), or `None` to stop answering on that connection (it stays
+/// open until the client closes it). An answer with `Connection: close` is followed by the
+/// close; an empty one closes the connection without answering.
 fn scripted(answer: impl Fn(usize, &str) -> Option<Vec<u8>> + Send + Sync + 'static) -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
@@ -341,8 +342,13 @@ fn serve(
             buf.drain(..end + 4 + len);
             let n = count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             match answer(n, &request) {
+                Some(bytes) if bytes.is_empty() && !silent => return,
                 Some(bytes) if !silent => {
                     if s.write_all(&bytes).is_err() {
+                        return;
+                    }
+                    let head = String::from_utf8_lossy(&bytes).to_ascii_lowercase();
+                    if head.contains("\r\nconnection: close\r\n") {
                         return;
                     }
                 }
@@ -466,6 +472,150 @@ fn a_server_that_stops_answering_is_a_stall_not_a_hang() {
     );
     assert!(r["accounting"]["closed"].as_bool().unwrap(), "{r}");
     assert!(r["errors"]["drain_timeout"].as_u64().unwrap() >= 1, "{}", r["errors"]);
+}
+
+fn ok_body() -> Vec<u8> {
+    response("200 OK", "text/plain", "", "ok\n")
+}
+
+#[test]
+fn connections_the_server_closes_are_replaced() {
+    // Proves keep-alive limits (nginx closes after keepalive_requests) cost nothing: a server
+    // that announces `Connection: close` on every 20th answer and closes gets a new connection
+    // each time, with no error and no client lost. One that closes without answering (every
+    // 25th request) costs that request alone, counted as connection_closed, and the run goes
+    // on over new connections.
+    let addr = scripted(|n, _| {
+        Some(if n % 20 == 19 {
+            response("200 OK", "text/plain", "Connection: close\r\n", "ok\n")
+        } else {
+            ok_body()
+        })
+    });
+    let url = format!("http://{addr}/");
+    let (_, text, report) = http(&["--url", &url, "--agents", "4", "--duration", "1"]);
+    let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+    assert_clean(&report, &["health"]);
+    let r = run(&report);
+    let answered = r["accounting"]["replies_delivered"].as_u64().unwrap();
+    let reconnects = r["reconnects"].as_u64().unwrap();
+    assert!(answered >= 100 && reconnects >= answered / 20 - 4, "{answered} {reconnects}");
+
+    let addr = scripted(|n, _| Some(if n % 25 == 24 { Vec::new() } else { ok_body() }));
+    let url = format!("http://{addr}/");
+    let (ok, text, report) = http(&["--url", &url, "--agents", "4", "--duration", "1"]);
+    assert!(!ok);
+    let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+    let r = run(&report);
+    assert!(r["accounting"]["closed"].as_bool().unwrap(), "{r}");
+    let closed = r["errors"]["connection_closed"].as_u64().unwrap();
+    assert_eq!(r["errors"].as_object().unwrap().len(), 1, "{}", r["errors"]);
+    let answered = r["accounting"]["replies_delivered"].as_u64().unwrap();
+    assert!(closed >= 2 && answered >= 20 * closed, "{closed} {answered}");
+    assert!(r["reconnects"].as_u64().unwrap() >= closed, "{r}");
+}
+
+#[test]
+fn requests_past_the_timeout_are_errors_and_their_connection_is_replaced() {
+    // Proves --timeout over HTTP/1.1: a server that stops answering on a connection (every
+    // 40th request) costs that request, counted as `timeout` after 0.2 s; the connection is
+    // closed and replaced and the run goes on (no stall, no client lost), and no answer took
+    // longer than the timeout.
+    let addr = scripted(|n, _| (n % 40 != 39).then(ok_body));
+    let url = format!("http://{addr}/");
+    let (ok, text, report) = http(&[
+        "--url",
+        &url,
+        "--agents",
+        "2",
+        "--duration",
+        "1.5",
+        "--timeout",
+        "0.2",
+        "--drain-timeout",
+        "5",
+    ]);
+    assert!(!ok);
+    let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+    let r = run(&report);
+    assert!(r["accounting"]["closed"].as_bool().unwrap(), "{r}");
+    assert!(!r["failure"].as_str().unwrap_or("").contains("stalled"), "{}", r["failure"]);
+    let timeouts = r["errors"]["timeout"].as_u64().unwrap();
+    assert_eq!(r["errors"].as_object().unwrap().len(), 1, "{}", r["errors"]);
+    assert!(timeouts >= 2, "{timeouts}");
+    assert!(r["reconnects"].as_u64().unwrap() >= timeouts, "{r}");
+    assert!(r["latency"]["rtt"]["max_ms"].as_f64().unwrap() < 200.0, "{}", r["latency"]);
+    assert_eq!(report["config"]["http"]["timeout_sec"], 0.2);
+}
+
+/// An h2c server that answers `ok` to every request but each `hold`-th, which it never
+/// answers (the stream stays open until the client resets it).
+fn h2_holding(hold: usize) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    l.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::from_std(l).unwrap();
+            let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            while let Ok((s, _)) = l.accept().await {
+                let count = count.clone();
+                tokio::spawn(async move {
+                    let Ok(mut conn) = h2::server::handshake(s).await else { return };
+                    let mut held = Vec::new();
+                    while let Some(Ok((_, mut respond))) = conn.accept().await {
+                        if count.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % hold
+                            == hold - 1
+                        {
+                            held.push(respond);
+                            continue;
+                        }
+                        let head = http::Response::builder()
+                            .header("content-type", "text/plain")
+                            .body(())
+                            .unwrap();
+                        if let Ok(mut body) = respond.send_response(head, false) {
+                            let _ = body.send_data(bytes::Bytes::from_static(b"ok\n"), true);
+                        }
+                    }
+                });
+            }
+        });
+    });
+    addr
+}
+
+#[test]
+fn over_http2_a_timeout_resets_its_stream_alone() {
+    // Proves --timeout over --http2: a stream the server never answers (every 30th) is reset
+    // after 0.2 s and counted as `timeout`, while the other clients multiplexed on the same
+    // connection go on: no connection is replaced.
+    let addr = h2_holding(30);
+    let url = format!("http://{addr}/");
+    let (ok, text, report) = http(&[
+        "--url",
+        &url,
+        "--http2",
+        "--agents",
+        "4",
+        "--connections",
+        "1",
+        "--duration",
+        "1.5",
+        "--timeout",
+        "0.2",
+    ]);
+    assert!(!ok);
+    let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+    let r = run(&report);
+    assert!(r["accounting"]["closed"].as_bool().unwrap(), "{r}");
+    assert!(!r["failure"].as_str().unwrap_or("").contains("stalled"), "{}", r["failure"]);
+    let timeouts = r["errors"]["timeout"].as_u64().unwrap();
+    assert_eq!(r["errors"].as_object().unwrap().len(), 1, "{}", r["errors"]);
+    let answered = r["accounting"]["replies_delivered"].as_u64().unwrap();
+    assert!(timeouts >= 2 && answered >= 20 * timeouts, "{timeouts} {answered}");
+    assert_eq!(r["reconnects"], 0, "{r}");
 }
 
 #[test]

@@ -243,6 +243,28 @@ impl<W: Copy> H2Conn<W> {
         Ok(())
     }
 
+    /// What was in flight, for a connection that ended.
+    pub fn into_streams(self) -> impl Iterator<Item = W> {
+        self.streams.into_iter().map(|s| s.w)
+    }
+
+    /// Cancels the streams due by `now_ns` (`due` of what each carries): they go to `out`, and
+    /// `h2` resets them with its next output. Returns when the next one is due.
+    pub fn expire(&mut self, due: impl Fn(&W) -> u64, now_ns: u64, out: &mut Vec<W>) -> u64 {
+        let mut next = u64::MAX;
+        let mut i = 0;
+        while i < self.streams.len() {
+            let d = due(&self.streams[i].w);
+            if d <= now_ns {
+                out.push(self.streams.swap_remove(i).w);
+            } else {
+                next = next.min(d);
+                i += 1;
+            }
+        }
+        next
+    }
+
     /// Bytes read from the socket.
     pub fn feed(&mut self, buf: &[u8]) {
         self.pipe.0.borrow_mut().inbound.extend_from_slice(buf);

@@ -37,6 +37,10 @@ const NO_SESSION: &str =
     "the MCP server answered initialize without an Mcp-Session-Id (missing_session_id); \
      give --mcp-version 2026-07-28 for a sessionless server";
 
+/// Connections in a row that may end without an answer before a client's connection is given
+/// up (a server that accepts and closes at once is not redialled forever).
+const STRIKES: u8 = 3;
+
 /// The MCP protocol version that needs no session.
 pub const MCP_SESSIONLESS: &str = "2026-07-28";
 
@@ -160,6 +164,9 @@ pub struct Plan {
     pub pipeline: u32,
     /// HTTP/2 over cleartext (h2c, prior knowledge) instead of HTTP/1.1.
     pub http2: bool,
+    /// `--timeout`: a request on the wire this long without its answer is an error of kind
+    /// `timeout` (0: none).
+    pub timeout_ns: u64,
 }
 
 impl Default for Plan {
@@ -176,6 +183,7 @@ impl Default for Plan {
             turns: 4,
             pipeline: 1,
             http2: false,
+            timeout_ns: 0,
         }
     }
 }
@@ -268,6 +276,24 @@ struct Conn {
     queued: VecDeque<Wire>,
     /// The front request's first server-sent event arrived then (0: not yet).
     first_event_ns: u64,
+    /// Whether a response came since the connection opened.
+    answered: bool,
+    /// Connections in a row that ended without any answer: past [`STRIKES`] the server is
+    /// taken as refusing this client, and the connection is lost.
+    strikes: u8,
+    /// The server said `Connection: close`: nothing more goes on it.
+    closing: bool,
+    /// Closed by the loop for a timeout: what was on its wire counts as `timeout`.
+    expired: bool,
+    /// Ended, and not replaced yet: requests wait in `queued`.
+    down: bool,
+}
+
+impl Conn {
+    /// Whether a request may go on the wire now (HTTP/1.1: also a free pipeline slot).
+    fn open(&self) -> bool {
+        !self.down && !self.closing
+    }
 }
 
 /// HTTP/1.1 requests and responses for one agent core.
@@ -335,7 +361,8 @@ impl Http {
     /// Puts `w` on the wire of `conn` if there is room, else in its queue.
     fn submit(&mut self, conn: usize, w: Wire) {
         if !self.h2.is_empty() {
-            if self.conns[conn].queued.is_empty() && self.h2[conn].ready() {
+            let c = &self.conns[conn];
+            if c.open() && c.queued.is_empty() && self.h2[conn].ready() {
                 self.h2_send(conn, w);
             } else {
                 self.conns[conn].queued.push_back(w);
@@ -343,7 +370,7 @@ impl Http {
             return;
         }
         let c = &self.conns[conn];
-        if c.wire.len() < self.plan.pipeline.max(1) as usize && c.queued.is_empty() {
+        if c.open() && c.wire.len() < self.plan.pipeline.max(1) as usize && c.queued.is_empty() {
             self.write(conn, w);
         } else {
             self.conns[conn].queued.push_back(w);
@@ -352,6 +379,9 @@ impl Http {
 
     /// Moves queued requests onto the wire while there is room; `now` is their send time.
     fn pump(&mut self, conn: usize, now_ns: u64) {
+        if !self.conns[conn].open() {
+            return;
+        }
         if !self.h2.is_empty() {
             while !self.conns[conn].queued.is_empty() && self.h2[conn].ready() {
                 let Some(mut w) = self.conns[conn].queued.pop_front() else { return };
@@ -602,7 +632,10 @@ impl Http {
                 self.stats[usize::from(i)].error(kind);
             }
             let id = self.id_base + self.first + w.local;
-            let _ = book.router_error(About::Request(Some(id)), ErrorKind::Name(kind));
+            if let Some(local) = book.router_error(About::Request(Some(id)), ErrorKind::Name(kind))
+            {
+                book.send_from(local, |c, out| self.request(c, out));
+            }
         } else if book.registering() {
             book.refused(format!("the MCP server sent {why}"));
         } else if w.what == What::Farewell {
@@ -652,7 +685,9 @@ impl Http {
                         None => {}
                     }
                 }
-                self.conns[conn].first_event_ns = first_event_ns;
+                let c = &mut self.conns[conn];
+                c.first_event_ns = first_event_ns;
+                c.answered = true;
                 let head = Head {
                     status,
                     content_type,
@@ -703,6 +738,9 @@ impl Adapter for Http {
     }
 
     fn input(&mut self, conn: usize, buf: &[u8], book: &mut Book) -> Result<usize, String> {
+        if self.conns[conn].down {
+            return Ok(buf.len()); // closed for a timeout: a late answer is for nobody
+        }
         if !self.h2.is_empty() {
             return self.h2_input(conn, buf, book);
         }
@@ -748,7 +786,10 @@ impl Adapter for Http {
                 self.chunk = chunk;
                 break;
             }
-            self.conns[conn].wire.pop_front();
+            let c = &mut self.conns[conn];
+            c.wire.pop_front();
+            c.answered = true;
+            c.closing |= head.close;
             if front.what == What::Init {
                 match head.session {
                     Some((a, b)) => {
@@ -829,6 +870,72 @@ impl Adapter for Http {
 
     fn breakdown(&self) -> Vec<PatternStats> {
         self.stats.clone()
+    }
+
+    fn reset(&mut self, conn: usize, book: &mut Book) -> bool {
+        let c = &mut self.conns[conn];
+        let kind = if c.expired { "timeout" } else { "connection_closed" };
+        c.strikes = if c.answered || c.expired { 0 } else { c.strikes + 1 };
+        let again = c.strikes <= STRIKES;
+        (c.answered, c.closing, c.expired, c.down) = (false, false, false, true);
+        c.first_event_ns = 0;
+        c.out.clear();
+        let mut gone: Vec<Wire> = std::mem::take(&mut c.wire).into();
+        if let Some(h2) = self.h2.get_mut(conn) {
+            gone.extend(std::mem::take(h2).into_streams());
+        }
+        for w in gone {
+            self.failed(w, kind, &format!("nothing before closing the connection ({kind})"), book);
+        }
+        again
+    }
+
+    fn must_reopen(&self, conn: usize) -> bool {
+        self.conns[conn].closing
+    }
+
+    fn reopened(&mut self, conn: usize, book: &mut Book) {
+        self.conns[conn].down = false;
+        self.pump(conn, book.now_ns());
+    }
+
+    fn expire(&mut self, book: &mut Book, touched: &mut Vec<(usize, bool)>) -> u64 {
+        let timeout = self.plan.timeout_ns;
+        if timeout == 0 {
+            return u64::MAX;
+        }
+        let now = book.now_ns();
+        let due = |w: &Wire| match w.what {
+            What::Request(_) => w.sent_ns.saturating_add(timeout),
+            _ => u64::MAX, // set-up and farewells have their own bounds
+        };
+        let mut next = u64::MAX;
+        let mut gone = Vec::new();
+        for conn in 0..self.conns.len() {
+            if let Some(h2) = self.h2.get_mut(conn) {
+                // HTTP/2 cancels the stream alone (RST_STREAM): the connection stays.
+                next = next.min(h2.expire(due, now, &mut gone));
+                if !gone.is_empty() {
+                    touched.push((conn, false));
+                }
+            } else {
+                // HTTP/1.1 cannot skip an answer: the connection goes, and with it what was
+                // pipelined behind the late request.
+                let c = &mut self.conns[conn];
+                let Some(front) = c.wire.front().filter(|_| !c.down) else { continue };
+                if due(front) > now {
+                    next = next.min(due(front));
+                    continue;
+                }
+                (c.expired, c.down) = (true, true);
+                gone.extend(c.wire.drain(..));
+                touched.push((conn, true));
+            }
+            for w in gone.drain(..) {
+                self.failed(w, "timeout", "no answer within --timeout", book);
+            }
+        }
+        next
     }
 }
 
