@@ -188,7 +188,7 @@ fn every_kind_of_pattern_runs_over_http2() {
     // Proves h2c (--http2) end to end against the three reference targets: the A2A mix (SSE
     // streams counted), MCP sessions opened and deleted, the registry with a token; clients
     // sharing one connection multiplex their requests (window 2 each). The targets count
-    // what they answered over HTTP/2: every request went that way.
+    // what they answered over HTTP/2: every request went that way, --preload's included.
     let a2a = Target::start(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), 1).unwrap();
     let url = format!("http://{}/", a2a.local_addr());
     let mix = "a2a:message,a2a:stream,a2a:agent_card,a2a-v03:stream";
@@ -245,8 +245,11 @@ fn every_kind_of_pattern_runs_over_http2() {
         "s3cret",
     ]);
     assert!(ok, "{text}");
-    assert_clean(&report.unwrap(), &mix.split(',').collect::<Vec<_>>());
-    assert!(reg.http2_requests() > 0);
+    let report = report.unwrap();
+    assert_clean(&report, &mix.split(',').collect::<Vec<_>>());
+    // The preloaded agents were registered over HTTP/2 too.
+    let sent = run(&report)["accounting"]["requests_sent"].as_u64().unwrap();
+    assert!(reg.http2_requests() >= sent + 10, "{} over HTTP/2, {sent} sent", reg.http2_requests());
 }
 
 #[test]

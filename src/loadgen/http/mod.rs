@@ -968,13 +968,17 @@ fn conversation(into: &mut String, plan: &Plan, id_base: u32, client: u32, seq: 
 }
 
 /// Registers `n` agents with the registry at `addr` before a run (`--preload`), over one
-/// keep-alive connection; returns their ids.
+/// keep-alive connection (HTTP/1.1, or h2c with `--http2`, 32 registrations at a time); returns
+/// their ids.
 pub fn preload(
     addr: std::net::SocketAddr,
     plan: &Plan,
     n: u32,
     timeout: std::time::Duration,
 ) -> Result<Vec<String>, String> {
+    if plan.http2 {
+        return preload_h2(addr, plan, n, timeout);
+    }
     use std::io::Read;
     let mut s = std::net::TcpStream::connect_timeout(&addr, timeout)
         .map_err(|e| format!("--preload: connecting to {addr}: {e}"))?;
@@ -982,23 +986,8 @@ pub fn preload(
     let _ = s.set_nodelay(true);
     let mut ids = Vec::with_capacity(n as usize);
     let (mut buf, mut filled) = (vec![0u8; 64 << 10], 0usize);
-    let path = plan.join("agents");
     for i in 0..n {
-        let body = format!(
-            r#"{{"agent_card":{{"name":"preloaded-{i}","description":"a2a-bench preloaded agent {i}","url":"http://preloaded-{i}.invalid/","version":"1.0.0","protocolVersion":"0.3.0","protocol_version":"0.3.0","capabilities":{{}},"defaultInputModes":["text/plain"],"defaultOutputModes":["text/plain"],"skills":[{{"id":"s{i}","name":"skill {i}","description":"preloaded","tags":["skill-{}"]}}]}}}}"#,
-            i % 16
-        );
-        let mut req = format!(
-            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-            plan.host,
-            body.len()
-        );
-        if let Some(t) = &plan.token {
-            req.push_str(&format!("Authorization: Bearer {t}\r\n"));
-        }
-        req.push_str("\r\n");
-        req.push_str(&body);
-        s.write_all(req.as_bytes()).map_err(|e| format!("--preload: writing: {e}"))?;
+        s.write_all(&preload_request(plan, i)).map_err(|e| format!("--preload: writing: {e}"))?;
         loop {
             let head = match parse::head(&buf[..filled]) {
                 Ok(h) => h,
@@ -1009,20 +998,8 @@ pub fn preload(
                     return Err("--preload: chunked registry answers are not supported".into());
                 };
                 if filled >= h.head_len + len {
-                    if !(200..300).contains(&h.status) {
-                        return Err(format!(
-                            "--preload: the registry answered POST {path} with HTTP {}",
-                            h.status
-                        ));
-                    }
-                    let v: serde_json::Value =
-                        serde_json::from_slice(&buf[h.head_len..h.head_len + len])
-                            .map_err(|e| format!("--preload: the registry's answer: {e}"))?;
-                    let id = v.get("agent_id").or_else(|| v.get("id")).and_then(|x| x.as_str());
-                    let Some(id) = id else {
-                        return Err(format!("--preload: no agent_id in the registry's answer {v}"));
-                    };
-                    ids.push(id.to_string());
+                    let body = &buf[h.head_len..h.head_len + len];
+                    ids.push(preloaded_id(plan, h.status, body)?);
                     buf.copy_within(h.head_len + len..filled, 0);
                     filled -= h.head_len + len;
                     break;
@@ -1039,4 +1016,102 @@ pub fn preload(
         }
     }
     Ok(ids)
+}
+
+/// `--preload` over h2c: the same requests, carried over as the run's are ([`h2c::to_h2`]).
+fn preload_h2(
+    addr: std::net::SocketAddr,
+    plan: &Plan,
+    n: u32,
+    timeout: std::time::Duration,
+) -> Result<Vec<String>, String> {
+    let bounded = |what: &'static str| {
+        move |_| format!("--preload: no {what} from the registry within {} s", timeout.as_secs())
+    };
+    let h2 = |e: h2::Error| format!("--preload: HTTP/2: {e}");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("--preload: {e}"))?;
+    rt.block_on(async {
+        let tcp = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr))
+            .await
+            .map_err(bounded("connection"))?
+            .map_err(|e| format!("--preload: connecting to {addr}: {e}"))?;
+        let _ = tcp.set_nodelay(true);
+        let (mut send, conn) = tokio::time::timeout(timeout, h2::client::handshake(tcp))
+            .await
+            .map_err(bounded("HTTP/2 handshake"))?
+            .map_err(h2)?;
+        let driver = tokio::spawn(conn);
+        let mut ids = Vec::with_capacity(n as usize);
+        for first in (0..n).step_by(32) {
+            let mut pending = Vec::with_capacity(32);
+            for i in first..(first + 32).min(n) {
+                let (req, body) = h2c::to_h2(&preload_request(plan, i), &plan.host)
+                    .map_err(|e| format!("--preload: {e}"))?;
+                send = tokio::time::timeout(timeout, send.ready())
+                    .await
+                    .map_err(bounded("free stream"))?
+                    .map_err(h2)?;
+                let (resp, mut out) = send.send_request(req, false).map_err(h2)?;
+                out.send_data(body, true).map_err(h2)?;
+                pending.push(resp);
+            }
+            for resp in pending {
+                let r = tokio::time::timeout(timeout, resp)
+                    .await
+                    .map_err(bounded("answer"))?
+                    .map_err(h2)?;
+                let status = r.status().as_u16();
+                let mut body = r.into_body();
+                let mut bytes = Vec::new();
+                while let Some(data) = tokio::time::timeout(timeout, body.data())
+                    .await
+                    .map_err(bounded("answer body"))?
+                {
+                    let data = data.map_err(h2)?;
+                    let _ = body.flow_control().release_capacity(data.len());
+                    bytes.extend_from_slice(&data);
+                }
+                ids.push(preloaded_id(plan, status, &bytes)?);
+            }
+        }
+        driver.abort();
+        Ok(ids)
+    })
+}
+
+/// Preloaded agent `i`'s registration, as HTTP/1.1 text.
+fn preload_request(plan: &Plan, i: u32) -> Vec<u8> {
+    let body = format!(
+        r#"{{"agent_card":{{"name":"preloaded-{i}","description":"a2a-bench preloaded agent {i}","url":"http://preloaded-{i}.invalid/","version":"1.0.0","protocolVersion":"0.3.0","protocol_version":"0.3.0","capabilities":{{}},"defaultInputModes":["text/plain"],"defaultOutputModes":["text/plain"],"skills":[{{"id":"s{i}","name":"skill {i}","description":"preloaded","tags":["skill-{}"]}}]}}}}"#,
+        i % 16
+    );
+    let mut req = format!(
+        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        plan.join("agents"),
+        plan.host,
+        body.len()
+    );
+    if let Some(t) = &plan.token {
+        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(&body);
+    req.into_bytes()
+}
+
+/// The id in a registration's answer.
+fn preloaded_id(plan: &Plan, status: u16, body: &[u8]) -> Result<String, String> {
+    if !(200..300).contains(&status) {
+        let path = plan.join("agents");
+        return Err(format!("--preload: the registry answered POST {path} with HTTP {status}"));
+    }
+    let v: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| format!("--preload: the registry's answer: {e}"))?;
+    match v.get("agent_id").or_else(|| v.get("id")).and_then(|x| x.as_str()) {
+        Some(id) => Ok(id.to_string()),
+        None => Err(format!("--preload: no agent_id in the registry's answer {v}")),
+    }
 }
