@@ -52,7 +52,15 @@ def main() -> None:
     routes = create_agent_card_routes(card) + create_jsonrpc_routes(
         handler, "/", enable_v0_3_compat=True
     )
-    uvicorn.run(Starlette(routes=routes), host="127.0.0.1", port=port, log_level="warning")
+    # An optional second argument: seconds uvicorn keeps an idle connection open (default 5).
+    keep_alive = float(sys.argv[2]) if len(sys.argv) > 2 else 5
+    uvicorn.run(
+        Starlette(routes=routes),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        timeout_keep_alive=keep_alive,
+    )
 
 
 if __name__ == "__main__":

@@ -49,21 +49,24 @@ start() {
 }
 
 FAILED=0
-check() { # label, a2a-bench http arguments...
+check() { # label, a2a-bench http arguments... (RUN="--duration 2 --agents 4" by default;
+           # MIN_RECONNECTS: connections the server must have closed and a2a-bench replaced)
     local label=$1; shift
     local report="$OUT/$(echo "$label" | tr -c 'a-z0-9\n' '-').json"
     echo "== $label"
-    if "$BIN" http --duration 2 --warmup 0.5 --repeat 1 --agents 4 --interval 0 --output "$report" \
+    # shellcheck disable=SC2086
+    if "$BIN" http ${RUN:---duration 2 --agents 4} --warmup 0.5 --repeat 1 --interval 0 --output "$report" \
         --agent-cores "$(( $(nproc) - 1 ))" "$@" \
         | grep -E '^ +[0-9]+ +client|^       [a-z]'; then :; fi
-    python3 - "$report" "$label" <<'PY' || FAILED=1
+    python3 - "$report" "$label" "${MIN_RECONNECTS:-0}" <<'PY' || FAILED=1
 import json, sys
-report, label = sys.argv[1], sys.argv[2]
+report, label, min_reconnects = sys.argv[1], sys.argv[2], int(sys.argv[3])
 r = json.load(open(report))["results"][0]
 errors = sum(r["errors"].values())
 ok = r["success"] and errors == 0 and r["accounting"]["closed"] and all(p["ok"] > 0 for p in r["patterns"])
+ok = ok and r["reconnects"] >= min_reconnects
 answered = sum(p["ok"] for p in r["patterns"])
-print(f"   {label}: {'PASS' if ok else 'FAIL'}: {answered} answers, {errors} errors {r['errors']}, {r['throughput_msg_per_sec']:.0f} req/s, p50 {r['p50_latency_ms']:.2f} ms, p99 {r['p99_latency_ms']:.2f} ms")
+print(f"   {label}: {'PASS' if ok else 'FAIL'}: {answered} answers, {errors} errors {r['errors']}, {r['reconnects']} reconnects, {r['throughput_msg_per_sec']:.0f} req/s, p50 {r['p50_latency_ms']:.2f} ms, p99 {r['p99_latency_ms']:.2f} ms")
 sys.exit(0 if ok else 1)
 PY
 }
@@ -71,6 +74,12 @@ PY
 P=$(free_port); start "$P" "$ENVS/a2a/bin/python" "$HERE/a2a_echo.py" "$P"
 check "a2a-sdk $("$ENVS/a2a/bin/pip" show a2a-sdk | sed -n 's/^Version: //p')" --url "http://127.0.0.1:$P/" \
     --pattern a2a:message,a2a:stream,a2a:conversation,a2a:agent_card,a2a-v03:message,a2a-v03:stream
+
+# uvicorn closing connections idle for 1 s: each client sends every 1.5 s, so every request
+# finds its connection closed by the server and replaced by a2a-bench, with no error.
+P=$(free_port); start "$P" "$ENVS/a2a/bin/python" "$HERE/a2a_echo.py" "$P" 1
+RUN="--duration 6 --agents 2 --rate 1.333" MIN_RECONNECTS=4 \
+    check "a2a-sdk, idle connections closed after 1 s" --url "http://127.0.0.1:$P/" --pattern a2a:message
 
 for v in mcp1 mcp2; do
     P=$(free_port); start "$P" "$ENVS/$v/bin/python" "$HERE/mcp_echo.py" "$P"
