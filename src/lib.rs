@@ -33,5 +33,6 @@ pub mod routers;
 pub mod targets;
 #[cfg(test)]
 mod testing;
+pub mod tls;
 pub mod transport;
 pub mod wire;

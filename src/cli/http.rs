@@ -17,8 +17,8 @@ use crate::report::HttpConfig;
 /// `a2a-bench http`'s flags.
 #[derive(Args, Debug, Clone)]
 pub struct HttpCmd {
-    /// The server: http://host:port[/path] (the JSON-RPC or MCP endpoint, the registry's
-    /// base, or what `health` gets).
+    /// The server: http[s]://host[:port][/path] (the JSON-RPC or MCP endpoint, the
+    /// registry's base, or what `health` gets).
     #[arg(long, value_name = "URL")]
     url: String,
     /// What each client sends, as a mix reported per pattern: health, a2a:message,
@@ -112,6 +112,13 @@ pub struct HttpCmd {
     /// Open loop: a send later than this after its intended time counts as late (ms).
     #[arg(long, value_name = "MS", default_value = "1", value_parser = super::bench::parse_secs_ms)]
     late_after_ms: Duration,
+    /// https://: trust the CA certificates in this PEM file instead of the built-in Mozilla
+    /// roots.
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<PathBuf>,
+    /// https://: accept any server certificate (the traffic is still encrypted).
+    #[arg(long)]
+    insecure: bool,
     /// Send `Authorization: Bearer TOKEN` [env: A2A_BENCH_TOKEN].
     #[arg(long, value_name = "TOKEN")]
     auth_token: Option<String>,
@@ -133,20 +140,30 @@ pub struct HttpCmd {
     turns: u32,
 }
 
-/// `http://host:port/path` → (Host header, address, path).
-fn parse_url(url: &str) -> Result<(String, SocketAddr, String), String> {
+/// A parsed `--url`.
+#[derive(Debug)]
+struct Url {
+    /// `Host` header value (host, and port when given).
+    authority: String,
+    /// The host alone (the TLS server name).
+    host: String,
+    addr: SocketAddr,
+    path: String,
+    https: bool,
+}
+
+/// `http[s]://host[:port]/path`.
+fn parse_url(url: &str) -> Result<Url, String> {
     let Some((scheme, rest)) = url.split_once("://") else {
         return Err(format!("'{url}': give http://host:port[/path]"));
     };
-    match scheme.to_ascii_lowercase().as_str() {
-        "http" => {}
-        "https" => {
-            return Err(format!(
-                "'{url}': https is not supported (plain HTTP/1.1 only; put the target behind a TLS-terminating proxy, or reach it over http)"
-            ))
+    let https = match scheme.to_ascii_lowercase().as_str() {
+        "http" => false,
+        "https" => true,
+        other => {
+            return Err(format!("'{url}': the scheme must be http:// or https://, not {other}://"))
         }
-        other => return Err(format!("'{url}': the scheme must be http://, not {other}://")),
-    }
+    };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -154,12 +171,13 @@ fn parse_url(url: &str) -> Result<(String, SocketAddr, String), String> {
     if authority.is_empty() || authority.contains('@') {
         return Err(format!("'{url}': give http://host:port[/path]"));
     }
-    let with_port = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-        && !authority.ends_with(']')
-    {
-        authority.to_string()
+    let has_port = authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        && !authority.ends_with(']');
+    let (with_port, host) = if has_port {
+        let (h, _) = authority.rsplit_once(':').unwrap_or((authority, ""));
+        (authority.to_string(), h.to_string())
     } else {
-        format!("{authority}:80")
+        (format!("{authority}:{}", if https { 443 } else { 80 }), authority.to_string())
     };
     let addr = with_port
         .to_socket_addrs()
@@ -169,7 +187,7 @@ fn parse_url(url: &str) -> Result<(String, SocketAddr, String), String> {
     if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
         return Err(format!("'{url}': the path has spaces or control characters"));
     }
-    Ok((authority.to_string(), addr, path.to_string()))
+    Ok(Url { authority: authority.to_string(), host, addr, path: path.to_string(), https })
 }
 
 fn header_safe(flag: &str, v: &str) -> anyhow::Result<()> {
@@ -181,7 +199,21 @@ fn header_safe(flag: &str, v: &str) -> anyhow::Result<()> {
 
 /// The validated grid of an `a2a-bench http` command.
 fn config(cmd: HttpCmd) -> anyhow::Result<BenchConfig> {
-    let (host, addr, path) = parse_url(&cmd.url).map_err(|e| anyhow!("--url: {e}"))?;
+    let Url { authority: host, host: name, addr, path, https } =
+        parse_url(&cmd.url).map_err(|e| anyhow!("--url: {e}"))?;
+    if !https && (cmd.insecure || cmd.cacert.is_some()) {
+        bail!("--insecure and --cacert are for https:// URLs");
+    }
+    let tls = if https {
+        let client = crate::tls::Client::new(&name, cmd.cacert.as_deref(), cmd.insecure, cmd.http2)
+            .map_err(|e| {
+                anyhow!("{}: {e}", if cmd.cacert.is_some() { "--cacert" } else { "--url" })
+            })?;
+        client.connect().map_err(|e| anyhow!("--url: {e}"))?;
+        Some(client)
+    } else {
+        None
+    };
     let patterns = Pattern::parse_list(&cmd.pattern).map_err(|e| anyhow!("--pattern: {e}"))?;
     if !(1..=1024).contains(&cmd.pipeline) {
         bail!("--pipeline must be 1 to 1024");
@@ -230,6 +262,7 @@ fn config(cmd: HttpCmd) -> anyhow::Result<BenchConfig> {
         pipeline: cmd.pipeline,
         http2: cmd.http2,
         timeout_ns: cmd.timeout.map_or(0, |t| t.as_nanos() as u64),
+        tls,
     };
     let mut b = BenchArgs::defaults();
     b.agents = Some(cmd.agents.unwrap_or_else(|| if cmd.quick { "4" } else { "10" }.into()));
@@ -272,6 +305,7 @@ fn config(cmd: HttpCmd) -> anyhow::Result<BenchConfig> {
         turns: patterns.contains(&Pattern::A2aConversation).then_some(cmd.turns),
         auth: token.is_some(),
         timeout_sec: cmd.timeout.filter(|t| !t.is_zero()).map(|t| t.as_secs_f64()),
+        tls: https,
     };
     Ok(cfg.into_http(&cmd.url, plan, cmd.connections, info))
 }
@@ -289,11 +323,15 @@ mod tests {
     fn urls_give_host_address_and_path() {
         // Proves URL parsing: host header as given, port 80 by default, the path kept, and
         // https and other schemes refused with a reason.
-        let (host, addr, path) = parse_url("http://127.0.0.1:8080/mcp").unwrap();
-        assert_eq!((host.as_str(), addr.port(), path.as_str()), ("127.0.0.1:8080", 8080, "/mcp"));
-        let (_, addr, path) = parse_url("http://127.0.0.1").unwrap();
-        assert_eq!((addr.port(), path.as_str()), (80, "/"));
-        assert!(parse_url("https://127.0.0.1:1/").unwrap_err().contains("https is not supported"));
+        let u = parse_url("http://127.0.0.1:8080/mcp").unwrap();
+        assert_eq!(
+            (u.authority.as_str(), u.host.as_str(), u.addr.port(), u.path.as_str(), u.https),
+            ("127.0.0.1:8080", "127.0.0.1", 8080, "/mcp", false)
+        );
+        let u = parse_url("http://127.0.0.1").unwrap();
+        assert_eq!((u.addr.port(), u.path.as_str()), (80, "/"));
+        let u = parse_url("https://localhost/a").unwrap();
+        assert_eq!((u.host.as_str(), u.addr.port(), u.https), ("localhost", 443, true));
         assert!(parse_url("ftp://x/").unwrap_err().contains("scheme"));
         assert!(parse_url("127.0.0.1:8080").is_err());
     }

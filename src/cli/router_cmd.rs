@@ -2,6 +2,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -306,21 +307,39 @@ pub struct ServeCmd {
     /// public).
     #[arg(long, value_name = "TOKEN")]
     auth_token: Option<String>,
+    /// Serve https:// with this PEM certificate chain (with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 pub(super) fn run_serve(cmd: ServeCmd) -> anyhow::Result<()> {
     if cmd.threads == 0 || cmd.threads > 1024 {
         bail!("--threads must be 1 to 1024");
     }
+    let tls = match (&cmd.tls_cert, &cmd.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(crate::tls::server(cert, key).map_err(|e| anyhow::anyhow!("--tls-cert: {e}"))?)
+        }
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
     ])
     .context("installing signal handlers")?;
     let target =
-        crate::targets::Target::start_with(cmd.target, cmd.listen, cmd.threads, cmd.auth_token)
+        crate::targets::Target::start_tls(cmd.target, cmd.listen, cmd.threads, cmd.auth_token, tls)
             .with_context(|| format!("--listen {}", cmd.listen))?;
-    outln!("serving {} on http://{} ({} threads)", cmd.target, target.local_addr(), cmd.threads);
+    outln!(
+        "serving {} on {scheme}://{} ({} threads)",
+        cmd.target,
+        target.local_addr(),
+        cmd.threads
+    );
     outln!("stop with Ctrl-C (SIGINT) or SIGTERM");
     let _ = signals.forever().next();
     target.stop();

@@ -353,6 +353,9 @@ pub struct HttpConfig {
     /// `--timeout` in seconds; null: none.
     #[serde(default)]
     pub timeout_sec: Option<f64>,
+    /// https://: over TLS.
+    #[serde(default)]
+    pub tls: bool,
 }
 
 /// One pattern of an HTTP run (requests of the measured window).

@@ -184,6 +184,19 @@ impl Target {
         threads: usize,
         token: Option<String>,
     ) -> io::Result<Target> {
+        Target::start_tls(kind, listen, threads, token, None)
+    }
+
+    /// [`Target::start_with`], over TLS when `tls` is given (https://; ALPN `h2` and
+    /// `http/1.1`).
+    pub fn start_tls(
+        kind: Kind,
+        listen: SocketAddr,
+        threads: usize,
+        token: Option<String>,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> io::Result<Target> {
+        let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
         let token: Option<Arc<str>> = token.map(Arc::from);
         let std_listener = std::net::TcpListener::bind(listen)?;
         std_listener.set_nonblocking(true)?;
@@ -216,15 +229,27 @@ impl Target {
                         let Ok((stream, _)) = accepted else { continue };
                         let _ = stream.set_nodelay(true);
                         let (state, token, h2) = (state.clone(), token.clone(), h2.clone());
+                        let acceptor = acceptor.clone();
                         tokio::spawn(async move {
-                            let io = hyper_util::rt::TokioIo::new(stream);
                             let service = hyper::service::service_fn(move |req| {
                                 handle(state.clone(), token.clone(), h2.clone(), req)
                             });
                             let builder = hyper_util::server::conn::auto::Builder::new(
                                 hyper_util::rt::TokioExecutor::new(),
                             );
-                            let _ = builder.serve_connection(io, service).await;
+                            match acceptor {
+                                Some(a) => {
+                                    // A failed handshake (a client that does not trust the
+                                    // certificate) just ends the connection.
+                                    let Ok(tls) = a.accept(stream).await else { return };
+                                    let io = hyper_util::rt::TokioIo::new(tls);
+                                    let _ = builder.serve_connection(io, service).await;
+                                }
+                                None => {
+                                    let io = hyper_util::rt::TokioIo::new(stream);
+                                    let _ = builder.serve_connection(io, service).await;
+                                }
+                            }
                         });
                     }
                 });

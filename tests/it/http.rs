@@ -623,10 +623,13 @@ fn over_http2_a_timeout_resets_its_stream_alone() {
 
 #[test]
 fn http_flag_mistakes_get_one_line() {
-    // Proves a wrong --url, --pattern, --args or a registry:get without --preload is told in
-    // one line naming the flag, without a backtrace.
+    // Proves a wrong --url, --pattern, --args, --insecure without https, an unreadable
+    // --cacert or a registry:get without --preload is told in one line naming the flag,
+    // without a backtrace.
     for (args, flag) in [
-        (vec!["--url", "https://127.0.0.1:1/"], "--url"),
+        (vec!["--url", "ftp://127.0.0.1:1/"], "--url"),
+        (vec!["--url", "http://127.0.0.1:1/", "--insecure"], "--insecure"),
+        (vec!["--url", "https://127.0.0.1:1/", "--cacert", "/nonexistent.pem"], "--cacert"),
         (vec!["--url", "http://127.0.0.1:1/", "--pattern", "a2a:nope"], "--pattern"),
         (
             vec!["--url", "http://127.0.0.1:1/", "--pattern", "mcp:tools/call", "--args", "[1]"],
@@ -643,4 +646,79 @@ fn http_flag_mistakes_get_one_line() {
         assert!(err.contains(flag) && !err.contains("panicked"), "{err}");
         assert_eq!(err.trim().lines().count(), 1, "{err}");
     }
+}
+
+/// A CA and a certificate it signed for `localhost` and 127.0.0.1, as PEM files in `dir`:
+/// (CA certificate, server certificate, server key).
+fn tls_files(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap();
+    let cert = params.signed_by(&key, &ca).unwrap();
+    let paths = (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&paths.0, ca.pem()).unwrap();
+    std::fs::write(&paths.1, cert.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    paths
+}
+
+#[test]
+fn https_targets_are_measured_over_both_versions() {
+    // Proves https://: the echo agent over TLS answers every A2A pattern over HTTP/1.1 and
+    // over h2 (ALPN), its certificate checked against --cacert; the registry's --preload goes
+    // over TLS too. Without the CA the run fails with the certificate's fault in one line per
+    // kind, and --insecure accepts it.
+    let dir = tempdir();
+    let (ca, cert, key) = tls_files(&dir);
+    let tls = a2a_bench::tls::server(&cert, &key).unwrap();
+    let t = Target::start_tls(
+        Kind::A2aEcho,
+        "127.0.0.1:0".parse().unwrap(),
+        1,
+        None,
+        Some(tls.clone()),
+    )
+    .unwrap();
+    let url = format!("https://localhost:{}/", t.local_addr().port());
+    let mix = "a2a:message,a2a:stream,a2a:agent_card";
+    for extra in [&[][..], &["--http2"][..]] {
+        let mut args = vec!["--url", &url, "--pattern", mix, "--agents", "3", "--cacert"];
+        args.push(ca.to_str().unwrap());
+        args.extend_from_slice(extra);
+        let (ok, text, report) = http(&args);
+        assert!(ok, "{extra:?}: {text}");
+        let report = report.unwrap();
+        assert_clean(&report, &mix.split(',').collect::<Vec<_>>());
+        assert_eq!(report["config"]["http"]["tls"], true);
+    }
+    assert!(t.http2_requests() > 0, "the --http2 run went over h2");
+
+    let (ok, text, report) = http(&["--url", &url, "--agents", "2"]);
+    assert!(!ok);
+    let failure = report.unwrap()["results"][0]["failure"].as_str().unwrap().to_string();
+    assert!(failure.contains("invalid peer certificate"), "{failure}\n{text}");
+    let health = format!("{url}health");
+    let (ok, text, _) = http(&["--url", &health, "--agents", "2", "--insecure"]);
+    assert!(ok, "{text}");
+
+    let reg = Target::start_tls(Kind::Registry, "127.0.0.1:0".parse().unwrap(), 1, None, Some(tls))
+        .unwrap();
+    let url = format!("https://127.0.0.1:{}/", reg.local_addr().port());
+    let mix = "registry:get,registry:search";
+    for extra in [&[][..], &["--http2"][..]] {
+        let mut args = vec!["--url", &url, "--pattern", mix, "--preload", "40", "--cacert"];
+        args.push(ca.to_str().unwrap());
+        args.extend_from_slice(extra);
+        let (ok, text, report) = http(&args);
+        assert!(ok, "{extra:?}: {text}");
+        assert_clean(&report.unwrap(), &mix.split(',').collect::<Vec<_>>());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

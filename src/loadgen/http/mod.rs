@@ -167,6 +167,8 @@ pub struct Plan {
     /// `--timeout`: a request on the wire this long without its answer is an error of kind
     /// `timeout` (0: none).
     pub timeout_ns: u64,
+    /// https://: every connection's TLS.
+    pub tls: Option<crate::tls::Client>,
 }
 
 impl Default for Plan {
@@ -184,6 +186,7 @@ impl Default for Plan {
             pipeline: 1,
             http2: false,
             timeout_ns: 0,
+            tls: None,
         }
     }
 }
@@ -267,7 +270,7 @@ struct Wire {
     measured: bool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Conn {
     out: Vec<u8>,
     /// Requests written, in order: the responses answer them.
@@ -287,9 +290,24 @@ struct Conn {
     expired: bool,
     /// Ended, and not replaced yet: requests wait in `queued`.
     down: bool,
+    /// https://: the connection's TLS state.
+    tls: Option<rustls::ClientConnection>,
+    /// https://: what was decrypted and not used yet (a partial response).
+    plain: Vec<u8>,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Conn {{ wire: {}, queued: {} }}", self.wire.len(), self.queued.len())
+    }
 }
 
 impl Conn {
+    /// A connection of `plan`'s (with its TLS state for https://).
+    fn new(plan: &Plan) -> Conn {
+        Conn { tls: plan.tls.as_ref().and_then(|t| t.connect().ok()), ..Conn::default() }
+    }
+
     /// Whether a request may go on the wire now (HTTP/1.1: also a free pipeline slot).
     fn open(&self) -> bool {
         !self.down && !self.closing
@@ -328,10 +346,11 @@ impl Http {
     pub fn new(cfg: &GroupConfig, plan: Arc<Plan>) -> Http {
         let conns = cfg.count.div_ceil(cfg.agents_per_conn.max(1)) as usize;
         let plan_h2 = plan.http2;
+        let plan_conn = plan.clone();
         Http {
             stats: plan.patterns.iter().map(|&p| PatternStats::new(p)).collect(),
             plan,
-            conns: (0..conns).map(|_| Conn::default()).collect(),
+            conns: (0..conns).map(|_| Conn::new(&plan_conn)).collect(),
             sessions: vec![None; cfg.count as usize],
             spare: Vec::new(),
             body: Vec::with_capacity(1024),
@@ -653,6 +672,102 @@ impl Http {
         c.out.clear();
     }
 
+    /// Responses in `buf` (plaintext): returns the bytes used, or why the connection is
+    /// useless.
+    fn input_plain(&mut self, conn: usize, buf: &[u8], book: &mut Book) -> Result<usize, String> {
+        if !self.h2.is_empty() {
+            return self.h2_input(conn, buf, book);
+        }
+        let mut used = 0;
+        while used < buf.len() {
+            let rest = &buf[used..];
+            let Some(&front) = self.conns[conn].wire.front() else {
+                book.unexpected();
+                return Err("a response to no request".into());
+            };
+            let head = match parse::head(rest) {
+                Ok(Some(h)) => h,
+                Ok(None) => break,
+                Err(why) => return Err(self.broken(conn, &why, book)),
+            };
+            let body_at = head.head_len;
+            let streaming = head.content_type == parse::ContentType::EventStream;
+            let mut chunk = std::mem::take(&mut self.chunk);
+            let (total, whole) = match head.framing {
+                Framing::Length(n) if rest.len() >= body_at + n => (body_at + n, true),
+                Framing::Length(_) => (0, false),
+                Framing::Chunked => match parse::dechunk(&rest[body_at..], &mut chunk) {
+                    Ok(Some(n)) => (body_at + n, true),
+                    Ok(None) => (0, false),
+                    Err(why) => {
+                        self.chunk = chunk;
+                        return Err(self.broken(conn, &why, book));
+                    }
+                },
+            };
+            let body: &[u8] = match head.framing {
+                Framing::Length(n) => &rest[body_at..rest.len().min(body_at + n)],
+                Framing::Chunked => &chunk,
+            };
+            if !whole {
+                // A stream still arriving: note when its first event came.
+                if streaming && self.conns[conn].first_event_ns == 0 {
+                    let (events, _) = parse::events(body, &mut self.event, |_| {});
+                    if events > 0 {
+                        self.conns[conn].first_event_ns = book.now_ns();
+                    }
+                }
+                self.chunk = chunk;
+                break;
+            }
+            let c = &mut self.conns[conn];
+            c.wire.pop_front();
+            c.answered = true;
+            c.closing |= head.close;
+            if front.what == What::Init {
+                match head.session {
+                    Some((a, b)) => {
+                        let id = String::from_utf8_lossy(&rest[a..b]).into_owned();
+                        self.sessions[front.local as usize] = Some(id.into_boxed_str());
+                    }
+                    None if (200..300).contains(&head.status) => {
+                        book.refused(NO_SESSION.into());
+                        self.chunk = chunk;
+                        return Ok(used + total);
+                    }
+                    None => {}
+                }
+            }
+            self.complete(conn, front, &head, body, book);
+            self.chunk = chunk;
+            used += total;
+            self.pump(conn, book.now_ns());
+            if head.close {
+                break; // the server closes: what follows is not for us
+            }
+        }
+        Ok(used)
+    }
+
+    /// The next plaintext to write on `conn`, if any.
+    fn output_plain(&mut self, conn: usize) -> Option<Vec<u8>> {
+        if !self.h2.is_empty() {
+            let mut buf = self.spare.pop().unwrap_or_default();
+            self.h2[conn].output(&mut buf);
+            if buf.is_empty() {
+                self.spare.push(buf);
+                return None;
+            }
+            return Some(buf);
+        }
+        let c = &mut self.conns[conn];
+        if c.out.is_empty() {
+            return None;
+        }
+        let fresh = self.spare.pop().unwrap_or_default();
+        Some(std::mem::replace(&mut c.out, fresh))
+    }
+
     fn h2_input(&mut self, conn: usize, buf: &[u8], book: &mut Book) -> Result<usize, String> {
         self.h2[conn].feed(buf);
         loop {
@@ -738,99 +853,54 @@ impl Adapter for Http {
     }
 
     fn input(&mut self, conn: usize, buf: &[u8], book: &mut Book) -> Result<usize, String> {
-        if self.conns[conn].down {
+        let c = &mut self.conns[conn];
+        if c.down {
             return Ok(buf.len()); // closed for a timeout: a late answer is for nobody
         }
-        if !self.h2.is_empty() {
-            return self.h2_input(conn, buf, book);
-        }
-        let mut used = 0;
-        while used < buf.len() {
-            let rest = &buf[used..];
-            let Some(&front) = self.conns[conn].wire.front() else {
-                book.unexpected();
-                return Err("a response to no request".into());
-            };
-            let head = match parse::head(rest) {
-                Ok(Some(h)) => h,
-                Ok(None) => break,
-                Err(why) => return Err(self.broken(conn, &why, book)),
-            };
-            let body_at = head.head_len;
-            let streaming = head.content_type == parse::ContentType::EventStream;
-            let mut chunk = std::mem::take(&mut self.chunk);
-            let (total, whole) = match head.framing {
-                Framing::Length(n) if rest.len() >= body_at + n => (body_at + n, true),
-                Framing::Length(_) => (0, false),
-                Framing::Chunked => match parse::dechunk(&rest[body_at..], &mut chunk) {
-                    Ok(Some(n)) => (body_at + n, true),
-                    Ok(None) => (0, false),
-                    Err(why) => {
-                        self.chunk = chunk;
-                        return Err(self.broken(conn, &why, book));
-                    }
-                },
-            };
-            let body: &[u8] = match head.framing {
-                Framing::Length(n) => &rest[body_at..rest.len().min(body_at + n)],
-                Framing::Chunked => &chunk,
-            };
-            if !whole {
-                // A stream still arriving: note when its first event came.
-                if streaming && self.conns[conn].first_event_ns == 0 {
-                    let (events, _) = parse::events(body, &mut self.event, |_| {});
-                    if events > 0 {
-                        self.conns[conn].first_event_ns = book.now_ns();
-                    }
+        let Some(tls) = c.tls.as_mut() else { return self.input_plain(conn, buf, book) };
+        // https://: everything read is decrypted; what the responses leave stays in `plain`.
+        let mut rd = buf;
+        while !rd.is_empty() {
+            tls.read_tls(&mut rd).map_err(|e| format!("the server's TLS: {e}"))?;
+            tls.process_new_packets().map_err(|e| format!("the server's TLS: {e}"))?;
+            match std::io::Read::read_to_end(&mut tls.reader(), &mut c.plain) {
+                Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => {
+                    return Err(format!("the server's TLS: {e}"))
                 }
-                self.chunk = chunk;
-                break;
+                _ => {} // more to come, or the server's close_notify (its FIN follows)
             }
+        }
+        if !c.plain.is_empty() {
+            let plain = std::mem::take(&mut self.conns[conn].plain);
+            let used = self.input_plain(conn, &plain, book);
             let c = &mut self.conns[conn];
-            c.wire.pop_front();
-            c.answered = true;
-            c.closing |= head.close;
-            if front.what == What::Init {
-                match head.session {
-                    Some((a, b)) => {
-                        let id = String::from_utf8_lossy(&rest[a..b]).into_owned();
-                        self.sessions[front.local as usize] = Some(id.into_boxed_str());
-                    }
-                    None if (200..300).contains(&head.status) => {
-                        book.refused(NO_SESSION.into());
-                        self.chunk = chunk;
-                        return Ok(used + total);
-                    }
-                    None => {}
-                }
-            }
-            self.complete(conn, front, &head, body, book);
-            self.chunk = chunk;
-            used += total;
-            self.pump(conn, book.now_ns());
-            if head.close {
-                break; // the server closes: what follows is not for us
-            }
+            c.plain = plain;
+            c.plain.drain(..*used.as_ref().unwrap_or(&0));
+            used?;
         }
-        Ok(used)
+        Ok(buf.len())
     }
 
     fn take_output(&mut self, conn: usize) -> Option<Vec<u8>> {
-        if !self.h2.is_empty() {
-            let mut buf = self.spare.pop().unwrap_or_default();
-            self.h2[conn].output(&mut buf);
-            if buf.is_empty() {
-                self.spare.push(buf);
-                return None;
-            }
-            return Some(buf);
-        }
+        let plain = self.output_plain(conn);
         let c = &mut self.conns[conn];
-        if c.out.is_empty() {
+        let Some(tls) = c.tls.as_mut() else { return plain };
+        if let Some(mut plain) = plain {
+            // Buffered by rustls until the handshake ends (no limit: see `tls::Client`).
+            let _ = std::io::Write::write_all(&mut tls.writer(), &plain);
+            plain.clear();
+            self.spare.push(plain);
+        }
+        if !tls.wants_write() {
             return None;
         }
-        let fresh = self.spare.pop().unwrap_or_default();
-        Some(std::mem::replace(&mut c.out, fresh))
+        let mut out = self.spare.pop().unwrap_or_default();
+        while tls.wants_write() {
+            if tls.write_tls(&mut out).is_err() {
+                break;
+            }
+        }
+        Some(out)
     }
 
     fn output_done(&mut self, mut buf: Vec<u8>) {
@@ -880,6 +950,8 @@ impl Adapter for Http {
         (c.answered, c.closing, c.expired, c.down) = (false, false, false, true);
         c.first_event_ns = 0;
         c.out.clear();
+        c.plain.clear();
+        c.tls = self.plan.tls.as_ref().and_then(|t| t.connect().ok());
         let mut gone: Vec<Wire> = std::mem::take(&mut c.wire).into();
         if let Some(h2) = self.h2.get_mut(conn) {
             gone.extend(std::mem::take(h2).into_streams());
@@ -979,11 +1051,25 @@ pub fn preload(
     if plan.http2 {
         return preload_h2(addr, plan, n, timeout);
     }
-    use std::io::Read;
-    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout)
+    let s = std::net::TcpStream::connect_timeout(&addr, timeout)
         .map_err(|e| format!("--preload: connecting to {addr}: {e}"))?;
     let _ = s.set_read_timeout(Some(timeout));
     let _ = s.set_nodelay(true);
+    match &plan.tls {
+        Some(tls) => {
+            let c = tls.connect().map_err(|e| format!("--preload: {e}"))?;
+            preload_h1(rustls::StreamOwned::new(c, s), plan, n)
+        }
+        None => preload_h1(s, plan, n),
+    }
+}
+
+/// `--preload` over HTTP/1.1, one registration at a time.
+fn preload_h1(
+    mut s: impl std::io::Read + std::io::Write,
+    plan: &Plan,
+    n: u32,
+) -> Result<Vec<String>, String> {
     let mut ids = Vec::with_capacity(n as usize);
     let (mut buf, mut filled) = (vec![0u8; 64 << 10], 0usize);
     for i in 0..n {
@@ -1018,7 +1104,8 @@ pub fn preload(
     Ok(ids)
 }
 
-/// `--preload` over h2c: the same requests, carried over as the run's are ([`h2c::to_h2`]).
+/// `--preload` over HTTP/2 (h2c, or h2 over TLS): the same requests, carried over as the run's
+/// are ([`h2c::to_h2`]).
 fn preload_h2(
     addr: std::net::SocketAddr,
     plan: &Plan,
@@ -1028,7 +1115,6 @@ fn preload_h2(
     let bounded = |what: &'static str| {
         move |_| format!("--preload: no {what} from the registry within {} s", timeout.as_secs())
     };
-    let h2 = |e: h2::Error| format!("--preload: HTTP/2: {e}");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -1039,7 +1125,36 @@ fn preload_h2(
             .map_err(bounded("connection"))?
             .map_err(|e| format!("--preload: connecting to {addr}: {e}"))?;
         let _ = tcp.set_nodelay(true);
-        let (mut send, conn) = tokio::time::timeout(timeout, h2::client::handshake(tcp))
+        match &plan.tls {
+            Some(tls) => {
+                let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+                let io = tokio::time::timeout(timeout, connector.connect(tls.name.clone(), tcp))
+                    .await
+                    .map_err(bounded("TLS handshake"))?
+                    .map_err(|e| format!("--preload: the registry's TLS: {e}"))?;
+                register_h2(io, plan, n, timeout).await
+            }
+            None => register_h2(tcp, plan, n, timeout).await,
+        }
+    })
+}
+
+/// `--preload`'s registrations over an HTTP/2 connection on `io`.
+async fn register_h2<T>(
+    io: T,
+    plan: &Plan,
+    n: u32,
+    timeout: std::time::Duration,
+) -> Result<Vec<String>, String>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let bounded = |what: &'static str| {
+        move |_| format!("--preload: no {what} from the registry within {} s", timeout.as_secs())
+    };
+    let h2 = |e: h2::Error| format!("--preload: HTTP/2: {e}");
+    {
+        let (mut send, conn) = tokio::time::timeout(timeout, h2::client::handshake(io))
             .await
             .map_err(bounded("HTTP/2 handshake"))?
             .map_err(h2)?;
@@ -1079,7 +1194,7 @@ fn preload_h2(
         }
         driver.abort();
         Ok(ids)
-    })
+    }
 }
 
 /// Preloaded agent `i`'s registration, as HTTP/1.1 text.
