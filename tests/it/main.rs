@@ -18,7 +18,7 @@ mod workloads;
 /// The layers, lowest first; a module may name only modules of its own layer or below.
 const LAYERS: &[&[&str]] = &[
     &["wire", "clock", "metrics", "testing"],
-    &["transport", "placement"],
+    &["transport", "placement", "tls"],
     &["client", "host"],
     &["route"],
     &["router", "baseline", "targets"],
