@@ -8,6 +8,8 @@
 #
 # wrk's CPU is its whole process (user + sys); a2a-bench's is its agent core's busy share over
 # the measured window (its coordinating thread sleeps). Needs wrk (Debian package `wrk`).
+# TLS=1: the same over https (a self-signed certificate made with openssl; a2a-bench --insecure,
+# wrk does not check certificates).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${A2A_BENCH:-$ROOT/target/release/a2a-bench}
@@ -19,10 +21,16 @@ command -v wrk >/dev/null || { echo "bench-http needs wrk: apt-get install -y wr
 OUT=$(mktemp -d)
 trap 'kill $SERVER 2>/dev/null || true; rm -rf "$OUT"' EXIT
 
-taskset -c 0 "$BIN" serve a2a-echo --listen 127.0.0.1:0 --threads 1 >"$OUT/serve.log" 2>&1 &
+SERVE_TLS=() A2A_TLS=()
+if [ "${TLS:-0}" = 1 ]; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
+        -keyout "$OUT/key.pem" -out "$OUT/cert.pem" 2>/dev/null
+    SERVE_TLS=(--tls-cert "$OUT/cert.pem" --tls-key "$OUT/key.pem") A2A_TLS=(--insecure)
+fi
+taskset -c 0 "$BIN" serve a2a-echo --listen 127.0.0.1:0 --threads 1 "${SERVE_TLS[@]}" >"$OUT/serve.log" 2>&1 &
 SERVER=$!
 for _ in $(seq 100); do grep -q "^serving" "$OUT/serve.log" 2>/dev/null && break; sleep 0.1; done
-URL="$(sed -n 's/^serving a2a-echo on \(http:[^ ]*\).*/\1/p' "$OUT/serve.log")/health"
+URL="$(sed -n 's/^serving a2a-echo on \(https*:[^ ]*\).*/\1/p' "$OUT/serve.log")/health"
 echo "target: $URL (core 0); clients on core $CLIENT_CORE, $CONNS connections, ${SECS} s, $RUNS runs each"
 
 for i in $(seq "$RUNS"); do
@@ -40,7 +48,7 @@ busy = (user + sys_) / float(sys.argv[3])
 print(rps, p50, busy)
 PY
     "$BIN" http --url "$URL" --pattern health --agents "$CONNS" --duration "$SECS" --warmup 1 \
-        --repeat 1 --interval 0 --agent-cores "$CLIENT_CORE" --agent-io "${AGENT_IO:-uring}" \
+        --repeat 1 --interval 0 --agent-cores "$CLIENT_CORE" --agent-io "${AGENT_IO:-uring}" "${A2A_TLS[@]}" \
         --output "$OUT/a2a.json" >/dev/null 2>&1 || true
     python3 - "$OUT/a2a.json" >>"$OUT/a2a.rows" <<'PY'
 import json, sys
