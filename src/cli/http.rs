@@ -40,6 +40,10 @@ pub struct HttpCmd {
     /// multiplex their requests on it, up to the server's concurrent-stream limit.
     #[arg(long)]
     http2: bool,
+    /// One request per connection (HTTP/1.1 `Connection: close`): every request pays a new
+    /// connection (and with https:// a TLS handshake), as clients without a pool do.
+    #[arg(long)]
+    no_keepalive: bool,
     /// Requests in flight per client (closed loop), or their cap (open loop).
     #[arg(long, value_name = "N", default_value_t = 1)]
     window: u32,
@@ -221,6 +225,9 @@ fn config(cmd: HttpCmd) -> anyhow::Result<BenchConfig> {
     if cmd.http2 && cmd.pipeline != 1 {
         bail!("--pipeline is HTTP/1.1 pipelining; with --http2 the clients of a connection multiplex without it");
     }
+    if cmd.no_keepalive && (cmd.http2 || cmd.pipeline != 1) {
+        bail!("--no-keepalive is one HTTP/1.1 request per connection: it goes with neither --http2 nor --pipeline");
+    }
     if cmd.turns == 0 {
         bail!("--turns must be at least 1");
     }
@@ -263,6 +270,7 @@ fn config(cmd: HttpCmd) -> anyhow::Result<BenchConfig> {
         http2: cmd.http2,
         timeout_ns: cmd.timeout.map_or(0, |t| t.as_nanos() as u64),
         tls,
+        close: cmd.no_keepalive,
     };
     let mut b = BenchArgs::defaults();
     b.agents = Some(cmd.agents.unwrap_or_else(|| if cmd.quick { "4" } else { "10" }.into()));
@@ -306,6 +314,7 @@ fn config(cmd: HttpCmd) -> anyhow::Result<BenchConfig> {
         auth: token.is_some(),
         timeout_sec: cmd.timeout.filter(|t| !t.is_zero()).map(|t| t.as_secs_f64()),
         tls: https,
+        keepalive: !cmd.no_keepalive,
     };
     Ok(cfg.into_http(&cmd.url, plan, cmd.connections, info))
 }

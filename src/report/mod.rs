@@ -356,6 +356,13 @@ pub struct HttpConfig {
     /// https://: over TLS.
     #[serde(default)]
     pub tls: bool,
+    /// Whether connections carry many requests (false: `--no-keepalive`).
+    #[serde(default = "yes")]
+    pub keepalive: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// One pattern of an HTTP run (requests of the measured window).

@@ -482,6 +482,22 @@ fn ok_body() -> Vec<u8> {
 }
 
 #[test]
+fn no_keepalive_sends_one_request_per_connection() {
+    // Proves --no-keepalive: every request says `Connection: close` and goes on a connection of
+    // its own (reconnects ≈ answers), with no error; HTTP/1.1 only.
+    let t = Target::start(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), 1).unwrap();
+    let url = format!("http://{}/", t.local_addr());
+    let (ok, text, report) =
+        http(&["--url", &url, "--pattern", "a2a:message", "--agents", "2", "--no-keepalive"]);
+    assert!(ok, "{text}");
+    let report = report.unwrap();
+    assert_clean(&report, &["a2a:message"]);
+    let r = run(&report);
+    let answered = r["accounting"]["replies_delivered"].as_u64().unwrap();
+    assert!(answered >= 20 && r["reconnects"].as_u64().unwrap() + 2 >= answered, "{r}");
+}
+
+#[test]
 fn connections_the_server_closes_are_replaced() {
     // Proves keep-alive limits (nginx closes after keepalive_requests) cost nothing: a server
     // that announces `Connection: close` on every 20th answer and closes gets a new connection
@@ -637,6 +653,7 @@ fn http_flag_mistakes_get_one_line() {
         ),
         (vec!["--url", "http://127.0.0.1:1/", "--pattern", "registry:get"], "--preload"),
         (vec!["--url", "http://127.0.0.1:1/", "--http2", "--pipeline", "4"], "--pipeline"),
+        (vec!["--url", "http://127.0.0.1:1/", "--http2", "--no-keepalive"], "--no-keepalive"),
     ] {
         let mut all = vec!["http"];
         all.extend(args);
@@ -699,6 +716,18 @@ fn https_targets_are_measured_over_both_versions() {
         assert_eq!(report["config"]["http"]["tls"], true);
     }
     assert!(t.http2_requests() > 0, "the --http2 run went over h2");
+
+    // A new connection, and so a TLS handshake, for every request.
+    let ca_arg = ca.to_str().unwrap();
+    let args = ["--url", &url, "--pattern", "a2a:message", "--agents", "2", "--no-keepalive"];
+    let (ok, text, report) = http(&[&args[..], &["--cacert", ca_arg]].concat());
+    assert!(ok, "{text}");
+    let report = report.unwrap();
+    assert_clean(&report, &["a2a:message"]);
+    let r = run(&report);
+    let answered = r["accounting"]["replies_delivered"].as_u64().unwrap();
+    assert!(r["reconnects"].as_u64().unwrap() + 2 >= answered, "{r}");
+    assert_eq!(report["config"]["http"]["keepalive"], false);
 
     let (ok, text, report) = http(&["--url", &url, "--agents", "2"]);
     assert!(!ok);

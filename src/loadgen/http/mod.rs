@@ -169,6 +169,8 @@ pub struct Plan {
     pub timeout_ns: u64,
     /// https://: every connection's TLS.
     pub tls: Option<crate::tls::Client>,
+    /// `--no-keepalive`: one request per connection (`Connection: close`; HTTP/1.1).
+    pub close: bool,
 }
 
 impl Default for Plan {
@@ -187,6 +189,7 @@ impl Default for Plan {
             http2: false,
             timeout_ns: 0,
             tls: None,
+            close: false,
         }
     }
 }
@@ -540,6 +543,9 @@ impl Http {
         if let Some(t) = &plan.token {
             let _ = write!(out, "Authorization: Bearer {t}\r\n");
         }
+        if plan.close {
+            out.extend_from_slice(b"Connection: close\r\n");
+        }
         if matches!(kind, Some(Pattern::A2aMessage | Pattern::A2aStream | Pattern::A2aConversation))
         {
             out.extend_from_slice(b"A2A-Version: 1.0\r\n");
@@ -723,7 +729,7 @@ impl Http {
             let c = &mut self.conns[conn];
             c.wire.pop_front();
             c.answered = true;
-            c.closing |= head.close;
+            c.closing |= head.close || self.plan.close;
             if front.what == What::Init {
                 match head.session {
                     Some((a, b)) => {
