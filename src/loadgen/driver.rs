@@ -39,6 +39,8 @@ use crate::transport::{Guarded, SocketHandle};
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a core waits for the answers to its farewells (MCP session `DELETE`s).
 const FAREWELL_TIMEOUT: Duration = Duration::from_secs(2);
+/// Threads per agent core that dial connections to a server not on loopback.
+const DIALLERS: usize = 4;
 /// How often the monitor looks at the interrupt flag and the stall timer.
 const MONITOR_NS: u64 = 20_000_000;
 
@@ -304,7 +306,9 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
             true => LocalExecutorBuilder::new(Placement::Fixed(slot.core))
                 .spin_before_park(crate::transport::POLL_IDLE),
             false => LocalExecutorBuilder::new(Placement::Unbound),
-        };
+        }
+        // Connects to a remote server run there (`link::connect`), several at a time.
+        .blocking_thread_pool_placement(glommio::PoolPlacement::Unbound(DIALLERS));
         let spawned =
             builder.name(&format!("agents-{i}")).io_memory(64 << 10).spawn(move || async move {
                 if let Some(w) = placement::pin_current_thread(slot) {

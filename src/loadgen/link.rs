@@ -100,9 +100,18 @@ pub(super) async fn connect(
     protocol: Protocol,
     ring: Option<&std::rc::Rc<uring::Ring>>,
 ) -> Result<(Guarded<AgentStream>, Rc<SocketHandle>), String> {
-    let opened = match source {
+    let dial = move || match source {
         None => TcpStream::connect_timeout(&addr, SETUP_TIMEOUT),
         Some(ip) => connect_from(ip, addr),
+    };
+    // On loopback a connect ends at once (accepted or refused): dialled inline. Elsewhere it
+    // waits a round trip or more, and an HTTP client redials while the run goes on (a server
+    // that closes connections, --no-keepalive): dialled on the executor's blocking threads,
+    // so the core's other connections keep going meanwhile.
+    let opened = if addr.ip().is_loopback() {
+        dial()
+    } else {
+        glommio::executor().spawn_blocking(dial).await
     };
     let s = opened.map_err(|e| match e.kind() {
         io::ErrorKind::ConnectionRefused => {
