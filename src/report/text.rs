@@ -135,6 +135,9 @@ pub fn run_line(out: &mut dyn Write, index: usize, r: &RunResult) -> io::Result<
         }
         writeln!(out, "{line}")?;
     }
+    if let Some(n) = r.reconnects.filter(|&n| n > 0) {
+        writeln!(out, "       {n} connections replaced (the server closed them, or --timeout)")?;
+    }
     if let Some(c) = &r.coordination {
         writeln!(out, "       {}", coordination_line(c))?;
     }
