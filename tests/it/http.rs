@@ -534,6 +534,19 @@ fn connections_the_server_closes_are_replaced() {
     assert!(r["reconnects"].as_u64().unwrap() >= closed, "{r}");
 }
 
+/// A run whose only errors are timeouts, that did not stall and whose accounting closes:
+/// its report and how many requests timed out.
+fn timed_out_only(ok: bool, text: &str, report: Option<Value>) -> (Value, u64) {
+    assert!(!ok);
+    let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+    let r = run(&report);
+    assert!(r["accounting"]["closed"].as_bool().unwrap(), "{r}");
+    assert!(!r["failure"].as_str().unwrap_or("").contains("stalled"), "{}", r["failure"]);
+    let timeouts = r["errors"]["timeout"].as_u64().unwrap();
+    assert_eq!(r["errors"].as_object().unwrap().len(), 1, "{}", r["errors"]);
+    (report, timeouts)
+}
+
 #[test]
 fn requests_past_the_timeout_are_errors_and_their_connection_is_replaced() {
     // Proves --timeout over HTTP/1.1: a server that stops answering on a connection (every
@@ -554,13 +567,8 @@ fn requests_past_the_timeout_are_errors_and_their_connection_is_replaced() {
         "--drain-timeout",
         "5",
     ]);
-    assert!(!ok);
-    let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+    let (report, timeouts) = timed_out_only(ok, &text, report);
     let r = run(&report);
-    assert!(r["accounting"]["closed"].as_bool().unwrap(), "{r}");
-    assert!(!r["failure"].as_str().unwrap_or("").contains("stalled"), "{}", r["failure"]);
-    let timeouts = r["errors"]["timeout"].as_u64().unwrap();
-    assert_eq!(r["errors"].as_object().unwrap().len(), 1, "{}", r["errors"]);
     assert!(timeouts >= 2, "{timeouts}");
     assert!(r["reconnects"].as_u64().unwrap() >= timeouts, "{r}");
     assert!(r["latency"]["rtt"]["max_ms"].as_f64().unwrap() < 200.0, "{}", r["latency"]);
@@ -625,13 +633,8 @@ fn over_http2_a_timeout_resets_its_stream_alone() {
         "--timeout",
         "0.2",
     ]);
-    assert!(!ok);
-    let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+    let (report, timeouts) = timed_out_only(ok, &text, report);
     let r = run(&report);
-    assert!(r["accounting"]["closed"].as_bool().unwrap(), "{r}");
-    assert!(!r["failure"].as_str().unwrap_or("").contains("stalled"), "{}", r["failure"]);
-    let timeouts = r["errors"]["timeout"].as_u64().unwrap();
-    assert_eq!(r["errors"].as_object().unwrap().len(), 1, "{}", r["errors"]);
     let answered = r["accounting"]["replies_delivered"].as_u64().unwrap();
     assert!(timeouts >= 2 && answered >= 20 * timeouts, "{timeouts} {answered}");
     assert_eq!(r["reconnects"], 0, "{r}");
