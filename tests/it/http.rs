@@ -587,6 +587,7 @@ fn h2_holding(hold: usize) -> SocketAddr {
             let l = tokio::net::TcpListener::from_std(l).unwrap();
             let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
             while let Ok((s, _)) = l.accept().await {
+                let _ = s.set_nodelay(true);
                 let count = count.clone();
                 tokio::spawn(async move {
                     let Ok(mut conn) = h2::server::handshake(s).await else { return };
@@ -611,6 +612,60 @@ fn h2_holding(hold: usize) -> SocketAddr {
         });
     });
     addr
+}
+
+/// An h2c server that answers `ok` and, after `per_conn` requests on a connection, shuts it
+/// down gracefully (GOAWAY, the streams begun still answered, then the close), as servers
+/// with a request limit per connection do.
+fn h2_going_away(per_conn: usize) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    l.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::from_std(l).unwrap();
+            while let Ok((s, _)) = l.accept().await {
+                let _ = s.set_nodelay(true);
+                tokio::spawn(async move {
+                    let Ok(mut conn) = h2::server::handshake(s).await else { return };
+                    let mut n = 0;
+                    while let Some(Ok((_, mut respond))) = conn.accept().await {
+                        let head = http::Response::builder()
+                            .header("content-type", "text/plain")
+                            .body(())
+                            .unwrap();
+                        if let Ok(mut body) = respond.send_response(head, false) {
+                            let _ = body.send_data(bytes::Bytes::from_static(b"ok\n"), true);
+                        }
+                        n += 1;
+                        if n == per_conn {
+                            conn.graceful_shutdown();
+                        }
+                    }
+                });
+            }
+        });
+    });
+    addr
+}
+
+#[test]
+fn over_http2_a_server_going_away_gets_a_new_connection() {
+    // Proves a graceful HTTP/2 close (GOAWAY after 50 requests, as nginx's
+    // http2_max_requests) costs nothing: the streams in flight are answered, the clients wait
+    // for a new connection, no error, no client lost.
+    let addr = h2_going_away(50);
+    let url = format!("http://{addr}/");
+    let (ok, text, report) =
+        http(&["--url", &url, "--http2", "--agents", "4", "--connections", "1", "--duration", "1"]);
+    let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+    assert!(ok, "{text}");
+    assert_clean(&report, &["health"]);
+    let r = run(&report);
+    let answered = r["accounting"]["replies_delivered"].as_u64().unwrap();
+    // Both agent cores' connections: every 50 answers but the last few a new one.
+    assert!(r["reconnects"].as_u64().unwrap() >= answered / 50 - 6, "{r}");
 }
 
 #[test]

@@ -142,6 +142,9 @@ pub struct H2Conn<W> {
     failure: Option<String>,
     /// Whether any response came: a connection that fails before one may not speak h2c.
     answered: bool,
+    /// The server is closing it gracefully (GOAWAY without error, or the end of the
+    /// connection): no new stream goes on it.
+    going: bool,
 }
 
 impl<W> std::fmt::Debug for H2Conn<W> {
@@ -152,6 +155,11 @@ impl<W> std::fmt::Debug for H2Conn<W> {
 
 fn cx() -> Context<'static> {
     Context::from_waker(Waker::noop())
+}
+
+/// A graceful close by the server: GOAWAY with `NO_ERROR` (a request limit, a restart).
+fn graceful(e: &h2::Error) -> bool {
+    e.is_go_away() && e.reason() == Some(h2::Reason::NO_ERROR)
 }
 
 fn stream_kind(e: &h2::Error) -> &'static str {
@@ -177,6 +185,7 @@ impl<W: Copy> Default for H2Conn<W> {
             streams: Vec::new(),
             failure: None,
             answered: false,
+            going: false,
         }
     }
 }
@@ -184,7 +193,7 @@ impl<W: Copy> Default for H2Conn<W> {
 impl<W: Copy> H2Conn<W> {
     /// Whether a request can be sent now (the handshake done, a stream free, no failure).
     pub fn ready(&mut self) -> bool {
-        if self.failure.is_some() {
+        if self.failure.is_some() || self.going {
             return false;
         }
         let cx = &mut cx();
@@ -203,6 +212,10 @@ impl<W: Copy> H2Conn<W> {
         let Phase::Open { send, .. } = &mut self.phase else { return false };
         match send.poll_ready(cx) {
             Poll::Ready(Ok(())) => true,
+            Poll::Ready(Err(e)) if graceful(&e) => {
+                self.going = true;
+                false
+            }
             Poll::Ready(Err(e)) => {
                 self.failure = Some(format!("the HTTP/2 connection failed: {e}"));
                 false
@@ -212,22 +225,38 @@ impl<W: Copy> H2Conn<W> {
     }
 
     /// Sends a request rendered as HTTP/1.1 text (after [`H2Conn::ready`] said yes). A
-    /// request that cannot go fails the connection: the next input says why, and the loop
-    /// counts what was in flight on it.
-    pub fn send(&mut self, w: W, text: &[u8], authority: &str) {
-        if let Err(e) = self.try_send(w, text, authority) {
-            self.failure.get_or_insert(e);
+    /// request that cannot go comes back (it never left: it may wait for another connection);
+    /// unless the server is going away, that fails the connection: the next input says why.
+    pub fn send(&mut self, w: W, text: &[u8], authority: &str) -> Result<(), W> {
+        match self.try_send(w, text, authority) {
+            Ok(()) => Ok(()),
+            Err(Some(e)) => {
+                self.failure.get_or_insert(e);
+                Err(w)
+            }
+            Err(None) => {
+                self.going = true;
+                Err(w)
+            }
         }
     }
 
-    fn try_send(&mut self, w: W, text: &[u8], authority: &str) -> Result<(), String> {
+    /// Whether the server is closing the connection and its last stream ended: time for a new
+    /// connection.
+    pub fn gone(&self) -> bool {
+        self.going && self.streams.is_empty()
+    }
+
+    /// `Err(None)`: the server is going away.
+    fn try_send(&mut self, w: W, text: &[u8], authority: &str) -> Result<(), Option<String>> {
         let (req, body) = to_h2(text, authority)?;
         let Phase::Open { send, .. } = &mut self.phase else {
-            return Err("an HTTP/2 request before the handshake".into());
+            return Err(Some("an HTTP/2 request before the handshake".into()));
         };
         let end = body.is_empty();
-        let (resp, mut out) =
-            send.send_request(req, end).map_err(|e| format!("sending an HTTP/2 request: {e}"))?;
+        let (resp, mut out) = send
+            .send_request(req, end)
+            .map_err(|e| (!graceful(&e)).then(|| format!("sending an HTTP/2 request: {e}")))?;
         if !end {
             out.send_data(body, true).map_err(|e| format!("sending an HTTP/2 body: {e}"))?;
         }
@@ -283,8 +312,9 @@ impl<W: Copy> H2Conn<W> {
         if let Phase::Open { conn, .. } = &mut self.phase {
             match Pin::new(&mut **conn).poll(&mut cx()) {
                 Poll::Pending => {}
-                Poll::Ready(Ok(())) if self.streams.is_empty() => {}
-                Poll::Ready(Ok(())) => return Err("the server closed the HTTP/2 connection".into()),
+                // Closed without error: its streams end (or the connection's end fails them).
+                Poll::Ready(Ok(())) => self.going = true,
+                Poll::Ready(Err(e)) if graceful(&e) => self.going = true,
                 Poll::Ready(Err(e)) if self.answered => {
                     return Err(format!("the HTTP/2 connection failed: {e}"))
                 }

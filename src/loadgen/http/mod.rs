@@ -673,7 +673,9 @@ impl Http {
         self.write(conn, w);
         let c = &mut self.conns[conn];
         if let Some(w) = c.wire.pop_back() {
-            self.h2[conn].send(w, &c.out, &self.plan.host);
+            if let Err(w) = self.h2[conn].send(w, &c.out, &self.plan.host) {
+                c.queued.push_front(w); // it never left: the next connection takes it
+            }
         }
         c.out.clear();
     }
@@ -969,7 +971,7 @@ impl Adapter for Http {
     }
 
     fn must_reopen(&self, conn: usize) -> bool {
-        self.conns[conn].closing
+        self.conns[conn].closing || self.h2.get(conn).is_some_and(h2c::H2Conn::gone)
     }
 
     fn reopened(&mut self, conn: usize, book: &mut Book) {
