@@ -451,7 +451,7 @@ mod tests {
         // Proves the handshake writes the client preface without waiting for the server.
         let mut c: H2Conn<u32> = H2Conn::default();
         assert!(c.ready());
-        c.send(7, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", "x");
+        assert!(c.send(7, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", "x").is_ok());
         let mut out = Vec::new();
         c.output(&mut out);
         assert!(out.starts_with(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), "{out:?}");
