@@ -52,14 +52,17 @@ def main() -> None:
     routes = create_agent_card_routes(card) + create_jsonrpc_routes(
         handler, "/", enable_v0_3_compat=True
     )
-    # An optional second argument: seconds uvicorn keeps an idle connection open (default 5).
+    # Optional: seconds uvicorn keeps an idle connection open (default 5), then a PEM
+    # certificate and key to serve https.
     keep_alive = float(sys.argv[2]) if len(sys.argv) > 2 else 5
+    tls = {"ssl_certfile": sys.argv[3], "ssl_keyfile": sys.argv[4]} if len(sys.argv) > 4 else {}
     uvicorn.run(
         Starlette(routes=routes),
         host="127.0.0.1",
         port=port,
         log_level="warning",
         timeout_keep_alive=keep_alive,
+        **tls,
     )
 
 

@@ -81,6 +81,20 @@ P=$(free_port); start "$P" "$ENVS/a2a/bin/python" "$HERE/a2a_echo.py" "$P" 1
 RUN="--duration 6 --agents 2 --rate 1.333" MIN_RECONNECTS=4 \
     check "a2a-sdk, idle connections closed after 1 s" --url "http://127.0.0.1:$P/" --pattern a2a:message
 
+# The same agent over https (uvicorn with Python's ssl; a self-signed certificate, --insecure).
+if command -v openssl >/dev/null; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
+        -keyout "$OUT/key.pem" -out "$OUT/cert.pem" 2>/dev/null
+    P=$(free_port)
+    "$ENVS/a2a/bin/python" "$HERE/a2a_echo.py" "$P" 5 "$OUT/cert.pem" "$OUT/key.pem" >"$OUT/server-$P.log" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 600); do curl -sk -o /dev/null "https://127.0.0.1:$P/" && break; sleep 0.1; done
+    check "a2a-sdk over https" --url "https://127.0.0.1:$P/" --insecure \
+        --pattern a2a:message,a2a:stream,a2a:agent_card
+else
+    echo "== a2a-sdk over https: skipped (no openssl to make a certificate)"
+fi
+
 for v in mcp1 mcp2; do
     P=$(free_port); start "$P" "$ENVS/$v/bin/python" "$HERE/mcp_echo.py" "$P"
     version=$("$ENVS/$v/bin/pip" show mcp | sed -n 's/^Version: //p')
