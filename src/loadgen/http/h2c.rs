@@ -124,6 +124,11 @@ pub enum Done<W> {
         /// A stream of events: when the first one arrived (0: none, or not a stream).
         first_event_ns: u64,
     },
+    /// Never processed by the server (past its GOAWAY's last stream): to be sent again.
+    Unprocessed {
+        /// What it carried.
+        w: W,
+    },
     /// Reset by the server, or unreadable: counted as this kind.
     Failed {
         /// What it answered.
@@ -347,7 +352,7 @@ impl<W: Copy> H2Conn<W> {
                 match &mut s.state {
                     State::Head(resp) => match Pin::new(resp).poll(cx) {
                         Poll::Pending => break None,
-                        Poll::Ready(Err(e)) => break Some(Err(stream_kind(&e))),
+                        Poll::Ready(Err(e)) => break Some(Err(e)),
                         Poll::Ready(Ok(r)) => {
                             self.answered = true;
                             s.status = r.status().as_u16();
@@ -367,7 +372,7 @@ impl<W: Copy> H2Conn<W> {
                     State::Body(body) => match body.poll_data(cx) {
                         Poll::Pending => break None,
                         Poll::Ready(None) => break Some(Ok(())),
-                        Poll::Ready(Some(Err(e))) => break Some(Err(stream_kind(&e))),
+                        Poll::Ready(Some(Err(e))) => break Some(Err(e)),
                         Poll::Ready(Some(Ok(data))) => {
                             let _ = body.flow_control().release_capacity(data.len());
                             s.body.extend_from_slice(&data);
@@ -394,7 +399,10 @@ impl<W: Copy> H2Conn<W> {
                             body: s.body,
                             first_event_ns: s.first_event_ns,
                         },
-                        Err(kind) => Done::Failed { w: s.w, kind },
+                        // Above the last stream a GOAWAY says the server processed: it never
+                        // saw this request, which may go again on the next connection.
+                        Err(e) if e.is_go_away() && e.is_remote() => Done::Unprocessed { w: s.w },
+                        Err(e) => Done::Failed { w: s.w, kind: stream_kind(&e) },
                     });
                 }
             }
@@ -444,6 +452,40 @@ mod tests {
         assert!(req.headers().get("host").is_none());
         assert_eq!(&body[..], b"{}");
         assert!(to_h2(b"GET / HTTP/1.1\r\n", "h").is_err());
+    }
+
+    #[test]
+    fn streams_past_a_goaway_go_again() {
+        // Proves a GOAWAY's last stream is honoured: of two streams in flight, the one the
+        // server says it processed is answered, the other comes back unprocessed (to go on
+        // the next connection), and once both ended the connection is gone.
+        let mut c: H2Conn<u32> = H2Conn::default();
+        for w in [1, 3] {
+            assert!(c.ready());
+            assert!(c.send(w, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", "x").is_ok());
+        }
+        let mut out = Vec::new();
+        c.output(&mut out);
+        let frames: &[&[u8]] = &[
+            &[0, 0, 0, 4, 0, 0, 0, 0, 0],                         // SETTINGS
+            &[0, 0, 0, 4, 1, 0, 0, 0, 0],                         // SETTINGS ack
+            &[0, 0, 8, 7, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0], // GOAWAY 1 NO_ERROR
+            &[0, 0, 1, 1, 5, 0, 0, 0, 1, 0x88],                   // stream 1: 200, end
+        ];
+        c.feed(&frames.concat());
+        let (mut scratch, mut done) = (Vec::new(), Vec::new());
+        assert!(c.drive(0, &mut scratch, &mut done).is_ok());
+        let mut seen: Vec<String> = done
+            .iter()
+            .map(|d| match d {
+                Done::Answer { w, status, .. } => format!("{w} answered {status}"),
+                Done::Unprocessed { w } => format!("{w} unprocessed"),
+                Done::Failed { w, kind } => format!("{w} failed {kind}"),
+            })
+            .collect();
+        seen.sort();
+        assert_eq!(seen, ["1 answered 200", "3 unprocessed"]);
+        assert!(c.gone() && !c.ready());
     }
 
     #[test]

@@ -797,6 +797,7 @@ impl Http {
     fn h2_done(&mut self, conn: usize, d: h2c::Done<Wire>, book: &mut Book) {
         match d {
             h2c::Done::Failed { w, kind } => self.failed(w, kind, kind, book),
+            h2c::Done::Unprocessed { w } => self.conns[conn].queued.push_front(w),
             h2c::Done::Answer { w, status, content_type, session, body, first_event_ns } => {
                 if w.what == What::Init {
                     match session {
