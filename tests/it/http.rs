@@ -575,12 +575,25 @@ fn requests_past_the_timeout_are_errors_and_their_connection_is_replaced() {
     assert_eq!(report["config"]["http"]["timeout_sec"], 0.2);
 }
 
-/// An h2c server that answers `ok` to every request but each `hold`-th, which it never
-/// answers (the stream stays open until the client resets it).
-fn h2_holding(hold: usize) -> SocketAddr {
+/// What a scripted h2c server does with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum H2Act {
+    /// Answers `ok`.
+    Answer,
+    /// Never answers (the stream stays open until the client resets it).
+    Hold,
+    /// Answers, then shuts the connection down gracefully (GOAWAY, the streams begun still
+    /// answered, then the close), as servers with a request limit per connection do.
+    AnswerAndGoAway,
+}
+
+/// A scripted h2c server: `act(n, k)` decides the n-th request overall (from 0), the k-th on
+/// its connection.
+fn h2_scripted(act: impl Fn(usize, usize) -> H2Act + Send + Sync + 'static) -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     l.set_nonblocking(true).unwrap();
+    let act = Arc::new(act);
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async move {
@@ -588,14 +601,15 @@ fn h2_holding(hold: usize) -> SocketAddr {
             let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
             while let Ok((s, _)) = l.accept().await {
                 let _ = s.set_nodelay(true);
-                let count = count.clone();
+                let (count, act) = (count.clone(), act.clone());
                 tokio::spawn(async move {
                     let Ok(mut conn) = h2::server::handshake(s).await else { return };
-                    let mut held = Vec::new();
+                    let (mut held, mut k) = (Vec::new(), 0);
                     while let Some(Ok((_, mut respond))) = conn.accept().await {
-                        if count.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % hold
-                            == hold - 1
-                        {
+                        let n = count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let what = act(n, k);
+                        k += 1;
+                        if what == H2Act::Hold {
                             held.push(respond);
                             continue;
                         }
@@ -606,40 +620,7 @@ fn h2_holding(hold: usize) -> SocketAddr {
                         if let Ok(mut body) = respond.send_response(head, false) {
                             let _ = body.send_data(bytes::Bytes::from_static(b"ok\n"), true);
                         }
-                    }
-                });
-            }
-        });
-    });
-    addr
-}
-
-/// An h2c server that answers `ok` and, after `per_conn` requests on a connection, shuts it
-/// down gracefully (GOAWAY, the streams begun still answered, then the close), as servers
-/// with a request limit per connection do.
-fn h2_going_away(per_conn: usize) -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    l.set_nonblocking(true).unwrap();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async move {
-            let l = tokio::net::TcpListener::from_std(l).unwrap();
-            while let Ok((s, _)) = l.accept().await {
-                let _ = s.set_nodelay(true);
-                tokio::spawn(async move {
-                    let Ok(mut conn) = h2::server::handshake(s).await else { return };
-                    let mut n = 0;
-                    while let Some(Ok((_, mut respond))) = conn.accept().await {
-                        let head = http::Response::builder()
-                            .header("content-type", "text/plain")
-                            .body(())
-                            .unwrap();
-                        if let Ok(mut body) = respond.send_response(head, false) {
-                            let _ = body.send_data(bytes::Bytes::from_static(b"ok\n"), true);
-                        }
-                        n += 1;
-                        if n == per_conn {
+                        if what == H2Act::AnswerAndGoAway {
                             conn.graceful_shutdown();
                         }
                     }
@@ -656,19 +637,17 @@ fn over_http2_a_server_going_away_gets_a_new_connection() {
     // costs nothing: the streams in flight are answered, the clients wait for a new
     // connection; no error, no client lost. (Streams past a GOAWAY's last stream: the unit
     // test `h2c::tests::streams_past_a_goaway_go_again`.)
-    {
-        let addr = h2_going_away(50);
-        let url = format!("http://{addr}/");
-        let args = ["--url", &url, "--http2", "--agents", "4", "--connections", "1"];
-        let (ok, text, report) = http(&[&args[..], &["--duration", "1"]].concat());
-        let report = report.unwrap_or_else(|| panic!("no report: {text}"));
-        assert!(ok, "{text}");
-        assert_clean(&report, &["health"]);
-        let r = run(&report);
-        let answered = r["accounting"]["replies_delivered"].as_u64().unwrap();
-        // Both agent cores' connections: every 50 answers but the last few a new one.
-        assert!(r["reconnects"].as_u64().unwrap() >= answered / 50 - 6, "{r}");
-    }
+    let addr = h2_scripted(|_, k| if k == 49 { H2Act::AnswerAndGoAway } else { H2Act::Answer });
+    let url = format!("http://{addr}/");
+    let (ok, text, report) =
+        http(&["--url", &url, "--http2", "--agents", "4", "--connections", "1", "--duration", "1"]);
+    let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+    assert!(ok, "{text}");
+    assert_clean(&report, &["health"]);
+    let r = run(&report);
+    let answered = r["accounting"]["replies_delivered"].as_u64().unwrap();
+    // Both agent cores' connections: every 50 answers but the last few a new one.
+    assert!(r["reconnects"].as_u64().unwrap() >= answered / 50 - 6, "{r}");
 }
 
 #[test]
@@ -676,7 +655,7 @@ fn over_http2_a_timeout_resets_its_stream_alone() {
     // Proves --timeout over --http2: a stream the server never answers (every 30th) is reset
     // after 0.2 s and counted as `timeout`, while the other clients multiplexed on the same
     // connection go on: no connection is replaced.
-    let addr = h2_holding(30);
+    let addr = h2_scripted(|n, _| if n % 30 == 29 { H2Act::Hold } else { H2Act::Answer });
     let url = format!("http://{addr}/");
     let (ok, text, report) = http(&[
         "--url",
@@ -747,6 +726,18 @@ fn tls_files(
     paths
 }
 
+/// Runs `args` over HTTP/1.1, then over h2 (ALPN): each run clean, over TLS.
+fn clean_over_both_versions(args: &[&str]) {
+    let mix = args[args.iter().position(|a| *a == "--pattern").unwrap() + 1];
+    for extra in [&[][..], &["--http2"][..]] {
+        let (ok, text, report) = http(&[args, extra].concat());
+        assert!(ok, "{extra:?}: {text}");
+        let report = report.unwrap();
+        assert_clean(&report, &mix.split(',').collect::<Vec<_>>());
+        assert_eq!(report["config"]["http"]["tls"], true);
+    }
+}
+
 #[test]
 fn https_targets_are_measured_over_both_versions() {
     // Proves https://: the echo agent over TLS answers every A2A pattern over HTTP/1.1 and
@@ -766,20 +757,20 @@ fn https_targets_are_measured_over_both_versions() {
     .unwrap();
     let url = format!("https://localhost:{}/", t.local_addr().port());
     let mix = "a2a:message,a2a:stream,a2a:agent_card";
-    for extra in [&[][..], &["--http2"][..]] {
-        let mut args = vec!["--url", &url, "--pattern", mix, "--agents", "3", "--cacert"];
-        args.push(ca.to_str().unwrap());
-        args.extend_from_slice(extra);
-        let (ok, text, report) = http(&args);
-        assert!(ok, "{extra:?}: {text}");
-        let report = report.unwrap();
-        assert_clean(&report, &mix.split(',').collect::<Vec<_>>());
-        assert_eq!(report["config"]["http"]["tls"], true);
-    }
+    let ca_arg = ca.to_str().unwrap();
+    clean_over_both_versions(&[
+        "--url",
+        &url,
+        "--pattern",
+        mix,
+        "--agents",
+        "3",
+        "--cacert",
+        ca_arg,
+    ]);
     assert!(t.http2_requests() > 0, "the --http2 run went over h2");
 
     // A new connection, and so a TLS handshake, for every request.
-    let ca_arg = ca.to_str().unwrap();
     let args = ["--url", &url, "--pattern", "a2a:message", "--agents", "2", "--no-keepalive"];
     let (ok, text, report) = http(&[&args[..], &["--cacert", ca_arg]].concat());
     assert!(ok, "{text}");
@@ -802,13 +793,15 @@ fn https_targets_are_measured_over_both_versions() {
         .unwrap();
     let url = format!("https://127.0.0.1:{}/", reg.local_addr().port());
     let mix = "registry:get,registry:search";
-    for extra in [&[][..], &["--http2"][..]] {
-        let mut args = vec!["--url", &url, "--pattern", mix, "--preload", "40", "--cacert"];
-        args.push(ca.to_str().unwrap());
-        args.extend_from_slice(extra);
-        let (ok, text, report) = http(&args);
-        assert!(ok, "{extra:?}: {text}");
-        assert_clean(&report.unwrap(), &mix.split(',').collect::<Vec<_>>());
-    }
+    clean_over_both_versions(&[
+        "--url",
+        &url,
+        "--pattern",
+        mix,
+        "--preload",
+        "40",
+        "--cacert",
+        ca_arg,
+    ]);
     let _ = std::fs::remove_dir_all(&dir);
 }
