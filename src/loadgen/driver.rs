@@ -653,7 +653,15 @@ impl Core {
         } else {
             group.borrow_mut().start(clock::now_ns());
         }
-        sleep_until_async(schedule.measure_ns).await;
+        // The warm-up: only request timeouts to watch.
+        loop {
+            let now = clock::now_ns();
+            if now >= schedule.measure_ns {
+                break;
+            }
+            let next = expire(&mut group.borrow_mut(), now, &controls.borrow());
+            sleep_until_async(next.min(schedule.measure_ns).min(now + MONITOR_NS)).await;
+        }
         let mut sampler = self
             .shared
             .interval
@@ -756,13 +764,7 @@ impl Core {
         let now = clock::now_ns();
         let timeout_ns = self.shared.drain_timeout.as_nanos() as u64;
         g.refresh(now);
-        // Requests past `--timeout`: an HTTP/1.1 connection holding one is closed (its reader
-        // replaces it).
-        let mut close = Vec::new();
-        let next_timeout = g.expire(now, &mut close);
-        for c in close {
-            controls.borrow()[c].shutdown();
-        }
+        let next_timeout = expire(g, now, &controls.borrow());
         if self.shared.interrupt.as_ref().is_some_and(Interrupt::is_raised) {
             g.end_sending(now);
         }
@@ -815,6 +817,17 @@ impl Core {
             glommio::timer::sleep(Duration::from_millis(1)).await;
         }
     }
+}
+
+/// Requests past `--timeout` as of `now_ns`: an HTTP/1.1 connection holding one is shut down
+/// (its reader replaces it). Returns when the next timeout is due.
+fn expire<A: Adapter>(g: &mut Group<A>, now_ns: u64, controls: &[Rc<SocketHandle>]) -> u64 {
+    let mut close = Vec::new();
+    let next = g.expire(now_ns, &mut close);
+    for c in close {
+        controls[c].shutdown();
+    }
+    next
 }
 
 /// What the monitor keeps between looks.
