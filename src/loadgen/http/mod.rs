@@ -308,7 +308,7 @@ impl std::fmt::Debug for Conn {
 impl Conn {
     /// A connection of `plan`'s (with its TLS state for https://).
     fn new(plan: &Plan) -> Conn {
-        Conn { tls: plan.tls.as_ref().and_then(|t| t.connect().ok()), ..Conn::default() }
+        Conn { tls: fresh_tls(plan), ..Conn::default() }
     }
 
     /// Whether a request may go on the wire now (HTTP/1.1: also a free pipeline slot).
@@ -891,6 +891,9 @@ impl Adapter for Http {
     }
 
     fn take_output(&mut self, conn: usize) -> Option<Vec<u8>> {
+        if self.plan.tls.is_some() && self.conns[conn].tls.is_none() {
+            return None; // never in clear to an https:// server
+        }
         let plain = self.output_plain(conn);
         let c = &mut self.conns[conn];
         let Some(tls) = c.tls.as_mut() else { return plain };
@@ -960,7 +963,7 @@ impl Adapter for Http {
         c.first_event_ns = 0;
         c.out.clear();
         c.plain.clear();
-        c.tls = self.plan.tls.as_ref().and_then(|t| t.connect().ok());
+        c.tls = fresh_tls(&self.plan);
         let mut gone: Vec<Wire> = std::mem::take(&mut c.wire).into();
         if let Some(h2) = self.h2.get_mut(conn) {
             gone.extend(std::mem::take(h2).into_streams());
@@ -1035,6 +1038,12 @@ fn mcp_meta(b: &mut Vec<u8>, plan: &Plan, comma: bool) {
         plan.mcp_version,
         env!("CARGO_PKG_VERSION")
     );
+}
+
+/// A new connection's TLS state for https:// (`None` for http://, or if rustls refused the
+/// configuration, which the command line checked: then nothing is sent, see `take_output`).
+fn fresh_tls(plan: &Plan) -> Option<rustls::ClientConnection> {
+    plan.tls.as_ref().and_then(|t| t.connect().ok())
 }
 
 /// The context id of the conversation request `seq` of `client` belongs to: `turns` turns of
