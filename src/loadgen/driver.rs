@@ -513,13 +513,9 @@ fn router_cpu(before: Probe, after: Probe) -> Option<Vec<f64>> {
     Some(c0.iter().zip(&c1).map(|(a, b)| b.saturating_sub(*a) as f64 / wall).collect())
 }
 
+/// A dozing ring ends its doze by this deadline ([`uring::sleep_until`]).
 async fn sleep_until_async(t_ns: u64) {
-    let now = clock::now_ns();
-    if t_ns > now {
-        glommio::timer::sleep(Duration::from_nanos(t_ns - now)).await;
-    } else {
-        yield_now().await;
-    }
+    uring::sleep_until(t_ns).await;
 }
 
 /// Waits until `done` holds for the group (true) or `until_ns` passes (false); the group wakes
@@ -570,6 +566,9 @@ impl Core {
             match uring::Ring::new() {
                 Ok(r) => {
                     r.set_poll(self.shared.poll.then_some(crate::transport::POLL_IDLE));
+                    // Other cores reach this one through a channel only in coordination
+                    // workloads (`side`): there a doze would hold their messages back.
+                    r.set_doze(self.side.is_none());
                     ring = Some(r);
                 }
                 Err(e) => setup = Err(format!("--agent-io uring: making an io_uring: {e}")),

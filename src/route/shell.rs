@@ -86,6 +86,9 @@ pub struct ExecutorOptions {
     /// Latency mode for dedicated cores (`--poll`): sockets are polled on every pass instead of
     /// parking; a runtime without such a mode ignores it.
     pub poll: bool,
+    /// The router has one shard: no other shard sends to it through a channel, so its
+    /// socket ring may doze ([`crate::transport::uring::Ring::set_doze`]).
+    pub alone: bool,
 }
 
 impl ExecutorOptions {

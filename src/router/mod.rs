@@ -57,7 +57,7 @@ impl Runtime for Glommio {
         // `--poll` on glommio's streams: glommio's own spin is all there is. Its shard ticker
         // wakes it every tick, which starts a new spin: the core never sleeps while the
         // router runs.
-        launch(name, slot, opts.poll_for(), None, main)
+        launch(name, slot, opts.poll_for(), None, false, main)
     }
 }
 
@@ -68,6 +68,7 @@ fn launch(
     slot: Slot,
     spin: Option<Duration>,
     ring_poll: Option<Duration>,
+    doze: bool,
     main: ShardMain,
 ) -> io::Result<Joiner> {
     let placement = match spin {
@@ -81,6 +82,7 @@ fn launch(
     let handle = builder
         .spawn(move || async move {
             POLL.with(|p| p.set(ring_poll));
+            DOZE.with(|d| d.set(doze));
             if let Some(warning) = placement::pin_current_thread(slot) {
                 eprintln!("warning: {warning}");
             }
@@ -100,6 +102,8 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
     /// How long this shard's ring polls past its last completion (`--poll`, `--spin-us`).
     static POLL: std::cell::Cell<Option<Duration>> = const { std::cell::Cell::new(None) };
+    /// Whether this shard's ring dozes (a router of one shard).
+    static DOZE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 impl Runtime for GlommioUring {
@@ -111,7 +115,7 @@ impl Runtime for GlommioUring {
     }
 
     fn sleep(d: Duration) -> impl Future<Output = ()> {
-        Glommio::sleep(d)
+        crate::transport::uring::sleep_until(crate::clock::now_ns() + d.as_nanos() as u64)
     }
 
     fn adopt(stream: TcpStream) -> io::Result<Self::Stream> {
@@ -120,6 +124,7 @@ impl Runtime for GlommioUring {
             if r.is_none() {
                 let ring = Ring::new()?;
                 ring.set_poll(POLL.with(std::cell::Cell::get));
+                ring.set_doze(DOZE.with(std::cell::Cell::get));
                 ring.set_early_send(Some(crate::transport::uring::EARLY_SEND));
                 let reaper = ring.spawn_reaper();
                 *r = Some((ring, reaper));
@@ -148,7 +153,7 @@ impl Runtime for GlommioUring {
         // `--poll`: the ring's reaper polls (and so keeps glommio from parking) until 1 s
         // passes without a completion, then the shard sleeps as usual. `--spin-us`: glommio
         // spins that long before parking, and the reaper polls as long.
-        launch(name, slot, opts.spin_before_park, opts.poll_for(), main)
+        launch(name, slot, opts.spin_before_park, opts.poll_for(), opts.alone, main)
     }
 }
 
@@ -191,7 +196,11 @@ impl Router {
     pub fn start(config: RouterConfig) -> io::Result<RouterHandle> {
         let shards = config.slots.len() as u16;
         let template = config.shard.clone();
-        let opts = ExecutorOptions { spin_before_park: config.spin_before_park, poll: config.poll };
+        let opts = ExecutorOptions {
+            spin_before_park: config.spin_before_park,
+            poll: config.poll,
+            alone: shards == 1,
+        };
         let each = |i| ShardConfig { shard: i, shards, ..template.clone() };
         let server = match config.io {
             Io::Glommio => Server::start::<Glommio>(config.listen, &config.slots, opts, each),

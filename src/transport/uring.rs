@@ -20,6 +20,17 @@
 //! counter keeps a bump that came before the read was armed, so no wake-up is lost; a local
 //! kick wakes it for new sends, and a fallback timer bounds any surprise.
 //!
+//! **Dozing** ([`Ring::set_doze`]): a glommio park costs far more than the wait itself (its
+//! three rings entered, its preemption timers cancelled and re-armed, a process-wide
+//! `membarrier`), and between two messages of a round trip a thread parks once per hop. With
+//! dozing on, a reaper that finds nothing to do — and sees that no other task ran while it
+//! yielded — waits in this ring's own `io_uring_enter` instead, up to [`DOZE_MAX`] or the
+//! thread's next deadline ([`sleep_until`]), whichever is first. What only glommio's loop sees
+//! (its timers, wakes from other threads) must not wait on a doze: a doze that ends without a
+//! completion, a deadline that is due, and every [`TURN_EVERY`] of dozing hand the thread back
+//! to glommio through the ordinary park, so nothing waits longer than that; an idle thread
+//! parks after one empty doze as before.
+//!
 //! Memory the kernel writes or reads (the provided buffers, a send's bytes) stays put and
 //! alive while an operation may use it: sends own their buffer until their completion, and a
 //! ring dropped with operations still in flight leaks its buffers rather than free them.
@@ -60,6 +71,54 @@ const RECV_MAX: usize = 256 << 10;
 const SPARE_BYTES: usize = 8 << 20;
 /// A parked reaper looks again after this long, whatever happened.
 const FALLBACK: Duration = Duration::from_millis(20);
+/// The longest doze ([`Ring::set_doze`]): past it with no completion the thread parks in glommio.
+pub const DOZE_MAX: Duration = Duration::from_millis(1);
+/// Before a doze waits in the kernel, it watches the ring this long: a round trip's answer
+/// usually comes sooner than a sleeping core wakes (measured: `docs/BENCHMARKS.md`).
+pub const DOZE_SPIN: Duration = Duration::from_micros(20);
+/// While dozing, glommio's loop gets the thread back at least this often (its timers, wakes
+/// from other threads).
+const TURN_EVERY: u64 = 1_000_000;
+
+thread_local! {
+    /// The thread's pending deadlines ([`sleep_until`]): a doze ends by the earliest.
+    static DEADLINES: RefCell<Vec<(u64, u64)>> = const { RefCell::new(Vec::new()) };
+    static NEXT_DEADLINE_ID: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Dozes that ended with a completion (for the tests: proves the doze was taken).
+static DOZES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The earliest pending [`sleep_until`] deadline of this thread (ns), if any.
+fn next_deadline() -> Option<u64> {
+    DEADLINES.with(|d| d.borrow().iter().map(|&(_, t)| t).min())
+}
+
+/// A deadline kept in [`DEADLINES`] while its sleep lasts.
+struct Deadline(u64);
+
+impl Drop for Deadline {
+    fn drop(&mut self) {
+        DEADLINES.with(|d| d.borrow_mut().retain(|&(id, _)| id != self.0));
+    }
+}
+
+/// Sleeps on glommio's timer until `t_ns` ([`crate::clock::now_ns`]), letting a dozing ring of
+/// this thread know, so that the doze ends in time for glommio to fire the timer.
+pub async fn sleep_until(t_ns: u64) {
+    let now = crate::clock::now_ns();
+    if t_ns <= now {
+        futures_lite::future::yield_now().await;
+        return;
+    }
+    let id = NEXT_DEADLINE_ID.with(|n| {
+        n.set(n.get() + 1);
+        n.get()
+    });
+    DEADLINES.with(|d| d.borrow_mut().push((id, t_ns)));
+    let _keep = Deadline(id);
+    glommio::timer::sleep(Duration::from_nanos(t_ns - now)).await;
+}
 
 /// Parks that only the fallback timer ended while completions were waiting: lost wake-ups
 /// (process-wide; the stress test asks for none).
@@ -300,6 +359,8 @@ pub struct Ring {
     /// Queued bytes past which a connection's send is submitted from its writer (0: only at
     /// the end of the round).
     early_send: Cell<usize>,
+    /// Wait in this ring rather than park in glommio while traffic lasts ([`Ring::set_doze`]).
+    doze: Cell<bool>,
 }
 
 impl std::fmt::Debug for Ring {
@@ -357,6 +418,7 @@ impl Ring {
             kicked: Cell::new(false),
             stopped: Cell::new(false),
             early_send: Cell::new(0),
+            doze: Cell::new(false),
         }))
     }
 
@@ -390,6 +452,14 @@ impl Ring {
     /// running instead of in one burst at its end (the router's shards; `None`: off).
     pub fn set_early_send(&self, at: Option<usize>) {
         self.early_send.set(at.unwrap_or(0));
+    }
+
+    /// Dozing (see the module's documentation): while traffic lasts, an idle reaper waits in
+    /// this ring instead of parking in glommio. Only for a thread whose other threads reach it
+    /// through its sockets: a wake from another thread (a channel) may wait up to
+    /// [`DOZE_MAX`] while it dozes.
+    pub fn set_doze(&self, on: bool) {
+        self.doze.set(on);
     }
 
     fn kick(&self) {
@@ -435,6 +505,8 @@ impl Ring {
         glommio::spawn_local(self.clone().listen()).detach();
         let mut stop_deadline = None;
         let mut active_ns = crate::clock::now_ns();
+        // When the reaper began dozing instead of parking (0: it is not).
+        let mut dozing_since = 0;
         loop {
             let n = self.pass();
             if self.stopped.get() {
@@ -464,6 +536,30 @@ impl Ring {
                 glommio::executor().yield_task_queue_now().await;
                 continue;
             }
+            if self.doze.get() && poll_ns == 0 && !self.stopped.get() {
+                let now = crate::clock::now_ns();
+                if dozing_since == 0 {
+                    dozing_since = now;
+                }
+                let until = next_deadline().unwrap_or(u64::MAX).min(dozing_since + TURN_EVERY);
+                if until > now {
+                    // Did any other task run while this one yielded? Then there may be more.
+                    let _ = glommio::executor().executor_stats();
+                    glommio::executor().yield_task_queue_now().await;
+                    if glommio::executor().executor_stats().tasks_executed() > 1
+                        || self.kicked.get()
+                    {
+                        continue;
+                    }
+                    let wait = (until - now).min(DOZE_MAX.as_nanos() as u64);
+                    if self.doze(wait) {
+                        DOZES.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                }
+                // Nothing came, a deadline is due, or glommio's turn: park in glommio.
+            }
+            dozing_since = 0;
             if self.arm_bell() {
                 continue;
             }
@@ -525,6 +621,38 @@ impl Ring {
             ring.completion().disable_eventfd();
         }
         pending
+    }
+
+    /// Waits in this ring's `io_uring_enter` until a completion or `ns` passed; whether a
+    /// completion is there to reap.
+    fn doze(&self, ns: u64) -> bool {
+        let mut inner = self.inner.borrow_mut();
+        inner.submit_dirty();
+        let spin = DOZE_SPIN.as_nanos() as u64;
+        {
+            let t0 = crate::clock::now_ns();
+            loop {
+                if !inner.ring.completion().is_empty() {
+                    return true;
+                }
+                if inner.ring.submission().taskrun() {
+                    let _ = inner.ring.submit();
+                    if !inner.ring.completion().is_empty() {
+                        return true;
+                    }
+                }
+                if crate::clock::now_ns() - t0 > spin {
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+        }
+        let ts = types::Timespec::new().sec(ns / 1_000_000_000).nsec((ns % 1_000_000_000) as u32);
+        let args = types::SubmitArgs::new().timespec(&ts);
+        // ETIME (the wait ran out) and EINTR are answers too: the caller looks at the queue.
+        let _ = inner.ring.submitter().submit_with_args(1, &args);
+        let ready = !inner.ring.completion().is_empty() || inner.ring.submission().taskrun();
+        ready
     }
 
     /// Submits what is queued and handles what completed; the count of completions.
@@ -1096,5 +1224,81 @@ mod tests {
             .unwrap()
             .join()
             .unwrap();
+    }
+
+    #[test]
+    fn a_dozing_ring_lets_timers_and_other_threads_through() {
+        // Proves dozing starves nothing only glommio's loop sees: while a connection keeps the
+        // reaper dozing (an echo ping-pong for 1.5 s), a glommio timer the ring knows nothing
+        // of, a deadline it knows of, and a message from another thread all arrive within a
+        // bound far below the run (without the turns, glommio's 100 ms preemption timer
+        // was all that let them through: the glommio timer came 98 ms late).
+        if supported().is_err() {
+            return;
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let echo = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_nodelay(true).unwrap();
+            let mut b = [0u8; 1];
+            while std::io::Read::read_exact(&mut s, &mut b).is_ok() {
+                if std::io::Write::write_all(&mut s, &b).is_err() {
+                    break;
+                }
+            }
+        });
+        let (tx, rx) = flume::bounded::<u64>(1);
+        let dozes = DOZES.load(Ordering::Relaxed);
+        let late = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .spawn(move || async move {
+                use futures_lite::{AsyncReadExt, AsyncWriteExt};
+                let ring = Ring::new().unwrap();
+                ring.set_doze(true);
+                let reaper = ring.spawn_reaper();
+                let socket = std::net::TcpStream::connect(addr).unwrap();
+                socket.set_nonblocking(true).unwrap();
+                socket.set_nodelay(true).unwrap();
+                let mut stream = ring.stream(socket.into());
+                let end = crate::clock::now_ns() + 1_500_000_000;
+                let pingpong = glommio::spawn_local(async move {
+                    let mut rounds = 0u64;
+                    let mut b = [0u8; 1];
+                    while crate::clock::now_ns() < end {
+                        stream.write_all(b"x").await.unwrap();
+                        stream.read_exact(&mut b).await.unwrap();
+                        rounds += 1;
+                    }
+                    stream.close().await.unwrap();
+                    rounds
+                });
+                // Let the traffic start the dozing first.
+                glommio::timer::sleep(Duration::from_millis(100)).await;
+                let t = crate::clock::now_ns();
+                glommio::timer::sleep(Duration::from_millis(2)).await;
+                let timer_late = crate::clock::now_ns() - t - 2_000_000;
+                let t = crate::clock::now_ns();
+                sleep_until(t + 2_000_000).await;
+                let deadline_late = crate::clock::now_ns() - t - 2_000_000;
+                let sent = rx.recv_async().await.unwrap();
+                let message_late = crate::clock::now_ns() - sent;
+                let rounds = pingpong.await;
+                ring.stop();
+                reaper.await;
+                (timer_late, deadline_late, message_late, rounds)
+            })
+            .unwrap();
+        // Sent from this thread once the executor is well into its dozing.
+        std::thread::sleep(Duration::from_millis(600));
+        tx.send(crate::clock::now_ns()).unwrap();
+        let (timer_late, deadline_late, message_late, rounds) = late.join().unwrap();
+        echo.join().unwrap();
+        assert!(rounds > 1_000, "the ping-pong ran ({rounds} rounds)");
+        assert!(DOZES.load(Ordering::Relaxed) > dozes, "the reaper dozed");
+        for (what, late) in
+            [("glommio timer", timer_late), ("deadline", deadline_late), ("message", message_late)]
+        {
+            assert!(late < 20_000_000, "{what} late by {} ms", late / 1_000_000);
+        }
     }
 }
