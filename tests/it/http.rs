@@ -570,7 +570,9 @@ fn requests_past_the_timeout_are_errors_and_their_connection_is_replaced() {
     let (report, timeouts) = timed_out_only(ok, &text, report);
     let r = run(&report);
     assert!(timeouts >= 2, "{timeouts}");
-    assert!(r["reconnects"].as_u64().unwrap() >= timeouts, "{r}");
+    // A request that times out in the drain (each client's last) closes its connection, and
+    // nothing replaces it: the run is over.
+    assert!(r["reconnects"].as_u64().unwrap() + 2 >= timeouts, "{r}");
     assert!(r["latency"]["rtt"]["max_ms"].as_f64().unwrap() < 200.0, "{}", r["latency"]);
     assert_eq!(report["config"]["http"]["timeout_sec"], 0.2);
 }
