@@ -628,7 +628,8 @@ impl Ring {
     fn doze(&self, ns: u64) -> bool {
         let mut inner = self.inner.borrow_mut();
         inner.submit_dirty();
-        let spin = DOZE_SPIN.as_nanos() as u64;
+        // Never past the wait: a deadline may end it sooner.
+        let spin = (DOZE_SPIN.as_nanos() as u64).min(ns);
         {
             let t0 = crate::clock::now_ns();
             loop {
