@@ -17,6 +17,7 @@ use super::shell::{
 };
 use super::{Shard, ShardConfig};
 use crate::placement::Slot;
+use crate::transport::doorbell::Doorbell;
 use crate::wire::ShardStats;
 
 /// Stalls a server's shards from any thread (fault injection).
@@ -114,12 +115,14 @@ impl Server {
         let mut from: Vec<Vec<Option<PeerRx>>> =
             (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
         let ctl_waiting: Vec<Arc<AtomicBool>> = (0..n).map(|_| Arc::default()).collect();
+        let bells = (0..n).map(|_| Doorbell::new()).collect::<io::Result<Vec<_>>>()?;
         for a in 0..n {
             for b in (0..n).filter(|&b| b != a) {
                 // Two lanes: data, and control (which never waits behind data).
                 let (data, data_rx) = flume::bounded(PEER_CHANNEL_CAPACITY);
                 let (ctl, ctl_rx) = flume::bounded(PEER_CHANNEL_CAPACITY);
-                to[a][b] = Some(PeerTx { data, ctl, ctl_waiting: ctl_waiting[b].clone() });
+                let (ctl_waiting, bell) = (ctl_waiting[b].clone(), bells[b].clone());
+                to[a][b] = Some(PeerTx { data, ctl, ctl_waiting, bell });
                 from[b][a] = Some(PeerRx { data: data_rx, ctl: ctl_rx });
             }
         }
@@ -135,7 +138,9 @@ impl Server {
             loads.push(live.clone());
             let ctl_waiting = ctl_waiting[i].clone();
             let beat = beats[i].clone();
-            let links = Links { commands: cmd_rx, to_peers, from_peers, ctl_waiting, live, beat };
+            let bell = bells[i].clone();
+            let links =
+                Links { commands: cmd_rx, to_peers, from_peers, ctl_waiting, bell, live, beat };
             let mut cfg = configure(i as u16);
             cfg.core = slots[i].core as u32;
             cfg.numa_node = slots[i].node;

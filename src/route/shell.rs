@@ -28,6 +28,7 @@ use super::peer::{Lane, PeerMsg};
 use super::{ConnId, Shard, Source};
 use crate::clock;
 use crate::placement::Slot;
+use crate::transport::doorbell::Doorbell;
 use crate::transport::{is_http_upgrade, write_all, ws, Guarded, Rewind, Shared, SocketHandle};
 use crate::wire::ShardStats;
 
@@ -63,6 +64,12 @@ pub trait Runtime: 'static {
     fn sleep(d: Duration) -> impl Future<Output = ()>;
     /// Turns an accepted socket (already non-blocking) into this runtime's stream.
     fn adopt(stream: TcpStream) -> io::Result<Self::Stream>;
+    /// A shard that other shards feed (a router of several): they ring `bell` after each
+    /// send, and `drain` applies what their channels hold (true when it applied anything). A
+    /// runtime whose executor notices other threads' wakes on its own ignores both.
+    fn watch_peers(bell: Arc<Doorbell>, drain: Box<dyn Fn() -> bool>) {
+        let _ = (bell, drain);
+    }
     /// Ends what the runtime keeps per shard thread, once every connection of the shard has
     /// closed (a socket ring's operations); nothing by default.
     fn finish() -> impl Future<Output = ()> {
@@ -86,9 +93,6 @@ pub struct ExecutorOptions {
     /// Latency mode for dedicated cores (`--poll`): sockets are polled on every pass instead of
     /// parking; a runtime without such a mode ignores it.
     pub poll: bool,
-    /// The router has one shard: no other shard sends to it through a channel, so its
-    /// socket ring may doze ([`crate::transport::uring::Ring::set_doze`]).
-    pub alone: bool,
 }
 
 impl ExecutorOptions {
@@ -121,6 +125,8 @@ pub(super) struct PeerTx {
     pub ctl: flume::Sender<PeerMsg>,
     /// The receiving shard's [`Links::ctl_waiting`].
     pub ctl_waiting: Arc<AtomicBool>,
+    /// The receiving shard's [`Links::bell`].
+    pub bell: Arc<Doorbell>,
 }
 
 /// The receiving ends of [`PeerTx`].
@@ -163,6 +169,8 @@ pub struct Links {
     pub(super) from_peers: Vec<Option<PeerRx>>,
     /// Set by a peer after it sends on a control lane to this shard.
     pub(super) ctl_waiting: Arc<AtomicBool>,
+    /// Rung by a peer after each send to this shard (ends a doze: [`Runtime::watch_peers`]).
+    pub(super) bell: Arc<Doorbell>,
     /// This shard's open connections: added by the acceptor, subtracted here.
     pub(super) live: Arc<AtomicUsize>,
     /// When the shard's ticker last ran (ns): the watchdog reads it.
@@ -181,11 +189,12 @@ pub async fn run_shard<R: Runtime>(
     let shard = Rc::new(RefCell::new(shard));
     let sockets: Sockets = Rc::default();
     let mut next_socket = 0u64;
-    let Links { commands, to_peers, from_peers, ctl_waiting, live, beat } = links;
+    let Links { commands, to_peers, from_peers, ctl_waiting, bell, live, beat } = links;
     for (p, link) in to_peers.into_iter().enumerate() {
-        let Some(PeerTx { data, ctl, ctl_waiting }) = link else { continue };
-        R::spawn(peer_sender(shard.clone(), p as u16, Lane::Data, data, None));
-        R::spawn(peer_sender(shard.clone(), p as u16, Lane::Control, ctl, Some(ctl_waiting)));
+        let Some(PeerTx { data, ctl, ctl_waiting, bell }) = link else { continue };
+        let p = p as u16;
+        R::spawn(peer_sender(shard.clone(), p, Lane::Data, data, None, bell.clone()));
+        R::spawn(peer_sender(shard.clone(), p, Lane::Control, ctl, Some(ctl_waiting), bell));
     }
     let mut inbox = Inbox { waiting: ctl_waiting, ctl: Vec::new() };
     let mut lanes = Vec::new();
@@ -196,6 +205,16 @@ pub async fn run_shard<R: Runtime>(
         lanes.push((p as u16, data.clone()));
         R::spawn(peer_receiver(shard.clone(), p as u16, data));
         R::spawn(peer_receiver(shard.clone(), p as u16, ctl));
+    }
+    if !lanes.is_empty() {
+        // Weak: the shard's stop waits until it holds the last reference to its state.
+        let (shard, lanes) = (Rc::downgrade(&shard), lanes.clone());
+        R::watch_peers(
+            bell,
+            Box::new(move || {
+                shard.upgrade().is_some_and(|s| !s.borrow().is_stopped() && apply_lanes(&s, &lanes))
+            }),
+        );
     }
     let inbox = Rc::new(inbox);
     R::spawn(ticker::<R>(shard.clone(), beat, lanes));
@@ -578,6 +597,7 @@ async fn peer_sender(
     lane: Lane,
     tx: flume::Sender<PeerMsg>,
     flag: Option<Arc<AtomicBool>>,
+    bell: Arc<Doorbell>,
 ) {
     while let Some(msg) = poll_fn(|cx| shard.borrow_mut().poll_peer_output(to, lane, cx)).await {
         if tx.send_async(msg).await.is_err() {
@@ -586,6 +606,7 @@ async fn peer_sender(
         if let Some(f) = &flag {
             f.store(true, Ordering::Release);
         }
+        bell.ring();
     }
 }
 
@@ -626,13 +647,24 @@ async fn ticker<R: Runtime>(
         let now = clock::now_ns();
         beat.store(now, Ordering::Relaxed);
         shard.borrow_mut().tick(now);
-        for (p, rx) in &lanes {
-            for _ in 0..TICK_LANE_MAX {
-                match rx.try_recv() {
-                    Ok(msg) => shard.borrow_mut().on_peer(*p, msg),
-                    Err(_) => break,
+        apply_lanes(&shard, &lanes);
+    }
+}
+
+/// Applies what the peers' lanes hold, up to [`TICK_LANE_MAX`] messages per lane; whether
+/// there was anything.
+fn apply_lanes(shard: &RefCell<Shard>, lanes: &[(u16, flume::Receiver<PeerMsg>)]) -> bool {
+    let mut any = false;
+    for (p, rx) in lanes {
+        for _ in 0..TICK_LANE_MAX {
+            match rx.try_recv() {
+                Ok(msg) => {
+                    any = true;
+                    shard.borrow_mut().on_peer(*p, msg);
                 }
+                Err(_) => break,
             }
         }
     }
+    any
 }

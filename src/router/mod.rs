@@ -21,6 +21,7 @@ use crate::placement::{self, Slot};
 use crate::route::server::{Server, Staller};
 use crate::route::shell::{ExecutorOptions, Joiner, Runtime, ShardMain};
 use crate::route::ShardConfig;
+use crate::transport::doorbell::Doorbell;
 use crate::transport::uring::{Ring, UringStream};
 use crate::transport::Io;
 use crate::wire::ShardStats;
@@ -28,6 +29,9 @@ use crate::wire::ShardStats;
 /// glommio's per-executor registered I/O memory: we do no file DMA, so the minimum (64 KiB)
 /// keeps many executors under a small RLIMIT_MEMLOCK.
 const IO_MEMORY: usize = 64 << 10;
+
+/// A shard's doorbell and what drains its peers' lanes (`Runtime::watch_peers`).
+type Peers = (std::sync::Arc<Doorbell>, Box<dyn Fn() -> bool>);
 
 /// Binds the shell to glommio.
 pub struct Glommio;
@@ -57,7 +61,7 @@ impl Runtime for Glommio {
         // `--poll` on glommio's streams: glommio's own spin is all there is. Its shard ticker
         // wakes it every tick, which starts a new spin: the core never sleeps while the
         // router runs.
-        launch(name, slot, opts.poll_for(), None, false, main)
+        launch(name, slot, opts.poll_for(), None, main)
     }
 }
 
@@ -68,7 +72,6 @@ fn launch(
     slot: Slot,
     spin: Option<Duration>,
     ring_poll: Option<Duration>,
-    doze: bool,
     main: ShardMain,
 ) -> io::Result<Joiner> {
     let placement = match spin {
@@ -82,7 +85,6 @@ fn launch(
     let handle = builder
         .spawn(move || async move {
             POLL.with(|p| p.set(ring_poll));
-            DOZE.with(|d| d.set(doze));
             if let Some(warning) = placement::pin_current_thread(slot) {
                 eprintln!("warning: {warning}");
             }
@@ -102,8 +104,9 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
     /// How long this shard's ring polls past its last completion (`--poll`, `--spin-us`).
     static POLL: std::cell::Cell<Option<Duration>> = const { std::cell::Cell::new(None) };
-    /// Whether this shard's ring dozes (a router of one shard).
-    static DOZE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The shard's peers, for its ring (`Runtime::watch_peers`), until the ring is made.
+    static PEERS: std::cell::RefCell<Option<Peers>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 impl Runtime for GlommioUring {
@@ -124,7 +127,10 @@ impl Runtime for GlommioUring {
             if r.is_none() {
                 let ring = Ring::new()?;
                 ring.set_poll(POLL.with(std::cell::Cell::get));
-                ring.set_doze(DOZE.with(std::cell::Cell::get));
+                ring.set_doze(true);
+                if let Some((bell, drain)) = PEERS.with(|p| p.borrow_mut().take()) {
+                    ring.set_peers(bell, drain);
+                }
                 ring.set_early_send(Some(crate::transport::uring::EARLY_SEND));
                 let reaper = ring.spawn_reaper();
                 *r = Some((ring, reaper));
@@ -134,6 +140,10 @@ impl Runtime for GlommioUring {
                 None => Err(io::Error::other("no socket ring")),
             }
         })
+    }
+
+    fn watch_peers(bell: std::sync::Arc<Doorbell>, drain: Box<dyn Fn() -> bool>) {
+        PEERS.with(|p| *p.borrow_mut() = Some((bell, drain)));
     }
 
     async fn finish() {
@@ -153,7 +163,7 @@ impl Runtime for GlommioUring {
         // `--poll`: the ring's reaper polls (and so keeps glommio from parking) until 1 s
         // passes without a completion, then the shard sleeps as usual. `--spin-us`: glommio
         // spins that long before parking, and the reaper polls as long.
-        launch(name, slot, opts.spin_before_park, opts.poll_for(), opts.alone, main)
+        launch(name, slot, opts.spin_before_park, opts.poll_for(), main)
     }
 }
 
@@ -196,11 +206,7 @@ impl Router {
     pub fn start(config: RouterConfig) -> io::Result<RouterHandle> {
         let shards = config.slots.len() as u16;
         let template = config.shard.clone();
-        let opts = ExecutorOptions {
-            spin_before_park: config.spin_before_park,
-            poll: config.poll,
-            alone: shards == 1,
-        };
+        let opts = ExecutorOptions { spin_before_park: config.spin_before_park, poll: config.poll };
         let each = |i| ShardConfig { shard: i, shards, ..template.clone() };
         let server = match config.io {
             Io::Glommio => Server::start::<Glommio>(config.listen, &config.slots, opts, each),

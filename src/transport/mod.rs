@@ -5,6 +5,7 @@
 //! frames, so everything above this module sees the same byte stream either way; text messages
 //! are the JSON compatibility protocol.
 
+pub mod doorbell;
 pub mod uring;
 pub mod ws;
 

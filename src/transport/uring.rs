@@ -48,6 +48,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use futures_lite::io::{AsyncRead, AsyncWrite};
+
+pub use super::doorbell::Doorbell;
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 /// Provided buffers: count (a power of two) and size.
@@ -92,6 +94,13 @@ static DOZES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0
 /// The earliest pending [`sleep_until`] deadline of this thread (ns), if any.
 fn next_deadline() -> Option<u64> {
     DEADLINES.with(|d| d.borrow().iter().map(|&(_, t)| t).min())
+}
+
+/// A router shard's ties to its peers: its doorbell, and what applies what their channels
+/// hold (true when it applied anything).
+struct Peers {
+    bell: std::sync::Arc<Doorbell>,
+    drain: Box<dyn Fn() -> bool>,
 }
 
 /// A deadline kept in [`DEADLINES`] while its sleep lasts.
@@ -142,6 +151,8 @@ pub fn leaked() -> u64 {
 const OP_RECV: u64 = 1;
 const OP_SEND: u64 = 2;
 const OP_CANCEL: u64 = 3;
+/// A poll on the doorbell's eventfd ([`Ring::set_peers`]); slot and generation unused.
+const OP_BELL: u64 = 4;
 
 /// An operation's tag: the slot's generation (a reused slot's new connection never takes an
 /// old operation's completion or cancel), the slot, the operation.
@@ -274,6 +285,10 @@ struct Inner {
     dirty: Vec<usize>,
     /// Operations the kernel may still complete.
     in_flight: usize,
+    /// The doorbell's eventfd, while a poll on it is wanted ([`Ring::set_peers`]), and whether
+    /// one is armed (not counted in `in_flight`: a poll touches no memory of ours).
+    bell_fd: Option<i32>,
+    bell_armed: bool,
 }
 
 impl Drop for Inner {
@@ -361,6 +376,8 @@ pub struct Ring {
     early_send: Cell<usize>,
     /// Wait in this ring rather than park in glommio while traffic lasts ([`Ring::set_doze`]).
     doze: Cell<bool>,
+    /// Peers that feed this thread through channels ([`Ring::set_peers`]).
+    peers: RefCell<Option<Peers>>,
 }
 
 impl std::fmt::Debug for Ring {
@@ -410,6 +427,8 @@ impl Ring {
                 free: Vec::new(),
                 dirty: Vec::new(),
                 in_flight: 0,
+                bell_fd: None,
+                bell_armed: false,
             }),
             bell: Rc::new(bell),
             parked: Cell::new(None),
@@ -419,6 +438,7 @@ impl Ring {
             stopped: Cell::new(false),
             early_send: Cell::new(0),
             doze: Cell::new(false),
+            peers: RefCell::new(None),
         }))
     }
 
@@ -460,6 +480,20 @@ impl Ring {
     /// [`DOZE_MAX`] while it dozes.
     pub fn set_doze(&self, on: bool) {
         self.doze.set(on);
+    }
+
+    /// For a thread that other threads feed through channels (a router's shard): they ring
+    /// `bell` after each send, which ends a doze, and `drain` applies what the channels hold
+    /// (true when it applied anything) — before a doze and after one, so nothing they sent
+    /// waits for glommio's loop to notice their wake.
+    pub fn set_peers(&self, bell: std::sync::Arc<Doorbell>, drain: Box<dyn Fn() -> bool>) {
+        self.inner.borrow_mut().bell_fd = Some(bell.efd.as_raw_fd());
+        *self.peers.borrow_mut() = Some(Peers { bell, drain });
+    }
+
+    /// Applies what the peers' channels hold; true when there was anything.
+    fn drain_peers(&self) -> bool {
+        self.peers.borrow().as_ref().is_some_and(|p| (p.drain)())
     }
 
     fn kick(&self) {
@@ -551,8 +585,25 @@ impl Ring {
                     {
                         continue;
                     }
+                    let bell = self.peers.borrow().as_ref().map(|p| p.bell.clone());
+                    if let Some(bell) = &bell {
+                        // Flag, then look: a peer that sent before the flag was seen is found
+                        // here; one after it rings.
+                        bell.set_dozing(true);
+                        if self.drain_peers() {
+                            bell.set_dozing(false);
+                            continue;
+                        }
+                    }
                     let wait = (until - now).min(DOZE_MAX.as_nanos() as u64);
-                    if self.doze(wait) {
+                    let woke = self.doze(wait);
+                    if let Some(bell) = &bell {
+                        bell.set_dozing(false);
+                        if self.drain_peers() {
+                            continue;
+                        }
+                    }
+                    if woke {
                         DOZES.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
@@ -677,11 +728,17 @@ impl Ring {
         }
         let mut n = 0;
         let mut recycled = false;
+        let mut bell_rang = false;
         loop {
             let Some(cqe) = inner.ring.completion().next() else { break };
             n += 1;
             let (gen, slot, op) = untag(cqe.user_data());
             let (res, flags) = (cqe.result(), cqe.flags());
+            if op == OP_BELL {
+                inner.bell_armed = false;
+                bell_rang = true;
+                continue;
+            }
             if op != OP_CANCEL && inner.slots[slot].gen != gen {
                 // Never expected: a slot is freed only once its operations ended.
                 debug_assert!(false, "a completion for a freed slot");
@@ -697,6 +754,11 @@ impl Ring {
         }
         if recycled {
             inner.provided.publish();
+        }
+        if bell_rang {
+            if let Some(p) = self.peers.borrow().as_ref() {
+                p.bell.clear();
+            }
         }
         n
     }
@@ -759,6 +821,17 @@ impl Inner {
 
     /// Arms receives and starts sends for the connections that asked.
     fn submit_dirty(&mut self) {
+        if let (Some(fd), false) = (self.bell_fd, self.bell_armed) {
+            self.bell_armed = true;
+            let e = opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32)
+                .build()
+                .user_data(user_data(0, 0, OP_BELL));
+            // SAFETY: a poll refers to no memory; the doorbell (its descriptor) outlives the
+            // ring (`Ring::peers`) or the poll is cancelled at the stop.
+            while unsafe { self.ring.submission().push(&e) }.is_err() {
+                let _ = self.ring.submit();
+            }
+        }
         let dirty = std::mem::take(&mut self.dirty);
         for &slot in &dirty {
             self.slots[slot].dirty = false;
@@ -892,6 +965,16 @@ impl Inner {
 
     /// At stop: cancels every receive still armed.
     fn cancel_all(&mut self) {
+        self.bell_fd = None;
+        if self.bell_armed {
+            let e = opcode::AsyncCancel::new(user_data(0, 0, OP_BELL))
+                .build()
+                .user_data(user_data(0, 0, OP_CANCEL));
+            // SAFETY: the entry refers to no memory.
+            while unsafe { self.ring.submission().push(&e) }.is_err() {
+                let _ = self.ring.submit();
+            }
+        }
         for slot in 0..self.slots.len() {
             if self.slots[slot].recv_armed {
                 self.cancel(slot);
