@@ -44,6 +44,34 @@ fn direct_request_and_reply(setup: Setup) {
     r.stop();
 }
 
+fn cross_shard_round_trips_wait_for_no_timer(setup: Setup) {
+    // Proves a shard hears its peers at once even while its ring dozes (the doorbell): a
+    // ping-pong between agents on two shards has its median round trip far below the 1 ms a
+    // dozing shard gives glommio's loop (without the doorbell: 1.1 ms; with it: ≈ 0.17 ms).
+    if !setup.sharded() {
+        return;
+    }
+    let r = start(setup, 2, |_| {});
+    let mut a = agent(&r, 1, 0, &[]);
+    let mut b = agent(&r, 2, 0, &[]);
+    assert_eq!(r.stats().iter().map(|s| s.connections).collect::<Vec<_>>(), vec![1, 1]);
+    let mut rtts = Vec::new();
+    for i in 0..600u64 {
+        let t = Instant::now();
+        send(&mut a, data(DataKind::Direct, 1, 2, i, b"ping"));
+        assert_eq!(recv_data(&mut b).message_id, i);
+        send(&mut b, data(DataKind::Direct, 2, 1, i, b"pong"));
+        assert_eq!(recv_data(&mut a).message_id, i);
+        if i >= 100 {
+            rtts.push(t.elapsed());
+        }
+    }
+    rtts.sort();
+    let median = rtts[rtts.len() / 2];
+    assert!(median < Duration::from_micros(600), "median cross-shard round trip {median:?}");
+    r.stop();
+}
+
 /// Sends a direct "marker" to `to` and checks it is the next thing `c` receives: whatever was
 /// sent before it on the same path and did not arrive, never will.
 fn check_nothing_before_marker(sender: &mut Client, from: u32, to: u32, c: &mut Client) {
@@ -738,6 +766,7 @@ macro_rules! every_check {
             stalled_receiver_with_drop_policy_gets_queue_full,
             stop_closes_every_connection,
             priority_overtakes_queued_traffic,
+            cross_shard_round_trips_wait_for_no_timer,
             $($extra,)*
         );
     };
