@@ -475,9 +475,9 @@ impl Ring {
     }
 
     /// Dozing (see the module's documentation): while traffic lasts, an idle reaper waits in
-    /// this ring instead of parking in glommio. Only for a thread whose other threads reach it
-    /// through its sockets: a wake from another thread (a channel) may wait up to
-    /// [`DOZE_MAX`] while it dozes.
+    /// this ring instead of parking in glommio. A wake from another thread (a channel) may
+    /// wait up to [`DOZE_MAX`] while it dozes, unless the sender rings a doorbell
+    /// ([`Ring::set_peers`]).
     pub fn set_doze(&self, on: bool) {
         self.doze.set(on);
     }
@@ -681,23 +681,22 @@ impl Ring {
         inner.submit_dirty();
         // Never past the wait: a deadline may end it sooner.
         let spin = (DOZE_SPIN.as_nanos() as u64).min(ns);
-        {
-            let t0 = crate::clock::now_ns();
-            loop {
+        let t0 = crate::clock::now_ns();
+        loop {
+            if !inner.ring.completion().is_empty() {
+                return true;
+            }
+            if inner.ring.submission().taskrun() {
+                // Completions wait as task work: entering the kernel posts them.
+                let _ = inner.ring.submit();
                 if !inner.ring.completion().is_empty() {
                     return true;
                 }
-                if inner.ring.submission().taskrun() {
-                    let _ = inner.ring.submit();
-                    if !inner.ring.completion().is_empty() {
-                        return true;
-                    }
-                }
-                if crate::clock::now_ns() - t0 > spin {
-                    break;
-                }
-                std::hint::spin_loop();
             }
+            if crate::clock::now_ns() - t0 > spin {
+                break;
+            }
+            std::hint::spin_loop();
         }
         let ts = types::Timespec::new().sec(ns / 1_000_000_000).nsec((ns % 1_000_000_000) as u32);
         let args = types::SubmitArgs::new().timespec(&ts);
