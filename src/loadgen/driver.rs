@@ -513,11 +513,6 @@ fn router_cpu(before: Probe, after: Probe) -> Option<Vec<f64>> {
     Some(c0.iter().zip(&c1).map(|(a, b)| b.saturating_sub(*a) as f64 / wall).collect())
 }
 
-/// A dozing ring ends its doze by this deadline ([`uring::sleep_until`]).
-async fn sleep_until_async(t_ns: u64) {
-    uring::sleep_until(t_ns).await;
-}
-
 /// Waits until `done` holds for the group (true) or `until_ns` passes (false); the group wakes
 /// the wait when something it may depend on happens.
 async fn wait_for<A: Adapter>(
@@ -534,7 +529,7 @@ async fn wait_for<A: Adapter>(
         Poll::Pending
     });
     or(watch, async {
-        sleep_until_async(until_ns).await;
+        uring::sleep_until(until_ns).await;
         false
     })
     .await
@@ -643,7 +638,7 @@ impl Core {
         };
         let open = matches!(group.borrow().book().config().pacing, Pacing::Open { .. });
         group.borrow_mut().set_schedule(schedule);
-        sleep_until_async(schedule.start_ns).await;
+        uring::sleep_until(schedule.start_ns).await;
         if let Some(rx) = self.side.take() {
             tasks.push(glommio::spawn_local(side(group.clone(), rx)));
         }
@@ -659,7 +654,7 @@ impl Core {
                 break;
             }
             let next = expire(&mut group.borrow_mut(), now, &controls.borrow());
-            sleep_until_async(next.min(schedule.measure_ns).min(now + MONITOR_NS)).await;
+            uring::sleep_until(next.min(schedule.measure_ns).min(now + MONITOR_NS)).await;
         }
         let mut sampler = self
             .shared
@@ -1003,7 +998,7 @@ async fn side<A: Adapter>(group: Rc<RefCell<Group<A>>>, rx: flume::Receiver<Comp
             g.next_timer_ns().unwrap_or(u64::MAX).min(clock::now_ns() + MONITOR_NS)
         };
         let msg = or(async { rx.recv_async().await.ok() }, async {
-            sleep_until_async(until).await;
+            uring::sleep_until(until).await;
             None
         })
         .await;
@@ -1027,7 +1022,7 @@ async fn pacer<A: Adapter>(group: Rc<RefCell<Group<A>>>) {
             g.tick(clock::now_ns())
         };
         match next {
-            Some(t) => sleep_until_async(t).await,
+            Some(t) => uring::sleep_until(t).await,
             None => return,
         }
     }

@@ -818,6 +818,16 @@ impl Inner {
         self.in_flight += 1;
     }
 
+    /// Queues an entry that refers to no memory of ours (a cancel, a poll), not counted in
+    /// `in_flight`.
+    fn push_memoryless(&mut self, e: squeue::Entry) {
+        // SAFETY: the entry refers to no memory; a poll's descriptor (the doorbell's) outlives
+        // the ring (`Ring::peers`), or the poll is cancelled at the stop.
+        while unsafe { self.ring.submission().push(&e) }.is_err() {
+            let _ = self.ring.submit();
+        }
+    }
+
     /// Arms receives and starts sends for the connections that asked.
     fn submit_dirty(&mut self) {
         if let (Some(fd), false) = (self.bell_fd, self.bell_armed) {
@@ -825,11 +835,7 @@ impl Inner {
             let e = opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32)
                 .build()
                 .user_data(user_data(0, 0, OP_BELL));
-            // SAFETY: a poll refers to no memory; the doorbell (its descriptor) outlives the
-            // ring (`Ring::peers`) or the poll is cancelled at the stop.
-            while unsafe { self.ring.submission().push(&e) }.is_err() {
-                let _ = self.ring.submit();
-            }
+            self.push_memoryless(e);
         }
         let dirty = std::mem::take(&mut self.dirty);
         for &slot in &dirty {
@@ -969,10 +975,7 @@ impl Inner {
             let e = opcode::AsyncCancel::new(user_data(0, 0, OP_BELL))
                 .build()
                 .user_data(user_data(0, 0, OP_CANCEL));
-            // SAFETY: the entry refers to no memory.
-            while unsafe { self.ring.submission().push(&e) }.is_err() {
-                let _ = self.ring.submit();
-            }
+            self.push_memoryless(e);
         }
         for slot in 0..self.slots.len() {
             if self.slots[slot].recv_armed {
@@ -987,11 +990,8 @@ impl Inner {
         let e = opcode::AsyncCancel::new(user_data(gen, slot, OP_RECV))
             .build()
             .user_data(user_data(gen, slot, OP_CANCEL));
-        // A cancel is not an operation on our memory; its completion is ignored.
-        // SAFETY: the entry refers to no memory.
-        while unsafe { self.ring.submission().push(&e) }.is_err() {
-            let _ = self.ring.submit();
-        }
+        // Its completion is ignored.
+        self.push_memoryless(e);
     }
 }
 
