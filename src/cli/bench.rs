@@ -153,6 +153,12 @@ pub struct BenchArgs {
     /// glommio, said once), or glommio (its streams). TCP only; WebSocket stays on glommio.
     #[arg(long, value_name = "IO", default_value = "uring")]
     pub(super) agent_io: Io,
+    /// Let a sharded router place connections as it likes (by load): without it each raw-TCP
+    /// connection opens with a `home` frame keyed by its first agent's index, and the router
+    /// puts connections with neighbouring agents on the same shard, so that messages along the
+    /// topology rarely cross shards.
+    #[arg(long)]
+    pub(super) no_homing: bool,
     /// What agents speak: native (a2a-bench frames), or json (the seed system's JSON protocol
     /// over WebSocket, to measure routers that speak it).
     #[arg(long, value_name = "PROTOCOL", default_value = "native")]
@@ -224,6 +230,7 @@ pub struct BenchConfig {
     router_flags: RouterArgs,
     transport: Transport,
     io: Io,
+    homing: bool,
     protocol: Protocol,
     report_config: ReportConfig,
     /// Placement the user may not have meant, one line each, printed before the first run.
@@ -509,6 +516,7 @@ impl TryFrom<BenchArgs> for BenchConfig {
             agent_io: a.agent_io.to_string(),
             router_io: a.router_flags.router_io.to_string(),
             poll: a.router_flags.poll,
+            homing: !a.no_homing,
             protocol: a.protocol.to_string(),
             http: None,
         };
@@ -577,6 +585,7 @@ impl TryFrom<BenchArgs> for BenchConfig {
             router_flags: a.router_flags,
             transport,
             io: a.agent_io,
+            homing: !a.no_homing,
             protocol: a.protocol,
             report_config: ReportConfig { warmup_sec: warmup.as_secs_f64(), ..report_config },
             warnings,
@@ -724,6 +733,7 @@ impl BenchConfig {
                                     transport: self.transport,
                                     io: self.io,
                                     poll: self.router_flags.poll,
+                                    homing: self.homing,
                                     protocol: self.protocol,
                                     interval: self.interval,
                                     slice: self.worker.as_ref().map(|w| w.slice(agents)),

@@ -34,6 +34,7 @@ use crate::placement;
 use crate::transport::uring;
 use crate::transport::{write_all, Transport};
 use crate::transport::{Guarded, SocketHandle};
+use crate::wire::Home;
 
 /// How long registering a core's agents may take (100,000 agents take a few seconds here).
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -212,6 +213,7 @@ struct Shared {
     protocol: Protocol,
     io: crate::transport::Io,
     poll: bool,
+    homing: bool,
     drain_timeout: Duration,
     /// Raised by the coordinating thread once every core drained and `before_leave` returned.
     leave: Arc<AtomicBool>,
@@ -252,6 +254,7 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
         protocol: scenario.protocol,
         io: scenario.io,
         poll: scenario.poll,
+        homing: scenario.homing,
         drain_timeout: scenario.drain_timeout,
         leave: Arc::new(AtomicBool::new(false)),
         cores: spans.iter().filter(|(_, count)| *count > 0).count(),
@@ -571,16 +574,19 @@ impl Core {
         }
         let reaper = ring.as_ref().map(uring::Ring::spawn_reaper);
         // The run's connections before this core's (about): where its source addresses start.
-        let before = {
+        let (before, first, per, total) = {
             let g = group.borrow();
             let cfg = g.book().config();
-            (cfg.first / cfg.agents_per_conn.max(1)) as usize
+            let per = cfg.agents_per_conn.max(1);
+            ((cfg.first / per) as usize, cfg.first, per, cfg.agents_total)
         };
         for c in (0..conns).take_while(|_| setup.is_ok()) {
             let (addr, transport, protocol) =
                 (self.shared.addr, self.shared.transport, self.shared.protocol);
             let source = super::link::source_for(addr, before + c);
-            match connect(addr, source, transport, protocol, ring.as_ref()).await {
+            let home = (self.shared.homing && protocol == Protocol::Native)
+                .then(|| Home { key: Home::key_for(first + c as u32 * per, total) });
+            match connect(addr, source, transport, protocol, ring.as_ref(), home).await {
                 Ok((stream, control)) => {
                     let stream = Rc::new(RefCell::new(stream));
                     controls.borrow_mut().push(control);
@@ -893,7 +899,7 @@ async fn reopen<A: Adapter + 'static>(
     link.controls.borrow()[c].shutdown();
     let generation = group.borrow_mut().reset_connection(c)?;
     let ring = link.ring.as_ref();
-    match connect(link.addr, link.source, Transport::Tcp, Protocol::Http, ring).await {
+    match connect(link.addr, link.source, Transport::Tcp, Protocol::Http, ring, None).await {
         Ok((stream, control)) => {
             link.controls.borrow_mut()[c] = control;
             let stream = Rc::new(RefCell::new(stream));

@@ -14,6 +14,7 @@ use futures_lite::io::{AsyncRead, AsyncWrite};
 
 use super::Protocol;
 use crate::transport::{uring, ws, Guarded, SocketHandle, Transport};
+use crate::wire::Home;
 
 /// How long connecting or a WebSocket handshake may take.
 pub(super) const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -92,13 +93,16 @@ pub(super) fn source_for(to: SocketAddr, index: usize) -> Option<std::net::IpAdd
 }
 
 /// One connection to the router (from `source` when given), with a second descriptor of its
-/// socket (to shut it down); its TCP I/O goes through `ring` when there is one.
+/// socket (to shut it down); its TCP I/O goes through `ring` when there is one. Over raw TCP,
+/// `home` is written at once, before anything else, so that it comes with the handshake and a
+/// sharded router places the connection by it (`route::accept`).
 pub(super) async fn connect(
     addr: SocketAddr,
     source: Option<std::net::IpAddr>,
     transport: Transport,
     protocol: Protocol,
     ring: Option<&std::rc::Rc<uring::Ring>>,
+    home: Option<Home>,
 ) -> Result<(Guarded<AgentStream>, Rc<SocketHandle>), String> {
     let dial = move || match source {
         None => TcpStream::connect_timeout(&addr, SETUP_TIMEOUT),
@@ -128,6 +132,10 @@ pub(super) async fn connect(
     })?;
     let setup = |e: io::Error| format!("setting up a connection: {e}");
     s.set_nodelay(true).map_err(setup)?;
+    if let Some(home) = home.filter(|_| transport == Transport::Tcp) {
+        // A fresh socket's send buffer is empty: a blocking write of a few bytes returns at once.
+        io::Write::write_all(&mut &s, &crate::wire::frame::home_frame(home)).map_err(setup)?;
+    }
     let fd = std::os::fd::AsRawFd::as_raw_fd(&s);
     s.set_nonblocking(true).map_err(setup)?;
     if let Some(ring) = ring.filter(|_| transport == Transport::Tcp || protocol == Protocol::Http) {

@@ -108,6 +108,9 @@ pub struct Scenario {
     /// Latency mode (`--poll`): agent cores poll their sockets instead of sleeping while the
     /// run lasts.
     pub poll: bool,
+    /// Each raw-TCP native connection opens with a `home` frame keyed by its first agent's
+    /// index (`--no-homing` clears it), so a sharded router puts neighbouring agents together.
+    pub homing: bool,
     /// Which protocol the agents speak.
     pub protocol: Protocol,
     /// Length of one time-series interval of the measured window; `None` keeps no series.

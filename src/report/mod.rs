@@ -321,6 +321,10 @@ pub struct ReportConfig {
     /// `--poll`: the latency mode (router shards and agent cores polling instead of sleeping).
     #[serde(default)]
     pub poll: bool,
+    /// Connections opened with a `home` frame (no `--no-homing`): a sharded router placed them
+    /// by their agents' ids, not by load. False in reports written before homing existed.
+    #[serde(default)]
+    pub homing: bool,
     /// `--protocol`.
     pub protocol: String,
     /// `a2a-bench http`: what the clients sent.

@@ -248,6 +248,7 @@ impl Part {
                 transport: crate::transport::Transport::Tcp,
                 io: crate::transport::Io::Glommio,
                 poll: false,
+                homing: true,
                 protocol: crate::loadgen::Protocol::Native,
                 http: None,
                 workload: Default::default(),

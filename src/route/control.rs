@@ -145,6 +145,9 @@ impl Shard {
                 self.tell_all_peers(|| PeerMsg::StatsRequest { token });
                 self.maybe_finish(token);
             }
+            // Read by the acceptor before the connection reached a shard (`server`); a hint,
+            // never answered, ignored anywhere else.
+            Control::Home(_) => {}
             _ => return Err(ErrorCode::UnexpectedMessage),
         }
         Ok(())

@@ -12,6 +12,7 @@
 //! bound is paused ([`Shard::poll_gate`]) until it drains to half; every data message is
 //! delivered or answered with an error.
 
+mod accept;
 mod conn;
 mod control;
 pub use control::token_matches;

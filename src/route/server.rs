@@ -1,5 +1,6 @@
 //! The server lifecycle: bind, start one shard per slot (pinned), wait until all serve, accept
-//! connections and hand each to the shard with the fewest; stats, stalls and stop from outside.
+//! connections and hand each to a shard (`accept`: the one its `home` names, else the one with
+//! the fewest); stats, stalls and stop from outside.
 //!
 //! Connections are accepted by one thread rather than spread with SO_REUSEPORT, which put both of
 //! two connections on one listener half the time (see ARCHITECTURE.md).
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::accept::Acceptor;
 use super::shell::{
     run_shard, Command, ExecutorOptions, Joiner, Links, PeerRx, PeerTx, Runtime, ShardMain,
     PEER_CHANNEL_CAPACITY,
@@ -159,9 +161,10 @@ impl Server {
         let stopping = Arc::new(AtomicBool::new(false));
         let senders: Vec<_> = shards.iter().map(|s| s.commands.clone()).collect();
         let stop = stopping.clone();
-        let acceptor = std::thread::Builder::new()
-            .name(format!("{}-accept", R::NAME))
-            .spawn(move || accept_loop(listener, senders, loads, max_connections, stop))?;
+        let acceptor =
+            std::thread::Builder::new().name(format!("{}-accept", R::NAME)).spawn(move || {
+                Acceptor { listener, shards: senders, loads, max_connections, stopping: stop }.run()
+            })?;
         let stalls: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
         let (counts, stop, slots) = (stalls.clone(), stopping.clone(), slots.to_vec());
         let watchdog = std::thread::Builder::new()
@@ -255,66 +258,6 @@ impl Drop for Server {
     fn drop(&mut self) {
         if self.acceptor.is_some() {
             self.shutdown();
-        }
-    }
-}
-
-/// How long the acceptor waits before accepting again when the process is out of descriptors.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
-
-/// EMFILE (this process) or ENFILE (the whole system): no descriptor for a new connection.
-fn is_fd_exhaustion(errno: i32) -> bool {
-    use nix::errno::Errno;
-    errno == Errno::EMFILE as i32 || errno == Errno::ENFILE as i32
-}
-
-fn accept_loop(
-    listener: TcpListener,
-    shards: Vec<flume::Sender<Command>>,
-    loads: Vec<Arc<AtomicUsize>>,
-    max_connections: usize,
-    stopping: Arc<AtomicBool>,
-) {
-    let mut next = 0usize;
-    let mut last_warning: Option<std::time::Instant> = None;
-    for stream in listener.incoming() {
-        if stopping.load(Ordering::SeqCst) {
-            return;
-        }
-        let stream = match stream {
-            Ok(s) => s,
-            // Out of descriptors: the pending connection stays in the backlog and accept fails
-            // again at once. Back off instead of spinning, and say so once a second.
-            Err(e) if e.raw_os_error().is_some_and(is_fd_exhaustion) => {
-                if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-                    eprintln!(
-                        "router: out of file descriptors ({e}): new connections wait; raise the open-file limit"
-                    );
-                    last_warning = Some(std::time::Instant::now());
-                }
-                std::thread::sleep(ACCEPT_BACKOFF);
-                continue;
-            }
-            Err(_) => continue, // the peer gave up before we accepted: nothing to do
-        };
-        // Least connections first; ties go round-robin so equal shards alternate.
-        let n = shards.len();
-        let pick = (0..n)
-            .map(|k| (next + k) % n)
-            .min_by_key(|&i| loads[i].load(Ordering::Relaxed))
-            .unwrap_or(0);
-        next = (pick + 1) % n;
-        // Counted here, so a burst of accepts spreads before any shard has adopted them; the
-        // shard subtracts when the connection ends.
-        let open: usize = loads.iter().map(|l| l.load(Ordering::Relaxed)).sum();
-        let cmd = if max_connections > 0 && open >= max_connections {
-            Command::Refuse(stream)
-        } else {
-            Command::Conn(stream)
-        };
-        loads[pick].fetch_add(1, Ordering::Relaxed);
-        if shards[pick].send(cmd).is_err() {
-            loads[pick].fetch_sub(1, Ordering::Relaxed);
         }
     }
 }

@@ -263,6 +263,29 @@ pub struct BarrierForce {
     pub barrier_id: BarrierId,
 }
 
+/// Where a connection should live on a sharded router; sent as the connection's first frame,
+/// alone. The router reads it before it places the connection: on shard `key × shards / 2³²`
+/// (connections with nearby keys share a shard, so agents that talk to each other can be
+/// placed together). Never answered; a router with one shard, or a connection over WebSocket,
+/// ignores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Home {
+    /// The connection's place in `0..2³²`.
+    pub key: u32,
+}
+
+impl Home {
+    /// The key of a connection whose first agent is number `first` of `total`.
+    pub fn key_for(first: u32, total: u32) -> u32 {
+        ((u64::from(first) << 32) / u64::from(total.max(1))).min(u64::from(u32::MAX)) as u32
+    }
+
+    /// The shard of `shards` this key places a connection on.
+    pub fn shard(self, shards: usize) -> usize {
+        ((u64::from(self.key) * shards as u64) >> 32) as usize
+    }
+}
+
 /// Asks for every shard's counters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatsRequest {
@@ -524,6 +547,8 @@ control_messages! {
     25 => StatsRequest, "stats_request", request;
     /// See [`BarrierForce`].
     26 => BarrierForce, "barrier_force", request;
+    /// See [`Home`].
+    27 => Home, "home", request;
     /// See [`Ack`].
     32 => Ack, "ack", reply;
     /// See [`Error`].

@@ -354,6 +354,26 @@ pub fn error_frame(code: super::ErrorCode, detail: &str) -> Vec<u8> {
     encode_frame(&[Message::Control(err)], Compression::None, &mut BufferPool::default())
 }
 
+/// The frame a connection opens with to be placed by `home` (alone, uncompressed).
+pub fn home_frame(home: super::Home) -> Vec<u8> {
+    let msg = Message::Control(Control::Home(home));
+    encode_frame(&[msg], Compression::None, &mut BufferPool::default())
+}
+
+/// The `home` hint a connection's first bytes open with: `Some` only for a whole uncompressed
+/// frame whose one message is a `home` (as [`home_frame`] writes it).
+pub fn read_home(first: &[u8]) -> Option<super::Home> {
+    let header = FrameHeader::parse(first, &super::Limits::DEFAULT).ok()??;
+    if header.compressed || header.count != 1 || first.len() < header.frame_len() {
+        return None;
+    }
+    let mut body = &first[HEADER_LEN..header.frame_len()];
+    match decode_message(&mut body) {
+        Ok(Message::Control(Control::Home(h))) if body.is_empty() => Some(h),
+        _ => None,
+    }
+}
+
 /// Encodes `messages` as one frame: a convenience for clients and tests.
 pub fn encode_frame(
     messages: &[Message<'_>],

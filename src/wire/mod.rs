@@ -21,7 +21,7 @@ pub mod pool;
 
 use serde::{Deserialize, Serialize};
 
-pub use control::{AgentInfo, Control, ErrorCode, ShardStats};
+pub use control::{AgentInfo, Control, ErrorCode, Home, ShardStats};
 pub use envelope::{DataKind, Envelope};
 pub use frame::{decode_frame, Batch, FrameBuf, FrameHeader, Message};
 pub use pool::{BufferPool, PoolStats};

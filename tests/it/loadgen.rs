@@ -717,3 +717,37 @@ fn compare_scaling_runs_each_core_count_that_fits_and_says_which_did_not() {
     assert!(stdout.contains("scaling (median msgs/s"), "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn homed_connections_keep_a_ring_on_its_shards() {
+    // Proves homing: on a router of two shards, a ring of 8 agents on their own connections
+    // sends about 2 of its 8 edges' messages across shards when each connection opens with its
+    // `home` frame (agents 0-3 on one shard, 4-7 on the other), and nearly all of them without
+    // (the router then alternates connections between shards, so every neighbour is across).
+    let mut cfg = RouterConfig::new("127.0.0.1:0".parse().unwrap(), crate::support::slots(2));
+    cfg.shard.compression = Compression::None;
+    let r = Router::start(cfg).unwrap();
+    let mut share = Vec::new();
+    for (i, homing) in [true, false].into_iter().enumerate() {
+        let mut sc = scenario(
+            Topology::Ring,
+            8,
+            Pacing::Closed { window: 4 },
+            Stop::Count { per_agent: 500 },
+        );
+        sc.id_base += 50_000 * i as u32;
+        sc.homing = homing;
+        let before = r.stats();
+        let o = loadgen::run(&sc, r.local_addr(), Some(&r), None);
+        check_clean(&o);
+        let after = r.stats();
+        let delta = |f: fn(&a2a_bench::wire::ShardStats) -> u64| -> u64 {
+            after.iter().map(f).sum::<u64>() - before.iter().map(f).sum::<u64>()
+        };
+        share.push(delta(|s| s.cross_shard_out) as f64 / delta(|s| s.msgs_in) as f64);
+    }
+    eprintln!("cross-shard shares: {share:?}");
+    assert!(share[0] < 0.4, "homed: {:.2} of the messages crossed shards", share[0]);
+    assert!(share[1] > 0.6, "not homed: only {:.2} of the messages crossed shards", share[1]);
+    r.stop();
+}

@@ -72,6 +72,32 @@ fn cross_shard_round_trips_wait_for_no_timer(setup: Setup) {
     r.stop();
 }
 
+fn connections_are_placed_by_their_home_frame(setup: Setup) {
+    // Proves a sharded router places a connection that opens with a `home` frame on the shard
+    // its key names (key × shards / 2³²), whatever the load, and that the frame is otherwise
+    // ignored: agents registered behind it work. Over WebSocket the frame arrives inside the
+    // upgraded stream, after placement: ignored too. A router without shards ignores it.
+    use a2a_bench::wire::{frame::home_frame, Home};
+    let r = start(setup, 2, |_| {});
+    let keys = [0u32, 1 << 30, 1 << 31, 3 << 30, 0];
+    let mut clients = Vec::new();
+    for (i, key) in keys.into_iter().enumerate() {
+        let mut c = r.connect();
+        c.send_raw(&home_frame(Home { key })).unwrap();
+        check_ack(c.register(10 + i as u32, 0, &[]).expect("register answered"));
+        clients.push(c);
+    }
+    if setup.sharded() && setup.transport == Transport::Tcp {
+        let conns: Vec<u32> = r.stats().iter().map(|s| s.connections).collect();
+        assert_eq!(conns, vec![3, 2], "keys 0, 2^30, 0 on shard 0; 2^31, 3·2^30 on shard 1");
+    }
+    send(&mut clients[0], data(DataKind::Direct, 10, 14, 5, b"neighbour"));
+    assert_eq!(recv_data(&mut clients[4]).message_id, 5);
+    send(&mut clients[2], data(DataKind::Direct, 12, 10, 6, b"across"));
+    assert_eq!(recv_data(&mut clients[0]).message_id, 6);
+    r.stop();
+}
+
 /// Sends a direct "marker" to `to` and checks it is the next thing `c` receives: whatever was
 /// sent before it on the same path and did not arrive, never will.
 fn check_nothing_before_marker(sender: &mut Client, from: u32, to: u32, c: &mut Client) {
@@ -767,6 +793,7 @@ macro_rules! every_check {
             stop_closes_every_connection,
             priority_overtakes_queued_traffic,
             cross_shard_round_trips_wait_for_no_timer,
+            connections_are_placed_by_their_home_frame,
             $($extra,)*
         );
     };

@@ -198,6 +198,7 @@ pub fn scenario(
         transport: Transport::Tcp,
         io: a2a_bench::transport::Io::Glommio,
         poll: false,
+        homing: true,
         protocol: a2a_bench::loadgen::Protocol::Native,
         interval: None,
         slice: None,

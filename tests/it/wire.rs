@@ -545,3 +545,32 @@ fn protocol_doc_lists_every_kind_and_error_code() {
         assert!(doc.contains(&r), "docs/PROTOCOL.md lacks the error row `{r}`");
     }
 }
+
+#[test]
+fn home_keys_split_agents_into_contiguous_shards() {
+    // Proves the `home` key spreads a run's connections evenly and in order: with 8 connections
+    // of a 64-agent run, a 2-shard router takes the first 4 on shard 0 and the rest on shard 1,
+    // a 4-shard router two each; the frame reads back, and anything else reads as no hint.
+    use a2a_bench::wire::frame::{home_frame, read_home};
+    use a2a_bench::wire::Home;
+    let homes: Vec<Home> = (0..8).map(|c| Home { key: Home::key_for(c * 8, 64) }).collect();
+    let on = |n| homes.iter().map(|h| h.shard(n)).collect::<Vec<_>>();
+    assert_eq!(on(1), vec![0; 8]);
+    assert_eq!(on(2), vec![0, 0, 0, 0, 1, 1, 1, 1]);
+    assert_eq!(on(4), vec![0, 0, 1, 1, 2, 2, 3, 3]);
+    assert_eq!(Home { key: u32::MAX }.shard(64), 63);
+    assert_eq!(Home::key_for(5, 0), u32::MAX, "no agents: the last key, never a panic");
+    let frame = home_frame(homes[5]);
+    assert_eq!(read_home(&frame), Some(homes[5]));
+    let mut two = frame.clone();
+    two.extend_from_slice(b"more bytes behind it");
+    assert_eq!(read_home(&two), Some(homes[5]), "what follows the frame is the shard's");
+    assert_eq!(read_home(&frame[..frame.len() - 1]), None, "part of a frame");
+    assert_eq!(read_home(b"GET / HTTP/1.1\r\n"), None);
+    let register = encode_frame(
+        &[Message::Control(Control::Heartbeat(Heartbeat { request_id: 1, agent_id: AgentId(1) }))],
+        Compression::None,
+        &mut BufferPool::default(),
+    );
+    assert_eq!(read_home(&register), None, "another first message");
+}

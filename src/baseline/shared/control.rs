@@ -248,6 +248,8 @@ impl Conn {
                 });
                 self.queue_control(self.id, &reply);
             }
+            // One runtime shared by every connection: nowhere to place a connection.
+            Control::Home(_) => {}
             _ => {}
         }
     }
