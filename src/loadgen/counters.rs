@@ -67,6 +67,10 @@ pub struct GroupCounters {
     /// HTTP: connections replaced after the server closed them (or a timeout did).
     #[serde(default)]
     pub reconnects: u64,
+    /// HTTP/2: requests sent again because the server never processed them (past a GOAWAY's
+    /// last stream, or reset with `REFUSED_STREAM`).
+    #[serde(default)]
+    pub resent: u64,
 }
 
 pub(super) fn add<K: PartialEq + Clone>(list: &mut Vec<(K, u64)>, key: &K, n: u64) {
@@ -91,6 +95,7 @@ impl GroupCounters {
         self.missed_sends += o.missed_sends;
         self.unexpected += o.unexpected;
         self.reconnects += o.reconnects;
+        self.resent += o.resent;
         for (c, n) in &o.request_errors {
             add(&mut self.request_errors, c, *n);
         }

@@ -595,6 +595,10 @@ pub struct RunResult {
     /// them timed out.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reconnects: Option<u64>,
+    /// `a2a-bench http --http2`: requests sent again because the server never processed them
+    /// (past a GOAWAY's last stream, or reset with `REFUSED_STREAM`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resent: Option<u64>,
     /// What the agents did (`--workload`).
     pub workload: &'static str,
     /// A coordination workload's own figures (`fanout`, `broadcast`, `locks`, `barriers`).
@@ -734,6 +738,7 @@ impl RunResult {
             part: None,
             patterns: outcome.breakdown.iter().map(|s| PatternResult::of(s, window_s)).collect(),
             reconnects: (sc.protocol == crate::loadgen::Protocol::Http).then_some(c.reconnects),
+            resent: (sc.protocol == crate::loadgen::Protocol::Http).then_some(c.resent),
             workload: sc.workload.name(),
             coordination: outcome.coordination.as_ref().map(|s| {
                 let seen = (c.requests_sent, c.requests_delivered, c.window_deliveries);

@@ -138,6 +138,9 @@ pub fn run_line(out: &mut dyn Write, index: usize, r: &RunResult) -> io::Result<
     if let Some(n) = r.reconnects.filter(|&n| n > 0) {
         writeln!(out, "       {n} connections replaced (the server closed them, or --timeout)")?;
     }
+    if let Some(n) = r.resent.filter(|&n| n > 0) {
+        writeln!(out, "       {n} requests sent again (HTTP/2: the server never processed them)")?;
+    }
     if let Some(c) = &r.coordination {
         writeln!(out, "       {}", coordination_line(c))?;
     }

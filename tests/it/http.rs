@@ -587,6 +587,8 @@ enum H2Act {
     /// Answers, then shuts the connection down gracefully (GOAWAY, the streams begun still
     /// answered, then the close), as servers with a request limit per connection do.
     AnswerAndGoAway,
+    /// Resets the stream with `REFUSED_STREAM` (not processed), as a server at its limit does.
+    Refuse,
 }
 
 /// A scripted h2c server: `act(n, k)` decides the n-th request overall (from 0), the k-th on
@@ -613,6 +615,10 @@ fn h2_scripted(act: impl Fn(usize, usize) -> H2Act + Send + Sync + 'static) -> S
                         k += 1;
                         if what == H2Act::Hold {
                             held.push(respond);
+                            continue;
+                        }
+                        if what == H2Act::Refuse {
+                            respond.send_reset(h2::Reason::REFUSED_STREAM);
                             continue;
                         }
                         let head = http::Response::builder()
@@ -650,6 +656,37 @@ fn over_http2_a_server_going_away_gets_a_new_connection() {
     let answered = r["accounting"]["replies_delivered"].as_u64().unwrap();
     // Both agent cores' connections: every 50 answers but the last few a new one.
     assert!(r["reconnects"].as_u64().unwrap() >= answered / 50 - 6, "{r}");
+}
+
+#[test]
+fn over_http2_refused_streams_go_again() {
+    // Proves RFC 9113 §8.7: a stream the server resets with REFUSED_STREAM (every 10th) was
+    // not processed, and goes again on the same connection: no error, every request answered,
+    // `resent` counts them. A server that refuses everything after its first answer gets 8
+    // resends per connection, then `protocol_h2_refused_stream` errors: no spin, no hang.
+    let addr = h2_scripted(|n, _| if n % 10 == 9 { H2Act::Refuse } else { H2Act::Answer });
+    let url = format!("http://{addr}/");
+    let args = ["--url", &url, "--http2", "--agents", "4", "--connections", "1", "--duration", "1"];
+    let (ok, text, report) = http(&args);
+    let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+    assert!(ok, "{text}");
+    assert_clean(&report, &["health"]);
+    let r = run(&report);
+    let answered = r["accounting"]["replies_delivered"].as_u64().unwrap();
+    let resent = r["resent"].as_u64().unwrap();
+    assert!(answered >= 100 && resent >= answered / 10 - 5, "{resent} resent, {answered} answered");
+
+    let addr = h2_scripted(|n, _| if n == 0 { H2Act::Answer } else { H2Act::Refuse });
+    let url = format!("http://{addr}/");
+    let args = ["--url", &url, "--http2", "--agents", "2", "--connections", "1", "--duration", "1"];
+    let (ok, text, report) = http(&args);
+    assert!(!ok, "{text}");
+    let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+    let r = run(&report);
+    assert!(r["accounting"]["closed"].as_bool().unwrap(), "{r}");
+    assert!(r["errors"]["protocol_h2_refused_stream"].as_u64().unwrap() > 0, "{}", r["errors"]);
+    let connections = 2; // at most one per agent core
+    assert!(r["resent"].as_u64().unwrap() <= 8 * connections, "{r}");
 }
 
 #[test]

@@ -124,8 +124,15 @@ pub enum Done<W> {
         /// A stream of events: when the first one arrived (0: none, or not a stream).
         first_event_ns: u64,
     },
-    /// Never processed by the server (past its GOAWAY's last stream): to be sent again.
+    /// Never processed by the server (past its GOAWAY's last stream): to be sent again on the
+    /// next connection.
     Unprocessed {
+        /// What it carried.
+        w: W,
+    },
+    /// Reset by the server with `REFUSED_STREAM` before any processing (RFC 9113 §8.7: safe
+    /// to send again).
+    Refused {
         /// What it carried.
         w: W,
     },
@@ -402,6 +409,11 @@ impl<W: Copy> H2Conn<W> {
                         // Above the last stream a GOAWAY says the server processed: it never
                         // saw this request, which may go again on the next connection.
                         Err(e) if e.is_go_away() && e.is_remote() => Done::Unprocessed { w: s.w },
+                        Err(e)
+                            if e.is_remote() && e.reason() == Some(h2::Reason::REFUSED_STREAM) =>
+                        {
+                            Done::Refused { w: s.w }
+                        }
                         Err(e) => Done::Failed { w: s.w, kind: stream_kind(&e) },
                     });
                 }
@@ -480,6 +492,7 @@ mod tests {
             .map(|d| match d {
                 Done::Answer { w, status, .. } => format!("{w} answered {status}"),
                 Done::Unprocessed { w } => format!("{w} unprocessed"),
+                Done::Refused { w } => format!("{w} refused"),
                 Done::Failed { w, kind } => format!("{w} failed {kind}"),
             })
             .collect();

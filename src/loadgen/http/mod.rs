@@ -271,7 +271,13 @@ struct Wire {
     intended_ns: u64,
     sent_ns: u64,
     measured: bool,
+    /// Sent before, never processed, going again: its send time stays the first one.
+    again: bool,
 }
+
+/// `REFUSED_STREAM` resets in a row on one connection, each sent again, before the next is an
+/// error: a server that refuses every stream must not make the client spin.
+const REFUSALS_MAX: u8 = 8;
 
 #[derive(Default)]
 struct Conn {
@@ -287,6 +293,9 @@ struct Conn {
     /// Connections in a row that ended without any answer: past [`STRIKES`] the server is
     /// taken as refusing this client, and the connection is lost.
     strikes: u8,
+    /// HTTP/2 streams refused (`REFUSED_STREAM`) since its last answer: each is sent again,
+    /// up to [`REFUSALS_MAX`] in a row.
+    refusals: u8,
     /// The server said `Connection: close`: nothing more goes on it.
     closing: bool,
     /// Closed by the loop for a timeout: what was on its wire counts as `timeout`.
@@ -407,7 +416,9 @@ impl Http {
         if !self.h2.is_empty() {
             while !self.conns[conn].queued.is_empty() && self.h2[conn].ready() {
                 let Some(mut w) = self.conns[conn].queued.pop_front() else { return };
-                w.sent_ns = now_ns;
+                if !w.again {
+                    w.sent_ns = now_ns;
+                }
                 self.h2_send(conn, w);
             }
             return;
@@ -586,7 +597,7 @@ impl Http {
                 Err(k) => book.refused(format!("the MCP server refused initialize: {k}")),
                 Ok(()) => {
                     // Checked by the caller: the session header's value, copied once per client.
-                    self.submit(conn, Wire { what: What::Initialized, ..w });
+                    self.submit(conn, Wire { what: What::Initialized, again: false, ..w });
                 }
             },
             What::Initialized if (200..300).contains(&head.status) => book.ack(conn),
@@ -797,7 +808,21 @@ impl Http {
     fn h2_done(&mut self, conn: usize, d: h2c::Done<Wire>, book: &mut Book) {
         match d {
             h2c::Done::Failed { w, kind } => self.failed(w, kind, kind, book),
-            h2c::Done::Unprocessed { w } => self.conns[conn].queued.push_front(w),
+            h2c::Done::Unprocessed { w } => {
+                book.counters.resent += 1;
+                self.conns[conn].queued.push_front(Wire { again: true, ..w });
+            }
+            // Refused before any processing: sent again, unless this connection's server keeps
+            // refusing (then it is an error, as any reset).
+            h2c::Done::Refused { w } if self.conns[conn].refusals < REFUSALS_MAX => {
+                self.conns[conn].refusals += 1;
+                book.counters.resent += 1;
+                self.conns[conn].queued.push_front(Wire { again: true, ..w });
+            }
+            h2c::Done::Refused { w } => {
+                let kind = "protocol_h2_refused_stream";
+                self.failed(w, kind, kind, book);
+            }
             h2c::Done::Answer { w, status, content_type, session, body, first_event_ns } => {
                 if w.what == What::Init {
                     match session {
@@ -812,6 +837,7 @@ impl Http {
                 let c = &mut self.conns[conn];
                 c.first_event_ns = first_event_ns;
                 c.answered = true;
+                c.refusals = 0;
                 let head = Head {
                     status,
                     content_type,
@@ -838,6 +864,7 @@ impl Adapter for Http {
                     intended_ns: 0,
                     sent_ns: 0,
                     measured: false,
+                    again: false,
                 };
                 self.submit(conn, w);
             } else {
@@ -857,6 +884,7 @@ impl Adapter for Http {
             intended_ns: r.intended_ns,
             sent_ns: r.sent_ns,
             measured: r.measured,
+            again: false,
         };
         self.submit(conn, w);
     }
@@ -938,6 +966,7 @@ impl Adapter for Http {
                     intended_ns: 0,
                     sent_ns: 0,
                     measured: false,
+                    again: false,
                 };
                 self.farewells += 1;
                 self.submit(conn, w);
