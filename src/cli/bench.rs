@@ -899,8 +899,8 @@ impl Session<'_> {
         };
         let (before_start, before_leave) = match &self.cfg.worker {
             Some(w) => {
-                let (start, leave) =
-                    w.hooks(self.addr, self.made, sc.id_base, self.cfg.drain_timeout);
+                let meet = w.meet.unwrap_or(self.addr);
+                let (start, leave) = w.hooks(meet, self.made, sc.id_base, self.cfg.drain_timeout);
                 (Some(start), Some(leave))
             }
             None => (None, None),
@@ -968,19 +968,27 @@ pub(super) fn run_as(
         args.output = Some(PathBuf::from(format!("worker-{}.json", w.index)));
     }
     let mut cfg = BenchConfig::try_from(args)?;
-    if let Some(w) = &worker {
-        if let Some(flag) = cfg.not_for_compare().filter(|&f| f != "--hlog") {
+    if let Some(w) = worker {
+        cfg.set_worker(w)?;
+    }
+    run_config(cfg)
+}
+
+impl BenchConfig {
+    /// Makes this process one worker of a multi-host run, if the grid allows it.
+    pub(super) fn set_worker(&mut self, w: super::worker::WorkerRole) -> anyhow::Result<()> {
+        if let Some(flag) = self.not_for_compare().filter(|&f| f != "--hlog") {
             bail!("{flag}: not taken by a worker (merge the parts, then look at the result)");
         }
-        if let Some(wl) = cfg.workloads.iter().find(|wl| !wl.uses_topology()) {
+        if let Some(wl) = self.workloads.iter().find(|wl| !wl.uses_topology()) {
             bail!("--workload {wl}: runs in one process only (its figures need every agent's view); workers run request-reply");
         }
-        if let Some(&n) = cfg.agents.iter().find(|&&n| n < w.workers || n > (1 << 21) - 64) {
+        if let Some(&n) = self.agents.iter().find(|&&n| n < w.workers || n > (1 << 21) - 64) {
             bail!("--agents: {n} agents cannot be split over {} workers (each needs at least one; at most 2097088)", w.workers);
         }
+        self.worker = Some(w);
+        Ok(())
     }
-    cfg.worker = worker;
-    run_config(cfg)
 }
 
 /// Runs a validated grid.

@@ -142,6 +142,23 @@ pub struct HttpCmd {
     /// a2a:conversation: turns per context.
     #[arg(long, value_name = "N", default_value_t = 4)]
     turns: u32,
+    /// Multi-host: this process is worker I (from 0) of --workers, driving its slice of every
+    /// run's clients; `a2a-bench merge` adds the parts up.
+    #[arg(long, value_name = "I", requires_all = ["workers", "run_id", "meet"])]
+    index: Option<u32>,
+    /// Multi-host: how many workers share each run's clients.
+    #[arg(long, value_name = "N", requires = "index")]
+    workers: Option<u32>,
+    /// Multi-host: the run's id, the same on every worker.
+    #[arg(long, value_name = "ID", requires = "index")]
+    run_id: Option<String>,
+    /// Multi-host: an a2a-bench router (`a2a-bench router`, anywhere the workers reach) they
+    /// meet through: a barrier before each run's start and after its drain.
+    #[arg(long, value_name = "tcp://HOST:PORT", requires = "index")]
+    meet: Option<String>,
+    /// Multi-host: seconds to wait at each run's start for the other workers.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
+    start_timeout: Duration,
 }
 
 /// A parsed `--url`.
@@ -299,7 +316,15 @@ fn config(cmd: HttpCmd) -> anyhow::Result<BenchConfig> {
     b.router = Some(format!("tcp://{addr}"));
     let cfg = BenchConfig::try_from(b)?;
     if cmd.preload > 0 {
-        plan.preloaded = http::preload(addr, &plan, cmd.preload, Duration::from_secs(10))
+        // A worker of a multi-host run registers its share: together they preload N.
+        let share = match (cmd.index, cmd.workers) {
+            (Some(i), Some(w)) if i < w => {
+                let at = |i: u32| (u64::from(i) * u64::from(cmd.preload) / u64::from(w)) as u32;
+                at(i)..at(i + 1)
+            }
+            _ => 0..cmd.preload,
+        };
+        plan.preloaded = http::preload(addr, &plan, share, Duration::from_secs(10))
             .map_err(|e| anyhow!("{e}"))?;
     }
     let info = HttpConfig {
@@ -319,9 +344,36 @@ fn config(cmd: HttpCmd) -> anyhow::Result<BenchConfig> {
     Ok(cfg.into_http(&cmd.url, plan, cmd.connections, info))
 }
 
-/// Runs `a2a-bench http`.
+/// Runs `a2a-bench http`, alone or as one worker of a multi-host run.
 pub(super) fn run(cmd: HttpCmd) -> anyhow::Result<Finish> {
-    super::bench::run_config(config(cmd)?)
+    let role = match (cmd.index, cmd.workers, &cmd.run_id, &cmd.meet) {
+        (Some(index), Some(workers), Some(run_id), Some(meet)) => {
+            super::worker::check_role(index, workers, run_id, cmd.start_timeout)?;
+            if cmd.preload > 0 && cmd.preload < workers {
+                bail!("--preload: each of the {workers} workers registers its share: at least {workers}");
+            }
+            let (scheme, meet) =
+                super::parse_router_url(meet).map_err(|e| anyhow!("--meet: {e}"))?;
+            if scheme != "tcp" {
+                bail!("--meet: the workers meet over tcp://host:port");
+            }
+            let run_id = run_id.clone();
+            let start_timeout = cmd.start_timeout;
+            Some(super::worker::WorkerRole {
+                index,
+                workers,
+                run_id,
+                start_timeout,
+                meet: Some(meet),
+            })
+        }
+        _ => None,
+    };
+    let mut cfg = config(cmd)?;
+    if let Some(role) = role {
+        cfg.set_worker(role)?;
+    }
+    super::bench::run_config(cfg)
 }
 
 #[cfg(test)]

@@ -62,6 +62,9 @@ pub struct WorkerRole {
     pub run_id: String,
     /// How long to wait at each run's start for the other workers.
     pub start_timeout: Duration,
+    /// The a2a-bench router the workers meet through, when it is not the target
+    /// (`a2a-bench http`); `None`: the router under test.
+    pub meet: Option<std::net::SocketAddr>,
 }
 
 fn fnv(s: &str) -> u64 {
@@ -170,24 +173,36 @@ fn meet(
     }
 }
 
-pub(super) fn run_worker(cmd: WorkerCmd) -> anyhow::Result<super::bench::Finish> {
-    if cmd.workers == 0 || cmd.index >= cmd.workers {
+/// Checks the flags every worker takes.
+pub(super) fn check_role(
+    index: u32,
+    workers: u32,
+    run_id: &str,
+    start: Duration,
+) -> anyhow::Result<()> {
+    if workers == 0 || index >= workers {
         bail!("--index must be below --workers (and --workers at least 1)");
     }
-    if cmd.run_id.trim().is_empty() {
+    if run_id.trim().is_empty() {
         bail!("--run-id must not be empty");
     }
+    if start.is_zero() {
+        bail!("--start-timeout must be above 0");
+    }
+    Ok(())
+}
+
+pub(super) fn run_worker(cmd: WorkerCmd) -> anyhow::Result<super::bench::Finish> {
+    check_role(cmd.index, cmd.workers, &cmd.run_id, cmd.start_timeout)?;
     if !cmd.bench.external_router() {
         bail!("--router: a worker drives a router running elsewhere (tcp://host:port)");
-    }
-    if cmd.start_timeout.is_zero() {
-        bail!("--start-timeout must be above 0");
     }
     let role = WorkerRole {
         index: cmd.index,
         workers: cmd.workers,
         run_id: cmd.run_id,
         start_timeout: cmd.start_timeout,
+        meet: None,
     };
     super::bench::run_as(cmd.bench, Some(role))
 }

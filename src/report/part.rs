@@ -44,6 +44,26 @@ pub struct PartSpec {
     pub interval_ms: Option<u64>,
     /// Repetition index.
     pub repeat: u32,
+    /// `a2a-bench http`: the agents were HTTP clients.
+    #[serde(default)]
+    pub http: bool,
+}
+
+/// One pattern's figures of an `a2a-bench http` part.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PartPattern {
+    /// Its name.
+    pub pattern: String,
+    /// Answers.
+    pub ok: u64,
+    /// Errors, by kind.
+    pub errors: Vec<(String, u64)>,
+    /// Latency of answers from the intended send time (encoded as the others).
+    pub rtt: String,
+    /// Streams: to the first event.
+    pub first_event: String,
+    /// Streams: events received.
+    pub events: u64,
 }
 
 /// One interval of a part.
@@ -92,6 +112,9 @@ pub struct Part {
     pub histograms: [String; 3],
     /// The time series.
     pub intervals: Vec<PartInterval>,
+    /// `a2a-bench http`: each pattern's figures.
+    #[serde(default)]
+    pub breakdown: Vec<PartPattern>,
 }
 
 /// A histogram as base64 of HdrHistogram's compressed V2 encoding.
@@ -148,6 +171,7 @@ impl Part {
                 payload_bytes: sc.payload_bytes,
                 interval_ms: spec.interval_ms,
                 repeat: spec.repeat,
+                http: sc.protocol == crate::loadgen::Protocol::Http,
             },
             counters: o.counters.clone(),
             window_ns: o.window_ns,
@@ -174,6 +198,18 @@ impl Part {
                     rtt: encode(&iv.rtt),
                     agent_cpu: iv.agent_cpu.clone(),
                     router_cpu: iv.router_cpu.clone(),
+                })
+                .collect(),
+            breakdown: o
+                .breakdown
+                .iter()
+                .map(|p| PartPattern {
+                    pattern: p.pattern.name().to_string(),
+                    ok: p.ok,
+                    errors: p.errors.clone(),
+                    rtt: encode(&p.rtt),
+                    first_event: encode(&p.first_event),
+                    events: p.events,
                 })
                 .collect(),
         }
@@ -209,6 +245,18 @@ impl Part {
                 agent_cpu: iv.agent_cpu.clone(),
                 router_cpu: iv.router_cpu.clone(),
             });
+        }
+        for p in &self.breakdown {
+            let pattern = crate::loadgen::http::Pattern::named(&p.pattern).ok_or_else(|| {
+                anyhow::anyhow!("a part names an unknown pattern '{}'", p.pattern)
+            })?;
+            let mut stats = crate::loadgen::http::PatternStats::new(pattern);
+            stats.ok = p.ok;
+            stats.errors.clone_from(&p.errors);
+            stats.rtt = decode(&p.rtt)?;
+            stats.first_event = decode(&p.first_event)?;
+            stats.events = p.events;
+            o.breakdown.push(stats);
         }
         Ok(o)
     }
@@ -249,7 +297,11 @@ impl Part {
                 io: crate::transport::Io::Glommio,
                 poll: false,
                 homing: true,
-                protocol: crate::loadgen::Protocol::Native,
+                protocol: if s.http {
+                    crate::loadgen::Protocol::Http
+                } else {
+                    crate::loadgen::Protocol::Native
+                },
                 http: None,
                 workload: Default::default(),
                 interval: None,
@@ -281,6 +333,12 @@ pub fn merge(parts: &[(usize, Outcome)], whole: bool) -> Outcome {
             o.router_cpu.clone_from(&p.router_cpu);
         }
         o.failures.extend(p.failures.iter().map(|f| format!("worker {index}: {f}")));
+        for s in &p.breakdown {
+            match o.breakdown.iter_mut().find(|m| m.pattern == s.pattern) {
+                Some(m) => m.merge(s),
+                None => o.breakdown.push(s.clone()),
+            }
+        }
         for iv in &p.intervals {
             match o.intervals.iter_mut().find(|m| m.index == iv.index) {
                 Some(m) => {

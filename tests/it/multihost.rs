@@ -198,3 +198,88 @@ fn a_worker_killed_mid_run_fails_the_merged_run_and_is_named() {
     assert!(errors > 0, "what the others sent the dead worker's agents is counted: {r}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// `a2a-bench serve KIND` on loopback as a child process; its URL, from its first line.
+fn target(kind: &str) -> (Reap, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(BIN)
+        .args(["serve", kind, "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_string();
+    (Reap(child), url.trim_end_matches('/').to_string())
+}
+
+#[test]
+fn http_workers_meet_through_a_router_and_merge_per_pattern() {
+    // Proves multi-host `a2a-bench http`: two workers drive their halves of the clients against
+    // one registry, preload half of its agents each, meet through an a2a-bench router (--meet),
+    // and merge exactly: the accounting closes, and each pattern's answers are the sum of the
+    // workers'.
+    let d = dir("http");
+    let (_router, meet) = router();
+    let (_server, url) = target("registry");
+    let last = a2a_bench::placement::Machine::detect().cores.len() - 1;
+    let mut workers: Vec<Reap> = (0..2)
+        .map(|i| {
+            let out = d.join(format!("part-{i}.json"));
+            Reap(
+                Command::new(BIN)
+                    .args(["http", "--url", &format!("{url}/"), "--agents", "6"])
+                    .args(["--pattern", "registry:get,registry:health", "--preload", "10"])
+                    .args(["--index", &i.to_string(), "--workers", "2", "--run-id", "it-http"])
+                    .args(["--meet", &meet, "--agent-cores", &last.to_string()])
+                    .args(["--repeat", "1", "--warmup", "0.2", "--duration", "0.6"])
+                    .args(["--output", out.to_str().unwrap()])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    let mut parts = Vec::new();
+    for (i, w) in workers.iter_mut().enumerate() {
+        let (code, err) = finish(w, Duration::from_secs(60));
+        let part = std::fs::read_to_string(d.join(format!("part-{i}.json"))).unwrap_or_default();
+        let part: Value = serde_json::from_str(&part).unwrap_or_default();
+        assert_eq!(code, Some(0), "worker {i}: {err} {}", part["results"][0]["failure"]);
+        parts.push(part);
+    }
+    let (code, merged, text) = merge(&d, &[0, 1]);
+    assert_eq!(code, Some(0), "{text}");
+    let r = &merged["results"][0];
+    assert_eq!(r["accounting"]["closed"], true, "{}", r["accounting"]);
+    assert_eq!(r["agent_count"], 6);
+    assert_eq!(r["errors"], serde_json::json!({}), "{r}");
+    for (k, name) in ["registry:get", "registry:health"].into_iter().enumerate() {
+        let ok = |v: &Value| v["results"][0]["patterns"][k]["ok"].as_u64().unwrap();
+        assert_eq!(r["patterns"][k]["pattern"], name);
+        assert!(ok(&parts[0]) > 0 && ok(&parts[1]) > 0, "both workers measured {name}");
+        assert_eq!(ok(&merged), ok(&parts[0]) + ok(&parts[1]), "{name}");
+    }
+    // Each worker registered its half: the registry holds 10, not 20.
+    let listed = get_body(&format!("{url}/agents"));
+    let agents: Value = serde_json::from_str(&listed).unwrap();
+    let n = agents["agents"].as_array().or(agents.as_array()).map_or(0, Vec::len);
+    assert_eq!(n, 10, "{listed}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// The body of a plain HTTP/1.1 GET to `url` (http://host:port/path).
+fn get_body(url: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) =
+        rest.split_once('/').map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut all = String::new();
+    s.read_to_string(&mut all).unwrap();
+    all.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+}

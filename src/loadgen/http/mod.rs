@@ -100,6 +100,11 @@ impl Pattern {
         PATTERNS.iter().find(|(_, p)| *p == self).map_or("?", |(n, _)| n)
     }
 
+    /// The pattern named `name` (as [`Pattern::name`] gives it).
+    pub fn named(name: &str) -> Option<Pattern> {
+        PATTERNS.iter().find(|(n, _)| *n == name).map(|(_, p)| *p)
+    }
+
     /// A comma-separated list: names above, plus `mcp:mixed` (tools/list and tools/call).
     pub fn parse_list(spec: &str) -> Result<Vec<Pattern>, String> {
         let mut out = Vec::new();
@@ -222,7 +227,8 @@ pub struct PatternStats {
 }
 
 impl PatternStats {
-    fn new(pattern: Pattern) -> PatternStats {
+    /// Nothing measured yet.
+    pub fn new(pattern: Pattern) -> PatternStats {
         PatternStats {
             pattern,
             ok: 0,
@@ -1092,7 +1098,7 @@ fn conversation(into: &mut String, plan: &Plan, id_base: u32, client: u32, seq: 
 pub fn preload(
     addr: std::net::SocketAddr,
     plan: &Plan,
-    n: u32,
+    n: std::ops::Range<u32>,
     timeout: std::time::Duration,
 ) -> Result<Vec<String>, String> {
     if plan.http2 {
@@ -1115,11 +1121,11 @@ pub fn preload(
 fn preload_h1(
     mut s: impl std::io::Read + std::io::Write,
     plan: &Plan,
-    n: u32,
+    n: std::ops::Range<u32>,
 ) -> Result<Vec<String>, String> {
-    let mut ids = Vec::with_capacity(n as usize);
+    let mut ids = Vec::with_capacity(n.len());
     let (mut buf, mut filled) = (vec![0u8; 64 << 10], 0usize);
-    for i in 0..n {
+    for i in n {
         s.write_all(&preload_request(plan, i)).map_err(|e| format!("--preload: writing: {e}"))?;
         loop {
             let head = match parse::head(&buf[..filled]) {
@@ -1156,7 +1162,7 @@ fn preload_h1(
 fn preload_h2(
     addr: std::net::SocketAddr,
     plan: &Plan,
-    n: u32,
+    n: std::ops::Range<u32>,
     timeout: std::time::Duration,
 ) -> Result<Vec<String>, String> {
     let bounded = |what: &'static str| {
@@ -1190,7 +1196,7 @@ fn preload_h2(
 async fn register_h2<T>(
     io: T,
     plan: &Plan,
-    n: u32,
+    n: std::ops::Range<u32>,
     timeout: std::time::Duration,
 ) -> Result<Vec<String>, String>
 where
@@ -1206,10 +1212,10 @@ where
             .map_err(bounded("HTTP/2 handshake"))?
             .map_err(h2)?;
         let driver = tokio::spawn(conn);
-        let mut ids = Vec::with_capacity(n as usize);
-        for first in (0..n).step_by(32) {
+        let mut ids = Vec::with_capacity(n.len());
+        for first in n.clone().step_by(32) {
             let mut pending = Vec::with_capacity(32);
-            for i in first..(first + 32).min(n) {
+            for i in first..(first + 32).min(n.end) {
                 let (req, body) = h2c::to_h2(&preload_request(plan, i), &plan.host)
                     .map_err(|e| format!("--preload: {e}"))?;
                 send = tokio::time::timeout(timeout, send.ready())
