@@ -5,7 +5,8 @@
 # the merged histogram is the sum of the parts (counts add; min and max are the parts'
 # extremes; the loopback test in tests/it/multihost.rs checks the sum exactly against the
 # HdrHistogram logs); one worker killed mid-run makes the merged run fail with that worker
-# named and what the others sent its agents counted as errors. Needs root and iproute2; skips
+# named and what the others sent its agents counted as errors; two `a2a-bench http` workers
+# against a registry meet through the router and merge per pattern. Needs root and iproute2; skips
 # with one line otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -90,6 +91,37 @@ for i, r in enumerate(m["results"]):
     assert r["accounting"]["requests_sent"] == sent, "sent adds"
     assert r["status"] in ("ok", "too_short"), r["status"]
 print(f"test-multihost: merged {len(m['results'])} runs: accounting closes, histograms add")
+PY
+
+echo "test-multihost: two HTTP workers against a registry, meeting through the router"
+ip netns exec a2a-mh-r "$BIN" serve registry --listen 10.78.0.1:7200 > "$WORK/serve.txt" 2>&1 &
+SERVE_PID=$!
+for _ in $(seq 1 500); do grep -q serving "$WORK/serve.txt" 2>/dev/null && break; sleep 0.01; done
+grep -q serving "$WORK/serve.txt" || fail "the registry did not start: $(cat "$WORK/serve.txt")"
+for i in 0 1; do
+  ip netns exec "a2a-mh-w$i" "$BIN" http --url http://10.78.0.1:7200/ \
+    --pattern registry:get,registry:search --preload 20 --agents 8 --index "$i" --workers 2 \
+    --run-id mh3 --meet "$ROUTER" --agent-cores "$AGENT_CORE" --repeat 2 --warmup 0.3 \
+    --duration 1 --output "$WORK/mh3-part-$i.json" > "$WORK/mh3-w$i.txt" 2>&1 &
+  eval "H$i=\$!"
+done
+for p in $H0 $H1; do wait "$p" || fail "an HTTP worker failed: $(tail -n 3 "$WORK"/mh3-w*.txt)"; done
+kill "$SERVE_PID" 2>/dev/null || true
+"$BIN" merge "$WORK"/mh3-part-{0,1}.json --output "$WORK/mh3.json" > "$WORK/mh3-merge.txt" \
+  || fail "HTTP merge failed: $(cat "$WORK/mh3-merge.txt")"
+python3 - "$WORK" <<'PY' || fail "merged HTTP figures"
+import json, sys
+w = sys.argv[1]
+m = json.load(open(f"{w}/mh3.json"))
+parts = [json.load(open(f"{w}/mh3-part-{i}.json")) for i in range(2)]
+for i, r in enumerate(m["results"]):
+    assert r["accounting"]["closed"], ("accounting", i, r["accounting"])
+    assert r["errors"] == {}, r["errors"]
+    for k, p in enumerate(r["patterns"]):
+        assert p["ok"] == sum(x["results"][i]["patterns"][k]["ok"] for x in parts), p["pattern"]
+    assert r["status"] in ("ok", "too_short"), r["status"]
+ok = sum(p["ok"] for r in m["results"] for p in r["patterns"])
+print(f"test-multihost: HTTP: merged {len(m['results'])} runs, {ok} answers, per pattern the sum of the parts")
 PY
 
 echo "test-multihost: worker 1 killed mid-run"
