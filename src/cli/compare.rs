@@ -70,6 +70,10 @@ struct Medians {
     router_cpu_ns_per_msg: Option<f64>,
     /// Median share of the router's cores left idle (0–1; cores − busy, over cores).
     router_idle_share: Option<f64>,
+    /// Median share of the messages handed from one shard to another (routers of several
+    /// shards only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cross_shard_share: Option<f64>,
 }
 
 /// The median (0 when empty): the one the reports' figures use.
@@ -114,6 +118,7 @@ impl Medians {
                 let busy: f64 = cores.iter().map(|b| b.min(1.0)).sum();
                 Some(1.0 - busy / cores.len() as f64)
             })),
+            cross_shard_share: median_of_some(ok.iter().map(|r| r.cpu.router_cross_shard_share)),
         }
     }
 }
@@ -391,7 +396,9 @@ fn compare_one(
                     format!("router CPU {ns:.0} ns/msg, {:.0} % idle", idle * 100.0)
                 }
                 _ => "router CPU unknown".to_string(),
-            },
+            } + &m
+                .cross_shard_share
+                .map_or(String::new(), |x| format!(", {:.0} % across shards", x * 100.0)),
             ratio
         );
     }

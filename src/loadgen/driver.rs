@@ -386,6 +386,7 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
     // Wait for the cores, reading the router's counters at the window's edges meanwhile; a core
     // that ends early (every connection lost) ends the wait early.
     let (mut results, mut router_before, mut router_after) = (Vec::new(), None, None);
+    let (mut cross_before, mut cross_after) = (None, None);
     let mut series =
         Series { cores: shared.cores, open: Default::default(), done: Vec::new(), router: None };
     let mut hook = at_measure_start;
@@ -395,6 +396,7 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
         let now = clock::now_ns();
         if router_before.is_none() && now >= measure_ns {
             router_before = Some(probe.map(|p| (now, p.cpu_ns())));
+            cross_before = probe.and_then(|p| p.cross_shard());
             series.router = router_before.clone().flatten();
             if let Some(h) = hook.take() {
                 h();
@@ -402,6 +404,7 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
         }
         if router_after.is_none() && end_ns != u64::MAX && now >= end_ns {
             router_after = Some(probe.map(|p| (now, p.cpu_ns())));
+            cross_after = probe.and_then(|p| p.cross_shard());
         }
         let next = if router_before.is_none() {
             measure_ns
@@ -435,6 +438,9 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
             Err(flume::RecvTimeoutError::Timeout) => {}
             Err(flume::RecvTimeoutError::Disconnected) => break,
         }
+    }
+    if router_after.is_none() {
+        cross_after = probe.and_then(|p| p.cross_shard());
     }
     let router_after =
         router_after.flatten().or_else(|| probe.map(|p| (clock::now_ns(), p.cpu_ns())));
@@ -483,6 +489,12 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
         end => end.saturating_sub(measure_ns),
     };
     o.router_cpu = router_cpu(router_before.flatten(), router_after);
+    o.cross_shard_share = match (cross_before, cross_after) {
+        (Some((m0, c0)), Some((m1, c1))) if m1 > m0 => {
+            Some(c1.saturating_sub(c0) as f64 / (m1 - m0) as f64)
+        }
+        _ => None,
+    };
     // Intervals not every core reported (a core ended earlier, or was lost) close as they are.
     let left: Vec<u32> = series.open.keys().copied().collect();
     for index in left {

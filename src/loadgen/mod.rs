@@ -191,6 +191,15 @@ pub trait RouterProbe {
     fn cpu_ns(&self) -> Vec<u64> {
         self.stats().iter().map(|s| s.cpu_ns).collect()
     }
+
+    /// Messages every shard received from clients, and messages shards handed to other shards,
+    /// so far (summed); `None` for a router of one shard, or none.
+    fn cross_shard(&self) -> Option<(u64, u64)> {
+        let s = self.stats();
+        (s.len() > 1).then(|| {
+            s.iter().fold((0, 0), |(msgs, cross), x| (msgs + x.msgs_in, cross + x.cross_shard_out))
+        })
+    }
 }
 
 /// A request to end runs early (Ctrl-C): sending stops, what is in flight drains, and the run
@@ -306,6 +315,9 @@ pub struct Outcome {
     pub agent_cpu: Vec<f64>,
     /// Busy share of each router shard over the measured window, when the router reports it.
     pub router_cpu: Option<Vec<f64>>,
+    /// A router of several shards: the share of the messages it received in the measured
+    /// window that one shard handed to another (homing keeps it low: `route::accept`).
+    pub cross_shard_share: Option<f64>,
     /// Requests neither answered nor failed when the drain ended.
     pub in_flight_at_end: u64,
     /// The drain hit its timeout.
@@ -377,6 +389,7 @@ impl Outcome {
             window_ns: 0,
             agent_cpu: Vec::new(),
             router_cpu: None,
+            cross_shard_share: None,
             in_flight_at_end: 0,
             drain_timed_out: false,
             failures: Vec::new(),

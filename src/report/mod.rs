@@ -526,6 +526,10 @@ pub struct CpuInfo {
     pub router_cores: Option<Vec<f64>>,
     /// Which side limited the run: `router`, `generator`, `both`, `neither` or `unknown`.
     pub bottleneck: String,
+    /// A router of several shards: the share of the messages it received in the measured
+    /// window that one shard handed to another (homing keeps it low).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router_cross_shard_share: Option<f64>,
     /// Share (0–1) of the machine's CPUs used by *other* processes (and hypervisor steal)
     /// during the run; above 0.1 the run's figures are suspect. Null where /proc is unreadable.
     pub others_share: Option<f64>,
@@ -730,6 +734,7 @@ impl RunResult {
                 bottleneck: bottleneck(&outcome.agent_cpu, outcome.router_cpu.as_deref()).into(),
                 agent_cores: outcome.agent_cpu.clone(),
                 router_cores: outcome.router_cpu.clone(),
+                router_cross_shard_share: outcome.cross_shard_share,
                 others_share: None,
             },
             payload_size: sc.payload_bytes,
