@@ -219,7 +219,7 @@ fn header_safe(flag: &str, v: &str) -> anyhow::Result<()> {
 }
 
 /// The validated grid of an `a2a-bench http` command.
-fn config(cmd: HttpCmd) -> anyhow::Result<BenchConfig> {
+fn config(cmd: HttpCmd, role: Option<&super::worker::WorkerRole>) -> anyhow::Result<BenchConfig> {
     let Url { authority: host, host: name, addr, path, https } =
         parse_url(&cmd.url).map_err(|e| anyhow!("--url: {e}"))?;
     if !https && (cmd.insecure || cmd.cacert.is_some()) {
@@ -317,13 +317,8 @@ fn config(cmd: HttpCmd) -> anyhow::Result<BenchConfig> {
     let cfg = BenchConfig::try_from(b)?;
     if cmd.preload > 0 {
         // A worker of a multi-host run registers its share: together they preload N.
-        let share = match (cmd.index, cmd.workers) {
-            (Some(i), Some(w)) if i < w => {
-                let at = |i: u32| (u64::from(i) * u64::from(cmd.preload) / u64::from(w)) as u32;
-                at(i)..at(i + 1)
-            }
-            _ => 0..cmd.preload,
-        };
+        let (first, count) = role.map_or((0, cmd.preload), |w| w.slice(cmd.preload));
+        let share = first..first + count;
         plan.preloaded = http::preload(addr, &plan, share, Duration::from_secs(10))
             .map_err(|e| anyhow!("{e}"))?;
     }
@@ -369,7 +364,7 @@ pub(super) fn run(cmd: HttpCmd) -> anyhow::Result<Finish> {
         }
         _ => None,
     };
-    let mut cfg = config(cmd)?;
+    let mut cfg = config(cmd, role.as_ref())?;
     if let Some(role) = role {
         cfg.set_worker(role)?;
     }
