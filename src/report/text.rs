@@ -141,6 +141,14 @@ pub fn run_line(out: &mut dyn Write, index: usize, r: &RunResult) -> io::Result<
     if let Some(n) = r.resent.filter(|&n| n > 0) {
         writeln!(out, "       {n} requests sent again (HTTP/2: the server never processed them)")?;
     }
+    if let (Some(share), Some(shards)) = (r.cpu.router_cross_shard_share, &r.cpu.router_cores) {
+        writeln!(
+            out,
+            "       router: {} shards, {:.1} % of messages handed from one shard to another",
+            shards.len(),
+            share * 100.0
+        )?;
+    }
     if let Some(c) = &r.coordination {
         writeln!(out, "       {}", coordination_line(c))?;
     }

@@ -754,3 +754,29 @@ fn homed_connections_keep_a_ring_on_its_shards() {
     assert!(share[1] > 0.6, "not homed: only {:.2} of the messages crossed shards", share[1]);
     r.stop();
 }
+
+#[test]
+fn the_command_line_homes_by_default_and_says_how_much_crossed_shards() {
+    // Proves homing end to end through the binary: with an embedded router of two shards the
+    // summary says how much crossed shards and the report records it; the default keeps a ring
+    // of 8 mostly on its shards, `--no-homing` sends it across, and the report says which.
+    let last = Machine::detect().cores.len() - 1;
+    let mut shares = Vec::new();
+    for extra in [None, Some("--no-homing")] {
+        let out = std::env::temp_dir().join(format!("a2a-homing-{}.json", std::process::id()));
+        let agent_core = last.to_string();
+        let mut args = vec!["--router-cores", "0-1", "--agent-cores", &agent_core];
+        args.extend(["--agents", "8", "--topologies", "ring", "--repeat", "1", "--warmup", "0.1"]);
+        args.extend(["--duration", "0.5", "--output", out.to_str().unwrap()]);
+        args.extend(extra);
+        let o = crate::support::run_bin(&args, Duration::from_secs(60));
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "{stdout} {}", String::from_utf8_lossy(&o.stderr));
+        assert!(stdout.contains("router: 2 shards, "), "{stdout}");
+        let report: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        let _ = std::fs::remove_file(&out);
+        assert_eq!(report["config"]["homing"], extra.is_none());
+        shares.push(report["results"][0]["cpu"]["router_cross_shard_share"].as_f64().unwrap());
+    }
+    assert!(shares[0] < 0.4 && shares[1] > 0.6, "homed, then not: {shares:?}");
+}
