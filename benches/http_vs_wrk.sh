@@ -4,7 +4,7 @@
 # The reference A2A agent (`a2a-bench serve a2a-echo`, one worker thread) runs pinned to core 0;
 # each client runs pinned to the last core, closed loop, one request in flight per connection,
 # GET /health. Alternating, RUNS times each; prints the medians of throughput, p50 and the
-# client's CPU per request, and the ratios a2a-bench / wrk.
+# client's CPU per request, and the ratios a2a-bench / wrk (of the medians, and paired run by run).
 #
 # wrk's CPU is its whole process (user + sys); a2a-bench's is its agent core's busy share over
 # the measured window (its coordinating thread sleeps). Needs wrk (Debian package `wrk`).
@@ -68,4 +68,12 @@ w_e, a_e = statistics.median(w_eff), statistics.median(a_eff)
 print(f"wrk:       {w_rps:10.0f} req/s  p50 {w_p50:.3f} ms  client busy {w_busy*100:.0f} %  {w_e:10.0f} req per client CPU-second")
 print(f"a2a-bench: {a_rps:10.0f} req/s  p50 {a_p50:.3f} ms  client busy {a_busy*100:.0f} %  {a_e:10.0f} req per client CPU-second")
 print(f"a2a-bench / wrk: throughput {a_rps/w_rps:.2f}x, p50 {a_p50/w_p50:.2f}x, per client CPU {a_e/w_e:.2f}x (medians)")
+# This machine drifts between runs: each a2a-bench run is also set against the wrk run just
+# before it, and the median of those paired ratios is the steadier figure.
+rows = lambda p: [list(map(float, l.split())) for l in open(p) if l.strip()]
+pairs = list(zip(rows(sys.argv[1]), rows(sys.argv[2])))
+r = lambda f: statistics.median(f(w, a) for w, a in pairs)
+print(f"paired (median of {len(pairs)}): throughput {r(lambda w, a: a[0] / w[0]):.2f}x, "
+      f"p50 {r(lambda w, a: a[1] / w[1]):.2f}x, "
+      f"per client CPU {r(lambda w, a: (a[0] / a[2]) / (w[0] / w[2])):.2f}x")
 PY

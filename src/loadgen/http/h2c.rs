@@ -98,6 +98,8 @@ enum State {
 
 struct Stream<W> {
     w: W,
+    /// Its request was handed to the writer (see [`H2Conn::output`]).
+    left: bool,
     state: State,
     status: u16,
     content_type: ContentType,
@@ -150,6 +152,8 @@ pub struct H2Conn<W> {
     pipe: Pipe,
     phase: Phase,
     streams: Vec<Stream<W>>,
+    /// Streams opened since the last output that wrote something.
+    fresh: usize,
     /// Why the connection is useless, found outside an input (told by the next one).
     failure: Option<String>,
     /// Whether any response came: a connection that fails before one may not speak h2c.
@@ -195,6 +199,7 @@ impl<W: Copy> Default for H2Conn<W> {
             pipe,
             phase: Phase::Handshake(hs),
             streams: Vec::new(),
+            fresh: 0,
             failure: None,
             answered: false,
             going: false,
@@ -274,6 +279,7 @@ impl<W: Copy> H2Conn<W> {
         }
         self.streams.push(Stream {
             w,
+            left: false,
             state: State::Head(resp),
             status: 0,
             content_type: ContentType::Missing,
@@ -281,6 +287,7 @@ impl<W: Copy> H2Conn<W> {
             body: Vec::new(),
             first_event_ns: 0,
         });
+        self.fresh += 1;
         Ok(())
     }
 
@@ -312,12 +319,20 @@ impl<W: Copy> H2Conn<W> {
     }
 
     /// Moves what `h2` wrote into `into`, an empty buffer (still empty when there is nothing
-    /// to send).
-    pub fn output(&mut self, into: &mut Vec<u8>) {
+    /// to send). When it holds something, `departing` sees what each stream opened since the
+    /// last such output carries: their requests leave now.
+    pub fn output(&mut self, into: &mut Vec<u8>, mut departing: impl FnMut(&mut W)) {
         if let Err(e) = self.poll_conn() {
             self.failure.get_or_insert(e);
         }
         std::mem::swap(&mut self.pipe.0.borrow_mut().outbound, into);
+        if !into.is_empty() && self.fresh > 0 {
+            for s in self.streams.iter_mut().filter(|s| !s.left) {
+                s.left = true;
+                departing(&mut s.w);
+            }
+            self.fresh = 0;
+        }
     }
 
     fn poll_conn(&mut self) -> Result<(), String> {
@@ -477,7 +492,7 @@ mod tests {
             assert!(c.send(w, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", "x").is_ok());
         }
         let mut out = Vec::new();
-        c.output(&mut out);
+        c.output(&mut out, |_| {});
         let frames: &[&[u8]] = &[
             &[0, 0, 0, 4, 0, 0, 0, 0, 0],                         // SETTINGS
             &[0, 0, 0, 4, 1, 0, 0, 0, 0],                         // SETTINGS ack
@@ -508,8 +523,27 @@ mod tests {
         assert!(c.ready());
         assert!(c.send(7, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", "x").is_ok());
         let mut out = Vec::new();
-        c.output(&mut out);
+        c.output(&mut out, |_| {});
         assert!(out.starts_with(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), "{out:?}");
         assert_eq!(c.streams.len(), 1);
+    }
+
+    #[test]
+    fn each_stream_departs_once_with_the_output_that_carries_it() {
+        // Proves what `output` tells: the streams opened since the last output that wrote
+        // something, each once; an output with nothing new tells none.
+        let mut c: H2Conn<u32> = H2Conn::default();
+        let get = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+        let mut told = |c: &mut H2Conn<u32>| {
+            let (mut out, mut seen) = (Vec::new(), Vec::new());
+            c.output(&mut out, |w| seen.push(*w));
+            seen
+        };
+        assert!(c.ready() && c.send(1, get, "x").is_ok());
+        assert!(c.ready() && c.send(3, get, "x").is_ok());
+        assert_eq!(told(&mut c), [1, 3]);
+        assert!(told(&mut c).is_empty());
+        assert!(c.ready() && c.send(5, get, "x").is_ok());
+        assert_eq!(told(&mut c), [5]);
     }
 }

@@ -8,8 +8,8 @@
 //! Responses come back in order, so the adapter matches them by a FIFO per connection, bounded
 //! by the connection's clients × their window: the only state per request in flight.
 //!
-//! A request's latency runs from its intended send time (`rtt`) and from the moment it went
-//! on the wire (`rtt_raw`); it is an answer when its response has a 2xx status, the content
+//! A request's latency runs from its intended send time (`rtt`) and from the moment the writer
+//! took its bytes for the socket (`rtt_raw`); it is an answer when its response has a 2xx status, the content
 //! type its pattern expects and the shape it must have (`judge`). Anything else is an error
 //! counted by kind: `http_<status>`, a JSON-RPC code by name, `protocol_*`.
 //!
@@ -29,6 +29,7 @@ use hdrhistogram::Histogram;
 
 use super::counters::{add, add_name};
 use super::group::{About, Adapter, Book, ErrorKind, GroupConfig, Outgoing, MEASURED_BIT};
+use crate::clock;
 use crate::wire::AgentId;
 use parse::{Framing, Head};
 
@@ -292,6 +293,9 @@ struct Conn {
     wire: VecDeque<Wire>,
     /// Requests waiting for room on the wire.
     queued: VecDeque<Wire>,
+    /// The last this many of `wire` are rendered in `out` and not handed to the writer yet:
+    /// their send time is when it takes them.
+    unstamped: usize,
     /// The front request's first server-sent event arrived then (0: not yet).
     first_event_ns: u64,
     /// Whether a response came since the connection opened.
@@ -592,6 +596,7 @@ impl Http {
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(body);
         conns[conn].wire.push_back(w);
+        conns[conn].unstamped += 1;
     }
 
     /// One complete response to `w`.
@@ -690,6 +695,7 @@ impl Http {
         self.write(conn, w);
         let c = &mut self.conns[conn];
         if let Some(w) = c.wire.pop_back() {
+            c.unstamped = 0;
             if let Err(w) = self.h2[conn].send(w, &c.out, &self.plan.host) {
                 c.queued.push_front(w); // it never left: the next connection takes it
             }
@@ -778,7 +784,12 @@ impl Http {
     fn output_plain(&mut self, conn: usize) -> Option<Vec<u8>> {
         if !self.h2.is_empty() {
             let mut buf = self.spare.pop().unwrap_or_default();
-            self.h2[conn].output(&mut buf);
+            let now = clock::now_ns();
+            self.h2[conn].output(&mut buf, |w| {
+                if !w.again {
+                    w.sent_ns = now;
+                }
+            });
             if buf.is_empty() {
                 self.spare.push(buf);
                 return None;
@@ -789,6 +800,14 @@ impl Http {
         if c.out.is_empty() {
             return None;
         }
+        // A request leaves when the writer takes its bytes, not when it was rendered: the raw
+        // latency does not count the client's own turnaround (the intended time still does).
+        let now = clock::now_ns();
+        let from = c.wire.len() - c.unstamped.min(c.wire.len());
+        for w in c.wire.range_mut(from..).filter(|w| !w.again) {
+            w.sent_ns = now;
+        }
+        c.unstamped = 0;
         let fresh = self.spare.pop().unwrap_or_default();
         Some(std::mem::replace(&mut c.out, fresh))
     }
@@ -997,6 +1016,7 @@ impl Adapter for Http {
         (c.answered, c.closing, c.expired, c.down) = (false, false, false, true);
         c.first_event_ns = 0;
         c.out.clear();
+        c.unstamped = 0;
         c.plain.clear();
         c.tls = fresh_tls(&self.plan);
         let mut gone: Vec<Wire> = std::mem::take(&mut c.wire).into();
@@ -1281,5 +1301,70 @@ fn preloaded_id(plan: &Plan, status: u16, body: &[u8]) -> Result<String, String>
     match v.get("agent_id").or_else(|| v.get("id")).and_then(|x| x.as_str()) {
         Some(id) => Ok(id.to_string()),
         None => Err(format!("--preload: no agent_id in the registry's answer {v}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loadgen::{Pacing, Stop, Topology};
+    use crate::wire::Compression;
+    use std::time::Duration;
+
+    fn config() -> GroupConfig {
+        GroupConfig {
+            topology: Topology::Star,
+            agents_total: 2,
+            first: 0,
+            count: 2,
+            id_base: 1,
+            agents_per_conn: 2,
+            pacing: Pacing::Closed { window: 1 },
+            stop: Stop::Duration(Duration::from_secs(1)),
+            payload_bytes: 16,
+            batch_max: 64,
+            compression: Compression::None,
+            late_after_ns: 1_000_000,
+            priority: 5,
+            workload: Default::default(),
+        }
+    }
+
+    /// Agent 1's request, booked (intended and rendered) at `at_ns`.
+    fn booked(at_ns: u64) -> Outgoing {
+        let message_id = 1 | MEASURED_BIT;
+        Outgoing { from: 1, to: 0, message_id, measured: true, intended_ns: at_ns, sent_ns: at_ns }
+    }
+
+    #[test]
+    fn a_request_leaves_when_the_writer_takes_its_bytes() {
+        // Proves where the raw latency starts, over HTTP/1.1 and HTTP/2: a request booked at
+        // t = 5 ns gets its send time when the writer takes its bytes for the socket, not when
+        // it was rendered; its intended time stays. A later take without new requests leaves
+        // the send time alone.
+        for http2 in [false, true] {
+            let plan = Plan { host: "x".into(), http2, ..Plan::default() };
+            let mut h = Http::new(&config(), Arc::new(plan));
+            h.request(0, &booked(5));
+            let before = clock::now_ns();
+            let out = h.take_output(0).expect("the request's bytes");
+            assert!(!out.is_empty());
+            let sent = |h: &mut Http| -> Wire {
+                if http2 {
+                    let c = std::mem::take(&mut h.h2[0]);
+                    let w = c.into_streams().next().expect("the stream");
+                    h.h2[0] = h2c::H2Conn::default();
+                    w
+                } else {
+                    h.conns[0].wire[0]
+                }
+            };
+            if !http2 {
+                assert!(h.take_output(0).is_none());
+            }
+            let w = sent(&mut h);
+            assert_eq!(w.intended_ns, 5, "http2: {http2}");
+            assert!(w.sent_ns >= before, "http2: {http2}: sent at {} < {before}", w.sent_ns);
+        }
     }
 }
