@@ -534,7 +534,7 @@ mod tests {
         // something, each once; an output with nothing new tells none.
         let mut c: H2Conn<u32> = H2Conn::default();
         let get = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
-        let mut told = |c: &mut H2Conn<u32>| {
+        let told = |c: &mut H2Conn<u32>| {
             let (mut out, mut seen) = (Vec::new(), Vec::new());
             c.output(&mut out, |w| seen.push(*w));
             seen
