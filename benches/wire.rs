@@ -93,6 +93,33 @@ fn decode_only(c: &mut Criterion) {
             pool.put(black_box(out.into_inner()));
         });
     });
+    group.bench_function("64B/64 decode only", |b| {
+        let mut scratch = Vec::new();
+        b.iter(|| {
+            let (_, batch) = decode_frame(&bytes, &limits, &mut scratch).unwrap().unwrap();
+            for item in batch {
+                black_box(item.unwrap());
+            }
+        });
+    });
+    group.bench_function("64B/64 decode only, usual first", |b| {
+        let mut scratch = Vec::new();
+        b.iter(|| {
+            let (_, mut batch) = decode_frame(&bytes, &limits, &mut scratch).unwrap().unwrap();
+            loop {
+                if let Some(usual) = batch.next_usual() {
+                    black_box(usual);
+                    continue;
+                }
+                match batch.next_message() {
+                    Ok(Some(item)) => {
+                        black_box(item);
+                    }
+                    _ => break,
+                }
+            }
+        });
+    });
     group.finish();
 }
 

@@ -1056,6 +1056,35 @@ impl Native {
         frame.push_envelope(env);
     }
 
+    /// A data message outside the coordination workloads: a request to answer or a reply.
+    #[inline]
+    fn on_plain_data(&mut self, conn: usize, env: &Envelope<'_>, book: &mut Book) {
+        match env.kind {
+            DataKind::Request => {
+                if env.payload.len() < STAMP_BYTES {
+                    return book.unexpected();
+                }
+                let measured = env.message_id & MEASURED_BIT != 0;
+                if !book.request_delivered(env.to, env.timestamp_ns, measured) {
+                    return;
+                }
+                self.push(conn, &reply_to(env, AgentId(env.to), book.now_ns()));
+            }
+            DataKind::Reply => {
+                if env.payload.len() < STAMP_BYTES {
+                    return book.unexpected();
+                }
+                let measured = env.correlation_id & MEASURED_BIT != 0;
+                let sent = env.timestamp_ns;
+                let stamps = (stamp(env.payload, 0), stamp(env.payload, 8));
+                if let Some(local) = book.reply_delivered(env.to, stamps, sent, measured) {
+                    book.send_from(local, |conn, r| self.request(conn, r));
+                }
+            }
+            _ => book.unexpected(),
+        }
+    }
+
     #[inline]
     fn on_message(&mut self, conn: usize, msg: Message<'_>, book: &mut Book) {
         if self.co.is_some() {
@@ -1093,27 +1122,7 @@ impl Native {
             }
         }
         match msg {
-            Message::Data(env) if env.kind == DataKind::Request => {
-                if env.payload.len() < STAMP_BYTES {
-                    return book.unexpected();
-                }
-                let measured = env.message_id & MEASURED_BIT != 0;
-                if !book.request_delivered(env.to, env.timestamp_ns, measured) {
-                    return;
-                }
-                self.push(conn, &reply_to(&env, AgentId(env.to), book.now_ns()));
-            }
-            Message::Data(env) if env.kind == DataKind::Reply => {
-                if env.payload.len() < STAMP_BYTES {
-                    return book.unexpected();
-                }
-                let measured = env.correlation_id & MEASURED_BIT != 0;
-                let sent = env.timestamp_ns;
-                let stamps = (stamp(env.payload, 0), stamp(env.payload, 8));
-                if let Some(local) = book.reply_delivered(env.to, stamps, sent, measured) {
-                    book.send_from(local, |conn, r| self.request(conn, r));
-                }
-            }
+            Message::Data(env) => self.on_plain_data(conn, &env, book),
             Message::Control(Control::Ack(_)) if book.registering() => book.ack(conn),
             Message::Control(Control::Error(e)) if book.registering() => {
                 let code = ErrorCode::from_code(e.code).map_or("unknown", ErrorCode::name);
@@ -1207,10 +1216,19 @@ impl Adapter for Native {
         let mut used = 0;
         let result = loop {
             match decode_frame(&buf[used..], &Limits::DEFAULT, &mut inflate) {
-                Ok(Some((len, batch))) => {
-                    for item in batch {
-                        match item {
-                            Ok((msg, _)) => self.on_message(conn, msg, book),
+                Ok(Some((len, mut batch))) => {
+                    loop {
+                        if let Some((env, _)) = batch.next_usual() {
+                            if self.co.is_none() {
+                                self.on_plain_data(conn, &env, book);
+                            } else {
+                                self.on_message(conn, Message::Data(env), book);
+                            }
+                            continue;
+                        }
+                        match batch.next_message() {
+                            Ok(None) => break,
+                            Ok(Some((msg, _))) => self.on_message(conn, msg, book),
                             Err(e) => {
                                 self.inflate = inflate;
                                 return Err(e.to_string());

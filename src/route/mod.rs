@@ -428,13 +428,18 @@ impl Shard {
         while consumed < buf.len() {
             let rest = &buf[consumed..];
             match decode_frame(rest, &self.cfg.limits, &mut inflate) {
-                Ok(Some((len, batch))) => {
+                Ok(Some((len, mut batch))) => {
                     self.counters.batches_in += 1;
                     let mut failed = None;
-                    for item in batch {
-                        match item {
-                            Ok((Message::Data(env), raw)) => self.on_data(id.idx, &env, raw),
-                            Ok((Message::Control(ctl), _)) => {
+                    loop {
+                        if let Some((env, raw)) = batch.next_usual() {
+                            self.on_data(id.idx, &env, raw);
+                            continue;
+                        }
+                        match batch.next_message() {
+                            Ok(None) => break,
+                            Ok(Some((Message::Data(env), raw))) => self.on_data(id.idx, &env, raw),
+                            Ok(Some((Message::Control(ctl), _))) => {
                                 if let Err(code) = self.on_control(id, ctl) {
                                     failed = Some((code, "a client may not send this kind".into()));
                                     break;

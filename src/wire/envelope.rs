@@ -13,6 +13,12 @@ use super::{AgentId, PRIORITY_MAX};
 /// Number of fields in an envelope's inner array.
 pub const ENVELOPE_FIELDS: u32 = 9;
 
+/// Bytes [`Envelope::decode_usual`] looks at. The longest head is 57 bytes: 3 of arrays and
+/// kind, 52 of the eight integers at their widest, 5 of the `bin` marker and length. An
+/// integer is read eight bytes at a time (its bytes and what follows), so the last one read
+/// ends at byte 56 at most.
+pub(crate) const USUAL_WINDOW: usize = 64;
+
 /// The kinds of data message; the code is the first element of the message array.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -169,6 +175,51 @@ impl<'a> Envelope<'a> {
         })
     }
 
+    /// The fast path of [`super::frame::decode_message`]: a whole data message, `[kind, [9
+    /// fields]]`, from the front of `rd`, when at least [`USUAL_WINDOW`] bytes are left and the
+    /// integers use unsigned markers (as every encoder here writes them). `None` means "take the
+    /// general path", which decides (the same way for every input this accepts) and names
+    /// any error: nothing is consumed then.
+    #[inline(always)]
+    pub(crate) fn decode_usual(rd: &mut &'a [u8]) -> Option<Self> {
+        use super::msgpack::uint_at;
+        let w: &[u8; USUAL_WINDOW] = rd.get(..USUAL_WINDOW)?.try_into().ok()?;
+        if w[0] != 0x92 || w[2] != 0x90 | ENVELOPE_FIELDS as u8 {
+            return None;
+        }
+        let kind = DataKind::from_code(w[1])?;
+        let mut at = 3;
+        let sender = u32::try_from(uint_at(w, &mut at)?).ok()?;
+        let to = u32::try_from(uint_at(w, &mut at)?).ok()?;
+        let message_id = uint_at(w, &mut at)?;
+        let correlation_id = uint_at(w, &mut at)?;
+        let timestamp_ns = uint_at(w, &mut at)?;
+        let msg_type = u32::try_from(uint_at(w, &mut at)?).ok()?;
+        let priority = u8::try_from(uint_at(w, &mut at)?).ok().filter(|&p| p <= PRIORITY_MAX)?;
+        let ttl_ms = u32::try_from(uint_at(w, &mut at)?).ok()?;
+        let (len, used) = match w[at] {
+            0xc4 => (usize::from(w[at + 1]), 2),
+            0xc5 => (usize::from(u16::from_be_bytes([w[at + 1], w[at + 2]])), 3),
+            0xc6 => (u32::from_be_bytes(w[at + 1..at + 5].try_into().ok()?) as usize, 5),
+            _ => return None,
+        };
+        let start = at + used;
+        let payload = rd.get(start..start.checked_add(len)?)?;
+        *rd = &rd[start + len..];
+        Some(Envelope {
+            kind,
+            sender: AgentId(sender),
+            to,
+            message_id,
+            correlation_id,
+            timestamp_ns,
+            msg_type,
+            priority,
+            ttl_ms,
+            payload,
+        })
+    }
+
     /// Whether the message is past its ttl at `now_ns` (same clock as `timestamp_ns`).
     #[inline]
     pub fn expired_at(&self, now_ns: u64) -> bool {
@@ -232,6 +283,85 @@ mod tests {
             Envelope::decode_fields(DataKind::Request, &mut rd),
             Err("priority must be 0 to 10")
         );
+    }
+
+    /// `v` as msgpack with the marker `style` picks: 0 the shortest, 1–4 `uint 8/16/32/64`,
+    /// 5 `int 64` (all valid for a non-negative value that fits).
+    fn put_styled(out: &mut Vec<u8>, v: u64, style: u8) {
+        let fits = |bytes: u32| bytes == 8 || v < 1u64 << (8 * bytes);
+        match style {
+            1 if fits(1) => out.extend_from_slice(&[0xcc, v as u8]),
+            2 if fits(2) => {
+                out.extend_from_slice(&[&[0xcd], &(v as u16).to_be_bytes()[..]].concat())
+            }
+            3 if fits(4) => {
+                out.extend_from_slice(&[&[0xce], &(v as u32).to_be_bytes()[..]].concat())
+            }
+            4 => out.extend_from_slice(&[&[0xcf], &v.to_be_bytes()[..]].concat()),
+            5 if v <= i64::MAX as u64 => {
+                out.extend_from_slice(&[&[0xd3], &v.to_be_bytes()[..]].concat())
+            }
+            _ => {
+                let mut b = [0u8; 9];
+                let n = super::super::msgpack::put_uint(&mut b, 0, v);
+                out.extend_from_slice(&b[..n]);
+            }
+        }
+    }
+
+    /// The general path alone: `[kind, [fields]]`.
+    fn general<'a>(rd: &mut &'a [u8]) -> Result<Envelope<'a>, &'static str> {
+        use super::super::msgpack::{read_array_len, read_uint};
+        (read_array_len(rd) == Some(2)).then_some(()).ok_or("array")?;
+        let code = read_uint(rd).and_then(|c| u8::try_from(c).ok()).ok_or("kind")?;
+        Envelope::decode_fields(DataKind::from_code(code).ok_or("not data")?, rd)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        #[test]
+        fn the_usual_path_agrees_with_the_general_one(
+            fields in proptest::array::uniform8(proptest::prelude::any::<u64>()),
+            small in proptest::array::uniform8(0u64..300),
+            shrink in proptest::array::uniform8(proptest::prelude::any::<bool>()),
+            styles in proptest::array::uniform8(0u8..6),
+            payload in 0usize..300,
+            tail in 0usize..80,
+            kind in 0u8..8,
+            flip in proptest::option::of((0usize..400, 1u8..=255)),
+        ) {
+            // Proves the fast path never decides differently from the general one: on messages
+            // with any integer markers, sizes and trailing bytes, and with a byte flipped, it
+            // either declines or yields exactly what the general path yields and stops at the
+            // same byte; and on what the encoder writes, with a full window, it does not decline.
+            let mut buf = vec![0x92, kind, 0x99];
+            for i in 0..8 {
+                let v = if shrink[i] { small[i] } else { fields[i] };
+                put_styled(&mut buf, v, styles[i]);
+            }
+            buf.extend_from_slice(&[0xc5, (payload >> 8) as u8, payload as u8]);
+            buf.extend((0..payload + tail).map(|i| i as u8));
+            if let Some((at, x)) = flip {
+                let at = at % buf.len();
+                buf[at] ^= x;
+            }
+            let (mut a, mut b) = (&buf[..], &buf[..]);
+            let general = general(&mut a);
+            if let Some(fast) = Envelope::decode_usual(&mut b) {
+                proptest::prop_assert_eq!(Ok(fast), general);
+                proptest::prop_assert_eq!(a.len(), b.len());
+            } else {
+                proptest::prop_assert_eq!(b.len(), buf.len(), "declining consumes nothing");
+            }
+            // What the encoder writes takes the fast path whenever the window fits.
+            if let Ok(env) = general {
+                let mut canonical = Vec::new();
+                env.encode(&mut canonical);
+                canonical.resize(canonical.len().max(USUAL_WINDOW), 0);
+                let mut rd = &canonical[..];
+                proptest::prop_assert_eq!(Envelope::decode_usual(&mut rd), Some(env));
+            }
+        }
     }
 
     #[test]

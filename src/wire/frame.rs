@@ -120,6 +120,9 @@ impl Message<'_> {
 #[inline]
 pub fn decode_message<'a>(rd: &mut &'a [u8]) -> Result<Message<'a>, &'static str> {
     use super::msgpack::{read_array_len, read_uint};
+    if let Some(env) = Envelope::decode_usual(rd) {
+        return Ok(Message::Data(env));
+    }
     match read_array_len(rd) {
         Some(2) => {}
         Some(_) => return Err("message must be a 2-element array"),
@@ -155,6 +158,22 @@ impl<'a> Batch<'a> {
     /// Messages announced by the header.
     pub fn count(&self) -> u32 {
         self.count
+    }
+
+    /// The next message and its raw encoding when it is a data message in the usual form (what
+    /// every encoder here writes, with at least 64 bytes of body left from it). `None` says
+    /// nothing about the rest: [`Batch::next_message`] then takes the next message, whatever
+    /// it is, or names the error. The routers' and agents' loops try this first: it hands over
+    /// the envelope without the [`Message`] around it.
+    #[inline(always)]
+    pub fn next_usual(&mut self) -> Option<(Envelope<'a>, &'a [u8])> {
+        if self.index == self.count || self.failed {
+            return None;
+        }
+        let start = self.rest;
+        let env = Envelope::decode_usual(&mut self.rest)?;
+        self.index += 1;
+        Some((env, &start[..start.len() - self.rest.len()]))
     }
 
     /// The next message and its raw encoding, `Ok(None)` at the end of a well-formed body.

@@ -84,6 +84,27 @@ pub(crate) fn read_uint(rd: &mut &[u8]) -> Option<u64> {
     Some(value)
 }
 
+/// Reads an unsigned integer (positive fixint, `uint 8/16/32/64`) at `*at` of a window that has
+/// at least nine bytes from there on, moving `*at` past it; `None` for any other marker (the
+/// general [`read_uint`] also takes non-negative signed ones). One read of eight bytes and a
+/// shift, no jump table.
+#[inline(always)]
+pub(crate) fn uint_at<const N: usize>(w: &[u8; N], at: &mut usize) -> Option<u64> {
+    let marker = *w.get(*at)?;
+    if marker < 0x80 {
+        *at += 1;
+        return Some(u64::from(marker));
+    }
+    let class = marker.wrapping_sub(0xcc);
+    if class > 3 {
+        return None;
+    }
+    let bytes = 1usize << class; // 0xcc..=0xcf: 1, 2, 4, 8 bytes
+    let raw = u64::from_be_bytes(w.get(*at + 1..*at + 9)?.try_into().ok()?);
+    *at += 1 + bytes;
+    Some(raw >> (64 - 8 * bytes))
+}
+
 /// Reads a `bin` value, borrowing its bytes.
 #[inline(always)]
 pub(crate) fn read_bin<'a>(rd: &mut &'a [u8]) -> Option<&'a [u8]> {

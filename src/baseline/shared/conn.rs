@@ -99,12 +99,17 @@ impl Conn {
         let mut used = 0;
         loop {
             match decode_frame(&input[used..], &limits, &mut inflate) {
-                Ok(Some((len, batch))) => {
+                Ok(Some((len, mut batch))) => {
                     self.counts.batches_in += 1;
-                    for item in batch {
-                        match item {
-                            Ok((Message::Data(env), raw)) => self.on_data(&env, raw),
-                            Ok((Message::Control(ctl), _)) => {
+                    loop {
+                        if let Some((env, raw)) = batch.next_usual() {
+                            self.on_data(&env, raw);
+                            continue;
+                        }
+                        match batch.next_message() {
+                            Ok(None) => break,
+                            Ok(Some((Message::Data(env), raw))) => self.on_data(&env, raw),
+                            Ok(Some((Message::Control(ctl), _))) => {
                                 if !ctl.is_request() {
                                     self.fail(
                                         ErrorCode::UnexpectedMessage,
