@@ -14,10 +14,13 @@ use super::{AgentId, PRIORITY_MAX};
 pub const ENVELOPE_FIELDS: u32 = 9;
 
 /// Bytes [`Envelope::decode_usual`] looks at. The longest head is 57 bytes: 3 of arrays and
-/// kind, 52 of the eight integers at their widest, 5 of the `bin` marker and length. An
-/// integer is read eight bytes at a time (its bytes and what follows), so the last one read
-/// ends at byte 56 at most.
+/// kind, 49 of the eight integers at their widest (5 + 5 + 9 + 9 + 9 + 5 + 2 + 5), 5 of the
+/// `bin` marker and length. An integer is read eight bytes at a time (its bytes and what
+/// follows): nothing past byte 56 is read.
 pub(crate) const USUAL_WINDOW: usize = 64;
+
+/// The longest encoding of everything but the payload's bytes (see [`USUAL_WINDOW`]).
+const HEAD_MAX: usize = 57;
 
 /// The kinds of data message; the code is the first element of the message array.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -110,8 +113,8 @@ impl<'a> Envelope<'a> {
     #[inline]
     pub fn encode(&self, out: &mut Vec<u8>) {
         use super::msgpack::{put_bin_len, put_uint};
-        // Everything but the payload fits in 80 bytes: build it on the stack, then copy twice.
-        let mut head = [0u8; 80];
+        // Everything but the payload fits in `HEAD_MAX` bytes: build it on the stack.
+        let mut head = [0u8; HEAD_MAX];
         head[0] = 0x92; // [kind, fields]
         head[1] = self.kind.code(); // a positive fixint
         head[2] = 0x90 | ENVELOPE_FIELDS as u8; // fixarray of 9
@@ -125,8 +128,12 @@ impl<'a> Envelope<'a> {
         at = put_uint(&mut head, at, u64::from(self.priority));
         at = put_uint(&mut head, at, u64::from(self.ttl_ms));
         at = put_bin_len(&mut head, at, self.payload.len());
-        out.reserve(at + self.payload.len());
-        out.extend_from_slice(&head[..at]);
+        // The whole head buffer goes in (a copy of constant size, a few vector moves rather
+        // than a call), then the unused end is cut.
+        let start = out.len();
+        out.reserve(HEAD_MAX + self.payload.len());
+        out.extend_from_slice(&head[..HEAD_MAX]);
+        out.truncate(start + at);
         out.extend_from_slice(self.payload);
     }
 
