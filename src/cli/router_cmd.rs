@@ -221,6 +221,16 @@ pub fn print_stats(shards: &[ShardStats]) {
             s.conn_queue_bytes_hwm,
             s.peer_queue_bytes_hwm
         );
+        let per =
+            |msgs: u64, frames: u64| if frames == 0 { 0.0 } else { msgs as f64 / frames as f64 };
+        outln!(
+            "{:>13} frames in {} ({:.1} data messages each), frames out {} ({:.1} messages each)",
+            "",
+            s.batches_in,
+            per(s.msgs_in, s.batches_in),
+            s.batches_out,
+            per(s.msgs_out, s.batches_out)
+        );
         outln!(
             "{:>13} memory held {} B; slow consumers closed {}; connections refused {}; loop stalls {}",
             "",

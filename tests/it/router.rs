@@ -848,3 +848,37 @@ fn agent_id_zero_is_reserved() {
         r.stop();
     }
 }
+
+#[test]
+fn the_stats_command_says_how_many_messages_each_frame_carried() {
+    // Proves `a2a-bench stats` prints frames in and out with messages per frame, on every
+    // router, as the router counted them: three messages sent in one frame after two
+    // registrations; the stats request's own frame may be counted by the time it is answered.
+    for kind in RouterKind::ALL {
+        let r = start(Setup { kind, transport: Transport::Tcp, io: Default::default() }, 1, |_| {});
+        let mut a = agent(&r, 1, 0, &[]);
+        let mut b = agent(&r, 2, 0, &[]);
+        let three: Vec<_> = (0..3).map(|i| data(DataKind::Direct, 1, 2, 10 + i, b"x")).collect();
+        a.send(&three.into_iter().map(Message::Data).collect::<Vec<_>>()).expect("send");
+        for _ in 0..3 {
+            recv_data(&mut b);
+        }
+        let sum = |f: fn(&a2a_bench::wire::ShardStats) -> u64| r.stats().iter().map(f).sum::<u64>();
+        let (frames_in, frames_out) = (sum(|s| s.batches_in), sum(|s| s.batches_out));
+        // In: data messages only; out: everything written, acks included.
+        assert_eq!((frames_in, sum(|s| s.msgs_in), sum(|s| s.msgs_out)), (3, 3, 5), "{kind}");
+        let url = format!("tcp://{}", r.addr());
+        let out = run_bin(&["stats", "--router", &url], Duration::from_secs(20));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{kind}: {text}");
+        let wants = [frames_in, frames_in + 1].map(|f| {
+            format!(
+                "frames in {f} ({:.1} data messages each), frames out {frames_out} ({:.1} messages each)",
+                3.0 / f as f64,
+                5.0 / frames_out as f64
+            )
+        });
+        assert!(wants.iter().any(|w| text.contains(w)), "{kind}: {text} (wanted one of {wants:?})");
+        r.stop();
+    }
+}
