@@ -74,6 +74,9 @@ struct Medians {
     /// shards only).
     #[serde(skip_serializing_if = "Option::is_none")]
     cross_shard_share: Option<f64>,
+    /// Median messages per frame the router wrote.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    router_msgs_per_frame: Option<f64>,
 }
 
 /// The median (0 when empty): the one the reports' figures use.
@@ -119,6 +122,7 @@ impl Medians {
                 Some(1.0 - busy / cores.len() as f64)
             })),
             cross_shard_share: median_of_some(ok.iter().map(|r| r.cpu.router_cross_shard_share)),
+            router_msgs_per_frame: median_of_some(ok.iter().map(|r| r.cpu.router_msgs_per_frame)),
         }
     }
 }
@@ -397,8 +401,10 @@ fn compare_one(
                 }
                 _ => "router CPU unknown".to_string(),
             } + &m
-                .cross_shard_share
-                .map_or(String::new(), |x| format!(", {:.0} % across shards", x * 100.0)),
+                .router_msgs_per_frame
+                .map_or(String::new(), |x| format!(", {x:.1} msgs/frame out"))
+                + &m.cross_shard_share
+                    .map_or(String::new(), |x| format!(", {:.0} % across shards", x * 100.0)),
             ratio
         );
     }

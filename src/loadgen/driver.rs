@@ -396,7 +396,7 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
         let now = clock::now_ns();
         if router_before.is_none() && now >= measure_ns {
             router_before = Some(probe.map(|p| (now, p.cpu_ns())));
-            cross_before = probe.and_then(|p| p.cross_shard());
+            cross_before = probe.map(|p| p.window_counts());
             series.router = router_before.clone().flatten();
             if let Some(h) = hook.take() {
                 h();
@@ -404,7 +404,7 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
         }
         if router_after.is_none() && end_ns != u64::MAX && now >= end_ns {
             router_after = Some(probe.map(|p| (now, p.cpu_ns())));
-            cross_after = probe.and_then(|p| p.cross_shard());
+            cross_after = probe.map(|p| p.window_counts());
         }
         let next = if router_before.is_none() {
             measure_ns
@@ -440,7 +440,7 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
         }
     }
     if router_after.is_none() {
-        cross_after = probe.and_then(|p| p.cross_shard());
+        cross_after = probe.map(|p| p.window_counts());
     }
     let router_after =
         router_after.flatten().or_else(|| probe.map(|p| (clock::now_ns(), p.cpu_ns())));
@@ -489,12 +489,9 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
         end => end.saturating_sub(measure_ns),
     };
     o.router_cpu = router_cpu(router_before.flatten(), router_after);
-    o.cross_shard_share = match (cross_before, cross_after) {
-        (Some((m0, c0)), Some((m1, c1))) if m1 > m0 => {
-            Some(c1.saturating_sub(c0) as f64 / (m1 - m0) as f64)
-        }
-        _ => None,
-    };
+    if let (Some(before), Some(after)) = (cross_before, cross_after) {
+        (o.cross_shard_share, o.router_msgs_per_frame) = before.window(after);
+    }
     // Intervals not every core reported (a core ended earlier, or was lost) close as they are.
     let left: Vec<u32> = series.open.keys().copied().collect();
     for index in left {

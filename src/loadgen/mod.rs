@@ -192,13 +192,48 @@ pub trait RouterProbe {
         self.stats().iter().map(|s| s.cpu_ns).collect()
     }
 
-    /// Messages every shard received from clients, and messages shards handed to other shards,
-    /// so far (summed); `None` for a router of one shard, or none.
-    fn cross_shard(&self) -> Option<(u64, u64)> {
+    /// The counters a run reads at the measured window's edges, summed over the shards.
+    fn window_counts(&self) -> WindowCounts {
         let s = self.stats();
-        (s.len() > 1).then(|| {
-            s.iter().fold((0, 0), |(msgs, cross), x| (msgs + x.msgs_in, cross + x.cross_shard_out))
-        })
+        let mut c = s.iter().fold(WindowCounts::default(), |c, x| WindowCounts {
+            msgs_in: c.msgs_in + x.msgs_in,
+            cross_shard_out: c.cross_shard_out + x.cross_shard_out,
+            msgs_out: c.msgs_out + x.msgs_out,
+            frames_out: c.frames_out + x.batches_out,
+            shards: 0,
+        });
+        c.shards = s.len();
+        c
+    }
+}
+
+/// A router's counters at one moment (see [`RouterProbe::window_counts`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WindowCounts {
+    /// Messages every shard received from clients.
+    pub msgs_in: u64,
+    /// Messages shards handed to other shards.
+    pub cross_shard_out: u64,
+    /// Messages written to clients.
+    pub msgs_out: u64,
+    /// Frames written to clients.
+    pub frames_out: u64,
+    /// Shards that answered (0: no router to ask).
+    pub shards: usize,
+}
+
+impl WindowCounts {
+    /// Over the window from `self` to `later`: the share of received messages handed between
+    /// shards (routers of several shards), and messages per frame written.
+    pub fn window(self, later: WindowCounts) -> (Option<f64>, Option<f64>) {
+        let msgs_in = later.msgs_in.saturating_sub(self.msgs_in);
+        let cross = (later.shards > 1 && msgs_in > 0).then(|| {
+            later.cross_shard_out.saturating_sub(self.cross_shard_out) as f64 / msgs_in as f64
+        });
+        let frames = later.frames_out.saturating_sub(self.frames_out);
+        let per_frame = (frames > 0)
+            .then(|| later.msgs_out.saturating_sub(self.msgs_out) as f64 / frames as f64);
+        (cross, per_frame)
     }
 }
 
@@ -318,6 +353,8 @@ pub struct Outcome {
     /// A router of several shards: the share of the messages it received in the measured
     /// window that one shard handed to another (homing keeps it low: `route::accept`).
     pub cross_shard_share: Option<f64>,
+    /// Messages per frame the router wrote to clients in the measured window, when it says.
+    pub router_msgs_per_frame: Option<f64>,
     /// Requests neither answered nor failed when the drain ended.
     pub in_flight_at_end: u64,
     /// The drain hit its timeout.
@@ -390,6 +427,7 @@ impl Outcome {
             agent_cpu: Vec::new(),
             router_cpu: None,
             cross_shard_share: None,
+            router_msgs_per_frame: None,
             in_flight_at_end: 0,
             drain_timed_out: false,
             failures: Vec::new(),

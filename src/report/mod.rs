@@ -530,6 +530,11 @@ pub struct CpuInfo {
     /// window that one shard handed to another (homing keeps it low).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub router_cross_shard_share: Option<f64>,
+    /// Messages per frame the router wrote to clients in the measured window: how much its
+    /// writes batched (a router that writes sooner writes smaller frames, and its clients pay
+    /// per frame).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router_msgs_per_frame: Option<f64>,
     /// Share (0–1) of the machine's CPUs used by *other* processes (and hypervisor steal)
     /// during the run; above 0.1 the run's figures are suspect. Null where /proc is unreadable.
     pub others_share: Option<f64>,
@@ -735,6 +740,7 @@ impl RunResult {
                 agent_cores: outcome.agent_cpu.clone(),
                 router_cores: outcome.router_cpu.clone(),
                 router_cross_shard_share: outcome.cross_shard_share,
+                router_msgs_per_frame: outcome.router_msgs_per_frame,
                 others_share: None,
             },
             payload_size: sc.payload_bytes,

@@ -756,6 +756,37 @@ fn homed_connections_keep_a_ring_on_its_shards() {
 }
 
 #[test]
+fn the_report_says_how_many_messages_the_routers_frames_carried() {
+    // Proves `router_msgs_per_frame`: it matches the router's own counts of messages and frames
+    // written, and it tells batching apart: 8 agents sharing a connection with one request in
+    // flight each fill the router's frames far less than with 32 in flight each.
+    let r = router();
+    let mut fills = Vec::new();
+    for (i, window) in [1u32, 32].into_iter().enumerate() {
+        let mut sc =
+            scenario(Topology::Ring, 8, Pacing::Closed { window }, Stop::Count { per_agent: 400 });
+        sc.id_base += 50_000 * i as u32;
+        sc.agents_per_conn = 8;
+        let before = r.stats();
+        let o = loadgen::run(&sc, r.local_addr(), Some(&r), None);
+        check_clean(&o);
+        let after = r.stats();
+        let delta = |f: fn(&a2a_bench::wire::ShardStats) -> u64| -> u64 {
+            after.iter().map(f).sum::<u64>() - before.iter().map(f).sum::<u64>()
+        };
+        let counted = delta(|s| s.msgs_out) as f64 / delta(|s| s.batches_out) as f64;
+        let reported = o.router_msgs_per_frame.expect("the router says what it wrote");
+        assert!(
+            (reported - counted).abs() <= 0.25 * counted,
+            "window {window}: {reported:.2} reported, {counted:.2} counted"
+        );
+        fills.push(reported);
+    }
+    assert!(fills[1] > 2.0 * fills[0], "messages per frame, window 1 then 32: {fills:?}");
+    r.stop();
+}
+
+#[test]
 fn the_command_line_homes_by_default_and_says_how_much_crossed_shards() {
     // Proves homing end to end through the binary: with an embedded router of two shards the
     // summary says how much crossed shards and the report records it; the default keeps a ring
