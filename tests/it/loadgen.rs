@@ -718,6 +718,22 @@ fn compare_scaling_runs_each_core_count_that_fits_and_says_which_did_not() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Runs `sc` on `r` (it must run clean), with a way to read how much one of the router's
+/// counters (summed over its shards) grew during the run.
+fn run_counted(
+    r: &RouterHandle,
+    sc: &Scenario,
+) -> (Outcome, impl Fn(fn(&a2a_bench::wire::ShardStats) -> u64) -> u64) {
+    let before = r.stats();
+    let o = loadgen::run(sc, r.local_addr(), Some(r), None);
+    check_clean(&o);
+    let after = r.stats();
+    let delta = move |f: fn(&a2a_bench::wire::ShardStats) -> u64| -> u64 {
+        after.iter().map(f).sum::<u64>() - before.iter().map(f).sum::<u64>()
+    };
+    (o, delta)
+}
+
 #[test]
 fn homed_connections_keep_a_ring_on_its_shards() {
     // Proves homing: on a router of two shards, a ring of 8 agents on their own connections
@@ -738,13 +754,7 @@ fn homed_connections_keep_a_ring_on_its_shards() {
         );
         sc.id_base += 50_000 * i as u32;
         sc.homing = homing;
-        let before = r.stats();
-        let o = loadgen::run(&sc, r.local_addr(), Some(&r), None);
-        check_clean(&o);
-        let after = r.stats();
-        let delta = |f: fn(&a2a_bench::wire::ShardStats) -> u64| -> u64 {
-            after.iter().map(f).sum::<u64>() - before.iter().map(f).sum::<u64>()
-        };
+        let (o, delta) = run_counted(&r, &sc);
         share.push(delta(|s| s.cross_shard_out) as f64 / delta(|s| s.msgs_in) as f64);
         // The report's figure, over the measured window only, tells the same.
         let reported = o.cross_shard_share.expect("a router of two shards reports its share");
@@ -767,13 +777,7 @@ fn the_report_says_how_many_messages_the_routers_frames_carried() {
             scenario(Topology::Ring, 8, Pacing::Closed { window }, Stop::Count { per_agent: 400 });
         sc.id_base += 50_000 * i as u32;
         sc.agents_per_conn = 8;
-        let before = r.stats();
-        let o = loadgen::run(&sc, r.local_addr(), Some(&r), None);
-        check_clean(&o);
-        let after = r.stats();
-        let delta = |f: fn(&a2a_bench::wire::ShardStats) -> u64| -> u64 {
-            after.iter().map(f).sum::<u64>() - before.iter().map(f).sum::<u64>()
-        };
+        let (o, delta) = run_counted(&r, &sc);
         let counted = delta(|s| s.msgs_out) as f64 / delta(|s| s.batches_out) as f64;
         let reported = o.router_msgs_per_frame.expect("the router says what it wrote");
         assert!(
