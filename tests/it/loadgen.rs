@@ -718,17 +718,17 @@ fn compare_scaling_runs_each_core_count_that_fits_and_says_which_did_not() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// One of a shard's counters.
+type Counter = fn(&a2a_bench::wire::ShardStats) -> u64;
+
 /// Runs `sc` on `r` (it must run clean), with a way to read how much one of the router's
 /// counters (summed over its shards) grew during the run.
-fn run_counted(
-    r: &RouterHandle,
-    sc: &Scenario,
-) -> (Outcome, impl Fn(fn(&a2a_bench::wire::ShardStats) -> u64) -> u64) {
+fn run_counted(r: &RouterHandle, sc: &Scenario) -> (Outcome, impl Fn(Counter) -> u64) {
     let before = r.stats();
     let o = loadgen::run(sc, r.local_addr(), Some(r), None);
     check_clean(&o);
     let after = r.stats();
-    let delta = move |f: fn(&a2a_bench::wire::ShardStats) -> u64| -> u64 {
+    let delta = move |f: Counter| -> u64 {
         after.iter().map(f).sum::<u64>() - before.iter().map(f).sum::<u64>()
     };
     (o, delta)
