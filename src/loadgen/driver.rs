@@ -386,7 +386,7 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
     // Wait for the cores, reading the router's counters at the window's edges meanwhile; a core
     // that ends early (every connection lost) ends the wait early.
     let (mut results, mut router_before, mut router_after) = (Vec::new(), None, None);
-    let (mut cross_before, mut cross_after) = (None, None);
+    let (mut counts_before, mut counts_after) = (None, None);
     let mut series =
         Series { cores: shared.cores, open: Default::default(), done: Vec::new(), router: None };
     let mut hook = at_measure_start;
@@ -396,7 +396,7 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
         let now = clock::now_ns();
         if router_before.is_none() && now >= measure_ns {
             router_before = Some(probe.map(|p| (now, p.cpu_ns())));
-            cross_before = probe.map(|p| p.window_counts());
+            counts_before = probe.map(|p| p.window_counts());
             series.router = router_before.clone().flatten();
             if let Some(h) = hook.take() {
                 h();
@@ -404,7 +404,7 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
         }
         if router_after.is_none() && end_ns != u64::MAX && now >= end_ns {
             router_after = Some(probe.map(|p| (now, p.cpu_ns())));
-            cross_after = probe.map(|p| p.window_counts());
+            counts_after = probe.map(|p| p.window_counts());
         }
         let next = if router_before.is_none() {
             measure_ns
@@ -440,7 +440,7 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
         }
     }
     if router_after.is_none() {
-        cross_after = probe.map(|p| p.window_counts());
+        counts_after = probe.map(|p| p.window_counts());
     }
     let router_after =
         router_after.flatten().or_else(|| probe.map(|p| (clock::now_ns(), p.cpu_ns())));
@@ -489,7 +489,7 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
         end => end.saturating_sub(measure_ns),
     };
     o.router_cpu = router_cpu(router_before.flatten(), router_after);
-    if let (Some(before), Some(after)) = (cross_before, cross_after) {
+    if let (Some(before), Some(after)) = (counts_before, counts_after) {
         (o.cross_shard_share, o.router_msgs_per_frame) = before.window(after);
     }
     // Intervals not every core reported (a core ended earlier, or was lost) close as they are.

@@ -194,15 +194,14 @@ pub trait RouterProbe {
 
     /// The counters a run reads at the measured window's edges, summed over the shards.
     fn window_counts(&self) -> WindowCounts {
-        let s = self.stats();
-        let mut c = s.iter().fold(WindowCounts::default(), |c, x| WindowCounts {
-            msgs_in: c.msgs_in + x.msgs_in,
-            cross_shard_out: c.cross_shard_out + x.cross_shard_out,
-            msgs_out: c.msgs_out + x.msgs_out,
-            frames_out: c.frames_out + x.batches_out,
-            shards: 0,
-        });
-        c.shards = s.len();
+        let mut c = WindowCounts::default();
+        for x in self.stats() {
+            c.msgs_in += x.msgs_in;
+            c.cross_shard_out += x.cross_shard_out;
+            c.msgs_out += x.msgs_out;
+            c.frames_out += x.batches_out;
+            c.shards += 1;
+        }
         c
     }
 }
