@@ -654,8 +654,12 @@ fn over_http2_a_server_going_away_gets_a_new_connection() {
     assert_clean(&report, &["health"]);
     let r = run(&report);
     let answered = r["accounting"]["replies_delivered"].as_u64().unwrap();
-    // Both agent cores' connections: every 50 answers but the last few a new one.
-    assert!(r["reconnects"].as_u64().unwrap() >= answered / 50 - 6, "{r}");
+    // Both agent cores' connections: a new one after every 50 answers or a few more — h2's
+    // graceful shutdown sends a first GOAWAY that admits every stream, and the real one only a
+    // ping later, so streams opened in between are answered too (measured: 50.6 per
+    // connection on average) — and none for each core's last connection.
+    assert!(answered >= 500, "{r}");
+    assert!(r["reconnects"].as_u64().unwrap() >= answered / 55 - 2, "{r}");
 }
 
 #[test]
