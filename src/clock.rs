@@ -22,6 +22,23 @@ pub fn thread_cpu_ns() -> u64 {
         .unwrap_or(0)
 }
 
+thread_local! {
+    static WATCH_NS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Time the calling thread has spent watching for work that had not come (the socket ring's
+/// doze watch), in nanoseconds: CPU time it used without doing any. Part of
+/// [`thread_cpu_ns`]; reports show it so that a watching core is not taken for a saturated one.
+pub fn thread_watch_ns() -> u64 {
+    WATCH_NS.with(std::cell::Cell::get)
+}
+
+/// Adds `ns` of watching to the calling thread's [`thread_watch_ns`].
+#[inline]
+pub fn add_watch_ns(ns: u64) {
+    WATCH_NS.with(|w| w.set(w.get() + ns));
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -166,6 +166,13 @@ impl RouterProbe for AnyRouter {
             AnyRouter::Baseline(r) => r.cpu_ns(),
         }
     }
+
+    fn cpu_watch_ns(&self) -> (Vec<u64>, Vec<u64>) {
+        match self {
+            AnyRouter::Glommio(r) => RouterProbe::cpu_watch_ns(r),
+            AnyRouter::Baseline(r) => r.cpu_watch_ns(),
+        }
+    }
 }
 
 impl RouterProbe for RouterHandle {
@@ -181,6 +188,13 @@ impl RouterProbe for BaselineHandle {
 
     fn cpu_ns(&self) -> Vec<u64> {
         BaselineHandle::cpu_ns(self)
+    }
+
+    fn cpu_watch_ns(&self) -> (Vec<u64>, Vec<u64>) {
+        // The tokio routers wait in epoll: they never watch.
+        let cpu = BaselineHandle::cpu_ns(self);
+        let none = vec![0; cpu.len()];
+        (cpu, none)
     }
 }
 

@@ -70,6 +70,10 @@ struct Medians {
     router_cpu_ns_per_msg: Option<f64>,
     /// Median share of the router's cores left idle (0–1; cores − busy, over cores).
     router_idle_share: Option<f64>,
+    /// Median share of the router's cores spent watching for input that had not come (part
+    /// of the busy share, and of the CPU per message; 0 for the tokio routers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    router_watch_share: Option<f64>,
     /// Median share of the messages handed from one shard to another (routers of several
     /// shards only).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -120,6 +124,10 @@ impl Medians {
                 let cores = r.cpu.router_cores.as_ref().filter(|c| !c.is_empty())?;
                 let busy: f64 = cores.iter().map(|b| b.min(1.0)).sum();
                 Some(1.0 - busy / cores.len() as f64)
+            })),
+            router_watch_share: median_of_some(ok.iter().map(|r| {
+                let watch = r.cpu.router_watch.as_ref().filter(|w| !w.is_empty())?;
+                Some(watch.iter().sum::<f64>() / watch.len() as f64)
             })),
             cross_shard_share: median_of_some(ok.iter().map(|r| r.cpu.router_cross_shard_share)),
             router_msgs_per_frame: median_of_some(ok.iter().map(|r| r.cpu.router_msgs_per_frame)),
@@ -397,7 +405,11 @@ fn compare_one(
             m.bottleneck,
             match (m.router_cpu_ns_per_msg, m.router_idle_share) {
                 (Some(ns), Some(idle)) => {
-                    format!("router CPU {ns:.0} ns/msg, {:.0} % idle", idle * 100.0)
+                    let watch = m
+                        .router_watch_share
+                        .filter(|&w| w >= 0.005)
+                        .map_or(String::new(), |w| format!(" ({:.0} % watching)", w * 100.0));
+                    format!("router CPU {ns:.0} ns/msg{watch}, {:.0} % idle", idle * 100.0)
                 }
                 _ => "router CPU unknown".to_string(),
             } + &m

@@ -180,8 +180,8 @@ impl Series {
     fn finish(&mut self, index: u32, probe: Option<&dyn super::RouterProbe>) -> Option<&Interval> {
         let (_, mut iv) = self.open.remove(&index)?;
         if let Some(p) = probe {
-            let now = (clock::now_ns(), p.cpu_ns());
-            iv.router_cpu = router_cpu(self.router.take(), Some(now.clone()));
+            let now = read_probe(p);
+            iv.router_cpu = router_cpu(self.router.take(), Some(now.clone())).map(|(c, _)| c);
             self.router = Some(now);
         }
         self.done.push(iv);
@@ -193,7 +193,8 @@ impl Series {
 struct CoreResult {
     counters: GroupCounters,
     latencies: Latencies,
-    cpu_busy: f64,
+    /// Busy share over the measured window, and the share of it spent watching.
+    cpu_busy: (f64, f64),
     in_flight: u64,
     drain_timed_out: bool,
     conns: usize,
@@ -395,7 +396,7 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
     while results.len() < starts.len() {
         let now = clock::now_ns();
         if router_before.is_none() && now >= measure_ns {
-            router_before = Some(probe.map(|p| (now, p.cpu_ns())));
+            router_before = Some(probe.map(read_probe));
             counts_before = probe.map(|p| p.window_counts());
             series.router = router_before.clone().flatten();
             if let Some(h) = hook.take() {
@@ -403,7 +404,7 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
             }
         }
         if router_after.is_none() && end_ns != u64::MAX && now >= end_ns {
-            router_after = Some(probe.map(|p| (now, p.cpu_ns())));
+            router_after = Some(probe.map(read_probe));
             counts_after = probe.map(|p| p.window_counts());
         }
         let next = if router_before.is_none() {
@@ -442,8 +443,7 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
     if router_after.is_none() {
         counts_after = probe.map(|p| p.window_counts());
     }
-    let router_after =
-        router_after.flatten().or_else(|| probe.map(|p| (clock::now_ns(), p.cpu_ns())));
+    let router_after = router_after.flatten().or_else(|| probe.map(read_probe));
     for j in joins {
         let _ = j.join();
     }
@@ -464,7 +464,8 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
         o.latencies.merge(&r.latencies);
         o.in_flight_at_end += r.in_flight;
         o.drain_timed_out |= r.drain_timed_out;
-        o.agent_cpu.push(r.cpu_busy);
+        o.agent_cpu.push(r.cpu_busy.0);
+        o.agent_watch.push(r.cpu_busy.1);
         (conns, lost) = (conns + r.conns, lost + r.conns_lost);
         failures.extend(r.failures.iter().cloned());
     }
@@ -488,7 +489,7 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
         end if o.all_connections_lost => last.min(end).saturating_sub(measure_ns),
         end => end.saturating_sub(measure_ns),
     };
-    o.router_cpu = router_cpu(router_before.flatten(), router_after);
+    (o.router_cpu, o.router_watch) = router_cpu(router_before.flatten(), router_after).unzip();
     if let (Some(before), Some(after)) = (counts_before, counts_after) {
         (o.cross_shard_share, o.router_msgs_per_frame) = before.window(after);
     }
@@ -514,15 +515,44 @@ fn dedupe(failures: Vec<String>) -> Vec<String> {
 }
 
 /// When the router was probed, and its threads' CPU time then.
-type Probe = Option<(u64, Vec<u64>)>;
+type Probe = Option<(u64, Vec<u64>, Vec<u64>)>;
 
-fn router_cpu(before: Probe, after: Probe) -> Option<Vec<f64>> {
-    let ((t0, c0), (t1, c1)) = (before?, after?);
+/// The router's threads' CPU and watch times now (`RouterProbe::cpu_watch_ns`), with the time.
+fn read_probe(p: &dyn super::RouterProbe) -> (u64, Vec<u64>, Vec<u64>) {
+    let (cpu, watch) = p.cpu_watch_ns();
+    (clock::now_ns(), cpu, watch)
+}
+
+/// Each router thread's busy share between two probes, and the share of it spent watching.
+fn router_cpu(before: Probe, after: Probe) -> Option<(Vec<f64>, Vec<f64>)> {
+    let ((t0, c0, w0), (t1, c1, w1)) = (before?, after?);
     if c0.is_empty() || c0.len() != c1.len() || c1.iter().all(|&c| c == 0) {
         return None;
     }
     let wall = t1.saturating_sub(t0).max(1) as f64;
-    Some(c0.iter().zip(&c1).map(|(a, b)| b.saturating_sub(*a) as f64 / wall).collect())
+    let share = |a: &[u64], b: &[u64]| -> Vec<f64> {
+        a.iter().zip(b).map(|(a, b)| b.saturating_sub(*a) as f64 / wall).collect()
+    };
+    let watch = if w0.len() == c0.len() && w1.len() == c1.len() {
+        share(&w0, &w1)
+    } else {
+        vec![0.0; c0.len()]
+    };
+    Some((share(&c0, &c1), watch))
+}
+
+/// This thread's CPU time and, of it, its time watching (ns).
+fn thread_times() -> (u64, u64) {
+    (clock::thread_cpu_ns(), clock::thread_watch_ns())
+}
+
+/// Busy and watching shares of this thread since `t0` ([`thread_times`]), over `wall` ns. One
+/// thread: more than 1 is a clock-granularity artefact.
+fn thread_shares(t0: (u64, u64), wall: u64) -> (f64, f64) {
+    let (cpu, watch) = thread_times();
+    let wall = wall.max(1) as f64;
+    let busy = (cpu.saturating_sub(t0.0) as f64 / wall).min(1.0);
+    (busy, (watch.saturating_sub(t0.1) as f64 / wall).min(busy))
 }
 
 /// Waits until `done` holds for the group (true) or `until_ns` passes (false); the group wakes
@@ -735,9 +765,9 @@ impl Core {
         controls: &RefCell<Vec<Rc<SocketHandle>>>,
         schedule: Schedule,
         mut sampler: Option<&mut Sampler>,
-    ) -> (f64, bool) {
+    ) -> ((f64, f64), bool) {
         let mut watch = Watch {
-            cpu0: clock::thread_cpu_ns(),
+            cpu0: thread_times(),
             cpu_busy: None,
             progress: (clock::now_ns(), u64::MAX),
             measure_ns: schedule.measure_ns,
@@ -752,10 +782,9 @@ impl Core {
             match step {
                 Step::Done(timed_out) => {
                     // Sending never ended (every connection lost, a stall): busy until now.
-                    let wall = clock::now_ns().saturating_sub(watch.measure_ns).max(1);
-                    let busy =
-                        clock::thread_cpu_ns().saturating_sub(watch.cpu0) as f64 / wall as f64;
-                    return (watch.cpu_busy.unwrap_or(busy.min(1.0)), timed_out);
+                    let wall = clock::now_ns().saturating_sub(watch.measure_ns);
+                    let busy = watch.cpu_busy.unwrap_or_else(|| thread_shares(watch.cpu0, wall));
+                    return (busy, timed_out);
                 }
                 Step::Wait(until) => wait_for(group, until.min(due), drained).await,
             };
@@ -778,9 +807,7 @@ impl Core {
             g.end_sending(now);
         }
         if g.finished() && w.cpu_busy.is_none() {
-            let wall = now.saturating_sub(w.measure_ns).max(1);
-            let busy = clock::thread_cpu_ns().saturating_sub(w.cpu0) as f64 / wall as f64;
-            w.cpu_busy = Some(busy.min(1.0)); // one thread: more is a clock-granularity artefact
+            w.cpu_busy = Some(thread_shares(w.cpu0, now.saturating_sub(w.measure_ns)));
         }
         if drained(g) {
             return Step::Done(false);
@@ -841,8 +868,9 @@ fn expire<A: Adapter>(g: &mut Group<A>, now_ns: u64, controls: &[Rc<SocketHandle
 
 /// What the monitor keeps between looks.
 struct Watch {
-    cpu0: u64,
-    cpu_busy: Option<f64>,
+    /// The thread's CPU and watch times when the window began ([`thread_times`]).
+    cpu0: (u64, u64),
+    cpu_busy: Option<(f64, f64)>,
     /// When the count of answers last moved, and that count.
     progress: (u64, u64),
     measure_ns: u64,

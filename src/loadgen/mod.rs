@@ -192,6 +192,12 @@ pub trait RouterProbe {
         self.stats().iter().map(|s| s.cpu_ns).collect()
     }
 
+    /// [`RouterProbe::cpu_ns`], and of it the time each thread spent watching for input that
+    /// had not come (`watch_ns` in stats; 0 for threads that never watch).
+    fn cpu_watch_ns(&self) -> (Vec<u64>, Vec<u64>) {
+        self.stats().iter().map(|s| (s.cpu_ns, s.watch_ns)).unzip()
+    }
+
     /// The counters a run reads at the measured window's edges, summed over the shards.
     fn window_counts(&self) -> WindowCounts {
         let mut c = WindowCounts::default();
@@ -347,8 +353,13 @@ pub struct Outcome {
     pub window_ns: u64,
     /// Busy share of each agent core over the measured window (0..1).
     pub agent_cpu: Vec<f64>,
+    /// Of `agent_cpu`, the share each agent core spent watching for input that had not come
+    /// (`clock::thread_watch_ns`); empty where not measured (parts of other workers).
+    pub agent_watch: Vec<f64>,
     /// Busy share of each router shard over the measured window, when the router reports it.
     pub router_cpu: Option<Vec<f64>>,
+    /// Of `router_cpu`, the share each shard spent watching (`watch_ns` in its stats).
+    pub router_watch: Option<Vec<f64>>,
     /// A router of several shards: the share of the messages it received in the measured
     /// window that one shard handed to another (homing keeps it low: `route::accept`).
     pub cross_shard_share: Option<f64>,
@@ -424,7 +435,9 @@ impl Outcome {
             latencies: Latencies::default(),
             window_ns: 0,
             agent_cpu: Vec::new(),
+            agent_watch: Vec::new(),
             router_cpu: None,
+            router_watch: None,
             cross_shard_share: None,
             router_msgs_per_frame: None,
             in_flight_at_end: 0,

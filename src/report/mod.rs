@@ -522,9 +522,17 @@ pub const TOO_SHORT_P99_MULTIPLE: f64 = 10.0;
 pub struct CpuInfo {
     /// Busy share (0–1) of each agent core.
     pub agent_cores: Vec<f64>,
+    /// Of `agent_cores`, the share each core spent watching for input that had not come (the
+    /// socket ring's doze watch: CPU used without work, left out of `bottleneck`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_watch: Option<Vec<f64>>,
     /// Busy share of each router shard, when the router reports it.
     pub router_cores: Option<Vec<f64>>,
-    /// Which side limited the run: `router`, `generator`, `both`, `neither` or `unknown`.
+    /// Of `router_cores`, the share each shard spent watching (0 for the tokio routers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router_watch: Option<Vec<f64>>,
+    /// Which side limited the run: `router`, `generator`, `both`, `neither` or `unknown`,
+    /// judged by each side's busy share less its watch.
     pub bottleneck: String,
     /// A router of several shards: the share of the messages it received in the measured
     /// window that one shard handed to another (homing keeps it low).
@@ -736,9 +744,19 @@ impl RunResult {
                 late_after_ms: sc.late_after.as_secs_f64() * 1e3,
             },
             cpu: CpuInfo {
-                bottleneck: bottleneck(&outcome.agent_cpu, outcome.router_cpu.as_deref()).into(),
+                bottleneck: {
+                    // A core watching for input is not saturated: the side is judged by work.
+                    let agents = net_of_watch(&outcome.agent_cpu, &outcome.agent_watch);
+                    let router = outcome
+                        .router_cpu
+                        .as_ref()
+                        .map(|r| net_of_watch(r, outcome.router_watch.as_deref().unwrap_or(&[])));
+                    bottleneck(&agents, router.as_deref()).into()
+                },
                 agent_cores: outcome.agent_cpu.clone(),
+                agent_watch: (!outcome.agent_watch.is_empty()).then(|| outcome.agent_watch.clone()),
                 router_cores: outcome.router_cpu.clone(),
+                router_watch: outcome.router_watch.clone(),
                 router_cross_shard_share: outcome.cross_shard_share,
                 router_msgs_per_frame: outcome.router_msgs_per_frame,
                 others_share: None,
@@ -765,6 +783,14 @@ impl RunResult {
 pub const SATURATED: f64 = 0.9;
 /// Below this busy share a core clearly has room left.
 pub const ROOMY: f64 = 0.8;
+
+/// Busy shares less the share spent watching, core by core (no watch measured: as they are).
+pub fn net_of_watch(busy: &[f64], watch: &[f64]) -> Vec<f64> {
+    busy.iter()
+        .enumerate()
+        .map(|(i, b)| (b - watch.get(i).copied().unwrap_or(0.0)).max(0.0))
+        .collect()
+}
 
 /// Which side limited a run, from CPU use: the generator must not be mistaken for the router.
 /// One side is named only when the other clearly had room left; near-ties are `both`.
@@ -846,5 +872,10 @@ mod tests {
         assert_eq!(bottleneck(&[0.90], Some(&[0.88])), "both", "a near tie blames neither side");
         assert_eq!(bottleneck(&[0.2], Some(&[0.3])), "neither");
         assert_eq!(bottleneck(&[0.2], None), "unknown");
+        // A core busy watching for input is not saturated: judged by its work.
+        let (agents, router) = (net_of_watch(&[0.99], &[0.5]), net_of_watch(&[0.97, 0.3], &[]));
+        assert!((agents[0] - 0.49).abs() < 1e-9 && router == [0.97, 0.3]);
+        assert_eq!(bottleneck(&agents, Some(&router)), "router");
+        assert_eq!(bottleneck(&net_of_watch(&[0.95], &[0.2]), Some(&[0.5])), "neither");
     }
 }

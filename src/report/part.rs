@@ -106,8 +106,14 @@ pub struct Part {
     pub interrupted: bool,
     /// Busy share of each agent core.
     pub agent_cpu: Vec<f64>,
+    /// Of it, the share each agent core spent watching (empty from older workers).
+    #[serde(default)]
+    pub agent_watch: Vec<f64>,
     /// Busy share of each router shard.
     pub router_cpu: Option<Vec<f64>>,
+    /// Of it, the share each shard spent watching.
+    #[serde(default)]
+    pub router_watch: Option<Vec<f64>>,
     /// Round trips from the intended send time, from the actual one, one-way deliveries.
     pub histograms: [String; 3],
     /// The time series.
@@ -181,7 +187,9 @@ impl Part {
             all_connections_lost: o.all_connections_lost,
             interrupted: o.interrupted,
             agent_cpu: o.agent_cpu.clone(),
+            agent_watch: o.agent_watch.clone(),
             router_cpu: o.router_cpu.clone(),
+            router_watch: o.router_watch.clone(),
             histograms: [
                 encode(&o.latencies.rtt),
                 encode(&o.latencies.rtt_raw),
@@ -225,7 +233,9 @@ impl Part {
             Latencies { rtt: decode(rtt)?, rtt_raw: decode(rtt_raw)?, one_way: decode(one_way)? };
         o.window_ns = self.window_ns;
         o.agent_cpu = self.agent_cpu.clone();
+        o.agent_watch = self.agent_watch.clone();
         o.router_cpu = self.router_cpu.clone();
+        o.router_watch = self.router_watch.clone();
         o.in_flight_at_end = self.in_flight_at_end;
         o.drain_timed_out = self.drain_timed_out;
         o.all_connections_lost = self.all_connections_lost;
@@ -328,9 +338,14 @@ pub fn merge(parts: &[(usize, Outcome)], whole: bool) -> Outcome {
         o.drain_timed_out |= p.drain_timed_out;
         o.interrupted |= p.interrupted;
         o.all_connections_lost &= p.all_connections_lost;
+        // Watch shares stay aligned with the cores they belong to (0 where not measured).
+        o.agent_watch.resize(o.agent_cpu.len(), 0.0);
         o.agent_cpu.extend(&p.agent_cpu);
+        o.agent_watch
+            .extend((0..p.agent_cpu.len()).map(|i| p.agent_watch.get(i).copied().unwrap_or(0.0)));
         if o.router_cpu.is_none() {
             o.router_cpu.clone_from(&p.router_cpu);
+            o.router_watch.clone_from(&p.router_watch);
         }
         o.failures.extend(p.failures.iter().map(|f| format!("worker {index}: {f}")));
         for s in &p.breakdown {

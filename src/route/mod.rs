@@ -824,6 +824,7 @@ impl Shard {
                 as u64,
             // stats() runs on the shard's own thread (command loop or peer request).
             cpu_ns: clock::thread_cpu_ns(),
+            watch_ns: clock::thread_watch_ns(),
         }
     }
 

@@ -684,16 +684,20 @@ impl Ring {
         let t0 = crate::clock::now_ns();
         loop {
             if !inner.ring.completion().is_empty() {
+                crate::clock::add_watch_ns(crate::clock::now_ns() - t0);
                 return true;
             }
             if inner.ring.submission().taskrun() {
                 // Completions wait as task work: entering the kernel posts them.
                 let _ = inner.ring.submit();
                 if !inner.ring.completion().is_empty() {
+                    crate::clock::add_watch_ns(crate::clock::now_ns() - t0);
                     return true;
                 }
             }
-            if crate::clock::now_ns() - t0 > spin {
+            let spun = crate::clock::now_ns() - t0;
+            if spun > spin {
+                crate::clock::add_watch_ns(spun);
                 break;
             }
             std::hint::spin_loop();

@@ -461,6 +461,9 @@ pub struct ShardStats {
     /// Times the router's watchdog saw this shard's loop not turn for a second or more.
     #[serde(default)]
     pub loop_stalls: u64,
+    /// Of `cpu_ns`, the time the shard spent watching for input that had not come (ns).
+    #[serde(default)]
+    pub watch_ns: u64,
 }
 
 /// The answer to [`StatsRequest`].

@@ -793,6 +793,46 @@ fn the_report_says_how_many_messages_the_routers_frames_carried() {
 }
 
 #[test]
+fn the_report_says_how_much_of_a_busy_core_only_watched() {
+    // Proves `router_watch` and `agent_watch`: a ping-pong (window 1) on the socket rings keeps
+    // both sides watching for the other's next frame; that time is measured (the shard's
+    // `watch_ns` grows), reported as part of each core's busy share and never more than it, and
+    // left out when the report names the bottleneck. A router that waits in epoll watches 0.
+    use a2a_bench::routers::{RouterKind, RouterSpec};
+    let rings = a2a_bench::transport::uring::supported().is_ok();
+    let mut sc =
+        scenario(Topology::Ring, 2, Pacing::Closed { window: 1 }, Stop::Count { per_agent: 3_000 });
+    sc.io = Io::Uring;
+    for (i, kind) in [RouterKind::Glommio, RouterKind::TokioPerCore].into_iter().enumerate() {
+        let mut spec = RouterSpec::local(crate::support::slots(1));
+        spec.shard.compression = Compression::None;
+        spec.io = Io::Uring;
+        let r = kind.start(spec).unwrap();
+        sc.id_base += 50_000 * i as u32;
+        let before: u64 = r.stats().iter().map(|s| s.watch_ns).sum();
+        let o = loadgen::run(&sc, r.local_addr(), Some(&r), None);
+        check_clean(&o);
+        let watched = r.stats().iter().map(|s| s.watch_ns).sum::<u64>() - before;
+        r.stop();
+        let router_cpu = o.router_cpu.clone().expect("the router reports its CPU");
+        let router_watch = o.router_watch.clone().expect("and its watch");
+        assert_eq!(router_watch.len(), router_cpu.len());
+        assert_eq!(o.agent_watch.len(), o.agent_cpu.len());
+        let shares =
+            router_watch.iter().zip(&router_cpu).chain(o.agent_watch.iter().zip(&o.agent_cpu));
+        for (w, b) in shares {
+            assert!((0.0..=*b + 0.02).contains(w), "{kind:?}: watch {w} of busy {b}");
+        }
+        if kind == RouterKind::TokioPerCore {
+            assert_eq!((watched, router_watch[0]), (0, 0.0), "epoll never watches");
+        } else if rings {
+            assert!(watched > 0, "the shard counted its watch");
+            assert!(router_watch[0] > 0.0 && o.agent_watch.iter().any(|&w| w > 0.0), "{o:?}");
+        }
+    }
+}
+
+#[test]
 fn the_command_line_homes_by_default_and_says_how_much_crossed_shards() {
     // Proves homing end to end through the binary: with an embedded router of two shards the
     // summary says how much crossed shards and the report records it; the default keeps a ring
