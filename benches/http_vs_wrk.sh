@@ -7,7 +7,8 @@
 # client's CPU per request, and the ratios a2a-bench / wrk (of the medians, and paired run by run).
 #
 # wrk's CPU is its whole process (user + sys); a2a-bench's is its agent core's busy share over
-# the measured window (its coordinating thread sleeps). Needs wrk (Debian package `wrk`).
+# the measured window (its coordinating thread sleeps), and that share less the time the core
+# spent watching for answers (`cpu.agent_watch`: CPU used without work, where wrk sleeps). Needs wrk (Debian package `wrk`).
 # TLS=1: the same over https (a self-signed certificate made with openssl; a2a-bench --insecure,
 # wrk does not check certificates).
 set -euo pipefail
@@ -53,9 +54,11 @@ PY
     python3 - "$OUT/a2a.json" >>"$OUT/a2a.rows" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))["results"][0]
-print(r["throughput_msg_per_sec"], r["latency"]["rtt_raw"]["p50_ms"], max(r["cpu"]["agent_cores"]))
+busy = max(r["cpu"]["agent_cores"])
+watch = max(r["cpu"].get("agent_watch") or [0.0])
+print(r["throughput_msg_per_sec"], r["latency"]["rtt_raw"]["p50_ms"], busy, busy - watch)
 PY
-    echo "run $i: wrk $(tail -1 "$OUT/wrk.rows") | a2a-bench $(tail -1 "$OUT/a2a.rows")  (req/s, p50 ms, client busy share)"
+    echo "run $i: wrk $(tail -1 "$OUT/wrk.rows") | a2a-bench $(tail -1 "$OUT/a2a.rows")  (req/s, p50 ms, client busy share[, less watch])"
 done
 python3 - "$OUT/wrk.rows" "$OUT/a2a.rows" <<'PY'
 import statistics, sys
@@ -63,10 +66,11 @@ def load(p):
     rows = [list(map(float, l.split())) for l in open(p) if l.strip()]
     return [statistics.median(c) for c in zip(*rows)], [r[0] / r[2] for r in rows]
 (w_rps, w_p50, w_busy), w_eff = load(sys.argv[1])
-(a_rps, a_p50, a_busy), a_eff = load(sys.argv[2])
+(a_rps, a_p50, a_busy, a_work), a_eff = load(sys.argv[2])
 w_e, a_e = statistics.median(w_eff), statistics.median(a_eff)
 print(f"wrk:       {w_rps:10.0f} req/s  p50 {w_p50:.3f} ms  client busy {w_busy*100:.0f} %  {w_e:10.0f} req per client CPU-second")
-print(f"a2a-bench: {a_rps:10.0f} req/s  p50 {a_p50:.3f} ms  client busy {a_busy*100:.0f} %  {a_e:10.0f} req per client CPU-second")
+print(f"a2a-bench: {a_rps:10.0f} req/s  p50 {a_p50:.3f} ms  client busy {a_busy*100:.0f} % "
+      f"(less its watch {a_work*100:.0f} %)  {a_e:10.0f} req per client CPU-second")
 print(f"a2a-bench / wrk: throughput {a_rps/w_rps:.2f}x, p50 {a_p50/w_p50:.2f}x, per client CPU {a_e/w_e:.2f}x (medians)")
 # This machine drifts between runs: each a2a-bench run is also set against the wrk run just
 # before it, and the median of those paired ratios is the steadier figure.
@@ -75,5 +79,6 @@ pairs = list(zip(rows(sys.argv[1]), rows(sys.argv[2])))
 r = lambda f: statistics.median(f(w, a) for w, a in pairs)
 print(f"paired (median of {len(pairs)}): throughput {r(lambda w, a: a[0] / w[0]):.2f}x, "
       f"p50 {r(lambda w, a: a[1] / w[1]):.2f}x, "
-      f"per client CPU {r(lambda w, a: (a[0] / a[2]) / (w[0] / w[2])):.2f}x")
+      f"per client CPU {r(lambda w, a: (a[0] / a[2]) / (w[0] / w[2])):.2f}x, "
+      f"per client CPU less a2a-bench's watch {r(lambda w, a: (a[0] / a[3]) / (w[0] / w[2])):.2f}x")
 PY
