@@ -24,7 +24,8 @@
 //! three rings entered, its preemption timers cancelled and re-armed, a process-wide
 //! `membarrier`), and between two messages of a round trip a thread parks once per hop. With
 //! dozing on, a reaper that finds nothing to do — and sees that no other task ran while it
-//! yielded — waits in this ring's own `io_uring_enter` instead, up to [`DOZE_MAX`] or the
+//! yielded — watches the ring a while ([`DOZE_SPIN`], adapted by `next_watch`), then waits in
+//! this ring's own `io_uring_enter` instead, up to [`DOZE_MAX`] or the
 //! thread's next deadline ([`sleep_until`]), whichever is first. What only glommio's loop sees
 //! (its timers, wakes from other threads) must not wait on a doze: a doze that ends without a
 //! completion, a deadline that is due, and every [`TURN_EVERY`] of dozing hand the thread back
@@ -78,6 +79,11 @@ pub const DOZE_MAX: Duration = Duration::from_millis(1);
 /// Before a doze waits in the kernel, it watches the ring this long: a round trip's answer
 /// usually comes sooner than a sleeping core wakes (measured: `docs/BENCHMARKS.md`).
 pub const DOZE_SPIN: Duration = Duration::from_micros(20);
+/// The longest a doze's watch grows to when completions keep landing just past it: a peer
+/// whose turn takes a little longer than [`DOZE_SPIN`] (a frame of 160 messages) would
+/// otherwise find this thread asleep on every hop.
+pub const WATCH_MAX: Duration = Duration::from_micros(100);
+
 /// While dozing, glommio's loop gets the thread back at least this often (its timers, wakes
 /// from other threads).
 const TURN_EVERY: u64 = 1_000_000;
@@ -376,6 +382,11 @@ pub struct Ring {
     early_send: Cell<usize>,
     /// Wait in this ring rather than park in glommio while traffic lasts ([`Ring::set_doze`]).
     doze: Cell<bool>,
+    /// How long the next doze watches before it sleeps (ns): [`DOZE_SPIN`], or longer while
+    /// the peer's answers have been coming just after it ([`WATCH_MAX`]).
+    watch_ns: Cell<u64>,
+    /// When the last doze or park ended (ns): the thread has been working since.
+    dozed_at: Cell<u64>,
     /// Peers that feed this thread through channels ([`Ring::set_peers`]).
     peers: RefCell<Option<Peers>>,
 }
@@ -438,6 +449,8 @@ impl Ring {
             stopped: Cell::new(false),
             early_send: Cell::new(0),
             doze: Cell::new(false),
+            watch_ns: Cell::new(DOZE_SPIN.as_nanos() as u64),
+            dozed_at: Cell::new(0),
             peers: RefCell::new(None),
         }))
     }
@@ -633,6 +646,8 @@ impl Ring {
             )
             .await;
             self.parked.set(None);
+            // Work is counted from here, not from the last doze ([`Ring::doze`]).
+            self.dozed_at.set(crate::clock::now_ns());
             self.inner.borrow_mut().ring.completion().disable_eventfd();
             if !woke && !self.kicked.get() && self.pass() > 0 {
                 RESCUED.fetch_add(1, Ordering::Relaxed);
@@ -680,22 +695,24 @@ impl Ring {
         let mut inner = self.inner.borrow_mut();
         inner.submit_dirty();
         // Never past the wait: a deadline may end it sooner.
-        let spin = (DOZE_SPIN.as_nanos() as u64).min(ns);
+        let watch = self.watch_ns.get();
+        let spin = watch.min(ns);
         let t0 = crate::clock::now_ns();
+        let worked = t0.saturating_sub(self.dozed_at.get());
         loop {
-            if !inner.ring.completion().is_empty() {
-                crate::clock::add_watch_ns(crate::clock::now_ns() - t0);
-                return true;
-            }
-            if inner.ring.submission().taskrun() {
+            let mut ready = !inner.ring.completion().is_empty();
+            if !ready && inner.ring.submission().taskrun() {
                 // Completions wait as task work: entering the kernel posts them.
                 let _ = inner.ring.submit();
-                if !inner.ring.completion().is_empty() {
-                    crate::clock::add_watch_ns(crate::clock::now_ns() - t0);
-                    return true;
-                }
+                ready = !inner.ring.completion().is_empty();
             }
             let spun = crate::clock::now_ns() - t0;
+            if ready {
+                self.dozed_at.set(t0 + spun);
+                crate::clock::add_watch_ns(spun);
+                self.watch_ns.set(next_watch(watch, worked, Dozed::Caught(spun)));
+                return true;
+            }
             if spun > spin {
                 crate::clock::add_watch_ns(spun);
                 break;
@@ -707,6 +724,10 @@ impl Ring {
         // ETIME (the wait ran out) and EINTR are answers too: the caller looks at the queue.
         let _ = inner.ring.submitter().submit_with_args(1, &args);
         let ready = !inner.ring.completion().is_empty() || inner.ring.submission().taskrun();
+        let now = crate::clock::now_ns();
+        self.dozed_at.set(now);
+        let dozed = if ready { Dozed::Woke(now - t0) } else { Dozed::Idle };
+        self.watch_ns.set(next_watch(watch, worked, dozed));
         ready
     }
 
@@ -764,6 +785,34 @@ impl Ring {
             }
         }
         n
+    }
+}
+
+/// How a doze ended, timed from the start of its watch (ns).
+#[derive(Debug, Clone, Copy)]
+enum Dozed {
+    /// A completion came while it watched.
+    Caught(u64),
+    /// One came while it slept.
+    Woke(u64),
+    /// None came.
+    Idle,
+}
+
+/// How long the next doze watches, after one that watched `watch` ns, the thread having worked
+/// `worked` ns before it. Missed by a little: long enough to catch it next time; caught: drifts
+/// down towards what it took; missed by a lot, or nothing came: [`DOZE_SPIN`], so that a quiet
+/// thread sleeps as soon as before. Never past [`WATCH_MAX`], nor past twice the work before
+/// it: a thread woken now and then for a small message (moderate load) keeps the short watch,
+/// while one taking turns with its peer in big rounds (a frame of 160 messages each way)
+/// watches about as long as a round takes, and watching never costs much more than working.
+fn next_watch(watch: u64, worked: u64, dozed: Dozed) -> u64 {
+    let floor = DOZE_SPIN.as_nanos() as u64;
+    let max = (WATCH_MAX.as_nanos() as u64).min(2 * worked).max(floor);
+    match dozed {
+        Dozed::Caught(after) => ((watch * 7 + after + after / 4) / 8).clamp(floor, max.max(watch)),
+        Dozed::Woke(after) if after <= max => (after + after / 4).clamp(floor, max),
+        Dozed::Woke(_) | Dozed::Idle => floor,
     }
 }
 
@@ -1311,6 +1360,23 @@ mod tests {
             .unwrap()
             .join()
             .unwrap();
+    }
+
+    #[test]
+    fn the_watch_grows_to_catch_a_peer_just_past_it_and_no_further() {
+        // Proves the doze's watch rule: a completion that came 30 µs into a doze, after 40 µs
+        // of work, makes the next watch 37.5 µs (then caught, it drifts down, never below
+        // 20 µs); after only 5 µs of work (a small message now and then) the watch stays 20 µs;
+        // a long sleep or none resets it; it never passes 100 µs.
+        let us = |n: u64| n * 1_000;
+        let spin = DOZE_SPIN.as_nanos() as u64;
+        assert_eq!(next_watch(spin, us(40), Dozed::Woke(us(30))), 37_500);
+        assert_eq!(next_watch(37_500, us(40), Dozed::Caught(us(25))), (37_500 * 7 + 31_250) / 8);
+        assert_eq!(next_watch(spin, us(40), Dozed::Caught(us(1))), spin);
+        assert_eq!(next_watch(spin, us(5), Dozed::Woke(us(30))), spin, "little work, short watch");
+        assert_eq!(next_watch(us(60), us(500), Dozed::Woke(us(300))), spin, "a long sleep");
+        assert_eq!(next_watch(us(60), us(500), Dozed::Idle), spin);
+        assert_eq!(next_watch(spin, us(500), Dozed::Woke(us(95))), WATCH_MAX.as_nanos() as u64);
     }
 
     #[test]
