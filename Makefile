@@ -33,7 +33,7 @@ build: deps ## Build the release binary (target/release/a2a-bench)
 test: deps ## Run the tests (optimized, with debug assertions)
 	$(CARGO) test --profile ci
 
-test-slow: deps ## Run the tests, then the slow and load tests one at a time
+test-slow: deps deps-browser ## Run the tests, then the slow and load tests one at a time (installs chromium when missing)
 	$(CARGO) test --profile ci
 	$(CARGO) test --profile ci -- --ignored --test-threads=1 --nocapture
 
