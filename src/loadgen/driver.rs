@@ -514,7 +514,7 @@ fn dedupe(failures: Vec<String>) -> Vec<String> {
     seen.into_iter().map(|(f, n)| if n > 1 { format!("{f} (×{n})") } else { f }).collect()
 }
 
-/// When the router was probed, and its threads' CPU time then.
+/// When the router was probed, and its threads' CPU and watch times then.
 type Probe = Option<(u64, Vec<u64>, Vec<u64>)>;
 
 /// The router's threads' CPU and watch times now (`RouterProbe::cpu_watch_ns`), with the time.
