@@ -66,10 +66,15 @@ pub fn run_line(out: &mut dyn Write, index: usize, r: &RunResult) -> io::Result<
     if r.count_mode {
         pacing.push_str(&format!(" ×{}", r.messages_per_agent));
     }
-    let cpu = |v: &[f64]| v.iter().copied().fold(0.0, f64::max) * 100.0;
+    // Work, not watching: what a core could still take on is what the column is read for.
+    let cpu = |busy: &[f64], watch: &Option<Vec<f64>>| {
+        let net = crate::report::net_of_watch(busy, watch.as_deref().unwrap_or(&[]));
+        net.into_iter().fold(0.0, f64::max) * 100.0
+    };
+    let agents = cpu(&r.cpu.agent_cores, &r.cpu.agent_watch);
     let cpu_cell = match &r.cpu.router_cores {
-        Some(router) => format!("{:.0}/{:.0}%", cpu(&r.cpu.agent_cores), cpu(router)),
-        None => format!("{:.0}/-%", cpu(&r.cpu.agent_cores)),
+        Some(router) => format!("{agents:.0}/{:.0}%", cpu(router, &r.cpu.router_watch)),
+        None => format!("{agents:.0}/-%"),
     };
     let status = match (&r.failure, r.status) {
         (Some(why), _) => format!("FAILED: {why}"),

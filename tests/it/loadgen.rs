@@ -823,6 +823,23 @@ fn the_report_says_how_much_of_a_busy_core_only_watched() {
         for (w, b) in shares {
             assert!((0.0..=*b + 0.02).contains(w), "{kind:?}: watch {w} of busy {b}");
         }
+        // The summary's `cpu a/r` column shows work: busy less watch.
+        let spec =
+            a2a_bench::report::RunSpec { scenario: sc.clone(), repeat: 0, interval_ms: None };
+        let res = a2a_bench::report::RunResult::new(&spec, &o);
+        let mut line = Vec::new();
+        a2a_bench::report::text::run_line(&mut line, 1, &res).unwrap();
+        let pct = |busy: &[f64], watch: &[f64]| {
+            let net = a2a_bench::report::net_of_watch(busy, watch);
+            net.into_iter().fold(0.0, f64::max) * 100.0
+        };
+        let cell = format!(
+            "{:.0}/{:.0}%",
+            pct(&o.agent_cpu, &o.agent_watch),
+            pct(&router_cpu, &router_watch)
+        );
+        let line = String::from_utf8(line).unwrap();
+        assert!(line.contains(&cell), "{cell} in {line}");
         if kind == RouterKind::TokioPerCore {
             assert_eq!((watched, router_watch[0]), (0, 0.0), "epoll never watches");
         } else if rings {
