@@ -70,6 +70,26 @@ fn encode_decode(c: &mut Criterion) {
     group.finish();
 }
 
+fn encode_only(c: &mut Criterion) {
+    // The agents' half: encode a 64-message batch of 64 B payloads into a frame buffer, as
+    // the generator does for every message it sends.
+    let payload = text_payload(64);
+    let mut group = c.benchmark_group("wire/encode");
+    group.warm_up_time(Duration::from_millis(700)).measurement_time(Duration::from_secs(2));
+    group.throughput(Throughput::Elements(64));
+    group.bench_function("64B/64", |b| {
+        let mut out = Vec::with_capacity(64 * Envelope::encoded_len_max(64));
+        b.iter(|| {
+            out.clear();
+            for i in 0..64u64 {
+                envelope(&payload, i).encode(&mut out);
+            }
+            black_box(&out);
+        });
+    });
+    group.finish();
+}
+
 fn decode_only(c: &mut Criterion) {
     // The router's half: decode a 64-message batch of 64 B payloads and copy each message's raw
     // bytes into an outbound frame, which is all it does per message before routing.
@@ -182,5 +202,5 @@ fn serde_reencode(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, encode_decode, decode_only, serde_reencode);
+criterion_group!(benches, encode_decode, encode_only, decode_only, serde_reencode);
 criterion_main!(benches);

@@ -22,28 +22,69 @@ pub fn histogram() -> Histogram<u64> {
 }
 
 /// The three latency views of one core (or, merged, of a whole run).
+///
+/// While every round trip's two views agree (closed loop: intended = actual), only `rtt` is
+/// recorded and `rtt_raw` is read as a copy of it; the first sample where they differ makes
+/// `rtt_raw` a real histogram from then on. A round trip costs three records, not four.
 #[derive(Debug, Clone)]
 pub struct Latencies {
     /// Round trip from the intended send time.
     pub rtt: Histogram<u64>,
-    /// Round trip from the actual send time.
-    pub rtt_raw: Histogram<u64>,
+    /// Round trip from the actual send time, except the samples still mirrored by `rtt`.
+    rtt_raw: Histogram<u64>,
+    /// Whether every round trip recorded so far had equal views (`rtt_raw` is then empty).
+    mirrored: bool,
     /// One-way delivery latency.
     pub one_way: Histogram<u64>,
 }
 
 impl Default for Latencies {
     fn default() -> Self {
-        Latencies { rtt: histogram(), rtt_raw: histogram(), one_way: histogram() }
+        Latencies { rtt: histogram(), rtt_raw: histogram(), mirrored: true, one_way: histogram() }
     }
 }
 
 impl Latencies {
+    /// The three views, as decoded from a report part.
+    pub fn from_parts(
+        rtt: Histogram<u64>,
+        rtt_raw: Histogram<u64>,
+        one_way: Histogram<u64>,
+    ) -> Self {
+        Latencies { rtt, rtt_raw, mirrored: false, one_way }
+    }
+
+    /// Round trip from the actual send time.
+    pub fn rtt_raw(&self) -> &Histogram<u64> {
+        if self.mirrored {
+            &self.rtt
+        } else {
+            &self.rtt_raw
+        }
+    }
+
+    /// Stops mirroring: `rtt_raw` gets every sample so far (all equal to `rtt`'s).
+    fn unmirror(&mut self) {
+        if self.mirrored {
+            // `rtt_raw` is empty with the same bounds: adding cannot fail.
+            let _ = self.rtt_raw.add(&self.rtt);
+            self.mirrored = false;
+        }
+    }
+
     /// Records one round trip (both views).
     #[inline]
     pub fn record_rtt(&mut self, corrected_ns: u64, raw_ns: u64) {
-        self.rtt.saturating_record(corrected_ns.max(1));
-        self.rtt_raw.saturating_record(raw_ns.max(1));
+        let (corrected, raw) = (corrected_ns.max(1), raw_ns.max(1));
+        if self.mirrored {
+            if corrected == raw {
+                self.rtt.saturating_record(corrected);
+                return;
+            }
+            self.unmirror();
+        }
+        self.rtt.saturating_record(corrected);
+        self.rtt_raw.saturating_record(raw);
     }
 
     /// Records one delivery.
@@ -55,8 +96,11 @@ impl Latencies {
     /// Adds another core's histograms into these.
     pub fn merge(&mut self, other: &Latencies) {
         // Same bounds on both sides, so adding cannot fail.
+        if !(self.mirrored && other.mirrored) {
+            self.unmirror();
+            let _ = self.rtt_raw.add(other.rtt_raw());
+        }
         let _ = self.rtt.add(&other.rtt);
-        let _ = self.rtt_raw.add(&other.rtt_raw);
         let _ = self.one_way.add(&other.one_way);
     }
 }
@@ -122,8 +166,43 @@ mod tests {
         assert_eq!(s.count, 1000);
         assert!((s.p50_ms - 500.0).abs() < 1.0, "{s:?}");
         assert!((s.p99_ms - 990.0).abs() < 1.0, "{s:?}");
-        assert!((LatencySummary::of(&a.rtt_raw).p99_ms - 0.99).abs() < 0.01);
+        assert!((LatencySummary::of(a.rtt_raw()).p99_ms - 0.99).abs() < 0.01);
         a.record_one_way(u64::MAX);
         assert_eq!(a.one_way.len(), 1, "values past 60 s are clamped, not lost");
+    }
+
+    #[test]
+    fn the_raw_view_is_exact_whether_or_not_it_was_mirrored() {
+        // Proves recording the raw view only once the views differ loses nothing: against
+        // two histograms fed every sample, for closed-loop cores (views always equal), an
+        // open-loop core that diverges part-way, and every way of merging them.
+        let closed: Vec<(u64, u64)> = (1..=300u64).map(|v| (v * 977, v * 977)).collect();
+        let mut open = closed.clone();
+        open.extend((1..=200u64).map(|v| (v * 5_000 + 40_000, v * 5_000)));
+        open.extend((1..=50u64).map(|v| (v * 3, v * 3)));
+        let fill = |samples: &[(u64, u64)]| {
+            let mut l = Latencies::default();
+            let (mut rtt, mut raw) = (histogram(), histogram());
+            for &(c, r) in samples {
+                l.record_rtt(c, r);
+                rtt.record(c).unwrap();
+                raw.record(r).unwrap();
+            }
+            (l, rtt, raw)
+        };
+        for (a, b) in [(&closed, &closed), (&closed, &open), (&open, &closed), (&open, &open)] {
+            let (mut la, mut rtt, mut raw) = fill(a);
+            let (lb, rtt_b, raw_b) = fill(b);
+            assert_eq!(la.rtt_raw(), &raw);
+            assert_eq!(lb.rtt_raw(), &raw_b);
+            la.merge(&lb);
+            rtt.add(&rtt_b).unwrap();
+            raw.add(&raw_b).unwrap();
+            assert_eq!(la.rtt, rtt);
+            assert_eq!(la.rtt_raw(), &raw, "{} + {} samples", a.len(), b.len());
+        }
+        let (l, _, raw) = fill(&open);
+        let back = Latencies::from_parts(l.rtt.clone(), l.rtt_raw().clone(), l.one_way.clone());
+        assert_eq!(back.rtt_raw(), &raw);
     }
 }

@@ -725,7 +725,7 @@ impl RunResult {
             max_latency_ms: rtt.max_ms,
             latency: LatencyViews {
                 rtt,
-                rtt_raw: LatencySummary::of(&outcome.latencies.rtt_raw),
+                rtt_raw: LatencySummary::of(outcome.latencies.rtt_raw()),
                 one_way: LatencySummary::of(&outcome.latencies.one_way),
                 rtt_spectrum: spectrum(&outcome.latencies.rtt),
             },

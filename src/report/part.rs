@@ -192,7 +192,7 @@ impl Part {
             router_watch: o.router_watch.clone(),
             histograms: [
                 encode(&o.latencies.rtt),
-                encode(&o.latencies.rtt_raw),
+                encode(o.latencies.rtt_raw()),
                 encode(&o.latencies.one_way),
             ],
             intervals: o
@@ -229,8 +229,7 @@ impl Part {
         let mut o = Outcome::failed_setup(self.failures.clone());
         o.setup_failed = false;
         o.counters = self.counters.clone();
-        o.latencies =
-            Latencies { rtt: decode(rtt)?, rtt_raw: decode(rtt_raw)?, one_way: decode(one_way)? };
+        o.latencies = Latencies::from_parts(decode(rtt)?, decode(rtt_raw)?, decode(one_way)?);
         o.window_ns = self.window_ns;
         o.agent_cpu = self.agent_cpu.clone();
         o.agent_watch = self.agent_watch.clone();

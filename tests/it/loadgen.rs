@@ -290,7 +290,7 @@ fn a_router_pause_shows_in_corrected_latency_but_not_raw() {
     let o = loadgen::run(&sc, r.local_addr(), Some(&r), Some(hook));
     check_clean(&o);
     let corrected = LatencySummary::of(&o.latencies.rtt);
-    let raw = LatencySummary::of(&o.latencies.rtt_raw);
+    let raw = LatencySummary::of(o.latencies.rtt_raw());
     assert!(
         corrected.p99_ms > 300.0,
         "corrected p99 {} ms does not show the stall",
