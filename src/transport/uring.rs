@@ -554,6 +554,8 @@ impl Ring {
         let mut active_ns = crate::clock::now_ns();
         // When the reaper began dozing instead of parking (0: it is not).
         let mut dozing_since = 0;
+        // Polling: when the last pass that found nothing looked, if no task worked since.
+        let mut looked_idle_at = None;
         loop {
             let n = self.pass();
             if self.stopped.get() {
@@ -575,9 +577,24 @@ impl Ring {
                     active_ns = now;
                 }
                 if now.saturating_sub(active_ns) < poll_ns {
+                    // From one empty pass to the next, with no task working in between, the
+                    // core only watched: counted as such, as a doze's spin is.
+                    if let Some(at) = looked_idle_at.take().filter(|_| !busy) {
+                        crate::clock::add_watch_ns(now.saturating_sub(at));
+                    }
+                    if busy {
+                        glommio::executor().yield_task_queue_now().await;
+                        continue;
+                    }
+                    let _ = glommio::executor().executor_stats();
                     glommio::executor().yield_task_queue_now().await;
+                    let alone = glommio::executor().executor_stats().tasks_executed() <= 1;
+                    if alone && !self.kicked.get() {
+                        looked_idle_at = Some(now);
+                    }
                     continue;
                 }
+                looked_idle_at = None;
             }
             if busy {
                 glommio::executor().yield_task_queue_now().await;

@@ -850,6 +850,43 @@ fn the_report_says_how_much_of_a_busy_core_only_watched() {
 }
 
 #[test]
+fn a_polling_core_counts_its_empty_passes_as_watch() {
+    // Proves the latency mode's CPU cost is shown for what it is: with `--poll` the router's
+    // shard and the agents' core never sleep, and at a light load nearly all of that busy core
+    // is passes that found nothing. That time is counted as watch (the shard's `watch_ns`
+    // grows by most of the window), so the busy share is not read as work.
+    use a2a_bench::routers::{RouterKind, RouterSpec};
+    if a2a_bench::transport::uring::supported().is_err() {
+        return; // polling without the rings is glommio's own spin, which is not measured
+    }
+    let mut sc = scenario(
+        Topology::Ring,
+        2,
+        Pacing::Open { rate: 500.0, window: 4 },
+        Stop::Duration(Duration::from_millis(800)),
+    );
+    sc.warmup = Duration::from_millis(100);
+    sc.io = Io::Uring;
+    sc.poll = true;
+    let mut spec = RouterSpec::local(crate::support::slots(1));
+    spec.io = Io::Uring;
+    spec.poll = true;
+    let r = RouterKind::Glommio.start(spec).unwrap();
+    let before: u64 = r.stats().iter().map(|s| s.watch_ns).sum();
+    let o = loadgen::run(&sc, r.local_addr(), Some(&r), None);
+    check_clean(&o);
+    let watched = r.stats().iter().map(|s| s.watch_ns).sum::<u64>() - before;
+    r.stop();
+    let busy = o.router_cpu.clone().expect("the router reports its CPU")[0];
+    let watch = o.router_watch.clone().expect("and its watch")[0];
+    assert!(busy > 0.5, "a polling shard is busy: {busy}");
+    assert!(watch > 0.5 * busy && watch <= busy + 0.02, "watch {watch} of busy {busy}");
+    assert!(watched > 400_000_000, "the shard counted {watched} ns of watch in 0.9 s");
+    let (a_busy, a_watch) = (o.agent_cpu[0], o.agent_watch[0]);
+    assert!(a_watch > 0.5 * a_busy && a_watch <= a_busy + 0.02, "{a_watch} of {a_busy}");
+}
+
+#[test]
 fn the_command_line_homes_by_default_and_says_how_much_crossed_shards() {
     // Proves homing end to end through the binary: with an embedded router of two shards the
     // summary says how much crossed shards and the report records it; the default keeps a ring
