@@ -33,7 +33,7 @@ use crate::metrics::Latencies;
 use crate::placement;
 use crate::transport::uring;
 use crate::transport::{write_all, Transport};
-use crate::transport::{Guarded, SocketHandle};
+use crate::transport::{Guarded, Lend, SocketHandle};
 use crate::wire::Home;
 
 /// How long registering a core's agents may take (100,000 agents take a few seconds here).
@@ -951,6 +951,17 @@ async fn reopen<A: Adapter + 'static>(
     }
 }
 
+/// Why input that the adapter refused (`e`) ends its connection, for the report.
+fn failure(http: bool, e: String, input: &[u8]) -> String {
+    if http {
+        e
+    } else if input.starts_with(b"HTTP/") {
+        "the peer speaks HTTP, not a2a-bench frames (a WebSocket router takes ws://)".to_string()
+    } else {
+        format!("undecodable input from the router: {e}")
+    }
+}
+
 async fn reader<A: Adapter + 'static>(
     group: Rc<RefCell<Group<A>>>,
     mut stream: Rc<RefCell<Guarded<AgentStream>>>,
@@ -961,7 +972,52 @@ async fn reader<A: Adapter + 'static>(
     let http = link.is_some();
     let mut buf = vec![0u8; 64 << 10];
     let mut filled = 0;
+    // On a socket ring the input is handled where the ring received it (no copy); a partial
+    // message stays there unless it grows past 64 KiB (the ring stops receiving at 256 KiB
+    // unread), then it moves to `buf`.
+    let mut move_out = false;
     loop {
+        if filled == 0 && !move_out {
+            let lent = poll_fn(|cx| {
+                let stream = stream.borrow();
+                let Some(ring) = stream.lender() else { return Poll::Ready(None) };
+                ring.poll_lend(cx, false, |bytes| {
+                    match group.borrow_mut().on_input(c, bytes, clock::now_ns()) {
+                        Ok(used) => (used, Ok(())),
+                        Err(e) => (0, Err(failure(http, e, bytes))),
+                    }
+                })
+                .map(Some)
+            })
+            .await;
+            if let Some(lent) = lent {
+                match lent {
+                    Ok(Some(Ok(()))) => {}
+                    Ok(Some(Err(why))) => {
+                        failures.borrow_mut().push(why);
+                        return group.borrow_mut().connection_lost(c);
+                    }
+                    Ok(None) | Err(_) => match reopen(&group, c, &failures, link.as_ref()).await {
+                        Some(s) => {
+                            stream = s;
+                            continue;
+                        }
+                        None => return group.borrow_mut().connection_lost(c),
+                    },
+                }
+                if http && group.borrow().must_reopen(c) {
+                    match reopen(&group, c, &failures, link.as_ref()).await {
+                        Some(s) => stream = s,
+                        None => return group.borrow_mut().connection_lost(c),
+                    }
+                } else {
+                    move_out = stream.borrow().lender().is_some_and(|r| r.unread() >= 64 << 10);
+                }
+                yield_now().await;
+                continue;
+            }
+        }
+        move_out = false;
         if filled == buf.len() {
             buf.resize(buf.len() * 2, 0);
         }
@@ -993,15 +1049,7 @@ async fn reader<A: Adapter + 'static>(
                 }
             }
             Err(e) => {
-                let why = if http {
-                    e
-                } else if buf[..filled].starts_with(b"HTTP/") {
-                    "the peer speaks HTTP, not a2a-bench frames (a WebSocket router takes ws://)"
-                        .to_string()
-                } else {
-                    format!("undecodable input from the router: {e}")
-                };
-                failures.borrow_mut().push(why);
+                failures.borrow_mut().push(failure(http, e, &buf[..filled]));
                 return group.borrow_mut().connection_lost(c);
             }
         }
@@ -1017,10 +1065,16 @@ async fn writer<A: Adapter>(
     c: usize,
     generation: u32,
 ) {
-    while let Some(buf) = poll_fn(|cx| group.borrow_mut().poll_output(c, generation, cx)).await {
-        let written = match write_all(&stream, &buf).await {
-            Ok(()) => poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_flush(cx)).await,
-            Err(e) => Err(e),
+    while let Some(mut buf) = poll_fn(|cx| group.borrow_mut().poll_output(c, generation, cx)).await
+    {
+        // A socket ring takes the buffer itself when nothing else waits (no copy).
+        let owned = stream.borrow().lender().is_some_and(|ring| ring.send_owned(&mut buf));
+        let written = match owned {
+            true => Ok(()),
+            false => match write_all(&stream, &buf).await {
+                Ok(()) => poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_flush(cx)).await,
+                Err(e) => Err(e),
+            },
         };
         group.borrow_mut().output_done(buf);
         if written.is_err() {

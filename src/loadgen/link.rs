@@ -40,6 +40,15 @@ macro_rules! each_stream {
     };
 }
 
+impl crate::transport::Lend for AgentStream {
+    fn lender(&self) -> Option<&uring::UringStream> {
+        match self {
+            AgentStream::Uring(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
 impl AsyncRead for AgentStream {
     fn poll_read(
         self: Pin<&mut Self>,

@@ -546,6 +546,13 @@ impl Shard {
         self.pool.put(frame);
     }
 
+    /// [`Shard::output_done`] for a frame of `len` bytes that a socket ring took, `left` the
+    /// buffer it left in its place.
+    pub fn output_taken(&mut self, len: usize, left: Vec<u8>) {
+        self.counters.bytes_out += len as u64;
+        self.pool.put(left);
+    }
+
     /// Ready when `source` may feed more input: the destination its last input pushed past a
     /// bound (if any) has drained to half its bound, or is gone; and the source's own queue is
     /// within its bound (replies and errors for it, some from other shards, are never dropped:

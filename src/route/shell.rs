@@ -29,7 +29,9 @@ use super::{ConnId, Shard, Source};
 use crate::clock;
 use crate::placement::Slot;
 use crate::transport::doorbell::Doorbell;
-use crate::transport::{is_http_upgrade, write_all, ws, Guarded, Rewind, Shared, SocketHandle};
+use crate::transport::{
+    is_http_upgrade, write_all, ws, Guarded, Lend, Rewind, Shared, SocketHandle,
+};
 use crate::wire::ShardStats;
 
 /// Messages in flight on one shard-to-shard channel; each is a batch or a control event.
@@ -55,7 +57,7 @@ pub type Joiner = Box<dyn FnOnce() -> Option<ShardStats> + Send>;
 /// What a runtime must provide to host shards.
 pub trait Runtime: 'static {
     /// Its TCP stream type.
-    type Stream: AsyncRead + AsyncWrite + Unpin + 'static;
+    type Stream: AsyncRead + AsyncWrite + crate::transport::Lend + Unpin + 'static;
     /// A short name for logs and reports.
     const NAME: &'static str;
     /// Runs `fut` as a detached task on the current executor.
@@ -406,7 +408,7 @@ fn gone(live: &AtomicUsize) {
 }
 
 /// Serves native frames on `stream` (TCP, or binary WebSocket messages).
-fn serve_native<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + 'static>(
+fn serve_native<R: Runtime, S: AsyncRead + AsyncWrite + Lend + Unpin + 'static>(
     shard: Rc<RefCell<Shard>>,
     stream: S,
     control: Rc<SocketHandle>,
@@ -432,7 +434,7 @@ impl Drop for Finished {
     }
 }
 
-async fn reader<S: AsyncRead + Unpin>(
+async fn reader<S: AsyncRead + Lend + Unpin>(
     shard: Rc<RefCell<Shard>>,
     stream: Rc<RefCell<S>>,
     id: ConnId,
@@ -443,12 +445,47 @@ async fn reader<S: AsyncRead + Unpin>(
     // empty goes into the thread's scratch buffer (the buffer is only used while the read is
     // polled, never held across a wait), whole frames are routed from there, and a partial
     // frame's bytes move to a buffer of its own. An idle connection holds none.
+    //
+    // On a socket ring the bytes are routed where the ring received them (`Lend`), with no
+    // copy at all; a partial frame stays there for the next read, unless it grows past
+    // `READ_BUF_LARGE`: then it moves to a buffer of its own as above (the ring stops
+    // receiving for a connection with `RECV_MAX` unread, so a larger frame must move out).
     let mut buf: Vec<u8> = Vec::new();
     let mut filled = 0;
     let mut failed = false;
     let mut paused = false;
+    let mut move_out = false;
     loop {
         poll_fn(|cx| shard.borrow_mut().poll_gate(Source::Conn(id), cx)).await;
+        if filled == 0 && !move_out {
+            let lent = poll_fn(|cx| {
+                let stream = stream.borrow();
+                let Some(ring) = stream.lender() else { return std::task::Poll::Ready(None) };
+                ring.poll_lend(cx, paused, |bytes| {
+                    inbox.hear(&shard);
+                    let input = shard.borrow_mut().on_input(id, bytes);
+                    (input.consumed, input)
+                })
+                .map(Some)
+            })
+            .await;
+            if let Some(lent) = lent {
+                let input = match lent {
+                    Ok(Some(input)) => input,
+                    Ok(None) | Err(_) => break,
+                };
+                paused = input.paused;
+                if input.close {
+                    failed = true;
+                    break;
+                }
+                move_out = !paused
+                    && stream.borrow().lender().is_some_and(|r| r.unread() >= READ_BUF_LARGE);
+                yield_now().await;
+                continue;
+            }
+        }
+        move_out = false;
         if filled == 0 && !paused {
             let read = poll_fn(|cx| {
                 SCRATCH.with(|scratch| {
@@ -543,7 +580,7 @@ async fn reader<S: AsyncRead + Unpin>(
     release_conn(&mut s, id, &live);
 }
 
-async fn writer<R: Runtime, S: AsyncWrite + Unpin>(
+async fn writer<R: Runtime, S: AsyncWrite + Lend + Unpin>(
     shard: Rc<RefCell<Shard>>,
     stream: Rc<RefCell<S>>,
     id: ConnId,
@@ -551,13 +588,17 @@ async fn writer<R: Runtime, S: AsyncWrite + Unpin>(
     live: Arc<AtomicUsize>,
     _done: Finished,
 ) {
-    while let Some(frame) = poll_fn(|cx| shard.borrow_mut().poll_output(id, cx)).await {
+    while let Some(mut frame) = poll_fn(|cx| shard.borrow_mut().poll_output(id, cx)).await {
+        let len = frame.len();
         let write = async {
-            match write_all(&stream, &frame).await {
-                // A WebSocket write is queued until flushed; a TCP flush does nothing.
-                Ok(()) => poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_flush(cx)).await,
-                Err(e) => Err(e),
+            // A socket ring takes the frame itself when nothing else waits (no copy); what it
+            // leaves in its place goes back to the pool below.
+            if stream.borrow().lender().is_some_and(|ring| ring.send_owned(&mut frame)) {
+                return Ok(true);
             }
+            write_all(&stream, &frame).await?;
+            // A WebSocket write is queued until flushed; a TCP flush does nothing.
+            poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_flush(cx)).await.map(|()| false)
         };
         // A client that stops reading leaves the write pending; it is abandoned when the shard
         // cuts the connection off (slow consumer, or an error that could not be flushed).
@@ -567,7 +608,10 @@ async fn writer<R: Runtime, S: AsyncWrite + Unpin>(
         };
         let written = futures_lite::future::or(write, cut_off).await;
         let mut s = shard.borrow_mut();
-        s.output_done(frame);
+        match written {
+            Ok(true) => s.output_taken(len, frame),
+            _ => s.output_done(frame),
+        }
         if written.is_err() {
             s.close_conn(id);
             break;

@@ -94,6 +94,42 @@ pub fn is_http_upgrade(first: u8) -> bool {
     first == b'G'
 }
 
+/// A stream that may lend the bytes it received in place instead of copying them into the
+/// reader's buffer: a socket ring's ([`uring::UringStream::poll_lend`]), through the wrappers
+/// around it. Every other stream copies (the default).
+pub trait Lend {
+    /// The socket ring's stream beneath, when a read may be done in place now.
+    fn lender(&self) -> Option<&uring::UringStream> {
+        None
+    }
+}
+
+impl Lend for uring::UringStream {
+    fn lender(&self) -> Option<&uring::UringStream> {
+        Some(self)
+    }
+}
+
+impl<S: Lend> Lend for Guarded<S> {
+    fn lender(&self) -> Option<&uring::UringStream> {
+        self.inner.lender()
+    }
+}
+
+impl<S: Lend> Lend for Rewind<S> {
+    fn lender(&self) -> Option<&uring::UringStream> {
+        // The replayed bytes come first, through `poll_read`.
+        if self.pos < self.prefix.len() {
+            return None;
+        }
+        self.inner.lender()
+    }
+}
+
+impl<S> Lend for ws::WsBytes<S> {}
+impl Lend for glommio::net::TcpStream {}
+impl<S> Lend for tokio_util::compat::Compat<S> {}
+
 /// A stream that first replays bytes already read from it (the bytes used to sniff it).
 #[derive(Debug)]
 pub struct Rewind<S> {

@@ -74,6 +74,9 @@ const RECV_MAX: usize = 256 << 10;
 const SPARE_BYTES: usize = 8 << 20;
 /// A parked reaper looks again after this long, whatever happened.
 const FALLBACK: Duration = Duration::from_millis(20);
+/// A polling ring counts the time from one empty pass to the next as watch when it is shorter
+/// than this (a pass takes about a microsecond; a longer gap is a thread that did not run).
+const POLL_GAP_MAX: u64 = 50_000;
 /// The longest doze ([`Ring::set_doze`]): past it with no completion the thread parks in glommio.
 pub const DOZE_MAX: Duration = Duration::from_millis(1);
 /// Before a doze waits in the kernel, it watches the ring this long: a round trip's answer
@@ -252,6 +255,8 @@ struct Slot {
     fd: Option<OwnedFd>,
     rx: Vec<u8>,
     rx_at: usize,
+    /// Unread bytes a lend ([`UringStream::poll_lend`]) left: the next lend waits for more.
+    rx_lent: usize,
     /// The receive ended: `Ok` at end of stream, else the error's kind.
     rx_end: Option<Result<(), io::ErrorKind>>,
     recv_armed: bool,
@@ -578,9 +583,14 @@ impl Ring {
                 }
                 if now.saturating_sub(active_ns) < poll_ns {
                     // From one empty pass to the next, with no task working in between, the
-                    // core only watched: counted as such, as a doze's spin is.
+                    // core only watched: counted as such, as a doze's spin is. A longer gap
+                    // than a pass takes means the thread was not running (preempted): not
+                    // counted, as the watch must be CPU the thread used.
                     if let Some(at) = looked_idle_at.take().filter(|_| !busy) {
-                        crate::clock::add_watch_ns(now.saturating_sub(at));
+                        let gap = now.saturating_sub(at);
+                        if gap < POLL_GAP_MAX {
+                            crate::clock::add_watch_ns(gap);
+                        }
                     }
                     if busy {
                         glommio::executor().yield_task_queue_now().await;
@@ -1090,21 +1100,9 @@ impl AsyncRead for UringStream {
         if !avail.is_empty() {
             let n = avail.len().min(buf.len());
             buf[..n].copy_from_slice(&avail[..n]);
-            s.rx_at += n;
-            if s.rx_at == s.rx.len() {
-                // All read: an idle connection keeps no receive buffer.
-                let rx = std::mem::take(&mut s.rx);
-                s.rx_at = 0;
-                inner.spare.put(rx, RECV_MAX);
-            }
-            if s.paused && s.rx.len() - s.rx_at <= RECV_MAX / 2 {
-                s.paused = false;
-                if !s.recv_armed {
-                    inner.mark(self.slot);
-                    drop(guard);
-                    self.ring.kick();
-                }
-            }
+            s.rx_lent = 0;
+            drop(guard);
+            self.consumed(n);
             return Poll::Ready(Ok(n));
         }
         match s.rx_end {
@@ -1113,6 +1111,109 @@ impl AsyncRead for UringStream {
             None => {
                 s.read_waker = Some(cx.waker().clone());
                 Poll::Pending
+            }
+        }
+    }
+}
+
+impl UringStream {
+    /// Reads in place: lends the bytes received and not yet read to `f`, which returns how
+    /// many of them it consumed (the rest stay, for the next lend) and a value. This saves
+    /// [`AsyncRead::poll_read`]'s copy into the caller's buffer. Pending until there are bytes
+    /// that `f` has not seen yet, or, with `again`, any unread bytes (the caller held some
+    /// back and wants them again). `Ok(None)` at the end of the stream.
+    ///
+    /// `f` runs while the ring is borrowed: it must not use this thread's ring.
+    pub fn poll_lend<T>(
+        &self,
+        cx: &mut Context<'_>,
+        again: bool,
+        f: impl FnOnce(&[u8]) -> (usize, T),
+    ) -> Poll<io::Result<Option<T>>> {
+        let mut guard = self.ring.inner.borrow_mut();
+        let s = &mut guard.slots[self.slot];
+        let unread = s.rx.len() - s.rx_at;
+        if unread > s.rx_lent || (again && unread > 0) {
+            let (used, t) = f(&s.rx[s.rx_at..]);
+            let used = used.min(unread);
+            s.rx_lent = unread - used;
+            drop(guard);
+            self.consumed(used);
+            return Poll::Ready(Ok(Some(t)));
+        }
+        match s.rx_end {
+            Some(Ok(())) => Poll::Ready(Ok(None)),
+            Some(Err(kind)) => Poll::Ready(Err(kind.into())),
+            None => {
+                s.read_waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Writes `buf` without copying it, when nothing else waits to be sent: the ring takes
+    /// the buffer and leaves an empty one (with capacity, when it has a spare) in its place.
+    /// False when it cannot (bytes already queued, or an error): then write as usual.
+    pub fn send_owned(&self, buf: &mut Vec<u8>) -> bool {
+        let mut inner = self.ring.inner.borrow_mut();
+        let s = &mut inner.slots[self.slot];
+        if s.tx_err.is_some() || !s.tx_next.is_empty() || buf.len() > SEND_MAX || buf.is_empty() {
+            return false;
+        }
+        let mut empty = std::mem::take(&mut s.tx_next);
+        if empty.capacity() == 0 {
+            empty = inner.tx_spare.take();
+        }
+        inner.slots[self.slot].tx_next = std::mem::replace(buf, empty);
+        self.queued(inner);
+        true
+    }
+
+    /// Bytes were queued on this connection: unless a send is in flight (its completion sends
+    /// them), the slot waits for the next pass's submission, or goes at once when early
+    /// sending is on and enough is queued.
+    fn queued(&self, mut inner: std::cell::RefMut<'_, Inner>) {
+        let s = &mut inner.slots[self.slot];
+        if !s.sending {
+            let early = self.ring.early_send.get();
+            let now = early > 0 && s.tx_next.len() >= early;
+            inner.mark(self.slot);
+            if now {
+                // One submission for every connection queued so far; completions are reaped
+                // by the next pass.
+                inner.submit_dirty();
+                let _ = inner.ring.submit();
+            }
+            drop(inner);
+            self.ring.kick();
+        }
+    }
+
+    /// Bytes not yet read (nor consumed by a lend).
+    pub fn unread(&self) -> usize {
+        let inner = self.ring.inner.borrow();
+        let s = &inner.slots[self.slot];
+        s.rx.len() - s.rx_at
+    }
+
+    /// `n` more bytes were read: an idle connection keeps no receive buffer, and a paused
+    /// receive starts again once half its bound is read.
+    fn consumed(&self, n: usize) {
+        let mut guard = self.ring.inner.borrow_mut();
+        let inner = &mut *guard;
+        let s = &mut inner.slots[self.slot];
+        s.rx_at += n;
+        if s.rx_at == s.rx.len() {
+            let rx = std::mem::take(&mut s.rx);
+            s.rx_at = 0;
+            inner.spare.put(rx, RECV_MAX);
+        }
+        if s.paused && s.rx.len() - s.rx_at <= RECV_MAX / 2 {
+            s.paused = false;
+            if !s.recv_armed {
+                inner.mark(self.slot);
+                drop(guard);
+                self.ring.kick();
             }
         }
     }
@@ -1134,21 +1235,8 @@ impl AsyncWrite for UringStream {
             let spare = inner.tx_spare.take();
             inner.slots[self.slot].tx_next = spare;
         }
-        let s = &mut inner.slots[self.slot];
-        s.tx_next.extend_from_slice(&b[..n]);
-        if !s.sending {
-            let early = self.ring.early_send.get();
-            let now = early > 0 && s.tx_next.len() >= early;
-            inner.mark(self.slot);
-            if now {
-                // One submission for every connection queued so far; completions are reaped
-                // by the next pass.
-                inner.submit_dirty();
-                let _ = inner.ring.submit();
-            }
-            drop(inner);
-            self.ring.kick();
-        }
+        inner.slots[self.slot].tx_next.extend_from_slice(&b[..n]);
+        self.queued(inner);
         Poll::Ready(Ok(n))
     }
 
