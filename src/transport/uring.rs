@@ -9,8 +9,10 @@
 //! - `SINGLE_ISSUER | COOP_TASKRUN | TASKRUN_FLAG`: no IPI; completions are posted when the
 //!   thread next enters the kernel, and the flag says when an enter is needed to run them.
 //! - One **multishot receive** per connection into a ring of provided buffers: no poll armed
-//!   per read, no buffer held by an idle connection.
-//! - Sends queued by the connections' writers go out together, one `io_uring_enter` per pass.
+//!   per read, no buffer held by an idle connection. Readers may decode the bytes where the
+//!   kernel put them ([`UringStream::poll_lend`]); at most half the buffers wait so.
+//! - Sends queued by the connections' writers go out together, one `io_uring_enter` per pass;
+//!   a writer with nothing queued hands its buffer over ([`UringStream::send_owned`]).
 //!
 //! glommio stays the executor: [`Ring::reap`] is a task that submits, reaps and wakes the
 //! connections' readers and writers. When a pass finds nothing it parks on an eventfd
@@ -58,6 +60,9 @@ const BUFS: u16 = 128;
 const BUF_SIZE: usize = 32 << 10;
 /// The buffer group id.
 const BGID: u16 = 0;
+/// Provided buffers that connections may hold unread at once: the rest always serve new
+/// receives, so connections whose readers wait cannot starve the others.
+const HELD_MAX: usize = BUFS as usize / 2;
 /// Submission queue entries (the completion queue is 4×).
 const ENTRIES: u32 = 1024;
 /// Bytes a connection may queue for sending before its writer waits.
@@ -254,7 +259,11 @@ struct Slot {
     gen: u32,
     fd: Option<OwnedFd>,
     rx: Vec<u8>,
+    /// Where the unread bytes start: in `held` while there is one, else in `rx`.
     rx_at: usize,
+    /// A provided buffer (id, length) whose bytes are read where the kernel put them; `rx` is
+    /// empty meanwhile. Given back once read, or once anything else comes in.
+    held: Option<(u16, usize)>,
     /// Unread bytes a lend ([`UringStream::poll_lend`]) left: the next lend waits for more.
     rx_lent: usize,
     /// The receive ended: `Ok` at end of stream, else the error's kind.
@@ -296,6 +305,8 @@ struct Inner {
     dirty: Vec<usize>,
     /// Operations the kernel may still complete.
     in_flight: usize,
+    /// Provided buffers held by connections (`Slot::held`), at most [`HELD_MAX`].
+    held: usize,
     /// The doorbell's eventfd, while a poll on it is wanted ([`Ring::set_peers`]), and whether
     /// one is armed (not counted in `in_flight`: a poll touches no memory of ours).
     bell_fd: Option<i32>,
@@ -443,6 +454,7 @@ impl Ring {
                 free: Vec::new(),
                 dirty: Vec::new(),
                 in_flight: 0,
+                held: 0,
                 bell_fd: None,
                 bell_armed: false,
             }),
@@ -962,31 +974,44 @@ impl Inner {
             self.in_flight -= 1;
         }
         let mut recycled = false;
-        let Inner { slots, provided, spare, .. } = self;
-        let s = &mut slots[slot];
         if let Some(bid) = cqueue::buffer_select(flags) {
-            if res > 0 && !s.closed {
-                if s.rx.capacity() == 0 {
-                    s.rx = spare.take();
+            let s = &self.slots[slot];
+            let idle = s.held.is_none() && s.rx_at == s.rx.len();
+            if res > 0 && !s.closed && idle && self.held < HELD_MAX {
+                // Read where the kernel put it (`UringStream::poll_lend`): no copy.
+                let s = &mut self.slots[slot];
+                s.rx.clear();
+                s.rx_at = 0;
+                s.held = Some((bid, res as usize));
+                self.held += 1;
+            } else {
+                self.unhold(slot);
+                let Inner { slots, provided, spare, .. } = self;
+                let s = &mut slots[slot];
+                if res > 0 && !s.closed {
+                    if s.rx.capacity() == 0 {
+                        s.rx = spare.take();
+                    }
+                    if s.rx_at == s.rx.len() {
+                        s.rx.clear();
+                        s.rx_at = 0;
+                    } else if s.rx_at >= s.rx.len() / 2 {
+                        s.rx.drain(..s.rx_at);
+                        s.rx_at = 0;
+                    }
+                    s.rx.extend_from_slice(provided.data(bid, res as usize));
                 }
-                if s.rx_at == s.rx.len() {
-                    s.rx.clear();
-                    s.rx_at = 0;
-                } else if s.rx_at >= s.rx.len() / 2 {
-                    s.rx.drain(..s.rx_at);
-                    s.rx_at = 0;
-                }
-                s.rx.extend_from_slice(provided.data(bid, res as usize));
+                provided.give(bid);
+                recycled = true;
             }
-            provided.give(bid);
-            recycled = true;
         }
+        let unread = self.unread_len(slot);
+        let s = &mut self.slots[slot];
         if res == 0 {
             s.rx_end.get_or_insert(Ok(()));
         } else if res < 0 && res != -libc::ENOBUFS && (res != -libc::ECANCELED || s.closed) {
             s.rx_end.get_or_insert(Err(errno(res)));
         }
-        let unread = s.rx.len().saturating_sub(s.rx_at);
         if !more {
             s.recv_armed = false;
             if s.closed && !s.busy() {
@@ -1031,10 +1056,47 @@ impl Inner {
         wake(&mut s.write_waker);
     }
 
+    /// The bytes of `slot` received and not yet read.
+    fn unread(&self, slot: usize) -> &[u8] {
+        let s = &self.slots[slot];
+        match s.held {
+            Some((bid, len)) => &self.provided.data(bid, len)[s.rx_at..],
+            None => &s.rx[s.rx_at..],
+        }
+    }
+
+    fn unread_len(&self, slot: usize) -> usize {
+        let s = &self.slots[slot];
+        s.held.map_or(s.rx.len(), |(_, len)| len) - s.rx_at
+    }
+
+    /// Moves a held buffer's unread bytes into the slot's own receive buffer and gives the
+    /// buffer back (published by the caller); whether there was one.
+    fn unhold(&mut self, slot: usize) -> bool {
+        let Inner { slots, provided, spare, held, .. } = self;
+        let s = &mut slots[slot];
+        let Some((bid, len)) = s.held.take() else { return false };
+        *held -= 1;
+        let rest = &provided.data(bid, len)[s.rx_at..];
+        s.rx_at = 0;
+        s.rx.clear();
+        if !rest.is_empty() {
+            if s.rx.capacity() == 0 {
+                s.rx = spare.take();
+            }
+            s.rx.extend_from_slice(rest);
+        }
+        provided.give(bid);
+        true
+    }
+
     /// Frees the slot of a dropped stream whose operations all ended: its descriptor closes, its
     /// buffers go back to the spare lists, and the slot serves the next connection under a new
     /// generation.
     fn retire(&mut self, slot: usize) {
+        if self.unhold(slot) {
+            self.provided.publish();
+        }
         let s = &mut self.slots[slot];
         debug_assert!(s.closed && !s.busy());
         let old = std::mem::replace(
@@ -1094,17 +1156,16 @@ impl AsyncRead for UringStream {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         let mut guard = self.ring.inner.borrow_mut();
-        let inner = &mut *guard;
-        let s = &mut inner.slots[self.slot];
-        let avail = &s.rx[s.rx_at..];
+        let avail = guard.unread(self.slot);
         if !avail.is_empty() {
             let n = avail.len().min(buf.len());
             buf[..n].copy_from_slice(&avail[..n]);
-            s.rx_lent = 0;
+            guard.slots[self.slot].rx_lent = 0;
             drop(guard);
             self.consumed(n);
             return Poll::Ready(Ok(n));
         }
+        let s = &mut guard.slots[self.slot];
         match s.rx_end {
             Some(Ok(())) => Poll::Ready(Ok(0)),
             Some(Err(kind)) => Poll::Ready(Err(kind.into())),
@@ -1131,16 +1192,22 @@ impl UringStream {
         f: impl FnOnce(&[u8]) -> (usize, T),
     ) -> Poll<io::Result<Option<T>>> {
         let mut guard = self.ring.inner.borrow_mut();
-        let s = &mut guard.slots[self.slot];
-        let unread = s.rx.len() - s.rx_at;
-        if unread > s.rx_lent || (again && unread > 0) {
-            let (used, t) = f(&s.rx[s.rx_at..]);
+        let unread = guard.unread_len(self.slot);
+        if unread > guard.slots[self.slot].rx_lent || (again && unread > 0) {
+            let (used, t) = f(guard.unread(self.slot));
             let used = used.min(unread);
-            s.rx_lent = unread - used;
+            guard.slots[self.slot].rx_lent = unread - used;
             drop(guard);
             self.consumed(used);
+            // What is left (a partial frame, or input held back) waits in the slot's own
+            // buffer: a provided buffer is held only until its reader comes.
+            let mut inner = self.ring.inner.borrow_mut();
+            if inner.unhold(self.slot) {
+                inner.provided.publish();
+            }
             return Poll::Ready(Ok(Some(t)));
         }
+        let s = &mut guard.slots[self.slot];
         match s.rx_end {
             Some(Ok(())) => Poll::Ready(Ok(None)),
             Some(Err(kind)) => Poll::Ready(Err(kind.into())),
@@ -1191,9 +1258,7 @@ impl UringStream {
 
     /// Bytes not yet read (nor consumed by a lend).
     pub fn unread(&self) -> usize {
-        let inner = self.ring.inner.borrow();
-        let s = &inner.slots[self.slot];
-        s.rx.len() - s.rx_at
+        self.ring.inner.borrow().unread_len(self.slot)
     }
 
     /// `n` more bytes were read: an idle connection keeps no receive buffer, and a paused
@@ -1203,12 +1268,25 @@ impl UringStream {
         let inner = &mut *guard;
         let s = &mut inner.slots[self.slot];
         s.rx_at += n;
-        if s.rx_at == s.rx.len() {
-            let rx = std::mem::take(&mut s.rx);
-            s.rx_at = 0;
-            inner.spare.put(rx, RECV_MAX);
+        match s.held {
+            Some((bid, len)) if s.rx_at == len => {
+                s.held = None;
+                s.rx_at = 0;
+                inner.held -= 1;
+                inner.provided.give(bid);
+                inner.provided.publish();
+            }
+            Some(_) => {}
+            None if s.rx_at == s.rx.len() => {
+                let rx = std::mem::take(&mut s.rx);
+                s.rx_at = 0;
+                inner.spare.put(rx, RECV_MAX);
+            }
+            None => {}
         }
-        if s.paused && s.rx.len() - s.rx_at <= RECV_MAX / 2 {
+        let unread = inner.unread_len(self.slot);
+        let s = &mut inner.slots[self.slot];
+        if s.paused && unread <= RECV_MAX / 2 {
             s.paused = false;
             if !s.recv_armed {
                 inner.mark(self.slot);
@@ -1424,6 +1502,67 @@ mod tests {
             .unwrap();
         echo.join().unwrap();
         assert!(slots <= 2, "{slots} slots for {CONNS} connections one after another");
+    }
+
+    #[test]
+    fn connections_whose_readers_wait_hold_at_most_half_the_buffers() {
+        // Proves reads in place cannot starve a ring: 160 connections (more than its 128
+        // provided buffers) each get bytes that nobody reads yet; at most `HELD_MAX` buffers
+        // stay held, the last connection still receives, every byte arrives intact whether it
+        // was read in place or copied, and once all is read no buffer is held.
+        if supported().is_err() {
+            return;
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        const CONNS: usize = 160;
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let peer = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for i in 0..CONNS {
+                let (mut s, _) = listener.accept().unwrap();
+                std::io::Write::write_all(&mut s, &[i as u8; 1000]).unwrap();
+                held.push(s);
+            }
+            let _ = done_rx.recv_timeout(Duration::from_secs(20));
+        });
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .spawn(move || async move {
+                use futures_lite::AsyncReadExt;
+                let ring = Ring::new().unwrap();
+                let reaper = ring.spawn_reaper();
+                let mut streams = Vec::new();
+                for _ in 0..CONNS {
+                    let socket = std::net::TcpStream::connect(addr).unwrap();
+                    socket.set_nonblocking(true).unwrap();
+                    streams.push(ring.stream(socket.into()));
+                }
+                let mut buf = [0u8; 1000];
+                let last = futures_lite::future::or(
+                    async { Some(streams[CONNS - 1].read_exact(&mut buf).await) },
+                    async {
+                        glommio::timer::sleep(Duration::from_secs(10)).await;
+                        None
+                    },
+                )
+                .await;
+                assert!(matches!(last, Some(Ok(()))), "the last connection starved: {last:?}");
+                assert_eq!(buf, [(CONNS - 1) as u8; 1000]);
+                assert!(ring.inner.borrow().held <= HELD_MAX);
+                for (i, stream) in streams.iter_mut().enumerate().take(CONNS - 1) {
+                    stream.read_exact(&mut buf).await.unwrap();
+                    assert_eq!(buf, [i as u8; 1000], "connection {i}");
+                }
+                assert_eq!(ring.inner.borrow().held, 0, "every buffer given back");
+                drop(streams);
+                ring.stop();
+                reaper.await;
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        let _ = done_tx.send(());
+        peer.join().unwrap();
     }
 
     #[test]
