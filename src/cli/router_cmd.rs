@@ -239,6 +239,8 @@ pub fn print_stats(shards: &[ShardStats]) {
             s.connections_refused,
             s.loop_stalls
         );
+        // CPU the shard's thread used without work, watching for input (its rings' doze).
+        outln!("{:>13} watched {:.1} ms", "", s.watch_ns as f64 / 1e6);
     }
 }
 

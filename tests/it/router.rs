@@ -909,6 +909,7 @@ fn the_stats_command_says_how_many_messages_each_frame_carried() {
     // Proves `a2a-bench stats` prints frames in and out with messages per frame, on every
     // router, as the router counted them: three messages sent in one frame after two
     // registrations; the stats request's own frame may be counted by the time it is answered.
+    // It prints the time each shard watched, too.
     for kind in RouterKind::ALL {
         let r = start(Setup { kind, transport: Transport::Tcp, io: Default::default() }, 1, |_| {});
         let mut a = agent(&r, 1, 0, &[]);
@@ -934,6 +935,11 @@ fn the_stats_command_says_how_many_messages_each_frame_carried() {
             )
         });
         assert!(wants.iter().any(|w| text.contains(w)), "{kind}: {text} (wanted one of {wants:?})");
+        // And the time the shard only watched for input (0 for a router that waits in epoll).
+        assert!(text.contains(" watched ") && text.contains(" ms\n"), "{kind}: {text}");
+        if kind != RouterKind::Glommio {
+            assert!(text.contains(" watched 0.0 ms"), "{kind}: {text}");
+        }
         r.stop();
     }
 }
