@@ -758,17 +758,6 @@ fn large_and_split_frames_arrive_whole(setup: Setup) {
     let r = start(setup, 1, |_| {});
     let mut a = agent(&r, 1, 0, &[]);
     let mut b = agent(&r, 2, 0, &[]);
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    let mut noise = |n: usize| -> Vec<u8> {
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    };
     for (i, len) in [100_000usize, 700_000, 30].into_iter().enumerate() {
         let payload = noise(len);
         send(&mut a, data(DataKind::Direct, 1, 2, i as u64, &payload));
