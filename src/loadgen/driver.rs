@@ -973,8 +973,7 @@ async fn reader<A: Adapter + 'static>(
     let mut buf = vec![0u8; 64 << 10];
     let mut filled = 0;
     // On a socket ring the input is handled where the ring received it (no copy); a partial
-    // message stays there unless it grows past 64 KiB (the ring stops receiving at 256 KiB
-    // unread), then it moves to `buf`.
+    // message waits there unless it grows past `uring::LEND_MAX`, then it moves to `buf`.
     let mut move_out = false;
     loop {
         if filled == 0 && !move_out {
@@ -1011,7 +1010,8 @@ async fn reader<A: Adapter + 'static>(
                         None => return group.borrow_mut().connection_lost(c),
                     }
                 } else {
-                    move_out = stream.borrow().lender().is_some_and(|r| r.unread() >= 64 << 10);
+                    move_out =
+                        stream.borrow().lender().is_some_and(|r| r.unread() >= uring::LEND_MAX);
                 }
                 yield_now().await;
                 continue;

@@ -30,7 +30,7 @@ use crate::clock;
 use crate::placement::Slot;
 use crate::transport::doorbell::Doorbell;
 use crate::transport::{
-    is_http_upgrade, write_all, ws, Guarded, Lend, Rewind, Shared, SocketHandle,
+    is_http_upgrade, uring, write_all, ws, Guarded, Lend, Rewind, Shared, SocketHandle,
 };
 use crate::wire::ShardStats;
 
@@ -446,10 +446,9 @@ async fn reader<S: AsyncRead + Lend + Unpin>(
     // polled, never held across a wait), whole frames are routed from there, and a partial
     // frame's bytes move to a buffer of its own. An idle connection holds none.
     //
-    // On a socket ring the bytes are routed where the ring received them (`Lend`), with no
-    // copy at all; a partial frame stays there for the next read, unless it grows past
-    // `READ_BUF_LARGE`: then it moves to a buffer of its own as above (the ring stops
-    // receiving for a connection with `RECV_MAX` unread, so a larger frame must move out).
+    // On a socket ring the bytes are routed where the ring received them (`Lend`); a partial
+    // frame waits in the ring for the next read, unless it grows past `uring::LEND_MAX`: then
+    // it moves to a buffer of its own as above.
     let mut buf: Vec<u8> = Vec::new();
     let mut filled = 0;
     let mut failed = false;
@@ -480,7 +479,7 @@ async fn reader<S: AsyncRead + Lend + Unpin>(
                     break;
                 }
                 move_out = !paused
-                    && stream.borrow().lender().is_some_and(|r| r.unread() >= READ_BUF_LARGE);
+                    && stream.borrow().lender().is_some_and(|r| r.unread() >= uring::LEND_MAX);
                 yield_now().await;
                 continue;
             }

@@ -74,6 +74,10 @@ pub const EARLY_SEND: usize = 16 << 10;
 /// cancelled, and armed again once its reader took half): a reader that pauses pushes back
 /// on the peer through TCP, as with a plain socket.
 const RECV_MAX: usize = 256 << 10;
+/// A partial message a reader leaves in the ring ([`UringStream::poll_lend`]) may wait there
+/// for the rest up to this size; past it the reader moves it to a buffer of its own, since a
+/// connection with [`RECV_MAX`] unread receives no more.
+pub const LEND_MAX: usize = 64 << 10;
 /// Bytes of emptied buffers kept for reuse per ring and direction: enough that busy connections
 /// allocate none, while an idle connection holds none of its own.
 const SPARE_BYTES: usize = 8 << 20;
