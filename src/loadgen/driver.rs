@@ -65,6 +65,8 @@ struct Sample {
     round_trips: u64,
     errors: u64,
     cpu_busy: f64,
+    /// Of `cpu_busy`, the share spent watching for input that had not come.
+    cpu_watch: f64,
     rtt: hdrhistogram::Histogram<u64>,
 }
 
@@ -78,6 +80,7 @@ struct Sampler {
     counters: [u64; 4],
     rtt: hdrhistogram::Histogram<u64>,
     cpu_ns: u64,
+    watch_ns: u64,
 }
 
 fn counts(c: &GroupCounters) -> [u64; 4] {
@@ -102,6 +105,7 @@ impl Sampler {
                 none
             },
             cpu_ns: clock::thread_cpu_ns(),
+            watch_ns: clock::thread_watch_ns(),
         }
     }
 
@@ -117,8 +121,9 @@ impl Sampler {
         // The cumulative histogram only grows: the difference is this interval's samples.
         let _ = rtt.subtract(&self.rtt);
         let _ = self.rtt.add(&rtt);
-        let cpu = clock::thread_cpu_ns();
+        let (cpu, watch) = thread_times();
         let wall = now.saturating_sub(self.start_ns).max(1);
+        let busy = (cpu.saturating_sub(self.cpu_ns) as f64 / wall as f64).min(1.0);
         let d = |i: usize| c[i].saturating_sub(self.counters[i]);
         let sample = Sample {
             index: self.index,
@@ -128,13 +133,15 @@ impl Sampler {
             requests_sent: d(1),
             round_trips: d(2),
             errors: d(3),
-            cpu_busy: (cpu.saturating_sub(self.cpu_ns) as f64 / wall as f64).min(1.0),
+            cpu_busy: busy,
+            cpu_watch: (watch.saturating_sub(self.watch_ns) as f64 / wall as f64).min(busy),
             rtt,
         };
         self.index += 1;
         self.start_ns = now.max(self.start_ns);
         self.counters = c;
         self.cpu_ns = cpu;
+        self.watch_ns = watch;
         sample
     }
 }
@@ -163,15 +170,19 @@ impl Series {
                     errors: 0,
                     rtt: crate::metrics::Latencies::default().rtt,
                     agent_cpu: vec![0.0; cores],
+                    agent_watch: vec![0.0; cores],
                     router_cpu: None,
+                    router_watch: None,
                 },
             )
         });
         *seen += 1;
         let counts = [s.deliveries, s.requests_sent, s.round_trips, s.errors];
         iv.absorb((s.start_ns, s.end_ns), counts, &s.rtt);
-        if let Some(slot) = iv.agent_cpu.get_mut(core) {
-            *slot = s.cpu_busy;
+        if let (Some(busy), Some(watch)) =
+            (iv.agent_cpu.get_mut(core), iv.agent_watch.get_mut(core))
+        {
+            (*busy, *watch) = (s.cpu_busy, s.cpu_watch);
         }
         (*seen == cores).then_some(s.index)
     }
@@ -181,7 +192,8 @@ impl Series {
         let (_, mut iv) = self.open.remove(&index)?;
         if let Some(p) = probe {
             let now = read_probe(p);
-            iv.router_cpu = router_cpu(self.router.take(), Some(now.clone())).map(|(c, _)| c);
+            (iv.router_cpu, iv.router_watch) =
+                router_cpu(self.router.take(), Some(now.clone())).unzip();
             self.router = Some(now);
         }
         self.done.push(iv);

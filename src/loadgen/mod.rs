@@ -313,8 +313,12 @@ pub struct Interval {
     pub rtt: hdrhistogram::Histogram<u64>,
     /// Busy share of each agent core over the interval.
     pub agent_cpu: Vec<f64>,
+    /// Of `agent_cpu`, the share each core spent watching for input that had not come.
+    pub agent_watch: Vec<f64>,
     /// Busy share of each router shard over the interval, when the router reports it.
     pub router_cpu: Option<Vec<f64>>,
+    /// Of `router_cpu`, the share each shard spent watching.
+    pub router_watch: Option<Vec<f64>>,
 }
 
 impl Interval {

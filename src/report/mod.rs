@@ -445,8 +445,15 @@ pub struct IntervalPoint {
     pub errors: u64,
     /// Busy share of each agent core.
     pub agent_cpu: Vec<f64>,
+    /// Of `agent_cpu`, the share each agent core spent watching for input that had not come
+    /// (CPU used without work: a spin before sleeping, or `--poll`).
+    #[serde(default)]
+    pub agent_watch: Vec<f64>,
     /// Busy share of each router shard, when the router reports it.
     pub router_cpu: Option<Vec<f64>>,
+    /// Of `router_cpu`, the share each shard spent watching.
+    #[serde(default)]
+    pub router_watch: Option<Vec<f64>>,
 }
 
 impl IntervalPoint {
@@ -466,7 +473,9 @@ impl IntervalPoint {
             max_latency_ms: rtt.max_ms,
             errors: iv.errors,
             agent_cpu: iv.agent_cpu.clone(),
+            agent_watch: iv.agent_watch.clone(),
             router_cpu: iv.router_cpu.clone(),
+            router_watch: iv.router_watch.clone(),
         }
     }
 }

@@ -81,8 +81,14 @@ pub struct PartInterval {
     pub rtt: String,
     /// Busy share of each agent core.
     pub agent_cpu: Vec<f64>,
+    /// Of it, the share each agent core spent watching (empty from older workers).
+    #[serde(default)]
+    pub agent_watch: Vec<f64>,
     /// Busy share of each router shard.
     pub router_cpu: Option<Vec<f64>>,
+    /// Of it, the share each shard spent watching.
+    #[serde(default)]
+    pub router_watch: Option<Vec<f64>>,
 }
 
 /// One run of one worker, exactly.
@@ -205,7 +211,9 @@ impl Part {
                     counts: iv.counts(),
                     rtt: encode(&iv.rtt),
                     agent_cpu: iv.agent_cpu.clone(),
+                    agent_watch: iv.agent_watch.clone(),
                     router_cpu: iv.router_cpu.clone(),
+                    router_watch: iv.router_watch.clone(),
                 })
                 .collect(),
             breakdown: o
@@ -252,7 +260,9 @@ impl Part {
                 errors,
                 rtt: decode(&iv.rtt)?,
                 agent_cpu: iv.agent_cpu.clone(),
+                agent_watch: aligned(&iv.agent_watch, iv.agent_cpu.len()),
                 router_cpu: iv.router_cpu.clone(),
+                router_watch: iv.router_watch.clone(),
             });
         }
         for p in &self.breakdown {
@@ -340,8 +350,7 @@ pub fn merge(parts: &[(usize, Outcome)], whole: bool) -> Outcome {
         // Watch shares stay aligned with the cores they belong to (0 where not measured).
         o.agent_watch.resize(o.agent_cpu.len(), 0.0);
         o.agent_cpu.extend(&p.agent_cpu);
-        o.agent_watch
-            .extend((0..p.agent_cpu.len()).map(|i| p.agent_watch.get(i).copied().unwrap_or(0.0)));
+        o.agent_watch.extend(aligned(&p.agent_watch, p.agent_cpu.len()));
         if o.router_cpu.is_none() {
             o.router_cpu.clone_from(&p.router_cpu);
             o.router_watch.clone_from(&p.router_watch);
@@ -357,7 +366,9 @@ pub fn merge(parts: &[(usize, Outcome)], whole: bool) -> Outcome {
             match o.intervals.iter_mut().find(|m| m.index == iv.index) {
                 Some(m) => {
                     m.absorb((iv.start_ns, iv.end_ns), iv.counts(), &iv.rtt);
+                    m.agent_watch.resize(m.agent_cpu.len(), 0.0);
                     m.agent_cpu.extend(&iv.agent_cpu);
+                    m.agent_watch.extend(aligned(&iv.agent_watch, iv.agent_cpu.len()));
                 }
                 None => o.intervals.push(iv.clone()),
             }
@@ -366,6 +377,11 @@ pub fn merge(parts: &[(usize, Outcome)], whole: bool) -> Outcome {
     o.intervals.sort_by_key(|iv| iv.index);
     o.partial = !whole;
     o
+}
+
+/// Watch shares for `cores` cores: those given, 0 for any not measured (an older worker's).
+fn aligned(watch: &[f64], cores: usize) -> Vec<f64> {
+    (0..cores).map(|i| watch.get(i).copied().unwrap_or(0.0)).collect()
 }
 
 #[cfg(test)]
@@ -382,5 +398,45 @@ mod tests {
         let back = decode(&encode(&h)).unwrap();
         assert_eq!(back, h);
         assert!(decode("not base64!").is_err());
+    }
+
+    #[test]
+    fn merged_watch_shares_stay_with_their_cores() {
+        // Proves the merge keeps each watch share beside the busy share of the same core, in
+        // the run and in each interval, also when a worker reported none (0 in its place).
+        let interval = |cpu: Vec<f64>, watch: Vec<f64>| Interval {
+            index: 0,
+            start_ns: 0,
+            end_ns: 1_000_000_000,
+            deliveries: 1,
+            requests_sent: 1,
+            round_trips: 1,
+            errors: 0,
+            rtt: Latencies::default().rtt,
+            agent_cpu: cpu,
+            agent_watch: watch,
+            router_cpu: Some(vec![0.9]),
+            router_watch: Some(vec![0.3]),
+        };
+        let outcome = |cpu: Vec<f64>, watch: Vec<f64>| {
+            let mut o = Outcome::failed_setup(Vec::new());
+            o.setup_failed = false;
+            o.intervals = vec![interval(cpu.clone(), watch.clone())];
+            (o.agent_cpu, o.agent_watch) = (cpu, watch);
+            o
+        };
+        let older = outcome(vec![0.5, 0.6], Vec::new());
+        let newer = outcome(vec![0.8], vec![0.2]);
+        let m = merge(&[(0, older), (1, newer)], true);
+        assert_eq!(
+            (m.agent_cpu.as_slice(), m.agent_watch.as_slice()),
+            (&[0.5, 0.6, 0.8][..], &[0.0, 0.0, 0.2][..])
+        );
+        let iv = &m.intervals[0];
+        assert_eq!(
+            (iv.agent_cpu.as_slice(), iv.agent_watch.as_slice()),
+            (&[0.5, 0.6, 0.8][..], &[0.0, 0.0, 0.2][..])
+        );
+        assert_eq!(iv.router_watch, Some(vec![0.3]));
     }
 }

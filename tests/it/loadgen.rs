@@ -854,7 +854,8 @@ fn a_polling_core_counts_its_empty_passes_as_watch() {
     // Proves the latency mode's CPU cost is shown for what it is: with `--poll` the router's
     // shard and the agents' core never sleep, and at a light load nearly all of that busy core
     // is passes that found nothing. That time is counted as watch (the shard's `watch_ns`
-    // grows by most of the window), so the busy share is not read as work.
+    // grows by most of the window), so the busy share is not read as work — over the run and
+    // in each interval of its time series.
     use a2a_bench::routers::{RouterKind, RouterSpec};
     if a2a_bench::transport::uring::supported().is_err() {
         return; // polling without the rings is glommio's own spin, which is not measured
@@ -868,6 +869,7 @@ fn a_polling_core_counts_its_empty_passes_as_watch() {
     sc.warmup = Duration::from_millis(100);
     sc.io = Io::Uring;
     sc.poll = true;
+    sc.interval = Some(Duration::from_millis(200));
     let mut spec = RouterSpec::local(crate::support::slots(1));
     spec.io = Io::Uring;
     spec.poll = true;
@@ -884,6 +886,24 @@ fn a_polling_core_counts_its_empty_passes_as_watch() {
     assert!(watched > 400_000_000, "the shard counted {watched} ns of watch in 0.9 s");
     let (a_busy, a_watch) = (o.agent_cpu[0], o.agent_watch[0]);
     assert!(a_watch > 0.5 * a_busy && a_watch <= a_busy + 0.02, "{a_watch} of {a_busy}");
+    // The time series: every full interval shows the same, each share within its busy share.
+    let full: Vec<_> = o.intervals.iter().filter(|iv| iv.end_ns <= 800_000_000).collect();
+    assert!(full.len() >= 3, "0.8 s in 0.2 s intervals: {:?}", o.intervals.len());
+    for iv in full {
+        let (busy, watch) =
+            (iv.router_cpu.as_ref().unwrap()[0], iv.router_watch.as_ref().unwrap()[0]);
+        assert!(
+            watch > 0.5 * busy && watch <= busy + 0.02,
+            "interval {}: router {watch} of {busy}",
+            iv.index
+        );
+        let (busy, watch) = (iv.agent_cpu[0], iv.agent_watch[0]);
+        assert!(
+            watch > 0.5 * busy && watch <= busy,
+            "interval {}: agents {watch} of {busy}",
+            iv.index
+        );
+    }
 }
 
 #[test]

@@ -154,6 +154,19 @@ fn three_workers_merge_into_one_run_whose_accounting_closes_and_whose_histogram_
         })
         .sum();
     assert_eq!(r["accounting"]["requests_sent"].as_u64().unwrap(), sent);
+    // The merged time series keeps one busy and one watch share per agent core of every
+    // worker that reported the interval (the drain's last one may be a single worker's), side
+    // by side.
+    let series = r["time_series"].as_array().unwrap();
+    assert_eq!(series[0]["agent_cpu"].as_array().unwrap().len(), 3, "{}", series[0]);
+    for p in series {
+        let (busy, watch) =
+            (p["agent_cpu"].as_array().unwrap(), p["agent_watch"].as_array().unwrap());
+        assert!(busy.len() == watch.len() && (1..=3).contains(&busy.len()), "{p}");
+        for (b, w) in busy.iter().zip(watch) {
+            assert!(w.as_f64().unwrap() <= b.as_f64().unwrap(), "{p}");
+        }
+    }
     let _ = std::fs::remove_dir_all(&d);
 }
 
