@@ -5,7 +5,7 @@ CARGO ?= cargo
 APT_PACKAGES := libhwloc-dev libudev-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps deps-browser bench-scaling build test test-slow test-faults test-multihost test-targets bench-http soak fuzz tune tune-check lint bench-quick bench bench-compare bench-micro bench-router
+.PHONY: help deps deps-browser bench-scaling device-bundle build test test-slow test-faults test-multihost test-targets bench-http soak fuzz tune tune-check lint bench-quick bench bench-compare bench-micro bench-router
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -84,6 +84,13 @@ bench-compare: build ## glommio vs the tokio baselines, same cores, alternating 
 bench-scaling: build ## The comparison at 1, 2, 4 and 8 router cores (agents on as many), one report
 	./target/release/a2a-bench compare --scaling 1,2,4,8 --agents 100,1000 --agents-per-conn 10 \
 	  --topologies ring,mesh --duration 2 --warmup 0.5 --repeat 3 --output scaling_results.json
+
+device-bundle: build ## A stripped binary and its two libraries in target/device/, for benches/device.sh on a lent machine
+	mkdir -p target/device/lib
+	strip -o target/device/a2a-bench target/release/a2a-bench
+	for l in libhwloc.so.15 libudev.so.1; do \
+	  cp -L "$$(ldd target/release/a2a-bench | awk -v l=$$l '$$1 == l {print $$3}')" target/device/lib/; done
+	@du -sh target/device
 
 bench-router: deps ## Router throughput and round trip with a minimal driver
 	$(CARGO) bench --bench router
