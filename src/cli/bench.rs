@@ -482,7 +482,8 @@ impl TryFrom<BenchArgs> for BenchConfig {
             }
         };
         a.router_flags.shard_config(a.compression)?;
-        let mut warnings = placement_warnings(&target, &plan, a.agent_cores.is_some(), http);
+        let mut warnings =
+            placement_warnings(&target, &plan, a.agent_cores.is_some(), http, a.router_flags.poll);
         let (agent_io, why_agents) = crate::transport::uring::effective(a.agent_io);
         let (router_io, why_router) = crate::transport::uring::effective(a.router_flags.router_io);
         warnings.extend(why_agents.or(why_router)); // the same probe: said once
@@ -601,14 +602,20 @@ fn placement_warnings(
     plan: &Plan,
     agent_cores_given: bool,
     http: bool,
+    poll: bool,
 ) -> Vec<String> {
     let list = |s: &[Slot]| s.iter().map(|x| x.core.to_string()).collect::<Vec<_>>().join(",");
     let shared: Vec<Slot> =
         plan.agents.iter().copied().filter(|s| plan.router.contains(s)).collect();
     match target {
         Target::Embedded { .. } if !shared.is_empty() => vec![format!(
-            "warning: the router and the agents share core(s) {}: every figure includes their contention",
-            list(&shared)
+            "warning: the router and the agents share core(s) {}: every figure includes their contention{}",
+            list(&shared),
+            if poll {
+                "; with --poll their threads never sleep and take turns in the OS scheduler (milliseconds each): give each its own core"
+            } else {
+                ""
+            }
         )],
         Target::External { addr, .. } if addr.ip().is_loopback() && !agent_cores_given => {
             vec![format!(

@@ -450,11 +450,15 @@ impl Book {
         let c = &mut self.counters;
         c.requests_sent += 1;
         let open = matches!(self.cfg.pacing, Pacing::Open { .. });
-        c.late_sends +=
-            u64::from(open && self.now_ns.saturating_sub(intended) > self.cfg.late_after_ns);
-        if self.now_ns >= self.schedule.measure_ns && self.now_ns < self.schedule.end_ns {
-            c.requests_sent_in_window += 1;
-        }
+        // Sends that leave in the warm-up are excluded, late or not (a schedule that starts
+        // late is not an overload); a backlog still sent in the window is late there.
+        let leaves_in_window =
+            self.now_ns >= self.schedule.measure_ns && self.now_ns < self.schedule.end_ns;
+        c.late_sends += u64::from(
+            open && leaves_in_window
+                && self.now_ns.saturating_sub(intended) > self.cfg.late_after_ns,
+        );
+        c.requests_sent_in_window += u64::from(leaves_in_window);
         let a = &mut self.agents[local];
         let seq = a.sent;
         let to = match self.cfg.workload {

@@ -46,7 +46,8 @@ pub struct GroupCounters {
     pub round_trips_measured: u64,
     /// Requests and replies delivered inside the measured window.
     pub window_deliveries: u64,
-    /// Sends that left more than `late_after_ns` after their intended time.
+    /// Sends that left in the measured window more than `late_after_ns` after their intended
+    /// time.
     pub late_sends: u64,
     /// Open loop: sends that were due before sending stopped but never left (windows full).
     pub missed_sends: u64,

@@ -504,6 +504,26 @@ mod tests {
     }
 
     #[test]
+    fn sends_late_in_the_warm_up_are_not_counted_late() {
+        // Proves warm-up is excluded from the pacing verdict as from every figure: a schedule
+        // that runs late in the warm-up (a stall while warming up) is not an overload, while a
+        // backlog still sent in the window is late there. Due every 250 µs, warm-up until 10
+        // ms: at 5 ms, 16 of the 21 sends due leave over 1 ms late and none counts; at 15 ms,
+        // the 35 sends due from 5.25 to 13.75 ms leave late, and count.
+        let schedule = Schedule { start_ns: 0, measure_ns: 10_000_000, end_ns: 20_000_000 };
+        let mut cfg = config(4, 1);
+        cfg.pacing = Pacing::Open { rate: 4_000.0, window: 16 };
+        let mut g = group(cfg, schedule);
+        g.tick(5_000_000);
+        assert_eq!(g.counters().requests_sent, 21);
+        assert_eq!(g.counters().late_sends, 0, "late, but in the warm-up");
+        g.tick(15_000_000);
+        assert_eq!(g.counters().requests_sent, 61);
+        assert_eq!(g.counters().late_sends, 35, "left in the window, over 1 ms late");
+        assert_eq!(g.counters().requests_sent_in_window, 40);
+    }
+
+    #[test]
     fn an_overloaded_open_loop_sends_nothing_after_the_end() {
         // Proves sending stops at the end of the window: a backlog that full windows held back
         // is counted as missed sends, never sent late, and the achieved count is what left.

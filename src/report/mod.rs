@@ -506,10 +506,11 @@ pub struct PacingInfo {
     pub rate_per_sec: Option<f64>,
     /// Requests per second that actually left inside the measured window.
     pub achieved_rate_per_sec: f64,
-    /// Open loop: the asked rate held (achieved ≥ 95 % of it, at most 1 % of sends late);
-    /// always true in closed loop, which asks for no rate.
+    /// Open loop: the asked rate held (achieved ≥ 95 % of it, at most 1 % of the window's
+    /// sends late); always true in closed loop, which asks for no rate.
     pub sustained: bool,
-    /// Sends that left more than `late_after_ms` after their intended time.
+    /// Sends that left in the measured window more than `late_after_ms` after their intended
+    /// time (warm-up excluded).
     pub late_sends: u64,
     /// Open loop: sends due before sending stopped that never left (every window was full).
     pub missed_sends: u64,
@@ -691,7 +692,8 @@ impl RunResult {
         let sustained = match rate {
             Some(asked) => {
                 achieved >= SUSTAINED_RATE_SHARE * asked
-                    && c.late_sends as f64 <= SUSTAINED_LATE_SHARE * c.requests_sent as f64
+                    && c.late_sends as f64
+                        <= SUSTAINED_LATE_SHARE * c.requests_sent_in_window as f64
             }
             None => true,
         };

@@ -85,7 +85,8 @@ pub fn run_line(out: &mut dyn Write, index: usize, r: &RunResult) -> io::Result<
             if achieved < crate::report::SUSTAINED_RATE_SHARE * asked {
                 format!("OVERLOADED: {} of {} asked", rate(achieved), rate(asked))
             } else {
-                let sent = r.accounting.requests_sent.max(1) as f64;
+                // The window's sends (late ones are counted in the window only).
+                let sent = (achieved * r.duration_sec).max(1.0);
                 format!(
                     "OVERLOADED: {:.1} % of sends later than {} ms",
                     r.pacing.late_sends as f64 * 100.0 / sent,

@@ -96,6 +96,15 @@ pub const DOZE_SPIN: Duration = Duration::from_micros(20);
 /// otherwise find this thread asleep on every hop.
 pub const WATCH_MAX: Duration = Duration::from_micros(100);
 
+/// How late a sleep of this thread may get while its busy reaper keeps glommio's loop from
+/// turning (ns): past it, the reaper lets the loop turn ([`Ring::reap`]).
+const TURN_LATE: u64 = 50_000;
+/// A busy reaper lets glommio's loop turn at least this often (ns): its other timers, and wakes
+/// from other threads.
+const TURN_BUSY: u64 = 1_000_000;
+/// The same for a polling reaper (`--poll`, `--spin-us`), whose thread is there for latency.
+const TURN_POLL: u64 = 100_000;
+
 /// While dozing, glommio's loop gets the thread back at least this often (its timers, wakes
 /// from other threads).
 const TURN_EVERY: u64 = 1_000_000;
@@ -108,6 +117,14 @@ thread_local! {
 
 /// Dozes that ended with a completion (for the tests: proves the doze was taken).
 static DOZES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Turns of glommio's loop a busy or polling reaper made for a due sleep (process-wide).
+static TURNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Turns of glommio's loop so far that busy or polling reapers made for a due sleep.
+pub fn turns() -> u64 {
+    TURNS.load(Ordering::Relaxed)
+}
 
 /// The earliest pending [`sleep_until`] deadline of this thread (ns), if any.
 fn next_deadline() -> Option<u64> {
@@ -577,6 +594,9 @@ impl Ring {
         let mut dozing_since = 0;
         // Polling: when the last pass that found nothing looked, if no task worked since.
         let mut looked_idle_at = None;
+        // The last look ended a turn of glommio's loop, and when the last turn or park was.
+        let mut turned = false;
+        let mut turn_at = crate::clock::now_ns();
         loop {
             let n = self.pass();
             if self.stopped.get() {
@@ -590,6 +610,28 @@ impl Ring {
             }
             let busy = n > 0 || self.kicked.replace(false);
             let poll_ns = self.poll_ns.get();
+            // A reaper that keeps finding work (or polls) yields to its queue and is run again
+            // before glommio's loop turns: for up to glommio's 100 ms preemption period no
+            // sleep of this thread would end (an open-loop pacer's next send) and no wake from
+            // another thread would land. So the loop turns once a sleep is due (polling) or
+            // [`TURN_LATE`] past due (busy: the reaper usually runs out of work sooner), and at
+            // least every [`TURN_BUSY`] ([`TURN_POLL`] polling); once: the woken run before the
+            // next look.
+            if (busy || poll_ns > 0) && !turned {
+                let (late, every) =
+                    if poll_ns > 0 { (0, TURN_POLL) } else { (TURN_LATE, TURN_BUSY) };
+                let now = crate::clock::now_ns();
+                if now.saturating_sub(turn_at) >= every
+                    || next_deadline().is_some_and(|t| t + late <= now)
+                {
+                    TURNS.fetch_add(1, Ordering::Relaxed);
+                    glommio::timer::sleep(Duration::from_micros(1)).await;
+                    turned = true;
+                    turn_at = crate::clock::now_ns();
+                    continue;
+                }
+            }
+            turned = false;
             if poll_ns > 0 && !self.stopped.get() {
                 // Polling: the pass above entered the kernel when task work was pending (the
                 // ring's flag), which is how a completion reaches a thread that never sleeps.
@@ -691,6 +733,7 @@ impl Ring {
             self.parked.set(None);
             // Work is counted from here, not from the last doze ([`Ring::doze`]).
             self.dozed_at.set(crate::clock::now_ns());
+            turn_at = self.dozed_at.get();
             self.inner.borrow_mut().ring.completion().disable_eventfd();
             if !woke && !self.kicked.get() && self.pass() > 0 {
                 RESCUED.fetch_add(1, Ordering::Relaxed);
