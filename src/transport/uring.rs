@@ -99,11 +99,6 @@ pub const WATCH_MAX: Duration = Duration::from_micros(100);
 /// How late a sleep of this thread may get while its busy reaper keeps glommio's loop from
 /// turning (ns): past it, the reaper lets the loop turn ([`Ring::reap`]).
 const TURN_LATE: u64 = 50_000;
-/// A busy reaper lets glommio's loop turn at least this often (ns): its other timers, and wakes
-/// from other threads.
-const TURN_BUSY: u64 = 1_000_000;
-/// The same for a polling reaper (`--poll`, `--spin-us`), whose thread is there for latency.
-const TURN_POLL: u64 = 100_000;
 
 /// While dozing, glommio's loop gets the thread back at least this often (its timers, wakes
 /// from other threads).
@@ -615,19 +610,19 @@ impl Ring {
             // sleep of this thread would end (an open-loop pacer's next send) and no wake from
             // another thread would land. So the loop turns once a sleep is due (polling) or
             // [`TURN_LATE`] past due (busy: the reaper usually runs out of work sooner), and at
-            // least every [`TURN_BUSY`] ([`TURN_POLL`] polling); once: the woken run before the
-            // next look.
+            // least every [`TURN_EVERY`] (a turn costs a few µs: more often cost the latency
+            // mode's round trip a fifth); once: the woken run before the next look.
             if (busy || poll_ns > 0) && !turned {
-                let (late, every) =
-                    if poll_ns > 0 { (0, TURN_POLL) } else { (TURN_LATE, TURN_BUSY) };
+                let late = if poll_ns > 0 { 0 } else { TURN_LATE };
                 let now = crate::clock::now_ns();
-                if now.saturating_sub(turn_at) >= every
+                if now.saturating_sub(turn_at) >= TURN_EVERY
                     || next_deadline().is_some_and(|t| t + late <= now)
                 {
                     TURNS.fetch_add(1, Ordering::Relaxed);
                     glommio::timer::sleep(Duration::from_micros(1)).await;
                     turned = true;
                     turn_at = crate::clock::now_ns();
+                    dozing_since = 0; // the doze's own turn (below) counts from here too
                     continue;
                 }
             }
