@@ -387,9 +387,26 @@ fn compare_one(
                 (n, Some([lo, hi])) => format!(" ({lo:.2}–{hi:.2} over {n} rounds)"),
                 (_, None) => String::new(),
             };
-            throughput_ratios
+            let tp = throughput_ratios
                 .get(&key)
-                .map_or(String::new(), |r| format!("   {} is {:.2}× this{spread}", names[0], r))
+                .map_or(String::new(), |r| format!("   {} is {:.2}× this{spread}", names[0], r));
+            // At a fixed rate every router delivers the rate: the tail is the comparison, and
+            // only while the generator kept up is it the routers'.
+            let open = matches!(first.effective_pacing(), Pacing::Open { .. });
+            let p99 = match (open, p99_ratios.get(&key)) {
+                (true, Some(r)) => {
+                    let saturated =
+                        |m: &Medians| matches!(m.bottleneck.as_str(), "generator" | "both");
+                    let why = if saturated(reference) || saturated(m) {
+                        " (the agents' core was saturated: the p99s are the generator's)"
+                    } else {
+                        ""
+                    };
+                    format!(", its p99 {r:.2}× this{why}")
+                }
+                _ => String::new(),
+            };
+            tp + &p99
         };
         let _ = writeln!(
             out,

@@ -625,6 +625,10 @@ fn compare_alternates_routers_and_writes_ratios() {
     assert_eq!(rows.len(), 2, "a closed-loop row and its open-loop twin");
     assert!(stderr.contains("warning: --repeat 2"), "{stderr}");
     assert!(stdout.contains("over 2 rounds)"), "{stdout}");
+    // The fixed-rate row compares tails too; the closed-loop row does not.
+    let (closed, open) = stdout.split_once(", open ").expect("an open-loop row");
+    assert!(!closed.contains(", its p99 "), "{stdout}");
+    assert_eq!(open.matches(", its p99 ").count(), 2, "{stdout}");
     for row in rows {
         assert_eq!(row["rounds"], 2);
         for key in ["glommio/tokio-shared", "glommio/tokio-per-core"] {
