@@ -24,10 +24,11 @@ pub struct CompareCmd {
     /// tokio-per-core.
     #[arg(long, value_name = "LIST", default_value = "glommio,tokio-shared,tokio-per-core")]
     routers: String,
-    /// Also run each scenario open-loop at this share of the tokio-shared baseline's
-    /// closed-loop request rate (e.g. 0.5).
-    #[arg(long, value_name = "SHARE")]
-    open_at: Option<f64>,
+    /// Also run each scenario open-loop at these shares of the tokio-shared baseline's
+    /// closed-loop request rate (e.g. 0.5, or 0.5,0.01: near capacity, and a load the
+    /// generator holds, where the p99s are the routers').
+    #[arg(long, value_name = "SHARES")]
+    open_at: Option<String>,
     /// Scaling: run the whole comparison once per router core count in LIST (e.g. 1,2,4,8),
     /// each time on the first 2N of --cores (N for the router, N for the agents), and report
     /// throughput and scaling efficiency per router; counts the machine cannot hold are skipped.
@@ -172,11 +173,17 @@ pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
     if cmd.bench.external_router() {
         bail!("--router: compare starts its own routers; drop --router");
     }
-    if let Some(share) = cmd.open_at {
-        if !(share > 0.0 && share <= 1.0) {
-            bail!("--open-at must be a share between 0 and 1");
-        }
-    }
+    let open_at: Vec<f64> = match &cmd.open_at {
+        None => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .map(|x| match x.parse::<f64>() {
+                Ok(share) if share > 0.0 && share <= 1.0 => Ok(share),
+                _ => Err(anyhow::anyhow!("--open-at: '{x}' is not a share between 0 and 1")),
+            })
+            .collect::<anyhow::Result<_>>()?,
+    };
     let kinds: Vec<RouterKind> = cmd
         .routers
         .split(',')
@@ -210,9 +217,9 @@ pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
         if csv.is_some() || html.is_some() {
             bail!("--scaling: writes one JSON report; --csv and --html are not taken with it");
         }
-        return scaling(spec, &cfg, &kinds, &names, cmd.open_at, &provenance, &output, &mut out);
+        return scaling(spec, &cfg, &kinds, &names, &open_at, &provenance, &output, &mut out);
     }
-    let (rows, reports) = compare_plan(&cfg, &kinds, &names, cmd.open_at, &provenance, &mut out)?;
+    let (rows, reports) = compare_plan(&cfg, &kinds, &names, &open_at, &provenance, &mut out)?;
     let all_ok = reports.values().all(|r| r.summary.failed == 0);
     let doc = CompareReport { routers: &names, reference: &names[0], comparison: &rows, reports };
     let text = serde_json::to_string_pretty(&doc)?;
@@ -236,7 +243,7 @@ fn compare_plan(
     cfg: &BenchConfig,
     kinds: &[RouterKind],
     names: &[String],
-    open_at: Option<f64>,
+    open_at: &[f64],
     provenance: &report::Provenance,
     out: &mut dyn Write,
 ) -> anyhow::Result<(Vec<Row>, BTreeMap<String, Report>)> {
@@ -272,9 +279,11 @@ fn compare_plan(
         let row = compare_one(&group, names, &contenders, &mut all, &mut run_no, out);
         let baseline_rate = row.per_router.get("tokio-shared").map(|m| m.sent_per_sec);
         rows.push(row);
-        if let (Some(share), Some(rate), Pacing::Closed { window }) =
-            (open_at, baseline_rate, group[0].scenario.pacing)
-        {
+        for &share in open_at {
+            let (Some(rate), Pacing::Closed { window }) = (baseline_rate, group[0].scenario.pacing)
+            else {
+                break;
+            };
             if rate > 0.0 {
                 let open: Vec<RunSpec> = group
                     .iter()
@@ -486,7 +495,7 @@ fn scaling(
     cfg: &BenchConfig,
     kinds: &[RouterKind],
     names: &[String],
-    open_at: Option<f64>,
+    open_at: &[f64],
     provenance: &report::Provenance,
     output: &std::path::Path,
     out: &mut dyn Write,

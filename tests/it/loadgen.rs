@@ -524,6 +524,7 @@ fn mistakes_on_the_command_line_get_one_line_naming_the_flag() {
         (&["--heartbeat-timeout", "0"], "--heartbeat-timeout"),
         (&["router", "--heartbeat-timeout", "0"], "--heartbeat-timeout"),
         (&["compare", "--agents", "-5"], "--agents"),
+        (&["compare", "--open-at", "0.5,2"], "--open-at"),
     ];
     for (args, flag) in cases {
         let out = bench(args);
@@ -616,19 +617,21 @@ fn compare_alternates_routers_and_writes_ratios() {
             "--repeat",
             "2",
             "--open-at",
-            "0.5",
+            "0.5,0.05",
         ],
         &path,
     );
     assert_eq!(doc["routers"], serde_json::json!(["glommio", "tokio-shared", "tokio-per-core"]));
     let rows = doc["comparison"].as_array().unwrap();
-    assert_eq!(rows.len(), 2, "a closed-loop row and its open-loop twin");
+    assert_eq!(rows.len(), 3, "a closed-loop row and its two open-loop twins");
+    let rate = |i: usize| rows[i]["per_router"]["glommio"]["sent_per_sec"].as_f64().unwrap();
+    assert!(rate(2) < 0.2 * rate(1), "0.05 of the rate, then 0.5: {} and {}", rate(2), rate(1));
     assert!(stderr.contains("warning: --repeat 2"), "{stderr}");
     assert!(stdout.contains("over 2 rounds)"), "{stdout}");
     // The fixed-rate row compares tails too; the closed-loop row does not.
     let (closed, open) = stdout.split_once(", open ").expect("an open-loop row");
     assert!(!closed.contains(", its p99 "), "{stdout}");
-    assert_eq!(open.matches(", its p99 ").count(), 2, "{stdout}");
+    assert_eq!(open.matches(", its p99 ").count(), 4, "{stdout}");
     for row in rows {
         assert_eq!(row["rounds"], 2);
         for key in ["glommio/tokio-shared", "glommio/tokio-per-core"] {
@@ -648,14 +651,14 @@ fn compare_alternates_routers_and_writes_ratios() {
         }
     }
     for router in ["glommio", "tokio-shared", "tokio-per-core"] {
-        assert_eq!(doc["reports"][router]["summary"]["total_runs"], 4, "{router}");
+        assert_eq!(doc["reports"][router]["summary"]["total_runs"], 6, "{router}");
     }
     // The page shows the ratios; the CSV has every router's runs, named.
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("Comparison") && page.contains("glommio/tokio-shared"));
     let rows: Vec<csv::StringRecord> =
         csv::Reader::from_path(&csv).unwrap().records().map(Result::unwrap).collect();
-    assert_eq!(rows.len(), 12, "4 runs × 3 routers");
+    assert_eq!(rows.len(), 18, "6 runs × 3 routers");
     assert!(rows.iter().any(|r| r.get(20) == Some("tokio-per-core")));
     let _ = std::fs::remove_dir_all(&dir);
 }
