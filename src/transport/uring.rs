@@ -100,8 +100,8 @@ pub const WATCH_MAX: Duration = Duration::from_micros(100);
 /// turning (ns): past it, the reaper lets the loop turn ([`Ring::reap`]).
 const TURN_LATE: u64 = 50_000;
 
-/// While dozing, glommio's loop gets the thread back at least this often (its timers, wakes
-/// from other threads).
+/// While dozing, polling or busy, glommio's loop gets the thread back at least this often (its
+/// timers, wakes from other threads).
 const TURN_EVERY: u64 = 1_000_000;
 
 thread_local! {
@@ -113,10 +113,11 @@ thread_local! {
 /// Dozes that ended with a completion (for the tests: proves the doze was taken).
 static DOZES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// Turns of glommio's loop a busy or polling reaper made for a due sleep (process-wide).
+/// Turns of glommio's loop a busy or polling reaper made: for a due sleep, or after
+/// [`TURN_EVERY`] without one (process-wide).
 static TURNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// Turns of glommio's loop so far that busy or polling reapers made for a due sleep.
+/// Turns of glommio's loop so far that busy or polling reapers made ([`TURNS`]).
 pub fn turns() -> u64 {
     TURNS.load(Ordering::Relaxed)
 }
