@@ -4,7 +4,7 @@
 //! A part keeps, per run, everything the run's [`Outcome`] holds: the raw counters, the three
 //! histograms and each interval's histogram (HdrHistogram V2, compressed, base64), the windows
 //! and the failures. Merging adds counters and histograms — percentiles are never averaged —
-//! and builds the merged run's entry with the same code as a local run ([`RunResult::new`]), so
+//! and builds the merged run's entry with the same code as a local run ([`crate::report::RunResult::new`]), so
 //! the merged accounting must close across workers as a local run's must.
 
 use base64::Engine;

@@ -30,7 +30,7 @@
 //! this ring's own `io_uring_enter` instead, up to [`DOZE_MAX`] or the
 //! thread's next deadline ([`sleep_until`]), whichever is first. What only glommio's loop sees
 //! (its timers, wakes from other threads) must not wait on a doze: a doze that ends without a
-//! completion, a deadline that is due, and every [`TURN_EVERY`] of dozing hand the thread back
+//! completion, a deadline that is due, and every `TURN_EVERY` of dozing hand the thread back
 //! to glommio through the ordinary park, so nothing waits longer than that; an idle thread
 //! parks after one empty doze as before.
 //!
@@ -76,7 +76,7 @@ pub const EARLY_SEND: usize = 16 << 10;
 const RECV_MAX: usize = 256 << 10;
 /// A partial message a reader leaves in the ring ([`UringStream::poll_lend`]) may wait there
 /// for the rest up to this size; past it the reader moves it to a buffer of its own, since a
-/// connection with [`RECV_MAX`] unread receives no more.
+/// connection with `RECV_MAX` unread receives no more.
 pub const LEND_MAX: usize = 64 << 10;
 /// Bytes of emptied buffers kept for reuse per ring and direction: enough that busy connections
 /// allocate none, while an idle connection holds none of its own.
@@ -117,7 +117,7 @@ static DOZES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0
 /// [`TURN_EVERY`] without one (process-wide).
 static TURNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// Turns of glommio's loop so far that busy or polling reapers made ([`TURNS`]).
+/// Turns of glommio's loop so far that busy or polling reapers made (`TURNS`).
 pub fn turns() -> u64 {
     TURNS.load(Ordering::Relaxed)
 }

@@ -1,6 +1,6 @@
 //! Data messages: the envelope every direct, request, reply, broadcast and publish carries.
 //!
-//! Encoded and decoded by the msgpack slice readers and writers of [`super::msgpack`] rather than
+//! Encoded and decoded by the msgpack slice readers and writers of `super::msgpack` rather than
 //! through serde: decoding borrows the payload from the frame and ends exactly where the message
 //! ends, so the router routes on the header fields and forwards the original bytes untouched.
 //! Measured here: decode + forward costs a third of serde decode + re-encode (docs/BENCHMARKS.md).
