@@ -613,9 +613,10 @@ impl Ring {
             // [`TURN_LATE`] past due (busy: the reaper usually runs out of work sooner), and at
             // least every [`TURN_EVERY`] (a turn costs a few µs: more often cost the latency
             // mode's round trip a fifth); once: the woken run before the next look.
+            // One clock read serves the turn and the polling below.
+            let now = if busy || poll_ns > 0 { crate::clock::now_ns() } else { 0 };
             if (busy || poll_ns > 0) && !turned {
                 let late = if poll_ns > 0 { 0 } else { TURN_LATE };
-                let now = crate::clock::now_ns();
                 if now.saturating_sub(turn_at) >= TURN_EVERY
                     || next_deadline().is_some_and(|t| t + late <= now)
                 {
@@ -631,7 +632,6 @@ impl Ring {
             if poll_ns > 0 && !self.stopped.get() {
                 // Polling: the pass above entered the kernel when task work was pending (the
                 // ring's flag), which is how a completion reaches a thread that never sleeps.
-                let now = crate::clock::now_ns();
                 if busy {
                     active_ns = now;
                 }
