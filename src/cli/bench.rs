@@ -820,20 +820,52 @@ impl BenchArgs {
     }
 }
 
-/// Reads an external a2a-bench router's counters over the protocol.
-struct ExternalProbe(SocketAddr);
+/// Reads an external a2a-bench router's counters over the protocol, on one connection kept
+/// for the whole session (so that the probe is not a stream of connections the router counts),
+/// made again once if the router closed it.
+struct ExternalProbe {
+    addr: SocketAddr,
+    conn: std::sync::Mutex<Option<crate::client::Client>>,
+}
+
+impl ExternalProbe {
+    fn new(addr: SocketAddr) -> ExternalProbe {
+        ExternalProbe { addr, conn: std::sync::Mutex::new(None) }
+    }
+
+    fn ask(&self, c: &mut crate::client::Client) -> Option<Vec<crate::wire::ShardStats>> {
+        use crate::wire::control::StatsRequest;
+        use crate::wire::Control;
+        let request_id = c.request_id();
+        match c.call(Control::StatsRequest(StatsRequest { request_id })) {
+            Ok(Control::StatsReply(r)) => Some(r.shards),
+            _ => None,
+        }
+    }
+
+    fn connect(&self) -> Option<crate::client::Client> {
+        let mut c = crate::client::Client::connect(self.addr).ok()?;
+        c.set_timeout(Duration::from_secs(2)).ok()?;
+        Some(c)
+    }
+}
 
 impl RouterProbe for ExternalProbe {
     fn stats(&self) -> Vec<crate::wire::ShardStats> {
-        use crate::client::Client;
-        use crate::wire::control::StatsRequest;
-        use crate::wire::Control;
-        let Ok(mut c) = Client::connect(self.0) else { return Vec::new() };
-        let _ = c.set_timeout(Duration::from_secs(2));
-        let request_id = c.request_id();
-        match c.call(Control::StatsRequest(StatsRequest { request_id })) {
-            Ok(Control::StatsReply(r)) => r.shards,
-            _ => Vec::new(),
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = conn.as_mut() {
+            if let Some(shards) = self.ask(c) {
+                return shards;
+            }
+        }
+        // No connection yet, or the kept one failed: one fresh try.
+        *conn = self.connect();
+        match conn.as_mut().and_then(|c| self.ask(c)) {
+            Some(shards) => shards,
+            None => {
+                *conn = None;
+                Vec::new()
+            }
         }
     }
 }
@@ -1043,7 +1075,7 @@ pub(super) fn run_config(cfg: BenchConfig) -> anyhow::Result<Finish> {
     // An external router is asked for its counters only if it speaks the native protocol.
     let external_probe = match &cfg.target {
         Target::External { addr, .. } if cfg.protocol == Protocol::Native => {
-            Some(ExternalProbe(*addr))
+            Some(ExternalProbe::new(*addr))
         }
         _ => None,
     };

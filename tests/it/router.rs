@@ -882,6 +882,57 @@ fn an_agent_that_reconnects_at_once_gets_its_id_back() {
 }
 
 #[test]
+fn a_run_against_an_external_router_reads_its_counters_on_one_connection() {
+    // Proves the benchmark reads an external router's counters (its shards' CPU in the report)
+    // over one connection kept for the run, not a connection per reading: a counting proxy in
+    // front of the router sees the agents' connection and the probe's, with readings at every
+    // 0.1 s interval.
+    use std::net::{TcpListener, TcpStream};
+    let r = start(
+        Setup { kind: RouterKind::Glommio, transport: Transport::Tcp, io: Default::default() },
+        1,
+        |_| {},
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicU32::new(0));
+    let (upstream, count) = (r.addr(), accepted.clone());
+    std::thread::spawn(move || {
+        for down in listener.incoming() {
+            let Ok(down) = down else { return };
+            count.fetch_add(1, Ordering::SeqCst);
+            let Ok(up) = TcpStream::connect(upstream) else { return };
+            for (mut from, mut to) in
+                [(down.try_clone().unwrap(), up.try_clone().unwrap()), (up, down)]
+            {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        }
+    });
+    let out = std::env::temp_dir().join(format!("a2a-probe-{}.json", std::process::id()));
+    let url = format!("tcp://{proxy}");
+    let args =
+        ["--router", &url, "--agents", "4", "--agents-per-conn", "4", "--topologies", "ring"];
+    let more = ["--repeat", "1", "--warmup", "0.2", "--duration", "1", "--interval", "0.1"];
+    let run = run_bin(
+        &[&args[..], &more[..], &["--agent-cores", "0", "--output", out.to_str().unwrap()]]
+            .concat(),
+        Duration::from_secs(60),
+    );
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&out);
+    let shards = &report["results"][0]["cpu"]["router_cores"];
+    assert_eq!(shards.as_array().map(Vec::len), Some(1), "{report}");
+    let seen = accepted.load(Ordering::SeqCst);
+    assert!((2..=3).contains(&seen), "{seen} connections through the proxy");
+    r.stop();
+}
+
+#[test]
 fn agent_id_zero_is_reserved() {
     // Proves agent id 0, the "no agent" marker of errors, cannot be registered, on every router.
     for kind in RouterKind::ALL {
