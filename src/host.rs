@@ -160,6 +160,116 @@ pub fn facts() -> serde_json::Value {
     })
 }
 
+/// A gap between two clock reads of a spinning thread longer than this is time the thread did
+/// not run (a read takes tens of nanoseconds).
+const STALL_NS: u64 = 20_000;
+
+/// What a thread spinning on one core saw of the time it did not run: the machine taking the
+/// core away (a hypervisor, interrupts, other threads). Benchmarks run before the grid
+/// (`--stall-probe`), so that tail latencies of the same size are not taken for the router's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct Stalls {
+    /// The core (OS index).
+    pub core: usize,
+    /// How long the thread spun (s).
+    pub secs: f64,
+    /// Gaps longer than 20 µs.
+    pub over_20us: u64,
+    /// Gaps longer than 100 µs.
+    pub over_100us: u64,
+    /// Gaps longer than 500 µs.
+    pub over_500us: u64,
+    /// The longest gap (ms).
+    pub max_ms: f64,
+    /// The share of the time lost in gaps over 20 µs.
+    pub lost_share: f64,
+}
+
+impl Stalls {
+    /// Counts one gap between clock reads (ns).
+    fn gap(&mut self, ns: u64, lost_ns: &mut u64) {
+        if ns <= STALL_NS {
+            return;
+        }
+        self.over_20us += 1;
+        self.over_100us += u64::from(ns > 100_000);
+        self.over_500us += u64::from(ns > 500_000);
+        self.max_ms = self.max_ms.max(ns as f64 / 1e6);
+        *lost_ns += ns;
+    }
+
+    /// Spins on the calling thread for `span`, reading the clock.
+    fn spin(core: usize, span: std::time::Duration) -> Stalls {
+        let mut st = Stalls { core, ..Stalls::default() };
+        let start = crate::clock::now_ns();
+        let end = start + span.as_nanos() as u64;
+        let (mut prev, mut lost) = (start, 0);
+        while prev < end {
+            let now = crate::clock::now_ns();
+            st.gap(now - prev, &mut lost);
+            prev = now;
+        }
+        st.secs = (prev - start) as f64 / 1e9;
+        st.lost_share = if prev > start { lost as f64 / (prev - start) as f64 } else { 0.0 };
+        st
+    }
+
+    /// Gaps over 100 µs per second.
+    pub fn per_sec_over_100us(&self) -> f64 {
+        if self.secs > 0.0 {
+            self.over_100us as f64 / self.secs
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Spins a thread pinned to each of `cores` for `span`, all at once, and says what each saw
+/// of the time it did not run. A core that cannot be pinned to is measured unpinned.
+pub fn probe_stalls(cores: &[usize], span: std::time::Duration) -> Vec<Stalls> {
+    let start = std::sync::Barrier::new(cores.len());
+    std::thread::scope(|scope| {
+        let spinners: Vec<_> = cores
+            .iter()
+            .map(|&core| {
+                let start = &start;
+                scope.spawn(move || {
+                    core_affinity::set_for_current(core_affinity::CoreId { id: core });
+                    start.wait();
+                    Stalls::spin(core, span)
+                })
+            })
+            .collect();
+        spinners.into_iter().filter_map(|t| t.join().ok()).collect()
+    })
+}
+
+/// [`facts`], with what [`probe_stalls`] found under `stalls` (when it ran).
+pub fn facts_with_stalls(stalls: &[Stalls]) -> serde_json::Value {
+    let mut facts = facts();
+    if !stalls.is_empty() {
+        facts["stalls"] = serde_json::to_value(stalls).unwrap_or_default();
+    }
+    facts
+}
+
+/// One line on what [`probe_stalls`] found, the worst core first; `None` for no probe.
+pub fn describe_stalls(stalls: &[Stalls]) -> Option<String> {
+    let worst = stalls.iter().max_by(|a, b| a.lost_share.total_cmp(&b.lost_share))?;
+    let longest = stalls.iter().map(|s| s.max_ms).fold(0.0, f64::max);
+    let over_100: f64 = stalls.iter().map(Stalls::per_sec_over_100us).sum();
+    let over_500: f64 = stalls.iter().map(|s| s.over_500us as f64 / s.secs.max(1e-9)).sum();
+    Some(format!(
+        "a thread spinning on each core ({}) lost up to {:.2} % of its time (core {}); gaps over 100 µs {:.1}/s, over 500 µs {:.1}/s (cores together), longest {:.2} ms",
+        stalls.iter().map(|s| s.core.to_string()).collect::<Vec<_>>().join(","),
+        worst.lost_share * 100.0,
+        worst.core,
+        over_100,
+        over_500,
+        longest
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +290,49 @@ mod tests {
         assert!(checks
             .iter()
             .all(|c| ["ok", "ok (higher)", "differs", "absent"].contains(&c.status)));
+    }
+
+    #[test]
+    fn gaps_are_counted_by_size_and_the_lost_time_summed() {
+        // Proves the stall accounting: gaps up to 20 µs are the clock read itself; longer ones
+        // count in each band they exceed, and their time is lost.
+        let mut st = Stalls::default();
+        let mut lost = 0;
+        for ns in [50, 20_000, 20_001, 150_000, 600_000, 2_000_000] {
+            st.gap(ns, &mut lost);
+        }
+        assert_eq!((st.over_20us, st.over_100us, st.over_500us), (4, 3, 2));
+        assert_eq!(lost, 20_001 + 150_000 + 600_000 + 2_000_000);
+        assert_eq!(st.max_ms, 2.0);
+    }
+
+    #[test]
+    fn a_core_shared_with_a_busy_thread_shows_as_stalls() {
+        // Proves the probe sees time its thread did not run: with another thread spinning on
+        // the same core, the scheduler takes turns between them, and the probe loses a large
+        // share of its time in long gaps.
+        let span = std::time::Duration::from_millis(300);
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let found = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                core_affinity::set_for_current(core_affinity::CoreId { id: 0 });
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            });
+            let found = probe_stalls(&[0], span);
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            found
+        });
+        assert_eq!(found.len(), 1);
+        let st = &found[0];
+        assert_eq!(st.core, 0);
+        assert!(st.secs >= 0.3, "{st:?}");
+        assert!(st.lost_share > 0.2 && st.lost_share < 1.0, "{st:?}");
+        assert!(st.over_500us >= 1 && st.max_ms >= 0.5, "{st:?}");
+        let line = describe_stalls(&found).unwrap();
+        assert!(line.contains("core 0") && line.contains("over 500 µs"), "{line}");
+        assert_eq!(describe_stalls(&[]), None);
     }
 }
 

@@ -169,6 +169,12 @@ pub struct BenchArgs {
     /// Open loop: a send leaving later than this after its intended time counts as late (ms).
     #[arg(long, value_name = "MS", default_value = "1", value_parser = parse_secs_ms)]
     pub(super) late_after_ms: Duration,
+    /// Seconds a thread spins on each core in use before the runs, counting the time the
+    /// machine takes the core away (gaps over 20, 100 and 500 µs: a hypervisor, interrupts,
+    /// other threads), so that tail latencies of that size are not taken for the router's;
+    /// in the report's host.stalls and the summary. 0 skips it.
+    #[arg(long, value_name = "SECS", default_value = "0.5", value_parser = parse_secs)]
+    pub(super) stall_probe: Duration,
     #[command(flatten)]
     pub(super) router_flags: RouterArgs,
 }
@@ -227,6 +233,7 @@ pub struct BenchConfig {
     agents_per_conn: u32,
     priority: u8,
     late_after: Duration,
+    stall_probe: Duration,
     router_flags: RouterArgs,
     transport: Transport,
     io: Io,
@@ -583,6 +590,7 @@ impl TryFrom<BenchArgs> for BenchConfig {
             agents_per_conn: a.agents_per_conn,
             priority: a.priority,
             late_after: a.late_after_ms,
+            stall_probe: a.stall_probe,
             router_flags: a.router_flags,
             transport,
             io: a.agent_io,
@@ -657,6 +665,22 @@ impl BenchConfig {
         ]
         .into_iter()
         .find_map(|(given, flag)| given.then_some(flag))
+    }
+
+    /// [`crate::host::probe_stalls`] for `--stall-probe` on the cores this configuration uses
+    /// (the embedded router's and the agents'); nothing when it is 0, or for a worker of a
+    /// multi-host run (its coordinator waits on it).
+    pub fn probe_stalls(&self) -> Vec<crate::host::Stalls> {
+        if self.stall_probe.is_zero() || self.worker.is_some() {
+            return Vec::new();
+        }
+        let mut cores: Vec<usize> = self.plan.agents.iter().map(|s| s.core).collect();
+        if matches!(self.target, Target::Embedded { .. }) {
+            cores.extend(self.plan.router.iter().map(|s| s.core));
+        }
+        cores.sort_unstable();
+        cores.dedup();
+        crate::host::probe_stalls(&cores, self.stall_probe)
     }
 
     /// The same grid on other cores (an embedded router on `plan.router`, agents on
@@ -1058,6 +1082,8 @@ pub(super) fn run_config(cfg: BenchConfig) -> anyhow::Result<Finish> {
     let conns = u64::from(max_agents.div_ceil(cfg.agents_per_conn));
     super::raise_nofile(2 * conns + 4096).ok();
     let mut out = std::io::stdout();
+    // Before the router starts: a polling router would take the cores from the probe.
+    let stalls = cfg.probe_stalls();
     let (router, addr, router_label): (Option<RouterHandle>, SocketAddr, String) = match &cfg.target
     {
         Target::Embedded { slots } => {
@@ -1183,7 +1209,7 @@ pub(super) fn run_config(cfg: BenchConfig) -> anyhow::Result<Finish> {
         schema_version: report::SCHEMA_VERSION,
         tool: report::Tool::default(),
         placement: PlacementInfo { router: router_label, plan: cfg.plan.clone() },
-        host: crate::host::facts(),
+        host: crate::host::facts_with_stalls(&stalls),
         started_at: provenance.started_at.clone(),
         command_line: provenance.command_line.clone(),
         accounting_includes_warmup: true,

@@ -247,6 +247,8 @@ fn compare_plan(
     provenance: &report::Provenance,
     out: &mut dyn Write,
 ) -> anyhow::Result<(Vec<Row>, BTreeMap<String, Report>)> {
+    // Before the routers start: a polling router would take the cores from the probe.
+    let stalls = cfg.probe_stalls();
     let contenders: Vec<AnyRouter> =
         kinds.iter().map(|&k| start(k, cfg)).collect::<anyhow::Result<_>>()?;
     let plan = cfg.plan().clone();
@@ -257,6 +259,9 @@ fn compare_plan(
         plan.router.iter().map(|s| s.core).collect::<Vec<_>>(),
         plan.agents.iter().map(|s| s.core).collect::<Vec<_>>()
     );
+    if let Some(line) = report::text::stalls_line(&stalls) {
+        let _ = writeln!(out, "{line}");
+    }
     let rounds = cfg.report_config().repeat_count;
     if rounds < 3 {
         eprintln!(
@@ -310,7 +315,7 @@ fn compare_plan(
                 schema_version: report::SCHEMA_VERSION,
                 tool: report::Tool::default(),
                 placement: PlacementInfo { router: name.clone(), plan: plan.clone() },
-                host: crate::host::facts(),
+                host: crate::host::facts_with_stalls(&stalls),
                 started_at: provenance.started_at.clone(),
                 command_line: provenance.command_line.clone(),
                 accounting_includes_warmup: true,

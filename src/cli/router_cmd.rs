@@ -250,10 +250,21 @@ pub struct SysinfoCmd {
     /// Print the facts as JSON (the report's `host` section).
     #[arg(long)]
     json: bool,
+    /// Seconds a thread spins on every core, counting the time the machine takes the core
+    /// away (as a benchmark's --stall-probe does); 0 skips it.
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = super::parse_secs)]
+    stall_probe: std::time::Duration,
 }
 
 pub(super) fn run_sysinfo(cmd: SysinfoCmd) -> anyhow::Result<()> {
-    let facts = crate::host::facts();
+    let stalls = if cmd.stall_probe.is_zero() {
+        Vec::new()
+    } else {
+        let cores: Vec<usize> =
+            crate::placement::Machine::detect().cores.iter().map(|s| s.core).collect();
+        crate::host::probe_stalls(&cores, cmd.stall_probe)
+    };
+    let facts = crate::host::facts_with_stalls(&stalls);
     if cmd.json {
         outln!("{}", serde_json::to_string_pretty(&facts)?);
         return Ok(());
@@ -289,6 +300,18 @@ pub(super) fn run_sysinfo(cmd: SysinfoCmd) -> anyhow::Result<()> {
     }
     outln!("clocksource {}", s(&facts["clocksource"]));
     outln!("governor    {}", s(&facts["cpu_governor"]));
+    for st in &stalls {
+        outln!(
+            "stalls      core {}: {:.2} % of {:.1} s lost; gaps over 20 µs {}, over 100 µs {}, over 500 µs {}; longest {:.3} ms",
+            st.core,
+            st.lost_share * 100.0,
+            st.secs,
+            st.over_20us,
+            st.over_100us,
+            st.over_500us,
+            st.max_ms
+        );
+    }
     outln!("sysctl      profile sysctl/a2a-bench.conf (make tune applies it):");
     for c in facts["sysctl"].as_array().into_iter().flatten() {
         outln!(

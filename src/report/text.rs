@@ -288,7 +288,29 @@ pub fn summary(out: &mut dyn Write, report: &Report) -> io::Result<()> {
             "  note: runs marked generator-bound saturated the agent cores, not the router: their throughput is a floor for the router"
         )?;
     }
+    if let Some(line) = machine_stalls(&report.host) {
+        writeln!(out, "  {line}")?;
+    }
     Ok(())
+}
+
+/// The line on the stall probe of a report's `host` (`--stall-probe`), if it ran.
+pub fn machine_stalls(host: &serde_json::Value) -> Option<String> {
+    let stalls: Vec<crate::host::Stalls> =
+        serde_json::from_value(host.get("stalls")?.clone()).ok()?;
+    stalls_line(&stalls)
+}
+
+/// The line on what the stall probe found (`--stall-probe`); `None` when it did not run.
+pub fn stalls_line(stalls: &[crate::host::Stalls]) -> Option<String> {
+    let line = crate::host::describe_stalls(stalls)?;
+    let longest = stalls.iter().map(|s| s.max_ms).fold(0.0, f64::max);
+    let hint = if longest >= 0.5 {
+        format!(": round trips near {longest:.1} ms can be the machine's, not the router's")
+    } else {
+        String::new()
+    };
+    Some(format!("machine: before the runs, {line}{hint}"))
 }
 
 /// The result of one `--find-max-rate` search.

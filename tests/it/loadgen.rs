@@ -321,6 +321,37 @@ fn bench_ok(args: &[&str], output: &std::path::Path) -> (String, Value) {
     (stdout, report)
 }
 
+#[test]
+fn the_machine_stall_probe_is_reported_and_can_be_skipped() {
+    // Proves `--stall-probe`: before the runs a thread spins on each core in use (here the one
+    // core router and agents share), and the report keeps what it saw under host.stalls
+    // (0.2 s of spinning, with counts in nested bands and a lost share below 1), with a
+    // `machine:` line in the summary; `--stall-probe 0` skips it.
+    let path = std::env::temp_dir().join(format!("a2a-stalls-{}.json", std::process::id()));
+    let args = ["--cores", "0", "--agents", "2", "--topologies", "ring", "--duration", "0.3"];
+    let more = ["--warmup", "0.1", "--repeat", "1"];
+    let (stdout, report) =
+        bench_ok(&[&args[..], &more[..], &["--stall-probe", "0.2"]].concat(), &path);
+    let stalls = report["host"]["stalls"].as_array().expect("host.stalls").clone();
+    assert_eq!(stalls.len(), 1, "{stalls:?}");
+    let st = &stalls[0];
+    assert_eq!(st["core"], 0);
+    assert!(st["secs"].as_f64().unwrap() >= 0.2, "{st}");
+    let n = |k: &str| st[k].as_u64().unwrap();
+    assert!(n("over_20us") >= n("over_100us") && n("over_100us") >= n("over_500us"), "{st}");
+    let lost = st["lost_share"].as_f64().unwrap();
+    assert!((0.0..1.0).contains(&lost), "{st}");
+    assert!(
+        stdout.contains("machine: before the runs, a thread spinning on each core (0) lost"),
+        "{stdout}"
+    );
+    let (stdout, report) =
+        bench_ok(&[&args[..], &more[..], &["--stall-probe", "0"]].concat(), &path);
+    assert!(report["host"].get("stalls").is_none(), "{}", report["host"]);
+    assert!(!stdout.contains("machine:"), "{stdout}");
+    let _ = std::fs::remove_file(&path);
+}
+
 /// Checks that `ours` has every key of `seed` with the same JSON type (integers stay integers).
 fn check_same_shape(seed: &Value, ours: &Value, path: &str) {
     match (seed, ours) {
@@ -514,6 +545,7 @@ fn mistakes_on_the_command_line_get_one_line_naming_the_flag() {
         (&["--cores", "0-999"], "--cores"),
         (&["--rate", "100", "--intervals", "10"], "--rate"),
         (&["--payload-size", "8"], "--payload-size"),
+        (&["--stall-probe", "-1"], "--stall-probe"),
         (&["--router", "http://x:1"], "--router"),
         (&["--messages", "10", "--duration", "2"], "--messages"),
         (&["--transport", "udp"], "--transport"),
