@@ -205,8 +205,8 @@ impl Stalls {
         let end = start + span.as_nanos() as u64;
         let (mut prev, mut lost) = (start, 0);
         while prev < end {
-            let now = crate::clock::now_ns();
-            st.gap(now - prev, &mut lost);
+            let now = crate::clock::now_ns().max(prev);
+            st.gap(now.saturating_sub(prev), &mut lost);
             prev = now;
         }
         st.secs = (prev - start) as f64 / 1e9;
@@ -253,7 +253,8 @@ pub fn facts_with_stalls(stalls: &[Stalls]) -> serde_json::Value {
     facts
 }
 
-/// One line on what [`probe_stalls`] found, the worst core first; `None` for no probe.
+/// One line on what [`probe_stalls`] found, naming the core that lost the most; `None` for no
+/// probe.
 pub fn describe_stalls(stalls: &[Stalls]) -> Option<String> {
     let worst = stalls.iter().max_by(|a, b| a.lost_share.total_cmp(&b.lost_share))?;
     let longest = stalls.iter().map(|s| s.max_ms).fold(0.0, f64::max);
