@@ -16,6 +16,7 @@ use crate::report::HttpConfig;
 
 /// `a2a-bench http`'s flags.
 #[derive(Args, Debug, Clone)]
+#[command(allow_negative_numbers = true)]
 pub struct HttpCmd {
     /// The server: http[s]://host[:port][/path] (the JSON-RPC or MCP endpoint, the
     /// registry's base, or what `health` gets).
@@ -116,6 +117,11 @@ pub struct HttpCmd {
     /// Open loop: a send later than this after its intended time counts as late (ms).
     #[arg(long, value_name = "MS", default_value = "1", value_parser = super::bench::parse_secs_ms)]
     late_after_ms: Duration,
+    /// Seconds a thread spins on each agent core before the runs, counting the time the
+    /// machine takes the core away (host.stalls in the report, a `machine:` line in the
+    /// summary). 0 skips it.
+    #[arg(long, value_name = "SECS", default_value = "0.5", value_parser = super::parse_secs)]
+    stall_probe: Duration,
     /// https://: trust the CA certificates in this PEM file instead of the built-in Mozilla
     /// roots.
     #[arg(long, value_name = "FILE")]
@@ -312,6 +318,7 @@ fn config(cmd: HttpCmd, role: Option<&super::worker::WorkerRole>) -> anyhow::Res
     b.agent_io = cmd.agent_io;
     b.payload_size = cmd.payload_size;
     b.late_after_ms = cmd.late_after_ms;
+    b.stall_probe = cmd.stall_probe;
     b.protocol = Protocol::Http;
     b.router = Some(format!("tcp://{addr}"));
     let cfg = BenchConfig::try_from(b)?;

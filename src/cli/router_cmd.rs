@@ -17,6 +17,7 @@ use crate::wire::{Compression, Control, ErrorCode, ShardStats};
 
 /// `a2a-bench router`.
 #[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
 pub struct RouterCmd {
     /// Cores to run shards on, one shard per core (e.g. 0-3,8). Default: every core.
     #[arg(long, value_name = "LIST")]
@@ -37,6 +38,7 @@ pub struct RouterCmd {
 
 /// `a2a-bench baseline-router`.
 #[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
 pub struct BaselineCmd {
     /// Worker threads (shared) or shards (per-core), one per core.
     #[arg(long, value_name = "N", default_value_t = 2)]
@@ -59,6 +61,7 @@ pub struct BaselineCmd {
 
 /// `a2a-bench stats`.
 #[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
 pub struct StatsCmd {
     /// The router to ask: tcp://host:port.
     #[arg(long, value_name = "URL", default_value = "tcp://127.0.0.1:8766")]
@@ -246,6 +249,7 @@ pub fn print_stats(shards: &[ShardStats]) {
 
 /// `a2a-bench sysinfo`.
 #[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
 pub struct SysinfoCmd {
     /// Print the facts as JSON (the report's `host` section).
     #[arg(long)]
@@ -327,6 +331,7 @@ pub(super) fn run_sysinfo(cmd: SysinfoCmd) -> anyhow::Result<()> {
 
 /// `a2a-bench serve`.
 #[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
 pub struct ServeCmd {
     /// Which target: a2a-echo (an echo A2A agent), mcp-echo (an MCP server with an echo tool),
     /// registry (the agent registry API, in memory).

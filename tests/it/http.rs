@@ -116,6 +116,28 @@ fn every_a2a_pattern_is_answered_by_the_echo_agent() {
 }
 
 #[test]
+fn http_runs_probe_the_agent_cores_for_stalls_unless_told_not_to() {
+    // Proves `http --stall-probe`: before the runs a thread spins on the agent core, and the
+    // report keeps what it saw under host.stalls (the summary's `machine:` line); 0 skips it.
+    let t = Target::start(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), 1).unwrap();
+    let url = format!("http://{}/health", t.local_addr());
+    let base = ["--url", &url, "--pattern", "health", "--agents", "2", "--agent-cores", "0"];
+    let (ok, text, report) = http(&[&base[..], &["--stall-probe", "0.1"]].concat());
+    assert!(ok, "{text}");
+    let report = report.unwrap();
+    let stalls =
+        report["host"]["stalls"].as_array().unwrap_or_else(|| panic!("{}", report["host"]));
+    assert_eq!(stalls.len(), 1, "{stalls:?}");
+    assert_eq!(stalls[0]["core"], 0, "{stalls:?}");
+    assert!(stalls[0]["secs"].as_f64().unwrap() >= 0.1, "{stalls:?}");
+    assert!(text.contains("machine:"), "{text}");
+    let (ok, text, report) = http(&[&base[..], &["--stall-probe", "0"]].concat());
+    assert!(ok, "{text}");
+    assert!(report.unwrap()["host"].get("stalls").is_none(), "{text}");
+    assert!(!text.contains("machine:"), "{text}");
+}
+
+#[test]
 fn mcp_clients_open_sessions_and_close_them() {
     // Proves MCP over streamable HTTP: each client initializes a session, calls tools/list
     // and tools/call (mcp:mixed), and deletes its session at the end (none left open); the
@@ -737,6 +759,7 @@ fn http_flag_mistakes_get_one_line() {
         (vec!["--url", "http://127.0.0.1:1/", "--pattern", "registry:get"], "--preload"),
         (vec!["--url", "http://127.0.0.1:1/", "--http2", "--pipeline", "4"], "--pipeline"),
         (vec!["--url", "http://127.0.0.1:1/", "--http2", "--no-keepalive"], "--no-keepalive"),
+        (vec!["--url", "http://127.0.0.1:1/", "--stall-probe", "-1"], "--stall-probe"),
     ] {
         let mut all = vec!["http"];
         all.extend(args);

@@ -557,6 +557,11 @@ fn mistakes_on_the_command_line_get_one_line_naming_the_flag() {
         (&["router", "--heartbeat-timeout", "0"], "--heartbeat-timeout"),
         (&["compare", "--agents", "-5"], "--agents"),
         (&["compare", "--open-at", "0.5,2"], "--open-at"),
+        // A negative number is a value, not an unknown flag, in every subcommand.
+        (&["baseline-router", "--threads", "-1"], "--threads"),
+        (&["serve", "a2a-echo", "--threads", "-1"], "--threads"),
+        (&["sysinfo", "--stall-probe", "-1"], "--stall-probe"),
+        (&["router", "--cores", "-1"], "--cores"),
     ];
     for (args, flag) in cases {
         let out = bench(args);

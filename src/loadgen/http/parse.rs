@@ -85,7 +85,8 @@ fn eq(a: &[u8], b: &str) -> bool {
 /// What a `Content-Type` value says the body is.
 pub fn content_type_of(value: &[u8]) -> ContentType {
     let essence = value.split(|&b| b == b';').next().unwrap_or_default().trim_ascii();
-    if eq(essence, "application/json") || essence.to_ascii_lowercase().ends_with(b"+json") {
+    let suffix = essence.len().checked_sub(5).map(|at| &essence[at..]);
+    if eq(essence, "application/json") || suffix.is_some_and(|s| eq(s, "+json")) {
         ContentType::Json
     } else if eq(essence, "text/event-stream") {
         ContentType::EventStream
@@ -249,6 +250,23 @@ mod tests {
         assert!(matches!(head(b"SSH-2.0-OpenSSH\r\n\r\n"), Err(Broken::Head(_))));
         let h = head(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap().unwrap();
         assert_eq!(h.framing, Framing::Length(0));
+    }
+
+    #[test]
+    fn content_types_are_read_by_their_essence_in_any_case() {
+        // Proves the type reader: parameters and spaces ignored, any case, `+json` suffixes,
+        // and a value too short for the suffix is other, not a panic.
+        for (value, want) in [
+            (&b"application/json"[..], ContentType::Json),
+            (b" Application/JSON ; charset=utf-8", ContentType::Json),
+            (b"application/vnd.a2a+JSON", ContentType::Json),
+            (b"text/event-stream;charset=utf-8", ContentType::EventStream),
+            (b"text/plain", ContentType::Other),
+            (b"json", ContentType::Other),
+            (b"", ContentType::Other),
+        ] {
+            assert_eq!(content_type_of(value), want, "{}", String::from_utf8_lossy(value));
+        }
     }
 
     #[test]
