@@ -361,6 +361,9 @@ pub struct Http {
     h2: Vec<h2c::H2Conn<Wire>>,
     /// HTTP/2 streams that ended, being handled.
     done: Vec<h2c::Done<Wire>>,
+    /// Per pattern of the mix, its requests' [`fixed_head`], written once (empty where the
+    /// request line varies).
+    heads: Vec<Vec<u8>>,
 }
 
 impl Http {
@@ -390,6 +393,19 @@ impl Http {
                 Vec::new()
             },
             done: Vec::new(),
+            heads: plan_conn
+                .patterns
+                .iter()
+                .enumerate()
+                .map(|(i, &p)| {
+                    let mut head = Vec::new();
+                    let what = What::Request(i as u8);
+                    if !fixed_head(&mut head, &plan_conn, what, Some(p), None) {
+                        head.clear();
+                    }
+                    head
+                })
+                .collect(),
         }
     }
 
@@ -441,32 +457,18 @@ impl Http {
     }
 
     fn write(&mut self, conn: usize, w: Wire) {
-        let Http { plan, conns, sessions, body, context, text, id_base, first, .. } = self;
+        let Http { plan, conns, sessions, body, context, text, id_base, first, heads, .. } = self;
         let (plan, id_base, client) = (&**plan, *id_base, *first + w.local);
         let kind = match w.what {
             What::Request(i) => Some(plan.patterns[usize::from(i)]),
             _ => None,
         };
-        let method = match (w.what, kind) {
-            (What::Farewell, _) => "DELETE",
-            (
-                _,
-                Some(
-                    Pattern::Health
-                    | Pattern::AgentCard
-                    | Pattern::RegistryHealth
-                    | Pattern::RegistryList
-                    | Pattern::RegistryGet,
-                ),
-            ) => "GET",
-            _ => "POST",
-        };
+        let method = method_of(w.what, kind);
         // The body first: its length goes in the head.
         body.clear();
         let b = &mut *body;
         let rpc_id = w.seq + 1;
         let seq = w.seq;
-        let mut mcp_method = None;
         match (w.what, kind) {
             (What::Init, _) => {
                 let _ = write!(
@@ -475,11 +477,9 @@ impl Http {
                     plan.mcp_version,
                     env!("CARGO_PKG_VERSION")
                 );
-                mcp_method = Some("initialize");
             }
             (What::Initialized, _) => {
                 b.extend_from_slice(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
-                mcp_method = Some("notifications/initialized");
             }
             (_, Some(p @ (Pattern::A2aMessage | Pattern::A2aStream))) => {
                 let method =
@@ -511,7 +511,6 @@ impl Http {
                 );
                 mcp_meta(b, plan, false);
                 b.extend_from_slice(b"}}");
-                mcp_method = Some("tools/list");
             }
             (_, Some(Pattern::McpToolsCall)) => {
                 let _ = write!(
@@ -521,7 +520,6 @@ impl Http {
                 );
                 mcp_meta(b, plan, true);
                 b.extend_from_slice(b"}}");
-                mcp_method = Some("tools/call");
             }
             (_, Some(Pattern::RegistryRegister)) => {
                 let _ = write!(
@@ -535,63 +533,30 @@ impl Http {
             }
             _ => {}
         }
-        let mcp = matches!(w.what, What::Init | What::Initialized | What::Farewell)
-            || kind.is_some_and(Pattern::is_mcp);
         let out = &mut conns[conn].out;
-        let base = plan.path.trim_end_matches('/');
-        let _ = match kind {
-            Some(Pattern::AgentCard) => write!(out, "GET /.well-known/agent-card.json"),
-            Some(Pattern::RegistryHealth) => write!(out, "GET {base}/health"),
-            Some(Pattern::RegistryList | Pattern::RegistryRegister) => {
-                write!(out, "{method} {base}/agents")
+        // The head's lines that are the same for every request of this kind were written once
+        // ([`fixed_head`]); only a request line that varies (registry:get) and the session
+        // handshake's requests write theirs each time.
+        match w.what {
+            What::Request(i) if !heads[usize::from(i)].is_empty() => {
+                out.extend_from_slice(&heads[usize::from(i)]);
             }
-            Some(Pattern::RegistrySearch) => write!(out, "POST {base}/agents/search"),
-            Some(Pattern::RegistryGet) => {
-                // The command line refuses registry:get without preloaded agents.
-                let ids = &plan.preloaded;
-                let at = ((u64::from(client) + seq) % ids.len().max(1) as u64) as usize;
-                let id = ids.get(at).map_or("none", String::as_str);
-                write!(out, "GET {base}/agents/{id}")
+            _ => {
+                let line_ok = fixed_head(out, plan, w.what, kind, Some((client, seq)));
+                debug_assert!(line_ok);
             }
-            _ => write!(out, "{method} {}", plan.path),
-        };
-        let _ = write!(
-            out,
-            " HTTP/1.1\r\nHost: {}\r\nUser-Agent: a2a-bench/{}\r\n",
-            plan.host,
-            env!("CARGO_PKG_VERSION")
-        );
-        if let Some(t) = &plan.token {
-            let _ = write!(out, "Authorization: Bearer {t}\r\n");
         }
-        if plan.close {
-            out.extend_from_slice(b"Connection: close\r\n");
-        }
-        if matches!(kind, Some(Pattern::A2aMessage | Pattern::A2aStream | Pattern::A2aConversation))
-        {
-            out.extend_from_slice(b"A2A-Version: 1.0\r\n");
-        }
-        if mcp {
-            out.extend_from_slice(b"Accept: application/json, text/event-stream\r\n");
-            let _ = write!(out, "MCP-Protocol-Version: {}\r\n", plan.mcp_version);
+        if is_mcp(w.what, kind) {
             if let Some(s) = &sessions[w.local as usize] {
-                let _ = write!(out, "Mcp-Session-Id: {s}\r\n");
+                out.extend_from_slice(b"Mcp-Session-Id: ");
+                out.extend_from_slice(s.as_bytes());
+                out.extend_from_slice(b"\r\n");
             }
-            if let Some(m) = mcp_method.filter(|_| plan.mcp_version == MCP_SESSIONLESS) {
-                let _ = write!(out, "Mcp-Method: {m}\r\n");
-                if kind == Some(Pattern::McpToolsCall) {
-                    let name = plan.tool.trim_matches('"');
-                    let _ = write!(out, "Mcp-Name: {name}\r\n");
-                }
-            }
-        } else if kind.is_some_and(Pattern::is_stream) {
-            out.extend_from_slice(b"Accept: text/event-stream\r\n");
-        } else {
-            out.extend_from_slice(b"Accept: application/json\r\n");
         }
         if method == "POST" {
-            let _ =
-                write!(out, "Content-Type: application/json\r\nContent-Length: {}\r\n", body.len());
+            out.extend_from_slice(b"Content-Type: application/json\r\nContent-Length: ");
+            push_decimal(out, body.len() as u64);
+            out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(body);
@@ -1080,6 +1045,116 @@ impl Adapter for Http {
 
 /// Sessionless MCP: the `_meta` envelope every request carries in place of a session
 /// (protocol version and client capabilities), after `comma` when other params precede it.
+/// The method of a request.
+fn method_of(what: What, kind: Option<Pattern>) -> &'static str {
+    match (what, kind) {
+        (What::Farewell, _) => "DELETE",
+        (
+            _,
+            Some(
+                Pattern::Health
+                | Pattern::AgentCard
+                | Pattern::RegistryHealth
+                | Pattern::RegistryList
+                | Pattern::RegistryGet,
+            ),
+        ) => "GET",
+        _ => "POST",
+    }
+}
+
+/// Whether a request speaks MCP (session headers).
+fn is_mcp(what: What, kind: Option<Pattern>) -> bool {
+    matches!(what, What::Init | What::Initialized | What::Farewell)
+        || kind.is_some_and(Pattern::is_mcp)
+}
+
+/// Writes the request line and the header lines that do not change from one request of this
+/// kind to the next: all but `Mcp-Session-Id`, the body's type and length, and the blank line.
+/// `at` is (client, sequence) of the request, which only registry:get's line uses; without it
+/// (a head written ahead for every request of the kind) that line is not written and the
+/// answer is false.
+fn fixed_head(
+    out: &mut Vec<u8>,
+    plan: &Plan,
+    what: What,
+    kind: Option<Pattern>,
+    at: Option<(u32, u64)>,
+) -> bool {
+    let method = method_of(what, kind);
+    let base = plan.path.trim_end_matches('/');
+    let _ = match kind {
+        Some(Pattern::AgentCard) => write!(out, "GET /.well-known/agent-card.json"),
+        Some(Pattern::RegistryHealth) => write!(out, "GET {base}/health"),
+        Some(Pattern::RegistryList | Pattern::RegistryRegister) => {
+            write!(out, "{method} {base}/agents")
+        }
+        Some(Pattern::RegistrySearch) => write!(out, "POST {base}/agents/search"),
+        Some(Pattern::RegistryGet) => {
+            let Some((client, seq)) = at else { return false };
+            // The command line refuses registry:get without preloaded agents.
+            let ids = &plan.preloaded;
+            let at = ((u64::from(client) + seq) % ids.len().max(1) as u64) as usize;
+            let id = ids.get(at).map_or("none", String::as_str);
+            write!(out, "GET {base}/agents/{id}")
+        }
+        _ => write!(out, "{method} {}", plan.path),
+    };
+    let _ = write!(
+        out,
+        " HTTP/1.1\r\nHost: {}\r\nUser-Agent: a2a-bench/{}\r\n",
+        plan.host,
+        env!("CARGO_PKG_VERSION")
+    );
+    if let Some(t) = &plan.token {
+        let _ = write!(out, "Authorization: Bearer {t}\r\n");
+    }
+    if plan.close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    if matches!(kind, Some(Pattern::A2aMessage | Pattern::A2aStream | Pattern::A2aConversation)) {
+        out.extend_from_slice(b"A2A-Version: 1.0\r\n");
+    }
+    if is_mcp(what, kind) {
+        out.extend_from_slice(b"Accept: application/json, text/event-stream\r\n");
+        let _ = write!(out, "MCP-Protocol-Version: {}\r\n", plan.mcp_version);
+        let mcp_method = match (what, kind) {
+            (What::Init, _) => Some("initialize"),
+            (What::Initialized, _) => Some("notifications/initialized"),
+            (What::Request(_), Some(Pattern::McpToolsList)) => Some("tools/list"),
+            (What::Request(_), Some(Pattern::McpToolsCall)) => Some("tools/call"),
+            _ => None,
+        };
+        if let Some(m) = mcp_method.filter(|_| plan.mcp_version == MCP_SESSIONLESS) {
+            let _ = write!(out, "Mcp-Method: {m}\r\n");
+            if kind == Some(Pattern::McpToolsCall) {
+                let name = plan.tool.trim_matches('"');
+                let _ = write!(out, "Mcp-Name: {name}\r\n");
+            }
+        }
+    } else if kind.is_some_and(Pattern::is_stream) {
+        out.extend_from_slice(b"Accept: text/event-stream\r\n");
+    } else {
+        out.extend_from_slice(b"Accept: application/json\r\n");
+    }
+    true
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
 fn mcp_meta(b: &mut Vec<u8>, plan: &Plan, comma: bool) {
     if plan.mcp_version != MCP_SESSIONLESS {
         return;
@@ -1365,6 +1440,64 @@ mod tests {
             let w = sent(&mut h);
             assert_eq!(w.intended_ns, 5, "http2: {http2}");
             assert!(w.sent_ns >= before, "http2: {http2}: sent at {} < {before}", w.sent_ns);
+        }
+    }
+
+    #[test]
+    fn requests_carry_the_head_of_their_kind_and_their_own_lines() {
+        // Proves the request bytes with the heads written once per pattern: the request line,
+        // the constant headers, then this request's own lines (session, body length) and body,
+        // for a GET, an A2A message with a token, and an MCP call in a session, sessionless
+        // and with `Connection: close`.
+        let text = |plan: Plan, session: Option<&str>| -> String {
+            let mut h = Http::new(&config(), Arc::new(plan));
+            h.sessions.fill(session.map(Into::into));
+            h.request(0, &booked(5));
+            String::from_utf8(h.take_output(0).expect("the request's bytes")).unwrap()
+        };
+        let ua = format!("User-Agent: a2a-bench/{}\r\n", env!("CARGO_PKG_VERSION"));
+        let get =
+            text(Plan { host: "h:1".into(), path: "/health".into(), ..Plan::default() }, None);
+        assert_eq!(
+            get,
+            format!("GET /health HTTP/1.1\r\nHost: h:1\r\n{ua}Accept: application/json\r\n\r\n")
+        );
+        let plan = Plan {
+            host: "h".into(),
+            patterns: vec![Pattern::A2aMessage],
+            token: Some("t0k".into()),
+            ..Plan::default()
+        };
+        let msg = text(plan, None);
+        let (head, body) = msg.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("POST / HTTP/1.1\r\nHost: h\r\n"), "{head}");
+        for line in
+            ["Authorization: Bearer t0k", "A2A-Version: 1.0", "Content-Type: application/json"]
+        {
+            assert!(head.lines().any(|l| l == line), "{line}: {head}");
+        }
+        assert!(head.ends_with(&format!("Content-Length: {}", body.len())), "{head}");
+        assert!(body.contains(r#""method":"SendMessage""#) && body.contains(r#""id":"#), "{body}");
+        for (version, session, close) in
+            [("2025-06-18", Some("s-1"), false), (MCP_SESSIONLESS, None, true)]
+        {
+            let plan = Plan {
+                host: "h".into(),
+                patterns: vec![Pattern::McpToolsCall],
+                mcp_version: version.into(),
+                close,
+                ..Plan::default()
+            };
+            let call = text(plan, session);
+            let (head, body) = call.split_once("\r\n\r\n").unwrap();
+            let has = |line: &str| head.lines().any(|l| l == line);
+            assert!(has(&format!("MCP-Protocol-Version: {version}")), "{head}");
+            assert!(has("Accept: application/json, text/event-stream"), "{head}");
+            assert_eq!(has("Mcp-Session-Id: s-1"), session.is_some(), "{head}");
+            assert_eq!(has("Mcp-Method: tools/call") && has("Mcp-Name: echo"), session.is_none());
+            assert_eq!(has("Connection: close"), close, "{head}");
+            assert!(has(&format!("Content-Length: {}", body.len())), "{head}");
+            assert!(body.contains(r#""method":"tools/call""#), "{body}");
         }
     }
 }

@@ -82,8 +82,19 @@ fn eq(a: &[u8], b: &str) -> bool {
     a.eq_ignore_ascii_case(b.as_bytes())
 }
 
+/// Whether a header name (a token, as httparse checked) is `lower`, which is in lower case
+/// letters and `-`, in any case: for token characters `b | 0x20` is a letter or `-` only when
+/// `b` is that letter (in either case) or `-`. Without a branch per byte.
+fn name_is(name: &[u8], lower: &str) -> bool {
+    name.len() == lower.len()
+        && name.iter().zip(lower.as_bytes()).fold(0, |diff, (a, b)| diff | ((a | 0x20) ^ b)) == 0
+}
+
 /// What a `Content-Type` value says the body is.
 pub fn content_type_of(value: &[u8]) -> ContentType {
+    if value == b"application/json" {
+        return ContentType::Json; // as most servers write it
+    }
     let essence = value.split(|&b| b == b';').next().unwrap_or_default().trim_ascii();
     let suffix = essence.len().checked_sub(5).map(|at| &essence[at..]);
     if eq(essence, "application/json") || suffix.is_some_and(|s| eq(s, "+json")) {
@@ -98,9 +109,11 @@ pub fn content_type_of(value: &[u8]) -> ContentType {
 /// Reads the head of the response at the start of `buf`: `Ok(None)` while incomplete. 1xx
 /// interim responses are not expected (no request asks for one) and read as broken.
 pub fn head(buf: &[u8]) -> Result<Option<Head>, Broken> {
-    let mut headers = [httparse::EMPTY_HEADER; HEADERS_MAX];
-    let mut r = httparse::Response::new(&mut headers);
-    let head_len = match r.parse(buf) {
+    // httparse fills the headers it finds: none is written beforehand.
+    let mut headers = [const { std::mem::MaybeUninit::uninit() }; HEADERS_MAX];
+    let mut r = httparse::Response::new(&mut []);
+    let config = httparse::ParserConfig::default();
+    let head_len = match config.parse_response_with_uninit_headers(&mut r, buf, &mut headers) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err(Broken::Head(e.to_string())),
@@ -114,19 +127,30 @@ pub fn head(buf: &[u8]) -> Result<Option<Head>, Broken> {
     let base = buf.as_ptr() as usize;
     for h in r.headers.iter() {
         let (name, value) = (h.name.as_bytes(), h.value);
-        if eq(name, "content-length") {
-            let v = std::str::from_utf8(value).ok().and_then(|s| s.trim().parse::<usize>().ok());
-            length = Some(v.ok_or_else(|| Broken::Head("bad Content-Length".into()))?);
-        } else if eq(name, "transfer-encoding") {
-            chunked = value.split(|&b| b == b',').any(|t| eq(t.trim_ascii(), "chunked"));
-        } else if eq(name, "connection") {
-            let v = value.trim_ascii();
-            close = eq(v, "close") || (close && !eq(v, "keep-alive"));
-        } else if eq(name, "content-type") {
-            content_type = content_type_of(value);
-        } else if eq(name, "mcp-session-id") {
-            let at = value.as_ptr() as usize - base;
-            session = Some((at, at + value.len()));
+        // By length and first letter first: most names (Date, Server) are then passed over
+        // without a comparison.
+        let first = name.first().map_or(0, |b| b | 0x20);
+        match (name.len(), first) {
+            (14, b'c') if name_is(name, "content-length") => {
+                let v =
+                    std::str::from_utf8(value).ok().and_then(|s| s.trim().parse::<usize>().ok());
+                length = Some(v.ok_or_else(|| Broken::Head("bad Content-Length".into()))?);
+            }
+            (17, b't') if name_is(name, "transfer-encoding") => {
+                chunked = value.split(|&b| b == b',').any(|t| eq(t.trim_ascii(), "chunked"));
+            }
+            (10, b'c') if name_is(name, "connection") => {
+                let v = value.trim_ascii();
+                close = eq(v, "close") || (close && !eq(v, "keep-alive"));
+            }
+            (12, b'c') if name_is(name, "content-type") => {
+                content_type = content_type_of(value);
+            }
+            (14, b'm') if name_is(name, "mcp-session-id") => {
+                let at = value.as_ptr() as usize - base;
+                session = Some((at, at + value.len()));
+            }
+            _ => {}
         }
     }
     let framing = if status == 204 || status == 304 {
@@ -250,6 +274,11 @@ mod tests {
         assert!(matches!(head(b"SSH-2.0-OpenSSH\r\n\r\n"), Err(Broken::Head(_))));
         let h = head(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap().unwrap();
         assert_eq!(h.framing, Framing::Length(0));
+        // Names in any case; a name one character off is another header.
+        let h = head(b"HTTP/1.1 200 OK\r\nCONTENT-LENGTH: 3\r\nConnection: Close\r\n\r\n").unwrap();
+        assert_eq!(h.map(|h| (h.framing, h.close)), Some((Framing::Length(3), true)));
+        let r = b"HTTP/1.1 200 OK\r\nContent_Length: 3\r\nContent-Lengti: 3\r\n\r\n";
+        assert_eq!(head(r).unwrap_err(), Broken::Unframed);
     }
 
     #[test]
