@@ -875,6 +875,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_saved_report_reads_back_to_the_same_floats() {
+        // Proves JSON round trips floats exactly (serde_json's float_roundtrip): without it
+        // these read back one unit in the last place off, and `a2a-bench report` rendered a
+        // saved report differently from the run that wrote it.
+        for x in [0.0038175797556748957_f64, 0.0011038839315591963, 0.0011258299482118223] {
+            let back: f64 = serde_json::from_str(&serde_json::to_string(&x).unwrap()).unwrap();
+            assert_eq!(back.to_bits(), x.to_bits(), "{x}");
+        }
+    }
+
+    #[test]
     fn bottleneck_names_the_saturated_side() {
         // Proves the generator is blamed when it, not the router, is saturated, and so on.
         assert_eq!(bottleneck(&[0.99], Some(&[0.5])), "generator");

@@ -84,8 +84,10 @@ const SPARE_BYTES: usize = 8 << 20;
 /// A parked reaper looks again after this long, whatever happened.
 const FALLBACK: Duration = Duration::from_millis(20);
 /// A polling ring counts the time from one empty pass to the next as watch when it is shorter
-/// than this (a pass takes about a microsecond; a longer gap is a thread that did not run).
-const POLL_GAP_MAX: u64 = 50_000;
+/// than this (a pass takes about a microsecond; a longer gap is a thread that did not run: on a
+/// shared or virtual machine other threads and the hypervisor take a core for 10–50 µs many
+/// times a second, and that time must not count as CPU this thread used).
+const POLL_GAP_MAX: u64 = 10_000;
 /// The longest doze ([`Ring::set_doze`]): past it with no completion the thread parks in glommio.
 pub const DOZE_MAX: Duration = Duration::from_millis(1);
 /// Before a doze waits in the kernel, it watches the ring this long: a round trip's answer
