@@ -55,7 +55,7 @@ soak: build ## SOAK_SECS (600) at half the closed-loop peak; RSS must stay withi
 # Without AddressSanitizer (-s none): the crate has no unsafe code, and ASan made the JSON target
 # 25× slower. libFuzzer still catches every panic, abort, timeout and runaway allocation.
 FUZZ_SECS ?= 60
-FUZZ_TARGETS := frames messages json connection
+FUZZ_TARGETS := frames messages json connection responses
 fuzz: ## Fuzz each parser FUZZ_SECS seconds (cargo-fuzz + nightly); new finds go to tests/fuzz/work
 	@command -v cargo-fuzz >/dev/null || { echo "make fuzz: needs cargo-fuzz (cargo install cargo-fuzz) and a nightly toolchain"; exit 1; }
 	@for t in $(FUZZ_TARGETS); do \

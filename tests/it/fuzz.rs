@@ -37,3 +37,8 @@ fn the_json_translator_survives_its_corpus() {
 fn connection_sniffing_survives_its_corpus() {
     replay("connection", a2a_bench::route::fuzz::connection);
 }
+
+#[test]
+fn the_http_client_survives_its_corpus() {
+    replay("responses", a2a_bench::loadgen::http::fuzz::responses);
+}

@@ -428,6 +428,31 @@ fn json_rpc_errors_and_bad_streams_are_errors_by_kind() {
 }
 
 #[test]
+fn responses_past_the_clients_bound_are_errors_by_kind() {
+    // Proves a server's announced body past the client's bound (64 MiB), by Content-Length or
+    // by a chunk size (one past any body, one past 64 bits of arithmetic with the framing
+    // added), is `protocol_response_too_large`: counted, the accounting closed, the run ended,
+    // nothing buffered waiting for it.
+    for head in [
+        "Content-Length: 1000000000000\r\n\r\n{",
+        "Transfer-Encoding: chunked\r\n\r\n4000001\r\nxx",
+        "Transfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nxx",
+    ] {
+        let answer = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{head}");
+        let addr = scripted(move |_, _| Some(answer.clone().into_bytes()));
+        let url = format!("http://{addr}/health");
+        let (ok, text, report) = http(&["--url", &url, "--pattern", "health", "--agents", "2"]);
+        assert!(!ok, "{text}");
+        let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+        let r = run(&report);
+        assert!(r["accounting"]["closed"].as_bool().unwrap(), "{r}");
+        let n = r["errors"]["protocol_response_too_large"].as_u64().unwrap_or(0);
+        assert!(n >= 1, "{head}: {}", r["errors"]);
+        assert!(text.contains("over the client's bound"), "{text}");
+    }
+}
+
+#[test]
 fn mcp_session_faults_are_named() {
     // Proves MCP session faults: a server that loses the session mid-run (404) gives http_404
     // errors; one that answers initialize without Mcp-Session-Id fails the set-up with a line
@@ -611,6 +636,8 @@ enum H2Act {
     AnswerAndGoAway,
     /// Resets the stream with `REFUSED_STREAM` (not processed), as a server at its limit does.
     Refuse,
+    /// Answers with a body that never ends, as fast as flow control lets it.
+    Flood,
 }
 
 /// A scripted h2c server: `act(n, k)` decides the n-th request overall (from 0), the k-th on
@@ -647,6 +674,21 @@ fn h2_scripted(act: impl Fn(usize, usize) -> H2Act + Send + Sync + 'static) -> S
                             .header("content-type", "text/plain")
                             .body(())
                             .unwrap();
+                        if what == H2Act::Flood {
+                            let Ok(mut body) = respond.send_response(head, false) else { continue };
+                            tokio::spawn(async move {
+                                let chunk = bytes::Bytes::from(vec![b'x'; 1 << 20]);
+                                loop {
+                                    body.reserve_capacity(chunk.len());
+                                    let room = std::future::poll_fn(|cx| body.poll_capacity(cx));
+                                    let Some(Ok(n)) = room.await else { return };
+                                    if body.send_data(chunk.slice(..n), false).is_err() {
+                                        return; // reset by the client
+                                    }
+                                }
+                            });
+                            continue;
+                        }
                         if let Ok(mut body) = respond.send_response(head, false) {
                             let _ = body.send_data(bytes::Bytes::from_static(b"ok\n"), true);
                         }
@@ -739,6 +781,24 @@ fn over_http2_a_timeout_resets_its_stream_alone() {
     let r = run(&report);
     let answered = r["accounting"]["replies_delivered"].as_u64().unwrap();
     assert!(timeouts >= 2 && answered >= 20 * timeouts, "{timeouts} {answered}");
+    assert_eq!(r["reconnects"], 0, "{r}");
+}
+
+#[test]
+fn over_http2_a_body_past_the_bound_resets_its_stream_alone() {
+    // Proves the body bound over --http2: a stream whose body never ends is reset once past
+    // 64 MiB and counted as `protocol_response_too_large`, while the other clients on the
+    // same connection are answered: no connection replaced.
+    let addr = h2_scripted(|n, _| if n == 0 { H2Act::Flood } else { H2Act::Answer });
+    let url = format!("http://{addr}/");
+    let (ok, text, report) =
+        http(&["--url", &url, "--http2", "--agents", "4", "--connections", "1", "--duration", "1"]);
+    assert!(!ok, "{text}");
+    let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+    let r = run(&report);
+    assert!(r["accounting"]["closed"].as_bool().unwrap(), "{r}");
+    assert_eq!(r["errors"]["protocol_response_too_large"], 1, "{}", r["errors"]);
+    assert!(r["accounting"]["replies_delivered"].as_u64().unwrap() > 10, "{r}");
     assert_eq!(r["reconnects"], 0, "{r}");
 }
 

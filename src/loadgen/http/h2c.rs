@@ -106,6 +106,8 @@ struct Stream<W> {
     session: Option<Box<str>>,
     body: Vec<u8>,
     first_event_ns: u64,
+    /// Its body went past [`parse::BODY_MAX`]: ended, and counted as too large.
+    too_large: bool,
 }
 
 /// A stream that ended.
@@ -286,6 +288,7 @@ impl<W: Copy> H2Conn<W> {
             session: None,
             body: Vec::new(),
             first_event_ns: 0,
+            too_large: false,
         });
         self.fresh += 1;
         Ok(())
@@ -397,6 +400,11 @@ impl<W: Copy> H2Conn<W> {
                         Poll::Ready(Some(Err(e))) => break Some(Err(e)),
                         Poll::Ready(Some(Ok(data))) => {
                             let _ = body.flow_control().release_capacity(data.len());
+                            if s.body.len() + data.len() > parse::BODY_MAX {
+                                // Dropped with the stream, which resets it.
+                                s.too_large = true;
+                                break Some(Ok(()));
+                            }
                             s.body.extend_from_slice(&data);
                             if s.content_type == ContentType::EventStream
                                 && s.first_event_ns == 0
@@ -413,6 +421,9 @@ impl<W: Copy> H2Conn<W> {
                 Some(result) => {
                     let s = self.streams.swap_remove(i);
                     done.push(match result {
+                        Ok(()) if s.too_large => {
+                            Done::Failed { w: s.w, kind: parse::Broken::TooLarge.kind() }
+                        }
                         Ok(()) => Done::Answer {
                             w: s.w,
                             status: s.status,

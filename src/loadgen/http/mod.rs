@@ -17,6 +17,7 @@
 //! `notifications/initialized`) and close it after (`DELETE`), unless the protocol version is
 //! the sessionless one.
 
+pub mod fuzz;
 pub mod h2c;
 pub mod judge;
 pub mod parse;

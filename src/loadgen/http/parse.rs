@@ -4,6 +4,11 @@
 
 /// Most header lines a response may have.
 const HEADERS_MAX: usize = 64;
+/// Largest response head: a server still sending one past this is broken.
+pub const HEAD_MAX: usize = 64 << 10;
+/// Largest response body, and largest chunk (`protocol_response_too_large` past it): the
+/// client holds a response whole until it ends, and every buffer has a bound.
+pub const BODY_MAX: usize = 64 << 20;
 
 /// What a response's body is, by its `Content-Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +58,8 @@ pub enum Broken {
     Unframed,
     /// A malformed chunk.
     Chunk,
+    /// A head over [`HEAD_MAX`], or a body over [`BODY_MAX`].
+    TooLarge,
 }
 
 impl Broken {
@@ -62,6 +69,7 @@ impl Broken {
             Broken::Head(_) => "protocol_bad_response",
             Broken::Unframed => "protocol_unframed_body",
             Broken::Chunk => "protocol_bad_chunk",
+            Broken::TooLarge => "protocol_response_too_large",
         }
     }
 }
@@ -74,6 +82,12 @@ impl std::fmt::Display for Broken {
                 "a response body with neither Content-Length nor chunked coding (a2a-bench needs keep-alive)",
             ),
             Broken::Chunk => f.write_str("a malformed chunk in a chunked response body"),
+            Broken::TooLarge => write!(
+                f,
+                "a response over the client's bound (a head over {} KiB or a body over {} MiB)",
+                HEAD_MAX >> 10,
+                BODY_MAX >> 20
+            ),
         }
     }
 }
@@ -115,6 +129,7 @@ pub fn head(buf: &[u8]) -> Result<Option<Head>, Broken> {
     let config = httparse::ParserConfig::default();
     let head_len = match config.parse_response_with_uninit_headers(&mut r, buf, &mut headers) {
         Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() > HEAD_MAX => return Err(Broken::TooLarge),
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err(Broken::Head(e.to_string())),
     };
@@ -159,6 +174,7 @@ pub fn head(buf: &[u8]) -> Result<Option<Head>, Broken> {
         Framing::Chunked
     } else {
         match length {
+            Some(n) if n > BODY_MAX => return Err(Broken::TooLarge),
             Some(n) => Framing::Length(n),
             None => return Err(Broken::Unframed),
         }
@@ -175,16 +191,23 @@ pub fn dechunk(buf: &[u8], out: &mut Vec<u8>) -> Result<Option<usize>, Broken> {
     loop {
         let (skip, size) = match httparse::parse_chunk_size(&buf[at..]) {
             Ok(httparse::Status::Complete(x)) => x,
+            Ok(httparse::Status::Partial) if buf.len() - at > HEAD_MAX => {
+                return Err(Broken::TooLarge); // a chunk's size line without end
+            }
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(_) => return Err(Broken::Chunk),
         };
         at += skip;
         if size == 0 {
-            // Trailers, if any, then an empty line.
+            // Trailers, if any, then an empty line; no more of them than a head may have.
+            let trailers = at;
             loop {
                 let rest = &buf[at..];
+                if at - trailers > HEAD_MAX {
+                    return Err(Broken::TooLarge);
+                }
                 let Some(end) = rest.windows(2).position(|w| w == b"\r\n") else {
-                    return Ok(None);
+                    return if rest.len() > HEAD_MAX { Err(Broken::TooLarge) } else { Ok(None) };
                 };
                 at += end + 2;
                 if end == 0 {
@@ -192,7 +215,11 @@ pub fn dechunk(buf: &[u8], out: &mut Vec<u8>) -> Result<Option<usize>, Broken> {
                 }
             }
         }
-        let size = usize::try_from(size).map_err(|_| Broken::Chunk)?;
+        // Past the bound in one chunk, in all of them, or with their framing (tiny chunks).
+        let size = usize::try_from(size).map_err(|_| Broken::TooLarge)?;
+        if size > BODY_MAX || out.len() + size > BODY_MAX || at > 2 * BODY_MAX {
+            return Err(Broken::TooLarge);
+        }
         if buf.len() < at + size + 2 {
             out.extend_from_slice(&buf[at..buf.len().min(at + size)]);
             return Ok(None);
@@ -274,6 +301,17 @@ mod tests {
         assert!(matches!(head(b"SSH-2.0-OpenSSH\r\n\r\n"), Err(Broken::Head(_))));
         let h = head(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap().unwrap();
         assert_eq!(h.framing, Framing::Length(0));
+        // Bounds: a body past BODY_MAX, or past any integer, and a head without end.
+        for length in [BODY_MAX + 1, usize::MAX] {
+            let r = format!("HTTP/1.1 200 OK\r\nContent-Length: {length}\r\n\r\n");
+            assert_eq!(head(r.as_bytes()).unwrap_err(), Broken::TooLarge, "{length}");
+        }
+        let r = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", u128::MAX);
+        assert!(matches!(head(r.as_bytes()), Err(Broken::Head(_))));
+        let long = format!("HTTP/1.1 200 OK\r\n{}", "X-A: b\r\n".repeat(HEAD_MAX / 8));
+        assert!(matches!(head(long.as_bytes()), Err(Broken::TooLarge | Broken::Head(_))));
+        let endless = format!("HTTP/1.1 200 OK\r\nX-A: {}", "b".repeat(HEAD_MAX));
+        assert_eq!(head(endless.as_bytes()).unwrap_err(), Broken::TooLarge);
         // Names in any case; a name one character off is another header.
         let h = head(b"HTTP/1.1 200 OK\r\nCONTENT-LENGTH: 3\r\nConnection: Close\r\n\r\n").unwrap();
         assert_eq!(h.map(|h| (h.framing, h.close)), Some((Framing::Length(3), true)));
@@ -309,6 +347,16 @@ mod tests {
         assert_eq!(dechunk(&body[..12], &mut out), Ok(None));
         assert_eq!(out, b"Wiki");
         assert_eq!(dechunk(b"zz\r\n", &mut out), Err(Broken::Chunk));
+        // Sizes past the bound are too large, not an overflow (past 64 bits: malformed); so
+        // are a size line or trailers without end.
+        for huge in [&b"ffffffffffffffff\r\n"[..], b"4000001\r\n"] {
+            assert_eq!(dechunk(huge, &mut out), Err(Broken::TooLarge), "{huge:?}");
+        }
+        assert_eq!(dechunk(b"ffffffffffffffffff\r\n", &mut out), Err(Broken::Chunk));
+        let endless = [&b"1;"[..], &vec![b'x'; HEAD_MAX + 1]].concat();
+        assert_eq!(dechunk(&endless, &mut out), Err(Broken::TooLarge));
+        let trailers = [&b"0\r\n"[..], &b"X: y\r\n".repeat(HEAD_MAX / 4)].concat();
+        assert_eq!(dechunk(&trailers, &mut out), Err(Broken::TooLarge));
         assert_eq!(dechunk(b"2\r\nabXY", &mut out), Err(Broken::Chunk));
     }
 

@@ -1,0 +1,123 @@
+//! Entry point for fuzzing the HTTP client's response path: arbitrary bytes from a server, read
+//! the way `a2a-bench http` reads them, must never panic, loop or allocate without bound. `tests/
+//! fuzz` (cargo fuzz) runs it under libFuzzer (`make fuzz`); `make test` replays the committed
+//! corpus through it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Http, Pattern, Plan, MCP_SESSIONLESS};
+use crate::loadgen::group::{Adapter, Book, GroupConfig, Outgoing, MEASURED_BIT};
+use crate::loadgen::{Pacing, Stop, Topology};
+use crate::wire::{AgentId, Compression};
+
+/// The mixes a fuzz input picks from.
+const MIXES: [&[Pattern]; 4] = [
+    &[Pattern::Health, Pattern::RegistryList],
+    &[Pattern::A2aMessage, Pattern::A2aStream, Pattern::A2aConversation, Pattern::AgentCard],
+    &[Pattern::A2aV03Message, Pattern::A2aV03Stream, Pattern::RegistrySearch],
+    &[Pattern::McpToolsList, Pattern::McpToolsCall],
+];
+
+/// Four clients on one connection send a request each (MCP clients queue the opening of their
+/// session first);
+/// the rest of `data` is the server's answer, read in pieces. The first byte picks the mix
+/// (bits 0–1), the pipeline depth (bits 2–3), HTTP/2 (bit 4) and sessionless MCP (bit 5); the
+/// second, the size of the pieces.
+pub fn responses(data: &[u8]) {
+    answered(data);
+}
+
+/// [`responses`], and the answers and errors counted over the patterns.
+fn answered(data: &[u8]) -> (u64, u64) {
+    let [sel, piece, input @ ..] = data else { return (0, 0) };
+    let plan = Plan {
+        host: "fuzz".into(),
+        patterns: MIXES[usize::from(sel & 3)].to_vec(),
+        pipeline: u32::from((sel >> 2) & 3) + 1,
+        http2: sel & 16 != 0,
+        mcp_version: if sel & 32 != 0 { MCP_SESSIONLESS.into() } else { "2025-06-18".into() },
+        ..Plan::default()
+    };
+    let cfg = GroupConfig {
+        topology: Topology::Star,
+        agents_total: 4,
+        first: 0,
+        count: 4,
+        id_base: 1,
+        agents_per_conn: 4,
+        pacing: Pacing::Closed { window: 1 },
+        stop: Stop::Duration(Duration::from_secs(1)),
+        payload_bytes: 16,
+        batch_max: 64,
+        compression: Compression::None,
+        late_after_ns: 1_000_000,
+        priority: 5,
+        workload: Default::default(),
+    };
+    let mut http = Http::new(&cfg, Arc::new(plan));
+    let mut book = Book::new(cfg);
+    let ids: Vec<AgentId> = (1..=4).map(AgentId).collect();
+    http.register(0, &ids, &mut book);
+    for from in 1..=4 {
+        let message_id = 1 | MEASURED_BIT;
+        let r = Outgoing { from, to: 1, message_id, measured: true, intended_ns: 1, sent_ns: 1 };
+        http.request(0, &r);
+    }
+    drain(&mut http);
+    let mut buf = Vec::new();
+    for piece in input.chunks(usize::from(*piece).max(1)) {
+        buf.extend_from_slice(piece);
+        match http.input(0, &buf, &mut book) {
+            Ok(used) => {
+                assert!(used <= buf.len(), "used {used} of {} bytes", buf.len());
+                buf.drain(..used);
+            }
+            Err(_) => break, // the connection is useless: the loop closes it
+        }
+        drain(&mut http);
+    }
+    let stats = http.breakdown();
+    let errors = stats.iter().flat_map(|s| &s.errors).map(|(_, n)| n).sum();
+    (stats.iter().map(|s| s.ok).sum(), errors)
+}
+
+/// Takes every output, as the writer would.
+fn drain(http: &mut Http) {
+    while let Some(out) = http.take_output(0) {
+        http.output_done(out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(body: &str, extra: &str) -> String {
+        let n = body.len();
+        format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{extra}Content-Length: {n}\r\n\r\n{body}")
+    }
+
+    #[test]
+    fn the_harness_reaches_answers_and_errors() {
+        // Proves the fuzz entry point drives the whole response path, not an early return:
+        // four answers to /health read a byte at a time; an MCP session opened, then answers
+        // to tools/list and tools/call; a JSON-RPC error counted as one.
+        let ok = response(r#"{"status":"ok"}"#, "").repeat(4);
+        assert_eq!(answered(&[&[0, 1][..], ok.as_bytes()].concat()), (4, 0));
+        let init = response(r#"{"jsonrpc":"2.0","id":0,"result":{}}"#, "Mcp-Session-Id: s\r\n");
+        let accepted = "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n";
+        let tools = response(r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[]}}"#, "");
+        let call = response(
+            r#"{"jsonrpc":"2.0","id":2,"result":{"content":[{"type":"text","text":"x"}]}}"#,
+            "",
+        );
+        // The requests were queued behind the sessions' openings, and before their
+        // confirmations (client k's request is tools/call for even k).
+        let mcp = format!("{}{call}{tools}{call}{tools}{}", init.repeat(4), accepted.repeat(4));
+        assert_eq!(answered(&[&[3, 0][..], mcp.as_bytes()].concat()), (4, 0));
+        let err =
+            response(r#"{"jsonrpc":"2.0","id":2,"error":{"code":-32001,"message":"no"}}"#, "");
+        assert_eq!(answered(&[&[1, 0][..], err.as_bytes()].concat()), (0, 1));
+    }
+}
