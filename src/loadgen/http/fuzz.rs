@@ -39,22 +39,7 @@ fn answered(data: &[u8]) -> (u64, u64) {
         mcp_version: if sel & 32 != 0 { MCP_SESSIONLESS.into() } else { "2025-06-18".into() },
         ..Plan::default()
     };
-    let cfg = GroupConfig {
-        topology: Topology::Star,
-        agents_total: 4,
-        first: 0,
-        count: 4,
-        id_base: 1,
-        agents_per_conn: 4,
-        pacing: Pacing::Closed { window: 1 },
-        stop: Stop::Duration(Duration::from_secs(1)),
-        payload_bytes: 16,
-        batch_max: 64,
-        compression: Compression::None,
-        late_after_ns: 1_000_000,
-        priority: 5,
-        workload: Default::default(),
-    };
+    let cfg = group_config(4);
     let mut http = Http::new(&cfg, Arc::new(plan));
     let mut book = Book::new(cfg);
     let ids: Vec<AgentId> = (1..=4).map(AgentId).collect();
@@ -80,6 +65,27 @@ fn answered(data: &[u8]) -> (u64, u64) {
     let stats = http.breakdown();
     let errors = stats.iter().flat_map(|s| &s.errors).map(|(_, n)| n).sum();
     (stats.iter().map(|s| s.ok).sum(), errors)
+}
+
+/// A closed-loop group of `agents` on one connection, from agent id 1 (the fuzz target's, and
+/// the adapter's unit tests').
+pub(super) fn group_config(agents: u32) -> GroupConfig {
+    GroupConfig {
+        topology: Topology::Star,
+        agents_total: agents,
+        first: 0,
+        count: agents,
+        id_base: 1,
+        agents_per_conn: agents,
+        pacing: Pacing::Closed { window: 1 },
+        stop: Stop::Duration(Duration::from_secs(1)),
+        payload_bytes: 16,
+        batch_max: 64,
+        compression: Compression::None,
+        late_after_ns: 1_000_000,
+        priority: 5,
+        workload: Default::default(),
+    }
 }
 
 /// Takes every output, as the writer would.

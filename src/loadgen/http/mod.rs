@@ -1383,27 +1383,9 @@ fn preloaded_id(plan: &Plan, status: u16, body: &[u8]) -> Result<String, String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::loadgen::{Pacing, Stop, Topology};
-    use crate::wire::Compression;
-    use std::time::Duration;
 
     fn config() -> GroupConfig {
-        GroupConfig {
-            topology: Topology::Star,
-            agents_total: 2,
-            first: 0,
-            count: 2,
-            id_base: 1,
-            agents_per_conn: 2,
-            pacing: Pacing::Closed { window: 1 },
-            stop: Stop::Duration(Duration::from_secs(1)),
-            payload_bytes: 16,
-            batch_max: 64,
-            compression: Compression::None,
-            late_after_ns: 1_000_000,
-            priority: 5,
-            workload: Default::default(),
-        }
+        super::fuzz::group_config(2)
     }
 
     /// Agent 1's request, booked (intended and rendered) at `at_ns`.
