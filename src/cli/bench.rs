@@ -1075,6 +1075,9 @@ pub(super) fn run_config(cfg: BenchConfig) -> anyhow::Result<Finish> {
     for w in cfg.warnings() {
         eprintln!("{w}");
     }
+    if let Target::External { addr, .. } = &cfg.target {
+        crate::loadgen::check_reachable(*addr, cfg.protocol).map_err(anyhow::Error::msg)?;
+    }
     let interrupt = Interrupt::new();
     catch_interrupts(&interrupt)?;
     let runs = cfg.grid();

@@ -101,6 +101,37 @@ pub(super) fn source_for(to: SocketAddr, index: usize) -> Option<std::net::IpAdd
     }
 }
 
+/// Why a connect to `addr` (from `source`) failed, in a line that says what to check.
+fn unreachable(
+    e: &io::Error,
+    addr: SocketAddr,
+    source: Option<std::net::IpAddr>,
+    protocol: Protocol,
+) -> String {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => {
+            let what = if protocol == Protocol::Http { "server" } else { "router" };
+            format!("connection refused by {addr}: is a {what} listening there?")
+        }
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
+            format!("no answer from {addr} within {} s", SETUP_TIMEOUT.as_secs())
+        }
+        _ => match source {
+            Some(ip) => format!("connecting to {addr} from {ip}: {e}"),
+            None => format!("connecting to {addr}: {e}"),
+        },
+    }
+}
+
+/// Whether something accepts connections at `addr`: one connection, closed at once. Asked
+/// before a run starts, so that a wrong address or a server not up yet is one line, not a
+/// banner followed by an error.
+pub fn check_reachable(addr: SocketAddr, protocol: Protocol) -> Result<(), String> {
+    TcpStream::connect_timeout(&addr, SETUP_TIMEOUT)
+        .map(drop)
+        .map_err(|e| unreachable(&e, addr, None, protocol))
+}
+
 /// One connection to the router (from `source` when given), with a second descriptor of its
 /// socket (to shut it down); its TCP I/O goes through `ring` when there is one. Over raw TCP,
 /// `home` is written at once, before anything else, so that it comes with the handshake and a
@@ -126,19 +157,7 @@ pub(super) async fn connect(
     } else {
         glommio::executor().spawn_blocking(dial).await
     };
-    let s = opened.map_err(|e| match e.kind() {
-        io::ErrorKind::ConnectionRefused => {
-            let what = if protocol == Protocol::Http { "server" } else { "router" };
-            format!("connection refused by {addr}: is a {what} listening there?")
-        }
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
-            format!("no answer from {addr} within {} s", SETUP_TIMEOUT.as_secs())
-        }
-        _ => match source {
-            Some(ip) => format!("connecting to {addr} from {ip}: {e}"),
-            None => format!("connecting to {addr}: {e}"),
-        },
-    })?;
+    let s = opened.map_err(|e| unreachable(&e, addr, source, protocol))?;
     let setup = |e: io::Error| format!("setting up a connection: {e}");
     s.set_nodelay(true).map_err(setup)?;
     if let Some(home) = home.filter(|_| transport == Transport::Tcp) {

@@ -36,6 +36,7 @@ use crate::metrics::Latencies;
 use crate::placement::Slot;
 use crate::wire::{Compression, ShardStats};
 use group::GroupCounters;
+pub use link::check_reachable;
 pub use topology::Topology;
 pub use workload::Workload;
 

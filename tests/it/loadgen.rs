@@ -573,6 +573,29 @@ fn mistakes_on_the_command_line_get_one_line_naming_the_flag() {
     }
 }
 
+#[test]
+fn a_router_or_server_not_there_is_one_line_before_anything_runs() {
+    // Proves an address nothing listens on ends the command at once with one line saying so:
+    // no banner, no table header, no runs, no panic (native router and HTTP server alike).
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let router = format!("tcp://127.0.0.1:{port}");
+    let url = format!("http://127.0.0.1:{port}/");
+    let cases: [(Vec<&str>, &str); 2] = [
+        (vec!["--router", &router, "--agent-cores", "1", "--stall-probe", "0"], "router"),
+        (vec!["http", "--url", &url, "--pattern", "health", "--agent-cores", "1"], "server"),
+    ];
+    for (args, what) in cases {
+        let out = bench(&args);
+        let (stdout, stderr) =
+            (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert_eq!(stdout, "", "{args:?}: printed before failing");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        let line = format!("connection refused by 127.0.0.1:{port}: is a {what} listening there?");
+        assert!(stderr.contains(&line), "{args:?}: {stderr}");
+    }
+}
+
 /// Runs `agents` agents in a ring (`per_conn` per connection, one request in flight, `requests`
 /// each) against the embedded router and requires a clean run whose whole process — router and
 /// generator — grew by at most `max_bytes` per agent at its peak.
