@@ -49,10 +49,92 @@ const MONITOR_NS: u64 = 20_000_000;
 enum CoreMsg {
     /// Its part of one interval of the time series.
     Interval(usize, Sample),
-    /// It drained its own requests and waits at the stop barrier.
-    Drained,
+    /// It (its index) drained its own requests and waits at the stop barrier.
+    Drained(usize),
     /// Its result, once it is done.
     Done(Box<CoreResult>),
+    /// It (its index) ended without its result: why ([`LastWord`]).
+    Died(usize, String),
+}
+
+thread_local! {
+    /// This thread's agent core, said to have died if the thread ends before the core does.
+    static LAST_WORD: RefCell<Option<LastWord>> = const { RefCell::new(None) };
+}
+
+/// Tells the coordinating thread that an agent core's thread ended without the core's result.
+/// It is kept in a thread-local, whose destructor runs however the thread ends: a panic in any
+/// of the core's tasks unwinds glommio's executor and leaks the core's state, its senders
+/// included, so that without it the coordinator (and the command) would wait forever.
+struct LastWord {
+    index: usize,
+    ready: flume::Sender<Result<(), String>>,
+    result: flume::Sender<CoreMsg>,
+    /// What the thread panicked with, if it did ([`note_panics`]).
+    panic: Option<String>,
+    /// Cleared once the core ended as it should.
+    armed: bool,
+}
+
+impl LastWord {
+    /// Arms this thread's last word for agent core `index`.
+    fn arm(
+        index: usize,
+        ready: &flume::Sender<Result<(), String>>,
+        result: &flume::Sender<CoreMsg>,
+    ) {
+        note_panics();
+        let (ready, result) = (ready.clone(), result.clone());
+        let word = LastWord { index, ready, result, panic: None, armed: true };
+        LAST_WORD.with(|w| *w.borrow_mut() = Some(word));
+    }
+
+    /// This thread's core ended as it should: nothing to say.
+    fn disarm() {
+        LAST_WORD.with(|w| {
+            if let Some(mut word) = w.borrow_mut().take() {
+                word.armed = false;
+            }
+        });
+    }
+}
+
+impl Drop for LastWord {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let why = self.panic.take().unwrap_or_else(|| "its thread ended without a result".into());
+        let why = format!("agent core {} stopped: {why}", self.index);
+        // Whichever the coordinator waits on: the set-up's answers, or the results.
+        let _ = self.ready.try_send(Err(why.clone()));
+        let _ = self.result.try_send(CoreMsg::Died(self.index, why));
+    }
+}
+
+/// Keeps what a thread with a [`LastWord`] panicked with, for it to say; the panic is then
+/// reported as before (the hook that was there is called).
+fn note_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let before = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let _ = LAST_WORD.try_with(|w| {
+                if let Some(word) = w.try_borrow_mut().ok().as_deref_mut().and_then(Option::as_mut)
+                {
+                    let payload = info.payload();
+                    let what = payload
+                        .downcast_ref::<&str>()
+                        .copied()
+                        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                        .unwrap_or("(no message)");
+                    let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line()));
+                    word.panic.get_or_insert(format!("panicked{}: {what}", at.unwrap_or_default()));
+                }
+            });
+            before(info);
+        }));
+    });
 }
 
 /// One core's part of one interval.
@@ -327,6 +409,7 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
         .blocking_thread_pool_placement(glommio::PoolPlacement::Unbound(DIALLERS));
         let spawned =
             builder.name(&format!("agents-{i}")).io_memory(64 << 10).spawn(move || async move {
+                LastWord::arm(index, &ready, &result);
                 if let Some(w) = placement::pin_current_thread(slot) {
                     eprintln!("warning: {w}");
                 }
@@ -354,6 +437,7 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
                         core.run(Group::new(cfg.clone(), Http::new(&cfg, plan))).await
                     }
                 }
+                LastWord::disarm();
             });
         match spawned {
             Ok(handle) => {
@@ -403,9 +487,9 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
     let mut series =
         Series { cores: shared.cores, open: Default::default(), done: Vec::new(), router: None };
     let mut hook = at_measure_start;
-    let (mut drained, mut leave_hook) = (0, before_leave);
-    let mut leave_failure = None;
-    while results.len() < starts.len() {
+    let (mut drained, mut leave_hook) = (vec![false; starts.len()], before_leave);
+    let (mut leave_failure, mut died) = (None, Vec::new());
+    while results.len() + died.len() < starts.len() {
         let now = clock::now_ns();
         if router_before.is_none() && now >= measure_ns {
             router_before = Some(probe.map(read_probe));
@@ -431,13 +515,21 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
         } else {
             result_rx.recv_timeout(Duration::from_nanos(next.saturating_sub(now)))
         };
+        // A core that died waits at no barrier: the others need not wait for it.
+        let mut gone = |core: usize| {
+            if let Some(d) = drained.get_mut(core) {
+                *d = true;
+            }
+            if drained.iter().all(|&d| d) && !shared.leave.load(Ordering::Acquire) {
+                leave_failure = leave_hook.take().and_then(|f| f());
+                shared.leave.store(true, Ordering::Release);
+            }
+        };
         match got {
-            Ok(CoreMsg::Drained) => {
-                drained += 1;
-                if drained == starts.len() {
-                    leave_failure = leave_hook.take().and_then(|f| f());
-                    shared.leave.store(true, Ordering::Release);
-                }
+            Ok(CoreMsg::Drained(core)) => gone(core),
+            Ok(CoreMsg::Died(core, why)) => {
+                gone(core);
+                died.push(why);
             }
             Ok(CoreMsg::Done(r)) => results.push(*r),
             Ok(CoreMsg::Interval(core, sample)) => {
@@ -485,9 +577,10 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
         let peer = shared.peer();
         failures.push(format!("the {peer} closed {lost} of {conns} agent connections"));
     }
-    if results.len() < starts.len() {
+    if results.len() + died.len() < starts.len() {
         failures.push("an agent core stopped without reporting".into());
     }
+    failures.extend(died);
     failures.extend(leave_failure);
     o.failures = dedupe(failures);
     o.all_connections_lost = conns > 0 && lost == conns;
@@ -855,7 +948,7 @@ impl Core {
     /// Keeps answering other cores' requests until every core has drained its own, so that
     /// no agent leaves while another core may still send to it (bounded by the drain timeout).
     async fn stop_barrier<A: Adapter>(&self, group: &Rc<RefCell<Group<A>>>) {
-        let _ = self.result.send_async(CoreMsg::Drained).await;
+        let _ = self.result.send_async(CoreMsg::Drained(self.index)).await;
         // Other workers may still be draining: allow them their drain timeout too.
         let deadline = clock::now_ns() + 2 * self.shared.drain_timeout.as_nanos() as u64;
         while !self.shared.leave.load(Ordering::Acquire) && clock::now_ns() < deadline {
@@ -1134,5 +1227,59 @@ async fn pacer<A: Adapter>(group: Rc<RefCell<Group<A>>>) {
             Some(t) => uring::sleep_until(t).await,
             None => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_core_whose_thread_panics_says_so_instead_of_leaving_the_run_waiting() {
+        // Proves the last word: a panic in any task of an agent core's executor ends its
+        // thread with the core's state (its senders too) never dropped; the coordinator still
+        // hears that the core died, and why, on both channels it may be waiting on.
+        let (ready_tx, ready_rx) = flume::unbounded();
+        let (result_tx, result_rx) = flume::bounded(4);
+        let core = LocalExecutorBuilder::new(Placement::Unbound)
+            .spawn(move || async move {
+                LastWord::arm(3, &ready_tx, &result_tx);
+                let state = Rc::new(RefCell::new(Some((ready_tx, result_tx))));
+                let cycle = state.clone();
+                glommio::spawn_local(async move {
+                    let _held = cycle;
+                    panic!("a bug in a task");
+                })
+                .detach();
+                futures_lite::future::pending::<()>().await;
+                drop(state);
+            })
+            .unwrap();
+        match result_rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(CoreMsg::Died(3, why)) => {
+                assert!(why.starts_with("agent core 3 stopped: panicked at "), "{why}");
+                assert!(why.ends_with(": a bug in a task"), "{why}");
+            }
+            Ok(_) => panic!("the core sent something else"),
+            Err(e) => panic!("the core's death went unheard: {e}"),
+        }
+        assert!(matches!(ready_rx.try_recv(), Ok(Err(why)) if why.contains("a bug in a task")));
+        assert!(core.join().is_err());
+    }
+
+    #[test]
+    fn a_core_that_ends_as_it_should_says_nothing_more() {
+        // Proves the last word is disarmed when the core ends normally.
+        let (ready_tx, ready_rx) = flume::unbounded();
+        let (result_tx, result_rx) = flume::bounded::<CoreMsg>(4);
+        let core = LocalExecutorBuilder::new(Placement::Unbound)
+            .spawn(move || async move {
+                LastWord::arm(1, &ready_tx, &result_tx);
+                LastWord::disarm();
+            })
+            .unwrap();
+        core.join().unwrap();
+        assert!(ready_rx.try_recv().is_err());
+        assert!(result_rx.try_recv().is_err());
     }
 }

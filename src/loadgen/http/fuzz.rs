@@ -22,8 +22,9 @@ const MIXES: [&[Pattern]; 4] = [
 /// Four clients on one connection send a request each (MCP clients queue the opening of their
 /// session first);
 /// the rest of `data` is the server's answer, read in pieces. The first byte picks the mix
-/// (bits 0–1), the pipeline depth (bits 2–3), HTTP/2 (bit 4) and sessionless MCP (bit 5); the
-/// second, the size of the pieces.
+/// (bits 0–1), the pipeline depth (bits 2–3), HTTP/2 (bit 4), sessionless MCP (bit 5) and
+/// whether what is left after each piece is shown again, shorter (bit 6); the second, the size
+/// of the pieces.
 pub fn responses(data: &[u8]) {
     answered(data);
 }
@@ -57,6 +58,18 @@ fn answered(data: &[u8]) -> (u64, u64) {
             Ok(used) => {
                 assert!(used <= buf.len(), "used {used} of {} bytes", buf.len());
                 buf.drain(..used);
+                // The reader may show what is left again, shorter (its buffer took over from
+                // the ring's).
+                if sel & 64 != 0 && !buf.is_empty() {
+                    let half = buf.len() / 2;
+                    match http.input(0, &buf[..half], &mut book) {
+                        Ok(used) => {
+                            assert!(used <= half, "used {used} of {half} bytes");
+                            buf.drain(..used);
+                        }
+                        Err(_) => break,
+                    }
+                }
             }
             Err(_) => break, // the connection is useless: the loop closes it
         }

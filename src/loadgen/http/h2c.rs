@@ -106,6 +106,8 @@ struct Stream<W> {
     session: Option<Box<str>>,
     body: Vec<u8>,
     first_event_ns: u64,
+    /// Where in `body` a first event is looked for next.
+    event_from: usize,
     /// Its body went past [`parse::BODY_MAX`]: ended, and counted as too large.
     too_large: bool,
 }
@@ -288,6 +290,7 @@ impl<W: Copy> H2Conn<W> {
             session: None,
             body: Vec::new(),
             first_event_ns: 0,
+            event_from: 0,
             too_large: false,
         });
         self.fresh += 1;
@@ -359,12 +362,7 @@ impl<W: Copy> H2Conn<W> {
     }
 
     /// Processes what was fed: the streams that ended go to `done`, in no particular order.
-    pub fn drive(
-        &mut self,
-        now_ns: u64,
-        scratch: &mut Vec<u8>,
-        done: &mut Vec<Done<W>>,
-    ) -> Result<(), String> {
+    pub fn drive(&mut self, now_ns: u64, done: &mut Vec<Done<W>>) -> Result<(), String> {
         if let Some(f) = self.failure.take() {
             return Err(f);
         }
@@ -408,7 +406,7 @@ impl<W: Copy> H2Conn<W> {
                             s.body.extend_from_slice(&data);
                             if s.content_type == ContentType::EventStream
                                 && s.first_event_ns == 0
-                                && parse::events(&s.body, scratch, |_| {}).0 > 0
+                                && parse::has_event(&s.body, &mut s.event_from)
                             {
                                 s.first_event_ns = now_ns;
                             }
@@ -511,8 +509,8 @@ mod tests {
             &[0, 0, 1, 1, 5, 0, 0, 0, 1, 0x88],                   // stream 1: 200, end
         ];
         c.feed(&frames.concat());
-        let (mut scratch, mut done) = (Vec::new(), Vec::new());
-        assert!(c.drive(0, &mut scratch, &mut done).is_ok());
+        let mut done = Vec::new();
+        assert!(c.drive(0, &mut done).is_ok());
         let mut seen: Vec<String> = done
             .iter()
             .map(|d| match d {

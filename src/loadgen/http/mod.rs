@@ -299,6 +299,11 @@ struct Conn {
     unstamped: usize,
     /// The front request's first server-sent event arrived then (0: not yet).
     first_event_ns: u64,
+    /// The front response while it arrives (HTTP/1.1): its head, once read, and where in its
+    /// body a first event is looked for next; its body, if chunked, decoded so far.
+    head: Option<parse::Head>,
+    event_from: usize,
+    dechunk: parse::Dechunk,
     /// Whether a response came since the connection opened.
     answered: bool,
     /// Connections in a row that ended without any answer: past [`STRIKES`] the server is
@@ -348,7 +353,6 @@ pub struct Http {
     /// Written buffers, for reuse.
     spare: Vec<Vec<u8>>,
     body: Vec<u8>,
-    chunk: Vec<u8>,
     event: Vec<u8>,
     context: String,
     /// Message text: the payload size in `x`.
@@ -380,7 +384,6 @@ impl Http {
             sessions: vec![None; cfg.count as usize],
             spare: Vec::new(),
             body: Vec::with_capacity(1024),
-            chunk: Vec::new(),
             event: Vec::new(),
             context: String::new(),
             text: "x".repeat(cfg.payload_bytes),
@@ -682,42 +685,51 @@ impl Http {
                 book.unexpected();
                 return Err("a response to no request".into());
             };
-            let head = match parse::head(rest) {
-                Ok(Some(h)) => h,
-                Ok(None) => break,
-                Err(why) => return Err(self.broken(conn, &why, book)),
+            // A response still arriving keeps its head, and its chunked body decoded so far.
+            let head = match self.conns[conn].head.take() {
+                Some(h) => h,
+                None => match parse::head(rest) {
+                    Ok(Some(h)) => h,
+                    Ok(None) => break,
+                    Err(why) => return Err(self.broken(conn, &why, book)),
+                },
             };
             let body_at = head.head_len;
+            if rest.len() < body_at {
+                // A shorter view of the same bytes (the reader's buffer took over from the
+                // ring's): nothing new.
+                self.conns[conn].head = Some(head);
+                break;
+            }
             let streaming = head.content_type == parse::ContentType::EventStream;
-            let mut chunk = std::mem::take(&mut self.chunk);
+            let mut chunked = std::mem::take(&mut self.conns[conn].dechunk);
             let (total, whole) = match head.framing {
                 Framing::Length(n) if rest.len() >= body_at + n => (body_at + n, true),
                 Framing::Length(_) => (0, false),
-                Framing::Chunked => match parse::dechunk(&rest[body_at..], &mut chunk) {
+                Framing::Chunked => match chunked.feed(&rest[body_at..]) {
                     Ok(Some(n)) => (body_at + n, true),
                     Ok(None) => (0, false),
                     Err(why) => {
-                        self.chunk = chunk;
+                        self.conns[conn].dechunk = chunked;
                         return Err(self.broken(conn, &why, book));
                     }
                 },
             };
             let body: &[u8] = match head.framing {
                 Framing::Length(n) => &rest[body_at..rest.len().min(body_at + n)],
-                Framing::Chunked => &chunk,
+                Framing::Chunked => chunked.data(),
             };
+            let c = &mut self.conns[conn];
             if !whole {
                 // A stream still arriving: note when its first event came.
-                if streaming && self.conns[conn].first_event_ns == 0 {
-                    let (events, _) = parse::events(body, &mut self.event, |_| {});
-                    if events > 0 {
-                        self.conns[conn].first_event_ns = book.now_ns();
-                    }
+                if streaming && c.first_event_ns == 0 && parse::has_event(body, &mut c.event_from) {
+                    c.first_event_ns = book.now_ns();
                 }
-                self.chunk = chunk;
+                c.head = Some(head);
+                c.dechunk = chunked;
                 break;
             }
-            let c = &mut self.conns[conn];
+            c.event_from = 0;
             c.wire.pop_front();
             c.answered = true;
             c.closing |= head.close || self.plan.close;
@@ -729,14 +741,16 @@ impl Http {
                     }
                     None if (200..300).contains(&head.status) => {
                         book.refused(NO_SESSION.into());
-                        self.chunk = chunk;
+                        chunked.reset();
+                        self.conns[conn].dechunk = chunked;
                         return Ok(used + total);
                     }
                     None => {}
                 }
             }
             self.complete(conn, front, &head, body, book);
-            self.chunk = chunk;
+            chunked.reset();
+            self.conns[conn].dechunk = chunked;
             used += total;
             self.pump(conn, book.now_ns());
             if head.close {
@@ -782,7 +796,7 @@ impl Http {
         self.h2[conn].feed(buf);
         loop {
             let mut done = std::mem::take(&mut self.done);
-            let driven = self.h2[conn].drive(book.now_ns(), &mut self.event, &mut done);
+            let driven = self.h2[conn].drive(book.now_ns(), &mut done);
             let any = !done.is_empty();
             for d in done.drain(..) {
                 self.h2_done(conn, d, book);
@@ -981,6 +995,8 @@ impl Adapter for Http {
         let again = c.strikes <= STRIKES;
         (c.answered, c.closing, c.expired, c.down) = (false, false, false, true);
         c.first_event_ns = 0;
+        (c.head, c.event_from) = (None, 0);
+        c.dechunk.reset();
         c.out.clear();
         c.unstamped = 0;
         c.plain.clear();

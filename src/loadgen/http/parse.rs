@@ -182,94 +182,215 @@ pub fn head(buf: &[u8]) -> Result<Option<Head>, Broken> {
     Ok(Some(Head { status, content_type, head_len, framing, close, session }))
 }
 
-/// Decodes a chunked body at the start of `buf` into `out` (cleared first): `Ok(Some(n))` once
-/// the last chunk and trailers are in (`n` bytes used), `Ok(None)` while incomplete (`out` then
-/// holds the data of the complete chunks so far).
-pub fn dechunk(buf: &[u8], out: &mut Vec<u8>) -> Result<Option<usize>, Broken> {
-    out.clear();
-    let mut at = 0;
-    loop {
-        let (skip, size) = match httparse::parse_chunk_size(&buf[at..]) {
-            Ok(httparse::Status::Complete(x)) => x,
-            Ok(httparse::Status::Partial) if buf.len() - at > HEAD_MAX => {
-                return Err(Broken::TooLarge); // a chunk's size line without end
-            }
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(_) => return Err(Broken::Chunk),
-        };
-        at += skip;
-        if size == 0 {
-            // Trailers, if any, then an empty line; no more of them than a head may have.
-            let trailers = at;
-            loop {
-                let rest = &buf[at..];
-                if at - trailers > HEAD_MAX {
-                    return Err(Broken::TooLarge);
-                }
-                let Some(end) = rest.windows(2).position(|w| w == b"\r\n") else {
-                    return if rest.len() > HEAD_MAX { Err(Broken::TooLarge) } else { Ok(None) };
-                };
-                at += end + 2;
-                if end == 0 {
-                    return Ok(Some(at));
-                }
-            }
+/// A chunked body decoded as it arrives. The caller hands it the body from its start each time,
+/// longer each time (the connection keeps what was not used); each call reads only what came
+/// since the last, so a body that arrives in many pieces is read once.
+#[derive(Debug, Default)]
+pub struct Dechunk {
+    /// The data of the chunks read so far.
+    data: Vec<u8>,
+    /// Where in the body reading goes on.
+    at: usize,
+    /// The body was searched up to here for the end of the line at `at`, without finding it.
+    seen: usize,
+    step: Step,
+}
+
+/// What [`Dechunk`] reads next.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// A chunk's size line.
+    #[default]
+    Size,
+    /// A chunk's data, up to `end`, then its line end.
+    Data { end: usize },
+    /// Trailer lines (they began at `from`), up to an empty one.
+    Trailers { from: usize },
+}
+
+/// Capacity a [`Dechunk`] keeps for the next body; a bigger buffer is given back.
+const DECHUNK_KEEP: usize = 16 << 10;
+
+impl Dechunk {
+    /// The data of the chunks read so far (the whole body once [`Dechunk::feed`] said so).
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// Ready for the next body.
+    pub fn reset(&mut self) {
+        if self.data.capacity() > DECHUNK_KEEP {
+            self.data = Vec::new();
         }
-        // Past the bound in one chunk, in all of them, or with their framing (tiny chunks).
-        let size = usize::try_from(size).map_err(|_| Broken::TooLarge)?;
-        if size > BODY_MAX || out.len() + size > BODY_MAX || at > 2 * BODY_MAX {
-            return Err(Broken::TooLarge);
-        }
-        if buf.len() < at + size + 2 {
-            out.extend_from_slice(&buf[at..buf.len().min(at + size)]);
+        self.data.clear();
+        (self.at, self.seen, self.step) = (0, 0, Step::Size);
+    }
+
+    /// Reads on in `body` (the body from its start): `Ok(Some(n))` once the last chunk and the
+    /// trailers are in (`n` bytes of `body` used), `Ok(None)` while incomplete (the data so far
+    /// is kept). `body` may be shorter than last time (the connection's buffer moved: the
+    /// start is the same), then there is nothing new.
+    pub fn feed(&mut self, body: &[u8]) -> Result<Option<usize>, Broken> {
+        if body.len() < self.at {
             return Ok(None);
         }
-        out.extend_from_slice(&buf[at..at + size]);
-        if &buf[at + size..at + size + 2] != b"\r\n" {
-            return Err(Broken::Chunk);
+        self.seen = self.seen.min(body.len());
+        loop {
+            match self.step {
+                Step::Size => {
+                    // A size line is parsed once its end is in.
+                    let from = self.seen.max(self.at);
+                    if memchr::memchr(b'\n', &body[from..]).is_none() {
+                        self.seen = body.len();
+                        return if body.len() - self.at > HEAD_MAX {
+                            Err(Broken::TooLarge) // a chunk's size line without end
+                        } else {
+                            Ok(None)
+                        };
+                    }
+                    let (skip, size) = match httparse::parse_chunk_size(&body[self.at..]) {
+                        Ok(httparse::Status::Complete(x)) => x,
+                        Ok(httparse::Status::Partial) => return Ok(None),
+                        Err(_) => return Err(Broken::Chunk),
+                    };
+                    self.at += skip;
+                    self.seen = 0;
+                    if size == 0 {
+                        self.step = Step::Trailers { from: self.at };
+                        continue;
+                    }
+                    // Past the bound in one chunk, in all of them, or with their framing
+                    // (tiny chunks).
+                    let size = usize::try_from(size).map_err(|_| Broken::TooLarge)?;
+                    if size > BODY_MAX
+                        || self.data.len() + size > BODY_MAX
+                        || self.at > 2 * BODY_MAX
+                    {
+                        return Err(Broken::TooLarge);
+                    }
+                    self.step = Step::Data { end: self.at + size };
+                }
+                Step::Data { end } => {
+                    let have = body.len().min(end);
+                    if have > self.at {
+                        self.data.extend_from_slice(&body[self.at..have]);
+                        self.at = have;
+                    }
+                    if body.len() < end + 2 {
+                        return Ok(None);
+                    }
+                    if &body[end..end + 2] != b"\r\n" {
+                        return Err(Broken::Chunk);
+                    }
+                    self.at = end + 2;
+                    self.step = Step::Size;
+                }
+                Step::Trailers { from } => {
+                    // Lines up to an empty one; no more of them than a head may have.
+                    let look = self.seen.saturating_sub(1).max(self.at);
+                    let Some(i) = memchr::memmem::find(&body[look..], b"\r\n") else {
+                        self.seen = body.len();
+                        return if body.len() - from > HEAD_MAX {
+                            Err(Broken::TooLarge)
+                        } else {
+                            Ok(None)
+                        };
+                    };
+                    let empty = look + i == self.at;
+                    self.at = look + i + 2;
+                    self.seen = 0;
+                    if self.at - from > HEAD_MAX {
+                        return Err(Broken::TooLarge);
+                    }
+                    if empty {
+                        return Ok(Some(self.at));
+                    }
+                }
+            }
         }
-        at += size + 2;
     }
 }
 
 /// The server-sent events in `body`, each as the data of its `data:` lines (joined by `\n`
-/// into `scratch`); lines may end in `\n`, `\r\n` or `\r`. Calls `each` per complete event
-/// with data; returns how many events had data, and whether the body ends inside an event.
-pub fn events(body: &[u8], scratch: &mut Vec<u8>, mut each: impl FnMut(&[u8])) -> (u32, bool) {
-    let (mut count, mut open, mut at) = (0, false, 0);
-    scratch.clear();
+/// into `scratch` when there are several); lines may end in `\n`, `\r\n` or `\r`. Calls `each`
+/// per complete event with data; returns how many events had data, and whether the body ends
+/// inside an event.
+pub fn events(body: &[u8], scratch: &mut Vec<u8>, each: impl FnMut(&[u8])) -> (u32, bool) {
+    let (count, open, _) = scan(body, Some(scratch), each);
+    (count, open)
+}
+
+/// Whether a stream still arriving holds a complete event with data. `from` is where to look
+/// (the start of an event); when there is none yet it is moved to the start of the event still
+/// open, so that a stream is read once however many pieces its first event comes in.
+pub fn has_event(body: &[u8], from: &mut usize) -> bool {
+    let Some(rest) = body.get(*from..) else {
+        return false; // a shorter view of the same stream (see `Dechunk::feed`): nothing new
+    };
+    let (count, _, done) = scan(rest, None, |_| {});
+    *from += done;
+    count > 0
+}
+
+/// [`events`]' reader; without `scratch` the data is not collected (`each` gets it empty).
+/// Also returns the bytes of complete events (where the event still open begins).
+fn scan(
+    body: &[u8],
+    mut scratch: Option<&mut Vec<u8>>,
+    mut each: impl FnMut(&[u8]),
+) -> (u32, bool, usize) {
+    let (mut count, mut at, mut done, mut partial) = (0, 0, 0, false);
+    // The event's data lines so far: how many, and the first where it lies (one line is
+    // handed over where it is; more are joined in `scratch`).
+    let (mut lines, mut first) = (0u32, (0, 0));
     while at < body.len() {
         let rest = &body[at..];
-        let Some(end) = rest.iter().position(|&b| b == b'\n' || b == b'\r') else {
-            return (count, true); // a line without its end
+        let Some(end) = memchr::memchr2(b'\n', b'\r', rest) else {
+            partial = true; // a line without its end
+            break;
         };
-        let line = &rest[..end];
+        let line = (at, at + end);
         at += end + 1;
         if rest[end] == b'\r' && rest.get(end + 1) == Some(&b'\n') {
             at += 1;
         }
-        if line.is_empty() {
-            if open {
-                each(scratch);
-                count += 1;
+        let text = &body[line.0..line.1];
+        if text.is_empty() {
+            match (lines, scratch.as_deref()) {
+                (0, _) => {}
+                (1, _) => each(&body[first.0..first.1]),
+                (_, Some(joined)) => each(joined),
+                (_, None) => each(&[]),
             }
-            scratch.clear();
-            open = false;
-        } else if let Some(data) = line.strip_prefix(b"data") {
-            let value = match data.first() {
-                None => &[][..],
-                Some(b':') => data[1..].strip_prefix(b" ").unwrap_or(&data[1..]),
+            count += u32::from(lines > 0);
+            lines = 0;
+            done = at;
+        } else if let Some(data) = text.strip_prefix(b"data") {
+            let skip = match data.first() {
+                None => 0,
+                Some(b':') if data.get(1) == Some(&b' ') => 2,
+                Some(b':') => 1,
                 Some(_) => continue, // a field named e.g. `database`
             };
-            if open {
-                scratch.push(b'\n');
+            let value = (line.0 + 4 + skip, line.1);
+            if let Some(joined) = scratch.as_deref_mut() {
+                if lines == 1 {
+                    joined.clear();
+                    joined.extend_from_slice(&body[first.0..first.1]);
+                }
+                if lines >= 1 {
+                    joined.push(b'\n');
+                    joined.extend_from_slice(&body[value.0..value.1]);
+                }
             }
-            scratch.extend_from_slice(value);
-            open = true;
+            if lines == 0 {
+                first = value;
+            }
+            lines += 1;
         }
         // `event:`, `id:`, `retry:` and comments say nothing measured here.
     }
-    (count, open)
+    (count, partial || lines > 0, done)
 }
 
 #[cfg(test)]
@@ -336,28 +457,114 @@ mod tests {
         }
     }
 
+    /// `body` decoded in one call: the verdict and the data.
+    fn dechunk(body: &[u8]) -> (Result<Option<usize>, Broken>, Vec<u8>) {
+        let mut d = Dechunk::default();
+        let verdict = d.feed(body);
+        (verdict, d.data().to_vec())
+    }
+
     #[test]
     fn chunked_bodies_decode_whole_or_in_part() {
-        // Proves chunked decoding: complete with trailers, partial (the complete chunks so
-        // far are kept), and malformed sizes or terminators rejected.
-        let mut out = Vec::new();
+        // Proves chunked decoding: complete with trailers, partial (the data so far is kept),
+        // and malformed sizes or terminators rejected.
         let body = b"4\r\nWiki\r\n5;x=y\r\npedia\r\n0\r\nX-Trailer: 1\r\n\r\nNEXT";
-        assert_eq!(dechunk(body, &mut out), Ok(Some(body.len() - 4)));
-        assert_eq!(out, b"Wikipedia");
-        assert_eq!(dechunk(&body[..12], &mut out), Ok(None));
-        assert_eq!(out, b"Wiki");
-        assert_eq!(dechunk(b"zz\r\n", &mut out), Err(Broken::Chunk));
+        assert_eq!(dechunk(body), (Ok(Some(body.len() - 4)), b"Wikipedia".to_vec()));
+        assert_eq!(dechunk(&body[..12]), (Ok(None), b"Wiki".to_vec()));
+        assert_eq!(dechunk(&body[..17]), (Ok(None), b"Wikip".to_vec()));
+        assert_eq!(dechunk(b"zz\r\n").0, Err(Broken::Chunk));
         // Sizes past the bound are too large, not an overflow (past 64 bits: malformed); so
         // are a size line or trailers without end.
         for huge in [&b"ffffffffffffffff\r\n"[..], b"4000001\r\n"] {
-            assert_eq!(dechunk(huge, &mut out), Err(Broken::TooLarge), "{huge:?}");
+            assert_eq!(dechunk(huge).0, Err(Broken::TooLarge), "{huge:?}");
         }
-        assert_eq!(dechunk(b"ffffffffffffffffff\r\n", &mut out), Err(Broken::Chunk));
+        assert_eq!(dechunk(b"ffffffffffffffffff\r\n").0, Err(Broken::Chunk));
         let endless = [&b"1;"[..], &vec![b'x'; HEAD_MAX + 1]].concat();
-        assert_eq!(dechunk(&endless, &mut out), Err(Broken::TooLarge));
+        assert_eq!(dechunk(&endless).0, Err(Broken::TooLarge));
         let trailers = [&b"0\r\n"[..], &b"X: y\r\n".repeat(HEAD_MAX / 4)].concat();
-        assert_eq!(dechunk(&trailers, &mut out), Err(Broken::TooLarge));
-        assert_eq!(dechunk(b"2\r\nabXY", &mut out), Err(Broken::Chunk));
+        assert_eq!(dechunk(&trailers).0, Err(Broken::TooLarge));
+        let open_trailer = [&b"0\r\nX: "[..], &vec![b'y'; HEAD_MAX]].concat();
+        assert_eq!(dechunk(&open_trailer).0, Err(Broken::TooLarge));
+        assert_eq!(dechunk(b"2\r\nabXY").0, Err(Broken::Chunk));
+    }
+
+    #[test]
+    fn a_chunked_body_in_pieces_decodes_as_whole_and_is_read_once() {
+        // Proves resuming: every body fed a byte more each time ends as fed whole (verdict and
+        // data, malformed ones included), and data already read is not read again (it is
+        // overwritten between feeds, and the data decoded is still the original).
+        let bodies: &[&[u8]] = &[
+            b"4\r\nWiki\r\n5;x=y\r\npedia\r\n0\r\nX-Trailer: 1\r\nY: 2\r\n\r\nNEXT",
+            b"1\r\na\r\n0\r\n\r\n",
+            b"A\r\n0123456789\r\n0;end\r\n\r\n",
+            b"3\r\nabc\r\n3\r\ndefXY",
+            b"3\r\nabc\r\nzz\r\n",
+            b"0\r\nTrailer: \r\r\n\r\n",
+        ];
+        for body in bodies {
+            let whole = dechunk(body);
+            let mut d = Dechunk::default();
+            let mut verdict = Ok(None);
+            for end in 1..=body.len() {
+                verdict = d.feed(&body[..end]);
+                if verdict != Ok(None) {
+                    break;
+                }
+            }
+            assert_eq!((verdict, d.data().to_vec()), whole, "{}", String::from_utf8_lossy(body));
+        }
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let mut body = format!("{:x}\r\n", data.len()).into_bytes();
+        let head = body.len();
+        body.extend_from_slice(&data);
+        body.extend_from_slice(b"\r\n0\r\n\r\n");
+        let (mut d, mut fed) = (Dechunk::default(), 0);
+        let mut scribbled = body.clone();
+        while fed < body.len() {
+            let end = (fed + 1000).min(body.len());
+            scribbled[fed..end].copy_from_slice(&body[fed..end]);
+            let verdict = d.feed(&scribbled[..end]).unwrap();
+            assert_eq!(verdict.is_some(), end == body.len());
+            // What the decoder has taken of the data is gone from the buffer.
+            let taken = (end.max(head) - head).min(data.len());
+            scribbled[head..head + taken].fill(b'!');
+            fed = end;
+        }
+        assert!(d.data() == data, "the data decoded is not the data sent");
+        // A shorter view of the same body (the connection's buffer moved) is nothing new.
+        let body = b"3\r\nabc\r\n0\r\n\r\n";
+        for cut in [4, 6, 9, 12] {
+            let mut d = Dechunk::default();
+            assert_eq!(d.feed(&body[..cut]), Ok(None));
+            assert_eq!(d.feed(&body[..cut - 3]), Ok(None), "{cut}");
+            assert_eq!((d.feed(body), d.data()), (Ok(Some(body.len())), &b"abc"[..]), "{cut}");
+        }
+        d.reset();
+        assert_eq!(dechunk(b"0\r\n\r\n"), (Ok(Some(5)), Vec::new()));
+        assert_eq!(d.feed(b"0\r\n\r\n"), Ok(Some(5)));
+    }
+
+    #[test]
+    fn a_first_event_is_found_without_reading_the_events_before_again() {
+        // Proves has_event: no complete event with data yet moves the mark past the complete
+        // events (comments, events without data) to the open one; one with data is found,
+        // whatever its line ends and however it was split.
+        let stream = b": ping\n\nevent: x\r\n\r\ndata: {\"a\"";
+        let mut from = 0;
+        assert!(!has_event(stream, &mut from));
+        assert_eq!(&stream[from..], b"data: {\"a\"");
+        let more = [&stream[..], b"}\r"].concat();
+        assert!(!has_event(&more, &mut from));
+        // A shorter view of the same stream (the connection's buffer moved) is nothing new.
+        let mark = from;
+        assert!(!has_event(&more[..from - 1], &mut from));
+        assert_eq!(from, mark);
+        assert!(has_event(&[&more[..], b"\r\n"].concat(), &mut from));
+        let mut from = 0;
+        assert!(has_event(b"data:1\n\n", &mut from));
+        let mut from = 0;
+        assert!(!has_event(b"data", &mut from));
+        assert_eq!(from, 0);
     }
 
     #[test]
