@@ -353,6 +353,10 @@ pub struct ServeCmd {
     /// The PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// a2a-echo: stream a task's events this many milliseconds apart, each its own chunk (as
+    /// an agent answering token by token does); 0 sends them together
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    event_gap_ms: u64,
 }
 
 pub(super) fn run_serve(cmd: ServeCmd) -> anyhow::Result<()> {
@@ -371,9 +375,20 @@ pub(super) fn run_serve(cmd: ServeCmd) -> anyhow::Result<()> {
         signal_hook::consts::SIGTERM,
     ])
     .context("installing signal handlers")?;
-    let target =
-        crate::targets::Target::start_tls(cmd.target, cmd.listen, cmd.threads, cmd.auth_token, tls)
-            .with_context(|| format!("--listen {}", cmd.listen))?;
+    if cmd.event_gap_ms > 0 && cmd.target != crate::targets::Kind::A2aEcho {
+        bail!("--event-gap-ms: only a2a-echo streams events");
+    }
+    if cmd.event_gap_ms > 60_000 {
+        bail!("--event-gap-ms must be at most 60000");
+    }
+    let options = crate::targets::Options {
+        threads: cmd.threads,
+        token: cmd.auth_token,
+        tls,
+        event_gap: Duration::from_millis(cmd.event_gap_ms),
+    };
+    let target = crate::targets::Target::start_options(cmd.target, cmd.listen, options)
+        .with_context(|| format!("--listen {}", cmd.listen))?;
     outln!(
         "serving {} on {scheme}://{} ({} threads)",
         cmd.target,

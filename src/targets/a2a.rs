@@ -6,17 +6,23 @@
 //! final `completed` status.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use http_body_util::Full;
+use futures_util::StreamExt;
+use http_body_util::StreamBody;
+use hyper::body::Frame;
+
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
-use super::{body, fresh_id, json as json_reply, reply, rpc_error};
+use super::{body, fresh_id, json as json_reply, reply, rpc_error, Body, Events};
 
 /// The echo agent.
 pub struct Echo {
     card: Value,
+    /// The time between a stream's events (0: sent together).
+    event_gap: Duration,
 }
 
 /// Which A2A version a method belongs to.
@@ -43,17 +49,25 @@ impl Echo {
                 "defaultOutputModes": ["text/plain"],
                 "skills": [{"id": "echo", "name": "echo", "description": "Echoes the message text", "tags": ["echo"]}]
             }),
+            event_gap: Duration::ZERO,
         }
     }
 
-    pub(crate) async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    /// Streams its events `gap` apart, each its own chunk (as an agent answering token by
+    /// token does), instead of together.
+    pub fn with_event_gap(mut self, gap: Duration) -> Echo {
+        self.event_gap = gap;
+        self
+    }
+
+    pub(crate) async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         let path = req.uri().path().to_string();
         match (req.method(), path.as_str()) {
             (&Method::GET, "/.well-known/agent-card.json" | "/.well-known/agent.json") => {
                 json_reply(StatusCode::OK, &self.card)
             }
             (&Method::POST, _) => match body(req).await {
-                Ok((_, bytes)) => rpc(&bytes),
+                Ok((_, bytes)) => rpc(&bytes, self.event_gap),
                 Err(r) => r,
             },
             _ => {
@@ -114,7 +128,7 @@ fn task_events(task: &str, context: &str, text: &str, version: Version) -> [Valu
     }
 }
 
-fn rpc(bytes: &Bytes) -> Response<Full<Bytes>> {
+fn rpc(bytes: &Bytes, gap: Duration) -> Response<Body> {
     let Ok(call) = serde_json::from_slice::<Value>(bytes) else {
         return rpc_error(&Value::Null, -32700, "Parse error");
     };
@@ -139,12 +153,20 @@ fn rpc(bytes: &Bytes) -> Response<Full<Bytes>> {
     }
     let task = fresh_id("task");
     let context = out["contextId"].as_str().unwrap_or_default().to_string();
-    let events = task_events(&task, &context, &text, version);
-    let mut sse = String::new();
-    for e in events {
-        sse.push_str("data: ");
-        sse.push_str(&json!({"jsonrpc": "2.0", "id": id, "result": e}).to_string());
-        sse.push_str("\n\n");
+    let events = task_events(&task, &context, &text, version)
+        .map(|e| format!("data: {}\n\n", json!({"jsonrpc": "2.0", "id": id, "result": e})));
+    if gap.is_zero() {
+        return reply(StatusCode::OK, "text/event-stream", events.concat());
     }
-    reply(StatusCode::OK, "text/event-stream", sse)
+    // Each event its own frame (a chunk over HTTP/1.1), the next one `gap` later.
+    let frames = events.into_iter().enumerate().map(move |(i, e)| async move {
+        if i > 0 {
+            tokio::time::sleep(gap).await;
+        }
+        Ok(Frame::data(Bytes::from(e)))
+    });
+    let stream: Events = Box::pin(futures_util::stream::iter(frames).then(|f| f));
+    let mut r = reply(StatusCode::OK, "text/event-stream", "");
+    *r.body_mut() = Body::Right(StreamBody::new(stream));
+    r
 }

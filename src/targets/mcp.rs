@@ -5,12 +5,11 @@
 //! Answers are JSON, or one server-sent event when the client accepts only `text/event-stream`.
 
 use dashmap::DashMap;
-use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
-use super::{body, fresh_id, json as json_reply, reply, rpc_error};
+use super::{body, fresh_id, json as json_reply, reply, rpc_error, Body};
 
 /// The protocol version that needs no session.
 pub const SESSIONLESS: &str = "2026-07-28";
@@ -31,7 +30,7 @@ impl Echo {
         self.sessions.len()
     }
 
-    pub(crate) async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    pub(crate) async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         match *req.method() {
             Method::POST => match body(req).await {
                 Ok((parts, bytes)) => self.post(&parts, &bytes),
@@ -48,7 +47,7 @@ impl Echo {
         }
     }
 
-    fn post(&self, parts: &hyper::http::request::Parts, bytes: &Bytes) -> Response<Full<Bytes>> {
+    fn post(&self, parts: &hyper::http::request::Parts, bytes: &Bytes) -> Response<Body> {
         let Ok(call) = serde_json::from_slice::<Value>(bytes) else {
             return rpc_error(&Value::Null, -32700, "Parse error");
         };
@@ -125,7 +124,7 @@ impl Echo {
 }
 
 /// A JSON-RPC result, as JSON or as one server-sent event.
-fn answer(id: &Value, result: Value, sse: bool) -> Response<Full<Bytes>> {
+fn answer(id: &Value, result: Value, sse: bool) -> Response<Body> {
     let body = json!({"jsonrpc": "2.0", "id": id, "result": result});
     if sse {
         reply(StatusCode::OK, "text/event-stream", format!("event: message\ndata: {body}\n\n"))

@@ -22,6 +22,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -65,6 +66,14 @@ impl std::fmt::Display for Kind {
     }
 }
 
+/// A response's body: whole, or events sent as they come (`serve a2a-echo --event-gap-ms`).
+pub(crate) type Body = http_body_util::Either<Full<Bytes>, http_body_util::StreamBody<Events>>;
+
+/// Server-sent events, each a frame, sent as they come.
+pub(crate) type Events = std::pin::Pin<
+    Box<dyn futures_util::Stream<Item = Result<hyper::body::Frame<Bytes>, Infallible>> + Send>,
+>;
+
 /// What every target's handler gets.
 pub(crate) enum State {
     A2a(a2a::Echo),
@@ -77,8 +86,8 @@ pub(crate) fn reply(
     status: StatusCode,
     content_type: &str,
     body: impl Into<Bytes>,
-) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(body.into()));
+) -> Response<Body> {
+    let mut r = Response::new(Body::Left(Full::new(body.into())));
     *r.status_mut() = status;
     if let Ok(v) = content_type.parse() {
         r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
@@ -87,12 +96,12 @@ pub(crate) fn reply(
 }
 
 /// A JSON response.
-pub(crate) fn json(status: StatusCode, v: &Value) -> Response<Full<Bytes>> {
+pub(crate) fn json(status: StatusCode, v: &Value) -> Response<Body> {
     reply(status, "application/json", v.to_string())
 }
 
 /// A JSON-RPC error in an HTTP 200, as JSON-RPC over HTTP answers.
-pub(crate) fn rpc_error(id: &Value, code: i64, message: &str) -> Response<Full<Bytes>> {
+pub(crate) fn rpc_error(id: &Value, code: i64, message: &str) -> Response<Body> {
     let body = serde_json::json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}});
     json(StatusCode::OK, &body)
 }
@@ -100,7 +109,7 @@ pub(crate) fn rpc_error(id: &Value, code: i64, message: &str) -> Response<Full<B
 /// The request's body, at most [`BODY_MAX`] bytes.
 pub(crate) async fn body(
     req: Request<Incoming>,
-) -> Result<(hyper::http::request::Parts, Bytes), Response<Full<Bytes>>> {
+) -> Result<(hyper::http::request::Parts, Bytes), Response<Body>> {
     let (parts, body) = req.into_parts();
     match Limited::new(body, BODY_MAX).collect().await {
         Ok(c) => Ok((parts, c.to_bytes())),
@@ -137,7 +146,7 @@ async fn handle(
     token: Option<Arc<str>>,
     h2: Arc<AtomicU64>,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<Body>, Infallible> {
     if req.version() == hyper::Version::HTTP_2 {
         h2.fetch_add(1, Ordering::Relaxed);
     }
@@ -159,6 +168,20 @@ async fn handle(
         State::Mcp(s) => s.handle(req).await,
         State::Registry(s) => s.handle(req).await,
     })
+}
+
+/// How a target serves (the `serve` flags).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Worker threads.
+    pub threads: usize,
+    /// Answer 401 to requests without `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+    /// Serve https:// (ALPN `h2` and `http/1.1`).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// a2a-echo: the time between a stream's events, each then its own chunk (0: the events
+    /// together, with a `Content-Length`).
+    pub event_gap: Duration,
 }
 
 /// A running target.
@@ -196,6 +219,13 @@ impl Target {
         token: Option<String>,
         tls: Option<Arc<rustls::ServerConfig>>,
     ) -> io::Result<Target> {
+        let options = Options { threads, token, tls, event_gap: Duration::ZERO };
+        Target::start_options(kind, listen, options)
+    }
+
+    /// Binds `listen` and serves `kind` as `options` say; returns once it accepts.
+    pub fn start_options(kind: Kind, listen: SocketAddr, options: Options) -> io::Result<Target> {
+        let Options { threads, token, tls, event_gap } = options;
         let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
         let token: Option<Arc<str>> = token.map(Arc::from);
         let std_listener = std::net::TcpListener::bind(listen)?;
@@ -207,7 +237,7 @@ impl Target {
             .enable_all()
             .build()?;
         let state = Arc::new(match kind {
-            Kind::A2aEcho => State::A2a(a2a::Echo::new(addr)),
+            Kind::A2aEcho => State::A2a(a2a::Echo::new(addr).with_event_gap(event_gap)),
             Kind::McpEcho => State::Mcp(mcp::Echo::default()),
             Kind::Registry => State::Registry(registry::Registry::default()),
         });

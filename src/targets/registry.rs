@@ -6,12 +6,11 @@
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
+use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
-use super::{body, fresh_id, json as json_reply};
+use super::{body, fresh_id, json as json_reply, Body};
 
 /// The registry.
 #[derive(Default)]
@@ -39,7 +38,7 @@ fn entry(id: &str, card: &Value) -> Value {
 }
 
 impl Registry {
-    pub(crate) async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    pub(crate) async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         let method = req.method().clone();
         let path = req.uri().path().trim_end_matches('/').to_string();
         let error =

@@ -75,6 +75,35 @@ fn pattern<'a>(report: &'a Value, name: &str) -> &'a Value {
 }
 
 #[test]
+fn a_stream_whose_events_come_apart_is_timed_to_its_first_event_and_to_its_last() {
+    // Proves time to first event against a stream that takes time: the echo agent sends a
+    // task's three events 40 ms apart, each its own chunk; over HTTP/1.1 and HTTP/2 the first
+    // event is timed when it comes, long before the answer ends (two gaps later).
+    use a2a_bench::targets::Options;
+    let gap = Duration::from_millis(40);
+    let options = Options { threads: 1, event_gap: gap, ..Options::default() };
+    let t = Target::start_options(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), options).unwrap();
+    let url = format!("http://{}/", t.local_addr());
+    for version in [None, Some("--http2")] {
+        let mut args = vec!["--url", &url, "--pattern", "a2a:stream,a2a-v03:stream"];
+        args.extend(["--agents", "2", "--duration", "1", "--warmup", "0.2"]);
+        args.extend(version);
+        let (ok, text, report) = http(&args);
+        let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+        assert!(ok, "{version:?}: {text}");
+        assert_clean(&report, &["a2a:stream", "a2a-v03:stream"]);
+        for stream in ["a2a:stream", "a2a-v03:stream"] {
+            let p = pattern(&report, stream);
+            assert_eq!(p["events_per_answer"], 3.0, "{p}");
+            let first = p["first_event"]["p50_ms"].as_f64().unwrap();
+            let last = p["latency"]["p50_ms"].as_f64().unwrap();
+            assert!(last >= 2.0 * 40.0, "{version:?}: the answer ended in {last} ms: {p}");
+            assert!(first < last - 40.0, "{version:?}: first event {first} ms, last {last}: {p}");
+        }
+    }
+}
+
+#[test]
 fn every_a2a_pattern_is_answered_by_the_echo_agent() {
     // Proves the A2A patterns end to end against the reference agent: v1.0 message, stream
     // (events counted, time to first event), conversation (context kept), agent card, v0.3

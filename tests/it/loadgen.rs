@@ -562,6 +562,8 @@ fn mistakes_on_the_command_line_get_one_line_naming_the_flag() {
         (&["serve", "a2a-echo", "--threads", "-1"], "--threads"),
         (&["sysinfo", "--stall-probe", "-1"], "--stall-probe"),
         (&["router", "--cores", "-1"], "--cores"),
+        (&["serve", "mcp-echo", "--event-gap-ms", "5"], "--event-gap-ms"),
+        (&["serve", "a2a-echo", "--event-gap-ms", "-5"], "--event-gap-ms"),
     ];
     for (args, flag) in cases {
         let out = bench(args);
