@@ -1072,11 +1072,11 @@ pub(super) fn run_config(cfg: BenchConfig) -> anyhow::Result<Finish> {
         Some(path) => Some((path.display().to_string(), report::baseline::load(path)?)),
         None => None,
     };
-    for w in cfg.warnings() {
-        eprintln!("{w}");
-    }
     if let Target::External { addr, .. } = &cfg.target {
         crate::loadgen::check_reachable(*addr, cfg.protocol).map_err(anyhow::Error::msg)?;
+    }
+    for w in cfg.warnings() {
+        eprintln!("{w}");
     }
     let interrupt = Interrupt::new();
     catch_interrupts(&interrupt)?;

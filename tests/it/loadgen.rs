@@ -578,13 +578,14 @@ fn mistakes_on_the_command_line_get_one_line_naming_the_flag() {
 #[test]
 fn a_router_or_server_not_there_is_one_line_before_anything_runs() {
     // Proves an address nothing listens on ends the command at once with one line saying so:
-    // no banner, no table header, no runs, no panic (native router and HTTP server alike).
+    // no banner, no table header, no placement warning, no runs, no panic (native router and
+    // HTTP server alike; without --agent-cores, agents and a loopback target would share cores).
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let router = format!("tcp://127.0.0.1:{port}");
     let url = format!("http://127.0.0.1:{port}/");
     let cases: [(Vec<&str>, &str); 2] = [
-        (vec!["--router", &router, "--agent-cores", "1", "--stall-probe", "0"], "router"),
-        (vec!["http", "--url", &url, "--pattern", "health", "--agent-cores", "1"], "server"),
+        (vec!["--router", &router, "--stall-probe", "0"], "router"),
+        (vec!["http", "--url", &url, "--pattern", "health"], "server"),
     ];
     for (args, what) in cases {
         let out = bench(&args);
