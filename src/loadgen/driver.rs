@@ -31,6 +31,7 @@ use super::{Hooks, Interrupt, Interval, Outcome, Pacing, Protocol, Scenario, Sto
 use crate::clock;
 use crate::metrics::Latencies;
 use crate::placement;
+use crate::transport::kick::Beat;
 use crate::transport::uring;
 use crate::transport::{write_all, Transport};
 use crate::transport::{Guarded, Lend, SocketHandle};
@@ -373,6 +374,8 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
     // Bounded: at most a few intervals per core wait while the coordinator reads.
     let (result_tx, result_rx) = flume::bounded::<CoreMsg>(cores * 8 + 8);
     let (mut starts, mut joins, mut failures) = (Vec::new(), Vec::new(), Vec::new());
+    // Each core's heartbeat, watched while the run lasts (`watch_cores`).
+    let mut beats: Vec<(usize, Arc<Beat>)> = Vec::new();
     for ((i, slot), (first, count)) in slots.into_iter().zip(spans) {
         let side = side_rx.get_mut(i).and_then(Option::take);
         if count == 0 {
@@ -398,6 +401,8 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
         let index = starts.len();
         let (ready, result, shared) = (ready_tx.clone(), result_tx.clone(), shared.clone());
         let coord = coord.clone();
+        let beat = Beat::new();
+        let core_beat = beat.clone();
         // Polling on glommio's streams: glommio's spin (only on an executor it placed itself);
         // a ring's reaper polls instead.
         let builder = match scenario.poll && scenario.io == crate::transport::Io::Glommio {
@@ -410,6 +415,8 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
         let spawned =
             builder.name(&format!("agents-{i}")).io_memory(64 << 10).spawn(move || async move {
                 LastWord::arm(index, &ready, &result);
+                core_beat.start();
+                glommio::spawn_local(heartbeat(core_beat.clone())).detach();
                 if let Some(w) = placement::pin_current_thread(slot) {
                     eprintln!("warning: {w}");
                 }
@@ -437,12 +444,14 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
                         core.run(Group::new(cfg.clone(), Http::new(&cfg, plan))).await
                     }
                 }
+                core_beat.end();
                 LastWord::disarm();
             });
         match spawned {
             Ok(handle) => {
                 starts.push(start_tx);
                 joins.push(handle);
+                beats.push((slot.core, beat));
             }
             Err(e) => failures.push(format!("starting agent core {}: {e}", slot.core)),
         }
@@ -489,7 +498,9 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
     let mut hook = at_measure_start;
     let (mut drained, mut leave_hook) = (vec![false; starts.len()], before_leave);
     let (mut leave_failure, mut died) = (None, Vec::new());
+    let mut watch = CoreWatch::new(beats.len(), CORE_STALL);
     while results.len() + died.len() < starts.len() {
+        watch.look(&beats, shared.peer());
         let now = clock::now_ns();
         if router_before.is_none() && now >= measure_ns {
             router_before = Some(probe.map(read_probe));
@@ -510,11 +521,8 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
         } else {
             u64::MAX
         };
-        let got = if next == u64::MAX {
-            result_rx.recv().map_err(|_| flume::RecvTimeoutError::Disconnected)
-        } else {
-            result_rx.recv_timeout(Duration::from_nanos(next.saturating_sub(now)))
-        };
+        let wait = Duration::from_nanos(next.saturating_sub(now)).min(WATCH_EVERY);
+        let got = result_rx.recv_timeout(wait);
         // A core that died waits at no barrier: the others need not wait for it.
         let mut gone = |core: usize| {
             if let Some(d) = drained.get_mut(core) {
@@ -582,6 +590,7 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
     }
     failures.extend(died);
     failures.extend(leave_failure);
+    failures.extend(watch.finish(shared.peer()));
     o.failures = dedupe(failures);
     o.all_connections_lost = conns > 0 && lost == conns;
     o.interrupted = interrupt.is_some_and(|i| i.is_raised());
@@ -692,6 +701,88 @@ struct Core {
     result: flume::Sender<CoreMsg>,
     /// Coordination workloads: this core's messages from other cores (and its own pokes).
     side: Option<flume::Receiver<Completed>>,
+}
+
+/// How often the coordinating thread looks at the agent cores' heartbeats.
+const WATCH_EVERY: Duration = Duration::from_millis(100);
+/// How often an agent core's heartbeat task runs.
+const BEAT_EVERY: Duration = Duration::from_millis(100);
+/// An agent core whose heartbeat is older than this stood still: reported and kicked.
+pub(super) const CORE_STALL: Duration = Duration::from_secs(1);
+
+/// Shows the coordinating thread that the core's loop turns: a glommio timer that runs every
+/// [`BEAT_EVERY`] (the timers are what a lost wake-up stops; `transport::kick`).
+async fn heartbeat(beat: Arc<Beat>) {
+    loop {
+        glommio::timer::sleep(BEAT_EVERY).await;
+        beat.beat();
+    }
+}
+
+/// The coordinating thread's watch over the agent cores: a core whose loop stands still for
+/// [`CORE_STALL`] is said on stderr and kicked (`transport::kick`) until it turns again, and
+/// the run fails with what happened: for that time the generator, not the router, held the
+/// traffic back, so its figures do not measure the router.
+struct CoreWatch {
+    /// Per core: since when (ns) it stands still, while it does.
+    since: Vec<Option<u64>>,
+    /// What happened, for the run's failures.
+    said: Vec<String>,
+    /// [`CORE_STALL`], in ns.
+    limit_ns: u64,
+}
+
+impl CoreWatch {
+    fn new(cores: usize, limit: Duration) -> CoreWatch {
+        CoreWatch { since: vec![None; cores], said: Vec::new(), limit_ns: limit.as_nanos() as u64 }
+    }
+
+    fn look(&mut self, beats: &[(usize, Arc<Beat>)], peer: &str) {
+        let (now, limit) = (clock::now_ns(), self.limit_ns);
+        for (i, (core, beat)) in beats.iter().enumerate() {
+            let Some(last) = beat.last() else {
+                self.turned(i, *core, None, peer);
+                continue;
+            };
+            let late = now.saturating_sub(last);
+            if late > limit {
+                if self.since[i].is_none() {
+                    self.since[i] = Some(last);
+                    eprintln!(
+                        "watchdog: agent core {i} (core {core}) has not turned its loop for {:.1} s: waking it",
+                        late as f64 / 1e9
+                    );
+                }
+                beat.kick();
+            } else {
+                self.turned(i, *core, Some(last), peer);
+            }
+        }
+    }
+
+    /// Core `i` turns again as of `at` (None: it ended).
+    fn turned(&mut self, i: usize, core: usize, at: Option<u64>, peer: &str) {
+        if let Some(from) = self.since[i].take() {
+            let secs = at.unwrap_or_else(clock::now_ns).saturating_sub(from) as f64 / 1e9;
+            eprintln!("watchdog: agent core {i} (core {core}) turns again after {secs:.1} s");
+            self.said.push(format!(
+                "agent core {i} (core {core}) stood still for {secs:.1} s (its timers did not run: a lost wake-up, or the machine took the core away; woken by a signal): for that time the generator, not the {peer}, held the traffic back"
+            ));
+        }
+    }
+
+    /// What the run must say; a core still standing still is said too.
+    fn finish(mut self, peer: &str) -> Vec<String> {
+        for (i, since) in self.since.iter().enumerate() {
+            if let Some(from) = since {
+                let secs = clock::now_ns().saturating_sub(*from) as f64 / 1e9;
+                self.said.push(format!(
+                    "agent core {i} stood still for {secs:.1} s until the run ended (its timers did not run): for that time the generator, not the {peer}, held the traffic back"
+                ));
+            }
+        }
+        self.said
+    }
 }
 
 impl Core {
@@ -1281,5 +1372,49 @@ mod tests {
         core.join().unwrap();
         assert!(ready_rx.try_recv().is_err());
         assert!(result_rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_core_that_stands_still_is_woken_and_the_run_says_so() {
+        // A thread with a heartbeat that sleeps in a system call nothing else would end (a
+        // read on a pipe nobody writes to), as a core does when its wake-up is lost. Once
+        // awake it beats again and stops.
+        let (rx, _tx) = nix::unistd::pipe().unwrap();
+        let beat = Beat::new();
+        let b = beat.clone();
+        let (started_tx, started_rx) = flume::bounded(1);
+        let t = std::thread::spawn(move || {
+            b.start();
+            let _ = started_tx.send(());
+            let mut buf = [0u8; 1];
+            let got = nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&rx), &mut buf);
+            b.beat();
+            got
+        });
+        started_rx.recv().unwrap();
+        let beats = vec![(7, beat.clone())];
+        let mut watch = CoreWatch::new(1, Duration::from_millis(30));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !t.is_finished() {
+            assert!(std::time::Instant::now() < deadline, "the stuck thread was never woken");
+            watch.look(&beats, "router");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(t.join().unwrap(), Err(nix::errno::Errno::EINTR));
+        assert!(beat.kicks() >= 1);
+        watch.look(&beats, "router"); // its fresh beat: it turns again
+        let said = watch.finish("router");
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].starts_with("agent core 0 (core 7) stood still for"), "{}", said[0]);
+        assert!(said[0].contains("the generator, not the router"), "{}", said[0]);
+
+        // A core that keeps beating is never kicked, and nothing is said.
+        let steady = Beat::new();
+        steady.start();
+        let beats = vec![(0, steady.clone())];
+        let mut watch = CoreWatch::new(1, Duration::from_secs(60));
+        watch.look(&beats, "router");
+        assert_eq!(steady.kicks(), 0);
+        assert!(watch.finish("router").is_empty());
     }
 }

@@ -20,6 +20,7 @@ use super::shell::{
 use super::{Shard, ShardConfig};
 use crate::placement::Slot;
 use crate::transport::doorbell::Doorbell;
+use crate::transport::kick::Beat;
 use crate::wire::ShardStats;
 
 /// Stalls a server's shards from any thread (fault injection).
@@ -53,11 +54,13 @@ pub struct Server {
 }
 
 /// Every [`WATCHDOG_EVERY`], checks that each shard's ticker ran within [`WATCHDOG_STALL`];
-/// says so on stderr, once per stall, and when the shard turns again, and counts it.
+/// says so on stderr, once per stall, and when the shard turns again, and counts it; with `kick`,
+/// interrupts a stalled shard's wait every look until it turns (`transport::kick`).
 fn watchdog(
     runtime: &'static str,
+    kick: bool,
     slots: Vec<Slot>,
-    beats: Vec<Arc<AtomicU64>>,
+    beats: Vec<Arc<Beat>>,
     stalls: Arc<Vec<AtomicU64>>,
     stopping: Arc<AtomicBool>,
 ) {
@@ -67,8 +70,14 @@ fn watchdog(
         std::thread::park_timeout(WATCHDOG_EVERY);
         let now = crate::clock::now_ns();
         for (i, beat) in beats.iter().enumerate() {
-            let last = beat.load(Ordering::Relaxed);
+            // Not started yet, or ended.
+            let Some(last) = beat.last() else { continue };
             let late = now.saturating_sub(last);
+            if late > limit && kick {
+                // A lost wake-up (`transport::kick`): interrupt its wait. Runtimes that never
+                // lost one here are left alone.
+                beat.kick();
+            }
             match since[i] {
                 None if late > limit => {
                     since[i] = Some(last);
@@ -132,8 +141,7 @@ impl Server {
         let (ready_tx, ready_rx) = flume::unbounded();
         let mut shards = Vec::with_capacity(n);
         let mut loads = Vec::with_capacity(n);
-        let beats: Vec<Arc<AtomicU64>> =
-            (0..n).map(|_| Arc::new(AtomicU64::new(crate::clock::now_ns()))).collect();
+        let beats: Vec<Arc<Beat>> = (0..n).map(|_| Beat::new()).collect();
         for (i, (to_peers, from_peers)) in to.into_iter().zip(from).enumerate() {
             let (cmd_tx, cmd_rx) = flume::unbounded();
             let live = Arc::new(AtomicUsize::new(0));
@@ -169,7 +177,7 @@ impl Server {
         let (counts, stop, slots) = (stalls.clone(), stopping.clone(), slots.to_vec());
         let watchdog = std::thread::Builder::new()
             .name(format!("{}-watchdog", R::NAME))
-            .spawn(move || watchdog(R::NAME, slots, beats, counts, stop))?;
+            .spawn(move || watchdog(R::NAME, R::MAY_SLEEP_THROUGH, slots, beats, counts, stop))?;
         Ok(Server {
             addr,
             shards,

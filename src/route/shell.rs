@@ -17,7 +17,7 @@ use std::io;
 use std::net::TcpStream;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +29,7 @@ use super::{ConnId, Shard, Source};
 use crate::clock;
 use crate::placement::Slot;
 use crate::transport::doorbell::Doorbell;
+use crate::transport::kick::Beat;
 use crate::transport::{
     is_http_upgrade, uring, write_all, ws, Guarded, Lend, Rewind, Shared, SocketHandle,
 };
@@ -60,6 +61,9 @@ pub trait Runtime: 'static {
     type Stream: AsyncRead + AsyncWrite + crate::transport::Lend + Unpin + 'static;
     /// A short name for logs and reports.
     const NAME: &'static str;
+    /// Whether a thread of this runtime may sleep through its own wake-up, so that the
+    /// watchdog wakes a shard that stands still (`transport::kick`).
+    const MAY_SLEEP_THROUGH: bool = false;
     /// Runs `fut` as a detached task on the current executor.
     fn spawn(fut: impl Future<Output = ()> + 'static);
     /// Completes after `d`.
@@ -175,8 +179,9 @@ pub struct Links {
     pub(super) bell: Arc<Doorbell>,
     /// This shard's open connections: added by the acceptor, subtracted here.
     pub(super) live: Arc<AtomicUsize>,
-    /// When the shard's ticker last ran (ns): the watchdog reads it.
-    pub(super) beat: Arc<AtomicU64>,
+    /// When the shard's ticker last ran, and the shard's thread: the watchdog reads it, and
+    /// wakes a shard that stands still where its runtime may lose wake-ups (`transport::kick`).
+    pub(super) beat: Arc<Beat>,
 }
 
 /// Shutdown handles of a shard's open sockets, by connection number.
@@ -192,6 +197,7 @@ pub async fn run_shard<R: Runtime>(
     let sockets: Sockets = Rc::default();
     let mut next_socket = 0u64;
     let Links { commands, to_peers, from_peers, ctl_waiting, bell, live, beat } = links;
+    beat.start();
     for (p, link) in to_peers.into_iter().enumerate() {
         let Some(PeerTx { data, ctl, ctl_waiting, bell }) = link else { continue };
         let p = p as u16;
@@ -219,7 +225,7 @@ pub async fn run_shard<R: Runtime>(
         );
     }
     let inbox = Rc::new(inbox);
-    R::spawn(ticker::<R>(shard.clone(), beat, lanes));
+    R::spawn(ticker::<R>(shard.clone(), beat.clone(), lanes));
     let _ = ready.send(());
     while let Ok(cmd) = commands.recv_async().await {
         match cmd {
@@ -252,6 +258,7 @@ pub async fn run_shard<R: Runtime>(
         R::sleep(Duration::from_millis(1)).await;
     }
     R::finish().await;
+    beat.end();
     stats
 }
 
@@ -682,13 +689,13 @@ const TICK_LANE_MAX: usize = 256;
 /// once in 450 runs under CPU contention), so no peer message waits longer than a tick.
 async fn ticker<R: Runtime>(
     shard: Rc<RefCell<Shard>>,
-    beat: Arc<AtomicU64>,
+    beat: Arc<Beat>,
     lanes: Vec<(u16, flume::Receiver<PeerMsg>)>,
 ) {
     while !shard.borrow().is_stopped() {
         R::sleep(TICK).await;
         let now = clock::now_ns();
-        beat.store(now, Ordering::Relaxed);
+        beat.beat();
         shard.borrow_mut().tick(now);
         apply_lanes(&shard, &lanes);
     }

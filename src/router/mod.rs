@@ -39,6 +39,7 @@ pub struct Glommio;
 impl Runtime for Glommio {
     type Stream = glommio::net::TcpStream;
     const NAME: &'static str = "glommio";
+    const MAY_SLEEP_THROUGH: bool = true;
 
     fn spawn(fut: impl Future<Output = ()> + 'static) {
         glommio::spawn_local(fut).detach();
@@ -112,6 +113,7 @@ thread_local! {
 impl Runtime for GlommioUring {
     type Stream = UringStream;
     const NAME: &'static str = "glommio";
+    const MAY_SLEEP_THROUGH: bool = true;
 
     fn spawn(fut: impl Future<Output = ()> + 'static) {
         Glommio::spawn(fut)

@@ -6,6 +6,7 @@
 //! are the JSON compatibility protocol.
 
 pub mod doorbell;
+pub mod kick;
 pub mod uring;
 pub mod ws;
 
