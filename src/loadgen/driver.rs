@@ -416,7 +416,8 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
             builder.name(&format!("agents-{i}")).io_memory(64 << 10).spawn(move || async move {
                 LastWord::arm(index, &ready, &result);
                 core_beat.start();
-                glommio::spawn_local(heartbeat(core_beat.clone())).detach();
+                // Cancelled (dropped) when the core ends: a task left pending is never freed.
+                let heart = glommio::spawn_local(heartbeat(core_beat.clone()));
                 if let Some(w) = placement::pin_current_thread(slot) {
                     eprintln!("warning: {w}");
                 }
@@ -444,6 +445,7 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
                         core.run(Group::new(cfg.clone(), Http::new(&cfg, plan))).await
                     }
                 }
+                drop(heart);
                 core_beat.end();
                 LastWord::disarm();
             });

@@ -401,8 +401,10 @@ pub fn effective(io: super::Io) -> (super::Io, Option<String>) {
 /// One thread's socket ring (not `Send`: made, used and dropped on its thread).
 pub struct Ring {
     inner: RefCell<Inner>,
-    /// The eventfd the kernel bumps per completion, read through glommio to park.
-    bell: Rc<glommio::io::BufferedFile>,
+    /// The eventfd the kernel bumps per completion, read through glommio to park; taken and
+    /// closed when the reaper ends (dropped, glommio would only queue its close, and an ending
+    /// executor never runs it: a descriptor leaked per run of an agent core).
+    bell: RefCell<Option<Rc<glommio::io::BufferedFile>>>,
     parked: Cell<Option<Waker>>,
     /// The bell rang since the reaper last looked.
     rung: Cell<bool>,
@@ -477,7 +479,7 @@ impl Ring {
                 bell_fd: None,
                 bell_armed: false,
             }),
-            bell: Rc::new(bell),
+            bell: RefCell::new(Some(Rc::new(bell))),
             parked: Cell::new(None),
             rung: Cell::new(false),
             poll_ns: Cell::new(0),
@@ -584,8 +586,10 @@ impl Ring {
     pub async fn reap(self: Rc<Ring>) {
         // The bell's read is a task of its own, polled only when its read completes: glommio
         // keeps a waker per poll of a pending read, so polling it on every park would pile
-        // wakers up until the task's reference count overflows.
-        glommio::spawn_local(self.clone().listen()).detach();
+        // wakers up until the task's reference count overflows. It is awaited at the end: a
+        // task still pending when its executor ends is never dropped, and with it the ring (its
+        // descriptors and buffers) leaked once per run of an agent core.
+        let listener = glommio::spawn_local(self.clone().listen());
         let mut stop_deadline = None;
         let mut active_ns = crate::clock::now_ns();
         // When the reaper began dozing instead of parking (0: it is not).
@@ -740,15 +744,24 @@ impl Ring {
         }
         // Let the bell's task see the stop: one bump ends its read.
         let one = 1u64.to_ne_bytes();
-        // SAFETY: an 8-byte write from a live buffer to the eventfd this ring owns.
-        unsafe { libc::write(self.bell.as_raw_fd(), one.as_ptr().cast(), 8) };
+        if let Some(bell) = self.bell.borrow().as_ref() {
+            // SAFETY: an 8-byte write from a live buffer to the eventfd this ring owns.
+            unsafe { libc::write(bell.as_raw_fd(), one.as_ptr().cast(), 8) };
+        }
+        // Bounded: a read that never ends is cancelled with its task (dropping the handle).
+        futures_lite::future::or(listener, glommio::timer::sleep(Duration::from_millis(100))).await;
+        let bell = self.bell.borrow_mut().take();
+        if let Some(bell) = bell.and_then(|b| Rc::try_unwrap(b).ok()) {
+            let _ = bell.close().await;
+        }
     }
 
     /// The bell's task: reads the eventfd (through glommio, so the thread may sleep on it) and
     /// wakes a parked reaper; ends once the ring is stopped.
     async fn listen(self: Rc<Ring>) {
         while !self.stopped.get() {
-            let _ = self.bell.read_at(0, 8).await;
+            let Some(bell) = self.bell.borrow().clone() else { break };
+            let _ = bell.read_at(0, 8).await;
             self.rung.set(true);
             if let Some(w) = self.parked.take() {
                 w.wake();
@@ -1451,6 +1464,37 @@ mod tests {
             .unwrap();
         assert_eq!(leaked(), before + 1);
         drop(listener);
+    }
+
+    #[test]
+    fn a_stopped_ring_is_freed_when_its_thread_ends() {
+        // Proves a ring whose reaper ended is dropped with the executor's end: its bell's task,
+        // left pending, once kept it (and its io_uring, eventfd and buffers) alive forever, one
+        // per run of an agent core. A guard held by the ring tells when it is dropped.
+        if supported().is_err() {
+            return;
+        }
+        struct Guard(flume::Sender<()>);
+        let (tx, rx) = flume::bounded::<()>(1);
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .spawn(move || async move {
+                let ring = Ring::new().unwrap();
+                let guard = Guard(tx);
+                ring.set_peers(Doorbell::new().unwrap(), Box::new(move || (&guard.0, false).1));
+                let reaper = ring.spawn_reaper();
+                glommio::timer::sleep(Duration::from_millis(5)).await; // it parks on its bell
+                ring.stop();
+                reaper.await;
+                drop(ring);
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(5)),
+            Err(flume::RecvTimeoutError::Disconnected),
+            "the ring outlived its thread"
+        );
     }
 
     #[test]
