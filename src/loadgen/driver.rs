@@ -374,7 +374,7 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
     // Bounded: at most a few intervals per core wait while the coordinator reads.
     let (result_tx, result_rx) = flume::bounded::<CoreMsg>(cores * 8 + 8);
     let (mut starts, mut joins, mut failures) = (Vec::new(), Vec::new(), Vec::new());
-    // Each core's heartbeat, watched while the run lasts (`watch_cores`).
+    // Each core's heartbeat, watched while the run lasts (`CoreWatch`).
     let mut beats: Vec<(usize, Arc<Beat>)> = Vec::new();
     for ((i, slot), (first, count)) in slots.into_iter().zip(spans) {
         let side = side_rx.get_mut(i).and_then(Option::take);
