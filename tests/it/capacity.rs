@@ -10,11 +10,8 @@ use a2a_bench::client::Client;
 use a2a_bench::report::hlog;
 use serde_json::Value;
 
-fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("a2a-capacity-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn dir(name: &str) -> crate::support::Scratch {
+    crate::support::scratch(&format!("capacity-{name}"))
 }
 
 fn bench(args: &[&str]) -> (Option<i32>, String, String) {
@@ -115,7 +112,6 @@ fn thresholds_set_the_exit_code_and_every_export_reads_back_as_the_report() {
     assert!(row["throughput"]["ratio"].as_f64().unwrap() > 0.0);
     let verdicts = ["higher", "lower", "within_noise"];
     assert!(verdicts.contains(&row["throughput"]["verdict"].as_str().unwrap()), "{row}");
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -142,7 +138,6 @@ fn mistakes_in_the_capacity_flags_get_one_line_naming_the_flag() {
         assert!(err.contains(flag), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{err}");
     }
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -205,7 +200,6 @@ fn a_rate_search_against_the_embedded_router_converges_within_its_bounds() {
         report["results"].as_array().unwrap().len(),
         1 + steps.iter().map(|st| st["runs"].as_u64().unwrap() as usize).sum::<usize>()
     );
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 /// Kills a child process however the test ends.
@@ -317,7 +311,6 @@ fn the_html_report_renders_in_a_real_browser_without_console_errors() {
     let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("no screenshot ({e}): {log}"));
     assert!(png.starts_with(b"\x89PNG"), "not a PNG");
     assert!(png.len() > 30_000, "a blank page compresses to a few KB: {} B", png.len());
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]

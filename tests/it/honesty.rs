@@ -26,10 +26,11 @@ fn result(sc: &Scenario, o: &loadgen::Outcome) -> RunResult {
     RunResult::new(&RunSpec { scenario: sc.clone(), repeat: 0, interval_ms: None }, o)
 }
 
-fn temp(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("a2a-honesty-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+/// A file `name` in a scratch directory, removed with it when the guard drops.
+fn temp(name: &str) -> (crate::support::Scratch, std::path::PathBuf) {
+    let dir = crate::support::scratch("honesty");
+    let path = dir.join(name);
+    (dir, path)
 }
 
 /// Runs the benchmark binary (bounded); returns its exit code, stdout and stderr.
@@ -174,7 +175,7 @@ fn a_stalled_json_router_ends_the_run_with_a_clear_error() {
     // the stall named and every request counted as drain_timeout.
     let addr = stalled_json_router();
     let url = format!("ws://{addr}");
-    let output = temp("stalled.json");
+    let (_dir, output) = temp("stalled.json");
     let started = Instant::now();
     let (code, stdout, _) = bench(&[
         "--router",
@@ -231,7 +232,7 @@ fn ctrl_c(child: &std::process::Child) {
 fn ctrl_c_keeps_what_finished_and_exits_130() {
     // Proves the first Ctrl-C stops the current run, drains it and writes the report of every
     // run that finished, marked interrupted, with exit code 130.
-    let output = temp("interrupted.json");
+    let (_dir, output) = temp("interrupted.json");
     let out = output.to_str().unwrap();
     let args = [
         "--agents",
@@ -312,7 +313,7 @@ fn a_wrong_or_missing_peer_gets_one_line_and_no_more_runs() {
     ];
     for (url, expected) in cases {
         let started = Instant::now();
-        let out = temp("peer.json");
+        let (_dir, out) = temp("peer.json");
         let (code, stdout, stderr) = bench(&[
             "--router",
             &url,
@@ -358,7 +359,7 @@ fn placement_mistakes_are_refused_or_warned_in_one_line() {
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(stderr.contains("--threads"), "{stderr}");
     }
-    let out = temp("one-core.json");
+    let (_dir, out) = temp("one-core.json");
     let args =
         ["--router-cores", "0", "--agent-cores", "0", "--agents", "3", "--topologies", "ring"];
     let quick = ["--duration", "0.2", "--warmup", "0.05", "--repeat", "1", "--intervals", "0"];
@@ -378,7 +379,7 @@ fn a_second_ctrl_c_exits_at_once() {
     // Ctrl-C starts a drain that would last the 30 s drain timeout; the second ends the process
     // at once with exit code 130.
     let addr = stalled_json_router();
-    let output = temp("second-ctrl-c.json");
+    let (_dir, output) = temp("second-ctrl-c.json");
     let (url, out) = (format!("ws://{addr}"), output.to_str().unwrap());
     let args = [
         "--router",
@@ -430,7 +431,7 @@ fn tune_check_strict_fails_when_a_key_differs() {
     let other = (have.parse::<u64>().unwrap() - 1).to_string();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/sysctl/tune.sh");
     let run = |value: &str, strict: bool| {
-        let conf = temp(&format!("tune-{value}.conf"));
+        let (_dir, conf) = temp(&format!("tune-{value}.conf"));
         std::fs::write(&conf, format!("kernel.pid_max = {value}\n")).unwrap();
         let mut args = vec![script, "check"];
         if strict {
@@ -438,7 +439,6 @@ fn tune_check_strict_fails_when_a_key_differs() {
         }
         let out =
             std::process::Command::new("bash").args(&args).arg(&conf).output().expect("bash runs");
-        let _ = std::fs::remove_file(&conf);
         out.status.code()
     };
     assert_eq!(run(&have, true), Some(0));

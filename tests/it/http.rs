@@ -31,20 +31,11 @@ fn http(args: &[&str]) -> (bool, String, Option<Value>) {
     let text =
         format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     let report = std::fs::read_to_string(&out).ok().and_then(|s| serde_json::from_str(&s).ok());
-    let _ = std::fs::remove_dir_all(&dir);
     (o.status.success(), text, report)
 }
 
-fn tempdir() -> std::path::PathBuf {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "a2a-bench-http-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn tempdir() -> crate::support::Scratch {
+    crate::support::scratch("http")
 }
 
 fn run(report: &Value) -> &Value {
@@ -958,5 +949,4 @@ fn https_targets_are_measured_over_both_versions() {
         "--cacert",
         ca_arg,
     ]);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -327,7 +327,8 @@ fn the_machine_stall_probe_is_reported_and_can_be_skipped() {
     // core router and agents share), and the report keeps what it saw under host.stalls
     // (0.2 s of spinning, with counts in nested bands and a lost share below 1), with a
     // `machine:` line in the summary; `--stall-probe 0` skips it.
-    let path = std::env::temp_dir().join(format!("a2a-stalls-{}.json", std::process::id()));
+    let scratch = crate::support::scratch("stalls");
+    let path = scratch.join("report.json");
     let args = ["--cores", "0", "--agents", "2", "--topologies", "ring", "--duration", "0.3"];
     let more = ["--warmup", "0.1", "--repeat", "1"];
     let (stdout, report) =
@@ -349,7 +350,6 @@ fn the_machine_stall_probe_is_reported_and_can_be_skipped() {
         bench_ok(&[&args[..], &more[..], &["--stall-probe", "0"]].concat(), &path);
     assert!(report["host"].get("stalls").is_none(), "{}", report["host"]);
     assert!(!stdout.contains("machine:"), "{stdout}");
-    let _ = std::fs::remove_file(&path);
 }
 
 /// Checks that `ours` has every key of `seed` with the same JSON type (integers stay integers).
@@ -391,8 +391,7 @@ fn check_same_shape(seed: &Value, ours: &Value, path: &str) {
 fn quick_completes_and_its_report_has_the_seed_schema() {
     // Proves `a2a-bench --quick` completes with a summary and a JSON report whose every seed
     // field is present with the seed's type.
-    let dir = std::env::temp_dir().join(format!("a2a-quick-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::support::scratch("quick");
     let path = dir.join("report.json");
     let (stdout, ours) = bench_ok(&["--quick"], &path);
     assert!(stdout.contains("6 runs: 6 ok."), "{stdout}");
@@ -401,7 +400,6 @@ fn quick_completes_and_its_report_has_the_seed_schema() {
     check_same_shape(&seed, &ours, "report");
     assert_eq!(ours["schema_version"], 1);
     assert_eq!(ours["results"][0]["accounting"]["closed"], true);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -410,7 +408,8 @@ fn agent_counts_are_summarized_in_numeric_order_and_the_report_says_how_it_was_m
     // in the terminal and in the JSON report's `by_agent_count`; and that the report carries its
     // provenance: start time, command line, the build's git revision, and that accounting
     // includes the warm-up; and `--csv` writes one row per run that reads back as the JSON's.
-    let path = std::env::temp_dir().join(format!("a2a-order-{}.json", std::process::id()));
+    let scratch = crate::support::scratch("order");
+    let path = scratch.join("report.json");
     let csv_path = path.with_extension("csv");
     let args =
         ["--agents", "10,2", "--topologies", "ring", "--duration", "0.2", "--warmup", "0.05"];
@@ -433,7 +432,6 @@ fn agent_counts_are_summarized_in_numeric_order_and_the_report_says_how_it_was_m
         assert_eq!(p99, r["p99_latency_ms"].as_f64().unwrap());
         assert_eq!(row[col("status")], *r["status"].as_str().unwrap());
     }
-    let _ = std::fs::remove_file(&csv_path);
     let started = humantime::parse_rfc3339(report["started_at"].as_str().unwrap()).unwrap();
     let slack = Duration::from_secs(2);
     assert!(started + slack >= before && started <= std::time::SystemTime::now(), "{started:?}");
@@ -456,13 +454,13 @@ fn agent_counts_are_summarized_in_numeric_order_and_the_report_says_how_it_was_m
     let text = std::fs::read_to_string(&path).unwrap();
     let section = &text[text.find("\"by_agent_count\"").expect("by_agent_count")..];
     assert!(section.find("\"2\"").unwrap() < section.find("\"10\"").unwrap(), "{section}");
-    let _ = std::fs::remove_file(&path);
 }
 
 #[test]
 fn the_benchmark_runs_over_websocket() {
     // Proves `a2a-bench --transport ws` runs a grid end to end and says so in its report.
-    let path = std::env::temp_dir().join(format!("a2a-ws-{}.json", std::process::id()));
+    let scratch = crate::support::scratch("ws");
+    let path = scratch.join("report.json");
     let (stdout, report) = bench_ok(
         &[
             "--transport",
@@ -482,7 +480,6 @@ fn the_benchmark_runs_over_websocket() {
     );
     assert!(stdout.contains("2 runs: 2 ok."), "{stdout}");
     assert_eq!(report["config"]["transport"], "ws");
-    let _ = std::fs::remove_file(&path);
 }
 
 #[test]
@@ -491,7 +488,8 @@ fn the_json_protocol_drives_a_router_at_a_ws_url() {
     // JSON protocol: every run succeeds, deliveries are counted, the report says so.
     let r = router();
     let url = format!("ws://{}", r.local_addr());
-    let path = std::env::temp_dir().join(format!("a2a-json-{}.json", std::process::id()));
+    let scratch = crate::support::scratch("json");
+    let path = scratch.join("report.json");
     let (stdout, report) = bench_ok(
         &[
             "--router",
@@ -519,7 +517,6 @@ fn the_json_protocol_drives_a_router_at_a_ws_url() {
     assert_eq!(run["accounting"]["closed"], true);
     assert!(run["throughput_msg_per_sec"].as_f64().unwrap() > 0.0);
     assert!(run["latency"]["rtt"]["count"].as_u64().unwrap() > 0);
-    let _ = std::fs::remove_file(&path);
     r.stop();
 }
 
@@ -527,11 +524,11 @@ fn the_json_protocol_drives_a_router_at_a_ws_url() {
 #[ignore = "slow: the quick grid over WebSocket; run by make test-slow"]
 fn quick_over_websocket() {
     // Proves `a2a-bench --quick --transport ws` completes with every run successful.
-    let path = std::env::temp_dir().join(format!("a2a-quick-ws-{}.json", std::process::id()));
+    let scratch = crate::support::scratch("quick-ws");
+    let path = scratch.join("report.json");
     let out = bench(&["--quick", "--transport", "ws", "--output", path.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && stdout.contains("6 runs: 6 ok."), "{stdout}");
-    let _ = std::fs::remove_file(&path);
 }
 
 #[test]
@@ -658,8 +655,7 @@ fn compare_alternates_routers_and_writes_ratios() {
     // Proves `a2a-bench compare` runs every scenario against all three routers, alternating,
     // and writes every router's report plus the ratios, with the spread of the per-round ratios
     // around each median, to --output; fewer than 3 rounds get one warning line.
-    let dir = std::env::temp_dir().join(format!("a2a-compare-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::support::scratch("compare");
     let path = dir.join("compare.json");
     let (html, csv) = (dir.join("c.html"), dir.join("c.csv"));
     let (stdout, doc, stderr) = bench_ok_with_stderr(
@@ -723,7 +719,6 @@ fn compare_alternates_routers_and_writes_ratios() {
         csv::Reader::from_path(&csv).unwrap().records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 18, "6 runs × 3 routers");
     assert!(rows.iter().any(|r| r.get(20) == Some("tokio-per-core")));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -732,8 +727,7 @@ fn compare_scaling_runs_each_core_count_that_fits_and_says_which_did_not() {
     // cores, reports throughput and efficiency per router, and skips, with a line, the counts
     // this machine cannot hold.
     let cores = a2a_bench::placement::Machine::detect().cores.len();
-    let dir = std::env::temp_dir().join(format!("a2a-scaling-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::support::scratch("scaling");
     let path = dir.join("scaling.json");
     let too_many = (cores / 2 + 1).to_string();
     let list = format!("1,{too_many}");
@@ -775,7 +769,6 @@ fn compare_scaling_runs_each_core_count_that_fits_and_says_which_did_not() {
         assert_eq!(r["efficiency"]["1"], 1.0, "{r}");
     }
     assert!(stdout.contains("scaling (median msgs/s"), "{stdout}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// One of a shard's counters.
@@ -983,7 +976,8 @@ fn the_command_line_homes_by_default_and_says_how_much_crossed_shards() {
     let last = Machine::detect().cores.len() - 1;
     let mut shares = Vec::new();
     for extra in [None, Some("--no-homing")] {
-        let out = std::env::temp_dir().join(format!("a2a-homing-{}.json", std::process::id()));
+        let scratch = crate::support::scratch("homing");
+        let out = scratch.join("report.json");
         let agent_core = last.to_string();
         let mut args = vec!["--router-cores", "0-1", "--agent-cores", &agent_core];
         args.extend(["--agents", "8", "--topologies", "ring", "--repeat", "1", "--warmup", "0.1"]);
@@ -994,7 +988,6 @@ fn the_command_line_homes_by_default_and_says_how_much_crossed_shards() {
         assert!(o.status.success(), "{stdout} {}", String::from_utf8_lossy(&o.stderr));
         assert!(stdout.contains("router: 2 shards, "), "{stdout}");
         let report: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-        let _ = std::fs::remove_file(&out);
         assert_eq!(report["config"]["homing"], extra.is_none());
         shares.push(report["results"][0]["cpu"]["router_cross_shard_share"].as_f64().unwrap());
     }

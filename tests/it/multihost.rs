@@ -23,24 +23,17 @@ impl Drop for Reap {
     }
 }
 
-fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("a2a-multihost-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn dir(name: &str) -> crate::support::Scratch {
+    crate::support::scratch(&format!("multihost-{name}"))
 }
 
-fn router() -> (Reap, String) {
+/// A router process whose stderr goes to `d`/router.log.
+fn router(d: &Path) -> (Reap, String) {
     use std::io::BufRead;
     let mut child = Command::new(BIN)
         .args(["router", "--cores", "0", "--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
-        .stderr(
-            std::fs::File::create(
-                std::env::temp_dir().join(format!("a2a-mh-router-{}.log", std::process::id())),
-            )
-            .unwrap(),
-        )
+        .stderr(std::fs::File::create(d.join("router.log")).unwrap())
         .spawn()
         .unwrap();
     let mut line = String::new();
@@ -107,7 +100,7 @@ fn three_workers_merge_into_one_run_whose_accounting_closes_and_whose_histogram_
     // merged accounting closes across workers, and the merged histogram equals the sum of the
     // workers' HdrHistogram logs.
     let d = dir("merge");
-    let (_router, url) = router();
+    let (_router, url) = router(&d);
     let mut workers: Vec<Reap> = (0..3).map(|i| worker(&d, &url, i, "it-merge", "0.6")).collect();
     for (i, w) in workers.iter_mut().enumerate() {
         let (code, err) = finish(w, Duration::from_secs(60));
@@ -167,7 +160,6 @@ fn three_workers_merge_into_one_run_whose_accounting_closes_and_whose_histogram_
             assert!(w.as_f64().unwrap() <= b.as_f64().unwrap(), "{p}");
         }
     }
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 /// The router's total of messages received, read over the protocol.
@@ -187,7 +179,7 @@ fn a_worker_killed_mid_run_fails_the_merged_run_and_is_named() {
     // Proves that when one worker dies mid-run the others finish, count what they sent its
     // agents as errors, and the merge fails naming the missing worker.
     let d = dir("killed");
-    let (_router, url) = router();
+    let (_router, url) = router(&d);
     let mut workers: Vec<Reap> = (0..3).map(|i| worker(&d, &url, i, "it-killed", "2")).collect();
     // Traffic flowing is the signal that the run started on every worker.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -209,7 +201,6 @@ fn a_worker_killed_mid_run_fails_the_merged_run_and_is_named() {
     assert!(failure.contains("worker 1 of 3 wrote no part"), "{failure}");
     let errors: u64 = r["errors"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
     assert!(errors > 0, "what the others sent the dead worker's agents is counted: {r}");
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 /// `a2a-bench serve KIND` on loopback as a child process; its URL, from its first line.
@@ -234,7 +225,7 @@ fn http_workers_meet_through_a_router_and_merge_per_pattern() {
     // and merge exactly: the accounting closes, and each pattern's answers are the sum of the
     // workers'.
     let d = dir("http");
-    let (_router, meet) = router();
+    let (_router, meet) = router(&d);
     let (_server, url) = target("registry");
     let last = a2a_bench::placement::Machine::detect().cores.len() - 1;
     let mut workers: Vec<Reap> = (0..2)
@@ -280,7 +271,6 @@ fn http_workers_meet_through_a_router_and_merge_per_pattern() {
     let agents: Value = serde_json::from_str(&listed).unwrap();
     let n = agents["agents"].as_array().or(agents.as_array()).map_or(0, Vec::len);
     assert_eq!(n, 10, "{listed}");
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 /// The body of a plain HTTP/1.1 GET to `url` (http://host:port/path).

@@ -912,7 +912,8 @@ fn a_run_against_an_external_router_reads_its_counters_on_one_connection() {
             }
         }
     });
-    let out = std::env::temp_dir().join(format!("a2a-probe-{}.json", std::process::id()));
+    let scratch = crate::support::scratch("probe");
+    let out = scratch.join("report.json");
     let url = format!("tcp://{proxy}");
     let args =
         ["--router", &url, "--agents", "4", "--agents-per-conn", "4", "--topologies", "ring"];
@@ -924,7 +925,6 @@ fn a_run_against_an_external_router_reads_its_counters_on_one_connection() {
     );
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
-    let _ = std::fs::remove_file(&out);
     let shards = &report["results"][0]["cpu"]["router_cores"];
     assert_eq!(shards.as_array().map(Vec::len), Some(1), "{report}");
     let seen = accepted.load(Ordering::SeqCst);

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 
 use std::net::SocketAddr;
+use std::path::Path;
 
 use a2a_bench::client::{Client, Received};
 use a2a_bench::placement::{Machine, Slot};
@@ -243,4 +244,26 @@ pub fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let f: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
     f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// A directory of a test's own under the system's temporary one, removed with everything in it
+/// when dropped, also when the test fails; it reads as the [`Path`] it is.
+pub struct Scratch(tempfile::TempDir);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+/// A fresh [`Scratch`] directory named after `what`.
+pub fn scratch(what: &str) -> Scratch {
+    Scratch(tempfile::Builder::new().prefix(&format!("a2a-{what}-")).tempdir().unwrap())
 }

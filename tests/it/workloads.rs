@@ -169,7 +169,8 @@ fn every_publication_reaches_every_subscriber_once() {
 fn the_command_line_runs_each_workload_and_reports_its_figures() {
     // Proves `--workload` as a grid dimension: one run per workload (none per topology for the
     // coordination ones), each reported with its own figures; and its mistakes get one line.
-    let out = std::env::temp_dir().join(format!("a2a-workloads-{}.json", std::process::id()));
+    let scratch = crate::support::scratch("workloads");
+    let out = scratch.join("report.json");
     let o = run_bin(
         &[
             "--agents",
@@ -243,7 +244,6 @@ fn the_command_line_runs_each_workload_and_reports_its_figures() {
     assert_eq!(runs[5]["coordination"]["rounds"], 50);
     assert_eq!(runs[2]["coordination"]["deliveries_lost"], 0);
     assert!(runs[0].get("coordination").is_none());
-    let _ = std::fs::remove_file(&out);
 
     for (args, needle) in [
         (&["--workload", "gossip"][..], "--workload: 'gossip': unknown workload"),
