@@ -592,7 +592,7 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
     }
     failures.extend(died);
     failures.extend(leave_failure);
-    failures.extend(watch.finish(shared.peer()));
+    failures.extend(watch.finish(&beats, shared.peer()));
     o.failures = dedupe(failures);
     o.all_connections_lost = conns > 0 && lost == conns;
     o.interrupted = interrupt.is_some_and(|i| i.is_raised());
@@ -774,12 +774,12 @@ impl CoreWatch {
     }
 
     /// What the run must say; a core still standing still is said too.
-    fn finish(mut self, peer: &str) -> Vec<String> {
-        for (i, since) in self.since.iter().enumerate() {
+    fn finish(mut self, beats: &[(usize, Arc<Beat>)], peer: &str) -> Vec<String> {
+        for (i, (since, (core, _))) in self.since.iter().zip(beats).enumerate() {
             if let Some(from) = since {
                 let secs = clock::now_ns().saturating_sub(*from) as f64 / 1e9;
                 self.said.push(format!(
-                    "agent core {i} stood still for {secs:.1} s until the run ended (its timers did not run): for that time the generator, not the {peer}, held the traffic back"
+                    "agent core {i} (core {core}) stood still for {secs:.1} s until the run ended (its timers did not run): for that time the generator, not the {peer}, held the traffic back"
                 ));
             }
         }
@@ -1405,7 +1405,7 @@ mod tests {
         assert_eq!(t.join().unwrap(), Err(nix::errno::Errno::EINTR));
         assert!(beat.kicks() >= 1);
         watch.look(&beats, "router"); // its fresh beat: it turns again
-        let said = watch.finish("router");
+        let said = watch.finish(&beats, "router");
         assert_eq!(said.len(), 1, "{said:?}");
         assert!(said[0].starts_with("agent core 0 (core 7) stood still for"), "{}", said[0]);
         assert!(said[0].contains("the generator, not the router"), "{}", said[0]);
@@ -1417,6 +1417,14 @@ mod tests {
         let mut watch = CoreWatch::new(1, Duration::from_secs(60));
         watch.look(&beats, "router");
         assert_eq!(steady.kicks(), 0);
-        assert!(watch.finish("router").is_empty());
+        assert!(watch.finish(&beats, "router").is_empty());
+
+        // A core still standing still when the run ends is said too, with its core.
+        let mut watch = CoreWatch::new(1, Duration::from_secs(60));
+        watch.since[0] = Some(clock::now_ns());
+        let said = watch.finish(&[(5, steady)], "router");
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].starts_with("agent core 0 (core 5) stood still for"), "{}", said[0]);
+        assert!(said[0].contains("until the run ended"), "{}", said[0]);
     }
 }
