@@ -337,49 +337,144 @@ mod tests {
     }
 }
 
-/// The CPU time every process on the machine has used, and this process's own, at one instant:
-/// two of them tell how busy *other* processes kept the machine in between (a benchmark run on
-/// a busy machine measures the machine, not the router).
+/// The CPU time every process on the machine has used, this process's own, and that of the
+/// target's processes when the target runs on this machine, at one instant: two of them tell
+/// how busy *other* processes kept the machine in between (a benchmark run on a busy machine
+/// measures the machine, not the router), and how much the local target used.
 #[derive(Debug, Clone, Copy)]
 pub struct CpuTimes {
     /// Non-idle time of all CPUs (user, nice, system, irq, softirq, steal), in ticks.
     all_busy: u64,
     /// This process's user + system time, in ticks.
     own: u64,
+    /// The target's processes' user + system time, in ticks (0 with none).
+    target: u64,
     /// CPUs counted in `/proc/stat`.
     cpus: u64,
     at_ns: u64,
 }
 
+/// User + system time of process `pid` (`self` for this one), in ticks.
+fn process_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14.
+    let after = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
 impl CpuTimes {
     /// Reads `/proc/stat` and `/proc/self/stat`; `None` where they cannot be read.
     pub fn now() -> Option<CpuTimes> {
+        CpuTimes::with_target(&[])
+    }
+
+    /// As [`CpuTimes::now`], with the CPU time of the target's processes `target` (found by
+    /// [`listeners`]); one that ended counts nothing.
+    pub fn with_target(target: &[u32]) -> Option<CpuTimes> {
         let stat = std::fs::read_to_string("/proc/stat").ok()?;
         let total = stat.lines().next()?.strip_prefix("cpu ")?;
         let v: Vec<u64> = total.split_whitespace().filter_map(|x| x.parse().ok()).collect();
         // user nice system idle iowait irq softirq steal ...
         let all_busy = v.first()? + v.get(1)? + v.get(2)? + v.get(5)? + v.get(6)? + v.get(7)?;
         let cpus = stat.lines().filter(|l| l.starts_with("cpu") && !l.starts_with("cpu ")).count();
-        let own_stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-        // Fields after the command name (which may hold spaces): state is field 3, utime 14.
-        let after = own_stat.rsplit_once(')')?.1;
-        let f: Vec<&str> = after.split_whitespace().collect();
-        let own = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-        Some(CpuTimes { all_busy, own, cpus: cpus.max(1) as u64, at_ns: crate::clock::now_ns() })
+        let own = process_ticks("self")?;
+        let target = target.iter().filter_map(|p| process_ticks(&p.to_string())).sum();
+        let at_ns = crate::clock::now_ns();
+        Some(CpuTimes { all_busy, own, target, cpus: cpus.max(1) as u64, at_ns })
     }
 
     /// Share (0–1) of the machine's CPUs that other processes (and the hypervisor's steal)
-    /// used between `earlier` and `self`.
+    /// used between `earlier` and `self`: neither this process nor the target's.
     pub fn others_share_since(&self, earlier: &CpuTimes) -> f64 {
         // /proc counts in USER_HZ ticks, 100 per second on Linux.
         let others = self.all_busy.saturating_sub(earlier.all_busy) as i64
-            - self.own.saturating_sub(earlier.own) as i64;
+            - self.own.saturating_sub(earlier.own) as i64
+            - self.target.saturating_sub(earlier.target) as i64;
         let wall_ticks = self.at_ns.saturating_sub(earlier.at_ns) as f64 / 1e7;
         if wall_ticks <= 0.0 {
             return 0.0;
         }
         (others.max(0) as f64 / (wall_ticks * self.cpus as f64)).min(1.0)
     }
+
+    /// Cores' worth of CPU the target's processes used between `earlier` and `self` (1.0: one
+    /// core all the time).
+    pub fn target_cores_since(&self, earlier: &CpuTimes) -> f64 {
+        let wall_ticks = self.at_ns.saturating_sub(earlier.at_ns) as f64 / 1e7;
+        if wall_ticks <= 0.0 {
+            return 0.0;
+        }
+        self.target.saturating_sub(earlier.target) as f64 / wall_ticks
+    }
+}
+
+/// The processes of this machine (other than this one) that listen on `addr`: its port, on its
+/// address or on every address. A target found there is on this machine, and its CPU is the
+/// target's, not other processes'. Empty when none is, or when `/proc` does not show it (the
+/// processes of another user, without privileges).
+pub fn listeners(addr: std::net::SocketAddr) -> Vec<u32> {
+    // An address of this machine is one a socket can be bound to.
+    if std::net::UdpSocket::bind((addr.ip(), 0)).is_err() {
+        return Vec::new();
+    }
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        if let Ok(text) = std::fs::read_to_string(table) {
+            inodes.extend(text.lines().skip(1).filter_map(|l| listening_inode(l, addr)));
+        }
+    }
+    if inodes.is_empty() {
+        return Vec::new();
+    }
+    let own = std::process::id();
+    let Ok(procs) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let mut pids: Vec<u32> = procs
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != own)
+        .filter(|pid| {
+            let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return false };
+            fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok()).any(|link| {
+                let link = link.to_string_lossy();
+                let inode = link.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']'));
+                inode.and_then(|i| i.parse::<u64>().ok()).is_some_and(|i| inodes.contains(&i))
+            })
+        })
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// The inode of the socket on one line of `/proc/net/tcp{,6}`, when it listens on `addr`.
+fn listening_inode(line: &str, addr: std::net::SocketAddr) -> Option<u64> {
+    use std::net::IpAddr;
+    let f: Vec<&str> = line.split_whitespace().collect();
+    // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+    let (local, state, inode) = (f.get(1)?, f.get(3)?, f.get(9)?);
+    if *state != "0A" {
+        return None; // not LISTEN
+    }
+    let (ip_hex, port_hex) = local.split_once(':')?;
+    if u16::from_str_radix(port_hex, 16).ok()? != addr.port() {
+        return None;
+    }
+    // The kernel prints the address as 32-bit words in host (little-endian) order.
+    let words: Vec<u32> = (0..ip_hex.len() / 8)
+        .map(|i| u32::from_str_radix(&ip_hex[i * 8..i * 8 + 8], 16).map(u32::from_be))
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_be_bytes()).collect();
+    let ip = match bytes.len() {
+        4 => IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?),
+        16 => IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?),
+        _ => return None,
+    };
+    let mapped = |ip: IpAddr| match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    let ip = mapped(ip);
+    (ip.is_unspecified() || ip == mapped(addr.ip())).then(|| inode.parse().ok())?
 }
 
 /// Other processes busier than this share of the machine during a run make its figures suspect.
@@ -390,15 +485,61 @@ mod cpu_times_tests {
     use super::*;
 
     #[test]
+    fn a_listening_socket_is_read_from_the_kernels_tables() {
+        // Proves the parse of /proc/net/tcp{,6}: a LISTEN line gives its inode when its port
+        // matches and its address is the target's, any address, or the target's IPv4 mapped
+        // into IPv6; another port, another address or another state gives nothing.
+        let v4 = "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 100 0 0 10 0";
+        let any = "   1: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 77 1 0000000000000000 100 0 0 10 0";
+        let open = "   2: 0100007F:1F90 0100007F:8D95 01 00000000:00000000 00:00000000 00000000     0        0 5 1 0000000000000000 100 0 0 10 0";
+        let v6 = "   0: 00000000000000000000000001000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 606 1 0000000000000000 100 0 0 10 0";
+        let mapped = "   1: 0000000000000000FFFF00000100007F:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 707 1 0000000000000000 100 0 0 10 0";
+        let at = |a: &str| a.parse::<std::net::SocketAddr>().unwrap();
+        assert_eq!(listening_inode(v4, at("127.0.0.1:8080")), Some(4242));
+        assert_eq!(listening_inode(v4, at("127.0.0.2:8080")), None);
+        assert_eq!(listening_inode(v4, at("127.0.0.1:8081")), None);
+        assert_eq!(listening_inode(any, at("10.1.2.3:8080")), Some(77));
+        assert_eq!(listening_inode(open, at("127.0.0.1:8080")), None);
+        assert_eq!(listening_inode(v6, at("[::1]:8080")), Some(606));
+        assert_eq!(listening_inode(v6, at("127.0.0.1:8080")), None);
+        assert_eq!(listening_inode(mapped, at("127.0.0.1:8080")), Some(707));
+        assert_eq!(listening_inode("  sl  local_address rem_address", at("127.0.0.1:80")), None);
+    }
+
+    #[test]
+    fn a_listener_of_this_process_or_of_another_machine_is_not_a_local_target() {
+        // Proves `listeners` leaves this process out (the embedded router is our own CPU) and
+        // finds nothing for an address that is not this machine's (TEST-NET-1).
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        assert_eq!(listeners(l.local_addr().unwrap()), Vec::<u32>::new());
+        let port = l.local_addr().unwrap().port();
+        assert_eq!(
+            listeners(std::net::SocketAddr::from(([192, 0, 2, 1], port))),
+            Vec::<u32>::new()
+        );
+    }
+
+    #[test]
     fn other_processes_share_leaves_our_own_time_out() {
         // Proves the arithmetic: over one second on 2 CPUs (200 ticks), 150 busy ticks of which
         // 100 were this process's own leave 50 to others, a quarter of the machine; our own time
-        // never counts, and /proc is readable here.
-        let at =
-            |all_busy, own, s: u64| CpuTimes { all_busy, own, cpus: 2, at_ns: s * 1_000_000_000 };
+        // never counts, nor a local target's (counted as its cores instead), and /proc is
+        // readable here.
+        let with = |all_busy, own, target, s: u64| CpuTimes {
+            all_busy,
+            own,
+            target,
+            cpus: 2,
+            at_ns: s * 1_000_000_000,
+        };
+        let at = |all_busy, own, s: u64| with(all_busy, own, 0, s);
         assert!((at(1150, 200, 1).others_share_since(&at(1000, 100, 0)) - 0.25).abs() < 1e-9);
         assert_eq!(at(1100, 200, 1).others_share_since(&at(1000, 100, 0)), 0.0);
         assert_eq!(at(1000, 100, 0).others_share_since(&at(1000, 100, 0)), 0.0, "no time passed");
+        // A local target's 40 ticks are its own, not others': 10 left to others, 0.4 cores.
+        let (t0, t1) = (with(1000, 100, 500, 0), with(1150, 200, 540, 1));
+        assert!((t1.others_share_since(&t0) - 0.05).abs() < 1e-9);
+        assert!((t1.target_cores_since(&t0) - 0.4).abs() < 1e-9);
         let (a, b) = (CpuTimes::now().expect("/proc is readable"), CpuTimes::now().unwrap());
         assert!((0.0..=1.0).contains(&b.others_share_since(&a)));
     }

@@ -940,6 +940,9 @@ pub(super) struct Session<'a> {
     pub(super) progress: indicatif::ProgressBar,
     /// Runs made so far.
     pub(super) made: usize,
+    /// The target's processes, when it runs on this machine in processes of its own
+    /// ([`crate::host::listeners`]): their CPU is the target's, not other processes'.
+    pub(super) target_pids: Vec<u32>,
 }
 
 impl Session<'_> {
@@ -976,11 +979,11 @@ impl Session<'_> {
             before_start,
             before_leave,
         };
-        let before = crate::host::CpuTimes::now();
+        let before = crate::host::CpuTimes::with_target(&self.target_pids);
         let outcome = loadgen::run_with(sc, self.addr, hooks);
         let ended = std::time::SystemTime::now();
-        let others =
-            before.zip(crate::host::CpuTimes::now()).map(|(a, b)| b.others_share_since(&a));
+        let cpu = before.zip(crate::host::CpuTimes::with_target(&self.target_pids));
+        let others = cpu.map(|(a, b)| b.others_share_since(&a));
         if outcome.setup_failed {
             return Err(outcome.failures.join("; "));
         }
@@ -988,6 +991,9 @@ impl Session<'_> {
         self.made += 1;
         let mut result = RunResult::new(spec, &outcome);
         result.cpu.others_share = others;
+        if !self.target_pids.is_empty() {
+            result.cpu.target_cores = cpu.map(|(a, b)| b.target_cores_since(&a));
+        }
         if self.cfg.worker.is_some() {
             result.part = Some(report::part::Part::of(spec, &outcome));
         }
@@ -1148,8 +1154,20 @@ pub(super) fn run_config(cfg: BenchConfig) -> anyhow::Result<Finish> {
         );
         p
     };
-    let mut session =
-        Session { cfg: &cfg, addr, probe, interrupt: interrupt.clone(), progress, made: 0 };
+    // A target of its own on this machine (not the embedded router, which is this process).
+    let target_pids = match router {
+        None => crate::host::listeners(addr),
+        Some(_) => Vec::new(),
+    };
+    let mut session = Session {
+        cfg: &cfg,
+        addr,
+        probe,
+        interrupt: interrupt.clone(),
+        progress,
+        made: 0,
+        target_pids,
+    };
     let mut results = Vec::with_capacity(runs.len());
     let mut searches = Vec::new();
     let mut fatal = None;

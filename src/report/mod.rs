@@ -555,7 +555,14 @@ pub struct CpuInfo {
     pub router_msgs_per_frame: Option<f64>,
     /// Share (0–1) of the machine's CPUs used by *other* processes (and hypervisor steal)
     /// during the run; above 0.1 the run's figures are suspect. Null where /proc is unreadable.
+    /// A target running on this machine in processes of its own is not counted here but in
+    /// `target_cores`.
     pub others_share: Option<f64>,
+    /// A target on this machine in processes of its own (a router or HTTP server listening on
+    /// the target's address): the CPU they used over the run, in cores (1.0: one core all the
+    /// time). Absent for a remote target and for the embedded router (this process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_cores: Option<f64>,
 }
 
 /// One run: the seed's fields first, then ours.
@@ -771,6 +778,7 @@ impl RunResult {
                 router_cross_shard_share: outcome.cross_shard_share,
                 router_msgs_per_frame: outcome.router_msgs_per_frame,
                 others_share: None,
+                target_cores: None,
             },
             payload_size: sc.payload_bytes,
             failure: (!failure.is_empty()).then(|| failure.join("; ")),

@@ -950,3 +950,30 @@ fn https_targets_are_measured_over_both_versions() {
         ca_arg,
     ]);
 }
+
+#[test]
+fn a_target_on_this_machine_is_found_and_its_cpu_reported_as_its_own() {
+    // Proves a target served by a process of its own on this machine is found by its listening
+    // socket: its CPU over the run is reported as `cpu.target_cores`, not as other processes'
+    // (which warned that the run was disturbed whenever a2a-bench measured a local server).
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_a2a-bench"))
+        .args(["serve", "a2a-echo", "--listen", "127.0.0.1:0", "--threads", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = child.id();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_string();
+    let addr: SocketAddr = url.trim_start_matches("http://").trim_end_matches('/').parse().unwrap();
+    assert_eq!(a2a_bench::host::listeners(addr), vec![server]);
+    let (ok, text, report) = http(&["--url", &url, "--pattern", "a2a:message", "--agents", "4"]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ok, "{text}");
+    let cpu = &run(report.as_ref().unwrap())["cpu"];
+    let cores = cpu["target_cores"].as_f64().expect("cpu.target_cores");
+    assert!(cores > 0.0 && cores < 64.0, "{cpu}");
+}
