@@ -288,6 +288,14 @@ pub fn summary(out: &mut dyn Write, report: &Report) -> io::Result<()> {
             "  note: runs marked generator-bound saturated the agent cores, not the router: their throughput is a floor for the router"
         )?;
     }
+    let target: Vec<f64> = report.results.iter().filter_map(|r| r.cpu.target_cores).collect();
+    if !target.is_empty() {
+        let (lo, hi) = target.iter().fold((f64::MAX, 0.0f64), |(l, h), &c| (l.min(c), h.max(c)));
+        writeln!(
+            out,
+            "  target: its processes on this machine used {lo:.2}–{hi:.2} cores during the runs (counted as the target's, not as other processes')"
+        )?;
+    }
     if let Some(line) = machine_stalls(&report.host) {
         writeln!(out, "  {line}")?;
     }

@@ -976,4 +976,5 @@ fn a_target_on_this_machine_is_found_and_its_cpu_reported_as_its_own() {
     let cpu = &run(report.as_ref().unwrap())["cpu"];
     let cores = cpu["target_cores"].as_f64().expect("cpu.target_cores");
     assert!(cores > 0.0 && cores < 64.0, "{cpu}");
+    assert!(text.contains("target: its processes on this machine used "), "{text}");
 }
