@@ -9,6 +9,8 @@
 # wrk's CPU is its whole process (user + sys); a2a-bench's is its agent core's busy share over
 # the measured window (its coordinating thread sleeps), and that share less the time the core
 # spent watching for answers (`cpu.agent_watch`: CPU used without work, where wrk sleeps). Needs wrk (Debian package `wrk`).
+# The server's busy cores under each client are printed too (from /proc for wrk, the report's
+# `cpu.target_cores` for a2a-bench): a server near one core was the limit for both clients.
 # TLS=1: the same over https (a self-signed certificate made with openssl; a2a-bench --insecure,
 # wrk does not check certificates).
 set -euo pipefail
@@ -34,10 +36,14 @@ for _ in $(seq 100); do grep -q "^serving" "$OUT/serve.log" 2>/dev/null && break
 URL="$(sed -n 's/^serving a2a-echo on \(https*:[^ ]*\).*/\1/p' "$OUT/serve.log")/health"
 echo "target: $URL (core 0); clients on core $CLIENT_CORE, $CONNS connections, ${SECS} s, $RUNS runs each"
 
+# The server's CPU time in ticks (100 a second): how busy it was under each client.
+server_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
 for i in $(seq "$RUNS"); do
     # wrk: requests/s, p50 (ms), CPU seconds of the process.
     TIMEFORMAT="%U %S"
+    s0=$(server_ticks) w0=$(date +%s.%N)
     { time taskset -c "$CLIENT_CORE" wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "$URL" >"$OUT/wrk.txt"; } 2>"$OUT/wrk.time"
+    wrk_server=$(awk -v a="$s0" -v b="$(server_ticks)" -v t0="$w0" -v t1="$(date +%s.%N)" 'BEGIN { print (b - a) / 100 / (t1 - t0) }')
     python3 - "$OUT/wrk.txt" "$OUT/wrk.time" "$SECS" >>"$OUT/wrk.rows" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
@@ -58,9 +64,12 @@ busy = max(r["cpu"]["agent_cores"])
 watch = max(r["cpu"].get("agent_watch") or [0.0])
 print(r["throughput_msg_per_sec"], r["latency"]["rtt_raw"]["p50_ms"], busy, busy - watch)
 PY
-    echo "run $i: wrk $(tail -1 "$OUT/wrk.rows") | a2a-bench $(tail -1 "$OUT/a2a.rows")  (req/s, p50 ms, client busy share[, less watch])"
+    # The server's cores under a2a-bench: the report's own figure (cpu.target_cores).
+    a2a_server=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["results"][0]["cpu"].get("target_cores", 0))' "$OUT/a2a.json")
+    echo "$wrk_server $a2a_server" >>"$OUT/server.rows"
+    echo "run $i: wrk $(tail -1 "$OUT/wrk.rows") | a2a-bench $(tail -1 "$OUT/a2a.rows")  (req/s, p50 ms, client busy share[, less watch]); server cores: wrk $wrk_server, a2a-bench $a2a_server"
 done
-python3 - "$OUT/wrk.rows" "$OUT/a2a.rows" <<'PY'
+python3 - "$OUT/wrk.rows" "$OUT/a2a.rows" "$OUT/server.rows" <<'PY'
 import statistics, sys
 def load(p):
     rows = [list(map(float, l.split())) for l in open(p) if l.strip()]
@@ -81,4 +90,9 @@ print(f"paired (median of {len(pairs)}): throughput {r(lambda w, a: a[0] / w[0])
       f"p50 {r(lambda w, a: a[1] / w[1]):.2f}x, "
       f"per client CPU {r(lambda w, a: (a[0] / a[2]) / (w[0] / w[2])):.2f}x, "
       f"per client CPU less a2a-bench's watch {r(lambda w, a: (a[0] / a[3]) / (w[0] / w[2])):.2f}x")
+# A server near one core under both clients was the limit, and the throughputs say little about
+# the clients; then the client CPU per request is the comparison.
+srv = [list(map(float, l.split())) for l in open(sys.argv[3]) if l.strip()]
+print(f"server (one worker thread) busy, in cores (medians): under wrk {statistics.median(s[0] for s in srv):.2f}, "
+      f"under a2a-bench {statistics.median(s[1] for s in srv):.2f}")
 PY
