@@ -354,9 +354,10 @@ pub struct CpuTimes {
     at_ns: u64,
 }
 
-/// User + system time of process `pid` (`self` for this one), in ticks.
-fn process_ticks(pid: &str) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+/// User + system time in ticks (100 a second) from `/proc/<which>/stat`: a process (`self`,
+/// a pid) or a thread (`self/task/<tid>`).
+pub(crate) fn process_ticks(which: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{which}/stat")).ok()?;
     // Fields after the command name (which may hold spaces): state is field 3, utime 14.
     let after = stat.rsplit_once(')')?.1;
     let f: Vec<&str> = after.split_whitespace().collect();

@@ -155,13 +155,8 @@ pub struct BaselineHandle {
 
 /// CPU time of thread `tid` of this process, in ns, from /proc (clock-tick resolution).
 fn thread_cpu_ns(tid: i32) -> u64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")) else { return 0 };
-    let Some((_, after)) = stat.rsplit_once(')') else { return 0 };
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 =
-        fields.get(11..13).map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum());
     // /proc reports clock ticks of USER_HZ, fixed at 100 on Linux.
-    ticks * 10_000_000
+    crate::host::process_ticks(&format!("self/task/{tid}")).unwrap_or(0) * 10_000_000
 }
 
 impl BaselineHandle {
