@@ -13,6 +13,10 @@
 # `cpu.target_cores` for a2a-bench): a server near one core was the limit for both clients.
 # TLS=1: the same over https (a self-signed certificate made with openssl; a2a-bench --insecure,
 # wrk does not check certificates).
+# BUDGET=0.5: each client runs in a cpu cgroup held to that many cores (CFS quota, 10 ms period;
+# root, cgroup v1 or v2). With the server faster than the budgeted client, the client is the
+# limit, and the throughput ratio is the ratio of throughput per client core, the run's real
+# comparison; unbudgeted, one server thread on a 2-core machine is the limit for both.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${A2A_BENCH:-$ROOT/target/release/a2a-bench}
@@ -22,7 +26,31 @@ RUNS=${RUNS:-5}
 CLIENT_CORE=${CLIENT_CORE:-$(( $(nproc) - 1 ))}
 command -v wrk >/dev/null || { echo "bench-http needs wrk: apt-get install -y wrk"; exit 1; }
 OUT=$(mktemp -d)
-trap 'kill $SERVER 2>/dev/null || true; rm -rf "$OUT"' EXIT
+CG=""
+trap 'kill $SERVER 2>/dev/null || true; rm -rf "$OUT"; [ -z "$CG" ] || rmdir "$CG" 2>/dev/null || true' EXIT
+
+# BUDGET: a cpu cgroup with a CFS quota; `budgeted CMD...` runs CMD in it.
+if [ -n "${BUDGET:-}" ]; then
+    quota=$(python3 -c "print(int(float('$BUDGET') * 10000))")
+    if grep -qw cpu /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then
+        CG=/sys/fs/cgroup/a2a-bench-http.$$
+        mkdir "$CG"
+        [ -f "$CG/cpu.max" ] || echo +cpu >/sys/fs/cgroup/cgroup.subtree_control
+        echo "$quota 10000" >"$CG/cpu.max"
+    elif [ -f /sys/fs/cgroup/cpu/cpu.cfs_quota_us ]; then
+        CG=/sys/fs/cgroup/cpu/a2a-bench-http.$$
+        mkdir "$CG" && echo 10000 >"$CG/cpu.cfs_period_us" && echo "$quota" >"$CG/cpu.cfs_quota_us"
+    else
+        echo "BUDGET needs a cpu cgroup (cgroup v1 or v2, as root)"; exit 1
+    fi
+fi
+budgeted() {
+    if [ -n "$CG" ]; then
+        sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$CG" "$@"
+    else
+        "$@"
+    fi
+}
 
 SERVE_TLS=() A2A_TLS=()
 if [ "${TLS:-0}" = 1 ]; then
@@ -34,7 +62,7 @@ taskset -c 0 "$BIN" serve a2a-echo --listen 127.0.0.1:0 --threads 1 "${SERVE_TLS
 SERVER=$!
 for _ in $(seq 100); do grep -q "^serving" "$OUT/serve.log" 2>/dev/null && break; sleep 0.1; done
 URL="$(sed -n 's/^serving a2a-echo on \(https*:[^ ]*\).*/\1/p' "$OUT/serve.log")/health"
-echo "target: $URL (core 0); clients on core $CLIENT_CORE, $CONNS connections, ${SECS} s, $RUNS runs each"
+echo "target: $URL (core 0); clients on core $CLIENT_CORE${BUDGET:+ held to $BUDGET of a core each}, $CONNS connections, ${SECS} s, $RUNS runs each"
 
 # The server's CPU time in ticks (100 a second): how busy it was under each client.
 server_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
@@ -42,7 +70,7 @@ for i in $(seq "$RUNS"); do
     # wrk: requests/s, p50 (ms), CPU seconds of the process.
     TIMEFORMAT="%U %S"
     s0=$(server_ticks) w0=$(date +%s.%N)
-    { time taskset -c "$CLIENT_CORE" wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "$URL" >"$OUT/wrk.txt"; } 2>"$OUT/wrk.time"
+    { time budgeted taskset -c "$CLIENT_CORE" wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "$URL" >"$OUT/wrk.txt"; } 2>"$OUT/wrk.time"
     wrk_server=$(awk -v a="$s0" -v b="$(server_ticks)" -v t0="$w0" -v t1="$(date +%s.%N)" 'BEGIN { print (b - a) / 100 / (t1 - t0) }')
     python3 - "$OUT/wrk.txt" "$OUT/wrk.time" "$SECS" >>"$OUT/wrk.rows" <<'PY'
 import re, sys
@@ -54,7 +82,7 @@ user, sys_ = map(float, open(sys.argv[2]).read().split())
 busy = (user + sys_) / float(sys.argv[3])
 print(rps, p50, busy)
 PY
-    "$BIN" http --url "$URL" --pattern health --agents "$CONNS" --duration "$SECS" --warmup 1 \
+    budgeted "$BIN" http --url "$URL" --pattern health --agents "$CONNS" --duration "$SECS" --warmup 1 \
         --repeat 1 --interval 0 --agent-cores "$CLIENT_CORE" --agent-io "${AGENT_IO:-uring}" "${A2A_TLS[@]}" \
         --output "$OUT/a2a.json" >/dev/null 2>&1 || true
     python3 - "$OUT/a2a.json" >>"$OUT/a2a.rows" <<'PY'
@@ -69,7 +97,7 @@ PY
     echo "$wrk_server $a2a_server" >>"$OUT/server.rows"
     echo "run $i: wrk $(tail -1 "$OUT/wrk.rows") | a2a-bench $(tail -1 "$OUT/a2a.rows")  (req/s, p50 ms, client busy share[, less watch]); server cores: wrk $wrk_server, a2a-bench $a2a_server"
 done
-python3 - "$OUT/wrk.rows" "$OUT/a2a.rows" "$OUT/server.rows" <<'PY'
+python3 - "$OUT/wrk.rows" "$OUT/a2a.rows" "$OUT/server.rows" "${BUDGET:-}" <<'PY'
 import statistics, sys
 def load(p):
     rows = [list(map(float, l.split())) for l in open(p) if l.strip()]
@@ -92,6 +120,10 @@ print(f"paired (median of {len(pairs)}): throughput {r(lambda w, a: a[0] / w[0])
       f"per client CPU less a2a-bench's watch {r(lambda w, a: (a[0] / a[3]) / (w[0] / w[2])):.2f}x")
 # A server near one core under both clients was the limit, and the throughputs say little about
 # the clients; then the client CPU per request is the comparison.
+budget = sys.argv[4]
+if budget:
+    print(f"each client held to {budget} of a core: throughput per client core, a2a-bench / wrk "
+          f"{a_rps/w_rps:.2f}x (medians), {r(lambda w, a: a[0] / w[0]):.2f}x (paired)")
 srv = [list(map(float, l.split())) for l in open(sys.argv[3]) if l.strip()]
 print(f"server (one worker thread) busy, in cores (medians): under wrk {statistics.median(s[0] for s in srv):.2f}, "
       f"under a2a-bench {statistics.median(s[1] for s in srv):.2f}")

@@ -60,6 +60,9 @@ pub enum ErrorKind<'a> {
     Name(&'a str),
 }
 
+/// [`crate::transport::uring::SPIN_RTT_MAX`] in nanoseconds.
+const SPIN_RTT_MAX_NS: u64 = crate::transport::uring::SPIN_RTT_MAX.as_nanos() as u64;
+
 /// The protocol-free state of a group: pacing, booking, accounting, histograms. Adapters report
 /// what they decode through its methods.
 #[derive(Debug)]
@@ -99,6 +102,9 @@ pub struct Book {
     pub latencies: Latencies,
     /// Counters of this core.
     pub counters: GroupCounters,
+    /// Raw round trips answered since the core last looked, warm-up included: how many took
+    /// under [`SPIN_RTT_MAX_NS`], and how many there were ([`Book::short_round_trips`]).
+    pub(super) recent_rtt: (u64, u64),
 }
 
 impl Book {
@@ -128,6 +134,7 @@ impl Book {
             monitor: None,
             latencies: Latencies::default(),
             counters: GroupCounters::default(),
+            recent_rtt: (0, 0),
             cfg,
             schedule: Schedule::UNSET,
         }
@@ -179,6 +186,21 @@ impl Book {
         local / self.cfg.agents_per_conn.max(1) as usize
     }
 
+    /// Whether most raw round trips answered since the last call (warm-up included) took
+    /// under [`SPIN_RTT_MAX_NS`]: their median, robust to a stall or two. `None` when none
+    /// was answered.
+    pub(super) fn short_round_trips(&mut self) -> Option<bool> {
+        let (short, n) = std::mem::take(&mut self.recent_rtt);
+        (n > 0).then_some(2 * short > n)
+    }
+
+    /// Counts one answered round trip of `raw_ns` for [`Book::short_round_trips`].
+    #[inline]
+    fn note_round_trip(&mut self, raw_ns: u64) {
+        let short = u64::from(raw_ns < SPIN_RTT_MAX_NS);
+        self.recent_rtt = (self.recent_rtt.0 + short, self.recent_rtt.1 + 1);
+    }
+
     #[inline]
     pub(super) fn in_window(&self) -> bool {
         self.now_ns >= self.schedule.measure_ns && self.now_ns < self.schedule.end_ns
@@ -224,10 +246,11 @@ impl Book {
         if self.in_window() {
             self.counters.window_deliveries += 1;
         }
+        let raw = self.now_ns.saturating_sub(actual_ns);
+        self.note_round_trip(raw);
         if measured {
             let now = self.now_ns;
-            self.latencies
-                .record_rtt(now.saturating_sub(intended_ns), now.saturating_sub(actual_ns));
+            self.latencies.record_rtt(now.saturating_sub(intended_ns), raw);
             self.latencies.record_one_way(now.saturating_sub(reply_sent_ns));
             self.counters.round_trips_measured += 1;
             self.counters.last_measured_delivery_ns = now;
@@ -250,6 +273,8 @@ impl Book {
             self.counters.unexpected += 1;
             return None;
         };
+        let raw = self.now_ns.saturating_sub(actual_ns);
+        self.note_round_trip(raw);
         if measured {
             self.waited((intended_ns, actual_ns));
         }

@@ -897,14 +897,16 @@ impl Core {
                 break;
             }
             let next = expire(&mut group.borrow_mut(), now, &controls.borrow());
+            watch_or_sleep(&mut group.borrow_mut(), ring.as_deref());
             uring::sleep_until(next.min(schedule.measure_ns).min(now + MONITOR_NS)).await;
         }
         let mut sampler = self
             .shared
             .interval
             .map(|every| Sampler::new(every, schedule.measure_ns, &group.borrow()));
-        let (cpu_busy, drain_timed_out) =
-            self.measure(&group, &failures, &controls, schedule, sampler.as_mut()).await;
+        let (cpu_busy, drain_timed_out) = self
+            .measure(&group, &failures, &controls, schedule, sampler.as_mut(), ring.as_deref())
+            .await;
         self.stop_barrier(&group).await;
         let farewell = group.borrow_mut().farewell();
         if farewell {
@@ -963,6 +965,7 @@ impl Core {
         controls: &RefCell<Vec<Rc<SocketHandle>>>,
         schedule: Schedule,
         mut sampler: Option<&mut Sampler>,
+        ring: Option<&uring::Ring>,
     ) -> ((f64, f64), bool) {
         let mut watch = Watch {
             cpu0: thread_times(),
@@ -976,6 +979,7 @@ impl Core {
                 let _ = self.result.send_async(CoreMsg::Interval(self.index, sample)).await;
             }
             let step = self.check(&mut group.borrow_mut(), &mut watch, failures, controls);
+            watch_or_sleep(&mut group.borrow_mut(), ring);
             let due = sampler.as_deref().map_or(u64::MAX, Sampler::due_ns);
             match step {
                 Step::Done(timed_out) => {
@@ -1050,6 +1054,14 @@ impl Core {
             }
             glommio::timer::sleep(Duration::from_millis(1)).await;
         }
+    }
+}
+
+/// Whether this core's ring watches for answers before it sleeps, by the round trips since the
+/// last look: only while most are short ([`uring::SPIN_RTT_MAX`]). No answer since: as it was.
+fn watch_or_sleep<A: Adapter>(g: &mut Group<A>, ring: Option<&uring::Ring>) {
+    if let (Some(ring), Some(short)) = (ring, g.short_round_trips()) {
+        ring.set_watch(short);
     }
 }
 

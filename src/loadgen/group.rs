@@ -262,6 +262,12 @@ impl<A: Adapter> Group<A> {
         self.book.schedule = schedule;
     }
 
+    /// Whether most round trips answered since the last call were short
+    /// ([`Book::short_round_trips`]); `None` when none was answered.
+    pub fn short_round_trips(&mut self) -> Option<bool> {
+        self.book.short_round_trips()
+    }
+
     /// Brings the clock forward without input (sending may have ended meanwhile).
     pub fn refresh(&mut self, now_ns: u64) {
         self.book.now_ns = now_ns;
@@ -486,6 +492,31 @@ mod tests {
         eprintln!("virtual agent: {per_agent:.0} bytes of group state each");
         assert!(per_agent < 64.0, "{per_agent} bytes per agent");
         drop(group);
+    }
+
+    #[test]
+    fn a_core_watches_while_most_of_its_round_trips_are_short() {
+        // Proves what decides whether a core watches for answers (`driver::watch_or_sleep`):
+        // whether most raw round trips (answer time less actual send time) since the last look
+        // took under 100 µs, measured or not (warm-up too); a stall or two does not tip it, half
+        // long does; no answer since: no verdict.
+        let schedule = Schedule { start_ns: 0, measure_ns: 1_000_000, end_ns: u64::MAX };
+        let mut g = group(config(4, 1), schedule);
+        assert_eq!(g.short_round_trips(), None);
+        let answer = |g: &mut Group<Native>, at: u64, actual: u64, measured: bool| {
+            g.book.now_ns = at;
+            let _ = g.book.answered(1, (0, actual), measured);
+        };
+        answer(&mut g, 500_000, 470_000, false); // 30 µs, warm-up
+        answer(&mut g, 2_000_000, 1_960_000, true); // 40 µs
+        answer(&mut g, 12_000_000, 2_000_000, true); // a 10 ms stall
+        assert_eq!(g.short_round_trips(), Some(true));
+        assert_eq!(g.short_round_trips(), None, "taken");
+        answer(&mut g, 3_000_000, 2_950_000, true); // 50 µs
+        answer(&mut g, 3_200_000, 3_000_000, true); // 200 µs
+        assert_eq!(g.short_round_trips(), Some(false), "half long");
+        answer(&mut g, 4_000_000, 3_900_000, true); // 100 µs is not short
+        assert_eq!(g.short_round_trips(), Some(false));
     }
 
     #[test]

@@ -98,6 +98,14 @@ pub const DOZE_SPIN: Duration = Duration::from_micros(20);
 /// otherwise find this thread asleep on every hop.
 pub const WATCH_MAX: Duration = Duration::from_micros(100);
 
+/// An agent core most of whose round trips take longer than this sleeps at once when it
+/// dozes, instead of watching first ([`Ring::set_watch`]). Watching buys the answer a thread's
+/// wake-up (5–7 µs here: a round trip of 25 µs is measured as 32 µs without it), which matters
+/// to short round trips and is under 5–7 % of these; and answers that take long are what many
+/// requests in flight or a slow server give, where watching only burns the core (HTTP, 16
+/// connections to one server thread: 7–16 % of the client's core, `docs/BENCHMARKS.md`).
+pub const SPIN_RTT_MAX: Duration = Duration::from_micros(100);
+
 /// How late a sleep of this thread may get while its busy reaper keeps glommio's loop from
 /// turning (ns): past it, the reaper lets the loop turn ([`Ring::reap`]).
 const TURN_LATE: u64 = 50_000;
@@ -419,6 +427,8 @@ pub struct Ring {
     early_send: Cell<usize>,
     /// Wait in this ring rather than park in glommio while traffic lasts ([`Ring::set_doze`]).
     doze: Cell<bool>,
+    /// Whether a doze watches before it sleeps ([`Ring::set_watch`]).
+    watching: Cell<bool>,
     /// How long the next doze watches before it sleeps (ns): [`DOZE_SPIN`], or longer while
     /// the peer's answers have been coming just after it ([`WATCH_MAX`]).
     watch_ns: Cell<u64>,
@@ -487,6 +497,7 @@ impl Ring {
             stopped: Cell::new(false),
             early_send: Cell::new(0),
             doze: Cell::new(false),
+            watching: Cell::new(true),
             watch_ns: Cell::new(DOZE_SPIN.as_nanos() as u64),
             dozed_at: Cell::new(0),
             peers: RefCell::new(None),
@@ -531,6 +542,12 @@ impl Ring {
     /// ([`Ring::set_peers`]).
     pub fn set_doze(&self, on: bool) {
         self.doze.set(on);
+    }
+
+    /// Whether a doze watches the ring before it sleeps (the default) or sleeps at once
+    /// ([`SPIN_RTT_MAX`]: an agent core whose answers take long has nothing to gain by it).
+    pub fn set_watch(&self, on: bool) {
+        self.watching.set(on);
     }
 
     /// For a thread that other threads feed through channels (a router's shard): they ring
@@ -793,7 +810,7 @@ impl Ring {
         inner.submit_dirty();
         // Never past the wait: a deadline may end it sooner.
         let watch = self.watch_ns.get();
-        let spin = watch.min(ns);
+        let spin = if self.watching.get() { watch.min(ns) } else { 0 };
         let t0 = crate::clock::now_ns();
         let worked = t0.saturating_sub(self.dozed_at.get());
         loop {
@@ -806,12 +823,17 @@ impl Ring {
             let spun = crate::clock::now_ns() - t0;
             if ready {
                 self.dozed_at.set(t0 + spun);
-                crate::clock::add_watch_ns(spun);
+                if spin > 0 {
+                    crate::clock::add_watch_ns(spun);
+                }
                 self.watch_ns.set(next_watch(watch, worked, Dozed::Caught(spun)));
                 return true;
             }
             if spun > spin {
-                crate::clock::add_watch_ns(spun);
+                // Not watching: one look at the queue, which is not watching.
+                if spin > 0 {
+                    crate::clock::add_watch_ns(spun);
+                }
                 break;
             }
             std::hint::spin_loop();
@@ -1710,6 +1732,62 @@ mod tests {
         assert_eq!(next_watch(us(60), us(500), Dozed::Woke(us(300))), spin, "a long sleep");
         assert_eq!(next_watch(us(60), us(500), Dozed::Idle), spin);
         assert_eq!(next_watch(spin, us(500), Dozed::Woke(us(95))), WATCH_MAX.as_nanos() as u64);
+    }
+
+    #[test]
+    fn a_ring_told_not_to_watch_sleeps_at_once() {
+        // Proves `set_watch(false)`: against a peer that answers 300 µs after each byte, a
+        // dozing ring that watches spends at least its 20 µs watch per round trip spinning,
+        // counted as watch; told not to, it counts none, and the round trips still complete.
+        if supported().is_err() {
+            return;
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let echo = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_nodelay(true).unwrap();
+            let mut b = [0u8; 1];
+            while std::io::Read::read_exact(&mut s, &mut b).is_ok() {
+                std::thread::sleep(Duration::from_micros(300));
+                if std::io::Write::write_all(&mut s, &b).is_err() {
+                    break;
+                }
+            }
+        });
+        const TRIPS: u64 = 40;
+        let (watching, not) = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .spawn(move || async move {
+                use futures_lite::{AsyncReadExt, AsyncWriteExt};
+                let ring = Ring::new().unwrap();
+                ring.set_doze(true);
+                let reaper = ring.spawn_reaper();
+                let socket = std::net::TcpStream::connect(addr).unwrap();
+                socket.set_nonblocking(true).unwrap();
+                socket.set_nodelay(true).unwrap();
+                let mut stream = ring.stream(socket.into());
+                let mut watched = [0u64; 2];
+                for (i, on) in [true, false].into_iter().enumerate() {
+                    ring.set_watch(on);
+                    let before = crate::clock::thread_watch_ns();
+                    let mut b = [0u8; 1];
+                    for _ in 0..TRIPS {
+                        stream.write_all(&[1]).await.unwrap();
+                        stream.read_exact(&mut b).await.unwrap();
+                    }
+                    watched[i] = crate::clock::thread_watch_ns() - before;
+                }
+                stream.close().await.unwrap();
+                ring.stop();
+                reaper.await;
+                (watched[0], watched[1])
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        echo.join().unwrap();
+        assert!(watching >= TRIPS * 20_000, "watching: {watching} ns over {TRIPS} round trips");
+        assert_eq!(not, 0, "told not to watch");
     }
 
     #[test]

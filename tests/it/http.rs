@@ -95,6 +95,30 @@ fn a_stream_whose_events_come_apart_is_timed_to_its_first_event_and_to_its_last(
 }
 
 #[test]
+fn a_client_whose_answers_take_long_does_not_watch_for_them() {
+    // Proves the agent core's watch rule end to end: against streams that take 6 ms (three
+    // events 3 ms apart), watching for the next event buys nothing, and the client core sleeps
+    // at once when it has nothing to do: the report's `cpu.agent_watch` is 0 over the window
+    // (before, it watched 20 µs or more per wait: 1.1 % of the core, a fifth of its busy time).
+    if a2a_bench::transport::uring::supported().is_err() {
+        return;
+    }
+    use a2a_bench::targets::Options;
+    let options = Options { threads: 1, event_gap: Duration::from_millis(3), ..Options::default() };
+    let t = Target::start_options(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), options).unwrap();
+    let url = format!("http://{}/", t.local_addr());
+    let args = ["--url", &url, "--pattern", "a2a:stream", "--agents", "4", "--warmup", "0.2"];
+    let (ok, text, report) = http(&args);
+    let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+    assert!(ok, "{text}");
+    assert_clean(&report, &["a2a:stream"]);
+    let cpu = &run(&report)["cpu"];
+    let watch = cpu["agent_watch"].as_array().unwrap();
+    assert!(!watch.is_empty() && watch.iter().all(|w| w.as_f64() == Some(0.0)), "{cpu}");
+    assert!(cpu["agent_cores"][0].as_f64().unwrap() > 0.0, "{cpu}");
+}
+
+#[test]
 fn every_a2a_pattern_is_answered_by_the_echo_agent() {
     // Proves the A2A patterns end to end against the reference agent: v1.0 message, stream
     // (events counted, time to first event), conversation (context kept), agent card, v0.3

@@ -893,7 +893,8 @@ fn the_report_says_how_many_messages_the_routers_frames_carried() {
 #[test]
 fn the_report_says_how_much_of_a_busy_core_only_watched() {
     // Proves `router_watch` and `agent_watch`: a ping-pong (window 1) on the socket rings keeps
-    // both sides watching for the other's next frame; that time is measured (the shard's
+    // both sides watching for the other's next frame (the agents' side while its round trips
+    // are short, as they are here unless the machine is loaded); that time is measured (the shard's
     // `watch_ns` grows), reported as part of each core's busy share and never more than it, and
     // left out when the report names the bottleneck. A router that waits in epoll watches 0.
     use a2a_bench::routers::{RouterKind, RouterSpec};
@@ -942,7 +943,15 @@ fn the_report_says_how_much_of_a_busy_core_only_watched() {
             assert_eq!((watched, router_watch[0]), (0, 0.0), "epoll never watches");
         } else if rings {
             assert!(watched > 0, "the shard counted its watch");
-            assert!(router_watch[0] > 0.0 && o.agent_watch.iter().any(|&w| w > 0.0), "{o:?}");
+            assert!(router_watch[0] > 0.0, "{o:?}");
+            // The agents' core watches only while most round trips are short (under 100 µs:
+            // `uring::SPIN_RTT_MAX`); a loaded machine can make them longer.
+            let p50 = o.latencies.rtt_raw().value_at_quantile(0.5);
+            if p50 < 50_000 {
+                assert!(o.agent_watch.iter().any(|&w| w > 0.0), "round trip p50 {p50} ns: {o:?}");
+            } else {
+                eprintln!("round trip p50 {p50} ns: the agents' watch is not checked");
+            }
         }
     }
 }
