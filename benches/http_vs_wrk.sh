@@ -27,11 +27,13 @@ CLIENT_CORE=${CLIENT_CORE:-$(( $(nproc) - 1 ))}
 command -v wrk >/dev/null || { echo "bench-http needs wrk: apt-get install -y wrk"; exit 1; }
 OUT=$(mktemp -d)
 CG=""
-trap 'kill $SERVER 2>/dev/null || true; rm -rf "$OUT"; [ -z "$CG" ] || rmdir "$CG" 2>/dev/null || true' EXIT
+trap 'kill ${SERVER:-} 2>/dev/null || true; rm -rf "$OUT"; [ -z "$CG" ] || rmdir "$CG" 2>/dev/null || true' EXIT
 
 # BUDGET: a cpu cgroup with a CFS quota; `budgeted CMD...` runs CMD in it.
 if [ -n "${BUDGET:-}" ]; then
-    quota=$(python3 -c "print(int(float('$BUDGET') * 10000))")
+    [ "$(id -u)" = 0 ] || { echo "BUDGET needs root (a cpu cgroup is made for the clients)"; exit 1; }
+    quota=$(python3 -c "import sys; b = float(sys.argv[1]); assert 0 < b <= 64; print(int(b * 10000))" "$BUDGET" 2>/dev/null) \
+        || { echo "BUDGET must be a share of a core, e.g. 0.5 (got $BUDGET)"; exit 1; }
     if grep -qw cpu /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then
         CG=/sys/fs/cgroup/a2a-bench-http.$$
         mkdir "$CG"
