@@ -1734,6 +1734,40 @@ mod tests {
         assert_eq!(next_watch(spin, us(500), Dozed::Woke(us(95))), WATCH_MAX.as_nanos() as u64);
     }
 
+    /// A thread that echoes every byte it reads on the one connection it accepts, `delay`
+    /// later; its address, and its handle (it ends with the connection).
+    fn byte_echo(delay: Duration) -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let echo = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_nodelay(true).unwrap();
+            let mut b = [0u8; 1];
+            while std::io::Read::read_exact(&mut s, &mut b).is_ok() {
+                if !delay.is_zero() {
+                    std::thread::sleep(delay);
+                }
+                if std::io::Write::write_all(&mut s, &b).is_err() {
+                    break;
+                }
+            }
+        });
+        (addr, echo)
+    }
+
+    /// On a glommio executor: a dozing ring with its reaper running, and a stream on it
+    /// connected to `addr`.
+    fn dozing_stream(addr: std::net::SocketAddr) -> (Rc<Ring>, glommio::Task<()>, UringStream) {
+        let ring = Ring::new().unwrap();
+        ring.set_doze(true);
+        let reaper = ring.spawn_reaper();
+        let socket = std::net::TcpStream::connect(addr).unwrap();
+        socket.set_nonblocking(true).unwrap();
+        socket.set_nodelay(true).unwrap();
+        let stream = ring.stream(socket.into());
+        (ring, reaper, stream)
+    }
+
     #[test]
     fn a_ring_told_not_to_watch_sleeps_at_once() {
         // Proves `set_watch(false)`: against a peer that answers 300 µs after each byte, a
@@ -1742,30 +1776,12 @@ mod tests {
         if supported().is_err() {
             return;
         }
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let echo = std::thread::spawn(move || {
-            let (mut s, _) = listener.accept().unwrap();
-            s.set_nodelay(true).unwrap();
-            let mut b = [0u8; 1];
-            while std::io::Read::read_exact(&mut s, &mut b).is_ok() {
-                std::thread::sleep(Duration::from_micros(300));
-                if std::io::Write::write_all(&mut s, &b).is_err() {
-                    break;
-                }
-            }
-        });
+        let (addr, echo) = byte_echo(Duration::from_micros(300));
         const TRIPS: u64 = 40;
         let (watching, not) = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
             .spawn(move || async move {
                 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-                let ring = Ring::new().unwrap();
-                ring.set_doze(true);
-                let reaper = ring.spawn_reaper();
-                let socket = std::net::TcpStream::connect(addr).unwrap();
-                socket.set_nonblocking(true).unwrap();
-                socket.set_nodelay(true).unwrap();
-                let mut stream = ring.stream(socket.into());
+                let (ring, reaper, mut stream) = dozing_stream(addr);
                 let mut watched = [0u64; 2];
                 for (i, on) in [true, false].into_iter().enumerate() {
                     ring.set_watch(on);
@@ -1800,30 +1816,13 @@ mod tests {
         if supported().is_err() {
             return;
         }
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let echo = std::thread::spawn(move || {
-            let (mut s, _) = listener.accept().unwrap();
-            s.set_nodelay(true).unwrap();
-            let mut b = [0u8; 1];
-            while std::io::Read::read_exact(&mut s, &mut b).is_ok() {
-                if std::io::Write::write_all(&mut s, &b).is_err() {
-                    break;
-                }
-            }
-        });
+        let (addr, echo) = byte_echo(Duration::ZERO);
         let (tx, rx) = flume::bounded::<u64>(1);
         let dozes = DOZES.load(Ordering::Relaxed);
         let late = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
             .spawn(move || async move {
                 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-                let ring = Ring::new().unwrap();
-                ring.set_doze(true);
-                let reaper = ring.spawn_reaper();
-                let socket = std::net::TcpStream::connect(addr).unwrap();
-                socket.set_nonblocking(true).unwrap();
-                socket.set_nodelay(true).unwrap();
-                let mut stream = ring.stream(socket.into());
+                let (ring, reaper, mut stream) = dozing_stream(addr);
                 let end = crate::clock::now_ns() + 1_500_000_000;
                 let pingpong = glommio::spawn_local(async move {
                     let mut rounds = 0u64;
