@@ -40,7 +40,7 @@ test-slow: deps deps-browser ## Run the tests, then the slow and load tests one 
 test-targets: build ## Every `a2a-bench http` pattern against real Python servers from PyPI (a2a-sdk, mcp 1.x/2.x, a2a-registry), 0 errors
 	bash tests/targets/run.sh
 
-bench-http: build ## a2a-bench http vs wrk on the same target, connections and cores (docs/BENCHMARKS.md)
+bench-http: build ## a2a-bench http vs wrk on the same target, connections and cores; BUDGET=0.5 holds each client to half a core (root) (docs/BENCHMARKS.md)
 	bash benches/http_vs_wrk.sh
 
 test-faults: build ## Real faults (netns + veth, tc netem, signals) against the router process (root)
