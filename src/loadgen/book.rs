@@ -72,6 +72,10 @@ pub struct Book {
     pub(super) agents: Vec<Agent>,
     /// Each connection's parked writer.
     pub(super) writers: Vec<Option<Waker>>,
+    /// The connection whose input is being handled by a caller that sends its output itself
+    /// ([`Group::on_input_quiet`](super::group::Group::on_input_quiet)): its writer is left
+    /// parked. `usize::MAX`: none.
+    pub(super) quiet: usize,
     /// Registration acknowledgements received, per connection.
     pub(super) acks: Vec<u32>,
     /// Connections closed under the group while the run was on.
@@ -117,6 +121,7 @@ impl Book {
         Book {
             agents: vec![Agent::default(); cfg.count as usize],
             writers: (0..conns).map(|_| None).collect(),
+            quiet: usize::MAX,
             acks: vec![0; conns],
             lost: vec![false; conns],
             refused: None,
@@ -331,10 +336,14 @@ impl Book {
         self.resolve(local)
     }
 
-    /// Wakes connection `conn`'s writer (an adapter queued something outside an input).
+    /// Wakes connection `conn`'s writer (an adapter queued something to send), unless the
+    /// input being handled is its own and its caller sends the output itself.
+    #[inline]
     pub fn wake_writer(&mut self, conn: usize) {
-        if let Some(w) = self.writers[conn].take() {
-            w.wake();
+        if conn != self.quiet {
+            if let Some(w) = self.writers[conn].take() {
+                w.wake();
+            }
         }
     }
 
@@ -382,9 +391,7 @@ impl Book {
     pub fn send_from(&mut self, local: usize, mut encode: impl FnMut(usize, &Outgoing)) {
         while let Some((conn, out)) = self.book(local) {
             encode(conn, &out);
-            if let Some(w) = self.writers[conn].take() {
-                w.wake();
-            }
+            self.wake_writer(conn);
         }
     }
 

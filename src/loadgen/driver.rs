@@ -1191,7 +1191,7 @@ async fn reader<A: Adapter + 'static>(
                 let stream = stream.borrow();
                 let Some(ring) = stream.lender() else { return Poll::Ready(None) };
                 ring.poll_lend(cx, false, |bytes| {
-                    match group.borrow_mut().on_input(c, bytes, clock::now_ns()) {
+                    match group.borrow_mut().on_input_quiet(c, bytes, clock::now_ns()) {
                         Ok(used) => (used, Ok(())),
                         Err(e) => (0, Err(failure(http, e, bytes))),
                     }
@@ -1220,10 +1220,17 @@ async fn reader<A: Adapter + 'static>(
                         None => return group.borrow_mut().connection_lost(c),
                     }
                 } else {
-                    move_out =
-                        stream.borrow().lender().is_some_and(|r| r.unread() >= uring::LEND_MAX);
+                    // What the input produced goes out now, with no writer task to run.
+                    let stream = stream.borrow();
+                    let ring = stream.lender();
+                    group.borrow_mut().send_now(c, |buf| ring.is_some_and(|r| r.send_owned(buf)));
+                    move_out = ring.is_some_and(|r| r.unread() >= uring::LEND_MAX);
                 }
-                yield_now().await;
+                // The next lend waits for the ring's next pass (only the reaper adds input):
+                // no yield is needed for other tasks to run, and none costs a task run.
+                if move_out {
+                    yield_now().await;
+                }
                 continue;
             }
         }

@@ -148,6 +148,8 @@ pub struct Group<A> {
     adapter: A,
     /// Each connection's generation: a replaced connection's writer sees it change and ends.
     generation: Vec<u32>,
+    /// Output [`Group::send_now`] took but could not send: its connection's writer's, first.
+    held: Vec<Option<Vec<u8>>>,
 }
 
 impl<A: Adapter> Group<A> {
@@ -155,7 +157,8 @@ impl<A: Adapter> Group<A> {
     pub fn new(cfg: GroupConfig, adapter: A) -> Group<A> {
         let book = Book::new(cfg);
         let generation = vec![0; book.writers.len()];
-        Group { book, adapter, generation }
+        let held = (0..book.writers.len()).map(|_| None).collect();
+        Group { book, adapter, generation, held }
     }
 
     /// The accounting side.
@@ -316,6 +319,10 @@ impl<A: Adapter> Group<A> {
         }
         self.generation[c] += 1;
         self.wake_writer(c);
+        // Bytes for the connection that ended, as if written to it: the adapter resolves them.
+        if let Some(buf) = self.held[c].take() {
+            self.adapter.output_done(buf);
+        }
         let again = self.adapter.reset(c, &mut self.book);
         self.book.update_finished();
         self.book.wake_monitor();
@@ -417,6 +424,39 @@ impl<A: Adapter> Group<A> {
         used
     }
 
+    /// [`Group::on_input`] that leaves connection `conn`'s writer asleep: the caller sends what
+    /// the input produced with [`Group::send_now`] right after, with no writer task to run.
+    pub fn on_input_quiet(
+        &mut self,
+        conn: usize,
+        buf: &[u8],
+        now_ns: u64,
+    ) -> Result<usize, String> {
+        self.book.now_ns = now_ns;
+        self.book.quiet = conn;
+        let used = self.adapter.input(conn, buf, &mut self.book);
+        self.book.quiet = usize::MAX;
+        self.book.update_finished();
+        used
+    }
+
+    /// Sends what connection `conn` has to send through `send` (a socket ring that takes a
+    /// buffer whole; `false` when it cannot), in place of the connection's writer, while that
+    /// writer waits for output: none of its writes is under way, so bytes stay in order. What
+    /// `send` refuses, and everything while the writer is busy, is left to the writer.
+    pub fn send_now(&mut self, conn: usize, mut send: impl FnMut(&mut Vec<u8>) -> bool) {
+        if self.book.stopped || self.book.writers[conn].is_none() {
+            return self.wake_writer(conn);
+        }
+        while let Some(mut buf) = self.adapter.take_output(conn) {
+            if !send(&mut buf) {
+                self.held[conn] = Some(buf);
+                return self.wake_writer(conn);
+            }
+            self.adapter.output_done(buf);
+        }
+    }
+
     /// The next buffer to write on generation `generation` of connection `conn`; pending
     /// (waker kept) while there is none; `Ready(None)` once the run is stopped or the
     /// connection was replaced.
@@ -428,6 +468,9 @@ impl<A: Adapter> Group<A> {
     ) -> Poll<Option<Vec<u8>>> {
         if self.book.stopped || self.generation[conn] != generation {
             return Poll::Ready(None);
+        }
+        if let Some(buf) = self.held[conn].take() {
+            return Poll::Ready(Some(buf));
         }
         match self.adapter.take_output(conn) {
             Some(buf) => Poll::Ready(Some(buf)),
@@ -517,6 +560,90 @@ mod tests {
         assert_eq!(g.short_round_trips(), Some(false), "half long");
         answer(&mut g, 4_000_000, 3_900_000, true); // 100 µs is not short
         assert_eq!(g.short_round_trips(), Some(false));
+    }
+
+    /// An adapter whose input byte `b` queues the one-byte buffer `[b]` on connection `b`.
+    #[derive(Debug, Default)]
+    struct Route(Vec<std::collections::VecDeque<Vec<u8>>>);
+
+    impl Adapter for Route {
+        fn register(&mut self, _: usize, _: &[AgentId], _: &mut Book) {}
+        fn request(&mut self, _: usize, _: &Outgoing) {}
+        fn input(&mut self, _: usize, buf: &[u8], book: &mut Book) -> Result<usize, String> {
+            for &b in buf {
+                self.0[b as usize].push_back(vec![b]);
+                book.wake_writer(b as usize);
+            }
+            Ok(buf.len())
+        }
+        fn take_output(&mut self, conn: usize) -> Option<Vec<u8>> {
+            self.0[conn].pop_front()
+        }
+        fn output_done(&mut self, _: Vec<u8>) {}
+    }
+
+    /// A waker that counts its wakes.
+    #[derive(Default)]
+    struct Wakes(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Wakes {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    impl Wakes {
+        fn count(&self) -> usize {
+            self.0.load(std::sync::atomic::Ordering::Relaxed)
+        }
+    }
+
+    #[test]
+    fn input_whose_reader_sends_its_output_leaves_that_writer_asleep() {
+        // Proves `on_input_quiet` + `send_now`: what input queues on its own connection goes
+        // through the caller's send, in order, and that connection's parked writer is not woken
+        // (no task to run); other connections' writers are. A buffer the send refuses is the
+        // writer's, first, and it is woken; a busy writer (not parked) keeps its output to
+        // itself, so bytes never overtake a write under way; a replaced connection's held
+        // bytes are dropped with it.
+        let mut g = Group::new(config(2, 1), Route(vec![Default::default(); 2]));
+        let wakes: Vec<_> = (0..2).map(|_| std::sync::Arc::new(Wakes::default())).collect();
+        let wakers: Vec<_> = wakes.iter().map(|w| std::task::Waker::from(w.clone())).collect();
+        let poll = |g: &mut Group<Route>, c: usize, generation: u32| {
+            g.poll_output(c, generation, &mut Context::from_waker(&wakers[c]))
+        };
+        assert!(poll(&mut g, 0, 0).is_pending() && poll(&mut g, 1, 0).is_pending());
+
+        assert_eq!(g.on_input_quiet(0, &[0, 1, 0], 7), Ok(3));
+        assert_eq!((wakes[0].count(), wakes[1].count()), (0, 1), "only the other writer woke");
+        let mut sent = Vec::new();
+        g.send_now(0, |buf| {
+            sent.push(std::mem::take(buf));
+            true
+        });
+        assert_eq!(sent, vec![vec![0], vec![0]]);
+        assert_eq!(wakes[0].count(), 0);
+        assert!(poll(&mut g, 0, 0).is_pending(), "nothing left for the writer");
+        assert_eq!(poll(&mut g, 1, 0), Poll::Ready(Some(vec![1])));
+
+        // Refused: the writer is woken and gets the refused buffer, then the rest, in order.
+        g.on_input_quiet(0, &[0, 0], 8).unwrap();
+        g.send_now(0, |_| false);
+        assert_eq!(wakes[0].count(), 1);
+        assert_eq!(poll(&mut g, 0, 0), Poll::Ready(Some(vec![0])));
+        assert_eq!(poll(&mut g, 0, 0), Poll::Ready(Some(vec![0])));
+
+        // The writer is busy (it took a buffer and is writing it): the caller sends nothing.
+        g.on_input_quiet(0, &[0], 9).unwrap();
+        g.send_now(0, |_| panic!("sent past a write under way"));
+        assert_eq!(poll(&mut g, 0, 0), Poll::Ready(Some(vec![0])));
+
+        // Held bytes of a connection that is replaced go with it.
+        assert!(poll(&mut g, 0, 0).is_pending());
+        g.on_input_quiet(0, &[0], 10).unwrap();
+        g.send_now(0, |_| false);
+        assert_eq!(g.reset_connection(0), None, "Route never reconnects");
+        assert!(poll(&mut g, 0, 1).is_pending(), "the held buffer was dropped");
     }
 
     #[test]
