@@ -65,6 +65,11 @@ const BGID: u16 = 0;
 const HELD_MAX: usize = BUFS as usize / 2;
 /// Submission queue entries (the completion queue is 4×).
 const ENTRIES: u32 = 1024;
+/// Connections whose socket is registered with the ring (fixed files), by slot: their
+/// operations skip the kernel's look-up and reference count of the descriptor (`fget`/`fput`,
+/// ≈ 1.5 % of an HTTP client's core at one send and one receive per request). Slots past it,
+/// or every slot when the kernel refuses the table, use the plain descriptor.
+const FIXED_FILES: u32 = 16384;
 /// Bytes a connection may queue for sending before its writer waits.
 const SEND_MAX: usize = 256 << 10;
 /// With [`Ring::set_early_send`], a connection with this much queued and no send in flight sends
@@ -310,6 +315,8 @@ struct Slot {
     dirty: bool,
     /// The stream was dropped.
     closed: bool,
+    /// The socket is registered at the slot's index of the ring's fixed files.
+    fixed: bool,
 }
 
 impl Slot {
@@ -338,6 +345,8 @@ struct Inner {
     /// one is armed (not counted in `in_flight`: a poll touches no memory of ours).
     bell_fd: Option<i32>,
     bell_armed: bool,
+    /// Slots below this have a place in the ring's table of fixed files ([`FIXED_FILES`]).
+    fixed_files: u32,
 }
 
 impl Drop for Inner {
@@ -472,6 +481,11 @@ impl Ring {
         // SAFETY: a fresh descriptor nothing else owns.
         let bell = unsafe { glommio::io::BufferedFile::from_raw_fd(efd) };
         ring.submitter().register_eventfd(efd)?;
+        // A kernel that refuses the table (older, or a descriptor limit below it): no fixed files.
+        let fixed_files = [FIXED_FILES, 1024]
+            .into_iter()
+            .find(|&n| ring.submitter().register_files_sparse(n).is_ok())
+            .unwrap_or(0);
         // Rung only while the reaper parks (`Ring::arm_bell`): a pass reaps what completes while
         // it runs, and a send that completes inline would otherwise cost a wake-up of its own.
         ring.completion().disable_eventfd();
@@ -488,6 +502,7 @@ impl Ring {
                 held: 0,
                 bell_fd: None,
                 bell_armed: false,
+                fixed_files,
             }),
             bell: RefCell::new(Some(Rc::new(bell))),
             parked: Cell::new(None),
@@ -507,6 +522,7 @@ impl Ring {
     /// Takes a connected, non-blocking socket; its receive starts at the next pass.
     pub fn stream(self: &Rc<Ring>, fd: OwnedFd) -> UringStream {
         let mut inner = self.inner.borrow_mut();
+        let raw = fd.as_raw_fd();
         let slot = match inner.free.pop() {
             Some(slot) => {
                 inner.slots[slot].fd = Some(fd);
@@ -517,6 +533,10 @@ impl Ring {
                 inner.slots.len() - 1
             }
         };
+        if (slot as u32) < inner.fixed_files {
+            let fixed = inner.ring.submitter().register_files_update(slot as u32, &[raw]).is_ok();
+            inner.slots[slot].fixed = fixed;
+        }
         inner.mark(slot);
         drop(inner);
         self.kick();
@@ -1014,12 +1034,20 @@ impl Inner {
             self.slots[slot].dirty = false;
             let s = &mut self.slots[slot];
             let Some(fd) = s.fd.as_ref().map(AsRawFd::as_raw_fd) else { continue };
-            let fd = types::Fd(fd);
+            let fixed = s.fixed;
+            // The same operation on the registered socket or on its descriptor.
+            macro_rules! on_socket {
+                ($op:ident :: new ($($arg:expr),*) $(.$m:ident($($a:expr),*))*) => {
+                    if fixed {
+                        opcode::$op::new(types::Fixed(slot as u32), $($arg),*)$(.$m($($a),*))*.build()
+                    } else {
+                        opcode::$op::new(types::Fd(fd), $($arg),*)$(.$m($($a),*))*.build()
+                    }
+                };
+            }
             if !s.recv_armed && s.rx_end.is_none() && !s.closed {
                 s.recv_armed = true;
-                let e = opcode::RecvMulti::new(fd, BGID)
-                    .build()
-                    .user_data(user_data(s.gen, slot, OP_RECV));
+                let e = on_socket!(RecvMulti::new(BGID)).user_data(user_data(s.gen, slot, OP_RECV));
                 self.push(e);
             }
             let s = &mut self.slots[slot];
@@ -1032,10 +1060,10 @@ impl Inner {
                 if s.tx_off < s.tx_fly.len() {
                     s.sending = true;
                     let rest = &s.tx_fly[s.tx_off..];
-                    let e = opcode::Send::new(fd, rest.as_ptr(), rest.len() as u32)
-                        .flags(libc::MSG_NOSIGNAL)
-                        .build()
-                        .user_data(user_data(s.gen, slot, OP_SEND));
+                    let e = on_socket!(
+                        Send::new(rest.as_ptr(), rest.len() as u32).flags(libc::MSG_NOSIGNAL)
+                    )
+                    .user_data(user_data(s.gen, slot, OP_SEND));
                     self.push(e);
                 }
             }
@@ -1183,6 +1211,10 @@ impl Inner {
             s,
             Slot { gen: s.gen.wrapping_add(1), dirty: s.dirty, ..Slot::default() },
         );
+        if old.fixed {
+            // Out of the table first: the table's reference would keep the socket open.
+            let _ = self.ring.submitter().register_files_update(slot as u32, &[-1]);
+        }
         drop(old.fd);
         self.spare.put(old.rx, RECV_MAX);
         self.tx_spare.put(old.tx_fly, SEND_MAX * 2);
@@ -1566,7 +1598,9 @@ mod tests {
     fn closed_connections_give_their_slots_and_buffers_to_new_ones() {
         // Proves a ring serving connection after connection keeps as many slots as were open
         // at once, not one per connection ever made, and every byte of each arrives; a
-        // connection with nothing left to send or read holds no buffer.
+        // connection with nothing left to send or read holds no buffer; and a dropped
+        // stream's socket really closes (the peer reads its end), also when it was registered
+        // in the ring's fixed files, whose reference would otherwise keep it open.
         if supported().is_err() {
             return;
         }
@@ -1574,11 +1608,14 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         const CONNS: usize = 200;
         let echo = std::thread::spawn(move || {
-            for _ in 0..CONNS {
+            for i in 0..CONNS {
                 let (mut s, _) = listener.accept().unwrap();
                 let mut buf = [0u8; 5];
                 std::io::Read::read_exact(&mut s, &mut buf).unwrap();
                 std::io::Write::write_all(&mut s, &buf).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let end = std::io::Read::read(&mut s, &mut buf);
+                assert!(matches!(end, Ok(0)), "connection {i} never closed: {end:?}");
             }
         });
         let slots = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
@@ -1600,6 +1637,7 @@ mod tests {
                         let inner = ring.inner.borrow();
                         let s = &inner.slots[stream.slot];
                         assert_eq!(s.rx.capacity() + s.tx_fly.capacity() + s.tx_next.capacity(), 0);
+                        assert_eq!(s.fixed, inner.fixed_files > 0, "registered where it can be");
                     }
                     drop(stream);
                 }
