@@ -1034,20 +1034,17 @@ impl Inner {
             self.slots[slot].dirty = false;
             let s = &mut self.slots[slot];
             let Some(fd) = s.fd.as_ref().map(AsRawFd::as_raw_fd) else { continue };
-            let fixed = s.fixed;
-            // The same operation on the registered socket or on its descriptor.
-            macro_rules! on_socket {
-                ($op:ident :: new ($($arg:expr),*) $(.$m:ident($($a:expr),*))*) => {
-                    if fixed {
-                        opcode::$op::new(types::Fixed(slot as u32), $($arg),*)$(.$m($($a),*))*.build()
-                    } else {
-                        opcode::$op::new(types::Fd(fd), $($arg),*)$(.$m($($a),*))*.build()
-                    }
-                };
-            }
+            // The registered socket is named by its place in the table, flagged as such.
+            let (fd, on) = match s.fixed {
+                true => (types::Fd(slot as i32), squeue::Flags::FIXED_FILE),
+                false => (types::Fd(fd), squeue::Flags::empty()),
+            };
             if !s.recv_armed && s.rx_end.is_none() && !s.closed {
                 s.recv_armed = true;
-                let e = on_socket!(RecvMulti::new(BGID)).user_data(user_data(s.gen, slot, OP_RECV));
+                let e = opcode::RecvMulti::new(fd, BGID)
+                    .build()
+                    .flags(on)
+                    .user_data(user_data(s.gen, slot, OP_RECV));
                 self.push(e);
             }
             let s = &mut self.slots[slot];
@@ -1060,10 +1057,11 @@ impl Inner {
                 if s.tx_off < s.tx_fly.len() {
                     s.sending = true;
                     let rest = &s.tx_fly[s.tx_off..];
-                    let e = on_socket!(
-                        Send::new(rest.as_ptr(), rest.len() as u32).flags(libc::MSG_NOSIGNAL)
-                    )
-                    .user_data(user_data(s.gen, slot, OP_SEND));
+                    let e = opcode::Send::new(fd, rest.as_ptr(), rest.len() as u32)
+                        .flags(libc::MSG_NOSIGNAL)
+                        .build()
+                        .flags(on)
+                        .user_data(user_data(s.gen, slot, OP_SEND));
                     self.push(e);
                 }
             }
