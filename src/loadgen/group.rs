@@ -417,10 +417,8 @@ impl<A: Adapter> Group<A> {
     /// Handles every complete message at the start of `buf`, read from connection `conn`.
     /// Returns the bytes consumed, or `Err` if the router sent something undecodable.
     pub fn on_input(&mut self, conn: usize, buf: &[u8], now_ns: u64) -> Result<usize, String> {
-        self.book.now_ns = now_ns;
-        let used = self.adapter.input(conn, buf, &mut self.book);
+        let used = self.on_input_quiet(conn, buf, now_ns);
         self.wake_writer(conn);
-        self.book.update_finished();
         used
     }
 
