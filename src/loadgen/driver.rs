@@ -1284,8 +1284,12 @@ async fn writer<A: Adapter>(
 ) {
     while let Some(mut buf) = poll_fn(|cx| group.borrow_mut().poll_output(c, generation, cx)).await
     {
-        // A socket ring takes the buffer itself when nothing else waits (no copy).
-        let owned = stream.borrow().lender().is_some_and(|ring| ring.send_owned(&mut buf));
+        // A socket ring takes the buffer itself (no copy), once what it holds is on its way.
+        let owned = poll_fn(|cx| match stream.borrow().lender() {
+            Some(ring) => ring.poll_send_owned(cx, &mut buf),
+            None => Poll::Ready(false),
+        })
+        .await;
         let written = match owned {
             true => Ok(()),
             false => match write_all(&stream, &buf).await {

@@ -19,6 +19,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_lite::future::yield_now;
@@ -597,9 +598,13 @@ async fn writer<R: Runtime, S: AsyncWrite + Lend + Unpin>(
     while let Some(mut frame) = poll_fn(|cx| shard.borrow_mut().poll_output(id, cx)).await {
         let len = frame.len();
         let write = async {
-            // A socket ring takes the frame itself when nothing else waits (no copy); what it
-            // leaves in its place goes back to the pool below.
-            if stream.borrow().lender().is_some_and(|ring| ring.send_owned(&mut frame)) {
+            // A socket ring takes the frame itself (no copy), once what it holds is on its
+            // way; what it leaves in its place goes back to the pool below.
+            let owned = poll_fn(|cx| match stream.borrow().lender() {
+                Some(ring) => ring.poll_send_owned(cx, &mut frame),
+                None => Poll::Ready(false),
+            });
+            if owned.await {
                 return Ok(true);
             }
             write_all(&stream, &frame).await?;

@@ -1153,7 +1153,14 @@ impl Inner {
             s.tx_err.get_or_insert(errno(res));
         } else {
             s.tx_off += res as usize;
-            if s.tx_off < s.tx_fly.len() || !s.tx_next.is_empty() {
+            if s.tx_off >= s.tx_fly.len() && !s.tx_next.is_empty() {
+                // What waited goes next, and its place is free now: a writer woken below
+                // hands its next buffer over instead of waiting a pass.
+                s.tx_fly.clear();
+                std::mem::swap(&mut s.tx_fly, &mut s.tx_next);
+                s.tx_off = 0;
+            }
+            if s.tx_off < s.tx_fly.len() {
                 self.mark(slot);
             } else {
                 // All sent: a connection with nothing to send keeps no send buffer.
@@ -1341,10 +1348,35 @@ impl UringStream {
     /// the buffer and leaves an empty one (with capacity, when it has a spare) in its place.
     /// False when it cannot (bytes already queued, or an error): then write as usual.
     pub fn send_owned(&self, buf: &mut Vec<u8>) -> bool {
+        self.try_send_owned(buf).unwrap_or(false)
+    }
+
+    /// [`UringStream::send_owned`] for a connection's writer: while another buffer waits to be
+    /// sent, waits for its place (woken when the send before it completes) rather than
+    /// copying behind it. Copying grew the waiting buffer — often a writer's pooled frame,
+    /// handed over earlier — past its pool's sizes, so every few sends freed one buffer and
+    /// allocated, and faulted in, a bigger one. `Ready(false)`: write as usual (an error to
+    /// report, an empty buffer, or one over [`SEND_MAX`]).
+    pub fn poll_send_owned(&self, cx: &mut Context<'_>, buf: &mut Vec<u8>) -> Poll<bool> {
+        match self.try_send_owned(buf) {
+            Some(taken) => Poll::Ready(taken),
+            None => {
+                self.ring.inner.borrow_mut().slots[self.slot].write_waker =
+                    Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+
+    /// `Some(true)` taken, `None` another buffer waits, `Some(false)` cannot.
+    fn try_send_owned(&self, buf: &mut Vec<u8>) -> Option<bool> {
         let mut inner = self.ring.inner.borrow_mut();
         let s = &mut inner.slots[self.slot];
-        if s.tx_err.is_some() || !s.tx_next.is_empty() || buf.len() > SEND_MAX || buf.is_empty() {
-            return false;
+        if s.tx_err.is_some() || buf.len() > SEND_MAX || buf.is_empty() {
+            return Some(false);
+        }
+        if !s.tx_next.is_empty() {
+            return None;
         }
         let mut empty = std::mem::take(&mut s.tx_next);
         if empty.capacity() == 0 {
@@ -1352,7 +1384,7 @@ impl UringStream {
         }
         inner.slots[self.slot].tx_next = std::mem::replace(buf, empty);
         self.queued(inner);
-        true
+        Some(true)
     }
 
     /// Bytes were queued on this connection: unless a send is in flight (its completion sends
@@ -1658,6 +1690,80 @@ mod tests {
             .unwrap();
         echo.join().unwrap();
         assert!(slots <= 2, "{slots} slots for {CONNS} connections one after another");
+    }
+
+    #[test]
+    fn a_writer_hands_its_buffers_over_in_turn_and_none_grows() {
+        // Proves a writer whose last buffer still waits to be sent waits for its place
+        // instead of copying behind it: 200 buffers of 60,000 bytes to a peer that reads
+        // slowly all arrive whole and in order, the writer did wait, and no buffer the ring
+        // handed back was bigger than the 64 KiB buffers handed in (copying grew them, and a
+        // pool that cannot keep such buffers freed and reallocated one every few sends).
+        if supported().is_err() {
+            return;
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        const BUFS: usize = 200;
+        const LEN: usize = 60_000;
+        let peer = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            let mut buf = vec![0u8; LEN];
+            for i in 0..BUFS {
+                if i % 20 == 0 {
+                    // Slow now and then, so that the sender's socket fills.
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                std::io::Read::read_exact(&mut s, &mut buf).unwrap();
+                assert!(
+                    buf.iter().all(|&b| b == i as u8),
+                    "buffer {i} arrived torn or out of order"
+                );
+            }
+        });
+        let (waits, largest) = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .spawn(move || async move {
+                use futures_lite::AsyncWriteExt;
+                let ring = Ring::new().unwrap();
+                let reaper = ring.spawn_reaper();
+                let socket = std::net::TcpStream::connect(addr).unwrap();
+                socket.set_nonblocking(true).unwrap();
+                let mut stream = ring.stream(socket.into());
+                let (mut waits, mut largest) = (0, 0);
+                let mut buf = Vec::with_capacity(64 << 10);
+                for i in 0..BUFS {
+                    if buf.capacity() < LEN {
+                        buf = Vec::with_capacity(64 << 10);
+                    }
+                    buf.resize(LEN, i as u8);
+                    let taken = std::future::poll_fn(|cx| {
+                        let p = stream.poll_send_owned(cx, &mut buf);
+                        waits += usize::from(p.is_pending());
+                        p
+                    })
+                    .await;
+                    assert!(taken, "buffer {i} refused");
+                    assert!(buf.is_empty());
+                    let inner = ring.inner.borrow();
+                    let s = &inner.slots[stream.slot];
+                    largest = largest
+                        .max(buf.capacity())
+                        .max(s.tx_fly.capacity())
+                        .max(s.tx_next.capacity());
+                }
+                stream.close().await.unwrap();
+                drop(stream);
+                ring.stop();
+                reaper.await;
+                (waits, largest)
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        peer.join().unwrap();
+        assert!(waits > 0, "the writer never found a buffer waiting: nothing was tested");
+        assert!(largest <= 64 << 10, "the ring handed back a buffer of {largest} bytes");
     }
 
     #[test]
