@@ -105,8 +105,9 @@ pub trait Adapter {
     fn farewell_done(&self) -> bool {
         true
     }
-    /// Per-pattern figures, for adapters that mix request kinds (HTTP).
-    fn breakdown(&self) -> Vec<super::http::PatternStats> {
+    /// Per-pattern figures, for adapters that mix request kinds (HTTP); `book` holds the
+    /// round trips measured.
+    fn breakdown(&self, _book: &Book) -> Vec<super::http::PatternStats> {
         Vec::new()
     }
     /// When the adapter's next timer is due (a lock hold ending), if any.
@@ -234,7 +235,7 @@ impl<A: Adapter> Group<A> {
 
     /// The adapter's per-pattern figures.
     pub fn breakdown(&self) -> Vec<super::http::PatternStats> {
-        self.adapter.breakdown()
+        self.adapter.breakdown(&self.book)
     }
 
     /// `Ok(true)` once every agent's registration was acknowledged; `Err` if one was refused.

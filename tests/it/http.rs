@@ -56,6 +56,9 @@ fn assert_clean(report: &Value, patterns: &[&str]) {
         assert!(p["ok"].as_u64().unwrap() > 0, "{p}");
         assert_eq!(p["errors"], 0, "{p}");
         assert!(p["latency"]["p50_ms"].as_f64().unwrap() > 0.0, "{p}");
+        // One latency per answer measured: whether the pattern's histogram is its own (a mix)
+        // or the run's (one pattern).
+        assert_eq!(p["latency"]["count"], p["ok"], "{p}");
     }
     let sent = r["accounting"]["requests_sent"].as_u64().unwrap();
     assert_eq!(r["accounting"]["replies_delivered"].as_u64().unwrap(), sent);

@@ -75,7 +75,7 @@ fn answered(data: &[u8]) -> (u64, u64) {
         }
         drain(&mut http);
     }
-    let stats = http.breakdown();
+    let stats = http.breakdown(&book);
     let errors = stats.iter().flat_map(|s| &s.errors).map(|(_, n)| n).sum();
     (stats.iter().map(|s| s.ok).sum(), errors)
 }
