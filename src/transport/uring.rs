@@ -61,8 +61,16 @@ const BUF_SIZE: usize = 32 << 10;
 /// The buffer group id.
 const BGID: u16 = 0;
 /// Provided buffers that connections may hold unread at once: the rest always serve new
-/// receives, so connections whose readers wait cannot starve the others.
+/// receives, so connections whose readers wait cannot starve the others. Also at most half of
+/// those in circulation ([`Provided::limit`]).
 const HELD_MAX: usize = BUFS as usize / 2;
+/// Provided buffers in circulation at first and at least: the kernel takes them in turn, so the
+/// fewer circulate, the more likely the one a receive writes is still in the core's cache. A
+/// receive that finds none doubles them (up to [`BUFS`]); [`SHRINK_AFTER`] receives without one
+/// halve them again.
+const BUFS_MIN: u16 = 16;
+/// Receives without running out after which the buffers in circulation are halved.
+const SHRINK_AFTER: u32 = 1 << 16;
 /// Submission queue entries (the completion queue is 4×).
 const ENTRIES: u32 = 1024;
 /// Connections whose socket is registered with the ring (fixed files), by slot: their
@@ -218,6 +226,14 @@ struct Provided {
     layout: Layout,
     mem: Box<[u8]>,
     tail: u16,
+    /// Buffers allowed in circulation (in the ring, being written, or held).
+    limit: u16,
+    /// Buffers in circulation: all but those in `stash`.
+    circulating: u16,
+    /// Buffers kept out of circulation, beyond `limit`.
+    stash: Vec<u16>,
+    /// Receives since the buffers last ran out.
+    quiet: u32,
 }
 
 impl Provided {
@@ -237,16 +253,62 @@ impl Provided {
             layout,
             mem: vec![0u8; usize::from(BUFS) * BUF_SIZE].into_boxed_slice(),
             tail: 0,
+            limit: BUFS_MIN,
+            circulating: BUFS,
+            stash: Vec::with_capacity(usize::from(BUFS)),
+            quiet: 0,
         };
-        for bid in 0..BUFS {
+        for bid in (0..BUFS).rev() {
             p.give(bid);
         }
         p.publish();
         Ok(p)
     }
 
-    /// Puts buffer `bid` back in the ring (seen by the kernel after [`Provided::publish`]).
+    /// Buffer `bid` is free again: back in the ring (seen by the kernel after
+    /// [`Provided::publish`]), or out of circulation while more than `limit` circulate.
     fn give(&mut self, bid: u16) {
+        if self.circulating > self.limit {
+            self.circulating -= 1;
+            self.stash.push(bid);
+            return;
+        }
+        self.put(bid);
+    }
+
+    /// A receive found no buffer: twice as many circulate, at once. Whether any were added.
+    fn ran_out(&mut self) -> bool {
+        self.quiet = 0;
+        self.limit = (self.limit * 2).min(BUFS);
+        let mut added = false;
+        while self.circulating < self.limit {
+            let Some(bid) = self.stash.pop() else { break };
+            self.circulating += 1;
+            self.put(bid);
+            added = true;
+        }
+        if added {
+            self.publish();
+        }
+        added
+    }
+
+    /// A receive took a buffer: after [`SHRINK_AFTER`] of them without running out, half as
+    /// many circulate (the rest leave as they come back).
+    fn took(&mut self) {
+        self.quiet += 1;
+        if self.quiet >= SHRINK_AFTER {
+            self.quiet = 0;
+            self.limit = (self.limit / 2).max(BUFS_MIN);
+        }
+    }
+
+    /// How many buffers connections may hold unread now.
+    fn held_max(&self) -> usize {
+        usize::from(self.limit / 2).min(HELD_MAX)
+    }
+
+    fn put(&mut self, bid: u16) {
         let at = usize::from(self.tail & (BUFS - 1));
         let addr = self.mem[usize::from(bid) * BUF_SIZE..].as_ptr() as u64;
         // SAFETY: `at` < BUFS, inside the allocation; the kernel reads an entry only once the
@@ -1092,7 +1154,8 @@ impl Inner {
         if let Some(bid) = cqueue::buffer_select(flags) {
             let s = &self.slots[slot];
             let idle = s.held.is_none() && s.rx_at == s.rx.len();
-            if res > 0 && !s.closed && idle && self.held < HELD_MAX {
+            self.provided.took();
+            if res > 0 && !s.closed && idle && self.held < self.provided.held_max() {
                 // Read where the kernel put it (`UringStream::poll_lend`): no copy.
                 let s = &mut self.slots[slot];
                 s.rx.clear();
@@ -1121,6 +1184,10 @@ impl Inner {
             }
         }
         let unread = self.unread_len(slot);
+        if res == -libc::ENOBUFS {
+            // Armed again below, with twice the buffers circulating.
+            recycled |= self.provided.ran_out();
+        }
         let s = &mut self.slots[slot];
         if res == 0 {
             s.rx_end.get_or_insert(Ok(()));
@@ -1690,6 +1757,38 @@ mod tests {
             .unwrap();
         echo.join().unwrap();
         assert!(slots <= 2, "{slots} slots for {CONNS} connections one after another");
+    }
+
+    #[test]
+    fn provided_buffers_circulate_as_many_as_receives_need() {
+        // Proves the circulation adapts both ways: 16 buffers at first, the rest kept out;
+        // running out doubles them at once (up to all 128); a long run without running out
+        // halves them, the extra ones leaving as they come back; connections may hold half of
+        // those circulating.
+        let mut p = Provided::new().unwrap();
+        assert_eq!((p.limit, p.circulating, p.stash.len()), (BUFS_MIN, BUFS_MIN, 112));
+        assert_eq!(p.held_max(), 8);
+        assert!(p.ran_out());
+        assert_eq!((p.limit, p.circulating, p.stash.len()), (32, 32, 96));
+        for _ in 0..3 {
+            p.ran_out();
+        }
+        assert_eq!((p.limit, p.circulating, p.stash.len()), (BUFS, BUFS, 0));
+        assert!(!p.ran_out(), "nothing left to add");
+        assert_eq!(p.held_max(), HELD_MAX);
+        for _ in 0..SHRINK_AFTER {
+            p.took();
+        }
+        assert_eq!((p.limit, p.circulating), (64, BUFS), "none leaves before it comes back");
+        // 70 buffers come back: 64 leave circulation, 6 go back to the ring.
+        for bid in 0..70 {
+            p.give(bid);
+        }
+        assert_eq!((p.circulating, p.stash.len()), (64, 64));
+        for _ in 0..SHRINK_AFTER * 8 {
+            p.took();
+        }
+        assert_eq!(p.limit, BUFS_MIN, "never below the floor");
     }
 
     #[test]
