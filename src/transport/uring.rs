@@ -1584,6 +1584,22 @@ mod tests {
     use super::*;
     use crate::transport::Io;
 
+    /// A listener on loopback and its address, where this kernel has the ring (else `None`:
+    /// the test has nothing to prove).
+    fn loopback() -> Option<(std::net::TcpListener, std::net::SocketAddr)> {
+        supported().ok()?;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        Some((listener, addr))
+    }
+
+    /// A connection to `addr` on `ring`.
+    fn connect(ring: &Rc<Ring>, addr: std::net::SocketAddr) -> UringStream {
+        let socket = std::net::TcpStream::connect(addr).unwrap();
+        socket.set_nonblocking(true).unwrap();
+        ring.stream(socket.into())
+    }
+
     #[test]
     fn the_ring_is_asked_for_only_where_the_kernel_has_it() {
         // Proves the fallback: glommio's streams stay as asked; the ring is kept where the
@@ -1679,9 +1695,7 @@ mod tests {
                 use futures_lite::AsyncWriteExt;
                 let ring = Ring::new().unwrap();
                 let reaper = ring.spawn_reaper();
-                let socket = std::net::TcpStream::connect(addr).unwrap();
-                socket.set_nonblocking(true).unwrap();
-                let mut stream = ring.stream(socket.into());
+                let mut stream = connect(&ring, addr);
                 for _ in 0..WRITES {
                     stream.write_all(b"x").await.unwrap();
                     // Let the reaper send it and park before the next write kicks it.
@@ -1707,11 +1721,7 @@ mod tests {
         // connection with nothing left to send or read holds no buffer; and a dropped
         // stream's socket really closes (the peer reads its end), also when it was registered
         // in the ring's fixed files, whose reference would otherwise keep it open.
-        if supported().is_err() {
-            return;
-        }
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
+        let Some((listener, addr)) = loopback() else { return };
         const CONNS: usize = 200;
         let echo = std::thread::spawn(move || {
             for i in 0..CONNS {
@@ -1730,9 +1740,7 @@ mod tests {
                 let ring = Ring::new().unwrap();
                 let reaper = ring.spawn_reaper();
                 for i in 0..CONNS {
-                    let socket = std::net::TcpStream::connect(addr).unwrap();
-                    socket.set_nonblocking(true).unwrap();
-                    let mut stream = ring.stream(socket.into());
+                    let mut stream = connect(&ring, addr);
                     let msg = format!("{:05}", i);
                     stream.write_all(msg.as_bytes()).await.unwrap();
                     let mut back = [0u8; 5];
@@ -1798,11 +1806,7 @@ mod tests {
         // slowly all arrive whole and in order, the writer did wait, and no buffer the ring
         // handed back was bigger than the 64 KiB buffers handed in (copying grew them, and a
         // pool that cannot keep such buffers freed and reallocated one every few sends).
-        if supported().is_err() {
-            return;
-        }
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
+        let Some((listener, addr)) = loopback() else { return };
         const BUFS: usize = 200;
         const LEN: usize = 60_000;
         let peer = std::thread::spawn(move || {
@@ -1826,9 +1830,7 @@ mod tests {
                 use futures_lite::AsyncWriteExt;
                 let ring = Ring::new().unwrap();
                 let reaper = ring.spawn_reaper();
-                let socket = std::net::TcpStream::connect(addr).unwrap();
-                socket.set_nonblocking(true).unwrap();
-                let mut stream = ring.stream(socket.into());
+                let mut stream = connect(&ring, addr);
                 let (mut waits, mut largest) = (0, 0);
                 let mut buf = Vec::with_capacity(64 << 10);
                 for i in 0..BUFS {
@@ -1871,11 +1873,7 @@ mod tests {
         // provided buffers) each get bytes that nobody reads yet; at most `HELD_MAX` buffers
         // stay held, the last connection still receives, every byte arrives intact whether it
         // was read in place or copied, and once all is read no buffer is held.
-        if supported().is_err() {
-            return;
-        }
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
+        let Some((listener, addr)) = loopback() else { return };
         const CONNS: usize = 160;
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         let peer = std::thread::spawn(move || {
@@ -1894,9 +1892,7 @@ mod tests {
                 let reaper = ring.spawn_reaper();
                 let mut streams = Vec::new();
                 for _ in 0..CONNS {
-                    let socket = std::net::TcpStream::connect(addr).unwrap();
-                    socket.set_nonblocking(true).unwrap();
-                    streams.push(ring.stream(socket.into()));
+                    streams.push(connect(&ring, addr));
                 }
                 let mut buf = [0u8; 1000];
                 let last = futures_lite::future::or(
@@ -1930,11 +1926,7 @@ mod tests {
     fn a_connection_past_the_early_send_mark_sends_without_waiting_for_a_pass() {
         // Proves the early send: with no reaper pass at all, writes below the mark stay queued,
         // and the write that reaches it submits the send (every byte reaches the peer).
-        if supported().is_err() {
-            return;
-        }
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
+        let Some((listener, addr)) = loopback() else { return };
         let peer = std::thread::spawn(move || {
             let (mut s, _) = listener.accept().unwrap();
             s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -1947,9 +1939,7 @@ mod tests {
                 use futures_lite::AsyncWriteExt;
                 let ring = Ring::new().unwrap();
                 ring.set_early_send(Some(1024));
-                let socket = std::net::TcpStream::connect(addr).unwrap();
-                socket.set_nonblocking(true).unwrap();
-                let mut stream = ring.stream(socket.into());
+                let mut stream = connect(&ring, addr);
                 stream.write_all(&[7u8; 500]).await.unwrap();
                 assert!(!ring.inner.borrow().slots[stream.slot].sending, "below the mark");
                 stream.write_all(&[7u8; 600]).await.unwrap();
