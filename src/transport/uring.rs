@@ -228,8 +228,6 @@ struct Provided {
     tail: u16,
     /// Buffers allowed in circulation (in the ring, being written, or held).
     limit: u16,
-    /// Buffers in circulation: all but those in `stash`.
-    circulating: u16,
     /// Buffers kept out of circulation, beyond `limit`.
     stash: Vec<u16>,
     /// Receives since the buffers last ran out.
@@ -254,7 +252,6 @@ impl Provided {
             mem: vec![0u8; usize::from(BUFS) * BUF_SIZE].into_boxed_slice(),
             tail: 0,
             limit: BUFS_MIN,
-            circulating: BUFS,
             stash: Vec::with_capacity(usize::from(BUFS)),
             quiet: 0,
         };
@@ -268,8 +265,7 @@ impl Provided {
     /// Buffer `bid` is free again: back in the ring (seen by the kernel after
     /// [`Provided::publish`]), or out of circulation while more than `limit` circulate.
     fn give(&mut self, bid: u16) {
-        if self.circulating > self.limit {
-            self.circulating -= 1;
+        if self.circulating() > self.limit {
             self.stash.push(bid);
             return;
         }
@@ -281,9 +277,8 @@ impl Provided {
         self.quiet = 0;
         self.limit = (self.limit * 2).min(BUFS);
         let mut added = false;
-        while self.circulating < self.limit {
+        while self.circulating() < self.limit {
             let Some(bid) = self.stash.pop() else { break };
-            self.circulating += 1;
             self.put(bid);
             added = true;
         }
@@ -301,6 +296,11 @@ impl Provided {
             self.quiet = 0;
             self.limit = (self.limit / 2).max(BUFS_MIN);
         }
+    }
+
+    /// Buffers in circulation (in the ring, being written, or held): all but the stash.
+    fn circulating(&self) -> u16 {
+        BUFS - self.stash.len() as u16
     }
 
     /// How many buffers connections may hold unread now.
@@ -1774,25 +1774,25 @@ mod tests {
         // halves them, the extra ones leaving as they come back; connections may hold half of
         // those circulating.
         let mut p = Provided::new().unwrap();
-        assert_eq!((p.limit, p.circulating, p.stash.len()), (BUFS_MIN, BUFS_MIN, 112));
+        assert_eq!((p.limit, p.circulating(), p.stash.len()), (BUFS_MIN, BUFS_MIN, 112));
         assert_eq!(p.held_max(), 8);
         assert!(p.ran_out());
-        assert_eq!((p.limit, p.circulating, p.stash.len()), (32, 32, 96));
+        assert_eq!((p.limit, p.circulating(), p.stash.len()), (32, 32, 96));
         for _ in 0..3 {
             p.ran_out();
         }
-        assert_eq!((p.limit, p.circulating, p.stash.len()), (BUFS, BUFS, 0));
+        assert_eq!((p.limit, p.circulating(), p.stash.len()), (BUFS, BUFS, 0));
         assert!(!p.ran_out(), "nothing left to add");
         assert_eq!(p.held_max(), HELD_MAX);
         for _ in 0..SHRINK_AFTER {
             p.took();
         }
-        assert_eq!((p.limit, p.circulating), (64, BUFS), "none leaves before it comes back");
+        assert_eq!((p.limit, p.circulating()), (64, BUFS), "none leaves before it comes back");
         // 70 buffers come back: 64 leave circulation, 6 go back to the ring.
         for bid in 0..70 {
             p.give(bid);
         }
-        assert_eq!((p.circulating, p.stash.len()), (64, 64));
+        assert_eq!((p.circulating(), p.stash.len()), (64, 64));
         for _ in 0..SHRINK_AFTER * 8 {
             p.took();
         }
