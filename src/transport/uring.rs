@@ -6,8 +6,10 @@
 //! reschedule IPI (a third of an HTTP client core went there: `docs/BENCHMARKS.md`). This ring
 //! is made the way io_uring is meant to serve sockets:
 //!
-//! - `SINGLE_ISSUER | COOP_TASKRUN | TASKRUN_FLAG`: no IPI; completions are posted when the
-//!   thread next enters the kernel, and the flag says when an enter is needed to run them.
+//! - `SINGLE_ISSUER | DEFER_TASKRUN | TASKRUN_FLAG`: no IPI; completions wait as task work
+//!   until the reaper enters the ring, and are run there together, never in the middle of the
+//!   thread's other system calls (glommio's); the flag says when an enter is needed. (Before
+//!   kernel 6.1, `COOP_TASKRUN`: the same without the batching.)
 //! - One **multishot receive** per connection into a ring of provided buffers: no poll armed
 //!   per read, no buffer held by an idle connection. Readers may decode the bytes where the
 //!   kernel put them ([`UringStream::poll_lend`]); at most half the buffers wait so.
@@ -410,6 +412,9 @@ struct Inner {
     bell_armed: bool,
     /// Slots below this have a place in the ring's table of fixed files ([`FIXED_FILES`]).
     fixed_files: u32,
+    /// Made with `IORING_SETUP_DEFER_TASKRUN` (kernel 6.1 on); the tests ask.
+    #[cfg_attr(not(test), allow(dead_code))]
+    deferred: bool,
 }
 
 impl Drop for Inner {
@@ -506,6 +511,9 @@ pub struct Ring {
     watch_ns: Cell<u64>,
     /// When the last doze or park ended (ns): the thread has been working since.
     dozed_at: Cell<u64>,
+    /// The last attempt to park found only the task-run flag, and no pass since found a
+    /// completion ([`Ring::arm_bell`]).
+    flag_only: Cell<bool>,
     /// Peers that feed this thread through channels ([`Ring::set_peers`]).
     peers: RefCell<Option<Peers>>,
 }
@@ -519,12 +527,20 @@ impl std::fmt::Debug for Ring {
 impl Ring {
     /// A ring for this thread; needs kernel 6.0 (single issuer, multishot receive).
     pub fn new() -> io::Result<Rc<Ring>> {
-        let mut ring = IoUring::builder()
-            .setup_single_issuer()
-            .setup_coop_taskrun()
-            .setup_taskrun_flag()
-            .setup_cqsize(ENTRIES * 4)
-            .build(ENTRIES)?;
+        let build = |defer: bool| {
+            let mut b = IoUring::builder();
+            b.setup_single_issuer().setup_coop_taskrun().setup_taskrun_flag();
+            if defer {
+                b.setup_defer_taskrun();
+            }
+            b.setup_cqsize(ENTRIES * 4).build(ENTRIES)
+        };
+        // Deferred task work needs kernel 6.1; before it, completions run as cooperative task
+        // work, which the reaper handles the same way.
+        let (mut ring, deferred) = match build(true) {
+            Ok(ring) => (ring, true),
+            Err(_) => (build(false)?, false),
+        };
         let provided = Provided::new()?;
         // SAFETY: the entries stay allocated and in place until `Provided` drops, after the
         // ring (`Inner`'s field order), or are leaked when operations remain.
@@ -566,6 +582,7 @@ impl Ring {
                 bell_fd: None,
                 bell_armed: false,
                 fixed_files,
+                deferred,
             }),
             bell: RefCell::new(Some(Rc::new(bell))),
             parked: Cell::new(None),
@@ -578,6 +595,7 @@ impl Ring {
             watching: Cell::new(true),
             watch_ns: Cell::new(DOZE_SPIN.as_nanos() as u64),
             dozed_at: Cell::new(0),
+            flag_only: Cell::new(false),
             peers: RefCell::new(None),
         }))
     }
@@ -709,6 +727,9 @@ impl Ring {
                 if self.inner.borrow().in_flight == 0 || std::time::Instant::now() > deadline {
                     break;
                 }
+            }
+            if n > 0 {
+                self.flag_only.set(false);
             }
             let busy = n > 0 || self.kicked.replace(false);
             let poll_ns = self.poll_ns.get();
@@ -871,17 +892,43 @@ impl Ring {
 
     /// Lets completions ring the bell before a park; true when some came in the meantime (then
     /// the bell is off again and the caller makes another pass instead). Every completion of
-    /// this ring is posted on this thread (single issuer, cooperative task work: inline, or as
-    /// task work run when the thread enters or leaves the kernel), so the flag, set first in
-    /// program order, is seen by any completion the queue check below misses.
+    /// this ring is posted on this thread (single issuer: inline, or as task work run when the
+    /// reaper enters the ring, deferred, or before kernel 6.1 when the thread enters or leaves
+    /// the kernel), so the flag, set first in program order, is seen by any completion the
+    /// checks below miss; and work added to an empty list rings the bell.
     fn arm_bell(&self) -> bool {
         let mut inner = self.inner.borrow_mut();
         let ring = &mut inner.ring;
         ring.completion().enable_eventfd();
         std::sync::atomic::fence(Ordering::SeqCst);
-        let pending = !ring.completion().is_empty() || ring.submission().taskrun();
+        let mut pending = !ring.completion().is_empty();
+        if !pending && ring.submission().taskrun() {
+            // The flag says task work may wait, but it is only a hint: the kernel sets it just
+            // after adding the work, so a run in between leaves it set with nothing to run, and
+            // it stays set until more work comes (a reaper that always took it for work never
+            // parked again: a thread spinning for minutes). The first time, the caller's pass
+            // runs the work with the bell off. If the flag is still all there is after that,
+            // the work is run here, all of it, with the bell on: work added from the moment
+            // the run empties the list rings it. (Entering for the queue's size with no time to
+            // wait runs it all and returns.)
+            if !self.flag_only.replace(true) {
+                pending = true;
+            } else {
+                let _ = ring.submit();
+                pending = !ring.completion().is_empty();
+                if !pending && ring.submission().taskrun() {
+                    let all = ring.params().cq_entries() as usize;
+                    let now = types::Timespec::new();
+                    let args = types::SubmitArgs::new().timespec(&now);
+                    let _ = ring.submitter().submit_with_args(all, &args);
+                    pending = !ring.completion().is_empty();
+                }
+            }
+        }
         if pending {
             ring.completion().disable_eventfd();
+        } else {
+            self.flag_only.set(false);
         }
         pending
     }
@@ -933,7 +980,12 @@ impl Ring {
         let args = types::SubmitArgs::new().timespec(&ts);
         // ETIME (the wait ran out) and EINTR are answers too: the caller looks at the queue.
         let _ = inner.ring.submitter().submit_with_args(1, &args);
-        let ready = !inner.ring.completion().is_empty() || inner.ring.submission().taskrun();
+        // Task work that came after the wait ended is run now; the flag alone is no answer (it
+        // can stay set with nothing to run: `arm_bell`).
+        if inner.ring.completion().is_empty() && inner.ring.submission().taskrun() {
+            let _ = inner.ring.submit();
+        }
+        let ready = !inner.ring.completion().is_empty();
         let now = crate::clock::now_ns();
         self.dozed_at.set(now);
         let dozed = if ready { Dozed::Woke(now - t0) } else { Dozed::Idle };
@@ -2046,6 +2098,44 @@ mod tests {
         echo.join().unwrap();
         assert!(watching >= TRIPS * 10_000, "watching: {watching} ns over {TRIPS} round trips");
         assert_eq!(not, 0, "told not to watch");
+    }
+
+    #[test]
+    fn received_bytes_wait_for_the_reaper_not_for_any_system_call() {
+        // Proves the ring defers its task work (kernel 6.1 on): bytes that arrive while the
+        // thread is busy in system calls of its own (sleeps here; glommio's in a run) are not
+        // received in the middle of them, but when the reaper's pass enters the ring. With
+        // cooperative task work the first of those calls would have received them.
+        let Some((listener, addr)) = loopback() else { return };
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .spawn(move || async move {
+                let ring = Ring::new().unwrap();
+                if !ring.inner.borrow().deferred {
+                    return;
+                }
+                let stream = connect(&ring, addr);
+                let (mut peer, _) = listener.accept().unwrap();
+                assert_eq!(ring.pass(), 0, "the receive is armed, nothing came yet");
+                std::io::Write::write_all(&mut peer, b"hello").unwrap();
+                let deadline = std::time::Instant::now() + Duration::from_secs(5);
+                while !ring.inner.borrow_mut().ring.submission().taskrun() {
+                    assert!(std::time::Instant::now() < deadline, "the bytes never arrived");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                for _ in 0..10 {
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+                assert!(
+                    ring.inner.borrow_mut().ring.completion().is_empty(),
+                    "received in a sleep"
+                );
+                assert_eq!(stream.unread(), 0);
+                assert!(ring.pass() >= 1);
+                assert_eq!(stream.unread(), 5);
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 
     #[test]
