@@ -911,18 +911,13 @@ impl Ring {
             // the work is run here, all of it, with the bell on: work added from the moment
             // the run empties the list rings it. (Entering for the queue's size with no time to
             // wait runs it all and returns.)
-            if !self.flag_only.replace(true) {
-                pending = true;
-            } else {
-                let _ = ring.submit();
+            pending = true;
+            if self.flag_only.replace(true) {
+                let all = ring.params().cq_entries() as usize;
+                let now = types::Timespec::new();
+                let args = types::SubmitArgs::new().timespec(&now);
+                let _ = ring.submitter().submit_with_args(all, &args);
                 pending = !ring.completion().is_empty();
-                if !pending && ring.submission().taskrun() {
-                    let all = ring.params().cq_entries() as usize;
-                    let now = types::Timespec::new();
-                    let args = types::SubmitArgs::new().timespec(&now);
-                    let _ = ring.submitter().submit_with_args(all, &args);
-                    pending = !ring.completion().is_empty();
-                }
             }
         }
         if pending {
