@@ -288,6 +288,9 @@ pub struct Shard {
     next_timeouts_ns: u64,
     /// The first destination pushed past its bound during the current input.
     congested: Option<Dest>,
+    /// Set when peers were just told a connection is full: whoever is draining peer lanes stops
+    /// and lets the control senders run ([`Shard::take_peers_told`]).
+    peers_told: bool,
     counters: Counters,
     /// Set by [`Shard::shutdown`]: every task should finish.
     stopped: bool,
@@ -328,6 +331,7 @@ impl Shard {
             next_liveness_ns: 0,
             next_timeouts_ns: 0,
             congested: None,
+            peers_told: false,
             counters: Counters::default(),
             stopped: false,
         }
@@ -358,6 +362,14 @@ impl Shard {
     /// Whether [`Shard::shutdown`] was called.
     pub fn is_stopped(&self) -> bool {
         self.stopped
+    }
+
+    /// Whether peers were told a connection is full since the last call. A loop applying peer
+    /// messages stops then, so that the notice leaves before more of the senders' traffic is
+    /// taken in: the senders keep sending until they hear it, and a drain that went on would
+    /// take in what they refill meanwhile, past every bound.
+    pub fn take_peers_told(&mut self) -> bool {
+        std::mem::take(&mut self.peers_told)
     }
 
     /// This shard's index.
@@ -887,6 +899,7 @@ impl Shard {
         }
         if !c.announced && !c.agents.is_empty() && self.cfg.shards > 1 {
             c.announced = true;
+            self.peers_told = true;
             let agents = c.agents.clone();
             self.tell_all_peers(|| PeerMsg::Congested { agents: agents.clone(), on: true });
         }

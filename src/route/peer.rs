@@ -15,7 +15,7 @@ use crate::wire::{AgentId, AgentInfo, BarrierId, BufferPool, LockId, ShardStats,
 /// Bytes of the header in front of each record in a [`PeerBatch`].
 pub(crate) const RECORD_HEADER: usize = 24;
 /// A peer batch is sealed once it reaches this size (the largest pool tier).
-pub(crate) const PEER_BATCH_BYTES: usize = 64 << 10;
+pub const PEER_BATCH_BYTES: usize = 64 << 10;
 
 /// How the receiving shard delivers a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

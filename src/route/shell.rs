@@ -674,8 +674,12 @@ async fn peer_receiver(shard: Rc<RefCell<Shard>>, from: u16, rx: flume::Receiver
             return;
         }
         shard.borrow_mut().on_peer(from, msg);
-        // Take what else already arrived, a bounded number, before letting writers run.
+        // Take what else already arrived, a bounded number, before letting writers run; stop
+        // early once a connection filled up, so that the peers hear it first.
         for _ in 0..16 {
+            if shard.borrow_mut().take_peers_told() {
+                break;
+            }
             match rx.try_recv() {
                 Ok(msg) => shard.borrow_mut().on_peer(from, msg),
                 Err(_) => break,
@@ -706,8 +710,9 @@ async fn ticker<R: Runtime>(
     }
 }
 
-/// Applies what the peers' lanes hold, up to [`TICK_LANE_MAX`] messages per lane; whether
-/// there was anything.
+/// Applies what the peers' lanes hold, up to [`TICK_LANE_MAX`] messages per lane, and none
+/// after a message that filled a connection (its notice to the peers goes first: the rest
+/// waits for the lanes' own tasks or the next tick); whether there was anything.
 fn apply_lanes(shard: &RefCell<Shard>, lanes: &[(u16, flume::Receiver<PeerMsg>)]) -> bool {
     let mut any = false;
     for (p, rx) in lanes {
@@ -715,7 +720,11 @@ fn apply_lanes(shard: &RefCell<Shard>, lanes: &[(u16, flume::Receiver<PeerMsg>)]
             match rx.try_recv() {
                 Ok(msg) => {
                     any = true;
-                    shard.borrow_mut().on_peer(*p, msg);
+                    let mut s = shard.borrow_mut();
+                    s.on_peer(*p, msg);
+                    if s.take_peers_told() {
+                        return true;
+                    }
                 }
                 Err(_) => break,
             }

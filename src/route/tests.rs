@@ -185,3 +185,68 @@ fn an_ack_means_every_shard_can_route_to_the_agent() {
     let got = drain(&mut s[0], a);
     assert!(matches!(&got[..], [Message::Data(e)] if e.message_id == 5), "{got:?}");
 }
+
+#[test]
+fn a_drain_hears_at_the_message_that_fills_a_connection() {
+    // Proves the signal that stops a loop applying peer messages (`Shard::take_peers_told`):
+    // it is raised by the peer batch that pushes a connection past its bound, not before,
+    // once, and the notice to the sender's shard is then waiting on the control lane.
+    let mut s: Vec<Shard> = (0..2)
+        .map(|i| {
+            let mut cfg = ShardConfig::new(i, 2);
+            cfg.conn_queue_bytes_max = 8 << 10;
+            cfg.compression = Compression::None;
+            Shard::new(cfg)
+        })
+        .collect();
+    let (rx, tx) = (s[0].open_conn(), s[1].open_conn());
+    s[0].on_input(rx, &frame(&[register(1)]));
+    s[1].on_input(tx, &frame(&[register(2)]));
+    pump(&mut s);
+    drain(&mut s[0], rx);
+    drain(&mut s[1], tx);
+    assert!(!s[0].take_peers_told());
+    let payload = [7u8; 1000];
+    let msg = |id: u64| Envelope {
+        kind: DataKind::Direct,
+        sender: AgentId(2),
+        to: 1,
+        message_id: id,
+        correlation_id: 0,
+        timestamp_ns: 0,
+        msg_type: 0,
+        priority: 5,
+        ttl_ms: 0,
+        payload: &payload,
+    };
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut batches = 0;
+    for round in 0..8u64 {
+        // Four messages a round, each round its own peer batch.
+        let msgs: Vec<Message<'_>> = (0..4).map(|i| Message::Data(msg(round * 4 + i))).collect();
+        s[1].on_input(tx, &frame(&msgs));
+        let Poll::Ready(Some(batch)) = s[1].poll_peer_output(0, peer::Lane::Data, &mut cx) else {
+            panic!("round {round}: nothing for shard 0");
+        };
+        let before = s[0].stats().conn_queue_bytes_hwm;
+        s[0].on_peer(1, batch);
+        batches += 1;
+        let after = s[0].stats().conn_queue_bytes_hwm;
+        let told = s[0].take_peers_told();
+        assert_eq!(
+            told,
+            before <= 8 << 10 && after > 8 << 10,
+            "batch {batches}: {before} -> {after}"
+        );
+        if told {
+            break;
+        }
+    }
+    assert!(batches > 1, "the bound holds more than one batch");
+    assert!(!s[0].take_peers_told(), "raised once");
+    let told = s[0].poll_peer_output(1, peer::Lane::Control, &mut cx);
+    assert!(
+        matches!(told, Poll::Ready(Some(PeerMsg::Congested { on: true, .. }))),
+        "the notice waits on the control lane: {told:?}"
+    );
+}
