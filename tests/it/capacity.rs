@@ -160,6 +160,11 @@ fn a_rate_search_against_the_embedded_router_converges_within_its_bounds() {
         "p99<250ms,errors==0",
         "--search-precision",
         "0.2",
+        // A send counts as late (the run as not sustained) past 20 ms, not the default 1 ms:
+        // on a loaded two-core machine scheduling alone makes a few % of sends 1 ms late even
+        // at 300 requests/s, and then no rate holds. The search is under test, not the host.
+        "--late-after-ms",
+        "20",
         "--threshold",
         "max_rate>1",
         "--output",

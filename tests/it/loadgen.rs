@@ -1003,9 +1003,11 @@ fn a_polling_core_counts_its_empty_passes_as_watch() {
     r.stop();
     let busy = o.router_cpu.clone().expect("the router reports its CPU")[0];
     let watch = o.router_watch.clone().expect("and its watch")[0];
-    assert!(busy > 0.5, "a polling shard is busy: {busy}");
+    // A shard that sleeps between 500 messages/s is busy a few %; polling, it takes what the
+    // machine gives it (on two loaded cores as little as 40 %).
+    assert!(busy > 0.2, "a polling shard is busy: {busy}");
     assert!(watch > 0.5 * busy && watch <= busy + 0.02, "watch {watch} of busy {busy}");
-    assert!(watched > 400_000_000, "the shard counted {watched} ns of watch in 0.9 s");
+    assert!(watched > 150_000_000, "the shard counted {watched} ns of watch in 0.9 s");
     let (a_busy, a_watch) = (o.agent_cpu[0], o.agent_watch[0]);
     assert!(a_watch > 0.5 * a_busy && a_watch <= a_busy + 0.02, "{a_watch} of {a_busy}");
     // The time series: every full interval shows the same, each share within its busy share.
@@ -1032,7 +1034,12 @@ fn a_polling_core_counts_its_empty_passes_as_watch() {
 fn the_command_line_homes_by_default_and_says_how_much_crossed_shards() {
     // Proves homing end to end through the binary: with an embedded router of two shards the
     // summary says how much crossed shards and the report records it; the default keeps a ring
-    // of 8 mostly on its shards, `--no-homing` sends it across, and the report says which.
+    // of 64 on its shards (2 of 64 edges cross), `--no-homing` sends it across, and the report
+    // says which. Without homing a connection is placed when its first bytes arrive, so the
+    // split follows the agents' scheduling: alternating (nearly all edges cross) on a quiet
+    // machine, at random (about half) on a loaded one. With 8 agents a random split crossed at
+    // most half the edges in 44 of its 70 ways (the old bound, over 60 %, failed under load);
+    // with 64, none of 400,000 random splits crossed 20 % or less (a simulation).
     let last = Machine::detect().cores.len() - 1;
     let mut shares = Vec::new();
     for extra in [None, Some("--no-homing")] {
@@ -1040,7 +1047,7 @@ fn the_command_line_homes_by_default_and_says_how_much_crossed_shards() {
         let out = scratch.join("report.json");
         let agent_core = last.to_string();
         let mut args = vec!["--router-cores", "0-1", "--agent-cores", &agent_core];
-        args.extend(["--agents", "8", "--topologies", "ring", "--repeat", "1", "--warmup", "0.1"]);
+        args.extend(["--agents", "64", "--topologies", "ring", "--repeat", "1", "--warmup", "0.1"]);
         args.extend(["--duration", "0.5", "--output", out.to_str().unwrap()]);
         args.extend(extra);
         let o = crate::support::run_bin(&args, Duration::from_secs(60));
@@ -1051,5 +1058,5 @@ fn the_command_line_homes_by_default_and_says_how_much_crossed_shards() {
         assert_eq!(report["config"]["homing"], extra.is_none());
         shares.push(report["results"][0]["cpu"]["router_cross_shard_share"].as_f64().unwrap());
     }
-    assert!(shares[0] < 0.4 && shares[1] > 0.6, "homed, then not: {shares:?}");
+    assert!(shares[0] < 0.15 && shares[1] > 0.2, "homed, then not: {shares:?}");
 }
