@@ -995,7 +995,9 @@ fn a_polling_core_counts_its_empty_passes_as_watch() {
     check_clean(&o);
     let (late, sent) = (o.counters.late_sends, o.counters.requests_sent_in_window);
     assert!(sent > 300, "{sent} sends in 0.8 s at 500/s");
-    assert!(late * 2 < sent, "{late} of {sent} sends left over 1 ms late");
+    // Starved sleeps made 99.8 % late; a machine whose two cores are also busy elsewhere makes
+    // many 1 ms late anyway (61 % with two copies of the suite and a build running).
+    assert!(late * 10 < sent * 9, "{late} of {sent} sends left over 1 ms late");
     let p50 = LatencySummary::of(&o.latencies.rtt).p50_ms;
     assert!(p50 < 20.0, "p50 {p50} ms from the intended send times");
     assert!(a2a_bench::transport::uring::turns() > turns, "the reapers let glommio's loop turn");
