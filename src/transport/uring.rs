@@ -32,9 +32,16 @@
 //! this ring's own `io_uring_enter` instead, up to [`DOZE_MAX`] or the
 //! thread's next deadline ([`sleep_until`]), whichever is first. What only glommio's loop sees
 //! (its timers, wakes from other threads) must not wait on a doze: a doze that ends without a
-//! completion, a deadline that is due, and every `TURN_EVERY` of dozing hand the thread back
-//! to glommio through the ordinary park, so nothing waits longer than that; an idle thread
-//! parks after one empty doze as before.
+//! completion, a glommio timer that is due, and every `TURN_EVERY` of dozing hand the thread
+//! back to glommio through the ordinary park, so nothing waits longer than that; an idle
+//! thread parks after one empty doze as before.
+//!
+//! **Sleeps** ([`sleep_until`]): while a reaper runs its loop (not parked in glommio), the
+//! thread's sleeps are its to end: each pass wakes those due, a doze ends by the earliest, and
+//! a park by the earliest or sooner. A sleep begun while every reaper of the thread is parked,
+//! or outliving them, ends by glommio's timer. An open-loop pacer sleeps once per send; a
+//! glommio timer for each cost a timer armed and cancelled in glommio's ring and a turn of
+//! its loop (`docs/BENCHMARKS.md`, "Sleeps the reaper ends").
 //!
 //! Memory the kernel writes or reads (the provided buffers, a send's bytes) stays put and
 //! alive while an operation may use it: sends own their buffer until their completion, and a
@@ -130,10 +137,26 @@ const TURN_LATE: u64 = 50_000;
 /// timers, wakes from other threads).
 const TURN_EVERY: u64 = 1_000_000;
 
+/// How a pending [`sleep_until`] ends.
+enum Wake {
+    /// A reaper of this thread wakes it once due (this waker, when the sleep has been polled).
+    Reaper(Option<Waker>),
+    /// glommio's timer ends it (no reaper of this thread was running its loop when it began,
+    /// or the reapers ended first); a dozing ring ends its doze in time for glommio to fire it.
+    Glommio,
+    /// A reaper woke it (it was due, or the last reaper ended).
+    Woken,
+}
+
 thread_local! {
-    /// The thread's pending deadlines ([`sleep_until`]): a doze ends by the earliest.
-    static DEADLINES: RefCell<Vec<(u64, u64)>> = const { RefCell::new(Vec::new()) };
+    /// The thread's pending deadlines ([`sleep_until`]): id, when (ns), how it ends.
+    static DEADLINES: RefCell<Vec<(u64, u64, Wake)>> = const { RefCell::new(Vec::new()) };
     static NEXT_DEADLINE_ID: Cell<u64> = const { Cell::new(0) };
+    /// Reapers of this thread running their loop, not parked in glommio: each wakes the
+    /// thread's due sleeps on its passes, and parks no later than the earliest.
+    static AWAKE_REAPERS: Cell<usize> = const { Cell::new(0) };
+    /// This thread's sleeps so far that a reaper ended, and that glommio's timer ended.
+    static SLEPT: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
 }
 
 /// Dozes that ended with a completion (for the tests: proves the doze was taken).
@@ -148,9 +171,72 @@ pub fn turns() -> u64 {
     TURNS.load(Ordering::Relaxed)
 }
 
-/// The earliest pending [`sleep_until`] deadline of this thread (ns), if any.
+/// The earliest pending [`sleep_until`] deadline of this thread (ns), if any: one a reaper
+/// has already woken is not pending.
 fn next_deadline() -> Option<u64> {
-    DEADLINES.with(|d| d.borrow().iter().map(|&(_, t)| t).min())
+    DEADLINES.with(|d| {
+        d.borrow().iter().filter(|(_, _, w)| !matches!(w, Wake::Woken)).map(|&(_, t, _)| t).min()
+    })
+}
+
+/// The earliest deadline of this thread that only a turn of glommio's loop ends.
+fn next_glommio_deadline() -> Option<u64> {
+    DEADLINES.with(|d| {
+        d.borrow().iter().filter(|(_, _, w)| matches!(w, Wake::Glommio)).map(|&(_, t, _)| t).min()
+    })
+}
+
+/// The earliest deadline of this thread that a reaper ends.
+fn next_reaper_deadline() -> Option<u64> {
+    DEADLINES.with(|d| {
+        d.borrow().iter().filter(|(_, _, w)| matches!(w, Wake::Reaper(_))).map(|&(_, t, _)| t).min()
+    })
+}
+
+/// Wakes this thread's sleeps that a reaper ends and that are due by `now_ns` (all of them
+/// when `all`); how many.
+fn wake_due(now_ns: u64, all: bool) -> usize {
+    let mut woken = 0;
+    DEADLINES.with(|d| {
+        for (_, t, w) in d.borrow_mut().iter_mut() {
+            if matches!(w, Wake::Reaper(_)) && (all || *t <= now_ns) {
+                if let Wake::Reaper(Some(waker)) = std::mem::replace(w, Wake::Woken) {
+                    waker.wake();
+                }
+                woken += 1;
+            }
+        }
+    });
+    woken
+}
+
+/// A reaper's place in [`AWAKE_REAPERS`] while it runs its loop: out of it while it parks in
+/// glommio (sleeps begun then use glommio's timer, since the park may outlast them), and for
+/// good once dropped, when the thread's last running reaper wakes the sleeps it would have
+/// ended (they go on with glommio's timer).
+struct Awake(bool);
+
+impl Awake {
+    fn new() -> Awake {
+        AWAKE_REAPERS.with(|a| a.set(a.get() + 1));
+        Awake(true)
+    }
+
+    fn set(&mut self, awake: bool) {
+        if self.0 != awake {
+            self.0 = awake;
+            AWAKE_REAPERS.with(|a| a.set(if awake { a.get() + 1 } else { a.get() - 1 }));
+        }
+    }
+}
+
+impl Drop for Awake {
+    fn drop(&mut self) {
+        self.set(false);
+        if AWAKE_REAPERS.with(Cell::get) == 0 {
+            wake_due(0, true);
+        }
+    }
 }
 
 /// A router shard's ties to its peers: its doorbell, and what applies what their channels
@@ -165,12 +251,15 @@ struct Deadline(u64);
 
 impl Drop for Deadline {
     fn drop(&mut self) {
-        DEADLINES.with(|d| d.borrow_mut().retain(|&(id, _)| id != self.0));
+        DEADLINES.with(|d| d.borrow_mut().retain(|&(id, _, _)| id != self.0));
     }
 }
 
-/// Sleeps on glommio's timer until `t_ns` ([`crate::clock::now_ns`]), letting a dozing ring of
-/// this thread know, so that the doze ends in time for glommio to fire the timer.
+/// Sleeps until `t_ns` ([`crate::clock::now_ns`]). Where a socket ring's reaper runs on this
+/// thread, the reaper wakes the sleep when due (its doze or park ends by then): no glommio
+/// timer is armed and cancelled per sleep, which an open-loop pacer asks for thousands of
+/// times a second. Otherwise, or once the thread's reapers end, glommio's timer ends it, and a
+/// dozing ring ends its doze in time for glommio to fire it.
 pub async fn sleep_until(t_ns: u64) {
     let now = crate::clock::now_ns();
     if t_ns <= now {
@@ -181,9 +270,43 @@ pub async fn sleep_until(t_ns: u64) {
         n.set(n.get() + 1);
         n.get()
     });
-    DEADLINES.with(|d| d.borrow_mut().push((id, t_ns)));
+    let by_reaper = AWAKE_REAPERS.with(Cell::get) > 0;
+    let wake = if by_reaper { Wake::Reaper(None) } else { Wake::Glommio };
+    DEADLINES.with(|d| d.borrow_mut().push((id, t_ns, wake)));
     let _keep = Deadline(id);
-    glommio::timer::sleep(Duration::from_nanos(t_ns - now)).await;
+    if by_reaper {
+        std::future::poll_fn(|cx| {
+            DEADLINES.with(|d| {
+                let mut d = d.borrow_mut();
+                let Some((_, _, w)) = d.iter_mut().find(|(i, _, _)| *i == id) else {
+                    return Poll::Ready(());
+                };
+                match w {
+                    Wake::Woken => Poll::Ready(()),
+                    Wake::Reaper(Some(waker)) if waker.will_wake(cx.waker()) => Poll::Pending,
+                    _ => {
+                        *w = Wake::Reaper(Some(cx.waker().clone()));
+                        Poll::Pending
+                    }
+                }
+            })
+        })
+        .await;
+        let now = crate::clock::now_ns();
+        if now >= t_ns {
+            SLEPT.with(|s| s.set((s.get().0 + 1, s.get().1)));
+            return;
+        }
+        // The reapers ended first: glommio's timer for the rest.
+        DEADLINES.with(|d| {
+            if let Some(e) = d.borrow_mut().iter_mut().find(|(i, _, _)| *i == id) {
+                e.2 = Wake::Glommio;
+            }
+        });
+    }
+    SLEPT.with(|s| s.set((s.get().0, s.get().1 + 1)));
+    let now = crate::clock::now_ns();
+    glommio::timer::sleep(Duration::from_nanos(t_ns.saturating_sub(now))).await;
 }
 
 /// Parks that only the fallback timer ended while completions were waiting and the bell had
@@ -721,6 +844,7 @@ impl Ring {
         // The last look ended a turn of glommio's loop, and when the last turn or park was.
         let mut turned = false;
         let mut turn_at = crate::clock::now_ns();
+        let mut awake = Awake::new();
         loop {
             let n = self.pass();
             if self.stopped.get() {
@@ -735,21 +859,25 @@ impl Ring {
             if n > 0 {
                 self.flag_only.set(false);
             }
+            // One clock read serves the sleeps due, the turn and the polling below.
+            let now = crate::clock::now_ns();
+            // Sleeps woken are run at the next yield; they are not traffic (a polling ring that
+            // took a shard's ticker for traffic would never stop polling).
+            let woken = wake_due(now, false) > 0;
             let busy = n > 0 || self.kicked.replace(false);
             let poll_ns = self.poll_ns.get();
             // A reaper that keeps finding work (or polls) yields to its queue and is run again
             // before glommio's loop turns: for up to glommio's 100 ms preemption period no
-            // sleep of this thread would end (an open-loop pacer's next send) and no wake from
-            // another thread would land. So the loop turns once a sleep is due (polling) or
-            // [`TURN_LATE`] past due (busy: the reaper usually runs out of work sooner), and at
-            // least every [`TURN_EVERY`] (a turn costs a few µs: more often cost the latency
-            // mode's round trip a fifth); once: the woken run before the next look.
-            // One clock read serves the turn and the polling below.
-            let now = if busy || poll_ns > 0 { crate::clock::now_ns() } else { 0 };
+            // glommio timer of this thread would fire and no wake from another thread would
+            // land (the sleeps a reaper ends were woken above). So the loop turns once such a
+            // sleep is due (polling) or [`TURN_LATE`] past due (busy: the reaper usually runs
+            // out of work sooner), and at least every [`TURN_EVERY`] (a turn costs a few µs:
+            // more often cost the latency mode's round trip a fifth); once: the woken run
+            // before the next look.
             if (busy || poll_ns > 0) && !turned {
                 let late = if poll_ns > 0 { 0 } else { TURN_LATE };
                 if now.saturating_sub(turn_at) >= TURN_EVERY
-                    || next_deadline().is_some_and(|t| t + late <= now)
+                    || next_glommio_deadline().is_some_and(|t| t + late <= now)
                 {
                     TURNS.fetch_add(1, Ordering::Relaxed);
                     glommio::timer::sleep(Duration::from_micros(1)).await;
@@ -791,12 +919,11 @@ impl Ring {
                 }
                 looked_idle_at = None;
             }
-            if busy {
+            if busy || woken {
                 glommio::executor().yield_task_queue_now().await;
                 continue;
             }
             if self.doze.get() && poll_ns == 0 && !self.stopped.get() {
-                let now = crate::clock::now_ns();
                 if dozing_since == 0 {
                     dozing_since = now;
                 }
@@ -832,14 +959,28 @@ impl Ring {
                         DOZES.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
+                    if next_reaper_deadline().is_some_and(|t| t <= crate::clock::now_ns()) {
+                        continue; // a sleep this reaper ends is due: woken above
+                    }
                 }
-                // Nothing came, a deadline is due, or glommio's turn: park in glommio.
+                // Nothing came, a glommio timer is due, or glommio's turn: park in glommio.
             }
             dozing_since = 0;
             if self.arm_bell() {
                 continue;
             }
-            // Park: the bell (a completion), a kick (new work), or the fallback timer.
+            // Park: the bell (a completion), a kick (new work), the fallback timer, or the
+            // thread's next sleep, whichever is first (sleeps begun while it parks use
+            // glommio's timer: `Awake`).
+            // At least a microsecond: glommio's timer ends at once, without its loop turning,
+            // when polled past its time, and a sleep on glommio's timer that is due needs the
+            // turn (as in the busy turn above).
+            let park = next_deadline()
+                .map_or(FALLBACK, |t| {
+                    Duration::from_nanos(t.saturating_sub(crate::clock::now_ns()))
+                })
+                .clamp(Duration::from_micros(1), FALLBACK);
+            awake.set(false);
             let woke = futures_lite::future::or(
                 std::future::poll_fn(|cx| {
                     if self.kicked.get() {
@@ -852,11 +993,12 @@ impl Ring {
                     Poll::Pending
                 }),
                 async {
-                    glommio::timer::sleep(FALLBACK).await;
+                    glommio::timer::sleep(park).await;
                     false
                 },
             )
             .await;
+            awake.set(true);
             self.parked.set(None);
             let timer = !woke && !self.kicked.get();
             // What was already waiting when the timer ended the park: work that comes later
@@ -875,14 +1017,20 @@ impl Ring {
                 glommio::executor().yield_task_queue_now().await;
             }
             if timer && self.pass() > 0 {
-                if waiting && !self.rung.replace(false) && !self.bell_signalled() {
-                    // Work waited and the bell never rang: a lost wake-up.
+                if waiting
+                    && park == FALLBACK
+                    && !self.rung.replace(false)
+                    && !self.bell_signalled()
+                {
+                    // Work waited and the bell never rang: a lost wake-up (a park a sleep
+                    // ended sooner than the fallback is no evidence either way).
                     RESCUED.fetch_add(1, Ordering::Relaxed);
                     self.rescues.set(self.rescues.get() + 1);
                 }
                 self.kicked.set(true); // handle them, then look again before parking
             }
         }
+        drop(awake);
         // Let the bell's task see the stop: one bump ends its read.
         let one = 1u64.to_ne_bytes();
         if let Some(bell) = self.bell.borrow().as_ref() {
@@ -2305,5 +2453,149 @@ mod tests {
         {
             assert!(late < 20_000_000, "{what} late by {} ms", late / 1_000_000);
         }
+    }
+
+    /// Runs `f` on a fresh glommio executor with an idle ring whose reaper runs (dozing as
+    /// chosen), then stops the ring; what `f` returns.
+    fn with_idle_reaper<T: Send + 'static, F: std::future::Future<Output = T> + 'static>(
+        doze: bool,
+        f: impl FnOnce(Rc<Ring>) -> F + Send + 'static,
+    ) -> T {
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .spawn(move || async move {
+                let ring = Ring::new().unwrap();
+                ring.set_doze(doze);
+                let reaper = ring.spawn_reaper();
+                let out = f(ring.clone()).await;
+                ring.stop();
+                reaper.await;
+                out
+            })
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
+    #[test]
+    fn sleeps_are_ended_by_the_thread_s_running_reaper() {
+        // Proves that while a reaper runs its loop (here between the round trips of a
+        // ping-pong), it ends the thread's sleeps itself (an open-loop pacer's, thousands a
+        // second) instead of glommio arming and cancelling a timer for each: of 200 sleeps of
+        // 200 µs, most end by the reaper (a sleep begun while it parks in glommio, which a
+        // loaded machine can make it do, ends by glommio's timer), and none before its time.
+        if supported().is_err() {
+            return;
+        }
+        let (addr, echo) = byte_echo(Duration::ZERO);
+        let (early, (by_reaper, by_glommio), rounds) =
+            glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+                .spawn(move || async move {
+                    use futures_lite::{AsyncReadExt, AsyncWriteExt};
+                    let (ring, reaper, mut stream) = dozing_stream(addr);
+                    let done = Rc::new(Cell::new(false));
+                    let pingpong = glommio::spawn_local({
+                        let done = done.clone();
+                        async move {
+                            let mut rounds = 0u64;
+                            let mut b = [0u8; 1];
+                            while !done.get() {
+                                stream.write_all(b"x").await.unwrap();
+                                stream.read_exact(&mut b).await.unwrap();
+                                rounds += 1;
+                            }
+                            stream.close().await.unwrap();
+                            rounds
+                        }
+                    });
+                    glommio::timer::sleep(Duration::from_millis(20)).await;
+                    let before = SLEPT.with(Cell::get);
+                    let mut early = 0;
+                    for _ in 0..200 {
+                        let t = crate::clock::now_ns() + 200_000;
+                        sleep_until(t).await;
+                        if crate::clock::now_ns() < t {
+                            early += 1;
+                        }
+                    }
+                    let after = SLEPT.with(Cell::get);
+                    done.set(true);
+                    let rounds = pingpong.await;
+                    ring.stop();
+                    reaper.await;
+                    (early, (after.0 - before.0, after.1 - before.1), rounds)
+                })
+                .unwrap()
+                .join()
+                .unwrap();
+        echo.join().unwrap();
+        assert!(rounds > 100, "the ping-pong ran ({rounds} rounds)");
+        assert_eq!(early, 0, "sleeps that ended before their time");
+        assert_eq!(by_reaper + by_glommio, 200);
+        assert!(by_reaper > 100, "{by_reaper} of 200 sleeps ended by the reaper");
+    }
+
+    #[test]
+    fn a_sleep_outlives_the_reaper_that_was_to_end_it() {
+        // Proves a sleep the reaper was to end still ends, on time and not before, when the
+        // reaper ends first (its ring stopped): it goes on with glommio's timer.
+        if supported().is_err() {
+            return;
+        }
+        let (late, (by_reaper, by_glommio)) =
+            glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+                .spawn(|| async move {
+                    let ring = Ring::new().unwrap();
+                    ring.set_doze(true);
+                    let reaper = ring.spawn_reaper();
+                    glommio::timer::sleep(Duration::from_millis(2)).await;
+                    let before = SLEPT.with(Cell::get);
+                    let t = crate::clock::now_ns() + 30_000_000;
+                    let sleeper = glommio::spawn_local(sleep_until(t));
+                    glommio::timer::sleep(Duration::from_millis(5)).await;
+                    ring.stop();
+                    reaper.await;
+                    // Bounded: a sleep nothing ends would hang the test.
+                    let ended = futures_lite::future::or(
+                        async {
+                            sleeper.await;
+                            true
+                        },
+                        async {
+                            glommio::timer::sleep(Duration::from_secs(5)).await;
+                            false
+                        },
+                    )
+                    .await;
+                    assert!(ended, "the sleep never ended once its reaper was gone");
+                    let late = crate::clock::now_ns() as i64 - t as i64;
+                    let after = SLEPT.with(Cell::get);
+                    (late, (after.0 - before.0, after.1 - before.1))
+                })
+                .unwrap()
+                .join()
+                .unwrap();
+        assert!(late >= 0, "the sleep ended {} µs early", -late / 1_000);
+        assert_eq!((by_reaper, by_glommio), (0, 1), "it went on with glommio's timer");
+    }
+
+    #[test]
+    fn a_sleep_begun_while_the_reaper_parks_does_not_wait_for_its_park() {
+        // Proves a sleep begun while the thread's reaper is parked in glommio (an idle ring that
+        // does not doze parks for up to `FALLBACK`) is ended by glommio's timer, not left for
+        // the park to end: begun 5 ms into an idle spell, a sleep of 2 ms ends by glommio.
+        if supported().is_err() {
+            return;
+        }
+        let (elapsed, (by_reaper, by_glommio)) = with_idle_reaper(false, |_ring| async move {
+            glommio::timer::sleep(Duration::from_millis(5)).await;
+            let before = SLEPT.with(Cell::get);
+            let t0 = crate::clock::now_ns();
+            sleep_until(t0 + 2_000_000).await;
+            let elapsed = crate::clock::now_ns() - t0;
+            let after = SLEPT.with(Cell::get);
+            (elapsed, (after.0 - before.0, after.1 - before.1))
+        });
+        assert!(elapsed >= 2_000_000);
+        assert_eq!((by_reaper, by_glommio), (0, 1));
     }
 }
