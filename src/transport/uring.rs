@@ -129,8 +129,9 @@ pub const WATCH_MAX: Duration = Duration::from_micros(100);
 /// connections to one server thread: 7–16 % of the client's core, `docs/BENCHMARKS.md`).
 pub const SPIN_RTT_MAX: Duration = Duration::from_micros(100);
 
-/// How late a sleep of this thread may get while its busy reaper keeps glommio's loop from
-/// turning (ns): past it, the reaper lets the loop turn ([`Ring::reap`]).
+/// How late a sleep of this thread on glommio's timer may get while its busy reaper keeps
+/// glommio's loop from turning (ns): past it, the reaper lets the loop turn ([`Ring::reap`]).
+/// The sleeps the reaper ends itself are woken on its next pass.
 const TURN_LATE: u64 = 50_000;
 
 /// While dozing, polling or busy, glommio's loop gets the thread back at least this often (its
