@@ -172,26 +172,24 @@ pub fn turns() -> u64 {
     TURNS.load(Ordering::Relaxed)
 }
 
-/// The earliest pending [`sleep_until`] deadline of this thread (ns), if any: one a reaper
-/// has already woken is not pending.
+/// The earliest of this thread's [`sleep_until`] deadlines (ns) whose way of ending `of` accepts.
+fn earliest(of: impl Fn(&Wake) -> bool) -> Option<u64> {
+    DEADLINES.with(|d| d.borrow().iter().filter(|(_, _, w)| of(w)).map(|&(_, t, _)| t).min())
+}
+
+/// The earliest pending deadline of this thread: one a reaper has already woken is not.
 fn next_deadline() -> Option<u64> {
-    DEADLINES.with(|d| {
-        d.borrow().iter().filter(|(_, _, w)| !matches!(w, Wake::Woken)).map(|&(_, t, _)| t).min()
-    })
+    earliest(|w| !matches!(w, Wake::Woken))
 }
 
 /// The earliest deadline of this thread that only a turn of glommio's loop ends.
 fn next_glommio_deadline() -> Option<u64> {
-    DEADLINES.with(|d| {
-        d.borrow().iter().filter(|(_, _, w)| matches!(w, Wake::Glommio)).map(|&(_, t, _)| t).min()
-    })
+    earliest(|w| matches!(w, Wake::Glommio))
 }
 
 /// The earliest deadline of this thread that a reaper ends.
 fn next_reaper_deadline() -> Option<u64> {
-    DEADLINES.with(|d| {
-        d.borrow().iter().filter(|(_, _, w)| matches!(w, Wake::Reaper(_))).map(|&(_, t, _)| t).min()
-    })
+    earliest(|w| matches!(w, Wake::Reaper(_)))
 }
 
 /// Wakes this thread's sleeps that a reaper ends and that are due by `now_ns` (all of them
