@@ -1,10 +1,10 @@
 //! A doorbell: how one thread ends another's doze in its socket ring after queueing for it
 //! through a channel (the router's shards; `docs/ARCHITECTURE.md`, "Dozing").
 
-#![allow(unsafe_code)]
-
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::sys::eventfd::{eventfd, EfdFlags};
 use std::sync::atomic::Ordering;
 
 /// How other threads end a thread's doze after queueing for it through a channel (a router's
@@ -19,13 +19,7 @@ pub struct Doorbell {
 impl Doorbell {
     /// A doorbell (an eventfd).
     pub fn new() -> io::Result<std::sync::Arc<Doorbell>> {
-        // SAFETY: eventfd has no memory-safety preconditions; the result is checked.
-        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if efd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: a fresh descriptor nothing else owns.
-        let efd = unsafe { OwnedFd::from_raw_fd(efd) };
+        let efd = eventfd(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
         Ok(std::sync::Arc::new(Doorbell { dozing: std::sync::atomic::AtomicBool::new(false), efd }))
     }
 
@@ -35,9 +29,8 @@ impl Doorbell {
     pub fn ring(&self) {
         std::sync::atomic::fence(Ordering::SeqCst);
         if self.dozing.load(Ordering::Relaxed) {
-            let one = 1u64.to_ne_bytes();
-            // SAFETY: an 8-byte write from a live buffer to an eventfd this doorbell owns.
-            unsafe { libc::write(self.efd.as_raw_fd(), one.as_ptr().cast(), 8) };
+            // Only a full count (u64::MAX - 1) refuses it, and then a wake-up is pending anyway.
+            let _ = nix::unistd::write(self.efd.as_raw_fd(), &1u64.to_ne_bytes());
         }
     }
 
@@ -49,7 +42,7 @@ impl Doorbell {
     /// Resets the eventfd's count.
     pub(super) fn clear(&self) {
         let mut buf = [0u8; 8];
-        // SAFETY: an 8-byte read into a live buffer from the eventfd (non-blocking).
-        unsafe { libc::read(self.efd.as_raw_fd(), buf.as_mut_ptr().cast(), 8) };
+        // Non-blocking: a count already zero answers EAGAIN, which is as good.
+        let _ = nix::unistd::read(self.efd.as_raw_fd(), &mut buf);
     }
 }
