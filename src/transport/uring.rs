@@ -118,8 +118,20 @@ pub const DOZE_MAX: Duration = Duration::from_millis(1);
 pub const DOZE_SPIN: Duration = Duration::from_micros(20);
 /// The longest a doze's watch grows to when completions keep landing just past it: a peer
 /// whose turn takes a little longer than [`DOZE_SPIN`] (a frame of 160 messages) would
-/// otherwise find this thread asleep on every hop.
-pub const WATCH_MAX: Duration = Duration::from_micros(100);
+/// otherwise find this thread asleep on every hop. Big rounds (hundreds of messages a turn,
+/// one connection) need more than 100 µs: on a VM a sleeping core takes 100–200 µs to wake in
+/// a busy hour, and with both threads of such a run waiting on each other's wake-ups a third of
+/// the time, the run went 5.4 M msgs/s with 100 µs against 7.5–7.8 M with 300 µs
+/// (`docs/BENCHMARKS.md`, "A watch as long as a big round"). Twice the work before the doze
+/// still caps it ([`next_watch`]).
+pub const WATCH_MAX: Duration = Duration::from_micros(300);
+
+/// A ring told not to watch ([`Ring::set_watch`]: its round trips are long) still watches after
+/// a turn that received at least this many bytes: then the answers are big rounds (hundreds of
+/// messages a frame) that come back sooner than a sleeping core wakes, not a response or an
+/// event now and then from a slow server, where watching only burns the core. Bytes, not the
+/// turn's length: a thread preempted mid-turn has not worked more.
+const BIG_TURN_BYTES: u64 = 16 << 10;
 
 /// An agent core most of whose round trips take longer than this sleeps at once when it
 /// dozes, instead of watching first ([`Ring::set_watch`]). Watching buys the answer a thread's
@@ -634,6 +646,8 @@ pub struct Ring {
     watch_ns: Cell<u64>,
     /// When the last doze or park ended (ns): the thread has been working since.
     dozed_at: Cell<u64>,
+    /// Bytes received since the last doze or park ended ([`BIG_TURN_BYTES`]).
+    turn_bytes: Cell<u64>,
     /// The last attempt to park found only the task-run flag, and no pass since found a
     /// completion ([`Ring::arm_bell`]).
     flag_only: Cell<bool>,
@@ -720,6 +734,7 @@ impl Ring {
             watching: Cell::new(true),
             watch_ns: Cell::new(DOZE_SPIN.as_nanos() as u64),
             dozed_at: Cell::new(0),
+            turn_bytes: Cell::new(0),
             flag_only: Cell::new(false),
             rescues: Cell::new(0),
             peers: RefCell::new(None),
@@ -772,7 +787,8 @@ impl Ring {
     }
 
     /// Whether a doze watches the ring before it sleeps (the default) or sleeps at once
-    /// ([`SPIN_RTT_MAX`]: an agent core whose answers take long has nothing to gain by it).
+    /// ([`SPIN_RTT_MAX`]: an agent core whose answers take long has nothing to gain by it),
+    /// unless it follows a turn that received a big round ([`BIG_TURN_BYTES`]).
     pub fn set_watch(&self, on: bool) {
         self.watching.set(on);
     }
@@ -1008,6 +1024,7 @@ impl Ring {
             };
             // Work is counted from here, not from the last doze ([`Ring::doze`]).
             self.dozed_at.set(crate::clock::now_ns());
+            self.turn_bytes.set(0);
             turn_at = self.dozed_at.get();
             self.inner.borrow_mut().ring.completion().disable_eventfd();
             if waiting {
@@ -1111,9 +1128,10 @@ impl Ring {
         inner.submit_dirty();
         // Never past the wait: a deadline may end it sooner.
         let watch = self.watch_ns.get();
-        let spin = if self.watching.get() { watch.min(ns) } else { 0 };
         let t0 = crate::clock::now_ns();
         let worked = t0.saturating_sub(self.dozed_at.get());
+        let big = self.turn_bytes.replace(0) >= BIG_TURN_BYTES;
+        let spin = if self.watching.get() || big { watch.min(ns) } else { 0 };
         // The watch is CPU the thread used: a gap between two looks longer than a look takes
         // is time the thread did not run (preempted), and is not counted, as when polling.
         let (mut looked, mut watched) = (t0, 0);
@@ -1184,6 +1202,7 @@ impl Ring {
             }
         }
         let mut n = 0;
+        let mut received = 0u64;
         let mut recycled = false;
         let mut bell_rang = false;
         loop {
@@ -1203,12 +1222,14 @@ impl Ring {
             }
             match op {
                 OP_RECV => {
+                    received += u64::try_from(res).unwrap_or(0);
                     recycled |= inner.on_recv(slot, res, flags);
                 }
                 OP_SEND => inner.on_send(slot, res),
                 _ => {}
             }
         }
+        self.turn_bytes.set(self.turn_bytes.get() + received);
         if recycled {
             inner.provided.publish();
         }
@@ -2187,16 +2208,17 @@ mod tests {
         // Proves the doze's watch rule: a completion that came 30 µs into a doze, after 40 µs
         // of work, makes the next watch 37.5 µs (then caught, it drifts down, never below
         // 20 µs); after only 5 µs of work (a small message now and then) the watch stays 20 µs;
-        // a long sleep or none resets it; it never passes 100 µs.
+        // a long sleep or none resets it; it never passes 300 µs, nor twice the work before.
         let us = |n: u64| n * 1_000;
         let spin = DOZE_SPIN.as_nanos() as u64;
         assert_eq!(next_watch(spin, us(40), Dozed::Woke(us(30))), 37_500);
         assert_eq!(next_watch(37_500, us(40), Dozed::Caught(us(25))), (37_500 * 7 + 31_250) / 8);
         assert_eq!(next_watch(spin, us(40), Dozed::Caught(us(1))), spin);
         assert_eq!(next_watch(spin, us(5), Dozed::Woke(us(30))), spin, "little work, short watch");
-        assert_eq!(next_watch(us(60), us(500), Dozed::Woke(us(300))), spin, "a long sleep");
+        assert_eq!(next_watch(us(60), us(500), Dozed::Woke(us(400))), spin, "a long sleep");
         assert_eq!(next_watch(us(60), us(500), Dozed::Idle), spin);
-        assert_eq!(next_watch(spin, us(500), Dozed::Woke(us(95))), WATCH_MAX.as_nanos() as u64);
+        assert_eq!(next_watch(spin, us(500), Dozed::Woke(us(250))), WATCH_MAX.as_nanos() as u64);
+        assert_eq!(next_watch(spin, us(100), Dozed::Woke(us(190))), us(200), "twice the work");
     }
 
     /// A thread that echoes every byte it reads on the one connection it accepts, `delay`
@@ -2234,43 +2256,69 @@ mod tests {
     }
 
     #[test]
-    fn a_ring_told_not_to_watch_sleeps_at_once() {
-        // Proves `set_watch(false)`: against a peer that answers 300 µs after each byte, a
-        // dozing ring that watches spends its 20 µs watch per round trip spinning, counted as
-        // watch (at least half of it: a gap in which the thread did not run is not counted, and
-        // the parallel tests take the core now and then); told not to, it counts none, and the
-        // round trips still complete.
+    fn a_ring_told_not_to_watch_sleeps_at_once_unless_after_a_big_round() {
+        // Proves `set_watch(false)` and its exception: against a peer that answers 300 µs after
+        // each byte, a dozing ring that watches spends its 20 µs watch per round trip spinning,
+        // counted as watch (at least half of it: a gap in which the thread did not run is not
+        // counted, and the parallel tests take the core now and then); told not to, it counts
+        // none and the round trips still complete, also when it works 80 µs before each send
+        // (a long turn is no big round); told not to but answered 20 KiB at a time (a big
+        // round: `BIG_TURN_BYTES`), it watches again.
         if supported().is_err() {
             return;
         }
-        let (addr, echo) = byte_echo(Duration::from_micros(300));
         const TRIPS: u64 = 40;
-        let (watching, not) = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        const BIG: usize = 20 << 10;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let echo = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_nodelay(true).unwrap();
+            let big = vec![7u8; BIG];
+            let mut b = [0u8; 1];
+            while std::io::Read::read_exact(&mut s, &mut b).is_ok() {
+                std::thread::sleep(Duration::from_micros(300));
+                let answer = if b[0] == 2 { &big[..] } else { &b[..] };
+                if std::io::Write::write_all(&mut s, answer).is_err() {
+                    break;
+                }
+            }
+        });
+        let phases = [(true, 0, 1u8), (false, 0, 1), (false, 80_000, 1), (false, 0, 2)];
+        let watched = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
             .spawn(move || async move {
                 use futures_lite::{AsyncReadExt, AsyncWriteExt};
                 let (ring, reaper, mut stream) = dozing_stream(addr);
-                let mut watched = [0u64; 2];
-                for (i, on) in [true, false].into_iter().enumerate() {
+                let mut watched = [0u64; 4];
+                let mut b = vec![0u8; BIG];
+                for (i, (on, work, ask)) in phases.into_iter().enumerate() {
                     ring.set_watch(on);
                     let before = crate::clock::thread_watch_ns();
-                    let mut b = [0u8; 1];
                     for _ in 0..TRIPS {
-                        stream.write_all(&[1]).await.unwrap();
-                        stream.read_exact(&mut b).await.unwrap();
+                        let t = crate::clock::now_ns();
+                        while crate::clock::now_ns() - t < work {
+                            std::hint::spin_loop();
+                        }
+                        stream.write_all(&[ask]).await.unwrap();
+                        let n = if ask == 2 { BIG } else { 1 };
+                        stream.read_exact(&mut b[..n]).await.unwrap();
                     }
                     watched[i] = crate::clock::thread_watch_ns() - before;
                 }
                 stream.close().await.unwrap();
                 ring.stop();
                 reaper.await;
-                (watched[0], watched[1])
+                watched
             })
             .unwrap()
             .join()
             .unwrap();
         echo.join().unwrap();
+        let [watching, not, long_turns, big_rounds] = watched;
         assert!(watching >= TRIPS * 10_000, "watching: {watching} ns over {TRIPS} round trips");
         assert_eq!(not, 0, "told not to watch");
+        assert_eq!(long_turns, 0, "told not to watch, long turns of work");
+        assert!(big_rounds >= TRIPS * 5_000, "big rounds: {big_rounds} ns over {TRIPS} trips");
     }
 
     #[test]
