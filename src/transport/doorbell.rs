@@ -3,9 +3,9 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::Ordering;
 
 use nix::sys::eventfd::{eventfd, EfdFlags};
-use std::sync::atomic::Ordering;
 
 /// How other threads end a thread's doze after queueing for it through a channel (a router's
 /// shards: `uring::Ring::set_peers`). The sender rings after its send; a ring that dozes (and only
