@@ -2435,7 +2435,7 @@ mod tests {
         // fallback timer fires, after it or with the bell ringing as the reaper wakes. Counting
         // every park the timer ended with work found, as before, gave 1, 1, 12 and 17 of 150;
         // counting only work already waiting with the bell silent gave 0-6 a run (34 in 30
-        // runs, 2026-12-02). Those were bells that glommio's read had taken and not yet
+        // runs, 2026-12-02/03). Those were bells that glommio's read had taken and not yet
         // reaped: with a turn of its loop before counting (`rang_in_glommio`) and a task-run
         // flag set before the park ignored, 0 in 86 runs, 16 of them two copies at once
         // beside a busy loop (12 in 12 such runs before).
