@@ -427,8 +427,11 @@ impl TryFrom<BenchArgs> for BenchConfig {
         if a.payload_size < 16 || a.payload_size > 4 << 20 {
             bail!("--payload-size must be between 16 and 4M bytes (the send times take 16)");
         }
-        if a.batch == 0 || a.agents_per_conn == 0 {
-            bail!("--batch and --agents-per-conn must be at least 1");
+        if a.batch == 0 {
+            bail!("--batch must be at least 1");
+        }
+        if a.agents_per_conn == 0 {
+            bail!("--agents-per-conn must be at least 1");
         }
         if a.priority > 10 {
             bail!("--priority must be 0 to 10");

@@ -546,6 +546,8 @@ fn mistakes_on_the_command_line_get_one_line_naming_the_flag() {
         (&["--cores", "0-999"], "--cores"),
         (&["--rate", "100", "--intervals", "10"], "--rate"),
         (&["--payload-size", "8"], "--payload-size"),
+        (&["--batch", "0"], "--batch must"),
+        (&["--agents-per-conn", "0"], "--agents-per-conn must"),
         (&["--stall-probe", "-1"], "--stall-probe"),
         (&["--router", "http://x:1"], "--router"),
         (&["--messages", "10", "--duration", "2"], "--messages"),
