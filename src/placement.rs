@@ -132,6 +132,31 @@ impl Plan {
         Plan::spread(slots, want)
     }
 
+    /// The cores both the router and the agents use.
+    pub fn shared_cores(&self) -> Vec<usize> {
+        let mut cores: Vec<usize> = self
+            .agents
+            .iter()
+            .filter(|a| self.router.iter().any(|r| r.core == a.core))
+            .map(|a| a.core)
+            .collect();
+        cores.dedup();
+        cores
+    }
+
+    /// When the router and the agents share cores: how many distinct cores the two use
+    /// together (their threads take turns on the shared ones). `None` when they are apart.
+    pub fn shared(&self) -> Option<usize> {
+        if self.shared_cores().is_empty() {
+            return None;
+        }
+        let mut cores: Vec<usize> =
+            self.router.iter().chain(&self.agents).map(|s| s.core).collect();
+        cores.sort_unstable();
+        cores.dedup();
+        Some(cores.len())
+    }
+
     /// Takes `want` router slots round-robin across the nodes of `slots`; the rest are agents'.
     pub fn spread(slots: &[Slot], want: usize) -> Plan {
         let mut by_node: BTreeMap<u32, Vec<Slot>> = BTreeMap::new();
@@ -180,12 +205,23 @@ impl fmt::Display for Plan {
     }
 }
 
+thread_local! {
+    /// The core [`pin_current_thread`] pinned the calling thread to.
+    static PINNED: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// The core the calling thread was pinned to ([`pin_current_thread`]), if any.
+pub fn pinned_core() -> Option<usize> {
+    PINNED.with(std::cell::Cell::get)
+}
+
 /// Pins the calling thread to `slot.core` and, on a multi-node machine, binds its future
 /// allocations to `slot.node`. Returns a warning when either could not be done.
 pub fn pin_current_thread(slot: Slot) -> Option<String> {
     if !core_affinity::set_for_current(core_affinity::CoreId { id: slot.core }) {
         return Some(format!("could not pin a thread to core {}", slot.core));
     }
+    PINNED.with(|p| p.set(Some(slot.core)));
     let topo = topology()?;
     if Machine::detect().nodes() <= 1 {
         return None;
@@ -231,8 +267,13 @@ mod tests {
         // Proves a single node splits in order and a single core is shared.
         let plan = Plan::split(&slots(&[0, 0]));
         assert_eq!((plan.router[0].core, plan.agents[0].core), (0, 1));
+        assert_eq!(plan.shared(), None);
         let plan = Plan::split(&slots(&[0]));
         assert_eq!(plan.router, plan.agents);
+        assert_eq!(plan.shared(), Some(1));
+        // Router on 0-1, agents on 1: two cores between them.
+        let s = slots(&[0, 0]);
+        assert_eq!(Plan { router: s.clone(), agents: s[1..].to_vec() }.shared(), Some(2));
     }
 
     #[test]

@@ -994,6 +994,9 @@ impl Session<'_> {
         self.made += 1;
         let mut result = RunResult::new(spec, &outcome);
         result.cpu.others_share = others;
+        if let (Target::Embedded { .. }, Some(cores)) = (&self.cfg.target, self.cfg.plan.shared()) {
+            result.cpu.judge_shared(cores);
+        }
         if !self.target_pids.is_empty() {
             result.cpu.target_cores = cpu.map(|(a, b)| b.target_cores_since(&a));
         }
@@ -1086,6 +1089,9 @@ pub(super) fn run_config(cfg: BenchConfig) -> anyhow::Result<Finish> {
     }
     for w in cfg.warnings() {
         eprintln!("{w}");
+    }
+    if let Target::Embedded { .. } = cfg.target {
+        crate::transport::uring::share_cores(&cfg.plan.shared_cores());
     }
     let interrupt = Interrupt::new();
     catch_interrupts(&interrupt)?;

@@ -249,6 +249,7 @@ fn compare_plan(
 ) -> anyhow::Result<(Vec<Row>, BTreeMap<String, Report>)> {
     // Before the routers start: a polling router would take the cores from the probe.
     let stalls = cfg.probe_stalls();
+    crate::transport::uring::share_cores(&cfg.plan().shared_cores());
     let contenders: Vec<AnyRouter> =
         kinds.iter().map(|&k| start(k, cfg)).collect::<anyhow::Result<_>>()?;
     let plan = cfg.plan().clone();
@@ -272,6 +273,8 @@ fn compare_plan(
         names.iter().map(|n| (n.clone(), Vec::new())).collect();
     let mut rows = Vec::new();
     let mut run_no = 0u32;
+    // Routers and agents on the same cores are judged by those cores ([`CpuInfo::judge_shared`]).
+    let shared = plan.shared();
     let grid = cfg.grid();
     let mut scenarios: Vec<Vec<RunSpec>> = Vec::new();
     for spec in grid {
@@ -281,7 +284,7 @@ fn compare_plan(
         }
     }
     for group in scenarios {
-        let row = compare_one(&group, names, &contenders, &mut all, &mut run_no, out);
+        let row = compare_one(&group, names, &contenders, &mut all, &mut run_no, shared, out);
         let baseline_rate = row.per_router.get("tokio-shared").map(|m| m.sent_per_sec);
         rows.push(row);
         for &share in open_at {
@@ -298,7 +301,15 @@ fn compare_plan(
                         s
                     })
                     .collect();
-                rows.push(compare_one(&open, names, &contenders, &mut all, &mut run_no, out));
+                rows.push(compare_one(
+                    &open,
+                    names,
+                    &contenders,
+                    &mut all,
+                    &mut run_no,
+                    shared,
+                    out,
+                ));
             }
         }
     }
@@ -338,6 +349,7 @@ fn compare_one(
     contenders: &[AnyRouter],
     all: &mut BTreeMap<String, Vec<RunResult>>,
     run_no: &mut u32,
+    shared: Option<usize>,
     out: &mut dyn Write,
 ) -> Row {
     let first = &group[0].scenario;
@@ -354,6 +366,9 @@ fn compare_one(
             super::bench::busy_warning(*run_no as usize - 1, others);
             let mut result = RunResult::new(&spec, &outcome);
             result.cpu.others_share = others;
+            if let Some(cores) = shared {
+                result.cpu.judge_shared(cores);
+            }
             per.entry(name.clone()).or_default().push(result.clone());
             if let Some(list) = all.get_mut(name) {
                 list.push(result);
@@ -411,7 +426,10 @@ fn compare_one(
                 (true, Some(r)) => {
                     let saturated =
                         |m: &Medians| matches!(m.bottleneck.as_str(), "generator" | "both");
-                    let why = if saturated(reference) || saturated(m) {
+                    let shared = |m: &Medians| m.bottleneck == crate::report::SHARED_CORES;
+                    let why = if shared(reference) || shared(m) {
+                        " (the cores the routers share with the agents were saturated)"
+                    } else if saturated(reference) || saturated(m) {
                         " (the agents' core was saturated: the p99s are the generator's)"
                     } else {
                         ""

@@ -542,7 +542,8 @@ pub struct CpuInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub router_watch: Option<Vec<f64>>,
     /// Which side limited the run: `router`, `generator`, `both`, `neither` or `unknown`,
-    /// judged by each side's busy share less its watch.
+    /// judged by each side's busy share less its watch; `shared cores` when the router and the
+    /// agents share cores and together kept them busy ([`CpuInfo::judge_shared`]).
     pub bottleneck: String,
     /// A router of several shards: the share of the messages it received in the measured
     /// window that one shard handed to another (homing keeps it low).
@@ -811,6 +812,26 @@ pub fn net_of_watch(busy: &[f64], watch: &[f64]) -> Vec<f64> {
         .collect()
 }
 
+/// [`CpuInfo::bottleneck`] of a run whose router and agents took turns on the same cores.
+pub const SHARED_CORES: &str = "shared cores";
+
+impl CpuInfo {
+    /// The router and the agents share cores (`cores`: how many distinct cores the two use
+    /// together): each side's own busy share then says little, since it had room only while
+    /// the other side waited for the core. When their busy shares, less watch, add up to
+    /// saturated cores, the shared cores are what limited the run.
+    pub fn judge_shared(&mut self, cores: usize) {
+        let net = |busy: &[f64], watch: &Option<Vec<f64>>| -> f64 {
+            net_of_watch(busy, watch.as_deref().unwrap_or(&[])).iter().sum()
+        };
+        let agents = net(&self.agent_cores, &self.agent_watch);
+        let router = self.router_cores.as_deref().map_or(0.0, |r| net(r, &self.router_watch));
+        if cores > 0 && agents + router >= SATURATED * cores as f64 {
+            self.bottleneck = SHARED_CORES.into();
+        }
+    }
+}
+
 /// Which side limited a run, from CPU use: the generator must not be mistaken for the router.
 /// One side is named only when the other clearly had room left; near-ties are `both`.
 pub fn bottleneck(agents: &[f64], router: Option<&[f64]>) -> &'static str {
@@ -907,5 +928,36 @@ mod tests {
         assert!((agents[0] - 0.49).abs() < 1e-9 && router == [0.97, 0.3]);
         assert_eq!(bottleneck(&agents, Some(&router)), "router");
         assert_eq!(bottleneck(&net_of_watch(&[0.95], &[0.2]), Some(&[0.5])), "neither");
+    }
+
+    #[test]
+    fn router_and_agents_that_fill_the_cores_they_share_are_bound_by_them() {
+        // Proves a run whose router and agents took turns on one core is named bound by the
+        // shared core, not "neither" (each side alone was about half busy), and that watch and
+        // room left keep the judgement by side.
+        let cpu = |agents: f64, agent_watch: f64, router: f64| CpuInfo {
+            agent_cores: vec![agents],
+            agent_watch: Some(vec![agent_watch]),
+            router_cores: Some(vec![router]),
+            router_watch: None,
+            bottleneck: bottleneck(&net_of_watch(&[agents], &[agent_watch]), Some(&[router]))
+                .into(),
+            router_cross_shard_share: None,
+            router_msgs_per_frame: None,
+            others_share: None,
+            target_cores: None,
+        };
+        let mut c = cpu(0.5, 0.0, 0.48);
+        assert_eq!(c.bottleneck, "neither");
+        c.judge_shared(1);
+        assert_eq!(c.bottleneck, SHARED_CORES);
+        // Half the agents' share was watching: the core had room.
+        let mut c = cpu(0.5, 0.25, 0.48);
+        c.judge_shared(1);
+        assert_eq!(c.bottleneck, "neither");
+        // The same shares over two cores (router on one, agents on both) leave room.
+        let mut c = cpu(0.5, 0.0, 0.48);
+        c.judge_shared(2);
+        assert_eq!(c.bottleneck, "neither");
     }
 }

@@ -79,6 +79,9 @@ pub fn run_line(out: &mut dyn Write, index: usize, r: &RunResult) -> io::Result<
     let status = match (&r.failure, r.status) {
         (Some(why), _) => format!("FAILED: {why}"),
         (None, "ok") if r.cpu.bottleneck == "generator" => "ok (generator-bound)".to_string(),
+        (None, "ok") if r.cpu.bottleneck == crate::report::SHARED_CORES => {
+            "ok (shared cores saturated)".to_string()
+        }
         (None, "overloaded") => {
             let asked = r.pacing.rate_per_sec.unwrap_or(0.0);
             let achieved = r.pacing.achieved_rate_per_sec;
@@ -286,6 +289,12 @@ pub fn summary(out: &mut dyn Write, report: &Report) -> io::Result<()> {
         writeln!(
             out,
             "  note: runs marked generator-bound saturated the agent cores, not the router: their throughput is a floor for the router"
+        )?;
+    }
+    if report.results.iter().any(|r| r.cpu.bottleneck == crate::report::SHARED_CORES) {
+        writeln!(
+            out,
+            "  note: runs marked shared cores saturated had the router and the agents taking turns on the same cores: their throughput is neither side's capacity"
         )?;
     }
     let target: Vec<f64> = report.results.iter().filter_map(|r| r.cpu.target_cores).collect();

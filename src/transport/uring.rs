@@ -80,6 +80,25 @@ const HELD_MAX: usize = BUFS as usize / 2;
 const BUFS_MIN: u16 = 16;
 /// Receives without running out after which the buffers in circulation are halved.
 const SHRINK_AFTER: u32 = 1 << 16;
+/// Cores the router and the agents share ([`share_cores`]), a bit each.
+static SHARED_CORES: [std::sync::atomic::AtomicU64; 16] =
+    [const { std::sync::atomic::AtomicU64::new(0) }; 16];
+
+/// Tells the rings of threads pinned to `cores` (`placement::pin_current_thread`) that another
+/// side of the run shares those cores: they never watch, since a watching thread holds the
+/// core that the thread it waits for needs (`docs/BENCHMARKS.md`, "A watch on a shared core").
+/// Cores past 1,023 are not tracked. Called once, before the rings start.
+pub fn share_cores(cores: &[usize]) {
+    for &c in cores.iter().filter(|&&c| c < 64 * SHARED_CORES.len()) {
+        SHARED_CORES[c / 64].fetch_or(1 << (c % 64), Ordering::Relaxed);
+    }
+}
+
+/// Whether [`share_cores`] named `core`.
+fn core_shared(core: usize) -> bool {
+    SHARED_CORES.get(core / 64).is_some_and(|w| w.load(Ordering::Relaxed) & (1 << (core % 64)) != 0)
+}
+
 /// Submission queue entries (the completion queue is 4×).
 const ENTRIES: u32 = 1024;
 /// Connections whose socket is registered with the ring (fixed files), by slot: their
@@ -648,6 +667,9 @@ pub struct Ring {
     dozed_at: Cell<u64>,
     /// Bytes received since the last doze or park ended ([`BIG_TURN_BYTES`]).
     turn_bytes: Cell<u64>,
+    /// The thread's core is shared with the other side of the run ([`share_cores`]): a doze
+    /// never watches.
+    shares_core: bool,
     /// The last attempt to park found only the task-run flag, and no pass since found a
     /// completion ([`Ring::arm_bell`]).
     flag_only: Cell<bool>,
@@ -735,6 +757,7 @@ impl Ring {
             watch_ns: Cell::new(DOZE_SPIN.as_nanos() as u64),
             dozed_at: Cell::new(0),
             turn_bytes: Cell::new(0),
+            shares_core: crate::placement::pinned_core().is_some_and(core_shared),
             flag_only: Cell::new(false),
             rescues: Cell::new(0),
             peers: RefCell::new(None),
@@ -1150,7 +1173,10 @@ impl Ring {
         let t0 = crate::clock::now_ns();
         let worked = t0.saturating_sub(self.dozed_at.get());
         let big = self.turn_bytes.replace(0) >= BIG_TURN_BYTES;
-        let spin = if self.watching.get() || big { watch.min(ns) } else { 0 };
+        let spin = match (self.watching.get() || big) && !self.shares_core {
+            true => watch.min(ns),
+            false => 0,
+        };
         // The watch is CPU the thread used: a gap between two looks longer than a look takes
         // is time the thread did not run (preempted), and is not counted, as when polling.
         let (mut looked, mut watched) = (t0, 0);
@@ -2338,6 +2364,62 @@ mod tests {
         assert_eq!(not, 0, "told not to watch");
         assert_eq!(long_turns, 0, "told not to watch, long turns of work");
         assert!(big_rounds >= TRIPS * 5_000, "big rounds: {big_rounds} ns over {TRIPS} trips");
+    }
+
+    #[test]
+    fn a_ring_on_a_core_shared_with_the_other_side_never_watches() {
+        // Proves `share_cores`: a ring on a thread pinned to a core watches for the answers of
+        // a peer that takes 300 µs (20 KiB answers: big rounds, which watch even where round
+        // trips are long); once the core is named shared, a ring made there watches none of
+        // them, and the round trips still complete. The last core is used, whose other tests'
+        // rings only lose their watch.
+        if supported().is_err() {
+            return;
+        }
+        const TRIPS: u64 = 30;
+        const BIG: usize = 20 << 10;
+        let core = crate::placement::Machine::detect().cores.last().copied().unwrap();
+        let run = move || {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let echo = std::thread::spawn(move || {
+                let (mut s, _) = listener.accept().unwrap();
+                s.set_nodelay(true).unwrap();
+                let (big, mut b) = (vec![7u8; BIG], [0u8; 1]);
+                while std::io::Read::read_exact(&mut s, &mut b).is_ok() {
+                    std::thread::sleep(Duration::from_micros(300));
+                    if std::io::Write::write_all(&mut s, &big).is_err() {
+                        break;
+                    }
+                }
+            });
+            let watched = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+                .spawn(move || async move {
+                    use futures_lite::{AsyncReadExt, AsyncWriteExt};
+                    assert!(crate::placement::pin_current_thread(core).is_none());
+                    let (ring, reaper, mut stream) = dozing_stream(addr);
+                    let before = crate::clock::thread_watch_ns();
+                    let mut b = vec![0u8; BIG];
+                    for _ in 0..TRIPS {
+                        stream.write_all(&[2]).await.unwrap();
+                        stream.read_exact(&mut b).await.unwrap();
+                    }
+                    let watched = crate::clock::thread_watch_ns() - before;
+                    stream.close().await.unwrap();
+                    ring.stop();
+                    reaper.await;
+                    watched
+                })
+                .unwrap()
+                .join()
+                .unwrap();
+            echo.join().unwrap();
+            watched
+        };
+        let alone = run();
+        assert!(alone >= TRIPS * 5_000, "alone on its core: {alone} ns watched over {TRIPS} trips");
+        share_cores(&[core.core]);
+        assert_eq!(run(), 0, "on a shared core");
     }
 
     #[test]
