@@ -1871,6 +1871,7 @@ impl Drop for UringStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::placement::Slot;
     use crate::transport::Io;
 
     /// A listener on loopback and its address, where this kernel has the ring (else `None`:
@@ -2266,20 +2267,25 @@ mod tests {
         assert_eq!(next_watch(spin, us(100), Dozed::Woke(us(190))), us(200), "twice the work");
     }
 
+    /// Bytes [`byte_echo`] answers a byte 2 with: a big round (`BIG_TURN_BYTES`).
+    const BIG_ANSWER: usize = 20 << 10;
+
     /// A thread that echoes every byte it reads on the one connection it accepts, `delay`
-    /// later; its address, and its handle (it ends with the connection).
+    /// later (a byte 2 gets [`BIG_ANSWER`] bytes); its address, and its handle (it ends with
+    /// the connection).
     fn byte_echo(delay: Duration) -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let echo = std::thread::spawn(move || {
             let (mut s, _) = listener.accept().unwrap();
             s.set_nodelay(true).unwrap();
-            let mut b = [0u8; 1];
+            let (big, mut b) = (vec![7u8; BIG_ANSWER], [0u8; 1]);
             while std::io::Read::read_exact(&mut s, &mut b).is_ok() {
                 if !delay.is_zero() {
                     std::thread::sleep(delay);
                 }
-                if std::io::Write::write_all(&mut s, &b).is_err() {
+                let answer = if b[0] == 2 { &big[..] } else { &b[..] };
+                if std::io::Write::write_all(&mut s, answer).is_err() {
                     break;
                 }
             }
@@ -2300,6 +2306,50 @@ mod tests {
         (ring, reaper, stream)
     }
 
+    /// A watch phase: whether the ring may watch, ns of work before each send, and the byte
+    /// sent ([`byte_echo`]: 2 asks for a big round).
+    type Phase = (bool, u64, u8);
+
+    /// Round trips against a [`byte_echo`] answering after 300 µs, on a dozing ring of a glommio
+    /// executor (its thread pinned to `pin` first, if given): `trips` per phase; the ns the
+    /// thread watched in each phase.
+    fn watched_in_phases(pin: Option<Slot>, trips: u64, phases: Vec<Phase>) -> Vec<u64> {
+        let (addr, echo) = byte_echo(Duration::from_micros(300));
+        let watched = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .spawn(move || async move {
+                use futures_lite::{AsyncReadExt, AsyncWriteExt};
+                if let Some(slot) = pin {
+                    assert!(crate::placement::pin_current_thread(slot).is_none());
+                }
+                let (ring, reaper, mut stream) = dozing_stream(addr);
+                let mut watched = Vec::new();
+                let mut b = vec![0u8; BIG_ANSWER];
+                for (on, work, ask) in phases {
+                    ring.set_watch(on);
+                    let before = crate::clock::thread_watch_ns();
+                    for _ in 0..trips {
+                        let t = crate::clock::now_ns();
+                        while crate::clock::now_ns() - t < work {
+                            std::hint::spin_loop();
+                        }
+                        stream.write_all(&[ask]).await.unwrap();
+                        let n = if ask == 2 { BIG_ANSWER } else { 1 };
+                        stream.read_exact(&mut b[..n]).await.unwrap();
+                    }
+                    watched.push(crate::clock::thread_watch_ns() - before);
+                }
+                stream.close().await.unwrap();
+                ring.stop();
+                reaper.await;
+                watched
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        echo.join().unwrap();
+        watched
+    }
+
     #[test]
     fn a_ring_told_not_to_watch_sleeps_at_once_unless_after_a_big_round() {
         // Proves `set_watch(false)` and its exception: against a peer that answers 300 µs after
@@ -2313,53 +2363,9 @@ mod tests {
             return;
         }
         const TRIPS: u64 = 40;
-        const BIG: usize = 20 << 10;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let echo = std::thread::spawn(move || {
-            let (mut s, _) = listener.accept().unwrap();
-            s.set_nodelay(true).unwrap();
-            let big = vec![7u8; BIG];
-            let mut b = [0u8; 1];
-            while std::io::Read::read_exact(&mut s, &mut b).is_ok() {
-                std::thread::sleep(Duration::from_micros(300));
-                let answer = if b[0] == 2 { &big[..] } else { &b[..] };
-                if std::io::Write::write_all(&mut s, answer).is_err() {
-                    break;
-                }
-            }
-        });
-        let phases = [(true, 0, 1u8), (false, 0, 1), (false, 80_000, 1), (false, 0, 2)];
-        let watched = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-            .spawn(move || async move {
-                use futures_lite::{AsyncReadExt, AsyncWriteExt};
-                let (ring, reaper, mut stream) = dozing_stream(addr);
-                let mut watched = [0u64; 4];
-                let mut b = vec![0u8; BIG];
-                for (i, (on, work, ask)) in phases.into_iter().enumerate() {
-                    ring.set_watch(on);
-                    let before = crate::clock::thread_watch_ns();
-                    for _ in 0..TRIPS {
-                        let t = crate::clock::now_ns();
-                        while crate::clock::now_ns() - t < work {
-                            std::hint::spin_loop();
-                        }
-                        stream.write_all(&[ask]).await.unwrap();
-                        let n = if ask == 2 { BIG } else { 1 };
-                        stream.read_exact(&mut b[..n]).await.unwrap();
-                    }
-                    watched[i] = crate::clock::thread_watch_ns() - before;
-                }
-                stream.close().await.unwrap();
-                ring.stop();
-                reaper.await;
-                watched
-            })
-            .unwrap()
-            .join()
-            .unwrap();
-        echo.join().unwrap();
-        let [watching, not, long_turns, big_rounds] = watched;
+        let phases = vec![(true, 0, 1u8), (false, 0, 1), (false, 80_000, 1), (false, 0, 2)];
+        let watched = watched_in_phases(None, TRIPS, phases);
+        let [watching, not, long_turns, big_rounds] = watched[..] else { unreachable!() };
         assert!(watching >= TRIPS * 10_000, "watching: {watching} ns over {TRIPS} round trips");
         assert_eq!(not, 0, "told not to watch");
         assert_eq!(long_turns, 0, "told not to watch, long turns of work");
@@ -2377,49 +2383,12 @@ mod tests {
             return;
         }
         const TRIPS: u64 = 30;
-        const BIG: usize = 20 << 10;
         let core = crate::placement::Machine::detect().cores.last().copied().unwrap();
-        let run = move || {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let addr = listener.local_addr().unwrap();
-            let echo = std::thread::spawn(move || {
-                let (mut s, _) = listener.accept().unwrap();
-                s.set_nodelay(true).unwrap();
-                let (big, mut b) = (vec![7u8; BIG], [0u8; 1]);
-                while std::io::Read::read_exact(&mut s, &mut b).is_ok() {
-                    std::thread::sleep(Duration::from_micros(300));
-                    if std::io::Write::write_all(&mut s, &big).is_err() {
-                        break;
-                    }
-                }
-            });
-            let watched = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-                .spawn(move || async move {
-                    use futures_lite::{AsyncReadExt, AsyncWriteExt};
-                    assert!(crate::placement::pin_current_thread(core).is_none());
-                    let (ring, reaper, mut stream) = dozing_stream(addr);
-                    let before = crate::clock::thread_watch_ns();
-                    let mut b = vec![0u8; BIG];
-                    for _ in 0..TRIPS {
-                        stream.write_all(&[2]).await.unwrap();
-                        stream.read_exact(&mut b).await.unwrap();
-                    }
-                    let watched = crate::clock::thread_watch_ns() - before;
-                    stream.close().await.unwrap();
-                    ring.stop();
-                    reaper.await;
-                    watched
-                })
-                .unwrap()
-                .join()
-                .unwrap();
-            echo.join().unwrap();
-            watched
-        };
-        let alone = run();
+        let alone = watched_in_phases(Some(core), TRIPS, vec![(true, 0, 2)])[0];
         assert!(alone >= TRIPS * 5_000, "alone on its core: {alone} ns watched over {TRIPS} trips");
         share_cores(&[core.core]);
-        assert_eq!(run(), 0, "on a shared core");
+        let shared = watched_in_phases(Some(core), TRIPS, vec![(true, 0, 2)])[0];
+        assert_eq!(shared, 0, "on a shared core");
     }
 
     #[test]
