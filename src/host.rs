@@ -410,6 +410,33 @@ impl CpuTimes {
     }
 }
 
+/// The cores that threads of the processes `pids` are pinned to, one core a thread (a router's
+/// shards, a server under `taskset -c N`). Threads free to move are left out: where they run is
+/// the scheduler's choice. Sorted, without repeats; empty where `/proc` does not show them.
+pub fn pinned_cores(pids: &[u32]) -> Vec<usize> {
+    let mut cores = Vec::new();
+    for pid in pids {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { continue };
+        for task in tasks.flatten() {
+            if let Ok(status) = std::fs::read_to_string(task.path().join("status")) {
+                cores.extend(pinned_core(&status));
+            }
+        }
+    }
+    cores.sort_unstable();
+    cores.dedup();
+    cores
+}
+
+/// The one core a thread may run on, from its `/proc/<pid>/task/<tid>/status`.
+fn pinned_core(status: &str) -> Option<usize> {
+    let list = status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?;
+    match crate::placement::parse_cores(list.trim()).ok()?.as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    }
+}
+
 /// The processes of this machine (other than this one) that listen on `addr`: its port, on its
 /// address or on every address. A target found there is on this machine, and its CPU is the
 /// target's, not other processes'. Empty when none is, or when `/proc` does not show it (the
@@ -518,6 +545,28 @@ mod cpu_times_tests {
             listeners(std::net::SocketAddr::from(([192, 0, 2, 1], port))),
             Vec::<u32>::new()
         );
+    }
+
+    #[test]
+    fn a_thread_counts_as_pinned_only_to_a_single_core() {
+        // Proves the parse of a thread's status: one allowed core is a pin, a list or a range
+        // is a thread the scheduler moves; and that this process's threads are read from /proc
+        // (a thread pinned to core 0 shows up).
+        let status = |list: &str| {
+            format!("Name:\tx\nCpus_allowed:\tff\nCpus_allowed_list:\t{list}\nMems_allowed:\t1\n")
+        };
+        assert_eq!(pinned_core(&status("3")), Some(3));
+        assert_eq!(pinned_core(&status("0-1")), None);
+        assert_eq!(pinned_core(&status("0,2")), None);
+        assert_eq!(pinned_core("Name:\tx\n"), None);
+        let me = std::process::id();
+        let core = std::thread::spawn(move || {
+            assert!(core_affinity::set_for_current(core_affinity::CoreId { id: 0 }));
+            pinned_cores(&[me])
+        })
+        .join()
+        .unwrap();
+        assert!(core.contains(&0), "a thread pinned to core 0 was not seen: {core:?}");
     }
 
     #[test]

@@ -89,6 +89,48 @@ impl Machine {
     }
 }
 
+/// Cores the router and the agents share ([`share_cores`]): until when, in
+/// [`crate::clock::now_ns`] (0: not shared, `u64::MAX`: for good), core by core.
+static SHARED_UNTIL: [std::sync::atomic::AtomicU64; SHARED_TRACKED] =
+    [const { std::sync::atomic::AtomicU64::new(0) }; SHARED_TRACKED];
+/// Cores [`share_cores`] can name; past it a core is never taken for shared.
+const SHARED_TRACKED: usize = 1024;
+
+/// Tells the socket rings of threads pinned to `cores` ([`pin_current_thread`]) that the other
+/// side of the run (router or agents) has threads there too, for good: they stop watching,
+/// since a watching thread holds the core that the thread it waits for needs
+/// (`docs/BENCHMARKS.md`, "A watch on a shared core"). Set by `a2a-bench` and `compare` from
+/// their plan, for the whole process.
+pub fn share_cores(cores: &[usize]) {
+    use std::sync::atomic::Ordering;
+    for &c in cores.iter().filter(|&&c| c < SHARED_TRACKED) {
+        SHARED_UNTIL[c].store(u64::MAX, Ordering::Relaxed);
+    }
+}
+
+/// Whether, at the time `now_ns`, the calling thread's core (`core`, where it is pinned) is
+/// shared: [`share_cores`] named it, or [`share_this_thread_until`] holds.
+pub fn core_shared(core: Option<usize>, now_ns: u64) -> bool {
+    use std::sync::atomic::Ordering;
+    SHARED_HERE_UNTIL.with(std::cell::Cell::get) > now_ns
+        || core.is_some_and(|c| {
+            SHARED_UNTIL.get(c).is_some_and(|t| t.load(Ordering::Relaxed) > now_ns)
+        })
+}
+
+thread_local! {
+    /// [`share_this_thread_until`]'s time.
+    static SHARED_HERE_UNTIL: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// The calling thread's core is shared with the other side of a run until `until_ns`
+/// ([`crate::clock::now_ns`]), or a later time given before: a router's shard told so by a
+/// client's `share_cores` message, a lease the client renews while its run lasts. Only this
+/// thread's socket ring heeds it (not other routers' shards in the same process).
+pub fn share_this_thread_until(until_ns: u64) {
+    SHARED_HERE_UNTIL.with(|t| t.set(t.get().max(until_ns)));
+}
+
 /// Parses a core list such as `0-3,8,10-11` (sorted, duplicates removed).
 pub fn parse_cores(spec: &str) -> Result<Vec<usize>, String> {
     let mut cores = Vec::new();
@@ -102,8 +144,13 @@ pub fn parse_cores(spec: &str) -> Result<Vec<usize>, String> {
             None => (part.parse::<usize>(), part.parse::<usize>()),
         };
         let (Ok(lo), Ok(hi)) = (lo, hi) else { return Err(bad()) };
-        if lo > hi || hi > 4095 {
-            return Err(bad());
+        if lo > hi {
+            return Err(format!(
+                "invalid core list '{spec}': '{part}' runs backwards (write {hi}-{lo})"
+            ));
+        }
+        if hi > 4095 {
+            return Err(format!("invalid core list '{spec}': core {hi} is out of range (0-4095)"));
         }
         cores.extend(lo..=hi);
     }
@@ -241,11 +288,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_core_is_shared_for_good_or_for_a_lease_on_one_thread() {
+        // Proves the two ways a core becomes shared: `share_cores` for the whole process and
+        // for good (a core past the tracked ones never is), and a lease for the calling thread
+        // alone, which ends at its time and is only ever lengthened.
+        share_cores(&[1001, 5000]);
+        assert!(core_shared(Some(1001), u64::MAX - 1));
+        assert!(!core_shared(Some(1002), 0) && !core_shared(Some(5000), 0));
+        let other = std::thread::spawn(|| {
+            share_this_thread_until(2_000);
+            share_this_thread_until(1_000);
+            (core_shared(None, 1_999), core_shared(Some(1002), 2_000))
+        });
+        assert_eq!(other.join().unwrap(), (true, false));
+        assert!(!core_shared(None, 0), "another thread's lease holds here");
+    }
+
+    #[test]
     fn core_lists_parse_ranges_and_singles() {
         // Proves lists and ranges parse, sort and dedupe, and bad input names the bad part.
         assert_eq!(parse_cores("0-3,8,2,10-11").unwrap(), vec![0, 1, 2, 3, 8, 10, 11]);
         assert_eq!(parse_cores("5").unwrap(), vec![5]);
-        assert!(parse_cores("3-1").unwrap_err().contains("'3-1'"));
+        assert!(parse_cores("3-1").unwrap_err().contains("'3-1' runs backwards (write 1-3)"));
+        assert!(parse_cores("0-99999").unwrap_err().contains("core 99999 is out of range"));
         assert!(parse_cores("0,,1").is_err());
         assert!(parse_cores("a").is_err());
     }

@@ -607,6 +607,138 @@ impl TryFrom<BenchArgs> for BenchConfig {
     }
 }
 
+/// A target on this machine whose threads are pinned to cores the agents use as well (an
+/// `a2a-bench router --cores 0-1` beside agents on core 1): the agents' rings are told not to
+/// watch there ([`crate::placement::share_cores`]), and so is the router when it speaks the
+/// native protocol (`router`: its address and the probe that reads its counters; a
+/// `share_cores` lease); the user is warned once.
+/// The result says which cores the two share: `None` when they share none, or where the
+/// target's threads cannot be seen or are not pinned (the scheduler places them).
+fn share_with_target(
+    plan: &Plan,
+    target_pids: &[u32],
+    router: Option<(SocketAddr, &ExternalProbe)>,
+    http: bool,
+) -> (Option<report::CoreSharing>, Option<ShareLease>) {
+    let pinned = crate::host::pinned_cores(target_pids);
+    let mut shared: Vec<usize> =
+        plan.agents.iter().map(|s| s.core).filter(|c| pinned.contains(c)).collect();
+    shared.dedup();
+    if shared.is_empty() {
+        return (None, None);
+    }
+    crate::placement::share_cores(&shared);
+    let list = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+    eprintln!(
+        "warning: the {} on this host has threads pinned to core(s) {}, and agents run on core(s) {} too: every figure includes their contention",
+        if http { "server" } else { "router" },
+        list(&pinned),
+        list(&shared)
+    );
+    let lease = router.and_then(|(addr, _)| {
+        let lease = ShareLease::start(addr, shared.iter().map(|&c| c as u32).collect());
+        if lease.is_none() {
+            eprintln!(
+                "warning: the router did not take `share_cores` (built before 2026-12-03?): its shards on core(s) {} may watch their sockets while the agents there wait for the core",
+                list(&shared)
+            );
+        }
+        lease
+    });
+    // A native router says which core each shard is on: the shared cores are then judged one
+    // by one.
+    let shards: Vec<usize> = match router {
+        Some((_, probe)) => probe.stats().iter().map(|s| s.core as usize).collect(),
+        None => Vec::new(),
+    };
+    let mut together: Vec<usize> = plan.agents.iter().map(|s| s.core).chain(pinned).collect();
+    together.sort_unstable();
+    together.dedup();
+    let pairs = plan
+        .agents
+        .iter()
+        .enumerate()
+        .filter_map(|(a, s)| Some((a, shards.iter().position(|&c| c == s.core)?)))
+        .collect();
+    (Some(report::CoreSharing { pairs, together: together.len() }), lease)
+}
+
+/// Where the embedded router and the agents share cores, by the plan.
+pub(super) fn plan_sharing(plan: &Plan) -> Option<report::CoreSharing> {
+    let together = plan.shared()?;
+    let pairs = plan
+        .agents
+        .iter()
+        .enumerate()
+        .filter_map(|(a, s)| Some((a, plan.router.iter().position(|r| r.core == s.core)?)))
+        .collect();
+    Some(report::CoreSharing { pairs, together })
+}
+
+/// A router's `share_cores` lease, renewed by a thread of its own until dropped: a run that
+/// ends, or dies, leaves the router watching again within [`ShareLease::MS`].
+struct ShareLease {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    renewer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ShareLease {
+    /// Lease length; renewed every third of it.
+    const MS: u32 = 3_000;
+
+    /// Tells the router at `addr` once (`None` when it does not take the message), then keeps
+    /// telling it.
+    fn start(addr: SocketAddr, cores: Vec<u32>) -> Option<ShareLease> {
+        let tell = move |c: &mut crate::client::Client| {
+            let request_id = c.request_id();
+            let share = crate::wire::control::ShareCores {
+                request_id,
+                cores: cores.clone(),
+                lease_ms: Self::MS,
+            };
+            matches!(
+                c.call(crate::wire::Control::ShareCores(share)),
+                Ok(crate::wire::Control::Ack(_))
+            )
+        };
+        let mut conn = crate::client::Client::connect(addr).ok()?;
+        conn.set_timeout(Duration::from_secs(2)).ok()?;
+        if !tell(&mut conn) {
+            return None;
+        }
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let every = Duration::from_millis(u64::from(Self::MS) / 3);
+        let renewer = std::thread::Builder::new()
+            .name("share-lease".into())
+            .spawn(move || {
+                let mut conn = Some(conn);
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(every)
+                {
+                    // A connection that failed is opened again at the next renewal.
+                    let told = conn.as_mut().is_some_and(&tell);
+                    if !told {
+                        conn = crate::client::Client::connect(addr).ok().and_then(|mut c| {
+                            c.set_timeout(Duration::from_secs(2)).ok()?;
+                            tell(&mut c).then_some(c)
+                        });
+                    }
+                }
+            })
+            .ok()?;
+        Some(ShareLease { stop: Some(stop), renewer: Some(renewer) })
+    }
+}
+
+impl Drop for ShareLease {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(r) = self.renewer.take() {
+            let _ = r.join();
+        }
+    }
+}
+
 /// Where router and agents share cores without the user having clearly asked for it.
 fn placement_warnings(
     target: &Target,
@@ -946,6 +1078,9 @@ pub(super) struct Session<'a> {
     /// The target's processes, when it runs on this machine in processes of its own
     /// ([`crate::host::listeners`]): their CPU is the target's, not other processes'.
     pub(super) target_pids: Vec<u32>,
+    /// How many cores the router (or server) and the agents use together, where they share
+    /// some: runs are then judged by those cores ([`report::CpuInfo::judge_shared`]).
+    pub(super) shared: Option<report::CoreSharing>,
 }
 
 impl Session<'_> {
@@ -994,11 +1129,11 @@ impl Session<'_> {
         self.made += 1;
         let mut result = RunResult::new(spec, &outcome);
         result.cpu.others_share = others;
-        if let (Target::Embedded { .. }, Some(cores)) = (&self.cfg.target, self.cfg.plan.shared()) {
-            result.cpu.judge_shared(cores);
-        }
         if !self.target_pids.is_empty() {
             result.cpu.target_cores = cpu.map(|(a, b)| b.target_cores_since(&a));
+        }
+        if let Some(sharing) = &self.shared {
+            result.cpu.judge_shared(sharing);
         }
         if self.cfg.worker.is_some() {
             result.part = Some(report::part::Part::of(spec, &outcome));
@@ -1091,8 +1226,9 @@ pub(super) fn run_config(cfg: BenchConfig) -> anyhow::Result<Finish> {
         eprintln!("{w}");
     }
     if let Target::Embedded { .. } = cfg.target {
-        crate::transport::uring::share_cores(&cfg.plan.shared_cores());
+        crate::placement::share_cores(&cfg.plan.shared_cores());
     }
+    // (A target of its own on this machine: `share_with_target`, once it is found.)
     let interrupt = Interrupt::new();
     catch_interrupts(&interrupt)?;
     let runs = cfg.grid();
@@ -1116,12 +1252,25 @@ pub(super) fn run_config(cfg: BenchConfig) -> anyhow::Result<Finish> {
         }
         Target::External { url, addr } => (None, *addr, url.clone()),
     };
+    // A target of its own on this machine (not the embedded router, which is this process).
+    let target_pids = match router {
+        None => crate::host::listeners(addr),
+        Some(_) => Vec::new(),
+    };
     // An external router is asked for its counters only if it speaks the native protocol.
     let external_probe = match &cfg.target {
         Target::External { addr, .. } if cfg.protocol == Protocol::Native => {
             Some(ExternalProbe::new(*addr))
         }
         _ => None,
+    };
+    // Where the router and the agents share cores, and which.
+    let (shared, _lease) = match &cfg.target {
+        Target::Embedded { .. } => (plan_sharing(&cfg.plan), None),
+        Target::External { addr, .. } => {
+            let native = external_probe.as_ref().map(|p| (*addr, p));
+            share_with_target(&cfg.plan, &target_pids, native, cfg.http.is_some())
+        }
     };
     let probe: Option<&dyn RouterProbe> = match (&router, &external_probe) {
         (Some(r), _) => Some(r),
@@ -1163,11 +1312,6 @@ pub(super) fn run_config(cfg: BenchConfig) -> anyhow::Result<Finish> {
         );
         p
     };
-    // A target of its own on this machine (not the embedded router, which is this process).
-    let target_pids = match router {
-        None => crate::host::listeners(addr),
-        Some(_) => Vec::new(),
-    };
     let mut session = Session {
         cfg: &cfg,
         addr,
@@ -1176,6 +1320,7 @@ pub(super) fn run_config(cfg: BenchConfig) -> anyhow::Result<Finish> {
         progress,
         made: 0,
         target_pids,
+        shared,
     };
     let mut results = Vec::with_capacity(runs.len());
     let mut searches = Vec::new();

@@ -249,7 +249,7 @@ fn compare_plan(
 ) -> anyhow::Result<(Vec<Row>, BTreeMap<String, Report>)> {
     // Before the routers start: a polling router would take the cores from the probe.
     let stalls = cfg.probe_stalls();
-    crate::transport::uring::share_cores(&cfg.plan().shared_cores());
+    crate::placement::share_cores(&cfg.plan().shared_cores());
     let contenders: Vec<AnyRouter> =
         kinds.iter().map(|&k| start(k, cfg)).collect::<anyhow::Result<_>>()?;
     let plan = cfg.plan().clone();
@@ -274,7 +274,7 @@ fn compare_plan(
     let mut rows = Vec::new();
     let mut run_no = 0u32;
     // Routers and agents on the same cores are judged by those cores ([`CpuInfo::judge_shared`]).
-    let shared = plan.shared();
+    let shared = super::bench::plan_sharing(&plan);
     let grid = cfg.grid();
     let mut scenarios: Vec<Vec<RunSpec>> = Vec::new();
     for spec in grid {
@@ -284,7 +284,8 @@ fn compare_plan(
         }
     }
     for group in scenarios {
-        let row = compare_one(&group, names, &contenders, &mut all, &mut run_no, shared, out);
+        let row =
+            compare_one(&group, names, &contenders, &mut all, &mut run_no, shared.as_ref(), out);
         let baseline_rate = row.per_router.get("tokio-shared").map(|m| m.sent_per_sec);
         rows.push(row);
         for &share in open_at {
@@ -307,7 +308,7 @@ fn compare_plan(
                     &contenders,
                     &mut all,
                     &mut run_no,
-                    shared,
+                    shared.as_ref(),
                     out,
                 ));
             }
@@ -349,7 +350,7 @@ fn compare_one(
     contenders: &[AnyRouter],
     all: &mut BTreeMap<String, Vec<RunResult>>,
     run_no: &mut u32,
-    shared: Option<usize>,
+    shared: Option<&report::CoreSharing>,
     out: &mut dyn Write,
 ) -> Row {
     let first = &group[0].scenario;
@@ -366,8 +367,8 @@ fn compare_one(
             super::bench::busy_warning(*run_no as usize - 1, others);
             let mut result = RunResult::new(&spec, &outcome);
             result.cpu.others_share = others;
-            if let Some(cores) = shared {
-                result.cpu.judge_shared(cores);
+            if let Some(sharing) = shared {
+                result.cpu.judge_shared(sharing);
             }
             per.entry(name.clone()).or_default().push(result.clone());
             if let Some(list) = all.get_mut(name) {

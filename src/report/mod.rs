@@ -815,18 +815,45 @@ pub fn net_of_watch(busy: &[f64], watch: &[f64]) -> Vec<f64> {
 /// [`CpuInfo::bottleneck`] of a run whose router and agents took turns on the same cores.
 pub const SHARED_CORES: &str = "shared cores";
 
+/// Where the router (or server) and the agents of a run share cores.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CoreSharing {
+    /// For each core both use, where known: the index of its agent core in
+    /// [`CpuInfo::agent_cores`] and of its router shard in [`CpuInfo::router_cores`].
+    pub pairs: Vec<(usize, usize)>,
+    /// How many distinct cores the two use together.
+    pub together: usize,
+}
+
 impl CpuInfo {
-    /// The router and the agents share cores (`cores`: how many distinct cores the two use
-    /// together): each side's own busy share then says little, since it had room only while
-    /// the other side waited for the core. When their busy shares, less watch, add up to
-    /// saturated cores, the shared cores are what limited the run.
-    pub fn judge_shared(&mut self, cores: usize) {
-        let net = |busy: &[f64], watch: &Option<Vec<f64>>| -> f64 {
-            net_of_watch(busy, watch.as_deref().unwrap_or(&[])).iter().sum()
+    /// The router (or server) and the agents share cores: each side's own busy share then says
+    /// little, since it had room only while the other waited for the core. When the busy shares
+    /// of both sides on one shared core, less watch, add up to a saturated core, that core is
+    /// what limited the run. Where the router's shards are not known core by core (a router
+    /// that does not report them: its processes' CPU instead), all the cores the two use
+    /// together are judged as one.
+    pub fn judge_shared(&mut self, sharing: &CoreSharing) {
+        let agents = net_of_watch(&self.agent_cores, self.agent_watch.as_deref().unwrap_or(&[]));
+        let router = self
+            .router_cores
+            .as_deref()
+            .map(|r| net_of_watch(r, self.router_watch.as_deref().unwrap_or(&[])));
+        let pairs: Vec<f64> = match &router {
+            Some(router) => sharing
+                .pairs
+                .iter()
+                .filter_map(|&(a, r)| Some(agents.get(a)? + router.get(r)?))
+                .collect(),
+            None => Vec::new(),
         };
-        let agents = net(&self.agent_cores, &self.agent_watch);
-        let router = self.router_cores.as_deref().map_or(0.0, |r| net(r, &self.router_watch));
-        if cores > 0 && agents + router >= SATURATED * cores as f64 {
+        let saturated = if pairs.is_empty() {
+            let router = router.map_or(self.target_cores.unwrap_or(0.0), |r| r.iter().sum());
+            let cores = sharing.together as f64;
+            cores > 0.0 && agents.iter().sum::<f64>() + router >= SATURATED * cores
+        } else {
+            pairs.iter().any(|&busy| busy >= SATURATED)
+        };
+        if saturated {
             self.bottleneck = SHARED_CORES.into();
         }
     }
@@ -947,17 +974,40 @@ mod tests {
             others_share: None,
             target_cores: None,
         };
+        let one = CoreSharing { pairs: vec![(0, 0)], together: 1 };
         let mut c = cpu(0.5, 0.0, 0.48);
         assert_eq!(c.bottleneck, "neither");
-        c.judge_shared(1);
+        c.judge_shared(&one);
         assert_eq!(c.bottleneck, SHARED_CORES);
         // Half the agents' share was watching: the core had room.
         let mut c = cpu(0.5, 0.25, 0.48);
-        c.judge_shared(1);
+        c.judge_shared(&one);
         assert_eq!(c.bottleneck, "neither");
-        // The same shares over two cores (router on one, agents on both) leave room.
-        let mut c = cpu(0.5, 0.0, 0.48);
-        c.judge_shared(2);
+        // Router shards on cores 0 and 1, agents on core 1 (the measured case of an external
+        // router on 0-1): core 1 is full though the three shares add up to less than two
+        // cores (shard 0 watched a third of its time).
+        let mut c = cpu(0.58, 0.0, 0.92);
+        c.router_cores = Some(vec![0.92, 0.40]);
+        c.router_watch = Some(vec![0.34, 0.0]);
+        let on_core_1 = CoreSharing { pairs: vec![(0, 1)], together: 2 };
+        c.judge_shared(&on_core_1);
+        assert_eq!(c.bottleneck, SHARED_CORES);
+        // The same with room on core 1.
+        let mut c = cpu(0.3, 0.0, 0.92);
+        c.router_cores = Some(vec![0.92, 0.40]);
+        c.judge_shared(&on_core_1);
+        assert_ne!(c.bottleneck, SHARED_CORES);
+        // A target that reports no shards is judged by its processes' CPU on this machine,
+        // over all the cores the two use together.
+        let mut c = cpu(0.5, 0.0, 0.0);
+        c.router_cores = None;
+        c.judge_shared(&one);
+        assert_eq!(c.bottleneck, "neither");
+        c.target_cores = Some(0.47);
+        c.judge_shared(&one);
+        assert_eq!(c.bottleneck, SHARED_CORES);
+        c.bottleneck = "neither".into();
+        c.judge_shared(&CoreSharing { pairs: vec![(0, 0)], together: 2 });
         assert_eq!(c.bottleneck, "neither");
     }
 }

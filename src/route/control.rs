@@ -58,6 +58,8 @@ pub(super) enum Pending {
 
 /// How long a connection closing after an error may take to flush before it is cut off.
 pub(super) const FLUSH_GRACE_NS: u64 = 2_000_000_000;
+/// The longest lease a `share_cores` message may ask for (ms).
+const SHARE_LEASE_MAX_MS: u32 = 60_000;
 
 impl Shard {
     /// Handles a control message from a client. `Err` is fatal: the client sent a kind only the
@@ -148,9 +150,27 @@ impl Shard {
             // Read by the acceptor before the connection reached a shard (`server`); a hint,
             // never answered, ignored anywhere else.
             Control::Home(_) => {}
+            // For this router's shards on those cores: each shard's ring looks it up at its
+            // next doze.
+            Control::ShareCores(s) => {
+                let lease = u64::from(s.lease_ms.min(SHARE_LEASE_MAX_MS)) * 1_000_000;
+                let until = crate::clock::now_ns() + lease;
+                self.share_core_until(&s.cores, until);
+                let cores = s.cores;
+                self.tell_all_peers(|| PeerMsg::ShareCores { cores: cores.clone(), until });
+                self.reply(id, Control::Ack(Ack { request_id: s.request_id }));
+            }
             _ => return Err(ErrorCode::UnexpectedMessage),
         }
         Ok(())
+    }
+
+    /// A client shares these cores until `until` (ns): if this shard's core is one, its
+    /// thread's socket ring stops watching until then ([`crate::placement::share_this_thread_until`]).
+    fn share_core_until(&self, cores: &[u32], until: u64) {
+        if cores.contains(&self.cfg.core) {
+            crate::placement::share_this_thread_until(until);
+        }
     }
 
     /// Registers `r` on connection `id`; if the id is held by someone else, waits (retried each
@@ -621,6 +641,7 @@ impl Shard {
                 self.maybe_finish(token);
             }
             PeerMsg::Congested { agents, on } => self.on_congested(from, agents, on),
+            PeerMsg::ShareCores { cores, until } => self.share_core_until(&cores, until),
             PeerMsg::StatsRequest { token } => {
                 let stats = Box::new(self.stats());
                 self.peer_push_msg(from, PeerMsg::StatsReply { token, stats });

@@ -228,6 +228,14 @@ pub enum PeerMsg {
         /// Past the bound.
         on: bool,
     },
+    /// A client shares these cores until `until` (ns, [`crate::clock::now_ns`]): the shard
+    /// among them stops watching its sockets until then.
+    ShareCores {
+        /// Core numbers.
+        cores: Vec<u32>,
+        /// Until when.
+        until: u64,
+    },
     /// Send your counters.
     StatsRequest {
         /// Echoed.

@@ -80,25 +80,6 @@ const HELD_MAX: usize = BUFS as usize / 2;
 const BUFS_MIN: u16 = 16;
 /// Receives without running out after which the buffers in circulation are halved.
 const SHRINK_AFTER: u32 = 1 << 16;
-/// Cores the router and the agents share ([`share_cores`]), a bit each.
-static SHARED_CORES: [std::sync::atomic::AtomicU64; 16] =
-    [const { std::sync::atomic::AtomicU64::new(0) }; 16];
-
-/// Tells the rings of threads pinned to `cores` (`placement::pin_current_thread`) that another
-/// side of the run shares those cores: they never watch, since a watching thread holds the
-/// core that the thread it waits for needs (`docs/BENCHMARKS.md`, "A watch on a shared core").
-/// Cores past 1,023 are not tracked. Called once, before the rings start.
-pub fn share_cores(cores: &[usize]) {
-    for &c in cores.iter().filter(|&&c| c < 64 * SHARED_CORES.len()) {
-        SHARED_CORES[c / 64].fetch_or(1 << (c % 64), Ordering::Relaxed);
-    }
-}
-
-/// Whether [`share_cores`] named `core`.
-fn core_shared(core: usize) -> bool {
-    SHARED_CORES.get(core / 64).is_some_and(|w| w.load(Ordering::Relaxed) & (1 << (core % 64)) != 0)
-}
-
 /// Submission queue entries (the completion queue is 4×).
 const ENTRIES: u32 = 1024;
 /// Connections whose socket is registered with the ring (fixed files), by slot: their
@@ -667,9 +648,10 @@ pub struct Ring {
     dozed_at: Cell<u64>,
     /// Bytes received since the last doze or park ended ([`BIG_TURN_BYTES`]).
     turn_bytes: Cell<u64>,
-    /// The thread's core is shared with the other side of the run ([`share_cores`]): a doze
-    /// never watches.
-    shares_core: bool,
+    /// The core the ring's thread is pinned to, if any: where the other side of the run has
+    /// threads too ([`crate::placement::share_cores`], looked up at each doze: a router's
+    /// clients tell it after its rings started, and for a while), a doze never watches.
+    core: Option<usize>,
     /// The last attempt to park found only the task-run flag, and no pass since found a
     /// completion ([`Ring::arm_bell`]).
     flag_only: Cell<bool>,
@@ -757,7 +739,7 @@ impl Ring {
             watch_ns: Cell::new(DOZE_SPIN.as_nanos() as u64),
             dozed_at: Cell::new(0),
             turn_bytes: Cell::new(0),
-            shares_core: crate::placement::pinned_core().is_some_and(core_shared),
+            core: crate::placement::pinned_core(),
             flag_only: Cell::new(false),
             rescues: Cell::new(0),
             peers: RefCell::new(None),
@@ -1173,7 +1155,8 @@ impl Ring {
         let t0 = crate::clock::now_ns();
         let worked = t0.saturating_sub(self.dozed_at.get());
         let big = self.turn_bytes.replace(0) >= BIG_TURN_BYTES;
-        let spin = match (self.watching.get() || big) && !self.shares_core {
+        let shared = crate::placement::core_shared(self.core, t0);
+        let spin = match (self.watching.get() || big) && !shared {
             true => watch.min(ns),
             false => 0,
         };
@@ -2386,7 +2369,7 @@ mod tests {
         let core = crate::placement::Machine::detect().cores.last().copied().unwrap();
         let alone = watched_in_phases(Some(core), TRIPS, vec![(true, 0, 2)])[0];
         assert!(alone >= TRIPS * 5_000, "alone on its core: {alone} ns watched over {TRIPS} trips");
-        share_cores(&[core.core]);
+        crate::placement::share_cores(&[core.core]);
         let shared = watched_in_phases(Some(core), TRIPS, vec![(true, 0, 2)])[0];
         assert_eq!(shared, 0, "on a shared core");
     }

@@ -293,6 +293,20 @@ pub struct StatsRequest {
     pub request_id: u64,
 }
 
+/// The client has threads pinned to these cores of the router's own machine (a benchmark run
+/// on the router's host, sharing its cores): for `lease_ms`, the router's shards there stop
+/// watching their sockets between turns, since a watching shard holds the core the client
+/// needs to answer. Answered with [`Ack`]; the client renews it while its run lasts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareCores {
+    /// Echoed in the [`Ack`].
+    pub request_id: u64,
+    /// Core numbers of the router's machine.
+    pub cores: Vec<u32>,
+    /// How long it holds, in milliseconds (at most 60,000).
+    pub lease_ms: u32,
+}
+
 /// A request succeeded (register, unregister, heartbeat, subscribe, unsubscribe, lock release).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ack {
@@ -552,6 +566,8 @@ control_messages! {
     26 => BarrierForce, "barrier_force", request;
     /// See [`Home`].
     27 => Home, "home", request;
+    /// See [`ShareCores`].
+    28 => ShareCores, "share_cores", request;
     /// See [`Ack`].
     32 => Ack, "ack", reply;
     /// See [`Error`].

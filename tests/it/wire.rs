@@ -141,6 +141,9 @@ fn arb_control() -> impl Strategy<Value = Control> {
             }
         ),
         id.prop_map(|request_id| Control::StatsRequest(StatsRequest { request_id })),
+        (id, vec(any::<u32>(), 0..8), any::<u32>()).prop_map(|(request_id, cores, lease_ms)| {
+            Control::ShareCores(ShareCores { request_id, cores, lease_ms })
+        }),
         (id, agent(), any::<u64>()).prop_map(|(request_id, agent_id, b)| {
             Control::BarrierForce(BarrierForce { request_id, agent_id, barrier_id: BarrierId(b) })
         }),

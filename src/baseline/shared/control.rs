@@ -250,6 +250,10 @@ impl Conn {
             }
             // One runtime shared by every connection: nowhere to place a connection.
             Control::Home(_) => {}
+            // Its threads never watch their sockets: nothing to stop.
+            Control::ShareCores(s) => {
+                self.queue_control(self.id, &Control::Ack(Ack { request_id: s.request_id }));
+            }
             _ => {}
         }
     }
