@@ -69,7 +69,8 @@ struct Medians {
     /// Median router CPU time per routed message (delivery), ns: the router's threads' busy
     /// time over the window divided by what they delivered. Null when the router reports none.
     router_cpu_ns_per_msg: Option<f64>,
-    /// Median share of the router's cores left idle (0–1; cores − busy, over cores).
+    /// Median share of the router's cores left idle (0–1; cores − busy, over cores; on a core
+    /// the agents share, their busy share counts too).
     router_idle_share: Option<f64>,
     /// Median share of the router's cores spent watching for input that had not come (part
     /// of the busy share, and of the CPU per message; 0 for the tokio routers).
@@ -104,7 +105,9 @@ fn most_common<'a>(items: impl Iterator<Item = &'a str>) -> String {
 }
 
 impl Medians {
-    fn of(runs: &[RunResult]) -> Medians {
+    /// `sharing`: where the routers and the agents share cores, whose idle time is then what
+    /// neither side used.
+    fn of(runs: &[RunResult], sharing: Option<&report::CoreSharing>) -> Medians {
         let ok: Vec<&RunResult> = runs.iter().filter(|r| r.success).collect();
         let thr: Vec<f64> = ok.iter().map(|r| r.throughput_msg_per_sec).collect();
         Medians {
@@ -123,7 +126,17 @@ impl Medians {
             })),
             router_idle_share: median_of_some(ok.iter().map(|r| {
                 let cores = r.cpu.router_cores.as_ref().filter(|c| !c.is_empty())?;
-                let busy: f64 = cores.iter().map(|b| b.min(1.0)).sum();
+                // A router core the agents share was busy with them too.
+                let agents_on = |j: usize| -> f64 {
+                    let pairs = sharing.map_or(&[][..], |s| &s.pairs[..]);
+                    pairs
+                        .iter()
+                        .filter(|p| p.1 == j)
+                        .filter_map(|p| r.cpu.agent_cores.get(p.0))
+                        .sum()
+                };
+                let busy: f64 =
+                    cores.iter().enumerate().map(|(j, b)| (b + agents_on(j)).min(1.0)).sum();
                 Some(1.0 - busy / cores.len() as f64)
             })),
             router_watch_share: median_of_some(ok.iter().map(|r| {
@@ -377,7 +390,7 @@ fn compare_one(
         }
     }
     let per_router: BTreeMap<String, Medians> =
-        per.iter().map(|(n, r)| (n.clone(), Medians::of(r))).collect();
+        per.iter().map(|(n, r)| (n.clone(), Medians::of(r, shared))).collect();
     let reference = &per_router[&names[0]];
     let mut throughput_ratios = BTreeMap::new();
     let mut p99_ratios = BTreeMap::new();

@@ -775,6 +775,24 @@ fn compare_alternates_routers_and_writes_ratios() {
 }
 
 #[test]
+fn compare_on_one_core_counts_the_agents_in_the_routers_idle_time() {
+    // Proves `compare --cores 0` (routers and agents on one core) reports the core's idle
+    // time, not the router thread's: in a closed loop the two sides fill the core, and a
+    // router about half busy is not half idle (before, 45–55 % idle was reported).
+    let dir = crate::support::scratch("compare-shared");
+    let path = dir.join("compare.json");
+    let args = ["compare", "--cores", "0", "--routers", "glommio,tokio-per-core", "--agents", "4"];
+    let more = ["--topologies", "ring", "--duration", "0.5", "--warmup", "0.1", "--repeat", "1"];
+    let (_, doc, _) = bench_ok_with_stderr(&[&args[..], &more[..]].concat(), &path);
+    let row = &doc["comparison"][0];
+    for router in ["glommio", "tokio-per-core"] {
+        let m = &row["per_router"][router];
+        let idle = m["router_idle_share"].as_f64().unwrap();
+        assert!(idle < 0.35, "{router}: {idle} idle on a core both sides kept busy: {m}");
+    }
+}
+
+#[test]
 fn compare_scaling_runs_each_core_count_that_fits_and_says_which_did_not() {
     // Proves `compare --scaling` runs the comparison per router core count on the first 2N
     // cores, reports throughput and efficiency per router, and skips, with a line, the counts
