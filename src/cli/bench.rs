@@ -611,7 +611,8 @@ impl TryFrom<BenchArgs> for BenchConfig {
 /// `a2a-bench router --cores 0-1` beside agents on core 1): the agents' rings are told not to
 /// watch there ([`crate::placement::share_cores`]), and so is the router when it speaks the
 /// native protocol (`router`: its address and the probe that reads its counters; a
-/// `share_cores` lease); the user is warned once.
+/// `share_cores` lease); the user is warned once, by the lines returned, printed once a run
+/// has reached the router (a wrong peer gets its one line and no more).
 /// The result says which cores the two share: `None` when they share none, or where the
 /// target's threads cannot be seen or are not pinned (the scheduler places them).
 fn share_with_target(
@@ -619,29 +620,29 @@ fn share_with_target(
     target_pids: &[u32],
     router: Option<(SocketAddr, &ExternalProbe)>,
     http: bool,
-) -> (Option<report::CoreSharing>, Option<ShareLease>) {
+) -> (Option<report::CoreSharing>, Option<ShareLease>, Vec<String>) {
     let pinned = crate::host::pinned_cores(target_pids);
     let mut shared: Vec<usize> =
         plan.agents.iter().map(|s| s.core).filter(|c| pinned.contains(c)).collect();
     shared.dedup();
     if shared.is_empty() {
-        return (None, None);
+        return (None, None, Vec::new());
     }
     crate::placement::share_cores(&shared);
     let list = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
-    eprintln!(
+    let mut notes = vec![format!(
         "warning: the {} on this host has threads pinned to core(s) {}, and agents run on core(s) {} too: every figure includes their contention",
         if http { "server" } else { "router" },
         list(&pinned),
         list(&shared)
-    );
+    )];
     let lease = router.and_then(|(addr, _)| {
         let lease = ShareLease::start(addr, shared.iter().map(|&c| c as u32).collect());
         if lease.is_none() {
-            eprintln!(
+            notes.push(format!(
                 "warning: the router did not take `share_cores` (built before 2026-12-03?): its shards on core(s) {} may watch their sockets while the agents there wait for the core",
                 list(&shared)
-            );
+            ));
         }
         lease
     });
@@ -660,7 +661,7 @@ fn share_with_target(
         .enumerate()
         .filter_map(|(a, s)| Some((a, shards.iter().position(|&c| c == s.core)?)))
         .collect();
-    (Some(report::CoreSharing { pairs, together: together.len() }), lease)
+    (Some(report::CoreSharing { pairs, together: together.len() }), lease, notes)
 }
 
 /// Where the embedded router and the agents share cores, by the plan.
@@ -1081,6 +1082,8 @@ pub(super) struct Session<'a> {
     /// How many cores the router (or server) and the agents use together, where they share
     /// some: runs are then judged by those cores ([`report::CpuInfo::judge_shared`]).
     pub(super) shared: Option<report::CoreSharing>,
+    /// Warnings to print once a run has reached the target (`share_with_target`'s).
+    pub(super) notes: Vec<String>,
 }
 
 impl Session<'_> {
@@ -1124,6 +1127,9 @@ impl Session<'_> {
         let others = cpu.map(|(a, b)| b.others_share_since(&a));
         if outcome.setup_failed {
             return Err(outcome.failures.join("; "));
+        }
+        for note in self.notes.drain(..) {
+            self.progress.suspend(|| eprintln!("{note}"));
         }
         let i = self.made;
         self.made += 1;
@@ -1265,8 +1271,8 @@ pub(super) fn run_config(cfg: BenchConfig) -> anyhow::Result<Finish> {
         _ => None,
     };
     // Where the router and the agents share cores, and which.
-    let (shared, _lease) = match &cfg.target {
-        Target::Embedded { .. } => (plan_sharing(&cfg.plan), None),
+    let (shared, _lease, notes) = match &cfg.target {
+        Target::Embedded { .. } => (plan_sharing(&cfg.plan), None, Vec::new()),
         Target::External { addr, .. } => {
             let native = external_probe.as_ref().map(|p| (*addr, p));
             share_with_target(&cfg.plan, &target_pids, native, cfg.http.is_some())
@@ -1321,6 +1327,7 @@ pub(super) fn run_config(cfg: BenchConfig) -> anyhow::Result<Finish> {
         made: 0,
         target_pids,
         shared,
+        notes,
     };
     let mut results = Vec::with_capacity(runs.len());
     let mut searches = Vec::new();
