@@ -162,6 +162,10 @@ struct Row {
     /// `"<first>/<other>"` → `[min, max]` of the throughput ratios of single rounds (the two
     /// routers' runs of one round run back to back).
     throughput_ratio_spread: BTreeMap<String, [f64; 2]>,
+    /// The same for the p99 ratios: at light load a tail is often the machine's (a core taken
+    /// away for milliseconds), and a range that spans 1 says the two routers' tails did not
+    /// differ beyond that.
+    p99_ratio_spread: BTreeMap<String, [f64; 2]>,
     /// Rounds (repetitions) behind each ratio.
     rounds: usize,
 }
@@ -395,6 +399,7 @@ fn compare_one(
     let mut throughput_ratios = BTreeMap::new();
     let mut p99_ratios = BTreeMap::new();
     let mut throughput_ratio_spread = BTreeMap::new();
+    let mut p99_ratio_spread = BTreeMap::new();
     for other in &names[1..] {
         let m = &per_router[other];
         let key = format!("{}/{}", names[0], other);
@@ -404,11 +409,19 @@ fn compare_one(
             .filter(|(a, b)| a.success && b.success && b.throughput_msg_per_sec > 0.0)
             .map(|(a, b)| a.throughput_msg_per_sec / b.throughput_msg_per_sec)
             .collect();
-        if let (Some(lo), Some(hi)) = (
-            round_ratios.iter().copied().reduce(f64::min),
-            round_ratios.iter().copied().reduce(f64::max),
-        ) {
-            throughput_ratio_spread.insert(key.clone(), [lo, hi]);
+        let rounds = per[&names[0]].iter().zip(&per[other]).filter(|(a, b)| a.success && b.success);
+        let p99_round_ratios: Vec<f64> = rounds
+            .filter(|(_, b)| b.p99_latency_ms > 0.0)
+            .map(|(a, b)| a.p99_latency_ms / b.p99_latency_ms)
+            .collect();
+        let range = |v: &[f64]| {
+            Some([v.iter().copied().reduce(f64::min)?, v.iter().copied().reduce(f64::max)?])
+        };
+        if let Some(r) = range(&round_ratios) {
+            throughput_ratio_spread.insert(key.clone(), r);
+        }
+        if let Some(r) = range(&p99_round_ratios) {
+            p99_ratio_spread.insert(key.clone(), r);
         }
         if m.throughput > 0.0 {
             throughput_ratios.insert(key.clone(), reference.throughput / m.throughput);
@@ -448,7 +461,13 @@ fn compare_one(
                     } else {
                         ""
                     };
-                    format!(", its p99 {r:.2}× this{why}")
+                    let spread = match (group.len(), p99_ratio_spread.get(&key)) {
+                        (n, Some([lo, hi])) if n > 1 => {
+                            format!(" ({lo:.2}–{hi:.2} over {n} rounds)")
+                        }
+                        _ => String::new(),
+                    };
+                    format!(", its p99 {r:.2}× this{spread}{why}")
                 }
                 _ => String::new(),
             };
@@ -491,6 +510,7 @@ fn compare_one(
         throughput_ratios,
         p99_ratios,
         throughput_ratio_spread,
+        p99_ratio_spread,
         rounds: group.len(),
     }
 }

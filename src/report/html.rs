@@ -485,7 +485,7 @@ fn compare(h: &mut String, r: &Value) -> anyhow::Result<()> {
     let Some(rows) = r["comparison"].as_array() else { return Ok(()) };
     let _ = writeln!(
         h,
-        "<h2>Comparison</h2>\n<p>Ratios are {} over each other router, same cores, runs alternating; throughput ratio &gt; 1 and p99 ratio &lt; 1 favour {}.</p>\n<table><tr><th>scenario</th><th>routers</th><th>throughput ratio (rounds' range)</th><th>p99 ratio</th></tr>",
+        "<h2>Comparison</h2>\n<p>Ratios are {} over each other router, same cores, runs alternating; throughput ratio &gt; 1 and p99 ratio &lt; 1 favour {}.</p>\n<table><tr><th>scenario</th><th>routers</th><th>throughput ratio (rounds' range)</th><th>p99 ratio (rounds' range)</th></tr>",
         esc(reference),
         esc(reference)
     );
@@ -507,7 +507,15 @@ fn compare(h: &mut String, r: &Value) -> anyhow::Result<()> {
                 ratio.as_f64().unwrap_or(0.0),
                 spread[0].as_f64().unwrap_or(0.0),
                 spread[1].as_f64().unwrap_or(0.0),
-                row["p99_ratios"][pair].as_f64().map_or("-".into(), |v| format!("{v:.2}×"))
+                match (row["p99_ratios"][pair].as_f64(), row["p99_ratio_spread"][pair].as_array()) {
+                    (Some(v), Some(r)) if r.len() == 2 => format!(
+                        "{v:.2}× ({:.2}–{:.2})",
+                        r[0].as_f64().unwrap_or(0.0),
+                        r[1].as_f64().unwrap_or(0.0)
+                    ),
+                    (Some(v), _) => format!("{v:.2}×"),
+                    (None, _) => "-".into(),
+                }
             );
             let point = (i as f64 + 1.0, ratio.as_f64().unwrap_or(0.0));
             match lines.iter_mut().find(|l| l.name == *pair) {

@@ -740,17 +740,24 @@ fn compare_alternates_routers_and_writes_ratios() {
     assert!(rate(2) < 0.2 * rate(1), "0.05 of the rate, then 0.5: {} and {}", rate(2), rate(1));
     assert!(stderr.contains("warning: --repeat 2"), "{stderr}");
     assert!(stdout.contains("over 2 rounds)"), "{stdout}");
-    // The fixed-rate row compares tails too; the closed-loop row does not.
+    // The fixed-rate row compares tails too, with the rounds' range; the closed-loop row does
+    // not.
     let (closed, open) = stdout.split_once(", open ").expect("an open-loop row");
     assert!(!closed.contains(", its p99 "), "{stdout}");
     assert_eq!(open.matches(", its p99 ").count(), 4, "{stdout}");
+    for tail in open.split(", its p99 ").skip(1) {
+        let line = tail.lines().next().unwrap_or("");
+        assert!(line.contains(" over 2 rounds)"), "no range beside a p99 ratio: {line}");
+    }
     for row in rows {
         assert_eq!(row["rounds"], 2);
         for key in ["glommio/tokio-shared", "glommio/tokio-per-core"] {
             let ratio = row["throughput_ratios"][key].as_f64().unwrap();
-            let spread = &row["throughput_ratio_spread"][key];
-            let (lo, hi) = (spread[0].as_f64().unwrap(), spread[1].as_f64().unwrap());
-            assert!(ratio > 0.0 && lo <= hi, "{key}: {row}");
+            for spread in ["throughput_ratio_spread", "p99_ratio_spread"] {
+                let range = &row[spread][key];
+                let (lo, hi) = (range[0].as_f64().unwrap(), range[1].as_f64().unwrap());
+                assert!(ratio > 0.0 && 0.0 < lo && lo <= hi, "{key} {spread}: {row}");
+            }
         }
         for router in ["glommio", "tokio-shared", "tokio-per-core"] {
             let m = &row["per_router"][router];
