@@ -89,10 +89,9 @@ impl Machine {
     }
 }
 
-/// Cores the router and the agents share ([`share_cores`]): until when, in
-/// [`crate::clock::now_ns`] (0: not shared, `u64::MAX`: for good), core by core.
-static SHARED_UNTIL: [std::sync::atomic::AtomicU64; SHARED_TRACKED] =
-    [const { std::sync::atomic::AtomicU64::new(0) }; SHARED_TRACKED];
+/// Cores the router and the agents share ([`share_cores`]), core by core.
+static SHARED: [std::sync::atomic::AtomicBool; SHARED_TRACKED] =
+    [const { std::sync::atomic::AtomicBool::new(false) }; SHARED_TRACKED];
 /// Cores [`share_cores`] can name; past it a core is never taken for shared.
 const SHARED_TRACKED: usize = 1024;
 
@@ -104,7 +103,7 @@ const SHARED_TRACKED: usize = 1024;
 pub fn share_cores(cores: &[usize]) {
     use std::sync::atomic::Ordering;
     for &c in cores.iter().filter(|&&c| c < SHARED_TRACKED) {
-        SHARED_UNTIL[c].store(u64::MAX, Ordering::Relaxed);
+        SHARED[c].store(true, Ordering::Relaxed);
     }
 }
 
@@ -113,9 +112,7 @@ pub fn share_cores(cores: &[usize]) {
 pub fn core_shared(core: Option<usize>, now_ns: u64) -> bool {
     use std::sync::atomic::Ordering;
     SHARED_HERE_UNTIL.with(std::cell::Cell::get) > now_ns
-        || core.is_some_and(|c| {
-            SHARED_UNTIL.get(c).is_some_and(|t| t.load(Ordering::Relaxed) > now_ns)
-        })
+        || core.is_some_and(|c| SHARED.get(c).is_some_and(|b| b.load(Ordering::Relaxed)))
 }
 
 thread_local! {

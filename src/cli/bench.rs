@@ -655,25 +655,24 @@ fn share_with_target(
     let mut together: Vec<usize> = plan.agents.iter().map(|s| s.core).chain(pinned).collect();
     together.sort_unstable();
     together.dedup();
-    let pairs = plan
-        .agents
-        .iter()
-        .enumerate()
-        .filter_map(|(a, s)| Some((a, shards.iter().position(|&c| c == s.core)?)))
-        .collect();
-    (Some(report::CoreSharing { pairs, together: together.len() }), lease, notes)
+    (Some(core_sharing(&plan.agents, &shards, together.len())), lease, notes)
 }
 
 /// Where the embedded router and the agents share cores, by the plan.
 pub(super) fn plan_sharing(plan: &Plan) -> Option<report::CoreSharing> {
-    let together = plan.shared()?;
-    let pairs = plan
-        .agents
+    let shards: Vec<usize> = plan.router.iter().map(|s| s.core).collect();
+    Some(core_sharing(&plan.agents, &shards, plan.shared()?))
+}
+
+/// The agent cores of `agents` that a router shard is on (`shards`: each shard's core), as
+/// pairs of indices; `together`: how many cores the two use.
+fn core_sharing(agents: &[Slot], shards: &[usize], together: usize) -> report::CoreSharing {
+    let pairs = agents
         .iter()
         .enumerate()
-        .filter_map(|(a, s)| Some((a, plan.router.iter().position(|r| r.core == s.core)?)))
+        .filter_map(|(a, s)| Some((a, shards.iter().position(|&c| c == s.core)?)))
         .collect();
-    Some(report::CoreSharing { pairs, together })
+    report::CoreSharing { pairs, together }
 }
 
 /// A router's `share_cores` lease, renewed by a thread of its own until dropped: a run that
@@ -1079,8 +1078,8 @@ pub(super) struct Session<'a> {
     /// The target's processes, when it runs on this machine in processes of its own
     /// ([`crate::host::listeners`]): their CPU is the target's, not other processes'.
     pub(super) target_pids: Vec<u32>,
-    /// How many cores the router (or server) and the agents use together, where they share
-    /// some: runs are then judged by those cores ([`report::CpuInfo::judge_shared`]).
+    /// Where the router (or server) and the agents share cores: runs are then judged by those
+    /// cores ([`report::CpuInfo::judge_shared`]).
     pub(super) shared: Option<report::CoreSharing>,
     /// Warnings to print once a run has reached the target (`share_with_target`'s).
     pub(super) notes: Vec<String>,
