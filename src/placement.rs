@@ -128,6 +128,11 @@ pub fn share_this_thread_until(until_ns: u64) {
     SHARED_HERE_UNTIL.with(|t| t.set(t.get().max(until_ns)));
 }
 
+/// Ends [`share_this_thread_until`]'s lease at once (a client whose run ended says so).
+pub fn unshare_this_thread() {
+    SHARED_HERE_UNTIL.with(|t| t.set(0));
+}
+
 /// Parses a core list such as `0-3,8,10-11` (sorted, duplicates removed).
 pub fn parse_cores(spec: &str) -> Result<Vec<usize>, String> {
     let mut cores = Vec::new();
@@ -288,16 +293,18 @@ mod tests {
     fn a_core_is_shared_for_good_or_for_a_lease_on_one_thread() {
         // Proves the two ways a core becomes shared: `share_cores` for the whole process and
         // for good (a core past the tracked ones never is), and a lease for the calling thread
-        // alone, which ends at its time and is only ever lengthened.
+        // alone, which ends at its time or when ended, and which another lease only lengthens.
         share_cores(&[1001, 5000]);
         assert!(core_shared(Some(1001), u64::MAX - 1));
         assert!(!core_shared(Some(1002), 0) && !core_shared(Some(5000), 0));
         let other = std::thread::spawn(|| {
             share_this_thread_until(2_000);
             share_this_thread_until(1_000);
-            (core_shared(None, 1_999), core_shared(Some(1002), 2_000))
+            let held = (core_shared(None, 1_999), core_shared(Some(1002), 2_000));
+            unshare_this_thread();
+            (held, core_shared(None, 0))
         });
-        assert_eq!(other.join().unwrap(), (true, false));
+        assert_eq!(other.join().unwrap(), ((true, false), false), "held, then ended");
         assert!(!core_shared(None, 0), "another thread's lease holds here");
     }
 

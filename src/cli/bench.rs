@@ -675,8 +675,9 @@ fn core_sharing(agents: &[Slot], shards: &[usize], together: usize) -> report::C
     report::CoreSharing { pairs, together }
 }
 
-/// A router's `share_cores` lease, renewed by a thread of its own until dropped: a run that
-/// ends, or dies, leaves the router watching again within [`ShareLease::MS`].
+/// A router's `share_cores` lease, renewed by a thread of its own until dropped, then ended: a
+/// run that ends leaves the router watching again at once, one that dies within
+/// [`ShareLease::MS`].
 struct ShareLease {
     stop: Option<std::sync::mpsc::Sender<()>>,
     renewer: Option<std::thread::JoinHandle<()>>,
@@ -689,13 +690,10 @@ impl ShareLease {
     /// Tells the router at `addr` once (`None` when it does not take the message), then keeps
     /// telling it.
     fn start(addr: SocketAddr, cores: Vec<u32>) -> Option<ShareLease> {
-        let tell = move |c: &mut crate::client::Client| {
+        let lease = move |c: &mut crate::client::Client, lease_ms: u32| {
             let request_id = c.request_id();
-            let share = crate::wire::control::ShareCores {
-                request_id,
-                cores: cores.clone(),
-                lease_ms: Self::MS,
-            };
+            let share =
+                crate::wire::control::ShareCores { request_id, cores: cores.clone(), lease_ms };
             matches!(
                 c.call(crate::wire::Control::ShareCores(share)),
                 Ok(crate::wire::Control::Ack(_))
@@ -703,7 +701,7 @@ impl ShareLease {
         };
         let mut conn = crate::client::Client::connect(addr).ok()?;
         conn.set_timeout(Duration::from_secs(2)).ok()?;
-        if !tell(&mut conn) {
+        if !lease(&mut conn, Self::MS) {
             return None;
         }
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
@@ -716,13 +714,17 @@ impl ShareLease {
                     stopped.recv_timeout(every)
                 {
                     // A connection that failed is opened again at the next renewal.
-                    let told = conn.as_mut().is_some_and(&tell);
+                    let told = conn.as_mut().is_some_and(|c| lease(c, Self::MS));
                     if !told {
                         conn = crate::client::Client::connect(addr).ok().and_then(|mut c| {
                             c.set_timeout(Duration::from_secs(2)).ok()?;
-                            tell(&mut c).then_some(c)
+                            lease(&mut c, Self::MS).then_some(c)
                         });
                     }
+                }
+                // The run is over: the router watches again at once, not when the lease ends.
+                if let Some(c) = conn.as_mut() {
+                    lease(c, 0);
                 }
             })
             .ok()?;

@@ -154,7 +154,8 @@ impl Shard {
             // next doze.
             Control::ShareCores(s) => {
                 let lease = u64::from(s.lease_ms.min(SHARE_LEASE_MAX_MS)) * 1_000_000;
-                let until = crate::clock::now_ns() + lease;
+                // A lease of 0 ends the lease now.
+                let until = if lease == 0 { 0 } else { crate::clock::now_ns() + lease };
                 self.share_core_until(&s.cores, until);
                 let cores = s.cores;
                 self.tell_all_peers(|| PeerMsg::ShareCores { cores: cores.clone(), until });
@@ -165,11 +166,14 @@ impl Shard {
         Ok(())
     }
 
-    /// A client shares these cores until `until` (ns): if this shard's core is one, its
-    /// thread's socket ring stops watching until then ([`crate::placement::share_this_thread_until`]).
+    /// A client shares these cores until `until` (ns; 0: no longer): if this shard's core is
+    /// one, its thread's socket ring stops watching until then
+    /// ([`crate::placement::share_this_thread_until`]).
     fn share_core_until(&self, cores: &[u32], until: u64) {
-        if cores.contains(&self.cfg.core) {
-            crate::placement::share_this_thread_until(until);
+        match until {
+            _ if !cores.contains(&self.cfg.core) => {}
+            0 => crate::placement::unshare_this_thread(),
+            _ => crate::placement::share_this_thread_until(until),
         }
     }
 
