@@ -1363,6 +1363,12 @@ impl Inner {
         }
     }
 
+    /// [`Inner::submit_dirty`], then one `io_uring_enter` for it.
+    fn submit_queued(&mut self) {
+        self.submit_dirty();
+        let _ = self.ring.submit();
+    }
+
     /// Arms receives and starts sends for the connections that asked.
     fn submit_dirty(&mut self) {
         if let (Some(fd), false) = (self.bell_fd, self.bell_armed) {
@@ -1738,12 +1744,18 @@ impl UringStream {
             if now {
                 // One submission for every connection queued so far; completions are reaped
                 // by the next pass.
-                inner.submit_dirty();
-                let _ = inner.ring.submit();
+                inner.submit_queued();
             }
             drop(inner);
             self.ring.kick();
         }
+    }
+
+    /// Submits what this ring's connections queued (sends, receives) now rather than at the
+    /// end of the pass; the completions are reaped by the next pass. For a reader that hands
+    /// its input over in parts: the output of one part leaves before the next is handled.
+    pub fn submit_now(&self) {
+        self.ring.inner.borrow_mut().submit_queued();
     }
 
     /// Bytes not yet read (nor consumed by a lend).
@@ -2195,6 +2207,40 @@ mod tests {
             .unwrap();
         let _ = done_tx.send(());
         peer.join().unwrap();
+    }
+
+    #[test]
+    fn what_is_submitted_now_leaves_without_waiting_for_a_pass() {
+        // Proves `submit_now`: with no reaper pass at all, a buffer handed over stays queued
+        // until it is called, and then reaches the peer.
+        let Some((listener, addr)) = loopback() else { return };
+        let peer = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut got = vec![0u8; 3000];
+            std::io::Read::read_exact(&mut s, &mut got).unwrap();
+            got
+        });
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .spawn(move || async move {
+                let ring = Ring::new().unwrap();
+                let stream = connect(&ring, addr);
+                let mut buf = vec![9u8; 3000];
+                assert!(stream.send_owned(&mut buf));
+                assert!(!ring.inner.borrow().slots[stream.slot].sending, "queued for the pass");
+                stream.submit_now();
+                assert!(ring.inner.borrow().slots[stream.slot].sending, "submitted");
+                // The peer gets its bytes while no pass runs; then the ring winds down.
+                let got = peer.join().unwrap();
+                assert_eq!(got, vec![9u8; 3000]);
+                let reaper = ring.spawn_reaper();
+                drop(stream);
+                ring.stop();
+                reaper.await;
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 
     #[test]
