@@ -92,6 +92,15 @@ const SEND_MAX: usize = 256 << 10;
 /// With [`Ring::set_early_send`], a connection with this much queued and no send in flight sends
 /// at once instead of at the end of the round (`docs/ARCHITECTURE.md`, "The second ring").
 pub const EARLY_SEND: usize = 16 << 10;
+/// A connection receives into its own buffer once this score is reached: a receive copied out
+/// of its provided buffer whole (part of a message was waiting, so the bytes could not be read
+/// in place) adds 2, one read in place takes 1 off. On a connection that streams frames bigger
+/// than the provided buffers nearly every byte was copied twice, by the kernel and then out of
+/// the buffer (`docs/BENCHMARKS.md`, "A connection that streams receives into its own buffer").
+const OWN_AFTER: u8 = 8;
+/// Room a receive into a connection's own buffer offers the kernel; one that brings less than
+/// a quarter of it sends the connection back to the provided buffers.
+const OWN_ROOM: usize = 64 << 10;
 /// Bytes received and not yet read past which a connection stops receiving (its receive is
 /// cancelled, and armed again once its reader took half): a reader that pauses pushes back
 /// on the peer through TCP, as with a plain socket.
@@ -501,6 +510,14 @@ struct Slot {
     /// The receive ended: `Ok` at end of stream, else the error's kind.
     rx_end: Option<Result<(), io::ErrorKind>>,
     recv_armed: bool,
+    /// Receiving into `rx`'s spare room with single-shot receives instead of into provided
+    /// buffers: a connection that keeps streaming ([`OWN_AFTER`]).
+    own: bool,
+    /// The armed receive is such a one: the kernel may write past `rx.len()`, so `rx` must
+    /// not move, shrink or be compacted until it completes.
+    own_flight: bool,
+    /// The score of receives copied whole against those read in place ([`OWN_AFTER`]).
+    copies: u8,
     /// Receiving stopped: [`RECV_MAX`] unread.
     paused: bool,
     read_waker: Option<Waker>,
@@ -564,6 +581,9 @@ impl Drop for Inner {
             self.provided.layout = Layout::new::<()>();
             for s in &mut self.slots {
                 std::mem::forget(std::mem::take(&mut s.tx_fly));
+                if s.own_flight {
+                    std::mem::forget(std::mem::take(&mut s.rx));
+                }
             }
         }
     }
@@ -1251,7 +1271,11 @@ impl Ring {
             match op {
                 OP_RECV => {
                     received += u64::try_from(res).unwrap_or(0);
-                    recycled |= inner.on_recv(slot, res, flags);
+                    if inner.slots[slot].own_flight {
+                        inner.on_recv_own(slot, res);
+                    } else {
+                        recycled |= inner.on_recv(slot, res, flags);
+                    }
                 }
                 OP_SEND => inner.on_send(slot, res),
                 _ => {}
@@ -1388,6 +1412,34 @@ impl Inner {
                 true => (types::Fd(slot as i32), squeue::Flags::FIXED_FILE),
                 false => (types::Fd(fd), squeue::Flags::empty()),
             };
+            if !s.recv_armed && s.rx_end.is_none() && !s.closed && s.own {
+                // Into the connection's own buffer, after what is unread there.
+                if self.slots[slot].held.is_some() && self.unhold(slot) {
+                    self.provided.publish();
+                }
+                let Inner { slots, spare, .. } = self;
+                let s = &mut slots[slot];
+                if s.rx.capacity() == 0 {
+                    s.rx = spare.take();
+                }
+                if s.rx_at > 0 {
+                    s.rx.drain(..s.rx_at);
+                    s.rx_at = 0;
+                }
+                s.rx.reserve(OWN_ROOM);
+                let room = s.rx.capacity() - s.rx.len();
+                // SAFETY (see `push`): `rx` stays where it is until the completion
+                // (`own_flight`), and the kernel writes only its spare room.
+                let at = unsafe { s.rx.as_mut_ptr().add(s.rx.len()) };
+                s.recv_armed = true;
+                s.own_flight = true;
+                let e = opcode::Recv::new(fd, at, room as u32)
+                    .build()
+                    .flags(on)
+                    .user_data(user_data(s.gen, slot, OP_RECV));
+                self.push(e);
+            }
+            let s = &mut self.slots[slot];
             if !s.recv_armed && s.rx_end.is_none() && !s.closed {
                 s.recv_armed = true;
                 let e = opcode::RecvMulti::new(fd, BGID)
@@ -1431,7 +1483,7 @@ impl Inner {
         let mut recycled = false;
         if let Some(bid) = cqueue::buffer_select(flags) {
             let s = &self.slots[slot];
-            let idle = s.held.is_none() && s.rx_at == s.rx.len();
+            let idle = s.held.is_none() && s.rx_at == s.rx.len() && !s.own;
             self.provided.took();
             if res > 0 && !s.closed && idle && self.held < self.provided.held_max() {
                 // Read where the kernel put it (`UringStream::poll_lend`): no copy.
@@ -1439,6 +1491,7 @@ impl Inner {
                 s.rx.clear();
                 s.rx_at = 0;
                 s.held = Some((bid, res as usize));
+                s.copies = s.copies.saturating_sub(1);
                 self.held += 1;
             } else {
                 self.unhold(slot);
@@ -1456,6 +1509,7 @@ impl Inner {
                         s.rx_at = 0;
                     }
                     s.rx.extend_from_slice(provided.data(bid, res as usize));
+                    s.copies = s.copies.saturating_add(2);
                 }
                 provided.give(bid);
                 recycled = true;
@@ -1485,9 +1539,46 @@ impl Inner {
         } else if unread > RECV_MAX && !s.paused && !s.closed {
             s.paused = true;
             self.cancel(slot);
+        } else if s.copies >= OWN_AFTER && !s.own && !s.closed {
+            // It keeps streaming: its own buffer from the next receive on.
+            s.own = true;
+            self.cancel(slot);
         }
         wake(&mut self.slots[slot].read_waker);
         recycled
+    }
+
+    /// A receive into the connection's own buffer.
+    fn on_recv_own(&mut self, slot: usize, res: i32) {
+        self.in_flight -= 1;
+        let s = &mut self.slots[slot];
+        s.recv_armed = false;
+        s.own_flight = false;
+        if res > 0 {
+            // SAFETY: the kernel wrote `res` bytes of the spare room it was given.
+            unsafe { s.rx.set_len(s.rx.len() + res as usize) };
+            if (res as usize) < OWN_ROOM / 4 {
+                // Not streaming any more: back to the provided buffers.
+                s.own = false;
+                s.copies = 0;
+            }
+        } else if res == 0 {
+            s.rx_end.get_or_insert(Ok(()));
+        } else if res != -libc::ECANCELED || s.closed {
+            s.rx_end.get_or_insert(Err(errno(res)));
+        }
+        if s.closed && !s.busy() {
+            self.retire(slot);
+            return;
+        }
+        let unread = self.unread_len(slot);
+        let s = &mut self.slots[slot];
+        if unread > RECV_MAX {
+            s.paused = true;
+        } else if s.rx_end.is_none() && !s.closed {
+            self.mark(slot);
+        }
+        wake(&mut self.slots[slot].read_waker);
     }
 
     fn on_send(&mut self, slot: usize, res: i32) {
@@ -1779,7 +1870,7 @@ impl UringStream {
                 inner.provided.publish();
             }
             Some(_) => {}
-            None if s.rx_at == s.rx.len() => {
+            None if s.rx_at == s.rx.len() && !s.own_flight => {
                 let rx = std::mem::take(&mut s.rx);
                 s.rx_at = 0;
                 inner.spare.put(rx, RECV_MAX);
@@ -2206,6 +2297,71 @@ mod tests {
             .join()
             .unwrap();
         let _ = done_tx.send(());
+        peer.join().unwrap();
+    }
+
+    #[test]
+    fn a_connection_that_streams_receives_into_its_own_buffer_until_it_stops() {
+        // Proves the switch both ways: 4 MiB written at once land in many receives before
+        // the reader runs, so most are copied out of their provided buffers and the
+        // connection moves to receives into its own buffer; every byte arrives in order; a
+        // short message after that sends it back, and once all is read it holds no buffer.
+        const BIG: usize = 4 << 20;
+        let Some((listener, addr)) = loopback() else { return };
+        let (more_tx, more_rx) = std::sync::mpsc::channel::<()>();
+        let peer = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let data: Vec<u8> = (0..BIG).map(|i| (i % 251) as u8).collect();
+            std::io::Write::write_all(&mut s, &data).unwrap();
+            more_rx.recv_timeout(Duration::from_secs(20)).unwrap();
+            std::io::Write::write_all(&mut s, &[7u8; 10]).unwrap();
+            let _ = more_rx.recv_timeout(Duration::from_secs(20));
+        });
+        let socket = std::net::TcpStream::connect(addr).unwrap();
+        // Let most of it wait in the socket before the first receive is armed.
+        let mut probe = vec![0u8; 64 << 10];
+        let _ = nix::sys::socket::recv(
+            std::os::fd::AsRawFd::as_raw_fd(&socket),
+            &mut probe,
+            nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_WAITALL,
+        );
+        socket.set_nonblocking(true).unwrap();
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .spawn(move || async move {
+                use futures_lite::AsyncReadExt;
+                let ring = Ring::new().unwrap();
+                let reaper = ring.spawn_reaper();
+                let mut stream = ring.stream(socket.into());
+                let slot = stream.slot;
+                let (mut got, mut own, mut buf) = (0usize, false, vec![0u8; 64 << 10]);
+                while got < BIG {
+                    let n = stream.read(&mut buf[..(BIG - got).min(64 << 10)]).await.unwrap();
+                    assert!(n > 0, "the stream ended early");
+                    for (i, &b) in buf[..n].iter().enumerate() {
+                        assert_eq!(b, ((got + i) % 251) as u8, "byte {}", got + i);
+                    }
+                    got += n;
+                    own |= ring.inner.borrow().slots[slot].own;
+                }
+                assert!(own, "the connection never received into its own buffer");
+                more_tx.send(()).unwrap();
+                let mut tail = [0u8; 10];
+                stream.read_exact(&mut tail).await.unwrap();
+                assert_eq!(tail, [7u8; 10]);
+                {
+                    let inner = ring.inner.borrow();
+                    assert!(!inner.slots[slot].own, "a short message did not send it back");
+                    let kept = inner.slots[slot].rx.capacity();
+                    assert_eq!(kept, 0, "an idle connection kept a receive buffer");
+                }
+                drop(stream);
+                ring.stop();
+                reaper.await;
+                let _ = more_tx.send(());
+            })
+            .unwrap()
+            .join()
+            .unwrap();
         peer.join().unwrap();
     }
 
