@@ -1969,6 +1969,31 @@ mod tests {
         Some((listener, addr))
     }
 
+    /// A peer that accepts one connection and reads `n` bytes from it (10 s at most).
+    fn peer_reading(listener: std::net::TcpListener, n: usize) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut got = vec![0u8; n];
+            std::io::Read::read_exact(&mut s, &mut got).unwrap();
+            got
+        })
+    }
+
+    /// What `peer` read while no pass of `ring` ran; then the ring winds down.
+    async fn got_with_no_pass(
+        ring: Rc<Ring>,
+        stream: UringStream,
+        peer: std::thread::JoinHandle<Vec<u8>>,
+    ) -> Vec<u8> {
+        let got = peer.join().unwrap();
+        let reaper = ring.spawn_reaper();
+        drop(stream);
+        ring.stop();
+        reaper.await;
+        got
+    }
+
     /// A connection to `addr` on `ring`.
     fn connect(ring: &Rc<Ring>, addr: std::net::SocketAddr) -> UringStream {
         let socket = std::net::TcpStream::connect(addr).unwrap();
@@ -2370,13 +2395,7 @@ mod tests {
         // Proves `submit_now`: with no reaper pass at all, a buffer handed over stays queued
         // until it is called, and then reaches the peer.
         let Some((listener, addr)) = loopback() else { return };
-        let peer = std::thread::spawn(move || {
-            let (mut s, _) = listener.accept().unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            let mut got = vec![0u8; 3000];
-            std::io::Read::read_exact(&mut s, &mut got).unwrap();
-            got
-        });
+        let peer = peer_reading(listener, 3000);
         glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
             .spawn(move || async move {
                 let ring = Ring::new().unwrap();
@@ -2386,13 +2405,7 @@ mod tests {
                 assert!(!ring.inner.borrow().slots[stream.slot].sending, "queued for the pass");
                 stream.submit_now();
                 assert!(ring.inner.borrow().slots[stream.slot].sending, "submitted");
-                // The peer gets its bytes while no pass runs; then the ring winds down.
-                let got = peer.join().unwrap();
-                assert_eq!(got, vec![9u8; 3000]);
-                let reaper = ring.spawn_reaper();
-                drop(stream);
-                ring.stop();
-                reaper.await;
+                assert_eq!(got_with_no_pass(ring, stream, peer).await, vec![9u8; 3000]);
             })
             .unwrap()
             .join()
@@ -2404,13 +2417,7 @@ mod tests {
         // Proves the early send: with no reaper pass at all, writes below the mark stay queued,
         // and the write that reaches it submits the send (every byte reaches the peer).
         let Some((listener, addr)) = loopback() else { return };
-        let peer = std::thread::spawn(move || {
-            let (mut s, _) = listener.accept().unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            let mut got = vec![0u8; 1100];
-            std::io::Read::read_exact(&mut s, &mut got).unwrap();
-            got
-        });
+        let peer = peer_reading(listener, 1100);
         glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
             .spawn(move || async move {
                 use futures_lite::AsyncWriteExt;
@@ -2421,13 +2428,7 @@ mod tests {
                 assert!(!ring.inner.borrow().slots[stream.slot].sending, "below the mark");
                 stream.write_all(&[7u8; 600]).await.unwrap();
                 assert!(ring.inner.borrow().slots[stream.slot].sending, "the mark reached");
-                // The peer gets its bytes while no pass runs; then the ring winds down.
-                let got = peer.join().unwrap();
-                assert_eq!(got, vec![7u8; 1100]);
-                let reaper = ring.spawn_reaper();
-                drop(stream);
-                ring.stop();
-                reaper.await;
+                assert_eq!(got_with_no_pass(ring, stream, peer).await, vec![7u8; 1100]);
             })
             .unwrap()
             .join()
