@@ -496,7 +496,9 @@ impl Book {
         let to = match self.cfg.workload {
             Workload::RequestReply => {
                 let to = self.cfg.topology.neighbour(global, n, a.next_neighbour);
-                a.next_neighbour = (a.next_neighbour + 1) % degree;
+                // Round-robin (`% degree` without a division: it is below `degree`).
+                a.next_neighbour =
+                    if a.next_neighbour + 1 >= degree { 0 } else { a.next_neighbour + 1 };
                 self.cfg.id_base + to
             }
             // Its own topic; the run's agent type.
