@@ -101,8 +101,8 @@ const OWN_AFTER: u8 = 8;
 /// Room a receive into a connection's own buffer offers the kernel, at most (the buffer's spare
 /// room may be more once it grew); one that brings less than a quarter of it sends the
 /// connection back to the provided buffers. At most: a receive that took all that waited (up
-/// to 128 KiB on one busy connection) left the next one short, which sent the connection back
-/// to the provided buffers (7 % of the receives, against 0.2–0.5 % at 64 KiB); at most 64 KiB
+/// to 176 KiB on one busy connection) left the next one short, which sent the connection back
+/// to the provided buffers (7 % of the receives, against 0.1–0.4 % at 64 KiB); at most 64 KiB
 /// gained 8–20 % there, and less than a frame (64 KiB) lost (`docs/BENCHMARKS.md`, "A receive
 /// into a connection's own buffer is offered 64 KiB at most").
 const OWN_ROOM: usize = 64 << 10;
