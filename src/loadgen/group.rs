@@ -698,4 +698,57 @@ mod tests {
         assert_eq!(g.in_flight(), 3);
         assert_eq!(g.counters().unanswered, vec![(GaveUp::ConnectionLost, 1)]);
     }
+
+    #[test]
+    fn a_round_of_request_and_reply_allocates_nothing_per_message() {
+        // Proves the agents' hot path's discipline: once warm, a core's agents answering,
+        // recording and sending again (decode, book, histograms, encode, frames handed to the
+        // writer and back) allocate nothing, with a router shard (itself allocation-free:
+        // `route::tests::routing_data_allocates_nothing_per_message`) between them in the
+        // same thread.
+        use crate::route::{Shard, ShardConfig};
+        let mut cfg = config(8, 8);
+        cfg.topology = Topology::Ring;
+        cfg.pacing = Pacing::Closed { window: 16 };
+        cfg.stop = Stop::Duration(Duration::from_secs(3600));
+        let mut g = Group::new(cfg.clone(), Native::new(&cfg));
+        let mut shard_cfg = ShardConfig::new(0, 1);
+        shard_cfg.compression = Compression::None;
+        let mut router = Shard::new(shard_cfg);
+        let conn = router.open_conn();
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut now = 1_000u64;
+        // Group → router → group; the messages the router took in.
+        let mut turn = |g: &mut Group<Native>, router: &mut Shard, now: u64| -> u64 {
+            let before = router.stats().msgs_in;
+            while let Poll::Ready(Some(buf)) = g.poll_output(0, 0, &mut cx) {
+                assert_eq!(router.on_input(conn, &buf).consumed, buf.len());
+                g.output_done(buf);
+            }
+            while let Poll::Ready(Some(frame)) = router.poll_output(conn, &mut cx) {
+                assert_eq!(g.on_input(0, &frame, now), Ok(frame.len()));
+                router.output_done(frame);
+            }
+            router.stats().msgs_in - before
+        };
+        g.register(0);
+        turn(&mut g, &mut router, now);
+        assert_eq!(g.registered(), Ok(true));
+        g.set_schedule(Schedule { start_ns: now, measure_ns: now + 1_000, end_ns: u64::MAX });
+        g.start(now);
+        for _ in 0..200 {
+            now += 1_000;
+            assert!(turn(&mut g, &mut router, now) > 0);
+        }
+        let (answered, before) = (g.counters().round_trips_measured, counting::calls());
+        let mut messages = 0;
+        for _ in 0..1_000 {
+            now += 1_000;
+            messages += turn(&mut g, &mut router, now);
+        }
+        let allocs = counting::calls() - before;
+        assert!(g.counters().round_trips_measured - answered >= 1_000 * 8);
+        eprintln!("agents: {allocs} allocations for {messages} messages routed");
+        assert_eq!(allocs, 0, "{allocs} allocations for {messages} messages routed");
+    }
 }

@@ -250,3 +250,84 @@ fn a_drain_hears_at_the_message_that_fills_a_connection() {
         "the notice waits on the control lane: {told:?}"
     );
 }
+
+#[test]
+fn routing_data_allocates_nothing_per_message() {
+    // Proves the hot path's discipline: once pools and tables are warm, routing data messages
+    // (decode, look-up, append to the recipient's frame, seal, hand the frame to the writer
+    // and take it back) allocates nothing, on one shard and across two. Traffic between the
+    // shards goes both ways, as replies do: a peer batch's buffer ends in the receiving shard's
+    // pool, so a flow that only ever goes one way allocates one batch buffer per batch (not
+    // per message) on the sending side.
+    let mut s: Vec<Shard> = (0..2)
+        .map(|i| {
+            let mut cfg = ShardConfig::new(i, 2);
+            cfg.compression = Compression::None;
+            Shard::new(cfg)
+        })
+        .collect();
+    let (a, b, c) = (s[0].open_conn(), s[0].open_conn(), s[1].open_conn());
+    s[0].on_input(a, &frame(&[register(1)]));
+    s[0].on_input(b, &frame(&[register(2)]));
+    s[1].on_input(c, &frame(&[register(3)]));
+    pump(&mut s);
+    for (shard, id) in [(0, a), (0, b), (1, c)] {
+        drain(&mut s[shard], id);
+    }
+    let payload = [7u8; 64];
+    let msg = |from: u32, to: u32, id: u64| {
+        Message::Data(Envelope {
+            kind: DataKind::Direct,
+            sender: AgentId(from),
+            to,
+            message_id: id,
+            correlation_id: 0,
+            timestamp_ns: 0,
+            msg_type: 0,
+            priority: 5,
+            ttl_ms: 0,
+            payload: &payload,
+        })
+    };
+    // Agent 1 sends 64 a frame, half to agent 2 (same shard), half to agent 3 (the other
+    // shard); agent 3 answers each of the latter.
+    let frames: Vec<(Vec<u8>, Vec<u8>)> = (0..4u64)
+        .map(|f| {
+            let ones: Vec<_> = (0..64).map(|i| msg(1, 2 + (i as u32 % 2), f * 64 + i)).collect();
+            let threes: Vec<_> = (0..32).map(|i| msg(3, 1, f * 64 + i)).collect();
+            (frame(&ones), frame(&threes))
+        })
+        .collect();
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut round = |s: &mut Vec<Shard>, (one, three): &(Vec<u8>, Vec<u8>)| -> usize {
+        assert_eq!(s[0].on_input(a, one).consumed, one.len());
+        assert_eq!(s[1].on_input(c, three).consumed, three.len());
+        pump(s);
+        let mut out = 0;
+        for (shard, id) in [(0, a), (0, b), (1, c)] {
+            while let Poll::Ready(Some(bytes)) = s[shard].poll_output(id, &mut cx) {
+                out += bytes.len();
+                s[shard].output_done(bytes);
+            }
+        }
+        out
+    };
+    for f in frames.iter().cycle().take(64) {
+        assert!(round(&mut s, f) > 0);
+    }
+    let rounds = 1_000;
+    let before = counting::calls();
+    let mut out = 0;
+    for f in frames.iter().cycle().take(rounds) {
+        out += round(&mut s, f);
+    }
+    let allocs = counting::calls() - before;
+    let messages = rounds as u64 * (64 + 32);
+    assert!(out >= messages as usize * payload.len(), "{out} bytes out for {messages} messages");
+    let (s0, s1) = (s[0].stats(), s[1].stats());
+    assert!(s0.errors.is_empty() && s1.errors.is_empty(), "{:?} {:?}", s0.errors, s1.errors);
+    assert_eq!(s0.msgs_in + s1.msgs_in, (64 + rounds as u64) * (64 + 32));
+    assert!(s0.cross_shard_out > 0 && s1.cross_shard_out > 0);
+    eprintln!("routing: {allocs} allocations for {messages} messages");
+    assert_eq!(allocs, 0, "{allocs} allocations for {messages} messages");
+}

@@ -189,6 +189,10 @@ thread_local! {
 /// Dozes that ended with a completion (for the tests: proves the doze was taken).
 static DOZES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// Parks in glommio's loop (for the tests: what glommio allocates per park).
+#[cfg(test)]
+static PARKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Turns of glommio's loop a busy or polling reaper made: for a due sleep, or after
 /// [`TURN_EVERY`] without one (process-wide).
 static TURNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -1033,6 +1037,8 @@ impl Ring {
             // The task-work flag can stay set with nothing to run (`arm_bell`): set already as
             // the park begins, it says nothing of work that came during it.
             let flag_at_park = self.inner.borrow_mut().ring.submission().taskrun();
+            #[cfg(test)]
+            PARKS.fetch_add(1, Ordering::Relaxed);
             awake.set(false);
             let woke = futures_lite::future::or(
                 std::future::poll_fn(|cx| {
@@ -2423,6 +2429,65 @@ mod tests {
             .join()
             .unwrap();
         peer.join().unwrap();
+    }
+
+    #[test]
+    fn a_ping_pong_allocates_nothing_per_message() {
+        // Proves the socket ring's own hot path allocates nothing once warm: two connections
+        // of one ring (both ends of a loopback pair) pass a 4 KiB message to and fro, each
+        // sent by handing the buffer over (`send_owned`) and read into the reader's buffer.
+        // The ring's receives, sends, provided buffers and spare lists, the reaper's passes
+        // and glommio's task runs allocate nothing per message; glommio does when the reaper
+        // hands the thread to its loop (a park or a turn: a timer, the bell's read, ≈ 7 in
+        // all), which 2,000 round trips did ≈ 45 times.
+        use crate::testing::counting;
+        use futures_lite::AsyncReadExt;
+        const LEN: usize = 4 << 10;
+        let Some((listener, addr)) = loopback() else { return };
+        let allocs = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .spawn(move || async move {
+                let ring = Ring::new().unwrap();
+                let reaper = ring.spawn_reaper();
+                let mut a = connect(&ring, addr);
+                let (socket, _) = listener.accept().unwrap();
+                socket.set_nonblocking(true).unwrap();
+                let mut b = ring.stream(socket.into());
+                let (mut out, mut back) = (Vec::with_capacity(64 << 10), vec![0u8; LEN]);
+                let (mut before, mut handed) = (0, 0);
+                let glommio_turns = || PARKS.load(Ordering::Relaxed) + turns();
+                for round in 0..2_100u32 {
+                    if round == 100 {
+                        before = counting::calls();
+                        handed = glommio_turns();
+                    }
+                    for side in 0..2 {
+                        let (from, to) = if side == 0 { (&a, &mut b) } else { (&b, &mut a) };
+                        out.clear();
+                        out.resize(LEN, round as u8);
+                        // The ring takes the buffer and leaves a spare one in its place.
+                        let taken =
+                            std::future::poll_fn(|cx| from.poll_send_owned(cx, &mut out)).await;
+                        assert!(taken, "round {round}: refused");
+                        to.read_exact(&mut back).await.unwrap();
+                        assert!(back.iter().all(|&x| x == round as u8), "round {round}: torn");
+                    }
+                }
+                let allocs = counting::calls() - before;
+                let handed = glommio_turns() - handed;
+                drop((a, b));
+                ring.stop();
+                reaper.await;
+                (allocs, handed)
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        let (allocs, handed) = allocs;
+        eprintln!("socket ring: {allocs} allocations for 4,000 messages, {handed} parks and turns");
+        assert!(
+            allocs <= 16 * handed && allocs < 4_000,
+            "{allocs} allocations for 4,000 messages and {handed} parks and turns"
+        );
     }
 
     #[test]

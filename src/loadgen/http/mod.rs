@@ -1509,4 +1509,71 @@ mod tests {
             assert!(body.contains(r#""method":"tools/call""#), "{body}");
         }
     }
+
+    #[test]
+    fn a_round_of_requests_and_answers_allocates_nothing_per_request() {
+        // Proves the HTTP client's hot path's discipline: once warm, clients answered, judged,
+        // recorded and sending again (request rendered from its pattern's head, response
+        // parsed and its shape checked) allocate nothing of their own, for a GET and an A2A
+        // message, four requests on the wire at once. The one exception is serde_json's: a
+        // body whose skipped members nest two deep (here the message's `parts`) costs one
+        // small allocation per response, the scratch stack of the document's deserializer.
+        use crate::loadgen::group::{Group, Schedule};
+        use crate::testing::counting;
+        use std::task::{Context, Poll, Waker};
+        let health = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n{\"status\":\"ok\"}";
+        let body = r#"{"jsonrpc":"2.0","id":1,"result":{"message":{"role":"ROLE_AGENT","messageId":"m","parts":[{"text":"x"}]}}}"#;
+        let message = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let cases = [(Pattern::Health, health, 0), (Pattern::A2aMessage, &message[..], 1)];
+        for (pattern, answer, per_request) in cases {
+            let mut cfg = config();
+            cfg.count = 4;
+            cfg.agents_total = 4;
+            cfg.agents_per_conn = 4;
+            let plan =
+                Plan { host: "h".into(), patterns: vec![pattern], pipeline: 4, ..Plan::default() };
+            let mut g = Group::new(cfg.clone(), Http::new(&cfg, Arc::new(plan)));
+            g.register(0);
+            assert_eq!(g.registered(), Ok(true));
+            let mut now = 1_000u64;
+            g.set_schedule(Schedule { start_ns: now, measure_ns: now + 1, end_ns: u64::MAX });
+            g.start(now);
+            let mut cx = Context::from_waker(Waker::noop());
+            let mut answers = Vec::with_capacity(64 << 10);
+            // Every request written is answered at once, in order.
+            let mut turn = |g: &mut Group<Http>, now: u64| -> usize {
+                let mut asked = 0;
+                while let Poll::Ready(Some(buf)) = g.poll_output(0, 0, &mut cx) {
+                    asked += buf.windows(9).filter(|w| w == b"HTTP/1.1\r").count();
+                    g.output_done(buf);
+                }
+                answers.clear();
+                for _ in 0..asked {
+                    answers.extend_from_slice(answer.as_bytes());
+                }
+                assert_eq!(g.on_input(0, &answers, now), Ok(answers.len()), "{pattern:?}");
+                asked
+            };
+            for _ in 0..100 {
+                now += 1_000;
+                assert_eq!(turn(&mut g, now), 4, "{pattern:?}");
+            }
+            let (before, answered) = (counting::calls(), g.counters().round_trips_measured);
+            let mut requests = 0;
+            for _ in 0..1_000 {
+                now += 1_000;
+                requests += turn(&mut g, now);
+            }
+            let allocs = counting::calls() - before;
+            assert_eq!(g.counters().round_trips_measured - answered, requests as u64);
+            eprintln!("{pattern:?}: {allocs} allocations for {requests} requests");
+            assert!(
+                allocs <= per_request * requests as u64,
+                "{pattern:?}: {allocs} allocations for {requests} requests"
+            );
+        }
+    }
 }
