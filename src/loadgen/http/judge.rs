@@ -4,8 +4,11 @@
 
 use std::borrow::Cow;
 
-use serde::de::IgnoredAny;
-use serde::Deserialize;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 
 use super::parse::{self, ContentType, Head};
 use super::Pattern;
@@ -44,76 +47,233 @@ const BAD_SHAPE: Kind = Cow::Borrowed("protocol_bad_shape");
 const BAD_SSE: Kind = Cow::Borrowed("protocol_bad_sse");
 const WRONG_TYPE: Kind = Cow::Borrowed("protocol_wrong_content_type");
 
-#[derive(Deserialize)]
-struct RpcError {
-    code: i64,
+/// Any JSON value, skipped. Nested arrays and objects are walked on the stack, as far as
+/// serde_json's depth limit (128) lets them: serde_json's own skip (`IgnoredAny`, which serde's
+/// derive uses for members a struct does not name) keeps its nesting in a scratch vector,
+/// allocated per document once skipped members nest two deep: once per response of a real
+/// agent, whose answers nest (parts, history, artifacts). Strings without escapes are
+/// borrowed, not copied.
+struct Skip;
+
+impl<'de> Deserialize<'de> for Skip {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Skip, D::Error> {
+        d.deserialize_any(Skip)
+    }
+}
+
+impl<'de> Visitor<'de> for Skip {
+    type Value = Skip;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_unit<E>(self) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_none<E>(self) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Skip, D::Error> {
+        Skip::deserialize(d)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
+        while seq.next_element::<Skip>()?.is_some() {}
+        Ok(Skip)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
+        while map.next_entry::<Skip, Skip>()?.is_some() {}
+        Ok(Skip)
+    }
+}
+
+/// A JSON string, borrowed from the body unless it has escapes.
+struct Str<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Str<'a>, D::Error> {
+        struct V<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Str<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Str<'a>, E> {
+                Ok(Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Str<'a>, E> {
+                Ok(Str(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V(PhantomData))
+    }
+}
+
+impl Str<'_> {
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A JSON object read member by member into the named fields (each an `Option`: absent or
+/// null is `None`); every other member is skipped with [`Skip`], never with `IgnoredAny`.
+macro_rules! object {
+    ($(#[$doc:meta])* struct $name:ident<$a:lifetime> { $($field:ident: $ty:ty = $key:literal,)* }) => {
+        $(#[$doc])*
+        struct $name<$a> {
+            $($field: Option<$ty>,)*
+            _body: PhantomData<&$a ()>,
+        }
+
+        impl<'de: $a, $a> Deserialize<'de> for $name<$a> {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V<$a>(PhantomData<&$a ()>);
+                impl<'de: $a, $a> Visitor<'de> for V<$a> {
+                    type Value = $name<$a>;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str(concat!("an object (", stringify!($name), ")"))
+                    }
+                    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                        $(let mut $field = None;)*
+                        while let Some(key) = map.next_key::<Str<'de>>()? {
+                            match key.as_str() {
+                                $($key => $field = map.next_value()?,)*
+                                _ => {
+                                    map.next_value::<Skip>()?;
+                                }
+                            }
+                        }
+                        Ok($name { $($field,)* _body: PhantomData })
+                    }
+                }
+                d.deserialize_map(V(PhantomData))
+            }
+        }
+    };
+}
+
+object! {
+    struct RpcError<'a> {
+        code: i64 = "code",
+    }
 }
 
 /// A JSON-RPC response whose result has the shape `R`.
-#[derive(Deserialize)]
-struct Rpc<R> {
+struct Rpc<'a, R> {
     result: Option<R>,
-    error: Option<RpcError>,
+    error: Option<RpcError<'a>>,
 }
 
-#[derive(Deserialize)]
-struct WithContext<'a> {
-    #[serde(rename = "contextId", borrow)]
-    context_id: Option<Cow<'a, str>>,
+impl<'de: 'a, 'a, R: Deserialize<'de>> Deserialize<'de> for Rpc<'a, R> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a, R>(PhantomData<(&'a (), R)>);
+        impl<'de: 'a, 'a, R: Deserialize<'de>> Visitor<'de> for V<'a, R> {
+            type Value = Rpc<'a, R>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON-RPC response")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let (mut result, mut error) = (None, None);
+                while let Some(key) = map.next_key::<Str<'de>>()? {
+                    match key.as_str() {
+                        "result" => result = map.next_value()?,
+                        "error" => error = map.next_value()?,
+                        _ => {
+                            map.next_value::<Skip>()?;
+                        }
+                    }
+                }
+                Ok(Rpc { result, error })
+            }
+        }
+        d.deserialize_map(V(PhantomData))
+    }
 }
 
-/// v1.0 `SendMessage` result: a message or a task.
-#[derive(Deserialize)]
-struct V1Result<'a> {
-    #[serde(borrow)]
-    message: Option<WithContext<'a>>,
-    #[serde(borrow)]
-    task: Option<WithContext<'a>>,
+object! {
+    struct WithContext<'a> {
+        context_id: Str<'a> = "contextId",
+    }
 }
 
-/// v0.3 `message/send` result: a message or a task, by `kind`.
-#[derive(Deserialize)]
-struct V03Result<'a> {
-    #[serde(borrow)]
-    kind: Option<Cow<'a, str>>,
-    #[serde(rename = "contextId", borrow)]
-    context_id: Option<Cow<'a, str>>,
+object! {
+    /// v1.0 `SendMessage` result: a message or a task.
+    struct V1Result<'a> {
+        message: WithContext<'a> = "message",
+        task: WithContext<'a> = "task",
+    }
 }
 
-/// v1.0 stream event: one of four members.
-#[derive(Deserialize)]
-struct V1Event {
-    task: Option<IgnoredAny>,
-    message: Option<IgnoredAny>,
-    #[serde(rename = "statusUpdate")]
-    status_update: Option<IgnoredAny>,
-    #[serde(rename = "artifactUpdate")]
-    artifact_update: Option<IgnoredAny>,
+object! {
+    /// v0.3 `message/send` result: a message or a task, by `kind`.
+    struct V03Result<'a> {
+        kind: Str<'a> = "kind",
+        context_id: Str<'a> = "contextId",
+    }
 }
 
-#[derive(Deserialize)]
-struct ToolsList {
-    #[serde(rename = "tools")]
-    _tools: Vec<IgnoredAny>,
+object! {
+    /// v1.0 stream event: one of four members.
+    struct V1Event<'a> {
+        task: Skip = "task",
+        message: Skip = "message",
+        status_update: Skip = "statusUpdate",
+        artifact_update: Skip = "artifactUpdate",
+    }
 }
 
-#[derive(Deserialize)]
-struct ToolCall {
-    content: Vec<IgnoredAny>,
-    #[serde(rename = "isError", default)]
-    is_error: bool,
+object! {
+    struct ToolsList<'a> {
+        tools: Vec<Skip> = "tools",
+    }
 }
 
-#[derive(Deserialize)]
-struct Card<'a> {
-    #[serde(borrow)]
-    name: Cow<'a, str>,
+object! {
+    struct ToolCall<'a> {
+        content: Vec<Skip> = "content",
+        is_error: bool = "isError",
+    }
 }
 
-#[derive(Deserialize)]
-struct Registered {
-    agent_id: Option<IgnoredAny>,
-    id: Option<IgnoredAny>,
+object! {
+    struct Card<'a> {
+        name: Str<'a> = "name",
+    }
+}
+
+object! {
+    struct Registered<'a> {
+        agent_id: Skip = "agent_id",
+        id: Skip = "id",
+    }
+}
+
+object! {
+    /// Whether a server-sent event is a response: a result or an error.
+    struct Peek<'a> {
+        result: Skip = "result",
+        error: Skip = "error",
+    }
+}
+
+object! {
+    struct Init<'a> {
+        version: Skip = "protocolVersion",
+    }
 }
 
 /// What a checked JSON-RPC result must satisfy.
@@ -126,7 +286,8 @@ fn rpc<'a, R: Deserialize<'a>>(
         _ => BAD_JSON,
     })?;
     match (r.error, r.result) {
-        (Some(e), _) => Err(rpc_error_name(e.code)),
+        (Some(RpcError { code: Some(code), .. }), _) => Err(rpc_error_name(code)),
+        (Some(_), _) => Err(BAD_SHAPE),
         (None, Some(result)) => ok(result),
         (None, None) => Err(BAD_SHAPE),
     }
@@ -142,13 +303,15 @@ fn context_kept(got: Option<&str>, want: Option<&str>) -> Result<(), Kind> {
 /// Checks the JSON-RPC result of a non-streaming A2A call.
 fn a2a_result(text: &[u8], v03: bool, context: Option<&str>) -> Result<(), Kind> {
     if v03 {
-        rpc(text, |r: V03Result<'_>| match r.kind.as_deref() {
-            Some("message" | "task") => context_kept(r.context_id.as_deref(), context),
+        rpc(text, |r: V03Result<'_>| match r.kind.as_ref().map(Str::as_str) {
+            Some("message" | "task") => {
+                context_kept(r.context_id.as_ref().map(Str::as_str), context)
+            }
             _ => Err(BAD_SHAPE),
         })
     } else {
         rpc(text, |r: V1Result<'_>| match r.message.or(r.task) {
-            Some(m) => context_kept(m.context_id.as_deref(), context),
+            Some(m) => context_kept(m.context_id.as_ref().map(Str::as_str), context),
             None => Err(BAD_SHAPE),
         })
     }
@@ -157,12 +320,12 @@ fn a2a_result(text: &[u8], v03: bool, context: Option<&str>) -> Result<(), Kind>
 /// Checks one A2A stream event.
 fn a2a_event(text: &[u8], v03: bool) -> Result<(), Kind> {
     if v03 {
-        rpc(text, |r: V03Result<'_>| match r.kind.as_deref() {
+        rpc(text, |r: V03Result<'_>| match r.kind.as_ref().map(Str::as_str) {
             Some("message" | "task" | "status-update" | "artifact-update") => Ok(()),
             _ => Err(BAD_SHAPE),
         })
     } else {
-        rpc(text, |e: V1Event| {
+        rpc(text, |e: V1Event<'_>| {
             let any = e.task.is_some()
                 || e.message.is_some()
                 || e.status_update.is_some()
@@ -178,13 +341,13 @@ fn a2a_event(text: &[u8], v03: bool) -> Result<(), Kind> {
 
 fn mcp_result(text: &[u8], call: bool) -> Result<(), Kind> {
     if call {
-        rpc(text, |r: ToolCall| match (r.is_error, r.content.is_empty()) {
-            (true, _) => Err(Cow::Borrowed("mcp_tool_error")),
-            (false, true) => Err(BAD_SHAPE),
-            (false, false) => Ok(()),
+        rpc(text, |r: ToolCall<'_>| match (r.is_error, r.content) {
+            (Some(true), _) => Err(Cow::Borrowed("mcp_tool_error")),
+            (_, Some(c)) if !c.is_empty() => Ok(()),
+            _ => Err(BAD_SHAPE),
         })
     } else {
-        rpc(text, |_: ToolsList| Ok(()))
+        rpc(text, |r: ToolsList<'_>| r.tools.map(|_| ()).ok_or(BAD_SHAPE))
     }
 }
 
@@ -202,12 +365,7 @@ fn mcp_answer(
         ContentType::EventStream => {
             let mut last: Option<Result<(), Kind>> = None;
             let (n, open) = parse::events(body, scratch, |data| {
-                #[derive(Deserialize)]
-                struct Peek {
-                    result: Option<IgnoredAny>,
-                    error: Option<IgnoredAny>,
-                }
-                match serde_json::from_slice::<Peek>(data) {
+                match serde_json::from_slice::<Peek<'_>>(data) {
                     Ok(p) if p.result.is_some() || p.error.is_some() => last = Some(check(data)),
                     Ok(_) => {}
                     Err(_) => last = Some(Err(BAD_SSE)),
@@ -242,7 +400,7 @@ pub fn judge(
         Pattern::AgentCard => {
             json()?;
             match serde_json::from_slice::<Card<'_>>(body) {
-                Ok(c) if !c.name.is_empty() => Ok(0),
+                Ok(Card { name: Some(n), .. }) if !n.as_str().is_empty() => Ok(0),
                 Ok(_) => Err(BAD_SHAPE),
                 Err(e) if e.is_data() => Err(BAD_SHAPE),
                 Err(_) => Err(BAD_JSON),
@@ -274,7 +432,7 @@ pub fn judge(
         Pattern::McpToolsCall => mcp_answer(head, body, scratch, |t| mcp_result(t, true)),
         Pattern::RegistryRegister => {
             json()?;
-            match serde_json::from_slice::<Registered>(body) {
+            match serde_json::from_slice::<Registered<'_>>(body) {
                 Ok(r) if r.agent_id.is_some() || r.id.is_some() => Ok(0),
                 Ok(_) => Err(BAD_SHAPE),
                 Err(e) if e.is_data() => Err(BAD_SHAPE),
@@ -283,7 +441,7 @@ pub fn judge(
         }
         Pattern::RegistryGet | Pattern::RegistryList | Pattern::RegistrySearch => {
             json()?;
-            serde_json::from_slice::<IgnoredAny>(body).map(|_| 0).map_err(|_| BAD_JSON)
+            serde_json::from_slice::<Skip>(body).map(|_| 0).map_err(|_| BAD_JSON)
         }
     }
 }
@@ -293,12 +451,8 @@ pub fn initialized(head: &Head, body: &[u8], scratch: &mut Vec<u8>) -> Result<()
     if !(200..300).contains(&head.status) {
         return Err(status_name(head.status));
     }
-    #[derive(Deserialize)]
-    struct Init {
-        #[serde(rename = "protocolVersion")]
-        _version: IgnoredAny,
-    }
-    mcp_answer(head, body, scratch, |t| rpc(t, |_: Init| Ok(()))).map(|_| ())
+    let check = |t: &[u8]| rpc(t, |r: Init<'_>| r.version.map(|_| ()).ok_or(BAD_SHAPE));
+    mcp_answer(head, body, scratch, check).map(|_| ())
 }
 
 #[cfg(test)]
@@ -419,5 +573,36 @@ mod tests {
                 .unwrap_err(),
             "http_404"
         );
+    }
+
+    #[test]
+    fn members_not_named_are_skipped_however_they_nest() {
+        // Proves `Skip` and the objects read member by member: unknown members of any type and
+        // nesting are passed over (escaped strings too), a named member of the wrong type or
+        // an error without its code is a bad shape, and nesting past serde_json's limit (128)
+        // is bad JSON rather than a deep recursion.
+        let mut s = Vec::new();
+        let ok = head(200, ContentType::Json);
+        let deep = br#"{"jsonrpc":"2.0","x":[1,-2,3.5,true,null,"a\"b",{"y":[[{}]]}],"id":{"k":[]},"result":{"task":{"status":{"m":{"p":[{"q":[1]}]}},"contextId":"c\u0031"}}}"#;
+        assert_eq!(judge(Pattern::A2aMessage, &ok, deep, Some("c1"), &mut s), Ok(0));
+        let no_code = br#"{"jsonrpc":"2.0","id":1,"error":{"message":"x","data":{"a":[{}]}}}"#;
+        assert_eq!(judge(Pattern::A2aMessage, &ok, no_code, None, &mut s).unwrap_err(), BAD_SHAPE);
+        let not_list = br#"{"jsonrpc":"2.0","id":4,"result":{"tools":{"name":"echo"}}}"#;
+        assert_eq!(
+            judge(Pattern::McpToolsList, &ok, not_list, None, &mut s).unwrap_err(),
+            BAD_SHAPE
+        );
+        let nested = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let body = format!(r#"{{"jsonrpc":"2.0","id":1,"result":{{"message":{{"x":{nested}}}}}}}"#);
+        let got = judge(Pattern::A2aMessage, &ok, body.as_bytes(), None, &mut s);
+        assert_eq!(got.unwrap_err(), BAD_JSON);
+        assert_eq!(
+            judge(Pattern::RegistryList, &ok, nested.as_bytes(), None, &mut s).unwrap_err(),
+            BAD_JSON
+        );
+        let card = br#"{"description":"d","skills":[{"id":"s","tags":["a"]}],"name":"echo"}"#;
+        assert_eq!(judge(Pattern::AgentCard, &ok, card, None, &mut s), Ok(0));
+        let unnamed = br#"{"skills":[{"name":"s"}]}"#;
+        assert_eq!(judge(Pattern::AgentCard, &ok, unnamed, None, &mut s).unwrap_err(), BAD_SHAPE);
     }
 }
