@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 
 use super::conn::{lane_of, Closing, LANE_HIGH};
-use super::peer::{PeerBatch, Record, RecordKind};
+use super::peer::{PeerBatch, Record, RecordKind, PEER_BATCH_BYTES};
 use super::{Dest, FullPolicy, Route, Shard};
 use crate::clock;
 use crate::wire::control::Error as ErrorMsg;
@@ -315,7 +315,16 @@ impl Shard {
                 }
             }
         }
-        self.pool.put(batch.into_buf());
+        let mut buf = batch.into_buf();
+        buf.clear();
+        // Back to the shard that filled it, unless its lane is full (or gone): then ours.
+        let back = match &self.peers[usize::from(from)].returns {
+            Some(r) if buf.capacity() <= 2 * PEER_BATCH_BYTES => r.theirs.try_send(buf).err(),
+            _ => Some(flume::TrySendError::Full(buf)),
+        };
+        if let Some(e) = back {
+            self.pool.put(e.into_inner());
+        }
         // A peer's input is never paused: senders to a full connection are paused at their own
         // shard once it hears (`PeerMsg::Congested`).
         self.congested = None;

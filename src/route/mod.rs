@@ -412,6 +412,11 @@ impl Shard {
         &mut self.pool
     }
 
+    /// Wires the return lane with shard `peer` ([`peer::Returns`]).
+    pub fn set_returns(&mut self, peer: u16, returns: peer::Returns) {
+        self.peers[usize::from(peer)].returns = Some(returns);
+    }
+
     /// Registers a new connection. Its reader and writer each call [`Shard::release_conn`]
     /// when they finish.
     pub fn open_conn(&mut self) -> ConnId {

@@ -16,6 +16,31 @@ use crate::wire::{AgentId, AgentInfo, BarrierId, BufferPool, LockId, ShardStats,
 pub(crate) const RECORD_HEADER: usize = 24;
 /// A peer batch is sealed once it reaches this size (the largest pool tier).
 pub const PEER_BATCH_BYTES: usize = 64 << 10;
+/// Emptied batch buffers that may wait to go back to the shard that filled them, per pair of
+/// shards (the return lane: [`Returns`]).
+pub const RETURNS_MAX: usize = 4;
+
+/// The return lane between two shards: a batch's buffer goes back to the shard that filled it
+/// once its records are delivered, so that a flow that only goes one way allocates nothing on
+/// the sending side (without it, the buffer ended in the receiving shard's pool and the sender
+/// allocated one per batch). Bounded ([`RETURNS_MAX`]); never waited on: a full lane leaves
+/// the buffer in the receiver's pool, an empty one sends the sender to its own pool.
+#[derive(Debug)]
+pub struct Returns {
+    /// This shard's buffers, back from the peer.
+    pub ours: flume::Receiver<Vec<u8>>,
+    /// The peer's buffers, back to it.
+    pub theirs: flume::Sender<Vec<u8>>,
+}
+
+impl Returns {
+    /// Two ends of the lanes between shards `a` and `b`: `(a's, b's)`.
+    pub fn pair() -> (Returns, Returns) {
+        let (to_a, a_ours) = flume::bounded(RETURNS_MAX);
+        let (to_b, b_ours) = flume::bounded(RETURNS_MAX);
+        (Returns { ours: a_ours, theirs: to_b }, Returns { ours: b_ours, theirs: to_a })
+    }
+}
 
 /// How the receiving shard delivers a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -298,13 +323,21 @@ impl LaneOut {
         Some(msg)
     }
 
-    fn push_record(&mut self, r: &Record<'_>, pool: &mut BufferPool) -> usize {
+    fn push_record(
+        &mut self,
+        r: &Record<'_>,
+        pool: &mut BufferPool,
+        returned: Option<&flume::Receiver<Vec<u8>>>,
+    ) -> usize {
         let need = RECORD_HEADER + r.raw.len();
         if self.open.as_ref().is_some_and(|b| !b.is_empty() && b.bytes() + need > PEER_BATCH_BYTES)
         {
             self.seal();
         }
-        let batch = self.open.get_or_insert_with(|| PeerBatch::new(pool.get(PEER_BATCH_BYTES)));
+        let batch = self.open.get_or_insert_with(|| {
+            let back = returned.and_then(|r| r.try_recv().ok());
+            PeerBatch::new(back.unwrap_or_else(|| pool.get(PEER_BATCH_BYTES)))
+        });
         batch.push(r);
         self.bytes += need;
         need
@@ -328,6 +361,8 @@ pub(crate) struct PeerOut {
     pub queued_bytes_hwm: usize,
     /// Inputs paused until the data lane drains below half its bound.
     pub waiting: Vec<Waker>,
+    /// The return lane with this peer, once the router wired it.
+    pub returns: Option<Returns>,
 }
 
 impl PeerOut {
@@ -336,7 +371,7 @@ impl PeerOut {
     pub fn push_record(&mut self, r: &Record<'_>, pool: &mut BufferPool) {
         let lane = if r.kind == RecordKind::Control { Lane::Control } else { Lane::Data };
         let l = &mut self.lanes[lane as usize];
-        let need = l.push_record(r, pool);
+        let need = l.push_record(r, pool, self.returns.as_ref().map(|r| &r.ours));
         l.wake_sender();
         if lane == Lane::Data {
             self.queued_bytes += need;

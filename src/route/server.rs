@@ -13,6 +13,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::accept::Acceptor;
+use super::peer::Returns;
 use super::shell::{
     run_shard, Command, ExecutorOptions, Joiner, Links, PeerRx, PeerTx, Runtime, ShardMain,
     PEER_CHANNEL_CAPACITY,
@@ -127,13 +128,22 @@ impl Server {
             (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
         let ctl_waiting: Vec<Arc<AtomicBool>> = (0..n).map(|_| Arc::default()).collect();
         let bells = (0..n).map(|_| Doorbell::new()).collect::<io::Result<Vec<_>>>()?;
+        // The return lanes, one per pair: each side's end travels with its `PeerTx`; the
+        // second side's waits here until its turn.
+        let mut second: Vec<Vec<Option<Returns>>> =
+            (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
         for a in 0..n {
             for b in (0..n).filter(|&b| b != a) {
                 // Two lanes: data, and control (which never waits behind data).
                 let (data, data_rx) = flume::bounded(PEER_CHANNEL_CAPACITY);
                 let (ctl, ctl_rx) = flume::bounded(PEER_CHANNEL_CAPACITY);
                 let (ctl_waiting, bell) = (ctl_waiting[b].clone(), bells[b].clone());
-                to[a][b] = Some(PeerTx { data, ctl, ctl_waiting, bell });
+                let returns = second[a][b].take().unwrap_or_else(|| {
+                    let (ours, theirs) = Returns::pair();
+                    second[b][a] = Some(theirs);
+                    ours
+                });
+                to[a][b] = Some(PeerTx { data, ctl, ctl_waiting, bell, returns });
                 from[b][a] = Some(PeerRx { data: data_rx, ctl: ctl_rx });
             }
         }

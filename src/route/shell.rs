@@ -25,7 +25,7 @@ use std::time::Duration;
 use futures_lite::future::yield_now;
 use futures_lite::io::{AsyncRead, AsyncWrite};
 
-use super::peer::{Lane, PeerMsg};
+use super::peer::{Lane, PeerMsg, Returns};
 use super::{ConnId, Shard, Source};
 use crate::clock;
 use crate::placement::Slot;
@@ -134,6 +134,8 @@ pub(super) struct PeerTx {
     pub ctl_waiting: Arc<AtomicBool>,
     /// The receiving shard's [`Links::bell`].
     pub bell: Arc<Doorbell>,
+    /// This shard's end of the return lane with that shard.
+    pub returns: Returns,
 }
 
 /// The receiving ends of [`PeerTx`].
@@ -200,8 +202,9 @@ pub async fn run_shard<R: Runtime>(
     let Links { commands, to_peers, from_peers, ctl_waiting, bell, live, beat } = links;
     beat.start();
     for (p, link) in to_peers.into_iter().enumerate() {
-        let Some(PeerTx { data, ctl, ctl_waiting, bell }) = link else { continue };
+        let Some(PeerTx { data, ctl, ctl_waiting, bell, returns }) = link else { continue };
         let p = p as u16;
+        shard.borrow_mut().set_returns(p, returns);
         R::spawn(peer_sender(shard.clone(), p, Lane::Data, data, None, bell.clone()));
         R::spawn(peer_sender(shard.clone(), p, Lane::Control, ctl, Some(ctl_waiting), bell));
     }

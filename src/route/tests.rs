@@ -406,3 +406,70 @@ fn fanning_out_allocates_nothing_per_message() {
     eprintln!("fan-out: {allocs} allocations for 64,000 deliveries");
     assert_eq!(allocs, 0, "{allocs} allocations for 64,000 deliveries");
 }
+
+#[test]
+fn a_one_way_flow_between_shards_allocates_nothing_once_batches_go_back() {
+    // Proves the return lane (`peer::Returns`): a flow that only goes from shard 0 to shard 1
+    // allocates nothing once warm, each batch's buffer going back to shard 0 when its records
+    // are delivered; without the lane, shard 0 allocated one per batch (and shard 1's pool
+    // kept or freed them). A full lane leaves the buffer with the receiver.
+    let mut s: Vec<Shard> = (0..2)
+        .map(|i| {
+            let mut cfg = ShardConfig::new(i, 2);
+            cfg.compression = Compression::None;
+            Shard::new(cfg)
+        })
+        .collect();
+    let (r0, r1) = peer::Returns::pair();
+    s[0].set_returns(1, r0);
+    s[1].set_returns(0, r1);
+    let (a, c) = (s[0].open_conn(), s[1].open_conn());
+    s[0].on_input(a, &frame(&[register(1)]));
+    s[1].on_input(c, &frame(&[register(3)]));
+    pump(&mut s);
+    drain(&mut s[0], a);
+    drain(&mut s[1], c);
+    let payload = [7u8; 64];
+    let f = frame(
+        &(0..64u64)
+            .map(|i| {
+                Message::Data(Envelope {
+                    kind: DataKind::Direct,
+                    sender: AgentId(1),
+                    to: 3,
+                    message_id: i,
+                    correlation_id: 0,
+                    timestamp_ns: 0,
+                    msg_type: 0,
+                    priority: 5,
+                    ttl_ms: 0,
+                    payload: &payload,
+                })
+            })
+            .collect::<Vec<_>>(),
+    );
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut round = |s: &mut Vec<Shard>| -> usize {
+        assert_eq!(s[0].on_input(a, &f).consumed, f.len());
+        pump(s);
+        let mut out = 0;
+        while let Poll::Ready(Some(bytes)) = s[1].poll_output(c, &mut cx) {
+            out += bytes.len();
+            s[1].output_done(bytes);
+        }
+        out
+    };
+    for _ in 0..64 {
+        assert!(round(&mut s) > 0);
+    }
+    let before = counting::calls();
+    let mut out = 0;
+    for _ in 0..1_000 {
+        out += round(&mut s);
+    }
+    let allocs = counting::calls() - before;
+    assert!(out >= 64_000 * payload.len(), "{out} bytes out");
+    assert_eq!(s[1].stats().cross_shard_in, (64 + 1_000) * 64);
+    eprintln!("one way between shards: {allocs} allocations for 64,000 messages");
+    assert_eq!(allocs, 0, "{allocs} allocations for 64,000 messages");
+}
