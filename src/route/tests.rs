@@ -168,19 +168,7 @@ fn an_ack_means_every_shard_can_route_to_the_agent() {
     s[1].on_input(b, &frame(&[register(2)]));
     pump(&mut s);
     drain(&mut s[1], b);
-    let msg = Envelope {
-        kind: DataKind::Direct,
-        sender: AgentId(2),
-        to: 1,
-        message_id: 5,
-        correlation_id: 0,
-        timestamp_ns: 0,
-        msg_type: 0,
-        priority: 5,
-        ttl_ms: 0,
-        payload: b"x",
-    };
-    s[1].on_input(b, &frame(&[Message::Data(msg)]));
+    s[1].on_input(b, &frame(&[data(DataKind::Direct, 2, 1, 5, b"x")]));
     pump(&mut s);
     let got = drain(&mut s[0], a);
     assert!(matches!(&got[..], [Message::Data(e)] if e.message_id == 5), "{got:?}");
@@ -207,23 +195,12 @@ fn a_drain_hears_at_the_message_that_fills_a_connection() {
     drain(&mut s[1], tx);
     assert!(!s[0].take_peers_told());
     let payload = [7u8; 1000];
-    let msg = |id: u64| Envelope {
-        kind: DataKind::Direct,
-        sender: AgentId(2),
-        to: 1,
-        message_id: id,
-        correlation_id: 0,
-        timestamp_ns: 0,
-        msg_type: 0,
-        priority: 5,
-        ttl_ms: 0,
-        payload: &payload,
-    };
     let mut cx = Context::from_waker(Waker::noop());
     let mut batches = 0;
     for round in 0..8u64 {
         // Four messages a round, each round its own peer batch.
-        let msgs: Vec<Message<'_>> = (0..4).map(|i| Message::Data(msg(round * 4 + i))).collect();
+        let msgs: Vec<Message<'_>> =
+            (0..4).map(|i| data(DataKind::Direct, 2, 1, round * 4 + i, &payload)).collect();
         s[1].on_input(tx, &frame(&msgs));
         let Poll::Ready(Some(batch)) = s[1].poll_peer_output(0, peer::Lane::Data, &mut cx) else {
             panic!("round {round}: nothing for shard 0");
@@ -251,21 +228,64 @@ fn a_drain_hears_at_the_message_that_fills_a_connection() {
     );
 }
 
+/// `n` shards that never compress, so that frames keep their size.
+fn plain_shards(n: u16) -> Vec<Shard> {
+    (0..n)
+        .map(|i| {
+            let mut cfg = ShardConfig::new(i, n);
+            cfg.compression = Compression::None;
+            Shard::new(cfg)
+        })
+        .collect()
+}
+
+/// A data message of `kind` from agent `from` to `to` (an agent, a type or a topic).
+fn data(kind: DataKind, from: u32, to: u32, id: u64, payload: &[u8]) -> Message<'_> {
+    Message::Data(Envelope {
+        kind,
+        sender: AgentId(from),
+        to,
+        message_id: id,
+        correlation_id: 0,
+        timestamp_ns: 0,
+        msg_type: 0,
+        priority: 5,
+        ttl_ms: 0,
+        payload,
+    })
+}
+
+/// Moves every frame queued for `conns` (shard, connection) to the writer and back; the bytes.
+fn write_out(s: &mut [Shard], conns: &[(usize, ConnId)]) -> usize {
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut out = 0;
+    for &(shard, id) in conns {
+        while let Poll::Ready(Some(bytes)) = s[shard].poll_output(id, &mut cx) {
+            out += bytes.len();
+            s[shard].output_done(bytes);
+        }
+    }
+    out
+}
+
+/// Runs `round` 64 times to warm pools and tables (each must write something), then 1,000
+/// times counting this thread's allocations: `(allocations, bytes written)`.
+fn allocations_once_warm(mut round: impl FnMut(usize) -> usize) -> (u64, usize) {
+    for i in 0..64 {
+        assert!(round(i) > 0, "warm-up round {i} wrote nothing");
+    }
+    let before = counting::calls();
+    let out = (0..1_000).map(&mut round).sum();
+    (counting::calls() - before, out)
+}
+
 #[test]
 fn routing_data_allocates_nothing_per_message() {
     // Proves the hot path's discipline: once pools and tables are warm, routing data messages
     // (decode, look-up, append to the recipient's frame, seal, hand the frame to the writer
-    // and take it back) allocates nothing, on one shard and across two. Traffic between the
-    // shards goes both ways, as replies do: a peer batch's buffer ends in the receiving shard's
-    // pool, so a flow that only ever goes one way allocates one batch buffer per batch (not
-    // per message) on the sending side.
-    let mut s: Vec<Shard> = (0..2)
-        .map(|i| {
-            let mut cfg = ShardConfig::new(i, 2);
-            cfg.compression = Compression::None;
-            Shard::new(cfg)
-        })
-        .collect();
+    // and take it back) allocates nothing, on one shard and across two, both ways (as replies
+    // go). One way only: `a_one_way_flow_between_shards_allocates_nothing_once_batches_go_back`.
+    let mut s = plain_shards(2);
     let (a, b, c) = (s[0].open_conn(), s[0].open_conn(), s[1].open_conn());
     s[0].on_input(a, &frame(&[register(1)]));
     s[0].on_input(b, &frame(&[register(2)]));
@@ -275,58 +295,30 @@ fn routing_data_allocates_nothing_per_message() {
         drain(&mut s[shard], id);
     }
     let payload = [7u8; 64];
-    let msg = |from: u32, to: u32, id: u64| {
-        Message::Data(Envelope {
-            kind: DataKind::Direct,
-            sender: AgentId(from),
-            to,
-            message_id: id,
-            correlation_id: 0,
-            timestamp_ns: 0,
-            msg_type: 0,
-            priority: 5,
-            ttl_ms: 0,
-            payload: &payload,
-        })
-    };
     // Agent 1 sends 64 a frame, half to agent 2 (same shard), half to agent 3 (the other
     // shard); agent 3 answers each of the latter.
     let frames: Vec<(Vec<u8>, Vec<u8>)> = (0..4u64)
         .map(|f| {
-            let ones: Vec<_> = (0..64).map(|i| msg(1, 2 + (i as u32 % 2), f * 64 + i)).collect();
-            let threes: Vec<_> = (0..32).map(|i| msg(3, 1, f * 64 + i)).collect();
+            let to = |i: u64| 2 + (i as u32 % 2);
+            let ones: Vec<_> =
+                (0..64).map(|i| data(DataKind::Direct, 1, to(i), f * 64 + i, &payload)).collect();
+            let threes: Vec<_> =
+                (0..32).map(|i| data(DataKind::Direct, 3, 1, f * 64 + i, &payload)).collect();
             (frame(&ones), frame(&threes))
         })
         .collect();
-    let mut cx = Context::from_waker(Waker::noop());
-    let mut round = |s: &mut Vec<Shard>, (one, three): &(Vec<u8>, Vec<u8>)| -> usize {
+    let (allocs, out) = allocations_once_warm(|i| {
+        let (one, three) = &frames[i % frames.len()];
         assert_eq!(s[0].on_input(a, one).consumed, one.len());
         assert_eq!(s[1].on_input(c, three).consumed, three.len());
-        pump(s);
-        let mut out = 0;
-        for (shard, id) in [(0, a), (0, b), (1, c)] {
-            while let Poll::Ready(Some(bytes)) = s[shard].poll_output(id, &mut cx) {
-                out += bytes.len();
-                s[shard].output_done(bytes);
-            }
-        }
-        out
-    };
-    for f in frames.iter().cycle().take(64) {
-        assert!(round(&mut s, f) > 0);
-    }
-    let rounds = 1_000;
-    let before = counting::calls();
-    let mut out = 0;
-    for f in frames.iter().cycle().take(rounds) {
-        out += round(&mut s, f);
-    }
-    let allocs = counting::calls() - before;
-    let messages = rounds as u64 * (64 + 32);
-    assert!(out >= messages as usize * payload.len(), "{out} bytes out for {messages} messages");
+        pump(&mut s);
+        write_out(&mut s, &[(0, a), (0, b), (1, c)])
+    });
+    let messages = 1_000 * (64 + 32);
+    assert!(out >= messages * payload.len(), "{out} bytes out for {messages} messages");
     let (s0, s1) = (s[0].stats(), s[1].stats());
     assert!(s0.errors.is_empty() && s1.errors.is_empty(), "{:?} {:?}", s0.errors, s1.errors);
-    assert_eq!(s0.msgs_in + s1.msgs_in, (64 + rounds as u64) * (64 + 32));
+    assert_eq!(s0.msgs_in + s1.msgs_in, (64 + 1_000) * (64 + 32));
     assert!(s0.cross_shard_out > 0 && s1.cross_shard_out > 0);
     eprintln!("routing: {allocs} allocations for {messages} messages");
     assert_eq!(allocs, 0, "{allocs} allocations for {messages} messages");
@@ -337,9 +329,7 @@ fn fanning_out_allocates_nothing_per_message() {
     // Proves the fan-out paths' discipline, once warm: a publication to a topic with two local
     // subscribers and a broadcast to every agent of a type (each one copy per recipient
     // connection) allocate nothing.
-    let mut cfg = ShardConfig::new(0, 1);
-    cfg.compression = Compression::None;
-    let mut s = vec![Shard::new(cfg)];
+    let mut s = plain_shards(1);
     let conns: Vec<ConnId> = (0..3).map(|_| s[0].open_conn()).collect();
     for (i, &c) in conns.iter().enumerate() {
         let Message::Control(Control::Register(mut r)) = register(1 + i as u32) else {
@@ -353,52 +343,18 @@ fn fanning_out_allocates_nothing_per_message() {
         drain(&mut s[0], c);
     }
     let payload = [7u8; 64];
-    let msg = |kind: DataKind, to: u32, id: u64| {
-        Message::Data(Envelope {
-            kind,
-            sender: AgentId(1),
-            to,
-            message_id: id,
-            correlation_id: 0,
-            timestamp_ns: 0,
-            msg_type: 0,
-            priority: 5,
-            ttl_ms: 0,
-            payload: &payload,
-        })
-    };
     let f = frame(
         &(0..32u64)
-            .map(|i| {
-                if i % 2 == 0 {
-                    msg(DataKind::Publish, 7, i)
-                } else {
-                    msg(DataKind::Broadcast, 1, i)
-                }
+            .map(|i| match i % 2 {
+                0 => data(DataKind::Publish, 1, 7, i, &payload),
+                _ => data(DataKind::Broadcast, 1, 1, i, &payload),
             })
             .collect::<Vec<_>>(),
     );
-    let mut cx = Context::from_waker(Waker::noop());
-    let mut round = |s: &mut Vec<Shard>| -> usize {
+    let (allocs, out) = allocations_once_warm(|_| {
         assert_eq!(s[0].on_input(conns[0], &f).consumed, f.len());
-        let mut out = 0;
-        for &c in &conns[1..] {
-            while let Poll::Ready(Some(bytes)) = s[0].poll_output(c, &mut cx) {
-                out += bytes.len();
-                s[0].output_done(bytes);
-            }
-        }
-        out
-    };
-    for _ in 0..64 {
-        assert!(round(&mut s) > 0);
-    }
-    let before = counting::calls();
-    let mut out = 0;
-    for _ in 0..1_000 {
-        out += round(&mut s);
-    }
-    let allocs = counting::calls() - before;
+        write_out(&mut s, &[(0, conns[1]), (0, conns[2])])
+    });
     let stats = s[0].stats();
     assert!(stats.errors.is_empty(), "{:?}", stats.errors);
     // Each of the 32 messages a round reaches two connections.
@@ -413,13 +369,7 @@ fn a_one_way_flow_between_shards_allocates_nothing_once_batches_go_back() {
     // allocates nothing once warm, each batch's buffer going back to shard 0 when its records
     // are delivered; without the lane, shard 0 allocated one per batch (and shard 1's pool
     // kept or freed them). A full lane leaves the buffer with the receiver.
-    let mut s: Vec<Shard> = (0..2)
-        .map(|i| {
-            let mut cfg = ShardConfig::new(i, 2);
-            cfg.compression = Compression::None;
-            Shard::new(cfg)
-        })
-        .collect();
+    let mut s = plain_shards(2);
     let (r0, r1) = peer::Returns::pair();
     s[0].set_returns(1, r0);
     s[1].set_returns(0, r1);
@@ -430,44 +380,13 @@ fn a_one_way_flow_between_shards_allocates_nothing_once_batches_go_back() {
     drain(&mut s[0], a);
     drain(&mut s[1], c);
     let payload = [7u8; 64];
-    let f = frame(
-        &(0..64u64)
-            .map(|i| {
-                Message::Data(Envelope {
-                    kind: DataKind::Direct,
-                    sender: AgentId(1),
-                    to: 3,
-                    message_id: i,
-                    correlation_id: 0,
-                    timestamp_ns: 0,
-                    msg_type: 0,
-                    priority: 5,
-                    ttl_ms: 0,
-                    payload: &payload,
-                })
-            })
-            .collect::<Vec<_>>(),
-    );
-    let mut cx = Context::from_waker(Waker::noop());
-    let mut round = |s: &mut Vec<Shard>| -> usize {
+    let f =
+        frame(&(0..64u64).map(|i| data(DataKind::Direct, 1, 3, i, &payload)).collect::<Vec<_>>());
+    let (allocs, out) = allocations_once_warm(|_| {
         assert_eq!(s[0].on_input(a, &f).consumed, f.len());
-        pump(s);
-        let mut out = 0;
-        while let Poll::Ready(Some(bytes)) = s[1].poll_output(c, &mut cx) {
-            out += bytes.len();
-            s[1].output_done(bytes);
-        }
-        out
-    };
-    for _ in 0..64 {
-        assert!(round(&mut s) > 0);
-    }
-    let before = counting::calls();
-    let mut out = 0;
-    for _ in 0..1_000 {
-        out += round(&mut s);
-    }
-    let allocs = counting::calls() - before;
+        pump(&mut s);
+        write_out(&mut s, &[(1, c)])
+    });
     assert!(out >= 64_000 * payload.len(), "{out} bytes out");
     assert_eq!(s[1].stats().cross_shard_in, (64 + 1_000) * 64);
     eprintln!("one way between shards: {allocs} allocations for 64,000 messages");
