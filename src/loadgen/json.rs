@@ -461,7 +461,6 @@ mod tests {
     use crate::loadgen::group::{Group, Schedule};
     use crate::loadgen::{Pacing, Stop, Topology};
     use crate::testing::counting;
-    use crate::wire::Compression;
 
     /// Where a text says it goes: the agent number of `"to_agent":"bench-B-N"`.
     fn to_agent(text: &[u8]) -> Option<usize> {
@@ -487,22 +486,12 @@ mod tests {
         // nothing per text (theirs written as they go out, the router's read borrowed, where
         // `serde_json::Value` allocated for every member).
         let agents = 4u32;
-        let cfg = GroupConfig {
-            topology: Topology::Ring,
-            agents_total: agents,
-            first: 0,
-            count: agents,
-            id_base: 1,
-            agents_per_conn: 1,
-            pacing: Pacing::Closed { window: 4 },
-            stop: Stop::Duration(Duration::from_secs(3600)),
-            payload_bytes: 64,
-            batch_max: 64,
-            compression: Compression::None,
-            late_after_ns: 1_000_000,
-            priority: 5,
-            workload: Default::default(),
-        };
+        let mut cfg = crate::loadgen::http::fuzz::group_config(agents);
+        cfg.topology = Topology::Ring;
+        cfg.agents_per_conn = 1;
+        cfg.pacing = Pacing::Closed { window: 4 };
+        cfg.stop = Stop::Duration(Duration::from_secs(3600));
+        cfg.payload_bytes = 64;
         let mut g = Group::new(cfg.clone(), Json::new(&cfg));
         let conns = agents as usize;
         let mut inbox: Vec<Vec<u8>> = (0..conns).map(|_| Vec::with_capacity(64 << 10)).collect();

@@ -82,7 +82,7 @@ fn answered(data: &[u8]) -> (u64, u64) {
 
 /// A closed-loop group of `agents` on one connection, from agent id 1 (the fuzz target's, and
 /// the adapter's unit tests').
-pub(super) fn group_config(agents: u32) -> GroupConfig {
+pub(crate) fn group_config(agents: u32) -> GroupConfig {
     GroupConfig {
         topology: Topology::Star,
         agents_total: agents,
