@@ -90,6 +90,19 @@ object! {
     }
 }
 
+/// Agent `id`'s name on the wire, `bench-<id base>-<index>`, written where it is needed (the
+/// request/reply path writes it into the text, without a `String`).
+struct Name {
+    base: u32,
+    id: u32,
+}
+
+impl std::fmt::Display for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "bench-{}-{}", self.base, self.id - self.base)
+    }
+}
+
 /// `s` as a JSON string (escaped where it must be).
 fn put_str(out: &mut Vec<u8>, s: &str) {
     // Writing into a Vec cannot fail.
@@ -224,7 +237,7 @@ impl Json {
     }
 
     fn name(&self, id: u32) -> String {
-        format!("bench-{}-{}", self.id_base, id - self.id_base)
+        Name { base: self.id_base, id }.to_string()
     }
 
     fn id_of(&self, conn: usize) -> u32 {
@@ -342,11 +355,8 @@ impl Json {
                 // Written as it goes out, the sender's name and the padding echoed.
                 let (base, now) = (self.id_base, book.now_ns());
                 Self::record(&mut self.links[conn], Sent::Reply, |out| {
-                    let _ = write!(
-                        out,
-                        r#"{{"type":"direct","from_agent":"bench-{base}-{}","to_agent":"#,
-                        me - base
-                    );
+                    let me = Name { base, id: me };
+                    let _ = write!(out, r#"{{"type":"direct","from_agent":"{me}","to_agent":"#);
                     match &m.from_agent {
                         Some(from) => put_str(out, from.as_str()),
                         None => out.extend_from_slice(b"null"),
@@ -391,15 +401,12 @@ impl Adapter for Json {
             return self.operation(conn, r);
         }
         let Json { links, pad, id_base: base, .. } = self;
+        let (from, to) = (Name { base: *base, id: r.from }, Name { base: *base, id: r.to });
         Self::record(&mut links[conn], Sent::Request, |out| {
             let _ = write!(
                 out,
-                r#"{{"type":"direct","from_agent":"bench-{base}-{}","to_agent":"bench-{base}-{}","message_type":"request","payload":{{"t0":{},"t1":{},"m":{},"pad":"#,
-                r.from - *base,
-                r.to - *base,
-                r.intended_ns,
-                r.sent_ns,
-                r.measured
+                r#"{{"type":"direct","from_agent":"{from}","to_agent":"{to}","message_type":"request","payload":{{"t0":{},"t1":{},"m":{},"pad":"#,
+                r.intended_ns, r.sent_ns, r.measured
             );
             put_str(out, pad);
             out.extend_from_slice(b"}}");
