@@ -30,6 +30,7 @@ pub mod report;
 pub mod route;
 pub mod router;
 pub mod routers;
+mod shape;
 pub mod targets;
 #[cfg(test)]
 mod testing;

@@ -18,8 +18,8 @@ use serde_json::{json, Value};
 
 use super::coordination::{Coordination, POKE};
 use super::group::{About, Adapter, Book, ErrorKind, GroupConfig, Outgoing};
-use super::shape::{object, Str};
 use super::workload::{Completed, Coord, CoordStats, Workload};
+use crate::shape::{object, Str};
 use crate::transport::ws::{next_record, RECORD_LEN_BYTES};
 use crate::wire::AgentId;
 

@@ -22,7 +22,6 @@ pub mod http;
 pub mod json;
 mod link;
 pub mod native;
-mod shape;
 pub mod topology;
 pub mod workload;
 

@@ -394,14 +394,7 @@ async fn session<R: Runtime>(
         None => match before::<R, _>(deadline, futures_lite::StreamExt::next(&mut ws)).await {
             Some(Some(Ok(ws::Message::Binary(b)))) => Some(b),
             Some(Some(Ok(ws::Message::Text(t)))) => {
-                return super::json::serve::<R, _>(
-                    shard,
-                    ws,
-                    Some(t.to_string()),
-                    control,
-                    live,
-                    done,
-                )
+                return super::json::serve::<R, _>(shard, ws, Some(t), control, live, done)
             }
             _ => return gone(&live),
         },

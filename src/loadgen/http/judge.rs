@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::parse::{self, ContentType, Head};
 use super::Pattern;
-use crate::loadgen::shape::{object, Skip, Str};
+use crate::shape::{object, Skip, Str};
 
 /// Why a response does not count as an answer: an error kind's name in reports.
 pub type Kind = Cow<'static, str>;

@@ -12,16 +12,23 @@
 //! `tasks.rs` holds the connection's reader and writer tasks.
 
 mod tasks;
+#[cfg(test)]
+mod tests;
 
 pub(super) use tasks::serve;
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::task::Waker;
 
+use async_tungstenite::tungstenite::Utf8Bytes;
+use bytes::{BufMut, BytesMut};
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use super::{Presence, Shard};
 use crate::clock;
+use crate::shape::{object, Str};
 use crate::wire::control::{
     BarrierEnter, BarrierForce, Discover, Heartbeat, LockRelease, LockRequest, Register, Unregister,
 };
@@ -107,11 +114,67 @@ struct Session {
     barrier_names: Vec<(BarrierId, String)>,
     next_request: u64,
     next_message: u64,
-    /// JSON texts to write, in order.
-    out: VecDeque<String>,
+    /// JSON texts to write, in order: constants, or the next bytes of `texts`.
+    out: VecDeque<Out>,
+    /// The texts of `out` that were written, back to back. The writer hands each to the
+    /// WebSocket as a slice of this buffer, which is reused once those slices are gone.
+    texts: BytesMut,
+    /// A message's native payload, written here before it is framed.
+    body: Vec<u8>,
     writer: Option<Waker>,
     reader: Option<Waker>,
     pool: BufferPool,
+}
+
+/// A text for the connection.
+#[derive(Debug, Clone, Copy)]
+enum Out {
+    Constant(&'static str),
+    /// The next this many bytes of [`Session::texts`].
+    Written(usize),
+}
+
+/// The `ack` of a `direct` request, the reply a busy connection writes most.
+const DELIVERED: &str = r#"{"type":"ack","delivered":true,"target_status":"online"}"#;
+
+/// Sent in place of a text that is not UTF-8 (never expected: every text is written from
+/// strings or from raw values of a text that was).
+const NOT_UTF8: &str =
+    r#"{"type":"error","error":"internal_error","message":"a reply was not UTF-8"}"#;
+
+object! {
+    /// A request as a `direct` is read: its members borrowed from the text as written, so the
+    /// payload is passed on as sent, never parsed into a tree. Any other request, or a `direct`
+    /// this does not fit, is read as a [`Value`] instead.
+    struct Direct<'a> {
+        kind: &'a RawValue = "type",
+        from_agent: &'a RawValue = "from_agent",
+        to_agent: &'a RawValue = "to_agent",
+        message_type: &'a RawValue = "message_type",
+        payload: &'a RawValue = "payload",
+        content: &'a RawValue = "content",
+        correlation_id: &'a RawValue = "correlation_id",
+    }
+}
+
+object! {
+    /// A data message's native payload as [`Session::wrap`] writes it (see there).
+    struct Wrapped<'a> {
+        from_agent: &'a RawValue = "from_agent",
+        message_type: &'a RawValue = "message_type",
+        payload: &'a RawValue = "payload",
+        correlation_id: &'a RawValue = "correlation_id",
+    }
+}
+
+/// The string a raw value holds; `None` when it is not a string.
+fn text_of(raw: Option<&RawValue>) -> Option<Cow<'_, str>> {
+    raw.and_then(|r| serde_json::from_str::<Str<'_>>(r.get()).ok()).map(|s| s.0)
+}
+
+/// Appends `value` as JSON (writing into memory cannot fail).
+fn put_json(buf: &mut impl BufMut, value: &(impl serde::Serialize + ?Sized)) {
+    let _ = serde_json::to_writer(buf.writer(), value);
 }
 
 fn error(code: &str, message: impl Into<String>) -> String {
@@ -136,11 +199,12 @@ pub(super) fn drive<'a>(shard: &mut Shard, texts: impl Iterator<Item = &'a str>)
     let mut cx = std::task::Context::from_waker(Waker::noop());
     let mut inflate = Vec::new();
     for text in texts.take(256) {
-        let mut frames = session.on_text(text, shard);
+        let mut frames: Vec<Vec<u8>> = session.on_text(text, shard).into_iter().collect();
         // Feedback rounds are bounded: a broadcast answers once.
         for _ in 0..4 {
             for frame in frames.drain(..) {
                 shard.on_input(id, &frame);
+                session.pool.put(frame);
             }
             while let std::task::Poll::Ready(Some(frame)) = shard.poll_output(id, &mut cx) {
                 if let Ok(Some((_, batch))) =
@@ -156,7 +220,7 @@ pub(super) fn drive<'a>(shard: &mut Shard, texts: impl Iterator<Item = &'a str>)
                 break;
             }
         }
-        session.out.clear();
+        session.discard_out();
         session.awaiting = None;
     }
 }
@@ -172,6 +236,8 @@ impl Session {
             next_request: 1,
             next_message: 1,
             out: VecDeque::new(),
+            texts: BytesMut::new(),
+            body: Vec::new(),
             writer: None,
             reader: None,
             pool: BufferPool::default(),
@@ -179,10 +245,36 @@ impl Session {
     }
 
     fn send(&mut self, text: String) {
-        self.out.push_back(text);
+        self.send_with(|b| b.extend_from_slice(text.as_bytes()));
+    }
+
+    /// Queues the text `write` appends.
+    fn send_with(&mut self, write: impl FnOnce(&mut BytesMut)) {
+        let start = self.texts.len();
+        write(&mut self.texts);
+        self.queue(Out::Written(self.texts.len() - start));
+    }
+
+    fn queue(&mut self, out: Out) {
+        self.out.push_back(out);
         if let Some(w) = self.writer.take() {
             w.wake();
         }
+    }
+
+    /// The next text to write, in order.
+    fn next_text(&mut self) -> Option<Utf8Bytes> {
+        Some(match self.out.pop_front()? {
+            Out::Constant(text) => Utf8Bytes::from_static(text),
+            Out::Written(len) => Utf8Bytes::try_from(self.texts.split_to(len).freeze())
+                .unwrap_or_else(|_| Utf8Bytes::from_static(NOT_UTF8)),
+        })
+    }
+
+    /// Forgets every text not yet written.
+    fn discard_out(&mut self) {
+        self.out.clear();
+        self.texts.clear();
     }
 
     fn request_id(&mut self) -> u64 {
@@ -232,20 +324,33 @@ impl Session {
         encode_frame(messages, Compression::None, &mut self.pool)
     }
 
-    /// Turns one JSON request into native frames for the shard (empty when answered here).
-    fn on_text(&mut self, text: &str, shard: &Shard) -> Vec<Vec<u8>> {
+    /// Turns one JSON request into a native frame for the shard (none when answered here).
+    /// The caller gives the frame back to [`Session::pool`] once the shard has taken it.
+    fn on_text(&mut self, text: &str, shard: &Shard) -> Option<Vec<u8>> {
+        if let Ok(direct) = serde_json::from_str::<Direct<'_>>(text) {
+            if direct.kind.is_some_and(|k| k.get() == r#""direct""#) {
+                // `payload: null` is sent on as null, and `content` only stands in for an
+                // absent payload: cases the borrowed reading cannot tell apart.
+                let payload = match (direct.payload, direct.content) {
+                    (Some(p), _) => Some(p),
+                    (None, Some(c)) if !text.contains(r#""payload""#) => Some(c),
+                    _ => None,
+                };
+                if let Some(payload) = payload {
+                    return self.direct_as_written(&direct, payload, shard);
+                }
+            }
+        }
         let Ok(req) = serde_json::from_str::<Value>(text) else {
             self.send(error("invalid_json", "Invalid JSON"));
-            return Vec::new();
+            return None;
         };
         let kind = str_field(&req, "type").unwrap_or("").to_string();
         match kind.as_str() {
             "register" => self.register(&req),
             "unregister" | "heartbeat" => {
                 let name = str_field(&req, "agent_id").unwrap_or("").to_string();
-                let Some(id) = self.ours_or_error(&name) else {
-                    return Vec::new();
-                };
+                let id = self.ours_or_error(&name)?;
                 let request_id = self.request_id();
                 let (ctl, awaiting) = if kind == "unregister" {
                     (
@@ -259,7 +364,7 @@ impl Session {
                     )
                 };
                 self.awaiting = Some((request_id, awaiting));
-                vec![self.frame(&[Message::Control(ctl)])]
+                Some(self.frame(&[Message::Control(ctl)]))
             }
             "discover" => {
                 let request_id = self.request_id();
@@ -271,7 +376,7 @@ impl Session {
                     Awaiting::Discover { capability: capability.clone(), region },
                 ));
                 let d = Discover { request_id, agent_type, capability, offset: 0, limit: 0 };
-                vec![self.frame(&[Message::Control(Control::Discover(d))])]
+                Some(self.frame(&[Message::Control(Control::Discover(d))]))
             }
             "direct" => self.direct(&req, shard),
             "broadcast" => self.broadcast(&req),
@@ -279,12 +384,12 @@ impl Session {
             "barrier_enter" | "barrier_release" => self.barrier(&kind, &req),
             other => {
                 self.send(error("unknown_message_type", format!("Unknown message type: {other}")));
-                Vec::new()
+                None
             }
         }
     }
 
-    fn register(&mut self, req: &Value) -> Vec<Vec<u8>> {
+    fn register(&mut self, req: &Value) -> Option<Vec<u8>> {
         let name = str_field(req, "agent_id").map(String::from).unwrap_or_else(|| {
             format!(
                 "agent-{:08x}",
@@ -328,7 +433,7 @@ impl Session {
             token: str_field(req, "token").map(String::from),
         })));
         self.awaiting = Some((request_id, Awaiting::Register { name }));
-        vec![self.frame(&messages)]
+        Some(self.frame(&messages))
     }
 
     /// The native payload of a message from a JSON agent: its JSON fields, so a JSON receiver
@@ -339,21 +444,61 @@ impl Session {
             .into_bytes()
     }
 
-    fn direct(&mut self, req: &Value, shard: &Shard) -> Vec<Vec<u8>> {
+    /// [`Session::direct`] for a request read borrowed: the same checks and answers, with the
+    /// payload and correlation id passed on as written and the `ack` a constant.
+    fn direct_as_written(
+        &mut self,
+        req: &Direct<'_>,
+        payload: &RawValue,
+        shard: &Shard,
+    ) -> Option<Vec<u8>> {
+        let from = text_of(req.from_agent).unwrap_or_default();
+        let to = text_of(req.to_agent).unwrap_or_default();
+        let sender = self.ours_or_error(&from)?;
+        let target = agent_id_of(&to);
+        match shard.presence(target) {
+            None => {
+                self.send(error("agent_not_found", format!("Agent not found: {to}")));
+                return None;
+            }
+            Some(Presence::Local { online: false }) => {
+                self.send(error("agent_offline", format!("Agent offline: {to}")));
+                return None;
+            }
+            Some(_) => {}
+        }
+        let message_type = text_of(req.message_type);
+        let message_type = message_type.as_deref().unwrap_or("message");
+        let mut body = std::mem::take(&mut self.body);
+        body.clear();
+        body.extend_from_slice(br#"{"from_agent":"#);
+        put_json(&mut body, &*from);
+        body.extend_from_slice(br#","message_type":"#);
+        put_json(&mut body, message_type);
+        body.extend_from_slice(br#","payload":"#);
+        body.extend_from_slice(payload.get().as_bytes());
+        body.extend_from_slice(br#","correlation_id":"#);
+        body.extend_from_slice(req.correlation_id.map_or("null", RawValue::get).as_bytes());
+        body.push(b'}');
+        let frame = self.data_frame(DataKind::Direct, sender, target.0, message_type, &body);
+        self.body = body;
+        self.queue(Out::Constant(DELIVERED));
+        Some(frame)
+    }
+
+    fn direct(&mut self, req: &Value, shard: &Shard) -> Option<Vec<u8>> {
         let from = str_field(req, "from_agent").unwrap_or("").to_string();
         let to = str_field(req, "to_agent").unwrap_or("").to_string();
-        let Some(sender) = self.ours_or_error(&from) else {
-            return Vec::new();
-        };
+        let sender = self.ours_or_error(&from)?;
         let target = agent_id_of(&to);
         let status = match shard.presence(target) {
             None => {
                 self.send(error("agent_not_found", format!("Agent not found: {to}")));
-                return Vec::new();
+                return None;
             }
             Some(Presence::Local { online: false }) => {
                 self.send(error("agent_offline", format!("Agent offline: {to}")));
-                return Vec::new();
+                return None;
             }
             Some(_) => "online",
         };
@@ -363,14 +508,12 @@ impl Session {
         let body = Session::wrap(&from, message_type, &payload, &correlation);
         let frame = self.data_frame(DataKind::Direct, sender, target.0, message_type, &body);
         self.send(json!({"type": "ack", "delivered": true, "target_status": status}).to_string());
-        vec![frame]
+        Some(frame)
     }
 
-    fn broadcast(&mut self, req: &Value) -> Vec<Vec<u8>> {
+    fn broadcast(&mut self, req: &Value) -> Option<Vec<u8>> {
         let from = str_field(req, "from_agent").unwrap_or("").to_string();
-        let Some(sender) = self.ours_or_error(&from) else {
-            return Vec::new();
-        };
+        let sender = self.ours_or_error(&from)?;
         let agent_type = str_field(req, "agent_type").unwrap_or("all");
         let message_type = str_field(req, "message_type").unwrap_or("broadcast");
         let payload = payload_of(req);
@@ -394,15 +537,13 @@ impl Session {
             offset: 0,
             limit: 0,
         };
-        vec![self.frame(&[Message::Control(Control::Discover(d))])]
+        Some(self.frame(&[Message::Control(Control::Discover(d))]))
     }
 
-    fn lock(&mut self, kind: &str, req: &Value) -> Vec<Vec<u8>> {
+    fn lock(&mut self, kind: &str, req: &Value) -> Option<Vec<u8>> {
         let agent = str_field(req, "agent_id").unwrap_or("").to_string();
         let name = str_field(req, "lock_id").unwrap_or("").to_string();
-        let Some(id) = self.ours_or_error(&agent) else {
-            return Vec::new();
-        };
+        let id = self.ours_or_error(&agent)?;
         let lock_id = lock_id_of(&name);
         if !self.lock_names.iter().any(|(l, _)| *l == lock_id) {
             self.lock_names.push((lock_id, name.clone()));
@@ -418,10 +559,10 @@ impl Session {
             self.awaiting = Some((request_id, Awaiting::Release { name }));
             Control::LockRelease(LockRelease { request_id, agent_id: id, lock_id })
         };
-        vec![self.frame(&[Message::Control(ctl)])]
+        Some(self.frame(&[Message::Control(ctl)]))
     }
 
-    fn barrier(&mut self, kind: &str, req: &Value) -> Vec<Vec<u8>> {
+    fn barrier(&mut self, kind: &str, req: &Value) -> Option<Vec<u8>> {
         let name = str_field(req, "barrier_id").unwrap_or("").to_string();
         let barrier_id = barrier_id_of(&name);
         if !self.barrier_names.iter().any(|(b, _)| *b == barrier_id) {
@@ -436,7 +577,7 @@ impl Session {
                 "agent_not_found",
                 format!("Agent not found: {}", agent.unwrap_or_default()),
             ));
-            return Vec::new();
+            return None;
         };
         let request_id = self.request_id();
         let ctl = if kind == "barrier_enter" {
@@ -447,7 +588,7 @@ impl Session {
             self.awaiting = Some((request_id, Awaiting::BarrierForce { name }));
             Control::BarrierForce(BarrierForce { request_id, agent_id: id, barrier_id })
         };
-        vec![self.frame(&[Message::Control(ctl)])]
+        Some(self.frame(&[Message::Control(ctl)]))
     }
 
     /// The name a JSON client knows an agent by: its own name if it is a JSON agent, else its
@@ -462,26 +603,54 @@ impl Session {
 
     /// Translates one native message queued for this connection. Returns native frames to feed
     /// back to the shard (a broadcast whose recipients are now known).
-    fn on_native(&mut self, msg: Message<'_>) -> Vec<Vec<u8>> {
+    fn on_native(&mut self, msg: Message<'_>) -> Option<Vec<u8>> {
         match msg {
             Message::Data(env) => {
                 self.push_data(&env);
-                Vec::new()
+                None
             }
             Message::Control(ctl) => self.on_control(ctl),
         }
     }
 
     fn push_data(&mut self, env: &Envelope<'_>) {
-        let wrapped: Option<Map<String, Value>> = serde_json::from_slice::<Value>(env.payload)
-            .ok()
-            .and_then(|v| v.as_object().cloned())
-            .filter(|o| o.contains_key("from_agent") && o.contains_key("payload"));
         let kind = match env.kind {
             DataKind::Broadcast => "broadcast",
             DataKind::Publish => "publish",
             _ => "direct",
         };
+        // A message from a JSON agent: its members go out as they came in.
+        if let Ok(w) = serde_json::from_slice::<Wrapped<'_>>(env.payload) {
+            if let (Some(from), Some(payload)) = (w.from_agent, w.payload) {
+                fn raw(v: Option<&RawValue>) -> &[u8] {
+                    v.map_or("null", RawValue::get).as_bytes()
+                }
+                self.send_with(|b| {
+                    b.extend_from_slice(br#"{"type":""#);
+                    b.extend_from_slice(kind.as_bytes());
+                    b.extend_from_slice(br#"","from_agent":"#);
+                    b.extend_from_slice(from.get().as_bytes());
+                    b.extend_from_slice(br#","message_type":"#);
+                    b.extend_from_slice(raw(w.message_type));
+                    b.extend_from_slice(br#","payload":"#);
+                    b.extend_from_slice(payload.get().as_bytes());
+                    b.extend_from_slice(br#","correlation_id":"#);
+                    b.extend_from_slice(raw(w.correlation_id));
+                    if env.kind == DataKind::Publish {
+                        b.extend_from_slice(br#","topic":"#);
+                        put_json(b, &env.to);
+                    }
+                    b.extend_from_slice(br#","timestamp":"#);
+                    put_json(b, &unix_now());
+                    b.put_u8(b'}');
+                });
+                return;
+            }
+        }
+        let wrapped: Option<Map<String, Value>> = serde_json::from_slice::<Value>(env.payload)
+            .ok()
+            .and_then(|v| v.as_object().cloned())
+            .filter(|o| o.contains_key("from_agent") && o.contains_key("payload"));
         let mut out = Map::new();
         out.insert("type".into(), json!(kind));
         match wrapped {
@@ -510,7 +679,7 @@ impl Session {
         self.send(Value::Object(out).to_string());
     }
 
-    fn on_control(&mut self, ctl: Control) -> Vec<Vec<u8>> {
+    fn on_control(&mut self, ctl: Control) -> Option<Vec<u8>> {
         let reply_id = match &ctl {
             Control::Ack(a) => a.request_id,
             Control::Error(e) => e.request_id,
@@ -527,7 +696,7 @@ impl Session {
         };
         let Some(awaiting) = awaited else {
             self.push_unawaited(ctl);
-            return Vec::new();
+            return None;
         };
         let more = self.answer(awaiting, ctl);
         if self.awaiting.is_none() {
@@ -574,7 +743,7 @@ impl Session {
         }
     }
 
-    fn answer(&mut self, awaiting: Awaiting, ctl: Control) -> Vec<Vec<u8>> {
+    fn answer(&mut self, awaiting: Awaiting, ctl: Control) -> Option<Vec<u8>> {
         let code = |c: &Control| match c {
             Control::Error(e) => ErrorCode::from_code(e.code),
             _ => None,
@@ -591,7 +760,7 @@ impl Session {
                 self.held.clear();
             }
             self.send(error(name, e.detail.to_string()));
-            return Vec::new();
+            return None;
         }
         match (awaiting, ctl) {
             (Awaiting::Register { name }, Control::Ack(_)) => {
@@ -645,7 +814,7 @@ impl Session {
                     json!({"type": "ack", "recipients": recipients, "delivered_count": count})
                         .to_string(),
                 );
-                return vec![frame];
+                return Some(frame);
             }
             (Awaiting::Lock { name, lease_s, already_held }, Control::LockGranted(g)) => {
                 let _ = lease_s;
@@ -693,7 +862,7 @@ impl Session {
                 ));
             }
         }
-        Vec::new()
+        None
     }
 }
 

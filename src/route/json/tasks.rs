@@ -9,6 +9,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::task::Poll;
 
+use async_tungstenite::tungstenite::Utf8Bytes;
 use async_tungstenite::WebSocketStream;
 use futures_lite::io::{AsyncRead, AsyncWrite};
 use futures_util::{Sink, Stream};
@@ -26,7 +27,7 @@ type Ws<S> = Rc<RefCell<WebSocketStream<S>>>;
 pub(in crate::route) fn serve<R: Runtime, S: AsyncRead + AsyncWrite + Unpin + 'static>(
     shard: Rc<RefCell<Shard>>,
     ws: WebSocketStream<S>,
-    first: Option<String>,
+    first: Option<Utf8Bytes>,
     control: Rc<SocketHandle>,
     live: Arc<AtomicUsize>,
     done: Finished,
@@ -43,7 +44,7 @@ async fn reader<S: AsyncRead + AsyncWrite + Unpin>(
     ws: Ws<S>,
     session: Rc<RefCell<Session>>,
     id: ConnId,
-    mut first: Option<String>,
+    mut first: Option<Utf8Bytes>,
     live: Arc<AtomicUsize>,
 ) {
     loop {
@@ -62,7 +63,7 @@ async fn reader<S: AsyncRead + AsyncWrite + Unpin>(
         let text = match first.take() {
             Some(t) => t,
             None => match poll_fn(|cx| Pin::new(&mut *ws.borrow_mut()).poll_next(cx)).await {
-                Some(Ok(WsMessage::Text(t))) => t.to_string(),
+                Some(Ok(WsMessage::Text(t))) => t,
                 Some(Ok(WsMessage::Binary(_))) => {
                     session
                         .borrow_mut()
@@ -73,12 +74,13 @@ async fn reader<S: AsyncRead + AsyncWrite + Unpin>(
                 Some(Ok(_)) => continue,
             },
         };
-        let frames = {
+        let frame = {
             let s = shard.borrow();
             session.borrow_mut().on_text(&text, &s)
         };
-        for frame in frames {
+        if let Some(frame) = frame {
             shard.borrow_mut().on_input(id, &frame);
+            session.borrow_mut().pool.put(frame);
         }
     }
     let mut s = shard.borrow_mut();
@@ -106,6 +108,8 @@ async fn writer<S: AsyncRead + AsyncWrite + Unpin>(
             let polled = shard.borrow_mut().poll_output(id, cx);
             match polled {
                 Poll::Ready(Some(frame)) => {
+                    // A broadcast's frame, once its recipients are known (empty, so never
+                    // allocated, for everything else).
                     let mut feedback = Vec::new();
                     if let Ok(Some((_, batch))) =
                         decode_frame(&frame, &Limits::DEFAULT, &mut inflate)
@@ -129,7 +133,7 @@ async fn writer<S: AsyncRead + AsyncWrite + Unpin>(
         })
         .await;
         loop {
-            let Some(text) = session.borrow_mut().out.pop_front() else { break };
+            let Some(text) = session.borrow_mut().next_text() else { break };
             // A client that stops reading is cut off by the shard (slow consumer, or an error
             // it did not take): the pending write is abandoned then.
             let cut_off = async {
@@ -151,11 +155,14 @@ async fn writer<S: AsyncRead + AsyncWrite + Unpin>(
     shell::release_conn(&mut s, id, &live);
 }
 
-async fn send_text<S: AsyncRead + AsyncWrite + Unpin>(ws: &Ws<S>, text: String) -> Result<(), ()> {
+async fn send_text<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &Ws<S>,
+    text: Utf8Bytes,
+) -> Result<(), ()> {
     poll_fn(|cx| Sink::<WsMessage>::poll_ready(Pin::new(&mut *ws.borrow_mut()), cx))
         .await
         .map_err(drop)?;
-    Sink::<WsMessage>::start_send(Pin::new(&mut *ws.borrow_mut()), WsMessage::Text(text.into()))
+    Sink::<WsMessage>::start_send(Pin::new(&mut *ws.borrow_mut()), WsMessage::Text(text))
         .map_err(drop)?;
     poll_fn(|cx| Sink::<WsMessage>::poll_flush(Pin::new(&mut *ws.borrow_mut()), cx))
         .await

@@ -1,7 +1,7 @@
 //! JSON read without allocating: [`Skip`] passes over any value, [`Str`] borrows a string
 //! from the text, and [`object!`] reads an object member by member into the fields it names.
-//! For the HTTP client's judge and the seed JSON protocol's agents, whose answers are read
-//! once per message.
+//! For the HTTP client's judge, the seed JSON protocol's agents and the router's JSON shell,
+//! which read a text per message.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -116,11 +116,11 @@ macro_rules! object {
                         mut map: M,
                     ) -> Result<Self::Value, M::Error> {
                         $(let mut $field = None;)*
-                        while let Some(key) = map.next_key::<$crate::loadgen::shape::Str<'de>>()? {
+                        while let Some(key) = map.next_key::<$crate::shape::Str<'de>>()? {
                             match key.as_str() {
                                 $($key => $field = map.next_value()?,)*
                                 _ => {
-                                    map.next_value::<$crate::loadgen::shape::Skip>()?;
+                                    map.next_value::<$crate::shape::Skip>()?;
                                 }
                             }
                         }

@@ -1,0 +1,146 @@
+//! The translator driven by hand against a shard, without sockets: what a JSON agent's messages
+//! become, and what translating them costs.
+
+use std::task::{Context, Poll, Waker};
+
+use serde_json::{json, Value};
+
+use super::Session;
+use crate::route::{ConnId, Shard, ShardConfig};
+use crate::testing::counting;
+use crate::wire::{decode_frame, Compression, Limits};
+
+/// One JSON connection on a shard of its own.
+struct Link {
+    shard: Shard,
+    session: Session,
+    id: ConnId,
+    inflate: Vec<u8>,
+}
+
+impl Link {
+    fn new() -> Link {
+        let mut cfg = ShardConfig::new(0, 1);
+        cfg.compression = Compression::None;
+        let mut shard = Shard::new(cfg);
+        let id = shard.open_conn();
+        Link { shard, session: Session::new(), id, inflate: Vec::new() }
+    }
+
+    /// Sends `text` as the reader task would, moves what the shard queued through the
+    /// translator as the writer task would, and hands every text written to `seen`.
+    fn request(&mut self, text: &str, mut seen: impl FnMut(&str)) {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut frame = self.session.on_text(text, &self.shard);
+        while let Some(f) = frame.take() {
+            self.shard.on_input(self.id, &f);
+            self.session.pool.put(f);
+            while let Poll::Ready(Some(out)) = self.shard.poll_output(self.id, &mut cx) {
+                if let Ok(Some((_, batch))) =
+                    decode_frame(&out, &Limits::DEFAULT, &mut self.inflate)
+                {
+                    for (msg, _) in batch.flatten() {
+                        frame = frame.or(self.session.on_native(msg));
+                    }
+                }
+                self.shard.output_done(out);
+            }
+        }
+        while let Some(text) = self.session.next_text() {
+            seen(text.as_str());
+        }
+    }
+
+    /// The texts `text` brings back, parsed.
+    fn texts(&mut self, text: &str) -> Vec<Value> {
+        let mut all = Vec::new();
+        self.request(text, |t| all.push(serde_json::from_str(t).expect("a reply is JSON")));
+        all
+    }
+}
+
+fn registered(names: &[&str]) -> Link {
+    let mut link = Link::new();
+    for name in names {
+        let texts = link.texts(&json!({"type": "register", "agent_id": name}).to_string());
+        assert_eq!(texts[0]["status"], "registered", "{texts:?}");
+    }
+    link
+}
+
+#[test]
+fn a_direct_message_passes_its_members_on_as_written() {
+    // Proves the borrowed reading of `direct`: the payload (nested, escaped, spaced as sent)
+    // and correlation id reach the recipient unchanged, the sender gets the seed's ack, and
+    // `content` stands in for an absent payload, not for `payload: null`.
+    let mut link = registered(&["a", "b"]);
+    let sent = r#"{"type":"direct","from_agent":"a","to_agent":"b","message_type":"re\"q",
+        "payload": {"n": [1, 2.5, {"s": "\u00e9\n"}], "x": null}, "correlation_id": "c-1"}"#;
+    let texts = link.texts(sent);
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    assert_eq!(texts[0], json!({"type": "ack", "delivered": true, "target_status": "online"}));
+    let push = &texts[1];
+    assert_eq!(push["type"], "direct");
+    assert_eq!(push["from_agent"], "a");
+    assert_eq!(push["message_type"], "re\"q");
+    assert_eq!(push["payload"], json!({"n": [1, 2.5, {"s": "é\n"}], "x": null}));
+    assert_eq!(push["correlation_id"], "c-1");
+    assert!(push["timestamp"].as_f64().is_some_and(|t| t > 1.0e9), "{push}");
+
+    let content = r#"{"type":"direct","from_agent":"a","to_agent":"b","content":"hi"}"#;
+    let texts = link.texts(content);
+    assert_eq!(texts[1]["payload"], "hi");
+    assert_eq!(texts[1]["message_type"], "message");
+    assert_eq!(texts[1]["correlation_id"], Value::Null);
+    let null = r#"{"type":"direct","from_agent":"a","to_agent":"b","payload":null,"content":1}"#;
+    assert_eq!(link.texts(null)[1]["payload"], Value::Null);
+    let absent = r#"{"type":"direct","from_agent":"a","to_agent":"b"}"#;
+    assert_eq!(link.texts(absent)[1]["payload"], json!({}));
+}
+
+#[test]
+fn a_direct_message_is_checked_as_before() {
+    // Proves the borrowed reading keeps the seed's errors: a sender not on this connection, an
+    // unknown recipient, and members of the wrong type (read as absent, as `Value` did).
+    let mut link = registered(&["a", "b"]);
+    let error_of = |link: &mut Link, text: &str| link.texts(text)[0]["error"].clone();
+    let direct = |from: &str, to: &str| {
+        format!(r#"{{"type":"direct","from_agent":{from},"to_agent":{to},"payload":{{}}}}"#)
+    };
+    assert_eq!(error_of(&mut link, &direct(r#""z""#, r#""b""#)), "agent_not_found");
+    assert_eq!(error_of(&mut link, &direct(r#""a""#, r#""nobody""#)), "agent_not_found");
+    assert_eq!(error_of(&mut link, &direct("7", r#""b""#)), "agent_not_found");
+    assert_eq!(error_of(&mut link, &direct(r#""a""#, "[1]")), "agent_not_found");
+    assert_eq!(error_of(&mut link, r#"{"type":"direct","#), "invalid_json");
+    // Escaped names are the names they spell.
+    let texts = link.texts(&direct(r#""\u0061""#, r#""\u0062""#));
+    assert_eq!(texts[1]["from_agent"], "a", "{texts:?}");
+}
+
+#[test]
+fn a_direct_message_is_translated_without_allocating() {
+    // Proves the JSON shell's hot path allocates nothing per message once warm: reading the
+    // request, framing it for the shard, the shard's routing, the push translated back, and
+    // the texts handed to the writer (a slice of one reused buffer each). Before the borrowed
+    // reading every request and push went through `serde_json::Value`: dozens each.
+    let mut link = registered(&["a", "b"]);
+    let request = r#"{"type":"direct","from_agent":"a","to_agent":"b","message_type":"request",
+        "payload":{"t0":123456789,"t1":123456790,"m":7,"pad":"xxxxxxxxxxxxxxxx"}}"#;
+    let reply = r#"{"type":"direct","from_agent":"b","to_agent":"a","message_type":"reply",
+        "payload":{"t0":123456789,"t1":123456790,"m":7,"pad":"xxxxxxxxxxxxxxxx"}}"#;
+    let mut bytes = 0;
+    let mut round = |link: &mut Link| {
+        link.request(request, |t| bytes += t.len());
+        link.request(reply, |t| bytes += t.len());
+    };
+    for _ in 0..64 {
+        round(&mut link);
+    }
+    let before = counting::calls();
+    for _ in 0..1_000 {
+        round(&mut link);
+    }
+    let allocations = counting::calls() - before;
+    assert!(bytes > 64 * 4 * 40, "the rounds wrote {bytes} bytes");
+    assert_eq!(allocations, 0, "{allocations} allocations for 2,000 messages");
+}
