@@ -25,6 +25,8 @@ pub(super) enum AgentStream {
     Tcp(glommio::net::TcpStream),
     Uring(uring::UringStream),
     Ws(Box<ws::WsBytes<glommio::net::TcpStream>>),
+    /// WebSocket over the agent core's socket ring (`--agent-io uring`, the default).
+    UringWs(Box<ws::WsBytes<uring::UringStream>>),
 }
 
 macro_rules! each_stream {
@@ -33,6 +35,10 @@ macro_rules! each_stream {
             AgentStream::Tcp($s) => $e,
             AgentStream::Uring($s) => $e,
             AgentStream::Ws($s) => {
+                let $s = $s.as_mut();
+                $e
+            }
+            AgentStream::UringWs($s) => {
                 let $s = $s.as_mut();
                 $e
             }
@@ -166,18 +172,43 @@ pub(super) async fn connect(
     }
     let fd = std::os::fd::AsRawFd::as_raw_fd(&s);
     s.set_nonblocking(true).map_err(setup)?;
-    if let Some(ring) = ring.filter(|_| transport == Transport::Tcp || protocol == Protocol::Http) {
-        return Ok(Guarded::new(AgentStream::Uring(ring.stream(s.into())), fd));
-    }
-    let tcp = glommio::net::TcpStream::from(socket2::Socket::from(s));
     let subprotocol = match (transport, protocol) {
         (Transport::Tcp, _) | (_, Protocol::Http) => {
-            return Ok(Guarded::new(AgentStream::Tcp(tcp), fd))
+            let stream = match ring {
+                Some(ring) => AgentStream::Uring(ring.stream(s.into())),
+                None => AgentStream::Tcp(glommio::net::TcpStream::from(socket2::Socket::from(s))),
+            };
+            return Ok(Guarded::new(stream, fd));
         }
         (Transport::Ws, Protocol::Native) => ws::SUBPROTOCOL_NATIVE,
         (Transport::Ws, Protocol::Json) => ws::SUBPROTOCOL_JSON,
     };
-    let shake = within(SETUP_TIMEOUT, ws::connect(tcp, addr, subprotocol))
+    let stream = match ring {
+        Some(ring) => AgentStream::UringWs(Box::new(
+            handshake(ring.stream(s.into()), addr, subprotocol, protocol).await?,
+        )),
+        None => AgentStream::Ws(Box::new(
+            handshake(
+                glommio::net::TcpStream::from(socket2::Socket::from(s)),
+                addr,
+                subprotocol,
+                protocol,
+            )
+            .await?,
+        )),
+    };
+    Ok(Guarded::new(stream, fd))
+}
+
+/// A WebSocket client handshake on `stream` within [`SETUP_TIMEOUT`]: binary messages for
+/// native frames, text messages as records for the JSON protocol.
+async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    addr: SocketAddr,
+    subprotocol: &str,
+    protocol: Protocol,
+) -> Result<ws::WsBytes<S>, String> {
+    let shake = within(SETUP_TIMEOUT, ws::connect(stream, addr, subprotocol))
         .await
         .ok_or_else(|| {
             format!("no WebSocket handshake from {addr} within {} s", SETUP_TIMEOUT.as_secs())
@@ -185,11 +216,10 @@ pub(super) async fn connect(
         .map_err(|e| {
             format!("WebSocket handshake with {addr}: {}", ws::handshake_failure(&e, subprotocol))
         })?;
-    let stream = AgentStream::Ws(Box::new(match protocol {
+    Ok(match protocol {
         Protocol::Json => ws::WsBytes::text_records(shake),
         _ => ws::WsBytes::new(shake, None),
-    }));
-    Ok(Guarded::new(stream, fd))
+    })
 }
 
 /// A blocking connect from `ip` (any free port), bounded like the others.
