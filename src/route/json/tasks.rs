@@ -132,18 +132,15 @@ async fn writer<S: AsyncRead + AsyncWrite + Unpin>(
             }
         })
         .await;
-        loop {
-            let Some(text) = session.borrow_mut().next_text() else { break };
-            // A client that stops reading is cut off by the shard (slow consumer, or an error
-            // it did not take): the pending write is abandoned then.
-            let cut_off = async {
-                poll_fn(|cx| shard.borrow_mut().poll_closed(id, cx)).await;
-                Err(())
-            };
-            if futures_lite::future::or(send_text(&ws, text), cut_off).await.is_err() {
-                shard.borrow_mut().close_conn(id);
-                break 'outer;
-            }
+        // A client that stops reading is cut off by the shard (slow consumer, or an error it
+        // did not take): the pending write is abandoned then.
+        let cut_off = async {
+            poll_fn(|cx| shard.borrow_mut().poll_closed(id, cx)).await;
+            Err(())
+        };
+        if futures_lite::future::or(send_texts(&ws, &session), cut_off).await.is_err() {
+            shard.borrow_mut().close_conn(id);
+            break 'outer;
         }
         if closed {
             break;
@@ -155,15 +152,20 @@ async fn writer<S: AsyncRead + AsyncWrite + Unpin>(
     shell::release_conn(&mut s, id, &live);
 }
 
-async fn send_text<S: AsyncRead + AsyncWrite + Unpin>(
+/// Writes every text the session has, in order, then flushes once: one send for all of them
+/// (tungstenite writes out earlier ones itself past its write buffer's size).
+async fn send_texts<S: AsyncRead + AsyncWrite + Unpin>(
     ws: &Ws<S>,
-    text: Utf8Bytes,
+    session: &RefCell<Session>,
 ) -> Result<(), ()> {
-    poll_fn(|cx| Sink::<WsMessage>::poll_ready(Pin::new(&mut *ws.borrow_mut()), cx))
-        .await
-        .map_err(drop)?;
-    Sink::<WsMessage>::start_send(Pin::new(&mut *ws.borrow_mut()), WsMessage::Text(text))
-        .map_err(drop)?;
+    loop {
+        poll_fn(|cx| Sink::<WsMessage>::poll_ready(Pin::new(&mut *ws.borrow_mut()), cx))
+            .await
+            .map_err(drop)?;
+        let Some(text) = session.borrow_mut().next_text() else { break };
+        Sink::<WsMessage>::start_send(Pin::new(&mut *ws.borrow_mut()), WsMessage::Text(text))
+            .map_err(drop)?;
+    }
     poll_fn(|cx| Sink::<WsMessage>::poll_flush(Pin::new(&mut *ws.borrow_mut()), cx))
         .await
         .map_err(drop)
