@@ -454,19 +454,7 @@ impl Session {
     ) -> Option<Vec<u8>> {
         let from = text_of(req.from_agent).unwrap_or_default();
         let to = text_of(req.to_agent).unwrap_or_default();
-        let sender = self.ours_or_error(&from)?;
-        let target = agent_id_of(&to);
-        match shard.presence(target) {
-            None => {
-                self.send(error("agent_not_found", format!("Agent not found: {to}")));
-                return None;
-            }
-            Some(Presence::Local { online: false }) => {
-                self.send(error("agent_offline", format!("Agent offline: {to}")));
-                return None;
-            }
-            Some(_) => {}
-        }
+        let (sender, target) = self.sender_and_target(&from, &to, shard)?;
         let message_type = text_of(req.message_type);
         let message_type = message_type.as_deref().unwrap_or("message");
         let mut body = std::mem::take(&mut self.body);
@@ -486,28 +474,39 @@ impl Session {
         Some(frame)
     }
 
-    fn direct(&mut self, req: &Value, shard: &Shard) -> Option<Vec<u8>> {
-        let from = str_field(req, "from_agent").unwrap_or("").to_string();
-        let to = str_field(req, "to_agent").unwrap_or("").to_string();
-        let sender = self.ours_or_error(&from)?;
-        let target = agent_id_of(&to);
-        let status = match shard.presence(target) {
+    /// The ids of a `direct`'s sender (an agent of this connection) and of its recipient (known
+    /// to the shard and not offline); else answers why not.
+    fn sender_and_target(
+        &mut self,
+        from: &str,
+        to: &str,
+        shard: &Shard,
+    ) -> Option<(AgentId, AgentId)> {
+        let sender = self.ours_or_error(from)?;
+        let target = agent_id_of(to);
+        match shard.presence(target) {
             None => {
                 self.send(error("agent_not_found", format!("Agent not found: {to}")));
-                return None;
+                None
             }
             Some(Presence::Local { online: false }) => {
                 self.send(error("agent_offline", format!("Agent offline: {to}")));
-                return None;
+                None
             }
-            Some(_) => "online",
-        };
+            Some(_) => Some((sender, target)),
+        }
+    }
+
+    fn direct(&mut self, req: &Value, shard: &Shard) -> Option<Vec<u8>> {
+        let from = str_field(req, "from_agent").unwrap_or("").to_string();
+        let to = str_field(req, "to_agent").unwrap_or("").to_string();
+        let (sender, target) = self.sender_and_target(&from, &to, shard)?;
         let message_type = str_field(req, "message_type").unwrap_or("message");
         let payload = payload_of(req);
         let correlation = req.get("correlation_id").cloned().unwrap_or(Value::Null);
         let body = Session::wrap(&from, message_type, &payload, &correlation);
         let frame = self.data_frame(DataKind::Direct, sender, target.0, message_type, &body);
-        self.send(json!({"type": "ack", "delivered": true, "target_status": status}).to_string());
+        self.queue(Out::Constant(DELIVERED));
         Some(frame)
     }
 
