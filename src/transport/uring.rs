@@ -2813,7 +2813,9 @@ mod tests {
         // reaper dozing (an echo ping-pong for 1.5 s), a glommio timer the ring knows nothing
         // of, a deadline it knows of, and a message from another thread all arrive within a
         // bound far below the run (without the turns, glommio's 100 ms preemption timer
-        // was all that let them through: the glommio timer came 98 ms late).
+        // was all that let them through: the glommio timer came 98 ms late). The bound, 60 ms,
+        // leaves room for a thread the machine takes the core from while the parallel suite
+        // runs (once seen: 35 ms late, on a 2-core VM).
         if supported().is_err() {
             return;
         }
@@ -2862,7 +2864,7 @@ mod tests {
         for (what, late) in
             [("glommio timer", timer_late), ("deadline", deadline_late), ("message", message_late)]
         {
-            assert!(late < 20_000_000, "{what} late by {} ms", late / 1_000_000);
+            assert!(late < 60_000_000, "{what} late by {} ms", late / 1_000_000);
         }
     }
 
