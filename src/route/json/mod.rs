@@ -24,7 +24,7 @@ use std::task::Waker;
 use async_tungstenite::tungstenite::Utf8Bytes;
 use bytes::{BufMut, BytesMut};
 use serde_json::value::RawValue;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::{Presence, Shard};
 use crate::clock;
@@ -170,6 +170,24 @@ object! {
 /// The string a raw value holds; `None` when it is not a string.
 fn text_of(raw: Option<&RawValue>) -> Option<Cow<'_, str>> {
     raw.and_then(|r| serde_json::from_str::<Str<'_>>(r.get()).ok()).map(|s| s.0)
+}
+
+/// Ends a push of `env`: its topic when published, the time, the closing brace.
+fn end_push(b: &mut BytesMut, env: &Envelope<'_>) {
+    if env.kind == DataKind::Publish {
+        b.extend_from_slice(br#","topic":"#);
+        put_json(b, &env.to);
+    }
+    b.extend_from_slice(br#","timestamp":"#);
+    put_json(b, &unix_now());
+    b.put_u8(b'}');
+}
+
+/// Whether `bytes` may be a JSON text: UTF-8, starting (past white space) as a value can.
+fn may_be_json(bytes: &[u8]) -> bool {
+    let start = bytes.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    matches!(start, Some(b'{' | b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n'))
+        && std::str::from_utf8(bytes).is_ok()
 }
 
 /// Appends `value` as JSON (writing into memory cannot fail).
@@ -618,9 +636,15 @@ impl Session {
             DataKind::Publish => "publish",
             _ => "direct",
         };
-        // A message from a JSON agent: its members go out as they came in.
-        if let Ok(w) = serde_json::from_slice::<Wrapped<'_>>(env.payload) {
-            if let (Some(from), Some(payload)) = (w.from_agent, w.payload) {
+        // Only a payload that can be JSON is read as such: a failed reading allocates its error,
+        // and a native agent's payload (its send times first) is seldom JSON.
+        let json = may_be_json(env.payload);
+        // A message from a JSON agent: its members go out as they came in ([`Session::wrap`]
+        // always writes a payload, so an absent one was `null`).
+        if let Some(w) =
+            json.then(|| serde_json::from_slice::<Wrapped<'_>>(env.payload).ok()).flatten()
+        {
+            if let Some(from) = w.from_agent {
                 fn raw(v: Option<&RawValue>) -> &[u8] {
                     v.map_or("null", RawValue::get).as_bytes()
                 }
@@ -632,50 +656,42 @@ impl Session {
                     b.extend_from_slice(br#","message_type":"#);
                     b.extend_from_slice(raw(w.message_type));
                     b.extend_from_slice(br#","payload":"#);
-                    b.extend_from_slice(payload.get().as_bytes());
+                    b.extend_from_slice(raw(w.payload));
                     b.extend_from_slice(br#","correlation_id":"#);
                     b.extend_from_slice(raw(w.correlation_id));
-                    if env.kind == DataKind::Publish {
-                        b.extend_from_slice(br#","topic":"#);
-                        put_json(b, &env.to);
-                    }
-                    b.extend_from_slice(br#","timestamp":"#);
-                    put_json(b, &unix_now());
-                    b.put_u8(b'}');
+                    end_push(b, env);
                 });
                 return;
             }
         }
-        let wrapped: Option<Map<String, Value>> = serde_json::from_slice::<Value>(env.payload)
-            .ok()
-            .and_then(|v| v.as_object().cloned())
-            .filter(|o| o.contains_key("from_agent") && o.contains_key("payload"));
-        let mut out = Map::new();
-        out.insert("type".into(), json!(kind));
-        match wrapped {
-            Some(mut o) => {
-                for key in ["from_agent", "message_type", "payload", "correlation_id"] {
-                    if let Some(v) = o.remove(key) {
-                        out.insert(key.into(), v);
-                    }
+        // A native agent's message: its ids as strings, its payload as written when it is
+        // JSON, else as base64.
+        let json = json.then(|| serde_json::from_slice::<&RawValue>(env.payload).ok()).flatten();
+        self.send_with(|b| {
+            use std::fmt::Write as _;
+            b.extend_from_slice(br#"{"type":""#);
+            b.extend_from_slice(kind.as_bytes());
+            let _ = write!(
+                b,
+                r#"","from_agent":"{}","message_type":"{}","payload":"#,
+                env.sender.0, env.msg_type
+            );
+            match json {
+                Some(raw) => b.extend_from_slice(raw.get().as_bytes()),
+                None => {
+                    use base64::Engine;
+                    let engine = &base64::engine::general_purpose::STANDARD;
+                    b.extend_from_slice(br#"{"base64":""#);
+                    let at = b.len();
+                    b.resize(at + base64::encoded_len(env.payload.len(), true).unwrap_or(0), 0);
+                    let n = engine.encode_slice(env.payload, &mut b[at..]).unwrap_or(0);
+                    b.truncate(at + n);
+                    b.extend_from_slice(br#""}"#);
                 }
             }
-            None => {
-                out.insert("from_agent".into(), json!(env.sender.0.to_string()));
-                out.insert("message_type".into(), json!(env.msg_type.to_string()));
-                let payload = serde_json::from_slice::<Value>(env.payload).unwrap_or_else(|_| {
-                    use base64::Engine;
-                    json!({"base64": base64::engine::general_purpose::STANDARD.encode(env.payload)})
-                });
-                out.insert("payload".into(), payload);
-                out.insert("correlation_id".into(), json!(env.correlation_id));
-            }
-        }
-        if kind == "publish" {
-            out.insert("topic".into(), json!(env.to));
-        }
-        out.insert("timestamp".into(), json!(unix_now()));
-        self.send(Value::Object(out).to_string());
+            let _ = write!(b, r#","correlation_id":{}"#, env.correlation_id);
+            end_push(b, env);
+        });
     }
 
     fn on_control(&mut self, ctl: Control) -> Option<Vec<u8>> {

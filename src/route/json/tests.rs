@@ -8,7 +8,10 @@ use serde_json::{json, Value};
 use super::Session;
 use crate::route::{ConnId, Shard, ShardConfig};
 use crate::testing::counting;
-use crate::wire::{decode_frame, Compression, Limits};
+use crate::wire::control::Register;
+use crate::wire::frame::encode_frame;
+use crate::wire::{decode_frame, AgentId, BufferPool, Compression, Control, DataKind, Envelope};
+use crate::wire::{Limits, Message};
 
 /// One JSON connection on a shard of its own.
 struct Link {
@@ -45,6 +48,28 @@ impl Link {
                 }
                 self.shard.output_done(out);
             }
+        }
+        while let Some(text) = self.session.next_text() {
+            seen(text.as_str());
+        }
+    }
+
+    /// Feeds `frame` to the shard as native connection `from` sent it, then moves what the
+    /// shard queued for the JSON connection through the translator; every text written goes to
+    /// `seen`.
+    fn native(&mut self, from: ConnId, frame: &[u8], mut seen: impl FnMut(&str)) {
+        let mut cx = Context::from_waker(Waker::noop());
+        self.shard.on_input(from, frame);
+        while let Poll::Ready(Some(out)) = self.shard.poll_output(self.id, &mut cx) {
+            if let Ok(Some((_, batch))) = decode_frame(&out, &Limits::DEFAULT, &mut self.inflate) {
+                for (msg, _) in batch.flatten() {
+                    assert!(self.session.on_native(msg).is_none());
+                }
+            }
+            self.shard.output_done(out);
+        }
+        while let Poll::Ready(Some(out)) = self.shard.poll_output(from, &mut cx) {
+            self.shard.output_done(out); // the native side's acks and errors
         }
         while let Some(text) = self.session.next_text() {
             seen(text.as_str());
@@ -142,5 +167,91 @@ fn a_direct_message_is_translated_without_allocating() {
     }
     let allocations = counting::calls() - before;
     assert!(bytes > 64 * 4 * 40, "the rounds wrote {bytes} bytes");
+    assert_eq!(allocations, 0, "{allocations} allocations for 2,000 messages");
+}
+
+/// A native agent (id 7) registered on a connection of its own on the link's shard.
+fn with_native(link: &mut Link) -> ConnId {
+    let conn = link.shard.open_conn();
+    let register = Message::Control(Control::Register(Register {
+        request_id: 1,
+        agent_id: AgentId(7),
+        agent_type: 1,
+        name: "native-7".into(),
+        capabilities: vec![],
+        topics: vec![],
+        token: None,
+    }));
+    link.native(conn, &native_frame(&[register]), |_| {});
+    conn
+}
+
+fn native_frame(msgs: &[Message<'_>]) -> Vec<u8> {
+    encode_frame(msgs, Compression::None, &mut BufferPool::default())
+}
+
+/// A direct message from native agent 7 to `to`, carrying `payload`.
+fn from_native(to: AgentId, payload: &[u8]) -> Message<'_> {
+    Message::Data(Envelope {
+        kind: DataKind::Direct,
+        sender: AgentId(7),
+        to: to.0,
+        message_id: 1,
+        correlation_id: 42,
+        timestamp_ns: 0,
+        msg_type: 3,
+        priority: 5,
+        ttl_ms: 0,
+        payload,
+    })
+}
+
+#[test]
+fn a_native_agents_message_reaches_a_json_agent_as_json() {
+    // Proves the push of a native agent's message to a JSON agent: ids as strings, a JSON
+    // payload passed on as written, any other payload (the native agents' binary one) as
+    // base64, the correlation id as a number.
+    let mut link = registered(&["b"]);
+    let conn = with_native(&mut link);
+    let b = super::agent_id_of("b");
+    let mut texts = Vec::new();
+    let frame = native_frame(&[
+        from_native(b, br#"{"n": [1, "\u00e9"]}"#),
+        from_native(b, &[0, 1, 2, 0xff, b'"']),
+        from_native(b, b""),
+    ]);
+    link.native(conn, &frame, |t| texts.push(serde_json::from_str::<Value>(t).expect("JSON")));
+    assert_eq!(texts.len(), 3, "{texts:?}");
+    for push in &texts {
+        assert_eq!(push["type"], "direct");
+        assert_eq!(push["from_agent"], "7");
+        assert_eq!(push["message_type"], "3");
+        assert_eq!(push["correlation_id"], 42);
+        assert!(push["timestamp"].as_f64().is_some_and(|t| t > 1.0e9), "{push}");
+    }
+    assert_eq!(texts[0]["payload"], json!({"n": [1, "é"]}));
+    assert_eq!(texts[1]["payload"], json!({"base64": "AAEC/yI="}));
+    assert_eq!(texts[2]["payload"], json!({"base64": ""}));
+}
+
+#[test]
+fn a_native_agents_message_is_translated_without_allocating() {
+    // Proves the push of a native agent's binary payload to a JSON agent allocates nothing per
+    // message once warm (before: a `serde_json::Value` map and a base64 string per message).
+    let mut link = registered(&["b"]);
+    let conn = with_native(&mut link);
+    let b = super::agent_id_of("b");
+    let payload = [7u8; 64];
+    let frame = native_frame(&std::array::from_fn::<_, 16, _>(|_| from_native(b, &payload)));
+    let mut bytes = 0;
+    for _ in 0..64 {
+        link.native(conn, &frame, |t| bytes += t.len());
+    }
+    let before = counting::calls();
+    for _ in 0..125 {
+        link.native(conn, &frame, |t| bytes += t.len());
+    }
+    let allocations = counting::calls() - before;
+    assert!(bytes > 189 * 16 * 100, "the pushes wrote {bytes} bytes");
     assert_eq!(allocations, 0, "{allocations} allocations for 2,000 messages");
 }
