@@ -18,7 +18,7 @@ mod tests;
 pub(super) use tasks::serve;
 
 use std::borrow::Cow;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::task::Waker;
 
 use async_tungstenite::tungstenite::Utf8Bytes;
@@ -96,9 +96,9 @@ enum Awaiting {
     Heartbeat { name: String },
     Discover { capability: Option<String>, region: Option<Value> },
     Broadcast { from: AgentId, exclude_self: bool, frame: Vec<u8> },
-    Lock { name: String, lease_s: f64, already_held: bool },
+    Lock { name: String, lease_s: f64, already_held: bool, key: (AgentId, LockId) },
     Release { name: String },
-    Barrier { name: String },
+    Barrier { name: String, key: (AgentId, BarrierId) },
     BarrierForce { name: String },
 }
 
@@ -109,9 +109,13 @@ struct Session {
     awaiting: Option<(u64, Awaiting)>,
     /// Locks held by this connection's agents (name → native id), to answer re-requests.
     held: Vec<String>,
-    /// Lock and barrier names by native id, for pushes that arrive later.
-    lock_names: Vec<(LockId, String)>,
-    barrier_names: Vec<(BarrierId, String)>,
+    /// The names of the locks this connection's agents asked for and have not been granted,
+    /// and of the barriers they entered and that have not released them: what a push that
+    /// arrives later needs. Each entry leaves with its grant, release or error, so a client
+    /// that names every lock or barrier anew (a round number in the name) does not make them
+    /// grow.
+    lock_waits: HashMap<(AgentId, LockId), String>,
+    barrier_waits: HashMap<(AgentId, BarrierId), String>,
     next_request: u64,
     next_message: u64,
     /// JSON texts to write, in order: constants, or the next bytes of `texts`.
@@ -249,8 +253,8 @@ impl Session {
             agents: Vec::new(),
             awaiting: None,
             held: Vec::new(),
-            lock_names: Vec::new(),
-            barrier_names: Vec::new(),
+            lock_waits: HashMap::new(),
+            barrier_waits: HashMap::new(),
             next_request: 1,
             next_message: 1,
             out: VecDeque::new(),
@@ -562,14 +566,13 @@ impl Session {
         let name = str_field(req, "lock_id").unwrap_or("").to_string();
         let id = self.ours_or_error(&agent)?;
         let lock_id = lock_id_of(&name);
-        if !self.lock_names.iter().any(|(l, _)| *l == lock_id) {
-            self.lock_names.push((lock_id, name.clone()));
-        }
         let request_id = self.request_id();
         let ctl = if kind == "lock_request" {
             let lease_s = req.get("timeout").and_then(Value::as_f64).unwrap_or(30.0).max(0.001);
             let already_held = self.held.contains(&name);
-            self.awaiting = Some((request_id, Awaiting::Lock { name, lease_s, already_held }));
+            let key = (id, lock_id);
+            self.lock_waits.insert(key, name.clone());
+            self.awaiting = Some((request_id, Awaiting::Lock { name, lease_s, already_held, key }));
             let lease_ms = (lease_s * 1000.0).min(f64::from(u32::MAX)) as u32;
             Control::LockRequest(LockRequest { request_id, agent_id: id, lock_id, lease_ms })
         } else {
@@ -582,9 +585,6 @@ impl Session {
     fn barrier(&mut self, kind: &str, req: &Value) -> Option<Vec<u8>> {
         let name = str_field(req, "barrier_id").unwrap_or("").to_string();
         let barrier_id = barrier_id_of(&name);
-        if !self.barrier_names.iter().any(|(b, _)| *b == barrier_id) {
-            self.barrier_names.push((barrier_id, name.clone()));
-        }
         // barrier_release names no agent in the seed protocol: any agent of this connection acts.
         let agent = str_field(req, "agent_id")
             .map(String::from)
@@ -599,7 +599,9 @@ impl Session {
         let request_id = self.request_id();
         let ctl = if kind == "barrier_enter" {
             let expected = req.get("expected_count").and_then(Value::as_u64).unwrap_or(2) as u32;
-            self.awaiting = Some((request_id, Awaiting::Barrier { name }));
+            let key = (id, barrier_id);
+            self.barrier_waits.insert(key, name.clone());
+            self.awaiting = Some((request_id, Awaiting::Barrier { name, key }));
             Control::BarrierEnter(BarrierEnter { request_id, agent_id: id, barrier_id, expected })
         } else {
             self.awaiting = Some((request_id, Awaiting::BarrierForce { name }));
@@ -727,12 +729,7 @@ impl Session {
     fn push_unawaited(&mut self, ctl: Control) {
         match ctl {
             Control::LockGranted(g) => {
-                let name = self
-                    .lock_names
-                    .iter()
-                    .find(|(l, _)| *l == g.lock_id)
-                    .map(|(_, n)| n.clone())
-                    .unwrap_or_default();
+                let name = self.lock_waits.remove(&(g.agent_id, g.lock_id)).unwrap_or_default();
                 if !self.held.contains(&name) {
                     self.held.push(name.clone());
                 }
@@ -743,12 +740,8 @@ impl Session {
                 );
             }
             Control::BarrierRelease(r) => {
-                let name = self
-                    .barrier_names
-                    .iter()
-                    .find(|(b, _)| *b == r.barrier_id)
-                    .map(|(_, n)| n.clone())
-                    .unwrap_or_default();
+                let name =
+                    self.barrier_waits.remove(&(r.agent_id, r.barrier_id)).unwrap_or_default();
                 self.send(
                     json!({"type": "barrier_release", "barrier_id": name, "timestamp": unix_now()})
                         .to_string(),
@@ -771,8 +764,11 @@ impl Session {
                 ErrorCode::BarrierNotFound => "barrier_not_found",
                 other => other.name(),
             };
-            if matches!(awaiting, Awaiting::Release { .. }) && err == ErrorCode::LockNotFound {
-                self.held.clear();
+            match &awaiting {
+                Awaiting::Release { .. } if err == ErrorCode::LockNotFound => self.held.clear(),
+                Awaiting::Lock { key, .. } => drop(self.lock_waits.remove(key)),
+                Awaiting::Barrier { key, .. } => drop(self.barrier_waits.remove(key)),
+                _ => {}
             }
             self.send(error(name, e.detail.to_string()));
             return None;
@@ -831,8 +827,9 @@ impl Session {
                 );
                 return Some(frame);
             }
-            (Awaiting::Lock { name, lease_s, already_held }, Control::LockGranted(g)) => {
+            (Awaiting::Lock { name, lease_s, already_held, key }, Control::LockGranted(g)) => {
                 let _ = lease_s;
+                self.lock_waits.remove(&key);
                 let expires = unix_now() + f64::from(g.lease_ms) / 1000.0;
                 if !already_held {
                     self.held.push(name.clone());
@@ -853,14 +850,15 @@ impl Session {
                 self.held.retain(|h| *h != name);
                 self.send(json!({"type": "ack", "lock_id": name, "released": true}).to_string());
             }
-            (Awaiting::Barrier { name }, Control::BarrierWait(w)) => {
+            (Awaiting::Barrier { name, .. }, Control::BarrierWait(w)) => {
                 self.send(
                     json!({"type": "ack", "barrier_id": name, "released": false,
                     "arrived_count": w.arrived, "expected_count": w.expected})
                     .to_string(),
                 );
             }
-            (Awaiting::Barrier { name }, Control::BarrierRelease(r)) => {
+            (Awaiting::Barrier { name, key }, Control::BarrierRelease(r)) => {
+                self.barrier_waits.remove(&key);
                 self.send(
                     json!({"type": "barrier_release", "barrier_id": name, "timestamp": unix_now()})
                         .to_string(),

@@ -255,3 +255,63 @@ fn a_native_agents_message_is_translated_without_allocating() {
     assert!(bytes > 189 * 16 * 100, "the pushes wrote {bytes} bytes");
     assert_eq!(allocations, 0, "{allocations} allocations for 2,000 messages");
 }
+
+#[test]
+fn locks_and_barriers_named_anew_each_round_leave_no_names_behind() {
+    // Proves the session keeps a lock's or barrier's name only while a push may need it: a
+    // client naming each round's barrier and lock anew (as the seed tester's rounds do) used
+    // to leave every name in a list the session searched from the start for every push, its
+    // memory and each push's cost growing with the rounds. The pushes still carry the names.
+    let mut link = registered(&["a", "b"]);
+    let mut pushes = Vec::new();
+    for round in 0..500 {
+        let barrier = format!("round-{round}");
+        let enter = |agent: &str| {
+            json!({"type": "barrier_enter", "agent_id": agent, "barrier_id": barrier,
+                "expected_count": 2})
+            .to_string()
+        };
+        let first = link.texts(&enter("a"));
+        assert_eq!(first[0]["released"], false, "{first:?}");
+        let last = link.texts(&enter("b"));
+        // a's release (a push) and b's, with b's ack.
+        let releases: Vec<_> = last
+            .iter()
+            .filter(|t| t["type"] == "barrier_release")
+            .map(|t| &t["barrier_id"])
+            .collect();
+        assert_eq!(releases, [&json!(barrier), &json!(barrier)], "{last:?}");
+
+        let lock = format!("lock-{round}");
+        let ask = |agent: &str| {
+            json!({"type": "lock_request", "agent_id": agent, "lock_id": lock}).to_string()
+        };
+        let release = |agent: &str| {
+            json!({"type": "lock_release", "agent_id": agent, "lock_id": lock}).to_string()
+        };
+        assert_eq!(link.texts(&ask("a")).last().unwrap()["granted"], true);
+        assert_eq!(link.texts(&ask("b"))[0]["granted"], false);
+        // a's release grants the lock to b: a push naming it.
+        pushes
+            .extend(link.texts(&release("a")).into_iter().filter(|t| t["type"] == "lock_granted"));
+        assert_eq!(link.texts(&release("b"))[0]["released"], true);
+    }
+    assert_eq!(pushes.len(), 500);
+    assert!(pushes.iter().enumerate().all(|(i, p)| p["lock_id"] == format!("lock-{i}")));
+    assert_eq!(link.session.barrier_waits.len(), 0, "barrier names left behind");
+    assert_eq!(link.session.lock_waits.len(), 0, "lock names left behind");
+    assert!(link.session.held.is_empty(), "{:?}", link.session.held);
+}
+
+#[test]
+fn a_refused_barrier_leaves_no_name_behind() {
+    // Proves an error answer takes the name out too: a new barrier entered with a count of
+    // 0, which the router refuses.
+    let mut link = registered(&["a"]);
+    let texts = link.texts(
+        &json!({"type": "barrier_enter", "agent_id": "a", "barrier_id": "x", "expected_count": 0})
+            .to_string(),
+    );
+    assert_eq!(texts[0]["type"], "error", "{texts:?}");
+    assert_eq!(link.session.barrier_waits.len(), 0);
+}
