@@ -203,7 +203,7 @@ impl Client {
                 let (ws, _) = tungstenite::client::client_with_config(
                     request,
                     stream,
-                    Some(crate::transport::ws::config()),
+                    Some(crate::transport::ws::config(crate::transport::ws::READ_FROM_SOCKET)),
                 )
                 .map_err(|e| io::Error::other(e.to_string()))?;
                 Link::Ws(Box::new(ws))

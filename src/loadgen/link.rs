@@ -202,13 +202,14 @@ pub(super) async fn connect(
 
 /// A WebSocket client handshake on `stream` within [`SETUP_TIMEOUT`]: binary messages for
 /// native frames, text messages as records for the JSON protocol.
-async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+async fn handshake<S: AsyncRead + AsyncWrite + crate::transport::Lend + Unpin>(
     stream: S,
     addr: SocketAddr,
     subprotocol: &str,
     protocol: Protocol,
 ) -> Result<ws::WsBytes<S>, String> {
-    let shake = within(SETUP_TIMEOUT, ws::connect(stream, addr, subprotocol))
+    let read_size = ws::read_size(&stream);
+    let shake = within(SETUP_TIMEOUT, ws::connect(stream, addr, subprotocol, read_size))
         .await
         .ok_or_else(|| {
             format!("no WebSocket handshake from {addr} within {} s", SETUP_TIMEOUT.as_secs())

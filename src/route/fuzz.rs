@@ -58,7 +58,9 @@ pub fn connection(data: &[u8]) {
         return;
     }
     // The in-memory socket never makes a read or write wait: one poll completes the handshake.
-    let Poll::Ready(Ok((ws, _))) = pin!(ws::accept(Duplex { input: data })).poll(&mut cx) else {
+    let Poll::Ready(Ok((ws, _))) =
+        pin!(ws::accept(Duplex { input: data }, ws::READ_IN_MEMORY)).poll(&mut cx)
+    else {
         return;
     };
     feed(&mut shard, id, ws::WsBytes::new(ws, None), &mut cx);

@@ -381,8 +381,9 @@ async fn session<R: Runtime>(
         return serve_native::<R, _>(shard, stream, control, live, done, inbox);
     }
     // A handshake that fails consumes its stream: a second handle keeps the socket for the reply.
+    let read_size = ws::read_size(&stream);
     let stream = Shared::new(stream);
-    let accepted = before::<R, _>(deadline, ws::accept(stream.clone())).await;
+    let accepted = before::<R, _>(deadline, ws::accept(stream.clone(), read_size)).await;
     let Some(Ok((mut ws, protocol))) = accepted else {
         ws::refuse_upgrade(&control);
         return gone(&live);

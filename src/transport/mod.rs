@@ -103,17 +103,28 @@ pub trait Lend {
     fn lender(&self) -> Option<&uring::UringStream> {
         None
     }
+    /// Whether its bytes are received into memory ahead of the reads (a socket ring's), so
+    /// that a read costs a copy, not a system call.
+    fn in_memory(&self) -> bool {
+        false
+    }
 }
 
 impl Lend for uring::UringStream {
     fn lender(&self) -> Option<&uring::UringStream> {
         Some(self)
     }
+    fn in_memory(&self) -> bool {
+        true
+    }
 }
 
 impl<S: Lend> Lend for Guarded<S> {
     fn lender(&self) -> Option<&uring::UringStream> {
         self.inner.lender()
+    }
+    fn in_memory(&self) -> bool {
+        self.inner.in_memory()
     }
 }
 
@@ -124,6 +135,9 @@ impl<S: Lend> Lend for Rewind<S> {
             return None;
         }
         self.inner.lender()
+    }
+    fn in_memory(&self) -> bool {
+        self.inner.in_memory()
     }
 }
 

@@ -24,17 +24,40 @@ pub const SUBPROTOCOL_JSON: &str = "a2a";
 /// The subprotocol of the native protocol over WebSocket.
 pub const SUBPROTOCOL_NATIVE: &str = "a2a-bench";
 
-/// Message size limits matching the frame limit (10 MiB) with room for the header.
-pub fn config() -> WebSocketConfig {
+/// The most tungstenite reads at once from a stream whose every read is a system call (glommio's
+/// and tokio's streams): fewer calls for a big message.
+pub const READ_FROM_SOCKET: usize = 32 << 10;
+/// The most tungstenite reads at once from a socket ring's stream, whose bytes are already in
+/// memory: tungstenite zero-fills this much before every read, also one that finds nothing, so
+/// on a ring a large read size costs a memset per poll and saves no system call (32 KiB: 7 % of
+/// both cores in a WebSocket ring run, 1 % at 4 KiB: `docs/BENCHMARKS.md`).
+pub const READ_IN_MEMORY: usize = 4 << 10;
+
+/// The read size for `stream`: [`READ_IN_MEMORY`] on a socket ring, else [`READ_FROM_SOCKET`].
+pub fn read_size(stream: &impl super::Lend) -> usize {
+    if stream.in_memory() {
+        READ_IN_MEMORY
+    } else {
+        READ_FROM_SOCKET
+    }
+}
+
+/// Message size limits matching the frame limit (10 MiB) with room for the header; reads of at
+/// most `read_size` bytes.
+pub fn config(read_size: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .max_message_size(Some(16 << 20))
         .max_frame_size(Some(16 << 20))
-        .read_buffer_size(32 << 10)
+        .read_buffer_size(read_size)
 }
 
-/// Completes a server handshake. Returns the stream and the subprotocol chosen: the native one
-/// when offered, else the JSON one when offered, else none.
-pub async fn accept<S>(stream: S) -> Result<(WebSocketStream<S>, Option<&'static str>), WsError>
+/// Completes a server handshake, reading at most `read_size` bytes at once ([`read_size`]).
+/// Returns the stream and the subprotocol chosen: the native one when offered, else the JSON
+/// one when offered, else none.
+pub async fn accept<S>(
+    stream: S,
+    read_size: usize,
+) -> Result<(WebSocketStream<S>, Option<&'static str>), WsError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -60,7 +83,8 @@ where
         Ok(resp)
     };
     let ws =
-        async_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config())).await?;
+        async_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config(read_size)))
+            .await?;
     let protocol = *chosen.borrow();
     Ok((ws, protocol))
 }
@@ -76,11 +100,13 @@ pub const REFUSAL: &[u8] =
     b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 47\r\n\r\n\
           this port speaks a2a-bench frames or WebSocket\n";
 
-/// Completes a client handshake to `ws://addr/`, asking for `subprotocol`.
+/// Completes a client handshake to `ws://addr/`, asking for `subprotocol`, reading at most
+/// `read_size` bytes at once ([`read_size`]).
 pub async fn connect<S>(
     stream: S,
     addr: SocketAddr,
     subprotocol: &str,
+    read_size: usize,
 ) -> Result<WebSocketStream<S>, WsError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -90,7 +116,8 @@ where
     let value = HeaderValue::from_str(subprotocol).map_err(|e| WsError::HttpFormat(e.into()))?;
     request.headers_mut().insert("Sec-WebSocket-Protocol", value);
     let (ws, _) =
-        async_tungstenite::client_async_with_config(request, stream, Some(config())).await?;
+        async_tungstenite::client_async_with_config(request, stream, Some(config(read_size)))
+            .await?;
     Ok(ws)
 }
 

@@ -184,6 +184,33 @@ fn agents_over_websocket_deliver_every_message() {
     r.stop();
 }
 
+#[test]
+fn websocket_messages_many_reads_long_arrive_whole() {
+    // Proves WebSocket messages far longer than what tungstenite reads at once from a socket
+    // ring (`ws::READ_IN_MEMORY`) are put together whole, both ways, on the router's ring and
+    // the agents': 40 KB payloads in batches of several messages, every one delivered and
+    // answered.
+    let r = router();
+    for per_conn in [1, 3] {
+        let mut sc = scenario(
+            Topology::Ring,
+            6,
+            Pacing::Closed { window: 4 },
+            Stop::Count { per_agent: 40 },
+        );
+        sc.transport = Transport::Ws;
+        sc.io = Io::Uring;
+        sc.payload_bytes = 40_000;
+        sc.agents_per_conn = per_conn;
+        sc.id_base += 300_000 + per_conn * 1_000;
+        let o = loadgen::run(&sc, r.local_addr(), Some(&r), None);
+        check_clean(&o);
+        assert_eq!(o.counters.round_trips_measured, 6 * 40, "{per_conn} agents a connection");
+    }
+    const { assert!(a2a_bench::transport::ws::READ_IN_MEMORY * 4 < 40_000) };
+    r.stop();
+}
+
 /// Every topology, closed loop in count mode (connections alternately shared by 1 and 3
 /// agents) then open loop for 300 ms, each with the scenario as `set` changes it: every
 /// message delivered, the accounting closed.

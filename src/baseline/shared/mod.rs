@@ -179,7 +179,7 @@ pub(super) async fn serve(state: Arc<State>, stream: tokio::net::TcpStream) {
             }
             Ok(resp)
         };
-        let config = Some(crate::transport::ws::config());
+        let config = Some(crate::transport::ws::config(crate::transport::ws::READ_FROM_SOCKET));
         match tokio_tungstenite::accept_hdr_async_with_config(stream, callback, config).await {
             Ok(ws) => {
                 let (sink, stream) = futures_util::StreamExt::split(ws);
