@@ -187,11 +187,11 @@ fn end_push(b: &mut BytesMut, env: &Envelope<'_>) {
     b.put_u8(b'}');
 }
 
-/// Whether `bytes` may be a JSON text: UTF-8, starting (past white space) as a value can.
+/// Whether `bytes` may be a JSON text: starting (past white space) as a value can. The reading
+/// that follows checks the rest (UTF-8 included) in the same pass.
 fn may_be_json(bytes: &[u8]) -> bool {
     let start = bytes.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
     matches!(start, Some(b'{' | b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n'))
-        && std::str::from_utf8(bytes).is_ok()
 }
 
 /// Appends `value` as JSON (writing into memory cannot fail).
