@@ -97,7 +97,7 @@ enum Awaiting {
     Discover { capability: Option<String>, region: Option<Value> },
     Broadcast { from: AgentId, exclude_self: bool, frame: Vec<u8> },
     Lock { name: String, lease_s: f64, already_held: bool, key: (AgentId, LockId) },
-    Release { name: String },
+    Release { name: String, key: (AgentId, LockId) },
     Barrier { name: String, key: (AgentId, BarrierId) },
     BarrierForce { name: String },
 }
@@ -107,8 +107,13 @@ struct Session {
     agents: Vec<JsonAgent>,
     /// The native request id in flight and what it waits for.
     awaiting: Option<(u64, Awaiting)>,
-    /// Locks held by this connection's agents (name → native id), to answer re-requests.
-    held: Vec<String>,
+    /// Locks held by this connection's agents, with when each lease ends (Unix seconds): a
+    /// holder's re-request is answered with an ack alone, a grant after expiry with a
+    /// `lock_granted` too. Entries leave with their release; leases that ended unreleased are
+    /// swept once the table doubles, so locks named anew and left to expire do not make it grow.
+    held: HashMap<(AgentId, LockId), f64>,
+    /// The table's size that starts the next sweep of `held`.
+    held_sweep_at: usize,
     /// The names of the locks this connection's agents asked for and have not been granted,
     /// and of the barriers they entered and that have not released them: what a push that
     /// arrives later needs. Each entry leaves with its grant, release or error, so a client
@@ -139,6 +144,9 @@ enum Out {
 }
 
 /// The `ack` of a `direct` request, the reply a busy connection writes most.
+/// The smallest size of `Session::held` that starts a sweep of ended leases.
+const HELD_SWEEP_MIN: usize = 64;
+
 const DELIVERED: &str = r#"{"type":"ack","delivered":true,"target_status":"online"}"#;
 
 /// Sent in place of a text that is not UTF-8 (never expected: every text is written from
@@ -252,7 +260,8 @@ impl Session {
         Session {
             agents: Vec::new(),
             awaiting: None,
-            held: Vec::new(),
+            held: HashMap::new(),
+            held_sweep_at: HELD_SWEEP_MIN,
             lock_waits: HashMap::new(),
             barrier_waits: HashMap::new(),
             next_request: 1,
@@ -569,14 +578,14 @@ impl Session {
         let request_id = self.request_id();
         let ctl = if kind == "lock_request" {
             let lease_s = req.get("timeout").and_then(Value::as_f64).unwrap_or(30.0).max(0.001);
-            let already_held = self.held.contains(&name);
             let key = (id, lock_id);
+            let already_held = self.held.get(&key).is_some_and(|&ends| ends > unix_now());
             self.lock_waits.insert(key, name.clone());
             self.awaiting = Some((request_id, Awaiting::Lock { name, lease_s, already_held, key }));
             let lease_ms = (lease_s * 1000.0).min(f64::from(u32::MAX)) as u32;
             Control::LockRequest(LockRequest { request_id, agent_id: id, lock_id, lease_ms })
         } else {
-            self.awaiting = Some((request_id, Awaiting::Release { name }));
+            self.awaiting = Some((request_id, Awaiting::Release { name, key: (id, lock_id) }));
             Control::LockRelease(LockRelease { request_id, agent_id: id, lock_id })
         };
         Some(self.frame(&[Message::Control(ctl)]))
@@ -724,16 +733,26 @@ impl Session {
         more
     }
 
+    /// Records that `key`'s lock is held until `ends` (Unix seconds), sweeping out leases that
+    /// ended unreleased once the table has doubled since the last sweep.
+    fn hold(&mut self, key: (AgentId, LockId), ends: f64) {
+        self.held.insert(key, ends);
+        if self.held.len() >= self.held_sweep_at {
+            let now = unix_now();
+            self.held.retain(|_, &mut ends| ends > now);
+            self.held_sweep_at = (self.held.len() * 2).max(HELD_SWEEP_MIN);
+        }
+    }
+
     /// Pushes that are not the answer to the request in flight: grants after a wait, barrier
     /// releases caused by others, and errors about earlier messages (already acknowledged).
     fn push_unawaited(&mut self, ctl: Control) {
         match ctl {
             Control::LockGranted(g) => {
-                let name = self.lock_waits.remove(&(g.agent_id, g.lock_id)).unwrap_or_default();
-                if !self.held.contains(&name) {
-                    self.held.push(name.clone());
-                }
+                let key = (g.agent_id, g.lock_id);
+                let name = self.lock_waits.remove(&key).unwrap_or_default();
                 let expires = unix_now() + f64::from(g.lease_ms) / 1000.0;
+                self.hold(key, expires);
                 self.send(
                     json!({"type": "lock_granted", "lock_id": name, "expires_at": expires})
                         .to_string(),
@@ -765,7 +784,10 @@ impl Session {
                 other => other.name(),
             };
             match &awaiting {
-                Awaiting::Release { .. } if err == ErrorCode::LockNotFound => self.held.clear(),
+                // Not found, or another's: whatever this connection thought it held, it does not.
+                Awaiting::Release { key, .. } => {
+                    self.held.remove(key);
+                }
                 Awaiting::Lock { key, .. } => drop(self.lock_waits.remove(key)),
                 Awaiting::Barrier { key, .. } => drop(self.barrier_waits.remove(key)),
                 _ => {}
@@ -831,8 +853,8 @@ impl Session {
                 let _ = lease_s;
                 self.lock_waits.remove(&key);
                 let expires = unix_now() + f64::from(g.lease_ms) / 1000.0;
+                self.hold(key, expires);
                 if !already_held {
-                    self.held.push(name.clone());
                     self.send(
                         json!({"type": "lock_granted", "lock_id": name, "expires_at": expires})
                             .to_string(),
@@ -846,8 +868,8 @@ impl Session {
             (Awaiting::Lock { name, .. }, Control::LockQueued(q)) => {
                 self.send(json!({"type": "ack", "lock_id": name, "granted": false, "queue_position": q.position}).to_string());
             }
-            (Awaiting::Release { name }, Control::Ack(_)) => {
-                self.held.retain(|h| *h != name);
+            (Awaiting::Release { name, key }, Control::Ack(_)) => {
+                self.held.remove(&key);
                 self.send(json!({"type": "ack", "lock_id": name, "released": true}).to_string());
             }
             (Awaiting::Barrier { name, .. }, Control::BarrierWait(w)) => {

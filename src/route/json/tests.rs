@@ -304,6 +304,46 @@ fn locks_and_barriers_named_anew_each_round_leave_no_names_behind() {
 }
 
 #[test]
+fn locks_left_to_expire_are_granted_anew_and_forgotten() {
+    // Proves a lease that ended unreleased is neither remembered for ever nor taken for one
+    // still held: before, the session kept every lock name its agents were granted until a
+    // release, so a client naming locks anew and letting them expire grew it without bound,
+    // and a holder asking again for an expired lock got no `lock_granted` for the new grant.
+    let mut link = registered(&["a"]);
+    let ask = |lock: &str, timeout: f64| {
+        json!({"type": "lock_request", "agent_id": "a", "lock_id": lock, "timeout": timeout})
+            .to_string()
+    };
+    let pushed = |texts: &[Value]| texts.iter().filter(|t| t["type"] == "lock_granted").count();
+    // Held for 30 s: asking again extends the lease, an ack alone.
+    assert_eq!(pushed(&link.texts(&ask("long", 30.0))), 1);
+    let again = link.texts(&ask("long", 30.0));
+    assert_eq!((pushed(&again), &again[0]["granted"]), (0, &json!(true)), "{again:?}");
+    // Leases of 1 ms, each under a new name, never released: five hundreds, each hundred's
+    // leases over before the next begins.
+    let lease_over = || {
+        let over = std::time::Instant::now() + std::time::Duration::from_millis(3);
+        while std::time::Instant::now() < over {
+            std::hint::spin_loop();
+        }
+    };
+    for round in 0..500 {
+        let texts = link.texts(&ask(&format!("short-{round}"), 0.001));
+        assert_eq!(pushed(&texts), 1, "{texts:?}");
+        if round % 100 == 99 {
+            lease_over();
+        }
+    }
+    // Without the sweep, 501.
+    assert!(link.session.held.len() <= 256, "{} leases remembered", link.session.held.len());
+    assert!(link.session.held.contains_key(&(super::agent_id_of("a"), super::lock_id_of("long"))));
+    // The lease over, the same lock asked for again is a new grant, pushed as one (before:
+    // taken for the one held, an ack alone).
+    let texts = link.texts(&ask("short-499", 0.001));
+    assert_eq!(pushed(&texts), 1, "{texts:?}");
+}
+
+#[test]
 fn a_refused_barrier_leaves_no_name_behind() {
     // Proves an error answer takes the name out too: a new barrier entered with a count of
     // 0, which the router refuses.
