@@ -408,9 +408,10 @@ impl Shard {
                 self.deliver_to(waiter, &reply);
             }
             Ok(BarrierOutcome::Released(all)) => {
-                for (w, release) in coord::releases(barrier, all) {
+                for (w, release) in coord::releases(barrier, &all) {
                     self.deliver_to(w, &release);
                 }
+                self.barriers.recycle(all);
             }
             Err(code) => {
                 let reply =
@@ -423,9 +424,10 @@ impl Shard {
     fn own_barrier_force(&mut self, waiter: Waiter, barrier: BarrierId) {
         match self.barriers.force(barrier) {
             Some(all) => {
-                for (w, release) in coord::releases(barrier, all) {
+                for (w, release) in coord::releases(barrier, &all) {
                     self.deliver_to(w, &release);
                 }
+                self.barriers.recycle(all);
                 self.deliver_to(waiter, &Control::Ack(Ack { request_id: waiter.request_id }));
             }
             None => {

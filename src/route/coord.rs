@@ -47,9 +47,12 @@ impl Grant {
 
 /// The `barrier_release` each waiter of a released barrier receives (`arrived`: how many were
 /// released together).
-pub fn releases(barrier: BarrierId, all: Vec<Waiter>) -> impl Iterator<Item = (Waiter, Control)> {
+pub fn releases(
+    barrier: BarrierId,
+    all: &[Waiter],
+) -> impl Iterator<Item = (Waiter, Control)> + '_ {
     let arrived = all.len() as u32;
-    all.into_iter().map(move |w| {
+    all.iter().map(move |&w| {
         let release = BarrierRelease {
             request_id: w.request_id,
             agent_id: w.agent,
@@ -88,6 +91,9 @@ struct LockState {
 #[derive(Debug)]
 pub struct LockTable {
     locks: FxHashMap<LockId, LockState>,
+    /// Emptied queues of freed locks, for the next locks taken ([`SPARES`] at most): a round
+    /// of locks taken, waited for and freed allocates nothing once warm.
+    spare_queues: Vec<VecDeque<(Waiter, u32)>>,
     /// Lease used when a request asks for 0.
     default_lease_ms: u32,
 }
@@ -95,7 +101,11 @@ pub struct LockTable {
 impl LockTable {
     /// An empty table; requests with lease 0 get `default_lease_ms`.
     pub fn new(default_lease_ms: u32) -> LockTable {
-        LockTable { locks: FxHashMap::default(), default_lease_ms: default_lease_ms.max(1) }
+        LockTable {
+            locks: FxHashMap::default(),
+            spare_queues: Vec::new(),
+            default_lease_ms: default_lease_ms.max(1),
+        }
     }
 
     /// Locks currently held.
@@ -122,7 +132,7 @@ impl LockTable {
                     holder: waiter,
                     lease_ms,
                     expires_ns: now_ns + ms_to_ns(lease_ms),
-                    queue: VecDeque::new(),
+                    queue: self.spare_queues.pop().unwrap_or_default(),
                 },
             );
             return LockOutcome::Granted { lease_ms };
@@ -200,11 +210,21 @@ impl LockTable {
                 grants.push(Grant { waiter, lock, lease_ms });
             }
             None => {
-                self.locks.remove(&lock);
+                if let Some(mut state) = self.locks.remove(&lock) {
+                    let cap = state.queue.capacity();
+                    if self.spare_queues.len() < SPARES && (1..=SPARE_CAPACITY).contains(&cap) {
+                        state.queue.clear();
+                        self.spare_queues.push(state.queue);
+                    }
+                }
             }
         }
     }
 }
+
+/// Most emptied containers a table keeps for reuse, and the largest capacity kept.
+const SPARES: usize = 64;
+const SPARE_CAPACITY: usize = 1024;
 
 fn ms_to_ns(ms: u32) -> u64 {
     u64::from(ms) * 1_000_000
@@ -228,6 +248,8 @@ pub enum BarrierOutcome {
 #[derive(Debug, Default)]
 pub struct BarrierTable {
     barriers: FxHashMap<BarrierId, (u32, Vec<Waiter>)>,
+    /// Emptied lists of released barriers ([`BarrierTable::recycle`]), for the next barriers.
+    spare: Vec<Vec<Waiter>>,
 }
 
 impl BarrierTable {
@@ -247,7 +269,10 @@ impl BarrierTable {
         let (want, arrived) = match self.barriers.get_mut(&barrier) {
             Some(entry) => entry,
             None if expected == 0 => return Err(ErrorCode::InvalidRequest),
-            None => self.barriers.entry(barrier).or_insert((expected, Vec::new())),
+            None => {
+                let arrived = self.spare.pop().unwrap_or_default();
+                self.barriers.entry(barrier).or_insert((expected, arrived))
+            }
         };
         match arrived.iter_mut().find(|w| w.agent == waiter.agent) {
             Some(w) => *w = waiter,
@@ -263,6 +288,15 @@ impl BarrierTable {
     /// Releases everyone waiting at `barrier` now; `None` if nobody waits there.
     pub fn force(&mut self, barrier: BarrierId) -> Option<Vec<Waiter>> {
         self.barriers.remove(&barrier).map(|(_, arrived)| arrived)
+    }
+
+    /// Takes back the list of a released barrier, once its releases are sent, for the next
+    /// barrier: a round of barriers allocates nothing once warm.
+    pub fn recycle(&mut self, mut all: Vec<Waiter>) {
+        if self.spare.len() < SPARES && (1..=SPARE_CAPACITY).contains(&all.capacity()) {
+            all.clear();
+            self.spare.push(all);
+        }
     }
 
     /// Removes a departed agent from every barrier it was waiting at.

@@ -527,11 +527,16 @@ macro_rules! control_messages {
             }
 
             fn decode_body(code: u8, rd: &mut &[u8]) -> Result<Control, &'static str> {
-                let mut de = rmp_serde::Deserializer::new(rd);
+                // The body is taken whole first, and read from a borrowed slice: a deserializer
+                // over `io::Read` would allocate its scratch buffer per message.
+                let body = super::msgpack::take_value(rd);
                 match code {
-                    $( $code => $name::deserialize(&mut de)
+                    $( $code => body
+                        .and_then(|b| {
+                            $name::deserialize(&mut rmp_serde::Deserializer::from_read_ref(b)).ok()
+                        })
                         .map(Control::$name)
-                        .map_err(|_| concat!($label, " body does not match its schema")), )*
+                        .ok_or(concat!($label, " body does not match its schema")), )*
                     _ => Err("unknown message kind"),
                 }
             }

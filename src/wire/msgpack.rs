@@ -124,6 +124,63 @@ pub(crate) fn read_bin<'a>(rd: &mut &'a [u8]) -> Option<&'a [u8]> {
     Some(bytes)
 }
 
+/// Takes one whole value (of any type, nested as deep as it likes) off the front of `rd`,
+/// returning its bytes; `None` if `rd` does not start with one. Walks without recursion: a
+/// count of the values still to pass, which a container adds its items to, and which can never
+/// exceed the bytes left (every value takes at least one).
+pub(crate) fn take_value<'a>(rd: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let whole = *rd;
+    let mut at = 0usize;
+    let mut pending: u64 = 1;
+    while pending > 0 {
+        pending -= 1;
+        let marker = *whole.get(at)?;
+        at += 1;
+        let rest = &whole[at..];
+        let len = |n: usize| -> Option<u64> {
+            let b = rest.get(..n)?;
+            Some(b.iter().fold(0u64, |v, &x| (v << 8) | u64::from(x)))
+        };
+        // (bytes of header past the marker, bytes of data, items that follow)
+        let (head, data, items): (usize, u64, u64) = match marker {
+            0x00..=0x7f | 0xc0 | 0xc2 | 0xc3 | 0xe0..=0xff => (0, 0, 0),
+            0x80..=0x8f => (0, 0, 2 * u64::from(marker & 0x0f)),
+            0x90..=0x9f => (0, 0, u64::from(marker & 0x0f)),
+            0xa0..=0xbf => (0, u64::from(marker & 0x1f), 0),
+            0xc4 | 0xd9 => (1, len(1)?, 0),
+            0xc5 | 0xda => (2, len(2)?, 0),
+            0xc6 | 0xdb => (4, len(4)?, 0),
+            0xc7 => (2, len(1)?, 0),
+            0xc8 => (3, len(2)?, 0),
+            0xc9 => (5, len(4)?, 0),
+            0xca => (0, 4, 0),
+            0xcb => (0, 8, 0),
+            0xcc | 0xd0 => (0, 1, 0),
+            0xcd | 0xd1 => (0, 2, 0),
+            0xce | 0xd2 => (0, 4, 0),
+            0xcf | 0xd3 => (0, 8, 0),
+            0xd4..=0xd8 => (1, 1 << (marker - 0xd4), 0),
+            0xdc => (2, 0, len(2)?),
+            0xdd => (4, 0, len(4)?),
+            0xde => (2, 0, 2 * len(2)?),
+            0xdf => (4, 0, 2 * len(4)?),
+            0xc1 => return None,
+        };
+        let skip = (head as u64).checked_add(data)?;
+        if skip > rest.len() as u64 {
+            return None;
+        }
+        at += skip as usize;
+        pending = pending.checked_add(items)?;
+        if pending > (whole.len() - at) as u64 {
+            return None;
+        }
+    }
+    let (value, after) = whole.split_at(at);
+    *rd = after;
+    Some(value)
+}
+
 #[inline(always)]
 fn take<const N: usize>(rest: &[u8]) -> Option<[u8; N]> {
     rest.get(..N)?.try_into().ok()
@@ -202,6 +259,89 @@ mod tests {
             assert_eq!(read_bin(&mut rd), Some(&payload[..]));
             assert!(rd.is_empty());
             assert_eq!(read_bin(&mut &buf[..buf.len() - 1]), None, "short bin is refused");
+        }
+    }
+
+    #[test]
+    fn a_value_of_every_kind_is_taken_whole() {
+        // Proves `take_value` passes exactly one value of each msgpack type (and each length
+        // class of strings, binaries, arrays, maps and extensions), however nested, leaves what
+        // follows, and refuses a value cut short or claiming more items than bytes remain.
+        use rmp::encode::*;
+        let mut values: Vec<Vec<u8>> = Vec::new();
+        let mut put = |f: &dyn Fn(&mut Vec<u8>)| {
+            let mut v = Vec::new();
+            f(&mut v);
+            values.push(v);
+        };
+        put(&|v| write_nil(v).unwrap());
+        put(&|v| write_bool(v, true).unwrap());
+        put(&|v| {
+            write_sint(v, -5).unwrap();
+        });
+        put(&|v| {
+            write_sint(v, -30_000).unwrap();
+        });
+        put(&|v| write_i64(v, i64::MIN).unwrap());
+        put(&|v| {
+            write_uint(v, 300).unwrap();
+        });
+        put(&|v| write_u64(v, u64::MAX).unwrap());
+        put(&|v| write_f32(v, 1.5).unwrap());
+        put(&|v| write_f64(v, -2.5).unwrap());
+        for n in [0usize, 5, 31, 32, 255, 256, 70_000] {
+            put(&|v| write_str(v, &"é".repeat(n / 2)).unwrap());
+            put(&|v| write_bin(v, &vec![7u8; n]).unwrap());
+            put(&|v| {
+                write_array_len(v, n as u32).unwrap();
+                (0..n).for_each(|i| {
+                    write_uint(v, i as u64).unwrap();
+                });
+            });
+            put(&|v| {
+                write_map_len(v, n as u32).unwrap();
+                (0..n).for_each(|i| {
+                    write_str(v, "k").unwrap();
+                    write_bool(v, i % 2 == 0).unwrap();
+                });
+            });
+        }
+        for n in [1u32, 2, 4, 8, 16, 3, 300, 70_000] {
+            put(&|v| {
+                write_ext_meta(v, n, 1).unwrap();
+                v.extend(std::iter::repeat_n(9u8, n as usize));
+            });
+        }
+        // Nested 10,000 deep: [[[…[1]…]]].
+        put(&|v| {
+            (0..10_000).for_each(|_| {
+                write_array_len(v, 1).unwrap();
+            });
+            write_uint(v, 1).unwrap();
+        });
+        for value in &values {
+            let mut buf = value.clone();
+            buf.extend_from_slice(&[0xc3, 0x01]);
+            let mut rd = &buf[..];
+            assert_eq!(
+                take_value(&mut rd),
+                Some(&value[..]),
+                "{:x?}",
+                &value[..value.len().min(16)]
+            );
+            assert_eq!(rd, [0xc3, 0x01]);
+            let mut short = &value[..value.len() - 1];
+            assert_eq!(
+                take_value(&mut short),
+                None,
+                "cut short: {:x?}",
+                &value[..value.len().min(16)]
+            );
+        }
+        // An array claiming 4 billion items, and the marker msgpack never uses.
+        for bad in [&[0xdd, 0xff, 0xff, 0xff, 0xff, 1, 2, 3][..], &[0xc1]] {
+            let mut rd = bad;
+            assert_eq!(take_value(&mut rd), None);
         }
     }
 }

@@ -214,7 +214,7 @@ impl Conn {
                         self.queue_control(self.id, &wait(arrived, expected));
                     }
                     Ok(BarrierOutcome::Released(all)) => {
-                        for (w, release) in coord::releases(b.barrier_id, all) {
+                        for (w, release) in coord::releases(b.barrier_id, &all) {
                             self.control_to_agent(w.agent, &release);
                         }
                     }
@@ -228,7 +228,7 @@ impl Conn {
             }
             Control::BarrierForce(b) => match self.state.with_barriers(|t| t.force(b.barrier_id)) {
                 Some(all) => {
-                    for (w, release) in coord::releases(b.barrier_id, all) {
+                    for (w, release) in coord::releases(b.barrier_id, &all) {
                         self.control_to_agent(w.agent, &release);
                     }
                     self.queue_control(self.id, &Control::Ack(Ack { request_id: b.request_id }));

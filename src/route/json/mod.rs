@@ -96,7 +96,7 @@ enum Awaiting {
     Heartbeat { name: String },
     Discover { capability: Option<String>, region: Option<Value> },
     Broadcast { from: AgentId, exclude_self: bool, frame: Vec<u8> },
-    Lock { name: String, lease_s: f64, already_held: bool, key: (AgentId, LockId) },
+    Lock { name: String, already_held: bool, key: (AgentId, LockId) },
     Release { name: String, key: (AgentId, LockId) },
     Barrier { name: String, key: (AgentId, BarrierId) },
     BarrierForce { name: String },
@@ -121,6 +121,8 @@ struct Session {
     /// grow.
     lock_waits: HashMap<(AgentId, LockId), String>,
     barrier_waits: HashMap<(AgentId, BarrierId), String>,
+    /// Strings of names no longer needed (a request answered, a wait over), kept for the next.
+    spare_names: Vec<String>,
     next_request: u64,
     next_message: u64,
     /// JSON texts to write, in order: constants, or the next bytes of `texts`.
@@ -144,6 +146,10 @@ enum Out {
 }
 
 /// The `ack` of a `direct` request, the reply a busy connection writes most.
+/// Most name strings a session keeps for reuse ([`Session::recycle`]), and the largest kept.
+const SPARE_NAMES: usize = 16;
+const SPARE_NAME_BYTES: usize = 256;
+
 /// The smallest size of `Session::held` that starts a sweep of ended leases.
 const HELD_SWEEP_MIN: usize = 64;
 
@@ -155,10 +161,11 @@ const NOT_UTF8: &str =
     r#"{"type":"error","error":"internal_error","message":"a reply was not UTF-8"}"#;
 
 object! {
-    /// A request as a `direct` is read: its members borrowed from the text as written, so the
-    /// payload is passed on as sent, never parsed into a tree. Any other request, or a `direct`
-    /// this does not fit, is read as a [`Value`] instead.
-    struct Direct<'a> {
+    /// A request as it is read first: its members borrowed from the text as written, so a
+    /// `direct`'s payload is passed on as sent, never parsed into a tree, and the requests sent
+    /// most (`direct`, the locks', the barriers', `heartbeat`) cost no allocation. Any other
+    /// request, or a `direct` this does not fit, is read as a [`Value`] instead.
+    struct Request<'a> {
         kind: &'a RawValue = "type",
         from_agent: &'a RawValue = "from_agent",
         to_agent: &'a RawValue = "to_agent",
@@ -166,7 +173,17 @@ object! {
         payload: &'a RawValue = "payload",
         content: &'a RawValue = "content",
         correlation_id: &'a RawValue = "correlation_id",
+        agent_id: &'a RawValue = "agent_id",
+        lock_id: &'a RawValue = "lock_id",
+        barrier_id: &'a RawValue = "barrier_id",
+        timeout: &'a RawValue = "timeout",
+        expected_count: &'a RawValue = "expected_count",
     }
+}
+
+/// A number a raw value holds, as `T` (`None` when it is not one, or not a `T`).
+fn number_of<'a, T: serde::Deserialize<'a>>(raw: Option<&'a RawValue>) -> Option<T> {
+    raw.and_then(|r| serde_json::from_str::<T>(r.get()).ok())
 }
 
 object! {
@@ -264,6 +281,7 @@ impl Session {
             held_sweep_at: HELD_SWEEP_MIN,
             lock_waits: HashMap::new(),
             barrier_waits: HashMap::new(),
+            spare_names: Vec::new(),
             next_request: 1,
             next_message: 1,
             out: VecDeque::new(),
@@ -358,18 +376,30 @@ impl Session {
     /// Turns one JSON request into a native frame for the shard (none when answered here).
     /// The caller gives the frame back to [`Session::pool`] once the shard has taken it.
     fn on_text(&mut self, text: &str, shard: &Shard) -> Option<Vec<u8>> {
-        if let Ok(direct) = serde_json::from_str::<Direct<'_>>(text) {
-            if direct.kind.is_some_and(|k| k.get() == r#""direct""#) {
-                // `payload: null` is sent on as null, and `content` only stands in for an
-                // absent payload: cases the borrowed reading cannot tell apart.
-                let payload = match (direct.payload, direct.content) {
-                    (Some(p), _) => Some(p),
-                    (None, Some(c)) if !text.contains(r#""payload""#) => Some(c),
-                    _ => None,
-                };
-                if let Some(payload) = payload {
-                    return self.direct_as_written(&direct, payload, shard);
+        if let Ok(req) = serde_json::from_str::<Request<'_>>(text) {
+            match text_of(req.kind).as_deref() {
+                Some("direct") => {
+                    // `payload: null` is sent on as null, and `content` only stands in for an
+                    // absent payload: cases the borrowed reading cannot tell apart.
+                    let payload = match (req.payload, req.content) {
+                        (Some(p), _) => Some(p),
+                        (None, Some(c)) if !text.contains(r#""payload""#) => Some(c),
+                        _ => None,
+                    };
+                    if let Some(payload) = payload {
+                        return self.direct_as_written(&req, payload, shard);
+                    }
                 }
+                Some(kind @ ("lock_request" | "lock_release")) => {
+                    return self.lock(kind == "lock_request", &req);
+                }
+                Some(kind @ ("barrier_enter" | "barrier_release")) => {
+                    return self.barrier(kind == "barrier_enter", &req);
+                }
+                Some(kind @ ("heartbeat" | "unregister")) => {
+                    return self.heartbeat(kind == "heartbeat", &req);
+                }
+                _ => {}
             }
         }
         let Ok(req) = serde_json::from_str::<Value>(text) else {
@@ -379,24 +409,6 @@ impl Session {
         let kind = str_field(&req, "type").unwrap_or("").to_string();
         match kind.as_str() {
             "register" => self.register(&req),
-            "unregister" | "heartbeat" => {
-                let name = str_field(&req, "agent_id").unwrap_or("").to_string();
-                let id = self.ours_or_error(&name)?;
-                let request_id = self.request_id();
-                let (ctl, awaiting) = if kind == "unregister" {
-                    (
-                        Control::Unregister(Unregister { request_id, agent_id: id }),
-                        Awaiting::Unregister { name },
-                    )
-                } else {
-                    (
-                        Control::Heartbeat(Heartbeat { request_id, agent_id: id }),
-                        Awaiting::Heartbeat { name },
-                    )
-                };
-                self.awaiting = Some((request_id, awaiting));
-                Some(self.frame(&[Message::Control(ctl)]))
-            }
             "discover" => {
                 let request_id = self.request_id();
                 let agent_type = str_field(&req, "agent_type").map_or(0, type_id_of);
@@ -411,8 +423,6 @@ impl Session {
             }
             "direct" => self.direct(&req, shard),
             "broadcast" => self.broadcast(&req),
-            "lock_request" | "lock_release" => self.lock(&kind, &req),
-            "barrier_enter" | "barrier_release" => self.barrier(&kind, &req),
             other => {
                 self.send(error("unknown_message_type", format!("Unknown message type: {other}")));
                 None
@@ -479,7 +489,7 @@ impl Session {
     /// payload and correlation id passed on as written and the `ack` a constant.
     fn direct_as_written(
         &mut self,
-        req: &Direct<'_>,
+        req: &Request<'_>,
         payload: &RawValue,
         shard: &Shard,
     ) -> Option<Vec<u8>> {
@@ -570,46 +580,77 @@ impl Session {
         Some(self.frame(&[Message::Control(Control::Discover(d))]))
     }
 
-    fn lock(&mut self, kind: &str, req: &Value) -> Option<Vec<u8>> {
-        let agent = str_field(req, "agent_id").unwrap_or("").to_string();
-        let name = str_field(req, "lock_id").unwrap_or("").to_string();
+    /// `heartbeat` (or `unregister`) for one of this connection's agents.
+    fn heartbeat(&mut self, heartbeat: bool, req: &Request<'_>) -> Option<Vec<u8>> {
+        let agent = text_of(req.agent_id).unwrap_or_default();
         let id = self.ours_or_error(&agent)?;
-        let lock_id = lock_id_of(&name);
+        let name = self.name(&agent);
         let request_id = self.request_id();
-        let ctl = if kind == "lock_request" {
-            let lease_s = req.get("timeout").and_then(Value::as_f64).unwrap_or(30.0).max(0.001);
-            let key = (id, lock_id);
+        let (ctl, awaiting) = if heartbeat {
+            (
+                Control::Heartbeat(Heartbeat { request_id, agent_id: id }),
+                Awaiting::Heartbeat { name },
+            )
+        } else {
+            (
+                Control::Unregister(Unregister { request_id, agent_id: id }),
+                Awaiting::Unregister { name },
+            )
+        };
+        self.awaiting = Some((request_id, awaiting));
+        Some(self.frame(&[Message::Control(ctl)]))
+    }
+
+    /// `lock_request` (`request`) or `lock_release`.
+    fn lock(&mut self, request: bool, req: &Request<'_>) -> Option<Vec<u8>> {
+        let agent = text_of(req.agent_id).unwrap_or_default();
+        let lock = text_of(req.lock_id).unwrap_or_default();
+        let id = self.ours_or_error(&agent)?;
+        let lock_id = lock_id_of(&lock);
+        let key = (id, lock_id);
+        let name = self.name(&lock);
+        let request_id = self.request_id();
+        let ctl = if request {
+            let lease_s = number_of::<f64>(req.timeout).unwrap_or(30.0).max(0.001);
             let already_held = self.held.get(&key).is_some_and(|&ends| ends > unix_now());
-            self.lock_waits.insert(key, name.clone());
-            self.awaiting = Some((request_id, Awaiting::Lock { name, lease_s, already_held, key }));
+            let waiting = self.name(&lock);
+            if let Some(old) = self.lock_waits.insert(key, waiting) {
+                self.recycle(old);
+            }
+            self.awaiting = Some((request_id, Awaiting::Lock { name, already_held, key }));
             let lease_ms = (lease_s * 1000.0).min(f64::from(u32::MAX)) as u32;
             Control::LockRequest(LockRequest { request_id, agent_id: id, lock_id, lease_ms })
         } else {
-            self.awaiting = Some((request_id, Awaiting::Release { name, key: (id, lock_id) }));
+            self.awaiting = Some((request_id, Awaiting::Release { name, key }));
             Control::LockRelease(LockRelease { request_id, agent_id: id, lock_id })
         };
         Some(self.frame(&[Message::Control(ctl)]))
     }
 
-    fn barrier(&mut self, kind: &str, req: &Value) -> Option<Vec<u8>> {
-        let name = str_field(req, "barrier_id").unwrap_or("").to_string();
-        let barrier_id = barrier_id_of(&name);
+    /// `barrier_enter` (`enter`) or `barrier_release`.
+    fn barrier(&mut self, enter: bool, req: &Request<'_>) -> Option<Vec<u8>> {
+        let barrier = text_of(req.barrier_id).unwrap_or_default();
+        let barrier_id = barrier_id_of(&barrier);
         // barrier_release names no agent in the seed protocol: any agent of this connection acts.
-        let agent = str_field(req, "agent_id")
-            .map(String::from)
-            .or_else(|| self.agents.first().map(|a| a.name.clone()));
-        let Some(id) = agent.as_deref().and_then(|a| self.ours(a)) else {
-            self.send(error(
-                "agent_not_found",
-                format!("Agent not found: {}", agent.unwrap_or_default()),
-            ));
-            return None;
+        let id = match text_of(req.agent_id) {
+            Some(agent) => self.ours_or_error(&agent)?,
+            None => match self.agents.first() {
+                Some(a) => a.id,
+                None => {
+                    self.send(error("agent_not_found", "Agent not found: "));
+                    return None;
+                }
+            },
         };
+        let name = self.name(&barrier);
         let request_id = self.request_id();
-        let ctl = if kind == "barrier_enter" {
-            let expected = req.get("expected_count").and_then(Value::as_u64).unwrap_or(2) as u32;
+        let ctl = if enter {
+            let expected = number_of::<u64>(req.expected_count).unwrap_or(2) as u32;
             let key = (id, barrier_id);
-            self.barrier_waits.insert(key, name.clone());
+            let waiting = self.name(&barrier);
+            if let Some(old) = self.barrier_waits.insert(key, waiting) {
+                self.recycle(old);
+            }
             self.awaiting = Some((request_id, Awaiting::Barrier { name, key }));
             Control::BarrierEnter(BarrierEnter { request_id, agent_id: id, barrier_id, expected })
         } else {
@@ -617,6 +658,21 @@ impl Session {
             Control::BarrierForce(BarrierForce { request_id, agent_id: id, barrier_id })
         };
         Some(self.frame(&[Message::Control(ctl)]))
+    }
+
+    /// A copy of `s`, in a string kept from an earlier name when there is one.
+    fn name(&mut self, s: &str) -> String {
+        let mut name = self.spare_names.pop().unwrap_or_default();
+        name.clear();
+        name.push_str(s);
+        name
+    }
+
+    /// Keeps `name`'s string for a later [`Session::name`], within [`SPARE_NAMES`].
+    fn recycle(&mut self, name: String) {
+        if self.spare_names.len() < SPARE_NAMES && name.capacity() <= SPARE_NAME_BYTES {
+            self.spare_names.push(name);
+        }
     }
 
     /// The name a JSON client knows an agent by: its own name if it is a JSON agent, else its
@@ -733,6 +789,28 @@ impl Session {
         more
     }
 
+    /// Queues the push `lock_granted` of lock `name`, its lease ending at `expires` (Unix s).
+    fn send_lock_granted(&mut self, name: &str, expires: f64) {
+        self.send_with(|b| {
+            b.extend_from_slice(br#"{"type":"lock_granted","lock_id":"#);
+            put_json(b, name);
+            b.extend_from_slice(br#","expires_at":"#);
+            put_json(b, &expires);
+            b.put_u8(b'}');
+        });
+    }
+
+    /// Queues the push `barrier_release` of barrier `name`.
+    fn send_barrier_release(&mut self, name: &str) {
+        self.send_with(|b| {
+            b.extend_from_slice(br#"{"type":"barrier_release","barrier_id":"#);
+            put_json(b, name);
+            b.extend_from_slice(br#","timestamp":"#);
+            put_json(b, &unix_now());
+            b.put_u8(b'}');
+        });
+    }
+
     /// Records that `key`'s lock is held until `ends` (Unix seconds), sweeping out leases that
     /// ended unreleased once the table has doubled since the last sweep.
     fn hold(&mut self, key: (AgentId, LockId), ends: f64) {
@@ -753,18 +831,14 @@ impl Session {
                 let name = self.lock_waits.remove(&key).unwrap_or_default();
                 let expires = unix_now() + f64::from(g.lease_ms) / 1000.0;
                 self.hold(key, expires);
-                self.send(
-                    json!({"type": "lock_granted", "lock_id": name, "expires_at": expires})
-                        .to_string(),
-                );
+                self.send_lock_granted(&name, expires);
+                self.recycle(name);
             }
             Control::BarrierRelease(r) => {
                 let name =
                     self.barrier_waits.remove(&(r.agent_id, r.barrier_id)).unwrap_or_default();
-                self.send(
-                    json!({"type": "barrier_release", "barrier_id": name, "timestamp": unix_now()})
-                        .to_string(),
-                );
+                self.send_barrier_release(&name);
+                self.recycle(name);
             }
             _ => {}
         }
@@ -788,8 +862,16 @@ impl Session {
                 Awaiting::Release { key, .. } => {
                     self.held.remove(key);
                 }
-                Awaiting::Lock { key, .. } => drop(self.lock_waits.remove(key)),
-                Awaiting::Barrier { key, .. } => drop(self.barrier_waits.remove(key)),
+                Awaiting::Lock { key, .. } => {
+                    if let Some(name) = self.lock_waits.remove(key) {
+                        self.recycle(name);
+                    }
+                }
+                Awaiting::Barrier { key, .. } => {
+                    if let Some(name) = self.barrier_waits.remove(key) {
+                        self.recycle(name);
+                    }
+                }
                 _ => {}
             }
             self.send(error(name, e.detail.to_string()));
@@ -807,9 +889,14 @@ impl Session {
                 );
             }
             (Awaiting::Heartbeat { name }, Control::Ack(_)) => {
-                self.send(
-                    json!({"type": "ack", "agent_id": name, "timestamp": unix_now()}).to_string(),
-                );
+                self.send_with(|b| {
+                    b.extend_from_slice(br#"{"type":"ack","agent_id":"#);
+                    put_json(b, &name);
+                    b.extend_from_slice(br#","timestamp":"#);
+                    put_json(b, &unix_now());
+                    b.put_u8(b'}');
+                });
+                self.recycle(name);
             }
             (Awaiting::Discover { capability, region }, Control::DiscoverReply(d)) => {
                 let agents: Vec<Value> = d
@@ -849,46 +936,76 @@ impl Session {
                 );
                 return Some(frame);
             }
-            (Awaiting::Lock { name, lease_s, already_held, key }, Control::LockGranted(g)) => {
-                let _ = lease_s;
-                self.lock_waits.remove(&key);
+            (Awaiting::Lock { name, already_held, key }, Control::LockGranted(g)) => {
+                if let Some(waiting) = self.lock_waits.remove(&key) {
+                    self.recycle(waiting);
+                }
                 let expires = unix_now() + f64::from(g.lease_ms) / 1000.0;
                 self.hold(key, expires);
                 if !already_held {
-                    self.send(
-                        json!({"type": "lock_granted", "lock_id": name, "expires_at": expires})
-                            .to_string(),
-                    );
+                    self.send_lock_granted(&name, expires);
                 }
-                self.send(
-                    json!({"type": "ack", "lock_id": name, "granted": true, "expires_at": expires})
-                        .to_string(),
-                );
+                self.send_with(|b| {
+                    b.extend_from_slice(br#"{"type":"ack","lock_id":"#);
+                    put_json(b, &name);
+                    b.extend_from_slice(br#","granted":true,"expires_at":"#);
+                    put_json(b, &expires);
+                    b.put_u8(b'}');
+                });
+                self.recycle(name);
             }
             (Awaiting::Lock { name, .. }, Control::LockQueued(q)) => {
-                self.send(json!({"type": "ack", "lock_id": name, "granted": false, "queue_position": q.position}).to_string());
+                self.send_with(|b| {
+                    b.extend_from_slice(br#"{"type":"ack","lock_id":"#);
+                    put_json(b, &name);
+                    b.extend_from_slice(br#","granted":false,"queue_position":"#);
+                    put_json(b, &q.position);
+                    b.put_u8(b'}');
+                });
+                self.recycle(name);
             }
             (Awaiting::Release { name, key }, Control::Ack(_)) => {
                 self.held.remove(&key);
-                self.send(json!({"type": "ack", "lock_id": name, "released": true}).to_string());
+                self.send_with(|b| {
+                    b.extend_from_slice(br#"{"type":"ack","lock_id":"#);
+                    put_json(b, &name);
+                    b.extend_from_slice(br#","released":true}"#);
+                });
+                self.recycle(name);
             }
             (Awaiting::Barrier { name, .. }, Control::BarrierWait(w)) => {
-                self.send(
-                    json!({"type": "ack", "barrier_id": name, "released": false,
-                    "arrived_count": w.arrived, "expected_count": w.expected})
-                    .to_string(),
-                );
+                self.send_with(|b| {
+                    b.extend_from_slice(br#"{"type":"ack","barrier_id":"#);
+                    put_json(b, &name);
+                    b.extend_from_slice(br#","released":false,"arrived_count":"#);
+                    put_json(b, &w.arrived);
+                    b.extend_from_slice(br#","expected_count":"#);
+                    put_json(b, &w.expected);
+                    b.put_u8(b'}');
+                });
+                self.recycle(name);
             }
             (Awaiting::Barrier { name, key }, Control::BarrierRelease(r)) => {
-                self.barrier_waits.remove(&key);
-                self.send(
-                    json!({"type": "barrier_release", "barrier_id": name, "timestamp": unix_now()})
-                        .to_string(),
-                );
-                self.send(json!({"type": "ack", "barrier_id": name, "released": true, "arrived_count": r.arrived}).to_string());
+                if let Some(waiting) = self.barrier_waits.remove(&key) {
+                    self.recycle(waiting);
+                }
+                self.send_barrier_release(&name);
+                self.send_with(|b| {
+                    b.extend_from_slice(br#"{"type":"ack","barrier_id":"#);
+                    put_json(b, &name);
+                    b.extend_from_slice(br#","released":true,"arrived_count":"#);
+                    put_json(b, &r.arrived);
+                    b.put_u8(b'}');
+                });
+                self.recycle(name);
             }
             (Awaiting::BarrierForce { name }, Control::Ack(_)) => {
-                self.send(json!({"type": "ack", "barrier_id": name, "released": true}).to_string());
+                self.send_with(|b| {
+                    b.extend_from_slice(br#"{"type":"ack","barrier_id":"#);
+                    put_json(b, &name);
+                    b.extend_from_slice(br#","released":true}"#);
+                });
+                self.recycle(name);
             }
             (awaiting, other) => {
                 self.send(error(
