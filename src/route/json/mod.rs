@@ -219,6 +219,14 @@ fn may_be_json(bytes: &[u8]) -> bool {
     matches!(start, Some(b'{' | b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n'))
 }
 
+/// Appends the member `,"key":value` to an object being written.
+fn member(b: &mut BytesMut, key: &str, value: &(impl serde::Serialize + ?Sized)) {
+    b.extend_from_slice(b",\"");
+    b.extend_from_slice(key.as_bytes());
+    b.extend_from_slice(b"\":");
+    put_json(b, value);
+}
+
 /// Appends `value` as JSON (writing into memory cannot fail).
 fn put_json(buf: &mut impl BufMut, value: &(impl serde::Serialize + ?Sized)) {
     let _ = serde_json::to_writer(buf.writer(), value);
@@ -789,25 +797,38 @@ impl Session {
         more
     }
 
+    /// Queues `{"type":"<kind>","<key>":<name>`, the members `members` appends ([`member`]),
+    /// and the closing brace (`kind` and `key` are plain names, written as they are).
+    fn send_named(
+        &mut self,
+        kind: &str,
+        key: &str,
+        name: &str,
+        members: impl FnOnce(&mut BytesMut),
+    ) {
+        self.send_with(|b| {
+            b.extend_from_slice(br#"{"type":""#);
+            b.extend_from_slice(kind.as_bytes());
+            b.extend_from_slice(br#"",""#);
+            b.extend_from_slice(key.as_bytes());
+            b.extend_from_slice(br#"":"#);
+            put_json(b, name);
+            members(b);
+            b.put_u8(b'}');
+        });
+    }
+
     /// Queues the push `lock_granted` of lock `name`, its lease ending at `expires` (Unix s).
     fn send_lock_granted(&mut self, name: &str, expires: f64) {
-        self.send_with(|b| {
-            b.extend_from_slice(br#"{"type":"lock_granted","lock_id":"#);
-            put_json(b, name);
-            b.extend_from_slice(br#","expires_at":"#);
-            put_json(b, &expires);
-            b.put_u8(b'}');
+        self.send_named("lock_granted", "lock_id", name, |b| {
+            member(b, "expires_at", &expires);
         });
     }
 
     /// Queues the push `barrier_release` of barrier `name`.
     fn send_barrier_release(&mut self, name: &str) {
-        self.send_with(|b| {
-            b.extend_from_slice(br#"{"type":"barrier_release","barrier_id":"#);
-            put_json(b, name);
-            b.extend_from_slice(br#","timestamp":"#);
-            put_json(b, &unix_now());
-            b.put_u8(b'}');
+        self.send_named("barrier_release", "barrier_id", name, |b| {
+            member(b, "timestamp", &unix_now());
         });
     }
 
@@ -889,12 +910,8 @@ impl Session {
                 );
             }
             (Awaiting::Heartbeat { name }, Control::Ack(_)) => {
-                self.send_with(|b| {
-                    b.extend_from_slice(br#"{"type":"ack","agent_id":"#);
-                    put_json(b, &name);
-                    b.extend_from_slice(br#","timestamp":"#);
-                    put_json(b, &unix_now());
-                    b.put_u8(b'}');
+                self.send_named("ack", "agent_id", &name, |b| {
+                    member(b, "timestamp", &unix_now());
                 });
                 self.recycle(name);
             }
@@ -945,43 +962,31 @@ impl Session {
                 if !already_held {
                     self.send_lock_granted(&name, expires);
                 }
-                self.send_with(|b| {
-                    b.extend_from_slice(br#"{"type":"ack","lock_id":"#);
-                    put_json(b, &name);
-                    b.extend_from_slice(br#","granted":true,"expires_at":"#);
-                    put_json(b, &expires);
-                    b.put_u8(b'}');
+                self.send_named("ack", "lock_id", &name, |b| {
+                    member(b, "granted", &true);
+                    member(b, "expires_at", &expires);
                 });
                 self.recycle(name);
             }
             (Awaiting::Lock { name, .. }, Control::LockQueued(q)) => {
-                self.send_with(|b| {
-                    b.extend_from_slice(br#"{"type":"ack","lock_id":"#);
-                    put_json(b, &name);
-                    b.extend_from_slice(br#","granted":false,"queue_position":"#);
-                    put_json(b, &q.position);
-                    b.put_u8(b'}');
+                self.send_named("ack", "lock_id", &name, |b| {
+                    member(b, "granted", &false);
+                    member(b, "queue_position", &q.position);
                 });
                 self.recycle(name);
             }
             (Awaiting::Release { name, key }, Control::Ack(_)) => {
                 self.held.remove(&key);
-                self.send_with(|b| {
-                    b.extend_from_slice(br#"{"type":"ack","lock_id":"#);
-                    put_json(b, &name);
-                    b.extend_from_slice(br#","released":true}"#);
+                self.send_named("ack", "lock_id", &name, |b| {
+                    member(b, "released", &true);
                 });
                 self.recycle(name);
             }
             (Awaiting::Barrier { name, .. }, Control::BarrierWait(w)) => {
-                self.send_with(|b| {
-                    b.extend_from_slice(br#"{"type":"ack","barrier_id":"#);
-                    put_json(b, &name);
-                    b.extend_from_slice(br#","released":false,"arrived_count":"#);
-                    put_json(b, &w.arrived);
-                    b.extend_from_slice(br#","expected_count":"#);
-                    put_json(b, &w.expected);
-                    b.put_u8(b'}');
+                self.send_named("ack", "barrier_id", &name, |b| {
+                    member(b, "released", &false);
+                    member(b, "arrived_count", &w.arrived);
+                    member(b, "expected_count", &w.expected);
                 });
                 self.recycle(name);
             }
@@ -990,20 +995,15 @@ impl Session {
                     self.recycle(waiting);
                 }
                 self.send_barrier_release(&name);
-                self.send_with(|b| {
-                    b.extend_from_slice(br#"{"type":"ack","barrier_id":"#);
-                    put_json(b, &name);
-                    b.extend_from_slice(br#","released":true,"arrived_count":"#);
-                    put_json(b, &r.arrived);
-                    b.put_u8(b'}');
+                self.send_named("ack", "barrier_id", &name, |b| {
+                    member(b, "released", &true);
+                    member(b, "arrived_count", &r.arrived);
                 });
                 self.recycle(name);
             }
             (Awaiting::BarrierForce { name }, Control::Ack(_)) => {
-                self.send_with(|b| {
-                    b.extend_from_slice(br#"{"type":"ack","barrier_id":"#);
-                    put_json(b, &name);
-                    b.extend_from_slice(br#","released":true}"#);
+                self.send_named("ack", "barrier_id", &name, |b| {
+                    member(b, "released", &true);
                 });
                 self.recycle(name);
             }
