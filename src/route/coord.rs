@@ -224,7 +224,7 @@ impl LockTable {
 
 /// Most emptied containers a table keeps for reuse, and the largest capacity kept.
 const SPARES: usize = 64;
-const SPARE_CAPACITY: usize = 1024;
+const SPARE_CAPACITY: usize = 256;
 
 fn ms_to_ns(ms: u32) -> u64 {
     u64::from(ms) * 1_000_000

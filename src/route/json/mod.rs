@@ -145,7 +145,6 @@ enum Out {
     Written(usize),
 }
 
-/// The `ack` of a `direct` request, the reply a busy connection writes most.
 /// Most name strings a session keeps for reuse ([`Session::recycle`]), and the largest kept.
 const SPARE_NAMES: usize = 16;
 const SPARE_NAME_BYTES: usize = 256;
@@ -153,6 +152,7 @@ const SPARE_NAME_BYTES: usize = 256;
 /// The smallest size of `Session::held` that starts a sweep of ended leases.
 const HELD_SWEEP_MIN: usize = 64;
 
+/// The `ack` of a `direct` request, the reply a busy connection writes most.
 const DELIVERED: &str = r#"{"type":"ack","delivered":true,"target_status":"online"}"#;
 
 /// Sent in place of a text that is not UTF-8 (never expected: every text is written from
