@@ -67,7 +67,6 @@ fn index_in(name: Option<&str>) -> Option<u64> {
 
 /// What a coordination workload reads of a push (a grant, a barrier's release, a broadcast),
 /// from the typed reading or, when that refused the text, from a `Value`.
-#[derive(Default)]
 struct Push<'a> {
     kind: Option<&'a str>,
     lock_id: Option<&'a str>,
