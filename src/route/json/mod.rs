@@ -30,7 +30,8 @@ use super::{Presence, Shard};
 use crate::clock;
 use crate::shape::{object, Str};
 use crate::wire::control::{
-    BarrierEnter, BarrierForce, Discover, Heartbeat, LockRelease, LockRequest, Register, Unregister,
+    BarrierEnter, BarrierForce, Discover, DiscoverReply, Heartbeat, LockRelease, LockRequest,
+    Register, Unregister,
 };
 use crate::wire::frame::encode_frame;
 use crate::wire::{
@@ -86,20 +87,64 @@ fn unix_now() -> f64 {
 struct JsonAgent {
     name: String,
     id: AgentId,
+    /// Its native agent type ([`type_id_of`]).
+    agent_type: u32,
 }
 
 /// What the request in flight waits for, and how to answer it.
 #[derive(Debug, Clone)]
 enum Awaiting {
-    Register { name: String },
-    Unregister { name: String },
-    Heartbeat { name: String },
-    Discover { capability: Option<String>, region: Option<Value> },
-    Broadcast { from: AgentId, exclude_self: bool, frame: Vec<u8> },
-    Lock { name: String, already_held: bool, key: (AgentId, LockId) },
-    Release { name: String, key: (AgentId, LockId) },
-    Barrier { name: String, key: (AgentId, BarrierId) },
-    BarrierForce { name: String },
+    Register {
+        name: String,
+        agent_type: u32,
+    },
+    Unregister {
+        name: String,
+    },
+    Heartbeat {
+        name: String,
+    },
+    /// A `discover`, its agents listed in [`Session::listed`] page by page.
+    Discover {
+        found: Found,
+        region: Option<Value>,
+    },
+    /// A `broadcast` whose recipients are being listed ([`Session::listed`]) for its ack;
+    /// `frame` goes to the shard once they are.
+    Broadcast {
+        found: Found,
+        from: AgentId,
+        exclude_self: bool,
+        frame: Vec<u8>,
+    },
+    Lock {
+        name: String,
+        already_held: bool,
+        key: (AgentId, LockId),
+    },
+    Release {
+        name: String,
+        key: (AgentId, LockId),
+    },
+    Barrier {
+        name: String,
+        key: (AgentId, BarrierId),
+    },
+    BarrierForce {
+        name: String,
+    },
+}
+
+/// How far the listing of a discovery has come: the agents asked for, the matches read so far
+/// (of the router's `total`), and how many of them went into the list.
+#[derive(Debug, Clone)]
+struct Found {
+    agent_type: u32,
+    capability: Option<String>,
+    read: u32,
+    listed: u32,
+    /// How many of those listed are this connection's agents.
+    ours: u32,
 }
 
 /// The translator between one JSON connection and its shard connection.
@@ -130,8 +175,11 @@ struct Session {
     /// The texts of `out` that were written, back to back. The writer hands each to the
     /// WebSocket as a slice of this buffer, which is reused once those slices are gone.
     texts: BytesMut,
-    /// A message's native payload, written here before it is framed.
+    /// A message's native payload, written here before it is framed. A broadcast's stays until
+    /// its ack: the copies for this connection's other agents are written from it.
     body: Vec<u8>,
+    /// The members of the list a discovery is gathering ([`Found`]), comma-separated.
+    listed: Vec<u8>,
     writer: Option<Waker>,
     reader: Option<Waker>,
     pool: BufferPool,
@@ -178,7 +226,38 @@ object! {
         barrier_id: &'a RawValue = "barrier_id",
         timeout: &'a RawValue = "timeout",
         expected_count: &'a RawValue = "expected_count",
+        agent_type: &'a RawValue = "agent_type",
+        exclude_self: &'a RawValue = "exclude_self",
     }
+}
+
+/// The JSON text of a message's body as the request wrote it: `payload`, or `content` standing
+/// in for an absent payload, or `{}` when both are absent. `None` where the borrowed reading
+/// cannot tell (a `null` reads as absent): the request is then read as a [`Value`].
+fn body_as_written<'a>(req: &Request<'a>, text: &str) -> Option<&'a str> {
+    match (req.payload, req.content) {
+        (Some(p), _) => Some(p.get()),
+        _ if text.contains(r#""payload""#) => None,
+        (None, Some(c)) => Some(c.get()),
+        (None, None) if text.contains(r#""content""#) => None,
+        (None, None) => Some("{}"),
+    }
+}
+
+/// Writes a data message's native payload for a JSON agent's message: its JSON members, so a
+/// JSON receiver sees `from_agent`, `message_type`, `payload` and `correlation_id` as they were
+/// sent (`payload` and `correlation` are JSON texts, written as they are).
+fn wrap_into(body: &mut Vec<u8>, from: &str, message_type: &str, payload: &str, correlation: &str) {
+    body.clear();
+    body.extend_from_slice(br#"{"from_agent":"#);
+    put_json(body, from);
+    body.extend_from_slice(br#","message_type":"#);
+    put_json(body, message_type);
+    body.extend_from_slice(br#","payload":"#);
+    body.extend_from_slice(payload.as_bytes());
+    body.extend_from_slice(br#","correlation_id":"#);
+    body.extend_from_slice(correlation.as_bytes());
+    body.push(b'}');
 }
 
 /// A number a raw value holds, as `T` (`None` when it is not one, or not a `T`).
@@ -187,7 +266,7 @@ fn number_of<'a, T: serde::Deserialize<'a>>(raw: Option<&'a RawValue>) -> Option
 }
 
 object! {
-    /// A data message's native payload as [`Session::wrap`] writes it (see there).
+    /// A data message's native payload as [`wrap_into`] writes it (see there).
     struct Wrapped<'a> {
         from_agent: &'a RawValue = "from_agent",
         message_type: &'a RawValue = "message_type",
@@ -295,6 +374,7 @@ impl Session {
             out: VecDeque::new(),
             texts: BytesMut::new(),
             body: Vec::new(),
+            listed: Vec::new(),
             writer: None,
             reader: None,
             pool: BufferPool::default(),
@@ -310,6 +390,13 @@ impl Session {
         let start = self.texts.len();
         write(&mut self.texts);
         self.queue(Out::Written(self.texts.len() - start));
+    }
+
+    /// Queues `copies` texts, each the one `write` appends.
+    fn send_copies(&mut self, copies: usize, write: impl Fn(&mut BytesMut)) {
+        for _ in 0..copies {
+            self.send_with(&write);
+        }
     }
 
     fn queue(&mut self, out: Out) {
@@ -352,7 +439,7 @@ impl Session {
         id
     }
 
-    /// A frame of one data message from a JSON agent (`body`: see [`Session::wrap`]).
+    /// A frame of one data message from a JSON agent (`body`: see [`wrap_into`]).
     fn data_frame(
         &mut self,
         kind: DataKind,
@@ -387,15 +474,22 @@ impl Session {
         if let Ok(req) = serde_json::from_str::<Request<'_>>(text) {
             match text_of(req.kind).as_deref() {
                 Some("direct") => {
-                    // `payload: null` is sent on as null, and `content` only stands in for an
-                    // absent payload: cases the borrowed reading cannot tell apart.
-                    let payload = match (req.payload, req.content) {
-                        (Some(p), _) => Some(p),
-                        (None, Some(c)) if !text.contains(r#""payload""#) => Some(c),
-                        _ => None,
-                    };
-                    if let Some(payload) = payload {
+                    if let Some(payload) = body_as_written(&req, text) {
                         return self.direct_as_written(&req, payload, shard);
+                    }
+                }
+                Some("broadcast") => {
+                    if let Some(payload) = body_as_written(&req, text) {
+                        let from = text_of(req.from_agent).unwrap_or_default();
+                        let agent_type = text_of(req.agent_type);
+                        let message_type = text_of(req.message_type);
+                        return self.broadcast(
+                            &from,
+                            agent_type.as_deref().unwrap_or("all"),
+                            message_type.as_deref().unwrap_or("broadcast"),
+                            number_of(req.exclude_self).unwrap_or(true),
+                            payload,
+                        );
                     }
                 }
                 Some(kind @ ("lock_request" | "lock_release")) => {
@@ -418,19 +512,21 @@ impl Session {
         match kind.as_str() {
             "register" => self.register(&req),
             "discover" => {
-                let request_id = self.request_id();
                 let agent_type = str_field(&req, "agent_type").map_or(0, type_id_of);
                 let capability = str_field(&req, "capability").map(String::from);
                 let region = req.get("region_overlap").filter(|v| !v.is_null()).cloned();
-                self.awaiting = Some((
-                    request_id,
-                    Awaiting::Discover { capability: capability.clone(), region },
-                ));
-                let d = Discover { request_id, agent_type, capability, offset: 0, limit: 0 };
-                Some(self.frame(&[Message::Control(Control::Discover(d))]))
+                let found = Found { agent_type, capability, read: 0, listed: 0, ours: 0 };
+                self.listed.clear();
+                Some(self.discover(found, |found| Awaiting::Discover { found, region }))
             }
             "direct" => self.direct(&req, shard),
-            "broadcast" => self.broadcast(&req),
+            "broadcast" => self.broadcast(
+                str_field(&req, "from_agent").unwrap_or(""),
+                str_field(&req, "agent_type").unwrap_or("all"),
+                str_field(&req, "message_type").unwrap_or("broadcast"),
+                req.get("exclude_self").and_then(Value::as_bool).unwrap_or(true),
+                &payload_of(&req).to_string(),
+            ),
             other => {
                 self.send(error("unknown_message_type", format!("Unknown message type: {other}")));
                 None
@@ -481,16 +577,9 @@ impl Session {
             topics,
             token: str_field(req, "token").map(String::from),
         })));
-        self.awaiting = Some((request_id, Awaiting::Register { name }));
+        self.awaiting =
+            Some((request_id, Awaiting::Register { name, agent_type: type_id_of(agent_type) }));
         Some(self.frame(&messages))
-    }
-
-    /// The native payload of a message from a JSON agent: its JSON fields, so a JSON receiver
-    /// sees `from_agent`, `message_type` and `correlation_id` as they were sent.
-    fn wrap(from: &str, message_type: &str, payload: &Value, correlation: &Value) -> Vec<u8> {
-        json!({"from_agent": from, "message_type": message_type, "payload": payload, "correlation_id": correlation})
-            .to_string()
-            .into_bytes()
     }
 
     /// [`Session::direct`] for a request read borrowed: the same checks and answers, with the
@@ -498,7 +587,7 @@ impl Session {
     fn direct_as_written(
         &mut self,
         req: &Request<'_>,
-        payload: &RawValue,
+        payload: &str,
         shard: &Shard,
     ) -> Option<Vec<u8>> {
         let from = text_of(req.from_agent).unwrap_or_default();
@@ -507,16 +596,8 @@ impl Session {
         let message_type = text_of(req.message_type);
         let message_type = message_type.as_deref().unwrap_or("message");
         let mut body = std::mem::take(&mut self.body);
-        body.clear();
-        body.extend_from_slice(br#"{"from_agent":"#);
-        put_json(&mut body, &*from);
-        body.extend_from_slice(br#","message_type":"#);
-        put_json(&mut body, message_type);
-        body.extend_from_slice(br#","payload":"#);
-        body.extend_from_slice(payload.get().as_bytes());
-        body.extend_from_slice(br#","correlation_id":"#);
-        body.extend_from_slice(req.correlation_id.map_or("null", RawValue::get).as_bytes());
-        body.push(b'}');
+        let correlation = req.correlation_id.map_or("null", RawValue::get);
+        wrap_into(&mut body, &from, message_type, payload, correlation);
         let frame = self.data_frame(DataKind::Direct, sender, target.0, message_type, &body);
         self.body = body;
         self.queue(Out::Constant(DELIVERED));
@@ -551,41 +632,63 @@ impl Session {
         let to = str_field(req, "to_agent").unwrap_or("").to_string();
         let (sender, target) = self.sender_and_target(&from, &to, shard)?;
         let message_type = str_field(req, "message_type").unwrap_or("message");
-        let payload = payload_of(req);
-        let correlation = req.get("correlation_id").cloned().unwrap_or(Value::Null);
-        let body = Session::wrap(&from, message_type, &payload, &correlation);
+        let payload = payload_of(req).to_string();
+        let correlation = req.get("correlation_id").unwrap_or(&Value::Null).to_string();
+        let mut body = std::mem::take(&mut self.body);
+        wrap_into(&mut body, &from, message_type, &payload, &correlation);
         let frame = self.data_frame(DataKind::Direct, sender, target.0, message_type, &body);
+        self.body = body;
         self.queue(Out::Constant(DELIVERED));
         Some(frame)
     }
 
-    fn broadcast(&mut self, req: &Value) -> Option<Vec<u8>> {
-        let from = str_field(req, "from_agent").unwrap_or("").to_string();
-        let sender = self.ours_or_error(&from)?;
-        let agent_type = str_field(req, "agent_type").unwrap_or("all");
-        let message_type = str_field(req, "message_type").unwrap_or("broadcast");
-        let payload = payload_of(req);
-        let exclude_self = req.get("exclude_self").and_then(Value::as_bool).unwrap_or(true);
-        let body = Session::wrap(&from, message_type, &payload, &Value::Null);
+    /// A `broadcast` from `from` (`payload`: a JSON text). Its recipients are listed first, for
+    /// the ack ([`Session::discover`]); the broadcast goes out once they are.
+    fn broadcast(
+        &mut self,
+        from: &str,
+        agent_type: &str,
+        message_type: &str,
+        exclude_self: bool,
+        payload: &str,
+    ) -> Option<Vec<u8>> {
+        let sender = self.ours_or_error(from)?;
+        let mut body = std::mem::take(&mut self.body);
+        wrap_into(&mut body, from, message_type, payload, "null");
         let to = type_id_of(agent_type);
         let frame = self.data_frame(DataKind::Broadcast, sender, to, message_type, &body);
+        self.body = body;
         if !exclude_self {
-            let text = json!({"type": "broadcast", "from_agent": from, "message_type": message_type,
-                "payload": payload, "timestamp": unix_now()});
-            self.send(text.to_string());
+            self.send_named("broadcast", "from_agent", from, |b| {
+                member(b, "message_type", message_type);
+                b.extend_from_slice(br#","payload":"#);
+                b.extend_from_slice(payload.as_bytes());
+                member(b, "timestamp", &unix_now());
+            });
         }
-        // The recipients are found first (the ack lists them), then the broadcast goes out.
+        let found = Found { agent_type: to, capability: None, read: 0, listed: 0, ours: 0 };
+        self.listed.clear();
+        Some(self.discover(found, |found| Awaiting::Broadcast {
+            found,
+            from: sender,
+            exclude_self,
+            frame,
+        }))
+    }
+
+    /// Asks the shard for the next page of the agents `found` lists, to be answered as
+    /// `awaiting` says.
+    fn discover(&mut self, found: Found, awaiting: impl FnOnce(Found) -> Awaiting) -> Vec<u8> {
         let request_id = self.request_id();
-        self.awaiting =
-            Some((request_id, Awaiting::Broadcast { from: sender, exclude_self, frame }));
         let d = Discover {
             request_id,
-            agent_type: type_id_of(agent_type),
-            capability: None,
-            offset: 0,
+            agent_type: found.agent_type,
+            capability: found.capability.clone(),
+            offset: found.read,
             limit: 0,
         };
-        Some(self.frame(&[Message::Control(Control::Discover(d))]))
+        self.awaiting = Some((request_id, awaiting(found)));
+        self.frame(&[Message::Control(Control::Discover(d))])
     }
 
     /// `heartbeat` (or `unregister`) for one of this connection's agents.
@@ -685,6 +788,21 @@ impl Session {
 
     /// The name a JSON client knows an agent by: its own name if it is a JSON agent, else its
     /// number.
+    /// Appends `member` (as JSON) to the list `found` is gathering.
+    fn list(&mut self, found: &mut Found, member: &(impl serde::Serialize + ?Sized)) {
+        if found.listed > 0 {
+            self.listed.push(b',');
+        }
+        put_json(&mut self.listed, member);
+        found.listed += 1;
+    }
+
+    /// Counts the page `d` as read: whether more pages are left.
+    fn more_pages(found: &mut Found, d: &DiscoverReply) -> bool {
+        found.read += d.agents.len() as u32;
+        found.read < d.total && !d.agents.is_empty()
+    }
+
     fn name_of(id: AgentId, name: &str) -> String {
         if agent_id_of(name) == id {
             name.to_string()
@@ -706,6 +824,21 @@ impl Session {
     }
 
     fn push_data(&mut self, env: &Envelope<'_>) {
+        // The router sends a connection one copy of a broadcast however many of its agents it
+        // is for; a JSON client gets one per agent, as from the seed router. The copies for
+        // this connection's agents of its own agents' broadcasts were written before the ack.
+        let copies = match env.kind {
+            DataKind::Broadcast if self.agents.iter().any(|a| a.id == env.sender) => return,
+            DataKind::Broadcast => {
+                self.agents.iter().filter(|a| env.to == 0 || a.agent_type == env.to).count().max(1)
+            }
+            _ => 1,
+        };
+        self.push_copies(env, copies);
+    }
+
+    /// Queues `copies` pushes of `env`.
+    fn push_copies(&mut self, env: &Envelope<'_>, copies: usize) {
         let kind = match env.kind {
             DataKind::Broadcast => "broadcast",
             DataKind::Publish => "publish",
@@ -714,7 +847,7 @@ impl Session {
         // Only a payload that can be JSON is read as such: a failed reading allocates its error,
         // and a native agent's payload (its send times first) is seldom JSON.
         let json = may_be_json(env.payload);
-        // A message from a JSON agent: its members go out as they came in ([`Session::wrap`]
+        // A message from a JSON agent: its members go out as they came in ([`wrap_into`]
         // always writes a payload, so an absent one was `null`).
         if let Some(w) =
             json.then(|| serde_json::from_slice::<Wrapped<'_>>(env.payload).ok()).flatten()
@@ -723,7 +856,7 @@ impl Session {
                 fn raw(v: Option<&RawValue>) -> &[u8] {
                     v.map_or("null", RawValue::get).as_bytes()
                 }
-                self.send_with(|b| {
+                self.send_copies(copies, |b| {
                     b.extend_from_slice(br#"{"type":""#);
                     b.extend_from_slice(kind.as_bytes());
                     b.extend_from_slice(br#"","from_agent":"#);
@@ -742,7 +875,7 @@ impl Session {
         // A native agent's message: its ids as strings, its payload as written when it is
         // JSON, else as base64.
         let json = json.then(|| serde_json::from_slice::<&RawValue>(env.payload).ok()).flatten();
-        self.send_with(|b| {
+        self.send_copies(copies, |b| {
             use std::fmt::Write as _;
             b.extend_from_slice(br#"{"type":""#);
             b.extend_from_slice(kind.as_bytes());
@@ -899,8 +1032,12 @@ impl Session {
             return None;
         }
         match (awaiting, ctl) {
-            (Awaiting::Register { name }, Control::Ack(_)) => {
-                self.agents.push(JsonAgent { id: agent_id_of(&name), name: name.clone() });
+            (Awaiting::Register { name, agent_type }, Control::Ack(_)) => {
+                self.agents.push(JsonAgent {
+                    id: agent_id_of(&name),
+                    name: name.clone(),
+                    agent_type,
+                });
                 self.send(json!({"type": "ack", "agent_id": name, "status": "registered", "timestamp": unix_now()}).to_string());
             }
             (Awaiting::Unregister { name }, Control::Ack(_)) => {
@@ -915,42 +1052,91 @@ impl Session {
                 });
                 self.recycle(name);
             }
-            (Awaiting::Discover { capability, region }, Control::DiscoverReply(d)) => {
-                let agents: Vec<Value> = d
-                    .agents
-                    .iter()
-                    .filter(|a| a.online)
-                    .filter(|a| match (&region, a.capabilities.iter().find_map(|c| c.strip_prefix("region:"))) {
-                        (None, _) => true,
-                        (Some(want), Some(have)) => overlaps(want, &serde_json::from_str(have).unwrap_or(Value::Null)),
-                        (Some(_), None) => false,
-                    })
-                    .map(|a| {
-                        let agent_type = a.capabilities.iter().find_map(|c| c.strip_prefix("type:")).map_or_else(|| a.agent_type.to_string(), String::from);
-                        let region = a.capabilities.iter().find_map(|c| c.strip_prefix("region:")).and_then(|r| serde_json::from_str::<Value>(r).ok());
-                        let capabilities: Vec<&String> = a.capabilities.iter().filter(|c| !c.starts_with("type:") && !c.starts_with("region:")).collect();
-                        json!({"agent_id": Session::name_of(a.agent_id, &a.name), "agent_type": agent_type,
-                            "capabilities": capabilities, "region": region, "status": "online",
-                            "last_heartbeat": Value::Null, "topics": []})
-                    })
-                    .collect();
-                let _ = capability;
-                self.send(
-                    json!({"type": "ack", "count": agents.len(), "agents": agents}).to_string(),
-                );
+            (Awaiting::Discover { mut found, region }, Control::DiscoverReply(d)) => {
+                for a in d.agents.iter().filter(|a| a.online) {
+                    let have = a.capabilities.iter().find_map(|c| c.strip_prefix("region:"));
+                    let have = have.and_then(|r| serde_json::from_str::<Value>(r).ok());
+                    match (&region, &have) {
+                        (None, _) => {}
+                        (Some(want), Some(have)) if overlaps(want, have) => {}
+                        _ => continue,
+                    }
+                    let agent_type = a.capabilities.iter().find_map(|c| c.strip_prefix("type:"));
+                    let agent_type =
+                        agent_type.map_or_else(|| a.agent_type.to_string(), String::from);
+                    let capabilities: Vec<&String> = a
+                        .capabilities
+                        .iter()
+                        .filter(|c| !c.starts_with("type:") && !c.starts_with("region:"))
+                        .collect();
+                    let agent = json!({"agent_id": Session::name_of(a.agent_id, &a.name),
+                        "agent_type": agent_type, "capabilities": capabilities, "region": have,
+                        "status": "online", "last_heartbeat": Value::Null, "topics": []});
+                    self.list(&mut found, &agent);
+                }
+                if Session::more_pages(&mut found, &d) {
+                    return Some(
+                        self.discover(found, |found| Awaiting::Discover { found, region }),
+                    );
+                }
+                let listed = std::mem::take(&mut self.listed);
+                self.send_with(|b| {
+                    b.extend_from_slice(br#"{"type":"ack","count":"#);
+                    put_json(b, &found.listed);
+                    b.extend_from_slice(br#","agents":["#);
+                    b.extend_from_slice(&listed);
+                    b.extend_from_slice(b"]}");
+                });
+                self.listed = listed;
             }
-            (Awaiting::Broadcast { from, exclude_self, frame }, Control::DiscoverReply(d)) => {
-                let recipients: Vec<String> = d
-                    .agents
-                    .iter()
-                    .filter(|a| a.online && (a.agent_id != from || !exclude_self))
-                    .map(|a| Session::name_of(a.agent_id, &a.name))
-                    .collect();
-                let count = recipients.len();
-                self.send(
-                    json!({"type": "ack", "recipients": recipients, "delivered_count": count})
-                        .to_string(),
-                );
+            (
+                Awaiting::Broadcast { mut found, from, exclude_self, frame },
+                Control::DiscoverReply(d),
+            ) => {
+                for a in
+                    d.agents.iter().filter(|a| a.online && (a.agent_id != from || !exclude_self))
+                {
+                    if a.agent_id != from && self.agents.iter().any(|o| o.id == a.agent_id) {
+                        found.ours += 1;
+                    }
+                    if agent_id_of(&a.name) == a.agent_id {
+                        self.list(&mut found, a.name.as_str());
+                    } else {
+                        self.list(&mut found, &a.agent_id.0.to_string());
+                    }
+                }
+                if Session::more_pages(&mut found, &d) {
+                    let awaiting = |found| Awaiting::Broadcast { found, from, exclude_self, frame };
+                    return Some(self.discover(found, awaiting));
+                }
+                // The copies for this connection's other agents come before the ack, as every
+                // push a request causes on the caller's own connection does.
+                if found.ours > 0 {
+                    let body = std::mem::take(&mut self.body);
+                    let env = Envelope {
+                        kind: DataKind::Broadcast,
+                        sender: from,
+                        to: found.agent_type,
+                        message_id: 0,
+                        correlation_id: 0,
+                        timestamp_ns: 0,
+                        msg_type: 0,
+                        priority: 0,
+                        ttl_ms: 0,
+                        payload: &body,
+                    };
+                    self.push_copies(&env, found.ours as usize);
+                    self.body = body;
+                }
+                let listed = std::mem::take(&mut self.listed);
+                self.send_with(|b| {
+                    b.extend_from_slice(br#"{"type":"ack","recipients":["#);
+                    b.extend_from_slice(&listed);
+                    b.extend_from_slice(br#"],"delivered_count":"#);
+                    put_json(b, &found.listed);
+                    b.put_u8(b'}');
+                });
+                self.listed = listed;
                 return Some(frame);
             }
             (Awaiting::Lock { name, already_held, key }, Control::LockGranted(g)) => {
