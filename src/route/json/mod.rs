@@ -109,13 +109,11 @@ enum Awaiting {
         found: Found,
         region: Option<Value>,
     },
-    /// A `broadcast` whose recipients are being listed ([`Session::listed`]) for its ack;
-    /// `frame` goes to the shard once they are.
+    /// A `broadcast` sent, whose recipients are being listed ([`Session::listed`]) for its ack.
     Broadcast {
         found: Found,
         from: AgentId,
         exclude_self: bool,
-        frame: Vec<u8>,
     },
     Lock {
         name: String,
@@ -448,8 +446,21 @@ impl Session {
         message_type: &str,
         body: &[u8],
     ) -> Vec<u8> {
+        let env = self.envelope(kind, sender, to, message_type, body);
+        self.frame(&[Message::Data(env)])
+    }
+
+    /// One data message from a JSON agent (`body`: see [`wrap_into`]).
+    fn envelope<'b>(
+        &mut self,
+        kind: DataKind,
+        sender: AgentId,
+        to: u32,
+        message_type: &str,
+        body: &'b [u8],
+    ) -> Envelope<'b> {
         self.next_message += 1;
-        let env = Envelope {
+        Envelope {
             kind,
             sender,
             to,
@@ -460,8 +471,7 @@ impl Session {
             priority: 5,
             ttl_ms: 0,
             payload: body,
-        };
-        self.frame(&[Message::Data(env)])
+        }
     }
 
     fn frame(&mut self, messages: &[Message<'_>]) -> Vec<u8> {
@@ -517,7 +527,7 @@ impl Session {
                 let region = req.get("region_overlap").filter(|v| !v.is_null()).cloned();
                 let found = Found { agent_type, capability, read: 0, listed: 0, ours: 0 };
                 self.listed.clear();
-                Some(self.discover(found, |found| Awaiting::Discover { found, region }))
+                Some(self.discover_next(found, |found| Awaiting::Discover { found, region }))
             }
             "direct" => self.direct(&req, shard),
             "broadcast" => self.broadcast(
@@ -642,8 +652,9 @@ impl Session {
         Some(frame)
     }
 
-    /// A `broadcast` from `from` (`payload`: a JSON text). Its recipients are listed first, for
-    /// the ack ([`Session::discover`]); the broadcast goes out once they are.
+    /// A `broadcast` from `from` (`payload`: a JSON text). It goes to the shard in one frame with
+    /// the discovery that lists its recipients for the ack ([`Session::discover`]): the shard
+    /// sends it out, then answers the discovery.
     fn broadcast(
         &mut self,
         from: &str,
@@ -656,7 +667,13 @@ impl Session {
         let mut body = std::mem::take(&mut self.body);
         wrap_into(&mut body, from, message_type, payload, "null");
         let to = type_id_of(agent_type);
-        let frame = self.data_frame(DataKind::Broadcast, sender, to, message_type, &body);
+        let env = self.envelope(DataKind::Broadcast, sender, to, message_type, &body);
+        let found = Found { agent_type: to, capability: None, read: 0, listed: 0, ours: 0 };
+        let discover = self.discover(&found);
+        self.awaiting =
+            Some((discover.request_id, Awaiting::Broadcast { found, from: sender, exclude_self }));
+        let frame =
+            self.frame(&[Message::Data(env), Message::Control(Control::Discover(discover))]);
         self.body = body;
         if !exclude_self {
             self.send_named("broadcast", "from_agent", from, |b| {
@@ -666,28 +683,26 @@ impl Session {
                 member(b, "timestamp", &unix_now());
             });
         }
-        let found = Found { agent_type: to, capability: None, read: 0, listed: 0, ours: 0 };
         self.listed.clear();
-        Some(self.discover(found, |found| Awaiting::Broadcast {
-            found,
-            from: sender,
-            exclude_self,
-            frame,
-        }))
+        Some(frame)
     }
 
-    /// Asks the shard for the next page of the agents `found` lists, to be answered as
-    /// `awaiting` says.
-    fn discover(&mut self, found: Found, awaiting: impl FnOnce(Found) -> Awaiting) -> Vec<u8> {
-        let request_id = self.request_id();
-        let d = Discover {
-            request_id,
+    /// The request for the next page of the agents `found` lists.
+    fn discover(&mut self, found: &Found) -> Discover {
+        Discover {
+            request_id: self.request_id(),
             agent_type: found.agent_type,
             capability: found.capability.clone(),
             offset: found.read,
             limit: 0,
-        };
-        self.awaiting = Some((request_id, awaiting(found)));
+        }
+    }
+
+    /// Asks the shard for the next page of the agents `found` lists, to be answered as
+    /// `awaiting` says.
+    fn discover_next(&mut self, found: Found, awaiting: impl FnOnce(Found) -> Awaiting) -> Vec<u8> {
+        let d = self.discover(&found);
+        self.awaiting = Some((d.request_id, awaiting(found)));
         self.frame(&[Message::Control(Control::Discover(d))])
     }
 
@@ -1076,7 +1091,7 @@ impl Session {
                 }
                 if Session::more_pages(&mut found, &d) {
                     return Some(
-                        self.discover(found, |found| Awaiting::Discover { found, region }),
+                        self.discover_next(found, |found| Awaiting::Discover { found, region }),
                     );
                 }
                 let listed = std::mem::take(&mut self.listed);
@@ -1089,10 +1104,7 @@ impl Session {
                 });
                 self.listed = listed;
             }
-            (
-                Awaiting::Broadcast { mut found, from, exclude_self, frame },
-                Control::DiscoverReply(d),
-            ) => {
+            (Awaiting::Broadcast { mut found, from, exclude_self }, Control::DiscoverReply(d)) => {
                 for a in
                     d.agents.iter().filter(|a| a.online && (a.agent_id != from || !exclude_self))
                 {
@@ -1106,8 +1118,8 @@ impl Session {
                     }
                 }
                 if Session::more_pages(&mut found, &d) {
-                    let awaiting = |found| Awaiting::Broadcast { found, from, exclude_self, frame };
-                    return Some(self.discover(found, awaiting));
+                    let awaiting = |found| Awaiting::Broadcast { found, from, exclude_self };
+                    return Some(self.discover_next(found, awaiting));
                 }
                 // The copies for this connection's other agents come before the ack, as every
                 // push a request causes on the caller's own connection does.
@@ -1137,7 +1149,6 @@ impl Session {
                     b.put_u8(b'}');
                 });
                 self.listed = listed;
-                return Some(frame);
             }
             (Awaiting::Lock { name, already_held, key }, Control::LockGranted(g)) => {
                 if let Some(waiting) = self.lock_waits.remove(&key) {
