@@ -279,6 +279,7 @@ impl Native {
                     capability: Some(SPECIALIST_CAPABILITY.to_string()),
                     offset: (spread % u64::from(specialists)) as u32,
                     limit: 8,
+                    names_only: false,
                 });
                 self.push_control(conn, &ctl);
             }
@@ -771,6 +772,7 @@ impl Native {
                     capability: Some(CHURN_CAPABILITY.to_string()),
                     offset,
                     limit: 8,
+                    names_only: false,
                 });
                 self.push_control(local / self.per_conn as usize, &ctl);
             }

@@ -85,7 +85,7 @@ impl Shard {
                 }
             }
             Control::Discover(d) => {
-                let found = self.local_matches(d.agent_type, d.capability.as_deref());
+                let found = self.local_matches(d.agent_type, d.capability.as_deref(), d.names_only);
                 let acks_left = self.cfg.shards - 1;
                 let token = self.token();
                 let (request_id, offset, limit) = (d.request_id, d.offset, d.limit);
@@ -93,11 +93,13 @@ impl Shard {
                     token,
                     Pending::Discover { conn: id, request_id, offset, limit, acks_left, found },
                 );
-                let (agent_type, capability) = (d.agent_type, d.capability);
+                let (agent_type, capability, names_only) =
+                    (d.agent_type, d.capability, d.names_only);
                 self.tell_all_peers(|| PeerMsg::DiscoverRequest {
                     token,
                     agent_type,
                     capability: capability.clone(),
+                    names_only,
                 });
                 self.maybe_finish(token);
             }
@@ -519,7 +521,14 @@ impl Shard {
         self.tell_all_peers(|| PeerMsg::Sync { token });
     }
 
-    fn local_matches(&self, agent_type: u32, capability: Option<&str>) -> Vec<AgentInfo> {
+    /// This shard's agents of `agent_type` (0: any) with `capability`; with `names_only`, their
+    /// capabilities left out.
+    fn local_matches(
+        &self,
+        agent_type: u32,
+        capability: Option<&str>,
+        names_only: bool,
+    ) -> Vec<AgentInfo> {
         self.local
             .iter()
             .filter(|(_, a)| agent_type == 0 || a.agent_type == agent_type)
@@ -528,7 +537,7 @@ impl Shard {
                 agent_id: a.id,
                 agent_type: a.agent_type,
                 name: a.name.clone(),
-                capabilities: a.capabilities.clone(),
+                capabilities: if names_only { Vec::new() } else { a.capabilities.clone() },
                 online: a.online,
                 shard: self.cfg.shard,
             })
@@ -633,8 +642,8 @@ impl Shard {
                 self.own_barrier_enter(waiter, barrier, expected)
             }
             PeerMsg::BarrierForce { waiter, barrier } => self.own_barrier_force(waiter, barrier),
-            PeerMsg::DiscoverRequest { token, agent_type, capability } => {
-                let agents = self.local_matches(agent_type, capability.as_deref());
+            PeerMsg::DiscoverRequest { token, agent_type, capability, names_only } => {
+                let agents = self.local_matches(agent_type, capability.as_deref(), names_only);
                 self.peer_push_msg(from, PeerMsg::DiscoverReply { token, agents });
             }
             PeerMsg::DiscoverReply { token, agents } => {

@@ -236,6 +236,8 @@ pub enum PeerMsg {
         agent_type: u32,
         /// Required capability.
         capability: Option<String>,
+        /// Leave the capabilities out ([`crate::wire::control::Discover::names_only`]).
+        names_only: bool,
     },
     /// The matches of one shard.
     DiscoverReply {

@@ -191,6 +191,10 @@ pub struct Discover {
     pub offset: u32,
     /// Return at most this many (the router caps it at 1,000).
     pub limit: u32,
+    /// Ids, types and names only: the reply leaves each agent's capabilities out (what a JSON
+    /// broadcast's ack needs, at a third of the copies). Absent in older encodings: false.
+    #[serde(default)]
+    pub names_only: bool,
 }
 
 /// Subscribes an agent to a topic.
@@ -634,6 +638,28 @@ mod tests {
             assert!(names.insert(code.name()));
         }
         assert_eq!(ErrorCode::from_code(9999), None);
+    }
+
+    #[test]
+    fn a_discover_written_before_names_only_reads_as_asking_for_everything() {
+        // Proves the field added last is optional on the wire: the five fields an older
+        // client writes decode, `names_only` false; the six written now round-trip.
+        let mut old = Vec::new();
+        rmp_serde::encode::write(&mut old, &(7u64, 3u32, Some("cap"), 10u32, 20u32)).unwrap();
+        let d = Control::decode(19, &mut old.as_slice()).expect("an older discover");
+        let want = Discover {
+            request_id: 7,
+            agent_type: 3,
+            capability: Some("cap".into()),
+            offset: 10,
+            limit: 20,
+            names_only: false,
+        };
+        assert_eq!(d, Control::Discover(want.clone()));
+        let now = Control::Discover(Discover { names_only: true, ..want });
+        let mut out = Vec::new();
+        now.encode(&mut out);
+        assert_eq!(Control::decode(19, &mut &out[2..]).expect("a discover"), now);
     }
 
     #[test]

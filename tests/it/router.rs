@@ -431,6 +431,7 @@ fn discover(
         capability: capability.map(String::from),
         offset,
         limit,
+        names_only: false,
     };
     match c.call(Control::Discover(d)).unwrap() {
         Control::DiscoverReply(r) => r,

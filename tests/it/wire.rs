@@ -106,11 +106,17 @@ fn arb_control() -> impl Strategy<Value = Control> {
             request_id,
             agent_id
         })),
-        (id, any::<u32>(), prop::option::of(arb_text()), any::<u32>(), any::<u32>()).prop_map(
-            |(request_id, agent_type, capability, offset, limit)| {
-                Control::Discover(Discover { request_id, agent_type, capability, offset, limit })
-            }
-        ),
+        (id, any::<u32>(), prop::option::of(arb_text()), any::<u32>(), any::<u32>(), any::<bool>())
+            .prop_map(|(request_id, agent_type, capability, offset, limit, names_only)| {
+                Control::Discover(Discover {
+                    request_id,
+                    agent_type,
+                    capability,
+                    offset,
+                    limit,
+                    names_only,
+                })
+            }),
         (id, agent(), any::<u32>()).prop_map(|(request_id, agent_id, t)| {
             Control::Subscribe(Subscribe { request_id, agent_id, topic: TopicId(t) })
         }),

@@ -143,6 +143,8 @@ struct Found {
     listed: u32,
     /// How many of those listed are this connection's agents.
     ours: u32,
+    /// Whether the list needs names alone ([`Discover::names_only`]): a broadcast's ack.
+    names_only: bool,
 }
 
 /// The translator between one JSON connection and its shard connection.
@@ -525,7 +527,14 @@ impl Session {
                 let agent_type = str_field(&req, "agent_type").map_or(0, type_id_of);
                 let capability = str_field(&req, "capability").map(String::from);
                 let region = req.get("region_overlap").filter(|v| !v.is_null()).cloned();
-                let found = Found { agent_type, capability, read: 0, listed: 0, ours: 0 };
+                let found = Found {
+                    agent_type,
+                    capability,
+                    read: 0,
+                    listed: 0,
+                    ours: 0,
+                    names_only: false,
+                };
                 self.listed.clear();
                 Some(self.discover_next(found, |found| Awaiting::Discover { found, region }))
             }
@@ -668,7 +677,14 @@ impl Session {
         wrap_into(&mut body, from, message_type, payload, "null");
         let to = type_id_of(agent_type);
         let env = self.envelope(DataKind::Broadcast, sender, to, message_type, &body);
-        let found = Found { agent_type: to, capability: None, read: 0, listed: 0, ours: 0 };
+        let found = Found {
+            agent_type: to,
+            capability: None,
+            read: 0,
+            listed: 0,
+            ours: 0,
+            names_only: true,
+        };
         let discover = self.discover(&found);
         self.awaiting =
             Some((discover.request_id, Awaiting::Broadcast { found, from: sender, exclude_self }));
@@ -695,6 +711,7 @@ impl Session {
             capability: found.capability.clone(),
             offset: found.read,
             limit: 0,
+            names_only: found.names_only,
         }
     }
 
