@@ -496,6 +496,24 @@ fn discover_pages_and_stats_cover_all_shards(setup: Setup) {
     assert_eq!(gpus.agents.iter().map(|a| a.agent_id.0).collect::<Vec<_>>(), vec![2, 4, 6]);
     let page = discover(c, 0, None, 2, 3);
     assert_eq!((page.total, page.agents.len(), page.agents[0].agent_id.0), (6, 3, 3));
+    // Names only: the same agents, from every shard, without their capabilities.
+    let request_id = c.request_id();
+    let gpu = Some("gpu".to_string());
+    let d = Discover {
+        request_id,
+        agent_type: 0,
+        capability: gpu,
+        offset: 0,
+        limit: 0,
+        names_only: true,
+    };
+    match c.call(Control::Discover(d)).unwrap() {
+        Control::DiscoverReply(r) => {
+            assert_eq!(r.agents.iter().map(|a| a.agent_id.0).collect::<Vec<_>>(), vec![2, 4, 6]);
+            assert!(r.agents.iter().all(|a| a.capabilities.is_empty() && a.name.starts_with('a')));
+        }
+        other => panic!("expected a discover reply, got {other:?}"),
+    }
     let request_id = c.request_id();
     match c.call(Control::StatsRequest(StatsRequest { request_id })).unwrap() {
         Control::StatsReply(s) => {

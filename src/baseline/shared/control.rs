@@ -91,7 +91,11 @@ impl Conn {
                         agent_id: *a.key(),
                         agent_type: a.agent_type,
                         name: a.name.clone(),
-                        capabilities: a.capabilities.clone(),
+                        capabilities: if d.names_only {
+                            Vec::new()
+                        } else {
+                            a.capabilities.clone()
+                        },
                         online: self.state.online(&a, self.now_ns),
                         shard: 0,
                     })
