@@ -18,6 +18,7 @@ mod tests;
 pub(super) use tasks::serve;
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::task::Waker;
 
@@ -278,6 +279,91 @@ object! {
 /// The string a raw value holds; `None` when it is not a string.
 fn text_of(raw: Option<&RawValue>) -> Option<Cow<'_, str>> {
     raw.and_then(|r| serde_json::from_str::<Str<'_>>(r.get()).ok()).map(|s| s.0)
+}
+
+/// A place in a data message's native payload: its bytes `start..end`.
+type Span = (u32, u32);
+
+/// What a data message's native payload is, for the pushes it becomes ([`reading_of`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// A JSON agent's message, as [`wrap_into`] writes it: where its members lie (`None`:
+    /// absent, or `null`).
+    Wrapped {
+        from: Span,
+        message_type: Option<Span>,
+        payload: Option<Span>,
+        correlation_id: Option<Span>,
+    },
+    /// Other JSON, passed on as written: where the value lies.
+    Json(Span),
+    /// Not JSON: passed on as base64.
+    Binary,
+}
+
+/// Largest payload whose reading is kept for the next copy of the same message.
+const READING_KEPT_MAX: usize = 4096;
+
+thread_local! {
+    /// The last payload of at most [`READING_KEPT_MAX`] bytes read on this thread, and its
+    /// reading. A broadcast reaches the translator of every connection it goes to with the same
+    /// bytes, on the shard's one thread: the copies after the first compare instead of reading
+    /// JSON again (which took a quarter of the router's core in a broadcast of JSON agents).
+    static LAST_READING: RefCell<(Vec<u8>, Reading)> = const { RefCell::new((Vec::new(), Reading::Binary)) };
+}
+
+/// How the native payload `p` reads: the last reading when `p` is the last payload read, else a
+/// new one (then kept for the next).
+fn reading_of(p: &[u8]) -> Reading {
+    if p.len() > READING_KEPT_MAX {
+        return read_payload(p);
+    }
+    LAST_READING.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0.as_slice() != p {
+            last.1 = read_payload(p);
+            last.0.clear();
+            last.0.extend_from_slice(p);
+        }
+        last.1
+    })
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Payloads read by [`read_payload`] on this thread, for the tests.
+    static READS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Reads the native payload `p` ([`Reading`]).
+fn read_payload(p: &[u8]) -> Reading {
+    #[cfg(test)]
+    READS.with(|n| n.set(n.get() + 1));
+    // Only a payload that can be JSON is read as such: a failed reading allocates its error,
+    // and a native agent's payload (its send times first) is seldom JSON.
+    if !may_be_json(p) {
+        return Reading::Binary;
+    }
+    // A value read borrowed from `p` lies in it: its place is its distance from `p`'s start.
+    let span = |raw: &RawValue| -> Option<Span> {
+        let start = (raw.get().as_ptr() as usize).checked_sub(p.as_ptr() as usize)?;
+        let end = start + raw.get().len();
+        (end <= p.len()).then_some((u32::try_from(start).ok()?, u32::try_from(end).ok()?))
+    };
+    if let Ok(w) = serde_json::from_slice::<Wrapped<'_>>(p) {
+        if let Some(from) = w.from_agent.and_then(span) {
+            return Reading::Wrapped {
+                from,
+                message_type: w.message_type.and_then(span),
+                payload: w.payload.and_then(span),
+                correlation_id: w.correlation_id.and_then(span),
+            };
+        }
+    }
+    match serde_json::from_slice::<&RawValue>(p).ok().and_then(span) {
+        Some(span) => Reading::Json(span),
+        None => Reading::Binary,
+    }
 }
 
 /// Ends a push of `env`: its topic when published, the time, the closing brace.
@@ -876,62 +962,63 @@ impl Session {
             DataKind::Publish => "publish",
             _ => "direct",
         };
-        // Only a payload that can be JSON is read as such: a failed reading allocates its error,
-        // and a native agent's payload (its send times first) is seldom JSON.
-        let json = may_be_json(env.payload);
-        // A message from a JSON agent: its members go out as they came in ([`wrap_into`]
-        // always writes a payload, so an absent one was `null`).
-        if let Some(w) =
-            json.then(|| serde_json::from_slice::<Wrapped<'_>>(env.payload).ok()).flatten()
-        {
-            if let Some(from) = w.from_agent {
-                fn raw(v: Option<&RawValue>) -> &[u8] {
-                    v.map_or("null", RawValue::get).as_bytes()
-                }
+        let p = env.payload;
+        let at = |span: Option<Span>| span.and_then(|(a, b)| p.get(a as usize..b as usize));
+        match reading_of(p) {
+            // A message from a JSON agent: its members go out as they came in ([`wrap_into`]
+            // always writes a payload, so an absent one was `null`).
+            Reading::Wrapped { from, message_type, payload, correlation_id } => {
+                let null: &[u8] = b"null";
+                let (from, message_type) = (at(Some(from)).unwrap_or(null), at(message_type));
+                let (payload, correlation_id) = (at(payload), at(correlation_id));
                 self.send_copies(copies, |b| {
                     b.extend_from_slice(br#"{"type":""#);
                     b.extend_from_slice(kind.as_bytes());
                     b.extend_from_slice(br#"","from_agent":"#);
-                    b.extend_from_slice(from.get().as_bytes());
+                    b.extend_from_slice(from);
                     b.extend_from_slice(br#","message_type":"#);
-                    b.extend_from_slice(raw(w.message_type));
+                    b.extend_from_slice(message_type.unwrap_or(null));
                     b.extend_from_slice(br#","payload":"#);
-                    b.extend_from_slice(raw(w.payload));
+                    b.extend_from_slice(payload.unwrap_or(null));
                     b.extend_from_slice(br#","correlation_id":"#);
-                    b.extend_from_slice(raw(w.correlation_id));
+                    b.extend_from_slice(correlation_id.unwrap_or(null));
                     end_push(b, env);
                 });
-                return;
+            }
+            // A native agent's message: its ids as strings, its payload as written when it is
+            // JSON, else as base64.
+            reading => {
+                let json = match reading {
+                    Reading::Json(span) => at(Some(span)),
+                    _ => None,
+                };
+                self.send_copies(copies, |b| {
+                    use std::fmt::Write as _;
+                    b.extend_from_slice(br#"{"type":""#);
+                    b.extend_from_slice(kind.as_bytes());
+                    let _ = write!(
+                        b,
+                        r#"","from_agent":"{}","message_type":"{}","payload":"#,
+                        env.sender.0, env.msg_type
+                    );
+                    match json {
+                        Some(raw) => b.extend_from_slice(raw),
+                        None => {
+                            use base64::Engine;
+                            let engine = &base64::engine::general_purpose::STANDARD;
+                            b.extend_from_slice(br#"{"base64":""#);
+                            let at = b.len();
+                            b.resize(at + base64::encoded_len(p.len(), true).unwrap_or(0), 0);
+                            let n = engine.encode_slice(p, &mut b[at..]).unwrap_or(0);
+                            b.truncate(at + n);
+                            b.extend_from_slice(br#""}"#);
+                        }
+                    }
+                    let _ = write!(b, r#","correlation_id":{}"#, env.correlation_id);
+                    end_push(b, env);
+                });
             }
         }
-        // A native agent's message: its ids as strings, its payload as written when it is
-        // JSON, else as base64.
-        let json = json.then(|| serde_json::from_slice::<&RawValue>(env.payload).ok()).flatten();
-        self.send_copies(copies, |b| {
-            use std::fmt::Write as _;
-            b.extend_from_slice(br#"{"type":""#);
-            b.extend_from_slice(kind.as_bytes());
-            let _ = write!(
-                b,
-                r#"","from_agent":"{}","message_type":"{}","payload":"#,
-                env.sender.0, env.msg_type
-            );
-            match json {
-                Some(raw) => b.extend_from_slice(raw.get().as_bytes()),
-                None => {
-                    use base64::Engine;
-                    let engine = &base64::engine::general_purpose::STANDARD;
-                    b.extend_from_slice(br#"{"base64":""#);
-                    let at = b.len();
-                    b.resize(at + base64::encoded_len(env.payload.len(), true).unwrap_or(0), 0);
-                    let n = engine.encode_slice(env.payload, &mut b[at..]).unwrap_or(0);
-                    b.truncate(at + n);
-                    b.extend_from_slice(br#""}"#);
-                }
-            }
-            let _ = write!(b, r#","correlation_id":{}"#, env.correlation_id);
-            end_push(b, env);
-        });
     }
 
     fn on_control(&mut self, ctl: Control) -> Option<Vec<u8>> {

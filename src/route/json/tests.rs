@@ -490,3 +490,47 @@ fn a_broadcast_allocates_only_to_find_its_recipients() {
         "{allocations} allocations for 500 broadcasts, {discovery} of them the discovery's"
     );
 }
+
+#[test]
+fn a_payload_seen_again_is_compared_not_read() {
+    // Proves the copies of one message are read once (a broadcast reaches every recipient
+    // connection's translator with the same bytes), and that a different payload, even of the
+    // same length, or one past the kept size, is read anew and read right.
+    use super::{reading_of, Reading, READING_KEPT_MAX, READS};
+    let reads = || READS.with(std::cell::Cell::get);
+    let wrapped = |n: u8| {
+        let mut body = Vec::new();
+        super::wrap_into(&mut body, "a", "t", &format!("{{\"n\":{n}}}"), "null");
+        body
+    };
+    let (one, two) = (wrapped(1), wrapped(2));
+    assert_eq!(one.len(), two.len());
+    let before = reads();
+    let first = reading_of(&one);
+    for _ in 0..18 {
+        assert_eq!(reading_of(&one), first);
+    }
+    assert_eq!(reads() - before, 1, "19 copies, one reading");
+    let Reading::Wrapped { payload: Some((a, b)), .. } = reading_of(&two) else {
+        panic!("a JSON agent's message");
+    };
+    assert_eq!(&two[a as usize..b as usize], br#"{"n":2}"#);
+    assert_eq!(reads() - before, 2);
+    assert_eq!(reading_of(b" [1, 2] "), Reading::Json((1, 7)));
+    assert_eq!(reading_of(b"\x00\x01"), Reading::Binary);
+    let big = format!("\"{}\"", "x".repeat(READING_KEPT_MAX));
+    let n = reads();
+    assert_eq!(reading_of(big.as_bytes()), Reading::Json((0, big.len() as u32)));
+    assert_eq!(reading_of(big.as_bytes()), Reading::Json((0, big.len() as u32)));
+    assert_eq!(reads() - n, 2, "a payload past the kept size is read each time");
+
+    // Through the translator: two messages of the same length in turn each push their own.
+    let mut link = registered(&["a", "b"]);
+    for n in [1, 2, 1, 2] {
+        let texts = link.texts(
+            &json!({"type": "direct", "from_agent": "a", "to_agent": "b", "payload": {"n": n}})
+                .to_string(),
+        );
+        assert_eq!(texts[1]["payload"], json!({"n": n}), "{texts:?}");
+    }
+}
