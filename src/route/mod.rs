@@ -525,12 +525,32 @@ impl Shard {
 
     /// The next frame to write to `id`; `Ready(None)` when the connection is finished.
     pub fn poll_output(&mut self, id: ConnId, cx: &mut Context<'_>) -> Poll<Option<Vec<u8>>> {
+        match self.next_output(id) {
+            Some(out) => Poll::Ready(out),
+            None => {
+                if let Some(c) = self.conns.get_mut(id.idx as usize).filter(|c| c.gen == id.gen) {
+                    c.writer = Some(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    /// The next frame queued for connection `id` if there is one, as [`Shard::poll_output`]
+    /// gives it, but leaving the writer's registration as it is: for a task other than the
+    /// connection's writer (a JSON connection's reader, taking the answer to its request).
+    pub fn take_output(&mut self, id: ConnId) -> Option<Vec<u8>> {
+        self.next_output(id).flatten()
+    }
+
+    /// [`Shard::poll_output`]'s answer, `None` for "nothing yet".
+    fn next_output(&mut self, id: ConnId) -> Option<Option<Vec<u8>>> {
         let (compression, low) = (self.cfg.compression, self.cfg.conn_queue_bytes_max / 2);
         let Some(c) = self.conns.get_mut(id.idx as usize).filter(|c| c.gen == id.gen) else {
-            return Poll::Ready(None);
+            return Some(None);
         };
         if c.closing == Closing::Now {
-            return Poll::Ready(None);
+            return Some(None);
         }
         if let Some((frame, raw_bytes)) = c.take_frame(compression, &mut self.pool) {
             c.queued_bytes = c.queued_bytes.saturating_sub(raw_bytes);
@@ -548,13 +568,12 @@ impl Shard {
                 }
             }
             self.counters.batches_out += 1;
-            return Poll::Ready(Some(frame));
+            return Some(Some(frame));
         }
         if c.closing == Closing::AfterFlush {
-            return Poll::Ready(None);
+            return Some(None);
         }
-        c.writer = Some(cx.waker().clone());
-        Poll::Pending
+        None
     }
 
     /// The writer wrote `frame`: count it and take the buffer back.

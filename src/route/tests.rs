@@ -392,3 +392,33 @@ fn a_one_way_flow_between_shards_allocates_nothing_once_batches_go_back() {
     eprintln!("one way between shards: {allocs} allocations for 64,000 messages");
     assert_eq!(allocs, 0, "{allocs} allocations for 64,000 messages");
 }
+
+#[test]
+fn output_taken_by_another_task_leaves_the_writer_woken_for_the_next() {
+    // Proves `take_output` (a JSON connection's reader taking its answer) hands out what is
+    // queued without taking the writer's place: a writer registered with `poll_output` is
+    // still woken by output queued after an empty take, and after a take that emptied the
+    // queue it finds nothing, registers again, and is woken for what comes next.
+    struct Woken(std::sync::atomic::AtomicUsize);
+    impl std::task::Wake for Woken {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    let woken = std::sync::Arc::new(Woken(std::sync::atomic::AtomicUsize::new(0)));
+    let wakes = || woken.0.load(std::sync::atomic::Ordering::Relaxed);
+    let writer = Waker::from(woken.clone());
+    let mut shard = Shard::new(ShardConfig::new(0, 1));
+    let id = shard.open_conn();
+    assert!(shard.poll_output(id, &mut Context::from_waker(&writer)).is_pending());
+    assert!(shard.take_output(id).is_none(), "nothing queued yet");
+    shard.on_input(id, &frame(&[register(1)]));
+    assert_eq!(wakes(), 1, "the writer is woken for the answer");
+    let taken = shard.take_output(id).expect("the registration's ack");
+    shard.output_done(taken);
+    assert!(shard.take_output(id).is_none());
+    assert!(shard.poll_output(id, &mut Context::from_waker(&writer)).is_pending());
+    shard.on_input(id, &frame(&[register(2)]));
+    assert_eq!(wakes(), 2, "and for what comes after the reader took that answer");
+    assert_eq!(acks(&drain(&mut shard, id)), 1);
+}

@@ -47,6 +47,7 @@ async fn reader<S: AsyncRead + AsyncWrite + Unpin>(
     mut first: Option<Utf8Bytes>,
     live: Arc<AtomicUsize>,
 ) {
+    let mut inflate = Vec::new();
     loop {
         // One request at a time: wait for the previous one's answer, then for the shard's gate.
         poll_fn(|cx| {
@@ -82,6 +83,12 @@ async fn reader<S: AsyncRead + AsyncWrite + Unpin>(
             shard.borrow_mut().on_input(id, &frame);
             session.borrow_mut().pool.put(frame);
         }
+        // The answer is often queued already (a shard answers most requests as it takes them):
+        // translated here, the next request is read without waiting for the writer's turn.
+        while session.borrow().awaiting.is_some() {
+            let Some(frame) = shard.borrow_mut().take_output(id) else { break };
+            translate(&shard, &session, id, frame, &mut inflate);
+        }
     }
     let mut s = shard.borrow_mut();
     s.close_conn(id);
@@ -108,20 +115,7 @@ async fn writer<S: AsyncRead + AsyncWrite + Unpin>(
             let polled = shard.borrow_mut().poll_output(id, cx);
             match polled {
                 Poll::Ready(Some(frame)) => {
-                    // A broadcast's frame, once its recipients are known (empty, so never
-                    // allocated, for everything else).
-                    let mut feedback = Vec::new();
-                    if let Ok(Some((_, batch))) =
-                        decode_frame(&frame, &Limits::DEFAULT, &mut inflate)
-                    {
-                        for (msg, _) in batch.flatten() {
-                            feedback.extend(session.borrow_mut().on_native(msg));
-                        }
-                    }
-                    shard.borrow_mut().output_done(frame);
-                    for f in feedback {
-                        shard.borrow_mut().on_input(id, &f);
-                    }
+                    translate(&shard, &session, id, frame, &mut inflate);
                     Poll::Ready(false)
                 }
                 Poll::Ready(None) => Poll::Ready(true),
@@ -150,6 +144,29 @@ async fn writer<S: AsyncRead + AsyncWrite + Unpin>(
     control.shutdown();
     let mut s = shard.borrow_mut();
     shell::release_conn(&mut s, id, &live);
+}
+
+/// Translates `frame`, queued by the shard for connection `id`, into the session's texts, and
+/// feeds the shard what that gives back (the next page of a discovery).
+fn translate(
+    shard: &RefCell<Shard>,
+    session: &RefCell<Session>,
+    id: ConnId,
+    frame: Vec<u8>,
+    inflate: &mut Vec<u8>,
+) {
+    // Empty, so never allocated, but for a discovery of more than a page.
+    let mut feedback = Vec::new();
+    if let Ok(Some((_, batch))) = decode_frame(&frame, &Limits::DEFAULT, inflate) {
+        for (msg, _) in batch.flatten() {
+            feedback.extend(session.borrow_mut().on_native(msg));
+        }
+    }
+    shard.borrow_mut().output_done(frame);
+    for f in feedback {
+        shard.borrow_mut().on_input(id, &f);
+        session.borrow_mut().pool.put(f);
+    }
 }
 
 /// Writes every text the session has, in order, then flushes once: one send for all of them
