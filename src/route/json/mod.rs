@@ -90,6 +90,8 @@ struct JsonAgent {
     id: AgentId,
     /// Its native agent type ([`type_id_of`]).
     agent_type: u32,
+    /// The topics it subscribed to when it registered.
+    topics: Vec<TopicId>,
 }
 
 /// What the request in flight waits for, and how to answer it.
@@ -98,6 +100,7 @@ enum Awaiting {
     Register {
         name: String,
         agent_type: u32,
+        topics: Vec<TopicId>,
     },
     Unregister {
         name: String,
@@ -679,11 +682,13 @@ impl Session {
             agent_type: type_id_of(agent_type),
             name: name.clone(),
             capabilities,
-            topics,
+            topics: topics.clone(),
             token: str_field(req, "token").map(String::from),
         })));
-        self.awaiting =
-            Some((request_id, Awaiting::Register { name, agent_type: type_id_of(agent_type) }));
+        self.awaiting = Some((
+            request_id,
+            Awaiting::Register { name, agent_type: type_id_of(agent_type), topics },
+        ));
         Some(self.frame(&messages))
     }
 
@@ -942,13 +947,18 @@ impl Session {
     }
 
     fn push_data(&mut self, env: &Envelope<'_>) {
-        // The router sends a connection one copy of a broadcast however many of its agents it
-        // is for; a JSON client gets one per agent, as from the seed router. The copies for
-        // this connection's agents of its own agents' broadcasts were written before the ack.
+        // The router sends a connection one copy of a broadcast or publication however many of
+        // its agents it is for; a JSON client gets one per agent, as from the seed router. The
+        // copies for this connection's agents of its own agents' broadcasts were written before
+        // the ack.
         let copies = match env.kind {
             DataKind::Broadcast if self.agents.iter().any(|a| a.id == env.sender) => return,
             DataKind::Broadcast => {
                 self.agents.iter().filter(|a| env.to == 0 || a.agent_type == env.to).count().max(1)
+            }
+            DataKind::Publish => {
+                let topic = TopicId(env.to);
+                self.agents.iter().filter(|a| a.topics.contains(&topic)).count().max(1)
             }
             _ => 1,
         };
@@ -1151,11 +1161,12 @@ impl Session {
             return None;
         }
         match (awaiting, ctl) {
-            (Awaiting::Register { name, agent_type }, Control::Ack(_)) => {
+            (Awaiting::Register { name, agent_type, topics }, Control::Ack(_)) => {
                 self.agents.push(JsonAgent {
                     id: agent_id_of(&name),
                     name: name.clone(),
                     agent_type,
+                    topics,
                 });
                 self.send(json!({"type": "ack", "agent_id": name, "status": "registered", "timestamp": unix_now()}).to_string());
             }

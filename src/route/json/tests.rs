@@ -534,3 +534,47 @@ fn a_payload_seen_again_is_compared_not_read() {
         assert_eq!(texts[1]["payload"], json!({"n": n}), "{texts:?}");
     }
 }
+
+#[test]
+fn a_native_broadcast_or_publication_reaches_each_json_agent_it_is_for() {
+    // Proves a connection with several JSON agents gets a copy of a native broadcast for each
+    // agent of the type it names, and of a publication for each agent subscribed to its topic
+    // (the router sends the connection one), as the seed router would send each agent its own.
+    let mut link = Link::new();
+    for (name, agent_type, topics) in [
+        ("w1", "worker", json!(["news"])),
+        ("w2", "worker", json!([])),
+        ("m", "manager", json!(["news"])),
+    ] {
+        let texts = link.texts(
+            &json!({"type": "register", "agent_id": name, "agent_type": agent_type, "topics": topics})
+                .to_string(),
+        );
+        assert_eq!(texts[0]["status"], "registered", "{texts:?}");
+    }
+    let conn = with_native(&mut link);
+    let sent = |kind: DataKind, to: u32| {
+        Message::Data(Envelope {
+            kind,
+            to,
+            ..match from_native(AgentId(0), b"{}") {
+                Message::Data(e) => e,
+                Message::Control(_) => unreachable!(),
+            }
+        })
+    };
+    let count = |link: &mut Link, msg: Message<'_>, kind: &str| {
+        let mut n = 0;
+        link.native(conn, &native_frame(&[msg]), |t| {
+            let push: Value = serde_json::from_str(t).expect("JSON");
+            assert_eq!(push["type"], kind, "{push}");
+            n += 1;
+        });
+        n
+    };
+    assert_eq!(count(&mut link, sent(DataKind::Broadcast, 0), "broadcast"), 3, "to all");
+    let workers = super::type_id_of("worker");
+    assert_eq!(count(&mut link, sent(DataKind::Broadcast, workers), "broadcast"), 2, "to workers");
+    let news = super::topic_id_of("news").0;
+    assert_eq!(count(&mut link, sent(DataKind::Publish, news), "publish"), 2, "to subscribers");
+}
