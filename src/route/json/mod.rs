@@ -909,8 +909,6 @@ impl Session {
         }
     }
 
-    /// The name a JSON client knows an agent by: its own name if it is a JSON agent, else its
-    /// number.
     /// Appends `member` (as JSON) to the list `found` is gathering.
     fn list(&mut self, found: &mut Found, member: &(impl serde::Serialize + ?Sized)) {
         if found.listed > 0 {
@@ -926,11 +924,13 @@ impl Session {
         found.read < d.total && !d.agents.is_empty()
     }
 
-    fn name_of(id: AgentId, name: &str) -> String {
+    /// The name a JSON client knows an agent by: its own name if it is a JSON agent, else its
+    /// number.
+    fn name_of(id: AgentId, name: &str) -> Cow<'_, str> {
         if agent_id_of(name) == id {
-            name.to_string()
+            Cow::Borrowed(name)
         } else {
-            id.0.to_string()
+            Cow::Owned(id.0.to_string())
         }
     }
 
@@ -1226,11 +1226,7 @@ impl Session {
                     if a.agent_id != from && self.agents.iter().any(|o| o.id == a.agent_id) {
                         found.ours += 1;
                     }
-                    if agent_id_of(&a.name) == a.agent_id {
-                        self.list(&mut found, a.name.as_str());
-                    } else {
-                        self.list(&mut found, &a.agent_id.0.to_string());
-                    }
+                    self.list(&mut found, &*Session::name_of(a.agent_id, &a.name));
                 }
                 if Session::more_pages(&mut found, &d) {
                     let awaiting = |found| Awaiting::Broadcast { found, from, exclude_self };
