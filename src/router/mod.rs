@@ -130,7 +130,6 @@ impl Runtime for GlommioUring {
                 let ring = Ring::new()?;
                 ring.set_poll(POLL.with(std::cell::Cell::get));
                 ring.set_doze(true);
-                ring.set_watch_while_it_pays(true);
                 if let Some((bell, drain)) = PEERS.with(|p| p.borrow_mut().take()) {
                     ring.set_peers(bell, drain);
                 }

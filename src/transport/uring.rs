@@ -139,17 +139,6 @@ pub const DOZE_SPIN: Duration = Duration::from_micros(20);
 /// (`docs/BENCHMARKS.md`, "A watch as long as a big round"). Twice the work before the doze
 /// still caps it ([`next_watch`]).
 pub const WATCH_MAX: Duration = Duration::from_micros(300);
-/// A ring's recent dozes whose watch paid (input came in it, or soon enough after it that the
-/// next, longer watch catches it), as a share of [`PAY_ONE`] ([`pay_after`]: each doze weighs
-/// an eighth). Below a quarter the ring stops watching: at light load (a router taking 4,000
-/// msgs/s from 10 connections) messages came ≈ 250 µs apart, and the 20 µs watched before each
-/// sleep was a quarter of the router's CPU and seldom caught one. A watch that catches one in
-/// four saves about what it costs (a sleeping core takes ≈ 60 µs to wake on this VM). Dozes
-/// that do not watch still tell whether a watch would have caught what came, so the watch
-/// comes back as the load does.
-pub const PAY_ONE: u16 = 1024;
-/// The share of paying dozes ([`PAY_ONE`]) below which a ring does not watch.
-pub const PAY_MIN: u16 = PAY_ONE / 4;
 
 /// A ring told not to watch ([`Ring::set_watch`]: its round trips are long) still watches after
 /// a turn that received at least this many bytes: then the answers are big rounds (hundreds of
@@ -687,14 +676,6 @@ pub struct Ring {
     /// How long the next doze watches before it sleeps (ns): [`DOZE_SPIN`], or longer while
     /// the peer's answers have been coming just after it ([`WATCH_MAX`]).
     watch_ns: Cell<u64>,
-    /// The recent dozes' share whose watch paid ([`PAY_ONE`]).
-    pay: Cell<u16>,
-    /// Whether a doze watches only while that share is at least [`PAY_MIN`]
-    /// ([`Ring::set_watch_while_it_pays`]).
-    watch_while_it_pays: Cell<bool>,
-    /// How the last doze ended, with its watch and the next one's, until the pass after it
-    /// tells whether what came was input (a send's completion tells nothing of the peer).
-    last_doze: Cell<Option<(u64, u64, Dozed)>>,
     /// When the last doze or park ended (ns): the thread has been working since.
     dozed_at: Cell<u64>,
     /// Bytes received since the last doze or park ended ([`BIG_TURN_BYTES`]).
@@ -790,9 +771,6 @@ impl Ring {
             doze: Cell::new(false),
             watching: Cell::new(true),
             watch_ns: Cell::new(DOZE_SPIN.as_nanos() as u64),
-            pay: Cell::new(PAY_ONE),
-            watch_while_it_pays: Cell::new(false),
-            last_doze: Cell::new(None),
             dozed_at: Cell::new(0),
             turn_bytes: Cell::new(0),
             core: crate::placement::pinned_core(),
@@ -852,14 +830,6 @@ impl Ring {
     /// unless it follows a turn that received a big round ([`BIG_TURN_BYTES`]).
     pub fn set_watch(&self, on: bool) {
         self.watching.set(on);
-    }
-
-    /// Whether a doze watches only while recent watches have paid ([`PAY_MIN`]): a router's
-    /// shard at light load sleeps at once instead of watching for input that seldom comes
-    /// within the watch. The agent cores keep [`Ring::set_watch`]'s rule: in a closed loop
-    /// their watch, paying or not, keeps the rounds turning.
-    pub fn set_watch_while_it_pays(&self, on: bool) {
-        self.watch_while_it_pays.set(on);
     }
 
     /// For a thread that other threads feed through channels (a router's shard): they ring
@@ -1222,8 +1192,7 @@ impl Ring {
         let worked = t0.saturating_sub(self.dozed_at.get());
         let big = self.turn_bytes.replace(0) >= BIG_TURN_BYTES;
         let shared = crate::placement::core_shared(self.core, t0);
-        let paid = !self.watch_while_it_pays.get() || self.pay.get() >= PAY_MIN;
-        let spin = match (self.watching.get() && paid || big) && !shared {
+        let spin = match (self.watching.get() || big) && !shared {
             true => watch.min(ns),
             false => 0,
         };
@@ -1249,7 +1218,6 @@ impl Ring {
                     crate::clock::add_watch_ns(watched);
                 }
                 self.watch_ns.set(next_watch(watch, worked, Dozed::Caught(spun)));
-                self.last_doze.set(Some((watch, watch, Dozed::Caught(spun))));
                 return true;
             }
             if spun > spin {
@@ -1274,9 +1242,7 @@ impl Ring {
         let now = crate::clock::now_ns();
         self.dozed_at.set(now);
         let dozed = if ready { Dozed::Woke(now - t0) } else { Dozed::Idle };
-        let next = next_watch(watch, worked, dozed);
-        self.watch_ns.set(next);
-        self.last_doze.set(Some((watch, next, dozed)));
+        self.watch_ns.set(next_watch(watch, worked, dozed));
         ready
     }
 
@@ -1303,7 +1269,6 @@ impl Ring {
         let mut received = 0u64;
         let mut recycled = false;
         let mut bell_rang = false;
-        let mut input = false;
         loop {
             let Some(cqe) = inner.ring.completion().next() else { break };
             n += 1;
@@ -1321,7 +1286,6 @@ impl Ring {
             }
             match op {
                 OP_RECV => {
-                    input = true;
                     received += u64::try_from(res).unwrap_or(0);
                     if inner.slots[slot].own_flight {
                         inner.on_recv_own(slot, res);
@@ -1334,13 +1298,6 @@ impl Ring {
             }
         }
         self.turn_bytes.set(self.turn_bytes.get() + received);
-        // Whether the last doze's watch paid, now that its completions are known: input (or a
-        // peer shard's bell) tells; sends' completions alone do not.
-        if let Some((watch, next, dozed)) = self.last_doze.take() {
-            if input || bell_rang || matches!(dozed, Dozed::Idle) {
-                self.pay.set(pay_after(self.pay.get(), watch, next, dozed));
-            }
-        }
         if recycled {
             inner.provided.publish();
         }
@@ -1379,18 +1336,6 @@ fn next_watch(watch: u64, worked: u64, dozed: Dozed) -> u64 {
         Dozed::Woke(after) if after <= max => (after + after / 4).clamp(floor, max),
         Dozed::Woke(_) | Dozed::Idle => floor,
     }
-}
-
-/// The share of paying dozes ([`PAY_ONE`]) after one that watched (or would have watched)
-/// `watch` ns and gave the next `next` ns ([`next_watch`]), ending as `dozed`: input that
-/// either watch catches pays; later, or none, does not. Each doze weighs an eighth.
-fn pay_after(pay: u16, watch: u64, next: u64, dozed: Dozed) -> u16 {
-    let paid = match dozed {
-        Dozed::Caught(_) => true,
-        Dozed::Woke(after) => after <= watch.max(next),
-        Dozed::Idle => false,
-    };
-    pay - pay / 8 + if paid { PAY_ONE / 8 } else { 0 }
 }
 
 /// Emptied buffers kept for reuse, up to [`SPARE_BYTES`] of capacity.
@@ -2608,37 +2553,6 @@ mod tests {
         assert_eq!(next_watch(spin, us(100), Dozed::Woke(us(190))), us(200), "twice the work");
     }
 
-    #[test]
-    fn a_watch_that_seldom_pays_stops_until_it_would_again() {
-        // Proves the rule that ends watching at light load: input caught, or within either
-        // watch (a ring not watching, woken 15 µs into its sleep, would have caught it) pays;
-        // later, or none, does not. From all paying, 11 dozes that do not pay stop the watch;
-        // where one in eight pays it stays stopped; where one in two pays it comes back.
-        let us = |n: u64| n * 1_000;
-        let spin = DOZE_SPIN.as_nanos() as u64;
-        let late = |pay| pay_after(pay, spin, spin, Dozed::Woke(us(250)));
-        let soon = |pay| pay_after(pay, spin, spin, Dozed::Woke(us(15)));
-        assert!(late(PAY_ONE) < PAY_ONE && pay_after(PAY_ONE, spin, spin, Dozed::Idle) < PAY_ONE);
-        assert_eq!(soon(PAY_ONE), PAY_ONE);
-        assert_eq!(pay_after(PAY_ONE, spin, spin, Dozed::Caught(us(5))), PAY_ONE);
-        assert_eq!(pay_after(0, spin, us(37), Dozed::Woke(us(30))), PAY_ONE / 8, "next catches");
-        let mut pay = PAY_ONE;
-        let mut watched = 0;
-        while pay >= PAY_MIN {
-            pay = late(pay);
-            watched += 1;
-        }
-        assert_eq!(watched, 11, "dozes watched before it stops");
-        for i in 0..64 {
-            pay = if i % 8 == 0 { soon(pay) } else { late(pay) };
-            assert!(pay < PAY_MIN || i < 8, "one in eight: {pay} at {i}");
-        }
-        for i in 0..16 {
-            pay = if i % 2 == 0 { soon(pay) } else { late(pay) };
-        }
-        assert!(pay >= PAY_MIN, "one in two brings it back: {pay}");
-    }
-
     /// Bytes [`byte_echo`] answers a byte 2 with: a big round (`BIG_TURN_BYTES`).
     const BIG_ANSWER: usize = 20 << 10;
 
@@ -2686,17 +2600,6 @@ mod tests {
     /// executor (its thread pinned to `pin` first, if given): `trips` per phase; the ns the
     /// thread watched in each phase.
     fn watched_in_phases(pin: Option<Slot>, trips: u64, phases: Vec<Phase>) -> Vec<u64> {
-        watched_in_phases_of(pin, trips, phases, false)
-    }
-
-    /// [`watched_in_phases`], with the ring watching only while it pays if `pays`
-    /// ([`Ring::set_watch_while_it_pays`]).
-    fn watched_in_phases_of(
-        pin: Option<Slot>,
-        trips: u64,
-        phases: Vec<Phase>,
-        pays: bool,
-    ) -> Vec<u64> {
         let (addr, echo) = byte_echo(Duration::from_micros(300));
         let watched = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
             .spawn(move || async move {
@@ -2705,7 +2608,6 @@ mod tests {
                     assert!(crate::placement::pin_current_thread(slot).is_none());
                 }
                 let (ring, reaper, mut stream) = dozing_stream(addr);
-                ring.set_watch_while_it_pays(pays);
                 let mut watched = Vec::new();
                 let mut b = vec![0u8; BIG_ANSWER];
                 for (on, work, ask) in phases {
@@ -2754,28 +2656,6 @@ mod tests {
         assert_eq!(not, 0, "told not to watch");
         assert_eq!(long_turns, 0, "told not to watch, long turns of work");
         assert!(big_rounds >= TRIPS * 5_000, "big rounds: {big_rounds} ns over {TRIPS} trips");
-    }
-
-    #[test]
-    fn a_ring_that_watches_while_it_pays_stops_for_answers_that_come_late() {
-        // Proves `set_watch_while_it_pays` (a router's shard) on a real ring: answers 300 µs
-        // after each byte never come within the 20 µs watch, so after 11 of them (`PAY_MIN`) it
-        // sleeps at once, where a ring without the rule watches for every one (and for every
-        // send's completion: at least 100 × 10 µs here); big rounds still watch.
-        if supported().is_err() {
-            return;
-        }
-        const TRIPS: u64 = 100;
-        let phases = vec![(true, 0, 1u8), (true, 0, 2)];
-        let [late, big] = watched_in_phases_of(None, TRIPS, phases, true)[..] else {
-            unreachable!()
-        };
-        assert!(late >= 8 * 10_000, "watched {late} ns before it stopped");
-        // Each round trip dozes once for the send's completion and once for the answer: 11
-        // answers that came late, and as many sends, are 22 watches of 20 µs.
-        let most = 32 * DOZE_SPIN.as_nanos() as u64;
-        assert!(late <= most, "watched {late} ns over {TRIPS} round trips, past {most} ns");
-        assert!(big >= TRIPS * 5_000, "big rounds: {big} ns over {TRIPS} trips");
     }
 
     #[test]
