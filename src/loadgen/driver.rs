@@ -428,7 +428,8 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
                 if let Some(w) = placement::pin_current_thread(slot) {
                     eprintln!("warning: {w}");
                 }
-                let core = Core { index, shared, start: start_rx, ready, result, side };
+                let bell = coord.as_ref().and_then(|c| c.bell(i));
+                let core = Core { index, shared, start: start_rx, ready, result, side, bell };
                 // Hold timers and returns (one operation at a time) wake the core's side task.
                 let poke =
                     coord.as_ref().filter(|c| c.workload().one_at_a_time()).and_then(|c| c.poke(i));
@@ -710,7 +711,15 @@ struct Core {
     result: flume::Sender<CoreMsg>,
     /// Coordination workloads: this core's messages from other cores (and its own pokes).
     side: Option<flume::Receiver<Completed>>,
+    /// Rung by the other cores after they send on `side`: it ends the ring's doze.
+    bell: Option<Arc<uring::Doorbell>>,
 }
+
+/// The side task's waker while it waits, for the ring's doze: a message from another core
+/// wakes the task through glommio's queue of foreign wakes, which its loop reads only when it
+/// turns, while the ring may be dozing; the doorbell ends the doze, and the ring wakes the task
+/// on this thread ([`side`], [`Core::run`]).
+type SideWaker = Rc<std::cell::Cell<Option<std::task::Waker>>>;
 
 /// How often the coordinating thread looks at the agent cores' heartbeats.
 const WATCH_EVERY: Duration = Duration::from_millis(100);
@@ -804,13 +813,23 @@ impl Core {
         // Set-up: connect, register, wait for every acknowledgement (bounded).
         let mut setup = Ok(());
         let mut ring = None;
+        let side_waker = SideWaker::default();
         if self.shared.io == crate::transport::Io::Uring {
             match uring::Ring::new() {
                 Ok(r) => {
                     r.set_poll(self.shared.poll.then_some(crate::transport::POLL_IDLE));
                     // Other cores reach this one through a channel only in coordination
-                    // workloads (`side`): there a doze would hold their messages back.
-                    r.set_doze(self.side.is_none());
+                    // workloads (`side`): they ring its doorbell, which ends a doze, and the
+                    // ring wakes the side task; without a doorbell a doze would hold their
+                    // messages back, so the ring does not doze.
+                    match (&self.side, &self.bell) {
+                        (None, _) => r.set_doze(true),
+                        (Some(rx), Some(bell)) => {
+                            r.set_doze(true);
+                            r.set_peers(bell.clone(), side_drain(rx.clone(), side_waker.clone()));
+                        }
+                        (Some(_), None) => r.set_doze(false),
+                    }
                     ring = Some(r);
                 }
                 Err(e) => setup = Err(format!("--agent-io uring: making an io_uring: {e}")),
@@ -890,7 +909,7 @@ impl Core {
         group.borrow_mut().set_schedule(schedule);
         uring::sleep_until(schedule.start_ns).await;
         if let Some(rx) = self.side.take() {
-            tasks.push(glommio::spawn_local(side(group.clone(), rx)));
+            tasks.push(glommio::spawn_local(side(group.clone(), rx, side_waker)));
         }
         if open {
             tasks.push(glommio::spawn_local(pacer(group.clone())));
@@ -1346,7 +1365,11 @@ async fn writer<A: Adapter>(
 
 /// Coordination workloads: completions from other cores and the adapter's timers (lock holds
 /// ending), handled as they come; looks at the stop flag at least every `MONITOR_NS`.
-async fn side<A: Adapter>(group: Rc<RefCell<Group<A>>>, rx: flume::Receiver<Completed>) {
+async fn side<A: Adapter>(
+    group: Rc<RefCell<Group<A>>>,
+    rx: flume::Receiver<Completed>,
+    waker: SideWaker,
+) {
     loop {
         let until = {
             let g = group.borrow();
@@ -1355,11 +1378,7 @@ async fn side<A: Adapter>(group: Rc<RefCell<Group<A>>>, rx: flume::Receiver<Comp
             }
             g.next_timer_ns().unwrap_or(u64::MAX).min(clock::now_ns() + MONITOR_NS)
         };
-        let msg = or(async { rx.recv_async().await.ok() }, async {
-            uring::sleep_until(until).await;
-            None
-        })
-        .await;
+        let msg = side_wait(&rx, until, &waker).await;
         let mut g = group.borrow_mut();
         let now = clock::now_ns();
         g.on_side(msg, now);
@@ -1367,6 +1386,32 @@ async fn side<A: Adapter>(group: Rc<RefCell<Group<A>>>, rx: flume::Receiver<Comp
             g.on_side(Some(m), now);
         }
     }
+}
+
+/// The next message on the side channel, or None at `until`; while it waits, the task's
+/// waker is in `waker` for [`side_drain`].
+async fn side_wait(
+    rx: &flume::Receiver<Completed>,
+    until: u64,
+    waker: &SideWaker,
+) -> Option<Completed> {
+    let mut wait = std::pin::pin!(or(async { rx.recv_async().await.ok() }, async {
+        uring::sleep_until(until).await;
+        None
+    }));
+    poll_fn(|cx| {
+        let out = std::future::Future::poll(wait.as_mut(), cx);
+        waker.set(out.is_pending().then(|| cx.waker().clone()));
+        out
+    })
+    .await
+}
+
+/// What the ring runs when a doorbell ended its doze ([`uring::Ring::set_peers`]): wakes the
+/// waiting side task on this thread when its channel holds anything (it then runs at the
+/// reaper's next yield); true when it did.
+fn side_drain(rx: flume::Receiver<Completed>, waker: SideWaker) -> Box<dyn Fn() -> bool> {
+    Box::new(move || !rx.is_empty() && waker.take().map(|w| w.wake()).is_some())
 }
 
 /// Open loop: sends what is due, then sleeps until the next due send; no fixed tick.
@@ -1389,6 +1434,72 @@ async fn pacer<A: Adapter>(group: Rc<RefCell<Group<A>>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn another_core_s_messages_end_the_doze_not_a_park() {
+        // Proves an agent core of a coordination workload dozes in its socket ring between
+        // other cores' messages instead of parking in glommio (a process-wide `membarrier`
+        // per park here: a third of the agent core in `delegation`). Each message, sent from
+        // another thread and followed by the doorbell, ends the doze and the side task runs at
+        // once; it answers over a socket of the ring, as an agent core's work does. Without
+        // the doorbell's drain the task's wake waited in glommio's queue until the doze ended
+        // empty and the ring parked: one park per message.
+        if uring::supported().is_err() {
+            return;
+        }
+        const N: u32 = 300;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = flume::bounded::<Completed>(4);
+        let bell = uring::Doorbell::new().unwrap();
+        let ringer = bell.clone();
+        let other = std::thread::spawn(move || {
+            use std::io::Read;
+            let mut answers = std::net::TcpStream::connect(addr).unwrap();
+            answers.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            for i in 0..N {
+                tx.send(Completed { local: i, slot: 0, seq: i }).unwrap();
+                ringer.ring();
+                let mut b = [0u8; 1];
+                answers.read_exact(&mut b).unwrap();
+                assert_eq!(b[0], i as u8, "answered in order");
+            }
+        });
+        let (socket, _) = listener.accept().unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let parks = LocalExecutorBuilder::new(Placement::Unbound)
+            .spawn(move || async move {
+                use futures_lite::AsyncWriteExt;
+                let ring = uring::Ring::new().unwrap();
+                let waker = SideWaker::default();
+                ring.set_doze(true);
+                ring.set_peers(bell, side_drain(rx.clone(), waker.clone()));
+                let reaper = ring.spawn_reaper();
+                let mut answers = ring.stream(socket.into());
+                let mut before = 0;
+                for i in 0..N {
+                    let until = clock::now_ns() + 10_000_000_000;
+                    let m = side_wait(&rx, until, &waker).await.unwrap();
+                    assert_eq!(m.local, i);
+                    answers.write_all(&[i as u8]).await.unwrap();
+                    answers.flush().await.unwrap();
+                    if i == 0 {
+                        // The ring was idle before the first message, and parked.
+                        before = ring.parks();
+                    }
+                }
+                let parks = ring.parks() - before;
+                drop(answers);
+                ring.stop();
+                reaper.await;
+                parks
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        other.join().unwrap();
+        assert!(parks < u64::from(N) / 4, "{parks} parks for {N} messages");
+    }
 
     #[test]
     fn input_is_handed_over_a_part_at_a_time_in_whole_messages() {

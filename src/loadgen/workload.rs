@@ -22,12 +22,14 @@
 //! agent core that tells a publisher's core its publication was completed elsewhere.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::metrics::{histogram, LatencySummary};
+use crate::transport::uring::Doorbell;
 
 /// Most operations in flight per agent under `fanout` and `broadcast` (slots of the board).
 pub const FAN_WINDOW_MAX: u32 = 64;
@@ -328,6 +330,10 @@ pub struct Coord {
     spans: Vec<(u32, u32)>,
     /// Each agent core's channel for [`Completed`].
     done_tx: Vec<flume::Sender<Completed>>,
+    /// Each agent core's doorbell, rung after a send on its channel: it ends the doze of the
+    /// core's socket ring (`uring::Ring::set_peers`). None where the eventfd could not be made
+    /// (that core's ring then never dozes).
+    bells: Vec<Option<Arc<Doorbell>>>,
     /// `fanout`/`broadcast`: per publisher, [`FAN_WINDOW_MAX`]-bounded slots.
     board: Box<[AtomicU64]>,
     slots_per_agent: u32,
@@ -363,11 +369,13 @@ impl Coord {
             Workload::Locks { locks, .. } => locks as usize,
             _ => 0,
         };
+        let bells = done_tx.iter().map(|_| Doorbell::new().ok()).collect();
         let coord = Coord {
             workload,
             agents,
             spans,
             done_tx,
+            bells,
             board: (0..board_len).map(|_| AtomicU64::new(CLOSED)).collect(),
             slots_per_agent,
             holders: (0..locks).map(|_| AtomicU32::new(0)).collect(),
@@ -386,6 +394,11 @@ impl Coord {
     /// Agent core `core`'s channel, to wake its own side task.
     pub fn poke(&self, core: usize) -> Option<flume::Sender<Completed>> {
         self.done_tx.get(core).cloned()
+    }
+
+    /// Agent core `core`'s doorbell, which the other cores ring after sending on its channel.
+    pub fn bell(&self, core: usize) -> Option<Arc<Doorbell>> {
+        self.bells.get(core).cloned().flatten()
     }
 
     /// The workload.
@@ -466,6 +479,9 @@ impl Coord {
         let local = global - self.spans[core].0;
         // Bounded by the publications in flight: never full.
         let _ = self.done_tx[core].try_send(Completed { local, slot, seq });
+        if let Some(bell) = &self.bells[core] {
+            bell.ring();
+        }
     }
 
     /// Agent `id` was granted lock `lock` (index): false if another agent held it as far as

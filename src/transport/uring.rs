@@ -689,6 +689,8 @@ pub struct Ring {
     flag_only: Cell<bool>,
     /// This ring's lost wake-ups ([`RESCUED`] counts them for the process).
     rescues: Cell<u64>,
+    /// Times this ring's reaper parked in glommio ([`Ring::parks`]).
+    parks: Cell<u64>,
     /// Peers that feed this thread through channels ([`Ring::set_peers`]).
     peers: RefCell<Option<Peers>>,
 }
@@ -776,6 +778,7 @@ impl Ring {
             core: crate::placement::pinned_core(),
             flag_only: Cell::new(false),
             rescues: Cell::new(0),
+            parks: Cell::new(0),
             peers: RefCell::new(None),
         }))
     }
@@ -839,6 +842,12 @@ impl Ring {
     pub fn set_peers(&self, bell: std::sync::Arc<Doorbell>, drain: Box<dyn Fn() -> bool>) {
         self.inner.borrow_mut().bell_fd = Some(bell.efd.as_raw_fd());
         *self.peers.borrow_mut() = Some(Peers { bell, drain });
+    }
+
+    /// How many times the reaper parked in glommio's loop (each a process-wide `membarrier`
+    /// here, and its three rings entered: what dozing saves).
+    pub fn parks(&self) -> u64 {
+        self.parks.get()
     }
 
     /// Applies what the peers' channels hold; true when there was anything.
@@ -931,7 +940,7 @@ impl Ring {
             if (busy || poll_ns > 0) && !turned {
                 let late = if poll_ns > 0 { 0 } else { TURN_LATE };
                 if now.saturating_sub(turn_at) >= TURN_EVERY
-                    || next_glommio_deadline().is_some_and(|t| t + late <= now)
+                    || next_glommio_deadline().is_some_and(|t| t.saturating_add(late) <= now)
                 {
                     TURNS.fetch_add(1, Ordering::Relaxed);
                     glommio::timer::sleep(Duration::from_micros(1)).await;
@@ -1039,6 +1048,7 @@ impl Ring {
             let flag_at_park = self.inner.borrow_mut().ring.submission().taskrun();
             #[cfg(test)]
             PARKS.fetch_add(1, Ordering::Relaxed);
+            self.parks.set(self.parks.get() + 1);
             awake.set(false);
             let woke = futures_lite::future::or(
                 std::future::poll_fn(|cx| {
