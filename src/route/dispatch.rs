@@ -280,6 +280,7 @@ impl Shard {
     /// Delivers a batch of records from peer shard `from`.
     pub(super) fn on_peer_batch(&mut self, from: u16, batch: PeerBatch) {
         self.now_ns = clock::now_ns();
+        self.spread.input();
         let origin = Origin::Peer(from);
         for r in batch.records() {
             self.counters.cross_in += 1;

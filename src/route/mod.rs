@@ -282,6 +282,8 @@ pub struct Shard {
     /// `control::DEFERRED_MAX`).
     deferred: Vec<(ConnId, crate::wire::control::Register, u64)>,
     fan_mark: u64,
+    /// How widely inputs spread: see [`Spread`].
+    spread: Spread,
     now_ns: u64,
     next_liveness_ns: u64,
     /// When connections are next checked against the idle and frame timeouts.
@@ -294,6 +296,51 @@ pub struct Shard {
     counters: Counters,
     /// Set by [`Shard::shutdown`]: every task should finish.
     stopped: bool,
+}
+
+/// How many connections an input's messages go to, on average over a tick: where it is
+/// [`SPREAD_WIDE`] or more (a mesh: each agent's frame goes to a dozen others), every pass of
+/// the shard leaves a little for each of many connections, and the sends stay small however
+/// much comes in; a writer may then hold a small frame back to gather more
+/// ([`Shard::output_to_gather`]). Where inputs go to one or two connections (a ring, a star's
+/// spokes, request and reply), frames grow with the input, and holding them only slows the
+/// pipeline: measured, a ring of 100 agents lost 10-30 % when its writers gathered.
+#[derive(Debug, Default)]
+struct Spread {
+    /// Inputs handled this tick.
+    inputs: u64,
+    /// Connections pushed to that were not among the last four of the same input.
+    reached: u64,
+    /// The connections this input pushed to last, most recent first.
+    recent: [u32; 4],
+    /// The last tick's inputs spread wide.
+    wide: bool,
+}
+
+/// Connections per input from which a shard's inputs count as spreading wide ([`Spread`]).
+const SPREAD_WIDE: u64 = 4;
+
+impl Spread {
+    #[inline]
+    fn input(&mut self) {
+        self.inputs += 1;
+        self.recent = [u32::MAX; 4];
+    }
+
+    #[inline]
+    fn push(&mut self, idx: u32) {
+        if self.recent[0] != idx && !self.recent.contains(&idx) {
+            self.recent.rotate_right(1);
+            self.recent[0] = idx;
+            self.reached += 1;
+        }
+    }
+
+    fn settle(&mut self) {
+        self.wide = self.inputs > 0 && self.reached >= SPREAD_WIDE * self.inputs;
+        self.inputs = 0;
+        self.reached = 0;
+    }
 }
 
 impl Shard {
@@ -327,6 +374,7 @@ impl Shard {
             grants: Vec::new(),
             deferred: Vec::new(),
             fan_mark: 0,
+            spread: Spread::default(),
             now_ns: clock::now_ns(),
             next_liveness_ns: 0,
             next_timeouts_ns: 0,
@@ -433,6 +481,7 @@ impl Shard {
     /// Routes every complete frame at the start of `buf` (bytes read from connection `id`).
     pub fn on_input(&mut self, id: ConnId, buf: &[u8]) -> Input {
         self.now_ns = clock::now_ns();
+        self.spread.input();
         let closed = Input { consumed: buf.len(), close: true, paused: false };
         let now_ns = self.now_ns;
         match self.conn_mut(id) {
@@ -580,6 +629,19 @@ impl Shard {
     pub fn output_done(&mut self, frame: Vec<u8>) {
         self.counters.bytes_out += frame.len() as u64;
         self.pool.put(frame);
+    }
+
+    /// Bytes queued for connection `id` that its writer may hold back to gather more before it
+    /// takes them ([`Spread`]): 0 when inputs do not spread wide, or when the connection is
+    /// closing or the shard stopped (those go at once).
+    pub fn output_to_gather(&self, id: ConnId) -> usize {
+        if !self.spread.wide || self.stopped {
+            return 0;
+        }
+        match self.conns.get(id.idx as usize).filter(|c| c.gen == id.gen) {
+            Some(c) if c.closing == Closing::No => c.queued_bytes,
+            _ => 0,
+        }
     }
 
     /// [`Shard::output_done`] for a frame of `len` bytes that a socket ring took, `left` the
@@ -752,6 +814,7 @@ impl Shard {
     /// Settles expired lock leases and, periodically, agent liveness.
     pub fn tick(&mut self, now_ns: u64) {
         self.now_ns = now_ns;
+        self.spread.settle();
         let mut grants = std::mem::take(&mut self.grants);
         self.locks.expire(now_ns, &mut grants);
         self.deliver_grants(&mut grants);
@@ -903,6 +966,7 @@ impl Shard {
         if c.closing == Closing::Now {
             return;
         }
+        self.spread.push(idx);
         let queued = c.push(lane, raw, &mut self.pool, batch_max);
         self.conn_bytes += raw.len();
         self.counters.msgs_out += 1;

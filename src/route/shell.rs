@@ -592,7 +592,22 @@ async fn writer<R: Runtime, S: AsyncWrite + Lend + Unpin>(
     live: Arc<AtomicUsize>,
     _done: Finished,
 ) {
-    while let Some(mut frame) = poll_fn(|cx| shard.borrow_mut().poll_output(id, cx)).await {
+    // Passes of a socket ring this writer has waited to gather more (`Spread`).
+    let mut waited = 0u32;
+    while let Some(mut frame) = poll_fn(|cx| {
+        let queued = shard.borrow().output_to_gather(id);
+        if queued > 0 {
+            if let Some(ring) = stream.borrow().lender() {
+                if ring.poll_gather(cx, queued, &mut waited).is_pending() {
+                    return Poll::Pending;
+                }
+            }
+        }
+        shard.borrow_mut().poll_output(id, cx)
+    })
+    .await
+    {
+        waited = 0;
         let len = frame.len();
         let write = async {
             // A socket ring takes the frame itself (no copy), once what it holds is on its

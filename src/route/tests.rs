@@ -422,3 +422,46 @@ fn output_taken_by_another_task_leaves_the_writer_woken_for_the_next() {
     assert_eq!(wakes(), 2, "and for what comes after the reader took that answer");
     assert_eq!(acks(&drain(&mut shard, id)), 1);
 }
+
+#[test]
+fn only_inputs_that_spread_wide_let_writers_gather() {
+    // Proves `Spread`: after a tick in which each input went to many connections (a mesh),
+    // a small queue may be held back (`output_to_gather` gives its bytes); after one in which
+    // inputs went to one or two (a ring, both ways), or with no input at all, never. A
+    // closing connection's queue is never held.
+    let mut s = plain_shards(1).remove(0);
+    let conns: Vec<ConnId> = (0..8).map(|_| s.open_conn()).collect();
+    for (i, &c) in conns.iter().enumerate() {
+        s.on_input(c, &frame(&[register(i as u32 + 1)]));
+    }
+    for &c in &conns {
+        drain(&mut s, c);
+    }
+    let payload = [1u8; 16];
+    let to_all: Vec<_> =
+        (2..=8).map(|to| data(DataKind::Direct, 1, to, u64::from(to), &payload)).collect();
+    let both_ways: Vec<_> = (0..8u32)
+        .map(|i| data(DataKind::Direct, 1, 2 + i % 2 * 6, u64::from(i), &payload))
+        .collect();
+    let (wide, narrow) = (frame(&to_all), frame(&both_ways));
+    let now = clock::now_ns();
+
+    for _ in 0..10 {
+        s.on_input(conns[0], &narrow);
+    }
+    s.tick(now);
+    assert_eq!(s.output_to_gather(conns[1]), 0, "inputs to two connections each");
+
+    for _ in 0..10 {
+        s.on_input(conns[0], &wide);
+    }
+    s.tick(now);
+    let queued = s.output_to_gather(conns[1]);
+    assert!(queued > 0, "inputs to seven connections each: a small queue may wait");
+    assert_eq!(s.output_to_gather(conns[0]), 0, "nothing queued for the sender");
+    s.close_conn(conns[2]);
+    assert_eq!(s.output_to_gather(conns[2]), 0, "a closing connection's queue goes at once");
+
+    s.tick(now);
+    assert_eq!(s.output_to_gather(conns[1]), 0, "a tick with no input: no gathering");
+}
