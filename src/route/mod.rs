@@ -705,6 +705,17 @@ impl Shard {
         if still_full {
             return Poll::Pending;
         }
+        // Only the first destination an input pushed past its bound is remembered: a peer's
+        // queue it pushed past its bound after that one (a message to a congested remote agent
+        // first, then more than the peer queue holds) is waited on before input flows again.
+        let peer_max = self.cfg.peer_queue_bytes_max;
+        if let Some(p) = self.peers.iter().position(|out| out.queued_bytes > peer_max) {
+            self.peers[p].waiting.push(cx.waker().clone());
+            if let Some(c) = self.conn_mut(id) {
+                c.blocked_on = Some(Dest::Peer(p as u16));
+            }
+            return Poll::Pending;
+        }
         if let Some(c) = self.conn_mut(id) {
             c.blocked_on = None;
         }
@@ -982,7 +993,10 @@ impl Shard {
         let now_ns = self.now_ns;
         let Some(c) = self.conns.get_mut(idx as usize) else { return };
         c.full_since_ns.get_or_insert(now_ns);
-        if pause_input && self.congested.is_none() {
+        // A connection here outranks any other destination: the gate remembers one, and
+        // checks every peer queue's bound anyway (`poll_gate`); what goes to a remote
+        // connection waits in a peer queue.
+        if pause_input && !matches!(self.congested, Some(Dest::Conn(_))) {
             self.congested = Some(Dest::Conn(idx));
         }
         if !c.announced && !c.agents.is_empty() && self.cfg.shards > 1 {

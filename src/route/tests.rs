@@ -393,6 +393,88 @@ fn a_one_way_flow_between_shards_allocates_nothing_once_batches_go_back() {
     assert_eq!(allocs, 0, "{allocs} allocations for 64,000 messages");
 }
 
+/// Two shards with small bounds; agent 1 on shard 0, agents 2 and 3 on shard 1, and shard 1
+/// told that agent 1's connection is past its bound. The connections of agents 1, 2 and 3.
+fn one_remote_agent_congested(conn_max: usize, peer_max: usize) -> (Vec<Shard>, [ConnId; 3]) {
+    let mut s: Vec<Shard> = (0..2)
+        .map(|i| {
+            let mut cfg = ShardConfig::new(i, 2);
+            cfg.conn_queue_bytes_max = conn_max;
+            cfg.peer_queue_bytes_max = peer_max;
+            cfg.compression = Compression::None;
+            Shard::new(cfg)
+        })
+        .collect();
+    let conns = [s[0].open_conn(), s[1].open_conn(), s[1].open_conn()];
+    for (i, id) in conns.into_iter().enumerate() {
+        let shard = usize::from(i > 0);
+        s[shard].on_input(id, &frame(&[register(i as u32 + 1)]));
+    }
+    pump(&mut s);
+    for (i, id) in conns.into_iter().enumerate() {
+        drain(&mut s[usize::from(i > 0)], id);
+    }
+    s[1].on_peer(0, PeerMsg::Congested { agents: vec![AgentId(1)], on: true });
+    (s, conns)
+}
+
+#[test]
+fn an_input_waits_for_the_peer_queue_it_pushed_past_its_bound_after_another() {
+    // Proves the peer queue's bound holds when the input that pushed it past its bound had
+    // already been paused on something else: its first message went to an agent whose remote
+    // connection is congested, the rest filled the peer queue. Once that connection drains,
+    // the input still waits, now for the peer queue to drain to half its bound (it passed its
+    // bound by one frame, and not by one more). CI saw the second frame, over WebSocket.
+    let peer_max = 32 << 10;
+    let (mut s, [rx, tx, _]) = one_remote_agent_congested(256 << 10, peer_max);
+    let payload = [7u8; 1000];
+    let msgs: Vec<Message<'_>> =
+        (0..40).map(|i| data(DataKind::Direct, 2, 1, i, &payload)).collect();
+    let one = frame(&msgs);
+    assert_eq!(s[1].on_input(tx, &one).consumed, one.len());
+    assert!(s[1].stats().peer_queue_bytes_hwm > peer_max as u64, "the frame passed the bound");
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(s[1].poll_gate(Source::Conn(tx), &mut cx).is_pending(), "paused on agent 1");
+    s[1].on_peer(0, PeerMsg::Congested { agents: vec![AgentId(1)], on: false });
+    let mut taken = Vec::new();
+    while s[1].poll_gate(Source::Conn(tx), &mut cx).is_pending() {
+        match s[1].poll_peer_output(0, peer::Lane::Data, &mut cx) {
+            Poll::Ready(Some(msg)) => taken.push(msg),
+            other => panic!("the gate waits on a peer queue with nothing to take: {other:?}"),
+        }
+    }
+    assert!(!taken.is_empty(), "agent 1's connection drained, but the peer queue had not");
+    taken.into_iter().for_each(|msg| s[0].on_peer(1, msg));
+    assert_eq!(drain(&mut s[0], rx).len(), 40, "every message is delivered");
+}
+
+#[test]
+fn an_input_waits_for_a_connection_here_it_pushed_past_its_bound_after_another() {
+    // Proves a connection's bound holds in the same case: the input's first message went to
+    // the congested remote agent, the next ones past the bound of a connection on its own
+    // shard. It waits for that connection to drain to half its bound, whatever became of the
+    // remote one and of the peer queue.
+    let conn_max = 8 << 10;
+    let (mut s, [rx, tx, local]) = one_remote_agent_congested(conn_max, 1 << 20);
+    let payload = [7u8; 1000];
+    let msgs: Vec<Message<'_>> = (0..12)
+        .map(|i| data(DataKind::Direct, 2, if i == 0 { 1 } else { 3 }, i, &payload))
+        .collect();
+    let one = frame(&msgs);
+    assert_eq!(s[1].on_input(tx, &one).consumed, one.len());
+    assert!(s[1].stats().conn_queue_bytes_hwm > conn_max as u64, "the frame passed the bound");
+    let mut cx = Context::from_waker(Waker::noop());
+    s[1].on_peer(0, PeerMsg::Congested { agents: vec![AgentId(1)], on: false });
+    pump(&mut s);
+    assert_eq!(drain(&mut s[0], rx).len(), 1);
+    assert!(
+        s[1].poll_gate(Source::Conn(tx), &mut cx).is_pending(),
+        "agent 1's connection and the peer queue drained, but agent 3's connection had not"
+    );
+    assert_eq!(drain(&mut s[1], local).len(), 11);
+    assert!(s[1].poll_gate(Source::Conn(tx), &mut cx).is_ready());
+}
+
 #[test]
 fn output_taken_by_another_task_leaves_the_writer_woken_for_the_next() {
     // Proves `take_output` (a JSON connection's reader taking its answer) hands out what is
