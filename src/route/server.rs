@@ -7,6 +7,7 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -47,6 +48,8 @@ pub struct Server {
     addr: SocketAddr,
     shards: Vec<ShardHandle>,
     acceptor: Option<JoinHandle<()>>,
+    /// The listening socket, shared with the acceptor: shut down to end its wait at stop.
+    listener: TcpListener,
     stopping: Arc<AtomicBool>,
     runtime: &'static str,
     watchdog: Option<JoinHandle<()>>,
@@ -179,8 +182,10 @@ impl Server {
         let stopping = Arc::new(AtomicBool::new(false));
         let senders: Vec<_> = shards.iter().map(|s| s.commands.clone()).collect();
         let stop = stopping.clone();
+        let accepting = listener.try_clone()?;
         let acceptor =
             std::thread::Builder::new().name(format!("{}-accept", R::NAME)).spawn(move || {
+                let listener = accepting;
                 Acceptor { listener, shards: senders, loads, max_connections, stopping: stop }.run()
             })?;
         let stalls: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
@@ -192,6 +197,7 @@ impl Server {
             addr,
             shards,
             acceptor: Some(acceptor),
+            listener,
             stopping,
             runtime: R::NAME,
             watchdog: Some(watchdog),
@@ -254,8 +260,16 @@ impl Server {
             w.thread().unpark();
             let _ = w.join();
         }
-        // Unblock the acceptor's accept() with a connection of our own.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        // End the acceptor's wait (`poll` or `accept`): a listening socket shut down wakes both,
+        // at once and for good. A connection of our own, the way this used to be done, could
+        // miss: accepted in a burst begun before `stopping` was set, or not connected within
+        // its second on a starved machine, it left the acceptor in a `poll` with no timeout (a
+        // test's stop hung so, with two test suites running at once). It stays the fallback.
+        if nix::sys::socket::shutdown(self.listener.as_raw_fd(), nix::sys::socket::Shutdown::Both)
+            .is_err()
+        {
+            let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        }
         if let Some(a) = self.acceptor.take() {
             let _ = a.join();
         }
