@@ -393,10 +393,9 @@ fn a_one_way_flow_between_shards_allocates_nothing_once_batches_go_back() {
     assert_eq!(allocs, 0, "{allocs} allocations for 64,000 messages");
 }
 
-/// Two shards with small bounds; agent 1 on shard 0, agents 2 and 3 on shard 1, and shard 1
-/// told that agent 1's connection is past its bound. The connections of agents 1, 2 and 3.
-fn one_remote_agent_congested(conn_max: usize, peer_max: usize) -> (Vec<Shard>, [ConnId; 3]) {
-    let mut s: Vec<Shard> = (0..2)
+/// Two shards with these bounds that never compress, so that frames keep their size.
+fn bounded_shards(conn_max: usize, peer_max: usize) -> Vec<Shard> {
+    (0..2)
         .map(|i| {
             let mut cfg = ShardConfig::new(i, 2);
             cfg.conn_queue_bytes_max = conn_max;
@@ -404,7 +403,13 @@ fn one_remote_agent_congested(conn_max: usize, peer_max: usize) -> (Vec<Shard>, 
             cfg.compression = Compression::None;
             Shard::new(cfg)
         })
-        .collect();
+        .collect()
+}
+
+/// Two shards with small bounds; agent 1 on shard 0, agents 2 and 3 on shard 1, and shard 1
+/// told that agent 1's connection is past its bound. The connections of agents 1, 2 and 3.
+fn one_remote_agent_congested(conn_max: usize, peer_max: usize) -> (Vec<Shard>, [ConnId; 3]) {
+    let mut s = bounded_shards(conn_max, peer_max);
     let conns = [s[0].open_conn(), s[1].open_conn(), s[1].open_conn()];
     for (i, id) in conns.into_iter().enumerate() {
         let shard = usize::from(i > 0);
@@ -627,15 +632,7 @@ proptest::proptest! {
         // frame per sender; and once everything moves and is read, every message sent has
         // arrived and every gate is open.
         let (conn_max, peer_max) = (8 << 10, 32 << 10);
-        let mut s: Vec<Shard> = (0..2)
-            .map(|i| {
-                let mut cfg = ShardConfig::new(i, 2);
-                cfg.conn_queue_bytes_max = conn_max;
-                cfg.peer_queue_bytes_max = peer_max;
-                cfg.compression = Compression::None;
-                Shard::new(cfg)
-            })
-            .collect();
+        let mut s = bounded_shards(conn_max, peer_max);
         let remote = s[0].open_conn();
         let local = s[1].open_conn();
         let senders: Vec<ConnId> = (0..n_senders).map(|_| s[1].open_conn()).collect();
