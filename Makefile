@@ -5,7 +5,7 @@ CARGO ?= cargo
 APT_PACKAGES := libhwloc-dev libudev-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps deps-browser bench-scaling device-bundle build test test-slow test-faults test-multihost test-targets bench-http soak fuzz tune tune-check lint bench-quick bench bench-compare bench-micro bench-router
+.PHONY: help deps deps-browser bench-scaling device-bundle build test test-slow test-stress test-faults test-multihost test-targets bench-http soak fuzz tune tune-check lint bench-quick bench bench-compare bench-micro bench-router
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ test: deps ## Run the tests (optimized, with debug assertions)
 test-slow: deps deps-browser ## Run the tests, then the slow and load tests one at a time (installs chromium when missing)
 	$(CARGO) test --profile ci
 	$(CARGO) test --profile ci -- --ignored --test-threads=1 --nocapture
+
+test-stress: deps ## The test suite, COPIES (3) copies at once, ROUNDS (2) times, each under TIMEOUT s: races that contention shows
+	bash tests/stress.sh
 
 test-targets: build ## Every `a2a-bench http` pattern against real Python servers from PyPI (a2a-sdk, mcp 1.x/2.x, a2a-registry), 0 errors
 	bash tests/targets/run.sh
