@@ -705,9 +705,12 @@ impl Shard {
         if still_full {
             return Poll::Pending;
         }
-        // Only the first destination an input pushed past its bound is remembered: a peer's
-        // queue it pushed past its bound after that one (a message to a congested remote agent
-        // first, then more than the peer queue holds) is waited on before input flows again.
+        // Only the first destination an input pushed past its bound is remembered, so a peer
+        // queue it may have pushed past its bound after that one (a message to a congested
+        // remote agent first, then more than the peer queue holds) is waited on here before
+        // input flows again: any peer queue past its bound, as which input filled it is not
+        // kept. This runs only for an input that had to wait, never on the way of one that
+        // did not.
         let peer_max = self.cfg.peer_queue_bytes_max;
         if let Some(p) = self.peers.iter().position(|out| out.queued_bytes > peer_max) {
             self.peers[p].waiting.push(cx.waker().clone());
