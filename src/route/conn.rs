@@ -70,8 +70,13 @@ pub(crate) struct Conn {
     pub closing: Closing,
     /// Broadcast/publish fan-out stamp: one copy per connection per message.
     pub fan_mark: u64,
-    /// The destination whose bound this connection's last input pushed past, if any.
+    /// The destination whose bound this connection's last input pushed past, if any, and
+    /// where the gate waits now.
     pub blocked_on: Option<super::Dest>,
+    /// The other destinations its last input pushed past a bound, each waited for in turn.
+    pub blocked_more: Vec<super::Dest>,
+    /// The `congestion_mark` under which an input last noted this connection past its bound.
+    pub noted: u64,
     /// Tasks (reader, writer) still using the slot.
     pub users: u8,
     /// Since when the queue has been past its bound (cleared when it drains to half): the
@@ -99,6 +104,8 @@ impl Conn {
             closing: Closing::No,
             fan_mark: 0,
             blocked_on: None,
+            blocked_more: Vec::new(),
+            noted: 0,
             users: 2,
             full_since_ns: None,
             announced: false,

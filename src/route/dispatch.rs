@@ -113,7 +113,7 @@ impl Shard {
                 }
             }
             Some(Route::Remote(p)) if matches!(origin, Origin::Conn(_)) => {
-                if !self.remote_full.is_empty() && self.remote_full.contains(&to) {
+                if !self.remote_full.is_empty() && self.remote_full.contains_key(&to) {
                     // Its connection is past its bound (its shard said so): under the drop
                     // policy drop it here, without shipping it; under backpressure send it and
                     // pause this input until that connection drains.
@@ -122,9 +122,7 @@ impl Shard {
                         self.data_error(origin, sender, raw, ErrorCode::QueueFull, detail);
                         return;
                     }
-                    if self.congested.is_none() {
-                        self.congested = Some(Dest::Remote(to));
-                    }
+                    self.note_congested(Dest::Remote(to));
                 }
                 let rec = Record {
                     kind: RecordKind::Direct,
@@ -226,14 +224,15 @@ impl Shard {
         }
         out.push_record(rec, &mut self.pool);
         self.counters.cross_out += 1;
-        if self.congested.is_some() || self.cfg.on_full == FullPolicy::Drop {
+        if self.cfg.on_full == FullPolicy::Drop {
             return;
         }
         if out.queued_bytes > max {
-            self.congested = Some(Dest::Peer(p));
-        } else if rec.kind != RecordKind::Direct && self.remote_full_per_peer[usize::from(p)] > 0 {
+            self.note_congested(Dest::Peer(p));
+        }
+        if rec.kind != RecordKind::Direct && self.remote_full_per_peer[usize::from(p)] > 0 {
             // A fan-out to a shard with a connection past its bound.
-            self.congested = Some(Dest::RemoteFan(p));
+            self.note_congested(Dest::RemoteFan(p));
         }
     }
 
@@ -328,7 +327,7 @@ impl Shard {
         }
         // A peer's input is never paused: senders to a full connection are paused at their own
         // shard once it hears (`PeerMsg::Congested`).
-        self.congested = None;
+        self.clear_congested();
     }
 
     /// Whether connection slot `idx` still accepts output.

@@ -258,8 +258,9 @@ pub struct Shard {
     locks: LockTable,
     barriers: BarrierTable,
     peers: Vec<PeerOut>,
-    /// Agents on other shards whose connection is past its bound (backpressure policy).
-    remote_full: rustc_hash::FxHashSet<AgentId>,
+    /// Agents on other shards whose connection is past its bound (backpressure policy), each
+    /// with the `congestion_mark` under which an input last noted it (`note_congested`).
+    remote_full: FxHashMap<AgentId, u64>,
     /// Per peer: how many of its agents are in `remote_full`.
     remote_full_per_peer: Vec<u32>,
     /// Inputs paused on a remote destination; woken when any of them drains.
@@ -290,6 +291,11 @@ pub struct Shard {
     next_timeouts_ns: u64,
     /// The first destination pushed past its bound during the current input.
     congested: Option<Dest>,
+    /// Every other destination pushed past its bound during the current input, once each.
+    congested_more: Vec<Dest>,
+    /// Stamps one input's noting of destinations (`note_congested`); changes when its record
+    /// is taken or cleared.
+    congestion_mark: u64,
     /// Set when peers were just told a connection is full: whoever is draining peer lanes stops
     /// and lets the control senders run ([`Shard::take_peers_told`]).
     peers_told: bool,
@@ -319,6 +325,10 @@ struct Spread {
 
 /// Connections per input from which a shard's inputs count as spreading wide ([`Spread`]).
 const SPREAD_WIDE: u64 = 4;
+
+/// Room a connection keeps for the destinations its input waits on after the gate opens
+/// (entries); a list that grew past it (a broadcast to many slow receivers) is let go.
+const BLOCKED_KEPT: usize = 16;
 
 impl Spread {
     #[inline]
@@ -379,6 +389,8 @@ impl Shard {
             next_liveness_ns: 0,
             next_timeouts_ns: 0,
             congested: None,
+            congested_more: Vec::new(),
+            congestion_mark: 1,
             peers_told: false,
             counters: Counters::default(),
             stopped: false,
@@ -547,10 +559,53 @@ impl Shard {
             c.partial_since_ns = if partial { c.partial_since_ns.or(Some(now_ns)) } else { None };
         }
         let congested = self.congested.take();
+        let mut more = std::mem::take(&mut self.congested_more);
+        self.congestion_mark += 1;
         if let Some(c) = self.conn_mut(id) {
             c.blocked_on = congested;
+            c.blocked_more.clear();
+            c.blocked_more.append(&mut more);
         }
+        more.clear();
+        self.congested_more = more;
         result
+    }
+
+    /// Forgets what the current input pushed past a bound (a peer's input, never paused).
+    pub(super) fn clear_congested(&mut self) {
+        self.congested = None;
+        self.congested_more.clear();
+        self.congestion_mark += 1;
+    }
+
+    /// Remembers that the input being routed pushed `dest` past its bound (cold path): the
+    /// first in `congested`, every other once in `congested_more`, so that its gate waits for
+    /// each of them to drain ([`Shard::poll_gate`]).
+    #[cold]
+    pub(super) fn note_congested(&mut self, dest: Dest) {
+        let Some(first) = self.congested else {
+            self.congested = Some(dest);
+            return;
+        };
+        if first == dest {
+            return;
+        }
+        let mark = self.congestion_mark;
+        let noted = match dest {
+            Dest::Conn(idx) => {
+                self.conns.get_mut(idx as usize).map(|c| std::mem::replace(&mut c.noted, mark))
+            }
+            Dest::Peer(p) => Some(std::mem::replace(&mut self.peers[usize::from(p)].noted, mark)),
+            Dest::RemoteFan(p) => {
+                Some(std::mem::replace(&mut self.peers[usize::from(p)].fan_noted, mark))
+            }
+            Dest::Remote(agent) => {
+                self.remote_full.get_mut(&agent).map(|m| std::mem::replace(m, mark))
+            }
+        };
+        if noted.is_some_and(|was| was != mark) {
+            self.congested_more.push(dest);
+        }
     }
 
     /// Refuses the frame arriving on `id` for lack of memory: `resource_exhausted`, then close.
@@ -651,78 +706,64 @@ impl Shard {
         self.pool.put(left);
     }
 
-    /// Ready when `source` may feed more input: the destination its last input pushed past a
-    /// bound (if any) has drained to half its bound, or is gone; and the source's own queue is
-    /// within its bound (replies and errors for it, some from other shards, are never dropped:
-    /// a client that does not read them is not read either).
+    /// Ready when `source` may feed more input: every destination its last input pushed past
+    /// a bound has drained to half its bound, or is gone; and the source's own queue is within
+    /// its bound (replies and errors for it, some from other shards, are never dropped: a
+    /// client that does not read them is not read either).
     pub fn poll_gate(&mut self, source: Source, cx: &mut Context<'_>) -> Poll<()> {
         if self.stopped {
             return Poll::Ready(());
         }
         let Source::Conn(id) = source;
         let max = self.cfg.conn_queue_bytes_max;
-        let blocked = match self.conn_mut(id) {
-            Some(c) => c.blocked_on.or((c.queued_bytes > max).then_some(Dest::Conn(id.idx))),
-            None => return Poll::Ready(()),
-        };
-        let Some(dest) = blocked else { return Poll::Ready(()) };
-        let waker = cx.waker().clone();
+        loop {
+            let Some(c) = self.conn_mut(id) else { return Poll::Ready(()) };
+            let next = c.blocked_on.take().or_else(|| c.blocked_more.pop()).or_else(|| {
+                (c.closing != Closing::Now && c.queued_bytes > max).then_some(Dest::Conn(id.idx))
+            });
+            let Some(dest) = next else {
+                if c.blocked_more.capacity() > BLOCKED_KEPT {
+                    c.blocked_more = Vec::new();
+                }
+                return Poll::Ready(());
+            };
+            if self.wait_for(dest, cx) {
+                if let Some(c) = self.conn_mut(id) {
+                    c.blocked_on = Some(dest);
+                }
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// Whether `dest` is still past half its bound; if so, `cx` is woken when it drains.
+    fn wait_for(&mut self, dest: Dest, cx: &mut Context<'_>) -> bool {
         let still_full = match dest {
             Dest::Conn(idx) => match self.conns.get_mut(idx as usize) {
                 Some(c)
                     if c.closing != Closing::Now
                         && c.queued_bytes > self.cfg.conn_queue_bytes_max / 2 =>
                 {
-                    c.waiting.push(waker);
+                    c.waiting.push(cx.waker().clone());
                     true
                 }
                 _ => false,
             },
             Dest::Peer(p) => {
                 let out = &mut self.peers[usize::from(p)];
-                if out.queued_bytes > self.cfg.peer_queue_bytes_max / 2 {
-                    out.waiting.push(waker);
-                    true
-                } else {
-                    false
-                }
-            }
-            Dest::Remote(agent) => {
-                let full = self.remote_full.contains(&agent);
+                let full = out.queued_bytes > self.cfg.peer_queue_bytes_max / 2;
                 if full {
-                    self.remote_waiting.push(waker);
+                    out.waiting.push(cx.waker().clone());
                 }
                 full
             }
-            Dest::RemoteFan(p) => {
-                let full = self.remote_full_per_peer[usize::from(p)] > 0;
-                if full {
-                    self.remote_waiting.push(waker);
-                }
-                full
-            }
+            Dest::Remote(agent) => self.remote_full.contains_key(&agent),
+            Dest::RemoteFan(p) => self.remote_full_per_peer[usize::from(p)] > 0,
         };
-        if still_full {
-            return Poll::Pending;
+        if still_full && matches!(dest, Dest::Remote(_) | Dest::RemoteFan(_)) {
+            self.remote_waiting.push(cx.waker().clone());
         }
-        // Only the first destination an input pushed past its bound is remembered, so a peer
-        // queue it may have pushed past its bound after that one (a message to a congested
-        // remote agent first, then more than the peer queue holds) is waited on here before
-        // input flows again: any peer queue past its bound, as which input filled it is not
-        // kept. This runs only for an input that had to wait, never on the way of one that
-        // did not.
-        let peer_max = self.cfg.peer_queue_bytes_max;
-        if let Some(p) = self.peers.iter().position(|out| out.queued_bytes > peer_max) {
-            self.peers[p].waiting.push(cx.waker().clone());
-            if let Some(c) = self.conn_mut(id) {
-                c.blocked_on = Some(Dest::Peer(p as u16));
-            }
-            return Poll::Pending;
-        }
-        if let Some(c) = self.conn_mut(id) {
-            c.blocked_on = None;
-        }
-        Poll::Ready(())
+        still_full
     }
 
     /// Ready once connection `id` is closed for good (its writer abandons a write that the
@@ -996,12 +1037,10 @@ impl Shard {
         let now_ns = self.now_ns;
         let Some(c) = self.conns.get_mut(idx as usize) else { return };
         c.full_since_ns.get_or_insert(now_ns);
-        // A connection here outranks any other destination: the gate remembers one, and
-        // checks every peer queue's bound anyway (`poll_gate`); what goes to a remote
-        // connection waits in a peer queue.
-        if pause_input && !matches!(self.congested, Some(Dest::Conn(_))) {
-            self.congested = Some(Dest::Conn(idx));
+        if pause_input {
+            self.note_congested(Dest::Conn(idx));
         }
+        let Some(c) = self.conns.get_mut(idx as usize) else { return };
         if !c.announced && !c.agents.is_empty() && self.cfg.shards > 1 {
             c.announced = true;
             self.peers_told = true;
@@ -1022,16 +1061,16 @@ impl Shard {
 
     fn set_remote_full(&mut self, from: u16, agent: AgentId, on: bool) {
         let count = &mut self.remote_full_per_peer[usize::from(from)];
-        if on && self.remote_full.insert(agent) {
+        if on && self.remote_full.insert(agent, 0).is_none() {
             *count += 1;
-        } else if !on && self.remote_full.remove(&agent) {
+        } else if !on && self.remote_full.remove(&agent).is_some() {
             *count = count.saturating_sub(1);
         }
     }
 
     /// `agent`, homed on `from`, is gone: it cannot hold anyone back any more.
     fn forget_remote_full(&mut self, from: u16, agent: AgentId) {
-        if self.remote_full.contains(&agent) {
+        if self.remote_full.contains_key(&agent) {
             self.set_remote_full(from, agent, false);
             self.remote_waiting.drain(..).for_each(Waker::wake);
         }

@@ -363,6 +363,10 @@ pub(crate) struct PeerOut {
     pub queued_bytes_hwm: usize,
     /// Inputs paused until the data lane drains below half its bound.
     pub waiting: Vec<Waker>,
+    /// The `congestion_mark` under which an input last noted this queue past its bound, and
+    /// its fan-outs to this peer's full connections.
+    pub noted: u64,
+    pub fan_noted: u64,
     /// The return lane with this peer, once the router wired it.
     pub returns: Option<Returns>,
 }

@@ -15,10 +15,14 @@ fn frame(msgs: &[Message<'_>]) -> Vec<u8> {
 }
 
 fn register(agent: u32) -> Message<'static> {
+    register_typed(agent, 1)
+}
+
+fn register_typed(agent: u32, agent_type: u32) -> Message<'static> {
     Message::Control(Control::Register(Register {
         request_id: u64::from(agent),
         agent_id: AgentId(agent),
-        agent_type: 1,
+        agent_type,
         name: format!("agent-{agent}"),
         capabilities: vec![],
         topics: vec![],
@@ -406,9 +410,9 @@ fn bounded_shards(conn_max: usize, peer_max: usize) -> Vec<Shard> {
         .collect()
 }
 
-/// Two shards with small bounds; agent 1 on shard 0, agents 2 and 3 on shard 1, and shard 1
-/// told that agent 1's connection is past its bound. The connections of agents 1, 2 and 3.
-fn one_remote_agent_congested(conn_max: usize, peer_max: usize) -> (Vec<Shard>, [ConnId; 3]) {
+/// Two shards with these bounds; agent 1 on shard 0, agents 2 and 3 on shard 1, registered
+/// and their answers read. The connections of agents 1, 2 and 3.
+fn three_agents(conn_max: usize, peer_max: usize) -> (Vec<Shard>, [ConnId; 3]) {
     let mut s = bounded_shards(conn_max, peer_max);
     let conns = [s[0].open_conn(), s[1].open_conn(), s[1].open_conn()];
     for (i, id) in conns.into_iter().enumerate() {
@@ -419,6 +423,12 @@ fn one_remote_agent_congested(conn_max: usize, peer_max: usize) -> (Vec<Shard>, 
     for (i, id) in conns.into_iter().enumerate() {
         drain(&mut s[usize::from(i > 0)], id);
     }
+    (s, conns)
+}
+
+/// [`three_agents`], and shard 1 told that agent 1's connection is past its bound.
+fn one_remote_agent_congested(conn_max: usize, peer_max: usize) -> (Vec<Shard>, [ConnId; 3]) {
+    let (mut s, conns) = three_agents(conn_max, peer_max);
     s[1].on_peer(0, PeerMsg::Congested { agents: vec![AgentId(1)], on: true });
     (s, conns)
 }
@@ -478,6 +488,91 @@ fn an_input_waits_for_a_connection_here_it_pushed_past_its_bound_after_another()
     );
     assert_eq!(drain(&mut s[1], local).len(), 11);
     assert!(s[1].poll_gate(Source::Conn(tx), &mut cx).is_ready());
+}
+
+#[test]
+fn an_input_waits_for_every_connection_its_broadcast_pushed_past_its_bound() {
+    // Proves a broadcast's overshoot is one frame for each of its slow receivers: both
+    // receivers' queues passed their bound, and whichever drains first, the sender still
+    // waits for the other (before, only the first one found was waited on, and the other took
+    // a second frame).
+    let conn_max = 8 << 10;
+    for first in [0, 1] {
+        let mut s = bounded_shards(conn_max, 1 << 20);
+        let conns = [s[0].open_conn(), s[0].open_conn(), s[0].open_conn()];
+        for (i, id) in conns.into_iter().enumerate() {
+            s[0].on_input(id, &frame(&[register(i as u32 + 1)]));
+        }
+        pump(&mut s);
+        conns.into_iter().for_each(|id| drop(drain(&mut s[0], id)));
+        let [tx, rx @ ..] = conns;
+        let payload = [7u8; 1000];
+        let msgs: Vec<Message<'_>> =
+            (0..12).map(|i| data(DataKind::Broadcast, 1, 0, i, &payload)).collect();
+        let one = frame(&msgs);
+        assert_eq!(s[0].on_input(tx, &one).consumed, one.len());
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(s[0].poll_gate(Source::Conn(tx), &mut cx).is_pending());
+        assert_eq!(drain(&mut s[0], rx[first]).len(), 12);
+        assert!(
+            s[0].poll_gate(Source::Conn(tx), &mut cx).is_pending(),
+            "receiver {first} drained, the other had not"
+        );
+        assert_eq!(drain(&mut s[0], rx[1 - first]).len(), 12);
+        assert!(s[0].poll_gate(Source::Conn(tx), &mut cx).is_ready());
+    }
+}
+
+#[test]
+fn an_input_waits_for_a_congested_remote_agent_it_sent_to_after_a_full_connection() {
+    // Proves the remote agent's pause holds when the input had first pushed a connection on
+    // its own shard past its bound: that connection drained, but the input still waits until
+    // the remote agent's shard says its connection drained.
+    let conn_max = 8 << 10;
+    let (mut s, [_, tx, local]) = one_remote_agent_congested(conn_max, 1 << 20);
+    let payload = [7u8; 1000];
+    let msgs: Vec<Message<'_>> = (0..12)
+        .map(|i| data(DataKind::Direct, 2, if i < 11 { 3 } else { 1 }, i, &payload))
+        .collect();
+    let one = frame(&msgs);
+    assert_eq!(s[1].on_input(tx, &one).consumed, one.len());
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(s[1].poll_gate(Source::Conn(tx), &mut cx).is_pending());
+    assert_eq!(drain(&mut s[1], local).len(), 11);
+    assert!(
+        s[1].poll_gate(Source::Conn(tx), &mut cx).is_pending(),
+        "agent 3's connection drained, but agent 1's is still past its bound"
+    );
+    s[1].on_peer(0, PeerMsg::Congested { agents: vec![AgentId(1)], on: false });
+    assert!(s[1].poll_gate(Source::Conn(tx), &mut cx).is_ready());
+}
+
+#[test]
+fn a_full_peer_queue_pauses_only_the_inputs_that_sent_to_it() {
+    // Proves an input that waited on a connection here opens when that connection drains,
+    // although another input's frame left the peer queue past its bound: this one never sent
+    // to that peer (before, any input that had waited also waited on every full peer queue).
+    let peer_max = 32 << 10;
+    let (mut s, [_, a, b]) = three_agents(8 << 10, peer_max);
+    let payload = [7u8; 1000];
+    let to_remote: Vec<Message<'_>> =
+        (0..40).map(|i| data(DataKind::Direct, 2, 1, i, &payload)).collect();
+    let one = frame(&to_remote);
+    assert_eq!(s[1].on_input(a, &one).consumed, one.len());
+    assert!(s[1].stats().peer_queue_bytes_hwm > peer_max as u64, "the frame passed the bound");
+    let to_a: Vec<Message<'_>> =
+        (0..12).map(|i| data(DataKind::Direct, 3, 2, i, &payload)).collect();
+    let other = frame(&to_a);
+    assert_eq!(s[1].on_input(b, &other).consumed, other.len());
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(s[1].poll_gate(Source::Conn(a), &mut cx).is_pending(), "a waits for the peer");
+    assert!(s[1].poll_gate(Source::Conn(b), &mut cx).is_pending(), "b waits for a's queue");
+    assert_eq!(drain(&mut s[1], a).len(), 12);
+    assert!(
+        s[1].poll_gate(Source::Conn(b), &mut cx).is_ready(),
+        "b waited on a's connection only, which drained"
+    );
+    assert!(s[1].poll_gate(Source::Conn(a), &mut cx).is_pending(), "the peer queue is still full");
 }
 
 #[test]
@@ -556,22 +651,23 @@ fn only_inputs_that_spread_wide_let_writers_gather() {
 /// A step of [`backpressure_bounds_hold_and_everything_arrives`].
 #[derive(Debug, Clone)]
 enum Step {
-    /// Sender `0..3` on shard 1 sends a frame of `n` messages, each to the remote receiver or
-    /// to the local one as `to_local`'s bits say, if its gate lets it.
-    Send { sender: usize, n: usize, to_local: u64 },
+    /// Sender `0..3` on shard 1 sends a frame of `n` messages, if its gate lets it; message
+    /// `m` goes where bits `2m..2m+2` of `dests` say: to the receiver on shard 0, to one of
+    /// the two on shard 1, or broadcast to all three.
+    Send { sender: usize, n: usize, dests: u64 },
     /// Up to this many data batches move from shard 1 to shard 0; control moves both ways.
     Pump(usize),
-    /// The receiver on shard 0 (false) or on shard 1 (true) reads up to this many frames.
-    Read(bool, usize),
+    /// Receiver `0..3` (the one on shard 0, the two on shard 1) reads up to this many frames.
+    Read(usize, usize),
 }
 
 fn step() -> impl proptest::strategy::Strategy<Value = Step> {
     use proptest::prelude::*;
     prop_oneof![
         6 => (0..3usize, 1..12usize, any::<u64>())
-            .prop_map(|(sender, n, to_local)| Step::Send { sender, n, to_local }),
+            .prop_map(|(sender, n, dests)| Step::Send { sender, n, dests }),
         2 => (0..2usize).prop_map(Step::Pump),
-        2 => (any::<bool>(), 0..3usize).prop_map(|(local, n)| Step::Read(local, n)),
+        3 => (0..3usize, 0..3usize).prop_map(|(which, n)| Step::Read(which, n)),
     ]
 }
 
@@ -624,26 +720,30 @@ proptest::proptest! {
         steps in proptest::collection::vec(step(), 1..200)
     ) {
         // Proves, for any interleaving of one to three senders on one shard (each feeding a frame
-        // only when its gate lets it, as a reader does), a receiver on each shard that reads
-        // when it likes, and the peer lanes moving when they like: a sender whose frame went to
-        // the peer outbox or the local receiver's queue and left it past its bound feeds
-        // nothing more until that queue is back within it (CI once saw the outbox pass its
-        // bound by a second frame of one sender); so neither holds more than its bound plus one
-        // frame per sender; and once everything moves and is read, every message sent has
-        // arrived and every gate is open.
+        // only when its gate lets it, as a reader does), a receiver on the other shard and two
+        // on the senders' that read when they like, and the peer lanes moving when they like:
+        // a sender whose frame (direct messages or broadcasts) went to the peer outbox or to a
+        // receiver's queue here and left it past its bound feeds nothing more until that queue
+        // is back within it (CI once saw the outbox pass its bound by a second frame of one
+        // sender; a broadcast's second slow receiver could take one too); so none holds more
+        // than its bound plus one frame per sender; and once everything moves and is read,
+        // every message sent has arrived and every gate is open.
         let (conn_max, peer_max) = (8 << 10, 32 << 10);
         let mut s = bounded_shards(conn_max, peer_max);
         let remote = s[0].open_conn();
-        let local = s[1].open_conn();
+        let locals = [s[1].open_conn(), s[1].open_conn()];
         let senders: Vec<ConnId> = (0..n_senders).map(|_| s[1].open_conn()).collect();
-        s[0].on_input(remote, &frame(&[register(1)]));
-        s[1].on_input(local, &frame(&[register(5)]));
+        // The receivers are of type 2, the senders of type 1: broadcasts to type 2 reach the
+        // three receivers.
+        s[0].on_input(remote, &frame(&[register_typed(1, 2)]));
+        s[1].on_input(locals[0], &frame(&[register_typed(5, 2)]));
+        s[1].on_input(locals[1], &frame(&[register_typed(6, 2)]));
         for (i, &id) in senders.iter().enumerate() {
             s[1].on_input(id, &frame(&[register(2 + i as u32)]));
         }
         pump(&mut s);
         drain(&mut s[0], remote);
-        for id in std::iter::once(local).chain(senders.iter().copied()) {
+        for id in locals.into_iter().chain(senders.iter().copied()) {
             drain(&mut s[1], id);
         }
         let payload = [7u8; 1000];
@@ -652,51 +752,62 @@ proptest::proptest! {
         let mut frame_max = 0;
         let mut cx = Context::from_waker(Waker::noop());
         let (mut sent, mut got) = (0usize, 0usize);
-        // What each queue holds now: the peer outbox, the local receiver's queue.
+        // What each queue holds now, and its bound: the peer outbox, the local receivers'.
         let held = |s: &[Shard]| {
-            (s[1].peers[0].queued_bytes, s[1].conns[local.idx as usize].queued_bytes)
+            [
+                s[1].peers[0].queued_bytes,
+                s[1].conns[locals[0].idx as usize].queued_bytes,
+                s[1].conns[locals[1].idx as usize].queued_bytes,
+            ]
         };
-        // Per sender: its last frame left the outbox / the local queue past its bound, and that
-        // queue has not been back within its bound since.
-        let mut past = vec![(false, false); n_senders];
+        let bound = [peer_max, conn_max, conn_max];
+        // Per sender and queue: its last frame left that queue past its bound, and the queue
+        // has not been back within its bound since.
+        let mut past = vec![[false; 3]; n_senders];
         for (i, step) in steps.iter().enumerate() {
             match *step {
-                Step::Send { sender, n, to_local } => {
+                Step::Send { sender, n, dests } => {
                     let k = sender % n_senders;
                     let id = senders[k];
                     if s[1].poll_gate(Source::Conn(id), &mut cx).is_pending() {
                         continue;
                     }
-                    let (outbox, queue) = held(&s);
+                    let now = held(&s);
                     proptest::prop_assert!(
-                        !(past[k].0 && outbox > peer_max || past[k].1 && queue > conn_max),
+                        (0..3).all(|q| !(past[k][q] && now[q] > bound[q])),
                         "step {}: sender {} fed again while a queue it pushed past its bound \
-                         is still past it (outbox {} B, local queue {} B)", i, k, outbox, queue
+                         is still past it (outbox, local queues: {:?} B)", i, k, now
                     );
                     let from = 2 + k as u32;
+                    // Which queues the frame went to: the outbox, the local receivers.
+                    let mut went = [false; 3];
                     let msgs: Vec<Message<'_>> = (0..n)
                         .map(|m| {
-                            let to = if to_local >> m & 1 == 1 { 5 } else { 1 };
-                            data(DataKind::Direct, from, to, (i * 64 + m) as u64, &payload)
+                            let id = (i * 64 + m) as u64;
+                            let (kind, to, reached) = match dests >> (2 * m) & 3 {
+                                0 => (DataKind::Direct, 1, [true, false, false]),
+                                1 => (DataKind::Direct, 5, [false, true, false]),
+                                2 => (DataKind::Direct, 6, [false, false, true]),
+                                _ => (DataKind::Broadcast, 2, [true; 3]),
+                            };
+                            (0..3).for_each(|q| went[q] |= reached[q]);
+                            sent += reached.iter().filter(|&&r| r).count();
+                            data(kind, from, to, id, &payload)
                         })
                         .collect();
                     let one = frame(&msgs);
                     proptest::prop_assert_eq!(s[1].on_input(id, &one).consumed, one.len());
-                    sent += n;
                     frame_max = frame_max.max(n * (peer::RECORD_HEADER + 1100));
-                    let (outbox, queue) = held(&s);
-                    let to_local = to_local & (u64::MAX >> (64 - n));
-                    let (went_out, stayed) = (to_local.count_ones() < n as u32, to_local != 0);
-                    past[k] = (went_out && outbox > peer_max, stayed && queue > conn_max);
+                    let now = held(&s);
+                    past[k] = std::array::from_fn(|q| went[q] && now[q] > bound[q]);
                 }
                 Step::Pump(n) => pump_some(&mut s, n),
-                Step::Read(true, n) => got += read_some(&mut s[1], local, n),
-                Step::Read(false, n) => got += read_some(&mut s[0], remote, n),
+                Step::Read(0, n) => got += read_some(&mut s[0], remote, n),
+                Step::Read(which, n) => got += read_some(&mut s[1], locals[which - 1], n),
             }
-            let (outbox, queue) = held(&s);
+            let now = held(&s);
             for p in past.iter_mut() {
-                p.0 &= outbox > peer_max;
-                p.1 &= queue > conn_max;
+                (0..3).for_each(|q| p[q] &= now[q] > bound[q]);
             }
             let (peer_hwm, conn_hwm) =
                 (s[1].stats().peer_queue_bytes_hwm, s[1].stats().conn_queue_bytes_hwm);
@@ -706,14 +817,15 @@ proptest::proptest! {
             );
             proptest::prop_assert!(
                 conn_hwm <= (conn_max + n_senders * frame_max) as u64,
-                "step {}: the local receiver's queue reached {} B", i, conn_hwm
+                "step {}: a local receiver's queue reached {} B", i, conn_hwm
             );
         }
         // Everything moves and is read.
         for _ in 0..10_000 {
             pump_some(&mut s, usize::MAX);
             let before = got;
-            got += read_some(&mut s[1], local, usize::MAX);
+            got += read_some(&mut s[1], locals[0], usize::MAX);
+            got += read_some(&mut s[1], locals[1], usize::MAX);
             got += read_some(&mut s[0], remote, usize::MAX);
             if got == before && got == sent {
                 break;
