@@ -80,9 +80,13 @@ lint: ## rustfmt --check and clippy -D warnings
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-bench-compare: build ## glommio vs the tokio baselines, same cores, alternating (≈ 7 min)
+bench-compare: build ## glommio vs the tokio baselines, same cores, alternating (≈ 9 min)
 	./target/release/a2a-bench compare --agents 10,100 --agents-per-conn 10 \
 	  --topologies star,mesh,ring --duration 1.5 --warmup 0.3 --repeat 3 --open-at 0.5,0.01
+	@echo "Each agent on its own connection (a plain run's shape):"
+	./target/release/a2a-bench compare --agents 100 --agents-per-conn 1 \
+	  --topologies star,mesh,ring --duration 1.5 --warmup 0.3 --repeat 3 \
+	  --output compare_apc1_results.json
 
 bench-scaling: build ## The comparison at 1, 2, 4 and 8 router cores (agents on as many), one report
 	./target/release/a2a-bench compare --scaling 1,2,4,8 --agents 100,1000 --agents-per-conn 10 \
