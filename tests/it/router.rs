@@ -50,7 +50,11 @@ fn cross_shard_round_trips_wait_for_no_timer(setup: Setup) {
     // dozing shard gives glommio's loop (without the doorbell: median 1.1 ms; with it:
     // ≈ 0.17 ms, and 0.67 ms on a machine whose cores hand work over 2.5× slower, under the
     // parallel suite). The first quartile is judged: without the doorbell it waits on the
-    // timer too, and it leaves a slow machine room.
+    // timer too, and it leaves a slow machine room. A machine busy with other work (several
+    // suites at once on two cores: first quartiles of 0.84–0.95 ms were seen) slows every
+    // hand-over to a shard's thread, so the round trips between two agents on one shard, which
+    // need no doorbell, are taken in turn with them, and the bound is 800 µs or three times
+    // their first quartile, whichever is more; and it gets three tries.
     if !setup.sharded() {
         return;
     }
@@ -58,22 +62,46 @@ fn cross_shard_round_trips_wait_for_no_timer(setup: Setup) {
     let mut a = agent(&r, 1, 0, &[]);
     let mut b = agent(&r, 2, 0, &[]);
     assert_eq!(r.stats().iter().map(|s| s.connections).collect::<Vec<_>>(), vec![1, 1]);
-    let mut rtts = Vec::new();
-    for i in 0..600u64 {
+    let mut c = agent(&r, 3, 0, &[]);
+    assert_eq!(r.stats().iter().map(|s| s.connections).collect::<Vec<_>>(), vec![2, 1]);
+    let mut round_trip = |other: &mut Client, to: u32, i: u64| {
         let t = Instant::now();
-        send(&mut a, data(DataKind::Direct, 1, 2, i, b"ping"));
-        assert_eq!(recv_data(&mut b).message_id, i);
-        send(&mut b, data(DataKind::Direct, 2, 1, i, b"pong"));
+        send(&mut a, data(DataKind::Direct, 1, to, i, b"ping"));
+        assert_eq!(recv_data(other).message_id, i);
+        send(other, data(DataKind::Direct, to, 1, i, b"pong"));
         assert_eq!(recv_data(&mut a).message_id, i);
-        if i >= 100 {
-            rtts.push(t.elapsed());
+        t.elapsed()
+    };
+    // Up to three tries: a missing doorbell fails each, a burst of other work seldom all.
+    let mut tries = Vec::new();
+    for attempt in 0..3u64 {
+        let (mut cross, mut same) = (Vec::new(), Vec::new());
+        for i in 0..600u64 {
+            let id = attempt * 1000 + i;
+            let (x, y) = (round_trip(&mut b, 2, id), round_trip(&mut c, 3, id));
+            if i >= 100 {
+                cross.push(x);
+                same.push(y);
+            }
+        }
+        cross.sort();
+        same.sort();
+        let (q1, median, same_q1) =
+            (cross[cross.len() / 4], cross[cross.len() / 2], same[same.len() / 4]);
+        let bound = Duration::from_micros(800).max(3 * same_q1);
+        eprintln!(
+            "cross-shard round trips: first quartile {q1:?}, median {median:?}; bound {bound:?} \
+             (one shard's round trips: first quartile {same_q1:?})"
+        );
+        tries.push((q1, median, same_q1, bound));
+        if q1 < bound {
+            break;
         }
     }
-    rtts.sort();
-    let (q1, median) = (rtts[rtts.len() / 4], rtts[rtts.len() / 2]);
     assert!(
-        q1 < Duration::from_micros(800),
-        "cross-shard round trips: first quartile {q1:?}, median {median:?}"
+        tries.iter().any(|&(q1, _, _, bound)| q1 < bound),
+        "cross-shard round trips (first quartile, median; one shard's first quartile; bound), \
+         each try: {tries:?}"
     );
     r.stop();
 }
