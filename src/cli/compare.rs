@@ -170,12 +170,79 @@ struct Row {
     rounds: usize,
 }
 
+impl Row {
+    /// "ring × 100": the row's shape and agents.
+    fn scenario(&self) -> String {
+        format!("{} × {}", self.topology, self.agents)
+    }
+}
+
 #[derive(Serialize)]
 struct CompareReport<'a> {
     routers: &'a [String],
     reference: &'a str,
     comparison: &'a [Row],
+    /// `"<first>/<other>"` → the closed-loop rows' throughput ratios summed up.
+    closed_loop: BTreeMap<String, RatioSummary>,
     reports: BTreeMap<String, Report>,
+}
+
+/// One router against the first over the closed-loop rows (where each router routes all it
+/// can): the median of their throughput ratios, the lowest and where, and how many are below 1.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct RatioSummary {
+    scenarios: usize,
+    median: f64,
+    lowest: f64,
+    lowest_scenario: String,
+    below_one: usize,
+}
+
+/// [`RatioSummary`] for every router but the first, from `rows`' closed-loop ratios.
+fn closed_loop_summary(rows: &[Row], names: &[String]) -> BTreeMap<String, RatioSummary> {
+    let mut out = BTreeMap::new();
+    for other in names.iter().skip(1) {
+        let key = format!("{}/{}", names[0], other);
+        let ratios: Vec<(f64, String)> = rows
+            .iter()
+            .filter(|r| r.pacing.starts_with("closed"))
+            .filter_map(|r| Some((*r.throughput_ratios.get(&key)?, r.scenario())))
+            .collect();
+        let Some((lowest, at)) = ratios.iter().min_by(|a, b| a.0.total_cmp(&b.0)) else {
+            continue;
+        };
+        let summary = RatioSummary {
+            scenarios: ratios.len(),
+            median: median(ratios.iter().map(|r| r.0).collect()),
+            lowest: *lowest,
+            lowest_scenario: at.clone(),
+            below_one: ratios.iter().filter(|r| r.0 < 1.0).count(),
+        };
+        out.insert(key, summary);
+    }
+    out
+}
+
+/// The closed-loop summary as one line per router compared, for the terminal.
+fn summary_lines(summary: &BTreeMap<String, RatioSummary>) -> Vec<String> {
+    summary
+        .iter()
+        .map(|(key, s)| {
+            let below = match s.below_one {
+                0 => "none below 1.0".to_string(),
+                n => format!("below 1.0 in {n}"),
+            };
+            let plural = if s.scenarios == 1 { "" } else { "s" };
+            format!(
+                "  {}: median {:.2}× over {} closed-loop scenario{plural}, lowest {:.2}× ({}), {below}",
+                key.replace('/', " / "),
+                s.median,
+                s.scenarios,
+                s.lowest,
+                s.lowest_scenario
+            )
+        })
+        .collect()
 }
 
 fn pacing_label(p: Pacing) -> String {
@@ -238,7 +305,20 @@ pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
     }
     let (rows, reports) = compare_plan(&cfg, &kinds, &names, &open_at, &provenance, &mut out)?;
     let all_ok = reports.values().all(|r| r.summary.failed == 0);
-    let doc = CompareReport { routers: &names, reference: &names[0], comparison: &rows, reports };
+    let closed_loop = closed_loop_summary(&rows, &names);
+    if !closed_loop.is_empty() {
+        let _ = writeln!(out, "\nthroughput ratios (medians of the rounds per scenario):");
+        for line in summary_lines(&closed_loop) {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    let doc = CompareReport {
+        routers: &names,
+        reference: &names[0],
+        comparison: &rows,
+        closed_loop,
+        reports,
+    };
     let text = serde_json::to_string_pretty(&doc)?;
     std::fs::write(&output, text + "\n")
         .with_context(|| format!("writing {}", output.display()))?;
@@ -632,4 +712,59 @@ fn scaling(
         .with_context(|| format!("writing {}", output.display()))?;
     let _ = writeln!(out, "\nscaling report written to {}", output.display());
     Ok(ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(topology: &str, agents: u32, pacing: &str, ratios: &[(&str, f64)]) -> Row {
+        Row {
+            topology: topology.into(),
+            agents,
+            pacing: pacing.into(),
+            per_router: BTreeMap::new(),
+            throughput_ratios: ratios.iter().map(|&(k, r)| (k.to_string(), r)).collect(),
+            p99_ratios: BTreeMap::new(),
+            throughput_ratio_spread: BTreeMap::new(),
+            p99_ratio_spread: BTreeMap::new(),
+            rounds: 3,
+        }
+    }
+
+    #[test]
+    fn the_summary_takes_the_closed_loop_rows_median_lowest_and_those_below_one() {
+        // Proves the summary reads only closed-loop rows (a fixed rate's ratio is 1.0 by
+        // construction), takes the median of an even count as the mean of the middle two, names
+        // the lowest row, and counts the rows below 1.0; a router with no ratio is left out.
+        let names: Vec<String> = ["glommio", "tokio-shared", "tokio-per-core", "other"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let (shared, per_core) = ("glommio/tokio-shared", "glommio/tokio-per-core");
+        let rows = [
+            row("star", 10, "closed w16", &[(shared, 2.0), (per_core, 1.5)]),
+            row("star", 10, "open 374.3 k/s w16", &[(shared, 0.5), (per_core, 0.5)]),
+            row("ring", 100, "closed w16", &[(shared, 1.2), (per_core, 0.9)]),
+            row("mesh", 100, "closed w16", &[(shared, 1.6), (per_core, 1.1)]),
+            row("line", 10, "closed w16", &[(shared, 1.4), (per_core, 0.95)]),
+        ];
+        let summary = closed_loop_summary(&rows, &names);
+        assert_eq!(summary.len(), 2, "no ratio for 'other': {summary:?}");
+        let s = &summary[shared];
+        assert_eq!((s.scenarios, s.below_one), (4, 0));
+        assert!((s.median - 1.5).abs() < 1e-9, "{s:?}");
+        assert_eq!((s.lowest, s.lowest_scenario.as_str()), (1.2, "ring × 100"));
+        let p = &summary[per_core];
+        assert_eq!((p.scenarios, p.below_one), (4, 2));
+        assert!((p.median - 1.025).abs() < 1e-9, "{p:?}");
+        assert_eq!((p.lowest, p.lowest_scenario.as_str()), (0.9, "ring × 100"));
+        let lines = summary_lines(&summary);
+        assert_eq!(
+            lines[0],
+            "  glommio / tokio-per-core: median 1.02× over 4 closed-loop scenarios, lowest 0.90× \
+             (ring × 100), below 1.0 in 2"
+        );
+        assert!(lines[1].ends_with("(ring × 100), none below 1.0"), "{}", lines[1]);
+    }
 }

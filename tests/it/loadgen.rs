@@ -491,7 +491,10 @@ fn agent_counts_are_summarized_in_numeric_order_and_the_report_says_how_it_was_m
 
 #[test]
 fn the_benchmark_runs_over_websocket() {
-    // Proves `a2a-bench --transport ws` runs a grid end to end and says so in its report.
+    // Proves `a2a-bench --transport ws` runs a grid end to end and says so in its report. The
+    // runs last 0.6 s: a run counts as too short when its p99 is over a tenth of its window,
+    // and in 0.3 s windows a suite busy on both cores once left star × 3 at 33 k msgs/s with
+    // its router 8 % busy, too short.
     let scratch = crate::support::scratch("ws");
     let path = scratch.join("report.json");
     let (stdout, report) = bench_ok(
@@ -503,7 +506,7 @@ fn the_benchmark_runs_over_websocket() {
             "--topologies",
             "star,ring",
             "--duration",
-            "0.3",
+            "0.6",
             "--warmup",
             "0.1",
             "--repeat",
@@ -800,6 +803,15 @@ fn compare_alternates_routers_and_writes_ratios() {
     }
     for router in ["glommio", "tokio-shared", "tokio-per-core"] {
         assert_eq!(doc["reports"][router]["summary"]["total_runs"], 6, "{router}");
+    }
+    // The closed-loop ratios summed up, on the terminal and in the report.
+    for key in ["glommio/tokio-shared", "glommio/tokio-per-core"] {
+        let s = &doc["closed_loop"][key];
+        assert_eq!(s["scenarios"], 1, "{s}");
+        assert_eq!(s["lowest_scenario"], "ring × 4", "{s}");
+        assert_eq!(s["median"], rows[0]["throughput_ratios"][key], "{s}");
+        let line = format!("  {}: median ", key.replace('/', " / "));
+        assert!(stdout.contains(&line), "{stdout}");
     }
     // The page shows the ratios; the CSV has every router's runs, named.
     let page = std::fs::read_to_string(&html).unwrap();
