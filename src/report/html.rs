@@ -489,6 +489,18 @@ fn compare(h: &mut String, r: &Value) -> anyhow::Result<()> {
         esc(reference),
         esc(reference)
     );
+    for (pair, s) in r["closed_loop"].as_object().into_iter().flatten() {
+        let _ = writeln!(
+            h,
+            "<p>Closed loop, {}: median {:.2}× over {} scenario(s), lowest {:.2}× ({}), {} below 1.0.</p>",
+            esc(pair),
+            s["median"].as_f64().unwrap_or(0.0),
+            s["scenarios"].as_u64().unwrap_or(0),
+            s["lowest"].as_f64().unwrap_or(0.0),
+            esc(s["lowest_scenario"].as_str().unwrap_or("?")),
+            s["below_one"].as_u64().unwrap_or(0)
+        );
+    }
     let mut lines: Vec<Line> = Vec::new();
     for (i, row) in rows.iter().enumerate() {
         let name = format!(

@@ -816,6 +816,7 @@ fn compare_alternates_routers_and_writes_ratios() {
     // The page shows the ratios; the CSV has every router's runs, named.
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("Comparison") && page.contains("glommio/tokio-shared"));
+    assert!(page.contains("<p>Closed loop, glommio/tokio-per-core: median "), "{page}");
     let rows: Vec<csv::StringRecord> =
         csv::Reader::from_path(&csv).unwrap().records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 18, "6 runs × 3 routers");
