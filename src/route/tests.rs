@@ -426,6 +426,16 @@ fn three_agents(conn_max: usize, peer_max: usize) -> (Vec<Shard>, [ConnId; 3]) {
     (s, conns)
 }
 
+/// Feeds connection `id` one frame of `n` direct messages of 1,000 bytes from agent `from` to
+/// agent `to`, and checks that all of it was taken in.
+fn feed_direct(shard: &mut Shard, id: ConnId, from: u32, to: u32, n: u64) {
+    let payload = [7u8; 1000];
+    let msgs: Vec<Message<'_>> =
+        (0..n).map(|i| data(DataKind::Direct, from, to, i, &payload)).collect();
+    let one = frame(&msgs);
+    assert_eq!(shard.on_input(id, &one).consumed, one.len());
+}
+
 /// [`three_agents`], and shard 1 told that agent 1's connection is past its bound.
 fn one_remote_agent_congested(conn_max: usize, peer_max: usize) -> (Vec<Shard>, [ConnId; 3]) {
     let (mut s, conns) = three_agents(conn_max, peer_max);
@@ -442,11 +452,7 @@ fn an_input_waits_for_the_peer_queue_it_pushed_past_its_bound_after_another() {
     // bound by one frame, and not by one more). CI saw the second frame, over WebSocket.
     let peer_max = 32 << 10;
     let (mut s, [rx, tx, _]) = one_remote_agent_congested(256 << 10, peer_max);
-    let payload = [7u8; 1000];
-    let msgs: Vec<Message<'_>> =
-        (0..40).map(|i| data(DataKind::Direct, 2, 1, i, &payload)).collect();
-    let one = frame(&msgs);
-    assert_eq!(s[1].on_input(tx, &one).consumed, one.len());
+    feed_direct(&mut s[1], tx, 2, 1, 40);
     assert!(s[1].stats().peer_queue_bytes_hwm > peer_max as u64, "the frame passed the bound");
     let mut cx = Context::from_waker(Waker::noop());
     assert!(s[1].poll_gate(Source::Conn(tx), &mut cx).is_pending(), "paused on agent 1");
@@ -554,16 +560,9 @@ fn a_full_peer_queue_pauses_only_the_inputs_that_sent_to_it() {
     // to that peer (before, any input that had waited also waited on every full peer queue).
     let peer_max = 32 << 10;
     let (mut s, [_, a, b]) = three_agents(8 << 10, peer_max);
-    let payload = [7u8; 1000];
-    let to_remote: Vec<Message<'_>> =
-        (0..40).map(|i| data(DataKind::Direct, 2, 1, i, &payload)).collect();
-    let one = frame(&to_remote);
-    assert_eq!(s[1].on_input(a, &one).consumed, one.len());
+    feed_direct(&mut s[1], a, 2, 1, 40);
     assert!(s[1].stats().peer_queue_bytes_hwm > peer_max as u64, "the frame passed the bound");
-    let to_a: Vec<Message<'_>> =
-        (0..12).map(|i| data(DataKind::Direct, 3, 2, i, &payload)).collect();
-    let other = frame(&to_a);
-    assert_eq!(s[1].on_input(b, &other).consumed, other.len());
+    feed_direct(&mut s[1], b, 3, 2, 12);
     let mut cx = Context::from_waker(Waker::noop());
     assert!(s[1].poll_gate(Source::Conn(a), &mut cx).is_pending(), "a waits for the peer");
     assert!(s[1].poll_gate(Source::Conn(b), &mut cx).is_pending(), "b waits for a's queue");
