@@ -1122,7 +1122,9 @@ impl Session<'_> {
             before_leave,
         };
         let before = crate::host::CpuTimes::with_target(&self.target_pids);
+        let rescued = crate::transport::uring::rescued();
         let outcome = loadgen::run_with(sc, self.addr, hooks);
+        let lost_wakeups = crate::transport::uring::rescued() - rescued;
         let ended = std::time::SystemTime::now();
         let cpu = before.zip(crate::host::CpuTimes::with_target(&self.target_pids));
         let others = cpu.map(|(a, b)| b.others_share_since(&a));
@@ -1136,6 +1138,7 @@ impl Session<'_> {
         self.made += 1;
         let mut result = RunResult::new(spec, &outcome);
         result.cpu.others_share = others;
+        result.lost_wakeups = (lost_wakeups > 0).then_some(lost_wakeups);
         if !self.target_pids.is_empty() {
             result.cpu.target_cores = cpu.map(|(a, b)| b.target_cores_since(&a));
         }

@@ -634,6 +634,11 @@ pub struct RunResult {
     /// (past a GOAWAY's last stream, or reset with `REFUSED_STREAM`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resent: Option<u64>,
+    /// Lost wake-ups during the run: parks of this process's socket rings (the agents', and an
+    /// embedded router's) that only the ring's 20 ms fallback timer ended while work waited
+    /// (`transport::uring::rescued`); absent when there were none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_wakeups: Option<u64>,
     /// What the agents did (`--workload`).
     pub workload: &'static str,
     /// A coordination workload's own figures (`fanout`, `broadcast`, `locks`, `barriers`).
@@ -788,6 +793,7 @@ impl RunResult {
             patterns: outcome.breakdown.iter().map(|s| PatternResult::of(s, window_s)).collect(),
             reconnects: (sc.protocol == crate::loadgen::Protocol::Http).then_some(c.reconnects),
             resent: (sc.protocol == crate::loadgen::Protocol::Http).then_some(c.resent),
+            lost_wakeups: None,
             workload: sc.workload.name(),
             coordination: outcome.coordination.as_ref().map(|s| {
                 let seen = (c.requests_sent, c.requests_delivered, c.window_deliveries);

@@ -150,6 +150,13 @@ pub fn run_line(out: &mut dyn Write, index: usize, r: &RunResult) -> io::Result<
     if let Some(n) = r.resent.filter(|&n| n > 0) {
         writeln!(out, "       {n} requests sent again (HTTP/2: the server never processed them)")?;
     }
+    if let Some(n) = r.lost_wakeups.filter(|&n| n > 0) {
+        writeln!(
+            out,
+            "       {n} lost wake-ups: this process's socket rings slept until their 20 ms \
+             fallback timer with work waiting; round trips near 20 ms are the tool's"
+        )?;
+    }
     if let (Some(share), Some(shards)) = (r.cpu.router_cross_shard_share, &r.cpu.router_cores) {
         writeln!(
             out,

@@ -6,10 +6,15 @@
 //! reschedule IPI (a third of an HTTP client core went there: `docs/BENCHMARKS.md`). This ring
 //! is made the way io_uring is meant to serve sockets:
 //!
-//! - `SINGLE_ISSUER | DEFER_TASKRUN | TASKRUN_FLAG`: no IPI; completions wait as task work
-//!   until the reaper enters the ring, and are run there together, never in the middle of the
-//!   thread's other system calls (glommio's); the flag says when an enter is needed. (Before
-//!   kernel 6.1, `COOP_TASKRUN`: the same without the batching.)
+//! - `SINGLE_ISSUER | COOP_TASKRUN | TASKRUN_FLAG`: no IPI; a completion waits as task work
+//!   until the thread next enters the kernel (the reaper's enter, or any system call of
+//!   glommio's), and wakes the thread if it sleeps; the flag says when an enter is needed.
+//!   Not `DEFER_TASKRUN`, which would run that work only in the reaper's enter, all together:
+//!   on Linux 6.18 task work it deferred after a timed wait in this ring (a doze, below)
+//!   sometimes rang no eventfd, so the reaper parked in glommio slept on until its timer, and a
+//!   run on 2 cores showed 20-40 ms round trips in most of its scenarios (`docs/BENCHMARKS.md`,
+//!   "Task work the kernel did not ring for"). Without deferral a completion is posted on this
+//!   thread, which rings the bell itself.
 //! - One **multishot receive** per connection into a ring of provided buffers: no poll armed
 //!   per read, no buffer held by an idle connection. Readers may decode the bytes where the
 //!   kernel put them ([`UringStream::poll_lend`]); at most half the buffers wait so.
@@ -584,9 +589,6 @@ struct Inner {
     bell_armed: bool,
     /// Slots below this have a place in the ring's table of fixed files ([`FIXED_FILES`]).
     fixed_files: u32,
-    /// Made with `IORING_SETUP_DEFER_TASKRUN` (kernel 6.1 on); the tests ask.
-    #[cfg_attr(not(test), allow(dead_code))]
-    deferred: bool,
     /// The most room a receive into a connection's own buffer was offered ([`OWN_ROOM`]).
     #[cfg(test)]
     own_largest: usize,
@@ -722,20 +724,15 @@ impl std::fmt::Debug for Ring {
 impl Ring {
     /// A ring for this thread; needs kernel 6.0 (single issuer, multishot receive).
     pub fn new() -> io::Result<Rc<Ring>> {
-        let build = |defer: bool| {
-            let mut b = IoUring::builder();
-            b.setup_single_issuer().setup_coop_taskrun().setup_taskrun_flag();
-            if defer {
-                b.setup_defer_taskrun();
-            }
-            b.setup_cqsize(ENTRIES * 4).build(ENTRIES)
-        };
-        // Deferred task work needs kernel 6.1; before it, completions run as cooperative task
-        // work, which the reaper handles the same way.
-        let (mut ring, deferred) = match build(true) {
-            Ok(ring) => (ring, true),
-            Err(_) => (build(false)?, false),
-        };
+        // Not `DEFER_TASKRUN`: with it, task work added while the reaper parked in glommio
+        // sometimes rang no eventfd on Linux 6.18 (after a timed wait in this ring: a doze), and
+        // every such park lasted until its timer, 9-20 ms (module docs).
+        let mut ring = IoUring::builder()
+            .setup_single_issuer()
+            .setup_coop_taskrun()
+            .setup_taskrun_flag()
+            .setup_cqsize(ENTRIES * 4)
+            .build(ENTRIES)?;
         let provided = Provided::new()?;
         // SAFETY: the entries stay allocated and in place until `Provided` drops, after the
         // ring (`Inner`'s field order), or are leaked when operations remain.
@@ -777,7 +774,6 @@ impl Ring {
                 bell_fd: None,
                 bell_armed: false,
                 fixed_files,
-                deferred,
                 #[cfg(test)]
                 own_largest: 0,
             }),
@@ -1181,9 +1177,8 @@ impl Ring {
     /// Lets completions ring the bell before a park; true when some came in the meantime (then
     /// the bell is off again and the caller makes another pass instead). Every completion of
     /// this ring is posted on this thread (single issuer: inline, or as task work run when the
-    /// reaper enters the ring, deferred, or before kernel 6.1 when the thread enters or leaves
-    /// the kernel), so the flag, set first in program order, is seen by any completion the
-    /// checks below miss; and work added to an empty list rings the bell.
+    /// thread enters or leaves the kernel), so the flag, set first in program order, is seen by
+    /// any completion the checks below miss, which rings the bell as it is posted.
     fn arm_bell(&self) -> bool {
         let mut inner = self.inner.borrow_mut();
         let ring = &mut inner.ring;
@@ -2809,44 +2804,6 @@ mod tests {
         crate::placement::share_cores(&[core.core]);
         let shared = watched_in_phases(Some(core), TRIPS, vec![(true, 0, 2)])[0];
         assert_eq!(shared, 0, "on a shared core");
-    }
-
-    #[test]
-    fn received_bytes_wait_for_the_reaper_not_for_any_system_call() {
-        // Proves the ring defers its task work (kernel 6.1 on): bytes that arrive while the
-        // thread is busy in system calls of its own (sleeps here; glommio's in a run) are not
-        // received in the middle of them, but when the reaper's pass enters the ring. With
-        // cooperative task work the first of those calls would have received them.
-        let Some((listener, addr)) = loopback() else { return };
-        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-            .spawn(move || async move {
-                let ring = Ring::new().unwrap();
-                if !ring.inner.borrow().deferred {
-                    return;
-                }
-                let stream = connect(&ring, addr);
-                let (mut peer, _) = listener.accept().unwrap();
-                assert_eq!(ring.pass(), 0, "the receive is armed, nothing came yet");
-                std::io::Write::write_all(&mut peer, b"hello").unwrap();
-                let deadline = std::time::Instant::now() + Duration::from_secs(5);
-                while !ring.inner.borrow_mut().ring.submission().taskrun() {
-                    assert!(std::time::Instant::now() < deadline, "the bytes never arrived");
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                for _ in 0..10 {
-                    std::thread::sleep(Duration::from_micros(100));
-                }
-                assert!(
-                    ring.inner.borrow_mut().ring.completion().is_empty(),
-                    "received in a sleep"
-                );
-                assert_eq!(stream.unread(), 0);
-                assert!(ring.pass() >= 1);
-                assert_eq!(stream.unread(), 5);
-            })
-            .unwrap()
-            .join()
-            .unwrap();
     }
 
     #[test]

@@ -445,3 +445,32 @@ fn tune_check_strict_fails_when_a_key_differs() {
     assert_eq!(run(&other, true), Some(1));
     assert_eq!(run(&other, false), Some(0));
 }
+
+#[test]
+fn lost_wake_ups_are_said_under_the_run_and_kept_in_the_report() {
+    // Proves a run during which the process's socket rings slept past work (parks only the
+    // fallback timer ended) says so under its line and keeps the count in its report entry,
+    // and that a run without any says nothing and has no such key.
+    let r = Router::start(RouterConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        vec![Machine::detect().cores[0]],
+    ))
+    .unwrap();
+    let sc = scenario(2, Pacing::Closed { window: 1 }, Stop::Count { per_agent: 50 }, 7_900);
+    let o = loadgen::run(&sc, r.local_addr(), Some(&r), None);
+    r.stop();
+    let mut res = result(&sc, &o);
+    let render = |res: &RunResult| {
+        let mut line = Vec::new();
+        a2a_bench::report::text::run_line(&mut line, 1, res).unwrap();
+        (String::from_utf8(line).unwrap(), serde_json::to_value(res).unwrap())
+    };
+    let (text, json) = render(&res);
+    assert!(!text.contains("lost wake-ups"), "{text}");
+    assert!(json.get("lost_wakeups").is_none(), "{json}");
+    res.lost_wakeups = Some(3);
+    let (text, json) = render(&res);
+    assert!(text.contains("3 lost wake-ups"), "{text}");
+    assert!(text.contains("20 ms"), "{text}");
+    assert_eq!(json["lost_wakeups"], 3);
+}
