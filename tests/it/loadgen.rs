@@ -161,14 +161,15 @@ fn a_hundred_runs_on_the_second_ring_lose_no_wake_up() {
 }
 
 /// `runs` short ping-pong runs of 4 agents on the second ring, ids from `id_base`: every one
-/// completes, with no park rescued by the fallback timer and no ring dropped with operations
-/// in flight.
+/// completes, with no park that slept its whole fallback timer past work (late, or rescued as
+/// a lost wake-up) and no ring dropped with operations in flight.
 fn runs_lose_no_wake_up(runs: u32, id_base: u32) {
     let r = router();
     // The counters are the process's: an earlier test's parks are not this test's. A rescue
     // anywhere in the process is a lost wake-up all the same.
     let (rescued_before, leaked_before) =
         (a2a_bench::transport::uring::rescued(), a2a_bench::transport::uring::leaked());
+    let late_before = a2a_bench::transport::uring::late_parks();
     for i in 0..runs {
         let mut sc = scenario(
             Topology::Ring,
@@ -182,6 +183,8 @@ fn runs_lose_no_wake_up(runs: u32, id_base: u32) {
         let o = loadgen::run(&sc, r.local_addr(), Some(&r), None);
         check_clean(&o);
         assert_eq!(o.counters.round_trips_measured, 4 * 30, "run {i}");
+        let late = a2a_bench::transport::uring::late_parks() - late_before;
+        assert_eq!(late, 0, "run {i}: parks that slept their whole fallback timer past work");
         let rescued = a2a_bench::transport::uring::rescued() - rescued_before;
         assert_eq!(rescued, 0, "run {i}: parks rescued by the fallback timer");
         let leaked = a2a_bench::transport::uring::leaked() - leaked_before;
