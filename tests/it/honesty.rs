@@ -22,6 +22,12 @@ fn scenario(agents: u32, pacing: Pacing, stop: Stop, id_base: u32) -> Scenario {
     sc
 }
 
+/// A router of one shard on the machine's first core, on a free loopback port.
+fn router_on_first_core() -> a2a_bench::router::RouterHandle {
+    let core = Machine::detect().cores[0];
+    Router::start(RouterConfig::new("127.0.0.1:0".parse().unwrap(), vec![core])).unwrap()
+}
+
 fn result(sc: &Scenario, o: &loadgen::Outcome) -> RunResult {
     RunResult::new(&RunSpec { scenario: sc.clone(), repeat: 0, interval_ms: None }, o)
 }
@@ -46,11 +52,7 @@ fn an_asked_rate_beyond_capacity_is_reported_as_overloaded() {
     // sustained false, status overloaded, an achieved rate well below the asked one and matching
     // the deliveries counted (each request delivered once and answered once), and no send after
     // the window.
-    let r = Router::start(RouterConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        vec![Machine::detect().cores[0]],
-    ))
-    .unwrap();
+    let r = router_on_first_core();
     let pacing = Pacing::Open { rate: 5e6, window: 16 };
     let sc = scenario(10, pacing, Stop::Duration(Duration::from_millis(1500)), 7_000);
     let o = loadgen::run(&sc, r.local_addr(), Some(&r), None);
@@ -451,11 +453,7 @@ fn lost_wake_ups_are_said_under_the_run_and_kept_in_the_report() {
     // Proves a run during which the process's socket rings slept past work (parks only the
     // fallback timer ended) says so under its line and keeps the count in its report entry,
     // and that a run without any says nothing and has no such key.
-    let r = Router::start(RouterConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        vec![Machine::detect().cores[0]],
-    ))
-    .unwrap();
+    let r = router_on_first_core();
     let sc = scenario(2, Pacing::Closed { window: 1 }, Stop::Count { per_agent: 50 }, 7_900);
     let o = loadgen::run(&sc, r.local_addr(), Some(&r), None);
     r.stop();
