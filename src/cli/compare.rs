@@ -83,6 +83,14 @@ struct Medians {
     /// Median messages per frame the router wrote.
     #[serde(skip_serializing_if = "Option::is_none")]
     router_msgs_per_frame: Option<f64>,
+    /// Lost wake-ups over all the runs, failed ones too (`RunResult::lost_wakeups`): a
+    /// router's tail that holds some is partly this process's, not the router's.
+    #[serde(skip_serializing_if = "is_zero")]
+    lost_wakeups: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The median (0 when empty): the one the reports' figures use.
@@ -145,7 +153,16 @@ impl Medians {
             })),
             cross_shard_share: median_of_some(ok.iter().map(|r| r.cpu.router_cross_shard_share)),
             router_msgs_per_frame: median_of_some(ok.iter().map(|r| r.cpu.router_msgs_per_frame)),
+            lost_wakeups: runs.iter().filter_map(|r| r.lost_wakeups).sum(),
         }
+    }
+}
+
+/// ", N lost wake-ups (…)" for a row whose runs had any; empty otherwise.
+fn lost_wakeups_note(n: u64) -> String {
+    match n {
+        0 => String::new(),
+        n => format!(", {n} lost wake-ups (this process's rings slept to their 20 ms timer)"),
     }
 }
 
@@ -458,12 +475,17 @@ fn compare_one(
             *run_no += 1;
             spec.scenario.id_base = 1 + (*run_no % 2000) * (1 << 21);
             let before = crate::host::CpuTimes::now();
+            // The routers run in this process: its rings' lost wake-ups are the run's, the
+            // router's and the agents' alike.
+            let rescued = crate::transport::uring::rescued();
             let outcome = loadgen::run(&spec.scenario, c.local_addr(), Some(c), None);
+            let lost_wakeups = crate::transport::uring::rescued() - rescued;
             let others =
                 before.zip(crate::host::CpuTimes::now()).map(|(a, b)| b.others_share_since(&a));
             super::bench::busy_warning(*run_no as usize - 1, others);
             let mut result = RunResult::new(&spec, &outcome);
             result.cpu.others_share = others;
+            result.lost_wakeups = (lost_wakeups > 0).then_some(lost_wakeups);
             if let Some(sharing) = shared {
                 result.cpu.judge_shared(sharing);
             }
@@ -578,7 +600,8 @@ fn compare_one(
                 .router_msgs_per_frame
                 .map_or(String::new(), |x| format!(", {x:.1} msgs/frame out"))
                 + &m.cross_shard_share
-                    .map_or(String::new(), |x| format!(", {:.0} % across shards", x * 100.0)),
+                    .map_or(String::new(), |x| format!(", {:.0} % across shards", x * 100.0))
+                + &lost_wakeups_note(m.lost_wakeups),
             ratio
         );
     }
@@ -717,6 +740,46 @@ fn scaling(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_row_counts_every_lost_wake_up_of_its_runs_and_says_so() {
+        // Proves a router's row in `compare` sums the lost wake-ups of all its runs, the
+        // failed ones too (a run that failed may have failed of them), and says the sum; a row
+        // without any says nothing and keeps no such key.
+        let spec = report::part::PartSpec {
+            topology: "ring".into(),
+            fanout: 0,
+            agents: 2,
+            slice: (0, 2),
+            rate: None,
+            window: 1,
+            count_per_agent: Some(10),
+            duration_sec: None,
+            late_after_ms: 1.0,
+            payload_bytes: 64,
+            interval_ms: None,
+            repeat: 0,
+            http: false,
+        }
+        .run_spec()
+        .unwrap();
+        let run = |lost: Option<u64>| {
+            let mut r = RunResult::new(&spec, &loadgen::Outcome::failed_setup(vec!["x".into()]));
+            r.lost_wakeups = lost;
+            r
+        };
+        let m = Medians::of(&[run(Some(2)), run(None), run(Some(5))], None);
+        assert_eq!(m.lost_wakeups, 7);
+        assert_eq!(
+            lost_wakeups_note(m.lost_wakeups),
+            ", 7 lost wake-ups (this process's rings slept to their 20 ms timer)"
+        );
+        let none = Medians::of(&[run(None), run(None)], None);
+        assert_eq!((none.lost_wakeups, lost_wakeups_note(0)), (0, String::new()));
+        let json = serde_json::to_value(&none).unwrap();
+        assert!(json.get("lost_wakeups").is_none(), "{json}");
+        assert_eq!(serde_json::to_value(&m).unwrap()["lost_wakeups"], 7);
+    }
 
     fn row(topology: &str, agents: u32, pacing: &str, ratios: &[(&str, f64)]) -> Row {
         Row {

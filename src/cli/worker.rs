@@ -313,7 +313,12 @@ pub(super) fn run_merge(cmd: MergeCmd) -> anyhow::Result<bool> {
             // Each host has its own clock: a one-way time across two of them means nothing.
             merged.latencies.one_way = crate::metrics::Latencies::default().one_way;
         }
-        results.push(RunResult::new(&spec, &merged));
+        let mut result = RunResult::new(&spec, &merged);
+        // Each worker counted its own process's lost wake-ups in its run's entry.
+        let lost: u64 =
+            loaded.iter().filter_map(|l| l.value["results"].get(i)?["lost_wakeups"].as_u64()).sum();
+        result.lost_wakeups = (lost > 0).then_some(lost);
+        results.push(result);
     }
     let merged_parts = loaded
         .iter()

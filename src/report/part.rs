@@ -282,7 +282,14 @@ impl Part {
 
     /// The run this part belongs to, as a grid defines it (placement fields left empty).
     pub fn run_spec(&self) -> anyhow::Result<RunSpec> {
-        let s = &self.spec;
+        self.spec.run_spec()
+    }
+}
+
+impl PartSpec {
+    /// The run, as a grid defines it (placement fields left empty).
+    pub fn run_spec(&self) -> anyhow::Result<RunSpec> {
+        let s = self;
         let topology = match s.topology.parse::<Topology>().map_err(anyhow::Error::msg)? {
             Topology::Hierarchical { .. } => Topology::Hierarchical { fanout: s.fanout.max(1) },
             t => t,

@@ -108,9 +108,27 @@ fn three_workers_merge_into_one_run_whose_accounting_closes_and_whose_histogram_
         let why = serde_json::from_str::<Value>(&part).map(|p| p["results"][0]["failure"].clone());
         assert_eq!(code, Some(0), "worker {i}: {err} {why:?}");
     }
+    // Each worker's lost wake-ups are its process's; the merged run keeps their sum. One part
+    // is given 2 more, as a worker whose rings slept past work would have said.
+    let part_1 = d.join("part-1.json");
+    let mut p: Value = serde_json::from_str(&std::fs::read_to_string(&part_1).unwrap()).unwrap();
+    let lost_1 = p["results"][0]["lost_wakeups"].as_u64().unwrap_or(0) + 2;
+    p["results"][0]["lost_wakeups"] = lost_1.into();
+    std::fs::write(&part_1, serde_json::to_string(&p).unwrap()).unwrap();
+    let lost: u64 = (0..3)
+        .map(|i| {
+            let p: Value = serde_json::from_str(
+                &std::fs::read_to_string(d.join(format!("part-{i}.json"))).unwrap(),
+            )
+            .unwrap();
+            p["results"][0]["lost_wakeups"].as_u64().unwrap_or(0)
+        })
+        .sum();
     let (code, merged, text) = merge(&d, &[0, 1, 2]);
     assert_eq!(code, Some(0), "{text}");
     let r = &merged["results"][0];
+    assert_eq!(r["lost_wakeups"].as_u64(), Some(lost), "{r}");
+    assert!(text.contains(&format!("{lost} lost wake-ups")), "{text}");
     assert_eq!(r["accounting"]["closed"], true, "{}", r["accounting"]);
     // On a loaded 2-core machine a 0.6 s window may be under 10× its p99: `too_short`, not a
     // failure.
