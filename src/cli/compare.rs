@@ -201,7 +201,68 @@ struct CompareReport<'a> {
     comparison: &'a [Row],
     /// `"<first>/<other>"` → the closed-loop rows' throughput ratios summed up.
     closed_loop: BTreeMap<String, RatioSummary>,
+    /// `"<first>/<other>"` → the closed-loop rows' p99 ratios summed up (above 1: the first
+    /// router's tail was longer).
+    closed_loop_p99: BTreeMap<String, TailSummary>,
     reports: BTreeMap<String, Report>,
+}
+
+/// One router against the first over the closed-loop rows: the median of their p99 ratios,
+/// the highest and where, and how many are above 1 (the first router's tail longer).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct TailSummary {
+    scenarios: usize,
+    median: f64,
+    highest: f64,
+    highest_scenario: String,
+    above_one: usize,
+}
+
+/// [`TailSummary`] for every router but the first, from `rows`' closed-loop p99 ratios.
+fn closed_loop_tails(rows: &[Row], names: &[String]) -> BTreeMap<String, TailSummary> {
+    let mut out = BTreeMap::new();
+    for other in names.iter().skip(1) {
+        let key = format!("{}/{}", names[0], other);
+        let ratios: Vec<(f64, String)> = rows
+            .iter()
+            .filter(|r| r.pacing.starts_with("closed"))
+            .filter_map(|r| Some((*r.p99_ratios.get(&key)?, r.scenario())))
+            .collect();
+        let Some((highest, at)) = ratios.iter().max_by(|a, b| a.0.total_cmp(&b.0)) else {
+            continue;
+        };
+        let summary = TailSummary {
+            scenarios: ratios.len(),
+            median: median(ratios.iter().map(|r| r.0).collect()),
+            highest: *highest,
+            highest_scenario: at.clone(),
+            above_one: ratios.iter().filter(|r| r.0 > 1.0).count(),
+        };
+        out.insert(key, summary);
+    }
+    out
+}
+
+/// The closed-loop p99 summary as one line per router compared, for the terminal.
+fn tail_lines(summary: &BTreeMap<String, TailSummary>) -> Vec<String> {
+    summary
+        .iter()
+        .map(|(key, s)| {
+            let above = match s.above_one {
+                0 => "none above 1.0".to_string(),
+                n => format!("above 1.0 in {n}"),
+            };
+            let plural = if s.scenarios == 1 { "" } else { "s" };
+            format!(
+                "  {}: median {:.2}× over {} closed-loop scenario{plural}, highest {:.2}× ({}), {above}",
+                key.replace('/', " / "),
+                s.median,
+                s.scenarios,
+                s.highest,
+                s.highest_scenario
+            )
+        })
+        .collect()
 }
 
 /// One router against the first over the closed-loop rows (where each router routes all it
@@ -329,11 +390,23 @@ pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
             let _ = writeln!(out, "{line}");
         }
     }
+    let closed_loop_p99 = closed_loop_tails(&rows, &names);
+    if !closed_loop_p99.is_empty() {
+        let _ = writeln!(
+            out,
+            "p99 ratios, closed loop (medians of the rounds per scenario; above 1.0: {}'s tail is longer):",
+            names[0]
+        );
+        for line in tail_lines(&closed_loop_p99) {
+            let _ = writeln!(out, "{line}");
+        }
+    }
     let doc = CompareReport {
         routers: &names,
         reference: &names[0],
         comparison: &rows,
         closed_loop,
+        closed_loop_p99,
         reports,
     };
     let text = serde_json::to_string_pretty(&doc)?;
@@ -793,6 +866,40 @@ mod tests {
             p99_ratio_spread: BTreeMap::new(),
             rounds: 3,
         }
+    }
+
+    #[test]
+    fn the_tail_summary_takes_the_closed_loop_rows_median_highest_and_those_above_one() {
+        // Proves the p99 summary reads only closed-loop rows, takes their median, names the
+        // row where the first router's tail was longest against each other router, and counts
+        // the rows where it was longer (above 1.0); a router with no p99 ratio is left out.
+        let names: Vec<String> =
+            ["glommio", "tokio-per-core", "other"].iter().map(|s| s.to_string()).collect();
+        let key = "glommio/tokio-per-core";
+        let tail = |topology: &str, agents, pacing: &str, p99: f64| {
+            let mut r = row(topology, agents, pacing, &[(key, 1.0)]);
+            r.p99_ratios.insert(key.to_string(), p99);
+            r
+        };
+        let rows = [
+            tail("star", 10, "closed w16", 0.6),
+            tail("star", 10, "open 8.7 k/s w16", 3.5),
+            tail("ring", 100, "closed w16", 1.23),
+            tail("mesh", 100, "closed w16", 0.9),
+        ];
+        let summary = closed_loop_tails(&rows, &names);
+        assert_eq!(summary.len(), 1, "no p99 ratio for 'other': {summary:?}");
+        let s = &summary[key];
+        assert_eq!((s.scenarios, s.above_one), (3, 1));
+        assert!((s.median - 0.9).abs() < 1e-9, "{s:?}");
+        assert_eq!((s.highest, s.highest_scenario.as_str()), (1.23, "ring × 100"));
+        assert_eq!(
+            tail_lines(&summary),
+            ["  glommio / tokio-per-core: median 0.90× over 3 closed-loop scenarios, highest \
+              1.23× (ring × 100), above 1.0 in 1"]
+        );
+        let none = closed_loop_tails(&rows[..2], &names);
+        assert!(tail_lines(&none)[0].ends_with("highest 0.60× (star × 10), none above 1.0"));
     }
 
     #[test]

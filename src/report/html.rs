@@ -501,6 +501,18 @@ fn compare(h: &mut String, r: &Value) -> anyhow::Result<()> {
             s["below_one"].as_u64().unwrap_or(0)
         );
     }
+    for (pair, s) in r["closed_loop_p99"].as_object().into_iter().flatten() {
+        let _ = writeln!(
+            h,
+            "<p>Closed loop p99, {}: median {:.2}× over {} scenario(s), highest {:.2}× ({}), {} above 1.0.</p>",
+            esc(pair),
+            s["median"].as_f64().unwrap_or(0.0),
+            s["scenarios"].as_u64().unwrap_or(0),
+            s["highest"].as_f64().unwrap_or(0.0),
+            esc(s["highest_scenario"].as_str().unwrap_or("?")),
+            s["above_one"].as_u64().unwrap_or(0)
+        );
+    }
     let mut lines: Vec<Line> = Vec::new();
     for (i, row) in rows.iter().enumerate() {
         let name = format!(

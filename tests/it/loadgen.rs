@@ -830,11 +830,20 @@ fn compare_alternates_routers_and_writes_ratios() {
         assert_eq!(s["median"], rows[0]["throughput_ratios"][key], "{s}");
         let line = format!("  {}: median ", key.replace('/', " / "));
         assert!(stdout.contains(&line), "{stdout}");
+        // And their p99 ratios, whose aim is "no worse".
+        let t = &doc["closed_loop_p99"][key];
+        assert_eq!((&t["scenarios"], &t["highest_scenario"]), (&1.into(), &"ring × 4".into()));
+        assert_eq!(t["median"], rows[0]["p99_ratios"][key], "{t}");
+        let above = usize::from(t["median"].as_f64().unwrap() > 1.0);
+        assert_eq!(t["above_one"], above, "{t}");
     }
+    assert!(stdout.contains("p99 ratios, closed loop"), "{stdout}");
+    assert_eq!(stdout.matches(", highest ").count(), 2, "{stdout}");
     // The page shows the ratios; the CSV has every router's runs, named.
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("Comparison") && page.contains("glommio/tokio-shared"));
     assert!(page.contains("<p>Closed loop, glommio/tokio-per-core: median "), "{page}");
+    assert!(page.contains("<p>Closed loop p99, glommio/tokio-per-core: median "), "{page}");
     let rows: Vec<csv::StringRecord> =
         csv::Reader::from_path(&csv).unwrap().records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 18, "6 runs × 3 routers");
