@@ -215,6 +215,26 @@ fn provenance(h: &mut String, r: &Value) {
     }
 }
 
+/// The runs whose process lost wake-ups (`lost_wakeups`), as the terminal says under each.
+fn lost_wakeups(h: &mut String, r: &Value) {
+    let lost: Vec<(usize, u64)> = r["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(i, run)| Some((i + 1, run["lost_wakeups"].as_u64().filter(|&n| n > 0)?)))
+        .collect();
+    if lost.is_empty() {
+        return;
+    }
+    let runs: Vec<String> = lost.iter().map(|(i, n)| format!("run {i}: {n}")).collect();
+    let _ = writeln!(
+        h,
+        "<p class=\"fail\">Lost wake-ups ({}): this process's socket rings slept until their 20 ms fallback timer with work waiting; round trips near 20 ms in those runs are the tool's.</p>",
+        esc(&runs.join(", "))
+    );
+}
+
 /// Summary, thresholds, rate search, baseline, charts of one benchmark report.
 fn body(h: &mut String, r: &Value, headings: bool) -> anyhow::Result<()> {
     let runs = figures::runs(r);
@@ -242,6 +262,7 @@ fn body(h: &mut String, r: &Value, headings: bool) -> anyhow::Result<()> {
         );
     }
     h.push_str("</table>\n");
+    lost_wakeups(h, r);
     thresholds(h, r);
     workers(h, r);
     rate_search(h, r)?;
@@ -485,7 +506,7 @@ fn compare(h: &mut String, r: &Value) -> anyhow::Result<()> {
     let Some(rows) = r["comparison"].as_array() else { return Ok(()) };
     let _ = writeln!(
         h,
-        "<h2>Comparison</h2>\n<p>Ratios are {} over each other router, same cores, runs alternating; throughput ratio &gt; 1 and p99 ratio &lt; 1 favour {}.</p>\n<table><tr><th>scenario</th><th>routers</th><th>throughput ratio (rounds' range)</th><th>p99 ratio (rounds' range)</th></tr>",
+        "<h2>Comparison</h2>\n<p>Ratios are {} over each other router, same cores, runs alternating; throughput ratio &gt; 1 and p99 ratio &lt; 1 favour {}.</p>",
         esc(reference),
         esc(reference)
     );
@@ -513,6 +534,7 @@ fn compare(h: &mut String, r: &Value) -> anyhow::Result<()> {
             s["above_one"].as_u64().unwrap_or(0)
         );
     }
+    h.push_str("<table><tr><th>scenario</th><th>routers</th><th>throughput ratio (rounds' range)</th><th>p99 ratio (rounds' range)</th></tr>\n");
     let mut lines: Vec<Line> = Vec::new();
     for (i, row) in rows.iter().enumerate() {
         let name = format!(
@@ -608,5 +630,18 @@ mod tests {
         assert_eq!(axis_label(2.0, Axis::Percentile), "99%");
         assert_eq!(axis_label(0.0, Axis::Percentile), "0%");
         assert_eq!(esc("<a&\"b\">"), "&lt;a&amp;&quot;b&quot;&gt;");
+    }
+
+    #[test]
+    fn the_page_names_the_runs_whose_process_lost_wake_ups() {
+        // Proves the page carries the terminal's warning: the runs with lost wake-ups are named
+        // with their counts, and a report without any says nothing of them.
+        let mut report =
+            serde_json::json!({"results": [{}, {"lost_wakeups": 3}, {"lost_wakeups": 0}]});
+        let page = render(&report).unwrap();
+        assert!(page.contains("Lost wake-ups (run 2: 3)"), "{page}");
+        assert!(page.contains("20 ms fallback timer"), "{page}");
+        report["results"][1] = serde_json::json!({});
+        assert!(!render(&report).unwrap().contains("Lost wake-ups"));
     }
 }
