@@ -220,27 +220,20 @@ struct TailSummary {
 
 /// [`TailSummary`] for every router but the first, from `rows`' closed-loop p99 ratios.
 fn closed_loop_tails(rows: &[Row], names: &[String]) -> BTreeMap<String, TailSummary> {
-    let mut out = BTreeMap::new();
-    for other in names.iter().skip(1) {
-        let key = format!("{}/{}", names[0], other);
-        let ratios: Vec<(f64, String)> = rows
-            .iter()
-            .filter(|r| r.pacing.starts_with("closed"))
-            .filter_map(|r| Some((*r.p99_ratios.get(&key)?, r.scenario())))
-            .collect();
-        let Some((highest, at)) = ratios.iter().max_by(|a, b| a.0.total_cmp(&b.0)) else {
-            continue;
-        };
-        let summary = TailSummary {
-            scenarios: ratios.len(),
-            median: median(ratios.iter().map(|r| r.0).collect()),
-            highest: *highest,
-            highest_scenario: at.clone(),
-            above_one: ratios.iter().filter(|r| r.0 > 1.0).count(),
-        };
-        out.insert(key, summary);
-    }
-    out
+    closed_loop_ratios(rows, names, |r| &r.p99_ratios)
+        .into_iter()
+        .filter_map(|(key, ratios)| {
+            let (highest, at) = ratios.iter().max_by(|a, b| a.0.total_cmp(&b.0))?.clone();
+            let summary = TailSummary {
+                scenarios: ratios.len(),
+                median: median(ratios.iter().map(|r| r.0).collect()),
+                highest,
+                highest_scenario: at,
+                above_one: ratios.iter().filter(|r| r.0 > 1.0).count(),
+            };
+            Some((key, summary))
+        })
+        .collect()
 }
 
 /// The closed-loop p99 summary as one line per router compared, for the terminal.
@@ -248,21 +241,54 @@ fn tail_lines(summary: &BTreeMap<String, TailSummary>) -> Vec<String> {
     summary
         .iter()
         .map(|(key, s)| {
-            let above = match s.above_one {
-                0 => "none above 1.0".to_string(),
-                n => format!("above 1.0 in {n}"),
-            };
-            let plural = if s.scenarios == 1 { "" } else { "s" };
-            format!(
-                "  {}: median {:.2}× over {} closed-loop scenario{plural}, highest {:.2}× ({}), {above}",
-                key.replace('/', " / "),
-                s.median,
-                s.scenarios,
-                s.highest,
-                s.highest_scenario
-            )
+            let extreme = ("highest", s.highest, s.highest_scenario.as_str());
+            summary_line(key, s.median, s.scenarios, extreme, ("above", s.above_one))
         })
         .collect()
+}
+
+/// "  a / b: median 1.20× over 6 closed-loop scenarios, lowest 0.90× (ring × 100), below 1.0
+/// in 2": `extreme` names the worst ratio and where, `past` which side of 1.0 is counted.
+fn summary_line(
+    key: &str,
+    median: f64,
+    scenarios: usize,
+    extreme: (&str, f64, &str),
+    past: (&str, usize),
+) -> String {
+    let (side, n) = past;
+    let count = match n {
+        0 => format!("none {side} 1.0"),
+        n => format!("{side} 1.0 in {n}"),
+    };
+    let plural = if scenarios == 1 { "" } else { "s" };
+    let (word, value, at) = extreme;
+    format!(
+        "  {}: median {median:.2}× over {scenarios} closed-loop scenario{plural}, {word} {value:.2}× ({at}), {count}",
+        key.replace('/', " / ")
+    )
+}
+
+/// For every router but the first, keyed `"<first>/<other>"`: the closed-loop rows' ratios
+/// that `of` picks (throughput or p99), each with its scenario; a router with none is left out.
+fn closed_loop_ratios(
+    rows: &[Row],
+    names: &[String],
+    of: impl Fn(&Row) -> &BTreeMap<String, f64>,
+) -> BTreeMap<String, Vec<(f64, String)>> {
+    let mut out = BTreeMap::new();
+    for other in names.iter().skip(1) {
+        let key = format!("{}/{}", names[0], other);
+        let ratios: Vec<(f64, String)> = rows
+            .iter()
+            .filter(|r| r.pacing.starts_with("closed"))
+            .filter_map(|r| Some((*of(r).get(&key)?, r.scenario())))
+            .collect();
+        if !ratios.is_empty() {
+            out.insert(key, ratios);
+        }
+    }
+    out
 }
 
 /// One router against the first over the closed-loop rows (where each router routes all it
@@ -278,27 +304,20 @@ struct RatioSummary {
 
 /// [`RatioSummary`] for every router but the first, from `rows`' closed-loop ratios.
 fn closed_loop_summary(rows: &[Row], names: &[String]) -> BTreeMap<String, RatioSummary> {
-    let mut out = BTreeMap::new();
-    for other in names.iter().skip(1) {
-        let key = format!("{}/{}", names[0], other);
-        let ratios: Vec<(f64, String)> = rows
-            .iter()
-            .filter(|r| r.pacing.starts_with("closed"))
-            .filter_map(|r| Some((*r.throughput_ratios.get(&key)?, r.scenario())))
-            .collect();
-        let Some((lowest, at)) = ratios.iter().min_by(|a, b| a.0.total_cmp(&b.0)) else {
-            continue;
-        };
-        let summary = RatioSummary {
-            scenarios: ratios.len(),
-            median: median(ratios.iter().map(|r| r.0).collect()),
-            lowest: *lowest,
-            lowest_scenario: at.clone(),
-            below_one: ratios.iter().filter(|r| r.0 < 1.0).count(),
-        };
-        out.insert(key, summary);
-    }
-    out
+    closed_loop_ratios(rows, names, |r| &r.throughput_ratios)
+        .into_iter()
+        .filter_map(|(key, ratios)| {
+            let (lowest, at) = ratios.iter().min_by(|a, b| a.0.total_cmp(&b.0))?.clone();
+            let summary = RatioSummary {
+                scenarios: ratios.len(),
+                median: median(ratios.iter().map(|r| r.0).collect()),
+                lowest,
+                lowest_scenario: at,
+                below_one: ratios.iter().filter(|r| r.0 < 1.0).count(),
+            };
+            Some((key, summary))
+        })
+        .collect()
 }
 
 /// The closed-loop summary as one line per router compared, for the terminal.
@@ -306,19 +325,8 @@ fn summary_lines(summary: &BTreeMap<String, RatioSummary>) -> Vec<String> {
     summary
         .iter()
         .map(|(key, s)| {
-            let below = match s.below_one {
-                0 => "none below 1.0".to_string(),
-                n => format!("below 1.0 in {n}"),
-            };
-            let plural = if s.scenarios == 1 { "" } else { "s" };
-            format!(
-                "  {}: median {:.2}× over {} closed-loop scenario{plural}, lowest {:.2}× ({}), {below}",
-                key.replace('/', " / "),
-                s.median,
-                s.scenarios,
-                s.lowest,
-                s.lowest_scenario
-            )
+            let extreme = ("lowest", s.lowest, s.lowest_scenario.as_str());
+            summary_line(key, s.median, s.scenarios, extreme, ("below", s.below_one))
         })
         .collect()
 }

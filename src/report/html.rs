@@ -510,29 +510,24 @@ fn compare(h: &mut String, r: &Value) -> anyhow::Result<()> {
         esc(reference),
         esc(reference)
     );
-    for (pair, s) in r["closed_loop"].as_object().into_iter().flatten() {
-        let _ = writeln!(
-            h,
-            "<p>Closed loop, {}: median {:.2}× over {} scenario(s), lowest {:.2}× ({}), {} below 1.0.</p>",
-            esc(pair),
-            s["median"].as_f64().unwrap_or(0.0),
-            s["scenarios"].as_u64().unwrap_or(0),
-            s["lowest"].as_f64().unwrap_or(0.0),
-            esc(s["lowest_scenario"].as_str().unwrap_or("?")),
-            s["below_one"].as_u64().unwrap_or(0)
-        );
-    }
-    for (pair, s) in r["closed_loop_p99"].as_object().into_iter().flatten() {
-        let _ = writeln!(
-            h,
-            "<p>Closed loop p99, {}: median {:.2}× over {} scenario(s), highest {:.2}× ({}), {} above 1.0.</p>",
-            esc(pair),
-            s["median"].as_f64().unwrap_or(0.0),
-            s["scenarios"].as_u64().unwrap_or(0),
-            s["highest"].as_f64().unwrap_or(0.0),
-            esc(s["highest_scenario"].as_str().unwrap_or("?")),
-            s["above_one"].as_u64().unwrap_or(0)
-        );
+    // The closed-loop summaries: throughput ratios (lowest is worst), then p99 (highest is).
+    let summaries = [
+        ("closed_loop", "Closed loop", "lowest", "below"),
+        ("closed_loop_p99", "Closed loop p99", "highest", "above"),
+    ];
+    for (field, title, worst, side) in summaries {
+        for (pair, s) in r[field].as_object().into_iter().flatten() {
+            let _ = writeln!(
+                h,
+                "<p>{title}, {}: median {:.2}× over {} scenario(s), {worst} {:.2}× ({}), {} {side} 1.0.</p>",
+                esc(pair),
+                s["median"].as_f64().unwrap_or(0.0),
+                s["scenarios"].as_u64().unwrap_or(0),
+                s[worst].as_f64().unwrap_or(0.0),
+                esc(s[format!("{worst}_scenario").as_str()].as_str().unwrap_or("?")),
+                s[format!("{side}_one").as_str()].as_u64().unwrap_or(0)
+            );
+        }
     }
     h.push_str("<table><tr><th>scenario</th><th>routers</th><th>throughput ratio (rounds' range)</th><th>p99 ratio (rounds' range)</th></tr>\n");
     let mut lines: Vec<Line> = Vec::new();
