@@ -5,7 +5,7 @@ CARGO ?= cargo
 APT_PACKAGES := libhwloc-dev libudev-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps deps-browser bench-scaling device-bundle build test test-slow test-stress test-faults test-multihost test-targets bench-http soak fuzz tune tune-check lint bench-quick bench bench-compare bench-micro bench-router
+.PHONY: help deps deps-browser bench-syscalls bench-scaling device-bundle build test test-slow test-stress test-faults test-multihost test-targets bench-http soak fuzz tune tune-check lint bench-quick bench bench-compare bench-micro bench-router
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ test-stress: deps ## The test suite, COPIES (3) copies at once, ROUNDS (2) times
 
 test-targets: build ## Every `a2a-bench http` pattern against real Python servers from PyPI (a2a-sdk, mcp 1.x/2.x, a2a-registry), 0 errors
 	bash tests/targets/run.sh
+
+bench-syscalls: build ## System calls, context switches, IPIs and CPU per routed message for each router, with perf stat (root)
+	bash benches/perf_per_msg.sh
 
 bench-http: build ## a2a-bench http vs wrk on the same target, connections and cores; BUDGET=0.5 holds each client to half a core (root) (docs/BENCHMARKS.md)
 	bash benches/http_vs_wrk.sh
