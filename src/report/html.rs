@@ -501,6 +501,16 @@ fn baseline(h: &mut String, r: &Value) {
     h.push_str("</table>\n");
 }
 
+/// "ring × 100 closed w16": a comparison row's scenario.
+fn row_name(row: &Value) -> String {
+    format!(
+        "{} × {} {}",
+        row["topology"].as_str().unwrap_or("?"),
+        row["agents"].as_u64().unwrap_or(0),
+        row["pacing"].as_str().unwrap_or("")
+    )
+}
+
 fn compare(h: &mut String, r: &Value) -> anyhow::Result<()> {
     let reference = r["reference"].as_str().unwrap_or("?");
     let Some(rows) = r["comparison"].as_array() else { return Ok(()) };
@@ -532,12 +542,7 @@ fn compare(h: &mut String, r: &Value) -> anyhow::Result<()> {
     h.push_str("<table><tr><th>scenario</th><th>routers</th><th>throughput ratio (rounds' range)</th><th>p99 ratio (rounds' range)</th></tr>\n");
     let mut lines: Vec<Line> = Vec::new();
     for (i, row) in rows.iter().enumerate() {
-        let name = format!(
-            "{} × {} {}",
-            row["topology"].as_str().unwrap_or("?"),
-            row["agents"].as_u64().unwrap_or(0),
-            row["pacing"].as_str().unwrap_or("")
-        );
+        let name = row_name(row);
         for (pair, ratio) in row["throughput_ratios"].as_object().into_iter().flatten() {
             let spread = &row["throughput_ratio_spread"][pair];
             let _ = writeln!(
@@ -566,6 +571,24 @@ fn compare(h: &mut String, r: &Value) -> anyhow::Result<()> {
         }
     }
     h.push_str("</table>\n");
+    // Rows whose runs lost wake-ups (`per_router.*.lost_wakeups`), as the terminal's rows say.
+    let lost: Vec<String> = rows
+        .iter()
+        .flat_map(|row| {
+            let name = row_name(row);
+            row["per_router"].as_object().into_iter().flatten().filter_map(move |(router, m)| {
+                let n = m["lost_wakeups"].as_u64().filter(|&n| n > 0)?;
+                Some(format!("{name}, {router}: {n}"))
+            })
+        })
+        .collect();
+    if !lost.is_empty() {
+        let _ = writeln!(
+            h,
+            "<p class=\"fail\">Lost wake-ups ({}): this process's socket rings slept until their 20 ms fallback timer with work waiting; round trips near 20 ms in those runs are the tool's.</p>",
+            esc(&lost.join("; "))
+        );
+    }
     if !lines.is_empty() {
         h.push_str(&chart(
             "Throughput ratio per scenario (numbered as in the table, top to bottom)",
@@ -625,6 +648,26 @@ mod tests {
         assert_eq!(axis_label(2.0, Axis::Percentile), "99%");
         assert_eq!(axis_label(0.0, Axis::Percentile), "0%");
         assert_eq!(esc("<a&\"b\">"), "&lt;a&amp;&quot;b&quot;&gt;");
+    }
+
+    #[test]
+    fn the_compare_page_names_the_rows_whose_runs_lost_wake_ups() {
+        // Proves a comparison's page names each scenario and router whose runs lost wake-ups
+        // with their sum, as the terminal's rows do, and says nothing when none did.
+        let row = |lost: u64| {
+            serde_json::json!({
+                "topology": "ring", "agents": 100, "pacing": "closed w16",
+                "per_router": {"glommio": {"lost_wakeups": lost}, "tokio-shared": {}},
+                "throughput_ratios": {}, "p99_ratios": {}
+            })
+        };
+        let doc = |lost| serde_json::json!({"reference": "glommio", "comparison": [row(lost)]});
+        let mut h = String::new();
+        compare(&mut h, &doc(4)).unwrap();
+        assert!(h.contains("Lost wake-ups (ring × 100 closed w16, glommio: 4)"), "{h}");
+        let mut h = String::new();
+        compare(&mut h, &doc(0)).unwrap();
+        assert!(!h.contains("Lost wake-ups"), "{h}");
     }
 
     #[test]
