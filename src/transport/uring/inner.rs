@@ -1,0 +1,398 @@
+//! A ring's connections: their receives, sends, buffers and slots, and the submissions and
+//! completions that move them.
+
+use super::*;
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if self.in_flight > 0 {
+            LEAKED.fetch_add(1, Ordering::Relaxed);
+            // The kernel may still touch the buffers after the ring's descriptor closes:
+            // leak them rather than free memory it can write.
+            let provided = std::mem::replace(&mut self.provided.mem, Box::new([]));
+            std::mem::forget(provided);
+            self.provided.entries = std::ptr::NonNull::dangling().as_ptr();
+            self.provided.layout = Layout::new::<()>();
+            for s in &mut self.slots {
+                std::mem::forget(std::mem::take(&mut s.tx_fly));
+                if s.own_flight {
+                    std::mem::forget(std::mem::take(&mut s.rx));
+                }
+            }
+        }
+    }
+}
+
+impl Spares {
+    /// Keeps `buf` (emptied) unless it is bigger than `largest` or the budget is spent.
+    pub(super) fn put(&mut self, mut buf: Vec<u8>, largest: usize) {
+        let cap = buf.capacity();
+        if cap > 0 && cap <= largest && self.bytes + cap <= SPARE_BYTES {
+            buf.clear();
+            self.bytes += cap;
+            self.bufs.push(buf);
+        }
+    }
+
+    /// A kept buffer, or a new empty one.
+    pub(super) fn take(&mut self) -> Vec<u8> {
+        let buf = self.bufs.pop().unwrap_or_default();
+        self.bytes -= buf.capacity();
+        buf
+    }
+}
+
+pub(super) fn wake(w: &mut Option<Waker>) {
+    if let Some(w) = w.take() {
+        w.wake();
+    }
+}
+
+pub(super) fn errno(res: i32) -> io::ErrorKind {
+    io::Error::from_raw_os_error(-res).kind()
+}
+
+impl Inner {
+    pub(super) fn mark(&mut self, slot: usize) {
+        let s = &mut self.slots[slot];
+        if !s.dirty {
+            s.dirty = true;
+            self.dirty.push(slot);
+        }
+    }
+
+    pub(super) fn push(&mut self, e: squeue::Entry) {
+        // SAFETY: every entry pushed refers to memory that outlives the operation: the
+        // provided buffers (freed only with no operation in flight) or a slot's `tx_fly`,
+        // untouched until its send completes.
+        while unsafe { self.ring.submission().push(&e) }.is_err() {
+            let _ = self.ring.submit();
+        }
+        self.in_flight += 1;
+    }
+
+    /// Queues an entry that refers to no memory of ours (a cancel, a poll), not counted in
+    /// `in_flight`.
+    pub(super) fn push_memoryless(&mut self, e: squeue::Entry) {
+        // SAFETY: the entry refers to no memory; a poll's descriptor (the doorbell's) outlives
+        // the ring (`Ring::peers`), or the poll is cancelled at the stop.
+        while unsafe { self.ring.submission().push(&e) }.is_err() {
+            let _ = self.ring.submit();
+        }
+    }
+
+    /// [`Inner::submit_dirty`], then one `io_uring_enter` for it.
+    pub(super) fn submit_queued(&mut self) {
+        self.submit_dirty();
+        let _ = self.ring.submit();
+    }
+
+    /// Arms receives and starts sends for the connections that asked.
+    pub(super) fn submit_dirty(&mut self) {
+        if let (Some(fd), false) = (self.bell_fd, self.bell_armed) {
+            self.bell_armed = true;
+            let e = opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32)
+                .build()
+                .user_data(user_data(0, 0, OP_BELL));
+            self.push_memoryless(e);
+        }
+        let dirty = std::mem::take(&mut self.dirty);
+        for &slot in &dirty {
+            self.slots[slot].dirty = false;
+            let s = &mut self.slots[slot];
+            let Some(fd) = s.fd.as_ref().map(AsRawFd::as_raw_fd) else { continue };
+            // The registered socket is named by its place in the table, flagged as such.
+            let (fd, on) = match s.fixed {
+                true => (types::Fd(slot as i32), squeue::Flags::FIXED_FILE),
+                false => (types::Fd(fd), squeue::Flags::empty()),
+            };
+            if !s.recv_armed && s.rx_end.is_none() && !s.closed && s.own {
+                // Into the connection's own buffer, after what is unread there.
+                if self.slots[slot].held.is_some() && self.unhold(slot) {
+                    self.provided.publish();
+                }
+                let Inner { slots, spare, .. } = self;
+                let s = &mut slots[slot];
+                if s.rx.capacity() == 0 {
+                    s.rx = spare.take();
+                }
+                if s.rx_at > 0 {
+                    s.rx.drain(..s.rx_at);
+                    s.rx_at = 0;
+                }
+                s.rx.reserve(OWN_ROOM);
+                let room = (s.rx.capacity() - s.rx.len()).min(OWN_ROOM);
+                #[cfg(test)]
+                {
+                    self.own_largest = self.own_largest.max(room);
+                }
+                // SAFETY (see `push`): `rx` stays where it is until the completion
+                // (`own_flight`), and the kernel writes only its spare room.
+                let at = unsafe { s.rx.as_mut_ptr().add(s.rx.len()) };
+                s.recv_armed = true;
+                s.own_flight = true;
+                let e = opcode::Recv::new(fd, at, room as u32)
+                    .build()
+                    .flags(on)
+                    .user_data(user_data(s.gen, slot, OP_RECV));
+                self.push(e);
+            }
+            let s = &mut self.slots[slot];
+            if !s.recv_armed && s.rx_end.is_none() && !s.closed {
+                s.recv_armed = true;
+                let e = opcode::RecvMulti::new(fd, BGID)
+                    .build()
+                    .flags(on)
+                    .user_data(user_data(s.gen, slot, OP_RECV));
+                self.push(e);
+            }
+            let s = &mut self.slots[slot];
+            if !s.sending && s.tx_err.is_none() {
+                if s.tx_off >= s.tx_fly.len() && !s.tx_next.is_empty() {
+                    s.tx_fly.clear();
+                    std::mem::swap(&mut s.tx_fly, &mut s.tx_next);
+                    s.tx_off = 0;
+                }
+                if s.tx_off < s.tx_fly.len() {
+                    s.sending = true;
+                    let rest = &s.tx_fly[s.tx_off..];
+                    let e = opcode::Send::new(fd, rest.as_ptr(), rest.len() as u32)
+                        .flags(libc::MSG_NOSIGNAL)
+                        .build()
+                        .flags(on)
+                        .user_data(user_data(s.gen, slot, OP_SEND));
+                    self.push(e);
+                }
+            }
+        }
+        let mut dirty = dirty;
+        dirty.clear();
+        if self.dirty.is_empty() {
+            self.dirty = dirty;
+        }
+    }
+
+    /// A receive completion; whether a buffer went back to the ring.
+    pub(super) fn on_recv(&mut self, slot: usize, res: i32, flags: u32) -> bool {
+        let more = cqueue::more(flags);
+        if !more {
+            self.in_flight -= 1;
+        }
+        let mut recycled = false;
+        if let Some(bid) = cqueue::buffer_select(flags) {
+            let s = &self.slots[slot];
+            let idle = s.held.is_none() && s.rx_at == s.rx.len() && !s.own;
+            self.provided.took();
+            if res > 0 && !s.closed && idle && self.held < self.provided.held_max() {
+                // Read where the kernel put it (`UringStream::poll_lend`): no copy.
+                let s = &mut self.slots[slot];
+                s.rx.clear();
+                s.rx_at = 0;
+                s.held = Some((bid, res as usize));
+                s.copies = s.copies.saturating_sub(1);
+                self.held += 1;
+            } else {
+                self.unhold(slot);
+                let Inner { slots, provided, spare, .. } = self;
+                let s = &mut slots[slot];
+                if res > 0 && !s.closed {
+                    if s.rx.capacity() == 0 {
+                        s.rx = spare.take();
+                    }
+                    if s.rx_at == s.rx.len() {
+                        s.rx.clear();
+                        s.rx_at = 0;
+                    } else if s.rx_at >= s.rx.len() / 2 {
+                        s.rx.drain(..s.rx_at);
+                        s.rx_at = 0;
+                    }
+                    s.rx.extend_from_slice(provided.data(bid, res as usize));
+                    s.copies = s.copies.saturating_add(2);
+                }
+                provided.give(bid);
+                recycled = true;
+            }
+        }
+        let unread = self.unread_len(slot);
+        if res == -libc::ENOBUFS {
+            // Armed again below, with twice the buffers circulating.
+            recycled |= self.provided.ran_out();
+        }
+        let s = &mut self.slots[slot];
+        if res == 0 {
+            s.rx_end.get_or_insert(Ok(()));
+        } else if res < 0 && res != -libc::ENOBUFS && (res != -libc::ECANCELED || s.closed) {
+            s.rx_end.get_or_insert(Err(errno(res)));
+        }
+        if !more {
+            s.recv_armed = false;
+            if s.closed && !s.busy() {
+                self.retire(slot);
+                return recycled;
+            }
+            // Out of buffers, or ended by the kernel: armed again unless over or paused.
+            if s.rx_end.is_none() && !s.closed && !s.paused {
+                self.mark(slot);
+            }
+        } else if unread > RECV_MAX && !s.paused && !s.closed {
+            s.paused = true;
+            self.cancel(slot);
+        } else if s.copies >= OWN_AFTER && !s.own && !s.closed {
+            // It keeps streaming: its own buffer from the next receive on.
+            s.own = true;
+            self.cancel(slot);
+        }
+        wake(&mut self.slots[slot].read_waker);
+        recycled
+    }
+
+    /// A receive into the connection's own buffer.
+    pub(super) fn on_recv_own(&mut self, slot: usize, res: i32) {
+        self.in_flight -= 1;
+        let s = &mut self.slots[slot];
+        s.recv_armed = false;
+        s.own_flight = false;
+        if res > 0 {
+            // SAFETY: the kernel wrote `res` bytes of the spare room it was given.
+            unsafe { s.rx.set_len(s.rx.len() + res as usize) };
+            if (res as usize) < OWN_ROOM / 4 {
+                // Not streaming any more: back to the provided buffers.
+                s.own = false;
+                s.copies = 0;
+            }
+        } else if res == 0 {
+            s.rx_end.get_or_insert(Ok(()));
+        } else if res != -libc::ECANCELED || s.closed {
+            s.rx_end.get_or_insert(Err(errno(res)));
+        }
+        if s.closed && !s.busy() {
+            self.retire(slot);
+            return;
+        }
+        let unread = self.unread_len(slot);
+        let s = &mut self.slots[slot];
+        if unread > RECV_MAX {
+            s.paused = true;
+        } else if s.rx_end.is_none() && !s.closed {
+            self.mark(slot);
+        }
+        wake(&mut self.slots[slot].read_waker);
+    }
+
+    pub(super) fn on_send(&mut self, slot: usize, res: i32) {
+        self.in_flight -= 1;
+        let s = &mut self.slots[slot];
+        s.sending = false;
+        if res < 0 {
+            s.tx_err.get_or_insert(errno(res));
+        } else {
+            s.tx_off += res as usize;
+            if s.tx_off >= s.tx_fly.len() && !s.tx_next.is_empty() {
+                // What waited goes next, and its place is free now: a writer woken below
+                // hands its next buffer over instead of waiting a pass.
+                s.tx_fly.clear();
+                std::mem::swap(&mut s.tx_fly, &mut s.tx_next);
+                s.tx_off = 0;
+            }
+            if s.tx_off < s.tx_fly.len() {
+                self.mark(slot);
+            } else {
+                // All sent: a connection with nothing to send keeps no send buffer.
+                let (fly, next) = (std::mem::take(&mut s.tx_fly), std::mem::take(&mut s.tx_next));
+                s.tx_off = 0;
+                self.tx_spare.put(fly, SEND_MAX * 2);
+                self.tx_spare.put(next, SEND_MAX * 2);
+            }
+        }
+        let s = &mut self.slots[slot];
+        if s.closed && !s.busy() {
+            self.retire(slot);
+            return;
+        }
+        wake(&mut s.write_waker);
+    }
+
+    /// The bytes of `slot` received and not yet read.
+    pub(super) fn unread(&self, slot: usize) -> &[u8] {
+        let s = &self.slots[slot];
+        match s.held {
+            Some((bid, len)) => &self.provided.data(bid, len)[s.rx_at..],
+            None => &s.rx[s.rx_at..],
+        }
+    }
+
+    pub(super) fn unread_len(&self, slot: usize) -> usize {
+        let s = &self.slots[slot];
+        s.held.map_or(s.rx.len(), |(_, len)| len) - s.rx_at
+    }
+
+    /// Moves a held buffer's unread bytes into the slot's own receive buffer and gives the
+    /// buffer back (published by the caller); whether there was one.
+    pub(super) fn unhold(&mut self, slot: usize) -> bool {
+        let Inner { slots, provided, spare, held, .. } = self;
+        let s = &mut slots[slot];
+        let Some((bid, len)) = s.held.take() else { return false };
+        *held -= 1;
+        let rest = &provided.data(bid, len)[s.rx_at..];
+        s.rx_at = 0;
+        s.rx.clear();
+        if !rest.is_empty() {
+            if s.rx.capacity() == 0 {
+                s.rx = spare.take();
+            }
+            s.rx.extend_from_slice(rest);
+        }
+        provided.give(bid);
+        true
+    }
+
+    /// Frees the slot of a dropped stream whose operations all ended: its descriptor closes, its
+    /// buffers go back to the spare lists, and the slot serves the next connection under a new
+    /// generation.
+    pub(super) fn retire(&mut self, slot: usize) {
+        if self.unhold(slot) {
+            self.provided.publish();
+        }
+        let s = &mut self.slots[slot];
+        debug_assert!(s.closed && !s.busy());
+        let old = std::mem::replace(
+            s,
+            Slot { gen: s.gen.wrapping_add(1), dirty: s.dirty, ..Slot::default() },
+        );
+        if old.fixed {
+            // Out of the table first: the table's reference would keep the socket open.
+            let _ = self.ring.submitter().register_files_update(slot as u32, &[-1]);
+        }
+        drop(old.fd);
+        self.spare.put(old.rx, RECV_MAX);
+        self.tx_spare.put(old.tx_fly, SEND_MAX * 2);
+        self.tx_spare.put(old.tx_next, SEND_MAX * 2);
+        self.free.push(slot);
+    }
+
+    /// At stop: cancels every receive still armed.
+    pub(super) fn cancel_all(&mut self) {
+        self.bell_fd = None;
+        if self.bell_armed {
+            let e = opcode::AsyncCancel::new(user_data(0, 0, OP_BELL))
+                .build()
+                .user_data(user_data(0, 0, OP_CANCEL));
+            self.push_memoryless(e);
+        }
+        for slot in 0..self.slots.len() {
+            if self.slots[slot].recv_armed {
+                self.cancel(slot);
+            }
+        }
+    }
+
+    /// Cancels the receive of `slot` (submitted with the next pass).
+    pub(super) fn cancel(&mut self, slot: usize) {
+        let gen = self.slots[slot].gen;
+        let e = opcode::AsyncCancel::new(user_data(gen, slot, OP_RECV))
+            .build()
+            .user_data(user_data(gen, slot, OP_CANCEL));
+        // Its completion is ignored.
+        self.push_memoryless(e);
+    }
+}

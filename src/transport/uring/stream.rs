@@ -1,0 +1,272 @@
+//! [`UringStream`]: one connection's reads and writes through its thread's ring.
+
+use super::*;
+
+/// A connection whose I/O goes through a [`Ring`].
+pub struct UringStream {
+    pub(super) ring: Rc<Ring>,
+    pub(super) slot: usize,
+}
+
+impl std::fmt::Debug for UringStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "UringStream({})", self.slot)
+    }
+}
+
+impl AsyncRead for UringStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut guard = self.ring.inner.borrow_mut();
+        let avail = guard.unread(self.slot);
+        if !avail.is_empty() {
+            let n = avail.len().min(buf.len());
+            buf[..n].copy_from_slice(&avail[..n]);
+            guard.slots[self.slot].rx_lent = 0;
+            drop(guard);
+            self.consumed(n);
+            return Poll::Ready(Ok(n));
+        }
+        let s = &mut guard.slots[self.slot];
+        match s.rx_end {
+            Some(Ok(())) => Poll::Ready(Ok(0)),
+            Some(Err(kind)) => Poll::Ready(Err(kind.into())),
+            None => {
+                s.read_waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl UringStream {
+    /// Reads in place: lends the bytes received and not yet read to `f`, which returns how
+    /// many of them it consumed (the rest stay, for the next lend) and a value. This saves
+    /// [`AsyncRead::poll_read`]'s copy into the caller's buffer. Pending until there are bytes
+    /// that `f` has not seen yet, or, with `again`, any unread bytes (the caller held some
+    /// back and wants them again). `Ok(None)` at the end of the stream.
+    ///
+    /// `f` runs while the ring is borrowed: it must not use this thread's ring.
+    pub fn poll_lend<T>(
+        &self,
+        cx: &mut Context<'_>,
+        again: bool,
+        f: impl FnOnce(&[u8]) -> (usize, T),
+    ) -> Poll<io::Result<Option<T>>> {
+        let mut guard = self.ring.inner.borrow_mut();
+        let unread = guard.unread_len(self.slot);
+        if unread > guard.slots[self.slot].rx_lent || (again && unread > 0) {
+            let (used, t) = f(guard.unread(self.slot));
+            let used = used.min(unread);
+            guard.slots[self.slot].rx_lent = unread - used;
+            drop(guard);
+            self.consumed(used);
+            // What is left (a partial frame, or input held back) waits in the slot's own
+            // buffer: a provided buffer is held only until its reader comes.
+            let mut inner = self.ring.inner.borrow_mut();
+            if inner.unhold(self.slot) {
+                inner.provided.publish();
+            }
+            return Poll::Ready(Ok(Some(t)));
+        }
+        let s = &mut guard.slots[self.slot];
+        match s.rx_end {
+            Some(Ok(())) => Poll::Ready(Ok(None)),
+            Some(Err(kind)) => Poll::Ready(Err(kind.into())),
+            None => {
+                s.read_waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Writes `buf` without copying it, when nothing else waits to be sent: the ring takes
+    /// the buffer and leaves an empty one (with capacity, when it has a spare) in its place.
+    /// False when it cannot (bytes already queued, or an error): then write as usual.
+    pub fn send_owned(&self, buf: &mut Vec<u8>) -> bool {
+        self.try_send_owned(buf).unwrap_or(false)
+    }
+
+    /// [`UringStream::send_owned`] for a connection's writer: while another buffer waits to be
+    /// sent, waits for its place (woken when the send before it completes) rather than
+    /// copying behind it. Copying grew the waiting buffer — often a writer's pooled frame,
+    /// handed over earlier — past its pool's sizes, so every few sends freed one buffer and
+    /// allocated, and faulted in, a bigger one. `Ready(false)`: write as usual (an error to
+    /// report, an empty buffer, or one over [`SEND_MAX`]).
+    pub fn poll_send_owned(&self, cx: &mut Context<'_>, buf: &mut Vec<u8>) -> Poll<bool> {
+        match self.try_send_owned(buf) {
+            Some(taken) => Poll::Ready(taken),
+            None => {
+                self.ring.inner.borrow_mut().slots[self.slot].write_waker =
+                    Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Whether a writer with `queued` bytes for this connection, which has waited `waited`
+    /// passes so far, should wait for the next pass to send more at once: while the ring
+    /// gathers (its thread saturated, bytes coming in), below [`GATHER_BYTES`], for at most
+    /// [`GATHER_PASSES`]. Pending: woken after the next pass (or when the reaper ends).
+    pub fn poll_gather(&self, cx: &mut Context<'_>, queued: usize, waited: &mut u32) -> Poll<()> {
+        let ring = &self.ring;
+        if !ring.gathering.get() || queued >= GATHER_BYTES || *waited >= GATHER_PASSES {
+            return Poll::Ready(());
+        }
+        *waited += 1;
+        ring.gatherers.borrow_mut().push(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// `Some(true)` taken, `None` another buffer waits, `Some(false)` cannot.
+    pub(super) fn try_send_owned(&self, buf: &mut Vec<u8>) -> Option<bool> {
+        let mut inner = self.ring.inner.borrow_mut();
+        let s = &mut inner.slots[self.slot];
+        if s.tx_err.is_some() || buf.len() > SEND_MAX || buf.is_empty() {
+            return Some(false);
+        }
+        if !s.tx_next.is_empty() {
+            return None;
+        }
+        let mut empty = std::mem::take(&mut s.tx_next);
+        if empty.capacity() == 0 {
+            empty = inner.tx_spare.take();
+        }
+        inner.slots[self.slot].tx_next = std::mem::replace(buf, empty);
+        self.queued(inner);
+        Some(true)
+    }
+
+    /// Bytes were queued on this connection: unless a send is in flight (its completion sends
+    /// them), the slot waits for the next pass's submission, or goes at once when early
+    /// sending is on and enough is queued.
+    pub(super) fn queued(&self, mut inner: std::cell::RefMut<'_, Inner>) {
+        let s = &mut inner.slots[self.slot];
+        if !s.sending {
+            let early = self.ring.early_send.get();
+            let now = early > 0 && s.tx_next.len() >= early;
+            inner.mark(self.slot);
+            if now {
+                // One submission for every connection queued so far; completions are reaped
+                // by the next pass.
+                inner.submit_queued();
+            }
+            drop(inner);
+            self.ring.kick();
+        }
+    }
+
+    /// Submits what this ring's connections queued (sends, receives) now rather than at the
+    /// end of the pass; the completions are reaped by the next pass. For a reader that hands
+    /// its input over in parts: the output of one part leaves before the next is handled.
+    pub fn submit_now(&self) {
+        self.ring.inner.borrow_mut().submit_queued();
+    }
+
+    /// Bytes not yet read (nor consumed by a lend).
+    pub fn unread(&self) -> usize {
+        self.ring.inner.borrow().unread_len(self.slot)
+    }
+
+    /// `n` more bytes were read: an idle connection keeps no receive buffer, and a paused
+    /// receive starts again once half its bound is read.
+    pub(super) fn consumed(&self, n: usize) {
+        let mut guard = self.ring.inner.borrow_mut();
+        let inner = &mut *guard;
+        let s = &mut inner.slots[self.slot];
+        s.rx_at += n;
+        match s.held {
+            Some((bid, len)) if s.rx_at == len => {
+                s.held = None;
+                s.rx_at = 0;
+                inner.held -= 1;
+                inner.provided.give(bid);
+                inner.provided.publish();
+            }
+            Some(_) => {}
+            None if s.rx_at == s.rx.len() && !s.own_flight => {
+                let rx = std::mem::take(&mut s.rx);
+                s.rx_at = 0;
+                inner.spare.put(rx, RECV_MAX);
+            }
+            None => {}
+        }
+        let unread = inner.unread_len(self.slot);
+        let s = &mut inner.slots[self.slot];
+        if s.paused && unread <= RECV_MAX / 2 {
+            s.paused = false;
+            if !s.recv_armed {
+                inner.mark(self.slot);
+                drop(guard);
+                self.ring.kick();
+            }
+        }
+    }
+}
+
+impl AsyncWrite for UringStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
+        let mut inner = self.ring.inner.borrow_mut();
+        let s = &mut inner.slots[self.slot];
+        if let Some(kind) = s.tx_err {
+            return Poll::Ready(Err(kind.into()));
+        }
+        if s.tx_next.len() >= SEND_MAX {
+            s.write_waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        let n = b.len().min(SEND_MAX - s.tx_next.len());
+        if s.tx_next.capacity() == 0 {
+            let spare = inner.tx_spare.take();
+            inner.slots[self.slot].tx_next = spare;
+        }
+        inner.slots[self.slot].tx_next.extend_from_slice(&b[..n]);
+        self.queued(inner);
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // As on a socket, whose flush does nothing: what was written is on its way (the next
+        // pass sends it with whatever else the connection queued meanwhile, so a writer never
+        // waits a pass per write); `poll_write` bounds what may wait, `poll_close` waits for
+        // all of it.
+        match self.ring.inner.borrow().slots[self.slot].tx_err {
+            Some(kind) => Poll::Ready(Err(kind.into())),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut inner = self.ring.inner.borrow_mut();
+        let s = &mut inner.slots[self.slot];
+        if let Some(kind) = s.tx_err {
+            return Poll::Ready(Err(kind.into()));
+        }
+        if s.sending || !s.tx_next.is_empty() || s.tx_off < s.tx_fly.len() {
+            s.write_waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for UringStream {
+    fn drop(&mut self) {
+        let mut inner = self.ring.inner.borrow_mut();
+        let s = &mut inner.slots[self.slot];
+        s.closed = true;
+        s.read_waker = None;
+        s.write_waker = None;
+        if !s.busy() {
+            inner.retire(self.slot);
+        } else if s.recv_armed {
+            // Its receive ends with the cancel; the descriptor closes with its last operation.
+            inner.cancel(self.slot);
+            drop(inner);
+            self.ring.kick();
+        }
+    }
+}
