@@ -1,0 +1,544 @@
+//! The flags checked once into a [`BenchConfig`]: every mistake named by its flag.
+
+use super::*;
+
+pub(super) fn list<T: std::str::FromStr>(flag: &str, spec: &str) -> anyhow::Result<Vec<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    let items: Result<Vec<T>, String> = spec
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<T>().map_err(|e| format!("'{s}': {e}")))
+        .collect();
+    let items = items.map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
+    if items.is_empty() {
+        bail!("{flag}: the list is empty");
+    }
+    Ok(items)
+}
+
+impl TryFrom<BenchArgs> for BenchConfig {
+    type Error = anyhow::Error;
+
+    fn try_from(mut a: BenchArgs) -> anyhow::Result<BenchConfig> {
+        let quick = a.quick;
+        let agents: Vec<u32> = list(
+            "--agents",
+            a.agents.as_deref().unwrap_or(if quick { "5,10" } else { "10,50,100" }),
+        )?;
+        let http = a.protocol == Protocol::Http;
+        if let Some(&bad) = agents.iter().find(|&&n| !(2..=(1 << 21)).contains(&n)) {
+            if !(http && bad == 1) {
+                bail!(
+                    "--agents: {bad} is out of range (2 to 2097152: a topology needs two agents)"
+                );
+            }
+        }
+        let (stops, message_counts, duration_sec) = match &a.messages {
+            Some(spec) => {
+                let counts: Vec<u64> = list("--messages", spec)?;
+                if counts.contains(&0) {
+                    bail!("--messages: counts must be at least 1");
+                }
+                (counts.iter().map(|&per_agent| Stop::Count { per_agent }).collect(), counts, None)
+            }
+            None => {
+                let d = a.duration.unwrap_or(Duration::from_secs(if quick { 1 } else { 3 }));
+                if d.is_zero() {
+                    bail!("--duration must be above 0");
+                }
+                (vec![Stop::Duration(d)], Vec::new(), Some(d.as_secs_f64()))
+            }
+        };
+        if a.fanout == 0 {
+            bail!("--fanout must be at least 1");
+        }
+        let topologies: Vec<Topology> =
+            list::<Topology>("--topologies", a.topologies.as_deref().unwrap_or("star,mesh,ring"))?
+                .into_iter()
+                .map(|t| match t {
+                    Topology::Hierarchical { .. } => Topology::Hierarchical { fanout: a.fanout },
+                    other => other,
+                })
+                .collect();
+        let workloads: Vec<Workload> =
+            list::<Workload>("--workload", a.workload.as_deref().unwrap_or("request-reply"))?
+                .into_iter()
+                .map(|w| match w {
+                    Workload::Fanout { .. } => Workload::Fanout { subscribers: a.subscribers },
+                    Workload::Locks { .. } => Workload::Locks { locks: a.locks, hold: a.hold },
+                    Workload::Churn { .. } => Workload::Churn { stay: a.hold },
+                    Workload::Consensus { .. } => Workload::Consensus { replicas: a.replicas },
+                    Workload::Delegation { .. } => Workload::Delegation { subtasks: a.subtasks },
+                    Workload::Election { .. } => Workload::Election { replicas: a.replicas },
+                    other => other,
+                })
+                .collect();
+        if workloads.iter().any(|w| !w.uses_topology()) {
+            // The seed's JSON protocol has locks, barriers and broadcasts, nothing else.
+            let seed = |w: &&Workload| {
+                a.protocol == Protocol::Json
+                    && matches!(
+                        w,
+                        Workload::Locks { .. } | Workload::Barriers | Workload::Broadcast
+                    )
+            };
+            let other = workloads.iter().filter(|w| !w.uses_topology()).find(|w| !seed(w));
+            if let (true, Some(w)) = (a.protocol != Protocol::Native, other) {
+                bail!("--workload {w}: the {} protocol runs request-reply{}; {w} needs the native protocol", a.protocol, if a.protocol == Protocol::Json { ", locks, barriers and broadcast" } else { "" });
+            }
+            if a.subscribers == 0 {
+                bail!("--subscribers must be at least 1");
+            }
+            if a.locks == 0 {
+                bail!("--locks must be at least 1");
+            }
+        }
+        let churn = workloads.iter().any(|w| matches!(w, Workload::Churn { .. }));
+        if churn {
+            if let Some(&n) = agents.iter().find(|&&n| n > crate::loadgen::native::JOIN_OFFSET) {
+                bail!("--agents: {n} is above {} with --workload churn (each agent has a second, passing identity)", crate::loadgen::native::JOIN_OFFSET);
+            }
+        }
+        let consensus = workloads.iter().any(|w| matches!(w, Workload::Consensus { .. }));
+        let delegation = workloads.iter().any(|w| matches!(w, Workload::Delegation { .. }));
+        if delegation {
+            if a.subtasks == 0 {
+                bail!("--subtasks must be at least 1");
+            }
+            if let Some(&n) = agents.iter().find(|&&n| n < 3) {
+                bail!("--agents: {n} is too few for --workload delegation (a coordinator, a specialist and a worker)");
+            }
+        }
+        let election = workloads.iter().any(|w| matches!(w, Workload::Election { .. }));
+        if election {
+            if a.replicas < 3 {
+                bail!("--replicas must be at least 3 with --workload election (an observer, a leader to kill and one to take over)");
+            }
+            if let Some(&n) = agents.iter().find(|&&n| n < 3) {
+                bail!("--agents: {n} is too few for --workload election (at least 3)");
+            }
+        }
+        if consensus && a.replicas < 2 {
+            bail!("--replicas must be at least 2 (a leader and a follower)");
+        }
+        let open = a.rate.is_some()
+            || a.find_max_rate
+            || a.intervals.as_deref().is_some_and(|i| i.split(',').any(|m| m.trim() != "0"));
+        let closed_only = workloads.iter().find(|w| {
+            matches!(
+                w,
+                Workload::Barriers
+                    | Workload::Consensus { .. }
+                    | Workload::Election { .. }
+                    | Workload::Delegation { .. }
+            )
+        });
+        if let (true, Some(w)) = (open, closed_only) {
+            let why = if *w == Workload::Barriers {
+                "a round begins when the last one released"
+            } else {
+                "only some agents start operations, each when its last one ended"
+            };
+            bail!("--workload {w} runs closed loop ({why}): drop --rate, --intervals and --find-max-rate");
+        }
+        if workloads.iter().any(Workload::fans_out)
+            && a.window > crate::loadgen::workload::FAN_WINDOW_MAX
+        {
+            bail!(
+                "--window: at most {} with --workload fanout or broadcast",
+                crate::loadgen::workload::FAN_WINDOW_MAX
+            );
+        }
+        let (pacings, intervals, rates) = match (&a.intervals, &a.rate) {
+            (Some(spec), _) => {
+                let ms: Vec<u64> = list("--intervals", spec)?;
+                // 0 sends without pause, as in the seed tester: closed loop.
+                let specs = ms
+                    .iter()
+                    .map(|&m| if m == 0 { PacingSpec::Closed } else { PacingSpec::Interval(m) })
+                    .collect();
+                (specs, ms, Vec::new())
+            }
+            (None, Some(spec)) => {
+                let r: Vec<f64> = list("--rate", spec)?;
+                if let Some(bad) = r.iter().find(|&&x| !(x > 0.0 && x.is_finite())) {
+                    bail!("--rate: {bad} is not a rate (a positive, finite number of requests per second)");
+                }
+                (r.iter().map(|&x| PacingSpec::Rate(x)).collect(), Vec::new(), r)
+            }
+            (None, None) => (vec![PacingSpec::Closed], Vec::new(), Vec::new()),
+        };
+        if a.window == 0 {
+            bail!("--window must be at least 1");
+        }
+        let repeat = a.repeat.unwrap_or(if quick { 1 } else { 3 });
+        if repeat == 0 {
+            bail!("--repeat must be at least 1");
+        }
+        if a.payload_size < 16 || a.payload_size > 4 << 20 {
+            bail!("--payload-size must be between 16 and 4M bytes (the send times take 16)");
+        }
+        if a.batch == 0 {
+            bail!("--batch must be at least 1");
+        }
+        if a.agents_per_conn == 0 {
+            bail!("--agents-per-conn must be at least 1");
+        }
+        if a.priority > 10 {
+            bail!("--priority must be 0 to 10");
+        }
+        let machine = Machine::detect();
+        let all = match &a.cores {
+            Some(spec) => slots_for("--cores", spec, &machine)?,
+            None => machine.cores.clone(),
+        };
+        let json = a.protocol == Protocol::Json;
+        let mut transport =
+            a.transport.unwrap_or(if json { Transport::Ws } else { Transport::Tcp });
+        let topologies = match (http, topologies.contains(&Topology::Client)) {
+            (true, _) => vec![Topology::Client],
+            (false, true) => {
+                bail!("--topologies client: that is `a2a-bench http`'s (clients of one server)")
+            }
+            (false, false) => topologies,
+        };
+        if http && a.router.is_none() {
+            bail!("--protocol http: run `a2a-bench http --url URL --pattern …`");
+        }
+        let (target, plan) = match &a.router {
+            Some(url) => {
+                let (scheme, addr) =
+                    parse_router_url(url).map_err(|e| anyhow::anyhow!("--router: {e}"))?;
+                let implied = if scheme == "ws" { Transport::Ws } else { Transport::Tcp };
+                if a.transport.is_some_and(|t| t != implied) {
+                    bail!("--transport {transport} contradicts --router {url}");
+                }
+                transport = implied;
+                if a.router_cores.is_some() {
+                    bail!("--router-cores: there is no embedded router with --router");
+                }
+                let agents = match &a.agent_cores {
+                    Some(spec) => slots_for("--agent-cores", spec, &machine)?,
+                    None => all.clone(),
+                };
+                (Target::External { url: url.clone(), addr }, Plan { router: Vec::new(), agents })
+            }
+            None => {
+                let mut plan = Plan::split(&all);
+                if let Some(spec) = &a.router_cores {
+                    plan.router = slots_for("--router-cores", spec, &machine)?;
+                    plan.agents =
+                        all.iter().copied().filter(|s| !plan.router.contains(s)).collect();
+                }
+                if let Some(spec) = &a.agent_cores {
+                    plan.agents = slots_for("--agent-cores", spec, &machine)?;
+                }
+                if plan.agents.is_empty() {
+                    bail!("--agent-cores: no core left for the agents (give more --cores)");
+                }
+                if plan.router.len() > 64 {
+                    bail!("--router-cores: at most 64 shards");
+                }
+                (Target::Embedded { slots: plan.router.clone() }, plan)
+            }
+        };
+        a.router_flags.shard_config(a.compression)?;
+        let mut warnings =
+            placement_warnings(&target, &plan, a.agent_cores.is_some(), http, a.router_flags.poll);
+        let (agent_io, why_agents) = crate::transport::uring::effective(a.agent_io);
+        let (router_io, why_router) = crate::transport::uring::effective(a.router_flags.router_io);
+        warnings.extend(why_agents.or(why_router)); // the same probe: said once
+        a.agent_io = agent_io;
+        a.router_flags.router_io = router_io;
+        if json && transport != Transport::Ws {
+            bail!(
+                "--protocol json runs over WebSocket: drop --transport tcp or use a ws:// --router"
+            );
+        }
+        if json && a.agents_per_conn != 1 {
+            bail!("--agents-per-conn: the JSON protocol has one connection per agent");
+        }
+        let report_config = ReportConfig {
+            agent_counts: agents.clone(),
+            message_counts,
+            topologies: topologies.iter().map(|t| t.name().to_string()).collect(),
+            message_intervals_ms: intervals,
+            repeat_count: repeat,
+            duration_sec,
+            rates_per_sec: rates,
+            window: a.window,
+            warmup_sec: 0.0,
+            payload_size: a.payload_size,
+            batch: a.batch,
+            compression: a.compression.to_string(),
+            agents_per_conn: a.agents_per_conn,
+            fanout: a.fanout,
+            router: a.router.clone(),
+            transport: transport.to_string(),
+            agent_io: a.agent_io.to_string(),
+            router_io: a.router_flags.router_io.to_string(),
+            poll: a.router_flags.poll,
+            homing: !a.no_homing,
+            protocol: a.protocol.to_string(),
+            http: None,
+        };
+        let warmup = a.warmup.unwrap_or(Duration::from_millis(if quick { 300 } else { 1000 }));
+        let thresholds = a
+            .thresholds
+            .iter()
+            .map(|t| t.parse::<Threshold>().map_err(|e| anyhow::anyhow!("--threshold: {e}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let search = match (&a.slo, a.find_max_rate) {
+            (Some(slo), true) => {
+                if !(a.search_precision > 0.0 && a.search_precision < 0.5) {
+                    bail!("--search-precision must be a share between 0 and 0.5");
+                }
+                Some(crate::cli::search::SearchConfig {
+                    slo: report::threshold::parse_list("--slo", slo)?,
+                    slo_text: slo.clone(),
+                    precision: a.search_precision,
+                })
+            }
+            _ => None,
+        };
+        match (&search, thresholds.iter().find(|t| t.is_about_search() != search.is_some())) {
+            (Some(_), Some(t)) => bail!(
+                "--threshold '{}': with --find-max-rate only max_rate thresholds apply (e.g. max_rate>50k)",
+                t.text()
+            ),
+            (None, Some(t)) => {
+                bail!("--threshold '{}': max_rate needs --find-max-rate --slo", t.text())
+            }
+            _ => {}
+        }
+        if !a.interval.is_zero() && a.interval < Duration::from_millis(100) {
+            bail!("--interval: at least 0.1 s (each interval copies every agent core's histogram), or 0 for none");
+        }
+        if a.interval.is_zero() && a.hlog.is_some() {
+            bail!("--hlog writes one histogram per --interval: give an --interval above 0");
+        }
+        Ok(BenchConfig {
+            agents,
+            stops,
+            topologies,
+            workloads,
+            pacings,
+            window: a.window,
+            repeat,
+            warmup,
+            drain_timeout: a.drain_timeout,
+            output: a.output.unwrap_or_else(|| PathBuf::from("benchmark_results.json")),
+            csv: a.csv,
+            html: a.html,
+            interval: (!a.interval.is_zero()).then_some(a.interval),
+            hlog: a.hlog,
+            thresholds,
+            baseline: a.baseline,
+            search,
+            worker: None,
+            target,
+            plan,
+            payload: a.payload_size,
+            batch: a.batch,
+            compression: a.compression,
+            agents_per_conn: a.agents_per_conn,
+            priority: a.priority,
+            late_after: a.late_after_ms,
+            stall_probe: a.stall_probe,
+            router_flags: a.router_flags,
+            transport,
+            io: a.agent_io,
+            homing: !a.no_homing,
+            protocol: a.protocol,
+            report_config: ReportConfig { warmup_sec: warmup.as_secs_f64(), ..report_config },
+            warnings,
+            http: None,
+            connections: None,
+        })
+    }
+}
+
+impl BenchConfig {
+    /// `a2a-bench http`: the clients of `plan` against the server at `url`.
+    pub(in crate::cli) fn into_http(
+        mut self,
+        url: &str,
+        plan: crate::loadgen::http::Plan,
+        connections: Option<u32>,
+        info: report::HttpConfig,
+    ) -> BenchConfig {
+        if let Target::External { addr, .. } = self.target {
+            self.target = Target::External { url: url.to_string(), addr };
+        }
+        self.report_config.router = Some(url.to_string());
+        self.report_config.http = Some(info);
+        self.http = Some(std::sync::Arc::new(plan));
+        self.connections = connections;
+        self
+    }
+
+    /// The first flag given that `a2a-bench compare` does not take.
+    pub fn not_for_compare(&self) -> Option<&'static str> {
+        [
+            (self.search.is_some(), "--find-max-rate"),
+            (!self.thresholds.is_empty(), "--threshold"),
+            (self.baseline.is_some(), "--baseline"),
+            (self.hlog.is_some(), "--hlog"),
+        ]
+        .into_iter()
+        .find_map(|(given, flag)| given.then_some(flag))
+    }
+
+    /// [`crate::host::probe_stalls`] for `--stall-probe` on the cores this configuration uses
+    /// (the embedded router's and the agents'); nothing when it is 0, or for a worker of a
+    /// multi-host run (its coordinator waits on it).
+    pub fn probe_stalls(&self) -> Vec<crate::host::Stalls> {
+        if self.stall_probe.is_zero() || self.worker.is_some() {
+            return Vec::new();
+        }
+        let mut cores: Vec<usize> = self.plan.agents.iter().map(|s| s.core).collect();
+        if matches!(self.target, Target::Embedded { .. }) {
+            cores.extend(self.plan.router.iter().map(|s| s.core));
+        }
+        cores.sort_unstable();
+        cores.dedup();
+        crate::host::probe_stalls(&cores, self.stall_probe)
+    }
+
+    /// The same grid on other cores (an embedded router on `plan.router`, agents on
+    /// `plan.agents`).
+    pub fn with_plan(&self, plan: Plan) -> BenchConfig {
+        let mut c = self.clone();
+        c.target = Target::Embedded { slots: plan.router.clone() };
+        c.plan = plan;
+        c
+    }
+
+    /// `--csv` and `--html`, when given.
+    pub fn exports(&self) -> (Option<&std::path::Path>, Option<&std::path::Path>) {
+        (self.csv.as_deref(), self.html.as_deref())
+    }
+
+    /// Placement warnings, one line each.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Every run of the grid, in order: topology, agents, stop, pacing, repetition.
+    pub fn grid(&self) -> Vec<RunSpec> {
+        let salt = self.worker.as_ref().map_or(std::process::id() % 1000, |w| w.salt());
+        let mut runs = Vec::new();
+        let mut shapes: Vec<(Workload, Topology)> = Vec::new();
+        for &w in &self.workloads {
+            if w.uses_topology() {
+                shapes.extend(self.topologies.iter().map(|&t| (w, t)));
+            } else {
+                // A workload without a topology runs once, whatever --topologies says.
+                shapes.push((w, Topology::Mesh));
+            }
+        }
+        for (workload, topology) in shapes {
+            for &agents in &self.agents {
+                let workload = match workload {
+                    Workload::Fanout { subscribers } => Workload::Fanout {
+                        subscribers: subscribers.min(agents.saturating_sub(1)).max(1),
+                    },
+                    w => w,
+                };
+                for &stop in &self.stops {
+                    for &pacing in &self.pacings {
+                        for repeat in 0..self.repeat {
+                            let (pacing, interval_ms) = match pacing {
+                                PacingSpec::Closed => {
+                                    (Pacing::Closed { window: self.window }, None)
+                                }
+                                PacingSpec::Interval(ms) => (
+                                    Pacing::Open {
+                                        rate: f64::from(agents) * 1000.0 / ms as f64,
+                                        window: self.window,
+                                    },
+                                    Some(ms),
+                                ),
+                                PacingSpec::Rate(rate) => {
+                                    (Pacing::Open { rate, window: self.window }, None)
+                                }
+                            };
+                            let id_base = 1 + ((salt + runs.len() as u32) % 2000) * (1 << 21);
+                            runs.push(RunSpec {
+                                scenario: Scenario {
+                                    topology,
+                                    agents,
+                                    pacing,
+                                    stop,
+                                    warmup: self.warmup,
+                                    drain_timeout: self.drain_timeout,
+                                    payload_bytes: self.payload,
+                                    batch_max: self.batch,
+                                    compression: self.compression,
+                                    agents_per_conn: match self.connections {
+                                        Some(c) => agents.div_ceil(c.clamp(1, agents)),
+                                        None => self.agents_per_conn,
+                                    },
+                                    agent_cores: self.plan.agents.clone(),
+                                    late_after: self.late_after,
+                                    priority: self.priority,
+                                    id_base,
+                                    transport: self.transport,
+                                    io: self.io,
+                                    poll: self.router_flags.poll,
+                                    homing: self.homing,
+                                    protocol: self.protocol,
+                                    interval: self.interval,
+                                    slice: self.worker.as_ref().map(|w| w.slice(agents)),
+                                    http: self.http.clone(),
+                                    workload,
+                                },
+                                repeat,
+                                interval_ms,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        runs
+    }
+
+    /// Where the report goes.
+    pub fn output(&self) -> &std::path::Path {
+        &self.output
+    }
+
+    /// The core split.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The report's `config` section.
+    pub fn report_config(&self) -> &ReportConfig {
+        &self.report_config
+    }
+
+    /// Shard settings for an embedded router (of any kind).
+    pub fn router_shard_config(&self) -> anyhow::Result<crate::route::ShardConfig> {
+        self.router_flags.shard_config(self.compression)
+    }
+
+    /// The latency-mode spin for an embedded router.
+    pub fn router_spin(&self) -> Option<Duration> {
+        self.router_flags.spin()
+    }
+
+    /// `--router-io`.
+    pub fn router_io(&self) -> Io {
+        self.router_flags.router_io
+    }
+
+    /// `--poll`, for an embedded router.
+    pub fn router_flags_poll(&self) -> bool {
+        self.router_flags.poll
+    }
+}

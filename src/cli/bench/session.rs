@@ -1,0 +1,154 @@
+//! A benchmark session: the runs of a grid against one router, their reports and their end;
+//! and the probe of a router in another process.
+
+use super::*;
+
+/// Reads an external a2a-bench router's counters over the protocol, on one connection kept
+/// for the whole session (so that the probe is not a stream of connections the router counts),
+/// made again once if the router closed it.
+pub(super) struct ExternalProbe {
+    pub(super) addr: SocketAddr,
+    pub(super) conn: std::sync::Mutex<Option<crate::client::Client>>,
+}
+
+impl ExternalProbe {
+    pub(super) fn new(addr: SocketAddr) -> ExternalProbe {
+        ExternalProbe { addr, conn: std::sync::Mutex::new(None) }
+    }
+
+    pub(super) fn ask(
+        &self,
+        c: &mut crate::client::Client,
+    ) -> Option<Vec<crate::wire::ShardStats>> {
+        use crate::wire::control::StatsRequest;
+        use crate::wire::Control;
+        let request_id = c.request_id();
+        match c.call(Control::StatsRequest(StatsRequest { request_id })) {
+            Ok(Control::StatsReply(r)) => Some(r.shards),
+            _ => None,
+        }
+    }
+
+    pub(super) fn connect(&self) -> Option<crate::client::Client> {
+        let mut c = crate::client::Client::connect(self.addr).ok()?;
+        c.set_timeout(Duration::from_secs(2)).ok()?;
+        Some(c)
+    }
+}
+
+impl RouterProbe for ExternalProbe {
+    fn stats(&self) -> Vec<crate::wire::ShardStats> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = conn.as_mut() {
+            if let Some(shards) = self.ask(c) {
+                return shards;
+            }
+        }
+        // No connection yet, or the kept one failed: one fresh try.
+        *conn = self.connect();
+        match conn.as_mut().and_then(|c| self.ask(c)) {
+            Some(shards) => shards,
+            None => {
+                *conn = None;
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// What every run of a command shares: where to send, what to probe, where to tell.
+pub(in crate::cli) struct Session<'a> {
+    pub(in crate::cli) cfg: &'a BenchConfig,
+    pub(super) addr: SocketAddr,
+    pub(super) probe: Option<&'a dyn RouterProbe>,
+    pub(in crate::cli) interrupt: Interrupt,
+    pub(in crate::cli) progress: indicatif::ProgressBar,
+    /// Runs made so far.
+    pub(in crate::cli) made: usize,
+    /// The target's processes, when it runs on this machine in processes of its own
+    /// ([`crate::host::listeners`]): their CPU is the target's, not other processes'.
+    pub(in crate::cli) target_pids: Vec<u32>,
+    /// Where the router (or server) and the agents share cores: runs are then judged by those
+    /// cores ([`report::CpuInfo::judge_shared`]).
+    pub(in crate::cli) shared: Option<report::CoreSharing>,
+    /// Warnings to print once a run has reached the target (`share_with_target`'s).
+    pub(in crate::cli) notes: Vec<String>,
+}
+
+impl Session<'_> {
+    /// Makes one run and prints its line; `None` when it could not start (the peer is
+    /// unreachable or wrong: every other run would fail the same way), with why.
+    pub(in crate::cli) fn run(&mut self, spec: &RunSpec) -> Result<RunResult, String> {
+        let sc = &spec.scenario;
+        let label = format!("{} × {} {}", sc.shape(), sc.agents, describe_pacing(sc));
+        self.progress.set_message(label.clone());
+        let progress = self.progress.clone();
+        let mut live = |iv: &loadgen::Interval| {
+            let secs = iv.end_ns.saturating_sub(iv.start_ns).max(1) as f64 / 1e9;
+            let p99 = crate::metrics::LatencySummary::of(&iv.rtt).p99_ms;
+            progress.set_message(format!(
+                "{label}: {} msgs/s, p99 {} ms at {:.0} s",
+                report::text::rate(iv.deliveries as f64 / secs),
+                report::text::ms(p99),
+                iv.end_ns as f64 / 1e9
+            ));
+        };
+        let (before_start, before_leave) = match &self.cfg.worker {
+            Some(w) => {
+                let meet = w.meet.unwrap_or(self.addr);
+                let (start, leave) = w.hooks(meet, self.made, sc.id_base, self.cfg.drain_timeout);
+                (Some(start), Some(leave))
+            }
+            None => (None, None),
+        };
+        let hooks = Hooks {
+            probe: self.probe,
+            at_measure_start: None,
+            interrupt: Some(self.interrupt.clone()),
+            on_interval: Some(&mut live),
+            before_start,
+            before_leave,
+        };
+        let before = crate::host::CpuTimes::with_target(&self.target_pids);
+        let rescued = crate::transport::uring::rescued();
+        let outcome = loadgen::run_with(sc, self.addr, hooks);
+        let lost_wakeups = crate::transport::uring::rescued() - rescued;
+        let ended = std::time::SystemTime::now();
+        let cpu = before.zip(crate::host::CpuTimes::with_target(&self.target_pids));
+        let others = cpu.map(|(a, b)| b.others_share_since(&a));
+        if outcome.setup_failed {
+            return Err(outcome.failures.join("; "));
+        }
+        for note in self.notes.drain(..) {
+            self.progress.suspend(|| eprintln!("{note}"));
+        }
+        let i = self.made;
+        self.made += 1;
+        let mut result = RunResult::new(spec, &outcome);
+        result.cpu.others_share = others;
+        result.lost_wakeups = (lost_wakeups > 0).then_some(lost_wakeups);
+        if !self.target_pids.is_empty() {
+            result.cpu.target_cores = cpu.map(|(a, b)| b.target_cores_since(&a));
+        }
+        if let Some(sharing) = &self.shared {
+            result.cpu.judge_shared(sharing);
+        }
+        if self.cfg.worker.is_some() {
+            result.part = Some(report::part::Part::of(spec, &outcome));
+        }
+        if let Some(dir) = &self.cfg.hlog {
+            let last = outcome.intervals.iter().map(|iv| iv.end_ns).max().unwrap_or(0);
+            let start = ended.checked_sub(Duration::from_nanos(last)).unwrap_or(ended);
+            let path = dir.join(hlog_name(i, sc));
+            let comment = format!("a2a-bench run {}: {label}", i + 1);
+            if let Err(e) = report::hlog::write(&path, &outcome.intervals, start, &comment) {
+                self.progress.suspend(|| eprintln!("warning: {e:#}"));
+            }
+        }
+        self.progress.suspend(|| {
+            let _ = report::text::run_line(&mut std::io::stdout(), i, &result);
+            busy_warning(i, others);
+        });
+        Ok(result)
+    }
+}

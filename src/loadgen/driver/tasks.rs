@@ -1,0 +1,289 @@
+//! A connection's tasks on an agent core: its reader, its writer, the side channel of coordination
+//! workloads, the open-loop pacer, and reopening a connection the server closed.
+
+use super::*;
+
+/// What a reader needs to replace its connection (HTTP).
+pub(super) struct Link {
+    pub(super) addr: SocketAddr,
+    pub(super) source: Option<std::net::IpAddr>,
+    pub(super) ring: Option<Rc<uring::Ring>>,
+    /// Every connection's handle, for shutting it down (the replacement's takes its place).
+    pub(super) controls: Rc<RefCell<Vec<Rc<SocketHandle>>>>,
+}
+
+/// Replaces connection `c` that ended under the run: what was on its wire is resolved, a new
+/// connection from the same source takes its place, with a new writer. `None` when it is not to
+/// be replaced (the run stopped; a connection that never answered) or cannot be (the reason is
+/// a failure of the run): the caller then counts it lost.
+pub(super) async fn reopen<A: Adapter + 'static>(
+    group: &Rc<RefCell<Group<A>>>,
+    c: usize,
+    failures: &RefCell<Vec<String>>,
+    link: Option<&Link>,
+) -> Option<Rc<RefCell<Guarded<AgentStream>>>> {
+    let link = link?;
+    link.controls.borrow()[c].shutdown();
+    let generation = group.borrow_mut().reset_connection(c)?;
+    let ring = link.ring.as_ref();
+    match connect(link.addr, link.source, Transport::Tcp, Protocol::Http, ring, None).await {
+        Ok((stream, control)) => {
+            link.controls.borrow_mut()[c] = control;
+            let stream = Rc::new(RefCell::new(stream));
+            glommio::spawn_local(writer(group.clone(), stream.clone(), c, generation)).detach();
+            group.borrow_mut().reopened(c);
+            Some(stream)
+        }
+        Err(e) => {
+            failures.borrow_mut().push(format!("the server closed a connection, and {e}"));
+            None
+        }
+    }
+}
+
+/// Why input that the adapter refused (`e`) ends its connection, for the report.
+pub(super) fn failure(http: bool, e: String, input: &[u8]) -> String {
+    if http {
+        e
+    } else if input.starts_with(b"HTTP/") {
+        "the peer speaks HTTP, not a2a-bench frames (a WebSocket router takes ws://)".to_string()
+    } else {
+        format!("undecodable input from the router: {e}")
+    }
+}
+
+/// Hands the first part of `all` to `handle`: its first `chunk` bytes (`handle` takes the whole
+/// messages there and says how many bytes they were), or all of it when they hold no whole
+/// message. Returns how many bytes were offered, and what `handle` said; the caller offers the
+/// rest once what this part produced is on its way ([`INPUT_CHUNK`]).
+pub(super) fn in_parts<E>(
+    all: &[u8],
+    chunk: usize,
+    mut handle: impl FnMut(&[u8]) -> Result<usize, E>,
+) -> (usize, Result<usize, E>) {
+    if all.len() > chunk {
+        match handle(&all[..chunk]) {
+            Ok(0) => {}
+            done => return (chunk, done),
+        }
+    }
+    (all.len(), handle(all))
+}
+
+pub(super) async fn reader<A: Adapter + 'static>(
+    group: Rc<RefCell<Group<A>>>,
+    mut stream: Rc<RefCell<Guarded<AgentStream>>>,
+    c: usize,
+    failures: Rc<RefCell<Vec<String>>>,
+    link: Option<Link>,
+) {
+    let http = link.is_some();
+    let mut buf = vec![0u8; 64 << 10];
+    let mut filled = 0;
+    // On a socket ring the input is handled where the ring received it (no copy); a partial
+    // message waits there unless it grows past `uring::LEND_MAX`, then it moves to `buf`.
+    let mut move_out = false;
+    // The input was cut at `INPUT_CHUNK`: the rest is lent again at once.
+    let mut cut = false;
+    loop {
+        if filled == 0 && !move_out {
+            let again = std::mem::take(&mut cut);
+            let lent = poll_fn(|cx| {
+                let stream = stream.borrow();
+                let Some(ring) = stream.lender() else { return Poll::Ready(None) };
+                ring.poll_lend(cx, again, |all| {
+                    let mut g = group.borrow_mut();
+                    let now = clock::now_ns();
+                    let chunk = if http { usize::MAX } else { INPUT_CHUNK };
+                    let (bytes, handled) =
+                        in_parts(all, chunk, |bytes| g.on_input_quiet(c, bytes, now));
+                    cut = bytes < all.len();
+                    match handled {
+                        Ok(used) => (used, Ok(())),
+                        Err(e) => (0, Err(failure(http, e, &all[..bytes]))),
+                    }
+                })
+                .map(Some)
+            })
+            .await;
+            if let Some(lent) = lent {
+                match lent {
+                    Ok(Some(Ok(()))) => {}
+                    Ok(Some(Err(why))) => {
+                        failures.borrow_mut().push(why);
+                        return group.borrow_mut().connection_lost(c);
+                    }
+                    Ok(None) | Err(_) => match reopen(&group, c, &failures, link.as_ref()).await {
+                        Some(s) => {
+                            stream = s;
+                            continue;
+                        }
+                        None => return group.borrow_mut().connection_lost(c),
+                    },
+                }
+                if http && group.borrow().must_reopen(c) {
+                    match reopen(&group, c, &failures, link.as_ref()).await {
+                        Some(s) => stream = s,
+                        None => return group.borrow_mut().connection_lost(c),
+                    }
+                } else {
+                    // What the input produced goes out now, with no writer task to run.
+                    let stream = stream.borrow();
+                    let ring = stream.lender();
+                    group.borrow_mut().send_now(c, |buf| ring.is_some_and(|r| r.send_owned(buf)));
+                    if cut {
+                        // The peer starts on this while the rest is handled.
+                        if let Some(r) = ring {
+                            r.submit_now();
+                        }
+                    }
+                    move_out = !cut && ring.is_some_and(|r| r.unread() >= uring::LEND_MAX);
+                }
+                // The next lend waits for the ring's next pass (only the reaper adds input):
+                // no yield is needed for other tasks to run, and none costs a task run.
+                if move_out {
+                    yield_now().await;
+                }
+                continue;
+            }
+        }
+        move_out = false;
+        if filled == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        let read =
+            poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_read(cx, &mut buf[filled..]))
+                .await;
+        let n = match read {
+            Ok(n) if n > 0 => n,
+            _ => match reopen(&group, c, &failures, link.as_ref()).await {
+                Some(s) => {
+                    (stream, filled) = (s, 0);
+                    continue;
+                }
+                None => return group.borrow_mut().connection_lost(c),
+            },
+        };
+        filled += n;
+        let used = group.borrow_mut().on_input(c, &buf[..filled], clock::now_ns());
+        match used {
+            Ok(used) => {
+                buf.copy_within(used..filled, 0);
+                filled -= used;
+                // The server said it closes this connection: replace it now.
+                if http && group.borrow().must_reopen(c) {
+                    match reopen(&group, c, &failures, link.as_ref()).await {
+                        Some(s) => (stream, filled) = (s, 0),
+                        None => return group.borrow_mut().connection_lost(c),
+                    }
+                }
+            }
+            Err(e) => {
+                failures.borrow_mut().push(failure(http, e, &buf[..filled]));
+                return group.borrow_mut().connection_lost(c);
+            }
+        }
+        yield_now().await;
+    }
+}
+
+/// Writes what connection `c` (its generation `generation`) has to send, until the run stops or
+/// the connection is replaced.
+pub(super) async fn writer<A: Adapter>(
+    group: Rc<RefCell<Group<A>>>,
+    stream: Rc<RefCell<Guarded<AgentStream>>>,
+    c: usize,
+    generation: u32,
+) {
+    while let Some(mut buf) = poll_fn(|cx| group.borrow_mut().poll_output(c, generation, cx)).await
+    {
+        // A socket ring takes the buffer itself (no copy), once what it holds is on its way.
+        let owned = poll_fn(|cx| match stream.borrow().lender() {
+            Some(ring) => ring.poll_send_owned(cx, &mut buf),
+            None => Poll::Ready(false),
+        })
+        .await;
+        let written = match owned {
+            true => Ok(()),
+            false => match write_all(&stream, &buf).await {
+                Ok(()) => poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_flush(cx)).await,
+                Err(e) => Err(e),
+            },
+        };
+        group.borrow_mut().output_done(buf);
+        if written.is_err() {
+            return;
+        }
+    }
+}
+
+/// Coordination workloads: completions from other cores and the adapter's timers (lock holds
+/// ending), handled as they come; looks at the stop flag at least every `MONITOR_NS`.
+pub(super) async fn side<A: Adapter>(
+    group: Rc<RefCell<Group<A>>>,
+    rx: flume::Receiver<Completed>,
+    waker: SideWaker,
+) {
+    loop {
+        let until = {
+            let g = group.borrow();
+            if g.is_stopped() {
+                return;
+            }
+            g.next_timer_ns().unwrap_or(u64::MAX).min(clock::now_ns() + MONITOR_NS)
+        };
+        let msg = side_wait(&rx, until, &waker).await;
+        let mut g = group.borrow_mut();
+        let now = clock::now_ns();
+        g.on_side(msg, now);
+        while let Ok(m) = rx.try_recv() {
+            g.on_side(Some(m), now);
+        }
+    }
+}
+
+/// The next message on the side channel, or None at `until`; while it waits, the task's
+/// waker is in `waker` for [`side_drain`].
+pub(super) async fn side_wait(
+    rx: &flume::Receiver<Completed>,
+    until: u64,
+    waker: &SideWaker,
+) -> Option<Completed> {
+    let mut wait = std::pin::pin!(or(async { rx.recv_async().await.ok() }, async {
+        uring::sleep_until(until).await;
+        None
+    }));
+    poll_fn(|cx| {
+        let out = std::future::Future::poll(wait.as_mut(), cx);
+        waker.set(out.is_pending().then(|| cx.waker().clone()));
+        out
+    })
+    .await
+}
+
+/// What the ring runs when a doorbell ended its doze ([`uring::Ring::set_peers`]): wakes the
+/// waiting side task on this thread when its channel holds anything (it then runs at the
+/// reaper's next yield); true when it did.
+pub(super) fn side_drain(
+    rx: flume::Receiver<Completed>,
+    waker: SideWaker,
+) -> Box<dyn Fn() -> bool> {
+    Box::new(move || !rx.is_empty() && waker.take().map(|w| w.wake()).is_some())
+}
+
+/// Open loop: sends what is due, then sleeps until the next due send; no fixed tick.
+pub(super) async fn pacer<A: Adapter>(group: Rc<RefCell<Group<A>>>) {
+    loop {
+        let next = {
+            let mut g = group.borrow_mut();
+            if g.is_stopped() {
+                return;
+            }
+            g.tick(clock::now_ns())
+        };
+        match next {
+            Some(t) => uring::sleep_until(t).await,
+            None => return,
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! The driver's tests: a run's shape, its ends, a core that dies.
+
+use super::*;
+
+#[test]
+fn another_core_s_messages_end_the_doze_not_a_park() {
+    // Proves an agent core of a coordination workload dozes in its socket ring between
+    // other cores' messages instead of parking in glommio (a process-wide `membarrier`
+    // per park here: a third of the agent core in `delegation`). Each message, sent from
+    // another thread and followed by the doorbell, ends the doze and the side task runs at
+    // once; it answers over a socket of the ring, as an agent core's work does. Without
+    // the doorbell's drain the task's wake waited in glommio's queue until the doze ended
+    // empty and the ring parked: one park per message.
+    if uring::supported().is_err() {
+        return;
+    }
+    const N: u32 = 300;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = flume::bounded::<Completed>(4);
+    let bell = uring::Doorbell::new().unwrap();
+    let ringer = bell.clone();
+    let other = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut answers = std::net::TcpStream::connect(addr).unwrap();
+        answers.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        for i in 0..N {
+            tx.send(Completed { local: i, slot: 0, seq: i }).unwrap();
+            ringer.ring();
+            let mut b = [0u8; 1];
+            answers.read_exact(&mut b).unwrap();
+            assert_eq!(b[0], i as u8, "answered in order");
+        }
+    });
+    let (socket, _) = listener.accept().unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let parks = LocalExecutorBuilder::new(Placement::Unbound)
+        .spawn(move || async move {
+            use futures_lite::AsyncWriteExt;
+            let ring = uring::Ring::new().unwrap();
+            let waker = SideWaker::default();
+            ring.set_doze(true);
+            ring.set_peers(bell, side_drain(rx.clone(), waker.clone()));
+            let reaper = ring.spawn_reaper();
+            let mut answers = ring.stream(socket.into());
+            let mut before = 0;
+            for i in 0..N {
+                let until = clock::now_ns() + 10_000_000_000;
+                let m = side_wait(&rx, until, &waker).await.unwrap();
+                assert_eq!(m.local, i);
+                answers.write_all(&[i as u8]).await.unwrap();
+                answers.flush().await.unwrap();
+                if i == 0 {
+                    // The ring was idle before the first message, and parked.
+                    before = ring.parks();
+                }
+            }
+            let parks = ring.parks() - before;
+            drop(answers);
+            ring.stop();
+            reaper.await;
+            parks
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    other.join().unwrap();
+    assert!(parks < u64::from(N) / 4, "{parks} parks for {N} messages");
+}
+
+#[test]
+fn input_is_handed_over_a_part_at_a_time_in_whole_messages() {
+    // Messages of `size` bytes: the handler takes the whole ones it was offered.
+    let whole = |size: usize| move |b: &[u8]| Ok::<usize, ()>(b.len() / size * size);
+    let all = vec![0u8; 300_000];
+    assert_eq!(in_parts(&all, 128 << 10, whole(1000)), (131_072, Ok(131_000)), "a part");
+    assert_eq!(in_parts(&all[..100_000], 128 << 10, whole(1000)), (100_000, Ok(100_000)));
+    // A message bigger than a part: offered all at once.
+    assert_eq!(in_parts(&all, 128 << 10, whole(200_000)), (300_000, Ok(200_000)));
+    assert_eq!(in_parts(&all, usize::MAX, whole(1000)), (300_000, Ok(300_000)), "no parts");
+    // An error in the first part is the answer.
+    assert_eq!(in_parts(&all, 1000, |_| Err::<usize, ()>(())), (1000, Err(())));
+}
+
+#[test]
+fn a_core_whose_thread_panics_says_so_instead_of_leaving_the_run_waiting() {
+    // Proves the last word: a panic in any task of an agent core's executor ends its
+    // thread with the core's state (its senders too) never dropped; the coordinator still
+    // hears that the core died, and why, on both channels it may be waiting on.
+    let (ready_tx, ready_rx) = flume::unbounded();
+    let (result_tx, result_rx) = flume::bounded(4);
+    let core = LocalExecutorBuilder::new(Placement::Unbound)
+        .spawn(move || async move {
+            LastWord::arm(3, &ready_tx, &result_tx);
+            let state = Rc::new(RefCell::new(Some((ready_tx, result_tx))));
+            let cycle = state.clone();
+            glommio::spawn_local(async move {
+                let _held = cycle;
+                panic!("a bug in a task");
+            })
+            .detach();
+            futures_lite::future::pending::<()>().await;
+            drop(state);
+        })
+        .unwrap();
+    match result_rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(CoreMsg::Died(3, why)) => {
+            assert!(why.starts_with("agent core 3 stopped: panicked at "), "{why}");
+            assert!(why.ends_with(": a bug in a task"), "{why}");
+        }
+        Ok(_) => panic!("the core sent something else"),
+        Err(e) => panic!("the core's death went unheard: {e}"),
+    }
+    assert!(matches!(ready_rx.try_recv(), Ok(Err(why)) if why.contains("a bug in a task")));
+    assert!(core.join().is_err());
+}
+
+#[test]
+fn a_core_that_ends_as_it_should_says_nothing_more() {
+    // Proves the last word is disarmed when the core ends normally.
+    let (ready_tx, ready_rx) = flume::unbounded();
+    let (result_tx, result_rx) = flume::bounded::<CoreMsg>(4);
+    let core = LocalExecutorBuilder::new(Placement::Unbound)
+        .spawn(move || async move {
+            LastWord::arm(1, &ready_tx, &result_tx);
+            LastWord::disarm();
+        })
+        .unwrap();
+    core.join().unwrap();
+    assert!(ready_rx.try_recv().is_err());
+    assert!(result_rx.try_recv().is_err());
+}
+
+#[test]
+fn a_core_that_stands_still_is_woken_and_the_run_says_so() {
+    // A thread with a heartbeat that sleeps in a system call nothing else would end (a
+    // read on a pipe nobody writes to), as a core does when its wake-up is lost. Once
+    // awake it beats again and stops.
+    let (rx, _tx) = nix::unistd::pipe().unwrap();
+    let beat = Beat::new();
+    let b = beat.clone();
+    let (started_tx, started_rx) = flume::bounded(1);
+    let t = std::thread::spawn(move || {
+        b.start();
+        let _ = started_tx.send(());
+        let mut buf = [0u8; 1];
+        let got = nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&rx), &mut buf);
+        b.beat();
+        got
+    });
+    started_rx.recv().unwrap();
+    let beats = vec![(7, beat.clone())];
+    let mut watch = CoreWatch::new(1, Duration::from_millis(30));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !t.is_finished() {
+        assert!(std::time::Instant::now() < deadline, "the stuck thread was never woken");
+        watch.look(&beats, "router");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(t.join().unwrap(), Err(nix::errno::Errno::EINTR));
+    assert!(beat.kicks() >= 1);
+    watch.look(&beats, "router"); // its fresh beat: it turns again
+    let said = watch.finish(&beats, "router");
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(said[0].starts_with("agent core 0 (core 7) stood still for"), "{}", said[0]);
+    assert!(said[0].contains("the generator, not the router"), "{}", said[0]);
+
+    // A core that keeps beating is never kicked, and nothing is said.
+    let steady = Beat::new();
+    steady.start();
+    let beats = vec![(0, steady.clone())];
+    let mut watch = CoreWatch::new(1, Duration::from_secs(60));
+    watch.look(&beats, "router");
+    assert_eq!(steady.kicks(), 0);
+    assert!(watch.finish(&beats, "router").is_empty());
+
+    // A core still standing still when the run ends is said too, with its core.
+    let mut watch = CoreWatch::new(1, Duration::from_secs(60));
+    watch.since[0] = Some(clock::now_ns());
+    let said = watch.finish(&[(5, steady)], "router");
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(said[0].starts_with("agent core 0 (core 5) stood still for"), "{}", said[0]);
+    assert!(said[0].contains("until the run ended"), "{}", said[0]);
+}

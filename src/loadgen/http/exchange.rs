@@ -1,0 +1,512 @@
+//! An HTTP connection's exchanges: requests written (HTTP/1.1, or h2c streams), pipelined in
+//! turn, and responses read, judged and booked.
+
+use super::*;
+
+impl Http {
+    /// The adapter for a group with these settings.
+    pub fn new(cfg: &GroupConfig, plan: Arc<Plan>) -> Http {
+        let conns = cfg.count.div_ceil(cfg.agents_per_conn.max(1)) as usize;
+        let plan_h2 = plan.http2;
+        let plan_conn = plan.clone();
+        Http {
+            stats: plan.patterns.iter().map(|&p| PatternStats::new(p)).collect(),
+            plan,
+            conns: (0..conns).map(|_| Conn::new(&plan_conn)).collect(),
+            sessions: vec![None; cfg.count as usize],
+            spare: Vec::new(),
+            body: Vec::with_capacity(1024),
+            event: Vec::new(),
+            context: String::new(),
+            text: "x".repeat(cfg.payload_bytes),
+            id_base: cfg.id_base,
+            first: cfg.first,
+            per_conn: cfg.agents_per_conn.max(1),
+            farewells: 0,
+            h2: if plan_h2 {
+                (0..conns).map(|_| h2c::H2Conn::default()).collect()
+            } else {
+                Vec::new()
+            },
+            done: Vec::new(),
+            heads: plan_conn
+                .patterns
+                .iter()
+                .enumerate()
+                .map(|(i, &p)| {
+                    let mut head = Vec::new();
+                    let what = What::Request(i as u8);
+                    if !fixed_head(&mut head, &plan_conn, what, Some(p), None) {
+                        head.clear();
+                    }
+                    head
+                })
+                .collect(),
+        }
+    }
+
+    pub(super) fn pattern_of(&self, local: u32, seq: u64) -> (u8, Pattern) {
+        let n = self.plan.patterns.len() as u64;
+        let i = ((seq + u64::from(self.first + local)) % n) as u8;
+        (i, self.plan.patterns[usize::from(i)])
+    }
+
+    /// Puts `w` on the wire of `conn` if there is room, else in its queue.
+    pub(super) fn submit(&mut self, conn: usize, w: Wire) {
+        if !self.h2.is_empty() {
+            let c = &self.conns[conn];
+            if c.open() && c.queued.is_empty() && self.h2[conn].ready() {
+                self.h2_send(conn, w);
+            } else {
+                self.conns[conn].queued.push_back(w);
+            }
+            return;
+        }
+        let c = &self.conns[conn];
+        if c.open() && c.wire.len() < self.plan.pipeline.max(1) as usize && c.queued.is_empty() {
+            self.write(conn, w);
+        } else {
+            self.conns[conn].queued.push_back(w);
+        }
+    }
+
+    /// Moves queued requests onto the wire while there is room; `now` is their send time.
+    pub(super) fn pump(&mut self, conn: usize, now_ns: u64) {
+        if !self.conns[conn].open() {
+            return;
+        }
+        if !self.h2.is_empty() {
+            while !self.conns[conn].queued.is_empty() && self.h2[conn].ready() {
+                let Some(mut w) = self.conns[conn].queued.pop_front() else { return };
+                if !w.again {
+                    w.sent_ns = now_ns;
+                }
+                self.h2_send(conn, w);
+            }
+            return;
+        }
+        while self.conns[conn].wire.len() < self.plan.pipeline.max(1) as usize {
+            let Some(mut w) = self.conns[conn].queued.pop_front() else { return };
+            w.sent_ns = now_ns;
+            self.write(conn, w);
+        }
+    }
+
+    pub(super) fn write(&mut self, conn: usize, w: Wire) {
+        let Http { plan, conns, sessions, body, context, text, id_base, first, heads, .. } = self;
+        let (plan, id_base, client) = (&**plan, *id_base, *first + w.local);
+        let kind = match w.what {
+            What::Request(i) => Some(plan.patterns[usize::from(i)]),
+            _ => None,
+        };
+        let method = method_of(w.what, kind);
+        // The body first: its length goes in the head.
+        body.clear();
+        let b = &mut *body;
+        let rpc_id = w.seq + 1;
+        let seq = w.seq;
+        match (w.what, kind) {
+            (What::Init, _) => {
+                let _ = write!(
+                    b,
+                    r#"{{"jsonrpc":"2.0","id":0,"method":"initialize","params":{{"protocolVersion":"{}","capabilities":{{}},"clientInfo":{{"name":"a2a-bench","version":"{}"}}}}}}"#,
+                    plan.mcp_version,
+                    env!("CARGO_PKG_VERSION")
+                );
+            }
+            (What::Initialized, _) => {
+                b.extend_from_slice(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+            }
+            (_, Some(p @ (Pattern::A2aMessage | Pattern::A2aStream))) => {
+                let method =
+                    if p == Pattern::A2aStream { "SendStreamingMessage" } else { "SendMessage" };
+                let _ = write!(
+                    b,
+                    r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"{method}","params":{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","parts":[{{"text":"{text}"}}]}}}}}}"#,
+                );
+            }
+            (_, Some(Pattern::A2aConversation)) => {
+                conversation(context, plan, id_base, client, seq);
+                let _ = write!(
+                    b,
+                    r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"SendMessage","params":{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","contextId":"{context}","parts":[{{"text":"{text}"}}]}}}}}}"#,
+                );
+            }
+            (_, Some(p @ (Pattern::A2aV03Message | Pattern::A2aV03Stream))) => {
+                let method =
+                    if p == Pattern::A2aV03Stream { "message/stream" } else { "message/send" };
+                let _ = write!(
+                    b,
+                    r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"{method}","params":{{"message":{{"kind":"message","role":"user","messageId":"m-{id_base}-{client}-{seq}","parts":[{{"kind":"text","text":"{text}"}}]}}}}}}"#,
+                );
+            }
+            (_, Some(Pattern::McpToolsList)) => {
+                let _ = write!(
+                    b,
+                    r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"tools/list","params":{{"#
+                );
+                mcp_meta(b, plan, false);
+                b.extend_from_slice(b"}}");
+            }
+            (_, Some(Pattern::McpToolsCall)) => {
+                let _ = write!(
+                    b,
+                    r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"tools/call","params":{{"name":{},"arguments":{}"#,
+                    plan.tool, plan.args
+                );
+                mcp_meta(b, plan, true);
+                b.extend_from_slice(b"}}");
+            }
+            (_, Some(Pattern::RegistryRegister)) => {
+                let _ = write!(
+                    b,
+                    r#"{{"agent_card":{{"name":"a2a-bench-{id_base}-{client}-{seq}","description":"{text}","url":"http://agent-{client}.invalid/","version":"1.0.0","protocolVersion":"0.3.0","protocol_version":"0.3.0","capabilities":{{}},"defaultInputModes":["text/plain"],"defaultOutputModes":["text/plain"],"skills":[{{"id":"bench","name":"bench skill","description":"load test","tags":["skill-{}"]}}]}}}}"#,
+                    seq % 16
+                );
+            }
+            (_, Some(Pattern::RegistrySearch)) => {
+                let _ = write!(b, r#"{{"query":"skill-{}"}}"#, (u64::from(client) + seq) % 16);
+            }
+            _ => {}
+        }
+        let out = &mut conns[conn].out;
+        // The head's lines that are the same for every request of this kind were written once
+        // ([`fixed_head`]); only a request line that varies (registry:get) and the session
+        // handshake's requests write theirs each time.
+        match w.what {
+            What::Request(i) if !heads[usize::from(i)].is_empty() => {
+                out.extend_from_slice(&heads[usize::from(i)]);
+            }
+            _ => {
+                let line_ok = fixed_head(out, plan, w.what, kind, Some((client, seq)));
+                debug_assert!(line_ok);
+            }
+        }
+        if is_mcp(w.what, kind) {
+            if let Some(s) = &sessions[w.local as usize] {
+                out.extend_from_slice(b"Mcp-Session-Id: ");
+                out.extend_from_slice(s.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+        if method == "POST" {
+            out.extend_from_slice(b"Content-Type: application/json\r\nContent-Length: ");
+            push_decimal(out, body.len() as u64);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(body);
+        conns[conn].wire.push_back(w);
+        conns[conn].unstamped += 1;
+    }
+
+    /// One complete response to `w`.
+    pub(super) fn complete(
+        &mut self,
+        conn: usize,
+        w: Wire,
+        head: &Head,
+        body: &[u8],
+        book: &mut Book,
+    ) {
+        let now = book.now_ns();
+        let id = self.id_base + self.first + w.local;
+        match w.what {
+            What::Init => match judge::initialized(head, body, &mut self.event) {
+                Err(k) => book.refused(format!("the MCP server refused initialize: {k}")),
+                Ok(()) => {
+                    // Checked by the caller: the session header's value, copied once per client.
+                    self.submit(conn, Wire { what: What::Initialized, again: false, ..w });
+                }
+            },
+            What::Initialized if (200..300).contains(&head.status) => book.ack(conn),
+            What::Initialized => book.refused(format!(
+                "the MCP server refused notifications/initialized: {}",
+                judge::status_name(head.status)
+            )),
+            What::Farewell => self.farewells = self.farewells.saturating_sub(1),
+            What::Request(i) => {
+                let p = self.plan.patterns[usize::from(i)];
+                let context = (p == Pattern::A2aConversation).then(|| {
+                    conversation(
+                        &mut self.context,
+                        &self.plan,
+                        self.id_base,
+                        self.first + w.local,
+                        w.seq,
+                    );
+                    self.context.as_str()
+                });
+                let verdict = judge::judge(p, head, body, context, &mut self.event);
+                let own_rtt = self.stats.len() > 1;
+                let s = &mut self.stats[usize::from(i)];
+                let freed = match verdict {
+                    Ok(events) => {
+                        if w.measured {
+                            s.ok += 1;
+                            // With one pattern the book's histogram (below) is this one: a
+                            // second record would only add a cache miss per response.
+                            if own_rtt {
+                                s.rtt.saturating_record(now.saturating_sub(w.intended_ns).max(1));
+                            }
+                            if p.is_stream() {
+                                let first = match self.conns[conn].first_event_ns {
+                                    0 => now,
+                                    t => t,
+                                };
+                                s.first_event
+                                    .saturating_record(first.saturating_sub(w.intended_ns).max(1));
+                                s.events += u64::from(events);
+                            }
+                        }
+                        book.answered(id, (w.intended_ns, w.sent_ns), w.measured)
+                    }
+                    Err(kind) => {
+                        if w.measured {
+                            s.error(&kind);
+                        }
+                        book.router_error(About::Request(Some(id)), ErrorKind::Name(&kind))
+                    }
+                };
+                if let Some(local) = freed {
+                    book.send_from(local, |c, out| self.request(c, out));
+                }
+            }
+        }
+        self.conns[conn].first_event_ns = 0;
+    }
+
+    /// A response that cannot be read: the request it answers counts it, and the connection
+    /// is given up (the caller's `Err`).
+    pub(super) fn broken(&mut self, conn: usize, why: &parse::Broken, book: &mut Book) -> String {
+        if let Some(w) = self.conns[conn].wire.pop_front() {
+            self.failed(w, why.kind(), &why.to_string(), book);
+        }
+        format!("the server sent {why}")
+    }
+
+    /// `w` got no usable response: counted as `kind` (`why` refuses a registration).
+    pub(super) fn failed(&mut self, w: Wire, kind: &str, why: &str, book: &mut Book) {
+        if let What::Request(i) = w.what {
+            if w.measured {
+                self.stats[usize::from(i)].error(kind);
+            }
+            let id = self.id_base + self.first + w.local;
+            if let Some(local) = book.router_error(About::Request(Some(id)), ErrorKind::Name(kind))
+            {
+                book.send_from(local, |c, out| self.request(c, out));
+            }
+        } else if book.registering() {
+            book.refused(format!("the MCP server sent {why}"));
+        } else if w.what == What::Farewell {
+            self.farewells = self.farewells.saturating_sub(1);
+        }
+    }
+
+    /// Renders `w` as the HTTP/1.1 path does and sends it as an HTTP/2 request.
+    pub(super) fn h2_send(&mut self, conn: usize, w: Wire) {
+        self.write(conn, w);
+        let c = &mut self.conns[conn];
+        if let Some(w) = c.wire.pop_back() {
+            c.unstamped = 0;
+            if let Err(w) = self.h2[conn].send(w, &c.out, &self.plan.host) {
+                c.queued.push_front(w); // it never left: the next connection takes it
+            }
+        }
+        c.out.clear();
+    }
+
+    /// Responses in `buf` (plaintext): returns the bytes used, or why the connection is
+    /// useless.
+    pub(super) fn input_plain(
+        &mut self,
+        conn: usize,
+        buf: &[u8],
+        book: &mut Book,
+    ) -> Result<usize, String> {
+        if !self.h2.is_empty() {
+            return self.h2_input(conn, buf, book);
+        }
+        let mut used = 0;
+        while used < buf.len() {
+            let rest = &buf[used..];
+            let Some(&front) = self.conns[conn].wire.front() else {
+                book.unexpected();
+                return Err("a response to no request".into());
+            };
+            // A response still arriving keeps its head, and its chunked body decoded so far.
+            let head = match self.conns[conn].head.take() {
+                Some(h) => h,
+                None => match parse::head(rest) {
+                    Ok(Some(h)) => h,
+                    Ok(None) => break,
+                    Err(why) => return Err(self.broken(conn, &why, book)),
+                },
+            };
+            let body_at = head.head_len;
+            if rest.len() < body_at {
+                // A shorter view of the same bytes (the reader's buffer took over from the
+                // ring's): nothing new.
+                self.conns[conn].head = Some(head);
+                break;
+            }
+            let streaming = head.content_type == parse::ContentType::EventStream;
+            let mut chunked = std::mem::take(&mut self.conns[conn].dechunk);
+            let (total, whole) = match head.framing {
+                Framing::Length(n) if rest.len() >= body_at + n => (body_at + n, true),
+                Framing::Length(_) => (0, false),
+                Framing::Chunked => match chunked.feed(&rest[body_at..]) {
+                    Ok(Some(n)) => (body_at + n, true),
+                    Ok(None) => (0, false),
+                    Err(why) => {
+                        self.conns[conn].dechunk = chunked;
+                        return Err(self.broken(conn, &why, book));
+                    }
+                },
+            };
+            let body: &[u8] = match head.framing {
+                Framing::Length(n) => &rest[body_at..rest.len().min(body_at + n)],
+                Framing::Chunked => chunked.data(),
+            };
+            let c = &mut self.conns[conn];
+            if !whole {
+                // A stream still arriving: note when its first event came.
+                if streaming && c.first_event_ns == 0 && parse::has_event(body, &mut c.event_from) {
+                    c.first_event_ns = book.now_ns();
+                }
+                c.head = Some(head);
+                c.dechunk = chunked;
+                break;
+            }
+            c.event_from = 0;
+            c.wire.pop_front();
+            c.answered = true;
+            c.closing |= head.close || self.plan.close;
+            if front.what == What::Init {
+                match head.session {
+                    Some((a, b)) => {
+                        let id = String::from_utf8_lossy(&rest[a..b]).into_owned();
+                        self.sessions[front.local as usize] = Some(id.into_boxed_str());
+                    }
+                    None if (200..300).contains(&head.status) => {
+                        book.refused(NO_SESSION.into());
+                        chunked.reset();
+                        self.conns[conn].dechunk = chunked;
+                        return Ok(used + total);
+                    }
+                    None => {}
+                }
+            }
+            self.complete(conn, front, &head, body, book);
+            chunked.reset();
+            self.conns[conn].dechunk = chunked;
+            used += total;
+            self.pump(conn, book.now_ns());
+            if head.close {
+                break; // the server closes: what follows is not for us
+            }
+        }
+        Ok(used)
+    }
+
+    /// The next plaintext to write on `conn`, if any.
+    pub(super) fn output_plain(&mut self, conn: usize) -> Option<Vec<u8>> {
+        if !self.h2.is_empty() {
+            let mut buf = self.spare.pop().unwrap_or_default();
+            let now = clock::now_ns();
+            self.h2[conn].output(&mut buf, |w| {
+                if !w.again {
+                    w.sent_ns = now;
+                }
+            });
+            if buf.is_empty() {
+                self.spare.push(buf);
+                return None;
+            }
+            return Some(buf);
+        }
+        let c = &mut self.conns[conn];
+        if c.out.is_empty() {
+            return None;
+        }
+        // A request leaves when the writer takes its bytes, not when it was rendered: the raw
+        // latency does not count the client's own turnaround (the intended time still does).
+        let now = clock::now_ns();
+        let from = c.wire.len() - c.unstamped.min(c.wire.len());
+        for w in c.wire.range_mut(from..).filter(|w| !w.again) {
+            w.sent_ns = now;
+        }
+        c.unstamped = 0;
+        let fresh = self.spare.pop().unwrap_or_default();
+        Some(std::mem::replace(&mut c.out, fresh))
+    }
+
+    pub(super) fn h2_input(
+        &mut self,
+        conn: usize,
+        buf: &[u8],
+        book: &mut Book,
+    ) -> Result<usize, String> {
+        self.h2[conn].feed(buf);
+        loop {
+            let mut done = std::mem::take(&mut self.done);
+            let driven = self.h2[conn].drive(book.now_ns(), &mut done);
+            let any = !done.is_empty();
+            for d in done.drain(..) {
+                self.h2_done(conn, d, book);
+            }
+            self.done = done;
+            driven?;
+            self.pump(conn, book.now_ns());
+            if !any {
+                return Ok(buf.len());
+            }
+        }
+    }
+
+    pub(super) fn h2_done(&mut self, conn: usize, d: h2c::Done<Wire>, book: &mut Book) {
+        match d {
+            h2c::Done::Failed { w, kind } => self.failed(w, kind, kind, book),
+            h2c::Done::Unprocessed { w } => {
+                book.counters.resent += 1;
+                self.conns[conn].queued.push_front(Wire { again: true, ..w });
+            }
+            // Refused before any processing: sent again, unless this connection's server keeps
+            // refusing (then it is an error, as any reset).
+            h2c::Done::Refused { w } if self.conns[conn].refusals < REFUSALS_MAX => {
+                self.conns[conn].refusals += 1;
+                book.counters.resent += 1;
+                self.conns[conn].queued.push_front(Wire { again: true, ..w });
+            }
+            h2c::Done::Refused { w } => {
+                let kind = "protocol_h2_refused_stream";
+                self.failed(w, kind, kind, book);
+            }
+            h2c::Done::Answer { w, status, content_type, session, body, first_event_ns } => {
+                if w.what == What::Init {
+                    match session {
+                        Some(id) => self.sessions[w.local as usize] = Some(id),
+                        None if (200..300).contains(&status) => {
+                            book.refused(NO_SESSION.into());
+                            return;
+                        }
+                        None => {}
+                    }
+                }
+                let c = &mut self.conns[conn];
+                c.first_event_ns = first_event_ns;
+                c.answered = true;
+                c.refusals = 0;
+                let head = Head {
+                    status,
+                    content_type,
+                    head_len: 0,
+                    framing: Framing::Length(body.len()),
+                    close: false,
+                    session: None,
+                };
+                self.complete(conn, w, &head, &body, book);
+            }
+        }
+    }
+}

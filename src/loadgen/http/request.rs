@@ -1,0 +1,148 @@
+//! The bytes of a request: the head that is the same for every request of a pattern, written
+//! once, and the lines and bodies that differ.
+
+use super::*;
+
+/// Sessionless MCP: the `_meta` envelope every request carries in place of a session
+/// (protocol version and client capabilities), after `comma` when other params precede it.
+/// The method of a request.
+pub(super) fn method_of(what: What, kind: Option<Pattern>) -> &'static str {
+    match (what, kind) {
+        (What::Farewell, _) => "DELETE",
+        (
+            _,
+            Some(
+                Pattern::Health
+                | Pattern::AgentCard
+                | Pattern::RegistryHealth
+                | Pattern::RegistryList
+                | Pattern::RegistryGet,
+            ),
+        ) => "GET",
+        _ => "POST",
+    }
+}
+
+/// Whether a request speaks MCP (session headers).
+pub(super) fn is_mcp(what: What, kind: Option<Pattern>) -> bool {
+    matches!(what, What::Init | What::Initialized | What::Farewell)
+        || kind.is_some_and(Pattern::is_mcp)
+}
+
+/// Writes the request line and the header lines that do not change from one request of this
+/// kind to the next: all but `Mcp-Session-Id`, the body's type and length, and the blank line.
+/// `at` is (client, sequence) of the request, which only registry:get's line uses; without it
+/// (a head written ahead for every request of the kind) that line is not written and the
+/// answer is false.
+pub(super) fn fixed_head(
+    out: &mut Vec<u8>,
+    plan: &Plan,
+    what: What,
+    kind: Option<Pattern>,
+    at: Option<(u32, u64)>,
+) -> bool {
+    let method = method_of(what, kind);
+    let base = plan.path.trim_end_matches('/');
+    let _ = match kind {
+        Some(Pattern::AgentCard) => write!(out, "GET /.well-known/agent-card.json"),
+        Some(Pattern::RegistryHealth) => write!(out, "GET {base}/health"),
+        Some(Pattern::RegistryList | Pattern::RegistryRegister) => {
+            write!(out, "{method} {base}/agents")
+        }
+        Some(Pattern::RegistrySearch) => write!(out, "POST {base}/agents/search"),
+        Some(Pattern::RegistryGet) => {
+            let Some((client, seq)) = at else { return false };
+            // The command line refuses registry:get without preloaded agents.
+            let ids = &plan.preloaded;
+            let at = ((u64::from(client) + seq) % ids.len().max(1) as u64) as usize;
+            let id = ids.get(at).map_or("none", String::as_str);
+            write!(out, "GET {base}/agents/{id}")
+        }
+        _ => write!(out, "{method} {}", plan.path),
+    };
+    let _ = write!(
+        out,
+        " HTTP/1.1\r\nHost: {}\r\nUser-Agent: a2a-bench/{}\r\n",
+        plan.host,
+        env!("CARGO_PKG_VERSION")
+    );
+    if let Some(t) = &plan.token {
+        let _ = write!(out, "Authorization: Bearer {t}\r\n");
+    }
+    if plan.close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    if matches!(kind, Some(Pattern::A2aMessage | Pattern::A2aStream | Pattern::A2aConversation)) {
+        out.extend_from_slice(b"A2A-Version: 1.0\r\n");
+    }
+    if is_mcp(what, kind) {
+        out.extend_from_slice(b"Accept: application/json, text/event-stream\r\n");
+        let _ = write!(out, "MCP-Protocol-Version: {}\r\n", plan.mcp_version);
+        let mcp_method = match (what, kind) {
+            (What::Init, _) => Some("initialize"),
+            (What::Initialized, _) => Some("notifications/initialized"),
+            (What::Request(_), Some(Pattern::McpToolsList)) => Some("tools/list"),
+            (What::Request(_), Some(Pattern::McpToolsCall)) => Some("tools/call"),
+            _ => None,
+        };
+        if let Some(m) = mcp_method.filter(|_| plan.mcp_version == MCP_SESSIONLESS) {
+            let _ = write!(out, "Mcp-Method: {m}\r\n");
+            if kind == Some(Pattern::McpToolsCall) {
+                let name = plan.tool.trim_matches('"');
+                let _ = write!(out, "Mcp-Name: {name}\r\n");
+            }
+        }
+    } else if kind.is_some_and(Pattern::is_stream) {
+        out.extend_from_slice(b"Accept: text/event-stream\r\n");
+    } else {
+        out.extend_from_slice(b"Accept: application/json\r\n");
+    }
+    true
+}
+
+/// Appends `n` in decimal.
+pub(super) fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+pub(super) fn mcp_meta(b: &mut Vec<u8>, plan: &Plan, comma: bool) {
+    if plan.mcp_version != MCP_SESSIONLESS {
+        return;
+    }
+    if comma {
+        b.push(b',');
+    }
+    let _ = write!(
+        b,
+        r#""_meta":{{"io.modelcontextprotocol/protocolVersion":"{}","io.modelcontextprotocol/clientCapabilities":{{}},"io.modelcontextprotocol/clientInfo":{{"name":"a2a-bench","version":"{}"}}}}"#,
+        plan.mcp_version,
+        env!("CARGO_PKG_VERSION")
+    );
+}
+
+/// A new connection's TLS state for https:// (`None` for http://, or if rustls refused the
+/// configuration, which the command line checked: then nothing is sent, see `take_output`).
+pub(super) fn fresh_tls(plan: &Plan) -> Option<rustls::ClientConnection> {
+    plan.tls.as_ref().and_then(|t| t.connect().ok())
+}
+
+/// The context id of the conversation request `seq` of `client` belongs to: `turns` turns of
+/// the conversation pattern per context.
+pub(super) fn conversation(into: &mut String, plan: &Plan, id_base: u32, client: u32, seq: u64) {
+    let block = u64::from(plan.turns.max(1)) * plan.patterns.len() as u64;
+    into.clear();
+    let _ = std::fmt::Write::write_fmt(
+        into,
+        format_args!("a2a-bench-{id_base}-{client}-{}", seq / block),
+    );
+}

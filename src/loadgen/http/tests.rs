@@ -1,0 +1,178 @@
+//! The HTTP adapter's tests: requests by pattern, responses judged, sessions, errors by kind.
+
+use super::*;
+
+fn config() -> GroupConfig {
+    super::fuzz::group_config(2)
+}
+
+/// Agent 1's request, booked (intended and rendered) at `at_ns`.
+fn booked(at_ns: u64) -> Outgoing {
+    let message_id = 1 | MEASURED_BIT;
+    Outgoing { from: 1, to: 0, message_id, measured: true, intended_ns: at_ns, sent_ns: at_ns }
+}
+
+#[test]
+fn a_request_leaves_when_the_writer_takes_its_bytes() {
+    // Proves where the raw latency starts, over HTTP/1.1 and HTTP/2: a request booked at
+    // t = 5 ns gets its send time when the writer takes its bytes for the socket, not when
+    // it was rendered; its intended time stays. A later take without new requests leaves
+    // the send time alone.
+    for http2 in [false, true] {
+        let plan = Plan { host: "x".into(), http2, ..Plan::default() };
+        let mut h = Http::new(&config(), Arc::new(plan));
+        h.request(0, &booked(5));
+        let before = clock::now_ns();
+        let out = h.take_output(0).expect("the request's bytes");
+        assert!(!out.is_empty());
+        let sent = |h: &mut Http| -> Wire {
+            if http2 {
+                let c = std::mem::take(&mut h.h2[0]);
+                let w = c.into_streams().next().expect("the stream");
+                h.h2[0] = h2c::H2Conn::default();
+                w
+            } else {
+                h.conns[0].wire[0]
+            }
+        };
+        if !http2 {
+            assert!(h.take_output(0).is_none());
+        }
+        let w = sent(&mut h);
+        assert_eq!(w.intended_ns, 5, "http2: {http2}");
+        assert!(w.sent_ns >= before, "http2: {http2}: sent at {} < {before}", w.sent_ns);
+    }
+}
+
+#[test]
+fn requests_carry_the_head_of_their_kind_and_their_own_lines() {
+    // Proves the request bytes with the heads written once per pattern: the request line,
+    // the constant headers, then this request's own lines (session, body length) and body,
+    // for a GET, an A2A message with a token, and an MCP call in a session, sessionless
+    // and with `Connection: close`.
+    let text = |plan: Plan, session: Option<&str>| -> String {
+        let mut h = Http::new(&config(), Arc::new(plan));
+        h.sessions.fill(session.map(Into::into));
+        h.request(0, &booked(5));
+        String::from_utf8(h.take_output(0).expect("the request's bytes")).unwrap()
+    };
+    let ua = format!("User-Agent: a2a-bench/{}\r\n", env!("CARGO_PKG_VERSION"));
+    let get = text(Plan { host: "h:1".into(), path: "/health".into(), ..Plan::default() }, None);
+    assert_eq!(
+        get,
+        format!("GET /health HTTP/1.1\r\nHost: h:1\r\n{ua}Accept: application/json\r\n\r\n")
+    );
+    let plan = Plan {
+        host: "h".into(),
+        patterns: vec![Pattern::A2aMessage],
+        token: Some("t0k".into()),
+        ..Plan::default()
+    };
+    let msg = text(plan, None);
+    let (head, body) = msg.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("POST / HTTP/1.1\r\nHost: h\r\n"), "{head}");
+    for line in ["Authorization: Bearer t0k", "A2A-Version: 1.0", "Content-Type: application/json"]
+    {
+        assert!(head.lines().any(|l| l == line), "{line}: {head}");
+    }
+    assert!(head.ends_with(&format!("Content-Length: {}", body.len())), "{head}");
+    assert!(body.contains(r#""method":"SendMessage""#) && body.contains(r#""id":"#), "{body}");
+    for (version, session, close) in
+        [("2025-06-18", Some("s-1"), false), (MCP_SESSIONLESS, None, true)]
+    {
+        let plan = Plan {
+            host: "h".into(),
+            patterns: vec![Pattern::McpToolsCall],
+            mcp_version: version.into(),
+            close,
+            ..Plan::default()
+        };
+        let call = text(plan, session);
+        let (head, body) = call.split_once("\r\n\r\n").unwrap();
+        let has = |line: &str| head.lines().any(|l| l == line);
+        assert!(has(&format!("MCP-Protocol-Version: {version}")), "{head}");
+        assert!(has("Accept: application/json, text/event-stream"), "{head}");
+        assert_eq!(has("Mcp-Session-Id: s-1"), session.is_some(), "{head}");
+        assert_eq!(has("Mcp-Method: tools/call") && has("Mcp-Name: echo"), session.is_none());
+        assert_eq!(has("Connection: close"), close, "{head}");
+        assert!(has(&format!("Content-Length: {}", body.len())), "{head}");
+        assert!(body.contains(r#""method":"tools/call""#), "{body}");
+    }
+}
+
+#[test]
+fn a_round_of_requests_and_answers_allocates_nothing_per_request() {
+    // Proves the HTTP client's hot path's discipline: once warm, clients answered, judged,
+    // recorded and sending again (request rendered from its pattern's head, response
+    // parsed and its shape checked) allocate nothing, for a GET, A2A answers whose skipped
+    // members nest (a message's `parts`, a task's history and artifacts: `judge::Skip`,
+    // where serde_json's own skip allocated its scratch stack once per response) and a
+    // registry's list, four requests on the wire at once.
+    use crate::loadgen::group::{Group, Schedule};
+    use crate::testing::counting;
+    use std::task::{Context, Poll, Waker};
+    let health = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n{\"status\":\"ok\"}";
+    let json = |body: &str| {
+        let n = body.len();
+        format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {n}\r\n\r\n{body}")
+    };
+    let message = json(
+        r#"{"jsonrpc":"2.0","id":1,"result":{"message":{"role":"ROLE_AGENT","messageId":"m","parts":[{"text":"x"}]}}}"#,
+    );
+    let task = json(
+        r#"{"jsonrpc":"2.0","id":1,"result":{"task":{"id":"t","contextId":"c","status":{"state":"TASK_STATE_COMPLETED","message":{"role":"ROLE_AGENT","parts":[{"text":"done"}]}},"history":[{"role":"ROLE_USER","parts":[{"text":"x","metadata":{"a":[1,{"b":null}]}}]}],"artifacts":[{"artifactId":"a","parts":[{"text":"y"}]}]}}}"#,
+    );
+    let list = json(
+        r#"[{"agent_id":"a1","agent_card":{"name":"n","skills":[{"id":"s","tags":["t"]}]}},{"agent_id":"a2","agent_card":{"name":"m","skills":[]}}]"#,
+    );
+    let cases = [
+        (Pattern::Health, health),
+        (Pattern::A2aMessage, &message[..]),
+        (Pattern::A2aMessage, &task[..]),
+        (Pattern::RegistryList, &list[..]),
+    ];
+    for (pattern, answer) in cases {
+        let mut cfg = config();
+        cfg.count = 4;
+        cfg.agents_total = 4;
+        cfg.agents_per_conn = 4;
+        let plan =
+            Plan { host: "h".into(), patterns: vec![pattern], pipeline: 4, ..Plan::default() };
+        let mut g = Group::new(cfg.clone(), Http::new(&cfg, Arc::new(plan)));
+        g.register(0);
+        assert_eq!(g.registered(), Ok(true));
+        let mut now = 1_000u64;
+        g.set_schedule(Schedule { start_ns: now, measure_ns: now + 1, end_ns: u64::MAX });
+        g.start(now);
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut answers = Vec::with_capacity(64 << 10);
+        // Every request written is answered at once, in order.
+        let mut turn = |g: &mut Group<Http>, now: u64| -> usize {
+            let mut asked = 0;
+            while let Poll::Ready(Some(buf)) = g.poll_output(0, 0, &mut cx) {
+                asked += buf.windows(9).filter(|w| w == b"HTTP/1.1\r").count();
+                g.output_done(buf);
+            }
+            answers.clear();
+            for _ in 0..asked {
+                answers.extend_from_slice(answer.as_bytes());
+            }
+            assert_eq!(g.on_input(0, &answers, now), Ok(answers.len()), "{pattern:?}");
+            asked
+        };
+        for _ in 0..100 {
+            now += 1_000;
+            assert_eq!(turn(&mut g, now), 4, "{pattern:?}");
+        }
+        let (before, answered) = (counting::calls(), g.counters().round_trips_measured);
+        let mut requests = 0;
+        for _ in 0..1_000 {
+            now += 1_000;
+            requests += turn(&mut g, now);
+        }
+        let allocs = counting::calls() - before;
+        assert_eq!(g.counters().round_trips_measured - answered, requests as u64);
+        eprintln!("{pattern:?}: {allocs} allocations for {requests} requests");
+        assert_eq!(allocs, 0, "{pattern:?}: {allocs} allocations for {requests} requests");
+    }
+}
