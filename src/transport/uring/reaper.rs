@@ -1,5 +1,7 @@
 //! The reaper: the task that submits, reaps, dozes, watches and parks for one thread's ring.
 
+use std::future::Future;
+
 use super::inner::wake;
 use super::sleep::{next_deadline, next_glommio_deadline, next_reaper_deadline, wake_due, Awake};
 use super::*;
@@ -207,6 +209,9 @@ impl Ring {
         // The last look ended a turn of glommio's loop, and when the last turn or park was.
         let mut turned = false;
         let mut turn_at = crate::clock::now_ns();
+        // The shortest timer that turns glommio's loop ([`turn_timer`]): 1 µs, doubled while
+        // such timers end before the loop turns (a thread that runs slow).
+        let mut turn_min = Duration::from_micros(1);
         let mut awake = Awake::new();
         loop {
             let n = self.pass();
@@ -245,7 +250,7 @@ impl Ring {
                     || next_glommio_deadline().is_some_and(|t| t.saturating_add(late) <= now)
                 {
                     TURNS.fetch_add(1, Ordering::Relaxed);
-                    glommio::timer::sleep(Duration::from_micros(1)).await;
+                    turn_min = next_turn_min(turn_min, turn_timer(turn_min).await);
                     turned = true;
                     turn_at = crate::clock::now_ns();
                     dozing_since = 0; // the doze's own turn (below) counts from here too
@@ -344,7 +349,7 @@ impl Ring {
                 .map_or(FALLBACK, |t| {
                     Duration::from_nanos(t.saturating_sub(crate::clock::now_ns()))
                 })
-                .clamp(Duration::from_micros(1), FALLBACK);
+                .clamp(turn_min, FALLBACK);
             #[cfg(test)]
             PARKS.fetch_add(1, Ordering::Relaxed);
             self.parks.set(self.parks.get() + 1);
@@ -361,7 +366,8 @@ impl Ring {
                     Poll::Pending
                 }),
                 async {
-                    glommio::timer::sleep(park).await;
+                    let turned = turn_timer(park).await;
+                    turn_min = next_turn_min(turn_min, turned);
                     false
                 },
             )
@@ -440,8 +446,12 @@ impl Ring {
     /// traffic.
     pub(super) async fn rang_in_glommio(&self) -> bool {
         // The turn reaps glommio's rings and wakes the bell's task; the yield lets it run if
-        // it was queued behind this one.
-        glommio::timer::sleep(Duration::from_micros(1)).await;
+        // it was queued behind this one. A timer past due when first polled did not turn it:
+        // a longer one then.
+        let mut d = Duration::from_micros(1);
+        while !turn_timer(d).await && d < FALLBACK {
+            d = next_turn_min(d, false);
+        }
         glommio::executor().yield_task_queue_now().await;
         self.rung.replace(false) || self.bell_signalled()
     }
@@ -652,5 +662,45 @@ pub(super) fn next_watch(watch: u64, worked: u64, dozed: Dozed) -> u64 {
         Dozed::Caught(after) => ((watch * 7 + after + after / 4) / 8).clamp(floor, max.max(watch)),
         Dozed::Woke(after) if after <= max => (after + after / 4).clamp(floor, max),
         Dozed::Woke(_) | Dozed::Idle => floor,
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// For the tests: nanoseconds between making a turn timer and first polling it.
+    pub(super) static SLOW_TURN_NS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Waits on a glommio timer of `d`; whether glommio's loop turned before it ended. A timer
+/// already due when first polled ends at once, with no turn (its timers unfired, wakes from
+/// other threads unseen): a thread slowed or preempted between making the timer and polling it.
+/// Under valgrind every 1 µs timer was such a one, and a reaper parking for a sleep that only
+/// glommio's timer ends never let the loop turn: 100 million parks in 15 minutes.
+pub(super) async fn turn_timer(d: Duration) -> bool {
+    let mut timer = std::pin::pin!(glommio::timer::Timer::new(d));
+    #[cfg(test)]
+    {
+        // A thread that runs slow: the timer is first polled this long after it was made.
+        let until = crate::clock::now_ns() + SLOW_TURN_NS.with(Cell::get);
+        while crate::clock::now_ns() < until {
+            std::hint::spin_loop();
+        }
+    }
+    let mut polls = 0u32;
+    std::future::poll_fn(|cx| {
+        polls += 1;
+        timer.as_mut().poll(cx).map(|_| polls > 1)
+    })
+    .await
+}
+
+/// The next shortest turn timer, after one of `min` that turned glommio's loop or not: twice
+/// as long after a miss (up to [`FALLBACK`]), so that a slow thread's loop turns at last; back
+/// to 1 µs after a turn.
+pub(super) fn next_turn_min(min: Duration, turned: bool) -> Duration {
+    if turned {
+        Duration::from_micros(1)
+    } else {
+        (min * 2).min(FALLBACK)
     }
 }

@@ -1,6 +1,6 @@
 //! The socket ring's tests: completions, dozes, sleeps, lost wake-ups, teardown.
 
-use super::reaper::next_watch;
+use super::reaper::{next_turn_min, next_watch, turn_timer, SLOW_TURN_NS};
 use super::sleep::SLEPT;
 use super::*;
 use crate::placement::Slot;
@@ -1057,4 +1057,68 @@ fn a_sleep_begun_while_the_reaper_parks_does_not_wait_for_its_park() {
     });
     assert!(elapsed >= 2_000_000);
     assert_eq!((by_reaper, by_glommio), (0, 1));
+}
+
+#[test]
+fn a_thread_too_slow_for_a_one_microsecond_timer_still_lets_glommio_s_loop_turn() {
+    // Proves a reaper whose turn timers are all past due when first polled (a thread that runs
+    // slow: under valgrind every park was such a one, 100 million in 15 minutes, and glommio's
+    // loop never turned) still lets the loop turn, by longer timers: here each turn timer is
+    // first polled 50 µs after it was made, and a sleep that only glommio's timer ends, due
+    // while the reaper held the thread, ends soon after the reaper gets work, not when
+    // glommio's preemption timer (100 ms) or nothing at all breaks the reaper's loop.
+    if supported().is_err() {
+        return;
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let after_kick_ns = with_idle_reaper(false, |ring| async move {
+            // Idle, the reaper parks in glommio: a sleep begun now is glommio's to end.
+            glommio::timer::sleep(Duration::from_millis(2)).await;
+            let t0 = crate::clock::now_ns();
+            let sleeper = glommio::spawn_local(async move {
+                sleep_until(t0 + 1_000_000).await;
+                crate::clock::now_ns()
+            });
+            futures_lite::future::yield_now().await; // the sleeper begins its sleep
+            SLOW_TURN_NS.with(|s| s.set(50_000));
+            // The thread is held past the sleep's time; then the reaper gets work, and runs
+            // before glommio's loop turns again.
+            while crate::clock::now_ns() < t0 + 3_000_000 {
+                std::hint::spin_loop();
+            }
+            let kicked = crate::clock::now_ns();
+            ring.kick();
+            let ended = sleeper.await;
+            SLOW_TURN_NS.with(|s| s.set(0));
+            ended.saturating_sub(kicked)
+        });
+        let _ = tx.send(after_kick_ns);
+    });
+    let after_kick_ns = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the sleep never ended: the reaper never let glommio's loop turn");
+    assert!(after_kick_ns < 50_000_000, "the sleep ended {after_kick_ns} ns after the kick");
+}
+
+#[test]
+fn a_turn_timer_says_whether_glommio_s_loop_turned_and_a_miss_doubles_the_next() {
+    // Proves the turn timer tells a timer already due at its first poll (no turn) from one
+    // that waited for glommio's loop, and that a miss doubles the next one up to the
+    // fallback, while a turn brings it back to 1 µs.
+    let turned = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .spawn(|| async {
+            let missed = turn_timer(Duration::ZERO).await;
+            let turned = turn_timer(Duration::from_micros(200)).await;
+            (missed, turned)
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(turned, (false, true));
+    let us = Duration::from_micros;
+    assert_eq!(next_turn_min(us(1), false), us(2));
+    assert_eq!(next_turn_min(us(64), false), us(128));
+    assert_eq!(next_turn_min(FALLBACK, false), FALLBACK);
+    assert_eq!(next_turn_min(us(64), true), us(1));
 }
