@@ -22,245 +22,18 @@ where
 impl TryFrom<BenchArgs> for BenchConfig {
     type Error = anyhow::Error;
 
+    /// The phases in the order their flags are checked: the grid (agents, stops, topologies,
+    /// workloads, pacings, sizes), then where it runs, then what is written and judged.
     fn try_from(mut a: BenchArgs) -> anyhow::Result<BenchConfig> {
-        let quick = a.quick;
-        let agents: Vec<u32> = list(
-            "--agents",
-            a.agents.as_deref().unwrap_or(if quick { "5,10" } else { "10,50,100" }),
-        )?;
         let http = a.protocol == Protocol::Http;
-        if let Some(&bad) = agents.iter().find(|&&n| !(2..=(1 << 21)).contains(&n)) {
-            if !(http && bad == 1) {
-                bail!(
-                    "--agents: {bad} is out of range (2 to 2097152: a topology needs two agents)"
-                );
-            }
-        }
-        let (stops, message_counts, duration_sec) = match &a.messages {
-            Some(spec) => {
-                let counts: Vec<u64> = list("--messages", spec)?;
-                if counts.contains(&0) {
-                    bail!("--messages: counts must be at least 1");
-                }
-                (counts.iter().map(|&per_agent| Stop::Count { per_agent }).collect(), counts, None)
-            }
-            None => {
-                let d = a.duration.unwrap_or(Duration::from_secs(if quick { 1 } else { 3 }));
-                if d.is_zero() {
-                    bail!("--duration must be above 0");
-                }
-                (vec![Stop::Duration(d)], Vec::new(), Some(d.as_secs_f64()))
-            }
-        };
-        if a.fanout == 0 {
-            bail!("--fanout must be at least 1");
-        }
-        let topologies: Vec<Topology> =
-            list::<Topology>("--topologies", a.topologies.as_deref().unwrap_or("star,mesh,ring"))?
-                .into_iter()
-                .map(|t| match t {
-                    Topology::Hierarchical { .. } => Topology::Hierarchical { fanout: a.fanout },
-                    other => other,
-                })
-                .collect();
-        let workloads: Vec<Workload> =
-            list::<Workload>("--workload", a.workload.as_deref().unwrap_or("request-reply"))?
-                .into_iter()
-                .map(|w| match w {
-                    Workload::Fanout { .. } => Workload::Fanout { subscribers: a.subscribers },
-                    Workload::Locks { .. } => Workload::Locks { locks: a.locks, hold: a.hold },
-                    Workload::Churn { .. } => Workload::Churn { stay: a.hold },
-                    Workload::Consensus { .. } => Workload::Consensus { replicas: a.replicas },
-                    Workload::Delegation { .. } => Workload::Delegation { subtasks: a.subtasks },
-                    Workload::Election { .. } => Workload::Election { replicas: a.replicas },
-                    other => other,
-                })
-                .collect();
-        if workloads.iter().any(|w| !w.uses_topology()) {
-            // The seed's JSON protocol has locks, barriers and broadcasts, nothing else.
-            let seed = |w: &&Workload| {
-                a.protocol == Protocol::Json
-                    && matches!(
-                        w,
-                        Workload::Locks { .. } | Workload::Barriers | Workload::Broadcast
-                    )
-            };
-            let other = workloads.iter().filter(|w| !w.uses_topology()).find(|w| !seed(w));
-            if let (true, Some(w)) = (a.protocol != Protocol::Native, other) {
-                bail!("--workload {w}: the {} protocol runs request-reply{}; {w} needs the native protocol", a.protocol, if a.protocol == Protocol::Json { ", locks, barriers and broadcast" } else { "" });
-            }
-            if a.subscribers == 0 {
-                bail!("--subscribers must be at least 1");
-            }
-            if a.locks == 0 {
-                bail!("--locks must be at least 1");
-            }
-        }
-        let churn = workloads.iter().any(|w| matches!(w, Workload::Churn { .. }));
-        if churn {
-            if let Some(&n) = agents.iter().find(|&&n| n > crate::loadgen::native::JOIN_OFFSET) {
-                bail!("--agents: {n} is above {} with --workload churn (each agent has a second, passing identity)", crate::loadgen::native::JOIN_OFFSET);
-            }
-        }
-        let consensus = workloads.iter().any(|w| matches!(w, Workload::Consensus { .. }));
-        let delegation = workloads.iter().any(|w| matches!(w, Workload::Delegation { .. }));
-        if delegation {
-            if a.subtasks == 0 {
-                bail!("--subtasks must be at least 1");
-            }
-            if let Some(&n) = agents.iter().find(|&&n| n < 3) {
-                bail!("--agents: {n} is too few for --workload delegation (a coordinator, a specialist and a worker)");
-            }
-        }
-        let election = workloads.iter().any(|w| matches!(w, Workload::Election { .. }));
-        if election {
-            if a.replicas < 3 {
-                bail!("--replicas must be at least 3 with --workload election (an observer, a leader to kill and one to take over)");
-            }
-            if let Some(&n) = agents.iter().find(|&&n| n < 3) {
-                bail!("--agents: {n} is too few for --workload election (at least 3)");
-            }
-        }
-        if consensus && a.replicas < 2 {
-            bail!("--replicas must be at least 2 (a leader and a follower)");
-        }
-        let open = a.rate.is_some()
-            || a.find_max_rate
-            || a.intervals.as_deref().is_some_and(|i| i.split(',').any(|m| m.trim() != "0"));
-        let closed_only = workloads.iter().find(|w| {
-            matches!(
-                w,
-                Workload::Barriers
-                    | Workload::Consensus { .. }
-                    | Workload::Election { .. }
-                    | Workload::Delegation { .. }
-            )
-        });
-        if let (true, Some(w)) = (open, closed_only) {
-            let why = if *w == Workload::Barriers {
-                "a round begins when the last one released"
-            } else {
-                "only some agents start operations, each when its last one ended"
-            };
-            bail!("--workload {w} runs closed loop ({why}): drop --rate, --intervals and --find-max-rate");
-        }
-        if workloads.iter().any(Workload::fans_out)
-            && a.window > crate::loadgen::workload::FAN_WINDOW_MAX
-        {
-            bail!(
-                "--window: at most {} with --workload fanout or broadcast",
-                crate::loadgen::workload::FAN_WINDOW_MAX
-            );
-        }
-        let (pacings, intervals, rates) = match (&a.intervals, &a.rate) {
-            (Some(spec), _) => {
-                let ms: Vec<u64> = list("--intervals", spec)?;
-                // 0 sends without pause, as in the seed tester: closed loop.
-                let specs = ms
-                    .iter()
-                    .map(|&m| if m == 0 { PacingSpec::Closed } else { PacingSpec::Interval(m) })
-                    .collect();
-                (specs, ms, Vec::new())
-            }
-            (None, Some(spec)) => {
-                let r: Vec<f64> = list("--rate", spec)?;
-                if let Some(bad) = r.iter().find(|&&x| !(x > 0.0 && x.is_finite())) {
-                    bail!("--rate: {bad} is not a rate (a positive, finite number of requests per second)");
-                }
-                (r.iter().map(|&x| PacingSpec::Rate(x)).collect(), Vec::new(), r)
-            }
-            (None, None) => (vec![PacingSpec::Closed], Vec::new(), Vec::new()),
-        };
-        if a.window == 0 {
-            bail!("--window must be at least 1");
-        }
-        let repeat = a.repeat.unwrap_or(if quick { 1 } else { 3 });
-        if repeat == 0 {
-            bail!("--repeat must be at least 1");
-        }
-        if a.payload_size < 16 || a.payload_size > 4 << 20 {
-            bail!("--payload-size must be between 16 and 4M bytes (the send times take 16)");
-        }
-        if a.batch == 0 {
-            bail!("--batch must be at least 1");
-        }
-        if a.agents_per_conn == 0 {
-            bail!("--agents-per-conn must be at least 1");
-        }
-        if a.priority > 10 {
-            bail!("--priority must be 0 to 10");
-        }
-        let machine = Machine::detect();
-        let all = match &a.cores {
-            Some(spec) => slots_for("--cores", spec, &machine)?,
-            None => machine.cores.clone(),
-        };
-        let json = a.protocol == Protocol::Json;
-        let mut transport =
-            a.transport.unwrap_or(if json { Transport::Ws } else { Transport::Tcp });
-        let topologies = match (http, topologies.contains(&Topology::Client)) {
-            (true, _) => vec![Topology::Client],
-            (false, true) => {
-                bail!("--topologies client: that is `a2a-bench http`'s (clients of one server)")
-            }
-            (false, false) => topologies,
-        };
-        if http && a.router.is_none() {
-            bail!("--protocol http: run `a2a-bench http --url URL --pattern …`");
-        }
-        let (target, plan) = match &a.router {
-            Some(url) => {
-                let (scheme, addr) =
-                    parse_router_url(url).map_err(|e| anyhow::anyhow!("--router: {e}"))?;
-                let implied = if scheme == "ws" { Transport::Ws } else { Transport::Tcp };
-                if a.transport.is_some_and(|t| t != implied) {
-                    bail!("--transport {transport} contradicts --router {url}");
-                }
-                transport = implied;
-                if a.router_cores.is_some() {
-                    bail!("--router-cores: there is no embedded router with --router");
-                }
-                let agents = match &a.agent_cores {
-                    Some(spec) => slots_for("--agent-cores", spec, &machine)?,
-                    None => all.clone(),
-                };
-                (Target::External { url: url.clone(), addr }, Plan { router: Vec::new(), agents })
-            }
-            None => {
-                let mut plan = Plan::split(&all);
-                if let Some(spec) = &a.router_cores {
-                    plan.router = slots_for("--router-cores", spec, &machine)?;
-                    plan.agents =
-                        all.iter().copied().filter(|s| !plan.router.contains(s)).collect();
-                }
-                if let Some(spec) = &a.agent_cores {
-                    plan.agents = slots_for("--agent-cores", spec, &machine)?;
-                }
-                if plan.agents.is_empty() {
-                    bail!("--agent-cores: no core left for the agents (give more --cores)");
-                }
-                if plan.router.len() > 64 {
-                    bail!("--router-cores: at most 64 shards");
-                }
-                (Target::Embedded { slots: plan.router.clone() }, plan)
-            }
-        };
-        a.router_flags.shard_config(a.compression)?;
-        let mut warnings =
-            placement_warnings(&target, &plan, a.agent_cores.is_some(), http, a.router_flags.poll);
-        let (agent_io, why_agents) = crate::transport::uring::effective(a.agent_io);
-        let (router_io, why_router) = crate::transport::uring::effective(a.router_flags.router_io);
-        warnings.extend(why_agents.or(why_router)); // the same probe: said once
-        a.agent_io = agent_io;
-        a.router_flags.router_io = router_io;
-        if json && transport != Transport::Ws {
-            bail!(
-                "--protocol json runs over WebSocket: drop --transport tcp or use a ws:// --router"
-            );
-        }
-        if json && a.agents_per_conn != 1 {
-            bail!("--agents-per-conn: the JSON protocol has one connection per agent");
-        }
+        let agents = agent_counts(&a, http)?;
+        let (stops, message_counts, duration_sec) = stops(&a)?;
+        let topologies = topologies(&a)?;
+        let workloads = workloads(&a, &agents)?;
+        let (pacings, intervals, rates) = pacings(&a)?;
+        let repeat = check_sizes(&a)?;
+        let Placement { topologies, target, plan, transport, warnings } =
+            placement(&mut a, http, topologies)?;
         let report_config = ReportConfig {
             agent_counts: agents.clone(),
             message_counts,
@@ -285,41 +58,9 @@ impl TryFrom<BenchArgs> for BenchConfig {
             protocol: a.protocol.to_string(),
             http: None,
         };
-        let warmup = a.warmup.unwrap_or(Duration::from_millis(if quick { 300 } else { 1000 }));
-        let thresholds = a
-            .thresholds
-            .iter()
-            .map(|t| t.parse::<Threshold>().map_err(|e| anyhow::anyhow!("--threshold: {e}")))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let search = match (&a.slo, a.find_max_rate) {
-            (Some(slo), true) => {
-                if !(a.search_precision > 0.0 && a.search_precision < 0.5) {
-                    bail!("--search-precision must be a share between 0 and 0.5");
-                }
-                Some(crate::cli::search::SearchConfig {
-                    slo: report::threshold::parse_list("--slo", slo)?,
-                    slo_text: slo.clone(),
-                    precision: a.search_precision,
-                })
-            }
-            _ => None,
-        };
-        match (&search, thresholds.iter().find(|t| t.is_about_search() != search.is_some())) {
-            (Some(_), Some(t)) => bail!(
-                "--threshold '{}': with --find-max-rate only max_rate thresholds apply (e.g. max_rate>50k)",
-                t.text()
-            ),
-            (None, Some(t)) => {
-                bail!("--threshold '{}': max_rate needs --find-max-rate --slo", t.text())
-            }
-            _ => {}
-        }
-        if !a.interval.is_zero() && a.interval < Duration::from_millis(100) {
-            bail!("--interval: at least 0.1 s (each interval copies every agent core's histogram), or 0 for none");
-        }
-        if a.interval.is_zero() && a.hlog.is_some() {
-            bail!("--hlog writes one histogram per --interval: give an --interval above 0");
-        }
+        let warmup = a.warmup.unwrap_or(Duration::from_millis(if a.quick { 300 } else { 1000 }));
+        let (thresholds, search) = judging(&a)?;
+        check_intervals(&a)?;
         Ok(BenchConfig {
             agents,
             stops,
@@ -359,6 +100,352 @@ impl TryFrom<BenchArgs> for BenchConfig {
             connections: None,
         })
     }
+}
+
+/// `--agents`: the agent counts of the grid (1 only for `a2a-bench http`'s clients).
+fn agent_counts(a: &BenchArgs, http: bool) -> anyhow::Result<Vec<u32>> {
+    let agents: Vec<u32> = list(
+        "--agents",
+        a.agents.as_deref().unwrap_or(if a.quick { "5,10" } else { "10,50,100" }),
+    )?;
+    if let Some(&bad) = agents.iter().find(|&&n| !(2..=(1 << 21)).contains(&n)) {
+        if !(http && bad == 1) {
+            bail!("--agents: {bad} is out of range (2 to 2097152: a topology needs two agents)");
+        }
+    }
+    Ok(agents)
+}
+
+/// `--messages` or `--duration`: when each run stops; the message counts and the duration in
+/// seconds as the report states them.
+fn stops(a: &BenchArgs) -> anyhow::Result<(Vec<Stop>, Vec<u64>, Option<f64>)> {
+    Ok(match &a.messages {
+        Some(spec) => {
+            let counts: Vec<u64> = list("--messages", spec)?;
+            if counts.contains(&0) {
+                bail!("--messages: counts must be at least 1");
+            }
+            (counts.iter().map(|&per_agent| Stop::Count { per_agent }).collect(), counts, None)
+        }
+        None => {
+            let d = a.duration.unwrap_or(Duration::from_secs(if a.quick { 1 } else { 3 }));
+            if d.is_zero() {
+                bail!("--duration must be above 0");
+            }
+            (vec![Stop::Duration(d)], Vec::new(), Some(d.as_secs_f64()))
+        }
+    })
+}
+
+/// `--topologies` with `--fanout` given to the hierarchical one.
+fn topologies(a: &BenchArgs) -> anyhow::Result<Vec<Topology>> {
+    if a.fanout == 0 {
+        bail!("--fanout must be at least 1");
+    }
+    Ok(list::<Topology>("--topologies", a.topologies.as_deref().unwrap_or("star,mesh,ring"))?
+        .into_iter()
+        .map(|t| match t {
+            Topology::Hierarchical { .. } => Topology::Hierarchical { fanout: a.fanout },
+            other => other,
+        })
+        .collect())
+}
+
+/// `--workload` with its own flags filled in, checked against the protocol, the agent counts
+/// and the pacing each workload allows.
+fn workloads(a: &BenchArgs, agents: &[u32]) -> anyhow::Result<Vec<Workload>> {
+    let workloads: Vec<Workload> =
+        list::<Workload>("--workload", a.workload.as_deref().unwrap_or("request-reply"))?
+            .into_iter()
+            .map(|w| match w {
+                Workload::Fanout { .. } => Workload::Fanout { subscribers: a.subscribers },
+                Workload::Locks { .. } => Workload::Locks { locks: a.locks, hold: a.hold },
+                Workload::Churn { .. } => Workload::Churn { stay: a.hold },
+                Workload::Consensus { .. } => Workload::Consensus { replicas: a.replicas },
+                Workload::Delegation { .. } => Workload::Delegation { subtasks: a.subtasks },
+                Workload::Election { .. } => Workload::Election { replicas: a.replicas },
+                other => other,
+            })
+            .collect();
+    if workloads.iter().any(|w| !w.uses_topology()) {
+        // The seed's JSON protocol has locks, barriers and broadcasts, nothing else.
+        let seed = |w: &&Workload| {
+            a.protocol == Protocol::Json
+                && matches!(w, Workload::Locks { .. } | Workload::Barriers | Workload::Broadcast)
+        };
+        let other = workloads.iter().filter(|w| !w.uses_topology()).find(|w| !seed(w));
+        if let (true, Some(w)) = (a.protocol != Protocol::Native, other) {
+            bail!("--workload {w}: the {} protocol runs request-reply{}; {w} needs the native protocol", a.protocol, if a.protocol == Protocol::Json { ", locks, barriers and broadcast" } else { "" });
+        }
+        if a.subscribers == 0 {
+            bail!("--subscribers must be at least 1");
+        }
+        if a.locks == 0 {
+            bail!("--locks must be at least 1");
+        }
+    }
+    check_workload_sizes(a, agents, &workloads)?;
+    check_workload_pacing(a, &workloads)?;
+    Ok(workloads)
+}
+
+/// The agents and replicas that churn, delegation, election and consensus need.
+fn check_workload_sizes(
+    a: &BenchArgs,
+    agents: &[u32],
+    workloads: &[Workload],
+) -> anyhow::Result<()> {
+    let any = |f: fn(&Workload) -> bool| workloads.iter().any(f);
+    if any(|w| matches!(w, Workload::Churn { .. })) {
+        if let Some(&n) = agents.iter().find(|&&n| n > crate::loadgen::native::JOIN_OFFSET) {
+            bail!("--agents: {n} is above {} with --workload churn (each agent has a second, passing identity)", crate::loadgen::native::JOIN_OFFSET);
+        }
+    }
+    if any(|w| matches!(w, Workload::Delegation { .. })) {
+        if a.subtasks == 0 {
+            bail!("--subtasks must be at least 1");
+        }
+        if let Some(&n) = agents.iter().find(|&&n| n < 3) {
+            bail!("--agents: {n} is too few for --workload delegation (a coordinator, a specialist and a worker)");
+        }
+    }
+    if any(|w| matches!(w, Workload::Election { .. })) {
+        if a.replicas < 3 {
+            bail!("--replicas must be at least 3 with --workload election (an observer, a leader to kill and one to take over)");
+        }
+        if let Some(&n) = agents.iter().find(|&&n| n < 3) {
+            bail!("--agents: {n} is too few for --workload election (at least 3)");
+        }
+    }
+    if any(|w| matches!(w, Workload::Consensus { .. })) && a.replicas < 2 {
+        bail!("--replicas must be at least 2 (a leader and a follower)");
+    }
+    Ok(())
+}
+
+/// Workloads that run closed loop only, and the window a fan-out allows.
+fn check_workload_pacing(a: &BenchArgs, workloads: &[Workload]) -> anyhow::Result<()> {
+    let open = a.rate.is_some()
+        || a.find_max_rate
+        || a.intervals.as_deref().is_some_and(|i| i.split(',').any(|m| m.trim() != "0"));
+    let closed_only = workloads.iter().find(|w| {
+        matches!(
+            w,
+            Workload::Barriers
+                | Workload::Consensus { .. }
+                | Workload::Election { .. }
+                | Workload::Delegation { .. }
+        )
+    });
+    if let (true, Some(w)) = (open, closed_only) {
+        let why = if *w == Workload::Barriers {
+            "a round begins when the last one released"
+        } else {
+            "only some agents start operations, each when its last one ended"
+        };
+        bail!(
+            "--workload {w} runs closed loop ({why}): drop --rate, --intervals and --find-max-rate"
+        );
+    }
+    if workloads.iter().any(Workload::fans_out)
+        && a.window > crate::loadgen::workload::FAN_WINDOW_MAX
+    {
+        bail!(
+            "--window: at most {} with --workload fanout or broadcast",
+            crate::loadgen::workload::FAN_WINDOW_MAX
+        );
+    }
+    Ok(())
+}
+
+/// `--intervals` or `--rate`: the pacings of the grid, and the intervals and rates as the
+/// report states them.
+fn pacings(a: &BenchArgs) -> anyhow::Result<(Vec<PacingSpec>, Vec<u64>, Vec<f64>)> {
+    Ok(match (&a.intervals, &a.rate) {
+        (Some(spec), _) => {
+            let ms: Vec<u64> = list("--intervals", spec)?;
+            // 0 sends without pause, as in the seed tester: closed loop.
+            let specs = ms
+                .iter()
+                .map(|&m| if m == 0 { PacingSpec::Closed } else { PacingSpec::Interval(m) })
+                .collect();
+            (specs, ms, Vec::new())
+        }
+        (None, Some(spec)) => {
+            let r: Vec<f64> = list("--rate", spec)?;
+            if let Some(bad) = r.iter().find(|&&x| !(x > 0.0 && x.is_finite())) {
+                bail!("--rate: {bad} is not a rate (a positive, finite number of requests per second)");
+            }
+            (r.iter().map(|&x| PacingSpec::Rate(x)).collect(), Vec::new(), r)
+        }
+        (None, None) => (vec![PacingSpec::Closed], Vec::new(), Vec::new()),
+    })
+}
+
+/// The window, repeats, payload, batch, sharing and priority; the number of repeats.
+fn check_sizes(a: &BenchArgs) -> anyhow::Result<u32> {
+    if a.window == 0 {
+        bail!("--window must be at least 1");
+    }
+    let repeat = a.repeat.unwrap_or(if a.quick { 1 } else { 3 });
+    if repeat == 0 {
+        bail!("--repeat must be at least 1");
+    }
+    if a.payload_size < 16 || a.payload_size > 4 << 20 {
+        bail!("--payload-size must be between 16 and 4M bytes (the send times take 16)");
+    }
+    if a.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    if a.agents_per_conn == 0 {
+        bail!("--agents-per-conn must be at least 1");
+    }
+    if a.priority > 10 {
+        bail!("--priority must be 0 to 10");
+    }
+    Ok(repeat)
+}
+
+/// Where a benchmark runs: its router and cores, and how the agents reach the router.
+struct Placement {
+    /// The topologies given, or the one `a2a-bench http`'s clients form.
+    topologies: Vec<Topology>,
+    target: Target,
+    plan: Plan,
+    transport: Transport,
+    /// Said before the runs: placements that share cores, I/O that fell back.
+    warnings: Vec<String>,
+}
+
+/// The router (embedded on its cores, or `--router`), the agents' cores, the transport and the
+/// I/O each side uses; `a` keeps the I/O in effect where the kernel lacks the ring.
+fn placement(
+    a: &mut BenchArgs,
+    http: bool,
+    topologies: Vec<Topology>,
+) -> anyhow::Result<Placement> {
+    let machine = Machine::detect();
+    let all = match &a.cores {
+        Some(spec) => slots_for("--cores", spec, &machine)?,
+        None => machine.cores.clone(),
+    };
+    let json = a.protocol == Protocol::Json;
+    let mut transport = a.transport.unwrap_or(if json { Transport::Ws } else { Transport::Tcp });
+    let topologies = match (http, topologies.contains(&Topology::Client)) {
+        (true, _) => vec![Topology::Client],
+        (false, true) => {
+            bail!("--topologies client: that is `a2a-bench http`'s (clients of one server)")
+        }
+        (false, false) => topologies,
+    };
+    if http && a.router.is_none() {
+        bail!("--protocol http: run `a2a-bench http --url URL --pattern …`");
+    }
+    let (target, plan) = match &a.router {
+        Some(url) => {
+            let (scheme, addr) =
+                parse_router_url(url).map_err(|e| anyhow::anyhow!("--router: {e}"))?;
+            let implied = if scheme == "ws" { Transport::Ws } else { Transport::Tcp };
+            if a.transport.is_some_and(|t| t != implied) {
+                bail!("--transport {transport} contradicts --router {url}");
+            }
+            transport = implied;
+            if a.router_cores.is_some() {
+                bail!("--router-cores: there is no embedded router with --router");
+            }
+            let agents = match &a.agent_cores {
+                Some(spec) => slots_for("--agent-cores", spec, &machine)?,
+                None => all.clone(),
+            };
+            (Target::External { url: url.clone(), addr }, Plan { router: Vec::new(), agents })
+        }
+        None => {
+            let plan = embedded_plan(a, &all, &machine)?;
+            (Target::Embedded { slots: plan.router.clone() }, plan)
+        }
+    };
+    a.router_flags.shard_config(a.compression)?;
+    let mut warnings =
+        placement_warnings(&target, &plan, a.agent_cores.is_some(), http, a.router_flags.poll);
+    let (agent_io, why_agents) = crate::transport::uring::effective(a.agent_io);
+    let (router_io, why_router) = crate::transport::uring::effective(a.router_flags.router_io);
+    warnings.extend(why_agents.or(why_router)); // the same probe: said once
+    a.agent_io = agent_io;
+    a.router_flags.router_io = router_io;
+    if json && transport != Transport::Ws {
+        bail!("--protocol json runs over WebSocket: drop --transport tcp or use a ws:// --router");
+    }
+    if json && a.agents_per_conn != 1 {
+        bail!("--agents-per-conn: the JSON protocol has one connection per agent");
+    }
+    Ok(Placement { topologies, target, plan, transport, warnings })
+}
+
+/// The embedded router's cores and the agents': half and half of `all` unless
+/// `--router-cores` or `--agent-cores` say otherwise.
+fn embedded_plan(a: &BenchArgs, all: &[Slot], machine: &Machine) -> anyhow::Result<Plan> {
+    let mut plan = Plan::split(all);
+    if let Some(spec) = &a.router_cores {
+        plan.router = slots_for("--router-cores", spec, machine)?;
+        plan.agents = all.iter().copied().filter(|s| !plan.router.contains(s)).collect();
+    }
+    if let Some(spec) = &a.agent_cores {
+        plan.agents = slots_for("--agent-cores", spec, machine)?;
+    }
+    if plan.agents.is_empty() {
+        bail!("--agent-cores: no core left for the agents (give more --cores)");
+    }
+    if plan.router.len() > 64 {
+        bail!("--router-cores: at most 64 shards");
+    }
+    Ok(plan)
+}
+
+/// `--threshold` and `--find-max-rate --slo`: what the runs are judged by, each threshold in
+/// the mode it belongs to.
+fn judging(
+    a: &BenchArgs,
+) -> anyhow::Result<(Vec<Threshold>, Option<crate::cli::search::SearchConfig>)> {
+    let thresholds = a
+        .thresholds
+        .iter()
+        .map(|t| t.parse::<Threshold>().map_err(|e| anyhow::anyhow!("--threshold: {e}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let search = match (&a.slo, a.find_max_rate) {
+        (Some(slo), true) => {
+            if !(a.search_precision > 0.0 && a.search_precision < 0.5) {
+                bail!("--search-precision must be a share between 0 and 0.5");
+            }
+            Some(crate::cli::search::SearchConfig {
+                slo: report::threshold::parse_list("--slo", slo)?,
+                slo_text: slo.clone(),
+                precision: a.search_precision,
+            })
+        }
+        _ => None,
+    };
+    match (&search, thresholds.iter().find(|t| t.is_about_search() != search.is_some())) {
+        (Some(_), Some(t)) => bail!(
+            "--threshold '{}': with --find-max-rate only max_rate thresholds apply (e.g. max_rate>50k)",
+            t.text()
+        ),
+        (None, Some(t)) => {
+            bail!("--threshold '{}': max_rate needs --find-max-rate --slo", t.text())
+        }
+        _ => {}
+    }
+    Ok((thresholds, search))
+}
+
+/// `--interval` and `--hlog`, which writes one histogram per interval.
+fn check_intervals(a: &BenchArgs) -> anyhow::Result<()> {
+    if !a.interval.is_zero() && a.interval < Duration::from_millis(100) {
+        bail!("--interval: at least 0.1 s (each interval copies every agent core's histogram), or 0 for none");
+    }
+    if a.interval.is_zero() && a.hlog.is_some() {
+        bail!("--hlog writes one histogram per --interval: give an --interval above 0");
+    }
+    Ok(())
 }
 
 impl BenchConfig {
