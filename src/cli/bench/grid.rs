@@ -1,0 +1,282 @@
+//! Running a validated grid, as a pipeline: check what can fail before the runs, start the
+//! target, run every scenario (or search each one's highest rate), then write and print the
+//! report.
+
+use super::*;
+use crate::report::RateSearch;
+
+/// Runs a validated grid.
+pub(in crate::cli) fn run_config(cfg: BenchConfig) -> anyhow::Result<Finish> {
+    let provenance = report::Provenance::now();
+    let baseline = preflight(&cfg)?;
+    // (A target of its own on this machine: `share_with_target`, once it is found.)
+    let interrupt = Interrupt::new();
+    catch_interrupts(&interrupt)?;
+    let runs = cfg.grid();
+    let max_agents = cfg.agents.iter().copied().max().unwrap_or(0);
+    let conns = u64::from(max_agents.div_ceil(cfg.agents_per_conn));
+    super::super::raise_nofile(2 * conns + 4096).ok();
+    let mut out = std::io::stdout();
+    // Before the router starts: a polling router would take the cores from the probe.
+    let stalls = cfg.probe_stalls();
+    let (router, addr, router_label) = start_target(&cfg)?;
+    // A target of its own on this machine (not the embedded router, which is this process).
+    let target_pids = match router {
+        None => crate::host::listeners(addr),
+        Some(_) => Vec::new(),
+    };
+    // An external router is asked for its counters only if it speaks the native protocol.
+    let external_probe = match &cfg.target {
+        Target::External { addr, .. } if cfg.protocol == Protocol::Native => {
+            Some(ExternalProbe::new(*addr))
+        }
+        _ => None,
+    };
+    // Where the router and the agents share cores, and which.
+    let (shared, _lease, notes) = match &cfg.target {
+        Target::Embedded { .. } => (plan_sharing(&cfg.plan), None, Vec::new()),
+        Target::External { addr, .. } => {
+            let native = external_probe.as_ref().map(|p| (*addr, p));
+            share_with_target(&cfg.plan, &target_pids, native, cfg.http.is_some())
+        }
+    };
+    let probe: Option<&dyn RouterProbe> = match (&router, &external_probe) {
+        (Some(r), _) => Some(r),
+        (None, Some(p)) => Some(p),
+        _ => None,
+    };
+    announce(&mut out, &cfg, runs.len(), &router_label);
+    let mut session = Session {
+        cfg: &cfg,
+        addr,
+        probe,
+        interrupt: interrupt.clone(),
+        progress: progress_bar(cfg.search.is_some(), runs.len()),
+        made: 0,
+        target_pids,
+        shared,
+        notes,
+    };
+    let (results, searches, fatal) = run_grid(&mut session, &runs);
+    session.progress.finish_and_clear();
+    if let Some(r) = router {
+        r.stop();
+    }
+    // A run that could not start ends the grid; what finished before it is still reported.
+    let stopped_early = match fatal {
+        Some(why) if results.is_empty() => bail!("{why}"),
+        Some(why) => {
+            eprintln!("a2a-bench: {why}: the runs before it are reported");
+            true
+        }
+        None => false,
+    };
+    let interrupted = interrupt.is_raised();
+    let report = Report {
+        summary: Summary::of(&results),
+        results,
+        config: cfg.report_config.clone(),
+        schema_version: report::SCHEMA_VERSION,
+        tool: report::Tool::default(),
+        placement: PlacementInfo { router: router_label, plan: cfg.plan.clone() },
+        host: crate::host::facts_with_stalls(&stalls),
+        started_at: provenance.started_at.clone(),
+        command_line: provenance.command_line.clone(),
+        accounting_includes_warmup: true,
+        interrupted,
+        thresholds: Vec::new(),
+        rate_search: searches,
+        baseline: None,
+        worker: cfg.worker.as_ref().map(|w| w.info()),
+        merged: None,
+    };
+    let report = judge_and_write(&cfg, report, baseline)?;
+    print_report(&mut out, &cfg, &report, runs.len());
+    Ok(if interrupted {
+        Finish::Interrupted
+    } else if report.thresholds.iter().any(|c| !c.passed) {
+        Finish::ThresholdsFailed
+    } else if report.summary.failed > 0 || stopped_early {
+        Finish::SomeFailed
+    } else {
+        Finish::AllOk
+    })
+}
+
+/// What can fail before the runs fails now: the output paths, the `--hlog` folder, the
+/// baseline (returned with its file name), an external target that does not answer. Then the
+/// warnings are said and an embedded router's cores shared out.
+fn preflight(cfg: &BenchConfig) -> anyhow::Result<Option<(String, serde_json::Value)>> {
+    report::json::check_writable(cfg.output(), "--output")?;
+    for (path, flag) in [(&cfg.csv, "--csv"), (&cfg.html, "--html")] {
+        if let Some(p) = path {
+            report::json::check_writable(p, flag)?;
+        }
+    }
+    if let Some(dir) = &cfg.hlog {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("--hlog: cannot create {}: {e}", dir.display()))?;
+    }
+    let baseline = match &cfg.baseline {
+        Some(path) => Some((path.display().to_string(), report::baseline::load(path)?)),
+        None => None,
+    };
+    if let Target::External { addr, .. } = &cfg.target {
+        crate::loadgen::check_reachable(*addr, cfg.protocol).map_err(anyhow::Error::msg)?;
+    }
+    for w in cfg.warnings() {
+        eprintln!("{w}");
+    }
+    if let Target::Embedded { .. } = cfg.target {
+        crate::placement::share_cores(&cfg.plan.shared_cores());
+    }
+    Ok(baseline)
+}
+
+/// The embedded router, started on its cores, or the external target's address; and how the
+/// report names it.
+fn start_target(cfg: &BenchConfig) -> anyhow::Result<(Option<RouterHandle>, SocketAddr, String)> {
+    Ok(match &cfg.target {
+        Target::Embedded { slots } => {
+            let mut rc = RouterConfig::new("127.0.0.1:0".parse()?, slots.clone());
+            rc.shard = cfg.router_flags.shard_config(cfg.compression)?;
+            rc.spin_before_park = cfg.router_flags.spin();
+            rc.io = cfg.router_flags.router_io;
+            rc.poll = cfg.router_flags.poll;
+            let handle = Router::start(rc).context("starting the embedded router")?;
+            let addr = handle.local_addr();
+            (Some(handle), addr, "embedded glommio router".to_string())
+        }
+        Target::External { url, addr } => (None, *addr, url.clone()),
+    })
+}
+
+/// The line that says what is about to run, and the table's header.
+fn announce(out: &mut impl Write, cfg: &BenchConfig, runs: usize, router_label: &str) {
+    let what = match &cfg.search {
+        Some(s) => format!(
+            "the highest rate holding '{}' for {} scenarios",
+            s.slo_text,
+            runs / cfg.repeat as usize
+        ),
+        None => format!("{runs} runs"),
+    };
+    let _ = writeln!(
+        out,
+        "a2a-bench {}: {what} against the {router_label} over {} ({} protocol); {}",
+        env!("CARGO_PKG_VERSION"),
+        cfg.transport,
+        cfg.protocol,
+        describe_plan(&cfg.plan)
+    );
+    let _ = report::text::header(out);
+}
+
+/// A bar over the runs, or a spinner while rates are searched (their count is not known).
+fn progress_bar(search: bool, runs: usize) -> indicatif::ProgressBar {
+    if search {
+        let p = indicatif::ProgressBar::new_spinner();
+        p.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        p.enable_steady_tick(Duration::from_millis(200));
+        p
+    } else {
+        let p = indicatif::ProgressBar::new(runs as u64);
+        p.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} runs, {elapsed} elapsed, about {eta} left · {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        p
+    }
+}
+
+/// Every run of the grid (or one rate search per scenario), until all ran, Ctrl-C, or a run
+/// that could not start (its reason, last).
+fn run_grid(
+    session: &mut Session<'_>,
+    runs: &[RunSpec],
+) -> (Vec<RunResult>, Vec<RateSearch>, Option<String>) {
+    let mut results = Vec::with_capacity(runs.len());
+    let mut searches = Vec::new();
+    if let Some(search) = &session.cfg.search {
+        // One search per scenario: the grid's first repetition of each.
+        for spec in runs.iter().filter(|s| s.repeat == 0) {
+            if session.interrupt.is_raised() {
+                break;
+            }
+            match super::super::search::find_max_rate(session, search, spec, &mut results) {
+                Ok(found) => searches.push(found),
+                Err(why) => return (results, searches, Some(why)),
+            }
+        }
+        return (results, searches, None);
+    }
+    for spec in runs {
+        if session.interrupt.is_raised() {
+            break; // Ctrl-C between two runs: the next one does not start
+        }
+        match session.run(spec) {
+            Ok(result) => {
+                // A worker's failed run means another worker may be gone: the next runs could
+                // not line up, so the part ends here (the merge says why).
+                let cut = session.interrupt.is_raised()
+                    || (session.cfg.worker.is_some() && !result.success);
+                results.push(result);
+                session.progress.inc(1);
+                if cut {
+                    break;
+                }
+            }
+            Err(why) => return (results, searches, Some(why)),
+        }
+    }
+    (results, searches, None)
+}
+
+/// Checks the thresholds and the baseline against the report's figures, then writes the
+/// report and its CSV and HTML forms.
+fn judge_and_write(
+    cfg: &BenchConfig,
+    mut report: Report,
+    baseline: Option<(String, serde_json::Value)>,
+) -> anyhow::Result<Report> {
+    let value = serde_json::to_value(&report)?;
+    let scenarios = report::figures::scenarios(&report::figures::runs(&value));
+    report.thresholds =
+        report::threshold::check_all(&cfg.thresholds, &scenarios, &report.rate_search);
+    report.baseline = baseline.map(|(file, b)| report::baseline::diff(&file, &b, &value));
+    report::json::write(&report, cfg.output())?;
+    let value = serde_json::to_value(&report)?;
+    if let Some(csv) = &cfg.csv {
+        report::csv::write(&value, csv)?;
+    }
+    if let Some(html) = &cfg.html {
+        report::html::write(&value, html)?;
+    }
+    Ok(report)
+}
+
+/// The summary, rate searches, baseline diff and thresholds, and where the report went.
+fn print_report(out: &mut impl Write, cfg: &BenchConfig, report: &Report, runs: usize) {
+    let _ = report::text::summary(out, report);
+    for s in &report.rate_search {
+        let _ = report::text::rate_search(out, s);
+    }
+    if let Some(d) = &report.baseline {
+        let _ = report::baseline::print(out, d);
+    }
+    let _ = report::text::thresholds(out, &report.thresholds);
+    if report.interrupted {
+        let _ = writeln!(out, "interrupted: {} of {runs} runs reported", report.results.len());
+    }
+    let _ = writeln!(out, "report written to {}", cfg.output().display());
+    for (path, what) in [(&cfg.csv, "CSV"), (&cfg.html, "HTML")] {
+        if let Some(p) = path {
+            let _ = writeln!(out, "{what} written to {}", p.display());
+        }
+    }
+}
