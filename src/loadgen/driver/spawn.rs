@@ -1,0 +1,204 @@
+//! Starting a run's agent cores: one glommio executor per core, its agents connected and
+//! registered before the coordinating thread fixes the common schedule.
+
+use super::*;
+use crate::loadgen::BeforeStart;
+
+/// The agent cores of a run, started.
+pub(super) struct Started {
+    /// Each core's start line: the schedule, or `None` to end it before it began.
+    starts: Vec<flume::Sender<Option<Schedule>>>,
+    pub(super) joins: Vec<glommio::ExecutorJoinHandle<()>>,
+    /// Each core's heartbeat, watched while the run lasts (`CoreWatch`).
+    pub(super) beats: Vec<(usize, Arc<Beat>)>,
+    /// Cores that could not start.
+    failures: Vec<String>,
+    /// Each core says here whether its set-up succeeded.
+    ready_rx: flume::Receiver<Result<(), String>>,
+    /// Bounded: at most a few intervals per core wait while the coordinator reads.
+    pub(super) result_rx: flume::Receiver<CoreMsg>,
+}
+
+/// The first agent of each core and how many it runs (its share of this slice of the run).
+pub(super) fn spans(scenario: &Scenario) -> Vec<(u32, u32)> {
+    let (base, mine) = scenario.slice.unwrap_or((0, scenario.agents));
+    let cores = scenario.agent_cores.len().max(1);
+    (0..cores)
+        .map(|i| {
+            let first = (i as u64 * u64::from(mine) / cores as u64) as u32;
+            let end = ((i as u64 + 1) * u64::from(mine) / cores as u64) as u32;
+            (base + first, end - first)
+        })
+        .collect()
+}
+
+/// Starts an executor for every core with agents (`spans`), each running its group of the
+/// protocol's adapter.
+pub(super) fn start_cores(scenario: &Scenario, spans: &[(u32, u32)], shared: &Shared) -> Started {
+    let n = scenario.agents;
+    let slots: Vec<_> = scenario.agent_cores.iter().copied().enumerate().collect();
+    let cores = slots.len().max(1);
+    // Locks and barriers: one operation at a time per agent; fan-outs: at most the board's
+    // slots.
+    let pacing = scenario.effective_pacing();
+    let window = match pacing {
+        Pacing::Closed { window } | Pacing::Open { window, .. } => window,
+    };
+    let (coord, mut side_rx) = if scenario.workload.uses_topology() {
+        (None, Vec::new())
+    } else {
+        let (c, rx) = Coord::new(scenario.workload, n, spans.to_vec(), window);
+        (Some(Arc::new(c)), rx.into_iter().map(Some).collect())
+    };
+    let (ready_tx, ready_rx) = flume::unbounded::<Result<(), String>>();
+    let (result_tx, result_rx) = flume::bounded::<CoreMsg>(cores * 8 + 8);
+    let mut started = Started {
+        starts: Vec::new(),
+        joins: Vec::new(),
+        beats: Vec::new(),
+        failures: Vec::new(),
+        ready_rx,
+        result_rx,
+    };
+    for ((i, slot), &(first, count)) in slots.into_iter().zip(spans) {
+        let side = side_rx.get_mut(i).and_then(Option::take);
+        if count == 0 {
+            continue;
+        }
+        let cfg = GroupConfig {
+            topology: scenario.topology,
+            agents_total: n,
+            first,
+            count,
+            id_base: scenario.id_base,
+            agents_per_conn: scenario.agents_per_conn.max(1),
+            pacing,
+            stop: scenario.stop,
+            payload_bytes: scenario.payload_bytes,
+            batch_max: scenario.batch_max.max(1),
+            compression: scenario.compression,
+            late_after_ns: scenario.late_after.as_nanos() as u64,
+            priority: scenario.priority,
+            workload: scenario.workload,
+        };
+        let (start_tx, start_rx) = flume::bounded::<Option<Schedule>>(1);
+        let index = started.starts.len();
+        let (ready, result, shared) = (ready_tx.clone(), result_tx.clone(), shared.clone());
+        let coord = coord.clone();
+        let beat = Beat::new();
+        let core_beat = beat.clone();
+        // Polling on glommio's streams: glommio's spin (only on an executor it placed itself);
+        // a ring's reaper polls instead.
+        let builder = match scenario.poll && scenario.io == crate::transport::Io::Glommio {
+            true => LocalExecutorBuilder::new(Placement::Fixed(slot.core))
+                .spin_before_park(crate::transport::POLL_IDLE),
+            false => LocalExecutorBuilder::new(Placement::Unbound),
+        }
+        // Connects to a remote server run there (`link::connect`), several at a time.
+        .blocking_thread_pool_placement(glommio::PoolPlacement::Unbound(DIALLERS));
+        let spawned =
+            builder.name(&format!("agents-{i}")).io_memory(64 << 10).spawn(move || async move {
+                LastWord::arm(index, &ready, &result);
+                core_beat.start();
+                // Cancelled (dropped) when the core ends: a task left pending is never freed.
+                let heart = glommio::spawn_local(heartbeat(core_beat.clone()));
+                if let Some(w) = placement::pin_current_thread(slot) {
+                    eprintln!("warning: {w}");
+                }
+                let bell = coord.as_ref().and_then(|c| c.bell(i));
+                let core = Core { index, shared, start: start_rx, ready, result, side, bell };
+                run_core(core, cfg, coord).await;
+                drop(heart);
+                core_beat.end();
+                LastWord::disarm();
+            });
+        match spawned {
+            Ok(handle) => {
+                started.starts.push(start_tx);
+                started.joins.push(handle);
+                started.beats.push((slot.core, beat));
+            }
+            Err(e) => started.failures.push(format!("starting agent core {}: {e}", slot.core)),
+        }
+    }
+    started
+}
+
+/// One agent core's run with its protocol's adapter (and the coordination board, if the
+/// workload has one).
+async fn run_core(core: Core, cfg: GroupConfig, coord: Option<Arc<Coord>>) {
+    // Hold timers and returns (one operation at a time) wake the core's side task.
+    let poke =
+        coord.as_ref().filter(|c| c.workload().one_at_a_time()).and_then(|c| c.poke(core.index));
+    match (core.shared.protocol, coord) {
+        (Protocol::Native, Some(coord)) => {
+            let native = Native::with_coord(&cfg, coord, poke);
+            core.run(Group::new(cfg, native)).await
+        }
+        (Protocol::Native, None) => core.run(Group::new(cfg.clone(), Native::new(&cfg))).await,
+        (Protocol::Json, Some(coord)) => {
+            let json = Json::with_coord(&cfg, coord, poke);
+            core.run(Group::new(cfg, json)).await
+        }
+        (Protocol::Json, None) => core.run(Group::new(cfg.clone(), Json::new(&cfg))).await,
+        (Protocol::Http, _) => {
+            let plan = core.shared.http.clone().unwrap_or_default();
+            core.run(Group::new(cfg.clone(), Http::new(&cfg, plan))).await
+        }
+    }
+}
+
+impl Started {
+    /// How many cores started.
+    pub(super) fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    /// Waits for every started core's set-up, then runs `before_start`; on any failure ends
+    /// the cores and returns the failures, each said once.
+    pub(super) fn ready(
+        &mut self,
+        before_start: Option<BeforeStart<'_>>,
+    ) -> Result<(), Vec<String>> {
+        for _ in 0..self.starts.len() {
+            match self.ready_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => self.failures.push(e),
+                Err(_) => self.failures.push("an agent core stopped during set-up".into()),
+            }
+        }
+        if self.failures.is_empty() {
+            if let Some(Err(e)) = before_start.map(|f| f()) {
+                self.failures.push(e);
+            }
+        }
+        if self.failures.is_empty() {
+            return Ok(());
+        }
+        for s in &self.starts {
+            let _ = s.send(None);
+        }
+        for j in self.joins.drain(..) {
+            let _ = j.join();
+        }
+        let mut failures = std::mem::take(&mut self.failures);
+        failures.dedup();
+        Err(failures)
+    }
+
+    /// Fixes the common schedule (20 ms from now, then the warm-up, then the measured window)
+    /// and sends it to every core.
+    pub(super) fn go(&self, scenario: &Scenario) -> Schedule {
+        let start_ns = clock::now_ns() + 20_000_000;
+        let measure_ns = start_ns + scenario.warmup.as_nanos() as u64;
+        let end_ns = match scenario.stop {
+            Stop::Duration(d) => measure_ns + d.as_nanos() as u64,
+            Stop::Count { .. } => u64::MAX,
+        };
+        let schedule = Schedule { start_ns, measure_ns, end_ns };
+        for s in &self.starts {
+            let _ = s.send(Some(schedule));
+        }
+        schedule
+    }
+}
