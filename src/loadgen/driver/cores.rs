@@ -107,93 +107,102 @@ impl CoreWatch {
     }
 }
 
+/// What a core's steps share while its agents run.
+struct Running<A: Adapter> {
+    group: Rc<RefCell<Group<A>>>,
+    /// What the connections' tasks saw go wrong.
+    failures: Rc<RefCell<Vec<String>>>,
+    /// Each connection's socket: shut down at the end, and by request timeouts.
+    controls: Rc<RefCell<Vec<Rc<SocketHandle>>>>,
+    /// The connections' readers and writers, the side task and the pacer.
+    tasks: Vec<glommio::Task<()>>,
+    /// With `--agent-io uring`: the core's socket ring and its reaper.
+    ring: Option<Rc<uring::Ring>>,
+    reaper: Option<glommio::Task<()>>,
+}
+
+impl<A: Adapter + 'static> Running<A> {
+    /// Shuts every connection down, then the ring ([`close`]).
+    async fn close(self) {
+        let controls = self.controls.borrow().clone();
+        close(&self.group, &controls, self.tasks, self.ring.zip(self.reaper)).await;
+    }
+
+    /// Waits (bounded) for every registration's answer: whether all were accepted.
+    async fn registered(&self) -> Result<(), String> {
+        let deadline = clock::now_ns() + REGISTER_TIMEOUT.as_nanos() as u64;
+        let done = |g: &Group<A>| g.registered() != Ok(false) || g.connections_lost() > 0;
+        let answered = wait_for(&self.group, deadline, done).await;
+        match self.group.borrow().registered() {
+            _ if !self.failures.borrow().is_empty() => Err(self.failures.borrow()[0].clone()),
+            Err(why) => Err(why),
+            Ok(true) => Ok(()),
+            Ok(false) if answered => {
+                Err("the router closed the connection during registration".into())
+            }
+            Ok(false) => {
+                Err(format!("no answer to registration within {} s", REGISTER_TIMEOUT.as_secs()))
+            }
+        }
+    }
+
+    /// The warm-up: sending starts (the pacer's, in open loop); only request timeouts to
+    /// watch until measuring begins.
+    async fn warm_up(
+        &mut self,
+        schedule: Schedule,
+        side: Option<(flume::Receiver<Completed>, SideWaker)>,
+    ) {
+        let open = matches!(self.group.borrow().book().config().pacing, Pacing::Open { .. });
+        self.group.borrow_mut().set_schedule(schedule);
+        uring::sleep_until(schedule.start_ns).await;
+        if let Some((rx, waker)) = side {
+            self.tasks.push(glommio::spawn_local(super::tasks::side(
+                self.group.clone(),
+                rx,
+                waker,
+            )));
+        }
+        if open {
+            self.tasks.push(glommio::spawn_local(pacer(self.group.clone())));
+        } else {
+            self.group.borrow_mut().start(clock::now_ns());
+        }
+        loop {
+            let now = clock::now_ns();
+            if now >= schedule.measure_ns {
+                break;
+            }
+            let next = expire(&mut self.group.borrow_mut(), now, &self.controls.borrow());
+            watch_or_sleep(&mut self.group.borrow_mut(), self.ring.as_deref());
+            uring::sleep_until(next.min(schedule.measure_ns).min(now + MONITOR_NS)).await;
+        }
+    }
+}
+
 impl Core {
     pub(super) async fn run<A: Adapter + 'static>(mut self, group: Group<A>) {
         let conns = group.connections();
-        let group = Rc::new(RefCell::new(group));
-        let failures = Rc::new(RefCell::new(Vec::<String>::new()));
-        let controls = Rc::new(RefCell::new(Vec::new()));
-        let mut tasks = Vec::new();
-        // Set-up: connect, register, wait for every acknowledgement (bounded).
-        let mut setup = Ok(());
-        let mut ring = None;
         let side_waker = SideWaker::default();
-        if self.shared.io == crate::transport::Io::Uring {
-            match uring::Ring::new() {
-                Ok(r) => {
-                    r.set_poll(self.shared.poll.then_some(crate::transport::POLL_IDLE));
-                    // Other cores reach this one through a channel only in coordination
-                    // workloads (`side`): they ring its doorbell, which ends a doze, and the
-                    // ring wakes the side task; without a doorbell a doze would hold their
-                    // messages back, so the ring does not doze.
-                    match (&self.side, &self.bell) {
-                        (None, _) => r.set_doze(true),
-                        (Some(rx), Some(bell)) => {
-                            r.set_doze(true);
-                            r.set_peers(bell.clone(), side_drain(rx.clone(), side_waker.clone()));
-                        }
-                        (Some(_), None) => r.set_doze(false),
-                    }
-                    ring = Some(r);
-                }
-                Err(e) => setup = Err(format!("--agent-io uring: making an io_uring: {e}")),
-            }
-        }
-        let reaper = ring.as_ref().map(uring::Ring::spawn_reaper);
-        // The run's connections before this core's (about): where its source addresses start.
-        let (before, first, per, total) = {
-            let g = group.borrow();
-            let cfg = g.book().config();
-            let per = cfg.agents_per_conn.max(1);
-            ((cfg.first / per) as usize, cfg.first, per, cfg.agents_total)
+        // Set-up: connect, register, wait for every acknowledgement (bounded).
+        let (ring, mut setup) = match self.make_ring(&side_waker) {
+            Ok(ring) => (ring, Ok(())),
+            Err(e) => (None, Err(e)),
         };
-        for c in (0..conns).take_while(|_| setup.is_ok()) {
-            let (addr, transport, protocol) =
-                (self.shared.addr, self.shared.transport, self.shared.protocol);
-            let source = crate::loadgen::link::source_for(addr, before + c);
-            let home = (self.shared.homing && protocol == Protocol::Native)
-                .then(|| Home { key: Home::key_for(first + c as u32 * per, total) });
-            match connect(addr, source, transport, protocol, ring.as_ref(), home).await {
-                Ok((stream, control)) => {
-                    let stream = Rc::new(RefCell::new(stream));
-                    controls.borrow_mut().push(control);
-                    group.borrow_mut().register(c);
-                    let (g, f) = (group.clone(), failures.clone());
-                    // HTTP connections are replaced when the server closes them.
-                    let link = (self.shared.protocol == Protocol::Http).then(|| Link {
-                        addr,
-                        source,
-                        ring: ring.clone(),
-                        controls: controls.clone(),
-                    });
-                    tasks.push(glommio::spawn_local(reader(g, stream.clone(), c, f, link)));
-                    tasks.push(glommio::spawn_local(writer(group.clone(), stream, c, 0)));
-                    // Let it register now: a router closes a connection that stays silent past
-                    // its handshake timeout, and thousands of connects can take longer.
-                    glommio::executor().yield_task_queue_now().await;
-                }
-                Err(e) => {
-                    setup = Err(e);
-                    break;
-                }
-            }
+        let reaper = ring.as_ref().map(uring::Ring::spawn_reaper);
+        let mut r = Running {
+            group: Rc::new(RefCell::new(group)),
+            failures: Rc::new(RefCell::new(Vec::new())),
+            controls: Rc::new(RefCell::new(Vec::new())),
+            tasks: Vec::new(),
+            ring,
+            reaper,
+        };
+        if setup.is_ok() {
+            setup = self.connect_all(&mut r, conns).await;
         }
         if setup.is_ok() {
-            let deadline = clock::now_ns() + REGISTER_TIMEOUT.as_nanos() as u64;
-            let done = |g: &Group<A>| g.registered() != Ok(false) || g.connections_lost() > 0;
-            let answered = wait_for(&group, deadline, done).await;
-            setup = match group.borrow().registered() {
-                _ if !failures.borrow().is_empty() => Err(failures.borrow()[0].clone()),
-                Err(why) => Err(why),
-                Ok(true) => Ok(()),
-                Ok(false) if answered => {
-                    Err("the router closed the connection during registration".into())
-                }
-                Ok(false) => Err(format!(
-                    "no answer to registration within {} s",
-                    REGISTER_TIMEOUT.as_secs()
-                )),
-            };
+            setup = r.registered().await;
         }
         let schedule = match setup {
             Ok(()) => {
@@ -206,84 +215,142 @@ impl Core {
             }
         };
         let Some(schedule) = schedule else {
-            let controls = controls.borrow().clone();
-            return close(&group, &controls, tasks, ring.zip(reaper)).await;
+            return r.close().await;
         };
-        let open = matches!(group.borrow().book().config().pacing, Pacing::Open { .. });
-        group.borrow_mut().set_schedule(schedule);
-        uring::sleep_until(schedule.start_ns).await;
-        if let Some(rx) = self.side.take() {
-            tasks.push(glommio::spawn_local(side(group.clone(), rx, side_waker)));
-        }
-        if open {
-            tasks.push(glommio::spawn_local(pacer(group.clone())));
-        } else {
-            group.borrow_mut().start(clock::now_ns());
-        }
-        // The warm-up: only request timeouts to watch.
-        loop {
-            let now = clock::now_ns();
-            if now >= schedule.measure_ns {
-                break;
-            }
-            let next = expire(&mut group.borrow_mut(), now, &controls.borrow());
-            watch_or_sleep(&mut group.borrow_mut(), ring.as_deref());
-            uring::sleep_until(next.min(schedule.measure_ns).min(now + MONITOR_NS)).await;
-        }
+        r.warm_up(schedule, self.side.take().map(|rx| (rx, side_waker))).await;
         let mut sampler = self
             .shared
             .interval
-            .map(|every| Sampler::new(every, schedule.measure_ns, &group.borrow()));
+            .map(|every| Sampler::new(every, schedule.measure_ns, &r.group.borrow()));
         let (cpu_busy, drain_timed_out) = self
-            .measure(&group, &failures, &controls, schedule, sampler.as_mut(), ring.as_deref())
+            .measure(
+                &r.group,
+                &r.failures,
+                &r.controls,
+                schedule,
+                sampler.as_mut(),
+                r.ring.as_deref(),
+            )
             .await;
-        self.stop_barrier(&group).await;
-        let farewell = group.borrow_mut().farewell();
+        self.stop_barrier(&r.group).await;
+        let farewell = r.group.borrow_mut().farewell();
         if farewell {
             let deadline = clock::now_ns() + FAREWELL_TIMEOUT.as_nanos() as u64;
-            wait_for(&group, deadline, Group::farewell_done).await;
+            wait_for(&r.group, deadline, Group::farewell_done).await;
         }
+        let mut result = self.result_of(&r.group, sampler.as_mut()).await;
+        (result.cpu_busy, result.drain_timed_out, result.conns) =
+            (cpu_busy, drain_timed_out, conns);
+        let failures = r.failures.clone();
+        r.close().await;
+        result.failures = failures.borrow().clone();
+        let _ = self.result.send_async(CoreMsg::Done(Box::new(result))).await;
+    }
+
+    /// With `--agent-io uring`, the core's socket ring, dozing unless messages from other cores
+    /// could not end a doze.
+    fn make_ring(&self, side_waker: &SideWaker) -> Result<Option<Rc<uring::Ring>>, String> {
+        if self.shared.io != crate::transport::Io::Uring {
+            return Ok(None);
+        }
+        let r =
+            uring::Ring::new().map_err(|e| format!("--agent-io uring: making an io_uring: {e}"))?;
+        r.set_poll(self.shared.poll.then_some(crate::transport::POLL_IDLE));
+        // Other cores reach this one through a channel only in coordination workloads
+        // (`side`): they ring its doorbell, which ends a doze, and the ring wakes the side
+        // task; without a doorbell a doze would hold their messages back, so the ring does not
+        // doze.
+        match (&self.side, &self.bell) {
+            (None, _) => r.set_doze(true),
+            (Some(rx), Some(bell)) => {
+                r.set_doze(true);
+                r.set_peers(bell.clone(), side_drain(rx.clone(), side_waker.clone()));
+            }
+            (Some(_), None) => r.set_doze(false),
+        }
+        Ok(Some(r))
+    }
+
+    /// Opens the core's connections one by one, each with its reader and writer task, and
+    /// registers their agents; the first connection that fails ends the set-up.
+    async fn connect_all<A: Adapter + 'static>(
+        &self,
+        r: &mut Running<A>,
+        conns: usize,
+    ) -> Result<(), String> {
+        // The run's connections before this core's (about): where its source addresses start.
+        let (before, first, per, total) = {
+            let g = r.group.borrow();
+            let cfg = g.book().config();
+            let per = cfg.agents_per_conn.max(1);
+            ((cfg.first / per) as usize, cfg.first, per, cfg.agents_total)
+        };
+        let (addr, transport, protocol) =
+            (self.shared.addr, self.shared.transport, self.shared.protocol);
+        for c in 0..conns {
+            let source = crate::loadgen::link::source_for(addr, before + c);
+            let home = (self.shared.homing && protocol == Protocol::Native)
+                .then(|| Home { key: Home::key_for(first + c as u32 * per, total) });
+            let (stream, control) =
+                connect(addr, source, transport, protocol, r.ring.as_ref(), home).await?;
+            let stream = Rc::new(RefCell::new(stream));
+            r.controls.borrow_mut().push(control);
+            r.group.borrow_mut().register(c);
+            let (g, f) = (r.group.clone(), r.failures.clone());
+            // HTTP connections are replaced when the server closes them.
+            let link = (protocol == Protocol::Http).then(|| Link {
+                addr,
+                source,
+                ring: r.ring.clone(),
+                controls: r.controls.clone(),
+            });
+            r.tasks.push(glommio::spawn_local(reader(g, stream.clone(), c, f, link)));
+            r.tasks.push(glommio::spawn_local(writer(r.group.clone(), stream, c, 0)));
+            // Let it register now: a router closes a connection that stays silent past its
+            // handshake timeout, and thousands of connects can take longer.
+            glommio::executor().yield_task_queue_now().await;
+        }
+        Ok(())
+    }
+
+    /// The core's result once sending stopped: anything still in flight given up as aborted,
+    /// the rest of the time series sent first (`cpu_busy`, `drain_timed_out`, `conns` and
+    /// `failures` are filled in by the caller).
+    async fn result_of<A: Adapter>(
+        &self,
+        group: &Rc<RefCell<Group<A>>>,
+        sampler: Option<&mut Sampler>,
+    ) -> CoreResult {
         let breakdown = group.borrow().breakdown();
         let coordination = group.borrow().coordination();
-        let (counters, latencies, in_flight, conns_lost, end_ns, last) = {
+        let (result, last) = {
             let mut g = group.borrow_mut();
             if g.in_flight() > 0 {
                 g.give_up(GaveUp::Aborted);
             }
             g.stop();
-            let end_ns = g.book().schedule().end_ns;
             // The rest of the run, up to now, taken with the totals and without an await in
             // between (a reader could record one more answer): the intervals add up to the whole.
-            let last = sampler.as_mut().map(|s| s.take(&g, clock::now_ns()));
-            (
-                g.counters().clone(),
-                g.latencies().clone(),
-                g.in_flight(),
-                g.connections_lost(),
-                end_ns,
-                last,
-            )
+            let last = sampler.map(|s| s.take(&g, clock::now_ns()));
+            let result = CoreResult {
+                counters: g.counters().clone(),
+                latencies: g.latencies().clone(),
+                cpu_busy: (0.0, 0.0),
+                in_flight: g.in_flight(),
+                drain_timed_out: false,
+                conns: 0,
+                conns_lost: g.connections_lost(),
+                end_ns: g.book().schedule().end_ns,
+                failures: Vec::new(),
+                breakdown,
+                coordination,
+            };
+            (result, last)
         };
         if let Some(last) = last {
             let _ = self.result.send_async(CoreMsg::Interval(self.index, last)).await;
         }
-        let controls = controls.borrow().clone();
-        close(&group, &controls, tasks, ring.zip(reaper)).await;
-        let failures = failures.borrow().clone();
-        let result = CoreResult {
-            counters,
-            latencies,
-            cpu_busy,
-            in_flight,
-            drain_timed_out,
-            conns,
-            conns_lost,
-            end_ns,
-            failures,
-            breakdown,
-            coordination,
-        };
-        let _ = self.result.send_async(CoreMsg::Done(Box::new(result))).await;
+        result
     }
 
     /// The measured window and the drain: returns the core's busy share until sending ended,
