@@ -1,0 +1,269 @@
+//! `a2a-bench compare`: the same grid against several routers on the same cores, alternating.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use serde::Serialize;
+
+use super::bench::{BenchArgs, BenchConfig};
+use crate::loadgen::{self, Pacing};
+use crate::placement::{Plan, Slot};
+use crate::report::{self, PlacementInfo, Report, RunResult, RunSpec, Summary};
+use crate::routers::{AnyRouter, RouterKind, RouterSpec};
+
+mod medians;
+mod scaling;
+mod scenario;
+mod summary;
+#[cfg(test)]
+mod tests;
+
+use medians::*;
+use scaling::*;
+use scenario::*;
+use summary::*;
+
+/// `a2a-bench compare`.
+#[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
+pub struct CompareCmd {
+    #[command(flatten)]
+    bench: BenchArgs,
+    /// Routers to compare, the first being the one ratios are about: glommio, tokio-shared,
+    /// tokio-per-core.
+    #[arg(long, value_name = "LIST", default_value = "glommio,tokio-shared,tokio-per-core")]
+    routers: String,
+    /// Also run each scenario open-loop at these shares of the tokio-shared baseline's
+    /// closed-loop request rate (e.g. 0.5, or 0.5,0.01: near capacity, and a load the
+    /// generator holds, where the p99s are the routers').
+    #[arg(long, value_name = "SHARES")]
+    open_at: Option<String>,
+    /// Scaling: run the whole comparison once per router core count in LIST (e.g. 1,2,4,8),
+    /// each time on the first 2N of --cores (N for the router, N for the agents), and report
+    /// throughput and scaling efficiency per router; counts the machine cannot hold are skipped.
+    #[arg(long, value_name = "LIST")]
+    scaling: Option<String>,
+}
+
+/// Starts a router of `kind` on the grid's router cores with its settings.
+fn start(kind: RouterKind, cfg: &BenchConfig) -> anyhow::Result<AnyRouter> {
+    let spec = RouterSpec {
+        shard: cfg.router_shard_config()?,
+        spin_before_park: cfg.router_spin(),
+        io: cfg.router_io(),
+        poll: cfg.router_flags_poll(),
+        ..RouterSpec::local(cfg.plan().router.clone())
+    };
+    kind.start(spec).with_context(|| format!("starting {kind}"))
+}
+
+fn pacing_label(p: Pacing) -> String {
+    match p {
+        Pacing::Closed { window } => format!("closed w{window}"),
+        Pacing::Open { rate, window } => format!("open {}/s w{window}", report::text::rate(rate)),
+    }
+}
+
+pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
+    let provenance = report::Provenance::now();
+    if cmd.bench.external_router() {
+        bail!("--router: compare starts its own routers; drop --router");
+    }
+    let open_at: Vec<f64> = match &cmd.open_at {
+        None => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .map(|x| match x.parse::<f64>() {
+                Ok(share) if share > 0.0 && share <= 1.0 => Ok(share),
+                _ => Err(anyhow::anyhow!("--open-at: '{x}' is not a share between 0 and 1")),
+            })
+            .collect::<anyhow::Result<_>>()?,
+    };
+    let kinds: Vec<RouterKind> = cmd
+        .routers
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<RouterKind>().map_err(|e| anyhow::anyhow!("--routers: {e}")))
+        .collect::<anyhow::Result<_>>()?;
+    let names: Vec<String> = kinds.iter().map(|k| k.name().to_string()).collect();
+    if names.len() < 2 {
+        bail!("--routers: name at least two routers");
+    }
+    let output =
+        cmd.bench.output().map_or_else(|| PathBuf::from("compare_results.json"), PathBuf::from);
+    let cfg = BenchConfig::try_from(cmd.bench)?;
+    if let Some(flag) = cfg.not_for_compare() {
+        bail!("{flag}: not taken by compare (run a2a-bench without compare for it)");
+    }
+    crate::report::json::check_writable(&output, "--output")?;
+    let (csv, html) = cfg.exports();
+    for (path, flag) in [(csv, "--csv"), (html, "--html")] {
+        if let Some(p) = path {
+            crate::report::json::check_writable(p, flag)?;
+        }
+    }
+    for w in cfg.warnings() {
+        eprintln!("{w}");
+    }
+    super::raise_nofile(1 << 20).ok();
+    let mut out = std::io::stdout();
+    if let Some(spec) = &cmd.scaling {
+        if csv.is_some() || html.is_some() {
+            bail!("--scaling: writes one JSON report; --csv and --html are not taken with it");
+        }
+        return scaling(spec, &cfg, &kinds, &names, &open_at, &provenance, &output, &mut out);
+    }
+    let (rows, reports) = compare_plan(&cfg, &kinds, &names, &open_at, &provenance, &mut out)?;
+    let all_ok = reports.values().all(|r| r.summary.failed == 0);
+    let closed_loop = closed_loop_summary(&rows, &names);
+    if !closed_loop.is_empty() {
+        let _ = writeln!(out, "\nthroughput ratios (medians of the rounds per scenario):");
+        for line in summary_lines(&closed_loop) {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    let closed_loop_p99 = closed_loop_tails(&rows, &names);
+    if !closed_loop_p99.is_empty() {
+        let _ = writeln!(
+            out,
+            "p99 ratios, closed loop (medians of the rounds per scenario; above 1.0: {}'s tail is longer):",
+            names[0]
+        );
+        for line in tail_lines(&closed_loop_p99) {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    let doc = CompareReport {
+        routers: &names,
+        reference: &names[0],
+        comparison: &rows,
+        closed_loop,
+        closed_loop_p99,
+        reports,
+    };
+    let text = serde_json::to_string_pretty(&doc)?;
+    std::fs::write(&output, text + "\n")
+        .with_context(|| format!("writing {}", output.display()))?;
+    let _ = writeln!(out, "\ncomparison written to {}", output.display());
+    let value = serde_json::to_value(&doc)?;
+    if let Some(path) = csv {
+        report::csv::write(&value, path)?;
+        let _ = writeln!(out, "CSV written to {}", path.display());
+    }
+    if let Some(path) = html {
+        report::html::write(&value, path)?;
+        let _ = writeln!(out, "HTML written to {}", path.display());
+    }
+    Ok(all_ok)
+}
+
+/// One comparison on `cfg`'s cores: every scenario against every router, alternating.
+fn compare_plan(
+    cfg: &BenchConfig,
+    kinds: &[RouterKind],
+    names: &[String],
+    open_at: &[f64],
+    provenance: &report::Provenance,
+    out: &mut dyn Write,
+) -> anyhow::Result<(Vec<Row>, BTreeMap<String, Report>)> {
+    // Before the routers start: a polling router would take the cores from the probe.
+    let stalls = cfg.probe_stalls();
+    crate::placement::share_cores(&cfg.plan().shared_cores());
+    let contenders: Vec<AnyRouter> =
+        kinds.iter().map(|&k| start(k, cfg)).collect::<anyhow::Result<_>>()?;
+    let plan = cfg.plan().clone();
+    let _ = writeln!(
+        out,
+        "a2a-bench compare: {} on router cores {:?}, agents on cores {:?}; runs alternate between routers",
+        names.join(" vs "),
+        plan.router.iter().map(|s| s.core).collect::<Vec<_>>(),
+        plan.agents.iter().map(|s| s.core).collect::<Vec<_>>()
+    );
+    if let Some(line) = report::text::stalls_line(&stalls) {
+        let _ = writeln!(out, "{line}");
+    }
+    let rounds = cfg.report_config().repeat_count;
+    if rounds < 3 {
+        eprintln!(
+            "warning: --repeat {rounds}: each ratio rests on {rounds} round(s) and has no spread worth reading; use --repeat 3 or more"
+        );
+    }
+    let mut all: BTreeMap<String, Vec<RunResult>> =
+        names.iter().map(|n| (n.clone(), Vec::new())).collect();
+    let mut rows = Vec::new();
+    let mut run_no = 0u32;
+    // Routers and agents on the same cores are judged by those cores ([`CpuInfo::judge_shared`]).
+    let shared = super::bench::plan_sharing(&plan);
+    let grid = cfg.grid();
+    let mut scenarios: Vec<Vec<RunSpec>> = Vec::new();
+    for spec in grid {
+        match scenarios.last_mut() {
+            Some(group) if spec.repeat > 0 => group.push(spec),
+            _ => scenarios.push(vec![spec]),
+        }
+    }
+    for group in scenarios {
+        let row =
+            compare_one(&group, names, &contenders, &mut all, &mut run_no, shared.as_ref(), out);
+        let baseline_rate = row.per_router.get("tokio-shared").map(|m| m.sent_per_sec);
+        rows.push(row);
+        for &share in open_at {
+            let (Some(rate), Pacing::Closed { window }) = (baseline_rate, group[0].scenario.pacing)
+            else {
+                break;
+            };
+            if rate > 0.0 {
+                let open: Vec<RunSpec> = group
+                    .iter()
+                    .map(|s| {
+                        let mut s = s.clone();
+                        s.scenario.pacing = Pacing::Open { rate: rate * share, window };
+                        s
+                    })
+                    .collect();
+                rows.push(compare_one(
+                    &open,
+                    names,
+                    &contenders,
+                    &mut all,
+                    &mut run_no,
+                    shared.as_ref(),
+                    out,
+                ));
+            }
+        }
+    }
+    for c in contenders {
+        c.stop();
+    }
+    let reports: BTreeMap<String, Report> = all
+        .into_iter()
+        .map(|(name, results)| {
+            let report = Report {
+                summary: Summary::of(&results),
+                results,
+                config: cfg.report_config().clone(),
+                schema_version: report::SCHEMA_VERSION,
+                tool: report::Tool::default(),
+                placement: PlacementInfo { router: name.clone(), plan: plan.clone() },
+                host: crate::host::facts_with_stalls(&stalls),
+                started_at: provenance.started_at.clone(),
+                command_line: provenance.command_line.clone(),
+                accounting_includes_warmup: true,
+                interrupted: false,
+                thresholds: Vec::new(),
+                rate_search: Vec::new(),
+                baseline: None,
+                worker: None,
+                merged: None,
+            };
+            (name, report)
+        })
+        .collect();
+    Ok((rows, reports))
+}

@@ -1,0 +1,213 @@
+//! One scenario of the comparison: its rounds, every router run back to back in each, then
+//! the ratios and the lines that show them.
+
+use super::*;
+
+/// Runs one scenario's rounds (`group`, its repetitions), every router in each round back to
+/// back; prints and returns its row. Each run also goes to `all`, the router's report.
+pub(super) fn compare_one(
+    group: &[RunSpec],
+    names: &[String],
+    contenders: &[AnyRouter],
+    all: &mut BTreeMap<String, Vec<RunResult>>,
+    run_no: &mut u32,
+    shared: Option<&report::CoreSharing>,
+    out: &mut dyn Write,
+) -> Row {
+    let first = &group[0].scenario;
+    let per = run_rounds(group, names, contenders, all, run_no, shared);
+    let per_router: BTreeMap<String, Medians> =
+        per.iter().map(|(n, r)| (n.clone(), Medians::of(r, shared))).collect();
+    let ratios = Ratios::of(names, &per, &per_router);
+    let pacing = pacing_label(first.effective_pacing());
+    let _ = writeln!(out, "\n{} × {} agents, {}", first.shape(), first.agents, pacing);
+    let open = matches!(first.effective_pacing(), Pacing::Open { .. });
+    for name in names {
+        let vs =
+            (name != &names[0]).then(|| ratios.text(names, name, &per_router, open, group.len()));
+        let _ = writeln!(out, "{}", router_line(name, &per_router[name], vs.unwrap_or_default()));
+    }
+    Row {
+        topology: first.shape().into(),
+        agents: first.agents,
+        pacing,
+        per_router,
+        throughput_ratios: ratios.throughput,
+        p99_ratios: ratios.p99,
+        throughput_ratio_spread: ratios.throughput_spread,
+        p99_ratio_spread: ratios.p99_spread,
+        rounds: group.len(),
+    }
+}
+
+/// Every round of the scenario, each router's run right after the other's: the runs by router.
+fn run_rounds(
+    group: &[RunSpec],
+    names: &[String],
+    contenders: &[AnyRouter],
+    all: &mut BTreeMap<String, Vec<RunResult>>,
+    run_no: &mut u32,
+    shared: Option<&report::CoreSharing>,
+) -> BTreeMap<String, Vec<RunResult>> {
+    let mut per: BTreeMap<String, Vec<RunResult>> = BTreeMap::new();
+    for spec in group {
+        for (name, c) in names.iter().zip(contenders) {
+            let mut spec = spec.clone();
+            *run_no += 1;
+            spec.scenario.id_base = 1 + (*run_no % 2000) * (1 << 21);
+            let before = crate::host::CpuTimes::now();
+            // The routers run in this process: its rings' lost wake-ups are the run's, the
+            // router's and the agents' alike.
+            let rescued = crate::transport::uring::rescued();
+            let outcome = loadgen::run(&spec.scenario, c.local_addr(), Some(c), None);
+            let lost_wakeups = crate::transport::uring::rescued() - rescued;
+            let others =
+                before.zip(crate::host::CpuTimes::now()).map(|(a, b)| b.others_share_since(&a));
+            super::super::bench::busy_warning(*run_no as usize - 1, others);
+            let mut result = RunResult::new(&spec, &outcome);
+            result.cpu.others_share = others;
+            result.lost_wakeups = (lost_wakeups > 0).then_some(lost_wakeups);
+            if let Some(sharing) = shared {
+                result.cpu.judge_shared(sharing);
+            }
+            per.entry(name.clone()).or_default().push(result.clone());
+            if let Some(list) = all.get_mut(name) {
+                list.push(result);
+            }
+        }
+    }
+    per
+}
+
+/// The first router against each other one, keyed `"<first>/<other>"`: the ratios of the
+/// medians, and the range of the rounds' own ratios.
+struct Ratios {
+    throughput: BTreeMap<String, f64>,
+    p99: BTreeMap<String, f64>,
+    throughput_spread: BTreeMap<String, [f64; 2]>,
+    p99_spread: BTreeMap<String, [f64; 2]>,
+}
+
+impl Ratios {
+    fn of(
+        names: &[String],
+        per: &BTreeMap<String, Vec<RunResult>>,
+        per_router: &BTreeMap<String, Medians>,
+    ) -> Ratios {
+        let reference = &per_router[&names[0]];
+        let mut r = Ratios {
+            throughput: BTreeMap::new(),
+            p99: BTreeMap::new(),
+            throughput_spread: BTreeMap::new(),
+            p99_spread: BTreeMap::new(),
+        };
+        for other in &names[1..] {
+            let m = &per_router[other];
+            let key = format!("{}/{}", names[0], other);
+            let rounds =
+                || per[&names[0]].iter().zip(&per[other]).filter(|(a, b)| a.success && b.success);
+            let round_ratios: Vec<f64> = rounds()
+                .filter(|(_, b)| b.throughput_msg_per_sec > 0.0)
+                .map(|(a, b)| a.throughput_msg_per_sec / b.throughput_msg_per_sec)
+                .collect();
+            let p99_round_ratios: Vec<f64> = rounds()
+                .filter(|(_, b)| b.p99_latency_ms > 0.0)
+                .map(|(a, b)| a.p99_latency_ms / b.p99_latency_ms)
+                .collect();
+            let range = |v: &[f64]| {
+                Some([v.iter().copied().reduce(f64::min)?, v.iter().copied().reduce(f64::max)?])
+            };
+            if let Some(x) = range(&round_ratios) {
+                r.throughput_spread.insert(key.clone(), x);
+            }
+            if let Some(x) = range(&p99_round_ratios) {
+                r.p99_spread.insert(key.clone(), x);
+            }
+            if m.throughput > 0.0 {
+                r.throughput.insert(key.clone(), reference.throughput / m.throughput);
+            }
+            if m.p99_ms > 0.0 {
+                r.p99.insert(key, reference.p99_ms / m.p99_ms);
+            }
+        }
+        r
+    }
+
+    /// "   glommio is 1.10× this (1.06–1.19 over 3 rounds)", and at a fixed rate the p99
+    /// ratio with what bounded it, for router `name`'s line.
+    fn text(
+        &self,
+        names: &[String],
+        name: &str,
+        per_router: &BTreeMap<String, Medians>,
+        open: bool,
+        rounds: usize,
+    ) -> String {
+        let (reference, m) = (&per_router[&names[0]], &per_router[name]);
+        let key = format!("{}/{}", names[0], name);
+        let spread = match (rounds, self.throughput_spread.get(&key)) {
+            (1, _) => " (one round: no spread)".to_string(),
+            (n, Some([lo, hi])) => format!(" ({lo:.2}–{hi:.2} over {n} rounds)"),
+            (_, None) => String::new(),
+        };
+        let tp = self
+            .throughput
+            .get(&key)
+            .map_or(String::new(), |r| format!("   {} is {:.2}× this{spread}", names[0], r));
+        // At a fixed rate every router delivers the rate: the tail is the comparison, and only
+        // while the generator kept up is it the routers'.
+        let p99 = match (open, self.p99.get(&key)) {
+            (true, Some(r)) => {
+                let saturated = |m: &Medians| matches!(m.bottleneck.as_str(), "generator" | "both");
+                let shared = |m: &Medians| m.bottleneck == crate::report::SHARED_CORES;
+                let why = if shared(reference) || shared(m) {
+                    " (the cores the routers share with the agents were saturated)"
+                } else if saturated(reference) || saturated(m) {
+                    " (the agents' core was saturated: the p99s are the generator's)"
+                } else {
+                    ""
+                };
+                let spread = match (rounds, self.p99_spread.get(&key)) {
+                    (n, Some([lo, hi])) if n > 1 => format!(" ({lo:.2}–{hi:.2} over {n} rounds)"),
+                    _ => String::new(),
+                };
+                format!(", its p99 {r:.2}× this{spread}{why}")
+            }
+            _ => String::new(),
+        };
+        tp + &p99
+    }
+}
+
+/// One router's line of a scenario: its medians, its CPU per message and what bounded it,
+/// then `vs` (how the first router compares with it).
+fn router_line(name: &str, m: &Medians, vs: String) -> String {
+    let cpu =
+        match (m.router_cpu_ns_per_msg, m.router_idle_share) {
+            (Some(ns), Some(idle)) => {
+                let watch = m
+                    .router_watch_share
+                    .filter(|&w| w >= 0.005)
+                    .map_or(String::new(), |w| format!(" ({:.0} % watching)", w * 100.0));
+                format!("router CPU {ns:.0} ns/msg{watch}, {:.0} % idle", idle * 100.0)
+            }
+            _ => "router CPU unknown".to_string(),
+        } + &m.router_msgs_per_frame.map_or(String::new(), |x| format!(", {x:.1} msgs/frame out"))
+            + &m.cross_shard_share
+                .map_or(String::new(), |x| format!(", {:.0} % across shards", x * 100.0))
+            + &lost_wakeups_note(m.lost_wakeups);
+    format!(
+        "  {:<15} {:>10} msgs/s ({}–{})  p50 {} ms  p99 {} ms  {}/{} ok, bound: {}, {}{}",
+        name,
+        report::text::rate(m.throughput),
+        report::text::rate(m.throughput_min),
+        report::text::rate(m.throughput_max),
+        report::text::ms(m.p50_ms),
+        report::text::ms(m.p99_ms),
+        m.ok_runs,
+        m.runs,
+        m.bottleneck,
+        cpu,
+        vs
+    )
+}

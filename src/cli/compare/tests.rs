@@ -1,0 +1,125 @@
+use super::*;
+
+#[test]
+fn a_row_counts_every_lost_wake_up_of_its_runs_and_says_so() {
+    // Proves a router's row in `compare` sums the lost wake-ups of all its runs, the
+    // failed ones too (a run that failed may have failed of them), and says the sum; a row
+    // without any says nothing and keeps no such key.
+    let spec = report::part::PartSpec {
+        topology: "ring".into(),
+        fanout: 0,
+        agents: 2,
+        slice: (0, 2),
+        rate: None,
+        window: 1,
+        count_per_agent: Some(10),
+        duration_sec: None,
+        late_after_ms: 1.0,
+        payload_bytes: 64,
+        interval_ms: None,
+        repeat: 0,
+        http: false,
+    }
+    .run_spec()
+    .unwrap();
+    let run = |lost: Option<u64>| {
+        let mut r = RunResult::new(&spec, &loadgen::Outcome::failed_setup(vec!["x".into()]));
+        r.lost_wakeups = lost;
+        r
+    };
+    let m = Medians::of(&[run(Some(2)), run(None), run(Some(5))], None);
+    assert_eq!(m.lost_wakeups, 7);
+    assert_eq!(
+        lost_wakeups_note(m.lost_wakeups),
+        ", 7 lost wake-ups (this process's rings slept to their 20 ms timer)"
+    );
+    let none = Medians::of(&[run(None), run(None)], None);
+    assert_eq!((none.lost_wakeups, lost_wakeups_note(0)), (0, String::new()));
+    let json = serde_json::to_value(&none).unwrap();
+    assert!(json.get("lost_wakeups").is_none(), "{json}");
+    assert_eq!(serde_json::to_value(&m).unwrap()["lost_wakeups"], 7);
+}
+
+fn row(topology: &str, agents: u32, pacing: &str, ratios: &[(&str, f64)]) -> Row {
+    Row {
+        topology: topology.into(),
+        agents,
+        pacing: pacing.into(),
+        per_router: BTreeMap::new(),
+        throughput_ratios: ratios.iter().map(|&(k, r)| (k.to_string(), r)).collect(),
+        p99_ratios: BTreeMap::new(),
+        throughput_ratio_spread: BTreeMap::new(),
+        p99_ratio_spread: BTreeMap::new(),
+        rounds: 3,
+    }
+}
+
+#[test]
+fn the_tail_summary_takes_the_closed_loop_rows_median_highest_and_those_above_one() {
+    // Proves the p99 summary reads only closed-loop rows, takes their median, names the
+    // row where the first router's tail was longest against each other router, and counts
+    // the rows where it was longer (above 1.0); a router with no p99 ratio is left out.
+    let names: Vec<String> =
+        ["glommio", "tokio-per-core", "other"].iter().map(|s| s.to_string()).collect();
+    let key = "glommio/tokio-per-core";
+    let tail = |topology: &str, agents, pacing: &str, p99: f64| {
+        let mut r = row(topology, agents, pacing, &[(key, 1.0)]);
+        r.p99_ratios.insert(key.to_string(), p99);
+        r
+    };
+    let rows = [
+        tail("star", 10, "closed w16", 0.6),
+        tail("star", 10, "open 8.7 k/s w16", 3.5),
+        tail("ring", 100, "closed w16", 1.23),
+        tail("mesh", 100, "closed w16", 0.9),
+    ];
+    let summary = closed_loop_tails(&rows, &names);
+    assert_eq!(summary.len(), 1, "no p99 ratio for 'other': {summary:?}");
+    let s = &summary[key];
+    assert_eq!((s.scenarios, s.above_one), (3, 1));
+    assert!((s.median - 0.9).abs() < 1e-9, "{s:?}");
+    assert_eq!((s.highest, s.highest_scenario.as_str()), (1.23, "ring × 100"));
+    assert_eq!(
+        tail_lines(&summary),
+        ["  glommio / tokio-per-core: median 0.90× over 3 closed-loop scenarios, highest \
+          1.23× (ring × 100), above 1.0 in 1"]
+    );
+    let none = closed_loop_tails(&rows[..2], &names);
+    assert!(tail_lines(&none)[0].ends_with("highest 0.60× (star × 10), none above 1.0"));
+}
+
+#[test]
+fn the_summary_takes_the_closed_loop_rows_median_lowest_and_those_below_one() {
+    // Proves the summary reads only closed-loop rows (a fixed rate's ratio is 1.0 by
+    // construction), takes the median of an even count as the mean of the middle two, names
+    // the lowest row, and counts the rows below 1.0; a router with no ratio is left out.
+    let names: Vec<String> = ["glommio", "tokio-shared", "tokio-per-core", "other"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let (shared, per_core) = ("glommio/tokio-shared", "glommio/tokio-per-core");
+    let rows = [
+        row("star", 10, "closed w16", &[(shared, 2.0), (per_core, 1.5)]),
+        row("star", 10, "open 374.3 k/s w16", &[(shared, 0.5), (per_core, 0.5)]),
+        row("ring", 100, "closed w16", &[(shared, 1.2), (per_core, 0.9)]),
+        row("mesh", 100, "closed w16", &[(shared, 1.6), (per_core, 1.1)]),
+        row("line", 10, "closed w16", &[(shared, 1.4), (per_core, 0.95)]),
+    ];
+    let summary = closed_loop_summary(&rows, &names);
+    assert_eq!(summary.len(), 2, "no ratio for 'other': {summary:?}");
+    let s = &summary[shared];
+    assert_eq!((s.scenarios, s.below_one), (4, 0));
+    assert!((s.median - 1.5).abs() < 1e-9, "{s:?}");
+    assert_eq!((s.lowest, s.lowest_scenario.as_str()), (1.2, "ring × 100"));
+    let p = &summary[per_core];
+    assert_eq!((p.scenarios, p.below_one), (4, 2));
+    assert!((p.median - 1.025).abs() < 1e-9, "{p:?}");
+    assert_eq!((p.lowest, p.lowest_scenario.as_str()), (0.9, "ring × 100"));
+    let lines = summary_lines(&summary);
+    assert_eq!(
+        lines[0],
+        "  glommio / tokio-per-core: median 1.02× over 4 closed-loop scenarios, lowest 0.90× \
+         (ring × 100), below 1.0 in 2"
+    );
+    assert!(lines[1].ends_with("(ring × 100), none below 1.0"), "{}", lines[1]);
+}
