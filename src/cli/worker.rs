@@ -260,89 +260,17 @@ pub(super) fn run_merge(cmd: MergeCmd) -> anyhow::Result<bool> {
     let mut loaded: Vec<Loaded> =
         cmd.parts.iter().map(|p| load(p)).collect::<anyhow::Result<_>>()?;
     loaded.sort_by_key(|l| l.info.index);
+    let missing = check_parts(&loaded)?;
     let first = &loaded[0];
     let (run_id, workers) = (first.info.run_id.clone(), first.info.workers);
-    for l in &loaded {
-        if l.info.run_id != run_id || l.info.workers != workers {
-            bail!(
-                "{}: run {} of {} workers, not run {run_id} of {workers}",
-                l.file,
-                l.info.run_id,
-                l.info.workers
-            );
-        }
-    }
-    for w in loaded.windows(2) {
-        if w[0].info.index == w[1].info.index {
-            bail!("{} and {} are both worker {}", w[0].file, w[1].file, w[0].info.index);
-        }
-    }
-    let missing: Vec<u32> =
-        (0..workers).filter(|i| !loaded.iter().any(|l| l.info.index == *i)).collect();
     let runs = loaded.iter().map(|l| l.parts.len()).max().unwrap_or(0);
     let hosts: std::collections::BTreeSet<&str> =
         loaded.iter().map(|l| l.info.hostname.as_str()).collect();
     let one_host = hosts.len() == 1;
     let mut results = Vec::with_capacity(runs);
     for i in 0..runs {
-        let mut outcomes = Vec::new();
-        let mut spec = None;
-        for l in &loaded {
-            if let Some(p) = l.parts.get(i) {
-                outcomes.push((l.info.index as usize, p.outcome()?));
-                spec.get_or_insert(p.run_spec()?);
-            }
-        }
-        let Some(spec) = spec else { continue };
-        let mut merged = part::merge(&outcomes, missing.is_empty());
-        for m in &missing {
-            merged.failures.push(format!(
-                "worker {m} of {workers} wrote no part (killed, or failed before writing): its agents' requests are not counted, and what the others sent its agents is in their errors"
-            ));
-        }
-        for l in &loaded {
-            if l.parts.len() <= i {
-                merged.failures.push(format!(
-                    "worker {} stopped before run {}",
-                    l.info.index,
-                    i + 1
-                ));
-            }
-        }
-        if !one_host {
-            // Each host has its own clock: a one-way time across two of them means nothing.
-            merged.latencies.one_way = crate::metrics::Latencies::default().one_way;
-        }
-        let mut result = RunResult::new(&spec, &merged);
-        // Each worker counted its own process's lost wake-ups in its run's entry.
-        let lost: u64 =
-            loaded.iter().filter_map(|l| l.value["results"].get(i)?["lost_wakeups"].as_u64()).sum();
-        result.lost_wakeups = (lost > 0).then_some(lost);
-        results.push(result);
+        results.extend(merge_run(i, &loaded, &missing, one_host)?);
     }
-    let merged_parts = loaded
-        .iter()
-        .map(|l| MergedPart {
-            index: l.info.index,
-            hostname: l.info.hostname.clone(),
-            file: l.file.clone(),
-            runs: l.value["results"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|r| WorkerRun {
-                    throughput_msg_per_sec: r["throughput_msg_per_sec"].as_f64().unwrap_or(0.0),
-                    p99_latency_ms: r["p99_latency_ms"].as_f64().unwrap_or(0.0),
-                    errors: r["errors"]
-                        .as_object()
-                        .map_or(0, |m| m.values().filter_map(Value::as_u64).sum()),
-                    bottleneck: r["cpu"]["bottleneck"].as_str().unwrap_or("?").to_string(),
-                    status: r["status"].as_str().unwrap_or("?").to_string(),
-                    failure: r["failure"].as_str().map(str::to_string),
-                })
-                .collect(),
-        })
-        .collect();
     let config = serde_json::from_value(first.value["config"].clone()).ok();
     let plan = serde_json::from_value(first.value["placement"]["plan"].clone()).ok();
     let report = Report {
@@ -367,7 +295,7 @@ pub(super) fn run_merge(cmd: MergeCmd) -> anyhow::Result<bool> {
         merged: Some(MergeInfo {
             run_id,
             workers,
-            parts: merged_parts,
+            parts: merged_parts(&loaded),
             missing: missing.clone(),
             one_way: if one_host {
                 "within one host: every worker ran on it".into()
@@ -387,19 +315,116 @@ pub(super) fn run_merge(cmd: MergeCmd) -> anyhow::Result<bool> {
     if let Some(p) = &cmd.html {
         report::html::write(&value, p)?;
     }
-    let mut out = std::io::stdout();
+    print_merge(&mut std::io::stdout(), &report, &loaded, &missing);
+    let _ = writeln!(std::io::stdout(), "merged report written to {}", cmd.output.display());
+    Ok(report.summary.failed == 0 && missing.is_empty())
+}
+
+/// That the parts (sorted by worker) belong to one run and no worker wrote two; the workers
+/// that wrote none.
+fn check_parts(loaded: &[Loaded]) -> anyhow::Result<Vec<u32>> {
+    let first = &loaded[0];
+    let (run_id, workers) = (&first.info.run_id, first.info.workers);
+    for l in loaded {
+        if l.info.run_id != *run_id || l.info.workers != workers {
+            bail!(
+                "{}: run {} of {} workers, not run {run_id} of {workers}",
+                l.file,
+                l.info.run_id,
+                l.info.workers
+            );
+        }
+    }
+    for w in loaded.windows(2) {
+        if w[0].info.index == w[1].info.index {
+            bail!("{} and {} are both worker {}", w[0].file, w[1].file, w[0].info.index);
+        }
+    }
+    Ok((0..workers).filter(|i| !loaded.iter().any(|l| l.info.index == *i)).collect())
+}
+
+/// Run `i` merged from every part that has it, with a failure for each worker that has not;
+/// `None` when no part has it.
+fn merge_run(
+    i: usize,
+    loaded: &[Loaded],
+    missing: &[u32],
+    one_host: bool,
+) -> anyhow::Result<Option<RunResult>> {
+    let workers = loaded[0].info.workers;
+    let mut outcomes = Vec::new();
+    let mut spec = None;
+    for l in loaded {
+        if let Some(p) = l.parts.get(i) {
+            outcomes.push((l.info.index as usize, p.outcome()?));
+            spec.get_or_insert(p.run_spec()?);
+        }
+    }
+    let Some(spec) = spec else { return Ok(None) };
+    let mut merged = part::merge(&outcomes, missing.is_empty());
+    for m in missing {
+        merged.failures.push(format!(
+            "worker {m} of {workers} wrote no part (killed, or failed before writing): its agents' requests are not counted, and what the others sent its agents is in their errors"
+        ));
+    }
+    for l in loaded {
+        if l.parts.len() <= i {
+            merged.failures.push(format!("worker {} stopped before run {}", l.info.index, i + 1));
+        }
+    }
+    if !one_host {
+        // Each host has its own clock: a one-way time across two of them means nothing.
+        merged.latencies.one_way = crate::metrics::Latencies::default().one_way;
+    }
+    let mut result = RunResult::new(&spec, &merged);
+    // Each worker counted its own process's lost wake-ups in its run's entry.
+    let lost: u64 =
+        loaded.iter().filter_map(|l| l.value["results"].get(i)?["lost_wakeups"].as_u64()).sum();
+    result.lost_wakeups = (lost > 0).then_some(lost);
+    Ok(Some(result))
+}
+
+/// Each worker's own figures per run, as its part reported them.
+fn merged_parts(loaded: &[Loaded]) -> Vec<MergedPart> {
+    loaded
+        .iter()
+        .map(|l| MergedPart {
+            index: l.info.index,
+            hostname: l.info.hostname.clone(),
+            file: l.file.clone(),
+            runs: l.value["results"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| WorkerRun {
+                    throughput_msg_per_sec: r["throughput_msg_per_sec"].as_f64().unwrap_or(0.0),
+                    p99_latency_ms: r["p99_latency_ms"].as_f64().unwrap_or(0.0),
+                    errors: r["errors"]
+                        .as_object()
+                        .map_or(0, |m| m.values().filter_map(Value::as_u64).sum()),
+                    bottleneck: r["cpu"]["bottleneck"].as_str().unwrap_or("?").to_string(),
+                    status: r["status"].as_str().unwrap_or("?").to_string(),
+                    failure: r["failure"].as_str().map(str::to_string),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// The merged table, each run followed by every worker's own line, and the summary.
+fn print_merge(out: &mut impl Write, report: &Report, loaded: &[Loaded], missing: &[u32]) {
     let _ = writeln!(
         out,
         "merged {} part(s) of run {} ({} workers{})",
         loaded.len(),
         report.merged.as_ref().map_or("", |m| m.run_id.as_str()),
-        workers,
+        loaded[0].info.workers,
         if missing.is_empty() { String::new() } else { format!("; missing: {missing:?}") }
     );
-    let _ = report::text::header(&mut out);
+    let _ = report::text::header(out);
     for (i, r) in report.results.iter().enumerate() {
-        let _ = report::text::run_line(&mut out, i, r);
-        for l in &loaded {
+        let _ = report::text::run_line(out, i, r);
+        for l in loaded {
             if let Some(w) = report
                 .merged
                 .as_ref()
@@ -420,7 +445,5 @@ pub(super) fn run_merge(cmd: MergeCmd) -> anyhow::Result<bool> {
             }
         }
     }
-    let _ = report::text::summary(&mut out, &report);
-    let _ = writeln!(out, "merged report written to {}", cmd.output.display());
-    Ok(report.summary.failed == 0 && missing.is_empty())
+    let _ = report::text::summary(out, report);
 }
