@@ -677,30 +677,7 @@ impl RunResult {
             Pacing::Closed { window } => ("closed", window, None),
             Pacing::Open { rate, window } => ("open", window, Some(rate)),
         };
-        let mut failure: Vec<String> = outcome.failures.clone();
-        if !acct.closed {
-            failure.push(format!(
-                "accounting does not close: {} requests sent, {} delivered, {} replies delivered, {} router errors, {} given up, {} lost, {} in flight at the end",
-                acct.requests_sent,
-                acct.requests_delivered,
-                acct.replies_delivered,
-                acct.request_errors + acct.reply_errors,
-                acct.unanswered,
-                acct.messages_lost,
-                acct.in_flight_at_end
-            ));
-        }
-        let error_total: u64 = errors.values().sum();
-        if error_total > 0 && acct.closed {
-            let mut kinds: Vec<(&String, &u64)> = errors.iter().collect();
-            kinds.sort_by(|a, b| b.1.cmp(a.1));
-            let top: Vec<String> = kinds.iter().take(3).map(|(k, n)| format!("{k} {n}")).collect();
-            let more = if kinds.len() > 3 { ", …" } else { "" };
-            failure.push(format!("{error_total} errors ({}{more})", top.join(", ")));
-        }
-        if outcome.window_ns == 0 && failure.is_empty() && !outcome.interrupted {
-            failure.push("nothing was measured (empty window)".into());
-        }
+        let failure = failures(outcome, &acct, &errors);
         let achieved = per_s(c.requests_sent_in_window);
         let sustained = match rate {
             Some(asked) => {
@@ -767,25 +744,7 @@ impl RunResult {
                 missed_sends: c.missed_sends,
                 late_after_ms: sc.late_after.as_secs_f64() * 1e3,
             },
-            cpu: CpuInfo {
-                bottleneck: {
-                    // A core watching for input is not saturated: the side is judged by work.
-                    let agents = net_of_watch(&outcome.agent_cpu, &outcome.agent_watch);
-                    let router = outcome
-                        .router_cpu
-                        .as_ref()
-                        .map(|r| net_of_watch(r, outcome.router_watch.as_deref().unwrap_or(&[])));
-                    bottleneck(&agents, router.as_deref()).into()
-                },
-                agent_cores: outcome.agent_cpu.clone(),
-                agent_watch: (!outcome.agent_watch.is_empty()).then(|| outcome.agent_watch.clone()),
-                router_cores: outcome.router_cpu.clone(),
-                router_watch: outcome.router_watch.clone(),
-                router_cross_shard_share: outcome.cross_shard_share,
-                router_msgs_per_frame: outcome.router_msgs_per_frame,
-                others_share: None,
-                target_cores: None,
-            },
+            cpu: CpuInfo::of(outcome),
             payload_size: sc.payload_bytes,
             failure: (!failure.is_empty()).then(|| failure.join("; ")),
             time_series: outcome.intervals.iter().map(IntervalPoint::of).collect(),
@@ -801,6 +760,59 @@ impl RunResult {
             }),
             count_mode: matches!(sc.stop, Stop::Count { .. }),
             status,
+        }
+    }
+}
+
+/// Why a run failed, each said once: what its cores said, an accounting that does not close,
+/// errors by their three commonest kinds, nothing measured.
+fn failures(outcome: &Outcome, acct: &Accounting, errors: &BTreeMap<String, u64>) -> Vec<String> {
+    let mut failure: Vec<String> = outcome.failures.clone();
+    if !acct.closed {
+        failure.push(format!(
+            "accounting does not close: {} requests sent, {} delivered, {} replies delivered, {} router errors, {} given up, {} lost, {} in flight at the end",
+            acct.requests_sent,
+            acct.requests_delivered,
+            acct.replies_delivered,
+            acct.request_errors + acct.reply_errors,
+            acct.unanswered,
+            acct.messages_lost,
+            acct.in_flight_at_end
+        ));
+    }
+    let error_total: u64 = errors.values().sum();
+    if error_total > 0 && acct.closed {
+        let mut kinds: Vec<(&String, &u64)> = errors.iter().collect();
+        kinds.sort_by(|a, b| b.1.cmp(a.1));
+        let top: Vec<String> = kinds.iter().take(3).map(|(k, n)| format!("{k} {n}")).collect();
+        let more = if kinds.len() > 3 { ", …" } else { "" };
+        failure.push(format!("{error_total} errors ({}{more})", top.join(", ")));
+    }
+    if outcome.window_ns == 0 && failure.is_empty() && !outcome.interrupted {
+        failure.push("nothing was measured (empty window)".into());
+    }
+    failure
+}
+
+impl CpuInfo {
+    /// The cores' busy and watching shares a run measured, and which side bounded it.
+    fn of(outcome: &Outcome) -> CpuInfo {
+        // A core watching for input is not saturated: the side is judged by work.
+        let agents = net_of_watch(&outcome.agent_cpu, &outcome.agent_watch);
+        let router = outcome
+            .router_cpu
+            .as_ref()
+            .map(|r| net_of_watch(r, outcome.router_watch.as_deref().unwrap_or(&[])));
+        CpuInfo {
+            bottleneck: bottleneck(&agents, router.as_deref()).into(),
+            agent_cores: outcome.agent_cpu.clone(),
+            agent_watch: (!outcome.agent_watch.is_empty()).then(|| outcome.agent_watch.clone()),
+            router_cores: outcome.router_cpu.clone(),
+            router_watch: outcome.router_watch.clone(),
+            router_cross_shard_share: outcome.cross_shard_share,
+            router_msgs_per_frame: outcome.router_msgs_per_frame,
+            others_share: None,
+            target_cores: None,
         }
     }
 }
