@@ -454,125 +454,37 @@ async fn reader<S: AsyncRead + Lend + Unpin>(
     // On a socket ring the bytes are routed where the ring received them (`Lend`); a partial
     // frame waits in the ring for the next read, unless it grows past `uring::LEND_MAX`: then
     // it moves to a buffer of its own as above.
-    let mut buf: Vec<u8> = Vec::new();
-    let mut filled = 0;
-    let mut failed = false;
-    let mut paused = false;
-    let mut move_out = false;
-    loop {
-        poll_fn(|cx| shard.borrow_mut().poll_gate(Source::Conn(id), cx)).await;
-        if filled == 0 && !move_out {
-            let lent = poll_fn(|cx| {
-                let stream = stream.borrow();
-                let Some(ring) = stream.lender() else { return std::task::Poll::Ready(None) };
-                ring.poll_lend(cx, paused, |bytes| {
-                    inbox.hear(&shard);
-                    let input = shard.borrow_mut().on_input(id, bytes);
-                    (input.consumed, input)
-                })
-                .map(Some)
-            })
-            .await;
-            if let Some(lent) = lent {
-                let input = match lent {
-                    Ok(Some(input)) => input,
-                    Ok(None) | Err(_) => break,
-                };
-                paused = input.paused;
-                if input.close {
-                    failed = true;
-                    break;
+    let mut r = Reader {
+        shard,
+        stream,
+        id,
+        inbox,
+        buf: Vec::new(),
+        filled: 0,
+        paused: false,
+        move_out: false,
+    };
+    let failed = loop {
+        poll_fn(|cx| r.shard.borrow_mut().poll_gate(Source::Conn(id), cx)).await;
+        let lent = if r.filled == 0 && !r.move_out { r.lend().await } else { None };
+        let next = match lent {
+            Some(next) => next,
+            None => {
+                r.move_out = false;
+                if r.filled == 0 && !r.paused {
+                    r.read_scratch().await
+                } else {
+                    r.read_own().await
                 }
-                move_out = !paused
-                    && stream.borrow().lender().is_some_and(|r| r.unread() >= uring::LEND_MAX);
-                yield_now().await;
-                continue;
             }
+        };
+        match next {
+            Next::Go => yield_now().await,
+            Next::End => break false,
+            Next::Failed => break true,
         }
-        move_out = false;
-        if filled == 0 && !paused {
-            let read = poll_fn(|cx| {
-                SCRATCH.with(|scratch| {
-                    let mut scratch = scratch.borrow_mut();
-                    Pin::new(&mut *stream.borrow_mut()).poll_read(cx, &mut scratch[..])
-                })
-            })
-            .await;
-            let n = match read {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            inbox.hear(&shard);
-            let input = SCRATCH.with(|scratch| {
-                let scratch = scratch.borrow();
-                let input = shard.borrow_mut().on_input(id, &scratch[..n]);
-                let rest = &scratch[input.consumed..n];
-                if !rest.is_empty() {
-                    let mut s = shard.borrow_mut();
-                    buf = s.pool().get(READ_BUF_SMALL.max(rest.len() * 2));
-                    buf.resize(buf.capacity(), 0);
-                    buf[..rest.len()].copy_from_slice(rest);
-                    filled = rest.len();
-                }
-                input
-            });
-            paused = input.paused;
-            if input.close {
-                failed = true;
-                break;
-            }
-            yield_now().await;
-            continue;
-        }
-        let mut n = 0;
-        if !paused {
-            if filled == buf.len() {
-                buf.resize((buf.len() * 2).max(READ_BUF_SMALL), 0);
-            }
-            let read =
-                poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_read(cx, &mut buf[filled..]))
-                    .await;
-            n = match read {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-        }
-        let space = buf.len() - filled;
-        filled += n;
-        inbox.hear(&shard);
-        let input = shard.borrow_mut().on_input(id, &buf[..filled]);
-        buf.copy_within(input.consumed..filled, 0);
-        filled -= input.consumed;
-        paused = input.paused;
-        if input.close {
-            failed = true;
-            break;
-        }
-        // The buffer grows with the bytes that arrive (doubling when a read fills it, above),
-        // never with the length a header announces: 16 bytes must not pin 10 MB. A buffer grown
-        // past the large tier for one big frame goes back down once that frame is consumed.
-        if n > 0 && n == space && buf.len() < READ_BUF_LARGE {
-            buf.resize(READ_BUF_LARGE, 0);
-        } else if buf.len() > READ_BUF_LARGE && filled <= READ_BUF_LARGE / 2 {
-            shard.borrow_mut().release_read(buf.len() - READ_BUF_LARGE);
-            buf.truncate(READ_BUF_LARGE);
-            buf.shrink_to_fit();
-        } else if filled == buf.len() && !paused {
-            // A frame over the large tier is arriving: its growth counts against the budget.
-            let mut s = shard.borrow_mut();
-            if !s.reserve_read(buf.len()) {
-                s.refuse_frame(id, OUT_OF_MEMORY);
-                failed = true;
-                break;
-            }
-        }
-        if filled == 0 && buf.capacity() > 0 && buf.len() <= READ_BUF_LARGE {
-            // The partial frame is through: back to reading into the scratch buffer.
-            let done = std::mem::take(&mut buf);
-            shard.borrow_mut().pool().put(done);
-        }
-        yield_now().await;
-    }
+    };
+    let Reader { shard, buf, .. } = r;
     let mut s = shard.borrow_mut();
     if !failed {
         s.close_conn(id);
@@ -582,6 +494,152 @@ async fn reader<S: AsyncRead + Lend + Unpin>(
         s.pool().put(buf);
     }
     release_conn(&mut s, id, &live);
+}
+
+/// A connection's reader: where its bytes are routed from, and what it keeps between reads.
+struct Reader<S> {
+    shard: Rc<RefCell<Shard>>,
+    stream: Rc<RefCell<S>>,
+    id: ConnId,
+    inbox: Rc<Inbox>,
+    /// A partial frame's bytes, in a buffer of its own (no capacity while none waits).
+    buf: Vec<u8>,
+    /// How much of `buf` holds bytes.
+    filled: usize,
+    /// The shard paused this connection's input (a recipient's queue is past its bound).
+    paused: bool,
+    /// A partial frame lent by the ring grew past `uring::LEND_MAX`: it moves to `buf`.
+    move_out: bool,
+}
+
+/// What a reader does after one read.
+enum Next {
+    /// Reads on.
+    Go,
+    /// The connection ended (closed by the peer, or an error reading).
+    End,
+    /// The shard refused its input and closed it.
+    Failed,
+}
+
+impl<S: AsyncRead + Lend + Unpin> Reader<S> {
+    /// On a socket ring: routes the bytes where the ring received them. `None` on a stream
+    /// that does not lend.
+    async fn lend(&mut self) -> Option<Next> {
+        let (shard, stream, id, inbox, paused) =
+            (&self.shard, &self.stream, self.id, &self.inbox, self.paused);
+        let lent = poll_fn(|cx| {
+            let stream = stream.borrow();
+            let Some(ring) = stream.lender() else { return std::task::Poll::Ready(None) };
+            ring.poll_lend(cx, paused, |bytes| {
+                inbox.hear(shard);
+                let input = shard.borrow_mut().on_input(id, bytes);
+                (input.consumed, input)
+            })
+            .map(Some)
+        })
+        .await?;
+        let input = match lent {
+            Ok(Some(input)) => input,
+            Ok(None) | Err(_) => return Some(Next::End),
+        };
+        self.paused = input.paused;
+        if input.close {
+            return Some(Next::Failed);
+        }
+        self.move_out = !self.paused
+            && self.stream.borrow().lender().is_some_and(|r| r.unread() >= uring::LEND_MAX);
+        Some(Next::Go)
+    }
+
+    /// With no partial frame waiting: reads into the thread's scratch buffer and routes the
+    /// whole frames from there; a partial frame's bytes move to a buffer of their own.
+    async fn read_scratch(&mut self) -> Next {
+        let stream = &self.stream;
+        let read = poll_fn(|cx| {
+            SCRATCH.with(|scratch| {
+                let mut scratch = scratch.borrow_mut();
+                Pin::new(&mut *stream.borrow_mut()).poll_read(cx, &mut scratch[..])
+            })
+        })
+        .await;
+        let n = match read {
+            Ok(0) | Err(_) => return Next::End,
+            Ok(n) => n,
+        };
+        self.inbox.hear(&self.shard);
+        let input = SCRATCH.with(|scratch| {
+            let scratch = scratch.borrow();
+            let input = self.shard.borrow_mut().on_input(self.id, &scratch[..n]);
+            let rest = &scratch[input.consumed..n];
+            if !rest.is_empty() {
+                let mut s = self.shard.borrow_mut();
+                self.buf = s.pool().get(READ_BUF_SMALL.max(rest.len() * 2));
+                self.buf.resize(self.buf.capacity(), 0);
+                self.buf[..rest.len()].copy_from_slice(rest);
+                self.filled = rest.len();
+            }
+            input
+        });
+        self.paused = input.paused;
+        if input.close {
+            return Next::Failed;
+        }
+        Next::Go
+    }
+
+    /// With a partial frame waiting in the connection's own buffer (or input paused): reads
+    /// after it and routes what is whole; the buffer grows with what arrives and shrinks back
+    /// once the frame is through.
+    async fn read_own(&mut self) -> Next {
+        let mut n = 0;
+        if !self.paused {
+            if self.filled == self.buf.len() {
+                self.buf.resize((self.buf.len() * 2).max(READ_BUF_SMALL), 0);
+            }
+            let (stream, buf, filled) = (&self.stream, &mut self.buf, self.filled);
+            let read =
+                poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_read(cx, &mut buf[filled..]))
+                    .await;
+            n = match read {
+                Ok(0) | Err(_) => return Next::End,
+                Ok(n) => n,
+            };
+        }
+        let space = self.buf.len() - self.filled;
+        self.filled += n;
+        self.inbox.hear(&self.shard);
+        let input = self.shard.borrow_mut().on_input(self.id, &self.buf[..self.filled]);
+        self.buf.copy_within(input.consumed..self.filled, 0);
+        self.filled -= input.consumed;
+        self.paused = input.paused;
+        if input.close {
+            return Next::Failed;
+        }
+        // The buffer grows with the bytes that arrive (doubling when a read fills it, above),
+        // never with the length a header announces: 16 bytes must not pin 10 MB. A buffer grown
+        // past the large tier for one big frame goes back down once that frame is consumed.
+        if n > 0 && n == space && self.buf.len() < READ_BUF_LARGE {
+            self.buf.resize(READ_BUF_LARGE, 0);
+        } else if self.buf.len() > READ_BUF_LARGE && self.filled <= READ_BUF_LARGE / 2 {
+            self.shard.borrow_mut().release_read(self.buf.len() - READ_BUF_LARGE);
+            self.buf.truncate(READ_BUF_LARGE);
+            self.buf.shrink_to_fit();
+        } else if self.filled == self.buf.len() && !self.paused {
+            // A frame over the large tier is arriving: its growth counts against the budget.
+            let mut s = self.shard.borrow_mut();
+            if !s.reserve_read(self.buf.len()) {
+                s.refuse_frame(self.id, OUT_OF_MEMORY);
+                return Next::Failed;
+            }
+        }
+        if self.filled == 0 && self.buf.capacity() > 0 && self.buf.len() <= READ_BUF_LARGE {
+            // The partial frame is through: back to reading into the scratch buffer.
+            let done = std::mem::take(&mut self.buf);
+            self.shard.borrow_mut().pool().put(done);
+        }
+        Next::Go
+    }
 }
 
 async fn writer<R: Runtime, S: AsyncWrite + Lend + Unpin>(

@@ -197,37 +197,15 @@ impl Session {
         }
     }
 
+    /// The router's answer to what this connection awaited, written as the seed protocol's
+    /// text; the request for a discovery's next page when one is due.
     pub(super) fn answer(&mut self, awaiting: Awaiting, ctl: Control) -> Option<Vec<u8>> {
         let code = |c: &Control| match c {
             Control::Error(e) => ErrorCode::from_code(e.code),
             _ => None,
         };
         if let (Some(err), Control::Error(e)) = (code(&ctl), &ctl) {
-            let name = match err {
-                ErrorCode::UnknownAgent => "agent_not_found",
-                ErrorCode::NotLockHolder => "not_lock_holder",
-                ErrorCode::LockNotFound => "lock_not_found",
-                ErrorCode::BarrierNotFound => "barrier_not_found",
-                other => other.name(),
-            };
-            match &awaiting {
-                // Not found, or another's: whatever this connection thought it held, it does not.
-                Awaiting::Release { key, .. } => {
-                    self.held.remove(key);
-                }
-                Awaiting::Lock { key, .. } => {
-                    if let Some(name) = self.lock_waits.remove(key) {
-                        self.recycle(name);
-                    }
-                }
-                Awaiting::Barrier { key, .. } => {
-                    if let Some(name) = self.barrier_waits.remove(key) {
-                        self.recycle(name);
-                    }
-                }
-                _ => {}
-            }
-            self.send(error(name, e.detail.to_string()));
+            self.answer_error(&awaiting, err, e);
             return None;
         }
         match (awaiting, ctl) {
@@ -252,84 +230,11 @@ impl Session {
                 });
                 self.recycle(name);
             }
-            (Awaiting::Discover { mut found, region }, Control::DiscoverReply(d)) => {
-                for a in d.agents.iter().filter(|a| a.online) {
-                    let have = a.capabilities.iter().find_map(|c| c.strip_prefix("region:"));
-                    let have = have.and_then(|r| serde_json::from_str::<Value>(r).ok());
-                    match (&region, &have) {
-                        (None, _) => {}
-                        (Some(want), Some(have)) if overlaps(want, have) => {}
-                        _ => continue,
-                    }
-                    let agent_type = a.capabilities.iter().find_map(|c| c.strip_prefix("type:"));
-                    let agent_type =
-                        agent_type.map_or_else(|| a.agent_type.to_string(), String::from);
-                    let capabilities: Vec<&String> = a
-                        .capabilities
-                        .iter()
-                        .filter(|c| !c.starts_with("type:") && !c.starts_with("region:"))
-                        .collect();
-                    let agent = json!({"agent_id": Session::name_of(a.agent_id, &a.name),
-                        "agent_type": agent_type, "capabilities": capabilities, "region": have,
-                        "status": "online", "last_heartbeat": Value::Null, "topics": []});
-                    self.list(&mut found, &agent);
-                }
-                if Session::more_pages(&mut found, &d) {
-                    return Some(
-                        self.discover_next(found, |found| Awaiting::Discover { found, region }),
-                    );
-                }
-                let listed = std::mem::take(&mut self.listed);
-                self.send_with(|b| {
-                    b.extend_from_slice(br#"{"type":"ack","count":"#);
-                    put_json(b, &found.listed);
-                    b.extend_from_slice(br#","agents":["#);
-                    b.extend_from_slice(&listed);
-                    b.extend_from_slice(b"]}");
-                });
-                self.listed = listed;
+            (Awaiting::Discover { found, region }, Control::DiscoverReply(d)) => {
+                return self.answer_discover(found, region, &d);
             }
-            (Awaiting::Broadcast { mut found, from, exclude_self }, Control::DiscoverReply(d)) => {
-                for a in
-                    d.agents.iter().filter(|a| a.online && (a.agent_id != from || !exclude_self))
-                {
-                    if a.agent_id != from && self.agents.iter().any(|o| o.id == a.agent_id) {
-                        found.ours += 1;
-                    }
-                    self.list(&mut found, &*Session::name_of(a.agent_id, &a.name));
-                }
-                if Session::more_pages(&mut found, &d) {
-                    let awaiting = |found| Awaiting::Broadcast { found, from, exclude_self };
-                    return Some(self.discover_next(found, awaiting));
-                }
-                // The copies for this connection's other agents come before the ack, as every
-                // push a request causes on the caller's own connection does.
-                if found.ours > 0 {
-                    let body = std::mem::take(&mut self.body);
-                    let env = Envelope {
-                        kind: DataKind::Broadcast,
-                        sender: from,
-                        to: found.agent_type,
-                        message_id: 0,
-                        correlation_id: 0,
-                        timestamp_ns: 0,
-                        msg_type: 0,
-                        priority: 0,
-                        ttl_ms: 0,
-                        payload: &body,
-                    };
-                    self.push_copies(&env, found.ours as usize);
-                    self.body = body;
-                }
-                let listed = std::mem::take(&mut self.listed);
-                self.send_with(|b| {
-                    b.extend_from_slice(br#"{"type":"ack","recipients":["#);
-                    b.extend_from_slice(&listed);
-                    b.extend_from_slice(br#"],"delivered_count":"#);
-                    put_json(b, &found.listed);
-                    b.put_u8(b'}');
-                });
-                self.listed = listed;
+            (Awaiting::Broadcast { found, from, exclude_self }, Control::DiscoverReply(d)) => {
+                return self.answer_broadcast(found, from, exclude_self, &d);
             }
             (Awaiting::Lock { name, already_held, key }, Control::LockGranted(g)) => {
                 if let Some(waiting) = self.lock_waits.remove(&key) {
@@ -392,6 +297,134 @@ impl Session {
                 ));
             }
         }
+        None
+    }
+
+    /// An error answer, under the seed protocol's name for it; whatever this connection
+    /// thought it held or waited for, it does not.
+    fn answer_error(
+        &mut self,
+        awaiting: &Awaiting,
+        err: ErrorCode,
+        e: &crate::wire::control::Error,
+    ) {
+        let name = match err {
+            ErrorCode::UnknownAgent => "agent_not_found",
+            ErrorCode::NotLockHolder => "not_lock_holder",
+            ErrorCode::LockNotFound => "lock_not_found",
+            ErrorCode::BarrierNotFound => "barrier_not_found",
+            other => other.name(),
+        };
+        match awaiting {
+            // Not found, or another's: whatever this connection thought it held, it does not.
+            Awaiting::Release { key, .. } => {
+                self.held.remove(key);
+            }
+            Awaiting::Lock { key, .. } => {
+                if let Some(name) = self.lock_waits.remove(key) {
+                    self.recycle(name);
+                }
+            }
+            Awaiting::Barrier { key, .. } => {
+                if let Some(name) = self.barrier_waits.remove(key) {
+                    self.recycle(name);
+                }
+            }
+            _ => {}
+        }
+        self.send(error(name, e.detail.to_string()));
+    }
+
+    /// A page of a discovery: the online agents of the region asked for, listed; the next
+    /// page's request, or the answer once the last came.
+    fn answer_discover(
+        &mut self,
+        mut found: Found,
+        region: Option<Value>,
+        d: &DiscoverReply,
+    ) -> Option<Vec<u8>> {
+        for a in d.agents.iter().filter(|a| a.online) {
+            let have = a.capabilities.iter().find_map(|c| c.strip_prefix("region:"));
+            let have = have.and_then(|r| serde_json::from_str::<Value>(r).ok());
+            match (&region, &have) {
+                (None, _) => {}
+                (Some(want), Some(have)) if overlaps(want, have) => {}
+                _ => continue,
+            }
+            let agent_type = a.capabilities.iter().find_map(|c| c.strip_prefix("type:"));
+            let agent_type = agent_type.map_or_else(|| a.agent_type.to_string(), String::from);
+            let capabilities: Vec<&String> = a
+                .capabilities
+                .iter()
+                .filter(|c| !c.starts_with("type:") && !c.starts_with("region:"))
+                .collect();
+            let agent = json!({"agent_id": Session::name_of(a.agent_id, &a.name),
+                    "agent_type": agent_type, "capabilities": capabilities, "region": have,
+                    "status": "online", "last_heartbeat": Value::Null, "topics": []});
+            self.list(&mut found, &agent);
+        }
+        if Session::more_pages(&mut found, d) {
+            return Some(self.discover_next(found, |found| Awaiting::Discover { found, region }));
+        }
+        let listed = std::mem::take(&mut self.listed);
+        self.send_with(|b| {
+            b.extend_from_slice(br#"{"type":"ack","count":"#);
+            put_json(b, &found.listed);
+            b.extend_from_slice(br#","agents":["#);
+            b.extend_from_slice(&listed);
+            b.extend_from_slice(b"]}");
+        });
+        self.listed = listed;
+        None
+    }
+
+    /// A page of a broadcast's recipients: listed, the copies for this connection's own
+    /// agents pushed; the next page's request, or the answer once the last came.
+    fn answer_broadcast(
+        &mut self,
+        mut found: Found,
+        from: AgentId,
+        exclude_self: bool,
+        d: &DiscoverReply,
+    ) -> Option<Vec<u8>> {
+        for a in d.agents.iter().filter(|a| a.online && (a.agent_id != from || !exclude_self)) {
+            if a.agent_id != from && self.agents.iter().any(|o| o.id == a.agent_id) {
+                found.ours += 1;
+            }
+            self.list(&mut found, &*Session::name_of(a.agent_id, &a.name));
+        }
+        if Session::more_pages(&mut found, d) {
+            let awaiting = |found| Awaiting::Broadcast { found, from, exclude_self };
+            return Some(self.discover_next(found, awaiting));
+        }
+        // The copies for this connection's other agents come before the ack, as every
+        // push a request causes on the caller's own connection does.
+        if found.ours > 0 {
+            let body = std::mem::take(&mut self.body);
+            let env = Envelope {
+                kind: DataKind::Broadcast,
+                sender: from,
+                to: found.agent_type,
+                message_id: 0,
+                correlation_id: 0,
+                timestamp_ns: 0,
+                msg_type: 0,
+                priority: 0,
+                ttl_ms: 0,
+                payload: &body,
+            };
+            self.push_copies(&env, found.ours as usize);
+            self.body = body;
+        }
+        let listed = std::mem::take(&mut self.listed);
+        self.send_with(|b| {
+            b.extend_from_slice(br#"{"type":"ack","recipients":["#);
+            b.extend_from_slice(&listed);
+            b.extend_from_slice(br#"],"delivered_count":"#);
+            put_json(b, &found.listed);
+            b.put_u8(b'}');
+        });
+        self.listed = listed;
         None
     }
 }
