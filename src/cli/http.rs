@@ -231,17 +231,67 @@ fn config(cmd: HttpCmd, role: Option<&super::worker::WorkerRole>) -> anyhow::Res
     if !https && (cmd.insecure || cmd.cacert.is_some()) {
         bail!("--insecure and --cacert are for https:// URLs");
     }
-    let tls = if https {
-        let client = crate::tls::Client::new(&name, cmd.cacert.as_deref(), cmd.insecure, cmd.http2)
-            .map_err(|e| {
-                anyhow!("{}: {e}", if cmd.cacert.is_some() { "--cacert" } else { "--url" })
-            })?;
-        client.connect().map_err(|e| anyhow!("--url: {e}"))?;
-        Some(client)
-    } else {
-        None
-    };
+    let tls = if https { Some(tls_client(&cmd, &name)?) } else { None };
     let patterns = Pattern::parse_list(&cmd.pattern).map_err(|e| anyhow!("--pattern: {e}"))?;
+    let (args, token) = check_flags(&cmd)?;
+    let needs_preload = patterns.contains(&Pattern::RegistryGet);
+    if needs_preload && cmd.preload == 0 {
+        bail!("--preload: registry:get reads preloaded agents: give --preload N (N ≥ 1)");
+    }
+    let mcp = patterns.iter().any(|p| matches!(p, Pattern::McpToolsList | Pattern::McpToolsCall));
+    let mut plan = Plan {
+        patterns: patterns.clone(),
+        host,
+        path,
+        token: token.clone(),
+        tool: serde_json::to_string(&cmd.tool)?,
+        args: args.to_string(),
+        mcp_version: cmd.mcp_version.clone(),
+        preloaded: Vec::new(),
+        turns: cmd.turns,
+        pipeline: cmd.pipeline,
+        http2: cmd.http2,
+        timeout_ns: cmd.timeout.map_or(0, |t| t.as_nanos() as u64),
+        tls,
+        close: cmd.no_keepalive,
+    };
+    let cfg = BenchConfig::try_from(bench_args(&cmd, addr))?;
+    if cmd.preload > 0 {
+        // A worker of a multi-host run registers its share: together they preload N.
+        let (first, count) = role.map_or((0, cmd.preload), |w| w.slice(cmd.preload));
+        let share = first..first + count;
+        plan.preloaded = http::preload(addr, &plan, share, Duration::from_secs(10))
+            .map_err(|e| anyhow!("{e}"))?;
+    }
+    let info = HttpConfig {
+        url: cmd.url.clone(),
+        patterns: patterns.iter().map(|p| p.name().to_string()).collect(),
+        connections: cmd.connections,
+        pipeline: cmd.pipeline,
+        http2: cmd.http2,
+        mcp_version: mcp.then(|| cmd.mcp_version.clone()),
+        preload: cmd.preload,
+        turns: patterns.contains(&Pattern::A2aConversation).then_some(cmd.turns),
+        auth: token.is_some(),
+        timeout_sec: cmd.timeout.filter(|t| !t.is_zero()).map(|t| t.as_secs_f64()),
+        tls: https,
+        keepalive: !cmd.no_keepalive,
+    };
+    Ok(cfg.into_http(&cmd.url, plan, cmd.connections, info))
+}
+
+/// An https:// URL's TLS client, checked by connecting once.
+fn tls_client(cmd: &HttpCmd, name: &str) -> anyhow::Result<crate::tls::Client> {
+    let client = crate::tls::Client::new(name, cmd.cacert.as_deref(), cmd.insecure, cmd.http2)
+        .map_err(|e| anyhow!("{}: {e}", if cmd.cacert.is_some() { "--cacert" } else { "--url" }))?;
+    client.connect().map_err(|e| anyhow!("--url: {e}"))?;
+    Ok(client)
+}
+
+/// The HTTP flags' own checks: the connection's use (pipelining, HTTP/2, keep-alive), the MCP
+/// tool, arguments and version, and what goes into headers; the tool's arguments and the
+/// bearer token (`--auth-token`, or `A2A_BENCH_TOKEN`).
+fn check_flags(cmd: &HttpCmd) -> anyhow::Result<(serde_json::Value, Option<String>)> {
     if !(1..=1024).contains(&cmd.pipeline) {
         bail!("--pipeline must be 1 to 1024");
     }
@@ -274,76 +324,40 @@ fn config(cmd: HttpCmd, role: Option<&super::worker::WorkerRole>) -> anyhow::Res
     if cmd.mcp_version.is_empty() || cmd.mcp_version.contains('"') {
         bail!("--mcp-version: give a version such as 2025-06-18");
     }
-    let needs_preload = patterns.contains(&Pattern::RegistryGet);
-    if needs_preload && cmd.preload == 0 {
-        bail!("--preload: registry:get reads preloaded agents: give --preload N (N ≥ 1)");
-    }
-    let mcp = patterns.iter().any(|p| matches!(p, Pattern::McpToolsList | Pattern::McpToolsCall));
-    let mut plan = Plan {
-        patterns: patterns.clone(),
-        host,
-        path,
-        token: token.clone(),
-        tool: serde_json::to_string(&cmd.tool)?,
-        args: args.to_string(),
-        mcp_version: cmd.mcp_version.clone(),
-        preloaded: Vec::new(),
-        turns: cmd.turns,
-        pipeline: cmd.pipeline,
-        http2: cmd.http2,
-        timeout_ns: cmd.timeout.map_or(0, |t| t.as_nanos() as u64),
-        tls,
-        close: cmd.no_keepalive,
-    };
+    Ok((args, token))
+}
+
+/// The benchmark's own flags for an `a2a-bench http` command: its clients against the server
+/// at `addr`.
+fn bench_args(cmd: &HttpCmd, addr: std::net::SocketAddr) -> BenchArgs {
     let mut b = BenchArgs::defaults();
-    b.agents = Some(cmd.agents.unwrap_or_else(|| if cmd.quick { "4" } else { "10" }.into()));
-    b.messages = cmd.messages;
+    b.agents =
+        Some(cmd.agents.clone().unwrap_or_else(|| if cmd.quick { "4" } else { "10" }.into()));
+    b.messages = cmd.messages.clone();
     b.duration = cmd.duration;
-    b.rate = cmd.rate;
+    b.rate = cmd.rate.clone();
     b.window = cmd.window;
     b.repeat = cmd.repeat;
     b.warmup = cmd.warmup;
     b.drain_timeout = cmd.drain_timeout;
-    b.output = Some(cmd.output);
-    b.csv = cmd.csv;
-    b.html = cmd.html;
+    b.output = Some(cmd.output.clone());
+    b.csv = cmd.csv.clone();
+    b.html = cmd.html.clone();
     b.interval = cmd.interval;
-    b.hlog = cmd.hlog;
-    b.thresholds = cmd.thresholds;
-    b.baseline = cmd.baseline;
+    b.hlog = cmd.hlog.clone();
+    b.thresholds = cmd.thresholds.clone();
+    b.baseline = cmd.baseline.clone();
     b.find_max_rate = cmd.find_max_rate;
-    b.slo = cmd.slo;
+    b.slo = cmd.slo.clone();
     b.quick = cmd.quick;
-    b.agent_cores = cmd.agent_cores;
+    b.agent_cores = cmd.agent_cores.clone();
     b.agent_io = cmd.agent_io;
     b.payload_size = cmd.payload_size;
     b.late_after_ms = cmd.late_after_ms;
     b.stall_probe = cmd.stall_probe;
     b.protocol = Protocol::Http;
     b.router = Some(format!("tcp://{addr}"));
-    let cfg = BenchConfig::try_from(b)?;
-    if cmd.preload > 0 {
-        // A worker of a multi-host run registers its share: together they preload N.
-        let (first, count) = role.map_or((0, cmd.preload), |w| w.slice(cmd.preload));
-        let share = first..first + count;
-        plan.preloaded = http::preload(addr, &plan, share, Duration::from_secs(10))
-            .map_err(|e| anyhow!("{e}"))?;
-    }
-    let info = HttpConfig {
-        url: cmd.url.clone(),
-        patterns: patterns.iter().map(|p| p.name().to_string()).collect(),
-        connections: cmd.connections,
-        pipeline: cmd.pipeline,
-        http2: cmd.http2,
-        mcp_version: mcp.then(|| cmd.mcp_version.clone()),
-        preload: cmd.preload,
-        turns: patterns.contains(&Pattern::A2aConversation).then_some(cmd.turns),
-        auth: token.is_some(),
-        timeout_sec: cmd.timeout.filter(|t| !t.is_zero()).map(|t| t.as_secs_f64()),
-        tls: https,
-        keepalive: !cmd.no_keepalive,
-    };
-    Ok(cfg.into_http(&cmd.url, plan, cmd.connections, info))
+    b
 }
 
 /// Runs `a2a-bench http`, alone or as one worker of a multi-host run.
