@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use plotters::prelude::*;
 use serde_json::Value;
 
-use super::figures::{self, RunFigures, P50, P99, P999};
+use super::figures::{self, RunFigures, ScenarioFigures, P50, P99, P999};
 use super::text::{ms, rate};
 
 /// Escapes text for HTML.
@@ -242,8 +242,23 @@ fn body(h: &mut String, r: &Value, headings: bool) -> anyhow::Result<()> {
     if headings {
         h.push_str("<h2>Scenarios</h2>\n");
     }
+    scenario_table(h, &scenarios);
+    lost_wakeups(h, r);
+    thresholds(h, r);
+    workers(h, r);
+    rate_search(h, r)?;
+    baseline(h, r);
+    let results = r["results"].as_array().cloned().unwrap_or_default();
+    let shown = shown_runs(r, &runs);
+    spectrum_chart(h, &results, &shown)?;
+    throughput_chart(h, &scenarios)?;
+    time_series_charts(h, &results, &shown)
+}
+
+/// The scenarios' medians over their repeats, a row each.
+fn scenario_table(h: &mut String, scenarios: &[ScenarioFigures]) {
     h.push_str("<table><tr><th>scenario</th><th>ok runs</th><th>throughput (msgs/s), median (min–max)</th><th>achieved req/s</th><th>p50 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>errors</th></tr>\n");
-    for s in &scenarios {
+    for s in scenarios {
         let _ = writeln!(
             h,
             "<tr><td>{}</td><td>{}/{}</td><td>{} ({}–{})</td><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -262,14 +277,12 @@ fn body(h: &mut String, r: &Value, headings: bool) -> anyhow::Result<()> {
         );
     }
     h.push_str("</table>\n");
-    lost_wakeups(h, r);
-    thresholds(h, r);
-    workers(h, r);
-    rate_search(h, r)?;
-    baseline(h, r);
-    let results = r["results"].as_array().cloned().unwrap_or_default();
-    let mut shown = median_runs(&runs);
-    // After a rate search the steps would crowd every chart: show the highest rate that held.
+}
+
+/// The run the charts show for each scenario: its median run (by p99), or after a rate search
+/// the highest rate that held (the steps would crowd every chart).
+fn shown_runs(r: &Value, runs: &[RunFigures]) -> Vec<(String, usize)> {
+    let mut shown = median_runs(runs);
     let searched: Vec<String> = r["rate_search"]
         .as_array()
         .into_iter()
@@ -284,7 +297,15 @@ fn body(h: &mut String, r: &Value, headings: bool) -> anyhow::Result<()> {
     if r["rate_search"].as_array().is_some_and(|a| !a.is_empty()) {
         shown.retain(|(name, _)| searched.contains(name));
     }
-    // The spectrum of each scenario's median run.
+    shown
+}
+
+/// The round trip by percentile of each shown run.
+fn spectrum_chart(
+    h: &mut String,
+    results: &[Value],
+    shown: &[(String, usize)],
+) -> anyhow::Result<()> {
     let spectra: Vec<Line> = shown
         .iter()
         .filter_map(|(name, i)| {
@@ -307,7 +328,11 @@ fn body(h: &mut String, r: &Value, headings: bool) -> anyhow::Result<()> {
             &spectra,
         )?);
     }
-    // Throughput against agents, one line per topology and pacing.
+    Ok(())
+}
+
+/// Throughput against agents, one line per topology and pacing (with two agent counts or more).
+fn throughput_chart(h: &mut String, scenarios: &[ScenarioFigures]) -> anyhow::Result<()> {
     let mut by: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
     for s in scenarios.iter().filter(|s| s.ok_runs > 0) {
         let pacing = s.scenario.splitn(4, ' ').nth(3).unwrap_or("").to_string();
@@ -328,7 +353,15 @@ fn body(h: &mut String, r: &Value, headings: bool) -> anyhow::Result<()> {
             &lines,
         )?);
     }
-    // Time series of each scenario's median run.
+    Ok(())
+}
+
+/// Throughput and p99 over the run, per interval of each shown run.
+fn time_series_charts(
+    h: &mut String,
+    results: &[Value],
+    shown: &[(String, usize)],
+) -> anyhow::Result<()> {
     let series = |field: &str| -> Vec<Line> {
         shown
             .iter()

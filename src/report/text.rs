@@ -50,10 +50,35 @@ pub fn header(out: &mut dyn Write) -> io::Result<()> {
     )
 }
 
-/// One run's line.
+/// One run's line, then a line per pattern and what else the run has to say.
 pub fn run_line(out: &mut dyn Write, index: usize, r: &RunResult) -> io::Result<()> {
-    // Open loop shows the rate asked for, then the rate achieved; count mode the requests per
-    // agent.
+    writeln!(
+        out,
+        "{:>3}  {:<12} {:>6} {:<26} {:>11} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>6} {:>9}  {}",
+        index + 1,
+        r.topology,
+        r.agent_count,
+        pacing_cell(r),
+        rate(r.throughput_msg_per_sec),
+        ms(r.p50_latency_ms),
+        ms(r.p99_latency_ms),
+        ms(r.p999_latency_ms),
+        ms(r.latency.rtt_raw.p99_ms),
+        if r.latency.one_way.count == 0 { "-".to_string() } else { ms(r.latency.one_way.p50_ms) },
+        r.errors.values().sum::<u64>(),
+        r.pacing.late_sends,
+        cpu_cell(r),
+        status_cell(r)
+    )?;
+    for p in &r.patterns {
+        writeln!(out, "{}", pattern_line(p))?;
+    }
+    run_notes(out, r)
+}
+
+/// Open loop shows the rate asked for, then the rate achieved; count mode the requests per
+/// agent.
+fn pacing_cell(r: &RunResult) -> String {
     let mut pacing = match r.pacing.rate_per_sec {
         Some(asked) => format!(
             "open {}→{} w{}",
@@ -66,17 +91,26 @@ pub fn run_line(out: &mut dyn Write, index: usize, r: &RunResult) -> io::Result<
     if r.count_mode {
         pacing.push_str(&format!(" ×{}", r.messages_per_agent));
     }
-    // Work, not watching: what a core could still take on is what the column is read for.
+    pacing
+}
+
+/// The busiest agent core and router core, by work, not watching: what a core could still
+/// take on is what the column is read for.
+fn cpu_cell(r: &RunResult) -> String {
     let cpu = |busy: &[f64], watch: &Option<Vec<f64>>| {
         let net = crate::report::net_of_watch(busy, watch.as_deref().unwrap_or(&[]));
         net.into_iter().fold(0.0, f64::max) * 100.0
     };
     let agents = cpu(&r.cpu.agent_cores, &r.cpu.agent_watch);
-    let cpu_cell = match &r.cpu.router_cores {
+    match &r.cpu.router_cores {
         Some(router) => format!("{agents:.0}/{:.0}%", cpu(router, &r.cpu.router_watch)),
         None => format!("{agents:.0}/-%"),
-    };
-    let status = match (&r.failure, r.status) {
+    }
+}
+
+/// The run's status, with why it failed, was overloaded or too short.
+fn status_cell(r: &RunResult) -> String {
+    match (&r.failure, r.status) {
         (Some(why), _) => format!("FAILED: {why}"),
         (None, "ok") if r.cpu.bottleneck == "generator" => "ok (generator-bound)".to_string(),
         (None, "ok") if r.cpu.bottleneck == crate::report::SHARED_CORES => {
@@ -102,48 +136,36 @@ pub fn run_line(out: &mut dyn Write, index: usize, r: &RunResult) -> io::Result<
             r.latency.rtt.count, r.duration_sec
         ),
         (None, status) => status.to_string(),
-    };
-    writeln!(
-        out,
-        "{:>3}  {:<12} {:>6} {:<26} {:>11} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>6} {:>9}  {}",
-        index + 1,
-        r.topology,
-        r.agent_count,
-        pacing,
-        rate(r.throughput_msg_per_sec),
-        ms(r.p50_latency_ms),
-        ms(r.p99_latency_ms),
-        ms(r.p999_latency_ms),
-        ms(r.latency.rtt_raw.p99_ms),
-        if r.latency.one_way.count == 0 { "-".to_string() } else { ms(r.latency.one_way.p50_ms) },
-        r.errors.values().sum::<u64>(),
-        r.pacing.late_sends,
-        cpu_cell,
-        status
-    )?;
-    for p in &r.patterns {
-        let mut line = format!(
-            "       {:<20} {:>9} ok {:>9}/s   p50 {} ms  p99 {} ms",
-            p.pattern,
-            p.ok,
-            rate(p.ok_per_sec),
-            ms(p.latency.p50_ms),
-            ms(p.latency.p99_ms)
-        );
-        if let (Some(f), Some(e)) = (&p.first_event, p.events_per_answer) {
-            line.push_str(&format!(
-                "  first event p50 {} ms p99 {} ms, {e:.1} events",
-                ms(f.p50_ms),
-                ms(f.p99_ms)
-            ));
-        }
-        if p.errors > 0 {
-            let kinds: Vec<String> =
-                p.errors_by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
-            line.push_str(&format!("  errors {} ({})", p.errors, kinds.join(", ")));
-        }
-        writeln!(out, "{line}")?;
     }
+}
+
+/// One HTTP pattern's figures under its run's line.
+fn pattern_line(p: &crate::report::PatternResult) -> String {
+    let mut line = format!(
+        "       {:<20} {:>9} ok {:>9}/s   p50 {} ms  p99 {} ms",
+        p.pattern,
+        p.ok,
+        rate(p.ok_per_sec),
+        ms(p.latency.p50_ms),
+        ms(p.latency.p99_ms)
+    );
+    if let (Some(f), Some(e)) = (&p.first_event, p.events_per_answer) {
+        line.push_str(&format!(
+            "  first event p50 {} ms p99 {} ms, {e:.1} events",
+            ms(f.p50_ms),
+            ms(f.p99_ms)
+        ));
+    }
+    if p.errors > 0 {
+        let kinds: Vec<String> = p.errors_by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        line.push_str(&format!("  errors {} ({})", p.errors, kinds.join(", ")));
+    }
+    line
+}
+
+/// What else a run has to say, a line each: connections replaced, requests sent again, lost
+/// wake-ups, the router's shards, a coordination workload's figures.
+fn run_notes(out: &mut dyn Write, r: &RunResult) -> io::Result<()> {
     if let Some(n) = r.reconnects.filter(|&n| n > 0) {
         writeln!(out, "       {n} connections replaced (the server closed them, or --timeout)")?;
     }
