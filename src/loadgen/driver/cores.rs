@@ -107,6 +107,14 @@ impl CoreWatch {
     }
 }
 
+/// What the measured window and the drain told about a core, for its result.
+struct Measured {
+    /// Busy share over the measured window, and the share of it spent watching.
+    cpu_busy: (f64, f64),
+    drain_timed_out: bool,
+    conns: usize,
+}
+
 /// What a core's steps share while its agents run.
 struct Running<A: Adapter> {
     group: Rc<RefCell<Group<A>>>,
@@ -238,9 +246,8 @@ impl Core {
             let deadline = clock::now_ns() + FAREWELL_TIMEOUT.as_nanos() as u64;
             wait_for(&r.group, deadline, Group::farewell_done).await;
         }
-        let mut result = self.result_of(&r.group, sampler.as_mut()).await;
-        (result.cpu_busy, result.drain_timed_out, result.conns) =
-            (cpu_busy, drain_timed_out, conns);
+        let measured = Measured { cpu_busy, drain_timed_out, conns };
+        let mut result = self.result_of(&r.group, sampler.as_mut(), measured).await;
         let failures = r.failures.clone();
         r.close().await;
         result.failures = failures.borrow().clone();
@@ -314,12 +321,13 @@ impl Core {
     }
 
     /// The core's result once sending stopped: anything still in flight given up as aborted,
-    /// the rest of the time series sent first (`cpu_busy`, `drain_timed_out`, `conns` and
-    /// `failures` are filled in by the caller).
+    /// the rest of the time series sent first. Its `failures` are the caller's to fill in,
+    /// once the connections closed (closing can add some).
     async fn result_of<A: Adapter>(
         &self,
         group: &Rc<RefCell<Group<A>>>,
         sampler: Option<&mut Sampler>,
+        measured: Measured,
     ) -> CoreResult {
         let breakdown = group.borrow().breakdown();
         let coordination = group.borrow().coordination();
@@ -335,10 +343,10 @@ impl Core {
             let result = CoreResult {
                 counters: g.counters().clone(),
                 latencies: g.latencies().clone(),
-                cpu_busy: (0.0, 0.0),
+                cpu_busy: measured.cpu_busy,
                 in_flight: g.in_flight(),
-                drain_timed_out: false,
-                conns: 0,
+                drain_timed_out: measured.drain_timed_out,
+                conns: measured.conns,
                 conns_lost: g.connections_lost(),
                 end_ns: g.book().schedule().end_ns,
                 failures: Vec::new(),
