@@ -3,14 +3,20 @@
 # (no Rust, no package registry): `make device-bundle` here builds a stripped binary and the
 # two libraries it needs into target/device/; there, from the repository root,
 # `bash benches/device.sh` runs
+#   0. the sysctl profile (`make tune`'s script), when run as root (TUNE=0 skips it);
 #   1. `a2a-bench sysinfo` (cores, NUMA nodes, io_uring, limits);
 #   2. the product's own command on every core (`a2a-bench --cores 0-N`, router on half);
 #   3. the comparison at 1, 2, 4 and 8 router cores (`make bench-scaling`, shorter windows),
 #      skipping counts the machine cannot hold;
-# and writes each one's text and JSON report into $OUT (default ./device_out): at most 8 files.
-# QUICK=1 shortens every window (a check of the script itself on a small machine). On 16
-# cores the whole script takes about 5 minutes (each stage has its own time limit, 150 + 380
-# s); on this 2-core machine 1.5 minutes.
+#   4. the round trip (2 agents, window 1, router and agents on a core each), by default and
+#      in the latency mode (`--poll`);
+#   5. CONNS agents (default 100,000, or as many as the open-file limit holds) each on its own
+#      connection to a router on 4 cores: the router's RSS before, its peak while they are
+#      connected, and its descriptors;
+# and writes each one's text (and the JSON reports of 2 and 3) into $OUT (default
+# ./device_out): 8 files. QUICK=1 shortens every window and CONNS (a check of the script
+# itself on a small machine). On 16 cores the whole script took 158 s on 2026-12-04 (each
+# stage has its own time limit: 120 + 300 + 60 + 80 s); on a 2-core machine QUICK=1 takes 20 s.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$ROOT/device_out}
@@ -26,6 +32,10 @@ if ! "$BIN" --version >>"$LOG" 2>&1; then
     say "the binary does not start here ($BIN): run 'make device-bundle' before the call, carry target/device"
     exit 2
 fi
+if [ "$(id -u)" = 0 ] && [ "${TUNE:-1}" = 1 ]; then
+    say "== sysctl profile"
+    bash "$ROOT/sysctl/tune.sh" apply >>"$LOG" 2>&1
+fi
 "$BIN" sysinfo >"$OUT/sysinfo.txt" 2>&1 || say "sysinfo failed (exit $?): see sysinfo.txt"
 
 CORES=$(nproc)
@@ -39,7 +49,7 @@ fi
 
 # 2. The whole machine, as a user runs it: router on half the cores, agents on the rest.
 say "== a2a-bench --cores 0-$LAST"
-timeout 150 "$BIN" --cores "0-$LAST" --agents "$AGENTS" --agents-per-conn 10 --topologies ring,mesh,star \
+timeout 120 "$BIN" --cores "0-$LAST" --agents "$AGENTS" --agents-per-conn 10 --topologies ring,mesh,star \
     --duration "$DUR" --warmup "$WARM" --repeat "$REPEAT" --interval 0 \
     --output "$OUT/cores.json" >"$OUT/cores.txt" 2>&1
 say "exit $? ($(tail -n 4 "$OUT/cores.txt" | head -n 1))"
@@ -52,8 +62,59 @@ done
 [ "${QUICK:-0}" = 1 ] && DUR=0.5 WARM=0.2 REPEAT=1
 [ "${QUICK:-0}" = 1 ] || DUR=1 WARM=0.3
 say "== a2a-bench compare --scaling $STEPS"
-timeout 380 "$BIN" compare --cores "0-$LAST" --scaling "$STEPS" --agents "$SCALING_AGENTS" --agents-per-conn 10 \
+timeout 300 "$BIN" compare --cores "0-$LAST" --scaling "$STEPS" --agents "$SCALING_AGENTS" --agents-per-conn 10 \
     --topologies ring,mesh --duration "$DUR" --warmup "$WARM" --repeat "$REPEAT" \
     --output "$OUT/scaling.json" >"$OUT/scaling.txt" 2>&1
 say "exit $?"
+
+# 4. Round trip: one agent's request answered by the other, through the router.
+say "== round trip (--agents 2 --window 1), by default and with --poll"
+for mode in "" --poll; do
+    timeout 30 "$BIN" --cores 0-1 --agents 2 --window 1 --topologies ring --duration "$DUR" \
+        --warmup "$WARM" --repeat "$REPEAT" --interval 0 $mode --output /tmp/rtt.json >>"$OUT/rtt.txt" 2>&1
+    say "exit $? ${mode:-(default)}"
+done
+
+# 5. Agents each on its own connection: what an idle connection costs the router.
+if [ "${QUICK:-0}" = 1 ]; then CONNS=${CONNS:-2000}; else CONNS=${CONNS:-100000}; fi
+if [ "$CORES" -ge 8 ]; then RC=0-3 AC=4-7; else RC=0 AC=$LAST; fi
+ulimit -Hn $((CONNS * 2 + 10000)) 2>/dev/null; ulimit -n $((CONNS * 2 + 10000)) 2>/dev/null
+if [ "$(ulimit -n)" != unlimited ] && [ "$CONNS" -gt $(($(ulimit -n) - 1000)) ]; then
+    # Router and agents each hold one descriptor per connection; a limit that cannot be
+    # raised (no CAP_SYS_RESOURCE, as on the lent machines so far) bounds the count.
+    say "$CONNS connections do not fit in $(ulimit -n) open files, which cannot be raised here: $(($(ulimit -n) - 1000)) instead"
+    CONNS=$(($(ulimit -n) - 1000))
+fi
+say "== $CONNS agents on their own connections (router on $RC, agents on $AC; open files $(ulimit -n))"
+conns() {
+    local C=$OUT/conns.txt
+    "$BIN" router --cores "$RC" --listen 127.0.0.1:0 >/tmp/router.out 2>&1 &
+    local rp=$! i
+    for i in $(seq 100); do grep -q 'tcp://' /tmp/router.out && break; sleep 0.1; done
+    local addr before hwm peak fds
+    addr=$(grep -o 'tcp://[0-9.:]*' /tmp/router.out | head -n 1)
+    before=$(awk '/VmRSS/ {print $2}' /proc/$rp/status)
+    echo 5 >/proc/$rp/clear_refs
+    (while kill -0 $rp 2>/dev/null; do
+        echo "$(awk '/VmRSS/ {print $2}' /proc/$rp/status) $(ls /proc/$rp/fd | wc -l)"; sleep 0.5
+    done) >/tmp/samples.txt &
+    local sp=$!
+    timeout 80 "$BIN" --router "$addr" --agent-cores "$AC" --agents "$CONNS" --agents-per-conn 1 \
+        --topologies ring --rate $((CONNS / 10)) --duration 4 --warmup 1 --repeat 1 --interval 0 \
+        --output /tmp/conns.json >>"$C" 2>&1
+    local rc=$?
+    echo "agents exit $rc" >>"$C"
+    hwm=$(awk '/VmHWM/ {print $2}' /proc/$rp/status)
+    kill $sp; kill -TERM $rp; wait $rp
+    peak=$(awk '{print $1}' /tmp/samples.txt | sort -n | tail -n 1)
+    fds=$(awk '{print $2}' /tmp/samples.txt | sort -n | tail -n 1)
+    if [ "$rc" != 0 ]; then
+        say "the agents' run failed (exit $rc; conns.txt says why): no figure per connection"
+        return
+    fi
+    awk -v n="$CONNS" -v b="$before" -v p="$peak" -v h="$hwm" -v f="$fds" 'BEGIN {
+        printf "%d agents on their own connections: router RSS %d KiB before, %d KiB sampled peak, VmHWM %d KiB, %d descriptors at most; per connection %.0f B (sampled), %.0f B (VmHWM)\n",
+            n, b, p, h, f, (p - b) * 1024 / n, (h - b) * 1024 / n }' | tee -a "$C" "$LOG"
+}
+conns
 say "device.sh: done $(date -u +%FT%TZ); files: $(cd "$OUT" && ls | tr '\n' ' ')"

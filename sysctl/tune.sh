@@ -18,6 +18,12 @@ if [ "$mode" = apply ] && [ "$(id -u)" != 0 ]; then
   mode=check
 fi
 printf "%-30s %-26s %-26s %s\n" key current recommended status
+# Without procps (minimal images) a key is written to /proc/sys directly.
+if command -v sysctl >/dev/null; then
+  set_key() { sysctl -q -w "$key=$want" 2>&1; }
+else
+  set_key() { { echo "$want" > "$path"; } 2>&1; }
+fi
 why=""
 applied=0 refused=0 fine=0 differing=0
 while IFS= read -r line || [ -n "$line" ]; do
@@ -40,7 +46,7 @@ while IFS= read -r line || [ -n "$line" ]; do
     status="ok (higher)"
   fi
   if [ "$mode" = apply ] && [ "$status" = differs ]; then
-    if err=$(sysctl -q -w "$key=$want" 2>&1); then
+    if err=$(set_key); then
       status=applied; applied=$((applied + 1))
     else
       status="refused: ${err##*: }"; refused=$((refused + 1))

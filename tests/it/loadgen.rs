@@ -629,6 +629,23 @@ fn mistakes_on_the_command_line_get_one_line_naming_the_flag() {
 }
 
 #[test]
+fn connections_past_the_open_file_limit_are_one_line_before_anything_runs() {
+    // Proves a grid whose connections cannot fit in the open-file limit ends at once with one
+    // line naming --agents and the limit, instead of failing part way through a run: as many
+    // agents on their own connections as the kernel's ceiling (fs.nr_open) need twice that
+    // with the embedded router, which no process can be granted.
+    let ceiling = std::fs::read_to_string("/proc/sys/fs/nr_open").unwrap().trim().to_string();
+    let out = bench(&["--agents", &ceiling, "--agents-per-conn", "1", "--stall-probe", "0"]);
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success());
+    assert_eq!(stdout, "", "printed before failing");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(&format!("--agents {ceiling} at --agents-per-conn 1")), "{stderr}");
+    assert!(stderr.contains("open files"), "{stderr}");
+}
+
+#[test]
 fn a_router_or_server_not_there_is_one_line_before_anything_runs() {
     // Proves an address nothing listens on ends the command at once with one line saying so:
     // no banner, no table header, no placement warning, no runs, no panic (native router and

@@ -13,9 +13,6 @@ pub(in crate::cli) fn run_config(cfg: BenchConfig) -> anyhow::Result<Finish> {
     let interrupt = Interrupt::new();
     catch_interrupts(&interrupt)?;
     let runs = cfg.grid();
-    let max_agents = cfg.agents.iter().copied().max().unwrap_or(0);
-    let conns = u64::from(max_agents.div_ceil(cfg.agents_per_conn));
-    super::super::raise_nofile(2 * conns + 4096).ok();
     let mut out = std::io::stdout();
     // Before the router starts: a polling router would take the cores from the probe.
     let stalls = cfg.probe_stalls();
@@ -121,6 +118,7 @@ fn preflight(cfg: &BenchConfig) -> anyhow::Result<Option<(String, serde_json::Va
         Some(path) => Some((path.display().to_string(), report::baseline::load(path)?)),
         None => None,
     };
+    check_descriptors(cfg)?;
     if let Target::External { addr, .. } = &cfg.target {
         crate::loadgen::check_reachable(*addr, cfg.protocol).map_err(anyhow::Error::msg)?;
     }
@@ -131,6 +129,31 @@ fn preflight(cfg: &BenchConfig) -> anyhow::Result<Option<(String, serde_json::Va
         crate::placement::share_cores(&cfg.plan.shared_cores());
     }
     Ok(baseline)
+}
+
+/// Raises the open-file limit for the largest run's connections, and refuses before anything
+/// runs a grid whose connections cannot fit in it (rather than failing a run part way).
+fn check_descriptors(cfg: &BenchConfig) -> anyhow::Result<()> {
+    let max_agents = cfg.agents.iter().copied().max().unwrap_or(0);
+    let mut conns = max_agents.div_ceil(cfg.agents_per_conn);
+    if let Some(shared) = cfg.connections {
+        conns = conns.min(shared);
+    }
+    // The embedded router is this process: it holds the other end of every connection.
+    let ends = if matches!(cfg.target, Target::Embedded { .. }) { 2 } else { 1 };
+    let need = ends * u64::from(conns);
+    let limit = super::super::raise_nofile(need + 4096)?;
+    if limit < need + 256 {
+        let whose =
+            if ends == 2 { " (both ends: the embedded router is this process)" } else { "" };
+        bail!(
+            "--agents {max_agents} at --agents-per-conn {} needs {need} open files{whose}, but \
+             this process may open {limit} and cannot raise its limit (ulimit -n; raising the \
+             hard limit needs CAP_SYS_RESOURCE): lower --agents or raise --agents-per-conn",
+            cfg.agents_per_conn
+        );
+    }
+    Ok(())
 }
 
 /// The embedded router, started on its cores, or the external target's address; and how the
