@@ -200,29 +200,12 @@ impl Ring {
         // task still pending when its executor ends is never dropped, and with it the ring (its
         // descriptors and buffers) leaked once per run of an agent core.
         let listener = glommio::spawn_local(self.clone().listen());
-        let mut stop_deadline = None;
-        let mut active_ns = crate::clock::now_ns();
-        // When the reaper began dozing instead of parking (0: it is not).
-        let mut dozing_since = 0;
-        // Polling: when the last pass that found nothing looked, if no task worked since.
-        let mut looked_idle_at = None;
-        // The last look ended a turn of glommio's loop, and when the last turn or park was.
-        let mut turned = false;
-        let mut turn_at = crate::clock::now_ns();
-        // The shortest timer that turns glommio's loop ([`turn_timer`]): 1 µs, doubled while
-        // such timers end before the loop turns (a thread that runs slow).
-        let mut turn_min = Duration::from_micros(1);
+        let mut st = Reaping::new();
         let mut awake = Awake::new();
         loop {
             let n = self.pass();
-            if self.stopped.get() {
-                let deadline = *stop_deadline.get_or_insert_with(|| {
-                    self.inner.borrow_mut().cancel_all();
-                    std::time::Instant::now() + Duration::from_secs(2)
-                });
-                if self.inner.borrow().in_flight == 0 || std::time::Instant::now() > deadline {
-                    break;
-                }
+            if self.stopped.get() && self.stop_done(&mut st.stop_deadline) {
+                break;
             }
             if n > 0 {
                 self.flag_only.set(false);
@@ -236,179 +219,192 @@ impl Ring {
             let woken = wake_due(now, false) > 0;
             let busy = n > 0 || self.kicked.replace(false);
             let poll_ns = self.poll_ns.get();
-            // A reaper that keeps finding work (or polls) yields to its queue and is run again
-            // before glommio's loop turns: for up to glommio's 100 ms preemption period no
-            // glommio timer of this thread would fire and no wake from another thread would
-            // land (the sleeps a reaper ends were woken above). So the loop turns once such a
-            // sleep is due (polling) or [`TURN_LATE`] past due (busy: the reaper usually runs
-            // out of work sooner), and at least every [`TURN_EVERY`] (a turn costs a few µs:
-            // more often cost the latency mode's round trip a fifth); once: the woken run
-            // before the next look.
-            if (busy || poll_ns > 0) && !turned {
-                let late = if poll_ns > 0 { 0 } else { TURN_LATE };
-                if now.saturating_sub(turn_at) >= TURN_EVERY
-                    || next_glommio_deadline().is_some_and(|t| t.saturating_add(late) <= now)
-                {
-                    TURNS.fetch_add(1, Ordering::Relaxed);
-                    turn_min = next_turn_min(turn_min, turn_timer(turn_min).await);
-                    turned = true;
-                    turn_at = crate::clock::now_ns();
-                    dozing_since = 0; // the doze's own turn (below) counts from here too
-                    continue;
-                }
+            if busy_turn(&mut st, now, busy || poll_ns > 0, poll_ns).await {
+                continue;
             }
-            turned = false;
-            if poll_ns > 0 && !self.stopped.get() {
-                // Polling: the pass above entered the kernel when task work was pending (the
-                // ring's flag), which is how a completion reaches a thread that never sleeps.
-                if busy {
-                    active_ns = now;
-                }
-                if now.saturating_sub(active_ns) < poll_ns {
-                    // From one empty pass to the next, with no task working in between, the
-                    // core only watched: counted as such, as a doze's spin is. A longer gap
-                    // than a pass takes means the thread was not running (preempted): not
-                    // counted, as the watch must be CPU the thread used.
-                    if let Some(at) = looked_idle_at.take().filter(|_| !busy) {
-                        let gap = now.saturating_sub(at);
-                        if gap < POLL_GAP_MAX {
-                            crate::clock::add_watch_ns(gap);
-                        }
-                    }
-                    if busy {
-                        glommio::executor().yield_task_queue_now().await;
-                        continue;
-                    }
-                    let _ = glommio::executor().executor_stats();
-                    glommio::executor().yield_task_queue_now().await;
-                    let alone = glommio::executor().executor_stats().tasks_executed() <= 1;
-                    if alone && !self.kicked.get() {
-                        looked_idle_at = Some(now);
-                    }
-                    continue;
-                }
-                looked_idle_at = None;
+            if poll_ns > 0 && !self.stopped.get() && self.poll_step(&mut st, now, busy).await {
+                continue;
             }
             if busy || woken {
                 glommio::executor().yield_task_queue_now().await;
                 continue;
             }
-            if self.doze.get() && poll_ns == 0 && !self.stopped.get() {
-                if dozing_since == 0 {
-                    dozing_since = now;
-                }
-                let until = next_deadline().unwrap_or(u64::MAX).min(dozing_since + TURN_EVERY);
-                if until > now {
-                    // Did any other task run while this one yielded? Then there may be more.
-                    let _ = glommio::executor().executor_stats();
-                    glommio::executor().yield_task_queue_now().await;
-                    if glommio::executor().executor_stats().tasks_executed() > 1
-                        || self.kicked.get()
-                    {
-                        continue;
-                    }
-                    let bell = self.peers.borrow().as_ref().map(|p| p.bell.clone());
-                    if let Some(bell) = &bell {
-                        // Flag, then look: a peer that sent before the flag was seen is found
-                        // here; one after it rings.
-                        bell.set_dozing(true);
-                        if self.drain_peers() {
-                            bell.set_dozing(false);
-                            continue;
-                        }
-                    }
-                    let wait = (until - now).min(DOZE_MAX.as_nanos() as u64);
-                    let woke = self.doze(wait);
-                    if let Some(bell) = &bell {
-                        bell.set_dozing(false);
-                        if self.drain_peers() {
-                            continue;
-                        }
-                    }
-                    if woke {
-                        DOZES.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                    if next_reaper_deadline().is_some_and(|t| t <= crate::clock::now_ns()) {
-                        continue; // a sleep this reaper ends is due: woken above
-                    }
-                }
-                // Nothing came, a glommio timer is due, or glommio's turn: park in glommio.
+            // Unless the doze ends the pass, nothing came, a glommio timer is due, or it is
+            // glommio's turn: park in glommio.
+            let dozes = self.doze.get() && poll_ns == 0 && !self.stopped.get();
+            if dozes && self.doze_step(&mut st, now).await {
+                continue;
             }
-            dozing_since = 0;
+            st.dozing_since = 0;
             if self.arm_bell() {
                 continue;
             }
-            // Park: the bell (a completion), a kick (new work), the fallback timer, or the
-            // thread's next sleep, whichever is first (sleeps begun while it parks use
-            // glommio's timer: `Awake`).
-            // At least a microsecond: glommio's timer ends at once, without its loop turning,
-            // when polled past its time, and a sleep on glommio's timer that is due needs the
-            // turn (as in the busy turn above).
-            let park = next_deadline()
-                .map_or(FALLBACK, |t| {
-                    Duration::from_nanos(t.saturating_sub(crate::clock::now_ns()))
-                })
-                .clamp(turn_min, FALLBACK);
-            #[cfg(test)]
-            PARKS.fetch_add(1, Ordering::Relaxed);
-            self.parks.set(self.parks.get() + 1);
-            awake.set(false);
-            let woke = futures_lite::future::or(
-                std::future::poll_fn(|cx| {
-                    if self.kicked.get() {
-                        return Poll::Ready(false);
-                    }
-                    if self.rung.replace(false) {
-                        return Poll::Ready(true);
-                    }
-                    self.parked.set(Some(cx.waker().clone()));
-                    Poll::Pending
-                }),
-                async {
-                    let turned = turn_timer(park).await;
-                    turn_min = next_turn_min(turn_min, turned);
-                    false
-                },
-            )
-            .await;
-            awake.set(true);
-            self.parked.set(None);
-            let timer = !woke && !self.kicked.get();
-            // What was already waiting when the timer ended the park: work that comes later
-            // (in the moment before the pass below) woke no one late. Task work queued while
-            // the thread slept runs as it leaves the kernel, so what waited is in the queue;
-            // the task-run flag with an empty queue is work that came after the thread woke.
-            let waiting = timer && !self.inner.borrow_mut().ring.completion().is_empty();
-            // Work is counted from here, not from the last doze ([`Ring::doze`]).
-            self.dozed_at.set(crate::clock::now_ns());
-            self.turn_bytes.set(0);
-            turn_at = self.dozed_at.get();
-            self.inner.borrow_mut().ring.completion().disable_eventfd();
-            if waiting {
-                // The bell may be due as well (a thread held up past the timer wakes to both):
-                // its task runs before this one looks again.
-                glommio::executor().yield_task_queue_now().await;
-            }
-            if timer && self.pass() > 0 {
-                if park == FALLBACK {
-                    LATE_PARKS.fetch_add(1, Ordering::Relaxed);
-                }
-                if waiting
-                    && park == FALLBACK
-                    && !self.rung.replace(false)
-                    && !self.bell_signalled()
-                    && !self.rang_in_glommio().await
-                {
-                    // Work waited and the bell never rang: a lost wake-up (a park a sleep
-                    // ended sooner than the fallback is no evidence either way).
-                    RESCUED.fetch_add(1, Ordering::Relaxed);
-                    self.rescues.set(self.rescues.get() + 1);
-                }
-                self.kicked.set(true); // handle them, then look again before parking
-            }
+            self.park(&mut st, &mut awake).await;
         }
         drop(awake);
+        self.finish(listener).await;
+    }
+
+    /// Once stopped: cancels what is in flight (the first time) and tells whether the reaper may
+    /// end: nothing in flight, or 2 s since the stop.
+    fn stop_done(&self, deadline: &mut Option<std::time::Instant>) -> bool {
+        let deadline = *deadline.get_or_insert_with(|| {
+            self.inner.borrow_mut().cancel_all();
+            std::time::Instant::now() + Duration::from_secs(2)
+        });
+        self.inner.borrow().in_flight == 0 || std::time::Instant::now() > deadline
+    }
+
+    /// Latency mode (the ring polls, `poll_ns` > 0): whether this pass is done (the reaper
+    /// yielded to its queue and looks again), or polling has lapsed for want of traffic.
+    async fn poll_step(&self, st: &mut Reaping, now: u64, busy: bool) -> bool {
+        // The pass entered the kernel when task work was pending (the ring's flag), which is
+        // how a completion reaches a thread that never sleeps.
+        if busy {
+            st.active_ns = now;
+        }
+        if now.saturating_sub(st.active_ns) >= self.poll_ns.get() {
+            st.looked_idle_at = None;
+            return false;
+        }
+        // From one empty pass to the next, with no task working in between, the core only
+        // watched: counted as such, as a doze's spin is. A longer gap than a pass takes means
+        // the thread was not running (preempted): not counted, as the watch must be CPU the
+        // thread used.
+        if let Some(at) = st.looked_idle_at.take().filter(|_| !busy) {
+            let gap = now.saturating_sub(at);
+            if gap < POLL_GAP_MAX {
+                crate::clock::add_watch_ns(gap);
+            }
+        }
+        if busy {
+            glommio::executor().yield_task_queue_now().await;
+            return true;
+        }
+        let _ = glommio::executor().executor_stats();
+        glommio::executor().yield_task_queue_now().await;
+        let alone = glommio::executor().executor_stats().tasks_executed() <= 1;
+        if alone && !self.kicked.get() {
+            st.looked_idle_at = Some(now);
+        }
+        true
+    }
+
+    /// Dozing in the ring instead of parking in glommio: whether the doze (or a task that ran,
+    /// or a peer's batch) ended this pass; false when the reaper should park in glommio.
+    async fn doze_step(&self, st: &mut Reaping, now: u64) -> bool {
+        if st.dozing_since == 0 {
+            st.dozing_since = now;
+        }
+        let until = next_deadline().unwrap_or(u64::MAX).min(st.dozing_since + TURN_EVERY);
+        if until <= now {
+            return false;
+        }
+        // Did any other task run while this one yielded? Then there may be more.
+        let _ = glommio::executor().executor_stats();
+        glommio::executor().yield_task_queue_now().await;
+        if glommio::executor().executor_stats().tasks_executed() > 1 || self.kicked.get() {
+            return true;
+        }
+        let bell = self.peers.borrow().as_ref().map(|p| p.bell.clone());
+        if let Some(bell) = &bell {
+            // Flag, then look: a peer that sent before the flag was seen is found here; one
+            // after it rings.
+            bell.set_dozing(true);
+            if self.drain_peers() {
+                bell.set_dozing(false);
+                return true;
+            }
+        }
+        let wait = (until - now).min(DOZE_MAX.as_nanos() as u64);
+        let woke = self.doze(wait);
+        if let Some(bell) = &bell {
+            bell.set_dozing(false);
+            if self.drain_peers() {
+                return true;
+            }
+        }
+        if woke {
+            DOZES.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        // A sleep this reaper ends is due: woken by the next pass.
+        next_reaper_deadline().is_some_and(|t| t <= crate::clock::now_ns())
+    }
+
+    /// Parks in glommio until the bell (a completion), a kick (new work), the fallback timer, or
+    /// the thread's next sleep, whichever is first (sleeps begun while it parks use glommio's
+    /// timer: `Awake`); then counts a park the bell should have ended as a lost wake-up.
+    async fn park(&self, st: &mut Reaping, awake: &mut Awake) {
+        // At least a microsecond: glommio's timer ends at once, without its loop turning, when
+        // polled past its time, and a sleep on glommio's timer that is due needs the turn (as
+        // in the busy turn).
+        let park = next_deadline()
+            .map_or(FALLBACK, |t| Duration::from_nanos(t.saturating_sub(crate::clock::now_ns())))
+            .clamp(st.turn_min, FALLBACK);
+        #[cfg(test)]
+        PARKS.fetch_add(1, Ordering::Relaxed);
+        self.parks.set(self.parks.get() + 1);
+        awake.set(false);
+        let turn_min = &mut st.turn_min;
+        let woke = futures_lite::future::or(
+            std::future::poll_fn(|cx| {
+                if self.kicked.get() {
+                    return Poll::Ready(false);
+                }
+                if self.rung.replace(false) {
+                    return Poll::Ready(true);
+                }
+                self.parked.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }),
+            async {
+                let turned = turn_timer(park).await;
+                *turn_min = next_turn_min(*turn_min, turned);
+                false
+            },
+        )
+        .await;
+        awake.set(true);
+        self.parked.set(None);
+        let timer = !woke && !self.kicked.get();
+        // What was already waiting when the timer ended the park: work that comes later (in
+        // the moment before the pass below) woke no one late. Task work queued while the
+        // thread slept runs as it leaves the kernel, so what waited is in the queue; the
+        // task-run flag with an empty queue is work that came after the thread woke.
+        let waiting = timer && !self.inner.borrow_mut().ring.completion().is_empty();
+        // Work is counted from here, not from the last doze ([`Ring::doze`]).
+        self.dozed_at.set(crate::clock::now_ns());
+        self.turn_bytes.set(0);
+        st.turn_at = self.dozed_at.get();
+        self.inner.borrow_mut().ring.completion().disable_eventfd();
+        if waiting {
+            // The bell may be due as well (a thread held up past the timer wakes to both): its
+            // task runs before this one looks again.
+            glommio::executor().yield_task_queue_now().await;
+        }
+        if timer && self.pass() > 0 {
+            if park == FALLBACK {
+                LATE_PARKS.fetch_add(1, Ordering::Relaxed);
+            }
+            if waiting
+                && park == FALLBACK
+                && !self.rung.replace(false)
+                && !self.bell_signalled()
+                && !self.rang_in_glommio().await
+            {
+                // Work waited and the bell never rang: a lost wake-up (a park a sleep ended
+                // sooner than the fallback is no evidence either way).
+                RESCUED.fetch_add(1, Ordering::Relaxed);
+                self.rescues.set(self.rescues.get() + 1);
+            }
+            self.kicked.set(true); // handle them, then look again before parking
+        }
+    }
+
+    /// The reaper's end: writers waiting to gather go on, and the bell's task is ended and its
+    /// eventfd closed.
+    async fn finish(&self, listener: glommio::Task<()>) {
         self.gathering.set(false);
         self.gatherers.borrow_mut().drain(..).for_each(Waker::wake);
         // Let the bell's task see the stop: one bump ends its read.
@@ -646,6 +642,66 @@ impl Ring {
         }
         n
     }
+}
+
+/// What the reaper's loop carries from one pass to the next.
+struct Reaping {
+    /// Once stopped: when the reaper ends even with operations in flight.
+    stop_deadline: Option<std::time::Instant>,
+    /// Polling: when traffic last came.
+    active_ns: u64,
+    /// When the reaper began dozing instead of parking (0: it is not).
+    dozing_since: u64,
+    /// Polling: when the last pass that found nothing looked, if no task worked since.
+    looked_idle_at: Option<u64>,
+    /// The last look ended a turn of glommio's loop.
+    turned: bool,
+    /// When the last turn or park was.
+    turn_at: u64,
+    /// The shortest timer that turns glommio's loop ([`turn_timer`]): 1 µs, doubled while such
+    /// timers end before the loop turns (a thread that runs slow).
+    turn_min: Duration,
+}
+
+impl Reaping {
+    fn new() -> Reaping {
+        let now = crate::clock::now_ns();
+        Reaping {
+            stop_deadline: None,
+            active_ns: now,
+            dozing_since: 0,
+            looked_idle_at: None,
+            turned: false,
+            turn_at: now,
+            turn_min: Duration::from_micros(1),
+        }
+    }
+}
+
+/// Whether this pass turned glommio's loop (then the reaper looks again). A reaper that keeps
+/// finding work (`working`), or polls, yields to its queue and is run again before glommio's
+/// loop turns: for up to glommio's 100 ms preemption period no glommio timer of this thread
+/// would fire and no wake from another thread would land (the sleeps a reaper ends are woken
+/// by its passes). So the loop turns once such a sleep is due (polling) or [`TURN_LATE`] past
+/// due (busy: the reaper usually runs out of work sooner), and at least every [`TURN_EVERY`]
+/// (a turn costs a few µs: more often cost the latency mode's round trip a fifth); once: the
+/// woken run before the next look.
+async fn busy_turn(st: &mut Reaping, now: u64, working: bool, poll_ns: u64) -> bool {
+    if working && !st.turned {
+        let late = if poll_ns > 0 { 0 } else { TURN_LATE };
+        if now.saturating_sub(st.turn_at) >= TURN_EVERY
+            || next_glommio_deadline().is_some_and(|t| t.saturating_add(late) <= now)
+        {
+            TURNS.fetch_add(1, Ordering::Relaxed);
+            st.turn_min = next_turn_min(st.turn_min, turn_timer(st.turn_min).await);
+            st.turned = true;
+            st.turn_at = crate::clock::now_ns();
+            st.dozing_since = 0; // the doze's own turn counts from here too
+            return true;
+        }
+    }
+    st.turned = false;
+    false
 }
 
 /// How long the next doze watches, after one that watched `watch` ns, the thread having worked
