@@ -70,120 +70,186 @@ pub(super) fn in_parts<E>(
     (all.len(), handle(all))
 }
 
+/// Connection `c`'s reader: its input goes to the group where the socket ring received it
+/// (lent, no copy), or read into the reader's own buffer (glommio's streams, or a partial
+/// message that grew past `uring::LEND_MAX`). Replaces a connection the server closed (HTTP);
+/// otherwise a connection that ends is counted lost.
 pub(super) async fn reader<A: Adapter + 'static>(
     group: Rc<RefCell<Group<A>>>,
-    mut stream: Rc<RefCell<Guarded<AgentStream>>>,
+    stream: Rc<RefCell<Guarded<AgentStream>>>,
     c: usize,
     failures: Rc<RefCell<Vec<String>>>,
     link: Option<Link>,
 ) {
-    let http = link.is_some();
-    let mut buf = vec![0u8; 64 << 10];
-    let mut filled = 0;
-    // On a socket ring the input is handled where the ring received it (no copy); a partial
-    // message waits there unless it grows past `uring::LEND_MAX`, then it moves to `buf`.
-    let mut move_out = false;
-    // The input was cut at `INPUT_CHUNK`: the rest is lent again at once.
-    let mut cut = false;
+    let mut r = Reader {
+        http: link.is_some(),
+        group,
+        stream,
+        c,
+        failures,
+        link,
+        buf: vec![0u8; 64 << 10],
+        filled: 0,
+        move_out: false,
+        cut: false,
+    };
     loop {
-        if filled == 0 && !move_out {
-            let again = std::mem::take(&mut cut);
-            let lent = poll_fn(|cx| {
-                let stream = stream.borrow();
-                let Some(ring) = stream.lender() else { return Poll::Ready(None) };
-                ring.poll_lend(cx, again, |all| {
-                    let mut g = group.borrow_mut();
-                    let now = clock::now_ns();
-                    let chunk = if http { usize::MAX } else { INPUT_CHUNK };
-                    let (bytes, handled) =
-                        in_parts(all, chunk, |bytes| g.on_input_quiet(c, bytes, now));
-                    cut = bytes < all.len();
-                    match handled {
-                        Ok(used) => (used, Ok(())),
-                        Err(e) => (0, Err(failure(http, e, &all[..bytes]))),
-                    }
-                })
-                .map(Some)
-            })
-            .await;
-            if let Some(lent) = lent {
-                match lent {
-                    Ok(Some(Ok(()))) => {}
-                    Ok(Some(Err(why))) => {
-                        failures.borrow_mut().push(why);
-                        return group.borrow_mut().connection_lost(c);
-                    }
-                    Ok(None) | Err(_) => match reopen(&group, c, &failures, link.as_ref()).await {
-                        Some(s) => {
-                            stream = s;
-                            continue;
-                        }
-                        None => return group.borrow_mut().connection_lost(c),
-                    },
-                }
-                if http && group.borrow().must_reopen(c) {
-                    match reopen(&group, c, &failures, link.as_ref()).await {
-                        Some(s) => stream = s,
-                        None => return group.borrow_mut().connection_lost(c),
-                    }
-                } else {
-                    // What the input produced goes out now, with no writer task to run.
-                    let stream = stream.borrow();
-                    let ring = stream.lender();
-                    group.borrow_mut().send_now(c, |buf| ring.is_some_and(|r| r.send_owned(buf)));
-                    if cut {
-                        // The peer starts on this while the rest is handled.
-                        if let Some(r) = ring {
-                            r.submit_now();
-                        }
-                    }
-                    move_out = !cut && ring.is_some_and(|r| r.unread() >= uring::LEND_MAX);
-                }
-                // The next lend waits for the ring's next pass (only the reaper adds input):
-                // no yield is needed for other tasks to run, and none costs a task run.
-                if move_out {
-                    yield_now().await;
-                }
-                continue;
+        if r.filled == 0 && !r.move_out {
+            match r.lend().await {
+                Some(Then::Stop) => return,
+                Some(_) => continue,
+                None => {} // no socket ring: read into the own buffer
             }
         }
-        move_out = false;
-        if filled == buf.len() {
-            buf.resize(buf.len() * 2, 0);
+        r.move_out = false;
+        match r.read_own().await {
+            Then::Stop => return,
+            Then::Look => continue,
+            Then::Yield => yield_now().await,
         }
+    }
+}
+
+/// What a reader does after a step.
+enum Then {
+    /// Look for input again at once.
+    Look,
+    /// Let the core's other tasks run first.
+    Yield,
+    /// The connection is lost (counted so): the reader ends.
+    Stop,
+}
+
+/// A connection's reader ([`reader`]) and what it carries from one input to the next.
+struct Reader<A: Adapter> {
+    group: Rc<RefCell<Group<A>>>,
+    stream: Rc<RefCell<Guarded<AgentStream>>>,
+    c: usize,
+    failures: Rc<RefCell<Vec<String>>>,
+    link: Option<Link>,
+    http: bool,
+    buf: Vec<u8>,
+    filled: usize,
+    /// On a socket ring a partial message waits there unless it grows past `uring::LEND_MAX`;
+    /// then it moves to `buf`.
+    move_out: bool,
+    /// The input was cut at `INPUT_CHUNK`: the rest is lent again at once.
+    cut: bool,
+}
+
+impl<A: Adapter + 'static> Reader<A> {
+    /// Handles the input the socket ring lends, where it received it; `None` when the stream
+    /// has no ring.
+    async fn lend(&mut self) -> Option<Then> {
+        let again = std::mem::take(&mut self.cut);
+        let (group, stream, c, http) = (&self.group, &self.stream, self.c, self.http);
+        let mut cut = false;
+        let lent = poll_fn(|cx| {
+            let stream = stream.borrow();
+            let Some(ring) = stream.lender() else { return Poll::Ready(None) };
+            ring.poll_lend(cx, again, |all| {
+                let mut g = group.borrow_mut();
+                let now = clock::now_ns();
+                let chunk = if http { usize::MAX } else { INPUT_CHUNK };
+                let (bytes, handled) =
+                    in_parts(all, chunk, |bytes| g.on_input_quiet(c, bytes, now));
+                cut = bytes < all.len();
+                match handled {
+                    Ok(used) => (used, Ok(())),
+                    Err(e) => (0, Err(failure(http, e, &all[..bytes]))),
+                }
+            })
+            .map(Some)
+        })
+        .await?;
+        self.cut = cut;
+        match lent {
+            Ok(Some(Ok(()))) => {}
+            Ok(Some(Err(why))) => {
+                self.failures.borrow_mut().push(why);
+                self.group.borrow_mut().connection_lost(self.c);
+                return Some(Then::Stop);
+            }
+            Ok(None) | Err(_) => return Some(self.replace().await),
+        }
+        if self.http && self.group.borrow().must_reopen(self.c) {
+            if let Then::Stop = self.replace().await {
+                return Some(Then::Stop);
+            }
+        } else {
+            self.send_lent();
+        }
+        // The next lend waits for the ring's next pass (only the reaper adds input): no yield
+        // is needed for other tasks to run, and none costs a task run.
+        if self.move_out {
+            yield_now().await;
+        }
+        Some(Then::Look)
+    }
+
+    /// What the lent input produced goes out now, with no writer task to run.
+    fn send_lent(&mut self) {
+        let stream = self.stream.borrow();
+        let ring = stream.lender();
+        self.group.borrow_mut().send_now(self.c, |buf| ring.is_some_and(|r| r.send_owned(buf)));
+        if self.cut {
+            // The peer starts on this while the rest is handled.
+            if let Some(r) = ring {
+                r.submit_now();
+            }
+        }
+        self.move_out = !self.cut && ring.is_some_and(|r| r.unread() >= uring::LEND_MAX);
+    }
+
+    /// Reads into the reader's own buffer and hands what it holds to the group.
+    async fn read_own(&mut self) -> Then {
+        if self.filled == self.buf.len() {
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        let (stream, buf, filled) = (&self.stream, &mut self.buf, self.filled);
         let read =
             poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_read(cx, &mut buf[filled..]))
                 .await;
         let n = match read {
             Ok(n) if n > 0 => n,
-            _ => match reopen(&group, c, &failures, link.as_ref()).await {
-                Some(s) => {
-                    (stream, filled) = (s, 0);
-                    continue;
-                }
-                None => return group.borrow_mut().connection_lost(c),
-            },
+            _ => return self.replace().await,
         };
-        filled += n;
-        let used = group.borrow_mut().on_input(c, &buf[..filled], clock::now_ns());
+        self.filled += n;
+        let used =
+            self.group.borrow_mut().on_input(self.c, &self.buf[..self.filled], clock::now_ns());
         match used {
             Ok(used) => {
-                buf.copy_within(used..filled, 0);
-                filled -= used;
+                self.buf.copy_within(used..self.filled, 0);
+                self.filled -= used;
                 // The server said it closes this connection: replace it now.
-                if http && group.borrow().must_reopen(c) {
-                    match reopen(&group, c, &failures, link.as_ref()).await {
-                        Some(s) => (stream, filled) = (s, 0),
-                        None => return group.borrow_mut().connection_lost(c),
+                if self.http && self.group.borrow().must_reopen(self.c) {
+                    if let Then::Stop = self.replace().await {
+                        return Then::Stop;
                     }
                 }
+                Then::Yield
             }
             Err(e) => {
-                failures.borrow_mut().push(failure(http, e, &buf[..filled]));
-                return group.borrow_mut().connection_lost(c);
+                let why = failure(self.http, e, &self.buf[..self.filled]);
+                self.failures.borrow_mut().push(why);
+                self.group.borrow_mut().connection_lost(self.c);
+                Then::Stop
             }
         }
-        yield_now().await;
+    }
+
+    /// Replaces the connection that ended ([`reopen`]), or counts it lost.
+    async fn replace(&mut self) -> Then {
+        match reopen(&self.group, self.c, &self.failures, self.link.as_ref()).await {
+            Some(s) => {
+                (self.stream, self.filled) = (s, 0);
+                Then::Look
+            }
+            None => {
+                self.group.borrow_mut().connection_lost(self.c);
+                Then::Stop
+            }
+        }
     }
 }
 
