@@ -92,6 +92,8 @@ impl Http {
         }
     }
 
+    /// Writes `w`'s request, head and body, into connection `conn`'s output, and puts it on
+    /// that connection's wire.
     pub(super) fn write(&mut self, conn: usize, w: Wire) {
         let Http { plan, conns, sessions, body, context, text, id_base, first, heads, .. } = self;
         let (plan, id_base, client) = (&**plan, *id_base, *first + w.local);
@@ -102,73 +104,8 @@ impl Http {
         let method = method_of(w.what, kind);
         // The body first: its length goes in the head.
         body.clear();
-        let b = &mut *body;
-        let rpc_id = w.seq + 1;
-        let seq = w.seq;
-        match (w.what, kind) {
-            (What::Init, _) => {
-                let _ = write!(
-                    b,
-                    r#"{{"jsonrpc":"2.0","id":0,"method":"initialize","params":{{"protocolVersion":"{}","capabilities":{{}},"clientInfo":{{"name":"a2a-bench","version":"{}"}}}}}}"#,
-                    plan.mcp_version,
-                    env!("CARGO_PKG_VERSION")
-                );
-            }
-            (What::Initialized, _) => {
-                b.extend_from_slice(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
-            }
-            (_, Some(p @ (Pattern::A2aMessage | Pattern::A2aStream))) => {
-                let method =
-                    if p == Pattern::A2aStream { "SendStreamingMessage" } else { "SendMessage" };
-                let _ = write!(
-                    b,
-                    r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"{method}","params":{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","parts":[{{"text":"{text}"}}]}}}}}}"#,
-                );
-            }
-            (_, Some(Pattern::A2aConversation)) => {
-                conversation(context, plan, id_base, client, seq);
-                let _ = write!(
-                    b,
-                    r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"SendMessage","params":{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","contextId":"{context}","parts":[{{"text":"{text}"}}]}}}}}}"#,
-                );
-            }
-            (_, Some(p @ (Pattern::A2aV03Message | Pattern::A2aV03Stream))) => {
-                let method =
-                    if p == Pattern::A2aV03Stream { "message/stream" } else { "message/send" };
-                let _ = write!(
-                    b,
-                    r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"{method}","params":{{"message":{{"kind":"message","role":"user","messageId":"m-{id_base}-{client}-{seq}","parts":[{{"kind":"text","text":"{text}"}}]}}}}}}"#,
-                );
-            }
-            (_, Some(Pattern::McpToolsList)) => {
-                let _ = write!(
-                    b,
-                    r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"tools/list","params":{{"#
-                );
-                mcp_meta(b, plan, false);
-                b.extend_from_slice(b"}}");
-            }
-            (_, Some(Pattern::McpToolsCall)) => {
-                let _ = write!(
-                    b,
-                    r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"tools/call","params":{{"name":{},"arguments":{}"#,
-                    plan.tool, plan.args
-                );
-                mcp_meta(b, plan, true);
-                b.extend_from_slice(b"}}");
-            }
-            (_, Some(Pattern::RegistryRegister)) => {
-                let _ = write!(
-                    b,
-                    r#"{{"agent_card":{{"name":"a2a-bench-{id_base}-{client}-{seq}","description":"{text}","url":"http://agent-{client}.invalid/","version":"1.0.0","protocolVersion":"0.3.0","protocol_version":"0.3.0","capabilities":{{}},"defaultInputModes":["text/plain"],"defaultOutputModes":["text/plain"],"skills":[{{"id":"bench","name":"bench skill","description":"load test","tags":["skill-{}"]}}]}}}}"#,
-                    seq % 16
-                );
-            }
-            (_, Some(Pattern::RegistrySearch)) => {
-                let _ = write!(b, r#"{{"query":"skill-{}"}}"#, (u64::from(client) + seq) % 16);
-            }
-            _ => {}
-        }
+        let caller = Caller { id_base, client, seq: w.seq };
+        request_body(body, w.what, kind, plan, &caller, context, text);
         let out = &mut conns[conn].out;
         // The head's lines that are the same for every request of this kind were written once
         // ([`fixed_head`]); only a request line that varies (registry:get) and the session
@@ -178,7 +115,7 @@ impl Http {
                 out.extend_from_slice(&heads[usize::from(i)]);
             }
             _ => {
-                let line_ok = fixed_head(out, plan, w.what, kind, Some((client, seq)));
+                let line_ok = fixed_head(out, plan, w.what, kind, Some((client, w.seq)));
                 debug_assert!(line_ok);
             }
         }

@@ -146,3 +146,87 @@ pub(super) fn conversation(into: &mut String, plan: &Plan, id_base: u32, client:
         format_args!("a2a-bench-{id_base}-{client}-{}", seq / block),
     );
 }
+
+/// Who sends a request: what the ids in its body are made of.
+pub(super) struct Caller {
+    pub(super) id_base: u32,
+    pub(super) client: u32,
+    /// The client's request number.
+    pub(super) seq: u64,
+}
+
+/// The body of a request (`what`, of pattern `kind`) into `b`, which is empty: written before
+/// the head, which carries its length. `context` is the conversation's id, written here.
+pub(super) fn request_body(
+    b: &mut Vec<u8>,
+    what: What,
+    kind: Option<Pattern>,
+    plan: &Plan,
+    caller: &Caller,
+    context: &mut String,
+    text: &str,
+) {
+    let Caller { id_base, client, seq } = *caller;
+    let rpc_id = seq + 1;
+    match (what, kind) {
+        (What::Init, _) => {
+            let _ = write!(
+                b,
+                r#"{{"jsonrpc":"2.0","id":0,"method":"initialize","params":{{"protocolVersion":"{}","capabilities":{{}},"clientInfo":{{"name":"a2a-bench","version":"{}"}}}}}}"#,
+                plan.mcp_version,
+                env!("CARGO_PKG_VERSION")
+            );
+        }
+        (What::Initialized, _) => {
+            b.extend_from_slice(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        }
+        (_, Some(p @ (Pattern::A2aMessage | Pattern::A2aStream))) => {
+            let method =
+                if p == Pattern::A2aStream { "SendStreamingMessage" } else { "SendMessage" };
+            let _ = write!(
+                b,
+                r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"{method}","params":{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","parts":[{{"text":"{text}"}}]}}}}}}"#,
+            );
+        }
+        (_, Some(Pattern::A2aConversation)) => {
+            conversation(context, plan, id_base, client, seq);
+            let _ = write!(
+                b,
+                r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"SendMessage","params":{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","contextId":"{context}","parts":[{{"text":"{text}"}}]}}}}}}"#,
+            );
+        }
+        (_, Some(p @ (Pattern::A2aV03Message | Pattern::A2aV03Stream))) => {
+            let method = if p == Pattern::A2aV03Stream { "message/stream" } else { "message/send" };
+            let _ = write!(
+                b,
+                r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"{method}","params":{{"message":{{"kind":"message","role":"user","messageId":"m-{id_base}-{client}-{seq}","parts":[{{"kind":"text","text":"{text}"}}]}}}}}}"#,
+            );
+        }
+        (_, Some(Pattern::McpToolsList)) => {
+            let _ =
+                write!(b, r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"tools/list","params":{{"#);
+            mcp_meta(b, plan, false);
+            b.extend_from_slice(b"}}");
+        }
+        (_, Some(Pattern::McpToolsCall)) => {
+            let _ = write!(
+                b,
+                r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"tools/call","params":{{"name":{},"arguments":{}"#,
+                plan.tool, plan.args
+            );
+            mcp_meta(b, plan, true);
+            b.extend_from_slice(b"}}");
+        }
+        (_, Some(Pattern::RegistryRegister)) => {
+            let _ = write!(
+                b,
+                r#"{{"agent_card":{{"name":"a2a-bench-{id_base}-{client}-{seq}","description":"{text}","url":"http://agent-{client}.invalid/","version":"1.0.0","protocolVersion":"0.3.0","protocol_version":"0.3.0","capabilities":{{}},"defaultInputModes":["text/plain"],"defaultOutputModes":["text/plain"],"skills":[{{"id":"bench","name":"bench skill","description":"load test","tags":["skill-{}"]}}]}}}}"#,
+                seq % 16
+            );
+        }
+        (_, Some(Pattern::RegistrySearch)) => {
+            let _ = write!(b, r#"{{"query":"skill-{}"}}"#, (u64::from(client) + seq) % 16);
+        }
+        _ => {}
+    }
+}
