@@ -16,8 +16,8 @@ use super::coord::{self, BarrierOutcome, Grant, LockOutcome, Waiter};
 use super::peer::PeerMsg;
 use super::{ConnId, LocalAgent, Route, Shard};
 use crate::wire::control::{
-    Ack, AgentInfo, BarrierWait, DiscoverReply, Error as ErrorMsg, LockGranted, LockQueued,
-    Register, StatsReply,
+    Ack, AgentInfo, BarrierWait, Discover, DiscoverReply, Error as ErrorMsg, Heartbeat,
+    LockGranted, LockQueued, Register, ShareCores, StatsReply, StatsRequest,
 };
 use crate::wire::{AgentId, BarrierId, Control, ErrorCode, LockId, ShardStats, TopicId};
 
@@ -76,33 +76,8 @@ impl Shard {
                     self.sync_then_reply(id, Control::Ack(Ack { request_id: u.request_id }));
                 }
             }
-            Control::Heartbeat(h) => {
-                if let Some(li) = self.agent_on(id, h.agent_id, h.request_id) {
-                    let a = &mut self.local[li as usize];
-                    a.last_seen_ns = self.now_ns;
-                    a.online = true;
-                    self.reply(id, Control::Ack(Ack { request_id: h.request_id }));
-                }
-            }
-            Control::Discover(d) => {
-                let found = self.local_matches(d.agent_type, d.capability.as_deref(), d.names_only);
-                let acks_left = self.cfg.shards - 1;
-                let token = self.token();
-                let (request_id, offset, limit) = (d.request_id, d.offset, d.limit);
-                self.pending.insert(
-                    token,
-                    Pending::Discover { conn: id, request_id, offset, limit, acks_left, found },
-                );
-                let (agent_type, capability, names_only) =
-                    (d.agent_type, d.capability, d.names_only);
-                self.tell_all_peers(|| PeerMsg::DiscoverRequest {
-                    token,
-                    agent_type,
-                    capability: capability.clone(),
-                    names_only,
-                });
-                self.maybe_finish(token);
-            }
+            Control::Heartbeat(h) => self.on_heartbeat(id, h),
+            Control::Discover(d) => self.on_discover(id, d),
             Control::Subscribe(s) => {
                 if let Some(li) = self.agent_on(id, s.agent_id, s.request_id) {
                     self.subscribe_local(li, s.topic);
@@ -139,33 +114,69 @@ impl Shard {
                     PeerMsg::BarrierForce { waiter, barrier }
                 });
             }
-            Control::StatsRequest(s) => {
-                let token = self.token();
-                let acks_left = self.cfg.shards - 1;
-                let shards = vec![self.stats()];
-                let request_id = s.request_id;
-                self.pending
-                    .insert(token, Pending::Stats { conn: id, request_id, acks_left, shards });
-                self.tell_all_peers(|| PeerMsg::StatsRequest { token });
-                self.maybe_finish(token);
-            }
+            Control::StatsRequest(s) => self.on_stats_request(id, s),
             // Read by the acceptor before the connection reached a shard (`server`); a hint,
             // never answered, ignored anywhere else.
             Control::Home(_) => {}
-            // For this router's shards on those cores: each shard's ring looks it up at its
-            // next doze.
-            Control::ShareCores(s) => {
-                let lease = u64::from(s.lease_ms.min(SHARE_LEASE_MAX_MS)) * 1_000_000;
-                // A lease of 0 ends the lease now.
-                let until = if lease == 0 { 0 } else { crate::clock::now_ns() + lease };
-                self.share_core_until(&s.cores, until);
-                let cores = s.cores;
-                self.tell_all_peers(|| PeerMsg::ShareCores { cores: cores.clone(), until });
-                self.reply(id, Control::Ack(Ack { request_id: s.request_id }));
-            }
+            Control::ShareCores(s) => self.on_share_cores(id, s),
             _ => return Err(ErrorCode::UnexpectedMessage),
         }
         Ok(())
+    }
+
+    /// An agent on connection `id` is alive.
+    fn on_heartbeat(&mut self, id: ConnId, h: Heartbeat) {
+        if let Some(li) = self.agent_on(id, h.agent_id, h.request_id) {
+            let a = &mut self.local[li as usize];
+            a.last_seen_ns = self.now_ns;
+            a.online = true;
+            self.reply(id, Control::Ack(Ack { request_id: h.request_id }));
+        }
+    }
+
+    /// Discovery: this shard's matches, and every peer asked for theirs; answered once all
+    /// have ([`Pending::Discover`]).
+    fn on_discover(&mut self, id: ConnId, d: Discover) {
+        let found = self.local_matches(d.agent_type, d.capability.as_deref(), d.names_only);
+        let acks_left = self.cfg.shards - 1;
+        let token = self.token();
+        let (request_id, offset, limit) = (d.request_id, d.offset, d.limit);
+        self.pending.insert(
+            token,
+            Pending::Discover { conn: id, request_id, offset, limit, acks_left, found },
+        );
+        let (agent_type, capability, names_only) = (d.agent_type, d.capability, d.names_only);
+        self.tell_all_peers(|| PeerMsg::DiscoverRequest {
+            token,
+            agent_type,
+            capability: capability.clone(),
+            names_only,
+        });
+        self.maybe_finish(token);
+    }
+
+    /// The router's counters: this shard's, and every peer asked for theirs; answered once all
+    /// have ([`Pending::Stats`]).
+    fn on_stats_request(&mut self, id: ConnId, s: StatsRequest) {
+        let token = self.token();
+        let acks_left = self.cfg.shards - 1;
+        let shards = vec![self.stats()];
+        let request_id = s.request_id;
+        self.pending.insert(token, Pending::Stats { conn: id, request_id, acks_left, shards });
+        self.tell_all_peers(|| PeerMsg::StatsRequest { token });
+        self.maybe_finish(token);
+    }
+
+    /// A client shares cores with this router for a while: for this router's shards on those
+    /// cores, each shard's ring looks it up at its next doze.
+    fn on_share_cores(&mut self, id: ConnId, s: ShareCores) {
+        let lease = u64::from(s.lease_ms.min(SHARE_LEASE_MAX_MS)) * 1_000_000;
+        // A lease of 0 ends the lease now.
+        let until = if lease == 0 { 0 } else { crate::clock::now_ns() + lease };
+        self.share_core_until(&s.cores, until);
+        let cores = s.cores;
+        self.tell_all_peers(|| PeerMsg::ShareCores { cores: cores.clone(), until });
+        self.reply(id, Control::Ack(Ack { request_id: s.request_id }));
     }
 
     /// A client shares these cores until `until` (ns; 0: no longer): if this shard's core is
