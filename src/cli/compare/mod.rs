@@ -177,6 +177,53 @@ fn compare_plan(
     let contenders: Vec<AnyRouter> =
         kinds.iter().map(|&k| start(k, cfg)).collect::<anyhow::Result<_>>()?;
     let plan = cfg.plan().clone();
+    announce(out, names, &plan, &stalls, cfg.report_config().repeat_count);
+    let mut all: BTreeMap<String, Vec<RunResult>> =
+        names.iter().map(|n| (n.clone(), Vec::new())).collect();
+    let mut rows = Vec::new();
+    let mut run_no = 0u32;
+    // Routers and agents on the same cores are judged by those cores ([`CpuInfo::judge_shared`]).
+    let shared = super::bench::plan_sharing(&plan);
+    let mut one = |group: &[RunSpec], all: &mut BTreeMap<String, Vec<RunResult>>| {
+        compare_one(group, names, &contenders, all, &mut run_no, shared.as_ref(), out)
+    };
+    for group in scenarios(cfg.grid()) {
+        let row = one(&group, &mut all);
+        let baseline_rate = row.per_router.get("tokio-shared").map(|m| m.sent_per_sec);
+        rows.push(row);
+        // The open-loop rows: shares of the tokio-shared baseline's closed-loop rate.
+        let (Some(rate), Pacing::Closed { window }) = (baseline_rate, group[0].scenario.pacing)
+        else {
+            continue;
+        };
+        if rate > 0.0 {
+            for &share in open_at {
+                rows.push(one(&at_rate(&group, rate * share, window), &mut all));
+            }
+        }
+    }
+    for c in contenders {
+        c.stop();
+    }
+    let reports = all
+        .into_iter()
+        .map(|(name, results)| {
+            let report = report_of(name.clone(), results, cfg, &plan, &stalls, provenance);
+            (name, report)
+        })
+        .collect();
+    Ok((rows, reports))
+}
+
+/// The comparison's first lines: who runs where, the machine's stalls, and a warning when the
+/// rounds are too few for a spread.
+fn announce(
+    out: &mut dyn Write,
+    names: &[String],
+    plan: &crate::placement::Plan,
+    stalls: &[crate::host::Stalls],
+    rounds: u32,
+) {
     let _ = writeln!(
         out,
         "a2a-bench compare: {} on router cores {:?}, agents on cores {:?}; runs alternate between routers",
@@ -184,22 +231,18 @@ fn compare_plan(
         plan.router.iter().map(|s| s.core).collect::<Vec<_>>(),
         plan.agents.iter().map(|s| s.core).collect::<Vec<_>>()
     );
-    if let Some(line) = report::text::stalls_line(&stalls) {
+    if let Some(line) = report::text::stalls_line(stalls) {
         let _ = writeln!(out, "{line}");
     }
-    let rounds = cfg.report_config().repeat_count;
     if rounds < 3 {
         eprintln!(
             "warning: --repeat {rounds}: each ratio rests on {rounds} round(s) and has no spread worth reading; use --repeat 3 or more"
         );
     }
-    let mut all: BTreeMap<String, Vec<RunResult>> =
-        names.iter().map(|n| (n.clone(), Vec::new())).collect();
-    let mut rows = Vec::new();
-    let mut run_no = 0u32;
-    // Routers and agents on the same cores are judged by those cores ([`CpuInfo::judge_shared`]).
-    let shared = super::bench::plan_sharing(&plan);
-    let grid = cfg.grid();
+}
+
+/// The grid's runs grouped by scenario: each group a scenario's repeats.
+fn scenarios(grid: Vec<RunSpec>) -> Vec<Vec<RunSpec>> {
     let mut scenarios: Vec<Vec<RunSpec>> = Vec::new();
     for spec in grid {
         match scenarios.last_mut() {
@@ -207,63 +250,46 @@ fn compare_plan(
             _ => scenarios.push(vec![spec]),
         }
     }
-    for group in scenarios {
-        let row =
-            compare_one(&group, names, &contenders, &mut all, &mut run_no, shared.as_ref(), out);
-        let baseline_rate = row.per_router.get("tokio-shared").map(|m| m.sent_per_sec);
-        rows.push(row);
-        for &share in open_at {
-            let (Some(rate), Pacing::Closed { window }) = (baseline_rate, group[0].scenario.pacing)
-            else {
-                break;
-            };
-            if rate > 0.0 {
-                let open: Vec<RunSpec> = group
-                    .iter()
-                    .map(|s| {
-                        let mut s = s.clone();
-                        s.scenario.pacing = Pacing::Open { rate: rate * share, window };
-                        s
-                    })
-                    .collect();
-                rows.push(compare_one(
-                    &open,
-                    names,
-                    &contenders,
-                    &mut all,
-                    &mut run_no,
-                    shared.as_ref(),
-                    out,
-                ));
-            }
-        }
-    }
-    for c in contenders {
-        c.stop();
-    }
-    let reports: BTreeMap<String, Report> = all
-        .into_iter()
-        .map(|(name, results)| {
-            let report = Report {
-                summary: Summary::of(&results),
-                results,
-                config: cfg.report_config().clone(),
-                schema_version: report::SCHEMA_VERSION,
-                tool: report::Tool::default(),
-                placement: PlacementInfo { router: name.clone(), plan: plan.clone() },
-                host: crate::host::facts_with_stalls(&stalls),
-                started_at: provenance.started_at.clone(),
-                command_line: provenance.command_line.clone(),
-                accounting_includes_warmup: true,
-                interrupted: false,
-                thresholds: Vec::new(),
-                rate_search: Vec::new(),
-                baseline: None,
-                worker: None,
-                merged: None,
-            };
-            (name, report)
+    scenarios
+}
+
+/// A closed-loop scenario's runs, open loop at `rate` requests/s with the same window cap.
+fn at_rate(group: &[RunSpec], rate: f64, window: u32) -> Vec<RunSpec> {
+    group
+        .iter()
+        .map(|s| {
+            let mut s = s.clone();
+            s.scenario.pacing = Pacing::Open { rate, window };
+            s
         })
-        .collect();
-    Ok((rows, reports))
+        .collect()
+}
+
+/// One router's report of the comparison.
+fn report_of(
+    router: String,
+    results: Vec<RunResult>,
+    cfg: &BenchConfig,
+    plan: &crate::placement::Plan,
+    stalls: &[crate::host::Stalls],
+    provenance: &report::Provenance,
+) -> Report {
+    Report {
+        summary: Summary::of(&results),
+        results,
+        config: cfg.report_config().clone(),
+        schema_version: report::SCHEMA_VERSION,
+        tool: report::Tool::default(),
+        placement: PlacementInfo { router, plan: plan.clone() },
+        host: crate::host::facts_with_stalls(stalls),
+        started_at: provenance.started_at.clone(),
+        command_line: provenance.command_line.clone(),
+        accounting_includes_warmup: true,
+        interrupted: false,
+        thresholds: Vec::new(),
+        rate_search: Vec::new(),
+        baseline: None,
+        worker: None,
+        merged: None,
+    }
 }
