@@ -1,0 +1,410 @@
+//! One run's result ([`RunResult`], the report's `results[]`): how it was paced, what its
+//! cores used ([`CpuInfo`], and which side bound it), and why it failed when it did.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::*;
+use crate::loadgen::workload::CoordResult;
+use crate::loadgen::{Accounting, Outcome, Pacing, Scenario, Stop};
+use crate::metrics::LatencySummary;
+
+/// How a run was paced.
+#[derive(Debug, Clone, Serialize)]
+pub struct PacingInfo {
+    /// `closed` or `open`.
+    pub mode: &'static str,
+    /// Requests in flight per agent (closed) or their cap (open).
+    pub window: u32,
+    /// Total requests per second asked for (open loop).
+    pub rate_per_sec: Option<f64>,
+    /// Requests per second that actually left inside the measured window.
+    pub achieved_rate_per_sec: f64,
+    /// Open loop: the asked rate held (achieved ≥ 95 % of it, at most 1 % of the window's
+    /// sends late); always true in closed loop, which asks for no rate.
+    pub sustained: bool,
+    /// Sends that left in the measured window more than `late_after_ms` after their intended
+    /// time (warm-up excluded).
+    pub late_sends: u64,
+    /// Open loop: sends due before sending stopped that never left (every window was full).
+    pub missed_sends: u64,
+    /// The lateness threshold.
+    pub late_after_ms: f64,
+}
+
+/// Achieved below this share of the asked rate is not sustained.
+pub const SUSTAINED_RATE_SHARE: f64 = 0.95;
+/// More than this share of late sends is not sustained.
+pub const SUSTAINED_LATE_SHARE: f64 = 0.01;
+/// A measured window with fewer round trips than this is too short to mean anything.
+pub const TOO_SHORT_ROUND_TRIPS: u64 = 1_000;
+/// A measured window shorter than this many times its own p99 is too short.
+pub const TOO_SHORT_P99_MULTIPLE: f64 = 10.0;
+
+/// CPU use over the measured window.
+#[derive(Debug, Clone, Serialize)]
+pub struct CpuInfo {
+    /// Busy share (0–1) of each agent core.
+    pub agent_cores: Vec<f64>,
+    /// Of `agent_cores`, the share each core spent watching for input that had not come (the
+    /// socket ring's doze watch: CPU used without work, left out of `bottleneck`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_watch: Option<Vec<f64>>,
+    /// Busy share of each router shard, when the router reports it.
+    pub router_cores: Option<Vec<f64>>,
+    /// Of `router_cores`, the share each shard spent watching (0 for the tokio routers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router_watch: Option<Vec<f64>>,
+    /// Which side limited the run: `router`, `generator`, `both`, `neither` or `unknown`,
+    /// judged by each side's busy share less its watch; `shared cores` when the router and the
+    /// agents share cores and together kept them busy ([`CpuInfo::judge_shared`]).
+    pub bottleneck: String,
+    /// A router of several shards: the share of the messages it received in the measured
+    /// window that one shard handed to another (homing keeps it low).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router_cross_shard_share: Option<f64>,
+    /// Messages per frame the router wrote to clients in the measured window: how much its
+    /// writes batched (a router that writes sooner writes smaller frames, and its clients pay
+    /// per frame).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router_msgs_per_frame: Option<f64>,
+    /// Share (0–1) of the machine's CPUs used by *other* processes (and hypervisor steal)
+    /// during the run; above 0.1 the run's figures are suspect. Null where /proc is unreadable.
+    /// A target running on this machine in processes of its own is not counted here but in
+    /// `target_cores`.
+    pub others_share: Option<f64>,
+    /// A target on this machine in processes of its own (a router or HTTP server listening on
+    /// the target's address): the CPU they used over the run, in cores (1.0: one core all the
+    /// time). Absent for a remote target and for the embedded router (this process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_cores: Option<f64>,
+}
+
+/// One run: the seed's fields first, then ours.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    /// Agents.
+    pub agent_count: u32,
+    /// Measured requests of the whole run, over all agents: the seed's meaning (its total is
+    /// split across agents). Configured × agents in count mode, achieved in duration mode.
+    pub message_count: u64,
+    /// Measured requests per agent (`--messages` in count mode; achieved in duration mode).
+    pub messages_per_agent: u64,
+    /// Topology name.
+    pub topology: String,
+    /// Milliseconds between an agent's requests (open loop); 0 for closed loop.
+    pub message_interval_ms: u64,
+    /// Repetition index (0-based).
+    pub repeat: u32,
+    /// Accounting closed, no error, nothing left in flight.
+    pub success: bool,
+    /// Router deliveries (requests + replies) per second of the measured window.
+    pub throughput_msg_per_sec: f64,
+    /// Mean round trip from the intended send time, ms.
+    pub avg_latency_ms: f64,
+    /// Median round trip, ms.
+    pub p50_latency_ms: f64,
+    /// 95th percentile round trip, ms.
+    pub p95_latency_ms: f64,
+    /// 99th percentile round trip, ms.
+    pub p99_latency_ms: f64,
+    /// Length of the measured window, s.
+    pub duration_sec: f64,
+    /// 99.9th percentile round trip, ms.
+    pub p999_latency_ms: f64,
+    /// Largest round trip, ms.
+    pub max_latency_ms: f64,
+    /// All three latency views.
+    pub latency: LatencyViews,
+    /// Requests sent per second of the window.
+    pub sent_per_sec: f64,
+    /// Round trips completed per second of the window.
+    pub round_trips_per_sec: f64,
+    /// Every message accounted for.
+    pub accounting: Accounting,
+    /// Errors by kind (router error codes and client-side failures).
+    pub errors: BTreeMap<String, u64>,
+    /// Pacing asked for and achieved.
+    pub pacing: PacingInfo,
+    /// CPU use and the bottleneck.
+    pub cpu: CpuInfo,
+    /// Request payload bytes.
+    pub payload_size: usize,
+    /// Why the run failed, when it did.
+    pub failure: Option<String>,
+    /// Per interval of the measured window (`--interval`); empty when none was kept.
+    pub time_series: Vec<IntervalPoint>,
+    /// `a2a-bench worker`: the run exactly (counters and histograms), for the merge.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub part: Option<part::Part>,
+    /// `a2a-bench http`: each pattern's figures.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub patterns: Vec<PatternResult>,
+    /// `a2a-bench http`: connections replaced after the server closed them or a request on
+    /// them timed out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconnects: Option<u64>,
+    /// `a2a-bench http --http2`: requests sent again because the server never processed them
+    /// (past a GOAWAY's last stream, or reset with `REFUSED_STREAM`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resent: Option<u64>,
+    /// Lost wake-ups during the run: parks of this process's socket rings (the agents', and an
+    /// embedded router's) that only the ring's 20 ms fallback timer ended while work waited
+    /// (`transport::uring::rescued`); absent when there were none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_wakeups: Option<u64>,
+    /// What the agents did (`--workload`).
+    pub workload: &'static str,
+    /// A coordination workload's own figures (`fanout`, `broadcast`, `locks`, `barriers`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coordination: Option<CoordResult>,
+    /// Count mode: `message_count` was asked for, not measured.
+    #[serde(skip)]
+    pub count_mode: bool,
+    /// `ok`, `overloaded` (open loop did not sustain its rate), `too_short` (too few round
+    /// trips, or a window under 10× its p99), `interrupted` (Ctrl-C), or `failed`.
+    pub status: &'static str,
+}
+
+/// A run as the grid defines it: which scenario, which repetition.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// Repetition index.
+    pub repeat: u32,
+    /// `--intervals` value behind an open-loop rate, if any.
+    pub interval_ms: Option<u64>,
+}
+
+impl RunResult {
+    /// Builds a run's entry from what it measured.
+    pub fn new(spec: &RunSpec, outcome: &Outcome) -> RunResult {
+        let sc = &spec.scenario;
+        let acct = outcome.accounting();
+        let rtt = LatencySummary::of(&outcome.latencies.rtt);
+        let window_s = outcome.window_ns as f64 / 1e9;
+        let per_s = |n: u64| if window_s > 0.0 { n as f64 / window_s } else { 0.0 };
+        let c = &outcome.counters;
+        let errors = c.errors_by_kind();
+        let (mode, window, rate) = match sc.effective_pacing() {
+            Pacing::Closed { window } => ("closed", window, None),
+            Pacing::Open { rate, window } => ("open", window, Some(rate)),
+        };
+        let failure = failures(outcome, &acct, &errors);
+        let achieved = per_s(c.requests_sent_in_window);
+        let sustained = match rate {
+            Some(asked) => {
+                achieved >= SUSTAINED_RATE_SHARE * asked
+                    && c.late_sends as f64
+                        <= SUSTAINED_LATE_SHARE * c.requests_sent_in_window as f64
+            }
+            None => true,
+        };
+        let too_short = c.round_trips_measured < TOO_SHORT_ROUND_TRIPS
+            || (outcome.window_ns as f64) < TOO_SHORT_P99_MULTIPLE * rtt.p99_ms * 1e6;
+        let status = if !failure.is_empty() {
+            "failed"
+        } else if outcome.interrupted {
+            "interrupted"
+        } else if !sustained {
+            "overloaded"
+        } else if too_short {
+            "too_short"
+        } else {
+            "ok"
+        };
+        let messages_per_agent = match sc.stop {
+            Stop::Count { per_agent } => per_agent,
+            Stop::Duration(_) => c.requests_measured / u64::from(sc.agents.max(1)),
+        };
+        let message_count = match sc.stop {
+            Stop::Count { per_agent } => per_agent * u64::from(sc.agents),
+            Stop::Duration(_) => c.requests_measured,
+        };
+        RunResult {
+            agent_count: sc.agents,
+            message_count,
+            messages_per_agent,
+            topology: sc.shape().into(),
+            message_interval_ms: spec.interval_ms.unwrap_or(0),
+            repeat: spec.repeat,
+            success: failure.is_empty(),
+            throughput_msg_per_sec: outcome.throughput(),
+            avg_latency_ms: rtt.avg_ms,
+            p50_latency_ms: rtt.p50_ms,
+            p95_latency_ms: rtt.p95_ms,
+            p99_latency_ms: rtt.p99_ms,
+            duration_sec: window_s,
+            p999_latency_ms: rtt.p999_ms,
+            max_latency_ms: rtt.max_ms,
+            latency: LatencyViews {
+                rtt,
+                rtt_raw: LatencySummary::of(outcome.latencies.rtt_raw()),
+                one_way: LatencySummary::of(&outcome.latencies.one_way),
+                rtt_spectrum: spectrum(&outcome.latencies.rtt),
+            },
+            sent_per_sec: per_s(c.requests_measured),
+            round_trips_per_sec: per_s(c.round_trips_measured),
+            accounting: acct,
+            errors,
+            pacing: PacingInfo {
+                mode,
+                window,
+                rate_per_sec: rate,
+                achieved_rate_per_sec: achieved,
+                sustained,
+                late_sends: c.late_sends,
+                missed_sends: c.missed_sends,
+                late_after_ms: sc.late_after.as_secs_f64() * 1e3,
+            },
+            cpu: CpuInfo::of(outcome),
+            payload_size: sc.payload_bytes,
+            failure: (!failure.is_empty()).then(|| failure.join("; ")),
+            time_series: outcome.intervals.iter().map(IntervalPoint::of).collect(),
+            part: None,
+            patterns: outcome.breakdown.iter().map(|s| PatternResult::of(s, window_s)).collect(),
+            reconnects: (sc.protocol == crate::loadgen::Protocol::Http).then_some(c.reconnects),
+            resent: (sc.protocol == crate::loadgen::Protocol::Http).then_some(c.resent),
+            lost_wakeups: None,
+            workload: sc.workload.name(),
+            coordination: outcome.coordination.as_ref().map(|s| {
+                let seen = (c.requests_sent, c.requests_delivered, c.window_deliveries);
+                CoordResult::of(sc.workload, sc.agents, s, c.round_trips_measured, seen, window_s)
+            }),
+            count_mode: matches!(sc.stop, Stop::Count { .. }),
+            status,
+        }
+    }
+}
+
+/// Why a run failed, each said once: what its cores said, an accounting that does not close,
+/// errors by their three commonest kinds, nothing measured.
+fn failures(outcome: &Outcome, acct: &Accounting, errors: &BTreeMap<String, u64>) -> Vec<String> {
+    let mut failure: Vec<String> = outcome.failures.clone();
+    if !acct.closed {
+        failure.push(format!(
+            "accounting does not close: {} requests sent, {} delivered, {} replies delivered, {} router errors, {} given up, {} lost, {} in flight at the end",
+            acct.requests_sent,
+            acct.requests_delivered,
+            acct.replies_delivered,
+            acct.request_errors + acct.reply_errors,
+            acct.unanswered,
+            acct.messages_lost,
+            acct.in_flight_at_end
+        ));
+    }
+    let error_total: u64 = errors.values().sum();
+    if error_total > 0 && acct.closed {
+        let mut kinds: Vec<(&String, &u64)> = errors.iter().collect();
+        kinds.sort_by(|a, b| b.1.cmp(a.1));
+        let top: Vec<String> = kinds.iter().take(3).map(|(k, n)| format!("{k} {n}")).collect();
+        let more = if kinds.len() > 3 { ", …" } else { "" };
+        failure.push(format!("{error_total} errors ({}{more})", top.join(", ")));
+    }
+    if outcome.window_ns == 0 && failure.is_empty() && !outcome.interrupted {
+        failure.push("nothing was measured (empty window)".into());
+    }
+    failure
+}
+
+impl CpuInfo {
+    /// The cores' busy and watching shares a run measured, and which side bounded it.
+    fn of(outcome: &Outcome) -> CpuInfo {
+        // A core watching for input is not saturated: the side is judged by work.
+        let agents = net_of_watch(&outcome.agent_cpu, &outcome.agent_watch);
+        let router = outcome
+            .router_cpu
+            .as_ref()
+            .map(|r| net_of_watch(r, outcome.router_watch.as_deref().unwrap_or(&[])));
+        CpuInfo {
+            bottleneck: bottleneck(&agents, router.as_deref()).into(),
+            agent_cores: outcome.agent_cpu.clone(),
+            agent_watch: (!outcome.agent_watch.is_empty()).then(|| outcome.agent_watch.clone()),
+            router_cores: outcome.router_cpu.clone(),
+            router_watch: outcome.router_watch.clone(),
+            router_cross_shard_share: outcome.cross_shard_share,
+            router_msgs_per_frame: outcome.router_msgs_per_frame,
+            others_share: None,
+            target_cores: None,
+        }
+    }
+}
+
+/// A core at or above this busy share is saturated.
+pub const SATURATED: f64 = 0.9;
+/// Below this busy share a core clearly has room left.
+pub const ROOMY: f64 = 0.8;
+
+/// Busy shares less the share spent watching, core by core (no watch measured: as they are).
+pub fn net_of_watch(busy: &[f64], watch: &[f64]) -> Vec<f64> {
+    busy.iter()
+        .enumerate()
+        .map(|(i, b)| (b - watch.get(i).copied().unwrap_or(0.0)).max(0.0))
+        .collect()
+}
+
+/// [`CpuInfo::bottleneck`] of a run whose router and agents took turns on the same cores.
+pub const SHARED_CORES: &str = "shared cores";
+
+/// Where the router (or server) and the agents of a run share cores.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CoreSharing {
+    /// For each core both use, where known: the index of its agent core in
+    /// [`CpuInfo::agent_cores`] and of its router shard in [`CpuInfo::router_cores`].
+    pub pairs: Vec<(usize, usize)>,
+    /// How many distinct cores the two use together.
+    pub together: usize,
+}
+
+impl CpuInfo {
+    /// The router (or server) and the agents share cores: each side's own busy share then says
+    /// little, since it had room only while the other waited for the core. When the busy shares
+    /// of both sides on one shared core, less watch, add up to a saturated core, that core is
+    /// what limited the run. Where the router's shards are not known core by core (a router
+    /// that does not report them: its processes' CPU instead), all the cores the two use
+    /// together are judged as one.
+    pub fn judge_shared(&mut self, sharing: &CoreSharing) {
+        let agents = net_of_watch(&self.agent_cores, self.agent_watch.as_deref().unwrap_or(&[]));
+        let router = self
+            .router_cores
+            .as_deref()
+            .map(|r| net_of_watch(r, self.router_watch.as_deref().unwrap_or(&[])));
+        let pairs: Vec<f64> = match &router {
+            Some(router) => sharing
+                .pairs
+                .iter()
+                .filter_map(|&(a, r)| Some(agents.get(a)? + router.get(r)?))
+                .collect(),
+            None => Vec::new(),
+        };
+        let saturated = if pairs.is_empty() {
+            let router = router.map_or(self.target_cores.unwrap_or(0.0), |r| r.iter().sum());
+            let cores = sharing.together as f64;
+            cores > 0.0 && agents.iter().sum::<f64>() + router >= SATURATED * cores
+        } else {
+            pairs.iter().any(|&busy| busy >= SATURATED)
+        };
+        if saturated {
+            self.bottleneck = SHARED_CORES.into();
+        }
+    }
+}
+
+/// Which side limited a run, from CPU use: the generator must not be mistaken for the router.
+/// One side is named only when the other clearly had room left; near-ties are `both`.
+pub fn bottleneck(agents: &[f64], router: Option<&[f64]>) -> &'static str {
+    let max = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+    let a = max(agents);
+    let Some(router) = router else {
+        return if a >= SATURATED { "generator" } else { "unknown" };
+    };
+    let r = max(router);
+    match (a >= SATURATED, r >= SATURATED) {
+        (false, false) => "neither",
+        (true, false) if r < ROOMY => "generator",
+        (false, true) if a < ROOMY => "router",
+        _ => "both",
+    }
+}
