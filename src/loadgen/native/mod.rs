@@ -235,59 +235,9 @@ impl Native {
                 });
                 self.push_control(conn, &ctl);
             }
-            Workload::Churn { .. } => {
-                op.begin(r);
-                (op.message_id, op.failed, op.granted_ns) = (r.message_id, None, r.sent_ns);
-                let passing = AgentId(r.from + JOIN_OFFSET);
-                let ctl = Control::Register(Register {
-                    request_id: JOIN_BIT | u64::from(passing.0),
-                    agent_id: passing,
-                    agent_type: 1,
-                    name: format!("passing-{global}"),
-                    capabilities: vec![CHURN_CAPABILITY.to_string()],
-                    topics: Vec::new(),
-                    token: None,
-                });
-                self.push_control(conn, &ctl);
-            }
-            Workload::Consensus { .. } => {
-                let slot = (!op.used).trailing_zeros().min(63) as u8;
-                op.used |= 1 << slot;
-                let seq = r.message_id & !MEASURED_BIT;
-                if let Some(p) = co.proposals[local].get_mut(usize::from(slot)) {
-                    *p = Proposal {
-                        seq,
-                        accepted: 0,
-                        majority: false,
-                        intended_ns: r.intended_ns,
-                        sent_ns: r.sent_ns,
-                        measured: r.measured,
-                    };
-                }
-                let (_, first, size) = self.workload.group_of(global, self.agents_total);
-                co.stats.messages += u64::from(size - 1);
-                let value = proposed_value(global, seq);
-                let id = CONSENSUS_BIT | (u64::from(slot) << SLOT_SHIFT) | r.message_id;
-                for f in (first..first + size).filter(|&f| f != global) {
-                    self.consensus_message(conn, r.from, f, PROPOSE, DataKind::Direct, id, value);
-                }
-            }
-            Workload::Delegation { .. } => {
-                op.begin(r);
-                (op.message_id, op.granted_ns) = (r.message_id, r.sent_ns);
-                let (_, specialists) = super::workload::delegation_roles(self.agents_total);
-                let seq = r.message_id & !MEASURED_BIT;
-                let spread = (u64::from(r.from) * 2_654_435_761 + seq * 40_503) >> 7;
-                let ctl = Control::Discover(Discover {
-                    request_id: DISCOVER_BIT | u64::from(r.from),
-                    agent_type: 0,
-                    capability: Some(SPECIALIST_CAPABILITY.to_string()),
-                    offset: (spread % u64::from(specialists)) as u32,
-                    limit: 8,
-                    names_only: false,
-                });
-                self.push_control(conn, &ctl);
-            }
+            Workload::Churn { .. } => self.join(conn, r, local, global),
+            Workload::Consensus { .. } => self.propose(conn, r, local, global),
+            Workload::Delegation { .. } => self.find_specialist(conn, r, local),
             Workload::Election { .. } => {
                 op.begin(r);
                 let (_, first, size) = self.workload.group_of(global, self.agents_total);
@@ -301,6 +251,71 @@ impl Native {
             }
             Workload::RequestReply => {}
         }
+    }
+
+    /// `churn`: a passing agent joins (its registration is the operation's first step).
+    fn join(&mut self, conn: usize, r: &Outgoing, local: usize, global: u32) {
+        let Some(co) = self.co.as_mut() else { return };
+        let op = &mut co.ops[local];
+        op.begin(r);
+        (op.message_id, op.failed, op.granted_ns) = (r.message_id, None, r.sent_ns);
+        let passing = AgentId(r.from + JOIN_OFFSET);
+        let ctl = Control::Register(Register {
+            request_id: JOIN_BIT | u64::from(passing.0),
+            agent_id: passing,
+            agent_type: 1,
+            name: format!("passing-{global}"),
+            capabilities: vec![CHURN_CAPABILITY.to_string()],
+            topics: Vec::new(),
+            token: None,
+        });
+        self.push_control(conn, &ctl);
+    }
+
+    /// `consensus`: the group's leader proposes the next value to its followers.
+    fn propose(&mut self, conn: usize, r: &Outgoing, local: usize, global: u32) {
+        let Some(co) = self.co.as_mut() else { return };
+        let op = &mut co.ops[local];
+        let slot = (!op.used).trailing_zeros().min(63) as u8;
+        op.used |= 1 << slot;
+        let seq = r.message_id & !MEASURED_BIT;
+        if let Some(p) = co.proposals[local].get_mut(usize::from(slot)) {
+            *p = Proposal {
+                seq,
+                accepted: 0,
+                majority: false,
+                intended_ns: r.intended_ns,
+                sent_ns: r.sent_ns,
+                measured: r.measured,
+            };
+        }
+        let (_, first, size) = self.workload.group_of(global, self.agents_total);
+        co.stats.messages += u64::from(size - 1);
+        let value = proposed_value(global, seq);
+        let id = CONSENSUS_BIT | (u64::from(slot) << SLOT_SHIFT) | r.message_id;
+        for f in (first..first + size).filter(|&f| f != global) {
+            self.consensus_message(conn, r.from, f, PROPOSE, DataKind::Direct, id, value);
+        }
+    }
+
+    /// `delegation`: a coordinator looks for a specialist to hand its task to.
+    fn find_specialist(&mut self, conn: usize, r: &Outgoing, local: usize) {
+        let Some(co) = self.co.as_mut() else { return };
+        let op = &mut co.ops[local];
+        op.begin(r);
+        (op.message_id, op.granted_ns) = (r.message_id, r.sent_ns);
+        let (_, specialists) = super::workload::delegation_roles(self.agents_total);
+        let seq = r.message_id & !MEASURED_BIT;
+        let spread = (u64::from(r.from) * 2_654_435_761 + seq * 40_503) >> 7;
+        let ctl = Control::Discover(Discover {
+            request_id: DISCOVER_BIT | u64::from(r.from),
+            agent_type: 0,
+            capability: Some(SPECIALIST_CAPABILITY.to_string()),
+            offset: (spread % u64::from(specialists)) as u32,
+            limit: 8,
+            names_only: false,
+        });
+        self.push_control(conn, &ctl);
     }
 
     /// A data message carrying the send times, from `r`.
