@@ -893,7 +893,7 @@ fn compare_on_one_core_counts_the_agents_in_the_routers_idle_time() {
 fn compare_scaling_runs_each_core_count_that_fits_and_says_which_did_not() {
     // Proves `compare --scaling` runs the comparison per router core count on the first 2N
     // cores, reports throughput and efficiency per router, and skips, with a line, the counts
-    // this machine cannot hold.
+    // this machine cannot hold; a star's rows come with why it cannot scale.
     let cores = a2a_bench::placement::Machine::detect().cores.len();
     let dir = crate::support::scratch("scaling");
     let path = dir.join("scaling.json");
@@ -908,7 +908,7 @@ fn compare_scaling_runs_each_core_count_that_fits_and_says_which_did_not() {
         "--agents",
         "4",
         "--topologies",
-        "ring",
+        "ring,star",
         "--duration",
         "0.3",
         "--warmup",
@@ -931,12 +931,13 @@ fn compare_scaling_runs_each_core_count_that_fits_and_says_which_did_not() {
     assert_eq!(steps[0]["plan"]["router"].as_array().unwrap().len(), 1);
     assert_eq!(doc["skipped"].as_array().unwrap().len(), 1);
     let eff = doc["efficiency"].as_array().unwrap();
-    assert_eq!(eff.len(), 2, "one row per router and scenario: {eff:?}");
+    assert_eq!(eff.len(), 4, "one row per router and scenario: {eff:?}");
     for r in eff {
         assert!(r["throughput"]["1"].as_f64().unwrap() > 0.0, "{r}");
         assert_eq!(r["efficiency"]["1"], 1.0, "{r}");
     }
     assert!(stdout.contains("scaling (median msgs/s"), "{stdout}");
+    assert!(stdout.contains("star: every message goes to or from the hub agent"), "{stdout}");
 }
 
 /// One of a shard's counters.
