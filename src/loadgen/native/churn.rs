@@ -85,14 +85,8 @@ impl Native {
         let Some(co) = self.co.as_mut() else { return };
         let op = &co.ops[local];
         let me = stable + JOIN_OFFSET;
-        let others: Vec<u32> = d
-            .agents
-            .iter()
-            .filter(|a| a.online && a.agent_id.0 != me)
-            .map(|a| a.agent_id.0)
-            .collect();
         let pick = (op.message_id & !MEASURED_BIT) as usize + local;
-        match (!others.is_empty()).then(|| others[pick % others.len()]) {
+        match pick_other(d, me, pick) {
             Some(to) => {
                 let r = Outgoing {
                     from: me,

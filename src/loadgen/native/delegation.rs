@@ -18,21 +18,14 @@ impl Native {
         let Some(co) = self.co.as_mut() else { return };
         let op = &mut co.ops[local];
         co.stats.discover.saturating_record(now.saturating_sub(op.granted_ns).max(1));
-        let others: Vec<u32> = d
-            .agents
-            .iter()
-            .filter(|a| a.online && a.agent_id.0 != me)
-            .map(|a| a.agent_id.0)
-            .collect();
-        if others.is_empty() {
+        let seq = op.message_id & !MEASURED_BIT;
+        let Some(to) = pick_other(d, me, seq as usize + local) else {
             co.stats.found_nobody += 1;
             if let Some(local) = book.op_done(local) {
                 book.send_from(local, |conn, r| self.request(conn, r));
             }
             return;
-        }
-        let seq = op.message_id & !MEASURED_BIT;
-        let to = others[(seq as usize + local) % others.len()];
+        };
         co.stats.messages += 1;
         let r = Outgoing {
             from: me,

@@ -742,3 +742,11 @@ impl Adapter for Native {
         Some(self.co.as_ref()?.figures())
     }
 }
+
+/// Of the agents a discovery found online, other than `me`, the `pick`-th (modulo how many);
+/// `None` when there are none.
+fn pick_other(d: &crate::wire::control::DiscoverReply, me: u32, pick: usize) -> Option<u32> {
+    let others = || d.agents.iter().filter(|a| a.online && a.agent_id.0 != me);
+    let n = others().count();
+    others().nth(pick.checked_rem(n)?).map(|a| a.agent_id.0)
+}
