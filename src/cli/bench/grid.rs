@@ -142,7 +142,8 @@ fn check_descriptors(cfg: &BenchConfig) -> anyhow::Result<()> {
     // The embedded router is this process: it holds the other end of every connection.
     let ends = if matches!(cfg.target, Target::Embedded { .. }) { 2 } else { 1 };
     let need = ends * u64::from(conns);
-    let limit = super::super::raise_nofile(need + 4096)?;
+    // A limit that cannot even be read is no reason to refuse the run.
+    let Ok(limit) = super::super::raise_nofile(need + 4096) else { return Ok(()) };
     if limit < need + 256 {
         let whose =
             if ends == 2 { " (both ends: the embedded router is this process)" } else { "" };
