@@ -45,6 +45,19 @@ pub(super) struct Op {
 }
 
 impl Op {
+    /// This operation's next message, from `from` to `to`, sent at `sent_ns`: its id, whether
+    /// it is measured and when it was meant to go are the operation's.
+    pub(super) fn message(&self, from: u32, to: u32, sent_ns: u64) -> Outgoing {
+        Outgoing {
+            from,
+            to,
+            message_id: self.message_id,
+            measured: self.measured,
+            intended_ns: self.intended_ns,
+            sent_ns,
+        }
+    }
+
     /// A new operation booked as `r`: its send times, target and whether it is measured.
     pub(super) fn begin(&mut self, r: &Outgoing) {
         (self.intended_ns, self.sent_ns, self.target, self.measured) =

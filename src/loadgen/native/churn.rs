@@ -88,14 +88,7 @@ impl Native {
         let pick = (op.message_id & !MEASURED_BIT) as usize + local;
         match pick_other(d, me, pick) {
             Some(to) => {
-                let r = Outgoing {
-                    from: me,
-                    to,
-                    message_id: op.message_id,
-                    measured: op.measured,
-                    intended_ns: op.intended_ns,
-                    sent_ns: now,
-                };
+                let r = op.message(me, to, now);
                 let id = op.message_id;
                 self.envelope(local / self.per_conn as usize, &r, DataKind::Request, id);
             }

@@ -27,14 +27,7 @@ impl Native {
             return;
         };
         co.stats.messages += 1;
-        let r = Outgoing {
-            from: me,
-            to,
-            message_id: op.message_id,
-            measured: op.measured,
-            intended_ns: op.intended_ns,
-            sent_ns: op.sent_ns,
-        };
+        let r = op.message(me, to, op.sent_ns);
         let id = TASK_BIT | op.message_id;
         self.envelope(conn, &r, DataKind::Request, id);
     }
