@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::*;
+use crate::loadgen::group::GroupCounters;
 use crate::loadgen::workload::CoordResult;
 use crate::loadgen::{Accounting, Outcome, Pacing, Scenario, Stop};
 use crate::metrics::LatencySummary;
@@ -188,33 +189,9 @@ impl RunResult {
         let per_s = |n: u64| if window_s > 0.0 { n as f64 / window_s } else { 0.0 };
         let c = &outcome.counters;
         let errors = c.errors_by_kind();
-        let (mode, window, rate) = match sc.effective_pacing() {
-            Pacing::Closed { window } => ("closed", window, None),
-            Pacing::Open { rate, window } => ("open", window, Some(rate)),
-        };
+        let pacing = PacingInfo::of(sc, c, window_s);
         let failure = failures(outcome, &acct, &errors);
-        let achieved = per_s(c.requests_sent_in_window);
-        let sustained = match rate {
-            Some(asked) => {
-                achieved >= SUSTAINED_RATE_SHARE * asked
-                    && c.late_sends as f64
-                        <= SUSTAINED_LATE_SHARE * c.requests_sent_in_window as f64
-            }
-            None => true,
-        };
-        let too_short = c.round_trips_measured < TOO_SHORT_ROUND_TRIPS
-            || (outcome.window_ns as f64) < TOO_SHORT_P99_MULTIPLE * rtt.p99_ms * 1e6;
-        let status = if !failure.is_empty() {
-            "failed"
-        } else if outcome.interrupted {
-            "interrupted"
-        } else if !sustained {
-            "overloaded"
-        } else if too_short {
-            "too_short"
-        } else {
-            "ok"
-        };
+        let status = status_of(outcome, !failure.is_empty(), pacing.sustained, rtt.p99_ms);
         let messages_per_agent = match sc.stop {
             Stop::Count { per_agent } => per_agent,
             Stop::Duration(_) => c.requests_measured / u64::from(sc.agents.max(1)),
@@ -249,16 +226,7 @@ impl RunResult {
             round_trips_per_sec: per_s(c.round_trips_measured),
             accounting: acct,
             errors,
-            pacing: PacingInfo {
-                mode,
-                window,
-                rate_per_sec: rate,
-                achieved_rate_per_sec: achieved,
-                sustained,
-                late_sends: c.late_sends,
-                missed_sends: c.missed_sends,
-                late_after_ms: sc.late_after.as_secs_f64() * 1e3,
-            },
+            pacing,
             cpu: CpuInfo::of(outcome),
             payload_size: sc.payload_bytes,
             failure: (!failure.is_empty()).then(|| failure.join("; ")),
@@ -276,6 +244,52 @@ impl RunResult {
             count_mode: matches!(sc.stop, Stop::Count { .. }),
             status,
         }
+    }
+}
+
+impl PacingInfo {
+    /// The pacing `sc` asked for and what its run achieved over a window of `window_s`: a
+    /// fixed rate is sustained when the requests sent reached [`SUSTAINED_RATE_SHARE`] of it
+    /// and at most [`SUSTAINED_LATE_SHARE`] of them left late.
+    fn of(sc: &Scenario, c: &GroupCounters, window_s: f64) -> PacingInfo {
+        let (mode, window, rate) = match sc.effective_pacing() {
+            Pacing::Closed { window } => ("closed", window, None),
+            Pacing::Open { rate, window } => ("open", window, Some(rate)),
+        };
+        let sent = c.requests_sent_in_window;
+        let achieved = if window_s > 0.0 { sent as f64 / window_s } else { 0.0 };
+        let sustained = rate.is_none_or(|asked| {
+            achieved >= SUSTAINED_RATE_SHARE * asked
+                && c.late_sends as f64 <= SUSTAINED_LATE_SHARE * sent as f64
+        });
+        PacingInfo {
+            mode,
+            window,
+            rate_per_sec: rate,
+            achieved_rate_per_sec: achieved,
+            sustained,
+            late_sends: c.late_sends,
+            missed_sends: c.missed_sends,
+            late_after_ms: sc.late_after.as_secs_f64() * 1e3,
+        }
+    }
+}
+
+/// A run's status, the first that holds: `failed`, `interrupted`, `overloaded` (a fixed rate
+/// not sustained), `too_short` (too few round trips, or a window short beside its p99), `ok`.
+fn status_of(outcome: &Outcome, failed: bool, sustained: bool, p99_ms: f64) -> &'static str {
+    let too_short = outcome.counters.round_trips_measured < TOO_SHORT_ROUND_TRIPS
+        || (outcome.window_ns as f64) < TOO_SHORT_P99_MULTIPLE * p99_ms * 1e6;
+    if failed {
+        "failed"
+    } else if outcome.interrupted {
+        "interrupted"
+    } else if !sustained {
+        "overloaded"
+    } else if too_short {
+        "too_short"
+    } else {
+        "ok"
     }
 }
 

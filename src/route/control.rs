@@ -590,61 +590,15 @@ impl Shard {
     pub fn on_peer(&mut self, from: u16, msg: PeerMsg) {
         match msg {
             PeerMsg::Data(batch) => self.on_peer_batch(from, batch),
-            PeerMsg::Claim { agent, token } => {
-                let granted = !self.owned.contains_key(&agent);
-                if granted {
-                    self.owned.insert(agent, from);
-                }
-                self.peer_push_msg(from, PeerMsg::ClaimReply { token, granted });
-            }
-            PeerMsg::ClaimReply { token, granted } => {
-                if let Some(Pending::Claim { conn, reg, deadline }) = self.pending.remove(&token) {
-                    if granted {
-                        self.complete_register(conn, reg);
-                    } else {
-                        self.held(conn, reg, deadline);
-                    }
-                }
-            }
+            PeerMsg::Claim { agent, token } => self.on_claim(from, agent, token),
+            PeerMsg::ClaimReply { token, granted } => self.on_claim_reply(token, granted),
             PeerMsg::AgentUp { agent } => {
                 self.directory.entry(agent).or_insert(Route::Remote(from));
             }
-            PeerMsg::AgentDown { agent } => {
-                self.forget_remote_full(from, agent);
-                if self.directory.get(&agent) == Some(&Route::Remote(from)) {
-                    self.directory.remove(&agent);
-                }
-                if self.owned.get(&agent) == Some(&from) {
-                    self.owned.remove(&agent);
-                }
-                self.forget_in_coordination(agent);
-            }
-            PeerMsg::TopicInterest { topic, on } => {
-                let t = self.topics.entry(topic).or_default();
-                if on {
-                    t.remote |= 1u64 << from;
-                } else {
-                    t.remote &= !(1u64 << from);
-                }
-                if t.subs.is_empty() && t.remote == 0 {
-                    self.topics.remove(&topic);
-                }
-            }
+            PeerMsg::AgentDown { agent } => self.on_agent_down(from, agent),
+            PeerMsg::TopicInterest { topic, on } => self.on_topic_interest(from, topic, on),
             PeerMsg::Sync { token } => self.peer_push_msg(from, PeerMsg::SyncAck { token }),
-            PeerMsg::SyncAck { token } => {
-                let done = match self.pending.get_mut(&token) {
-                    Some(Pending::Sync { acks_left, .. }) => {
-                        *acks_left -= 1;
-                        *acks_left == 0
-                    }
-                    _ => false,
-                };
-                if done {
-                    if let Some(Pending::Sync { conn, reply, .. }) = self.pending.remove(&token) {
-                        self.reply(conn, reply);
-                    }
-                }
-            }
+            PeerMsg::SyncAck { token } => self.on_sync_ack(token),
             PeerMsg::LockRequest { waiter, lock, lease_ms } => {
                 self.own_lock_request(waiter, lock, lease_ms)
             }
@@ -679,6 +633,68 @@ impl Shard {
                     shards.push(*stats);
                 }
                 self.maybe_finish(token);
+            }
+        }
+    }
+
+    /// Peer `from` asks whether its connection may register `agent`, whose id this shard
+    /// owns: yes unless it is live elsewhere.
+    fn on_claim(&mut self, from: u16, agent: AgentId, token: u64) {
+        let granted = !self.owned.contains_key(&agent);
+        if granted {
+            self.owned.insert(agent, from);
+        }
+        self.peer_push_msg(from, PeerMsg::ClaimReply { token, granted });
+    }
+
+    /// The owner's answer to a claim: the registration completes, or is held.
+    fn on_claim_reply(&mut self, token: u64, granted: bool) {
+        if let Some(Pending::Claim { conn, reg, deadline }) = self.pending.remove(&token) {
+            if granted {
+                self.complete_register(conn, reg);
+            } else {
+                self.held(conn, reg, deadline);
+            }
+        }
+    }
+
+    /// `agent`, homed on peer `from`, is gone: forgotten wherever this shard knew it.
+    fn on_agent_down(&mut self, from: u16, agent: AgentId) {
+        self.forget_remote_full(from, agent);
+        if self.directory.get(&agent) == Some(&Route::Remote(from)) {
+            self.directory.remove(&agent);
+        }
+        if self.owned.get(&agent) == Some(&from) {
+            self.owned.remove(&agent);
+        }
+        self.forget_in_coordination(agent);
+    }
+
+    /// Peer `from` has (`on`) or no longer has local subscribers of `topic`.
+    fn on_topic_interest(&mut self, from: u16, topic: TopicId, on: bool) {
+        let t = self.topics.entry(topic).or_default();
+        if on {
+            t.remote |= 1u64 << from;
+        } else {
+            t.remote &= !(1u64 << from);
+        }
+        if t.subs.is_empty() && t.remote == 0 {
+            self.topics.remove(&topic);
+        }
+    }
+
+    /// A peer applied everything sent before a sync: the reply goes out once all have.
+    fn on_sync_ack(&mut self, token: u64) {
+        let done = match self.pending.get_mut(&token) {
+            Some(Pending::Sync { acks_left, .. }) => {
+                *acks_left -= 1;
+                *acks_left == 0
+            }
+            _ => false,
+        };
+        if done {
+            if let Some(Pending::Sync { conn, reply, .. }) = self.pending.remove(&token) {
+                self.reply(conn, reply);
             }
         }
     }

@@ -110,21 +110,20 @@ struct ShardHandle {
     join: Option<Joiner>,
 }
 
-impl Server {
-    /// Binds `listen`, starts one shard per slot (pinned), waits until every shard is ready,
-    /// then starts accepting. `configure(i)` gives shard `i`'s configuration.
-    pub fn start<R: Runtime>(
-        listen: SocketAddr,
-        slots: &[Slot],
-        opts: ExecutorOptions,
-        configure: impl Fn(u16) -> ShardConfig,
-    ) -> io::Result<Server> {
-        if slots.is_empty() || slots.len() > 64 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "1 to 64 router cores"));
-        }
-        let listener = TcpListener::bind(listen)?;
-        let addr = listener.local_addr()?;
-        let n = slots.len();
+/// The bounded channels between every pair of shards, and each shard's doorbell.
+struct Mesh {
+    /// `to[a][b]`: shard `a`'s sending end towards shard `b` (`None` where `a == b`).
+    to: Vec<Vec<Option<PeerTx>>>,
+    /// `from[b][a]`: shard `b`'s receiving end of what shard `a` sends.
+    from: Vec<Vec<Option<PeerRx>>>,
+    /// Per shard: set by a peer after it sends on a control lane to it ([`Links::ctl_waiting`]).
+    ctl_waiting: Vec<Arc<AtomicBool>>,
+    /// Per shard: what its peers ring once they have sent it something.
+    bells: Vec<Arc<Doorbell>>,
+}
+
+impl Mesh {
+    fn new(n: usize) -> io::Result<Mesh> {
         let mut to: Vec<Vec<Option<PeerTx>>> =
             (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
         let mut from: Vec<Vec<Option<PeerRx>>> =
@@ -150,6 +149,26 @@ impl Server {
                 from[b][a] = Some(PeerRx { data: data_rx, ctl: ctl_rx });
             }
         }
+        Ok(Mesh { to, from, ctl_waiting, bells })
+    }
+}
+
+impl Server {
+    /// Binds `listen`, starts one shard per slot (pinned), waits until every shard is ready,
+    /// then starts accepting. `configure(i)` gives shard `i`'s configuration.
+    pub fn start<R: Runtime>(
+        listen: SocketAddr,
+        slots: &[Slot],
+        opts: ExecutorOptions,
+        configure: impl Fn(u16) -> ShardConfig,
+    ) -> io::Result<Server> {
+        if slots.is_empty() || slots.len() > 64 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "1 to 64 router cores"));
+        }
+        let listener = TcpListener::bind(listen)?;
+        let addr = listener.local_addr()?;
+        let n = slots.len();
+        let Mesh { to, from, ctl_waiting, bells } = Mesh::new(n)?;
         let max_connections = configure(0).max_connections;
         let (ready_tx, ready_rx) = flume::unbounded();
         let mut shards = Vec::with_capacity(n);

@@ -29,14 +29,7 @@ pub(in crate::cli) fn run_config(cfg: BenchConfig) -> anyhow::Result<Finish> {
         }
         _ => None,
     };
-    // Where the router and the agents share cores, and which.
-    let (shared, _lease, notes) = match &cfg.target {
-        Target::Embedded { .. } => (plan_sharing(&cfg.plan), None, Vec::new()),
-        Target::External { addr, .. } => {
-            let native = external_probe.as_ref().map(|p| (*addr, p));
-            share_with_target(&cfg.plan, &target_pids, native, cfg.http.is_some())
-        }
-    };
+    let (shared, _lease, notes) = sharing(&cfg, &target_pids, external_probe.as_ref());
     let probe: Option<&dyn RouterProbe> = match (&router, &external_probe) {
         (Some(r), _) => Some(r),
         (None, Some(p)) => Some(p),
@@ -69,24 +62,8 @@ pub(in crate::cli) fn run_config(cfg: BenchConfig) -> anyhow::Result<Finish> {
         None => false,
     };
     let interrupted = interrupt.is_raised();
-    let report = Report {
-        summary: Summary::of(&results),
-        results,
-        config: cfg.report_config.clone(),
-        schema_version: report::SCHEMA_VERSION,
-        tool: report::Tool::default(),
-        placement: PlacementInfo { router: router_label, plan: cfg.plan.clone() },
-        host: crate::host::facts_with_stalls(&stalls),
-        started_at: provenance.started_at.clone(),
-        command_line: provenance.command_line.clone(),
-        accounting_includes_warmup: true,
-        interrupted,
-        thresholds: Vec::new(),
-        rate_search: searches,
-        baseline: None,
-        worker: cfg.worker.as_ref().map(|w| w.info()),
-        merged: None,
-    };
+    let mut report = report_of(&cfg, &provenance, results, searches, router_label, &stalls);
+    report.interrupted = interrupted;
     let report = judge_and_write(&cfg, report, baseline)?;
     print_report(&mut out, &cfg, &report, runs.len());
     Ok(if interrupted {
@@ -98,6 +75,52 @@ pub(in crate::cli) fn run_config(cfg: BenchConfig) -> anyhow::Result<Finish> {
     } else {
         Finish::AllOk
     })
+}
+
+/// Where the router and the agents share cores, and which: the embedded router by the plan;
+/// a target on this machine by the cores its processes are pinned to (a native one is told,
+/// by a lease kept while the returned value lives, not to watch on the cores it shares).
+fn sharing(
+    cfg: &BenchConfig,
+    target_pids: &[u32],
+    external_probe: Option<&ExternalProbe>,
+) -> (Option<report::CoreSharing>, Option<ShareLease>, Vec<String>) {
+    match &cfg.target {
+        Target::Embedded { .. } => (plan_sharing(&cfg.plan), None, Vec::new()),
+        Target::External { addr, .. } => {
+            let native = external_probe.map(|p| (*addr, p));
+            share_with_target(&cfg.plan, target_pids, native, cfg.http.is_some())
+        }
+    }
+}
+
+/// The grid's report, before its thresholds and baseline are judged.
+fn report_of(
+    cfg: &BenchConfig,
+    provenance: &report::Provenance,
+    results: Vec<RunResult>,
+    searches: Vec<RateSearch>,
+    router_label: String,
+    stalls: &[crate::host::Stalls],
+) -> Report {
+    Report {
+        summary: Summary::of(&results),
+        results,
+        config: cfg.report_config.clone(),
+        schema_version: report::SCHEMA_VERSION,
+        tool: report::Tool::default(),
+        placement: PlacementInfo { router: router_label, plan: cfg.plan.clone() },
+        host: crate::host::facts_with_stalls(stalls),
+        started_at: provenance.started_at.clone(),
+        command_line: provenance.command_line.clone(),
+        accounting_includes_warmup: true,
+        interrupted: false,
+        thresholds: Vec::new(),
+        rate_search: searches,
+        baseline: None,
+        worker: cfg.worker.as_ref().map(|w| w.info()),
+        merged: None,
+    }
 }
 
 /// What can fail before the runs fails now: the output paths, the `--hlog` folder, the

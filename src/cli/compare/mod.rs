@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::Args;
@@ -72,28 +72,8 @@ pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
     if cmd.bench.external_router() {
         bail!("--router: compare starts its own routers; drop --router");
     }
-    let open_at: Vec<f64> = match &cmd.open_at {
-        None => Vec::new(),
-        Some(list) => list
-            .split(',')
-            .map(str::trim)
-            .map(|x| match x.parse::<f64>() {
-                Ok(share) if share > 0.0 && share <= 1.0 => Ok(share),
-                _ => Err(anyhow::anyhow!("--open-at: '{x}' is not a share between 0 and 1")),
-            })
-            .collect::<anyhow::Result<_>>()?,
-    };
-    let kinds: Vec<RouterKind> = cmd
-        .routers
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<RouterKind>().map_err(|e| anyhow::anyhow!("--routers: {e}")))
-        .collect::<anyhow::Result<_>>()?;
-    let names: Vec<String> = kinds.iter().map(|k| k.name().to_string()).collect();
-    if names.len() < 2 {
-        bail!("--routers: name at least two routers");
-    }
+    let open_at = parse_open_at(cmd.open_at.as_deref())?;
+    let (kinds, names) = parse_routers(&cmd.routers)?;
     let output =
         cmd.bench.output().map_or_else(|| PathBuf::from("compare_results.json"), PathBuf::from);
     let cfg = BenchConfig::try_from(cmd.bench)?;
@@ -146,11 +126,48 @@ pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
         closed_loop_p99,
         reports,
     };
-    let text = serde_json::to_string_pretty(&doc)?;
-    std::fs::write(&output, text + "\n")
-        .with_context(|| format!("writing {}", output.display()))?;
+    write_report(&doc, &output, (csv, html), &mut out)?;
+    Ok(all_ok)
+}
+
+/// `--open-at`: shares of each scenario's closed-loop capacity, each in (0, 1].
+fn parse_open_at(list: Option<&str>) -> anyhow::Result<Vec<f64>> {
+    let Some(list) = list else { return Ok(Vec::new()) };
+    list.split(',')
+        .map(str::trim)
+        .map(|x| match x.parse::<f64>() {
+            Ok(share) if share > 0.0 && share <= 1.0 => Ok(share),
+            _ => Err(anyhow::anyhow!("--open-at: '{x}' is not a share between 0 and 1")),
+        })
+        .collect()
+}
+
+/// `--routers`: at least two, with their names in the reports.
+fn parse_routers(list: &str) -> anyhow::Result<(Vec<RouterKind>, Vec<String>)> {
+    let kinds: Vec<RouterKind> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<RouterKind>().map_err(|e| anyhow::anyhow!("--routers: {e}")))
+        .collect::<anyhow::Result<_>>()?;
+    let names: Vec<String> = kinds.iter().map(|k| k.name().to_string()).collect();
+    if names.len() < 2 {
+        bail!("--routers: name at least two routers");
+    }
+    Ok((kinds, names))
+}
+
+/// Writes the comparison's JSON report to `output`, and its CSV and HTML where asked.
+fn write_report(
+    doc: &CompareReport<'_>,
+    output: &Path,
+    (csv, html): (Option<&Path>, Option<&Path>),
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(doc)?;
+    std::fs::write(output, text + "\n").with_context(|| format!("writing {}", output.display()))?;
     let _ = writeln!(out, "\ncomparison written to {}", output.display());
-    let value = serde_json::to_value(&doc)?;
+    let value = serde_json::to_value(doc)?;
     if let Some(path) = csv {
         report::csv::write(&value, path)?;
         let _ = writeln!(out, "CSV written to {}", path.display());
@@ -159,7 +176,7 @@ pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
         report::html::write(&value, path)?;
         let _ = writeln!(out, "HTML written to {}", path.display());
     }
-    Ok(all_ok)
+    Ok(())
 }
 
 /// One comparison on `cfg`'s cores: every scenario against every router, alternating.

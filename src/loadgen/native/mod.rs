@@ -418,44 +418,47 @@ impl Native {
                     }
                 }
             }
-            Control::Error(e) => {
-                let Some(local) = self.local_of(e.agent_id.0) else {
-                    // A frame-level error: the router closes the connection.
-                    let _ = book.router_error(About::Request(None), ErrorKind::Code(e.code));
-                    return;
-                };
-                if matches!(self.workload, Workload::Election { .. }) {
-                    return self.on_election_error(&e, book);
-                }
-                let inner = match self.workload {
-                    Workload::Consensus { .. } => true,
-                    Workload::Delegation { .. } => e.message_id & TASK_BIT == 0,
-                    _ => false,
-                };
-                if inner && e.request_id == 0 {
-                    // A proposal, acceptance or commit, a subtask or a result: counted apart.
-                    // Its operation completes without it or stalls (then it is given up on);
-                    // the last commits of a run may meet followers that already left.
-                    if let Some(co) = self.co.as_mut() {
-                        co.stats.refuse(e.code);
-                    }
-                    return;
-                }
-                let resolves = match self.co.as_mut() {
-                    Some(co) if self.workload.fans_out() => {
-                        let slot = ((e.message_id >> SLOT_SHIFT) & 0x3f) as u8;
-                        let seq = (e.message_id & !MEASURED_BIT) as u32;
-                        co.publication_failed(local, slot, seq)
-                    }
-                    _ => true,
-                };
-                let about = About::Request(resolves.then_some(e.agent_id.0));
-                if let Some(local) = book.router_error(about, ErrorKind::Code(e.code)) {
-                    book.send_from(local, |conn, r| self.request(conn, r));
-                }
-                let _ = conn;
-            }
+            Control::Error(e) => self.on_coordination_error(&e, book),
             _ => book.unexpected(),
+        }
+    }
+
+    /// The router's error about a coordination operation's message: a frame-level error, an
+    /// election's, an inner message of an operation (counted apart), or an operation's request.
+    fn on_coordination_error(&mut self, e: &crate::wire::control::Error, book: &mut Book) {
+        let Some(local) = self.local_of(e.agent_id.0) else {
+            // A frame-level error: the router closes the connection.
+            let _ = book.router_error(About::Request(None), ErrorKind::Code(e.code));
+            return;
+        };
+        if matches!(self.workload, Workload::Election { .. }) {
+            return self.on_election_error(e, book);
+        }
+        let inner = match self.workload {
+            Workload::Consensus { .. } => true,
+            Workload::Delegation { .. } => e.message_id & TASK_BIT == 0,
+            _ => false,
+        };
+        if inner && e.request_id == 0 {
+            // A proposal, acceptance or commit, a subtask or a result: counted apart.
+            // Its operation completes without it or stalls (then it is given up on);
+            // the last commits of a run may meet followers that already left.
+            if let Some(co) = self.co.as_mut() {
+                co.stats.refuse(e.code);
+            }
+            return;
+        }
+        let resolves = match self.co.as_mut() {
+            Some(co) if self.workload.fans_out() => {
+                let slot = ((e.message_id >> SLOT_SHIFT) & 0x3f) as u8;
+                let seq = (e.message_id & !MEASURED_BIT) as u32;
+                co.publication_failed(local, slot, seq)
+            }
+            _ => true,
+        };
+        let about = About::Request(resolves.then_some(e.agent_id.0));
+        if let Some(local) = book.router_error(about, ErrorKind::Code(e.code)) {
+            book.send_from(local, |conn, r| self.request(conn, r));
         }
     }
 

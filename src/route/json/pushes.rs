@@ -200,14 +200,32 @@ impl Session {
     /// The router's answer to what this connection awaited, written as the seed protocol's
     /// text; the request for a discovery's next page when one is due.
     pub(super) fn answer(&mut self, awaiting: Awaiting, ctl: Control) -> Option<Vec<u8>> {
-        let code = |c: &Control| match c {
-            Control::Error(e) => ErrorCode::from_code(e.code),
-            _ => None,
-        };
-        if let (Some(err), Control::Error(e)) = (code(&ctl), &ctl) {
-            self.answer_error(&awaiting, err, e);
-            return None;
+        if let Control::Error(e) = &ctl {
+            if let Some(err) = ErrorCode::from_code(e.code) {
+                self.answer_error(&awaiting, err, e);
+                return None;
+            }
         }
+        match (awaiting, ctl) {
+            (Awaiting::Discover { found, region }, Control::DiscoverReply(d)) => {
+                return self.answer_discover(found, region, &d);
+            }
+            (Awaiting::Broadcast { found, from, exclude_self }, Control::DiscoverReply(d)) => {
+                return self.answer_broadcast(found, from, exclude_self, &d);
+            }
+            (a @ (Awaiting::Lock { .. } | Awaiting::Release { .. }), ctl) => {
+                self.answer_lock(a, ctl)
+            }
+            (a @ (Awaiting::Barrier { .. } | Awaiting::BarrierForce { .. }), ctl) => {
+                self.answer_barrier(a, ctl);
+            }
+            (a, ctl) => self.answer_membership(a, ctl),
+        }
+        None
+    }
+
+    /// The answer to a registration, an unregistration or a heartbeat.
+    fn answer_membership(&mut self, awaiting: Awaiting, ctl: Control) {
         match (awaiting, ctl) {
             (Awaiting::Register { name, agent_type, topics }, Control::Ack(_)) => {
                 self.agents.push(JsonAgent {
@@ -230,12 +248,13 @@ impl Session {
                 });
                 self.recycle(name);
             }
-            (Awaiting::Discover { found, region }, Control::DiscoverReply(d)) => {
-                return self.answer_discover(found, region, &d);
-            }
-            (Awaiting::Broadcast { found, from, exclude_self }, Control::DiscoverReply(d)) => {
-                return self.answer_broadcast(found, from, exclude_self, &d);
-            }
+            (awaiting, other) => self.answer_unexpected(&awaiting, &other),
+        }
+    }
+
+    /// The answer to a lock's request or release.
+    fn answer_lock(&mut self, awaiting: Awaiting, ctl: Control) {
+        match (awaiting, ctl) {
             (Awaiting::Lock { name, already_held, key }, Control::LockGranted(g)) => {
                 if let Some(waiting) = self.lock_waits.remove(&key) {
                     self.recycle(waiting);
@@ -265,6 +284,13 @@ impl Session {
                 });
                 self.recycle(name);
             }
+            (awaiting, other) => self.answer_unexpected(&awaiting, &other),
+        }
+    }
+
+    /// The answer to an arrival at a barrier, or to a barrier's forced release.
+    fn answer_barrier(&mut self, awaiting: Awaiting, ctl: Control) {
+        match (awaiting, ctl) {
             (Awaiting::Barrier { name, .. }, Control::BarrierWait(w)) => {
                 self.send_named("ack", "barrier_id", &name, |b| {
                     member(b, "released", &false);
@@ -290,14 +316,14 @@ impl Session {
                 });
                 self.recycle(name);
             }
-            (awaiting, other) => {
-                self.send(error(
-                    "internal_error",
-                    format!("unexpected answer {} to {awaiting:?}", other.name()),
-                ));
-            }
+            (awaiting, other) => self.answer_unexpected(&awaiting, &other),
         }
-        None
+    }
+
+    /// An answer the router should not have given to what was awaited.
+    fn answer_unexpected(&mut self, awaiting: &Awaiting, other: &Control) {
+        let detail = format!("unexpected answer {} to {awaiting:?}", other.name());
+        self.send(error("internal_error", detail));
     }
 
     /// An error answer, under the seed protocol's name for it; whatever this connection
