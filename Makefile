@@ -100,6 +100,9 @@ device-bundle: build ## A stripped binary and its two libraries in target/device
 	strip -o target/device/a2a-bench target/release/a2a-bench
 	for l in libhwloc.so.15 libudev.so.1; do \
 	  cp -L "$$(ldd target/release/a2a-bench | awk -v l=$$l '$$1 == l {print $$3}')" target/device/lib/; done
+	@# wrk and the libraries it needs beyond libc, for benches/device_http.sh, when installed here
+	@if command -v wrk >/dev/null; then mkdir -p target/device/wrk && cp -L "$$(command -v wrk)" target/device/wrk/ && \
+	  for l in $$(ldd "$$(command -v wrk)" | awk '$$1 ~ /^lib(luajit|ssl|crypto)/ {print $$3}'); do cp -L $$l target/device/wrk/; done; fi
 	@du -sh target/device
 
 bench-router: deps ## Router throughput and round trip with a minimal driver

@@ -49,16 +49,7 @@ pub(super) fn scaling(
     output: &std::path::Path,
     out: &mut dyn Write,
 ) -> anyhow::Result<bool> {
-    let counts: Vec<usize> = spec
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().ok().filter(|&n| (1..=64).contains(&n)))
-        .collect::<Option<_>>()
-        .ok_or_else(|| anyhow::anyhow!("--scaling: a list of router core counts, 1 to 64"))?;
-    if counts.is_empty() {
-        bail!("--scaling: the list is empty");
-    }
+    let counts = parse_counts(spec)?;
     let mut all: Vec<Slot> = cfg.plan().router.iter().chain(&cfg.plan().agents).copied().collect();
     all.sort_by_key(|s| s.core);
     all.dedup_by_key(|s| s.core);
@@ -81,8 +72,40 @@ pub(super) fn scaling(
         ok &= reports.values().all(|r| r.summary.failed == 0);
         steps.push(ScalingStep { router_cores: n, plan, comparison: rows, reports });
     }
+    let efficiency = efficiency_rows(&steps);
+    print_efficiency(out, &efficiency);
+    if efficiency.iter().any(|r| r.scenario.starts_with("star")) {
+        // Measured on 16 cores: 1 → 8 router cores gave every router 0.19–0.24 (BENCHMARKS).
+        let _ = writeln!(out, "  {STAR_NOTE}");
+    }
+    let doc =
+        ScalingReport { routers: names, reference: &names[0], skipped, efficiency, scaling: steps };
+    std::fs::write(output, serde_json::to_string_pretty(&doc)? + "\n")
+        .with_context(|| format!("writing {}", output.display()))?;
+    let _ = writeln!(out, "\nscaling report written to {}", output.display());
+    Ok(ok)
+}
+
+/// `--scaling`: router core counts, 1 to 64 each.
+fn parse_counts(spec: &str) -> anyhow::Result<Vec<usize>> {
+    let counts: Vec<usize> = spec
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<usize>().ok().filter(|&n| (1..=64).contains(&n)))
+        .collect::<Option<_>>()
+        .ok_or_else(|| anyhow::anyhow!("--scaling: a list of router core counts, 1 to 64"))?;
+    if counts.is_empty() {
+        bail!("--scaling: the list is empty");
+    }
+    Ok(counts)
+}
+
+/// One row per router and scenario: its median throughput at each router core count, and
+/// its efficiency against its own rate at one core (where one core was run).
+fn efficiency_rows(steps: &[ScalingStep]) -> Vec<ScalingRow> {
     let mut efficiency: Vec<ScalingRow> = Vec::new();
-    for step in &steps {
+    for step in steps {
         for row in &step.comparison {
             let scenario = format!("{} × {} {}", row.topology, row.agents, row.pacing);
             for (router, m) in &row.per_router {
@@ -106,8 +129,13 @@ pub(super) fn scaling(
             r.efficiency = r.throughput.iter().map(|(&n, &t)| (n, t / (n as f64 * one))).collect();
         }
     }
+    efficiency
+}
+
+/// The efficiency table, one line per router and scenario.
+fn print_efficiency(out: &mut dyn Write, efficiency: &[ScalingRow]) {
     let _ = writeln!(out, "\nscaling (median msgs/s; efficiency = thr(N) / (N × thr(1))):");
-    for r in &efficiency {
+    for r in efficiency {
         let cells: Vec<String> = r
             .throughput
             .iter()
@@ -118,14 +146,4 @@ pub(super) fn scaling(
             .collect();
         let _ = writeln!(out, "  {:<15} {:<30} {}", r.router, r.scenario, cells.join("  "));
     }
-    if efficiency.iter().any(|r| r.scenario.starts_with("star")) {
-        // Measured on 16 cores: 1 → 8 router cores gave every router 0.19–0.24 (BENCHMARKS).
-        let _ = writeln!(out, "  {STAR_NOTE}");
-    }
-    let doc =
-        ScalingReport { routers: names, reference: &names[0], skipped, efficiency, scaling: steps };
-    std::fs::write(output, serde_json::to_string_pretty(&doc)? + "\n")
-        .with_context(|| format!("writing {}", output.display()))?;
-    let _ = writeln!(out, "\nscaling report written to {}", output.display());
-    Ok(ok)
 }
