@@ -65,39 +65,17 @@ pub(super) fn start_cores(scenario: &Scenario, spans: &[(u32, u32)], shared: &Sh
         if count == 0 {
             continue;
         }
-        let cfg = GroupConfig {
-            topology: scenario.topology,
-            agents_total: n,
-            first,
-            count,
-            id_base: scenario.id_base,
-            agents_per_conn: scenario.agents_per_conn.max(1),
-            pacing,
-            stop: scenario.stop,
-            payload_bytes: scenario.payload_bytes,
-            batch_max: scenario.batch_max.max(1),
-            compression: scenario.compression,
-            late_after_ns: scenario.late_after.as_nanos() as u64,
-            priority: scenario.priority,
-            workload: scenario.workload,
-        };
+        let cfg = group_config(scenario, first, count);
         let (start_tx, start_rx) = flume::bounded::<Option<Schedule>>(1);
         let index = started.starts.len();
         let (ready, result, shared) = (ready_tx.clone(), result_tx.clone(), shared.clone());
         let coord = coord.clone();
         let beat = Beat::new();
         let core_beat = beat.clone();
-        // Polling on glommio's streams: glommio's spin (only on an executor it placed itself);
-        // a ring's reaper polls instead.
-        let builder = match scenario.poll && scenario.io == crate::transport::Io::Glommio {
-            true => LocalExecutorBuilder::new(Placement::Fixed(slot.core))
-                .spin_before_park(crate::transport::POLL_IDLE),
-            false => LocalExecutorBuilder::new(Placement::Unbound),
-        }
-        // Connects to a remote server run there (`link::connect`), several at a time.
-        .blocking_thread_pool_placement(glommio::PoolPlacement::Unbound(DIALLERS));
-        let spawned =
-            builder.name(&format!("agents-{i}")).io_memory(64 << 10).spawn(move || async move {
+        let spawned = executor(scenario, slot.core)
+            .name(&format!("agents-{i}"))
+            .io_memory(64 << 10)
+            .spawn(move || async move {
                 LastWord::arm(index, &ready, &result);
                 core_beat.start();
                 // Cancelled (dropped) when the core ends: a task left pending is never freed.
@@ -122,6 +100,38 @@ pub(super) fn start_cores(scenario: &Scenario, spans: &[(u32, u32)], shared: &Sh
         }
     }
     started
+}
+
+/// The group of agents `first..first + count` of `scenario`, as one core runs it.
+fn group_config(scenario: &Scenario, first: u32, count: u32) -> GroupConfig {
+    GroupConfig {
+        topology: scenario.topology,
+        agents_total: scenario.agents,
+        first,
+        count,
+        id_base: scenario.id_base,
+        agents_per_conn: scenario.agents_per_conn.max(1),
+        pacing: scenario.effective_pacing(),
+        stop: scenario.stop,
+        payload_bytes: scenario.payload_bytes,
+        batch_max: scenario.batch_max.max(1),
+        compression: scenario.compression,
+        late_after_ns: scenario.late_after.as_nanos() as u64,
+        priority: scenario.priority,
+        workload: scenario.workload,
+    }
+}
+
+/// The executor of an agent core on `core`. Polling on glommio's streams: glommio's spin
+/// (only on an executor it placed itself); a ring's reaper polls instead. Its blocking pool
+/// connects to a remote server run there (`link::connect`), several at a time.
+fn executor(scenario: &Scenario, core: usize) -> LocalExecutorBuilder {
+    let builder = match scenario.poll && scenario.io == crate::transport::Io::Glommio {
+        true => LocalExecutorBuilder::new(Placement::Fixed(core))
+            .spin_before_park(crate::transport::POLL_IDLE),
+        false => LocalExecutorBuilder::new(Placement::Unbound),
+    };
+    builder.blocking_thread_pool_placement(glommio::PoolPlacement::Unbound(DIALLERS))
 }
 
 /// One agent core's run with its protocol's adapter (and the coordination board, if the
