@@ -9,6 +9,7 @@ use std::time::Duration;
 use a2a_bench::wire::frame::encode_frame;
 use a2a_bench::wire::{
     decode_frame, AgentId, BufferPool, Compression, DataKind, Envelope, FrameBuf, Limits, Message,
+    Probe,
 };
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
@@ -202,5 +203,40 @@ fn serde_reencode(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, encode_decode, encode_only, decode_only, serde_reencode);
+fn auto_on_noise(c: &mut Criterion) {
+    // `--compression auto` on a stream whose payloads LZ4 cannot shrink (64 messages of 64 B
+    // of noise a frame): every frame tried and sent raw, against the stream's probe, which
+    // stops trying (`Probe`). Per message.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let noise: Vec<u8> = (0..64 * 64)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let mut group = c.benchmark_group("wire/finish auto, incompressible");
+    group.warm_up_time(Duration::from_millis(700)).measurement_time(Duration::from_secs(2));
+    group.throughput(Throughput::Elements(64));
+    for (name, probed) in [("every frame tried", false), ("one probe per stream", true)] {
+        let (mut pool, mut probe) = (BufferPool::default(), Probe::default());
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut frame = FrameBuf::new(pool.get(8192));
+                for (i, chunk) in noise.chunks(64).enumerate() {
+                    frame.push_envelope(&envelope(chunk, i as u64));
+                }
+                let out = match probed {
+                    true => frame.finish_probed(Compression::Auto, &mut probe, &mut pool),
+                    false => frame.finish(Compression::Auto, &mut pool),
+                };
+                pool.put(black_box(out));
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, encode_decode, encode_only, decode_only, serde_reencode, auto_on_noise);
 criterion_main!(benches);

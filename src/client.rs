@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::transport::Transport;
 use crate::wire::control::Register;
-use crate::wire::frame::encode_frame;
+use crate::wire::frame::{encode_frame_probed, Probe};
 use crate::wire::{
     decode_frame, AgentId, BufferPool, Compression, Control, DataKind, DecodeError, Envelope,
     Limits, Message, TopicId,
@@ -155,6 +155,8 @@ pub struct Client {
     pool: BufferPool,
     next_request: u64,
     compression: Compression,
+    /// Whether LZ4 paid on this client's frames lately (`auto` compression).
+    probe: Probe,
 }
 
 impl Client {
@@ -217,6 +219,7 @@ impl Client {
             pool: BufferPool::default(),
             next_request: 1,
             compression: Compression::Auto,
+            probe: Probe::default(),
         })
     }
 
@@ -244,7 +247,8 @@ impl Client {
 
     /// Sends `messages` as one frame.
     pub fn send(&mut self, messages: &[Message<'_>]) -> io::Result<()> {
-        let frame = encode_frame(messages, self.compression, &mut self.pool);
+        let frame =
+            encode_frame_probed(messages, self.compression, &mut self.probe, &mut self.pool);
         let sent = self.link.send(&frame);
         self.pool.put(frame);
         sent

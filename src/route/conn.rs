@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::task::Waker;
 
-use crate::wire::{AgentId, BufferPool, Compression, FrameBuf, HEADER_LEN};
+use crate::wire::{AgentId, BufferPool, Compression, FrameBuf, Probe, HEADER_LEN};
 
 /// Largest outbound frame the router builds (the largest pool tier); a bigger message gets a
 /// frame of its own.
@@ -88,6 +88,8 @@ pub(crate) struct Conn {
     pub closer: Option<Waker>,
     /// Closing after a flush: cut off at this time if the flush has not finished (`u64::MAX`).
     pub give_up_ns: u64,
+    /// Whether LZ4 paid on this connection's frames lately (`auto` compression).
+    probe: Probe,
 }
 
 impl Conn {
@@ -111,6 +113,7 @@ impl Conn {
             announced: false,
             closer: None,
             give_up_ns: u64::MAX,
+            probe: Probe::default(),
         }
     }
 
@@ -146,11 +149,11 @@ impl Conn {
     ) -> Option<(Vec<u8>, usize)> {
         for l in &mut self.lanes {
             if let Some((f, bytes)) = l.sealed.pop_front() {
-                return Some((f.finish(compression, pool), bytes));
+                return Some((f.finish_probed(compression, &mut self.probe, pool), bytes));
             }
             if let Some(f) = l.open.take() {
                 let bytes = std::mem::take(&mut l.open_bytes);
-                return Some((f.finish(compression, pool), bytes));
+                return Some((f.finish_probed(compression, &mut self.probe, pool), bytes));
             }
         }
         None

@@ -248,6 +248,49 @@ fn inflate<'a>(
     }
 }
 
+/// Most frames [`Compression::Auto`] sends without trying LZ4 after attempts that did not pay.
+pub const PROBE_SKIP_MAX: u32 = 64;
+
+/// [`Compression::Auto`]'s memory, per stream, of whether LZ4 paid there: after an attempt that
+/// did not shrink a body below [`LZ4_KEEP_PERCENT`], the next 2 frames go without one, after a
+/// second such attempt the next 4, and so on up to [`PROBE_SKIP_MAX`]; an attempt that pays
+/// ends the skipping. A stream of incompressible payloads stops paying for compression it never
+/// keeps; one that turns compressible is compressed again within [`PROBE_SKIP_MAX`] frames.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Probe {
+    /// Frames still to send without an attempt.
+    skip: u32,
+    /// Attempts in a row that did not pay (capped where the skip reaches its most).
+    misses: u32,
+    /// LZ4 attempts made.
+    pub tried: u64,
+    /// Frames sent without an attempt while skipping.
+    pub skipped: u64,
+}
+
+impl Probe {
+    /// Whether this frame gets an attempt.
+    fn tries(&mut self) -> bool {
+        if self.skip > 0 {
+            self.skip -= 1;
+            self.skipped += 1;
+            return false;
+        }
+        self.tried += 1;
+        true
+    }
+
+    /// The attempt's outcome.
+    fn paid(&mut self, pays: bool) {
+        if pays {
+            (self.skip, self.misses) = (0, 0);
+        } else {
+            self.misses = (self.misses + 1).min(PROBE_SKIP_MAX.trailing_zeros());
+            self.skip = 1 << self.misses;
+        }
+    }
+}
+
 /// An outbound frame being filled: header space, then messages appended one by one.
 ///
 /// Lives across many routing passes (a connection's open batch), then [`FrameBuf::finish`]
@@ -315,21 +358,35 @@ impl FrameBuf {
     /// Writes the header, compresses per `compression`, and returns the finished frame.
     /// A compressed copy comes from `pool`; the buffer it replaces goes back there.
     pub fn finish(self, compression: Compression, pool: &mut BufferPool) -> Vec<u8> {
+        self.finish_probed(compression, &mut Probe::default(), pool)
+    }
+
+    /// [`FrameBuf::finish`] for one of a stream's frames: in [`Compression::Auto`], `probe`
+    /// remembers whether LZ4 paid on the stream's last attempts and skips attempts while it
+    /// did not.
+    pub fn finish_probed(
+        self,
+        compression: Compression,
+        probe: &mut Probe,
+        pool: &mut BufferPool,
+    ) -> Vec<u8> {
         let FrameBuf { mut buf, count } = self;
         let body_len = buf.len() - HEADER_LEN;
         let try_lz4 = match compression {
             Compression::None => false,
             Compression::Lz4 => true,
-            Compression::Auto => body_len > LZ4_MIN_BYTES,
+            Compression::Auto => body_len > LZ4_MIN_BYTES && probe.tries(),
         };
         if try_lz4 {
             let mut out = pool.get(HEADER_LEN + lz4_flex::block::get_maximum_output_size(body_len));
             out.resize(out.capacity(), 0);
-            if let Ok(n) =
-                lz4_flex::block::compress_into(&buf[HEADER_LEN..], &mut out[HEADER_LEN..])
-            {
-                let pays = n * 100 < body_len * LZ4_KEEP_PERCENT;
-                if compression == Compression::Lz4 || pays {
+            let n = lz4_flex::block::compress_into(&buf[HEADER_LEN..], &mut out[HEADER_LEN..]);
+            let pays = n.as_ref().is_ok_and(|&n| n * 100 < body_len * LZ4_KEEP_PERCENT);
+            if compression == Compression::Auto {
+                probe.paid(pays);
+            }
+            match n {
+                Ok(n) if compression == Compression::Lz4 || pays => {
                     out.truncate(HEADER_LEN + n);
                     let header = FrameHeader {
                         compressed: true,
@@ -341,8 +398,8 @@ impl FrameBuf {
                     pool.put(buf);
                     return out;
                 }
+                _ => pool.put(out),
             }
-            pool.put(out);
         }
         let header = FrameHeader {
             compressed: false,
@@ -399,6 +456,16 @@ pub fn encode_frame(
     compression: Compression,
     pool: &mut BufferPool,
 ) -> Vec<u8> {
+    encode_frame_probed(messages, compression, &mut Probe::default(), pool)
+}
+
+/// [`encode_frame`] for one of a stream's frames ([`FrameBuf::finish_probed`]).
+pub fn encode_frame_probed(
+    messages: &[Message<'_>],
+    compression: Compression,
+    probe: &mut Probe,
+    pool: &mut BufferPool,
+) -> Vec<u8> {
     let mut frame = FrameBuf::new(pool.get(4096));
     for msg in messages {
         match msg {
@@ -406,5 +473,5 @@ pub fn encode_frame(
             Message::Control(ctl) => frame.push_control(ctl),
         }
     }
-    frame.finish(compression, pool)
+    frame.finish_probed(compression, probe, pool)
 }

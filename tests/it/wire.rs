@@ -1,10 +1,10 @@
 //! Wire protocol: round trips, the prefix rule, and a specific error for each kind of bad frame.
 
 use a2a_bench::wire::control::*;
-use a2a_bench::wire::frame::encode_frame;
+use a2a_bench::wire::frame::{encode_frame, encode_frame_probed};
 use a2a_bench::wire::{
     decode_frame, AgentId, BarrierId, BufferPool, Compression, DataKind, DecodeError, Envelope,
-    FrameHeader, Limits, LockId, Message, TopicId, HEADER_LEN,
+    FrameHeader, Limits, LockId, Message, Probe, TopicId, HEADER_LEN,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -477,6 +477,63 @@ fn auto_compression_follows_the_seed_rule() {
     assert_eq!(forced[3], 1, "Lz4 mode compresses even when it does not pay");
     let header = FrameHeader::parse(&forced, &Limits::DEFAULT).unwrap().unwrap();
     assert!(header.body_len > header.raw_len, "and the body grew");
+}
+
+#[test]
+fn auto_compression_stops_trying_on_an_incompressible_stream_and_tries_again() {
+    // Proves Auto's probe: on a stream of incompressible frames the LZ4 attempts thin out
+    // (after the n-th miss the next 2^n frames go without one, at most 64), every frame still
+    // raw and whole; once the stream turns compressible a frame is compressed again within 65
+    // frames, and every one after it; None and Lz4 ignore the probe.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let noise: Vec<u8> = (0..5000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let (mut probe, mut pool) = (Probe::default(), BufferPool::default());
+    let mut scratch = Vec::new();
+    for _ in 0..200 {
+        let frame = encode_frame_probed(
+            &[direct(&noise).as_message()],
+            Compression::Auto,
+            &mut probe,
+            &mut pool,
+        );
+        assert_eq!(frame[3], 0, "incompressible stays raw");
+        let (len, mut batch) =
+            decode_frame(&frame, &Limits::DEFAULT, &mut scratch).unwrap().unwrap();
+        assert_eq!(len, frame.len());
+        match batch.next_message().unwrap() {
+            Some((Message::Data(env), _)) => assert_eq!(env.payload, &noise[..]),
+            other => panic!("not the message sent: {other:?}"),
+        }
+    }
+    // Attempts at frames 1, 4, 9, 18, 35, 68, 133 and 198 (skips of 2, 4 … 64, then 64).
+    assert_eq!((probe.tried, probe.skipped), (8, 192));
+    let plain = [b'a'; 5000];
+    let mut compressed = Vec::new();
+    for _ in 0..100 {
+        let frame = encode_frame_probed(
+            &[direct(&plain).as_message()],
+            Compression::Auto,
+            &mut probe,
+            &mut pool,
+        );
+        compressed.push(frame[3] == 1);
+    }
+    let first = compressed.iter().position(|&c| c).expect("compressed again");
+    assert!(first <= 64, "within 65 frames of turning compressible, not {first}");
+    assert!(compressed[first..].iter().all(|&c| c), "and every frame after it");
+    let mut idle = Probe::default();
+    for mode in [Compression::None, Compression::Lz4] {
+        let frame = encode_frame_probed(&[direct(&noise).as_message()], mode, &mut idle, &mut pool);
+        assert_eq!(frame[3], u8::from(mode == Compression::Lz4), "{mode} as before");
+    }
+    assert_eq!(idle, Probe::default(), "None and Lz4 leave the probe alone");
 }
 
 /// The frame shown in docs/PROTOCOL.md: agent 7 registers, then sends agent 9 a request.

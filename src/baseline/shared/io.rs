@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::wire::{BufferPool, FrameBuf};
+use crate::wire::{BufferPool, FrameBuf, Probe};
 
 use super::{Chunk, State, FRAME_BYTES};
 
@@ -105,6 +105,8 @@ pub(super) async fn writer(
     let compression = state.cfg.compression;
     let max = state.cfg.conn_queue_bytes_max;
     let mut pool = BufferPool::default();
+    // Whether LZ4 paid on this connection's frames lately (`auto` compression).
+    let mut probe = Probe::default();
     // Lane 0 is high priority, lane 1 normal; one frame per write, high lane first.
     let mut lanes: [VecDeque<Chunk>; 2] = [VecDeque::new(), VecDeque::new()];
     loop {
@@ -129,7 +131,7 @@ pub(super) async fn writer(
             frame.push_raw_many(&c.buf, c.count);
             pool.put(c.buf);
         }
-        let frame = frame.finish(compression, &mut pool);
+        let frame = frame.finish_probed(compression, &mut probe, &mut pool);
         state.counters.batches_out.fetch_add(1, Ordering::Relaxed);
         state.counters.bytes_out.fetch_add(frame.len() as u64, Ordering::Relaxed);
         let written = write.write_frame(&frame).await;

@@ -16,7 +16,7 @@ use crate::wire::control::{
 };
 use crate::wire::{
     decode_frame, AgentId, BarrierId, BufferPool, Compression, Control, DataKind, Envelope,
-    ErrorCode, FrameBuf, Limits, LockId, Message, TopicId,
+    ErrorCode, FrameBuf, Limits, LockId, Message, Probe, TopicId,
 };
 
 mod churn;
@@ -95,6 +95,8 @@ pub(super) struct Task {
 struct Outbox {
     open: Option<FrameBuf>,
     sealed: VecDeque<FrameBuf>,
+    /// Whether LZ4 paid on this connection's frames lately (`auto` compression).
+    probe: Probe,
 }
 
 /// Frames for one agent core.
@@ -688,7 +690,7 @@ impl Adapter for Native {
     fn take_output(&mut self, conn: usize) -> Option<Vec<u8>> {
         let o = &mut self.out[conn];
         let frame = o.sealed.pop_front().or_else(|| o.open.take())?;
-        Some(frame.finish(self.compression, &mut self.pool))
+        Some(frame.finish_probed(self.compression, &mut o.probe, &mut self.pool))
     }
 
     fn output_done(&mut self, buf: Vec<u8>) {
