@@ -455,6 +455,19 @@ fn message_level_corruption_names_the_message() {
     );
 }
 
+/// `len` bytes LZ4 cannot shrink (xorshift).
+fn noise(len: usize) -> Vec<u8> {
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 #[test]
 fn auto_compression_follows_the_seed_rule() {
     // Proves Auto leaves small or incompressible bodies raw and compresses large repetitive ones.
@@ -462,15 +475,7 @@ fn auto_compression_follows_the_seed_rule() {
     assert_eq!(small[3], 0, "≤ 1 KiB stays raw");
     let repetitive = encode(&[direct(&[b'a'; 5000])], Compression::Auto);
     assert_eq!(repetitive[3], 1, "compressible and > 1 KiB is compressed");
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let noise: Vec<u8> = (0..5000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let noise = noise(5000);
     let random = encode(&[direct(&noise)], Compression::Auto);
     assert_eq!(random[3], 0, "incompressible stays raw");
     let forced = encode(&[direct(&noise)], Compression::Lz4);
@@ -485,15 +490,7 @@ fn auto_compression_stops_trying_on_an_incompressible_stream_and_tries_again() {
     // (after the n-th miss the next 2^n frames go without one, at most 64), every frame still
     // raw and whole; once the stream turns compressible a frame is compressed again within 65
     // frames, and every one after it; None and Lz4 ignore the probe.
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let noise: Vec<u8> = (0..5000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let noise = noise(5000);
     let (mut probe, mut pool) = (Probe::default(), BufferPool::default());
     let mut scratch = Vec::new();
     for _ in 0..200 {
