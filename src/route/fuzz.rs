@@ -12,16 +12,22 @@ use futures_lite::io::{AsyncRead, AsyncWrite};
 use super::{Shard, ShardConfig};
 use crate::transport::{is_http_upgrade, ws};
 use crate::wire::frame::decode_message;
-use crate::wire::{decode_frame, Limits};
+use crate::wire::{decode_frame, Envelope, Limits, Message};
 
 /// The frame decoder: frames back to back, every message of each decoded.
 pub fn frames(mut data: &[u8]) {
     let limits = Limits { frame_bytes_max: 1 << 20, batch_messages_max: 1024 };
     let mut scratch = Vec::new();
-    while let Ok(Some((len, batch))) = decode_frame(data, &limits, &mut scratch) {
-        for item in batch {
-            if item.is_err() {
-                return;
+    while let Ok(Some((len, mut batch))) = decode_frame(data, &limits, &mut scratch) {
+        // As the router's and the agents' loops read a batch: the fast path first.
+        loop {
+            if batch.next_usual().is_some() {
+                continue;
+            }
+            match batch.next_message() {
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(_) => return,
             }
         }
         data = &data[len..];
@@ -31,7 +37,15 @@ pub fn frames(mut data: &[u8]) {
 /// Message decoding (data envelopes and every control kind), messages back to back.
 pub fn messages(mut data: &[u8]) {
     while !data.is_empty() {
-        if decode_message(&mut data).is_err() {
+        // The fast path declines, or decides as the general one does and stops where it does.
+        let mut fast = data;
+        let usual = Envelope::decode_usual(&mut fast);
+        let general = decode_message(&mut data);
+        if let Some(env) = usual {
+            assert!(matches!(general, Ok(Message::Data(g)) if g == env), "the paths disagree");
+            assert_eq!(fast.len(), data.len(), "the paths stop at different bytes");
+        }
+        if general.is_err() {
             return;
         }
     }

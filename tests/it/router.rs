@@ -374,6 +374,27 @@ fn bad_input_gets_its_error_and_others_carry_on(setup: Setup) {
         send(&mut b, data(DataKind::Direct, 2, 1, 6, b"and here"));
         assert_eq!(recv_data(&mut a).message_id, 6);
     }
+    // A valid message whose integers use their widest encodings, ending right where the
+    // decoder's fast-path window ends: delivered (it once panicked the shard's thread).
+    let mut body = vec![0x92, DataKind::Direct as u8, 0x99];
+    for v in [1u64, 2, 7, 0, 1] {
+        body.push(0xcf);
+        body.extend_from_slice(&v.to_be_bytes());
+    }
+    body.extend_from_slice(&[0xce, 0, 0, 0, 0, 0xcc, 5, 0xcf, 0, 0, 0, 0, 0, 0, 0, 0]);
+    body.extend_from_slice(&[0xc4, 20]);
+    body.extend_from_slice(&[b'w'; 20]);
+    let header = a2a_bench::wire::FrameHeader {
+        compressed: false,
+        count: 1,
+        body_len: body.len() as u32,
+        raw_len: body.len() as u32,
+    };
+    a.send_raw(&[&header.to_bytes()[..], &body].concat()).unwrap();
+    let wide = recv_data(&mut b);
+    assert_eq!((wide.message_id, wide.sender, &wide.payload[..]), (7, AgentId(1), &[b'w'; 20][..]));
+    send(&mut b, data(DataKind::Direct, 2, 1, 8, b"after it"));
+    assert_eq!(recv_data(&mut a).message_id, 8);
     // A client sending a router-only kind is cut off too.
     let mut rude = agent(&r, 60, 0, &[]);
     rude.send_control(Control::Ack(Ack { request_id: 1 })).unwrap();

@@ -1,5 +1,6 @@
 //! Wire protocol: round trips, the prefix rule, and a specific error for each kind of bad frame.
 
+use crate::support::noise;
 use a2a_bench::wire::control::*;
 use a2a_bench::wire::frame::{encode_frame, encode_frame_probed};
 use a2a_bench::wire::{
@@ -453,19 +454,6 @@ fn message_level_corruption_names_the_message() {
         check_decode(&unknown_kind, &Limits::DEFAULT),
         Err(DecodeError::Malformed { index: 0, what: "unknown message kind" })
     );
-}
-
-/// `len` bytes LZ4 cannot shrink (xorshift).
-fn noise(len: usize) -> Vec<u8> {
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 #[test]
