@@ -70,6 +70,37 @@ pub struct Report {
     pub merged: Option<MergeInfo>,
 }
 
+impl Report {
+    /// The report of `results` as they were measured: no thresholds judged, no baseline, no
+    /// rate search, not a worker's part, not merged (the callers add what they have).
+    pub fn of_runs(
+        results: Vec<RunResult>,
+        config: ReportConfig,
+        placement: PlacementInfo,
+        stalls: &[crate::host::Stalls],
+        provenance: &Provenance,
+    ) -> Report {
+        Report {
+            summary: Summary::of(&results),
+            results,
+            config,
+            schema_version: SCHEMA_VERSION,
+            tool: Tool::default(),
+            placement,
+            host: crate::host::facts_with_stalls(stalls),
+            started_at: provenance.started_at.clone(),
+            command_line: provenance.command_line.clone(),
+            accounting_includes_warmup: true,
+            interrupted: false,
+            thresholds: Vec::new(),
+            rate_search: Vec::new(),
+            baseline: None,
+            worker: None,
+            merged: None,
+        }
+    }
+}
+
 /// Which worker wrote a part.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct WorkerInfo {

@@ -103,24 +103,12 @@ fn report_of(
     router_label: String,
     stalls: &[crate::host::Stalls],
 ) -> Report {
-    Report {
-        summary: Summary::of(&results),
-        results,
-        config: cfg.report_config.clone(),
-        schema_version: report::SCHEMA_VERSION,
-        tool: report::Tool::default(),
-        placement: PlacementInfo { router: router_label, plan: cfg.plan.clone() },
-        host: crate::host::facts_with_stalls(stalls),
-        started_at: provenance.started_at.clone(),
-        command_line: provenance.command_line.clone(),
-        accounting_includes_warmup: true,
-        interrupted: false,
-        thresholds: Vec::new(),
-        rate_search: searches,
-        baseline: None,
-        worker: cfg.worker.as_ref().map(|w| w.info()),
-        merged: None,
-    }
+    let placement = PlacementInfo { router: router_label, plan: cfg.plan.clone() };
+    let config = cfg.report_config.clone();
+    let mut report = Report::of_runs(results, config, placement, stalls, provenance);
+    report.rate_search = searches;
+    report.worker = cfg.worker.as_ref().map(|w| w.info());
+    report
 }
 
 /// What can fail before the runs fails now: the output paths, the `--hlog` folder, the

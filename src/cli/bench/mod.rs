@@ -14,7 +14,7 @@ use crate::loadgen::{
 };
 use crate::placement::{Machine, Plan, Slot};
 use crate::report::threshold::Threshold;
-use crate::report::{self, PlacementInfo, Report, ReportConfig, RunResult, RunSpec, Summary};
+use crate::report::{self, PlacementInfo, Report, ReportConfig, RunResult, RunSpec};
 use crate::router::{Router, RouterConfig, RouterHandle};
 use crate::transport::{Io, Transport};
 use crate::wire::Compression;

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::bench::{BenchArgs, BenchConfig};
 use crate::loadgen::{self, Pacing};
 use crate::placement::{Plan, Slot};
-use crate::report::{self, PlacementInfo, Report, RunResult, RunSpec, Summary};
+use crate::report::{self, PlacementInfo, Report, RunResult, RunSpec};
 use crate::routers::{AnyRouter, RouterKind, RouterSpec};
 
 mod medians;
@@ -291,22 +291,6 @@ fn report_of(
     stalls: &[crate::host::Stalls],
     provenance: &report::Provenance,
 ) -> Report {
-    Report {
-        summary: Summary::of(&results),
-        results,
-        config: cfg.report_config().clone(),
-        schema_version: report::SCHEMA_VERSION,
-        tool: report::Tool::default(),
-        placement: PlacementInfo { router, plan: plan.clone() },
-        host: crate::host::facts_with_stalls(stalls),
-        started_at: provenance.started_at.clone(),
-        command_line: provenance.command_line.clone(),
-        accounting_includes_warmup: true,
-        interrupted: false,
-        thresholds: Vec::new(),
-        rate_search: Vec::new(),
-        baseline: None,
-        worker: None,
-        merged: None,
-    }
+    let placement = PlacementInfo { router, plan: plan.clone() };
+    Report::of_runs(results, cfg.report_config().clone(), placement, stalls, provenance)
 }
