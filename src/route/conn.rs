@@ -13,6 +13,10 @@ use crate::wire::{AgentId, BufferPool, Compression, FrameBuf, Probe, HEADER_LEN}
 /// Largest outbound frame the router builds (the largest pool tier); a bigger message gets a
 /// frame of its own.
 pub(crate) const FRAME_OUT_BYTES: usize = 64 << 10;
+/// A connection whose last [`SMALL_AFTER`] frames fit this many bytes starts its next frame in
+/// a buffer of this size rather than [`FRAME_OUT_BYTES`].
+const SMALL_FRAME: usize = 1 << 10;
+const SMALL_AFTER: u8 = 8;
 
 /// The high-priority lane.
 pub(crate) const LANE_HIGH: u8 = 0;
@@ -90,6 +94,8 @@ pub(crate) struct Conn {
     pub give_up_ns: u64,
     /// Whether LZ4 paid on this connection's frames lately (`auto` compression).
     probe: Probe,
+    /// Frames in a row that fit [`SMALL_FRAME`].
+    small: u8,
 }
 
 impl Conn {
@@ -114,6 +120,7 @@ impl Conn {
             closer: None,
             give_up_ns: u64::MAX,
             probe: Probe::default(),
+            small: SMALL_AFTER,
         }
     }
 
@@ -129,8 +136,10 @@ impl Conn {
                 l.sealed.push_back((f, std::mem::take(&mut l.open_bytes)));
             }
         }
+        let small = self.small;
         let frame = l.open.get_or_insert_with(|| {
-            FrameBuf::new(pool.get((HEADER_LEN + raw.len()).max(FRAME_OUT_BYTES)))
+            let least = if small >= SMALL_AFTER { SMALL_FRAME } else { FRAME_OUT_BYTES };
+            FrameBuf::new(pool.get((HEADER_LEN + raw.len()).max(least)))
         });
         frame.push_raw(raw);
         l.open_bytes += raw.len();
@@ -149,10 +158,12 @@ impl Conn {
     ) -> Option<(Vec<u8>, usize)> {
         for l in &mut self.lanes {
             if let Some((f, bytes)) = l.sealed.pop_front() {
+                self.small = 0;
                 return Some((f.finish_probed(compression, &mut self.probe, pool), bytes));
             }
             if let Some(f) = l.open.take() {
                 let bytes = std::mem::take(&mut l.open_bytes);
+                self.small = if f.len() <= SMALL_FRAME { self.small.saturating_add(1) } else { 0 };
                 return Some((f.finish_probed(compression, &mut self.probe, pool), bytes));
             }
         }
@@ -177,5 +188,42 @@ impl Conn {
     #[inline]
     pub fn has_agent(&self, agent: AgentId) -> bool {
         self.agents.contains(&agent)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quiet_connection_frames_in_small_buffers_and_a_busy_one_in_large() {
+        // Proves a connection that sends little (an idle agent's acks, one request at a time)
+        // does not take a 64 KiB buffer for every frame, and one that fills its frames does.
+        let mut pool = BufferPool::default();
+        let mut c = Conn::new(1, 0);
+        let take = |c: &mut Conn, pool: &mut BufferPool| {
+            let (frame, _) = c.take_frame(Compression::None, pool).expect("a frame is queued");
+            frame
+        };
+        c.push(LANE_NORMAL, &[7; 40], &mut pool, 64);
+        let first = take(&mut c, &mut pool);
+        assert_eq!(first.capacity(), SMALL_FRAME, "a new connection starts small");
+        // A frame that outgrows its small buffer: the next ones start large.
+        for _ in 0..40 {
+            c.push(LANE_NORMAL, &[7; 100], &mut pool, 64);
+        }
+        let big = take(&mut c, &mut pool);
+        assert!(big.len() > SMALL_FRAME);
+        c.push(LANE_NORMAL, &[7; 40], &mut pool, 64);
+        let after_big = take(&mut c, &mut pool);
+        assert!(after_big.capacity() >= FRAME_OUT_BYTES, "{}", after_big.capacity());
+        // Small frames in a row: back to small buffers.
+        for _ in 1..SMALL_AFTER {
+            c.push(LANE_NORMAL, &[7; 40], &mut pool, 64);
+            let frame = take(&mut c, &mut pool);
+            pool.put(frame);
+        }
+        c.push(LANE_NORMAL, &[7; 40], &mut pool, 64);
+        assert_eq!(take(&mut c, &mut pool).capacity(), SMALL_FRAME);
     }
 }

@@ -439,61 +439,66 @@ impl Drop for Finished {
     }
 }
 
-async fn reader<S: AsyncRead + Lend + Unpin>(
+/// A connection's reader task. A plain `fn` around an `async move` block: an `async fn` keeps
+/// its arguments twice in its state (as arguments and as locals), and this state lives as long
+/// as the connection (`docs/BENCHMARKS.md`, "Memory per virtual agent").
+fn reader<S: AsyncRead + Lend + Unpin>(
     shard: Rc<RefCell<Shard>>,
     stream: Rc<RefCell<S>>,
     id: ConnId,
     live: Arc<AtomicUsize>,
     inbox: Rc<Inbox>,
-) {
-    // A connection holds a read buffer only while a frame is partly in: a read that finds it
-    // empty goes into the thread's scratch buffer (the buffer is only used while the read is
-    // polled, never held across a wait), whole frames are routed from there, and a partial
-    // frame's bytes move to a buffer of its own. An idle connection holds none.
-    //
-    // On a socket ring the bytes are routed where the ring received them (`Lend`); a partial
-    // frame waits in the ring for the next read, unless it grows past `uring::LEND_MAX`: then
-    // it moves to a buffer of its own as above.
-    let mut r = Reader {
-        shard,
-        stream,
-        id,
-        inbox,
-        buf: Vec::new(),
-        filled: 0,
-        paused: false,
-        move_out: false,
-    };
-    let failed = loop {
-        poll_fn(|cx| r.shard.borrow_mut().poll_gate(Source::Conn(id), cx)).await;
-        let lent = if r.filled == 0 && !r.move_out { r.lend().await } else { None };
-        let next = match lent {
-            Some(next) => next,
-            None => {
-                r.move_out = false;
-                if r.filled == 0 && !r.paused {
-                    r.read_scratch().await
-                } else {
-                    r.read_own().await
+) -> impl Future<Output = ()> {
+    async move {
+        // A connection holds a read buffer only while a frame is partly in: a read that finds it
+        // empty goes into the thread's scratch buffer (the buffer is only used while the read is
+        // polled, never held across a wait), whole frames are routed from there, and a partial
+        // frame's bytes move to a buffer of its own. An idle connection holds none.
+        //
+        // On a socket ring the bytes are routed where the ring received them (`Lend`); a partial
+        // frame waits in the ring for the next read, unless it grows past `uring::LEND_MAX`: then
+        // it moves to a buffer of its own as above.
+        let mut r = Reader {
+            shard,
+            stream,
+            id,
+            inbox,
+            buf: Vec::new(),
+            filled: 0,
+            paused: false,
+            move_out: false,
+        };
+        let failed = loop {
+            poll_fn(|cx| r.shard.borrow_mut().poll_gate(Source::Conn(id), cx)).await;
+            let lent = if r.filled == 0 && !r.move_out { r.lend().await } else { None };
+            let next = match lent {
+                Some(next) => next,
+                None => {
+                    r.move_out = false;
+                    if r.filled == 0 && !r.paused {
+                        r.read_scratch().await
+                    } else {
+                        r.read_own().await
+                    }
                 }
+            };
+            match next {
+                Next::Go => yield_now().await,
+                Next::End => break false,
+                Next::Failed => break true,
             }
         };
-        match next {
-            Next::Go => yield_now().await,
-            Next::End => break false,
-            Next::Failed => break true,
+        let Reader { shard, buf, .. } = r;
+        let mut s = shard.borrow_mut();
+        if !failed {
+            s.close_conn(id);
         }
-    };
-    let Reader { shard, buf, .. } = r;
-    let mut s = shard.borrow_mut();
-    if !failed {
-        s.close_conn(id);
+        s.release_read(buf.len().saturating_sub(READ_BUF_LARGE));
+        if buf.capacity() > 0 {
+            s.pool().put(buf);
+        }
+        release_conn(&mut s, id, &live);
     }
-    s.release_read(buf.len().saturating_sub(READ_BUF_LARGE));
-    if buf.capacity() > 0 {
-        s.pool().put(buf);
-    }
-    release_conn(&mut s, id, &live);
 }
 
 /// A connection's reader: where its bytes are routed from, and what it keeps between reads.
@@ -642,69 +647,78 @@ impl<S: AsyncRead + Lend + Unpin> Reader<S> {
     }
 }
 
-async fn writer<R: Runtime, S: AsyncWrite + Lend + Unpin>(
+/// A connection's writer task (a plain `fn`, as [`reader`]).
+fn writer<R: Runtime, S: AsyncWrite + Lend + Unpin>(
     shard: Rc<RefCell<Shard>>,
     stream: Rc<RefCell<S>>,
     id: ConnId,
     control: Rc<SocketHandle>,
     live: Arc<AtomicUsize>,
-    _done: Finished,
-) {
-    // Passes of a socket ring this writer has waited to gather more (`Spread`).
-    let mut waited = 0u32;
-    while let Some(mut frame) = poll_fn(|cx| {
-        let queued = shard.borrow().output_to_gather(id);
-        if queued > 0 {
-            if let Some(ring) = stream.borrow().lender() {
-                if ring.poll_gather(cx, queued, &mut waited).is_pending() {
-                    return Poll::Pending;
+    done: Finished,
+) -> impl Future<Output = ()> {
+    async move {
+        // Passes of a socket ring this writer has waited to gather more (`Spread`).
+        let mut waited = 0u32;
+        while let Some(mut frame) = poll_fn(|cx| {
+            let queued = shard.borrow().output_to_gather(id);
+            if queued > 0 {
+                if let Some(ring) = stream.borrow().lender() {
+                    if ring.poll_gather(cx, queued, &mut waited).is_pending() {
+                        return Poll::Pending;
+                    }
                 }
             }
-        }
-        shard.borrow_mut().poll_output(id, cx)
-    })
-    .await
-    {
-        waited = 0;
-        let len = frame.len();
-        let write = async {
-            // A socket ring takes the frame itself (no copy), once what it holds is on its
-            // way; what it leaves in its place goes back to the pool below.
-            let owned = poll_fn(|cx| match stream.borrow().lender() {
-                Some(ring) => ring.poll_send_owned(cx, &mut frame),
-                None => Poll::Ready(false),
-            });
-            if owned.await {
-                return Ok(true);
+            shard.borrow_mut().poll_output(id, cx)
+        })
+        .await
+        {
+            waited = 0;
+            let len = frame.len();
+            let write = async {
+                // A socket ring takes the frame itself (no copy), once what it holds is on its
+                // way; what it leaves in its place goes back to the pool below.
+                let owned = poll_fn(|cx| match stream.borrow().lender() {
+                    Some(ring) => ring.poll_send_owned(cx, &mut frame),
+                    None => Poll::Ready(false),
+                });
+                if owned.await {
+                    return Ok(true);
+                }
+                write_all(&stream, &frame).await?;
+                // A WebSocket write is queued until flushed; a TCP flush does nothing.
+                poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_flush(cx))
+                    .await
+                    .map(|()| false)
+            };
+            // A client that stops reading leaves the write pending; it is abandoned when the shard
+            // cuts the connection off (slow consumer, or an error that could not be flushed).
+            let cut_off = async {
+                poll_fn(|cx| shard.borrow_mut().poll_closed(id, cx)).await;
+                Err(io::Error::other("cut off"))
+            };
+            let written = futures_lite::future::or(write, cut_off).await;
+            let mut s = shard.borrow_mut();
+            match written {
+                Ok(true) => s.output_taken(len, frame),
+                _ => s.output_done(frame),
             }
-            write_all(&stream, &frame).await?;
-            // A WebSocket write is queued until flushed; a TCP flush does nothing.
-            poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_flush(cx)).await.map(|()| false)
-        };
-        // A client that stops reading leaves the write pending; it is abandoned when the shard
-        // cuts the connection off (slow consumer, or an error that could not be flushed).
-        let cut_off = async {
-            poll_fn(|cx| shard.borrow_mut().poll_closed(id, cx)).await;
-            Err(io::Error::other("cut off"))
-        };
-        let written = futures_lite::future::or(write, cut_off).await;
-        let mut s = shard.borrow_mut();
-        match written {
-            Ok(true) => s.output_taken(len, frame),
-            _ => s.output_done(frame),
+            if written.is_err() {
+                s.close_conn(id);
+                break;
+            }
         }
-        if written.is_err() {
-            s.close_conn(id);
-            break;
-        }
+        // A WebSocket close frame, or the end of the TCP write side; on a socket ring, what was
+        // written still goes out first. Bounded: a client that stopped reading never lets it end.
+        // Boxed: once per connection, and the timer would otherwise take room in the writer's
+        // state for all its life.
+        let close = poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_close(cx));
+        let _ =
+            Box::pin(before::<R, _>(clock::now_ns() + CLOSE_GRACE.as_nanos() as u64, close)).await;
+        // Wakes the reader if it is parked in a read.
+        control.shutdown();
+        release_conn(&mut shard.borrow_mut(), id, &live);
+        drop(done);
     }
-    // A WebSocket close frame, or the end of the TCP write side; on a socket ring, what was
-    // written still goes out first. Bounded: a client that stopped reading never lets it end.
-    let close = poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_close(cx));
-    let _ = before::<R, _>(clock::now_ns() + CLOSE_GRACE.as_nanos() as u64, close).await;
-    // Wakes the reader if it is parked in a read.
-    control.shutdown();
-    release_conn(&mut shard.borrow_mut(), id, &live);
 }
 
 /// One of a connection's tasks is done; the last one frees the slot and the load count.
