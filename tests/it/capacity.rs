@@ -399,3 +399,68 @@ fn a_router_holds_one_descriptor_per_connection() {
         assert_eq!(gained, n as usize, "{args:?}: {gained} descriptors for {n} connections");
     }
 }
+
+#[test]
+#[ignore = "slow: 8 sessions of 3,000 agents on their own connections; run by make test-slow"]
+fn a_router_stays_flat_over_sessions_of_own_connections() {
+    // Proves a router serving session after session of agents, each on its own connection,
+    // gives back what every session took: its RSS after the eighth session is within 1.5 MiB
+    // of its RSS after the second. Its output frames used to start in 64 KiB buffers, even for
+    // one acknowledgement, and glibc's heap, broken up by them, grew by 4.5 MB from the second
+    // session to the eighth, ≈ 250 bytes per connection and session (`docs/BENCHMARKS.md`,
+    // "Memory per virtual agent").
+    let (mut child, addr) = crate::support::router_process(&[]);
+    let pid = child.id();
+    let core = a2a_bench::placement::Machine::detect().cores.last().unwrap().core.to_string();
+    let out = crate::support::scratch("sessions");
+    let report = out.join("r.json");
+    let router = format!("tcp://{addr}");
+    let descriptors = || std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    let idle = descriptors();
+    let mut rss = Vec::new();
+    for session in 1..=8 {
+        let args = [
+            "--router",
+            &router,
+            "--agent-cores",
+            &core,
+            "--agents",
+            "3000",
+            "--agents-per-conn",
+            "1",
+            "--topologies",
+            "ring",
+            "--rate",
+            "300",
+            "--duration",
+            "1",
+            "--warmup",
+            "0.2",
+            "--repeat",
+            "1",
+            "--stall-probe",
+            "0",
+            "--output",
+            report.to_str().unwrap(),
+        ];
+        let run = crate::support::run_bin(&args, Duration::from_secs(60));
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(run.status.success(), "session {session}: {stderr}");
+        let r: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+        let run = &r["results"][0];
+        assert_eq!(run["errors"], serde_json::json!({}), "session {session}: {}", run["failure"]);
+        assert_eq!(run["success"], true, "session {session}: {}", run["failure"]);
+        // The session is over for the router once it closed its 3,000 connections (a few
+        // descriptors of its own open with the first).
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while descriptors() > idle + 64 {
+            assert!(std::time::Instant::now() < deadline, "session {session}: still open");
+            std::thread::yield_now();
+        }
+        rss.push(crate::support::status_kib(pid, "VmRSS:"));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    eprintln!("router RSS after each session, KiB: {rss:?}");
+    assert!(rss[7] <= rss[1] + 1536, "the router grew session after session: {rss:?} KiB");
+}
