@@ -442,6 +442,7 @@ impl Drop for Finished {
 /// A connection's reader task. A plain `fn` around an `async move` block: an `async fn` keeps
 /// its arguments twice in its state (as arguments and as locals), and this state lives as long
 /// as the connection (`docs/BENCHMARKS.md`, "Memory per virtual agent").
+#[allow(clippy::manual_async_fn)] // an `async fn` is what keeps the arguments twice
 fn reader<S: AsyncRead + Lend + Unpin>(
     shard: Rc<RefCell<Shard>>,
     stream: Rc<RefCell<S>>,
@@ -648,6 +649,7 @@ impl<S: AsyncRead + Lend + Unpin> Reader<S> {
 }
 
 /// A connection's writer task (a plain `fn`, as [`reader`]).
+#[allow(clippy::manual_async_fn)] // an `async fn` is what keeps the arguments twice
 fn writer<R: Runtime, S: AsyncWrite + Lend + Unpin>(
     shard: Rc<RefCell<Shard>>,
     stream: Rc<RefCell<S>>,
