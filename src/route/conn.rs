@@ -8,15 +8,11 @@
 use std::collections::VecDeque;
 use std::task::Waker;
 
-use crate::wire::{AgentId, BufferPool, Compression, FrameBuf, Probe, HEADER_LEN};
+use crate::wire::{AgentId, BufferPool, Compression, FrameBuf, Probe, Quiet, HEADER_LEN};
 
 /// Largest outbound frame the router builds (the largest pool tier); a bigger message gets a
 /// frame of its own.
 pub(crate) const FRAME_OUT_BYTES: usize = 64 << 10;
-/// A connection whose last [`SMALL_AFTER`] frames fit this many bytes starts its next frame in
-/// a buffer of this size rather than [`FRAME_OUT_BYTES`].
-const SMALL_FRAME: usize = 1 << 10;
-const SMALL_AFTER: u8 = 8;
 
 /// The high-priority lane.
 pub(crate) const LANE_HIGH: u8 = 0;
@@ -94,8 +90,8 @@ pub(crate) struct Conn {
     pub give_up_ns: u64,
     /// Whether LZ4 paid on this connection's frames lately (`auto` compression).
     probe: Probe,
-    /// Frames in a row that fit [`SMALL_FRAME`].
-    small: u8,
+    /// Whether its next frame starts in a small buffer.
+    quiet: Quiet,
 }
 
 impl Conn {
@@ -120,7 +116,7 @@ impl Conn {
             closer: None,
             give_up_ns: u64::MAX,
             probe: Probe::default(),
-            small: SMALL_AFTER,
+            quiet: Quiet::default(),
         }
     }
 
@@ -136,11 +132,10 @@ impl Conn {
                 l.sealed.push_back((f, std::mem::take(&mut l.open_bytes)));
             }
         }
-        let small = self.small;
-        let frame = l.open.get_or_insert_with(|| {
-            let least = if small >= SMALL_AFTER { SMALL_FRAME } else { FRAME_OUT_BYTES };
-            FrameBuf::new(pool.get((HEADER_LEN + raw.len()).max(least)))
-        });
+        let least = self.quiet.least(FRAME_OUT_BYTES);
+        let frame = l
+            .open
+            .get_or_insert_with(|| FrameBuf::new(pool.get((HEADER_LEN + raw.len()).max(least))));
         frame.push_raw(raw);
         l.open_bytes += raw.len();
         self.queued_bytes += raw.len();
@@ -158,12 +153,12 @@ impl Conn {
     ) -> Option<(Vec<u8>, usize)> {
         for l in &mut self.lanes {
             if let Some((f, bytes)) = l.sealed.pop_front() {
-                self.small = 0;
+                self.quiet.sent(f.len());
                 return Some((f.finish_probed(compression, &mut self.probe, pool), bytes));
             }
             if let Some(f) = l.open.take() {
                 let bytes = std::mem::take(&mut l.open_bytes);
-                self.small = if f.len() <= SMALL_FRAME { self.small.saturating_add(1) } else { 0 };
+                self.quiet.sent(f.len());
                 return Some((f.finish_probed(compression, &mut self.probe, pool), bytes));
             }
         }
@@ -194,6 +189,7 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::frame::{QUIET_AFTER, QUIET_FRAME};
 
     #[test]
     fn a_quiet_connection_frames_in_small_buffers_and_a_busy_one_in_large() {
@@ -207,23 +203,23 @@ mod tests {
         };
         c.push(LANE_NORMAL, &[7; 40], &mut pool, 64);
         let first = take(&mut c, &mut pool);
-        assert_eq!(first.capacity(), SMALL_FRAME, "a new connection starts small");
+        assert_eq!(first.capacity(), QUIET_FRAME, "a new connection starts small");
         // A frame that outgrows its small buffer: the next ones start large.
         for _ in 0..40 {
             c.push(LANE_NORMAL, &[7; 100], &mut pool, 64);
         }
         let big = take(&mut c, &mut pool);
-        assert!(big.len() > SMALL_FRAME);
+        assert!(big.len() > QUIET_FRAME);
         c.push(LANE_NORMAL, &[7; 40], &mut pool, 64);
         let after_big = take(&mut c, &mut pool);
         assert!(after_big.capacity() >= FRAME_OUT_BYTES, "{}", after_big.capacity());
         // Small frames in a row: back to small buffers.
-        for _ in 1..SMALL_AFTER {
+        for _ in 1..QUIET_AFTER {
             c.push(LANE_NORMAL, &[7; 40], &mut pool, 64);
             let frame = take(&mut c, &mut pool);
             pool.put(frame);
         }
         c.push(LANE_NORMAL, &[7; 40], &mut pool, 64);
-        assert_eq!(take(&mut c, &mut pool).capacity(), SMALL_FRAME);
+        assert_eq!(take(&mut c, &mut pool).capacity(), QUIET_FRAME);
     }
 }

@@ -365,7 +365,8 @@ async fn session<R: Runtime>(
     if shard.borrow().over_memory() {
         shard.borrow_mut().count_refused();
         drop(shard);
-        return refuse_adopted::<R, _>(deadline, stream, control, live, OUT_OF_MEMORY).await;
+        let refused = refuse_adopted::<R, _>(deadline, stream, control, live, OUT_OF_MEMORY);
+        return Box::pin(refused).await;
     }
     let mut first = vec![0u8; 512];
     let read =
@@ -380,6 +381,23 @@ async fn session<R: Runtime>(
     if !upgrade {
         return serve_native::<R, _>(shard, stream, control, live, done, inbox);
     }
+    // Boxed: a WebSocket handshake's state is ≈ 4 KB, which every connection waiting for its
+    // first bytes would otherwise hold (20,000 connecting at once: 80 MB).
+    let ws = serve_upgrade::<R>(shard, stream, control, live, done, inbox, deadline);
+    Box::pin(ws).await;
+}
+
+/// [`session`] for a connection whose first bytes are an HTTP upgrade: the WebSocket handshake
+/// by `deadline_ns`, then native frames or JSON texts over it.
+async fn serve_upgrade<R: Runtime>(
+    shard: Rc<RefCell<Shard>>,
+    stream: Rewind<Guarded<R::Stream>>,
+    control: Rc<SocketHandle>,
+    live: Arc<AtomicUsize>,
+    done: Finished,
+    inbox: Rc<Inbox>,
+    deadline: u64,
+) {
     // A handshake that fails consumes its stream: a second handle keeps the socket for the reply.
     let read_size = ws::read_size(&stream);
     let stream = Shared::new(stream);

@@ -251,6 +251,45 @@ fn inflate<'a>(
 /// Most frames [`Compression::Auto`] sends without trying LZ4 after attempts that did not pay.
 pub const PROBE_SKIP_MAX: u32 = 64;
 
+/// Bytes an outbound frame of a quiet connection starts with (the pool's smallest tier).
+pub const QUIET_FRAME: usize = 1 << 10;
+/// Frames in a row that fitted [`QUIET_FRAME`] after which a connection is quiet.
+pub const QUIET_AFTER: u8 = 8;
+
+/// Which buffer a connection's next outbound frame starts in. A busy connection's frames start
+/// in its large buffer, so that they fill without growing; a quiet one's (its last
+/// [`QUIET_AFTER`] frames fitted [`QUIET_FRAME`]: acknowledgements, one request at a time)
+/// start in a [`QUIET_FRAME`] buffer, which grows if a burst comes. A 64 KiB buffer for every
+/// acknowledgement of 19,000 connections broke glibc's heap up until a router grew session
+/// after session (`docs/BENCHMARKS.md`, "Where an own connection's bytes go"). A new
+/// connection starts quiet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quiet(u8);
+
+impl Default for Quiet {
+    fn default() -> Self {
+        Quiet(QUIET_AFTER)
+    }
+}
+
+impl Quiet {
+    /// The least capacity the next frame starts with: [`QUIET_FRAME`], or `busy`.
+    #[inline]
+    pub fn least(self, busy: usize) -> usize {
+        if self.0 >= QUIET_AFTER {
+            QUIET_FRAME
+        } else {
+            busy
+        }
+    }
+
+    /// A frame of `len` bytes was taken to be sent.
+    #[inline]
+    pub fn sent(&mut self, len: usize) {
+        self.0 = if len <= QUIET_FRAME { self.0.saturating_add(1) } else { 0 };
+    }
+}
+
 /// [`Compression::Auto`]'s memory, per stream, of whether LZ4 paid there: after an attempt that
 /// did not shrink a body below [`LZ4_KEEP_PERCENT`], the next 2 frames go without one, after a
 /// second such attempt the next 4, and so on up to [`PROBE_SKIP_MAX`]; an attempt that pays

@@ -88,7 +88,8 @@ pub(super) async fn reader<A: Adapter + 'static>(
         c,
         failures,
         link,
-        buf: vec![0u8; 64 << 10],
+        // None until a read needs it: on a socket ring most connections never do.
+        buf: Vec::new(),
         filled: 0,
         move_out: false,
         cut: false,
@@ -120,6 +121,10 @@ enum Then {
     Stop,
 }
 
+/// The size of a reader's own buffer when it first needs one (it doubles for a message that
+/// does not fit).
+const READ_OWN_BYTES: usize = 64 << 10;
+
 /// A connection's reader ([`reader`]) and what it carries from one input to the next.
 struct Reader<A: Adapter> {
     group: Rc<RefCell<Group<A>>>,
@@ -128,6 +133,7 @@ struct Reader<A: Adapter> {
     failures: Rc<RefCell<Vec<String>>>,
     link: Option<Link>,
     http: bool,
+    /// Bytes read and not yet handled (no capacity until a read into it is needed).
     buf: Vec<u8>,
     filled: usize,
     /// On a socket ring a partial message waits there unless it grows past `uring::LEND_MAX`;
@@ -204,7 +210,7 @@ impl<A: Adapter + 'static> Reader<A> {
     /// Reads into the reader's own buffer and hands what it holds to the group.
     async fn read_own(&mut self) -> Then {
         if self.filled == self.buf.len() {
-            self.buf.resize(self.buf.len() * 2, 0);
+            self.buf.resize((self.buf.len() * 2).max(READ_OWN_BYTES), 0);
         }
         let (stream, buf, filled) = (&self.stream, &mut self.buf, self.filled);
         let read =
@@ -240,7 +246,9 @@ impl<A: Adapter + 'static> Reader<A> {
 
     /// Replaces the connection that ended ([`reopen`]), or counts it lost.
     async fn replace(&mut self) -> Then {
-        match reopen(&self.group, self.c, &self.failures, self.link.as_ref()).await {
+        // Boxed: a new connection's set-up (a WebSocket or TLS handshake among them) takes
+        // ≈ 10 KB of state, which would otherwise sit in every reader for all its life.
+        match Box::pin(reopen(&self.group, self.c, &self.failures, self.link.as_ref())).await {
             Some(s) => {
                 (self.stream, self.filled) = (s, 0);
                 Then::Look

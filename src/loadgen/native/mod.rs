@@ -16,7 +16,7 @@ use crate::wire::control::{
 };
 use crate::wire::{
     decode_frame, AgentId, BarrierId, BufferPool, Compression, Control, DataKind, Envelope,
-    ErrorCode, FrameBuf, Limits, LockId, Message, Probe, TopicId,
+    ErrorCode, FrameBuf, Limits, LockId, Message, Probe, Quiet, TopicId,
 };
 
 mod churn;
@@ -97,6 +97,8 @@ struct Outbox {
     sealed: VecDeque<FrameBuf>,
     /// Whether LZ4 paid on this connection's frames lately (`auto` compression).
     probe: Probe,
+    /// Whether its next frame starts in a small buffer.
+    quiet: Quiet,
 }
 
 /// Frames for one agent core.
@@ -168,7 +170,8 @@ impl Native {
             }
         }
         let pool = &mut self.pool;
-        let frame = o.open.get_or_insert_with(|| FrameBuf::new(pool.get(FRAME_BYTES)));
+        let least = o.quiet.least(FRAME_BYTES);
+        let frame = o.open.get_or_insert_with(|| FrameBuf::new(pool.get(least)));
         frame.push_control(ctl);
     }
 
@@ -494,7 +497,8 @@ impl Native {
             }
         }
         let pool = &mut self.pool;
-        let frame = o.open.get_or_insert_with(|| FrameBuf::new(pool.get(need.max(FRAME_BYTES))));
+        let least = o.quiet.least(FRAME_BYTES);
+        let frame = o.open.get_or_insert_with(|| FrameBuf::new(pool.get(need.max(least))));
         frame.push_envelope(env);
     }
 
@@ -612,7 +616,9 @@ fn stamp(payload: &[u8], i: usize) -> u64 {
 
 impl Adapter for Native {
     fn register(&mut self, conn: usize, ids: &[AgentId], _book: &mut Book) {
-        let mut frame = FrameBuf::new(self.pool.get(4096));
+        // About 60 bytes a registration: one agent's fits the smallest tier, which 19,000
+        // connections registering at once take 19 MB less of than of 4 KiB.
+        let mut frame = FrameBuf::new(self.pool.get(ids.len() * 96));
         let n = self.agents_total;
         for &id in ids {
             let global = id.0 - self.id_base;
@@ -690,6 +696,7 @@ impl Adapter for Native {
     fn take_output(&mut self, conn: usize) -> Option<Vec<u8>> {
         let o = &mut self.out[conn];
         let frame = o.sealed.pop_front().or_else(|| o.open.take())?;
+        o.quiet.sent(frame.len());
         Some(frame.finish_probed(self.compression, &mut o.probe, &mut self.pool))
     }
 
