@@ -715,15 +715,15 @@ fn a_hundred_thousand_agents_fit() {
 }
 
 #[test]
-#[ignore = "slow: 9,000 connections; run by make test-slow (single-threaded, for a clean RSS)"]
+#[ignore = "slow: 8,000 connections; run by make test-slow (single-threaded, for a clean RSS)"]
 fn agents_on_their_own_connections_fit() {
-    // Proves 9,000 agents, each on its own connection (the socket ring's, as the command line's
+    // Proves 8,000 agents, each on its own connection (the socket ring's, as the command line's
     // default), run with the whole process — router and generator, their start included —
-    // growing by at most 10 KiB per agent at its peak (6.7 KiB measured). Each agent
+    // growing by at most 10 KiB per agent at its peak (≈ 7 KiB measured). Each agent
     // connection's reader used to hold a 64 KiB buffer it never used on the ring and ≈ 10 KB of
     // state for replacing its connection, and every frame took a 64 KiB buffer: ≈ 29 KiB each.
     crate::support::raise_fd_limit(19_500);
-    agents_fit(9_000, 1, 3, a2a_bench::transport::Io::Uring, 10_240.0);
+    agents_fit(8_000, 1, 3, a2a_bench::transport::Io::Uring, 10_240.0);
 }
 
 #[test]
