@@ -409,8 +409,10 @@ fn a_router_stays_flat_over_sessions_of_own_connections() {
     // one acknowledgement, and glibc's heap, broken up by them, grew by 4.5 MB from the second
     // session to the eighth, ≈ 250 bytes per connection and session (`docs/BENCHMARKS.md`,
     // "Memory per virtual agent").
-    let (mut child, addr) = crate::support::router_process(&[]);
-    let pid = child.id();
+    let (child, addr) = crate::support::router_process(&[]);
+    // Killed however the test ends.
+    let child = Reap(child);
+    let pid = child.0.id();
     let core = a2a_bench::placement::Machine::detect().cores.last().unwrap().core.to_string();
     let out = crate::support::scratch("sessions");
     let report = out.join("r.json");
@@ -459,8 +461,7 @@ fn a_router_stays_flat_over_sessions_of_own_connections() {
         }
         rss.push(crate::support::status_kib(pid, "VmRSS:"));
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     eprintln!("router RSS after each session, KiB: {rss:?}");
     assert!(rss[7] <= rss[1] + 1536, "the router grew session after session: {rss:?} KiB");
 }
