@@ -13,6 +13,14 @@
 # `cpu.target_cores` for a2a-bench): a server near one core was the limit for both clients.
 # TLS=1: the same over https (a self-signed certificate made with openssl; a2a-bench --insecure,
 # wrk does not check certificates).
+# TARGET=fast: the server is `benches/fast_responder.c` (built with cc), cheaper per request
+# than either client, so that one client core is the limit without a budget, as on a machine
+# with cores to spare for the server.
+# PCAP=1: also the round trips as the wire saw them, under each client: a packet capture
+# (tcpdump, pinned to the server's core) over each client's whole run (a2a-bench's warm-up
+# too), read by `benches/wire_rtt.py`. Each tool's p50 against the wire's under it tells how
+# much of it was the tool's own queueing. The capture costs CPU: a PCAP run's figures are for
+# that run.
 # BUDGET=0.5: each client runs in a cpu cgroup held to that many cores (CFS quota, 10 ms period;
 # root, cgroup v1 or v2). With the server faster than the budgeted client, the client is the
 # limit, and the throughput ratio is the ratio of throughput per client core, the run's real
@@ -25,9 +33,12 @@ SECS=${SECS:-5}
 RUNS=${RUNS:-5}
 CLIENT_CORE=${CLIENT_CORE:-$(( $(nproc) - 1 ))}
 command -v wrk >/dev/null || { echo "bench-http needs wrk: apt-get install -y wrk"; exit 1; }
+if [ "${PCAP:-0}" = 1 ]; then
+    command -v tcpdump >/dev/null || { echo "PCAP=1 needs tcpdump: apt-get install -y tcpdump"; exit 1; }
+fi
 OUT=$(mktemp -d)
 CG=""
-trap 'kill ${SERVER:-} 2>/dev/null || true; rm -rf "$OUT"; [ -z "$CG" ] || rmdir "$CG" 2>/dev/null || true' EXIT
+trap 'kill ${SERVER:-} ${CAPTURE:-} 2>/dev/null || true; rm -rf "$OUT"; [ -z "$CG" ] || rmdir "$CG" 2>/dev/null || true' EXIT
 
 # BUDGET: a cpu cgroup with a CFS quota; `budgeted CMD...` runs CMD in it.
 if [ -n "${BUDGET:-}" ]; then
@@ -60,19 +71,44 @@ if [ "${TLS:-0}" = 1 ]; then
         -keyout "$OUT/key.pem" -out "$OUT/cert.pem" 2>/dev/null
     SERVE_TLS=(--tls-cert "$OUT/cert.pem" --tls-key "$OUT/key.pem") A2A_TLS=(--insecure)
 fi
-taskset -c 0 "$BIN" serve a2a-echo --listen 127.0.0.1:0 --threads 1 "${SERVE_TLS[@]}" >"$OUT/serve.log" 2>&1 &
+if [ "${TARGET:-a2a-echo}" = fast ]; then
+    # A server cheaper per request than either client (`benches/fast_responder.c`): the client
+    # is the limit without a budget.
+    [ "${TLS:-0}" = 1 ] && { echo "TARGET=fast speaks plain HTTP only"; exit 1; }
+    cc -O2 -o "$OUT/fast_responder" "$ROOT/benches/fast_responder.c" || { echo "TARGET=fast needs a C compiler (cc)"; exit 1; }
+    taskset -c 0 "$OUT/fast_responder" >"$OUT/serve.log" 2>&1 &
+else
+    taskset -c 0 "$BIN" serve a2a-echo --listen 127.0.0.1:0 --threads 1 "${SERVE_TLS[@]}" >"$OUT/serve.log" 2>&1 &
+fi
 SERVER=$!
 for _ in $(seq 100); do grep -q "^serving" "$OUT/serve.log" 2>/dev/null && break; sleep 0.1; done
-URL="$(sed -n 's/^serving a2a-echo on \(https*:[^ ]*\).*/\1/p' "$OUT/serve.log")/health"
+URL="$(sed -n 's/^serving.* on \(https*:[^ ]*\).*/\1/p' "$OUT/serve.log")/health"
 echo "target: $URL (core 0); clients on core $CLIENT_CORE${BUDGET:+ held to $BUDGET of a core each}, $CONNS connections, ${SECS} s, $RUNS runs each"
 
 # The server's CPU time in ticks (100 a second): how busy it was under each client.
 server_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
+# PCAP=1: `capture` starts capturing the server's port (once tcpdump says it listens); `wire
+# FILE` stops it and appends the wire's p50 (µs) to FILE.
+PORT=${URL##*:}; PORT=${PORT%%/*}
+capture() {
+    [ "${PCAP:-0}" = 1 ] || return 0
+    taskset -c 0 tcpdump -i lo -s 96 -B 65536 --time-stamp-precision=nano -w "$OUT/cap.pcap" \
+        "tcp port $PORT" 2>"$OUT/tcpdump.log" &
+    CAPTURE=$!
+    for _ in $(seq 100); do grep -q "listening on" "$OUT/tcpdump.log" && break; sleep 0.05; done
+}
+wire() {
+    [ "${PCAP:-0}" = 1 ] || return 0
+    kill -INT "$CAPTURE" && wait "$CAPTURE" || true
+    python3 "$ROOT/benches/wire_rtt.py" "$OUT/cap.pcap" "$PORT" | sed -n 's/.*p50_us=//p' >>"$1"
+}
 for i in $(seq "$RUNS"); do
     # wrk: requests/s, p50 (ms), CPU seconds of the process.
     TIMEFORMAT="%U %S"
     s0=$(server_ticks) w0=$(date +%s.%N)
+    capture
     { time budgeted taskset -c "$CLIENT_CORE" wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "$URL" >"$OUT/wrk.txt"; } 2>"$OUT/wrk.time"
+    wire "$OUT/wrk.wire"
     wrk_server=$(awk -v a="$s0" -v b="$(server_ticks)" -v t0="$w0" -v t1="$(date +%s.%N)" 'BEGIN { print (b - a) / 100 / (t1 - t0) }')
     python3 - "$OUT/wrk.txt" "$OUT/wrk.time" "$SECS" >>"$OUT/wrk.rows" <<'PY'
 import re, sys
@@ -84,15 +120,18 @@ user, sys_ = map(float, open(sys.argv[2]).read().split())
 busy = (user + sys_) / float(sys.argv[3])
 print(rps, p50, busy)
 PY
+    capture
     budgeted "$BIN" http --url "$URL" --pattern health --agents "$CONNS" --duration "$SECS" --warmup 1 \
         --repeat 1 --interval 0 --agent-cores "$CLIENT_CORE" --agent-io "${AGENT_IO:-uring}" "${A2A_TLS[@]}" \
         --output "$OUT/a2a.json" >/dev/null 2>&1 || true
+    wire "$OUT/a2a.wire"
     python3 - "$OUT/a2a.json" >>"$OUT/a2a.rows" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))["results"][0]
 busy = max(r["cpu"]["agent_cores"])
 watch = max(r["cpu"].get("agent_watch") or [0.0])
-print(r["throughput_msg_per_sec"], r["latency"]["rtt_raw"]["p50_ms"], busy, busy - watch)
+print(r["throughput_msg_per_sec"], r["latency"]["rtt_raw"]["p50_ms"], busy, busy - watch,
+      r["latency"]["rtt"]["p50_ms"])
 PY
     # The server's cores under a2a-bench: the report's own figure (cpu.target_cores).
     a2a_server=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["results"][0]["cpu"].get("target_cores", 0))' "$OUT/a2a.json")
@@ -105,11 +144,13 @@ def load(p):
     rows = [list(map(float, l.split())) for l in open(p) if l.strip()]
     return [statistics.median(c) for c in zip(*rows)], [r[0] / r[2] for r in rows]
 (w_rps, w_p50, w_busy), w_eff = load(sys.argv[1])
-(a_rps, a_p50, a_busy, a_work), a_eff = load(sys.argv[2])
+(a_rps, a_p50, a_busy, a_work, a_rtt50), a_eff = load(sys.argv[2])
 w_e, a_e = statistics.median(w_eff), statistics.median(a_eff)
 print(f"wrk:       {w_rps:10.0f} req/s  p50 {w_p50:.3f} ms  client busy {w_busy*100:.0f} %  {w_e:10.0f} req per client CPU-second")
 print(f"a2a-bench: {a_rps:10.0f} req/s  p50 {a_p50:.3f} ms  client busy {a_busy*100:.0f} % "
       f"(less its watch {a_work*100:.0f} %)  {a_e:10.0f} req per client CPU-second")
+print(f"           p50 from the intended send time (closed loop: the previous answer handled) "
+      f"{a_rtt50:.3f} ms; the p50 above is the raw one, on the wire as the client's ring saw it")
 print(f"a2a-bench / wrk: throughput {a_rps/w_rps:.2f}x, p50 {a_p50/w_p50:.2f}x, per client CPU {a_e/w_e:.2f}x (medians)")
 # This machine drifts between runs: each a2a-bench run is also set against the wrk run just
 # before it, and the median of those paired ratios is the steadier figure.
@@ -126,6 +167,13 @@ budget = sys.argv[4]
 if budget:
     print(f"each client held to {budget} of a core: throughput per client core, a2a-bench / wrk "
           f"{a_rps/w_rps:.2f}x (medians), {r(lambda w, a: a[0] / w[0]):.2f}x (paired)")
+import os
+wire = lambda p: [float(l) for l in open(p) if l.strip()] if os.path.exists(p) else []
+ww, aw = wire(sys.argv[2].replace(".rows", ".wire").replace("a2a", "wrk")), wire(sys.argv[2].replace(".rows", ".wire"))
+if ww and aw:
+    print(f"the wire's p50 (packet capture, medians of {len(ww)}): under wrk {statistics.median(ww):.1f} us "
+          f"(wrk says {w_p50*1000:.1f}), under a2a-bench {statistics.median(aw):.1f} us "
+          f"(a2a-bench says {a_p50*1000:.1f} raw, {a_rtt50*1000:.1f} from the intended time)")
 srv = [list(map(float, l.split())) for l in open(sys.argv[3]) if l.strip()]
 print(f"server (one worker thread) busy, in cores (medians): under wrk {statistics.median(s[0] for s in srv):.2f}, "
       f"under a2a-bench {statistics.median(s[1] for s in srv):.2f}")

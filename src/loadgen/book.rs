@@ -264,24 +264,28 @@ impl Book {
     }
 
     /// A server answered agent `from`'s request (HTTP: no receiving agent, the server's
-    /// response is both delivery and reply): `(intended, actual)` are its send times. Counted
-    /// once as a delivery in the window. Returns the agent whose window slot it freed.
+    /// response is both delivery and reply), intended at `intended_ns`, handled now: `(left,
+    /// arrived)` are when it went on the wire and its answer came off it (the raw round trip).
+    /// Counted once as a delivery in the window. Returns the agent whose window slot it freed.
     #[inline]
     #[must_use]
     pub fn answered(
         &mut self,
         from: u32,
-        (intended_ns, actual_ns): (u64, u64),
+        intended_ns: u64,
+        (left_ns, arrived_ns): (u64, u64),
         measured: bool,
     ) -> Option<usize> {
         let Some(local) = self.local_of(from) else {
             self.counters.unexpected += 1;
             return None;
         };
-        let raw = self.now_ns.saturating_sub(actual_ns);
+        let raw = arrived_ns.saturating_sub(left_ns);
         self.note_round_trip(raw);
         if measured {
-            self.waited((intended_ns, actual_ns));
+            self.latencies.record_rtt(self.now_ns.saturating_sub(intended_ns), raw);
+            self.counters.round_trips_measured += 1;
+            self.counters.last_measured_delivery_ns = self.now_ns;
         }
         self.op_done(local)
     }

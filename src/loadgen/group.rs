@@ -547,7 +547,7 @@ mod tests {
         assert_eq!(g.short_round_trips(), None);
         let answer = |g: &mut Group<Native>, at: u64, actual: u64, measured: bool| {
             g.book.now_ns = at;
-            let _ = g.book.answered(1, (0, actual), measured);
+            let _ = g.book.answered(1, 0, (actual, at), measured);
         };
         answer(&mut g, 500_000, 470_000, false); // 30 µs, warm-up
         answer(&mut g, 2_000_000, 1_960_000, true); // 40 µs

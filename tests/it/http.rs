@@ -576,6 +576,37 @@ fn ok_body() -> Vec<u8> {
 }
 
 #[test]
+fn a_round_trip_on_the_wire_is_never_shorter_than_the_server_took() {
+    // Proves the raw latency's two ends err late, never early, on both of the agents' I/O
+    // paths: against a server that holds every answer 3 ms, no raw round trip (from the
+    // request's departure to its answer's arrival: on the socket ring, the submission that
+    // carried it and the pass that reaped the answer) is shorter than 3 ms, and none is longer
+    // than the round trip from the intended send time.
+    for io in ["uring", "glommio"] {
+        if io == "uring" && a2a_bench::transport::uring::supported().is_err() {
+            continue;
+        }
+        let addr = scripted(|_, _| {
+            std::thread::sleep(Duration::from_millis(3)); // the server's time, simulated
+            Some(ok_body())
+        });
+        let url = format!("http://{addr}/");
+        let (ok, text, report) =
+            http(&["--url", &url, "--pattern", "health", "--agents", "3", "--agent-io", io]);
+        assert!(ok, "{io}: {text}");
+        let report = report.unwrap_or_else(|| panic!("{io}: no report: {text}"));
+        assert_clean(&report, &["health"]);
+        let latency = &run(&report)["latency"];
+        let (raw, rtt) = (&latency["rtt_raw"], &latency["rtt"]);
+        assert!(raw["count"].as_u64().unwrap() >= 20, "{io}: {latency}");
+        assert!(raw["min_ms"].as_f64().unwrap() >= 3.0, "{io}: {latency}");
+        for q in ["min_ms", "p50_ms", "max_ms"] {
+            assert!(raw[q].as_f64().unwrap() <= rtt[q].as_f64().unwrap(), "{io}: {latency}");
+        }
+    }
+}
+
+#[test]
 fn no_keepalive_sends_one_request_per_connection() {
     // Proves --no-keepalive: every request says `Connection: close` and goes on a connection of
     // its own (reconnects ≈ answers), with no error; HTTP/1.1 only.

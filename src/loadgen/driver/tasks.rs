@@ -94,6 +94,10 @@ pub(super) async fn reader<A: Adapter + 'static>(
         move_out: false,
         cut: false,
     };
+    if r.http && r.stream.borrow().lender().is_some() {
+        // A request's raw latency starts when the ring submits it.
+        uring::transit::record();
+    }
     loop {
         if r.filled == 0 && !r.move_out {
             match r.lend().await {

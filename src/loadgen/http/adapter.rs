@@ -14,6 +14,7 @@ impl Adapter for Http {
                     seq: 0,
                     intended_ns: 0,
                     sent_ns: 0,
+                    left: 0,
                     measured: false,
                     again: false,
                 };
@@ -34,6 +35,7 @@ impl Adapter for Http {
             seq,
             intended_ns: r.intended_ns,
             sent_ns: r.sent_ns,
+            left: 0,
             measured: r.measured,
             again: false,
         };
@@ -116,6 +118,7 @@ impl Adapter for Http {
                     seq: 0,
                     intended_ns: 0,
                     sent_ns: 0,
+                    left: 0,
                     measured: false,
                     again: false,
                 };

@@ -196,7 +196,7 @@ impl Http {
                                 s.events += u64::from(events);
                             }
                         }
-                        book.answered(id, (w.intended_ns, w.sent_ns), w.measured)
+                        book.answered(id, w.intended_ns, w.transit(now), w.measured)
                     }
                     Err(kind) => {
                         if w.measured {
@@ -351,11 +351,7 @@ impl Http {
         if !self.h2.is_empty() {
             let mut buf = self.spare.pop().unwrap_or_default();
             let now = clock::now_ns();
-            self.h2[conn].output(&mut buf, |w| {
-                if !w.again {
-                    w.sent_ns = now;
-                }
-            });
+            self.h2[conn].output(&mut buf, |w| w.taken(now));
             if buf.is_empty() {
                 self.spare.push(buf);
                 return None;
@@ -366,12 +362,13 @@ impl Http {
         if c.out.is_empty() {
             return None;
         }
-        // A request leaves when the writer takes its bytes, not when it was rendered: the raw
-        // latency does not count the client's own turnaround (the intended time still does).
+        // A request leaves when the writer takes its bytes (on a socket ring, at the
+        // submission after that), not when it was rendered: the raw latency does not count the
+        // client's own turnaround (the intended time still does).
         let now = clock::now_ns();
         let from = c.wire.len() - c.unstamped.min(c.wire.len());
-        for w in c.wire.range_mut(from..).filter(|w| !w.again) {
-            w.sent_ns = now;
+        for w in c.wire.range_mut(from..) {
+            w.taken(now);
         }
         c.unstamped = 0;
         let fresh = self.spare.pop().unwrap_or_default();

@@ -8,10 +8,13 @@
 //! Responses come back in order, so the adapter matches them by a FIFO per connection, bounded
 //! by the connection's clients × their window: the only state per request in flight.
 //!
-//! A request's latency runs from its intended send time (`rtt`) and from the moment the writer
-//! took its bytes for the socket (`rtt_raw`); it is an answer when its response has a 2xx status, the content
-//! type its pattern expects and the shape it must have (`judge`). Anything else is an error
-//! counted by kind: `http_<status>`, a JSON-RPC code by name, `protocol_*`.
+//! A request's latency runs from its intended send time to the moment its answer is handled
+//! (`rtt`), and from the moment it left to the moment its answer arrived (`rtt_raw`): on a
+//! socket ring the submission that carried it and the pass that reaped the answer (`transit`),
+//! elsewhere the moment the writer took its bytes and the answer's handling. It is an answer when its response has a
+//! 2xx status, the content type its pattern expects and the shape it must have (`judge`).
+//! Anything else is an error counted by kind: `http_<status>`, a JSON-RPC code by name,
+//! `protocol_*`.
 //!
 //! MCP clients open a session each before the run (`initialize`, `Mcp-Session-Id`,
 //! `notifications/initialized`) and close it after (`DELETE`), unless the protocol version is
@@ -31,6 +34,7 @@ use hdrhistogram::Histogram;
 use super::counters::{add, add_name};
 use super::group::{About, Adapter, Book, ErrorKind, GroupConfig, Outgoing, MEASURED_BIT};
 use crate::clock;
+use crate::transport::uring::transit;
 use crate::wire::AgentId;
 use parse::{Framing, Head};
 
@@ -287,10 +291,39 @@ struct Wire {
     local: u32,
     seq: u64,
     intended_ns: u64,
+    /// When the writer took its bytes for the socket.
     sent_ns: u64,
+    /// The socket ring's submissions then ([`transit::count`]): its bytes left at the
+    /// next one ([`Wire::left_ns`]).
+    left: u64,
     measured: bool,
     /// Sent before, never processed, going again: its send time stays the first one.
     again: bool,
+}
+
+impl Wire {
+    /// When the request left: the socket ring's submission that carried it, if known, else
+    /// when the writer took it. The raw latency starts here.
+    fn left_ns(&self) -> u64 {
+        transit::left_at(self.left).map_or(self.sent_ns, |t| t.max(self.sent_ns))
+    }
+
+    /// Its answer, handled at `now_ns`: when it left and when the answer arrived (the socket
+    /// ring's pass that reaped it, if known, else now), the raw latency's two ends.
+    fn transit(&self, now_ns: u64) -> (u64, u64) {
+        let left = self.left_ns();
+        let arrived = transit::arrived_at().map_or(now_ns, |t| t.clamp(left, now_ns.max(left)));
+        (left, arrived)
+    }
+
+    /// The writer takes the request's bytes at `now_ns` (a request sent again keeps its first
+    /// send).
+    fn taken(&mut self, now_ns: u64) {
+        if !self.again {
+            self.sent_ns = now_ns;
+            self.left = transit::count();
+        }
+    }
 }
 
 /// `REFUSED_STREAM` resets in a row on one connection, each sent again, before the next is an

@@ -45,6 +45,45 @@ fn a_request_leaves_when_the_writer_takes_its_bytes() {
 }
 
 #[test]
+fn a_request_on_a_socket_ring_leaves_at_the_submission_after_its_take() {
+    // Proves where the raw latency starts and ends when a socket ring carries the bytes: not
+    // when the writer took them (the rest of the client's pass runs before they go) but at the
+    // ring's next submission, the take time staying the bound when the submission is not
+    // known; and not when the client handles the answer but at the pass that reaped it.
+    std::thread::spawn(|| {
+        transit::record();
+        for http2 in [false, true] {
+            let plan = Plan { host: "x".into(), http2, ..Plan::default() };
+            let mut h = Http::new(&config(), Arc::new(plan));
+            h.request(0, &booked(5));
+            h.take_output(0).expect("the request's bytes");
+            let w = if http2 {
+                std::mem::take(&mut h.h2[0]).into_streams().next().expect("the stream")
+            } else {
+                h.conns[0].wire[0]
+            };
+            assert_eq!(w.left_ns(), w.sent_ns, "http2: {http2}: not submitted yet");
+            let later = w.sent_ns + 2_000;
+            while clock::now_ns() < later {
+                std::hint::spin_loop();
+            }
+            transit::submitting(true);
+            assert!(w.left_ns() >= later, "http2: {http2}: left at the submission");
+            let first = w.left_ns();
+            transit::submitting(true);
+            assert_eq!(w.left_ns(), first, "http2: {http2}: the first submission after it");
+            // The answer arrived when a pass reaped it, before the client handled it.
+            transit::reaped();
+            let reaped = transit::arrived_at().expect("reaped");
+            let handled = reaped + 5_000;
+            assert_eq!(w.transit(handled), (first, reaped), "http2: {http2}");
+        }
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
 fn requests_carry_the_head_of_their_kind_and_their_own_lines() {
     // Proves the request bytes with the heads written once per pattern: the request line,
     // the constant headers, then this request's own lines (session, body length) and body,

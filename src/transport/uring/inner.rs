@@ -66,6 +66,7 @@ impl Inner {
         // provided buffers (freed only with no operation in flight) or a slot's `tx_fly`,
         // untouched until its send completes.
         while unsafe { self.ring.submission().push(&e) }.is_err() {
+            super::transit::submitting(true);
             let _ = self.ring.submit();
         }
         self.in_flight += 1;
@@ -77,6 +78,7 @@ impl Inner {
         // SAFETY: the entry refers to no memory; a poll's descriptor (the doorbell's) outlives
         // the ring (`Ring::peers`), or the poll is cancelled at the stop.
         while unsafe { self.ring.submission().push(&e) }.is_err() {
+            super::transit::submitting(true);
             let _ = self.ring.submit();
         }
     }
@@ -84,7 +86,17 @@ impl Inner {
     /// [`Inner::submit_dirty`], then one `io_uring_enter` for it.
     pub(super) fn submit_queued(&mut self) {
         self.submit_dirty();
+        self.departing();
         let _ = self.ring.submit();
+    }
+
+    /// Before an `io_uring_enter` that submits what is queued: times it, if anything is
+    /// ([`super::transit`]).
+    #[inline]
+    pub(super) fn departing(&mut self) {
+        if super::transit::recording() {
+            super::transit::submitting(!self.ring.submission().is_empty());
+        }
     }
 
     /// Arms receives and starts sends for the connections that asked.

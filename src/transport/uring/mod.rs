@@ -76,6 +76,7 @@ mod sleep;
 mod stream;
 #[cfg(test)]
 mod tests;
+pub mod transit;
 
 pub use sleep::sleep_until;
 pub use stream::UringStream;

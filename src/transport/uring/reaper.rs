@@ -486,6 +486,7 @@ impl Ring {
                 let all = ring.params().cq_entries() as usize;
                 let now = types::Timespec::new();
                 let args = types::SubmitArgs::new().timespec(&now);
+                super::transit::submitting(!ring.submission().is_empty());
                 let _ = ring.submitter().submit_with_args(all, &args);
                 pending = !ring.completion().is_empty();
             }
@@ -520,6 +521,7 @@ impl Ring {
             let mut ready = !inner.ring.completion().is_empty();
             if !ready && inner.ring.submission().taskrun() {
                 // Completions wait as task work: entering the kernel posts them.
+                inner.departing();
                 let _ = inner.ring.submit();
                 ready = !inner.ring.completion().is_empty();
             }
@@ -549,10 +551,12 @@ impl Ring {
         let ts = types::Timespec::new().sec(ns / 1_000_000_000).nsec((ns % 1_000_000_000) as u32);
         let args = types::SubmitArgs::new().timespec(&ts);
         // ETIME (the wait ran out) and EINTR are answers too: the caller looks at the queue.
+        inner.departing();
         let _ = inner.ring.submitter().submit_with_args(1, &args);
         // Task work that came after the wait ended is run now; the flag alone is no answer (it
         // can stay set with nothing to run: `arm_bell`).
         if inner.ring.completion().is_empty() && inner.ring.submission().taskrun() {
+            inner.departing();
             let _ = inner.ring.submit();
         }
         let ready = !inner.ring.completion().is_empty();
@@ -586,6 +590,7 @@ impl Ring {
         let inner = &mut *inner;
         let need = !inner.ring.submission().is_empty() || inner.ring.submission().taskrun();
         if need {
+            inner.departing();
             if let Err(e) = inner.ring.submit() {
                 if e.raw_os_error() != Some(libc::EBUSY) && e.kind() != io::ErrorKind::Interrupted {
                     // Nothing sane is left: fail every connection.
@@ -629,6 +634,9 @@ impl Ring {
                 OP_SEND => inner.on_send(slot, res),
                 _ => {}
             }
+        }
+        if received > 0 {
+            super::transit::reaped();
         }
         self.turn_bytes.set(self.turn_bytes.get() + received);
         self.pass_bytes.set(self.pass_bytes.get() + received);
