@@ -103,6 +103,9 @@ device-bundle: build ## A stripped binary and its two libraries in target/device
 	@# wrk and the libraries it needs beyond libc, for benches/device_http.sh, when installed here
 	@if command -v wrk >/dev/null; then mkdir -p target/device/wrk && cp -L "$$(command -v wrk)" target/device/wrk/ && \
 	  for l in $$(ldd "$$(command -v wrk)" | awk '$$1 ~ /^lib(luajit|ssl|crypto)/ {print $$3}'); do cp -L $$l target/device/wrk/; done; fi
+	@# tcpdump and its libraries, for device_http.sh's PCAP=1 (the wire's own round trips), when installed here
+	@if command -v tcpdump >/dev/null; then mkdir -p target/device/tcpdump && cp -L "$$(command -v tcpdump)" target/device/tcpdump/ && \
+	  for l in $$(ldd "$$(command -v tcpdump)" | awk '$$3 ~ /^\// && $$1 !~ /^(libc\.so|libm\.so|ld-linux)/ {print $$3}'); do cp -L $$l target/device/tcpdump/; done; fi
 	@du -sh target/device
 
 bench-router: deps ## Router throughput and round trip with a minimal driver

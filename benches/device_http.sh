@@ -8,7 +8,11 @@
 # loop, SECS (default 3, whole seconds: wrk's -d) per run. Writes $OUT/summary.txt (each run's
 # server CPU ticks and the client's user, system and wall seconds; wrk's Requests/sec and p50;
 # a2a-bench's throughput, p50, status and agent cores' busy and watch shares) and
-# $OUT/raw.tgz (every output). No python needed there. On a 2-core machine:
+# $OUT/raw.tgz (every output). No python needed there. PCAP=1, the default (tcpdump in target/device/tcpdump,
+# or installed): one more round of each client on C1 with 16 connections, the server's port
+# captured (tcpdump on the server's cores) over the run; the wire's own round trips, read by
+# `benches/wire_rtt.py` where python3 is, else the first 200,000 packets kept in raw.tgz.
+# On a 2-core machine:
 # `SRV=0 C1=1 THREADS=1 MULTI=0 TUNE=0 OUT=/tmp/h bash benches/device_http.sh` checks it.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,9 +35,19 @@ URL="$(sed -n 's/^serving a2a-echo on \(https*:[^ ]*\).*/\1/p' "$O/serve.log")/h
 echo "url $URL, server: $THREADS threads on cores $SRV" >"$O/runs.txt"
 ticks() { awk '{print $14 + $15}' "/proc/$S/stat"; }
 TIMEFORMAT="cpu %U %S %R"
-run() { # client cores connections threads round
-    local name=$1 cores=$2 conns=$3 t=$4 i=$5 s0 f
+TL=$ROOT/target/device/tcpdump
+TCPDUMP=$TL/tcpdump
+[ -x "$TCPDUMP" ] || TCPDUMP=$(command -v tcpdump) || TCPDUMP=""
+PORT=${URL##*:}; PORT=${PORT%%/*}
+run() { # client cores connections threads round [capture]
+    local name=$1 cores=$2 conns=$3 t=$4 i=$5 s0 f cap=""
     f=$O/$name-$cores-$conns-$i
+    if [ -n "${6:-}" ]; then
+        LD_LIBRARY_PATH=$TL:$LD_LIBRARY_PATH taskset -c "$SRV" "$TCPDUMP" -i lo -s 96 -B 131072 -c 200000 \
+            --time-stamp-precision=nano -w "$f.pcap" "tcp port $PORT" 2>"$f.tcpdump" &
+        cap=$!
+        for _ in $(seq 100); do grep -q "listening on" "$f.tcpdump" && break; sleep 0.05; done
+    fi
     s0=$(ticks)
     if [ "$name" = wrk ]; then
         { time LD_LIBRARY_PATH=$WL:$LD_LIBRARY_PATH taskset -c "$cores" "$WRK" -t"$t" -c"$conns" -d"${SECS}s" --latency "$URL" >"$f.txt" 2>&1; } 2>"$f.time"
@@ -42,6 +56,13 @@ run() { # client cores connections threads round
             --warmup 0.5 --repeat 1 --interval 0 --agent-cores "$cores" --stall-probe 0 --output "$f.json" >"$f.txt" 2>&1; } 2>"$f.time"
     fi
     echo "$name $cores $conns $i server_ticks $(($(ticks) - s0)) $(cat "$f.time")" >>"$O/runs.txt"
+    if [ -n "$cap" ]; then
+        kill -INT "$cap" 2>/dev/null; wait "$cap"
+        if command -v python3 >/dev/null; then
+            echo "$name $cores $conns $i $(python3 "$ROOT/benches/wire_rtt.py" "$f.pcap" "$PORT" 2>&1)" >>"$O/wire.txt"
+            rm -f "$f.pcap"
+        fi
+    fi
 }
 for i in 1 2 3; do for c in 16 64; do run wrk "$C1" "$c" 1 "$i"; run a2a "$C1" "$c" 1 "$i"; done; done
 if [ "${MULTI:-1}" = 1 ]; then
@@ -49,14 +70,19 @@ if [ "${MULTI:-1}" = 1 ]; then
         run wrk "$C2" 64 2 "$i"; run a2a "$C2" 64 2 "$i"; run wrk "$C4" 128 4 "$i"; run a2a "$C4" 128 4 "$i"
     done
 fi
+if [ "${PCAP:-1}" = 1 ] && [ -n "$TCPDUMP" ]; then
+    run wrk "$C1" 16 1 pcap yes; run a2a "$C1" 16 1 pcap yes
+fi
 cd "$O" && {
     cat runs.txt
+    [ -f wire.txt ] && cat wire.txt
     for x in wrk-*.txt; do echo "$x $(grep Requests/sec "$x") p50 $(grep ' 50%' "$x")"; done
     for x in a2a-*.json; do
         flat=$(tr -d ' \n' <"$x")
         echo "$x $(grep -o '"throughput_msg_per_sec": [0-9.]*' "$x" | head -1) $(grep -o '"p50_latency_ms": [0-9.]*' "$x" | head -1)" \
             "$(grep -o '"status": "[a-z_]*"' "$x" | head -1) $(echo "$flat" | grep -o '"agent_cores":\[[0-9.,]*\]' | head -1)" \
-            "$(echo "$flat" | grep -o '"agent_watch":\[[0-9.,]*\]' | head -1)"
+            "$(echo "$flat" | grep -o '"agent_watch":\[[0-9.,]*\]' | head -1)" \
+            "raw $(echo "$flat" | grep -o '"rtt_raw":{[^}]*}' | grep -o '"p50_ms":[0-9.]*' | head -1)"
     done
 } >"$FINAL/summary.txt" 2>&1
 tar czf "$FINAL/raw.tgz" -C "$O" .
