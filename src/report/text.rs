@@ -315,9 +315,15 @@ pub fn summary(out: &mut dyn Write, report: &Report) -> io::Result<()> {
         }
     }
     if report.results.iter().any(|r| r.cpu.bottleneck == "generator") {
+        let (side, raw) = match s.throughput_unit.contains("HTTP") {
+            // What a saturated client adds to each request is in the latency from the intended
+            // time; the raw latency leaves it out.
+            true => ("server", "; their latency from the intended send time counts the clients' own queueing, and the raw latency leaves out what of it the clients can tell"),
+            false => ("router", ""),
+        };
         writeln!(
             out,
-            "  note: runs marked generator-bound saturated the agent cores, not the router: their throughput is a floor for the router"
+            "  note: runs marked generator-bound saturated the agent cores, not the {side}: their throughput is a floor for the {side}{raw}"
         )?;
     }
     if report.results.iter().any(|r| r.cpu.bottleneck == crate::report::SHARED_CORES) {
