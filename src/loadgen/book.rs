@@ -283,9 +283,7 @@ impl Book {
         let raw = arrived_ns.saturating_sub(left_ns);
         self.note_round_trip(raw);
         if measured {
-            self.latencies.record_rtt(self.now_ns.saturating_sub(intended_ns), raw);
-            self.counters.round_trips_measured += 1;
-            self.counters.last_measured_delivery_ns = self.now_ns;
+            self.measured_round_trip(self.now_ns.saturating_sub(intended_ns), raw);
         }
         self.op_done(local)
     }
@@ -295,9 +293,15 @@ impl Book {
     #[inline]
     pub fn waited(&mut self, (intended_ns, actual_ns): (u64, u64)) {
         let now = self.now_ns;
-        self.latencies.record_rtt(now.saturating_sub(intended_ns), now.saturating_sub(actual_ns));
+        self.measured_round_trip(now.saturating_sub(intended_ns), now.saturating_sub(actual_ns));
+    }
+
+    /// One measured round trip, now: `rtt_ns` from its intended send time, `raw_ns` as sent.
+    #[inline]
+    fn measured_round_trip(&mut self, rtt_ns: u64, raw_ns: u64) {
+        self.latencies.record_rtt(rtt_ns, raw_ns);
         self.counters.round_trips_measured += 1;
-        self.counters.last_measured_delivery_ns = now;
+        self.counters.last_measured_delivery_ns = self.now_ns;
     }
 
     /// A workload's operation of agent `local` is done (a lock released, a barrier passed):

@@ -11,10 +11,10 @@
 //! A request's latency runs from its intended send time to the moment its answer is handled
 //! (`rtt`), and from the moment it left to the moment its answer arrived (`rtt_raw`): on a
 //! socket ring the submission that carried it and the pass that reaped the answer (`transit`),
-//! elsewhere the moment the writer took its bytes and the answer's handling. It is an answer when its response has a
-//! 2xx status, the content type its pattern expects and the shape it must have (`judge`).
-//! Anything else is an error counted by kind: `http_<status>`, a JSON-RPC code by name,
-//! `protocol_*`.
+//! elsewhere the moment the writer took its bytes and the answer's handling. It is an answer
+//! when its response has a 2xx status, the content type its pattern expects and the shape it
+//! must have (`judge`). Anything else is an error counted by kind: `http_<status>`, a JSON-RPC
+//! code by name, `protocol_*`.
 //!
 //! MCP clients open a session each before the run (`initialize`, `Mcp-Session-Id`,
 //! `notifications/initialized`) and close it after (`DELETE`), unless the protocol version is
