@@ -8,6 +8,8 @@
 use std::collections::VecDeque;
 use std::task::Waker;
 
+use smallvec::SmallVec;
+
 use crate::wire::{AgentId, BufferPool, Compression, FrameBuf, Probe, Quiet, HEADER_LEN};
 
 /// Largest outbound frame the router builds (the largest pool tier); a bigger message gets a
@@ -49,21 +51,48 @@ pub(crate) enum Closing {
     Now,
 }
 
+// Every connection's `Conn` is paid for as long as it is open (`docs/BENCHMARKS.md`, "What an
+// own connection costs"): a field that grows it should be one an idle connection needs.
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<Conn>() <= 288);
+
+/// The part of a [`Conn`] that only backpressure and closing use.
+#[derive(Debug)]
+pub(crate) struct Cold {
+    /// Inputs paused until this connection drains below half its bound.
+    pub waiting: Vec<Waker>,
+    /// The other destinations its last input pushed past a bound, each waited for in turn.
+    pub blocked_more: Vec<super::Dest>,
+    /// Since when the queue has been past its bound (cleared when it drains to half): the
+    /// slow-consumer clock.
+    pub full_since_ns: Option<u64>,
+    /// Closing after a flush: cut off at this time if the flush has not finished (`u64::MAX`).
+    pub give_up_ns: u64,
+}
+
+impl Default for Cold {
+    fn default() -> Self {
+        Cold {
+            waiting: Vec::new(),
+            blocked_more: Vec::new(),
+            full_since_ns: None,
+            give_up_ns: u64::MAX,
+        }
+    }
+}
+
 /// One connection homed on this shard.
 #[derive(Debug)]
 pub(crate) struct Conn {
     /// Distinguishes this connection from earlier ones in the same slot.
     pub gen: u32,
-    /// Agents registered on this connection.
-    pub agents: Vec<AgentId>,
+    /// Agents registered on this connection (inline while there are at most four).
+    pub agents: SmallVec<[AgentId; 4]>,
     lanes: [Lane; 2],
     /// Raw bytes queued for writing: the bound's measure.
     pub queued_bytes: usize,
     /// The writer task, parked while there is nothing to write.
     pub writer: Option<Waker>,
-    /// Inputs paused until this connection drains below half its bound.
-    pub waiting: Vec<Waker>,
-    /// When the last input arrived (liveness of its agents; the idle timeout).
     pub last_frame_ns: u64,
     /// Since when a frame has been incomplete (the frame timeout), if one is.
     pub partial_since_ns: Option<u64>,
@@ -73,21 +102,17 @@ pub(crate) struct Conn {
     /// The destination whose bound this connection's last input pushed past, if any, and
     /// where the gate waits now.
     pub blocked_on: Option<super::Dest>,
-    /// The other destinations its last input pushed past a bound, each waited for in turn.
-    pub blocked_more: Vec<super::Dest>,
     /// The `congestion_mark` under which an input last noted this connection past its bound.
     pub noted: u64,
     /// Tasks (reader, writer) still using the slot.
     pub users: u8,
-    /// Since when the queue has been past its bound (cleared when it drains to half): the
-    /// slow-consumer clock.
-    pub full_since_ns: Option<u64>,
     /// Peers were told (`PeerMsg::Congested`) that this connection's agents are past the bound.
     pub announced: bool,
     /// The writer, while a write is in progress: woken when the connection is cut off.
     pub closer: Option<Waker>,
-    /// Closing after a flush: cut off at this time if the flush has not finished (`u64::MAX`).
-    pub give_up_ns: u64,
+    /// What only backpressure and closing use, allocated the first time either comes (and
+    /// kept): an idle connection does not carry it.
+    pub cold: Option<Box<Cold>>,
     /// Whether LZ4 paid on this connection's frames lately (`auto` compression).
     probe: Probe,
     /// Whether its next frame starts in a small buffer.
@@ -98,23 +123,20 @@ impl Conn {
     pub fn new(gen: u32, now_ns: u64) -> Conn {
         Conn {
             gen,
-            agents: Vec::new(),
+            agents: SmallVec::new(),
             lanes: [Lane::default(), Lane::default()],
             queued_bytes: 0,
             writer: None,
-            waiting: Vec::new(),
             last_frame_ns: now_ns,
             partial_since_ns: None,
             closing: Closing::No,
             fan_mark: 0,
             blocked_on: None,
-            blocked_more: Vec::new(),
             noted: 0,
             users: 2,
-            full_since_ns: None,
             announced: false,
             closer: None,
-            give_up_ns: u64::MAX,
+            cold: None,
             probe: Probe::default(),
             quiet: Quiet::default(),
         }
@@ -179,10 +201,23 @@ impl Conn {
         self.queued_bytes = 0;
     }
 
-    /// Whether `agent` is registered here.
+    /// The part only backpressure and closing use, allocated on first use.
+    pub fn cold(&mut self) -> &mut Cold {
+        self.cold.get_or_insert_with(Box::default)
+    }
+
+    /// That part if it was ever needed.
     #[inline]
-    pub fn has_agent(&self, agent: AgentId) -> bool {
-        self.agents.contains(&agent)
+    pub fn cold_ref(&self) -> Option<&Cold> {
+        self.cold.as_deref()
+    }
+
+    /// Wakes the inputs waiting for this connection to drain.
+    #[inline]
+    pub fn wake_waiting(&mut self) {
+        if let Some(k) = &mut self.cold {
+            k.waiting.drain(..).for_each(Waker::wake);
+        }
     }
 }
 

@@ -254,8 +254,8 @@ impl Shard {
             id: r.agent_id,
             agent_type: r.agent_type,
             conn: id.idx,
-            name: r.name,
-            capabilities: r.capabilities,
+            name: r.name.into_boxed_str(),
+            capabilities: r.capabilities.into_boxed_slice(),
             topics: Vec::new(),
             last_seen_ns: self.now_ns,
             online: true,
@@ -280,7 +280,7 @@ impl Shard {
         let a = self.local.remove(li as usize);
         self.directory.remove(&a.id);
         if let Some(c) = self.conns.get_mut(a.conn as usize) {
-            c.agents.retain(|&x| x != a.id);
+            c.agents.retain(|x| *x != a.id);
         }
         for topic in a.topics {
             self.unsubscribe_topic(li, topic);
@@ -507,7 +507,8 @@ impl Shard {
         if let Some(c) = self.conn_mut(id) {
             c.closing = super::conn::Closing::AfterFlush;
             // A client that never reads must not hold its connection open forever.
-            c.give_up_ns = c.give_up_ns.min(give_up_ns);
+            let k = c.cold();
+            k.give_up_ns = k.give_up_ns.min(give_up_ns);
             if let Some(w) = c.writer.take() {
                 w.wake();
             }
@@ -547,8 +548,8 @@ impl Shard {
             .map(|(_, a)| AgentInfo {
                 agent_id: a.id,
                 agent_type: a.agent_type,
-                name: a.name.clone(),
-                capabilities: if names_only { Vec::new() } else { a.capabilities.clone() },
+                name: a.name.to_string(),
+                capabilities: if names_only { Vec::new() } else { a.capabilities.to_vec() },
                 online: a.online,
                 shard: self.cfg.shard,
             })

@@ -78,8 +78,9 @@ impl Shard {
     #[inline]
     fn sender_on_conn(&self, idx: u32, agent: AgentId) -> bool {
         let Some(c) = self.conns.get(idx as usize) else { return false };
-        if c.agents.len() <= 4 {
-            return c.has_agent(agent);
+        // At most four agents lie inline (`Conn::agents`): a look there beats a look-up.
+        if !c.agents.spilled() {
+            return c.agents.contains(&agent);
         }
         matches!(self.directory.get(&agent), Some(&Route::Local(li))
             if self.local.get(li as usize).is_some_and(|a| a.conn == idx))

@@ -192,6 +192,10 @@ enum Route {
     Remote(u16),
 }
 
+// One per registered agent on its home shard (`Conn`'s size in `route::conn` says why).
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<LocalAgent>() <= 80);
+
 /// An agent homed on this shard.
 #[derive(Debug)]
 struct LocalAgent {
@@ -199,8 +203,8 @@ struct LocalAgent {
     agent_type: u32,
     /// Slot of the connection it registered on.
     conn: u32,
-    name: String,
-    capabilities: Vec<String>,
+    name: Box<str>,
+    capabilities: Box<[String]>,
     topics: Vec<TopicId>,
     /// Registration or last heartbeat.
     last_seen_ns: u64,
@@ -564,8 +568,11 @@ impl Shard {
         self.congestion_mark += 1;
         if let Some(c) = self.conn_mut(id) {
             c.blocked_on = congested;
-            c.blocked_more.clear();
-            c.blocked_more.append(&mut more);
+            if !more.is_empty() || c.cold.is_some() {
+                let k = c.cold();
+                k.blocked_more.clear();
+                k.blocked_more.append(&mut more);
+            }
         }
         more.clear();
         self.congested_more = more;
@@ -629,7 +636,7 @@ impl Shard {
             return;
         }
         c.closing = Closing::Now;
-        let announced = std::mem::take(&mut c.announced).then(|| c.agents.clone());
+        let announced = std::mem::take(&mut c.announced).then(|| c.agents.to_vec());
         if let Some(agents) = announced {
             self.tell_all_peers(|| PeerMsg::Congested { agents: agents.clone(), on: false });
         }
@@ -640,7 +647,7 @@ impl Shard {
             for w in [c.writer.take(), c.closer.take()].into_iter().flatten() {
                 w.wake();
             }
-            c.waiting.drain(..).for_each(Waker::wake);
+            c.wake_waiting();
         }
     }
 
@@ -722,13 +729,14 @@ impl Shard {
             .filter_map(|(i, c)| {
                 let id = ConnId { idx: i as u32, gen: c.gen };
                 let elapsed = |t: u64| now_ns.saturating_sub(t);
-                if c.closing == Closing::AfterFlush && now_ns > c.give_up_ns {
+                let cold = c.cold_ref();
+                if c.closing == Closing::AfterFlush && cold.is_some_and(|k| now_ns > k.give_up_ns) {
                     cut_off.push(id);
                     return None;
                 }
                 if c.closing != Closing::No {
                     None
-                } else if c.full_since_ns.is_some_and(|t| elapsed(t) > slow) {
+                } else if cold.and_then(|k| k.full_since_ns).is_some_and(|t| elapsed(t) > slow) {
                     Some((id, ErrorCode::SlowConsumer, "queue past its bound for too long"))
                 } else if c.partial_since_ns.is_some_and(|t| elapsed(t) > frame) {
                     let why = "a frame did not complete within the frame timeout";
@@ -748,7 +756,7 @@ impl Shard {
                 if let Some(c) = self.conns.get_mut(id.idx as usize) {
                     self.conn_bytes = self.conn_bytes.saturating_sub(c.queued_bytes);
                     c.discard_output(&mut self.pool);
-                    c.waiting.drain(..).for_each(Waker::wake);
+                    c.wake_waiting();
                 }
             }
             self.fail_conn(id, code, why.into());

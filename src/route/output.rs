@@ -75,11 +75,13 @@ impl Shard {
             c.queued_bytes = c.queued_bytes.saturating_sub(raw_bytes);
             self.conn_bytes = self.conn_bytes.saturating_sub(raw_bytes);
             if c.queued_bytes <= low {
-                c.waiting.drain(..).for_each(Waker::wake);
-                c.full_since_ns = None;
+                if let Some(k) = c.cold.as_deref_mut() {
+                    k.waiting.drain(..).for_each(Waker::wake);
+                    k.full_since_ns = None;
+                }
                 if c.announced {
                     c.announced = false;
-                    let agents = c.agents.clone();
+                    let agents = c.agents.to_vec();
                     self.tell_all_peers(|| PeerMsg::Congested {
                         agents: agents.clone(),
                         on: false,
@@ -133,12 +135,15 @@ impl Shard {
         let max = self.cfg.conn_queue_bytes_max;
         loop {
             let Some(c) = self.conn_mut(id) else { return Poll::Ready(()) };
-            let next = c.blocked_on.take().or_else(|| c.blocked_more.pop()).or_else(|| {
+            let more = c.cold.as_deref_mut().map(|k| &mut k.blocked_more);
+            let next = c.blocked_on.take().or_else(|| more.and_then(Vec::pop)).or_else(|| {
                 (c.closing != Closing::Now && c.queued_bytes > max).then_some(Dest::Conn(id.idx))
             });
             let Some(dest) = next else {
-                if c.blocked_more.capacity() > BLOCKED_KEPT {
-                    c.blocked_more = Vec::new();
+                if let Some(k) = c.cold.as_deref_mut() {
+                    if k.blocked_more.capacity() > BLOCKED_KEPT {
+                        k.blocked_more = Vec::new();
+                    }
                 }
                 return Poll::Ready(());
             };
@@ -159,7 +164,7 @@ impl Shard {
                     if c.closing != Closing::Now
                         && c.queued_bytes > self.cfg.conn_queue_bytes_max / 2 =>
                 {
-                    c.waiting.push(cx.waker().clone());
+                    c.cold().waiting.push(cx.waker().clone());
                     true
                 }
                 _ => false,
@@ -225,7 +230,7 @@ impl Shard {
     pub(super) fn conn_past_bound(&mut self, idx: u32, pause_input: bool) {
         let now_ns = self.now_ns;
         let Some(c) = self.conns.get_mut(idx as usize) else { return };
-        c.full_since_ns.get_or_insert(now_ns);
+        c.cold().full_since_ns.get_or_insert(now_ns);
         if pause_input {
             self.note_congested(Dest::Conn(idx));
         }
@@ -233,7 +238,7 @@ impl Shard {
         if !c.announced && !c.agents.is_empty() && self.cfg.shards > 1 {
             c.announced = true;
             self.peers_told = true;
-            let agents = c.agents.clone();
+            let agents = c.agents.to_vec();
             self.tell_all_peers(|| PeerMsg::Congested { agents: agents.clone(), on: true });
         }
     }

@@ -836,3 +836,33 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn an_idle_connection_with_one_agent_costs_its_shards_little() {
+    // Proves what the shards hold for an idle connection with one agent (the part of the
+    // router's bytes per own connection that is the routing core's, `docs/BENCHMARKS.md`):
+    // its `Conn` (backpressure's and closing's part not allocated), its agent inline, the
+    // agent's entry, one directory entry per shard, and what the registrations left behind
+    // (claims' and peers' queues at their peak capacity, the pools). 4,000 connections on a
+    // 2-shard router, each registering one agent and answered; heap bytes asked for (both
+    // shards run on this thread): 1,260 before `Conn` lost its cold part and kept its agents
+    // inline (2026-12-05), 1,154 after.
+    let mut s = shards(2);
+    let n = 4_000u32;
+    let before = counting::live();
+    let conns: Vec<ConnId> = (0..n).map(|_| s[0].open_conn()).collect();
+    for (i, &c) in conns.iter().enumerate() {
+        let f = frame(&[register(i as u32 + 1)]);
+        assert_eq!(s[0].on_input(c, &f).consumed, f.len());
+    }
+    pump(&mut s);
+    for &c in &conns {
+        assert_eq!(acks(&drain(&mut s[0], c)), 1);
+    }
+    let per_conn = (counting::live() - before) / n as isize;
+    assert_eq!((s[0].local_agents(), s[1].known_agents()), (n as usize, n as usize));
+    let cold = conns.iter().filter(|c| s[0].conns[c.idx as usize].cold_ref().is_some()).count();
+    assert_eq!(cold, 0, "idle connections carrying backpressure's part");
+    eprintln!("an idle connection with one agent: {per_conn} bytes in its shards (2 shards)");
+    assert!(per_conn <= 1_200, "{per_conn} bytes per connection");
+}

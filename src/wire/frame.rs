@@ -301,10 +301,10 @@ pub struct Probe {
     skip: u32,
     /// Attempts in a row that did not pay (capped where the skip reaches its most).
     misses: u32,
-    /// LZ4 attempts made.
-    pub tried: u64,
-    /// Frames sent without an attempt while skipping.
-    pub skipped: u64,
+    /// LZ4 attempts made (saturating: a connection's memory, kept small).
+    pub tried: u32,
+    /// Frames sent without an attempt while skipping (saturating).
+    pub skipped: u32,
 }
 
 impl Probe {
@@ -312,10 +312,10 @@ impl Probe {
     fn tries(&mut self) -> bool {
         if self.skip > 0 {
             self.skip -= 1;
-            self.skipped += 1;
+            self.skipped = self.skipped.saturating_add(1);
             return false;
         }
-        self.tried += 1;
+        self.tried = self.tried.saturating_add(1);
         true
     }
 

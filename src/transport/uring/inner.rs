@@ -200,7 +200,7 @@ impl Inner {
                 let s = &mut self.slots[slot];
                 s.rx.clear();
                 s.rx_at = 0;
-                s.held = Some((bid, res as usize));
+                s.held = Some((bid, res as u32));
                 s.copies = s.copies.saturating_sub(1);
                 self.held += 1;
             } else {
@@ -328,14 +328,14 @@ impl Inner {
     pub(super) fn unread(&self, slot: usize) -> &[u8] {
         let s = &self.slots[slot];
         match s.held {
-            Some((bid, len)) => &self.provided.data(bid, len)[s.rx_at..],
+            Some((bid, len)) => &self.provided.data(bid, len as usize)[s.rx_at..],
             None => &s.rx[s.rx_at..],
         }
     }
 
     pub(super) fn unread_len(&self, slot: usize) -> usize {
         let s = &self.slots[slot];
-        s.held.map_or(s.rx.len(), |(_, len)| len) - s.rx_at
+        s.held.map_or(s.rx.len(), |(_, len)| len as usize) - s.rx_at
     }
 
     /// Moves a held buffer's unread bytes into the slot's own receive buffer and gives the
@@ -345,7 +345,7 @@ impl Inner {
         let s = &mut slots[slot];
         let Some((bid, len)) = s.held.take() else { return false };
         *held -= 1;
-        let rest = &provided.data(bid, len)[s.rx_at..];
+        let rest = &provided.data(bid, len as usize)[s.rx_at..];
         s.rx_at = 0;
         s.rx.clear();
         if !rest.is_empty() {

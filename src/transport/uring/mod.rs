@@ -281,6 +281,10 @@ struct Provided {
     quiet: u32,
 }
 
+// One per open connection, for as long as it is open: see `Conn`'s size in `route::conn`.
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<Slot>() <= 160);
+
 #[derive(Default)]
 struct Slot {
     /// Bumped each time the slot is freed for another connection.
@@ -291,7 +295,7 @@ struct Slot {
     rx_at: usize,
     /// A provided buffer (id, length) whose bytes are read where the kernel put them; `rx` is
     /// empty meanwhile. Given back once read, or once anything else comes in.
-    held: Option<(u16, usize)>,
+    held: Option<(u16, u32)>,
     /// Unread bytes a lend ([`UringStream::poll_lend`]) left: the next lend waits for more.
     rx_lent: usize,
     /// The receive ended: `Ok` at end of stream, else the error's kind.

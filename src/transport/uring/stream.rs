@@ -179,7 +179,7 @@ impl UringStream {
         let s = &mut inner.slots[self.slot];
         s.rx_at += n;
         match s.held {
-            Some((bid, len)) if s.rx_at == len => {
+            Some((bid, len)) if s.rx_at == len as usize => {
                 s.held = None;
                 s.rx_at = 0;
                 inner.held -= 1;
