@@ -866,3 +866,21 @@ fn an_idle_connection_with_one_agent_costs_its_shards_little() {
     eprintln!("an idle connection with one agent: {per_conn} bytes in its shards (2 shards)");
     assert!(per_conn <= 1_200, "{per_conn} bytes per connection");
 }
+
+#[test]
+fn a_failed_connection_that_never_reads_is_cut_off_after_the_grace() {
+    // Proves the flush deadline of a connection closing after an error (kept apart from an
+    // idle connection's fields since 2026-12-05): its writer is released once the grace has
+    // passed although the client never read the error, and not before.
+    let mut s = shards(1);
+    let id = s[0].open_conn();
+    let input = s[0].on_input(id, b"XXXXXXXXXXXXXXXXXXXXXXXX");
+    assert!(input.close, "bad magic must close the connection");
+    let mut cx = Context::from_waker(Waker::noop());
+    let start = s[0].now_ns;
+    assert!(s[0].poll_closed(id, &mut cx).is_pending(), "cut off before its grace");
+    s[0].tick(start + control::FLUSH_GRACE_NS / 2);
+    assert!(s[0].poll_closed(id, &mut cx).is_pending(), "cut off before its grace");
+    s[0].tick(start + control::FLUSH_GRACE_NS + 1_000_000_000);
+    assert!(s[0].poll_closed(id, &mut cx).is_ready(), "never cut off");
+}
