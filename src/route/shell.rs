@@ -459,7 +459,9 @@ impl Drop for Finished {
 
 /// A connection's reader task. A plain `fn` around an `async move` block: an `async fn` keeps
 /// its arguments twice in its state (as arguments and as locals), and this state lives as long
-/// as the connection (`docs/BENCHMARKS.md`, "Memory per virtual agent").
+/// as the connection (`docs/BENCHMARKS.md`, "Memory per virtual agent"). The block captures the
+/// `Reader` built here, not its parts: captured parts stay in the state beside the `Reader`
+/// made of them.
 #[allow(clippy::manual_async_fn)] // an `async fn` is what keeps the arguments twice
 fn reader<S: AsyncRead + Lend + Unpin>(
     shard: Rc<RefCell<Shard>>,
@@ -468,27 +470,27 @@ fn reader<S: AsyncRead + Lend + Unpin>(
     live: Arc<AtomicUsize>,
     inbox: Rc<Inbox>,
 ) -> impl Future<Output = ()> {
+    // A connection holds a read buffer only while a frame is partly in: a read that finds it
+    // empty goes into the thread's scratch buffer (the buffer is only used while the read is
+    // polled, never held across a wait), whole frames are routed from there, and a partial
+    // frame's bytes move to a buffer of its own. An idle connection holds none.
+    //
+    // On a socket ring the bytes are routed where the ring received them (`Lend`); a partial
+    // frame waits in the ring for the next read, unless it grows past `uring::LEND_MAX`: then
+    // it moves to a buffer of its own as above.
+    let mut r = Reader {
+        shard,
+        stream,
+        id,
+        inbox,
+        buf: Vec::new(),
+        filled: 0,
+        paused: false,
+        move_out: false,
+    };
     async move {
-        // A connection holds a read buffer only while a frame is partly in: a read that finds it
-        // empty goes into the thread's scratch buffer (the buffer is only used while the read is
-        // polled, never held across a wait), whole frames are routed from there, and a partial
-        // frame's bytes move to a buffer of its own. An idle connection holds none.
-        //
-        // On a socket ring the bytes are routed where the ring received them (`Lend`); a partial
-        // frame waits in the ring for the next read, unless it grows past `uring::LEND_MAX`: then
-        // it moves to a buffer of its own as above.
-        let mut r = Reader {
-            shard,
-            stream,
-            id,
-            inbox,
-            buf: Vec::new(),
-            filled: 0,
-            paused: false,
-            move_out: false,
-        };
         let failed = loop {
-            poll_fn(|cx| r.shard.borrow_mut().poll_gate(Source::Conn(id), cx)).await;
+            poll_fn(|cx| r.shard.borrow_mut().poll_gate(Source::Conn(r.id), cx)).await;
             let lent = if r.filled == 0 && !r.move_out { r.lend().await } else { None };
             let next = match lent {
                 Some(next) => next,
@@ -507,7 +509,7 @@ fn reader<S: AsyncRead + Lend + Unpin>(
                 Next::Failed => break true,
             }
         };
-        let Reader { shard, buf, .. } = r;
+        let Reader { shard, buf, id, .. } = r;
         let mut s = shard.borrow_mut();
         if !failed {
             s.close_conn(id);
