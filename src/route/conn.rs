@@ -206,17 +206,21 @@ impl Conn {
         self.cold.get_or_insert_with(Box::default)
     }
 
-    /// That part if it was ever needed.
-    #[inline]
-    pub fn cold_ref(&self) -> Option<&Cold> {
-        self.cold.as_deref()
-    }
-
     /// Wakes the inputs waiting for this connection to drain.
     #[inline]
     pub fn wake_waiting(&mut self) {
         if let Some(k) = &mut self.cold {
             k.waiting.drain(..).for_each(Waker::wake);
+        }
+    }
+
+    /// Drained to half its bound: wakes the inputs waiting for it and stops the slow-consumer
+    /// clock.
+    #[inline]
+    pub fn drained(&mut self) {
+        self.wake_waiting();
+        if let Some(k) = &mut self.cold {
+            k.full_since_ns = None;
         }
     }
 }

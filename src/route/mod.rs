@@ -729,7 +729,7 @@ impl Shard {
             .filter_map(|(i, c)| {
                 let id = ConnId { idx: i as u32, gen: c.gen };
                 let elapsed = |t: u64| now_ns.saturating_sub(t);
-                let cold = c.cold_ref();
+                let cold = c.cold.as_deref();
                 if c.closing == Closing::AfterFlush && cold.is_some_and(|k| now_ns > k.give_up_ns) {
                     cut_off.push(id);
                     return None;

@@ -75,10 +75,7 @@ impl Shard {
             c.queued_bytes = c.queued_bytes.saturating_sub(raw_bytes);
             self.conn_bytes = self.conn_bytes.saturating_sub(raw_bytes);
             if c.queued_bytes <= low {
-                if let Some(k) = c.cold.as_deref_mut() {
-                    k.waiting.drain(..).for_each(Waker::wake);
-                    k.full_since_ns = None;
-                }
+                c.drained();
                 if c.announced {
                     c.announced = false;
                     let agents = c.agents.to_vec();

@@ -861,7 +861,7 @@ fn an_idle_connection_with_one_agent_costs_its_shards_little() {
     }
     let per_conn = (counting::live() - before) / n as isize;
     assert_eq!((s[0].local_agents(), s[1].known_agents()), (n as usize, n as usize));
-    let cold = conns.iter().filter(|c| s[0].conns[c.idx as usize].cold_ref().is_some()).count();
+    let cold = conns.iter().filter(|c| s[0].conns[c.idx as usize].cold.is_some()).count();
     assert_eq!(cold, 0, "idle connections carrying backpressure's part");
     eprintln!("an idle connection with one agent: {per_conn} bytes in its shards (2 shards)");
     assert!(per_conn <= 1_200, "{per_conn} bytes per connection");
