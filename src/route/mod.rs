@@ -334,6 +334,19 @@ const SPREAD_WIDE: u64 = 4;
 /// Room a connection keeps for the destinations its input waits on after the gate opens
 /// (entries); a list that grew past it (a broadcast to many slow receivers) is let go.
 const BLOCKED_KEPT: usize = 16;
+/// Entries a transient table (requests waiting for peers, a peer's queues) keeps once a burst
+/// has passed: one with more than four times this room and at most a quarter of it in use
+/// gives the rest back at the next tick. A registration burst of 19,000 agents on two shards
+/// left ≈ 0.9 MB of claims' room and 0.5 MB of peer queues, 70 bytes per connection, held
+/// for the router's life.
+const TRANSIENT_KEEP: usize = 256;
+
+/// Shrinks `map` to [`TRANSIENT_KEEP`] entries' room once a burst that grew it has passed.
+fn ebb_map<K: Eq + std::hash::Hash, V>(map: &mut FxHashMap<K, V>) {
+    if map.capacity() > 4 * TRANSIENT_KEEP && map.len() <= TRANSIENT_KEEP / 4 {
+        map.shrink_to(TRANSIENT_KEEP);
+    }
+}
 
 impl Spread {
     #[inline]
@@ -693,6 +706,9 @@ impl Shard {
         self.locks.expire(now_ns, &mut grants);
         self.deliver_grants(&mut grants);
         self.grants = grants;
+        ebb_map(&mut self.pending);
+        ebb_map(&mut self.remote_full);
+        self.peers.iter_mut().for_each(PeerOut::ebb);
         for (id, r, deadline) in std::mem::take(&mut self.deferred) {
             if self.conn_mut(id).is_some() {
                 self.register(id, r, deadline);

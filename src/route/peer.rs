@@ -372,6 +372,18 @@ pub(crate) struct PeerOut {
 }
 
 impl PeerOut {
+    /// Gives back what a burst left in the lanes' queues once they are nearly empty (see
+    /// `TRANSIENT_KEEP` in the module above).
+    pub fn ebb(&mut self) {
+        for l in &mut self.lanes {
+            if l.queue.capacity() > 4 * super::TRANSIENT_KEEP
+                && l.queue.len() <= super::TRANSIENT_KEEP / 4
+            {
+                l.queue.shrink_to(super::TRANSIENT_KEEP);
+            }
+        }
+    }
+
     /// Appends a record to its lane's open batch (control records go on the control lane),
     /// sealing it first if the record would overflow it, and wakes that lane's sender.
     pub fn push_record(&mut self, r: &Record<'_>, pool: &mut BufferPool) {
