@@ -552,14 +552,15 @@ impl<S: AsyncRead + Lend + Unpin> Reader<S> {
     /// On a socket ring: routes the bytes where the ring received them. `None` on a stream
     /// that does not lend.
     async fn lend(&mut self) -> Option<Next> {
-        let (shard, stream, id, inbox, paused) =
-            (&self.shard, &self.stream, self.id, &self.inbox, self.paused);
-        let lent = poll_fn(|cx| {
-            let stream = stream.borrow();
+        // A `move` closure over one reference: the state keeps 8 bytes for it, where one
+        // borrowing each field (or locals made of them) kept one reference per field.
+        let this = &*self;
+        let lent = poll_fn(move |cx| {
+            let stream = this.stream.borrow();
             let Some(ring) = stream.lender() else { return std::task::Poll::Ready(None) };
-            ring.poll_lend(cx, paused, |bytes| {
-                inbox.hear(shard);
-                let input = shard.borrow_mut().on_input(id, bytes);
+            ring.poll_lend(cx, this.paused, |bytes| {
+                this.inbox.hear(&this.shard);
+                let input = this.shard.borrow_mut().on_input(this.id, bytes);
                 (input.consumed, input)
             })
             .map(Some)
@@ -582,7 +583,7 @@ impl<S: AsyncRead + Lend + Unpin> Reader<S> {
     /// whole frames from there; a partial frame's bytes move to a buffer of their own.
     async fn read_scratch(&mut self) -> Next {
         let stream = &self.stream;
-        let read = poll_fn(|cx| {
+        let read = poll_fn(move |cx| {
             SCRATCH.with(|scratch| {
                 let mut scratch = scratch.borrow_mut();
                 Pin::new(&mut *stream.borrow_mut()).poll_read(cx, &mut scratch[..])
@@ -624,9 +625,10 @@ impl<S: AsyncRead + Lend + Unpin> Reader<S> {
                 self.buf.resize((self.buf.len() * 2).max(READ_BUF_SMALL), 0);
             }
             let (stream, buf, filled) = (&self.stream, &mut self.buf, self.filled);
-            let read =
-                poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_read(cx, &mut buf[filled..]))
-                    .await;
+            let read = poll_fn(move |cx| {
+                Pin::new(&mut *stream.borrow_mut()).poll_read(cx, &mut buf[filled..])
+            })
+            .await;
             n = match read {
                 Ok(0) | Err(_) => return Next::End,
                 Ok(n) => n,
@@ -696,29 +698,51 @@ fn writer<R: Runtime, S: AsyncWrite + Lend + Unpin>(
         {
             waited = 0;
             let len = frame.len();
-            let write = async {
-                // A socket ring takes the frame itself (no copy), once what it holds is on its
-                // way; what it leaves in its place goes back to the pool below.
-                let owned = poll_fn(|cx| match stream.borrow().lender() {
-                    Some(ring) => ring.poll_send_owned(cx, &mut frame),
-                    None => Poll::Ready(false),
-                });
-                if owned.await {
-                    return Ok(true);
+            // One hand-written poll for the whole write: a socket ring takes the frame itself
+            // (no copy) once what it holds is on its way, and what it leaves in its place goes
+            // back to the pool below; any other stream is written (and a WebSocket flushed).
+            // A client that stops reading leaves the write pending; it is abandoned when the
+            // shard cuts the connection off (slow consumer, or an error that could not be
+            // flushed). Written as nested futures (`or` of the write and the cut-off, the
+            // write's `write_all`) this took 170 bytes more of the writer's state, which lives
+            // as long as the connection.
+            let mut step = Step::Lend;
+            let written = poll_fn(|cx| {
+                loop {
+                    match step {
+                        Step::Lend => match stream.borrow().lender() {
+                            Some(ring) => match ring.poll_send_owned(cx, &mut frame) {
+                                Poll::Ready(true) => return Poll::Ready(Ok(true)),
+                                Poll::Ready(false) => step = Step::Write(0),
+                                Poll::Pending => break,
+                            },
+                            None => step = Step::Write(0),
+                        },
+                        Step::Write(at) if at == frame.len() => step = Step::Flush,
+                        Step::Write(at) => {
+                            let mut s = stream.borrow_mut();
+                            match Pin::new(&mut *s).poll_write(cx, &frame[at..]) {
+                                Poll::Ready(Ok(0)) => {
+                                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()))
+                                }
+                                Poll::Ready(Ok(n)) => step = Step::Write(at + n),
+                                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                                Poll::Pending => break,
+                            }
+                        }
+                        // A WebSocket write is queued until flushed; a TCP flush does nothing.
+                        Step::Flush => match Pin::new(&mut *stream.borrow_mut()).poll_flush(cx) {
+                            Poll::Ready(r) => return Poll::Ready(r.map(|()| false)),
+                            Poll::Pending => break,
+                        },
+                    }
                 }
-                write_all(&stream, &frame).await?;
-                // A WebSocket write is queued until flushed; a TCP flush does nothing.
-                poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_flush(cx))
-                    .await
-                    .map(|()| false)
-            };
-            // A client that stops reading leaves the write pending; it is abandoned when the shard
-            // cuts the connection off (slow consumer, or an error that could not be flushed).
-            let cut_off = async {
-                poll_fn(|cx| shard.borrow_mut().poll_closed(id, cx)).await;
-                Err(io::Error::other("cut off"))
-            };
-            let written = futures_lite::future::or(write, cut_off).await;
+                match shard.borrow_mut().poll_closed(id, cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(io::Error::other("cut off"))),
+                    Poll::Pending => Poll::Pending,
+                }
+            })
+            .await;
             let mut s = shard.borrow_mut();
             match written {
                 Ok(true) => s.output_taken(len, frame),
@@ -741,6 +765,17 @@ fn writer<R: Runtime, S: AsyncWrite + Lend + Unpin>(
         release_conn(&mut shard.borrow_mut(), id, &live);
         drop(done);
     }
+}
+
+/// Where a writer's write of one frame stands.
+#[derive(Clone, Copy)]
+enum Step {
+    /// Offering the frame to a socket ring.
+    Lend,
+    /// Written up to here.
+    Write(usize),
+    /// Written; flushing.
+    Flush,
 }
 
 /// One of a connection's tasks is done; the last one frees the slot and the load count.
@@ -837,4 +872,19 @@ fn apply_lanes(shard: &RefCell<Shard>, lanes: &[(u16, flume::Receiver<PeerMsg>)]
         }
     }
     any
+}
+
+/// The bytes of state a native connection's reader and writer tasks keep on runtime `R` for
+/// the connection's whole life (`docs/BENCHMARKS.md`, "Memory per virtual agent").
+#[cfg(test)]
+pub(crate) fn task_states<R: Runtime>() -> (usize, usize) {
+    /// The size of what `f` returns: a task's state, for an `fn` that returns its future.
+    fn state5<A, B, C, D, E, T>(_: fn(A, B, C, D, E) -> T) -> usize {
+        std::mem::size_of::<T>()
+    }
+    fn state6<A, B, C, D, E, F, T>(_: fn(A, B, C, D, E, F) -> T) -> usize {
+        std::mem::size_of::<T>()
+    }
+    type Native<R> = Rewind<Guarded<<R as Runtime>::Stream>>;
+    (state5(reader::<Native<R>>), state6(writer::<R, Native<R>>))
 }
