@@ -875,9 +875,10 @@ fn apply_lanes(shard: &RefCell<Shard>, lanes: &[(u16, flume::Receiver<PeerMsg>)]
 }
 
 /// The bytes of state a native connection's reader and writer tasks keep on runtime `R` for
-/// the connection's whole life (`docs/BENCHMARKS.md`, "Memory per virtual agent").
+/// the connection's whole life, and of the stream they share (`docs/BENCHMARKS.md`, "Memory
+/// per virtual agent").
 #[cfg(test)]
-pub(crate) fn task_states<R: Runtime>() -> (usize, usize) {
+pub(crate) fn task_states<R: Runtime>() -> (usize, usize, usize) {
     /// The size of what `f` returns: a task's state, for an `fn` that returns its future.
     fn state5<A, B, C, D, E, T>(_: fn(A, B, C, D, E) -> T) -> usize {
         std::mem::size_of::<T>()
@@ -886,5 +887,6 @@ pub(crate) fn task_states<R: Runtime>() -> (usize, usize) {
         std::mem::size_of::<T>()
     }
     type Native<R> = Rewind<Guarded<<R as Runtime>::Stream>>;
-    (state5(reader::<Native<R>>), state6(writer::<R, Native<R>>))
+    let shared = std::mem::size_of::<RefCell<Native<R>>>();
+    (state5(reader::<Native<R>>), state6(writer::<R, Native<R>>), shared)
 }

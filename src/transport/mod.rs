@@ -131,7 +131,7 @@ impl<S: Lend> Lend for Guarded<S> {
 impl<S: Lend> Lend for Rewind<S> {
     fn lender(&self) -> Option<&uring::UringStream> {
         // The replayed bytes come first, through `poll_read`.
-        if self.pos < self.prefix.len() {
+        if self.replay.is_some() {
             return None;
         }
         self.inner.lender()
@@ -148,15 +148,19 @@ impl<S> Lend for tokio_util::compat::Compat<S> {}
 /// A stream that first replays bytes already read from it (the bytes used to sniff it).
 #[derive(Debug)]
 pub struct Rewind<S> {
-    prefix: Vec<u8>,
-    pos: usize,
+    /// The bytes still to replay and how many were replayed; `None` once all were. Boxed: the
+    /// stream lives as long as its connection, and the replay is over after its first read
+    /// (32 bytes less per connection: an `Rc<RefCell<…>>` of the router's native stream on
+    /// the socket ring takes a 64-byte block instead of a 96-byte one).
+    replay: Option<Box<(Vec<u8>, usize)>>,
     inner: S,
 }
 
 impl<S> Rewind<S> {
     /// `prefix` is returned by reads before anything from `inner`.
     pub fn new(prefix: Vec<u8>, inner: S) -> Rewind<S> {
-        Rewind { prefix, pos: 0, inner }
+        let replay = (!prefix.is_empty()).then(|| Box::new((prefix, 0)));
+        Rewind { replay, inner }
     }
 }
 
@@ -166,13 +170,13 @@ impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        if self.pos < self.prefix.len() {
-            let n = buf.len().min(self.prefix.len() - self.pos);
-            buf[..n].copy_from_slice(&self.prefix[self.pos..self.pos + n]);
-            self.pos += n;
-            if self.pos == self.prefix.len() {
-                self.prefix = Vec::new();
-                self.pos = 0;
+        if let Some(replay) = self.replay.as_deref_mut() {
+            let (prefix, pos) = replay;
+            let n = buf.len().min(prefix.len() - *pos);
+            buf[..n].copy_from_slice(&prefix[*pos..*pos + n]);
+            *pos += n;
+            if *pos == prefix.len() {
+                self.replay = None;
             }
             return Poll::Ready(Ok(n));
         }
