@@ -1,9 +1,10 @@
 //! A client connection as a shard sees it: the agents on it and its bounded outbound queue.
 //!
 //! Output goes into two lanes (high: priority 6–10 and router replies; normal: 0–5). Each lane
-//! has an open frame that routing appends raw messages to, and a queue of sealed frames. The
-//! writer task takes whole frames — the open one is sealed at that moment — so everything routed
-//! to a connection between two writes leaves in one frame and one write.
+//! has an open frame that routing appends raw messages to, and a queue of sealed frames (in the
+//! connection's cold part: only a connection with more than a frame queued has any). The writer
+//! task takes whole frames — the open one is sealed at that moment — so everything routed to a
+//! connection between two writes leaves in one frame and one write.
 
 use std::collections::VecDeque;
 use std::task::Waker;
@@ -34,8 +35,6 @@ pub(crate) fn lane_of(priority: u8) -> u8 {
 #[derive(Debug, Default)]
 struct Lane {
     open: Option<FrameBuf>,
-    /// Full frames, not finished yet (finished when taken), with the raw bytes each accounts for.
-    sealed: VecDeque<(FrameBuf, usize)>,
     /// Raw bytes in `open`.
     open_bytes: usize,
 }
@@ -54,9 +53,9 @@ pub(crate) enum Closing {
 // Every connection's `Conn` is paid for as long as it is open (`docs/BENCHMARKS.md`, "What an
 // own connection costs"): a field that grows it should be one an idle connection needs.
 #[cfg(target_pointer_width = "64")]
-const _: () = assert!(std::mem::size_of::<Conn>() <= 288);
+const _: () = assert!(std::mem::size_of::<Conn>() <= 224);
 
-/// The part of a [`Conn`] that only backpressure and closing use.
+/// The part of a [`Conn`] that only backpressure, closing and a queue longer than a frame use.
 #[derive(Debug)]
 pub(crate) struct Cold {
     /// Inputs paused until this connection drains below half its bound.
@@ -68,6 +67,9 @@ pub(crate) struct Cold {
     pub full_since_ns: Option<u64>,
     /// Closing after a flush: cut off at this time if the flush has not finished (`u64::MAX`).
     pub give_up_ns: u64,
+    /// Per lane: full frames, not finished yet (finished when taken), with the raw bytes each
+    /// accounts for.
+    sealed: [VecDeque<(FrameBuf, usize)>; 2],
 }
 
 impl Default for Cold {
@@ -77,6 +79,7 @@ impl Default for Cold {
             blocked_more: Vec::new(),
             full_since_ns: None,
             give_up_ns: u64::MAX,
+            sealed: [VecDeque::new(), VecDeque::new()],
         }
     }
 }
@@ -110,8 +113,8 @@ pub(crate) struct Conn {
     pub announced: bool,
     /// The writer, while a write is in progress: woken when the connection is cut off.
     pub closer: Option<Waker>,
-    /// What only backpressure and closing use, allocated the first time either comes (and
-    /// kept): an idle connection does not carry it.
+    /// What only backpressure, closing and a queue longer than a frame use, allocated the first
+    /// time one of them comes (and kept): an idle connection does not carry it.
     pub cold: Option<Box<Cold>>,
     /// Whether LZ4 paid on this connection's frames lately (`auto` compression).
     probe: Probe,
@@ -151,7 +154,8 @@ impl Conn {
         });
         if full {
             if let Some(f) = l.open.take() {
-                l.sealed.push_back((f, std::mem::take(&mut l.open_bytes)));
+                let sealed = &mut self.cold.get_or_insert_with(Box::default).sealed;
+                sealed[usize::from(lane)].push_back((f, std::mem::take(&mut l.open_bytes)));
             }
         }
         let least = self.quiet.least(FRAME_OUT_BYTES);
@@ -173,8 +177,8 @@ impl Conn {
         compression: Compression,
         pool: &mut BufferPool,
     ) -> Option<(Vec<u8>, usize)> {
-        for l in &mut self.lanes {
-            if let Some((f, bytes)) = l.sealed.pop_front() {
+        for (i, l) in self.lanes.iter_mut().enumerate() {
+            if let Some((f, bytes)) = self.cold.as_mut().and_then(|k| k.sealed[i].pop_front()) {
                 self.quiet.sent(f.len());
                 return Some((f.finish_probed(compression, &mut self.probe, pool), bytes));
             }
@@ -193,15 +197,18 @@ impl Conn {
             if let Some(f) = l.open.take() {
                 pool.put(f.into_inner());
             }
-            for (f, _) in l.sealed.drain(..) {
+            l.open_bytes = 0;
+        }
+        if let Some(k) = &mut self.cold {
+            for (f, _) in k.sealed.iter_mut().flat_map(|q| q.drain(..)) {
                 pool.put(f.into_inner());
             }
-            l.open_bytes = 0;
         }
         self.queued_bytes = 0;
     }
 
-    /// The part only backpressure and closing use, allocated on first use.
+    /// The part only backpressure, closing and a queue longer than a frame use, allocated on
+    /// first use.
     pub fn cold(&mut self) -> &mut Cold {
         self.cold.get_or_insert_with(Box::default)
     }
@@ -260,5 +267,37 @@ mod tests {
         }
         c.push(LANE_NORMAL, &[7; 40], &mut pool, 64);
         assert_eq!(take(&mut c, &mut pool).capacity(), QUIET_FRAME);
+    }
+
+    #[test]
+    fn frames_past_the_first_wait_in_the_cold_part_and_leave_in_order() {
+        // Proves the queue of sealed frames (kept in the cold part since 2026-12-05, so that
+        // an idle connection does not carry two empty queues): a connection with at most one
+        // frame per lane queued allocates no cold part; past that, frames leave high lane
+        // first, each lane oldest first, and a discard gives every buffer back.
+        let mut pool = BufferPool::default();
+        let mut c = Conn::new(1, 0);
+        c.push(LANE_NORMAL, &[1; 100], &mut pool, 4);
+        c.push(LANE_HIGH, &[2; 100], &mut pool, 4);
+        assert!(c.cold.is_none(), "one open frame per lane needs no cold part");
+        // Batches of at most 4 messages: 10 normal messages make frames of 4, 4 and 2.
+        for i in 0..9u8 {
+            c.push(LANE_NORMAL, &[10 + i; 100], &mut pool, 4);
+        }
+        c.push(LANE_HIGH, &[3; 100], &mut pool, 4);
+        assert!(c.cold.is_some(), "sealed frames wait in the cold part");
+        let mut order = Vec::new();
+        while let Some((frame, bytes)) = c.take_frame(Compression::None, &mut pool) {
+            order.push(bytes / 100);
+            pool.put(frame);
+        }
+        assert_eq!(order, [2, 4, 4, 2], "high lane first, then the normal lane's frames in order");
+        for _ in 0..10 {
+            c.push(LANE_NORMAL, &[4; 100], &mut pool, 4);
+        }
+        assert!(c.cold.as_ref().is_some_and(|k| k.sealed[usize::from(LANE_NORMAL)].len() == 2));
+        c.discard_output(&mut pool);
+        assert_eq!(c.queued_bytes, 0);
+        assert!(c.take_frame(Compression::None, &mut pool).is_none(), "discarded frames remain");
     }
 }
