@@ -254,7 +254,7 @@ impl Shard {
             id: r.agent_id,
             agent_type: r.agent_type,
             conn: id.idx,
-            name: r.name.into_boxed_str(),
+            name: r.name.into(),
             capabilities: r.capabilities.into_boxed_slice(),
             topics: Vec::new(),
             last_seen_ns: self.now_ns,
