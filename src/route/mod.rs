@@ -342,9 +342,15 @@ const BLOCKED_KEPT: usize = 16;
 /// for the router's life.
 const TRANSIENT_KEEP: usize = 256;
 
+/// Whether a transient table with room for `capacity` entries and `len` in use holds room a
+/// burst left ([`TRANSIENT_KEEP`]).
+fn burst_passed(capacity: usize, len: usize) -> bool {
+    capacity > 4 * TRANSIENT_KEEP && len <= TRANSIENT_KEEP / 4
+}
+
 /// Shrinks `map` to [`TRANSIENT_KEEP`] entries' room once a burst that grew it has passed.
 fn ebb_map<K: Eq + std::hash::Hash, V>(map: &mut FxHashMap<K, V>) {
-    if map.capacity() > 4 * TRANSIENT_KEEP && map.len() <= TRANSIENT_KEEP / 4 {
+    if burst_passed(map.capacity(), map.len()) {
         map.shrink_to(TRANSIENT_KEEP);
     }
 }

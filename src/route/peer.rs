@@ -376,9 +376,7 @@ impl PeerOut {
     /// `TRANSIENT_KEEP` in the module above).
     pub fn ebb(&mut self) {
         for l in &mut self.lanes {
-            if l.queue.capacity() > 4 * super::TRANSIENT_KEEP
-                && l.queue.len() <= super::TRANSIENT_KEEP / 4
-            {
+            if super::burst_passed(l.queue.capacity(), l.queue.len()) {
                 l.queue.shrink_to(super::TRANSIENT_KEEP);
             }
         }
