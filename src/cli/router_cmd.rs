@@ -22,6 +22,11 @@ pub struct RouterCmd {
     /// Cores to run shards on, one shard per core (e.g. 0-3,8). Default: every core.
     #[arg(long, value_name = "LIST")]
     cores: Option<String>,
+    /// Shards on each core (for trying a many-shard router on a small machine: they take turns
+    /// on the core, so throughput figures from such a router say little; its memory and its
+    /// paths between shards are the same).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    shards_per_core: usize,
     /// Address to listen on.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8766")]
     listen: SocketAddr,
@@ -74,9 +79,17 @@ pub(super) fn run_router(cmd: RouterCmd) -> anyhow::Result<()> {
         Some(spec) => slots_for("--cores", spec, &machine)?,
         None => machine.cores.clone(),
     };
-    if slots.len() > 64 {
-        bail!("--cores: at most 64 shards");
+    if cmd.shards_per_core == 0 {
+        bail!("--shards-per-core must be at least 1");
     }
+    if slots.len() * cmd.shards_per_core > 64 {
+        match cmd.shards_per_core {
+            1 => bail!("--cores: at most 64 shards"),
+            n => bail!("--shards-per-core: {n} on {} cores is over 64 shards", slots.len()),
+        }
+    }
+    // Round-robin over the cores, so that the shards of any prefix spread like the cores.
+    let slots: Vec<_> = (0..cmd.shards_per_core).flat_map(|_| slots.iter().cloned()).collect();
     let mut config = RouterConfig::new(cmd.listen, slots.clone());
     config.shard = cmd.router.shard_config(cmd.compression)?;
     config.spin_before_park = cmd.router.spin();

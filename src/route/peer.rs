@@ -373,13 +373,16 @@ pub(crate) struct PeerOut {
 
 impl PeerOut {
     /// Gives back what a burst left in the lanes' queues once they are nearly empty (see
-    /// `TRANSIENT_KEEP` in the module above).
-    pub fn ebb(&mut self) {
+    /// `TRANSIENT_KEEP` in the module above); whether it did.
+    pub fn ebb(&mut self) -> bool {
+        let mut ebbed = false;
         for l in &mut self.lanes {
             if super::burst_passed(l.queue.capacity(), l.queue.len()) {
                 l.queue.shrink_to(super::TRANSIENT_KEEP);
+                ebbed = true;
             }
         }
+        ebbed
     }
 
     /// Appends a record to its lane's open batch (control records go on the control lane),

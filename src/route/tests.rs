@@ -895,3 +895,20 @@ fn a_failed_connection_that_never_reads_is_cut_off_after_the_grace() {
     s[0].tick(start + control::FLUSH_GRACE_NS + 1_000_000_000);
     assert!(s[0].poll_closed(id, &mut cx).is_ready(), "never cut off");
 }
+
+#[test]
+fn the_heap_is_trimmed_once_after_the_last_shard_let_its_burst_go() {
+    // Proves the trim's timing (`HeapTrim`): none before any ebb, none while a later ebb on
+    // another shard pushes it back, one caller only once due, and none after until the next.
+    let t = HeapTrim::new();
+    assert!(!t.take_due(u64::MAX), "a trim with no burst let go");
+    t.ebbed(1_000);
+    t.ebbed(50_000_000); // a second shard, later
+    assert!(!t.take_due(1_000 + HEAP_TRIM_AFTER_NS), "due before the last shard's ebb was old");
+    let due = 50_000_000 + HEAP_TRIM_AFTER_NS;
+    assert!(!t.take_due(due - 1));
+    assert!(t.take_due(due), "never due");
+    assert!(!t.take_due(due + 1), "two shards trimmed for one burst");
+    t.ebbed(due + 5);
+    assert!(t.take_due(due + 5 + HEAP_TRIM_AFTER_NS), "the next burst's trim lost");
+}
