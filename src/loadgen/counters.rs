@@ -72,6 +72,10 @@ pub struct GroupCounters {
     /// last stream, or reset with `REFUSED_STREAM`).
     #[serde(default)]
     pub resent: u64,
+    /// Heartbeats sent on connections that were silent for a while (`Group::keep_alive`),
+    /// warm-up and set-up included: messages the router handled that no figure counts.
+    #[serde(default)]
+    pub heartbeats: u64,
 }
 
 pub(super) fn add<K: PartialEq + Clone>(list: &mut Vec<(K, u64)>, key: &K, n: u64) {
@@ -97,6 +101,7 @@ impl GroupCounters {
         self.unexpected += o.unexpected;
         self.reconnects += o.reconnects;
         self.resent += o.resent;
+        self.heartbeats += o.heartbeats;
         for (c, n) in &o.request_errors {
             add(&mut self.request_errors, c, *n);
         }

@@ -96,6 +96,14 @@ pub trait Adapter {
     fn take_output(&mut self, conn: usize) -> Option<Vec<u8>>;
     /// A written buffer, back for reuse.
     fn output_done(&mut self, buf: Vec<u8>);
+    /// Queues a heartbeat of `agent` (one of connection `conn`'s) on that connection, which sent
+    /// nothing for a while: a router counts an agent offline once neither it nor its
+    /// connection was heard from for its heartbeat timeout, however long the other agents take
+    /// to connect or however sparse the load. Its answer, ack or error, counts for nothing.
+    /// Whether it did (servers without such a timeout: no).
+    fn keep_alive(&mut self, _conn: usize, _agent: AgentId) -> bool {
+        false
+    }
     /// Once the run drained: queues what connection `conn` says before it closes (an MCP
     /// session's `DELETE`); whether there is anything to wait for.
     fn farewell(&mut self, _conn: usize) -> bool {
@@ -151,7 +159,17 @@ pub struct Group<A> {
     generation: Vec<u32>,
     /// Output [`Group::send_now`] took but could not send: its connection's writer's, first.
     held: Vec<Option<Vec<u8>>>,
+    /// Each connection: not open yet ([`CLOSED`]), silent since [`Group::keep_alive`] last
+    /// looked ([`SILENT`]), sent something since ([`SPOKE`]), or holding a heartbeat not yet
+    /// taken by its writer ([`QUEUED`]: no second one is queued behind it).
+    spoke: Vec<u8>,
 }
+
+/// [`Group::spoke`]'s values.
+const CLOSED: u8 = 0;
+const SILENT: u8 = 1;
+const SPOKE: u8 = 2;
+const QUEUED: u8 = 3;
 
 impl<A: Adapter> Group<A> {
     /// A group with its agents idle until [`Group::start`].
@@ -159,7 +177,8 @@ impl<A: Adapter> Group<A> {
         let book = Book::new(cfg);
         let generation = vec![0; book.writers.len()];
         let held = (0..book.writers.len()).map(|_| None).collect();
-        Group { book, adapter, generation, held }
+        let spoke = vec![CLOSED; book.writers.len()];
+        Group { book, adapter, generation, held, spoke }
     }
 
     /// The accounting side.
@@ -195,7 +214,32 @@ impl<A: Adapter> Group<A> {
     pub fn register(&mut self, c: usize) {
         let ids: Vec<AgentId> = self.agent_ids(c).collect();
         self.adapter.register(c, &ids, &mut self.book);
+        self.spoke[c] = SPOKE;
         self.wake_writer(c);
+    }
+
+    /// Each open connection of `conns` that sent nothing since the last look at it queues a
+    /// heartbeat for its first agent ([`Adapter::keep_alive`]); how many did. Looked at every
+    /// quarter of the router's heartbeat timeout, a silent connection is heard from at least
+    /// every half.
+    pub fn keep_alive(&mut self, conns: std::ops::Range<usize>) -> u64 {
+        let mut sent = 0;
+        for c in conns.start..conns.end.min(self.spoke.len()) {
+            match self.spoke[c] {
+                SILENT if !self.book.stopped && !self.book.lost[c] => {
+                    let agent = self.agent_ids(c).next();
+                    if agent.is_some_and(|a| self.adapter.keep_alive(c, a)) {
+                        sent += 1;
+                        self.spoke[c] = QUEUED;
+                        self.wake_writer(c);
+                    }
+                }
+                SPOKE => self.spoke[c] = SILENT,
+                _ => {}
+            }
+        }
+        self.book.counters.heartbeats += sent;
+        sent
     }
 
     /// Once the run drained: queues each live connection's farewell; whether any needs an
@@ -448,6 +492,7 @@ impl<A: Adapter> Group<A> {
             return self.wake_writer(conn);
         }
         while let Some(mut buf) = self.adapter.take_output(conn) {
+            self.spoke[conn] = SPOKE;
             if !send(&mut buf) {
                 self.held[conn] = Some(buf);
                 return self.wake_writer(conn);
@@ -472,7 +517,10 @@ impl<A: Adapter> Group<A> {
             return Poll::Ready(Some(buf));
         }
         match self.adapter.take_output(conn) {
-            Some(buf) => Poll::Ready(Some(buf)),
+            Some(buf) => {
+                self.spoke[conn] = SPOKE;
+                Poll::Ready(Some(buf))
+            }
             None => {
                 self.book.writers[conn] = Some(cx.waker().clone());
                 Poll::Pending
@@ -521,6 +569,44 @@ mod tests {
         let mut g = Group::new(cfg.clone(), Native::new(&cfg));
         g.set_schedule(schedule);
         g
+    }
+
+    #[test]
+    fn only_a_connection_silent_since_the_last_look_sends_a_heartbeat() {
+        // Proves `Group::keep_alive`: a connection not yet open sends none; one that sent
+        // something (its registration) since the last look sends none; one silent since sends
+        // one, for its first agent, and is counted; its heartbeat going out counts as speaking;
+        // a lost connection sends none; only the slice asked for is looked at.
+        let schedule = Schedule { start_ns: 0, measure_ns: 0, end_ns: u64::MAX };
+        let mut g = group(config(8, 2), schedule); // connections 0-3
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        g.register(0);
+        g.register(1);
+        g.register(2);
+        for c in 0..3 {
+            let Poll::Ready(Some(buf)) = g.poll_output(c, 0, &mut cx) else { panic!("{c}") };
+            g.output_done(buf);
+        }
+        assert_eq!(g.keep_alive(0..4), 0, "registrations just went out");
+        g.connection_lost(2);
+        assert_eq!(g.keep_alive(1..4), 1, "connection 1 only (0 not looked at, 2 lost, 3 closed)");
+        assert_eq!(g.keep_alive(0..1), 1);
+        assert_eq!(g.book.counters.heartbeats, 2);
+        let Poll::Ready(Some(buf)) = g.poll_output(1, 0, &mut cx) else { panic!("no heartbeat") };
+        let mut inflate = Vec::new();
+        let limits = crate::wire::Limits::DEFAULT;
+        let (_, mut batch) =
+            crate::wire::decode_frame(&buf, &limits, &mut inflate).unwrap().unwrap();
+        match batch.next_message().unwrap().map(|(m, _)| m) {
+            Some(crate::wire::Message::Control(crate::wire::Control::Heartbeat(h))) => {
+                assert_eq!(h.agent_id, AgentId(1 + 2), "connection 1's first agent")
+            }
+            other => panic!("expected a heartbeat, got {other:?}"),
+        }
+        g.output_done(buf);
+        assert_eq!(g.keep_alive(0..4), 0, "connection 1 just spoke; 0's heartbeat is unsent");
+        assert_eq!(g.keep_alive(0..4), 1, "connection 1 silent again; 0 still holds its own");
+        assert_eq!(g.book.counters.heartbeats, 3);
     }
 
     #[test]

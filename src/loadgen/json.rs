@@ -29,6 +29,8 @@ enum Sent {
     Request,
     Reply,
     Register,
+    /// A heartbeat of a connection that sent nothing for a while: its answer counts for nothing.
+    Heartbeat,
     /// `locks`, `barriers`, `broadcast` (the publication's board slot and sequence number).
     LockRequest,
     LockRelease,
@@ -348,6 +350,7 @@ impl Json {
     ) {
         let Some(waits) = self.links[conn].awaiting.pop_front() else { return book.unexpected() };
         match (waits, error) {
+            (Sent::Heartbeat, _) => {}
             (Sent::Register, None) => book.ack(conn),
             (Sent::Register, Some(e)) => {
                 book.refused(format!("the router refused a registration: {e}"))
@@ -471,6 +474,12 @@ impl Adapter for Json {
             used += len;
         }
         Ok(used)
+    }
+
+    fn keep_alive(&mut self, conn: usize, agent: AgentId) -> bool {
+        let msg = json!({"type": "heartbeat", "agent_id": self.name(agent.0)});
+        self.send(conn, &msg, Sent::Heartbeat);
+        true
     }
 
     fn take_output(&mut self, conn: usize) -> Option<Vec<u8>> {

@@ -332,6 +332,7 @@ impl PartSpec {
                 workload: Default::default(),
                 interval: None,
                 slice: None,
+                keepalive: None,
             },
             repeat: s.repeat,
             interval_ms: s.interval_ms,

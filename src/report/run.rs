@@ -150,6 +150,11 @@ pub struct RunResult {
     /// (past a GOAWAY's last stream, or reset with `REFUSED_STREAM`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resent: Option<u64>,
+    /// Heartbeats the agents sent on connections silent for a quarter of the router's
+    /// heartbeat timeout (set-up and warm-up included), so that no agent was taken for
+    /// offline: router traffic that no figure counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeats: Option<u64>,
     /// Lost wake-ups during the run: parks of this process's socket rings (the agents', and an
     /// embedded router's) that only the ring's 20 ms fallback timer ended while work waited
     /// (`transport::uring::rescued`); absent when there were none.
@@ -235,6 +240,7 @@ impl RunResult {
             patterns: outcome.breakdown.iter().map(|s| PatternResult::of(s, window_s)).collect(),
             reconnects: (sc.protocol == crate::loadgen::Protocol::Http).then_some(c.reconnects),
             resent: (sc.protocol == crate::loadgen::Protocol::Http).then_some(c.resent),
+            heartbeats: sc.keepalive.map(|_| c.heartbeats),
             lost_wakeups: None,
             workload: sc.workload.name(),
             coordination: outcome.coordination.as_ref().map(|s| {

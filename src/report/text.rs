@@ -169,6 +169,13 @@ fn run_notes(out: &mut dyn Write, r: &RunResult) -> io::Result<()> {
     if let Some(n) = r.reconnects.filter(|&n| n > 0) {
         writeln!(out, "       {n} connections replaced (the server closed them, or --timeout)")?;
     }
+    if let Some(n) = r.heartbeats.filter(|&n| n > 0) {
+        writeln!(
+            out,
+            "       {n} heartbeats sent on connections silent for a quarter of the router's \
+             heartbeat timeout (not in any figure)"
+        )?;
+    }
     if let Some(n) = r.resent.filter(|&n| n > 0) {
         writeln!(out, "       {n} requests sent again (HTTP/2: the server never processed them)")?;
     }

@@ -1193,3 +1193,36 @@ fn the_command_line_homes_by_default_and_says_how_much_crossed_shards() {
     }
     assert!(shares[0] < 0.15 && shares[1] > 0.2, "homed, then not: {shares:?}");
 }
+
+#[test]
+fn quiet_connections_send_heartbeats_so_that_their_agents_stay_online() {
+    // Proves the agents' heartbeats (`Scenario::keepalive`): agents registered, then silent for
+    // three heartbeat timeouts of their router (while the start waits, as while thousands of
+    // others connect) are online when the run starts: every request delivered, none refused as
+    // `recipient_offline`, and heartbeats were sent and counted. Without them the same run's
+    // requests meet offline recipients.
+    let m = Machine::detect();
+    let mut cfg = RouterConfig::new("127.0.0.1:0".parse().unwrap(), vec![m.cores[0]]);
+    cfg.shard.heartbeat_timeout = Duration::from_secs(1);
+    let r = Router::start(cfg).unwrap();
+    let run = |keepalive, id_base| {
+        let (pacing, stop) = (Pacing::Closed { window: 1 }, Stop::Count { per_agent: 20 });
+        let mut sc = crate::support::scenario(Topology::Ring, 6, pacing, stop, id_base);
+        sc.keepalive = keepalive;
+        let silence: loadgen::BeforeStart<'_> = Box::new(|| {
+            std::thread::sleep(Duration::from_secs(3));
+            Ok(())
+        });
+        let hooks = loadgen::Hooks { before_start: Some(silence), ..Default::default() };
+        loadgen::run_with(&sc, r.local_addr(), hooks)
+    };
+    let kept = run(Some(Duration::from_millis(100)), 70_000);
+    check_clean(&kept);
+    assert!(kept.counters.heartbeats >= 6, "heartbeats: {}", kept.counters.heartbeats);
+    let lapsed = run(None, 80_000);
+    let offline = a2a_bench::wire::ErrorCode::RecipientOffline.code();
+    let refused = lapsed.counters.request_errors.iter().find(|(c, _)| *c == offline);
+    assert!(refused.is_some_and(|(_, n)| *n > 0), "{:?}", lapsed.counters.request_errors);
+    assert_eq!(lapsed.counters.heartbeats, 0);
+    r.stop();
+}

@@ -582,6 +582,8 @@ impl BenchConfig {
                                     slice: self.worker.as_ref().map(|w| w.slice(agents)),
                                     http: self.http.clone(),
                                     workload,
+                                    keepalive: (self.protocol != Protocol::Http)
+                                        .then(|| self.router_flags.heartbeat_timeout / 4),
                                 },
                                 repeat,
                                 interval_ms,

@@ -127,11 +127,14 @@ struct Running<A: Adapter> {
     /// With `--agent-io uring`: the core's socket ring and its reaper.
     ring: Option<Rc<uring::Ring>>,
     reaper: Option<glommio::Task<()>>,
+    /// The heartbeats of silent connections ([`keep_alive`]), cancelled at the close.
+    keepalive: Option<glommio::Task<()>>,
 }
 
 impl<A: Adapter + 'static> Running<A> {
     /// Shuts every connection down, then the ring ([`close`]).
     async fn close(self) {
+        drop(self.keepalive);
         let controls = self.controls.borrow().clone();
         close(&self.group, &controls, self.tasks, self.ring.zip(self.reaper)).await;
     }
@@ -198,13 +201,19 @@ impl Core {
             Err(e) => (None, Err(e)),
         };
         let reaper = ring.as_ref().map(uring::Ring::spawn_reaper);
+        let group = Rc::new(RefCell::new(group));
+        let keepalive = self
+            .shared
+            .keepalive
+            .map(|every| glommio::spawn_local(keep_alive(group.clone(), every.as_nanos() as u64)));
         let mut r = Running {
-            group: Rc::new(RefCell::new(group)),
+            group,
             failures: Rc::new(RefCell::new(Vec::new())),
             controls: Rc::new(RefCell::new(Vec::new())),
             tasks: Vec::new(),
             ring,
             reaper,
+            keepalive,
         };
         if setup.is_ok() {
             setup = self.connect_all(&mut r, conns).await;
@@ -510,6 +519,28 @@ pub(super) fn drained<A: Adapter>(g: &Group<A>) -> bool {
 
 /// Shuts every connection down and waits (bounded) for its tasks to see it and finish.
 /// Then, with `--agent-io uring`, stops the ring once its operations ended (bounded too).
+/// Connections [`keep_alive`] looks at in one turn, at most.
+const KEEPALIVE_SLICE: usize = 256;
+
+/// From the first connection to the close, a heartbeat on each connection that sent nothing
+/// since the last look ([`Group::keep_alive`]), each looked at every `every_ns`: in slices of
+/// at most [`KEEPALIVE_SLICE`] spread over the period, so that the heartbeats of thousands of
+/// quiet connections do not leave at once and delay the sends due then.
+async fn keep_alive<A: Adapter>(group: Rc<RefCell<Group<A>>>, every_ns: u64) {
+    let conns = group.borrow().connections();
+    let slices = conns.div_ceil(KEEPALIVE_SLICE).clamp(1, 1000);
+    let per = conns.div_ceil(slices);
+    let step_ns = (every_ns / slices as u64).max(1_000_000);
+    let mut next = clock::now_ns();
+    loop {
+        for i in 0..slices {
+            next += step_ns;
+            uring::sleep_until(next).await;
+            group.borrow_mut().keep_alive(i * per..(i + 1) * per);
+        }
+    }
+}
+
 pub(super) async fn close<A: Adapter>(
     group: &Rc<RefCell<Group<A>>>,
     controls: &[Rc<SocketHandle>],

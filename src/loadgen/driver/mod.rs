@@ -123,6 +123,7 @@ struct Shared {
     interrupt: Option<Interrupt>,
     interval: Option<Duration>,
     http: Option<Arc<super::http::Plan>>,
+    keepalive: Option<Duration>,
 }
 
 impl Shared {
@@ -155,6 +156,7 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
         interrupt,
         interval: scenario.interval,
         http: scenario.http.clone(),
+        keepalive: scenario.keepalive,
     };
     let mut started = start_cores(scenario, &spans, &shared);
     if let Err(failures) = started.ready(before_start) {

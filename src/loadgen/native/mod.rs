@@ -12,7 +12,7 @@ use super::group::{About, Adapter, Book, ErrorKind, GroupConfig, Outgoing, REPLY
 use super::group::{MEASURED_BIT, STAMP_BYTES};
 use super::workload::{Completed, Coord, CoordStats, Workload};
 use crate::wire::control::{
-    BarrierEnter, Discover, LockRelease, LockRequest, Register, Unregister,
+    BarrierEnter, Discover, Heartbeat, LockRelease, LockRequest, Register, Unregister,
 };
 use crate::wire::{
     decode_frame, AgentId, BarrierId, BufferPool, Compression, Control, DataKind, Envelope,
@@ -76,6 +76,8 @@ const BACK: u64 = 15;
 /// `election`: request ids of a killed leader's leave and of its return.
 const DIE_BIT: u64 = 1 << 53;
 const REVIVE_BIT: u64 = 1 << 52;
+/// A heartbeat's request id: this bit and the agent id ([`Adapter::keep_alive`]).
+const KEEPALIVE_BIT: u64 = 1 << 51;
 /// `election`: a [`Completed`] with this slot brings a killed leader back.
 const REVIVE: u8 = 254;
 /// `delegation`: the capability specialists register and coordinators discover by.
@@ -533,6 +535,13 @@ impl Native {
 
     #[inline]
     fn on_message(&mut self, conn: usize, msg: Message<'_>, book: &mut Book) {
+        match &msg {
+            // A heartbeat's answer: an error (the agent left, or its registration is still on
+            // its way) says no less than an ack that the connection was heard.
+            Message::Control(Control::Ack(a)) if a.request_id & KEEPALIVE_BIT != 0 => return,
+            Message::Control(Control::Error(e)) if e.request_id & KEEPALIVE_BIT != 0 => return,
+            _ => {}
+        }
         if self.co.is_some() {
             match msg {
                 Message::Data(env)
@@ -702,6 +711,12 @@ impl Adapter for Native {
 
     fn output_done(&mut self, buf: Vec<u8>) {
         self.pool.put(buf);
+    }
+
+    fn keep_alive(&mut self, conn: usize, agent: AgentId) -> bool {
+        let request_id = KEEPALIVE_BIT | u64::from(agent.0);
+        self.push_control(conn, &Control::Heartbeat(Heartbeat { request_id, agent_id: agent }));
+        true
     }
 
     fn next_timer_ns(&self) -> Option<u64> {
