@@ -220,8 +220,8 @@ impl<A: Adapter> Group<A> {
 
     /// Each open connection of `conns` that sent nothing since the last look at it queues a
     /// heartbeat for its first agent ([`Adapter::keep_alive`]); how many did. Looked at every
-    /// quarter of the router's heartbeat timeout, a silent connection is heard from at least
-    /// every half.
+    /// third of the router's heartbeat timeout, a silent connection is heard from at least
+    /// every two thirds, and sends one heartbeat every two thirds while it stays silent.
     pub fn keep_alive(&mut self, conns: std::ops::Range<usize>) -> u64 {
         let mut sent = 0;
         for c in conns.start..conns.end.min(self.spoke.len()) {

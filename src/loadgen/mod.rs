@@ -124,7 +124,7 @@ pub struct Scenario {
     /// What one operation of an agent is (request/reply along the topology by default).
     pub workload: Workload,
     /// How often each agent core looks for connections that sent nothing since it last looked
-    /// and sends a heartbeat on them ([`group::Group::keep_alive`]): a quarter of the router's
+    /// and sends a heartbeat on them ([`group::Group::keep_alive`]): a third of the router's
     /// heartbeat timeout, so that no agent is taken for offline while the others connect or
     /// between sparse sends. `None`: never.
     pub keepalive: Option<Duration>,

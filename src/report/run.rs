@@ -150,7 +150,7 @@ pub struct RunResult {
     /// (past a GOAWAY's last stream, or reset with `REFUSED_STREAM`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resent: Option<u64>,
-    /// Heartbeats the agents sent on connections silent for a quarter of the router's
+    /// Heartbeats the agents sent on connections silent for a third of the router's
     /// heartbeat timeout (set-up and warm-up included), so that no agent was taken for
     /// offline: router traffic that no figure counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]

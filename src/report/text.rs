@@ -172,7 +172,7 @@ fn run_notes(out: &mut dyn Write, r: &RunResult) -> io::Result<()> {
     if let Some(n) = r.heartbeats.filter(|&n| n > 0) {
         writeln!(
             out,
-            "       {n} heartbeats sent on connections silent for a quarter of the router's \
+            "       {n} heartbeats sent on connections silent for a third of the router's \
              heartbeat timeout (not in any figure)"
         )?;
     }

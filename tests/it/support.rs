@@ -205,7 +205,7 @@ pub fn scenario(
         slice: None,
         http: None,
         workload: Default::default(),
-        keepalive: Some(std::time::Duration::from_secs(30) / 4),
+        keepalive: Some(std::time::Duration::from_secs(30) / 3),
     }
 }
 

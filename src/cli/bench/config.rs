@@ -583,7 +583,7 @@ impl BenchConfig {
                                     http: self.http.clone(),
                                     workload,
                                     keepalive: (self.protocol != Protocol::Http)
-                                        .then(|| self.router_flags.heartbeat_timeout / 4),
+                                        .then(|| self.router_flags.heartbeat_timeout / 3),
                                 },
                                 repeat,
                                 interval_ms,

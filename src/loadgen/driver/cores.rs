@@ -520,7 +520,7 @@ pub(super) fn drained<A: Adapter>(g: &Group<A>) -> bool {
 /// Shuts every connection down and waits (bounded) for its tasks to see it and finish.
 /// Then, with `--agent-io uring`, stops the ring once its operations ended (bounded too).
 /// Connections [`keep_alive`] looks at in one turn, at most.
-const KEEPALIVE_SLICE: usize = 256;
+const KEEPALIVE_SLICE: usize = 64;
 
 /// From the first connection to the close, a heartbeat on each connection that sent nothing
 /// since the last look ([`Group::keep_alive`]), each looked at every `every_ns`: in slices of
