@@ -86,6 +86,22 @@ impl Shard {
             if self.local.get(li as usize).is_some_and(|a| a.conn == idx))
     }
 
+    /// Whether local agent `li`, marked offline by the last liveness pass, or its connection
+    /// was heard from within the heartbeat timeout since (marked online again if so): an agent
+    /// that spoke is online at once, not at the next pass (≤ 1 s; a reply to a request it just
+    /// sent used to be refused as `recipient_offline`).
+    #[cold]
+    fn heard_since(&mut self, li: u32) -> bool {
+        let timeout = self.cfg.heartbeat_timeout.as_nanos() as u64;
+        let Some(a) = self.local.get(li as usize) else { return false };
+        let conn_seen = self.conns.get(a.conn as usize).map_or(0, |c| c.last_frame_ns);
+        let heard = self.now_ns.saturating_sub(a.last_seen_ns.max(conn_seen)) <= timeout;
+        if heard {
+            self.local[li as usize].online = true;
+        }
+        heard
+    }
+
     /// Delivers to one agent, wherever it is homed.
     #[inline]
     fn route_direct(
@@ -100,10 +116,11 @@ impl Shard {
         match self.directory.get(&to).copied() {
             Some(Route::Local(li)) => {
                 let Some(a) = self.local.get(li as usize) else { return };
-                if !a.online {
+                let (online, conn) = (a.online, a.conn);
+                if !online && !self.heard_since(li) {
                     let detail = "recipient missed its heartbeat deadline";
                     self.data_error(origin, sender, raw, ErrorCode::RecipientOffline, detail);
-                } else if !self.push_data(a.conn, lane, raw) {
+                } else if !self.push_data(conn, lane, raw) {
                     self.data_error(
                         origin,
                         sender,

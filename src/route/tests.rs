@@ -912,3 +912,34 @@ fn the_heap_is_trimmed_once_after_the_last_shard_let_its_burst_go() {
     t.ebbed(due + 5);
     assert!(t.take_due(due + 5 + HEAP_TRIM_AFTER_NS), "the next burst's trim lost");
 }
+
+#[test]
+fn an_agent_that_just_spoke_is_online_before_the_next_liveness_pass() {
+    // Proves `Shard::heard_since`: two agents silent past the heartbeat timeout are marked
+    // offline by the liveness pass; a message to one that stays silent is refused
+    // (`recipient_offline`), while the answer to the agent that just sent it is delivered at
+    // once, not refused until the next pass.
+    let mut cfg = ShardConfig::new(0, 1);
+    cfg.heartbeat_timeout = Duration::from_millis(200);
+    let mut s = Shard::new(cfg);
+    let (a, b) = (s.open_conn(), s.open_conn());
+    s.on_input(a, &frame(&[register(1)]));
+    s.on_input(b, &frame(&[register(2)]));
+    assert_eq!(acks(&drain(&mut s, a)) + acks(&drain(&mut s, b)), 2);
+    std::thread::sleep(Duration::from_millis(400)); // the silence under test
+    s.tick(clock::now_ns());
+    s.on_input(b, &frame(&[data(DataKind::Direct, 2, 1, 7, b"anyone?")]));
+    let got = drain(&mut s, b);
+    let offline = ErrorCode::RecipientOffline.code();
+    assert!(
+        matches!(&got[..], [Message::Control(Control::Error(e))] if e.code == offline),
+        "a silent agent reached: {got:?}"
+    );
+    assert!(drain(&mut s, a).is_empty());
+    s.on_input(a, &frame(&[data(DataKind::Direct, 1, 2, 8, b"here")]));
+    let got = drain(&mut s, b);
+    assert!(
+        matches!(&got[..], [Message::Data(e)] if e.message_id == 8),
+        "the agent that just spoke refused: {got:?}"
+    );
+}

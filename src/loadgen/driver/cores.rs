@@ -441,11 +441,20 @@ impl Core {
             } else {
                 format!("{:.2} s before the measured window (in the warm-up)", -since)
             };
-            failures.borrow_mut().push(format!(
-                "the {} stalled: no reply or error for {:.1} s from {when} on (what was in flight is counted as drain_timeout)",
-                self.shared.peer(),
-                self.shared.drain_timeout.as_secs_f64()
-            ));
+            let (peer, secs) = (self.shared.peer(), self.shared.drain_timeout.as_secs_f64());
+            // A reply the router refused (its requester offline, its queue full) leaves its
+            // request unanswered for good: that is not a stall, and is said so.
+            let refused = c.reply_error_total();
+            failures.borrow_mut().push(if refused > 0 {
+                format!(
+                    "{} requests had no reply or error for {secs:.1} s from {when} on, and the {peer} refused {refused} replies on their way back (see the errors by kind): a request whose reply was refused is never answered (counted as drain_timeout)",
+                    g.in_flight()
+                )
+            } else {
+                format!(
+                    "the {peer} stalled: no reply or error for {secs:.1} s from {when} on (what was in flight is counted as drain_timeout)"
+                )
+            });
             g.give_up(GaveUp::DrainTimeout);
             return Step::Done(true);
         }
