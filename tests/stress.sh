@@ -35,7 +35,7 @@ done
 if [ "$failed" -gt 0 ]; then
     while read -r log rc; do
         echo "=== $(basename "$log"): exit status $rc$([ "$rc" = 124 ] && echo ', timed out')"
-        grep -E "running for over|panicked|FAILED|^failures:|test result" "$log" | head -20 || true
+        grep -E -A2 "running for over|panicked|FAILED|^failures:|test result" "$log" | head -30 || true
         tail -5 "$log"
     done <"$WORK/failed"
     exit 1
