@@ -918,14 +918,16 @@ fn an_agent_that_just_spoke_is_online_before_the_next_liveness_pass() {
     // Proves `Shard::heard_since`: two agents silent past the heartbeat timeout are marked
     // offline by the liveness pass; a message to one that stays silent is refused
     // (`recipient_offline`), while the answer to the agent that just sent it is delivered at
-    // once, not refused until the next pass.
+    // once, not refused until the next pass; a broadcast reaches it too, and not a third agent
+    // still silent.
     let mut cfg = ShardConfig::new(0, 1);
     cfg.heartbeat_timeout = Duration::from_millis(200);
     let mut s = Shard::new(cfg);
-    let (a, b) = (s.open_conn(), s.open_conn());
+    let (a, b, c) = (s.open_conn(), s.open_conn(), s.open_conn());
     s.on_input(a, &frame(&[register(1)]));
     s.on_input(b, &frame(&[register(2)]));
-    assert_eq!(acks(&drain(&mut s, a)) + acks(&drain(&mut s, b)), 2);
+    s.on_input(c, &frame(&[register(3)]));
+    assert_eq!(acks(&drain(&mut s, a)) + acks(&drain(&mut s, b)) + acks(&drain(&mut s, c)), 3);
     std::thread::sleep(Duration::from_millis(400)); // the silence under test
     s.tick(clock::now_ns());
     s.on_input(b, &frame(&[data(DataKind::Direct, 2, 1, 7, b"anyone?")]));
@@ -936,6 +938,13 @@ fn an_agent_that_just_spoke_is_online_before_the_next_liveness_pass() {
         "a silent agent reached: {got:?}"
     );
     assert!(drain(&mut s, a).is_empty());
+    s.on_input(a, &frame(&[data(DataKind::Broadcast, 1, 0, 9, b"all")]));
+    let got = drain(&mut s, b);
+    assert!(
+        matches!(&got[..], [Message::Data(e)] if e.message_id == 9),
+        "the broadcast missed the agent that just spoke: {got:?}"
+    );
+    assert!(drain(&mut s, c).is_empty(), "the broadcast reached a silent agent");
     s.on_input(a, &frame(&[data(DataKind::Direct, 1, 2, 8, b"here")]));
     let got = drain(&mut s, b);
     assert!(
