@@ -94,7 +94,7 @@ impl Shard {
     fn heard_since(&mut self, li: u32) -> bool {
         let timeout = self.cfg.heartbeat_timeout.as_nanos() as u64;
         let Some(a) = self.local.get(li as usize) else { return false };
-        let heard = heard(a, &self.conns, self.now_ns, timeout);
+        let heard = super::heard(a, &self.conns, self.now_ns, timeout);
         if heard {
             self.local[li as usize].online = true;
         }
@@ -170,7 +170,7 @@ impl Shard {
         for (_, a) in self.local.iter() {
             if a.id != sender
                 && (agent_type == 0 || a.agent_type == agent_type)
-                && (a.online || heard(a, &self.conns, self.now_ns, timeout))
+                && (a.online || super::heard(a, &self.conns, self.now_ns, timeout))
             {
                 fan_add(&mut self.conns, &mut self.fan, mark, a.conn);
             }
@@ -191,7 +191,7 @@ impl Shard {
         let Some(t) = self.topics.get(&topic) else { return };
         let timeout = self.cfg.heartbeat_timeout.as_nanos() as u64;
         for a in t.subs.iter().filter_map(|&li| self.local.get(li as usize)) {
-            if a.id != sender && (a.online || heard(a, &self.conns, self.now_ns, timeout)) {
+            if a.id != sender && (a.online || super::heard(a, &self.conns, self.now_ns, timeout)) {
                 fan_add(&mut self.conns, &mut self.fan, mark, a.conn);
             }
         }
@@ -377,17 +377,4 @@ fn record<'a>(
     raw: &'a [u8],
 ) -> Record<'a> {
     Record { kind, lane, target, sender: env.sender, deadline_ns, raw }
-}
-
-/// Whether agent `a` or its connection was heard from within `timeout_ns` of `now_ns`: an agent
-/// the last liveness pass marked offline that has spoken since is online again.
-#[cold]
-fn heard(
-    a: &super::LocalAgent,
-    conns: &slab::Slab<super::conn::Conn>,
-    now_ns: u64,
-    timeout_ns: u64,
-) -> bool {
-    let conn_seen = conns.get(a.conn as usize).map_or(0, |c| c.last_frame_ns);
-    now_ns.saturating_sub(a.last_seen_ns.max(conn_seen)) <= timeout_ns
 }

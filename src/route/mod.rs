@@ -196,6 +196,13 @@ enum Route {
 #[cfg(target_pointer_width = "64")]
 const _: () = assert!(std::mem::size_of::<LocalAgent>() <= 88);
 
+/// Whether agent `a` or its connection was heard from within `timeout_ns` of `now_ns`: what
+/// makes an agent online, for the liveness pass and for a message to an agent it marked offline.
+fn heard(a: &LocalAgent, conns: &Slab<Conn>, now_ns: u64, timeout_ns: u64) -> bool {
+    let conn_seen = conns.get(a.conn as usize).map_or(0, |c| c.last_frame_ns);
+    now_ns.saturating_sub(a.last_seen_ns.max(conn_seen)) <= timeout_ns
+}
+
 /// An agent homed on this shard.
 #[derive(Debug)]
 struct LocalAgent {
@@ -786,8 +793,7 @@ impl Shard {
             let timeout = self.cfg.heartbeat_timeout.as_nanos() as u64;
             self.next_liveness_ns = now_ns + (timeout / 4).clamp(1_000_000, 1_000_000_000);
             for (_, a) in self.local.iter_mut() {
-                let conn_seen = self.conns.get(a.conn as usize).map_or(0, |c| c.last_frame_ns);
-                a.online = now_ns.saturating_sub(a.last_seen_ns.max(conn_seen)) <= timeout;
+                a.online = heard(a, &self.conns, now_ns, timeout);
             }
         }
     }
