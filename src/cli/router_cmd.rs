@@ -178,7 +178,13 @@ pub(super) fn run_stats(cmd: StatsCmd) -> anyhow::Result<()> {
     let request_id = client.request_id();
     let answer = client.call(Control::StatsRequest(StatsRequest { request_id }));
     match answer {
-        Ok(Control::StatsReply(reply)) => print_stats(&reply.shards),
+        Ok(Control::StatsReply(reply)) => {
+            print_stats(&reply.shards);
+            if reply.heartbeat_timeout_ms > 0 {
+                let secs = reply.heartbeat_timeout_ms as f64 / 1e3;
+                outln!("heartbeat timeout {secs} s: an agent heard from for no longer is offline");
+            }
+        }
         Ok(other) => bail!("--router: unexpected answer from {addr}: {other:?}"),
         Err(ClientError::Io(e))
             if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>

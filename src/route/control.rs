@@ -581,7 +581,9 @@ impl Shard {
             }
             Some(Pending::Stats { conn, request_id, mut shards, .. }) => {
                 shards.sort_by_key(|s| s.shard);
-                self.reply(conn, Control::StatsReply(StatsReply { request_id, shards }));
+                let heartbeat_timeout_ms = self.cfg.heartbeat_timeout.as_millis() as u64;
+                let reply = StatsReply { request_id, shards, heartbeat_timeout_ms };
+                self.reply(conn, Control::StatsReply(reply));
             }
             _ => {}
         }

@@ -491,6 +491,11 @@ pub struct StatsReply {
     pub request_id: u64,
     /// One entry per shard, by shard index.
     pub shards: Vec<ShardStats>,
+    /// The router's heartbeat timeout in ms: an agent heard from neither by data nor by a
+    /// heartbeat for this long is offline. A client keeping quiet agents online sends
+    /// heartbeats well within it. Absent in older encodings: 0 (not said).
+    #[serde(default)]
+    pub heartbeat_timeout_ms: u64,
 }
 
 macro_rules! control_messages {

@@ -1226,3 +1226,35 @@ fn quiet_connections_send_heartbeats_so_that_their_agents_stay_online() {
     assert_eq!(lapsed.counters.heartbeats, 0);
     r.stop();
 }
+
+#[test]
+fn with_router_the_agents_keep_alive_within_that_routers_timeout() {
+    // Proves that against an external router the agents' heartbeats go by the router's own
+    // timeout, which it says in its stats reply, not by `--heartbeat-timeout` here (30 s):
+    // agents each on its own connection, sending once every two seconds to a router whose
+    // timeout is 1 s, are never refused as offline, heartbeats are counted, and one line says
+    // the two timeouts differ. Without it, every message after the first second meets an
+    // offline recipient.
+    let m = Machine::detect();
+    let mut cfg = RouterConfig::new("127.0.0.1:0".parse().unwrap(), vec![m.cores[0]]);
+    cfg.shard.heartbeat_timeout = Duration::from_secs(1);
+    let r = Router::start(cfg).unwrap();
+    let url = format!("tcp://{}", r.local_addr());
+    let scratch = crate::support::scratch("keepalive");
+    let path = scratch.join("report.json");
+    let args = ["--router", &url, "--agents", "6", "--agents-per-conn", "1"];
+    let shape = ["--topologies", "ring", "--rate", "3", "--duration", "4", "--warmup", "0.5"];
+    let (_, report, stderr) =
+        bench_ok_with_stderr(&[&args[..], &shape[..], &["--repeat", "1"]].concat(), &path);
+    let run = &report["results"][0];
+    assert!(run["heartbeats"].as_u64().unwrap() > 0, "{run}");
+    let offline = &run["errors"]["recipient_offline"];
+    assert!(offline.is_null() || offline == 0, "{}", run["errors"]);
+    assert!(
+        run["accounting"]["requests_delivered"].as_u64().unwrap() >= 6,
+        "{}",
+        run["accounting"]
+    );
+    assert!(stderr.contains("the router's heartbeat timeout is 1 s"), "{stderr}");
+    r.stop();
+}

@@ -1104,7 +1104,7 @@ fn the_stats_command_says_how_many_messages_each_frame_carried() {
     // Proves `a2a-bench stats` prints frames in and out with messages per frame, on every
     // router, as the router counted them: three messages sent in one frame after two
     // registrations; the stats request's own frame may be counted by the time it is answered.
-    // It prints the time each shard watched, too.
+    // It prints the time each shard watched, and the router's heartbeat timeout, too.
     for kind in RouterKind::ALL {
         let r = start(Setup { kind, transport: Transport::Tcp, io: Default::default() }, 1, |_| {});
         let mut a = agent(&r, 1, 0, &[]);
@@ -1135,6 +1135,8 @@ fn the_stats_command_says_how_many_messages_each_frame_carried() {
         if kind != RouterKind::Glommio {
             assert!(text.contains(" watched 0.0 ms"), "{kind}: {text}");
         }
+        // And the router's heartbeat timeout (the default), which every router says.
+        assert!(text.contains("heartbeat timeout 30 s"), "{kind}: {text}");
         r.stop();
     }
 }

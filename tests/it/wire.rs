@@ -230,8 +230,12 @@ fn arb_control() -> impl Strategy<Value = Control> {
                 arrived,
             })
         }),
-        (id, vec((any::<u16>(), any::<u64>(), vec((any::<u16>(), any::<u64>()), 0..3)), 0..3))
-            .prop_map(|(request_id, shards)| {
+        (
+            id,
+            vec((any::<u16>(), any::<u64>(), vec((any::<u16>(), any::<u64>()), 0..3)), 0..3),
+            any::<u64>(),
+        )
+            .prop_map(|(request_id, shards, heartbeat_timeout_ms)| {
                 let shards = shards
                     .into_iter()
                     .map(|(shard, msgs_in, errors)| ShardStats {
@@ -241,7 +245,7 @@ fn arb_control() -> impl Strategy<Value = Control> {
                         ..ShardStats::default()
                     })
                     .collect();
-                Control::StatsReply(StatsReply { request_id, shards })
+                Control::StatsReply(StatsReply { request_id, shards, heartbeat_timeout_ms })
             }),
     ]
 }

@@ -78,6 +78,7 @@ impl Conn {
                 let reply = Control::StatsReply(StatsReply {
                     request_id: s.request_id,
                     shards: vec![stats],
+                    heartbeat_timeout_ms: self.state.cfg.heartbeat_timeout.as_millis() as u64,
                 });
                 self.queue_control(self.id, &reply);
             }

@@ -12,7 +12,7 @@ pub(in crate::cli) fn run_config(cfg: BenchConfig) -> anyhow::Result<Finish> {
     // (A target of its own on this machine: `share_with_target`, once it is found.)
     let interrupt = Interrupt::new();
     catch_interrupts(&interrupt)?;
-    let runs = cfg.grid();
+    let mut runs = cfg.grid();
     let mut out = std::io::stdout();
     // Before the router starts: a polling router would take the cores from the probe.
     let stalls = cfg.probe_stalls();
@@ -29,7 +29,10 @@ pub(in crate::cli) fn run_config(cfg: BenchConfig) -> anyhow::Result<Finish> {
         }
         _ => None,
     };
-    let (shared, _lease, notes) = sharing(&cfg, &target_pids, external_probe.as_ref());
+    let (shared, _lease, mut notes) = sharing(&cfg, &target_pids, external_probe.as_ref());
+    if let Some(note) = external_probe.as_ref().and_then(|p| keep_alive_within(p, &mut runs)) {
+        notes.push(note);
+    }
     let probe: Option<&dyn RouterProbe> = match (&router, &external_probe) {
         (Some(r), _) => Some(r),
         (None, Some(p)) => Some(p),
@@ -92,6 +95,29 @@ fn sharing(
             share_with_target(&cfg.plan, target_pids, native, cfg.http.is_some())
         }
     }
+}
+
+/// The agents' heartbeats go by the external router's own timeout, which it says in its
+/// stats reply: a quiet agent must stay online there, whatever `--heartbeat-timeout` says
+/// here. A note when the two differ; nothing when the router does not say (an older one).
+fn keep_alive_within(probe: &ExternalProbe, runs: &mut [RunSpec]) -> Option<String> {
+    let theirs = probe.heartbeat_timeout()?;
+    let mut ours = None;
+    for spec in runs.iter_mut() {
+        if let Some(every) = spec.scenario.keepalive.as_mut() {
+            ours.get_or_insert(*every * 3);
+            *every = theirs / 3;
+        }
+    }
+    let ours = ours?;
+    (ours != theirs).then(|| {
+        format!(
+            "a2a-bench: the router's heartbeat timeout is {} s, not --heartbeat-timeout's {} s: \
+             the agents send heartbeats within the router's",
+            theirs.as_secs_f64(),
+            ours.as_secs_f64()
+        )
+    })
 }
 
 /// The grid's report, before its thresholds and baseline are judged.

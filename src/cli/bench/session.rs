@@ -19,14 +19,36 @@ impl ExternalProbe {
     pub(super) fn ask(
         &self,
         c: &mut crate::client::Client,
-    ) -> Option<Vec<crate::wire::ShardStats>> {
+    ) -> Option<crate::wire::control::StatsReply> {
         use crate::wire::control::StatsRequest;
         use crate::wire::Control;
         let request_id = c.request_id();
         match c.call(Control::StatsRequest(StatsRequest { request_id })) {
-            Ok(Control::StatsReply(r)) => Some(r.shards),
+            Ok(Control::StatsReply(r)) => Some(r),
             _ => None,
         }
+    }
+
+    /// The router's heartbeat timeout, as it says in its stats reply (`None`: it does not say,
+    /// or did not answer).
+    pub(super) fn heartbeat_timeout(&self) -> Option<Duration> {
+        let ms = self.reply()?.heartbeat_timeout_ms;
+        (ms > 0).then(|| Duration::from_millis(ms))
+    }
+
+    /// The router's stats reply, on the kept connection, made again once if it failed.
+    fn reply(&self) -> Option<crate::wire::control::StatsReply> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(reply) = conn.as_mut().and_then(|c| self.ask(c)) {
+            return Some(reply);
+        }
+        // No connection yet, or the kept one failed: one fresh try.
+        *conn = self.connect();
+        let reply = conn.as_mut().and_then(|c| self.ask(c));
+        if reply.is_none() {
+            *conn = None;
+        }
+        reply
     }
 
     pub(super) fn connect(&self) -> Option<crate::client::Client> {
@@ -38,21 +60,7 @@ impl ExternalProbe {
 
 impl RouterProbe for ExternalProbe {
     fn stats(&self) -> Vec<crate::wire::ShardStats> {
-        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = conn.as_mut() {
-            if let Some(shards) = self.ask(c) {
-                return shards;
-            }
-        }
-        // No connection yet, or the kept one failed: one fresh try.
-        *conn = self.connect();
-        match conn.as_mut().and_then(|c| self.ask(c)) {
-            Some(shards) => shards,
-            None => {
-                *conn = None;
-                Vec::new()
-            }
-        }
+        self.reply().map(|r| r.shards).unwrap_or_default()
     }
 }
 
