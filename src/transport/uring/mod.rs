@@ -39,7 +39,8 @@
 //! (its timers, wakes from other threads) must not wait on a doze: a doze that ends without a
 //! completion, a glommio timer that is due, and every `TURN_EVERY` of dozing hand the thread
 //! back to glommio through the ordinary park, so nothing waits longer than that; an idle
-//! thread parks after one empty doze as before.
+//! thread parks after one empty doze as before. A doze no longer than [`NEAR_WAIT`] is watched
+//! through whole and never waits in the kernel.
 //!
 //! **Sleeps** ([`sleep_until`]): while a reaper runs its loop (not parked in glommio), the
 //! thread's sleeps are its to end: each pass wakes those due, a doze ends by the earliest, and
@@ -147,6 +148,11 @@ pub const DOZE_MAX: Duration = Duration::from_millis(1);
 /// Before a doze waits in the kernel, it watches the ring this long: a round trip's answer
 /// usually comes sooner than a sleeping core wakes (measured: `docs/BENCHMARKS.md`).
 pub const DOZE_SPIN: Duration = Duration::from_micros(20);
+/// A doze this short (an open-loop pacer's next send, due in a few microseconds) is watched
+/// through and never waits in the kernel, on a core the thread does not share: a timed wait
+/// this short costs the thread more than the wait (the system call, the timer, a switch out
+/// and back), and on a virtual machine it often ends far past its time.
+pub const NEAR_WAIT: Duration = Duration::from_micros(20);
 /// The longest a doze's watch grows to when completions keep landing just past it: a peer
 /// whose turn takes a little longer than [`DOZE_SPIN`] (a frame of 160 messages) would
 /// otherwise find this thread asleep on every hop. Big rounds (hundreds of messages a turn,

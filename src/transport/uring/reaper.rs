@@ -510,7 +510,10 @@ impl Ring {
         let worked = t0.saturating_sub(self.dozed_at.get());
         let big = self.turn_bytes.replace(0) >= BIG_TURN_BYTES;
         let shared = crate::placement::core_shared(self.core, t0);
+        // A near wait is watched through whole; it teaches the watch nothing.
+        let near = !shared && ns <= NEAR_WAIT.as_nanos() as u64;
         let spin = match (self.watching.get() || big) && !shared {
+            _ if near => ns,
             true => watch.min(ns),
             false => 0,
         };
@@ -536,13 +539,20 @@ impl Ring {
                 if spin > 0 {
                     crate::clock::add_watch_ns(watched);
                 }
-                self.watch_ns.set(next_watch(watch, worked, Dozed::Caught(spun)));
+                if !near {
+                    self.watch_ns.set(next_watch(watch, worked, Dozed::Caught(spun)));
+                }
                 return true;
             }
             if spun > spin {
                 // Not watching: one look at the queue, which is not watching.
                 if spin > 0 {
                     crate::clock::add_watch_ns(watched);
+                }
+                if near {
+                    // Watched to its end: nothing came.
+                    self.dozed_at.set(now);
+                    return false;
                 }
                 break;
             }

@@ -741,6 +741,47 @@ fn a_ring_told_not_to_watch_sleeps_at_once_unless_after_a_big_round() {
 }
 
 #[test]
+fn a_wait_of_a_few_microseconds_is_watched_through_not_slept() {
+    // Proves `NEAR_WAIT`: on a dozing ring told not to watch, an open-loop pacer's sleeps of
+    // 10 µs are watched through (counted as watch: the thread spun, not slept in the kernel,
+    // whose timed waits this short cost more than they wait and wake late on a VM), while
+    // sleeps of 300 µs watch nothing. Without it the 10 µs sleeps watched nothing either.
+    if supported().is_err() {
+        return;
+    }
+    let (addr, echo) = byte_echo(Duration::ZERO);
+    let (near, far) = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .spawn(move || async move {
+            use futures_lite::AsyncWriteExt;
+            let (ring, reaper, mut stream) = dozing_stream(addr);
+            ring.set_watch(false);
+            let watched = |gap: u64, n: u32| {
+                let before = crate::clock::thread_watch_ns();
+                async move {
+                    for _ in 0..n {
+                        sleep_until(crate::clock::now_ns() + gap).await;
+                    }
+                    crate::clock::thread_watch_ns() - before
+                }
+            };
+            let near = watched(10_000, 500).await;
+            let far = watched(300_000, 20).await;
+            stream.close().await.unwrap();
+            ring.stop();
+            reaper.await;
+            (near, far)
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    echo.join().unwrap();
+    // 500 waits of 10 µs: 5 ms; at least a fifth of it counted (a gap in which the thread
+    // did not run is not, and the parallel suite takes the core now and then).
+    assert!(near >= 1_000_000, "10 µs sleeps: {near} ns watched");
+    assert_eq!(far, 0, "300 µs sleeps, told not to watch");
+}
+
+#[test]
 fn a_ring_on_a_core_shared_with_the_other_side_never_watches() {
     // Proves `share_cores`: a ring on a thread pinned to a core watches for the answers of
     // a peer that takes 300 µs (20 KiB answers: big rounds, which watch even where round
