@@ -101,8 +101,10 @@ fn a_stream_whose_events_come_apart_is_timed_to_its_first_event_and_to_its_last(
 fn a_client_whose_answers_take_long_does_not_watch_for_them() {
     // Proves the agent core's watch rule end to end: against streams that take 6 ms (three
     // events 3 ms apart), watching for the next event buys nothing, and the client core sleeps
-    // at once when it has nothing to do: the report's `cpu.agent_watch` is 0 over the window
-    // (before, it watched 20 µs or more per wait: 1.1 % of the core, a fifth of its busy time).
+    // at once when it has nothing to do: the report's `cpu.agent_watch` is under a thousandth
+    // of the core over the window (before, it watched 20 µs or more per wait: 1.1 % of the
+    // core, a fifth of its busy time). Not 0: a wait of a few microseconds before a deadline is
+    // watched through whatever the rule (`NEAR_WAIT`; 2–4 millionths of the core seen here).
     if a2a_bench::transport::uring::supported().is_err() {
         return;
     }
@@ -117,7 +119,8 @@ fn a_client_whose_answers_take_long_does_not_watch_for_them() {
     assert_clean(&report, &["a2a:stream"]);
     let cpu = &run(&report)["cpu"];
     let watch = cpu["agent_watch"].as_array().unwrap();
-    assert!(!watch.is_empty() && watch.iter().all(|w| w.as_f64() == Some(0.0)), "{cpu}");
+    let under = |w: &serde_json::Value| w.as_f64().is_some_and(|w| w < 0.001);
+    assert!(!watch.is_empty() && watch.iter().all(under), "{cpu}");
     assert!(cpu["agent_cores"][0].as_f64().unwrap() > 0.0, "{cpu}");
 }
 

@@ -39,8 +39,8 @@
 //! (its timers, wakes from other threads) must not wait on a doze: a doze that ends without a
 //! completion, a glommio timer that is due, and every `TURN_EVERY` of dozing hand the thread
 //! back to glommio through the ordinary park, so nothing waits longer than that; an idle
-//! thread parks after one empty doze as before. A doze no longer than [`NEAR_WAIT`] is watched
-//! through whole and never waits in the kernel.
+//! thread parks after one empty doze as before. A doze that ends at a sleep due within
+//! [`NEAR_WAIT`] is watched through whole and never waits in the kernel.
 //!
 //! **Sleeps** ([`sleep_until`]): while a reaper runs its loop (not parked in glommio), the
 //! thread's sleeps are its to end: each pass wakes those due, a doze ends by the earliest, and

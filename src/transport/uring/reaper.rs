@@ -296,7 +296,8 @@ impl Ring {
         if st.dozing_since == 0 {
             st.dozing_since = now;
         }
-        let until = next_deadline().unwrap_or(u64::MAX).min(st.dozing_since + TURN_EVERY);
+        let deadline = next_deadline().unwrap_or(u64::MAX);
+        let until = deadline.min(st.dozing_since + TURN_EVERY);
         if until <= now {
             return false;
         }
@@ -317,7 +318,7 @@ impl Ring {
             }
         }
         let wait = (until - now).min(DOZE_MAX.as_nanos() as u64);
-        let woke = self.doze(wait);
+        let woke = self.doze(wait, until == deadline);
         if let Some(bell) = &bell {
             bell.set_dozing(false);
             if self.drain_peers() {
@@ -500,8 +501,9 @@ impl Ring {
     }
 
     /// Waits in this ring's `io_uring_enter` until a completion or `ns` passed; whether a
-    /// completion is there to reap.
-    pub(super) fn doze(&self, ns: u64) -> bool {
+    /// completion is there to reap. `for_sleep`: the wait ends at a sleep's deadline (not at
+    /// glommio's turn), which, when near, is watched through ([`NEAR_WAIT`]).
+    pub(super) fn doze(&self, ns: u64, for_sleep: bool) -> bool {
         let mut inner = self.inner.borrow_mut();
         inner.submit_dirty();
         // Never past the wait: a deadline may end it sooner.
@@ -511,7 +513,7 @@ impl Ring {
         let big = self.turn_bytes.replace(0) >= BIG_TURN_BYTES;
         let shared = crate::placement::core_shared(self.core, t0);
         // A near wait is watched through whole; it teaches the watch nothing.
-        let near = !shared && ns <= NEAR_WAIT.as_nanos() as u64;
+        let near = for_sleep && !shared && ns <= NEAR_WAIT.as_nanos() as u64;
         let spin = match (self.watching.get() || big) && !shared {
             _ if near => ns,
             true => watch.min(ns),
