@@ -1194,6 +1194,14 @@ fn the_command_line_homes_by_default_and_says_how_much_crossed_shards() {
     assert!(shares[0] < 0.15 && shares[1] > 0.2, "homed, then not: {shares:?}");
 }
 
+/// A one-shard router whose heartbeat timeout is `timeout`.
+fn router_whose_agents_go_offline_after(timeout: Duration) -> RouterHandle {
+    let m = Machine::detect();
+    let mut cfg = RouterConfig::new("127.0.0.1:0".parse().unwrap(), vec![m.cores[0]]);
+    cfg.shard.heartbeat_timeout = timeout;
+    Router::start(cfg).unwrap()
+}
+
 #[test]
 fn quiet_connections_send_heartbeats_so_that_their_agents_stay_online() {
     // Proves the agents' heartbeats (`Scenario::keepalive`): agents registered, then silent for
@@ -1201,10 +1209,7 @@ fn quiet_connections_send_heartbeats_so_that_their_agents_stay_online() {
     // others connect) are online when the run starts: every request delivered, none refused as
     // `recipient_offline`, and heartbeats were sent and counted. Without them the same run's
     // requests meet offline recipients.
-    let m = Machine::detect();
-    let mut cfg = RouterConfig::new("127.0.0.1:0".parse().unwrap(), vec![m.cores[0]]);
-    cfg.shard.heartbeat_timeout = Duration::from_secs(1);
-    let r = Router::start(cfg).unwrap();
+    let r = router_whose_agents_go_offline_after(Duration::from_secs(1));
     let run = |keepalive, id_base| {
         let (pacing, stop) = (Pacing::Closed { window: 1 }, Stop::Count { per_agent: 20 });
         let mut sc = crate::support::scenario(Topology::Ring, 6, pacing, stop, id_base);
@@ -1235,10 +1240,7 @@ fn with_router_the_agents_keep_alive_within_that_routers_timeout() {
     // timeout is 1 s, are never refused as offline, heartbeats are counted, and one line says
     // the two timeouts differ. Without it, every message after the first second meets an
     // offline recipient.
-    let m = Machine::detect();
-    let mut cfg = RouterConfig::new("127.0.0.1:0".parse().unwrap(), vec![m.cores[0]]);
-    cfg.shard.heartbeat_timeout = Duration::from_secs(1);
-    let r = Router::start(cfg).unwrap();
+    let r = router_whose_agents_go_offline_after(Duration::from_secs(1));
     let url = format!("tcp://{}", r.local_addr());
     let scratch = crate::support::scratch("keepalive");
     let path = scratch.join("report.json");
