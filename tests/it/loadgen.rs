@@ -1238,8 +1238,8 @@ fn with_router_the_agents_keep_alive_within_that_routers_timeout() {
     // timeout, which it says in its stats reply, not by `--heartbeat-timeout` here (30 s):
     // agents each on its own connection, sending once every two seconds to a router whose
     // timeout is 1 s, are never refused as offline, heartbeats are counted, and one line says
-    // the two timeouts differ. Without it, every message after the first second meets an
-    // offline recipient.
+    // the two timeouts differ (none when they are the same). Without it, every message after
+    // the first second meets an offline recipient.
     let r = router_whose_agents_go_offline_after(Duration::from_secs(1));
     let url = format!("tcp://{}", r.local_addr());
     let scratch = crate::support::scratch("keepalive");
@@ -1258,5 +1258,10 @@ fn with_router_the_agents_keep_alive_within_that_routers_timeout() {
         run["accounting"]
     );
     assert!(stderr.contains("the router's heartbeat timeout is 1 s"), "{stderr}");
+    // Told the router's own timeout, nothing to say.
+    let told = ["--heartbeat-timeout", "1", "--topologies", "ring", "--duration", "0.3"];
+    let once = ["--warmup", "0.1", "--repeat", "1"];
+    let (_, _, stderr) = bench_ok_with_stderr(&[&args[..], &told[..], &once[..]].concat(), &path);
+    assert!(!stderr.contains("heartbeat timeout is"), "{stderr}");
     r.stop();
 }

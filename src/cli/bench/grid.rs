@@ -30,7 +30,9 @@ pub(in crate::cli) fn run_config(cfg: BenchConfig) -> anyhow::Result<Finish> {
         _ => None,
     };
     let (shared, _lease, mut notes) = sharing(&cfg, &target_pids, external_probe.as_ref());
-    if let Some(note) = external_probe.as_ref().and_then(|p| keep_alive_within(p, &mut runs)) {
+    let ours = cfg.router_flags.heartbeat_timeout;
+    if let Some(note) = external_probe.as_ref().and_then(|p| keep_alive_within(p, ours, &mut runs))
+    {
         notes.push(note);
     }
     let probe: Option<&dyn RouterProbe> = match (&router, &external_probe) {
@@ -100,17 +102,18 @@ fn sharing(
 /// The agents' heartbeats go by the external router's own timeout, which it says in its
 /// stats reply: a quiet agent must stay online there, whatever `--heartbeat-timeout` says
 /// here. A note when the two differ; nothing when the router does not say (an older one).
-fn keep_alive_within(probe: &ExternalProbe, runs: &mut [RunSpec]) -> Option<String> {
+fn keep_alive_within(
+    probe: &ExternalProbe,
+    ours: Duration,
+    runs: &mut [RunSpec],
+) -> Option<String> {
     let theirs = probe.heartbeat_timeout()?;
-    let mut ours = None;
-    for spec in runs.iter_mut() {
-        if let Some(every) = spec.scenario.keepalive.as_mut() {
-            ours.get_or_insert(*every * 3);
-            *every = theirs / 3;
-        }
+    let mut kept = false;
+    for every in runs.iter_mut().filter_map(|spec| spec.scenario.keepalive.as_mut()) {
+        *every = theirs / 3;
+        kept = true;
     }
-    let ours = ours?;
-    (ours != theirs).then(|| {
+    (kept && ours != theirs).then(|| {
         format!(
             "a2a-bench: the router's heartbeat timeout is {} s, not --heartbeat-timeout's {} s: \
              the agents send heartbeats within the router's",
