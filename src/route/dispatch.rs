@@ -92,7 +92,7 @@ impl Shard {
     /// sent used to be refused as `recipient_offline`).
     #[cold]
     fn heard_since(&mut self, li: u32) -> bool {
-        let timeout = self.cfg.heartbeat_timeout.as_nanos() as u64;
+        let timeout = self.cfg.heartbeat_timeout_ns();
         let Some(a) = self.local.get(li as usize) else { return false };
         let heard = super::heard(a, &self.conns, self.now_ns, timeout);
         if heard {
@@ -166,7 +166,7 @@ impl Shard {
         raw: &[u8],
     ) {
         let mark = self.start_fan();
-        let timeout = self.cfg.heartbeat_timeout.as_nanos() as u64;
+        let timeout = self.cfg.heartbeat_timeout_ns();
         for (_, a) in self.local.iter() {
             if a.id != sender
                 && (agent_type == 0 || a.agent_type == agent_type)
@@ -189,7 +189,7 @@ impl Shard {
     ) {
         let mark = self.start_fan();
         let Some(t) = self.topics.get(&topic) else { return };
-        let timeout = self.cfg.heartbeat_timeout.as_nanos() as u64;
+        let timeout = self.cfg.heartbeat_timeout_ns();
         for a in t.subs.iter().filter_map(|&li| self.local.get(li as usize)) {
             if a.id != sender && (a.online || super::heard(a, &self.conns, self.now_ns, timeout)) {
                 fan_add(&mut self.conns, &mut self.fan, mark, a.conn);

@@ -117,6 +117,11 @@ pub struct ShardConfig {
 }
 
 impl ShardConfig {
+    /// [`ShardConfig::heartbeat_timeout`] in the clock's nanoseconds.
+    pub fn heartbeat_timeout_ns(&self) -> u64 {
+        self.heartbeat_timeout.as_nanos() as u64
+    }
+
     /// Defaults for shard `shard` of `shards`.
     pub fn new(shard: u16, shards: u16) -> ShardConfig {
         ShardConfig {
@@ -790,7 +795,7 @@ impl Shard {
             self.close_timed_out(now_ns);
         }
         if now_ns >= self.next_liveness_ns {
-            let timeout = self.cfg.heartbeat_timeout.as_nanos() as u64;
+            let timeout = self.cfg.heartbeat_timeout_ns();
             self.next_liveness_ns = now_ns + (timeout / 4).clamp(1_000_000, 1_000_000_000);
             for (_, a) in self.local.iter_mut() {
                 a.online = heard(a, &self.conns, now_ns, timeout);

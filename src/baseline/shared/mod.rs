@@ -143,7 +143,7 @@ impl State {
 
     fn online(&self, a: &Agent, now_ns: u64) -> bool {
         let seen = a.last_seen_ns.max(a.conn_seen_ns.load(Ordering::Relaxed));
-        now_ns.saturating_sub(seen) <= self.cfg.heartbeat_timeout.as_nanos() as u64
+        now_ns.saturating_sub(seen) <= self.cfg.heartbeat_timeout_ns()
     }
 }
 

@@ -16,10 +16,7 @@ impl ExternalProbe {
         ExternalProbe { addr, conn: std::sync::Mutex::new(None) }
     }
 
-    pub(super) fn ask(
-        &self,
-        c: &mut crate::client::Client,
-    ) -> Option<crate::wire::control::StatsReply> {
+    fn ask(&self, c: &mut crate::client::Client) -> Option<crate::wire::control::StatsReply> {
         use crate::wire::control::StatsRequest;
         use crate::wire::Control;
         let request_id = c.request_id();
@@ -51,7 +48,7 @@ impl ExternalProbe {
         reply
     }
 
-    pub(super) fn connect(&self) -> Option<crate::client::Client> {
+    fn connect(&self) -> Option<crate::client::Client> {
         let mut c = crate::client::Client::connect(self.addr).ok()?;
         c.set_timeout(Duration::from_secs(2)).ok()?;
         Some(c)
