@@ -115,10 +115,13 @@ import re, sys
 text = open(sys.argv[1]).read()
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
 m = re.search(r"50%\s+([\d.]+)(us|ms|s)\b", text)
-p50 = float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
+unit = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+p50 = float(m.group(1)) * unit[m.group(2)]
+m = re.search(r"Latency\s+([\d.]+)(us|ms|s)\b", text)
+mean = float(m.group(1)) * unit[m.group(2)]
 user, sys_ = map(float, open(sys.argv[2]).read().split())
 busy = (user + sys_) / float(sys.argv[3])
-print(rps, p50, busy)
+print(rps, p50, busy, mean)
 PY
     capture
     budgeted "$BIN" http --url "$URL" --pattern health --agents "$CONNS" --duration "$SECS" --warmup 1 \
@@ -131,20 +134,21 @@ r = json.load(open(sys.argv[1]))["results"][0]
 busy = max(r["cpu"]["agent_cores"])
 watch = max(r["cpu"].get("agent_watch") or [0.0])
 print(r["throughput_msg_per_sec"], r["latency"]["rtt_raw"]["p50_ms"], busy, busy - watch,
-      r["latency"]["rtt"]["p50_ms"])
+      r["latency"]["rtt"]["p50_ms"], r["latency"]["rtt_raw"]["avg_ms"])
 PY
     # The server's cores under a2a-bench: the report's own figure (cpu.target_cores).
     a2a_server=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["results"][0]["cpu"].get("target_cores", 0))' "$OUT/a2a.json")
     echo "$wrk_server $a2a_server" >>"$OUT/server.rows"
-    echo "run $i: wrk $(tail -1 "$OUT/wrk.rows") | a2a-bench $(tail -1 "$OUT/a2a.rows")  (req/s, p50 ms, client busy share[, less watch]); server cores: wrk $wrk_server, a2a-bench $a2a_server"
+    echo "run $i: wrk $(tail -1 "$OUT/wrk.rows") | a2a-bench $(tail -1 "$OUT/a2a.rows")  (wrk: req/s, p50 ms, client busy share, mean ms; a2a-bench: req/s, raw p50 ms, busy share, less watch, p50 from the intended time, raw mean ms); server cores: wrk $wrk_server, a2a-bench $a2a_server"
 done
-python3 - "$OUT/wrk.rows" "$OUT/a2a.rows" "$OUT/server.rows" "${BUDGET:-}" <<'PY'
+python3 - "$OUT/wrk.rows" "$OUT/a2a.rows" "$OUT/server.rows" "${BUDGET:-}" "$CONNS" <<'PY'
 import statistics, sys
+conns = int(sys.argv[5])
 def load(p):
     rows = [list(map(float, l.split())) for l in open(p) if l.strip()]
     return [statistics.median(c) for c in zip(*rows)], [r[0] / r[2] for r in rows]
-(w_rps, w_p50, w_busy), w_eff = load(sys.argv[1])
-(a_rps, a_p50, a_busy, a_work, a_rtt50), a_eff = load(sys.argv[2])
+(w_rps, w_p50, w_busy, w_mean), w_eff = load(sys.argv[1])
+(a_rps, a_p50, a_busy, a_work, a_rtt50, a_mean), a_eff = load(sys.argv[2])
 w_e, a_e = statistics.median(w_eff), statistics.median(a_eff)
 print(f"wrk:       {w_rps:10.0f} req/s  p50 {w_p50:.3f} ms  client busy {w_busy*100:.0f} %  {w_e:10.0f} req per client CPU-second")
 print(f"a2a-bench: {a_rps:10.0f} req/s  p50 {a_p50:.3f} ms  client busy {a_busy*100:.0f} % "
@@ -152,13 +156,17 @@ print(f"a2a-bench: {a_rps:10.0f} req/s  p50 {a_p50:.3f} ms  client busy {a_busy*
 print(f"           p50 from the intended send time (closed loop: the previous answer handled) "
       f"{a_rtt50:.3f} ms; the p50 above is the raw one, on the wire as the client's ring saw it")
 print(f"a2a-bench / wrk: throughput {a_rps/w_rps:.2f}x, p50 {a_p50/w_p50:.2f}x, per client CPU {a_e/w_e:.2f}x (medians)")
+# The p50s of two distributions of different shapes: the means say what Little's law does (with
+# every connection busy, mean latency = connections / throughput, less each client's own turn).
+print(f"mean latency: wrk {w_mean:.3f} ms, a2a-bench {a_mean:.3f} ms raw: {a_mean/w_mean:.2f}x "
+      f"(connections / throughput: {conns/w_rps*1e3:.3f} and {conns/a_rps*1e3:.3f} ms)")
 # This machine drifts between runs: each a2a-bench run is also set against the wrk run just
 # before it, and the median of those paired ratios is the steadier figure.
 rows = lambda p: [list(map(float, l.split())) for l in open(p) if l.strip()]
 pairs = list(zip(rows(sys.argv[1]), rows(sys.argv[2])))
 r = lambda f: statistics.median(f(w, a) for w, a in pairs)
 print(f"paired (median of {len(pairs)}): throughput {r(lambda w, a: a[0] / w[0]):.2f}x, "
-      f"p50 {r(lambda w, a: a[1] / w[1]):.2f}x, "
+      f"p50 {r(lambda w, a: a[1] / w[1]):.2f}x, mean {r(lambda w, a: a[5] / w[3]):.2f}x, "
       f"per client CPU {r(lambda w, a: (a[0] / a[2]) / (w[0] / w[2])):.2f}x, "
       f"per client CPU less a2a-bench's watch {r(lambda w, a: (a[0] / a[3]) / (w[0] / w[2])):.2f}x")
 # A server near one core under both clients was the limit, and the throughputs say little about
