@@ -95,7 +95,8 @@ pub struct RouterArgs {
     pub batch_max: u32,
     /// Seconds without traffic or heartbeat after which an agent is offline. In a benchmark
     /// run the agents send a heartbeat on a connection silent for a third of it (with --router,
-    /// a third of the timeout that router says it has).
+    /// a third of the timeout that router says it has; the seed JSON protocol cannot say it, so
+    /// with --protocol json this flag's).
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
     pub heartbeat_timeout: Duration,
     /// Lease of a lock whose request asks for 0, in milliseconds.
