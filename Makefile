@@ -95,9 +95,10 @@ bench-scaling: build ## The comparison at 1, 2, 4 and 8 router cores (agents on 
 	./target/release/a2a-bench compare --scaling 1,2,4,8 --agents 100,1000 --agents-per-conn 10 \
 	  --topologies ring,mesh --duration 2 --warmup 0.5 --repeat 3 --output scaling_results.json
 
-device-bundle: build ## A stripped binary and its two libraries in target/device/, for benches/device.sh on a lent machine
+device-bundle: build ## The binary (symbols, no debug information), its two libraries, and wrk, tcpdump and perf (packed) when installed, in target/device/, for benches/device.sh on a lent machine
 	mkdir -p target/device/lib
-	strip -o target/device/a2a-bench target/release/a2a-bench
+	@# Without its debug information, with its symbols (so that perf names the binary's functions there)
+	strip --strip-debug -o target/device/a2a-bench target/release/a2a-bench
 	for l in libhwloc.so.15 libudev.so.1; do \
 	  cp -L "$$(ldd target/release/a2a-bench | awk -v l=$$l '$$1 == l {print $$3}')" target/device/lib/; done
 	@# wrk and the libraries it needs beyond libc, for benches/device_http.sh, when installed here
@@ -106,6 +107,11 @@ device-bundle: build ## A stripped binary and its two libraries in target/device
 	@# tcpdump and its libraries, for device_http.sh's PCAP=1 (the wire's own round trips), when installed here
 	@if command -v tcpdump >/dev/null; then mkdir -p target/device/tcpdump && cp -L "$$(command -v tcpdump)" target/device/tcpdump/ && \
 	  for l in $$(ldd "$$(command -v tcpdump)" | awk '$$3 ~ /^\// && $$1 !~ /^(libc\.so|libm\.so|ld-linux)/ {print $$3}'); do cp -L $$l target/device/tcpdump/; done; fi
+	@# perf and the libraries it needs beyond libc, packed (≈ 10 MB), for device.sh's profile of each router, when installed here
+	@if command -v perf >/dev/null; then rm -rf target/device/perf.tmp && mkdir -p target/device/perf.tmp/perf && \
+	  cp -L "$$(command -v perf)" target/device/perf.tmp/perf/ && \
+	  for l in $$(ldd "$$(command -v perf)" | awk '$$3 ~ /^\// && $$1 !~ /^(libc\.so|libm\.so|ld-linux)/ {print $$3}'); do cp -L $$l target/device/perf.tmp/perf/; done && \
+	  tar czf target/device/perf.tgz -C target/device/perf.tmp perf && rm -rf target/device/perf.tmp; fi
 	@du -sh target/device
 
 bench-router: deps ## Router throughput and round trip with a minimal driver

@@ -13,10 +13,16 @@
 #   5. CONNS agents (default 100,000, or as many as the open-file limit holds) each on its own
 #      connection to a router on 4 cores: the router's RSS before, its peak while they are
 #      connected, and its descriptors;
+#   6. with perf (the packed copy `make device-bundle` carries, or one installed there): each
+#      router in its own process on half the cores, agents on the rest, mesh x 1000 agents at 10
+#      per connection, by default and with one request in flight (window 1, small frames):
+#      system calls, switches, IPIs and CPU per routed message (`benches/perf_per_msg.sh`) and
+#      where each router's cores went (a profile per router and shape);
 # and writes each one's text (and the JSON reports of 2 and 3) into $OUT (default
-# ./device_out): 8 files. QUICK=1 shortens every window and CONNS (a check of the script
-# itself on a small machine). On 16 cores the whole script took 158 s on 2026-12-04 (each
-# stage has its own time limit: 120 + 300 + 60 + 80 s); on a 2-core machine QUICK=1 takes 20 s.
+# ./device_out): 8 files, and with perf perf.txt and six profile-*.txt. QUICK=1 shortens every
+# window and CONNS (a check of the script itself on a small machine). On 16 cores stages 1-5
+# took 158 s on 2026-12-04 (each stage has its own time limit: 120 + 300 + 60 + 80 s, and 6
+# 150 s); on a 2-core machine QUICK=1 takes 20 s, and 80 s with stage 6.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$ROOT/device_out}
@@ -117,4 +123,31 @@ conns() {
             n, b, p, h, f, (p - b) * 1024 / n, (h - b) * 1024 / n }' | tee -a "$C" "$LOG"
 }
 conns
+
+# 6. Where each router's cores go (perf: counts per message and a profile).
+PERF=""
+if [ -f "$ROOT/target/device/perf.tgz" ]; then
+    mkdir -p /tmp/device-perf && tar xzf "$ROOT/target/device/perf.tgz" -C /tmp/device-perf &&
+        printf '#!/bin/sh\nLD_LIBRARY_PATH=/tmp/device-perf/perf exec /tmp/device-perf/perf/perf "$@"\n' \
+            >/tmp/device-perf/perf.sh && chmod +x /tmp/device-perf/perf.sh && PERF=/tmp/device-perf/perf.sh
+fi
+[ -z "$PERF" ] && command -v perf >/dev/null && PERF=perf
+if [ -z "$PERF" ] || ! "$PERF" stat -e task-clock -- true >/dev/null 2>&1; then
+    say "== no perf that runs here: no counts per message, no profiles"
+else
+    # The counts use tracepoints (system calls, IPIs): tracefs, where it is not mounted yet.
+    [ -d /sys/kernel/tracing/events ] || mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null
+    H=$((CORES / 2))
+    say "== perf: each router on cores 0-$((H - 1)), agents on $H-$LAST, mesh x 1000, 10 per connection"
+    for window in "" 1; do
+        timeout 75 env A2A_BENCH="$BIN" PERF="$PERF" ROUTER_CORES="0-$((H - 1))" AGENT_CORES="$H-$LAST" \
+            TOPOLOGY=mesh SHAPES=1000/10 ROUNDS=1 WINDOW="$window" PROFILE="$OUT" \
+            bash "$ROOT/benches/perf_per_msg.sh" >>"$OUT/perf.txt" 2>&1
+        say "exit $? (window ${window:-default})"
+        suffix=${window:+w$window}
+        for f in "$OUT"/profile-*-mesh-1000-10.txt; do
+            [ -f "$f" ] && mv "$f" "${f%.txt}-${suffix:-default}.txt"
+        done
+    done
+fi
 say "device.sh: done $(date -u +%FT%TZ); files: $(cd "$OUT" && ls | tr '\n' ' ')"
