@@ -81,7 +81,7 @@ fn run_rounds(
 
 /// The first router against each other one, keyed `"<first>/<other>"`: the ratios of the
 /// medians, and the range of the rounds' own ratios.
-struct Ratios {
+pub(super) struct Ratios {
     throughput: BTreeMap<String, f64>,
     p99: BTreeMap<String, f64>,
     throughput_spread: BTreeMap<String, [f64; 2]>,
@@ -89,7 +89,7 @@ struct Ratios {
 }
 
 impl Ratios {
-    fn of(
+    pub(super) fn of(
         names: &[String],
         per: &BTreeMap<String, Vec<RunResult>>,
         per_router: &BTreeMap<String, Medians>,
@@ -135,7 +135,7 @@ impl Ratios {
 
     /// "   glommio is 1.10× this (1.06–1.19 over 3 rounds)", and at a fixed rate the p99
     /// ratio with what bounded it, for router `name`'s line.
-    fn text(
+    pub(super) fn text(
         &self,
         names: &[String],
         name: &str,
@@ -150,16 +150,24 @@ impl Ratios {
             (n, Some([lo, hi])) => format!(" ({lo:.2}–{hi:.2} over {n} rounds)"),
             (_, None) => String::new(),
         };
+        let saturated = |m: &Medians| matches!(m.bottleneck.as_str(), "generator" | "both");
+        let shared = |m: &Medians| m.bottleneck == crate::report::SHARED_CORES;
+        // In closed loop, agents saturated under both routers bound both throughputs: the
+        // ratio is the whole set-up's (how each router's frames load the agents' core too),
+        // and the router CPU per message on each line is what tells the routers apart.
+        let whole = if !open && saturated(reference) && saturated(m) {
+            " (the agents' core saturated with both: the router CPU per msg compares the routers)"
+        } else {
+            ""
+        };
         let tp = self
             .throughput
             .get(&key)
-            .map_or(String::new(), |r| format!("   {} is {:.2}× this{spread}", names[0], r));
+            .map_or(String::new(), |r| format!("   {} is {:.2}× this{spread}{whole}", names[0], r));
         // At a fixed rate every router delivers the rate: the tail is the comparison, and only
         // while the generator kept up is it the routers'.
         let p99 = match (open, self.p99.get(&key)) {
             (true, Some(r)) => {
-                let saturated = |m: &Medians| matches!(m.bottleneck.as_str(), "generator" | "both");
-                let shared = |m: &Medians| m.bottleneck == crate::report::SHARED_CORES;
                 let why = if shared(reference) || shared(m) {
                     " (the cores the routers share with the agents were saturated)"
                 } else if saturated(reference) || saturated(m) {

@@ -123,3 +123,50 @@ fn the_summary_takes_the_closed_loop_rows_median_lowest_and_those_below_one() {
     );
     assert!(lines[1].ends_with("(ring × 100), none below 1.0"), "{}", lines[1]);
 }
+
+fn medians(throughput: f64, bottleneck: &str) -> Medians {
+    Medians {
+        throughput,
+        throughput_min: throughput,
+        throughput_max: throughput,
+        p50_ms: 0.1,
+        p99_ms: 0.2,
+        sent_per_sec: throughput,
+        ok_runs: 3,
+        runs: 3,
+        bottleneck: bottleneck.into(),
+        router_cpu_ns_per_msg: Some(100.0),
+        router_idle_share: Some(0.0),
+        router_watch_share: None,
+        cross_shard_share: None,
+        router_msgs_per_frame: None,
+        lost_wakeups: 0,
+    }
+}
+
+#[test]
+fn a_closed_loop_ratio_with_the_agents_saturated_under_both_routers_says_so() {
+    // Proves a closed-loop throughput ratio says when the agents' core was saturated under
+    // both routers (the ratio is then the whole set-up's, and the router CPU per message
+    // tells the routers apart), and says nothing when either router alone was the limit,
+    // or at a fixed rate (where the p99 line has its own note).
+    let names = vec!["glommio".to_string(), "tokio-per-core".to_string()];
+    let line = |first: &str, other: &str, open: bool| {
+        let per_router: BTreeMap<String, Medians> =
+            [(names[0].clone(), medians(4.0e6, first)), (names[1].clone(), medians(2.0e6, other))]
+                .into();
+        let per: BTreeMap<String, Vec<RunResult>> =
+            names.iter().map(|n| (n.clone(), Vec::new())).collect();
+        Ratios::of(&names, &per, &per_router).text(&names, &names[1], &per_router, open, 3)
+    };
+    let note = "the agents' core saturated with both";
+    for (first, other) in [("both", "generator"), ("generator", "generator"), ("both", "both")] {
+        let text = line(first, other, false);
+        assert!(text.contains("glommio is 2.00× this") && text.contains(note), "{text}");
+    }
+    for (first, other) in [("router", "both"), ("both", "router"), ("neither", "neither")] {
+        let text = line(first, other, false);
+        assert!(text.contains("2.00×") && !text.contains(note), "{first}/{other}: {text}");
+    }
+    assert!(!line("both", "both", true).contains(note));
+}
