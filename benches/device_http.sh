@@ -6,8 +6,8 @@
 # core: 16 and 64 connections, 3 runs each, alternating), then to C2 (2 cores, 64 connections)
 # and C4 (4 cores, 128 connections), 2 runs each (MULTI=0 skips these). GET /health, closed
 # loop, SECS (default 3, whole seconds: wrk's -d) per run. Writes $OUT/summary.txt (each run's
-# server CPU ticks and the client's user, system and wall seconds; wrk's Requests/sec and p50;
-# a2a-bench's throughput, p50, status and agent cores' busy and watch shares) and
+# server CPU ticks and the client's user, system and wall seconds; wrk's Requests/sec, p50 and
+# mean; a2a-bench's throughput, p50, status, agent cores' busy and watch shares, raw p50 and mean) and
 # $OUT/raw.tgz (every output). No python needed there. PCAP=1, the default (tcpdump in target/device/tcpdump,
 # or installed): one more round of each client on C1 with 16 connections, the server's port
 # captured (tcpdump on the server's cores) over the run; the wire's own round trips, read by
@@ -76,13 +76,16 @@ fi
 cd "$O" && {
     cat runs.txt
     [ -f wire.txt ] && cat wire.txt
-    for x in wrk-*.txt; do echo "$x $(grep Requests/sec "$x") p50 $(grep ' 50%' "$x")"; done
+    for x in wrk-*.txt; do
+        echo "$x $(grep Requests/sec "$x") p50 $(grep ' 50%' "$x") mean $(grep -m 1 ' Latency ' "$x" | awk '{print $2}')"
+    done
     for x in a2a-*.json; do
         flat=$(tr -d ' \n' <"$x")
         echo "$x $(grep -o '"throughput_msg_per_sec": [0-9.]*' "$x" | head -1) $(grep -o '"p50_latency_ms": [0-9.]*' "$x" | head -1)" \
             "$(grep -o '"status": "[a-z_]*"' "$x" | head -1) $(echo "$flat" | grep -o '"agent_cores":\[[0-9.,]*\]' | head -1)" \
             "$(echo "$flat" | grep -o '"agent_watch":\[[0-9.,]*\]' | head -1)" \
-            "raw $(echo "$flat" | grep -o '"rtt_raw":{[^}]*}' | grep -o '"p50_ms":[0-9.]*' | head -1)"
+            "raw $(echo "$flat" | grep -o '"rtt_raw":{[^}]*}' | grep -o '"p50_ms":[0-9.]*' | head -1)" \
+            "$(echo "$flat" | grep -o '"rtt_raw":{[^}]*}' | grep -o '"avg_ms":[0-9.e-]*' | head -1)"
     done
 } >"$FINAL/summary.txt" 2>&1
 tar czf "$FINAL/raw.tgz" -C "$O" .
