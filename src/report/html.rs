@@ -557,6 +557,7 @@ fn compare(h: &mut String, r: &Value) -> anyhow::Result<()> {
     let summaries = [
         ("closed_loop", "Closed loop", "lowest", "below"),
         ("closed_loop_p99", "Closed loop p99", "highest", "above"),
+        ("closed_loop_cpu", "Closed loop router CPU per message", "highest", "above"),
     ];
     for (field, title, worst, side) in summaries {
         for (pair, s) in r[field].as_object().into_iter().flatten() {
@@ -701,6 +702,27 @@ mod tests {
         let mut h = String::new();
         compare(&mut h, &doc(0)).unwrap();
         assert!(!h.contains("Lost wake-ups"), "{h}");
+    }
+
+    #[test]
+    fn the_compare_page_sums_up_the_router_cpu_per_message_too() {
+        // Proves a comparison's page carries the closed-loop summary of router CPU per routed
+        // message beside the throughput and p99 ones, with its highest scenario.
+        let cpu = serde_json::json!({"glommio/tokio-per-core": {
+            "scenarios": 6, "median": 1.08, "highest": 1.31, "highest_scenario": "star × 100",
+            "above_one": 4
+        }});
+        let doc = serde_json::json!({"reference": "glommio", "comparison": [],
+            "closed_loop_cpu": cpu});
+        let mut h = String::new();
+        compare(&mut h, &doc).unwrap();
+        assert!(
+            h.contains(
+                "Closed loop router CPU per message, glommio/tokio-per-core: median 1.08× over 6 \
+                 scenario(s), highest 1.31× (star × 100), 4 above 1.0."
+            ),
+            "{h}"
+        );
     }
 
     #[test]

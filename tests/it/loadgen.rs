@@ -866,14 +866,22 @@ fn compare_alternates_routers_and_writes_ratios() {
         assert_eq!(t["median"], rows[0]["p99_ratios"][key], "{t}");
         let above = usize::from(t["median"].as_f64().unwrap() > 1.0);
         assert_eq!(t["above_one"], above, "{t}");
+        // And the router CPU per routed message, which tells routers apart where the agents
+        // are the limit.
+        let c = &doc["closed_loop_cpu"][key];
+        assert_eq!((&c["scenarios"], &c["highest_scenario"]), (&1.into(), &"ring × 4".into()));
+        assert_eq!(c["median"], rows[0]["cpu_ratios"][key], "{c}");
+        assert!(c["median"].as_f64().unwrap() > 0.0, "{c}");
     }
     assert!(stdout.contains("p99 ratios, closed loop"), "{stdout}");
-    assert_eq!(stdout.matches(", highest ").count(), 2, "{stdout}");
+    assert!(stdout.contains("router CPU per routed message, closed loop"), "{stdout}");
+    assert_eq!(stdout.matches(", highest ").count(), 4, "{stdout}");
     // The page shows the ratios; the CSV has every router's runs, named.
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("Comparison") && page.contains("glommio/tokio-shared"));
     assert!(page.contains("<p>Closed loop, glommio/tokio-per-core: median "), "{page}");
     assert!(page.contains("<p>Closed loop p99, glommio/tokio-per-core: median "), "{page}");
+    assert!(page.contains("<p>Closed loop router CPU per message, glommio/tokio-per-core: "));
     let rows: Vec<csv::StringRecord> =
         csv::Reader::from_path(&csv).unwrap().records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 18, "6 runs × 3 routers");

@@ -118,12 +118,24 @@ pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
             let _ = writeln!(out, "{line}");
         }
     }
+    let closed_loop_cpu = closed_loop_cpu(&rows, &names);
+    if !closed_loop_cpu.is_empty() {
+        let _ = writeln!(
+            out,
+            "router CPU per routed message, closed loop (medians of the rounds per scenario; above 1.0: {} used more):",
+            names[0]
+        );
+        for line in tail_lines(&closed_loop_cpu) {
+            let _ = writeln!(out, "{line}");
+        }
+    }
     let doc = CompareReport {
         routers: &names,
         reference: &names[0],
         comparison: &rows,
         closed_loop,
         closed_loop_p99,
+        closed_loop_cpu,
         reports,
     };
     write_report(&doc, &output, (csv, html), &mut out)?;

@@ -27,6 +27,7 @@ pub(super) fn compare_one(
             (name != &names[0]).then(|| ratios.text(names, name, &per_router, open, group.len()));
         let _ = writeln!(out, "{}", router_line(name, &per_router[name], vs.unwrap_or_default()));
     }
+    let cpu_ratios = cpu_ratios(names, &per_router);
     Row {
         topology: first.shape().into(),
         agents: first.agents,
@@ -34,10 +35,27 @@ pub(super) fn compare_one(
         per_router,
         throughput_ratios: ratios.throughput,
         p99_ratios: ratios.p99,
+        cpu_ratios,
         throughput_ratio_spread: ratios.throughput_spread,
         p99_ratio_spread: ratios.p99_spread,
         rounds: group.len(),
     }
+}
+
+/// The first router's median CPU per routed message over each other router's, keyed
+/// `"<first>/<other>"`, where both report one.
+pub(super) fn cpu_ratios(
+    names: &[String],
+    per_router: &BTreeMap<String, Medians>,
+) -> BTreeMap<String, f64> {
+    let first = per_router[&names[0]].router_cpu_ns_per_msg;
+    names[1..]
+        .iter()
+        .filter_map(|other| {
+            let (a, b) = (first?, per_router[other].router_cpu_ns_per_msg?);
+            (a > 0.0 && b > 0.0).then(|| (format!("{}/{other}", names[0]), a / b))
+        })
+        .collect()
 }
 
 /// Every round of the scenario, each router's run right after the other's: the runs by router.

@@ -13,6 +13,9 @@ pub(super) struct Row {
     /// `"<first>/<other>"` → median throughput ratio (and p99 ratio: > 1 means the first is slower).
     pub(super) throughput_ratios: BTreeMap<String, f64>,
     pub(super) p99_ratios: BTreeMap<String, f64>,
+    /// `"<first>/<other>"` → the first router's median CPU per routed message over the
+    /// other's (> 1: the first used more); only where both routers report it.
+    pub(super) cpu_ratios: BTreeMap<String, f64>,
     /// `"<first>/<other>"` → `[min, max]` of the throughput ratios of single rounds (the two
     /// routers' runs of one round run back to back).
     pub(super) throughput_ratio_spread: BTreeMap<String, [f64; 2]>,
@@ -41,6 +44,9 @@ pub(super) struct CompareReport<'a> {
     /// `"<first>/<other>"` → the closed-loop rows' p99 ratios summed up (above 1: the first
     /// router's tail was longer).
     pub(super) closed_loop_p99: BTreeMap<String, TailSummary>,
+    /// `"<first>/<other>"` → the closed-loop rows' router CPU per message ratios summed up
+    /// (above 1: the first router used more CPU per routed message).
+    pub(super) closed_loop_cpu: BTreeMap<String, TailSummary>,
     pub(super) reports: BTreeMap<String, Report>,
 }
 
@@ -57,7 +63,23 @@ pub(super) struct TailSummary {
 
 /// [`TailSummary`] for every router but the first, from `rows`' closed-loop p99 ratios.
 pub(super) fn closed_loop_tails(rows: &[Row], names: &[String]) -> BTreeMap<String, TailSummary> {
-    closed_loop_ratios(rows, names, |r| &r.p99_ratios)
+    highest_of(rows, names, |r| &r.p99_ratios)
+}
+
+/// [`TailSummary`] for every router but the first, from `rows`' closed-loop ratios of router
+/// CPU per routed message (where the agents were the limit, the ratio that tells the routers
+/// apart).
+pub(super) fn closed_loop_cpu(rows: &[Row], names: &[String]) -> BTreeMap<String, TailSummary> {
+    highest_of(rows, names, |r| &r.cpu_ratios)
+}
+
+/// The closed-loop ratios `of` picks, summed up with the highest as the worst.
+fn highest_of(
+    rows: &[Row],
+    names: &[String],
+    of: impl Fn(&Row) -> &BTreeMap<String, f64>,
+) -> BTreeMap<String, TailSummary> {
+    closed_loop_ratios(rows, names, of)
         .into_iter()
         .filter_map(|(key, ratios)| {
             let (highest, at) = ratios.iter().max_by(|a, b| a.0.total_cmp(&b.0))?.clone();

@@ -48,6 +48,7 @@ fn row(topology: &str, agents: u32, pacing: &str, ratios: &[(&str, f64)]) -> Row
         per_router: BTreeMap::new(),
         throughput_ratios: ratios.iter().map(|&(k, r)| (k.to_string(), r)).collect(),
         p99_ratios: BTreeMap::new(),
+        cpu_ratios: BTreeMap::new(),
         throughput_ratio_spread: BTreeMap::new(),
         p99_ratio_spread: BTreeMap::new(),
         rounds: 3,
@@ -169,4 +170,46 @@ fn a_closed_loop_ratio_with_the_agents_saturated_under_both_routers_says_so() {
         assert!(text.contains("2.00×") && !text.contains(note), "{first}/{other}: {text}");
     }
     assert!(!line("both", "both", true).contains(note));
+}
+
+#[test]
+fn the_cpu_summary_sets_each_routers_cpu_per_message_against_the_firsts_in_closed_loop() {
+    // Proves a row's CPU ratio is the first router's median CPU per routed message over the
+    // other's, only where both report one, and that the summary reads only closed-loop rows,
+    // names the row where the first router used the most against each other router, and
+    // counts the rows where it used more (above 1.0).
+    let names: Vec<String> =
+        ["glommio", "tokio-per-core", "other"].iter().map(|s| s.to_string()).collect();
+    let mut per_router: BTreeMap<String, Medians> = [
+        ("glommio", medians(4.0e6, "router")),
+        ("tokio-per-core", medians(4.0e6, "router")),
+        ("other", medians(4.0e6, "router")),
+    ]
+    .into_iter()
+    .map(|(n, m)| (n.to_string(), m))
+    .collect();
+    per_router.get_mut("glommio").unwrap().router_cpu_ns_per_msg = Some(150.0);
+    per_router.get_mut("other").unwrap().router_cpu_ns_per_msg = None;
+    let ratios = scenario::cpu_ratios(&names, &per_router);
+    assert_eq!(ratios.len(), 1, "no CPU figure for 'other': {ratios:?}");
+    let key = "glommio/tokio-per-core";
+    assert!((ratios[key] - 1.5).abs() < 1e-9, "{ratios:?}");
+
+    let cpu = |topology: &str, agents, pacing: &str, ratio: f64| {
+        let mut r = row(topology, agents, pacing, &[]);
+        r.cpu_ratios.insert(key.to_string(), ratio);
+        r
+    };
+    let rows = [
+        cpu("star", 10, "closed w16", 0.8),
+        cpu("star", 10, "open 8.7 k/s w16", 4.0),
+        cpu("mesh", 100, "closed w16", 1.12),
+        cpu("ring", 100, "closed w16", 1.05),
+    ];
+    let summary = closed_loop_cpu(&rows, &names);
+    let s = &summary[key];
+    assert_eq!((s.scenarios, s.above_one), (3, 2));
+    assert!((s.median - 1.05).abs() < 1e-9, "{s:?}");
+    assert_eq!((s.highest, s.highest_scenario.as_str()), (1.12, "mesh × 100"));
+    assert!(closed_loop_cpu(&rows[1..2], &names).is_empty(), "a fixed rate's row alone");
 }
