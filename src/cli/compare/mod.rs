@@ -101,32 +101,28 @@ pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
     let (rows, reports) = compare_plan(&cfg, &kinds, &names, &open_at, &provenance, &mut out)?;
     let all_ok = reports.values().all(|r| r.summary.failed == 0);
     let closed_loop = closed_loop_summary(&rows, &names);
-    if !closed_loop.is_empty() {
-        let _ = writeln!(out, "\nthroughput ratios (medians of the rounds per scenario):");
-        for line in summary_lines(&closed_loop) {
-            let _ = writeln!(out, "{line}");
-        }
-    }
     let closed_loop_p99 = closed_loop_tails(&rows, &names);
-    if !closed_loop_p99.is_empty() {
-        let _ = writeln!(
-            out,
-            "p99 ratios, closed loop (medians of the rounds per scenario; above 1.0: {}'s tail is longer):",
-            names[0]
-        );
-        for line in tail_lines(&closed_loop_p99) {
-            let _ = writeln!(out, "{line}");
-        }
-    }
     let closed_loop_cpu = closed_loop_cpu(&rows, &names);
-    if !closed_loop_cpu.is_empty() {
-        let _ = writeln!(
-            out,
-            "router CPU per routed message, closed loop (medians of the rounds per scenario; above 1.0: {} used more):",
-            names[0]
-        );
-        for line in tail_lines(&closed_loop_cpu) {
-            let _ = writeln!(out, "{line}");
+    let first = &names[0];
+    for (heading, lines) in [
+        (
+            "\nthroughput ratios (medians of the rounds per scenario):".to_string(),
+            summary_lines(&closed_loop),
+        ),
+        (
+            format!("p99 ratios, closed loop (medians of the rounds per scenario; above 1.0: {first}'s tail is longer):"),
+            tail_lines(&closed_loop_p99),
+        ),
+        (
+            format!("router CPU per routed message, closed loop (medians of the rounds per scenario; above 1.0: {first} used more):"),
+            tail_lines(&closed_loop_cpu),
+        ),
+    ] {
+        if !lines.is_empty() {
+            let _ = writeln!(out, "{heading}");
+            for line in lines {
+                let _ = writeln!(out, "{line}");
+            }
         }
     }
     let doc = CompareReport {

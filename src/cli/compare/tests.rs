@@ -55,6 +55,30 @@ fn row(topology: &str, agents: u32, pacing: &str, ratios: &[(&str, f64)]) -> Row
     }
 }
 
+/// Four rows, star × 10 closed, star × 10 at a fixed rate, ring × 100 and mesh × 100 closed,
+/// with `values` in the ratios `field` picks (throughput ratio 1.0 for `key`).
+fn rows_with(
+    key: &str,
+    field: impl Fn(&mut Row) -> &mut BTreeMap<String, f64>,
+    values: [f64; 4],
+) -> Vec<Row> {
+    let shapes = [
+        ("star", 10, "closed w16"),
+        ("star", 10, "open 8.7 k/s w16"),
+        ("ring", 100, "closed w16"),
+        ("mesh", 100, "closed w16"),
+    ];
+    shapes
+        .into_iter()
+        .zip(values)
+        .map(|((topology, agents, pacing), v)| {
+            let mut r = row(topology, agents, pacing, &[(key, 1.0)]);
+            field(&mut r).insert(key.to_string(), v);
+            r
+        })
+        .collect()
+}
+
 #[test]
 fn the_tail_summary_takes_the_closed_loop_rows_median_highest_and_those_above_one() {
     // Proves the p99 summary reads only closed-loop rows, takes their median, names the
@@ -63,17 +87,7 @@ fn the_tail_summary_takes_the_closed_loop_rows_median_highest_and_those_above_on
     let names: Vec<String> =
         ["glommio", "tokio-per-core", "other"].iter().map(|s| s.to_string()).collect();
     let key = "glommio/tokio-per-core";
-    let tail = |topology: &str, agents, pacing: &str, p99: f64| {
-        let mut r = row(topology, agents, pacing, &[(key, 1.0)]);
-        r.p99_ratios.insert(key.to_string(), p99);
-        r
-    };
-    let rows = [
-        tail("star", 10, "closed w16", 0.6),
-        tail("star", 10, "open 8.7 k/s w16", 3.5),
-        tail("ring", 100, "closed w16", 1.23),
-        tail("mesh", 100, "closed w16", 0.9),
-    ];
+    let rows = rows_with(key, |r| &mut r.p99_ratios, [0.6, 3.5, 1.23, 0.9]);
     let summary = closed_loop_tails(&rows, &names);
     assert_eq!(summary.len(), 1, "no p99 ratio for 'other': {summary:?}");
     let s = &summary[key];
@@ -195,17 +209,7 @@ fn the_cpu_summary_sets_each_routers_cpu_per_message_against_the_firsts_in_close
     let key = "glommio/tokio-per-core";
     assert!((ratios[key] - 1.5).abs() < 1e-9, "{ratios:?}");
 
-    let cpu = |topology: &str, agents, pacing: &str, ratio: f64| {
-        let mut r = row(topology, agents, pacing, &[]);
-        r.cpu_ratios.insert(key.to_string(), ratio);
-        r
-    };
-    let rows = [
-        cpu("star", 10, "closed w16", 0.8),
-        cpu("star", 10, "open 8.7 k/s w16", 4.0),
-        cpu("mesh", 100, "closed w16", 1.12),
-        cpu("ring", 100, "closed w16", 1.05),
-    ];
+    let rows = rows_with(key, |r| &mut r.cpu_ratios, [0.8, 4.0, 1.05, 1.12]);
     let summary = closed_loop_cpu(&rows, &names);
     let s = &summary[key];
     assert_eq!((s.scenarios, s.above_one), (3, 2));
