@@ -27,14 +27,15 @@ AGENT_CORES=${AGENT_CORES:-$(( $(nproc) - 1 ))}
 TOPOLOGY=${TOPOLOGY:-ring}
 PERF=${PERF:-perf}
 # A router thread per core of ROUTER_CORES (a list such as 0-7 or 0,2).
-THREADS=$(python3 -c 'import sys
-n = 0
-for part in sys.argv[1].split(","):
-    a, _, b = part.partition("-")
-    n += int(b or a) - int(a) + 1
-print(n)' "$ROUTER_CORES")
+THREADS=0
+IFS=, read -ra parts <<<"$ROUTER_CORES"
+for part in "${parts[@]}"; do
+    THREADS=$((THREADS + ${part#*-} - ${part%-*} + 1))
+done
 command -v "$PERF" >/dev/null || { echo "perf_per_msg: needs perf (apt-get install -y linux-perf)"; exit 1; }
 perf() { command "$PERF" "$@"; }
+HAVE_PYTHON=1
+python3 -c '' 2>/dev/null || HAVE_PYTHON=0
 [ -x "$BIN" ] || { echo "perf_per_msg: no binary at $BIN (cargo build --release)"; exit 1; }
 OUT=$(mktemp -d)
 ROUTER=""
@@ -94,6 +95,12 @@ for round in $(seq "$ROUNDS"); do
                     perf report -i "$OUT/perf.data" --no-children --sort dso,sym --stdio -g none 2>/dev/null | grep '%' | head -60 || true
                 } >"$f"
                 rm -f "$OUT/perf.data"
+            fi
+            if [ "$HAVE_PYTHON" = 0 ]; then
+                # A lent machine may have no python: the raw counts and the run's own summary.
+                echo "  $kind: $(grep -m 1 'Throughput' "$OUT/run.out")"
+                sed 's/^/    router: /' "$OUT/router.stat"; sed 's/^/    machine: /' "$OUT/machine.stat"
+                continue
             fi
             python3 - "$kind" "$OUT" <<'PY' || cat "$OUT/run.out"
 import json, sys
