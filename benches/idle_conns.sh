@@ -5,9 +5,10 @@
 # starts `a2a-bench router` on ROUTER_CORES (default 0) with SHARDS_PER_CORE shards on each (1),
 # then `a2a-bench --router … --agents N --agents-per-conn 1` on the last core, each agent on its
 # own connection, ring, N/10 requests/s for 4 s. While it runs, the router's RSS
-# (/proc/PID/status) is sampled every 0.25 s and its descriptors every 0.5 s. Prints, per
-# connection, the RSS growth over the router's RSS before the run:
-#   open=   the highest sample while all N connections were open (descriptors ≥ N);
+# (/proc/PID/status) is sampled every 0.25 s and its established connections (ss) every 0.5 s
+# (not its descriptors: on its socket rings a connection holds none). Prints, per connection,
+# the RSS growth over the router's RSS before the run:
+#   open=   the highest sample while all N connections were established;
 #   peak=   the highest sample of the run (connections closing free less than they held a moment);
 #   closed= 1 s after the run ended, every connection closed;
 # the run's verdict line, and, for two sizes or more, what one more connection costs:
@@ -32,8 +33,13 @@ trap 'kill $ROUTER 2>/dev/null || true; rm -rf "$OUT"' EXIT
 ulimit -n "$(ulimit -Hn)"
 
 cat >"$OUT/sample.py" <<'EOF'
-import os, sys, time
-router, run, n, shards, record = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+import os, subprocess, sys, time
+router, run, n, shards, record, port = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
+
+def established():
+    out = subprocess.run(["ss", "-Htn", "state", "established", f"( sport = :{port} )"],
+                         capture_output=True, text=True).stdout
+    return out.count("\n")
 
 def rss_kib():
     with open(f"/proc/{router}/status") as f:
@@ -54,7 +60,7 @@ while running():
     rss = rss_kib()
     peak = max(peak, rss)
     if tick % 2 == 0:
-        fds = len(os.listdir(f"/proc/{router}/fd"))
+        fds = established()
     if fds >= n:
         opened = max(opened, rss)
     tick += 1
@@ -87,7 +93,7 @@ for run in $(seq 1 "$RUNS"); do
             --topologies ring --rate $(( N / 10 )) --duration 4 --warmup 0.5 --repeat 1 \
             --output "$OUT/report.json" >"$OUT/run.out" 2>&1 &
         RUN=$!
-        python3 "$OUT/sample.py" "$ROUTER" "$RUN" "$N" "$shards" "$OUT/open"
+        python3 "$OUT/sample.py" "$ROUTER" "$RUN" "$N" "$shards" "$OUT/open" "${URL##*:}"
         wait "$RUN" || true
         grep -E "^ *1 +ring|overloaded|generator-bound|error|heartbeats" "$OUT/run.out" | head -3 || true
         kill -INT "$ROUTER"; wait "$ROUTER" 2>/dev/null || true; ROUTER=""

@@ -91,9 +91,12 @@ pub(super) async fn within<T>(
     .await
 }
 
-/// Connections from one loopback source address; past it the next one is used (127.0.0.2, …),
-/// as one source address has ≈ 28 k ephemeral ports towards one router port.
-pub(super) const CONNS_PER_SOURCE: usize = 20_000;
+/// Connections from one loopback source address; past it the next one is used (127.0.0.2, …).
+/// One source address has ≈ 28 k ephemeral ports towards one router port, but a connect tries
+/// the even half first, each port in turn: past ≈ 14 k connections from one address every new
+/// one looked through all of that half (`__inet_check_established` took 39 % of a 2-core
+/// machine, and 100,000 connections two minutes to open, `benches/many_conns.sh`).
+pub(super) const CONNS_PER_SOURCE: usize = 10_000;
 
 /// The source address of a run's connection number `index` towards `to`: none to choose below
 /// [`CONNS_PER_SOURCE`] or for a router not on IPv4 loopback.
@@ -138,8 +141,9 @@ pub fn check_reachable(addr: SocketAddr, protocol: Protocol) -> Result<(), Strin
         .map_err(|e| unreachable(&e, addr, None, protocol))
 }
 
-/// One connection to the router (from `source` when given), with a second descriptor of its
-/// socket (to shut it down); its TCP I/O goes through `ring` when there is one. Over raw TCP,
+/// One connection to the router (from `source` when given), with the handle that shuts it
+/// down; its TCP I/O goes through `ring` when there is one (and then, once its socket is in
+/// the ring's table, it holds no descriptor). Over raw TCP,
 /// `home` is written at once, before anything else, so that it comes with the handshake and a
 /// sharded router places the connection by it (`route::accept`).
 pub(super) async fn connect(
@@ -174,30 +178,41 @@ pub(super) async fn connect(
     s.set_nonblocking(true).map_err(setup)?;
     let subprotocol = match (transport, protocol) {
         (Transport::Tcp, _) | (_, Protocol::Http) => {
-            let stream = match ring {
-                Some(ring) => AgentStream::Uring(ring.stream(s.into())),
-                None => AgentStream::Tcp(glommio::net::TcpStream::from(socket2::Socket::from(s))),
-            };
-            return Ok(Guarded::new(stream, fd));
+            return Ok(match ring {
+                Some(ring) => {
+                    let stream = ring.stream(s.into());
+                    let handle = stream.handle();
+                    Guarded::on_ring(AgentStream::Uring(stream), handle)
+                }
+                None => Guarded::new(
+                    AgentStream::Tcp(glommio::net::TcpStream::from(socket2::Socket::from(s))),
+                    fd,
+                ),
+            });
         }
         (Transport::Ws, Protocol::Native) => ws::SUBPROTOCOL_NATIVE,
         (Transport::Ws, Protocol::Json) => ws::SUBPROTOCOL_JSON,
     };
-    let stream = match ring {
-        Some(ring) => AgentStream::UringWs(Box::new(
-            handshake(ring.stream(s.into()), addr, subprotocol, protocol).await?,
-        )),
-        None => AgentStream::Ws(Box::new(
-            handshake(
-                glommio::net::TcpStream::from(socket2::Socket::from(s)),
-                addr,
-                subprotocol,
-                protocol,
-            )
-            .await?,
-        )),
-    };
-    Ok(Guarded::new(stream, fd))
+    Ok(match ring {
+        Some(ring) => {
+            let stream = ring.stream(s.into());
+            let handle = stream.handle();
+            let ws = handshake(stream, addr, subprotocol, protocol).await?;
+            Guarded::on_ring(AgentStream::UringWs(Box::new(ws)), handle)
+        }
+        None => Guarded::new(
+            AgentStream::Ws(Box::new(
+                handshake(
+                    glommio::net::TcpStream::from(socket2::Socket::from(s)),
+                    addr,
+                    subprotocol,
+                    protocol,
+                )
+                .await?,
+            )),
+            fd,
+        ),
+    })
 }
 
 /// A WebSocket client handshake on `stream` within [`SETUP_TIMEOUT`]: binary messages for
@@ -226,9 +241,35 @@ async fn handshake<S: AsyncRead + AsyncWrite + crate::transport::Lend + Unpin>(
 /// A blocking connect from `ip` (any free port), bounded like the others.
 fn connect_from(ip: std::net::IpAddr, to: SocketAddr) -> io::Result<TcpStream> {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    bind_address_only(&socket)?;
     socket.bind(&SocketAddr::new(ip, 0).into())?;
     socket.connect_timeout(&to.into(), SETUP_TIMEOUT)?;
     Ok(socket.into())
+}
+
+/// `IP_BIND_ADDRESS_NO_PORT`: a bind to a source address leaves the port to the connect, which
+/// picks one for the whole address pair. A bind that picks the port itself takes it for that
+/// address whatever the destination, and one a plain connect then never shares: every source
+/// address drew on the same ≈ 28 k ephemeral ports, and 50,000 connections from three of them
+/// failed with `EADDRNOTAVAIL` (`benches/many_conns.sh`).
+#[allow(unsafe_code)]
+fn bind_address_only(socket: &socket2::Socket) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: a descriptor the socket owns, and an int option passed with its size.
+    let r = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            std::ptr::addr_of!(on).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    match r {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
 }
 
 #[cfg(test)]
@@ -237,7 +278,7 @@ mod tests {
 
     #[test]
     fn connections_past_a_source_address_block_move_to_the_next_loopback_address() {
-        // Proves the source spread: the first 20,000 connections to a loopback router keep the
+        // Proves the source spread: the first 10,000 connections to a loopback router keep the
         // default source; later blocks take 127.0.0.2, .3, …; other routers are left alone.
         let to: SocketAddr = "127.0.0.1:9000".parse().unwrap();
         assert_eq!(source_for(to, 0), None);
@@ -246,5 +287,21 @@ mod tests {
         assert_eq!(source_for(to, 5 * CONNS_PER_SOURCE + 7), Some("127.0.0.6".parse().unwrap()));
         assert_eq!(source_for(to, 254 * CONNS_PER_SOURCE), Some("127.0.1.1".parse().unwrap()));
         assert_eq!(source_for("10.0.0.1:9000".parse().unwrap(), 99_999), None);
+    }
+
+    #[test]
+    fn a_source_address_is_bound_without_a_port_until_the_connect() {
+        // Proves the bind leaves the port to the connect (`IP_BIND_ADDRESS_NO_PORT`), so that
+        // source addresses do not draw on one set of ephemeral ports; and such a socket
+        // connects.
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None);
+        let socket = socket.unwrap();
+        bind_address_only(&socket).unwrap();
+        socket.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into()).unwrap();
+        let bound = socket.local_addr().unwrap().as_socket().unwrap();
+        assert_eq!(bound.port(), 0, "a port was taken at the bind");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let s = connect_from("127.0.0.1".parse().unwrap(), listener.local_addr().unwrap());
+        assert_ne!(s.unwrap().local_addr().unwrap().port(), 0);
     }
 }

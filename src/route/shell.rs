@@ -285,11 +285,11 @@ fn spawn_conn<R: Runtime>(
 }
 
 /// The runtime's stream for an accepted socket, and the handle that shuts it down: one
-/// descriptor per connection.
+/// descriptor per connection at most (none on a socket ring, once the socket is in its table).
 fn adopt<R: Runtime>(stream: TcpStream) -> io::Result<(Guarded<R::Stream>, Rc<SocketHandle>)> {
     let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
     stream.set_nonblocking(true)?;
-    Ok(Guarded::new(R::adopt(stream)?, fd))
+    Ok(Guarded::adopting(R::adopt(stream)?, fd))
 }
 
 /// Tells what a new connection speaks from its first bytes, completes a WebSocket handshake if

@@ -25,6 +25,9 @@ pub struct Beat {
     tid: AtomicI32,
     /// How many times it was kicked.
     kicks: AtomicU64,
+    /// When it began closing, past what it measures (0: not yet): a watchdog still wakes it,
+    /// but a stall from then on held nothing back.
+    closing_ns: AtomicU64,
 }
 
 impl Beat {
@@ -48,6 +51,17 @@ impl Beat {
     /// Called on the thread when it ends: a watchdog leaves it alone from now on.
     pub fn end(&self) {
         self.tid.store(0, Ordering::Release);
+    }
+
+    /// Called on the thread once its figures are taken, before it closes what it opened.
+    pub fn closing(&self) {
+        self.closing_ns.store(crate::clock::now_ns(), Ordering::Release);
+    }
+
+    /// Whether the thread was already closing at `at_ns` ([`Beat::closing`]).
+    pub fn closing_at(&self, at_ns: u64) -> bool {
+        let since = self.closing_ns.load(Ordering::Acquire);
+        since != 0 && since <= at_ns
     }
 
     /// When the loop last turned (ns), if the thread runs.

@@ -108,6 +108,11 @@ pub trait Lend {
     fn in_memory(&self) -> bool {
         false
     }
+    /// A socket ring's stream: its [`uring::Handle`], which stands in for the descriptor the
+    /// process closed once the socket went into the ring's table.
+    fn ring_handle(&self) -> Option<uring::Handle> {
+        None
+    }
 }
 
 impl Lend for uring::UringStream {
@@ -116,6 +121,9 @@ impl Lend for uring::UringStream {
     }
     fn in_memory(&self) -> bool {
         true
+    }
+    fn ring_handle(&self) -> Option<uring::Handle> {
+        Some(self.handle())
     }
 }
 
@@ -227,11 +235,19 @@ pub async fn write_all<S: AsyncWrite + Unpin>(
 /// A connection's shutdown handle: the number of the descriptor its stream owns, used only while
 /// that stream is alive ([`Guarded`] clears `open` as it drops), so a number the kernel has since
 /// given to a newer connection is never touched. It stands in for a second descriptor
-/// (`try_clone`) per connection: the open-file limit is what bounds connections per process.
+/// (`try_clone`) per connection: the open-file limit is what bounds connections per process. A
+/// socket ring's stream holds no descriptor once its socket is in the ring's table: its handle
+/// asks the ring instead ([`uring::Handle`]).
 #[derive(Debug)]
 pub struct SocketHandle {
-    fd: std::os::fd::RawFd,
+    target: Target,
     open: std::cell::Cell<bool>,
+}
+
+#[derive(Debug)]
+enum Target {
+    Fd(std::os::fd::RawFd),
+    Ring(uring::Handle),
 }
 
 impl SocketHandle {
@@ -239,20 +255,30 @@ impl SocketHandle {
     /// stream is gone.
     pub fn shutdown(&self) {
         if self.open.get() {
-            let _ = nix::sys::socket::shutdown(self.fd, nix::sys::socket::Shutdown::Both);
+            match &self.target {
+                Target::Fd(fd) => {
+                    let _ = nix::sys::socket::shutdown(*fd, nix::sys::socket::Shutdown::Both);
+                }
+                Target::Ring(h) => h.shutdown(),
+            }
         }
     }
 
     /// Sends what the socket takes now, without waiting (a parting reply); nothing once the
-    /// stream is gone.
+    /// stream is gone. Through a socket ring: queued, and sent even if the stream drops first.
     pub fn send_now(&self, bytes: &[u8]) {
         use nix::sys::socket::MsgFlags;
         if self.open.get() {
-            let _ = nix::sys::socket::send(
-                self.fd,
-                bytes,
-                MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
-            );
+            match &self.target {
+                Target::Fd(fd) => {
+                    let _ = nix::sys::socket::send(
+                        *fd,
+                        bytes,
+                        MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+                    );
+                }
+                Target::Ring(h) => h.send_now(bytes),
+            }
         }
     }
 
@@ -272,7 +298,27 @@ pub struct Guarded<S> {
 impl<S> Guarded<S> {
     /// `inner` owns descriptor `fd`; the handle may shut it down while `inner` lives.
     pub fn new(inner: S, fd: std::os::fd::RawFd) -> (Guarded<S>, std::rc::Rc<SocketHandle>) {
-        let handle = std::rc::Rc::new(SocketHandle { fd, open: std::cell::Cell::new(true) });
+        Guarded::with_target(inner, Target::Fd(fd))
+    }
+
+    /// `inner` is a socket ring's stream, or one built on it: the handle goes through the ring.
+    pub fn on_ring(inner: S, ring: uring::Handle) -> (Guarded<S>, std::rc::Rc<SocketHandle>) {
+        Guarded::with_target(inner, Target::Ring(ring))
+    }
+
+    /// `inner`, which owns descriptor `fd` unless it is a socket ring's stream.
+    pub fn adopting(inner: S, fd: std::os::fd::RawFd) -> (Guarded<S>, std::rc::Rc<SocketHandle>)
+    where
+        S: Lend,
+    {
+        match inner.ring_handle() {
+            Some(ring) => Guarded::on_ring(inner, ring),
+            None => Guarded::new(inner, fd),
+        }
+    }
+
+    fn with_target(inner: S, target: Target) -> (Guarded<S>, std::rc::Rc<SocketHandle>) {
+        let handle = std::rc::Rc::new(SocketHandle { target, open: std::cell::Cell::new(true) });
         (Guarded { inner, handle: handle.clone() }, handle)
     }
 }

@@ -1273,3 +1273,26 @@ fn with_router_the_agents_keep_alive_within_that_routers_timeout() {
     assert!(!stderr.contains("heartbeat timeout is"), "{stderr}");
     r.stop();
 }
+
+#[test]
+fn agents_whose_first_sends_come_late_in_the_window_are_not_a_stall() {
+    // Proves the stall clock runs only while requests wait for an answer: at 10 requests/s
+    // over 40 agents the second agent core's first sends are due 2 s after the start, 1.7 s
+    // into the measured window and past a 1 s stall timeout. The run used to fail there with
+    // "the router stalled … from 0.00 s into the measured window" and give up the request then
+    // in flight, whose reply still came (its accounting did not close).
+    if a2a_bench::placement::Machine::detect().cores.len() < 2 {
+        return; // two agent cores are the point
+    }
+    let scratch = crate::support::scratch("late-first-sends");
+    let path = scratch.join("report.json");
+    let args = ["--router-cores", "0", "--agent-cores", "0,1", "--agents", "40", "--rate", "10"];
+    let more = ["--warmup", "0.3", "--duration", "2.5", "--drain-timeout", "1", "--repeat", "1"];
+    let last = ["--topologies", "ring", "--stall-probe", "0"];
+    let (stdout, report) = bench_ok(&[&args[..], &more[..], &last[..]].concat(), &path);
+    let run = &report["results"][0];
+    assert_eq!(run["errors"], serde_json::json!({}), "{stdout}");
+    assert_eq!(run["failure"], Value::Null, "{stdout}");
+    let accounting = &run["accounting"];
+    assert_eq!(accounting["closed"], true, "{accounting}");
+}

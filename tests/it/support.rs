@@ -213,6 +213,11 @@ pub fn scenario(
 /// fragment such as `ulimit -n 64`, or nothing); returns it with its address, read from its
 /// first line (the readiness signal). Its stderr is piped.
 pub fn router_process(limits: &[&str]) -> (std::process::Child, SocketAddr) {
+    router_process_with(limits, &[])
+}
+
+/// [`router_process`] with more of `a2a-bench router`'s flags.
+pub fn router_process_with(limits: &[&str], flags: &[&str]) -> (std::process::Child, SocketAddr) {
     use std::io::BufRead;
     let bin = env!("CARGO_BIN_EXE_a2a-bench");
     let mut script = limits.join(" && ");
@@ -220,6 +225,10 @@ pub fn router_process(limits: &[&str]) -> (std::process::Child, SocketAddr) {
         script.push_str(" && ");
     }
     script.push_str(&format!("exec {bin} router --cores 0 --listen 127.0.0.1:0"));
+    for flag in flags {
+        script.push(' ');
+        script.push_str(flag);
+    }
     let mut child = std::process::Command::new("bash")
         .args(["-c", &script])
         .stdout(std::process::Stdio::piped())
@@ -231,6 +240,24 @@ pub fn router_process(limits: &[&str]) -> (std::process::Child, SocketAddr) {
     let addr = line.split("tcp://").nth(1).and_then(|s| s.split_whitespace().next());
     let addr = addr.unwrap_or_else(|| panic!("no address in {line:?}"));
     (child, addr.parse().unwrap())
+}
+
+/// IPv4 TCP connections whose local port is `port` (a server's ends of them) that the server has
+/// not closed yet (any state but listening, time-wait and closed: a peer's close leaves them in
+/// close-wait until then), from `/proc/net/tcp`. A router on its socket rings holds no
+/// descriptor per connection, so its descriptors no longer say how many it holds.
+pub fn connections_on(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let local = f.get(1).and_then(|a| a.rsplit(':').next());
+            !matches!(f.get(3), Some(&"0A" | &"06" | &"07") | None)
+                && local.and_then(|p| u16::from_str_radix(p, 16).ok()) == Some(port)
+        })
+        .count()
 }
 
 /// A field of `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`).

@@ -172,19 +172,33 @@ fn preflight(cfg: &BenchConfig) -> anyhow::Result<Option<(String, serde_json::Va
 }
 
 /// Raises the open-file limit for the largest run's connections, and refuses before anything
-/// runs a grid whose connections cannot fit in it (rather than failing a run part way).
+/// runs a grid whose connections cannot fit in it (rather than failing a run part way). A
+/// socket ring (`--agent-io`/`--router-io uring`) keeps up to the limit's worth of sockets in
+/// its table, with no descriptor each (`transport::uring`): one ring per agent core and one
+/// per shard of the embedded router, among which the connections spread.
 fn check_descriptors(cfg: &BenchConfig) -> anyhow::Result<()> {
     let max_agents = cfg.agents.iter().copied().max().unwrap_or(0);
-    let mut conns = max_agents.div_ceil(cfg.agents_per_conn);
+    // A worker opens its slice of the agents' connections.
+    let share = cfg.worker.as_ref().map_or(max_agents, |w| max_agents.div_ceil(w.workers));
+    let mut conns = u64::from(share.div_ceil(cfg.agents_per_conn));
     if let Some(shared) = cfg.connections {
-        conns = conns.min(shared);
+        conns = conns.min(u64::from(shared));
     }
     // The embedded router is this process: it holds the other end of every connection.
-    let ends = if matches!(cfg.target, Target::Embedded { .. }) { 2 } else { 1 };
-    let need = ends * u64::from(conns);
+    let router_rings = match &cfg.target {
+        Target::Embedded { slots } if cfg.router_flags.router_io == Io::Uring => Some(slots.len()),
+        Target::Embedded { .. } => Some(0),
+        Target::External { .. } => None,
+    };
+    let ends = if router_rings.is_some() { 2 } else { 1 };
     // A limit that cannot even be read is no reason to refuse the run.
-    let Ok(limit) = super::super::raise_nofile(need + 4096) else { return Ok(()) };
+    let Ok(limit) = super::super::raise_nofile(ends * conns + 4096) else { return Ok(()) };
+    let table = limit.min(u64::from(crate::transport::uring::FIXED_FILES_MAX));
+    let plain = |rings: usize| conns.saturating_sub(rings as u64 * table);
+    let agent_rings = if cfg.io == Io::Uring { cfg.plan.agents.len() } else { 0 };
+    let need = plain(agent_rings) + router_rings.map_or(0, plain);
     if limit < need + 256 {
+        let need = ends * conns;
         let whose =
             if ends == 2 { " (both ends: the embedded router is this process)" } else { "" };
         bail!(

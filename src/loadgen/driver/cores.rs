@@ -15,6 +15,8 @@ pub(super) struct Core {
     pub(super) side: Option<flume::Receiver<Completed>>,
     /// Rung by the other cores after they send on `side`: it ends the ring's doze.
     pub(super) bell: Option<Arc<uring::Doorbell>>,
+    /// Its heartbeat, watched by the coordinating thread ([`CoreWatch`]).
+    pub(super) beat: Arc<crate::transport::kick::Beat>,
 }
 
 /// The side task's waker while it waits, for the ring's doze: a message from another core
@@ -46,8 +48,9 @@ pub(super) async fn heartbeat(beat: Arc<Beat>) {
 /// the run fails with what happened: for that time the generator, not the router, held the
 /// traffic back, so its figures do not measure the router.
 pub(super) struct CoreWatch {
-    /// Per core: since when (ns) it stands still, while it does.
-    pub(super) since: Vec<Option<u64>>,
+    /// Per core: since when (ns) it stands still, while it does, and whether it was closing
+    /// by then ([`Beat::closing`]: its figures taken, so the stall held nothing back).
+    pub(super) since: Vec<Option<(u64, bool)>>,
     /// What happened, for the run's failures.
     pub(super) said: Vec<String>,
     /// [`CORE_STALL`], in ns.
@@ -69,7 +72,8 @@ impl CoreWatch {
             let late = now.saturating_sub(last);
             if late > limit {
                 if self.since[i].is_none() {
-                    self.since[i] = Some(last);
+                    // While closing, unless it stood still for the limit before that.
+                    self.since[i] = Some((last, beat.closing_at(last + limit)));
                     eprintln!(
                         "watchdog: agent core {i} (core {core}) has not turned its loop for {:.1} s: waking it",
                         late as f64 / 1e9
@@ -82,21 +86,30 @@ impl CoreWatch {
         }
     }
 
-    /// Core `i` turns again as of `at` (None: it ended).
+    /// Core `i` turns again as of `at` (None: it ended). A core that stood still no longer than
+    /// the limit before its figures were taken, and on while closing its connections, held no
+    /// traffic back: that is said on stderr, not counted as a failure.
     pub(super) fn turned(&mut self, i: usize, core: usize, at: Option<u64>, peer: &str) {
-        if let Some(from) = self.since[i].take() {
+        if let Some((from, closing)) = self.since[i].take() {
             let secs = at.unwrap_or_else(clock::now_ns).saturating_sub(from) as f64 / 1e9;
             eprintln!("watchdog: agent core {i} (core {core}) turns again after {secs:.1} s");
+            if closing {
+                eprintln!(
+                    "watchdog: agent core {i} (core {core}) stood still while closing its connections, after its figures were taken: not counted"
+                );
+                return;
+            }
             self.said.push(format!(
                 "agent core {i} (core {core}) stood still for {secs:.1} s (its timers did not run: a lost wake-up, or the machine took the core away; woken by a signal): for that time the generator, not the {peer}, held the traffic back"
             ));
         }
     }
 
-    /// What the run must say; a core still standing still is said too.
+    /// What the run must say; a core still standing still is said too (unless it began while
+    /// closing).
     pub(super) fn finish(mut self, beats: &[(usize, Arc<Beat>)], peer: &str) -> Vec<String> {
         for (i, (since, (core, _))) in self.since.iter().zip(beats).enumerate() {
-            if let Some(from) = since {
+            if let Some((from, false)) = since {
                 let secs = clock::now_ns().saturating_sub(*from) as f64 / 1e9;
                 self.said.push(format!(
                     "agent core {i} (core {core}) stood still for {secs:.1} s until the run ended (its timers did not run): for that time the generator, not the {peer}, held the traffic back"
@@ -258,6 +271,9 @@ impl Core {
         let measured = Measured { cpu_busy, drain_timed_out, conns };
         let mut result = self.result_of(&r.group, sampler.as_mut(), measured).await;
         let failures = r.failures.clone();
+        // Closing thousands of connections may hold the loop past the watch's limit (each
+        // socket's last close runs on this thread): its figures are taken by now.
+        self.beat.closing();
         r.close().await;
         result.failures = failures.borrow().clone();
         let _ = self.result.send_async(CoreMsg::Done(Box::new(result))).await;
@@ -430,7 +446,10 @@ impl Core {
         }
         let c = g.counters();
         let answered = c.replies_delivered + c.request_error_total() + c.unanswered_total();
-        if answered != w.progress.1 {
+        // The stall clock runs only while something waits for an answer: a core whose agents'
+        // first sends come late in the window (open loop, many agents at a low rate) waited
+        // for nothing until then.
+        if answered != w.progress.1 || g.in_flight() == 0 {
             w.progress = (now, answered);
         }
         // Drain timeout once sending stopped; stall timeout (no answer at all) before.
@@ -508,7 +527,7 @@ pub(super) struct Watch {
     /// The thread's CPU and watch times when the window began ([`thread_times`]).
     pub(super) cpu0: (u64, u64),
     pub(super) cpu_busy: Option<(f64, f64)>,
-    /// When the count of answers last moved, and that count.
+    /// When the count of answers last moved (or nothing waited for one), and that count.
     pub(super) progress: (u64, u64),
     pub(super) measure_ns: u64,
 }

@@ -84,7 +84,8 @@ pub(super) fn start_cores(scenario: &Scenario, spans: &[(u32, u32)], shared: &Sh
                     eprintln!("warning: {w}");
                 }
                 let bell = coord.as_ref().and_then(|c| c.bell(i));
-                let core = Core { index, shared, start: start_rx, ready, result, side, bell };
+                let beat = core_beat.clone();
+                let core = Core { index, shared, start: start_rx, ready, result, side, bell, beat };
                 run_core(core, cfg, coord).await;
                 drop(heart);
                 core_beat.end();

@@ -112,12 +112,26 @@ impl Inner {
         for &slot in &dirty {
             self.slots[slot].dirty = false;
             let s = &mut self.slots[slot];
-            let Some(fd) = s.fd.as_ref().map(AsRawFd::as_raw_fd) else { continue };
-            // The registered socket is named by its place in the table, flagged as such.
-            let (fd, on) = match s.fixed {
-                true => (types::Fd(slot as i32), squeue::Flags::FIXED_FILE),
-                false => (types::Fd(fd), squeue::Flags::empty()),
+            // The registered socket is named by its place in the table, flagged as such; a
+            // retired slot has neither.
+            let (fd, on) = match (s.fixed, &s.fd) {
+                (true, _) => (types::Fd(slot as i32), squeue::Flags::FIXED_FILE),
+                (false, Some(fd)) => (types::Fd(fd.as_raw_fd()), squeue::Flags::empty()),
+                (false, None) => continue,
             };
+            if s.shut_wanted && !s.shutting {
+                s.shut_wanted = false;
+                s.shutting = true;
+                let e = opcode::Shutdown::new(fd, libc::SHUT_RDWR)
+                    .build()
+                    .flags(on)
+                    .user_data(user_data(s.gen, slot, OP_SHUTDOWN));
+                // Counted in flight: the slot, and so its place in the table, is not given to
+                // another connection before the kernel has looked the socket up.
+                self.push_memoryless(e);
+                self.in_flight += 1;
+            }
+            let s = &mut self.slots[slot];
             if !s.recv_armed && s.rx_end.is_none() && !s.closed && s.own {
                 // Into the connection's own buffer, after what is unread there.
                 if self.slots[slot].held.is_some() && self.unhold(slot) {
@@ -238,7 +252,7 @@ impl Inner {
         }
         if !more {
             s.recv_armed = false;
-            if s.closed && !s.busy() {
+            if s.done() {
                 self.retire(slot);
                 return recycled;
             }
@@ -277,7 +291,7 @@ impl Inner {
         } else if res != -libc::ECANCELED || s.closed {
             s.rx_end.get_or_insert(Err(errno(res)));
         }
-        if s.closed && !s.busy() {
+        if s.done() {
             self.retire(slot);
             return;
         }
@@ -317,11 +331,22 @@ impl Inner {
             }
         }
         let s = &mut self.slots[slot];
-        if s.closed && !s.busy() {
+        if s.done() {
             self.retire(slot);
             return;
         }
         wake(&mut s.write_waker);
+    }
+
+    /// A shutdown's completion: the slot is freed if its stream is gone. The receive and the
+    /// send end on their own, with the end of the stream or an error.
+    pub(super) fn on_shutdown(&mut self, slot: usize) {
+        self.in_flight -= 1;
+        let s = &mut self.slots[slot];
+        s.shutting = false;
+        if s.done() {
+            self.retire(slot);
+        }
     }
 
     /// The bytes of `slot` received and not yet read.
@@ -366,13 +391,13 @@ impl Inner {
             self.provided.publish();
         }
         let s = &mut self.slots[slot];
-        debug_assert!(s.closed && !s.busy());
+        debug_assert!(s.done());
         let old = std::mem::replace(
             s,
             Slot { gen: s.gen.wrapping_add(1), dirty: s.dirty, ..Slot::default() },
         );
         if old.fixed {
-            // Out of the table first: the table's reference would keep the socket open.
+            // Out of the table, which holds the process's only reference: the socket closes.
             let _ = self.ring.submitter().register_files_update(slot as u32, &[-1]);
         }
         drop(old.fd);

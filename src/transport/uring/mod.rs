@@ -80,7 +80,7 @@ mod tests;
 pub mod transit;
 
 pub use sleep::sleep_until;
-pub use stream::UringStream;
+pub use stream::{Handle, UringStream};
 
 /// Provided buffers: count (a power of two) and size.
 const BUFS: u16 = 128;
@@ -102,9 +102,19 @@ const SHRINK_AFTER: u32 = 1 << 16;
 const ENTRIES: u32 = 1024;
 /// Connections whose socket is registered with the ring (fixed files), by slot: their
 /// operations skip the kernel's look-up and reference count of the descriptor (`fget`/`fput`,
-/// ≈ 1.5 % of an HTTP client's core at one send and one receive per request). Slots past it,
-/// or every slot when the kernel refuses the table, use the plain descriptor.
+/// ≈ 1.5 % of an HTTP client's core at one send and one receive per request), and the plain
+/// descriptor is closed once the socket is in the table, so that such a connection takes
+/// none of the process's open-file limit (a **direct descriptor**: 100,000 connections on a
+/// machine whose limit is 20,000, on six rings or more). A table is as large as the
+/// process's open-file limit (the kernel refuses a larger one), up to [`FIXED_FILES_MAX`],
+/// else this, else [`FIXED_FILES_MIN`]; slots past it, or every slot when the kernel refuses
+/// every size, keep the plain descriptor.
 const FIXED_FILES: u32 = 16384;
+/// The table tried when the larger ones are refused.
+const FIXED_FILES_MIN: u32 = 1024;
+/// The largest table asked for, whatever the open-file limit: the kernel keeps 8 bytes per
+/// entry (512 KiB here), whether used or not.
+pub const FIXED_FILES_MAX: u32 = 1 << 16;
 /// Bytes a connection may queue for sending before its writer waits.
 const SEND_MAX: usize = 256 << 10;
 /// With [`Ring::set_early_send`], a connection with this much queued and no send in flight sends
@@ -262,6 +272,9 @@ const OP_CANCEL: u64 = 3;
 /// A poll on the doorbell's eventfd ([`Ring::set_peers`]); slot and generation unused.
 const OP_BELL: u64 = 4;
 
+/// A shutdown asked through a connection's [`Handle`].
+const OP_SHUTDOWN: u64 = 5;
+
 /// An operation's tag: the slot's generation (a reused slot's new connection never takes an
 /// old operation's completion or cancel), the slot, the operation.
 fn user_data(gen: u32, slot: usize, op: u64) -> u64 {
@@ -295,6 +308,7 @@ const _: () = assert!(std::mem::size_of::<Slot>() <= 160);
 struct Slot {
     /// Bumped each time the slot is freed for another connection.
     gen: u32,
+    /// The plain descriptor, kept only while the socket is not in the fixed table (`fixed`).
     fd: Option<OwnedFd>,
     rx: Vec<u8>,
     /// Where the unread bytes start: in `held` while there is one, else in `rx`.
@@ -303,7 +317,7 @@ struct Slot {
     /// empty meanwhile. Given back once read, or once anything else comes in.
     held: Option<(u16, u32)>,
     /// Unread bytes a lend ([`UringStream::poll_lend`]) left: the next lend waits for more.
-    rx_lent: usize,
+    rx_lent: u32,
     /// The receive ended: `Ok` at end of stream, else the error's kind.
     rx_end: Option<Result<(), io::ErrorKind>>,
     recv_armed: bool,
@@ -329,13 +343,33 @@ struct Slot {
     dirty: bool,
     /// The stream was dropped.
     closed: bool,
-    /// The socket is registered at the slot's index of the ring's fixed files.
+    /// The socket is registered at the slot's index of the ring's fixed files, and that is
+    /// the only reference this process holds to it.
     fixed: bool,
+    /// A shutdown was asked through the connection's [`Handle`], to be submitted.
+    shut_wanted: bool,
+    /// That shutdown is in flight: the slot (and the table's place) waits for it.
+    shutting: bool,
+    /// Bytes were queued through the [`Handle`] ([`Handle::send_now`]): a parting reply,
+    /// sent before the slot is freed even if the stream drops first.
+    parting: bool,
 }
 
 impl Slot {
     fn busy(&self) -> bool {
-        self.recv_armed || self.sending
+        self.recv_armed || self.sending || self.shutting
+    }
+
+    /// A parting reply still has bytes to send.
+    fn lingering(&self) -> bool {
+        self.parting
+            && self.tx_err.is_none()
+            && (self.tx_off < self.tx_fly.len() || !self.tx_next.is_empty())
+    }
+
+    /// The stream is gone and nothing of it is left to do: the slot may serve another.
+    fn done(&self) -> bool {
+        self.closed && !self.busy() && !self.lingering()
     }
 }
 

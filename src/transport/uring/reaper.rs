@@ -37,8 +37,11 @@ impl Ring {
         // SAFETY: a fresh descriptor nothing else owns.
         let bell = unsafe { glommio::io::BufferedFile::from_raw_fd(efd) };
         ring.submitter().register_eventfd(efd)?;
-        // A kernel that refuses the table (older, or a descriptor limit below it): no fixed files.
-        let fixed_files = [FIXED_FILES, 1024]
+        // As large as the open-file limit (the kernel refuses more); a kernel that refuses
+        // every size (older): no fixed files.
+        let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+            .map_or(0, |(soft, _)| soft.min(u64::from(FIXED_FILES_MAX)) as u32);
+        let fixed_files = [limit, FIXED_FILES, FIXED_FILES_MIN]
             .into_iter()
             .find(|&n| ring.submitter().register_files_sparse(n).is_ok())
             .unwrap_or(0);
@@ -99,9 +102,13 @@ impl Ring {
                 inner.slots.len() - 1
             }
         };
-        if (slot as u32) < inner.fixed_files {
-            let fixed = inner.ring.submitter().register_files_update(slot as u32, &[raw]).is_ok();
-            inner.slots[slot].fixed = fixed;
+        if (slot as u32) < inner.fixed_files
+            && inner.ring.submitter().register_files_update(slot as u32, &[raw]).is_ok()
+        {
+            // The table holds the socket now: the plain descriptor goes back to the process.
+            let s = &mut inner.slots[slot];
+            s.fixed = true;
+            s.fd = None;
         }
         inner.mark(slot);
         drop(inner);
@@ -644,6 +651,7 @@ impl Ring {
                     }
                 }
                 OP_SEND => inner.on_send(slot, res),
+                OP_SHUTDOWN => inner.on_shutdown(slot),
                 _ => {}
             }
         }

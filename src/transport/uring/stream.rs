@@ -58,10 +58,10 @@ impl UringStream {
     ) -> Poll<io::Result<Option<T>>> {
         let mut guard = self.ring.inner.borrow_mut();
         let unread = guard.unread_len(self.slot);
-        if unread > guard.slots[self.slot].rx_lent || (again && unread > 0) {
+        if unread > guard.slots[self.slot].rx_lent as usize || (again && unread > 0) {
             let (used, t) = f(guard.unread(self.slot));
             let used = used.min(unread);
-            guard.slots[self.slot].rx_lent = unread - used;
+            guard.slots[self.slot].rx_lent = (unread - used) as u32;
             drop(guard);
             self.consumed(used);
             // What is left (a partial frame, or input held back) waits in the slot's own
@@ -253,6 +253,62 @@ impl AsyncWrite for UringStream {
     }
 }
 
+/// What may be done to a connection from outside its reader and writer (a shard that stops, a
+/// session that ends it), by the slot and its generation: once the stream is gone, or its slot
+/// serves another connection, the handle does nothing. It stands in for the socket's
+/// descriptor, which the process no longer holds once the socket is in the ring's table.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    ring: std::rc::Weak<Ring>,
+    slot: usize,
+    gen: u32,
+}
+
+impl UringStream {
+    /// The connection's [`Handle`].
+    pub fn handle(&self) -> Handle {
+        let gen = self.ring.inner.borrow().slots[self.slot].gen;
+        Handle { ring: Rc::downgrade(&self.ring), slot: self.slot, gen }
+    }
+}
+
+impl Handle {
+    /// Runs `f` on the connection's slot if it is still this connection's and its stream
+    /// alive, then wakes the reaper to submit what `f` asked.
+    fn with(&self, f: impl FnOnce(&mut Inner, usize)) {
+        let Some(ring) = self.ring.upgrade() else { return };
+        let mut inner = ring.inner.borrow_mut();
+        let s = &inner.slots[self.slot];
+        if s.gen != self.gen || s.closed {
+            return;
+        }
+        f(&mut inner, self.slot);
+        inner.mark(self.slot);
+        drop(inner);
+        ring.kick();
+    }
+
+    /// Shuts both directions down, as `shutdown(2)` would (a parked read sees the end of the
+    /// stream, the peer a FIN): submitted with the reaper's next pass.
+    pub fn shutdown(&self) {
+        self.with(|inner, slot| inner.slots[slot].shut_wanted = true);
+    }
+
+    /// Queues `bytes` after whatever the connection has queued, without waiting for room: a
+    /// parting reply, sent even if the stream drops right after.
+    pub fn send_now(&self, bytes: &[u8]) {
+        self.with(|inner, slot| {
+            let s = &mut inner.slots[slot];
+            if s.tx_next.capacity() == 0 {
+                s.tx_next = inner.tx_spare.take();
+            }
+            let s = &mut inner.slots[slot];
+            s.tx_next.extend_from_slice(bytes);
+            s.parting = true;
+        });
+    }
+}
+
 impl Drop for UringStream {
     fn drop(&mut self) {
         let mut inner = self.ring.inner.borrow_mut();
@@ -260,11 +316,20 @@ impl Drop for UringStream {
         s.closed = true;
         s.read_waker = None;
         s.write_waker = None;
-        if !s.busy() {
+        let parting = s.lingering() && !s.sending;
+        if parting {
+            // A parting reply not yet submitted: the next pass sends it, and its completion
+            // frees the slot.
+            inner.mark(self.slot);
+        }
+        let s = &mut inner.slots[self.slot];
+        if s.done() {
             inner.retire(self.slot);
-        } else if s.recv_armed {
-            // Its receive ends with the cancel; the descriptor closes with its last operation.
-            inner.cancel(self.slot);
+        } else if s.recv_armed || parting {
+            if s.recv_armed {
+                // Its receive ends with the cancel; the socket closes with its last operation.
+                inner.cancel(self.slot);
+            }
             drop(inner);
             self.ring.kick();
         }

@@ -201,6 +201,7 @@ fn closed_connections_give_their_slots_and_buffers_to_new_ones() {
                     let s = &inner.slots[stream.slot];
                     assert_eq!(s.rx.capacity() + s.tx_fly.capacity() + s.tx_next.capacity(), 0);
                     assert_eq!(s.fixed, inner.fixed_files > 0, "registered where it can be");
+                    assert_eq!(s.fd.is_none(), s.fixed, "no plain descriptor once registered");
                 }
                 drop(stream);
             }
@@ -214,6 +215,85 @@ fn closed_connections_give_their_slots_and_buffers_to_new_ones() {
         .unwrap();
     echo.join().unwrap();
     assert!(slots <= 2, "{slots} slots for {CONNS} connections one after another");
+}
+
+#[test]
+fn a_handle_shuts_down_sends_a_parting_reply_and_never_touches_a_later_connection() {
+    // Proves what stands in for the descriptor a registered socket no longer has: through its
+    // handle a connection is shut down (its parked reader sees the end, the peer a FIN), and
+    // bytes queued as a parting reply reach the peer though the stream drops at once; a handle
+    // whose connection is gone does nothing to the connection that took its slot.
+    let Some((listener, addr)) = loopback() else { return };
+    let peer = std::thread::spawn(move || {
+        let all = |s: &mut std::net::TcpStream| {
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut got = Vec::new();
+            std::io::Read::read_to_end(s, &mut got).unwrap();
+            got
+        };
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(all(&mut listener.accept().unwrap().0));
+        }
+        got
+    });
+    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .spawn(move || async move {
+            use futures_lite::{AsyncReadExt, AsyncWriteExt};
+            let ring = Ring::new().unwrap();
+            let reaper = ring.spawn_reaper();
+            // Until every slot is free: each stream's operations ended.
+            let all_free = || {
+                let ring = ring.clone();
+                async move {
+                    for _ in 0..10_000 {
+                        let done = {
+                            let inner = ring.inner.borrow();
+                            inner.free.len() == inner.slots.len()
+                        };
+                        if done {
+                            return;
+                        }
+                        glommio::timer::sleep(Duration::from_millis(1)).await;
+                    }
+                    panic!("slots not freed");
+                }
+            };
+            let mut a = connect(&ring, addr);
+            let ha = a.handle();
+            let read = glommio::spawn_local(async move {
+                let mut buf = [0u8; 8];
+                let n = a.read(&mut buf).await.unwrap();
+                (n, a)
+            });
+            futures_lite::future::yield_now().await;
+            ha.shutdown();
+            let (n, a) = read.await;
+            assert_eq!(n, 0, "the parked read saw the end of the stream");
+            drop(a);
+            let b = connect(&ring, addr);
+            let hb = b.handle();
+            hb.send_now(b"bye");
+            drop(b);
+            all_free().await;
+            let mut c = connect(&ring, addr);
+            assert_eq!(ring.inner.borrow().slots.len(), 1, "the new connection took a freed slot");
+            for h in [&ha, &hb] {
+                h.shutdown();
+                h.send_now(b"stale");
+            }
+            c.write_all(b"pong").await.unwrap();
+            c.close().await.unwrap();
+            drop(c);
+            all_free().await;
+            ring.stop();
+            reaper.await;
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    let got = peer.join().unwrap();
+    assert_eq!(got, [&b""[..], b"bye", b"pong"], "the peers' reads, in order");
 }
 
 #[test]

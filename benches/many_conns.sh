@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# More agents on their own connections than one process may open descriptors: router memory per
+# idle connection at 100,000 connections on a machine whose open-file limit is 20,000.
+#
+# The glommio router keeps each socket in its shard's ring table, with no descriptor
+# (`transport::uring`, "direct descriptors"); a table holds up to the open-file limit, so a
+# router of SHARDS shards (default 6, on ROUTER_CORES, default 0, via --shards-per-core) holds
+# SHARDS × the limit. The agents need as many sockets: WORKERS (default 6) `a2a-bench worker`
+# processes share them, each with its own ring table, all on the last core; past 10,000
+# connections they spread over source addresses 127.0.0.2, .3, … (`loadgen::link`).
+#
+# For each N in SIZES (default "50000 100000"): a fresh router, then the workers' ring run of N
+# agents, one per connection, N/10 requests/s in all for DURATION s (default 6). While it runs the
+# router's RSS (/proc/PID/status) is sampled every 0.25 s and its established connections
+# (ss) every second. Prints, per connection, the RSS growth over the router's RSS before the run:
+#   open=   the highest sample while all N connections were established;
+#   peak=   the highest sample of the run;
+#   closed= 1 s after the run ended;
+# with the router's descriptors at that moment (a socket in a ring's table is not one), the
+# merged run's line (`a2a-bench merge` of the workers' parts; a failed worker's error instead),
+# and, for two sizes or more, what one more connection costs (as benches/idle_conns.sh). RUNS
+# (1) repeats the set.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${A2A_BENCH:-$ROOT/target/release/a2a-bench}
+SIZES=${SIZES:-"50000 100000"}
+# KEEP=1 keeps the outputs (the directory is printed).
+ROUTER_CORES=${ROUTER_CORES:-0}
+SHARDS=${SHARDS:-6}
+WORKERS=${WORKERS:-6}
+DURATION=${DURATION:-6}
+RUNS=${RUNS:-1}
+AGENT_CORE=$(( $(nproc) - 1 ))
+[ -x "$BIN" ] || { echo "many_conns: no binary at $BIN (cargo build --release)"; exit 1; }
+command -v ss >/dev/null || { echo "many_conns: needs ss (iproute2)"; exit 1; }
+OUT=$(mktemp -d)
+PIDS=""
+trap 'kill $PIDS 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$OUT"' EXIT
+ulimit -n "$(ulimit -Hn)"
+[ -n "${KEEP:-}" ] && echo "outputs in $OUT"
+echo "open-file limit: $(ulimit -n) per process; router: $SHARDS shards on core(s) $ROUTER_CORES; agents: $WORKERS workers on core $AGENT_CORE"
+
+cat >"$OUT/sample.py" <<'EOF'
+import os, subprocess, sys, time
+router, port, n, record = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+runs = [int(p) for p in sys.argv[5:]]
+
+def rss_kib():
+    with open(f"/proc/{router}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+
+def running():
+    for pid in runs:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] != "Z":
+                    return True
+        except FileNotFoundError:
+            pass
+    return False
+
+def established():
+    out = subprocess.run(["ss", "-Htn", "state", "established", f"( sport = :{port} )"],
+                         capture_output=True, text=True).stdout
+    return out.count("\n")
+
+before = rss_kib()
+peak = opened = conns = most = fds_open = tick = 0
+while running():
+    rss = rss_kib()
+    peak = max(peak, rss)
+    if tick % 4 == 0:
+        conns = established()
+        most = max(most, conns)
+    if conns >= n:
+        if rss > opened:
+            fds_open = len(os.listdir(f"/proc/{router}/fd"))
+        opened = max(opened, rss)
+    tick += 1
+    time.sleep(0.25)
+time.sleep(1)
+closed = rss_kib()
+per = lambda kib: round((kib - before) * 1024 / n) if kib else "-"
+print(f"connections={n} (most established at once {most}) before={before} KiB open={per(opened)} "
+      f"peak={per(peak)} closed={per(closed)} bytes per connection; "
+      f"router descriptors while all were open: {fds_open or '-'}")
+if opened:
+    with open(record, "a") as f:
+        f.write(f"{n} {opened - before}\n")
+EOF
+
+for run in $(seq 1 "$RUNS"); do
+    : >"$OUT/open"
+    for N in $SIZES; do
+        per_core=$(( (SHARDS + $(echo "$ROUTER_CORES" | tr ',' '\n' | wc -l) - 1) / $(echo "$ROUTER_CORES" | tr ',' '\n' | wc -l) ))
+        "$BIN" router --cores "$ROUTER_CORES" --shards-per-core "$per_core" \
+            --listen 127.0.0.1:0 >"$OUT/router.out" 2>&1 &
+        ROUTER=$!
+        PIDS="$ROUTER"
+        URL=""
+        for _ in $(seq 1 100); do
+            URL=$(grep -o 'tcp://[0-9.:]*' "$OUT/router.out" | head -1 || true)
+            [ -n "$URL" ] && break
+            sleep 0.05
+        done
+        [ -n "$URL" ] || { echo "many_conns: the router did not start:"; cat "$OUT/router.out"; exit 1; }
+        RUNPIDS=""
+        for i in $(seq 0 $(( WORKERS - 1 ))); do
+            "$BIN" worker --index "$i" --workers "$WORKERS" --run-id "many-$N-$run" \
+                --start-timeout 120 --router "$URL" --agent-cores "$AGENT_CORE" \
+                --agents "$N" --agents-per-conn 1 --topologies ring --rate $(( N / 10 )) \
+                --duration "$DURATION" --warmup 1 --repeat 1 --stall-probe 0 \
+                --output "$OUT/part-$i.json" >"$OUT/worker-$i.out" 2>&1 &
+            RUNPIDS="$RUNPIDS $!"
+        done
+        PIDS="$ROUTER $RUNPIDS"
+        # shellcheck disable=SC2086
+        python3 "$OUT/sample.py" "$ROUTER" "${URL##*:}" "$N" "$OUT/open" $RUNPIDS
+        failed=0
+        for i in $(seq 0 $(( WORKERS - 1 ))); do
+            pid=$(echo $RUNPIDS | cut -d' ' -f$(( i + 1 )))
+            rc=0; wait "$pid" || rc=$?
+            if [ "$rc" != 0 ]; then
+                failed=1
+                echo "  worker $i: exit $rc: $(grep -E "FAILED|rror" "$OUT/worker-$i.out" | head -2 | tr '\n' ' ')"
+            fi
+        done
+        # Each worker judges only its share; the merged parts are the run.
+        if [ "$failed" = 0 ]; then
+            "$BIN" merge "$OUT"/part-*.json --output "$OUT/merged.json" >"$OUT/merge.out" 2>&1 || true
+            grep -E "^ *1 +ring" "$OUT/merge.out" | sed 's/^/  merged: /' || cat "$OUT/merge.out"
+        fi
+        kill -INT "$ROUTER"; wait "$ROUTER" 2>/dev/null || true; PIDS=""
+    done
+    sort -n "$OUT/open" | awk 'NR == 1 { n0 = $1; k0 = $2 } { n = $1; k = $2 }
+        END { if (n > n0) printf "one more connection: %d bytes (%d to %d connections)\n",
+                                 (k - k0) * 1024 / (n - n0), n0, n }'
+done
