@@ -20,6 +20,12 @@ pub struct PacingInfo {
     pub window: u32,
     /// Total requests per second asked for (open loop).
     pub rate_per_sec: Option<f64>,
+    /// A worker's part (open loop): the share of that rate that fell due for its own agents in
+    /// the window (their sends that left in it, and those still owed when sending stopped), per
+    /// second. The agents' sends take their turns in order across the whole run, so a share is
+    /// not simply the agents' share; the part is judged by it, the merged run by the whole.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share_per_sec: Option<f64>,
     /// Requests per second that actually left inside the measured window.
     pub achieved_rate_per_sec: f64,
     /// Open loop: the asked rate held (achieved ≥ 95 % of it, at most 1 % of the window's
@@ -194,7 +200,7 @@ impl RunResult {
         let per_s = |n: u64| if window_s > 0.0 { n as f64 / window_s } else { 0.0 };
         let c = &outcome.counters;
         let errors = c.errors_by_kind();
-        let pacing = PacingInfo::of(sc, c, window_s);
+        let pacing = PacingInfo::of(sc, c, window_s, outcome.partial);
         let failure = failures(outcome, &acct, &errors);
         let status = status_of(outcome, !failure.is_empty(), pacing.sustained, rtt.p99_ms);
         let messages_per_agent = match sc.stop {
@@ -256,15 +262,18 @@ impl RunResult {
 impl PacingInfo {
     /// The pacing `sc` asked for and what its run achieved over a window of `window_s`: a
     /// fixed rate is sustained when the requests sent reached [`SUSTAINED_RATE_SHARE`] of it
-    /// and at most [`SUSTAINED_LATE_SHARE`] of them left late.
-    fn of(sc: &Scenario, c: &GroupCounters, window_s: f64) -> PacingInfo {
+    /// (of a worker's share of it, in a `partial` run) and at most [`SUSTAINED_LATE_SHARE`] of
+    /// them left late.
+    fn of(sc: &Scenario, c: &GroupCounters, window_s: f64, partial: bool) -> PacingInfo {
         let (mode, window, rate) = match sc.effective_pacing() {
             Pacing::Closed { window } => ("closed", window, None),
             Pacing::Open { rate, window } => ("open", window, Some(rate)),
         };
         let sent = c.requests_sent_in_window;
-        let achieved = if window_s > 0.0 { sent as f64 / window_s } else { 0.0 };
-        let sustained = rate.is_none_or(|asked| {
+        let per_s = |n: u64| if window_s > 0.0 { n as f64 / window_s } else { 0.0 };
+        let achieved = per_s(sent);
+        let share = rate.filter(|_| partial).map(|_| per_s(sent + c.missed_sends));
+        let sustained = share.or(rate).is_none_or(|asked| {
             achieved >= SUSTAINED_RATE_SHARE * asked
                 && c.late_sends as f64 <= SUSTAINED_LATE_SHARE * sent as f64
         });
@@ -272,6 +281,7 @@ impl PacingInfo {
             mode,
             window,
             rate_per_sec: rate,
+            share_per_sec: share,
             achieved_rate_per_sec: achieved,
             sustained,
             late_sends: c.late_sends,

@@ -117,10 +117,12 @@ fn status_cell(r: &RunResult) -> String {
             "ok (shared cores saturated)".to_string()
         }
         (None, "overloaded") => {
-            let asked = r.pacing.rate_per_sec.unwrap_or(0.0);
+            let share = r.pacing.share_per_sec;
+            let asked = share.or(r.pacing.rate_per_sec).unwrap_or(0.0);
             let achieved = r.pacing.achieved_rate_per_sec;
             if achieved < crate::report::SUSTAINED_RATE_SHARE * asked {
-                format!("OVERLOADED: {} of {} asked", rate(achieved), rate(asked))
+                let of = if share.is_some() { "this worker's share" } else { "asked" };
+                format!("OVERLOADED: {} of {} {of}", rate(achieved), rate(asked))
             } else {
                 // The window's sends (late ones are counted in the window only).
                 let sent = (achieved * r.duration_sec).max(1.0);

@@ -304,3 +304,57 @@ fn get_body(url: &str) -> String {
     s.read_to_string(&mut all).unwrap();
     all.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
 }
+
+#[test]
+fn a_worker_s_part_is_judged_by_its_share_of_the_rate_and_the_merge_by_the_whole() {
+    // Proves the share: 40 agents at 10 requests/s take their turns in order, one every 0.1 s,
+    // so in a 2 s window after 0.3 s of warm-up worker 0's agents (0–19) have most of the
+    // turns and worker 1's few. Each worker used to set what it sent against the whole 10/s
+    // and call its part overloaded ("OVERLOADED: 556 of 5.0 k asked", at 50,000 agents); it is
+    // judged by the sends that fell due for its own agents, the shares add up to the rate, and
+    // the merged run is judged by the whole rate.
+    let d = dir("share");
+    let (_router, url) = router(&d);
+    let last = (a2a_bench::placement::Machine::detect().cores.len() - 1).to_string();
+    let spawn = |i: u32| {
+        let out = d.join(format!("part-{i}.json"));
+        Reap(
+            Command::new(BIN)
+                .args(["worker", "--index", &i.to_string(), "--workers", "2", "--run-id", "share"])
+                .args(["--router", &url, "--agent-cores", &last, "--agents", "40", "--rate", "10"])
+                .args(["--topologies", "ring", "--repeat", "1", "--warmup", "0.3"])
+                .args(["--duration", "2", "--drain-timeout", "2", "--stall-probe", "0"])
+                // Lateness is not the point: a send a millisecond late on a busy machine is.
+                .args(["--late-after-ms", "100"])
+                .args(["--output", out.to_str().unwrap()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let mut workers = [spawn(0), spawn(1)];
+    for w in &mut workers {
+        let (code, err) = finish(w, Duration::from_secs(60));
+        assert_eq!(code, Some(0), "{err}");
+    }
+    let mut shares = Vec::new();
+    for i in 0..2 {
+        let part: Value =
+            serde_json::from_slice(&std::fs::read(d.join(format!("part-{i}.json"))).unwrap())
+                .unwrap();
+        let run = &part["results"][0];
+        let pacing = &run["pacing"];
+        assert_eq!(pacing["rate_per_sec"], 10.0, "{pacing}");
+        shares.push(pacing["share_per_sec"].as_f64().unwrap_or_else(|| panic!("{pacing}")));
+        assert_ne!(run["status"], "overloaded", "worker {i}: {pacing}");
+    }
+    assert!(shares[0] > shares[1], "worker 0's agents come first: {shares:?}");
+    let whole: f64 = shares.iter().sum();
+    assert!((8.5..=11.5).contains(&whole), "the shares add up to the rate: {shares:?}");
+    let (code, merged, text) = merge(&d, &[0, 1]);
+    assert_eq!(code, Some(0), "{text}");
+    let pacing = &merged["results"][0]["pacing"];
+    assert!(pacing.get("share_per_sec").is_none(), "{pacing}");
+    assert_eq!(pacing["rate_per_sec"], 10.0, "{pacing}");
+}
