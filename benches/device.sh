@@ -10,9 +10,9 @@
 #      skipping counts the machine cannot hold;
 #   4. the round trip (2 agents, window 1, router and agents on a core each), by default and
 #      in the latency mode (`--poll`);
-#   5. CONNS agents (default 100,000, or as many as the open-file limit holds) each on its own
-#      connection to a router on 4 cores: the router's RSS before, its peak while they are
-#      connected, and its descriptors;
+#   5. CONNS agents (default 100,000) each on its own connection to a router of 8 shards on 4
+#      cores, driven by worker processes (`benches/many_conns.sh`): the router's RSS growth per
+#      connection while all are open, its descriptors, and the merged run;
 #   6. with perf (the packed copy `make device-bundle` carries, or one installed there): each
 #      router in its own process on half the cores, agents on the rest, mesh x 1000 agents at 10
 #      per connection, by default and with one request in flight (window 1, small frames):
@@ -21,7 +21,7 @@
 # and writes each one's text (and the JSON reports of 2 and 3) into $OUT (default
 # ./device_out): 8 files, and with perf perf.txt and six profile-*.txt. QUICK=1 shortens every
 # window and CONNS (a check of the script itself on a small machine). On 16 cores stages 1-5
-# took 158 s on 2026-12-04 (each stage has its own time limit: 120 + 300 + 60 + 80 s, and 6
+# took 158 s on 2026-12-04 (each stage has its own time limit: 120 + 300 + 60 + 150 s, and 6
 # 150 s); on a 2-core machine QUICK=1 takes 20 s, and 80 s with stage 6.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -81,48 +81,17 @@ for mode in "" --poll; do
     say "exit $? ${mode:-(default)}"
 done
 
-# 5. Agents each on its own connection: what an idle connection costs the router.
+# 5. Agents each on its own connection: what an idle connection costs the router. A socket
+# ring's connection holds no descriptor (its socket lives in the ring's table, as large as the
+# open-file limit), so a router of 8 shards holds 8 tables' worth, and WORKERS processes share
+# the agents' sockets (`benches/many_conns.sh`): 100,000 fit in a limit of 20,000.
 if [ "${QUICK:-0}" = 1 ]; then CONNS=${CONNS:-2000}; else CONNS=${CONNS:-100000}; fi
-if [ "$CORES" -ge 8 ]; then RC=0-3 AC=4-7; else RC=0 AC=$LAST; fi
-ulimit -Hn $((CONNS * 2 + 10000)) 2>/dev/null; ulimit -n $((CONNS * 2 + 10000)) 2>/dev/null
-if [ "$(ulimit -n)" != unlimited ] && [ "$CONNS" -gt $(($(ulimit -n) - 1000)) ]; then
-    # Router and agents each hold one descriptor per connection; a limit that cannot be
-    # raised (no CAP_SYS_RESOURCE, as on the lent machines so far) bounds the count.
-    say "$CONNS connections do not fit in $(ulimit -n) open files, which cannot be raised here: $(($(ulimit -n) - 1000)) instead"
-    CONNS=$(($(ulimit -n) - 1000))
-fi
-say "== $CONNS agents on their own connections (router on $RC, agents on $AC; open files $(ulimit -n))"
-conns() {
-    local C=$OUT/conns.txt
-    "$BIN" router --cores "$RC" --listen 127.0.0.1:0 >/tmp/router.out 2>&1 &
-    local rp=$! i
-    for i in $(seq 100); do grep -q 'tcp://' /tmp/router.out && break; sleep 0.1; done
-    local addr before hwm peak fds
-    addr=$(grep -o 'tcp://[0-9.:]*' /tmp/router.out | head -n 1)
-    before=$(awk '/VmRSS/ {print $2}' /proc/$rp/status)
-    echo 5 >/proc/$rp/clear_refs
-    (while kill -0 $rp 2>/dev/null; do
-        echo "$(awk '/VmRSS/ {print $2}' /proc/$rp/status) $(ls /proc/$rp/fd | wc -l)"; sleep 0.5
-    done) >/tmp/samples.txt &
-    local sp=$!
-    timeout 80 "$BIN" --router "$addr" --agent-cores "$AC" --agents "$CONNS" --agents-per-conn 1 \
-        --topologies ring --rate $((CONNS / 10)) --duration 4 --warmup 1 --repeat 1 --interval 0 \
-        --output /tmp/conns.json >>"$C" 2>&1
-    local rc=$?
-    echo "agents exit $rc" >>"$C"
-    hwm=$(awk '/VmHWM/ {print $2}' /proc/$rp/status)
-    kill $sp; kill -TERM $rp; wait $rp
-    peak=$(awk '{print $1}' /tmp/samples.txt | sort -n | tail -n 1)
-    fds=$(awk '{print $2}' /tmp/samples.txt | sort -n | tail -n 1)
-    if [ "$rc" != 0 ]; then
-        say "the agents' run failed (exit $rc; conns.txt says why): no figure per connection"
-        return
-    fi
-    awk -v n="$CONNS" -v b="$before" -v p="$peak" -v h="$hwm" -v f="$fds" 'BEGIN {
-        printf "%d agents on their own connections: router RSS %d KiB before, %d KiB sampled peak, VmHWM %d KiB, %d descriptors at most; per connection %.0f B (sampled), %.0f B (VmHWM)\n",
-            n, b, p, h, f, (p - b) * 1024 / n, (h - b) * 1024 / n }' | tee -a "$C" "$LOG"
-}
-conns
+if [ "$CORES" -ge 8 ]; then RC=0-3; else RC=0; fi
+WORKERS=$(( CONNS / 15000 + 1 ))
+say "== $CONNS agents on their own connections (router: 8 shards on $RC; $WORKERS workers on core $LAST; open files $(ulimit -Hn) per process)"
+timeout 150 env A2A_BENCH="$BIN" SIZES="$CONNS" ROUTER_CORES="$RC" SHARDS=8 WORKERS="$WORKERS" \
+    bash "$ROOT/benches/many_conns.sh" >"$OUT/conns.txt" 2>&1
+say "exit $?: $(grep -E '^connections=|merged:|worker [0-9]+: exit' "$OUT/conns.txt" | tr '\n' ' ')"
 
 # 6. Where each router's cores go (perf: counts per message and a profile).
 PERF=""

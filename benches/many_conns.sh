@@ -12,7 +12,8 @@
 # For each N in SIZES (default "50000 100000"): a fresh router, then the workers' ring run of N
 # agents, one per connection, N/10 requests/s in all for DURATION s (default 6). While it runs the
 # router's RSS (/proc/PID/status) is sampled every 0.25 s and its established connections
-# (ss) every second. Prints, per connection, the RSS growth over the router's RSS before the run:
+# every second (ss, or /proc/net/tcp where ss is not installed; bash and awk only, so that it
+# runs on a bare machine). Prints, per connection, the RSS growth over the router's RSS before the run:
 #   open=   the highest sample while all N connections were established;
 #   peak=   the highest sample of the run;
 #   closed= 1 s after the run ended;
@@ -32,7 +33,6 @@ DURATION=${DURATION:-6}
 RUNS=${RUNS:-1}
 AGENT_CORE=$(( $(nproc) - 1 ))
 [ -x "$BIN" ] || { echo "many_conns: no binary at $BIN (cargo build --release)"; exit 1; }
-command -v ss >/dev/null || { echo "many_conns: needs ss (iproute2)"; exit 1; }
 OUT=$(mktemp -d)
 PIDS=""
 trap 'kill $PIDS 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$OUT"' EXIT
@@ -40,61 +40,67 @@ ulimit -n "$(ulimit -Hn)"
 [ -n "${KEEP:-}" ] && echo "outputs in $OUT"
 echo "open-file limit: $(ulimit -n) per process; router: $SHARDS shards on core(s) $ROUTER_CORES; agents: $WORKERS workers on core $AGENT_CORE"
 
-cat >"$OUT/sample.py" <<'EOF'
-import os, subprocess, sys, time
-router, port, n, record = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
-runs = [int(p) for p in sys.argv[5:]]
+# The router's RSS in KiB.
+rss_of() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+# Whether any of the pids still runs (a zombie, not yet waited for, does not).
+alive() {
+    local p
+    for p in "$@"; do
+        grep -qs '^State:[[:space:]]*[^Z]' "/proc/$p/status" && return 0
+    done
+    return 1
+}
+# Established connections whose local port is $1: ss where it is installed, else /proc/net/tcp.
+established() {
+    if [ -n "$SS" ]; then
+        ss -Htn state established "( sport = :$1 )" | wc -l
+    else
+        awk -v p="$(printf '%04X' "$1")" \
+            'NR > 1 && $4 == "01" { split($2, a, ":"); if (a[2] == p) n++ } END { print n + 0 }' \
+            /proc/net/tcp
+    fi
+}
+SS=${SS-$(command -v ss || true)}  # SS= (empty) reads /proc/net/tcp instead
+# Samples the router (pid $1, port $2) while the runs (pids from $5) go; N = $3; appends
+# "N KiB-grown-with-all-open" to $4.
+sample() {
+    local router=$1 port=$2 n=$3 record=$4
+    shift 4
+    local before rss closed peak=0 opened=0 conns=0 most=0 fds=0 tick=0
+    before=$(rss_of "$router")
+    while alive "$@"; do
+        rss=$(rss_of "$router")
+        (( rss > peak )) && peak=$rss
+        if (( tick % 4 == 0 )); then
+            conns=$(established "$port")
+            (( conns > most )) && most=$conns
+        fi
+        if (( conns >= n && rss > opened )); then
+            opened=$rss
+            fds=$(ls "/proc/$router/fd" | wc -l)
+        fi
+        tick=$((tick + 1))
+        sleep 0.25
+    done
+    sleep 1
+    closed=$(rss_of "$router")
+    awk -v n="$n" -v b="$before" -v o="$opened" -v p="$peak" -v c="$closed" -v m="$most" -v f="$fds" 'BEGIN {
+        printf "connections=%d (most established at once %d) before=%d KiB open=%s peak=%d closed=%d bytes per connection; router descriptors while all were open: %s\n",
+            n, m, b, (o ? sprintf("%d", (o - b) * 1024 / n + 0.5) : "-"), (p - b) * 1024 / n + 0.5,
+            (c - b) * 1024 / n + 0.5, (o ? f : "-") }'
+    if (( opened > 0 )); then echo "$n $((opened - before))" >>"$record"; fi
+}
 
-def rss_kib():
-    with open(f"/proc/{router}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-
-def running():
-    for pid in runs:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] != "Z":
-                    return True
-        except FileNotFoundError:
-            pass
-    return False
-
-def established():
-    out = subprocess.run(["ss", "-Htn", "state", "established", f"( sport = :{port} )"],
-                         capture_output=True, text=True).stdout
-    return out.count("\n")
-
-before = rss_kib()
-peak = opened = conns = most = fds_open = tick = 0
-while running():
-    rss = rss_kib()
-    peak = max(peak, rss)
-    if tick % 4 == 0:
-        conns = established()
-        most = max(most, conns)
-    if conns >= n:
-        if rss > opened:
-            fds_open = len(os.listdir(f"/proc/{router}/fd"))
-        opened = max(opened, rss)
-    tick += 1
-    time.sleep(0.25)
-time.sleep(1)
-closed = rss_kib()
-per = lambda kib: round((kib - before) * 1024 / n) if kib else "-"
-print(f"connections={n} (most established at once {most}) before={before} KiB open={per(opened)} "
-      f"peak={per(peak)} closed={per(closed)} bytes per connection; "
-      f"router descriptors while all were open: {fds_open or '-'}")
-if opened:
-    with open(record, "a") as f:
-        f.write(f"{n} {opened - before}\n")
-EOF
+# How many cores a list such as 0-3,6 names.
+count_cores() {
+    echo "$1" | tr ',' '\n' | awk -F- '{ n += ($2 == "" ? 1 : $2 - $1 + 1) } END { print n }'
+}
 
 for run in $(seq 1 "$RUNS"); do
     : >"$OUT/open"
     for N in $SIZES; do
-        per_core=$(( (SHARDS + $(echo "$ROUTER_CORES" | tr ',' '\n' | wc -l) - 1) / $(echo "$ROUTER_CORES" | tr ',' '\n' | wc -l) ))
+        cores=$(count_cores "$ROUTER_CORES")
+        per_core=$(( (SHARDS + cores - 1) / cores ))
         "$BIN" router --cores "$ROUTER_CORES" --shards-per-core "$per_core" \
             --listen 127.0.0.1:0 >"$OUT/router.out" 2>&1 &
         ROUTER=$!
@@ -117,7 +123,7 @@ for run in $(seq 1 "$RUNS"); do
         done
         PIDS="$ROUTER $RUNPIDS"
         # shellcheck disable=SC2086
-        python3 "$OUT/sample.py" "$ROUTER" "${URL##*:}" "$N" "$OUT/open" $RUNPIDS
+        sample "$ROUTER" "${URL##*:}" "$N" "$OUT/open" $RUNPIDS
         failed=0
         for i in $(seq 0 $(( WORKERS - 1 ))); do
             pid=$(echo $RUNPIDS | cut -d' ' -f$(( i + 1 )))
