@@ -10,7 +10,8 @@
 # connections they spread over source addresses 127.0.0.2, .3, … (`loadgen::link`).
 #
 # For each N in SIZES (default "50000 100000"): a fresh router, then the workers' ring run of N
-# agents, one per connection, N/10 requests/s in all for DURATION s (default 6). While it runs the
+# agents, one per connection, N/10 requests/s in all for DURATION s (default 6, after WARMUP s,
+# default 1). While it runs the
 # router's RSS (/proc/PID/status) is sampled every 0.25 s and its established connections
 # every second (ss, or /proc/net/tcp where ss is not installed; bash and awk only, so that it
 # runs on a bare machine). Prints, per connection, the RSS growth over the router's RSS before the run:
@@ -19,7 +20,8 @@
 #   closed= 1 s after the run ended;
 # with the router's descriptors at that moment (a socket in a ring's table is not one), the
 # merged run's line (`a2a-bench merge` of the workers' parts; a failed worker's error instead),
-# and, for two sizes or more, what one more connection costs (as benches/idle_conns.sh). RUNS
+# and, for two sizes or more, what one more connection costs ((open at the largest N − open at
+# the smallest) / the difference in N: a shard's own memory drops out of it). RUNS
 # (1) repeats the set.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,6 +32,7 @@ ROUTER_CORES=${ROUTER_CORES:-0}
 SHARDS=${SHARDS:-6}
 WORKERS=${WORKERS:-6}
 DURATION=${DURATION:-6}
+WARMUP=${WARMUP:-1}
 RUNS=${RUNS:-1}
 AGENT_CORE=$(( $(nproc) - 1 ))
 [ -x "$BIN" ] || { echo "many_conns: no binary at $BIN (cargo build --release)"; exit 1; }
@@ -117,7 +120,7 @@ for run in $(seq 1 "$RUNS"); do
             "$BIN" worker --index "$i" --workers "$WORKERS" --run-id "many-$N-$run" \
                 --start-timeout 120 --router "$URL" --agent-cores "$AGENT_CORE" \
                 --agents "$N" --agents-per-conn 1 --topologies ring --rate $(( N / 10 )) \
-                --duration "$DURATION" --warmup 1 --repeat 1 --stall-probe 0 \
+                --duration "$DURATION" --warmup "$WARMUP" --repeat 1 --stall-probe 0 \
                 --output "$OUT/part-$i.json" >"$OUT/worker-$i.out" 2>&1 &
             RUNPIDS="$RUNPIDS $!"
         done

@@ -198,13 +198,14 @@ fn check_descriptors(cfg: &BenchConfig) -> anyhow::Result<()> {
     let agent_rings = if cfg.io == Io::Uring { cfg.plan.agents.len() } else { 0 };
     let need = plain(agent_rings) + router_rings.map_or(0, plain);
     if limit < need + 256 {
-        let need = ends * conns;
         let whose =
             if ends == 2 { " (both ends: the embedded router is this process)" } else { "" };
         bail!(
-            "--agents {max_agents} at --agents-per-conn {} needs {need} open files{whose}, but \
-             this process may open {limit} and cannot raise its limit (ulimit -n; raising the \
-             hard limit needs CAP_SYS_RESOURCE): lower --agents or raise --agents-per-conn",
+            "--agents {max_agents} at --agents-per-conn {} needs {need} open files{whose} beyond \
+             what its socket rings hold, but this process may open {limit} and cannot raise its \
+             limit (ulimit -n; raising the hard limit needs CAP_SYS_RESOURCE): lower --agents, \
+             raise --agents-per-conn, or spread the agents over `a2a-bench worker` processes \
+             against a router of several shards (benches/many_conns.sh)",
             cfg.agents_per_conn
         );
     }
