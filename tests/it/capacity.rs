@@ -450,7 +450,7 @@ fn a_router_stays_flat_over_sessions_of_own_connections() {
     let out = crate::support::scratch("sessions");
     let report = out.join("r.json");
     let router = format!("tcp://{addr}");
-    let open = || crate::support::connections_on(addr.port());
+    let open = || crate::support::open_router_sockets(addr.port());
     let mut rss = Vec::new();
     for session in 1..=8 {
         let args = [

@@ -763,21 +763,6 @@ fn sees_close(c: &mut Client) -> bool {
     }
 }
 
-/// Sockets on 127.0.0.1:`port` (the router's side) still open: established, or closed by the
-/// peer but not by us (CLOSE_WAIT), read from /proc/net/tcp.
-fn open_router_sockets(port: u16) -> usize {
-    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
-    table
-        .lines()
-        .skip(1)
-        .filter(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let local_port = f[1].rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
-            local_port == Some(port) && (f[3] == "01" || f[3] == "08")
-        })
-        .count()
-}
-
 fn stop_closes_every_connection(setup: Setup) {
     // Proves stopping a router closes every client connection promptly, the router's end of
     // each socket included, even with a writer blocked on a client that does not read.

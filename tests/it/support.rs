@@ -242,20 +242,18 @@ pub fn router_process_with(limits: &[&str], flags: &[&str]) -> (std::process::Ch
     (child, addr.parse().unwrap())
 }
 
-/// IPv4 TCP connections whose local port is `port` (a server's ends of them) that the server has
-/// not closed yet (any state but listening, time-wait and closed: a peer's close leaves them in
-/// close-wait until then), from `/proc/net/tcp`. A router on its socket rings holds no
-/// descriptor per connection, so its descriptors no longer say how many it holds.
-pub fn connections_on(port: u16) -> usize {
-    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+/// Sockets on 127.0.0.1:`port` (a router's side) still open: established, or closed by the
+/// peer but not by the router (CLOSE_WAIT), read from /proc/net/tcp. A router on its socket
+/// rings holds no descriptor per connection, so its descriptors do not say how many it holds.
+pub fn open_router_sockets(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
     table
         .lines()
         .skip(1)
-        .filter(|line| {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            let local = f.get(1).and_then(|a| a.rsplit(':').next());
-            !matches!(f.get(3), Some(&"0A" | &"06" | &"07") | None)
-                && local.and_then(|p| u16::from_str_radix(p, 16).ok()) == Some(port)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let local_port = f[1].rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
+            local_port == Some(port) && (f[3] == "01" || f[3] == "08")
         })
         .count()
 }
