@@ -417,6 +417,46 @@ impl Book {
         }
     }
 
+    /// Open loop: whether a send due to agent `local` is owed (it may send more, and its
+    /// connection is up).
+    #[inline]
+    pub(super) fn may_owe(&self, local: usize) -> bool {
+        self.agent_may_send_more(local) && !self.lost[self.conn_of(local)]
+    }
+
+    /// Open loop, at the start of a round (`next_due` a multiple of the group's count): how
+    /// many whole rounds from `next_due` are due by `now_ns` and before the end, each round's
+    /// last send being its latest. A doubling, then a bisection: a few dozen looks however
+    /// far behind the group is.
+    pub(super) fn rounds_due(&self, now_ns: u64) -> u64 {
+        let count = u64::from(self.cfg.count.max(1));
+        let due = |rounds: u64| {
+            let last = rounds
+                .checked_mul(count)
+                .and_then(|n| self.next_due.checked_add(n - 1))
+                .map(|q| self.intended_ns(q));
+            last.is_some_and(|t| t <= now_ns && t < self.schedule.end_ns)
+        };
+        if !due(1) {
+            return 0;
+        }
+        let mut held = 1;
+        while held < u64::MAX / 2 && due(held * 2) {
+            held *= 2;
+        }
+        // `held` is due, `2 × held` is not: bisect between them.
+        let mut failed = held * 2;
+        while failed - held > 1 {
+            let mid = held + (failed - held) / 2;
+            if due(mid) {
+                held = mid;
+            } else {
+                failed = mid;
+            }
+        }
+        held
+    }
+
     pub(super) fn update_finished(&mut self) {
         let was = self.finished;
         self.finished = match self.cfg.stop {

@@ -423,16 +423,23 @@ impl<A: Adapter> Group<A> {
     pub fn tick(&mut self, now_ns: u64) -> Option<u64> {
         self.book.now_ns = now_ns;
         let Pacing::Open { .. } = self.book.cfg.pacing else { return None };
-        let count = u64::from(self.book.cfg.count);
+        let count = u64::from(self.book.cfg.count.max(1));
         loop {
             let b = &mut self.book;
             let due = b.intended_ns(b.next_due);
             if due > now_ns || due >= b.schedule.end_ns || b.agents_done >= b.cfg.count {
                 break;
             }
+            if b.next_due % count == 0 {
+                let rounds = b.rounds_due(now_ns);
+                if rounds > 0 {
+                    self.owe_rounds(rounds);
+                    continue;
+                }
+            }
             let local = (b.next_due % count) as usize;
             b.next_due += 1;
-            if b.agent_may_send_more(local) && !b.lost[b.conn_of(local)] {
+            if b.may_owe(local) {
                 b.agents[local].owed += 1;
                 self.try_send(local);
             }
@@ -440,6 +447,31 @@ impl<A: Adapter> Group<A> {
         self.book.update_finished();
         let next = self.book.intended_ns(self.book.next_due);
         (!self.book.finished && next < self.book.schedule.end_ns).then_some(next)
+    }
+
+    /// Open loop: `rounds` whole rounds of the send sequence are due at once (a rate far
+    /// beyond what the windows let out, or a long stall): each agent that may owe owes them
+    /// and sends what its window allows, as owing them one by one would give, in a time
+    /// bounded by the windows rather than by the sends due (a rate of a billion a second
+    /// would otherwise keep the core counting them, deaf to its answers and to Ctrl-C).
+    fn owe_rounds(&mut self, rounds: u64) {
+        for local in 0..self.book.agents.len() {
+            let mut left = rounds;
+            while left > 0 && self.book.may_owe(local) {
+                self.book.agents[local].owed += 1;
+                left -= 1;
+                self.try_send(local);
+                if self.book.agents[local].owed > 0 {
+                    // Nothing more leaves in this tick (a full window): the rest is owed too,
+                    // unless the agent is done (only a send changes that).
+                    if self.book.may_owe(local) {
+                        self.book.agents[local].owed += left;
+                    }
+                    break;
+                }
+            }
+        }
+        self.book.next_due += rounds * u64::from(self.book.cfg.count);
     }
 
     /// Open loop: when the next send is due.
@@ -783,6 +815,45 @@ mod tests {
         g.connection_lost(0);
         assert_eq!(g.in_flight(), 3);
         assert_eq!(g.counters().unanswered, vec![(GaveUp::ConnectionLost, 1)]);
+    }
+
+    #[test]
+    fn a_backlog_of_whole_rounds_is_owed_in_one_go_and_accounted_exactly() {
+        // Proves `Group::owe_rounds` / `Book::rounds_due`: 10^12 sends due at once (a billion
+        // a second, 1,000 s behind) take as long as the windows, not as the sends (one by one
+        // this tick would never return); each agent sends its window and owes the rest, to the
+        // send; at the end every owed send is missed and sent + missed is exactly what was due.
+        let schedule = Schedule { start_ns: 0, measure_ns: 0, end_ns: u64::MAX };
+        let mut cfg = config(4, 1);
+        cfg.pacing = Pacing::Open { rate: 1e9, window: 2 }; // one send due per nanosecond
+        let mut g = group(cfg.clone(), schedule);
+        let now = 1_000_000_000_003; // sends 0..=now are due
+        let next = g.tick(now).expect("more to come");
+        let due = now + 1;
+        assert_eq!(next, now + 1);
+        assert_eq!(g.counters().requests_sent, 8, "two in flight per agent");
+        let owed: u64 = g.book.agents.iter().map(|a| a.owed).sum();
+        assert_eq!(owed + 8, due);
+        assert_eq!(g.book.agents.iter().map(|a| a.owed).collect::<Vec<_>>(), vec![due / 4 - 2; 4]);
+        // The end: what was owed is missed.
+        g.book.schedule.end_ns = now + 1;
+        assert_eq!(g.tick(now + 10), None);
+        assert_eq!(g.counters().missed_sends + g.counters().requests_sent, due);
+
+        // A partial round after whole ones: agents 0 and 1 owe one more than 2 and 3.
+        let mut g = group(cfg.clone(), schedule);
+        g.tick(1_000_001);
+        let owed: Vec<u64> = g.book.agents.iter().map(|a| a.owed).collect();
+        assert_eq!(owed, vec![250_001 - 2, 250_001 - 2, 250_000 - 2, 250_000 - 2]);
+
+        // Count mode: an agent owes only while it may send more; with room in its window it
+        // sends its count and owes nothing past it.
+        cfg.pacing = Pacing::Open { rate: 1e9, window: 16 };
+        cfg.stop = Stop::Count { per_agent: 3 };
+        let mut g = group(cfg, schedule);
+        assert_eq!(g.tick(now), None, "every agent sent its count");
+        assert_eq!(g.counters().requests_sent, 12);
+        assert_eq!(g.counters().missed_sends, 0);
     }
 
     #[test]

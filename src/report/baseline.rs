@@ -113,7 +113,8 @@ pub fn diff(file: &str, baseline: &Value, now: &Value) -> Diff {
         rows.push(Row {
             scenario: a.scenario.clone(),
             throughput: both.then(|| Delta::of(b.throughput, a.throughput)),
-            p99_ms: both.then(|| Delta::of(b.latency_ms[P99], a.latency_ms[P99])),
+            p99_ms: (both && a.latency_ms[P99].n > 0 && b.latency_ms[P99].n > 0)
+                .then(|| Delta::of(b.latency_ms[P99], a.latency_ms[P99])),
         });
     }
     let only_baseline = before

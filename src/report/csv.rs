@@ -55,6 +55,9 @@ pub fn write(report: &Value, path: &Path) -> anyhow::Result<()> {
         for r in rep["results"].as_array().into_iter().flatten() {
             i += 1;
             let p = &r["pacing"];
+            // No round trip measured (an open loop far behind): empty cells, not zeros.
+            let measured = r["latency"]["rtt"]["count"].as_u64().is_none_or(|n| n > 0);
+            let latency = |v: &Value| if measured { cell(v) } else { String::new() };
             let errors: u64 =
                 r["errors"].as_object().map_or(0, |m| m.values().filter_map(Value::as_u64).sum());
             w.write_record([
@@ -69,11 +72,11 @@ pub fn write(report: &Value, path: &Path) -> anyhow::Result<()> {
                 cell(&p["sustained"]),
                 cell(&r["throughput_msg_per_sec"]),
                 cell(&r["round_trips_per_sec"]),
-                cell(&r["p50_latency_ms"]),
-                cell(&r["p95_latency_ms"]),
-                cell(&r["p99_latency_ms"]),
-                cell(&r["p999_latency_ms"]),
-                cell(&r["max_latency_ms"]),
+                latency(&r["p50_latency_ms"]),
+                latency(&r["p95_latency_ms"]),
+                latency(&r["p99_latency_ms"]),
+                latency(&r["p999_latency_ms"]),
+                latency(&r["max_latency_ms"]),
                 errors.to_string(),
                 cell(&r["accounting"]["closed"]),
                 cell(&r["status"]),

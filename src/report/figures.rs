@@ -28,6 +28,9 @@ pub struct RunFigures {
     pub sustained: bool,
     /// Round trip (intended-time) percentiles, ms: avg, p50, p95, p99, p99.9, max.
     pub latency_ms: [f64; 6],
+    /// Whether the run measured any round trip (an open loop far behind its schedule measures
+    /// none, and its zeros above are no latency). Reports from before the count: yes.
+    pub latency_measured: bool,
     /// Errors of every kind.
     pub errors: u64,
     /// Requests sent, warm-up included (what `errors` is a share of).
@@ -93,6 +96,7 @@ pub fn runs(report: &Value) -> Vec<RunFigures> {
                 f(r, &["p999_latency_ms"]),
                 f(r, &["max_latency_ms"]),
             ],
+            latency_measured: r["latency"]["rtt"]["count"].as_u64().is_none_or(|n| n > 0),
             errors: r["errors"]
                 .as_object()
                 .map_or(0, |m| m.values().filter_map(Value::as_u64).sum()),
@@ -144,7 +148,8 @@ pub struct ScenarioFigures {
     pub throughput: Stat,
     /// Achieved request rate.
     pub achieved_rate: Stat,
-    /// Each latency of [`RunFigures::latency_ms`].
+    /// Each latency of [`RunFigures::latency_ms`], over the successful runs that measured
+    /// round trips (`n` 0: none did).
     pub latency_ms: [Stat; 6],
     /// Errors over every run.
     pub errors: u64,
@@ -176,7 +181,11 @@ pub fn scenarios(runs: &[RunFigures]) -> Vec<ScenarioFigures> {
                 ok_runs: ok.len(),
                 throughput: stat(&|r| r.throughput),
                 achieved_rate: stat(&|r| r.achieved_rate),
-                latency_ms: std::array::from_fn(|i| stat(&|r| r.latency_ms[i])),
+                latency_ms: std::array::from_fn(|i| {
+                    Stat::of(
+                        ok.iter().filter(|r| r.latency_measured).map(|r| r.latency_ms[i]).collect(),
+                    )
+                }),
                 errors: all.iter().map(|r| r.errors).sum(),
                 requests_sent: all.iter().map(|r| r.requests_sent).sum(),
                 sustained: all.iter().all(|r| r.sustained),

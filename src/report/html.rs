@@ -270,13 +270,22 @@ fn scenario_table(h: &mut String, scenarios: &[ScenarioFigures]) {
             rate(s.throughput.max),
             rate(s.achieved_rate.median),
             if s.sustained { "" } else { " <span class=\"fail\">not sustained</span>" },
-            ms(s.latency_ms[P50].median),
-            ms(s.latency_ms[P99].median),
-            ms(s.latency_ms[P999].median),
+            stat_ms(&s.latency_ms[P50]),
+            stat_ms(&s.latency_ms[P99]),
+            stat_ms(&s.latency_ms[P999]),
             s.errors
         );
     }
     h.push_str("</table>\n");
+}
+
+/// A median latency cell: `-` where no run measured one.
+fn stat_ms(s: &figures::Stat) -> String {
+    if s.n == 0 {
+        "-".to_string()
+    } else {
+        ms(s.median)
+    }
 }
 
 /// The run the charts show for each scenario: its median run (by p99), or after a rate search

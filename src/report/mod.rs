@@ -305,6 +305,8 @@ pub struct Summary {
     pub by_status: BTreeMap<String, u64>,
     /// Runs the averages are over: successful, neither too short nor interrupted.
     pub averaged_runs: u64,
+    /// Of those, the runs that measured round trips: the latency means are over these.
+    pub latency_runs: u64,
     /// What the throughput figures count.
     pub throughput_unit: &'static str,
 }
@@ -543,7 +545,9 @@ impl Summary {
             by_topology.entry(r.topology.clone()).or_default().push(r.throughput_msg_per_sec);
             by_agents.entry(r.agent_count).or_default().push(r.throughput_msg_per_sec);
         }
-        let lat: Vec<f64> = ok.iter().map(|r| r.avg_latency_ms).collect();
+        // A run with no round trip measured (an open loop far behind its schedule) has no mean.
+        let lat: Vec<f64> =
+            ok.iter().filter(|r| r.latency.rtt.count > 0).map(|r| r.avg_latency_ms).collect();
         let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
         for r in results {
             *by_status.entry(r.status.to_string()).or_default() += 1;
@@ -566,6 +570,7 @@ impl Summary {
             by_agent_count: by_agents.into_iter().map(|(k, v)| (k, Spread::of(&v))).collect(),
             by_status,
             averaged_runs: ok.len() as u64,
+            latency_runs: lat.len() as u64,
             throughput_unit: if results.iter().any(|r| r.topology == "client") {
                 "answered HTTP requests per second"
             } else if results.iter().any(|r| r.coordination.is_some()) {

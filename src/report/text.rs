@@ -29,6 +29,15 @@ pub fn ms(v: f64) -> String {
     }
 }
 
+/// A latency cell: `-` where nothing was measured (not a latency of 0).
+fn measured_ms(count: u64, v: f64) -> String {
+    if count == 0 {
+        "-".to_string()
+    } else {
+        ms(v)
+    }
+}
+
 /// The header of the per-run table.
 pub fn header(out: &mut dyn Write) -> io::Result<()> {
     writeln!(
@@ -60,11 +69,11 @@ pub fn run_line(out: &mut dyn Write, index: usize, r: &RunResult) -> io::Result<
         r.agent_count,
         pacing_cell(r),
         rate(r.throughput_msg_per_sec),
-        ms(r.p50_latency_ms),
-        ms(r.p99_latency_ms),
-        ms(r.p999_latency_ms),
-        ms(r.latency.rtt_raw.p99_ms),
-        if r.latency.one_way.count == 0 { "-".to_string() } else { ms(r.latency.one_way.p50_ms) },
+        measured_ms(r.latency.rtt.count, r.p50_latency_ms),
+        measured_ms(r.latency.rtt.count, r.p99_latency_ms),
+        measured_ms(r.latency.rtt.count, r.p999_latency_ms),
+        measured_ms(r.latency.rtt_raw.count, r.latency.rtt_raw.p99_ms),
+        measured_ms(r.latency.one_way.count, r.latency.one_way.p50_ms),
         r.errors.values().sum::<u64>(),
         r.pacing.late_sends,
         cpu_cell(r),
@@ -148,8 +157,8 @@ fn pattern_line(p: &crate::report::PatternResult) -> String {
         p.pattern,
         p.ok,
         rate(p.ok_per_sec),
-        ms(p.latency.p50_ms),
-        ms(p.latency.p99_ms)
+        measured_ms(p.latency.count, p.latency.p50_ms),
+        measured_ms(p.latency.count, p.latency.p99_ms)
     );
     if let (Some(f), Some(e)) = (&p.first_event, p.events_per_answer) {
         line.push_str(&format!(
@@ -198,6 +207,17 @@ fn run_notes(out: &mut dyn Write, r: &RunResult) -> io::Result<()> {
     }
     if let Some(c) = &r.coordination {
         writeln!(out, "       {}", coordination_line(c))?;
+    }
+    if r.latency.rtt.count == 0
+        && r.pacing.rate_per_sec.is_some()
+        && r.pacing.achieved_rate_per_sec > 0.0
+    {
+        writeln!(
+            out,
+            "       no round trip measured: every request that left in the window was due in the \
+             warm-up (the schedule fell further behind than the warm-up lasted, and what was due \
+             in the window never left); the latency from the intended time grew without bound"
+        )?;
     }
     Ok(())
 }
@@ -300,8 +320,8 @@ pub fn summary(out: &mut dyn Write, report: &Report) -> io::Result<()> {
         rate(s.avg_throughput),
         rate(s.max_throughput),
         rate(s.min_throughput),
-        ms(s.avg_latency_ms),
-        ms(s.max_latency_ms)
+        if s.latency_runs > 0 { ms(s.avg_latency_ms) } else { "-".to_string() },
+        if s.latency_runs > 0 { ms(s.max_latency_ms) } else { "-".to_string() }
     )?;
     let by_agents = s.by_agent_count.iter().map(|(k, v)| (k.to_string(), v));
     let by_topology = s.by_topology.iter().map(|(k, v)| (k.clone(), v));

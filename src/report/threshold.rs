@@ -180,6 +180,7 @@ impl Threshold {
             Metric::ErrorShare if s.requests_sent == 0 => None,
             Metric::ErrorShare => Some(100.0 * s.errors as f64 / s.requests_sent as f64),
             _ if s.ok_runs == 0 => None,
+            Metric::Latency(i) if s.latency_ms[i].n == 0 => None,
             Metric::Latency(i) => Some(s.latency_ms[i].median),
             Metric::Throughput => Some(s.throughput.median),
             Metric::Rate => Some(s.achieved_rate.median),
@@ -205,8 +206,16 @@ impl Threshold {
             threshold: self.text.clone(),
             scenario: s.scenario.clone(),
             actual,
-            actual_text: actual
-                .map_or_else(|| "no successful run".to_string(), |v| self.describe(v)),
+            actual_text: actual.map_or_else(
+                || {
+                    if s.ok_runs > 0 {
+                        "no round trip measured".to_string()
+                    } else {
+                        "no successful run".to_string()
+                    }
+                },
+                |v| self.describe(v),
+            ),
             passed: actual.is_some_and(|a| self.op.holds(a, self.value)),
         }
     }

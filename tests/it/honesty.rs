@@ -72,6 +72,54 @@ fn an_asked_rate_beyond_capacity_is_reported_as_overloaded() {
 }
 
 #[test]
+fn an_open_loop_always_behind_its_schedule_still_reads_its_answers_and_reports_no_latency() {
+    // Proves a pacer that is always behind (10^8 requests/s asked of 4 agents: the next send
+    // is due before the last left) leaves the agents' ring its passes: the answers are read and
+    // the windows refill, so the achieved rate is what router and agents can do (the pacer
+    // yielding instead ran again ahead of the ring: 128 requests/s, the windows' first fill and
+    // one more); the run ends on time, overloaded, accounting closed. And with every send that
+    // left in the window due in the warm-up, no round trip is measured: the table says `-` and
+    // why, the CSV leaves the cells empty, and a latency threshold fails rather than passing
+    // on zeros.
+    let (dir, out) = temp("behind.json");
+    let csv = dir.join("behind.csv");
+    let (csv_arg, out_arg) = (csv.to_str().unwrap(), out.to_str().unwrap());
+    let (code, stdout, stderr) = bench(&[
+        "--quick",
+        "--rate",
+        "1e8",
+        "--agents",
+        "4",
+        "--topologies",
+        "ring",
+        "--stall-probe",
+        "0",
+        "--threshold",
+        "p99<5ms",
+        "--output",
+        out_arg,
+        "--csv",
+        csv_arg,
+    ]);
+    assert_eq!(code, Some(99), "the latency threshold fails\n{stdout}\n{stderr}");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let r = &v["results"][0];
+    assert_eq!(r["status"], "overloaded", "{stdout}");
+    assert_eq!(r["accounting"]["closed"], true, "{}", r["accounting"]);
+    let achieved = r["pacing"]["achieved_rate_per_sec"].as_f64().unwrap();
+    assert!(achieved > 20_000.0, "achieved {achieved}/s: the answers were left unread\n{stdout}");
+    assert!(r["pacing"]["missed_sends"].as_u64().unwrap() > 0);
+    assert_eq!(r["latency"]["rtt"]["count"], 0, "{}", r["latency"]);
+    assert!(stdout.contains("no round trip measured: every request that left"), "{stdout}");
+    let line = stdout.lines().find(|l| l.contains("OVERLOADED")).expect("the run's line");
+    assert!(!line.contains("0.000"), "a latency of 0 shown: {line}");
+    assert!(stdout.contains("mean round trip - ms"), "{stdout}");
+    let rows = std::fs::read_to_string(&csv).unwrap();
+    let row: Vec<&str> = rows.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!(row[11..16], ["", "", "", "", ""], "p50..max of {rows}");
+}
+
+#[test]
 fn two_agent_groups_at_a_high_open_loop_rate_finish_without_errors() {
     // Proves groups stop together: with agents on two cores at a rate beyond what they can send,
     // no group leaves while the other still sends to its agents (no unknown_recipient), and the

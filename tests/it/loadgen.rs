@@ -606,6 +606,12 @@ fn mistakes_on_the_command_line_get_one_line_naming_the_flag() {
         (&["--protocol", "xml"], "--protocol"),
         (&["--protocol", "json", "--transport", "tcp"], "--protocol"),
         (&["--rate", "inf"], "--rate"),
+        // Sends closer than a nanosecond (and past what a 64-bit count of them holds).
+        (&["--rate", "1e20"], "--rate"),
+        (
+            &["http", "--url", "http://127.0.0.1:1/", "--pattern", "health", "--rate", "2e9"],
+            "--rate",
+        ),
         (&["--heartbeat-timeout", "0"], "--heartbeat-timeout"),
         (&["router", "--heartbeat-timeout", "0"], "--heartbeat-timeout"),
         (&["compare", "--agents", "-5"], "--agents"),

@@ -258,6 +258,9 @@ fn check_workload_pacing(a: &BenchArgs, workloads: &[Workload]) -> anyhow::Resul
     Ok(())
 }
 
+/// The highest `--rate` taken: sends a nanosecond apart.
+const RATE_MAX: f64 = 1e9;
+
 /// `--intervals` or `--rate`: the pacings of the grid, and the intervals and rates as the
 /// report states them.
 fn pacings(a: &BenchArgs) -> anyhow::Result<(Vec<PacingSpec>, Vec<u64>, Vec<f64>)> {
@@ -275,6 +278,9 @@ fn pacings(a: &BenchArgs) -> anyhow::Result<(Vec<PacingSpec>, Vec<u64>, Vec<f64>
             let r: Vec<f64> = list("--rate", spec)?;
             if let Some(bad) = r.iter().find(|&&x| !(x > 0.0 && x.is_finite())) {
                 bail!("--rate: {bad} is not a rate (a positive, finite number of requests per second)");
+            }
+            if let Some(bad) = r.iter().find(|&&x| x > RATE_MAX) {
+                bail!("--rate: {bad} is above {RATE_MAX:e} requests per second, the most a clock of nanoseconds can space apart");
             }
             (r.iter().map(|&x| PacingSpec::Rate(x)).collect(), Vec::new(), r)
         }

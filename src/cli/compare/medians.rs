@@ -72,12 +72,14 @@ impl Medians {
     pub(super) fn of(runs: &[RunResult], sharing: Option<&report::CoreSharing>) -> Medians {
         let ok: Vec<&RunResult> = runs.iter().filter(|r| r.success).collect();
         let thr: Vec<f64> = ok.iter().map(|r| r.throughput_msg_per_sec).collect();
+        let timed = || ok.iter().filter(|r| r.latency.rtt.count > 0);
         Medians {
             throughput: median(thr.clone()),
             throughput_min: thr.iter().copied().reduce(f64::min).unwrap_or(0.0),
             throughput_max: thr.iter().copied().fold(0.0, f64::max),
-            p50_ms: median(ok.iter().map(|r| r.p50_latency_ms).collect()),
-            p99_ms: median(ok.iter().map(|r| r.p99_latency_ms).collect()),
+            // Over the runs that measured round trips (an open loop far behind measures none).
+            p50_ms: median(timed().map(|r| r.p50_latency_ms).collect()),
+            p99_ms: median(timed().map(|r| r.p99_latency_ms).collect()),
             sent_per_sec: median(ok.iter().map(|r| r.sent_per_sec).collect()),
             ok_runs: ok.len(),
             runs: runs.len(),

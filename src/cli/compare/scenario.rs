@@ -129,6 +129,7 @@ impl Ratios {
                 .map(|(a, b)| a.throughput_msg_per_sec / b.throughput_msg_per_sec)
                 .collect();
             let p99_round_ratios: Vec<f64> = rounds()
+                .filter(|(a, b)| a.latency.rtt.count > 0 && b.latency.rtt.count > 0)
                 .filter(|(_, b)| b.p99_latency_ms > 0.0)
                 .map(|(a, b)| a.p99_latency_ms / b.p99_latency_ms)
                 .collect();

@@ -105,8 +105,12 @@ impl Drop for Deadline {
 /// times a second. Otherwise, or once the thread's reapers end, glommio's timer ends it, and a
 /// dozing ring ends its doze in time for glommio to fire it.
 pub async fn sleep_until(t_ns: u64) {
-    let now = crate::clock::now_ns();
-    if t_ns <= now {
+    let by_reaper = AWAKE_REAPERS.with(Cell::get) > 0;
+    // A time already past waits for the reaper's next pass all the same: yielding instead put
+    // the task back at the end of its queue, ahead of the reaper's, and a task that is always
+    // behind (an open-loop pacer asked a rate its core cannot send) then ran again and again
+    // while the ring's completions waited, its answers unread.
+    if t_ns <= crate::clock::now_ns() && !by_reaper {
         futures_lite::future::yield_now().await;
         return;
     }
@@ -114,7 +118,6 @@ pub async fn sleep_until(t_ns: u64) {
         n.set(n.get() + 1);
         n.get()
     });
-    let by_reaper = AWAKE_REAPERS.with(Cell::get) > 0;
     let wake = if by_reaper { Wake::Reaper(None) } else { Wake::Glommio };
     DEADLINES.with(|d| d.borrow_mut().push((id, t_ns, wake)));
     let _keep = Deadline(id);
