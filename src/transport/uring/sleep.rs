@@ -106,12 +106,13 @@ impl Drop for Deadline {
 /// dozing ring ends its doze in time for glommio to fire it.
 pub async fn sleep_until(t_ns: u64) {
     let by_reaper = AWAKE_REAPERS.with(Cell::get) > 0;
-    // A time already past waits for the reaper's next pass all the same: yielding instead put
-    // the task back at the end of its queue, ahead of the reaper's, and a task that is always
-    // behind (an open-loop pacer asked a rate its core cannot send) then ran again and again
-    // while the ring's completions waited, its answers unread.
+    // A time already past waits for the reaper's next pass all the same, or without a reaper
+    // for a turn of glommio's loop (a microsecond's timer: one already due ends at once,
+    // without the turn). Yielding instead put the task back in its queue, ahead of the
+    // reaper's and of glommio's reactor, and a task always behind (an open-loop pacer asked a
+    // rate its core cannot send) ran again and again while the sockets waited, answers unread.
     if t_ns <= crate::clock::now_ns() && !by_reaper {
-        futures_lite::future::yield_now().await;
+        glommio::timer::sleep(Duration::from_micros(1)).await;
         return;
     }
     let id = NEXT_DEADLINE_ID.with(|n| {
