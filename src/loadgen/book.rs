@@ -9,7 +9,7 @@ use super::group::{GroupConfig, Schedule, MEASURED_BIT};
 use super::{Pacing, Stop, Workload};
 use crate::metrics::Latencies;
 
-/// A virtual agent: 32 bytes of state; its neighbours are computed from the topology.
+/// A virtual agent: 40 bytes of state; its neighbours are computed from the topology.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Agent {
     /// Requests sent so far (warm-up included): also the index of its next scheduled message.
@@ -18,6 +18,9 @@ pub(super) struct Agent {
     pub(super) measured: u64,
     /// Requests due under open-loop pacing but not sent yet (window full).
     pub(super) owed: u64,
+    /// Open loop: warm-up slots it never sent, given up when the measured window came
+    /// ([`Book::forgive_warm_up`]); its next request takes slot `sent + skipped`.
+    pub(super) skipped: u64,
     /// Requests awaiting a reply or an error.
     pub(super) in_flight: u32,
     /// Which neighbour gets the next request.
@@ -84,6 +87,9 @@ pub struct Book {
     pub(super) refused: Option<String>,
     /// Open loop: the next index in this group's send sequence.
     pub(super) next_due: u64,
+    /// Open loop: the schedule's first measured slot has come up, and the warm-up's backlog
+    /// was given up.
+    pub(super) crossed: bool,
     /// Open loop: nanoseconds between two of this group's sends (agents_total / rate).
     pub(super) slot_ns: f64,
     /// Requests still in flight across the group.
@@ -126,6 +132,7 @@ impl Book {
             lost: vec![false; conns],
             refused: None,
             next_due: 0,
+            crossed: false,
             slot_ns,
             in_flight: 0,
             // Agents that start nothing (consensus followers) are done from the start.
@@ -435,7 +442,9 @@ impl Book {
                 .checked_mul(count)
                 .and_then(|n| self.next_due.checked_add(n - 1))
                 .map(|q| self.intended_ns(q));
-            last.is_some_and(|t| t <= now_ns && t < self.schedule.end_ns)
+            // Up to the first measured slot, not across it (`forgive_warm_up` comes between).
+            let side = self.crossed || last.is_some_and(|t| t < self.schedule.measure_ns);
+            side && last.is_some_and(|t| t <= now_ns && t < self.schedule.end_ns)
         };
         if !due(1) {
             return 0;
@@ -455,6 +464,23 @@ impl Book {
             }
         }
         held
+    }
+
+    /// Open loop, as the schedule's first measured slot comes up: the warm-up's slots still
+    /// owed are given up (counted as `warmup_missed_sends`), not sent in the window, so that
+    /// the window starts from the asked schedule rather than from a backlog the warm-up left:
+    /// a run that keeps up measures the same, a warm-up that fell behind (a slow start) does
+    /// not spill into the window, and one that can never keep up measures its window's sends,
+    /// late by what the window made them, instead of sending only warm-up slots there.
+    pub(super) fn forgive_warm_up(&mut self) {
+        self.crossed = true;
+        let mut forgiven = 0;
+        for a in &mut self.agents {
+            a.skipped += a.owed;
+            forgiven += a.owed;
+            a.owed = 0;
+        }
+        self.counters.warmup_missed_sends += forgiven;
     }
 
     pub(super) fn update_finished(&mut self) {
@@ -523,7 +549,7 @@ impl Book {
             Pacing::Closed { .. } => self.as_of_ns.unwrap_or(self.now_ns),
             Pacing::Open { .. } if a.owed == 0 => return None,
             Pacing::Open { .. } => {
-                self.intended_ns(a.sent * u64::from(self.cfg.count) + local as u64)
+                self.intended_ns((a.sent + a.skipped) * u64::from(self.cfg.count) + local as u64)
             }
         };
         let measured = intended >= self.schedule.measure_ns;

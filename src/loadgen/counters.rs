@@ -51,6 +51,9 @@ pub struct GroupCounters {
     pub late_sends: u64,
     /// Open loop: sends that were due before sending stopped but never left (windows full).
     pub missed_sends: u64,
+    /// Open loop: warm-up sends still owed when the measured window began, given up there.
+    #[serde(default)]
+    pub warmup_missed_sends: u64,
     /// Router errors about requests, by code.
     pub request_errors: Vec<(u16, u64)>,
     /// Router errors about replies, by code.
@@ -98,6 +101,7 @@ impl GroupCounters {
         self.window_deliveries += o.window_deliveries;
         self.late_sends += o.late_sends;
         self.missed_sends += o.missed_sends;
+        self.warmup_missed_sends += o.warmup_missed_sends;
         self.unexpected += o.unexpected;
         self.reconnects += o.reconnects;
         self.resent += o.resent;

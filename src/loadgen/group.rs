@@ -430,6 +430,9 @@ impl<A: Adapter> Group<A> {
             if due > now_ns || due >= b.schedule.end_ns || b.agents_done >= b.cfg.count {
                 break;
             }
+            if !b.crossed && due >= b.schedule.measure_ns {
+                b.forgive_warm_up();
+            }
             if b.next_due % count == 0 {
                 let rounds = b.rounds_due(now_ns);
                 if rounds > 0 {
@@ -796,6 +799,35 @@ mod tests {
         assert_eq!(g.counters().requests_sent, 61);
         assert_eq!(g.counters().late_sends, 35, "left in the window, over 1 ms late");
         assert_eq!(g.counters().requests_sent_in_window, 40);
+    }
+
+    #[test]
+    fn the_warm_up_s_backlog_is_given_up_as_the_window_begins() {
+        // Proves `Book::forgive_warm_up`: due every 250 µs, one request in flight per agent,
+        // no answers, warm-up until 10 ms. At 5 ms 21 sends are due, 4 left, 17 owed; at 15 ms
+        // the 19 more due before 10 ms join them, and as the 10 ms slot comes up all 36 are
+        // given up (not sent in the window, not missed sends of it); the 21 due from 10 to 15
+        // ms are owed, and each agent's next request takes its first slot of the window.
+        let schedule = Schedule { start_ns: 0, measure_ns: 10_000_000, end_ns: 20_000_000 };
+        let mut cfg = config(4, 1);
+        cfg.pacing = Pacing::Open { rate: 4_000.0, window: 1 };
+        let mut g = group(cfg, schedule);
+        g.tick(5_000_000);
+        assert_eq!(g.counters().requests_sent, 4);
+        assert_eq!(g.book.agents.iter().map(|a| a.owed).sum::<u64>(), 17);
+        g.tick(15_000_000);
+        assert_eq!(g.counters().warmup_missed_sends, 36);
+        assert_eq!(g.book.agents.iter().map(|a| a.owed).sum::<u64>(), 21);
+        let next: Vec<u64> = (0..4)
+            .map(|l| {
+                let a = &g.book.agents[l];
+                g.book.intended_ns((a.sent + a.skipped) * 4 + l as u64)
+            })
+            .collect();
+        assert_eq!(next, vec![10_000_000, 10_250_000, 10_500_000, 10_750_000]);
+        assert_eq!(g.tick(20_000_000), None);
+        assert_eq!(g.counters().missed_sends, 40, "the window's 40 slots, none sent");
+        assert_eq!(g.counters().warmup_missed_sends, 36);
     }
 
     #[test]

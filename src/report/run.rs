@@ -36,6 +36,9 @@ pub struct PacingInfo {
     pub late_sends: u64,
     /// Open loop: sends due before sending stopped that never left (every window was full).
     pub missed_sends: u64,
+    /// Open loop: warm-up sends still owed when the window began, given up there rather than
+    /// sent in it (not in `missed_sends`, nor in any figure of the window).
+    pub warmup_missed_sends: u64,
     /// The lateness threshold.
     pub late_after_ms: f64,
 }
@@ -286,6 +289,7 @@ impl PacingInfo {
             sustained,
             late_sends: c.late_sends,
             missed_sends: c.missed_sends,
+            warmup_missed_sends: c.warmup_missed_sends,
             late_after_ms: sc.late_after.as_secs_f64() * 1e3,
         }
     }

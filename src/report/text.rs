@@ -214,9 +214,8 @@ fn run_notes(out: &mut dyn Write, r: &RunResult) -> io::Result<()> {
     {
         writeln!(
             out,
-            "       no round trip measured: every request that left in the window was due in the \
-             warm-up (the schedule fell further behind than the warm-up lasted, and what was due \
-             in the window never left); the latency from the intended time grew without bound"
+            "       no round trip measured: no request due in the window was answered in it \
+             (requests left, but none of the window's own); the latency columns are no figure"
         )?;
     }
     Ok(())

@@ -260,6 +260,40 @@ mod tests {
     }
 
     #[test]
+    fn runs_that_measured_no_round_trip_are_no_latency() {
+        // Proves a run with no round trip measured (its latency keys at 0 for the seed's
+        // schema) is left out of its scenario's latency medians, and a scenario where no run
+        // measured one fails a latency threshold instead of passing on zeros; a report from
+        // before the count (no `latency.rtt.count`) counts as measured.
+        let run = |p99: f64, count: Option<u64>| {
+            let mut r = serde_json::json!({
+                "topology": "ring", "agent_count": 4, "success": true, "status": "overloaded",
+                "pacing": {"mode": "open", "window": 16, "rate_per_sec": 1e8},
+                "p99_latency_ms": p99,
+            });
+            if let Some(n) = count {
+                r["latency"] = serde_json::json!({"rtt": {"count": n}});
+            }
+            r
+        };
+        let p99: Threshold = "p99<5ms".parse().unwrap();
+        let check = |runs: Vec<serde_json::Value>| {
+            let figures = crate::report::figures::runs(&serde_json::json!({ "results": runs }));
+            let s = crate::report::figures::scenarios(&figures).remove(0);
+            (s.latency_ms[P99], p99.check(&s))
+        };
+        let (stat, c) = check(vec![run(0.0, Some(0)), run(8.0, Some(5_000))]);
+        assert_eq!((stat.median, stat.n), (8.0, 1));
+        assert!(!c.passed);
+        let (stat, c) = check(vec![run(0.0, Some(0))]);
+        assert_eq!(stat.n, 0);
+        assert!(!c.passed);
+        assert_eq!(c.actual_text, "no round trip measured");
+        let (_, c) = check(vec![run(2.0, None)]);
+        assert!(c.passed, "an old report's figures stand");
+    }
+
+    #[test]
     fn thresholds_parse_their_units_and_refuse_nonsense() {
         // Proves units scale to the metric's unit and mistakes name what is wrong.
         let t: Threshold = "p99<5ms".parse().unwrap();
