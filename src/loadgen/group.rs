@@ -785,7 +785,8 @@ mod tests {
     fn sends_late_in_the_warm_up_are_not_counted_late() {
         // Proves warm-up is excluded from the pacing verdict as from every figure: a schedule
         // that runs late in the warm-up (a stall while warming up) is not an overload, while a
-        // backlog still sent in the window is late there. Due every 250 µs, warm-up until 10
+        // backlog the windows let out, sent in the window, is late there (one they held back
+        // is given up as the window begins: the next test). Due every 250 µs, warm-up until 10
         // ms: at 5 ms, 16 of the 21 sends due leave over 1 ms late and none counts; at 15 ms,
         // the 35 sends due from 5.25 to 13.75 ms leave late, and count.
         let schedule = Schedule { start_ns: 0, measure_ns: 10_000_000, end_ns: 20_000_000 };
