@@ -56,7 +56,7 @@ pub fn write(report: &Value, path: &Path) -> anyhow::Result<()> {
             i += 1;
             let p = &r["pacing"];
             // No round trip measured (an open loop far behind): empty cells, not zeros.
-            let measured = r["latency"]["rtt"]["count"].as_u64().is_none_or(|n| n > 0);
+            let measured = super::figures::latency_measured(r);
             let latency = |v: &Value| if measured { cell(v) } else { String::new() };
             let errors: u64 =
                 r["errors"].as_object().map_or(0, |m| m.values().filter_map(Value::as_u64).sum());
@@ -87,4 +87,32 @@ pub fn write(report: &Value, path: &Path) -> anyhow::Result<()> {
     }
     w.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_that_measured_no_round_trip_has_empty_latency_cells() {
+        // Proves the CSV writes no latency for a run with `latency.rtt.count` 0 (its JSON
+        // keeps zeros for the seed's schema: no figure), and the latencies of one that did.
+        let run = |count: u64, p50: f64| {
+            serde_json::json!({
+                "topology": "ring", "agent_count": 4, "repeat": 0, "p50_latency_ms": p50,
+                "p95_latency_ms": p50, "p99_latency_ms": p50, "p999_latency_ms": p50,
+                "max_latency_ms": p50, "latency": {"rtt": {"count": count}},
+                "pacing": {"mode": "open"}, "status": "overloaded",
+            })
+        };
+        let report = serde_json::json!({ "results": [run(0, 0.0), run(9, 1.5)] });
+        let path = std::env::temp_dir().join(format!("a2a-csv-{}.csv", std::process::id()));
+        write(&report, &path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split(',').collect()).collect();
+        let p50 = COLUMNS.iter().position(|&c| c == "p50_ms").unwrap();
+        assert_eq!(rows[1][p50..p50 + 5], ["", "", "", "", ""], "{text}");
+        assert_eq!(rows[2][p50..p50 + 5], ["1.5"; 5], "{text}");
+    }
 }

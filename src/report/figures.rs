@@ -54,6 +54,12 @@ fn f(v: &Value, path: &[&str]) -> f64 {
     path.iter().try_fold(v, |v, k| v.get(k)).and_then(Value::as_f64).unwrap_or(0.0)
 }
 
+/// Whether a run's JSON entry measured any round trip (`latency.rtt.count` above 0; a report
+/// from before the count: yes). One that did not has no latency, its zeros notwithstanding.
+pub fn latency_measured(r: &Value) -> bool {
+    r["latency"]["rtt"]["count"].as_u64().is_none_or(|n| n > 0)
+}
+
 /// A scenario's name from a run's JSON entry.
 pub fn scenario_name(r: &Value, count_mode: bool) -> String {
     let topology = r["topology"].as_str().unwrap_or("?");
@@ -96,7 +102,7 @@ pub fn runs(report: &Value) -> Vec<RunFigures> {
                 f(r, &["p999_latency_ms"]),
                 f(r, &["max_latency_ms"]),
             ],
-            latency_measured: r["latency"]["rtt"]["count"].as_u64().is_none_or(|n| n > 0),
+            latency_measured: latency_measured(r),
             errors: r["errors"]
                 .as_object()
                 .map_or(0, |m| m.values().filter_map(Value::as_u64).sum()),
