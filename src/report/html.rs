@@ -281,11 +281,7 @@ fn scenario_table(h: &mut String, scenarios: &[ScenarioFigures]) {
 
 /// A median latency cell: `-` where no run measured one.
 fn stat_ms(s: &figures::Stat) -> String {
-    if s.n == 0 {
-        "-".to_string()
-    } else {
-        ms(s.median)
-    }
+    super::text::measured_ms(s.n as u64, s.median)
 }
 
 /// The run the charts show for each scenario: its median run (by p99), or after a rate search

@@ -30,7 +30,7 @@ pub fn ms(v: f64) -> String {
 }
 
 /// A latency cell: `-` where nothing was measured (not a latency of 0).
-fn measured_ms(count: u64, v: f64) -> String {
+pub fn measured_ms(count: u64, v: f64) -> String {
     if count == 0 {
         "-".to_string()
     } else {
@@ -319,8 +319,8 @@ pub fn summary(out: &mut dyn Write, report: &Report) -> io::Result<()> {
         rate(s.avg_throughput),
         rate(s.max_throughput),
         rate(s.min_throughput),
-        if s.latency_runs > 0 { ms(s.avg_latency_ms) } else { "-".to_string() },
-        if s.latency_runs > 0 { ms(s.max_latency_ms) } else { "-".to_string() }
+        measured_ms(s.latency_runs, s.avg_latency_ms),
+        measured_ms(s.latency_runs, s.max_latency_ms)
     )?;
     let by_agents = s.by_agent_count.iter().map(|(k, v)| (k.to_string(), v));
     let by_topology = s.by_topology.iter().map(|(k, v)| (k.clone(), v));
