@@ -48,7 +48,8 @@ pub struct Outgoing {
 /// Who a router error is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum About {
-    /// A request of agent `Some(id)` (frame-level errors name no agent).
+    /// A request of agent `Some(id)`, or of none the router named (a publication refused for
+    /// one of its recipients: it may still reach the others).
     Request(Option<u32>),
     /// A reply.
     Reply,
@@ -378,6 +379,14 @@ impl Book {
             About::Request(Some(id)) => self.resolve(self.local_of(id)?),
             _ => None,
         }
+    }
+
+    /// The router refused a whole frame (malformed, too large) or gave up on the connection
+    /// (slow consumer, timeout) with `code`: it names no request, and the router closes the
+    /// connection, whose requests are then given up on as `connection_lost`. Counted apart, so
+    /// that no request is resolved twice.
+    pub fn frame_error(&mut self, code: u16) {
+        add(&mut self.counters.frame_errors, &code, 1);
     }
 
     /// Something the router sent that is no part of the protocol here.

@@ -58,6 +58,11 @@ pub struct GroupCounters {
     pub request_errors: Vec<(u16, u64)>,
     /// Router errors about replies, by code.
     pub reply_errors: Vec<(u16, u64)>,
+    /// Router errors that name no message, by code (a frame malformed or too large, a slow
+    /// consumer): the router closes the connection after them, so its requests are given up on
+    /// as `connection_lost` and counted there; these say why.
+    #[serde(default)]
+    pub frame_errors: Vec<(u16, u64)>,
     /// Errors about requests named by the router (the JSON protocol's errors are names).
     pub request_errors_named: Vec<(String, u64)>,
     /// Errors about replies named by the router.
@@ -112,6 +117,9 @@ impl GroupCounters {
         for (c, n) in &o.reply_errors {
             add(&mut self.reply_errors, c, *n);
         }
+        for (c, n) in &o.frame_errors {
+            add(&mut self.frame_errors, c, *n);
+        }
         for (name, n) in &o.request_errors_named {
             add(&mut self.request_errors_named, name, *n);
         }
@@ -146,6 +154,7 @@ impl GroupCounters {
     pub fn error_total(&self) -> u64 {
         self.request_error_total()
             + self.reply_error_total()
+            + self.frame_errors.iter().map(|(_, n)| n).sum::<u64>()
             + self.unanswered_total()
             + self.unexpected
     }
@@ -153,7 +162,8 @@ impl GroupCounters {
     /// Every error by kind: router codes and names, requests given up on, unexpected messages.
     pub fn errors_by_kind(&self) -> std::collections::BTreeMap<String, u64> {
         let mut errors = std::collections::BTreeMap::new();
-        for &(code, n) in self.request_errors.iter().chain(&self.reply_errors) {
+        let coded = self.request_errors.iter().chain(&self.reply_errors).chain(&self.frame_errors);
+        for &(code, n) in coded {
             let name = ErrorCode::from_code(code)
                 .map_or_else(|| format!("code_{code}"), |e| e.name().into());
             *errors.entry(name).or_default() += n;

@@ -222,6 +222,16 @@ fn run_notes(out: &mut dyn Write, r: &RunResult) -> io::Result<()> {
 }
 
 /// A coordination workload's own figures, on one line.
+/// `g` groups of `r` agents, the last of `last` (the agents left over; older reports lack it).
+fn groups_text(g: u32, r: u32, last: Option<u32>) -> String {
+    match last {
+        Some(n) if g == 1 => format!("1 group of {n} agents"),
+        Some(n) if n != r => format!("{g} groups of {r} agents, the last of {n}"),
+        Some(_) => format!("{g} groups of {r} agents"),
+        None => format!("{g} groups ({r} agents each, the last with the rest)"),
+    }
+}
+
 fn coordination_line(c: &crate::loadgen::workload::CoordResult) -> String {
     let mut line = format!(
         "{}: {}/s done, per agent {}..{} (fairness {:.3})",
@@ -276,7 +286,8 @@ fn coordination_line(c: &crate::loadgen::workload::CoordResult) -> String {
         (c.replicas, c.groups, c.messages_per_commit, c.disagreements)
     {
         line.push_str(&format!(
-            "; {g} groups ({r} agents each, the last with the rest), {m:.1} messages per commit, {} commits applied by followers, {d} disagreements; commit latency in the p50/p99 columns",
+            "; {}, {m:.1} messages per commit, {} commits applied by followers, {d} disagreements; commit latency in the p50/p99 columns",
+            groups_text(g, r, c.last_group_size),
             c.followers_applied.unwrap_or(0)
         ));
     }
@@ -294,8 +305,8 @@ fn coordination_line(c: &crate::loadgen::workload::CoordResult) -> String {
         (c.messages_per_election, c.candidates_per_election, c.dual_leaders)
     {
         line.push_str(&format!(
-            "; {} groups, {m:.1} messages and {k:.1} candidates per election, {d} terms with two leaders; time to the new leader in the p50/p99 columns",
-            c.groups.unwrap_or(0)
+            "; {}, {m:.1} messages and {k:.1} candidates per election, {d} terms with two leaders; time to the new leader in the p50/p99 columns",
+            groups_text(c.groups.unwrap_or(0), c.replicas.unwrap_or(0), c.last_group_size)
         ));
     }
     if let Some(r) = c.messages_refused.as_ref().filter(|r| !r.is_empty()) {

@@ -116,6 +116,9 @@ impl std::str::FromStr for Threshold {
             Metric::Errors => number(value, &[]),
         };
         let value = parsed.ok_or_else(|| format!("'{t}': '{}' is not a value", value.trim()))?;
+        if value < 0.0 {
+            return Err(format!("'{t}': {name} is never negative"));
+        }
         Ok(Threshold { text: t.to_string(), metric, op, value })
     }
 }
@@ -306,6 +309,9 @@ mod tests {
         assert!("p98<5ms".parse::<Threshold>().unwrap_err().contains("unknown metric"));
         assert!("p99 5ms".parse::<Threshold>().unwrap_err().contains("no comparison"));
         assert!("p99<fast".parse::<Threshold>().unwrap_err().contains("not a value"));
+        // A bound no run can meet (or none can miss) is a mistake, not a check.
+        assert!("errors<-1%".parse::<Threshold>().unwrap_err().contains("never negative"));
+        assert!("p99>-5ms".parse::<Threshold>().unwrap_err().contains("never negative"));
         assert!(parse_list("--slo", "p99<5ms,errors<0.1%").unwrap().len() == 2);
         let t: Threshold = "max_rate>=50k".parse().unwrap();
         assert!(t.is_about_search() && t.value == 50e3);

@@ -189,6 +189,41 @@ fn killed_router_is_accounted(io: Io) {
     );
 }
 
+#[test]
+fn frames_the_router_refuses_whole_leave_every_request_accounted_once() {
+    // Proves a frame-level error (here `frame_too_large`: payloads past the router's limit)
+    // names no request and resolves none: the requests of the closed connections are given up
+    // as connection_lost, once each, the accounting closes, and the frame errors say why.
+    // (Before, each was also counted as a request error: 80 requests, 85 resolved.)
+    for io in [Io::Glommio, Io::Uring] {
+        let core = Machine::detect().cores[0];
+        let mut cfg = RouterConfig::new("127.0.0.1:0".parse().unwrap(), vec![core]);
+        cfg.shard.limits.frame_bytes_max = 64 << 10;
+        let router = Router::start(cfg).unwrap();
+        let mut sc = scenario(
+            4,
+            Pacing::Closed { window: 4 },
+            Stop::Duration(Duration::from_secs(5)),
+            12_000,
+        );
+        sc.payload_bytes = 100_000;
+        sc.io = io;
+        let o = loadgen::run(&sc, router.local_addr(), None, None);
+        let res = result(&sc, &o);
+        let a = &res.accounting;
+        assert!(a.closed, "{io:?}: {a:?} {:?}", res.errors);
+        assert!(a.requests_sent > 0 && a.replies_delivered == 0, "{io:?}: {a:?}");
+        assert_eq!(a.request_errors, 0, "{io:?}: {:?}", res.errors);
+        assert_eq!(res.errors.get("connection_lost"), Some(&a.unanswered), "{:?}", res.errors);
+        assert_eq!(a.requests_sent, a.unanswered, "{io:?}: {a:?}");
+        let refused = res.errors.get("frame_too_large").copied().unwrap_or(0);
+        assert!((1..=4).contains(&refused), "{io:?}: {:?}", res.errors);
+        assert_eq!(res.status, "failed");
+        assert!(o.all_connections_lost, "{io:?}: {:?}", o.failures);
+        router.stop();
+    }
+}
+
 /// A server on 127.0.0.1 that hands each of its first 64 connections to `serve` on a thread of
 /// its own: the fake peers below.
 fn serve_loopback(serve: fn(TcpStream)) -> SocketAddr {

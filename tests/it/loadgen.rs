@@ -596,6 +596,9 @@ fn mistakes_on_the_command_line_get_one_line_naming_the_flag() {
         (&["--cores", "0-999"], "--cores"),
         (&["--rate", "100", "--intervals", "10"], "--rate"),
         (&["--payload-size", "8"], "--payload-size"),
+        // The embedded router would refuse every frame.
+        (&["--payload-size", "2M", "--frame-bytes-max", "1M"], "--frame-bytes-max 1048576"),
+        (&["--batch-max", "1"], "--batch 1024 is above the embedded router's --batch-max 1"),
         (&["--batch", "0"], "--batch must"),
         (&["--agents-per-conn", "0"], "--agents-per-conn must"),
         (&["--stall-probe", "-1"], "--stall-probe"),

@@ -208,7 +208,7 @@ fn the_command_line_runs_each_workload_and_reports_its_figures() {
         "0 holder conflicts",
         "50 rounds",
         "messages to departed agents (expected)",
-        "1 groups (5 agents each, the last with the rest), 15.0 messages per commit",
+        "1 group of 6 agents, 15.0 messages per commit",
         "0 disagreements",
         "6.0 messages per task",
         "0 terms with two leaders",

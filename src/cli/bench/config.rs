@@ -303,6 +303,25 @@ fn check_sizes(a: &BenchArgs) -> anyhow::Result<u32> {
     if a.batch == 0 {
         bail!("--batch must be at least 1");
     }
+    // The embedded router would refuse every frame and close every connection.
+    if a.router.is_none() && a.protocol == Protocol::Native {
+        let one =
+            crate::wire::HEADER_LEN + 5 + crate::wire::Envelope::encoded_len_max(a.payload_size);
+        let frame_max = a.router_flags.frame_bytes_max;
+        if one > frame_max {
+            bail!(
+                "--payload-size {} does not fit the embedded router's --frame-bytes-max {frame_max}: a frame of one message takes up to {one} bytes",
+                a.payload_size
+            );
+        }
+        if a.batch > a.router_flags.batch_max {
+            bail!(
+                "--batch {} is above the embedded router's --batch-max {}: it would refuse every full frame",
+                a.batch,
+                a.router_flags.batch_max
+            );
+        }
+    }
     if a.agents_per_conn == 0 {
         bail!("--agents-per-conn must be at least 1");
     }
@@ -420,7 +439,7 @@ fn judging(
     let search = match (&a.slo, a.find_max_rate) {
         (Some(slo), true) => {
             if !(a.search_precision > 0.0 && a.search_precision < 0.5) {
-                bail!("--search-precision must be a share between 0 and 0.5");
+                bail!("--search-precision must be a share above 0 and below 0.5");
             }
             Some(crate::cli::search::SearchConfig {
                 slo: report::threshold::parse_list("--slo", slo)?,

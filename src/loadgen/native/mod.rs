@@ -435,8 +435,7 @@ impl Native {
     fn on_coordination_error(&mut self, e: &crate::wire::control::Error, book: &mut Book) {
         let Some(local) = self.local_of(e.agent_id.0) else {
             // A frame-level error: the router closes the connection.
-            let _ = book.router_error(About::Request(None), ErrorKind::Code(e.code));
-            return;
+            return book.frame_error(e.code);
         };
         if matches!(self.workload, Workload::Election { .. }) {
             return self.on_election_error(e, book);
@@ -587,7 +586,7 @@ impl Native {
                 let about = if e.message_id & REPLY_BIT != 0 {
                     About::Reply
                 } else if e.message_id == 0 && e.request_id == 0 && e.agent_id.0 == 0 {
-                    About::Request(None) // a frame-level error: the router closes the connection
+                    return book.frame_error(e.code); // the router closes the connection
                 } else {
                     About::Request(Some(e.agent_id.0))
                 };

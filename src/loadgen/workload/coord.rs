@@ -519,6 +519,10 @@ pub struct CoordResult {
     /// See `replicas`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups: Option<u32>,
+    /// `consensus`, `election`: agents in the last group, which takes the agents left over
+    /// (fewer than `replicas` when the run has fewer agents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_group_size: Option<u32>,
     /// `consensus`: messages per commit (proposals, acceptances, commits), over the run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub messages_per_commit: Option<f64>,
@@ -613,6 +617,9 @@ impl CoordResult {
             found_nobody: (churn || delegation).then_some(s.found_nobody),
             replicas: replicas.or(election),
             groups: replicas.or(election).map(|_| workload.groups(agents)),
+            last_group_size: replicas
+                .or(election)
+                .map(|_| workload.group_of(agents.saturating_sub(1), agents).2),
             messages_per_commit: replicas.map(|_| {
                 // Commits over the run: what the followers applied over the followers per group.
                 let commits = published.max(1);
