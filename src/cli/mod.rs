@@ -193,6 +193,36 @@ impl RouterArgs {
         Ok(cfg)
     }
 
+    /// The flags set away from their defaults that the shared-state tokio baseline does not
+    /// apply (it keeps no timeouts and no memory budget: an idiomatic router of its kind).
+    pub fn ignored_by_tokio_shared(&self) -> Vec<&'static str> {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            r: RouterArgs,
+        }
+        let d = <Defaults as clap::Parser>::parse_from(["a2a-bench"]).r;
+        [
+            ("--handshake-timeout", self.handshake_timeout != d.handshake_timeout),
+            ("--idle-timeout", self.idle_timeout != d.idle_timeout),
+            ("--frame-timeout", self.frame_timeout != d.frame_timeout),
+            ("--slow-consumer-ms", self.slow_consumer_ms != d.slow_consumer_ms),
+            ("--memory-max", self.memory_max != d.memory_max),
+            ("--peer-queue-bytes", self.peer_queue_bytes != d.peer_queue_bytes),
+        ]
+        .into_iter()
+        .filter_map(|(flag, set)| set.then_some(flag))
+        .collect()
+    }
+
+    /// A warning that `router` runs without the flags it does not apply, if any were set.
+    pub fn tokio_shared_warning(&self, router: &str) -> Option<String> {
+        let ignored = self.ignored_by_tokio_shared();
+        (!ignored.is_empty()).then(|| {
+            format!("warning: {router} does not apply {}: it runs without them", ignored.join(", "))
+        })
+    }
+
     /// The latency-mode spin, if asked for.
     pub fn spin(&self) -> Option<Duration> {
         self.spin_us.map(Duration::from_micros)
@@ -387,5 +417,29 @@ mod tests {
         assert_eq!(parse_router_url("ws://127.0.0.1:8766/a2a").unwrap().0, "ws");
         assert_eq!(parse_router_url("127.0.0.1:9").unwrap().1.port(), 9);
         assert!(parse_router_url("http://127.0.0.1:1").is_err());
+    }
+
+    #[test]
+    fn flags_the_shared_state_baseline_does_not_apply_are_named_only_when_set() {
+        // Proves the warning names exactly the flags given away from their defaults that
+        // tokio-shared runs without, and says nothing for the defaults or for flags it applies.
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            r: RouterArgs,
+        }
+        let parse = |args: &[&str]| {
+            let all = std::iter::once("a2a-bench").chain(args.iter().copied());
+            <Flags as clap::Parser>::parse_from(all).r
+        };
+        assert!(parse(&[]).tokio_shared_warning("tokio-shared").is_none());
+        let applied = parse(&["--max-connections", "5", "--frame-bytes-max", "1M", "--token", "t"]);
+        assert!(applied.ignored_by_tokio_shared().is_empty());
+        let set = parse(&["--idle-timeout", "5", "--memory-max", "100M", "--lock-lease-ms", "9"]);
+        assert_eq!(set.ignored_by_tokio_shared(), ["--idle-timeout", "--memory-max"]);
+        assert_eq!(
+            set.tokio_shared_warning("tokio-shared").unwrap(),
+            "warning: tokio-shared does not apply --idle-timeout, --memory-max: it runs without them"
+        );
     }
 }

@@ -139,6 +139,11 @@ pub(super) fn run_baseline(cmd: BaselineCmd) -> anyhow::Result<()> {
         None => machine.cores[..cmd.threads].to_vec(),
     };
     let shard = cmd.router.shard_config(cmd.compression)?;
+    if cmd.mode == crate::baseline::Mode::Shared {
+        if let Some(w) = cmd.router.tokio_shared_warning("the shared-state baseline") {
+            eprintln!("{w}");
+        }
+    }
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,

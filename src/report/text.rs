@@ -169,7 +169,7 @@ fn pattern_line(p: &crate::report::PatternResult) -> String {
     }
     if p.errors > 0 {
         let kinds: Vec<String> = p.errors_by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
-        line.push_str(&format!("  errors {} ({})", p.errors, kinds.join(", ")));
+        line.push_str(&format!("  errors {} in the window ({})", p.errors, kinds.join(", ")));
     }
     line
 }

@@ -307,7 +307,22 @@ async fn before<R: Runtime, T>(deadline_ns: u64, fut: impl Future<Output = T>) -
 /// How long a closing connection may take to send what its writer wrote.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
-const TOO_MANY_CONNECTIONS: &str = "the router's connection limit (--max-connections) is reached";
+pub(crate) const TOO_MANY_CONNECTIONS: &str =
+    "the router's connection limit (--max-connections) is reached";
+
+/// What a refused connection is told (`resource_exhausted`, `why`): HTTP 503 to a WebSocket
+/// upgrade (`http`), an error frame to native frames.
+pub(crate) fn refusal(http: bool, why: &str) -> Vec<u8> {
+    if http {
+        format!(
+            "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: {}\r\n\r\nresource_exhausted: {why}\n",
+            why.len() + 21
+        )
+        .into_bytes()
+    } else {
+        crate::wire::frame::error_frame(crate::wire::ErrorCode::ResourceExhausted, why)
+    }
+}
 const OUT_OF_MEMORY: &str = "the shard's memory budget (--memory-max) is spent";
 
 /// Refuses a connection with `resource_exhausted`: once its first bytes show its protocol, an
@@ -336,15 +351,7 @@ async fn refuse_adopted<R: Runtime, S: AsyncRead + AsyncWrite + Unpin>(
     let read =
         before::<R, _>(deadline, poll_fn(|cx| Pin::new(&mut stream).poll_read(cx, &mut first)));
     if let Some(Ok(n)) = read.await {
-        let reply = if n > 0 && is_http_upgrade(first[0]) {
-            format!(
-                "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: {}\r\n\r\nresource_exhausted: {why}\n",
-                why.len() + 21
-            )
-            .into_bytes()
-        } else {
-            crate::wire::frame::error_frame(crate::wire::ErrorCode::ResourceExhausted, why)
-        };
+        let reply = refusal(n > 0 && is_http_upgrade(first[0]), why);
         let _ = before::<R, _>(deadline, write_all(&RefCell::new(&mut stream), &reply)).await;
     }
     control.shutdown();

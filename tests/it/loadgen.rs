@@ -619,6 +619,8 @@ fn mistakes_on_the_command_line_get_one_line_naming_the_flag() {
         (&["router", "--heartbeat-timeout", "0"], "--heartbeat-timeout"),
         (&["compare", "--agents", "-5"], "--agents"),
         (&["compare", "--open-at", "0.5,2"], "--open-at"),
+        // The shared-state baseline speaks the native protocol only.
+        (&["compare", "--protocol", "json"], "--routers glommio,tokio-per-core"),
         // A negative number is a value, not an unknown flag, in every subcommand.
         (&["baseline-router", "--threads", "-1"], "--threads"),
         (&["serve", "a2a-echo", "--threads", "-1"], "--threads"),

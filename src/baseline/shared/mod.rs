@@ -74,6 +74,8 @@ struct Counters {
     batches_out: AtomicU64,
     errors: [AtomicU64; ErrorCode::ALL.len()],
     conn_queue_bytes_hwm: AtomicUsize,
+    /// Connections refused past `--max-connections`.
+    refused: AtomicU64,
 }
 
 /// Everything the tasks share.
@@ -86,6 +88,8 @@ pub(super) struct State {
     barriers: Mutex<BarrierTable>,
     counters: Counters,
     next_conn: AtomicU64,
+    /// Connections accepted and not yet closed (`--max-connections` counts these).
+    open: AtomicUsize,
 }
 
 impl State {
@@ -99,6 +103,7 @@ impl State {
             barriers: Mutex::new(BarrierTable::default()),
             counters: Counters::default(),
             next_conn: AtomicU64::new(1),
+            open: AtomicUsize::new(0),
         }
     }
 
@@ -125,6 +130,7 @@ impl State {
                 .filter(|(_, n)| *n > 0)
                 .collect(),
             conn_queue_bytes_hwm: c.conn_queue_bytes_hwm.load(Ordering::Relaxed) as u64,
+            connections_refused: get(&c.refused),
             cpu_ns,
             ..ShardStats::default()
         }
@@ -151,6 +157,15 @@ impl State {
 /// binary messages (the first byte tells an HTTP upgrade from a frame).
 pub(super) async fn serve(state: Arc<State>, stream: tokio::net::TcpStream) {
     let _ = stream.set_nodelay(true);
+    let open = Open::count(&state.open);
+    let max = state.cfg.max_connections;
+    if max > 0 && open.0 > max {
+        state.counters.refused.fetch_add(1, Ordering::Relaxed);
+        if let Some(i) = ErrorCode::ALL.iter().position(|&c| c == ErrorCode::ResourceExhausted) {
+            state.counters.errors[i].fetch_add(1, Ordering::Relaxed);
+        }
+        return refuse(stream, state.cfg.handshake_timeout).await;
+    }
     let mut first = [0u8; 1];
     if !matches!(stream.peek(&mut first).await, Ok(n) if n > 0) {
         return;
@@ -206,6 +221,34 @@ pub(super) async fn serve(state: Arc<State>, stream: tokio::net::TcpStream) {
     // Readers waiting for queue space on this connection get an error instead of waiting forever.
     budget.close();
     let _ = writer.await;
+}
+
+/// One open connection, counted while it lives: `.0` is the count with it.
+struct Open<'a>(usize, &'a AtomicUsize);
+
+impl Open<'_> {
+    fn count(open: &AtomicUsize) -> Open<'_> {
+        Open(open.fetch_add(1, Ordering::Relaxed) + 1, open)
+    }
+}
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        self.1.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Refuses a connection past the limit as the thread-per-core router does: once its first
+/// bytes show its protocol (within `timeout`), `resource_exhausted` (an error frame, or HTTP
+/// 503 to a WebSocket upgrade), then close.
+async fn refuse(mut stream: tokio::net::TcpStream, timeout: Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut first = [0u8; 512];
+    let Ok(Ok(n)) = tokio::time::timeout(timeout, stream.read(&mut first)).await else { return };
+    let http = n > 0 && crate::transport::is_http_upgrade(first[0]);
+    let reply = crate::route::shell::refusal(http, crate::route::shell::TOO_MANY_CONNECTIONS);
+    let _ = tokio::time::timeout(timeout, stream.write_all(&reply)).await;
+    let _ = stream.shutdown().await;
 }
 
 /// Settles lock leases every 10 ms, like a shard's tick.

@@ -41,6 +41,12 @@ pub(super) struct Medians {
     /// router's tail that holds some is partly this process's, not the router's.
     #[serde(skip_serializing_if = "is_zero")]
     pub(super) lost_wakeups: u64,
+    /// Why the first of its failed runs failed, when any did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) failure: Option<String>,
+    /// Runs that measured round trips (a row's p50 and p99 are over these).
+    #[serde(skip)]
+    pub(super) timed_runs: usize,
 }
 
 pub(super) fn is_zero(n: &u64) -> bool {
@@ -110,6 +116,8 @@ impl Medians {
             cross_shard_share: median_of_some(ok.iter().map(|r| r.cpu.router_cross_shard_share)),
             router_msgs_per_frame: median_of_some(ok.iter().map(|r| r.cpu.router_msgs_per_frame)),
             lost_wakeups: runs.iter().filter_map(|r| r.lost_wakeups).sum(),
+            failure: runs.iter().filter(|r| !r.success).find_map(|r| r.failure.clone()),
+            timed_runs: timed().count(),
         }
     }
 }

@@ -74,6 +74,14 @@ pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
     }
     let open_at = parse_open_at(cmd.open_at.as_deref())?;
     let (kinds, names) = parse_routers(&cmd.routers)?;
+    if cmd.bench.protocol == crate::loadgen::Protocol::Json
+        && kinds.contains(&RouterKind::TokioShared)
+    {
+        bail!("--protocol json: tokio-shared speaks the native protocol only; compare the others with --routers glommio,tokio-per-core");
+    }
+    let ignored = kinds
+        .contains(&RouterKind::TokioShared)
+        .then(|| cmd.bench.router_flags.tokio_shared_warning("tokio-shared"));
     let output =
         cmd.bench.output().map_or_else(|| PathBuf::from("compare_results.json"), PathBuf::from);
     let cfg = BenchConfig::try_from(cmd.bench)?;
@@ -87,7 +95,7 @@ pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
             crate::report::json::check_writable(p, flag)?;
         }
     }
-    for w in cfg.warnings() {
+    for w in cfg.warnings().iter().chain(ignored.flatten().as_ref()) {
         eprintln!("{w}");
     }
     super::raise_nofile(1 << 20).ok();

@@ -100,8 +100,8 @@ fn run_rounds(
 /// The first router against each other one, keyed `"<first>/<other>"`: the ratios of the
 /// medians, and the range of the rounds' own ratios.
 pub(super) struct Ratios {
-    throughput: BTreeMap<String, f64>,
-    p99: BTreeMap<String, f64>,
+    pub(super) throughput: BTreeMap<String, f64>,
+    pub(super) p99: BTreeMap<String, f64>,
     throughput_spread: BTreeMap<String, [f64; 2]>,
     p99_spread: BTreeMap<String, [f64; 2]>,
 }
@@ -142,10 +142,12 @@ impl Ratios {
             if let Some(x) = range(&p99_round_ratios) {
                 r.p99_spread.insert(key.clone(), x);
             }
-            if m.throughput > 0.0 {
+            // Only between routers that each had runs to show: a reference whose runs all
+            // failed is no 0.00×, but no ratio.
+            if m.throughput > 0.0 && reference.ok_runs > 0 {
                 r.throughput.insert(key.clone(), reference.throughput / m.throughput);
             }
-            if m.p99_ms > 0.0 {
+            if m.p99_ms > 0.0 && reference.timed_runs > 0 && m.timed_runs > 0 {
                 r.p99.insert(key, reference.p99_ms / m.p99_ms);
             }
         }
@@ -208,7 +210,7 @@ impl Ratios {
 
 /// One router's line of a scenario: its medians, its CPU per message and what bounded it,
 /// then `vs` (how the first router compares with it).
-fn router_line(name: &str, m: &Medians, vs: String) -> String {
+pub(super) fn router_line(name: &str, m: &Medians, vs: String) -> String {
     let cpu =
         match (m.router_cpu_ns_per_msg, m.router_idle_share) {
             (Some(ns), Some(idle)) => {
@@ -223,14 +225,16 @@ fn router_line(name: &str, m: &Medians, vs: String) -> String {
             + &m.cross_shard_share
                 .map_or(String::new(), |x| format!(", {:.0} % across shards", x * 100.0))
             + &lost_wakeups_note(m.lost_wakeups);
+    let timed = m.timed_runs as u64;
+    let failed = m.failure.as_ref().map_or(String::new(), |f| format!("\n    {name} failed: {f}"));
     format!(
-        "  {:<15} {:>10} msgs/s ({}–{})  p50 {} ms  p99 {} ms  {}/{} ok, bound: {}, {}{}",
+        "  {:<15} {:>10} msgs/s ({}–{})  p50 {} ms  p99 {} ms  {}/{} ok, bound: {}, {}{}{failed}",
         name,
         report::text::rate(m.throughput),
         report::text::rate(m.throughput_min),
         report::text::rate(m.throughput_max),
-        report::text::ms(m.p50_ms),
-        report::text::ms(m.p99_ms),
+        report::text::measured_ms(timed, m.p50_ms),
+        report::text::measured_ms(timed, m.p99_ms),
         m.ok_runs,
         m.runs,
         m.bottleneck,

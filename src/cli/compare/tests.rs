@@ -156,6 +156,8 @@ fn medians(throughput: f64, bottleneck: &str) -> Medians {
         cross_shard_share: None,
         router_msgs_per_frame: None,
         lost_wakeups: 0,
+        failure: None,
+        timed_runs: 3,
     }
 }
 
@@ -216,4 +218,54 @@ fn the_cpu_summary_sets_each_routers_cpu_per_message_against_the_firsts_in_close
     assert!((s.median - 1.05).abs() < 1e-9, "{s:?}");
     assert_eq!((s.highest, s.highest_scenario.as_str()), (1.12, "mesh × 100"));
     assert!(closed_loop_cpu(&rows[1..2], &names).is_empty(), "a fixed rate's row alone");
+}
+
+#[test]
+fn a_router_whose_runs_all_failed_says_why_and_gets_no_ratio() {
+    // Proves a router whose every run failed shows `-` for its latencies and, under its line,
+    // why the first run failed; and that no ratio is drawn against it, either way round
+    // (before, the reference's failed runs read "glommio is 0.00× this").
+    let names = vec!["glommio".to_string(), "tokio-shared".to_string()];
+    let spec = report::part::PartSpec {
+        topology: "ring".into(),
+        fanout: 0,
+        agents: 2,
+        slice: (0, 2),
+        rate: None,
+        window: 1,
+        count_per_agent: Some(10),
+        duration_sec: None,
+        late_after_ms: 1.0,
+        payload_bytes: 64,
+        interval_ms: None,
+        repeat: 0,
+        http: false,
+    }
+    .run_spec()
+    .unwrap();
+    let failed = RunResult::new(
+        &spec,
+        &loadgen::Outcome::failed_setup(vec!["registering agent 0: resource_exhausted".into()]),
+    );
+    let down = Medians::of(&[failed.clone(), failed], None);
+    assert_eq!((down.ok_runs, down.timed_runs), (0, 0));
+    let line = router_line("glommio", &down, String::new());
+    assert!(line.contains("p50 - ms  p99 - ms  0/2 ok"), "{line}");
+    assert!(
+        line.ends_with("\n    glommio failed: registering agent 0: resource_exhausted"),
+        "{line}"
+    );
+    for (first, other) in
+        [(down.clone(), medians(2.0e6, "router")), (medians(2.0e6, "router"), down)]
+    {
+        let per_router: BTreeMap<String, Medians> =
+            [(names[0].clone(), first), (names[1].clone(), other)].into();
+        let per: BTreeMap<String, Vec<RunResult>> =
+            names.iter().map(|n| (n.clone(), Vec::new())).collect();
+        let ratios = Ratios::of(&names, &per, &per_router);
+        let text = ratios.text(&names, &names[1], &per_router, false, 2);
+        assert!(!text.contains('×'), "{text}");
+        assert!(ratios.throughput.is_empty() && ratios.p99.is_empty());
+    }
+    assert!(medians(1.0, "router").failure.is_none());
 }
