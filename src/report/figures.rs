@@ -35,6 +35,8 @@ pub struct RunFigures {
     pub errors: u64,
     /// Requests sent, warm-up included (what `errors` is a share of).
     pub requests_sent: u64,
+    /// Why it failed, when it did.
+    pub failure: Option<String>,
 }
 
 /// Which latency: the index into [`RunFigures::latency_ms`].
@@ -107,6 +109,7 @@ pub fn runs(report: &Value) -> Vec<RunFigures> {
                 .as_object()
                 .map_or(0, |m| m.values().filter_map(Value::as_u64).sum()),
             requests_sent: r["accounting"]["requests_sent"].as_u64().unwrap_or(0),
+            failure: r["failure"].as_str().map(str::to_string),
         })
         .collect()
 }
@@ -163,6 +166,8 @@ pub struct ScenarioFigures {
     pub requests_sent: u64,
     /// Every open-loop run held its rate.
     pub sustained: bool,
+    /// Why the first of its failed runs failed, when any did.
+    pub failure: Option<String>,
 }
 
 /// Groups `runs` by scenario, in order of first appearance.
@@ -195,6 +200,7 @@ pub fn scenarios(runs: &[RunFigures]) -> Vec<ScenarioFigures> {
                 errors: all.iter().map(|r| r.errors).sum(),
                 requests_sent: all.iter().map(|r| r.requests_sent).sum(),
                 sustained: all.iter().all(|r| r.sustained),
+                failure: all.iter().filter(|r| !r.success).find_map(|r| r.failure.clone()),
             }
         })
         .collect()

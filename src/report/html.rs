@@ -275,6 +275,13 @@ fn scenario_table(h: &mut String, scenarios: &[ScenarioFigures]) {
             stat_ms(&s.latency_ms[P999]),
             s.errors
         );
+        if let Some(why) = &s.failure {
+            let _ = writeln!(
+                h,
+                "<tr><td></td><td colspan=\"7\" class=\"fail\">failed: {}</td></tr>",
+                esc(why)
+            );
+        }
     }
     h.push_str("</table>\n");
 }
@@ -687,6 +694,28 @@ mod tests {
         assert_eq!(axis_label(2.0, Axis::Percentile), "99%");
         assert_eq!(axis_label(0.0, Axis::Percentile), "0%");
         assert_eq!(esc("<a&\"b\">"), "&lt;a&amp;&quot;b&quot;&gt;");
+    }
+
+    #[test]
+    fn a_scenario_whose_runs_failed_says_why_under_its_row() {
+        // Proves the scenario table shows, under a scenario with a failed run, why the first
+        // of them failed (escaped), and nothing under a scenario whose runs all succeeded.
+        let run = |topology: &str, failure: Option<&str>| {
+            serde_json::json!({
+                "topology": topology, "agent_count": 4, "success": failure.is_none(),
+                "status": if failure.is_some() { "failed" } else { "ok" },
+                "failure": failure, "pacing": {"mode": "closed"}
+            })
+        };
+        let report = serde_json::json!({"results": [
+            run("ring", Some("the router closed <4> of 4 agent connections")),
+            run("ring", None),
+            run("star", None),
+        ]});
+        let mut h = String::new();
+        scenario_table(&mut h, &figures::scenarios(&figures::runs(&report)));
+        assert_eq!(h.matches("failed: ").count(), 1, "{h}");
+        assert!(h.contains("failed: the router closed &lt;4&gt; of 4 agent connections"), "{h}");
     }
 
     #[test]

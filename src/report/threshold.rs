@@ -259,6 +259,7 @@ mod tests {
             errors,
             requests_sent: 10_000,
             sustained: true,
+            failure: None,
         }
     }
 

@@ -599,6 +599,10 @@ fn mistakes_on_the_command_line_get_one_line_naming_the_flag() {
         // The embedded router would refuse every frame.
         (&["--payload-size", "2M", "--frame-bytes-max", "1M"], "--frame-bytes-max 1048576"),
         (&["--batch-max", "1"], "--batch 1024 is above the embedded router's --batch-max 1"),
+        (
+            &["--protocol", "json", "--payload-size", "2M", "--frame-bytes-max", "1M"],
+            "--payload-size",
+        ),
         (&["--batch", "0"], "--batch must"),
         (&["--agents-per-conn", "0"], "--agents-per-conn must"),
         (&["--stall-probe", "-1"], "--stall-probe"),

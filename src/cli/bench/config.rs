@@ -303,8 +303,9 @@ fn check_sizes(a: &BenchArgs) -> anyhow::Result<u32> {
     if a.batch == 0 {
         bail!("--batch must be at least 1");
     }
-    // The embedded router would refuse every frame and close every connection.
-    if a.router.is_none() && a.protocol == Protocol::Native {
+    // The embedded router would refuse every frame and close every connection (a JSON
+    // message reaches its shard as a native frame holding at least the payload).
+    if a.router.is_none() && a.protocol != Protocol::Http {
         let one =
             crate::wire::HEADER_LEN + 5 + crate::wire::Envelope::encoded_len_max(a.payload_size);
         let frame_max = a.router_flags.frame_bytes_max;
@@ -314,7 +315,7 @@ fn check_sizes(a: &BenchArgs) -> anyhow::Result<u32> {
                 a.payload_size
             );
         }
-        if a.batch > a.router_flags.batch_max {
+        if a.protocol == Protocol::Native && a.batch > a.router_flags.batch_max {
             bail!(
                 "--batch {} is above the embedded router's --batch-max {}: it would refuse every full frame",
                 a.batch,
