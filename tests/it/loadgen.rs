@@ -625,6 +625,7 @@ fn mistakes_on_the_command_line_get_one_line_naming_the_flag() {
         (&["compare", "--open-at", "0.5,2"], "--open-at"),
         // The shared-state baseline speaks the native protocol only.
         (&["compare", "--protocol", "json"], "--routers glommio,tokio-per-core"),
+        (&["compare", "--routers", "glommio,tokio-shared,glommio"], "glommio is named twice"),
         // A negative number is a value, not an unknown flag, in every subcommand.
         (&["baseline-router", "--threads", "-1"], "--threads"),
         (&["serve", "a2a-echo", "--threads", "-1"], "--threads"),

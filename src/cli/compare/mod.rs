@@ -37,8 +37,8 @@ pub struct CompareCmd {
     #[arg(long, value_name = "LIST", default_value = "glommio,tokio-shared,tokio-per-core")]
     routers: String,
     /// Also run each scenario open-loop at these shares of the tokio-shared baseline's
-    /// closed-loop request rate (e.g. 0.5, or 0.5,0.01: near capacity, and a load the
-    /// generator holds, where the p99s are the routers').
+    /// closed-loop request rate (without it, the slowest router's) (e.g. 0.5, or 0.5,0.01:
+    /// near capacity, and a load the generator holds, where the p99s are the routers').
     #[arg(long, value_name = "SHARES")]
     open_at: Option<String>,
     /// Scaling: run the whole comparison once per router core count in LIST (e.g. 1,2,4,8),
@@ -170,6 +170,9 @@ fn parse_routers(list: &str) -> anyhow::Result<(Vec<RouterKind>, Vec<String>)> {
     if names.len() < 2 {
         bail!("--routers: name at least two routers");
     }
+    if let Some((_, twice)) = names.iter().enumerate().find(|(i, n)| names[..*i].contains(n)) {
+        bail!("--routers: {twice} is named twice (each router runs once per round)");
+    }
     Ok((kinds, names))
 }
 
@@ -217,21 +220,30 @@ fn compare_plan(
     let mut run_no = 0u32;
     // Routers and agents on the same cores are judged by those cores ([`CpuInfo::judge_shared`]).
     let shared = super::bench::plan_sharing(&plan);
-    let mut one = |group: &[RunSpec], all: &mut BTreeMap<String, Vec<RunResult>>| {
-        compare_one(group, names, &contenders, all, &mut run_no, shared.as_ref(), out)
-    };
-    for group in scenarios(cfg.grid()) {
-        let row = one(&group, &mut all);
-        let baseline_rate = row.per_router.get("tokio-shared").map(|m| m.sent_per_sec);
-        rows.push(row);
-        // The open-loop rows: shares of the tokio-shared baseline's closed-loop rate.
-        let (Some(rate), Pacing::Closed { window }) = (baseline_rate, group[0].scenario.pacing)
-        else {
-            continue;
+    let mut one =
+        |group: &[RunSpec], all: &mut BTreeMap<String, Vec<RunResult>>, out: &mut dyn Write| {
+            compare_one(group, names, &contenders, all, &mut run_no, shared.as_ref(), out)
         };
-        if rate > 0.0 {
-            for &share in open_at {
-                rows.push(one(&at_rate(&group, rate * share, window), &mut all));
+    for group in scenarios(cfg.grid()) {
+        let row = one(&group, &mut all, out);
+        let base = open_loop_base(&row.per_router);
+        rows.push(row);
+        let Pacing::Closed { window } = group[0].scenario.pacing else { continue };
+        if open_at.is_empty() {
+            continue;
+        }
+        // The open-loop rows: shares of the baseline's closed-loop rate.
+        match base {
+            Some((_, rate)) => {
+                for &share in open_at {
+                    rows.push(one(&at_rate(&group, rate * share, window), &mut all, out));
+                }
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "  --open-at: no open-loop rows for this scenario: no router completed its closed-loop runs"
+                );
             }
         }
     }
@@ -246,6 +258,21 @@ fn compare_plan(
         })
         .collect();
     Ok((rows, reports))
+}
+
+/// The closed-loop request rate `--open-at`'s shares are of, and whose: tokio-shared's where it
+/// ran and completed runs, else the slowest router's that did (a rate every router held in
+/// closed loop); none when no router completed a run.
+fn open_loop_base(per_router: &BTreeMap<String, Medians>) -> Option<(String, f64)> {
+    let done = |m: &&Medians| m.ok_runs > 0 && m.sent_per_sec > 0.0;
+    if let Some(m) = per_router.get("tokio-shared").filter(done) {
+        return Some(("tokio-shared".into(), m.sent_per_sec));
+    }
+    per_router
+        .iter()
+        .filter(|(_, m)| done(m))
+        .map(|(n, m)| (n.clone(), m.sent_per_sec))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
 }
 
 /// The comparison's first lines: who runs where, the machine's stalls, and a warning when the

@@ -269,3 +269,33 @@ fn a_router_whose_runs_all_failed_says_why_and_gets_no_ratio() {
     }
     assert!(medians(1.0, "router").failure.is_none());
 }
+
+#[test]
+fn open_loop_rows_take_tokio_shared_s_rate_else_the_slowest_router_that_completed() {
+    // Proves `--open-at`'s base: tokio-shared's closed-loop rate where it completed runs; else
+    // the slowest router's that did (before, without tokio-shared no open-loop row ran, and
+    // nothing said so); none when no router completed a run.
+    let m = |sent: f64, ok: usize| Medians {
+        sent_per_sec: sent,
+        ok_runs: ok,
+        ..medians(1.0, "router")
+    };
+    let of = |list: &[(&str, Medians)]| {
+        let per: BTreeMap<String, Medians> =
+            list.iter().map(|(n, m)| (n.to_string(), m.clone())).collect();
+        open_loop_base(&per)
+    };
+    let shared = ("tokio-shared", m(300.0, 3));
+    let (fast, slow) = (("glommio", m(900.0, 3)), ("tokio-per-core", m(500.0, 3)));
+    assert_eq!(
+        of(&[fast.clone(), shared.clone(), slow.clone()]),
+        Some(("tokio-shared".into(), 300.0))
+    );
+    assert_eq!(of(&[fast.clone(), slow.clone()]), Some(("tokio-per-core".into(), 500.0)));
+    let failed = ("tokio-per-core", m(0.0, 0));
+    assert_eq!(
+        of(&[fast.clone(), ("tokio-shared", m(0.0, 0)), failed.clone()]),
+        Some(("glommio".into(), 900.0))
+    );
+    assert_eq!(of(&[("glommio", m(0.0, 0)), failed]), None);
+}
