@@ -40,7 +40,7 @@ pub(in crate::cli) fn run_config(cfg: BenchConfig) -> anyhow::Result<Finish> {
         (None, Some(p)) => Some(p),
         _ => None,
     };
-    announce(&mut out, &cfg, runs.len(), &router_label);
+    announce(&mut out, &cfg, &runs, &router_label);
     let mut session = Session {
         cfg: &cfg,
         addr,
@@ -231,14 +231,14 @@ fn start_target(cfg: &BenchConfig) -> anyhow::Result<(Option<RouterHandle>, Sock
 }
 
 /// The line that says what is about to run, and the table's header.
-fn announce(out: &mut impl Write, cfg: &BenchConfig, runs: usize, router_label: &str) {
+fn announce(out: &mut impl Write, cfg: &BenchConfig, runs: &[RunSpec], router_label: &str) {
     let what = match &cfg.search {
         Some(s) => format!(
             "the highest rate holding '{}' for {} scenarios",
             s.slo_text,
-            runs / cfg.repeat as usize
+            runs.len() / cfg.repeat as usize
         ),
-        None => format!("{runs} runs"),
+        None => format!("{} runs{}", runs.len(), expected_time(runs)),
     };
     let _ = writeln!(
         out,
@@ -249,6 +249,38 @@ fn announce(out: &mut impl Write, cfg: &BenchConfig, runs: usize, router_label: 
         describe_plan(&cfg.plan)
     );
     let _ = report::text::header(out);
+}
+
+/// How long the runs take, as far as their flags say: warm-ups and measured windows, and in
+/// count mode at a fixed rate the time its requests take at that rate (closed-loop counts run
+/// as fast as they can: then a lower bound). ` (about 2.5 min)`; empty for a grid of seconds.
+fn expected_time(runs: &[RunSpec]) -> String {
+    let mut secs = 0.0;
+    let mut bound = false;
+    for r in runs {
+        let sc = &r.scenario;
+        secs += sc.warmup.as_secs_f64();
+        secs += match (sc.stop, sc.effective_pacing()) {
+            (Stop::Duration(d), _) => d.as_secs_f64(),
+            (Stop::Count { per_agent }, Pacing::Open { rate, .. }) if rate > 0.0 => {
+                per_agent as f64 * f64::from(sc.agents) / rate
+            }
+            (Stop::Count { .. }, _) => {
+                bound = true;
+                0.0
+            }
+        };
+    }
+    let words = if secs < 60.0 {
+        return String::new();
+    } else if secs < 3600.0 {
+        format!("{:.1} min", secs / 60.0)
+    } else if secs < 2.0 * 86400.0 {
+        format!("{:.1} h", secs / 3600.0)
+    } else {
+        format!("{:.1} days", secs / 86400.0)
+    };
+    format!(" ({} {words} by their flags)", if bound { "at least" } else { "about" })
 }
 
 /// A bar over the runs, or a spinner while rates are searched (their count is not known).
@@ -357,5 +389,47 @@ fn print_report(out: &mut impl Write, cfg: &BenchConfig, report: &Report, runs: 
         if let Some(p) = path {
             let _ = writeln!(out, "{what} written to {}", p.display());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(rate: Option<f64>, count: Option<u64>, duration: Option<f64>) -> RunSpec {
+        let mut r = crate::report::part::PartSpec {
+            topology: "ring".into(),
+            fanout: 0,
+            agents: 4,
+            slice: (0, 4),
+            rate,
+            window: 1,
+            count_per_agent: count,
+            duration_sec: duration,
+            late_after_ms: 1.0,
+            payload_bytes: 64,
+            interval_ms: None,
+            repeat: 0,
+            http: false,
+        }
+        .run_spec()
+        .unwrap();
+        r.scenario.warmup = Duration::from_secs(1);
+        r
+    }
+
+    #[test]
+    fn the_banner_says_how_long_the_flags_make_the_runs() {
+        // Proves the estimate: warm-ups and windows in duration mode; in count mode at a fixed
+        // rate the requests' time at that rate (4 agents × 1,000,000 at 10/s: 4.6 days); a
+        // closed-loop count is a lower bound; under a minute says nothing.
+        assert_eq!(expected_time(&[spec(None, None, Some(3.0))]), "");
+        let grid: Vec<RunSpec> = (0..30).map(|_| spec(None, None, Some(3.0))).collect();
+        assert_eq!(expected_time(&grid), " (about 2.0 min by their flags)");
+        let slow = spec(Some(10.0), Some(1_000_000), None);
+        assert_eq!(expected_time(&[slow]), " (about 4.6 days by their flags)");
+        let mut grid: Vec<RunSpec> = (0..90).map(|_| spec(None, Some(100), None)).collect();
+        grid.push(spec(Some(100.0), Some(1000), None));
+        assert_eq!(expected_time(&grid), " (at least 2.2 min by their flags)");
     }
 }
