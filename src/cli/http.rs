@@ -31,7 +31,10 @@ pub struct HttpCmd {
     /// Virtual clients, per run (each with its own MCP session) [default: 10; --quick: 4].
     #[arg(long, value_name = "LIST")]
     agents: Option<String>,
-    /// Keep-alive connections the clients of a run share [default: one per client].
+    /// Keep-alive connections the clients of a run share, at most one per client; fewer than
+    /// the agent cores, and the clients run on that many (a connection lives on one core).
+    /// Each core's clients share its own, so rounding may open one more per core: each run's
+    /// report says how many [default: one per client].
     #[arg(long, value_name = "N")]
     connections: Option<u32>,
     /// Most requests on the wire per connection (HTTP/1.1 pipelining; 1: none).
@@ -294,6 +297,9 @@ fn tls_client(cmd: &HttpCmd, name: &str) -> anyhow::Result<crate::tls::Client> {
 fn check_flags(cmd: &HttpCmd) -> anyhow::Result<(serde_json::Value, Option<String>)> {
     if !(1..=1024).contains(&cmd.pipeline) {
         bail!("--pipeline must be 1 to 1024");
+    }
+    if cmd.timeout.is_some_and(|t| t.is_zero()) {
+        bail!("--timeout must be above 0 (leave it out for none: only the stall timeout)");
     }
     if cmd.http2 && cmd.pipeline != 1 {
         bail!("--pipeline is HTTP/1.1 pipelining; with --http2 the clients of a connection multiplex without it");

@@ -400,6 +400,8 @@ pub struct Outcome {
     pub coordination: Option<workload::CoordStats>,
     /// Deliveries one request makes (publications fan out; 1 otherwise).
     pub fan: u64,
+    /// Connections the agents (HTTP: the clients) opened, over every core.
+    pub connections: usize,
 }
 
 /// The accounting of a run: every request sent is resolved once at its requester — a reply, a
@@ -461,6 +463,7 @@ impl Outcome {
             breakdown: Vec::new(),
             coordination: None,
             fan: 1,
+            connections: 0,
         }
     }
 

@@ -108,6 +108,9 @@ pub struct Part {
     pub failures: Vec<String>,
     /// Every connection was lost.
     pub all_connections_lost: bool,
+    /// Connections its agents opened (0 from older workers).
+    #[serde(default)]
+    pub connections: usize,
     /// Cut short by Ctrl-C.
     pub interrupted: bool,
     /// Busy share of each agent core.
@@ -191,6 +194,7 @@ impl Part {
             drain_timed_out: o.drain_timed_out,
             failures: o.failures.clone(),
             all_connections_lost: o.all_connections_lost,
+            connections: o.connections,
             interrupted: o.interrupted,
             agent_cpu: o.agent_cpu.clone(),
             agent_watch: o.agent_watch.clone(),
@@ -246,6 +250,7 @@ impl Part {
         o.in_flight_at_end = self.in_flight_at_end;
         o.drain_timed_out = self.drain_timed_out;
         o.all_connections_lost = self.all_connections_lost;
+        o.connections = self.connections;
         o.interrupted = self.interrupted;
         o.partial = self.spec.slice.1 < self.spec.agents;
         for iv in &self.intervals {
@@ -355,6 +360,7 @@ pub fn merge(parts: &[(usize, Outcome)], whole: bool) -> Outcome {
         o.drain_timed_out |= p.drain_timed_out;
         o.interrupted |= p.interrupted;
         o.all_connections_lost &= p.all_connections_lost;
+        o.connections += p.connections;
         // Watch shares stay aligned with the cores they belong to (0 where not measured).
         o.agent_watch.resize(o.agent_cpu.len(), 0.0);
         o.agent_cpu.extend(&p.agent_cpu);

@@ -155,6 +155,11 @@ pub struct RunResult {
     /// them timed out.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reconnects: Option<u64>,
+    /// Connections the run's agents (or HTTP clients) opened: `--agents-per-conn` (HTTP:
+    /// `--connections`, at most one per client) over every agent core. Absent for a run that
+    /// never started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connections: Option<usize>,
     /// `a2a-bench http --http2`: requests sent again because the server never processed them
     /// (past a GOAWAY's last stream, or reset with `REFUSED_STREAM`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -248,6 +253,7 @@ impl RunResult {
             part: None,
             patterns: outcome.breakdown.iter().map(|s| PatternResult::of(s, window_s)).collect(),
             reconnects: (sc.protocol == crate::loadgen::Protocol::Http).then_some(c.reconnects),
+            connections: (outcome.connections > 0).then_some(outcome.connections),
             resent: (sc.protocol == crate::loadgen::Protocol::Http).then_some(c.resent),
             heartbeats: sc.keepalive.map(|_| c.heartbeats),
             lost_wakeups: None,

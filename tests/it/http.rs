@@ -144,6 +144,7 @@ fn every_a2a_pattern_is_answered_by_the_echo_agent() {
     }
     assert_eq!(report["config"]["protocol"], "http");
     assert_eq!(report["config"]["http"]["url"], url.as_str());
+    assert_eq!(run(&report)["connections"], 3, "one connection per client");
     assert_eq!(report["summary"]["throughput_unit"], "answered HTTP requests per second");
     // `health` GETs the URL; clients share one connection, two requests pipelined.
     let url = format!("http://{}/health", t.local_addr());
@@ -162,7 +163,14 @@ fn every_a2a_pattern_is_answered_by_the_echo_agent() {
         "2",
     ]);
     assert!(ok, "{text}");
-    assert_clean(&report.unwrap(), &["health"]);
+    let report = report.unwrap();
+    assert_clean(&report, &["health"]);
+    assert_eq!(run(&report)["connections"], 1);
+    // More connections than clients: one per client, and the run says so.
+    let (ok, text, report) =
+        http(&["--url", &url, "--pattern", "health", "--agents", "3", "--connections", "50"]);
+    assert!(ok, "{text}");
+    assert_eq!(run(&report.unwrap())["connections"], 3);
 }
 
 #[test]
@@ -901,6 +909,7 @@ fn http_flag_mistakes_get_one_line() {
         (vec!["--url", "http://127.0.0.1:1/", "--http2", "--pipeline", "4"], "--pipeline"),
         (vec!["--url", "http://127.0.0.1:1/", "--http2", "--no-keepalive"], "--no-keepalive"),
         (vec!["--url", "http://127.0.0.1:1/", "--stall-probe", "-1"], "--stall-probe"),
+        (vec!["--url", "http://127.0.0.1:1/", "--timeout", "0"], "--timeout must be above 0"),
     ] {
         let mut all = vec!["http"];
         all.extend(args);

@@ -1274,6 +1274,7 @@ fn with_router_the_agents_keep_alive_within_that_routers_timeout() {
         bench_ok_with_stderr(&[&args[..], &shape[..], &["--repeat", "1"]].concat(), &path);
     let run = &report["results"][0];
     assert!(run["heartbeats"].as_u64().unwrap() > 0, "{run}");
+    assert_eq!(run["connections"], 6, "each agent on its own connection");
     let offline = &run["errors"]["recipient_offline"];
     assert!(offline.is_null() || offline == 0, "{}", run["errors"]);
     assert!(
@@ -1309,6 +1310,7 @@ fn agents_whose_first_sends_come_late_in_the_window_are_not_a_stall() {
     let run = &report["results"][0];
     assert_eq!(run["errors"], serde_json::json!({}), "{stdout}");
     assert_eq!(run["failure"], Value::Null, "{stdout}");
+    assert_eq!(run["connections"], 40, "over both agent cores");
     let accounting = &run["accounting"];
     assert_eq!(accounting["closed"], true, "{accounting}");
 }

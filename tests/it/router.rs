@@ -991,6 +991,7 @@ fn a_run_against_an_external_router_reads_its_counters_on_one_connection() {
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     let shards = &report["results"][0]["cpu"]["router_cores"];
     assert_eq!(shards.as_array().map(Vec::len), Some(1), "{report}");
+    assert_eq!(report["results"][0]["connections"], 1, "four agents on one connection");
     // The agents', the probe's, perhaps the reachability check's, and the `share_cores`
     // lease's where this test process has a thread pinned to core 0, the agents' core (it
     // listens, so it is taken for the router).

@@ -595,7 +595,14 @@ impl BenchConfig {
                                         Some(c) => agents.div_ceil(c.clamp(1, agents)),
                                         None => self.agents_per_conn,
                                     },
-                                    agent_cores: self.plan.agents.clone(),
+                                    // Fewer connections than agent cores: a connection
+                                    // lives on one core, so its clients run there.
+                                    agent_cores: match self.connections {
+                                        Some(c) if (c as usize) < self.plan.agents.len() => {
+                                            self.plan.agents[..c.max(1) as usize].to_vec()
+                                        }
+                                        _ => self.plan.agents.clone(),
+                                    },
                                     late_after: self.late_after,
                                     priority: self.priority,
                                     id_base,

@@ -176,6 +176,7 @@ pub(super) fn outcome(
     failures.extend(watch.finish(&started.beats, shared.peer()));
     o.failures = dedupe(failures);
     o.all_connections_lost = conns > 0 && lost == conns;
+    o.connections = conns;
     o.interrupted = shared.interrupt.as_ref().is_some_and(|i| i.is_raised());
     o.partial = scenario.slice.is_some_and(|(_, count)| count < scenario.agents);
     o.fan = scenario.workload.deliveries_per_op(scenario.agents);
