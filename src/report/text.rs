@@ -208,6 +208,9 @@ fn run_notes(out: &mut dyn Write, r: &RunResult) -> io::Result<()> {
     if let Some(c) = &r.coordination {
         writeln!(out, "       {}", coordination_line(c))?;
     }
+    if let Some(line) = watch_note(r) {
+        writeln!(out, "       {line}")?;
+    }
     if r.latency.rtt.count == 0
         && r.pacing.rate_per_sec.is_some()
         && r.pacing.achieved_rate_per_sec > 0.0
@@ -219,6 +222,26 @@ fn run_notes(out: &mut dyn Write, r: &RunResult) -> io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// Where a core spent a quarter or more watching for input that had not come (`--poll`, or a
+/// watch kept through near waits), what the cores cost in all: the `cpu` column counts work.
+fn watch_note(r: &RunResult) -> Option<String> {
+    let most = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+    let watch = |w: &Option<Vec<f64>>| w.as_deref().map_or(0.0, most);
+    let (aw, rw) = (watch(&r.cpu.agent_watch), watch(&r.cpu.router_watch));
+    if aw.max(rw) < 0.25 {
+        return None;
+    }
+    let busy = most(&r.cpu.agent_cores) * 100.0;
+    let (router_busy, router_watch) = match &r.cpu.router_cores {
+        Some(c) => (format!("{:.0}", most(c) * 100.0), format!("{:.0}", rw * 100.0)),
+        None => ("-".into(), "-".into()),
+    };
+    Some(format!(
+        "cores busy {busy:.0}/{router_busy} % in all, {:.0}/{router_watch} % of the core watching for input (the cpu column counts work; that watch is the cores' cost)",
+        aw * 100.0
+    ))
 }
 
 /// A coordination workload's own figures, on one line.
@@ -443,4 +466,45 @@ pub fn thresholds(out: &mut dyn Write, checks: &[super::threshold::Check]) -> io
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_whose_cores_mostly_watched_says_what_they_cost() {
+        // Proves the note under a run: where a core watched a quarter of the time or more
+        // (`--poll`), its whole busy share and the watch are said, since the cpu column counts
+        // work only; below a quarter, nothing.
+        let spec = crate::report::part::PartSpec {
+            topology: "ring".into(),
+            fanout: 0,
+            agents: 2,
+            slice: (0, 2),
+            rate: None,
+            window: 1,
+            count_per_agent: Some(10),
+            duration_sec: None,
+            late_after_ms: 1.0,
+            payload_bytes: 64,
+            interval_ms: None,
+            repeat: 0,
+            http: false,
+        }
+        .run_spec()
+        .unwrap();
+        let mut r = RunResult::new(&spec, &crate::loadgen::Outcome::failed_setup(Vec::new()));
+        r.cpu.agent_cores = vec![0.99];
+        r.cpu.agent_watch = Some(vec![0.95]);
+        r.cpu.router_cores = Some(vec![0.98]);
+        r.cpu.router_watch = Some(vec![0.10]);
+        assert_eq!(
+            watch_note(&r).unwrap(),
+            "cores busy 99/98 % in all, 95/10 % of the core watching for input (the cpu column counts work; that watch is the cores' cost)"
+        );
+        assert_eq!(cpu_cell(&r), "4/88%");
+        r.cpu.agent_watch = Some(vec![0.2]);
+        assert_eq!(watch_note(&r), None);
+    }
 }
