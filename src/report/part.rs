@@ -292,6 +292,34 @@ impl Part {
 }
 
 impl PartSpec {
+    /// A ring of `agents` with `rate` (closed loop without), stopping at `count` per agent or
+    /// after `duration` seconds: the runs unit tests build results and lines from.
+    #[cfg(test)]
+    pub(crate) fn for_tests(
+        agents: u32,
+        rate: Option<f64>,
+        count: Option<u64>,
+        duration: Option<f64>,
+    ) -> RunSpec {
+        PartSpec {
+            topology: "ring".into(),
+            fanout: 0,
+            agents,
+            slice: (0, agents),
+            rate,
+            window: 1,
+            count_per_agent: count,
+            duration_sec: duration,
+            late_after_ms: 1.0,
+            payload_bytes: 64,
+            interval_ms: None,
+            repeat: 0,
+            http: false,
+        }
+        .run_spec()
+        .unwrap()
+    }
+
     /// The run, as a grid defines it (placement fields left empty).
     pub fn run_spec(&self) -> anyhow::Result<RunSpec> {
         let s = self;

@@ -477,23 +477,7 @@ mod tests {
         // Proves the note under a run: where a core watched a quarter of the time or more
         // (`--poll`), its whole busy share and the watch are said, since the cpu column counts
         // work only; below a quarter, nothing.
-        let spec = crate::report::part::PartSpec {
-            topology: "ring".into(),
-            fanout: 0,
-            agents: 2,
-            slice: (0, 2),
-            rate: None,
-            window: 1,
-            count_per_agent: Some(10),
-            duration_sec: None,
-            late_after_ms: 1.0,
-            payload_bytes: 64,
-            interval_ms: None,
-            repeat: 0,
-            http: false,
-        }
-        .run_spec()
-        .unwrap();
+        let spec = crate::report::part::PartSpec::for_tests(2, None, Some(10), None);
         let mut r = RunResult::new(&spec, &crate::loadgen::Outcome::failed_setup(Vec::new()));
         r.cpu.agent_cores = vec![0.99];
         r.cpu.agent_watch = Some(vec![0.95]);

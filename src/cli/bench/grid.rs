@@ -397,23 +397,7 @@ mod tests {
     use super::*;
 
     fn spec(rate: Option<f64>, count: Option<u64>, duration: Option<f64>) -> RunSpec {
-        let mut r = crate::report::part::PartSpec {
-            topology: "ring".into(),
-            fanout: 0,
-            agents: 4,
-            slice: (0, 4),
-            rate,
-            window: 1,
-            count_per_agent: count,
-            duration_sec: duration,
-            late_after_ms: 1.0,
-            payload_bytes: 64,
-            interval_ms: None,
-            repeat: 0,
-            http: false,
-        }
-        .run_spec()
-        .unwrap();
+        let mut r = crate::report::part::PartSpec::for_tests(4, rate, count, duration);
         r.scenario.warmup = Duration::from_secs(1);
         r
     }

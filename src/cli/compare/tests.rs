@@ -5,23 +5,7 @@ fn a_row_counts_every_lost_wake_up_of_its_runs_and_says_so() {
     // Proves a router's row in `compare` sums the lost wake-ups of all its runs, the
     // failed ones too (a run that failed may have failed of them), and says the sum; a row
     // without any says nothing and keeps no such key.
-    let spec = report::part::PartSpec {
-        topology: "ring".into(),
-        fanout: 0,
-        agents: 2,
-        slice: (0, 2),
-        rate: None,
-        window: 1,
-        count_per_agent: Some(10),
-        duration_sec: None,
-        late_after_ms: 1.0,
-        payload_bytes: 64,
-        interval_ms: None,
-        repeat: 0,
-        http: false,
-    }
-    .run_spec()
-    .unwrap();
+    let spec = report::part::PartSpec::for_tests(2, None, Some(10), None);
     let run = |lost: Option<u64>| {
         let mut r = RunResult::new(&spec, &loadgen::Outcome::failed_setup(vec!["x".into()]));
         r.lost_wakeups = lost;
@@ -226,23 +210,7 @@ fn a_router_whose_runs_all_failed_says_why_and_gets_no_ratio() {
     // why the first run failed; and that no ratio is drawn against it, either way round
     // (before, the reference's failed runs read "glommio is 0.00× this").
     let names = vec!["glommio".to_string(), "tokio-shared".to_string()];
-    let spec = report::part::PartSpec {
-        topology: "ring".into(),
-        fanout: 0,
-        agents: 2,
-        slice: (0, 2),
-        rate: None,
-        window: 1,
-        count_per_agent: Some(10),
-        duration_sec: None,
-        late_after_ms: 1.0,
-        payload_bytes: 64,
-        interval_ms: None,
-        repeat: 0,
-        http: false,
-    }
-    .run_spec()
-    .unwrap();
+    let spec = report::part::PartSpec::for_tests(2, None, Some(10), None);
     let failed = RunResult::new(
         &spec,
         &loadgen::Outcome::failed_setup(vec!["registering agent 0: resource_exhausted".into()]),
