@@ -135,6 +135,7 @@ fn three_workers_merge_into_one_run_whose_accounting_closes_and_whose_histogram_
     assert_eq!(r["success"], true, "{r}");
     assert!(["ok", "too_short"].contains(&r["status"].as_str().unwrap()), "{}", r["status"]);
     assert_eq!(r["agent_count"], 12);
+    assert_eq!(r["connections"], 12, "each worker's 4 agents on their own connections, added");
     assert_eq!(merged["merged"]["parts"].as_array().unwrap().len(), 3);
     assert!(text.contains("worker 2 ("), "{text}");
     let mut sum: Option<hdrhistogram::Histogram<u64>> = None;
