@@ -254,7 +254,7 @@ fn announce(out: &mut impl Write, cfg: &BenchConfig, runs: &[RunSpec], router_la
 /// How long the runs take, as far as their flags say: warm-ups and measured windows, and in
 /// count mode at a fixed rate the time its requests take at that rate (closed-loop counts run
 /// as fast as they can: then a lower bound). ` (about 2.5 min)`; empty for a grid of seconds.
-fn expected_time(runs: &[RunSpec]) -> String {
+pub(in crate::cli) fn expected_time(runs: &[RunSpec]) -> String {
     let mut secs = 0.0;
     let mut bound = false;
     for r in runs {

@@ -27,7 +27,7 @@ mod sharing;
 
 pub(super) use args::parse_secs_ms;
 pub use args::BenchArgs;
-pub(super) use grid::run_config;
+pub(super) use grid::{expected_time, run_config};
 pub(super) use session::Session;
 use session::*;
 pub(super) use sharing::plan_sharing;

@@ -214,6 +214,20 @@ fn compare_plan(
         kinds.iter().map(|&k| start(k, cfg)).collect::<anyhow::Result<_>>()?;
     let plan = cfg.plan().clone();
     announce(out, names, &plan, &stalls, cfg.report_config().repeat_count);
+    // Every router runs every run, and each closed-loop run again at every --open-at share.
+    let every: Vec<RunSpec> = cfg
+        .grid()
+        .into_iter()
+        .flat_map(|spec| {
+            let closed = matches!(spec.scenario.pacing, Pacing::Closed { .. });
+            let times = names.len() * (1 + if closed { open_at.len() } else { 0 });
+            std::iter::repeat_n(spec, times)
+        })
+        .collect();
+    let time = super::bench::expected_time(&every);
+    if !time.is_empty() {
+        let _ = writeln!(out, "{} runs{time}", every.len());
+    }
     let mut all: BTreeMap<String, Vec<RunResult>> =
         names.iter().map(|n| (n.clone(), Vec::new())).collect();
     let mut rows = Vec::new();
