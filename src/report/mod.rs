@@ -666,4 +666,40 @@ mod tests {
         c.judge_shared(&CoreSharing { pairs: vec![(0, 0)], together: 2 });
         assert_eq!(c.bottleneck, "neither");
     }
+
+    #[test]
+    fn a_target_that_reports_no_shards_is_judged_by_its_processes_over_their_pinned_cores() {
+        // Proves a router or server in processes of its own that reports no shard CPU (a tokio
+        // baseline, another project's router) is judged by its processes' CPU over the cores
+        // its threads are pinned to; before, such a run read `unknown` whatever it did. A
+        // target whose threads are not pinned, or one that reports its shards, is left alone.
+        let cpu = |agents: f64, target: f64| CpuInfo {
+            agent_cores: vec![agents],
+            agent_watch: None,
+            router_cores: None,
+            router_watch: None,
+            bottleneck: bottleneck(&[agents], None).into(),
+            router_cross_shard_share: None,
+            router_msgs_per_frame: None,
+            others_share: None,
+            target_cores: Some(target),
+        };
+        for (agents, target, pinned, judged) in [
+            (0.4, 0.97, 1, "router"),
+            (0.4, 1.9, 2, "router"),
+            (0.4, 0.97, 2, "neither"),
+            (0.99, 0.5, 1, "generator"),
+            (0.95, 0.95, 1, "both"),
+            (0.4, 0.97, 0, "unknown"),
+        ] {
+            let mut c = cpu(agents, target);
+            c.judge_target(pinned);
+            assert_eq!(c.bottleneck, judged, "agents {agents}, target {target} on {pinned}");
+        }
+        let mut c = cpu(0.4, 0.97);
+        c.router_cores = Some(vec![0.3]);
+        c.bottleneck = "neither".into();
+        c.judge_target(1);
+        assert_eq!(c.bottleneck, "neither", "its shards' own figures stand");
+    }
 }

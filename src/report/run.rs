@@ -399,6 +399,19 @@ pub struct CoreSharing {
 }
 
 impl CpuInfo {
+    /// A target in processes of its own that does not report its shards' CPU, judged by its
+    /// processes' (`target_cores`) over the `pinned` cores its threads are pinned to (0: not
+    /// pinned, or not seen): without it such a run could only be `generator` or `unknown`.
+    pub fn judge_target(&mut self, pinned: usize) {
+        let (None, Some(used)) = (&self.router_cores, self.target_cores) else { return };
+        if pinned == 0 {
+            return;
+        }
+        let agents = net_of_watch(&self.agent_cores, self.agent_watch.as_deref().unwrap_or(&[]));
+        let share = (used / pinned as f64).min(1.0);
+        self.bottleneck = bottleneck(&agents, Some(&[share])).into();
+    }
+
     /// The router (or server) and the agents share cores: each side's own busy share then says
     /// little, since it had room only while the other waited for the core. When the busy shares
     /// of both sides on one shared core, less watch, add up to a saturated core, that core is

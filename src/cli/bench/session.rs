@@ -6,13 +6,13 @@ use super::*;
 /// Reads an external a2a-bench router's counters over the protocol, on one connection kept
 /// for the whole session (so that the probe is not a stream of connections the router counts),
 /// made again once if the router closed it.
-pub(super) struct ExternalProbe {
+pub(in crate::cli) struct ExternalProbe {
     pub(super) addr: SocketAddr,
     pub(super) conn: std::sync::Mutex<Option<crate::client::Client>>,
 }
 
 impl ExternalProbe {
-    pub(super) fn new(addr: SocketAddr) -> ExternalProbe {
+    pub(in crate::cli) fn new(addr: SocketAddr) -> ExternalProbe {
         ExternalProbe { addr, conn: std::sync::Mutex::new(None) }
     }
 
@@ -28,7 +28,7 @@ impl ExternalProbe {
 
     /// The router's heartbeat timeout, as it says in its stats reply (`None`: it does not say,
     /// or did not answer).
-    pub(super) fn heartbeat_timeout(&self) -> Option<Duration> {
+    pub(in crate::cli) fn heartbeat_timeout(&self) -> Option<Duration> {
         let ms = self.reply()?.heartbeat_timeout_ms;
         (ms > 0).then(|| Duration::from_millis(ms))
     }
@@ -73,6 +73,9 @@ pub(in crate::cli) struct Session<'a> {
     /// The target's processes, when it runs on this machine in processes of its own
     /// ([`crate::host::listeners`]): their CPU is the target's, not other processes'.
     pub(in crate::cli) target_pids: Vec<u32>,
+    /// The cores the target's threads are pinned to, one each ([`crate::host::pinned_cores`]):
+    /// its processes' CPU over them says how busy it was.
+    pub(in crate::cli) target_pinned: usize,
     /// Where the router (or server) and the agents share cores: runs are then judged by those
     /// cores ([`report::CpuInfo::judge_shared`]).
     pub(in crate::cli) shared: Option<report::CoreSharing>,
@@ -134,6 +137,7 @@ impl Session<'_> {
         result.lost_wakeups = (lost_wakeups > 0).then_some(lost_wakeups);
         if !self.target_pids.is_empty() {
             result.cpu.target_cores = cpu.map(|(a, b)| b.target_cores_since(&a));
+            result.cpu.judge_target(self.target_pinned);
         }
         if let Some(sharing) = &self.shared {
             result.cpu.judge_shared(sharing);
