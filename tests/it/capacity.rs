@@ -2,6 +2,7 @@
 //! diff, HdrHistogram logs read back, the time series, CSV and HTML, a saved report rendered
 //! again, the rate search, and the router's Prometheus endpoint.
 
+use crate::support::Reap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -205,16 +206,6 @@ fn a_rate_search_against_the_embedded_router_converges_within_its_bounds() {
         report["results"].as_array().unwrap().len(),
         1 + steps.iter().map(|st| st["runs"].as_u64().unwrap() as usize).sum::<usize>()
     );
-}
-
-/// Kills a child process however the test ends.
-struct Reap(std::process::Child);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn http_get(addr: &str, path: &str) -> String {

@@ -626,6 +626,19 @@ fn mistakes_on_the_command_line_get_one_line_naming_the_flag() {
         // The shared-state baseline speaks the native protocol only.
         (&["compare", "--protocol", "json"], "--routers glommio,tokio-per-core"),
         (&["compare", "--routers", "glommio,tokio-shared,glommio"], "glommio is named twice"),
+        (&["compare", "--routers", "glommio,x=glommio"], "NAME= goes before a router's URL"),
+        (&["compare", "--routers", "glommio,a/b=tcp://127.0.0.1:1"], "'a/b': a router's name"),
+        (&["compare", "--routers", "glommio,tcp://127.0.0.1:1", "--scaling", "1"], "--scaling"),
+        (
+            &[
+                "compare",
+                "--routers",
+                "a=tcp://127.0.0.1:1,b=ws://127.0.0.1:2",
+                "--router-cores",
+                "0",
+            ],
+            "--router-cores",
+        ),
         // A negative number is a value, not an unknown flag, in every subcommand.
         (&["baseline-router", "--threads", "-1"], "--threads"),
         (&["serve", "a2a-echo", "--threads", "-1"], "--threads"),
@@ -902,6 +915,83 @@ fn compare_alternates_routers_and_writes_ratios() {
         csv::Reader::from_path(&csv).unwrap().records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 18, "6 runs × 3 routers");
     assert!(rows.iter().any(|r| r.get(20) == Some("tokio-per-core")));
+}
+
+#[test]
+fn compare_runs_routers_already_running_beside_its_own() {
+    // Proves `compare --routers glommio,mine=tcp://…,tcp://…` drives routers it did not start
+    // as it drives its own, alternating: each has its row, ratios and report, named by NAME
+    // or else by host:port, the report naming its URL and none of the plan's router cores;
+    // the CPU of a router in a process of its own is measured (a native one's from its
+    // counters, the other's from its processes: `target_cores`); and the first lines say
+    // where each runs.
+    let (glommio, g) = crate::support::router_process(&[]);
+    let (tokio, t) = crate::support::process_of("baseline-router", &[], &[]);
+    let (_g, _t) = (crate::support::Reap(glommio), crate::support::Reap(tokio));
+    let dir = crate::support::scratch("compare-running");
+    let path = dir.join("compare.json");
+    let routers = format!("glommio,mine=tcp://{g},tcp://{t}");
+    let args = ["compare", "--routers", &routers, "--agents", "4", "--topologies", "ring"];
+    let more = ["--duration", "0.3", "--warmup", "0.1", "--repeat", "2", "--stall-probe", "0"];
+    let (stdout, doc, _) = bench_ok_with_stderr(&[&args[..], &more[..]].concat(), &path);
+    let tname = t.to_string();
+    assert_eq!(doc["routers"], serde_json::json!(["glommio", "mine", tname]));
+    let row = &doc["comparison"][0];
+    for router in ["glommio", "mine", tname.as_str()] {
+        let m = &row["per_router"][router];
+        assert_eq!(m["ok_runs"], 2, "{router}: {row}");
+        let ns = m["router_cpu_ns_per_msg"].as_f64().unwrap_or(0.0);
+        assert!(ns > 0.0 && ns < 1e6, "{router}: {ns} ns per message: {m}");
+    }
+    for key in ["glommio/mine".to_string(), format!("glommio/{t}")] {
+        assert!(row["throughput_ratios"][&key].as_f64().unwrap() > 0.0, "{key}: {row}");
+    }
+    let mine = &doc["reports"]["mine"];
+    assert_eq!(mine["placement"]["router"], format!("mine (tcp://{g})"));
+    assert_eq!(mine["placement"]["plan"]["router"], serde_json::json!([]));
+    assert!(mine["results"][0]["cpu"]["target_cores"].as_f64().unwrap() > 0.0, "{mine}");
+    assert_eq!(doc["reports"]["glommio"]["placement"]["router"], "glommio");
+    assert!(
+        stdout.contains(&format!(
+            "  mine: tcp://{g}, already running (1 process(es) here, pinned to cores [0]"
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&format!("  {t}: tcp://{t}, already running")), "{stdout}");
+}
+
+#[test]
+fn compare_of_running_routers_only_keeps_no_router_core_and_speaks_their_protocol() {
+    // Proves a comparison of routers that all run already starts none: no core is kept for a
+    // router (the agents take --agent-cores), and over the seed JSON protocol each is reached
+    // over its ws:// URL; a running router that does not answer, or a tcp:// one with the JSON
+    // protocol, is refused before anything runs.
+    let (a, a_addr) = crate::support::router_process(&[]);
+    let (b, b_addr) = crate::support::router_process(&[]);
+    let _reap = (crate::support::Reap(a), crate::support::Reap(b));
+    let last = (a2a_bench::placement::Machine::detect().cores.len() - 1).to_string();
+    let dir = crate::support::scratch("compare-running-json");
+    let path = dir.join("compare.json");
+    let routers = format!("a=ws://{a_addr}/a2a,b=ws://{b_addr}");
+    let args = ["compare", "--protocol", "json", "--routers", &routers, "--agent-cores", &last];
+    let more = ["--agents", "4", "--topologies", "ring", "--duration", "0.3", "--warmup", "0.1"];
+    let (stdout, doc, _) =
+        bench_ok_with_stderr(&[&args[..], &more[..], &["--repeat", "1"]].concat(), &path);
+    assert!(stdout.contains(&format!("a vs b on running routers, agents on cores [{last}]")));
+    for router in ["a", "b"] {
+        assert_eq!(doc["comparison"][0]["per_router"][router]["ok_runs"], 1, "{doc}");
+        assert_eq!(doc["reports"][router]["config"]["protocol"], "json");
+    }
+    assert!(doc["comparison"][0]["throughput_ratios"]["a/b"].as_f64().unwrap() > 0.0);
+    let refused = |routers: &str, expected: &str| {
+        let out = bench(&["compare", "--protocol", "json", "--routers", routers, "--quick"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(expected), "{routers}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    };
+    refused(&format!("glommio,tcp://{a_addr}"), "give a ws:// URL");
+    refused("glommio,x=ws://127.0.0.1:1", "--routers: ws://127.0.0.1:1: connection refused");
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! Load from several workers, merged exactly: three `a2a-bench worker` processes against one
 //! router process on loopback (`tests/multihost.sh` does the same across network namespaces).
 
+use crate::support::Reap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use a2a_bench::client::Client;
@@ -12,16 +13,6 @@ use a2a_bench::wire::Control;
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_a2a-bench");
-
-/// Kills a child however the test ends.
-struct Reap(Child);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn dir(name: &str) -> crate::support::Scratch {
     crate::support::scratch(&format!("multihost-{name}"))

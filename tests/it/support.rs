@@ -216,15 +216,34 @@ pub fn router_process(limits: &[&str]) -> (std::process::Child, SocketAddr) {
     router_process_with(limits, &[])
 }
 
+/// Kills a child process however the test ends.
+pub struct Reap(pub std::process::Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// [`router_process`] with more of `a2a-bench router`'s flags.
 pub fn router_process_with(limits: &[&str], flags: &[&str]) -> (std::process::Child, SocketAddr) {
+    process_of("router", limits, flags)
+}
+
+/// `a2a-bench <command>` (`router` or `baseline-router`) on core 0, as [`router_process`].
+pub fn process_of(
+    command: &str,
+    limits: &[&str],
+    flags: &[&str],
+) -> (std::process::Child, SocketAddr) {
     use std::io::BufRead;
     let bin = env!("CARGO_BIN_EXE_a2a-bench");
     let mut script = limits.join(" && ");
     if !script.is_empty() {
         script.push_str(" && ");
     }
-    script.push_str(&format!("exec {bin} router --cores 0 --listen 127.0.0.1:0"));
+    script.push_str(&format!("exec {bin} {command} --cores 0 --listen 127.0.0.1:0"));
     for flag in flags {
         script.push(' ');
         script.push_str(flag);

@@ -21,7 +21,8 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub(in crate::cli) fanout: u32,
     /// What agents do, per run: request-reply (along the topology), fanout, broadcast, locks,
-    /// barriers (docs/REPORT.md, "Workloads") [default: request-reply].
+    /// barriers, churn, consensus, delegation, election (docs/REPORT.md, "Workloads")
+    /// [default: request-reply].
     #[arg(long, value_name = "LIST")]
     pub(in crate::cli) workload: Option<String>,
     /// fanout: subscribers of each agent's topic (capped at agents − 1).

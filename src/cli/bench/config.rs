@@ -663,4 +663,9 @@ impl BenchConfig {
     pub fn router_flags_poll(&self) -> bool {
         self.router_flags.poll
     }
+
+    /// What the agents speak.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
 }

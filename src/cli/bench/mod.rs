@@ -28,10 +28,11 @@ mod sharing;
 pub(super) use args::parse_secs_ms;
 pub use args::BenchArgs;
 pub(super) use grid::{expected_time, run_config};
+pub(in crate::cli) use session::ExternalProbe;
 pub(super) use session::Session;
-use session::*;
 pub(super) use sharing::plan_sharing;
 use sharing::*;
+pub(in crate::cli) use sharing::{share_with_target, ShareLease};
 
 /// How one grid dimension paces requests.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -11,7 +11,7 @@ use super::*;
 /// has reached the router (a wrong peer gets its one line and no more).
 /// The result says which cores the two share: `None` when they share none, or where the
 /// target's threads cannot be seen or are not pinned (the scheduler places them).
-pub(super) fn share_with_target(
+pub(in crate::cli) fn share_with_target(
     plan: &Plan,
     target_pids: &[u32],
     router: Option<(SocketAddr, &ExternalProbe)>,
@@ -78,7 +78,7 @@ pub(super) fn core_sharing(
 /// A router's `share_cores` lease, renewed by a thread of its own until dropped, then ended: a
 /// run that ends leaves the router watching again at once, one that dies within
 /// [`ShareLease::MS`].
-pub(super) struct ShareLease {
+pub(in crate::cli) struct ShareLease {
     pub(super) stop: Option<std::sync::mpsc::Sender<()>>,
     pub(super) renewer: Option<std::thread::JoinHandle<()>>,
 }

@@ -91,7 +91,11 @@ impl Medians {
             runs: runs.len(),
             bottleneck: most_common(runs.iter().map(|r| r.cpu.bottleneck.as_str())),
             router_cpu_ns_per_msg: median_of_some(ok.iter().map(|r| {
-                let busy: f64 = r.cpu.router_cores.as_ref()?.iter().sum();
+                // A running router that does not report its shards: its processes' CPU.
+                let busy: f64 = match &r.cpu.router_cores {
+                    Some(cores) => cores.iter().sum(),
+                    None => r.cpu.target_cores?,
+                };
                 (r.throughput_msg_per_sec > 0.0).then(|| busy / r.throughput_msg_per_sec * 1e9)
             })),
             router_idle_share: median_of_some(ok.iter().map(|r| {

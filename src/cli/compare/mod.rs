@@ -14,6 +14,7 @@ use crate::placement::{Plan, Slot};
 use crate::report::{self, PlacementInfo, Report, RunResult, RunSpec};
 use crate::routers::{AnyRouter, RouterKind, RouterSpec};
 
+mod contender;
 mod medians;
 mod scaling;
 mod scenario;
@@ -21,6 +22,7 @@ mod summary;
 #[cfg(test)]
 mod tests;
 
+use contender::*;
 use medians::*;
 use scaling::*;
 use scenario::*;
@@ -33,7 +35,9 @@ pub struct CompareCmd {
     #[command(flatten)]
     bench: BenchArgs,
     /// Routers to compare, the first being the one ratios are about: glommio, tokio-shared,
-    /// tokio-per-core.
+    /// tokio-per-core (started on the router cores), or a router already running, as
+    /// [NAME=]tcp://host:port or [NAME=]ws://host:port[/path] (its own process, wherever it
+    /// runs; named by NAME, else by host:port), e.g. glommio,mine=tcp://127.0.0.1:7000.
     #[arg(long, value_name = "LIST", default_value = "glommio,tokio-shared,tokio-per-core")]
     routers: String,
     /// Also run each scenario open-loop at these shares of the tokio-shared baseline's
@@ -73,7 +77,8 @@ pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
         bail!("--router: compare starts its own routers; drop --router");
     }
     let open_at = parse_open_at(cmd.open_at.as_deref())?;
-    let (kinds, names) = parse_routers(&cmd.routers)?;
+    let (entries, names) = parse_routers(&cmd.routers, cmd.bench.protocol)?;
+    let kinds: Vec<RouterKind> = entries.iter().filter_map(Entry::kind).collect();
     if cmd.bench.protocol == crate::loadgen::Protocol::Json
         && kinds.contains(&RouterKind::TokioShared)
     {
@@ -84,7 +89,25 @@ pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
         .then(|| cmd.bench.router_flags.tokio_shared_warning("tokio-shared"));
     let output =
         cmd.bench.output().map_or_else(|| PathBuf::from("compare_results.json"), PathBuf::from);
-    let cfg = BenchConfig::try_from(cmd.bench)?;
+    if cmd.scaling.is_some() && kinds.len() < entries.len() {
+        bail!("--scaling: compare starts each router on 1, 2, 4… cores; a running one (--routers URL) cannot be");
+    }
+    let mut bench = cmd.bench;
+    if kinds.is_empty() {
+        // Only running routers: no core is kept for a router, the agents take every one (or
+        // --agent-cores), as with a2a-bench --router.
+        if bench.router_cores.is_some() {
+            bail!("--router-cores: every router of --routers runs already; compare starts none");
+        }
+        bench.router = entries.iter().find_map(|e| match e {
+            Entry::External { url, .. } => Some(url.clone()),
+            Entry::Own(_) => None,
+        });
+        if bench.transport.is_some() {
+            bail!("--transport: every router of --routers runs already, reached over its URL's scheme");
+        }
+    }
+    let cfg = BenchConfig::try_from(bench)?;
     if let Some(flag) = cfg.not_for_compare() {
         bail!("{flag}: not taken by compare (run a2a-bench without compare for it)");
     }
@@ -95,6 +118,7 @@ pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
             crate::report::json::check_writable(p, flag)?;
         }
     }
+    check_running(&entries, cfg.protocol())?;
     for w in cfg.warnings().iter().chain(ignored.flatten().as_ref()) {
         eprintln!("{w}");
     }
@@ -104,9 +128,9 @@ pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
         if csv.is_some() || html.is_some() {
             bail!("--scaling: writes one JSON report; --csv and --html are not taken with it");
         }
-        return scaling(spec, &cfg, &kinds, &names, &open_at, &provenance, &output, &mut out);
+        return scaling(spec, &cfg, &entries, &names, &open_at, &provenance, &output, &mut out);
     }
-    let (rows, reports) = compare_plan(&cfg, &kinds, &names, &open_at, &provenance, &mut out)?;
+    let (rows, reports) = compare_plan(&cfg, &entries, &names, &open_at, &provenance, &mut out)?;
     let all_ok = reports.values().all(|r| r.summary.failed == 0);
     let closed_loop = closed_loop_summary(&rows, &names);
     let closed_loop_p99 = closed_loop_tails(&rows, &names);
@@ -158,24 +182,6 @@ fn parse_open_at(list: Option<&str>) -> anyhow::Result<Vec<f64>> {
         .collect()
 }
 
-/// `--routers`: at least two, with their names in the reports.
-fn parse_routers(list: &str) -> anyhow::Result<(Vec<RouterKind>, Vec<String>)> {
-    let kinds: Vec<RouterKind> = list
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<RouterKind>().map_err(|e| anyhow::anyhow!("--routers: {e}")))
-        .collect::<anyhow::Result<_>>()?;
-    let names: Vec<String> = kinds.iter().map(|k| k.name().to_string()).collect();
-    if names.len() < 2 {
-        bail!("--routers: name at least two routers");
-    }
-    if let Some((_, twice)) = names.iter().enumerate().find(|(i, n)| names[..*i].contains(n)) {
-        bail!("--routers: {twice} is named twice (each router runs once per round)");
-    }
-    Ok((kinds, names))
-}
-
 /// Writes the comparison's JSON report to `output`, and its CSV and HTML where asked.
 fn write_report(
     doc: &CompareReport<'_>,
@@ -201,7 +207,7 @@ fn write_report(
 /// One comparison on `cfg`'s cores: every scenario against every router, alternating.
 fn compare_plan(
     cfg: &BenchConfig,
-    kinds: &[RouterKind],
+    entries: &[Entry],
     names: &[String],
     open_at: &[f64],
     provenance: &report::Provenance,
@@ -210,10 +216,18 @@ fn compare_plan(
     // Before the routers start: a polling router would take the cores from the probe.
     let stalls = cfg.probe_stalls();
     crate::placement::share_cores(&cfg.plan().shared_cores());
-    let contenders: Vec<AnyRouter> =
-        kinds.iter().map(|&k| start(k, cfg)).collect::<anyhow::Result<_>>()?;
+    let contenders: Vec<Contender> = entries
+        .iter()
+        .map(|e| match e {
+            Entry::Own(k) => start(*k, cfg).map(Contender::Own),
+            Entry::External { url, addr, transport } => {
+                External::reach(url, *addr, *transport, cfg)
+                    .map(|x| Contender::External(Box::new(x)))
+            }
+        })
+        .collect::<anyhow::Result<_>>()?;
     let plan = cfg.plan().clone();
-    announce(out, names, &plan, &stalls, cfg.report_config().repeat_count);
+    announce(out, names, &contenders, &plan, &stalls, cfg.report_config().repeat_count);
     // Every router runs every run, and each closed-loop run again at every --open-at share.
     let every: Vec<RunSpec> = cfg
         .grid()
@@ -264,10 +278,24 @@ fn compare_plan(
     for c in contenders {
         c.stop();
     }
+    // A running router's report says where it ran.
+    let urls: BTreeMap<&String, &str> = names
+        .iter()
+        .zip(entries)
+        .filter_map(|(n, e)| match e {
+            Entry::External { url, .. } => Some((n, url.as_str())),
+            Entry::Own(_) => None,
+        })
+        .collect();
     let reports = all
         .into_iter()
         .map(|(name, results)| {
-            let report = report_of(name.clone(), results, cfg, &plan, &stalls, provenance);
+            // A running router's cores are its own, not the plan's router cores.
+            let (label, plan) = match urls.get(&name) {
+                Some(u) => (format!("{name} ({u})"), Plan { router: Vec::new(), ..plan.clone() }),
+                None => (name.clone(), plan.clone()),
+            };
+            let report = report_of(label, results, cfg, &plan, &stalls, provenance);
             (name, report)
         })
         .collect();
@@ -294,17 +322,38 @@ fn open_loop_base(per_router: &BTreeMap<String, Medians>) -> Option<(String, f64
 fn announce(
     out: &mut dyn Write,
     names: &[String],
+    contenders: &[Contender],
     plan: &crate::placement::Plan,
     stalls: &[crate::host::Stalls],
     rounds: u32,
 ) {
+    let cores = |slots: &[Slot]| slots.iter().map(|s| s.core).collect::<Vec<_>>();
+    let routers = if plan.router.is_empty() {
+        "running routers".to_string()
+    } else {
+        format!("router cores {:?}", cores(&plan.router))
+    };
     let _ = writeln!(
         out,
-        "a2a-bench compare: {} on router cores {:?}, agents on cores {:?}; runs alternate between routers",
+        "a2a-bench compare: {} on {routers}, agents on cores {:?}; runs alternate between routers",
         names.join(" vs "),
-        plan.router.iter().map(|s| s.core).collect::<Vec<_>>(),
-        plan.agents.iter().map(|s| s.core).collect::<Vec<_>>()
+        cores(&plan.agents)
     );
+    for (name, c) in names.iter().zip(contenders) {
+        let Contender::External(x) = c else { continue };
+        let pinned = &x.pinned;
+        let where_ = match (x.pids.len(), pinned.is_empty()) {
+            (0, _) => "no process of it seen on this machine: its CPU is not measured".to_string(),
+            (n, true) => format!("{n} process(es) here, not pinned: their CPU is its CPU"),
+            (n, false) => {
+                format!("{n} process(es) here, pinned to cores {pinned:?}: their CPU is its CPU")
+            }
+        };
+        let _ = writeln!(out, "  {name}: {}, already running ({where_})", x.url);
+        for note in &x.notes {
+            let _ = writeln!(out, "  {note}");
+        }
+    }
     if let Some(line) = report::text::stalls_line(stalls) {
         let _ = writeln!(out, "{line}");
     }

@@ -42,7 +42,7 @@ const STAR_NOTE: &str = "star: every message goes to or from the hub agent, on o
 pub(super) fn scaling(
     spec: &str,
     cfg: &BenchConfig,
-    kinds: &[RouterKind],
+    entries: &[Entry],
     names: &[String],
     open_at: &[f64],
     provenance: &report::Provenance,
@@ -68,7 +68,7 @@ pub(super) fn scaling(
         let plan = Plan::split(&all[..2 * n]);
         let _ = writeln!(out, "\n== {n} router core(s) ==");
         let step_cfg = cfg.with_plan(plan.clone());
-        let (rows, reports) = compare_plan(&step_cfg, kinds, names, open_at, provenance, out)?;
+        let (rows, reports) = compare_plan(&step_cfg, entries, names, open_at, provenance, out)?;
         ok &= reports.values().all(|r| r.summary.failed == 0);
         steps.push(ScalingStep { router_cores: n, plan, comparison: rows, reports });
     }

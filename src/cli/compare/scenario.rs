@@ -8,7 +8,7 @@ use super::*;
 pub(super) fn compare_one(
     group: &[RunSpec],
     names: &[String],
-    contenders: &[AnyRouter],
+    contenders: &[Contender],
     all: &mut BTreeMap<String, Vec<RunResult>>,
     run_no: &mut u32,
     shared: Option<&report::CoreSharing>,
@@ -62,7 +62,7 @@ pub(super) fn cpu_ratios(
 fn run_rounds(
     group: &[RunSpec],
     names: &[String],
-    contenders: &[AnyRouter],
+    contenders: &[Contender],
     all: &mut BTreeMap<String, Vec<RunResult>>,
     run_no: &mut u32,
     shared: Option<&report::CoreSharing>,
@@ -73,19 +73,24 @@ fn run_rounds(
             let mut spec = spec.clone();
             *run_no += 1;
             spec.scenario.id_base = 1 + (*run_no % 2000) * (1 << 21);
-            let before = crate::host::CpuTimes::now();
-            // The routers run in this process: its rings' lost wake-ups are the run's, the
-            // router's and the agents' alike.
+            c.adapt(&mut spec.scenario);
+            let before = crate::host::CpuTimes::with_target(c.pids());
+            // The routers compare starts run in this process: its rings' lost wake-ups are the
+            // run's, the router's and the agents' alike.
             let rescued = crate::transport::uring::rescued();
-            let outcome = loadgen::run(&spec.scenario, c.local_addr(), Some(c), None);
+            let outcome = loadgen::run(&spec.scenario, c.addr(), c.probe(), None);
             let lost_wakeups = crate::transport::uring::rescued() - rescued;
-            let others =
-                before.zip(crate::host::CpuTimes::now()).map(|(a, b)| b.others_share_since(&a));
+            let cpu = before.zip(crate::host::CpuTimes::with_target(c.pids()));
+            let others = cpu.as_ref().map(|(a, b)| b.others_share_since(a));
             super::super::bench::busy_warning(*run_no as usize - 1, others);
             let mut result = RunResult::new(&spec, &outcome);
             result.cpu.others_share = others;
             result.lost_wakeups = (lost_wakeups > 0).then_some(lost_wakeups);
-            if let Some(sharing) = shared {
+            if !c.pids().is_empty() {
+                result.cpu.target_cores = cpu.map(|(a, b)| b.target_cores_since(&a));
+                result.cpu.judge_target(c.pinned());
+            }
+            if let Some(sharing) = c.sharing(shared) {
                 result.cpu.judge_shared(sharing);
             }
             per.entry(name.clone()).or_default().push(result.clone());
@@ -104,6 +109,10 @@ pub(super) struct Ratios {
     pub(super) p99: BTreeMap<String, f64>,
     throughput_spread: BTreeMap<String, [f64; 2]>,
     p99_spread: BTreeMap<String, [f64; 2]>,
+    /// Rounds behind each spread: those where both routers' runs succeeded (and, for the p99,
+    /// measured a round trip).
+    throughput_paired: BTreeMap<String, usize>,
+    p99_paired: BTreeMap<String, usize>,
 }
 
 impl Ratios {
@@ -118,6 +127,8 @@ impl Ratios {
             p99: BTreeMap::new(),
             throughput_spread: BTreeMap::new(),
             p99_spread: BTreeMap::new(),
+            throughput_paired: BTreeMap::new(),
+            p99_paired: BTreeMap::new(),
         };
         for other in &names[1..] {
             let m = &per_router[other];
@@ -138,9 +149,11 @@ impl Ratios {
             };
             if let Some(x) = range(&round_ratios) {
                 r.throughput_spread.insert(key.clone(), x);
+                r.throughput_paired.insert(key.clone(), round_ratios.len());
             }
             if let Some(x) = range(&p99_round_ratios) {
                 r.p99_spread.insert(key.clone(), x);
+                r.p99_paired.insert(key.clone(), p99_round_ratios.len());
             }
             // Only between routers that each had runs to show: a reference whose runs all
             // failed is no 0.00×, but no ratio.
@@ -168,7 +181,7 @@ impl Ratios {
         let key = format!("{}/{}", names[0], name);
         let spread = match (rounds, self.throughput_spread.get(&key)) {
             (1, _) => " (one round: no spread)".to_string(),
-            (n, Some([lo, hi])) => format!(" ({lo:.2}–{hi:.2} over {n} rounds)"),
+            (n, Some([lo, hi])) => over(*lo, *hi, self.throughput_paired[&key], n),
             (_, None) => String::new(),
         };
         let saturated = |m: &Medians| matches!(m.bottleneck.as_str(), "generator" | "both");
@@ -197,7 +210,7 @@ impl Ratios {
                     ""
                 };
                 let spread = match (rounds, self.p99_spread.get(&key)) {
-                    (n, Some([lo, hi])) if n > 1 => format!(" ({lo:.2}–{hi:.2} over {n} rounds)"),
+                    (n, Some([lo, hi])) if n > 1 => over(*lo, *hi, self.p99_paired[&key], n),
                     _ => String::new(),
                 };
                 format!(", its p99 {r:.2}× this{spread}{why}")
@@ -205,6 +218,16 @@ impl Ratios {
             _ => String::new(),
         };
         tp + &p99
+    }
+}
+
+/// " (1.06–1.19 over 3 rounds)": the range of the ratios of the `paired` rounds of `rounds`
+/// where both routers' runs count; " (one of 3 rounds: no spread)" when one did.
+fn over(lo: f64, hi: f64, paired: usize, rounds: usize) -> String {
+    match (paired, paired == rounds) {
+        (1, _) => format!(" (one of {rounds} rounds: no spread)"),
+        (n, true) => format!(" ({lo:.2}–{hi:.2} over {n} rounds)"),
+        (n, false) => format!(" ({lo:.2}–{hi:.2} over {n} of {rounds} rounds)"),
     }
 }
 
@@ -220,6 +243,7 @@ pub(super) fn router_line(name: &str, m: &Medians, vs: String) -> String {
                     .map_or(String::new(), |w| format!(" ({:.0} % watching)", w * 100.0));
                 format!("router CPU {ns:.0} ns/msg{watch}, {:.0} % idle", idle * 100.0)
             }
+            (Some(ns), None) => format!("router CPU {ns:.0} ns/msg (its processes')"),
             _ => "router CPU unknown".to_string(),
         } + &m.router_msgs_per_frame.map_or(String::new(), |x| format!(", {x:.1} msgs/frame out"))
             + &m.cross_shard_share

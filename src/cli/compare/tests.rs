@@ -1,4 +1,5 @@
 use super::*;
+use crate::loadgen::Protocol;
 
 #[test]
 fn a_row_counts_every_lost_wake_up_of_its_runs_and_says_so() {
@@ -266,4 +267,69 @@ fn open_loop_rows_take_tokio_shared_s_rate_else_the_slowest_router_that_complete
         Some(("glommio".into(), 900.0))
     );
     assert_eq!(of(&[("glommio", m(0.0, 0)), failed]), None);
+}
+
+#[test]
+fn a_ratio_s_spread_counts_only_the_rounds_both_routers_ran() {
+    // Proves a spread says how many rounds it rests on: those where both routers' runs
+    // succeeded. A router that stopped answering after its first round had read "(0.91–0.91
+    // over 3 rounds)" where one round held a ratio.
+    let names = vec!["glommio".to_string(), "mine".to_string()];
+    let spec = report::part::PartSpec::for_tests(2, None, Some(10), None);
+    let run = |ok: bool, throughput: f64| {
+        let mut r = RunResult::new(&spec, &loadgen::Outcome::failed_setup(vec!["x".into()]));
+        (r.success, r.throughput_msg_per_sec) = (ok, throughput);
+        r
+    };
+    let text = |theirs: [bool; 3]| {
+        let ours = vec![run(true, 2.0e6), run(true, 2.2e6), run(true, 2.4e6)];
+        let other: Vec<RunResult> = theirs.iter().map(|&ok| run(ok, 1.0e6)).collect();
+        let per: BTreeMap<String, Vec<RunResult>> =
+            [(names[0].clone(), ours), (names[1].clone(), other)].into();
+        let per_router: BTreeMap<String, Medians> =
+            per.iter().map(|(n, r)| (n.clone(), Medians::of(r, None))).collect();
+        Ratios::of(&names, &per, &per_router).text(&names, &names[1], &per_router, false, 3)
+    };
+    assert_eq!(text([true, true, true]), "   glommio is 2.20× this (2.00–2.40 over 3 rounds)");
+    assert_eq!(
+        text([true, false, true]),
+        "   glommio is 2.20× this (2.00–2.40 over 2 of 3 rounds)"
+    );
+    assert_eq!(text([true, false, false]), "   glommio is 2.20× this (one of 3 rounds: no spread)");
+}
+
+#[test]
+fn routers_are_named_kinds_compare_starts_or_urls_of_running_ones() {
+    // Proves `--routers`: a kind compare starts, or a running router's URL, named by NAME= or
+    // by its host:port, reached over its scheme; and the one-line refusals of a list that
+    // cannot be run.
+    use crate::transport::Transport;
+    let (entries, names) = parse_routers(
+        "glommio, mine=tcp://127.0.0.1:7000, ws://127.0.0.1:7001/a2a",
+        Protocol::Native,
+    )
+    .unwrap();
+    assert_eq!(names, ["glommio", "mine", "127.0.0.1:7001"]);
+    assert_eq!(entries[0], Entry::Own(RouterKind::Glommio));
+    let external = |url: &str, port: u16, transport| Entry::External {
+        url: url.into(),
+        addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        transport,
+    };
+    assert_eq!(entries[1], external("tcp://127.0.0.1:7000", 7000, Transport::Tcp));
+    assert_eq!(entries[2], external("ws://127.0.0.1:7001/a2a", 7001, Transport::Ws));
+    for (list, protocol, why) in [
+        ("glommio", Protocol::Native, "at least two"),
+        ("glommio,tcp://127.0.0.1:1,tcp://127.0.0.1:1", Protocol::Native, "named twice"),
+        ("glommio,x=tokio-shared", Protocol::Native, "NAME= goes before"),
+        ("glommio,nats", Protocol::Native, "unknown router 'nats'"),
+        ("glommio,tokio-per-core=tcp://127.0.0.1:1", Protocol::Native, "a router compare starts"),
+        ("glommio,=tcp://127.0.0.1:1", Protocol::Native, "the name before = is empty"),
+        ("glommio,a b=tcp://127.0.0.1:1", Protocol::Native, "no '/' or spaces"),
+        ("glommio,udp://127.0.0.1:1", Protocol::Native, "tcp:// or ws://"),
+        ("glommio,tcp://127.0.0.1:1", Protocol::Json, "give a ws:// URL"),
+    ] {
+        let e = parse_routers(list, protocol).unwrap_err().to_string();
+        assert!(e.starts_with("--routers: ") && e.contains(why), "{list}: {e}");
+    }
 }
