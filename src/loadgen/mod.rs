@@ -35,6 +35,7 @@ use serde::Serialize;
 use crate::metrics::Latencies;
 use crate::placement::Slot;
 use crate::wire::{Compression, ShardStats};
+pub use driver::connections_opened;
 use group::GroupCounters;
 pub use link::check_reachable;
 pub use topology::Topology;

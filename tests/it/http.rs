@@ -171,6 +171,26 @@ fn every_a2a_pattern_is_answered_by_the_echo_agent() {
         http(&["--url", &url, "--pattern", "health", "--agents", "3", "--connections", "50"]);
     assert!(ok, "{text}");
     assert_eq!(run(&report.unwrap())["connections"], 3);
+    // On two cores, 10 clients share exactly the 5 asked (two cores' even split of the
+    // clients had opened 6); where no even share fits (16 clients, 5 connections), a line says
+    // how many open before the runs.
+    if a2a_bench::placement::Machine::detect().cores.len() < 2 {
+        return;
+    }
+    let two = ["--agent-cores", "0,1"];
+    let (ok, text, report) =
+        http(&[&["--url", &url, "--agents", "10", "--connections", "5"][..], &two].concat());
+    assert!(ok, "{text}");
+    assert_eq!(run(&report.unwrap())["connections"], 5, "{text}");
+    assert!(!text.contains("--connections 5:"), "{text}");
+    let (ok, text, report) =
+        http(&[&["--url", &url, "--agents", "16", "--connections", "5"][..], &two].concat());
+    assert!(ok, "{text}");
+    assert_eq!(run(&report.unwrap())["connections"], 4, "{text}");
+    assert!(
+        text.contains("note: --connections 5: 16 clients on 2 core(s) share 4 connections"),
+        "{text}"
+    );
 }
 
 #[test]

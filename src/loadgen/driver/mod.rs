@@ -53,6 +53,8 @@ use sampler::*;
 use spawn::*;
 use tasks::*;
 
+pub use spawn::connections_opened;
+
 /// How long registering a core's agents may take (100,000 agents take a few seconds here).
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(30);
 

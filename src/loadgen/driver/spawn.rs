@@ -22,14 +22,27 @@ pub(super) struct Started {
 /// The first agent of each core and how many it runs (its share of this slice of the run).
 pub(super) fn spans(scenario: &Scenario) -> Vec<(u32, u32)> {
     let (base, mine) = scenario.slice.unwrap_or((0, scenario.agents));
-    let cores = scenario.agent_cores.len().max(1);
-    (0..cores)
-        .map(|i| {
-            let first = (i as u64 * u64::from(mine) / cores as u64) as u32;
-            let end = ((i as u64 + 1) * u64::from(mine) / cores as u64) as u32;
-            (base + first, end - first)
-        })
-        .collect()
+    split(base, mine, scenario.agent_cores.len(), scenario.agents_per_conn)
+}
+
+/// Agents `base..base + mine` over `cores` cores, `per` to a connection: the cores split the
+/// connections, so that only the last one of all holds fewer than `per` agents (105 agents at
+/// 10 a connection open 11, where an even split of the agents opened 6 on each of two cores).
+pub(super) fn split(base: u32, mine: u32, cores: usize, per: u32) -> Vec<(u32, u32)> {
+    let (cores, per) = (cores.max(1) as u64, u64::from(per.max(1)));
+    let conns = u64::from(mine).div_ceil(per);
+    let edge = |i: u64| (per * (i * conns / cores)).min(u64::from(mine)) as u32;
+    (0..cores).map(|i| (base + edge(i), edge(i + 1) - edge(i))).collect()
+}
+
+/// The connections a run of `scenario` opens: each core's agents, `agents_per_conn` to a
+/// connection (the last of a core's may hold fewer).
+pub fn connections_opened(scenario: &Scenario) -> u32 {
+    opened(&spans(scenario), scenario.agents_per_conn)
+}
+
+pub(super) fn opened(spans: &[(u32, u32)], per: u32) -> u32 {
+    spans.iter().map(|&(_, count)| count.div_ceil(per.max(1))).sum()
 }
 
 /// Starts an executor for every core with agents (`spans`), each running its group of the

@@ -210,3 +210,22 @@ fn a_core_that_stands_still_only_while_closing_is_woken_but_not_a_failure() {
     let said = watch.finish(&beats(&before), "router");
     assert_eq!(said.len(), 1, "{said:?}");
 }
+
+#[test]
+fn the_cores_split_the_connections_so_only_the_last_is_short() {
+    // Proves each agent core runs whole connections: 105 agents at 10 a connection on two
+    // cores open 11 (50 and 55 agents), where the even split of agents opened 6 on each; one
+    // agent a connection splits the agents evenly, as before; a worker's slice is split alike.
+    let shape = |base, mine, cores, per| {
+        let spans = split(base, mine, cores, per);
+        let n = opened(&spans, per);
+        (spans, n)
+    };
+    assert_eq!(shape(0, 105, 2, 10), (vec![(0, 50), (50, 55)], 11));
+    assert_eq!(shape(0, 105, 2, 1), (vec![(0, 52), (52, 53)], 105));
+    // HTTP's --connections 5 for 10 clients: 2 to a connection, 2 and 3 connections.
+    assert_eq!(shape(0, 10, 2, 2), (vec![(0, 4), (4, 6)], 5));
+    // More cores than connections: the spare cores run nothing.
+    assert_eq!(shape(0, 10, 4, 10), (vec![(0, 0), (0, 0), (0, 0), (0, 10)], 1));
+    assert_eq!(shape(100, 25, 4, 10), (vec![(100, 0), (100, 10), (110, 10), (120, 5)], 3));
+}
