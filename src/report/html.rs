@@ -589,25 +589,26 @@ fn compare(h: &mut String, r: &Value) -> anyhow::Result<()> {
     let mut lines: Vec<Line> = Vec::new();
     for (i, row) in rows.iter().enumerate() {
         let name = row_name(row);
+        // A range only where several rounds gave one (one round has none; rounds where one
+        // router's run failed give none).
+        let several = row["rounds"].as_u64().unwrap_or(0) > 1;
+        let ratio_cell = |ratio: Option<f64>, spread: &Value| match (ratio, spread.as_array()) {
+            (Some(v), Some(r)) if several && r.len() == 2 => format!(
+                "{v:.2}× ({:.2}–{:.2})",
+                r[0].as_f64().unwrap_or(0.0),
+                r[1].as_f64().unwrap_or(0.0)
+            ),
+            (Some(v), _) => format!("{v:.2}×"),
+            (None, _) => "-".into(),
+        };
         for (pair, ratio) in row["throughput_ratios"].as_object().into_iter().flatten() {
-            let spread = &row["throughput_ratio_spread"][pair];
             let _ = writeln!(
                 h,
-                "<tr><td>{}</td><td>{}</td><td>{:.2}× ({:.2}–{:.2})</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&name),
                 esc(pair),
-                ratio.as_f64().unwrap_or(0.0),
-                spread[0].as_f64().unwrap_or(0.0),
-                spread[1].as_f64().unwrap_or(0.0),
-                match (row["p99_ratios"][pair].as_f64(), row["p99_ratio_spread"][pair].as_array()) {
-                    (Some(v), Some(r)) if r.len() == 2 => format!(
-                        "{v:.2}× ({:.2}–{:.2})",
-                        r[0].as_f64().unwrap_or(0.0),
-                        r[1].as_f64().unwrap_or(0.0)
-                    ),
-                    (Some(v), _) => format!("{v:.2}×"),
-                    (None, _) => "-".into(),
-                }
+                ratio_cell(ratio.as_f64(), &row["throughput_ratio_spread"][pair]),
+                ratio_cell(row["p99_ratios"][pair].as_f64(), &row["p99_ratio_spread"][pair]),
             );
             let point = (i as f64 + 1.0, ratio.as_f64().unwrap_or(0.0));
             match lines.iter_mut().find(|l| l.name == *pair) {
@@ -736,6 +737,34 @@ mod tests {
         let mut h = String::new();
         compare(&mut h, &doc(0)).unwrap();
         assert!(!h.contains("Lost wake-ups"), "{h}");
+    }
+
+    #[test]
+    fn a_ratio_s_range_shows_only_where_rounds_gave_one() {
+        // Proves the comparison table gives a ratio's range of rounds only where several
+        // rounds gave one: one round has none, and rounds in which one router's run failed
+        // give none (the page had read "0.91× (0.00–0.00)").
+        let row = |rounds: u64, spread: Value| {
+            serde_json::json!({
+                "topology": "ring", "agents": 10, "pacing": "closed w16", "rounds": rounds,
+                "per_router": {}, "throughput_ratios": {"glommio/mine": 0.91},
+                "throughput_ratio_spread": spread, "p99_ratios": {"glommio/mine": 1.2}
+            })
+        };
+        let page = |row: Value| {
+            let mut h = String::new();
+            compare(&mut h, &serde_json::json!({"reference": "glommio", "comparison": [row]}))
+                .unwrap();
+            h
+        };
+        let h = page(row(3, serde_json::json!({"glommio/mine": [0.88, 0.95]})));
+        assert!(h.contains("<td>0.91× (0.88–0.95)</td><td>1.20×</td>"), "{h}");
+        for h in [
+            page(row(1, serde_json::json!({"glommio/mine": [0.91, 0.91]}))),
+            page(row(3, serde_json::json!({}))),
+        ] {
+            assert!(h.contains("<td>0.91×</td><td>1.20×</td>"), "{h}");
+        }
     }
 
     #[test]
