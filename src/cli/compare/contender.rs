@@ -27,9 +27,6 @@ impl Entry {
     }
 }
 
-/// `--routers`: at least two, each a router compare starts (`glommio`, `tokio-shared`,
-/// `tokio-per-core`) or a running one, `[NAME=]tcp://host:port` or `[NAME=]ws://host:port[/path]`
-/// (named by NAME, else by its host:port); with their names in the reports.
 /// Refuses, before anything runs, a running router of `entries` that does not answer.
 pub(super) fn check_running(entries: &[Entry], protocol: Protocol) -> anyhow::Result<()> {
     for e in entries {
@@ -41,6 +38,9 @@ pub(super) fn check_running(entries: &[Entry], protocol: Protocol) -> anyhow::Re
     Ok(())
 }
 
+/// `--routers`: at least two, each a router compare starts (`glommio`, `tokio-shared`,
+/// `tokio-per-core`) or a running one, `[NAME=]tcp://host:port` or `[NAME=]ws://host:port[/path]`
+/// (named by NAME, else by its host:port); with their names in the reports.
 pub(super) fn parse_routers(
     list: &str,
     protocol: Protocol,
@@ -122,7 +122,7 @@ pub(super) struct External {
     _lease: Option<ShareLease>,
     /// The agents' heartbeat period, by the timeout it says it has.
     keepalive: Option<Duration>,
-    /// Said once its first run has reached it.
+    /// Warnings said as the comparison begins (cores it shares with the agents).
     pub(super) notes: Vec<String>,
 }
 
@@ -133,14 +133,14 @@ impl External {
         addr: SocketAddr,
         transport: Transport,
         cfg: &BenchConfig,
-    ) -> anyhow::Result<External> {
+    ) -> External {
         let probe = (cfg.protocol() == Protocol::Native).then(|| ExternalProbe::new(addr));
         let pids = crate::host::listeners(addr);
         let pinned = crate::host::pinned_cores(&pids);
         let (sharing, lease, notes) =
             share_with_target(cfg.plan(), &pids, probe.as_ref().map(|p| (addr, p)), false);
         let keepalive = probe.as_ref().and_then(ExternalProbe::heartbeat_timeout).map(|t| t / 3);
-        Ok(External {
+        External {
             url: url.to_string(),
             addr,
             transport,
@@ -151,7 +151,7 @@ impl External {
             _lease: lease,
             keepalive,
             notes,
-        })
+        }
     }
 }
 

@@ -221,8 +221,7 @@ fn compare_plan(
         .map(|e| match e {
             Entry::Own(k) => start(*k, cfg).map(Contender::Own),
             Entry::External { url, addr, transport } => {
-                External::reach(url, *addr, *transport, cfg)
-                    .map(|x| Contender::External(Box::new(x)))
+                Ok(Contender::External(Box::new(External::reach(url, *addr, *transport, cfg))))
             }
         })
         .collect::<anyhow::Result<_>>()?;
