@@ -61,6 +61,26 @@ impl RouterProbe for ExternalProbe {
     }
 }
 
+/// What a run's CPU says beyond its own probes, into `result`: other processes' share of the
+/// machine, over `cpu` (before and after); a target's processes' (`target`: their pids, and
+/// how many cores their threads are pinned to); and by these and the cores the two sides
+/// share (`shared`), what bounded the run.
+pub(in crate::cli) fn settle_cpu(
+    result: &mut RunResult,
+    cpu: Option<(crate::host::CpuTimes, crate::host::CpuTimes)>,
+    (pids, pinned): (&[u32], usize),
+    shared: Option<&report::CoreSharing>,
+) {
+    result.cpu.others_share = cpu.as_ref().map(|(a, b)| b.others_share_since(a));
+    if !pids.is_empty() {
+        result.cpu.target_cores = cpu.map(|(a, b)| b.target_cores_since(&a));
+        result.cpu.judge_target(pinned);
+    }
+    if let Some(sharing) = shared {
+        result.cpu.judge_shared(sharing);
+    }
+}
+
 /// What every run of a command shares: where to send, what to probe, where to tell.
 pub(in crate::cli) struct Session<'a> {
     pub(in crate::cli) cfg: &'a BenchConfig,
@@ -123,7 +143,6 @@ impl Session<'_> {
         let lost_wakeups = crate::transport::uring::rescued() - rescued;
         let ended = std::time::SystemTime::now();
         let cpu = before.zip(crate::host::CpuTimes::with_target(&self.target_pids));
-        let others = cpu.map(|(a, b)| b.others_share_since(&a));
         if outcome.setup_failed {
             return Err(outcome.failures.join("; "));
         }
@@ -133,15 +152,9 @@ impl Session<'_> {
         let i = self.made;
         self.made += 1;
         let mut result = RunResult::new(spec, &outcome);
-        result.cpu.others_share = others;
         result.lost_wakeups = (lost_wakeups > 0).then_some(lost_wakeups);
-        if !self.target_pids.is_empty() {
-            result.cpu.target_cores = cpu.map(|(a, b)| b.target_cores_since(&a));
-            result.cpu.judge_target(self.target_pinned);
-        }
-        if let Some(sharing) = &self.shared {
-            result.cpu.judge_shared(sharing);
-        }
+        let target = (&self.target_pids[..], self.target_pinned);
+        settle_cpu(&mut result, cpu, target, self.shared.as_ref());
         if self.cfg.worker.is_some() {
             result.part = Some(report::part::Part::of(spec, &outcome));
         }
@@ -156,7 +169,7 @@ impl Session<'_> {
         }
         self.progress.suspend(|| {
             let _ = report::text::run_line(&mut std::io::stdout(), i, &result);
-            busy_warning(i, others);
+            busy_warning(i, result.cpu.others_share);
         });
         Ok(result)
     }

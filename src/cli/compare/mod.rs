@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use serde::Serialize;
 
-use super::bench::{BenchArgs, BenchConfig};
+use super::bench::{settle_cpu, BenchArgs, BenchConfig};
 use crate::loadgen::{self, Pacing};
 use crate::placement::{Plan, Slot};
 use crate::report::{self, PlacementInfo, Report, RunResult, RunSpec};

@@ -81,18 +81,10 @@ fn run_rounds(
             let outcome = loadgen::run(&spec.scenario, c.addr(), c.probe(), None);
             let lost_wakeups = crate::transport::uring::rescued() - rescued;
             let cpu = before.zip(crate::host::CpuTimes::with_target(c.pids()));
-            let others = cpu.as_ref().map(|(a, b)| b.others_share_since(a));
-            super::super::bench::busy_warning(*run_no as usize - 1, others);
             let mut result = RunResult::new(&spec, &outcome);
-            result.cpu.others_share = others;
             result.lost_wakeups = (lost_wakeups > 0).then_some(lost_wakeups);
-            if !c.pids().is_empty() {
-                result.cpu.target_cores = cpu.map(|(a, b)| b.target_cores_since(&a));
-                result.cpu.judge_target(c.pinned());
-            }
-            if let Some(sharing) = c.sharing(shared) {
-                result.cpu.judge_shared(sharing);
-            }
+            settle_cpu(&mut result, cpu, (c.pids(), c.pinned()), c.sharing(shared));
+            super::super::bench::busy_warning(*run_no as usize - 1, result.cpu.others_share);
             per.entry(name.clone()).or_default().push(result.clone());
             if let Some(list) = all.get_mut(name) {
                 list.push(result);
