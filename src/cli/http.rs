@@ -281,40 +281,7 @@ fn config(cmd: HttpCmd, role: Option<&super::worker::WorkerRole>) -> anyhow::Res
         tls: https,
         keepalive: !cmd.no_keepalive,
     };
-    let cfg = cfg.into_http(&cmd.url, plan, cmd.connections, info);
-    if let Some(asked) = cmd.connections {
-        for line in connections_notes(&cfg, asked) {
-            eprintln!("{line}");
-        }
-    }
-    Ok(cfg)
-}
-
-/// A line for each client count of the grid whose clients cannot share exactly `asked`
-/// connections: each core's clients share that core's own, as many to each, so the count is
-/// rounded per core; the line says how many open (and each run's report).
-fn connections_notes(cfg: &BenchConfig, asked: u32) -> Vec<String> {
-    let mut seen = Vec::new();
-    let mut notes = Vec::new();
-    for spec in cfg.grid() {
-        let sc = &spec.scenario;
-        // A worker opens its slice's connections of the whole run's.
-        if sc.slice.is_some() || seen.contains(&sc.agents) {
-            continue;
-        }
-        seen.push(sc.agents);
-        let (want, opened) = (asked.min(sc.agents), crate::loadgen::connections_opened(sc));
-        if opened != want {
-            notes.push(format!(
-                "note: --connections {asked}: {} clients on {} core(s) share {opened} connections \
-                 ({} to a connection, each core its own)",
-                sc.agents,
-                sc.agent_cores.len(),
-                sc.agents_per_conn
-            ));
-        }
-    }
-    notes
+    Ok(cfg.into_http(&cmd.url, plan, cmd.connections, info))
 }
 
 /// An https:// URL's TLS client, checked by connecting once.

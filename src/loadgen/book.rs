@@ -120,7 +120,7 @@ pub struct Book {
 
 impl Book {
     pub(super) fn new(cfg: GroupConfig) -> Book {
-        let conns = cfg.count.div_ceil(cfg.agents_per_conn.max(1)) as usize;
+        let conns = cfg.seats.conns(cfg.count) as usize;
         let slot_ns = match cfg.pacing {
             Pacing::Open { rate, .. } => 1e9 / rate,
             Pacing::Closed { .. } => 0.0,
@@ -196,7 +196,7 @@ impl Book {
 
     #[inline]
     pub(super) fn conn_of(&self, local: usize) -> usize {
-        local / self.cfg.agents_per_conn.max(1) as usize
+        self.cfg.seats.conn_of(self.cfg.count, local)
     }
 
     /// Whether most raw round trips answered since the last call (warm-up included) took
@@ -630,11 +630,10 @@ impl Book {
             return;
         }
         b.lost[c] = true;
-        let per = b.cfg.agents_per_conn.max(1) as usize;
-        let (lo, hi) = (c * per, ((c + 1) * per).min(b.agents.len()));
         let mut gone = 0u64;
-        for local in lo..hi {
-            let starts = b.cfg.workload.originates(b.cfg.first + local as u32, b.cfg.agents_total);
+        for l in b.cfg.seats.agents(b.cfg.count, c) {
+            let local = l as usize;
+            let starts = b.cfg.workload.originates(b.cfg.first + l, b.cfg.agents_total);
             if starts && b.agent_may_send_more(local) && matches!(b.cfg.stop, Stop::Count { .. }) {
                 b.agents_done += 1;
             }

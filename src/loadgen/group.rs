@@ -42,8 +42,8 @@ pub struct GroupConfig {
     pub count: u32,
     /// Agent id = `id_base` + global index.
     pub id_base: u32,
-    /// Agents sharing one connection.
-    pub agents_per_conn: u32,
+    /// How the agents sit on the group's connections.
+    pub seats: Seats,
     /// Closed or open loop.
     pub pacing: Pacing,
     /// Count or duration.
@@ -60,6 +60,57 @@ pub struct GroupConfig {
     pub priority: u8,
     /// What one operation of an agent is.
     pub workload: super::workload::Workload,
+}
+
+/// How a group's agents sit on its connections: agent `local` of the group sits on one
+/// connection, and each connection holds a contiguous run of agents, at least one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seats {
+    /// `per` agents to a connection, the last holding the rest (`--agents-per-conn`).
+    Packed(u32),
+    /// This many connections, the agents spread evenly: sizes differ by one at most
+    /// (`a2a-bench http --connections`). At most one connection per agent.
+    Even(u32),
+}
+
+impl Seats {
+    /// The connections of a group of `count` agents.
+    pub fn conns(self, count: u32) -> u32 {
+        match self {
+            Seats::Packed(per) => count.div_ceil(per.max(1)),
+            Seats::Even(conns) => conns.clamp(1, count.max(1)),
+        }
+    }
+
+    /// The agents (local indices) of connection `c` of a group of `count`.
+    pub fn agents(self, count: u32, c: usize) -> std::ops::Range<u32> {
+        let c = c as u64;
+        match self {
+            Seats::Packed(per) => {
+                let per = u64::from(per.max(1));
+                let edge = |c: u64| (c * per).min(u64::from(count)) as u32;
+                edge(c)..edge(c + 1)
+            }
+            Seats::Even(_) => {
+                let (n, m) = (u64::from(self.conns(count)), u64::from(count));
+                let edge = |c: u64| (c.min(n) * m / n) as u32;
+                edge(c)..edge(c + 1)
+            }
+        }
+    }
+
+    /// The connection of agent `local` of a group of `count`.
+    #[inline]
+    pub fn conn_of(self, count: u32, local: usize) -> usize {
+        match self {
+            Seats::Packed(per) => local / per.max(1) as usize,
+            // The last connection whose first agent is at or before `local`.
+            Seats::Even(_) => {
+                let (n, m) = (u64::from(self.conns(count)), u64::from(count).max(1));
+                (((local as u64 + 1) * n - 1) / m) as usize
+            }
+        }
+    }
 }
 
 /// When the run starts, when measuring starts, when sending stops.
@@ -204,10 +255,7 @@ impl<A: Adapter> Group<A> {
     /// The agent ids registered on connection `c`.
     pub fn agent_ids(&self, c: usize) -> impl Iterator<Item = AgentId> + '_ {
         let cfg = &self.book.cfg;
-        let per = cfg.agents_per_conn.max(1);
-        let lo = c as u32 * per;
-        let hi = (lo + per).min(cfg.count);
-        (lo..hi).map(move |l| AgentId(cfg.id_base + cfg.first + l))
+        cfg.seats.agents(cfg.count, c).map(move |l| AgentId(cfg.id_base + cfg.first + l))
     }
 
     /// Queues the registration of connection `c`'s agents.
@@ -588,7 +636,7 @@ mod tests {
             first: 0,
             count,
             id_base: 1,
-            agents_per_conn,
+            seats: Seats::Packed(agents_per_conn),
             pacing: Pacing::Open { rate: 1e6, window: 16 },
             stop: Stop::Duration(Duration::from_secs(1)),
             payload_bytes: 64,

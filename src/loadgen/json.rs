@@ -552,7 +552,7 @@ mod tests {
         // that made the JSON agents' core the limit of a seed-protocol broadcast run.
         let agents = 4u32;
         let mut cfg = crate::loadgen::http::fuzz::group_config(agents);
-        cfg.agents_per_conn = 1;
+        cfg.seats = crate::loadgen::group::Seats::Packed(1);
         cfg.workload = Workload::Broadcast;
         let (coord, _done) = Coord::new(Workload::Broadcast, agents, vec![(0, agents)], 1);
         let mut g = Group::new(cfg.clone(), Json::with_coord(&cfg, Arc::new(coord), None));
@@ -590,7 +590,7 @@ mod tests {
         let agents = 4u32;
         let mut cfg = crate::loadgen::http::fuzz::group_config(agents);
         cfg.topology = Topology::Ring;
-        cfg.agents_per_conn = 1;
+        cfg.seats = crate::loadgen::group::Seats::Packed(1);
         cfg.pacing = Pacing::Closed { window: 4 };
         cfg.stop = Stop::Duration(Duration::from_secs(3600));
         cfg.payload_bytes = 64;

@@ -94,6 +94,10 @@ pub struct Scenario {
     pub compression: Compression,
     /// Agents per connection.
     pub agents_per_conn: u32,
+    /// Exactly this many connections, the agents spread evenly over them
+    /// (`a2a-bench http --connections`, at most one per agent); `None`: `agents_per_conn` to
+    /// each.
+    pub connections: Option<u32>,
     /// One agent group per core.
     pub agent_cores: Vec<Slot>,
     /// A send later than this after its intended time counts as late.

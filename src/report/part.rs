@@ -348,6 +348,7 @@ impl PartSpec {
                 batch_max: 1,
                 compression: crate::wire::Compression::None,
                 agents_per_conn: 1,
+                connections: None,
                 agent_cores: Vec::new(),
                 late_after: std::time::Duration::from_secs_f64(s.late_after_ms / 1e3),
                 priority: 0,

@@ -192,6 +192,7 @@ pub fn scenario(
         batch_max: 1024,
         compression: a2a_bench::wire::Compression::None,
         agents_per_conn: 1,
+        connections: None,
         agent_cores: vec![*m.cores.last().unwrap()],
         late_after: std::time::Duration::from_millis(1),
         priority: 5,

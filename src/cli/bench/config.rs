@@ -595,6 +595,7 @@ impl BenchConfig {
                                         Some(c) => agents.div_ceil(c.clamp(1, agents)),
                                         None => self.agents_per_conn,
                                     },
+                                    connections: self.connections.map(|c| c.clamp(1, agents)),
                                     // Fewer connections than agent cores: a connection
                                     // lives on one core, so its clients run there.
                                     agent_cores: match self.connections {

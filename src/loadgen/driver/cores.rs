@@ -311,18 +311,18 @@ impl Core {
         conns: usize,
     ) -> Result<(), String> {
         // The run's connections before this core's (about): where its source addresses start.
-        let (before, first, per, total) = {
+        let (before, first, seats, count, total) = {
             let g = r.group.borrow();
             let cfg = g.book().config();
-            let per = cfg.agents_per_conn.max(1);
-            ((cfg.first / per) as usize, cfg.first, per, cfg.agents_total)
+            let per = cfg.seats.agents(cfg.count, 0).len().max(1) as u32;
+            ((cfg.first / per) as usize, cfg.first, cfg.seats, cfg.count, cfg.agents_total)
         };
         let (addr, transport, protocol) =
             (self.shared.addr, self.shared.transport, self.shared.protocol);
         for c in 0..conns {
             let source = crate::loadgen::link::source_for(addr, before + c);
             let home = (self.shared.homing && protocol == Protocol::Native)
-                .then(|| Home { key: Home::key_for(first + c as u32 * per, total) });
+                .then(|| Home { key: Home::key_for(first + seats.agents(count, c).start, total) });
             let (stream, control) =
                 connect(addr, source, transport, protocol, r.ring.as_ref(), home).await?;
             let stream = Rc::new(RefCell::new(stream));

@@ -21,7 +21,7 @@ use futures_lite::future::{or, yield_now};
 use futures_lite::io::{AsyncRead, AsyncWrite};
 use glommio::{LocalExecutorBuilder, Placement};
 
-use super::group::{Adapter, GaveUp, Group, GroupConfig, GroupCounters, Schedule};
+use super::group::{Adapter, GaveUp, Group, GroupConfig, GroupCounters, Schedule, Seats};
 use super::http::Http;
 use super::json::Json;
 use super::link::{connect, within, AgentStream};
@@ -154,7 +154,7 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
         homing: scenario.homing,
         drain_timeout: scenario.drain_timeout,
         leave: Arc::new(AtomicBool::new(false)),
-        cores: spans.iter().filter(|(_, count)| *count > 0).count(),
+        cores: spans.iter().filter(|s| s.count > 0).count(),
         interrupt,
         interval: scenario.interval,
         http: scenario.http.clone(),

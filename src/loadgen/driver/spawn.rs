@@ -19,35 +19,84 @@ pub(super) struct Started {
     pub(super) result_rx: flume::Receiver<CoreMsg>,
 }
 
-/// The first agent of each core and how many it runs (its share of this slice of the run).
-pub(super) fn spans(scenario: &Scenario) -> Vec<(u32, u32)> {
+/// One agent core's share of a run: agents `first..first + count`, seated on its own
+/// connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Span {
+    pub first: u32,
+    pub count: u32,
+    pub seats: Seats,
+}
+
+impl Span {
+    /// The connections this core opens.
+    pub fn conns(&self) -> u32 {
+        if self.count == 0 {
+            return 0;
+        }
+        self.seats.conns(self.count)
+    }
+}
+
+/// Each core's share of this process's slice of the run.
+pub(super) fn spans(scenario: &Scenario) -> Vec<Span> {
     let (base, mine) = scenario.slice.unwrap_or((0, scenario.agents));
-    split(base, mine, scenario.agent_cores.len(), scenario.agents_per_conn)
+    let cores = scenario.agent_cores.len();
+    match scenario.connections {
+        Some(n) => {
+            // A worker's slice takes its share of the run's connections, at least one.
+            let total = u64::from(scenario.agents.max(1));
+            let edge = |x: u32| u64::from(x) * u64::from(n) / total;
+            let n = (edge(base + mine) - edge(base)).max(1) as u32;
+            spread(base, mine, cores, n)
+        }
+        None => split(base, mine, cores, scenario.agents_per_conn),
+    }
 }
 
 /// Agents `base..base + mine` over `cores` cores, `per` to a connection: the cores split the
 /// connections, so that only the last one of all holds fewer than `per` agents (105 agents at
 /// 10 a connection open 11, where an even split of the agents opened 6 on each of two cores).
-pub(super) fn split(base: u32, mine: u32, cores: usize, per: u32) -> Vec<(u32, u32)> {
-    let (cores, per) = (cores.max(1) as u64, u64::from(per.max(1)));
-    let conns = u64::from(mine).div_ceil(per);
-    let edge = |i: u64| (per * (i * conns / cores)).min(u64::from(mine)) as u32;
-    (0..cores).map(|i| (base + edge(i), edge(i + 1) - edge(i))).collect()
+pub(super) fn split(base: u32, mine: u32, cores: usize, per: u32) -> Vec<Span> {
+    let (cores, per) = (cores.max(1) as u64, per.max(1));
+    let conns = u64::from(mine).div_ceil(u64::from(per));
+    let edge = |i: u64| (u64::from(per) * (i * conns / cores)).min(u64::from(mine)) as u32;
+    let seats = Seats::Packed(per);
+    (0..cores)
+        .map(|i| Span { first: base + edge(i), count: edge(i + 1) - edge(i), seats })
+        .collect()
 }
 
-/// The connections a run of `scenario` opens: each core's agents, `agents_per_conn` to a
-/// connection (the last of a core's may hold fewer).
+/// Agents `base..base + mine` over exactly `conns` connections (at most one per agent), the
+/// agents spread evenly over them and the connections over `cores` cores: 100 clients on 64
+/// connections open 64 (36 with two clients, 28 with one), where 2 to a connection opened 50.
+pub(super) fn spread(base: u32, mine: u32, cores: usize, conns: u32) -> Vec<Span> {
+    let (cores, n, m) =
+        (cores.max(1) as u64, u64::from(conns.clamp(1, mine.max(1))), u64::from(mine));
+    // Connections before core `i`, and agents before connection `c`.
+    let conn_edge = |i: u64| i * n / cores;
+    let agent_edge = |c: u64| (c * m / n) as u32;
+    (0..cores)
+        .map(|i| {
+            let (c0, c1) = (conn_edge(i), conn_edge(i + 1));
+            let (a0, a1) = (agent_edge(c0), agent_edge(c1));
+            Span { first: base + a0, count: a1 - a0, seats: Seats::Even((c1 - c0) as u32) }
+        })
+        .collect()
+}
+
+/// The connections a run of `scenario` opens over every agent core of this process.
 pub fn connections_opened(scenario: &Scenario) -> u32 {
-    opened(&spans(scenario), scenario.agents_per_conn)
+    opened(&spans(scenario))
 }
 
-pub(super) fn opened(spans: &[(u32, u32)], per: u32) -> u32 {
-    spans.iter().map(|&(_, count)| count.div_ceil(per.max(1))).sum()
+pub(super) fn opened(spans: &[Span]) -> u32 {
+    spans.iter().map(Span::conns).sum()
 }
 
 /// Starts an executor for every core with agents (`spans`), each running its group of the
 /// protocol's adapter.
-pub(super) fn start_cores(scenario: &Scenario, spans: &[(u32, u32)], shared: &Shared) -> Started {
+pub(super) fn start_cores(scenario: &Scenario, spans: &[Span], shared: &Shared) -> Started {
     let n = scenario.agents;
     let slots: Vec<_> = scenario.agent_cores.iter().copied().enumerate().collect();
     let cores = slots.len().max(1);
@@ -60,7 +109,8 @@ pub(super) fn start_cores(scenario: &Scenario, spans: &[(u32, u32)], shared: &Sh
     let (coord, mut side_rx) = if scenario.workload.uses_topology() {
         (None, Vec::new())
     } else {
-        let (c, rx) = Coord::new(scenario.workload, n, spans.to_vec(), window);
+        let shares = spans.iter().map(|s| (s.first, s.count)).collect();
+        let (c, rx) = Coord::new(scenario.workload, n, shares, window);
         (Some(Arc::new(c)), rx.into_iter().map(Some).collect())
     };
     let (ready_tx, ready_rx) = flume::unbounded::<Result<(), String>>();
@@ -73,12 +123,12 @@ pub(super) fn start_cores(scenario: &Scenario, spans: &[(u32, u32)], shared: &Sh
         ready_rx,
         result_rx,
     };
-    for ((i, slot), &(first, count)) in slots.into_iter().zip(spans) {
+    for ((i, slot), span) in slots.into_iter().zip(spans) {
         let side = side_rx.get_mut(i).and_then(Option::take);
-        if count == 0 {
+        if span.count == 0 {
             continue;
         }
-        let cfg = group_config(scenario, first, count);
+        let cfg = group_config(scenario, span);
         let (start_tx, start_rx) = flume::bounded::<Option<Schedule>>(1);
         let index = started.starts.len();
         let (ready, result, shared) = (ready_tx.clone(), result_tx.clone(), shared.clone());
@@ -116,15 +166,15 @@ pub(super) fn start_cores(scenario: &Scenario, spans: &[(u32, u32)], shared: &Sh
     started
 }
 
-/// The group of agents `first..first + count` of `scenario`, as one core runs it.
-fn group_config(scenario: &Scenario, first: u32, count: u32) -> GroupConfig {
+/// The group of agents of `span` of `scenario`, as one core runs it.
+fn group_config(scenario: &Scenario, span: &Span) -> GroupConfig {
     GroupConfig {
         topology: scenario.topology,
         agents_total: scenario.agents,
-        first,
-        count,
+        first: span.first,
+        count: span.count,
         id_base: scenario.id_base,
-        agents_per_conn: scenario.agents_per_conn.max(1),
+        seats: span.seats,
         pacing: scenario.effective_pacing(),
         stop: scenario.stop,
         payload_bytes: scenario.payload_bytes,

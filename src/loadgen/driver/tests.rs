@@ -218,14 +218,57 @@ fn the_cores_split_the_connections_so_only_the_last_is_short() {
     // agent a connection splits the agents evenly, as before; a worker's slice is split alike.
     let shape = |base, mine, cores, per| {
         let spans = split(base, mine, cores, per);
-        let n = opened(&spans, per);
-        (spans, n)
+        let n = opened(&spans);
+        (spans.iter().map(|s| (s.first, s.count)).collect::<Vec<_>>(), n)
     };
     assert_eq!(shape(0, 105, 2, 10), (vec![(0, 50), (50, 55)], 11));
     assert_eq!(shape(0, 105, 2, 1), (vec![(0, 52), (52, 53)], 105));
-    // HTTP's --connections 5 for 10 clients: 2 to a connection, 2 and 3 connections.
-    assert_eq!(shape(0, 10, 2, 2), (vec![(0, 4), (4, 6)], 5));
     // More cores than connections: the spare cores run nothing.
     assert_eq!(shape(0, 10, 4, 10), (vec![(0, 0), (0, 0), (0, 0), (0, 10)], 1));
     assert_eq!(shape(100, 25, 4, 10), (vec![(100, 0), (100, 10), (110, 10), (120, 5)], 3));
+}
+
+#[test]
+fn a_set_number_of_connections_opens_exactly_and_seats_the_clients_evenly() {
+    // Proves `http --connections N` opens N (at most one per client), however the clients
+    // divide: 100 clients on 64 connections open 64 of one or two clients (where two to a
+    // connection opened 50), 16 on 5 open 5 over two cores (where 4 to a connection opened
+    // 4); each core's clients sit on its own connections, contiguous, sizes one apart.
+    let check = |base: u32, mine: u32, cores: usize, n: u32| {
+        let spans = spread(base, mine, cores, n);
+        assert_eq!(opened(&spans), n.min(mine), "{spans:?}");
+        let mut next = base;
+        let mut sizes = Vec::new();
+        for s in &spans {
+            assert_eq!(s.first, next, "{spans:?}");
+            next += s.count;
+            for c in 0..s.conns() as usize {
+                let seats = s.seats.agents(s.count, c);
+                assert!(!seats.is_empty(), "{spans:?}: connection {c} empty");
+                for local in seats.clone() {
+                    assert_eq!(s.seats.conn_of(s.count, local as usize), c, "{spans:?}");
+                }
+                sizes.push(seats.len());
+            }
+            let seated: usize =
+                (0..s.conns() as usize).map(|c| s.seats.agents(s.count, c).len()).sum();
+            assert_eq!(seated, s.count as usize, "{spans:?}");
+        }
+        assert_eq!(next, base + mine, "{spans:?}");
+        let (lo, hi) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+        assert!(hi - lo <= 1, "{sizes:?}");
+        spans
+    };
+    let spans = check(0, 100, 1, 64);
+    assert_eq!(spans[0].seats, Seats::Even(64));
+    check(0, 16, 2, 5);
+    check(0, 10, 2, 5);
+    check(7, 1000, 3, 7);
+    check(0, 3, 1, 50);
+    // More cores than connections: the spare cores run nothing.
+    let spans = check(0, 10, 4, 2);
+    assert_eq!(spans.iter().filter(|s| s.count > 0).count(), 2, "{spans:?}");
+    for (mine, n) in [(1, 1), (2, 1), (5, 3), (97, 13), (64, 64)] {
+        check(0, mine, 1, n);
+    }
 }

@@ -107,10 +107,7 @@ impl Adapter for Http {
         if !self.plan.sessions() {
             return false;
         }
-        let per = self.per_conn;
-        let lo = conn as u32 * per;
-        let hi = (lo + per).min(self.sessions.len() as u32);
-        for local in lo..hi {
+        for local in self.seats.agents(self.sessions.len() as u32, conn) {
             if self.sessions[local as usize].is_some() {
                 let w = Wire {
                     what: What::Farewell,

@@ -6,7 +6,7 @@ use super::*;
 impl Http {
     /// The adapter for a group with these settings.
     pub fn new(cfg: &GroupConfig, plan: Arc<Plan>) -> Http {
-        let conns = cfg.count.div_ceil(cfg.agents_per_conn.max(1)) as usize;
+        let conns = cfg.seats.conns(cfg.count) as usize;
         let plan_h2 = plan.http2;
         let plan_conn = plan.clone();
         Http {
@@ -21,7 +21,7 @@ impl Http {
             text: "x".repeat(cfg.payload_bytes),
             id_base: cfg.id_base,
             first: cfg.first,
-            per_conn: cfg.agents_per_conn.max(1),
+            seats: cfg.seats,
             farewells: 0,
             h2: if plan_h2 {
                 (0..conns).map(|_| h2c::H2Conn::default()).collect()

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Http, Pattern, Plan, MCP_SESSIONLESS};
-use crate::loadgen::group::{Adapter, Book, GroupConfig, Outgoing, MEASURED_BIT};
+use crate::loadgen::group::{Adapter, Book, GroupConfig, Outgoing, Seats, MEASURED_BIT};
 use crate::loadgen::{Pacing, Stop, Topology};
 use crate::wire::{AgentId, Compression};
 
@@ -89,7 +89,7 @@ pub(crate) fn group_config(agents: u32) -> GroupConfig {
         first: 0,
         count: agents,
         id_base: 1,
-        agents_per_conn: agents,
+        seats: Seats::Packed(agents),
         pacing: Pacing::Closed { window: 1 },
         stop: Stop::Duration(Duration::from_secs(1)),
         payload_bytes: 16,

@@ -32,7 +32,8 @@ use std::sync::Arc;
 use hdrhistogram::Histogram;
 
 use super::counters::{add, add_name};
-use super::group::{About, Adapter, Book, ErrorKind, GroupConfig, Outgoing, MEASURED_BIT};
+use super::group::MEASURED_BIT;
+use super::group::{About, Adapter, Book, ErrorKind, GroupConfig, Outgoing, Seats};
 use crate::clock;
 use crate::transport::uring::transit;
 use crate::wire::AgentId;
@@ -402,7 +403,7 @@ pub struct Http {
     text: String,
     id_base: u32,
     first: u32,
-    per_conn: u32,
+    seats: Seats,
     /// `DELETE`s not answered yet.
     farewells: usize,
     /// `--http2`: each connection's HTTP/2 state (empty for HTTP/1.1).

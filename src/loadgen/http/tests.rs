@@ -174,7 +174,7 @@ fn a_round_of_requests_and_answers_allocates_nothing_per_request() {
         let mut cfg = config();
         cfg.count = 4;
         cfg.agents_total = 4;
-        cfg.agents_per_conn = 4;
+        cfg.seats = crate::loadgen::group::Seats::Packed(4);
         let plan =
             Plan { host: "h".into(), patterns: vec![pattern], pipeline: 4, ..Plan::default() };
         let mut g = Group::new(cfg.clone(), Http::new(&cfg, Arc::new(plan)));

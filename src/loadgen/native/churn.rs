@@ -24,7 +24,7 @@ impl Native {
             request_id: LEAVE_BIT | u64::from(passing.0),
             agent_id: passing,
         });
-        self.push_control(local / self.per_conn as usize, &ctl);
+        self.push_control(self.conn_of(local), &ctl);
     }
 
     /// `churn`: the control answers of a passing agent's join, discovery and leave, and
@@ -76,7 +76,7 @@ impl Native {
             limit: 8,
             names_only: false,
         });
-        self.push_control(local / self.per_conn as usize, &ctl);
+        self.push_control(self.conn_of(local), &ctl);
     }
 
     /// Discovered: passing agent `local` messages one of the others it found, or leaves when
@@ -90,7 +90,7 @@ impl Native {
             Some(to) => {
                 let r = op.message(me, to, now);
                 let id = op.message_id;
-                self.envelope(local / self.per_conn as usize, &r, DataKind::Request, id);
+                self.envelope(self.conn_of(local), &r, DataKind::Request, id);
             }
             None => {
                 co.stats.found_nobody += 1;

@@ -14,7 +14,7 @@ impl Native {
         let Some(local) = self.local_of(d.request_id as u32) else { return book.unexpected() };
         let now = book.now_ns();
         let me = self.id_base + self.first + local as u32;
-        let conn = local / self.per_conn as usize;
+        let conn = self.conn_of(local);
         let Some(co) = self.co.as_mut() else { return };
         let op = &mut co.ops[local];
         co.stats.discover.saturating_record(now.saturating_sub(op.granted_ns).max(1));

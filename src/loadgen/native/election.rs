@@ -33,7 +33,7 @@ impl Native {
     pub(super) fn stand(&mut self, local: usize, term: u32, book: &mut Book) {
         let global = self.first + local as u32;
         let (_, first, size) = self.workload.group_of(global, self.agents_total);
-        let conn = local / self.per_conn as usize;
+        let conn = self.conn_of(local);
         let Some(co) = self.co.as_mut() else { return };
         let op = &mut co.ops[local];
         if op.dead || u64::from(term) <= op.message_id {
@@ -73,7 +73,7 @@ impl Native {
     pub(super) fn lead(&mut self, local: usize, term: u32, book: &mut Book) {
         let global = self.first + local as u32;
         let (group, first, size) = self.workload.group_of(global, self.agents_total);
-        let conn = local / self.per_conn as usize;
+        let conn = self.conn_of(local);
         let Some(co) = self.co.as_mut() else { return };
         if !co.coord.claim(group, term, global) {
             co.stats.dual_leaders += 1;

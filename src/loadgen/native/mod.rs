@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::coordination::{Coordination, POKE};
 use super::group::{About, Adapter, Book, ErrorKind, GroupConfig, Outgoing, REPLY_BIT};
-use super::group::{MEASURED_BIT, STAMP_BYTES};
+use super::group::{Seats, MEASURED_BIT, STAMP_BYTES};
 use super::workload::{Completed, Coord, CoordStats, Workload};
 use crate::wire::control::{
     BarrierEnter, Discover, Heartbeat, LockRelease, LockRequest, Register, Unregister,
@@ -118,7 +118,7 @@ pub struct Native {
     first: u32,
     count: u32,
     agents_total: u32,
-    per_conn: u32,
+    seats: Seats,
     workload: Workload,
     co: Option<Coordination>,
 }
@@ -126,7 +126,7 @@ pub struct Native {
 impl Native {
     /// The adapter for a group with these settings (request/reply; see [`Native::with_coord`]).
     pub fn new(cfg: &GroupConfig) -> Native {
-        let conns = cfg.count.div_ceil(cfg.agents_per_conn.max(1)) as usize;
+        let conns = cfg.seats.conns(cfg.count) as usize;
         let mut payload = vec![0u8; cfg.payload_bytes.max(STAMP_BYTES)];
         for (i, b) in payload.iter_mut().enumerate().skip(STAMP_BYTES) {
             *b = (i as u8).wrapping_mul(31).wrapping_add(7);
@@ -143,7 +143,7 @@ impl Native {
             first: cfg.first,
             count: cfg.count,
             agents_total: cfg.agents_total,
-            per_conn: cfg.agents_per_conn.max(1),
+            seats: cfg.seats,
             workload: cfg.workload,
             co: None,
         }
@@ -177,6 +177,12 @@ impl Native {
         frame.push_control(ctl);
     }
 
+    /// The connection of agent `local`.
+    #[inline]
+    fn conn_of(&self, local: usize) -> usize {
+        self.seats.conn_of(self.count, local)
+    }
+
     fn local_of(&self, id: u32) -> Option<usize> {
         let local = id.checked_sub(self.id_base)?.checked_sub(self.first)?;
         (local < self.count).then_some(local as usize)
@@ -185,8 +191,8 @@ impl Native {
     /// How many of connection `conn`'s agents a publication of agent `publisher` (global
     /// index) reaches.
     fn recipients(&self, conn: usize, publisher: u32) -> u64 {
-        let lo = self.first + conn as u32 * self.per_conn;
-        let hi = (lo + self.per_conn).min(self.first + self.count);
+        let seats = self.seats.agents(self.count, conn);
+        let (lo, hi) = (self.first + seats.start, self.first + seats.end);
         let n = self.agents_total;
         match self.workload {
             Workload::Fanout { subscribers } => (lo..hi)
@@ -480,7 +486,7 @@ impl Native {
             agent_id: AgentId(id),
             lock_id: LockId((u64::from(self.id_base) << 32) | u64::from(lock)),
         });
-        let conn = local / self.per_conn as usize;
+        let conn = self.conn_of(local);
         self.push_control(conn, &ctl);
         book.wake_writer(conn);
     }
@@ -735,7 +741,7 @@ impl Adapter for Native {
                 topics: Vec::new(),
                 token: None,
             });
-            let conn = c.local as usize / self.per_conn as usize;
+            let conn = self.conn_of(c.local as usize);
             self.push_control(conn, &ctl);
             book.wake_writer(conn);
             // Alive from now on (a sharded router may deliver to it before its ack), and past
@@ -757,7 +763,7 @@ impl Adapter for Native {
         while let Some(local) = self.co.as_mut().and_then(|co| co.due(now)) {
             if matches!(self.workload, Workload::Churn { .. }) {
                 self.leave(local);
-                book.wake_writer(local / self.per_conn as usize);
+                book.wake_writer(self.conn_of(local));
             } else {
                 self.release(local, book);
             }
