@@ -104,7 +104,9 @@ fn pacing_cell(r: &RunResult) -> String {
 }
 
 /// The busiest agent core and router core, by work, not watching: what a core could still
-/// take on is what the column is read for.
+/// take on is what the column is read for. A target whose shards say nothing but whose
+/// processes run on this machine: the cores they used in all (`1.1c`, the summary's `target:`
+/// line).
 fn cpu_cell(r: &RunResult) -> String {
     let cpu = |busy: &[f64], watch: &Option<Vec<f64>>| {
         let net = crate::report::net_of_watch(busy, watch.as_deref().unwrap_or(&[]));
@@ -113,7 +115,10 @@ fn cpu_cell(r: &RunResult) -> String {
     let agents = cpu(&r.cpu.agent_cores, &r.cpu.agent_watch);
     match &r.cpu.router_cores {
         Some(router) => format!("{agents:.0}/{:.0}%", cpu(router, &r.cpu.router_watch)),
-        None => format!("{agents:.0}/-%"),
+        None => match r.cpu.target_cores {
+            Some(cores) => format!("{agents:.0}%/{cores:.1}c"),
+            None => format!("{agents:.0}/-%"),
+        },
     }
 }
 
@@ -490,5 +495,20 @@ mod tests {
         assert_eq!(cpu_cell(&r), "4/88%");
         r.cpu.agent_watch = Some(vec![0.2]);
         assert_eq!(watch_note(&r), None);
+    }
+
+    #[test]
+    fn the_cpu_cell_of_a_target_without_shard_figures_gives_its_processes_cores() {
+        // Proves the cpu column of an HTTP server or an external router that reports no shard
+        // CPU: its processes' cores when they run on this machine, else `-`.
+        let spec = crate::report::part::PartSpec::for_tests(2, None, Some(10), None);
+        let mut r = RunResult::new(&spec, &crate::loadgen::Outcome::failed_setup(Vec::new()));
+        r.cpu.agent_cores = vec![0.97, 0.5];
+        r.cpu.router_cores = None;
+        assert_eq!(cpu_cell(&r), "97/-%");
+        r.cpu.target_cores = Some(1.114);
+        assert_eq!(cpu_cell(&r), "97%/1.1c");
+        r.cpu.router_cores = Some(vec![0.5]);
+        assert_eq!(cpu_cell(&r), "97/50%");
     }
 }
