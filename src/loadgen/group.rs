@@ -187,6 +187,9 @@ pub trait Adapter {
     fn reset(&mut self, _conn: usize, _book: &mut Book) -> bool {
         false
     }
+    /// The peer ended its side of connection `conn` (end of stream, not an error), before the
+    /// connection is reset: input framed by the close is complete.
+    fn input_end(&mut self, _conn: usize, _book: &mut Book) {}
     /// Whether connection `conn` must be replaced now (the server announced it closes it).
     fn must_reopen(&self, _conn: usize) -> bool {
         false
@@ -401,6 +404,16 @@ impl<A: Adapter> Group<A> {
     /// flight becomes an error of kind `connection_lost`.
     pub fn connection_lost(&mut self, c: usize) {
         self.book.lose_connection(c);
+    }
+
+    /// The peer ended its side of connection `c` (end of stream): what the close completes is
+    /// answered ([`Adapter::input_end`]).
+    pub fn on_input_end(&mut self, c: usize) {
+        if self.book.stopped || self.book.lost[c] {
+            return;
+        }
+        self.adapter.input_end(c, &mut self.book);
+        self.book.update_finished();
     }
 
     /// Connection `c` ended under a running loop: the adapter resolves what was on its wire.

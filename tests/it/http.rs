@@ -707,6 +707,105 @@ fn connections_the_server_closes_are_replaced() {
     assert!(r["reconnects"].as_u64().unwrap() >= closed, "{r}");
 }
 
+/// A server of HTTP/1.0's way: each answer's body ends where the connection closes (no
+/// `Content-Length`, not chunked), written in two parts 2 ms apart. `reset` answers every
+/// `reset`-th request with half its body, then resets the connection (a reset is not an end).
+fn close_delimited(reset: usize) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            let count = count.clone();
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // The request: its head, then its Content-Length's worth of body.
+                let request = loop {
+                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                        let len = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                        if buf.len() >= end + 4 + len {
+                            break String::from_utf8_lossy(&buf).to_string();
+                        }
+                    }
+                    match s.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                    }
+                };
+                let result = |r: &str| format!(r#"{{"jsonrpc":"2.0","id":1,"result":{r}}}"#);
+                let (kind, body) = if request.contains("SendStreamingMessage") {
+                    let task = result(
+                        r#"{"task":{"id":"t","contextId":"c","status":{"state":"TASK_STATE_WORKING"}}}"#,
+                    );
+                    let done = result(
+                        r#"{"statusUpdate":{"taskId":"t","contextId":"c","status":{"state":"TASK_STATE_COMPLETED"},"final":true}}"#,
+                    );
+                    ("text/event-stream", format!("data: {task}\r\n\r\ndata: {done}\r\n\r\n"))
+                } else {
+                    (
+                        "application/json",
+                        result(r#"{"message":{"role":"ROLE_AGENT","parts":[{"text":"x"}]}}"#),
+                    )
+                };
+                let head = format!("HTTP/1.0 200 OK\r\nContent-Type: {kind}\r\n\r\n");
+                let (first, second) = body.split_at(body.len() / 2);
+                let n = count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let _ = s.write_all(format!("{head}{first}").as_bytes());
+                std::thread::sleep(Duration::from_millis(2));
+                if reset > 0 && n % reset == reset - 1 {
+                    let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
+                    return; // dropped with a zero linger: a reset
+                }
+                let _ = s.write_all(second.as_bytes());
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn bodies_that_end_at_the_close_are_answered_there() {
+    // Proves responses framed by the connection's close (HTTP/1.0's way: no Content-Length,
+    // not chunked) are answered when the server closes, their body whole, on both of the
+    // agents' I/O paths: JSON and event streams alike, each on a new connection, no error.
+    // Before, every such answer was an error (`protocol_unframed_body`). A connection reset
+    // half-way through a body is no end: that request is `connection_closed`, not answered.
+    for io in ["uring", "glommio"] {
+        if io == "uring" && a2a_bench::transport::uring::supported().is_err() {
+            continue;
+        }
+        let url = format!("http://{}/", close_delimited(0));
+        let patterns = "a2a:message,a2a:stream";
+        let args = ["--url", &url, "--pattern", patterns, "--agents", "2", "--agent-io", io];
+        let (ok, text, report) = http(&[&args[..], &["--duration", "1"]].concat());
+        assert!(ok, "{io}: {text}");
+        let report = report.unwrap_or_else(|| panic!("{io}: no report: {text}"));
+        assert_clean(&report, &["a2a:message", "a2a:stream"]);
+        assert_eq!(pattern(&report, "a2a:stream")["events_per_answer"], 2.0, "{io}");
+        let r = run(&report);
+        let answered = r["accounting"]["replies_delivered"].as_u64().unwrap();
+        assert!(answered >= 20 && r["reconnects"].as_u64().unwrap() + 2 >= answered, "{r}");
+
+        let url = format!("http://{}/", close_delimited(10));
+        let args = ["--url", &url, "--pattern", "a2a:message", "--agents", "2", "--agent-io", io];
+        let (ok, text, report) = http(&[&args[..], &["--duration", "1"]].concat());
+        assert!(!ok, "{io}: {text}");
+        let report = report.unwrap_or_else(|| panic!("{io}: no report: {text}"));
+        let r = run(&report);
+        assert!(r["accounting"]["closed"].as_bool().unwrap(), "{r}");
+        assert_eq!(r["errors"].as_object().unwrap().len(), 1, "{io}: {}", r["errors"]);
+        let closed = r["errors"]["connection_closed"].as_u64().unwrap();
+        let answered = r["accounting"]["replies_delivered"].as_u64().unwrap();
+        assert!(closed >= 1 && answered >= 8 * closed, "{io}: {closed} {answered}");
+    }
+}
+
 /// A run whose only errors are timeouts, that did not stall and whose accounting closes:
 /// its report and how many requests timed out.
 fn timed_out_only(ok: bool, text: &str, report: Option<Value>) -> (Value, u64) {

@@ -180,7 +180,11 @@ impl<A: Adapter + 'static> Reader<A> {
                 self.group.borrow_mut().connection_lost(self.c);
                 return Some(Then::Stop);
             }
-            Ok(None) | Err(_) => return Some(self.replace().await),
+            Ok(None) => {
+                self.group.borrow_mut().on_input_end(self.c);
+                return Some(self.replace().await);
+            }
+            Err(_) => return Some(self.replace().await),
         }
         if self.http && self.group.borrow().must_reopen(self.c) {
             if let Then::Stop = self.replace().await {
@@ -226,8 +230,12 @@ impl<A: Adapter + 'static> Reader<A> {
             poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_read(cx, &mut buf[filled..]))
                 .await;
         let n = match read {
-            Ok(n) if n > 0 => n,
-            _ => return self.replace().await,
+            Ok(0) => {
+                self.group.borrow_mut().on_input_end(self.c);
+                return self.replace().await;
+            }
+            Ok(n) => n,
+            Err(_) => return self.replace().await,
         };
         self.filled += n;
         let used =

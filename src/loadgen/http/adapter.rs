@@ -148,6 +148,7 @@ impl Adapter for Http {
         c.first_event_ns = 0;
         (c.head, c.event_from) = (None, 0);
         c.dechunk.reset();
+        c.until_close = Vec::new();
         c.out.clear();
         c.unstamped = 0;
         c.plain.clear();
@@ -163,7 +164,14 @@ impl Adapter for Http {
     }
 
     fn must_reopen(&self, conn: usize) -> bool {
-        self.conns[conn].closing || self.h2.get(conn).is_some_and(h2c::H2Conn::gone)
+        let c = &self.conns[conn];
+        // A body that ends at the close waits for the server to close.
+        let until_close = c.head.is_some_and(|h| h.framing == Framing::UntilClose);
+        (c.closing && !until_close) || self.h2.get(conn).is_some_and(h2c::H2Conn::gone)
+    }
+
+    fn input_end(&mut self, conn: usize, book: &mut Book) {
+        Http::input_end(self, conn, book);
     }
 
     fn reopened(&mut self, conn: usize, book: &mut Book) {

@@ -288,10 +288,13 @@ impl Http {
                 break;
             }
             let streaming = head.content_type == parse::ContentType::EventStream;
+            if head.framing == Framing::UntilClose {
+                return self.until_close(conn, front, head, rest, book).map(|n| used + n);
+            }
             let mut chunked = std::mem::take(&mut self.conns[conn].dechunk);
             let (total, whole) = match head.framing {
                 Framing::Length(n) if rest.len() >= body_at + n => (body_at + n, true),
-                Framing::Length(_) => (0, false),
+                Framing::Length(_) | Framing::UntilClose => (0, false),
                 Framing::Chunked => match chunked.feed(&rest[body_at..]) {
                     Ok(Some(n)) => (body_at + n, true),
                     Ok(None) => (0, false),
@@ -304,6 +307,7 @@ impl Http {
             let body: &[u8] = match head.framing {
                 Framing::Length(n) => &rest[body_at..rest.len().min(body_at + n)],
                 Framing::Chunked => chunked.data(),
+                Framing::UntilClose => &[],
             };
             let c = &mut self.conns[conn];
             if !whole {
@@ -344,6 +348,59 @@ impl Http {
             }
         }
         Ok(used)
+    }
+
+    /// A response whose body ends at the connection's close (`rest` starts with its head, or
+    /// with more of its body once the head was read): the body is taken as it comes, all of
+    /// `rest`, and answered when the server closes ([`Http::input_end`]). Nothing more goes on
+    /// the connection.
+    fn until_close(
+        &mut self,
+        conn: usize,
+        front: Wire,
+        head: Head,
+        rest: &[u8],
+        book: &mut Book,
+    ) -> Result<usize, String> {
+        let c = &mut self.conns[conn];
+        let body = &rest[head.head_len..];
+        if c.until_close.len() + body.len() > parse::BODY_MAX {
+            return Err(self.broken(conn, &parse::Broken::TooLarge, book));
+        }
+        // An MCP session's id is read while the head's bytes are at hand.
+        if let (What::Init, Some((a, b))) = (front.what, head.session) {
+            let id = String::from_utf8_lossy(&rest[a..b]).into_owned();
+            self.sessions[front.local as usize] = Some(id.into_boxed_str());
+        }
+        let c = &mut self.conns[conn];
+        c.until_close.extend_from_slice(body);
+        let streaming = head.content_type == parse::ContentType::EventStream;
+        if streaming && c.first_event_ns == 0 && parse::has_event(&c.until_close, &mut c.event_from)
+        {
+            c.first_event_ns = book.now_ns();
+        }
+        c.closing = true;
+        c.head = Some(Head { head_len: 0, session: None, ..head });
+        Ok(rest.len())
+    }
+
+    /// The server ended its side of `conn` (end of stream, not a reset): a response whose
+    /// body ended there is answered. Not after the loop closed it (`--timeout`).
+    pub(super) fn input_end(&mut self, conn: usize, book: &mut Book) {
+        let c = &mut self.conns[conn];
+        let Some(head) = c.head.filter(|h| h.framing == Framing::UntilClose) else { return };
+        if c.down || c.expired {
+            return;
+        }
+        let Some(front) = c.wire.pop_front() else { return };
+        (c.head, c.event_from, c.answered) = (None, 0, true);
+        let body = std::mem::take(&mut c.until_close);
+        let session = self.sessions.get(front.local as usize).is_some_and(Option::is_some);
+        if front.what == What::Init && !session && (200..300).contains(&head.status) {
+            book.refused(NO_SESSION.into());
+        } else {
+            self.complete(conn, front, &head, &body, book);
+        }
     }
 
     /// The next plaintext to write on `conn`, if any.

@@ -24,7 +24,7 @@ const MIXES: [&[Pattern]; 4] = [
 /// the rest of `data` is the server's answer, read in pieces. The first byte picks the mix
 /// (bits 0–1), the pipeline depth (bits 2–3), HTTP/2 (bit 4), sessionless MCP (bit 5) and
 /// whether what is left after each piece is shown again, shorter (bit 6); the second, the size
-/// of the pieces.
+/// of the pieces. Then the server closes the connection (what its close ends is answered).
 pub fn responses(data: &[u8]) {
     answered(data);
 }
@@ -52,8 +52,10 @@ fn answered(data: &[u8]) -> (u64, u64) {
     }
     drain(&mut http);
     let mut buf = Vec::new();
+    let mut broken = false;
     for piece in input.chunks(usize::from(*piece).max(1)) {
         buf.extend_from_slice(piece);
+        broken = true;
         match http.input(0, &buf, &mut book) {
             Ok(used) => {
                 assert!(used <= buf.len(), "used {used} of {} bytes", buf.len());
@@ -73,6 +75,11 @@ fn answered(data: &[u8]) -> (u64, u64) {
             }
             Err(_) => break, // the connection is useless: the loop closes it
         }
+        broken = false;
+        drain(&mut http);
+    }
+    if !broken {
+        http.input_end(0, &mut book);
         drain(&mut http);
     }
     let stats = http.breakdown(&book);
@@ -138,5 +145,9 @@ mod tests {
         let err =
             response(r#"{"jsonrpc":"2.0","id":2,"error":{"code":-32001,"message":"no"}}"#, "");
         assert_eq!(answered(&[&[1, 0][..], err.as_bytes()].concat()), (0, 1));
+        // A body that ends at the close, read 3 bytes at a time: answered at the close.
+        let until_close =
+            "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{\"status\":\"ok\"}";
+        assert_eq!(answered(&[&[0, 3][..], until_close.as_bytes()].concat()), (1, 0));
     }
 }

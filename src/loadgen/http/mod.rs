@@ -348,6 +348,8 @@ struct Conn {
     head: Option<parse::Head>,
     event_from: usize,
     dechunk: parse::Dechunk,
+    /// The front response's body so far, where it ends at the connection's close.
+    until_close: Vec<u8>,
     /// Whether a response came since the connection opened.
     answered: bool,
     /// Connections in a row that ended without any answer: past [`STRIKES`] the server is

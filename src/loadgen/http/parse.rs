@@ -1,5 +1,6 @@
 //! HTTP/1.1 responses read from the start of a buffer, sans-IO: the head (httparse), a body
-//! framed by `Content-Length` or chunked transfer coding, and the server-sent events in it.
+//! framed by `Content-Length`, chunked transfer coding or the connection's close, and the
+//! server-sent events in it.
 //! Nothing here allocates per response but the caller's reused scratch buffer.
 
 /// Most header lines a response may have.
@@ -47,6 +48,9 @@ pub enum Framing {
     Length(usize),
     /// Chunked transfer coding.
     Chunked,
+    /// Neither: the body is the rest of the connection, which the server closes to end it
+    /// (HTTP/1.0's way, RFC 9112 § 6.3). The connection is not used again.
+    UntilClose,
 }
 
 /// Why a response cannot be read; the connection is useless after it.
@@ -54,8 +58,6 @@ pub enum Framing {
 pub enum Broken {
     /// Not HTTP/1.x, or a malformed head.
     Head(String),
-    /// A body with neither a length nor chunked coding (ends at close: not reusable).
-    Unframed,
     /// A malformed chunk.
     Chunk,
     /// A head over [`HEAD_MAX`], or a body over [`BODY_MAX`].
@@ -67,7 +69,6 @@ impl Broken {
     pub fn kind(&self) -> &'static str {
         match self {
             Broken::Head(_) => "protocol_bad_response",
-            Broken::Unframed => "protocol_unframed_body",
             Broken::Chunk => "protocol_bad_chunk",
             Broken::TooLarge => "protocol_response_too_large",
         }
@@ -78,9 +79,6 @@ impl std::fmt::Display for Broken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Broken::Head(e) => write!(f, "a malformed HTTP response head ({e})"),
-            Broken::Unframed => f.write_str(
-                "a response body with neither Content-Length nor chunked coding (a2a-bench needs keep-alive)",
-            ),
             Broken::Chunk => f.write_str("a malformed chunk in a chunked response body"),
             Broken::TooLarge => write!(
                 f,
@@ -176,7 +174,10 @@ pub fn head(buf: &[u8]) -> Result<Option<Head>, Broken> {
         match length {
             Some(n) if n > BODY_MAX => return Err(Broken::TooLarge),
             Some(n) => Framing::Length(n),
-            None => return Err(Broken::Unframed),
+            None => {
+                close = true;
+                Framing::UntilClose
+            }
         }
     };
     Ok(Some(Head { status, content_type, head_len, framing, close, session }))
@@ -418,7 +419,8 @@ mod tests {
             (ContentType::EventStream, Framing::Chunked, true)
         );
         assert!(matches!(head(b"HTTP/1.1 200 OK\r\nContent-Le"), Ok(None)));
-        assert_eq!(head(b"HTTP/1.1 200 OK\r\n\r\n").unwrap_err(), Broken::Unframed);
+        let h = head(b"HTTP/1.1 200 OK\r\n\r\n").unwrap().unwrap();
+        assert_eq!((h.framing, h.close), (Framing::UntilClose, true));
         assert!(matches!(head(b"SSH-2.0-OpenSSH\r\n\r\n"), Err(Broken::Head(_))));
         let h = head(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap().unwrap();
         assert_eq!(h.framing, Framing::Length(0));
@@ -437,7 +439,7 @@ mod tests {
         let h = head(b"HTTP/1.1 200 OK\r\nCONTENT-LENGTH: 3\r\nConnection: Close\r\n\r\n").unwrap();
         assert_eq!(h.map(|h| (h.framing, h.close)), Some((Framing::Length(3), true)));
         let r = b"HTTP/1.1 200 OK\r\nContent_Length: 3\r\nContent-Lengti: 3\r\n\r\n";
-        assert_eq!(head(r).unwrap_err(), Broken::Unframed);
+        assert_eq!(head(r).unwrap().unwrap().framing, Framing::UntilClose);
     }
 
     #[test]

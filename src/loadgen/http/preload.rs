@@ -44,7 +44,7 @@ pub(super) fn preload_h1(
             };
             if let Some(h) = head {
                 let Framing::Length(len) = h.framing else {
-                    return Err("--preload: chunked registry answers are not supported".into());
+                    return Err("--preload: the registry's answers need a Content-Length (chunked or close-delimited ones are not supported)".into());
                 };
                 if filled >= h.head_len + len {
                     let body = &buf[h.head_len..h.head_len + len];
