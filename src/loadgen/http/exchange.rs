@@ -275,6 +275,11 @@ impl Http {
             let head = match self.conns[conn].head.take() {
                 Some(h) => h,
                 None => match parse::head(rest) {
+                    // An interim response (103 Early Hints): the final one follows.
+                    Ok(Some(h)) if h.interim() => {
+                        used += h.head_len;
+                        continue;
+                    }
                     Ok(Some(h)) => h,
                     Ok(None) => break,
                     Err(why) => return Err(self.broken(conn, &why, book)),

@@ -145,6 +145,10 @@ mod tests {
         let err =
             response(r#"{"jsonrpc":"2.0","id":2,"error":{"code":-32001,"message":"no"}}"#, "");
         assert_eq!(answered(&[&[1, 0][..], err.as_bytes()].concat()), (0, 1));
+        // Interim responses before the final one are passed over.
+        let hints = "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n";
+        let ok = format!("{hints}{}", response(r#"{"status":"ok"}"#, ""));
+        assert_eq!(answered(&[&[0, 5][..], ok.repeat(4).as_bytes()].concat()), (4, 0));
         // A body that ends at the close, read 3 bytes at a time: answered at the close.
         let until_close =
             "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{\"status\":\"ok\"}";

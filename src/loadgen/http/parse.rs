@@ -41,6 +41,13 @@ pub struct Head {
     pub session: Option<(usize, usize)>,
 }
 
+impl Head {
+    /// A 1xx interim response: a head alone, before the final response to the same request.
+    pub fn interim(&self) -> bool {
+        self.status < 200
+    }
+}
+
 /// How a body ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
@@ -118,8 +125,10 @@ pub fn content_type_of(value: &[u8]) -> ContentType {
     }
 }
 
-/// Reads the head of the response at the start of `buf`: `Ok(None)` while incomplete. 1xx
-/// interim responses are not expected (no request asks for one) and read as broken.
+/// Reads the head of the response at the start of `buf`: `Ok(None)` while incomplete. A 1xx
+/// interim response (`103 Early Hints`, an unasked `100 Continue`) is read as a head of no body
+/// for the caller to pass over ([`Head::interim`]); `101 Switching Protocols` is broken (no
+/// request asks for an upgrade).
 pub fn head(buf: &[u8]) -> Result<Option<Head>, Broken> {
     // httparse fills the headers it finds: none is written beforehand.
     let mut headers = [const { std::mem::MaybeUninit::uninit() }; HEADERS_MAX];
@@ -132,8 +141,8 @@ pub fn head(buf: &[u8]) -> Result<Option<Head>, Broken> {
         Err(e) => return Err(Broken::Head(e.to_string())),
     };
     let status = r.code.unwrap_or(0);
-    if status < 200 {
-        return Err(Broken::Head(format!("interim status {status}")));
+    if status == 101 || status < 100 {
+        return Err(Broken::Head(format!("status {status}")));
     }
     let (mut length, mut chunked, mut close) = (None, false, r.version == Some(0));
     let (mut content_type, mut session) = (ContentType::Missing, None);
@@ -166,7 +175,7 @@ pub fn head(buf: &[u8]) -> Result<Option<Head>, Broken> {
             _ => {}
         }
     }
-    let framing = if status == 204 || status == 304 {
+    let framing = if status < 200 || status == 204 || status == 304 {
         Framing::Length(0)
     } else if chunked {
         Framing::Chunked
@@ -422,6 +431,11 @@ mod tests {
         let h = head(b"HTTP/1.1 200 OK\r\n\r\n").unwrap().unwrap();
         assert_eq!((h.framing, h.close), (Framing::UntilClose, true));
         assert!(matches!(head(b"SSH-2.0-OpenSSH\r\n\r\n"), Err(Broken::Head(_))));
+        // Interim responses: a head of no body to pass over; an upgrade is broken.
+        let h =
+            head(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200").unwrap().unwrap();
+        assert!(h.interim() && h.framing == Framing::Length(0) && h.head_len == 40, "{h:?}");
+        assert!(matches!(head(b"HTTP/1.1 101 Switching Protocols\r\n\r\n"), Err(Broken::Head(_))));
         let h = head(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap().unwrap();
         assert_eq!(h.framing, Framing::Length(0));
         // Bounds: a body past BODY_MAX, or past any integer, and a head without end.

@@ -42,6 +42,11 @@ pub(super) fn preload_h1(
                 Ok(h) => h,
                 Err(why) => return Err(format!("--preload: the registry sent {why}")),
             };
+            if let Some(h) = head.filter(|h| h.interim()) {
+                buf.copy_within(h.head_len..filled, 0);
+                filled -= h.head_len;
+                continue;
+            }
             if let Some(h) = head {
                 let Framing::Length(len) = h.framing else {
                     return Err("--preload: the registry's answers need a Content-Length (chunked or close-delimited ones are not supported)".into());
