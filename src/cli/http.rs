@@ -183,7 +183,7 @@ struct Url {
     https: bool,
 }
 
-/// `http[s]://host[:port]/path`.
+/// `http[s]://host[:port]/path[?query]`; a `#fragment` is the client's alone, never sent.
 fn parse_url(url: &str) -> Result<Url, String> {
     let Some((scheme, rest)) = url.split_once("://") else {
         return Err(format!("'{url}': give http://host:port[/path]"));
@@ -195,9 +195,11 @@ fn parse_url(url: &str) -> Result<Url, String> {
             return Err(format!("'{url}': the scheme must be http:// or https://, not {other}://"))
         }
     };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
+    let rest = rest.split_once('#').map_or(rest, |(r, _)| r);
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(i) if rest[i..].starts_with('?') => (&rest[..i], format!("/{}", &rest[i..])),
+        Some(i) => (&rest[..i], rest[i..].to_string()),
+        None => (rest, "/".to_string()),
     };
     if authority.is_empty() || authority.contains('@') {
         return Err(format!("'{url}': give http://host:port[/path]"));
@@ -218,7 +220,7 @@ fn parse_url(url: &str) -> Result<Url, String> {
     if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
         return Err(format!("'{url}': the path has spaces or control characters"));
     }
-    Ok(Url { authority: authority.to_string(), host, addr, path: path.to_string(), https })
+    Ok(Url { authority: authority.to_string(), host, addr, path, https })
 }
 
 fn header_safe(flag: &str, v: &str) -> anyhow::Result<()> {
@@ -417,6 +419,13 @@ mod tests {
         let u = parse_url("https://localhost/a").unwrap();
         assert_eq!((u.host.as_str(), u.addr.port(), u.https), ("localhost", 443, true));
         assert!(parse_url("ftp://x/").unwrap_err().contains("scheme"));
+        // A query without a path, and a fragment, which is never sent.
+        let u = parse_url("http://127.0.0.1:8080?x=1#top").unwrap();
+        assert_eq!((u.authority.as_str(), u.path.as_str()), ("127.0.0.1:8080", "/?x=1"));
+        let u = parse_url("http://127.0.0.1:8080/a/b?q#f").unwrap();
+        assert_eq!(u.path, "/a/b?q");
+        let u = parse_url("http://[::1]:8080/mcp").unwrap();
+        assert_eq!((u.host.as_str(), u.addr.port(), u.path.as_str()), ("[::1]", 8080, "/mcp"));
         assert!(parse_url("127.0.0.1:8080").is_err());
     }
 }
