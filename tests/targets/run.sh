@@ -108,5 +108,11 @@ P=$(free_port); start "$P" "$ENVS/registry/bin/a2a-registry" serve --port "$P"
 check "a2a-registry 0.1.5" --url "http://127.0.0.1:$P/" --preload 100 \
     --pattern registry:register,registry:get,registry:list,registry:search,registry:health
 
+# Python's own http.server in HTTP/1.0 mode: every body ends at the server's close, and every
+# answer comes on a new connection.
+P=$(free_port); start "$P" python3 "$HERE/http10.py" "$P"
+MIN_RECONNECTS=100 check "Python $(python3 -c 'import platform; print(platform.python_version())') http.server, HTTP/1.0" \
+    --url "http://127.0.0.1:$P/health" --pattern health
+
 if [ "$FAILED" != 0 ]; then echo "test-targets: FAILED"; exit 1; fi
 echo "test-targets: every pattern answered by every real server, 0 errors"
