@@ -31,11 +31,10 @@ pub struct HttpCmd {
     /// Virtual clients, per run (each with its own MCP session) [default: 10; --quick: 4].
     #[arg(long, value_name = "LIST")]
     agents: Option<String>,
-    /// Keep-alive connections the clients of a run share, at most one per client; fewer than
-    /// the agent cores, and the clients run on that many (a connection lives on one core).
-    /// Each core's clients share its own, as many to each, so the count is rounded per core:
-    /// a line says so before the runs, and each run's report says how many [default: one per
-    /// client].
+    /// Keep-alive connections the clients of a run share: exactly this many, at most one per
+    /// client, the clients spread evenly over them (100 on 64: 36 connections of two, 28 of
+    /// one); fewer than the agent cores, and the clients run on that many (a connection lives
+    /// on one core) [default: one per client].
     #[arg(long, value_name = "N")]
     connections: Option<u32>,
     /// Most requests on the wire per connection (HTTP/1.1 pipelining; 1: none).
@@ -136,6 +135,13 @@ pub struct HttpCmd {
     /// Send `Authorization: Bearer TOKEN` [env: A2A_BENCH_TOKEN].
     #[arg(long, value_name = "TOKEN")]
     auth_token: Option<String>,
+    /// A header every request carries, 'Name: value' (repeatable, up to 16): an API key, a
+    /// tenant, `A2A-Extensions`. It replaces a2a-bench's own `User-Agent`, `Accept` or
+    /// `A2A-Version`; what frames the request or the session (Host, Content-Type,
+    /// Content-Length, Connection, Mcp-Session-Id, …) is a2a-bench's. The report keeps the
+    /// names, never the values.
+    #[arg(long = "header", short = 'H', value_name = "'NAME: VALUE'")]
+    headers: Vec<String>,
     /// mcp:tools/call: the tool to call.
     #[arg(long, value_name = "NAME", default_value = "echo")]
     tool: String,
@@ -240,6 +246,7 @@ fn config(cmd: HttpCmd, role: Option<&super::worker::WorkerRole>) -> anyhow::Res
     let tls = if https { Some(tls_client(&cmd, &name)?) } else { None };
     let patterns = Pattern::parse_list(&cmd.pattern).map_err(|e| anyhow!("--pattern: {e}"))?;
     let (args, token) = check_flags(&cmd)?;
+    let headers = user_headers(&cmd.headers, token.is_some())?;
     let needs_preload = patterns.contains(&Pattern::RegistryGet);
     if needs_preload && cmd.preload == 0 {
         bail!("--preload: registry:get reads preloaded agents: give --preload N (N ≥ 1)");
@@ -260,6 +267,7 @@ fn config(cmd: HttpCmd, role: Option<&super::worker::WorkerRole>) -> anyhow::Res
         timeout_ns: cmd.timeout.map_or(0, |t| t.as_nanos() as u64),
         tls,
         close: cmd.no_keepalive,
+        headers: headers.clone(),
     };
     let cfg = BenchConfig::try_from(bench_args(&cmd, addr))?;
     if cmd.preload > 0 {
@@ -282,6 +290,7 @@ fn config(cmd: HttpCmd, role: Option<&super::worker::WorkerRole>) -> anyhow::Res
         timeout_sec: cmd.timeout.filter(|t| !t.is_zero()).map(|t| t.as_secs_f64()),
         tls: https,
         keepalive: !cmd.no_keepalive,
+        headers: headers.into_iter().map(|(name, _)| name).collect(),
     };
     Ok(cfg.into_http(&cmd.url, plan, cmd.connections, info))
 }
@@ -334,6 +343,62 @@ fn check_flags(cmd: &HttpCmd) -> anyhow::Result<(serde_json::Value, Option<Strin
         bail!("--mcp-version: give a version such as 2025-06-18");
     }
     Ok((args, token))
+}
+
+/// Headers a2a-bench writes itself: what frames a request, its connection or its MCP
+/// session, and the flag that sets it, if one does.
+const OWN_HEADERS: [(&str, &str); 14] = [
+    ("host", "--url"),
+    ("content-type", ""),
+    ("content-length", ""),
+    ("transfer-encoding", ""),
+    ("connection", "--no-keepalive"),
+    ("keep-alive", ""),
+    ("upgrade", ""),
+    ("te", ""),
+    ("trailer", ""),
+    ("proxy-connection", ""),
+    ("mcp-session-id", ""),
+    ("mcp-protocol-version", "--mcp-version"),
+    ("mcp-method", ""),
+    ("mcp-name", "--tool"),
+];
+
+/// Most `--header`s: an HTTP/2 request carries them with a2a-bench's own in one header table.
+const HEADERS_MAX: usize = 16;
+
+/// `--header`s checked: (name, value) each, a name a token (RFC 9110 § 5.1) that is not one
+/// a2a-bench writes itself, a value without control characters, `Authorization` only without
+/// `--auth-token`.
+fn user_headers(given: &[String], token: bool) -> anyhow::Result<Vec<(String, String)>> {
+    if given.len() > HEADERS_MAX {
+        bail!("--header: at most {HEADERS_MAX} (given {})", given.len());
+    }
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    let mut out: Vec<(String, String)> = Vec::new();
+    for h in given {
+        let Some((name, value)) = h.split_once(':') else {
+            bail!("--header: '{h}': give 'Name: value'");
+        };
+        let (name, value) = (name.trim(), value.trim());
+        if name.is_empty() || !name.bytes().all(tchar) {
+            bail!("--header: '{h}': '{name}' is not a header name");
+        }
+        header_safe("--header", value)?;
+        let lower = name.to_ascii_lowercase();
+        if let Some((_, flag)) = OWN_HEADERS.iter().find(|(n, _)| *n == lower) {
+            let by = if flag.is_empty() { String::new() } else { format!(" (set by {flag})") };
+            bail!("--header: {name} is a2a-bench's own{by}");
+        }
+        if lower == "authorization" && token {
+            bail!("--header: Authorization and --auth-token (or A2A_BENCH_TOKEN) both given: give one");
+        }
+        if out.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            bail!("--header: {name} given twice");
+        }
+        out.push((name.to_string(), value.to_string()));
+    }
+    Ok(out)
 }
 
 /// The benchmark's own flags for an `a2a-bench http` command: its clients against the server
@@ -404,6 +469,29 @@ pub(super) fn run(cmd: HttpCmd) -> anyhow::Result<Finish> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headers_are_checked_and_kept_in_order() {
+        // Proves --header's checks: 'Name: value' split and trimmed; a name that is not a
+        // token, one of a2a-bench's own (naming the flag that sets it), a repeat, control
+        // characters, Authorization beside a token, or more than 16 are refused in one line.
+        let h = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let got = user_headers(&h(&["X-Api-Key:  k ", "A2A-Extensions: https://x/e"]), false);
+        let want = [("X-Api-Key", "k"), ("A2A-Extensions", "https://x/e")];
+        assert_eq!(got.unwrap(), want.map(|(n, v)| (n.to_string(), v.to_string())).to_vec());
+        let err = |v: &[&str], token| user_headers(&h(v), token).unwrap_err().to_string();
+        assert!(err(&["X-Key"], false).contains("'Name: value'"));
+        assert!(err(&["X Key: v"], false).contains("not a header name"));
+        assert!(err(&[": v"], false).contains("not a header name"));
+        assert!(err(&["host: h"], false).contains("(set by --url)"));
+        assert!(err(&["Content-Length: 1"], false).contains("a2a-bench's own"));
+        assert!(err(&["A: 1", "a: 2"], false).contains("twice"));
+        assert!(err(&["A: x\u{7}"], false).contains("control"));
+        assert!(err(&["Authorization: Basic eA=="], true).contains("--auth-token"));
+        assert!(user_headers(&h(&["Authorization: Basic eA=="]), false).is_ok());
+        let many: Vec<String> = (0..17).map(|i| format!("X-{i}: v")).collect();
+        assert!(user_headers(&many, false).unwrap_err().to_string().contains("at most 16"));
+    }
 
     #[test]
     fn urls_give_host_address_and_path() {

@@ -209,7 +209,7 @@ pub struct SearchStep {
 pub struct Provenance {
     /// When the command started, UTC, RFC 3339.
     pub started_at: String,
-    /// The command line, as given.
+    /// The command line, as given, its secrets masked ([`masked`]).
     pub command_line: Vec<String>,
 }
 
@@ -218,9 +218,39 @@ impl Provenance {
     pub fn now() -> Provenance {
         Provenance {
             started_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-            command_line: std::env::args().collect(),
+            command_line: masked(std::env::args()),
         }
     }
+}
+
+/// Flags whose value is a secret, masked whole in a report's command line.
+const SECRET_FLAGS: [&str; 2] = ["--token", "--auth-token"];
+/// Flags whose value is a header, `Name: value`: the value is masked, the name kept.
+const HEADER_FLAGS: [&str; 2] = ["--header", "-H"];
+
+/// A command line to keep in a report: every secret a flag gives (a token, a header's value,
+/// which may be a key) replaced by `***`, as a separate argument or joined by `=` (a short
+/// `-H` also joined without it).
+pub fn masked(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    let header = |v: &str| match v.split_once(':') {
+        Some((name, _)) => format!("{name}: ***"),
+        None => "***".to_string(),
+    };
+    let mut out: Vec<String> = Vec::new();
+    for arg in args {
+        let arg = match out.last().map(String::as_str) {
+            Some(prev) if SECRET_FLAGS.contains(&prev) => "***".to_string(),
+            Some(prev) if HEADER_FLAGS.contains(&prev) => header(&arg),
+            _ => match arg.split_once('=') {
+                Some((flag, _)) if SECRET_FLAGS.contains(&flag) => format!("{flag}=***"),
+                Some((flag, v)) if HEADER_FLAGS.contains(&flag) => format!("{flag}={}", header(v)),
+                _ if arg.starts_with("-H") && arg.len() > 2 => format!("-H{}", header(&arg[2..])),
+                _ => arg,
+            },
+        };
+        out.push(arg);
+    }
+    out
 }
 
 /// Name and version of the writer.
@@ -373,7 +403,7 @@ pub struct HttpConfig {
     pub url: String,
     /// `--pattern`, expanded (`mcp:mixed` is tools/list and tools/call).
     pub patterns: Vec<String>,
-    /// `--connections` (each core's share rounded up); null: one per client.
+    /// `--connections`: exactly so many, at most one per client; null: one per client.
     pub connections: Option<u32>,
     /// `--pipeline`: most requests on the wire per connection.
     pub pipeline: u32,
@@ -397,6 +427,9 @@ pub struct HttpConfig {
     /// Whether connections carry many requests (false: `--no-keepalive`).
     #[serde(default = "yes")]
     pub keepalive: bool,
+    /// `--header`s' names (never their values: they may be keys).
+    #[serde(default)]
+    pub headers: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -585,6 +618,53 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reports_command_line_keeps_no_secret() {
+        // Proves tokens and header values never reach a report's command line, in every way
+        // clap takes them (separate, joined by `=`, a short -H joined), and that the rest of
+        // the line, header names included, is kept as given.
+        let line = [
+            "a2a-bench",
+            "http",
+            "--auth-token",
+            "t1",
+            "--token=t2",
+            "-H",
+            "X-Api-Key: k1",
+            "--header=X-B: k2",
+            "-HX-C:k3",
+            "--header",
+            "odd",
+            "--agents",
+            "4",
+            "--url",
+            "u",
+        ];
+        let got = masked(line.map(String::from));
+        let want = [
+            "a2a-bench",
+            "http",
+            "--auth-token",
+            "***",
+            "--token=***",
+            "-H",
+            "X-Api-Key: ***",
+            "--header=X-B: ***",
+            "-HX-C: ***",
+            "--header",
+            "***",
+            "--agents",
+            "4",
+            "--url",
+            "u",
+        ];
+        assert_eq!(got, want);
+        let text = got.join(" ");
+        for secret in ["t1", "t2", "k1", "k2", "k3", "odd"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+    }
 
     #[test]
     fn a_saved_report_reads_back_to_the_same_floats() {

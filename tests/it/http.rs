@@ -263,8 +263,9 @@ fn mcp_clients_open_sessions_and_close_them() {
 #[test]
 fn registry_patterns_run_against_preloaded_agents_with_a_token() {
     // Proves the registry patterns against the reference registry behind a bearer token:
-    // --preload registers agents first, every operation is answered; without the token every
-    // request is an error http_401, counted, and the accounting still closes.
+    // --preload registers agents first, every operation is answered, and the report keeps no
+    // trace of the token (its command line masks it); without the token every request is an
+    // error http_401, counted, and the accounting still closes.
     let t = Target::start_with(
         Kind::Registry,
         "127.0.0.1:0".parse().unwrap(),
@@ -287,7 +288,10 @@ fn registry_patterns_run_against_preloaded_agents_with_a_token() {
         "s3cret",
     ]);
     assert!(ok, "{text}");
-    assert_clean(&report.unwrap(), &mix.split(',').collect::<Vec<_>>());
+    let report = report.unwrap();
+    assert_clean(&report, &mix.split(',').collect::<Vec<_>>());
+    assert!(!report.to_string().contains("s3cret"), "{}", report["command_line"]);
+    assert_eq!(report["config"]["http"]["auth"], true);
     let (ok, text, report) =
         http(&["--url", &url, "--pattern", "registry:health", "--agents", "2"]);
     assert!(!ok, "{text}");
@@ -671,6 +675,33 @@ fn no_keepalive_sends_one_request_per_connection() {
 }
 
 #[test]
+fn headers_given_go_on_every_request_and_only_their_names_into_the_report() {
+    // Proves --header: every request carries it (a server that wants an API key and a user
+    // agent of its own answers only those), one named as a2a-bench's own User-Agent replaces
+    // it, and the report keeps the names but never the values.
+    let addr = scripted(|_, request| {
+        let ok = request.contains("\r\nX-Api-Key: s3cret-key\r\n")
+            && request.contains("\r\nUser-Agent: probe/1\r\n")
+            && !request.contains("a2a-bench/");
+        Some(if ok { ok_body() } else { response("401 Unauthorized", "text/plain", "", "no\n") })
+    });
+    let url = format!("http://{addr}/");
+    let base = ["--url", &url, "--agents", "2", "--duration", "0.5"];
+    let (ok, text, report) = http(
+        &[&base[..], &["-H", "X-Api-Key: s3cret-key", "--header", "User-Agent:probe/1"]].concat(),
+    );
+    assert!(ok, "{text}");
+    let report = report.unwrap();
+    assert_clean(&report, &["health"]);
+    assert_eq!(report["config"]["http"]["headers"], serde_json::json!(["X-Api-Key", "User-Agent"]));
+    assert!(!report.to_string().contains("s3cret-key"), "the report holds a header's value");
+    // Without them, every answer is the 401 the server gives.
+    let (ok, text, report) = http(&base);
+    assert!(!ok, "{text}");
+    assert!(run(&report.unwrap())["errors"]["http_401"].as_u64().unwrap() > 0, "{text}");
+}
+
+#[test]
 fn connections_the_server_closes_are_replaced() {
     // Proves keep-alive limits (nginx closes after keepalive_requests) cost nothing: a server
     // that announces `Connection: close` on every 20th answer and closes gets a new connection
@@ -1046,6 +1077,9 @@ fn http_flag_mistakes_get_one_line() {
         (vec!["--url", "http://127.0.0.1:1/", "--http2", "--no-keepalive"], "--no-keepalive"),
         (vec!["--url", "http://127.0.0.1:1/", "--stall-probe", "-1"], "--stall-probe"),
         (vec!["--url", "http://127.0.0.1:1/", "--timeout", "0"], "--timeout must be above 0"),
+        (vec!["--url", "http://127.0.0.1:1/", "-H", "X-Key"], "--header"),
+        (vec!["--url", "http://127.0.0.1:1/", "-H", "Content-Length: 3"], "--header"),
+        (vec!["--url", "http://127.0.0.1:1/", "-H", "Bad Name: 3"], "--header"),
     ] {
         let mut all = vec!["http"];
         all.extend(args);

@@ -193,6 +193,9 @@ pub struct Plan {
     pub tls: Option<crate::tls::Client>,
     /// `--no-keepalive`: one request per connection (`Connection: close`; HTTP/1.1).
     pub close: bool,
+    /// `--header`s, (name, value): every request carries them; one named as a2a-bench's own
+    /// `User-Agent`, `Accept` or `A2A-Version` replaces it.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Default for Plan {
@@ -212,6 +215,7 @@ impl Default for Plan {
             timeout_ns: 0,
             tls: None,
             close: false,
+            headers: Vec::new(),
         }
     }
 }

@@ -60,23 +60,30 @@ pub(super) fn fixed_head(
         }
         _ => write!(out, "{method} {}", plan.path),
     };
-    let _ = write!(
-        out,
-        " HTTP/1.1\r\nHost: {}\r\nUser-Agent: a2a-bench/{}\r\n",
-        plan.host,
-        env!("CARGO_PKG_VERSION")
-    );
+    // The user's `--header`s replace these of ours.
+    let theirs = |name: &str| plan.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+    let _ = write!(out, " HTTP/1.1\r\nHost: {}\r\n", plan.host);
+    if !theirs("user-agent") {
+        let _ = write!(out, "User-Agent: a2a-bench/{}\r\n", env!("CARGO_PKG_VERSION"));
+    }
+    for (name, value) in &plan.headers {
+        let _ = write!(out, "{name}: {value}\r\n");
+    }
     if let Some(t) = &plan.token {
         let _ = write!(out, "Authorization: Bearer {t}\r\n");
     }
     if plan.close {
         out.extend_from_slice(b"Connection: close\r\n");
     }
-    if matches!(kind, Some(Pattern::A2aMessage | Pattern::A2aStream | Pattern::A2aConversation)) {
+    let a2a =
+        matches!(kind, Some(Pattern::A2aMessage | Pattern::A2aStream | Pattern::A2aConversation));
+    if a2a && !theirs("a2a-version") {
         out.extend_from_slice(b"A2A-Version: 1.0\r\n");
     }
     if is_mcp(what, kind) {
-        out.extend_from_slice(b"Accept: application/json, text/event-stream\r\n");
+        if !theirs("accept") {
+            out.extend_from_slice(b"Accept: application/json, text/event-stream\r\n");
+        }
         let _ = write!(out, "MCP-Protocol-Version: {}\r\n", plan.mcp_version);
         let mcp_method = match (what, kind) {
             (What::Init, _) => Some("initialize"),
@@ -92,10 +99,10 @@ pub(super) fn fixed_head(
                 let _ = write!(out, "Mcp-Name: {name}\r\n");
             }
         }
-    } else if kind.is_some_and(Pattern::is_stream) {
-        out.extend_from_slice(b"Accept: text/event-stream\r\n");
-    } else {
-        out.extend_from_slice(b"Accept: application/json\r\n");
+    } else if !theirs("accept") {
+        let stream = kind.is_some_and(Pattern::is_stream);
+        let accept = if stream { "text/event-stream" } else { "application/json" };
+        let _ = write!(out, "Accept: {accept}\r\n");
     }
     true
 }

@@ -137,6 +137,21 @@ fn requests_carry_the_head_of_their_kind_and_their_own_lines() {
         assert!(has(&format!("Content-Length: {}", body.len())), "{head}");
         assert!(body.contains(r#""method":"tools/call""#), "{body}");
     }
+    // --header: on every request after Host; one named as ours replaces it.
+    let headers = [("X-Api-Key", "k"), ("A2A-Version", "0.9"), ("accept", "*/*")];
+    let plan = Plan {
+        host: "h".into(),
+        patterns: vec![Pattern::A2aMessage],
+        headers: headers.map(|(n, v)| (n.to_string(), v.to_string())).to_vec(),
+        ..Plan::default()
+    };
+    let msg = text(plan, None);
+    let head = msg.split_once("\r\n\r\n").unwrap().0;
+    assert!(head.starts_with(&format!("POST / HTTP/1.1\r\nHost: h\r\n{ua}X-Api-Key: k\r\n")));
+    let count =
+        |name: &str| head.lines().filter(|l| l.to_ascii_lowercase().starts_with(name)).count();
+    assert_eq!((count("a2a-version: "), count("accept: ")), (1, 1), "{head}");
+    assert!(head.contains("A2A-Version: 0.9\r\naccept: */*\r\n"), "{head}");
 }
 
 #[test]
