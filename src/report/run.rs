@@ -160,8 +160,9 @@ pub struct RunResult {
     /// never started.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connections: Option<usize>,
-    /// `a2a-bench http --http2`: requests sent again because the server never processed them
-    /// (past a GOAWAY's last stream, or reset with `REFUSED_STREAM`).
+    /// `a2a-bench http`: requests sent again because the server never processed them (HTTP/2:
+    /// past a GOAWAY's last stream, or reset with `REFUSED_STREAM`; HTTP/1.1: pipelined behind
+    /// an answer after which the server said it closes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resent: Option<u64>,
     /// Heartbeats the agents sent on connections silent for a third of the router's

@@ -193,7 +193,7 @@ fn run_notes(out: &mut dyn Write, r: &RunResult) -> io::Result<()> {
         )?;
     }
     if let Some(n) = r.resent.filter(|&n| n > 0) {
-        writeln!(out, "       {n} requests sent again (HTTP/2: the server never processed them)")?;
+        writeln!(out, "       {n} requests sent again (the server never processed them)")?;
     }
     if let Some(n) = r.lost_wakeups.filter(|&n| n > 0) {
         writeln!(

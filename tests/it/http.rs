@@ -423,7 +423,7 @@ fn http2_against_a_server_without_it_fails_with_a_reason() {
 /// A scripted HTTP/1.1 server: `answer(n, request)` gives the bytes answering the n-th request
 /// (from 0, over all connections), or `None` to stop answering on that connection (it stays
 /// open until the client closes it). An answer with `Connection: close` is followed by the
-/// close; an empty one closes the connection without answering.
+/// close, requests after it unprocessed; an empty one closes the connection without answering.
 fn scripted(answer: impl Fn(usize, &str) -> Option<Vec<u8>> + Send + Sync + 'static) -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
@@ -473,6 +473,10 @@ fn serve(
                     }
                     let head = String::from_utf8_lossy(&bytes).to_ascii_lowercase();
                     if head.contains("\r\nconnection: close\r\n") {
+                        // A lingering close (RFC 9112 § 9.6): closing with requests unread
+                        // would reset the connection, and the answer could be lost with it.
+                        let _ = s.shutdown(std::net::Shutdown::Write);
+                        while matches!(s.read(&mut chunk), Ok(k) if k > 0) {}
                         return;
                     }
                 }
@@ -723,6 +727,15 @@ fn connections_the_server_closes_are_replaced() {
     let answered = r["accounting"]["replies_delivered"].as_u64().unwrap();
     let reconnects = r["reconnects"].as_u64().unwrap();
     assert!(answered >= 100 && reconnects >= answered / 20 - 4, "{answered} {reconnects}");
+    // Pipelined: what was on the wire behind the closing answer was never processed (RFC 9112
+    // § 9.6), so it goes again on the new connection, counted as resent, not as errors.
+    let pipelined = ["--pipeline", "4", "--window", "4", "--connections", "1"];
+    let (_, text, report) =
+        http(&[&["--url", &url, "--agents", "4", "--duration", "1"][..], &pipelined].concat());
+    let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+    assert_clean(&report, &["health"]);
+    let r = run(&report);
+    assert!(r["resent"].as_u64().unwrap() > 0 && r["reconnects"].as_u64().unwrap() > 0, "{r}");
 
     let addr = scripted(|n, _| Some(if n % 25 == 24 { Vec::new() } else { ok_body() }));
     let url = format!("http://{addr}/");

@@ -142,6 +142,12 @@ impl Adapter for Http {
     fn reset(&mut self, conn: usize, book: &mut Book) -> bool {
         let c = &mut self.conns[conn];
         let kind = if c.expired { "timeout" } else { "connection_closed" };
+        // The server said it closes after an answer (`Connection: close`, a body that ends at
+        // the close): it processes nothing after that answer (RFC 9112 § 9.6), so what was
+        // pipelined behind it goes again, in order, on the new connection. A response cut
+        // short (its head read) answers the front request: that one was processed.
+        let unprocessed = c.closing && !c.expired && self.h2.is_empty();
+        let cut_short = usize::from(c.head.is_some());
         c.strikes = if c.answered || c.expired { 0 } else { c.strikes + 1 };
         let again = c.strikes <= STRIKES;
         (c.answered, c.closing, c.expired, c.down) = (false, false, false, true);
@@ -154,6 +160,12 @@ impl Adapter for Http {
         c.plain.clear();
         c.tls = fresh_tls(&self.plan);
         let mut gone: Vec<Wire> = std::mem::take(&mut c.wire).into();
+        if unprocessed && gone.len() > cut_short {
+            for w in gone.drain(cut_short..).rev() {
+                book.counters.resent += 1;
+                c.queued.push_front(Wire { again: true, ..w });
+            }
+        }
         if let Some(h2) = self.h2.get_mut(conn) {
             gone.extend(std::mem::take(h2).into_streams());
         }
