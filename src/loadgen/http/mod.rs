@@ -155,6 +155,18 @@ impl Pattern {
         matches!(self, Pattern::McpToolsList | Pattern::McpToolsCall)
     }
 
+    /// Whether it is one of the registry's operations (under the URL's path).
+    pub fn is_registry(self) -> bool {
+        matches!(
+            self,
+            Pattern::RegistryRegister
+                | Pattern::RegistryGet
+                | Pattern::RegistryList
+                | Pattern::RegistrySearch
+                | Pattern::RegistryHealth
+        )
+    }
+
     /// Whether its answers are server-sent event streams.
     pub fn is_stream(self) -> bool {
         matches!(self, Pattern::A2aStream | Pattern::A2aV03Stream)

@@ -42,7 +42,11 @@ pub(super) fn fixed_head(
     at: Option<(u32, u64)>,
 ) -> bool {
     let method = method_of(what, kind);
-    let base = plan.path.trim_end_matches('/');
+    // The registry's paths go under the URL's path, before its query.
+    let (base, query) = match plan.path.split_once('?') {
+        Some((path, query)) => (path.trim_end_matches('/'), Some(query)),
+        None => (plan.path.trim_end_matches('/'), None),
+    };
     let _ = match kind {
         Some(Pattern::AgentCard) => write!(out, "GET /.well-known/agent-card.json"),
         Some(Pattern::RegistryHealth) => write!(out, "GET {base}/health"),
@@ -60,6 +64,9 @@ pub(super) fn fixed_head(
         }
         _ => write!(out, "{method} {}", plan.path),
     };
+    if let Some(q) = query.filter(|_| kind.is_some_and(Pattern::is_registry)) {
+        let _ = write!(out, "?{q}");
+    }
     // The user's `--header`s replace these of ours.
     let theirs = |name: &str| plan.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
     let _ = write!(out, " HTTP/1.1\r\nHost: {}\r\n", plan.host);

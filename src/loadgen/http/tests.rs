@@ -137,6 +137,16 @@ fn requests_carry_the_head_of_their_kind_and_their_own_lines() {
         assert!(has(&format!("Content-Length: {}", body.len())), "{head}");
         assert!(body.contains(r#""method":"tools/call""#), "{body}");
     }
+    // A registry under a path with a query: the operation's path, then the query.
+    for (pattern, line) in [
+        (Pattern::RegistryList, "GET /r/agents?k=1 HTTP/1.1"),
+        (Pattern::RegistrySearch, "POST /r/agents/search?k=1 HTTP/1.1"),
+        (Pattern::RegistryHealth, "GET /r/health?k=1 HTTP/1.1"),
+    ] {
+        let plan = Plan { patterns: vec![pattern], path: "/r/?k=1".into(), ..Plan::default() };
+        let request = text(plan, None);
+        assert_eq!(request.lines().next(), Some(line), "{request}");
+    }
     // --header: on every request after Host; one named as ours replaces it.
     let headers = [("X-Api-Key", "k"), ("A2A-Version", "0.9"), ("accept", "*/*")];
     let plan = Plan {
