@@ -84,6 +84,13 @@ pub struct GroupCounters {
     /// warm-up and set-up included: messages the router handled that no figure counts.
     #[serde(default)]
     pub heartbeats: u64,
+    /// Bytes the agents read from their connections in the measured window, as the sockets
+    /// gave them (frames, WebSocket, HTTP, TLS records).
+    #[serde(default)]
+    pub window_bytes_in: u64,
+    /// Bytes the agents handed to their sockets in the measured window.
+    #[serde(default)]
+    pub window_bytes_out: u64,
 }
 
 pub(super) fn add<K: PartialEq + Clone>(list: &mut Vec<(K, u64)>, key: &K, n: u64) {
@@ -111,6 +118,8 @@ impl GroupCounters {
         self.reconnects += o.reconnects;
         self.resent += o.resent;
         self.heartbeats += o.heartbeats;
+        self.window_bytes_in += o.window_bytes_in;
+        self.window_bytes_out += o.window_bytes_out;
         for (c, n) in &o.request_errors {
             add(&mut self.request_errors, c, *n);
         }

@@ -576,7 +576,19 @@ impl<A: Adapter> Group<A> {
         let used = self.adapter.input(conn, buf, &mut self.book);
         self.book.quiet = usize::MAX;
         self.book.update_finished();
+        if let (Ok(n), true) = (&used, self.book.in_window()) {
+            self.book.counters.window_bytes_in += *n as u64;
+        }
         used
+    }
+
+    /// A buffer the adapter handed over for its socket.
+    #[inline]
+    fn taken(&mut self, conn: usize, bytes: usize) {
+        self.spoke[conn] = SPOKE;
+        if self.book.in_window() {
+            self.book.counters.window_bytes_out += bytes as u64;
+        }
     }
 
     /// Sends what connection `conn` has to send through `send` (a socket ring that takes a
@@ -588,7 +600,7 @@ impl<A: Adapter> Group<A> {
             return self.wake_writer(conn);
         }
         while let Some(mut buf) = self.adapter.take_output(conn) {
-            self.spoke[conn] = SPOKE;
+            self.taken(conn, buf.len());
             if !send(&mut buf) {
                 self.held[conn] = Some(buf);
                 return self.wake_writer(conn);
@@ -614,7 +626,7 @@ impl<A: Adapter> Group<A> {
         }
         match self.adapter.take_output(conn) {
             Some(buf) => {
-                self.spoke[conn] = SPOKE;
+                self.taken(conn, buf.len());
                 Poll::Ready(Some(buf))
             }
             None => {

@@ -91,6 +91,15 @@ pub struct CpuInfo {
     pub target_cores: Option<f64>,
 }
 
+/// Bytes per second on the agents' side of their connections.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+pub struct WireRates {
+    /// Read from the connections.
+    pub received: f64,
+    /// Handed to the sockets.
+    pub sent: f64,
+}
+
 /// One run: the seed's fields first, then ours.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunResult {
@@ -165,6 +174,11 @@ pub struct RunResult {
     /// an answer after which the server said it closes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resent: Option<u64>,
+    /// Bytes per second the agents read from and handed to their sockets in the measured
+    /// window, as the sockets carry them (frames, WebSocket, HTTP, TLS records; no TCP/IP
+    /// headers): the traffic a network between them and the target would carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wire_bytes_per_sec: Option<WireRates>,
     /// Heartbeats the agents sent on connections silent for a third of the router's
     /// heartbeat timeout (set-up and warm-up included), so that no agent was taken for
     /// offline: router traffic that no figure counts.
@@ -256,6 +270,10 @@ impl RunResult {
             reconnects: (sc.protocol == crate::loadgen::Protocol::Http).then_some(c.reconnects),
             connections: (outcome.connections > 0).then_some(outcome.connections),
             resent: (sc.protocol == crate::loadgen::Protocol::Http).then_some(c.resent),
+            wire_bytes_per_sec: (c.window_bytes_in + c.window_bytes_out > 0).then(|| WireRates {
+                received: per_s(c.window_bytes_in),
+                sent: per_s(c.window_bytes_out),
+            }),
             heartbeats: sc.keepalive.map(|_| c.heartbeats),
             lost_wakeups: None,
             workload: sc.workload.name(),

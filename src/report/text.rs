@@ -192,6 +192,15 @@ fn run_notes(out: &mut dyn Write, r: &RunResult) -> io::Result<()> {
              heartbeat timeout (not in any figure)"
         )?;
     }
+    if let Some(w) = r.wire_bytes_per_sec {
+        let mb = |b: f64| b / 1e6;
+        writeln!(
+            out,
+            "       wire: {:.1} MB/s read, {:.1} MB/s written by the agents",
+            mb(w.received),
+            mb(w.sent)
+        )?;
+    }
     if let Some(n) = r.resent.filter(|&n| n > 0) {
         writeln!(out, "       {n} requests sent again (the server never processed them)")?;
     }

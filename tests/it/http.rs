@@ -663,6 +663,33 @@ fn a_round_trip_on_the_wire_is_never_shorter_than_the_server_took() {
 }
 
 #[test]
+fn the_wire_rates_are_the_bytes_the_sockets_carried_in_the_window() {
+    // Proves `wire_bytes_per_sec`: against a server whose every answer is the same bytes, the
+    // bytes read per second are those bytes times the answers per second (the window's edges
+    // aside), and the bytes written per second the request's bytes times the same.
+    let answer = ok_body();
+    let len = answer.len() as f64;
+    let addr = scripted(move |_, _| Some(answer.clone()));
+    let url = format!("http://{addr}/");
+    let (ok, text, report) = http(&["--url", &url, "--agents", "4", "--duration", "1"]);
+    assert!(ok, "{text}");
+    let report = report.unwrap();
+    let r = run(&report);
+    let answers = r["throughput_msg_per_sec"].as_f64().unwrap();
+    let wire = &r["wire_bytes_per_sec"];
+    let per_answer = wire["received"].as_f64().unwrap() / answers;
+    assert!((per_answer / len - 1.0).abs() < 0.02, "{per_answer} bytes an answer, not {len}: {r}");
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: a2a-bench/{}\r\nAccept: application/json\r\n\r\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    let per_request = wire["sent"].as_f64().unwrap() / answers;
+    let want = request.len() as f64;
+    assert!((per_request / want - 1.0).abs() < 0.02, "{per_request} bytes a request, not {want}");
+    assert!(text.contains("wire: "), "{text}");
+}
+
+#[test]
 fn no_keepalive_sends_one_request_per_connection() {
     // Proves --no-keepalive: every request says `Connection: close` and goes on a connection of
     // its own (reconnects ≈ answers), with no error; HTTP/1.1 only.
