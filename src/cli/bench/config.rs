@@ -591,10 +591,8 @@ impl BenchConfig {
                                     payload_bytes: self.payload,
                                     batch_max: self.batch,
                                     compression: self.compression,
-                                    agents_per_conn: match self.connections {
-                                        Some(c) => agents.div_ceil(c.clamp(1, agents)),
-                                        None => self.agents_per_conn,
-                                    },
+                                    // Unused where `connections` seats the agents.
+                                    agents_per_conn: self.agents_per_conn,
                                     connections: self.connections.map(|c| c.clamp(1, agents)),
                                     // Fewer connections than agent cores: a connection
                                     // lives on one core, so its clients run there.
