@@ -19,12 +19,12 @@ use crate::report::HttpConfig;
 #[command(allow_negative_numbers = true)]
 pub struct HttpCmd {
     /// The server: http[s]://host[:port][/path] (the JSON-RPC or MCP endpoint, the
-    /// registry's base, or what `health` gets).
+    /// registry's or the A2A HTTP+JSON binding's base, or what `health` gets).
     #[arg(long, value_name = "URL")]
     url: String,
     /// What each client sends, as a mix reported per pattern: health, a2a:message,
     /// a2a:stream, a2a:conversation, a2a:agent_card, a2a-v03:message, a2a-v03:stream,
-    /// mcp:tools/list, mcp:tools/call, mcp:mixed, registry:register, registry:get,
+    /// a2a-rest:message, a2a-rest:stream (A2A's HTTP+JSON binding), mcp:tools/list, mcp:tools/call, mcp:mixed, registry:register, registry:get,
     /// registry:list, registry:search, registry:health.
     #[arg(long, value_name = "LIST", default_value = "health")]
     pattern: String,

@@ -165,7 +165,10 @@ fn pattern_line(p: &crate::report::PatternResult) -> String {
         measured_ms(p.latency.count, p.latency.p50_ms),
         measured_ms(p.latency.count, p.latency.p99_ms)
     );
-    if let (Some(f), Some(e)) = (&p.first_event, p.events_per_answer) {
+    // A stream with no answer has no first event to time.
+    if let (Some(f), Some(e)) =
+        (p.first_event.as_ref().filter(|f| f.count > 0), p.events_per_answer)
+    {
         line.push_str(&format!(
             "  first event p50 {} ms p99 {} ms, {e:.1} events",
             ms(f.p50_ms),

@@ -1,6 +1,8 @@
 //! The echo A2A agent: answers every message with its own text, in the A2A v1.0 JSON-RPC binding
-//! (`SendMessage`, `SendStreamingMessage`; ProtoJSON shapes, header `A2A-Version: 1.0`) and in
-//! v0.3 (`message/send`, `message/stream`), and serves its agent card at
+//! (`SendMessage`, `SendStreamingMessage`; ProtoJSON shapes, header `A2A-Version: 1.0`), in
+//! v1.0's HTTP+JSON binding (`POST /message:send`, `POST /message:stream`, under any prefix such
+//! as a tenant; errors as HTTP statuses with a `google.rpc.Status` body) and in v0.3
+//! (`message/send`, `message/stream`), and serves its agent card at
 //! `/.well-known/agent-card.json` (and v0.3's `/.well-known/agent.json`). A stream is a task:
 //! server-sent events carrying the task (`working`), an artifact with the echoed text, and a
 //! final `completed` status.
@@ -43,7 +45,10 @@ impl Echo {
                 "version": env!("CARGO_PKG_VERSION"),
                 "url": url,
                 "protocolVersion": "0.3.0",
-                "supportedInterfaces": [{"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "1.0"}],
+                "supportedInterfaces": [
+                    {"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "1.0"},
+                    {"url": url, "protocolBinding": "HTTP+JSON", "protocolVersion": "1.0"}
+                ],
                 "capabilities": {"streaming": true},
                 "defaultInputModes": ["text/plain"],
                 "defaultOutputModes": ["text/plain"],
@@ -65,6 +70,18 @@ impl Echo {
         match (req.method(), path.as_str()) {
             (&Method::GET, "/.well-known/agent-card.json" | "/.well-known/agent.json") => {
                 json_reply(StatusCode::OK, &self.card)
+            }
+            (&Method::POST, p)
+                if p.ends_with("/message:send") || p.ends_with("/message:stream") =>
+            {
+                let stream = p.ends_with("/message:stream");
+                match body(req).await {
+                    Ok((parts, bytes)) => {
+                        let version = parts.headers.get("a2a-version").map(|v| v.as_bytes());
+                        rest(&bytes, version, stream, self.event_gap)
+                    }
+                    Err(r) => r,
+                }
             }
             (&Method::POST, _) => match body(req).await {
                 Ok((_, bytes)) => rpc(&bytes, self.event_gap),
@@ -128,6 +145,70 @@ fn task_events(task: &str, context: &str, text: &str, version: Version) -> [Valu
     }
 }
 
+/// Server-sent events, sent together or `gap` apart, each its own frame (a chunk over
+/// HTTP/1.1), as an agent answering token by token does.
+fn events(events: [String; 3], gap: Duration) -> Response<Body> {
+    if gap.is_zero() {
+        return reply(StatusCode::OK, "text/event-stream", events.concat());
+    }
+    let frames = events.into_iter().enumerate().map(move |(i, e)| async move {
+        if i > 0 {
+            tokio::time::sleep(gap).await;
+        }
+        Ok(Frame::data(Bytes::from(e)))
+    });
+    let stream: Events = Box::pin(futures_util::stream::iter(frames).then(|f| f));
+    let mut r = reply(StatusCode::OK, "text/event-stream", "");
+    *r.body_mut() = Body::Right(StreamBody::new(stream));
+    r
+}
+
+/// The HTTP+JSON binding's media type.
+const A2A_JSON: &str = "application/a2a+json";
+
+/// An HTTP+JSON error: the status, and a `google.rpc.Status` body whose `ErrorInfo` gives
+/// A2A's reason.
+fn rest_error(status: StatusCode, grpc: &str, reason: &str, message: &str) -> Response<Body> {
+    let body = json!({"error": {"code": status.as_u16(), "status": grpc, "message": message,
+        "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason,
+            "domain": "a2a-protocol.org"}]}});
+    reply(status, A2A_JSON, body.to_string())
+}
+
+/// `SendMessage` or `SendStreamingMessage` in the HTTP+JSON binding. A request that names an
+/// `A2A-Version` other than 1.x is refused (`VERSION_NOT_SUPPORTED`); one that names none is
+/// taken as 1.0.
+fn rest(bytes: &Bytes, version: Option<&[u8]>, stream: bool, gap: Duration) -> Response<Body> {
+    let bad = |reason: &str, message: &str| {
+        rest_error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", reason, message)
+    };
+    if version.is_some_and(|v| v != b"1" && !v.starts_with(b"1.")) {
+        return rest_error(
+            StatusCode::BAD_REQUEST,
+            "FAILED_PRECONDITION",
+            "VERSION_NOT_SUPPORTED",
+            "this agent speaks A2A 1.0",
+        );
+    }
+    let Ok(request) = serde_json::from_slice::<Value>(bytes) else {
+        return bad("INVALID_REQUEST", "the body is not JSON");
+    };
+    let Some(message) = request.get("message") else {
+        return bad("INVALID_REQUEST", "no message");
+    };
+    let Some(text) = text_of(message) else {
+        return bad("INVALID_REQUEST", "the message has no parts");
+    };
+    let out = answer(message, &text, Version::V1);
+    if !stream {
+        return reply(StatusCode::OK, A2A_JSON, json!({"message": out}).to_string());
+    }
+    let task = fresh_id("task");
+    let context = out["contextId"].as_str().unwrap_or_default().to_string();
+    let all = task_events(&task, &context, &text, Version::V1).map(|e| format!("data: {e}\n\n"));
+    events(all, gap)
+}
+
 fn rpc(bytes: &Bytes, gap: Duration) -> Response<Body> {
     let Ok(call) = serde_json::from_slice::<Value>(bytes) else {
         return rpc_error(&Value::Null, -32700, "Parse error");
@@ -153,20 +234,7 @@ fn rpc(bytes: &Bytes, gap: Duration) -> Response<Body> {
     }
     let task = fresh_id("task");
     let context = out["contextId"].as_str().unwrap_or_default().to_string();
-    let events = task_events(&task, &context, &text, version)
+    let all = task_events(&task, &context, &text, version)
         .map(|e| format!("data: {}\n\n", json!({"jsonrpc": "2.0", "id": id, "result": e})));
-    if gap.is_zero() {
-        return reply(StatusCode::OK, "text/event-stream", events.concat());
-    }
-    // Each event its own frame (a chunk over HTTP/1.1), the next one `gap` later.
-    let frames = events.into_iter().enumerate().map(move |(i, e)| async move {
-        if i > 0 {
-            tokio::time::sleep(gap).await;
-        }
-        Ok(Frame::data(Bytes::from(e)))
-    });
-    let stream: Events = Box::pin(futures_util::stream::iter(frames).then(|f| f));
-    let mut r = reply(StatusCode::OK, "text/event-stream", "");
-    *r.body_mut() = Body::Right(StreamBody::new(stream));
-    r
+    events(all, gap)
 }

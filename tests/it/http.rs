@@ -192,6 +192,67 @@ fn every_a2a_pattern_is_answered_by_the_echo_agent() {
 }
 
 #[test]
+fn the_a2a_http_json_binding_is_answered_and_its_errors_named_by_reason() {
+    // Proves A2A's HTTP+JSON binding end to end: message and stream against the echo agent
+    // under a tenant's path, over HTTP/1.1 and h2c (events counted, nothing lost); a version
+    // the agent refuses is named by the reason in its google.rpc.Status body; a scripted
+    // server that checks the request line and the version header answers 404 TASK_NOT_FOUND
+    // to every request, each counted as `a2a_task_not_found`, and a stream's error event is
+    // named by its reason too.
+    let t = Target::start(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), 1).unwrap();
+    let url = format!("http://{}/tenant-1", t.local_addr());
+    let mix = "a2a-rest:message,a2a-rest:stream";
+    for h2 in [false, true] {
+        let mut args = vec!["--url", &url, "--pattern", mix, "--agents", "3"];
+        if h2 {
+            args.push("--http2");
+        }
+        let (ok, text, report) = http(&args);
+        let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+        assert!(ok, "{text}");
+        assert_clean(&report, &mix.split(',').collect::<Vec<_>>());
+        assert_eq!(pattern(&report, "a2a-rest:stream")["events_per_answer"], 3.0, "h2 {h2}");
+    }
+    let old = ["--header", "A2A-Version: 0.3"];
+    let (ok, _, report) = http(
+        &[&["--url", &url, "--pattern", "a2a-rest:message", "--agents", "2"][..], &old].concat(),
+    );
+    assert!(!ok);
+    let report = report.unwrap();
+    let r = run(&report);
+    let sent = r["accounting"]["requests_sent"].as_u64().unwrap();
+    assert!(r["accounting"]["closed"].as_bool().unwrap() && sent > 0, "{r}");
+    assert_eq!(r["errors"]["a2a_version_not_supported"].as_u64(), Some(sent), "{}", r["errors"]);
+
+    let addr = scripted(|_, request| {
+        let asked = request.starts_with("POST /t/message:send HTTP/1.1\r\n")
+            || request.starts_with("POST /t/message:stream HTTP/1.1\r\n");
+        if !asked || !request.contains("\r\nA2A-Version: 1.0\r\n") {
+            return Some(response("400 Bad Request", "text/plain", "", "not what A2A sends"));
+        }
+        if request.starts_with("POST /t/message:stream") {
+            let events = "data: {\"task\":{\"id\":\"t\"}}\n\nevent: error\ndata: {\"error\":{\"code\":400,\"details\":[{\"reason\":\"UNSUPPORTED_OPERATION\"}]}}\n\n";
+            return Some(response("200 OK", "text/event-stream", "", events));
+        }
+        let body = r#"{"error":{"code":404,"status":"NOT_FOUND","message":"no task","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"TASK_NOT_FOUND","domain":"a2a-protocol.org"}]}}"#;
+        Some(response("404 Not Found", "application/a2a+json", "", body))
+    });
+    let url = format!("http://{addr}/t");
+    for (p, kind) in [
+        ("a2a-rest:message", "a2a_task_not_found"),
+        ("a2a-rest:stream", "a2a_unsupported_operation"),
+    ] {
+        let (ok, _, report) = http(&["--url", &url, "--pattern", p, "--agents", "2"]);
+        assert!(!ok);
+        let report = report.unwrap();
+        let r = run(&report);
+        let sent = r["accounting"]["requests_sent"].as_u64().unwrap();
+        assert!(r["accounting"]["closed"].as_bool().unwrap() && sent > 0, "{r}");
+        assert_eq!(r["errors"][kind].as_u64(), Some(sent), "{}", r["errors"]);
+    }
+}
+
+#[test]
 fn http_runs_probe_the_agent_cores_for_stalls_unless_told_not_to() {
     // Proves `http --stall-probe`: before the runs a thread spins on the agent core, and the
     // report keeps what it saw under host.stalls (the summary's `machine:` line); 0 skips it.

@@ -1,7 +1,8 @@
 """An echo A2A agent on the official a2a-sdk (1.x, `a2a-sdk[http-server]`), for `make test-targets`.
 
 Answers every message with its own text, as a message (SendMessage) or, streamed, as a task:
-working status, an artifact, completed. JSON-RPC at /, v0.3 compatibility on, the agent card at
+working status, an artifact, completed. JSON-RPC at /, v0.3 compatibility on, the HTTP+JSON
+binding beside it (POST /message:send, /message:stream), the agent card at
 /.well-known/agent-card.json. Usage: python a2a_echo.py PORT
 """
 
@@ -16,6 +17,7 @@ from a2a.server.events import EventQueue
 from a2a.server.request_handlers import DefaultRequestHandler
 from a2a.server.routes.agent_card_routes import create_agent_card_routes
 from a2a.server.routes.jsonrpc_routes import create_jsonrpc_routes
+from a2a.server.routes.rest_routes import create_rest_routes
 from a2a.server.tasks import InMemoryTaskStore
 from a2a.types import AgentCapabilities, AgentCard, AgentInterface, AgentSkill
 
@@ -39,7 +41,8 @@ def main() -> None:
         description="Echoes every message (a2a-bench test target)",
         version="1.0.0",
         supported_interfaces=[
-            AgentInterface(url=url, protocol_binding="JSONRPC", protocol_version="1.0")
+            AgentInterface(url=url, protocol_binding="JSONRPC", protocol_version="1.0"),
+            AgentInterface(url=url, protocol_binding="HTTP+JSON", protocol_version="1.0"),
         ],
         capabilities=AgentCapabilities(streaming=True),
         default_input_modes=["text/plain"],
@@ -49,8 +52,10 @@ def main() -> None:
     handler = DefaultRequestHandler(
         agent_executor=Echo(), task_store=InMemoryTaskStore(), agent_card=card
     )
-    routes = create_agent_card_routes(card) + create_jsonrpc_routes(
-        handler, "/", enable_v0_3_compat=True
+    routes = (
+        create_agent_card_routes(card)
+        + create_jsonrpc_routes(handler, "/", enable_v0_3_compat=True)
+        + create_rest_routes(handler)
     )
     # Optional: seconds uvicorn keeps an idle connection open (default 5), then a PEM
     # certificate and key to serve https.

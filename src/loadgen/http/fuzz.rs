@@ -15,7 +15,13 @@ use crate::wire::{AgentId, Compression};
 const MIXES: [&[Pattern]; 4] = [
     &[Pattern::Health, Pattern::RegistryList],
     &[Pattern::A2aMessage, Pattern::A2aStream, Pattern::A2aConversation, Pattern::AgentCard],
-    &[Pattern::A2aV03Message, Pattern::A2aV03Stream, Pattern::RegistrySearch],
+    &[
+        Pattern::A2aV03Message,
+        Pattern::A2aV03Stream,
+        Pattern::RegistrySearch,
+        Pattern::A2aRestMessage,
+        Pattern::A2aRestStream,
+    ],
     &[Pattern::McpToolsList, Pattern::McpToolsCall],
 ];
 

@@ -38,6 +38,24 @@ pub fn rpc_error_name(code: i64) -> Kind {
     })
 }
 
+/// The name of an error the A2A HTTP+JSON binding gives by its reason (`google.rpc.ErrorInfo`):
+/// A2A's own reasons under the names their JSON-RPC codes have; `None` for any other.
+pub fn rest_reason_name(reason: &str) -> Option<Kind> {
+    let code = match reason {
+        "TASK_NOT_FOUND" => -32001,
+        "TASK_NOT_CANCELABLE" => -32002,
+        "PUSH_NOTIFICATION_NOT_SUPPORTED" => -32003,
+        "UNSUPPORTED_OPERATION" => -32004,
+        "CONTENT_TYPE_NOT_SUPPORTED" => -32005,
+        "INVALID_AGENT_RESPONSE" => -32006,
+        "EXTENDED_AGENT_CARD_NOT_CONFIGURED" => -32007,
+        "EXTENSION_SUPPORT_REQUIRED" => -32008,
+        "VERSION_NOT_SUPPORTED" => -32009,
+        _ => return None,
+    };
+    Some(rpc_error_name(code))
+}
+
 /// The name of an HTTP status that is not a success.
 pub fn status_name(status: u16) -> Kind {
     Cow::Owned(format!("http_{status}"))
@@ -115,6 +133,36 @@ object! {
         message: Skip = "message",
         status_update: Skip = "statusUpdate",
         artifact_update: Skip = "artifactUpdate",
+    }
+}
+
+object! {
+    /// An A2A HTTP+JSON error body: `{"error": google.rpc.Status}`.
+    struct RestError<'a> {
+        error: RestStatus<'a> = "error",
+    }
+}
+
+object! {
+    struct RestStatus<'a> {
+        details: Vec<RestDetail<'a>> = "details",
+    }
+}
+
+object! {
+    struct RestDetail<'a> {
+        reason: Str<'a> = "reason",
+    }
+}
+
+object! {
+    /// An A2A HTTP+JSON stream event: a `StreamResponse`, or an error.
+    struct RestEvent<'a> {
+        task: Skip = "task",
+        message: Skip = "message",
+        status_update: Skip = "statusUpdate",
+        artifact_update: Skip = "artifactUpdate",
+        error: RestStatus<'a> = "error",
     }
 }
 
@@ -221,6 +269,49 @@ fn a2a_event(text: &[u8], v03: bool) -> Result<(), Kind> {
     }
 }
 
+/// The kind of an A2A HTTP+JSON error: by A2A's reason in its details when it names one, else
+/// `fallback`.
+fn rest_kind(status: Option<RestStatus<'_>>, fallback: Kind) -> Kind {
+    let reasons = status.and_then(|s| s.details).unwrap_or_default();
+    reasons
+        .iter()
+        .filter_map(|d| d.reason.as_ref())
+        .find_map(|r| rest_reason_name(r.as_str()))
+        .unwrap_or(fallback)
+}
+
+/// Why a non-2xx response of the HTTP+JSON binding failed: A2A's reason when its body names
+/// one, else the status.
+fn rest_failure(head: &Head, body: &[u8]) -> Kind {
+    let status = match head.content_type {
+        ContentType::Json => {
+            serde_json::from_slice::<RestError<'_>>(body).ok().and_then(|e| e.error)
+        }
+        _ => None,
+    };
+    rest_kind(status, status_name(head.status))
+}
+
+/// Checks one A2A HTTP+JSON stream event.
+fn rest_event(text: &[u8]) -> Result<(), Kind> {
+    let e: RestEvent<'_> = serde_json::from_slice(text).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => BAD_SHAPE,
+        _ => BAD_JSON,
+    })?;
+    if e.error.is_some() {
+        return Err(rest_kind(e.error, Cow::Borrowed("a2a_stream_error")));
+    }
+    let any = e.task.is_some()
+        || e.message.is_some()
+        || e.status_update.is_some()
+        || e.artifact_update.is_some();
+    if any {
+        Ok(())
+    } else {
+        Err(BAD_SHAPE)
+    }
+}
+
 fn mcp_result(text: &[u8], call: bool) -> Result<(), Kind> {
     if call {
         rpc(text, |r: ToolCall<'_>| match (r.is_error, r.content) {
@@ -274,6 +365,9 @@ pub fn judge(
     scratch: &mut Vec<u8>,
 ) -> Result<u32, Kind> {
     if !(200..300).contains(&head.status) {
+        if p.is_a2a_rest() {
+            return Err(rest_failure(head, body));
+        }
         return Err(status_name(head.status));
     }
     let json = || if head.content_type == ContentType::Json { Ok(()) } else { Err(WRONG_TYPE) };
@@ -292,16 +386,27 @@ pub fn judge(
             json()?;
             a2a_result(body, p == Pattern::A2aV03Message, context).map(|()| 0)
         }
-        Pattern::A2aStream | Pattern::A2aV03Stream => {
+        Pattern::A2aRestMessage => {
+            json()?;
+            match serde_json::from_slice::<V1Result<'_>>(body) {
+                Ok(r) if r.message.is_some() || r.task.is_some() => Ok(0),
+                Ok(_) => Err(BAD_SHAPE),
+                Err(e) if e.is_data() => Err(BAD_SHAPE),
+                Err(_) => Err(BAD_JSON),
+            }
+        }
+        Pattern::A2aStream | Pattern::A2aV03Stream | Pattern::A2aRestStream => {
             if head.content_type != ContentType::EventStream {
                 return Err(WRONG_TYPE);
             }
-            let v03 = p == Pattern::A2aV03Stream;
             let mut failed = None;
             let (n, open) = parse::events(body, scratch, |data| {
                 if failed.is_none() {
-                    failed =
-                        a2a_event(data, v03).err().map(|k| if k == BAD_JSON { BAD_SSE } else { k });
+                    let checked = match p {
+                        Pattern::A2aRestStream => rest_event(data),
+                        _ => a2a_event(data, p == Pattern::A2aV03Stream),
+                    };
+                    failed = checked.err().map(|k| if k == BAD_JSON { BAD_SSE } else { k });
                 }
             });
             match failed {
@@ -391,6 +496,55 @@ mod tests {
             br#"{"jsonrpc":"2.0","id":1,"result":{"kind":"message","role":"agent","parts":[]}}"#;
         assert_eq!(judge(Pattern::A2aV03Message, &ok, v03, None, &mut s), Ok(0));
         assert_eq!(judge(Pattern::A2aV03Message, &ok, msg, None, &mut s).unwrap_err(), BAD_SHAPE);
+    }
+
+    #[test]
+    fn the_http_json_binding_is_checked_by_shape_and_its_errors_named_by_reason() {
+        // Proves the A2A HTTP+JSON checks: the body is the response itself (a message or a
+        // task, no JSON-RPC envelope); a non-2xx names A2A's reason from its google.rpc.Status
+        // details, else the status; a stream's events are StreamResponses, and an error event
+        // is named the same way.
+        let mut s = Vec::new();
+        let ok = head(200, ContentType::Json);
+        let msg = br#"{"message":{"contextId":"c1","parts":[{"text":"hi"}]}}"#;
+        assert_eq!(judge(Pattern::A2aRestMessage, &ok, msg, None, &mut s), Ok(0));
+        let task = br#"{"task":{"id":"t","status":{"state":"TASK_STATE_COMPLETED"}}}"#;
+        assert_eq!(judge(Pattern::A2aRestMessage, &ok, task, None, &mut s), Ok(0));
+        let wrapped = br#"{"jsonrpc":"2.0","id":1,"result":{"message":{"parts":[]}}}"#;
+        let bad = judge(Pattern::A2aRestMessage, &ok, wrapped, None, &mut s);
+        assert_eq!(bad.unwrap_err(), BAD_SHAPE);
+        let bad = judge(Pattern::A2aRestMessage, &ok, b"{oops", None, &mut s);
+        assert_eq!(bad.unwrap_err(), BAD_JSON);
+        let html = head(200, ContentType::Other);
+        assert_eq!(
+            judge(Pattern::A2aRestMessage, &html, msg, None, &mut s).unwrap_err(),
+            WRONG_TYPE
+        );
+        let status = br#"{"error":{"code":404,"status":"NOT_FOUND","message":"no task","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"TASK_NOT_FOUND","domain":"a2a-protocol.org"}]}}"#;
+        let not_found = head(404, ContentType::Json);
+        let got = judge(Pattern::A2aRestMessage, &not_found, status, None, &mut s);
+        assert_eq!(got.unwrap_err(), "a2a_task_not_found");
+        let other = br#"{"error":{"code":400,"status":"INVALID_ARGUMENT","details":[{"reason":"INVALID_REQUEST"}]}}"#;
+        let got =
+            judge(Pattern::A2aRestMessage, &head(400, ContentType::Json), other, None, &mut s);
+        assert_eq!(got.unwrap_err(), "http_400");
+        let got =
+            judge(Pattern::A2aRestStream, &head(503, ContentType::Other), b"down", None, &mut s);
+        assert_eq!(got.unwrap_err(), "http_503");
+        let got = judge(Pattern::A2aRestStream, &not_found, status, None, &mut s);
+        assert_eq!(got.unwrap_err(), "a2a_task_not_found");
+        let sse = head(200, ContentType::EventStream);
+        let events =
+            b"data: {\"task\":{\"id\":\"t\"}}\r\n\r\ndata: {\"statusUpdate\":{\"final\":true}}\n\n";
+        assert_eq!(judge(Pattern::A2aRestStream, &sse, events, None, &mut s), Ok(2));
+        let failed = b"data: {\"task\":{}}\n\nevent: error\ndata: {\"error\":{\"code\":400,\"details\":[{\"reason\":\"UNSUPPORTED_OPERATION\"}]}}\n\n";
+        let got = judge(Pattern::A2aRestStream, &sse, failed, None, &mut s);
+        assert_eq!(got.unwrap_err(), "a2a_unsupported_operation");
+        let unnamed = b"data: {\"error\":{\"code\":500}}\n\n";
+        let got = judge(Pattern::A2aRestStream, &sse, unnamed, None, &mut s);
+        assert_eq!(got.unwrap_err(), "a2a_stream_error");
+        let rpc = b"data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"task\":{}}}\n\n";
+        assert_eq!(judge(Pattern::A2aRestStream, &sse, rpc, None, &mut s).unwrap_err(), BAD_SHAPE);
     }
 
     #[test]

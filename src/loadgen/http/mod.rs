@@ -78,6 +78,10 @@ pub enum Pattern {
     A2aV03Message,
     /// A2A v0.3 `message/stream`.
     A2aV03Stream,
+    /// A2A v1.0 `SendMessage` in the HTTP+JSON binding: `POST {path}/message:send`.
+    A2aRestMessage,
+    /// A2A v1.0 `SendStreamingMessage` in the HTTP+JSON binding: `POST {path}/message:stream`.
+    A2aRestStream,
     /// MCP `tools/list`.
     McpToolsList,
     /// MCP `tools/call`.
@@ -94,7 +98,7 @@ pub enum Pattern {
     RegistryHealth,
 }
 
-const PATTERNS: [(&str, Pattern); 14] = [
+const PATTERNS: [(&str, Pattern); 16] = [
     ("health", Pattern::Health),
     ("a2a:message", Pattern::A2aMessage),
     ("a2a:stream", Pattern::A2aStream),
@@ -102,6 +106,8 @@ const PATTERNS: [(&str, Pattern); 14] = [
     ("a2a:agent_card", Pattern::AgentCard),
     ("a2a-v03:message", Pattern::A2aV03Message),
     ("a2a-v03:stream", Pattern::A2aV03Stream),
+    ("a2a-rest:message", Pattern::A2aRestMessage),
+    ("a2a-rest:stream", Pattern::A2aRestStream),
     ("mcp:tools/list", Pattern::McpToolsList),
     ("mcp:tools/call", Pattern::McpToolsCall),
     ("registry:register", Pattern::RegistryRegister),
@@ -167,9 +173,21 @@ impl Pattern {
         )
     }
 
+    /// Whether it speaks A2A's HTTP+JSON binding (operations under the URL's path, errors
+    /// as HTTP statuses with a `google.rpc.Status` body).
+    pub fn is_a2a_rest(self) -> bool {
+        matches!(self, Pattern::A2aRestMessage | Pattern::A2aRestStream)
+    }
+
+    /// Whether its request's path is an operation's, under the URL's path (and before its
+    /// query): the registry's and the A2A HTTP+JSON binding's.
+    pub fn is_under_path(self) -> bool {
+        self.is_registry() || self.is_a2a_rest()
+    }
+
     /// Whether its answers are server-sent event streams.
     pub fn is_stream(self) -> bool {
-        matches!(self, Pattern::A2aStream | Pattern::A2aV03Stream)
+        matches!(self, Pattern::A2aStream | Pattern::A2aV03Stream | Pattern::A2aRestStream)
     }
 }
 

@@ -42,7 +42,8 @@ pub(super) fn fixed_head(
     at: Option<(u32, u64)>,
 ) -> bool {
     let method = method_of(what, kind);
-    // The registry's paths go under the URL's path, before its query.
+    // The registry's and the HTTP+JSON binding's paths go under the URL's path, before its
+    // query.
     let (base, query) = match plan.path.split_once('?') {
         Some((path, query)) => (path.trim_end_matches('/'), Some(query)),
         None => (plan.path.trim_end_matches('/'), None),
@@ -54,6 +55,8 @@ pub(super) fn fixed_head(
             write!(out, "{method} {base}/agents")
         }
         Some(Pattern::RegistrySearch) => write!(out, "POST {base}/agents/search"),
+        Some(Pattern::A2aRestMessage) => write!(out, "POST {base}/message:send"),
+        Some(Pattern::A2aRestStream) => write!(out, "POST {base}/message:stream"),
         Some(Pattern::RegistryGet) => {
             let Some((client, seq)) = at else { return false };
             // The command line refuses registry:get without preloaded agents.
@@ -64,7 +67,7 @@ pub(super) fn fixed_head(
         }
         _ => write!(out, "{method} {}", plan.path),
     };
-    if let Some(q) = query.filter(|_| kind.is_some_and(Pattern::is_registry)) {
+    if let Some(q) = query.filter(|_| kind.is_some_and(Pattern::is_under_path)) {
         let _ = write!(out, "?{q}");
     }
     // The user's `--header`s replace these of ours.
@@ -82,8 +85,16 @@ pub(super) fn fixed_head(
     if plan.close {
         out.extend_from_slice(b"Connection: close\r\n");
     }
-    let a2a =
-        matches!(kind, Some(Pattern::A2aMessage | Pattern::A2aStream | Pattern::A2aConversation));
+    let a2a = matches!(
+        kind,
+        Some(
+            Pattern::A2aMessage
+                | Pattern::A2aStream
+                | Pattern::A2aConversation
+                | Pattern::A2aRestMessage
+                | Pattern::A2aRestStream
+        )
+    );
     if a2a && !theirs("a2a-version") {
         out.extend_from_slice(b"A2A-Version: 1.0\r\n");
     }
@@ -207,6 +218,13 @@ pub(super) fn request_body(
             let _ = write!(
                 b,
                 r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"SendMessage","params":{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","contextId":"{context}","parts":[{{"text":"{text}"}}]}}}}}}"#,
+            );
+        }
+        (_, Some(Pattern::A2aRestMessage | Pattern::A2aRestStream)) => {
+            // The HTTP+JSON binding's body is the request itself (`SendMessageRequest`).
+            let _ = write!(
+                b,
+                r#"{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","parts":[{{"text":"{text}"}}]}}}}"#,
             );
         }
         (_, Some(p @ (Pattern::A2aV03Message | Pattern::A2aV03Stream))) => {

@@ -141,12 +141,23 @@ fn requests_carry_the_head_of_their_kind_and_their_own_lines() {
     for (pattern, line) in [
         (Pattern::RegistryList, "GET /r/agents?k=1 HTTP/1.1"),
         (Pattern::RegistrySearch, "POST /r/agents/search?k=1 HTTP/1.1"),
+        (Pattern::A2aRestMessage, "POST /r/message:send?k=1 HTTP/1.1"),
+        (Pattern::A2aRestStream, "POST /r/message:stream?k=1 HTTP/1.1"),
         (Pattern::RegistryHealth, "GET /r/health?k=1 HTTP/1.1"),
     ] {
         let plan = Plan { patterns: vec![pattern], path: "/r/?k=1".into(), ..Plan::default() };
         let request = text(plan, None);
         assert_eq!(request.lines().next(), Some(line), "{request}");
     }
+    // A2A's HTTP+JSON binding: the version header, and the request itself as the body.
+    let plan = Plan { host: "h".into(), patterns: vec![Pattern::A2aRestStream], ..Plan::default() };
+    let rest = text(plan, None);
+    let (head, body) = rest.split_once("\r\n\r\n").unwrap();
+    for line in ["POST /message:stream HTTP/1.1", "A2A-Version: 1.0", "Accept: text/event-stream"] {
+        assert!(head.lines().any(|l| l == line), "{line}: {head}");
+    }
+    assert!(body.starts_with(r#"{"message":{"role":"ROLE_USER","messageId":"#), "{body}");
+    assert!(!body.contains("jsonrpc"), "{body}");
     // --header: on every request after Host; one named as ours replaces it.
     let headers = [("X-Api-Key", "k"), ("A2A-Version", "0.9"), ("accept", "*/*")];
     let plan = Plan {
