@@ -24,7 +24,8 @@ pub struct HttpCmd {
     url: String,
     /// What each client sends, as a mix reported per pattern: health, a2a:message,
     /// a2a:stream, a2a:conversation, a2a:agent_card, a2a-v03:message, a2a-v03:stream,
-    /// a2a-rest:message, a2a-rest:stream (A2A's HTTP+JSON binding), mcp:tools/list, mcp:tools/call, mcp:mixed, registry:register, registry:get,
+    /// a2a-rest:message, a2a-rest:stream, a2a-rest:conversation (A2A's HTTP+JSON binding),
+    /// mcp:tools/list, mcp:tools/call, mcp:mixed, registry:register, registry:get,
     /// registry:list, registry:search, registry:health.
     #[arg(long, value_name = "LIST", default_value = "health")]
     pattern: String,
@@ -155,7 +156,7 @@ pub struct HttpCmd {
     /// against them).
     #[arg(long, value_name = "N", default_value_t = 0)]
     preload: u32,
-    /// a2a:conversation: turns per context.
+    /// a2a:conversation, a2a-rest:conversation: turns per context.
     #[arg(long, value_name = "N", default_value_t = 4)]
     turns: u32,
     /// Multi-host: this process is worker I (from 0) of --workers, driving its slice of every
@@ -285,7 +286,7 @@ fn config(cmd: HttpCmd, role: Option<&super::worker::WorkerRole>) -> anyhow::Res
         http2: cmd.http2,
         mcp_version: mcp.then(|| cmd.mcp_version.clone()),
         preload: cmd.preload,
-        turns: patterns.contains(&Pattern::A2aConversation).then_some(cmd.turns),
+        turns: patterns.iter().any(|p| p.is_conversation()).then_some(cmd.turns),
         auth: token.is_some(),
         timeout_sec: cmd.timeout.filter(|t| !t.is_zero()).map(|t| t.as_secs_f64()),
         tls: https,

@@ -193,15 +193,16 @@ fn every_a2a_pattern_is_answered_by_the_echo_agent() {
 
 #[test]
 fn the_a2a_http_json_binding_is_answered_and_its_errors_named_by_reason() {
-    // Proves A2A's HTTP+JSON binding end to end: message and stream against the echo agent
-    // under a tenant's path, over HTTP/1.1 and h2c (events counted, nothing lost); a version
+    // Proves A2A's HTTP+JSON binding end to end: message, stream and conversation (context
+    // kept) against the echo agent under a tenant's path, over HTTP/1.1 and h2c (events
+    // counted, nothing lost); a version
     // the agent refuses is named by the reason in its google.rpc.Status body; a scripted
     // server that checks the request line and the version header answers 404 TASK_NOT_FOUND
     // to every request, each counted as `a2a_task_not_found`, and a stream's error event is
     // named by its reason too.
     let t = Target::start(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), 1).unwrap();
     let url = format!("http://{}/tenant-1", t.local_addr());
-    let mix = "a2a-rest:message,a2a-rest:stream";
+    let mix = "a2a-rest:message,a2a-rest:stream,a2a-rest:conversation";
     for h2 in [false, true] {
         let mut args = vec!["--url", &url, "--pattern", mix, "--agents", "3"];
         if h2 {

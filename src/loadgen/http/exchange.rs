@@ -164,14 +164,9 @@ impl Http {
             What::Farewell => self.farewells = self.farewells.saturating_sub(1),
             What::Request(i) => {
                 let p = self.plan.patterns[usize::from(i)];
-                let context = (p == Pattern::A2aConversation).then(|| {
-                    conversation(
-                        &mut self.context,
-                        &self.plan,
-                        self.id_base,
-                        self.first + w.local,
-                        w.seq,
-                    );
+                let context = p.is_conversation().then(|| {
+                    let caller = (self.id_base, self.first + w.local, w.seq);
+                    conversation(&mut self.context, &self.plan, p, caller);
                     self.context.as_str()
                 });
                 let verdict = judge::judge(p, head, body, context, &mut self.event);

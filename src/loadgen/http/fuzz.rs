@@ -21,6 +21,7 @@ const MIXES: [&[Pattern]; 4] = [
         Pattern::RegistrySearch,
         Pattern::A2aRestMessage,
         Pattern::A2aRestStream,
+        Pattern::A2aRestConversation,
     ],
     &[Pattern::McpToolsList, Pattern::McpToolsCall],
 ];

@@ -386,11 +386,15 @@ pub fn judge(
             json()?;
             a2a_result(body, p == Pattern::A2aV03Message, context).map(|()| 0)
         }
-        Pattern::A2aRestMessage => {
+        Pattern::A2aRestMessage | Pattern::A2aRestConversation => {
             json()?;
             match serde_json::from_slice::<V1Result<'_>>(body) {
-                Ok(r) if r.message.is_some() || r.task.is_some() => Ok(0),
-                Ok(_) => Err(BAD_SHAPE),
+                Ok(r) => match r.message.or(r.task) {
+                    Some(m) => {
+                        context_kept(m.context_id.as_ref().map(Str::as_str), context).map(|()| 0)
+                    }
+                    None => Err(BAD_SHAPE),
+                },
                 Err(e) if e.is_data() => Err(BAD_SHAPE),
                 Err(_) => Err(BAD_JSON),
             }
@@ -510,6 +514,9 @@ mod tests {
         assert_eq!(judge(Pattern::A2aRestMessage, &ok, msg, None, &mut s), Ok(0));
         let task = br#"{"task":{"id":"t","status":{"state":"TASK_STATE_COMPLETED"}}}"#;
         assert_eq!(judge(Pattern::A2aRestMessage, &ok, task, None, &mut s), Ok(0));
+        assert_eq!(judge(Pattern::A2aRestConversation, &ok, msg, Some("c1"), &mut s), Ok(0));
+        let lost = judge(Pattern::A2aRestConversation, &ok, msg, Some("c2"), &mut s);
+        assert_eq!(lost.unwrap_err(), "a2a_context_lost");
         let wrapped = br#"{"jsonrpc":"2.0","id":1,"result":{"message":{"parts":[]}}}"#;
         let bad = judge(Pattern::A2aRestMessage, &ok, wrapped, None, &mut s);
         assert_eq!(bad.unwrap_err(), BAD_SHAPE);

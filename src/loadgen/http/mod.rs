@@ -82,6 +82,8 @@ pub enum Pattern {
     A2aRestMessage,
     /// A2A v1.0 `SendStreamingMessage` in the HTTP+JSON binding: `POST {path}/message:stream`.
     A2aRestStream,
+    /// [`Pattern::A2aConversation`] in the HTTP+JSON binding.
+    A2aRestConversation,
     /// MCP `tools/list`.
     McpToolsList,
     /// MCP `tools/call`.
@@ -98,7 +100,7 @@ pub enum Pattern {
     RegistryHealth,
 }
 
-const PATTERNS: [(&str, Pattern); 16] = [
+const PATTERNS: [(&str, Pattern); 17] = [
     ("health", Pattern::Health),
     ("a2a:message", Pattern::A2aMessage),
     ("a2a:stream", Pattern::A2aStream),
@@ -108,6 +110,7 @@ const PATTERNS: [(&str, Pattern); 16] = [
     ("a2a-v03:stream", Pattern::A2aV03Stream),
     ("a2a-rest:message", Pattern::A2aRestMessage),
     ("a2a-rest:stream", Pattern::A2aRestStream),
+    ("a2a-rest:conversation", Pattern::A2aRestConversation),
     ("mcp:tools/list", Pattern::McpToolsList),
     ("mcp:tools/call", Pattern::McpToolsCall),
     ("registry:register", Pattern::RegistryRegister),
@@ -176,7 +179,15 @@ impl Pattern {
     /// Whether it speaks A2A's HTTP+JSON binding (operations under the URL's path, errors
     /// as HTTP statuses with a `google.rpc.Status` body).
     pub fn is_a2a_rest(self) -> bool {
-        matches!(self, Pattern::A2aRestMessage | Pattern::A2aRestStream)
+        matches!(
+            self,
+            Pattern::A2aRestMessage | Pattern::A2aRestStream | Pattern::A2aRestConversation
+        )
+    }
+
+    /// Whether its requests carry a conversation's `contextId`, which the answer must keep.
+    pub fn is_conversation(self) -> bool {
+        matches!(self, Pattern::A2aConversation | Pattern::A2aRestConversation)
     }
 
     /// Whether its request's path is an operation's, under the URL's path (and before its
@@ -210,7 +221,7 @@ pub struct Plan {
     pub mcp_version: String,
     /// Registry agent ids registered before the run (`registry:get` picks among them).
     pub preloaded: Vec<String>,
-    /// `a2a:conversation`: turns per context.
+    /// `a2a:conversation`, `a2a-rest:conversation`: turns per context.
     pub turns: u32,
     /// Most requests on the wire per connection (HTTP/1.1).
     pub pipeline: u32,

@@ -57,6 +57,7 @@ pub(super) fn fixed_head(
         Some(Pattern::RegistrySearch) => write!(out, "POST {base}/agents/search"),
         Some(Pattern::A2aRestMessage) => write!(out, "POST {base}/message:send"),
         Some(Pattern::A2aRestStream) => write!(out, "POST {base}/message:stream"),
+        Some(Pattern::A2aRestConversation) => write!(out, "POST {base}/message:send"),
         Some(Pattern::RegistryGet) => {
             let Some((client, seq)) = at else { return false };
             // The command line refuses registry:get without preloaded agents.
@@ -93,6 +94,7 @@ pub(super) fn fixed_head(
                 | Pattern::A2aConversation
                 | Pattern::A2aRestMessage
                 | Pattern::A2aRestStream
+                | Pattern::A2aRestConversation
         )
     );
     if a2a && !theirs("a2a-version") {
@@ -162,13 +164,19 @@ pub(super) fn fresh_tls(plan: &Plan) -> Option<rustls::ClientConnection> {
 }
 
 /// The context id of the conversation request `seq` of `client` belongs to: `turns` turns of
-/// the conversation pattern per context.
-pub(super) fn conversation(into: &mut String, plan: &Plan, id_base: u32, client: u32, seq: u64) {
+/// the conversation pattern `p` per context (each binding's conversations their own).
+pub(super) fn conversation(
+    into: &mut String,
+    plan: &Plan,
+    p: Pattern,
+    (id_base, client, seq): (u32, u32, u64),
+) {
     let block = u64::from(plan.turns.max(1)) * plan.patterns.len() as u64;
+    let binding = if p.is_a2a_rest() { "rest-" } else { "" };
     into.clear();
     let _ = std::fmt::Write::write_fmt(
         into,
-        format_args!("a2a-bench-{id_base}-{client}-{}", seq / block),
+        format_args!("a2a-bench-{binding}{id_base}-{client}-{}", seq / block),
     );
 }
 
@@ -213,8 +221,8 @@ pub(super) fn request_body(
                 r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"{method}","params":{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","parts":[{{"text":"{text}"}}]}}}}}}"#,
             );
         }
-        (_, Some(Pattern::A2aConversation)) => {
-            conversation(context, plan, id_base, client, seq);
+        (_, Some(p @ Pattern::A2aConversation)) => {
+            conversation(context, plan, p, (id_base, client, seq));
             let _ = write!(
                 b,
                 r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"SendMessage","params":{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","contextId":"{context}","parts":[{{"text":"{text}"}}]}}}}}}"#,
@@ -225,6 +233,13 @@ pub(super) fn request_body(
             let _ = write!(
                 b,
                 r#"{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","parts":[{{"text":"{text}"}}]}}}}"#,
+            );
+        }
+        (_, Some(p @ Pattern::A2aRestConversation)) => {
+            conversation(context, plan, p, (id_base, client, seq));
+            let _ = write!(
+                b,
+                r#"{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","contextId":"{context}","parts":[{{"text":"{text}"}}]}}}}"#,
             );
         }
         (_, Some(p @ (Pattern::A2aV03Message | Pattern::A2aV03Stream))) => {
