@@ -157,7 +157,7 @@ fn median_runs(runs: &[RunFigures]) -> Vec<(String, usize)> {
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1000px;color:#222}\
 h1{font-size:1.6em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ddd}\
 table{border-collapse:collapse;margin:.5em 0;font-size:.9em}td,th{border:1px solid #ddd;padding:.25em .6em;text-align:right}\
-td:first-child,th:first-child{text-align:left}.pass{color:#176317}.fail{color:#b00020;font-weight:bold}\
+td:first-child,th:first-child,.name{text-align:left}.pass{color:#176317}.fail{color:#b00020;font-weight:bold}\
 code{background:#f4f4f4;padding:.1em .3em}.muted{color:#666;font-size:.9em}svg{max-width:100%;height:auto}";
 
 /// The whole page for a report (benchmark or compare) given as JSON.
@@ -242,7 +242,8 @@ fn body(h: &mut String, r: &Value, headings: bool) -> anyhow::Result<()> {
     if headings {
         h.push_str("<h2>Scenarios</h2>\n");
     }
-    scenario_table(h, &scenarios);
+    let unit = Unit::of(r);
+    scenario_table(h, &scenarios, unit);
     lost_wakeups(h, r);
     thresholds(h, r);
     workers(h, r);
@@ -250,14 +251,40 @@ fn body(h: &mut String, r: &Value, headings: bool) -> anyhow::Result<()> {
     baseline(h, r);
     let results = r["results"].as_array().cloned().unwrap_or_default();
     let shown = shown_runs(r, &runs);
+    patterns(h, &results, &shown);
     spectrum_chart(h, &results, &shown)?;
-    throughput_chart(h, &scenarios)?;
-    time_series_charts(h, &results, &shown)
+    throughput_chart(h, &scenarios, unit)?;
+    time_series_charts(h, &results, &shown, unit)
+}
+
+/// What a report's throughput counts: the router's deliveries, or a server's answers.
+#[derive(Clone, Copy)]
+struct Unit {
+    /// A chart's title.
+    title: &'static str,
+    /// An axis's or a column's unit.
+    short: &'static str,
+}
+
+impl Unit {
+    fn of(r: &Value) -> Unit {
+        match r["summary"]["throughput_unit"].as_str() {
+            Some(u) if u.contains("HTTP") => {
+                Unit { title: "Answered HTTP requests per second", short: "answers/s" }
+            }
+            _ => Unit { title: "Router deliveries per second", short: "msgs/s" },
+        }
+    }
 }
 
 /// The scenarios' medians over their repeats, a row each.
-fn scenario_table(h: &mut String, scenarios: &[ScenarioFigures]) {
-    h.push_str("<table><tr><th>scenario</th><th>ok runs</th><th>throughput (msgs/s), median (min–max)</th><th>achieved req/s</th><th>p50 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>errors</th></tr>\n");
+fn scenario_table(h: &mut String, scenarios: &[ScenarioFigures], unit: Unit) {
+    let _ = write!(
+        h,
+        "<table><tr><th>scenario</th><th>ok runs</th><th>throughput ({}), median (min–max)</th>",
+        unit.short
+    );
+    h.push_str("<th>achieved req/s</th><th>p50 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>errors</th></tr>\n");
     for s in scenarios {
         let _ = writeln!(
             h,
@@ -312,6 +339,56 @@ fn shown_runs(r: &Value, runs: &[RunFigures]) -> Vec<(String, usize)> {
     shown
 }
 
+/// An HTTP mix's figures per pattern, for each shown run, as the terminal gives them under
+/// each run: answers, their rate, latency from the intended send time, a stream's first event
+/// and events, errors by kind.
+fn patterns(h: &mut String, results: &[Value], shown: &[(String, usize)]) {
+    let rows: Vec<(&str, &Value)> = shown
+        .iter()
+        .filter_map(|(name, i)| Some((name.as_str(), results.get(*i)?["patterns"].as_array()?)))
+        .flat_map(|(name, ps)| ps.iter().map(move |p| (name, p)))
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    h.push_str("<h3>Patterns</h3>\n<p class=\"muted\">Each scenario's median run, per pattern of its mix; latency from the intended send time; a stream's first event timed the same way.</p>\n<table><tr><th>scenario</th><th class=\"name\">pattern</th><th>answers</th><th>answers/s</th><th>p50 ms</th><th>p99 ms</th><th>first event p50 / p99 ms</th><th>events per answer</th><th>errors</th></tr>\n");
+    for (scenario, p) in rows {
+        let count = |v: &Value| v["count"].as_u64().unwrap_or(0);
+        let at = |v: &Value, key: &str| {
+            super::text::measured_ms(count(v), v[key].as_f64().unwrap_or(0.0))
+        };
+        let first = match &p["first_event"] {
+            f if f.is_object() => format!("{} / {}", at(f, "p50_ms"), at(f, "p99_ms")),
+            _ => String::new(),
+        };
+        let events = p["events_per_answer"].as_f64().map_or(String::new(), |e| format!("{e:.1}"));
+        let kinds: Vec<String> = p["errors_by_kind"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        let errors = match p["errors"].as_u64().unwrap_or(0) {
+            0 => "0".to_string(),
+            n => format!("<span class=\"fail\">{n}</span> ({})", esc(&kinds.join(", "))),
+        };
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td class=\"name\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(scenario),
+            esc(p["pattern"].as_str().unwrap_or("?")),
+            p["ok"].as_u64().unwrap_or(0),
+            rate(p["ok_per_sec"].as_f64().unwrap_or(0.0)),
+            at(&p["latency"], "p50_ms"),
+            at(&p["latency"], "p99_ms"),
+            first,
+            events,
+            errors
+        );
+    }
+    h.push_str("</table>\n");
+}
+
 /// The round trip by percentile of each shown run.
 fn spectrum_chart(
     h: &mut String,
@@ -344,7 +421,11 @@ fn spectrum_chart(
 }
 
 /// Throughput against agents, one line per topology and pacing (with two agent counts or more).
-fn throughput_chart(h: &mut String, scenarios: &[ScenarioFigures]) -> anyhow::Result<()> {
+fn throughput_chart(
+    h: &mut String,
+    scenarios: &[ScenarioFigures],
+    unit: Unit,
+) -> anyhow::Result<()> {
     let mut by: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
     for s in scenarios.iter().filter(|s| s.ok_runs > 0) {
         let pacing = s.scenario.splitn(4, ' ').nth(3).unwrap_or("").to_string();
@@ -359,9 +440,9 @@ fn throughput_chart(h: &mut String, scenarios: &[ScenarioFigures]) -> anyhow::Re
         let lines: Vec<Line> = by.into_iter().map(|(name, points)| Line { name, points }).collect();
         h.push_str("<h3>Throughput against agents</h3>\n");
         h.push_str(&chart(
-            "Router deliveries per second (median of repeats)",
+            &format!("{} (median of repeats)", unit.title),
             ("agents", Axis::Log),
-            ("msgs/s", Axis::Linear),
+            (unit.short, Axis::Linear),
             &lines,
         )?);
     }
@@ -373,6 +454,7 @@ fn time_series_charts(
     h: &mut String,
     results: &[Value],
     shown: &[(String, usize)],
+    unit: Unit,
 ) -> anyhow::Result<()> {
     let series = |field: &str| -> Vec<Line> {
         shown
@@ -400,7 +482,7 @@ fn time_series_charts(
         h.push_str(&chart(
             "Throughput over the run",
             ("seconds into the measured window", Axis::Linear),
-            ("msgs/s", Axis::Linear),
+            (unit.short, Axis::Linear),
             &thr,
         )?);
         h.push_str(&chart(
@@ -714,9 +796,49 @@ mod tests {
             run("star", None),
         ]});
         let mut h = String::new();
-        scenario_table(&mut h, &figures::scenarios(&figures::runs(&report)));
+        let unit = Unit::of(&report);
+        scenario_table(&mut h, &figures::scenarios(&figures::runs(&report)), unit);
         assert_eq!(h.matches("failed: ").count(), 1, "{h}");
         assert!(h.contains("failed: the router closed &lt;4&gt; of 4 agent connections"), "{h}");
+    }
+
+    #[test]
+    fn an_http_mix_is_shown_per_pattern_for_each_scenario() {
+        // Proves the page's pattern table: a row per pattern of the shown run, a stream's
+        // first event and events, errors by kind escaped, `-` where nothing was measured; and
+        // no table for a report without patterns.
+        let lat = |count: u64, p50: f64| serde_json::json!({"count": count, "p50_ms": p50, "p99_ms": p50 * 2.0});
+        let report = serde_json::json!({"results": [{
+            "topology": "client", "agent_count": 4, "success": true, "status": "ok",
+            "pacing": {"mode": "closed"}, "p99_latency_ms": 1.0,
+            "patterns": [
+                {"pattern": "a2a-rest:message", "ok": 120, "errors": 0, "errors_by_kind": {},
+                 "ok_per_sec": 240.0, "latency": lat(120, 0.5)},
+                {"pattern": "a2a-rest:stream", "ok": 0, "errors": 7,
+                 "errors_by_kind": {"a2a_<odd>": 7}, "ok_per_sec": 0.0, "latency": lat(0, 0.0),
+                 "first_event": lat(0, 0.0), "events_per_answer": 0.0}
+            ]
+        }]});
+        let runs = figures::runs(&report);
+        let results = report["results"].as_array().unwrap().clone();
+        let mut h = String::new();
+        patterns(&mut h, &results, &shown_runs(&report, &runs));
+        assert_eq!(h.matches("<tr><td>").count(), 2, "{h}");
+        assert!(h.contains("<td class=\"name\">a2a-rest:message</td><td>120</td><td>240</td><td>0.500</td><td>1.00</td><td></td><td></td><td>0</td>"), "{h}");
+        assert!(h.contains("<td class=\"name\">a2a-rest:stream</td><td>0</td><td>0</td><td>-</td><td>-</td><td>- / -</td><td>0.0</td>"), "{h}");
+        assert!(h.contains("7</span> (a2a_&lt;odd&gt; 7)"), "{h}");
+        let mut http = report.clone();
+        http["summary"] =
+            serde_json::json!({"throughput_unit": "answered HTTP requests per second"});
+        let page = render(&http).unwrap();
+        assert!(page.contains("<h3>Patterns</h3>") && page.contains("throughput (answers/s)"));
+        assert!(render(&report).unwrap().contains("throughput (msgs/s)"));
+        let mut h = String::new();
+        let plain = serde_json::json!({"results": [{"topology": "ring", "agent_count": 4,
+            "success": true, "status": "ok", "pacing": {"mode": "closed"}}]});
+        let results = plain["results"].as_array().unwrap().clone();
+        patterns(&mut h, &results, &shown_runs(&plain, &figures::runs(&plain)));
+        assert!(h.is_empty(), "{h}");
     }
 
     #[test]
