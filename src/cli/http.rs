@@ -252,6 +252,16 @@ fn config(cmd: HttpCmd, role: Option<&super::worker::WorkerRole>) -> anyhow::Res
     if needs_preload && cmd.preload == 0 {
         bail!("--preload: registry:get reads preloaded agents: give --preload N (N ≥ 1)");
     }
+    let base = path.split('?').next().unwrap_or_default().trim_end_matches('/');
+    if patterns.iter().any(|p| p.is_a2a_rest())
+        && (base.ends_with("/message:send") || base.ends_with("/message:stream"))
+    {
+        bail!(
+            "--url: the a2a-rest patterns add /message:send or /message:stream themselves: give \
+             the binding's base ('{}')",
+            base.rsplit_once('/').map_or("/", |(b, _)| if b.is_empty() { "/" } else { b })
+        );
+    }
     let mcp = patterns.iter().any(|p| matches!(p, Pattern::McpToolsList | Pattern::McpToolsCall));
     let mut plan = Plan {
         patterns: patterns.clone(),

@@ -1162,9 +1162,9 @@ fn over_http2_a_body_past_the_bound_resets_its_stream_alone() {
 
 #[test]
 fn http_flag_mistakes_get_one_line() {
-    // Proves a wrong --url, --pattern, --args, --insecure without https, an unreadable
-    // --cacert or a registry:get without --preload is told in one line naming the flag,
-    // without a backtrace.
+    // Proves a wrong --url (an a2a-rest pattern's own operation in it too), --pattern, --args,
+    // --insecure without https, an unreadable --cacert or a registry:get without --preload is
+    // told in one line naming the flag, without a backtrace.
     for (args, flag) in [
         (vec!["--url", "ftp://127.0.0.1:1/"], "--url"),
         (vec!["--url", "http://127.0.0.1:1/", "--insecure"], "--insecure"),
@@ -1182,6 +1182,10 @@ fn http_flag_mistakes_get_one_line() {
         (vec!["--url", "http://127.0.0.1:1/", "-H", "X-Key"], "--header"),
         (vec!["--url", "http://127.0.0.1:1/", "-H", "Content-Length: 3"], "--header"),
         (vec!["--url", "http://127.0.0.1:1/", "-H", "Bad Name: 3"], "--header"),
+        (
+            vec!["--url", "http://127.0.0.1:1/t/message:send", "--pattern", "a2a-rest:message"],
+            "give the binding's base ('/t')",
+        ),
     ] {
         let mut all = vec!["http"];
         all.extend(args);
