@@ -55,9 +55,10 @@ pub(super) fn fixed_head(
             write!(out, "{method} {base}/agents")
         }
         Some(Pattern::RegistrySearch) => write!(out, "POST {base}/agents/search"),
-        Some(Pattern::A2aRestMessage) => write!(out, "POST {base}/message:send"),
+        Some(Pattern::A2aRestMessage | Pattern::A2aRestConversation) => {
+            write!(out, "POST {base}/message:send")
+        }
         Some(Pattern::A2aRestStream) => write!(out, "POST {base}/message:stream"),
-        Some(Pattern::A2aRestConversation) => write!(out, "POST {base}/message:send"),
         Some(Pattern::RegistryGet) => {
             let Some((client, seq)) = at else { return false };
             // The command line refuses registry:get without preloaded agents.

@@ -181,8 +181,8 @@ fn a_round_of_requests_and_answers_allocates_nothing_per_request() {
     // recorded and sending again (request rendered from its pattern's head, response
     // parsed and its shape checked) allocate nothing, for a GET, A2A answers whose skipped
     // members nest (a message's `parts`, a task's history and artifacts: `judge::Skip`,
-    // where serde_json's own skip allocated its scratch stack once per response) and a
-    // registry's list, four requests on the wire at once.
+    // where serde_json's own skip allocated its scratch stack once per response), a task in
+    // A2A's HTTP+JSON binding and a registry's list, four requests on the wire at once.
     use crate::loadgen::group::{Group, Schedule};
     use crate::testing::counting;
     use std::task::{Context, Poll, Waker};
@@ -197,6 +197,9 @@ fn a_round_of_requests_and_answers_allocates_nothing_per_request() {
     let task = json(
         r#"{"jsonrpc":"2.0","id":1,"result":{"task":{"id":"t","contextId":"c","status":{"state":"TASK_STATE_COMPLETED","message":{"role":"ROLE_AGENT","parts":[{"text":"done"}]}},"history":[{"role":"ROLE_USER","parts":[{"text":"x","metadata":{"a":[1,{"b":null}]}}]}],"artifacts":[{"artifactId":"a","parts":[{"text":"y"}]}]}}}"#,
     );
+    let rest_task = json(
+        r#"{"task":{"id":"t","contextId":"c","status":{"state":"TASK_STATE_COMPLETED","message":{"role":"ROLE_AGENT","parts":[{"text":"done"}]}},"artifacts":[{"artifactId":"a","parts":[{"text":"y"}]}]}}"#,
+    );
     let list = json(
         r#"[{"agent_id":"a1","agent_card":{"name":"n","skills":[{"id":"s","tags":["t"]}]}},{"agent_id":"a2","agent_card":{"name":"m","skills":[]}}]"#,
     );
@@ -205,6 +208,7 @@ fn a_round_of_requests_and_answers_allocates_nothing_per_request() {
         (Pattern::A2aMessage, &message[..]),
         (Pattern::A2aMessage, &task[..]),
         (Pattern::RegistryList, &list[..]),
+        (Pattern::A2aRestMessage, &rest_task[..]),
     ];
     for (pattern, answer) in cases {
         let mut cfg = config();
