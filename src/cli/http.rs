@@ -91,8 +91,9 @@ pub struct HttpCmd {
     /// Write each run's HdrHistogram interval log into this directory.
     #[arg(long, value_name = "DIR")]
     hlog: Option<PathBuf>,
-    /// Pass/fail criterion per scenario (repeatable), e.g. p99<50ms, errors==0; exit code 99
-    /// when one fails.
+    /// Pass/fail criterion per scenario (repeatable), e.g. p99<50ms, errors==0, or one
+    /// pattern's: p99{a2a:stream}<80ms, errors{mcp:tools/call}<0.1%; exit code 99 when one
+    /// fails.
     #[arg(long = "threshold", value_name = "EXPR")]
     thresholds: Vec<String>,
     /// A saved report to compare with.
@@ -251,6 +252,15 @@ fn config(cmd: HttpCmd, role: Option<&super::worker::WorkerRole>) -> anyhow::Res
     let needs_preload = patterns.contains(&Pattern::RegistryGet);
     if needs_preload && cmd.preload == 0 {
         bail!("--preload: registry:get reads preloaded agents: give --preload N (N ≥ 1)");
+    }
+    // A threshold on one pattern names a pattern of the mix.
+    let slo = cmd.slo.iter().flat_map(|s| s.split(',')).map(|t| ("--slo", t));
+    for (flag, text) in cmd.thresholds.iter().map(|t| ("--threshold", t.as_str())).chain(slo) {
+        let Ok(t) = text.parse::<crate::report::threshold::Threshold>() else { continue };
+        if let Some(p) = t.pattern().filter(|p| !patterns.iter().any(|q| q.name() == *p)) {
+            let mix: Vec<&str> = patterns.iter().map(|p| p.name()).collect();
+            bail!("{flag} '{}': no pattern '{p}' in the mix ({})", t.text(), mix.join(", "));
+        }
     }
     let base = path.split('?').next().unwrap_or_default().trim_end_matches('/');
     if patterns.iter().any(|p| p.is_a2a_rest())

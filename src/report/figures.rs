@@ -37,6 +37,25 @@ pub struct RunFigures {
     pub requests_sent: u64,
     /// Why it failed, when it did.
     pub failure: Option<String>,
+    /// An HTTP mix's figures per pattern (empty for the router's runs).
+    pub patterns: Vec<PatternFigures>,
+}
+
+/// One pattern's figures in one HTTP run: its measured window only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatternFigures {
+    /// The pattern's name.
+    pub name: String,
+    /// Answers.
+    pub ok: u64,
+    /// Errors.
+    pub errors: u64,
+    /// Answers per second.
+    pub ok_per_sec: f64,
+    /// Its answers' latency from the intended send time, as [`RunFigures::latency_ms`].
+    pub latency_ms: [f64; 6],
+    /// Whether any answer was timed.
+    pub latency_measured: bool,
 }
 
 /// Which latency: the index into [`RunFigures::latency_ms`].
@@ -79,6 +98,31 @@ pub fn scenario_name(r: &Value, count_mode: bool) -> String {
     format!("{topology} × {agents} {pacing}{count}")
 }
 
+/// A run's patterns from its JSON entry.
+fn patterns(r: &Value) -> Vec<PatternFigures> {
+    let Some(ps) = r["patterns"].as_array() else { return Vec::new() };
+    ps.iter()
+        .map(|p| {
+            let l = |k: &str| f(p, &["latency", k]);
+            PatternFigures {
+                name: p["pattern"].as_str().unwrap_or("?").to_string(),
+                ok: p["ok"].as_u64().unwrap_or(0),
+                errors: p["errors"].as_u64().unwrap_or(0),
+                ok_per_sec: f(p, &["ok_per_sec"]),
+                latency_ms: [
+                    l("avg_ms"),
+                    l("p50_ms"),
+                    l("p95_ms"),
+                    l("p99_ms"),
+                    l("p999_ms"),
+                    l("max_ms"),
+                ],
+                latency_measured: p["latency"]["count"].as_u64().is_some_and(|n| n > 0),
+            }
+        })
+        .collect()
+}
+
 /// Every run of a report (`results`), in run order.
 pub fn runs(report: &Value) -> Vec<RunFigures> {
     let count_mode = report["config"]["message_counts"].as_array().is_some_and(|a| !a.is_empty());
@@ -110,6 +154,7 @@ pub fn runs(report: &Value) -> Vec<RunFigures> {
                 .map_or(0, |m| m.values().filter_map(Value::as_u64).sum()),
             requests_sent: r["accounting"]["requests_sent"].as_u64().unwrap_or(0),
             failure: r["failure"].as_str().map(str::to_string),
+            patterns: patterns(r),
         })
         .collect()
 }
@@ -168,6 +213,56 @@ pub struct ScenarioFigures {
     pub sustained: bool,
     /// Why the first of its failed runs failed, when any did.
     pub failure: Option<String>,
+    /// An HTTP mix's patterns, in the mix's order.
+    pub patterns: Vec<PatternScenario>,
+}
+
+/// One pattern over a scenario's repeats: figures of the successful runs, errors of all.
+#[derive(Debug, Clone)]
+pub struct PatternScenario {
+    /// The pattern's name.
+    pub name: String,
+    /// Answers per second.
+    pub ok_per_sec: Stat,
+    /// Each latency of [`PatternFigures::latency_ms`], over the successful runs that timed
+    /// an answer.
+    pub latency_ms: [Stat; 6],
+    /// Errors in the measured windows of every run.
+    pub errors: u64,
+    /// Answers and errors in those windows (what `errors` is a share of).
+    pub resolved: u64,
+}
+
+/// The patterns of a scenario's runs, over the successful ones (`ok`) and all.
+fn pattern_scenarios(all: &[&RunFigures], ok: &[&&RunFigures]) -> Vec<PatternScenario> {
+    let mut names: Vec<&str> = Vec::new();
+    for p in all.iter().flat_map(|r| &r.patterns) {
+        if !names.contains(&p.name.as_str()) {
+            names.push(&p.name);
+        }
+    }
+    let of = |r: &RunFigures, name: &str| r.patterns.iter().find(|p| p.name == name).cloned();
+    names
+        .into_iter()
+        .map(|name| {
+            let good: Vec<PatternFigures> = ok.iter().filter_map(|r| of(r, name)).collect();
+            let every: Vec<PatternFigures> = all.iter().filter_map(|r| of(r, name)).collect();
+            PatternScenario {
+                name: name.to_string(),
+                ok_per_sec: Stat::of(good.iter().map(|p| p.ok_per_sec).collect()),
+                latency_ms: std::array::from_fn(|i| {
+                    Stat::of(
+                        good.iter()
+                            .filter(|p| p.latency_measured)
+                            .map(|p| p.latency_ms[i])
+                            .collect(),
+                    )
+                }),
+                errors: every.iter().map(|p| p.errors).sum(),
+                resolved: every.iter().map(|p| p.ok + p.errors).sum(),
+            }
+        })
+        .collect()
 }
 
 /// Groups `runs` by scenario, in order of first appearance.
@@ -201,6 +296,7 @@ pub fn scenarios(runs: &[RunFigures]) -> Vec<ScenarioFigures> {
                 requests_sent: all.iter().map(|r| r.requests_sent).sum(),
                 sustained: all.iter().all(|r| r.sustained),
                 failure: all.iter().filter(|r| !r.success).find_map(|r| r.failure.clone()),
+                patterns: pattern_scenarios(&all, &ok),
             }
         })
         .collect()

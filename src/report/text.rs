@@ -472,10 +472,16 @@ pub fn thresholds(out: &mut dyn Write, checks: &[super::threshold::Check]) -> io
     }
     let failed = checks.iter().filter(|c| !c.passed).count();
     writeln!(out, "\nthresholds: {} of {} held", checks.len() - failed, checks.len())?;
+    // Columns as wide as their longest entry (a pattern's threshold is long).
+    let width = |f: fn(&super::threshold::Check) -> usize, least: usize| {
+        checks.iter().map(f).max().unwrap_or(0).max(least)
+    };
+    let (t, sc) =
+        (width(|c| c.threshold.chars().count(), 18), width(|c| c.scenario.chars().count(), 34));
     for c in checks {
         writeln!(
             out,
-            "  {} {:<18} {:<34} {}",
+            "  {} {:<t$} {:<sc$} {}",
             if c.passed { "✓" } else { "✗" },
             c.threshold,
             c.scenario,

@@ -7,6 +7,10 @@
 //! VALUE with an optional `k M G` suffix; `errors` (every error of every run: a count, or with
 //! `%` a share of the requests sent); `max_rate` (with `--find-max-rate`: the highest rate that
 //! held the SLO, requests/s, `k M G`). OP is one of `< <= > >= == !=`.
+//!
+//! In an HTTP mix a latency, `throughput` (answers/s) or `errors` may name one pattern, k6's
+//! way: `p99{a2a:stream}<50ms`, `errors{mcp:tools/call}<0.1%` (that pattern's measured
+//! windows: its errors, or their share of its answers and errors).
 
 use serde::Serialize;
 
@@ -54,6 +58,8 @@ pub struct Threshold {
     op: Op,
     /// In the metric's unit: ms, per second, a count or a percentage.
     value: f64,
+    /// The HTTP pattern it is about (`p99{a2a:stream}`), if one.
+    pattern: Option<String>,
 }
 
 fn number(s: &str, suffixes: &[(&str, f64)]) -> Option<f64> {
@@ -86,6 +92,16 @@ impl std::str::FromStr for Threshold {
         .iter()
         .find_map(|(s, op)| rest.strip_prefix(s).map(|v| (*op, v)))
         .ok_or_else(|| format!("'{t}': the comparison is one of < <= > >= == !="))?;
+        let (name, pattern) = match name.trim().split_once('{') {
+            Some((n, p)) => {
+                let p = p.strip_suffix('}').map(str::trim).filter(|p| !p.is_empty());
+                let p = p.ok_or_else(|| {
+                    format!("'{t}': a pattern goes in braces after the metric, e.g. p99{{a2a:stream}}<50ms")
+                })?;
+                (n, Some(p.to_string()))
+            }
+            None => (name, None),
+        };
         let name = name.trim().to_ascii_lowercase();
         let metric = match name.as_str() {
             "avg" | "mean" => Metric::Latency(AVG),
@@ -119,7 +135,12 @@ impl std::str::FromStr for Threshold {
         if value < 0.0 {
             return Err(format!("'{t}': {name} is never negative"));
         }
-        Ok(Threshold { text: t.to_string(), metric, op, value })
+        if pattern.is_some() && matches!(metric, Metric::Rate | Metric::MaxRate) {
+            return Err(format!(
+                "'{t}': {name} is the run's, not a pattern's (per pattern: avg p50 p95 p99 p999 max throughput errors)"
+            ));
+        }
+        Ok(Threshold { text: t.to_string(), metric, op, value, pattern })
     }
 }
 
@@ -156,6 +177,11 @@ impl Threshold {
         &self.text
     }
 
+    /// The HTTP pattern it is about, if one.
+    pub fn pattern(&self) -> Option<&str> {
+        self.pattern.as_deref()
+    }
+
     /// Whether it is about a rate search's result (`max_rate`) rather than a scenario's runs.
     pub fn is_about_search(&self) -> bool {
         self.metric == Metric::MaxRate
@@ -178,6 +204,19 @@ impl Threshold {
 
     /// The figure this threshold looks at, if the scenario has one.
     fn actual(&self, s: &ScenarioFigures) -> Option<f64> {
+        if let Some(name) = &self.pattern {
+            let p = s.patterns.iter().find(|p| p.name == *name)?;
+            return match self.metric {
+                Metric::Errors => Some(p.errors as f64),
+                Metric::ErrorShare if p.resolved == 0 => None,
+                Metric::ErrorShare => Some(100.0 * p.errors as f64 / p.resolved as f64),
+                _ if s.ok_runs == 0 => None,
+                Metric::Latency(i) if p.latency_ms[i].n == 0 => None,
+                Metric::Latency(i) => Some(p.latency_ms[i].median),
+                Metric::Throughput => Some(p.ok_per_sec.median),
+                Metric::Rate | Metric::MaxRate => None,
+            };
+        }
         match self.metric {
             Metric::Errors => Some(s.errors as f64),
             Metric::ErrorShare if s.requests_sent == 0 => None,
@@ -194,6 +233,9 @@ impl Threshold {
     fn describe(&self, v: f64) -> String {
         match self.metric {
             Metric::Latency(_) => format!("{} ms", super::text::ms(v)),
+            Metric::Throughput if self.pattern.is_some() => {
+                format!("{} answers/s", super::text::rate(v))
+            }
             Metric::Throughput => format!("{} msgs/s", super::text::rate(v)),
             Metric::Rate => format!("{} req/s", super::text::rate(v)),
             Metric::Errors => format!("{v} errors"),
@@ -210,12 +252,12 @@ impl Threshold {
             scenario: s.scenario.clone(),
             actual,
             actual_text: actual.map_or_else(
-                || {
-                    if s.ok_runs > 0 {
-                        "no round trip measured".to_string()
-                    } else {
-                        "no successful run".to_string()
+                || match &self.pattern {
+                    Some(p) if !s.patterns.iter().any(|q| q.name == *p) => {
+                        format!("no pattern {p} in the run")
                     }
+                    _ if s.ok_runs > 0 => "no round trip measured".to_string(),
+                    _ => "no successful run".to_string(),
                 },
                 |v| self.describe(v),
             ),
@@ -260,6 +302,7 @@ mod tests {
             requests_sent: 10_000,
             sustained: true,
             failure: None,
+            patterns: Vec::new(),
         }
     }
 
@@ -316,6 +359,48 @@ mod tests {
         assert!(parse_list("--slo", "p99<5ms,errors<0.1%").unwrap().len() == 2);
         let t: Threshold = "max_rate>=50k".parse().unwrap();
         assert!(t.is_about_search() && t.value == 50e3);
+    }
+
+    #[test]
+    fn a_pattern_s_thresholds_look_at_that_pattern_alone() {
+        // Proves `metric{pattern}` parses (rate and max_rate refused), and is checked against
+        // that pattern's medians over the scenario's runs: its latency, its answers/s, its
+        // errors and their share of its answers and errors; a pattern the run did not have
+        // fails, saying so.
+        let t: Threshold = "p99{a2a:stream} < 50ms".parse().unwrap();
+        assert_eq!(
+            (t.pattern(), t.metric, t.value),
+            (Some("a2a:stream"), Metric::Latency(P99), 50.0)
+        );
+        assert!("rate{a2a:stream}>1".parse::<Threshold>().unwrap_err().contains("the run's"));
+        assert!("p99{a2a:stream<1ms".parse::<Threshold>().unwrap_err().contains("braces"));
+        assert!("p99{}<1ms".parse::<Threshold>().unwrap_err().contains("braces"));
+        let run = |p99: f64, ok: u64, errors: u64| {
+            serde_json::json!({
+                "topology": "client", "agent_count": 4, "success": true, "status": "ok",
+                "pacing": {"mode": "closed", "window": 1}, "p99_latency_ms": 1.0,
+                "patterns": [
+                    {"pattern": "a2a:message", "ok": 1000, "errors": 0, "ok_per_sec": 2000.0,
+                     "latency": {"count": 1000, "p99_ms": 0.5}},
+                    {"pattern": "a2a:stream", "ok": ok, "errors": errors, "ok_per_sec": ok as f64,
+                     "latency": {"count": ok, "p99_ms": p99}}
+                ]
+            })
+        };
+        let report = serde_json::json!({"results": [run(40.0, 900, 1), run(60.0, 1000, 0), run(45.0, 1100, 3)]});
+        let s = crate::report::figures::scenarios(&crate::report::figures::runs(&report)).remove(0);
+        let check = |e: &str| e.parse::<Threshold>().unwrap().check(&s);
+        assert!(check("p99{a2a:stream}<50ms").passed, "median 45 ms");
+        assert!(!check("p99{a2a:stream}<44ms").passed);
+        assert!(check("p99{a2a:message}<1ms").passed);
+        assert!(check("throughput{a2a:stream}>=1k").passed, "median 1,000 answers/s");
+        assert_eq!(check("throughput{a2a:stream}>1").actual_text, "1.0 k answers/s");
+        assert!(!check("errors{a2a:stream}==0").passed, "4 errors");
+        assert!(check("errors{a2a:message}==0").passed);
+        let share = check("errors{a2a:stream}<0.2%");
+        assert!(share.passed, "4 of 3,004: {share:?}");
+        let c = check("p99{mcp:tools/list}<1s");
+        assert!(!c.passed && c.actual_text == "no pattern mcp:tools/list in the run", "{c:?}");
     }
 
     #[test]

@@ -128,6 +128,7 @@ fn mistakes_in_the_capacity_flags_get_one_line_naming_the_flag() {
         (vec!["--baseline", not_json.to_str().unwrap()], "--baseline"),
         (vec!["compare", "--threshold", "p99<5ms"], "--threshold"),
         (vec!["--threshold", "max_rate>5k"], "--find-max-rate"),
+        (vec!["--threshold", "p99{a2a:stream}<5ms"], "a2a-bench http's"),
         (vec!["--interval", "0.001"], "--interval"),
         (vec!["--interval", "0", "--hlog", "/tmp"], "--hlog"),
         (vec!["--find-max-rate", "--slo", "p99<1ms", "--threshold", "p99<1ms"], "max_rate"),

@@ -214,6 +214,27 @@ fn the_a2a_http_json_binding_is_answered_and_its_errors_named_by_reason() {
         assert_clean(&report, &mix.split(',').collect::<Vec<_>>());
         assert_eq!(pattern(&report, "a2a-rest:stream")["events_per_answer"], 3.0, "h2 {h2}");
     }
+    // A pattern's own thresholds: checked against that pattern's figures, one that fails
+    // makes the exit code 99.
+    let (ok, text, report) = http(&[
+        "--url",
+        &url,
+        "--pattern",
+        "a2a-rest:message,a2a-rest:stream",
+        "--agents",
+        "2",
+        "--threshold",
+        "errors{a2a-rest:stream}==0",
+        "--threshold",
+        "throughput{a2a-rest:message}>1",
+        "--threshold",
+        "p50{a2a-rest:stream}<1ns",
+    ]);
+    assert!(!ok && text.contains("thresholds: 2 of 3 held"), "{text}");
+    let checks = report.unwrap()["thresholds"].as_array().unwrap().clone();
+    let passed: Vec<bool> = checks.iter().map(|c| c["passed"].as_bool().unwrap()).collect();
+    assert_eq!(passed, [true, true, false], "{checks:?}");
+    assert!(checks[1]["actual_text"].as_str().unwrap().ends_with("answers/s"), "{checks:?}");
     let old = ["--header", "A2A-Version: 0.3"];
     let (ok, _, report) = http(
         &[&["--url", &url, "--pattern", "a2a-rest:message", "--agents", "2"][..], &old].concat(),
@@ -1186,6 +1207,11 @@ fn http_flag_mistakes_get_one_line() {
             vec!["--url", "http://127.0.0.1:1/t/message:send", "--pattern", "a2a-rest:message"],
             "give the binding's base ('/t')",
         ),
+        (
+            vec!["--url", "http://127.0.0.1:1/", "--threshold", "p99{a2a:stream}<1ms"],
+            "--threshold 'p99{a2a:stream}<1ms': no pattern 'a2a:stream' in the mix (health)",
+        ),
+        (vec!["--url", "http://127.0.0.1:1/", "--threshold", "rate{health}>1"], "--threshold"),
     ] {
         let mut all = vec!["http"];
         all.extend(args);

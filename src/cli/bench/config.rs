@@ -450,6 +450,13 @@ fn judging(
         }
         _ => None,
     };
+    let slo = search.iter().flat_map(|s| &s.slo).map(|t| ("--slo", t));
+    let mut all = thresholds.iter().map(|t| ("--threshold", t)).chain(slo);
+    if let Some((flag, t)) = all.find(|(_, t)| t.pattern().is_some()) {
+        if a.protocol != Protocol::Http {
+            bail!("{flag} '{}': a pattern's figures are a2a-bench http's", t.text());
+        }
+    }
     match (&search, thresholds.iter().find(|t| t.is_about_search() != search.is_some())) {
         (Some(_), Some(t)) => bail!(
             "--threshold '{}': with --find-max-rate only max_rate thresholds apply (e.g. max_rate>50k)",
