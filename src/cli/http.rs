@@ -22,7 +22,8 @@ pub struct HttpCmd {
     /// registry's or the A2A HTTP+JSON binding's base, or what `health` gets).
     #[arg(long, value_name = "URL")]
     url: String,
-    /// What each client sends, as a mix reported per pattern: health, a2a:message,
+    /// What each client sends, as a mix reported per pattern (NAME=W weighs a pattern W
+    /// times a bare one, e.g. a2a:message=4,a2a:agent_card): health, a2a:message,
     /// a2a:stream, a2a:conversation, a2a:agent_card, a2a-v03:message, a2a-v03:stream,
     /// a2a-rest:message, a2a-rest:stream, a2a-rest:conversation (A2A's HTTP+JSON binding),
     /// mcp:tools/list, mcp:tools/call, mcp:mixed, registry:register, registry:get,
@@ -246,7 +247,8 @@ fn config(cmd: HttpCmd, role: Option<&super::worker::WorkerRole>) -> anyhow::Res
         bail!("--insecure and --cacert are for https:// URLs");
     }
     let tls = if https { Some(tls_client(&cmd, &name)?) } else { None };
-    let patterns = Pattern::parse_list(&cmd.pattern).map_err(|e| anyhow!("--pattern: {e}"))?;
+    let (patterns, weights) =
+        crate::loadgen::http::parse_mix(&cmd.pattern).map_err(|e| anyhow!("--pattern: {e}"))?;
     let (args, token) = check_flags(&cmd)?;
     let headers = user_headers(&cmd.headers, token.is_some())?;
     let needs_preload = patterns.contains(&Pattern::RegistryGet);
@@ -275,6 +277,7 @@ fn config(cmd: HttpCmd, role: Option<&super::worker::WorkerRole>) -> anyhow::Res
     let mcp = patterns.iter().any(|p| matches!(p, Pattern::McpToolsList | Pattern::McpToolsCall));
     let mut plan = Plan {
         patterns: patterns.clone(),
+        mix: crate::loadgen::http::schedule(&weights),
         host,
         path,
         token: token.clone(),
@@ -301,6 +304,7 @@ fn config(cmd: HttpCmd, role: Option<&super::worker::WorkerRole>) -> anyhow::Res
     let info = HttpConfig {
         url: cmd.url.clone(),
         patterns: patterns.iter().map(|p| p.name().to_string()).collect(),
+        weights: weights.clone(),
         connections: cmd.connections,
         pipeline: cmd.pipeline,
         http2: cmd.http2,

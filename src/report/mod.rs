@@ -403,6 +403,10 @@ pub struct HttpConfig {
     pub url: String,
     /// `--pattern`, expanded (`mcp:mixed` is tools/list and tools/call).
     pub patterns: Vec<String>,
+    /// Each pattern's weight in the mix (`a2a:message=4`; 1 by default), in `patterns`' order
+    /// (empty in reports from before weights).
+    #[serde(default)]
+    pub weights: Vec<u32>,
     /// `--connections`: exactly so many, at most one per client; null: one per client.
     pub connections: Option<u32>,
     /// `--pipeline`: most requests on the wire per connection.

@@ -275,6 +275,31 @@ fn the_a2a_http_json_binding_is_answered_and_its_errors_named_by_reason() {
 }
 
 #[test]
+fn a_weighted_mix_is_answered_in_its_weights() {
+    // Proves `--pattern a=4,b,c=2` end to end: every pattern answered with nothing lost, each
+    // pattern's answers in proportion to its weight (every client goes through the same
+    // cycle, so only cycles cut short by the window's end differ), the conversation keeping
+    // its context, and the weights in the report.
+    let t = Target::start(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), 1).unwrap();
+    let url = format!("http://{}/", t.local_addr());
+    let mix = "a2a:message=4,a2a:agent_card,a2a-rest:conversation=2";
+    let (ok, text, report) = http(&["--url", &url, "--pattern", mix, "--agents", "3"]);
+    let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+    assert!(ok, "{text}");
+    let names = ["a2a:message", "a2a:agent_card", "a2a-rest:conversation"];
+    assert_clean(&report, &names);
+    let answers: Vec<f64> =
+        names.iter().map(|n| pattern(&report, n)["ok"].as_f64().unwrap()).collect();
+    let total: f64 = answers.iter().sum();
+    for (got, weight) in answers.iter().zip([4.0, 1.0, 2.0]) {
+        let want = total * weight / 7.0;
+        // A client's last cycle, cut short, is at most 7 requests off the proportion.
+        assert!((got - want).abs() <= 3.0 * 7.0, "{answers:?}");
+    }
+    assert_eq!(report["config"]["http"]["weights"], serde_json::json!([4, 1, 2]));
+}
+
+#[test]
 fn http_runs_probe_the_agent_cores_for_stalls_unless_told_not_to() {
     // Proves `http --stall-probe`: before the runs a thread spins on the agent core, and the
     // report keeps what it saw under host.stalls (the summary's `machine:` line); 0 skips it.

@@ -46,8 +46,7 @@ impl Http {
     }
 
     pub(super) fn pattern_of(&self, local: u32, seq: u64) -> (u8, Pattern) {
-        let n = self.plan.patterns.len() as u64;
-        let i = ((seq + u64::from(self.first + local)) % n) as u8;
+        let i = self.plan.slot(self.first + local, seq);
         (i, self.plan.patterns[usize::from(i)])
     }
 
@@ -166,7 +165,7 @@ impl Http {
                 let p = self.plan.patterns[usize::from(i)];
                 let context = p.is_conversation().then(|| {
                     let caller = (self.id_base, self.first + w.local, w.seq);
-                    conversation(&mut self.context, &self.plan, p, caller);
+                    conversation(&mut self.context, &self.plan, (i, p), caller);
                     self.context.as_str()
                 });
                 let verdict = judge::judge(p, head, body, context, &mut self.event);

@@ -133,31 +133,7 @@ impl Pattern {
 
     /// A comma-separated list: names above, plus `mcp:mixed` (tools/list and tools/call).
     pub fn parse_list(spec: &str) -> Result<Vec<Pattern>, String> {
-        let mut out = Vec::new();
-        for name in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let found: &[Pattern] = match name {
-                "mcp:mixed" => &[Pattern::McpToolsList, Pattern::McpToolsCall],
-                _ => match PATTERNS.iter().find(|(n, _)| *n == name) {
-                    Some((_, p)) => std::slice::from_ref(p),
-                    None => {
-                        let known: Vec<&str> = PATTERNS.iter().map(|(n, _)| *n).collect();
-                        return Err(format!(
-                            "unknown pattern '{name}' (expected {}, or mcp:mixed)",
-                            known.join(", ")
-                        ));
-                    }
-                },
-            };
-            for p in found {
-                if !out.contains(p) {
-                    out.push(*p);
-                }
-            }
-        }
-        if out.is_empty() {
-            return Err("the list is empty".into());
-        }
-        Ok(out)
+        parse_mix(spec).map(|(patterns, _)| patterns)
     }
 
     fn is_mcp(self) -> bool {
@@ -202,11 +178,81 @@ impl Pattern {
     }
 }
 
+/// The most requests one pattern of a mix may weigh (`a2a:message=100`).
+pub const WEIGHT_MAX: u32 = 100;
+
+/// A mix with weights: `a2a:message=4,a2a:agent_card` (a bare name weighs 1; `mcp:mixed=N`
+/// gives each of its two patterns N). Returns the patterns, each once, in the order given, and
+/// each one's weight.
+pub fn parse_mix(spec: &str) -> Result<(Vec<Pattern>, Vec<u32>), String> {
+    let (mut out, mut weights) = (Vec::new(), Vec::new());
+    for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, weight) = match item.split_once('=') {
+            Some((n, w)) => {
+                let w = w.trim().parse::<u32>().ok().filter(|w| (1..=WEIGHT_MAX).contains(w));
+                let w = w.ok_or_else(|| {
+                    format!("'{item}': a weight is a whole number from 1 to {WEIGHT_MAX}")
+                })?;
+                (n.trim(), w)
+            }
+            None => (item, 1),
+        };
+        let found: &[Pattern] = match name {
+            "mcp:mixed" => &[Pattern::McpToolsList, Pattern::McpToolsCall],
+            _ => match PATTERNS.iter().find(|(n, _)| *n == name) {
+                Some((_, p)) => std::slice::from_ref(p),
+                None => {
+                    let known: Vec<&str> = PATTERNS.iter().map(|(n, _)| *n).collect();
+                    return Err(format!(
+                        "unknown pattern '{name}' (expected {}, or mcp:mixed)",
+                        known.join(", ")
+                    ));
+                }
+            },
+        };
+        for p in found {
+            if out.contains(p) {
+                return Err(format!("'{name}' is in the list twice (give it one weight)"));
+            }
+            out.push(*p);
+            weights.push(weight);
+        }
+    }
+    if out.is_empty() {
+        return Err("the list is empty".into());
+    }
+    Ok((out, weights))
+}
+
+/// The order a client goes through a weighted mix, one pattern index per request: smooth
+/// weighted round robin (each pattern as evenly spread as its weight allows: 4 and 1 give
+/// `0 0 1 0 0`); empty when every weight is 1 (plain round robin).
+pub fn schedule(weights: &[u32]) -> Vec<u8> {
+    if weights.iter().all(|&w| w == 1) {
+        return Vec::new();
+    }
+    let total: i64 = weights.iter().map(|&w| i64::from(w)).sum();
+    let mut current = vec![0i64; weights.len()];
+    (0..total)
+        .map(|_| {
+            for (c, &w) in current.iter_mut().zip(weights) {
+                *c += i64::from(w);
+            }
+            let pick = (0..current.len()).max_by_key(|&i| (current[i], -(i as i64))).unwrap_or(0);
+            current[pick] -= total;
+            pick as u8
+        })
+        .collect()
+}
+
 /// What every client of a run sends, and where.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// The mix: request `k` of a client is pattern `(k + client) % len`.
+    /// The mix's patterns, each once.
     pub patterns: Vec<Pattern>,
+    /// The weighted mix's cycle ([`schedule`]): request `k` of a client is pattern
+    /// `mix[(k + client) % mix.len()]`; empty: `(k + client) % patterns.len()`.
+    pub mix: Vec<u8>,
     /// `Host` header value.
     pub host: String,
     /// The URL's path (JSON-RPC and MCP endpoint; the registry's base).
@@ -243,6 +289,7 @@ impl Default for Plan {
     fn default() -> Plan {
         Plan {
             patterns: vec![Pattern::Health],
+            mix: Vec::new(),
             host: String::new(),
             path: "/".into(),
             token: None,
@@ -262,6 +309,38 @@ impl Default for Plan {
 }
 
 impl Plan {
+    /// The cycle's length and its `k`th pattern index.
+    fn cycle(&self) -> u64 {
+        if self.mix.is_empty() {
+            self.patterns.len() as u64
+        } else {
+            self.mix.len() as u64
+        }
+    }
+
+    fn at(&self, k: u64) -> u8 {
+        let n = self.cycle().max(1);
+        if self.mix.is_empty() {
+            (k % n) as u8
+        } else {
+            self.mix[(k % n) as usize]
+        }
+    }
+
+    /// The index (into `patterns`) of request `seq` of `client`.
+    pub fn slot(&self, client: u32, seq: u64) -> u8 {
+        self.at(seq + u64::from(client))
+    }
+
+    /// How many of `client`'s requests before `seq` were of pattern index `i`.
+    pub fn count_before(&self, i: u8, client: u32, seq: u64) -> u64 {
+        let n = self.cycle().max(1);
+        let per_cycle = (0..n).filter(|&k| self.at(k) == i).count() as u64;
+        let start = u64::from(client);
+        let rest = (0..seq % n).filter(|&t| self.at(start + t) == i).count() as u64;
+        seq / n * per_cycle + rest
+    }
+
     fn sessions(&self) -> bool {
         self.mcp_version != MCP_SESSIONLESS && self.patterns.iter().any(|p| p.is_mcp())
     }

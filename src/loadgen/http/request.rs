@@ -165,19 +165,23 @@ pub(super) fn fresh_tls(plan: &Plan) -> Option<rustls::ClientConnection> {
 }
 
 /// The context id of the conversation request `seq` of `client` belongs to: `turns` turns of
-/// the conversation pattern `p` per context (each binding's conversations their own).
+/// the conversation pattern `p` (index `i` of the mix) per context, however the mix weighs it
+/// (each binding's conversations their own).
 pub(super) fn conversation(
     into: &mut String,
     plan: &Plan,
-    p: Pattern,
+    (i, p): (u8, Pattern),
     (id_base, client, seq): (u32, u32, u64),
 ) {
-    let block = u64::from(plan.turns.max(1)) * plan.patterns.len() as u64;
+    let turn = plan.count_before(i, client, seq);
     let binding = if p.is_a2a_rest() { "rest-" } else { "" };
     into.clear();
     let _ = std::fmt::Write::write_fmt(
         into,
-        format_args!("a2a-bench-{binding}{id_base}-{client}-{}", seq / block),
+        format_args!(
+            "a2a-bench-{binding}{id_base}-{client}-{}",
+            turn / u64::from(plan.turns.max(1))
+        ),
     );
 }
 
@@ -222,8 +226,8 @@ pub(super) fn request_body(
                 r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"{method}","params":{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","parts":[{{"text":"{text}"}}]}}}}}}"#,
             );
         }
-        (_, Some(p @ Pattern::A2aConversation)) => {
-            conversation(context, plan, p, (id_base, client, seq));
+        (What::Request(i), Some(p @ Pattern::A2aConversation)) => {
+            conversation(context, plan, (i, p), (id_base, client, seq));
             let _ = write!(
                 b,
                 r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"SendMessage","params":{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","contextId":"{context}","parts":[{{"text":"{text}"}}]}}}}}}"#,
@@ -236,8 +240,8 @@ pub(super) fn request_body(
                 r#"{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","parts":[{{"text":"{text}"}}]}}}}"#,
             );
         }
-        (_, Some(p @ Pattern::A2aRestConversation)) => {
-            conversation(context, plan, p, (id_base, client, seq));
+        (What::Request(i), Some(p @ Pattern::A2aRestConversation)) => {
+            conversation(context, plan, (i, p), (id_base, client, seq));
             let _ = write!(
                 b,
                 r#"{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","contextId":"{context}","parts":[{{"text":"{text}"}}]}}}}"#,

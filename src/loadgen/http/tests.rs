@@ -255,3 +255,50 @@ fn a_round_of_requests_and_answers_allocates_nothing_per_request() {
         assert_eq!(allocs, 0, "{pattern:?}: {allocs} allocations for {requests} requests");
     }
 }
+
+#[test]
+fn a_weighted_mix_spreads_each_pattern_by_its_weight_and_conversations_keep_their_turns() {
+    // Proves `--pattern a=4,b`: the cycle is smooth weighted round robin (4 and 1 give
+    // `0 0 1 0 0`; all ones keep plain round robin), every client goes through it from its own
+    // offset, `count_before` counts a pattern's earlier requests exactly, and a weighted
+    // conversation changes its context every `--turns` of its own requests, whatever the mix.
+    assert_eq!(super::schedule(&[4, 1]), [0, 0, 1, 0, 0]);
+    assert!(super::schedule(&[1, 1, 1]).is_empty());
+    let spread = super::schedule(&[2, 3]);
+    assert_eq!(spread.iter().filter(|&&i| i == 1).count(), 3);
+    assert!(spread.windows(2).all(|w| w != [0, 0]), "{spread:?}");
+    let (patterns, weights) =
+        super::parse_mix("a2a:message=3, a2a:conversation ,mcp:mixed=2").unwrap();
+    assert_eq!(weights, [3, 1, 2, 2]);
+    assert_eq!(patterns[3], Pattern::McpToolsCall);
+    let plan = Plan {
+        patterns: vec![Pattern::A2aMessage, Pattern::A2aConversation],
+        mix: super::schedule(&[3, 1]),
+        turns: 3,
+        ..Plan::default()
+    };
+    for client in 0..5u32 {
+        let mut seen = 0;
+        let mut contexts: Vec<String> = Vec::new();
+        for seq in 0..48u64 {
+            assert_eq!(plan.count_before(1, client, seq), seen, "client {client} seq {seq}");
+            if plan.slot(client, seq) == 1 {
+                seen += 1;
+                let mut c = String::new();
+                request::conversation(
+                    &mut c,
+                    &plan,
+                    (1, Pattern::A2aConversation),
+                    (7, client, seq),
+                );
+                contexts.push(c);
+            }
+        }
+        assert_eq!(contexts.len(), 12, "a quarter of 48");
+        for turns in contexts.chunks(3) {
+            assert!(turns.iter().all(|c| *c == turns[0]), "{contexts:?}");
+        }
+        contexts.dedup();
+        assert_eq!(contexts.len(), 4, "{contexts:?}");
+    }
+}
