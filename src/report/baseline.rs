@@ -61,6 +61,36 @@ pub struct Row {
     pub throughput: Option<Delta>,
     /// p99 round trip, ms.
     pub p99_ms: Option<Delta>,
+    /// An HTTP mix: each pattern both sides ran (answers/s, p99 of its answers).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub patterns: Vec<PatternRow>,
+}
+
+/// One pattern of a scenario's HTTP mix against the baseline.
+#[derive(Debug, Clone, Serialize)]
+pub struct PatternRow {
+    /// The pattern.
+    pub pattern: String,
+    /// Its answers/s; null when either side had no successful run.
+    pub throughput: Option<Delta>,
+    /// Its answers' p99, ms; null when either side timed none.
+    pub p99_ms: Option<Delta>,
+}
+
+/// The patterns of `a` (now) that `b` (the baseline) ran too.
+fn pattern_rows(b: &ScenarioFigures, a: &ScenarioFigures, both: bool) -> Vec<PatternRow> {
+    a.patterns
+        .iter()
+        .filter_map(|pa| {
+            let pb = b.patterns.iter().find(|p| p.name == pa.name)?;
+            let timed = both && pa.latency_ms[P99].n > 0 && pb.latency_ms[P99].n > 0;
+            Some(PatternRow {
+                pattern: pa.name.clone(),
+                throughput: both.then(|| Delta::of(pb.ok_per_sec, pa.ok_per_sec)),
+                p99_ms: timed.then(|| Delta::of(pb.latency_ms[P99], pa.latency_ms[P99])),
+            })
+        })
+        .collect()
 }
 
 /// The whole diff.
@@ -115,6 +145,7 @@ pub fn diff(file: &str, baseline: &Value, now: &Value) -> Diff {
             throughput: both.then(|| Delta::of(b.throughput, a.throughput)),
             p99_ms: (both && a.latency_ms[P99].n > 0 && b.latency_ms[P99].n > 0)
                 .then(|| Delta::of(b.latency_ms[P99], a.latency_ms[P99])),
+            patterns: pattern_rows(&b, a, both),
         });
     }
     let only_baseline = before
@@ -154,23 +185,28 @@ pub fn print(out: &mut dyn Write, d: &Diff) -> std::io::Result<()> {
         "  {:<34} {:>24} {:>7}  {:<10} {:>20} {:>7}  verdict",
         "scenario", "throughput then → now", "ratio", "", "p99 then → now", "ratio"
     )?;
-    for r in &d.rows {
-        let (Some(t), Some(p)) = (&r.throughput, &r.p99_ms) else {
-            writeln!(out, "  {:<34} no successful run on one side", r.scenario)?;
-            continue;
+    let line = |out: &mut dyn Write, name: &str, t: &Option<Delta>, p: &Option<Delta>| {
+        let (Some(t), Some(p)) = (t, p) else {
+            return writeln!(out, "  {name:<34} no successful run on one side");
         };
         let ratio = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.2}×"));
         writeln!(
             out,
             "  {:<34} {:>24} {:>7}  {:<10} {:>20} {:>7}  {}",
-            r.scenario,
+            name,
             format!("{} → {}", rate(t.before), rate(t.after)),
             ratio(t.ratio),
             verdict(t, true),
             format!("{} → {} ms", ms(p.before), ms(p.after)),
             ratio(p.ratio),
             verdict(p, false),
-        )?;
+        )
+    };
+    for r in &d.rows {
+        line(out, &r.scenario, &r.throughput, &r.p99_ms)?;
+        for p in &r.patterns {
+            line(out, &format!("  {}", p.pattern), &p.throughput, &p.p99_ms)?;
+        }
     }
     for s in &d.only_now {
         writeln!(out, "  {s:<34} new: not in the baseline")?;
@@ -187,6 +223,45 @@ mod tests {
 
     fn stat(v: &[f64]) -> Stat {
         Stat::of(v.to_vec())
+    }
+
+    #[test]
+    fn an_http_mix_is_diffed_pattern_by_pattern() {
+        // Proves each pattern both reports ran gets its own row under its scenario (answers/s
+        // and p99, each called only beyond the repeats' spread), a pattern only one side ran
+        // gets none, and the printed diff shows them under the scenario.
+        let run = |msg_rate: f64, stream_p99: f64, extra: bool| {
+            let mut ps = vec![
+                serde_json::json!({"pattern": "a2a:message", "ok": 100, "errors": 0,
+                    "ok_per_sec": msg_rate, "latency": {"count": 100, "p99_ms": 1.0}}),
+                serde_json::json!({"pattern": "a2a:stream", "ok": 100, "errors": 0,
+                    "ok_per_sec": 500.0, "latency": {"count": 100, "p99_ms": stream_p99}}),
+            ];
+            if extra {
+                ps.push(serde_json::json!({"pattern": "a2a:agent_card", "ok": 1, "errors": 0,
+                    "ok_per_sec": 1.0, "latency": {"count": 1, "p99_ms": 1.0}}));
+            }
+            serde_json::json!({"topology": "client", "agent_count": 4, "success": true,
+                "status": "ok", "pacing": {"mode": "closed", "window": 1},
+                "throughput_msg_per_sec": msg_rate + 500.0, "p99_latency_ms": 2.0,
+                "patterns": ps})
+        };
+        let before =
+            serde_json::json!({"results": [run(1000.0, 5.0, false), run(1100.0, 6.0, false)]});
+        let now = serde_json::json!({"results": [run(2000.0, 5.5, true), run(2100.0, 5.8, true)]});
+        let d = diff("b.json", &before, &now);
+        let pats = &d.rows[0].patterns;
+        let names: Vec<&str> = pats.iter().map(|p| p.pattern.as_str()).collect();
+        assert_eq!(names, ["a2a:message", "a2a:stream"]);
+        assert_eq!(pats[0].throughput.as_ref().unwrap().verdict, "higher");
+        assert_eq!(pats[1].p99_ms.as_ref().unwrap().verdict, "within_noise");
+        let mut out = Vec::new();
+        print(&mut out, &d).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.lines().any(|l| l.starts_with("    a2a:message") && l.contains("better")),
+            "{text}"
+        );
     }
 
     #[test]

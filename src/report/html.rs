@@ -624,6 +624,15 @@ fn baseline(h: &mut String, r: &Value) {
             cell(&row["throughput"], &|v| rate(v)),
             cell(&row["p99_ms"], &|v| ms(v))
         );
+        for p in row["patterns"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                h,
+                "<tr><td>&nbsp;&nbsp;{}</td>{}{}</tr>",
+                esc(p["pattern"].as_str().unwrap_or("")),
+                cell(&p["throughput"], &|v| rate(v)),
+                cell(&p["p99_ms"], &|v| ms(v))
+            );
+        }
     }
     h.push_str("</table>\n");
 }
