@@ -127,12 +127,24 @@ object! {
 }
 
 object! {
-    /// v1.0 stream event: one of four members.
+    /// v1.0 stream event (a `StreamResponse`): one of four members; in the HTTP+JSON binding
+    /// an error event carries `error` instead.
     struct V1Event<'a> {
         task: Skip = "task",
         message: Skip = "message",
         status_update: Skip = "statusUpdate",
         artifact_update: Skip = "artifactUpdate",
+        error: RestStatus<'a> = "error",
+    }
+}
+
+impl V1Event<'_> {
+    /// Whether it is one of the four responses.
+    fn any(&self) -> bool {
+        self.task.is_some()
+            || self.message.is_some()
+            || self.status_update.is_some()
+            || self.artifact_update.is_some()
     }
 }
 
@@ -152,17 +164,6 @@ object! {
 object! {
     struct RestDetail<'a> {
         reason: Str<'a> = "reason",
-    }
-}
-
-object! {
-    /// An A2A HTTP+JSON stream event: a `StreamResponse`, or an error.
-    struct RestEvent<'a> {
-        task: Skip = "task",
-        message: Skip = "message",
-        status_update: Skip = "statusUpdate",
-        artifact_update: Skip = "artifactUpdate",
-        error: RestStatus<'a> = "error",
     }
 }
 
@@ -255,17 +256,7 @@ fn a2a_event(text: &[u8], v03: bool) -> Result<(), Kind> {
             _ => Err(BAD_SHAPE),
         })
     } else {
-        rpc(text, |e: V1Event<'_>| {
-            let any = e.task.is_some()
-                || e.message.is_some()
-                || e.status_update.is_some()
-                || e.artifact_update.is_some();
-            if any {
-                Ok(())
-            } else {
-                Err(BAD_SHAPE)
-            }
-        })
+        rpc(text, |e: V1Event<'_>| if e.any() { Ok(()) } else { Err(BAD_SHAPE) })
     }
 }
 
@@ -294,21 +285,14 @@ fn rest_failure(head: &Head, body: &[u8]) -> Kind {
 
 /// Checks one A2A HTTP+JSON stream event.
 fn rest_event(text: &[u8]) -> Result<(), Kind> {
-    let e: RestEvent<'_> = serde_json::from_slice(text).map_err(|e| match e.classify() {
+    let e: V1Event<'_> = serde_json::from_slice(text).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => BAD_SHAPE,
         _ => BAD_JSON,
     })?;
-    if e.error.is_some() {
-        return Err(rest_kind(e.error, Cow::Borrowed("a2a_stream_error")));
-    }
-    let any = e.task.is_some()
-        || e.message.is_some()
-        || e.status_update.is_some()
-        || e.artifact_update.is_some();
-    if any {
-        Ok(())
-    } else {
-        Err(BAD_SHAPE)
+    match e.error {
+        Some(status) => Err(rest_kind(Some(status), Cow::Borrowed("a2a_stream_error"))),
+        None if e.any() => Ok(()),
+        None => Err(BAD_SHAPE),
     }
 }
 
