@@ -131,11 +131,6 @@ impl Pattern {
         PATTERNS.iter().find(|(n, _)| *n == name).map(|(_, p)| *p)
     }
 
-    /// A comma-separated list: names above, plus `mcp:mixed` (tools/list and tools/call).
-    pub fn parse_list(spec: &str) -> Result<Vec<Pattern>, String> {
-        parse_mix(spec).map(|(patterns, _)| patterns)
-    }
-
     fn is_mcp(self) -> bool {
         matches!(self, Pattern::McpToolsList | Pattern::McpToolsCall)
     }
@@ -181,7 +176,8 @@ impl Pattern {
 /// The most requests one pattern of a mix may weigh (`a2a:message=100`).
 pub const WEIGHT_MAX: u32 = 100;
 
-/// A mix with weights: `a2a:message=4,a2a:agent_card` (a bare name weighs 1; `mcp:mixed=N`
+/// A comma-separated mix of the names above, plus `mcp:mixed` (tools/list and tools/call),
+/// with weights: `a2a:message=4,a2a:agent_card` (a bare name weighs 1; `mcp:mixed=N`
 /// gives each of its two patterns N). Returns the patterns, each once, in the order given, and
 /// each one's weight.
 pub fn parse_mix(spec: &str) -> Result<(Vec<Pattern>, Vec<u32>), String> {
