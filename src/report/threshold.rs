@@ -202,30 +202,25 @@ impl Threshold {
         }
     }
 
-    /// The figure this threshold looks at, if the scenario has one.
+    /// The figure this threshold looks at, if the scenario has one: the scenario's own, or
+    /// its pattern's (which has no rate of its own).
     fn actual(&self, s: &ScenarioFigures) -> Option<f64> {
-        if let Some(name) = &self.pattern {
-            let p = s.patterns.iter().find(|p| p.name == *name)?;
-            return match self.metric {
-                Metric::Errors => Some(p.errors as f64),
-                Metric::ErrorShare if p.resolved == 0 => None,
-                Metric::ErrorShare => Some(100.0 * p.errors as f64 / p.resolved as f64),
-                _ if s.ok_runs == 0 => None,
-                Metric::Latency(i) if p.latency_ms[i].n == 0 => None,
-                Metric::Latency(i) => Some(p.latency_ms[i].median),
-                Metric::Throughput => Some(p.ok_per_sec.median),
-                Metric::Rate | Metric::MaxRate => None,
-            };
-        }
+        let (errors, base, latency, throughput, rate) = match &self.pattern {
+            Some(name) => {
+                let p = s.patterns.iter().find(|p| p.name == *name)?;
+                (p.errors, p.resolved, &p.latency_ms, p.ok_per_sec, None)
+            }
+            None => (s.errors, s.requests_sent, &s.latency_ms, s.throughput, Some(s.achieved_rate)),
+        };
         match self.metric {
-            Metric::Errors => Some(s.errors as f64),
-            Metric::ErrorShare if s.requests_sent == 0 => None,
-            Metric::ErrorShare => Some(100.0 * s.errors as f64 / s.requests_sent as f64),
+            Metric::Errors => Some(errors as f64),
+            Metric::ErrorShare if base == 0 => None,
+            Metric::ErrorShare => Some(100.0 * errors as f64 / base as f64),
             _ if s.ok_runs == 0 => None,
-            Metric::Latency(i) if s.latency_ms[i].n == 0 => None,
-            Metric::Latency(i) => Some(s.latency_ms[i].median),
-            Metric::Throughput => Some(s.throughput.median),
-            Metric::Rate => Some(s.achieved_rate.median),
+            Metric::Latency(i) if latency[i].n == 0 => None,
+            Metric::Latency(i) => Some(latency[i].median),
+            Metric::Throughput => Some(throughput.median),
+            Metric::Rate => rate.map(|r| r.median),
             Metric::MaxRate => None,
         }
     }
