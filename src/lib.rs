@@ -22,6 +22,7 @@ pub mod baseline;
 pub mod cli;
 pub mod client;
 pub mod clock;
+pub mod grpc;
 pub mod host;
 pub mod loadgen;
 pub mod metrics;

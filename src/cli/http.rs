@@ -19,14 +19,15 @@ use crate::report::HttpConfig;
 #[command(allow_negative_numbers = true)]
 pub struct HttpCmd {
     /// The server: http[s]://host[:port][/path] (the JSON-RPC or MCP endpoint, the
-    /// registry's or the A2A HTTP+JSON binding's base, or what `health` gets).
+    /// registry's or the A2A HTTP+JSON or gRPC binding's base, or what `health` gets).
     #[arg(long, value_name = "URL")]
     url: String,
     /// What each client sends, as a mix reported per pattern (NAME=W weighs a pattern W
     /// times a bare one, e.g. a2a:message=4,a2a:agent_card): health, a2a:message,
     /// a2a:stream, a2a:conversation, a2a:agent_card, a2a-v03:message, a2a-v03:stream,
     /// a2a-rest:message, a2a-rest:stream, a2a-rest:conversation (A2A's HTTP+JSON binding),
-    /// mcp:tools/list, mcp:tools/call, mcp:mixed, registry:register, registry:get,
+    /// a2a-grpc:message, a2a-grpc:stream, a2a-grpc:conversation (A2A's gRPC binding, over
+    /// HTTP/2), mcp:tools/list, mcp:tools/call, mcp:mixed, registry:register, registry:get,
     /// registry:list, registry:search, registry:health.
     #[arg(long, value_name = "LIST", default_value = "health")]
     pattern: String,
@@ -42,8 +43,9 @@ pub struct HttpCmd {
     /// Most requests on the wire per connection (HTTP/1.1 pipelining; 1: none).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pipeline: u32,
-    /// HTTP/2 over cleartext TCP (h2c, prior knowledge): the clients of a connection
-    /// multiplex their requests on it, up to the server's concurrent-stream limit.
+    /// HTTP/2 over cleartext TCP (h2c, prior knowledge; over TLS, by ALPN): the clients of a
+    /// connection multiplex their requests on it, up to the server's concurrent-stream limit.
+    /// The a2a-grpc patterns imply it.
     #[arg(long)]
     http2: bool,
     /// One request per connection (HTTP/1.1 `Connection: close`): every request pays a new
@@ -240,15 +242,31 @@ fn header_safe(flag: &str, v: &str) -> anyhow::Result<()> {
 }
 
 /// The validated grid of an `a2a-bench http` command.
-fn config(cmd: HttpCmd, role: Option<&super::worker::WorkerRole>) -> anyhow::Result<BenchConfig> {
+fn config(
+    mut cmd: HttpCmd,
+    role: Option<&super::worker::WorkerRole>,
+) -> anyhow::Result<BenchConfig> {
     let Url { authority: host, host: name, addr, path, https } =
         parse_url(&cmd.url).map_err(|e| anyhow!("--url: {e}"))?;
     if !https && (cmd.insecure || cmd.cacert.is_some()) {
         bail!("--insecure and --cacert are for https:// URLs");
     }
-    let tls = if https { Some(tls_client(&cmd, &name)?) } else { None };
     let (patterns, weights) =
         crate::loadgen::http::parse_mix(&cmd.pattern).map_err(|e| anyhow!("--pattern: {e}"))?;
+    if patterns.iter().any(|p| p.is_grpc()) {
+        // gRPC is HTTP/2's: the whole mix goes over it.
+        if cmd.pipeline != 1 || cmd.no_keepalive {
+            bail!("--pattern: the a2a-grpc patterns speak HTTP/2, which goes with neither --pipeline nor --no-keepalive");
+        }
+        if path.contains(crate::grpc::SERVICE) {
+            bail!(
+                "--url: the a2a-grpc patterns add {}<method> themselves: give the server's address",
+                crate::grpc::SERVICE
+            );
+        }
+        cmd.http2 = true;
+    }
+    let tls = if https { Some(tls_client(&cmd, &name)?) } else { None };
     let (args, token) = check_flags(&cmd)?;
     let headers = user_headers(&cmd.headers, token.is_some())?;
     let needs_preload = patterns.contains(&Pattern::RegistryGet);

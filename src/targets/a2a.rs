@@ -2,10 +2,12 @@
 //! (`SendMessage`, `SendStreamingMessage`; ProtoJSON shapes, header `A2A-Version: 1.0`), in
 //! v1.0's HTTP+JSON binding (`POST /message:send`, `POST /message:stream`, under any prefix such
 //! as a tenant; errors as HTTP statuses with a `google.rpc.Status` body) and in v0.3
-//! (`message/send`, `message/stream`), and serves its agent card at
+//! (`message/send`, `message/stream`), in v1.0's gRPC binding (`lf.a2a.v1.A2AService`'s
+//! `SendMessage` and `SendStreamingMessage` over HTTP/2, under any prefix), and serves its agent
+//! card at
 //! `/.well-known/agent-card.json` (and v0.3's `/.well-known/agent.json`). A stream is a task:
-//! server-sent events carrying the task (`working`), an artifact with the echoed text, and a
-//! final `completed` status.
+//! server-sent events (or a gRPC server stream) carrying the task (`working`), an artifact with
+//! the echoed text, and a final `completed` status.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -19,6 +21,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
 use super::{body, fresh_id, json as json_reply, reply, rpc_error, Body, Events};
+use crate::grpc;
 
 /// The echo agent.
 pub struct Echo {
@@ -47,7 +50,8 @@ impl Echo {
                 "protocolVersion": "0.3.0",
                 "supportedInterfaces": [
                     {"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "1.0"},
-                    {"url": url, "protocolBinding": "HTTP+JSON", "protocolVersion": "1.0"}
+                    {"url": url, "protocolBinding": "HTTP+JSON", "protocolVersion": "1.0"},
+                    {"url": url, "protocolBinding": "GRPC", "protocolVersion": "1.0"}
                 ],
                 "capabilities": {"streaming": true},
                 "defaultInputModes": ["text/plain"],
@@ -79,6 +83,29 @@ impl Echo {
                     Ok((parts, bytes)) => {
                         let version = parts.headers.get("a2a-version").map(|v| v.as_bytes());
                         rest(&bytes, version, stream, self.event_gap)
+                    }
+                    Err(r) => r,
+                }
+            }
+            (&Method::POST, p) if p.contains(grpc::SERVICE) => {
+                let method = p.rsplit('/').next().unwrap_or_default();
+                let stream = match method {
+                    grpc::SEND_MESSAGE => false,
+                    grpc::SEND_STREAMING_MESSAGE => true,
+                    _ => return grpc_error(12, &format!("no method {method}"), None),
+                };
+                let is_grpc = req
+                    .headers()
+                    .get(hyper::header::CONTENT_TYPE)
+                    .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+                if !is_grpc {
+                    let text = "gRPC wants Content-Type: application/grpc\n";
+                    return reply(StatusCode::UNSUPPORTED_MEDIA_TYPE, "text/plain", text);
+                }
+                match body(req).await {
+                    Ok((parts, bytes)) => {
+                        let version = parts.headers.get("a2a-version").map(|v| v.as_bytes());
+                        grpc_call(&bytes, version, stream, self.event_gap)
                     }
                     Err(r) => r,
                 }
@@ -237,4 +264,126 @@ fn rpc(bytes: &Bytes, gap: Duration) -> Response<Body> {
     let all = task_events(&task, &context, &text, version)
         .map(|e| format!("data: {}\n\n", json!({"jsonrpc": "2.0", "id": id, "result": e})));
     events(all, gap)
+}
+
+/// A gRPC error as a head alone ("trailers-only"): `grpc-status` `code`, its message, and, for
+/// one of A2A's errors, a `google.rpc.Status` whose `ErrorInfo` gives the `reason`.
+fn grpc_error(code: u32, message: &str, reason: Option<&str>) -> Response<Body> {
+    let mut r = reply(StatusCode::OK, "application/grpc", Bytes::new());
+    let h = r.headers_mut();
+    h.insert("grpc-status", code.into());
+    // Our messages are plain ASCII: nothing to percent-encode.
+    if let Ok(v) = message.parse() {
+        h.insert("grpc-message", v);
+    }
+    if let Some(v) =
+        reason.and_then(|reason| grpc::details_value(code, message, reason).parse().ok())
+    {
+        h.insert("grpc-status-details-bin", v);
+    }
+    r
+}
+
+/// `SendMessage` or `SendStreamingMessage` in the gRPC binding: one `SendMessageRequest` in,
+/// one `SendMessageResponse` or three `StreamResponse`s out, then `grpc-status: 0`. A request
+/// that names an `a2a-version` other than 1.x is refused (`FAILED_PRECONDITION`,
+/// `VERSION_NOT_SUPPORTED`), as the other bindings refuse it.
+fn grpc_call(bytes: &Bytes, version: Option<&[u8]>, stream: bool, gap: Duration) -> Response<Body> {
+    use prost::Message as _;
+    const INVALID_ARGUMENT: u32 = 3;
+    if version.is_some_and(|v| v != b"1" && !v.starts_with(b"1.")) {
+        return grpc_error(9, "this agent speaks A2A 1.0", Some("VERSION_NOT_SUPPORTED"));
+    }
+    let mut request = None;
+    let walked = grpc::messages(bytes, |m| {
+        request = Some(grpc::SendMessageRequest::decode(m).map_err(|_| ())?);
+        Ok::<(), ()>(())
+    });
+    let message = match (walked, request) {
+        (Err(Err(grpc::Framing::Compressed)), _) => {
+            return grpc_error(12, "compressed messages are not supported", None)
+        }
+        (Ok(1), Some(r)) => r.message,
+        (Ok(_), _) => {
+            return grpc_error(INVALID_ARGUMENT, "a unary request holds one message", None)
+        }
+        _ => return grpc_error(INVALID_ARGUMENT, "the request is not a SendMessageRequest", None),
+    };
+    let Some(message) = message else {
+        return grpc_error(INVALID_ARGUMENT, "no message", None);
+    };
+    let text: String = message.parts.iter().filter_map(|p| p.text.as_deref()).collect();
+    let context = if message.context_id.is_empty() { fresh_id("ctx") } else { message.context_id };
+    let part = || vec![grpc::Part { text: Some(text.clone()) }];
+    let mut frames = Vec::new();
+    if stream {
+        let task = fresh_id("task");
+        let status = |state| Some(grpc::TaskStatus { state });
+        let events = [
+            grpc::StreamResponse {
+                task: Some(grpc::Task {
+                    id: task.clone(),
+                    context_id: context.clone(),
+                    status: status(grpc::TASK_STATE_WORKING),
+                }),
+                ..Default::default()
+            },
+            grpc::StreamResponse {
+                artifact_update: Some(grpc::TaskArtifactUpdateEvent {
+                    task_id: task.clone(),
+                    context_id: context.clone(),
+                    artifact: Some(grpc::Artifact {
+                        artifact_id: fresh_id("artifact"),
+                        parts: part(),
+                    }),
+                    append: false,
+                    last_chunk: true,
+                }),
+                ..Default::default()
+            },
+            grpc::StreamResponse {
+                status_update: Some(grpc::TaskStatusUpdateEvent {
+                    task_id: task,
+                    context_id: context,
+                    status: status(grpc::TASK_STATE_COMPLETED),
+                }),
+                ..Default::default()
+            },
+        ];
+        for e in &events {
+            let mut b = Vec::new();
+            grpc::frame(&mut b, |b| e.encode_raw(b));
+            frames.push(b);
+        }
+    } else {
+        let answer = grpc::SendMessageResponse {
+            task: None,
+            message: Some(grpc::Message {
+                message_id: fresh_id("msg"),
+                context_id: context,
+                task_id: String::new(),
+                role: grpc::ROLE_AGENT,
+                parts: part(),
+            }),
+        };
+        let mut b = Vec::new();
+        grpc::frame(&mut b, |b| answer.encode_raw(b));
+        frames.push(b);
+    }
+    if gap.is_zero() {
+        frames = vec![frames.concat()];
+    }
+    let mut trailers = hyper::HeaderMap::new();
+    trailers.insert("grpc-status", 0.into());
+    let data = frames.into_iter().enumerate().map(move |(i, b)| async move {
+        if i > 0 {
+            tokio::time::sleep(gap).await;
+        }
+        Ok(Frame::data(Bytes::from(b)))
+    });
+    let end = futures_util::stream::once(async move { Ok(Frame::trailers(trailers)) });
+    let all: Events = Box::pin(futures_util::stream::iter(data).then(|f| f).chain(end));
+    let mut r = reply(StatusCode::OK, "application/grpc", "");
+    *r.body_mut() = Body::Right(StreamBody::new(all));
+    r
 }

@@ -275,6 +275,54 @@ fn the_a2a_http_json_binding_is_answered_and_its_errors_named_by_reason() {
 }
 
 #[test]
+fn the_a2a_grpc_binding_is_answered_and_its_errors_named() {
+    // Proves A2A's gRPC binding end to end: message, stream (events counted, the first one
+    // timed) and conversation (context kept) against the echo agent under a prefix, mixed
+    // with a JSON-RPC pattern, all over the HTTP/2 the gRPC patterns imply; a version the
+    // agent refuses is named by the reason in its grpc-status-details-bin; a scripted server's
+    // bare NOT_FOUND, cut message and missing status are each an error of their kind.
+    let t = Target::start(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), 1).unwrap();
+    let url = format!("http://{}/tenant-1", t.local_addr());
+    let mix = "a2a-grpc:message,a2a-grpc:stream,a2a-grpc:conversation,a2a:message";
+    let (ok, text, report) = http(&["--url", &url, "--pattern", mix, "--agents", "4"]);
+    let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+    assert!(ok, "{text}");
+    assert_clean(&report, &mix.split(',').collect::<Vec<_>>());
+    assert_eq!(report["config"]["http"]["http2"], true);
+    assert!(t.http2_requests() > 0);
+    let stream = pattern(&report, "a2a-grpc:stream");
+    assert_eq!(stream["events_per_answer"], 3.0, "{stream}");
+    assert!(stream["first_event"]["p50_ms"].as_f64().unwrap() > 0.0, "{stream}");
+    let old = ["--header", "A2A-Version: 0.3"];
+    let (ok, _, report) = http(
+        &[&["--url", &url, "--pattern", "a2a-grpc:message", "--agents", "2"][..], &old].concat(),
+    );
+    assert!(!ok);
+    let report = report.unwrap();
+    let r = run(&report);
+    let sent = r["accounting"]["requests_sent"].as_u64().unwrap();
+    assert!(r["accounting"]["closed"].as_bool().unwrap() && sent > 0, "{r}");
+    assert_eq!(r["errors"]["a2a_version_not_supported"].as_u64(), Some(sent), "{}", r["errors"]);
+
+    for (act, kind) in [
+        (H2Act::GrpcNotFound, "grpc_not_found"),
+        (H2Act::GrpcCut, "protocol_bad_grpc"),
+        (H2Act::GrpcNoStatus, "protocol_grpc_no_status"),
+    ] {
+        let addr = h2_scripted(move |_, _| act);
+        let url = format!("http://{addr}/");
+        let (ok, _, report) =
+            http(&["--url", &url, "--pattern", "a2a-grpc:message", "--agents", "2"]);
+        assert!(!ok);
+        let report = report.unwrap();
+        let r = run(&report);
+        let sent = r["accounting"]["requests_sent"].as_u64().unwrap();
+        assert!(r["accounting"]["closed"].as_bool().unwrap() && sent > 0, "{r}");
+        assert_eq!(r["errors"][kind].as_u64(), Some(sent), "{act:?}: {}", r["errors"]);
+    }
+}
+
+#[test]
 fn a_weighted_mix_is_answered_in_its_weights() {
     // Proves `--pattern a=4,b,c=2` end to end: every pattern answered with nothing lost, each
     // pattern's answers in proportion to its weight (every client goes through the same
@@ -1042,6 +1090,12 @@ enum H2Act {
     Refuse,
     /// Answers with a body that never ends, as fast as flow control lets it.
     Flood,
+    /// A gRPC error as a head alone: `grpc-status: 5` (NOT_FOUND), no details.
+    GrpcNotFound,
+    /// A gRPC answer whose message is cut short, then `grpc-status: 0`.
+    GrpcCut,
+    /// A gRPC answer whose body ends without trailers.
+    GrpcNoStatus,
 }
 
 /// A scripted h2c server: `act(n, k)` decides the n-th request overall (from 0), the k-th on
@@ -1073,6 +1127,34 @@ fn h2_scripted(act: impl Fn(usize, usize) -> H2Act + Send + Sync + 'static) -> S
                         if what == H2Act::Refuse {
                             respond.send_reset(h2::Reason::REFUSED_STREAM);
                             continue;
+                        }
+                        let grpc = http::Response::builder()
+                            .header("content-type", "application/grpc")
+                            .body(())
+                            .unwrap();
+                        match what {
+                            H2Act::GrpcNotFound => {
+                                let mut head = grpc;
+                                head.headers_mut().insert("grpc-status", 5.into());
+                                let _ = respond.send_response(head, true);
+                                continue;
+                            }
+                            H2Act::GrpcCut | H2Act::GrpcNoStatus => {
+                                let Ok(mut body) = respond.send_response(grpc, false) else {
+                                    continue;
+                                };
+                                let cut = what == H2Act::GrpcCut;
+                                let data: &'static [u8] =
+                                    if cut { &[0, 0, 0, 0, 9, 0x12] } else { &[0, 0, 0, 0, 0] };
+                                let _ = body.send_data(bytes::Bytes::from_static(data), !cut);
+                                if cut {
+                                    let mut trailers = http::HeaderMap::new();
+                                    trailers.insert("grpc-status", 0.into());
+                                    let _ = body.send_trailers(trailers);
+                                }
+                                continue;
+                            }
+                            _ => {}
                         }
                         let head = http::Response::builder()
                             .header("content-type", "text/plain")
@@ -1233,6 +1315,19 @@ fn http_flag_mistakes_get_one_line() {
             "give the binding's base ('/t')",
         ),
         (
+            vec![
+                "--url",
+                "http://127.0.0.1:1/lf.a2a.v1.A2AService/SendMessage",
+                "--pattern",
+                "a2a-grpc:message",
+            ],
+            "give the server's address",
+        ),
+        (
+            vec!["--url", "http://127.0.0.1:1/", "--pattern", "a2a-grpc:stream", "--pipeline", "2"],
+            "--pattern",
+        ),
+        (
             vec!["--url", "http://127.0.0.1:1/", "--threshold", "p99{a2a:stream}<1ms"],
             "--threshold 'p99{a2a:stream}<1ms': no pattern 'a2a:stream' in the mix (health)",
         ),
@@ -1284,7 +1379,7 @@ fn clean_over_both_versions(args: &[&str]) {
 #[test]
 fn https_targets_are_measured_over_both_versions() {
     // Proves https://: the echo agent over TLS answers every A2A pattern over HTTP/1.1 and
-    // over h2 (ALPN), its certificate checked against --cacert; the registry's --preload goes
+    // over h2 (ALPN), gRPC's too, its certificate checked against --cacert; the registry's --preload goes
     // over TLS too. Without the CA the run fails with the certificate's fault in one line per
     // kind, and --insecure accepts it.
     let dir = tempdir();
@@ -1312,6 +1407,15 @@ fn https_targets_are_measured_over_both_versions() {
         ca_arg,
     ]);
     assert!(t.http2_requests() > 0, "the --http2 run went over h2");
+    // gRPC over TLS: h2 by ALPN without --http2.
+    let grpc = "a2a-grpc:message,a2a-grpc:stream";
+    let (ok, text, report) =
+        http(&["--url", &url, "--pattern", grpc, "--agents", "2", "--cacert", ca_arg]);
+    assert!(ok, "{text}");
+    let report = report.unwrap();
+    assert_clean(&report, &grpc.split(',').collect::<Vec<_>>());
+    let config = &report["config"]["http"];
+    assert!(config["tls"] == true && config["http2"] == true, "{config}");
 
     // A new connection, and so a TLS handshake, for every request.
     let args = ["--url", &url, "--pattern", "a2a:message", "--agents", "2", "--no-keepalive"];

@@ -17,7 +17,7 @@ mod workloads;
 
 /// The layers, lowest first; a module may name only modules of its own layer or below.
 const LAYERS: &[&[&str]] = &[
-    &["wire", "clock", "metrics", "shape", "testing"],
+    &["wire", "grpc", "clock", "metrics", "shape", "testing"],
     &["transport", "placement", "tls"],
     &["client", "host"],
     &["route"],

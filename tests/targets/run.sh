@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # `make test-targets`: every `a2a-bench http` pattern against the real Python servers from PyPI
-# — an a2a-sdk 1.x echo agent, MCP servers on mcp 1.x (sessions) and 2.x (sessions, and the
-# sessionless 2026-07-28 protocol), and a2a-registry (without its heavy optional dependencies) —
-# each run must succeed with 0 errors. Virtual environments are made once under
-# target/pyenvs (A2A_BENCH_PYENVS to move them). Needs python3 with venv and PyPI access.
+# — an a2a-sdk 1.x echo agent (its JSON-RPC, HTTP+JSON and gRPC bindings), MCP servers on mcp
+# 1.x (sessions) and 2.x (sessions, and the sessionless 2026-07-28 protocol), and a2a-registry
+# (without its heavy optional dependencies) — each run must succeed with 0 errors. Virtual
+# environments are made once under target/pyenvs (A2A_BENCH_PYENVS to move them), and again when
+# what they hold changes. Needs python3 with venv and PyPI access.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${A2A_BENCH:-$ROOT/target/release/a2a-bench}
@@ -14,17 +15,17 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$OUT"; }
 trap cleanup EXIT
 
-mkenv() { # name, pip arguments...
+mkenv() { # name, pip arguments... (made again when the arguments change)
     local name=$1; shift
-    if [ ! -x "$ENVS/$name/bin/python" ] || [ ! -f "$ENVS/$name/.done" ]; then
+    if [ ! -x "$ENVS/$name/bin/python" ] || [ "$(cat "$ENVS/$name/.done" 2>/dev/null)" != "$*" ]; then
         echo "== making $ENVS/$name: pip install $*"
         rm -rf "${ENVS:?}/$name"
         python3 -m venv "$ENVS/$name"
         "$ENVS/$name/bin/pip" install -q --disable-pip-version-check "$@"
-        touch "$ENVS/$name/.done"
+        echo "$*" > "$ENVS/$name/.done"
     fi
 }
-mkenv a2a 'a2a-sdk[http-server]>=1,<2' uvicorn
+mkenv a2a 'a2a-sdk[http-server,grpc]>=1,<2' uvicorn
 mkenv mcp1 'mcp>=1.20,<2'
 mkenv mcp2 'mcp>=2,<3'
 mkenv registry fastapi uvicorn fasta2a jsonrpcserver pydantic httpx httpx-sse sse-starlette click pyjwt
@@ -74,6 +75,15 @@ PY
 P=$(free_port); start "$P" "$ENVS/a2a/bin/python" "$HERE/a2a_echo.py" "$P"
 check "a2a-sdk $("$ENVS/a2a/bin/pip" show a2a-sdk | sed -n 's/^Version: //p')" --url "http://127.0.0.1:$P/" \
     --pattern a2a:message,a2a:stream,a2a:conversation,a2a:agent_card,a2a-v03:message,a2a-v03:stream,a2a-rest:message,a2a-rest:stream,a2a-rest:conversation
+
+# The same agent in A2A's gRPC binding, on grpcio's asyncio server (HTTP/2 only: readiness
+# is its port accepting).
+P=$(free_port)
+"$ENVS/a2a/bin/python" "$HERE/a2a_grpc_echo.py" "$P" >"$OUT/server-$P.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 600); do (exec 3<>"/dev/tcp/127.0.0.1/$P") 2>/dev/null && break; sleep 0.1; done
+check "a2a-sdk, gRPC (grpcio $("$ENVS/a2a/bin/pip" show grpcio | sed -n 's/^Version: //p'))" \
+    --url "http://127.0.0.1:$P" --pattern a2a-grpc:message,a2a-grpc:stream,a2a-grpc:conversation
 
 # uvicorn closing connections idle for 1 s: each client sends every 1.5 s, so every request
 # finds its connection closed by the server and replaced by a2a-bench, with no error.

@@ -126,7 +126,10 @@ impl Http {
             }
         }
         if method == "POST" {
-            out.extend_from_slice(b"Content-Type: application/json\r\nContent-Length: ");
+            out.extend_from_slice(match kind {
+                Some(p) if p.is_grpc() => b"Content-Type: application/grpc\r\nContent-Length: ",
+                _ => b"Content-Type: application/json\r\nContent-Length: ",
+            });
             push_decimal(out, body.len() as u64);
             out.extend_from_slice(b"\r\n");
         }
@@ -472,7 +475,7 @@ impl Http {
                 let kind = "protocol_h2_refused_stream";
                 self.failed(w, kind, kind, book);
             }
-            h2c::Done::Answer { w, status, content_type, session, body, first_event_ns } => {
+            h2c::Done::Answer { w, status, content_type, session, body, first_event_ns, grpc } => {
                 if w.what == What::Init {
                     match session {
                         Some(id) => self.sessions[w.local as usize] = Some(id),
@@ -494,6 +497,7 @@ impl Http {
                     framing: Framing::Length(body.len()),
                     close: false,
                     session: None,
+                    grpc,
                 };
                 self.complete(conn, w, &head, &body, book);
             }

@@ -11,8 +11,9 @@ use crate::loadgen::group::{Adapter, Book, GroupConfig, Outgoing, Seats, MEASURE
 use crate::loadgen::{Pacing, Stop, Topology};
 use crate::wire::{AgentId, Compression};
 
-/// The mixes a fuzz input picks from.
-const MIXES: [&[Pattern]; 4] = [
+/// The mixes a fuzz input picks from (each client sends the first request of its own pattern:
+/// the first four of a mix are the ones a run reaches).
+const MIXES: [&[Pattern]; 6] = [
     &[Pattern::Health, Pattern::RegistryList],
     &[Pattern::A2aMessage, Pattern::A2aStream, Pattern::A2aConversation, Pattern::AgentCard],
     &[
@@ -24,12 +25,19 @@ const MIXES: [&[Pattern]; 4] = [
         Pattern::A2aRestConversation,
     ],
     &[Pattern::McpToolsList, Pattern::McpToolsCall],
+    &[
+        Pattern::A2aGrpcMessage,
+        Pattern::A2aGrpcStream,
+        Pattern::A2aGrpcConversation,
+        Pattern::A2aRestStream,
+    ],
+    &[Pattern::A2aRestConversation, Pattern::A2aGrpcStream, Pattern::Health, Pattern::A2aStream],
 ];
 
 /// Four clients on one connection send a request each (MCP clients queue the opening of their
 /// session first);
 /// the rest of `data` is the server's answer, read in pieces. The first byte picks the mix
-/// (bits 0–1), the pipeline depth (bits 2–3), HTTP/2 (bit 4), sessionless MCP (bit 5) and
+/// (bits 0–1 and 7), the pipeline depth (bits 2–3), HTTP/2 (bit 4), sessionless MCP (bit 5) and
 /// whether what is left after each piece is shown again, shorter (bit 6); the second, the size
 /// of the pieces. Then the server closes the connection (what its close ends is answered).
 pub fn responses(data: &[u8]) {
@@ -41,7 +49,7 @@ fn answered(data: &[u8]) -> (u64, u64) {
     let [sel, piece, input @ ..] = data else { return (0, 0) };
     let plan = Plan {
         host: "fuzz".into(),
-        patterns: MIXES[usize::from(sel & 3)].to_vec(),
+        patterns: MIXES[usize::from((sel & 3) | ((sel >> 5) & 4)) % MIXES.len()].to_vec(),
         pipeline: u32::from((sel >> 2) & 3) + 1,
         http2: sel & 16 != 0,
         mcp_version: if sel & 32 != 0 { MCP_SESSIONLESS.into() } else { "2025-06-18".into() },

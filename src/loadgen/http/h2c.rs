@@ -23,7 +23,8 @@ use h2::client::{Connection, ResponseFuture, SendRequest};
 use h2::RecvStream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::parse::{self, ContentType};
+use super::judge::a2a_reason_code;
+use super::parse::{self, ContentType, GrpcEnd};
 
 /// Per-stream receive window the client offers (the server may send this much unasked).
 const STREAM_WINDOW: u32 = 1 << 20;
@@ -110,6 +111,10 @@ struct Stream<W> {
     event_from: usize,
     /// Its body went past [`parse::BODY_MAX`]: ended, and counted as too large.
     too_large: bool,
+    /// Its body ended: its trailers are next.
+    data_done: bool,
+    /// How a gRPC call ended (its head's `grpc-status`, or its trailers').
+    grpc: Option<GrpcEnd>,
 }
 
 /// A stream that ended.
@@ -129,6 +134,8 @@ pub enum Done<W> {
         body: Vec<u8>,
         /// A stream of events: when the first one arrived (0: none, or not a stream).
         first_event_ns: u64,
+        /// How a gRPC call ended, if the response said.
+        grpc: Option<GrpcEnd>,
     },
     /// Never processed by the server (past its GOAWAY's last stream): to be sent again on the
     /// next connection.
@@ -292,6 +299,8 @@ impl<W: Copy> H2Conn<W> {
             first_event_ns: 0,
             event_from: 0,
             too_large: false,
+            data_done: false,
+            grpc: None,
         });
         self.fresh += 1;
         Ok(())
@@ -389,12 +398,24 @@ impl<W: Copy> H2Conn<W> {
                                 .get("mcp-session-id")
                                 .and_then(|v| v.to_str().ok())
                                 .map(Box::from);
+                            // A gRPC error may come as a head alone ("trailers-only").
+                            s.grpc = grpc_end(h);
                             s.state = State::Body(r.into_body());
                         }
                     },
+                    State::Body(body) if s.data_done => match body.poll_trailers(cx) {
+                        Poll::Pending => break None,
+                        Poll::Ready(Ok(trailers)) => {
+                            if let Some(end) = trailers.as_ref().and_then(grpc_end) {
+                                s.grpc = Some(end);
+                            }
+                            break Some(Ok(()));
+                        }
+                        Poll::Ready(Err(e)) => break Some(Err(e)),
+                    },
                     State::Body(body) => match body.poll_data(cx) {
                         Poll::Pending => break None,
-                        Poll::Ready(None) => break Some(Ok(())),
+                        Poll::Ready(None) => s.data_done = true,
                         Poll::Ready(Some(Err(e))) => break Some(Err(e)),
                         Poll::Ready(Some(Ok(data))) => {
                             let _ = body.flow_control().release_capacity(data.len());
@@ -404,9 +425,14 @@ impl<W: Copy> H2Conn<W> {
                                 break Some(Ok(()));
                             }
                             s.body.extend_from_slice(&data);
-                            if s.content_type == ContentType::EventStream
-                                && s.first_event_ns == 0
-                                && parse::has_event(&s.body, &mut s.event_from)
+                            if s.first_event_ns == 0
+                                && match s.content_type {
+                                    ContentType::EventStream => {
+                                        parse::has_event(&s.body, &mut s.event_from)
+                                    }
+                                    ContentType::Grpc => crate::grpc::has_message(&s.body),
+                                    _ => false,
+                                }
                             {
                                 s.first_event_ns = now_ns;
                             }
@@ -429,6 +455,7 @@ impl<W: Copy> H2Conn<W> {
                             session: s.session,
                             body: s.body,
                             first_event_ns: s.first_event_ns,
+                            grpc: s.grpc,
                         },
                         // Above the last stream a GOAWAY says the server processed: it never
                         // saw this request, which may go again on the next connection.
@@ -446,6 +473,16 @@ impl<W: Copy> H2Conn<W> {
         // Window updates and acknowledgements the reads called for.
         self.poll_conn()
     }
+}
+
+/// How a gRPC call ended, from the head or trailers that carry its `grpc-status`.
+fn grpc_end(h: &http::HeaderMap) -> Option<GrpcEnd> {
+    let code = h.get("grpc-status")?.to_str().ok()?.trim().parse().ok()?;
+    let a2a = h
+        .get("grpc-status-details-bin")
+        .and_then(|v| crate::grpc::details_reason(v.as_bytes()))
+        .and_then(|r| a2a_reason_code(&r));
+    Some(GrpcEnd { code, a2a })
 }
 
 /// A request rendered as HTTP/1.1 text → its HTTP/2 head and body. `Host` becomes the

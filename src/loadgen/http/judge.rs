@@ -38,10 +38,10 @@ pub fn rpc_error_name(code: i64) -> Kind {
     })
 }
 
-/// The name of an error the A2A HTTP+JSON binding gives by its reason (`google.rpc.ErrorInfo`):
-/// A2A's own reasons under the names their JSON-RPC codes have; `None` for any other.
-pub fn rest_reason_name(reason: &str) -> Option<Kind> {
-    let code = match reason {
+/// The JSON-RPC code of the A2A error with `reason` (a `google.rpc.ErrorInfo` reason, as the
+/// HTTP+JSON and gRPC bindings name errors); `None` for a reason that is not A2A's.
+pub fn a2a_reason_code(reason: &str) -> Option<i64> {
+    Some(match reason {
         "TASK_NOT_FOUND" => -32001,
         "TASK_NOT_CANCELABLE" => -32002,
         "PUSH_NOTIFICATION_NOT_SUPPORTED" => -32003,
@@ -52,8 +52,13 @@ pub fn rest_reason_name(reason: &str) -> Option<Kind> {
         "EXTENSION_SUPPORT_REQUIRED" => -32008,
         "VERSION_NOT_SUPPORTED" => -32009,
         _ => return None,
-    };
-    Some(rpc_error_name(code))
+    })
+}
+
+/// The name of an error the A2A HTTP+JSON binding gives by its reason (`google.rpc.ErrorInfo`):
+/// A2A's own reasons under the names their JSON-RPC codes have; `None` for any other.
+pub fn rest_reason_name(reason: &str) -> Option<Kind> {
+    a2a_reason_code(reason).map(rpc_error_name)
 }
 
 /// The name of an HTTP status that is not a success.
@@ -65,6 +70,68 @@ const BAD_JSON: Kind = Cow::Borrowed("protocol_bad_json");
 const BAD_SHAPE: Kind = Cow::Borrowed("protocol_bad_shape");
 const BAD_SSE: Kind = Cow::Borrowed("protocol_bad_sse");
 const WRONG_TYPE: Kind = Cow::Borrowed("protocol_wrong_content_type");
+const BAD_GRPC: Kind = Cow::Borrowed("protocol_bad_grpc");
+const BAD_PROTOBUF: Kind = Cow::Borrowed("protocol_bad_protobuf");
+const NO_GRPC_STATUS: Kind = Cow::Borrowed("protocol_grpc_no_status");
+
+/// The name of a gRPC status that is not OK: `grpc_not_found`, …, `grpc_<code>` for one gRPC
+/// does not define.
+pub fn grpc_status_name(code: u32) -> Kind {
+    match crate::grpc::code_name(code) {
+        Some(name) => Cow::Owned(format!("grpc_{name}")),
+        None => Cow::Owned(format!("grpc_{code}")),
+    }
+}
+
+/// Checks a gRPC answer: its status (an error named by A2A's reason, else by its gRPC code),
+/// then its messages: one `SendMessageResponse` holding a message or a task (which keeps the
+/// conversation's `context`), or a stream of `StreamResponse`s, each holding one of its four
+/// payloads (counted).
+fn grpc_answer(p: Pattern, head: &Head, body: &[u8], context: Option<&str>) -> Result<u32, Kind> {
+    use crate::grpc::{bytes_field, fields, messages, Field};
+    if head.content_type != ContentType::Grpc {
+        return Err(WRONG_TYPE);
+    }
+    let Some(end) = head.grpc else { return Err(NO_GRPC_STATUS) };
+    if end.code != 0 {
+        return Err(end.a2a.map_or_else(|| grpc_status_name(end.code), rpc_error_name));
+    }
+    let stream = p == Pattern::A2aGrpcStream;
+    let walked = messages(body, |m| {
+        if stream {
+            let payload = fields(m).try_fold(false, |any, f| {
+                f.map(|(n, v)| any || (matches!(v, Field::Bytes(_)) && (1..=4).contains(&n)))
+            });
+            return match payload {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(BAD_SHAPE),
+                Err(_) => Err(BAD_PROTOBUF),
+            };
+        }
+        // `payload`: a message (2) or a task (1); each has its context id at 2.
+        let payload = match bytes_field(m, 2) {
+            Ok(None) => bytes_field(m, 1),
+            other => other,
+        };
+        match payload {
+            Err(_) => Err(BAD_PROTOBUF),
+            Ok(None) => Err(BAD_SHAPE),
+            Ok(Some(x)) => {
+                let got = bytes_field(x, 2).map_err(|_| BAD_PROTOBUF)?;
+                context_kept(got.map(|c| std::str::from_utf8(c).unwrap_or("")), context)
+            }
+        }
+    });
+    match walked {
+        Err(Ok(kind)) => Err(kind),
+        Err(Err(_)) => Err(BAD_GRPC),
+        Ok(0) if stream => Err(BAD_SHAPE),
+        Ok(n) if stream => Ok(n),
+        // A unary call answers with exactly one message.
+        Ok(1) => Ok(0),
+        Ok(_) => Err(BAD_GRPC),
+    }
+}
 
 object! {
     struct RpcError<'a> {
@@ -418,6 +485,9 @@ pub fn judge(
             json()?;
             serde_json::from_slice::<Skip>(body).map(|_| 0).map_err(|_| BAD_JSON)
         }
+        Pattern::A2aGrpcMessage | Pattern::A2aGrpcStream | Pattern::A2aGrpcConversation => {
+            grpc_answer(p, head, body, context)
+        }
     }
 }
 
@@ -443,6 +513,7 @@ mod tests {
             framing: Framing::Length(0),
             close: false,
             session: None,
+            grpc: None,
         }
     }
 
@@ -631,5 +702,97 @@ mod tests {
         assert_eq!(judge(Pattern::AgentCard, &ok, card, None, &mut s), Ok(0));
         let unnamed = br#"{"skills":[{"name":"s"}]}"#;
         assert_eq!(judge(Pattern::AgentCard, &ok, unnamed, None, &mut s).unwrap_err(), BAD_SHAPE);
+    }
+
+    #[test]
+    fn grpc_answers_are_checked_by_status_framing_and_shape() {
+        // Proves the gRPC checks: a framed message or task is an answer (its context kept in
+        // a conversation); a stream's events are counted, each holding a payload; a status
+        // other than OK is named by A2A's reason, else by its gRPC code; no status, a wrong
+        // content type, cut or compressed framing, bad protobuf and a unary call answered
+        // twice are errors by kind.
+        use crate::grpc;
+        use crate::loadgen::http::parse::GrpcEnd;
+        use prost::Message as _;
+        let mut s = Vec::new();
+        let ok =
+            Head { grpc: Some(GrpcEnd { code: 0, a2a: None }), ..head(200, ContentType::Grpc) };
+        let framed = |m: &dyn Fn(&mut Vec<u8>)| {
+            let mut b = Vec::new();
+            grpc::frame(&mut b, |b| m(b));
+            b
+        };
+        let message = grpc::SendMessageResponse {
+            task: None,
+            message: Some(grpc::Message { context_id: "c1".into(), ..Default::default() }),
+        };
+        let msg = framed(&|b| message.encode_raw(b));
+        let task = grpc::SendMessageResponse {
+            task: Some(grpc::Task { id: "t".into(), context_id: "c1".into(), status: None }),
+            message: None,
+        };
+        let task = framed(&|b| task.encode_raw(b));
+        for body in [&msg, &task] {
+            assert_eq!(judge(Pattern::A2aGrpcMessage, &ok, body, None, &mut s), Ok(0));
+            assert_eq!(judge(Pattern::A2aGrpcConversation, &ok, body, Some("c1"), &mut s), Ok(0));
+            let lost = judge(Pattern::A2aGrpcConversation, &ok, body, Some("c2"), &mut s);
+            assert_eq!(lost.unwrap_err(), "a2a_context_lost");
+        }
+        let empty = framed(&|_| {});
+        assert_eq!(
+            judge(Pattern::A2aGrpcMessage, &ok, &empty, None, &mut s).unwrap_err(),
+            BAD_SHAPE
+        );
+        let twice = [&msg[..], &msg[..]].concat();
+        assert_eq!(
+            judge(Pattern::A2aGrpcMessage, &ok, &twice, None, &mut s).unwrap_err(),
+            BAD_GRPC
+        );
+        assert_eq!(judge(Pattern::A2aGrpcMessage, &ok, &[], None, &mut s).unwrap_err(), BAD_GRPC);
+        let cut = &msg[..msg.len() - 1];
+        assert_eq!(judge(Pattern::A2aGrpcMessage, &ok, cut, None, &mut s).unwrap_err(), BAD_GRPC);
+        let mut zipped = msg.clone();
+        zipped[0] = 1;
+        assert_eq!(
+            judge(Pattern::A2aGrpcMessage, &ok, &zipped, None, &mut s).unwrap_err(),
+            BAD_GRPC
+        );
+        let garbage = framed(&|b| b.extend_from_slice(&[0x12, 0x09, 1]));
+        let bad = judge(Pattern::A2aGrpcMessage, &ok, &garbage, None, &mut s);
+        assert_eq!(bad.unwrap_err(), BAD_PROTOBUF);
+
+        let event = |e: grpc::StreamResponse| framed(&|b| e.encode_raw(b));
+        let update = grpc::TaskStatusUpdateEvent { task_id: "t".into(), ..Default::default() };
+        let events = [
+            event(grpc::StreamResponse { message: message.message.clone(), ..Default::default() }),
+            event(grpc::StreamResponse { status_update: Some(update), ..Default::default() }),
+        ]
+        .concat();
+        assert_eq!(judge(Pattern::A2aGrpcStream, &ok, &events, None, &mut s), Ok(2));
+        assert_eq!(judge(Pattern::A2aGrpcStream, &ok, &[], None, &mut s).unwrap_err(), BAD_SHAPE);
+        let hollow = [&events[..], &empty[..]].concat();
+        assert_eq!(
+            judge(Pattern::A2aGrpcStream, &ok, &hollow, None, &mut s).unwrap_err(),
+            BAD_SHAPE
+        );
+
+        let failed = |code, a2a| Head { grpc: Some(GrpcEnd { code, a2a }), ..ok };
+        let named = judge(Pattern::A2aGrpcStream, &failed(9, Some(-32009)), &[], None, &mut s);
+        assert_eq!(named.unwrap_err(), "a2a_version_not_supported");
+        let coded = judge(Pattern::A2aGrpcMessage, &failed(5, None), &msg, None, &mut s);
+        assert_eq!(coded.unwrap_err(), "grpc_not_found");
+        let odd = judge(Pattern::A2aGrpcMessage, &failed(42, None), &msg, None, &mut s);
+        assert_eq!(odd.unwrap_err(), "grpc_42");
+        let silent = Head { grpc: None, ..ok };
+        let none = judge(Pattern::A2aGrpcMessage, &silent, &msg, None, &mut s);
+        assert_eq!(none.unwrap_err(), NO_GRPC_STATUS);
+        let json = Head { content_type: ContentType::Json, ..ok };
+        assert_eq!(
+            judge(Pattern::A2aGrpcMessage, &json, &msg, None, &mut s).unwrap_err(),
+            WRONG_TYPE
+        );
+        let gone =
+            judge(Pattern::A2aGrpcMessage, &head(503, ContentType::Grpc), &msg, None, &mut s);
+        assert_eq!(gone.unwrap_err(), "http_503");
     }
 }

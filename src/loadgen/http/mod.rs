@@ -84,6 +84,12 @@ pub enum Pattern {
     A2aRestStream,
     /// [`Pattern::A2aConversation`] in the HTTP+JSON binding.
     A2aRestConversation,
+    /// A2A v1.0 `SendMessage` in the gRPC binding (over HTTP/2).
+    A2aGrpcMessage,
+    /// A2A v1.0 `SendStreamingMessage` in the gRPC binding (a server stream).
+    A2aGrpcStream,
+    /// [`Pattern::A2aConversation`] in the gRPC binding.
+    A2aGrpcConversation,
     /// MCP `tools/list`.
     McpToolsList,
     /// MCP `tools/call`.
@@ -100,7 +106,7 @@ pub enum Pattern {
     RegistryHealth,
 }
 
-const PATTERNS: [(&str, Pattern); 17] = [
+const PATTERNS: [(&str, Pattern); 20] = [
     ("health", Pattern::Health),
     ("a2a:message", Pattern::A2aMessage),
     ("a2a:stream", Pattern::A2aStream),
@@ -111,6 +117,9 @@ const PATTERNS: [(&str, Pattern); 17] = [
     ("a2a-rest:message", Pattern::A2aRestMessage),
     ("a2a-rest:stream", Pattern::A2aRestStream),
     ("a2a-rest:conversation", Pattern::A2aRestConversation),
+    ("a2a-grpc:message", Pattern::A2aGrpcMessage),
+    ("a2a-grpc:stream", Pattern::A2aGrpcStream),
+    ("a2a-grpc:conversation", Pattern::A2aGrpcConversation),
     ("mcp:tools/list", Pattern::McpToolsList),
     ("mcp:tools/call", Pattern::McpToolsCall),
     ("registry:register", Pattern::RegistryRegister),
@@ -156,9 +165,20 @@ impl Pattern {
         )
     }
 
+    /// Whether it speaks A2A's gRPC binding (HTTP/2 only).
+    pub fn is_grpc(self) -> bool {
+        matches!(
+            self,
+            Pattern::A2aGrpcMessage | Pattern::A2aGrpcStream | Pattern::A2aGrpcConversation
+        )
+    }
+
     /// Whether its requests carry a conversation's `contextId`, which the answer must keep.
     pub fn is_conversation(self) -> bool {
-        matches!(self, Pattern::A2aConversation | Pattern::A2aRestConversation)
+        matches!(
+            self,
+            Pattern::A2aConversation | Pattern::A2aRestConversation | Pattern::A2aGrpcConversation
+        )
     }
 
     /// Whether its request's path is an operation's, under the URL's path (and before its
@@ -167,9 +187,16 @@ impl Pattern {
         self.is_registry() || self.is_a2a_rest()
     }
 
-    /// Whether its answers are server-sent event streams.
+    /// Whether its answers are streams of events (server-sent events, or a gRPC server
+    /// stream).
     pub fn is_stream(self) -> bool {
-        matches!(self, Pattern::A2aStream | Pattern::A2aV03Stream | Pattern::A2aRestStream)
+        matches!(
+            self,
+            Pattern::A2aStream
+                | Pattern::A2aV03Stream
+                | Pattern::A2aRestStream
+                | Pattern::A2aGrpcStream
+        )
     }
 }
 

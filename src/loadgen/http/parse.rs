@@ -18,6 +18,8 @@ pub enum ContentType {
     Json,
     /// `text/event-stream`.
     EventStream,
+    /// `application/grpc` (or `application/grpc+proto`).
+    Grpc,
     /// None given.
     Missing,
     /// Anything else.
@@ -39,6 +41,18 @@ pub struct Head {
     pub close: bool,
     /// Where the `Mcp-Session-Id` value lies in the buffer, if the response has one.
     pub session: Option<(usize, usize)>,
+    /// How a gRPC call ended (HTTP/2 only: its trailers, or a head that was all of it).
+    pub grpc: Option<GrpcEnd>,
+}
+
+/// How a gRPC call ended: its `grpc-status`, and the A2A error its `grpc-status-details-bin`
+/// named (as the JSON-RPC code of the same error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrpcEnd {
+    /// `grpc-status`.
+    pub code: u32,
+    /// The A2A error of the details' `ErrorInfo` reason, if it is one of A2A's.
+    pub a2a: Option<i64>,
 }
 
 impl Head {
@@ -120,6 +134,8 @@ pub fn content_type_of(value: &[u8]) -> ContentType {
         ContentType::Json
     } else if eq(essence, "text/event-stream") {
         ContentType::EventStream
+    } else if eq(essence, "application/grpc") || eq(essence, "application/grpc+proto") {
+        ContentType::Grpc
     } else {
         ContentType::Other
     }
@@ -189,7 +205,7 @@ pub fn head(buf: &[u8]) -> Result<Option<Head>, Broken> {
             }
         }
     };
-    Ok(Some(Head { status, content_type, head_len, framing, close, session }))
+    Ok(Some(Head { status, content_type, head_len, framing, close, session, grpc: None }))
 }
 
 /// A chunked body decoded as it arrives. The caller hands it the body from its start each time,

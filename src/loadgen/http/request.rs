@@ -59,6 +59,13 @@ pub(super) fn fixed_head(
             write!(out, "POST {base}/message:send")
         }
         Some(Pattern::A2aRestStream) => write!(out, "POST {base}/message:stream"),
+        Some(Pattern::A2aGrpcMessage | Pattern::A2aGrpcConversation) => {
+            write!(out, "POST {base}{}{}", crate::grpc::SERVICE, crate::grpc::SEND_MESSAGE)
+        }
+        Some(Pattern::A2aGrpcStream) => {
+            let method = crate::grpc::SEND_STREAMING_MESSAGE;
+            write!(out, "POST {base}{}{method}", crate::grpc::SERVICE)
+        }
         Some(Pattern::RegistryGet) => {
             let Some((client, seq)) = at else { return false };
             // The command line refuses registry:get without preloaded agents.
@@ -96,6 +103,9 @@ pub(super) fn fixed_head(
                 | Pattern::A2aRestMessage
                 | Pattern::A2aRestStream
                 | Pattern::A2aRestConversation
+                | Pattern::A2aGrpcMessage
+                | Pattern::A2aGrpcStream
+                | Pattern::A2aGrpcConversation
         )
     );
     if a2a && !theirs("a2a-version") {
@@ -120,6 +130,9 @@ pub(super) fn fixed_head(
                 let _ = write!(out, "Mcp-Name: {name}\r\n");
             }
         }
+    } else if kind.is_some_and(Pattern::is_grpc) {
+        // gRPC's: it reads the status from the trailers.
+        out.extend_from_slice(b"TE: trailers\r\n");
     } else if !theirs("accept") {
         let stream = kind.is_some_and(Pattern::is_stream);
         let accept = if stream { "text/event-stream" } else { "application/json" };
@@ -174,7 +187,11 @@ pub(super) fn conversation(
     (id_base, client, seq): (u32, u32, u64),
 ) {
     let turn = plan.count_before(i, client, seq);
-    let binding = if p.is_a2a_rest() { "rest-" } else { "" };
+    let binding = match p {
+        _ if p.is_a2a_rest() => "rest-",
+        _ if p.is_grpc() => "grpc-",
+        _ => "",
+    };
     into.clear();
     let _ = std::fmt::Write::write_fmt(
         into,
@@ -247,6 +264,13 @@ pub(super) fn request_body(
                 r#"{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","contextId":"{context}","parts":[{{"text":"{text}"}}]}}}}"#,
             );
         }
+        (What::Request(i), Some(p @ Pattern::A2aGrpcConversation)) => {
+            conversation(context, plan, (i, p), (id_base, client, seq));
+            grpc_request(b, (id_base, client, seq), context, text);
+        }
+        (_, Some(Pattern::A2aGrpcMessage | Pattern::A2aGrpcStream)) => {
+            grpc_request(b, (id_base, client, seq), "", text);
+        }
         (_, Some(p @ (Pattern::A2aV03Message | Pattern::A2aV03Stream))) => {
             let method = if p == Pattern::A2aV03Stream { "message/stream" } else { "message/send" };
             let _ = write!(
@@ -281,4 +305,24 @@ pub(super) fn request_body(
         }
         _ => {}
     }
+}
+
+/// A gRPC `SendMessageRequest`, framed, from the caller at `(id_base, client, seq)`, in
+/// conversation `context` (none when empty).
+fn grpc_request(
+    b: &mut Vec<u8>,
+    (id_base, client, seq): (u32, u32, u64),
+    context: &str,
+    text: &str,
+) {
+    // "m-" and three numbers: at most 44 bytes.
+    let mut id = [0u8; 48];
+    let len = {
+        let mut w = &mut id[..];
+        let _ = write!(w, "m-{id_base}-{client}-{seq}");
+        48 - w.len()
+    };
+    crate::grpc::frame(b, |b| {
+        crate::grpc::send_message_request(b, &id[..len], context.as_bytes(), text.as_bytes());
+    });
 }

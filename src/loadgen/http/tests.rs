@@ -158,6 +158,35 @@ fn requests_carry_the_head_of_their_kind_and_their_own_lines() {
     }
     assert!(body.starts_with(r#"{"message":{"role":"ROLE_USER","messageId":"#), "{body}");
     assert!(!body.contains("jsonrpc"), "{body}");
+    // A2A's gRPC binding: the method's path under the URL's (no query), gRPC's headers, and
+    // one framed SendMessageRequest from the user as the body.
+    let plan = Plan {
+        host: "h".into(),
+        path: "/g/?k=1".into(),
+        patterns: vec![Pattern::A2aGrpcStream],
+        ..Plan::default()
+    };
+    let call = text(plan, None);
+    let (head, body) = call.split_once("\r\n\r\n").unwrap();
+    let has = |line: &str| head.lines().any(|l| l == line);
+    for line in [
+        "POST /g/lf.a2a.v1.A2AService/SendStreamingMessage HTTP/1.1",
+        "A2A-Version: 1.0",
+        "TE: trailers",
+        "Content-Type: application/grpc",
+    ] {
+        assert!(has(line), "{line}: {head}");
+    }
+    assert!(!head.contains("Accept:"), "{head}");
+    let mut sent = Vec::new();
+    let walked = crate::grpc::messages(body.as_bytes(), |m| {
+        sent.push(<crate::grpc::SendMessageRequest as prost::Message>::decode(m).map_err(|_| ())?);
+        Ok::<(), ()>(())
+    });
+    assert_eq!(walked, Ok(1));
+    let m = sent[0].message.clone().unwrap();
+    assert!(m.message_id.starts_with("m-") && m.role == crate::grpc::ROLE_USER, "{m:?}");
+    assert_eq!(m.parts.len(), 1);
     // --header: on every request after Host; one named as ours replaces it.
     let headers = [("X-Api-Key", "k"), ("A2A-Version", "0.9"), ("accept", "*/*")];
     let plan = Plan {

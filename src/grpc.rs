@@ -1,0 +1,513 @@
+//! A2A's gRPC binding, the part a2a-bench speaks: the protobuf messages of `SendMessage` and
+//! `SendStreamingMessage` (package `lf.a2a.v1`, field numbers as in the A2A v1.0 `a2a.proto`),
+//! gRPC's length-prefixed framing, its status codes by name, and the `google.rpc.Status` an
+//! error's `grpc-status-details-bin` carries.
+//!
+//! The client writes its request with [`send_message_request`] (no allocation) and checks an
+//! answer by walking its fields ([`fields`]) without decoding it into owned messages; the
+//! reference target (`serve a2a-echo`) and the tests use the `prost` messages below.
+
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::Engine as _;
+use prost::encoding::{decode_varint, encode_key, encode_varint, encoded_len_varint, WireType};
+
+/// The service's path prefix.
+pub const SERVICE: &str = "/lf.a2a.v1.A2AService/";
+/// `SendMessage`'s method name.
+pub const SEND_MESSAGE: &str = "SendMessage";
+/// `SendStreamingMessage`'s method name.
+pub const SEND_STREAMING_MESSAGE: &str = "SendStreamingMessage";
+
+/// `Role.ROLE_USER`.
+pub const ROLE_USER: i32 = 1;
+/// `Role.ROLE_AGENT`.
+pub const ROLE_AGENT: i32 = 2;
+/// `TaskState.TASK_STATE_WORKING`.
+pub const TASK_STATE_WORKING: i32 = 2;
+/// `TaskState.TASK_STATE_COMPLETED`.
+pub const TASK_STATE_COMPLETED: i32 = 3;
+
+/// `SendMessageRequest` (the fields a2a-bench uses).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SendMessageRequest {
+    /// Optional tenant.
+    #[prost(string, tag = "1")]
+    pub tenant: String,
+    /// The message.
+    #[prost(message, optional, tag = "2")]
+    pub message: Option<Message>,
+}
+
+/// `Message`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Message {
+    /// Its id.
+    #[prost(string, tag = "1")]
+    pub message_id: String,
+    /// Its conversation's id.
+    #[prost(string, tag = "2")]
+    pub context_id: String,
+    /// Its task's id.
+    #[prost(string, tag = "3")]
+    pub task_id: String,
+    /// `Role`.
+    #[prost(int32, tag = "4")]
+    pub role: i32,
+    /// Its parts.
+    #[prost(message, repeated, tag = "5")]
+    pub parts: Vec<Part>,
+}
+
+/// `Part`: the text of its `content` one-of (the other contents are skipped when read).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Part {
+    /// `content.text`.
+    #[prost(string, optional, tag = "1")]
+    pub text: Option<String>,
+}
+
+/// `SendMessageResponse`: its `payload` one-of.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SendMessageResponse {
+    /// `payload.task`.
+    #[prost(message, optional, tag = "1")]
+    pub task: Option<Task>,
+    /// `payload.message`.
+    #[prost(message, optional, tag = "2")]
+    pub message: Option<Message>,
+}
+
+/// `StreamResponse`: its `payload` one-of.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StreamResponse {
+    /// `payload.task`.
+    #[prost(message, optional, tag = "1")]
+    pub task: Option<Task>,
+    /// `payload.message`.
+    #[prost(message, optional, tag = "2")]
+    pub message: Option<Message>,
+    /// `payload.status_update`.
+    #[prost(message, optional, tag = "3")]
+    pub status_update: Option<TaskStatusUpdateEvent>,
+    /// `payload.artifact_update`.
+    #[prost(message, optional, tag = "4")]
+    pub artifact_update: Option<TaskArtifactUpdateEvent>,
+}
+
+/// `Task`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Task {
+    /// Its id.
+    #[prost(string, tag = "1")]
+    pub id: String,
+    /// Its conversation's id.
+    #[prost(string, tag = "2")]
+    pub context_id: String,
+    /// Its status.
+    #[prost(message, optional, tag = "3")]
+    pub status: Option<TaskStatus>,
+}
+
+/// `TaskStatus`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TaskStatus {
+    /// `TaskState`.
+    #[prost(int32, tag = "1")]
+    pub state: i32,
+}
+
+/// `TaskStatusUpdateEvent`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TaskStatusUpdateEvent {
+    /// The task's id.
+    #[prost(string, tag = "1")]
+    pub task_id: String,
+    /// Its conversation's id.
+    #[prost(string, tag = "2")]
+    pub context_id: String,
+    /// Its new status.
+    #[prost(message, optional, tag = "3")]
+    pub status: Option<TaskStatus>,
+}
+
+/// `TaskArtifactUpdateEvent`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TaskArtifactUpdateEvent {
+    /// The task's id.
+    #[prost(string, tag = "1")]
+    pub task_id: String,
+    /// Its conversation's id.
+    #[prost(string, tag = "2")]
+    pub context_id: String,
+    /// The artifact.
+    #[prost(message, optional, tag = "3")]
+    pub artifact: Option<Artifact>,
+    /// Whether it appends to an artifact sent before.
+    #[prost(bool, tag = "4")]
+    pub append: bool,
+    /// Whether it is the artifact's last chunk.
+    #[prost(bool, tag = "5")]
+    pub last_chunk: bool,
+}
+
+/// `Artifact`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Artifact {
+    /// Its id.
+    #[prost(string, tag = "1")]
+    pub artifact_id: String,
+    /// Its parts.
+    #[prost(message, repeated, tag = "4")]
+    pub parts: Vec<Part>,
+}
+
+/// `google.rpc.Status`, as `grpc-status-details-bin` carries it.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RpcStatus {
+    /// The gRPC status code.
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    /// Its message.
+    #[prost(string, tag = "2")]
+    pub message: String,
+    /// Details, each a `google.protobuf.Any`.
+    #[prost(message, repeated, tag = "3")]
+    pub details: Vec<Any>,
+}
+
+/// `google.protobuf.Any`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Any {
+    /// `type.googleapis.com/…`.
+    #[prost(string, tag = "1")]
+    pub type_url: String,
+    /// The message.
+    #[prost(bytes = "vec", tag = "2")]
+    pub value: Vec<u8>,
+}
+
+/// `google.rpc.ErrorInfo`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ErrorInfo {
+    /// The reason (A2A's: `TASK_NOT_FOUND`, `VERSION_NOT_SUPPORTED`, …).
+    #[prost(string, tag = "1")]
+    pub reason: String,
+    /// Its domain (`a2a-protocol.org`).
+    #[prost(string, tag = "2")]
+    pub domain: String,
+}
+
+/// `ErrorInfo`'s type URL in an `Any`.
+pub const ERROR_INFO_TYPE: &str = "type.googleapis.com/google.rpc.ErrorInfo";
+
+/// A gRPC status code's name, lower case (`not_found`), or `None` for a code gRPC does not define.
+pub fn code_name(code: u32) -> Option<&'static str> {
+    const NAMES: [&str; 17] = [
+        "ok",
+        "cancelled",
+        "unknown",
+        "invalid_argument",
+        "deadline_exceeded",
+        "not_found",
+        "already_exists",
+        "permission_denied",
+        "resource_exhausted",
+        "failed_precondition",
+        "aborted",
+        "out_of_range",
+        "unimplemented",
+        "internal",
+        "unavailable",
+        "data_loss",
+        "unauthenticated",
+    ];
+    NAMES.get(code as usize).copied()
+}
+
+/// Appends one gRPC message: the uncompressed flag, the length, the bytes `write` appends.
+pub fn frame(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
+    let at = out.len();
+    out.extend_from_slice(&[0; 5]);
+    write(out);
+    let len = u32::try_from(out.len() - at - 5).unwrap_or(u32::MAX);
+    out[at + 1..at + 5].copy_from_slice(&len.to_be_bytes());
+}
+
+/// Why a body is not a sequence of gRPC messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// A message marked compressed (a2a-bench asks for none).
+    Compressed,
+    /// Bytes left over that are not a whole message.
+    Partial,
+}
+
+/// The gRPC messages of `body`, in order, each checked by `each`; the first error of either
+/// kind ends the walk. Returns how many messages there were.
+pub fn messages<E>(
+    body: &[u8],
+    mut each: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<u32, Result<E, Framing>> {
+    let (mut at, mut n) = (0usize, 0u32);
+    while at < body.len() {
+        let Some(head) = body.get(at..at + 5) else { return Err(Err(Framing::Partial)) };
+        if head[0] != 0 {
+            return Err(Err(Framing::Compressed));
+        }
+        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        let Some(m) = body.get(at + 5..at + 5 + len) else { return Err(Err(Framing::Partial)) };
+        each(m).map_err(Ok)?;
+        at += 5 + len;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Whether `body` holds at least one whole gRPC message (a stream's first event arrived).
+pub fn has_message(body: &[u8]) -> bool {
+    body.get(1..5).is_some_and(|l| {
+        let len = u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize;
+        body.len() >= 5 + len
+    })
+}
+
+/// A protobuf message that does not read: a cut field, an unknown wire type, field number 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Malformed;
+
+/// One field of a protobuf message, as [`fields`] reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field<'a> {
+    /// A varint.
+    Varint(u64),
+    /// Length-delimited bytes (a string, bytes, or a message).
+    Bytes(&'a [u8]),
+    /// A fixed 32- or 64-bit value.
+    Fixed,
+}
+
+/// The fields of protobuf message `m`, in order, as (field number, value); `Err` where it is
+/// malformed (then the walk ends).
+pub fn fields(m: &[u8]) -> impl Iterator<Item = Result<(u32, Field<'_>), Malformed>> + '_ {
+    let mut rest = m;
+    let mut broken = false;
+    std::iter::from_fn(move || {
+        if rest.is_empty() || broken {
+            return None;
+        }
+        let field = (|| {
+            let key = decode_varint(&mut rest).map_err(|_| Malformed)?;
+            let number = u32::try_from(key >> 3).map_err(|_| Malformed)?;
+            if number == 0 {
+                return Err(Malformed);
+            }
+            let value = match key & 7 {
+                0 => Field::Varint(decode_varint(&mut rest).map_err(|_| Malformed)?),
+                1 | 5 => {
+                    let n = if key & 7 == 1 { 8 } else { 4 };
+                    rest = rest.get(n..).ok_or(Malformed)?;
+                    Field::Fixed
+                }
+                2 => {
+                    let len = decode_varint(&mut rest).map_err(|_| Malformed)?;
+                    let len = usize::try_from(len).map_err(|_| Malformed)?;
+                    let bytes = rest.get(..len).ok_or(Malformed)?;
+                    rest = &rest[len..];
+                    Field::Bytes(bytes)
+                }
+                _ => return Err(Malformed),
+            };
+            Ok((number, value))
+        })();
+        broken = field.is_err();
+        Some(field)
+    })
+}
+
+/// The last value of length-delimited field `number` of message `m` (protobuf: the last one
+/// wins); `Err` if `m` is malformed.
+pub fn bytes_field(m: &[u8], number: u32) -> Result<Option<&[u8]>, Malformed> {
+    let mut found = None;
+    for f in fields(m) {
+        if let (n, Field::Bytes(b)) = f? {
+            if n == number {
+                found = Some(b);
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn string_len(tag: u32, s: &[u8]) -> usize {
+    if s.is_empty() {
+        0
+    } else {
+        encoded_len_varint(u64::from(tag << 3)) + encoded_len_varint(s.len() as u64) + s.len()
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, tag: u32, len: usize) {
+    encode_key(tag, WireType::LengthDelimited, out);
+    encode_varint(len as u64, out);
+}
+
+fn put_string(out: &mut Vec<u8>, tag: u32, s: &[u8]) {
+    if !s.is_empty() {
+        put_bytes(out, tag, s.len());
+        out.extend_from_slice(s);
+    }
+}
+
+/// Appends a `SendMessageRequest` (not framed) whose message, from the user, has id
+/// `message_id`, context `context_id` (none when empty) and one text part: the bytes `prost`
+/// writes for the same message, written without building one.
+pub fn send_message_request(out: &mut Vec<u8>, message_id: &[u8], context_id: &[u8], text: &[u8]) {
+    let part = encoded_len_varint(1 << 3) + encoded_len_varint(text.len() as u64) + text.len();
+    let message = string_len(1, message_id)
+        + string_len(2, context_id)
+        + 2 // role: its key and ROLE_USER, one byte each
+        + 1
+        + encoded_len_varint(part as u64)
+        + part;
+    put_bytes(out, 2, message);
+    put_string(out, 1, message_id);
+    put_string(out, 2, context_id);
+    encode_key(4, WireType::Varint, out);
+    encode_varint(ROLE_USER as u64, out);
+    put_bytes(out, 5, part);
+    // A text part always carries its text, empty or not (it is a one-of's member).
+    put_bytes(out, 1, text.len());
+    out.extend_from_slice(text);
+}
+
+/// Reads `grpc-status-details-bin` (base64, padded or not): the `google.rpc.Status`'s
+/// `ErrorInfo` reason, if it has one.
+pub fn details_reason(value: &[u8]) -> Option<String> {
+    const B64: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let bytes = B64.decode(value).ok()?;
+    let status: RpcStatus = prost::Message::decode(&bytes[..]).ok()?;
+    status.details.iter().filter(|d| d.type_url == ERROR_INFO_TYPE).find_map(|d| {
+        let info: ErrorInfo = prost::Message::decode(&d.value[..]).ok()?;
+        Some(info.reason).filter(|r| !r.is_empty())
+    })
+}
+
+/// `grpc-status-details-bin`'s value for an error with A2A's `reason`.
+pub fn details_value(code: u32, message: &str, reason: &str) -> String {
+    let info = ErrorInfo { reason: reason.into(), domain: "a2a-protocol.org".into() };
+    let status = RpcStatus {
+        code: code as i32,
+        message: message.into(),
+        details: vec![Any {
+            type_url: ERROR_INFO_TYPE.into(),
+            value: prost::Message::encode_to_vec(&info),
+        }],
+    };
+    base64::engine::general_purpose::STANDARD_NO_PAD.encode(prost::Message::encode_to_vec(&status))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message as _;
+
+    #[test]
+    fn a_request_written_by_hand_is_the_one_prost_writes() {
+        // Proves the allocation-free writer: for a message with and without a context, and
+        // with an empty text, the bytes are prost's for the same message, and read back.
+        for (id, ctx, text) in [("m-1-2-3", "", "hello"), ("m-9", "c-7", ""), ("x", "y", "z")] {
+            let want = SendMessageRequest {
+                tenant: String::new(),
+                message: Some(Message {
+                    message_id: id.into(),
+                    context_id: ctx.into(),
+                    task_id: String::new(),
+                    role: ROLE_USER,
+                    parts: vec![Part { text: Some(text.into()) }],
+                }),
+            };
+            let mut got = Vec::new();
+            send_message_request(&mut got, id.as_bytes(), ctx.as_bytes(), text.as_bytes());
+            assert_eq!(got, want.encode_to_vec(), "{id} {ctx} {text}");
+            assert_eq!(SendMessageRequest::decode(&got[..]).unwrap(), want);
+        }
+        // A long text: its length takes more than one varint byte, at every level.
+        let text = "t".repeat(300);
+        let mut got = Vec::new();
+        send_message_request(&mut got, b"m", b"", text.as_bytes());
+        let back = SendMessageRequest::decode(&got[..]).unwrap();
+        assert_eq!(back.message.unwrap().parts[0].text.as_deref(), Some(&text[..]));
+    }
+
+    #[test]
+    fn messages_are_read_whole_and_broken_framing_is_named() {
+        // Proves the framing: two messages walk in order; a compressed flag, a cut length
+        // prefix and a cut message are each named; no message is zero messages.
+        let mut body = Vec::new();
+        frame(&mut body, |b| b.extend_from_slice(b"one"));
+        frame(&mut body, |b| b.extend_from_slice(b""));
+        frame(&mut body, |b| b.extend_from_slice(b"three"));
+        let mut seen = Vec::new();
+        let n = messages(&body, |m| {
+            seen.push(m.to_vec());
+            Ok::<(), ()>(())
+        });
+        assert_eq!(n, Ok(3));
+        assert_eq!(seen, [b"one".to_vec(), vec![], b"three".to_vec()]);
+        assert!(has_message(&body) && !has_message(&body[..4]) && !has_message(&body[..7]));
+        let ok = |_: &[u8]| Ok::<(), ()>(());
+        assert_eq!(messages(&body[..body.len() - 1], ok), Err(Err(Framing::Partial)));
+        assert_eq!(messages(&body[..3], ok), Err(Err(Framing::Partial)));
+        let mut zipped = body.clone();
+        zipped[0] = 1;
+        assert_eq!(messages(&zipped, ok), Err(Err(Framing::Compressed)));
+        assert_eq!(messages(&[], ok), Ok(0));
+        assert_eq!(messages(&body, |_| Err("no")), Err(Ok("no")));
+    }
+
+    #[test]
+    fn fields_walk_every_wire_type_and_stop_at_a_broken_one() {
+        // Proves the walker against prost's encoding: strings, varints, nested messages; the
+        // last of a repeated field wins; a cut message is an error.
+        let r = SendMessageResponse {
+            task: None,
+            message: Some(Message {
+                message_id: "m".into(),
+                context_id: "ctx".into(),
+                role: ROLE_AGENT,
+                parts: vec![Part { text: Some("hi".into()) }],
+                ..Message::default()
+            }),
+        };
+        let bytes = r.encode_to_vec();
+        let m = bytes_field(&bytes, 2).unwrap().unwrap();
+        assert_eq!(bytes_field(&bytes, 1), Ok(None));
+        assert_eq!(bytes_field(m, 2), Ok(Some(&b"ctx"[..])));
+        let all: Vec<_> = fields(m).collect::<Result<_, _>>().unwrap();
+        assert_eq!(all[2], (4, Field::Varint(ROLE_AGENT as u64)));
+        assert!(bytes_field(&bytes[..bytes.len() - 1], 2).is_err());
+        assert!(bytes_field(&[0x0a, 0x05, b'a'], 1).is_err());
+        assert!(bytes_field(&[0x00], 1).is_err(), "field number 0");
+    }
+
+    #[test]
+    fn an_error_s_details_give_its_a2a_reason() {
+        // Proves the round trip of grpc-status-details-bin, padded or not, and that a value
+        // without an ErrorInfo or not base64 gives no reason.
+        let v = details_value(9, "nope", "VERSION_NOT_SUPPORTED");
+        assert_eq!(details_reason(v.as_bytes()).as_deref(), Some("VERSION_NOT_SUPPORTED"));
+        let padded = base64::engine::general_purpose::STANDARD
+            .encode(base64::engine::general_purpose::STANDARD_NO_PAD.decode(&v).unwrap());
+        assert_eq!(details_reason(padded.as_bytes()).as_deref(), Some("VERSION_NOT_SUPPORTED"));
+        let bare = RpcStatus { code: 5, message: "x".into(), details: vec![] };
+        let bare = base64::engine::general_purpose::STANDARD.encode(bare.encode_to_vec());
+        assert_eq!(details_reason(bare.as_bytes()), None);
+        assert_eq!(details_reason(b"%%%"), None);
+        assert_eq!(code_name(12), Some("unimplemented"));
+        assert_eq!(code_name(17), None);
+    }
+}
