@@ -1,14 +1,15 @@
 //! `--csv FILE`: one row per run, for spreadsheets and `nats bench`-style tooling. The JSON
 //! report stays the complete record; this is its table. Written from the report's JSON, so a
 //! saved report (`a2a-bench report R.json --csv F`) gives the same rows; a compare report gives
-//! each router's runs, named in the `router` column.
+//! each router's runs, named in the `router` column. An HTTP run of a mix of patterns is
+//! followed by a row per pattern (its `pattern` cell set; the run's own row leaves it empty).
 
 use std::path::Path;
 
 use serde_json::Value;
 
 /// The columns, in order.
-pub const COLUMNS: [&str; 21] = [
+pub const COLUMNS: [&str; 25] = [
     "run",
     "topology",
     "agents",
@@ -30,6 +31,10 @@ pub const COLUMNS: [&str; 21] = [
     "status",
     "duration_sec",
     "router",
+    "pattern",
+    "first_event_p50_ms",
+    "first_event_p99_ms",
+    "events_per_answer",
 ];
 
 /// One report's runs, or, for a compare report, each router's.
@@ -82,7 +87,48 @@ pub fn write(report: &Value, path: &Path) -> anyhow::Result<()> {
                 cell(&r["status"]),
                 cell(&r["duration_sec"]),
                 cell(&rep["placement"]["router"]),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
             ])?;
+            let patterns = r["patterns"].as_array().map_or(&[][..], Vec::as_slice);
+            if patterns.len() < 2 {
+                continue; // one pattern's figures are the run's
+            }
+            for pat in patterns {
+                let (l, first) = (&pat["latency"], &pat["first_event"]);
+                // Answers measured: its latency cells, else none.
+                let measured = pat["ok"].as_u64().unwrap_or(0) > 0;
+                let latency = |v: &Value| if measured { cell(v) } else { String::new() };
+                w.write_record([
+                    i.to_string(),
+                    cell(&r["topology"]),
+                    cell(&r["agent_count"]),
+                    cell(&r["repeat"]),
+                    cell(&p["mode"]),
+                    cell(&p["window"]),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    cell(&pat["ok_per_sec"]),
+                    cell(&pat["ok_per_sec"]),
+                    latency(&l["p50_ms"]),
+                    latency(&l["p95_ms"]),
+                    latency(&l["p99_ms"]),
+                    latency(&l["p999_ms"]),
+                    latency(&l["max_ms"]),
+                    cell(&pat["errors"]),
+                    String::new(),
+                    String::new(),
+                    cell(&r["duration_sec"]),
+                    cell(&rep["placement"]["router"]),
+                    cell(&pat["pattern"]),
+                    latency(&first["p50_ms"]),
+                    latency(&first["p99_ms"]),
+                    cell(&pat["events_per_answer"]),
+                ])?;
+            }
         }
     }
     w.flush()?;
@@ -114,5 +160,52 @@ mod tests {
         let p50 = COLUMNS.iter().position(|&c| c == "p50_ms").unwrap();
         assert_eq!(rows[1][p50..p50 + 5], ["", "", "", "", ""], "{text}");
         assert_eq!(rows[2][p50..p50 + 5], ["1.5"; 5], "{text}");
+        assert_eq!(rows.len(), 3, "no pattern rows without a mix: {text}");
+    }
+
+    #[test]
+    fn a_mix_s_run_is_followed_by_a_row_per_pattern() {
+        // Proves the pattern rows: after the run's row (its pattern cell empty), one per pattern
+        // of the mix with its answers/s, latencies, errors and a stream's first event and
+        // events; a pattern with no answer has empty latency cells.
+        let lat = |p50: f64| {
+            serde_json::json!({"count": 1, "p50_ms": p50, "p95_ms": p50,
+            "p99_ms": p50, "p999_ms": p50, "max_ms": p50})
+        };
+        let run = serde_json::json!({
+            "topology": "client", "agent_count": 4, "repeat": 0, "p50_latency_ms": 1.0,
+            "latency": {"rtt": {"count": 9}}, "pacing": {"mode": "closed", "window": 1},
+            "status": "ok", "throughput_msg_per_sec": 300.0, "errors": {"http_503": 2},
+            "patterns": [
+                {"pattern": "a2a:message", "ok": 200, "errors": 0, "ok_per_sec": 200.0,
+                    "latency": lat(0.5)},
+                {"pattern": "a2a-grpc:stream", "ok": 100, "errors": 0, "ok_per_sec": 100.0,
+                    "latency": lat(2.0), "first_event": lat(1.25), "events_per_answer": 3.0},
+                {"pattern": "health", "ok": 0, "errors": 2, "ok_per_sec": 0.0,
+                    "latency": lat(0.0)},
+            ],
+        });
+        let report = serde_json::json!({ "results": [run] });
+        let path = std::env::temp_dir().join(format!("a2a-csv-mix-{}.csv", std::process::id()));
+        write(&report, &path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let mut rows = csv::Reader::from_reader(text.as_bytes());
+        let rows: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
+        let col = |name: &str| COLUMNS.iter().position(|&c| c == name).unwrap();
+        assert_eq!(rows.len(), 4, "{text}");
+        assert_eq!(&rows[0][col("pattern")], "");
+        assert_eq!(&rows[0][col("throughput_msg_per_sec")], "300.0");
+        let names: Vec<&str> = rows[1..].iter().map(|r| &r[col("pattern")]).collect();
+        assert_eq!(names, ["a2a:message", "a2a-grpc:stream", "health"]);
+        assert!(rows.iter().all(|r| &r[col("run")] == "1"), "{text}");
+        let stream = &rows[2];
+        assert_eq!(&stream[col("throughput_msg_per_sec")], "100.0");
+        assert_eq!(&stream[col("p99_ms")], "2.0");
+        assert_eq!(&stream[col("first_event_p50_ms")], "1.25");
+        assert_eq!(&stream[col("events_per_answer")], "3.0");
+        assert_eq!(&rows[1][col("first_event_p50_ms")], "");
+        assert_eq!(&rows[3][col("p50_ms")], "", "no answer, no latency: {text}");
+        assert_eq!(&rows[3][col("errors")], "2");
     }
 }

@@ -327,11 +327,16 @@ fn a_weighted_mix_is_answered_in_its_weights() {
     // Proves `--pattern a=4,b,c=2` end to end: every pattern answered with nothing lost, each
     // pattern's answers in proportion to its weight (every client goes through the same
     // cycle, so only cycles cut short by the window's end differ), the conversation keeping
-    // its context, and the weights in the report.
+    // its context, the weights in the report, and in the CSV a row per pattern after the
+    // run's, with that pattern's answers/s.
     let t = Target::start(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), 1).unwrap();
     let url = format!("http://{}/", t.local_addr());
     let mix = "a2a:message=4,a2a:agent_card,a2a-rest:conversation=2";
-    let (ok, text, report) = http(&["--url", &url, "--pattern", mix, "--agents", "3"]);
+    let dir = tempdir();
+    let csv = dir.join("runs.csv");
+    let csv = csv.to_str().unwrap();
+    let (ok, text, report) =
+        http(&["--url", &url, "--pattern", mix, "--agents", "3", "--csv", csv]);
     let report = report.unwrap_or_else(|| panic!("no report: {text}"));
     assert!(ok, "{text}");
     let names = ["a2a:message", "a2a:agent_card", "a2a-rest:conversation"];
@@ -345,6 +350,17 @@ fn a_weighted_mix_is_answered_in_its_weights() {
         assert!((got - want).abs() <= 3.0 * 7.0, "{answers:?}");
     }
     assert_eq!(report["config"]["http"]["weights"], serde_json::json!([4, 1, 2]));
+    let mut rows = csv::Reader::from_path(csv).unwrap();
+    let header: Vec<String> = rows.headers().unwrap().iter().map(str::to_string).collect();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
+    let named: Vec<&str> = rows.iter().map(|r| &r[col("pattern")]).collect();
+    assert_eq!(named, [&[""][..], &names[..]].concat(), "the run's row, then each pattern's");
+    for (row, name) in rows[1..].iter().zip(names) {
+        let rate: f64 = row[col("throughput_msg_per_sec")].parse().unwrap();
+        let want = pattern(&report, name)["ok_per_sec"].as_f64().unwrap();
+        assert!((rate - want).abs() < 1e-6 * want, "{name}: {rate} against {want}");
+    }
 }
 
 #[test]
