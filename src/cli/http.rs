@@ -76,13 +76,14 @@ pub struct HttpCmd {
     drain_timeout: Duration,
     /// Seconds a request may stay on the wire without its answer; past it the request is an
     /// error of kind `timeout` (over HTTP/1.1 its connection is closed and replaced; over
-    /// --http2 its stream is reset) [default: none, only the stall timeout].
+    /// --http2 its stream is reset; a2a-grpc requests also carry it as their `grpc-timeout`)
+    /// [default: none, only the stall timeout].
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     timeout: Option<Duration>,
     /// JSON report file.
     #[arg(long, value_name = "FILE", default_value = "http_results.json")]
     output: PathBuf,
-    /// Also write one CSV row per run to this file.
+    /// Also write one CSV row per run to this file (and after a mix's run, one per pattern).
     #[arg(long, value_name = "FILE")]
     csv: Option<PathBuf>,
     /// Also write a self-contained HTML report to this file.
@@ -160,7 +161,7 @@ pub struct HttpCmd {
     /// against them).
     #[arg(long, value_name = "N", default_value_t = 0)]
     preload: u32,
-    /// a2a:conversation, a2a-rest:conversation: turns per context.
+    /// a2a:conversation, a2a-rest:conversation, a2a-grpc:conversation: turns per context.
     #[arg(long, value_name = "N", default_value_t = 4)]
     turns: u32,
     /// Multi-host: this process is worker I (from 0) of --workers, driving its slice of every

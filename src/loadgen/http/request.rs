@@ -131,8 +131,13 @@ pub(super) fn fixed_head(
             }
         }
     } else if kind.is_some_and(Pattern::is_grpc) {
-        // gRPC's: it reads the status from the trailers.
+        // gRPC's: it reads the status from the trailers; with --timeout, the deadline a gRPC
+        // client gives the server (in whole milliseconds, at most gRPC's eight digits).
         out.extend_from_slice(b"TE: trailers\r\n");
+        if plan.timeout_ns > 0 && !theirs("grpc-timeout") {
+            let ms = plan.timeout_ns.div_ceil(1_000_000).min(99_999_999);
+            let _ = write!(out, "grpc-timeout: {ms}m\r\n");
+        }
     } else if !theirs("accept") {
         let stream = kind.is_some_and(Pattern::is_stream);
         let accept = if stream { "text/event-stream" } else { "application/json" };

@@ -177,7 +177,14 @@ fn requests_carry_the_head_of_their_kind_and_their_own_lines() {
     ] {
         assert!(has(line), "{line}: {head}");
     }
-    assert!(!head.contains("Accept:"), "{head}");
+    assert!(!head.contains("Accept:") && !head.contains("grpc-timeout"), "{head}");
+    let plan = Plan {
+        patterns: vec![Pattern::A2aGrpcMessage],
+        timeout_ns: 1_500_500_000,
+        ..Plan::default()
+    };
+    let timed = text(plan, None);
+    assert!(timed.contains("\r\ngrpc-timeout: 1501m\r\n"), "--timeout is the deadline: {timed}");
     let mut sent = Vec::new();
     let walked = crate::grpc::messages(body.as_bytes(), |m| {
         sent.push(<crate::grpc::SendMessageRequest as prost::Message>::decode(m).map_err(|_| ())?);
