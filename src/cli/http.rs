@@ -311,6 +311,7 @@ fn config(
         tls,
         close: cmd.no_keepalive,
         headers: headers.clone(),
+        counts: Default::default(),
     };
     let cfg = BenchConfig::try_from(bench_args(&cmd, addr))?;
     if cmd.preload > 0 {

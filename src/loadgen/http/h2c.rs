@@ -362,7 +362,7 @@ impl<W: Copy> H2Conn<W> {
                 }
                 Poll::Ready(Err(e)) => {
                     return Err(format!(
-                        "the HTTP/2 connection failed before any response ({e}): does the server speak HTTP/2 over cleartext (h2c)? Without --http2 a2a-bench speaks HTTP/1.1"
+                        "the HTTP/2 connection failed before any response ({e}): does the server speak HTTP/2 over cleartext (h2c)? Without --http2 (which the a2a-grpc patterns imply) a2a-bench speaks HTTP/1.1"
                     ))
                 }
             }

@@ -290,7 +290,7 @@ pub struct Plan {
     pub mcp_version: String,
     /// Registry agent ids registered before the run (`registry:get` picks among them).
     pub preloaded: Vec<String>,
-    /// `a2a:conversation`, `a2a-rest:conversation`: turns per context.
+    /// `a2a:conversation`, `a2a-rest:conversation`, `a2a-grpc:conversation`: turns per context.
     pub turns: u32,
     /// Most requests on the wire per connection (HTTP/1.1).
     pub pipeline: u32,
@@ -306,6 +306,9 @@ pub struct Plan {
     /// `--header`s, (name, value): every request carries them; one named as a2a-bench's own
     /// `User-Agent`, `Accept` or `A2A-Version` replaces it.
     pub headers: Vec<(String, String)>,
+    /// Each pattern's count in the cycle's first `k` slots, `k` from 0 to the cycle's length
+    /// (pattern after pattern): [`Plan::count_before`]'s table, made on first use.
+    pub counts: std::sync::OnceLock<Vec<u32>>,
 }
 
 impl Default for Plan {
@@ -327,6 +330,7 @@ impl Default for Plan {
             tls: None,
             close: false,
             headers: Vec::new(),
+            counts: std::sync::OnceLock::new(),
         }
     }
 }
@@ -355,13 +359,29 @@ impl Plan {
         self.at(seq + u64::from(client))
     }
 
-    /// How many of `client`'s requests before `seq` were of pattern index `i`.
+    /// How many of `client`'s requests before `seq` were of pattern index `i`: whole cycles,
+    /// then the part of one from the client's offset, read off a table of counts (a weighted
+    /// cycle may be a few thousand slots long).
     pub fn count_before(&self, i: u8, client: u32, seq: u64) -> u64 {
         let n = self.cycle().max(1);
-        let per_cycle = (0..n).filter(|&k| self.at(k) == i).count() as u64;
-        let start = u64::from(client);
-        let rest = (0..seq % n).filter(|&t| self.at(start + t) == i).count() as u64;
-        seq / n * per_cycle + rest
+        let stride = n as usize + 1;
+        let counts = self.counts.get_or_init(|| {
+            let mut t = vec![0u32; stride * self.patterns.len().max(1)];
+            for k in 0..n {
+                let at = usize::from(self.at(k));
+                for (p, row) in t.chunks_mut(stride).enumerate() {
+                    row[k as usize + 1] = row[k as usize] + u32::from(p == at);
+                }
+            }
+            t
+        });
+        let Some(row) = counts.chunks(stride).nth(usize::from(i)) else { return 0 };
+        let upto = |k: u64| u64::from(row[k as usize]);
+        let (start, rest) = (u64::from(client) % n, seq % n);
+        let end = start + rest;
+        let part =
+            if end <= n { upto(end) - upto(start) } else { upto(n) - upto(start) + upto(end - n) };
+        seq / n * upto(n) + part
     }
 
     fn sessions(&self) -> bool {

@@ -313,6 +313,18 @@ fn a_weighted_mix_spreads_each_pattern_by_its_weight_and_conversations_keep_thei
         turns: 3,
         ..Plan::default()
     };
+    // The table against a count by hand, for every pattern, weighted or not, past the cycle.
+    for mix in [super::schedule(&[5, 1, 3]), Vec::new()] {
+        let patterns = vec![Pattern::A2aMessage, Pattern::Health, Pattern::AgentCard];
+        let plan = Plan { patterns, mix, ..Plan::default() };
+        for (i, client) in (0..3u8).flat_map(|i| [0u32, 4, 8, 1_000_003].map(|c| (i, c))) {
+            let mut seen = 0;
+            for seq in 0..40u64 {
+                assert_eq!(plan.count_before(i, client, seq), seen, "{i} {client} {seq}");
+                seen += u64::from(plan.slot(client, seq) == i);
+            }
+        }
+    }
     for client in 0..5u32 {
         let mut seen = 0;
         let mut contexts: Vec<String> = Vec::new();
