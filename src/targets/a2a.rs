@@ -314,46 +314,15 @@ fn grpc_call(bytes: &Bytes, version: Option<&[u8]>, stream: bool, gap: Duration)
     };
     let text: String = message.parts.iter().filter_map(|p| p.text.as_deref()).collect();
     let context = if message.context_id.is_empty() { fresh_id("ctx") } else { message.context_id };
-    let part = || vec![grpc::Part { text: Some(text.clone()) }];
     let mut frames = Vec::new();
+    let mut frame = |m: &dyn Fn(&mut Vec<u8>)| {
+        let mut b = Vec::new();
+        grpc::frame(&mut b, m);
+        frames.push(b);
+    };
     if stream {
-        let task = fresh_id("task");
-        let status = |state| Some(grpc::TaskStatus { state });
-        let events = [
-            grpc::StreamResponse {
-                task: Some(grpc::Task {
-                    id: task.clone(),
-                    context_id: context.clone(),
-                    status: status(grpc::TASK_STATE_WORKING),
-                }),
-                ..Default::default()
-            },
-            grpc::StreamResponse {
-                artifact_update: Some(grpc::TaskArtifactUpdateEvent {
-                    task_id: task.clone(),
-                    context_id: context.clone(),
-                    artifact: Some(grpc::Artifact {
-                        artifact_id: fresh_id("artifact"),
-                        parts: part(),
-                    }),
-                    append: false,
-                    last_chunk: true,
-                }),
-                ..Default::default()
-            },
-            grpc::StreamResponse {
-                status_update: Some(grpc::TaskStatusUpdateEvent {
-                    task_id: task,
-                    context_id: context,
-                    status: status(grpc::TASK_STATE_COMPLETED),
-                }),
-                ..Default::default()
-            },
-        ];
-        for e in &events {
-            let mut b = Vec::new();
-            grpc::frame(&mut b, |b| e.encode_raw(b));
-            frames.push(b);
+        for e in grpc_events(&fresh_id("task"), &context, &text) {
+            frame(&|b| e.encode_raw(b));
         }
     } else {
         let answer = grpc::SendMessageResponse {
@@ -363,13 +332,54 @@ fn grpc_call(bytes: &Bytes, version: Option<&[u8]>, stream: bool, gap: Duration)
                 context_id: context,
                 task_id: String::new(),
                 role: grpc::ROLE_AGENT,
-                parts: part(),
+                parts: vec![grpc::Part { text: Some(text) }],
             }),
         };
-        let mut b = Vec::new();
-        grpc::frame(&mut b, |b| answer.encode_raw(b));
-        frames.push(b);
+        frame(&|b| answer.encode_raw(b));
     }
+    grpc_reply(frames, gap)
+}
+
+/// The three events of a streamed echo in the gRPC binding: the task, its artifact, its final
+/// status.
+fn grpc_events(task: &str, context: &str, text: &str) -> [grpc::StreamResponse; 3] {
+    let status = |state| Some(grpc::TaskStatus { state });
+    [
+        grpc::StreamResponse {
+            task: Some(grpc::Task {
+                id: task.into(),
+                context_id: context.into(),
+                status: status(grpc::TASK_STATE_WORKING),
+            }),
+            ..Default::default()
+        },
+        grpc::StreamResponse {
+            artifact_update: Some(grpc::TaskArtifactUpdateEvent {
+                task_id: task.into(),
+                context_id: context.into(),
+                artifact: Some(grpc::Artifact {
+                    artifact_id: fresh_id("artifact"),
+                    parts: vec![grpc::Part { text: Some(text.into()) }],
+                }),
+                append: false,
+                last_chunk: true,
+            }),
+            ..Default::default()
+        },
+        grpc::StreamResponse {
+            status_update: Some(grpc::TaskStatusUpdateEvent {
+                task_id: task.into(),
+                context_id: context.into(),
+                status: status(grpc::TASK_STATE_COMPLETED),
+            }),
+            ..Default::default()
+        },
+    ]
+}
+
+/// A gRPC answer: its framed messages, together or `gap` apart (each its own HTTP/2 DATA
+/// frame), then the trailers with `grpc-status: 0`.
+fn grpc_reply(mut frames: Vec<Vec<u8>>, gap: Duration) -> Response<Body> {
     if gap.is_zero() {
         frames = vec![frames.concat()];
     }

@@ -71,22 +71,28 @@ fn pattern<'a>(report: &'a Value, name: &str) -> &'a Value {
 #[test]
 fn a_stream_whose_events_come_apart_is_timed_to_its_first_event_and_to_its_last() {
     // Proves time to first event against a stream that takes time: the echo agent sends a
-    // task's three events 40 ms apart, each its own chunk; over HTTP/1.1 and HTTP/2 the first
-    // event is timed when it comes, long before the answer ends (two gaps later).
+    // task's three events 40 ms apart, each its own chunk (or HTTP/2 DATA frame); over
+    // HTTP/1.1 and HTTP/2, and as a gRPC server stream, the first event is timed when it comes,
+    // long before the answer ends (two gaps later).
     use a2a_bench::targets::Options;
     let gap = Duration::from_millis(40);
     let options = Options { threads: 1, event_gap: gap, ..Options::default() };
     let t = Target::start_options(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), options).unwrap();
     let url = format!("http://{}/", t.local_addr());
-    for version in [None, Some("--http2")] {
-        let mut args = vec!["--url", &url, "--pattern", "a2a:stream,a2a-v03:stream"];
+    for (version, mix) in [
+        (None, "a2a:stream,a2a-v03:stream"),
+        (Some("--http2"), "a2a:stream,a2a-v03:stream"),
+        (None, "a2a-grpc:stream,a2a-rest:stream"),
+    ] {
+        let mut args = vec!["--url", &url, "--pattern", mix];
         args.extend(["--agents", "2", "--duration", "1", "--warmup", "0.2"]);
         args.extend(version);
         let (ok, text, report) = http(&args);
         let report = report.unwrap_or_else(|| panic!("no report: {text}"));
         assert!(ok, "{version:?}: {text}");
-        assert_clean(&report, &["a2a:stream", "a2a-v03:stream"]);
-        for stream in ["a2a:stream", "a2a-v03:stream"] {
+        let streams: Vec<&str> = mix.split(',').collect();
+        assert_clean(&report, &streams);
+        for stream in streams {
             let p = pattern(&report, stream);
             assert_eq!(p["events_per_answer"], 3.0, "{p}");
             let first = p["first_event"]["p50_ms"].as_f64().unwrap();
