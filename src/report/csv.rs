@@ -65,13 +65,16 @@ pub fn write(report: &Value, path: &Path) -> anyhow::Result<()> {
             let latency = |v: &Value| if measured { cell(v) } else { String::new() };
             let errors: u64 =
                 r["errors"].as_object().map_or(0, |m| m.values().filter_map(Value::as_u64).sum());
-            w.write_record([
+            // The run's scenario: the first cells of its row and of its patterns'.
+            let lead = [
                 i.to_string(),
                 cell(&r["topology"]),
                 cell(&r["agent_count"]),
                 cell(&r["repeat"]),
                 cell(&p["mode"]),
                 cell(&p["window"]),
+            ];
+            w.write_record(lead.iter().cloned().chain([
                 cell(&p["rate_per_sec"]),
                 cell(&p["achieved_rate_per_sec"]),
                 cell(&p["sustained"]),
@@ -91,7 +94,7 @@ pub fn write(report: &Value, path: &Path) -> anyhow::Result<()> {
                 String::new(),
                 String::new(),
                 String::new(),
-            ])?;
+            ]))?;
             let patterns = r["patterns"].as_array().map_or(&[][..], Vec::as_slice);
             if patterns.len() < 2 {
                 continue; // one pattern's figures are the run's
@@ -101,13 +104,7 @@ pub fn write(report: &Value, path: &Path) -> anyhow::Result<()> {
                 // Answers measured: its latency cells, else none.
                 let measured = pat["ok"].as_u64().unwrap_or(0) > 0;
                 let latency = |v: &Value| if measured { cell(v) } else { String::new() };
-                w.write_record([
-                    i.to_string(),
-                    cell(&r["topology"]),
-                    cell(&r["agent_count"]),
-                    cell(&r["repeat"]),
-                    cell(&p["mode"]),
-                    cell(&p["window"]),
+                w.write_record(lead.iter().cloned().chain([
                     String::new(),
                     String::new(),
                     String::new(),
@@ -127,7 +124,7 @@ pub fn write(report: &Value, path: &Path) -> anyhow::Result<()> {
                     latency(&first["p50_ms"]),
                     latency(&first["p99_ms"]),
                     cell(&pat["events_per_answer"]),
-                ])?;
+                ]))?;
             }
         }
     }

@@ -64,6 +64,19 @@ fn assert_clean(report: &Value, patterns: &[&str]) {
     assert_eq!(r["accounting"]["replies_delivered"].as_u64().unwrap(), sent);
 }
 
+/// Runs `a2a-bench http` with `args`, which must fail with every request it sent an error of
+/// `kind`, and its accounting closed; returns the report.
+fn check_every_request_fails(args: &[&str], kind: &str) -> Value {
+    let (ok, text, report) = http(args);
+    assert!(!ok, "{text}");
+    let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+    let r = run(&report);
+    let sent = r["accounting"]["requests_sent"].as_u64().unwrap();
+    assert!(r["accounting"]["closed"].as_bool().unwrap() && sent > 0, "{r}");
+    assert_eq!(r["errors"][kind].as_u64(), Some(sent), "{kind}: {}", r["errors"]);
+    report
+}
+
 fn pattern<'a>(report: &'a Value, name: &str) -> &'a Value {
     run(report)["patterns"].as_array().unwrap().iter().find(|p| p["pattern"] == name).unwrap()
 }
@@ -242,15 +255,8 @@ fn the_a2a_http_json_binding_is_answered_and_its_errors_named_by_reason() {
     assert_eq!(passed, [true, true, false], "{checks:?}");
     assert!(checks[1]["actual_text"].as_str().unwrap().ends_with("answers/s"), "{checks:?}");
     let old = ["--header", "A2A-Version: 0.3"];
-    let (ok, _, report) = http(
-        &[&["--url", &url, "--pattern", "a2a-rest:message", "--agents", "2"][..], &old].concat(),
-    );
-    assert!(!ok);
-    let report = report.unwrap();
-    let r = run(&report);
-    let sent = r["accounting"]["requests_sent"].as_u64().unwrap();
-    assert!(r["accounting"]["closed"].as_bool().unwrap() && sent > 0, "{r}");
-    assert_eq!(r["errors"]["a2a_version_not_supported"].as_u64(), Some(sent), "{}", r["errors"]);
+    let args = ["--url", &url, "--pattern", "a2a-rest:message", "--agents", "2"];
+    check_every_request_fails(&[&args[..], &old].concat(), "a2a_version_not_supported");
 
     let addr = scripted(|_, request| {
         let asked = request.starts_with("POST /t/message:send HTTP/1.1\r\n")
@@ -270,13 +276,7 @@ fn the_a2a_http_json_binding_is_answered_and_its_errors_named_by_reason() {
         ("a2a-rest:message", "a2a_task_not_found"),
         ("a2a-rest:stream", "a2a_unsupported_operation"),
     ] {
-        let (ok, _, report) = http(&["--url", &url, "--pattern", p, "--agents", "2"]);
-        assert!(!ok);
-        let report = report.unwrap();
-        let r = run(&report);
-        let sent = r["accounting"]["requests_sent"].as_u64().unwrap();
-        assert!(r["accounting"]["closed"].as_bool().unwrap() && sent > 0, "{r}");
-        assert_eq!(r["errors"][kind].as_u64(), Some(sent), "{}", r["errors"]);
+        check_every_request_fails(&["--url", &url, "--pattern", p, "--agents", "2"], kind);
     }
 }
 
@@ -300,15 +300,8 @@ fn the_a2a_grpc_binding_is_answered_and_its_errors_named() {
     assert_eq!(stream["events_per_answer"], 3.0, "{stream}");
     assert!(stream["first_event"]["p50_ms"].as_f64().unwrap() > 0.0, "{stream}");
     let old = ["--header", "A2A-Version: 0.3"];
-    let (ok, _, report) = http(
-        &[&["--url", &url, "--pattern", "a2a-grpc:message", "--agents", "2"][..], &old].concat(),
-    );
-    assert!(!ok);
-    let report = report.unwrap();
-    let r = run(&report);
-    let sent = r["accounting"]["requests_sent"].as_u64().unwrap();
-    assert!(r["accounting"]["closed"].as_bool().unwrap() && sent > 0, "{r}");
-    assert_eq!(r["errors"]["a2a_version_not_supported"].as_u64(), Some(sent), "{}", r["errors"]);
+    let args = ["--url", &url, "--pattern", "a2a-grpc:message", "--agents", "2"];
+    check_every_request_fails(&[&args[..], &old].concat(), "a2a_version_not_supported");
 
     for (act, kind) in [
         (H2Act::GrpcNotFound, "grpc_not_found"),
@@ -317,14 +310,8 @@ fn the_a2a_grpc_binding_is_answered_and_its_errors_named() {
     ] {
         let addr = h2_scripted(move |_, _| act);
         let url = format!("http://{addr}/");
-        let (ok, _, report) =
-            http(&["--url", &url, "--pattern", "a2a-grpc:message", "--agents", "2"]);
-        assert!(!ok);
-        let report = report.unwrap();
-        let r = run(&report);
-        let sent = r["accounting"]["requests_sent"].as_u64().unwrap();
-        assert!(r["accounting"]["closed"].as_bool().unwrap() && sent > 0, "{r}");
-        assert_eq!(r["errors"][kind].as_u64(), Some(sent), "{act:?}: {}", r["errors"]);
+        let args = ["--url", &url, "--pattern", "a2a-grpc:message", "--agents", "2"];
+        check_every_request_fails(&args, kind);
     }
 }
 
@@ -470,15 +457,9 @@ fn registry_patterns_run_against_preloaded_agents_with_a_token() {
     assert_clean(&report, &mix.split(',').collect::<Vec<_>>());
     assert!(!report.to_string().contains("s3cret"), "{}", report["command_line"]);
     assert_eq!(report["config"]["http"]["auth"], true);
-    let (ok, text, report) =
-        http(&["--url", &url, "--pattern", "registry:health", "--agents", "2"]);
-    assert!(!ok, "{text}");
-    let report = report.unwrap();
+    let args = ["--url", &url, "--pattern", "registry:health", "--agents", "2"];
+    let report = check_every_request_fails(&args, "http_401");
     let r = run(&report);
-    assert!(r["accounting"]["closed"].as_bool().unwrap(), "{r}");
-    let sent = r["accounting"]["requests_sent"].as_u64().unwrap();
-    assert!(sent > 0);
-    assert_eq!(r["errors"]["http_401"].as_u64(), Some(sent), "{}", r["errors"]);
     assert!(r["failure"].as_str().unwrap().contains("http_401"), "{}", r["failure"]);
 }
 
@@ -686,13 +667,8 @@ fn json_rpc_errors_and_bad_streams_are_errors_by_kind() {
         Some(response("200 OK", "application/json", "", body))
     });
     let url = format!("http://{addr}/");
-    let (ok, _, report) = http(&["--url", &url, "--pattern", "a2a:message", "--agents", "2"]);
-    assert!(!ok);
-    let report = report.unwrap();
-    let r = run(&report);
-    let sent = r["accounting"]["requests_sent"].as_u64().unwrap();
-    assert!(r["accounting"]["closed"].as_bool().unwrap() && sent > 0, "{r}");
-    assert_eq!(r["errors"]["a2a_task_not_found"].as_u64(), Some(sent), "{}", r["errors"]);
+    let args = ["--url", &url, "--pattern", "a2a:message", "--agents", "2"];
+    let report = check_every_request_fails(&args, "a2a_task_not_found");
     let p = pattern(&report, "a2a:message");
     assert_eq!(p["ok"], 0);
     assert!(p["errors_by_kind"]["a2a_task_not_found"].as_u64().unwrap() > 0);
@@ -700,12 +676,10 @@ fn json_rpc_errors_and_bad_streams_are_errors_by_kind() {
     let addr =
         scripted(|_, _| Some(response("200 OK", "text/event-stream", "", "data: {nope\r\n\r\n")));
     let url = format!("http://{addr}/");
-    let (ok, _, report) = http(&["--url", &url, "--pattern", "a2a:stream", "--agents", "2"]);
-    assert!(!ok);
-    let report = report.unwrap();
-    let r = run(&report);
-    let sent = r["accounting"]["requests_sent"].as_u64().unwrap();
-    assert_eq!(r["errors"]["protocol_bad_sse"].as_u64(), Some(sent), "{}", r["errors"]);
+    check_every_request_fails(
+        &["--url", &url, "--pattern", "a2a:stream", "--agents", "2"],
+        "protocol_bad_sse",
+    );
 }
 
 #[test]
@@ -751,13 +725,8 @@ fn mcp_session_faults_are_named() {
         })
     });
     let url = format!("http://{addr}/mcp");
-    let (ok, _, report) = http(&["--url", &url, "--pattern", "mcp:tools/call", "--agents", "2"]);
-    assert!(!ok);
-    let report = report.unwrap();
-    let r = run(&report);
-    let sent = r["accounting"]["requests_sent"].as_u64().unwrap();
-    assert!(sent > 0);
-    assert_eq!(r["errors"]["http_404"].as_u64(), Some(sent), "{}", r["errors"]);
+    let args = ["--url", &url, "--pattern", "mcp:tools/call", "--agents", "2"];
+    check_every_request_fails(&args, "http_404");
 
     let addr = scripted(move |_, _| Some(response("200 OK", "application/json", "", init)));
     let url = format!("http://{addr}/mcp");

@@ -33,25 +33,34 @@ class Echo(AgentExecutor):
         raise NotImplementedError
 
 
-def main() -> None:
-    port = int(sys.argv[1])
-    url = f"http://127.0.0.1:{port}/"
-    card = AgentCard(
+def agent_card(url: str, bindings: list[str]) -> AgentCard:
+    """The echo agent's card, its interfaces at `url` in each of `bindings`."""
+    return AgentCard(
         name="echo",
         description="Echoes every message (a2a-bench test target)",
         version="1.0.0",
         supported_interfaces=[
-            AgentInterface(url=url, protocol_binding="JSONRPC", protocol_version="1.0"),
-            AgentInterface(url=url, protocol_binding="HTTP+JSON", protocol_version="1.0"),
+            AgentInterface(url=url, protocol_binding=b, protocol_version="1.0") for b in bindings
         ],
         capabilities=AgentCapabilities(streaming=True),
         default_input_modes=["text/plain"],
         default_output_modes=["text/plain"],
         skills=[AgentSkill(id="echo", name="echo", description="echoes", tags=["echo"])],
     )
-    handler = DefaultRequestHandler(
+
+
+def handler_for(card: AgentCard) -> DefaultRequestHandler:
+    """The request handler of the echo agent with `card`, its tasks in memory."""
+    return DefaultRequestHandler(
         agent_executor=Echo(), task_store=InMemoryTaskStore(), agent_card=card
     )
+
+
+def main() -> None:
+    port = int(sys.argv[1])
+    url = f"http://127.0.0.1:{port}/"
+    card = agent_card(url, ["JSONRPC", "HTTP+JSON"])
+    handler = handler_for(card)
     routes = (
         create_agent_card_routes(card)
         + create_jsonrpc_routes(handler, "/", enable_v0_3_compat=True)

@@ -9,31 +9,15 @@ import sys
 
 import grpc
 
-from a2a.server.request_handlers import DefaultRequestHandler, GrpcHandler
-from a2a.server.tasks import InMemoryTaskStore
-from a2a.types import AgentCapabilities, AgentCard, AgentInterface, AgentSkill
+from a2a.server.request_handlers import GrpcHandler
 from a2a.types import a2a_pb2_grpc
 
-from a2a_echo import Echo
+from a2a_echo import agent_card, handler_for
 
 
 async def serve(port: int) -> None:
     url = f"127.0.0.1:{port}"
-    card = AgentCard(
-        name="echo",
-        description="Echoes every message (a2a-bench test target)",
-        version="1.0.0",
-        supported_interfaces=[
-            AgentInterface(url=url, protocol_binding="GRPC", protocol_version="1.0"),
-        ],
-        capabilities=AgentCapabilities(streaming=True),
-        default_input_modes=["text/plain"],
-        default_output_modes=["text/plain"],
-        skills=[AgentSkill(id="echo", name="echo", description="echoes", tags=["echo"])],
-    )
-    handler = DefaultRequestHandler(
-        agent_executor=Echo(), task_store=InMemoryTaskStore(), agent_card=card
-    )
+    handler = handler_for(agent_card(url, ["GRPC"]))
     server = grpc.aio.server()
     a2a_pb2_grpc.add_A2AServiceServicer_to_server(GrpcHandler(handler), server)
     server.add_insecure_port(url)
