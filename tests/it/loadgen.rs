@@ -1251,10 +1251,11 @@ fn a_polling_core_counts_its_empty_passes_as_watch() {
     let busy = o.router_cpu.clone().expect("the router reports its CPU")[0];
     let watch = o.router_watch.clone().expect("and its watch")[0];
     // A shard that sleeps between 500 messages/s is busy a few %; polling, it takes what the
-    // machine gives it (on two loaded cores as little as 40 %).
-    assert!(busy > 0.2, "a polling shard is busy: {busy}");
+    // machine gives it (on two loaded cores as little as 40 %; under `make test-stress`, three
+    // copies of the suite on two cores, 18 % once).
+    assert!(busy > 0.1, "a polling shard is busy: {busy}");
     assert!(watch > 0.5 * busy && watch <= busy + 0.02, "watch {watch} of busy {busy}");
-    assert!(watched > 150_000_000, "the shard counted {watched} ns of watch in 0.9 s");
+    assert!(watched > 80_000_000, "the shard counted {watched} ns of watch in 0.9 s");
     let (a_busy, a_watch) = (o.agent_cpu[0], o.agent_watch[0]);
     assert!(a_watch > 0.5 * a_busy && a_watch <= a_busy + 0.02, "{a_watch} of {a_busy}");
     // The time series: every full interval shows the same, each share within its busy share.
