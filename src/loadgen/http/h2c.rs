@@ -399,14 +399,18 @@ impl<W: Copy> H2Conn<W> {
                                 .and_then(|v| v.to_str().ok())
                                 .map(Box::from);
                             // A gRPC error may come as a head alone ("trailers-only").
-                            s.grpc = grpc_end(h);
+                            if s.content_type == ContentType::Grpc {
+                                s.grpc = grpc_end(h);
+                            }
                             s.state = State::Body(r.into_body());
                         }
                     },
                     State::Body(body) if s.data_done => match body.poll_trailers(cx) {
                         Poll::Pending => break None,
                         Poll::Ready(Ok(trailers)) => {
-                            if let Some(end) = trailers.as_ref().and_then(grpc_end) {
+                            let grpc = s.content_type == ContentType::Grpc;
+                            if let Some(end) = trailers.as_ref().filter(|_| grpc).and_then(grpc_end)
+                            {
                                 s.grpc = Some(end);
                             }
                             break Some(Ok(()));
