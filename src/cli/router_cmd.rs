@@ -381,6 +381,10 @@ pub struct ServeCmd {
     /// an agent answering token by token does); 0 sends them together
     #[arg(long, value_name = "MS", default_value_t = 0)]
     event_gap_ms: u64,
+    /// a2a-echo: a task started with returnImmediately works this many milliseconds before it
+    /// completes (GetTask says so); 0 answers it completed
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    task_ms: u64,
 }
 
 pub(super) fn run_serve(cmd: ServeCmd) -> anyhow::Result<()> {
@@ -405,11 +409,18 @@ pub(super) fn run_serve(cmd: ServeCmd) -> anyhow::Result<()> {
     if cmd.event_gap_ms > 60_000 {
         bail!("--event-gap-ms must be at most 60000");
     }
+    if cmd.task_ms > 0 && cmd.target != crate::targets::Kind::A2aEcho {
+        bail!("--task-ms: only a2a-echo runs tasks");
+    }
+    if cmd.task_ms > 3_600_000 {
+        bail!("--task-ms must be at most 3600000 (an hour)");
+    }
     let options = crate::targets::Options {
         threads: cmd.threads,
         token: cmd.auth_token,
         tls,
         event_gap: Duration::from_millis(cmd.event_gap_ms),
+        task_time: Duration::from_millis(cmd.task_ms),
     };
     let target = crate::targets::Target::start_options(cmd.target, cmd.listen, options)
         .with_context(|| format!("--listen {}", cmd.listen))?;

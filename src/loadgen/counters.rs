@@ -80,6 +80,10 @@ pub struct GroupCounters {
     /// last stream, or reset with `REFUSED_STREAM`).
     #[serde(default)]
     pub resent: u64,
+    /// `GetTask` polls answered (tasks still working included; warm-up too): requests of the
+    /// task patterns that no latency figure counts, but that show the server answering.
+    #[serde(default)]
+    pub task_polls: u64,
     /// Heartbeats sent on connections that were silent for a while (`Group::keep_alive`),
     /// warm-up and set-up included: messages the router handled that no figure counts.
     #[serde(default)]
@@ -117,6 +121,7 @@ impl GroupCounters {
         self.unexpected += o.unexpected;
         self.reconnects += o.reconnects;
         self.resent += o.resent;
+        self.task_polls += o.task_polls;
         self.heartbeats += o.heartbeats;
         self.window_bytes_in += o.window_bytes_in;
         self.window_bytes_out += o.window_bytes_out;

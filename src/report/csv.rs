@@ -9,7 +9,7 @@ use std::path::Path;
 use serde_json::Value;
 
 /// The columns, in order.
-pub const COLUMNS: [&str; 25] = [
+pub const COLUMNS: [&str; 28] = [
     "run",
     "topology",
     "agents",
@@ -35,6 +35,9 @@ pub const COLUMNS: [&str; 25] = [
     "first_event_p50_ms",
     "first_event_p99_ms",
     "events_per_answer",
+    "accepted_p50_ms",
+    "accepted_p99_ms",
+    "polls_per_answer",
 ];
 
 /// One report's runs, or, for a compare report, each router's.
@@ -94,13 +97,16 @@ pub fn write(report: &Value, path: &Path) -> anyhow::Result<()> {
                 String::new(),
                 String::new(),
                 String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
             ]))?;
             let patterns = r["patterns"].as_array().map_or(&[][..], Vec::as_slice);
             if patterns.len() < 2 {
                 continue; // one pattern's figures are the run's
             }
             for pat in patterns {
-                let (l, first) = (&pat["latency"], &pat["first_event"]);
+                let (l, first, accepted) = (&pat["latency"], &pat["first_event"], &pat["accepted"]);
                 // Answers measured: its latency cells, else none.
                 let measured = pat["ok"].as_u64().unwrap_or(0) > 0;
                 let latency = |v: &Value| if measured { cell(v) } else { String::new() };
@@ -124,6 +130,9 @@ pub fn write(report: &Value, path: &Path) -> anyhow::Result<()> {
                     latency(&first["p50_ms"]),
                     latency(&first["p99_ms"]),
                     cell(&pat["events_per_answer"]),
+                    latency(&accepted["p50_ms"]),
+                    latency(&accepted["p99_ms"]),
+                    cell(&pat["polls_per_answer"]),
                 ]))?;
             }
         }

@@ -351,17 +351,22 @@ fn patterns(h: &mut String, results: &[Value], shown: &[(String, usize)]) {
     if rows.is_empty() {
         return;
     }
-    h.push_str("<h3>Patterns</h3>\n<p class=\"muted\">Each scenario's median run, per pattern of its mix; latency from the intended send time; a stream's first event timed the same way.</p>\n<table><tr><th>scenario</th><th class=\"name\">pattern</th><th>answers</th><th>answers/s</th><th>p50 ms</th><th>p99 ms</th><th>first event p50 / p99 ms</th><th>events per answer</th><th>errors</th></tr>\n");
+    h.push_str("<h3>Patterns</h3>\n<p class=\"muted\">Each scenario's median run, per pattern of its mix; latency from the intended send time; a stream's first event timed the same way.</p>\n<table><tr><th>scenario</th><th class=\"name\">pattern</th><th>answers</th><th>answers/s</th><th>p50 ms</th><th>p99 ms</th><th>first event (stream) or accepted (task) p50 / p99 ms</th><th>events (stream) or polls (task) per answer</th><th>errors</th></tr>\n");
     for (scenario, p) in rows {
         let count = |v: &Value| v["count"].as_u64().unwrap_or(0);
         let at = |v: &Value, key: &str| {
             super::text::measured_ms(count(v), v[key].as_f64().unwrap_or(0.0))
         };
-        let first = match &p["first_event"] {
+        // A stream's first event, or a task's acceptance.
+        let f = if p["first_event"].is_object() { &p["first_event"] } else { &p["accepted"] };
+        let first = match f {
             f if f.is_object() => format!("{} / {}", at(f, "p50_ms"), at(f, "p99_ms")),
             _ => String::new(),
         };
-        let events = p["events_per_answer"].as_f64().map_or(String::new(), |e| format!("{e:.1}"));
+        let events = p["events_per_answer"]
+            .as_f64()
+            .or(p["polls_per_answer"].as_f64())
+            .map_or(String::new(), |e| format!("{e:.1}"));
         let kinds: Vec<String> = p["errors_by_kind"]
             .as_object()
             .into_iter()

@@ -420,6 +420,9 @@ pub struct HttpConfig {
     pub preload: u32,
     /// `--turns`, when `a2a:conversation` runs.
     pub turns: Option<u32>,
+    /// `--task-poll` in seconds, when a task pattern runs.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub task_poll_sec: Option<f64>,
     /// Whether a bearer token was sent (never the token).
     pub auth: bool,
     /// `--timeout` in seconds; null: none.
@@ -461,11 +464,18 @@ pub struct PatternResult {
     /// Streams: server-sent events per answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events_per_answer: Option<f64>,
+    /// Tasks: from the intended send time to the answer that accepted the task (or answered
+    /// at once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<LatencySummary>,
+    /// Tasks: `GetTask` polls per task that completed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub polls_per_answer: Option<f64>,
 }
 
 impl PatternResult {
     fn of(s: &crate::loadgen::http::PatternStats, window_s: f64) -> PatternResult {
-        let stream = s.pattern.is_stream();
+        let (stream, task) = (s.pattern.is_stream(), s.pattern.is_task());
         PatternResult {
             pattern: s.pattern.name(),
             ok: s.ok,
@@ -475,6 +485,8 @@ impl PatternResult {
             latency: LatencySummary::of(&s.rtt),
             first_event: stream.then(|| LatencySummary::of(&s.first_event)),
             events_per_answer: stream.then(|| s.events as f64 / s.ok.max(1) as f64),
+            accepted: task.then(|| LatencySummary::of(&s.first_event)),
+            polls_per_answer: task.then(|| s.events as f64 / s.ok.max(1) as f64),
         }
     }
 }

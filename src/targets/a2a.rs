@@ -7,10 +7,16 @@
 //! card at
 //! `/.well-known/agent-card.json` (and v0.3's `/.well-known/agent.json`). A stream is a task:
 //! server-sent events (or a gRPC server stream) carrying the task (`working`), an artifact with
-//! the echoed text, and a final `completed` status.
+//! the echoed text, and a final `completed` status. A v1.0 `SendMessage` with
+//! `returnImmediately` (JSON-RPC or HTTP+JSON) starts a task instead of answering: `working`
+//! for the agent's task time, then `completed` with the text as its artifact, as `GetTask`
+//! (`GET {prefix}/tasks/{id}`) tells; tasks are kept a minute after they end, a million at
+//! most.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use http_body_util::StreamBody;
@@ -28,7 +34,25 @@ pub struct Echo {
     card: Value,
     /// The time between a stream's events (0: sent together).
     event_gap: Duration,
+    /// How long a task works before it completes.
+    task_time: Duration,
+    /// The tasks started, by id.
+    tasks: Mutex<HashMap<String, Task>>,
 }
+
+/// A task the agent works on.
+struct Task {
+    context: String,
+    text: String,
+    /// When it completes.
+    done_at: Instant,
+}
+
+/// Tasks kept at most; past them a new task is refused (`-32603` / 503).
+const TASKS_MAX: usize = 1_000_000;
+
+/// How long an ended task stays to be asked about.
+const TASK_KEPT: Duration = Duration::from_secs(60);
 
 /// Which A2A version a method belongs to.
 #[derive(Clone, Copy, PartialEq)]
@@ -59,7 +83,52 @@ impl Echo {
                 "skills": [{"id": "echo", "name": "echo", "description": "Echoes the message text", "tags": ["echo"]}]
             }),
             event_gap: Duration::ZERO,
+            task_time: Duration::ZERO,
+            tasks: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Works on a task started with `returnImmediately` for `time` before completing it.
+    pub fn with_task_time(mut self, time: Duration) -> Echo {
+        self.task_time = time;
+        self
+    }
+
+    /// Starts a task echoing `text` in `context`: its id, or None when too many are kept.
+    fn start_task(&self, context: &str, text: &str) -> Option<String> {
+        let now = Instant::now();
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        if tasks.len() >= TASKS_MAX / 10 {
+            tasks.retain(|_, t| t.done_at + TASK_KEPT > now);
+        }
+        if tasks.len() >= TASKS_MAX {
+            return None;
+        }
+        let id = fresh_id("task");
+        let task =
+            Task { context: context.into(), text: text.into(), done_at: now + self.task_time };
+        tasks.insert(id.clone(), task);
+        Some(id)
+    }
+
+    /// Task `id` as a v1.0 `Task` (ProtoJSON), if the agent has it.
+    fn task_json(&self, id: &str) -> Option<Value> {
+        let tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        let t = tasks.get(id)?;
+        Some(if Instant::now() < t.done_at {
+            json!({"id": id, "contextId": t.context, "status": {"state": "TASK_STATE_WORKING"}})
+        } else {
+            json!({"id": id, "contextId": t.context, "status": {"state": "TASK_STATE_COMPLETED"},
+                "artifacts": [{"artifactId": format!("{id}-echo"), "parts": [{"text": t.text}]}]})
+        })
+    }
+
+    /// A `SendMessage` with `returnImmediately`: the task it started (`Err`: too many tasks).
+    fn task_answer(&self, message: &Value, text: &str) -> Result<Value, ()> {
+        let out = answer(message, text, Version::V1);
+        let context = out["contextId"].as_str().unwrap_or_default();
+        let id = self.start_task(context, text).ok_or(())?;
+        self.task_json(&id).ok_or(())
     }
 
     /// Streams its events `gap` apart, each its own chunk (as an agent answering token by
@@ -75,6 +144,18 @@ impl Echo {
             (&Method::GET, "/.well-known/agent-card.json" | "/.well-known/agent.json") => {
                 json_reply(StatusCode::OK, &self.card)
             }
+            (&Method::GET, p) if p.rsplit_once("/tasks/").is_some() => {
+                let id = p.rsplit_once("/tasks/").map_or("", |(_, id)| id);
+                match self.task_json(id) {
+                    Some(task) => reply(StatusCode::OK, A2A_JSON, task.to_string()),
+                    None => rest_error(
+                        StatusCode::NOT_FOUND,
+                        "NOT_FOUND",
+                        "TASK_NOT_FOUND",
+                        "no such task",
+                    ),
+                }
+            }
             (&Method::POST, p)
                 if p.ends_with("/message:send") || p.ends_with("/message:stream") =>
             {
@@ -82,7 +163,7 @@ impl Echo {
                 match body(req).await {
                     Ok((parts, bytes)) => {
                         let version = parts.headers.get("a2a-version").map(|v| v.as_bytes());
-                        rest(&bytes, version, stream, self.event_gap)
+                        self.rest(&bytes, version, stream)
                     }
                     Err(r) => r,
                 }
@@ -111,7 +192,7 @@ impl Echo {
                 }
             }
             (&Method::POST, _) => match body(req).await {
-                Ok((_, bytes)) => rpc(&bytes, self.event_gap),
+                Ok((_, bytes)) => self.rpc(&bytes),
                 Err(r) => r,
             },
             _ => {
@@ -202,68 +283,111 @@ fn rest_error(status: StatusCode, grpc: &str, reason: &str, message: &str) -> Re
     reply(status, A2A_JSON, body.to_string())
 }
 
-/// `SendMessage` or `SendStreamingMessage` in the HTTP+JSON binding. A request that names an
-/// `A2A-Version` other than 1.x is refused (`VERSION_NOT_SUPPORTED`); one that names none is
-/// taken as 1.0.
-fn rest(bytes: &Bytes, version: Option<&[u8]>, stream: bool, gap: Duration) -> Response<Body> {
-    let bad = |reason: &str, message: &str| {
-        rest_error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", reason, message)
-    };
-    if version.is_some_and(|v| v != b"1" && !v.starts_with(b"1.")) {
-        return rest_error(
-            StatusCode::BAD_REQUEST,
-            "FAILED_PRECONDITION",
-            "VERSION_NOT_SUPPORTED",
-            "this agent speaks A2A 1.0",
-        );
-    }
-    let Ok(request) = serde_json::from_slice::<Value>(bytes) else {
-        return bad("INVALID_REQUEST", "the body is not JSON");
-    };
-    let Some(message) = request.get("message") else {
-        return bad("INVALID_REQUEST", "no message");
-    };
-    let Some(text) = text_of(message) else {
-        return bad("INVALID_REQUEST", "the message has no parts");
-    };
-    let out = answer(message, &text, Version::V1);
-    if !stream {
-        return reply(StatusCode::OK, A2A_JSON, json!({"message": out}).to_string());
-    }
-    let task = fresh_id("task");
-    let context = out["contextId"].as_str().unwrap_or_default().to_string();
-    let all = task_events(&task, &context, &text, Version::V1).map(|e| format!("data: {e}\n\n"));
-    events(all, gap)
+/// Whether a v1.0 request asks for its task at once (`configuration.returnImmediately`).
+fn immediately(request: &Value) -> bool {
+    request.pointer("/configuration/returnImmediately").and_then(Value::as_bool) == Some(true)
 }
 
-fn rpc(bytes: &Bytes, gap: Duration) -> Response<Body> {
-    let Ok(call) = serde_json::from_slice::<Value>(bytes) else {
-        return rpc_error(&Value::Null, -32700, "Parse error");
-    };
-    let id = call.get("id").cloned().unwrap_or(Value::Null);
-    let (version, stream) = match call.get("method").and_then(Value::as_str) {
-        Some("SendMessage") => (Version::V1, false),
-        Some("SendStreamingMessage") => (Version::V1, true),
-        Some("message/send") => (Version::V03, false),
-        Some("message/stream") => (Version::V03, true),
-        _ => return rpc_error(&id, -32601, "Method not found"),
-    };
-    let Some(message) = call.pointer("/params/message") else {
-        return rpc_error(&id, -32602, "Invalid params: no message");
-    };
-    let Some(text) = text_of(message) else {
-        return rpc_error(&id, -32602, "Invalid params: the message has no parts");
-    };
-    let out = answer(message, &text, version);
-    if !stream {
-        let result = if version == Version::V1 { json!({"message": out}) } else { out };
-        return json_reply(StatusCode::OK, &json!({"jsonrpc": "2.0", "id": id, "result": result}));
+impl Echo {
+    /// `SendMessage` or `SendStreamingMessage` in the HTTP+JSON binding. A request that names an
+    /// `A2A-Version` other than 1.x is refused (`VERSION_NOT_SUPPORTED`); one that names none is
+    /// taken as 1.0.
+    fn rest(&self, bytes: &Bytes, version: Option<&[u8]>, stream: bool) -> Response<Body> {
+        let gap = self.event_gap;
+        let bad = |reason: &str, message: &str| {
+            rest_error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", reason, message)
+        };
+        if version.is_some_and(|v| v != b"1" && !v.starts_with(b"1.")) {
+            return rest_error(
+                StatusCode::BAD_REQUEST,
+                "FAILED_PRECONDITION",
+                "VERSION_NOT_SUPPORTED",
+                "this agent speaks A2A 1.0",
+            );
+        }
+        let Ok(request) = serde_json::from_slice::<Value>(bytes) else {
+            return bad("INVALID_REQUEST", "the body is not JSON");
+        };
+        let Some(message) = request.get("message") else {
+            return bad("INVALID_REQUEST", "no message");
+        };
+        let Some(text) = text_of(message) else {
+            return bad("INVALID_REQUEST", "the message has no parts");
+        };
+        if !stream && immediately(&request) {
+            return match self.task_answer(message, &text) {
+                Ok(task) => reply(StatusCode::OK, A2A_JSON, json!({"task": task}).to_string()),
+                Err(()) => rest_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "UNAVAILABLE",
+                    "TOO_MANY_TASKS",
+                    "too many tasks",
+                ),
+            };
+        }
+        let out = answer(message, &text, Version::V1);
+        if !stream {
+            return reply(StatusCode::OK, A2A_JSON, json!({"message": out}).to_string());
+        }
+        let task = fresh_id("task");
+        let context = out["contextId"].as_str().unwrap_or_default().to_string();
+        let all =
+            task_events(&task, &context, &text, Version::V1).map(|e| format!("data: {e}\n\n"));
+        events(all, gap)
     }
-    let task = fresh_id("task");
-    let context = out["contextId"].as_str().unwrap_or_default().to_string();
-    let all = task_events(&task, &context, &text, version)
-        .map(|e| format!("data: {}\n\n", json!({"jsonrpc": "2.0", "id": id, "result": e})));
-    events(all, gap)
+
+    fn rpc(&self, bytes: &Bytes) -> Response<Body> {
+        let gap = self.event_gap;
+        let Ok(call) = serde_json::from_slice::<Value>(bytes) else {
+            return rpc_error(&Value::Null, -32700, "Parse error");
+        };
+        let id = call.get("id").cloned().unwrap_or(Value::Null);
+        let (version, stream) = match call.get("method").and_then(Value::as_str) {
+            Some("GetTask") => {
+                let task = call.pointer("/params/id").and_then(Value::as_str);
+                return match task.and_then(|t| self.task_json(t)) {
+                    Some(result) => json_reply(
+                        StatusCode::OK,
+                        &json!({"jsonrpc": "2.0", "id": id, "result": result}),
+                    ),
+                    None => rpc_error(&id, -32001, "Task not found"),
+                };
+            }
+            Some("SendMessage") => (Version::V1, false),
+            Some("SendStreamingMessage") => (Version::V1, true),
+            Some("message/send") => (Version::V03, false),
+            Some("message/stream") => (Version::V03, true),
+            _ => return rpc_error(&id, -32601, "Method not found"),
+        };
+        let Some(message) = call.pointer("/params/message") else {
+            return rpc_error(&id, -32602, "Invalid params: no message");
+        };
+        let Some(text) = text_of(message) else {
+            return rpc_error(&id, -32602, "Invalid params: the message has no parts");
+        };
+        if version == Version::V1 && !stream && call.get("params").is_some_and(immediately) {
+            return match self.task_answer(message, &text) {
+                Ok(task) => json_reply(
+                    StatusCode::OK,
+                    &json!({"jsonrpc": "2.0", "id": id, "result": {"task": task}}),
+                ),
+                Err(()) => rpc_error(&id, -32603, "Internal error: too many tasks"),
+            };
+        }
+        let out = answer(message, &text, version);
+        if !stream {
+            let result = if version == Version::V1 { json!({"message": out}) } else { out };
+            return json_reply(
+                StatusCode::OK,
+                &json!({"jsonrpc": "2.0", "id": id, "result": result}),
+            );
+        }
+        let task = fresh_id("task");
+        let context = out["contextId"].as_str().unwrap_or_default().to_string();
+        let all = task_events(&task, &context, &text, version)
+            .map(|e| format!("data: {}\n\n", json!({"jsonrpc": "2.0", "id": id, "result": e})));
+        events(all, gap)
+    }
 }
 
 /// A gRPC error as a head alone ("trailers-only"): `grpc-status` `code`, its message, and, for

@@ -182,6 +182,9 @@ pub struct Options {
     /// a2a-echo: the time between a stream's events, each then its own chunk (0: the events
     /// together, with a `Content-Length`).
     pub event_gap: Duration,
+    /// a2a-echo: how long a task started with `returnImmediately` works before it completes
+    /// (0: it comes back completed).
+    pub task_time: Duration,
 }
 
 /// A running target.
@@ -219,13 +222,13 @@ impl Target {
         token: Option<String>,
         tls: Option<Arc<rustls::ServerConfig>>,
     ) -> io::Result<Target> {
-        let options = Options { threads, token, tls, event_gap: Duration::ZERO };
+        let options = Options { threads, token, tls, ..Options::default() };
         Target::start_options(kind, listen, options)
     }
 
     /// Binds `listen` and serves `kind` as `options` say; returns once it accepts.
     pub fn start_options(kind: Kind, listen: SocketAddr, options: Options) -> io::Result<Target> {
-        let Options { threads, token, tls, event_gap } = options;
+        let Options { threads, token, tls, event_gap, task_time } = options;
         let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
         let token: Option<Arc<str>> = token.map(Arc::from);
         let std_listener = std::net::TcpListener::bind(listen)?;
@@ -237,7 +240,9 @@ impl Target {
             .enable_all()
             .build()?;
         let state = Arc::new(match kind {
-            Kind::A2aEcho => State::A2a(a2a::Echo::new(addr).with_event_gap(event_gap)),
+            Kind::A2aEcho => {
+                State::A2a(a2a::Echo::new(addr).with_event_gap(event_gap).with_task_time(task_time))
+            }
             Kind::McpEcho => State::Mcp(mcp::Echo::default()),
             Kind::Registry => State::Registry(registry::Registry::default()),
         });

@@ -316,6 +316,110 @@ fn the_a2a_grpc_binding_is_answered_and_its_errors_named() {
 }
 
 #[test]
+fn tasks_are_polled_until_they_end_and_timed_to_their_end() {
+    // Proves the task patterns end to end against the echo agent, whose tasks work 30 ms:
+    // each SendMessage (`returnImmediately`) is accepted within a few milliseconds, then
+    // GetTask every 10 ms until the task completes; the answer is timed from the intended send
+    // time to the GetTask that found it completed (over 30 ms), its polls counted (at least
+    // two), in a mix with a plain message, over HTTP/1.1 and HTTP/2, with nothing lost.
+    use a2a_bench::targets::Options;
+    let options =
+        Options { threads: 1, task_time: Duration::from_millis(30), ..Options::default() };
+    let t = Target::start_options(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), options).unwrap();
+    let url = format!("http://{}/", t.local_addr());
+    let mix = ["a2a:task", "a2a-rest:task", "a2a:message"];
+    for version in [None, Some("--http2")] {
+        let mut args = vec!["--url", &url, "--pattern", "a2a:task,a2a-rest:task,a2a:message"];
+        args.extend(["--agents", "3", "--duration", "1", "--task-poll", "0.01"]);
+        args.extend(version);
+        let (ok, text, report) = http(&args);
+        let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+        assert!(ok, "{version:?}: {text}");
+        assert_clean(&report, &mix);
+        for name in &mix[..2] {
+            let p = pattern(&report, name);
+            let (done, accepted) = (
+                p["latency"]["p50_ms"].as_f64().unwrap(),
+                p["accepted"]["p50_ms"].as_f64().unwrap(),
+            );
+            assert!(done >= 30.0 && accepted < done - 20.0, "{version:?}: {p}");
+            assert!(p["polls_per_answer"].as_f64().unwrap() >= 2.0, "{version:?}: {p}");
+            assert!(text.contains("polls"), "{text}");
+        }
+        let m = pattern(&report, "a2a:message");
+        assert!(m.get("accepted").is_none() && m.get("polls_per_answer").is_none(), "{m}");
+        assert_eq!(report["config"]["http"]["task_poll_sec"], 0.01);
+    }
+}
+
+#[test]
+fn a_task_that_works_longer_than_the_stall_timeout_is_not_a_stall() {
+    // Proves that a server answering GetTasks about tasks still working is not stalled: the
+    // echo agent's tasks work 1.2 s, past --drain-timeout 0.5, and the run ends with every
+    // task answered (the polls show the server alive), none counted as drain_timeout.
+    use a2a_bench::targets::Options;
+    let options =
+        Options { threads: 1, task_time: Duration::from_millis(1200), ..Options::default() };
+    let t = Target::start_options(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), options).unwrap();
+    let url = format!("http://{}/", t.local_addr());
+    let args = [
+        "--url",
+        &url,
+        "--pattern",
+        "a2a-rest:task",
+        "--agents",
+        "2",
+        "--duration",
+        "0.3",
+        "--warmup",
+        "0",
+        "--drain-timeout",
+        "0.5",
+        "--task-poll",
+        "0.05",
+    ];
+    let (ok, text, report) = http(&args);
+    let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+    assert!(ok, "{text}");
+    assert!(!text.contains("stalled"), "{text}");
+    let p = pattern(&report, "a2a-rest:task");
+    assert!(p["latency"]["p50_ms"].as_f64().unwrap() >= 1200.0, "{p}");
+    assert!(p["polls_per_answer"].as_f64().unwrap() >= 10.0, "{p}");
+    let r = run(&report);
+    assert!(r["accounting"]["closed"].as_bool().unwrap(), "{r}");
+    assert_eq!(r["errors"], serde_json::json!({}), "{}", r["failure"]);
+}
+
+#[test]
+fn a_task_that_fails_or_is_lost_is_an_error_by_kind() {
+    // Proves a task's unsuccessful end counted by its kind, every booked request resolved
+    // once: a task the server says failed on its first GetTask (`a2a_task_failed`), and one
+    // the server no longer knows (`a2a_task_not_found`, JSON-RPC -32001).
+    for (poll, kind) in [
+        (r#"{"id":"t-1","status":{"state":"TASK_STATE_FAILED"}}"#, "a2a_task_failed"),
+        ("", "a2a_task_not_found"),
+    ] {
+        let addr = scripted(move |_, request| {
+            let result = if !request.contains("\"GetTask\"") {
+                r#"{"task":{"id":"t-1","status":{"state":"TASK_STATE_SUBMITTED"}}}"#
+            } else if poll.is_empty() {
+                let e = r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32001,"message":"gone"}}"#;
+                return Some(response("200 OK", "application/json", "", e));
+            } else {
+                poll
+            };
+            let body = format!(r#"{{"jsonrpc":"2.0","id":1,"result":{result}}}"#);
+            Some(response("200 OK", "application/json", "", &body))
+        });
+        let url = format!("http://{addr}/");
+        let args = ["--url", &url, "--pattern", "a2a:task", "--agents", "2", "--task-poll", "0"];
+        let report = check_every_request_fails(&args, kind);
+        let p = pattern(&report, "a2a:task");
+        assert_eq!(p["ok"], 0, "{p}");
+    }
+}
+
+#[test]
 fn a_weighted_mix_is_answered_in_its_weights() {
     // Proves `--pattern a=4,b,c=2` end to end: every pattern answered with nothing lost, each
     // pattern's answers in proportion to its weight (every client goes through the same
@@ -1323,6 +1427,7 @@ fn http_flag_mistakes_get_one_line() {
             "--threshold 'p99{a2a:stream}<1ms': no pattern 'a2a:stream' in the mix (health)",
         ),
         (vec!["--url", "http://127.0.0.1:1/", "--threshold", "rate{health}>1"], "--threshold"),
+        (vec!["--url", "http://127.0.0.1:1/", "--task-poll", "-1"], "--task-poll"),
     ] {
         let mut all = vec!["http"];
         all.extend(args);

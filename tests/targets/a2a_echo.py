@@ -4,30 +4,47 @@ Answers every message with its own text, as a message (SendMessage) or, streamed
 working status, an artifact, completed. JSON-RPC at /, v0.3 compatibility on, the HTTP+JSON
 binding beside it (POST /message:send, /message:stream), the agent card at
 /.well-known/agent-card.json. Usage: python a2a_echo.py PORT
+
+With A2A_ECHO_TASK_MS=N every message starts a task instead: submitted, working for N ms, then
+an artifact with the text and completed (what `returnImmediately` and `GetTask` are for).
 """
 
+import asyncio
+import os
 import sys
 
 import uvicorn
 from starlette.applications import Starlette
 
-from a2a.helpers.proto_helpers import get_message_text, new_text_message
+from a2a.helpers.proto_helpers import get_message_text, new_task, new_text_message, new_text_part
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
 from a2a.server.request_handlers import DefaultRequestHandler
 from a2a.server.routes.agent_card_routes import create_agent_card_routes
 from a2a.server.routes.jsonrpc_routes import create_jsonrpc_routes
 from a2a.server.routes.rest_routes import create_rest_routes
-from a2a.server.tasks import InMemoryTaskStore
-from a2a.types import AgentCapabilities, AgentCard, AgentInterface, AgentSkill
+from a2a.server.tasks import InMemoryTaskStore, TaskUpdater
+from a2a.types import AgentCapabilities, AgentCard, AgentInterface, AgentSkill, TaskState
+
+TASK_MS = os.environ.get("A2A_ECHO_TASK_MS")
 
 
 class Echo(AgentExecutor):
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
         text = get_message_text(context.message) if context.message else ""
+        if TASK_MS is None:
+            await event_queue.enqueue_event(
+                new_text_message(text, context_id=context.context_id, task_id=context.task_id)
+            )
+            return
         await event_queue.enqueue_event(
-            new_text_message(text, context_id=context.context_id, task_id=context.task_id)
+            new_task(context.task_id, context.context_id, TaskState.TASK_STATE_SUBMITTED)
         )
+        updater = TaskUpdater(event_queue, context.task_id, context.context_id)
+        await updater.start_work()
+        await asyncio.sleep(float(TASK_MS) / 1000)
+        await updater.add_artifact([new_text_part(text)], last_chunk=True)
+        await updater.complete()
 
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
         raise NotImplementedError

@@ -445,7 +445,9 @@ impl Core {
             return Step::Done(false);
         }
         let c = g.counters();
-        let answered = c.replies_delivered + c.request_error_total() + c.unanswered_total();
+        // A task's polls count: a server answering them while its tasks work is not stalled.
+        let answered =
+            c.replies_delivered + c.request_error_total() + c.unanswered_total() + c.task_polls;
         // The stall clock runs only while something waits for an answer: a core whose agents'
         // first sends come late in the window (open loop, many agents at a low rate) waited
         // for nothing until then.

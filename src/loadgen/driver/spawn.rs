@@ -200,7 +200,7 @@ fn executor(scenario: &Scenario, core: usize) -> LocalExecutorBuilder {
 
 /// One agent core's run with its protocol's adapter (and the coordination board, if the
 /// workload has one).
-async fn run_core(core: Core, cfg: GroupConfig, coord: Option<Arc<Coord>>) {
+async fn run_core(mut core: Core, cfg: GroupConfig, coord: Option<Arc<Coord>>) {
     // Hold timers and returns (one operation at a time) wake the core's side task.
     let poke =
         coord.as_ref().filter(|c| c.workload().one_at_a_time()).and_then(|c| c.poke(core.index));
@@ -217,7 +217,15 @@ async fn run_core(core: Core, cfg: GroupConfig, coord: Option<Arc<Coord>>) {
         (Protocol::Json, None) => core.run(Group::new(cfg.clone(), Json::new(&cfg))).await,
         (Protocol::Http, _) => {
             let plan = core.shared.http.clone().unwrap_or_default();
-            core.run(Group::new(cfg.clone(), Http::new(&cfg, plan))).await
+            let mut http = Http::new(&cfg, plan.clone());
+            // A task's next GetTask waits for its time: the side task sends it (poked when the
+            // first one waits).
+            if plan.task_poll_ns > 0 && plan.patterns.iter().any(|p| p.is_task()) {
+                let (poke, rx) = flume::bounded(4);
+                http.set_poke(poke);
+                core.side = Some(rx);
+            }
+            core.run(Group::new(cfg.clone(), http)).await
         }
     }
 }

@@ -17,6 +17,7 @@ impl Adapter for Http {
                     left: 0,
                     measured: false,
                     again: false,
+                    task: NO_TASK,
                 };
                 self.submit(conn, w);
             } else {
@@ -38,6 +39,7 @@ impl Adapter for Http {
             left: 0,
             measured: r.measured,
             again: false,
+            task: NO_TASK,
         };
         self.submit(conn, w);
     }
@@ -118,12 +120,21 @@ impl Adapter for Http {
                     left: 0,
                     measured: false,
                     again: false,
+                    task: NO_TASK,
                 };
                 self.farewells += 1;
                 self.submit(conn, w);
             }
         }
         true
+    }
+
+    fn next_timer_ns(&self) -> Option<u64> {
+        self.polls.front().map(|&(due, _, _)| due)
+    }
+
+    fn on_side(&mut self, _msg: Option<super::super::workload::Completed>, book: &mut Book) {
+        self.poll_due(book.now_ns(), book);
     }
 
     fn farewell_done(&self) -> bool {
@@ -198,7 +209,7 @@ impl Adapter for Http {
         }
         let now = book.now_ns();
         let due = |w: &Wire| match w.what {
-            What::Request(_) => w.sent_ns.saturating_add(timeout),
+            What::Request(_) | What::Poll(_) => w.sent_ns.saturating_add(timeout),
             _ => u64::MAX, // set-up and farewells have their own bounds
         };
         let mut next = u64::MAX;

@@ -29,6 +29,10 @@ impl Http {
                 Vec::new()
             },
             done: Vec::new(),
+            tasks: Vec::new(),
+            free_tasks: Vec::new(),
+            polls: VecDeque::new(),
+            poke: None,
             heads: plan_conn
                 .patterns
                 .iter()
@@ -36,7 +40,7 @@ impl Http {
                 .map(|(i, &p)| {
                     let mut head = Vec::new();
                     let what = What::Request(i as u8);
-                    if !fixed_head(&mut head, &plan_conn, what, Some(p), None) {
+                    if !fixed_head(&mut head, &plan_conn, what, Some(p), At::Any) {
                         head.clear();
                     }
                     head
@@ -94,27 +98,43 @@ impl Http {
     /// Writes `w`'s request, head and body, into connection `conn`'s output, and puts it on
     /// that connection's wire.
     pub(super) fn write(&mut self, conn: usize, w: Wire) {
-        let Http { plan, conns, sessions, body, context, text, id_base, first, heads, .. } = self;
+        let Http {
+            plan, conns, sessions, body, context, text, id_base, first, heads, tasks, ..
+        } = self;
         let (plan, id_base, client) = (&**plan, *id_base, *first + w.local);
         let kind = match w.what {
-            What::Request(i) => Some(plan.patterns[usize::from(i)]),
+            What::Request(i) | What::Poll(i) => Some(plan.patterns[usize::from(i)]),
             _ => None,
         };
         let method = method_of(w.what, kind);
+        let task = match w.what {
+            What::Poll(_) => tasks.get(w.task as usize).map_or("", |t| t.id.as_str()),
+            _ => "",
+        };
         // The body first: its length goes in the head.
         body.clear();
-        let caller = Caller { id_base, client, seq: w.seq };
+        let caller = Caller { id_base, client, seq: w.seq, task };
         request_body(body, w.what, kind, plan, &caller, context, text);
         let out = &mut conns[conn].out;
         // The head's lines that are the same for every request of this kind were written once
-        // ([`fixed_head`]); only a request line that varies (registry:get) and the session
-        // handshake's requests write theirs each time.
+        // ([`fixed_head`]); only a request line that varies (registry:get, the HTTP+JSON
+        // binding's `GetTask`) and the session handshake's requests write theirs each time. A
+        // JSON-RPC `GetTask` goes where its task's `SendMessage` went, with the same head.
         match w.what {
             What::Request(i) if !heads[usize::from(i)].is_empty() => {
                 out.extend_from_slice(&heads[usize::from(i)]);
             }
+            What::Poll(i)
+                if kind != Some(Pattern::A2aRestTask) && !heads[usize::from(i)].is_empty() =>
+            {
+                out.extend_from_slice(&heads[usize::from(i)]);
+            }
             _ => {
-                let line_ok = fixed_head(out, plan, w.what, kind, Some((client, w.seq)));
+                let at = match w.what {
+                    What::Poll(_) => At::Task(task),
+                    _ => At::Request(client, w.seq),
+                };
+                let line_ok = fixed_head(out, plan, w.what, kind, at);
                 debug_assert!(line_ok);
             }
         }
@@ -164,6 +184,10 @@ impl Http {
                 judge::status_name(head.status)
             )),
             What::Farewell => self.farewells = self.farewells.saturating_sub(1),
+            What::Request(i) | What::Poll(i) if self.plan.patterns[usize::from(i)].is_task() => {
+                self.task_answer(conn, w, i, (head, body), book);
+            }
+            What::Poll(_) => {} // only task patterns poll
             What::Request(i) => {
                 let p = self.plan.patterns[usize::from(i)];
                 let context = p.is_conversation().then(|| {
@@ -219,9 +243,130 @@ impl Http {
         format!("the server sent {why}")
     }
 
+    /// The answer to a task pattern's request `w` (its `SendMessage`, or a `GetTask`), of
+    /// pattern index `i`: a task still working is polled again after `--task-poll`; one that
+    /// ended answers the booked request, from its intended send time (and, raw, from when its
+    /// `SendMessage` left) to now; a task that failed, or any error, is an error by kind.
+    fn task_answer(
+        &mut self,
+        conn: usize,
+        w: Wire,
+        i: u8,
+        answer: (&Head, &[u8]),
+        book: &mut Book,
+    ) {
+        let now = book.now_ns();
+        let p = self.plan.patterns[usize::from(i)];
+        let poll = matches!(w.what, What::Poll(_));
+        if poll {
+            book.counters.task_polls += 1;
+            if let Some(t) = self.tasks.get_mut(w.task as usize) {
+                t.polls += 1;
+            }
+        }
+        let s = &mut self.stats[usize::from(i)];
+        if !poll && w.measured {
+            // The task was accepted (or answered at once).
+            s.first_event.saturating_record(now.saturating_sub(w.intended_ns).max(1));
+        }
+        let verdict = judge::task(p, answer.0, answer.1, poll);
+        let freed = match verdict {
+            Ok(judge::TaskSeen::Working(id)) => {
+                let slot = match w.task {
+                    NO_TASK => {
+                        let slot = self.free_tasks.pop().unwrap_or_else(|| {
+                            self.tasks.push(TaskSlot::default());
+                            self.tasks.len() as u32 - 1
+                        });
+                        let t = &mut self.tasks[slot as usize];
+                        t.id.clear();
+                        t.id.push_str(&id);
+                        (t.left_ns, t.polls) = (w.left_ns(), 0);
+                        slot
+                    }
+                    slot => slot,
+                };
+                let next = Wire { what: What::Poll(i), task: slot, again: false, ..w };
+                self.poll_later(conn, next, now);
+                return;
+            }
+            Ok(judge::TaskSeen::Ended) => {
+                let (left, polls) = self.end_task(&w);
+                let own_rtt = self.stats.len() > 1;
+                let s = &mut self.stats[usize::from(i)];
+                if w.measured {
+                    s.ok += 1;
+                    s.events += u64::from(polls);
+                    if own_rtt {
+                        s.rtt.saturating_record(now.saturating_sub(w.intended_ns).max(1));
+                    }
+                }
+                let (_, arrived) = w.transit(now);
+                let id = self.id_base + self.first + w.local;
+                book.answered(id, w.intended_ns, (left, arrived.max(left)), w.measured)
+            }
+            Err(kind) => {
+                self.end_task(&w);
+                if w.measured {
+                    self.stats[usize::from(i)].error(&kind);
+                }
+                let id = self.id_base + self.first + w.local;
+                book.router_error(About::Request(Some(id)), ErrorKind::Name(&kind))
+            }
+        };
+        if let Some(local) = freed {
+            book.send_from(local, |c, out| self.request(c, out));
+        }
+    }
+
+    /// Frees `w`'s task slot, if it has one: when its first request left, and its polls.
+    fn end_task(&mut self, w: &Wire) -> (u64, u32) {
+        match self.tasks.get(w.task as usize) {
+            Some(t) => {
+                self.free_tasks.push(w.task);
+                (t.left_ns, t.polls)
+            }
+            None => (w.left_ns(), 0),
+        }
+    }
+
+    /// Sends `GetTask` `w` on `conn` after `--task-poll` (at once when it is 0).
+    fn poll_later(&mut self, conn: usize, w: Wire, now_ns: u64) {
+        if self.plan.task_poll_ns == 0 {
+            return self.submit(conn, w);
+        }
+        if self.polls.is_empty() {
+            if let Some(p) = &self.poke {
+                // The side task sleeps until its last timer: it looks again.
+                let _ = p.try_send(super::super::workload::Completed { local: 0, slot: 0, seq: 0 });
+            }
+        }
+        self.polls.push_back((now_ns + self.plan.task_poll_ns, conn as u32, w));
+    }
+
+    /// Sends the `GetTask`s due by `now_ns`.
+    pub(super) fn poll_due(&mut self, now_ns: u64, book: &mut Book) {
+        while let Some(&(due, conn, w)) = self.polls.front() {
+            if due > now_ns {
+                break;
+            }
+            self.polls.pop_front();
+            self.submit(conn as usize, w);
+            book.wake_writer(conn as usize);
+        }
+    }
+
+    /// Sets what wakes the core's side task, which sends the `GetTask`s when due.
+    pub fn set_poke(&mut self, poke: flume::Sender<super::super::workload::Completed>) {
+        self.poke = Some(poke);
+    }
+
     /// `w` got no usable response: counted as `kind` (`why` refuses a registration).
     pub(super) fn failed(&mut self, w: Wire, kind: &str, why: &str, book: &mut Book) {
-        if let What::Request(i) = w.what {
+        if let What::Poll(_) = w.what {
+            self.end_task(&w);
+        }
+        if let What::Request(i) | What::Poll(i) = w.what {
             if w.measured {
                 self.stats[usize::from(i)].error(kind);
             }

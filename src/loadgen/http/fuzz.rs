@@ -13,7 +13,7 @@ use crate::wire::{AgentId, Compression};
 
 /// The mixes a fuzz input picks from (each client sends the first request of its own pattern:
 /// the first four of a mix are the ones a run reaches).
-const MIXES: [&[Pattern]; 6] = [
+const MIXES: [&[Pattern]; 7] = [
     &[Pattern::Health, Pattern::RegistryList],
     &[Pattern::A2aMessage, Pattern::A2aStream, Pattern::A2aConversation, Pattern::AgentCard],
     &[
@@ -32,6 +32,7 @@ const MIXES: [&[Pattern]; 6] = [
         Pattern::A2aRestStream,
     ],
     &[Pattern::A2aRestConversation, Pattern::A2aGrpcStream, Pattern::Health, Pattern::A2aStream],
+    &[Pattern::A2aTask, Pattern::A2aRestTask, Pattern::A2aMessage, Pattern::AgentCard],
 ];
 
 /// Four clients on one connection send a request each (MCP clients queue the opening of their
@@ -53,6 +54,8 @@ fn answered(data: &[u8]) -> (u64, u64) {
         pipeline: u32::from((sel >> 2) & 3) + 1,
         http2: sel & 16 != 0,
         mcp_version: if sel & 32 != 0 { MCP_SESSIONLESS.into() } else { "2025-06-18".into() },
+        // A task still working is asked about again at once, on the same wire.
+        task_poll_ns: 0,
         ..Plan::default()
     };
     let cfg = group_config(4);

@@ -279,6 +279,14 @@ fn rpc<'a, R: Deserialize<'a>>(
     text: &'a [u8],
     ok: impl FnOnce(R) -> Result<(), Kind>,
 ) -> Result<(), Kind> {
+    rpc_with(text, ok)
+}
+
+/// [`rpc`], with what the result says.
+fn rpc_with<'a, R: Deserialize<'a>, T>(
+    text: &'a [u8],
+    ok: impl FnOnce(R) -> Result<T, Kind>,
+) -> Result<T, Kind> {
     let r: Rpc<R> = serde_json::from_slice(text).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => BAD_SHAPE,
         _ => BAD_JSON,
@@ -405,6 +413,92 @@ fn mcp_answer(
     }
 }
 
+object! {
+    struct TaskStatusState<'a> {
+        state: Str<'a> = "state",
+    }
+}
+
+object! {
+    /// A `Task`: what following it needs.
+    struct TaskSeenJson<'a> {
+        id: Str<'a> = "id",
+        status: TaskStatusState<'a> = "status",
+    }
+}
+
+object! {
+    /// A `SendMessage` answer of a task pattern: the task, or a message (answered at once).
+    struct Accepted<'a> {
+        message: Skip = "message",
+        task: TaskSeenJson<'a> = "task",
+    }
+}
+
+/// What a task pattern's answer says of its task.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TaskSeen<'a> {
+    /// Submitted or working: its id, to ask about again.
+    Working(Cow<'a, str>),
+    /// Completed, or answered with a message (no task to follow).
+    Ended,
+}
+
+/// A task by its state (`TASK_STATE_WORKING`, or v0.3's `working`): an interrupted or
+/// unsuccessful end is an error by its state's name.
+fn task_state(t: TaskSeenJson<'_>) -> Result<TaskSeen<'_>, Kind> {
+    let state = t.status.and_then(|s| s.state).ok_or(BAD_SHAPE)?;
+    let name = state.as_str();
+    let name = name.strip_prefix("TASK_STATE_").unwrap_or(name);
+    let is = |names: &[&str]| names.iter().any(|n| name.eq_ignore_ascii_case(n));
+    let kind = |k: &'static str| Err(Cow::Borrowed(k));
+    if is(&["submitted", "working"]) {
+        return match t.id {
+            Some(Str(id)) if !id.is_empty() => Ok(TaskSeen::Working(id)),
+            _ => Err(BAD_SHAPE),
+        };
+    }
+    match () {
+        _ if is(&["completed"]) => Ok(TaskSeen::Ended),
+        _ if is(&["failed"]) => kind("a2a_task_failed"),
+        _ if is(&["canceled", "cancelled"]) => kind("a2a_task_canceled"),
+        _ if is(&["rejected"]) => kind("a2a_task_rejected"),
+        _ if is(&["input_required", "input-required"]) => kind("a2a_task_input_required"),
+        _ if is(&["auth_required", "auth-required"]) => kind("a2a_task_auth_required"),
+        _ => kind("protocol_bad_task_state"),
+    }
+}
+
+fn accepted(r: Accepted<'_>) -> Result<TaskSeen<'_>, Kind> {
+    match (r.task, r.message) {
+        (Some(t), _) => task_state(t),
+        (None, Some(_)) => Ok(TaskSeen::Ended),
+        (None, None) => Err(BAD_SHAPE),
+    }
+}
+
+/// Judges the answer to a task pattern's request: its `SendMessage` (`poll` false: a task, or
+/// a message), or a `GetTask` (a task).
+pub fn task<'a>(p: Pattern, head: &Head, body: &'a [u8], poll: bool) -> Result<TaskSeen<'a>, Kind> {
+    if !(200..300).contains(&head.status) {
+        return Err(if p.is_a2a_rest() {
+            rest_failure(head, body)
+        } else {
+            status_name(head.status)
+        });
+    }
+    if head.content_type != ContentType::Json {
+        return Err(WRONG_TYPE);
+    }
+    let shape = |e: serde_json::Error| if e.is_data() { BAD_SHAPE } else { BAD_JSON };
+    match (p.is_a2a_rest(), poll) {
+        (false, false) => rpc_with(body, accepted),
+        (false, true) => rpc_with(body, task_state),
+        (true, false) => accepted(serde_json::from_slice(body).map_err(shape)?),
+        (true, true) => task_state(serde_json::from_slice(body).map_err(shape)?),
+    }
+}
+
 /// Judges the response to a request of pattern `p`: `Ok(events)` (server-sent events counted
 /// for streams), or the error kind. `context` is the conversation's context id, which the
 /// answer must keep.
@@ -488,6 +582,8 @@ pub fn judge(
         Pattern::A2aGrpcMessage | Pattern::A2aGrpcStream | Pattern::A2aGrpcConversation => {
             grpc_answer(p, head, body, context)
         }
+        // The adapter follows a task to its end ([`task`]); here, its first answer alone.
+        Pattern::A2aTask | Pattern::A2aRestTask => task(p, head, body, false).map(|_| 0),
     }
 }
 
@@ -555,6 +651,59 @@ mod tests {
             br#"{"jsonrpc":"2.0","id":1,"result":{"kind":"message","role":"agent","parts":[]}}"#;
         assert_eq!(judge(Pattern::A2aV03Message, &ok, v03, None, &mut s), Ok(0));
         assert_eq!(judge(Pattern::A2aV03Message, &ok, msg, None, &mut s).unwrap_err(), BAD_SHAPE);
+    }
+
+    #[test]
+    fn a_task_is_followed_by_its_state_and_an_unsuccessful_end_named() {
+        // Proves the task patterns' checks: a SendMessage's answer is a task to follow (its
+        // id), or an end (a completed task, or a message answering at once); a GetTask's answer
+        // is the task; an interrupted or unsuccessful state is an error by its name (v1.0's
+        // TASK_STATE_* and v0.3's names alike); JSON-RPC errors and HTTP+JSON statuses by name.
+        let ok = head(200, ContentType::Json);
+        let rpc = |result: &str| format!(r#"{{"jsonrpc":"2.0","id":1,"result":{result}}}"#);
+        let working = rpc(r#"{"task":{"id":"t\"1","status":{"state":"TASK_STATE_WORKING"}}}"#);
+        let got = task(Pattern::A2aTask, &ok, working.as_bytes(), false);
+        assert_eq!(got, Ok(TaskSeen::Working("t\"1".into())));
+        let message = rpc(r#"{"message":{"role":"ROLE_AGENT","parts":[{"text":"x"}]}}"#);
+        assert_eq!(task(Pattern::A2aTask, &ok, message.as_bytes(), false), Ok(TaskSeen::Ended));
+        for (state, want) in [
+            ("TASK_STATE_SUBMITTED", Ok(Some("t"))),
+            ("working", Ok(Some("t"))),
+            ("TASK_STATE_COMPLETED", Ok(None)),
+            ("TASK_STATE_FAILED", Err("a2a_task_failed")),
+            ("canceled", Err("a2a_task_canceled")),
+            ("TASK_STATE_REJECTED", Err("a2a_task_rejected")),
+            ("TASK_STATE_INPUT_REQUIRED", Err("a2a_task_input_required")),
+            ("auth-required", Err("a2a_task_auth_required")),
+            ("TASK_STATE_UNSPECIFIED", Err("protocol_bad_task_state")),
+        ] {
+            // Working (its id), ended, or an error's name.
+            let seen = |r: Result<TaskSeen<'_>, Kind>| match r {
+                Ok(TaskSeen::Working(id)) => Ok(Some(id.into_owned())),
+                Ok(TaskSeen::Ended) => Ok(None),
+                Err(k) => Err(k.into_owned()),
+            };
+            let want = want.map(|w| w.map(String::from)).map_err(String::from);
+            let t = format!(r#"{{"id":"t","status":{{"state":"{state}"}}}}"#);
+            let body = rpc(&t);
+            assert_eq!(seen(task(Pattern::A2aTask, &ok, body.as_bytes(), true)), want, "{state}");
+            assert_eq!(seen(task(Pattern::A2aRestTask, &ok, t.as_bytes(), true)), want, "{state}");
+        }
+        let no_id = rpc(r#"{"task":{"status":{"state":"TASK_STATE_WORKING"}}}"#);
+        assert_eq!(task(Pattern::A2aTask, &ok, no_id.as_bytes(), false), Err(BAD_SHAPE));
+        let no_state = r#"{"task":{"id":"t"}}"#;
+        assert_eq!(task(Pattern::A2aRestTask, &ok, no_state.as_bytes(), false), Err(BAD_SHAPE));
+        assert_eq!(task(Pattern::A2aRestTask, &ok, b"{oops", true), Err(BAD_JSON));
+        let missing = br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32001,"message":"no task"}}"#;
+        let got = task(Pattern::A2aTask, &ok, missing, true);
+        assert_eq!(got.unwrap_err(), "a2a_task_not_found");
+        let status = br#"{"error":{"code":404,"details":[{"reason":"TASK_NOT_FOUND"}]}}"#;
+        let got = task(Pattern::A2aRestTask, &head(404, ContentType::Json), status, true);
+        assert_eq!(got.unwrap_err(), "a2a_task_not_found");
+        let got = task(Pattern::A2aTask, &head(502, ContentType::Other), b"", true);
+        assert_eq!(got.unwrap_err(), "http_502");
+        let html = head(200, ContentType::Other);
+        assert_eq!(task(Pattern::A2aTask, &html, working.as_bytes(), false), Err(WRONG_TYPE));
     }
 
     #[test]

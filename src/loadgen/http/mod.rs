@@ -90,6 +90,11 @@ pub enum Pattern {
     A2aGrpcStream,
     /// [`Pattern::A2aConversation`] in the gRPC binding.
     A2aGrpcConversation,
+    /// A2A v1.0 `SendMessage` with `returnImmediately`, then `GetTask` every `--task-poll`
+    /// until the task ends: the time to its end.
+    A2aTask,
+    /// [`Pattern::A2aTask`] in the HTTP+JSON binding (`GET {path}/tasks/{id}`).
+    A2aRestTask,
     /// MCP `tools/list`.
     McpToolsList,
     /// MCP `tools/call`.
@@ -106,7 +111,7 @@ pub enum Pattern {
     RegistryHealth,
 }
 
-const PATTERNS: [(&str, Pattern); 20] = [
+const PATTERNS: [(&str, Pattern); 22] = [
     ("health", Pattern::Health),
     ("a2a:message", Pattern::A2aMessage),
     ("a2a:stream", Pattern::A2aStream),
@@ -117,6 +122,8 @@ const PATTERNS: [(&str, Pattern); 20] = [
     ("a2a-rest:message", Pattern::A2aRestMessage),
     ("a2a-rest:stream", Pattern::A2aRestStream),
     ("a2a-rest:conversation", Pattern::A2aRestConversation),
+    ("a2a:task", Pattern::A2aTask),
+    ("a2a-rest:task", Pattern::A2aRestTask),
     ("a2a-grpc:message", Pattern::A2aGrpcMessage),
     ("a2a-grpc:stream", Pattern::A2aGrpcStream),
     ("a2a-grpc:conversation", Pattern::A2aGrpcConversation),
@@ -161,8 +168,16 @@ impl Pattern {
     pub fn is_a2a_rest(self) -> bool {
         matches!(
             self,
-            Pattern::A2aRestMessage | Pattern::A2aRestStream | Pattern::A2aRestConversation
+            Pattern::A2aRestMessage
+                | Pattern::A2aRestStream
+                | Pattern::A2aRestConversation
+                | Pattern::A2aRestTask
         )
+    }
+
+    /// Whether it follows a task to its end (`returnImmediately`, then `GetTask` polls).
+    pub fn is_task(self) -> bool {
+        matches!(self, Pattern::A2aTask | Pattern::A2aRestTask)
     }
 
     /// Whether it speaks A2A's gRPC binding (HTTP/2 only).
@@ -292,6 +307,9 @@ pub struct Plan {
     pub preloaded: Vec<String>,
     /// `a2a:conversation`, `a2a-rest:conversation`, `a2a-grpc:conversation`: turns per context.
     pub turns: u32,
+    /// `a2a:task`, `a2a-rest:task`: the time from a task's last answer (still working) to its
+    /// next `GetTask` (0: at once).
+    pub task_poll_ns: u64,
     /// Most requests on the wire per connection (HTTP/1.1).
     pub pipeline: u32,
     /// HTTP/2 over cleartext (h2c, prior knowledge) instead of HTTP/1.1.
@@ -324,6 +342,7 @@ impl Default for Plan {
             mcp_version: "2025-06-18".into(),
             preloaded: Vec::new(),
             turns: 4,
+            task_poll_ns: 100_000_000,
             pipeline: 1,
             http2: false,
             timeout_ns: 0,
@@ -404,9 +423,10 @@ pub struct PatternStats {
     pub errors: Vec<(String, u64)>,
     /// Latency of answers from the intended send time.
     pub rtt: Histogram<u64>,
-    /// Streams: time from the intended send time to the first event.
+    /// Streams: time from the intended send time to the first event; tasks: to the answer
+    /// that accepted the task.
     pub first_event: Histogram<u64>,
-    /// Streams: events received in answers.
+    /// Streams: events received in answers; tasks: `GetTask` polls of the tasks answered.
     pub events: u64,
 }
 
@@ -448,6 +468,9 @@ enum What {
     Initialized,
     /// A booked request of this pattern (index into the plan's mix).
     Request(u8),
+    /// A `GetTask` of a booked request of this task pattern (index into the plan's mix): its
+    /// task is [`Wire::task`].
+    Poll(u8),
     /// MCP session `DELETE`.
     Farewell,
 }
@@ -467,6 +490,23 @@ struct Wire {
     measured: bool,
     /// Sent before, never processed, going again: its send time stays the first one.
     again: bool,
+    /// A task pattern's request: its task's slot in [`Http::tasks`] once the task is known
+    /// ([`NO_TASK`] until then).
+    task: u32,
+}
+
+/// [`Wire::task`] of a request without a task.
+const NO_TASK: u32 = u32::MAX;
+
+/// A task followed to its end: what its polls need, and what its answer reports.
+#[derive(Debug, Default)]
+struct TaskSlot {
+    /// The task's id (as the server gave it, unescaped).
+    id: String,
+    /// When its first request left ([`Wire::left_ns`]): its raw latency starts there.
+    left_ns: u64,
+    /// `GetTask`s answered so far.
+    polls: u32,
 }
 
 impl Wire {
@@ -582,4 +622,11 @@ pub struct Http {
     /// Per pattern of the mix, its requests' [`fixed_head`], written once (empty where the
     /// request line varies).
     heads: Vec<Vec<u8>>,
+    /// Tasks being followed ([`Wire::task`]), and the free slots among them.
+    tasks: Vec<TaskSlot>,
+    free_tasks: Vec<u32>,
+    /// `GetTask`s waiting for their time (`--task-poll`), in order: (due, connection, wire).
+    polls: VecDeque<(u64, u32, Wire)>,
+    /// Wakes the core's side task when `polls` gets its first entry (it fires them).
+    poke: Option<flume::Sender<super::workload::Completed>>,
 }

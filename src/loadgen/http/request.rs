@@ -9,6 +9,7 @@ use super::*;
 pub(super) fn method_of(what: What, kind: Option<Pattern>) -> &'static str {
     match (what, kind) {
         (What::Farewell, _) => "DELETE",
+        (What::Poll(_), Some(Pattern::A2aRestTask)) => "GET",
         (
             _,
             Some(
@@ -29,17 +30,27 @@ pub(super) fn is_mcp(what: What, kind: Option<Pattern>) -> bool {
         || kind.is_some_and(Pattern::is_mcp)
 }
 
+/// Which request a head is written for, where its line varies.
+#[derive(Clone, Copy)]
+pub(super) enum At<'a> {
+    /// Any request of its kind (a head written ahead).
+    Any,
+    /// Request `seq` of `client` (registry:get's line names a preloaded agent by them).
+    Request(u32, u64),
+    /// A `GetTask` of this task (the HTTP+JSON binding's line names it).
+    Task(&'a str),
+}
+
 /// Writes the request line and the header lines that do not change from one request of this
 /// kind to the next: all but `Mcp-Session-Id`, the body's type and length, and the blank line.
-/// `at` is (client, sequence) of the request, which only registry:get's line uses; without it
-/// (a head written ahead for every request of the kind) that line is not written and the
-/// answer is false.
+/// `at` is the request, where its line varies (registry:get, the HTTP+JSON binding's
+/// `GetTask`); with [`At::Any`] such a line is not written and the answer is false.
 pub(super) fn fixed_head(
     out: &mut Vec<u8>,
     plan: &Plan,
     what: What,
     kind: Option<Pattern>,
-    at: Option<(u32, u64)>,
+    at: At<'_>,
 ) -> bool {
     let method = method_of(what, kind);
     // The registry's and the HTTP+JSON binding's paths go under the URL's path, before its
@@ -49,13 +60,19 @@ pub(super) fn fixed_head(
         None => (plan.path.trim_end_matches('/'), None),
     };
     let _ = match kind {
+        Some(Pattern::A2aRestTask) if matches!(what, What::Poll(_)) => {
+            let At::Task(id) = at else { return false };
+            let _ = write!(out, "GET {base}/tasks/");
+            percent_encode(out, id);
+            Ok(())
+        }
         Some(Pattern::AgentCard) => write!(out, "GET /.well-known/agent-card.json"),
         Some(Pattern::RegistryHealth) => write!(out, "GET {base}/health"),
         Some(Pattern::RegistryList | Pattern::RegistryRegister) => {
             write!(out, "{method} {base}/agents")
         }
         Some(Pattern::RegistrySearch) => write!(out, "POST {base}/agents/search"),
-        Some(Pattern::A2aRestMessage | Pattern::A2aRestConversation) => {
+        Some(Pattern::A2aRestMessage | Pattern::A2aRestConversation | Pattern::A2aRestTask) => {
             write!(out, "POST {base}/message:send")
         }
         Some(Pattern::A2aRestStream) => write!(out, "POST {base}/message:stream"),
@@ -67,7 +84,7 @@ pub(super) fn fixed_head(
             write!(out, "POST {base}{}{method}", crate::grpc::SERVICE)
         }
         Some(Pattern::RegistryGet) => {
-            let Some((client, seq)) = at else { return false };
+            let At::Request(client, seq) = at else { return false };
             // The command line refuses registry:get without preloaded agents.
             let ids = &plan.preloaded;
             let at = ((u64::from(client) + seq) % ids.len().max(1) as u64) as usize;
@@ -106,6 +123,8 @@ pub(super) fn fixed_head(
                 | Pattern::A2aGrpcMessage
                 | Pattern::A2aGrpcStream
                 | Pattern::A2aGrpcConversation
+                | Pattern::A2aTask
+                | Pattern::A2aRestTask
         )
     );
     if a2a && !theirs("a2a-version") {
@@ -144,6 +163,18 @@ pub(super) fn fixed_head(
         let _ = write!(out, "Accept: {accept}\r\n");
     }
     true
+}
+
+/// Appends `text` as one path segment: every byte but RFC 3986's unreserved ones as `%XX`.
+pub(super) fn percent_encode(out: &mut Vec<u8>, text: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in text.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b);
+        } else {
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+        }
+    }
 }
 
 /// Appends `n` in decimal.
@@ -208,11 +239,13 @@ pub(super) fn conversation(
 }
 
 /// Who sends a request: what the ids in its body are made of.
-pub(super) struct Caller {
+pub(super) struct Caller<'a> {
     pub(super) id_base: u32,
     pub(super) client: u32,
     /// The client's request number.
     pub(super) seq: u64,
+    /// A `GetTask`'s task id.
+    pub(super) task: &'a str,
 }
 
 /// The body of a request (`what`, of pattern `kind`) into `b`, which is empty: written before
@@ -226,7 +259,7 @@ pub(super) fn request_body(
     context: &mut String,
     text: &str,
 ) {
-    let Caller { id_base, client, seq } = *caller;
+    let Caller { id_base, client, seq, task } = *caller;
     let rpc_id = seq + 1;
     match (what, kind) {
         (What::Init, _) => {
@@ -253,6 +286,25 @@ pub(super) fn request_body(
             let _ = write!(
                 b,
                 r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"SendMessage","params":{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","contextId":"{context}","parts":[{{"text":"{text}"}}]}}}}}}"#,
+            );
+        }
+        (What::Poll(_), Some(Pattern::A2aTask)) => {
+            let _ =
+                write!(b, r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"GetTask","params":{{"id":"#);
+            let _ = serde_json::to_writer(&mut *b, task);
+            b.extend_from_slice(b"}}");
+        }
+        (What::Poll(_), _) => {} // the HTTP+JSON binding's GET
+        (_, Some(Pattern::A2aTask)) => {
+            let _ = write!(
+                b,
+                r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"SendMessage","params":{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","parts":[{{"text":"{text}"}}]}},"configuration":{{"returnImmediately":true}}}}}}"#,
+            );
+        }
+        (_, Some(Pattern::A2aRestTask)) => {
+            let _ = write!(
+                b,
+                r#"{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","parts":[{{"text":"{text}"}}]}},"configuration":{{"returnImmediately":true}}}}"#,
             );
         }
         (_, Some(Pattern::A2aRestMessage | Pattern::A2aRestStream)) => {

@@ -350,3 +350,169 @@ fn a_weighted_mix_spreads_each_pattern_by_its_weight_and_conversations_keep_thei
         assert_eq!(contexts.len(), 4, "{contexts:?}");
     }
 }
+
+#[test]
+fn a_task_is_asked_about_by_its_binding_with_its_id() {
+    // Proves the task patterns' requests: their SendMessage asks for the task at once
+    // (`returnImmediately`), and a GetTask names the task the server gave, as a JSON string
+    // in a JSON-RPC call (escaped) or as one path segment of the HTTP+JSON binding's GET
+    // (percent-encoded), under the URL's path, with no body.
+    let id = "t\"1/é";
+    let text = |pattern: Pattern, poll: bool| -> String {
+        let plan = Plan {
+            host: "h".into(),
+            path: "/a/".into(),
+            patterns: vec![pattern],
+            ..Plan::default()
+        };
+        let mut h = Http::new(&config(), Arc::new(plan));
+        if poll {
+            h.tasks.push(TaskSlot { id: id.into(), ..TaskSlot::default() });
+            let w = Wire {
+                what: What::Poll(0),
+                local: 1,
+                seq: 5,
+                intended_ns: 0,
+                sent_ns: 0,
+                left: 0,
+                measured: true,
+                again: false,
+                task: 0,
+            };
+            h.submit(0, w);
+        } else {
+            h.request(0, &booked(5));
+        }
+        String::from_utf8(h.take_output(0).expect("the request's bytes")).unwrap()
+    };
+    for pattern in [Pattern::A2aTask, Pattern::A2aRestTask] {
+        let send = text(pattern, false);
+        let body: serde_json::Value =
+            serde_json::from_str(send.split_once("\r\n\r\n").unwrap().1).unwrap();
+        let params = if pattern == Pattern::A2aTask { &body["params"] } else { &body };
+        assert_eq!(params["configuration"]["returnImmediately"], true, "{send}");
+        assert_eq!(params["message"]["role"], "ROLE_USER", "{send}");
+    }
+    let rpc = text(Pattern::A2aTask, true);
+    let (head, body) = rpc.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("POST /a/ HTTP/1.1\r\n") && head.contains("A2A-Version: 1.0"));
+    let call: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(call["method"], "GetTask");
+    assert_eq!(call["params"]["id"], id, "{body}");
+    let rest = text(Pattern::A2aRestTask, true);
+    let (head, body) = rest.split_once("\r\n\r\n").unwrap();
+    assert_eq!(head.lines().next(), Some("GET /a/tasks/t%221%2F%C3%A9 HTTP/1.1"), "{head}");
+    assert!(head.contains("A2A-Version: 1.0") && !head.contains("Content-Length"), "{head}");
+    assert_eq!(body, "");
+}
+
+#[test]
+fn a_task_is_polled_until_it_ends_and_answered_once_allocating_nothing() {
+    // Proves a task pattern's cycle through the loop: the SendMessage's answer is a working
+    // task, so a GetTask follows (at once with --task-poll 0; after it, when the side task
+    // fires the timers); the completed task answers the booked request once, its polls
+    // counted; once warm a cycle allocates nothing. Over both bindings.
+    use crate::loadgen::group::{Group, Schedule};
+    use crate::testing::counting;
+    use std::task::{Context, Poll, Waker};
+    let json = |body: &str| {
+        let n = body.len();
+        format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {n}\r\n\r\n{body}")
+    };
+    for pattern in [Pattern::A2aTask, Pattern::A2aRestTask] {
+        let (working, done) = if pattern == Pattern::A2aTask {
+            (
+                json(
+                    r#"{"jsonrpc":"2.0","id":1,"result":{"task":{"id":"t-1","status":{"state":"TASK_STATE_WORKING"}}}}"#,
+                ),
+                json(
+                    r#"{"jsonrpc":"2.0","id":1,"result":{"id":"t-1","status":{"state":"TASK_STATE_COMPLETED"},"artifacts":[{"parts":[{"text":"x"}]}]}}"#,
+                ),
+            )
+        } else {
+            (
+                json(r#"{"task":{"id":"t-1","status":{"state":"TASK_STATE_SUBMITTED"}}}"#),
+                json(r#"{"id":"t-1","status":{"state":"TASK_STATE_COMPLETED"}}"#),
+            )
+        };
+        for poll_ns in [0, 5_000] {
+            let mut cfg = config();
+            cfg.count = 4;
+            cfg.agents_total = 4;
+            cfg.seats = crate::loadgen::group::Seats::Packed(4);
+            let plan = Plan {
+                host: "h".into(),
+                patterns: vec![pattern],
+                pipeline: 4,
+                task_poll_ns: poll_ns,
+                ..Plan::default()
+            };
+            let mut g = Group::new(cfg.clone(), Http::new(&cfg, Arc::new(plan)));
+            g.register(0);
+            assert_eq!(g.registered(), Ok(true));
+            let mut now = 1_000u64;
+            g.set_schedule(Schedule { start_ns: now, measure_ns: now + 1, end_ns: u64::MAX });
+            g.start(now);
+            let mut cx = Context::from_waker(Waker::noop());
+            let mut answers = Vec::with_capacity(64 << 10);
+            // What is written is answered in order: a SendMessage (POST) by the working task,
+            // a GetTask by the completed one. Returns the GetTasks answered.
+            let mut turn = |g: &mut Group<Http>, now: u64| -> usize {
+                answers.clear();
+                let mut polls = 0;
+                while let Poll::Ready(Some(buf)) = g.poll_output(0, 0, &mut cx) {
+                    let text = std::str::from_utf8(&buf).unwrap();
+                    // Each request, in order: over HTTP+JSON a GetTask is a GET; in JSON-RPC,
+                    // its body's method says.
+                    let rest = pattern == Pattern::A2aRestTask;
+                    let marker = if rest { " HTTP/1.1\r\n" } else { "\"method\":\"" };
+                    for (i, _) in text.match_indices(marker) {
+                        let poll = if rest {
+                            text[..i].rsplit('\n').next().is_some_and(|l| l.starts_with("GET "))
+                        } else {
+                            text[i..].starts_with("\"method\":\"GetTask\"")
+                        };
+                        polls += usize::from(poll);
+                        let answer = if poll { &done } else { &working };
+                        answers.extend_from_slice(answer.as_bytes());
+                    }
+                    g.output_done(buf);
+                }
+                assert_eq!(g.on_input(0, &answers, now), Ok(answers.len()), "{pattern:?}");
+                polls
+            };
+            if poll_ns > 0 {
+                // The GetTasks wait for the side task, which fires them when due.
+                now += 1_000;
+                assert_eq!(turn(&mut g, now), 0);
+                assert_eq!(turn(&mut g, now), 0, "nothing goes before its time");
+                let due = g.next_timer_ns().expect("GetTasks waiting");
+                assert_eq!(due, now + poll_ns);
+                g.on_side(None, due);
+                assert_eq!(turn(&mut g, due), 4, "{pattern:?}");
+                assert_eq!(g.counters().replies_delivered, 4);
+                assert_eq!(g.counters().task_polls, 4);
+                continue;
+            }
+            for _ in 0..100 {
+                now += 1_000;
+                turn(&mut g, now);
+            }
+            let (before, answered, polled) =
+                (counting::calls(), g.counters().round_trips_measured, g.counters().task_polls);
+            let mut polls = 0;
+            for _ in 0..1_000 {
+                now += 1_000;
+                polls += turn(&mut g, now);
+            }
+            let allocs = counting::calls() - before;
+            let tasks = g.counters().round_trips_measured - answered;
+            assert!(tasks >= 1_000, "{pattern:?}: {tasks} tasks answered");
+            assert_eq!(g.counters().task_polls - polled, polls as u64);
+            let stats = g.breakdown();
+            assert_eq!(stats[0].errors, Vec::new(), "{pattern:?}");
+            assert_eq!(stats[0].events, stats[0].ok, "{pattern:?}: one poll per task");
+            assert_eq!(allocs, 0, "{pattern:?}: {allocs} allocations for {tasks} tasks");
+        }
+    }
+}
