@@ -18,6 +18,8 @@ pub const SERVICE: &str = "/lf.a2a.v1.A2AService/";
 pub const SEND_MESSAGE: &str = "SendMessage";
 /// `SendStreamingMessage`'s method name.
 pub const SEND_STREAMING_MESSAGE: &str = "SendStreamingMessage";
+/// `GetTask`'s method name.
+pub const GET_TASK: &str = "GetTask";
 
 /// `Role.ROLE_USER`.
 pub const ROLE_USER: i32 = 1;
@@ -27,6 +29,18 @@ pub const ROLE_AGENT: i32 = 2;
 pub const TASK_STATE_WORKING: i32 = 2;
 /// `TaskState.TASK_STATE_COMPLETED`.
 pub const TASK_STATE_COMPLETED: i32 = 3;
+/// `TaskState`'s names, by number (without their `TASK_STATE_` prefix).
+pub const TASK_STATES: [&str; 9] = [
+    "UNSPECIFIED",
+    "SUBMITTED",
+    "WORKING",
+    "COMPLETED",
+    "FAILED",
+    "CANCELED",
+    "INPUT_REQUIRED",
+    "REJECTED",
+    "AUTH_REQUIRED",
+];
 
 /// `SendMessageRequest` (the fields a2a-bench uses).
 #[derive(Clone, PartialEq, prost::Message)]
@@ -37,6 +51,28 @@ pub struct SendMessageRequest {
     /// The message.
     #[prost(message, optional, tag = "2")]
     pub message: Option<Message>,
+    /// How to answer.
+    #[prost(message, optional, tag = "3")]
+    pub configuration: Option<SendMessageConfiguration>,
+}
+
+/// `SendMessageConfiguration` (the field a2a-bench uses).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SendMessageConfiguration {
+    /// Answer with the task at once, not when it ends.
+    #[prost(bool, tag = "4")]
+    pub return_immediately: bool,
+}
+
+/// `GetTaskRequest`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GetTaskRequest {
+    /// Optional tenant.
+    #[prost(string, tag = "1")]
+    pub tenant: String,
+    /// The task's id.
+    #[prost(string, tag = "2")]
+    pub id: String,
 }
 
 /// `Message`.
@@ -107,6 +143,9 @@ pub struct Task {
     /// Its status.
     #[prost(message, optional, tag = "3")]
     pub status: Option<TaskStatus>,
+    /// What it produced.
+    #[prost(message, repeated, tag = "4")]
+    pub artifacts: Vec<Artifact>,
 }
 
 /// `TaskStatus`.
@@ -245,9 +284,9 @@ pub enum Framing {
 
 /// The gRPC messages of `body`, in order, each checked by `each`; the first error of either
 /// kind ends the walk. Returns how many messages there were.
-pub fn messages<E>(
-    body: &[u8],
-    mut each: impl FnMut(&[u8]) -> Result<(), E>,
+pub fn messages<'b, E>(
+    body: &'b [u8],
+    mut each: impl FnMut(&'b [u8]) -> Result<(), E>,
 ) -> Result<u32, Result<E, Framing>> {
     let (mut at, mut n) = (0usize, 0u32);
     while at < body.len() {
@@ -362,7 +401,14 @@ fn put_string(out: &mut Vec<u8>, tag: u32, s: &[u8]) {
 /// Appends a `SendMessageRequest` (not framed) whose message, from the user, has id
 /// `message_id`, context `context_id` (none when empty) and one text part: the bytes `prost`
 /// writes for the same message, written without building one.
-pub fn send_message_request(out: &mut Vec<u8>, message_id: &[u8], context_id: &[u8], text: &[u8]) {
+/// With `immediately`, its configuration asks for the task at once (`returnImmediately`).
+pub fn send_message_request(
+    out: &mut Vec<u8>,
+    message_id: &[u8],
+    context_id: &[u8],
+    text: &[u8],
+    immediately: bool,
+) {
     let part = encoded_len_varint(1 << 3) + encoded_len_varint(text.len() as u64) + text.len();
     let message = string_len(1, message_id)
         + string_len(2, context_id)
@@ -379,6 +425,17 @@ pub fn send_message_request(out: &mut Vec<u8>, message_id: &[u8], context_id: &[
     // A text part always carries its text, empty or not (it is a one-of's member).
     put_bytes(out, 1, text.len());
     out.extend_from_slice(text);
+    if immediately {
+        // configuration: return_immediately = true, its key and value a byte each.
+        put_bytes(out, 3, 2);
+        encode_key(4, WireType::Varint, out);
+        encode_varint(1, out);
+    }
+}
+
+/// Appends a `GetTaskRequest` (not framed) for task `id`.
+pub fn get_task_request(out: &mut Vec<u8>, id: &[u8]) {
+    put_string(out, 2, id);
 }
 
 /// Reads `grpc-status-details-bin` (base64, padded or not): the `google.rpc.Status`'s
@@ -417,9 +474,12 @@ mod tests {
 
     #[test]
     fn a_request_written_by_hand_is_the_one_prost_writes() {
-        // Proves the allocation-free writer: for a message with and without a context, and
-        // with an empty text, the bytes are prost's for the same message, and read back.
-        for (id, ctx, text) in [("m-1-2-3", "", "hello"), ("m-9", "c-7", ""), ("x", "y", "z")] {
+        // Proves the allocation-free writers: for a message with and without a context, with
+        // an empty text, asking for its task at once or not, and for a GetTask, the bytes are
+        // prost's for the same message, and read back.
+        for (id, ctx, text, now) in
+            [("m-1-2-3", "", "hello", false), ("m-9", "c-7", "", true), ("x", "y", "z", false)]
+        {
             let want = SendMessageRequest {
                 tenant: String::new(),
                 message: Some(Message {
@@ -429,16 +489,21 @@ mod tests {
                     role: ROLE_USER,
                     parts: vec![Part { text: Some(text.into()) }],
                 }),
+                configuration: now.then_some(SendMessageConfiguration { return_immediately: true }),
             };
             let mut got = Vec::new();
-            send_message_request(&mut got, id.as_bytes(), ctx.as_bytes(), text.as_bytes());
+            send_message_request(&mut got, id.as_bytes(), ctx.as_bytes(), text.as_bytes(), now);
             assert_eq!(got, want.encode_to_vec(), "{id} {ctx} {text}");
             assert_eq!(SendMessageRequest::decode(&got[..]).unwrap(), want);
+            let mut got = Vec::new();
+            get_task_request(&mut got, id.as_bytes());
+            let want = GetTaskRequest { tenant: String::new(), id: id.into() };
+            assert_eq!(got, want.encode_to_vec(), "{id}");
         }
         // A long text: its length takes more than one varint byte, at every level.
         let text = "t".repeat(300);
         let mut got = Vec::new();
-        send_message_request(&mut got, b"m", b"", text.as_bytes());
+        send_message_request(&mut got, b"m", b"", text.as_bytes(), false);
         let back = SendMessageRequest::decode(&got[..]).unwrap();
         assert_eq!(back.message.unwrap().parts[0].text.as_deref(), Some(&text[..]));
     }

@@ -26,7 +26,8 @@ pub struct HttpCmd {
     /// times a bare one, e.g. a2a:message=4,a2a:agent_card): health, a2a:message,
     /// a2a:stream, a2a:conversation, a2a:agent_card, a2a-v03:message, a2a-v03:stream,
     /// a2a-rest:message, a2a-rest:stream, a2a-rest:conversation (A2A's HTTP+JSON binding),
-    /// a2a:task, a2a-rest:task (returnImmediately, then GetTask until the task ends),
+    /// a2a:task, a2a-rest:task, a2a-grpc:task (returnImmediately, then GetTask until the task
+    /// ends),
     /// a2a-grpc:message, a2a-grpc:stream, a2a-grpc:conversation (A2A's gRPC binding, over
     /// HTTP/2), mcp:tools/list, mcp:tools/call, mcp:mixed, registry:register, registry:get,
     /// registry:list, registry:search, registry:health.
@@ -165,8 +166,8 @@ pub struct HttpCmd {
     /// a2a:conversation, a2a-rest:conversation, a2a-grpc:conversation: turns per context.
     #[arg(long, value_name = "N", default_value_t = 4)]
     turns: u32,
-    /// a2a:task, a2a-rest:task: seconds from a task's answer that it still works to the next
-    /// GetTask about it (0: at once).
+    /// a2a:task, a2a-rest:task, a2a-grpc:task: seconds from a task's answer that it still
+    /// works to the next GetTask about it (0: at once).
     #[arg(long, value_name = "SECS", default_value = "0.1", value_parser = parse_secs)]
     task_poll: Duration,
     /// Multi-host: this process is worker I (from 0) of --workers, driving its slice of every

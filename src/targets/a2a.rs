@@ -8,10 +8,10 @@
 //! `/.well-known/agent-card.json` (and v0.3's `/.well-known/agent.json`). A stream is a task:
 //! server-sent events (or a gRPC server stream) carrying the task (`working`), an artifact with
 //! the echoed text, and a final `completed` status. A v1.0 `SendMessage` with
-//! `returnImmediately` (JSON-RPC or HTTP+JSON) starts a task instead of answering: `working`
-//! for the agent's task time, then `completed` with the text as its artifact, as `GetTask`
-//! (`GET {prefix}/tasks/{id}`) tells; tasks are kept a minute after they end, a million at
-//! most.
+//! `returnImmediately` (in any of the three bindings) starts a task instead of answering:
+//! `working` for the agent's task time, then `completed` with the text as its artifact, as
+//! `GetTask` (`GET {prefix}/tasks/{id}` in HTTP+JSON) tells; tasks are kept a minute after they
+//! end, a million at most.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -113,14 +113,40 @@ impl Echo {
 
     /// Task `id` as a v1.0 `Task` (ProtoJSON), if the agent has it.
     fn task_json(&self, id: &str) -> Option<Value> {
+        let (context, done) = self.task_now(id)?;
+        Some(match done {
+            None => {
+                json!({"id": id, "contextId": context, "status": {"state": "TASK_STATE_WORKING"}})
+            }
+            Some(text) => json!({"id": id, "contextId": context,
+                "status": {"state": "TASK_STATE_COMPLETED"},
+                "artifacts": [{"artifactId": format!("{id}-echo"), "parts": [{"text": text}]}]}),
+        })
+    }
+
+    /// Task `id` as the gRPC binding's `Task`, if the agent has it.
+    fn task_proto(&self, id: &str) -> Option<grpc::Task> {
+        let (context, done) = self.task_now(id)?;
+        let state =
+            if done.is_some() { grpc::TASK_STATE_COMPLETED } else { grpc::TASK_STATE_WORKING };
+        let artifacts = done.into_iter().map(|text| grpc::Artifact {
+            artifact_id: format!("{id}-echo"),
+            parts: vec![grpc::Part { text: Some(text) }],
+        });
+        Some(grpc::Task {
+            id: id.into(),
+            context_id: context,
+            status: Some(grpc::TaskStatus { state }),
+            artifacts: artifacts.collect(),
+        })
+    }
+
+    /// Task `id`'s context, and its text once it completed.
+    fn task_now(&self, id: &str) -> Option<(String, Option<String>)> {
         let tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
         let t = tasks.get(id)?;
-        Some(if Instant::now() < t.done_at {
-            json!({"id": id, "contextId": t.context, "status": {"state": "TASK_STATE_WORKING"}})
-        } else {
-            json!({"id": id, "contextId": t.context, "status": {"state": "TASK_STATE_COMPLETED"},
-                "artifacts": [{"artifactId": format!("{id}-echo"), "parts": [{"text": t.text}]}]})
-        })
+        let done = (Instant::now() >= t.done_at).then(|| t.text.clone());
+        Some((t.context.clone(), done))
     }
 
     /// A `SendMessage` with `returnImmediately`: the task it started (`Err`: too many tasks).
@@ -170,9 +196,11 @@ impl Echo {
             }
             (&Method::POST, p) if p.contains(grpc::SERVICE) => {
                 let method = p.rsplit('/').next().unwrap_or_default();
+                // Some(stream) for the two SendMessages, None for GetTask.
                 let stream = match method {
-                    grpc::SEND_MESSAGE => false,
-                    grpc::SEND_STREAMING_MESSAGE => true,
+                    grpc::SEND_MESSAGE => Some(false),
+                    grpc::SEND_STREAMING_MESSAGE => Some(true),
+                    grpc::GET_TASK => None,
                     _ => return grpc_error(12, &format!("no method {method}"), None),
                 };
                 let is_grpc = req
@@ -186,7 +214,10 @@ impl Echo {
                 match body(req).await {
                     Ok((parts, bytes)) => {
                         let version = parts.headers.get("a2a-version").map(|v| v.as_bytes());
-                        grpc_call(&bytes, version, stream, self.event_gap)
+                        match stream {
+                            Some(stream) => self.grpc_call(&bytes, version, stream),
+                            None => self.grpc_get_task(&bytes, version),
+                        }
                     }
                     Err(r) => r,
                 }
@@ -408,60 +439,113 @@ fn grpc_error(code: u32, message: &str, reason: Option<&str>) -> Response<Body> 
     r
 }
 
-/// `SendMessage` or `SendStreamingMessage` in the gRPC binding: one `SendMessageRequest` in,
-/// one `SendMessageResponse` or three `StreamResponse`s out, then `grpc-status: 0`. A request
-/// that names an `a2a-version` other than 1.x is refused (`FAILED_PRECONDITION`,
-/// `VERSION_NOT_SUPPORTED`), as the other bindings refuse it.
-fn grpc_call(bytes: &Bytes, version: Option<&[u8]>, stream: bool, gap: Duration) -> Response<Body> {
-    use prost::Message as _;
+/// A unary gRPC request's one message, of A2A 1.x; else the error to answer with.
+fn grpc_unary<M: prost::Message + Default>(
+    bytes: &Bytes,
+    version: Option<&[u8]>,
+    what: &str,
+) -> Result<M, Box<Response<Body>>> {
     const INVALID_ARGUMENT: u32 = 3;
     if version.is_some_and(|v| v != b"1" && !v.starts_with(b"1.")) {
-        return grpc_error(9, "this agent speaks A2A 1.0", Some("VERSION_NOT_SUPPORTED"));
+        return Err(Box::new(grpc_error(
+            9,
+            "this agent speaks A2A 1.0",
+            Some("VERSION_NOT_SUPPORTED"),
+        )));
     }
     let mut request = None;
     let walked = grpc::messages(bytes, |m| {
-        request = Some(grpc::SendMessageRequest::decode(m).map_err(|_| ())?);
+        request = Some(M::decode(m).map_err(|_| ())?);
         Ok::<(), ()>(())
     });
-    let message = match (walked, request) {
+    match (walked, request) {
         (Err(Err(grpc::Framing::Compressed)), _) => {
-            return grpc_error(12, "compressed messages are not supported", None)
+            Err(Box::new(grpc_error(12, "compressed messages are not supported", None)))
         }
-        (Ok(1), Some(r)) => r.message,
+        (Ok(1), Some(r)) => Ok(r),
         (Ok(_), _) => {
-            return grpc_error(INVALID_ARGUMENT, "a unary request holds one message", None)
+            Err(Box::new(grpc_error(INVALID_ARGUMENT, "a unary request holds one message", None)))
         }
-        _ => return grpc_error(INVALID_ARGUMENT, "the request is not a SendMessageRequest", None),
-    };
-    let Some(message) = message else {
-        return grpc_error(INVALID_ARGUMENT, "no message", None);
-    };
-    let text: String = message.parts.iter().filter_map(|p| p.text.as_deref()).collect();
-    let context = if message.context_id.is_empty() { fresh_id("ctx") } else { message.context_id };
-    let mut frames = Vec::new();
-    let mut frame = |m: &dyn Fn(&mut Vec<u8>)| {
-        let mut b = Vec::new();
-        grpc::frame(&mut b, m);
-        frames.push(b);
-    };
-    if stream {
-        for e in grpc_events(&fresh_id("task"), &context, &text) {
-            frame(&|b| e.encode_raw(b));
-        }
-    } else {
-        let answer = grpc::SendMessageResponse {
-            task: None,
-            message: Some(grpc::Message {
-                message_id: fresh_id("msg"),
-                context_id: context,
-                task_id: String::new(),
-                role: grpc::ROLE_AGENT,
-                parts: vec![grpc::Part { text: Some(text) }],
-            }),
-        };
-        frame(&|b| answer.encode_raw(b));
+        _ => Err(Box::new(grpc_error(
+            INVALID_ARGUMENT,
+            &format!("the request is not a {what}"),
+            None,
+        ))),
     }
-    grpc_reply(frames, gap)
+}
+
+impl Echo {
+    /// `GetTask` in the gRPC binding: the task, or `NOT_FOUND` (`TASK_NOT_FOUND`).
+    fn grpc_get_task(&self, bytes: &Bytes, version: Option<&[u8]>) -> Response<Body> {
+        use prost::Message as _;
+        let request: grpc::GetTaskRequest = match grpc_unary(bytes, version, "GetTaskRequest") {
+            Ok(r) => r,
+            Err(r) => return *r,
+        };
+        let Some(task) = self.task_proto(&request.id) else {
+            return grpc_error(5, "no such task", Some("TASK_NOT_FOUND"));
+        };
+        let mut b = Vec::new();
+        grpc::frame(&mut b, |b| task.encode_raw(b));
+        grpc_reply(vec![b], Duration::ZERO)
+    }
+
+    /// `SendMessage` or `SendStreamingMessage` in the gRPC binding: one `SendMessageRequest` in,
+    /// one `SendMessageResponse` or three `StreamResponse`s out, then `grpc-status: 0`. A request
+    /// that names an `a2a-version` other than 1.x is refused (`FAILED_PRECONDITION`,
+    /// `VERSION_NOT_SUPPORTED`), as the other bindings refuse it; with `returnImmediately`,
+    /// a `SendMessage` starts a task and answers it.
+    fn grpc_call(&self, bytes: &Bytes, version: Option<&[u8]>, stream: bool) -> Response<Body> {
+        use prost::Message as _;
+        const INVALID_ARGUMENT: u32 = 3;
+        let gap = self.event_gap;
+        let request: grpc::SendMessageRequest =
+            match grpc_unary(bytes, version, "SendMessageRequest") {
+                Ok(r) => r,
+                Err(r) => return *r,
+            };
+        let immediately = request.configuration.is_some_and(|c| c.return_immediately);
+        let Some(message) = request.message else {
+            return grpc_error(INVALID_ARGUMENT, "no message", None);
+        };
+        let text: String = message.parts.iter().filter_map(|p| p.text.as_deref()).collect();
+        let context =
+            if message.context_id.is_empty() { fresh_id("ctx") } else { message.context_id };
+        if immediately && !stream {
+            let task = self.start_task(&context, &text).and_then(|id| self.task_proto(&id));
+            let Some(task) = task else {
+                return grpc_error(14, "too many tasks", None);
+            };
+            let answer = grpc::SendMessageResponse { task: Some(task), message: None };
+            let mut b = Vec::new();
+            grpc::frame(&mut b, |b| answer.encode_raw(b));
+            return grpc_reply(vec![b], Duration::ZERO);
+        }
+        let mut frames = Vec::new();
+        let mut frame = |m: &dyn Fn(&mut Vec<u8>)| {
+            let mut b = Vec::new();
+            grpc::frame(&mut b, m);
+            frames.push(b);
+        };
+        if stream {
+            for e in grpc_events(&fresh_id("task"), &context, &text) {
+                frame(&|b| e.encode_raw(b));
+            }
+        } else {
+            let answer = grpc::SendMessageResponse {
+                task: None,
+                message: Some(grpc::Message {
+                    message_id: fresh_id("msg"),
+                    context_id: context,
+                    task_id: String::new(),
+                    role: grpc::ROLE_AGENT,
+                    parts: vec![grpc::Part { text: Some(text) }],
+                }),
+            };
+            frame(&|b| answer.encode_raw(b));
+        }
+        grpc_reply(frames, gap)
+    }
 }
 
 /// The three events of a streamed echo in the gRPC binding: the task, its artifact, its final
@@ -474,6 +558,7 @@ fn grpc_events(task: &str, context: &str, text: &str) -> [grpc::StreamResponse; 
                 id: task.into(),
                 context_id: context.into(),
                 status: status(grpc::TASK_STATE_WORKING),
+                artifacts: Vec::new(),
             }),
             ..Default::default()
         },

@@ -321,22 +321,25 @@ fn tasks_are_polled_until_they_end_and_timed_to_their_end() {
     // each SendMessage (`returnImmediately`) is accepted within a few milliseconds, then
     // GetTask every 10 ms until the task completes; the answer is timed from the intended send
     // time to the GetTask that found it completed (over 30 ms), its polls counted (at least
-    // two), in a mix with a plain message, over HTTP/1.1 and HTTP/2, with nothing lost.
+    // two), in a mix with a plain message, over HTTP/1.1 and HTTP/2 and in the gRPC binding,
+    // with nothing lost.
     use a2a_bench::targets::Options;
     let options =
         Options { threads: 1, task_time: Duration::from_millis(30), ..Options::default() };
     let t = Target::start_options(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), options).unwrap();
     let url = format!("http://{}/", t.local_addr());
-    let mix = ["a2a:task", "a2a-rest:task", "a2a:message"];
-    for version in [None, Some("--http2")] {
-        let mut args = vec!["--url", &url, "--pattern", "a2a:task,a2a-rest:task,a2a:message"];
+    let json = ["a2a:task", "a2a-rest:task", "a2a:message"];
+    let grpc = ["a2a-grpc:task", "a2a-grpc:message"];
+    for (version, mix) in [(None, &json[..]), (Some("--http2"), &json[..]), (None, &grpc[..])] {
+        let patterns = mix.join(",");
+        let mut args = vec!["--url", &url, "--pattern", &patterns];
         args.extend(["--agents", "3", "--duration", "1", "--task-poll", "0.01"]);
         args.extend(version);
         let (ok, text, report) = http(&args);
         let report = report.unwrap_or_else(|| panic!("no report: {text}"));
         assert!(ok, "{version:?}: {text}");
-        assert_clean(&report, &mix);
-        for name in &mix[..2] {
+        assert_clean(&report, mix);
+        for name in mix.iter().filter(|p| p.ends_with(":task")) {
             let p = pattern(&report, name);
             let (done, accepted) = (
                 p["latency"]["p50_ms"].as_f64().unwrap(),
@@ -346,7 +349,7 @@ fn tasks_are_polled_until_they_end_and_timed_to_their_end() {
             assert!(p["polls_per_answer"].as_f64().unwrap() >= 2.0, "{version:?}: {p}");
             assert!(text.contains("polls"), "{text}");
         }
-        let m = pattern(&report, "a2a:message");
+        let m = pattern(&report, mix[mix.len() - 1]);
         assert!(m.get("accepted").is_none() && m.get("polls_per_answer").is_none(), "{m}");
         assert_eq!(report["config"]["http"]["task_poll_sec"], 0.01);
     }

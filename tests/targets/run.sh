@@ -84,12 +84,19 @@ check "a2a-sdk, tasks of 50 ms followed by GetTask" --url "http://127.0.0.1:$P/"
 
 # The same agent in A2A's gRPC binding, on grpcio's asyncio server (HTTP/2 only: readiness
 # is its port accepting).
-P=$(free_port)
-"$ENVS/a2a/bin/python" "$HERE/a2a_grpc_echo.py" "$P" >"$OUT/server-$P.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 600); do (exec 3<>"/dev/tcp/127.0.0.1/$P") 2>/dev/null && break; sleep 0.1; done
-check "a2a-sdk, gRPC (grpcio $("$ENVS/a2a/bin/pip" show grpcio | sed -n 's/^Version: //p'))" \
+start_grpc() { # port (the server's environment as the caller's)
+    "$ENVS/a2a/bin/python" "$HERE/a2a_grpc_echo.py" "$1" >"$OUT/server-$1.log" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 600); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
+    echo "gRPC server on $1 did not start"; cat "$OUT/server-$1.log"; return 1
+}
+P=$(free_port); start_grpc "$P"
+GRPCIO=$("$ENVS/a2a/bin/pip" show grpcio | sed -n 's/^Version: //p')
+check "a2a-sdk, gRPC (grpcio $GRPCIO)" \
     --url "http://127.0.0.1:$P" --pattern a2a-grpc:message,a2a-grpc:stream,a2a-grpc:conversation
+P=$(free_port); A2A_ECHO_TASK_MS=50 start_grpc "$P"
+check "a2a-sdk, gRPC (grpcio $GRPCIO), tasks of 50 ms followed by GetTask" \
+    --url "http://127.0.0.1:$P" --pattern a2a-grpc:task --task-poll 0.02
 
 # uvicorn closing connections idle for 1 s: each client sends every 1.5 s, so every request
 # finds its connection closed by the server and replaced by a2a-bench, with no error.

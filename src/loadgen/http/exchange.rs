@@ -125,7 +125,7 @@ impl Http {
                 out.extend_from_slice(&heads[usize::from(i)]);
             }
             What::Poll(i)
-                if kind != Some(Pattern::A2aRestTask) && !heads[usize::from(i)].is_empty() =>
+                if kind == Some(Pattern::A2aTask) && !heads[usize::from(i)].is_empty() =>
             {
                 out.extend_from_slice(&heads[usize::from(i)]);
             }

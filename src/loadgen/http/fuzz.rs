@@ -32,7 +32,7 @@ const MIXES: [&[Pattern]; 7] = [
         Pattern::A2aRestStream,
     ],
     &[Pattern::A2aRestConversation, Pattern::A2aGrpcStream, Pattern::Health, Pattern::A2aStream],
-    &[Pattern::A2aTask, Pattern::A2aRestTask, Pattern::A2aMessage, Pattern::AgentCard],
+    &[Pattern::A2aTask, Pattern::A2aRestTask, Pattern::A2aGrpcTask, Pattern::AgentCard],
 ];
 
 /// Four clients on one connection send a request each (MCP clients queue the opening of their

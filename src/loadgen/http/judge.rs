@@ -448,13 +448,17 @@ pub enum TaskSeen<'a> {
 /// unsuccessful end is an error by its state's name.
 fn task_state(t: TaskSeenJson<'_>) -> Result<TaskSeen<'_>, Kind> {
     let state = t.status.and_then(|s| s.state).ok_or(BAD_SHAPE)?;
-    let name = state.as_str();
+    by_state(state.as_str(), t.id.map(|Str(id)| id))
+}
+
+/// A task by the name of its state, with its id.
+fn by_state<'a>(name: &str, id: Option<Cow<'a, str>>) -> Result<TaskSeen<'a>, Kind> {
     let name = name.strip_prefix("TASK_STATE_").unwrap_or(name);
     let is = |names: &[&str]| names.iter().any(|n| name.eq_ignore_ascii_case(n));
     let kind = |k: &'static str| Err(Cow::Borrowed(k));
     if is(&["submitted", "working"]) {
-        return match t.id {
-            Some(Str(id)) if !id.is_empty() => Ok(TaskSeen::Working(id)),
+        return match id {
+            Some(id) if !id.is_empty() => Ok(TaskSeen::Working(id)),
             _ => Err(BAD_SHAPE),
         };
     }
@@ -477,9 +481,68 @@ fn accepted(r: Accepted<'_>) -> Result<TaskSeen<'_>, Kind> {
     }
 }
 
+/// A gRPC `Task` (its id at 1, its status at 3, the status's state at 1).
+fn grpc_task_state(t: &[u8]) -> Result<TaskSeen<'_>, Kind> {
+    use crate::grpc::{bytes_field, fields, Field};
+    let id = bytes_field(t, 1).map_err(|_| BAD_PROTOBUF)?;
+    let status = bytes_field(t, 3).map_err(|_| BAD_PROTOBUF)?.ok_or(BAD_SHAPE)?;
+    let mut state = 0u64; // absent: unspecified
+    for f in fields(status) {
+        if let (1, Field::Varint(v)) = f.map_err(|_| BAD_PROTOBUF)? {
+            state = v;
+        }
+    }
+    let name = usize::try_from(state).ok().and_then(|s| crate::grpc::TASK_STATES.get(s));
+    let id = match id.map(std::str::from_utf8) {
+        Some(Ok(id)) => Some(Cow::Borrowed(id)),
+        Some(Err(_)) => return Err(BAD_PROTOBUF),
+        None => None,
+    };
+    by_state(name.copied().unwrap_or("unknown"), id)
+}
+
+/// Judges a gRPC answer of a task pattern: one `SendMessageResponse` (a task, or a message),
+/// or, to a `GetTask`, one `Task`.
+fn grpc_task<'a>(head: &Head, body: &'a [u8], poll: bool) -> Result<TaskSeen<'a>, Kind> {
+    use crate::grpc::{bytes_field, messages};
+    if head.content_type != ContentType::Grpc {
+        return Err(WRONG_TYPE);
+    }
+    let Some(end) = head.grpc else { return Err(NO_GRPC_STATUS) };
+    if end.code != 0 {
+        return Err(end.a2a.map_or_else(|| grpc_status_name(end.code), rpc_error_name));
+    }
+    let mut seen = Err(BAD_SHAPE);
+    let walked = messages(body, |m| {
+        let task = if poll {
+            Some(m)
+        } else {
+            // `payload`: a task (1), or a message (2): answered at once.
+            match (bytes_field(m, 1), bytes_field(m, 2)) {
+                (Err(_), _) | (_, Err(_)) => return Err(BAD_PROTOBUF),
+                (Ok(Some(t)), _) => Some(t),
+                (Ok(None), Ok(Some(_))) => None,
+                (Ok(None), Ok(None)) => return Err(BAD_SHAPE),
+            }
+        };
+        seen = task.map_or(Ok(TaskSeen::Ended), grpc_task_state);
+        Ok(())
+    });
+    match walked {
+        Err(Ok(kind)) => Err(kind),
+        Err(Err(_)) => Err(BAD_GRPC),
+        // A unary call answers with exactly one message.
+        Ok(1) => seen,
+        Ok(_) => Err(BAD_GRPC),
+    }
+}
+
 /// Judges the answer to a task pattern's request: its `SendMessage` (`poll` false: a task, or
 /// a message), or a `GetTask` (a task).
 pub fn task<'a>(p: Pattern, head: &Head, body: &'a [u8], poll: bool) -> Result<TaskSeen<'a>, Kind> {
+    if p.is_grpc() {
+        return grpc_task(head, body, poll);
+    }
     if !(200..300).contains(&head.status) {
         return Err(if p.is_a2a_rest() {
             rest_failure(head, body)
@@ -583,7 +646,9 @@ pub fn judge(
             grpc_answer(p, head, body, context)
         }
         // The adapter follows a task to its end ([`task`]); here, its first answer alone.
-        Pattern::A2aTask | Pattern::A2aRestTask => task(p, head, body, false).map(|_| 0),
+        Pattern::A2aTask | Pattern::A2aRestTask | Pattern::A2aGrpcTask => {
+            task(p, head, body, false).map(|_| 0)
+        }
     }
 }
 
@@ -704,6 +769,59 @@ mod tests {
         assert_eq!(got.unwrap_err(), "http_502");
         let html = head(200, ContentType::Other);
         assert_eq!(task(Pattern::A2aTask, &html, working.as_bytes(), false), Err(WRONG_TYPE));
+        // The gRPC binding: a SendMessageResponse's task or message, a GetTask's Task, by
+        // the state's number; the status first.
+        use crate::grpc::frame;
+        use crate::loadgen::http::parse::GrpcEnd;
+        use prost::Message as _;
+        let grpc = |code: u32| Head {
+            grpc: Some(GrpcEnd { code, a2a: None }),
+            ..head(200, ContentType::Grpc)
+        };
+        let framed = |m: &dyn Fn(&mut Vec<u8>)| {
+            let mut b = Vec::new();
+            frame(&mut b, m);
+            b
+        };
+        let proto = |state: i32| crate::grpc::Task {
+            id: "t-1".into(),
+            status: Some(crate::grpc::TaskStatus { state }),
+            ..Default::default()
+        };
+        let accepted = crate::grpc::SendMessageResponse { task: Some(proto(1)), message: None };
+        let body = framed(&|b| accepted.encode_raw(b));
+        let got = task(Pattern::A2aGrpcTask, &grpc(0), &body, false);
+        assert_eq!(got, Ok(TaskSeen::Working("t-1".into())));
+        let at_once = crate::grpc::SendMessageResponse {
+            task: None,
+            message: Some(crate::grpc::Message::default()),
+        };
+        let body = framed(&|b| at_once.encode_raw(b));
+        assert_eq!(task(Pattern::A2aGrpcTask, &grpc(0), &body, false), Ok(TaskSeen::Ended));
+        for (state, want) in [
+            (2, Ok(Some("t-1"))),
+            (3, Ok(None)),
+            (4, Err("a2a_task_failed")),
+            (6, Err("a2a_task_input_required")),
+            (0, Err("protocol_bad_task_state")),
+            (99, Err("protocol_bad_task_state")),
+        ] {
+            let t = proto(state);
+            let body = framed(&|b| t.encode_raw(b));
+            let got = match task(Pattern::A2aGrpcTask, &grpc(0), &body, true) {
+                Ok(TaskSeen::Working(id)) => Ok(Some(id.into_owned())),
+                Ok(TaskSeen::Ended) => Ok(None),
+                Err(k) => Err(k.into_owned()),
+            };
+            assert_eq!(got, want.map(|w| w.map(String::from)).map_err(String::from), "{state}");
+        }
+        let got = task(Pattern::A2aGrpcTask, &grpc(5), b"", true);
+        assert_eq!(got.unwrap_err(), "grpc_not_found");
+        let twice =
+            [framed(&|b| proto(3).encode_raw(b)), framed(&|b| proto(3).encode_raw(b))].concat();
+        assert_eq!(task(Pattern::A2aGrpcTask, &grpc(0), &twice, true), Err(BAD_GRPC));
+        let no_status = head(200, ContentType::Grpc);
+        assert_eq!(task(Pattern::A2aGrpcTask, &no_status, &body, true), Err(NO_GRPC_STATUS));
     }
 
     #[test]
@@ -877,7 +995,12 @@ mod tests {
         };
         let msg = framed(&|b| message.encode_raw(b));
         let task = grpc::SendMessageResponse {
-            task: Some(grpc::Task { id: "t".into(), context_id: "c1".into(), status: None }),
+            task: Some(grpc::Task {
+                id: "t".into(),
+                context_id: "c1".into(),
+                status: None,
+                artifacts: Vec::new(),
+            }),
             message: None,
         };
         let task = framed(&|b| task.encode_raw(b));

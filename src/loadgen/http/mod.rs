@@ -95,6 +95,8 @@ pub enum Pattern {
     A2aTask,
     /// [`Pattern::A2aTask`] in the HTTP+JSON binding (`GET {path}/tasks/{id}`).
     A2aRestTask,
+    /// [`Pattern::A2aTask`] in the gRPC binding.
+    A2aGrpcTask,
     /// MCP `tools/list`.
     McpToolsList,
     /// MCP `tools/call`.
@@ -111,7 +113,7 @@ pub enum Pattern {
     RegistryHealth,
 }
 
-const PATTERNS: [(&str, Pattern); 22] = [
+const PATTERNS: [(&str, Pattern); 23] = [
     ("health", Pattern::Health),
     ("a2a:message", Pattern::A2aMessage),
     ("a2a:stream", Pattern::A2aStream),
@@ -124,6 +126,7 @@ const PATTERNS: [(&str, Pattern); 22] = [
     ("a2a-rest:conversation", Pattern::A2aRestConversation),
     ("a2a:task", Pattern::A2aTask),
     ("a2a-rest:task", Pattern::A2aRestTask),
+    ("a2a-grpc:task", Pattern::A2aGrpcTask),
     ("a2a-grpc:message", Pattern::A2aGrpcMessage),
     ("a2a-grpc:stream", Pattern::A2aGrpcStream),
     ("a2a-grpc:conversation", Pattern::A2aGrpcConversation),
@@ -177,14 +180,17 @@ impl Pattern {
 
     /// Whether it follows a task to its end (`returnImmediately`, then `GetTask` polls).
     pub fn is_task(self) -> bool {
-        matches!(self, Pattern::A2aTask | Pattern::A2aRestTask)
+        matches!(self, Pattern::A2aTask | Pattern::A2aRestTask | Pattern::A2aGrpcTask)
     }
 
     /// Whether it speaks A2A's gRPC binding (HTTP/2 only).
     pub fn is_grpc(self) -> bool {
         matches!(
             self,
-            Pattern::A2aGrpcMessage | Pattern::A2aGrpcStream | Pattern::A2aGrpcConversation
+            Pattern::A2aGrpcMessage
+                | Pattern::A2aGrpcStream
+                | Pattern::A2aGrpcConversation
+                | Pattern::A2aGrpcTask
         )
     }
 
@@ -307,7 +313,7 @@ pub struct Plan {
     pub preloaded: Vec<String>,
     /// `a2a:conversation`, `a2a-rest:conversation`, `a2a-grpc:conversation`: turns per context.
     pub turns: u32,
-    /// `a2a:task`, `a2a-rest:task`: the time from a task's last answer (still working) to its
+    /// The task patterns: the time from a task's last answer (still working) to its
     /// next `GetTask` (0: at once).
     pub task_poll_ns: u64,
     /// Most requests on the wire per connection (HTTP/1.1).

@@ -76,7 +76,10 @@ pub(super) fn fixed_head(
             write!(out, "POST {base}/message:send")
         }
         Some(Pattern::A2aRestStream) => write!(out, "POST {base}/message:stream"),
-        Some(Pattern::A2aGrpcMessage | Pattern::A2aGrpcConversation) => {
+        Some(Pattern::A2aGrpcTask) if matches!(what, What::Poll(_)) => {
+            write!(out, "POST {base}{}{}", crate::grpc::SERVICE, crate::grpc::GET_TASK)
+        }
+        Some(Pattern::A2aGrpcMessage | Pattern::A2aGrpcConversation | Pattern::A2aGrpcTask) => {
             write!(out, "POST {base}{}{}", crate::grpc::SERVICE, crate::grpc::SEND_MESSAGE)
         }
         Some(Pattern::A2aGrpcStream) => {
@@ -125,6 +128,7 @@ pub(super) fn fixed_head(
                 | Pattern::A2aGrpcConversation
                 | Pattern::A2aTask
                 | Pattern::A2aRestTask
+                | Pattern::A2aGrpcTask
         )
     );
     if a2a && !theirs("a2a-version") {
@@ -294,6 +298,9 @@ pub(super) fn request_body(
             let _ = serde_json::to_writer(&mut *b, task);
             b.extend_from_slice(b"}}");
         }
+        (What::Poll(_), Some(Pattern::A2aGrpcTask)) => {
+            crate::grpc::frame(b, |b| crate::grpc::get_task_request(b, task.as_bytes()));
+        }
         (What::Poll(_), _) => {} // the HTTP+JSON binding's GET
         (_, Some(Pattern::A2aTask)) => {
             let _ = write!(
@@ -323,10 +330,14 @@ pub(super) fn request_body(
         }
         (What::Request(i), Some(p @ Pattern::A2aGrpcConversation)) => {
             conversation(context, plan, (i, p), (id_base, client, seq));
-            grpc_request(b, (id_base, client, seq), context, text);
+            grpc_request(b, (id_base, client, seq), context, text, false);
         }
-        (_, Some(Pattern::A2aGrpcMessage | Pattern::A2aGrpcStream)) => {
-            grpc_request(b, (id_base, client, seq), "", text);
+        (
+            _,
+            Some(p @ (Pattern::A2aGrpcMessage | Pattern::A2aGrpcStream | Pattern::A2aGrpcTask)),
+        ) => {
+            let now = p == Pattern::A2aGrpcTask;
+            grpc_request(b, (id_base, client, seq), "", text, now);
         }
         (_, Some(p @ (Pattern::A2aV03Message | Pattern::A2aV03Stream))) => {
             let method = if p == Pattern::A2aV03Stream { "message/stream" } else { "message/send" };
@@ -365,12 +376,13 @@ pub(super) fn request_body(
 }
 
 /// A gRPC `SendMessageRequest`, framed, from the caller at `(id_base, client, seq)`, in
-/// conversation `context` (none when empty).
+/// conversation `context` (none when empty), asking for its task at once with `immediately`.
 fn grpc_request(
     b: &mut Vec<u8>,
     (id_base, client, seq): (u32, u32, u64),
     context: &str,
     text: &str,
+    immediately: bool,
 ) {
     // "m-" and three numbers: at most 44 bytes.
     let mut id = [0u8; 48];
@@ -380,6 +392,7 @@ fn grpc_request(
         48 - w.len()
     };
     crate::grpc::frame(b, |b| {
-        crate::grpc::send_message_request(b, &id[..len], context.as_bytes(), text.as_bytes());
+        let (context, text) = (context.as_bytes(), text.as_bytes());
+        crate::grpc::send_message_request(b, &id[..len], context, text, immediately);
     });
 }

@@ -399,6 +399,24 @@ fn a_task_is_asked_about_by_its_binding_with_its_id() {
     let call: serde_json::Value = serde_json::from_str(body).unwrap();
     assert_eq!(call["method"], "GetTask");
     assert_eq!(call["params"]["id"], id, "{body}");
+    let call = text(Pattern::A2aGrpcTask, true);
+    let (head, body) = call.split_once("\r\n\r\n").unwrap();
+    assert_eq!(head.lines().next(), Some("POST /a/lf.a2a.v1.A2AService/GetTask HTTP/1.1"));
+    assert!(head.contains("Content-Type: application/grpc"), "{head}");
+    let mut asked = Vec::new();
+    let walked = crate::grpc::messages(body.as_bytes(), |m| {
+        asked.push(<crate::grpc::GetTaskRequest as prost::Message>::decode(m).map_err(|_| ())?);
+        Ok::<(), ()>(())
+    });
+    assert_eq!((walked, asked[0].id.as_str()), (Ok(1), id));
+    let send = text(Pattern::A2aGrpcTask, false);
+    let body = send.split_once("\r\n\r\n").unwrap().1;
+    let mut sent = Vec::new();
+    let _ = crate::grpc::messages(body.as_bytes(), |m| {
+        sent.push(<crate::grpc::SendMessageRequest as prost::Message>::decode(m).map_err(|_| ())?);
+        Ok::<(), ()>(())
+    });
+    assert!(sent[0].configuration.as_ref().is_some_and(|c| c.return_immediately), "{sent:?}");
     let rest = text(Pattern::A2aRestTask, true);
     let (head, body) = rest.split_once("\r\n\r\n").unwrap();
     assert_eq!(head.lines().next(), Some("GET /a/tasks/t%221%2F%C3%A9 HTTP/1.1"), "{head}");
