@@ -170,6 +170,10 @@ pub struct HttpCmd {
     /// works to the next GetTask about it (0: at once).
     #[arg(long, value_name = "SECS", default_value = "0.1", value_parser = parse_secs)]
     task_poll: Duration,
+    /// The task patterns: a task still working this many seconds after its intended send
+    /// time is an error of kind task_timeout.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
+    task_timeout: Duration,
     /// Multi-host: this process is worker I (from 0) of --workers, driving its slice of every
     /// run's clients; `a2a-bench merge` adds the parts up.
     #[arg(long, value_name = "I", requires_all = ["workers", "run_id", "meet"])]
@@ -312,6 +316,7 @@ fn config(
         preloaded: Vec::new(),
         turns: cmd.turns,
         task_poll_ns: cmd.task_poll.as_nanos() as u64,
+        task_timeout_ns: cmd.task_timeout.as_nanos() as u64,
         pipeline: cmd.pipeline,
         http2: cmd.http2,
         timeout_ns: cmd.timeout.map_or(0, |t| t.as_nanos() as u64),
@@ -339,6 +344,10 @@ fn config(
         preload: cmd.preload,
         turns: patterns.iter().any(|p| p.is_conversation()).then_some(cmd.turns),
         task_poll_sec: patterns.iter().any(|p| p.is_task()).then_some(cmd.task_poll.as_secs_f64()),
+        task_timeout_sec: patterns
+            .iter()
+            .any(|p| p.is_task())
+            .then_some(cmd.task_timeout.as_secs_f64()),
         auth: token.is_some(),
         timeout_sec: cmd.timeout.filter(|t| !t.is_zero()).map(|t| t.as_secs_f64()),
         tls: https,
@@ -374,6 +383,9 @@ fn check_flags(cmd: &HttpCmd) -> anyhow::Result<(serde_json::Value, Option<Strin
     }
     if cmd.turns == 0 {
         bail!("--turns must be at least 1");
+    }
+    if cmd.task_timeout.is_zero() {
+        bail!("--task-timeout must be above 0");
     }
     if cmd.connections == Some(0) {
         bail!("--connections must be at least 1");

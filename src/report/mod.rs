@@ -423,6 +423,9 @@ pub struct HttpConfig {
     /// `--task-poll` in seconds, when a task pattern runs.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub task_poll_sec: Option<f64>,
+    /// `--task-timeout` in seconds, when a task pattern runs.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub task_timeout_sec: Option<f64>,
     /// Whether a bearer token was sent (never the token).
     pub auth: bool,
     /// `--timeout` in seconds; null: none.

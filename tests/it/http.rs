@@ -394,6 +394,35 @@ fn a_task_that_works_longer_than_the_stall_timeout_is_not_a_stall() {
 }
 
 #[test]
+fn a_task_that_never_ends_is_given_up_at_the_task_timeout() {
+    // Proves the bound on a task: the echo agent's tasks work 5 s, a2a-bench gives each up
+    // 0.3 s after its intended send time (`task_timeout`), so the run ends in about a second
+    // with every task counted, not when (or if) the server finishes them.
+    use a2a_bench::targets::Options;
+    let options = Options { threads: 1, task_time: Duration::from_secs(5), ..Options::default() };
+    let t = Target::start_options(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), options).unwrap();
+    let url = format!("http://{}/", t.local_addr());
+    let args = [
+        "--url",
+        &url,
+        "--pattern",
+        "a2a:task",
+        "--agents",
+        "2",
+        "--task-poll",
+        "0.05",
+        "--task-timeout",
+        "0.3",
+        "--warmup",
+        "0",
+    ];
+    let started = std::time::Instant::now();
+    let report = check_every_request_fails(&args, "task_timeout");
+    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    assert_eq!(report["config"]["http"]["task_timeout_sec"], 0.3);
+}
+
+#[test]
 fn a_task_that_fails_or_is_lost_is_an_error_by_kind() {
     // Proves a task's unsuccessful end counted by its kind, every booked request resolved
     // once: a task the server says failed on its first GetTask (`a2a_task_failed`), and one
@@ -1431,6 +1460,7 @@ fn http_flag_mistakes_get_one_line() {
         ),
         (vec!["--url", "http://127.0.0.1:1/", "--threshold", "rate{health}>1"], "--threshold"),
         (vec!["--url", "http://127.0.0.1:1/", "--task-poll", "-1"], "--task-poll"),
+        (vec!["--url", "http://127.0.0.1:1/", "--task-timeout", "0"], "--task-timeout"),
     ] {
         let mut all = vec!["http"];
         all.extend(args);

@@ -269,7 +269,12 @@ impl Http {
             // The task was accepted (or answered at once).
             s.first_event.saturating_record(now.saturating_sub(w.intended_ns).max(1));
         }
-        let verdict = judge::task(p, answer.0, answer.1, poll);
+        let mut verdict = judge::task(p, answer.0, answer.1, poll);
+        if matches!(verdict, Ok(judge::TaskSeen::Working(_)))
+            && now.saturating_sub(w.intended_ns) > self.plan.task_timeout_ns
+        {
+            verdict = Err(std::borrow::Cow::Borrowed("task_timeout"));
+        }
         let freed = match verdict {
             Ok(judge::TaskSeen::Working(id)) => {
                 let slot = match w.task {

@@ -316,6 +316,9 @@ pub struct Plan {
     /// The task patterns: the time from a task's last answer (still working) to its
     /// next `GetTask` (0: at once).
     pub task_poll_ns: u64,
+    /// The task patterns: a task still working this long after its intended send time is an
+    /// error of kind `task_timeout` (a server whose tasks never end does not hold the run).
+    pub task_timeout_ns: u64,
     /// Most requests on the wire per connection (HTTP/1.1).
     pub pipeline: u32,
     /// HTTP/2 over cleartext (h2c, prior knowledge) instead of HTTP/1.1.
@@ -349,6 +352,7 @@ impl Default for Plan {
             preloaded: Vec::new(),
             turns: 4,
             task_poll_ns: 100_000_000,
+            task_timeout_ns: 30_000_000_000,
             pipeline: 1,
             http2: false,
             timeout_ns: 0,
