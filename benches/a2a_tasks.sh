@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What following long-running tasks costs: `a2a:task` (SendMessage with returnImmediately, then
 # GetTask every --task-poll until the task ends) against an agent whose tasks work TASK_MS (50)
-# ms, at several poll intervals, and `a2a-grpc:task` at one of them. The reference echo agent
+# ms, at several poll intervals, `a2a-grpc:task` at one of them, and `a2a:subscribe` and
+# `a2a-grpc:subscribe` (SubscribeToTask: the task's end pushed as it happens). The reference echo agent
 # (`serve a2a-echo --threads 1 --task-ms TASK_MS`) on core 0, CLIENTS (64) clients on the last
 # core, SECS-second runs after 1 s of warm-up, the settings alternating ROUNDS (3) times. With
 # PY=1 (and `make test-targets`' virtual environment), the same against a2a-sdk's own agent
@@ -38,7 +39,7 @@ measure() {
 import json, statistics, sys
 out, name, rounds, settings = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
 print(f"== {name}")
-print(f"{'setting':36} {'tasks/s':>8} {'end p50':>8} {'p99 ms':>8} {'accepted':>9} {'polls':>6} {'GetTask/s':>9} {'server':>6} errors")
+print(f"{'setting':36} {'tasks/s':>8} {'end p50':>8} {'p99 ms':>8} {'accepted':>9} {'polls':>6} {'follow/s':>9} {'server':>6} errors")
 med = statistics.median
 for i, setting in enumerate(settings):
     runs = [json.load(open(f"{out}/{name}-{i}-{r}.json"))["results"][0] for r in range(1, rounds + 1)]
@@ -59,7 +60,7 @@ SERVERS+=($!)
 wait_up "$PORT"
 measure "a2a-bench serve a2a-echo --task-ms $TASK_MS" "$PORT" "$CLIENTS" \
     "a2a:task --task-poll 0" "a2a:task --task-poll 0.005" "a2a:task --task-poll 0.02" \
-    "a2a:task --task-poll 0.1" "a2a-grpc:task --task-poll 0.02"
+    "a2a:task --task-poll 0.1" "a2a-grpc:task --task-poll 0.02" "a2a:subscribe" "a2a-grpc:subscribe"
 
 if [ "${PY:-0}" = 1 ] && [ -x "$ENVS/a2a/bin/python" ]; then
     PORT=$(free_port)
@@ -68,5 +69,6 @@ if [ "${PY:-0}" = 1 ] && [ -x "$ENVS/a2a/bin/python" ]; then
     SERVERS+=($!)
     wait_up "$PORT"
     measure "a2a-sdk $("$ENVS/a2a/bin/pip" show a2a-sdk | sed -n 's/^Version: //p'), tasks of $TASK_MS ms" \
-        "$PORT" 16 "a2a:task --task-poll 0.005" "a2a:task --task-poll 0.02" "a2a:task --task-poll 0.1"
+        "$PORT" 16 "a2a:task --task-poll 0.005" "a2a:task --task-poll 0.02" "a2a:task --task-poll 0.1" \
+        "a2a:subscribe"
 fi

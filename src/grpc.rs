@@ -20,6 +20,8 @@ pub const SEND_MESSAGE: &str = "SendMessage";
 pub const SEND_STREAMING_MESSAGE: &str = "SendStreamingMessage";
 /// `GetTask`'s method name.
 pub const GET_TASK: &str = "GetTask";
+/// `SubscribeToTask`'s method name (its request has `GetTaskRequest`'s fields 1 and 2).
+pub const SUBSCRIBE_TO_TASK: &str = "SubscribeToTask";
 
 /// `Role.ROLE_USER`.
 pub const ROLE_USER: i32 = 1;

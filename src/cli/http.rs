@@ -27,7 +27,8 @@ pub struct HttpCmd {
     /// a2a:stream, a2a:conversation, a2a:agent_card, a2a-v03:message, a2a-v03:stream,
     /// a2a-rest:message, a2a-rest:stream, a2a-rest:conversation (A2A's HTTP+JSON binding),
     /// a2a:task, a2a-rest:task, a2a-grpc:task (returnImmediately, then GetTask until the task
-    /// ends),
+    /// ends), a2a:subscribe, a2a-rest:subscribe, a2a-grpc:subscribe (returnImmediately, then
+    /// SubscribeToTask),
     /// a2a-grpc:message, a2a-grpc:stream, a2a-grpc:conversation (A2A's gRPC binding, over
     /// HTTP/2), mcp:tools/list, mcp:tools/call, mcp:mixed, registry:register, registry:get,
     /// registry:list, registry:search, registry:health.

@@ -141,6 +141,15 @@ impl Echo {
         })
     }
 
+    /// A subscription to task `id`: how long until it completes, its context and its text;
+    /// `None`: no such task; `Some(Err)`: it ended already (A2A refuses to subscribe then).
+    fn subscription(&self, id: &str) -> Option<Result<(Duration, String, String), ()>> {
+        let tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        let t = tasks.get(id)?;
+        let left = t.done_at.checked_duration_since(Instant::now()).filter(|d| !d.is_zero());
+        Some(left.map(|left| (left, t.context.clone(), t.text.clone())).ok_or(()))
+    }
+
     /// Task `id`'s context, and its text once it completed.
     fn task_now(&self, id: &str) -> Option<(String, Option<String>)> {
         let tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
@@ -170,6 +179,29 @@ impl Echo {
             (&Method::GET, "/.well-known/agent-card.json" | "/.well-known/agent.json") => {
                 json_reply(StatusCode::OK, &self.card)
             }
+            (&Method::GET, p) if p.ends_with(":subscribe") && p.contains("/tasks/") => {
+                let id = p.rsplit_once("/tasks/").map_or("", |(_, id)| id);
+                let id = id.trim_end_matches(":subscribe");
+                match self.subscription(id) {
+                    Some(Ok((left, context, text))) => {
+                        let all = task_events(id, &context, &text, Version::V1)
+                            .map(|e| Bytes::from(format!("data: {e}\n\n")));
+                        timed(all, left, "text/event-stream", None)
+                    }
+                    Some(Err(())) => rest_error(
+                        StatusCode::BAD_REQUEST,
+                        "FAILED_PRECONDITION",
+                        "UNSUPPORTED_OPERATION",
+                        "the task ended",
+                    ),
+                    None => rest_error(
+                        StatusCode::NOT_FOUND,
+                        "NOT_FOUND",
+                        "TASK_NOT_FOUND",
+                        "no such task",
+                    ),
+                }
+            }
             (&Method::GET, p) if p.rsplit_once("/tasks/").is_some() => {
                 let id = p.rsplit_once("/tasks/").map_or("", |(_, id)| id);
                 match self.task_json(id) {
@@ -196,13 +228,14 @@ impl Echo {
             }
             (&Method::POST, p) if p.contains(grpc::SERVICE) => {
                 let method = p.rsplit('/').next().unwrap_or_default();
-                // Some(stream) for the two SendMessages, None for GetTask.
+                // Some(stream) for the two SendMessages, None for GetTask and SubscribeToTask.
                 let stream = match method {
                     grpc::SEND_MESSAGE => Some(false),
                     grpc::SEND_STREAMING_MESSAGE => Some(true),
-                    grpc::GET_TASK => None,
+                    grpc::GET_TASK | grpc::SUBSCRIBE_TO_TASK => None,
                     _ => return grpc_error(12, &format!("no method {method}"), None),
                 };
+                let subscribe = method == grpc::SUBSCRIBE_TO_TASK;
                 let is_grpc = req
                     .headers()
                     .get(hyper::header::CONTENT_TYPE)
@@ -216,7 +249,7 @@ impl Echo {
                         let version = parts.headers.get("a2a-version").map(|v| v.as_bytes());
                         match stream {
                             Some(stream) => self.grpc_call(&bytes, version, stream),
-                            None => self.grpc_get_task(&bytes, version),
+                            None => self.grpc_get_task(&bytes, version, subscribe),
                         }
                     }
                     Err(r) => r,
@@ -374,6 +407,22 @@ impl Echo {
         };
         let id = call.get("id").cloned().unwrap_or(Value::Null);
         let (version, stream) = match call.get("method").and_then(Value::as_str) {
+            Some("SubscribeToTask") => {
+                let task = call.pointer("/params/id").and_then(Value::as_str).unwrap_or_default();
+                return match self.subscription(task) {
+                    Some(Ok((left, context, text))) => {
+                        let all = task_events(task, &context, &text, Version::V1).map(|e| {
+                            let e = json!({"jsonrpc": "2.0", "id": id, "result": e});
+                            Bytes::from(format!("data: {e}\n\n"))
+                        });
+                        timed(all, left, "text/event-stream", None)
+                    }
+                    Some(Err(())) => {
+                        rpc_error(&id, -32004, "Unsupported operation: the task ended")
+                    }
+                    None => rpc_error(&id, -32001, "Task not found"),
+                };
+            }
             Some("GetTask") => {
                 let task = call.pointer("/params/id").and_then(Value::as_str);
                 return match task.and_then(|t| self.task_json(t)) {
@@ -419,6 +468,27 @@ impl Echo {
             .map(|e| format!("data: {}\n\n", json!({"jsonrpc": "2.0", "id": id, "result": e})));
         events(all, gap)
     }
+}
+
+/// A subscription's three events: the task at once, its artifact and final status `left`
+/// later, when it completes, each its own frame; then `trailers`, if any.
+fn timed(
+    events: [Bytes; 3],
+    left: Duration,
+    content_type: &str,
+    trailers: Option<hyper::HeaderMap>,
+) -> Response<Body> {
+    let data = events.into_iter().enumerate().map(move |(i, e)| async move {
+        if i == 1 {
+            tokio::time::sleep(left).await;
+        }
+        Ok(Frame::data(e))
+    });
+    let end = futures_util::stream::iter(trailers.map(|t| Ok(Frame::trailers(t))));
+    let all: Events = Box::pin(futures_util::stream::iter(data).then(|f| f).chain(end));
+    let mut r = reply(StatusCode::OK, content_type, "");
+    *r.body_mut() = Body::Right(StreamBody::new(all));
+    r
 }
 
 /// A gRPC error as a head alone ("trailers-only"): `grpc-status` `code`, its message, and, for
@@ -475,13 +545,36 @@ fn grpc_unary<M: prost::Message + Default>(
 }
 
 impl Echo {
-    /// `GetTask` in the gRPC binding: the task, or `NOT_FOUND` (`TASK_NOT_FOUND`).
-    fn grpc_get_task(&self, bytes: &Bytes, version: Option<&[u8]>) -> Response<Body> {
+    /// `GetTask` in the gRPC binding: the task, or `NOT_FOUND` (`TASK_NOT_FOUND`); with
+    /// `subscribe`, `SubscribeToTask`: the task's events until it ends, or
+    /// `FAILED_PRECONDITION` (`UNSUPPORTED_OPERATION`) when it ended already.
+    fn grpc_get_task(
+        &self,
+        bytes: &Bytes,
+        version: Option<&[u8]>,
+        subscribe: bool,
+    ) -> Response<Body> {
         use prost::Message as _;
         let request: grpc::GetTaskRequest = match grpc_unary(bytes, version, "GetTaskRequest") {
             Ok(r) => r,
             Err(r) => return *r,
         };
+        if subscribe {
+            return match self.subscription(&request.id) {
+                Some(Ok((left, context, text))) => {
+                    let all = grpc_events(&request.id, &context, &text).map(|e| {
+                        let mut b = Vec::new();
+                        grpc::frame(&mut b, |b| e.encode_raw(b));
+                        Bytes::from(b)
+                    });
+                    let mut trailers = hyper::HeaderMap::new();
+                    trailers.insert("grpc-status", 0.into());
+                    timed(all, left, "application/grpc", Some(trailers))
+                }
+                Some(Err(())) => grpc_error(9, "the task ended", Some("UNSUPPORTED_OPERATION")),
+                None => grpc_error(5, "no such task", Some("TASK_NOT_FOUND")),
+            };
+        }
         let Some(task) = self.task_proto(&request.id) else {
             return grpc_error(5, "no such task", Some("TASK_NOT_FOUND"));
         };

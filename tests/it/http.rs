@@ -356,6 +356,63 @@ fn tasks_are_polled_until_they_end_and_timed_to_their_end() {
 }
 
 #[test]
+fn subscribed_tasks_are_answered_when_their_stream_says_they_ended() {
+    // Proves the subscribe patterns end to end against the echo agent, whose tasks work 30 ms:
+    // each SendMessage (`returnImmediately`) is followed at once by one SubscribeToTask, whose
+    // stream tells the task's end as it happens (under 30 ms + 15 ms, where a GetTask every
+    // 10 ms would be up to 10 ms late), in the three bindings, over HTTP/1.1 and HTTP/2.
+    use a2a_bench::targets::Options;
+    let options =
+        Options { threads: 1, task_time: Duration::from_millis(30), ..Options::default() };
+    let t = Target::start_options(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), options).unwrap();
+    let url = format!("http://{}/", t.local_addr());
+    let json = ["a2a:subscribe", "a2a-rest:subscribe"];
+    let grpc = ["a2a-grpc:subscribe"];
+    for (version, mix) in [(None, &json[..]), (Some("--http2"), &json[..]), (None, &grpc[..])] {
+        let patterns = mix.join(",");
+        let mut args =
+            vec!["--url", &url, "--pattern", &patterns, "--agents", "3", "--duration", "1"];
+        args.extend(version);
+        let (ok, text, report) = http(&args);
+        let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+        assert!(ok, "{version:?}: {text}");
+        assert_clean(&report, mix);
+        for name in mix {
+            let p = pattern(&report, name);
+            let done = p["latency"]["p50_ms"].as_f64().unwrap();
+            assert!((30.0..45.0).contains(&done), "{version:?}: {p}");
+            assert_eq!(p["polls_per_answer"], 1.0, "{version:?}: {p}");
+        }
+    }
+}
+
+#[test]
+fn a_subscription_refused_because_the_task_ended_asks_get_task() {
+    // Proves the subscribe patterns' fallback: a server that refuses SubscribeToTask because
+    // the task ended first (A2A's UnsupportedOperation, -32004) is asked GetTask, and the
+    // completed task answers the booked request: no error, two follow-ups per task.
+    let addr = scripted(|_, request| {
+        let result = if request.contains("\"SubscribeToTask\"") {
+            let e = r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32004,"message":"ended"}}"#;
+            return Some(response("200 OK", "application/json", "", e));
+        } else if request.contains("\"GetTask\"") {
+            r#"{"id":"t-1","status":{"state":"TASK_STATE_COMPLETED"}}"#
+        } else {
+            r#"{"task":{"id":"t-1","status":{"state":"TASK_STATE_WORKING"}}}"#
+        };
+        let body = format!(r#"{{"jsonrpc":"2.0","id":1,"result":{result}}}"#);
+        Some(response("200 OK", "application/json", "", &body))
+    });
+    let url = format!("http://{addr}/");
+    let args = ["--url", &url, "--pattern", "a2a:subscribe", "--agents", "2", "--task-poll", "0"];
+    let (ok, text, report) = http(&args);
+    let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+    assert!(ok, "{text}");
+    assert_clean(&report, &["a2a:subscribe"]);
+    assert_eq!(pattern(&report, "a2a:subscribe")["polls_per_answer"], 2.0);
+}
+
+#[test]
 fn a_task_that_works_longer_than_the_stall_timeout_is_not_a_stall() {
     // Proves that a server answering GetTasks about tasks still working is not stalled: the
     // echo agent's tasks work 1.2 s, past --drain-timeout 0.5, and the run ends with every

@@ -77,10 +77,11 @@ check "a2a-sdk $("$ENVS/a2a/bin/pip" show a2a-sdk | sed -n 's/^Version: //p')" -
     --pattern a2a:message,a2a:stream,a2a:conversation,a2a:agent_card,a2a-v03:message,a2a-v03:stream,a2a-rest:message,a2a-rest:stream,a2a-rest:conversation
 
 # The same agent working on tasks of 50 ms: SendMessage with returnImmediately answers the
-# task at once, and GetTask (JSON-RPC, and HTTP+JSON's GET /tasks/{id}) follows it to its end.
+# task at once, and GetTask (JSON-RPC, and HTTP+JSON's GET /tasks/{id}) or SubscribeToTask (a
+# stream of its events) follows it to its end.
 P=$(free_port); A2A_ECHO_TASK_MS=50 start "$P" "$ENVS/a2a/bin/python" "$HERE/a2a_echo.py" "$P"
-check "a2a-sdk, tasks of 50 ms followed by GetTask" --url "http://127.0.0.1:$P/" \
-    --pattern a2a:task,a2a-rest:task --task-poll 0.02
+check "a2a-sdk, tasks of 50 ms followed by GetTask and SubscribeToTask" --url "http://127.0.0.1:$P/" \
+    --pattern a2a:task,a2a-rest:task,a2a:subscribe,a2a-rest:subscribe --task-poll 0.02
 
 # The same agent in A2A's gRPC binding, on grpcio's asyncio server (HTTP/2 only: readiness
 # is its port accepting).
@@ -95,8 +96,8 @@ GRPCIO=$("$ENVS/a2a/bin/pip" show grpcio | sed -n 's/^Version: //p')
 check "a2a-sdk, gRPC (grpcio $GRPCIO)" \
     --url "http://127.0.0.1:$P" --pattern a2a-grpc:message,a2a-grpc:stream,a2a-grpc:conversation
 P=$(free_port); A2A_ECHO_TASK_MS=50 start_grpc "$P"
-check "a2a-sdk, gRPC (grpcio $GRPCIO), tasks of 50 ms followed by GetTask" \
-    --url "http://127.0.0.1:$P" --pattern a2a-grpc:task --task-poll 0.02
+check "a2a-sdk, gRPC (grpcio $GRPCIO), tasks of 50 ms followed by GetTask and SubscribeToTask" \
+    --url "http://127.0.0.1:$P" --pattern a2a-grpc:task,a2a-grpc:subscribe --task-poll 0.02
 
 # uvicorn closing connections idle for 1 s: each client sends every 1.5 s, so every request
 # finds its connection closed by the server and replaced by a2a-bench, with no error.

@@ -209,7 +209,9 @@ impl Adapter for Http {
         }
         let now = book.now_ns();
         let due = |w: &Wire| match w.what {
-            What::Request(_) | What::Poll(_) => w.sent_ns.saturating_add(timeout),
+            What::Request(_) | What::Poll(_) | What::Subscribe(_) => {
+                w.sent_ns.saturating_add(timeout)
+            }
             _ => u64::MAX, // set-up and farewells have their own bounds
         };
         let mut next = u64::MAX;

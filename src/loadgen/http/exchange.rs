@@ -103,12 +103,16 @@ impl Http {
         } = self;
         let (plan, id_base, client) = (&**plan, *id_base, *first + w.local);
         let kind = match w.what {
-            What::Request(i) | What::Poll(i) => Some(plan.patterns[usize::from(i)]),
+            What::Request(i) | What::Poll(i) | What::Subscribe(i) => {
+                Some(plan.patterns[usize::from(i)])
+            }
             _ => None,
         };
         let method = method_of(w.what, kind);
         let task = match w.what {
-            What::Poll(_) => tasks.get(w.task as usize).map_or("", |t| t.id.as_str()),
+            What::Poll(_) | What::Subscribe(_) => {
+                tasks.get(w.task as usize).map_or("", |t| t.id.as_str())
+            }
             _ => "",
         };
         // The body first: its length goes in the head.
@@ -131,7 +135,7 @@ impl Http {
             }
             _ => {
                 let at = match w.what {
-                    What::Poll(_) => At::Task(task),
+                    What::Poll(_) | What::Subscribe(_) => At::Task(task),
                     _ => At::Request(client, w.seq),
                 };
                 let line_ok = fixed_head(out, plan, w.what, kind, at);
@@ -184,10 +188,12 @@ impl Http {
                 judge::status_name(head.status)
             )),
             What::Farewell => self.farewells = self.farewells.saturating_sub(1),
-            What::Request(i) | What::Poll(i) if self.plan.patterns[usize::from(i)].is_task() => {
+            What::Request(i) | What::Poll(i) | What::Subscribe(i)
+                if self.plan.patterns[usize::from(i)].is_task() =>
+            {
                 self.task_answer(conn, w, i, (head, body), book);
             }
-            What::Poll(_) => {} // only task patterns poll
+            What::Poll(_) | What::Subscribe(_) => {} // only task patterns follow a task
             What::Request(i) => {
                 let p = self.plan.patterns[usize::from(i)];
                 let context = p.is_conversation().then(|| {
@@ -257,7 +263,7 @@ impl Http {
     ) {
         let now = book.now_ns();
         let p = self.plan.patterns[usize::from(i)];
-        let poll = matches!(w.what, What::Poll(_));
+        let poll = !matches!(w.what, What::Request(_));
         if poll {
             book.counters.task_polls += 1;
             if let Some(t) = self.tasks.get_mut(w.task as usize) {
@@ -269,7 +275,18 @@ impl Http {
             // The task was accepted (or answered at once).
             s.first_event.saturating_record(now.saturating_sub(w.intended_ns).max(1));
         }
-        let mut verdict = judge::task(p, answer.0, answer.1, poll);
+        let mut verdict = match w.what {
+            What::Subscribe(_) => judge::subscription(p, answer.0, answer.1, &mut self.event),
+            _ => judge::task(p, answer.0, answer.1, poll),
+        };
+        // A subscription to a task that ended first is refused (A2A: unsupported operation):
+        // GetTask tells how it ended.
+        if matches!(w.what, What::Subscribe(_))
+            && matches!(&verdict, Err(k) if k == "a2a_unsupported_operation")
+        {
+            self.submit(conn, Wire { what: What::Poll(i), again: false, ..w });
+            return;
+        }
         if matches!(verdict, Ok(judge::TaskSeen::Working(_)))
             && now.saturating_sub(w.intended_ns) > self.plan.task_timeout_ns
         {
@@ -291,8 +308,16 @@ impl Http {
                     }
                     slot => slot,
                 };
-                let next = Wire { what: What::Poll(i), task: slot, again: false, ..w };
-                self.poll_later(conn, next, now);
+                // A subscription follows at once after the task's acceptance; after a stream that
+                // ended with the task still working, or a GetTask, the next request waits
+                // --task-poll.
+                let what = if p.is_subscribe() { What::Subscribe(i) } else { What::Poll(i) };
+                let next = Wire { what, task: slot, again: false, ..w };
+                if poll || !p.is_subscribe() {
+                    self.poll_later(conn, next, now);
+                } else {
+                    self.submit(conn, next);
+                }
                 return;
             }
             Ok(judge::TaskSeen::Ended) => {
@@ -368,10 +393,10 @@ impl Http {
 
     /// `w` got no usable response: counted as `kind` (`why` refuses a registration).
     pub(super) fn failed(&mut self, w: Wire, kind: &str, why: &str, book: &mut Book) {
-        if let What::Poll(_) = w.what {
+        if let What::Poll(_) | What::Subscribe(_) = w.what {
             self.end_task(&w);
         }
-        if let What::Request(i) | What::Poll(i) = w.what {
+        if let What::Request(i) | What::Poll(i) | What::Subscribe(i) = w.what {
             if w.measured {
                 self.stats[usize::from(i)].error(kind);
             }

@@ -13,7 +13,7 @@ use crate::wire::{AgentId, Compression};
 
 /// The mixes a fuzz input picks from (each client sends the first request of its own pattern:
 /// the first four of a mix are the ones a run reaches).
-const MIXES: [&[Pattern]; 7] = [
+const MIXES: [&[Pattern]; 8] = [
     &[Pattern::Health, Pattern::RegistryList],
     &[Pattern::A2aMessage, Pattern::A2aStream, Pattern::A2aConversation, Pattern::AgentCard],
     &[
@@ -33,6 +33,12 @@ const MIXES: [&[Pattern]; 7] = [
     ],
     &[Pattern::A2aRestConversation, Pattern::A2aGrpcStream, Pattern::Health, Pattern::A2aStream],
     &[Pattern::A2aTask, Pattern::A2aRestTask, Pattern::A2aGrpcTask, Pattern::AgentCard],
+    &[
+        Pattern::A2aSubscribe,
+        Pattern::A2aRestSubscribe,
+        Pattern::A2aGrpcSubscribe,
+        Pattern::A2aStream,
+    ],
 ];
 
 /// Four clients on one connection send a request each (MCP clients queue the opening of their

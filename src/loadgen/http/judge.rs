@@ -481,24 +481,165 @@ fn accepted(r: Accepted<'_>) -> Result<TaskSeen<'_>, Kind> {
     }
 }
 
-/// A gRPC `Task` (its id at 1, its status at 3, the status's state at 1).
-fn grpc_task_state(t: &[u8]) -> Result<TaskSeen<'_>, Kind> {
-    use crate::grpc::{bytes_field, fields, Field};
-    let id = bytes_field(t, 1).map_err(|_| BAD_PROTOBUF)?;
-    let status = bytes_field(t, 3).map_err(|_| BAD_PROTOBUF)?.ok_or(BAD_SHAPE)?;
-    let mut state = 0u64; // absent: unspecified
+/// The state's name in a gRPC `TaskStatus` (its field 1, by number; absent: unspecified).
+fn grpc_state(status: &[u8]) -> Result<&'static str, Kind> {
+    use crate::grpc::{fields, Field};
+    let mut state = 0u64;
     for f in fields(status) {
         if let (1, Field::Varint(v)) = f.map_err(|_| BAD_PROTOBUF)? {
             state = v;
         }
     }
     let name = usize::try_from(state).ok().and_then(|s| crate::grpc::TASK_STATES.get(s));
+    Ok(name.copied().unwrap_or("unknown"))
+}
+
+/// A gRPC `Task` (its id at 1, its status at 3, the status's state at 1).
+fn grpc_task_state(t: &[u8]) -> Result<TaskSeen<'_>, Kind> {
+    use crate::grpc::bytes_field;
+    let id = bytes_field(t, 1).map_err(|_| BAD_PROTOBUF)?;
+    let status = bytes_field(t, 3).map_err(|_| BAD_PROTOBUF)?.ok_or(BAD_SHAPE)?;
+    let state = grpc_state(status)?;
     let id = match id.map(std::str::from_utf8) {
         Some(Ok(id)) => Some(Cow::Borrowed(id)),
         Some(Err(_)) => return Err(BAD_PROTOBUF),
         None => None,
     };
-    by_state(name.copied().unwrap_or("unknown"), id)
+    by_state(state, id)
+}
+
+/// A state's name as `TASK_STATES` spells it (v1.0's `TASK_STATE_*` and v0.3's names alike);
+/// "unknown" for any other.
+fn canonical_state(name: &str) -> &'static str {
+    let name = name.strip_prefix("TASK_STATE_").unwrap_or(name);
+    crate::grpc::TASK_STATES
+        .iter()
+        .find(|s| {
+            s.len() == name.len()
+                && s.bytes()
+                    .zip(name.bytes())
+                    .all(|(a, b)| a.eq_ignore_ascii_case(&b) || (a == b'_' && b == b'-'))
+        })
+        .copied()
+        .unwrap_or(match name {
+            "cancelled" | "CANCELLED" => "CANCELED",
+            _ => "unknown",
+        })
+}
+
+object! {
+    struct WithStatus<'a> {
+        status: TaskStatusState<'a> = "status",
+    }
+}
+
+object! {
+    /// A subscription's event (a `StreamResponse`): the task, or a status update, carries
+    /// the task's state; in the HTTP+JSON binding an error event carries `error`.
+    struct SubEvent<'a> {
+        task: WithStatus<'a> = "task",
+        status_update: WithStatus<'a> = "statusUpdate",
+        message: Skip = "message",
+        artifact_update: Skip = "artifactUpdate",
+        error: RestStatus<'a> = "error",
+    }
+}
+
+/// The state an event tells, if it tells one.
+fn sub_state(e: SubEvent<'_>) -> Result<Option<&'static str>, Kind> {
+    let status = e.task.or(e.status_update).and_then(|s| s.status);
+    match (status, e.message.is_some() || e.artifact_update.is_some()) {
+        (Some(TaskStatusState { state: Some(state), .. }), _) => {
+            Ok(Some(canonical_state(state.as_str())))
+        }
+        (Some(_), _) => Err(BAD_SHAPE),
+        (None, true) => Ok(None),
+        (None, false) => Err(BAD_SHAPE),
+    }
+}
+
+/// Judges a `SubscribeToTask`'s answer, a stream of the task's events: where the task stands
+/// when the stream ended (the last state an event told; none: still working, subscribed
+/// again). The id of a task still working is the one asked about (not read here).
+pub fn subscription<'a>(
+    p: Pattern,
+    head: &Head,
+    body: &'a [u8],
+    scratch: &mut Vec<u8>,
+) -> Result<TaskSeen<'a>, Kind> {
+    use crate::grpc::{bytes_field, messages};
+    let mut last: Option<&'static str> = None;
+    if p.is_grpc() {
+        if head.content_type != ContentType::Grpc {
+            return Err(WRONG_TYPE);
+        }
+        let Some(end) = head.grpc else { return Err(NO_GRPC_STATUS) };
+        if end.code != 0 {
+            return Err(end.a2a.map_or_else(|| grpc_status_name(end.code), rpc_error_name));
+        }
+        let walked = messages(body, |m| {
+            // A task (1) or a status update (3) carries its status at 3.
+            for n in [1, 3] {
+                let payload = bytes_field(m, n).map_err(|_| BAD_PROTOBUF)?;
+                if let Some(x) = payload {
+                    let status = bytes_field(x, 3).map_err(|_| BAD_PROTOBUF)?;
+                    last = Some(grpc_state(status.ok_or(BAD_SHAPE)?)?);
+                }
+            }
+            Ok(())
+        });
+        match walked {
+            Err(Ok(kind)) => return Err(kind),
+            Err(Err(_)) => return Err(BAD_GRPC),
+            Ok(0) => return Err(BAD_SHAPE),
+            Ok(_) => {}
+        }
+    } else {
+        if !(200..300).contains(&head.status) {
+            return Err(if p.is_a2a_rest() {
+                rest_failure(head, body)
+            } else {
+                status_name(head.status)
+            });
+        }
+        if head.content_type == ContentType::Json && !p.is_a2a_rest() {
+            // A refusal as one JSON-RPC error (as servers answer a stream they will not
+            // start): by its code; a result is not a stream.
+            return rpc_with(body, |_: Skip| Err(WRONG_TYPE));
+        }
+        if head.content_type != ContentType::EventStream {
+            return Err(WRONG_TYPE);
+        }
+        let mut failed = None;
+        let (n, open) = parse::events(body, scratch, |data| {
+            if failed.is_some() {
+                return;
+            }
+            let seen = if p.is_a2a_rest() {
+                match serde_json::from_slice::<SubEvent<'_>>(data) {
+                    Ok(SubEvent { error: Some(status), .. }) => {
+                        Err(rest_kind(Some(status), Cow::Borrowed("a2a_stream_error")))
+                    }
+                    Ok(e) => sub_state(e),
+                    Err(e) if e.is_data() => Err(BAD_SHAPE),
+                    Err(_) => Err(BAD_SSE),
+                }
+            } else {
+                rpc_with(data, sub_state)
+            };
+            match seen {
+                Ok(Some(state)) => last = Some(state),
+                Ok(None) => {}
+                Err(k) => failed = Some(if k == BAD_JSON { BAD_SSE } else { k }),
+            }
+        });
+        match failed {
+            Some(k) => return Err(k),
+            None if open || n == 0 => return Err(BAD_SSE),
+            None => {}
+        }
+    }
+    by_state(last.unwrap_or("WORKING"), Some(Cow::Borrowed("subscribed")))
 }
 
 /// Judges a gRPC answer of a task pattern: one `SendMessageResponse` (a task, or a message),
@@ -646,9 +787,12 @@ pub fn judge(
             grpc_answer(p, head, body, context)
         }
         // The adapter follows a task to its end ([`task`]); here, its first answer alone.
-        Pattern::A2aTask | Pattern::A2aRestTask | Pattern::A2aGrpcTask => {
-            task(p, head, body, false).map(|_| 0)
-        }
+        Pattern::A2aTask
+        | Pattern::A2aRestTask
+        | Pattern::A2aGrpcTask
+        | Pattern::A2aSubscribe
+        | Pattern::A2aRestSubscribe
+        | Pattern::A2aGrpcSubscribe => task(p, head, body, false).map(|_| 0),
     }
 }
 
@@ -822,6 +966,98 @@ mod tests {
         assert_eq!(task(Pattern::A2aGrpcTask, &grpc(0), &twice, true), Err(BAD_GRPC));
         let no_status = head(200, ContentType::Grpc);
         assert_eq!(task(Pattern::A2aGrpcTask, &no_status, &body, true), Err(NO_GRPC_STATUS));
+    }
+
+    #[test]
+    fn a_subscription_tells_where_its_task_stood_when_its_stream_ended() {
+        // Proves SubscribeToTask's answers judged: the last state an event told (the task's,
+        // or a status update's) decides, in JSON-RPC events, HTTP+JSON events and a gRPC
+        // stream; a stream that ended with the task still working (or telling no state) asks
+        // again; an error event, or a refusal, is an error by its name; no event is bad SSE.
+        let mut s = Vec::new();
+        let sse = head(200, ContentType::EventStream);
+        let seen = |r: Result<TaskSeen<'_>, Kind>| match r {
+            Ok(TaskSeen::Working(_)) => Ok("working"),
+            Ok(TaskSeen::Ended) => Ok("ended"),
+            Err(k) => Err(k.into_owned()),
+        };
+        let rpc = |e: &str| format!("data: {{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{e}}}\n\n");
+        let task = r#"{"task":{"id":"t","status":{"state":"TASK_STATE_WORKING"}}}"#;
+        let art = r#"{"artifactUpdate":{"taskId":"t","artifact":{"parts":[{"text":"x"}]}}}"#;
+        let done = r#"{"statusUpdate":{"taskId":"t","status":{"state":"TASK_STATE_COMPLETED"}}}"#;
+        let failed = r#"{"statusUpdate":{"taskId":"t","status":{"state":"failed"}}}"#;
+        for (events, want) in [
+            (vec![task, art, done], Ok("ended")),
+            (vec![task], Ok("working")),
+            (vec![art], Ok("working")),
+            (vec![task, failed], Err("a2a_task_failed".to_string())),
+        ] {
+            let json: String = events.iter().map(|e| rpc(e)).collect();
+            let got = subscription(Pattern::A2aSubscribe, &sse, json.as_bytes(), &mut s);
+            assert_eq!(seen(got), want, "{json}");
+            let rest: String = events.iter().map(|e| format!("data: {e}\r\n\r\n")).collect();
+            let got = subscription(Pattern::A2aRestSubscribe, &sse, rest.as_bytes(), &mut s);
+            assert_eq!(seen(got), want, "{rest}");
+        }
+        let refused = br#"data: {"jsonrpc":"2.0","id":1,"error":{"code":-32004,"message":"ended"}}
+
+"#;
+        let got = subscription(Pattern::A2aSubscribe, &sse, refused, &mut s);
+        assert_eq!(seen(got), Err("a2a_unsupported_operation".into()));
+        let rest_error =
+            b"data: {\"error\":{\"code\":404,\"details\":[{\"reason\":\"TASK_NOT_FOUND\"}]}}\n\n";
+        let got = subscription(Pattern::A2aRestSubscribe, &sse, rest_error, &mut s);
+        assert_eq!(seen(got), Err("a2a_task_not_found".into()));
+        assert_eq!(
+            seen(subscription(Pattern::A2aSubscribe, &sse, b"", &mut s)),
+            Err(BAD_SSE.into())
+        );
+        let json = head(200, ContentType::Json);
+        let one = format!(r#"{{"jsonrpc":"2.0","id":1,"result":{task}}}"#);
+        let got = subscription(Pattern::A2aSubscribe, &json, one.as_bytes(), &mut s);
+        assert_eq!(seen(got), Err(WRONG_TYPE.into()));
+        let refused_json = br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32004,"message":"ended"}}"#;
+        let got = subscription(Pattern::A2aSubscribe, &json, refused_json, &mut s);
+        assert_eq!(seen(got), Err("a2a_unsupported_operation".into()));
+        // gRPC: StreamResponses, the state by number.
+        use crate::grpc::frame;
+        use crate::loadgen::http::parse::GrpcEnd;
+        use prost::Message as _;
+        let ok =
+            Head { grpc: Some(GrpcEnd { code: 0, a2a: None }), ..head(200, ContentType::Grpc) };
+        let status = |state| Some(crate::grpc::TaskStatus { state });
+        let events = [
+            crate::grpc::StreamResponse {
+                task: Some(crate::grpc::Task {
+                    id: "t".into(),
+                    status: status(2),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            crate::grpc::StreamResponse {
+                status_update: Some(crate::grpc::TaskStatusUpdateEvent {
+                    task_id: "t".into(),
+                    context_id: String::new(),
+                    status: status(3),
+                }),
+                ..Default::default()
+            },
+        ];
+        let mut body = Vec::new();
+        for e in &events {
+            frame(&mut body, |b| e.encode_raw(b));
+        }
+        assert_eq!(seen(subscription(Pattern::A2aGrpcSubscribe, &ok, &body, &mut s)), Ok("ended"));
+        let mut first = Vec::new();
+        frame(&mut first, |b| events[0].encode_raw(b));
+        assert_eq!(
+            seen(subscription(Pattern::A2aGrpcSubscribe, &ok, &first, &mut s)),
+            Ok("working")
+        );
+        let refused = Head { grpc: Some(GrpcEnd { code: 9, a2a: Some(-32004) }), ..ok };
+        let got = subscription(Pattern::A2aGrpcSubscribe, &refused, b"", &mut s);
+        assert_eq!(seen(got), Err("a2a_unsupported_operation".into()));
     }
 
     #[test]

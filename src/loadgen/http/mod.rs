@@ -97,6 +97,13 @@ pub enum Pattern {
     A2aRestTask,
     /// [`Pattern::A2aTask`] in the gRPC binding.
     A2aGrpcTask,
+    /// A2A v1.0 `SendMessage` with `returnImmediately`, then `SubscribeToTask` (a stream of the
+    /// task's events) until the task ends.
+    A2aSubscribe,
+    /// [`Pattern::A2aSubscribe`] in the HTTP+JSON binding (`GET {path}/tasks/{id}:subscribe`).
+    A2aRestSubscribe,
+    /// [`Pattern::A2aSubscribe`] in the gRPC binding.
+    A2aGrpcSubscribe,
     /// MCP `tools/list`.
     McpToolsList,
     /// MCP `tools/call`.
@@ -113,7 +120,7 @@ pub enum Pattern {
     RegistryHealth,
 }
 
-const PATTERNS: [(&str, Pattern); 23] = [
+const PATTERNS: [(&str, Pattern); 26] = [
     ("health", Pattern::Health),
     ("a2a:message", Pattern::A2aMessage),
     ("a2a:stream", Pattern::A2aStream),
@@ -127,6 +134,9 @@ const PATTERNS: [(&str, Pattern); 23] = [
     ("a2a:task", Pattern::A2aTask),
     ("a2a-rest:task", Pattern::A2aRestTask),
     ("a2a-grpc:task", Pattern::A2aGrpcTask),
+    ("a2a:subscribe", Pattern::A2aSubscribe),
+    ("a2a-rest:subscribe", Pattern::A2aRestSubscribe),
+    ("a2a-grpc:subscribe", Pattern::A2aGrpcSubscribe),
     ("a2a-grpc:message", Pattern::A2aGrpcMessage),
     ("a2a-grpc:stream", Pattern::A2aGrpcStream),
     ("a2a-grpc:conversation", Pattern::A2aGrpcConversation),
@@ -175,12 +185,23 @@ impl Pattern {
                 | Pattern::A2aRestStream
                 | Pattern::A2aRestConversation
                 | Pattern::A2aRestTask
+                | Pattern::A2aRestSubscribe
         )
     }
 
-    /// Whether it follows a task to its end (`returnImmediately`, then `GetTask` polls).
+    /// Whether it follows a task to its end (`returnImmediately`, then `GetTask` polls or a
+    /// subscription).
     pub fn is_task(self) -> bool {
         matches!(self, Pattern::A2aTask | Pattern::A2aRestTask | Pattern::A2aGrpcTask)
+            || self.is_subscribe()
+    }
+
+    /// Whether it follows its task by `SubscribeToTask`.
+    pub fn is_subscribe(self) -> bool {
+        matches!(
+            self,
+            Pattern::A2aSubscribe | Pattern::A2aRestSubscribe | Pattern::A2aGrpcSubscribe
+        )
     }
 
     /// Whether it speaks A2A's gRPC binding (HTTP/2 only).
@@ -191,6 +212,7 @@ impl Pattern {
                 | Pattern::A2aGrpcStream
                 | Pattern::A2aGrpcConversation
                 | Pattern::A2aGrpcTask
+                | Pattern::A2aGrpcSubscribe
         )
     }
 
@@ -481,6 +503,9 @@ enum What {
     /// A `GetTask` of a booked request of this task pattern (index into the plan's mix): its
     /// task is [`Wire::task`].
     Poll(u8),
+    /// A `SubscribeToTask` of a booked request of this task pattern: its task is
+    /// [`Wire::task`].
+    Subscribe(u8),
     /// MCP session `DELETE`.
     Farewell,
 }

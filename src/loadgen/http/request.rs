@@ -9,7 +9,7 @@ use super::*;
 pub(super) fn method_of(what: What, kind: Option<Pattern>) -> &'static str {
     match (what, kind) {
         (What::Farewell, _) => "DELETE",
-        (What::Poll(_), Some(Pattern::A2aRestTask)) => "GET",
+        (What::Poll(_) | What::Subscribe(_), Some(p)) if p.is_a2a_rest() => "GET",
         (
             _,
             Some(
@@ -60,10 +60,13 @@ pub(super) fn fixed_head(
         None => (plan.path.trim_end_matches('/'), None),
     };
     let _ = match kind {
-        Some(Pattern::A2aRestTask) if matches!(what, What::Poll(_)) => {
+        Some(p) if p.is_a2a_rest() && matches!(what, What::Poll(_) | What::Subscribe(_)) => {
             let At::Task(id) = at else { return false };
             let _ = write!(out, "GET {base}/tasks/");
             percent_encode(out, id);
+            if matches!(what, What::Subscribe(_)) {
+                out.extend_from_slice(b":subscribe");
+            }
             Ok(())
         }
         Some(Pattern::AgentCard) => write!(out, "GET /.well-known/agent-card.json"),
@@ -72,16 +75,26 @@ pub(super) fn fixed_head(
             write!(out, "{method} {base}/agents")
         }
         Some(Pattern::RegistrySearch) => write!(out, "POST {base}/agents/search"),
-        Some(Pattern::A2aRestMessage | Pattern::A2aRestConversation | Pattern::A2aRestTask) => {
-            write!(out, "POST {base}/message:send")
-        }
+        Some(
+            Pattern::A2aRestMessage
+            | Pattern::A2aRestConversation
+            | Pattern::A2aRestTask
+            | Pattern::A2aRestSubscribe,
+        ) => write!(out, "POST {base}/message:send"),
         Some(Pattern::A2aRestStream) => write!(out, "POST {base}/message:stream"),
-        Some(Pattern::A2aGrpcTask) if matches!(what, What::Poll(_)) => {
-            write!(out, "POST {base}{}{}", crate::grpc::SERVICE, crate::grpc::GET_TASK)
+        Some(p) if p.is_grpc() && matches!(what, What::Poll(_) | What::Subscribe(_)) => {
+            let method = match what {
+                What::Subscribe(_) => crate::grpc::SUBSCRIBE_TO_TASK,
+                _ => crate::grpc::GET_TASK,
+            };
+            write!(out, "POST {base}{}{method}", crate::grpc::SERVICE)
         }
-        Some(Pattern::A2aGrpcMessage | Pattern::A2aGrpcConversation | Pattern::A2aGrpcTask) => {
-            write!(out, "POST {base}{}{}", crate::grpc::SERVICE, crate::grpc::SEND_MESSAGE)
-        }
+        Some(
+            Pattern::A2aGrpcMessage
+            | Pattern::A2aGrpcConversation
+            | Pattern::A2aGrpcTask
+            | Pattern::A2aGrpcSubscribe,
+        ) => write!(out, "POST {base}{}{}", crate::grpc::SERVICE, crate::grpc::SEND_MESSAGE),
         Some(Pattern::A2aGrpcStream) => {
             let method = crate::grpc::SEND_STREAMING_MESSAGE;
             write!(out, "POST {base}{}{method}", crate::grpc::SERVICE)
@@ -129,6 +142,9 @@ pub(super) fn fixed_head(
                 | Pattern::A2aTask
                 | Pattern::A2aRestTask
                 | Pattern::A2aGrpcTask
+                | Pattern::A2aSubscribe
+                | Pattern::A2aRestSubscribe
+                | Pattern::A2aGrpcSubscribe
         )
     );
     if a2a && !theirs("a2a-version") {
@@ -162,7 +178,7 @@ pub(super) fn fixed_head(
             let _ = write!(out, "grpc-timeout: {ms}m\r\n");
         }
     } else if !theirs("accept") {
-        let stream = kind.is_some_and(Pattern::is_stream);
+        let stream = kind.is_some_and(Pattern::is_stream) || matches!(what, What::Subscribe(_));
         let accept = if stream { "text/event-stream" } else { "application/json" };
         let _ = write!(out, "Accept: {accept}\r\n");
     }
@@ -292,23 +308,28 @@ pub(super) fn request_body(
                 r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"SendMessage","params":{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","contextId":"{context}","parts":[{{"text":"{text}"}}]}}}}}}"#,
             );
         }
-        (What::Poll(_), Some(Pattern::A2aTask)) => {
-            let _ =
-                write!(b, r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"GetTask","params":{{"id":"#);
+        (What::Poll(_) | What::Subscribe(_), Some(p)) if p.is_grpc() => {
+            // SubscribeToTaskRequest's fields are GetTaskRequest's.
+            crate::grpc::frame(b, |b| crate::grpc::get_task_request(b, task.as_bytes()));
+        }
+        (What::Poll(_) | What::Subscribe(_), Some(p)) if !p.is_a2a_rest() => {
+            let method =
+                if matches!(what, What::Subscribe(_)) { "SubscribeToTask" } else { "GetTask" };
+            let _ = write!(
+                b,
+                r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"{method}","params":{{"id":"#
+            );
             let _ = serde_json::to_writer(&mut *b, task);
             b.extend_from_slice(b"}}");
         }
-        (What::Poll(_), Some(Pattern::A2aGrpcTask)) => {
-            crate::grpc::frame(b, |b| crate::grpc::get_task_request(b, task.as_bytes()));
-        }
-        (What::Poll(_), _) => {} // the HTTP+JSON binding's GET
-        (_, Some(Pattern::A2aTask)) => {
+        (What::Poll(_) | What::Subscribe(_), _) => {} // the HTTP+JSON binding's GET
+        (_, Some(Pattern::A2aTask | Pattern::A2aSubscribe)) => {
             let _ = write!(
                 b,
                 r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"SendMessage","params":{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","parts":[{{"text":"{text}"}}]}},"configuration":{{"returnImmediately":true}}}}}}"#,
             );
         }
-        (_, Some(Pattern::A2aRestTask)) => {
+        (_, Some(Pattern::A2aRestTask | Pattern::A2aRestSubscribe)) => {
             let _ = write!(
                 b,
                 r#"{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","parts":[{{"text":"{text}"}}]}},"configuration":{{"returnImmediately":true}}}}"#,
@@ -334,9 +355,14 @@ pub(super) fn request_body(
         }
         (
             _,
-            Some(p @ (Pattern::A2aGrpcMessage | Pattern::A2aGrpcStream | Pattern::A2aGrpcTask)),
+            Some(
+                p @ (Pattern::A2aGrpcMessage
+                | Pattern::A2aGrpcStream
+                | Pattern::A2aGrpcTask
+                | Pattern::A2aGrpcSubscribe),
+            ),
         ) => {
-            let now = p == Pattern::A2aGrpcTask;
+            let now = p.is_task();
             grpc_request(b, (id_base, client, seq), "", text, now);
         }
         (_, Some(p @ (Pattern::A2aV03Message | Pattern::A2aV03Stream))) => {

@@ -422,6 +422,43 @@ fn a_task_is_asked_about_by_its_binding_with_its_id() {
     assert_eq!(head.lines().next(), Some("GET /a/tasks/t%221%2F%C3%A9 HTTP/1.1"), "{head}");
     assert!(head.contains("A2A-Version: 1.0") && !head.contains("Content-Length"), "{head}");
     assert_eq!(body, "");
+    // SubscribeToTask: the same id, its method or path, and a stream accepted.
+    let subscribe = |pattern: Pattern| -> String {
+        let plan = Plan {
+            host: "h".into(),
+            path: "/a/".into(),
+            patterns: vec![pattern],
+            ..Plan::default()
+        };
+        let mut h = Http::new(&config(), Arc::new(plan));
+        h.tasks.push(TaskSlot { id: id.into(), ..TaskSlot::default() });
+        let w = Wire {
+            what: What::Subscribe(0),
+            local: 1,
+            seq: 5,
+            intended_ns: 0,
+            sent_ns: 0,
+            left: 0,
+            measured: true,
+            again: false,
+            task: 0,
+        };
+        h.submit(0, w);
+        String::from_utf8(h.take_output(0).expect("the request's bytes")).unwrap()
+    };
+    let rpc = subscribe(Pattern::A2aSubscribe);
+    let (head, body) = rpc.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.starts_with("POST /a/ HTTP/1.1\r\n") && head.contains("Accept: text/event-stream")
+    );
+    let call: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!((&call["method"], &call["params"]["id"]), (&"SubscribeToTask".into(), &id.into()));
+    let rest = subscribe(Pattern::A2aRestSubscribe);
+    let first = rest.lines().next().unwrap();
+    assert_eq!(first, "GET /a/tasks/t%221%2F%C3%A9:subscribe HTTP/1.1");
+    assert!(rest.contains("Accept: text/event-stream"), "{rest}");
+    let grpc = subscribe(Pattern::A2aGrpcSubscribe);
+    assert_eq!(grpc.lines().next(), Some("POST /a/lf.a2a.v1.A2AService/SubscribeToTask HTTP/1.1"));
 }
 
 #[test]
