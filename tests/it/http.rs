@@ -315,6 +315,39 @@ fn the_a2a_grpc_binding_is_answered_and_its_errors_named() {
     }
 }
 
+/// The echo agent, its tasks working `task_time`, and its URL.
+fn echo_with_tasks(task_time: Duration) -> (Target, String) {
+    use a2a_bench::targets::Options;
+    let options = Options { threads: 1, task_time, ..Options::default() };
+    let t = Target::start_options(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), options).unwrap();
+    let url = format!("http://{}/", t.local_addr());
+    (t, url)
+}
+
+/// Runs `a2a-bench http` with `args` against an echo agent whose tasks work 30 ms: the
+/// `json` mix over HTTP/1.1 and HTTP/2, the `grpc` mix in gRPC; each run clean, then `check`ed
+/// (report, output, HTTP version flag, mix).
+fn against_tasks_of_30_ms(
+    json: &[&str],
+    grpc: &[&str],
+    args: &[&str],
+    check: impl Fn(&Value, &str, Option<&str>, &[&str]),
+) {
+    let (_echo, url) = echo_with_tasks(Duration::from_millis(30));
+    for (version, mix) in [(None, json), (Some("--http2"), json), (None, grpc)] {
+        let patterns = mix.join(",");
+        let mut all =
+            vec!["--url", &url, "--pattern", &patterns, "--agents", "3", "--duration", "1"];
+        all.extend(args);
+        all.extend(version);
+        let (ok, text, report) = http(&all);
+        let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+        assert!(ok, "{version:?}: {text}");
+        assert_clean(&report, mix);
+        check(&report, &text, version, mix);
+    }
+}
+
 #[test]
 fn tasks_are_polled_until_they_end_and_timed_to_their_end() {
     // Proves the task patterns end to end against the echo agent, whose tasks work 30 ms:
@@ -323,24 +356,11 @@ fn tasks_are_polled_until_they_end_and_timed_to_their_end() {
     // time to the GetTask that found it completed (over 30 ms), its polls counted (at least
     // two), in a mix with a plain message, over HTTP/1.1 and HTTP/2 and in the gRPC binding,
     // with nothing lost.
-    use a2a_bench::targets::Options;
-    let options =
-        Options { threads: 1, task_time: Duration::from_millis(30), ..Options::default() };
-    let t = Target::start_options(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), options).unwrap();
-    let url = format!("http://{}/", t.local_addr());
     let json = ["a2a:task", "a2a-rest:task", "a2a:message"];
     let grpc = ["a2a-grpc:task", "a2a-grpc:message"];
-    for (version, mix) in [(None, &json[..]), (Some("--http2"), &json[..]), (None, &grpc[..])] {
-        let patterns = mix.join(",");
-        let mut args = vec!["--url", &url, "--pattern", &patterns];
-        args.extend(["--agents", "3", "--duration", "1", "--task-poll", "0.01"]);
-        args.extend(version);
-        let (ok, text, report) = http(&args);
-        let report = report.unwrap_or_else(|| panic!("no report: {text}"));
-        assert!(ok, "{version:?}: {text}");
-        assert_clean(&report, mix);
+    against_tasks_of_30_ms(&json, &grpc, &["--task-poll", "0.01"], |report, text, version, mix| {
         for name in mix.iter().filter(|p| p.ends_with(":task")) {
-            let p = pattern(&report, name);
+            let p = pattern(report, name);
             let (done, accepted) = (
                 p["latency"]["p50_ms"].as_f64().unwrap(),
                 p["accepted"]["p50_ms"].as_f64().unwrap(),
@@ -349,10 +369,10 @@ fn tasks_are_polled_until_they_end_and_timed_to_their_end() {
             assert!(p["polls_per_answer"].as_f64().unwrap() >= 2.0, "{version:?}: {p}");
             assert!(text.contains("polls"), "{text}");
         }
-        let m = pattern(&report, mix[mix.len() - 1]);
+        let m = pattern(report, mix[mix.len() - 1]);
         assert!(m.get("accepted").is_none() && m.get("polls_per_answer").is_none(), "{m}");
         assert_eq!(report["config"]["http"]["task_poll_sec"], 0.01);
-    }
+    });
 }
 
 #[test]
@@ -361,29 +381,15 @@ fn subscribed_tasks_are_answered_when_their_stream_says_they_ended() {
     // each SendMessage (`returnImmediately`) is followed at once by one SubscribeToTask, whose
     // stream tells the task's end as it happens (under 30 ms + 15 ms, where a GetTask every
     // 10 ms would be up to 10 ms late), in the three bindings, over HTTP/1.1 and HTTP/2.
-    use a2a_bench::targets::Options;
-    let options =
-        Options { threads: 1, task_time: Duration::from_millis(30), ..Options::default() };
-    let t = Target::start_options(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), options).unwrap();
-    let url = format!("http://{}/", t.local_addr());
     let json = ["a2a:subscribe", "a2a-rest:subscribe"];
-    let grpc = ["a2a-grpc:subscribe"];
-    for (version, mix) in [(None, &json[..]), (Some("--http2"), &json[..]), (None, &grpc[..])] {
-        let patterns = mix.join(",");
-        let mut args =
-            vec!["--url", &url, "--pattern", &patterns, "--agents", "3", "--duration", "1"];
-        args.extend(version);
-        let (ok, text, report) = http(&args);
-        let report = report.unwrap_or_else(|| panic!("no report: {text}"));
-        assert!(ok, "{version:?}: {text}");
-        assert_clean(&report, mix);
+    against_tasks_of_30_ms(&json, &["a2a-grpc:subscribe"], &[], |report, _, version, mix| {
         for name in mix {
-            let p = pattern(&report, name);
+            let p = pattern(report, name);
             let done = p["latency"]["p50_ms"].as_f64().unwrap();
             assert!((30.0..45.0).contains(&done), "{version:?}: {p}");
             assert_eq!(p["polls_per_answer"], 1.0, "{version:?}: {p}");
         }
-    }
+    });
 }
 
 #[test]
@@ -417,11 +423,7 @@ fn a_task_that_works_longer_than_the_stall_timeout_is_not_a_stall() {
     // Proves that a server answering GetTasks about tasks still working is not stalled: the
     // echo agent's tasks work 1.2 s, past --drain-timeout 0.5, and the run ends with every
     // task answered (the polls show the server alive), none counted as drain_timeout.
-    use a2a_bench::targets::Options;
-    let options =
-        Options { threads: 1, task_time: Duration::from_millis(1200), ..Options::default() };
-    let t = Target::start_options(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), options).unwrap();
-    let url = format!("http://{}/", t.local_addr());
+    let (_echo, url) = echo_with_tasks(Duration::from_millis(1200));
     let args = [
         "--url",
         &url,
@@ -455,10 +457,7 @@ fn a_task_that_never_ends_is_given_up_at_the_task_timeout() {
     // Proves the bound on a task: the echo agent's tasks work 5 s, a2a-bench gives each up
     // 0.3 s after its intended send time (`task_timeout`), so the run ends in about a second
     // with every task counted, not when (or if) the server finishes them.
-    use a2a_bench::targets::Options;
-    let options = Options { threads: 1, task_time: Duration::from_secs(5), ..Options::default() };
-    let t = Target::start_options(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), options).unwrap();
-    let url = format!("http://{}/", t.local_addr());
+    let (_echo, url) = echo_with_tasks(Duration::from_secs(5));
     let args = [
         "--url",
         &url,

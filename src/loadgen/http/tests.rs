@@ -211,6 +211,22 @@ fn requests_carry_the_head_of_their_kind_and_their_own_lines() {
     assert!(head.contains("A2A-Version: 0.9\r\naccept: */*\r\n"), "{head}");
 }
 
+/// Four clients of `plan` on one connection, registered and started (closed loop, window 1)
+/// at `now`, measured from `now + 1`.
+fn four_clients(plan: Plan, now: u64) -> crate::loadgen::group::Group<Http> {
+    use crate::loadgen::group::{Group, Schedule};
+    let mut cfg = config();
+    cfg.count = 4;
+    cfg.agents_total = 4;
+    cfg.seats = crate::loadgen::group::Seats::Packed(4);
+    let mut g = Group::new(cfg.clone(), Http::new(&cfg, Arc::new(plan)));
+    g.register(0);
+    assert_eq!(g.registered(), Ok(true));
+    g.set_schedule(Schedule { start_ns: now, measure_ns: now + 1, end_ns: u64::MAX });
+    g.start(now);
+    g
+}
+
 #[test]
 fn a_round_of_requests_and_answers_allocates_nothing_per_request() {
     // Proves the HTTP client's hot path's discipline: once warm, clients answered, judged,
@@ -219,7 +235,7 @@ fn a_round_of_requests_and_answers_allocates_nothing_per_request() {
     // members nest (a message's `parts`, a task's history and artifacts: `judge::Skip`,
     // where serde_json's own skip allocated its scratch stack once per response), a task in
     // A2A's HTTP+JSON binding and a registry's list, four requests on the wire at once.
-    use crate::loadgen::group::{Group, Schedule};
+    use crate::loadgen::group::Group;
     use crate::testing::counting;
     use std::task::{Context, Poll, Waker};
     let health = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n{\"status\":\"ok\"}";
@@ -247,18 +263,10 @@ fn a_round_of_requests_and_answers_allocates_nothing_per_request() {
         (Pattern::A2aRestMessage, &rest_task[..]),
     ];
     for (pattern, answer) in cases {
-        let mut cfg = config();
-        cfg.count = 4;
-        cfg.agents_total = 4;
-        cfg.seats = crate::loadgen::group::Seats::Packed(4);
         let plan =
             Plan { host: "h".into(), patterns: vec![pattern], pipeline: 4, ..Plan::default() };
-        let mut g = Group::new(cfg.clone(), Http::new(&cfg, Arc::new(plan)));
-        g.register(0);
-        assert_eq!(g.registered(), Ok(true));
         let mut now = 1_000u64;
-        g.set_schedule(Schedule { start_ns: now, measure_ns: now + 1, end_ns: u64::MAX });
-        g.start(now);
+        let mut g = four_clients(plan, now);
         let mut cx = Context::from_waker(Waker::noop());
         let mut answers = Vec::with_capacity(64 << 10);
         // Every request written is answered at once, in order.
@@ -358,7 +366,9 @@ fn a_task_is_asked_about_by_its_binding_with_its_id() {
     // in a JSON-RPC call (escaped) or as one path segment of the HTTP+JSON binding's GET
     // (percent-encoded), under the URL's path, with no body.
     let id = "t\"1/é";
-    let text = |pattern: Pattern, poll: bool| -> String {
+    // The request of `pattern` for `what`: a follow-up (a GetTask, a SubscribeToTask) of the
+    // task `id`, or (None) the task's SendMessage.
+    let request = |pattern: Pattern, what: Option<What>| -> String {
         let plan = Plan {
             host: "h".into(),
             path: "/a/".into(),
@@ -366,25 +376,28 @@ fn a_task_is_asked_about_by_its_binding_with_its_id() {
             ..Plan::default()
         };
         let mut h = Http::new(&config(), Arc::new(plan));
-        if poll {
-            h.tasks.push(TaskSlot { id: id.into(), ..TaskSlot::default() });
-            let w = Wire {
-                what: What::Poll(0),
-                local: 1,
-                seq: 5,
-                intended_ns: 0,
-                sent_ns: 0,
-                left: 0,
-                measured: true,
-                again: false,
-                task: 0,
-            };
-            h.submit(0, w);
-        } else {
-            h.request(0, &booked(5));
+        match what {
+            Some(what) => {
+                h.tasks.push(TaskSlot { id: id.into(), ..TaskSlot::default() });
+                let w = Wire {
+                    what,
+                    local: 1,
+                    seq: 5,
+                    intended_ns: 0,
+                    sent_ns: 0,
+                    left: 0,
+                    measured: true,
+                    again: false,
+                    task: 0,
+                };
+                h.submit(0, w);
+            }
+            None => h.request(0, &booked(5)),
         }
         String::from_utf8(h.take_output(0).expect("the request's bytes")).unwrap()
     };
+    let text = |pattern: Pattern, poll: bool| request(pattern, poll.then_some(What::Poll(0)));
+    let subscribe = |pattern: Pattern| request(pattern, Some(What::Subscribe(0)));
     for pattern in [Pattern::A2aTask, Pattern::A2aRestTask] {
         let send = text(pattern, false);
         let body: serde_json::Value =
@@ -423,29 +436,6 @@ fn a_task_is_asked_about_by_its_binding_with_its_id() {
     assert!(head.contains("A2A-Version: 1.0") && !head.contains("Content-Length"), "{head}");
     assert_eq!(body, "");
     // SubscribeToTask: the same id, its method or path, and a stream accepted.
-    let subscribe = |pattern: Pattern| -> String {
-        let plan = Plan {
-            host: "h".into(),
-            path: "/a/".into(),
-            patterns: vec![pattern],
-            ..Plan::default()
-        };
-        let mut h = Http::new(&config(), Arc::new(plan));
-        h.tasks.push(TaskSlot { id: id.into(), ..TaskSlot::default() });
-        let w = Wire {
-            what: What::Subscribe(0),
-            local: 1,
-            seq: 5,
-            intended_ns: 0,
-            sent_ns: 0,
-            left: 0,
-            measured: true,
-            again: false,
-            task: 0,
-        };
-        h.submit(0, w);
-        String::from_utf8(h.take_output(0).expect("the request's bytes")).unwrap()
-    };
     let rpc = subscribe(Pattern::A2aSubscribe);
     let (head, body) = rpc.split_once("\r\n\r\n").unwrap();
     assert!(
@@ -467,7 +457,7 @@ fn a_task_is_polled_until_it_ends_and_answered_once_allocating_nothing() {
     // task, so a GetTask follows (at once with --task-poll 0; after it, when the side task
     // fires the timers); the completed task answers the booked request once, its polls
     // counted; once warm a cycle allocates nothing. Over both bindings.
-    use crate::loadgen::group::{Group, Schedule};
+    use crate::loadgen::group::Group;
     use crate::testing::counting;
     use std::task::{Context, Poll, Waker};
     let json = |body: &str| {
@@ -491,10 +481,6 @@ fn a_task_is_polled_until_it_ends_and_answered_once_allocating_nothing() {
             )
         };
         for poll_ns in [0, 5_000] {
-            let mut cfg = config();
-            cfg.count = 4;
-            cfg.agents_total = 4;
-            cfg.seats = crate::loadgen::group::Seats::Packed(4);
             let plan = Plan {
                 host: "h".into(),
                 patterns: vec![pattern],
@@ -502,12 +488,8 @@ fn a_task_is_polled_until_it_ends_and_answered_once_allocating_nothing() {
                 task_poll_ns: poll_ns,
                 ..Plan::default()
             };
-            let mut g = Group::new(cfg.clone(), Http::new(&cfg, Arc::new(plan)));
-            g.register(0);
-            assert_eq!(g.registered(), Ok(true));
             let mut now = 1_000u64;
-            g.set_schedule(Schedule { start_ns: now, measure_ns: now + 1, end_ns: u64::MAX });
-            g.start(now);
+            let mut g = four_clients(plan, now);
             let mut cx = Context::from_waker(Waker::noop());
             let mut answers = Vec::with_capacity(64 << 10);
             // What is written is answered in order: a SendMessage (POST) by the working task,
