@@ -603,9 +603,7 @@ pub fn subscription<'a>(
             });
         }
         if head.content_type == ContentType::Json && !p.is_a2a_rest() {
-            // A refusal as one JSON-RPC error (as servers answer a stream they will not
-            // start): by its code; a result is not a stream.
-            return rpc_with(body, |_: Skip| Err(WRONG_TYPE));
+            return rpc_with(body, |_: Skip| Err(WRONG_TYPE)); // as a2a:stream's refusals
         }
         if head.content_type != ContentType::EventStream {
             return Err(WRONG_TYPE);
@@ -749,6 +747,11 @@ pub fn judge(
             }
         }
         Pattern::A2aStream | Pattern::A2aV03Stream | Pattern::A2aRestStream => {
+            if head.content_type == ContentType::Json && p != Pattern::A2aRestStream {
+                // A refusal as one JSON-RPC error (as servers answer a stream they will not
+                // start): by its code; a result is not a stream.
+                return rpc_with(body, |_: Skip| Err(WRONG_TYPE));
+            }
             if head.content_type != ContentType::EventStream {
                 return Err(WRONG_TYPE);
             }
@@ -1115,8 +1118,8 @@ mod tests {
     #[test]
     fn streams_count_events_and_reject_broken_ones() {
         // Proves stream checks: events counted (CRLF accepted), an event that is not JSON or
-        // an unfinished event is bad SSE, an error event is named, JSON instead of a stream
-        // is the wrong content type.
+        // an unfinished event is bad SSE, an error event is named, a JSON-RPC result instead
+        // of a stream is the wrong content type, a JSON-RPC error instead of one is named.
         let mut s = Vec::new();
         let sse = head(200, ContentType::EventStream);
         let body = b"data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"task\":{\"id\":\"t\"}}}\r\n\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"statusUpdate\":{\"final\":true}}}\r\n\r\n";
@@ -1135,11 +1138,12 @@ mod tests {
             judge(Pattern::A2aStream, &sse, err, None, &mut s).unwrap_err(),
             "a2a_unsupported_operation"
         );
-        assert_eq!(
-            judge(Pattern::A2aStream, &head(200, ContentType::Json), body, None, &mut s)
-                .unwrap_err(),
-            WRONG_TYPE
-        );
+        let json = head(200, ContentType::Json);
+        let result = br#"{"jsonrpc":"2.0","id":1,"result":{"task":{"id":"t"}}}"#;
+        assert_eq!(judge(Pattern::A2aStream, &json, result, None, &mut s).unwrap_err(), WRONG_TYPE);
+        let refused = br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32004,"message":"no"}}"#;
+        let got = judge(Pattern::A2aV03Stream, &json, refused, None, &mut s);
+        assert_eq!(got.unwrap_err(), "a2a_unsupported_operation");
         let v03 = b"data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"kind\":\"status-update\",\"final\":true}}\n\n";
         assert_eq!(judge(Pattern::A2aV03Stream, &sse, v03, None, &mut s), Ok(1));
     }
