@@ -270,11 +270,6 @@ impl Http {
                 t.polls += 1;
             }
         }
-        let s = &mut self.stats[usize::from(i)];
-        if !poll && w.measured {
-            // The task was accepted (or answered at once).
-            s.first_event.saturating_record(now.saturating_sub(w.intended_ns).max(1));
-        }
         let mut verdict = match w.what {
             What::Subscribe(_) => judge::subscription(p, answer.0, answer.1, &mut self.event),
             _ => judge::task(p, answer.0, answer.1, poll),
@@ -286,6 +281,11 @@ impl Http {
         {
             self.submit(conn, Wire { what: What::Poll(i), again: false, ..w });
             return;
+        }
+        if !poll && w.measured && verdict.is_ok() {
+            // The task was accepted (or answered at once).
+            let s = &mut self.stats[usize::from(i)];
+            s.first_event.saturating_record(now.saturating_sub(w.intended_ns).max(1));
         }
         if matches!(verdict, Ok(judge::TaskSeen::Working(_)))
             && now.saturating_sub(w.intended_ns) > self.plan.task_timeout_ns
