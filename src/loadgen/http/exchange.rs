@@ -249,10 +249,11 @@ impl Http {
         format!("the server sent {why}")
     }
 
-    /// The answer to a task pattern's request `w` (its `SendMessage`, or a `GetTask`), of
-    /// pattern index `i`: a task still working is polled again after `--task-poll`; one that
-    /// ended answers the booked request, from its intended send time (and, raw, from when its
-    /// `SendMessage` left) to now; a task that failed, or any error, is an error by kind.
+    /// The answer to a task pattern's request `w` (its `SendMessage`, a `GetTask` or a
+    /// `SubscribeToTask`), of pattern index `i`: a task still working is asked about again (a
+    /// first subscription at once, anything else after `--task-poll`); one that ended answers
+    /// the booked request, from its intended send time (and, raw, from when its `SendMessage`
+    /// left) to now; a task that failed, or any error, is an error by kind.
     fn task_answer(
         &mut self,
         conn: usize,
@@ -360,7 +361,8 @@ impl Http {
         }
     }
 
-    /// Sends `GetTask` `w` on `conn` after `--task-poll` (at once when it is 0).
+    /// Sends follow-up `w` (a `GetTask`, a `SubscribeToTask`) on `conn` after `--task-poll`
+    /// (at once when it is 0).
     fn poll_later(&mut self, conn: usize, w: Wire, now_ns: u64) {
         if self.plan.task_poll_ns == 0 {
             return self.submit(conn, w);
