@@ -28,7 +28,8 @@ pub struct HttpCmd {
     /// a2a-rest:message, a2a-rest:stream, a2a-rest:conversation (A2A's HTTP+JSON binding),
     /// a2a:task, a2a-rest:task, a2a-grpc:task (returnImmediately, then GetTask until the task
     /// ends), a2a:subscribe, a2a-rest:subscribe, a2a-grpc:subscribe (returnImmediately, then
-    /// SubscribeToTask),
+    /// SubscribeToTask), a2a-v03:task, a2a-v03:subscribe (v0.3: blocking false, then tasks/get
+    /// or tasks/resubscribe),
     /// a2a-grpc:message, a2a-grpc:stream, a2a-grpc:conversation (A2A's gRPC binding, over
     /// HTTP/2), mcp:tools/list, mcp:tools/call, mcp:mixed, registry:register, registry:get,
     /// registry:list, registry:search, registry:health.

@@ -11,7 +11,8 @@
 //! `returnImmediately` (in any of the three bindings) starts a task instead of answering:
 //! `working` for the agent's task time, then `completed` with the text as its artifact, as
 //! `GetTask` (`GET {prefix}/tasks/{id}` in HTTP+JSON) tells; tasks are kept a minute after they
-//! end, a million at most.
+//! end, a million at most. v0.3's `message/send` with `blocking: false` starts one the same way,
+//! told by `tasks/get` and `tasks/resubscribe` in v0.3's shapes.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -111,16 +112,22 @@ impl Echo {
         Some(id)
     }
 
-    /// Task `id` as a v1.0 `Task` (ProtoJSON), if the agent has it.
-    fn task_json(&self, id: &str) -> Option<Value> {
+    /// Task `id` as a v1.0 `Task` (ProtoJSON) or a v0.3 one, if the agent has it.
+    fn task_json(&self, id: &str, version: Version) -> Option<Value> {
         let (context, done) = self.task_now(id)?;
-        Some(match done {
-            None => {
+        Some(match (done, version) {
+            (None, Version::V1) => {
                 json!({"id": id, "contextId": context, "status": {"state": "TASK_STATE_WORKING"}})
             }
-            Some(text) => json!({"id": id, "contextId": context,
+            (None, Version::V03) => json!({"kind": "task", "id": id, "contextId": context,
+                "status": {"state": "working"}}),
+            (Some(text), Version::V1) => json!({"id": id, "contextId": context,
                 "status": {"state": "TASK_STATE_COMPLETED"},
                 "artifacts": [{"artifactId": format!("{id}-echo"), "parts": [{"text": text}]}]}),
+            (Some(text), Version::V03) => json!({"kind": "task", "id": id, "contextId": context,
+                "status": {"state": "completed"},
+                "artifacts": [{"artifactId": format!("{id}-echo"),
+                    "parts": [{"kind": "text", "text": text}]}]}),
         })
     }
 
@@ -158,12 +165,13 @@ impl Echo {
         Some((t.context.clone(), done))
     }
 
-    /// A `SendMessage` with `returnImmediately`: the task it started (`Err`: too many tasks).
-    fn task_answer(&self, message: &Value, text: &str) -> Result<Value, ()> {
-        let out = answer(message, text, Version::V1);
+    /// A `SendMessage` with `returnImmediately` (v0.3: `message/send` with `blocking: false`):
+    /// the task it started (`Err`: too many tasks).
+    fn task_answer(&self, message: &Value, text: &str, version: Version) -> Result<Value, ()> {
+        let out = answer(message, text, version);
         let context = out["contextId"].as_str().unwrap_or_default();
         let id = self.start_task(context, text).ok_or(())?;
-        self.task_json(&id).ok_or(())
+        self.task_json(&id, version).ok_or(())
     }
 
     /// Streams its events `gap` apart, each its own chunk (as an agent answering token by
@@ -204,7 +212,7 @@ impl Echo {
             }
             (&Method::GET, p) if p.rsplit_once("/tasks/").is_some() => {
                 let id = p.rsplit_once("/tasks/").map_or("", |(_, id)| id);
-                match self.task_json(id) {
+                match self.task_json(id, Version::V1) {
                     Some(task) => reply(StatusCode::OK, A2A_JSON, task.to_string()),
                     None => rest_error(
                         StatusCode::NOT_FOUND,
@@ -379,7 +387,7 @@ impl Echo {
             return bad("INVALID_REQUEST", "the message has no parts");
         };
         if !stream && immediately(&request) {
-            return match self.task_answer(message, &text) {
+            return match self.task_answer(message, &text, Version::V1) {
                 Ok(task) => reply(StatusCode::OK, A2A_JSON, json!({"task": task}).to_string()),
                 Err(()) => rest_error(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -407,11 +415,12 @@ impl Echo {
         };
         let id = call.get("id").cloned().unwrap_or(Value::Null);
         let (version, stream) = match call.get("method").and_then(Value::as_str) {
-            Some("SubscribeToTask") => {
+            Some(m @ ("SubscribeToTask" | "tasks/resubscribe")) => {
+                let version = if m == "SubscribeToTask" { Version::V1 } else { Version::V03 };
                 let task = call.pointer("/params/id").and_then(Value::as_str).unwrap_or_default();
                 return match self.subscription(task) {
                     Some(Ok((left, context, text))) => {
-                        let all = task_events(task, &context, &text, Version::V1).map(|e| {
+                        let all = task_events(task, &context, &text, version).map(|e| {
                             let e = json!({"jsonrpc": "2.0", "id": id, "result": e});
                             Bytes::from(format!("data: {e}\n\n"))
                         });
@@ -423,9 +432,10 @@ impl Echo {
                     None => rpc_error(&id, -32001, "Task not found"),
                 };
             }
-            Some("GetTask") => {
+            Some(m @ ("GetTask" | "tasks/get")) => {
+                let version = if m == "GetTask" { Version::V1 } else { Version::V03 };
                 let task = call.pointer("/params/id").and_then(Value::as_str);
-                return match task.and_then(|t| self.task_json(t)) {
+                return match task.and_then(|t| self.task_json(t, version)) {
                     Some(result) => json_reply(
                         StatusCode::OK,
                         &json!({"jsonrpc": "2.0", "id": id, "result": result}),
@@ -445,12 +455,23 @@ impl Echo {
         let Some(text) = text_of(message) else {
             return rpc_error(&id, -32602, "Invalid params: the message has no parts");
         };
-        if version == Version::V1 && !stream && call.get("params").is_some_and(immediately) {
-            return match self.task_answer(message, &text) {
-                Ok(task) => json_reply(
-                    StatusCode::OK,
-                    &json!({"jsonrpc": "2.0", "id": id, "result": {"task": task}}),
-                ),
+        let params = call.get("params");
+        let now = match version {
+            Version::V1 => params.is_some_and(immediately),
+            Version::V03 => {
+                params.and_then(|p| p.pointer("/configuration/blocking"))
+                    == Some(&Value::Bool(false))
+            }
+        };
+        if now && !stream {
+            return match self.task_answer(message, &text, version) {
+                Ok(task) => {
+                    let result = if version == Version::V1 { json!({"task": task}) } else { task };
+                    json_reply(
+                        StatusCode::OK,
+                        &json!({"jsonrpc": "2.0", "id": id, "result": result}),
+                    )
+                }
                 Err(()) => rpc_error(&id, -32603, "Internal error: too many tasks"),
             };
         }

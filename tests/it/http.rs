@@ -355,8 +355,8 @@ fn tasks_are_polled_until_they_end_and_timed_to_their_end() {
     // GetTask every 10 ms until the task completes; the answer is timed from the intended send
     // time to the GetTask that found it completed (over 30 ms), its polls counted (at least
     // two), in a mix with a plain message, over HTTP/1.1 and HTTP/2 and in the gRPC binding,
-    // with nothing lost.
-    let json = ["a2a:task", "a2a-rest:task", "a2a:message"];
+    // with nothing lost; v0.3's message/send (`blocking: false`) and tasks/get alike.
+    let json = ["a2a:task", "a2a-rest:task", "a2a-v03:task", "a2a:message"];
     let grpc = ["a2a-grpc:task", "a2a-grpc:message"];
     against_tasks_of_30_ms(&json, &grpc, &["--task-poll", "0.01"], |report, text, version, mix| {
         for name in mix.iter().filter(|p| p.ends_with(":task")) {
@@ -380,8 +380,9 @@ fn subscribed_tasks_are_answered_when_their_stream_says_they_ended() {
     // Proves the subscribe patterns end to end against the echo agent, whose tasks work 30 ms:
     // each SendMessage (`returnImmediately`) is followed at once by one SubscribeToTask, whose
     // stream tells the task's end as it happens (under 30 ms + 15 ms, where a GetTask every
-    // 10 ms would be up to 10 ms late), in the three bindings, over HTTP/1.1 and HTTP/2.
-    let json = ["a2a:subscribe", "a2a-rest:subscribe"];
+    // 10 ms would be up to 10 ms late), in the three bindings and v0.3's tasks/resubscribe,
+    // over HTTP/1.1 and HTTP/2.
+    let json = ["a2a:subscribe", "a2a-rest:subscribe", "a2a-v03:subscribe"];
     against_tasks_of_30_ms(&json, &["a2a-grpc:subscribe"], &[], |report, _, version, mix| {
         for name in mix {
             let p = pattern(report, name);

@@ -32,12 +32,12 @@ const MIXES: [&[Pattern]; 8] = [
         Pattern::A2aRestStream,
     ],
     &[Pattern::A2aRestConversation, Pattern::A2aGrpcStream, Pattern::Health, Pattern::A2aStream],
-    &[Pattern::A2aTask, Pattern::A2aRestTask, Pattern::A2aGrpcTask, Pattern::AgentCard],
+    &[Pattern::A2aTask, Pattern::A2aRestTask, Pattern::A2aGrpcTask, Pattern::A2aV03Task],
     &[
         Pattern::A2aSubscribe,
         Pattern::A2aRestSubscribe,
         Pattern::A2aGrpcSubscribe,
-        Pattern::A2aStream,
+        Pattern::A2aV03Subscribe,
     ],
 ];
 

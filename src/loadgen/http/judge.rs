@@ -473,6 +473,40 @@ fn by_state<'a>(name: &str, id: Option<Cow<'a, str>>) -> Result<TaskSeen<'a>, Ki
     }
 }
 
+object! {
+    /// A v0.3 task pattern's answer, by `kind`: to `message/send` a task or a message; to
+    /// `tasks/get` a task; in a `tasks/resubscribe` stream also a status or artifact update.
+    struct V03Seen<'a> {
+        kind: Str<'a> = "kind",
+        id: Str<'a> = "id",
+        status: TaskStatusState<'a> = "status",
+    }
+}
+
+/// v0.3's answer to `message/send` (`poll` false) or `tasks/get`: a task by its state; a
+/// message answers at once.
+fn v03_task(r: V03Seen<'_>, poll: bool) -> Result<TaskSeen<'_>, Kind> {
+    match r.kind.as_ref().map(Str::as_str) {
+        Some("task") => {
+            let state = r.status.and_then(|s| s.state).ok_or(BAD_SHAPE)?;
+            by_state(state.as_str(), r.id.map(|Str(id)| id))
+        }
+        Some("message") if !poll => Ok(TaskSeen::Ended),
+        _ => Err(BAD_SHAPE),
+    }
+}
+
+/// The state a v0.3 subscription event tells, if it tells one.
+fn v03_sub_state(e: V03Seen<'_>) -> Result<Option<&'static str>, Kind> {
+    match (e.kind.as_ref().map(Str::as_str), e.status) {
+        (Some("task" | "status-update"), Some(TaskStatusState { state: Some(state), .. })) => {
+            Ok(Some(canonical_state(state.as_str())))
+        }
+        (Some("artifact-update" | "message"), _) => Ok(None),
+        _ => Err(BAD_SHAPE),
+    }
+}
+
 fn accepted(r: Accepted<'_>) -> Result<TaskSeen<'_>, Kind> {
     match (r.task, r.message) {
         (Some(t), _) => task_state(t),
@@ -622,6 +656,8 @@ pub fn subscription<'a>(
                     Err(e) if e.is_data() => Err(BAD_SHAPE),
                     Err(_) => Err(BAD_SSE),
                 }
+            } else if p.is_v03() {
+                rpc_with(data, v03_sub_state)
             } else {
                 rpc_with(data, sub_state)
             };
@@ -694,6 +730,7 @@ pub fn task<'a>(p: Pattern, head: &Head, body: &'a [u8], poll: bool) -> Result<T
     }
     let shape = |e: serde_json::Error| if e.is_data() { BAD_SHAPE } else { BAD_JSON };
     match (p.is_a2a_rest(), poll) {
+        _ if p.is_v03() => rpc_with(body, |r| v03_task(r, poll)),
         (false, false) => rpc_with(body, accepted),
         (false, true) => rpc_with(body, task_state),
         (true, false) => accepted(serde_json::from_slice(body).map_err(shape)?),
@@ -795,7 +832,9 @@ pub fn judge(
         | Pattern::A2aGrpcTask
         | Pattern::A2aSubscribe
         | Pattern::A2aRestSubscribe
-        | Pattern::A2aGrpcSubscribe => task(p, head, body, false).map(|_| 0),
+        | Pattern::A2aGrpcSubscribe
+        | Pattern::A2aV03Task
+        | Pattern::A2aV03Subscribe => task(p, head, body, false).map(|_| 0),
     }
 }
 
@@ -900,7 +939,24 @@ mod tests {
             let body = rpc(&t);
             assert_eq!(seen(task(Pattern::A2aTask, &ok, body.as_bytes(), true)), want, "{state}");
             assert_eq!(seen(task(Pattern::A2aRestTask, &ok, t.as_bytes(), true)), want, "{state}");
+            let v03 = rpc(&format!(r#"{{"kind":"task","id":"t","status":{{"state":"{state}"}}}}"#));
+            let got = seen(task(Pattern::A2aV03Task, &ok, v03.as_bytes(), true));
+            assert_eq!(got, want, "v0.3 {state}");
         }
+        // v0.3's message/send: the task itself (by its kind), or a message answering at once;
+        // tasks/get answers with a task only; v1.0's shapes are not v0.3's.
+        let submitted = rpc(r#"{"kind":"task","id":"v","status":{"state":"submitted"}}"#);
+        let got = task(Pattern::A2aV03Subscribe, &ok, submitted.as_bytes(), false);
+        assert_eq!(got, Ok(TaskSeen::Working("v".into())));
+        let reply = rpc(r#"{"kind":"message","role":"agent","parts":[]}"#);
+        assert_eq!(task(Pattern::A2aV03Task, &ok, reply.as_bytes(), false), Ok(TaskSeen::Ended));
+        assert_eq!(task(Pattern::A2aV03Task, &ok, reply.as_bytes(), true), Err(BAD_SHAPE));
+        assert_eq!(task(Pattern::A2aV03Task, &ok, working.as_bytes(), false), Err(BAD_SHAPE));
+        let unkind = rpc(r#"{"id":"v","status":{"state":"working"}}"#);
+        assert_eq!(task(Pattern::A2aV03Task, &ok, unkind.as_bytes(), true), Err(BAD_SHAPE));
+        let missing = br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32001,"message":"no task"}}"#;
+        let got = task(Pattern::A2aV03Task, &ok, missing, true);
+        assert_eq!(got.unwrap_err(), "a2a_task_not_found");
         let no_id = rpc(r#"{"task":{"status":{"state":"TASK_STATE_WORKING"}}}"#);
         assert_eq!(task(Pattern::A2aTask, &ok, no_id.as_bytes(), false), Err(BAD_SHAPE));
         let no_state = r#"{"task":{"id":"t"}}"#;
@@ -1007,6 +1063,28 @@ mod tests {
 "#;
         let got = subscription(Pattern::A2aSubscribe, &sse, refused, &mut s);
         assert_eq!(seen(got), Err("a2a_unsupported_operation".into()));
+        // v0.3's tasks/resubscribe: events by kind, lower-case states.
+        {
+            let task = r#"{"kind":"task","id":"t","status":{"state":"working"}}"#;
+            let art = r#"{"kind":"artifact-update","taskId":"t","artifact":{"parts":[]}}"#;
+            let done = r#"{"kind":"status-update","taskId":"t","status":{"state":"completed"},"final":true}"#;
+            let failed = r#"{"kind":"status-update","taskId":"t","status":{"state":"failed"}}"#;
+            let v1 = r#"{"statusUpdate":{"taskId":"t","status":{"state":"TASK_STATE_COMPLETED"}}}"#;
+            let stateless = r#"{"kind":"status-update","taskId":"t"}"#;
+            for (events, want) in [
+                (vec![task, art, done], Ok("ended")),
+                (vec![task, art], Ok("working")),
+                (vec![task, failed], Err("a2a_task_failed")),
+                (vec![task, v1], Err("protocol_bad_shape")),
+                (vec![stateless], Err("protocol_bad_shape")),
+            ] {
+                let json: String = events.iter().map(|e| rpc(e)).collect();
+                let got = subscription(Pattern::A2aV03Subscribe, &sse, json.as_bytes(), &mut s);
+                assert_eq!(seen(got), want.map_err(String::from), "{json}");
+            }
+            let got = subscription(Pattern::A2aV03Subscribe, &sse, refused, &mut s);
+            assert_eq!(seen(got), Err("a2a_unsupported_operation".into()));
+        }
         let rest_error =
             b"data: {\"error\":{\"code\":404,\"details\":[{\"reason\":\"TASK_NOT_FOUND\"}]}}\n\n";
         let got = subscription(Pattern::A2aRestSubscribe, &sse, rest_error, &mut s);

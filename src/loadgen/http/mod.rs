@@ -78,6 +78,12 @@ pub enum Pattern {
     A2aV03Message,
     /// A2A v0.3 `message/stream`.
     A2aV03Stream,
+    /// A2A v0.3 `message/send` with `blocking: false`, then `tasks/get` every `--task-poll`
+    /// until the task ends.
+    A2aV03Task,
+    /// A2A v0.3 `message/send` with `blocking: false`, then `tasks/resubscribe` until the task
+    /// ends.
+    A2aV03Subscribe,
     /// A2A v1.0 `SendMessage` in the HTTP+JSON binding: `POST {path}/message:send`.
     A2aRestMessage,
     /// A2A v1.0 `SendStreamingMessage` in the HTTP+JSON binding: `POST {path}/message:stream`.
@@ -120,7 +126,7 @@ pub enum Pattern {
     RegistryHealth,
 }
 
-const PATTERNS: [(&str, Pattern); 26] = [
+const PATTERNS: [(&str, Pattern); 28] = [
     ("health", Pattern::Health),
     ("a2a:message", Pattern::A2aMessage),
     ("a2a:stream", Pattern::A2aStream),
@@ -137,6 +143,8 @@ const PATTERNS: [(&str, Pattern); 26] = [
     ("a2a:subscribe", Pattern::A2aSubscribe),
     ("a2a-rest:subscribe", Pattern::A2aRestSubscribe),
     ("a2a-grpc:subscribe", Pattern::A2aGrpcSubscribe),
+    ("a2a-v03:task", Pattern::A2aV03Task),
+    ("a2a-v03:subscribe", Pattern::A2aV03Subscribe),
     ("a2a-grpc:message", Pattern::A2aGrpcMessage),
     ("a2a-grpc:stream", Pattern::A2aGrpcStream),
     ("a2a-grpc:conversation", Pattern::A2aGrpcConversation),
@@ -192,15 +200,32 @@ impl Pattern {
     /// Whether it follows a task to its end (`returnImmediately`, then `GetTask` polls or a
     /// subscription).
     pub fn is_task(self) -> bool {
-        matches!(self, Pattern::A2aTask | Pattern::A2aRestTask | Pattern::A2aGrpcTask)
-            || self.is_subscribe()
+        matches!(
+            self,
+            Pattern::A2aTask | Pattern::A2aRestTask | Pattern::A2aGrpcTask | Pattern::A2aV03Task
+        ) || self.is_subscribe()
     }
 
     /// Whether it follows its task by `SubscribeToTask`.
     pub fn is_subscribe(self) -> bool {
         matches!(
             self,
-            Pattern::A2aSubscribe | Pattern::A2aRestSubscribe | Pattern::A2aGrpcSubscribe
+            Pattern::A2aSubscribe
+                | Pattern::A2aRestSubscribe
+                | Pattern::A2aGrpcSubscribe
+                | Pattern::A2aV03Subscribe
+        )
+    }
+
+    /// Whether it speaks A2A v0.3's JSON-RPC methods (`message/send`, `tasks/get`, …) and
+    /// shapes (`kind`, lower-case states).
+    pub fn is_v03(self) -> bool {
+        matches!(
+            self,
+            Pattern::A2aV03Message
+                | Pattern::A2aV03Stream
+                | Pattern::A2aV03Task
+                | Pattern::A2aV03Subscribe
         )
     }
 

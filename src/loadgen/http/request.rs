@@ -313,8 +313,12 @@ pub(super) fn request_body(
             crate::grpc::frame(b, |b| crate::grpc::get_task_request(b, task.as_bytes()));
         }
         (What::Poll(_) | What::Subscribe(_), Some(p)) if !p.is_a2a_rest() => {
-            let method =
-                if matches!(what, What::Subscribe(_)) { "SubscribeToTask" } else { "GetTask" };
+            let method = match (what, p.is_v03()) {
+                (What::Subscribe(_), false) => "SubscribeToTask",
+                (What::Subscribe(_), true) => "tasks/resubscribe",
+                (_, false) => "GetTask",
+                (_, true) => "tasks/get",
+            };
             let _ = write!(
                 b,
                 r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"{method}","params":{{"id":"#
@@ -370,6 +374,12 @@ pub(super) fn request_body(
             let _ = write!(
                 b,
                 r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"{method}","params":{{"message":{{"kind":"message","role":"user","messageId":"m-{id_base}-{client}-{seq}","parts":[{{"kind":"text","text":"{text}"}}]}}}}}}"#,
+            );
+        }
+        (_, Some(Pattern::A2aV03Task | Pattern::A2aV03Subscribe)) => {
+            let _ = write!(
+                b,
+                r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"message/send","params":{{"message":{{"kind":"message","role":"user","messageId":"m-{id_base}-{client}-{seq}","parts":[{{"kind":"text","text":"{text}"}}]}},"configuration":{{"blocking":false}}}}}}"#,
             );
         }
         (_, Some(Pattern::McpToolsList)) => {

@@ -449,6 +449,25 @@ fn a_task_is_asked_about_by_its_binding_with_its_id() {
     assert!(rest.contains("Accept: text/event-stream"), "{rest}");
     let grpc = subscribe(Pattern::A2aGrpcSubscribe);
     assert_eq!(grpc.lines().next(), Some("POST /a/lf.a2a.v1.A2AService/SubscribeToTask HTTP/1.1"));
+    // v0.3: message/send with blocking false, then tasks/get or tasks/resubscribe, all at the
+    // URL, with no A2A-Version (v0.3 has none).
+    let send = text(Pattern::A2aV03Task, false);
+    let (head, body) = send.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("POST /a/ HTTP/1.1\r\n") && !head.contains("A2A-Version"), "{head}");
+    let call: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(call["method"], "message/send");
+    assert_eq!(call["params"]["configuration"]["blocking"], false, "{body}");
+    assert_eq!(call["params"]["message"]["role"], "user", "{body}");
+    for (what, method) in [(What::Poll(0), "tasks/get"), (What::Subscribe(0), "tasks/resubscribe")]
+    {
+        let follow = request(Pattern::A2aV03Subscribe, Some(what));
+        let (head, body) = follow.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("POST /a/ HTTP/1.1\r\n") && !head.contains("A2A-Version"));
+        let stream = matches!(what, What::Subscribe(_));
+        assert_eq!(head.contains("Accept: text/event-stream"), stream, "{head}");
+        let call: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!((&call["method"], &call["params"]["id"]), (&method.into(), &id.into()));
+    }
 }
 
 #[test]
