@@ -173,7 +173,7 @@ pub struct HttpCmd {
     #[arg(long, value_name = "SECS", default_value = "0.1", value_parser = parse_secs)]
     task_poll: Duration,
     /// The task patterns: a task still working this many seconds after its intended send
-    /// time is an error of kind task_timeout.
+    /// time is an error of kind task_timeout (a subscription's stream still open is cut).
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
     task_timeout: Duration,
     /// Multi-host: this process is worker I (from 0) of --workers, driving its slice of every

@@ -169,6 +169,12 @@ pub trait Adapter {
     fn breakdown(&self, _book: &Book) -> Vec<super::http::PatternStats> {
         Vec::new()
     }
+    /// Requests in flight whose answers are streams already telling a long task's events
+    /// (subscriptions): they wait on the task, not on the server, so the stall check leaves
+    /// them out (their bound is the task's timeout).
+    fn following(&self) -> u64 {
+        0
+    }
     /// When the adapter's next timer is due (a lock hold ending), if any.
     fn next_timer_ns(&self) -> Option<u64> {
         None
@@ -344,6 +350,11 @@ impl<A: Adapter> Group<A> {
     /// Requests still in flight.
     pub fn in_flight(&self) -> u64 {
         self.book.in_flight
+    }
+
+    /// Of those in flight, the ones following a task's stream ([`Adapter::following`]).
+    pub fn following(&self) -> u64 {
+        self.adapter.following()
     }
 
     /// Whether sending is over (every count sent, or the end time passed).

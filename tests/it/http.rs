@@ -421,62 +421,119 @@ fn a_subscription_refused_because_the_task_ended_asks_get_task() {
 
 #[test]
 fn a_task_that_works_longer_than_the_stall_timeout_is_not_a_stall() {
-    // Proves that a server answering GetTasks about tasks still working is not stalled: the
-    // echo agent's tasks work 1.2 s, past --drain-timeout 0.5, and the run ends with every
-    // task answered (the polls show the server alive), none counted as drain_timeout.
+    // Proves that a server answering GetTasks about tasks still working, or holding open the
+    // subscriptions that began telling their events, is not stalled: the echo agent's tasks
+    // work 1.2 s, past --drain-timeout 0.5, and the run ends with every task answered, none
+    // counted as drain_timeout; polled over HTTP+JSON, subscribed to over JSON-RPC (HTTP/1.1)
+    // and gRPC (HTTP/2).
     let (_echo, url) = echo_with_tasks(Duration::from_millis(1200));
-    let args = [
-        "--url",
-        &url,
-        "--pattern",
-        "a2a-rest:task",
-        "--agents",
-        "2",
-        "--duration",
-        "0.3",
-        "--warmup",
-        "0",
-        "--drain-timeout",
-        "0.5",
-        "--task-poll",
-        "0.05",
-    ];
-    let (ok, text, report) = http(&args);
-    let report = report.unwrap_or_else(|| panic!("no report: {text}"));
-    assert!(ok, "{text}");
-    assert!(!text.contains("stalled"), "{text}");
-    let p = pattern(&report, "a2a-rest:task");
-    assert!(p["latency"]["p50_ms"].as_f64().unwrap() >= 1200.0, "{p}");
-    assert!(p["polls_per_answer"].as_f64().unwrap() >= 10.0, "{p}");
-    let r = run(&report);
-    assert!(r["accounting"]["closed"].as_bool().unwrap(), "{r}");
-    assert_eq!(r["errors"], serde_json::json!({}), "{}", r["failure"]);
+    for mix in [&["a2a-rest:task"][..], &["a2a:subscribe"], &["a2a-grpc:subscribe"]] {
+        let patterns = mix.join(",");
+        let args = [
+            "--url",
+            &url,
+            "--pattern",
+            &patterns,
+            "--agents",
+            "2",
+            "--duration",
+            "0.3",
+            "--warmup",
+            "0",
+            "--drain-timeout",
+            "0.5",
+            "--task-poll",
+            "0.05",
+        ];
+        let (ok, text, report) = http(&args);
+        let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+        assert!(ok, "{text}");
+        assert!(!text.contains("stalled"), "{text}");
+        let p = pattern(&report, mix[0]);
+        assert!(p["latency"]["p50_ms"].as_f64().unwrap() >= 1200.0, "{p}");
+        let follow_ups = p["polls_per_answer"].as_f64().unwrap();
+        assert!(if mix[0].ends_with(":task") { follow_ups >= 10.0 } else { follow_ups == 1.0 });
+        let r = run(&report);
+        assert!(r["accounting"]["closed"].as_bool().unwrap(), "{r}");
+        assert_eq!(r["errors"], serde_json::json!({}), "{}", r["failure"]);
+    }
 }
 
 #[test]
 fn a_task_that_never_ends_is_given_up_at_the_task_timeout() {
     // Proves the bound on a task: the echo agent's tasks work 5 s, a2a-bench gives each up
     // 0.3 s after its intended send time (`task_timeout`), so the run ends in about a second
-    // with every task counted, not when (or if) the server finishes them.
+    // with every task counted, not when (or if) the server finishes them: polled, and
+    // subscribed to (the stream still open is cut: the connection over HTTP/1.1, the stream
+    // over HTTP/2).
     let (_echo, url) = echo_with_tasks(Duration::from_secs(5));
-    let args = [
-        "--url",
-        &url,
-        "--pattern",
-        "a2a:task",
-        "--agents",
-        "2",
-        "--task-poll",
-        "0.05",
-        "--task-timeout",
-        "0.3",
-        "--warmup",
-        "0",
-    ];
-    let started = std::time::Instant::now();
-    let report = check_every_request_fails(&args, "task_timeout");
-    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
-    assert_eq!(report["config"]["http"]["task_timeout_sec"], 0.3);
+    for pattern in ["a2a:task", "a2a-rest:subscribe", "a2a-grpc:subscribe"] {
+        let args = [
+            "--url",
+            &url,
+            "--pattern",
+            pattern,
+            "--agents",
+            "2",
+            "--task-poll",
+            "0.05",
+            "--task-timeout",
+            "0.3",
+            "--warmup",
+            "0",
+        ];
+        let started = std::time::Instant::now();
+        let report = check_every_request_fails(&args, "task_timeout");
+        assert!(started.elapsed() < Duration::from_secs(4), "{pattern}: {:?}", started.elapsed());
+        assert_eq!(report["config"]["http"]["task_timeout_sec"], 0.3);
+    }
+}
+
+#[test]
+fn a_subscription_whose_stream_never_began_is_a_stall() {
+    // Proves where the stall check stops trusting a subscription: a server that answers
+    // SubscribeToTask with a stream's head but no event has not answered (a stall at
+    // --drain-timeout, counted as drain_timeout); once its first event told the task's
+    // state, the open stream waits on the task, ended at --task-timeout (`task_timeout`).
+    for (first_event, kind) in [("", "drain_timeout"), ("working", "task_timeout")] {
+        let addr = scripted(move |_, request| {
+            if request.contains("\"SubscribeToTask\"") {
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+                let event = match first_event {
+                    "" => String::new(),
+                    state => {
+                        let e = format!(
+                            r#"data: {{"jsonrpc":"2.0","id":1,"result":{{"task":{{"id":"t-1","status":{{"state":"{state}"}}}}}}}}"#
+                        ) + "\n\n";
+                        format!("{:x}\r\n{e}\r\n", e.len())
+                    }
+                };
+                return Some(format!("{head}{event}").into_bytes());
+            }
+            let body = r#"{"jsonrpc":"2.0","id":1,"result":{"task":{"id":"t-1","status":{"state":"TASK_STATE_WORKING"}}}}"#;
+            Some(response("200 OK", "application/json", "", body))
+        });
+        let url = format!("http://{addr}/");
+        let args = [
+            "--url",
+            &url,
+            "--pattern",
+            "a2a:subscribe",
+            "--agents",
+            "2",
+            "--duration",
+            "0.3",
+            "--warmup",
+            "0",
+            "--drain-timeout",
+            "0.5",
+            "--task-timeout",
+            "1.5",
+        ];
+        let report = check_every_request_fails(&args, kind);
+        let failure = run(&report)["failure"].as_str().unwrap_or("").to_string();
+        assert_eq!(failure.contains("the server stalled"), first_event.is_empty(), "{failure}");
+    }
 }
 
 #[test]

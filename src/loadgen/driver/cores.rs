@@ -451,11 +451,14 @@ impl Core {
         // The stall clock runs only while something waits for an answer: a core whose agents'
         // first sends come late in the window (open loop, many agents at a low rate) waited
         // for nothing until then.
-        if answered != w.progress.1 || g.in_flight() == 0 {
+        // Nor while all it waits for are subscriptions whose streams began: their tasks work
+        // (bounded by the task timeout).
+        let waiting = g.in_flight().saturating_sub(g.following());
+        if answered != w.progress.1 || waiting == 0 {
             w.progress = (now, answered);
         }
         // Drain timeout once sending stopped; stall timeout (no answer at all) before.
-        if g.in_flight() > 0 && now.saturating_sub(w.progress.0) > timeout_ns {
+        if waiting > 0 && now.saturating_sub(w.progress.0) > timeout_ns {
             let since = w.progress.0 as f64 / 1e9 - w.measure_ns as f64 / 1e9;
             let when = if since >= 0.0 {
                 format!("{since:.2} s into the measured window")

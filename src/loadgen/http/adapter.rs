@@ -133,6 +133,24 @@ impl Adapter for Http {
         self.polls.front().map(|&(due, _, _)| due)
     }
 
+    fn following(&self) -> u64 {
+        if !self.plan.patterns.iter().any(|p| p.is_subscribe()) {
+            return 0;
+        }
+        let subscribed = |w: &Wire| matches!(w.what, What::Subscribe(_));
+        let mut n = 0;
+        for (conn, c) in self.conns.iter().enumerate() {
+            n += match self.h2.get(conn) {
+                Some(h2) => h2.streaming(subscribed),
+                // Over HTTP/1.1 only the front request's answer is arriving.
+                None => {
+                    usize::from(c.first_event_ns != 0 && c.wire.front().is_some_and(subscribed))
+                }
+            };
+        }
+        n as u64
+    }
+
     fn on_side(&mut self, _msg: Option<super::super::workload::Completed>, book: &mut Book) {
         self.poll_due(book.now_ns(), book);
     }
@@ -203,16 +221,22 @@ impl Adapter for Http {
     }
 
     fn expire(&mut self, book: &mut Book, touched: &mut Vec<(usize, bool)>) -> u64 {
-        let timeout = self.plan.timeout_ns;
-        if timeout == 0 {
+        let (timeout, task_timeout) = (self.plan.timeout_ns, self.plan.task_timeout_ns);
+        if timeout == 0 && !self.plan.patterns.iter().any(|p| p.is_subscribe()) {
             return u64::MAX;
         }
         let now = book.now_ns();
+        // A subscription's stream lasts as long as its task works: it ends at the task's
+        // timeout, whatever --timeout says.
+        let task_due = |w: &Wire| match w.what {
+            What::Subscribe(_) => w.intended_ns.saturating_add(task_timeout),
+            _ => u64::MAX,
+        };
         let due = |w: &Wire| match w.what {
-            What::Request(_) | What::Poll(_) | What::Subscribe(_) => {
-                w.sent_ns.saturating_add(timeout)
+            What::Request(_) | What::Poll(_) | What::Subscribe(_) if timeout > 0 => {
+                w.sent_ns.saturating_add(timeout).min(task_due(w))
             }
-            _ => u64::MAX, // set-up and farewells have their own bounds
+            _ => task_due(w), // set-up and farewells have their own bounds
         };
         let mut next = u64::MAX;
         let mut gone = Vec::new();
@@ -237,7 +261,11 @@ impl Adapter for Http {
                 touched.push((conn, true));
             }
             for w in gone.drain(..) {
-                self.failed(w, "timeout", "no answer within --timeout", book);
+                if task_due(&w) <= now {
+                    self.failed(w, "task_timeout", "the task outlasted --task-timeout", book);
+                } else {
+                    self.failed(w, "timeout", "no answer within --timeout", book);
+                }
             }
         }
         next

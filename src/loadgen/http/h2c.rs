@@ -306,6 +306,11 @@ impl<W: Copy> H2Conn<W> {
         Ok(())
     }
 
+    /// The streams whose request `of` picks and whose first event arrived.
+    pub fn streaming(&self, of: impl Fn(&W) -> bool) -> usize {
+        self.streams.iter().filter(|s| s.first_event_ns != 0 && of(&s.w)).count()
+    }
+
     /// What was in flight, for a connection that ended.
     pub fn into_streams(self) -> impl Iterator<Item = W> {
         self.streams.into_iter().map(|s| s.w)
