@@ -2,7 +2,8 @@
 # What following long-running tasks costs: `a2a:task` (SendMessage with returnImmediately, then
 # GetTask every --task-poll until the task ends) against an agent whose tasks work TASK_MS (50)
 # ms, at several poll intervals, `a2a-grpc:task` at one of them, and `a2a:subscribe` and
-# `a2a-grpc:subscribe` (SubscribeToTask: the task's end pushed as it happens). The reference echo agent
+# `a2a-grpc:subscribe` (SubscribeToTask: the task's end streamed as it happens), and `a2a:push`
+# (the server POSTs the task's end to a2a-bench's receiver). The reference echo agent
 # (`serve a2a-echo --threads 1 --task-ms TASK_MS`) on core 0, CLIENTS (64) clients on the last
 # core, SECS-second runs after 1 s of warm-up, the settings alternating ROUNDS (3) times. With
 # PY=1 (and `make test-targets`' virtual environment), the same against a2a-sdk's own agent
@@ -45,7 +46,7 @@ for i, setting in enumerate(settings):
     runs = [json.load(open(f"{out}/{name}-{i}-{r}.json"))["results"][0] for r in range(1, rounds + 1)]
     pats = [r["patterns"][0] for r in runs]
     tasks = med(p["ok_per_sec"] for p in pats)
-    polls = med(p["polls_per_answer"] for p in pats)
+    polls = med(p.get("polls_per_answer") or 0 for p in pats)
     server = med(r["cpu"].get("target_cores") or float("nan") for r in runs)
     errors = sum(sum(r["errors"].values()) for r in runs)
     print(f"{setting:36} {tasks:8.0f} {med(p['latency']['p50_ms'] for p in pats):8.2f} "
@@ -60,7 +61,8 @@ SERVERS+=($!)
 wait_up "$PORT"
 measure "a2a-bench serve a2a-echo --task-ms $TASK_MS" "$PORT" "$CLIENTS" \
     "a2a:task --task-poll 0" "a2a:task --task-poll 0.005" "a2a:task --task-poll 0.02" \
-    "a2a:task --task-poll 0.1" "a2a-grpc:task --task-poll 0.02" "a2a:subscribe" "a2a-grpc:subscribe"
+    "a2a:task --task-poll 0.1" "a2a-grpc:task --task-poll 0.02" "a2a:subscribe" "a2a-grpc:subscribe" \
+    "a2a:push"
 
 if [ "${PY:-0}" = 1 ] && [ -x "$ENVS/a2a/bin/python" ]; then
     PORT=$(free_port)
@@ -70,5 +72,5 @@ if [ "${PY:-0}" = 1 ] && [ -x "$ENVS/a2a/bin/python" ]; then
     wait_up "$PORT"
     measure "a2a-sdk $("$ENVS/a2a/bin/pip" show a2a-sdk | sed -n 's/^Version: //p'), tasks of $TASK_MS ms" \
         "$PORT" 16 "a2a:task --task-poll 0.005" "a2a:task --task-poll 0.02" "a2a:task --task-poll 0.1" \
-        "a2a:subscribe"
+        "a2a:subscribe" "a2a:push"
 fi

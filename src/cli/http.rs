@@ -29,7 +29,8 @@ pub struct HttpCmd {
     /// a2a:task, a2a-rest:task, a2a-grpc:task (returnImmediately, then GetTask until the task
     /// ends), a2a:subscribe, a2a-rest:subscribe, a2a-grpc:subscribe (returnImmediately, then
     /// SubscribeToTask), a2a-v03:task, a2a-v03:subscribe (v0.3: blocking false, then tasks/get
-    /// or tasks/resubscribe),
+    /// or tasks/resubscribe), a2a:push, a2a-rest:push (returnImmediately with a push-notification
+    /// config: the task's end is POSTed to a2a-bench's receiver),
     /// a2a-grpc:message, a2a-grpc:stream, a2a-grpc:conversation (A2A's gRPC binding, over
     /// HTTP/2), mcp:tools/list, mcp:tools/call, mcp:mixed, registry:register, registry:get,
     /// registry:list, registry:search, registry:health.
@@ -176,6 +177,15 @@ pub struct HttpCmd {
     /// time is an error of kind task_timeout (a subscription's stream still open is cut).
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
     task_timeout: Duration,
+    /// a2a:push, a2a-rest:push: where a2a-bench receives the push notifications
+    /// [default: 127.0.0.1:0 for a target on loopback, else 0.0.0.0:0].
+    #[arg(long, value_name = "ADDR")]
+    push_listen: Option<std::net::SocketAddr>,
+    /// a2a:push, a2a-rest:push: the URL the target is told to notify, when it reaches
+    /// a2a-bench by another address than the one it was reached from (NAT, a proxy)
+    /// [default: http://<that address>:<port>/push].
+    #[arg(long, value_name = "URL")]
+    push_url: Option<String>,
     /// Multi-host: this process is worker I (from 0) of --workers, driving its slice of every
     /// run's clients; `a2a-bench merge` adds the parts up.
     #[arg(long, value_name = "I", requires_all = ["workers", "run_id", "meet"])]
@@ -193,6 +203,49 @@ pub struct HttpCmd {
     /// Multi-host: seconds to wait at each run's start for the other workers.
     #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
     start_timeout: Duration,
+}
+
+/// The push patterns' receiver of notifications, started (`None` without them).
+fn push_receiver(
+    cmd: &HttpCmd,
+    patterns: &[Pattern],
+    target: std::net::SocketAddr,
+    agent_cores: &[usize],
+) -> anyhow::Result<Option<std::sync::Arc<crate::loadgen::http::push::Receiver>>> {
+    if !patterns.iter().any(|p| p.is_push()) {
+        if cmd.push_listen.is_some() || cmd.push_url.is_some() {
+            bail!(
+                "--push-listen and --push-url are for the push patterns (a2a:push, a2a-rest:push)"
+            );
+        }
+        return Ok(None);
+    }
+    if let Some(url) = &cmd.push_url {
+        let plain = url.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\\'));
+        if !(url.starts_with("http://") || url.starts_with("https://")) || !plain {
+            bail!("--push-url: give an http:// or https:// URL (no quotes, backslashes or spaces)");
+        }
+    }
+    let unspecified = |ip: std::net::IpAddr| std::net::SocketAddr::new(ip, 0);
+    let listen = cmd.push_listen.unwrap_or_else(|| match target.ip() {
+        ip if ip.is_loopback() => unspecified(ip),
+        std::net::IpAddr::V4(_) => unspecified(std::net::Ipv4Addr::UNSPECIFIED.into()),
+        std::net::IpAddr::V6(_) => unspecified(std::net::Ipv6Addr::UNSPECIFIED.into()),
+    });
+    // Listening everywhere: the target is told the address it was reached from.
+    let host = match (&cmd.push_url, listen.ip().is_unspecified()) {
+        (None, true) => {
+            let local = std::net::UdpSocket::bind(unspecified(listen.ip()))
+                .and_then(|s| s.connect(target).and(s.local_addr()))
+                .map_err(|e| anyhow!("--push-listen: no address toward {target}: {e}"))?;
+            Some(local.ip())
+        }
+        _ => None,
+    };
+    let at = crate::loadgen::http::push::Advertised { url: cmd.push_url.as_deref(), host };
+    let r = crate::loadgen::http::push::Receiver::start(listen, at, agent_cores)
+        .map_err(|e| anyhow!("--push-listen {listen}: {e}"))?;
+    Ok(Some(std::sync::Arc::new(r)))
 }
 
 /// A parsed `--url`.
@@ -326,8 +379,10 @@ fn config(
         close: cmd.no_keepalive,
         headers: headers.clone(),
         counts: Default::default(),
+        push: None,
     };
     let cfg = BenchConfig::try_from(bench_args(&cmd, addr))?;
+    plan.push = push_receiver(&cmd, &patterns, addr, &cfg.agent_cores())?;
     if cmd.preload > 0 {
         // A worker of a multi-host run registers its share: together they preload N.
         let (first, count) = role.map_or((0, cmd.preload), |w| w.slice(cmd.preload));
@@ -355,6 +410,7 @@ fn config(
         tls: https,
         keepalive: !cmd.no_keepalive,
         headers: headers.into_iter().map(|(name, _)| name).collect(),
+        push_url: plan.push.as_ref().map(|r| r.base().to_string()),
     };
     Ok(cfg.into_http(&cmd.url, plan, cmd.connections, info))
 }
@@ -530,7 +586,16 @@ pub(super) fn run(cmd: HttpCmd) -> anyhow::Result<Finish> {
     if let Some(role) = role {
         cfg.set_worker(role)?;
     }
-    super::bench::run_config(cfg)
+    let push = cfg.http.as_ref().and_then(|plan| plan.push.clone());
+    let finish = super::bench::run_config(cfg);
+    if let Some(r) = push {
+        let [received, ends, refused, stale] = r.counts();
+        println!(
+            "push notifications at {}: {received} received, {ends} told a task's end, {refused} refused (a wrong token, URL or body), {stale} of an earlier run",
+            r.base()
+        );
+    }
+    finish
 }
 
 #[cfg(test)]

@@ -440,6 +440,10 @@ pub struct HttpConfig {
     /// `--header`s' names (never their values: they may be keys).
     #[serde(default)]
     pub headers: Vec<String>,
+    /// The push patterns: the URL the target was told to notify (before
+    /// `/{run}/{core}/{client}/{seq}`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub push_url: Option<String>,
 }
 
 fn yes() -> bool {
@@ -471,7 +475,8 @@ pub struct PatternResult {
     /// at once).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub accepted: Option<LatencySummary>,
-    /// Tasks: `GetTask` polls per task that completed.
+    /// Tasks: `GetTask` polls (or subscriptions) per task that completed; none for the push
+    /// patterns.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub polls_per_answer: Option<f64>,
 }
@@ -489,7 +494,9 @@ impl PatternResult {
             first_event: stream.then(|| LatencySummary::of(&s.first_event)),
             events_per_answer: stream.then(|| s.events as f64 / s.ok.max(1) as f64),
             accepted: task.then(|| LatencySummary::of(&s.first_event)),
-            polls_per_answer: task.then(|| s.events as f64 / s.ok.max(1) as f64),
+            // A notified task's end is no request of the client's.
+            polls_per_answer: (task && !s.pattern.is_push())
+                .then(|| s.events as f64 / s.ok.max(1) as f64),
         }
     }
 }

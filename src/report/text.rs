@@ -175,12 +175,11 @@ fn pattern_line(p: &crate::report::PatternResult) -> String {
             ms(f.p99_ms)
         ));
     }
-    if let (Some(a), Some(n)) = (p.accepted.as_ref().filter(|a| a.count > 0), p.polls_per_answer) {
-        line.push_str(&format!(
-            "  accepted p50 {} ms p99 {} ms, {n:.1} polls",
-            ms(a.p50_ms),
-            ms(a.p99_ms)
-        ));
+    if let Some(a) = p.accepted.as_ref().filter(|a| a.count > 0) {
+        line.push_str(&format!("  accepted p50 {} ms p99 {} ms", ms(a.p50_ms), ms(a.p99_ms)));
+        if let Some(n) = p.polls_per_answer {
+            line.push_str(&format!(", {n:.1} polls"));
+        }
     }
     if p.errors > 0 {
         let kinds: Vec<String> = p.errors_by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();

@@ -12,7 +12,11 @@
 //! `working` for the agent's task time, then `completed` with the text as its artifact, as
 //! `GetTask` (`GET {prefix}/tasks/{id}` in HTTP+JSON) tells; tasks are kept a minute after they
 //! end, a million at most. v0.3's `message/send` with `blocking: false` starts one the same way,
-//! told by `tasks/get` and `tasks/resubscribe` in v0.3's shapes.
+//! told by `tasks/get` and `tasks/resubscribe` in v0.3's shapes. A task started with a
+//! `taskPushNotificationConfig` (JSON-RPC and HTTP+JSON) is also notified when it completes: a
+//! POST of its final status update to the config's URL, with its token in
+//! `X-A2A-Notification-Token`, over a pool of keep-alive connections (best effort, as
+//! a2a-sdk's sender).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -39,7 +43,15 @@ pub struct Echo {
     task_time: Duration,
     /// The tasks started, by id.
     tasks: Mutex<HashMap<String, Task>>,
+    /// Sends push notifications.
+    notifier: Box<Notifier>,
 }
+
+/// The client that sends push notifications.
+type Notifier = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Full<Bytes>,
+>;
 
 /// A task the agent works on.
 struct Task {
@@ -86,6 +98,10 @@ impl Echo {
             event_gap: Duration::ZERO,
             task_time: Duration::ZERO,
             tasks: Mutex::new(HashMap::new()),
+            notifier: Box::new(
+                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .build_http(),
+            ),
         }
     }
 
@@ -166,11 +182,36 @@ impl Echo {
     }
 
     /// A `SendMessage` with `returnImmediately` (v0.3: `message/send` with `blocking: false`):
-    /// the task it started (`Err`: too many tasks).
-    fn task_answer(&self, message: &Value, text: &str, version: Version) -> Result<Value, ()> {
+    /// the task it started (`Err`: too many tasks). `request` is the whole `SendMessageRequest`:
+    /// its push-notification config, if any, is notified when the task completes.
+    fn task_answer(
+        &self,
+        request: &Value,
+        message: &Value,
+        text: &str,
+        version: Version,
+    ) -> Result<Value, ()> {
         let out = answer(message, text, version);
         let context = out["contextId"].as_str().unwrap_or_default();
         let id = self.start_task(context, text).ok_or(())?;
+        let config = request.pointer("/configuration/taskPushNotificationConfig");
+        if let Some(url) = config.and_then(|c| c.get("url")).and_then(Value::as_str) {
+            let token = config.and_then(|c| c.get("token")).and_then(Value::as_str);
+            let update = json!({"statusUpdate": {"taskId": id, "contextId": context,
+                "status": {"state": "TASK_STATE_COMPLETED"}}});
+            let mut post = Request::post(url).header("content-type", "application/json");
+            if let Some(t) = token {
+                post = post.header("x-a2a-notification-token", t);
+            }
+            if let Ok(post) = post.body(http_body_util::Full::new(Bytes::from(update.to_string())))
+            {
+                let (notifier, after) = ((*self.notifier).clone(), self.task_time);
+                tokio::spawn(async move {
+                    tokio::time::sleep(after).await;
+                    let _ = notifier.request(post).await;
+                });
+            }
+        }
         self.task_json(&id, version).ok_or(())
     }
 
@@ -387,7 +428,7 @@ impl Echo {
             return bad("INVALID_REQUEST", "the message has no parts");
         };
         if !stream && immediately(&request) {
-            return match self.task_answer(message, &text, Version::V1) {
+            return match self.task_answer(&request, message, &text, Version::V1) {
                 Ok(task) => reply(StatusCode::OK, A2A_JSON, json!({"task": task}).to_string()),
                 Err(()) => rest_error(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -464,7 +505,7 @@ impl Echo {
             }
         };
         if now && !stream {
-            return match self.task_answer(message, &text, version) {
+            return match self.task_answer(params.unwrap_or(&Value::Null), message, &text, version) {
                 Ok(task) => {
                     let result = if version == Version::V1 { json!({"task": task}) } else { task };
                     json_reply(

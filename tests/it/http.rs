@@ -490,6 +490,132 @@ fn a_task_that_never_ends_is_given_up_at_the_task_timeout() {
 }
 
 #[test]
+fn notified_tasks_are_answered_when_their_end_is_pushed() {
+    // Proves the push patterns end to end against the echo agent, whose tasks work 30 ms and
+    // are then notified (a POST of their final status to the URL each SendMessage named):
+    // each task is answered when its notification comes, 30 ms after it was accepted (no
+    // polls), over HTTP/1.1 and HTTP/2, in JSON-RPC and the HTTP+JSON binding, and the
+    // receiver says what it received.
+    let (_echo, url) = echo_with_tasks(Duration::from_millis(30));
+    for version in [None, Some("--http2")] {
+        let mix = ["a2a:push", "a2a-rest:push"];
+        let patterns = mix.join(",");
+        let mut args = vec!["--url", &url, "--pattern", &patterns, "--agents", "3"];
+        args.extend(["--duration", "1"]);
+        args.extend(version);
+        let (ok, text, report) = http(&args);
+        let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+        assert!(ok, "{version:?}: {text}");
+        assert_clean(&report, &mix);
+        for name in mix {
+            let p = pattern(&report, name);
+            let (done, accepted) = (
+                p["latency"]["p50_ms"].as_f64().unwrap(),
+                p["accepted"]["p50_ms"].as_f64().unwrap(),
+            );
+            assert!((30.0..45.0).contains(&done) && accepted < done - 20.0, "{p}");
+            assert!(p.get("polls_per_answer").is_none_or(Value::is_null), "{p}");
+        }
+        let said = text.lines().find(|l| l.starts_with("push notifications at http://127.0.0.1:"));
+        let said = said.unwrap_or_else(|| panic!("{text}"));
+        assert!(said.contains(" 0 refused"), "{said}");
+    }
+}
+
+/// POSTs a notification that task `t-1` is in `state` to the push URL and token of `request`
+/// (a SendMessage of a push pattern), as a server would; returns the answer's status line.
+fn notify(request: &str, token: Option<&str>, state: &str) -> String {
+    let body = &request[request.find("\r\n\r\n").unwrap() + 4..];
+    let call: Value = serde_json::from_str(body).unwrap();
+    let config = &call["params"]["configuration"]["taskPushNotificationConfig"];
+    let url = config["url"].as_str().unwrap();
+    let (addr, path) = url.strip_prefix("http://").unwrap().split_once('/').unwrap();
+    let token = token.unwrap_or(config["token"].as_str().unwrap());
+    let update = format!(r#"{{"statusUpdate":{{"taskId":"t-1","status":{{"state":"{state}"}}}}}}"#);
+    let mut s = TcpStream::connect(addr).unwrap();
+    let post = format!(
+        "POST /{path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nX-A2A-Notification-Token: {token}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{update}",
+        update.len()
+    );
+    s.write_all(post.as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer.lines().next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn a_notified_end_is_taken_early_or_late_and_a_missing_one_times_out() {
+    // Proves the push patterns' accounting against scripted servers, each task resolved once:
+    // an end notified before the SendMessage is answered is kept until it is (answered); a
+    // failed end notified later is `a2a_task_failed`; a notification with a wrong token is
+    // refused (401), and its task, like one never notified, ends at --task-timeout as
+    // `task_timeout`, not as a stall (the run waits on the task, not on the server).
+    let accepted = r#"{"jsonrpc":"2.0","id":1,"result":{"task":{"id":"t-1","status":{"state":"TASK_STATE_SUBMITTED"}}}}"#;
+    for (case, kind) in [
+        ("early", None),
+        ("failed", Some("a2a_task_failed")),
+        ("wrong token", Some("task_timeout")),
+        ("never", Some("task_timeout")),
+    ] {
+        let addr = scripted(move |_, request| {
+            match case {
+                "early" => {
+                    assert_eq!(notify(request, None, "TASK_STATE_COMPLETED"), "HTTP/1.1 200 OK")
+                }
+                "wrong token" => {
+                    let got = notify(request, Some("nope"), "TASK_STATE_COMPLETED");
+                    assert_eq!(got, "HTTP/1.1 401 Unauthorized");
+                }
+                "failed" => {
+                    let request = request.to_string();
+                    std::thread::spawn(move || {
+                        std::thread::sleep(Duration::from_millis(20));
+                        notify(&request, None, "TASK_STATE_FAILED");
+                    });
+                }
+                _ => {}
+            }
+            Some(response("200 OK", "application/json", "", accepted))
+        });
+        let url = format!("http://{addr}/");
+        let args = [
+            "--url",
+            &url,
+            "--pattern",
+            "a2a:push",
+            "--agents",
+            "2",
+            "--duration",
+            "0.3",
+            "--warmup",
+            "0",
+            "--drain-timeout",
+            "0.5",
+            "--task-timeout",
+            "1",
+        ];
+        let text = match kind {
+            None => {
+                let (ok, text, report) = http(&args);
+                let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+                assert!(ok, "{case}: {text}");
+                assert_clean(&report, &["a2a:push"]);
+                text
+            }
+            Some(kind) => {
+                let report = check_every_request_fails(&args, kind);
+                let failure = run(&report)["failure"].as_str().unwrap_or("").to_string();
+                assert!(!failure.contains("stalled"), "{case}: {failure}");
+                String::new()
+            }
+        };
+        if case == "early" {
+            assert!(text.contains(" 0 refused"), "{text}");
+        }
+    }
+}
+
+#[test]
 fn a_subscription_whose_stream_never_began_is_a_stall() {
     // Proves where the stall check stops trusting a subscription: a server that answers
     // SubscribeToTask with a stream's head but no event has not answered (a stall at

@@ -6,12 +6,16 @@ binding beside it (POST /message:send, /message:stream), the agent card at
 /.well-known/agent-card.json. Usage: python a2a_echo.py PORT
 
 With A2A_ECHO_TASK_MS=N every message starts a task instead: submitted, working for N ms, then
-an artifact with the text and completed (what `returnImmediately` and `GetTask` are for).
+an artifact with the text and completed (what `returnImmediately` and `GetTask` are for); the
+agent then also takes push-notification configs, and a2a-sdk's own sender (httpx) POSTs each
+of the task's events to the URL a config names.
 """
 
 import asyncio
 import os
 import sys
+
+import httpx
 
 import uvicorn
 from starlette.applications import Starlette
@@ -23,7 +27,12 @@ from a2a.server.request_handlers import DefaultRequestHandler
 from a2a.server.routes.agent_card_routes import create_agent_card_routes
 from a2a.server.routes.jsonrpc_routes import create_jsonrpc_routes
 from a2a.server.routes.rest_routes import create_rest_routes
-from a2a.server.tasks import InMemoryTaskStore, TaskUpdater
+from a2a.server.tasks import (
+    BasePushNotificationSender,
+    InMemoryPushNotificationConfigStore,
+    InMemoryTaskStore,
+    TaskUpdater,
+)
 from a2a.types import AgentCapabilities, AgentCard, AgentInterface, AgentSkill, TaskState
 
 TASK_MS = os.environ.get("A2A_ECHO_TASK_MS")
@@ -59,7 +68,7 @@ def agent_card(url: str, bindings: list[str]) -> AgentCard:
         supported_interfaces=[
             AgentInterface(url=url, protocol_binding=b, protocol_version="1.0") for b in bindings
         ],
-        capabilities=AgentCapabilities(streaming=True),
+        capabilities=AgentCapabilities(streaming=True, push_notifications=TASK_MS is not None),
         default_input_modes=["text/plain"],
         default_output_modes=["text/plain"],
         skills=[AgentSkill(id="echo", name="echo", description="echoes", tags=["echo"])],
@@ -68,8 +77,21 @@ def agent_card(url: str, bindings: list[str]) -> AgentCard:
 
 def handler_for(card: AgentCard) -> DefaultRequestHandler:
     """The request handler of the echo agent with `card`, its tasks in memory."""
+    if TASK_MS is None:
+        return DefaultRequestHandler(
+            agent_executor=Echo(), task_store=InMemoryTaskStore(), agent_card=card
+        )
+    # Tasks: notified as a2a-sdk notifies, over one pooled httpx client.
+    configs = InMemoryPushNotificationConfigStore()
+    sender = BasePushNotificationSender(
+        httpx.AsyncClient(limits=httpx.Limits(max_connections=64)), configs
+    )
     return DefaultRequestHandler(
-        agent_executor=Echo(), task_store=InMemoryTaskStore(), agent_card=card
+        agent_executor=Echo(),
+        task_store=InMemoryTaskStore(),
+        agent_card=card,
+        push_config_store=configs,
+        push_sender=sender,
     )
 
 

@@ -79,10 +79,11 @@ check "a2a-sdk $("$ENVS/a2a/bin/pip" show a2a-sdk | sed -n 's/^Version: //p')" -
 # The same agent working on tasks of 50 ms: SendMessage with returnImmediately answers the
 # task at once, and GetTask (JSON-RPC, and HTTP+JSON's GET /tasks/{id}) or SubscribeToTask (a
 # stream of its events) follows it to its end; v0.3's message/send with blocking false,
-# tasks/get and tasks/resubscribe alike.
+# tasks/get and tasks/resubscribe alike; or a2a-sdk's push sender (httpx) notifies each
+# task's events to a2a-bench's receiver.
 P=$(free_port); A2A_ECHO_TASK_MS=50 start "$P" "$ENVS/a2a/bin/python" "$HERE/a2a_echo.py" "$P"
-check "a2a-sdk, tasks of 50 ms followed by GetTask and SubscribeToTask" --url "http://127.0.0.1:$P/" \
-    --pattern a2a:task,a2a-rest:task,a2a:subscribe,a2a-rest:subscribe,a2a-v03:task,a2a-v03:subscribe \
+check "a2a-sdk, tasks of 50 ms followed by GetTask and SubscribeToTask, or pushed" --url "http://127.0.0.1:$P/" \
+    --pattern a2a:task,a2a-rest:task,a2a:subscribe,a2a-rest:subscribe,a2a-v03:task,a2a-v03:subscribe,a2a:push,a2a-rest:push \
     --task-poll 0.02
 
 # The same agent in A2A's gRPC binding, on grpcio's asyncio server (HTTP/2 only: readiness

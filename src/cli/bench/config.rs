@@ -528,6 +528,11 @@ impl BenchConfig {
         crate::host::probe_stalls(&cores, self.stall_probe)
     }
 
+    /// The cores the agents run on (an agent core's index in a run is its place here).
+    pub fn agent_cores(&self) -> Vec<usize> {
+        self.plan.agents.iter().map(|s| s.core).collect()
+    }
+
     /// The same grid on other cores (an embedded router on `plan.router`, agents on
     /// `plan.agents`).
     pub fn with_plan(&self, plan: Plan) -> BenchConfig {

@@ -91,7 +91,7 @@ pub struct BenchConfig {
     /// Placement the user may not have meant, one line each, printed before the first run.
     warnings: Vec<String>,
     /// `a2a-bench http`: what the clients send.
-    http: Option<std::sync::Arc<crate::loadgen::http::Plan>>,
+    pub(in crate::cli) http: Option<std::sync::Arc<crate::loadgen::http::Plan>>,
     /// `a2a-bench http --connections`: connections the clients of a run share.
     connections: Option<u32>,
 }

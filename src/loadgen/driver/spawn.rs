@@ -113,6 +113,12 @@ pub(super) fn start_cores(scenario: &Scenario, spans: &[Span], shared: &Shared) 
         let (c, rx) = Coord::new(scenario.workload, n, shares, window);
         (Some(Arc::new(c)), rx.into_iter().map(Some).collect())
     };
+    // The push patterns: a new run for the notifications' receiver, whose channels reach the
+    // cores (and whose doorbells end their rings' dozes).
+    let push = shared.http.as_ref().and_then(|plan| plan.push.clone());
+    if let Some(r) = &push {
+        r.next_run();
+    }
     let (ready_tx, ready_rx) = flume::unbounded::<Result<(), String>>();
     let (result_tx, result_rx) = flume::bounded::<CoreMsg>(cores * 8 + 8);
     let mut started = Started {
@@ -124,13 +130,18 @@ pub(super) fn start_cores(scenario: &Scenario, spans: &[Span], shared: &Shared) 
         result_rx,
     };
     for ((i, slot), span) in slots.into_iter().zip(spans) {
-        let side = side_rx.get_mut(i).and_then(Option::take);
+        let mut side = side_rx.get_mut(i).and_then(Option::take);
         if span.count == 0 {
             continue;
         }
+        let index = started.starts.len();
+        let push_side = push.as_ref().and_then(|r| r.side(index));
+        let mut push_bell = None;
+        if let Some(s) = push_side {
+            (side, push_bell) = (Some(s.rx), s.bell);
+        }
         let cfg = group_config(scenario, span);
         let (start_tx, start_rx) = flume::bounded::<Option<Schedule>>(1);
-        let index = started.starts.len();
         let (ready, result, shared) = (ready_tx.clone(), result_tx.clone(), shared.clone());
         let coord = coord.clone();
         let beat = Beat::new();
@@ -146,7 +157,7 @@ pub(super) fn start_cores(scenario: &Scenario, spans: &[Span], shared: &Shared) 
                 if let Some(w) = placement::pin_current_thread(slot) {
                     eprintln!("warning: {w}");
                 }
-                let bell = coord.as_ref().and_then(|c| c.bell(i));
+                let bell = coord.as_ref().and_then(|c| c.bell(i)).or(push_bell);
                 let beat = core_beat.clone();
                 let core = Core { index, shared, start: start_rx, ready, result, side, bell, beat };
                 run_core(core, cfg, coord).await;
@@ -220,7 +231,12 @@ async fn run_core(mut core: Core, cfg: GroupConfig, coord: Option<Arc<Coord>>) {
             let mut http = Http::new(&cfg, plan.clone());
             // A task's next GetTask waits for its time: the side task sends it (poked when the
             // first one waits).
-            if plan.task_poll_ns > 0 && plan.patterns.iter().any(|p| p.is_task()) {
+            // The push patterns: the side channel is the notifications' (set by the caller),
+            // which also pokes.
+            if let Some(s) = plan.push.as_ref().and_then(|r| r.side(core.index)) {
+                http.set_poke(s.tx);
+                http.set_push_core(core.index);
+            } else if plan.task_poll_ns > 0 && plan.patterns.iter().any(|p| p.is_task()) {
                 let (poke, rx) = flume::bounded(4);
                 http.set_poke(poke);
                 core.side = Some(rx);

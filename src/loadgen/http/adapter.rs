@@ -130,12 +130,18 @@ impl Adapter for Http {
     }
 
     fn next_timer_ns(&self) -> Option<u64> {
-        self.polls.front().map(|&(due, _, _)| due)
+        let poll = self.polls.front().map(|&(due, _, _)| due);
+        match (poll, self.push_next_due()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn following(&self) -> u64 {
+        // Tasks waiting for their notification wait on the task, bounded by its timeout.
+        let notified = self.awaiting_push() as u64;
         if !self.plan.patterns.iter().any(|p| p.is_subscribe()) {
-            return 0;
+            return notified;
         }
         let subscribed = |w: &Wire| matches!(w.what, What::Subscribe(_));
         let mut n = 0;
@@ -148,11 +154,16 @@ impl Adapter for Http {
                 }
             };
         }
-        n as u64
+        notified + n as u64
     }
 
-    fn on_side(&mut self, _msg: Option<super::super::workload::Completed>, book: &mut Book) {
+    fn on_side(&mut self, msg: Option<super::super::workload::Completed>, book: &mut Book) {
+        // A message with a state code is a notification ([`push`]); without, a poke.
+        if let Some(m) = msg.filter(|m| m.slot > 0) {
+            self.notified(m.local, m.seq, m.slot, book);
+        }
         self.poll_due(book.now_ns(), book);
+        self.push_expire(book.now_ns(), book);
     }
 
     fn farewell_done(&self) -> bool {

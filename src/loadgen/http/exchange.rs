@@ -33,6 +33,11 @@ impl Http {
             free_tasks: Vec::new(),
             polls: VecDeque::new(),
             poke: None,
+            push_core: 0,
+            pushed: HashMap::new(),
+            early: [HashMap::new(), HashMap::new()],
+            early_turn_ns: 0,
+            push_due: std::collections::BinaryHeap::new(),
             heads: plan_conn
                 .patterns
                 .iter()
@@ -99,7 +104,18 @@ impl Http {
     /// that connection's wire.
     pub(super) fn write(&mut self, conn: usize, w: Wire) {
         let Http {
-            plan, conns, sessions, body, context, text, id_base, first, heads, tasks, ..
+            plan,
+            conns,
+            sessions,
+            body,
+            context,
+            text,
+            id_base,
+            first,
+            heads,
+            tasks,
+            push_core,
+            ..
         } = self;
         let (plan, id_base, client) = (&**plan, *id_base, *first + w.local);
         let kind = match w.what {
@@ -117,7 +133,9 @@ impl Http {
         };
         // The body first: its length goes in the head.
         body.clear();
-        let caller = Caller { id_base, client, seq: w.seq, task };
+        let run = plan.push.as_ref().map_or(0, |r| r.run());
+        let caller =
+            Caller { id_base, client, seq: w.seq, task, push_at: (run, *push_core, w.local) };
         request_body(body, w.what, kind, plan, &caller, context, text);
         let out = &mut conns[conn].out;
         // The head's lines that are the same for every request of this kind were written once
@@ -309,6 +327,9 @@ impl Http {
                     }
                     slot => slot,
                 };
+                if p.is_push() {
+                    return self.await_push(slot, Wire { task: slot, ..w }, now, book);
+                }
                 // A subscription follows at once after the task's acceptance; after a stream that
                 // ended with the task still working, or a GetTask, the next request waits
                 // --task-poll.
@@ -321,7 +342,26 @@ impl Http {
                 }
                 return;
             }
-            Ok(judge::TaskSeen::Ended) => {
+            Ok(judge::TaskSeen::Ended) => Ok(()),
+            Err(kind) => Err(kind),
+        };
+        self.settle_task(w, i, freed, now, book);
+    }
+
+    /// Task request `w` (of pattern index `i`) ended at `now`: its task completed (answered,
+    /// from its intended send time; raw, from when its `SendMessage` left), or an error of
+    /// `kind`; its slot is freed, and the client sends again.
+    fn settle_task(
+        &mut self,
+        w: Wire,
+        i: u8,
+        end: Result<(), judge::Kind>,
+        now: u64,
+        book: &mut Book,
+    ) {
+        let id = self.id_base + self.first + w.local;
+        let freed = match end {
+            Ok(()) => {
                 let (left, polls) = self.end_task(&w);
                 let own_rtt = self.stats.len() > 1;
                 let s = &mut self.stats[usize::from(i)];
@@ -332,8 +372,12 @@ impl Http {
                         s.rtt.saturating_record(now.saturating_sub(w.intended_ns).max(1));
                     }
                 }
-                let (_, arrived) = w.transit(now);
-                let id = self.id_base + self.first + w.local;
+                // A notification arrived outside the socket ring: now is when it was read.
+                let arrived = if self.plan.patterns[usize::from(i)].is_push() {
+                    now
+                } else {
+                    w.transit(now).1
+                };
                 book.answered(id, w.intended_ns, (left, arrived.max(left)), w.measured)
             }
             Err(kind) => {
@@ -341,13 +385,93 @@ impl Http {
                 if w.measured {
                     self.stats[usize::from(i)].error(&kind);
                 }
-                let id = self.id_base + self.first + w.local;
                 book.router_error(About::Request(Some(id)), ErrorKind::Name(&kind))
             }
         };
         if let Some(local) = freed {
             book.send_from(local, |c, out| self.request(c, out));
         }
+    }
+
+    /// A push pattern's task `w` (in slot `w.task`) was accepted at `now`: it waits for the
+    /// notification of its end (which may have come first), at most until its task timeout.
+    fn await_push(&mut self, slot: u32, w: Wire, now: u64, book: &mut Book) {
+        let What::Request(i) = w.what else { return };
+        let key = (w.local, w.seq as u32);
+        if let Some(code) = self.early.iter_mut().find_map(|m| m.remove(&key)) {
+            return self.settle_task(w, i, notified_end(code), now, book);
+        }
+        self.tasks[slot as usize].parked = Some(w);
+        self.pushed.insert(key, slot);
+        let due = w.intended_ns.saturating_add(self.plan.task_timeout_ns).max(now);
+        let sooner = self.push_due.peek().is_none_or(|std::cmp::Reverse(d)| due < d.0);
+        if sooner && self.polls.is_empty() {
+            if let Some(p) = &self.poke {
+                // The side task sleeps until its next timer: it looks again.
+                let _ = p.try_send(super::super::workload::Completed { local: 0, slot: 0, seq: 0 });
+            }
+        }
+        self.push_due.push(std::cmp::Reverse((due, slot, key.0, key.1)));
+    }
+
+    /// A notification (from the core's side channel) that request `seq` (its low 32 bits) of
+    /// client `local` ended in state `code` ([`push`]): settles its task, or keeps the end
+    /// until its `SendMessage` is answered.
+    pub(super) fn notified(&mut self, local: u32, seq: u32, code: u8, book: &mut Book) {
+        let now = book.now_ns();
+        let key = (local, seq);
+        if let Some(slot) = self.pushed.remove(&key) {
+            if let Some(w) = self.tasks[slot as usize].parked.take() {
+                if let What::Request(i) = w.what {
+                    self.settle_task(w, i, notified_end(code), now, book);
+                }
+            }
+            return;
+        }
+        if now >= self.early_turn_ns + EARLY_TURN_NS {
+            self.early.swap(0, 1);
+            self.early[0].clear();
+            self.early_turn_ns = now;
+        }
+        if self.early[0].len() < EARLY_MAX {
+            self.early[0].insert(key, code);
+        }
+    }
+
+    /// Gives up the notified tasks whose timeout passed by `now_ns` (`task_timeout`).
+    pub(super) fn push_expire(&mut self, now_ns: u64, book: &mut Book) {
+        while let Some(&std::cmp::Reverse((due, slot, local, seq))) = self.push_due.peek() {
+            if due > now_ns {
+                break;
+            }
+            self.push_due.pop();
+            // A task settled since is gone from `pushed` (its slot may serve another).
+            if self.pushed.get(&(local, seq)) != Some(&slot) {
+                continue;
+            }
+            self.pushed.remove(&(local, seq));
+            if let Some(w) = self.tasks[slot as usize].parked.take() {
+                if let What::Request(i) = w.what {
+                    let kind = std::borrow::Cow::Borrowed("task_timeout");
+                    self.settle_task(w, i, Err(kind), now_ns, book);
+                }
+            }
+        }
+    }
+
+    /// When the next notified task times out, if one waits.
+    pub(super) fn push_next_due(&self) -> Option<u64> {
+        self.push_due.peek().map(|std::cmp::Reverse(d)| d.0)
+    }
+
+    /// Tasks waiting for their end's notification.
+    pub(super) fn awaiting_push(&self) -> usize {
+        self.pushed.len()
+    }
+
+    /// Sets this core's place in the notifications' URLs.
+    pub fn set_push_core(&mut self, core: usize) {
+        self.push_core = core;
     }
 
     /// Frees `w`'s task slot, if it has one: when its first request left, and its polls.
@@ -388,7 +512,8 @@ impl Http {
         }
     }
 
-    /// Sets what wakes the core's side task, which sends the `GetTask`s when due.
+    /// Sets what wakes the core's side task, which sends the `GetTask`s when due (and, for
+    /// the push patterns, gives up the tasks whose timeout passed).
     pub fn set_poke(&mut self, poke: flume::Sender<super::super::workload::Completed>) {
         self.poke = Some(poke);
     }
@@ -679,5 +804,26 @@ impl Http {
                 self.complete(conn, w, &head, &body, book);
             }
         }
+    }
+}
+
+/// How long a notification that came before its task's `SendMessage` was answered is kept:
+/// between one and two of these.
+const EARLY_TURN_NS: u64 = 1_000_000_000;
+
+/// Such notifications kept at most per generation (past them one is dropped, and its task
+/// times out: counted, never lost).
+const EARLY_MAX: usize = 1 << 16;
+
+/// A notified end's state code ([`push`]: its place in `TASK_STATES` plus one) as a task's end:
+/// completed, or an error by the state's name.
+fn notified_end(code: u8) -> Result<(), judge::Kind> {
+    let state = usize::from(code).checked_sub(1).and_then(|i| crate::grpc::TASK_STATES.get(i));
+    match judge::by_state(state.copied().unwrap_or("UNSPECIFIED"), None) {
+        Ok(judge::TaskSeen::Ended) => Ok(()),
+        Ok(judge::TaskSeen::Working(_)) => {
+            Err(std::borrow::Cow::Borrowed("protocol_bad_task_state"))
+        }
+        Err(kind) => Err(kind),
     }
 }

@@ -452,7 +452,7 @@ fn task_state(t: TaskSeenJson<'_>) -> Result<TaskSeen<'_>, Kind> {
 }
 
 /// A task by the name of its state, with its id.
-fn by_state<'a>(name: &str, id: Option<Cow<'a, str>>) -> Result<TaskSeen<'a>, Kind> {
+pub(super) fn by_state<'a>(name: &str, id: Option<Cow<'a, str>>) -> Result<TaskSeen<'a>, Kind> {
     let name = name.strip_prefix("TASK_STATE_").unwrap_or(name);
     let is = |names: &[&str]| names.iter().any(|n| name.eq_ignore_ascii_case(n));
     let kind = |k: &'static str| Err(Cow::Borrowed(k));
@@ -676,6 +676,18 @@ pub fn subscription<'a>(
     by_state(last.unwrap_or("WORKING"), Some(Cow::Borrowed("subscribed")))
 }
 
+/// Judges a push notification's body, a `StreamResponse` as the HTTP+JSON binding writes it:
+/// the state it tells when that is an end (not submitted or working), as `TASK_STATES` spells
+/// it; `None` for a state still under way, or an event that tells none (an artifact).
+pub fn notification(body: &[u8]) -> Result<Option<&'static str>, Kind> {
+    let e: SubEvent<'_> =
+        serde_json::from_slice(body).map_err(|e| if e.is_data() { BAD_SHAPE } else { BAD_JSON })?;
+    if let Some(status) = e.error {
+        return Err(rest_kind(Some(status), Cow::Borrowed("a2a_stream_error")));
+    }
+    Ok(sub_state(e)?.filter(|s| !matches!(*s, "SUBMITTED" | "WORKING")))
+}
+
 /// Judges a gRPC answer of a task pattern: one `SendMessageResponse` (a task, or a message),
 /// or, to a `GetTask`, one `Task`.
 fn grpc_task<'a>(head: &Head, body: &'a [u8], poll: bool) -> Result<TaskSeen<'a>, Kind> {
@@ -834,7 +846,9 @@ pub fn judge(
         | Pattern::A2aRestSubscribe
         | Pattern::A2aGrpcSubscribe
         | Pattern::A2aV03Task
-        | Pattern::A2aV03Subscribe => task(p, head, body, false).map(|_| 0),
+        | Pattern::A2aV03Subscribe
+        | Pattern::A2aPush
+        | Pattern::A2aRestPush => task(p, head, body, false).map(|_| 0),
     }
 }
 
@@ -1139,6 +1153,24 @@ mod tests {
         let refused = Head { grpc: Some(GrpcEnd { code: 9, a2a: Some(-32004) }), ..ok };
         let got = subscription(Pattern::A2aGrpcSubscribe, &refused, b"", &mut s);
         assert_eq!(seen(got), Err("a2a_unsupported_operation".into()));
+    }
+
+    #[test]
+    fn a_notification_tells_a_task_s_end_or_nothing() {
+        // Proves push notifications judged: a task or status update in an end state gives
+        // that state (v1.0's or v0.3's spelling); one still under way, or an artifact, gives
+        // nothing; anything else is an error by kind.
+        let n = |s: &str| notification(s.as_bytes());
+        let done = r#"{"statusUpdate":{"taskId":"t","status":{"state":"TASK_STATE_COMPLETED"}}}"#;
+        assert_eq!(n(done), Ok(Some("COMPLETED")));
+        assert_eq!(n(r#"{"task":{"id":"t","status":{"state":"failed"}}}"#), Ok(Some("FAILED")));
+        assert_eq!(n(r#"{"task":{"id":"t","status":{"state":"TASK_STATE_WORKING"}}}"#), Ok(None));
+        assert_eq!(n(r#"{"statusUpdate":{"status":{"state":"submitted"}}}"#), Ok(None));
+        assert_eq!(n(r#"{"artifactUpdate":{"taskId":"t","artifact":{}}}"#), Ok(None));
+        assert_eq!(n(r#"{"task":{"id":"t","status":{"state":"bogus"}}}"#), Ok(Some("unknown")));
+        assert_eq!(n(r#"{"task":{"id":"t"}}"#), Err(BAD_SHAPE));
+        assert_eq!(n(r#"{"other":1}"#), Err(BAD_SHAPE));
+        assert_eq!(n("{oops"), Err(BAD_JSON));
     }
 
     #[test]

@@ -24,8 +24,9 @@ pub mod fuzz;
 pub mod h2c;
 pub mod judge;
 pub mod parse;
+pub mod push;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::Write as _;
 use std::sync::Arc;
 
@@ -110,6 +111,11 @@ pub enum Pattern {
     A2aRestSubscribe,
     /// [`Pattern::A2aSubscribe`] in the gRPC binding.
     A2aGrpcSubscribe,
+    /// A2A v1.0 `SendMessage` with `returnImmediately` and a push-notification config: the
+    /// task's end comes as a POST to a2a-bench's receiver ([`push`]).
+    A2aPush,
+    /// [`Pattern::A2aPush`] in the HTTP+JSON binding.
+    A2aRestPush,
     /// MCP `tools/list`.
     McpToolsList,
     /// MCP `tools/call`.
@@ -126,7 +132,7 @@ pub enum Pattern {
     RegistryHealth,
 }
 
-const PATTERNS: [(&str, Pattern); 28] = [
+const PATTERNS: [(&str, Pattern); 30] = [
     ("health", Pattern::Health),
     ("a2a:message", Pattern::A2aMessage),
     ("a2a:stream", Pattern::A2aStream),
@@ -145,6 +151,8 @@ const PATTERNS: [(&str, Pattern); 28] = [
     ("a2a-grpc:subscribe", Pattern::A2aGrpcSubscribe),
     ("a2a-v03:task", Pattern::A2aV03Task),
     ("a2a-v03:subscribe", Pattern::A2aV03Subscribe),
+    ("a2a:push", Pattern::A2aPush),
+    ("a2a-rest:push", Pattern::A2aRestPush),
     ("a2a-grpc:message", Pattern::A2aGrpcMessage),
     ("a2a-grpc:stream", Pattern::A2aGrpcStream),
     ("a2a-grpc:conversation", Pattern::A2aGrpcConversation),
@@ -194,6 +202,7 @@ impl Pattern {
                 | Pattern::A2aRestConversation
                 | Pattern::A2aRestTask
                 | Pattern::A2aRestSubscribe
+                | Pattern::A2aRestPush
         )
     }
 
@@ -204,6 +213,12 @@ impl Pattern {
             self,
             Pattern::A2aTask | Pattern::A2aRestTask | Pattern::A2aGrpcTask | Pattern::A2aV03Task
         ) || self.is_subscribe()
+            || self.is_push()
+    }
+
+    /// Whether its task's end comes as a push notification.
+    pub fn is_push(self) -> bool {
+        matches!(self, Pattern::A2aPush | Pattern::A2aRestPush)
     }
 
     /// Whether it follows its task by `SubscribeToTask`.
@@ -383,6 +398,8 @@ pub struct Plan {
     /// Each pattern's count in the cycle's first `k` slots, `k` from 0 to the cycle's length
     /// (pattern after pattern): [`Plan::count_before`]'s table, made on first use.
     pub counts: std::sync::OnceLock<Vec<u32>>,
+    /// The push patterns: the receiver the servers notify.
+    pub push: Option<Arc<push::Receiver>>,
 }
 
 impl Default for Plan {
@@ -407,6 +424,7 @@ impl Default for Plan {
             close: false,
             headers: Vec::new(),
             counts: std::sync::OnceLock::new(),
+            push: None,
         }
     }
 }
@@ -567,6 +585,8 @@ struct TaskSlot {
     left_ns: u64,
     /// `GetTask`s answered so far.
     polls: u32,
+    /// The push patterns: its booked request, while the task's end is awaited.
+    parked: Option<Wire>,
 }
 
 impl Wire {
@@ -689,4 +709,16 @@ pub struct Http {
     polls: VecDeque<(u64, u32, Wire)>,
     /// Wakes the core's side task when `polls` gets its first entry (it fires them).
     poke: Option<flume::Sender<super::workload::Completed>>,
+    /// The push patterns: this core's place in the notifications' URLs.
+    push_core: usize,
+    /// Tasks waiting for their end's notification, by (client, request number's low 32
+    /// bits): their slot in `tasks` (which holds the booked request).
+    pushed: HashMap<(u32, u32), u32>,
+    /// Ends notified before their `SendMessage` was answered (their state codes), in two
+    /// generations: every [`EARLY_TURN_NS`] the older is forgotten (a duplicate notification
+    /// of an answered task waits there no longer than that).
+    early: [HashMap<(u32, u32), u8>; 2],
+    early_turn_ns: u64,
+    /// When each waiting task times out: (due, slot, client, request number's low bits).
+    push_due: std::collections::BinaryHeap<std::cmp::Reverse<(u64, u32, u32, u32)>>,
 }

@@ -79,7 +79,8 @@ pub(super) fn fixed_head(
             Pattern::A2aRestMessage
             | Pattern::A2aRestConversation
             | Pattern::A2aRestTask
-            | Pattern::A2aRestSubscribe,
+            | Pattern::A2aRestSubscribe
+            | Pattern::A2aRestPush,
         ) => write!(out, "POST {base}/message:send"),
         Some(Pattern::A2aRestStream) => write!(out, "POST {base}/message:stream"),
         Some(p) if p.is_grpc() && matches!(what, What::Poll(_) | What::Subscribe(_)) => {
@@ -145,6 +146,8 @@ pub(super) fn fixed_head(
                 | Pattern::A2aSubscribe
                 | Pattern::A2aRestSubscribe
                 | Pattern::A2aGrpcSubscribe
+                | Pattern::A2aPush
+                | Pattern::A2aRestPush
         )
     );
     if a2a && !theirs("a2a-version") {
@@ -266,6 +269,9 @@ pub(super) struct Caller<'a> {
     pub(super) seq: u64,
     /// A `GetTask`'s task id.
     pub(super) task: &'a str,
+    /// The push patterns: where its notifications go, after the receiver's base: `/{run}/
+    /// {core}/{client in the core}` (the request number follows).
+    pub(super) push_at: (u32, usize, u32),
 }
 
 /// The body of a request (`what`, of pattern `kind`) into `b`, which is empty: written before
@@ -279,7 +285,7 @@ pub(super) fn request_body(
     context: &mut String,
     text: &str,
 ) {
-    let Caller { id_base, client, seq, task } = *caller;
+    let Caller { id_base, client, seq, task, push_at } = *caller;
     let rpc_id = seq + 1;
     match (what, kind) {
         (What::Init, _) => {
@@ -332,6 +338,25 @@ pub(super) fn request_body(
                 b,
                 r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"SendMessage","params":{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","parts":[{{"text":"{text}"}}]}},"configuration":{{"returnImmediately":true}}}}}}"#,
             );
+        }
+        (_, Some(p @ (Pattern::A2aPush | Pattern::A2aRestPush))) => {
+            // The receiver's base and token are checked to need no escaping (a URL without
+            // quotes, backslashes or controls; a token of letters, digits and dashes).
+            let (base, token) = plan.push.as_ref().map_or(("", ""), |r| (r.base(), r.token()));
+            let (run, core, local) = push_at;
+            if p == Pattern::A2aPush {
+                let _ = write!(
+                    b,
+                    r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"SendMessage","params":"#
+                );
+            }
+            let _ = write!(
+                b,
+                r#"{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","parts":[{{"text":"{text}"}}]}},"configuration":{{"returnImmediately":true,"taskPushNotificationConfig":{{"url":"{base}/{run}/{core}/{local}/{seq}","token":"{token}"}}}}}}"#
+            );
+            if p == Pattern::A2aPush {
+                b.push(b'}');
+            }
         }
         (_, Some(Pattern::A2aRestTask | Pattern::A2aRestSubscribe)) => {
             let _ = write!(

@@ -471,6 +471,131 @@ fn a_task_is_asked_about_by_its_binding_with_its_id() {
 }
 
 #[test]
+fn a_push_task_names_where_and_how_to_notify_its_end() {
+    // Proves the push patterns' SendMessage: returnImmediately, and a push-notification
+    // config whose URL names the receiver's base, the run, the core, the client in it and the
+    // request, with the command's token; the same in JSON-RPC and the HTTP+JSON binding.
+    let at = push::Advertised { url: Some("http://10.1.2.3:9/p/"), host: None };
+    let receiver = push::Receiver::start("127.0.0.1:0".parse().unwrap(), at, &[]).unwrap();
+    assert_eq!(receiver.next_run(), 1);
+    let token = receiver.token().to_string();
+    assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'), "{token}");
+    let plan = Arc::new(Plan {
+        host: "h".into(),
+        patterns: vec![Pattern::A2aPush, Pattern::A2aRestPush],
+        pipeline: 2,
+        push: Some(Arc::new(receiver)),
+        ..Plan::default()
+    });
+    let mut h = Http::new(&config(), plan);
+    h.set_push_core(1);
+    // Two requests of the first client: one of each pattern.
+    let mut rests = Vec::new();
+    for seq in [4, 5] {
+        h.request(0, &Outgoing { message_id: seq | MEASURED_BIT, ..booked(5) });
+        let text = String::from_utf8(h.take_output(0).expect("the request's bytes")).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        let rest = head.starts_with("POST /message:send ");
+        rests.push(rest);
+        let body: serde_json::Value = serde_json::from_str(body).unwrap();
+        let params = if rest { &body } else { &body["params"] };
+        let c = &params["configuration"];
+        assert_eq!(c["returnImmediately"], true, "{body}");
+        let push = &c["taskPushNotificationConfig"];
+        assert_eq!(push["url"], format!("http://10.1.2.3:9/p/1/1/0/{seq}"), "{body}");
+        assert_eq!(push["token"], token.as_str(), "{body}");
+    }
+    rests.sort();
+    assert_eq!(rests, [false, true]);
+}
+
+#[test]
+fn a_notified_task_is_answered_once_early_or_late_allocating_nothing() {
+    // Proves a push pattern's cycle through the loop: the SendMessage's answer is a working
+    // task, which waits parked until the core's side channel brings the notification of its
+    // end (the receiver's message: client, request, state code); an end notified before the
+    // answer is kept and settles the task when the answer comes; a failed end is an error by
+    // its name; once warm a cycle allocates nothing.
+    use crate::loadgen::group::Group;
+    use crate::loadgen::workload::Completed;
+    use crate::testing::counting;
+    use std::task::{Context, Poll, Waker};
+    let working = r#"{"jsonrpc":"2.0","id":1,"result":{"task":{"id":"t-1","status":{"state":"TASK_STATE_WORKING"}}}}"#;
+    let working = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{working}",
+        working.len()
+    );
+    // A task's end as the receiver hands it on: the state's place in TASK_STATES, plus one.
+    let code = |state: &str| crate::grpc::TASK_STATES.iter().position(|s| *s == state).unwrap() + 1;
+    let (completed, failed) = (code("COMPLETED") as u8, code("FAILED") as u8);
+    let plan = Plan {
+        host: "h".into(),
+        patterns: vec![Pattern::A2aPush],
+        pipeline: 4,
+        // Short, so that the deadlines of the tasks already notified leave their heap soon.
+        task_timeout_ns: 5_000,
+        ..Plan::default()
+    };
+    let mut now = 1_000u64;
+    let mut g = four_clients(plan, now);
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut answers = Vec::with_capacity(64 << 10);
+    let mut ends = Vec::with_capacity(64);
+    // Answers every SendMessage written with a working task, and notifies its end (`state`)
+    // after the answer, or (`early`) before it.
+    let mut turn = |g: &mut Group<Http>, now: u64, state: u8, early: bool| {
+        answers.clear();
+        ends.clear();
+        while let Poll::Ready(Some(buf)) = g.poll_output(0, 0, &mut cx) {
+            let text = std::str::from_utf8(&buf).unwrap();
+            // The notification URL ends with /{client in the core}/{request}.
+            for (i, _) in text.match_indices("\"url\":\"") {
+                let url = &text[i + 7..];
+                let url = &url[..url.find('"').unwrap()];
+                let mut parts = url.rsplit('/');
+                let seq: u64 = parts.next().unwrap().parse().unwrap();
+                let local: u32 = parts.next().unwrap().parse().unwrap();
+                ends.push(Completed { local, slot: state, seq: seq as u32 });
+                answers.extend_from_slice(working.as_bytes());
+            }
+            g.output_done(buf);
+        }
+        if early {
+            for e in &ends {
+                g.on_side(Some(*e), now);
+            }
+        }
+        assert_eq!(g.on_input(0, &answers, now), Ok(answers.len()));
+        if !early {
+            for e in &ends {
+                g.on_side(Some(*e), now);
+            }
+        }
+        ends.len()
+    };
+    for round in 0..100 {
+        now += 1_000;
+        turn(&mut g, now, completed, round % 2 == 0);
+    }
+    let (before, answered) = (counting::calls(), g.counters().round_trips_measured);
+    let mut sent = 0;
+    for round in 0..1_000 {
+        now += 1_000;
+        sent += turn(&mut g, now, completed, round % 2 == 0);
+    }
+    let allocs = counting::calls() - before;
+    let tasks = g.counters().round_trips_measured - answered;
+    assert!(tasks >= 1_000 && tasks as usize <= sent, "{tasks} tasks answered of {sent}");
+    assert_eq!(g.breakdown()[0].errors, Vec::new());
+    assert_eq!(allocs, 0, "{allocs} allocations for {tasks} tasks");
+    // A failed end, notified late or early, is an error by its name, once per task.
+    now += 1_000;
+    let failures = turn(&mut g, now, failed, false) + turn(&mut g, now + 1, failed, true);
+    let errors = &g.breakdown()[0].errors;
+    assert_eq!(errors, &[("a2a_task_failed".to_string(), failures as u64)], "{errors:?}");
+}
+
+#[test]
 fn a_task_is_polled_until_it_ends_and_answered_once_allocating_nothing() {
     // Proves a task pattern's cycle through the loop: the SendMessage's answer is a working
     // task, so a GetTask follows (at once with --task-poll 0; after it, when the side task
