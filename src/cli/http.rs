@@ -590,8 +590,13 @@ pub(super) fn run(cmd: HttpCmd) -> anyhow::Result<Finish> {
     let finish = super::bench::run_config(cfg);
     if let Some(r) = push {
         let [received, ends, refused, stale] = r.counts();
+        // The receiver's thread is the generator's too: its cost is said.
+        let cpu = r.cpu_ns().map_or_else(String::new, |ns| {
+            let each = ns as f64 / 1e3 / received.max(1) as f64;
+            format!("; its thread used {:.2} CPU-s, {each:.1} µs a notification", ns as f64 / 1e9)
+        });
         println!(
-            "push notifications at {}: {received} received, {ends} told a task's end, {refused} refused (a wrong token, URL or body), {stale} of an earlier run",
+            "push notifications at {}: {received} received, {ends} told a task's end, {refused} refused (a wrong token, URL or body), {stale} of an earlier run{cpu}",
             r.base()
         );
     }

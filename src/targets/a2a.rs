@@ -11,7 +11,7 @@
 //! `returnImmediately` (in any of the three bindings) starts a task instead of answering:
 //! `working` for the agent's task time, then `completed` with the text as its artifact, as
 //! `GetTask` (`GET {prefix}/tasks/{id}` in HTTP+JSON) tells; tasks are kept a minute after they
-//! end, a million at most. v0.3's `message/send` with `blocking: false` starts one the same way,
+//! end (a second once a million are kept), a million at most. v0.3's `message/send` with `blocking: false` starts one the same way,
 //! told by `tasks/get` and `tasks/resubscribe` in v0.3's shapes. A task started with a
 //! `taskPushNotificationConfig` (JSON-RPC and HTTP+JSON) is also notified when it completes: a
 //! POST of its final status update to the config's URL, with its token in
@@ -43,6 +43,8 @@ pub struct Echo {
     task_time: Duration,
     /// The tasks started, by id.
     tasks: Mutex<HashMap<String, Task>>,
+    /// When the tasks kept past their time were last dropped (`clock::now_ns`).
+    swept_ns: std::sync::atomic::AtomicU64,
     /// Sends push notifications.
     notifier: Box<Notifier>,
 }
@@ -66,6 +68,9 @@ const TASKS_MAX: usize = 1_000_000;
 
 /// How long an ended task stays to be asked about.
 const TASK_KEPT: Duration = Duration::from_secs(60);
+
+/// How long, once [`TASKS_MAX`] are kept.
+const TASK_KEPT_FULL: Duration = Duration::from_secs(1);
 
 /// Which A2A version a method belongs to.
 #[derive(Clone, Copy, PartialEq)]
@@ -98,6 +103,7 @@ impl Echo {
             event_gap: Duration::ZERO,
             task_time: Duration::ZERO,
             tasks: Mutex::new(HashMap::new()),
+            swept_ns: std::sync::atomic::AtomicU64::new(0),
             notifier: Box::new(
                 hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                     .build_http(),
@@ -115,11 +121,24 @@ impl Echo {
     fn start_task(&self, context: &str, text: &str) -> Option<String> {
         let now = Instant::now();
         let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
-        if tasks.len() >= TASKS_MAX / 10 {
+        // Past a tenth of the bound, the tasks kept past their time go, at most once a second
+        // (a sweep on every start would cost the whole table each time).
+        let (clock, swept) = (crate::clock::now_ns(), &self.swept_ns);
+        let due = swept.load(std::sync::atomic::Ordering::Relaxed) + 1_000_000_000;
+        if tasks.len() >= TASKS_MAX / 10 && clock >= due {
             tasks.retain(|_, t| t.done_at + TASK_KEPT > now);
+            swept.store(clock, std::sync::atomic::Ordering::Relaxed);
         }
         if tasks.len() >= TASKS_MAX {
-            return None;
+            // Full: the tasks that ended over a second ago go (at most ten times a second), so
+            // a fast client meets the bound only with a million tasks working or just ended.
+            if clock >= due - 900_000_000 {
+                tasks.retain(|_, t| t.done_at + TASK_KEPT_FULL > now);
+                swept.store(clock, std::sync::atomic::Ordering::Relaxed);
+            }
+            if tasks.len() >= TASKS_MAX {
+                return None;
+            }
         }
         let id = fresh_id("task");
         let task =

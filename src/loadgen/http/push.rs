@@ -14,7 +14,7 @@
 //! channel is bounded: a core that falls behind slows the answers to the server's POSTs.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -48,6 +48,8 @@ struct Hub {
     handed: AtomicU64,
     refused: AtomicU64,
     stale: AtomicU64,
+    /// The receiver thread's id (0 until it runs), for its CPU time.
+    tid: AtomicI32,
 }
 
 impl Hub {
@@ -167,6 +169,7 @@ impl Receiver {
             handed: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             stale: AtomicU64::new(0),
+            tid: AtomicI32::new(0),
         });
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
@@ -176,6 +179,7 @@ impl Receiver {
             if !cores_empty {
                 let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &cpus);
             }
+            served.tid.store(nix::unistd::gettid().as_raw(), Ordering::Relaxed);
             runtime.block_on(async move {
                 let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
                     return;
@@ -236,6 +240,15 @@ impl Receiver {
     pub fn counts(&self) -> [u64; 4] {
         let h = &self.hub;
         [&h.received, &h.handed, &h.refused, &h.stale].map(|a| a.load(Ordering::Relaxed))
+    }
+}
+
+impl Receiver {
+    /// The CPU time its thread used so far, in ns (the kernel's schedstat), if known.
+    pub fn cpu_ns(&self) -> Option<u64> {
+        let tid = self.hub.tid.load(Ordering::Relaxed);
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
+        stat.split_whitespace().next()?.parse().ok()
     }
 }
 
