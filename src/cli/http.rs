@@ -400,7 +400,10 @@ fn config(
         mcp_version: mcp.then(|| cmd.mcp_version.clone()),
         preload: cmd.preload,
         turns: patterns.iter().any(|p| p.is_conversation()).then_some(cmd.turns),
-        task_poll_sec: patterns.iter().any(|p| p.is_task()).then_some(cmd.task_poll.as_secs_f64()),
+        task_poll_sec: patterns
+            .iter()
+            .any(|p| p.is_task() && !p.is_push())
+            .then_some(cmd.task_poll.as_secs_f64()),
         task_timeout_sec: patterns
             .iter()
             .any(|p| p.is_task())

@@ -1658,8 +1658,9 @@ fn over_http2_a_body_past_the_bound_resets_its_stream_alone() {
 #[test]
 fn http_flag_mistakes_get_one_line() {
     // Proves a wrong --url (an a2a-rest pattern's own operation in it too), --pattern, --args,
-    // --insecure without https, an unreadable --cacert or a registry:get without --preload is
-    // told in one line naming the flag, without a backtrace.
+    // --insecure without https, an unreadable --cacert, a registry:get without --preload or a
+    // push receiver's flag without a push pattern (or one it cannot use) is told in one line
+    // naming the flag, without a backtrace.
     for (args, flag) in [
         (vec!["--url", "ftp://127.0.0.1:1/"], "--url"),
         (vec!["--url", "http://127.0.0.1:1/", "--insecure"], "--insecure"),
@@ -1701,6 +1702,26 @@ fn http_flag_mistakes_get_one_line() {
         (vec!["--url", "http://127.0.0.1:1/", "--threshold", "rate{health}>1"], "--threshold"),
         (vec!["--url", "http://127.0.0.1:1/", "--task-poll", "-1"], "--task-poll"),
         (vec!["--url", "http://127.0.0.1:1/", "--task-timeout", "0"], "--task-timeout"),
+        (vec!["--url", "http://127.0.0.1:1/", "--push-url", "http://h/"], "--push-url are for"),
+        (
+            vec!["--url", "http://127.0.0.1:1/", "--pattern", "a2a:push", "--push-url", "ftp://h"],
+            "--push-url: give an http",
+        ),
+        (
+            vec!["--url", "http://127.0.0.1:1/", "--pattern", "a2a:push", "--push-listen", "x"],
+            "--push-listen",
+        ),
+        (
+            vec![
+                "--url",
+                "http://127.0.0.1:1/",
+                "--pattern",
+                "a2a-rest:push",
+                "--push-listen",
+                "192.0.2.1:0",
+            ],
+            "--push-listen 192.0.2.1:0",
+        ),
     ] {
         let mut all = vec!["http"];
         all.extend(args);
