@@ -58,12 +58,26 @@ pub struct SendMessageRequest {
     pub configuration: Option<SendMessageConfiguration>,
 }
 
-/// `SendMessageConfiguration` (the field a2a-bench uses).
+/// `SendMessageConfiguration` (the fields a2a-bench uses).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct SendMessageConfiguration {
+    /// Where to notify the task's updates.
+    #[prost(message, optional, tag = "2")]
+    pub task_push_notification_config: Option<TaskPushNotificationConfig>,
     /// Answer with the task at once, not when it ends.
     #[prost(bool, tag = "4")]
     pub return_immediately: bool,
+}
+
+/// `TaskPushNotificationConfig` (the fields a2a-bench uses).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TaskPushNotificationConfig {
+    /// The URL the server POSTs the task's updates to.
+    #[prost(string, tag = "4")]
+    pub url: String,
+    /// What the server sends back in `X-A2A-Notification-Token`.
+    #[prost(string, tag = "5")]
+    pub token: String,
 }
 
 /// `GetTaskRequest`.
@@ -403,13 +417,15 @@ fn put_string(out: &mut Vec<u8>, tag: u32, s: &[u8]) {
 /// Appends a `SendMessageRequest` (not framed) whose message, from the user, has id
 /// `message_id`, context `context_id` (none when empty) and one text part: the bytes `prost`
 /// writes for the same message, written without building one.
-/// With `immediately`, its configuration asks for the task at once (`returnImmediately`).
+/// With `immediately`, its configuration asks for the task at once (`returnImmediately`); with
+/// `push`, (URL, token), to be notified of its updates.
 pub fn send_message_request(
     out: &mut Vec<u8>,
     message_id: &[u8],
     context_id: &[u8],
     text: &[u8],
     immediately: bool,
+    push: Option<(&[u8], &[u8])>,
 ) {
     let part = encoded_len_varint(1 << 3) + encoded_len_varint(text.len() as u64) + text.len();
     let message = string_len(1, message_id)
@@ -427,9 +443,19 @@ pub fn send_message_request(
     // A text part always carries its text, empty or not (it is a one-of's member).
     put_bytes(out, 1, text.len());
     out.extend_from_slice(text);
+    // configuration: the push config (2), then return_immediately = true (4: its key and
+    // value a byte each), in prost's order.
+    let config = push.map(|(url, token)| string_len(4, url) + string_len(5, token));
+    let config_len = config.map_or(0, |n| 1 + encoded_len_varint(n as u64) + n);
+    if immediately || push.is_some() {
+        put_bytes(out, 3, config_len + if immediately { 2 } else { 0 });
+    }
+    if let (Some((url, token)), Some(n)) = (push, config) {
+        put_bytes(out, 2, n);
+        put_string(out, 4, url);
+        put_string(out, 5, token);
+    }
     if immediately {
-        // configuration: return_immediately = true, its key and value a byte each.
-        put_bytes(out, 3, 2);
         encode_key(4, WireType::Varint, out);
         encode_varint(1, out);
     }
@@ -482,6 +508,25 @@ mod tests {
         for (id, ctx, text, now) in
             [("m-1-2-3", "", "hello", false), ("m-9", "c-7", "", true), ("x", "y", "z", false)]
         {
+            // Asked to notify too: a long URL (lengths of two varint bytes), and an empty token.
+            let url = format!("http://127.0.0.1:9/push/1/0/{}", "7".repeat(200));
+            for (u, t) in [(url.as_str(), "tok-1"), ("http://h/p", "")] {
+                let config = SendMessageConfiguration {
+                    task_push_notification_config: Some(TaskPushNotificationConfig {
+                        url: u.into(),
+                        token: t.into(),
+                    }),
+                    return_immediately: now,
+                };
+                let mut got = Vec::new();
+                let push = Some((u.as_bytes(), t.as_bytes()));
+                send_message_request(&mut got, id.as_bytes(), ctx.as_bytes(), b"x", now, push);
+                let back = SendMessageRequest::decode(&got[..]).unwrap();
+                assert_eq!(back.configuration.as_ref(), Some(&config), "{id} {u}");
+                let mut want = Vec::new();
+                back.encode_raw(&mut want);
+                assert_eq!(got, want, "{id} {u}");
+            }
             let want = SendMessageRequest {
                 tenant: String::new(),
                 message: Some(Message {
@@ -491,10 +536,20 @@ mod tests {
                     role: ROLE_USER,
                     parts: vec![Part { text: Some(text.into()) }],
                 }),
-                configuration: now.then_some(SendMessageConfiguration { return_immediately: true }),
+                configuration: now.then_some(SendMessageConfiguration {
+                    task_push_notification_config: None,
+                    return_immediately: true,
+                }),
             };
             let mut got = Vec::new();
-            send_message_request(&mut got, id.as_bytes(), ctx.as_bytes(), text.as_bytes(), now);
+            send_message_request(
+                &mut got,
+                id.as_bytes(),
+                ctx.as_bytes(),
+                text.as_bytes(),
+                now,
+                None,
+            );
             assert_eq!(got, want.encode_to_vec(), "{id} {ctx} {text}");
             assert_eq!(SendMessageRequest::decode(&got[..]).unwrap(), want);
             let mut got = Vec::new();
@@ -505,7 +560,7 @@ mod tests {
         // A long text: its length takes more than one varint byte, at every level.
         let text = "t".repeat(300);
         let mut got = Vec::new();
-        send_message_request(&mut got, b"m", b"", text.as_bytes(), false);
+        send_message_request(&mut got, b"m", b"", text.as_bytes(), false, None);
         let back = SendMessageRequest::decode(&got[..]).unwrap();
         assert_eq!(back.message.unwrap().parts[0].text.as_deref(), Some(&text[..]));
     }

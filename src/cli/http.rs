@@ -29,7 +29,7 @@ pub struct HttpCmd {
     /// a2a:task, a2a-rest:task, a2a-grpc:task (returnImmediately, then GetTask until the task
     /// ends), a2a:subscribe, a2a-rest:subscribe, a2a-grpc:subscribe (returnImmediately, then
     /// SubscribeToTask), a2a-v03:task, a2a-v03:subscribe (v0.3: blocking false, then tasks/get
-    /// or tasks/resubscribe), a2a:push, a2a-rest:push (returnImmediately with a push-notification
+    /// or tasks/resubscribe), a2a:push, a2a-rest:push, a2a-grpc:push (returnImmediately with a push-notification
     /// config: the task's end is POSTed to a2a-bench's receiver),
     /// a2a-grpc:message, a2a-grpc:stream, a2a-grpc:conversation (A2A's gRPC binding, over
     /// HTTP/2), mcp:tools/list, mcp:tools/call, mcp:mixed, registry:register, registry:get,
@@ -177,11 +177,11 @@ pub struct HttpCmd {
     /// time is an error of kind task_timeout (a subscription's stream still open is cut).
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
     task_timeout: Duration,
-    /// a2a:push, a2a-rest:push: where a2a-bench receives the push notifications
+    /// The push patterns: where a2a-bench receives the push notifications
     /// [default: 127.0.0.1:0 for a target on loopback, else 0.0.0.0:0].
     #[arg(long, value_name = "ADDR")]
     push_listen: Option<std::net::SocketAddr>,
-    /// a2a:push, a2a-rest:push: the URL the target is told to notify, when it reaches
+    /// The push patterns: the URL the target is told to notify, when it reaches
     /// a2a-bench by another address than the one it was reached from (NAT, a proxy)
     /// [default: http://<that address>:<port>/push].
     #[arg(long, value_name = "URL")]
@@ -215,7 +215,7 @@ fn push_receiver(
     if !patterns.iter().any(|p| p.is_push()) {
         if cmd.push_listen.is_some() || cmd.push_url.is_some() {
             bail!(
-                "--push-listen and --push-url are for the push patterns (a2a:push, a2a-rest:push)"
+                "--push-listen and --push-url are for the push patterns (a2a:push, a2a-rest:push, a2a-grpc:push)"
             );
         }
         return Ok(None);
@@ -224,6 +224,10 @@ fn push_receiver(
         let plain = url.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\\'));
         if !(url.starts_with("http://") || url.starts_with("https://")) || !plain {
             bail!("--push-url: give an http:// or https:// URL (no quotes, backslashes or spaces)");
+        }
+        if url.len() > crate::loadgen::http::PUSH_URL_MAX {
+            let max = crate::loadgen::http::PUSH_URL_MAX;
+            bail!("--push-url: at most {max} bytes");
         }
     }
     let unspecified = |ip: std::net::IpAddr| std::net::SocketAddr::new(ip, 0);

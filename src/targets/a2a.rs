@@ -13,7 +13,8 @@
 //! `GetTask` (`GET {prefix}/tasks/{id}` in HTTP+JSON) tells; tasks are kept a minute after they
 //! end (a second once a million are kept), a million at most. v0.3's `message/send` with `blocking: false` starts one the same way,
 //! told by `tasks/get` and `tasks/resubscribe` in v0.3's shapes. A task started with a
-//! `taskPushNotificationConfig` (JSON-RPC and HTTP+JSON) is also notified when it completes: a
+//! `taskPushNotificationConfig` (in any of the three bindings) is also notified when it
+//! completes: a
 //! POST of its final status update to the config's URL, with its token in
 //! `X-A2A-Notification-Token`, over a pool of keep-alive connections (best effort, as
 //! a2a-sdk's sender).
@@ -216,22 +217,27 @@ impl Echo {
         let config = request.pointer("/configuration/taskPushNotificationConfig");
         if let Some(url) = config.and_then(|c| c.get("url")).and_then(Value::as_str) {
             let token = config.and_then(|c| c.get("token")).and_then(Value::as_str);
-            let update = json!({"statusUpdate": {"taskId": id, "contextId": context,
-                "status": {"state": "TASK_STATE_COMPLETED"}}});
-            let mut post = Request::post(url).header("content-type", "application/json");
-            if let Some(t) = token {
-                post = post.header("x-a2a-notification-token", t);
-            }
-            if let Ok(post) = post.body(http_body_util::Full::new(Bytes::from(update.to_string())))
-            {
-                let (notifier, after) = ((*self.notifier).clone(), self.task_time);
-                tokio::spawn(async move {
-                    tokio::time::sleep(after).await;
-                    let _ = notifier.request(post).await;
-                });
-            }
+            self.notify_when_done(url, token.unwrap_or_default(), &id, context);
         }
         self.task_json(&id, version).ok_or(())
+    }
+
+    /// When task `id` completes, POSTs its final status update to `url` (with `token`, if
+    /// any, in `X-A2A-Notification-Token`); best effort, as a2a-sdk's sender.
+    fn notify_when_done(&self, url: &str, token: &str, id: &str, context: &str) {
+        let update = json!({"statusUpdate": {"taskId": id, "contextId": context,
+            "status": {"state": "TASK_STATE_COMPLETED"}}});
+        let mut post = Request::post(url).header("content-type", "application/json");
+        if !token.is_empty() {
+            post = post.header("x-a2a-notification-token", token);
+        }
+        if let Ok(post) = post.body(http_body_util::Full::new(Bytes::from(update.to_string()))) {
+            let (notifier, after) = ((*self.notifier).clone(), self.task_time);
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                let _ = notifier.request(post).await;
+            });
+        }
     }
 
     /// Streams its events `gap` apart, each its own chunk (as an agent answering token by
@@ -678,6 +684,8 @@ impl Echo {
                 Ok(r) => r,
                 Err(r) => return *r,
             };
+        let push =
+            request.configuration.as_ref().and_then(|c| c.task_push_notification_config.clone());
         let immediately = request.configuration.is_some_and(|c| c.return_immediately);
         let Some(message) = request.message else {
             return grpc_error(INVALID_ARGUMENT, "no message", None);
@@ -690,6 +698,9 @@ impl Echo {
             let Some(task) = task else {
                 return grpc_error(14, "too many tasks", None);
             };
+            if let Some(p) = push.filter(|p| !p.url.is_empty()) {
+                self.notify_when_done(&p.url, &p.token, &task.id, &context);
+            }
             let answer = grpc::SendMessageResponse { task: Some(task), message: None };
             let mut b = Vec::new();
             grpc::frame(&mut b, |b| answer.encode_raw(b));

@@ -494,11 +494,11 @@ fn notified_tasks_are_answered_when_their_end_is_pushed() {
     // Proves the push patterns end to end against the echo agent, whose tasks work 30 ms and
     // are then notified (a POST of their final status to the URL each SendMessage named):
     // each task is answered when its notification comes, 30 ms after it was accepted (no
-    // polls), over HTTP/1.1 and HTTP/2, in JSON-RPC and the HTTP+JSON binding, and the
-    // receiver says what it received.
+    // polls), over HTTP/1.1 and HTTP/2, in the three bindings, and the receiver says what it
+    // received.
     let (_echo, url) = echo_with_tasks(Duration::from_millis(30));
-    for version in [None, Some("--http2")] {
-        let mix = ["a2a:push", "a2a-rest:push"];
+    let json = &["a2a:push", "a2a-rest:push"][..];
+    for (version, mix) in [(None, json), (Some("--http2"), json), (None, &["a2a-grpc:push"][..])] {
         let patterns = mix.join(",");
         let mut args = vec!["--url", &url, "--pattern", &patterns, "--agents", "3"];
         args.extend(["--duration", "1"]);
@@ -506,8 +506,8 @@ fn notified_tasks_are_answered_when_their_end_is_pushed() {
         let (ok, text, report) = http(&args);
         let report = report.unwrap_or_else(|| panic!("no report: {text}"));
         assert!(ok, "{version:?}: {text}");
-        assert_clean(&report, &mix);
-        for name in mix {
+        assert_clean(&report, mix);
+        for &name in mix {
             let p = pattern(&report, name);
             let (done, accepted) = (
                 p["latency"]["p50_ms"].as_f64().unwrap(),

@@ -99,8 +99,8 @@ GRPCIO=$("$ENVS/a2a/bin/pip" show grpcio | sed -n 's/^Version: //p')
 check "a2a-sdk, gRPC (grpcio $GRPCIO)" \
     --url "http://127.0.0.1:$P" --pattern a2a-grpc:message,a2a-grpc:stream,a2a-grpc:conversation
 P=$(free_port); A2A_ECHO_TASK_MS=50 start_grpc "$P"
-check "a2a-sdk, gRPC (grpcio $GRPCIO), tasks of 50 ms followed by GetTask and SubscribeToTask" \
-    --url "http://127.0.0.1:$P" --pattern a2a-grpc:task,a2a-grpc:subscribe --task-poll 0.02
+check "a2a-sdk, gRPC (grpcio $GRPCIO), tasks of 50 ms followed by GetTask and SubscribeToTask, or pushed" \
+    --url "http://127.0.0.1:$P" --pattern a2a-grpc:task,a2a-grpc:subscribe,a2a-grpc:push --task-poll 0.02
 
 # uvicorn closing connections idle for 1 s: each client sends every 1.5 s, so every request
 # finds its connection closed by the server and replaced by a2a-bench, with no error.

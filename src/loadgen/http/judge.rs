@@ -848,7 +848,8 @@ pub fn judge(
         | Pattern::A2aV03Task
         | Pattern::A2aV03Subscribe
         | Pattern::A2aPush
-        | Pattern::A2aRestPush => task(p, head, body, false).map(|_| 0),
+        | Pattern::A2aRestPush
+        | Pattern::A2aGrpcPush => task(p, head, body, false).map(|_| 0),
     }
 }
 

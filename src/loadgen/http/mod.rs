@@ -48,6 +48,7 @@ mod request;
 mod tests;
 
 pub use preload::preload;
+pub use request::PUSH_URL_MAX;
 use request::*;
 
 /// Why a run stops when an MCP server answers `initialize` without a session.
@@ -116,6 +117,8 @@ pub enum Pattern {
     A2aPush,
     /// [`Pattern::A2aPush`] in the HTTP+JSON binding.
     A2aRestPush,
+    /// [`Pattern::A2aPush`] in the gRPC binding.
+    A2aGrpcPush,
     /// MCP `tools/list`.
     McpToolsList,
     /// MCP `tools/call`.
@@ -132,7 +135,7 @@ pub enum Pattern {
     RegistryHealth,
 }
 
-const PATTERNS: [(&str, Pattern); 30] = [
+const PATTERNS: [(&str, Pattern); 31] = [
     ("health", Pattern::Health),
     ("a2a:message", Pattern::A2aMessage),
     ("a2a:stream", Pattern::A2aStream),
@@ -153,6 +156,7 @@ const PATTERNS: [(&str, Pattern); 30] = [
     ("a2a-v03:subscribe", Pattern::A2aV03Subscribe),
     ("a2a:push", Pattern::A2aPush),
     ("a2a-rest:push", Pattern::A2aRestPush),
+    ("a2a-grpc:push", Pattern::A2aGrpcPush),
     ("a2a-grpc:message", Pattern::A2aGrpcMessage),
     ("a2a-grpc:stream", Pattern::A2aGrpcStream),
     ("a2a-grpc:conversation", Pattern::A2aGrpcConversation),
@@ -218,7 +222,7 @@ impl Pattern {
 
     /// Whether its task's end comes as a push notification.
     pub fn is_push(self) -> bool {
-        matches!(self, Pattern::A2aPush | Pattern::A2aRestPush)
+        matches!(self, Pattern::A2aPush | Pattern::A2aRestPush | Pattern::A2aGrpcPush)
     }
 
     /// Whether it follows its task by `SubscribeToTask`.
@@ -253,6 +257,7 @@ impl Pattern {
                 | Pattern::A2aGrpcConversation
                 | Pattern::A2aGrpcTask
                 | Pattern::A2aGrpcSubscribe
+                | Pattern::A2aGrpcPush
         )
     }
 

@@ -94,7 +94,8 @@ pub(super) fn fixed_head(
             Pattern::A2aGrpcMessage
             | Pattern::A2aGrpcConversation
             | Pattern::A2aGrpcTask
-            | Pattern::A2aGrpcSubscribe,
+            | Pattern::A2aGrpcSubscribe
+            | Pattern::A2aGrpcPush,
         ) => write!(out, "POST {base}{}{}", crate::grpc::SERVICE, crate::grpc::SEND_MESSAGE),
         Some(Pattern::A2aGrpcStream) => {
             let method = crate::grpc::SEND_STREAMING_MESSAGE;
@@ -148,6 +149,7 @@ pub(super) fn fixed_head(
                 | Pattern::A2aGrpcSubscribe
                 | Pattern::A2aPush
                 | Pattern::A2aRestPush
+                | Pattern::A2aGrpcPush
         )
     );
     if a2a && !theirs("a2a-version") {
@@ -271,8 +273,12 @@ pub(super) struct Caller<'a> {
     pub(super) task: &'a str,
     /// The push patterns: where its notifications go, after the receiver's base: `/{run}/
     /// {core}/{client in the core}` (the request number follows).
-    pub(super) push_at: (u32, usize, u32),
+    pub(super) push_at: PushAt,
 }
+
+/// Where a push pattern's notifications go after the receiver's base: (run, core, client in
+/// the core); the request number follows.
+pub(super) type PushAt = (u32, usize, u32);
 
 /// The body of a request (`what`, of pattern `kind`) into `b`, which is empty: written before
 /// the head, which carries its length. `context` is the conversation's id, written here.
@@ -380,7 +386,7 @@ pub(super) fn request_body(
         }
         (What::Request(i), Some(p @ Pattern::A2aGrpcConversation)) => {
             conversation(context, plan, (i, p), (id_base, client, seq));
-            grpc_request(b, (id_base, client, seq), context, text, false);
+            grpc_request(b, (id_base, client, seq), context, text, false, None);
         }
         (
             _,
@@ -388,11 +394,13 @@ pub(super) fn request_body(
                 p @ (Pattern::A2aGrpcMessage
                 | Pattern::A2aGrpcStream
                 | Pattern::A2aGrpcTask
-                | Pattern::A2aGrpcSubscribe),
+                | Pattern::A2aGrpcSubscribe
+                | Pattern::A2aGrpcPush),
             ),
         ) => {
             let now = p.is_task();
-            grpc_request(b, (id_base, client, seq), "", text, now);
+            let push = plan.push.as_ref().filter(|_| p.is_push()).map(|r| (r, push_at));
+            grpc_request(b, (id_base, client, seq), "", text, now, push);
         }
         (_, Some(p @ (Pattern::A2aV03Message | Pattern::A2aV03Stream))) => {
             let method = if p == Pattern::A2aV03Stream { "message/stream" } else { "message/send" };
@@ -444,6 +452,7 @@ fn grpc_request(
     context: &str,
     text: &str,
     immediately: bool,
+    push: Option<(&Arc<push::Receiver>, PushAt)>,
 ) {
     // "m-" and three numbers: at most 44 bytes.
     let mut id = [0u8; 48];
@@ -452,8 +461,20 @@ fn grpc_request(
         let _ = write!(w, "m-{id_base}-{client}-{seq}");
         48 - w.len()
     };
+    // The push patterns' URL (the command line holds its base to PUSH_URL_MAX bytes).
+    let mut url = [0u8; PUSH_URL_MAX + 64];
+    let push = push.map(|(r, (run, core, local))| {
+        let mut w = &mut url[..];
+        let _ = write!(w, "{}/{run}/{core}/{local}/{seq}", r.base());
+        let n = PUSH_URL_MAX + 64 - w.len();
+        (n, r.token().as_bytes())
+    });
     crate::grpc::frame(b, |b| {
         let (context, text) = (context.as_bytes(), text.as_bytes());
-        crate::grpc::send_message_request(b, &id[..len], context, text, immediately);
+        let push = push.map(|(n, token)| (&url[..n], token));
+        crate::grpc::send_message_request(b, &id[..len], context, text, immediately, push);
     });
 }
+
+/// The longest `--push-url` (its base of the URLs the push patterns' notifications go to).
+pub const PUSH_URL_MAX: usize = 1024;
