@@ -119,6 +119,25 @@ pub(crate) async fn body(
     }
 }
 
+/// Accepts on `listener` (a non-blocking std listener, on a tokio runtime) until `stopped`:
+/// each connection, with Nagle off, goes to `each` (which spawns what serves it).
+pub(crate) async fn accept_each(
+    listener: std::net::TcpListener,
+    stopped: &mut tokio::sync::oneshot::Receiver<()>,
+    mut each: impl FnMut(tokio::net::TcpStream),
+) {
+    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut *stopped => return,
+            a = listener.accept() => a,
+        };
+        let Ok((stream, _)) = accepted else { continue };
+        let _ = stream.set_nodelay(true);
+        each(stream);
+    }
+}
+
 /// A unique-enough id: a per-process counter mixed with the clock.
 pub(crate) fn fresh_id(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -252,42 +271,31 @@ impl Target {
         let h2_kept = h2.clone();
         let thread =
             std::thread::Builder::new().name(format!("{kind}-accept")).spawn(move || {
-                runtime.block_on(async move {
-                    let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
-                        return;
-                    };
-                    loop {
-                        let accepted = tokio::select! {
-                            _ = &mut stopped => return,
-                            a = listener.accept() => a,
-                        };
-                        let Ok((stream, _)) = accepted else { continue };
-                        let _ = stream.set_nodelay(true);
-                        let (state, token, h2) = (state.clone(), token.clone(), h2.clone());
-                        let acceptor = acceptor.clone();
-                        tokio::spawn(async move {
-                            let service = hyper::service::service_fn(move |req| {
-                                handle(state.clone(), token.clone(), h2.clone(), req)
-                            });
-                            let builder = hyper_util::server::conn::auto::Builder::new(
-                                hyper_util::rt::TokioExecutor::new(),
-                            );
-                            match acceptor {
-                                Some(a) => {
-                                    // A failed handshake (a client that does not trust the
-                                    // certificate) just ends the connection.
-                                    let Ok(tls) = a.accept(stream).await else { return };
-                                    let io = hyper_util::rt::TokioIo::new(tls);
-                                    let _ = builder.serve_connection(io, service).await;
-                                }
-                                None => {
-                                    let io = hyper_util::rt::TokioIo::new(stream);
-                                    let _ = builder.serve_connection(io, service).await;
-                                }
-                            }
+                runtime.block_on(accept_each(std_listener, &mut stopped, |stream| {
+                    let (state, token, h2) = (state.clone(), token.clone(), h2.clone());
+                    let acceptor = acceptor.clone();
+                    tokio::spawn(async move {
+                        let service = hyper::service::service_fn(move |req| {
+                            handle(state.clone(), token.clone(), h2.clone(), req)
                         });
-                    }
-                });
+                        let builder = hyper_util::server::conn::auto::Builder::new(
+                            hyper_util::rt::TokioExecutor::new(),
+                        );
+                        match acceptor {
+                            Some(a) => {
+                                // A failed handshake (a client that does not trust the
+                                // certificate) just ends the connection.
+                                let Ok(tls) = a.accept(stream).await else { return };
+                                let io = hyper_util::rt::TokioIo::new(tls);
+                                let _ = builder.serve_connection(io, service).await;
+                            }
+                            None => {
+                                let io = hyper_util::rt::TokioIo::new(stream);
+                                let _ = builder.serve_connection(io, service).await;
+                            }
+                        }
+                    });
+                }));
             })?;
         Ok(Target { addr, state: kept, h2: h2_kept, stop: Some(stop), thread: Some(thread) })
     }

@@ -522,6 +522,17 @@ fn notified_tasks_are_answered_when_their_end_is_pushed() {
     }
 }
 
+/// A short run of `pattern` against `url`: two clients, no warm-up, 0.3 s, a stall (or drain)
+/// timeout of 0.5 s, and tasks given up `task_timeout` seconds after their intended send time.
+fn brief_tasks<'a>(url: &'a str, pattern: &'a str, task_timeout: &'a str) -> [&'a str; 14] {
+    #[rustfmt::skip]
+    let args = [
+        "--url", url, "--pattern", pattern, "--agents", "2", "--duration", "0.3", "--warmup", "0",
+        "--drain-timeout", "0.5", "--task-timeout", task_timeout,
+    ];
+    args
+}
+
 /// POSTs a notification that task `t-1` is in `state` to the push URL and token of `request`
 /// (a SendMessage of a push pattern), as a server would; returns the answer's status line.
 fn notify(request: &str, token: Option<&str>, state: &str) -> String {
@@ -578,22 +589,7 @@ fn a_notified_end_is_taken_early_or_late_and_a_missing_one_times_out() {
             Some(response("200 OK", "application/json", "", accepted))
         });
         let url = format!("http://{addr}/");
-        let args = [
-            "--url",
-            &url,
-            "--pattern",
-            "a2a:push",
-            "--agents",
-            "2",
-            "--duration",
-            "0.3",
-            "--warmup",
-            "0",
-            "--drain-timeout",
-            "0.5",
-            "--task-timeout",
-            "1",
-        ];
+        let args = brief_tasks(&url, "a2a:push", "1");
         let text = match kind {
             None => {
                 let (ok, text, report) = http(&args);
@@ -640,22 +636,7 @@ fn a_subscription_whose_stream_never_began_is_a_stall() {
             Some(response("200 OK", "application/json", "", body))
         });
         let url = format!("http://{addr}/");
-        let args = [
-            "--url",
-            &url,
-            "--pattern",
-            "a2a:subscribe",
-            "--agents",
-            "2",
-            "--duration",
-            "0.3",
-            "--warmup",
-            "0",
-            "--drain-timeout",
-            "0.5",
-            "--task-timeout",
-            "1.5",
-        ];
+        let args = brief_tasks(&url, "a2a:subscribe", "1.5");
         let report = check_every_request_fails(&args, kind);
         let failure = run(&report)["failure"].as_str().unwrap_or("").to_string();
         assert_eq!(failure.contains("the server stalled"), first_event.is_empty(), "{failure}");

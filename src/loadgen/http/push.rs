@@ -181,29 +181,17 @@ impl Receiver {
                 let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &cpus);
             }
             served.tid.store(nix::unistd::gettid().as_raw(), Ordering::Relaxed);
-            runtime.block_on(async move {
-                let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
-                    return;
-                };
-                loop {
-                    let accepted = tokio::select! {
-                        _ = &mut stopped => return,
-                        a = listener.accept() => a,
-                    };
-                    let Ok((stream, _)) = accepted else { continue };
-                    let _ = stream.set_nodelay(true);
-                    let hub = served.clone();
-                    tokio::spawn(async move {
-                        let service =
-                            hyper::service::service_fn(move |req| serve(hub.clone(), req));
-                        let builder = hyper_util::server::conn::auto::Builder::new(
-                            hyper_util::rt::TokioExecutor::new(),
-                        );
-                        let io = hyper_util::rt::TokioIo::new(stream);
-                        let _ = builder.serve_connection(io, service).await;
-                    });
-                }
-            });
+            runtime.block_on(crate::targets::accept_each(std_listener, &mut stopped, |stream| {
+                let hub = served.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| serve(hub.clone(), req));
+                    let builder = hyper_util::server::conn::auto::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    );
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = builder.serve_connection(io, service).await;
+                });
+            }));
         })?;
         Ok(Receiver { hub, stop: Some(stop), thread: Some(thread) })
     }
