@@ -311,7 +311,7 @@ impl Http {
         {
             verdict = Err(std::borrow::Cow::Borrowed("task_timeout"));
         }
-        let freed = match verdict {
+        let end = match verdict {
             Ok(judge::TaskSeen::Working(id)) => {
                 let slot = match w.task {
                     NO_TASK => {
@@ -345,7 +345,7 @@ impl Http {
             Ok(judge::TaskSeen::Ended) => Ok(()),
             Err(kind) => Err(kind),
         };
-        self.settle_task(w, i, freed, now, book);
+        self.settle_task(w, i, end, now, book);
     }
 
     /// Task request `w` (of pattern index `i`) ended at `now`: its task completed (answered,
@@ -405,9 +405,9 @@ impl Http {
         self.pushed.insert(key, slot);
         let due = w.intended_ns.saturating_add(self.plan.task_timeout_ns).max(now);
         let sooner = self.push_due.peek().is_none_or(|std::cmp::Reverse(d)| due < d.0);
-        if sooner && self.polls.is_empty() {
+        if sooner {
             if let Some(p) = &self.poke {
-                // The side task sleeps until its next timer: it looks again.
+                // The side task sleeps until its next timer, maybe later: it looks again.
                 let _ = p.try_send(super::super::workload::Completed { local: 0, slot: 0, seq: 0 });
             }
         }
