@@ -79,8 +79,9 @@ impl Hub {
             Ok(None) => return StatusCode::OK, // submitted, working, an artifact: not an end
             Err(_) => return refused(StatusCode::BAD_REQUEST),
         };
-        let code = crate::grpc::TASK_STATES.iter().position(|s| *s == state).map_or(0, |i| i + 1);
-        let end = Completed { local: client, slot: code.max(1) as u8, seq: seq as u32 };
+        // The state's place plus one; a state A2A does not name goes as UNSPECIFIED's (1).
+        let code = crate::grpc::TASK_STATES.iter().position(|s| *s == state).map_or(1, |i| i + 1);
+        let end = Completed { local: client, slot: code as u8, seq: seq as u32 };
         if tx.send_async(end).await.is_err() {
             return StatusCode::SERVICE_UNAVAILABLE; // the run is over
         }
