@@ -11,7 +11,8 @@
 //! `returnImmediately` (in any of the three bindings) starts a task instead of answering:
 //! `working` for the agent's task time, then `completed` with the text as its artifact, as
 //! `GetTask` (`GET {prefix}/tasks/{id}` in HTTP+JSON) tells; tasks are kept a minute after they
-//! end (a second once a million are kept), a million at most. v0.3's `message/send` with `blocking: false` starts one the same way,
+//! end, a million at most (then each new task takes the place of the one that ended first, if
+//! that ended a second ago). v0.3's `message/send` with `blocking: false` starts one the same way,
 //! told by `tasks/get` and `tasks/resubscribe` in v0.3's shapes. A task started with a
 //! `taskPushNotificationConfig` (in any of the three bindings) is also notified when it
 //! completes: a
@@ -19,7 +20,7 @@
 //! `X-A2A-Notification-Token`, over a pool of keep-alive connections (best effort, as
 //! a2a-sdk's sender).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -42,10 +43,10 @@ pub struct Echo {
     event_gap: Duration,
     /// How long a task works before it completes.
     task_time: Duration,
-    /// The tasks started, by id.
-    tasks: Mutex<HashMap<String, Task>>,
-    /// When the tasks kept past their time were last dropped (`clock::now_ns`).
-    swept_ns: std::sync::atomic::AtomicU64,
+    /// The tasks started, in [`TASK_SHARDS`] tables chosen by the id's hash (`hasher`), so
+    /// that a table's growth moves a small part of them at a time.
+    tasks: Box<[Mutex<Tasks>]>,
+    hasher: std::collections::hash_map::RandomState,
     /// Sends push notifications.
     notifier: Box<Notifier>,
 }
@@ -64,8 +65,60 @@ struct Task {
     done_at: Instant,
 }
 
+/// The tasks an agent keeps: by id, and in the order they end (every task works the same
+/// time, so the order they started), so that each start drops the tasks kept past their time
+/// from the front: a few at a time, never a pass over the table.
+struct Tasks {
+    by_id: HashMap<String, Task>,
+    /// (when it ends, id), in that order.
+    ending: VecDeque<(Instant, String)>,
+    /// Tasks kept at most ([`TASKS_MAX`]).
+    max: usize,
+}
+
+impl Tasks {
+    fn new(max: usize) -> Tasks {
+        Tasks { by_id: HashMap::new(), ending: VecDeque::new(), max }
+    }
+
+    /// Keeps `task` as `id` at `now` (its `done_at` the latest yet), after dropping the tasks
+    /// that ended [`TASK_KEPT`] ago; once `max` are kept, the one that ended first makes room
+    /// if it ended [`TASK_KEPT_FULL`] ago: false when it did not.
+    fn insert(&mut self, id: &str, task: Task, now: Instant) -> bool {
+        self.drop_ended(now, TASK_KEPT, usize::MAX);
+        if self.by_id.len() >= self.max && self.drop_ended(now, TASK_KEPT_FULL, 1) == 0 {
+            return false;
+        }
+        self.ending.push_back((task.done_at, id.into()));
+        self.by_id.insert(id.into(), task);
+        true
+    }
+
+    /// Drops the tasks, at most `most`, that ended `kept` or longer before `now`: how many.
+    fn drop_ended(&mut self, now: Instant, kept: Duration, most: usize) -> usize {
+        let mut dropped = 0;
+        while let Some((done_at, id)) = self.ending.front() {
+            if dropped == most || *done_at + kept > now {
+                break;
+            }
+            self.by_id.remove(id);
+            self.ending.pop_front();
+            dropped += 1;
+        }
+        dropped
+    }
+
+    fn get(&self, id: &str) -> Option<&Task> {
+        self.by_id.get(id)
+    }
+}
+
 /// Tasks kept at most; past them a new task is refused (`-32603` / 503).
 const TASKS_MAX: usize = 1_000_000;
+
+/// The tables the tasks are spread over (at a million tasks, a table that grows moves
+/// 16 k of them, a few milliseconds, where one table would stop the agent for 0.3 s).
+const TASK_SHARDS: usize = 64;
 
 /// How long an ended task stays to be asked about.
 const TASK_KEPT: Duration = Duration::from_secs(60);
@@ -103,8 +156,10 @@ impl Echo {
             }),
             event_gap: Duration::ZERO,
             task_time: Duration::ZERO,
-            tasks: Mutex::new(HashMap::new()),
-            swept_ns: std::sync::atomic::AtomicU64::new(0),
+            tasks: (0..TASK_SHARDS)
+                .map(|_| Mutex::new(Tasks::new(TASKS_MAX / TASK_SHARDS)))
+                .collect(),
+            hasher: Default::default(),
             notifier: Box::new(
                 hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                     .build_http(),
@@ -120,32 +175,20 @@ impl Echo {
 
     /// Starts a task echoing `text` in `context`: its id, or None when too many are kept.
     fn start_task(&self, context: &str, text: &str) -> Option<String> {
-        let now = Instant::now();
-        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
-        // Past a tenth of the bound, the tasks kept past their time go, at most once a second
-        // (a sweep on every start would cost the whole table each time).
-        let (clock, swept) = (crate::clock::now_ns(), &self.swept_ns);
-        let due = swept.load(std::sync::atomic::Ordering::Relaxed) + 1_000_000_000;
-        if tasks.len() >= TASKS_MAX / 10 && clock >= due {
-            tasks.retain(|_, t| t.done_at + TASK_KEPT > now);
-            swept.store(clock, std::sync::atomic::Ordering::Relaxed);
-        }
-        if tasks.len() >= TASKS_MAX {
-            // Full: the tasks that ended over a second ago go (at most ten times a second), so
-            // a fast client meets the bound only with a million tasks working or just ended.
-            if clock >= due - 900_000_000 {
-                tasks.retain(|_, t| t.done_at + TASK_KEPT_FULL > now);
-                swept.store(clock, std::sync::atomic::Ordering::Relaxed);
-            }
-            if tasks.len() >= TASKS_MAX {
-                return None;
-            }
-        }
         let id = fresh_id("task");
+        let mut tasks = self.table(&id);
+        // Read under the lock: the tasks end in the order they are kept.
+        let now = Instant::now();
         let task =
             Task { context: context.into(), text: text.into(), done_at: now + self.task_time };
-        tasks.insert(id.clone(), task);
-        Some(id)
+        tasks.insert(&id, task, now).then_some(id)
+    }
+
+    /// The table that holds task `id`, locked.
+    fn table(&self, id: &str) -> std::sync::MutexGuard<'_, Tasks> {
+        use std::hash::BuildHasher;
+        let shard = self.hasher.hash_one(id) as usize % TASK_SHARDS;
+        self.tasks[shard].lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Task `id` as a v1.0 `Task` (ProtoJSON) or a v0.3 one, if the agent has it.
@@ -187,7 +230,7 @@ impl Echo {
     /// A subscription to task `id`: how long until it completes, its context and its text;
     /// `None`: no such task; `Some(Err)`: it ended already (A2A refuses to subscribe then).
     fn subscription(&self, id: &str) -> Option<Result<(Duration, String, String), ()>> {
-        let tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        let tasks = self.table(id);
         let t = tasks.get(id)?;
         let left = t.done_at.checked_duration_since(Instant::now()).filter(|d| !d.is_zero());
         Some(left.map(|left| (left, t.context.clone(), t.text.clone())).ok_or(()))
@@ -195,7 +238,7 @@ impl Echo {
 
     /// Task `id`'s context, and its text once it completed.
     fn task_now(&self, id: &str) -> Option<(String, Option<String>)> {
-        let tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        let tasks = self.table(id);
         let t = tasks.get(id)?;
         let done = (Instant::now() >= t.done_at).then(|| t.text.clone());
         Some((t.context.clone(), done))
@@ -790,4 +833,41 @@ fn grpc_reply(mut frames: Vec<Vec<u8>>, gap: Duration) -> Response<Body> {
     let mut r = reply(StatusCode::OK, "application/grpc", "");
     *r.body_mut() = Body::Right(StreamBody::new(all));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(done_at: Instant) -> Task {
+        Task { context: "c".into(), text: "t".into(), done_at }
+    }
+
+    #[test]
+    fn tasks_go_a_minute_after_they_end_or_one_by_one_once_full() {
+        let t0 = Instant::now();
+        let secs = |s: u64| t0 + Duration::from_secs(s);
+        let mut tasks = Tasks::new(3);
+        assert!(tasks.insert("a", task(secs(0)), secs(0)));
+        assert!(tasks.insert("b", task(secs(10)), secs(10)));
+        // "a" ended 59 s ago: kept.
+        assert!(tasks.insert("c", task(secs(59)), secs(59)));
+        assert!(tasks.get("a").is_some());
+        // Full, and every task ended under a second ago or still works: refused.
+        let mut full = Tasks::new(2);
+        assert!(full.insert("x", task(secs(5)), secs(0)));
+        assert!(full.insert("y", task(secs(5)), secs(0)));
+        assert!(!full.insert("z", task(secs(6)), secs(5)));
+        // Full, "x" and "y" ended a second ago: the first makes room, the other stays.
+        assert!(full.insert("z", task(secs(7)), secs(6)));
+        assert!(full.get("x").is_none() && full.get("y").is_some() && full.get("z").is_some());
+        // "a" ended a minute ago: gone at the next start, "b" stays.
+        assert!(tasks.insert("d", task(secs(60)), secs(60)));
+        assert!(tasks.get("a").is_none());
+        assert!(tasks.get("b").is_some() && tasks.get("d").is_some());
+        assert_eq!((tasks.by_id.len(), tasks.ending.len()), (3, 3));
+        // A quiet minute later, one start drops all that ended before it.
+        assert!(tasks.insert("e", task(secs(200)), secs(200)));
+        assert_eq!((tasks.by_id.len(), tasks.ending.len()), (1, 1));
+    }
 }

@@ -412,6 +412,14 @@ impl Http {
             }
         }
         self.push_due.push(std::cmp::Reverse((due, slot, key.0, key.1)));
+        // Settled tasks' deadlines stay in the heap until due: once they are most of it, they
+        // go, so that it holds about the waiting tasks, not the rate times the timeout.
+        if self.push_due.len() >= PUSH_DUE_MIN.max(2 * self.pushed.len()) {
+            let pushed = &self.pushed;
+            self.push_due.retain(|std::cmp::Reverse((_, slot, local, seq))| {
+                pushed.get(&(*local, *seq)) == Some(slot)
+            });
+        }
     }
 
     /// A notification (from the core's side channel) that request `seq` (its low 32 bits) of
@@ -814,6 +822,10 @@ const EARLY_TURN_NS: u64 = 1_000_000_000;
 /// Such notifications kept at most per generation (past them one is dropped, and its task
 /// times out: counted, never lost).
 const EARLY_MAX: usize = 1 << 16;
+
+/// The size of the push deadlines' heap past which, once settled tasks' deadlines are half
+/// of it, they are dropped.
+const PUSH_DUE_MIN: usize = 1024;
 
 /// A notified end's state code ([`push`]: its place in `TASK_STATES` plus one) as a task's end:
 /// completed, or an error by the state's name.

@@ -515,7 +515,8 @@ fn a_notified_task_is_answered_once_early_or_late_allocating_nothing() {
     // task, which waits parked until the core's side channel brings the notification of its
     // end (the receiver's message: client, request, state code); an end notified before the
     // answer is kept and settles the task when the answer comes; a failed end is an error by
-    // its name; once warm a cycle allocates nothing.
+    // its name; once warm a cycle allocates nothing (the deadlines of settled tasks do not
+    // pile up).
     use crate::loadgen::group::Group;
     use crate::loadgen::workload::Completed;
     use crate::testing::counting;
@@ -532,8 +533,9 @@ fn a_notified_task_is_answered_once_early_or_late_allocating_nothing() {
         host: "h".into(),
         patterns: vec![Pattern::A2aPush],
         pipeline: 4,
-        // Short, so that the deadlines of the tasks already notified leave their heap soon.
-        task_timeout_ns: 5_000,
+        // Long: the deadlines of the tasks already notified stay due for the whole test, and
+        // must leave their heap all the same (else it grows, and allocates, with every task).
+        task_timeout_ns: 60_000_000_000,
         ..Plan::default()
     };
     let mut now = 1_000u64;
@@ -573,7 +575,7 @@ fn a_notified_task_is_answered_once_early_or_late_allocating_nothing() {
         }
         ends.len()
     };
-    for round in 0..100 {
+    for round in 0..400 {
         now += 1_000;
         turn(&mut g, now, completed, round % 2 == 0);
     }
