@@ -29,8 +29,9 @@ pub struct HttpCmd {
     /// a2a:task, a2a-rest:task, a2a-grpc:task (returnImmediately, then GetTask until the task
     /// ends), a2a:subscribe, a2a-rest:subscribe, a2a-grpc:subscribe (returnImmediately, then
     /// SubscribeToTask), a2a-v03:task, a2a-v03:subscribe (v0.3: blocking false, then tasks/get
-    /// or tasks/resubscribe), a2a:push, a2a-rest:push, a2a-grpc:push (returnImmediately with a push-notification
-    /// config: the task's end is POSTed to a2a-bench's receiver),
+    /// or tasks/resubscribe), a2a:push, a2a-rest:push, a2a-grpc:push, a2a-v03:push
+    /// (returnImmediately, v0.3 blocking false, with a push-notification config: the task's
+    /// end is POSTed to a2a-bench's receiver),
     /// a2a-grpc:message, a2a-grpc:stream, a2a-grpc:conversation (A2A's gRPC binding, over
     /// HTTP/2), mcp:tools/list, mcp:tools/call, mcp:mixed, registry:register, registry:get,
     /// registry:list, registry:search, registry:health.
@@ -215,7 +216,7 @@ fn push_receiver(
     if !patterns.iter().any(|p| p.is_push()) {
         if cmd.push_listen.is_some() || cmd.push_url.is_some() {
             bail!(
-                "--push-listen and --push-url are for the push patterns (a2a:push, a2a-rest:push, a2a-grpc:push)"
+                "--push-listen and --push-url are for the push patterns (a2a:push, a2a-rest:push, a2a-grpc:push, a2a-v03:push)"
             );
         }
         return Ok(None);

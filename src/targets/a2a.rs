@@ -14,9 +14,9 @@
 //! end, a million at most (then each new task takes the place of the one that ended first, if
 //! that ended a second ago). v0.3's `message/send` with `blocking: false` starts one the same way,
 //! told by `tasks/get` and `tasks/resubscribe` in v0.3's shapes. A task started with a
-//! `taskPushNotificationConfig` (in any of the three bindings) is also notified when it
-//! completes: a
-//! POST of its final status update to the config's URL, with its token in
+//! `taskPushNotificationConfig` (in any of the three bindings; v0.3: `pushNotificationConfig`)
+//! is also notified when it completes: a POST of its final status update (v0.3: the completed
+//! task) to the config's URL, with its token in
 //! `X-A2A-Notification-Token`, over a pool of keep-alive connections (best effort, as
 //! a2a-sdk's sender).
 
@@ -257,19 +257,30 @@ impl Echo {
         let out = answer(message, text, version);
         let context = out["contextId"].as_str().unwrap_or_default();
         let id = self.start_task(context, text).ok_or(())?;
-        let config = request.pointer("/configuration/taskPushNotificationConfig");
+        let config = request.pointer(match version {
+            Version::V1 => "/configuration/taskPushNotificationConfig",
+            Version::V03 => "/configuration/pushNotificationConfig",
+        });
         if let Some(url) = config.and_then(|c| c.get("url")).and_then(Value::as_str) {
             let token = config.and_then(|c| c.get("token")).and_then(Value::as_str);
-            self.notify_when_done(url, token.unwrap_or_default(), &id, context);
+            self.notify_when_done(url, token.unwrap_or_default(), (&id, context, text), version);
         }
         self.task_json(&id, version).ok_or(())
     }
 
-    /// When task `id` completes, POSTs its final status update to `url` (with `token`, if
-    /// any, in `X-A2A-Notification-Token`); best effort, as a2a-sdk's sender.
-    fn notify_when_done(&self, url: &str, token: &str, id: &str, context: &str) {
-        let update = json!({"statusUpdate": {"taskId": id, "contextId": context,
-            "status": {"state": "TASK_STATE_COMPLETED"}}});
+    /// When task `id` (in `context`, echoing `text`) completes, POSTs its final status update
+    /// (v0.3: the completed task) to `url` (with `token`, if any, in
+    /// `X-A2A-Notification-Token`); best effort, as a2a-sdk's sender.
+    fn notify_when_done(&self, url: &str, token: &str, task: (&str, &str, &str), version: Version) {
+        let (id, context, text) = task;
+        let update = match version {
+            Version::V1 => json!({"statusUpdate": {"taskId": id, "contextId": context,
+                "status": {"state": "TASK_STATE_COMPLETED"}}}),
+            Version::V03 => json!({"kind": "task", "id": id, "contextId": context,
+                "status": {"state": "completed"},
+                "artifacts": [{"artifactId": format!("{id}-echo"),
+                    "parts": [{"kind": "text", "text": text}]}]}),
+        };
         let mut post = Request::post(url).header("content-type", "application/json");
         if !token.is_empty() {
             post = post.header("x-a2a-notification-token", token);
@@ -742,7 +753,7 @@ impl Echo {
                 return grpc_error(14, "too many tasks", None);
             };
             if let Some(p) = push.filter(|p| !p.url.is_empty()) {
-                self.notify_when_done(&p.url, &p.token, &task.id, &context);
+                self.notify_when_done(&p.url, &p.token, (&task.id, &context, &text), Version::V1);
             }
             let answer = grpc::SendMessageResponse { task: Some(task), message: None };
             let mut b = Vec::new();

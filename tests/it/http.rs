@@ -494,10 +494,10 @@ fn notified_tasks_are_answered_when_their_end_is_pushed() {
     // Proves the push patterns end to end against the echo agent, whose tasks work 30 ms and
     // are then notified (a POST of their final status to the URL each SendMessage named):
     // each task is answered when its notification comes, 30 ms after it was accepted (no
-    // polls), over HTTP/1.1 and HTTP/2, in the three bindings, and the receiver says what it
-    // received.
+    // polls), over HTTP/1.1 and HTTP/2, in the three bindings and in v0.3 (whose notification
+    // is the task itself), and the receiver says what it received.
     let (_echo, url) = echo_with_tasks(Duration::from_millis(30));
-    let json = &["a2a:push", "a2a-rest:push"][..];
+    let json = &["a2a:push", "a2a-rest:push", "a2a-v03:push"][..];
     for (version, mix) in [(None, json), (Some("--http2"), json), (None, &["a2a-grpc:push"][..])] {
         let patterns = mix.join(",");
         let mut args = vec!["--url", &url, "--pattern", &patterns, "--agents", "3"];

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make test-targets`: every `a2a-bench http` pattern against the real Python servers from PyPI
-# — an a2a-sdk 1.x echo agent (its JSON-RPC, HTTP+JSON and gRPC bindings), MCP servers on mcp
+# — an a2a-sdk 1.x echo agent (its JSON-RPC, HTTP+JSON and gRPC bindings), one on a2a-sdk 0.3
+# (A2A v0.3, what most deployed agents speak), MCP servers on mcp
 # 1.x (sessions) and 2.x (sessions, and the sessionless 2026-07-28 protocol), and a2a-registry
 # (without its heavy optional dependencies) — each run must succeed with 0 errors. Virtual
 # environments are made once under target/pyenvs (A2A_BENCH_PYENVS to move them), and again when
@@ -26,6 +27,7 @@ mkenv() { # name, pip arguments... (made again when the arguments change)
     fi
 }
 mkenv a2a 'a2a-sdk[http-server,grpc]>=1,<2' uvicorn
+mkenv a2a03 'a2a-sdk[http-server]>=0.3,<0.4' uvicorn
 mkenv mcp1 'mcp>=1.20,<2'
 mkenv mcp2 'mcp>=2,<3'
 mkenv registry fastapi uvicorn fasta2a jsonrpcserver pydantic httpx httpx-sse sse-starlette click pyjwt
@@ -83,10 +85,20 @@ check "a2a-sdk $("$ENVS/a2a/bin/pip" show a2a-sdk | sed -n 's/^Version: //p')" -
 # task's events to a2a-bench's receiver.
 P=$(free_port); A2A_ECHO_TASK_MS=50 start "$P" "$ENVS/a2a/bin/python" "$HERE/a2a_echo.py" "$P"
 check "a2a-sdk, tasks of 50 ms followed by GetTask and SubscribeToTask, or pushed" --url "http://127.0.0.1:$P/" \
-    --pattern a2a:task,a2a-rest:task,a2a:subscribe,a2a-rest:subscribe,a2a-v03:task,a2a-v03:subscribe,a2a:push,a2a-rest:push \
+    --pattern a2a:task,a2a-rest:task,a2a:subscribe,a2a-rest:subscribe,a2a-v03:task,a2a-v03:subscribe,a2a:push,a2a-rest:push,a2a-v03:push \
     --task-poll 0.02
 
-# The same agent in A2A's gRPC binding, on grpcio's asyncio server (HTTP/2 only: readiness
+# An echo agent on a2a-sdk 0.3 (A2A v0.3 itself, not 1.x's compatibility layer): messages, the
+# agent card, then tasks of 50 ms followed by tasks/get, tasks/resubscribe or a2a-sdk 0.3's push
+# sender, whose notification is the task itself (v0.3's shape), one per event.
+V03=$("$ENVS/a2a03/bin/pip" show a2a-sdk | sed -n 's/^Version: //p')
+P=$(free_port); start "$P" "$ENVS/a2a03/bin/python" "$HERE/a2a_v03_echo.py" "$P"
+check "a2a-sdk $V03 (A2A v0.3)" --url "http://127.0.0.1:$P/" --pattern a2a-v03:message,a2a-v03:stream,a2a:agent_card
+P=$(free_port); A2A_ECHO_TASK_MS=50 start "$P" "$ENVS/a2a03/bin/python" "$HERE/a2a_v03_echo.py" "$P"
+check "a2a-sdk $V03 (A2A v0.3), tasks of 50 ms followed by tasks/get and tasks/resubscribe, or pushed" \
+    --url "http://127.0.0.1:$P/" --pattern a2a-v03:task,a2a-v03:subscribe,a2a-v03:push --task-poll 0.02
+
+# The a2a-sdk 1.x agent in A2A's gRPC binding, on grpcio's asyncio server (HTTP/2 only: readiness
 # is its port accepting).
 start_grpc() { # port (the server's environment as the caller's)
     "$ENVS/a2a/bin/python" "$HERE/a2a_grpc_echo.py" "$1" >"$OUT/server-$1.log" 2>&1 &

@@ -676,16 +676,39 @@ pub fn subscription<'a>(
     by_state(last.unwrap_or("WORKING"), Some(Cow::Borrowed("subscribed")))
 }
 
-/// Judges a push notification's body, a `StreamResponse` as the HTTP+JSON binding writes it:
-/// the state it tells when that is an end (not submitted or working), as `TASK_STATES` spells
-/// it; `None` for a state still under way, or an event that tells none (an artifact).
+object! {
+    /// A push notification's body: v1.0's `StreamResponse` as the HTTP+JSON binding writes it
+    /// ([`SubEvent`]), or v0.3's task or update, told by its `kind` ([`V03Seen`]).
+    struct Notified<'a> {
+        task: WithStatus<'a> = "task",
+        status_update: WithStatus<'a> = "statusUpdate",
+        message: Skip = "message",
+        artifact_update: Skip = "artifactUpdate",
+        error: RestStatus<'a> = "error",
+        kind: Str<'a> = "kind",
+        status: TaskStatusState<'a> = "status",
+    }
+}
+
+/// Judges a push notification's body, a `StreamResponse` as the HTTP+JSON binding writes it
+/// or (with a `kind`) v0.3's task or update: the state it tells when that is an end (not
+/// submitted or working), as `TASK_STATES` spells it; `None` for a state still under way, or
+/// an event that tells none (an artifact).
 pub fn notification(body: &[u8]) -> Result<Option<&'static str>, Kind> {
-    let e: SubEvent<'_> =
+    let n: Notified<'_> =
         serde_json::from_slice(body).map_err(|e| if e.is_data() { BAD_SHAPE } else { BAD_JSON })?;
-    if let Some(status) = e.error {
+    if let Some(status) = n.error {
         return Err(rest_kind(Some(status), Cow::Borrowed("a2a_stream_error")));
     }
-    Ok(sub_state(e)?.filter(|s| !matches!(*s, "SUBMITTED" | "WORKING")))
+    let _body = std::marker::PhantomData;
+    let state = if n.kind.is_some() {
+        v03_sub_state(V03Seen { kind: n.kind, id: None, status: n.status, _body })
+    } else {
+        let (task, status_update, message) = (n.task, n.status_update, n.message);
+        let artifact_update = n.artifact_update;
+        sub_state(SubEvent { task, status_update, message, artifact_update, error: None, _body })
+    };
+    Ok(state?.filter(|s| !matches!(*s, "SUBMITTED" | "WORKING")))
 }
 
 /// Judges a gRPC answer of a task pattern: one `SendMessageResponse` (a task, or a message),
@@ -847,6 +870,7 @@ pub fn judge(
         | Pattern::A2aGrpcSubscribe
         | Pattern::A2aV03Task
         | Pattern::A2aV03Subscribe
+        | Pattern::A2aV03Push
         | Pattern::A2aPush
         | Pattern::A2aRestPush
         | Pattern::A2aGrpcPush => task(p, head, body, false).map(|_| 0),
@@ -1172,6 +1196,17 @@ mod tests {
         assert_eq!(n(r#"{"task":{"id":"t"}}"#), Err(BAD_SHAPE));
         assert_eq!(n(r#"{"other":1}"#), Err(BAD_SHAPE));
         assert_eq!(n("{oops"), Err(BAD_JSON));
+        // v0.3: the task itself, or an update, by its kind.
+        let task = r#"{"kind":"task","id":"t","status":{"state":"completed"},"artifacts":[]}"#;
+        assert_eq!(n(task), Ok(Some("COMPLETED")));
+        assert_eq!(n(r#"{"kind":"task","id":"t","status":{"state":"working"}}"#), Ok(None));
+        let update = r#"{"kind":"status-update","taskId":"t","status":{"state":"canceled"}}"#;
+        assert_eq!(n(update), Ok(Some("CANCELED")));
+        assert_eq!(n(r#"{"kind":"artifact-update","taskId":"t","artifact":{}}"#), Ok(None));
+        assert_eq!(n(r#"{"kind":"task","id":"t"}"#), Err(BAD_SHAPE));
+        assert_eq!(n(r#"{"kind":"other","status":{"state":"completed"}}"#), Err(BAD_SHAPE));
+        // A v0.3 status at the top, without its kind, is no shape either version knows.
+        assert_eq!(n(r#"{"id":"t","status":{"state":"completed"}}"#), Err(BAD_SHAPE));
     }
 
     #[test]

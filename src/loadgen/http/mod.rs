@@ -119,6 +119,9 @@ pub enum Pattern {
     A2aRestPush,
     /// [`Pattern::A2aPush`] in the gRPC binding.
     A2aGrpcPush,
+    /// A2A v0.3 `message/send` with `blocking: false` and a `pushNotificationConfig`: the
+    /// task's end comes as a POST of the task to a2a-bench's receiver.
+    A2aV03Push,
     /// MCP `tools/list`.
     McpToolsList,
     /// MCP `tools/call`.
@@ -135,7 +138,7 @@ pub enum Pattern {
     RegistryHealth,
 }
 
-const PATTERNS: [(&str, Pattern); 31] = [
+const PATTERNS: [(&str, Pattern); 32] = [
     ("health", Pattern::Health),
     ("a2a:message", Pattern::A2aMessage),
     ("a2a:stream", Pattern::A2aStream),
@@ -157,6 +160,7 @@ const PATTERNS: [(&str, Pattern); 31] = [
     ("a2a:push", Pattern::A2aPush),
     ("a2a-rest:push", Pattern::A2aRestPush),
     ("a2a-grpc:push", Pattern::A2aGrpcPush),
+    ("a2a-v03:push", Pattern::A2aV03Push),
     ("a2a-grpc:message", Pattern::A2aGrpcMessage),
     ("a2a-grpc:stream", Pattern::A2aGrpcStream),
     ("a2a-grpc:conversation", Pattern::A2aGrpcConversation),
@@ -222,7 +226,10 @@ impl Pattern {
 
     /// Whether its task's end comes as a push notification.
     pub fn is_push(self) -> bool {
-        matches!(self, Pattern::A2aPush | Pattern::A2aRestPush | Pattern::A2aGrpcPush)
+        matches!(
+            self,
+            Pattern::A2aPush | Pattern::A2aRestPush | Pattern::A2aGrpcPush | Pattern::A2aV03Push
+        )
     }
 
     /// Whether it follows its task by `SubscribeToTask`.
@@ -245,6 +252,7 @@ impl Pattern {
                 | Pattern::A2aV03Stream
                 | Pattern::A2aV03Task
                 | Pattern::A2aV03Subscribe
+                | Pattern::A2aV03Push
         )
     }
 

@@ -409,6 +409,15 @@ pub(super) fn request_body(
                 r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"{method}","params":{{"message":{{"kind":"message","role":"user","messageId":"m-{id_base}-{client}-{seq}","parts":[{{"kind":"text","text":"{text}"}}]}}}}}}"#,
             );
         }
+        (_, Some(Pattern::A2aV03Push)) => {
+            // As for v1.0's push patterns, the base and token need no escaping.
+            let (base, token) = plan.push.as_ref().map_or(("", ""), |r| (r.base(), r.token()));
+            let (run, core, local) = push_at;
+            let _ = write!(
+                b,
+                r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"message/send","params":{{"message":{{"kind":"message","role":"user","messageId":"m-{id_base}-{client}-{seq}","parts":[{{"kind":"text","text":"{text}"}}]}},"configuration":{{"blocking":false,"pushNotificationConfig":{{"url":"{base}/{run}/{core}/{local}/{seq}","token":"{token}"}}}}}}}}"#,
+            );
+        }
         (_, Some(Pattern::A2aV03Task | Pattern::A2aV03Subscribe)) => {
             let _ = write!(
                 b,
