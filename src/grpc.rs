@@ -22,6 +22,8 @@ pub const SEND_STREAMING_MESSAGE: &str = "SendStreamingMessage";
 pub const GET_TASK: &str = "GetTask";
 /// `SubscribeToTask`'s method name (its request has `GetTaskRequest`'s fields 1 and 2).
 pub const SUBSCRIBE_TO_TASK: &str = "SubscribeToTask";
+/// `CancelTask`'s method name (a `CancelTaskRequest`, whose id is field 2 as `GetTaskRequest`'s).
+pub const CANCEL_TASK: &str = "CancelTask";
 
 /// `Role.ROLE_USER`.
 pub const ROLE_USER: i32 = 1;
@@ -31,6 +33,8 @@ pub const ROLE_AGENT: i32 = 2;
 pub const TASK_STATE_WORKING: i32 = 2;
 /// `TaskState.TASK_STATE_COMPLETED`.
 pub const TASK_STATE_COMPLETED: i32 = 3;
+/// `TaskState.TASK_STATE_CANCELED`.
+pub const TASK_STATE_CANCELED: i32 = 5;
 /// `TaskState`'s names, by number (without their `TASK_STATE_` prefix).
 pub const TASK_STATES: [&str; 9] = [
     "UNSPECIFIED",

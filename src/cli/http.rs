@@ -31,7 +31,8 @@ pub struct HttpCmd {
     /// SubscribeToTask), a2a-v03:task, a2a-v03:subscribe (v0.3: blocking false, then tasks/get
     /// or tasks/resubscribe), a2a:push, a2a-rest:push, a2a-grpc:push, a2a-v03:push
     /// (returnImmediately, v0.3 blocking false, with a push-notification config: the task's
-    /// end is POSTed to a2a-bench's receiver),
+    /// end is POSTed to a2a-bench's receiver), a2a:cancel, a2a-rest:cancel, a2a-grpc:cancel,
+    /// a2a-v03:cancel (the task canceled as soon as it is accepted: the time until it is),
     /// a2a-grpc:message, a2a-grpc:stream, a2a-grpc:conversation (A2A's gRPC binding, over
     /// HTTP/2), mcp:tools/list, mcp:tools/call, mcp:mixed, registry:register, registry:get,
     /// registry:list, registry:search, registry:health.

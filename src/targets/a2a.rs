@@ -18,7 +18,10 @@
 //! is also notified when it completes: a POST of its final status update (v0.3: the completed
 //! task) to the config's URL, with its token in
 //! `X-A2A-Notification-Token`, over a pool of keep-alive connections (best effort, as
-//! a2a-sdk's sender).
+//! a2a-sdk's sender). A task still working can be canceled (`CancelTask`, `POST
+//! {prefix}/tasks/{id}:cancel`, v0.3's `tasks/cancel`, gRPC's `CancelTask`): it is then
+//! canceled for good (one that ended is not cancelable: -32002, 409, `FAILED_PRECONDITION`);
+//! a push notification already due still says completed.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -63,6 +66,16 @@ struct Task {
     text: String,
     /// When it completes.
     done_at: Instant,
+    /// Canceled before it completed.
+    canceled: bool,
+}
+
+/// Where a task stands.
+enum Now {
+    Working,
+    /// Completed, echoing this text.
+    Completed(String),
+    Canceled,
 }
 
 /// The tasks an agent keeps: by id, and in the order they end (every task works the same
@@ -179,8 +192,12 @@ impl Echo {
         let mut tasks = self.table(&id);
         // Read under the lock: the tasks end in the order they are kept.
         let now = Instant::now();
-        let task =
-            Task { context: context.into(), text: text.into(), done_at: now + self.task_time };
+        let task = Task {
+            context: context.into(),
+            text: text.into(),
+            done_at: now + self.task_time,
+            canceled: false,
+        };
         tasks.insert(&id, task, now).then_some(id)
     }
 
@@ -193,28 +210,36 @@ impl Echo {
 
     /// Task `id` as a v1.0 `Task` (ProtoJSON) or a v0.3 one, if the agent has it.
     fn task_json(&self, id: &str, version: Version) -> Option<Value> {
-        let (context, done) = self.task_now(id)?;
-        Some(match (done, version) {
-            (None, Version::V1) => {
+        let (context, now) = self.task_now(id)?;
+        Some(match (now, version) {
+            (Now::Working, Version::V1) => {
                 json!({"id": id, "contextId": context, "status": {"state": "TASK_STATE_WORKING"}})
             }
-            (None, Version::V03) => json!({"kind": "task", "id": id, "contextId": context,
+            (Now::Working, Version::V03) => json!({"kind": "task", "id": id, "contextId": context,
                 "status": {"state": "working"}}),
-            (Some(text), Version::V1) => json!({"id": id, "contextId": context,
+            (Now::Completed(text), Version::V1) => json!({"id": id, "contextId": context,
                 "status": {"state": "TASK_STATE_COMPLETED"},
                 "artifacts": [{"artifactId": format!("{id}-echo"), "parts": [{"text": text}]}]}),
-            (Some(text), Version::V03) => json!({"kind": "task", "id": id, "contextId": context,
-                "status": {"state": "completed"},
+            (Now::Completed(text), Version::V03) => json!({"kind": "task", "id": id,
+                "contextId": context, "status": {"state": "completed"},
                 "artifacts": [{"artifactId": format!("{id}-echo"),
                     "parts": [{"kind": "text", "text": text}]}]}),
+            (Now::Canceled, Version::V1) => {
+                json!({"id": id, "contextId": context, "status": {"state": "TASK_STATE_CANCELED"}})
+            }
+            (Now::Canceled, Version::V03) => json!({"kind": "task", "id": id, "contextId": context,
+                "status": {"state": "canceled"}}),
         })
     }
 
     /// Task `id` as the gRPC binding's `Task`, if the agent has it.
     fn task_proto(&self, id: &str) -> Option<grpc::Task> {
-        let (context, done) = self.task_now(id)?;
-        let state =
-            if done.is_some() { grpc::TASK_STATE_COMPLETED } else { grpc::TASK_STATE_WORKING };
+        let (context, now) = self.task_now(id)?;
+        let (state, done) = match now {
+            Now::Working => (grpc::TASK_STATE_WORKING, None),
+            Now::Completed(text) => (grpc::TASK_STATE_COMPLETED, Some(text)),
+            Now::Canceled => (grpc::TASK_STATE_CANCELED, None),
+        };
         let artifacts = done.into_iter().map(|text| grpc::Artifact {
             artifact_id: format!("{id}-echo"),
             parts: vec![grpc::Part { text: Some(text) }],
@@ -233,15 +258,32 @@ impl Echo {
         let tasks = self.table(id);
         let t = tasks.get(id)?;
         let left = t.done_at.checked_duration_since(Instant::now()).filter(|d| !d.is_zero());
+        let left = left.filter(|_| !t.canceled);
         Some(left.map(|left| (left, t.context.clone(), t.text.clone())).ok_or(()))
     }
 
-    /// Task `id`'s context, and its text once it completed.
-    fn task_now(&self, id: &str) -> Option<(String, Option<String>)> {
+    /// Task `id`'s context, and where it stands.
+    fn task_now(&self, id: &str) -> Option<(String, Now)> {
         let tasks = self.table(id);
         let t = tasks.get(id)?;
-        let done = (Instant::now() >= t.done_at).then(|| t.text.clone());
-        Some((t.context.clone(), done))
+        let now = match () {
+            _ if t.canceled => Now::Canceled,
+            _ if Instant::now() >= t.done_at => Now::Completed(t.text.clone()),
+            _ => Now::Working,
+        };
+        Some((t.context.clone(), now))
+    }
+
+    /// Cancels task `id`: `None`, no such task; `Some(Err)`, it ended already (completed or
+    /// canceled: A2A's task not cancelable).
+    fn cancel(&self, id: &str) -> Option<Result<(), ()>> {
+        let mut tasks = self.table(id);
+        let t = tasks.by_id.get_mut(id)?;
+        if t.canceled || Instant::now() >= t.done_at {
+            return Some(Err(()));
+        }
+        t.canceled = true;
+        Some(Ok(()))
     }
 
     /// A `SendMessage` with `returnImmediately` (v0.3: `message/send` with `blocking: false`):
@@ -330,6 +372,25 @@ impl Echo {
                     ),
                 }
             }
+            (&Method::POST, p) if p.ends_with(":cancel") && p.contains("/tasks/") => {
+                let id = p.rsplit_once("/tasks/").map_or("", |(_, id)| id);
+                let id = id.trim_end_matches(":cancel");
+                match self.cancel(id).map(|c| c.map(|()| self.task_json(id, Version::V1))) {
+                    Some(Ok(Some(task))) => reply(StatusCode::OK, A2A_JSON, task.to_string()),
+                    Some(Err(())) => rest_error(
+                        StatusCode::CONFLICT,
+                        "FAILED_PRECONDITION",
+                        "TASK_NOT_CANCELABLE",
+                        "the task ended",
+                    ),
+                    _ => rest_error(
+                        StatusCode::NOT_FOUND,
+                        "NOT_FOUND",
+                        "TASK_NOT_FOUND",
+                        "no such task",
+                    ),
+                }
+            }
             (&Method::GET, p) if p.rsplit_once("/tasks/").is_some() => {
                 let id = p.rsplit_once("/tasks/").map_or("", |(_, id)| id);
                 match self.task_json(id, Version::V1) {
@@ -360,10 +421,9 @@ impl Echo {
                 let stream = match method {
                     grpc::SEND_MESSAGE => Some(false),
                     grpc::SEND_STREAMING_MESSAGE => Some(true),
-                    grpc::GET_TASK | grpc::SUBSCRIBE_TO_TASK => None,
+                    grpc::GET_TASK | grpc::SUBSCRIBE_TO_TASK | grpc::CANCEL_TASK => None,
                     _ => return grpc_error(12, &format!("no method {method}"), None),
                 };
-                let subscribe = method == grpc::SUBSCRIBE_TO_TASK;
                 let is_grpc = req
                     .headers()
                     .get(hyper::header::CONTENT_TYPE)
@@ -377,7 +437,7 @@ impl Echo {
                         let version = parts.headers.get("a2a-version").map(|v| v.as_bytes());
                         match stream {
                             Some(stream) => self.grpc_call(&bytes, version, stream),
-                            None => self.grpc_get_task(&bytes, version, subscribe),
+                            None => self.grpc_get_task(&bytes, version, method),
                         }
                     }
                     Err(r) => r,
@@ -552,6 +612,18 @@ impl Echo {
                     None => rpc_error(&id, -32001, "Task not found"),
                 };
             }
+            Some(m @ ("CancelTask" | "tasks/cancel")) => {
+                let version = if m == "CancelTask" { Version::V1 } else { Version::V03 };
+                let task = call.pointer("/params/id").and_then(Value::as_str).unwrap_or_default();
+                return match self.cancel(task).map(|c| c.map(|()| self.task_json(task, version))) {
+                    Some(Ok(Some(result))) => json_reply(
+                        StatusCode::OK,
+                        &json!({"jsonrpc": "2.0", "id": id, "result": result}),
+                    ),
+                    Some(Err(())) => rpc_error(&id, -32002, "Task cannot be canceled"),
+                    _ => rpc_error(&id, -32001, "Task not found"),
+                };
+            }
             Some(m @ ("GetTask" | "tasks/get")) => {
                 let version = if m == "GetTask" { Version::V1 } else { Version::V03 };
                 let task = call.pointer("/params/id").and_then(Value::as_str);
@@ -689,18 +761,23 @@ impl Echo {
     /// `GetTask` in the gRPC binding: the task, or `NOT_FOUND` (`TASK_NOT_FOUND`); with
     /// `subscribe`, `SubscribeToTask`: the task's events until it ends, or
     /// `FAILED_PRECONDITION` (`UNSUPPORTED_OPERATION`) when it ended already.
-    fn grpc_get_task(
-        &self,
-        bytes: &Bytes,
-        version: Option<&[u8]>,
-        subscribe: bool,
-    ) -> Response<Body> {
+    fn grpc_get_task(&self, bytes: &Bytes, version: Option<&[u8]>, method: &str) -> Response<Body> {
         use prost::Message as _;
+        // CancelTaskRequest's and SubscribeToTaskRequest's id is GetTaskRequest's field 2.
         let request: grpc::GetTaskRequest = match grpc_unary(bytes, version, "GetTaskRequest") {
             Ok(r) => r,
             Err(r) => return *r,
         };
-        if subscribe {
+        if method == grpc::CANCEL_TASK {
+            match self.cancel(&request.id) {
+                Some(Ok(())) => {}
+                Some(Err(())) => {
+                    return grpc_error(9, "the task ended", Some("TASK_NOT_CANCELABLE"));
+                }
+                None => return grpc_error(5, "no such task", Some("TASK_NOT_FOUND")),
+            }
+        }
+        if method == grpc::SUBSCRIBE_TO_TASK {
             return match self.subscription(&request.id) {
                 Some(Ok((left, context, text))) => {
                     let all = grpc_events(&request.id, &context, &text).map(|e| {
@@ -851,7 +928,7 @@ mod tests {
     use super::*;
 
     fn task(done_at: Instant) -> Task {
-        Task { context: "c".into(), text: "t".into(), done_at }
+        Task { context: "c".into(), text: "t".into(), done_at, canceled: false }
     }
 
     #[test]

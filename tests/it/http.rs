@@ -673,6 +673,78 @@ fn a_task_that_fails_or_is_lost_is_an_error_by_kind() {
 }
 
 #[test]
+fn canceled_tasks_are_answered_when_the_cancel_takes() {
+    // Proves the cancel patterns against the echo agent, whose tasks would work 30 ms: each
+    // task is canceled by one CancelTask sent as soon as it is accepted (JSON-RPC, HTTP+JSON's
+    // POST /tasks/{id}:cancel, v0.3's tasks/cancel, gRPC), over HTTP/1.1 and HTTP/2, and is
+    // answered when the cancel says it is canceled, long before the task would have ended.
+    let json = ["a2a:cancel", "a2a-rest:cancel", "a2a-v03:cancel"];
+    against_tasks_of_30_ms(&json, &["a2a-grpc:cancel"], &[], |report, _, version, mix| {
+        for &name in mix {
+            let p = pattern(report, name);
+            let (done, accepted) = (
+                p["latency"]["p50_ms"].as_f64().unwrap(),
+                p["accepted"]["p50_ms"].as_f64().unwrap(),
+            );
+            assert!(done < 15.0 && accepted < done, "{version:?}: {p}");
+            assert_eq!(p["polls_per_answer"], 1.0, "{version:?}: {p}");
+        }
+    });
+}
+
+#[test]
+fn a_cancel_that_does_not_take_is_an_error_by_kind() {
+    // Proves a cancel pattern's other ends, every booked request resolved once: a cancel the
+    // server refuses (`a2a_task_not_cancelable`, JSON-RPC -32002); a cancel answered with the
+    // task still working, then followed by GetTask until it ends: canceled (answered, two
+    // requests after the SendMessage) or completed (`task_not_canceled`); a SendMessage
+    // answered with a task that already ended (`task_not_canceled`, no cancel sent).
+    let working = r#"{"id":"t-1","status":{"state":"TASK_STATE_WORKING"}}"#;
+    for (case, kind) in [
+        ("refused", Some("a2a_task_not_cancelable")),
+        ("canceled later", None),
+        ("completed later", Some("task_not_canceled")),
+        ("ended at once", Some("task_not_canceled")),
+    ] {
+        let addr = scripted(move |_, request| {
+            let state =
+                |s: &str| format!(r#"{{"id":"t-1","status":{{"state":"TASK_STATE_{s}"}}}}"#);
+            let result = if request.contains("\"CancelTask\"") {
+                assert_ne!(case, "ended at once", "a cancel of a task that ended");
+                if case == "refused" {
+                    let e = r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32002,"message":"no"}}"#;
+                    return Some(response("200 OK", "application/json", "", e));
+                }
+                working.to_string()
+            } else if request.contains("\"GetTask\"") {
+                state(if case == "canceled later" { "CANCELED" } else { "COMPLETED" })
+            } else if case == "ended at once" {
+                format!(r#"{{"task":{}}}"#, state("COMPLETED"))
+            } else {
+                format!(r#"{{"task":{working}}}"#)
+            };
+            let body = format!(r#"{{"jsonrpc":"2.0","id":1,"result":{result}}}"#);
+            Some(response("200 OK", "application/json", "", &body))
+        });
+        let url = format!("http://{addr}/");
+        let args = ["--url", &url, "--pattern", "a2a:cancel", "--agents", "2", "--task-poll", "0"];
+        match kind {
+            Some(kind) => {
+                let report = check_every_request_fails(&args, kind);
+                assert_eq!(pattern(&report, "a2a:cancel")["ok"], 0, "{case}");
+            }
+            None => {
+                let (ok, text, report) = http(&[&args[..], &["--duration", "0.5"]].concat());
+                let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+                assert!(ok, "{case}: {text}");
+                assert_clean(&report, &["a2a:cancel"]);
+                assert_eq!(pattern(&report, "a2a:cancel")["polls_per_answer"], 2.0, "{case}");
+            }
+        }
+    }
+}
+
+#[test]
 fn a_weighted_mix_is_answered_in_its_weights() {
     // Proves `--pattern a=4,b,c=2` end to end: every pattern answered with nothing lost, each
     // pattern's answers in proportion to its weight (every client goes through the same

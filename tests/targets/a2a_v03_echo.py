@@ -51,7 +51,8 @@ class Echo(AgentExecutor):
         await updater.complete()
 
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
-        raise NotImplementedError
+        # CancelTask: the task's status goes to canceled.
+        await TaskUpdater(event_queue, context.task_id, context.context_id).cancel()
 
 
 def main() -> None:

@@ -88,6 +88,12 @@ check "a2a-sdk, tasks of 50 ms followed by GetTask and SubscribeToTask, or pushe
     --pattern a2a:task,a2a-rest:task,a2a:subscribe,a2a-rest:subscribe,a2a-v03:task,a2a-v03:subscribe,a2a:push,a2a-rest:push,a2a-v03:push \
     --task-poll 0.02
 
+# Tasks of a second, canceled as soon as they are accepted (CancelTask, HTTP+JSON's POST
+# /tasks/{id}:cancel, v0.3's tasks/cancel): a second, so that no cancel finds its task ended.
+P=$(free_port); A2A_ECHO_TASK_MS=1000 start "$P" "$ENVS/a2a/bin/python" "$HERE/a2a_echo.py" "$P"
+check "a2a-sdk, tasks of 1 s canceled" --url "http://127.0.0.1:$P/" \
+    --pattern a2a:cancel,a2a-rest:cancel,a2a-v03:cancel --task-poll 0.02
+
 # An echo agent on a2a-sdk 0.3 (A2A v0.3 itself, not 1.x's compatibility layer): messages, the
 # agent card, then tasks of 50 ms followed by tasks/get, tasks/resubscribe or a2a-sdk 0.3's push
 # sender, whose notification is the task itself (v0.3's shape), one per event.
@@ -97,6 +103,9 @@ check "a2a-sdk $V03 (A2A v0.3)" --url "http://127.0.0.1:$P/" --pattern a2a-v03:m
 P=$(free_port); A2A_ECHO_TASK_MS=50 start "$P" "$ENVS/a2a03/bin/python" "$HERE/a2a_v03_echo.py" "$P"
 check "a2a-sdk $V03 (A2A v0.3), tasks of 50 ms followed by tasks/get and tasks/resubscribe, or pushed" \
     --url "http://127.0.0.1:$P/" --pattern a2a-v03:task,a2a-v03:subscribe,a2a-v03:push --task-poll 0.02
+P=$(free_port); A2A_ECHO_TASK_MS=1000 start "$P" "$ENVS/a2a03/bin/python" "$HERE/a2a_v03_echo.py" "$P"
+check "a2a-sdk $V03 (A2A v0.3), tasks of 1 s canceled" --url "http://127.0.0.1:$P/" \
+    --pattern a2a-v03:cancel --task-poll 0.02
 
 # The a2a-sdk 1.x agent in A2A's gRPC binding, on grpcio's asyncio server (HTTP/2 only: readiness
 # is its port accepting).
@@ -113,6 +122,9 @@ check "a2a-sdk, gRPC (grpcio $GRPCIO)" \
 P=$(free_port); A2A_ECHO_TASK_MS=50 start_grpc "$P"
 check "a2a-sdk, gRPC (grpcio $GRPCIO), tasks of 50 ms followed by GetTask and SubscribeToTask, or pushed" \
     --url "http://127.0.0.1:$P" --pattern a2a-grpc:task,a2a-grpc:subscribe,a2a-grpc:push --task-poll 0.02
+P=$(free_port); A2A_ECHO_TASK_MS=1000 start_grpc "$P"
+check "a2a-sdk, gRPC (grpcio $GRPCIO), tasks of 1 s canceled" \
+    --url "http://127.0.0.1:$P" --pattern a2a-grpc:cancel --task-poll 0.02
 
 # uvicorn closing connections idle for 1 s: each client sends every 1.5 s, so every request
 # finds its connection closed by the server and replaced by a2a-bench, with no error.

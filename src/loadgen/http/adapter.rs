@@ -244,7 +244,9 @@ impl Adapter for Http {
             _ => u64::MAX,
         };
         let due = |w: &Wire| match w.what {
-            What::Request(_) | What::Poll(_) | What::Subscribe(_) if timeout > 0 => {
+            What::Request(_) | What::Poll(_) | What::Subscribe(_) | What::Cancel(_)
+                if timeout > 0 =>
+            {
                 w.sent_ns.saturating_add(timeout).min(task_due(w))
             }
             _ => task_due(w), // set-up and farewells have their own bounds

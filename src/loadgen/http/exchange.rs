@@ -119,14 +119,14 @@ impl Http {
         } = self;
         let (plan, id_base, client) = (&**plan, *id_base, *first + w.local);
         let kind = match w.what {
-            What::Request(i) | What::Poll(i) | What::Subscribe(i) => {
+            What::Request(i) | What::Poll(i) | What::Subscribe(i) | What::Cancel(i) => {
                 Some(plan.patterns[usize::from(i)])
             }
             _ => None,
         };
         let method = method_of(w.what, kind);
         let task = match w.what {
-            What::Poll(_) | What::Subscribe(_) => {
+            What::Poll(_) | What::Subscribe(_) | What::Cancel(_) => {
                 tasks.get(w.task as usize).map_or("", |t| t.id.as_str())
             }
             _ => "",
@@ -153,7 +153,7 @@ impl Http {
             }
             _ => {
                 let at = match w.what {
-                    What::Poll(_) | What::Subscribe(_) => At::Task(task),
+                    What::Poll(_) | What::Subscribe(_) | What::Cancel(_) => At::Task(task),
                     _ => At::Request(client, w.seq),
                 };
                 let line_ok = fixed_head(out, plan, w.what, kind, at);
@@ -206,12 +206,12 @@ impl Http {
                 judge::status_name(head.status)
             )),
             What::Farewell => self.farewells = self.farewells.saturating_sub(1),
-            What::Request(i) | What::Poll(i) | What::Subscribe(i)
+            What::Request(i) | What::Poll(i) | What::Subscribe(i) | What::Cancel(i)
                 if self.plan.patterns[usize::from(i)].is_task() =>
             {
                 self.task_answer(conn, w, i, (head, body), book);
             }
-            What::Poll(_) | What::Subscribe(_) => {} // only task patterns follow a task
+            What::Poll(_) | What::Subscribe(_) | What::Cancel(_) => {} // only task patterns follow a task
             What::Request(i) => {
                 let p = self.plan.patterns[usize::from(i)];
                 let context = p.is_conversation().then(|| {
@@ -306,6 +306,15 @@ impl Http {
             let s = &mut self.stats[usize::from(i)];
             s.first_event.saturating_record(now.saturating_sub(w.intended_ns).max(1));
         }
+        if p.is_cancel() {
+            // The end a cancel pattern waits for is the task canceled; one that ended
+            // otherwise (completed, or answered at once) was not canceled.
+            verdict = match verdict {
+                Err(k) if k == "a2a_task_canceled" => Ok(judge::TaskSeen::Ended),
+                Ok(judge::TaskSeen::Ended) => Err(std::borrow::Cow::Borrowed("task_not_canceled")),
+                v => v,
+            };
+        }
         if matches!(verdict, Ok(judge::TaskSeen::Working(_)))
             && now.saturating_sub(w.intended_ns) > self.plan.task_timeout_ns
         {
@@ -330,12 +339,17 @@ impl Http {
                 if p.is_push() {
                     return self.await_push(slot, Wire { task: slot, ..w }, now, book);
                 }
-                // A subscription follows at once after the task's acceptance; after a stream that
-                // ended with the task still working, or a GetTask, the next request waits
+                // A subscription, or a cancel, follows at once after the task's acceptance;
+                // after a stream that ended with the task still working, a cancel answered
+                // with the task still working, or a GetTask, the next request waits
                 // --task-poll.
-                let what = if p.is_subscribe() { What::Subscribe(i) } else { What::Poll(i) };
+                let what = match () {
+                    _ if p.is_subscribe() => What::Subscribe(i),
+                    _ if p.is_cancel() && !poll => What::Cancel(i),
+                    _ => What::Poll(i),
+                };
                 let next = Wire { what, task: slot, again: false, ..w };
-                if poll || !p.is_subscribe() {
+                if poll || !(p.is_subscribe() || p.is_cancel()) {
                     self.poll_later(conn, next, now);
                 } else {
                     self.submit(conn, next);
@@ -528,10 +542,10 @@ impl Http {
 
     /// `w` got no usable response: counted as `kind` (`why` refuses a registration).
     pub(super) fn failed(&mut self, w: Wire, kind: &str, why: &str, book: &mut Book) {
-        if let What::Poll(_) | What::Subscribe(_) = w.what {
+        if let What::Poll(_) | What::Subscribe(_) | What::Cancel(_) = w.what {
             self.end_task(&w);
         }
-        if let What::Request(i) | What::Poll(i) | What::Subscribe(i) = w.what {
+        if let What::Request(i) | What::Poll(i) | What::Subscribe(i) | What::Cancel(i) = w.what {
             if w.measured {
                 self.stats[usize::from(i)].error(kind);
             }

@@ -873,7 +873,11 @@ pub fn judge(
         | Pattern::A2aV03Push
         | Pattern::A2aPush
         | Pattern::A2aRestPush
-        | Pattern::A2aGrpcPush => task(p, head, body, false).map(|_| 0),
+        | Pattern::A2aGrpcPush
+        | Pattern::A2aCancel
+        | Pattern::A2aRestCancel
+        | Pattern::A2aGrpcCancel
+        | Pattern::A2aV03Cancel => task(p, head, body, false).map(|_| 0),
     }
 }
 

@@ -122,6 +122,15 @@ pub enum Pattern {
     /// A2A v0.3 `message/send` with `blocking: false` and a `pushNotificationConfig`: the
     /// task's end comes as a POST of the task to a2a-bench's receiver.
     A2aV03Push,
+    /// A2A v1.0 `SendMessage` with `returnImmediately`, then `CancelTask` at once (`GetTask`
+    /// after `--task-poll` while the task still works): the time until it is canceled.
+    A2aCancel,
+    /// [`Pattern::A2aCancel`] in the HTTP+JSON binding (`POST {path}/tasks/{id}:cancel`).
+    A2aRestCancel,
+    /// [`Pattern::A2aCancel`] in the gRPC binding.
+    A2aGrpcCancel,
+    /// [`Pattern::A2aCancel`] in v0.3 (`message/send` with `blocking: false`, `tasks/cancel`).
+    A2aV03Cancel,
     /// MCP `tools/list`.
     McpToolsList,
     /// MCP `tools/call`.
@@ -138,7 +147,7 @@ pub enum Pattern {
     RegistryHealth,
 }
 
-const PATTERNS: [(&str, Pattern); 32] = [
+const PATTERNS: [(&str, Pattern); 36] = [
     ("health", Pattern::Health),
     ("a2a:message", Pattern::A2aMessage),
     ("a2a:stream", Pattern::A2aStream),
@@ -161,6 +170,10 @@ const PATTERNS: [(&str, Pattern); 32] = [
     ("a2a-rest:push", Pattern::A2aRestPush),
     ("a2a-grpc:push", Pattern::A2aGrpcPush),
     ("a2a-v03:push", Pattern::A2aV03Push),
+    ("a2a:cancel", Pattern::A2aCancel),
+    ("a2a-rest:cancel", Pattern::A2aRestCancel),
+    ("a2a-grpc:cancel", Pattern::A2aGrpcCancel),
+    ("a2a-v03:cancel", Pattern::A2aV03Cancel),
     ("a2a-grpc:message", Pattern::A2aGrpcMessage),
     ("a2a-grpc:stream", Pattern::A2aGrpcStream),
     ("a2a-grpc:conversation", Pattern::A2aGrpcConversation),
@@ -211,6 +224,7 @@ impl Pattern {
                 | Pattern::A2aRestTask
                 | Pattern::A2aRestSubscribe
                 | Pattern::A2aRestPush
+                | Pattern::A2aRestCancel
         )
     }
 
@@ -222,6 +236,18 @@ impl Pattern {
             Pattern::A2aTask | Pattern::A2aRestTask | Pattern::A2aGrpcTask | Pattern::A2aV03Task
         ) || self.is_subscribe()
             || self.is_push()
+            || self.is_cancel()
+    }
+
+    /// Whether it cancels its task (`CancelTask`) as soon as the task is accepted.
+    pub fn is_cancel(self) -> bool {
+        matches!(
+            self,
+            Pattern::A2aCancel
+                | Pattern::A2aRestCancel
+                | Pattern::A2aGrpcCancel
+                | Pattern::A2aV03Cancel
+        )
     }
 
     /// Whether its task's end comes as a push notification.
@@ -253,6 +279,7 @@ impl Pattern {
                 | Pattern::A2aV03Task
                 | Pattern::A2aV03Subscribe
                 | Pattern::A2aV03Push
+                | Pattern::A2aV03Cancel
         )
     }
 
@@ -266,6 +293,7 @@ impl Pattern {
                 | Pattern::A2aGrpcTask
                 | Pattern::A2aGrpcSubscribe
                 | Pattern::A2aGrpcPush
+                | Pattern::A2aGrpcCancel
         )
     }
 
@@ -562,6 +590,8 @@ enum What {
     /// A `SubscribeToTask` of a booked request of this task pattern: its task is
     /// [`Wire::task`].
     Subscribe(u8),
+    /// A `CancelTask` of a booked request of this cancel pattern: its task is [`Wire::task`].
+    Cancel(u8),
     /// MCP session `DELETE`.
     Farewell,
 }

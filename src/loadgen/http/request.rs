@@ -60,12 +60,17 @@ pub(super) fn fixed_head(
         None => (plan.path.trim_end_matches('/'), None),
     };
     let _ = match kind {
-        Some(p) if p.is_a2a_rest() && matches!(what, What::Poll(_) | What::Subscribe(_)) => {
+        Some(p)
+            if p.is_a2a_rest()
+                && matches!(what, What::Poll(_) | What::Subscribe(_) | What::Cancel(_)) =>
+        {
             let At::Task(id) = at else { return false };
-            let _ = write!(out, "GET {base}/tasks/");
+            let _ = write!(out, "{method} {base}/tasks/");
             percent_encode(out, id);
-            if matches!(what, What::Subscribe(_)) {
-                out.extend_from_slice(b":subscribe");
+            match what {
+                What::Subscribe(_) => out.extend_from_slice(b":subscribe"),
+                What::Cancel(_) => out.extend_from_slice(b":cancel"),
+                _ => {}
             }
             Ok(())
         }
@@ -80,12 +85,17 @@ pub(super) fn fixed_head(
             | Pattern::A2aRestConversation
             | Pattern::A2aRestTask
             | Pattern::A2aRestSubscribe
-            | Pattern::A2aRestPush,
+            | Pattern::A2aRestPush
+            | Pattern::A2aRestCancel,
         ) => write!(out, "POST {base}/message:send"),
         Some(Pattern::A2aRestStream) => write!(out, "POST {base}/message:stream"),
-        Some(p) if p.is_grpc() && matches!(what, What::Poll(_) | What::Subscribe(_)) => {
+        Some(p)
+            if p.is_grpc()
+                && matches!(what, What::Poll(_) | What::Subscribe(_) | What::Cancel(_)) =>
+        {
             let method = match what {
                 What::Subscribe(_) => crate::grpc::SUBSCRIBE_TO_TASK,
+                What::Cancel(_) => crate::grpc::CANCEL_TASK,
                 _ => crate::grpc::GET_TASK,
             };
             write!(out, "POST {base}{}{method}", crate::grpc::SERVICE)
@@ -95,7 +105,8 @@ pub(super) fn fixed_head(
             | Pattern::A2aGrpcConversation
             | Pattern::A2aGrpcTask
             | Pattern::A2aGrpcSubscribe
-            | Pattern::A2aGrpcPush,
+            | Pattern::A2aGrpcPush
+            | Pattern::A2aGrpcCancel,
         ) => write!(out, "POST {base}{}{}", crate::grpc::SERVICE, crate::grpc::SEND_MESSAGE),
         Some(Pattern::A2aGrpcStream) => {
             let method = crate::grpc::SEND_STREAMING_MESSAGE;
@@ -150,6 +161,9 @@ pub(super) fn fixed_head(
                 | Pattern::A2aPush
                 | Pattern::A2aRestPush
                 | Pattern::A2aGrpcPush
+                | Pattern::A2aCancel
+                | Pattern::A2aRestCancel
+                | Pattern::A2aGrpcCancel
         )
     );
     if a2a && !theirs("a2a-version") {
@@ -320,14 +334,16 @@ pub(super) fn request_body(
                 r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"SendMessage","params":{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","contextId":"{context}","parts":[{{"text":"{text}"}}]}}}}}}"#,
             );
         }
-        (What::Poll(_) | What::Subscribe(_), Some(p)) if p.is_grpc() => {
-            // SubscribeToTaskRequest's fields are GetTaskRequest's.
+        (What::Poll(_) | What::Subscribe(_) | What::Cancel(_), Some(p)) if p.is_grpc() => {
+            // SubscribeToTaskRequest's and CancelTaskRequest's fields are GetTaskRequest's.
             crate::grpc::frame(b, |b| crate::grpc::get_task_request(b, task.as_bytes()));
         }
-        (What::Poll(_) | What::Subscribe(_), Some(p)) if !p.is_a2a_rest() => {
+        (What::Poll(_) | What::Subscribe(_) | What::Cancel(_), Some(p)) if !p.is_a2a_rest() => {
             let method = match (what, p.is_v03()) {
                 (What::Subscribe(_), false) => "SubscribeToTask",
                 (What::Subscribe(_), true) => "tasks/resubscribe",
+                (What::Cancel(_), false) => "CancelTask",
+                (What::Cancel(_), true) => "tasks/cancel",
                 (_, false) => "GetTask",
                 (_, true) => "tasks/get",
             };
@@ -338,8 +354,9 @@ pub(super) fn request_body(
             let _ = serde_json::to_writer(&mut *b, task);
             b.extend_from_slice(b"}}");
         }
-        (What::Poll(_) | What::Subscribe(_), _) => {} // the HTTP+JSON binding's GET
-        (_, Some(Pattern::A2aTask | Pattern::A2aSubscribe)) => {
+        // The HTTP+JSON binding's GET, and its cancel's POST with an empty body.
+        (What::Poll(_) | What::Subscribe(_) | What::Cancel(_), _) => {}
+        (_, Some(Pattern::A2aTask | Pattern::A2aSubscribe | Pattern::A2aCancel)) => {
             let _ = write!(
                 b,
                 r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"SendMessage","params":{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","parts":[{{"text":"{text}"}}]}},"configuration":{{"returnImmediately":true}}}}}}"#,
@@ -364,7 +381,7 @@ pub(super) fn request_body(
                 b.push(b'}');
             }
         }
-        (_, Some(Pattern::A2aRestTask | Pattern::A2aRestSubscribe)) => {
+        (_, Some(Pattern::A2aRestTask | Pattern::A2aRestSubscribe | Pattern::A2aRestCancel)) => {
             let _ = write!(
                 b,
                 r#"{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","parts":[{{"text":"{text}"}}]}},"configuration":{{"returnImmediately":true}}}}"#,
@@ -395,7 +412,8 @@ pub(super) fn request_body(
                 | Pattern::A2aGrpcStream
                 | Pattern::A2aGrpcTask
                 | Pattern::A2aGrpcSubscribe
-                | Pattern::A2aGrpcPush),
+                | Pattern::A2aGrpcPush
+                | Pattern::A2aGrpcCancel),
             ),
         ) => {
             let now = p.is_task();
@@ -418,7 +436,7 @@ pub(super) fn request_body(
                 r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"message/send","params":{{"message":{{"kind":"message","role":"user","messageId":"m-{id_base}-{client}-{seq}","parts":[{{"kind":"text","text":"{text}"}}]}},"configuration":{{"blocking":false,"pushNotificationConfig":{{"url":"{base}/{run}/{core}/{local}/{seq}","token":"{token}"}}}}}}}}"#,
             );
         }
-        (_, Some(Pattern::A2aV03Task | Pattern::A2aV03Subscribe)) => {
+        (_, Some(Pattern::A2aV03Task | Pattern::A2aV03Subscribe | Pattern::A2aV03Cancel)) => {
             let _ = write!(
                 b,
                 r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"message/send","params":{{"message":{{"kind":"message","role":"user","messageId":"m-{id_base}-{client}-{seq}","parts":[{{"kind":"text","text":"{text}"}}]}},"configuration":{{"blocking":false}}}}}}"#,

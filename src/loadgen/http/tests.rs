@@ -468,6 +468,41 @@ fn a_task_is_asked_about_by_its_binding_with_its_id() {
         let call: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!((&call["method"], &call["params"]["id"]), (&method.into(), &id.into()));
     }
+    // CancelTask: the same id, by JSON-RPC, v0.3's tasks/cancel, HTTP+JSON's POST with an empty
+    // body, and gRPC (a CancelTaskRequest, whose id is GetTaskRequest's field 2); the task
+    // sent as the task patterns send it.
+    let cancel = |pattern: Pattern| request(pattern, Some(What::Cancel(0)));
+    for (pattern, method) in
+        [(Pattern::A2aCancel, "CancelTask"), (Pattern::A2aV03Cancel, "tasks/cancel")]
+    {
+        let rpc = cancel(pattern);
+        let (head, body) = rpc.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("POST /a/ HTTP/1.1\r\n"), "{head}");
+        assert_eq!(head.contains("A2A-Version: 1.0"), pattern == Pattern::A2aCancel, "{head}");
+        assert!(head.contains("Accept: application/json"), "{head}");
+        let call: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!((&call["method"], &call["params"]["id"]), (&method.into(), &id.into()));
+    }
+    let send = text(Pattern::A2aV03Cancel, false);
+    let call: serde_json::Value =
+        serde_json::from_str(send.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(call["params"]["configuration"]["blocking"], false, "{send}");
+    let send = text(Pattern::A2aRestCancel, false);
+    assert!(send.starts_with("POST /a/message:send HTTP/1.1\r\n"), "{send}");
+    assert!(send.contains(r#""returnImmediately":true"#), "{send}");
+    let rest = cancel(Pattern::A2aRestCancel);
+    let (head, body) = rest.split_once("\r\n\r\n").unwrap();
+    assert_eq!(head.lines().next(), Some("POST /a/tasks/t%221%2F%C3%A9:cancel HTTP/1.1"));
+    assert!(head.lines().any(|l| l == "Content-Length: 0") && body.is_empty(), "{head}");
+    let grpc = cancel(Pattern::A2aGrpcCancel);
+    let (head, body) = grpc.split_once("\r\n\r\n").unwrap();
+    assert_eq!(head.lines().next(), Some("POST /a/lf.a2a.v1.A2AService/CancelTask HTTP/1.1"));
+    let mut asked = Vec::new();
+    let walked = crate::grpc::messages(body.as_bytes(), |m| {
+        asked.push(<crate::grpc::GetTaskRequest as prost::Message>::decode(m).map_err(|_| ())?);
+        Ok::<(), ()>(())
+    });
+    assert_eq!((walked, asked[0].id.as_str()), (Ok(1), id));
 }
 
 #[test]
