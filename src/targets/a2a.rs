@@ -20,8 +20,8 @@
 //! `X-A2A-Notification-Token`, over a pool of keep-alive connections (best effort, as
 //! a2a-sdk's sender). A task still working can be canceled (`CancelTask`, `POST
 //! {prefix}/tasks/{id}:cancel`, v0.3's `tasks/cancel`, gRPC's `CancelTask`): it is then
-//! canceled for good (one that ended is not cancelable: -32002, 409, `FAILED_PRECONDITION`);
-//! a push notification already due still says completed.
+//! canceled for good (one that ended is not cancelable: -32002, 409, `FAILED_PRECONDITION`),
+//! and its push notification, at the time it would have ended, says so.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -46,10 +46,8 @@ pub struct Echo {
     event_gap: Duration,
     /// How long a task works before it completes.
     task_time: Duration,
-    /// The tasks started, in [`TASK_SHARDS`] tables chosen by the id's hash (`hasher`), so
-    /// that a table's growth moves a small part of them at a time.
-    tasks: Box<[Mutex<Tasks>]>,
-    hasher: std::collections::hash_map::RandomState,
+    /// The tasks started (shared with the push notifications waiting for their task's end).
+    tasks: std::sync::Arc<TaskTables>,
     /// Sends push notifications.
     notifier: Box<Notifier>,
 }
@@ -76,6 +74,22 @@ enum Now {
     /// Completed, echoing this text.
     Completed(String),
     Canceled,
+}
+
+/// The tasks started, in [`TASK_SHARDS`] tables chosen by the id's hash, so that a table's
+/// growth moves a small part of them at a time.
+struct TaskTables {
+    shards: Box<[Mutex<Tasks>]>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl TaskTables {
+    /// The table that holds task `id`, locked.
+    fn table(&self, id: &str) -> std::sync::MutexGuard<'_, Tasks> {
+        use std::hash::BuildHasher;
+        let shard = self.hasher.hash_one(id) as usize % TASK_SHARDS;
+        self.shards[shard].lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// The tasks an agent keeps: by id, and in the order they end (every task works the same
@@ -169,10 +183,12 @@ impl Echo {
             }),
             event_gap: Duration::ZERO,
             task_time: Duration::ZERO,
-            tasks: (0..TASK_SHARDS)
-                .map(|_| Mutex::new(Tasks::new(TASKS_MAX / TASK_SHARDS)))
-                .collect(),
-            hasher: Default::default(),
+            tasks: std::sync::Arc::new(TaskTables {
+                shards: (0..TASK_SHARDS)
+                    .map(|_| Mutex::new(Tasks::new(TASKS_MAX / TASK_SHARDS)))
+                    .collect(),
+                hasher: Default::default(),
+            }),
             notifier: Box::new(
                 hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                     .build_http(),
@@ -203,9 +219,7 @@ impl Echo {
 
     /// The table that holds task `id`, locked.
     fn table(&self, id: &str) -> std::sync::MutexGuard<'_, Tasks> {
-        use std::hash::BuildHasher;
-        let shard = self.hasher.hash_one(id) as usize % TASK_SHARDS;
-        self.tasks[shard].lock().unwrap_or_else(|e| e.into_inner())
+        self.tasks.table(id)
     }
 
     /// Task `id` as a v1.0 `Task` (ProtoJSON) or a v0.3 one, if the agent has it.
@@ -310,30 +324,39 @@ impl Echo {
         self.task_json(&id, version).ok_or(())
     }
 
-    /// When task `id` (in `context`, echoing `text`) completes, POSTs its final status update
-    /// (v0.3: the completed task) to `url` (with `token`, if any, in
-    /// `X-A2A-Notification-Token`); best effort, as a2a-sdk's sender.
+    /// When task `id` (in `context`, echoing `text`) ends, POSTs its final status update
+    /// (v0.3: the task) to `url` (with `token`, if any, in `X-A2A-Notification-Token`):
+    /// completed, or canceled if it was meanwhile; best effort, as a2a-sdk's sender.
     fn notify_when_done(&self, url: &str, token: &str, task: (&str, &str, &str), version: Version) {
-        let (id, context, text) = task;
-        let update = match version {
-            Version::V1 => json!({"statusUpdate": {"taskId": id, "contextId": context,
-                "status": {"state": "TASK_STATE_COMPLETED"}}}),
-            Version::V03 => json!({"kind": "task", "id": id, "contextId": context,
-                "status": {"state": "completed"},
-                "artifacts": [{"artifactId": format!("{id}-echo"),
-                    "parts": [{"kind": "text", "text": text}]}]}),
-        };
-        let mut post = Request::post(url).header("content-type", "application/json");
-        if !token.is_empty() {
-            post = post.header("x-a2a-notification-token", token);
-        }
-        if let Ok(post) = post.body(http_body_util::Full::new(Bytes::from(update.to_string()))) {
-            let (notifier, after) = ((*self.notifier).clone(), self.task_time);
-            tokio::spawn(async move {
-                tokio::time::sleep(after).await;
+        let Ok(url) = url.parse::<hyper::Uri>() else { return };
+        let token = (!token.is_empty()).then(|| token.to_string());
+        let (id, context, text) = (task.0.to_string(), task.1.to_string(), task.2.to_string());
+        let (notifier, after) = ((*self.notifier).clone(), self.task_time);
+        let tasks = std::sync::Arc::clone(&self.tasks);
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let canceled = tasks.table(&id).get(&id).is_some_and(|t| t.canceled);
+            let update = match (version, canceled) {
+                (Version::V1, false) => json!({"statusUpdate": {"taskId": id,
+                    "contextId": context, "status": {"state": "TASK_STATE_COMPLETED"}}}),
+                (Version::V1, true) => json!({"statusUpdate": {"taskId": id,
+                    "contextId": context, "status": {"state": "TASK_STATE_CANCELED"}}}),
+                (Version::V03, false) => json!({"kind": "task", "id": id, "contextId": context,
+                    "status": {"state": "completed"},
+                    "artifacts": [{"artifactId": format!("{id}-echo"),
+                        "parts": [{"kind": "text", "text": text}]}]}),
+                (Version::V03, true) => json!({"kind": "task", "id": id, "contextId": context,
+                    "status": {"state": "canceled"}}),
+            };
+            let mut post = Request::post(url).header("content-type", "application/json");
+            if let Some(token) = token {
+                post = post.header("x-a2a-notification-token", token);
+            }
+            let body = http_body_util::Full::new(Bytes::from(update.to_string()));
+            if let Ok(post) = post.body(body) {
                 let _ = notifier.request(post).await;
-            });
-        }
+            }
+        });
     }
 
     /// Streams its events `gap` apart, each its own chunk (as an agent answering token by

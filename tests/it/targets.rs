@@ -80,6 +80,94 @@ fn the_a2a_echo_agent_answers_both_versions_and_streams() {
 }
 
 #[test]
+fn the_a2a_echo_agent_cancels_a_working_task_and_says_so() {
+    // Proves the echo agent's cancel in each binding that answers JSON (v1.0 JSON-RPC, v0.3,
+    // HTTP+JSON): a task still working is canceled for good (GetTask says so, as does the push
+    // notification it was started with, with its token), and a second cancel, like one of a
+    // task that ended, is refused as not cancelable.
+    use a2a_bench::targets::Options;
+    let options =
+        Options { threads: 1, task_time: Duration::from_millis(300), ..Options::default() };
+    let t = Target::start_options(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), options).unwrap();
+    let a = t.local_addr();
+    let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", hook.local_addr().unwrap());
+    let v1 = &[("A2A-Version", "1.0")][..];
+    let send = |method: &str, configuration: Value| {
+        let message = match method {
+            "SendMessage" => {
+                json!({"role": "ROLE_USER", "messageId": "m", "parts": [{"text": "x"}]})
+            }
+            _ => {
+                json!({"role": "user", "messageId": "m", "parts": [{"kind": "text", "text": "x"}]})
+            }
+        };
+        let call = json!({"jsonrpc": "2.0", "id": 1, "method": method,
+            "params": {"message": message, "configuration": configuration}});
+        let (_, _, body) = rpc(a, v1, call);
+        let r: Value = serde_json::from_str(&body).unwrap();
+        let task = if method == "SendMessage" { &r["result"]["task"] } else { &r["result"] };
+        task["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_string()
+    };
+    let call = |method: &str, id: &str| -> Value {
+        let (_, _, body) =
+            rpc(a, v1, json!({"jsonrpc": "2.0", "id": 2, "method": method, "params": {"id": id}}));
+        serde_json::from_str(&body).unwrap()
+    };
+    // v1.0, with a push-notification config.
+    let push = json!({"url": url, "token": "tok"});
+    let id =
+        send("SendMessage", json!({"returnImmediately": true, "taskPushNotificationConfig": push}));
+    let r = call("CancelTask", &id);
+    assert_eq!(r["result"]["status"]["state"], "TASK_STATE_CANCELED", "{r}");
+    assert_eq!(call("GetTask", &id)["result"]["status"]["state"], "TASK_STATE_CANCELED");
+    assert_eq!(call("CancelTask", &id)["error"]["code"], -32002);
+    assert_eq!(call("CancelTask", "no-such-task")["error"]["code"], -32001);
+    // The notification, when the task would have ended.
+    hook.set_nonblocking(false).unwrap();
+    let (mut c, _) = hook.accept().unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Until the head and as much body as it announced.
+    let complete = |got: &[u8]| {
+        let text = String::from_utf8_lossy(got).to_lowercase();
+        text.split_once("\r\n\r\n").is_some_and(|(head, body)| {
+            let length = head.lines().find_map(|l| l.strip_prefix("content-length: "));
+            length.and_then(|l| l.trim().parse().ok()).is_some_and(|l: usize| body.len() >= l)
+        })
+    };
+    while !complete(&got) {
+        let n = c.read(&mut buf).unwrap();
+        assert!(n > 0, "{}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    let got = String::from_utf8_lossy(&got).to_lowercase();
+    assert!(
+        got.starts_with("post /hook ") && got.contains("x-a2a-notification-token: tok"),
+        "{got}"
+    );
+    assert!(got.contains("task_state_canceled"), "{got}");
+    c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").unwrap();
+    // v0.3's tasks/cancel.
+    let id = send("message/send", json!({"blocking": false}));
+    let r = call("tasks/cancel", &id);
+    assert_eq!(
+        (&r["result"]["kind"], &r["result"]["status"]["state"]),
+        (&json!("task"), &json!("canceled")),
+        "{r}"
+    );
+    // HTTP+JSON: POST /tasks/{id}:cancel, then 409 with the reason.
+    let id = send("SendMessage", json!({"returnImmediately": true}));
+    let (s, _, body) = http(a, "POST", &format!("/tasks/{id}:cancel"), v1, "");
+    let task: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((s, &task["status"]["state"]), (200, &json!("TASK_STATE_CANCELED")), "{body}");
+    let (s, _, body) = http(a, "POST", &format!("/tasks/{id}:cancel"), v1, "");
+    assert!(s == 409 && body.contains("TASK_NOT_CANCELABLE"), "{s} {body}");
+    t.stop();
+}
+
+#[test]
 fn the_mcp_echo_server_keeps_sessions() {
     // Proves initialize opens a session, calls need it (unless sessionless), the echo tool
     // echoes, notifications get 202, and DELETE ends the session.
