@@ -22,6 +22,8 @@ pub const SEND_STREAMING_MESSAGE: &str = "SendStreamingMessage";
 pub const GET_TASK: &str = "GetTask";
 /// `SubscribeToTask`'s method name (its request has `GetTaskRequest`'s fields 1 and 2).
 pub const SUBSCRIBE_TO_TASK: &str = "SubscribeToTask";
+/// `ListTasks`'s method name.
+pub const LIST_TASKS: &str = "ListTasks";
 /// `CancelTask`'s method name (a `CancelTaskRequest`, whose id is field 2 as `GetTaskRequest`'s).
 pub const CANCEL_TASK: &str = "CancelTask";
 
@@ -82,6 +84,31 @@ pub struct TaskPushNotificationConfig {
     /// What the server sends back in `X-A2A-Notification-Token`.
     #[prost(string, tag = "5")]
     pub token: String,
+}
+
+/// `ListTasksRequest` (the field a2a-bench sends).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ListTasksRequest {
+    /// The most tasks a page holds.
+    #[prost(int32, tag = "4")]
+    pub page_size: i32,
+}
+
+/// `ListTasksResponse`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ListTasksResponse {
+    /// A page of tasks.
+    #[prost(message, repeated, tag = "1")]
+    pub tasks: Vec<Task>,
+    /// Where the next page starts (empty: the last page).
+    #[prost(string, tag = "2")]
+    pub next_page_token: String,
+    /// The page's size.
+    #[prost(int32, tag = "3")]
+    pub page_size: i32,
+    /// The tasks there are in all.
+    #[prost(int32, tag = "4")]
+    pub total_size: i32,
 }
 
 /// `GetTaskRequest`.
@@ -468,6 +495,12 @@ pub fn send_message_request(
 /// Appends a `GetTaskRequest` (not framed) for task `id`.
 pub fn get_task_request(out: &mut Vec<u8>, id: &[u8]) {
     put_string(out, 2, id);
+}
+
+/// Writes a `ListTasksRequest` asking for a page of `page_size` tasks (field 4).
+pub fn list_tasks_request(out: &mut Vec<u8>, page_size: u32) {
+    encode_key(4, WireType::Varint, out);
+    encode_varint(u64::from(page_size), out);
 }
 
 /// Reads `grpc-status-details-bin` (base64, padded or not): the `google.rpc.Status`'s

@@ -33,6 +33,7 @@ pub struct HttpCmd {
     /// (returnImmediately, v0.3 blocking false, with a push-notification config: the task's
     /// end is POSTed to a2a-bench's receiver), a2a:cancel, a2a-rest:cancel, a2a-grpc:cancel,
     /// a2a-v03:cancel (the task canceled as soon as it is accepted: the time until it is),
+    /// a2a:list_tasks, a2a-rest:list_tasks, a2a-grpc:list_tasks (ListTasks, a page of 50),
     /// a2a-grpc:message, a2a-grpc:stream, a2a-grpc:conversation (A2A's gRPC binding, over
     /// HTTP/2), mcp:tools/list, mcp:tools/call, mcp:mixed, registry:register, registry:get,
     /// registry:list, registry:search, registry:health.

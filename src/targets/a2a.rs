@@ -21,7 +21,9 @@
 //! a2a-sdk's sender). A task still working can be canceled (`CancelTask`, `POST
 //! {prefix}/tasks/{id}:cancel`, v0.3's `tasks/cancel`, gRPC's `CancelTask`): it is then
 //! canceled for good (one that ended is not cancelable: -32002, 409, `FAILED_PRECONDITION`),
-//! and its push notification, at the time it would have ended, says so.
+//! and its push notification, at the time it would have ended, says so. `ListTasks`
+//! (JSON-RPC, `GET {prefix}/tasks?pageSize=N`, gRPC) answers one page of the tasks kept, the
+//! latest of each of its tables first, with their number in all.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -288,6 +290,28 @@ impl Echo {
         Some((t.context.clone(), now))
     }
 
+    /// A page of at most `size` task ids (the latest of each table first, table by table),
+    /// and the number of tasks kept in all.
+    fn page(&self, size: usize) -> (Vec<String>, usize) {
+        let (mut ids, mut total) = (Vec::with_capacity(size), 0);
+        for shard in self.tasks.shards.iter() {
+            let tasks = shard.lock().unwrap_or_else(|e| e.into_inner());
+            total += tasks.by_id.len();
+            let room = size - ids.len();
+            ids.extend(tasks.ending.iter().rev().take(room).map(|(_, id)| id.clone()));
+        }
+        (ids, total)
+    }
+
+    /// `ListTasks` (v1.0; ProtoJSON): a page of `size` tasks (1–100, A2A's bounds), one page
+    /// in all (no `nextPageToken`).
+    fn list_json(&self, size: u64) -> Value {
+        let (ids, total) = self.page(size.clamp(1, 100) as usize);
+        let tasks: Vec<Value> =
+            ids.iter().filter_map(|id| self.task_json(id, Version::V1)).collect();
+        json!({"tasks": tasks, "nextPageToken": "", "pageSize": tasks.len(), "totalSize": total})
+    }
+
     /// Cancels task `id`: `None`, no such task; `Some(Err)`, it ended already (completed or
     /// canceled: A2A's task not cancelable).
     fn cancel(&self, id: &str) -> Option<Result<(), ()>> {
@@ -395,6 +419,15 @@ impl Echo {
                     ),
                 }
             }
+            (&Method::GET, p) if p == "/tasks" || p.ends_with("/tasks") => {
+                let size = req
+                    .uri()
+                    .query()
+                    .into_iter()
+                    .flat_map(|q| q.split('&'))
+                    .find_map(|kv| kv.strip_prefix("pageSize=").and_then(|n| n.parse().ok()));
+                reply(StatusCode::OK, A2A_JSON, self.list_json(size.unwrap_or(50)).to_string())
+            }
             (&Method::POST, p) if p.ends_with(":cancel") && p.contains("/tasks/") => {
                 let id = p.rsplit_once("/tasks/").map_or("", |(_, id)| id);
                 let id = id.trim_end_matches(":cancel");
@@ -445,6 +478,7 @@ impl Echo {
                     grpc::SEND_MESSAGE => Some(false),
                     grpc::SEND_STREAMING_MESSAGE => Some(true),
                     grpc::GET_TASK | grpc::SUBSCRIBE_TO_TASK | grpc::CANCEL_TASK => None,
+                    grpc::LIST_TASKS => None,
                     _ => return grpc_error(12, &format!("no method {method}"), None),
                 };
                 let is_grpc = req
@@ -460,6 +494,7 @@ impl Echo {
                         let version = parts.headers.get("a2a-version").map(|v| v.as_bytes());
                         match stream {
                             Some(stream) => self.grpc_call(&bytes, version, stream),
+                            None if method == grpc::LIST_TASKS => self.grpc_list(&bytes, version),
                             None => self.grpc_get_task(&bytes, version, method),
                         }
                     }
@@ -634,6 +669,14 @@ impl Echo {
                     }
                     None => rpc_error(&id, -32001, "Task not found"),
                 };
+            }
+            Some("ListTasks") => {
+                let size = call.pointer("/params/pageSize").and_then(Value::as_u64);
+                let result = self.list_json(size.unwrap_or(50));
+                return json_reply(
+                    StatusCode::OK,
+                    &json!({"jsonrpc": "2.0", "id": id, "result": result}),
+                );
             }
             Some(m @ ("CancelTask" | "tasks/cancel")) => {
                 let version = if m == "CancelTask" { Version::V1 } else { Version::V03 };
@@ -821,6 +864,27 @@ impl Echo {
         };
         let mut b = Vec::new();
         grpc::frame(&mut b, |b| task.encode_raw(b));
+        grpc_reply(vec![b], Duration::ZERO)
+    }
+
+    /// `ListTasks` in the gRPC binding: one `ListTasksResponse`, a page as [`Echo::list_json`]'s.
+    fn grpc_list(&self, bytes: &Bytes, version: Option<&[u8]>) -> Response<Body> {
+        use prost::Message as _;
+        let request: grpc::ListTasksRequest = match grpc_unary(bytes, version, "ListTasksRequest") {
+            Ok(r) => r,
+            Err(r) => return *r,
+        };
+        let size = if request.page_size > 0 { request.page_size as usize } else { 50 };
+        let (ids, total) = self.page(size.min(100));
+        let tasks: Vec<grpc::Task> = ids.iter().filter_map(|id| self.task_proto(id)).collect();
+        let answer = grpc::ListTasksResponse {
+            page_size: tasks.len() as i32,
+            tasks,
+            next_page_token: String::new(),
+            total_size: total as i32,
+        };
+        let mut b = Vec::new();
+        grpc::frame(&mut b, |b| answer.encode_raw(b));
         grpc_reply(vec![b], Duration::ZERO)
     }
 

@@ -693,6 +693,21 @@ fn canceled_tasks_are_answered_when_the_cancel_takes() {
 }
 
 #[test]
+fn lists_of_tasks_are_answered_beside_the_tasks() {
+    // Proves the list patterns against the echo agent, mixed with the tasks that fill its
+    // table: ListTasks in JSON-RPC, HTTP+JSON's GET /tasks and gRPC, over HTTP/1.1 and HTTP/2,
+    // each answered with a page.
+    let json = ["a2a:task", "a2a:list_tasks", "a2a-rest:list_tasks"];
+    let grpc = ["a2a-grpc:task", "a2a-grpc:list_tasks"];
+    against_tasks_of_30_ms(&json, &grpc, &["--task-poll", "0.01"], |report, _, version, mix| {
+        for &name in mix.iter().filter(|n| n.ends_with(":list_tasks")) {
+            let p = pattern(report, name);
+            assert!(p["latency"]["p50_ms"].as_f64().unwrap() < 20.0, "{version:?}: {p}");
+        }
+    });
+}
+
+#[test]
 fn a_cancel_that_does_not_take_is_an_error_by_kind() {
     // Proves a cancel pattern's other ends, every booked request resolved once: a cancel the
     // server refuses (`a2a_task_not_cancelable`, JSON-RPC -32002); a cancel answered with the

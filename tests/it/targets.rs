@@ -168,6 +168,32 @@ fn the_a2a_echo_agent_cancels_a_working_task_and_says_so() {
 }
 
 #[test]
+fn the_a2a_echo_agent_lists_a_page_of_its_tasks() {
+    // Proves ListTasks on the echo agent: a page of at most pageSize tasks, with the number
+    // kept in all, in JSON-RPC and HTTP+JSON.
+    let t = Target::start(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), 1).unwrap();
+    let a = t.local_addr();
+    let v1 = &[("A2A-Version", "1.0")][..];
+    for n in 0..3 {
+        let call = json!({"jsonrpc": "2.0", "id": n, "method": "SendMessage", "params": {
+            "message": {"role": "ROLE_USER", "messageId": "m", "parts": [{"text": "x"}]},
+            "configuration": {"returnImmediately": true}}});
+        let (s, _, _) = rpc(a, v1, call);
+        assert_eq!(s, 200);
+    }
+    let (s, _, body) = http(a, "GET", "/tasks?pageSize=2", v1, "");
+    let page: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(s, 200);
+    assert_eq!((page["tasks"].as_array().map(Vec::len), &page["totalSize"]), (Some(2), &json!(3)));
+    assert_eq!(page["tasks"][0]["status"]["state"], "TASK_STATE_COMPLETED", "{page}");
+    let call = json!({"jsonrpc": "2.0", "id": 9, "method": "ListTasks", "params": {"pageSize": 5}});
+    let (_, _, body) = rpc(a, v1, call);
+    let r: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(r["result"]["tasks"].as_array().map(Vec::len), Some(3), "{r}");
+    t.stop();
+}
+
+#[test]
 fn the_mcp_echo_server_keeps_sessions() {
     // Proves initialize opens a session, calls need it (unless sessionless), the echo tool
     // echoes, notifications get 202, and DELETE ends the session.

@@ -85,7 +85,7 @@ check "a2a-sdk $("$ENVS/a2a/bin/pip" show a2a-sdk | sed -n 's/^Version: //p')" -
 # task's events to a2a-bench's receiver.
 P=$(free_port); A2A_ECHO_TASK_MS=50 start "$P" "$ENVS/a2a/bin/python" "$HERE/a2a_echo.py" "$P"
 check "a2a-sdk, tasks of 50 ms followed by GetTask and SubscribeToTask, or pushed" --url "http://127.0.0.1:$P/" \
-    --pattern a2a:task,a2a-rest:task,a2a:subscribe,a2a-rest:subscribe,a2a-v03:task,a2a-v03:subscribe,a2a:push,a2a-rest:push,a2a-v03:push \
+    --pattern a2a:task,a2a-rest:task,a2a:subscribe,a2a-rest:subscribe,a2a-v03:task,a2a-v03:subscribe,a2a:push,a2a-rest:push,a2a-v03:push,a2a:list_tasks,a2a-rest:list_tasks \
     --task-poll 0.02
 
 # Tasks of a second, canceled as soon as they are accepted (CancelTask, HTTP+JSON's POST
@@ -121,7 +121,7 @@ check "a2a-sdk, gRPC (grpcio $GRPCIO)" \
     --url "http://127.0.0.1:$P" --pattern a2a-grpc:message,a2a-grpc:stream,a2a-grpc:conversation
 P=$(free_port); A2A_ECHO_TASK_MS=50 start_grpc "$P"
 check "a2a-sdk, gRPC (grpcio $GRPCIO), tasks of 50 ms followed by GetTask and SubscribeToTask, or pushed" \
-    --url "http://127.0.0.1:$P" --pattern a2a-grpc:task,a2a-grpc:subscribe,a2a-grpc:push --task-poll 0.02
+    --url "http://127.0.0.1:$P" --pattern a2a-grpc:task,a2a-grpc:subscribe,a2a-grpc:push,a2a-grpc:list_tasks --task-poll 0.02
 P=$(free_port); A2A_ECHO_TASK_MS=1000 start_grpc "$P"
 check "a2a-sdk, gRPC (grpcio $GRPCIO), tasks of 1 s canceled" \
     --url "http://127.0.0.1:$P" --pattern a2a-grpc:cancel --task-poll 0.02

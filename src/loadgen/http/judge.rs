@@ -878,6 +878,45 @@ pub fn judge(
         | Pattern::A2aRestCancel
         | Pattern::A2aGrpcCancel
         | Pattern::A2aV03Cancel => task(p, head, body, false).map(|_| 0),
+        Pattern::A2aListTasks => {
+            json()?;
+            rpc_with(body, |_: Listed| Ok(0))
+        }
+        Pattern::A2aRestListTasks => {
+            json()?;
+            let shape = |e: serde_json::Error| if e.is_data() { BAD_SHAPE } else { BAD_JSON };
+            serde_json::from_slice::<Listed>(body).map(|_| 0).map_err(shape)
+        }
+        Pattern::A2aGrpcListTasks => grpc_listed(head, body),
+    }
+}
+
+object! {
+    /// A `ListTasksResponse` (ProtoJSON): an object whose `tasks`, when there (an empty page
+    /// may leave it out), is a list (its tasks not read: checked by their type alone).
+    #[allow(dead_code)]
+    struct Listed<'a> {
+        tasks: Vec<Skip> = "tasks",
+    }
+}
+
+/// Judges a gRPC `ListTasksResponse`: exactly one message, whose fields read as protobuf.
+fn grpc_listed(head: &Head, body: &[u8]) -> Result<u32, Kind> {
+    use crate::grpc::{fields, messages};
+    if head.content_type != ContentType::Grpc {
+        return Err(WRONG_TYPE);
+    }
+    let Some(end) = head.grpc else { return Err(NO_GRPC_STATUS) };
+    if end.code != 0 {
+        return Err(end.a2a.map_or_else(|| grpc_status_name(end.code), rpc_error_name));
+    }
+    let walked =
+        messages(body, |m| fields(m).try_for_each(|f| f.map(|_| ())).map_err(|_| BAD_PROTOBUF));
+    match walked {
+        Err(Ok(kind)) => Err(kind),
+        Err(Err(_)) => Err(BAD_GRPC),
+        Ok(1) => Ok(0),
+        Ok(_) => Err(BAD_GRPC),
     }
 }
 
@@ -1211,6 +1250,43 @@ mod tests {
         assert_eq!(n(r#"{"kind":"other","status":{"state":"completed"}}"#), Err(BAD_SHAPE));
         // A v0.3 status at the top, without its kind, is no shape either version knows.
         assert_eq!(n(r#"{"id":"t","status":{"state":"completed"}}"#), Err(BAD_SHAPE));
+    }
+
+    #[test]
+    fn a_list_of_tasks_is_an_object_whose_tasks_are_a_list() {
+        // Proves the list patterns' checks: a page (its tasks a list, or left out when empty)
+        // is an answer in each binding; tasks that are not a list, or a body that is not an
+        // object, are a bad shape; an error is named as the binding names it; a gRPC answer
+        // is one readable message.
+        use crate::grpc;
+        use crate::loadgen::http::parse::GrpcEnd;
+        let mut s = Vec::new();
+        let ok = head(200, ContentType::Json);
+        let judged = |p, body: &str, s: &mut Vec<u8>| judge(p, &ok, body.as_bytes(), None, s);
+        for page in [r#"{"tasks":[{"id":"t"}],"nextPageToken":""}"#, "{}", r#"{"tasks":[]}"#] {
+            let rpc = format!(r#"{{"jsonrpc":"2.0","id":1,"result":{page}}}"#);
+            assert_eq!(judged(Pattern::A2aListTasks, &rpc, &mut s), Ok(0), "{rpc}");
+            assert_eq!(judged(Pattern::A2aRestListTasks, page, &mut s), Ok(0), "{page}");
+        }
+        let bad = r#"{"jsonrpc":"2.0","id":1,"result":{"tasks":{"id":"t"}}}"#;
+        assert_eq!(judged(Pattern::A2aListTasks, bad, &mut s), Err(BAD_SHAPE));
+        assert_eq!(judged(Pattern::A2aRestListTasks, "[]", &mut s), Err(BAD_SHAPE));
+        let refused = r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"no"}}"#;
+        let got = judged(Pattern::A2aListTasks, refused, &mut s);
+        assert_eq!(got, Err(rpc_error_name(-32601)));
+        let grpc_ok =
+            Head { grpc: Some(GrpcEnd { code: 0, a2a: None }), ..head(200, ContentType::Grpc) };
+        let mut page = Vec::new();
+        let list = grpc::ListTasksResponse { total_size: 3, ..Default::default() };
+        grpc::frame(&mut page, |b| prost::Message::encode_raw(&list, b));
+        let got = judge(Pattern::A2aGrpcListTasks, &grpc_ok, &page, None, &mut s);
+        assert_eq!(got, Ok(0));
+        let twice = [&page[..], &page[..]].concat();
+        let got = judge(Pattern::A2aGrpcListTasks, &grpc_ok, &twice, None, &mut s);
+        assert_eq!(got, Err(BAD_GRPC));
+        let garbled = [0, 0, 0, 0, 2, 0xff, 0xff];
+        let got = judge(Pattern::A2aGrpcListTasks, &grpc_ok, &garbled, None, &mut s);
+        assert_eq!(got, Err(BAD_PROTOBUF));
     }
 
     #[test]

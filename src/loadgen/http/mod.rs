@@ -60,6 +60,9 @@ const NO_SESSION: &str =
 /// up (a server that accepts and closes at once is not redialled forever).
 const STRIKES: u8 = 3;
 
+/// The tasks a list pattern asks for in a page (`pageSize`, A2A's default).
+pub const LIST_PAGE: u32 = 50;
+
 /// The MCP protocol version that needs no session.
 pub const MCP_SESSIONLESS: &str = "2026-07-28";
 
@@ -131,6 +134,12 @@ pub enum Pattern {
     A2aGrpcCancel,
     /// [`Pattern::A2aCancel`] in v0.3 (`message/send` with `blocking: false`, `tasks/cancel`).
     A2aV03Cancel,
+    /// A2A v1.0 `ListTasks`: a page of [`LIST_PAGE`] tasks of the server's.
+    A2aListTasks,
+    /// [`Pattern::A2aListTasks`] in the HTTP+JSON binding (`GET {path}/tasks?pageSize=…`).
+    A2aRestListTasks,
+    /// [`Pattern::A2aListTasks`] in the gRPC binding.
+    A2aGrpcListTasks,
     /// MCP `tools/list`.
     McpToolsList,
     /// MCP `tools/call`.
@@ -147,7 +156,7 @@ pub enum Pattern {
     RegistryHealth,
 }
 
-const PATTERNS: [(&str, Pattern); 36] = [
+const PATTERNS: [(&str, Pattern); 39] = [
     ("health", Pattern::Health),
     ("a2a:message", Pattern::A2aMessage),
     ("a2a:stream", Pattern::A2aStream),
@@ -174,6 +183,9 @@ const PATTERNS: [(&str, Pattern); 36] = [
     ("a2a-rest:cancel", Pattern::A2aRestCancel),
     ("a2a-grpc:cancel", Pattern::A2aGrpcCancel),
     ("a2a-v03:cancel", Pattern::A2aV03Cancel),
+    ("a2a:list_tasks", Pattern::A2aListTasks),
+    ("a2a-rest:list_tasks", Pattern::A2aRestListTasks),
+    ("a2a-grpc:list_tasks", Pattern::A2aGrpcListTasks),
     ("a2a-grpc:message", Pattern::A2aGrpcMessage),
     ("a2a-grpc:stream", Pattern::A2aGrpcStream),
     ("a2a-grpc:conversation", Pattern::A2aGrpcConversation),
@@ -225,6 +237,7 @@ impl Pattern {
                 | Pattern::A2aRestSubscribe
                 | Pattern::A2aRestPush
                 | Pattern::A2aRestCancel
+                | Pattern::A2aRestListTasks
         )
     }
 
@@ -294,6 +307,7 @@ impl Pattern {
                 | Pattern::A2aGrpcSubscribe
                 | Pattern::A2aGrpcPush
                 | Pattern::A2aGrpcCancel
+                | Pattern::A2aGrpcListTasks
         )
     }
 

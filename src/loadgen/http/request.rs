@@ -9,6 +9,7 @@ use super::*;
 pub(super) fn method_of(what: What, kind: Option<Pattern>) -> &'static str {
     match (what, kind) {
         (What::Farewell, _) => "DELETE",
+        (_, Some(Pattern::A2aRestListTasks)) => "GET",
         (What::Poll(_) | What::Subscribe(_), Some(p)) if p.is_a2a_rest() => "GET",
         (
             _,
@@ -89,6 +90,10 @@ pub(super) fn fixed_head(
             | Pattern::A2aRestCancel,
         ) => write!(out, "POST {base}/message:send"),
         Some(Pattern::A2aRestStream) => write!(out, "POST {base}/message:stream"),
+        Some(Pattern::A2aRestListTasks) => write!(out, "GET {base}/tasks"),
+        Some(Pattern::A2aGrpcListTasks) => {
+            write!(out, "POST {base}{}{}", crate::grpc::SERVICE, crate::grpc::LIST_TASKS)
+        }
         Some(p)
             if p.is_grpc()
                 && matches!(what, What::Poll(_) | What::Subscribe(_) | What::Cancel(_)) =>
@@ -122,8 +127,12 @@ pub(super) fn fixed_head(
         }
         _ => write!(out, "{method} {}", plan.path),
     };
-    if let Some(q) = query.filter(|_| kind.is_some_and(Pattern::is_under_path)) {
+    let query = query.filter(|_| kind.is_some_and(Pattern::is_under_path));
+    if let Some(q) = query {
         let _ = write!(out, "?{q}");
+    }
+    if kind == Some(Pattern::A2aRestListTasks) {
+        let _ = write!(out, "{}pageSize={LIST_PAGE}", if query.is_some() { '&' } else { '?' });
     }
     // The user's `--header`s replace these of ours.
     let theirs = |name: &str| plan.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
@@ -164,6 +173,9 @@ pub(super) fn fixed_head(
                 | Pattern::A2aCancel
                 | Pattern::A2aRestCancel
                 | Pattern::A2aGrpcCancel
+                | Pattern::A2aListTasks
+                | Pattern::A2aRestListTasks
+                | Pattern::A2aGrpcListTasks
         )
     );
     if a2a && !theirs("a2a-version") {
@@ -441,6 +453,15 @@ pub(super) fn request_body(
                 b,
                 r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"message/send","params":{{"message":{{"kind":"message","role":"user","messageId":"m-{id_base}-{client}-{seq}","parts":[{{"kind":"text","text":"{text}"}}]}},"configuration":{{"blocking":false}}}}}}"#,
             );
+        }
+        (_, Some(Pattern::A2aListTasks)) => {
+            let _ = write!(
+                b,
+                r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"ListTasks","params":{{"pageSize":{LIST_PAGE}}}}}"#
+            );
+        }
+        (_, Some(Pattern::A2aGrpcListTasks)) => {
+            crate::grpc::frame(b, |b| crate::grpc::list_tasks_request(b, LIST_PAGE));
         }
         (_, Some(Pattern::McpToolsList)) => {
             let _ =

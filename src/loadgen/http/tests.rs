@@ -506,6 +506,51 @@ fn a_task_is_asked_about_by_its_binding_with_its_id() {
 }
 
 #[test]
+fn a_list_of_tasks_asks_for_a_page_in_each_binding() {
+    // Proves the list patterns' requests: JSON-RPC's ListTasks with a pageSize, the HTTP+JSON
+    // binding's GET {path}/tasks?pageSize=… (after the URL's own query, if it has one) with no
+    // body, and gRPC's ListTasks with a ListTasksRequest holding the page size.
+    let request = |pattern: Pattern, path: &str| -> String {
+        let plan = Plan {
+            host: "h".into(),
+            path: path.into(),
+            patterns: vec![pattern],
+            ..Plan::default()
+        };
+        let mut h = Http::new(&config(), Arc::new(plan));
+        h.request(0, &booked(5));
+        String::from_utf8(h.take_output(0).expect("the request's bytes")).unwrap()
+    };
+    let rpc = request(Pattern::A2aListTasks, "/a/");
+    let (head, body) = rpc.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("POST /a/ HTTP/1.1\r\n") && head.contains("A2A-Version: 1.0"));
+    let call: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(
+        (&call["method"], &call["params"]["pageSize"]),
+        (&"ListTasks".into(), &LIST_PAGE.into())
+    );
+    for (path, line) in [
+        ("/a/", "GET /a/tasks?pageSize=50 HTTP/1.1"),
+        ("/t1?key=k", "GET /t1/tasks?key=k&pageSize=50 HTTP/1.1"),
+    ] {
+        let rest = request(Pattern::A2aRestListTasks, path);
+        let (head, body) = rest.split_once("\r\n\r\n").unwrap();
+        assert_eq!(head.lines().next(), Some(line), "{head}");
+        assert!(head.contains("A2A-Version: 1.0") && !head.contains("Content-Length"), "{head}");
+        assert_eq!(body, "");
+    }
+    let grpc = request(Pattern::A2aGrpcListTasks, "/a/");
+    let (head, body) = grpc.split_once("\r\n\r\n").unwrap();
+    assert_eq!(head.lines().next(), Some("POST /a/lf.a2a.v1.A2AService/ListTasks HTTP/1.1"));
+    let mut asked = Vec::new();
+    let walked = crate::grpc::messages(body.as_bytes(), |m| {
+        asked.push(<crate::grpc::ListTasksRequest as prost::Message>::decode(m).map_err(|_| ())?);
+        Ok::<(), ()>(())
+    });
+    assert_eq!((walked, asked[0].page_size), (Ok(1), LIST_PAGE as i32));
+}
+
+#[test]
 fn a_push_task_names_where_and_how_to_notify_its_end() {
     // Proves the push patterns' SendMessage: returnImmediately, and a push-notification
     // config whose URL names the receiver's base, the run, the core, the client in it and the
