@@ -16,14 +16,7 @@ use crate::wire::{AgentId, Compression};
 const MIXES: [&[Pattern]; 8] = [
     &[Pattern::Health, Pattern::RegistryList],
     &[Pattern::A2aMessage, Pattern::A2aStream, Pattern::A2aConversation, Pattern::AgentCard],
-    &[
-        Pattern::A2aV03Message,
-        Pattern::A2aV03Stream,
-        Pattern::RegistrySearch,
-        Pattern::A2aRestMessage,
-        Pattern::A2aRestStream,
-        Pattern::A2aRestConversation,
-    ],
+    &[Pattern::A2aV03Message, Pattern::A2aV03Stream, Pattern::A2aCancel, Pattern::A2aRestMessage],
     &[Pattern::McpToolsList, Pattern::McpToolsCall],
     &[
         Pattern::A2aGrpcMessage,
@@ -31,7 +24,12 @@ const MIXES: [&[Pattern]; 8] = [
         Pattern::A2aGrpcConversation,
         Pattern::A2aRestStream,
     ],
-    &[Pattern::A2aRestConversation, Pattern::A2aGrpcStream, Pattern::Health, Pattern::A2aStream],
+    &[
+        Pattern::A2aRestConversation,
+        Pattern::A2aGrpcStream,
+        Pattern::A2aGrpcListTasks,
+        Pattern::A2aStream,
+    ],
     &[Pattern::A2aTask, Pattern::A2aRestTask, Pattern::A2aGrpcTask, Pattern::A2aV03Task],
     &[
         Pattern::A2aSubscribe,
