@@ -569,13 +569,17 @@ object! {
 
 object! {
     /// A subscription's event (a `StreamResponse`): the task, or a status update, carries
-    /// the task's state; in the HTTP+JSON binding an error event carries `error`.
+    /// the task's state; in the HTTP+JSON binding an error event carries `error`. A push
+    /// notification's body is one too, or v0.3's task or update, told by its `kind` (with
+    /// its `status`: [`notification`]).
     struct SubEvent<'a> {
         task: WithStatus<'a> = "task",
         status_update: WithStatus<'a> = "statusUpdate",
         message: Skip = "message",
         artifact_update: Skip = "artifactUpdate",
         error: RestStatus<'a> = "error",
+        kind: Str<'a> = "kind",
+        status: TaskStatusState<'a> = "status",
     }
 }
 
@@ -676,37 +680,21 @@ pub fn subscription<'a>(
     by_state(last.unwrap_or("WORKING"), Some(Cow::Borrowed("subscribed")))
 }
 
-object! {
-    /// A push notification's body: v1.0's `StreamResponse` as the HTTP+JSON binding writes it
-    /// ([`SubEvent`]), or v0.3's task or update, told by its `kind` ([`V03Seen`]).
-    struct Notified<'a> {
-        task: WithStatus<'a> = "task",
-        status_update: WithStatus<'a> = "statusUpdate",
-        message: Skip = "message",
-        artifact_update: Skip = "artifactUpdate",
-        error: RestStatus<'a> = "error",
-        kind: Str<'a> = "kind",
-        status: TaskStatusState<'a> = "status",
-    }
-}
-
 /// Judges a push notification's body, a `StreamResponse` as the HTTP+JSON binding writes it
 /// or (with a `kind`) v0.3's task or update: the state it tells when that is an end (not
 /// submitted or working), as `TASK_STATES` spells it; `None` for a state still under way, or
 /// an event that tells none (an artifact).
 pub fn notification(body: &[u8]) -> Result<Option<&'static str>, Kind> {
-    let n: Notified<'_> =
+    let mut e: SubEvent<'_> =
         serde_json::from_slice(body).map_err(|e| if e.is_data() { BAD_SHAPE } else { BAD_JSON })?;
-    if let Some(status) = n.error {
+    if let Some(status) = e.error.take() {
         return Err(rest_kind(Some(status), Cow::Borrowed("a2a_stream_error")));
     }
-    let _body = std::marker::PhantomData;
-    let state = if n.kind.is_some() {
-        v03_sub_state(V03Seen { kind: n.kind, id: None, status: n.status, _body })
+    let state = if e.kind.is_some() {
+        let _body = std::marker::PhantomData;
+        v03_sub_state(V03Seen { kind: e.kind, id: None, status: e.status, _body })
     } else {
-        let (task, status_update, message) = (n.task, n.status_update, n.message);
-        let artifact_update = n.artifact_update;
-        sub_state(SubEvent { task, status_update, message, artifact_update, error: None, _body })
+        sub_state(e)
     };
     Ok(state?.filter(|s| !matches!(*s, "SUBMITTED" | "WORKING")))
 }
