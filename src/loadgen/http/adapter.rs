@@ -243,12 +243,8 @@ impl Adapter for Http {
             What::Subscribe(_) => w.intended_ns.saturating_add(task_timeout),
             _ => u64::MAX,
         };
-        let due = |w: &Wire| match w.what {
-            What::Request(_) | What::Poll(_) | What::Subscribe(_) | What::Cancel(_)
-                if timeout > 0 =>
-            {
-                w.sent_ns.saturating_add(timeout).min(task_due(w))
-            }
+        let due = |w: &Wire| match w.what.pattern() {
+            Some(_) if timeout > 0 => w.sent_ns.saturating_add(timeout).min(task_due(w)),
             _ => task_due(w), // set-up and farewells have their own bounds
         };
         let mut next = u64::MAX;

@@ -118,18 +118,12 @@ impl Http {
             ..
         } = self;
         let (plan, id_base, client) = (&**plan, *id_base, *first + w.local);
-        let kind = match w.what {
-            What::Request(i) | What::Poll(i) | What::Subscribe(i) | What::Cancel(i) => {
-                Some(plan.patterns[usize::from(i)])
-            }
-            _ => None,
-        };
+        let kind = w.what.pattern().map(|i| plan.patterns[usize::from(i)]);
         let method = method_of(w.what, kind);
-        let task = match w.what {
-            What::Poll(_) | What::Subscribe(_) | What::Cancel(_) => {
-                tasks.get(w.task as usize).map_or("", |t| t.id.as_str())
-            }
-            _ => "",
+        let task = if w.what.follows_task() {
+            tasks.get(w.task as usize).map_or("", |t| t.id.as_str())
+        } else {
+            ""
         };
         // The body first: its length goes in the head.
         body.clear();
@@ -152,10 +146,8 @@ impl Http {
                 out.extend_from_slice(&heads[usize::from(i)]);
             }
             _ => {
-                let at = match w.what {
-                    What::Poll(_) | What::Subscribe(_) | What::Cancel(_) => At::Task(task),
-                    _ => At::Request(client, w.seq),
-                };
+                let at =
+                    if w.what.follows_task() { At::Task(task) } else { At::Request(client, w.seq) };
                 let line_ok = fixed_head(out, plan, w.what, kind, at);
                 debug_assert!(line_ok);
             }
@@ -542,10 +534,10 @@ impl Http {
 
     /// `w` got no usable response: counted as `kind` (`why` refuses a registration).
     pub(super) fn failed(&mut self, w: Wire, kind: &str, why: &str, book: &mut Book) {
-        if let What::Poll(_) | What::Subscribe(_) | What::Cancel(_) = w.what {
+        if w.what.follows_task() {
             self.end_task(&w);
         }
-        if let What::Request(i) | What::Poll(i) | What::Subscribe(i) | What::Cancel(i) = w.what {
+        if let Some(i) = w.what.pattern() {
             if w.measured {
                 self.stats[usize::from(i)].error(kind);
             }

@@ -610,6 +610,22 @@ enum What {
     Farewell,
 }
 
+impl What {
+    /// The index in the plan's mix of the pattern it is a request of (a booked request, or a
+    /// request that follows its task); `None` for the MCP session's own requests.
+    fn pattern(self) -> Option<u8> {
+        match self {
+            What::Request(i) | What::Poll(i) | What::Subscribe(i) | What::Cancel(i) => Some(i),
+            What::Init | What::Initialized | What::Farewell => None,
+        }
+    }
+
+    /// Whether it follows a task ([`Wire::task`]): a `GetTask`, a subscription or a cancel.
+    fn follows_task(self) -> bool {
+        matches!(self, What::Poll(_) | What::Subscribe(_) | What::Cancel(_))
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Wire {
     what: What,

@@ -61,10 +61,7 @@ pub(super) fn fixed_head(
         None => (plan.path.trim_end_matches('/'), None),
     };
     let _ = match kind {
-        Some(p)
-            if p.is_a2a_rest()
-                && matches!(what, What::Poll(_) | What::Subscribe(_) | What::Cancel(_)) =>
-        {
+        Some(p) if p.is_a2a_rest() && what.follows_task() => {
             let At::Task(id) = at else { return false };
             let _ = write!(out, "{method} {base}/tasks/");
             percent_encode(out, id);
@@ -94,10 +91,7 @@ pub(super) fn fixed_head(
         Some(Pattern::A2aGrpcListTasks) => {
             write!(out, "POST {base}{}{}", crate::grpc::SERVICE, crate::grpc::LIST_TASKS)
         }
-        Some(p)
-            if p.is_grpc()
-                && matches!(what, What::Poll(_) | What::Subscribe(_) | What::Cancel(_)) =>
-        {
+        Some(p) if p.is_grpc() && what.follows_task() => {
             let method = match what {
                 What::Subscribe(_) => crate::grpc::SUBSCRIBE_TO_TASK,
                 What::Cancel(_) => crate::grpc::CANCEL_TASK,
@@ -346,11 +340,11 @@ pub(super) fn request_body(
                 r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"SendMessage","params":{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","contextId":"{context}","parts":[{{"text":"{text}"}}]}}}}}}"#,
             );
         }
-        (What::Poll(_) | What::Subscribe(_) | What::Cancel(_), Some(p)) if p.is_grpc() => {
+        (_, Some(p)) if what.follows_task() && p.is_grpc() => {
             // SubscribeToTaskRequest's and CancelTaskRequest's fields are GetTaskRequest's.
             crate::grpc::frame(b, |b| crate::grpc::get_task_request(b, task.as_bytes()));
         }
-        (What::Poll(_) | What::Subscribe(_) | What::Cancel(_), Some(p)) if !p.is_a2a_rest() => {
+        (_, Some(p)) if what.follows_task() && !p.is_a2a_rest() => {
             let method = match (what, p.is_v03()) {
                 (What::Subscribe(_), false) => "SubscribeToTask",
                 (What::Subscribe(_), true) => "tasks/resubscribe",
@@ -367,7 +361,7 @@ pub(super) fn request_body(
             b.extend_from_slice(b"}}");
         }
         // The HTTP+JSON binding's GET, and its cancel's POST with an empty body.
-        (What::Poll(_) | What::Subscribe(_) | What::Cancel(_), _) => {}
+        _ if what.follows_task() => {}
         (_, Some(Pattern::A2aTask | Pattern::A2aSubscribe | Pattern::A2aCancel)) => {
             let _ = write!(
                 b,
