@@ -26,6 +26,13 @@ pub const SUBSCRIBE_TO_TASK: &str = "SubscribeToTask";
 pub const LIST_TASKS: &str = "ListTasks";
 /// `CancelTask`'s method name (a `CancelTaskRequest`, whose id is field 2 as `GetTaskRequest`'s).
 pub const CANCEL_TASK: &str = "CancelTask";
+/// `GetExtendedAgentCard`'s method name (an empty `GetExtendedAgentCardRequest`: no tenant).
+pub const GET_EXTENDED_AGENT_CARD: &str = "GetExtendedAgentCard";
+
+/// `ListTasks`' page when a request names none (`pageSize`, in every binding: A2A's default).
+pub const LIST_PAGE: u32 = 50;
+/// The largest page A2A lets `ListTasks` ask for.
+pub const LIST_PAGE_MAX: u32 = 100;
 
 /// `Role.ROLE_USER`.
 pub const ROLE_USER: i32 = 1;
@@ -92,6 +99,17 @@ pub struct ListTasksRequest {
     /// The most tasks a page holds.
     #[prost(int32, tag = "4")]
     pub page_size: i32,
+    /// Where the page starts (the previous page's `next_page_token`; empty: the first).
+    #[prost(string, tag = "5")]
+    pub page_token: String,
+}
+
+/// `GetExtendedAgentCardRequest` (a tenant alone, which a2a-bench leaves out).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GetExtendedAgentCardRequest {
+    /// Optional tenant.
+    #[prost(string, tag = "1")]
+    pub tenant: String,
 }
 
 /// `ListTasksResponse`.
@@ -176,6 +194,77 @@ pub struct StreamResponse {
     /// `payload.artifact_update`.
     #[prost(message, optional, tag = "4")]
     pub artifact_update: Option<TaskArtifactUpdateEvent>,
+}
+
+/// `AgentCard` (the fields the echo agent fills).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AgentCard {
+    /// Its name (required: what a client checks).
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// What it does.
+    #[prost(string, tag = "2")]
+    pub description: String,
+    /// Where and how it answers.
+    #[prost(message, repeated, tag = "3")]
+    pub supported_interfaces: Vec<AgentInterface>,
+    /// The agent's version.
+    #[prost(string, tag = "5")]
+    pub version: String,
+    /// What it can do.
+    #[prost(message, optional, tag = "7")]
+    pub capabilities: Option<AgentCapabilities>,
+    /// The media types it takes.
+    #[prost(string, repeated, tag = "10")]
+    pub default_input_modes: Vec<String>,
+    /// The media types it answers in.
+    #[prost(string, repeated, tag = "11")]
+    pub default_output_modes: Vec<String>,
+    /// Its skills.
+    #[prost(message, repeated, tag = "12")]
+    pub skills: Vec<AgentSkill>,
+}
+
+/// `AgentInterface`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AgentInterface {
+    /// Its URL.
+    #[prost(string, tag = "1")]
+    pub url: String,
+    /// `JSONRPC`, `HTTP+JSON` or `GRPC`.
+    #[prost(string, tag = "2")]
+    pub protocol_binding: String,
+    /// The A2A version spoken there.
+    #[prost(string, tag = "4")]
+    pub protocol_version: String,
+}
+
+/// `AgentCapabilities` (the fields the echo agent fills).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AgentCapabilities {
+    /// Whether it streams.
+    #[prost(bool, optional, tag = "1")]
+    pub streaming: Option<bool>,
+    /// Whether it serves an extended agent card (`GetExtendedAgentCard`).
+    #[prost(bool, optional, tag = "4")]
+    pub extended_agent_card: Option<bool>,
+}
+
+/// `AgentSkill`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AgentSkill {
+    /// Its id.
+    #[prost(string, tag = "1")]
+    pub id: String,
+    /// Its name.
+    #[prost(string, tag = "2")]
+    pub name: String,
+    /// What it does.
+    #[prost(string, tag = "3")]
+    pub description: String,
+    /// Its tags.
+    #[prost(string, repeated, tag = "4")]
+    pub tags: Vec<String>,
 }
 
 /// `Task`.

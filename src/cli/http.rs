@@ -33,7 +33,9 @@ pub struct HttpCmd {
     /// (returnImmediately, v0.3 blocking false, with a push-notification config: the task's
     /// end is POSTed to a2a-bench's receiver), a2a:cancel, a2a-rest:cancel, a2a-grpc:cancel,
     /// a2a-v03:cancel (the task canceled as soon as it is accepted: the time until it is),
-    /// a2a:list_tasks, a2a-rest:list_tasks, a2a-grpc:list_tasks (ListTasks, a page of 50),
+    /// a2a:list_tasks, a2a-rest:list_tasks, a2a-grpc:list_tasks (ListTasks, a page of
+    /// --page-size), a2a:extended_card, a2a-rest:extended_card, a2a-grpc:extended_card,
+    /// a2a-v03:extended_card (GetExtendedAgentCard; v0.3 agent/getAuthenticatedExtendedCard),
     /// a2a-grpc:message, a2a-grpc:stream, a2a-grpc:conversation (A2A's gRPC binding, over
     /// HTTP/2), mcp:tools/list, mcp:tools/call, mcp:mixed, registry:register, registry:get,
     /// registry:list, registry:search, registry:health.
@@ -172,6 +174,10 @@ pub struct HttpCmd {
     /// a2a:conversation, a2a-rest:conversation, a2a-grpc:conversation: turns per context.
     #[arg(long, value_name = "N", default_value_t = 4)]
     turns: u32,
+    /// a2a:list_tasks, a2a-rest:list_tasks, a2a-grpc:list_tasks: the tasks a page asks for
+    /// (ListTasks' pageSize, 1 to 100).
+    #[arg(long, value_name = "N", default_value_t = crate::loadgen::http::LIST_PAGE)]
+    page_size: u32,
     /// a2a:task, a2a-rest:task, a2a-grpc:task: seconds from a task's answer that it still
     /// works to the next GetTask about it (0: at once).
     #[arg(long, value_name = "SECS", default_value = "0.1", value_parser = parse_secs)]
@@ -377,6 +383,7 @@ fn config(
         mcp_version: cmd.mcp_version.clone(),
         preloaded: Vec::new(),
         turns: cmd.turns,
+        page_size: cmd.page_size,
         task_poll_ns: cmd.task_poll.as_nanos() as u64,
         task_timeout_ns: cmd.task_timeout.as_nanos() as u64,
         pipeline: cmd.pipeline,
@@ -407,6 +414,7 @@ fn config(
         mcp_version: mcp.then(|| cmd.mcp_version.clone()),
         preload: cmd.preload,
         turns: patterns.iter().any(|p| p.is_conversation()).then_some(cmd.turns),
+        page_size: patterns.iter().any(|p| p.is_list()).then_some(cmd.page_size),
         task_poll_sec: patterns
             .iter()
             .any(|p| p.is_task() && !p.is_push())
@@ -451,6 +459,9 @@ fn check_flags(cmd: &HttpCmd) -> anyhow::Result<(serde_json::Value, Option<Strin
     }
     if cmd.turns == 0 {
         bail!("--turns must be at least 1");
+    }
+    if !(1..=crate::loadgen::http::LIST_PAGE_MAX).contains(&cmd.page_size) {
+        bail!("--page-size must be 1 to {} (A2A's bounds)", crate::loadgen::http::LIST_PAGE_MAX);
     }
     if cmd.task_timeout.is_zero() {
         bail!("--task-timeout must be above 0");

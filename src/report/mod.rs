@@ -420,6 +420,9 @@ pub struct HttpConfig {
     pub preload: u32,
     /// `--turns`, when `a2a:conversation` runs.
     pub turns: Option<u32>,
+    /// `--page-size`, when a list pattern runs.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub page_size: Option<u32>,
     /// `--task-poll` in seconds, when a task pattern runs.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub task_poll_sec: Option<f64>,

@@ -21,9 +21,13 @@
 //! a2a-sdk's sender). A task still working can be canceled (`CancelTask`, `POST
 //! {prefix}/tasks/{id}:cancel`, v0.3's `tasks/cancel`, gRPC's `CancelTask`): it is then
 //! canceled for good (one that ended is not cancelable: -32002, 409, `FAILED_PRECONDITION`),
-//! and its push notification, at the time it would have ended, says so. `ListTasks`
-//! (JSON-RPC, `GET {prefix}/tasks?pageSize=N`, gRPC) answers one page of the tasks kept, the
-//! latest of each of its tables first, with their number in all.
+//! and its push notification says so at once. `ListTasks` (JSON-RPC, `GET
+//! {prefix}/tasks?pageSize=N&pageToken=T`, gRPC) answers a page of the tasks kept, those that
+//! end latest first, with the next page's token and their number in all. The public card
+//! announces an extended one (`capabilities.extendedAgentCard`, v0.3's
+//! `supportsAuthenticatedExtendedCard`), which `GetExtendedAgentCard` (JSON-RPC, `GET
+//! {prefix}/extendedAgentCard`, gRPC) and v0.3's `agent/getAuthenticatedExtendedCard` answer:
+//! the card with one more skill, behind the token when `--auth-token` sets one.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -40,6 +44,7 @@ use serde_json::{json, Value};
 
 use super::{body, fresh_id, json as json_reply, reply, rpc_error, Body, Events};
 use crate::grpc;
+use crate::grpc::{LIST_PAGE, LIST_PAGE_MAX};
 
 /// The echo agent.
 pub struct Echo {
@@ -68,6 +73,8 @@ struct Task {
     done_at: Instant,
     /// Canceled before it completed.
     canceled: bool,
+    /// Wakes the push notification waiting for the task's end, when it is canceled first.
+    wake: Option<std::sync::Arc<tokio::sync::Notify>>,
 }
 
 /// Where a task stands.
@@ -83,6 +90,8 @@ enum Now {
 struct TaskTables {
     shards: Box<[Mutex<Tasks>]>,
     hasher: std::collections::hash_map::RandomState,
+    /// What a page token's time counts from.
+    born: Instant,
 }
 
 impl TaskTables {
@@ -112,11 +121,16 @@ impl Tasks {
 
     /// Keeps `task` as `id` at `now` (its `done_at` the latest yet), after dropping the tasks
     /// that ended [`TASK_KEPT`] ago; once `max` are kept, the one that ended first makes room
-    /// if it ended [`TASK_KEPT_FULL`] ago: false when it did not.
-    fn insert(&mut self, id: &str, task: Task, now: Instant) -> bool {
+    /// if it ended [`TASK_KEPT_FULL`] ago: false when it did not. A task that would end with
+    /// the one before it ends a nanosecond later: no two of a table end together (a page
+    /// token names a task by its end).
+    fn insert(&mut self, id: &str, mut task: Task, now: Instant) -> bool {
         self.drop_ended(now, TASK_KEPT, usize::MAX);
         if self.by_id.len() >= self.max && self.drop_ended(now, TASK_KEPT_FULL, 1) == 0 {
             return false;
+        }
+        if let Some(&(last, _)) = self.ending.back() {
+            task.done_at = task.done_at.max(last + Duration::from_nanos(1));
         }
         self.ending.push_back((task.done_at, id.into()));
         self.by_id.insert(id.into(), task);
@@ -178,7 +192,8 @@ impl Echo {
                     {"url": url, "protocolBinding": "HTTP+JSON", "protocolVersion": "1.0"},
                     {"url": url, "protocolBinding": "GRPC", "protocolVersion": "1.0"}
                 ],
-                "capabilities": {"streaming": true},
+                "capabilities": {"streaming": true, "extendedAgentCard": true},
+                "supportsAuthenticatedExtendedCard": true,
                 "defaultInputModes": ["text/plain"],
                 "defaultOutputModes": ["text/plain"],
                 "skills": [{"id": "echo", "name": "echo", "description": "Echoes the message text", "tags": ["echo"]}]
@@ -190,6 +205,7 @@ impl Echo {
                     .map(|_| Mutex::new(Tasks::new(TASKS_MAX / TASK_SHARDS)))
                     .collect(),
                 hasher: Default::default(),
+                born: Instant::now(),
             }),
             notifier: Box::new(
                 hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
@@ -215,6 +231,7 @@ impl Echo {
             text: text.into(),
             done_at: now + self.task_time,
             canceled: false,
+            wake: None,
         };
         tasks.insert(&id, task, now).then_some(id)
     }
@@ -290,26 +307,120 @@ impl Echo {
         Some((t.context.clone(), now))
     }
 
-    /// A page of at most `size` task ids (the latest of each table first, table by table),
-    /// and the number of tasks kept in all.
-    fn page(&self, size: usize) -> (Vec<String>, usize) {
-        let (mut ids, mut total) = (Vec::with_capacity(size), 0);
+    /// A page of `ListTasks`: at most `size` task ids (clamped to A2A's 1–100), the tasks
+    /// that end latest first over all the tables (a task's end is its last update, but for a
+    /// cancel), after the task `token` names (`Err` when it names none: not a token of ours);
+    /// the next page's token (empty after the last page); and the number of tasks kept.
+    fn page(&self, size: u64, token: &str) -> Result<(Vec<String>, String, usize), ()> {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        let size = size.clamp(1, u64::from(LIST_PAGE_MAX)) as usize;
+        let born = self.tasks.born;
+        let after = match token {
+            "" => None,
+            t => {
+                let (nanos, id) = t.split_once(':').ok_or(())?;
+                let nanos = nanos.parse::<u64>().map_err(|_| ())?;
+                Some((born + Duration::from_nanos(nanos), id))
+            }
+        };
+        // The newest `size + 1` (one more tells whether a next page follows), in a heap whose
+        // top is the oldest of them; each table read newest first until older than that.
+        let mut kept: BinaryHeap<Reverse<(Instant, String)>> = BinaryHeap::with_capacity(size + 2);
+        let mut total = 0;
         for shard in self.tasks.shards.iter() {
             let tasks = shard.lock().unwrap_or_else(|e| e.into_inner());
             total += tasks.by_id.len();
-            let room = size - ids.len();
-            ids.extend(tasks.ending.iter().rev().take(room).map(|(_, id)| id.clone()));
+            // A table's ends rise strictly: those after the token's task are skipped at once.
+            let before = match after {
+                Some((at, _)) => tasks.ending.partition_point(|(d, _)| *d <= at),
+                None => tasks.ending.len(),
+            };
+            for (done_at, id) in tasks.ending.range(..before).rev() {
+                if let Some((at, last)) = after {
+                    if *done_at == at && id.as_str() >= last {
+                        continue;
+                    }
+                }
+                if kept.len() > size {
+                    let Some(Reverse((d, i))) = kept.peek() else { break };
+                    if (done_at, id) <= (d, i) {
+                        break;
+                    }
+                    kept.pop();
+                }
+                kept.push(Reverse((*done_at, id.clone())));
+            }
         }
-        (ids, total)
+        let mut page: Vec<(Instant, String)> = kept.into_iter().map(|Reverse(k)| k).collect();
+        page.sort_unstable_by(|a, b| b.cmp(a));
+        let more = page.len() > size;
+        page.truncate(size);
+        let next = match page.last() {
+            Some((d, id)) if more => format!("{}:{id}", d.duration_since(born).as_nanos()),
+            _ => String::new(),
+        };
+        Ok((page.into_iter().map(|(_, id)| id).collect(), next, total))
     }
 
-    /// `ListTasks` (v1.0; ProtoJSON): a page of `size` tasks (1–100, A2A's bounds), one page
-    /// in all (no `nextPageToken`).
-    fn list_json(&self, size: u64) -> Value {
-        let (ids, total) = self.page(size.clamp(1, 100) as usize);
+    /// `ListTasks` (v1.0; ProtoJSON): a page of `size` tasks after `token` ([`Echo::page`]).
+    fn list_json(&self, size: u64, token: &str) -> Result<Value, ()> {
+        let (ids, next, total) = self.page(size, token)?;
         let tasks: Vec<Value> =
             ids.iter().filter_map(|id| self.task_json(id, Version::V1)).collect();
-        json!({"tasks": tasks, "nextPageToken": "", "pageSize": tasks.len(), "totalSize": total})
+        Ok(json!({"tasks": tasks, "nextPageToken": next, "pageSize": tasks.len(),
+            "totalSize": total}))
+    }
+
+    /// The extended agent card (`GetExtendedAgentCard`): the public card with one more
+    /// skill, which only an authenticated client is shown.
+    fn extended_card(&self) -> Value {
+        let mut card = self.card.clone();
+        if let Some(skills) = card["skills"].as_array_mut() {
+            skills.push(json!({"id": "echo-extended", "name": "echo, extended",
+                "description": "Echoes the message text, for authenticated clients",
+                "tags": ["echo"]}));
+        }
+        card
+    }
+
+    /// [`Echo::extended_card`] as the gRPC binding's `AgentCard`.
+    fn extended_card_proto(&self) -> grpc::AgentCard {
+        let card = self.extended_card();
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        let texts = |v: &Value| v.as_array().map_or(vec![], |a| a.iter().map(text).collect());
+        let interfaces = card["supportedInterfaces"].as_array().map_or(vec![], |all| {
+            all.iter()
+                .map(|i| grpc::AgentInterface {
+                    url: text(&i["url"]),
+                    protocol_binding: text(&i["protocolBinding"]),
+                    protocol_version: text(&i["protocolVersion"]),
+                })
+                .collect()
+        });
+        let skills = card["skills"].as_array().map_or(vec![], |all| {
+            all.iter()
+                .map(|s| grpc::AgentSkill {
+                    id: text(&s["id"]),
+                    name: text(&s["name"]),
+                    description: text(&s["description"]),
+                    tags: texts(&s["tags"]),
+                })
+                .collect()
+        });
+        grpc::AgentCard {
+            name: text(&card["name"]),
+            description: text(&card["description"]),
+            supported_interfaces: interfaces,
+            version: text(&card["version"]),
+            capabilities: Some(grpc::AgentCapabilities {
+                streaming: Some(true),
+                extended_agent_card: Some(true),
+            }),
+            default_input_modes: texts(&card["defaultInputModes"]),
+            default_output_modes: texts(&card["defaultOutputModes"]),
+            skills,
+        }
     }
 
     /// Cancels task `id`: `None`, no such task; `Some(Err)`, it ended already (completed or
@@ -321,6 +432,9 @@ impl Echo {
             return Some(Err(()));
         }
         t.canceled = true;
+        if let Some(wake) = t.wake.take() {
+            wake.notify_one();
+        }
         Some(Ok(()))
     }
 
@@ -350,15 +464,23 @@ impl Echo {
 
     /// When task `id` (in `context`, echoing `text`) ends, POSTs its final status update
     /// (v0.3: the task) to `url` (with `token`, if any, in `X-A2A-Notification-Token`):
-    /// completed, or canceled if it was meanwhile; best effort, as a2a-sdk's sender.
+    /// completed, or canceled when it is canceled first (then at once); best effort, as
+    /// a2a-sdk's sender.
     fn notify_when_done(&self, url: &str, token: &str, task: (&str, &str, &str), version: Version) {
         let Ok(url) = url.parse::<hyper::Uri>() else { return };
         let token = (!token.is_empty()).then(|| token.to_string());
         let (id, context, text) = (task.0.to_string(), task.1.to_string(), task.2.to_string());
         let (notifier, after) = ((*self.notifier).clone(), self.task_time);
         let tasks = std::sync::Arc::clone(&self.tasks);
+        let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+        if let Some(t) = tasks.table(&id).by_id.get_mut(&id) {
+            t.wake = Some(wake.clone());
+        }
         tokio::spawn(async move {
-            tokio::time::sleep(after).await;
+            tokio::select! {
+                () = tokio::time::sleep(after) => {}
+                () = wake.notified() => {}
+            }
             let canceled = tasks.table(&id).get(&id).is_some_and(|t| t.canceled);
             let update = match (version, canceled) {
                 (Version::V1, false) => json!({"statusUpdate": {"taskId": id,
@@ -420,13 +542,25 @@ impl Echo {
                 }
             }
             (&Method::GET, p) if p == "/tasks" || p.ends_with("/tasks") => {
-                let size = req
-                    .uri()
-                    .query()
-                    .into_iter()
-                    .flat_map(|q| q.split('&'))
-                    .find_map(|kv| kv.strip_prefix("pageSize=").and_then(|n| n.parse().ok()));
-                reply(StatusCode::OK, A2A_JSON, self.list_json(size.unwrap_or(50)).to_string())
+                let query = |name: &str| {
+                    let mut all = req.uri().query().into_iter().flat_map(|q| q.split('&'));
+                    all.find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+                };
+                let size = query("pageSize").and_then(|n| n.parse().ok());
+                // Our tokens need no percent-decoding: digits, a colon, an id of ours.
+                let token = query("pageToken").unwrap_or_default().replace("%3A", ":");
+                match self.list_json(size.unwrap_or(u64::from(LIST_PAGE)), &token) {
+                    Ok(page) => reply(StatusCode::OK, A2A_JSON, page.to_string()),
+                    Err(()) => rest_error(
+                        StatusCode::BAD_REQUEST,
+                        "INVALID_ARGUMENT",
+                        "INVALID_PARAMS",
+                        "not a page token of this agent's",
+                    ),
+                }
+            }
+            (&Method::GET, p) if p == "/extendedAgentCard" || p.ends_with("/extendedAgentCard") => {
+                reply(StatusCode::OK, A2A_JSON, self.extended_card().to_string())
             }
             (&Method::POST, p) if p.ends_with(":cancel") && p.contains("/tasks/") => {
                 let id = p.rsplit_once("/tasks/").map_or("", |(_, id)| id);
@@ -478,7 +612,7 @@ impl Echo {
                     grpc::SEND_MESSAGE => Some(false),
                     grpc::SEND_STREAMING_MESSAGE => Some(true),
                     grpc::GET_TASK | grpc::SUBSCRIBE_TO_TASK | grpc::CANCEL_TASK => None,
-                    grpc::LIST_TASKS => None,
+                    grpc::LIST_TASKS | grpc::GET_EXTENDED_AGENT_CARD => None,
                     _ => return grpc_error(12, &format!("no method {method}"), None),
                 };
                 let is_grpc = req
@@ -495,6 +629,9 @@ impl Echo {
                         match stream {
                             Some(stream) => self.grpc_call(&bytes, version, stream),
                             None if method == grpc::LIST_TASKS => self.grpc_list(&bytes, version),
+                            None if method == grpc::GET_EXTENDED_AGENT_CARD => {
+                                self.grpc_extended_card(&bytes, version)
+                            }
                             None => self.grpc_get_task(&bytes, version, method),
                         }
                     }
@@ -672,7 +809,19 @@ impl Echo {
             }
             Some("ListTasks") => {
                 let size = call.pointer("/params/pageSize").and_then(Value::as_u64);
-                let result = self.list_json(size.unwrap_or(50));
+                let token = call.pointer("/params/pageToken").and_then(Value::as_str);
+                return match self
+                    .list_json(size.unwrap_or(u64::from(LIST_PAGE)), token.unwrap_or(""))
+                {
+                    Ok(result) => json_reply(
+                        StatusCode::OK,
+                        &json!({"jsonrpc": "2.0", "id": id, "result": result}),
+                    ),
+                    Err(()) => rpc_error(&id, -32602, "Invalid params: not a page token of ours"),
+                };
+            }
+            Some("GetExtendedAgentCard" | "agent/getAuthenticatedExtendedCard") => {
+                let result = self.extended_card();
                 return json_reply(
                     StatusCode::OK,
                     &json!({"jsonrpc": "2.0", "id": id, "result": result}),
@@ -874,17 +1023,31 @@ impl Echo {
             Ok(r) => r,
             Err(r) => return *r,
         };
-        let size = if request.page_size > 0 { request.page_size as usize } else { 50 };
-        let (ids, total) = self.page(size.min(100));
+        let size = if request.page_size > 0 { request.page_size as u64 } else { LIST_PAGE.into() };
+        let Ok((ids, next, total)) = self.page(size, &request.page_token) else {
+            return grpc_error(3, "not a page token of this agent's", Some("INVALID_PARAMS"));
+        };
         let tasks: Vec<grpc::Task> = ids.iter().filter_map(|id| self.task_proto(id)).collect();
         let answer = grpc::ListTasksResponse {
             page_size: tasks.len() as i32,
             tasks,
-            next_page_token: String::new(),
+            next_page_token: next,
             total_size: total as i32,
         };
         let mut b = Vec::new();
         grpc::frame(&mut b, |b| answer.encode_raw(b));
+        grpc_reply(vec![b], Duration::ZERO)
+    }
+
+    /// `GetExtendedAgentCard` in the gRPC binding: [`Echo::extended_card_proto`].
+    fn grpc_extended_card(&self, bytes: &Bytes, version: Option<&[u8]>) -> Response<Body> {
+        use prost::Message as _;
+        type Request = grpc::GetExtendedAgentCardRequest;
+        if let Err(r) = grpc_unary::<Request>(bytes, version, "GetExtendedAgentCardRequest") {
+            return *r;
+        }
+        let mut b = Vec::new();
+        grpc::frame(&mut b, |b| self.extended_card_proto().encode_raw(b));
         grpc_reply(vec![b], Duration::ZERO)
     }
 
@@ -1015,7 +1178,7 @@ mod tests {
     use super::*;
 
     fn task(done_at: Instant) -> Task {
-        Task { context: "c".into(), text: "t".into(), done_at, canceled: false }
+        Task { context: "c".into(), text: "t".into(), done_at, canceled: false, wake: None }
     }
 
     #[test]
@@ -1044,5 +1207,47 @@ mod tests {
         // A quiet minute later, one start drops all that ended before it.
         assert!(tasks.insert("e", task(secs(200)), secs(200)));
         assert_eq!((tasks.by_id.len(), tasks.ending.len()), (1, 1));
+    }
+
+    #[test]
+    fn pages_of_tasks_walk_every_task_once_latest_first() {
+        // Proves ListTasks' pages over the 64 tables: following nextPageToken visits every task
+        // once, ends latest first across tables (two tasks that would end together in one
+        // table end a nanosecond apart), the last page has no token, and a token that is not
+        // ours is refused.
+        let echo = Echo::new("127.0.0.1:1".parse().unwrap());
+        let started: Vec<String> = (0..200).map(|_| echo.start_task("c", "t").unwrap()).collect();
+        let mut seen = Vec::new();
+        let mut token = String::new();
+        let mut pages = 0;
+        loop {
+            let (ids, next, total) = echo.page(7, &token).unwrap();
+            assert_eq!(total, 200);
+            assert!(ids.len() == 7 || next.is_empty(), "a short page is the last");
+            seen.extend(ids);
+            pages += 1;
+            if next.is_empty() {
+                break;
+            }
+            token = next;
+        }
+        assert_eq!((pages, seen.len()), (29, 200));
+        let ends: Vec<Instant> =
+            seen.iter().map(|id| echo.table(id).get(id).unwrap().done_at).collect();
+        assert!(ends.windows(2).all(|w| w[0] >= w[1]), "latest first");
+        let mut all = seen.clone();
+        all.sort();
+        all.dedup();
+        let mut want = started;
+        want.sort();
+        assert_eq!(all, want, "each task once");
+        let (first, _, _) = echo.page(500, "").unwrap();
+        assert_eq!(first.len(), 100, "a page is 100 at most");
+        for bad in ["x", "12", "abc:task-1", ":"] {
+            assert!(echo.page(5, bad).is_err(), "{bad}");
+        }
+        // A token past every task: an empty last page.
+        let (none, next, _) = echo.page(5, "0:a").unwrap();
+        assert!(none.is_empty() && next.is_empty());
     }
 }

@@ -708,6 +708,42 @@ fn lists_of_tasks_are_answered_beside_the_tasks() {
 }
 
 #[test]
+fn extended_cards_are_answered_to_the_token_in_every_binding() {
+    // Proves the extended-card patterns end to end against the echo agent behind a token:
+    // JSON-RPC (v1.0 and v0.3) and HTTP+JSON over HTTP/1.1, gRPC over HTTP/2, each answered
+    // with a card; without the token each is an error http_401 while the public card beside
+    // them is answered; and --page-size is the list patterns' page,
+    // kept in the report's config.
+    use a2a_bench::targets::Options;
+    let options = Options { threads: 1, token: Some("tok".into()), ..Options::default() };
+    let t = Target::start_options(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), options).unwrap();
+    let url = format!("http://{}/", t.local_addr());
+    let mix = "a2a:extended_card,a2a-rest:extended_card,a2a-v03:extended_card,a2a:agent_card";
+    let token = ["--auth-token", "tok"];
+    for mix in [mix, "a2a-grpc:extended_card"] {
+        let args = [&["--url", &url, "--pattern", mix, "--agents", "2"][..], &token].concat();
+        let (ok, text, report) = http(&args);
+        assert!(ok, "{text}");
+        assert_clean(&report.unwrap(), &mix.split(',').collect::<Vec<_>>());
+    }
+    let (ok, text, report) =
+        http(&["--url", &url, "--pattern", "a2a:extended_card,a2a:agent_card", "--agents", "2"]);
+    assert!(!ok, "{text}");
+    let report = report.unwrap();
+    let card = pattern(&report, "a2a:agent_card");
+    assert!(card["ok"].as_u64().unwrap() > 0 && card["errors"] == 0, "{card}");
+    let extended = pattern(&report, "a2a:extended_card");
+    assert_eq!(extended["ok"], 0, "{extended}");
+    assert!(run(&report)["errors"]["http_401"].as_u64().unwrap() > 0, "{text}");
+    let args = ["--url", &url, "--pattern", "a2a:task,a2a:list_tasks", "--page-size", "3"];
+    let (ok, text, report) = http(&[&args[..], &token, &["--task-poll", "0.01"]].concat());
+    assert!(ok, "{text}");
+    let report = report.unwrap();
+    assert_clean(&report, &["a2a:task", "a2a:list_tasks"]);
+    assert_eq!(report["config"]["http"]["page_size"], 3);
+}
+
+#[test]
 fn a_cancel_that_does_not_take_is_an_error_by_kind() {
     // Proves a cancel pattern's other ends, every booked request resolved once: a cancel the
     // server refuses (`a2a_task_not_cancelable`, JSON-RPC -32002); a cancel answered with the
@@ -1770,6 +1806,8 @@ fn http_flag_mistakes_get_one_line() {
         (vec!["--url", "http://127.0.0.1:1/", "--threshold", "rate{health}>1"], "--threshold"),
         (vec!["--url", "http://127.0.0.1:1/", "--task-poll", "-1"], "--task-poll"),
         (vec!["--url", "http://127.0.0.1:1/", "--task-timeout", "0"], "--task-timeout"),
+        (vec!["--url", "http://127.0.0.1:1/", "--page-size", "0"], "--page-size"),
+        (vec!["--url", "http://127.0.0.1:1/", "--page-size", "101"], "--page-size"),
         (vec!["--url", "http://127.0.0.1:1/", "--push-url", "http://h/"], "--push-url are for"),
         (
             vec!["--url", "http://127.0.0.1:1/", "--pattern", "a2a:push", "--push-url", "ftp://h"],

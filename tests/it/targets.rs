@@ -83,11 +83,11 @@ fn the_a2a_echo_agent_answers_both_versions_and_streams() {
 fn the_a2a_echo_agent_cancels_a_working_task_and_says_so() {
     // Proves the echo agent's cancel in each binding that answers JSON (v1.0 JSON-RPC, v0.3,
     // HTTP+JSON): a task still working is canceled for good (GetTask says so, as does the push
-    // notification it was started with, with its token), and a second cancel, like one of a
+    // notification it was started with, with its token, sent at the cancel: its tasks work a
+    // minute, and the notification is read within 10 s), and a second cancel, like one of a
     // task that ended, is refused as not cancelable.
     use a2a_bench::targets::Options;
-    let options =
-        Options { threads: 1, task_time: Duration::from_millis(300), ..Options::default() };
+    let options = Options { threads: 1, task_time: Duration::from_secs(60), ..Options::default() };
     let t = Target::start_options(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), options).unwrap();
     let a = t.local_addr();
     let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -123,9 +123,13 @@ fn the_a2a_echo_agent_cancels_a_working_task_and_says_so() {
     assert_eq!(call("GetTask", &id)["result"]["status"]["state"], "TASK_STATE_CANCELED");
     assert_eq!(call("CancelTask", &id)["error"]["code"], -32002);
     assert_eq!(call("CancelTask", "no-such-task")["error"]["code"], -32001);
-    // The notification, when the task would have ended.
-    hook.set_nonblocking(false).unwrap();
-    let (mut c, _) = hook.accept().unwrap();
+    // The notification, at the cancel (not a minute on, when the task would have ended).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(hook.accept());
+    });
+    let (mut c, _) =
+        rx.recv_timeout(Duration::from_secs(10)).expect("notified at the cancel").unwrap();
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
@@ -190,6 +194,81 @@ fn the_a2a_echo_agent_lists_a_page_of_its_tasks() {
     let (_, _, body) = rpc(a, v1, call);
     let r: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(r["result"]["tasks"].as_array().map(Vec::len), Some(3), "{r}");
+    t.stop();
+}
+
+#[test]
+fn the_a2a_echo_agent_pages_through_its_tasks() {
+    // Proves ListTasks' pages on the echo agent: following nextPageToken in HTTP+JSON (the
+    // token percent-encoded, as clients send it) and JSON-RPC visits every task once and ends
+    // on a page without a token; a token not of ours is refused in each binding.
+    let t = Target::start(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), 1).unwrap();
+    let a = t.local_addr();
+    let v1 = &[("A2A-Version", "1.0")][..];
+    for n in 0..5 {
+        let call = json!({"jsonrpc": "2.0", "id": n, "method": "SendMessage", "params": {
+            "message": {"role": "ROLE_USER", "messageId": "m", "parts": [{"text": "x"}]},
+            "configuration": {"returnImmediately": true}}});
+        assert_eq!(rpc(a, v1, call).0, 200);
+    }
+    let (mut seen, mut token, mut pages) = (Vec::new(), String::new(), 0);
+    loop {
+        let path = format!("/tasks?pageSize=2&pageToken={}", token.replace(':', "%3A"));
+        let (s, _, body) = http(a, "GET", &path, v1, "");
+        let page: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!((s, &page["totalSize"]), (200, &json!(5)), "{body}");
+        seen.extend(page["tasks"].as_array().unwrap().iter().map(|t| t["id"].clone()));
+        pages += 1;
+        token = page["nextPageToken"].as_str().unwrap().to_string();
+        if token.is_empty() {
+            break;
+        }
+        // The same page again, in JSON-RPC.
+        let call = json!({"jsonrpc": "2.0", "id": 9, "method": "ListTasks",
+            "params": {"pageSize": 2, "pageToken": token}});
+        let r: Value = serde_json::from_str(&rpc(a, v1, call).2).unwrap();
+        assert!(r["result"]["tasks"].is_array(), "{r}");
+    }
+    seen.sort_by_key(|v| v.to_string());
+    seen.dedup();
+    assert_eq!((pages, seen.len()), (3, 5));
+    let (s, _, body) = http(a, "GET", "/tasks?pageToken=nonsense", v1, "");
+    assert!(s == 400 && body.contains("INVALID_PARAMS"), "{s} {body}");
+    let call = json!({"jsonrpc": "2.0", "id": 9, "method": "ListTasks",
+        "params": {"pageToken": "nonsense"}});
+    let r: Value = serde_json::from_str(&rpc(a, v1, call).2).unwrap();
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+    t.stop();
+}
+
+#[test]
+fn the_a2a_echo_agent_shows_its_extended_card_to_authenticated_clients() {
+    // Proves the extended agent card: the public card says it has one (v1.0's capability,
+    // v0.3's flag); JSON-RPC's GetExtendedAgentCard, v0.3's agent/getAuthenticatedExtendedCard
+    // and HTTP+JSON's GET /extendedAgentCard answer it, with a skill the public card lacks;
+    // with a token set, it needs the token where the public card does not.
+    use a2a_bench::targets::Options;
+    let options = Options { threads: 1, token: Some("tok".into()), ..Options::default() };
+    let t = Target::start_options(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), options).unwrap();
+    let a = t.local_addr();
+    let (s, _, body) = http(a, "GET", "/.well-known/agent-card.json", &[], "");
+    let public: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(s, 200);
+    assert_eq!(public["capabilities"]["extendedAgentCard"], true, "{public}");
+    assert_eq!(public["supportsAuthenticatedExtendedCard"], true, "{public}");
+    let skills = |card: &Value| card["skills"].as_array().map_or(0, Vec::len);
+    let auth = &[("Authorization", "Bearer tok"), ("A2A-Version", "1.0")][..];
+    for method in ["GetExtendedAgentCard", "agent/getAuthenticatedExtendedCard"] {
+        let call = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": {}});
+        let r: Value = serde_json::from_str(&rpc(a, auth, call.clone()).2).unwrap();
+        assert_eq!(r["result"]["name"], public["name"], "{r}");
+        assert_eq!(skills(&r["result"]), skills(&public) + 1, "{r}");
+        assert_eq!(rpc(a, &[], call).0, 401, "{method} without the token");
+    }
+    let (s, _, body) = http(a, "GET", "/t1/extendedAgentCard", auth, "");
+    let card: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((s, skills(&card)), (200, skills(&public) + 1), "{body}");
+    assert_eq!(http(a, "GET", "/extendedAgentCard", &[], "").0, 401);
     t.stop();
 }
 

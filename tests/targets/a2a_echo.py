@@ -60,27 +60,48 @@ class Echo(AgentExecutor):
         await TaskUpdater(event_queue, context.task_id, context.context_id).cancel()
 
 
-def agent_card(url: str, bindings: list[str]) -> AgentCard:
-    """The echo agent's card, its interfaces at `url` in each of `bindings`."""
+def agent_card(url: str, bindings: list[str], v03: bool = False) -> AgentCard:
+    """The echo agent's card, its interfaces at `url` in each of `bindings` (A2A 1.0), and
+    with `v03` its JSON-RPC in A2A 0.3 too (the compatibility layer's card needs it listed)."""
+    interfaces = [
+        AgentInterface(url=url, protocol_binding=b, protocol_version="1.0") for b in bindings
+    ]
+    if v03:
+        interfaces.append(
+            AgentInterface(url=url, protocol_binding="JSONRPC", protocol_version="0.3")
+        )
     return AgentCard(
         name="echo",
         description="Echoes every message (a2a-bench test target)",
         version="1.0.0",
-        supported_interfaces=[
-            AgentInterface(url=url, protocol_binding=b, protocol_version="1.0") for b in bindings
-        ],
-        capabilities=AgentCapabilities(streaming=True, push_notifications=TASK_MS is not None),
+        supported_interfaces=interfaces,
+        capabilities=AgentCapabilities(
+            streaming=True, push_notifications=TASK_MS is not None, extended_agent_card=True
+        ),
         default_input_modes=["text/plain"],
         default_output_modes=["text/plain"],
         skills=[AgentSkill(id="echo", name="echo", description="echoes", tags=["echo"])],
     )
 
 
+def extended_card(card: AgentCard) -> AgentCard:
+    """The card GetExtendedAgentCard answers: `card` with one more skill."""
+    extended = AgentCard()
+    extended.CopyFrom(card)
+    extended.skills.append(
+        AgentSkill(id="echo-extended", name="echo, extended", description="echoes", tags=["echo"])
+    )
+    return extended
+
+
 def handler_for(card: AgentCard) -> DefaultRequestHandler:
     """The request handler of the echo agent with `card`, its tasks in memory."""
     if TASK_MS is None:
         return DefaultRequestHandler(
-            agent_executor=Echo(), task_store=InMemoryTaskStore(), agent_card=card
+            agent_executor=Echo(),
+            task_store=InMemoryTaskStore(),
+            agent_card=card,
+            extended_agent_card=extended_card(card),
         )
     # Tasks: notified as a2a-sdk notifies, over one pooled httpx client.
     configs = InMemoryPushNotificationConfigStore()
@@ -91,6 +112,7 @@ def handler_for(card: AgentCard) -> DefaultRequestHandler:
         agent_executor=Echo(),
         task_store=InMemoryTaskStore(),
         agent_card=card,
+        extended_agent_card=extended_card(card),
         push_config_store=configs,
         push_sender=sender,
     )
@@ -99,7 +121,7 @@ def handler_for(card: AgentCard) -> DefaultRequestHandler:
 def main() -> None:
     port = int(sys.argv[1])
     url = f"http://127.0.0.1:{port}/"
-    card = agent_card(url, ["JSONRPC", "HTTP+JSON"])
+    card = agent_card(url, ["JSONRPC", "HTTP+JSON"], v03=True)
     handler = handler_for(card)
     routes = (
         create_agent_card_routes(card)

@@ -66,6 +66,12 @@ def main() -> None:
         default_input_modes=["text/plain"],
         default_output_modes=["text/plain"],
         skills=[AgentSkill(id="echo", name="echo", description="echoes", tags=["echo"])],
+        supports_authenticated_extended_card=True,
+    )
+    # agent/getAuthenticatedExtendedCard: the card with one more skill.
+    extended = card.model_copy(deep=True)
+    extended.skills.append(
+        AgentSkill(id="echo-extended", name="echo, extended", description="echoes", tags=["echo"])
     )
     extra = {}
     if TASK_MS is not None:
@@ -77,7 +83,9 @@ def main() -> None:
     handler = DefaultRequestHandler(
         agent_executor=Echo(), task_store=InMemoryTaskStore(), **extra
     )
-    app = A2AStarletteApplication(agent_card=card, http_handler=handler).build()
+    app = A2AStarletteApplication(
+        agent_card=card, http_handler=handler, extended_agent_card=extended
+    ).build()
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 

@@ -76,7 +76,7 @@ PY
 
 P=$(free_port); start "$P" "$ENVS/a2a/bin/python" "$HERE/a2a_echo.py" "$P"
 check "a2a-sdk $("$ENVS/a2a/bin/pip" show a2a-sdk | sed -n 's/^Version: //p')" --url "http://127.0.0.1:$P/" \
-    --pattern a2a:message,a2a:stream,a2a:conversation,a2a:agent_card,a2a-v03:message,a2a-v03:stream,a2a-rest:message,a2a-rest:stream,a2a-rest:conversation
+    --pattern a2a:message,a2a:stream,a2a:conversation,a2a:agent_card,a2a-v03:message,a2a-v03:stream,a2a-rest:message,a2a-rest:stream,a2a-rest:conversation,a2a:extended_card,a2a-rest:extended_card,a2a-v03:extended_card
 
 # The same agent working on tasks of 50 ms: SendMessage with returnImmediately answers the
 # task at once, and GetTask (JSON-RPC, and HTTP+JSON's GET /tasks/{id}) or SubscribeToTask (a
@@ -99,7 +99,7 @@ check "a2a-sdk, tasks of 1 s canceled" --url "http://127.0.0.1:$P/" \
 # sender, whose notification is the task itself (v0.3's shape), one per event.
 V03=$("$ENVS/a2a03/bin/pip" show a2a-sdk | sed -n 's/^Version: //p')
 P=$(free_port); start "$P" "$ENVS/a2a03/bin/python" "$HERE/a2a_v03_echo.py" "$P"
-check "a2a-sdk $V03 (A2A v0.3)" --url "http://127.0.0.1:$P/" --pattern a2a-v03:message,a2a-v03:stream,a2a:agent_card
+check "a2a-sdk $V03 (A2A v0.3)" --url "http://127.0.0.1:$P/" --pattern a2a-v03:message,a2a-v03:stream,a2a:agent_card,a2a-v03:extended_card
 P=$(free_port); A2A_ECHO_TASK_MS=50 start "$P" "$ENVS/a2a03/bin/python" "$HERE/a2a_v03_echo.py" "$P"
 check "a2a-sdk $V03 (A2A v0.3), tasks of 50 ms followed by tasks/get and tasks/resubscribe, or pushed" \
     --url "http://127.0.0.1:$P/" --pattern a2a-v03:task,a2a-v03:subscribe,a2a-v03:push --task-poll 0.02
@@ -118,7 +118,7 @@ start_grpc() { # port (the server's environment as the caller's)
 P=$(free_port); start_grpc "$P"
 GRPCIO=$("$ENVS/a2a/bin/pip" show grpcio | sed -n 's/^Version: //p')
 check "a2a-sdk, gRPC (grpcio $GRPCIO)" \
-    --url "http://127.0.0.1:$P" --pattern a2a-grpc:message,a2a-grpc:stream,a2a-grpc:conversation
+    --url "http://127.0.0.1:$P" --pattern a2a-grpc:message,a2a-grpc:stream,a2a-grpc:conversation,a2a-grpc:extended_card
 P=$(free_port); A2A_ECHO_TASK_MS=50 start_grpc "$P"
 check "a2a-sdk, gRPC (grpcio $GRPCIO), tasks of 50 ms followed by GetTask and SubscribeToTask, or pushed" \
     --url "http://127.0.0.1:$P" --pattern a2a-grpc:task,a2a-grpc:subscribe,a2a-grpc:push,a2a-grpc:list_tasks --task-poll 0.02

@@ -780,11 +780,10 @@ pub fn judge(
     let json = || if head.content_type == ContentType::Json { Ok(()) } else { Err(WRONG_TYPE) };
     match p {
         Pattern::Health | Pattern::RegistryHealth => Ok(0),
-        Pattern::AgentCard => {
+        Pattern::AgentCard | Pattern::A2aRestExtendedCard => {
             json()?;
             match serde_json::from_slice::<Card<'_>>(body) {
-                Ok(Card { name: Some(n), .. }) if !n.as_str().is_empty() => Ok(0),
-                Ok(_) => Err(BAD_SHAPE),
+                Ok(card) => named(card),
                 Err(e) if e.is_data() => Err(BAD_SHAPE),
                 Err(_) => Err(BAD_JSON),
             }
@@ -875,7 +874,27 @@ pub fn judge(
             let shape = |e: serde_json::Error| if e.is_data() { BAD_SHAPE } else { BAD_JSON };
             serde_json::from_slice::<Listed>(body).map(|_| 0).map_err(shape)
         }
-        Pattern::A2aGrpcListTasks => grpc_listed(head, body),
+        Pattern::A2aGrpcListTasks => grpc_one(head, body, |_| Ok(())),
+        Pattern::A2aExtendedCard | Pattern::A2aV03ExtendedCard => {
+            json()?;
+            rpc_with(body, named)
+        }
+        Pattern::A2aGrpcExtendedCard => grpc_one(head, body, |m| {
+            // An `AgentCard`: its name (field 1) a string that is not empty.
+            match crate::grpc::bytes_field(m, 1) {
+                Ok(Some(name)) if !name.is_empty() && std::str::from_utf8(name).is_ok() => Ok(()),
+                Ok(_) => Err(BAD_SHAPE),
+                Err(_) => Err(BAD_PROTOBUF),
+            }
+        }),
+    }
+}
+
+/// An agent card's check: it has a name.
+fn named(card: Card<'_>) -> Result<u32, Kind> {
+    match card.name {
+        Some(n) if !n.as_str().is_empty() => Ok(0),
+        _ => Err(BAD_SHAPE),
     }
 }
 
@@ -888,8 +907,13 @@ object! {
     }
 }
 
-/// Judges a gRPC `ListTasksResponse`: exactly one message, whose fields read as protobuf.
-fn grpc_listed(head: &Head, body: &[u8]) -> Result<u32, Kind> {
+/// Judges a unary gRPC answer (`ListTasksResponse`, `AgentCard`): exactly one message, whose
+/// fields read as protobuf and which `check` passes.
+fn grpc_one(
+    head: &Head,
+    body: &[u8],
+    check: impl Fn(&[u8]) -> Result<(), Kind>,
+) -> Result<u32, Kind> {
     use crate::grpc::{fields, messages};
     if head.content_type != ContentType::Grpc {
         return Err(WRONG_TYPE);
@@ -898,8 +922,10 @@ fn grpc_listed(head: &Head, body: &[u8]) -> Result<u32, Kind> {
     if end.code != 0 {
         return Err(end.a2a.map_or_else(|| grpc_status_name(end.code), rpc_error_name));
     }
-    let walked =
-        messages(body, |m| fields(m).try_for_each(|f| f.map(|_| ())).map_err(|_| BAD_PROTOBUF));
+    let walked = messages(body, |m| {
+        fields(m).try_for_each(|f| f.map(|_| ())).map_err(|_| BAD_PROTOBUF)?;
+        check(m)
+    });
     match walked {
         Err(Ok(kind)) => Err(kind),
         Err(Err(_)) => Err(BAD_GRPC),
@@ -1274,6 +1300,53 @@ mod tests {
         assert_eq!(got, Err(BAD_GRPC));
         let garbled = [0, 0, 0, 0, 2, 0xff, 0xff];
         let got = judge(Pattern::A2aGrpcListTasks, &grpc_ok, &garbled, None, &mut s);
+        assert_eq!(got, Err(BAD_PROTOBUF));
+    }
+
+    #[test]
+    fn an_extended_card_is_a_card_with_a_name_in_each_binding() {
+        // Proves the extended-card patterns' checks: a card with a name is an answer (JSON-RPC
+        // v1.0 and v0.3 in `result`, HTTP+JSON as the body, gRPC as one `AgentCard`); one
+        // without a name, or not an object, is a bad shape; an agent without one says so by
+        // name (-32007); gRPC's card must be one readable message with its name.
+        use crate::grpc;
+        use crate::loadgen::http::parse::GrpcEnd;
+        let mut s = Vec::new();
+        let ok = head(200, ContentType::Json);
+        let judged = |p, body: &str, s: &mut Vec<u8>| judge(p, &ok, body.as_bytes(), None, s);
+        let card = r#"{"name":"echo","skills":[{"id":"x"}]}"#;
+        for p in [Pattern::A2aExtendedCard, Pattern::A2aV03ExtendedCard] {
+            let rpc = format!(r#"{{"jsonrpc":"2.0","id":1,"result":{card}}}"#);
+            assert_eq!(judged(p, &rpc, &mut s), Ok(0), "{rpc}");
+            let unnamed = r#"{"jsonrpc":"2.0","id":1,"result":{"skills":[]}}"#;
+            assert_eq!(judged(p, unnamed, &mut s), Err(BAD_SHAPE));
+            let list = r#"{"jsonrpc":"2.0","id":1,"result":[1]}"#;
+            assert_eq!(judged(p, list, &mut s), Err(BAD_SHAPE));
+            let none = r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32007,"message":"no"}}"#;
+            let got = judged(p, none, &mut s);
+            assert_eq!(got, Err(Cow::Borrowed("a2a_extended_card_not_configured")));
+        }
+        assert_eq!(judged(Pattern::A2aRestExtendedCard, card, &mut s), Ok(0));
+        assert_eq!(judged(Pattern::A2aRestExtendedCard, r#"{"name":""}"#, &mut s), Err(BAD_SHAPE));
+        assert_eq!(judged(Pattern::A2aRestExtendedCard, "{oops", &mut s), Err(BAD_JSON));
+        let grpc_ok =
+            Head { grpc: Some(GrpcEnd { code: 0, a2a: None }), ..head(200, ContentType::Grpc) };
+        let framed = |card: &grpc::AgentCard| {
+            let mut b = Vec::new();
+            grpc::frame(&mut b, |b| prost::Message::encode_raw(card, b));
+            b
+        };
+        let named = framed(&grpc::AgentCard { name: "echo".into(), ..Default::default() });
+        let got = judge(Pattern::A2aGrpcExtendedCard, &grpc_ok, &named, None, &mut s);
+        assert_eq!(got, Ok(0));
+        let unnamed = framed(&grpc::AgentCard { version: "1".into(), ..Default::default() });
+        let got = judge(Pattern::A2aGrpcExtendedCard, &grpc_ok, &unnamed, None, &mut s);
+        assert_eq!(got, Err(BAD_SHAPE));
+        let twice = [&named[..], &named[..]].concat();
+        let got = judge(Pattern::A2aGrpcExtendedCard, &grpc_ok, &twice, None, &mut s);
+        assert_eq!(got, Err(BAD_GRPC));
+        let garbled = [0, 0, 0, 0, 2, 0x0a, 0x05];
+        let got = judge(Pattern::A2aGrpcExtendedCard, &grpc_ok, &garbled, None, &mut s);
         assert_eq!(got, Err(BAD_PROTOBUF));
     }
 

@@ -60,8 +60,8 @@ const NO_SESSION: &str =
 /// up (a server that accepts and closes at once is not redialled forever).
 const STRIKES: u8 = 3;
 
-/// The tasks a list pattern asks for in a page (`pageSize`, A2A's default).
-pub const LIST_PAGE: u32 = 50;
+/// A list pattern's page unless `--page-size` says, and the largest (A2A's).
+pub use crate::grpc::{LIST_PAGE, LIST_PAGE_MAX};
 
 /// The MCP protocol version that needs no session.
 pub const MCP_SESSIONLESS: &str = "2026-07-28";
@@ -134,12 +134,20 @@ pub enum Pattern {
     A2aGrpcCancel,
     /// [`Pattern::A2aCancel`] in v0.3 (`message/send` with `blocking: false`, `tasks/cancel`).
     A2aV03Cancel,
-    /// A2A v1.0 `ListTasks`: a page of [`LIST_PAGE`] tasks of the server's.
+    /// A2A v1.0 `ListTasks`: a page of the server's tasks ([`Plan::page_size`]).
     A2aListTasks,
     /// [`Pattern::A2aListTasks`] in the HTTP+JSON binding (`GET {path}/tasks?pageSize=…`).
     A2aRestListTasks,
     /// [`Pattern::A2aListTasks`] in the gRPC binding.
     A2aGrpcListTasks,
+    /// A2A v1.0 `GetExtendedAgentCard`: the card an authenticated client is shown.
+    A2aExtendedCard,
+    /// [`Pattern::A2aExtendedCard`] in the HTTP+JSON binding (`GET {path}/extendedAgentCard`).
+    A2aRestExtendedCard,
+    /// [`Pattern::A2aExtendedCard`] in the gRPC binding.
+    A2aGrpcExtendedCard,
+    /// A2A v0.3 `agent/getAuthenticatedExtendedCard`.
+    A2aV03ExtendedCard,
     /// MCP `tools/list`.
     McpToolsList,
     /// MCP `tools/call`.
@@ -156,7 +164,7 @@ pub enum Pattern {
     RegistryHealth,
 }
 
-const PATTERNS: [(&str, Pattern); 39] = [
+const PATTERNS: [(&str, Pattern); 43] = [
     ("health", Pattern::Health),
     ("a2a:message", Pattern::A2aMessage),
     ("a2a:stream", Pattern::A2aStream),
@@ -186,6 +194,10 @@ const PATTERNS: [(&str, Pattern); 39] = [
     ("a2a:list_tasks", Pattern::A2aListTasks),
     ("a2a-rest:list_tasks", Pattern::A2aRestListTasks),
     ("a2a-grpc:list_tasks", Pattern::A2aGrpcListTasks),
+    ("a2a:extended_card", Pattern::A2aExtendedCard),
+    ("a2a-rest:extended_card", Pattern::A2aRestExtendedCard),
+    ("a2a-grpc:extended_card", Pattern::A2aGrpcExtendedCard),
+    ("a2a-v03:extended_card", Pattern::A2aV03ExtendedCard),
     ("a2a-grpc:message", Pattern::A2aGrpcMessage),
     ("a2a-grpc:stream", Pattern::A2aGrpcStream),
     ("a2a-grpc:conversation", Pattern::A2aGrpcConversation),
@@ -238,6 +250,7 @@ impl Pattern {
                 | Pattern::A2aRestPush
                 | Pattern::A2aRestCancel
                 | Pattern::A2aRestListTasks
+                | Pattern::A2aRestExtendedCard
         )
     }
 
@@ -260,6 +273,14 @@ impl Pattern {
                 | Pattern::A2aRestCancel
                 | Pattern::A2aGrpcCancel
                 | Pattern::A2aV03Cancel
+        )
+    }
+
+    /// Whether it asks `ListTasks` for a page.
+    pub fn is_list(self) -> bool {
+        matches!(
+            self,
+            Pattern::A2aListTasks | Pattern::A2aRestListTasks | Pattern::A2aGrpcListTasks
         )
     }
 
@@ -293,6 +314,7 @@ impl Pattern {
                 | Pattern::A2aV03Subscribe
                 | Pattern::A2aV03Push
                 | Pattern::A2aV03Cancel
+                | Pattern::A2aV03ExtendedCard
         )
     }
 
@@ -308,6 +330,7 @@ impl Pattern {
                 | Pattern::A2aGrpcPush
                 | Pattern::A2aGrpcCancel
                 | Pattern::A2aGrpcListTasks
+                | Pattern::A2aGrpcExtendedCard
         )
     }
 
@@ -430,6 +453,8 @@ pub struct Plan {
     pub preloaded: Vec<String>,
     /// `a2a:conversation`, `a2a-rest:conversation`, `a2a-grpc:conversation`: turns per context.
     pub turns: u32,
+    /// The list patterns: the tasks a page asks for (`pageSize`, 1 to [`LIST_PAGE_MAX`]).
+    pub page_size: u32,
     /// The task patterns: the time from a task's last answer (still working) to its
     /// next `GetTask` (0: at once).
     pub task_poll_ns: u64,
@@ -470,6 +495,7 @@ impl Default for Plan {
             mcp_version: "2025-06-18".into(),
             preloaded: Vec::new(),
             turns: 4,
+            page_size: LIST_PAGE,
             task_poll_ns: 100_000_000,
             task_timeout_ns: 30_000_000_000,
             pipeline: 1,

@@ -9,7 +9,7 @@ use super::*;
 pub(super) fn method_of(what: What, kind: Option<Pattern>) -> &'static str {
     match (what, kind) {
         (What::Farewell, _) => "DELETE",
-        (_, Some(Pattern::A2aRestListTasks)) => "GET",
+        (_, Some(Pattern::A2aRestListTasks | Pattern::A2aRestExtendedCard)) => "GET",
         (What::Poll(_) | What::Subscribe(_), Some(p)) if p.is_a2a_rest() => "GET",
         (
             _,
@@ -88,8 +88,13 @@ pub(super) fn fixed_head(
         ) => write!(out, "POST {base}/message:send"),
         Some(Pattern::A2aRestStream) => write!(out, "POST {base}/message:stream"),
         Some(Pattern::A2aRestListTasks) => write!(out, "GET {base}/tasks"),
+        Some(Pattern::A2aRestExtendedCard) => write!(out, "GET {base}/extendedAgentCard"),
         Some(Pattern::A2aGrpcListTasks) => {
             write!(out, "POST {base}{}{}", crate::grpc::SERVICE, crate::grpc::LIST_TASKS)
+        }
+        Some(Pattern::A2aGrpcExtendedCard) => {
+            let method = crate::grpc::GET_EXTENDED_AGENT_CARD;
+            write!(out, "POST {base}{}{method}", crate::grpc::SERVICE)
         }
         Some(p) if p.is_grpc() && what.follows_task() => {
             let method = match what {
@@ -126,7 +131,8 @@ pub(super) fn fixed_head(
         let _ = write!(out, "?{q}");
     }
     if kind == Some(Pattern::A2aRestListTasks) {
-        let _ = write!(out, "{}pageSize={LIST_PAGE}", if query.is_some() { '&' } else { '?' });
+        let and = if query.is_some() { '&' } else { '?' };
+        let _ = write!(out, "{and}pageSize={}", plan.page_size);
     }
     // The user's `--header`s replace these of ours.
     let theirs = |name: &str| plan.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
@@ -170,6 +176,9 @@ pub(super) fn fixed_head(
                 | Pattern::A2aListTasks
                 | Pattern::A2aRestListTasks
                 | Pattern::A2aGrpcListTasks
+                | Pattern::A2aExtendedCard
+                | Pattern::A2aRestExtendedCard
+                | Pattern::A2aGrpcExtendedCard
         )
     );
     if a2a && !theirs("a2a-version") {
@@ -451,12 +460,27 @@ pub(super) fn request_body(
         (_, Some(Pattern::A2aListTasks)) => {
             let _ = write!(
                 b,
-                r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"ListTasks","params":{{"pageSize":{LIST_PAGE}}}}}"#
+                r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"ListTasks","params":{{"pageSize":{}}}}}"#,
+                plan.page_size
             );
         }
         (_, Some(Pattern::A2aGrpcListTasks)) => {
-            crate::grpc::frame(b, |b| crate::grpc::list_tasks_request(b, LIST_PAGE));
+            crate::grpc::frame(b, |b| crate::grpc::list_tasks_request(b, plan.page_size));
         }
+        (_, Some(Pattern::A2aExtendedCard)) => {
+            let _ = write!(
+                b,
+                r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"GetExtendedAgentCard","params":{{}}}}"#
+            );
+        }
+        (_, Some(Pattern::A2aV03ExtendedCard)) => {
+            let _ = write!(
+                b,
+                r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"agent/getAuthenticatedExtendedCard"}}"#
+            );
+        }
+        // An empty `GetExtendedAgentCardRequest` (no tenant): a frame of no bytes.
+        (_, Some(Pattern::A2aGrpcExtendedCard)) => crate::grpc::frame(b, |_| {}),
         (_, Some(Pattern::McpToolsList)) => {
             let _ =
                 write!(b, r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"tools/list","params":{{"#);

@@ -551,6 +551,85 @@ fn a_list_of_tasks_asks_for_a_page_in_each_binding() {
 }
 
 #[test]
+fn page_size_sets_every_bindings_page() {
+    // Proves --page-size reaches the list patterns' requests in each binding.
+    let request = |pattern: Pattern| -> String {
+        let plan =
+            Plan { host: "h".into(), patterns: vec![pattern], page_size: 7, ..Plan::default() };
+        let mut h = Http::new(&config(), Arc::new(plan));
+        h.request(0, &booked(5));
+        String::from_utf8(h.take_output(0).expect("the request's bytes")).unwrap()
+    };
+    let rpc = request(Pattern::A2aListTasks);
+    let call: serde_json::Value =
+        serde_json::from_str(rpc.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(call["params"]["pageSize"], 7);
+    let rest = request(Pattern::A2aRestListTasks);
+    assert_eq!(rest.lines().next(), Some("GET /tasks?pageSize=7 HTTP/1.1"));
+    let grpc = request(Pattern::A2aGrpcListTasks);
+    let body = grpc.split_once("\r\n\r\n").unwrap().1;
+    let mut asked = Vec::new();
+    let walked = crate::grpc::messages(body.as_bytes(), |m| {
+        asked.push(<crate::grpc::ListTasksRequest as prost::Message>::decode(m).map_err(|_| ())?);
+        Ok::<(), ()>(())
+    });
+    assert_eq!((walked, asked[0].page_size), (Ok(1), 7));
+}
+
+#[test]
+fn an_extended_card_is_asked_for_in_each_binding() {
+    // Proves the extended-card patterns' requests: JSON-RPC's GetExtendedAgentCard (A2A 1.0),
+    // v0.3's agent/getAuthenticatedExtendedCard (no A2A-Version), the HTTP+JSON binding's
+    // GET {path}/extendedAgentCard (under the URL's path, before its query) with no body, and
+    // gRPC's GetExtendedAgentCard with an empty request; each with the bearer token.
+    let request = |pattern: Pattern, path: &str| -> String {
+        let plan = Plan {
+            host: "h".into(),
+            path: path.into(),
+            patterns: vec![pattern],
+            token: Some("tok".into()),
+            ..Plan::default()
+        };
+        let mut h = Http::new(&config(), Arc::new(plan));
+        h.request(0, &booked(5));
+        String::from_utf8(h.take_output(0).expect("the request's bytes")).unwrap()
+    };
+    for (p, method, version) in [
+        (Pattern::A2aExtendedCard, "GetExtendedAgentCard", true),
+        (Pattern::A2aV03ExtendedCard, "agent/getAuthenticatedExtendedCard", false),
+    ] {
+        let rpc = request(p, "/a/");
+        let (head, body) = rpc.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("POST /a/ HTTP/1.1\r\n"), "{head}");
+        assert!(head.contains("Authorization: Bearer tok"), "{head}");
+        assert_eq!(head.contains("A2A-Version: 1.0"), version, "{head}");
+        let call: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!((&call["jsonrpc"], &call["method"]), (&"2.0".into(), &method.into()));
+        assert!(call["id"].is_u64(), "{call}");
+    }
+    for (path, line) in [
+        ("/a/", "GET /a/extendedAgentCard HTTP/1.1"),
+        ("/t1?key=k", "GET /t1/extendedAgentCard?key=k HTTP/1.1"),
+    ] {
+        let rest = request(Pattern::A2aRestExtendedCard, path);
+        let (head, body) = rest.split_once("\r\n\r\n").unwrap();
+        assert_eq!(head.lines().next(), Some(line), "{head}");
+        assert!(head.contains("A2A-Version: 1.0") && !head.contains("Content-Length"), "{head}");
+        assert_eq!(body, "");
+    }
+    let grpc = request(Pattern::A2aGrpcExtendedCard, "/a/");
+    let (head, body) = grpc.split_once("\r\n\r\n").unwrap();
+    let line = "POST /a/lf.a2a.v1.A2AService/GetExtendedAgentCard HTTP/1.1";
+    assert_eq!(head.lines().next(), Some(line));
+    assert!(
+        head.contains("content-type: application/grpc")
+            || head.contains("Content-Type: application/grpc"),
+        "{head}"
+    );
+    assert_eq!(body.as_bytes(), [0, 0, 0, 0, 0], "one empty message");
+}
+
+#[test]
 fn a_push_task_names_where_and_how_to_notify_its_end() {
     // Proves the push patterns' SendMessage: returnImmediately, and a push-notification
     // config whose URL names the receiver's base, the run, the core, the client in it and the
