@@ -48,7 +48,11 @@ use crate::grpc::{LIST_PAGE, LIST_PAGE_MAX};
 
 /// The echo agent.
 pub struct Echo {
-    card: Value,
+    /// The public agent card, as served.
+    card: Bytes,
+    /// The extended agent card ([`extended_card`]) as served in JSON, and as a gRPC frame.
+    extended: Bytes,
+    extended_grpc: Bytes,
     /// The time between a stream's events (0: sent together).
     event_gap: Duration,
     /// How long a task works before it completes.
@@ -180,8 +184,7 @@ impl Echo {
     /// The agent serving at `addr`.
     pub fn new(addr: SocketAddr) -> Echo {
         let url = format!("http://{addr}/");
-        Echo {
-            card: json!({
+        let card = json!({
                 "name": "a2a-bench echo",
                 "description": "Answers every message with its own text (a2a-bench reference target)",
                 "version": env!("CARGO_PKG_VERSION"),
@@ -197,7 +200,14 @@ impl Echo {
                 "defaultInputModes": ["text/plain"],
                 "defaultOutputModes": ["text/plain"],
                 "skills": [{"id": "echo", "name": "echo", "description": "Echoes the message text", "tags": ["echo"]}]
-            }),
+        });
+        let extended = extended_card(&card);
+        let mut extended_grpc = Vec::new();
+        grpc::frame(&mut extended_grpc, |b| prost::Message::encode_raw(&card_proto(&extended), b));
+        Echo {
+            card: card.to_string().into(),
+            extended: extended.to_string().into(),
+            extended_grpc: extended_grpc.into(),
             event_gap: Duration::ZERO,
             task_time: Duration::ZERO,
             tasks: std::sync::Arc::new(TaskTables {
@@ -372,57 +382,6 @@ impl Echo {
             "totalSize": total}))
     }
 
-    /// The extended agent card (`GetExtendedAgentCard`): the public card with one more
-    /// skill, which only an authenticated client is shown.
-    fn extended_card(&self) -> Value {
-        let mut card = self.card.clone();
-        if let Some(skills) = card["skills"].as_array_mut() {
-            skills.push(json!({"id": "echo-extended", "name": "echo, extended",
-                "description": "Echoes the message text, for authenticated clients",
-                "tags": ["echo"]}));
-        }
-        card
-    }
-
-    /// [`Echo::extended_card`] as the gRPC binding's `AgentCard`.
-    fn extended_card_proto(&self) -> grpc::AgentCard {
-        let card = self.extended_card();
-        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
-        let texts = |v: &Value| v.as_array().map_or(vec![], |a| a.iter().map(text).collect());
-        let interfaces = card["supportedInterfaces"].as_array().map_or(vec![], |all| {
-            all.iter()
-                .map(|i| grpc::AgentInterface {
-                    url: text(&i["url"]),
-                    protocol_binding: text(&i["protocolBinding"]),
-                    protocol_version: text(&i["protocolVersion"]),
-                })
-                .collect()
-        });
-        let skills = card["skills"].as_array().map_or(vec![], |all| {
-            all.iter()
-                .map(|s| grpc::AgentSkill {
-                    id: text(&s["id"]),
-                    name: text(&s["name"]),
-                    description: text(&s["description"]),
-                    tags: texts(&s["tags"]),
-                })
-                .collect()
-        });
-        grpc::AgentCard {
-            name: text(&card["name"]),
-            description: text(&card["description"]),
-            supported_interfaces: interfaces,
-            version: text(&card["version"]),
-            capabilities: Some(grpc::AgentCapabilities {
-                streaming: Some(true),
-                extended_agent_card: Some(true),
-            }),
-            default_input_modes: texts(&card["defaultInputModes"]),
-            default_output_modes: texts(&card["defaultOutputModes"]),
-            skills,
-        }
-    }
-
     /// Cancels task `id`: `None`, no such task; `Some(Err)`, it ended already (completed or
     /// canceled: A2A's task not cancelable).
     fn cancel(&self, id: &str) -> Option<Result<(), ()>> {
@@ -516,7 +475,7 @@ impl Echo {
         let path = req.uri().path().to_string();
         match (req.method(), path.as_str()) {
             (&Method::GET, "/.well-known/agent-card.json" | "/.well-known/agent.json") => {
-                json_reply(StatusCode::OK, &self.card)
+                reply(StatusCode::OK, "application/json", self.card.clone())
             }
             (&Method::GET, p) if p.ends_with(":subscribe") && p.contains("/tasks/") => {
                 let id = p.rsplit_once("/tasks/").map_or("", |(_, id)| id);
@@ -560,7 +519,7 @@ impl Echo {
                 }
             }
             (&Method::GET, p) if p == "/extendedAgentCard" || p.ends_with("/extendedAgentCard") => {
-                reply(StatusCode::OK, A2A_JSON, self.extended_card().to_string())
+                reply(StatusCode::OK, A2A_JSON, self.extended.clone())
             }
             (&Method::POST, p) if p.ends_with(":cancel") && p.contains("/tasks/") => {
                 let id = p.rsplit_once("/tasks/").map_or("", |(_, id)| id);
@@ -646,6 +605,56 @@ impl Echo {
                 reply(StatusCode::NOT_FOUND, "text/plain", "POST JSON-RPC, or GET the agent card\n")
             }
         }
+    }
+}
+
+/// The extended agent card (`GetExtendedAgentCard`): the public `card` with one more
+/// skill, which only an authenticated client is shown.
+fn extended_card(card: &Value) -> Value {
+    let mut card = card.clone();
+    if let Some(skills) = card["skills"].as_array_mut() {
+        skills.push(json!({"id": "echo-extended", "name": "echo, extended",
+            "description": "Echoes the message text, for authenticated clients",
+            "tags": ["echo"]}));
+    }
+    card
+}
+
+/// `card` (ProtoJSON) as the gRPC binding's `AgentCard`.
+fn card_proto(card: &Value) -> grpc::AgentCard {
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let texts = |v: &Value| v.as_array().map_or(vec![], |a| a.iter().map(text).collect());
+    let interfaces = card["supportedInterfaces"].as_array().map_or(vec![], |all| {
+        all.iter()
+            .map(|i| grpc::AgentInterface {
+                url: text(&i["url"]),
+                protocol_binding: text(&i["protocolBinding"]),
+                protocol_version: text(&i["protocolVersion"]),
+            })
+            .collect()
+    });
+    let skills = card["skills"].as_array().map_or(vec![], |all| {
+        all.iter()
+            .map(|s| grpc::AgentSkill {
+                id: text(&s["id"]),
+                name: text(&s["name"]),
+                description: text(&s["description"]),
+                tags: texts(&s["tags"]),
+            })
+            .collect()
+    });
+    grpc::AgentCard {
+        name: text(&card["name"]),
+        description: text(&card["description"]),
+        supported_interfaces: interfaces,
+        version: text(&card["version"]),
+        capabilities: Some(grpc::AgentCapabilities {
+            streaming: Some(true),
+            extended_agent_card: Some(true),
+        }),
+        default_input_modes: texts(&card["defaultInputModes"]),
+        default_output_modes: texts(&card["defaultOutputModes"]),
+        skills,
     }
 }
 
@@ -821,11 +830,14 @@ impl Echo {
                 };
             }
             Some("GetExtendedAgentCard" | "agent/getAuthenticatedExtendedCard") => {
-                let result = self.extended_card();
-                return json_reply(
-                    StatusCode::OK,
-                    &json!({"jsonrpc": "2.0", "id": id, "result": result}),
-                );
+                // The card as written once, in the answer's envelope.
+                let mut b = Vec::with_capacity(self.extended.len() + 64);
+                b.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+                let _ = serde_json::to_writer(&mut b, &id);
+                b.extend_from_slice(br#","result":"#);
+                b.extend_from_slice(&self.extended);
+                b.push(b'}');
+                return reply(StatusCode::OK, "application/json", b);
             }
             Some(m @ ("CancelTask" | "tasks/cancel")) => {
                 let version = if m == "CancelTask" { Version::V1 } else { Version::V03 };
@@ -1039,16 +1051,13 @@ impl Echo {
         grpc_reply(vec![b], Duration::ZERO)
     }
 
-    /// `GetExtendedAgentCard` in the gRPC binding: [`Echo::extended_card_proto`].
+    /// `GetExtendedAgentCard` in the gRPC binding: the extended card as an `AgentCard`.
     fn grpc_extended_card(&self, bytes: &Bytes, version: Option<&[u8]>) -> Response<Body> {
-        use prost::Message as _;
         type Request = grpc::GetExtendedAgentCardRequest;
         if let Err(r) = grpc_unary::<Request>(bytes, version, "GetExtendedAgentCardRequest") {
             return *r;
         }
-        let mut b = Vec::new();
-        grpc::frame(&mut b, |b| self.extended_card_proto().encode_raw(b));
-        grpc_reply(vec![b], Duration::ZERO)
+        grpc_reply(vec![self.extended_grpc.to_vec()], Duration::ZERO)
     }
 
     /// `SendMessage` or `SendStreamingMessage` in the gRPC binding: one `SendMessageRequest` in,
