@@ -586,10 +586,12 @@ pub fn get_task_request(out: &mut Vec<u8>, id: &[u8]) {
     put_string(out, 2, id);
 }
 
-/// Writes a `ListTasksRequest` asking for a page of `page_size` tasks (field 4).
-pub fn list_tasks_request(out: &mut Vec<u8>, page_size: u32) {
+/// Writes a `ListTasksRequest` asking for a page of `page_size` tasks (field 4), after the
+/// page `page_token` (field 5) names when not empty.
+pub fn list_tasks_request(out: &mut Vec<u8>, page_size: u32, page_token: &[u8]) {
     encode_key(4, WireType::Varint, out);
     encode_varint(u64::from(page_size), out);
+    put_string(out, 5, page_token);
 }
 
 /// Reads `grpc-status-details-bin` (base64, padded or not): the `google.rpc.Status`'s

@@ -178,6 +178,11 @@ pub struct HttpCmd {
     /// (ListTasks' pageSize, 1 to 100).
     #[arg(long, value_name = "N", default_value_t = crate::loadgen::http::LIST_PAGE)]
     page_size: u32,
+    /// The list patterns: each client asks for the page after its last one (the answer's
+    /// nextPageToken), and for the first again after the last page, instead of the first page
+    /// each time.
+    #[arg(long)]
+    page_walk: bool,
     /// a2a:task, a2a-rest:task, a2a-grpc:task: seconds from a task's answer that it still
     /// works to the next GetTask about it (0: at once).
     #[arg(long, value_name = "SECS", default_value = "0.1", value_parser = parse_secs)]
@@ -371,6 +376,9 @@ fn config(
             base.rsplit_once('/').map_or("/", |(b, _)| if b.is_empty() { "/" } else { b })
         );
     }
+    if cmd.page_walk && !patterns.iter().any(|p| p.is_list()) {
+        bail!("--page-walk is for the list patterns (a2a:list_tasks, a2a-rest:list_tasks, a2a-grpc:list_tasks)");
+    }
     let mcp = patterns.iter().any(|p| matches!(p, Pattern::McpToolsList | Pattern::McpToolsCall));
     let mut plan = Plan {
         patterns: patterns.clone(),
@@ -384,6 +392,7 @@ fn config(
         preloaded: Vec::new(),
         turns: cmd.turns,
         page_size: cmd.page_size,
+        page_walk: cmd.page_walk,
         task_poll_ns: cmd.task_poll.as_nanos() as u64,
         task_timeout_ns: cmd.task_timeout.as_nanos() as u64,
         pipeline: cmd.pipeline,
@@ -415,6 +424,7 @@ fn config(
         preload: cmd.preload,
         turns: patterns.iter().any(|p| p.is_conversation()).then_some(cmd.turns),
         page_size: patterns.iter().any(|p| p.is_list()).then_some(cmd.page_size),
+        page_walk: cmd.page_walk,
         task_poll_sec: patterns
             .iter()
             .any(|p| p.is_task() && !p.is_push())

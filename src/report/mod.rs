@@ -423,6 +423,9 @@ pub struct HttpConfig {
     /// `--page-size`, when a list pattern runs.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub page_size: Option<u32>,
+    /// `--page-walk`: the list patterns followed `nextPageToken`.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub page_walk: bool,
     /// `--task-poll` in seconds, when a task pattern runs.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub task_poll_sec: Option<f64>,

@@ -708,12 +708,12 @@ fn lists_of_tasks_are_answered_beside_the_tasks() {
 }
 
 #[test]
-fn extended_cards_are_answered_to_the_token_in_every_binding() {
+fn extended_cards_and_pages_of_tasks_are_answered_in_every_binding() {
     // Proves the extended-card patterns end to end against the echo agent behind a token:
     // JSON-RPC (v1.0 and v0.3) and HTTP+JSON over HTTP/1.1, gRPC over HTTP/2, each answered
     // with a card; without the token each is an error http_401 while the public card beside
-    // them is answered; and --page-size is the list patterns' page,
-    // kept in the report's config.
+    // them is answered; --page-size is the list patterns' page, and --page-walk has each
+    // client follow the page tokens, both kept in the report's config.
     use a2a_bench::targets::Options;
     let options = Options { threads: 1, token: Some("tok".into()), ..Options::default() };
     let t = Target::start_options(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), options).unwrap();
@@ -741,6 +741,21 @@ fn extended_cards_are_answered_to_the_token_in_every_binding() {
     let report = report.unwrap();
     assert_clean(&report, &["a2a:task", "a2a:list_tasks"]);
     assert_eq!(report["config"]["http"]["page_size"], 3);
+    // --page-walk: each client follows the echo agent's page tokens (an end and an id,
+    // percent-encoded in HTTP+JSON's query), in each binding, without an error.
+    for mix in
+        ["a2a:task=3,a2a:list_tasks,a2a-rest:list_tasks", "a2a-grpc:task=3,a2a-grpc:list_tasks"]
+    {
+        let args = ["--url", &url, "--pattern", mix, "--page-size", "2", "--page-walk"];
+        let (ok, text, report) = http(&[&args[..], &token, &["--task-poll", "0.01"]].concat());
+        assert!(ok, "{text}");
+        let report = report.unwrap();
+        assert_clean(
+            &report,
+            &mix.split(',').map(|p| p.split('=').next().unwrap()).collect::<Vec<_>>(),
+        );
+        assert_eq!(report["config"]["http"]["page_walk"], true);
+    }
 }
 
 #[test]
@@ -1808,6 +1823,7 @@ fn http_flag_mistakes_get_one_line() {
         (vec!["--url", "http://127.0.0.1:1/", "--task-timeout", "0"], "--task-timeout"),
         (vec!["--url", "http://127.0.0.1:1/", "--page-size", "0"], "--page-size"),
         (vec!["--url", "http://127.0.0.1:1/", "--page-size", "101"], "--page-size"),
+        (vec!["--url", "http://127.0.0.1:1/", "--page-walk"], "--page-walk"),
         (vec!["--url", "http://127.0.0.1:1/", "--push-url", "http://h/"], "--push-url are for"),
         (
             vec!["--url", "http://127.0.0.1:1/", "--pattern", "a2a:push", "--push-url", "ftp://h"],

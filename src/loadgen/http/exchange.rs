@@ -14,6 +14,11 @@ impl Http {
             plan,
             conns: (0..conns).map(|_| Conn::new(&plan_conn)).collect(),
             sessions: vec![None; cfg.count as usize],
+            cursors: if plan_conn.page_walk {
+                vec![String::new(); cfg.count as usize]
+            } else {
+                vec![]
+            },
             spare: Vec::new(),
             body: Vec::with_capacity(1024),
             event: Vec::new(),
@@ -115,6 +120,7 @@ impl Http {
             heads,
             tasks,
             push_core,
+            cursors,
             ..
         } = self;
         let (plan, id_base, client) = (&**plan, *id_base, *first + w.local);
@@ -128,8 +134,9 @@ impl Http {
         // The body first: its length goes in the head.
         body.clear();
         let run = plan.push.as_ref().map_or(0, |r| r.run());
-        let caller =
-            Caller { id_base, client, seq: w.seq, task, push_at: (run, *push_core, w.local) };
+        let page = cursors.get(w.local as usize).map_or("", String::as_str);
+        let push_at = (run, *push_core, w.local);
+        let caller = Caller { id_base, client, seq: w.seq, task, page, push_at };
         request_body(body, w.what, kind, plan, &caller, context, text);
         let out = &mut conns[conn].out;
         // The head's lines that are the same for every request of this kind were written once
@@ -146,8 +153,11 @@ impl Http {
                 out.extend_from_slice(&heads[usize::from(i)]);
             }
             _ => {
-                let at =
-                    if w.what.follows_task() { At::Task(task) } else { At::Request(client, w.seq) };
+                let at = match () {
+                    _ if w.what.follows_task() => At::Task(task),
+                    _ if kind == Some(Pattern::A2aRestListTasks) => At::Page(page),
+                    _ => At::Request(client, w.seq),
+                };
                 let line_ok = fixed_head(out, plan, w.what, kind, at);
                 debug_assert!(line_ok);
             }
@@ -211,7 +221,15 @@ impl Http {
                     conversation(&mut self.context, &self.plan, (i, p), caller);
                     self.context.as_str()
                 });
-                let verdict = judge::judge(p, head, body, context, &mut self.event);
+                let verdict = match self.cursors.get_mut(w.local as usize) {
+                    // --page-walk: the next request asks for the page after this one.
+                    Some(cursor) if p.is_list() => judge::listed(p, head, body).map(|next| {
+                        cursor.clear();
+                        cursor.push_str(next.as_ref().map_or("", |t| t.as_str()));
+                        0
+                    }),
+                    _ => judge::judge(p, head, body, context, &mut self.event),
+                };
                 let own_rtt = self.stats.len() > 1;
                 let s = &mut self.stats[usize::from(i)];
                 let freed = match verdict {

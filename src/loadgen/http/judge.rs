@@ -865,16 +865,9 @@ pub fn judge(
         | Pattern::A2aRestCancel
         | Pattern::A2aGrpcCancel
         | Pattern::A2aV03Cancel => task(p, head, body, false).map(|_| 0),
-        Pattern::A2aListTasks => {
-            json()?;
-            rpc_with(body, |_: Listed| Ok(0))
+        Pattern::A2aListTasks | Pattern::A2aRestListTasks | Pattern::A2aGrpcListTasks => {
+            listed(p, head, body).map(|_| 0)
         }
-        Pattern::A2aRestListTasks => {
-            json()?;
-            let shape = |e: serde_json::Error| if e.is_data() { BAD_SHAPE } else { BAD_JSON };
-            serde_json::from_slice::<Listed>(body).map(|_| 0).map_err(shape)
-        }
-        Pattern::A2aGrpcListTasks => grpc_one(head, body, |_| Ok(())),
         Pattern::A2aExtendedCard | Pattern::A2aV03ExtendedCard => {
             json()?;
             rpc_with(body, named)
@@ -904,15 +897,48 @@ object! {
     #[allow(dead_code)]
     struct Listed<'a> {
         tasks: Vec<Skip> = "tasks",
+        next: Str<'a> = "nextPageToken",
     }
+}
+
+/// Judges a list pattern's answer (a page of `ListTasks`): the next page's token (`None` or
+/// empty after the last page), or the error kind.
+pub(crate) fn listed<'a>(p: Pattern, head: &Head, body: &'a [u8]) -> Result<Option<Str<'a>>, Kind> {
+    if !(200..300).contains(&head.status) {
+        if p.is_a2a_rest() {
+            return Err(rest_failure(head, body));
+        }
+        return Err(status_name(head.status));
+    }
+    if p.is_grpc() {
+        let mut next = None;
+        grpc_one(head, body, |m| {
+            // `ListTasksResponse.next_page_token` (field 2).
+            next = match crate::grpc::bytes_field(m, 2) {
+                Ok(Some(t)) => Some(std::str::from_utf8(t).map_err(|_| BAD_SHAPE)?),
+                Ok(None) => None,
+                Err(_) => return Err(BAD_PROTOBUF),
+            };
+            Ok(())
+        })?;
+        return Ok(next.map(|t| Str(Cow::Borrowed(t))));
+    }
+    if head.content_type != ContentType::Json {
+        return Err(WRONG_TYPE);
+    }
+    if p.is_a2a_rest() {
+        let shape = |e: serde_json::Error| if e.is_data() { BAD_SHAPE } else { BAD_JSON };
+        return serde_json::from_slice::<Listed>(body).map(|l| l.next).map_err(shape);
+    }
+    rpc_with(body, |l: Listed<'a>| Ok(l.next))
 }
 
 /// Judges a unary gRPC answer (`ListTasksResponse`, `AgentCard`): exactly one message, whose
 /// fields read as protobuf and which `check` passes.
-fn grpc_one(
+fn grpc_one<'b>(
     head: &Head,
-    body: &[u8],
-    check: impl Fn(&[u8]) -> Result<(), Kind>,
+    body: &'b [u8],
+    mut check: impl FnMut(&'b [u8]) -> Result<(), Kind>,
 ) -> Result<u32, Kind> {
     use crate::grpc::{fields, messages};
     if head.content_type != ContentType::Grpc {
@@ -1301,6 +1327,23 @@ mod tests {
         let garbled = [0, 0, 0, 0, 2, 0xff, 0xff];
         let got = judge(Pattern::A2aGrpcListTasks, &grpc_ok, &garbled, None, &mut s);
         assert_eq!(got, Err(BAD_PROTOBUF));
+        // The next page's token, for --page-walk: absent, empty, or given (escaped in JSON).
+        let token = |p, h: &Head, body: &[u8]| {
+            listed(p, h, body).map(|t| t.map(|t| t.as_str().to_string()))
+        };
+        let rpc = br#"{"jsonrpc":"2.0","id":1,"result":{"tasks":[],"nextPageToken":"a\"b"}}"#;
+        assert_eq!(token(Pattern::A2aListTasks, &ok, rpc), Ok(Some("a\"b".into())));
+        let rest = br#"{"tasks":[],"nextPageToken":""}"#;
+        assert_eq!(token(Pattern::A2aRestListTasks, &ok, rest), Ok(Some(String::new())));
+        assert_eq!(token(Pattern::A2aRestListTasks, &ok, b"{}"), Ok(None));
+        let bad = br#"{"nextPageToken":5}"#;
+        assert_eq!(token(Pattern::A2aRestListTasks, &ok, bad), Err(BAD_SHAPE));
+        let list = grpc::ListTasksResponse { next_page_token: "n1".into(), ..Default::default() };
+        let mut page = Vec::new();
+        grpc::frame(&mut page, |b| prost::Message::encode_raw(&list, b));
+        assert_eq!(token(Pattern::A2aGrpcListTasks, &grpc_ok, &page), Ok(Some("n1".into())));
+        let got = token(Pattern::A2aRestListTasks, &head(404, ContentType::Json), b"{}");
+        assert_eq!(got, Err(Cow::Borrowed("http_404")));
     }
 
     #[test]

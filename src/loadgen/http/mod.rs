@@ -455,6 +455,9 @@ pub struct Plan {
     pub turns: u32,
     /// The list patterns: the tasks a page asks for (`pageSize`, 1 to [`LIST_PAGE_MAX`]).
     pub page_size: u32,
+    /// The list patterns: each client asks for the page after its last one (the answer's
+    /// `nextPageToken`), and for the first again after the last page.
+    pub page_walk: bool,
     /// The task patterns: the time from a task's last answer (still working) to its
     /// next `GetTask` (0: at once).
     pub task_poll_ns: u64,
@@ -496,6 +499,7 @@ impl Default for Plan {
             preloaded: Vec::new(),
             turns: 4,
             page_size: LIST_PAGE,
+            page_walk: false,
             task_poll_ns: 100_000_000,
             task_timeout_ns: 30_000_000_000,
             pipeline: 1,
@@ -781,6 +785,8 @@ pub struct Http {
     conns: Vec<Conn>,
     /// Each client's MCP session id.
     sessions: Vec<Option<Box<str>>>,
+    /// `--page-walk`: each client's next `ListTasks` page token (empty: the first page).
+    cursors: Vec<String>,
     stats: Vec<PatternStats>,
     /// Written buffers, for reuse.
     spare: Vec<Vec<u8>>,

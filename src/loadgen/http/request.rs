@@ -40,6 +40,8 @@ pub(super) enum At<'a> {
     Request(u32, u64),
     /// A `GetTask` of this task (the HTTP+JSON binding's line names it).
     Task(&'a str),
+    /// A `ListTasks` of the page after this token (`--page-walk`; empty: the first page).
+    Page(&'a str),
 }
 
 /// Writes the request line and the header lines that do not change from one request of this
@@ -133,6 +135,13 @@ pub(super) fn fixed_head(
     if kind == Some(Pattern::A2aRestListTasks) {
         let and = if query.is_some() { '&' } else { '?' };
         let _ = write!(out, "{and}pageSize={}", plan.page_size);
+        if plan.page_walk {
+            let At::Page(token) = at else { return false };
+            if !token.is_empty() {
+                out.extend_from_slice(b"&pageToken=");
+                percent_encode(out, token);
+            }
+        }
     }
     // The user's `--header`s replace these of ours.
     let theirs = |name: &str| plan.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
@@ -300,6 +309,8 @@ pub(super) struct Caller<'a> {
     pub(super) seq: u64,
     /// A `GetTask`'s task id.
     pub(super) task: &'a str,
+    /// A `ListTasks`' page token (`--page-walk`; empty: the first page).
+    pub(super) page: &'a str,
     /// The push patterns: where its notifications go, after the receiver's base: `/{run}/
     /// {core}/{client in the core}` (the request number follows).
     pub(super) push_at: PushAt,
@@ -320,7 +331,7 @@ pub(super) fn request_body(
     context: &mut String,
     text: &str,
 ) {
-    let Caller { id_base, client, seq, task, push_at } = *caller;
+    let Caller { id_base, client, seq, task, page, push_at } = *caller;
     let rpc_id = seq + 1;
     match (what, kind) {
         (What::Init, _) => {
@@ -460,12 +471,18 @@ pub(super) fn request_body(
         (_, Some(Pattern::A2aListTasks)) => {
             let _ = write!(
                 b,
-                r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"ListTasks","params":{{"pageSize":{}}}}}"#,
+                r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"ListTasks","params":{{"pageSize":{}"#,
                 plan.page_size
             );
+            if !page.is_empty() {
+                b.extend_from_slice(br#","pageToken":"#);
+                let _ = serde_json::to_writer(&mut *b, page);
+            }
+            b.extend_from_slice(b"}}");
         }
         (_, Some(Pattern::A2aGrpcListTasks)) => {
-            crate::grpc::frame(b, |b| crate::grpc::list_tasks_request(b, plan.page_size));
+            let page = page.as_bytes();
+            crate::grpc::frame(b, |b| crate::grpc::list_tasks_request(b, plan.page_size, page));
         }
         (_, Some(Pattern::A2aExtendedCard)) => {
             let _ = write!(

@@ -577,6 +577,99 @@ fn page_size_sets_every_bindings_page() {
 }
 
 #[test]
+fn a_page_walk_asks_for_the_page_after_the_last() {
+    // Proves --page-walk: a client's next ListTasks names the token its last page gave (JSON
+    // escaped in JSON-RPC, percent-encoded in HTTP+JSON's query, field 5 in gRPC), and after
+    // a page without one (the last) it asks for the first again.
+    use crate::loadgen::group::{Book, MEASURED_BIT};
+    use crate::wire::AgentId;
+    let token = r#"t 1/2"x"#;
+    for p in [Pattern::A2aListTasks, Pattern::A2aRestListTasks] {
+        let plan = Plan {
+            host: "h".into(),
+            patterns: vec![p],
+            page_walk: true,
+            page_size: 2,
+            ..Plan::default()
+        };
+        let cfg = super::fuzz::group_config(1);
+        let mut h = Http::new(&cfg, Arc::new(plan));
+        let mut book = Book::new(cfg);
+        h.register(0, &[AgentId(1)], &mut book);
+        // Request `n` of agent 1 (the book's own sends need a running schedule).
+        let request = |h: &mut Http, n: u64| {
+            let message_id = n | MEASURED_BIT;
+            let r =
+                Outgoing { from: 1, to: 1, message_id, measured: true, intended_ns: 1, sent_ns: 1 };
+            h.request(0, &r);
+        };
+        request(&mut h, 1);
+        let sent = |h: &mut Http| {
+            let mut all = Vec::new();
+            while let Some(out) = h.take_output(0) {
+                all.extend_from_slice(&out);
+                h.output_done(out);
+            }
+            String::from_utf8(all).unwrap()
+        };
+        let asked = |request: &str| -> Option<String> {
+            let (head, body) =
+                request.split_once("\r\n\r\n").unwrap_or_else(|| panic!("{p:?}: {request:?}"));
+            if p == Pattern::A2aRestListTasks {
+                let line = head.lines().next().unwrap();
+                assert!(line.starts_with("GET /tasks?pageSize=2"), "{line}");
+                line.split_once("&pageToken=").map(|(_, t)| t.trim_end_matches(" HTTP/1.1").into())
+            } else {
+                let call: serde_json::Value = serde_json::from_str(body).unwrap();
+                assert_eq!(call["params"]["pageSize"], 2, "{call}");
+                call["params"]["pageToken"].as_str().map(String::from)
+            }
+        };
+        let answer = |next: &str| {
+            let page = serde_json::json!({"tasks": [], "nextPageToken": next});
+            let body = match p {
+                Pattern::A2aListTasks => {
+                    serde_json::json!({"jsonrpc": "2.0", "id": 1, "result": page}).to_string()
+                }
+                _ => page.to_string(),
+            };
+            let n = body.len();
+            format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {n}\r\n\r\n{body}")
+        };
+        assert_eq!(asked(&sent(&mut h)), None, "the first page");
+        let used = h.input(0, answer(token).as_bytes(), &mut book).unwrap();
+        assert!(used > 0);
+        request(&mut h, 2);
+        let want = match p {
+            Pattern::A2aRestListTasks => "t%201%2F2%22x".to_string(),
+            _ => token.to_string(),
+        };
+        assert_eq!(asked(&sent(&mut h)), Some(want), "{p:?}: the page after");
+        h.input(0, answer("").as_bytes(), &mut book).unwrap();
+        request(&mut h, 3);
+        assert_eq!(asked(&sent(&mut h)), None, "{p:?}: after the last page, the first");
+    }
+    // gRPC: the token in ListTasksRequest's field 5.
+    let plan = Plan {
+        host: "h".into(),
+        patterns: vec![Pattern::A2aGrpcListTasks],
+        page_walk: true,
+        ..Plan::default()
+    };
+    let mut h = Http::new(&config(), Arc::new(plan));
+    h.cursors[0].push_str("tok");
+    h.request(0, &booked(5));
+    let out = h.take_output(0).expect("the request's bytes");
+    let body = &out[out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4..];
+    let mut asked = Vec::new();
+    let walked = crate::grpc::messages(body, |m| {
+        asked.push(<crate::grpc::ListTasksRequest as prost::Message>::decode(m).map_err(|_| ())?);
+        Ok::<(), ()>(())
+    });
+    assert_eq!((walked, asked[0].page_token.as_str()), (Ok(1), "tok"));
+}
+
+#[test]
 fn an_extended_card_is_asked_for_in_each_binding() {
     // Proves the extended-card patterns' requests: JSON-RPC's GetExtendedAgentCard (A2A 1.0),
     // v0.3's agent/getAuthenticatedExtendedCard (no A2A-Version), the HTTP+JSON binding's
