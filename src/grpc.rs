@@ -91,6 +91,20 @@ pub struct TaskPushNotificationConfig {
     /// What the server sends back in `X-A2A-Notification-Token`.
     #[prost(string, tag = "5")]
     pub token: String,
+    /// How the server authenticates its notifications.
+    #[prost(message, optional, tag = "6")]
+    pub authentication: Option<AuthenticationInfo>,
+}
+
+/// `AuthenticationInfo`: the server sends `Authorization: {scheme} {credentials}`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AuthenticationInfo {
+    /// The scheme (`Bearer`).
+    #[prost(string, tag = "1")]
+    pub scheme: String,
+    /// The credentials.
+    #[prost(string, tag = "2")]
+    pub credentials: String,
 }
 
 /// `ListTasksRequest` (the field a2a-bench sends).
@@ -538,14 +552,15 @@ fn put_string(out: &mut Vec<u8>, tag: u32, s: &[u8]) {
 /// `message_id`, context `context_id` (none when empty) and one text part: the bytes `prost`
 /// writes for the same message, written without building one.
 /// With `immediately`, its configuration asks for the task at once (`returnImmediately`); with
-/// `push`, (URL, token), to be notified of its updates.
+/// `push`, (URL, token, auth), to be notified of its updates (with `auth`, authenticated:
+/// scheme `Bearer`, the token as credentials).
 pub fn send_message_request(
     out: &mut Vec<u8>,
     message_id: &[u8],
     context_id: &[u8],
     text: &[u8],
     immediately: bool,
-    push: Option<(&[u8], &[u8])>,
+    push: Option<(&[u8], &[u8], bool)>,
 ) {
     let part = encoded_len_varint(1 << 3) + encoded_len_varint(text.len() as u64) + text.len();
     let message = string_len(1, message_id)
@@ -565,15 +580,23 @@ pub fn send_message_request(
     out.extend_from_slice(text);
     // configuration: the push config (2), then return_immediately = true (4: its key and
     // value a byte each), in prost's order.
-    let config = push.map(|(url, token)| string_len(4, url) + string_len(5, token));
+    let auth =
+        push.filter(|p| p.2).map(|(_, token, _)| string_len(1, b"Bearer") + string_len(2, token));
+    let auth_len = auth.map_or(0, |n| 1 + encoded_len_varint(n as u64) + n);
+    let config = push.map(|(url, token, _)| string_len(4, url) + string_len(5, token) + auth_len);
     let config_len = config.map_or(0, |n| 1 + encoded_len_varint(n as u64) + n);
     if immediately || push.is_some() {
         put_bytes(out, 3, config_len + if immediately { 2 } else { 0 });
     }
-    if let (Some((url, token)), Some(n)) = (push, config) {
+    if let (Some((url, token, _)), Some(n)) = (push, config) {
         put_bytes(out, 2, n);
         put_string(out, 4, url);
         put_string(out, 5, token);
+        if let Some(n) = auth {
+            put_bytes(out, 6, n);
+            put_string(out, 1, b"Bearer");
+            put_string(out, 2, token);
+        }
     }
     if immediately {
         encode_key(4, WireType::Varint, out);
@@ -636,18 +659,24 @@ mod tests {
         for (id, ctx, text, now) in
             [("m-1-2-3", "", "hello", false), ("m-9", "c-7", "", true), ("x", "y", "z", false)]
         {
-            // Asked to notify too: a long URL (lengths of two varint bytes), and an empty token.
+            // Asked to notify too: a long URL (lengths of two varint bytes), and an empty token;
+            // authenticated (Bearer, the token) or not.
             let url = format!("http://127.0.0.1:9/push/1/0/{}", "7".repeat(200));
-            for (u, t) in [(url.as_str(), "tok-1"), ("http://h/p", "")] {
+            for (u, t, auth) in
+                [(url.as_str(), "tok-1", false), ("http://h/p", "", false), (&url, "tok-2", true)]
+            {
+                let authentication = auth
+                    .then(|| AuthenticationInfo { scheme: "Bearer".into(), credentials: t.into() });
                 let config = SendMessageConfiguration {
                     task_push_notification_config: Some(TaskPushNotificationConfig {
                         url: u.into(),
                         token: t.into(),
+                        authentication,
                     }),
                     return_immediately: now,
                 };
                 let mut got = Vec::new();
-                let push = Some((u.as_bytes(), t.as_bytes()));
+                let push = Some((u.as_bytes(), t.as_bytes(), auth));
                 send_message_request(&mut got, id.as_bytes(), ctx.as_bytes(), b"x", now, push);
                 let back = SendMessageRequest::decode(&got[..]).unwrap();
                 assert_eq!(back.configuration.as_ref(), Some(&config), "{id} {u}");

@@ -200,6 +200,12 @@ pub struct HttpCmd {
     /// [default: http://<that address>:<port>/push].
     #[arg(long, value_name = "URL")]
     push_url: Option<String>,
+    /// The push patterns: the push-notification config asks the server to authenticate its
+    /// notifications (authentication scheme Bearer, the run's token as credentials; v0.3:
+    /// schemes ["Bearer"]), and a notification without `Authorization: Bearer <token>` is
+    /// refused (401).
+    #[arg(long)]
+    push_auth: bool,
     /// Multi-host: this process is worker I (from 0) of --workers, driving its slice of every
     /// run's clients; `a2a-bench merge` adds the parts up.
     #[arg(long, value_name = "I", requires_all = ["workers", "run_id", "meet"])]
@@ -227,9 +233,9 @@ fn push_receiver(
     agent_cores: &[usize],
 ) -> anyhow::Result<Option<std::sync::Arc<crate::loadgen::http::push::Receiver>>> {
     if !patterns.iter().any(|p| p.is_push()) {
-        if cmd.push_listen.is_some() || cmd.push_url.is_some() {
+        if cmd.push_listen.is_some() || cmd.push_url.is_some() || cmd.push_auth {
             bail!(
-                "--push-listen and --push-url are for the push patterns (a2a:push, a2a-rest:push, a2a-grpc:push, a2a-v03:push)"
+                "--push-listen, --push-url and --push-auth are for the push patterns (a2a:push, a2a-rest:push, a2a-grpc:push, a2a-v03:push)"
             );
         }
         return Ok(None);
@@ -260,7 +266,11 @@ fn push_receiver(
         }
         _ => None,
     };
-    let at = crate::loadgen::http::push::Advertised { url: cmd.push_url.as_deref(), host };
+    let at = crate::loadgen::http::push::Advertised {
+        url: cmd.push_url.as_deref(),
+        host,
+        auth: cmd.push_auth,
+    };
     let r = crate::loadgen::http::push::Receiver::start(listen, at, agent_cores)
         .map_err(|e| anyhow!("--push-listen {listen}: {e}"))?;
     Ok(Some(std::sync::Arc::new(r)))
@@ -439,6 +449,7 @@ fn config(
         keepalive: !cmd.no_keepalive,
         headers: headers.into_iter().map(|(name, _)| name).collect(),
         push_url: plan.push.as_ref().map(|r| r.base().to_string()),
+        push_auth: cmd.push_auth,
     };
     Ok(cfg.into_http(&cmd.url, plan, cmd.connections, info))
 }

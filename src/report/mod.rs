@@ -450,6 +450,9 @@ pub struct HttpConfig {
     /// `/{run}/{core}/{client}/{seq}`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub push_url: Option<String>,
+    /// `--push-auth`: the push configs asked for authenticated notifications.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub push_auth: bool,
 }
 
 fn yes() -> bool {

@@ -416,16 +416,29 @@ impl Echo {
         });
         if let Some(url) = config.and_then(|c| c.get("url")).and_then(Value::as_str) {
             let token = config.and_then(|c| c.get("token")).and_then(Value::as_str);
-            self.notify_when_done(url, token.unwrap_or_default(), (&id, context, text), version);
+            // Its authentication (v1.0: a scheme; v0.3: a list of schemes, the first taken).
+            let authorization = config.and_then(|c| c.get("authentication")).and_then(|a| {
+                let scheme = a.get("scheme").or_else(|| a.pointer("/schemes/0"));
+                let credentials = a.get("credentials").and_then(Value::as_str)?;
+                Some(format!("{} {credentials}", scheme.and_then(Value::as_str)?))
+            });
+            let auth = (token.unwrap_or_default(), authorization);
+            self.notify_when_done(url, auth, (&id, context, text), version);
         }
         self.task_json(&id, version).ok_or(())
     }
 
     /// When task `id` (in `context`, echoing `text`) ends, POSTs its final status update
-    /// (v0.3: the task) to `url` (with `token`, if any, in `X-A2A-Notification-Token`):
-    /// completed, or canceled when it is canceled first (then at once); best effort, as
-    /// a2a-sdk's sender.
-    fn notify_when_done(&self, url: &str, token: &str, task: (&str, &str, &str), version: Version) {
+    /// (v0.3: the task) to `url` (with `auth`'s token, if any, in `X-A2A-Notification-Token`,
+    /// and its `Authorization` value, if the config asked for one): completed, or canceled
+    /// when it is canceled first (then at once); best effort, as a2a-sdk's sender.
+    fn notify_when_done(
+        &self,
+        url: &str,
+        (token, authorization): (&str, Option<String>),
+        task: (&str, &str, &str),
+        version: Version,
+    ) {
         let Ok(url) = url.parse::<hyper::Uri>() else { return };
         let token = (!token.is_empty()).then(|| token.to_string());
         let (id, context, text) = (task.0.to_string(), task.1.to_string(), task.2.to_string());
@@ -456,6 +469,9 @@ impl Echo {
             let mut post = Request::post(url).header("content-type", "application/json");
             if let Some(token) = token {
                 post = post.header("x-a2a-notification-token", token);
+            }
+            if let Some(authorization) = authorization {
+                post = post.header(hyper::header::AUTHORIZATION, authorization);
             }
             let body = http_body_util::Full::new(Bytes::from(update.to_string()));
             if let Ok(post) = post.body(body) {
@@ -1089,7 +1105,10 @@ impl Echo {
                 return grpc_error(14, "too many tasks", None);
             };
             if let Some(p) = push.filter(|p| !p.url.is_empty()) {
-                self.notify_when_done(&p.url, &p.token, (&task.id, &context, &text), Version::V1);
+                let authorization =
+                    p.authentication.as_ref().map(|a| format!("{} {}", a.scheme, a.credentials));
+                let auth = (p.token.as_str(), authorization);
+                self.notify_when_done(&p.url, auth, (&task.id, &context, &text), Version::V1);
             }
             let answer = grpc::SendMessageResponse { task: Some(task), message: None };
             let mut b = Vec::new();

@@ -495,10 +495,18 @@ fn notified_tasks_are_answered_when_their_end_is_pushed() {
     // are then notified (a POST of their final status to the URL each SendMessage named):
     // each task is answered when its notification comes, 30 ms after it was accepted (no
     // polls), over HTTP/1.1 and HTTP/2, in the three bindings and in v0.3 (whose notification
-    // is the task itself), and the receiver says what it received.
+    // is the task itself), authenticated with --push-auth (the receiver then requires it),
+    // and the receiver says what it received.
     let (_echo, url) = echo_with_tasks(Duration::from_millis(30));
     let json = &["a2a:push", "a2a-rest:push", "a2a-v03:push"][..];
-    for (version, mix) in [(None, json), (Some("--http2"), json), (None, &["a2a-grpc:push"][..])] {
+    let grpc = &["a2a-grpc:push"][..];
+    for (version, mix) in [
+        (None, json),
+        (Some("--http2"), json),
+        (None, grpc),
+        (Some("--push-auth"), json),
+        (Some("--push-auth"), grpc),
+    ] {
         let patterns = mix.join(",");
         let mut args = vec!["--url", &url, "--pattern", &patterns, "--agents", "3"];
         args.extend(["--duration", "1"]);
@@ -534,18 +542,30 @@ fn brief_tasks<'a>(url: &'a str, pattern: &'a str, task_timeout: &'a str) -> [&'
 }
 
 /// POSTs a notification that task `t-1` is in `state` to the push URL and token of `request`
-/// (a SendMessage of a push pattern), as a server would; returns the answer's status line.
+/// (a SendMessage of a push pattern), as a server would (with the `Authorization` its
+/// config's authentication asks for, unless `ignore_auth`); returns the answer's status line.
 fn notify(request: &str, token: Option<&str>, state: &str) -> String {
+    notify_as(request, token, state, false)
+}
+
+fn notify_as(request: &str, token: Option<&str>, state: &str, ignore_auth: bool) -> String {
     let body = &request[request.find("\r\n\r\n").unwrap() + 4..];
     let call: Value = serde_json::from_str(body).unwrap();
     let config = &call["params"]["configuration"]["taskPushNotificationConfig"];
     let url = config["url"].as_str().unwrap();
     let (addr, path) = url.strip_prefix("http://").unwrap().split_once('/').unwrap();
     let token = token.unwrap_or(config["token"].as_str().unwrap());
+    let auth = &config["authentication"];
+    let authorization = match (auth["scheme"].as_str(), auth["credentials"].as_str()) {
+        (Some(scheme), Some(credentials)) if !ignore_auth => {
+            format!("Authorization: {scheme} {credentials}\r\n")
+        }
+        _ => String::new(),
+    };
     let update = format!(r#"{{"statusUpdate":{{"taskId":"t-1","status":{{"state":"{state}"}}}}}}"#);
     let mut s = TcpStream::connect(addr).unwrap();
     let post = format!(
-        "POST /{path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nX-A2A-Notification-Token: {token}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{update}",
+        "POST /{path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nX-A2A-Notification-Token: {token}\r\n{authorization}Content-Length: {}\r\nConnection: close\r\n\r\n{update}",
         update.len()
     );
     s.write_all(post.as_bytes()).unwrap();
@@ -560,13 +580,17 @@ fn a_notified_end_is_taken_early_or_late_and_a_missing_one_times_out() {
     // an end notified before the SendMessage is answered is kept until it is (answered); a
     // failed end notified later is `a2a_task_failed`; a notification with a wrong token is
     // refused (401), and its task, like one never notified, ends at --task-timeout as
-    // `task_timeout`, not as a stall (the run waits on the task, not on the server).
+    // `task_timeout`, not as a stall (the run waits on the task, not on the server); with
+    // --push-auth, a notification with the Authorization the config asked for is taken, one
+    // without it refused (401).
     let accepted = r#"{"jsonrpc":"2.0","id":1,"result":{"task":{"id":"t-1","status":{"state":"TASK_STATE_SUBMITTED"}}}}"#;
     for (case, kind) in [
         ("early", None),
         ("failed", Some("a2a_task_failed")),
         ("wrong token", Some("task_timeout")),
         ("never", Some("task_timeout")),
+        ("authenticated", None),
+        ("unauthenticated", Some("task_timeout")),
     ] {
         let addr = scripted(move |_, request| {
             match case {
@@ -575,6 +599,14 @@ fn a_notified_end_is_taken_early_or_late_and_a_missing_one_times_out() {
                 }
                 "wrong token" => {
                     let got = notify(request, Some("nope"), "TASK_STATE_COMPLETED");
+                    assert_eq!(got, "HTTP/1.1 401 Unauthorized");
+                }
+                "authenticated" => {
+                    assert!(request.contains(r#""authentication":{"scheme":"Bearer""#));
+                    assert_eq!(notify(request, None, "TASK_STATE_COMPLETED"), "HTTP/1.1 200 OK")
+                }
+                "unauthenticated" => {
+                    let got = notify_as(request, None, "TASK_STATE_COMPLETED", true);
                     assert_eq!(got, "HTTP/1.1 401 Unauthorized");
                 }
                 "failed" => {
@@ -589,7 +621,8 @@ fn a_notified_end_is_taken_early_or_late_and_a_missing_one_times_out() {
             Some(response("200 OK", "application/json", "", accepted))
         });
         let url = format!("http://{addr}/");
-        let args = brief_tasks(&url, "a2a:push", "1");
+        let auth = if case.ends_with("authenticated") { &["--push-auth"][..] } else { &[] };
+        let args = [&brief_tasks(&url, "a2a:push", "1")[..], auth].concat();
         let text = match kind {
             None => {
                 let (ok, text, report) = http(&args);
@@ -605,7 +638,7 @@ fn a_notified_end_is_taken_early_or_late_and_a_missing_one_times_out() {
                 String::new()
             }
         };
-        if case == "early" {
+        if case == "early" || case == "authenticated" {
             assert!(text.contains(" 0 refused"), "{text}");
         }
     }
@@ -1824,7 +1857,8 @@ fn http_flag_mistakes_get_one_line() {
         (vec!["--url", "http://127.0.0.1:1/", "--page-size", "0"], "--page-size"),
         (vec!["--url", "http://127.0.0.1:1/", "--page-size", "101"], "--page-size"),
         (vec!["--url", "http://127.0.0.1:1/", "--page-walk"], "--page-walk"),
-        (vec!["--url", "http://127.0.0.1:1/", "--push-url", "http://h/"], "--push-url are for"),
+        (vec!["--url", "http://127.0.0.1:1/", "--push-url", "http://h/"], "--push-url and"),
+        (vec!["--url", "http://127.0.0.1:1/", "--push-auth"], "--push-auth are for"),
         (
             vec!["--url", "http://127.0.0.1:1/", "--pattern", "a2a:push", "--push-url", "ftp://h"],
             "--push-url: give an http",

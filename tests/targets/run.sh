@@ -88,6 +88,11 @@ check "a2a-sdk, tasks of 50 ms followed by GetTask and SubscribeToTask, or pushe
     --pattern a2a:task,a2a-rest:task,a2a:subscribe,a2a-rest:subscribe,a2a-v03:task,a2a-v03:subscribe,a2a:push,a2a-rest:push,a2a-v03:push,a2a:list_tasks,a2a-rest:list_tasks \
     --task-poll 0.02
 
+# The same agent's push sender authenticating its notifications as the configs ask
+# (--push-auth: Authorization: Bearer <token>, which a2a-bench's receiver then requires).
+check "a2a-sdk, tasks pushed with authentication" --url "http://127.0.0.1:$P/" \
+    --pattern a2a:push,a2a-rest:push --push-auth
+
 # The same store listed page after page: each client follows a2a-sdk's nextPageToken
 # (--page-walk), five tasks a page, in JSON-RPC and HTTP+JSON.
 check "a2a-sdk, tasks listed page after page" --url "http://127.0.0.1:$P/" \
@@ -127,6 +132,8 @@ check "a2a-sdk, gRPC (grpcio $GRPCIO)" \
 P=$(free_port); A2A_ECHO_TASK_MS=50 start_grpc "$P"
 check "a2a-sdk, gRPC (grpcio $GRPCIO), tasks of 50 ms followed by GetTask and SubscribeToTask, or pushed" \
     --url "http://127.0.0.1:$P" --pattern a2a-grpc:task,a2a-grpc:subscribe,a2a-grpc:push,a2a-grpc:list_tasks --task-poll 0.02
+check "a2a-sdk, gRPC (grpcio $GRPCIO), tasks pushed with authentication" \
+    --url "http://127.0.0.1:$P" --pattern a2a-grpc:push --push-auth
 check "a2a-sdk, gRPC (grpcio $GRPCIO), tasks listed page after page" \
     --url "http://127.0.0.1:$P" --pattern a2a-grpc:task=3,a2a-grpc:list_tasks --page-size 5 --page-walk --task-poll 0.02
 P=$(free_port); A2A_ECHO_TASK_MS=1000 start_grpc "$P"

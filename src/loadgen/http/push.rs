@@ -39,6 +39,9 @@ struct Hub {
     base: String,
     /// The command's token (`X-A2A-Notification-Token`).
     token: String,
+    /// `--push-auth`: the configs ask for `Authorization: Bearer <token>` too, and a
+    /// notification without it is refused.
+    auth: bool,
     /// The run under way (from 1).
     run: AtomicU32,
     /// Per agent core: its side channel and doorbell.
@@ -55,13 +58,22 @@ struct Hub {
 
 impl Hub {
     /// Judges one notification to `path` and hands a task's end to its core.
-    async fn take(&self, path: &str, token: Option<&[u8]>, body: &[u8]) -> StatusCode {
+    async fn take(
+        &self,
+        path: &str,
+        (token, authorization): (Option<&[u8]>, Option<&[u8]>),
+        body: &[u8],
+    ) -> StatusCode {
         self.received.fetch_add(1, Ordering::Relaxed);
         let refused = |status| {
             self.refused.fetch_add(1, Ordering::Relaxed);
             status
         };
         if token != Some(self.token.as_bytes()) {
+            return refused(StatusCode::UNAUTHORIZED);
+        }
+        let bearer = authorization.and_then(|a| a.strip_prefix(b"Bearer "));
+        if self.auth && bearer != Some(self.token.as_bytes()) {
             return refused(StatusCode::UNAUTHORIZED);
         }
         let Some((run, core, client, seq)) = parse_path(path) else {
@@ -123,6 +135,9 @@ pub struct Advertised<'a> {
     pub url: Option<&'a str>,
     /// The host, where the receiver listens on every address.
     pub host: Option<std::net::IpAddr>,
+    /// `--push-auth`: the configs carry an authentication (scheme Bearer, the token as its
+    /// credentials), which the receiver then requires.
+    pub auth: bool,
 }
 
 /// The receiver: its thread serves until it is dropped; the cores reach it through the plan.
@@ -165,6 +180,7 @@ impl Receiver {
         let hub = Arc::new(Hub {
             base,
             token,
+            auth: at.auth,
             run: AtomicU32::new(0),
             cores: sides,
             received: AtomicU64::new(0),
@@ -205,6 +221,12 @@ impl Receiver {
     /// The token the servers send back.
     pub fn token(&self) -> &str {
         &self.hub.token
+    }
+
+    /// Whether the configs ask for authentication (`--push-auth`), which the receiver
+    /// requires.
+    pub fn auth(&self) -> bool {
+        self.hub.auth
     }
 
     /// Starts the next run: notifications of the runs before it are dropped, and what
@@ -270,7 +292,8 @@ async fn serve(
         match Limited::new(body, BODY_MAX).collect().await {
             Ok(body) => {
                 let token = parts.headers.get("x-a2a-notification-token").map(|v| v.as_bytes());
-                hub.take(parts.uri.path(), token, &body.to_bytes()).await
+                let auth = parts.headers.get(hyper::header::AUTHORIZATION).map(|v| v.as_bytes());
+                hub.take(parts.uri.path(), (token, auth), &body.to_bytes()).await
             }
             Err(_) => StatusCode::PAYLOAD_TOO_LARGE,
         }

@@ -392,6 +392,7 @@ pub(super) fn request_body(
             // The receiver's base and token are checked to need no escaping (a URL without
             // quotes, backslashes or controls; a token of letters, digits and dashes).
             let (base, token) = plan.push.as_ref().map_or(("", ""), |r| (r.base(), r.token()));
+            let auth = plan.push.as_ref().is_some_and(|r| r.auth());
             let (run, core, local) = push_at;
             if p == Pattern::A2aPush {
                 let _ = write!(
@@ -401,8 +402,13 @@ pub(super) fn request_body(
             }
             let _ = write!(
                 b,
-                r#"{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","parts":[{{"text":"{text}"}}]}},"configuration":{{"returnImmediately":true,"taskPushNotificationConfig":{{"url":"{base}/{run}/{core}/{local}/{seq}","token":"{token}"}}}}}}"#
+                r#"{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","parts":[{{"text":"{text}"}}]}},"configuration":{{"returnImmediately":true,"taskPushNotificationConfig":{{"url":"{base}/{run}/{core}/{local}/{seq}","token":"{token}""#
             );
+            if auth {
+                let _ =
+                    write!(b, r#","authentication":{{"scheme":"Bearer","credentials":"{token}"}}"#);
+            }
+            b.extend_from_slice(b"}}}");
             if p == Pattern::A2aPush {
                 b.push(b'}');
             }
@@ -459,8 +465,16 @@ pub(super) fn request_body(
             let (run, core, local) = push_at;
             let _ = write!(
                 b,
-                r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"message/send","params":{{"message":{{"kind":"message","role":"user","messageId":"m-{id_base}-{client}-{seq}","parts":[{{"kind":"text","text":"{text}"}}]}},"configuration":{{"blocking":false,"pushNotificationConfig":{{"url":"{base}/{run}/{core}/{local}/{seq}","token":"{token}"}}}}}}}}"#,
+                r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"message/send","params":{{"message":{{"kind":"message","role":"user","messageId":"m-{id_base}-{client}-{seq}","parts":[{{"kind":"text","text":"{text}"}}]}},"configuration":{{"blocking":false,"pushNotificationConfig":{{"url":"{base}/{run}/{core}/{local}/{seq}","token":"{token}""#,
             );
+            // v0.3's PushNotificationAuthenticationInfo: a list of schemes.
+            if plan.push.as_ref().is_some_and(|r| r.auth()) {
+                let _ = write!(
+                    b,
+                    r#","authentication":{{"schemes":["Bearer"],"credentials":"{token}"}}"#
+                );
+            }
+            b.extend_from_slice(b"}}}}");
         }
         (_, Some(Pattern::A2aV03Task | Pattern::A2aV03Subscribe | Pattern::A2aV03Cancel)) => {
             let _ = write!(
@@ -550,11 +564,11 @@ fn grpc_request(
         let mut w = &mut url[..];
         let _ = write!(w, "{}/{run}/{core}/{local}/{seq}", r.base());
         let n = PUSH_URL_MAX + 64 - w.len();
-        (n, r.token().as_bytes())
+        (n, r.token().as_bytes(), r.auth())
     });
     crate::grpc::frame(b, |b| {
         let (context, text) = (context.as_bytes(), text.as_bytes());
-        let push = push.map(|(n, token)| (&url[..n], token));
+        let push = push.map(|(n, token, auth)| (&url[..n], token, auth));
         crate::grpc::send_message_request(b, &id[..len], context, text, immediately, push);
     });
 }

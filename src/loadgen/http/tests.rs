@@ -727,46 +727,56 @@ fn a_push_task_names_where_and_how_to_notify_its_end() {
     // Proves the push patterns' SendMessage: returnImmediately, and a push-notification
     // config whose URL names the receiver's base, the run, the core, the client in it and the
     // request, with the command's token; the same in JSON-RPC, the HTTP+JSON binding and v0.3
-    // (`message/send` with `blocking: false` and a `pushNotificationConfig`).
-    let at = push::Advertised { url: Some("http://10.1.2.3:9/p/"), host: None };
-    let receiver = push::Receiver::start("127.0.0.1:0".parse().unwrap(), at, &[]).unwrap();
-    assert_eq!(receiver.next_run(), 1);
-    let token = receiver.token().to_string();
-    assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'), "{token}");
-    let plan = Arc::new(Plan {
-        host: "h".into(),
-        patterns: vec![Pattern::A2aPush, Pattern::A2aRestPush, Pattern::A2aV03Push],
-        pipeline: 3,
-        push: Some(Arc::new(receiver)),
-        ..Plan::default()
-    });
-    let mut h = Http::new(&config(), plan);
-    h.set_push_core(1);
-    // Three requests of the first client: one of each pattern.
-    let mut kinds = Vec::new();
-    for seq in [4, 5, 6] {
-        h.request(0, &Outgoing { message_id: seq | MEASURED_BIT, ..booked(5) });
-        let text = String::from_utf8(h.take_output(0).expect("the request's bytes")).unwrap();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap();
-        let rest = head.starts_with("POST /message:send ");
-        let body: serde_json::Value = serde_json::from_str(body).unwrap();
-        let params = if rest { &body } else { &body["params"] };
-        let c = &params["configuration"];
-        let v03 = body["method"] == "message/send";
-        kinds.push((rest, v03));
-        let push = if v03 {
-            assert_eq!(c["blocking"], false, "{body}");
-            assert_eq!(params["message"]["parts"][0]["kind"], "text", "{body}");
-            &c["pushNotificationConfig"]
-        } else {
-            assert_eq!(c["returnImmediately"], true, "{body}");
-            &c["taskPushNotificationConfig"]
-        };
-        assert_eq!(push["url"], format!("http://10.1.2.3:9/p/1/1/0/{seq}"), "{body}");
-        assert_eq!(push["token"], token.as_str(), "{body}");
+    // (`message/send` with `blocking: false` and a `pushNotificationConfig`); with
+    // --push-auth, an authentication too.
+    for auth in [false, true] {
+        let at = push::Advertised { url: Some("http://10.1.2.3:9/p/"), host: None, auth };
+        let receiver = push::Receiver::start("127.0.0.1:0".parse().unwrap(), at, &[]).unwrap();
+        assert_eq!(receiver.next_run(), 1);
+        let token = receiver.token().to_string();
+        assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'), "{token}");
+        let plan = Arc::new(Plan {
+            host: "h".into(),
+            patterns: vec![Pattern::A2aPush, Pattern::A2aRestPush, Pattern::A2aV03Push],
+            pipeline: 3,
+            push: Some(Arc::new(receiver)),
+            ..Plan::default()
+        });
+        let mut h = Http::new(&config(), plan);
+        h.set_push_core(1);
+        // Three requests of the first client: one of each pattern.
+        let mut kinds = Vec::new();
+        for seq in [4, 5, 6] {
+            h.request(0, &Outgoing { message_id: seq | MEASURED_BIT, ..booked(5) });
+            let text = String::from_utf8(h.take_output(0).expect("the request's bytes")).unwrap();
+            let (head, body) = text.split_once("\r\n\r\n").unwrap();
+            let rest = head.starts_with("POST /message:send ");
+            let body: serde_json::Value = serde_json::from_str(body).unwrap();
+            let params = if rest { &body } else { &body["params"] };
+            let c = &params["configuration"];
+            let v03 = body["method"] == "message/send";
+            kinds.push((rest, v03));
+            let push = if v03 {
+                assert_eq!(c["blocking"], false, "{body}");
+                assert_eq!(params["message"]["parts"][0]["kind"], "text", "{body}");
+                &c["pushNotificationConfig"]
+            } else {
+                assert_eq!(c["returnImmediately"], true, "{body}");
+                &c["taskPushNotificationConfig"]
+            };
+            assert_eq!(push["url"], format!("http://10.1.2.3:9/p/1/1/0/{seq}"), "{body}");
+            assert_eq!(push["token"], token.as_str(), "{body}");
+            // --push-auth: the token as Bearer credentials (v0.3: a list of schemes).
+            let want = match (auth, v03) {
+                (false, _) => serde_json::Value::Null,
+                (true, false) => serde_json::json!({"scheme": "Bearer", "credentials": token}),
+                (true, true) => serde_json::json!({"schemes": ["Bearer"], "credentials": token}),
+            };
+            assert_eq!(push["authentication"], want, "{body}");
+        }
+        kinds.sort();
+        assert_eq!(kinds, [(false, false), (false, true), (true, false)]);
     }
-    kinds.sort();
-    assert_eq!(kinds, [(false, false), (false, true), (true, false)]);
 }
 
 #[test]
