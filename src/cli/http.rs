@@ -187,6 +187,11 @@ pub struct HttpCmd {
     /// works to the next GetTask about it (0: at once).
     #[arg(long, value_name = "SECS", default_value = "0.1", value_parser = parse_secs)]
     task_poll: Duration,
+    /// The task patterns: back off, each GetTask of a task still working waiting twice as
+    /// long as the one before, from --task-poll up to this many seconds (as clients that poll
+    /// long tasks do) [default: no backoff].
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    task_poll_max: Option<Duration>,
     /// The task patterns: a task still working this many seconds after its intended send
     /// time is an error of kind task_timeout (a subscription's stream still open is cut).
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
@@ -386,6 +391,9 @@ fn config(
             base.rsplit_once('/').map_or("/", |(b, _)| if b.is_empty() { "/" } else { b })
         );
     }
+    if cmd.task_poll_max.is_some() && !patterns.iter().any(|p| p.is_task() && !p.is_push()) {
+        bail!("--task-poll-max is for the task patterns that poll (a2a:task, a2a:cancel, …)");
+    }
     if cmd.page_walk && !patterns.iter().any(|p| p.is_list()) {
         bail!("--page-walk is for the list patterns (a2a:list_tasks, a2a-rest:list_tasks, a2a-grpc:list_tasks)");
     }
@@ -404,6 +412,7 @@ fn config(
         page_size: cmd.page_size,
         page_walk: cmd.page_walk,
         task_poll_ns: cmd.task_poll.as_nanos() as u64,
+        task_poll_max_ns: cmd.task_poll_max.map_or(0, |d| d.as_nanos() as u64),
         task_timeout_ns: cmd.task_timeout.as_nanos() as u64,
         pipeline: cmd.pipeline,
         http2: cmd.http2,
@@ -439,6 +448,7 @@ fn config(
             .iter()
             .any(|p| p.is_task() && !p.is_push())
             .then_some(cmd.task_poll.as_secs_f64()),
+        task_poll_max_sec: cmd.task_poll_max.map(|d| d.as_secs_f64()),
         task_timeout_sec: patterns
             .iter()
             .any(|p| p.is_task())
@@ -486,6 +496,9 @@ fn check_flags(cmd: &HttpCmd) -> anyhow::Result<(serde_json::Value, Option<Strin
     }
     if cmd.task_timeout.is_zero() {
         bail!("--task-timeout must be above 0");
+    }
+    if cmd.task_poll_max.is_some_and(|m| m <= cmd.task_poll || cmd.task_poll.is_zero()) {
+        bail!("--task-poll-max must be above --task-poll, and --task-poll above 0 (the wait it doubles from)");
     }
     if cmd.connections == Some(0) {
         bail!("--connections must be at least 1");

@@ -429,6 +429,9 @@ pub struct HttpConfig {
     /// `--task-poll` in seconds, when a task pattern runs.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub task_poll_sec: Option<f64>,
+    /// `--task-poll-max` in seconds: the polls backed off up to it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub task_poll_max_sec: Option<f64>,
     /// `--task-timeout` in seconds, when a task pattern runs.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub task_timeout_sec: Option<f64>,

@@ -792,6 +792,31 @@ fn extended_cards_and_pages_of_tasks_are_answered_in_every_binding() {
 }
 
 #[test]
+fn polls_of_a_long_task_back_off_to_task_poll_max() {
+    // Proves --task-poll-max: against tasks of 300 ms polled from 10 ms, a task is asked about
+    // after 10, 20, 40, 80 and 160 ms (its end seen by the fifth GetTask, at 310 ms) where a
+    // fixed 10 ms asks about thirty times; both see every task end, from its intended time.
+    let (_echo, url) = echo_with_tasks(Duration::from_millis(300));
+    let base = ["--url", &url, "--pattern", "a2a:task", "--agents", "2", "--duration", "1.5"];
+    let polls = |extra: &[&str]| {
+        let args = [&base[..], &["--task-poll", "0.01"], extra].concat();
+        let (ok, text, report) = http(&args);
+        assert!(ok, "{text}");
+        let report = report.unwrap();
+        assert_clean(&report, &["a2a:task"]);
+        let p = pattern(&report, "a2a:task");
+        let done = p["latency"]["p50_ms"].as_f64().unwrap();
+        assert!((300.0..400.0).contains(&done), "{p}");
+        (p["polls_per_answer"].as_f64().unwrap(), report)
+    };
+    let (fixed, _) = polls(&[]);
+    let (backed_off, report) = polls(&["--task-poll-max", "0.16"]);
+    assert!(fixed > 20.0, "{fixed} polls per task at a fixed 10 ms");
+    assert!((4.0..=6.0).contains(&backed_off), "{backed_off} polls per task backing off");
+    assert_eq!(report["config"]["http"]["task_poll_max_sec"], 0.16);
+}
+
+#[test]
 fn a_cancel_that_does_not_take_is_an_error_by_kind() {
     // Proves a cancel pattern's other ends, every booked request resolved once: a cancel the
     // server refuses (`a2a_task_not_cancelable`, JSON-RPC -32002); a cancel answered with the
@@ -1857,6 +1882,18 @@ fn http_flag_mistakes_get_one_line() {
         (vec!["--url", "http://127.0.0.1:1/", "--page-size", "0"], "--page-size"),
         (vec!["--url", "http://127.0.0.1:1/", "--page-size", "101"], "--page-size"),
         (vec!["--url", "http://127.0.0.1:1/", "--page-walk"], "--page-walk"),
+        (vec!["--url", "http://127.0.0.1:1/", "--task-poll-max", "1"], "--task-poll-max"),
+        (
+            vec![
+                "--url",
+                "http://127.0.0.1:1/",
+                "--pattern",
+                "a2a:task",
+                "--task-poll-max",
+                "0.05",
+            ],
+            "--task-poll-max must be above --task-poll",
+        ),
         (vec!["--url", "http://127.0.0.1:1/", "--push-url", "http://h/"], "--push-url and"),
         (vec!["--url", "http://127.0.0.1:1/", "--push-auth"], "--push-auth are for"),
         (

@@ -520,16 +520,27 @@ impl Http {
     /// Sends follow-up `w` (a `GetTask`, a `SubscribeToTask`) on `conn` after `--task-poll`
     /// (at once when it is 0).
     fn poll_later(&mut self, conn: usize, w: Wire, now_ns: u64) {
-        if self.plan.task_poll_ns == 0 {
+        let base = self.plan.task_poll_ns;
+        if base == 0 {
             return self.submit(conn, w);
         }
-        if self.polls.is_empty() {
+        // --task-poll-max: twice the wait after each GetTask that found the task working.
+        let polls = self.tasks.get(w.task as usize).map_or(0, |t| t.polls);
+        let wait = match self.plan.task_poll_max_ns {
+            max if max > base => base.saturating_mul(1u64 << polls.min(40)).min(max),
+            _ => base,
+        };
+        let due = now_ns + wait;
+        // Due times in order: with one wait for all, each goes last; with backoff, a later
+        // task's first GetTask may come before an older task's next.
+        let at = self.polls.partition_point(|&(d, _, _)| d <= due);
+        if at == 0 {
             if let Some(p) = &self.poke {
-                // The side task sleeps until its last timer: it looks again.
+                // The side task sleeps until its next timer (or its last): it looks again.
                 let _ = p.try_send(super::super::workload::Completed { local: 0, slot: 0, seq: 0 });
             }
         }
-        self.polls.push_back((now_ns + self.plan.task_poll_ns, conn as u32, w));
+        self.polls.insert(at, (due, conn as u32, w));
     }
 
     /// Sends the `GetTask`s due by `now_ns`.

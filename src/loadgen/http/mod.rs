@@ -461,6 +461,9 @@ pub struct Plan {
     /// The task patterns: the time from a task's last answer (still working) to its
     /// next `GetTask` (0: at once).
     pub task_poll_ns: u64,
+    /// `--task-poll-max`: each `GetTask` of a task still working waits twice as long as the
+    /// one before, up to this (at most [`Plan::task_poll_ns`]: no backoff).
+    pub task_poll_max_ns: u64,
     /// The task patterns: a task still working this long after its intended send time is an
     /// error of kind `task_timeout` (a server whose tasks never end does not hold the run).
     pub task_timeout_ns: u64,
@@ -501,6 +504,7 @@ impl Default for Plan {
             page_size: LIST_PAGE,
             page_walk: false,
             task_poll_ns: 100_000_000,
+            task_poll_max_ns: 0,
             task_timeout_ns: 30_000_000_000,
             pipeline: 1,
             http2: false,
