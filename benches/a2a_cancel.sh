@@ -12,34 +12,22 @@ B=${A2A_BENCH:-$ROOT/target/release/a2a-bench}
 ENVS=${A2A_BENCH_PYENVS:-$ROOT/target/pyenvs}
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-run() { local name=$1 port=$2 clients=$3; shift 3
-  for r in 1 2 3; do for p in "$@"; do
-    "$B" http --url "http://127.0.0.1:$port/" --pattern "$p" --agents "$clients" --duration 3 --warmup 1 --repeat 1 --agent-cores "$(( $(nproc) - 1 ))" --stall-probe 0 --task-poll 0.02 --output "$OUT/$name-$p-$r.json" >/dev/null 2>&1
-  done; done
-  python3 - "$OUT" "$name" "$@" <<'PY'
-import json, statistics as st, sys
-out, name, pats = sys.argv[1], sys.argv[2], sys.argv[3:]
-for p in pats:
-    rs=[json.load(open(f"{out}/{name}-{p}-{r}.json"))["results"][0] for r in (1,2,3)]
-    pp=[r["patterns"][0] for r in rs]
-    errs=sum(sum(r["errors"].values()) for r in rs)
-    print(f"{name:10} {p:18} {st.median(x['ok_per_sec'] for x in pp):8.0f}/s p50 {st.median(x['latency']['p50_ms'] for x in pp):7.3f} p99 {st.median(x['latency']['p99_ms'] for x in pp):7.3f} accepted p50 {st.median((x.get('accepted') or {}).get('p50_ms') or 0 for x in pp):7.3f} server {st.median(r['cpu'].get('target_cores') or 0 for r in rs):.2f} errors {errs}")
-PY
-}
+# shellcheck source=benches/http_medians.sh
+. "$ROOT/benches/http_medians.sh"
+FLAGS="--task-poll 0.02"
 PORT=$(free_port)
 taskset -c 0 "$B" serve a2a-echo --listen "127.0.0.1:$PORT" --threads 1 --task-ms 1000 >/dev/null 2>&1 & E=$!
-for i in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT/" && break; sleep 0.1; done
+wait_up "$PORT"
 run echo "$PORT" 64 a2a:message a2a:cancel a2a-rest:cancel a2a-v03:cancel
 kill $E
 [ -x "$ENVS/a2a/bin/python" ] && [ -x "$ENVS/a2a03/bin/python" ] || { echo "(no make test-targets environments: the Python agents left out)"; exit 0; }
 for v in a2a:1.x a2a03:0.3; do PORT=$(free_port); env=${v%%:*}; ver=${v##*:}; f=a2a_echo.py; [ $env = a2a03 ] && f=a2a_v03_echo.py
   A2A_ECHO_TASK_MS=1000 taskset -c 0 "$ENVS/$env/bin/python" "$ROOT/tests/targets/$f" $PORT >/dev/null 2>&1 & P=$!
-  for i in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:$PORT/ && break; sleep 0.1; done
+  wait_up "$PORT"
   if [ $env = a2a ]; then run sdk-$ver $PORT 16 a2a:cancel a2a-v03:cancel; else run sdk-$ver $PORT 16 a2a-v03:cancel; fi
   kill $P; sleep 1
   taskset -c 0 "$ENVS/$env/bin/python" "$ROOT/tests/targets/$f" $PORT >/dev/null 2>&1 & P=$!
-  for i in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:$PORT/ && break; sleep 0.1; done
+  wait_up "$PORT"
   if [ $env = a2a ]; then run sdk-$ver-msg $PORT 16 a2a:message; else run sdk-$ver-msg $PORT 16 a2a-v03:message; fi
   kill $P; sleep 1
 done

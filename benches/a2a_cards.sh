@@ -14,22 +14,8 @@ ENVS=${A2A_BENCH_PYENVS:-$ROOT/target/pyenvs}
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 PATTERNS="a2a:message a2a:agent_card a2a:extended_card a2a-rest:extended_card a2a-v03:extended_card"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_up() { for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.1; done; }
-run() { local name=$1 port=$2 clients=$3; shift 3
-  for r in 1 2 3; do for p in "$@"; do
-    "$B" http --url "http://127.0.0.1:$port/" --pattern "$p" --agents "$clients" --duration 3 --warmup 1 --repeat 1 --agent-cores "$(( $(nproc) - 1 ))" --stall-probe 0 --output "$OUT/$name-$p-$r.json" >/dev/null 2>&1
-  done; done
-  python3 - "$OUT" "$name" "$@" <<'PY'
-import json, statistics as st, sys
-out, name, pats = sys.argv[1], sys.argv[2], sys.argv[3:]
-for p in pats:
-    rs=[json.load(open(f"{out}/{name}-{p}-{r}.json"))["results"][0] for r in (1,2,3)]
-    pp=[r["patterns"][0] for r in rs]
-    errs=sum(sum(r["errors"].values()) for r in rs)
-    print(f"{name:8} {p:24} {st.median(x['ok_per_sec'] for x in pp):8.0f}/s p50 {st.median(x['latency']['p50_ms'] for x in pp):7.3f} p99 {st.median(x['latency']['p99_ms'] for x in pp):7.3f} server {st.median(r['cpu'].get('target_cores') or 0 for r in rs):.2f} errors {errs}")
-PY
-}
+# shellcheck source=benches/http_medians.sh
+. "$ROOT/benches/http_medians.sh"
 PORT=$(free_port)
 taskset -c 0 "$B" serve a2a-echo --listen "127.0.0.1:$PORT" --threads 1 >/dev/null 2>&1 & E=$!
 wait_up "$PORT"
