@@ -89,13 +89,7 @@ pub fn grpc_status_name(code: u32) -> Kind {
 /// payloads (counted).
 fn grpc_answer(p: Pattern, head: &Head, body: &[u8], context: Option<&str>) -> Result<u32, Kind> {
     use crate::grpc::{bytes_field, fields, messages, Field};
-    if head.content_type != ContentType::Grpc {
-        return Err(WRONG_TYPE);
-    }
-    let Some(end) = head.grpc else { return Err(NO_GRPC_STATUS) };
-    if end.code != 0 {
-        return Err(end.a2a.map_or_else(|| grpc_status_name(end.code), rpc_error_name));
-    }
+    grpc_ok(head)?;
     let stream = p == Pattern::A2aGrpcStream;
     let walked = messages(body, |m| {
         if stream {
@@ -608,13 +602,7 @@ pub fn subscription<'a>(
     use crate::grpc::{bytes_field, messages};
     let mut last: Option<&'static str> = None;
     if p.is_grpc() {
-        if head.content_type != ContentType::Grpc {
-            return Err(WRONG_TYPE);
-        }
-        let Some(end) = head.grpc else { return Err(NO_GRPC_STATUS) };
-        if end.code != 0 {
-            return Err(end.a2a.map_or_else(|| grpc_status_name(end.code), rpc_error_name));
-        }
+        grpc_ok(head)?;
         let walked = messages(body, |m| {
             // A task (1) or a status update (3) carries its status at 3.
             for n in [1, 3] {
@@ -703,13 +691,7 @@ pub fn notification(body: &[u8]) -> Result<Option<&'static str>, Kind> {
 /// or, to a `GetTask`, one `Task`.
 fn grpc_task<'a>(head: &Head, body: &'a [u8], poll: bool) -> Result<TaskSeen<'a>, Kind> {
     use crate::grpc::{bytes_field, messages};
-    if head.content_type != ContentType::Grpc {
-        return Err(WRONG_TYPE);
-    }
-    let Some(end) = head.grpc else { return Err(NO_GRPC_STATUS) };
-    if end.code != 0 {
-        return Err(end.a2a.map_or_else(|| grpc_status_name(end.code), rpc_error_name));
-    }
+    grpc_ok(head)?;
     let mut seen = Err(BAD_SHAPE);
     let walked = messages(body, |m| {
         let task = if poll {
@@ -933,6 +915,19 @@ pub(crate) fn listed<'a>(p: Pattern, head: &Head, body: &'a [u8]) -> Result<Opti
     rpc_with(body, |l: Listed<'a>| Ok(l.next))
 }
 
+/// Checks a gRPC answer's head and trailers: gRPC's content type and status 0; else the error,
+/// named by A2A's reason when the status details give one.
+fn grpc_ok(head: &Head) -> Result<(), Kind> {
+    if head.content_type != ContentType::Grpc {
+        return Err(WRONG_TYPE);
+    }
+    let Some(end) = head.grpc else { return Err(NO_GRPC_STATUS) };
+    if end.code != 0 {
+        return Err(end.a2a.map_or_else(|| grpc_status_name(end.code), rpc_error_name));
+    }
+    Ok(())
+}
+
 /// Judges a unary gRPC answer (`ListTasksResponse`, `AgentCard`): exactly one message, whose
 /// fields read as protobuf and which `check` passes.
 fn grpc_one<'b>(
@@ -941,13 +936,7 @@ fn grpc_one<'b>(
     mut check: impl FnMut(&'b [u8]) -> Result<(), Kind>,
 ) -> Result<u32, Kind> {
     use crate::grpc::{fields, messages};
-    if head.content_type != ContentType::Grpc {
-        return Err(WRONG_TYPE);
-    }
-    let Some(end) = head.grpc else { return Err(NO_GRPC_STATUS) };
-    if end.code != 0 {
-        return Err(end.a2a.map_or_else(|| grpc_status_name(end.code), rpc_error_name));
-    }
+    grpc_ok(head)?;
     let walked = messages(body, |m| {
         fields(m).try_for_each(|f| f.map(|_| ())).map_err(|_| BAD_PROTOBUF)?;
         check(m)

@@ -276,6 +276,15 @@ impl Pattern {
         )
     }
 
+    /// Whether it speaks A2A v1.0 (its requests say `A2A-Version: 1.0`): every A2A method but
+    /// v0.3's; the agent card is not a method.
+    pub fn is_a2a_v1(self) -> bool {
+        !(self.is_v03()
+            || self.is_mcp()
+            || self.is_registry()
+            || matches!(self, Pattern::Health | Pattern::AgentCard))
+    }
+
     /// Whether it asks `ListTasks` for a page.
     pub fn is_list(self) -> bool {
         matches!(

@@ -158,38 +158,7 @@ pub(super) fn fixed_head(
     if plan.close {
         out.extend_from_slice(b"Connection: close\r\n");
     }
-    let a2a = matches!(
-        kind,
-        Some(
-            Pattern::A2aMessage
-                | Pattern::A2aStream
-                | Pattern::A2aConversation
-                | Pattern::A2aRestMessage
-                | Pattern::A2aRestStream
-                | Pattern::A2aRestConversation
-                | Pattern::A2aGrpcMessage
-                | Pattern::A2aGrpcStream
-                | Pattern::A2aGrpcConversation
-                | Pattern::A2aTask
-                | Pattern::A2aRestTask
-                | Pattern::A2aGrpcTask
-                | Pattern::A2aSubscribe
-                | Pattern::A2aRestSubscribe
-                | Pattern::A2aGrpcSubscribe
-                | Pattern::A2aPush
-                | Pattern::A2aRestPush
-                | Pattern::A2aGrpcPush
-                | Pattern::A2aCancel
-                | Pattern::A2aRestCancel
-                | Pattern::A2aGrpcCancel
-                | Pattern::A2aListTasks
-                | Pattern::A2aRestListTasks
-                | Pattern::A2aGrpcListTasks
-                | Pattern::A2aExtendedCard
-                | Pattern::A2aRestExtendedCard
-                | Pattern::A2aGrpcExtendedCard
-        )
-    );
+    let a2a = kind.is_some_and(Pattern::is_a2a_v1);
     if a2a && !theirs("a2a-version") {
         out.extend_from_slice(b"A2A-Version: 1.0\r\n");
     }

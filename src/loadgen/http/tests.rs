@@ -969,3 +969,15 @@ fn a_task_is_polled_until_it_ends_and_answered_once_allocating_nothing() {
         }
     }
 }
+
+#[test]
+fn a2a_version_1_0_goes_with_every_a2a_v1_method_by_name() {
+    // Proves `Pattern::is_a2a_v1` (whose requests say `A2A-Version: 1.0`) by the names: every
+    // a2a:, a2a-rest: and a2a-grpc: pattern but the agent card, and none of v0.3's, MCP's, the
+    // registry's or health.
+    for (name, p) in PATTERNS {
+        let v1 = ["a2a:", "a2a-rest:", "a2a-grpc:"].iter().any(|b| name.starts_with(b))
+            && name != "a2a:agent_card";
+        assert_eq!(p.is_a2a_v1(), v1, "{name}");
+    }
+}
