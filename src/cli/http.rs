@@ -36,6 +36,9 @@ pub struct HttpCmd {
     /// a2a:list_tasks, a2a-rest:list_tasks, a2a-grpc:list_tasks (ListTasks, a page of
     /// --page-size), a2a:extended_card, a2a-rest:extended_card, a2a-grpc:extended_card,
     /// a2a-v03:extended_card (GetExtendedAgentCard; v0.3 agent/getAuthenticatedExtendedCard),
+    /// a2a-v03-rest:message, a2a-v03-rest:stream, a2a-v03-rest:task, a2a-v03-rest:subscribe,
+    /// a2a-v03-rest:push, a2a-v03-rest:cancel, a2a-v03-rest:extended_card (v0.3's HTTP+JSON
+    /// binding, under {path}/v1; its extended card is GET /v1/card),
     /// a2a-grpc:message, a2a-grpc:stream, a2a-grpc:conversation (A2A's gRPC binding, over
     /// HTTP/2), mcp:tools/list, mcp:tools/call, mcp:mixed, registry:register, registry:get,
     /// registry:list, registry:search, registry:health.
@@ -240,7 +243,7 @@ fn push_receiver(
     if !patterns.iter().any(|p| p.is_push()) {
         if cmd.push_listen.is_some() || cmd.push_url.is_some() || cmd.push_auth {
             bail!(
-                "--push-listen, --push-url and --push-auth are for the push patterns (a2a:push, a2a-rest:push, a2a-grpc:push, a2a-v03:push)"
+                "--push-listen, --push-url and --push-auth are for the push patterns (a2a:push, a2a-rest:push, a2a-grpc:push, a2a-v03:push, a2a-v03-rest:push)"
             );
         }
         return Ok(None);
@@ -385,10 +388,14 @@ fn config(
     if patterns.iter().any(|p| p.is_a2a_rest())
         && (base.ends_with("/message:send") || base.ends_with("/message:stream"))
     {
+        // v0.3's binding adds its /v1 too.
+        let v03 = patterns.iter().any(|p| p.is_v03_rest());
+        let above = base.rsplit_once('/').map_or("", |(b, _)| b);
+        let above = if v03 { above.strip_suffix("/v1").unwrap_or(above) } else { above };
         bail!(
-            "--url: the a2a-rest patterns add /message:send or /message:stream themselves: give \
-             the binding's base ('{}')",
-            base.rsplit_once('/').map_or("/", |(b, _)| if b.is_empty() { "/" } else { b })
+            "--url: the a2a-rest patterns add /message:send or /message:stream themselves \
+             (a2a-v03-rest: /v1/message:send): give the binding's base ('{}')",
+            if above.is_empty() { "/" } else { above }
         );
     }
     if cmd.task_poll_max.is_some() && !patterns.iter().any(|p| p.is_task() && !p.is_push()) {

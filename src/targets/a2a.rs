@@ -27,7 +27,12 @@
 //! announces an extended one (`capabilities.extendedAgentCard`, v0.3's
 //! `supportsAuthenticatedExtendedCard`), which `GetExtendedAgentCard` (JSON-RPC, `GET
 //! {prefix}/extendedAgentCard`, gRPC) and v0.3's `agent/getAuthenticatedExtendedCard` answer:
-//! the card with one more skill, behind the token when `--auth-token` sets one.
+//! the card with one more skill, behind the token when `--auth-token` sets one. v0.3's
+//! HTTP+JSON binding is served under `{prefix}/v1` as a2a-sdk mounts it beside v1.0's (`POST
+//! /v1/message:send`, `/v1/message:stream`, `GET /v1/tasks/{id}`, `:subscribe`, `POST
+//! :cancel`, `GET /v1/card` for the extended card), unless a request says `A2A-Version: 1.x`:
+//! ProtoJSON as v1.0's but a message's parts in `content`, `TASK_STATE_CANCELLED`, errors as
+//! `{"message"}`; a `SendMessage` not `blocking` (proto3's default) starts a task.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -178,6 +183,9 @@ const TASK_KEPT_FULL: Duration = Duration::from_secs(1);
 enum Version {
     V1,
     V03,
+    /// v0.3's HTTP+JSON binding (under `{prefix}/v1`): ProtoJSON as v1.0's, but a message's
+    /// parts in `content`, `TASK_STATE_CANCELLED`, errors as `{"message"}`.
+    V03Rest,
 }
 
 impl Echo {
@@ -255,12 +263,13 @@ impl Echo {
     fn task_json(&self, id: &str, version: Version) -> Option<Value> {
         let (context, now) = self.task_now(id)?;
         Some(match (now, version) {
-            (Now::Working, Version::V1) => {
+            (Now::Working, Version::V1 | Version::V03Rest) => {
                 json!({"id": id, "contextId": context, "status": {"state": "TASK_STATE_WORKING"}})
             }
             (Now::Working, Version::V03) => json!({"kind": "task", "id": id, "contextId": context,
                 "status": {"state": "working"}}),
-            (Now::Completed(text), Version::V1) => json!({"id": id, "contextId": context,
+            (Now::Completed(text), Version::V1 | Version::V03Rest) => json!({"id": id,
+                "contextId": context,
                 "status": {"state": "TASK_STATE_COMPLETED"},
                 "artifacts": [{"artifactId": format!("{id}-echo"), "parts": [{"text": text}]}]}),
             (Now::Completed(text), Version::V03) => json!({"kind": "task", "id": id,
@@ -269,6 +278,9 @@ impl Echo {
                     "parts": [{"kind": "text", "text": text}]}]}),
             (Now::Canceled, Version::V1) => {
                 json!({"id": id, "contextId": context, "status": {"state": "TASK_STATE_CANCELED"}})
+            }
+            (Now::Canceled, Version::V03Rest) => {
+                json!({"id": id, "contextId": context, "status": {"state": "TASK_STATE_CANCELLED"}})
             }
             (Now::Canceled, Version::V03) => json!({"kind": "task", "id": id, "contextId": context,
                 "status": {"state": "canceled"}}),
@@ -413,6 +425,7 @@ impl Echo {
         let config = request.pointer(match version {
             Version::V1 => "/configuration/taskPushNotificationConfig",
             Version::V03 => "/configuration/pushNotificationConfig",
+            Version::V03Rest => "/configuration/pushNotification",
         });
         if let Some(url) = config.and_then(|c| c.get("url")).and_then(Value::as_str) {
             let token = config.and_then(|c| c.get("token")).and_then(Value::as_str);
@@ -429,7 +442,7 @@ impl Echo {
     }
 
     /// When task `id` (in `context`, echoing `text`) ends, POSTs its final status update
-    /// (v0.3: the task) to `url` (with `auth`'s token, if any, in `X-A2A-Notification-Token`,
+    /// (v0.3, either binding: the task, as a2a-sdk 0.3 sends it) to `url` (with `auth`'s token, if any, in `X-A2A-Notification-Token`,
     /// and its `Authorization` value, if the config asked for one): completed, or canceled
     /// when it is canceled first (then at once); best effort, as a2a-sdk's sender.
     fn notify_when_done(
@@ -454,16 +467,16 @@ impl Echo {
                 () = wake.notified() => {}
             }
             let canceled = tasks.table(&id).get(&id).is_some_and(|t| t.canceled);
-            let update = match (version, canceled) {
-                (Version::V1, false) => json!({"statusUpdate": {"taskId": id,
+            let update = match (version == Version::V1, canceled) {
+                (true, false) => json!({"statusUpdate": {"taskId": id,
                     "contextId": context, "status": {"state": "TASK_STATE_COMPLETED"}}}),
-                (Version::V1, true) => json!({"statusUpdate": {"taskId": id,
+                (true, true) => json!({"statusUpdate": {"taskId": id,
                     "contextId": context, "status": {"state": "TASK_STATE_CANCELED"}}}),
-                (Version::V03, false) => json!({"kind": "task", "id": id, "contextId": context,
+                (false, false) => json!({"kind": "task", "id": id, "contextId": context,
                     "status": {"state": "completed"},
                     "artifacts": [{"artifactId": format!("{id}-echo"),
                         "parts": [{"kind": "text", "text": text}]}]}),
-                (Version::V03, true) => json!({"kind": "task", "id": id, "contextId": context,
+                (false, true) => json!({"kind": "task", "id": id, "contextId": context,
                     "status": {"state": "canceled"}}),
             };
             let mut post = Request::post(url).header("content-type", "application/json");
@@ -489,26 +502,37 @@ impl Echo {
 
     pub(crate) async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         let path = req.uri().path().to_string();
+        // The HTTP+JSON binding's version: v0.3's under `{prefix}/v1` (as a2a-sdk mounts it
+        // beside v1.0's), unless the request says `A2A-Version: 1.x`.
+        let says_v1 =
+            req.headers().get("a2a-version").is_some_and(|v| v.as_bytes().starts_with(b"1"));
+        let rest_version = |prefix: &str| match prefix.ends_with("/v1") && !says_v1 {
+            true => Version::V03Rest,
+            false => Version::V1,
+        };
         match (req.method(), path.as_str()) {
             (&Method::GET, "/.well-known/agent-card.json" | "/.well-known/agent.json") => {
                 reply(StatusCode::OK, "application/json", self.card.clone())
             }
             (&Method::GET, p) if p.ends_with(":subscribe") && p.contains("/tasks/") => {
-                let id = p.rsplit_once("/tasks/").map_or("", |(_, id)| id);
+                let (prefix, id) = p.rsplit_once("/tasks/").unwrap_or_default();
                 let id = id.trim_end_matches(":subscribe");
+                let version = rest_version(prefix);
                 match self.subscription(id) {
                     Some(Ok((left, context, text))) => {
-                        let all = task_events(id, &context, &text, Version::V1)
+                        let all = task_events(id, &context, &text, version)
                             .map(|e| Bytes::from(format!("data: {e}\n\n")));
                         timed(all, left, "text/event-stream", None)
                     }
-                    Some(Err(())) => rest_error(
+                    Some(Err(())) => rest_error_in(
+                        version,
                         StatusCode::BAD_REQUEST,
                         "FAILED_PRECONDITION",
                         "UNSUPPORTED_OPERATION",
                         "the task ended",
                     ),
-                    None => rest_error(
+                    None => rest_error_in(
+                        version,
                         StatusCode::NOT_FOUND,
                         "NOT_FOUND",
                         "TASK_NOT_FOUND",
@@ -537,18 +561,27 @@ impl Echo {
             (&Method::GET, p) if p == "/extendedAgentCard" || p.ends_with("/extendedAgentCard") => {
                 reply(StatusCode::OK, A2A_JSON, self.extended.clone())
             }
+            // v0.3's HTTP+JSON `GetAgentCard`: the card an authenticated client is shown.
+            (&Method::GET, p) if p.ends_with("/v1/card") => {
+                reply(StatusCode::OK, "application/json", self.extended.clone())
+            }
             (&Method::POST, p) if p.ends_with(":cancel") && p.contains("/tasks/") => {
-                let id = p.rsplit_once("/tasks/").map_or("", |(_, id)| id);
+                let (prefix, id) = p.rsplit_once("/tasks/").unwrap_or_default();
                 let id = id.trim_end_matches(":cancel");
-                match self.cancel(id).map(|c| c.map(|()| self.task_json(id, Version::V1))) {
-                    Some(Ok(Some(task))) => reply(StatusCode::OK, A2A_JSON, task.to_string()),
-                    Some(Err(())) => rest_error(
+                let version = rest_version(prefix);
+                match self.cancel(id).map(|c| c.map(|()| self.task_json(id, version))) {
+                    Some(Ok(Some(task))) => {
+                        reply(StatusCode::OK, rest_type(version), task.to_string())
+                    }
+                    Some(Err(())) => rest_error_in(
+                        version,
                         StatusCode::CONFLICT,
                         "FAILED_PRECONDITION",
                         "TASK_NOT_CANCELABLE",
                         "the task ended",
                     ),
-                    _ => rest_error(
+                    _ => rest_error_in(
+                        version,
                         StatusCode::NOT_FOUND,
                         "NOT_FOUND",
                         "TASK_NOT_FOUND",
@@ -557,10 +590,12 @@ impl Echo {
                 }
             }
             (&Method::GET, p) if p.rsplit_once("/tasks/").is_some() => {
-                let id = p.rsplit_once("/tasks/").map_or("", |(_, id)| id);
-                match self.task_json(id, Version::V1) {
-                    Some(task) => reply(StatusCode::OK, A2A_JSON, task.to_string()),
-                    None => rest_error(
+                let (prefix, id) = p.rsplit_once("/tasks/").unwrap_or_default();
+                let version = rest_version(prefix);
+                match self.task_json(id, version) {
+                    Some(task) => reply(StatusCode::OK, rest_type(version), task.to_string()),
+                    None => rest_error_in(
+                        version,
                         StatusCode::NOT_FOUND,
                         "NOT_FOUND",
                         "TASK_NOT_FOUND",
@@ -572,10 +607,11 @@ impl Echo {
                 if p.ends_with("/message:send") || p.ends_with("/message:stream") =>
             {
                 let stream = p.ends_with("/message:stream");
+                let binding = rest_version(p.rsplit_once("/message:").unwrap_or_default().0);
                 match body(req).await {
                     Ok((parts, bytes)) => {
                         let version = parts.headers.get("a2a-version").map(|v| v.as_bytes());
-                        self.rest(&bytes, version, stream)
+                        self.rest(&bytes, (binding, version), stream)
                     }
                     Err(r) => r,
                 }
@@ -674,9 +710,10 @@ fn card_proto(card: &Value) -> grpc::AgentCard {
     }
 }
 
-/// The text of a message's parts (v1.0 `{"text"}` or v0.3 `{"kind":"text","text"}`).
+/// The text of a message's parts (v1.0 `{"text"}` or v0.3 `{"kind":"text","text"}`; v0.3's
+/// HTTP+JSON binding calls them `content`).
 fn text_of(message: &Value) -> Option<String> {
-    let parts = message.get("parts")?.as_array()?;
+    let parts = message.get("parts").or_else(|| message.get("content"))?.as_array()?;
     Some(
         parts
             .iter()
@@ -701,6 +738,10 @@ fn answer(message: &Value, text: &str, version: Version) -> Value {
             "kind": "message", "role": "agent", "messageId": fresh_id("msg"), "contextId": context,
             "parts": [{"kind": "text", "text": text}]
         }),
+        Version::V03Rest => json!({
+            "role": "ROLE_AGENT", "messageId": fresh_id("msg"), "contextId": context,
+            "content": [{"text": text}]
+        }),
     }
 }
 
@@ -708,7 +749,8 @@ fn answer(message: &Value, text: &str, version: Version) -> Value {
 fn task_events(task: &str, context: &str, text: &str, version: Version) -> [Value; 3] {
     let artifact = fresh_id("artifact");
     match version {
-        Version::V1 => [
+        // v0.3's HTTP+JSON events are v1.0's (an artifact's parts are `parts` in both).
+        Version::V1 | Version::V03Rest => [
             json!({"task": {"id": task, "contextId": context, "status": {"state": "TASK_STATE_WORKING"}}}),
             json!({"artifactUpdate": {"taskId": task, "contextId": context,
                 "artifact": {"artifactId": artifact, "parts": [{"text": text}]}, "lastChunk": true}}),
@@ -755,21 +797,53 @@ fn rest_error(status: StatusCode, grpc: &str, reason: &str, message: &str) -> Re
     reply(status, A2A_JSON, body.to_string())
 }
 
+/// An HTTP+JSON error in `version`'s binding: v1.0's [`rest_error`], or v0.3's
+/// `{"message"}` (as a2a-sdk 0.3 answers).
+fn rest_error_in(
+    version: Version,
+    status: StatusCode,
+    grpc: &str,
+    reason: &str,
+    message: &str,
+) -> Response<Body> {
+    if version == Version::V03Rest {
+        return reply(status, "application/json", json!({ "message": message }).to_string());
+    }
+    rest_error(status, grpc, reason, message)
+}
+
+/// The media type of an HTTP+JSON answer in `version`'s binding (v0.3's is plain JSON).
+fn rest_type(version: Version) -> &'static str {
+    if version == Version::V03Rest {
+        "application/json"
+    } else {
+        A2A_JSON
+    }
+}
+
 /// Whether a v1.0 request asks for its task at once (`configuration.returnImmediately`).
 fn immediately(request: &Value) -> bool {
     request.pointer("/configuration/returnImmediately").and_then(Value::as_bool) == Some(true)
 }
 
 impl Echo {
-    /// `SendMessage` or `SendStreamingMessage` in the HTTP+JSON binding. A request that names an
-    /// `A2A-Version` other than 1.x is refused (`VERSION_NOT_SUPPORTED`); one that names none is
-    /// taken as 1.0.
-    fn rest(&self, bytes: &Bytes, version: Option<&[u8]>, stream: bool) -> Response<Body> {
+    /// `SendMessage` or `SendStreamingMessage` in the HTTP+JSON binding, v1.0's or v0.3's
+    /// (`binding`). A v1.0 request that names an `A2A-Version` other than 1.x is refused
+    /// (`VERSION_NOT_SUPPORTED`); one that names none is taken as 1.0. v0.3's answers at once
+    /// (a task) unless `configuration.blocking` is true: proto3's default is false, and
+    /// a2a-sdk 0.3 reads it so.
+    fn rest(
+        &self,
+        bytes: &Bytes,
+        (binding, version): (Version, Option<&[u8]>),
+        stream: bool,
+    ) -> Response<Body> {
         let gap = self.event_gap;
         let bad = |reason: &str, message: &str| {
-            rest_error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", reason, message)
+            rest_error_in(binding, StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", reason, message)
         };
-        if version.is_some_and(|v| v != b"1" && !v.starts_with(b"1.")) {
+        let v03 = binding == Version::V03Rest;
+        if !v03 && version.is_some_and(|v| v != b"1" && !v.starts_with(b"1.")) {
             return rest_error(
                 StatusCode::BAD_REQUEST,
                 "FAILED_PRECONDITION",
@@ -786,10 +860,16 @@ impl Echo {
         let Some(text) = text_of(message) else {
             return bad("INVALID_REQUEST", "the message has no parts");
         };
-        if !stream && immediately(&request) {
-            return match self.task_answer(&request, message, &text, Version::V1) {
-                Ok(task) => reply(StatusCode::OK, A2A_JSON, json!({"task": task}).to_string()),
-                Err(()) => rest_error(
+        let now = match v03 {
+            true => request.pointer("/configuration/blocking") != Some(&Value::Bool(true)),
+            false => immediately(&request),
+        };
+        let media = rest_type(binding);
+        if !stream && now {
+            return match self.task_answer(&request, message, &text, binding) {
+                Ok(task) => reply(StatusCode::OK, media, json!({"task": task}).to_string()),
+                Err(()) => rest_error_in(
+                    binding,
                     StatusCode::SERVICE_UNAVAILABLE,
                     "UNAVAILABLE",
                     "TOO_MANY_TASKS",
@@ -797,14 +877,13 @@ impl Echo {
                 ),
             };
         }
-        let out = answer(message, &text, Version::V1);
+        let out = answer(message, &text, binding);
         if !stream {
-            return reply(StatusCode::OK, A2A_JSON, json!({"message": out}).to_string());
+            return reply(StatusCode::OK, media, json!({"message": out}).to_string());
         }
         let task = fresh_id("task");
         let context = out["contextId"].as_str().unwrap_or_default().to_string();
-        let all =
-            task_events(&task, &context, &text, Version::V1).map(|e| format!("data: {e}\n\n"));
+        let all = task_events(&task, &context, &text, binding).map(|e| format!("data: {e}\n\n"));
         events(all, gap)
     }
 
@@ -893,7 +972,7 @@ impl Echo {
         let params = call.get("params");
         let now = match version {
             Version::V1 => params.is_some_and(immediately),
-            Version::V03 => {
+            Version::V03 | Version::V03Rest => {
                 params.and_then(|p| p.pointer("/configuration/blocking"))
                     == Some(&Value::Bool(false))
             }

@@ -281,6 +281,43 @@ fn the_a2a_http_json_binding_is_answered_and_its_errors_named_by_reason() {
 }
 
 #[test]
+fn the_a2a_v03_http_json_binding_is_answered_beside_v1() {
+    // Proves v0.3's HTTP+JSON binding end to end: message and stream against the echo agent
+    // under a tenant's path, beside v1.0's binding on the same base, over HTTP/1.1 and h2c
+    // (the stream's three events counted); a scripted server that checks what v0.3 sends
+    // (POST {base}/v1/message:send, the parts in `content`, `blocking: true`, no A2A-Version)
+    // answers 404 with v0.3's `{"message"}` body to every request, each counted as http_404
+    // (anything else would be http_400).
+    let t = Target::start(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), 1).unwrap();
+    let url = format!("http://{}/tenant-1", t.local_addr());
+    let mix = "a2a-v03-rest:message,a2a-v03-rest:stream,a2a-rest:message";
+    for h2 in [false, true] {
+        let mut args = vec!["--url", &url, "--pattern", mix, "--agents", "3"];
+        if h2 {
+            args.push("--http2");
+        }
+        let (ok, text, report) = http(&args);
+        let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+        assert!(ok, "{text}");
+        assert_clean(&report, &mix.split(',').collect::<Vec<_>>());
+        assert_eq!(pattern(&report, "a2a-v03-rest:stream")["events_per_answer"], 3.0, "{h2}");
+    }
+    let addr = scripted(|_, request| {
+        let v03 = request.starts_with("POST /t/v1/message:send HTTP/1.1\r\n")
+            && request.contains(r#""content":[{"text":"#)
+            && request.contains(r#""configuration":{"blocking":true}"#)
+            && !request.to_ascii_lowercase().contains("\r\na2a-version:");
+        if !v03 {
+            return Some(response("400 Bad Request", "text/plain", "", "not what v0.3 sends"));
+        }
+        Some(response("404 Not Found", "application/json", "", r#"{"message":"no task"}"#))
+    });
+    let url = format!("http://{addr}/t");
+    let args = ["--url", &url, "--pattern", "a2a-v03-rest:message", "--agents", "2"];
+    check_every_request_fails(&args, "http_404");
+}
+
+#[test]
 fn the_a2a_grpc_binding_is_answered_and_its_errors_named() {
     // Proves A2A's gRPC binding end to end: message, stream (events counted, the first one
     // timed) and conversation (context kept) against the echo agent under a prefix, mixed
@@ -355,8 +392,9 @@ fn tasks_are_polled_until_they_end_and_timed_to_their_end() {
     // GetTask every 10 ms until the task completes; the answer is timed from the intended send
     // time to the GetTask that found it completed (over 30 ms), its polls counted (at least
     // two), in a mix with a plain message, over HTTP/1.1 and HTTP/2 and in the gRPC binding,
-    // with nothing lost; v0.3's message/send (`blocking: false`) and tasks/get alike.
-    let json = ["a2a:task", "a2a-rest:task", "a2a-v03:task", "a2a:message"];
+    // with nothing lost; v0.3's message/send (`blocking: false`) and tasks/get alike, in
+    // JSON-RPC and in v0.3's HTTP+JSON binding.
+    let json = ["a2a:task", "a2a-rest:task", "a2a-v03:task", "a2a-v03-rest:task", "a2a:message"];
     let grpc = ["a2a-grpc:task", "a2a-grpc:message"];
     against_tasks_of_30_ms(&json, &grpc, &["--task-poll", "0.01"], |report, text, version, mix| {
         for name in mix.iter().filter(|p| p.ends_with(":task")) {
@@ -380,9 +418,10 @@ fn subscribed_tasks_are_answered_when_their_stream_says_they_ended() {
     // Proves the subscribe patterns end to end against the echo agent, whose tasks work 30 ms:
     // each SendMessage (`returnImmediately`) is followed at once by one SubscribeToTask, whose
     // stream tells the task's end as it happens (under 30 ms + 15 ms, where a GetTask every
-    // 10 ms would be up to 10 ms late), in the three bindings and v0.3's tasks/resubscribe,
-    // over HTTP/1.1 and HTTP/2.
-    let json = ["a2a:subscribe", "a2a-rest:subscribe", "a2a-v03:subscribe"];
+    // 10 ms would be up to 10 ms late), in the three bindings, v0.3's tasks/resubscribe and
+    // v0.3's HTTP+JSON GET /v1/tasks/{id}:subscribe, over HTTP/1.1 and HTTP/2.
+    let json =
+        ["a2a:subscribe", "a2a-rest:subscribe", "a2a-v03:subscribe", "a2a-v03-rest:subscribe"];
     against_tasks_of_30_ms(&json, &["a2a-grpc:subscribe"], &[], |report, _, version, mix| {
         for name in mix {
             let p = pattern(report, name);
@@ -498,7 +537,7 @@ fn notified_tasks_are_answered_when_their_end_is_pushed() {
     // is the task itself), authenticated with --push-auth (the receiver then requires it),
     // and the receiver says what it received.
     let (_echo, url) = echo_with_tasks(Duration::from_millis(30));
-    let json = &["a2a:push", "a2a-rest:push", "a2a-v03:push"][..];
+    let json = &["a2a:push", "a2a-rest:push", "a2a-v03:push", "a2a-v03-rest:push"][..];
     let grpc = &["a2a-grpc:push"][..];
     for (version, mix) in [
         (None, json),
@@ -709,9 +748,10 @@ fn a_task_that_fails_or_is_lost_is_an_error_by_kind() {
 fn canceled_tasks_are_answered_when_the_cancel_takes() {
     // Proves the cancel patterns against the echo agent, whose tasks would work 30 ms: each
     // task is canceled by one CancelTask sent as soon as it is accepted (JSON-RPC, HTTP+JSON's
-    // POST /tasks/{id}:cancel, v0.3's tasks/cancel, gRPC), over HTTP/1.1 and HTTP/2, and is
+    // POST /tasks/{id}:cancel, v0.3's tasks/cancel and POST /v1/tasks/{id}:cancel, gRPC), over
+    // HTTP/1.1 and HTTP/2, and is
     // answered when the cancel says it is canceled, long before the task would have ended.
-    let json = ["a2a:cancel", "a2a-rest:cancel", "a2a-v03:cancel"];
+    let json = ["a2a:cancel", "a2a-rest:cancel", "a2a-v03:cancel", "a2a-v03-rest:cancel"];
     against_tasks_of_30_ms(&json, &["a2a-grpc:cancel"], &[], |report, _, version, mix| {
         for &name in mix {
             let p = pattern(report, name);
@@ -743,7 +783,8 @@ fn lists_of_tasks_are_answered_beside_the_tasks() {
 #[test]
 fn extended_cards_and_pages_of_tasks_are_answered_in_every_binding() {
     // Proves the extended-card patterns end to end against the echo agent behind a token:
-    // JSON-RPC (v1.0 and v0.3) and HTTP+JSON over HTTP/1.1, gRPC over HTTP/2, each answered
+    // JSON-RPC (v1.0 and v0.3) and HTTP+JSON (v1.0 and v0.3's GET /v1/card) over HTTP/1.1,
+    // gRPC over HTTP/2, each answered
     // with a card; without the token each is an error http_401 while the public card beside
     // them is answered; --page-size is the list patterns' page, and --page-walk has each
     // client follow the page tokens, both kept in the report's config.
@@ -751,7 +792,7 @@ fn extended_cards_and_pages_of_tasks_are_answered_in_every_binding() {
     let options = Options { threads: 1, token: Some("tok".into()), ..Options::default() };
     let t = Target::start_options(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), options).unwrap();
     let url = format!("http://{}/", t.local_addr());
-    let mix = "a2a:extended_card,a2a-rest:extended_card,a2a-v03:extended_card,a2a:agent_card";
+    let mix = "a2a:extended_card,a2a-rest:extended_card,a2a-v03:extended_card,a2a-v03-rest:extended_card,a2a:agent_card";
     let token = ["--auth-token", "tok"];
     for mix in [mix, "a2a-grpc:extended_card"] {
         let args = [&["--url", &url, "--pattern", mix, "--agents", "2"][..], &token].concat();
@@ -1858,6 +1899,15 @@ fn http_flag_mistakes_get_one_line() {
         (
             vec!["--url", "http://127.0.0.1:1/t/message:send", "--pattern", "a2a-rest:message"],
             "give the binding's base ('/t')",
+        ),
+        (
+            vec![
+                "--url",
+                "http://127.0.0.1:1/v1/message:send",
+                "--pattern",
+                "a2a-v03-rest:message",
+            ],
+            "give the binding's base ('/')",
         ),
         (
             vec![

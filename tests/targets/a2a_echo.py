@@ -2,7 +2,7 @@
 
 Answers every message with its own text, as a message (SendMessage) or, streamed, as a task:
 working status, an artifact, completed. JSON-RPC at /, v0.3 compatibility on, the HTTP+JSON
-binding beside it (POST /message:send, /message:stream), the agent card at
+binding beside it (POST /message:send, /message:stream; v0.3's under /v1), the agent card at
 /.well-known/agent-card.json. Usage: python a2a_echo.py PORT
 
 With A2A_ECHO_TASK_MS=N every message starts a task instead: submitted, working for N ms, then
@@ -126,7 +126,7 @@ def main() -> None:
     routes = (
         create_agent_card_routes(card)
         + create_jsonrpc_routes(handler, "/", enable_v0_3_compat=True)
-        + create_rest_routes(handler)
+        + create_rest_routes(handler, enable_v0_3_compat=True)
     )
     # Optional: seconds uvicorn keeps an idle connection open (default 5), then a PEM
     # certificate and key to serve https.

@@ -2,8 +2,9 @@
 deployed agents still speak), for `make test-targets`.
 
 Answers every message with its own text, a message (`message/send`, or the one event of
-`message/stream`), JSON-RPC at /, the agent card at
-/.well-known/agent-card.json. Usage: python a2a_v03_echo.py PORT
+`message/stream`), JSON-RPC at /, v0.3's HTTP+JSON binding beside it (POST /v1/message:send,
+GET /v1/tasks/{id}, GET /v1/card, ...), the agent card at /.well-known/agent-card.json.
+Usage: python a2a_v03_echo.py PORT
 
 With A2A_ECHO_TASK_MS=N every message starts a task instead: submitted, working for N ms, then
 an artifact with the text and completed (what `blocking: false` and `tasks/get` are for); the
@@ -17,9 +18,11 @@ import sys
 
 import httpx
 import uvicorn
+from starlette.routing import Route
 
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.apps import A2AStarletteApplication
+from a2a.server.apps.rest.rest_adapter import RESTAdapter
 from a2a.server.events import EventQueue
 from a2a.server.request_handlers import DefaultRequestHandler
 from a2a.server.tasks import (
@@ -86,6 +89,10 @@ def main() -> None:
     app = A2AStarletteApplication(
         agent_card=card, http_handler=handler, extended_agent_card=extended
     ).build()
+    # The HTTP+JSON binding's routes, as a2a-sdk 0.3's REST application mounts them.
+    rest = RESTAdapter(agent_card=card, http_handler=handler, extended_agent_card=extended)
+    for (path, method), endpoint in rest.routes().items():
+        app.router.routes.append(Route(path, endpoint, methods=[method]))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 

@@ -76,22 +76,22 @@ PY
 
 P=$(free_port); start "$P" "$ENVS/a2a/bin/python" "$HERE/a2a_echo.py" "$P"
 check "a2a-sdk $("$ENVS/a2a/bin/pip" show a2a-sdk | sed -n 's/^Version: //p')" --url "http://127.0.0.1:$P/" \
-    --pattern a2a:message,a2a:stream,a2a:conversation,a2a:agent_card,a2a-v03:message,a2a-v03:stream,a2a-rest:message,a2a-rest:stream,a2a-rest:conversation,a2a:extended_card,a2a-rest:extended_card,a2a-v03:extended_card
+    --pattern a2a:message,a2a:stream,a2a:conversation,a2a:agent_card,a2a-v03:message,a2a-v03:stream,a2a-rest:message,a2a-rest:stream,a2a-rest:conversation,a2a:extended_card,a2a-rest:extended_card,a2a-v03:extended_card,a2a-v03-rest:message,a2a-v03-rest:stream,a2a-v03-rest:extended_card
 
 # The same agent working on tasks of 50 ms: SendMessage with returnImmediately answers the
 # task at once, and GetTask (JSON-RPC, and HTTP+JSON's GET /tasks/{id}) or SubscribeToTask (a
 # stream of its events) follows it to its end; v0.3's message/send with blocking false,
-# tasks/get and tasks/resubscribe alike; or a2a-sdk's push sender (httpx) notifies each
-# task's events to a2a-bench's receiver.
+# tasks/get and tasks/resubscribe alike (and in v0.3's HTTP+JSON binding, under /v1); or
+# a2a-sdk's push sender (httpx) notifies each task's events to a2a-bench's receiver.
 P=$(free_port); A2A_ECHO_TASK_MS=50 start "$P" "$ENVS/a2a/bin/python" "$HERE/a2a_echo.py" "$P"
 check "a2a-sdk, tasks of 50 ms followed by GetTask and SubscribeToTask, or pushed" --url "http://127.0.0.1:$P/" \
-    --pattern a2a:task,a2a-rest:task,a2a:subscribe,a2a-rest:subscribe,a2a-v03:task,a2a-v03:subscribe,a2a:push,a2a-rest:push,a2a-v03:push,a2a:list_tasks,a2a-rest:list_tasks \
+    --pattern a2a:task,a2a-rest:task,a2a:subscribe,a2a-rest:subscribe,a2a-v03:task,a2a-v03:subscribe,a2a:push,a2a-rest:push,a2a-v03:push,a2a:list_tasks,a2a-rest:list_tasks,a2a-v03-rest:task,a2a-v03-rest:subscribe,a2a-v03-rest:push \
     --task-poll 0.02
 
 # The same agent's push sender authenticating its notifications as the configs ask
 # (--push-auth: Authorization: Bearer <token>, which a2a-bench's receiver then requires).
 check "a2a-sdk, tasks pushed with authentication" --url "http://127.0.0.1:$P/" \
-    --pattern a2a:push,a2a-rest:push --push-auth
+    --pattern a2a:push,a2a-rest:push,a2a-v03-rest:push --push-auth
 
 # The same store listed page after page: each client follows a2a-sdk's nextPageToken
 # (--page-walk), five tasks a page, in JSON-RPC and HTTP+JSON.
@@ -102,20 +102,21 @@ check "a2a-sdk, tasks listed page after page" --url "http://127.0.0.1:$P/" \
 # /tasks/{id}:cancel, v0.3's tasks/cancel): a second, so that no cancel finds its task ended.
 P=$(free_port); A2A_ECHO_TASK_MS=1000 start "$P" "$ENVS/a2a/bin/python" "$HERE/a2a_echo.py" "$P"
 check "a2a-sdk, tasks of 1 s canceled" --url "http://127.0.0.1:$P/" \
-    --pattern a2a:cancel,a2a-rest:cancel,a2a-v03:cancel --task-poll 0.02
+    --pattern a2a:cancel,a2a-rest:cancel,a2a-v03:cancel,a2a-v03-rest:cancel --task-poll 0.02
 
-# An echo agent on a2a-sdk 0.3 (A2A v0.3 itself, not 1.x's compatibility layer): messages, the
-# agent card, then tasks of 50 ms followed by tasks/get, tasks/resubscribe or a2a-sdk 0.3's push
-# sender, whose notification is the task itself (v0.3's shape), one per event.
+# An echo agent on a2a-sdk 0.3 (A2A v0.3 itself, not 1.x's compatibility layer), in JSON-RPC
+# and in its HTTP+JSON binding: messages, the agent card, then tasks of 50 ms followed by
+# tasks/get, tasks/resubscribe or a2a-sdk 0.3's push sender, whose notification is the task
+# itself (v0.3's shape), one per event.
 V03=$("$ENVS/a2a03/bin/pip" show a2a-sdk | sed -n 's/^Version: //p')
 P=$(free_port); start "$P" "$ENVS/a2a03/bin/python" "$HERE/a2a_v03_echo.py" "$P"
-check "a2a-sdk $V03 (A2A v0.3)" --url "http://127.0.0.1:$P/" --pattern a2a-v03:message,a2a-v03:stream,a2a:agent_card,a2a-v03:extended_card
+check "a2a-sdk $V03 (A2A v0.3)" --url "http://127.0.0.1:$P/" --pattern a2a-v03:message,a2a-v03:stream,a2a:agent_card,a2a-v03:extended_card,a2a-v03-rest:message,a2a-v03-rest:stream,a2a-v03-rest:extended_card
 P=$(free_port); A2A_ECHO_TASK_MS=50 start "$P" "$ENVS/a2a03/bin/python" "$HERE/a2a_v03_echo.py" "$P"
 check "a2a-sdk $V03 (A2A v0.3), tasks of 50 ms followed by tasks/get and tasks/resubscribe, or pushed" \
-    --url "http://127.0.0.1:$P/" --pattern a2a-v03:task,a2a-v03:subscribe,a2a-v03:push --task-poll 0.02
+    --url "http://127.0.0.1:$P/" --pattern a2a-v03:task,a2a-v03:subscribe,a2a-v03:push,a2a-v03-rest:task,a2a-v03-rest:subscribe,a2a-v03-rest:push --task-poll 0.02
 P=$(free_port); A2A_ECHO_TASK_MS=1000 start "$P" "$ENVS/a2a03/bin/python" "$HERE/a2a_v03_echo.py" "$P"
 check "a2a-sdk $V03 (A2A v0.3), tasks of 1 s canceled" --url "http://127.0.0.1:$P/" \
-    --pattern a2a-v03:cancel --task-poll 0.02
+    --pattern a2a-v03:cancel,a2a-v03-rest:cancel --task-poll 0.02
 
 # The a2a-sdk 1.x agent in A2A's gRPC binding, on grpcio's asyncio server (HTTP/2 only: readiness
 # is its port accepting).

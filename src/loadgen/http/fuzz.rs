@@ -12,8 +12,8 @@ use crate::loadgen::{Pacing, Stop, Topology};
 use crate::wire::{AgentId, Compression};
 
 /// The mixes a fuzz input picks from (each client sends the first request of its own pattern:
-/// the first four of a mix are the ones a run reaches).
-const MIXES: [&[Pattern]; 8] = [
+/// the first four of a mix are the ones a run reaches). Mix [`WALKED`] walks its pages.
+const MIXES: [&[Pattern]; 16] = [
     &[Pattern::Health, Pattern::RegistryList],
     &[Pattern::A2aMessage, Pattern::A2aStream, Pattern::A2aConversation, Pattern::AgentCard],
     &[Pattern::A2aV03Message, Pattern::A2aV03Stream, Pattern::A2aCancel, Pattern::A2aRestMessage],
@@ -37,14 +37,62 @@ const MIXES: [&[Pattern]; 8] = [
         Pattern::A2aGrpcSubscribe,
         Pattern::A2aV03Subscribe,
     ],
+    &[Pattern::A2aPush, Pattern::A2aRestPush, Pattern::A2aGrpcPush, Pattern::A2aV03Push],
+    &[
+        Pattern::RegistrySearch,
+        Pattern::RegistryRegister,
+        Pattern::RegistryGet,
+        Pattern::RegistryHealth,
+    ],
+    &[
+        Pattern::A2aExtendedCard,
+        Pattern::A2aRestExtendedCard,
+        Pattern::A2aGrpcExtendedCard,
+        Pattern::A2aV03ExtendedCard,
+    ],
+    &[
+        Pattern::A2aV03RestMessage,
+        Pattern::A2aV03RestStream,
+        Pattern::A2aV03RestTask,
+        Pattern::A2aV03RestSubscribe,
+    ],
+    &[
+        Pattern::A2aRestCancel,
+        Pattern::A2aGrpcCancel,
+        Pattern::A2aV03Cancel,
+        Pattern::A2aV03RestCancel,
+    ],
+    &[
+        Pattern::A2aListTasks,
+        Pattern::A2aRestListTasks,
+        Pattern::A2aGrpcListTasks,
+        Pattern::A2aV03RestPush,
+    ],
+    &[
+        Pattern::A2aV03RestExtendedCard,
+        Pattern::A2aV03RestCancel,
+        Pattern::A2aV03RestPush,
+        Pattern::AgentCard,
+    ],
+    &[
+        Pattern::A2aRestConversation,
+        Pattern::A2aGrpcConversation,
+        Pattern::McpToolsCall,
+        Pattern::A2aV03RestStream,
+    ],
 ];
+
+/// The mix whose list patterns walk their pages (`--page-walk`): each asks for the page after
+/// the token its last answer gave.
+const WALKED: usize = 13;
 
 /// Four clients on one connection send a request each (MCP clients queue the opening of their
 /// session first);
 /// the rest of `data` is the server's answer, read in pieces. The first byte picks the mix
-/// (bits 0–1 and 7), the pipeline depth (bits 2–3), HTTP/2 (bit 4), sessionless MCP (bit 5) and
-/// whether what is left after each piece is shown again, shorter (bit 6); the second, the size
-/// of the pieces. Then the server closes the connection (what its close ends is answered).
+/// (bits 0–1 and 7, with bit 7 of the second), the pipeline depth (bits 2–3), HTTP/2 (bit 4),
+/// sessionless MCP (bit 5) and whether what is left after each piece is shown again, shorter
+/// (bit 6); the second's other bits, the size of the pieces (1–127). Then the server closes
+/// the connection (what its close ends is answered).
 pub fn responses(data: &[u8]) {
     answered(data);
 }
@@ -52,9 +100,11 @@ pub fn responses(data: &[u8]) {
 /// [`responses`], and the answers and errors counted over the patterns.
 fn answered(data: &[u8]) -> (u64, u64) {
     let [sel, piece, input @ ..] = data else { return (0, 0) };
+    let mix = usize::from((sel & 3) | ((sel >> 5) & 4) | ((piece >> 4) & 8)) % MIXES.len();
     let plan = Plan {
         host: "fuzz".into(),
-        patterns: MIXES[usize::from((sel & 3) | ((sel >> 5) & 4)) % MIXES.len()].to_vec(),
+        patterns: MIXES[mix].to_vec(),
+        page_walk: mix == WALKED,
         pipeline: u32::from((sel >> 2) & 3) + 1,
         http2: sel & 16 != 0,
         mcp_version: if sel & 32 != 0 { MCP_SESSIONLESS.into() } else { "2025-06-18".into() },
@@ -75,7 +125,7 @@ fn answered(data: &[u8]) -> (u64, u64) {
     drain(&mut http);
     let mut buf = Vec::new();
     let mut broken = false;
-    for piece in input.chunks(usize::from(*piece).max(1)) {
+    for piece in input.chunks(usize::from(piece & 127).max(1)) {
         buf.extend_from_slice(piece);
         broken = true;
         match http.input(0, &buf, &mut book) {
@@ -175,5 +225,18 @@ mod tests {
         let until_close =
             "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{\"status\":\"ok\"}";
         assert_eq!(answered(&[&[0, 3][..], until_close.as_bytes()].concat()), (1, 0));
+        // The second byte's bit 7 picks the mixes past the eighth: v0.3's HTTP+JSON binding
+        // (client k's first request is pattern k + 1: the stream, two tasks that are done
+        // when accepted, then the message), 7 bytes at a time.
+        let done = r#"{"task":{"id":"t","status":{"state":"TASK_STATE_COMPLETED"}}}"#;
+        let events = format!("data: {done}\n\n");
+        let sse = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: {}\r\n\r\n{events}",
+            events.len()
+        );
+        let message = response(r#"{"message":{"content":[{"text":"x"}],"contextId":"c"}}"#, "");
+        let all = format!("{sse}{}{}{message}", response(done, ""), response(done, ""));
+        assert_eq!(answered(&[&[3, 128 | 7][..], all.as_bytes()].concat()), (4, 0));
+        assert_eq!(answered(&[&[3, 7][..], all.as_bytes()].concat()).0, 0, "mix 3 is MCP's");
     }
 }

@@ -762,7 +762,7 @@ pub fn judge(
     let json = || if head.content_type == ContentType::Json { Ok(()) } else { Err(WRONG_TYPE) };
     match p {
         Pattern::Health | Pattern::RegistryHealth => Ok(0),
-        Pattern::AgentCard | Pattern::A2aRestExtendedCard => {
+        Pattern::AgentCard | Pattern::A2aRestExtendedCard | Pattern::A2aV03RestExtendedCard => {
             json()?;
             match serde_json::from_slice::<Card<'_>>(body) {
                 Ok(card) => named(card),
@@ -774,7 +774,7 @@ pub fn judge(
             json()?;
             a2a_result(body, p == Pattern::A2aV03Message, context).map(|()| 0)
         }
-        Pattern::A2aRestMessage | Pattern::A2aRestConversation => {
+        Pattern::A2aRestMessage | Pattern::A2aRestConversation | Pattern::A2aV03RestMessage => {
             json()?;
             match serde_json::from_slice::<V1Result<'_>>(body) {
                 Ok(r) => match r.message.or(r.task) {
@@ -787,8 +787,11 @@ pub fn judge(
                 Err(_) => Err(BAD_JSON),
             }
         }
-        Pattern::A2aStream | Pattern::A2aV03Stream | Pattern::A2aRestStream => {
-            if head.content_type == ContentType::Json && p != Pattern::A2aRestStream {
+        Pattern::A2aStream
+        | Pattern::A2aV03Stream
+        | Pattern::A2aRestStream
+        | Pattern::A2aV03RestStream => {
+            if head.content_type == ContentType::Json && !p.is_a2a_rest() {
                 // A refusal as one JSON-RPC error (as servers answer a stream they will not
                 // start): by its code; a result is not a stream.
                 return rpc_with(body, |_: Skip| Err(WRONG_TYPE));
@@ -800,7 +803,7 @@ pub fn judge(
             let (n, open) = parse::events(body, scratch, |data| {
                 if failed.is_none() {
                     let checked = match p {
-                        Pattern::A2aRestStream => rest_event(data),
+                        Pattern::A2aRestStream | Pattern::A2aV03RestStream => rest_event(data),
                         _ => a2a_event(data, p == Pattern::A2aV03Stream),
                     };
                     failed = checked.err().map(|k| if k == BAD_JSON { BAD_SSE } else { k });
@@ -846,7 +849,11 @@ pub fn judge(
         | Pattern::A2aCancel
         | Pattern::A2aRestCancel
         | Pattern::A2aGrpcCancel
-        | Pattern::A2aV03Cancel => task(p, head, body, false).map(|_| 0),
+        | Pattern::A2aV03Cancel
+        | Pattern::A2aV03RestTask
+        | Pattern::A2aV03RestSubscribe
+        | Pattern::A2aV03RestPush
+        | Pattern::A2aV03RestCancel => task(p, head, body, false).map(|_| 0),
         Pattern::A2aListTasks | Pattern::A2aRestListTasks | Pattern::A2aGrpcListTasks => {
             listed(p, head, body).map(|_| 0)
         }

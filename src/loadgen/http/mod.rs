@@ -148,6 +148,23 @@ pub enum Pattern {
     A2aGrpcExtendedCard,
     /// A2A v0.3 `agent/getAuthenticatedExtendedCard`.
     A2aV03ExtendedCard,
+    /// A2A v0.3 `SendMessage` in its HTTP+JSON binding: `POST {path}/v1/message:send`
+    /// (`blocking: true`; the message's `content`).
+    A2aV03RestMessage,
+    /// A2A v0.3 `SendStreamingMessage` in its HTTP+JSON binding (`POST {path}/v1/message:stream`).
+    A2aV03RestStream,
+    /// [`Pattern::A2aV03Task`] in v0.3's HTTP+JSON binding (`GET {path}/v1/tasks/{id}`).
+    A2aV03RestTask,
+    /// [`Pattern::A2aV03Subscribe`] in v0.3's HTTP+JSON binding
+    /// (`GET {path}/v1/tasks/{id}:subscribe`).
+    A2aV03RestSubscribe,
+    /// [`Pattern::A2aV03Push`] in v0.3's HTTP+JSON binding (`configuration.pushNotification`).
+    A2aV03RestPush,
+    /// [`Pattern::A2aV03Cancel`] in v0.3's HTTP+JSON binding
+    /// (`POST {path}/v1/tasks/{id}:cancel`).
+    A2aV03RestCancel,
+    /// v0.3's HTTP+JSON `GetAgentCard` (`GET {path}/v1/card`: the authenticated extended card).
+    A2aV03RestExtendedCard,
     /// MCP `tools/list`.
     McpToolsList,
     /// MCP `tools/call`.
@@ -164,7 +181,7 @@ pub enum Pattern {
     RegistryHealth,
 }
 
-const PATTERNS: [(&str, Pattern); 43] = [
+const PATTERNS: [(&str, Pattern); 50] = [
     ("health", Pattern::Health),
     ("a2a:message", Pattern::A2aMessage),
     ("a2a:stream", Pattern::A2aStream),
@@ -198,6 +215,13 @@ const PATTERNS: [(&str, Pattern); 43] = [
     ("a2a-rest:extended_card", Pattern::A2aRestExtendedCard),
     ("a2a-grpc:extended_card", Pattern::A2aGrpcExtendedCard),
     ("a2a-v03:extended_card", Pattern::A2aV03ExtendedCard),
+    ("a2a-v03-rest:message", Pattern::A2aV03RestMessage),
+    ("a2a-v03-rest:stream", Pattern::A2aV03RestStream),
+    ("a2a-v03-rest:task", Pattern::A2aV03RestTask),
+    ("a2a-v03-rest:subscribe", Pattern::A2aV03RestSubscribe),
+    ("a2a-v03-rest:push", Pattern::A2aV03RestPush),
+    ("a2a-v03-rest:cancel", Pattern::A2aV03RestCancel),
+    ("a2a-v03-rest:extended_card", Pattern::A2aV03RestExtendedCard),
     ("a2a-grpc:message", Pattern::A2aGrpcMessage),
     ("a2a-grpc:stream", Pattern::A2aGrpcStream),
     ("a2a-grpc:conversation", Pattern::A2aGrpcConversation),
@@ -237,20 +261,36 @@ impl Pattern {
         )
     }
 
-    /// Whether it speaks A2A's HTTP+JSON binding (operations under the URL's path, errors
-    /// as HTTP statuses with a `google.rpc.Status` body).
+    /// Whether it speaks A2A's HTTP+JSON binding, v1.0's or v0.3's (operations under the URL's
+    /// path, errors as HTTP statuses, v1.0's with a `google.rpc.Status` body).
     pub fn is_a2a_rest(self) -> bool {
+        self.is_v03_rest()
+            || matches!(
+                self,
+                Pattern::A2aRestMessage
+                    | Pattern::A2aRestStream
+                    | Pattern::A2aRestConversation
+                    | Pattern::A2aRestTask
+                    | Pattern::A2aRestSubscribe
+                    | Pattern::A2aRestPush
+                    | Pattern::A2aRestCancel
+                    | Pattern::A2aRestListTasks
+                    | Pattern::A2aRestExtendedCard
+            )
+    }
+
+    /// Whether it speaks A2A v0.3's HTTP+JSON binding: its operations under `{path}/v1`, its
+    /// ProtoJSON (a message's parts in `content`, `blocking`), no `A2A-Version`.
+    pub fn is_v03_rest(self) -> bool {
         matches!(
             self,
-            Pattern::A2aRestMessage
-                | Pattern::A2aRestStream
-                | Pattern::A2aRestConversation
-                | Pattern::A2aRestTask
-                | Pattern::A2aRestSubscribe
-                | Pattern::A2aRestPush
-                | Pattern::A2aRestCancel
-                | Pattern::A2aRestListTasks
-                | Pattern::A2aRestExtendedCard
+            Pattern::A2aV03RestMessage
+                | Pattern::A2aV03RestStream
+                | Pattern::A2aV03RestTask
+                | Pattern::A2aV03RestSubscribe
+                | Pattern::A2aV03RestPush
+                | Pattern::A2aV03RestCancel
+                | Pattern::A2aV03RestExtendedCard
         )
     }
 
@@ -259,7 +299,11 @@ impl Pattern {
     pub fn is_task(self) -> bool {
         matches!(
             self,
-            Pattern::A2aTask | Pattern::A2aRestTask | Pattern::A2aGrpcTask | Pattern::A2aV03Task
+            Pattern::A2aTask
+                | Pattern::A2aRestTask
+                | Pattern::A2aGrpcTask
+                | Pattern::A2aV03Task
+                | Pattern::A2aV03RestTask
         ) || self.is_subscribe()
             || self.is_push()
             || self.is_cancel()
@@ -273,6 +317,7 @@ impl Pattern {
                 | Pattern::A2aRestCancel
                 | Pattern::A2aGrpcCancel
                 | Pattern::A2aV03Cancel
+                | Pattern::A2aV03RestCancel
         )
     }
 
@@ -280,6 +325,7 @@ impl Pattern {
     /// v0.3's; the agent card is not a method.
     pub fn is_a2a_v1(self) -> bool {
         !(self.is_v03()
+            || self.is_v03_rest()
             || self.is_mcp()
             || self.is_registry()
             || matches!(self, Pattern::Health | Pattern::AgentCard))
@@ -297,7 +343,11 @@ impl Pattern {
     pub fn is_push(self) -> bool {
         matches!(
             self,
-            Pattern::A2aPush | Pattern::A2aRestPush | Pattern::A2aGrpcPush | Pattern::A2aV03Push
+            Pattern::A2aPush
+                | Pattern::A2aRestPush
+                | Pattern::A2aGrpcPush
+                | Pattern::A2aV03Push
+                | Pattern::A2aV03RestPush
         )
     }
 
@@ -309,6 +359,7 @@ impl Pattern {
                 | Pattern::A2aRestSubscribe
                 | Pattern::A2aGrpcSubscribe
                 | Pattern::A2aV03Subscribe
+                | Pattern::A2aV03RestSubscribe
         )
     }
 
@@ -365,6 +416,7 @@ impl Pattern {
             Pattern::A2aStream
                 | Pattern::A2aV03Stream
                 | Pattern::A2aRestStream
+                | Pattern::A2aV03RestStream
                 | Pattern::A2aGrpcStream
         )
     }

@@ -1,5 +1,5 @@
 //! The receiver of A2A push notifications (`a2a:push`, `a2a-rest:push`, `a2a-grpc:push`,
-//! `a2a-v03:push`): a small HTTP server
+//! `a2a-v03:push`, `a2a-v03-rest:push`): a small HTTP server
 //! on its own thread that the agent under test POSTs its task updates to, and that hands
 //! each task's end to the agent core that sent the task.
 //!

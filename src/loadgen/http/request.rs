@@ -9,7 +9,14 @@ use super::*;
 pub(super) fn method_of(what: What, kind: Option<Pattern>) -> &'static str {
     match (what, kind) {
         (What::Farewell, _) => "DELETE",
-        (_, Some(Pattern::A2aRestListTasks | Pattern::A2aRestExtendedCard)) => "GET",
+        (
+            _,
+            Some(
+                Pattern::A2aRestListTasks
+                | Pattern::A2aRestExtendedCard
+                | Pattern::A2aV03RestExtendedCard,
+            ),
+        ) => "GET",
         (What::Poll(_) | What::Subscribe(_), Some(p)) if p.is_a2a_rest() => "GET",
         (
             _,
@@ -65,7 +72,8 @@ pub(super) fn fixed_head(
     let _ = match kind {
         Some(p) if p.is_a2a_rest() && what.follows_task() => {
             let At::Task(id) = at else { return false };
-            let _ = write!(out, "{method} {base}/tasks/");
+            let v = if p.is_v03_rest() { "/v1" } else { "" };
+            let _ = write!(out, "{method} {base}{v}/tasks/");
             percent_encode(out, id);
             match what {
                 What::Subscribe(_) => out.extend_from_slice(b":subscribe"),
@@ -91,6 +99,15 @@ pub(super) fn fixed_head(
         Some(Pattern::A2aRestStream) => write!(out, "POST {base}/message:stream"),
         Some(Pattern::A2aRestListTasks) => write!(out, "GET {base}/tasks"),
         Some(Pattern::A2aRestExtendedCard) => write!(out, "GET {base}/extendedAgentCard"),
+        Some(
+            Pattern::A2aV03RestMessage
+            | Pattern::A2aV03RestTask
+            | Pattern::A2aV03RestSubscribe
+            | Pattern::A2aV03RestPush
+            | Pattern::A2aV03RestCancel,
+        ) => write!(out, "POST {base}/v1/message:send"),
+        Some(Pattern::A2aV03RestStream) => write!(out, "POST {base}/v1/message:stream"),
+        Some(Pattern::A2aV03RestExtendedCard) => write!(out, "GET {base}/v1/card"),
         Some(Pattern::A2aGrpcListTasks) => {
             write!(out, "POST {base}{}{}", crate::grpc::SERVICE, crate::grpc::LIST_TASKS)
         }
@@ -388,6 +405,8 @@ pub(super) fn request_body(
                 r#"{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","parts":[{{"text":"{text}"}}]}},"configuration":{{"returnImmediately":true}}}}"#,
             );
         }
+        (_, Some(Pattern::A2aV03RestExtendedCard)) => {}
+        (_, Some(p)) if p.is_v03_rest() => v03_rest_body(b, plan, caller, text, p),
         (_, Some(Pattern::A2aRestMessage | Pattern::A2aRestStream)) => {
             // The HTTP+JSON binding's body is the request itself (`SendMessageRequest`).
             let _ = write!(
@@ -508,6 +527,34 @@ pub(super) fn request_body(
         }
         _ => {}
     }
+}
+
+/// The body of a v0.3 HTTP+JSON `SendMessage` (v0.3's ProtoJSON: the message's parts in
+/// `content`, roles and states as the proto's enums). Its `blocking` is always given: the
+/// binding's default is proto3's false, which a server takes as "answer at once" (a2a-sdk
+/// 0.3 does); the task patterns ask for that, the message patterns for the answer.
+fn v03_rest_body(b: &mut Vec<u8>, plan: &Plan, caller: &Caller, text: &str, p: Pattern) {
+    let Caller { id_base, client, seq, push_at, .. } = *caller;
+    let blocking = !p.is_task();
+    let _ = write!(
+        b,
+        r#"{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","content":[{{"text":"{text}"}}]}},"configuration":{{"blocking":{blocking}"#,
+    );
+    if let Some(r) = plan.push.as_ref().filter(|_| p.is_push()) {
+        // As for the other push patterns, the base and token need no escaping.
+        let (base, token) = (r.base(), r.token());
+        let (run, core, local) = push_at;
+        let _ = write!(
+            b,
+            r#","pushNotification":{{"url":"{base}/{run}/{core}/{local}/{seq}","token":"{token}""#
+        );
+        if r.auth() {
+            let _ =
+                write!(b, r#","authentication":{{"schemes":["Bearer"],"credentials":"{token}"}}"#);
+        }
+        b.push(b'}');
+    }
+    b.extend_from_slice(b"}}");
 }
 
 /// A gRPC `SendMessageRequest`, framed, from the caller at `(id_base, client, seq)`, in

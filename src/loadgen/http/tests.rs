@@ -143,6 +143,10 @@ fn requests_carry_the_head_of_their_kind_and_their_own_lines() {
         (Pattern::RegistrySearch, "POST /r/agents/search?k=1 HTTP/1.1"),
         (Pattern::A2aRestMessage, "POST /r/message:send?k=1 HTTP/1.1"),
         (Pattern::A2aRestStream, "POST /r/message:stream?k=1 HTTP/1.1"),
+        (Pattern::A2aV03RestMessage, "POST /r/v1/message:send?k=1 HTTP/1.1"),
+        (Pattern::A2aV03RestStream, "POST /r/v1/message:stream?k=1 HTTP/1.1"),
+        (Pattern::A2aV03RestTask, "POST /r/v1/message:send?k=1 HTTP/1.1"),
+        (Pattern::A2aV03RestExtendedCard, "GET /r/v1/card?k=1 HTTP/1.1"),
         (Pattern::RegistryHealth, "GET /r/health?k=1 HTTP/1.1"),
     ] {
         let plan = Plan { patterns: vec![pattern], path: "/r/?k=1".into(), ..Plan::default() };
@@ -158,6 +162,21 @@ fn requests_carry_the_head_of_their_kind_and_their_own_lines() {
     }
     assert!(body.starts_with(r#"{"message":{"role":"ROLE_USER","messageId":"#), "{body}");
     assert!(!body.contains("jsonrpc"), "{body}");
+    // v0.3's HTTP+JSON binding: no version header; the parts in `content`; `blocking` always
+    // said (proto3's default, false, would answer at once): true for a message, false for a
+    // task (a push task's config: `a_push_task_names_where_and_how_to_notify_its_end`).
+    for (pattern, blocking) in [
+        (Pattern::A2aV03RestStream, r#""configuration":{"blocking":true}}"#),
+        (Pattern::A2aV03RestTask, r#""configuration":{"blocking":false}}"#),
+    ] {
+        let plan = Plan { host: "h".into(), patterns: vec![pattern], ..Plan::default() };
+        let rest = text(plan, None);
+        let (head, body) = rest.split_once("\r\n\r\n").unwrap();
+        assert!(!head.contains("A2A-Version"), "{head}");
+        let message = r#"{"message":{"role":"ROLE_USER","messageId":"m-"#;
+        assert!(body.starts_with(message) && body.contains(r#","content":[{"text":"#), "{body}");
+        assert!(body.contains(blocking), "{pattern:?}: {body}");
+    }
     // A2A's gRPC binding: the method's path under the URL's (no query), gRPC's headers, and
     // one framed SendMessageRequest from the user as the body.
     let plan = Plan {
@@ -234,7 +253,8 @@ fn a_round_of_requests_and_answers_allocates_nothing_per_request() {
     // parsed and its shape checked) allocate nothing, for a GET, A2A answers whose skipped
     // members nest (a message's `parts`, a task's history and artifacts: `judge::Skip`,
     // where serde_json's own skip allocated its scratch stack once per response), a task in
-    // A2A's HTTP+JSON binding and a registry's list, four requests on the wire at once.
+    // A2A's HTTP+JSON binding, a message in v0.3's and a registry's list, four requests on
+    // the wire at once.
     use crate::loadgen::group::Group;
     use crate::testing::counting;
     use std::task::{Context, Poll, Waker};
@@ -252,6 +272,9 @@ fn a_round_of_requests_and_answers_allocates_nothing_per_request() {
     let rest_task = json(
         r#"{"task":{"id":"t","contextId":"c","status":{"state":"TASK_STATE_COMPLETED","message":{"role":"ROLE_AGENT","parts":[{"text":"done"}]}},"artifacts":[{"artifactId":"a","parts":[{"text":"y"}]}]}}"#,
     );
+    let v03_rest = json(
+        r#"{"message":{"role":"ROLE_AGENT","messageId":"m","contextId":"c","content":[{"text":"x"}]}}"#,
+    );
     let list = json(
         r#"[{"agent_id":"a1","agent_card":{"name":"n","skills":[{"id":"s","tags":["t"]}]}},{"agent_id":"a2","agent_card":{"name":"m","skills":[]}}]"#,
     );
@@ -261,6 +284,7 @@ fn a_round_of_requests_and_answers_allocates_nothing_per_request() {
         (Pattern::A2aMessage, &task[..]),
         (Pattern::RegistryList, &list[..]),
         (Pattern::A2aRestMessage, &rest_task[..]),
+        (Pattern::A2aV03RestMessage, &v03_rest[..]),
     ];
     for (pattern, answer) in cases {
         let plan =
@@ -727,8 +751,8 @@ fn a_push_task_names_where_and_how_to_notify_its_end() {
     // Proves the push patterns' SendMessage: returnImmediately, and a push-notification
     // config whose URL names the receiver's base, the run, the core, the client in it and the
     // request, with the command's token; the same in JSON-RPC, the HTTP+JSON binding and v0.3
-    // (`message/send` with `blocking: false` and a `pushNotificationConfig`); with
-    // --push-auth, an authentication too.
+    // (`message/send` with `blocking: false` and a `pushNotificationConfig`; in its HTTP+JSON
+    // binding a `pushNotification`); with --push-auth, an authentication too.
     for auth in [false, true] {
         let at = push::Advertised { url: Some("http://10.1.2.3:9/p/"), host: None, auth };
         let receiver = push::Receiver::start("127.0.0.1:0".parse().unwrap(), at, &[]).unwrap();
@@ -737,26 +761,36 @@ fn a_push_task_names_where_and_how_to_notify_its_end() {
         assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'), "{token}");
         let plan = Arc::new(Plan {
             host: "h".into(),
-            patterns: vec![Pattern::A2aPush, Pattern::A2aRestPush, Pattern::A2aV03Push],
-            pipeline: 3,
+            patterns: vec![
+                Pattern::A2aPush,
+                Pattern::A2aRestPush,
+                Pattern::A2aV03Push,
+                Pattern::A2aV03RestPush,
+            ],
+            pipeline: 4,
             push: Some(Arc::new(receiver)),
             ..Plan::default()
         });
         let mut h = Http::new(&config(), plan);
         h.set_push_core(1);
-        // Three requests of the first client: one of each pattern.
+        // Four requests of the first client: one of each pattern.
         let mut kinds = Vec::new();
-        for seq in [4, 5, 6] {
+        for seq in [4, 5, 6, 7] {
             h.request(0, &Outgoing { message_id: seq | MEASURED_BIT, ..booked(5) });
             let text = String::from_utf8(h.take_output(0).expect("the request's bytes")).unwrap();
             let (head, body) = text.split_once("\r\n\r\n").unwrap();
             let rest = head.starts_with("POST /message:send ");
+            let v03_rest = head.starts_with("POST /v1/message:send ");
             let body: serde_json::Value = serde_json::from_str(body).unwrap();
-            let params = if rest { &body } else { &body["params"] };
+            let params = if rest || v03_rest { &body } else { &body["params"] };
             let c = &params["configuration"];
-            let v03 = body["method"] == "message/send";
-            kinds.push((rest, v03));
-            let push = if v03 {
+            let v03 = body["method"] == "message/send" || v03_rest;
+            kinds.push((rest || v03_rest, v03));
+            let push = if v03_rest {
+                assert_eq!(c["blocking"], false, "{body}");
+                assert!(params["message"]["content"][0]["text"].is_string(), "{body}");
+                &c["pushNotification"]
+            } else if v03 {
                 assert_eq!(c["blocking"], false, "{body}");
                 assert_eq!(params["message"]["parts"][0]["kind"], "text", "{body}");
                 &c["pushNotificationConfig"]
@@ -775,7 +809,7 @@ fn a_push_task_names_where_and_how_to_notify_its_end() {
             assert_eq!(push["authentication"], want, "{body}");
         }
         kinds.sort();
-        assert_eq!(kinds, [(false, false), (false, true), (true, false)]);
+        assert_eq!(kinds, [(false, false), (false, true), (true, false), (true, true)]);
     }
 }
 
@@ -973,8 +1007,8 @@ fn a_task_is_polled_until_it_ends_and_answered_once_allocating_nothing() {
 #[test]
 fn a2a_version_1_0_goes_with_every_a2a_v1_method_by_name() {
     // Proves `Pattern::is_a2a_v1` (whose requests say `A2A-Version: 1.0`) by the names: every
-    // a2a:, a2a-rest: and a2a-grpc: pattern but the agent card, and none of v0.3's, MCP's, the
-    // registry's or health.
+    // a2a:, a2a-rest: and a2a-grpc: pattern but the agent card, and none of v0.3's (a2a-v03:,
+    // a2a-v03-rest:), MCP's, the registry's or health.
     for (name, p) in PATTERNS {
         let v1 = ["a2a:", "a2a-rest:", "a2a-grpc:"].iter().any(|b| name.starts_with(b))
             && name != "a2a:agent_card";
