@@ -25,6 +25,7 @@ pub struct HttpCmd {
     /// What each client sends, as a mix reported per pattern (NAME=W weighs a pattern W
     /// times a bare one, e.g. a2a:message=4,a2a:agent_card): health, a2a:message,
     /// a2a:stream, a2a:conversation, a2a:agent_card, a2a-v03:message, a2a-v03:stream,
+    /// a2a-v03:conversation,
     /// a2a-rest:message, a2a-rest:stream, a2a-rest:conversation (A2A's HTTP+JSON binding),
     /// a2a:task, a2a-rest:task, a2a-grpc:task (returnImmediately, then GetTask until the task
     /// ends), a2a:subscribe, a2a-rest:subscribe, a2a-grpc:subscribe (returnImmediately, then
@@ -37,7 +38,8 @@ pub struct HttpCmd {
     /// --page-size), a2a:extended_card, a2a-rest:extended_card, a2a-grpc:extended_card,
     /// a2a-v03:extended_card (GetExtendedAgentCard; v0.3 agent/getAuthenticatedExtendedCard),
     /// a2a-v03-rest:message, a2a-v03-rest:stream, a2a-v03-rest:task, a2a-v03-rest:subscribe,
-    /// a2a-v03-rest:push, a2a-v03-rest:cancel, a2a-v03-rest:extended_card (v0.3's HTTP+JSON
+    /// a2a-v03-rest:push, a2a-v03-rest:cancel, a2a-v03-rest:extended_card,
+    /// a2a-v03-rest:conversation (v0.3's HTTP+JSON
     /// binding, under {path}/v1; its extended card is GET /v1/card),
     /// a2a-grpc:message, a2a-grpc:stream, a2a-grpc:conversation (A2A's gRPC binding, over
     /// HTTP/2), mcp:tools/list, mcp:tools/call, mcp:mixed, registry:register, registry:get,
@@ -174,7 +176,8 @@ pub struct HttpCmd {
     /// against them).
     #[arg(long, value_name = "N", default_value_t = 0)]
     preload: u32,
-    /// a2a:conversation, a2a-rest:conversation, a2a-grpc:conversation: turns per context.
+    /// The conversation patterns (a2a:conversation, a2a-rest:, a2a-grpc:, a2a-v03:,
+    /// a2a-v03-rest:conversation): turns per context.
     #[arg(long, value_name = "N", default_value_t = 4)]
     turns: u32,
     /// a2a:list_tasks, a2a-rest:list_tasks, a2a-grpc:list_tasks: the tasks a page asks for

@@ -147,11 +147,12 @@ fn a_client_whose_answers_take_long_does_not_watch_for_them() {
 fn every_a2a_pattern_is_answered_by_the_echo_agent() {
     // Proves the A2A patterns end to end against the reference agent: v1.0 message, stream
     // (events counted, time to first event), conversation (context kept), agent card, v0.3
-    // message and stream, all in one mix reported per pattern, with nothing lost.
+    // message, stream and conversation, all in one mix reported per pattern, with nothing
+    // lost.
     let t = Target::start(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), 1).unwrap();
     let url = format!("http://{}/", t.local_addr());
-    let mix =
-        "a2a:message,a2a:stream,a2a:conversation,a2a:agent_card,a2a-v03:message,a2a-v03:stream";
+    let mix = "a2a:message,a2a:stream,a2a:conversation,a2a:agent_card,a2a-v03:message,\
+               a2a-v03:stream,a2a-v03:conversation";
     let (ok, text, report) = http(&["--url", &url, "--pattern", mix, "--agents", "3"]);
     let report = report.unwrap_or_else(|| panic!("no report: {text}"));
     assert!(ok, "{text}");
@@ -282,7 +283,8 @@ fn the_a2a_http_json_binding_is_answered_and_its_errors_named_by_reason() {
 
 #[test]
 fn the_a2a_v03_http_json_binding_is_answered_beside_v1() {
-    // Proves v0.3's HTTP+JSON binding end to end: message and stream against the echo agent
+    // Proves v0.3's HTTP+JSON binding end to end: message, stream and conversation (context
+    // kept) against the echo agent
     // under a tenant's path, beside v1.0's binding on the same base, over HTTP/1.1 and h2c
     // (the stream's three events counted); a scripted server that checks what v0.3 sends
     // (POST {base}/v1/message:send, the parts in `content`, `blocking: true`, no A2A-Version)
@@ -290,7 +292,7 @@ fn the_a2a_v03_http_json_binding_is_answered_beside_v1() {
     // (anything else would be http_400).
     let t = Target::start(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), 1).unwrap();
     let url = format!("http://{}/tenant-1", t.local_addr());
-    let mix = "a2a-v03-rest:message,a2a-v03-rest:stream,a2a-rest:message";
+    let mix = "a2a-v03-rest:message,a2a-v03-rest:stream,a2a-v03-rest:conversation,a2a-rest:message";
     for h2 in [false, true] {
         let mut args = vec!["--url", &url, "--pattern", mix, "--agents", "3"];
         if h2 {

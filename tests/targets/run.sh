@@ -76,7 +76,7 @@ PY
 
 P=$(free_port); start "$P" "$ENVS/a2a/bin/python" "$HERE/a2a_echo.py" "$P"
 check "a2a-sdk $("$ENVS/a2a/bin/pip" show a2a-sdk | sed -n 's/^Version: //p')" --url "http://127.0.0.1:$P/" \
-    --pattern a2a:message,a2a:stream,a2a:conversation,a2a:agent_card,a2a-v03:message,a2a-v03:stream,a2a-rest:message,a2a-rest:stream,a2a-rest:conversation,a2a:extended_card,a2a-rest:extended_card,a2a-v03:extended_card,a2a-v03-rest:message,a2a-v03-rest:stream,a2a-v03-rest:extended_card
+    --pattern a2a:message,a2a:stream,a2a:conversation,a2a:agent_card,a2a-v03:message,a2a-v03:stream,a2a-rest:message,a2a-rest:stream,a2a-rest:conversation,a2a:extended_card,a2a-rest:extended_card,a2a-v03:extended_card,a2a-v03-rest:message,a2a-v03-rest:stream,a2a-v03-rest:extended_card,a2a-v03:conversation,a2a-v03-rest:conversation
 
 # The same agent working on tasks of 50 ms: SendMessage with returnImmediately answers the
 # task at once, and GetTask (JSON-RPC, and HTTP+JSON's GET /tasks/{id}) or SubscribeToTask (a
@@ -110,7 +110,7 @@ check "a2a-sdk, tasks of 1 s canceled" --url "http://127.0.0.1:$P/" \
 # itself (v0.3's shape), one per event.
 V03=$("$ENVS/a2a03/bin/pip" show a2a-sdk | sed -n 's/^Version: //p')
 P=$(free_port); start "$P" "$ENVS/a2a03/bin/python" "$HERE/a2a_v03_echo.py" "$P"
-check "a2a-sdk $V03 (A2A v0.3)" --url "http://127.0.0.1:$P/" --pattern a2a-v03:message,a2a-v03:stream,a2a:agent_card,a2a-v03:extended_card,a2a-v03-rest:message,a2a-v03-rest:stream,a2a-v03-rest:extended_card
+check "a2a-sdk $V03 (A2A v0.3)" --url "http://127.0.0.1:$P/" --pattern a2a-v03:message,a2a-v03:stream,a2a:agent_card,a2a-v03:extended_card,a2a-v03-rest:message,a2a-v03-rest:stream,a2a-v03-rest:extended_card,a2a-v03:conversation,a2a-v03-rest:conversation
 P=$(free_port); A2A_ECHO_TASK_MS=50 start "$P" "$ENVS/a2a03/bin/python" "$HERE/a2a_v03_echo.py" "$P"
 check "a2a-sdk $V03 (A2A v0.3), tasks of 50 ms followed by tasks/get and tasks/resubscribe, or pushed" \
     --url "http://127.0.0.1:$P/" --pattern a2a-v03:task,a2a-v03:subscribe,a2a-v03:push,a2a-v03-rest:task,a2a-v03-rest:subscribe,a2a-v03-rest:push --task-poll 0.02

@@ -770,11 +770,17 @@ pub fn judge(
                 Err(_) => Err(BAD_JSON),
             }
         }
-        Pattern::A2aMessage | Pattern::A2aConversation | Pattern::A2aV03Message => {
+        Pattern::A2aMessage
+        | Pattern::A2aConversation
+        | Pattern::A2aV03Message
+        | Pattern::A2aV03Conversation => {
             json()?;
-            a2a_result(body, p == Pattern::A2aV03Message, context).map(|()| 0)
+            a2a_result(body, p.is_v03(), context).map(|()| 0)
         }
-        Pattern::A2aRestMessage | Pattern::A2aRestConversation | Pattern::A2aV03RestMessage => {
+        Pattern::A2aRestMessage
+        | Pattern::A2aRestConversation
+        | Pattern::A2aV03RestMessage
+        | Pattern::A2aV03RestConversation => {
             json()?;
             match serde_json::from_slice::<V1Result<'_>>(body) {
                 Ok(r) => match r.message.or(r.task) {
@@ -1020,6 +1026,17 @@ mod tests {
             br#"{"jsonrpc":"2.0","id":1,"result":{"kind":"message","role":"agent","parts":[]}}"#;
         assert_eq!(judge(Pattern::A2aV03Message, &ok, v03, None, &mut s), Ok(0));
         assert_eq!(judge(Pattern::A2aV03Message, &ok, msg, None, &mut s).unwrap_err(), BAD_SHAPE);
+        // A v0.3 conversation keeps its context by `kind`'s shapes (JSON-RPC) and by v1.0's
+        // (the HTTP+JSON binding, its parts in `content`).
+        let v03 = br#"{"jsonrpc":"2.0","id":1,"result":{"kind":"message","contextId":"c1"}}"#;
+        let rest = br#"{"message":{"contextId":"c1","content":[{"text":"hi"}]}}"#;
+        for (p, body) in
+            [(Pattern::A2aV03Conversation, &v03[..]), (Pattern::A2aV03RestConversation, rest)]
+        {
+            assert_eq!(judge(p, &ok, body, Some("c1"), &mut s), Ok(0), "{p:?}");
+            let lost = judge(p, &ok, body, Some("c2"), &mut s);
+            assert_eq!(lost.unwrap_err(), "a2a_context_lost", "{p:?}");
+        }
     }
 
     #[test]

@@ -165,6 +165,10 @@ pub enum Pattern {
     A2aV03RestCancel,
     /// v0.3's HTTP+JSON `GetAgentCard` (`GET {path}/v1/card`: the authenticated extended card).
     A2aV03RestExtendedCard,
+    /// [`Pattern::A2aConversation`] in v0.3 (`message/send`).
+    A2aV03Conversation,
+    /// [`Pattern::A2aConversation`] in v0.3's HTTP+JSON binding.
+    A2aV03RestConversation,
     /// MCP `tools/list`.
     McpToolsList,
     /// MCP `tools/call`.
@@ -181,7 +185,7 @@ pub enum Pattern {
     RegistryHealth,
 }
 
-const PATTERNS: [(&str, Pattern); 50] = [
+const PATTERNS: [(&str, Pattern); 52] = [
     ("health", Pattern::Health),
     ("a2a:message", Pattern::A2aMessage),
     ("a2a:stream", Pattern::A2aStream),
@@ -222,6 +226,8 @@ const PATTERNS: [(&str, Pattern); 50] = [
     ("a2a-v03-rest:push", Pattern::A2aV03RestPush),
     ("a2a-v03-rest:cancel", Pattern::A2aV03RestCancel),
     ("a2a-v03-rest:extended_card", Pattern::A2aV03RestExtendedCard),
+    ("a2a-v03:conversation", Pattern::A2aV03Conversation),
+    ("a2a-v03-rest:conversation", Pattern::A2aV03RestConversation),
     ("a2a-grpc:message", Pattern::A2aGrpcMessage),
     ("a2a-grpc:stream", Pattern::A2aGrpcStream),
     ("a2a-grpc:conversation", Pattern::A2aGrpcConversation),
@@ -291,6 +297,7 @@ impl Pattern {
                 | Pattern::A2aV03RestPush
                 | Pattern::A2aV03RestCancel
                 | Pattern::A2aV03RestExtendedCard
+                | Pattern::A2aV03RestConversation
         )
     }
 
@@ -375,6 +382,7 @@ impl Pattern {
                 | Pattern::A2aV03Push
                 | Pattern::A2aV03Cancel
                 | Pattern::A2aV03ExtendedCard
+                | Pattern::A2aV03Conversation
         )
     }
 
@@ -398,7 +406,11 @@ impl Pattern {
     pub fn is_conversation(self) -> bool {
         matches!(
             self,
-            Pattern::A2aConversation | Pattern::A2aRestConversation | Pattern::A2aGrpcConversation
+            Pattern::A2aConversation
+                | Pattern::A2aRestConversation
+                | Pattern::A2aGrpcConversation
+                | Pattern::A2aV03Conversation
+                | Pattern::A2aV03RestConversation
         )
     }
 
@@ -512,7 +524,7 @@ pub struct Plan {
     pub mcp_version: String,
     /// Registry agent ids registered before the run (`registry:get` picks among them).
     pub preloaded: Vec<String>,
-    /// `a2a:conversation`, `a2a-rest:conversation`, `a2a-grpc:conversation`: turns per context.
+    /// The conversation patterns (`a2a:conversation`, …): turns per context.
     pub turns: u32,
     /// The list patterns: the tasks a page asks for (`pageSize`, 1 to [`LIST_PAGE_MAX`]).
     pub page_size: u32,

@@ -104,7 +104,8 @@ pub(super) fn fixed_head(
             | Pattern::A2aV03RestTask
             | Pattern::A2aV03RestSubscribe
             | Pattern::A2aV03RestPush
-            | Pattern::A2aV03RestCancel,
+            | Pattern::A2aV03RestCancel
+            | Pattern::A2aV03RestConversation,
         ) => write!(out, "POST {base}/v1/message:send"),
         Some(Pattern::A2aV03RestStream) => write!(out, "POST {base}/v1/message:stream"),
         Some(Pattern::A2aV03RestExtendedCard) => write!(out, "GET {base}/v1/card"),
@@ -273,6 +274,8 @@ pub(super) fn conversation(
 ) {
     let turn = plan.count_before(i, client, seq);
     let binding = match p {
+        _ if p.is_v03_rest() => "v03-rest-",
+        _ if p.is_v03() => "v03-",
         _ if p.is_a2a_rest() => "rest-",
         _ if p.is_grpc() => "grpc-",
         _ => "",
@@ -406,7 +409,18 @@ pub(super) fn request_body(
             );
         }
         (_, Some(Pattern::A2aV03RestExtendedCard)) => {}
-        (_, Some(p)) if p.is_v03_rest() => v03_rest_body(b, plan, caller, text, p),
+        (What::Request(i), Some(p @ Pattern::A2aV03RestConversation)) => {
+            conversation(context, plan, (i, p), (id_base, client, seq));
+            v03_rest_body(b, plan, (caller, context.as_str()), text, p);
+        }
+        (_, Some(p)) if p.is_v03_rest() => v03_rest_body(b, plan, (caller, ""), text, p),
+        (What::Request(i), Some(p @ Pattern::A2aV03Conversation)) => {
+            conversation(context, plan, (i, p), (id_base, client, seq));
+            let _ = write!(
+                b,
+                r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"message/send","params":{{"message":{{"kind":"message","role":"user","messageId":"m-{id_base}-{client}-{seq}","contextId":"{context}","parts":[{{"kind":"text","text":"{text}"}}]}}}}}}"#,
+            );
+        }
         (_, Some(Pattern::A2aRestMessage | Pattern::A2aRestStream)) => {
             // The HTTP+JSON binding's body is the request itself (`SendMessageRequest`).
             let _ = write!(
@@ -532,14 +546,24 @@ pub(super) fn request_body(
 /// The body of a v0.3 HTTP+JSON `SendMessage` (v0.3's ProtoJSON: the message's parts in
 /// `content`, roles and states as the proto's enums). Its `blocking` is always given: the
 /// binding's default is proto3's false, which a server takes as "answer at once" (a2a-sdk
-/// 0.3 does); the task patterns ask for that, the message patterns for the answer.
-fn v03_rest_body(b: &mut Vec<u8>, plan: &Plan, caller: &Caller, text: &str, p: Pattern) {
+/// 0.3 does); the task patterns ask for that, the message patterns for the answer. A
+/// conversation's message carries its `context` (none when empty).
+fn v03_rest_body(
+    b: &mut Vec<u8>,
+    plan: &Plan,
+    (caller, context): (&Caller, &str),
+    text: &str,
+    p: Pattern,
+) {
     let Caller { id_base, client, seq, push_at, .. } = *caller;
     let blocking = !p.is_task();
-    let _ = write!(
-        b,
-        r#"{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","content":[{{"text":"{text}"}}]}},"configuration":{{"blocking":{blocking}"#,
-    );
+    let _ =
+        write!(b, r#"{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","#);
+    if !context.is_empty() {
+        let _ = write!(b, r#""contextId":"{context}","#);
+    }
+    let _ =
+        write!(b, r#""content":[{{"text":"{text}"}}]}},"configuration":{{"blocking":{blocking}"#,);
     if let Some(r) = plan.push.as_ref().filter(|_| p.is_push()) {
         // As for the other push patterns, the base and token need no escaping.
         let (base, token) = (r.base(), r.token());
