@@ -163,6 +163,27 @@ impl Tasks {
     fn get(&self, id: &str) -> Option<&Task> {
         self.by_id.get(id)
     }
+
+    /// Moves task `id`, kept to end at `was`, to end at `now` instead (a cancel: its last
+    /// update), or a nanosecond after the tasks that end then: the order stays the ends', which
+    /// stay distinct. Returns its end.
+    fn end_now(&mut self, id: &str, was: Instant, now: Instant) -> Instant {
+        let at = self.ending.partition_point(|(d, _)| *d < was);
+        if self.ending.get(at).is_some_and(|(d, i)| *d == was && i == id) {
+            self.ending.remove(at);
+        }
+        let mut end = now;
+        let mut at = self.ending.partition_point(|(d, _)| *d < end);
+        while let Some(&(d, _)) = self.ending.get(at).filter(|(d, _)| *d <= end) {
+            end = d + Duration::from_nanos(1);
+            at += 1;
+        }
+        self.ending.insert(at, (end, id.into()));
+        if let Some(t) = self.by_id.get_mut(id) {
+            t.done_at = end;
+        }
+        end
+    }
 }
 
 /// Tasks kept at most; past them a new task is refused (`-32603` / 503).
@@ -330,8 +351,8 @@ impl Echo {
     }
 
     /// A page of `ListTasks`: at most `size` task ids (clamped to A2A's 1–100), the tasks
-    /// that end latest first over all the tables (a task's end is its last update, but for a
-    /// cancel), after the task `token` names (`Err` when it names none: not a token of ours);
+    /// that end latest first over all the tables (a task's end is its last update: for a
+    /// canceled one, its cancel), after the task `token` names (`Err` when it names none: not a token of ours);
     /// the next page's token (empty after the last page); and the number of tasks kept.
     fn page(&self, size: u64, token: &str) -> Result<(Vec<String>, String, usize), ()> {
         use std::cmp::Reverse;
@@ -398,14 +419,18 @@ impl Echo {
     /// canceled: A2A's task not cancelable).
     fn cancel(&self, id: &str) -> Option<Result<(), ()>> {
         let mut tasks = self.table(id);
+        let now = Instant::now();
         let t = tasks.by_id.get_mut(id)?;
-        if t.canceled || Instant::now() >= t.done_at {
+        if t.canceled || now >= t.done_at {
             return Some(Err(()));
         }
         t.canceled = true;
         if let Some(wake) = t.wake.take() {
             wake.notify_one();
         }
+        // Its end is now: listed (and let go) by it, not by when it would have ended.
+        let was = t.done_at;
+        tasks.end_now(id, was, now);
         Some(Ok(()))
     }
 
@@ -1356,5 +1381,47 @@ mod tests {
         // A token past every task: an empty last page.
         let (none, next, _) = echo.page(5, "0:a").unwrap();
         assert!(none.is_empty() && next.is_empty());
+    }
+
+    #[test]
+    fn a_canceled_task_is_listed_by_its_cancel() {
+        // Proves a cancel moves its task to the cancel's place in the list: of three tasks of
+        // a minute, the last started is listed first until it is canceled, then last (it
+        // ended before the others will), its end the cancel's; a second cancel is refused;
+        // every table's ends still rise strictly.
+        let echo =
+            Echo::new("127.0.0.1:1".parse().unwrap()).with_task_time(Duration::from_secs(60));
+        let ids: Vec<String> = (0..3).map(|_| echo.start_task("c", "t").unwrap()).collect();
+        let (page, _, _) = echo.page(10, "").unwrap();
+        assert_eq!(page, [ids[2].clone(), ids[1].clone(), ids[0].clone()]);
+        let before = Instant::now();
+        assert_eq!(echo.cancel(&ids[2]), Some(Ok(())));
+        assert_eq!(echo.cancel(&ids[2]), Some(Err(())), "canceled for good");
+        let (page, _, _) = echo.page(10, "").unwrap();
+        assert_eq!(page, [ids[1].clone(), ids[0].clone(), ids[2].clone()]);
+        let end = echo.table(&ids[2]).get(&ids[2]).unwrap().done_at;
+        assert!(end >= before && end <= Instant::now(), "its end is the cancel's");
+        for shard in echo.tasks.shards.iter() {
+            let t = shard.lock().unwrap();
+            assert!(t.ending.iter().zip(t.ending.iter().skip(1)).all(|(a, b)| a.0 < b.0));
+            assert_eq!(t.ending.len(), t.by_id.len());
+        }
+    }
+
+    #[test]
+    fn an_end_moved_to_a_taken_nanosecond_goes_after_it() {
+        // Proves `Tasks::end_now` keeps the ends distinct: a task moved to a time that two
+        // tasks a nanosecond apart already end at goes a nanosecond after the second.
+        let now = Instant::now();
+        let mut t = Tasks::new(10);
+        for (i, at) in [0u64, 1, 5, 9].into_iter().enumerate() {
+            let done_at = now + Duration::from_nanos(at);
+            t.insert(&format!("t{i}"), task(done_at), now);
+        }
+        let end = t.end_now("t3", now + Duration::from_nanos(9), now);
+        assert_eq!(end, now + Duration::from_nanos(2));
+        let order: Vec<&str> = t.ending.iter().map(|(_, id)| id.as_str()).collect();
+        assert_eq!(order, ["t0", "t1", "t3", "t2"]);
+        assert_eq!(t.get("t3").unwrap().done_at, end);
     }
 }
