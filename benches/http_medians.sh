@@ -1,4 +1,4 @@
-# Sourced by the A2A benches (a2a_cancel.sh, a2a_cards.sh, a2a_v03_bindings.sh): a free port, waiting for a server,
+# Sourced by the A2A benches (a2a_cancel.sh, a2a_cards.sh, a2a_list_filter.sh, a2a_v03_bindings.sh): a free port, waiting for a server,
 # and `run NAME PORT CLIENTS PATTERN...`, which runs each pattern in turn for 3 s after 1 s of
 # warm-up, three rounds, the clients on the last core (with $FLAGS), and prints each one's
 # medians: answered/s, p50, p99, acceptance p50 (task patterns), the server's cores, errors.

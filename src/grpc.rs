@@ -57,6 +57,27 @@ pub const TASK_STATES: [&str; 9] = [
     "AUTH_REQUIRED",
 ];
 
+/// The place in [`TASK_STATES`] of the state named `name`, as v1.0 and v0.3 spell it:
+/// `TASK_STATE_COMPLETED`, `COMPLETED` or `completed`, `input-required` as `INPUT_REQUIRED`,
+/// and v0.3's HTTP+JSON `CANCELLED` as `CANCELED`.
+pub fn task_state_index(name: &str) -> Option<usize> {
+    let name = name.strip_prefix("TASK_STATE_").unwrap_or(name);
+    let same = |s: &&str| {
+        s.len() == name.len()
+            && s.bytes()
+                .zip(name.bytes())
+                .all(|(a, b)| a.eq_ignore_ascii_case(&b) || (a == b'_' && b == b'-'))
+    };
+    let canceled =
+        || name.eq_ignore_ascii_case("cancelled").then_some(TASK_STATE_CANCELED as usize);
+    TASK_STATES.iter().position(same).or_else(canceled)
+}
+
+/// The `TaskState` named `name` ([`task_state_index`]), never `UNSPECIFIED`.
+pub fn task_state_named(name: &str) -> Option<u8> {
+    task_state_index(name).filter(|&i| i != 0).map(|i| i as u8)
+}
+
 /// `SendMessageRequest` (the fields a2a-bench uses).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct SendMessageRequest {
@@ -107,9 +128,12 @@ pub struct AuthenticationInfo {
     pub credentials: String,
 }
 
-/// `ListTasksRequest` (the field a2a-bench sends).
+/// `ListTasksRequest` (the fields a2a-bench sends).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ListTasksRequest {
+    /// Only the tasks in this state (a `TaskState`; 0: any).
+    #[prost(int32, tag = "3")]
+    pub status: i32,
     /// The most tasks a page holds.
     #[prost(int32, tag = "4")]
     pub page_size: i32,
@@ -610,8 +634,13 @@ pub fn get_task_request(out: &mut Vec<u8>, id: &[u8]) {
 }
 
 /// Writes a `ListTasksRequest` asking for a page of `page_size` tasks (field 4), after the
-/// page `page_token` (field 5) names when not empty.
-pub fn list_tasks_request(out: &mut Vec<u8>, page_size: u32, page_token: &[u8]) {
+/// page `page_token` (field 5) names when not empty, of the tasks in state `status` (field 3,
+/// a `TaskState`) when not 0.
+pub fn list_tasks_request(out: &mut Vec<u8>, page_size: u32, page_token: &[u8], status: u8) {
+    if status != 0 {
+        encode_key(3, WireType::Varint, out);
+        encode_varint(u64::from(status), out);
+    }
     encode_key(4, WireType::Varint, out);
     encode_varint(u64::from(page_size), out);
     put_string(out, 5, page_token);

@@ -189,6 +189,11 @@ pub struct HttpCmd {
     /// each time.
     #[arg(long)]
     page_walk: bool,
+    /// The list patterns: ask for the tasks in this state alone (ListTasks' status filter):
+    /// submitted, working, completed, failed, canceled, input-required, rejected or
+    /// auth-required.
+    #[arg(long, value_name = "STATE")]
+    list_status: Option<String>,
     /// a2a:task, a2a-rest:task, a2a-grpc:task: seconds from a task's answer that it still
     /// works to the next GetTask about it (0: at once).
     #[arg(long, value_name = "SECS", default_value = "0.1", value_parser = parse_secs)]
@@ -407,6 +412,18 @@ fn config(
     if cmd.page_walk && !patterns.iter().any(|p| p.is_list()) {
         bail!("--page-walk is for the list patterns (a2a:list_tasks, a2a-rest:list_tasks, a2a-grpc:list_tasks)");
     }
+    let list_status = match cmd.list_status.as_deref() {
+        None => 0,
+        Some(_) if !patterns.iter().any(|p| p.is_list()) => bail!(
+            "--list-status is for the list patterns (a2a:list_tasks, a2a-rest:list_tasks, a2a-grpc:list_tasks)"
+        ),
+        Some(name) => crate::grpc::task_state_named(name).ok_or_else(|| {
+            anyhow!(
+                "--list-status '{name}': a task state is submitted, working, completed, failed, \
+                 canceled, input-required, rejected or auth-required"
+            )
+        })?,
+    };
     let mcp = patterns.iter().any(|p| matches!(p, Pattern::McpToolsList | Pattern::McpToolsCall));
     let mut plan = Plan {
         patterns: patterns.clone(),
@@ -421,6 +438,7 @@ fn config(
         turns: cmd.turns,
         page_size: cmd.page_size,
         page_walk: cmd.page_walk,
+        list_status,
         task_poll_ns: cmd.task_poll.as_nanos() as u64,
         task_poll_max_ns: cmd.task_poll_max.map_or(0, |d| d.as_nanos() as u64),
         task_timeout_ns: cmd.task_timeout.as_nanos() as u64,
@@ -454,6 +472,10 @@ fn config(
         turns: patterns.iter().any(|p| p.is_conversation()).then_some(cmd.turns),
         page_size: patterns.iter().any(|p| p.is_list()).then_some(cmd.page_size),
         page_walk: cmd.page_walk,
+        list_status: crate::grpc::TASK_STATES
+            .get(usize::from(list_status))
+            .filter(|_| list_status != 0)
+            .map(|s| format!("TASK_STATE_{s}")),
         task_poll_sec: patterns
             .iter()
             .any(|p| p.is_task() && !p.is_push())

@@ -426,6 +426,9 @@ pub struct HttpConfig {
     /// `--page-walk`: the list patterns followed `nextPageToken`.
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub page_walk: bool,
+    /// `--list-status`: the state the list patterns asked for (`TASK_STATE_…`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub list_status: Option<String>,
     /// `--task-poll` in seconds, when a task pattern runs.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub task_poll_sec: Option<f64>,

@@ -354,7 +354,7 @@ impl Echo {
     /// that end latest first over all the tables (a task's end is its last update: for a
     /// canceled one, its cancel), after the task `token` names (`Err` when it names none: not a token of ours);
     /// the next page's token (empty after the last page); and the number of tasks kept.
-    fn page(&self, size: u64, token: &str) -> Result<(Vec<String>, String, usize), ()> {
+    fn page(&self, size: u64, token: &str, status: u8) -> Result<(Vec<String>, String, usize), ()> {
         use std::cmp::Reverse;
         use std::collections::BinaryHeap;
         let size = size.clamp(1, u64::from(LIST_PAGE_MAX)) as usize;
@@ -371,6 +371,7 @@ impl Echo {
         // top is the oldest of them; each table read newest first until older than that.
         let mut kept: BinaryHeap<Reverse<(Instant, String)>> = BinaryHeap::with_capacity(size + 2);
         let mut total = 0;
+        let now = Instant::now();
         for shard in self.tasks.shards.iter() {
             let tasks = shard.lock().unwrap_or_else(|e| e.into_inner());
             total += tasks.by_id.len();
@@ -382,6 +383,17 @@ impl Echo {
             for (done_at, id) in tasks.ending.range(..before).rev() {
                 if let Some((at, last)) = after {
                     if *done_at == at && id.as_str() >= last {
+                        continue;
+                    }
+                }
+                // `status`: the tasks in that state alone (working, completed or canceled).
+                if status != 0 {
+                    let state = match tasks.by_id.get(id) {
+                        Some(t) if t.canceled => grpc::TASK_STATE_CANCELED,
+                        _ if *done_at <= now => grpc::TASK_STATE_COMPLETED,
+                        _ => grpc::TASK_STATE_WORKING,
+                    };
+                    if state != i32::from(status) {
                         continue;
                     }
                 }
@@ -407,8 +419,8 @@ impl Echo {
     }
 
     /// `ListTasks` (v1.0; ProtoJSON): a page of `size` tasks after `token` ([`Echo::page`]).
-    fn list_json(&self, size: u64, token: &str) -> Result<Value, ()> {
-        let (ids, next, total) = self.page(size, token)?;
+    fn list_json(&self, size: u64, token: &str, status: u8) -> Result<Value, ()> {
+        let (ids, next, total) = self.page(size, token, status)?;
         let tasks: Vec<Value> =
             ids.iter().filter_map(|id| self.task_json(id, Version::V1)).collect();
         Ok(json!({"tasks": tasks, "nextPageToken": next, "pageSize": tasks.len(),
@@ -573,13 +585,16 @@ impl Echo {
                 let size = query("pageSize").and_then(|n| n.parse().ok());
                 // Our tokens need no percent-decoding: digits, a colon, an id of ours.
                 let token = query("pageToken").unwrap_or_default().replace("%3A", ":");
-                match self.list_json(size.unwrap_or(u64::from(LIST_PAGE)), &token) {
+                let status = state_filter(query("status").map(|s| Value::String(s.into())));
+                let listed = status
+                    .and_then(|s| self.list_json(size.unwrap_or(u64::from(LIST_PAGE)), &token, s));
+                match listed {
                     Ok(page) => reply(StatusCode::OK, A2A_JSON, page.to_string()),
                     Err(()) => rest_error(
                         StatusCode::BAD_REQUEST,
                         "INVALID_ARGUMENT",
                         "INVALID_PARAMS",
-                        "not a page token of this agent's",
+                        "not a page token of this agent's, or not a task state",
                     ),
                 }
             }
@@ -846,6 +861,23 @@ fn rest_type(version: Version) -> &'static str {
     }
 }
 
+/// A `ListTasks` status filter: a `TaskState` by its name (`TASK_STATE_COMPLETED`, as
+/// ProtoJSON writes it) or number; none is 0 (any state). `Err` for anything else.
+fn state_filter(value: Option<Value>) -> Result<u8, ()> {
+    match value {
+        None | Some(Value::Null) => Ok(0),
+        Some(Value::String(name)) if name == "TASK_STATE_UNSPECIFIED" => Ok(0),
+        Some(Value::String(name)) => match name.parse::<u8>() {
+            Ok(n) if usize::from(n) < grpc::TASK_STATES.len() => Ok(n),
+            _ => grpc::task_state_named(&name).ok_or(()),
+        },
+        Some(Value::Number(n)) => {
+            n.as_u64().filter(|n| *n < grpc::TASK_STATES.len() as u64).map(|n| n as u8).ok_or(())
+        }
+        Some(_) => Err(()),
+    }
+}
+
 /// Whether a v1.0 request asks for its task at once (`configuration.returnImmediately`).
 fn immediately(request: &Value) -> bool {
     request.pointer("/configuration/returnImmediately").and_then(Value::as_bool) == Some(true)
@@ -939,14 +971,18 @@ impl Echo {
             Some("ListTasks") => {
                 let size = call.pointer("/params/pageSize").and_then(Value::as_u64);
                 let token = call.pointer("/params/pageToken").and_then(Value::as_str);
-                return match self
-                    .list_json(size.unwrap_or(u64::from(LIST_PAGE)), token.unwrap_or(""))
-                {
+                let status = state_filter(call.pointer("/params/status").cloned());
+                let (size, token) = (size.unwrap_or(u64::from(LIST_PAGE)), token.unwrap_or(""));
+                return match status.and_then(|s| self.list_json(size, token, s)) {
                     Ok(result) => json_reply(
                         StatusCode::OK,
                         &json!({"jsonrpc": "2.0", "id": id, "result": result}),
                     ),
-                    Err(()) => rpc_error(&id, -32602, "Invalid params: not a page token of ours"),
+                    Err(()) => rpc_error(
+                        &id,
+                        -32602,
+                        "Invalid params: not a page token of ours, or not a task state",
+                    ),
                 };
             }
             Some("GetExtendedAgentCard" | "agent/getAuthenticatedExtendedCard") => {
@@ -1156,8 +1192,12 @@ impl Echo {
             Err(r) => return *r,
         };
         let size = if request.page_size > 0 { request.page_size as u64 } else { LIST_PAGE.into() };
-        let Ok((ids, next, total)) = self.page(size, &request.page_token) else {
-            return grpc_error(3, "not a page token of this agent's", Some("INVALID_PARAMS"));
+        let status =
+            u8::try_from(request.status).ok().filter(|s| usize::from(*s) < grpc::TASK_STATES.len());
+        let listed = status.ok_or(()).and_then(|s| self.page(size, &request.page_token, s));
+        let Ok((ids, next, total)) = listed else {
+            let what = "not a page token of this agent's, or not a task state";
+            return grpc_error(3, what, Some("INVALID_PARAMS"));
         };
         let tasks: Vec<grpc::Task> = ids.iter().filter_map(|id| self.task_proto(id)).collect();
         let answer = grpc::ListTasksResponse {
@@ -1353,7 +1393,7 @@ mod tests {
         let mut token = String::new();
         let mut pages = 0;
         loop {
-            let (ids, next, total) = echo.page(7, &token).unwrap();
+            let (ids, next, total) = echo.page(7, &token, 0).unwrap();
             assert_eq!(total, 200);
             assert!(ids.len() == 7 || next.is_empty(), "a short page is the last");
             seen.extend(ids);
@@ -1373,13 +1413,13 @@ mod tests {
         let mut want = started;
         want.sort();
         assert_eq!(all, want, "each task once");
-        let (first, _, _) = echo.page(500, "").unwrap();
+        let (first, _, _) = echo.page(500, "", 0).unwrap();
         assert_eq!(first.len(), 100, "a page is 100 at most");
         for bad in ["x", "12", "abc:task-1", ":"] {
-            assert!(echo.page(5, bad).is_err(), "{bad}");
+            assert!(echo.page(5, bad, 0).is_err(), "{bad}");
         }
         // A token past every task: an empty last page.
-        let (none, next, _) = echo.page(5, "0:a").unwrap();
+        let (none, next, _) = echo.page(5, "0:a", 0).unwrap();
         assert!(none.is_empty() && next.is_empty());
     }
 
@@ -1388,19 +1428,31 @@ mod tests {
         // Proves a cancel moves its task to the cancel's place in the list: of three tasks of
         // a minute, the last started is listed first until it is canceled, then last (it
         // ended before the others will), its end the cancel's; a second cancel is refused;
-        // every table's ends still rise strictly.
+        // a page filtered by state lists the working two, or the canceled one; every table's
+        // ends still rise strictly.
         let echo =
             Echo::new("127.0.0.1:1".parse().unwrap()).with_task_time(Duration::from_secs(60));
         let ids: Vec<String> = (0..3).map(|_| echo.start_task("c", "t").unwrap()).collect();
-        let (page, _, _) = echo.page(10, "").unwrap();
+        let (page, _, _) = echo.page(10, "", 0).unwrap();
         assert_eq!(page, [ids[2].clone(), ids[1].clone(), ids[0].clone()]);
         let before = Instant::now();
         assert_eq!(echo.cancel(&ids[2]), Some(Ok(())));
         assert_eq!(echo.cancel(&ids[2]), Some(Err(())), "canceled for good");
-        let (page, _, _) = echo.page(10, "").unwrap();
+        let (page, _, _) = echo.page(10, "", 0).unwrap();
         assert_eq!(page, [ids[1].clone(), ids[0].clone(), ids[2].clone()]);
         let end = echo.table(&ids[2]).get(&ids[2]).unwrap().done_at;
         assert!(end >= before && end <= Instant::now(), "its end is the cancel's");
+        // A page of one state alone (ListTasks' status filter).
+        let of = |state: i32| echo.page(10, "", state as u8).unwrap().0;
+        assert_eq!(of(grpc::TASK_STATE_WORKING), [ids[1].clone(), ids[0].clone()]);
+        assert_eq!(of(grpc::TASK_STATE_CANCELED), [ids[2].clone()]);
+        assert!(of(grpc::TASK_STATE_COMPLETED).is_empty());
+        assert_eq!(state_filter(Some(json!("TASK_STATE_CANCELED"))), Ok(5));
+        assert_eq!(state_filter(Some(json!(3))), Ok(3));
+        assert_eq!(state_filter(None), Ok(0));
+        assert!(
+            state_filter(Some(json!("DONE"))).is_err() && state_filter(Some(json!(9))).is_err()
+        );
         for shard in echo.tasks.shards.iter() {
             let t = shard.lock().unwrap();
             assert!(t.ending.iter().zip(t.ending.iter().skip(1)).all(|(a, b)| a.0 < b.0));

@@ -771,7 +771,8 @@ fn canceled_tasks_are_answered_when_the_cancel_takes() {
 fn lists_of_tasks_are_answered_beside_the_tasks() {
     // Proves the list patterns against the echo agent, mixed with the tasks that fill its
     // table: ListTasks in JSON-RPC, HTTP+JSON's GET /tasks and gRPC, over HTTP/1.1 and HTTP/2,
-    // each answered with a page.
+    // each answered with a page; with --list-status, of the completed tasks alone (a filter
+    // the agent did not take would be an error, INVALID_PARAMS), kept in the report.
     let json = ["a2a:task", "a2a:list_tasks", "a2a-rest:list_tasks"];
     let grpc = ["a2a-grpc:task", "a2a-grpc:list_tasks"];
     against_tasks_of_30_ms(&json, &grpc, &["--task-poll", "0.01"], |report, _, version, mix| {
@@ -779,6 +780,11 @@ fn lists_of_tasks_are_answered_beside_the_tasks() {
             let p = pattern(report, name);
             assert!(p["latency"]["p50_ms"].as_f64().unwrap() < 20.0, "{version:?}: {p}");
         }
+        assert!(report["config"]["http"].get("list_status").is_none());
+    });
+    let filtered = ["--task-poll", "0.01", "--list-status", "completed"];
+    against_tasks_of_30_ms(&json, &grpc, &filtered, |report, _, _, _| {
+        assert_eq!(report["config"]["http"]["list_status"], "TASK_STATE_COMPLETED");
     });
 }
 
@@ -1878,9 +1884,10 @@ fn over_http2_a_body_past_the_bound_resets_its_stream_alone() {
 #[test]
 fn http_flag_mistakes_get_one_line() {
     // Proves a wrong --url (an a2a-rest pattern's own operation in it too), --pattern, --args,
-    // --insecure without https, an unreadable --cacert, a registry:get without --preload or a
-    // push receiver's flag without a push pattern (or one it cannot use) is told in one line
-    // naming the flag, without a backtrace.
+    // --insecure without https, an unreadable --cacert, a registry:get without --preload, a
+    // push receiver's flag without a push pattern (or one it cannot use) or a --list-status
+    // that names no state or has no list pattern is told in one line naming the flag, without
+    // a backtrace.
     for (args, flag) in [
         (vec!["--url", "ftp://127.0.0.1:1/"], "--url"),
         (vec!["--url", "http://127.0.0.1:1/", "--insecure"], "--insecure"),
@@ -1910,6 +1917,28 @@ fn http_flag_mistakes_get_one_line() {
                 "a2a-v03-rest:message",
             ],
             "give the binding's base ('/')",
+        ),
+        (
+            vec![
+                "--url",
+                "http://127.0.0.1:1/",
+                "--pattern",
+                "a2a:list_tasks",
+                "--list-status",
+                "done",
+            ],
+            "--list-status 'done': a task state is",
+        ),
+        (
+            vec![
+                "--url",
+                "http://127.0.0.1:1/",
+                "--pattern",
+                "a2a:task",
+                "--list-status",
+                "working",
+            ],
+            "--list-status is for the list patterns",
         ),
         (
             vec![

@@ -539,20 +539,7 @@ fn grpc_task_state(t: &[u8]) -> Result<TaskSeen<'_>, Kind> {
 /// A state's name as `TASK_STATES` spells it (v1.0's `TASK_STATE_*` and v0.3's names alike);
 /// "unknown" for any other.
 fn canonical_state(name: &str) -> &'static str {
-    let name = name.strip_prefix("TASK_STATE_").unwrap_or(name);
-    crate::grpc::TASK_STATES
-        .iter()
-        .find(|s| {
-            s.len() == name.len()
-                && s.bytes()
-                    .zip(name.bytes())
-                    .all(|(a, b)| a.eq_ignore_ascii_case(&b) || (a == b'_' && b == b'-'))
-        })
-        .copied()
-        .unwrap_or(match name {
-            "cancelled" | "CANCELLED" => "CANCELED",
-            _ => "unknown",
-        })
+    crate::grpc::task_state_index(name).map_or("unknown", |i| crate::grpc::TASK_STATES[i])
 }
 
 object! {

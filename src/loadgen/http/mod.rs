@@ -531,6 +531,9 @@ pub struct Plan {
     /// The list patterns: each client asks for the page after its last one (the answer's
     /// `nextPageToken`), and for the first again after the last page.
     pub page_walk: bool,
+    /// `--list-status`: the list patterns ask for the tasks in this state alone (a `TaskState`,
+    /// its place in [`crate::grpc::TASK_STATES`]; 0: any).
+    pub list_status: u8,
     /// The task patterns: the time from a task's last answer (still working) to its
     /// next `GetTask` (0: at once).
     pub task_poll_ns: u64,
@@ -576,6 +579,7 @@ impl Default for Plan {
             turns: 4,
             page_size: LIST_PAGE,
             page_walk: false,
+            list_status: 0,
             task_poll_ns: 100_000_000,
             task_poll_max_ns: 0,
             task_timeout_ns: 30_000_000_000,

@@ -153,6 +153,9 @@ pub(super) fn fixed_head(
     if kind == Some(Pattern::A2aRestListTasks) {
         let and = if query.is_some() { '&' } else { '?' };
         let _ = write!(out, "{and}pageSize={}", plan.page_size);
+        if let Some(state) = status_name(plan.list_status) {
+            let _ = write!(out, "&status=TASK_STATE_{state}");
+        }
         if plan.page_walk {
             let At::Page(token) = at else { return false };
             if !token.is_empty() {
@@ -213,6 +216,11 @@ pub(super) fn fixed_head(
         let _ = write!(out, "Accept: {accept}\r\n");
     }
     true
+}
+
+/// The name of `--list-status`'s state (without `TASK_STATE_`), if it names one.
+fn status_name(state: u8) -> Option<&'static str> {
+    crate::grpc::TASK_STATES.get(usize::from(state)).filter(|_| state != 0).copied()
 }
 
 /// Appends `text` as one path segment: every byte but RFC 3986's unreserved ones as `%XX`.
@@ -494,11 +502,15 @@ pub(super) fn request_body(
                 b.extend_from_slice(br#","pageToken":"#);
                 let _ = serde_json::to_writer(&mut *b, page);
             }
+            if let Some(state) = status_name(plan.list_status) {
+                let _ = write!(b, r#","status":"TASK_STATE_{state}""#);
+            }
             b.extend_from_slice(b"}}");
         }
         (_, Some(Pattern::A2aGrpcListTasks)) => {
             let page = page.as_bytes();
-            crate::grpc::frame(b, |b| crate::grpc::list_tasks_request(b, plan.page_size, page));
+            let (size, status) = (plan.page_size, plan.list_status);
+            crate::grpc::frame(b, |b| crate::grpc::list_tasks_request(b, size, page, status));
         }
         (_, Some(Pattern::A2aExtendedCard)) => {
             let _ = write!(

@@ -575,11 +575,18 @@ fn a_list_of_tasks_asks_for_a_page_in_each_binding() {
 }
 
 #[test]
-fn page_size_sets_every_bindings_page() {
-    // Proves --page-size reaches the list patterns' requests in each binding.
+fn page_size_and_list_status_set_every_bindings_page() {
+    // Proves --page-size and --list-status reach the list patterns' requests in each
+    // binding: pageSize, and the state by its ProtoJSON name (a query parameter in
+    // HTTP+JSON) or number (ListTasksRequest's field 3).
     let request = |pattern: Pattern| -> String {
-        let plan =
-            Plan { host: "h".into(), patterns: vec![pattern], page_size: 7, ..Plan::default() };
+        let plan = Plan {
+            host: "h".into(),
+            patterns: vec![pattern],
+            page_size: 7,
+            list_status: crate::grpc::TASK_STATE_COMPLETED as u8,
+            ..Plan::default()
+        };
         let mut h = Http::new(&config(), Arc::new(plan));
         h.request(0, &booked(5));
         String::from_utf8(h.take_output(0).expect("the request's bytes")).unwrap()
@@ -588,8 +595,10 @@ fn page_size_sets_every_bindings_page() {
     let call: serde_json::Value =
         serde_json::from_str(rpc.split_once("\r\n\r\n").unwrap().1).unwrap();
     assert_eq!(call["params"]["pageSize"], 7);
+    assert_eq!(call["params"]["status"], "TASK_STATE_COMPLETED");
     let rest = request(Pattern::A2aRestListTasks);
-    assert_eq!(rest.lines().next(), Some("GET /tasks?pageSize=7 HTTP/1.1"));
+    let line = "GET /tasks?pageSize=7&status=TASK_STATE_COMPLETED HTTP/1.1";
+    assert_eq!(rest.lines().next(), Some(line));
     let grpc = request(Pattern::A2aGrpcListTasks);
     let body = grpc.split_once("\r\n\r\n").unwrap().1;
     let mut asked = Vec::new();
@@ -598,6 +607,7 @@ fn page_size_sets_every_bindings_page() {
         Ok::<(), ()>(())
     });
     assert_eq!((walked, asked[0].page_size), (Ok(1), 7));
+    assert_eq!(asked[0].status, crate::grpc::TASK_STATE_COMPLETED);
 }
 
 #[test]
