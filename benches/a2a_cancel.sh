@@ -8,26 +8,15 @@
 # SendMessage), the server's cores, errors. Needs a release build.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-B=${A2A_BENCH:-$ROOT/target/release/a2a-bench}
-ENVS=${A2A_BENCH_PYENVS:-$ROOT/target/pyenvs}
-OUT=$(mktemp -d)
-trap 'rm -rf "$OUT"' EXIT
 # shellcheck source=benches/http_medians.sh
 . "$ROOT/benches/http_medians.sh"
 FLAGS="--task-poll 0.02"
-PORT=$(free_port)
-taskset -c 0 "$B" serve a2a-echo --listen "127.0.0.1:$PORT" --threads 1 --task-ms 1000 >/dev/null 2>&1 & E=$!
-wait_up "$PORT"
-run echo "$PORT" 64 a2a:message a2a:cancel a2a-rest:cancel a2a-v03:cancel
-kill $E
+against echo 64 "a2a:message a2a:cancel a2a-rest:cancel a2a-v03:cancel" \
+    "$B" serve a2a-echo --listen 127.0.0.1:PORT --threads 1 --task-ms 1000
 [ -x "$ENVS/a2a/bin/python" ] && [ -x "$ENVS/a2a03/bin/python" ] || { echo "(no make test-targets environments: the Python agents left out)"; exit 0; }
-for v in a2a:1.x a2a03:0.3; do PORT=$(free_port); env=${v%%:*}; ver=${v##*:}; f=a2a_echo.py; [ $env = a2a03 ] && f=a2a_v03_echo.py
-  A2A_ECHO_TASK_MS=1000 taskset -c 0 "$ENVS/$env/bin/python" "$ROOT/tests/targets/$f" $PORT >/dev/null 2>&1 & P=$!
-  wait_up "$PORT"
-  if [ $env = a2a ]; then run sdk-$ver $PORT 16 a2a:cancel a2a-v03:cancel; else run sdk-$ver $PORT 16 a2a-v03:cancel; fi
-  kill $P; sleep 1
-  taskset -c 0 "$ENVS/$env/bin/python" "$ROOT/tests/targets/$f" $PORT >/dev/null 2>&1 & P=$!
-  wait_up "$PORT"
-  if [ $env = a2a ]; then run sdk-$ver-msg $PORT 16 a2a:message; else run sdk-$ver-msg $PORT 16 a2a-v03:message; fi
-  kill $P; sleep 1
-done
+V1=("$ENVS/a2a/bin/python" "$ROOT/tests/targets/a2a_echo.py" PORT)
+V03=("$ENVS/a2a03/bin/python" "$ROOT/tests/targets/a2a_v03_echo.py" PORT)
+against sdk-1.x 16 "a2a:cancel a2a-v03:cancel" env A2A_ECHO_TASK_MS=1000 "${V1[@]}"
+against sdk-1.x-msg 16 "a2a:message" "${V1[@]}"
+against sdk-0.3 16 "a2a-v03:cancel" env A2A_ECHO_TASK_MS=1000 "${V03[@]}"
+against sdk-0.3-msg 16 "a2a-v03:message" "${V03[@]}"

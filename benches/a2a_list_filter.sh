@@ -7,12 +7,9 @@
 # lists/s, p50, p99, the server's cores, errors. Needs a release build.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-B=${A2A_BENCH:-$ROOT/target/release/a2a-bench}
-ENVS=${A2A_BENCH_PYENVS:-$ROOT/target/pyenvs}
-OUT=$(mktemp -d)
-trap 'kill $P 2>/dev/null; rm -rf "$OUT"' EXIT
 # shellcheck source=benches/http_medians.sh
 . "$ROOT/benches/http_medians.sh"
+trap 'kill $P 2>/dev/null; rm -rf "$OUT"' EXIT
 [ -x "$ENVS/a2a/bin/python" ] || { echo "needs make test-targets' environments (target/pyenvs/a2a)"; exit 1; }
 PORT=$(free_port)
 A2A_ECHO_TASK_MS=50 taskset -c 0 "$ENVS/a2a/bin/python" "$ROOT/tests/targets/a2a_echo.py" "$PORT" >/dev/null 2>&1 & P=$!

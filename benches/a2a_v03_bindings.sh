@@ -8,29 +8,10 @@
 # the server's cores, errors. Needs a release build.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-B=${A2A_BENCH:-$ROOT/target/release/a2a-bench}
-ENVS=${A2A_BENCH_PYENVS:-$ROOT/target/pyenvs}
-OUT=$(mktemp -d)
-trap 'rm -rf "$OUT"' EXIT
-PATTERNS="a2a-v03:message a2a-v03-rest:message a2a-v03:stream a2a-v03-rest:stream"
 # shellcheck source=benches/http_medians.sh
 . "$ROOT/benches/http_medians.sh"
-PORT=$(free_port)
-taskset -c 0 "$B" serve a2a-echo --listen "127.0.0.1:$PORT" --threads 1 >/dev/null 2>&1 & E=$!
-wait_up "$PORT"
-# shellcheck disable=SC2086
-run echo "$PORT" 64 $PATTERNS
-kill $E
+PATTERNS="a2a-v03:message a2a-v03-rest:message a2a-v03:stream a2a-v03-rest:stream"
+against echo 64 "$PATTERNS" "$B" serve a2a-echo --listen 127.0.0.1:PORT --threads 1
 [ -x "$ENVS/a2a03/bin/python" ] || { echo "(no make test-targets environments: a2a-sdk left out)"; exit 0; }
-PORT=$(free_port)
-taskset -c 0 "$ENVS/a2a03/bin/python" "$ROOT/tests/targets/a2a_v03_echo.py" "$PORT" >/dev/null 2>&1 & P=$!
-wait_up "$PORT"
-# shellcheck disable=SC2086
-run a2a-sdk-0.3 "$PORT" 16 $PATTERNS
-kill $P
-PORT=$(free_port)
-taskset -c 0 "$ENVS/a2a/bin/python" "$ROOT/tests/targets/a2a_echo.py" "$PORT" >/dev/null 2>&1 & P=$!
-wait_up "$PORT"
-# shellcheck disable=SC2086
-run a2a-sdk-1 "$PORT" 16 $PATTERNS a2a-rest:message
-kill $P
+against a2a-sdk-0.3 16 "$PATTERNS" "$ENVS/a2a03/bin/python" "$ROOT/tests/targets/a2a_v03_echo.py" PORT
+against a2a-sdk-1 16 "$PATTERNS a2a-rest:message" "$ENVS/a2a/bin/python" "$ROOT/tests/targets/a2a_echo.py" PORT

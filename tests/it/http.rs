@@ -211,6 +211,24 @@ fn every_a2a_pattern_is_answered_by_the_echo_agent() {
     assert_clean(&report, &["health"]);
 }
 
+/// Runs `mix` against `url` with 3 clients over HTTP/1.1, then h2c: every pattern answered,
+/// nothing lost, and each stream's three events counted.
+fn answered_over_h1_and_h2c(url: &str, mix: &str) {
+    for h2 in [false, true] {
+        let mut args = vec!["--url", url, "--pattern", mix, "--agents", "3"];
+        if h2 {
+            args.push("--http2");
+        }
+        let (ok, text, report) = http(&args);
+        let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+        assert!(ok, "{text}");
+        assert_clean(&report, &mix.split(',').collect::<Vec<_>>());
+        for stream in mix.split(',').filter(|p| p.ends_with(":stream")) {
+            assert_eq!(pattern(&report, stream)["events_per_answer"], 3.0, "{stream}, h2 {h2}");
+        }
+    }
+}
+
 #[test]
 fn the_a2a_http_json_binding_is_answered_and_its_errors_named_by_reason() {
     // Proves A2A's HTTP+JSON binding end to end: message, stream and conversation (context
@@ -222,18 +240,7 @@ fn the_a2a_http_json_binding_is_answered_and_its_errors_named_by_reason() {
     // named by its reason too.
     let t = Target::start(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), 1).unwrap();
     let url = format!("http://{}/tenant-1", t.local_addr());
-    let mix = "a2a-rest:message,a2a-rest:stream,a2a-rest:conversation";
-    for h2 in [false, true] {
-        let mut args = vec!["--url", &url, "--pattern", mix, "--agents", "3"];
-        if h2 {
-            args.push("--http2");
-        }
-        let (ok, text, report) = http(&args);
-        let report = report.unwrap_or_else(|| panic!("no report: {text}"));
-        assert!(ok, "{text}");
-        assert_clean(&report, &mix.split(',').collect::<Vec<_>>());
-        assert_eq!(pattern(&report, "a2a-rest:stream")["events_per_answer"], 3.0, "h2 {h2}");
-    }
+    answered_over_h1_and_h2c(&url, "a2a-rest:message,a2a-rest:stream,a2a-rest:conversation");
     // A pattern's own thresholds: checked against that pattern's figures, one that fails
     // makes the exit code 99.
     let (ok, text, report) = http(&[
@@ -292,18 +299,10 @@ fn the_a2a_v03_http_json_binding_is_answered_beside_v1() {
     // (anything else would be http_400).
     let t = Target::start(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), 1).unwrap();
     let url = format!("http://{}/tenant-1", t.local_addr());
-    let mix = "a2a-v03-rest:message,a2a-v03-rest:stream,a2a-v03-rest:conversation,a2a-rest:message";
-    for h2 in [false, true] {
-        let mut args = vec!["--url", &url, "--pattern", mix, "--agents", "3"];
-        if h2 {
-            args.push("--http2");
-        }
-        let (ok, text, report) = http(&args);
-        let report = report.unwrap_or_else(|| panic!("no report: {text}"));
-        assert!(ok, "{text}");
-        assert_clean(&report, &mix.split(',').collect::<Vec<_>>());
-        assert_eq!(pattern(&report, "a2a-v03-rest:stream")["events_per_answer"], 3.0, "{h2}");
-    }
+    answered_over_h1_and_h2c(
+        &url,
+        "a2a-v03-rest:message,a2a-v03-rest:stream,a2a-v03-rest:conversation,a2a-rest:message",
+    );
     let addr = scripted(|_, request| {
         let v03 = request.starts_with("POST /t/v1/message:send HTTP/1.1\r\n")
             && request.contains(r#""content":[{"text":"#)
