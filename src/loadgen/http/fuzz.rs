@@ -83,7 +83,7 @@ const MIXES: [&[Pattern]; 16] = [
 ];
 
 /// The mix whose list patterns walk their pages (`--page-walk`): each asks for the page after
-/// the token its last answer gave.
+/// the token its last answer gave, of the completed tasks alone (`--list-status`).
 const WALKED: usize = 13;
 
 /// Four clients on one connection send a request each (MCP clients queue the opening of their
@@ -105,6 +105,7 @@ fn answered(data: &[u8]) -> (u64, u64) {
         host: "fuzz".into(),
         patterns: MIXES[mix].to_vec(),
         page_walk: mix == WALKED,
+        list_status: if mix == WALKED { crate::grpc::TASK_STATE_COMPLETED as u8 } else { 0 },
         pipeline: u32::from((sel >> 2) & 3) + 1,
         http2: sel & 16 != 0,
         mcp_version: if sel & 32 != 0 { MCP_SESSIONLESS.into() } else { "2025-06-18".into() },
