@@ -121,11 +121,13 @@ struct Tasks {
     ending: VecDeque<(Instant, String)>,
     /// Tasks kept at most ([`TASKS_MAX`]).
     max: usize,
+    /// How many of them were canceled (all end before the working ones: at their cancel).
+    canceled: usize,
 }
 
 impl Tasks {
     fn new(max: usize) -> Tasks {
-        Tasks { by_id: HashMap::new(), ending: VecDeque::new(), max }
+        Tasks { by_id: HashMap::new(), ending: VecDeque::new(), max, canceled: 0 }
     }
 
     /// Keeps `task` as `id` at `now` (its `done_at` the latest yet), after dropping the tasks
@@ -153,7 +155,9 @@ impl Tasks {
             if dropped == most || *done_at + kept > now {
                 break;
             }
-            self.by_id.remove(id);
+            if self.by_id.remove(id).is_some_and(|t| t.canceled) {
+                self.canceled -= 1;
+            }
             self.ending.pop_front();
             dropped += 1;
         }
@@ -162,6 +166,19 @@ impl Tasks {
 
     fn get(&self, id: &str) -> Option<&Task> {
         self.by_id.get(id)
+    }
+
+    /// How many tasks kept are in state `status` at `now` (a `TaskState`; 0: any): the
+    /// working ones end after `now`, the canceled ones ended at their cancel, before it.
+    fn count(&self, status: u8, now: Instant) -> usize {
+        let ended = self.ending.partition_point(|(d, _)| *d <= now);
+        match i32::from(status) {
+            0 => self.by_id.len(),
+            grpc::TASK_STATE_WORKING => self.ending.len() - ended,
+            grpc::TASK_STATE_COMPLETED => ended.saturating_sub(self.canceled),
+            grpc::TASK_STATE_CANCELED => self.canceled,
+            _ => 0,
+        }
     }
 
     /// Moves task `id`, kept to end at `was`, to end at `now` instead (a cancel: its last
@@ -352,8 +369,9 @@ impl Echo {
 
     /// A page of `ListTasks`: at most `size` task ids (clamped to A2A's 1–100), the tasks
     /// that end latest first over all the tables (a task's end is its last update: for a
-    /// canceled one, its cancel), after the task `token` names (`Err` when it names none: not a token of ours);
-    /// the next page's token (empty after the last page); and the number of tasks kept.
+    /// canceled one, its cancel), in state `status` alone unless it is 0, after the task
+    /// `token` names (`Err` when it names none: not a token of ours); the next page's token
+    /// (empty after the last page); and the number of tasks kept in that state (`totalSize`).
     fn page(&self, size: u64, token: &str, status: u8) -> Result<(Vec<String>, String, usize), ()> {
         use std::cmp::Reverse;
         use std::collections::BinaryHeap;
@@ -374,7 +392,7 @@ impl Echo {
         let now = Instant::now();
         for shard in self.tasks.shards.iter() {
             let tasks = shard.lock().unwrap_or_else(|e| e.into_inner());
-            total += tasks.by_id.len();
+            total += tasks.count(status, now);
             // A table's ends rise strictly: those after the token's task are skipped at once.
             let before = match after {
                 Some((at, _)) => tasks.ending.partition_point(|(d, _)| *d <= at),
@@ -443,6 +461,7 @@ impl Echo {
         // Its end is now: listed (and let go) by it, not by when it would have ended.
         let was = t.done_at;
         tasks.end_now(id, was, now);
+        tasks.canceled += 1;
         Some(Ok(()))
     }
 
@@ -1428,8 +1447,8 @@ mod tests {
         // Proves a cancel moves its task to the cancel's place in the list: of three tasks of
         // a minute, the last started is listed first until it is canceled, then last (it
         // ended before the others will), its end the cancel's; a second cancel is refused;
-        // a page filtered by state lists the working two, or the canceled one; every table's
-        // ends still rise strictly.
+        // a page filtered by state lists the working two, or the canceled one, its totalSize
+        // counting that state alone; every table's ends still rise strictly.
         let echo =
             Echo::new("127.0.0.1:1".parse().unwrap()).with_task_time(Duration::from_secs(60));
         let ids: Vec<String> = (0..3).map(|_| echo.start_task("c", "t").unwrap()).collect();
@@ -1443,10 +1462,14 @@ mod tests {
         let end = echo.table(&ids[2]).get(&ids[2]).unwrap().done_at;
         assert!(end >= before && end <= Instant::now(), "its end is the cancel's");
         // A page of one state alone (ListTasks' status filter).
-        let of = |state: i32| echo.page(10, "", state as u8).unwrap().0;
-        assert_eq!(of(grpc::TASK_STATE_WORKING), [ids[1].clone(), ids[0].clone()]);
-        assert_eq!(of(grpc::TASK_STATE_CANCELED), [ids[2].clone()]);
-        assert!(of(grpc::TASK_STATE_COMPLETED).is_empty());
+        let of = |state: i32| echo.page(10, "", state as u8).unwrap();
+        let (working, _, n) = of(grpc::TASK_STATE_WORKING);
+        assert_eq!((working, n), (vec![ids[1].clone(), ids[0].clone()], 2));
+        let (canceled, _, n) = of(grpc::TASK_STATE_CANCELED);
+        assert_eq!((canceled, n), (vec![ids[2].clone()], 1));
+        let (completed, _, n) = of(grpc::TASK_STATE_COMPLETED);
+        assert!(completed.is_empty() && n == 0);
+        assert_eq!(of(0).2, 3, "totalSize: every task kept");
         assert_eq!(state_filter(Some(json!("TASK_STATE_CANCELED"))), Ok(5));
         assert_eq!(state_filter(Some(json!(3))), Ok(3));
         assert_eq!(state_filter(None), Ok(0));
@@ -1458,6 +1481,25 @@ mod tests {
             assert!(t.ending.iter().zip(t.ending.iter().skip(1)).all(|(a, b)| a.0 < b.0));
             assert_eq!(t.ending.len(), t.by_id.len());
         }
+    }
+
+    #[test]
+    fn a_canceled_task_let_go_leaves_the_count() {
+        // Proves the count of canceled tasks follows them out: once a canceled task is let go
+        // (a minute after its end), none is counted canceled, and the completed one beside it
+        // is not taken for one.
+        let now = Instant::now();
+        let mut t = Tasks::new(10);
+        t.insert("a", Task { canceled: true, ..task(now) }, now);
+        t.canceled = 1;
+        t.insert("b", task(now + Duration::from_secs(1)), now);
+        let later = now + Duration::from_secs(2);
+        let state = |s: i32| s as u8;
+        assert_eq!(t.count(state(grpc::TASK_STATE_CANCELED), later), 1);
+        assert_eq!(t.count(state(grpc::TASK_STATE_COMPLETED), later), 1);
+        assert_eq!(t.drop_ended(now + TASK_KEPT + Duration::from_millis(500), TASK_KEPT, 10), 1);
+        assert_eq!(t.count(state(grpc::TASK_STATE_CANCELED), later), 0);
+        assert_eq!(t.count(state(grpc::TASK_STATE_COMPLETED), later), 1);
     }
 
     #[test]
