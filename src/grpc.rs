@@ -1,7 +1,9 @@
 //! A2A's gRPC binding, the part a2a-bench speaks: the protobuf messages of `SendMessage` and
 //! `SendStreamingMessage` (package `lf.a2a.v1`, field numbers as in the A2A v1.0 `a2a.proto`),
 //! gRPC's length-prefixed framing, its status codes by name, and the `google.rpc.Status` an
-//! error's `grpc-status-details-bin` carries.
+//! error's `grpc-status-details-bin` carries; and A2A v0.3's binding (package `a2a.v1`: the
+//! same answers but for an artifact's parts and a status update's `final`, its requests' own
+//! numbers, a task named `tasks/{id}`, errors named by their message alone).
 //!
 //! The client writes its request with [`send_message_request`] (no allocation) and checks an
 //! answer by walking its fields ([`fields`]) without decoding it into owned messages; the
@@ -28,6 +30,13 @@ pub const LIST_TASKS: &str = "ListTasks";
 pub const CANCEL_TASK: &str = "CancelTask";
 /// `GetExtendedAgentCard`'s method name (an empty `GetExtendedAgentCardRequest`: no tenant).
 pub const GET_EXTENDED_AGENT_CARD: &str = "GetExtendedAgentCard";
+/// A2A v0.3's service path prefix (its `SendMessage`, `SendStreamingMessage`, `GetTask` and
+/// `CancelTask` named as v1.0's).
+pub const SERVICE_V03: &str = "/a2a.v1.A2AService/";
+/// v0.3's `TaskSubscription` (v1.0's `SubscribeToTask`).
+pub const TASK_SUBSCRIPTION: &str = "TaskSubscription";
+/// v0.3's `GetAgentCard` (an empty `GetAgentCardRequest`).
+pub const GET_AGENT_CARD: &str = "GetAgentCard";
 
 /// `ListTasks`' page when a request names none (`pageSize`, in every binding: A2A's default).
 pub const LIST_PAGE: u32 = 50;
@@ -126,6 +135,225 @@ pub struct AuthenticationInfo {
     /// The credentials.
     #[prost(string, tag = "2")]
     pub credentials: String,
+}
+
+/// v0.3's `SendMessageRequest` (the fields a2a-bench uses).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct V03SendMessageRequest {
+    /// The message (v0.3's `request`; its fields are v1.0's `Message`'s).
+    #[prost(message, optional, tag = "1")]
+    pub request: Option<Message>,
+    /// How to answer.
+    #[prost(message, optional, tag = "2")]
+    pub configuration: Option<V03SendMessageConfiguration>,
+}
+
+/// v0.3's `SendMessageConfiguration` (the fields a2a-bench uses).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct V03SendMessageConfiguration {
+    /// Where to notify the task's updates.
+    #[prost(message, optional, tag = "2")]
+    pub push_notification: Option<V03PushNotificationConfig>,
+    /// Answer when the task ends (proto3's false, the default: at once).
+    #[prost(bool, tag = "4")]
+    pub blocking: bool,
+}
+
+/// v0.3's `PushNotificationConfig` (the fields a2a-bench uses).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct V03PushNotificationConfig {
+    /// The URL the server POSTs the task to.
+    #[prost(string, tag = "2")]
+    pub url: String,
+    /// What the server sends back in `X-A2A-Notification-Token`.
+    #[prost(string, tag = "3")]
+    pub token: String,
+    /// How the server authenticates its notifications.
+    #[prost(message, optional, tag = "4")]
+    pub authentication: Option<V03AuthenticationInfo>,
+}
+
+/// v0.3's `AuthenticationInfo`: a list of schemes.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct V03AuthenticationInfo {
+    /// The schemes (`Bearer`).
+    #[prost(string, repeated, tag = "1")]
+    pub schemes: Vec<String>,
+    /// The credentials.
+    #[prost(string, tag = "2")]
+    pub credentials: String,
+}
+
+/// v0.3's `GetTaskRequest`, `CancelTaskRequest` and `TaskSubscriptionRequest`: the task by
+/// its resource name, `tasks/{id}`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct V03TaskName {
+    /// `tasks/{id}`.
+    #[prost(string, tag = "1")]
+    pub name: String,
+}
+
+/// v0.3's `SendMessageResponse`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct V03SendMessageResponse {
+    /// The task.
+    #[prost(message, optional, tag = "1")]
+    pub task: Option<V03Task>,
+    /// Or the message.
+    #[prost(message, optional, tag = "2")]
+    pub msg: Option<Message>,
+}
+
+/// v0.3's `StreamResponse`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct V03StreamResponse {
+    /// The task.
+    #[prost(message, optional, tag = "1")]
+    pub task: Option<V03Task>,
+    /// A message.
+    #[prost(message, optional, tag = "2")]
+    pub msg: Option<Message>,
+    /// A status update.
+    #[prost(message, optional, tag = "3")]
+    pub status_update: Option<V03TaskStatusUpdateEvent>,
+    /// An artifact update.
+    #[prost(message, optional, tag = "4")]
+    pub artifact_update: Option<V03TaskArtifactUpdateEvent>,
+}
+
+/// v0.3's `Task` (its artifacts' parts at 5).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct V03Task {
+    /// Its id.
+    #[prost(string, tag = "1")]
+    pub id: String,
+    /// Its context.
+    #[prost(string, tag = "2")]
+    pub context_id: String,
+    /// Where it stands.
+    #[prost(message, optional, tag = "3")]
+    pub status: Option<TaskStatus>,
+    /// What it made.
+    #[prost(message, repeated, tag = "4")]
+    pub artifacts: Vec<V03Artifact>,
+}
+
+/// v0.3's `Artifact`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct V03Artifact {
+    /// Its id.
+    #[prost(string, tag = "1")]
+    pub artifact_id: String,
+    /// Its parts.
+    #[prost(message, repeated, tag = "5")]
+    pub parts: Vec<Part>,
+}
+
+/// v0.3's `TaskStatusUpdateEvent` (with `final`).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct V03TaskStatusUpdateEvent {
+    /// The task.
+    #[prost(string, tag = "1")]
+    pub task_id: String,
+    /// Its context.
+    #[prost(string, tag = "2")]
+    pub context_id: String,
+    /// Its new status.
+    #[prost(message, optional, tag = "3")]
+    pub status: Option<TaskStatus>,
+    /// The last event of the stream.
+    #[prost(bool, tag = "4")]
+    pub r#final: bool,
+}
+
+/// v0.3's `TaskArtifactUpdateEvent`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct V03TaskArtifactUpdateEvent {
+    /// The task.
+    #[prost(string, tag = "1")]
+    pub task_id: String,
+    /// Its context.
+    #[prost(string, tag = "2")]
+    pub context_id: String,
+    /// The artifact.
+    #[prost(message, optional, tag = "3")]
+    pub artifact: Option<V03Artifact>,
+    /// Appended to one sent before.
+    #[prost(bool, tag = "4")]
+    pub append: bool,
+    /// Its last chunk.
+    #[prost(bool, tag = "5")]
+    pub last_chunk: bool,
+}
+
+/// v0.3's `AgentCard` (the fields a2a-bench's echo gives).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct V03AgentCard {
+    /// Its name.
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// What it does.
+    #[prost(string, tag = "2")]
+    pub description: String,
+    /// Where it answers.
+    #[prost(string, tag = "3")]
+    pub url: String,
+    /// The agent's own version.
+    #[prost(string, tag = "5")]
+    pub version: String,
+    /// What it can do.
+    #[prost(message, optional, tag = "7")]
+    pub capabilities: Option<V03AgentCapabilities>,
+    /// Input media types.
+    #[prost(string, repeated, tag = "10")]
+    pub default_input_modes: Vec<String>,
+    /// Output media types.
+    #[prost(string, repeated, tag = "11")]
+    pub default_output_modes: Vec<String>,
+    /// Its skills.
+    #[prost(message, repeated, tag = "12")]
+    pub skills: Vec<AgentSkill>,
+    /// An authenticated client is shown more.
+    #[prost(bool, tag = "13")]
+    pub supports_authenticated_extended_card: bool,
+    /// `url`'s transport (`GRPC`).
+    #[prost(string, tag = "14")]
+    pub preferred_transport: String,
+    /// The A2A version (`0.3.0`).
+    #[prost(string, tag = "16")]
+    pub protocol_version: String,
+}
+
+/// v0.3's `AgentCapabilities`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct V03AgentCapabilities {
+    /// Streams.
+    #[prost(bool, tag = "1")]
+    pub streaming: bool,
+    /// Notifies.
+    #[prost(bool, tag = "2")]
+    pub push_notifications: bool,
+}
+
+/// The JSON-RPC code of an A2A v0.3 error as a2a-sdk 0.3's gRPC binding names it: by the
+/// error's type at the head of its `grpc-message` (`TaskNotFoundError: …`, no status details);
+/// `None` for a message that names none.
+pub fn v03_error_code(message: &[u8]) -> Option<i64> {
+    let (name, _) = std::str::from_utf8(message).ok()?.split_once(':')?;
+    Some(match name {
+        "JSONParseError" => -32700,
+        "InvalidRequestError" => -32600,
+        "MethodNotFoundError" => -32601,
+        "InvalidParamsError" => -32602,
+        "InternalError" => -32603,
+        "TaskNotFoundError" => -32001,
+        "TaskNotCancelableError" => -32002,
+        "PushNotificationNotSupportedError" => -32003,
+        "UnsupportedOperationError" => -32004,
+        "ContentTypeNotSupportedError" => -32005,
+        "InvalidAgentResponseError" => -32006,
+        _ => return None,
+    })
 }
 
 /// `ListTasksRequest` (the fields a2a-bench sends).
@@ -577,15 +805,24 @@ fn put_string(out: &mut Vec<u8>, tag: u32, s: &[u8]) {
 /// writes for the same message, written without building one.
 /// With `immediately`, its configuration asks for the task at once (`returnImmediately`); with
 /// `push`, (URL, token, auth), to be notified of its updates (with `auth`, authenticated:
-/// scheme `Bearer`, the token as credentials).
+/// scheme `Bearer`, the token as credentials). With `v03`, v0.3's `SendMessageRequest`
+/// ([`V03SendMessageRequest`]): the message at 1, the configuration at 2, whose `blocking`
+/// (proto3's false: answer at once) is said whenever the answer is wanted, and whose push
+/// config numbers its fields as v0.3's `PushNotificationConfig` (a list of schemes).
 pub fn send_message_request(
     out: &mut Vec<u8>,
     message_id: &[u8],
     context_id: &[u8],
     text: &[u8],
-    immediately: bool,
+    (immediately, v03): (bool, bool),
     push: Option<(&[u8], &[u8], bool)>,
 ) {
+    // v1.0's numbers: the message, the configuration; in that, the push config and its url,
+    // token and authentication. v0.3's: 1, 2; 2, 3, 4.
+    let (at_message, at_config) = if v03 { (1, 2) } else { (2, 3) };
+    let (at_url, at_token, at_auth) = if v03 { (2, 3, 4) } else { (4, 5, 6) };
+    // Field 4 of the configuration, true: v1.0's return_immediately, v0.3's blocking.
+    let flag = if v03 { !immediately } else { immediately };
     let part = encoded_len_varint(1 << 3) + encoded_len_varint(text.len() as u64) + text.len();
     let message = string_len(1, message_id)
         + string_len(2, context_id)
@@ -593,7 +830,7 @@ pub fn send_message_request(
         + 1
         + encoded_len_varint(part as u64)
         + part;
-    put_bytes(out, 2, message);
+    put_bytes(out, at_message, message);
     put_string(out, 1, message_id);
     put_string(out, 2, context_id);
     encode_key(4, WireType::Varint, out);
@@ -602,35 +839,43 @@ pub fn send_message_request(
     // A text part always carries its text, empty or not (it is a one-of's member).
     put_bytes(out, 1, text.len());
     out.extend_from_slice(text);
-    // configuration: the push config (2), then return_immediately = true (4: its key and
-    // value a byte each), in prost's order.
+    // configuration: the push config (2), then field 4 = true (its key and value a byte
+    // each), in prost's order. The authentication's scheme (v0.3: its one scheme) at 1.
     let auth =
         push.filter(|p| p.2).map(|(_, token, _)| string_len(1, b"Bearer") + string_len(2, token));
     let auth_len = auth.map_or(0, |n| 1 + encoded_len_varint(n as u64) + n);
-    let config = push.map(|(url, token, _)| string_len(4, url) + string_len(5, token) + auth_len);
+    let config = push
+        .map(|(url, token, _)| string_len(at_url, url) + string_len(at_token, token) + auth_len);
     let config_len = config.map_or(0, |n| 1 + encoded_len_varint(n as u64) + n);
-    if immediately || push.is_some() {
-        put_bytes(out, 3, config_len + if immediately { 2 } else { 0 });
+    if flag || push.is_some() {
+        put_bytes(out, at_config, config_len + if flag { 2 } else { 0 });
     }
     if let (Some((url, token, _)), Some(n)) = (push, config) {
         put_bytes(out, 2, n);
-        put_string(out, 4, url);
-        put_string(out, 5, token);
+        put_string(out, at_url, url);
+        put_string(out, at_token, token);
         if let Some(n) = auth {
-            put_bytes(out, 6, n);
+            put_bytes(out, at_auth, n);
             put_string(out, 1, b"Bearer");
             put_string(out, 2, token);
         }
     }
-    if immediately {
+    if flag {
         encode_key(4, WireType::Varint, out);
         encode_varint(1, out);
     }
 }
 
-/// Appends a `GetTaskRequest` (not framed) for task `id`.
-pub fn get_task_request(out: &mut Vec<u8>, id: &[u8]) {
-    put_string(out, 2, id);
+/// Appends a `GetTaskRequest` (not framed) for task `id`; with `v03`, v0.3's (the task's name,
+/// `tasks/{id}`, at 1: [`V03TaskName`]).
+pub fn get_task_request(out: &mut Vec<u8>, id: &[u8], v03: bool) {
+    if v03 {
+        put_bytes(out, 1, b"tasks/".len() + id.len());
+        out.extend_from_slice(b"tasks/");
+        out.extend_from_slice(id);
+    } else {
+        put_string(out, 2, id);
+    }
 }
 
 /// Writes a `ListTasksRequest` asking for a page of `page_size` tasks (field 4), after the
@@ -706,7 +951,14 @@ mod tests {
                 };
                 let mut got = Vec::new();
                 let push = Some((u.as_bytes(), t.as_bytes(), auth));
-                send_message_request(&mut got, id.as_bytes(), ctx.as_bytes(), b"x", now, push);
+                send_message_request(
+                    &mut got,
+                    id.as_bytes(),
+                    ctx.as_bytes(),
+                    b"x",
+                    (now, false),
+                    push,
+                );
                 let back = SendMessageRequest::decode(&got[..]).unwrap();
                 assert_eq!(back.configuration.as_ref(), Some(&config), "{id} {u}");
                 let mut want = Vec::new();
@@ -733,22 +985,75 @@ mod tests {
                 id.as_bytes(),
                 ctx.as_bytes(),
                 text.as_bytes(),
-                now,
+                (now, false),
                 None,
             );
             assert_eq!(got, want.encode_to_vec(), "{id} {ctx} {text}");
             assert_eq!(SendMessageRequest::decode(&got[..]).unwrap(), want);
             let mut got = Vec::new();
-            get_task_request(&mut got, id.as_bytes());
+            get_task_request(&mut got, id.as_bytes(), false);
             let want = GetTaskRequest { tenant: String::new(), id: id.into() };
             assert_eq!(got, want.encode_to_vec(), "{id}");
         }
         // A long text: its length takes more than one varint byte, at every level.
         let text = "t".repeat(300);
         let mut got = Vec::new();
-        send_message_request(&mut got, b"m", b"", text.as_bytes(), false, None);
+        send_message_request(&mut got, b"m", b"", text.as_bytes(), (false, false), None);
         let back = SendMessageRequest::decode(&got[..]).unwrap();
         assert_eq!(back.message.unwrap().parts[0].text.as_deref(), Some(&text[..]));
+    }
+
+    #[test]
+    fn a_v03_request_written_by_hand_is_the_one_prost_writes() {
+        // Proves the v0.3 writers against prost's v0.3 messages: the message at 1, `blocking`
+        // said exactly when the answer is wanted (not for a task at once), the push config's
+        // v0.3 numbers with its one scheme, and a task named `tasks/{id}`.
+        let url = format!("http://127.0.0.1:9/push/1/0/{}", "7".repeat(200));
+        for (id, ctx, now) in [("m-1-2-3", "", false), ("m-9", "c-7", true)] {
+            for push in
+                [None, Some((url.as_str(), "tok-1", false)), Some(("http://h/p", "t", true))]
+            {
+                let push_notification = push.map(|(u, t, auth)| V03PushNotificationConfig {
+                    url: u.into(),
+                    token: t.into(),
+                    authentication: auth.then(|| V03AuthenticationInfo {
+                        schemes: vec!["Bearer".into()],
+                        credentials: t.into(),
+                    }),
+                });
+                let configuration = (!now || push.is_some())
+                    .then_some(V03SendMessageConfiguration { push_notification, blocking: !now });
+                let want = V03SendMessageRequest {
+                    request: Some(Message {
+                        message_id: id.into(),
+                        context_id: ctx.into(),
+                        task_id: String::new(),
+                        role: ROLE_USER,
+                        parts: vec![Part { text: Some("hi".into()) }],
+                    }),
+                    configuration,
+                };
+                let mut got = Vec::new();
+                let p = push.map(|(u, t, a)| (u.as_bytes(), t.as_bytes(), a));
+                send_message_request(
+                    &mut got,
+                    id.as_bytes(),
+                    ctx.as_bytes(),
+                    b"hi",
+                    (now, true),
+                    p,
+                );
+                assert_eq!(V03SendMessageRequest::decode(&got[..]).unwrap(), want, "{id} {push:?}");
+                assert_eq!(got, want.encode_to_vec(), "{id} {push:?}");
+            }
+            let mut got = Vec::new();
+            get_task_request(&mut got, id.as_bytes(), true);
+            assert_eq!(got, V03TaskName { name: format!("tasks/{id}") }.encode_to_vec());
+        }
+        assert_eq!(v03_error_code(b"TaskNotFoundError: Task not found"), Some(-32001));
+        assert_eq!(v03_error_code(b"TaskNotCancelableError: ended"), Some(-32002));
+        assert_eq!(v03_error_code(b"Task not found"), None);
+        assert_eq!(v03_error_code(b"SomeOtherError: x"), None);
     }
 
     #[test]

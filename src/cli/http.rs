@@ -42,7 +42,9 @@ pub struct HttpCmd {
     /// a2a-v03-rest:conversation (v0.3's HTTP+JSON
     /// binding, under {path}/v1; its extended card is GET /v1/card),
     /// a2a-grpc:message, a2a-grpc:stream, a2a-grpc:conversation (A2A's gRPC binding, over
-    /// HTTP/2), mcp:tools/list, mcp:tools/call, mcp:mixed, registry:register, registry:get,
+    /// HTTP/2), a2a-v03-grpc:message, a2a-v03-grpc:stream, a2a-v03-grpc:conversation,
+    /// a2a-v03-grpc:task, a2a-v03-grpc:subscribe, a2a-v03-grpc:push, a2a-v03-grpc:cancel,
+    /// a2a-v03-grpc:agent_card (v0.3's gRPC binding, a2a.v1.A2AService), mcp:tools/list, mcp:tools/call, mcp:mixed, registry:register, registry:get,
     /// registry:list, registry:search, registry:health.
     #[arg(long, value_name = "LIST", default_value = "health")]
     pattern: String,
@@ -60,7 +62,7 @@ pub struct HttpCmd {
     pipeline: u32,
     /// HTTP/2 over cleartext TCP (h2c, prior knowledge; over TLS, by ALPN): the clients of a
     /// connection multiplex their requests on it, up to the server's concurrent-stream limit.
-    /// The a2a-grpc patterns imply it.
+    /// The a2a-grpc and a2a-v03-grpc patterns imply it.
     #[arg(long)]
     http2: bool,
     /// One request per connection (HTTP/1.1 `Connection: close`): every request pays a new
@@ -177,7 +179,7 @@ pub struct HttpCmd {
     #[arg(long, value_name = "N", default_value_t = 0)]
     preload: u32,
     /// The conversation patterns (a2a:conversation, a2a-rest:, a2a-grpc:, a2a-v03:,
-    /// a2a-v03-rest:conversation): turns per context.
+    /// a2a-v03-rest:, a2a-v03-grpc:conversation): turns per context.
     #[arg(long, value_name = "N", default_value_t = 4)]
     turns: u32,
     /// a2a:list_tasks, a2a-rest:list_tasks, a2a-grpc:list_tasks: the tasks a page asks for
@@ -251,7 +253,7 @@ fn push_receiver(
     if !patterns.iter().any(|p| p.is_push()) {
         if cmd.push_listen.is_some() || cmd.push_url.is_some() || cmd.push_auth {
             bail!(
-                "--push-listen, --push-url and --push-auth are for the push patterns (a2a:push, a2a-rest:push, a2a-grpc:push, a2a-v03:push, a2a-v03-rest:push)"
+                "--push-listen, --push-url and --push-auth are for the push patterns (a2a:push, a2a-rest:push, a2a-grpc:push, a2a-v03:push, a2a-v03-rest:push, a2a-v03-grpc:push)"
             );
         }
         return Ok(None);
@@ -368,11 +370,12 @@ fn config(
         if cmd.pipeline != 1 || cmd.no_keepalive {
             bail!("--pattern: the a2a-grpc patterns speak HTTP/2, which goes with neither --pipeline nor --no-keepalive");
         }
-        if path.contains(crate::grpc::SERVICE) {
-            bail!(
-                "--url: the a2a-grpc patterns add {}<method> themselves: give the server's address",
-                crate::grpc::SERVICE
-            );
+        for service in [crate::grpc::SERVICE, crate::grpc::SERVICE_V03] {
+            if path.contains(service) {
+                bail!(
+                    "--url: the a2a-grpc patterns add {service}<method> themselves: give the server's address"
+                );
+            }
         }
         cmd.http2 = true;
     }

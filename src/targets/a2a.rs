@@ -32,7 +32,11 @@
 //! /v1/message:send`, `/v1/message:stream`, `GET /v1/tasks/{id}`, `:subscribe`, `POST
 //! :cancel`, `GET /v1/card` for the extended card), unless a request says `A2A-Version: 1.x`:
 //! ProtoJSON as v1.0's but a message's parts in `content`, `TASK_STATE_CANCELLED`, errors as
-//! `{"message"}`; a `SendMessage` not `blocking` (proto3's default) starts a task.
+//! `{"message"}`; a `SendMessage` not `blocking` (proto3's default) starts a task. v0.3's gRPC
+//! binding (`a2a.v1.A2AService`, under any prefix) is served as a2a-sdk 0.3 serves it:
+//! `SendMessage` (a task unless `blocking`), `SendStreamingMessage`, `GetTask`, `CancelTask`,
+//! `TaskSubscription` of `tasks/{id}`, `GetAgentCard` (the public card); errors named by the
+//! type at the head of `grpc-message`, without status details.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -58,6 +62,8 @@ pub struct Echo {
     /// The extended agent card ([`extended_card`]) as served in JSON, and as a gRPC frame.
     extended: Bytes,
     extended_grpc: Bytes,
+    /// The public card as v0.3's gRPC `GetAgentCard` answers it (a frame).
+    card_v03_grpc: Bytes,
     /// The time between a stream's events (0: sent together).
     event_gap: Duration,
     /// How long a task works before it completes.
@@ -250,7 +256,10 @@ impl Echo {
         let extended = extended_card(&card);
         let mut extended_grpc = Vec::new();
         grpc::frame(&mut extended_grpc, |b| prost::Message::encode_raw(&card_proto(&extended), b));
+        let mut card_v03_grpc = Vec::new();
+        grpc::frame(&mut card_v03_grpc, |b| prost::Message::encode_raw(&card_v03_proto(&card), b));
         Echo {
+            card_v03_grpc: card_v03_grpc.into(),
             card: card.to_string().into(),
             extended: extended.to_string().into(),
             extended_grpc: extended_grpc.into(),
@@ -675,6 +684,21 @@ impl Echo {
                     Err(r) => r,
                 }
             }
+            (&Method::POST, p) if p.contains(grpc::SERVICE_V03) => {
+                let method = p.rsplit('/').next().unwrap_or_default().to_string();
+                let is_grpc = req
+                    .headers()
+                    .get(hyper::header::CONTENT_TYPE)
+                    .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+                if !is_grpc {
+                    let text = "gRPC wants Content-Type: application/grpc\n";
+                    return reply(StatusCode::UNSUPPORTED_MEDIA_TYPE, "text/plain", text);
+                }
+                match body(req).await {
+                    Ok((_, bytes)) => self.grpc_v03(&bytes, &method),
+                    Err(r) => r,
+                }
+            }
             (&Method::POST, p) if p.contains(grpc::SERVICE) => {
                 let method = p.rsplit('/').next().unwrap_or_default();
                 // Some(stream) for the two SendMessages, None for GetTask and SubscribeToTask.
@@ -766,6 +790,27 @@ fn card_proto(card: &Value) -> grpc::AgentCard {
         default_input_modes: texts(&card["defaultInputModes"]),
         default_output_modes: texts(&card["defaultOutputModes"]),
         skills,
+    }
+}
+
+/// `card` (ProtoJSON) as v0.3's gRPC `AgentCard` (its own url, preferring gRPC).
+fn card_v03_proto(card: &Value) -> grpc::V03AgentCard {
+    let v1 = card_proto(card);
+    grpc::V03AgentCard {
+        name: v1.name,
+        description: v1.description,
+        url: card["url"].as_str().unwrap_or_default().to_string(),
+        version: v1.version,
+        capabilities: Some(grpc::V03AgentCapabilities {
+            streaming: true,
+            push_notifications: true,
+        }),
+        default_input_modes: v1.default_input_modes,
+        default_output_modes: v1.default_output_modes,
+        skills: v1.skills,
+        supports_authenticated_extended_card: true,
+        preferred_transport: "GRPC".into(),
+        protocol_version: "0.3.0".into(),
     }
 }
 
@@ -1303,6 +1348,181 @@ impl Echo {
         }
         grpc_reply(frames, gap)
     }
+}
+
+impl Echo {
+    /// A2A v0.3's gRPC binding, as a2a-sdk 0.3 answers it: `SendMessage` (with `blocking`, the
+    /// echo as a message; else a task started, notified to its push config if it has one),
+    /// `SendStreamingMessage` (three events, the last `final`), `GetTask`, `CancelTask` and
+    /// `TaskSubscription` of `tasks/{id}`, `GetAgentCard`; errors as a2a-sdk 0.3 gives them:
+    /// the error's type at the head of `grpc-message`, no status details.
+    fn grpc_v03(&self, bytes: &Bytes, method: &str) -> Response<Body> {
+        use prost::Message as _;
+        const INVALID_ARGUMENT: u32 = 3;
+        let one = |m: &dyn Fn(&mut Vec<u8>)| {
+            let mut b = Vec::new();
+            grpc::frame(&mut b, m);
+            grpc_reply(vec![b], Duration::ZERO)
+        };
+        let not_found = || grpc_error(5, "TaskNotFoundError: Task not found", None);
+        match method {
+            grpc::SEND_MESSAGE | grpc::SEND_STREAMING_MESSAGE => {
+                let request: grpc::V03SendMessageRequest =
+                    match grpc_unary(bytes, None, "SendMessageRequest") {
+                        Ok(r) => r,
+                        Err(r) => return *r,
+                    };
+                let config = request.configuration.unwrap_or_default();
+                let Some(message) = request.request else {
+                    let text = "InvalidParamsError: no message";
+                    return grpc_error(INVALID_ARGUMENT, text, None);
+                };
+                let text: String = message.parts.iter().filter_map(|p| p.text.as_deref()).collect();
+                let context = if message.context_id.is_empty() {
+                    fresh_id("ctx")
+                } else {
+                    message.context_id
+                };
+                if method == grpc::SEND_STREAMING_MESSAGE {
+                    let frames = v03_grpc_events(&fresh_id("task"), &context, &text).map(|e| {
+                        let mut b = Vec::new();
+                        grpc::frame(&mut b, |b| e.encode_raw(b));
+                        b
+                    });
+                    return grpc_reply(frames.into(), self.event_gap);
+                }
+                if config.blocking {
+                    let answer = grpc::V03SendMessageResponse {
+                        task: None,
+                        msg: Some(grpc::Message {
+                            message_id: fresh_id("msg"),
+                            context_id: context,
+                            task_id: String::new(),
+                            role: grpc::ROLE_AGENT,
+                            parts: vec![grpc::Part { text: Some(text) }],
+                        }),
+                    };
+                    return one(&|b| answer.encode_raw(b));
+                }
+                let task = self.start_task(&context, &text).and_then(|id| self.task_proto(&id));
+                let Some(task) = task else {
+                    return grpc_error(14, "InternalError: too many tasks", None);
+                };
+                if let Some(p) = config.push_notification.filter(|p| !p.url.is_empty()) {
+                    let authorization = p
+                        .authentication
+                        .as_ref()
+                        .and_then(|a| Some(format!("{} {}", a.schemes.first()?, a.credentials)));
+                    let auth = (p.token.as_str(), authorization);
+                    self.notify_when_done(&p.url, auth, (&task.id, &context, &text), Version::V03);
+                }
+                let answer = grpc::V03SendMessageResponse { task: Some(v03_task(task)), msg: None };
+                one(&|b| answer.encode_raw(b))
+            }
+            grpc::GET_TASK | grpc::CANCEL_TASK | grpc::TASK_SUBSCRIPTION => {
+                let request: grpc::V03TaskName = match grpc_unary(bytes, None, "GetTaskRequest") {
+                    Ok(r) => r,
+                    Err(r) => return *r,
+                };
+                let Some(id) = request.name.strip_prefix("tasks/") else {
+                    let text = format!("InvalidParamsError: No task for {}", request.name);
+                    return grpc_error(INVALID_ARGUMENT, &text, None);
+                };
+                if method == grpc::CANCEL_TASK {
+                    match self.cancel(id) {
+                        Some(Ok(())) => {}
+                        Some(Err(())) => {
+                            let text = "TaskNotCancelableError: Task cannot be canceled";
+                            return grpc_error(12, text, None);
+                        }
+                        None => return not_found(),
+                    }
+                }
+                if method == grpc::TASK_SUBSCRIPTION {
+                    return match self.subscription(id) {
+                        Some(Ok((left, context, text))) => {
+                            let all = v03_grpc_events(id, &context, &text).map(|e| {
+                                let mut b = Vec::new();
+                                grpc::frame(&mut b, |b| e.encode_raw(b));
+                                Bytes::from(b)
+                            });
+                            let mut trailers = hyper::HeaderMap::new();
+                            trailers.insert("grpc-status", 0.into());
+                            timed(all, left, "application/grpc", Some(trailers))
+                        }
+                        Some(Err(())) => grpc_error(
+                            INVALID_ARGUMENT,
+                            &format!("InvalidParamsError: Task {id} is in terminal state"),
+                            None,
+                        ),
+                        None => not_found(),
+                    };
+                }
+                match self.task_proto(id) {
+                    Some(task) => {
+                        let task = v03_task(task);
+                        one(&|b| task.encode_raw(b))
+                    }
+                    None => not_found(),
+                }
+            }
+            grpc::GET_AGENT_CARD => grpc_reply(vec![self.card_v03_grpc.to_vec()], Duration::ZERO),
+            _ => grpc_error(12, &format!("Method not found: {method}"), None),
+        }
+    }
+}
+
+/// A task as v0.3's gRPC `Task` (its artifacts' parts at 5).
+fn v03_task(t: grpc::Task) -> grpc::V03Task {
+    let artifacts = t
+        .artifacts
+        .into_iter()
+        .map(|a| grpc::V03Artifact { artifact_id: a.artifact_id, parts: a.parts });
+    grpc::V03Task {
+        id: t.id,
+        context_id: t.context_id,
+        status: t.status,
+        artifacts: artifacts.collect(),
+    }
+}
+
+/// The three events of a streamed echo in v0.3's gRPC binding: the task, its artifact, its
+/// final status (`final`).
+fn v03_grpc_events(task: &str, context: &str, text: &str) -> [grpc::V03StreamResponse; 3] {
+    let status = |state| Some(grpc::TaskStatus { state });
+    [
+        grpc::V03StreamResponse {
+            task: Some(grpc::V03Task {
+                id: task.into(),
+                context_id: context.into(),
+                status: status(grpc::TASK_STATE_WORKING),
+                artifacts: Vec::new(),
+            }),
+            ..Default::default()
+        },
+        grpc::V03StreamResponse {
+            artifact_update: Some(grpc::V03TaskArtifactUpdateEvent {
+                task_id: task.into(),
+                context_id: context.into(),
+                artifact: Some(grpc::V03Artifact {
+                    artifact_id: fresh_id("artifact"),
+                    parts: vec![grpc::Part { text: Some(text.into()) }],
+                }),
+                append: false,
+                last_chunk: true,
+            }),
+            ..Default::default()
+        },
+        grpc::V03StreamResponse {
+            status_update: Some(grpc::V03TaskStatusUpdateEvent {
+                task_id: task.into(),
+                context_id: context.into(),
+                status: status(grpc::TASK_STATE_COMPLETED),
+                r#final: true,
+            }),
+            ..Default::default()
+        },
+    ]
 }
 
 /// The three events of a streamed echo in the gRPC binding: the task, its artifact, its final

@@ -353,6 +353,34 @@ fn the_a2a_grpc_binding_is_answered_and_its_errors_named() {
     }
 }
 
+#[test]
+fn the_a2a_v03_grpc_binding_is_answered_and_its_errors_named() {
+    // Proves v0.3's gRPC binding end to end: message, stream (events counted), conversation
+    // (context kept) and GetAgentCard against the echo agent under a prefix, beside v1.0's
+    // binding, over the HTTP/2 the gRPC patterns imply; an error a2a-sdk 0.3 names only by the
+    // type at the head of grpc-message (no status details) is named by it, for v0.3's
+    // patterns and v1.0's alike; a bare NOT_FOUND stays grpc_not_found.
+    let t = Target::start(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), 1).unwrap();
+    let url = format!("http://{}/tenant-1", t.local_addr());
+    let mix = "a2a-v03-grpc:message,a2a-v03-grpc:stream,a2a-v03-grpc:conversation,a2a-v03-grpc:agent_card,a2a-grpc:message";
+    let (ok, text, report) = http(&["--url", &url, "--pattern", mix, "--agents", "5"]);
+    let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+    assert!(ok, "{text}");
+    assert_clean(&report, &mix.split(',').collect::<Vec<_>>());
+    assert_eq!(report["config"]["http"]["http2"], true);
+    assert_eq!(pattern(&report, "a2a-v03-grpc:stream")["events_per_answer"], 3.0);
+    for (pattern, act, kind) in [
+        ("a2a-v03-grpc:message", H2Act::GrpcV03NotFound, "a2a_task_not_found"),
+        ("a2a-grpc:message", H2Act::GrpcV03NotFound, "a2a_task_not_found"),
+        ("a2a-v03-grpc:agent_card", H2Act::GrpcNotFound, "grpc_not_found"),
+    ] {
+        let addr = h2_scripted(move |_, _| act);
+        let url = format!("http://{addr}/");
+        let args = ["--url", &url, "--pattern", pattern, "--agents", "2"];
+        check_every_request_fails(&args, kind);
+    }
+}
+
 /// The echo agent, its tasks working `task_time`, and its URL.
 fn echo_with_tasks(task_time: Duration) -> (Target, String) {
     use a2a_bench::targets::Options;
@@ -394,9 +422,9 @@ fn tasks_are_polled_until_they_end_and_timed_to_their_end() {
     // time to the GetTask that found it completed (over 30 ms), its polls counted (at least
     // two), in a mix with a plain message, over HTTP/1.1 and HTTP/2 and in the gRPC binding,
     // with nothing lost; v0.3's message/send (`blocking: false`) and tasks/get alike, in
-    // JSON-RPC and in v0.3's HTTP+JSON binding.
+    // JSON-RPC, in v0.3's HTTP+JSON binding and in its gRPC binding.
     let json = ["a2a:task", "a2a-rest:task", "a2a-v03:task", "a2a-v03-rest:task", "a2a:message"];
-    let grpc = ["a2a-grpc:task", "a2a-grpc:message"];
+    let grpc = ["a2a-grpc:task", "a2a-v03-grpc:task", "a2a-grpc:message"];
     against_tasks_of_30_ms(&json, &grpc, &["--task-poll", "0.01"], |report, text, version, mix| {
         for name in mix.iter().filter(|p| p.ends_with(":task")) {
             let p = pattern(report, name);
@@ -419,11 +447,13 @@ fn subscribed_tasks_are_answered_when_their_stream_says_they_ended() {
     // Proves the subscribe patterns end to end against the echo agent, whose tasks work 30 ms:
     // each SendMessage (`returnImmediately`) is followed at once by one SubscribeToTask, whose
     // stream tells the task's end as it happens (under 30 ms + 15 ms, where a GetTask every
-    // 10 ms would be up to 10 ms late), in the three bindings, v0.3's tasks/resubscribe and
-    // v0.3's HTTP+JSON GET /v1/tasks/{id}:subscribe, over HTTP/1.1 and HTTP/2.
+    // 10 ms would be up to 10 ms late), in the three bindings, v0.3's tasks/resubscribe,
+    // v0.3's HTTP+JSON GET /v1/tasks/{id}:subscribe and v0.3's gRPC TaskSubscription, over
+    // HTTP/1.1 and HTTP/2.
     let json =
         ["a2a:subscribe", "a2a-rest:subscribe", "a2a-v03:subscribe", "a2a-v03-rest:subscribe"];
-    against_tasks_of_30_ms(&json, &["a2a-grpc:subscribe"], &[], |report, _, version, mix| {
+    let grpc = ["a2a-grpc:subscribe", "a2a-v03-grpc:subscribe"];
+    against_tasks_of_30_ms(&json, &grpc, &[], |report, _, version, mix| {
         for name in mix {
             let p = pattern(report, name);
             let done = p["latency"]["p50_ms"].as_f64().unwrap();
@@ -457,6 +487,53 @@ fn a_subscription_refused_because_the_task_ended_asks_get_task() {
     assert!(ok, "{text}");
     assert_clean(&report, &["a2a:subscribe"]);
     assert_eq!(pattern(&report, "a2a:subscribe")["polls_per_answer"], 2.0);
+}
+
+#[test]
+fn a_resubscription_refused_as_a2a_sdk_0_3_refuses_it_asks_get_task() {
+    // Proves the fallback for a2a-sdk 0.3, which ends a subscription's stream without the
+    // task's final status at times (its gRPC binding, often) and refuses a subscription to a
+    // task that ended as invalid params: the stream that ended with the task still working is
+    // followed by one more subscription, whose refusal is followed by GetTask, and the
+    // completed task answers the booked request (three follow-ups per task, no error); the
+    // same refusal of a task's first subscription, which may be the server not reading what
+    // it was sent, stays an error (jsonrpc_invalid_params).
+    let refused = r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"Task t-1 is in terminal state: completed"}}"#;
+    for first_refused in [false, true] {
+        let subscriptions = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = subscriptions.clone();
+        let addr = scripted(move |_, request| {
+            if request.contains("\"tasks/resubscribe\"") {
+                let n = seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if first_refused || n % 2 == 1 {
+                    return Some(response("200 OK", "application/json", "", refused));
+                }
+                // The task's artifact, then the stream's end: no final status.
+                let e = r#"{"jsonrpc":"2.0","id":1,"result":{"kind":"artifact-update","taskId":"t-1","contextId":"c","artifact":{"artifactId":"a","parts":[]}}}"#;
+                let body = format!("data: {e}\n\n");
+                return Some(response("200 OK", "text/event-stream", "", &body));
+            }
+            let result = if request.contains("\"tasks/get\"") {
+                r#"{"kind":"task","id":"t-1","contextId":"c","status":{"state":"completed"}}"#
+            } else {
+                r#"{"kind":"task","id":"t-1","contextId":"c","status":{"state":"submitted"}}"#
+            };
+            let body = format!(r#"{{"jsonrpc":"2.0","id":1,"result":{result}}}"#);
+            Some(response("200 OK", "application/json", "", &body))
+        });
+        let url = format!("http://{addr}/");
+        let mut args = vec!["--url", &url, "--pattern", "a2a-v03:subscribe", "--agents", "1"];
+        args.extend(["--task-poll", "0"]);
+        if first_refused {
+            check_every_request_fails(&args, "jsonrpc_invalid_params");
+            continue;
+        }
+        let (ok, text, report) = http(&args);
+        let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+        assert!(ok, "{text}");
+        assert_clean(&report, &["a2a-v03:subscribe"]);
+        assert_eq!(pattern(&report, "a2a-v03:subscribe")["polls_per_answer"], 3.0);
+    }
 }
 
 #[test]
@@ -539,7 +616,7 @@ fn notified_tasks_are_answered_when_their_end_is_pushed() {
     // and the receiver says what it received.
     let (_echo, url) = echo_with_tasks(Duration::from_millis(30));
     let json = &["a2a:push", "a2a-rest:push", "a2a-v03:push", "a2a-v03-rest:push"][..];
-    let grpc = &["a2a-grpc:push"][..];
+    let grpc = &["a2a-grpc:push", "a2a-v03-grpc:push"][..];
     for (version, mix) in [
         (None, json),
         (Some("--http2"), json),
@@ -749,11 +826,12 @@ fn a_task_that_fails_or_is_lost_is_an_error_by_kind() {
 fn canceled_tasks_are_answered_when_the_cancel_takes() {
     // Proves the cancel patterns against the echo agent, whose tasks would work 30 ms: each
     // task is canceled by one CancelTask sent as soon as it is accepted (JSON-RPC, HTTP+JSON's
-    // POST /tasks/{id}:cancel, v0.3's tasks/cancel and POST /v1/tasks/{id}:cancel, gRPC), over
-    // HTTP/1.1 and HTTP/2, and is
+    // POST /tasks/{id}:cancel, v0.3's tasks/cancel and POST /v1/tasks/{id}:cancel, gRPC,
+    // v0.3's gRPC), over HTTP/1.1 and HTTP/2, and is
     // answered when the cancel says it is canceled, long before the task would have ended.
     let json = ["a2a:cancel", "a2a-rest:cancel", "a2a-v03:cancel", "a2a-v03-rest:cancel"];
-    against_tasks_of_30_ms(&json, &["a2a-grpc:cancel"], &[], |report, _, version, mix| {
+    let grpc = ["a2a-grpc:cancel", "a2a-v03-grpc:cancel"];
+    against_tasks_of_30_ms(&json, &grpc, &[], |report, _, version, mix| {
         for &name in mix {
             let p = pattern(report, name);
             let (done, accepted) = (
@@ -1684,6 +1762,8 @@ enum H2Act {
     Flood,
     /// A gRPC error as a head alone: `grpc-status: 5` (NOT_FOUND), no details.
     GrpcNotFound,
+    /// The same, named as a2a-sdk 0.3 names it: `grpc-message: TaskNotFoundError: …`.
+    GrpcV03NotFound,
     /// A gRPC answer whose message is cut short, then `grpc-status: 0`.
     GrpcCut,
     /// A gRPC answer whose body ends without trailers.
@@ -1725,9 +1805,13 @@ fn h2_scripted(act: impl Fn(usize, usize) -> H2Act + Send + Sync + 'static) -> S
                             .body(())
                             .unwrap();
                         match what {
-                            H2Act::GrpcNotFound => {
+                            H2Act::GrpcNotFound | H2Act::GrpcV03NotFound => {
                                 let mut head = grpc;
                                 head.headers_mut().insert("grpc-status", 5.into());
+                                if what == H2Act::GrpcV03NotFound {
+                                    let m = "TaskNotFoundError: Task not found";
+                                    head.headers_mut().insert("grpc-message", m.parse().unwrap());
+                                }
                                 let _ = respond.send_response(head, true);
                                 continue;
                             }

@@ -58,12 +58,14 @@ class Echo(AgentExecutor):
         await TaskUpdater(event_queue, context.task_id, context.context_id).cancel()
 
 
-def main() -> None:
-    port = int(sys.argv[1])
+def agent_card(url: str, transport: str = "JSONRPC") -> tuple[AgentCard, AgentCard]:
+    """The agent's card at `url` (its preferred transport `transport`), and its extended card
+    (one more skill)."""
     card = AgentCard(
         name="echo",
         description="Echoes every message (a2a-bench test target, A2A v0.3)",
-        url=f"http://127.0.0.1:{port}/",
+        url=url,
+        preferred_transport=transport,
         version="1.0.0",
         capabilities=AgentCapabilities(streaming=True, push_notifications=TASK_MS is not None),
         default_input_modes=["text/plain"],
@@ -76,6 +78,12 @@ def main() -> None:
     extended.skills.append(
         AgentSkill(id="echo-extended", name="echo, extended", description="echoes", tags=["echo"])
     )
+    return card, extended
+
+
+def request_handler() -> DefaultRequestHandler:
+    """The echo's handler: an in-memory task store; with A2A_ECHO_TASK_MS, push configs and
+    a2a-sdk's push sender too."""
     extra = {}
     if TASK_MS is not None:
         # Tasks: notified as a2a-sdk notifies, over one pooled httpx client.
@@ -83,9 +91,13 @@ def main() -> None:
         client = httpx.AsyncClient(limits=httpx.Limits(max_connections=64))
         extra = {"push_config_store": configs,
                  "push_sender": BasePushNotificationSender(client, configs)}
-    handler = DefaultRequestHandler(
-        agent_executor=Echo(), task_store=InMemoryTaskStore(), **extra
-    )
+    return DefaultRequestHandler(agent_executor=Echo(), task_store=InMemoryTaskStore(), **extra)
+
+
+def main() -> None:
+    port = int(sys.argv[1])
+    card, extended = agent_card(f"http://127.0.0.1:{port}/")
+    handler = request_handler()
     app = A2AStarletteApplication(
         agent_card=card, http_handler=handler, extended_agent_card=extended
     ).build()

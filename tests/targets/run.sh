@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make test-targets`: every `a2a-bench http` pattern against the real Python servers from PyPI
 # — an a2a-sdk 1.x echo agent (its JSON-RPC, HTTP+JSON and gRPC bindings), one on a2a-sdk 0.3
-# (A2A v0.3, what most deployed agents speak), MCP servers on mcp
+# (A2A v0.3, what most deployed agents speak; its three bindings too), MCP servers on mcp
 # 1.x (sessions) and 2.x (sessions, and the sessionless 2026-07-28 protocol), and a2a-registry
 # (without its heavy optional dependencies) — each run must succeed with 0 errors. Virtual
 # environments are made once under target/pyenvs (A2A_BENCH_PYENVS to move them), and again when
@@ -27,7 +27,7 @@ mkenv() { # name, pip arguments... (made again when the arguments change)
     fi
 }
 mkenv a2a 'a2a-sdk[http-server,grpc]>=1,<2' uvicorn
-mkenv a2a03 'a2a-sdk[http-server]>=0.3,<0.4' uvicorn
+mkenv a2a03 'a2a-sdk[http-server,grpc]>=0.3,<0.4' uvicorn
 mkenv mcp1 'mcp>=1.20,<2'
 mkenv mcp2 'mcp>=2,<3'
 mkenv registry fastapi uvicorn fasta2a jsonrpcserver pydantic httpx httpx-sse sse-starlette click pyjwt
@@ -123,8 +123,8 @@ check "a2a-sdk $V03 (A2A v0.3), tasks of 1 s canceled" --url "http://127.0.0.1:$
 
 # The a2a-sdk 1.x agent in A2A's gRPC binding, on grpcio's asyncio server (HTTP/2 only: readiness
 # is its port accepting).
-start_grpc() { # port (the server's environment as the caller's)
-    "$ENVS/a2a/bin/python" "$HERE/a2a_grpc_echo.py" "$1" >"$OUT/server-$1.log" 2>&1 &
+start_grpc() { # port [environment script] (the server's environment as the caller's)
+    "$ENVS/${3:-a2a}/bin/python" "$HERE/${2:-a2a_grpc_echo.py}" "$1" >"$OUT/server-$1.log" 2>&1 &
     PIDS+=($!)
     for _ in $(seq 600); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
     echo "gRPC server on $1 did not start"; cat "$OUT/server-$1.log"; return 1
@@ -143,6 +143,21 @@ check "a2a-sdk, gRPC (grpcio $GRPCIO), tasks listed page after page" \
 P=$(free_port); A2A_ECHO_TASK_MS=1000 start_grpc "$P"
 check "a2a-sdk, gRPC (grpcio $GRPCIO), tasks of 1 s canceled" \
     --url "http://127.0.0.1:$P" --pattern a2a-grpc:cancel --task-poll 0.02
+
+# The a2a-sdk 0.3 agent in v0.3's gRPC binding (a2a.v1.A2AService): messages, the card, tasks
+# followed by GetTask and TaskSubscription (whose stream a2a-sdk 0.3 ends without the final
+# status at times: subscribed again, refused as the task ended, GetTask tells) or pushed (its
+# sender does not authenticate: no --push-auth), and canceled.
+GRPCIO03=$("$ENVS/a2a03/bin/pip" show grpcio | sed -n 's/^Version: //p')
+P=$(free_port); start_grpc "$P" a2a_v03_grpc_echo.py a2a03
+check "a2a-sdk $V03, v0.3 gRPC (grpcio $GRPCIO03)" --url "http://127.0.0.1:$P" \
+    --pattern a2a-v03-grpc:message,a2a-v03-grpc:stream,a2a-v03-grpc:conversation,a2a-v03-grpc:agent_card
+P=$(free_port); A2A_ECHO_TASK_MS=50 start_grpc "$P" a2a_v03_grpc_echo.py a2a03
+check "a2a-sdk $V03, v0.3 gRPC (grpcio $GRPCIO03), tasks of 50 ms followed by GetTask and TaskSubscription, or pushed" \
+    --url "http://127.0.0.1:$P" --pattern a2a-v03-grpc:task,a2a-v03-grpc:subscribe,a2a-v03-grpc:push --task-poll 0.02
+P=$(free_port); A2A_ECHO_TASK_MS=1000 start_grpc "$P" a2a_v03_grpc_echo.py a2a03
+check "a2a-sdk $V03, v0.3 gRPC (grpcio $GRPCIO03), tasks of 1 s canceled" --url "http://127.0.0.1:$P" \
+    --pattern a2a-v03-grpc:cancel --task-poll 0.02
 
 # uvicorn closing connections idle for 1 s: each client sends every 1.5 s, so every request
 # finds its connection closed by the server and replaced by a2a-bench, with no error.

@@ -303,10 +303,14 @@ impl Http {
             What::Subscribe(_) => judge::subscription(p, answer.0, answer.1, &mut self.event),
             _ => judge::task(p, answer.0, answer.1, poll),
         };
-        // A subscription to a task that ended first is refused (A2A: unsupported operation):
-        // GetTask tells how it ended.
+        // A subscription to a task that ended first is refused (A2A: unsupported operation;
+        // a2a-sdk 0.3: invalid params, "in terminal state", which is taken so only for a task
+        // subscribed to before, so that a request it cannot read stays an error): GetTask
+        // tells how it ended.
+        let resubscribed = self.tasks.get(w.task as usize).is_some_and(|t| t.polls >= 2);
         if matches!(w.what, What::Subscribe(_))
-            && matches!(&verdict, Err(k) if k == "a2a_unsupported_operation")
+            && matches!(&verdict, Err(k) if k == "a2a_unsupported_operation"
+                || (resubscribed && k == "jsonrpc_invalid_params"))
         {
             self.submit(conn, Wire { what: What::Poll(i), again: false, ..w });
             return;

@@ -26,7 +26,7 @@ const MIXES: [&[Pattern]; 16] = [
     ],
     &[
         Pattern::A2aRestConversation,
-        Pattern::A2aGrpcStream,
+        Pattern::A2aV03GrpcStream,
         Pattern::A2aGrpcListTasks,
         Pattern::A2aStream,
     ],
@@ -70,13 +70,13 @@ const MIXES: [&[Pattern]; 16] = [
     ],
     &[
         Pattern::A2aV03RestExtendedCard,
-        Pattern::A2aV03RestCancel,
-        Pattern::A2aV03RestPush,
-        Pattern::AgentCard,
+        Pattern::A2aV03GrpcTask,
+        Pattern::A2aV03GrpcSubscribe,
+        Pattern::A2aV03GrpcAgentCard,
     ],
     &[
         Pattern::A2aRestConversation,
-        Pattern::A2aGrpcConversation,
+        Pattern::A2aV03GrpcConversation,
         Pattern::McpToolsCall,
         Pattern::A2aV03RestStream,
     ],

@@ -484,13 +484,17 @@ impl<W: Copy> H2Conn<W> {
     }
 }
 
-/// How a gRPC call ended, from the head or trailers that carry its `grpc-status`.
+/// How a gRPC call ended, from the head or trailers that carry its `grpc-status`: A2A's error
+/// by the reason its status details give (v1.0), else by the type its message begins with
+/// (a2a-sdk 0.3's v0.3 binding).
 fn grpc_end(h: &http::HeaderMap) -> Option<GrpcEnd> {
     let code = h.get("grpc-status")?.to_str().ok()?.trim().parse().ok()?;
     let a2a = h
         .get("grpc-status-details-bin")
         .and_then(|v| crate::grpc::details_reason(v.as_bytes()))
-        .and_then(|r| a2a_reason_code(&r));
+        .and_then(|r| a2a_reason_code(&r))
+        .or_else(|| h.get("grpc-message").and_then(|m| crate::grpc::v03_error_code(m.as_bytes())))
+        .filter(|_| code != 0);
     Some(GrpcEnd { code, a2a })
 }
 
@@ -521,6 +525,35 @@ pub fn to_h2(text: &[u8], authority: &str) -> Result<(http::Request<()>, Bytes),
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_grpc_end_names_a2a_s_error_by_its_details_or_v03_s_message() {
+        // Proves grpc_end: v1.0's reason from the status details, a2a-sdk 0.3's error type
+        // from the head of grpc-message, the details first, nothing named for a success or
+        // a message that names no A2A error.
+        let end = |pairs: &[(&'static str, String)]| {
+            let mut h = http::HeaderMap::new();
+            for (name, value) in pairs {
+                h.insert(*name, value.parse().unwrap());
+            }
+            grpc_end(&h).map(|e| (e.code, e.a2a))
+        };
+        let details = crate::grpc::details_value(9, "m", "VERSION_NOT_SUPPORTED");
+        let status = |c: &str| ("grpc-status", c.to_string());
+        let message = |m: &str| ("grpc-message", m.to_string());
+        let named = end(&[status("9"), ("grpc-status-details-bin", details.clone())]);
+        assert_eq!(named, Some((9, Some(-32009))));
+        assert_eq!(
+            end(&[status("5"), message("TaskNotFoundError: Task not found")]),
+            Some((5, Some(-32001)))
+        );
+        let both =
+            [status("9"), message("TaskNotFoundError: x"), ("grpc-status-details-bin", details)];
+        assert_eq!(end(&both), Some((9, Some(-32009))));
+        assert_eq!(end(&[status("2"), message("boom: no")]), Some((2, None)));
+        assert_eq!(end(&[status("0"), message("TaskNotFoundError: x")]), Some((0, None)));
+        assert_eq!(end(&[message("TaskNotFoundError: x")]), None);
+    }
 
     #[test]
     fn a_rendered_request_becomes_the_same_http2_request() {

@@ -90,7 +90,7 @@ pub fn grpc_status_name(code: u32) -> Kind {
 fn grpc_answer(p: Pattern, head: &Head, body: &[u8], context: Option<&str>) -> Result<u32, Kind> {
     use crate::grpc::{bytes_field, fields, messages, Field};
     grpc_ok(head)?;
-    let stream = p == Pattern::A2aGrpcStream;
+    let stream = p.is_stream();
     let walked = messages(body, |m| {
         if stream {
             let payload = fields(m).try_fold(false, |any, f| {
@@ -823,9 +823,12 @@ pub fn judge(
             json()?;
             serde_json::from_slice::<Skip>(body).map(|_| 0).map_err(|_| BAD_JSON)
         }
-        Pattern::A2aGrpcMessage | Pattern::A2aGrpcStream | Pattern::A2aGrpcConversation => {
-            grpc_answer(p, head, body, context)
-        }
+        Pattern::A2aGrpcMessage
+        | Pattern::A2aGrpcStream
+        | Pattern::A2aGrpcConversation
+        | Pattern::A2aV03GrpcMessage
+        | Pattern::A2aV03GrpcStream
+        | Pattern::A2aV03GrpcConversation => grpc_answer(p, head, body, context),
         // The adapter follows a task to its end ([`task`]); here, its first answer alone.
         Pattern::A2aTask
         | Pattern::A2aRestTask
@@ -846,7 +849,11 @@ pub fn judge(
         | Pattern::A2aV03RestTask
         | Pattern::A2aV03RestSubscribe
         | Pattern::A2aV03RestPush
-        | Pattern::A2aV03RestCancel => task(p, head, body, false).map(|_| 0),
+        | Pattern::A2aV03RestCancel
+        | Pattern::A2aV03GrpcTask
+        | Pattern::A2aV03GrpcSubscribe
+        | Pattern::A2aV03GrpcPush
+        | Pattern::A2aV03GrpcCancel => task(p, head, body, false).map(|_| 0),
         Pattern::A2aListTasks | Pattern::A2aRestListTasks | Pattern::A2aGrpcListTasks => {
             listed(p, head, body).map(|_| 0)
         }
@@ -854,8 +861,8 @@ pub fn judge(
             json()?;
             rpc_with(body, named)
         }
-        Pattern::A2aGrpcExtendedCard => grpc_one(head, body, |m| {
-            // An `AgentCard`: its name (field 1) a string that is not empty.
+        Pattern::A2aGrpcExtendedCard | Pattern::A2aV03GrpcAgentCard => grpc_one(head, body, |m| {
+            // An `AgentCard` (v1.0's or v0.3's): its name (field 1) a string that is not empty.
             match crate::grpc::bytes_field(m, 1) {
                 Ok(Some(name)) if !name.is_empty() && std::str::from_utf8(name).is_ok() => Ok(()),
                 Ok(_) => Err(BAD_SHAPE),

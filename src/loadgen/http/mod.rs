@@ -169,6 +169,22 @@ pub enum Pattern {
     A2aV03Conversation,
     /// [`Pattern::A2aConversation`] in v0.3's HTTP+JSON binding.
     A2aV03RestConversation,
+    /// A2A v0.3 `SendMessage` in its gRPC binding (`a2a.v1.A2AService`, `blocking`).
+    A2aV03GrpcMessage,
+    /// A2A v0.3 `SendStreamingMessage` in its gRPC binding.
+    A2aV03GrpcStream,
+    /// [`Pattern::A2aConversation`] in v0.3's gRPC binding.
+    A2aV03GrpcConversation,
+    /// [`Pattern::A2aV03Task`] in v0.3's gRPC binding (`GetTask` of `tasks/{id}`).
+    A2aV03GrpcTask,
+    /// [`Pattern::A2aV03Subscribe`] in v0.3's gRPC binding (`TaskSubscription`).
+    A2aV03GrpcSubscribe,
+    /// [`Pattern::A2aV03Push`] in v0.3's gRPC binding (`configuration.push_notification`).
+    A2aV03GrpcPush,
+    /// [`Pattern::A2aV03Cancel`] in v0.3's gRPC binding (`CancelTask`).
+    A2aV03GrpcCancel,
+    /// v0.3's gRPC `GetAgentCard`: the agent's card.
+    A2aV03GrpcAgentCard,
     /// MCP `tools/list`.
     McpToolsList,
     /// MCP `tools/call`.
@@ -185,7 +201,7 @@ pub enum Pattern {
     RegistryHealth,
 }
 
-const PATTERNS: [(&str, Pattern); 52] = [
+const PATTERNS: [(&str, Pattern); 60] = [
     ("health", Pattern::Health),
     ("a2a:message", Pattern::A2aMessage),
     ("a2a:stream", Pattern::A2aStream),
@@ -231,6 +247,14 @@ const PATTERNS: [(&str, Pattern); 52] = [
     ("a2a-grpc:message", Pattern::A2aGrpcMessage),
     ("a2a-grpc:stream", Pattern::A2aGrpcStream),
     ("a2a-grpc:conversation", Pattern::A2aGrpcConversation),
+    ("a2a-v03-grpc:message", Pattern::A2aV03GrpcMessage),
+    ("a2a-v03-grpc:stream", Pattern::A2aV03GrpcStream),
+    ("a2a-v03-grpc:conversation", Pattern::A2aV03GrpcConversation),
+    ("a2a-v03-grpc:task", Pattern::A2aV03GrpcTask),
+    ("a2a-v03-grpc:subscribe", Pattern::A2aV03GrpcSubscribe),
+    ("a2a-v03-grpc:push", Pattern::A2aV03GrpcPush),
+    ("a2a-v03-grpc:cancel", Pattern::A2aV03GrpcCancel),
+    ("a2a-v03-grpc:agent_card", Pattern::A2aV03GrpcAgentCard),
     ("mcp:tools/list", Pattern::McpToolsList),
     ("mcp:tools/call", Pattern::McpToolsCall),
     ("registry:register", Pattern::RegistryRegister),
@@ -311,6 +335,7 @@ impl Pattern {
                 | Pattern::A2aGrpcTask
                 | Pattern::A2aV03Task
                 | Pattern::A2aV03RestTask
+                | Pattern::A2aV03GrpcTask
         ) || self.is_subscribe()
             || self.is_push()
             || self.is_cancel()
@@ -325,6 +350,7 @@ impl Pattern {
                 | Pattern::A2aGrpcCancel
                 | Pattern::A2aV03Cancel
                 | Pattern::A2aV03RestCancel
+                | Pattern::A2aV03GrpcCancel
         )
     }
 
@@ -333,6 +359,7 @@ impl Pattern {
     pub fn is_a2a_v1(self) -> bool {
         !(self.is_v03()
             || self.is_v03_rest()
+            || self.is_v03_grpc()
             || self.is_mcp()
             || self.is_registry()
             || matches!(self, Pattern::Health | Pattern::AgentCard))
@@ -355,6 +382,7 @@ impl Pattern {
                 | Pattern::A2aGrpcPush
                 | Pattern::A2aV03Push
                 | Pattern::A2aV03RestPush
+                | Pattern::A2aV03GrpcPush
         )
     }
 
@@ -367,6 +395,7 @@ impl Pattern {
                 | Pattern::A2aGrpcSubscribe
                 | Pattern::A2aV03Subscribe
                 | Pattern::A2aV03RestSubscribe
+                | Pattern::A2aV03GrpcSubscribe
         )
     }
 
@@ -386,19 +415,36 @@ impl Pattern {
         )
     }
 
-    /// Whether it speaks A2A's gRPC binding (HTTP/2 only).
+    /// Whether it speaks A2A's gRPC binding, v1.0's or v0.3's (HTTP/2 only).
     pub fn is_grpc(self) -> bool {
+        self.is_v03_grpc()
+            || matches!(
+                self,
+                Pattern::A2aGrpcMessage
+                    | Pattern::A2aGrpcStream
+                    | Pattern::A2aGrpcConversation
+                    | Pattern::A2aGrpcTask
+                    | Pattern::A2aGrpcSubscribe
+                    | Pattern::A2aGrpcPush
+                    | Pattern::A2aGrpcCancel
+                    | Pattern::A2aGrpcListTasks
+                    | Pattern::A2aGrpcExtendedCard
+            )
+    }
+
+    /// Whether it speaks A2A v0.3's gRPC binding: service `a2a.v1.A2AService`, v0.3's request
+    /// messages, no `A2A-Version`.
+    pub fn is_v03_grpc(self) -> bool {
         matches!(
             self,
-            Pattern::A2aGrpcMessage
-                | Pattern::A2aGrpcStream
-                | Pattern::A2aGrpcConversation
-                | Pattern::A2aGrpcTask
-                | Pattern::A2aGrpcSubscribe
-                | Pattern::A2aGrpcPush
-                | Pattern::A2aGrpcCancel
-                | Pattern::A2aGrpcListTasks
-                | Pattern::A2aGrpcExtendedCard
+            Pattern::A2aV03GrpcMessage
+                | Pattern::A2aV03GrpcStream
+                | Pattern::A2aV03GrpcConversation
+                | Pattern::A2aV03GrpcTask
+                | Pattern::A2aV03GrpcSubscribe
+                | Pattern::A2aV03GrpcPush
+                | Pattern::A2aV03GrpcCancel
+                | Pattern::A2aV03GrpcAgentCard
         )
     }
 
@@ -411,6 +457,7 @@ impl Pattern {
                 | Pattern::A2aGrpcConversation
                 | Pattern::A2aV03Conversation
                 | Pattern::A2aV03RestConversation
+                | Pattern::A2aV03GrpcConversation
         )
     }
 
@@ -430,6 +477,7 @@ impl Pattern {
                 | Pattern::A2aRestStream
                 | Pattern::A2aV03RestStream
                 | Pattern::A2aGrpcStream
+                | Pattern::A2aV03GrpcStream
         )
     }
 }

@@ -117,12 +117,31 @@ pub(super) fn fixed_head(
             write!(out, "POST {base}{}{method}", crate::grpc::SERVICE)
         }
         Some(p) if p.is_grpc() && what.follows_task() => {
+            let v03 = p.is_v03_grpc();
             let method = match what {
+                What::Subscribe(_) if v03 => crate::grpc::TASK_SUBSCRIPTION,
                 What::Subscribe(_) => crate::grpc::SUBSCRIBE_TO_TASK,
                 What::Cancel(_) => crate::grpc::CANCEL_TASK,
                 _ => crate::grpc::GET_TASK,
             };
-            write!(out, "POST {base}{}{method}", crate::grpc::SERVICE)
+            let service = if v03 { crate::grpc::SERVICE_V03 } else { crate::grpc::SERVICE };
+            write!(out, "POST {base}{service}{method}")
+        }
+        Some(Pattern::A2aV03GrpcAgentCard) => {
+            let method = crate::grpc::GET_AGENT_CARD;
+            write!(out, "POST {base}{}{method}", crate::grpc::SERVICE_V03)
+        }
+        Some(
+            Pattern::A2aV03GrpcMessage
+            | Pattern::A2aV03GrpcConversation
+            | Pattern::A2aV03GrpcTask
+            | Pattern::A2aV03GrpcSubscribe
+            | Pattern::A2aV03GrpcPush
+            | Pattern::A2aV03GrpcCancel,
+        ) => write!(out, "POST {base}{}{}", crate::grpc::SERVICE_V03, crate::grpc::SEND_MESSAGE),
+        Some(Pattern::A2aV03GrpcStream) => {
+            let method = crate::grpc::SEND_STREAMING_MESSAGE;
+            write!(out, "POST {base}{}{method}", crate::grpc::SERVICE_V03)
         }
         Some(
             Pattern::A2aGrpcMessage
@@ -283,6 +302,7 @@ pub(super) fn conversation(
     let turn = plan.count_before(i, client, seq);
     let binding = match p {
         _ if p.is_v03_rest() => "v03-rest-",
+        _ if p.is_v03_grpc() => "v03-grpc-",
         _ if p.is_v03() => "v03-",
         _ if p.is_a2a_rest() => "rest-",
         _ if p.is_grpc() => "grpc-",
@@ -358,8 +378,10 @@ pub(super) fn request_body(
             );
         }
         (_, Some(p)) if what.follows_task() && p.is_grpc() => {
-            // SubscribeToTaskRequest's and CancelTaskRequest's fields are GetTaskRequest's.
-            crate::grpc::frame(b, |b| crate::grpc::get_task_request(b, task.as_bytes()));
+            // SubscribeToTaskRequest's and CancelTaskRequest's fields are GetTaskRequest's (in
+            // v0.3 too: the task's name).
+            let (id, v03) = (task.as_bytes(), p.is_v03_grpc());
+            crate::grpc::frame(b, |b| crate::grpc::get_task_request(b, id, v03));
         }
         (_, Some(p)) if what.follows_task() && !p.is_a2a_rest() => {
             let method = match (what, p.is_v03()) {
@@ -443,9 +465,13 @@ pub(super) fn request_body(
                 r#"{{"message":{{"role":"ROLE_USER","messageId":"m-{id_base}-{client}-{seq}","contextId":"{context}","parts":[{{"text":"{text}"}}]}}}}"#,
             );
         }
-        (What::Request(i), Some(p @ Pattern::A2aGrpcConversation)) => {
+        (
+            What::Request(i),
+            Some(p @ (Pattern::A2aGrpcConversation | Pattern::A2aV03GrpcConversation)),
+        ) => {
             conversation(context, plan, (i, p), (id_base, client, seq));
-            grpc_request(b, (id_base, client, seq), context, text, false, None);
+            let how = (false, p.is_v03_grpc());
+            grpc_request(b, (id_base, client, seq), context, text, how, None);
         }
         (
             _,
@@ -455,12 +481,18 @@ pub(super) fn request_body(
                 | Pattern::A2aGrpcTask
                 | Pattern::A2aGrpcSubscribe
                 | Pattern::A2aGrpcPush
-                | Pattern::A2aGrpcCancel),
+                | Pattern::A2aGrpcCancel
+                | Pattern::A2aV03GrpcMessage
+                | Pattern::A2aV03GrpcStream
+                | Pattern::A2aV03GrpcTask
+                | Pattern::A2aV03GrpcSubscribe
+                | Pattern::A2aV03GrpcPush
+                | Pattern::A2aV03GrpcCancel),
             ),
         ) => {
-            let now = p.is_task();
+            let how = (p.is_task(), p.is_v03_grpc());
             let push = plan.push.as_ref().filter(|_| p.is_push()).map(|r| (r, push_at));
-            grpc_request(b, (id_base, client, seq), "", text, now, push);
+            grpc_request(b, (id_base, client, seq), "", text, how, push);
         }
         (_, Some(p @ (Pattern::A2aV03Message | Pattern::A2aV03Stream))) => {
             let method = if p == Pattern::A2aV03Stream { "message/stream" } else { "message/send" };
@@ -524,8 +556,11 @@ pub(super) fn request_body(
                 r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"agent/getAuthenticatedExtendedCard"}}"#
             );
         }
-        // An empty `GetExtendedAgentCardRequest` (no tenant): a frame of no bytes.
-        (_, Some(Pattern::A2aGrpcExtendedCard)) => crate::grpc::frame(b, |_| {}),
+        // An empty `GetExtendedAgentCardRequest` (no tenant), or v0.3's `GetAgentCardRequest`:
+        // a frame of no bytes.
+        (_, Some(Pattern::A2aGrpcExtendedCard | Pattern::A2aV03GrpcAgentCard)) => {
+            crate::grpc::frame(b, |_| {})
+        }
         (_, Some(Pattern::McpToolsList)) => {
             let _ =
                 write!(b, r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"tools/list","params":{{"#);
@@ -594,13 +629,14 @@ fn v03_rest_body(
 }
 
 /// A gRPC `SendMessageRequest`, framed, from the caller at `(id_base, client, seq)`, in
-/// conversation `context` (none when empty), asking for its task at once with `immediately`.
+/// conversation `context` (none when empty), asking for its task at once with `immediately`;
+/// v0.3's with `v03`.
 fn grpc_request(
     b: &mut Vec<u8>,
     (id_base, client, seq): (u32, u32, u64),
     context: &str,
     text: &str,
-    immediately: bool,
+    (immediately, v03): (bool, bool),
     push: Option<(&Arc<push::Receiver>, PushAt)>,
 ) {
     // "m-" and three numbers: at most 44 bytes.
@@ -621,7 +657,8 @@ fn grpc_request(
     crate::grpc::frame(b, |b| {
         let (context, text) = (context.as_bytes(), text.as_bytes());
         let push = push.map(|(n, token, auth)| (&url[..n], token, auth));
-        crate::grpc::send_message_request(b, &id[..len], context, text, immediately, push);
+        let how = (immediately, v03);
+        crate::grpc::send_message_request(b, &id[..len], context, text, how, push);
     });
 }
 

@@ -530,6 +530,81 @@ fn a_task_is_asked_about_by_its_binding_with_its_id() {
 }
 
 #[test]
+fn a_v03_grpc_request_is_v03_s_message_at_v03_s_method() {
+    // Proves the a2a-v03-grpc patterns' requests: v0.3's service and method names (its
+    // TaskSubscription, GetAgentCard), no A2A-Version, the message at field 1 with `blocking`
+    // said for a message and left at proto3's false for a task, and a follow-up naming the task
+    // `tasks/{id}`.
+    use crate::grpc::{V03SendMessageRequest, V03TaskName};
+    use prost::Message as _;
+    let id = "t-1";
+    let request = |pattern: Pattern, what: Option<What>| -> (String, Vec<u8>) {
+        let plan = Plan {
+            host: "h".into(),
+            path: "/a/".into(),
+            patterns: vec![pattern],
+            ..Plan::default()
+        };
+        let mut h = Http::new(&config(), Arc::new(plan));
+        match what {
+            Some(what) => {
+                h.tasks.push(TaskSlot { id: id.into(), ..TaskSlot::default() });
+                let w = Wire {
+                    what,
+                    local: 1,
+                    seq: 5,
+                    intended_ns: 0,
+                    sent_ns: 0,
+                    left: 0,
+                    measured: true,
+                    again: false,
+                    task: 0,
+                };
+                h.submit(0, w);
+            }
+            None => h.request(0, &booked(5)),
+        }
+        let out = h.take_output(0).expect("the request's bytes");
+        let at = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let mut message = Vec::new();
+        let walked = crate::grpc::messages(&out[at..], |m| {
+            message = m.to_vec();
+            Ok::<(), ()>(())
+        });
+        assert_eq!(walked, Ok(1), "{pattern:?}");
+        (String::from_utf8_lossy(&out[..at]).into_owned(), message)
+    };
+    let line = |head: &str| head.lines().next().unwrap().to_string();
+    for (pattern, method, blocking) in [
+        (Pattern::A2aV03GrpcMessage, "SendMessage", true),
+        (Pattern::A2aV03GrpcStream, "SendStreamingMessage", true),
+        (Pattern::A2aV03GrpcTask, "SendMessage", false),
+        (Pattern::A2aV03GrpcCancel, "SendMessage", false),
+    ] {
+        let (head, body) = request(pattern, None);
+        assert_eq!(line(&head), format!("POST /a/a2a.v1.A2AService/{method} HTTP/1.1"));
+        assert!(!head.to_ascii_lowercase().contains("a2a-version"), "{head}");
+        assert!(head.contains("TE: trailers") && head.contains("application/grpc"), "{head}");
+        let sent = V03SendMessageRequest::decode(&body[..]).unwrap();
+        let m = sent.request.as_ref().expect("the message at 1");
+        assert_eq!((m.role, m.parts.len()), (crate::grpc::ROLE_USER, 1), "{sent:?}");
+        assert_eq!(sent.configuration.is_some_and(|c| c.blocking), blocking, "{pattern:?}");
+    }
+    for (what, method) in [
+        (What::Poll(0), "GetTask"),
+        (What::Subscribe(0), "TaskSubscription"),
+        (What::Cancel(0), "CancelTask"),
+    ] {
+        let (head, body) = request(Pattern::A2aV03GrpcSubscribe, Some(what));
+        assert_eq!(line(&head), format!("POST /a/a2a.v1.A2AService/{method} HTTP/1.1"));
+        assert_eq!(V03TaskName::decode(&body[..]).unwrap().name, "tasks/t-1");
+    }
+    let (head, body) = request(Pattern::A2aV03GrpcAgentCard, None);
+    assert_eq!(line(&head), "POST /a/a2a.v1.A2AService/GetAgentCard HTTP/1.1");
+    assert!(body.is_empty());
+}
+
+#[test]
 fn a_list_of_tasks_asks_for_a_page_in_each_binding() {
     // Proves the list patterns' requests: JSON-RPC's ListTasks with a pageSize, the HTTP+JSON
     // binding's GET {path}/tasks?pageSize=… (after the URL's own query, if it has one) with no
