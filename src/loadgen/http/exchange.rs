@@ -33,6 +33,7 @@ impl Http {
             } else {
                 Vec::new()
             },
+            h2_heads: h2c::Heads::default(),
             done: Vec::new(),
             tasks: Vec::new(),
             free_tasks: Vec::new(),
@@ -592,7 +593,8 @@ impl Http {
         let c = &mut self.conns[conn];
         if let Some(w) = c.wire.pop_back() {
             c.unstamped = 0;
-            if let Err(w) = self.h2[conn].send(w, &c.out, &self.plan.host) {
+            let to = (self.plan.host.as_str(), &mut self.h2_heads);
+            if let Err(w) = self.h2[conn].send(w, &c.out, to) {
                 c.queued.push_front(w); // it never left: the next connection takes it
             }
         }

@@ -5,11 +5,12 @@
 //! [`Pipe`], the `h2` futures are polled with a no-op waker (every input, and every output the
 //! writer asks for, polls them again: nothing waits for a wake-up), and what they wrote is the
 //! connection's next output. A request is rendered once, as the HTTP/1.1 path renders it, and
-//! carried over as HTTP/2 headers ([`to_h2`]), so both versions send the same thing.
+//! carried over as HTTP/2 headers ([`to_h2`]), so both versions send the same thing; a head
+//! rendered again is cloned from the core's last ones ([`Heads`]) instead of parsed and built.
 //!
 //! Every client of a connection multiplexes on it: a request waits only for the server's
 //! `SETTINGS_MAX_CONCURRENT_STREAMS`. Unlike HTTP/1.1, `h2` allocates per request (its header
-//! map, the URI, the body's `Bytes`): the price of a well-kept implementation.
+//! map, its streams, the body's `Bytes`): the price of a well-kept implementation.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -174,6 +175,40 @@ pub struct H2Conn<W> {
     going: bool,
 }
 
+/// The request heads a core's HTTP/2 connections sent lately, each as rendered (HTTP/1.1
+/// text) and as carried over ([`to_h2`]): a head rendered again is cloned (its URI's, names'
+/// and values' bytes shared) instead of parsed and built again. At most [`HEADS`], the oldest
+/// replaced.
+#[derive(Debug, Default)]
+pub struct Heads {
+    kept: Vec<(Box<[u8]>, http::Request<()>)>,
+    /// Where the next head not kept goes once [`HEADS`] are.
+    next: usize,
+}
+
+/// The heads a core keeps carried over: enough for a mix's patterns, each with a few body
+/// lengths (the head holds its `Content-Length`).
+const HEADS: usize = 16;
+
+impl Heads {
+    /// The HTTP/2 head of `head` (a rendered request's head, through its blank line) for
+    /// `authority`, which is the same for every request of the core.
+    fn carried(&mut self, head: &[u8], authority: &str) -> Result<http::Request<()>, String> {
+        if let Some((_, req)) = self.kept.iter().find(|(h, _)| **h == *head) {
+            return Ok(req.clone());
+        }
+        let (req, _) = to_h2(head, authority)?;
+        let kept = (head.into(), req.clone());
+        if self.kept.len() < HEADS {
+            self.kept.push(kept);
+        } else {
+            self.kept[self.next] = kept;
+            self.next = (self.next + 1) % HEADS;
+        }
+        Ok(req)
+    }
+}
+
 impl<W> std::fmt::Debug for H2Conn<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "H2Conn {{ streams: {} }}", self.streams.len())
@@ -255,8 +290,13 @@ impl<W: Copy> H2Conn<W> {
     /// Sends a request rendered as HTTP/1.1 text (after [`H2Conn::ready`] said yes). A
     /// request that cannot go comes back (it never left: it may wait for another connection);
     /// unless the server is going away, that fails the connection: the next input says why.
-    pub fn send(&mut self, w: W, text: &[u8], authority: &str) -> Result<(), W> {
-        match self.try_send(w, text, authority) {
+    pub fn send(
+        &mut self,
+        w: W,
+        text: &[u8],
+        (authority, heads): (&str, &mut Heads),
+    ) -> Result<(), W> {
+        match self.try_send(w, text, authority, heads) {
             Ok(()) => Ok(()),
             Err(Some(e)) => {
                 self.failure.get_or_insert(e);
@@ -276,8 +316,16 @@ impl<W: Copy> H2Conn<W> {
     }
 
     /// `Err(None)`: the server is going away.
-    fn try_send(&mut self, w: W, text: &[u8], authority: &str) -> Result<(), Option<String>> {
-        let (req, body) = to_h2(text, authority)?;
+    fn try_send(
+        &mut self,
+        w: W,
+        text: &[u8],
+        authority: &str,
+        heads: &mut Heads,
+    ) -> Result<(), Option<String>> {
+        let at = memchr::memmem::find(text, b"\r\n\r\n").map_or(text.len(), |i| i + 4);
+        let req = heads.carried(&text[..at], authority)?;
+        let body = Bytes::copy_from_slice(&text[at..]);
         let Phase::Open { send, .. } = &mut self.phase else {
             return Err(Some("an HTTP/2 request before the handshake".into()));
         };
@@ -556,6 +604,32 @@ mod tests {
     }
 
     #[test]
+    fn a_head_carried_over_again_is_the_same_request() {
+        // Proves the heads kept: each of 20 heads (more than are kept), asked for in turn
+        // twice over, comes back as to_h2 makes it (method, URI, version, every header),
+        // however long ago it was kept or replaced; an unreadable head is still an error.
+        let mut heads = Heads::default();
+        let head = |i: usize| {
+            format!("POST /p/{i} HTTP/1.1\r\nHost: h:1\r\nA2A-Version: 1.0\r\nX-N: {i}\r\nContent-Length: {}\r\n\r\n", 10 + i)
+        };
+        for round in 0..2 {
+            for i in (0..20).chain(0..3) {
+                let text = head(i);
+                let got = heads.carried(text.as_bytes(), "h:1").unwrap();
+                let (want, _) = to_h2(text.as_bytes(), "h:1").unwrap();
+                assert_eq!(
+                    (got.method(), got.uri(), got.version()),
+                    (want.method(), want.uri(), want.version())
+                );
+                assert_eq!(got.headers(), want.headers(), "round {round}, head {i}");
+                assert_eq!(got.headers()["x-n"], i.to_string().as_str());
+            }
+        }
+        assert!(heads.kept.len() <= HEADS);
+        assert!(heads.carried(b"GET / HTTP/1.1\r\n", "h").is_err());
+    }
+
+    #[test]
     fn a_rendered_request_becomes_the_same_http2_request() {
         // Proves the carry-over: method, path, authority from Host, headers kept, body split.
         let text = b"POST /rpc HTTP/1.1\r\nHost: h:1\r\nA2A-Version: 1.0\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
@@ -577,7 +651,9 @@ mod tests {
         let mut c: H2Conn<u32> = H2Conn::default();
         for w in [1, 3] {
             assert!(c.ready());
-            assert!(c.send(w, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", "x").is_ok());
+            assert!(c
+                .send(w, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", ("x", &mut Heads::default()))
+                .is_ok());
         }
         let mut out = Vec::new();
         c.output(&mut out, |_| {});
@@ -609,7 +685,9 @@ mod tests {
         // Proves the handshake writes the client preface without waiting for the server.
         let mut c: H2Conn<u32> = H2Conn::default();
         assert!(c.ready());
-        assert!(c.send(7, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", "x").is_ok());
+        assert!(c
+            .send(7, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", ("x", &mut Heads::default()))
+            .is_ok());
         let mut out = Vec::new();
         c.output(&mut out, |_| {});
         assert!(out.starts_with(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), "{out:?}");
@@ -627,11 +705,11 @@ mod tests {
             c.output(&mut out, |w| seen.push(*w));
             seen
         };
-        assert!(c.ready() && c.send(1, get, "x").is_ok());
-        assert!(c.ready() && c.send(3, get, "x").is_ok());
+        assert!(c.ready() && c.send(1, get, ("x", &mut Heads::default())).is_ok());
+        assert!(c.ready() && c.send(3, get, ("x", &mut Heads::default())).is_ok());
         assert_eq!(told(&mut c), [1, 3]);
         assert!(told(&mut c).is_empty());
-        assert!(c.ready() && c.send(5, get, "x").is_ok());
+        assert!(c.ready() && c.send(5, get, ("x", &mut Heads::default())).is_ok());
         assert_eq!(told(&mut c), [5]);
     }
 }

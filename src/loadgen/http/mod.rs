@@ -931,6 +931,8 @@ pub struct Http {
     farewells: usize,
     /// `--http2`: each connection's HTTP/2 state (empty for HTTP/1.1).
     h2: Vec<h2c::H2Conn<Wire>>,
+    /// The HTTP/2 heads carried over lately, shared by the core's connections.
+    h2_heads: h2c::Heads,
     /// HTTP/2 streams that ended, being handled.
     done: Vec<h2c::Done<Wire>>,
     /// Per pattern of the mix, its requests' [`fixed_head`], written once (empty where the
