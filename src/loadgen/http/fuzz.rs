@@ -92,7 +92,8 @@ const WALKED: usize = 13;
 /// (bits 0–1 and 7, with bit 7 of the second), the pipeline depth (bits 2–3), HTTP/2 (bit 4),
 /// sessionless MCP (bit 5) and whether what is left after each piece is shown again, shorter
 /// (bit 6); the second's other bits, the size of the pieces (1–127). Then the server closes
-/// the connection (what its close ends is answered).
+/// the connection (what its close ends is answered). With a push pattern in the mix, the same
+/// bytes are also read as a push notification's body and path.
 pub fn responses(data: &[u8]) {
     answered(data);
 }
@@ -101,6 +102,14 @@ pub fn responses(data: &[u8]) {
 fn answered(data: &[u8]) -> (u64, u64) {
     let [sel, piece, input @ ..] = data else { return (0, 0) };
     let mix = usize::from((sel & 3) | ((sel >> 5) & 4) | ((piece >> 4) & 8)) % MIXES.len();
+    if MIXES[mix].iter().any(|p| p.is_push()) {
+        // The push receiver's reading of what a server POSTs it: the same bytes as a
+        // notification's body and as its path.
+        let _ = super::judge::notification(input);
+        if let Ok(path) = std::str::from_utf8(input) {
+            let _ = super::push::parse_path(path);
+        }
+    }
     let plan = Plan {
         host: "fuzz".into(),
         patterns: MIXES[mix].to_vec(),

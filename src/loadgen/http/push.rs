@@ -106,7 +106,7 @@ impl Hub {
 }
 
 /// `/…/{run}/{core}/{client}/{seq}`: the last four segments.
-fn parse_path(path: &str) -> Option<(u32, usize, u32, u64)> {
+pub(super) fn parse_path(path: &str) -> Option<(u32, usize, u32, u64)> {
     let mut it = path.trim_end_matches('/').rsplit('/');
     let seq = it.next()?.parse().ok()?;
     let client = it.next()?.parse().ok()?;
