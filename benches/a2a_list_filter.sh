@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# What ListTasks' status filter costs a server: a2a-sdk 1.x's echo agent (`make test-targets`'
-# virtual environment; tasks of 50 ms) on core 0 is filled with FILL_SECS (20) of `a2a:task`
-# from 64 clients, then asked by 16 clients on the last core for pages of 50 tasks: unfiltered,
-# `--list-status completed` (nearly every task) and `--list-status working` (none), 3 s runs
-# after 1 s of warm-up, the three alternating, 3 rounds. Prints each setting's medians:
+# What ListTasks' status filter and artifacts cost a server: a2a-sdk 1.x's echo agent (`make
+# test-targets`' virtual environment; tasks of 50 ms) on core 0 is filled with FILL_SECS (20) of
+# `a2a:task` from 64 clients, then asked by 16 clients on the last core for pages of 50 tasks:
+# unfiltered, `--list-status completed` (nearly every task), `--list-status working` (none)
+# and `--list-artifacts` (unfiltered, each task's artifacts too), 3 s runs after 1 s of
+# warm-up, the four alternating, 3 rounds. Prints each setting's medians:
 # lists/s, p50, p99, the server's cores, errors. Needs a release build.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,8 +20,8 @@ CORE=$(( $(nproc) - 1 ))
 "$B" http --url "$URL" --pattern a2a:task --agents 64 --duration "${FILL_SECS:-20}" --warmup 0 --repeat 1 \
     --task-poll 0.05 --agent-cores "$CORE" --stall-probe 0 --output "$OUT/fill.json" >/dev/null 2>&1
 python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results'][0]; print(f\"store filled: {r['patterns'][0]['ok']} tasks completed in the window\")" "$OUT/fill.json"
-SETTINGS=("" "--list-status completed" "--list-status working")
-for r in 1 2 3; do for i in 0 1 2; do
+SETTINGS=("" "--list-status completed" "--list-status working" "--list-artifacts")
+for r in 1 2 3; do for i in "${!SETTINGS[@]}"; do
     # shellcheck disable=SC2086
     "$B" http --url "$URL" --pattern a2a:list_tasks --agents 16 --duration 3 --warmup 1 --repeat 1 \
         --agent-cores "$CORE" --stall-probe 0 ${SETTINGS[$i]} --output "$OUT/$i-$r.json" >/dev/null 2>&1

@@ -368,6 +368,9 @@ pub struct ListTasksRequest {
     /// Where the page starts (the previous page's `next_page_token`; empty: the first).
     #[prost(string, tag = "5")]
     pub page_token: String,
+    /// The tasks' artifacts too (left out unless asked).
+    #[prost(bool, tag = "8")]
+    pub include_artifacts: bool,
 }
 
 /// `GetExtendedAgentCardRequest` (a tenant alone, which a2a-bench leaves out).
@@ -880,8 +883,14 @@ pub fn get_task_request(out: &mut Vec<u8>, id: &[u8], v03: bool) {
 
 /// Writes a `ListTasksRequest` asking for a page of `page_size` tasks (field 4), after the
 /// page `page_token` (field 5) names when not empty, of the tasks in state `status` (field 3,
-/// a `TaskState`) when not 0.
-pub fn list_tasks_request(out: &mut Vec<u8>, page_size: u32, page_token: &[u8], status: u8) {
+/// a `TaskState`) when not 0, with their artifacts (`include_artifacts`, field 8) when
+/// `artifacts`.
+pub fn list_tasks_request(
+    out: &mut Vec<u8>,
+    (page_size, page_token): (u32, &[u8]),
+    status: u8,
+    artifacts: bool,
+) {
     if status != 0 {
         encode_key(3, WireType::Varint, out);
         encode_varint(u64::from(status), out);
@@ -889,6 +898,10 @@ pub fn list_tasks_request(out: &mut Vec<u8>, page_size: u32, page_token: &[u8], 
     encode_key(4, WireType::Varint, out);
     encode_varint(u64::from(page_size), out);
     put_string(out, 5, page_token);
+    if artifacts {
+        encode_key(8, WireType::Varint, out);
+        encode_varint(1, out);
+    }
 }
 
 /// Reads `grpc-status-details-bin` (base64, padded or not): the `google.rpc.Status`'s

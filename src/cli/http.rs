@@ -196,6 +196,10 @@ pub struct HttpCmd {
     /// auth-required.
     #[arg(long, value_name = "STATE")]
     list_status: Option<String>,
+    /// The list patterns: ask for each task's artifacts too (ListTasks' includeArtifacts; A2A
+    /// leaves them out unless asked, so a page is its tasks' ids and states).
+    #[arg(long)]
+    list_artifacts: bool,
     /// a2a:task, a2a-rest:task, a2a-grpc:task: seconds from a task's answer that it still
     /// works to the next GetTask about it (0: at once).
     #[arg(long, value_name = "SECS", default_value = "0.1", value_parser = parse_secs)]
@@ -415,6 +419,9 @@ fn config(
     if cmd.page_walk && !patterns.iter().any(|p| p.is_list()) {
         bail!("--page-walk is for the list patterns (a2a:list_tasks, a2a-rest:list_tasks, a2a-grpc:list_tasks)");
     }
+    if cmd.list_artifacts && !patterns.iter().any(|p| p.is_list()) {
+        bail!("--list-artifacts is for the list patterns (a2a:list_tasks, a2a-rest:list_tasks, a2a-grpc:list_tasks)");
+    }
     let list_status = match cmd.list_status.as_deref() {
         None => 0,
         Some(_) if !patterns.iter().any(|p| p.is_list()) => bail!(
@@ -442,6 +449,7 @@ fn config(
         page_size: cmd.page_size,
         page_walk: cmd.page_walk,
         list_status,
+        list_artifacts: cmd.list_artifacts,
         task_poll_ns: cmd.task_poll.as_nanos() as u64,
         task_poll_max_ns: cmd.task_poll_max.map_or(0, |d| d.as_nanos() as u64),
         task_timeout_ns: cmd.task_timeout.as_nanos() as u64,
@@ -479,6 +487,7 @@ fn config(
             .get(usize::from(list_status))
             .filter(|_| list_status != 0)
             .map(|s| format!("TASK_STATE_{s}")),
+        list_artifacts: cmd.list_artifacts,
         task_poll_sec: patterns
             .iter()
             .any(|p| p.is_task() && !p.is_push())

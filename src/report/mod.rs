@@ -429,6 +429,9 @@ pub struct HttpConfig {
     /// `--list-status`: the state the list patterns asked for (`TASK_STATE_…`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub list_status: Option<String>,
+    /// `--list-artifacts`: the list patterns asked for the tasks' artifacts.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub list_artifacts: bool,
     /// `--task-poll` in seconds, when a task pattern runs.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub task_poll_sec: Option<f64>,

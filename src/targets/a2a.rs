@@ -23,7 +23,8 @@
 //! canceled for good (one that ended is not cancelable: -32002, 409, `FAILED_PRECONDITION`),
 //! and its push notification says so at once. `ListTasks` (JSON-RPC, `GET
 //! {prefix}/tasks?pageSize=N&pageToken=T`, gRPC) answers a page of the tasks kept, those that
-//! end latest first, with the next page's token and their number in all. The public card
+//! end latest first, with the next page's token and their number in all (their artifacts only
+//! when `includeArtifacts` asks, as A2A has it). The public card
 //! announces an extended one (`capabilities.extendedAgentCard`, v0.3's
 //! `supportsAuthenticatedExtendedCard`), which `GetExtendedAgentCard` (JSON-RPC, `GET
 //! {prefix}/extendedAgentCard`, gRPC) and v0.3's `agent/getAuthenticatedExtendedCard` answer:
@@ -446,10 +447,21 @@ impl Echo {
     }
 
     /// `ListTasks` (v1.0; ProtoJSON): a page of `size` tasks after `token` ([`Echo::page`]).
-    fn list_json(&self, size: u64, token: &str, status: u8) -> Result<Value, ()> {
+    fn list_json(
+        &self,
+        size: u64,
+        token: &str,
+        (status, artifacts): (u8, bool),
+    ) -> Result<Value, ()> {
         let (ids, next, total) = self.page(size, token, status)?;
-        let tasks: Vec<Value> =
+        let mut tasks: Vec<Value> =
             ids.iter().filter_map(|id| self.task_json(id, Version::V1)).collect();
+        if !artifacts {
+            // A2A leaves the artifacts out unless `includeArtifacts` asks for them.
+            for t in tasks.iter_mut().filter_map(Value::as_object_mut) {
+                t.remove("artifacts");
+            }
+        }
         Ok(json!({"tasks": tasks, "nextPageToken": next, "pageSize": tasks.len(),
             "totalSize": total}))
     }
@@ -614,8 +626,9 @@ impl Echo {
                 // Our tokens need no percent-decoding: digits, a colon, an id of ours.
                 let token = query("pageToken").unwrap_or_default().replace("%3A", ":");
                 let status = state_filter(query("status").map(|s| Value::String(s.into())));
-                let listed = status
-                    .and_then(|s| self.list_json(size.unwrap_or(u64::from(LIST_PAGE)), &token, s));
+                let artifacts = query("includeArtifacts") == Some("true");
+                let size = size.unwrap_or(u64::from(LIST_PAGE));
+                let listed = status.and_then(|s| self.list_json(size, &token, (s, artifacts)));
                 match listed {
                     Ok(page) => reply(StatusCode::OK, A2A_JSON, page.to_string()),
                     Err(()) => rest_error(
@@ -1036,8 +1049,10 @@ impl Echo {
                 let size = call.pointer("/params/pageSize").and_then(Value::as_u64);
                 let token = call.pointer("/params/pageToken").and_then(Value::as_str);
                 let status = state_filter(call.pointer("/params/status").cloned());
+                let artifacts =
+                    call.pointer("/params/includeArtifacts") == Some(&Value::Bool(true));
                 let (size, token) = (size.unwrap_or(u64::from(LIST_PAGE)), token.unwrap_or(""));
-                return match status.and_then(|s| self.list_json(size, token, s)) {
+                return match status.and_then(|s| self.list_json(size, token, (s, artifacts))) {
                     Ok(result) => json_reply(
                         StatusCode::OK,
                         &json!({"jsonrpc": "2.0", "id": id, "result": result}),
@@ -1263,7 +1278,10 @@ impl Echo {
             let what = "not a page token of this agent's, or not a task state";
             return grpc_error(3, what, Some("INVALID_PARAMS"));
         };
-        let tasks: Vec<grpc::Task> = ids.iter().filter_map(|id| self.task_proto(id)).collect();
+        let mut tasks: Vec<grpc::Task> = ids.iter().filter_map(|id| self.task_proto(id)).collect();
+        if !request.include_artifacts {
+            tasks.iter_mut().for_each(|t| t.artifacts.clear());
+        }
         let answer = grpc::ListTasksResponse {
             page_size: tasks.len() as i32,
             tasks,

@@ -849,7 +849,8 @@ fn lists_of_tasks_are_answered_beside_the_tasks() {
     // Proves the list patterns against the echo agent, mixed with the tasks that fill its
     // table: ListTasks in JSON-RPC, HTTP+JSON's GET /tasks and gRPC, over HTTP/1.1 and HTTP/2,
     // each answered with a page; with --list-status, of the completed tasks alone (a filter
-    // the agent did not take would be an error, INVALID_PARAMS), kept in the report.
+    // the agent did not take would be an error, INVALID_PARAMS), and --list-artifacts, their
+    // artifacts too, both kept in the report.
     let json = ["a2a:task", "a2a:list_tasks", "a2a-rest:list_tasks"];
     let grpc = ["a2a-grpc:task", "a2a-grpc:list_tasks"];
     against_tasks_of_30_ms(&json, &grpc, &["--task-poll", "0.01"], |report, _, version, mix| {
@@ -858,10 +859,12 @@ fn lists_of_tasks_are_answered_beside_the_tasks() {
             assert!(p["latency"]["p50_ms"].as_f64().unwrap() < 20.0, "{version:?}: {p}");
         }
         assert!(report["config"]["http"].get("list_status").is_none());
+        assert!(report["config"]["http"].get("list_artifacts").is_none());
     });
-    let filtered = ["--task-poll", "0.01", "--list-status", "completed"];
+    let filtered = ["--task-poll", "0.01", "--list-status", "completed", "--list-artifacts"];
     against_tasks_of_30_ms(&json, &grpc, &filtered, |report, _, _, _| {
         assert_eq!(report["config"]["http"]["list_status"], "TASK_STATE_COMPLETED");
+        assert_eq!(report["config"]["http"]["list_artifacts"], true);
     });
 }
 
@@ -1968,8 +1971,9 @@ fn over_http2_a_body_past_the_bound_resets_its_stream_alone() {
 fn http_flag_mistakes_get_one_line() {
     // Proves a wrong --url (an a2a-rest pattern's own operation in it too), --pattern, --args,
     // --insecure without https, an unreadable --cacert, a registry:get without --preload, a
-    // push receiver's flag without a push pattern (or one it cannot use) or a --list-status
-    // that names no state or has no list pattern is told in one line naming the flag, without
+    // push receiver's flag without a push pattern (or one it cannot use), a --list-status
+    // that names no state or has no list pattern, a --list-artifacts without one, or a v0.3
+    // gRPC method in the URL is told in one line naming the flag, without
     // a backtrace.
     for (args, flag) in [
         (vec!["--url", "ftp://127.0.0.1:1/"], "--url"),
@@ -2022,6 +2026,19 @@ fn http_flag_mistakes_get_one_line() {
                 "working",
             ],
             "--list-status is for the list patterns",
+        ),
+        (
+            vec!["--url", "http://127.0.0.1:1/", "--pattern", "a2a:task", "--list-artifacts"],
+            "--list-artifacts is for the list patterns",
+        ),
+        (
+            vec![
+                "--url",
+                "http://127.0.0.1:1/a2a.v1.A2AService/SendMessage",
+                "--pattern",
+                "a2a-v03-grpc:message",
+            ],
+            "a2a.v1.A2AService/<method> themselves: give the server's address",
         ),
         (
             vec![

@@ -174,7 +174,8 @@ fn the_a2a_echo_agent_cancels_a_working_task_and_says_so() {
 #[test]
 fn the_a2a_echo_agent_lists_a_page_of_its_tasks() {
     // Proves ListTasks on the echo agent: a page of at most pageSize tasks, with the number
-    // kept in all, in JSON-RPC and HTTP+JSON.
+    // kept in all, in JSON-RPC and HTTP+JSON; the completed tasks' artifacts only when
+    // includeArtifacts asks for them.
     let t = Target::start(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), 1).unwrap();
     let a = t.local_addr();
     let v1 = &[("A2A-Version", "1.0")][..];
@@ -190,10 +191,20 @@ fn the_a2a_echo_agent_lists_a_page_of_its_tasks() {
     assert_eq!(s, 200);
     assert_eq!((page["tasks"].as_array().map(Vec::len), &page["totalSize"]), (Some(2), &json!(3)));
     assert_eq!(page["tasks"][0]["status"]["state"], "TASK_STATE_COMPLETED", "{page}");
+    assert!(page["tasks"][0].get("artifacts").is_none(), "{page}");
+    let (_, _, body) = http(a, "GET", "/tasks?pageSize=2&includeArtifacts=true", v1, "");
+    let page: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(page["tasks"][1]["artifacts"][0]["parts"][0]["text"], "x", "{page}");
     let call = json!({"jsonrpc": "2.0", "id": 9, "method": "ListTasks", "params": {"pageSize": 5}});
     let (_, _, body) = rpc(a, v1, call);
     let r: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(r["result"]["tasks"].as_array().map(Vec::len), Some(3), "{r}");
+    assert!(r["result"]["tasks"][2].get("artifacts").is_none(), "{r}");
+    let call = json!({"jsonrpc": "2.0", "id": 9, "method": "ListTasks",
+        "params": {"pageSize": 5, "includeArtifacts": true}});
+    let (_, _, body) = rpc(a, v1, call);
+    let r: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(r["result"]["tasks"][2]["artifacts"][0]["parts"][0]["text"], "x", "{r}");
     t.stop();
 }
 

@@ -98,8 +98,8 @@ check "a2a-sdk, tasks pushed with authentication" --url "http://127.0.0.1:$P/" \
 # (--list-status, ListTasks' status filter).
 check "a2a-sdk, tasks listed page after page" --url "http://127.0.0.1:$P/" \
     --pattern a2a:task=3,a2a:list_tasks,a2a-rest:list_tasks --page-size 5 --page-walk --task-poll 0.02
-check "a2a-sdk, completed tasks listed" --url "http://127.0.0.1:$P/" \
-    --pattern a2a:task=3,a2a:list_tasks,a2a-rest:list_tasks --list-status completed --task-poll 0.02
+check "a2a-sdk, completed tasks listed with their artifacts" --url "http://127.0.0.1:$P/" \
+    --pattern a2a:task=3,a2a:list_tasks,a2a-rest:list_tasks --list-status completed --list-artifacts --task-poll 0.02
 
 # Tasks of a second, canceled as soon as they are accepted (CancelTask, HTTP+JSON's POST
 # /tasks/{id}:cancel, v0.3's tasks/cancel): a second, so that no cancel finds its task ended.
@@ -139,7 +139,7 @@ check "a2a-sdk, gRPC (grpcio $GRPCIO), tasks of 50 ms followed by GetTask and Su
 check "a2a-sdk, gRPC (grpcio $GRPCIO), tasks pushed with authentication" \
     --url "http://127.0.0.1:$P" --pattern a2a-grpc:push --push-auth
 check "a2a-sdk, gRPC (grpcio $GRPCIO), tasks listed page after page" \
-    --url "http://127.0.0.1:$P" --pattern a2a-grpc:task=3,a2a-grpc:list_tasks --page-size 5 --page-walk --task-poll 0.02 --list-status completed
+    --url "http://127.0.0.1:$P" --pattern a2a-grpc:task=3,a2a-grpc:list_tasks --page-size 5 --page-walk --task-poll 0.02 --list-status completed --list-artifacts
 P=$(free_port); A2A_ECHO_TASK_MS=1000 start_grpc "$P"
 check "a2a-sdk, gRPC (grpcio $GRPCIO), tasks of 1 s canceled" \
     --url "http://127.0.0.1:$P" --pattern a2a-grpc:cancel --task-poll 0.02

@@ -582,6 +582,9 @@ pub struct Plan {
     /// `--list-status`: the list patterns ask for the tasks in this state alone (a `TaskState`,
     /// its place in [`crate::grpc::TASK_STATES`]; 0: any).
     pub list_status: u8,
+    /// `--list-artifacts`: the list patterns ask for the tasks' artifacts too
+    /// (`includeArtifacts`; A2A leaves them out by default).
+    pub list_artifacts: bool,
     /// The task patterns: the time from a task's last answer (still working) to its
     /// next `GetTask` (0: at once).
     pub task_poll_ns: u64,
@@ -628,6 +631,7 @@ impl Default for Plan {
             page_size: LIST_PAGE,
             page_walk: false,
             list_status: 0,
+            list_artifacts: false,
             task_poll_ns: 100_000_000,
             task_poll_max_ns: 0,
             task_timeout_ns: 30_000_000_000,

@@ -175,6 +175,9 @@ pub(super) fn fixed_head(
         if let Some(state) = status_name(plan.list_status) {
             let _ = write!(out, "&status=TASK_STATE_{state}");
         }
+        if plan.list_artifacts {
+            out.extend_from_slice(b"&includeArtifacts=true");
+        }
         if plan.page_walk {
             let At::Page(token) = at else { return false };
             if !token.is_empty() {
@@ -537,12 +540,18 @@ pub(super) fn request_body(
             if let Some(state) = status_name(plan.list_status) {
                 let _ = write!(b, r#","status":"TASK_STATE_{state}""#);
             }
+            if plan.list_artifacts {
+                b.extend_from_slice(br#","includeArtifacts":true"#);
+            }
             b.extend_from_slice(b"}}");
         }
         (_, Some(Pattern::A2aGrpcListTasks)) => {
             let page = page.as_bytes();
             let (size, status) = (plan.page_size, plan.list_status);
-            crate::grpc::frame(b, |b| crate::grpc::list_tasks_request(b, size, page, status));
+            let artifacts = plan.list_artifacts;
+            crate::grpc::frame(b, |b| {
+                crate::grpc::list_tasks_request(b, (size, page), status, artifacts)
+            });
         }
         (_, Some(Pattern::A2aExtendedCard)) => {
             let _ = write!(

@@ -651,15 +651,16 @@ fn a_list_of_tasks_asks_for_a_page_in_each_binding() {
 
 #[test]
 fn page_size_and_list_status_set_every_bindings_page() {
-    // Proves --page-size and --list-status reach the list patterns' requests in each
-    // binding: pageSize, and the state by its ProtoJSON name (a query parameter in
-    // HTTP+JSON) or number (ListTasksRequest's field 3).
+    // Proves --page-size, --list-status and --list-artifacts reach the list patterns'
+    // requests in each binding: pageSize, the state by its ProtoJSON name (a query parameter
+    // in HTTP+JSON) or number (ListTasksRequest's field 3), and includeArtifacts (field 8).
     let request = |pattern: Pattern| -> String {
         let plan = Plan {
             host: "h".into(),
             patterns: vec![pattern],
             page_size: 7,
             list_status: crate::grpc::TASK_STATE_COMPLETED as u8,
+            list_artifacts: true,
             ..Plan::default()
         };
         let mut h = Http::new(&config(), Arc::new(plan));
@@ -671,8 +672,9 @@ fn page_size_and_list_status_set_every_bindings_page() {
         serde_json::from_str(rpc.split_once("\r\n\r\n").unwrap().1).unwrap();
     assert_eq!(call["params"]["pageSize"], 7);
     assert_eq!(call["params"]["status"], "TASK_STATE_COMPLETED");
+    assert_eq!(call["params"]["includeArtifacts"], true);
     let rest = request(Pattern::A2aRestListTasks);
-    let line = "GET /tasks?pageSize=7&status=TASK_STATE_COMPLETED HTTP/1.1";
+    let line = "GET /tasks?pageSize=7&status=TASK_STATE_COMPLETED&includeArtifacts=true HTTP/1.1";
     assert_eq!(rest.lines().next(), Some(line));
     let grpc = request(Pattern::A2aGrpcListTasks);
     let body = grpc.split_once("\r\n\r\n").unwrap().1;
@@ -683,6 +685,7 @@ fn page_size_and_list_status_set_every_bindings_page() {
     });
     assert_eq!((walked, asked[0].page_size), (Ok(1), 7));
     assert_eq!(asked[0].status, crate::grpc::TASK_STATE_COMPLETED);
+    assert!(asked[0].include_artifacts);
 }
 
 #[test]
