@@ -699,13 +699,8 @@ impl Echo {
             }
             (&Method::POST, p) if p.contains(grpc::SERVICE_V03) => {
                 let method = p.rsplit('/').next().unwrap_or_default().to_string();
-                let is_grpc = req
-                    .headers()
-                    .get(hyper::header::CONTENT_TYPE)
-                    .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-                if !is_grpc {
-                    let text = "gRPC wants Content-Type: application/grpc\n";
-                    return reply(StatusCode::UNSUPPORTED_MEDIA_TYPE, "text/plain", text);
+                if let Some(refused) = not_grpc(&req) {
+                    return refused;
                 }
                 match body(req).await {
                     Ok((_, bytes)) => self.grpc_v03(&bytes, &method),
@@ -722,13 +717,8 @@ impl Echo {
                     grpc::LIST_TASKS | grpc::GET_EXTENDED_AGENT_CARD => None,
                     _ => return grpc_error(12, &format!("no method {method}"), None),
                 };
-                let is_grpc = req
-                    .headers()
-                    .get(hyper::header::CONTENT_TYPE)
-                    .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-                if !is_grpc {
-                    let text = "gRPC wants Content-Type: application/grpc\n";
-                    return reply(StatusCode::UNSUPPORTED_MEDIA_TYPE, "text/plain", text);
+                if let Some(refused) = not_grpc(&req) {
+                    return refused;
                 }
                 match body(req).await {
                     Ok((parts, bytes)) => {
@@ -1490,57 +1480,51 @@ impl Echo {
     }
 }
 
+/// The answer to a request to a gRPC method whose content type is not gRPC's (415).
+fn not_grpc(req: &Request<Incoming>) -> Option<Response<Body>> {
+    let content_type = req.headers().get(hyper::header::CONTENT_TYPE);
+    if content_type.is_some_and(|v| v.as_bytes().starts_with(b"application/grpc")) {
+        return None;
+    }
+    let text = "gRPC wants Content-Type: application/grpc\n";
+    Some(reply(StatusCode::UNSUPPORTED_MEDIA_TYPE, "text/plain", text))
+}
+
 /// A task as v0.3's gRPC `Task` (its artifacts' parts at 5).
 fn v03_task(t: grpc::Task) -> grpc::V03Task {
-    let artifacts = t
-        .artifacts
-        .into_iter()
-        .map(|a| grpc::V03Artifact { artifact_id: a.artifact_id, parts: a.parts });
     grpc::V03Task {
         id: t.id,
         context_id: t.context_id,
         status: t.status,
-        artifacts: artifacts.collect(),
+        artifacts: t.artifacts.into_iter().map(v03_artifact).collect(),
     }
 }
 
-/// The three events of a streamed echo in v0.3's gRPC binding: the task, its artifact, its
-/// final status (`final`).
+/// An artifact as v0.3's gRPC binding numbers it.
+fn v03_artifact(a: grpc::Artifact) -> grpc::V03Artifact {
+    grpc::V03Artifact { artifact_id: a.artifact_id, parts: a.parts }
+}
+
+/// The three events of a streamed echo in v0.3's gRPC binding: [`grpc_events`]' in v0.3's
+/// messages, the last status update `final`.
 fn v03_grpc_events(task: &str, context: &str, text: &str) -> [grpc::V03StreamResponse; 3] {
-    let status = |state| Some(grpc::TaskStatus { state });
-    [
-        grpc::V03StreamResponse {
-            task: Some(grpc::V03Task {
-                id: task.into(),
-                context_id: context.into(),
-                status: status(grpc::TASK_STATE_WORKING),
-                artifacts: Vec::new(),
-            }),
-            ..Default::default()
-        },
-        grpc::V03StreamResponse {
-            artifact_update: Some(grpc::V03TaskArtifactUpdateEvent {
-                task_id: task.into(),
-                context_id: context.into(),
-                artifact: Some(grpc::V03Artifact {
-                    artifact_id: fresh_id("artifact"),
-                    parts: vec![grpc::Part { text: Some(text.into()) }],
-                }),
-                append: false,
-                last_chunk: true,
-            }),
-            ..Default::default()
-        },
-        grpc::V03StreamResponse {
-            status_update: Some(grpc::V03TaskStatusUpdateEvent {
-                task_id: task.into(),
-                context_id: context.into(),
-                status: status(grpc::TASK_STATE_COMPLETED),
-                r#final: true,
-            }),
-            ..Default::default()
-        },
-    ]
+    grpc_events(task, context, text).map(|e| grpc::V03StreamResponse {
+        task: e.task.map(v03_task),
+        msg: e.message,
+        status_update: e.status_update.map(|u| grpc::V03TaskStatusUpdateEvent {
+            r#final: u.status.as_ref().is_some_and(|s| s.state != grpc::TASK_STATE_WORKING),
+            task_id: u.task_id,
+            context_id: u.context_id,
+            status: u.status,
+        }),
+        artifact_update: e.artifact_update.map(|u| grpc::V03TaskArtifactUpdateEvent {
+            task_id: u.task_id,
+            context_id: u.context_id,
+            artifact: u.artifact.map(v03_artifact),
+            append: u.append,
+            last_chunk: u.last_chunk,
+        }),
+    })
 }
 
 /// The three events of a streamed echo in the gRPC binding: the task, its artifact, its final

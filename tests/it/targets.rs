@@ -172,6 +172,19 @@ fn the_a2a_echo_agent_cancels_a_working_task_and_says_so() {
 }
 
 #[test]
+fn the_a2a_echo_agent_refuses_a_grpc_method_without_grpc_s_content_type() {
+    // Proves the echo agent's gRPC services, v1.0's and v0.3's, under a prefix, answer 415 to a
+    // request that is not gRPC (JSON over HTTP/1.1) instead of reading it.
+    let t = Target::start(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), 1).unwrap();
+    let json = &[("Content-Type", "application/json")][..];
+    for path in ["/t/lf.a2a.v1.A2AService/SendMessage", "/t/a2a.v1.A2AService/GetAgentCard"] {
+        let (s, _, body) = http(t.local_addr(), "POST", path, json, "{}");
+        assert!(s == 415 && body.contains("application/grpc"), "{path}: {s} {body}");
+    }
+    t.stop();
+}
+
+#[test]
 fn the_a2a_echo_agent_lists_a_page_of_its_tasks() {
     // Proves ListTasks on the echo agent: a page of at most pageSize tasks, with the number
     // kept in all, in JSON-RPC and HTTP+JSON; the completed tasks' artifacts only when

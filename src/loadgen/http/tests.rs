@@ -383,6 +383,33 @@ fn a_weighted_mix_spreads_each_pattern_by_its_weight_and_conversations_keep_thei
     }
 }
 
+/// The bytes of the request of `pattern` (URL path `/a/`) for `what`: a follow-up (a GetTask,
+/// a SubscribeToTask, a CancelTask) of the task `id`, or (None) the task's SendMessage.
+fn rendered(pattern: Pattern, what: Option<What>, id: &str) -> Vec<u8> {
+    let plan =
+        Plan { host: "h".into(), path: "/a/".into(), patterns: vec![pattern], ..Plan::default() };
+    let mut h = Http::new(&config(), Arc::new(plan));
+    match what {
+        Some(what) => {
+            h.tasks.push(TaskSlot { id: id.into(), ..TaskSlot::default() });
+            let w = Wire {
+                what,
+                local: 1,
+                seq: 5,
+                intended_ns: 0,
+                sent_ns: 0,
+                left: 0,
+                measured: true,
+                again: false,
+                task: 0,
+            };
+            h.submit(0, w);
+        }
+        None => h.request(0, &booked(5)),
+    }
+    h.take_output(0).expect("the request's bytes")
+}
+
 #[test]
 fn a_task_is_asked_about_by_its_binding_with_its_id() {
     // Proves the task patterns' requests: their SendMessage asks for the task at once
@@ -390,35 +417,8 @@ fn a_task_is_asked_about_by_its_binding_with_its_id() {
     // in a JSON-RPC call (escaped) or as one path segment of the HTTP+JSON binding's GET
     // (percent-encoded), under the URL's path, with no body.
     let id = "t\"1/é";
-    // The request of `pattern` for `what`: a follow-up (a GetTask, a SubscribeToTask) of the
-    // task `id`, or (None) the task's SendMessage.
     let request = |pattern: Pattern, what: Option<What>| -> String {
-        let plan = Plan {
-            host: "h".into(),
-            path: "/a/".into(),
-            patterns: vec![pattern],
-            ..Plan::default()
-        };
-        let mut h = Http::new(&config(), Arc::new(plan));
-        match what {
-            Some(what) => {
-                h.tasks.push(TaskSlot { id: id.into(), ..TaskSlot::default() });
-                let w = Wire {
-                    what,
-                    local: 1,
-                    seq: 5,
-                    intended_ns: 0,
-                    sent_ns: 0,
-                    left: 0,
-                    measured: true,
-                    again: false,
-                    task: 0,
-                };
-                h.submit(0, w);
-            }
-            None => h.request(0, &booked(5)),
-        }
-        String::from_utf8(h.take_output(0).expect("the request's bytes")).unwrap()
+        String::from_utf8(rendered(pattern, what, id)).unwrap()
     };
     let text = |pattern: Pattern, poll: bool| request(pattern, poll.then_some(What::Poll(0)));
     let subscribe = |pattern: Pattern| request(pattern, Some(What::Subscribe(0)));
@@ -539,32 +539,7 @@ fn a_v03_grpc_request_is_v03_s_message_at_v03_s_method() {
     use prost::Message as _;
     let id = "t-1";
     let request = |pattern: Pattern, what: Option<What>| -> (String, Vec<u8>) {
-        let plan = Plan {
-            host: "h".into(),
-            path: "/a/".into(),
-            patterns: vec![pattern],
-            ..Plan::default()
-        };
-        let mut h = Http::new(&config(), Arc::new(plan));
-        match what {
-            Some(what) => {
-                h.tasks.push(TaskSlot { id: id.into(), ..TaskSlot::default() });
-                let w = Wire {
-                    what,
-                    local: 1,
-                    seq: 5,
-                    intended_ns: 0,
-                    sent_ns: 0,
-                    left: 0,
-                    measured: true,
-                    again: false,
-                    task: 0,
-                };
-                h.submit(0, w);
-            }
-            None => h.request(0, &booked(5)),
-        }
-        let out = h.take_output(0).expect("the request's bytes");
+        let out = rendered(pattern, what, id);
         let at = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
         let mut message = Vec::new();
         let walked = crate::grpc::messages(&out[at..], |m| {
