@@ -1232,14 +1232,7 @@ impl Echo {
         if method == grpc::SUBSCRIBE_TO_TASK {
             return match self.subscription(&request.id) {
                 Some(Ok((left, context, text))) => {
-                    let all = grpc_events(&request.id, &context, &text).map(|e| {
-                        let mut b = Vec::new();
-                        grpc::frame(&mut b, |b| e.encode_raw(b));
-                        Bytes::from(b)
-                    });
-                    let mut trailers = hyper::HeaderMap::new();
-                    trailers.insert("grpc-status", 0.into());
-                    timed(all, left, "application/grpc", Some(trailers))
+                    grpc_timed(grpc_events(&request.id, &context, &text), left)
                 }
                 Some(Err(())) => grpc_error(9, "the task ended", Some("UNSUPPORTED_OPERATION")),
                 None => grpc_error(5, "no such task", Some("TASK_NOT_FOUND")),
@@ -1342,16 +1335,8 @@ impl Echo {
                 frame(&|b| e.encode_raw(b));
             }
         } else {
-            let answer = grpc::SendMessageResponse {
-                task: None,
-                message: Some(grpc::Message {
-                    message_id: fresh_id("msg"),
-                    context_id: context,
-                    task_id: String::new(),
-                    role: grpc::ROLE_AGENT,
-                    parts: vec![grpc::Part { text: Some(text) }],
-                }),
-            };
+            let answer =
+                grpc::SendMessageResponse { task: None, message: Some(echoed(context, text)) };
             frame(&|b| answer.encode_raw(b));
         }
         grpc_reply(frames, gap)
@@ -1402,13 +1387,7 @@ impl Echo {
                 if config.blocking {
                     let answer = grpc::V03SendMessageResponse {
                         task: None,
-                        msg: Some(grpc::Message {
-                            message_id: fresh_id("msg"),
-                            context_id: context,
-                            task_id: String::new(),
-                            role: grpc::ROLE_AGENT,
-                            parts: vec![grpc::Part { text: Some(text) }],
-                        }),
+                        msg: Some(echoed(context, text)),
                     };
                     return one(&|b| answer.encode_raw(b));
                 }
@@ -1449,14 +1428,7 @@ impl Echo {
                 if method == grpc::TASK_SUBSCRIPTION {
                     return match self.subscription(id) {
                         Some(Ok((left, context, text))) => {
-                            let all = v03_grpc_events(id, &context, &text).map(|e| {
-                                let mut b = Vec::new();
-                                grpc::frame(&mut b, |b| e.encode_raw(b));
-                                Bytes::from(b)
-                            });
-                            let mut trailers = hyper::HeaderMap::new();
-                            trailers.insert("grpc-status", 0.into());
-                            timed(all, left, "application/grpc", Some(trailers))
+                            grpc_timed(v03_grpc_events(id, &context, &text), left)
                         }
                         Some(Err(())) => grpc_error(
                             INVALID_ARGUMENT,
@@ -1477,6 +1449,31 @@ impl Echo {
             grpc::GET_AGENT_CARD => grpc_reply(vec![self.card_v03_grpc.to_vec()], Duration::ZERO),
             _ => grpc_error(12, &format!("Method not found: {method}"), None),
         }
+    }
+}
+
+/// A subscription's gRPC stream: the task's `events`, framed, the first at once and the rest
+/// when the task completes, `left` later ([`timed`]), then `grpc-status: 0`.
+fn grpc_timed<M: prost::Message>(events: [M; 3], left: Duration) -> Response<Body> {
+    let all = events.map(|e| {
+        let mut b = Vec::new();
+        grpc::frame(&mut b, |b| e.encode_raw(b));
+        Bytes::from(b)
+    });
+    let mut trailers = hyper::HeaderMap::new();
+    trailers.insert("grpc-status", 0.into());
+    timed(all, left, "application/grpc", Some(trailers))
+}
+
+/// The agent's answer in the gRPC bindings (v1.0's and v0.3's `Message` alike): `text` back,
+/// in `context`.
+fn echoed(context: String, text: String) -> grpc::Message {
+    grpc::Message {
+        message_id: fresh_id("msg"),
+        context_id: context,
+        task_id: String::new(),
+        role: grpc::ROLE_AGENT,
+        parts: vec![grpc::Part { text: Some(text) }],
     }
 }
 
