@@ -116,44 +116,24 @@ pub(super) fn fixed_head(
             let method = crate::grpc::GET_EXTENDED_AGENT_CARD;
             write!(out, "POST {base}{}{method}", crate::grpc::SERVICE)
         }
-        Some(p) if p.is_grpc() && what.follows_task() => {
+        Some(Pattern::A2aV03GrpcAgentCard) => {
+            let method = crate::grpc::GET_AGENT_CARD;
+            write!(out, "POST {base}{}{method}", crate::grpc::SERVICE_V03)
+        }
+        Some(p) if p.is_grpc() => {
+            // Every other gRPC request is a task's follow-up, or its SendMessage (a stream's
+            // SendStreamingMessage), in v1.0's service or v0.3's.
             let v03 = p.is_v03_grpc();
             let method = match what {
                 What::Subscribe(_) if v03 => crate::grpc::TASK_SUBSCRIPTION,
                 What::Subscribe(_) => crate::grpc::SUBSCRIBE_TO_TASK,
                 What::Cancel(_) => crate::grpc::CANCEL_TASK,
-                _ => crate::grpc::GET_TASK,
+                What::Poll(_) => crate::grpc::GET_TASK,
+                _ if p.is_stream() => crate::grpc::SEND_STREAMING_MESSAGE,
+                _ => crate::grpc::SEND_MESSAGE,
             };
             let service = if v03 { crate::grpc::SERVICE_V03 } else { crate::grpc::SERVICE };
             write!(out, "POST {base}{service}{method}")
-        }
-        Some(Pattern::A2aV03GrpcAgentCard) => {
-            let method = crate::grpc::GET_AGENT_CARD;
-            write!(out, "POST {base}{}{method}", crate::grpc::SERVICE_V03)
-        }
-        Some(
-            Pattern::A2aV03GrpcMessage
-            | Pattern::A2aV03GrpcConversation
-            | Pattern::A2aV03GrpcTask
-            | Pattern::A2aV03GrpcSubscribe
-            | Pattern::A2aV03GrpcPush
-            | Pattern::A2aV03GrpcCancel,
-        ) => write!(out, "POST {base}{}{}", crate::grpc::SERVICE_V03, crate::grpc::SEND_MESSAGE),
-        Some(Pattern::A2aV03GrpcStream) => {
-            let method = crate::grpc::SEND_STREAMING_MESSAGE;
-            write!(out, "POST {base}{}{method}", crate::grpc::SERVICE_V03)
-        }
-        Some(
-            Pattern::A2aGrpcMessage
-            | Pattern::A2aGrpcConversation
-            | Pattern::A2aGrpcTask
-            | Pattern::A2aGrpcSubscribe
-            | Pattern::A2aGrpcPush
-            | Pattern::A2aGrpcCancel,
-        ) => write!(out, "POST {base}{}{}", crate::grpc::SERVICE, crate::grpc::SEND_MESSAGE),
-        Some(Pattern::A2aGrpcStream) => {
-            let method = crate::grpc::SEND_STREAMING_MESSAGE;
-            write!(out, "POST {base}{}{method}", crate::grpc::SERVICE)
         }
         Some(Pattern::RegistryGet) => {
             let At::Request(client, seq) = at else { return false };
