@@ -249,4 +249,17 @@ mod tests {
         assert_eq!(answered(&[&[3, 128 | 7][..], all.as_bytes()].concat()), (4, 0));
         assert_eq!(answered(&[&[3, 7][..], all.as_bytes()].concat()).0, 0, "mix 3 is MCP's");
     }
+
+    #[test]
+    fn the_corpus_reaches_v03_s_grpc_answers_over_http2() {
+        // Proves a committed corpus input takes the fuzzer into v0.3's gRPC binding over h2c:
+        // mix 14 (first byte 0x92: HTTP/2, the second's bit 7), the server's SETTINGS, then a
+        // task done when accepted (`a2a-v03-grpc:task`, `:subscribe`), an agent card, and
+        // v0.3's HTTP+JSON card, 64 bytes at a time: four answers.
+        let input = include_bytes!(
+            "../../../tests/fuzz/corpus/responses/d6e8fe0b1b0d802f97d88d8ab3e8c20c6759544e"
+        );
+        assert_eq!(MIXES[14][1], Pattern::A2aV03GrpcTask);
+        assert_eq!(answered(input), (4, 0));
+    }
 }
