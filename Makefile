@@ -117,5 +117,6 @@ device-bundle: build ## The binary (symbols, no debug information), its two libr
 bench-router: deps ## Router throughput and round trip with a minimal driver
 	$(CARGO) bench --bench router
 
-bench-micro: deps ## Codec micro-benchmarks (criterion)
+bench-micro: deps ## Codec and HTTP/2 client micro-benchmarks (criterion)
 	$(CARGO) bench --bench wire
+	$(CARGO) bench --bench http2_client

@@ -816,13 +816,19 @@ impl Http {
                 self.conns[conn].queued.push_front(Wire { again: true, ..w });
             }
             // Refused before any processing: sent again, unless this connection's server keeps
-            // refusing (then it is an error, as any reset).
-            h2c::Done::Refused { w } if self.conns[conn].refusals < REFUSALS_MAX => {
+            // refusing (then it is an error, as any reset). A stream opened before the server's
+            // first response may have gone past a stream limit its SETTINGS had not told yet:
+            // the first time, that refusal does not count.
+            h2c::Done::Refused { w, early: true } if !w.again => {
+                book.counters.resent += 1;
+                self.conns[conn].queued.push_front(Wire { again: true, ..w });
+            }
+            h2c::Done::Refused { w, .. } if self.conns[conn].refusals < REFUSALS_MAX => {
                 self.conns[conn].refusals += 1;
                 book.counters.resent += 1;
                 self.conns[conn].queued.push_front(Wire { again: true, ..w });
             }
-            h2c::Done::Refused { w } => {
+            h2c::Done::Refused { w, .. } => {
                 let kind = "protocol_h2_refused_stream";
                 self.failed(w, kind, kind, book);
             }

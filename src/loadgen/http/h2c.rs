@@ -2,9 +2,10 @@
 //!
 //! The `h2` crate (hyper's HTTP/2: framing, HPACK, flow control, stream limits) driven
 //! sans-IO, like the HTTP/1.1 path: what the loop reads is appended to the connection's
-//! [`Pipe`], the `h2` futures are polled with a no-op waker (every input, and every output the
-//! writer asks for, polls them again: nothing waits for a wake-up), and what they wrote is the
-//! connection's next output. A request is rendered once, as the HTTP/1.1 path renders it, and
+//! [`Pipe`], the connection's `h2` futures are polled with a no-op waker (every input, and
+//! every output the writer asks for, polls them again: nothing waits for a wake-up), each
+//! stream's with its own waker, which `h2` wakes when the stream has news: an input polls only
+//! those streams, not every one in flight. What they wrote is the connection's next output. A request is rendered once, as the HTTP/1.1 path renders it, and
 //! carried over as HTTP/2 headers ([`to_h2`]), so both versions send the same thing; a head
 //! rendered again is cloned from the core's last ones ([`Heads`]) instead of parsed and built.
 //!
@@ -17,7 +18,9 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 
 use bytes::Bytes;
 use h2::client::{Connection, ResponseFuture, SendRequest};
@@ -31,6 +34,10 @@ use super::parse::{self, ContentType, GrpcEnd};
 const STREAM_WINDOW: u32 = 1 << 20;
 /// Connection receive window.
 const CONN_WINDOW: u32 = 1 << 24;
+/// Streams opened before the server's SETTINGS say its limit: RFC 9113 §6.5.2's recommended
+/// least value, which hyper's client assumes too (`h2` alone would assume no limit, and a
+/// burst past the server's is refused).
+const STREAMS_BEFORE_SETTINGS: usize = 100;
 
 #[derive(Debug, Default)]
 struct Bufs {
@@ -116,6 +123,47 @@ struct Stream<W> {
     data_done: bool,
     /// How a gRPC call ended (its head's `grpc-status`, or its trailers').
     grpc: Option<GrpcEnd>,
+    /// Opened before any response on its connection: perhaps before the server's SETTINGS
+    /// told its stream limit.
+    early: bool,
+    /// Its waker, which `h2` wakes when the stream has news.
+    woken: Woken,
+}
+
+/// A stream's waker and the flag it raises: the stream is polled only when raised. Kept for
+/// the connection's next stream when its stream ends (a late wake-up of the old one makes one
+/// needless poll).
+#[derive(Clone)]
+struct Woken {
+    flag: Arc<Flag>,
+    waker: Waker,
+}
+
+impl Woken {
+    fn new() -> Woken {
+        let flag = Arc::new(Flag(AtomicBool::new(true)));
+        Woken { waker: Waker::from(flag.clone()), flag }
+    }
+
+    /// Whether it was woken since the last call (lowers the flag). A plain load first: most
+    /// streams an input looks at have no news, and an atomic swap each costs more than the
+    /// look.
+    #[inline]
+    fn take(&self) -> bool {
+        self.flag.0.load(Ordering::Relaxed) && self.flag.0.swap(false, Ordering::Relaxed)
+    }
+}
+
+struct Flag(AtomicBool);
+
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// A stream that ended.
@@ -149,6 +197,9 @@ pub enum Done<W> {
     Refused {
         /// What it carried.
         w: W,
+        /// Opened before any response on its connection, so perhaps past a stream limit the
+        /// client did not know yet.
+        early: bool,
     },
     /// Reset by the server, or unreadable: counted as this kind.
     Failed {
@@ -173,6 +224,8 @@ pub struct H2Conn<W> {
     /// The server is closing it gracefully (GOAWAY without error, or the end of the
     /// connection): no new stream goes on it.
     going: bool,
+    /// Wakers of streams that ended, for the next ones.
+    spare: Vec<Woken>,
 }
 
 /// The request heads a core's HTTP/2 connections sent lately, each as rendered (HTTP/1.1
@@ -238,6 +291,7 @@ impl<W: Copy> Default for H2Conn<W> {
         let pipe = Pipe::default();
         let mut b = h2::client::Builder::new();
         b.enable_push(false)
+            .initial_max_send_streams(STREAMS_BEFORE_SETTINGS)
             .initial_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONN_WINDOW);
         let hs: Handshake = Box::pin(b.handshake::<Pipe, Bytes>(pipe.clone()));
@@ -249,12 +303,14 @@ impl<W: Copy> Default for H2Conn<W> {
             failure: None,
             answered: false,
             going: false,
+            spare: Vec::new(),
         }
     }
 }
 
 impl<W: Copy> H2Conn<W> {
-    /// Whether a request can be sent now (the handshake done, a stream free, no failure).
+    /// Whether a request can be sent now (the handshake done, a stream free under the server's
+    /// limit, no failure).
     pub fn ready(&mut self) -> bool {
         if self.failure.is_some() || self.going {
             return false;
@@ -272,7 +328,11 @@ impl<W: Copy> H2Conn<W> {
                 }
             }
         }
-        let Phase::Open { send, .. } = &mut self.phase else { return false };
+        let Phase::Open { send, conn } = &mut self.phase else { return false };
+        // A stream past the server's limit would wait in `h2`, yet depart with the output.
+        if self.streams.len() >= conn.max_concurrent_send_streams() {
+            return false;
+        }
         match send.poll_ready(cx) {
             Poll::Ready(Ok(())) => true,
             Poll::Ready(Err(e)) if graceful(&e) => {
@@ -349,6 +409,12 @@ impl<W: Copy> H2Conn<W> {
             too_large: false,
             data_done: false,
             grpc: None,
+            early: !self.answered,
+            woken: self
+                .spare
+                .pop()
+                .inspect(|w| w.flag.0.store(true, Ordering::Relaxed))
+                .unwrap_or_else(Woken::new),
         });
         self.fresh += 1;
         Ok(())
@@ -372,7 +438,9 @@ impl<W: Copy> H2Conn<W> {
         while i < self.streams.len() {
             let d = due(&self.streams[i].w);
             if d <= now_ns {
-                out.push(self.streams.swap_remove(i).w);
+                let s = self.streams.swap_remove(i);
+                self.spare.push(s.woken);
+                out.push(s.w);
             } else {
                 next = next.min(d);
                 i += 1;
@@ -429,10 +497,16 @@ impl<W: Copy> H2Conn<W> {
             return Err(f);
         }
         self.poll_conn()?;
-        let cx = &mut cx();
+        // Past the connection's end every stream is polled: its end is each one's news.
+        let all = self.going;
         let mut i = 0;
         while i < self.streams.len() {
             let s = &mut self.streams[i];
+            if !s.woken.take() && !all {
+                i += 1;
+                continue;
+            }
+            let cx = &mut Context::from_waker(&s.woken.waker);
             let ended = loop {
                 match &mut s.state {
                     State::Head(resp) => match Pin::new(resp).poll(cx) {
@@ -501,6 +575,7 @@ impl<W: Copy> H2Conn<W> {
                 None => i += 1,
                 Some(result) => {
                     let s = self.streams.swap_remove(i);
+                    self.spare.push(s.woken);
                     done.push(match result {
                         Ok(()) if s.too_large => {
                             Done::Failed { w: s.w, kind: parse::Broken::TooLarge.kind() }
@@ -520,7 +595,7 @@ impl<W: Copy> H2Conn<W> {
                         Err(e)
                             if e.is_remote() && e.reason() == Some(h2::Reason::REFUSED_STREAM) =>
                         {
-                            Done::Refused { w: s.w }
+                            Done::Refused { w: s.w, early: s.early }
                         }
                         Err(e) => Done::Failed { w: s.w, kind: stream_kind(&e) },
                     });
@@ -671,13 +746,55 @@ mod tests {
             .map(|d| match d {
                 Done::Answer { w, status, .. } => format!("{w} answered {status}"),
                 Done::Unprocessed { w } => format!("{w} unprocessed"),
-                Done::Refused { w } => format!("{w} refused"),
+                Done::Refused { w, .. } => format!("{w} refused"),
                 Done::Failed { w, kind } => format!("{w} failed {kind}"),
             })
             .collect();
         seen.sort();
         assert_eq!(seen, ["1 answered 200", "3 unprocessed"]);
         assert!(c.gone() && !c.ready());
+    }
+
+    #[test]
+    fn an_input_polls_only_the_streams_it_brought_news_of() {
+        // Proves the per-stream wakers: an answer to stream 3 raises only stream 3's flag, so
+        // stream 1 (still waiting) is not polled; its head, then its body, each raise its own,
+        // and it ends answered with the body whole.
+        let mut c: H2Conn<u32> = H2Conn::default();
+        for w in [1, 3] {
+            assert!(c.ready());
+            let get = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+            assert!(c.send(w, get, ("x", &mut Heads::default())).is_ok());
+        }
+        c.output(&mut Vec::new(), |_| {});
+        let mut done = Vec::new();
+        assert!(c.drive(0, &mut done).is_ok() && done.is_empty()); // each polled once
+        let woken = |c: &H2Conn<u32>, w: u32| {
+            c.streams.iter().find(|s| s.w == w).unwrap().woken.flag.0.load(Ordering::Relaxed)
+        };
+        let answered = |done: &[Done<u32>]| -> Vec<(u32, Vec<u8>)> {
+            let ws = done.iter().map(|d| match d {
+                Done::Answer { w, body, .. } => (*w, body.clone()),
+                _ => panic!("not an answer"),
+            });
+            ws.collect()
+        };
+        c.feed(&[&[0, 0, 0, 4, 0, 0, 0, 0, 0][..], &[0, 0, 0, 4, 1, 0, 0, 0, 0]].concat());
+        c.feed(&[0, 0, 1, 1, 5, 0, 0, 0, 3, 0x88]); // stream 3: 200, end
+        assert!(c.poll_conn().is_ok());
+        assert!(!woken(&c, 1) && woken(&c, 3));
+        assert!(c.drive(0, &mut done).is_ok());
+        assert_eq!(answered(&done), [(3, vec![])]);
+        done.clear();
+        c.feed(&[0, 0, 1, 1, 4, 0, 0, 0, 1, 0x88]); // stream 1: 200, the body to come
+        assert!(c.poll_conn().is_ok());
+        assert!(woken(&c, 1));
+        assert!(c.drive(0, &mut done).is_ok() && done.is_empty());
+        assert!(!woken(&c, 1));
+        c.feed(&[0, 0, 2, 0, 1, 0, 0, 0, 1, b'o', b'k']); // its body, end
+        assert!(c.drive(0, &mut done).is_ok());
+        assert_eq!(answered(&done), [(1, b"ok".to_vec())]);
+        assert_eq!(c.spare.len(), 2);
     }
 
     #[test]
@@ -692,6 +809,29 @@ mod tests {
         c.output(&mut out, |_| {});
         assert!(out.starts_with(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), "{out:?}");
         assert_eq!(c.streams.len(), 1);
+    }
+
+    #[test]
+    fn before_the_server_s_settings_a_hundred_streams_open() {
+        // Proves the client assumes RFC 9113's recommended least stream limit until the
+        // server's SETTINGS tell its own: of 150 requests, 100 are taken and go out, then the
+        // connection is not ready (the rest wait for a stream); `h2` alone would send all 150,
+        // and a server whose limit is lower refuses what is past it.
+        let mut c: H2Conn<u32> = H2Conn::default();
+        let get = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+        let heads = &mut Heads::default();
+        let sent = (0..150).take_while(|&w| c.ready() && c.send(w, get, ("x", heads)).is_ok());
+        assert_eq!(sent.count(), STREAMS_BEFORE_SETTINGS);
+        let mut out = Vec::new();
+        c.output(&mut out, |_| {});
+        let mut frames = &out[b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".len()..];
+        let mut headers = 0;
+        while frames.len() >= 9 {
+            let len = u32::from_be_bytes([0, frames[0], frames[1], frames[2]]) as usize;
+            headers += usize::from(frames[3] == 1);
+            frames = &frames[9 + len..];
+        }
+        assert_eq!(headers, STREAMS_BEFORE_SETTINGS);
     }
 
     #[test]
