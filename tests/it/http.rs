@@ -1924,6 +1924,26 @@ fn over_http2_refused_streams_go_again() {
 }
 
 #[test]
+fn over_http2_more_clients_than_the_server_s_stream_limit_share_a_connection() {
+    // Proves 300 clients on one h2c connection to the echo agent (hyper's limit: 200 streams
+    // a connection) all answered, none refused: the client opens at most 100 streams until
+    // the server's SETTINGS tell its limit, then up to it, the rest waiting in its own queue.
+    // Before, the first 300 went out together, the 100 past the limit were refused, 8 went
+    // again and the rest were `protocol_h2_refused_stream` errors.
+    let t = Target::start(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), 1).unwrap();
+    let url = format!("http://{}/health", t.local_addr());
+    let mut args = vec!["--url", &url, "--http2", "--agents", "300", "--connections", "1"];
+    args.extend(["--warmup", "0"]); // the start in the run
+    let (ok, text, report) = http(&args);
+    let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+    assert!(ok, "{text}");
+    assert_clean(&report, &["health"]);
+    let r = run(&report);
+    assert_eq!(r["resent"].as_u64(), Some(0), "{r}");
+    assert!(r["accounting"]["replies_delivered"].as_u64().unwrap() >= 300, "{r}");
+}
+
+#[test]
 fn over_http2_a_first_burst_past_the_server_s_stream_limit_goes_again() {
     // Proves streams opened before the server's first answer and refused (the first 28 of 32
     // clients on one connection here, as a server whose SETTINGS the client had not read yet
