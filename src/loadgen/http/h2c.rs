@@ -5,9 +5,10 @@
 //! [`Pipe`], the connection's `h2` futures are polled with a no-op waker (every input, and
 //! every output the writer asks for, polls them again: nothing waits for a wake-up), each
 //! stream's with its own waker, which `h2` wakes when the stream has news: an input polls only
-//! those streams, not every one in flight. What they wrote is the connection's next output. A request is rendered once, as the HTTP/1.1 path renders it, and
-//! carried over as HTTP/2 headers ([`to_h2`]), so both versions send the same thing; a head
-//! rendered again is cloned from the core's last ones ([`Heads`]) instead of parsed and built.
+//! those streams, not every one in flight. What they wrote is the connection's next output. A
+//! request is rendered once, as the HTTP/1.1 path renders it, and carried over as HTTP/2
+//! headers ([`to_h2`]), so both versions send the same thing; a head rendered again is cloned
+//! from the core's last ones ([`Heads`]) instead of parsed and built.
 //!
 //! Every client of a connection multiplexes on it: a request waits only for the server's
 //! `SETTINGS_MAX_CONCURRENT_STREAMS`. Unlike HTTP/1.1, `h2` allocates per request (its header
@@ -133,7 +134,6 @@ struct Stream<W> {
 /// A stream's waker and the flag it raises: the stream is polled only when raised. Kept for
 /// the connection's next stream when its stream ends (a late wake-up of the old one makes one
 /// needless poll).
-#[derive(Clone)]
 struct Woken {
     flag: Arc<Flag>,
     waker: Waker,
