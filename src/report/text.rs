@@ -127,6 +127,11 @@ fn status_cell(r: &RunResult) -> String {
     match (&r.failure, r.status) {
         (Some(why), _) => format!("FAILED: {why}"),
         (None, "ok") if r.cpu.bottleneck == "generator" => "ok (generator-bound)".to_string(),
+        // A fixed rate held with the agents' cores saturated: the rate was the router's to
+        // answer, but the latency counts the agents' own queueing beside the router's.
+        (None, "ok") if r.pacing.mode == "open" && r.cpu.bottleneck == "both" => {
+            "ok (both sides saturated)".to_string()
+        }
         (None, "ok") if r.cpu.bottleneck == crate::report::SHARED_CORES => {
             "ok (shared cores saturated)".to_string()
         }
@@ -411,6 +416,12 @@ pub fn summary(out: &mut dyn Write, report: &Report) -> io::Result<()> {
             "  note: runs marked generator-bound saturated the agent cores, not the {side}: their throughput is a floor for the {side}{raw}"
         )?;
     }
+    if report.results.iter().any(|r| status_cell(r) == "ok (both sides saturated)") {
+        writeln!(
+            out,
+            "  note: runs marked both sides saturated held their rate with the agent cores busy too: their latency counts the agents' own queueing beside the router's (give the agents more cores, or workers, to tell them apart)"
+        )?;
+    }
     if report.results.iter().any(|r| r.cpu.bottleneck == crate::report::SHARED_CORES) {
         writeln!(
             out,
@@ -519,6 +530,24 @@ mod tests {
         assert_eq!(cpu_cell(&r), "4/88%");
         r.cpu.agent_watch = Some(vec![0.2]);
         assert_eq!(watch_note(&r), None);
+    }
+
+    #[test]
+    fn a_rate_held_with_both_sides_saturated_says_so() {
+        // Proves an open-loop run that held its rate while the agents' cores and the router's
+        // were saturated is not a plain "ok" (its latency counts the agents' queueing), while
+        // a closed loop that saturates both is (that is its aim), and so is an open loop with
+        // room on the agents' side.
+        let spec = crate::report::part::PartSpec::for_tests(2, None, Some(10), None);
+        let mut r = RunResult::new(&spec, &crate::loadgen::Outcome::failed_setup(Vec::new()));
+        (r.failure, r.status, r.pacing.mode) = (None, "ok", "open");
+        r.cpu.bottleneck = "both".into();
+        assert_eq!(status_cell(&r), "ok (both sides saturated)");
+        r.cpu.bottleneck = "router".into();
+        assert_eq!(status_cell(&r), "ok");
+        r.cpu.bottleneck = "both".into();
+        r.pacing.mode = "closed";
+        assert_eq!(status_cell(&r), "ok");
     }
 
     #[test]
