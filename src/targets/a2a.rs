@@ -830,6 +830,92 @@ fn text_of(message: &Value) -> Option<String> {
     )
 }
 
+/// A JSON-RPC call as the fast path reads it: strings borrowed, the id kept as written.
+#[derive(serde::Deserialize)]
+struct PlainCall<'a> {
+    #[serde(borrow)]
+    id: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    method: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    params: PlainParams<'a>,
+}
+
+/// Params that hold a message and nothing else: no configuration, no metadata.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainParams<'a> {
+    #[serde(borrow)]
+    message: PlainMessage<'a>,
+}
+
+/// A message of text parts, v1.0's or v0.3's, with the members a client of the echo sends.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainMessage<'a> {
+    #[serde(borrow, rename = "contextId")]
+    context_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    parts: Vec<PlainPart<'a>>,
+    #[serde(borrow, rename = "messageId")]
+    _message_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, rename = "role")]
+    _role: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, rename = "kind")]
+    _kind: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainPart<'a> {
+    #[serde(borrow)]
+    text: std::borrow::Cow<'a, str>,
+    #[serde(borrow, rename = "kind")]
+    _kind: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// The answer to the commonest call, `SendMessage` (or v0.3's `message/send`) with a message
+/// of text parts and nothing else, written straight from a borrowed reading: no `Value` tree
+/// either way. `None`: any other call, or more in it, which the general path answers (the
+/// same answer for this one: `a_plain_send_is_answered_as_the_general_path_answers`).
+fn plain_send(bytes: &[u8]) -> Option<Vec<u8>> {
+    let call: PlainCall = serde_json::from_slice(bytes).ok()?;
+    let version = match &*call.method {
+        "SendMessage" => Version::V1,
+        "message/send" => Version::V03,
+        _ => return None,
+    };
+    let message = call.params.message;
+    let mut text = String::new();
+    for part in &message.parts {
+        text.push_str(&part.text);
+    }
+    let context = message.context_id.map_or_else(|| fresh_id("ctx"), |c| c.into_owned());
+    let string = |out: &mut Vec<u8>, s: &str| serde_json::to_writer(&mut *out, s);
+    let mut out = Vec::with_capacity(160 + 2 * text.len());
+    out.extend_from_slice(br#"{"id":"#);
+    out.extend_from_slice(call.id.map_or("null", |id| id.get()).as_bytes());
+    out.extend_from_slice(br#","jsonrpc":"2.0","result":"#);
+    let (head, part) = match version {
+        Version::V1 => (&br#"{"message":{"contextId":"#[..], &br#""parts":[{"text":"#[..]),
+        _ => {
+            (&br#"{"contextId":"#[..], &br#""kind":"message","parts":[{"kind":"text","text":"#[..])
+        }
+    };
+    out.extend_from_slice(head);
+    string(&mut out, &context).ok()?;
+    out.extend_from_slice(br#","messageId":"#);
+    string(&mut out, &fresh_id("msg")).ok()?;
+    out.push(b',');
+    out.extend_from_slice(part);
+    string(&mut out, &text).ok()?;
+    let role = if version == Version::V1 { "ROLE_AGENT" } else { "agent" };
+    out.extend_from_slice(br#"}],"role":"#);
+    string(&mut out, role).ok()?;
+    out.extend_from_slice(if version == Version::V1 { b"}}}" } else { b"}}" });
+    Some(out)
+}
+
 /// The agent's answer to `message` in `version`'s shapes.
 fn answer(message: &Value, text: &str, version: Version) -> Value {
     let context = message
@@ -1012,6 +1098,9 @@ impl Echo {
     }
 
     fn rpc(&self, bytes: &Bytes) -> Response<Body> {
+        if let Some(answer) = plain_send(bytes) {
+            return reply(StatusCode::OK, "application/json", answer);
+        }
         let gap = self.event_gap;
         let Ok(call) = serde_json::from_slice::<Value>(bytes) else {
             return rpc_error(&Value::Null, -32700, "Parse error");
@@ -1736,5 +1825,54 @@ mod tests {
         let order: Vec<&str> = t.ending.iter().map(|(_, id)| id.as_str()).collect();
         assert_eq!(order, ["t0", "t1", "t3", "t2"]);
         assert_eq!(t.get("t3").unwrap().done_at, end);
+    }
+
+    #[test]
+    fn a_plain_send_is_answered_as_the_general_path_answers() {
+        // Proves the fast path's answer is the general path's (`answer` in the JSON-RPC
+        // envelope), the fresh message id aside and the fresh context id where the message
+        // named none: v1.0 and v0.3, ids of every kind, escapes, several parts.
+        let calls = [
+            r#"{"jsonrpc":"2.0","id":7,"method":"SendMessage","params":{"message":{"role":"ROLE_USER","messageId":"m1","parts":[{"text":"hi"}]}}}"#,
+            r#"{"jsonrpc":"2.0","id":"a\"b","method":"SendMessage","params":{"message":{"role":"ROLE_USER","messageId":"m1","contextId":"c-1","parts":[{"text":"x\ny "},{"text":"\u00e9"}]}}}"#,
+            r#"{"jsonrpc":"2.0","method":"SendMessage","params":{"message":{"parts":[]}}}"#,
+            r#"{"jsonrpc":"2.0","id":null,"method":"message/send","params":{"message":{"kind":"message","role":"user","messageId":"m","parts":[{"kind":"text","text":"v03"}]}}}"#,
+            r#"{ "id" : 1.5 , "jsonrpc":"2.0", "method":"message/send","params":{"message":{"contextId":"k","parts":[{"kind":"text","text":"a"}]}}}"#,
+        ];
+        let blank = |mut v: Value, fresh_context: bool| {
+            let m = v.pointer_mut("/result/message").is_some();
+            let at = if m { "/result/message" } else { "/result" };
+            let message = v.pointer_mut(at).unwrap();
+            message["messageId"] = json!("-");
+            if fresh_context {
+                message["contextId"] = json!("-");
+            }
+            v
+        };
+        for call in calls {
+            let fast: Value =
+                serde_json::from_slice(&plain_send(call.as_bytes()).unwrap()).unwrap();
+            let c: Value = serde_json::from_str(call).unwrap();
+            let version = if c["method"] == "SendMessage" { Version::V1 } else { Version::V03 };
+            let message = &c["params"]["message"];
+            let out = answer(message, &text_of(message).unwrap(), version);
+            let result = if version == Version::V1 { json!({"message": out}) } else { out };
+            let general = json!({"jsonrpc": "2.0", "id": c.get("id").cloned().unwrap_or(Value::Null), "result": result});
+            let fresh = message.get("contextId").is_none();
+            assert_eq!(blank(fast, fresh), blank(general, fresh), "{call}");
+        }
+        // Anything more, or another method: the general path's.
+        for call in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":{"parts":[{"text":"t"}]},"configuration":{"returnImmediately":true}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":{"parts":[{"text":"t"}],"metadata":{}}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":{"parts":[{"file":{}}]}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":{}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"SendStreamingMessage","params":{"message":{"parts":[{"text":"t"}]}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"GetTask","params":{"id":"t"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"SendMessage"}"#,
+            "not json",
+        ] {
+            assert!(plain_send(call.as_bytes()).is_none(), "{call}");
+        }
     }
 }
