@@ -874,46 +874,75 @@ struct PlainPart<'a> {
     _kind: Option<std::borrow::Cow<'a, str>>,
 }
 
-/// The answer to the commonest call, `SendMessage` (or v0.3's `message/send`) with a message
-/// of text parts and nothing else, written straight from a borrowed reading: no `Value` tree
-/// either way. `None`: any other call, or more in it, which the general path answers (the
-/// same answer for this one: `a_plain_send_is_answered_as_the_general_path_answers`).
-fn plain_send(bytes: &[u8]) -> Option<Vec<u8>> {
-    let call: PlainCall = serde_json::from_slice(bytes).ok()?;
-    let version = match &*call.method {
-        "SendMessage" => Version::V1,
-        "message/send" => Version::V03,
-        _ => return None,
-    };
-    let message = call.params.message;
-    let mut text = String::new();
-    for part in &message.parts {
-        text.push_str(&part.text);
+/// The commonest calls, `SendMessage` and `SendStreamingMessage` (or v0.3's `message/send`
+/// and `message/stream`) with a message of text parts and nothing else, read borrowed: no
+/// `Value` tree. The general path answers any other call, or one with more in it, and answers
+/// these alike (`a_plain_send_is_answered_as_the_general_path_answers`).
+struct Plain<'a> {
+    /// The call's id as written (`null` when it has none).
+    id: &'a str,
+    version: Version,
+    stream: bool,
+    /// The message's context, or a fresh one.
+    context: String,
+    /// Its parts' text.
+    text: String,
+}
+
+impl<'a> Plain<'a> {
+    fn read(bytes: &'a [u8]) -> Option<Plain<'a>> {
+        let call: PlainCall = serde_json::from_slice(bytes).ok()?;
+        let (version, stream) = match &*call.method {
+            "SendMessage" => (Version::V1, false),
+            "SendStreamingMessage" => (Version::V1, true),
+            "message/send" => (Version::V03, false),
+            "message/stream" => (Version::V03, true),
+            _ => return None,
+        };
+        let message = call.params.message;
+        let text = message.parts.iter().map(|p| &*p.text).collect();
+        let context = message.context_id.map_or_else(|| fresh_id("ctx"), |c| c.into_owned());
+        let id = call.id.map_or("null", |id| id.get());
+        Some(Plain { id, version, stream, context, text })
     }
-    let context = message.context_id.map_or_else(|| fresh_id("ctx"), |c| c.into_owned());
-    let string = |out: &mut Vec<u8>, s: &str| serde_json::to_writer(&mut *out, s);
-    let mut out = Vec::with_capacity(160 + 2 * text.len());
-    out.extend_from_slice(br#"{"id":"#);
-    out.extend_from_slice(call.id.map_or("null", |id| id.get()).as_bytes());
-    out.extend_from_slice(br#","jsonrpc":"2.0","result":"#);
-    let (head, part) = match version {
-        Version::V1 => (&br#"{"message":{"contextId":"#[..], &br#""parts":[{"text":"#[..]),
-        _ => {
-            (&br#"{"contextId":"#[..], &br#""kind":"message","parts":[{"kind":"text","text":"#[..])
-        }
-    };
-    out.extend_from_slice(head);
-    string(&mut out, &context).ok()?;
-    out.extend_from_slice(br#","messageId":"#);
-    string(&mut out, &fresh_id("msg")).ok()?;
-    out.push(b',');
-    out.extend_from_slice(part);
-    string(&mut out, &text).ok()?;
-    let role = if version == Version::V1 { "ROLE_AGENT" } else { "agent" };
-    out.extend_from_slice(br#"}],"role":"#);
-    string(&mut out, role).ok()?;
-    out.extend_from_slice(if version == Version::V1 { b"}}}" } else { b"}}" });
-    Some(out)
+
+    /// The answer to a send: the echo as a message, written out.
+    fn answer(&self) -> Vec<u8> {
+        let (version, text) = (self.version, &self.text);
+        let string = |out: &mut Vec<u8>, s: &str| {
+            // Writing a str into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, s);
+        };
+        let mut out = Vec::with_capacity(160 + 2 * text.len());
+        out.extend_from_slice(br#"{"id":"#);
+        out.extend_from_slice(self.id.as_bytes());
+        out.extend_from_slice(br#","jsonrpc":"2.0","result":"#);
+        let (head, part) = match version {
+            Version::V1 => (&br#"{"message":{"contextId":"#[..], &br#""parts":[{"text":"#[..]),
+            _ => (
+                &br#"{"contextId":"#[..],
+                &br#""kind":"message","parts":[{"kind":"text","text":"#[..],
+            ),
+        };
+        out.extend_from_slice(head);
+        string(&mut out, &self.context);
+        out.extend_from_slice(br#","messageId":"#);
+        string(&mut out, &fresh_id("msg"));
+        out.push(b',');
+        out.extend_from_slice(part);
+        string(&mut out, text);
+        let role = if version == Version::V1 { "ROLE_AGENT" } else { "agent" };
+        out.extend_from_slice(br#"}],"role":"#);
+        string(&mut out, role);
+        out.extend_from_slice(if version == Version::V1 { b"}}}" } else { b"}}" });
+        out
+    }
+
+    /// The events of a stream: task `task`'s three, each in the call's envelope.
+    fn events(&self, task: &str) -> [String; 3] {
+        task_events(task, &self.context, &self.text, self.version)
+            .map(|e| format!("data: {{\"id\":{},\"jsonrpc\":\"2.0\",\"result\":{e}}}\n\n", self.id))
+    }
 }
 
 /// The agent's answer to `message` in `version`'s shapes.
@@ -1098,10 +1127,13 @@ impl Echo {
     }
 
     fn rpc(&self, bytes: &Bytes) -> Response<Body> {
-        if let Some(answer) = plain_send(bytes) {
-            return reply(StatusCode::OK, "application/json", answer);
-        }
         let gap = self.event_gap;
+        if let Some(call) = Plain::read(bytes) {
+            if !call.stream {
+                return reply(StatusCode::OK, "application/json", call.answer());
+            }
+            return events(call.events(&fresh_id("task")), gap);
+        }
         let Ok(call) = serde_json::from_slice::<Value>(bytes) else {
             return rpc_error(&Value::Null, -32700, "Parse error");
         };
@@ -1850,8 +1882,9 @@ mod tests {
             v
         };
         for call in calls {
-            let fast: Value =
-                serde_json::from_slice(&plain_send(call.as_bytes()).unwrap()).unwrap();
+            let plain = Plain::read(call.as_bytes()).unwrap();
+            assert!(!plain.stream);
+            let fast: Value = serde_json::from_slice(&plain.answer()).unwrap();
             let c: Value = serde_json::from_str(call).unwrap();
             let version = if c["method"] == "SendMessage" { Version::V1 } else { Version::V03 };
             let message = &c["params"]["message"];
@@ -1867,12 +1900,44 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":{"parts":[{"text":"t"}],"metadata":{}}}}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":{"parts":[{"file":{}}]}}}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":{}}}"#,
-            r#"{"jsonrpc":"2.0","id":1,"method":"SendStreamingMessage","params":{"message":{"parts":[{"text":"t"}]}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"SendStreamingMessage","params":{"message":{"parts":[{"text":"t"}]},"configuration":{}}}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"GetTask","params":{"id":"t"}}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"SendMessage"}"#,
             "not json",
         ] {
-            assert!(plain_send(call.as_bytes()).is_none(), "{call}");
+            assert!(Plain::read(call.as_bytes()).is_none(), "{call}");
+        }
+        // A stream's events: the general path's, each in the call's envelope (the artifact's
+        // id fresh in each).
+        for call in [
+            r#"{"jsonrpc":"2.0","id":"s","method":"SendStreamingMessage","params":{"message":{"role":"ROLE_USER","messageId":"m","contextId":"c","parts":[{"text":"a\"b"}]}}}"#,
+            r#"{"jsonrpc":"2.0","id":3,"method":"message/stream","params":{"message":{"kind":"message","role":"user","messageId":"m","contextId":"c","parts":[{"kind":"text","text":"x"}]}}}"#,
+        ] {
+            let plain = Plain::read(call.as_bytes()).unwrap();
+            assert!(plain.stream);
+            let c: Value = serde_json::from_str(call).unwrap();
+            let v1 = c["method"] == "SendStreamingMessage";
+            let version = if v1 { Version::V1 } else { Version::V03 };
+            let general =
+                task_events("t-1", "c", &text_of(&c["params"]["message"]).unwrap(), version)
+                    .map(|e| json!({"jsonrpc": "2.0", "id": c["id"], "result": e}));
+            fn blank(v: &mut Value) {
+                match v {
+                    Value::Object(m) => m.iter_mut().for_each(|(k, v)| match k.as_str() {
+                        "artifactId" => *v = json!("-"),
+                        _ => blank(v),
+                    }),
+                    Value::Array(a) => a.iter_mut().for_each(blank),
+                    _ => {}
+                }
+            }
+            for (event, mut want) in plain.events("t-1").iter().zip(general) {
+                let body = event.strip_prefix("data: ").and_then(|e| e.strip_suffix("\n\n"));
+                let mut got: Value = serde_json::from_str(body.unwrap()).unwrap();
+                blank(&mut got);
+                blank(&mut want);
+                assert_eq!(got, want, "{call}");
+            }
         }
     }
 }
