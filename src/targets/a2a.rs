@@ -875,12 +875,14 @@ struct PlainPart<'a> {
 }
 
 /// The commonest calls, `SendMessage` and `SendStreamingMessage` (or v0.3's `message/send`
-/// and `message/stream`) with a message of text parts and nothing else, read borrowed: no
-/// `Value` tree. The general path answers any other call, or one with more in it, and answers
-/// these alike (`a_plain_send_is_answered_as_the_general_path_answers`).
+/// and `message/stream`; or v1.0's HTTP+JSON `message:send`, `message:stream`) with a message
+/// of text parts and nothing else, read borrowed: no `Value` tree. The general path answers
+/// any other call, or one with more in it, and answers these alike
+/// (`a_plain_send_is_answered_as_the_general_path_answers`).
 struct Plain<'a> {
-    /// The call's id as written (`null` when it has none).
-    id: &'a str,
+    /// A JSON-RPC call's id as written (`null` when it has none); None in HTTP+JSON, whose
+    /// answers have no envelope.
+    id: Option<&'a str>,
     version: Version,
     stream: bool,
     /// The message's context, or a fresh one.
@@ -899,11 +901,20 @@ impl<'a> Plain<'a> {
             "message/stream" => (Version::V03, true),
             _ => return None,
         };
-        let message = call.params.message;
+        let id = Some(call.id.map_or("null", |id| id.get()));
+        Some(Plain::of(call.params.message, id, version, stream))
+    }
+
+    /// A v1.0 HTTP+JSON `message:send` (or `message:stream`) body.
+    fn read_rest(bytes: &[u8], stream: bool) -> Option<Plain<'static>> {
+        let body: PlainParams = serde_json::from_slice(bytes).ok()?;
+        Some(Plain::of(body.message, None, Version::V1, stream))
+    }
+
+    fn of(message: PlainMessage, id: Option<&'a str>, version: Version, stream: bool) -> Self {
         let text = message.parts.iter().map(|p| &*p.text).collect();
         let context = message.context_id.map_or_else(|| fresh_id("ctx"), |c| c.into_owned());
-        let id = call.id.map_or("null", |id| id.get());
-        Some(Plain { id, version, stream, context, text })
+        Plain { id, version, stream, context, text }
     }
 
     /// The answer to a send: the echo as a message, written out.
@@ -914,9 +925,11 @@ impl<'a> Plain<'a> {
             let _ = serde_json::to_writer(&mut *out, s);
         };
         let mut out = Vec::with_capacity(160 + 2 * text.len());
-        out.extend_from_slice(br#"{"id":"#);
-        out.extend_from_slice(self.id.as_bytes());
-        out.extend_from_slice(br#","jsonrpc":"2.0","result":"#);
+        if let Some(id) = self.id {
+            out.extend_from_slice(br#"{"id":"#);
+            out.extend_from_slice(id.as_bytes());
+            out.extend_from_slice(br#","jsonrpc":"2.0","result":"#);
+        }
         let (head, part) = match version {
             Version::V1 => (&br#"{"message":{"contextId":"#[..], &br#""parts":[{"text":"#[..]),
             _ => (
@@ -934,14 +947,19 @@ impl<'a> Plain<'a> {
         let role = if version == Version::V1 { "ROLE_AGENT" } else { "agent" };
         out.extend_from_slice(br#"}],"role":"#);
         string(&mut out, role);
-        out.extend_from_slice(if version == Version::V1 { b"}}}" } else { b"}}" });
+        out.extend_from_slice(if version == Version::V1 { b"}}" } else { b"}" });
+        if self.id.is_some() {
+            out.push(b'}');
+        }
         out
     }
 
     /// The events of a stream: task `task`'s three, each in the call's envelope.
     fn events(&self, task: &str) -> [String; 3] {
-        task_events(task, &self.context, &self.text, self.version)
-            .map(|e| format!("data: {{\"id\":{},\"jsonrpc\":\"2.0\",\"result\":{e}}}\n\n", self.id))
+        task_events(task, &self.context, &self.text, self.version).map(|e| match self.id {
+            Some(id) => format!("data: {{\"id\":{id},\"jsonrpc\":\"2.0\",\"result\":{e}}}\n\n"),
+            None => format!("data: {e}\n\n"),
+        })
     }
 }
 
@@ -1089,6 +1107,12 @@ impl Echo {
                 "VERSION_NOT_SUPPORTED",
                 "this agent speaks A2A 1.0",
             );
+        }
+        if let Some(call) = Plain::read_rest(bytes, stream).filter(|_| !v03) {
+            if !stream {
+                return reply(StatusCode::OK, A2A_JSON, call.answer());
+            }
+            return events(call.events(&fresh_id("task")), gap);
         }
         let Ok(request) = serde_json::from_slice::<Value>(bytes) else {
             return bad("INVALID_REQUEST", "the body is not JSON");
@@ -1907,6 +1931,31 @@ mod tests {
         ] {
             assert!(Plain::read(call.as_bytes()).is_none(), "{call}");
         }
+        // HTTP+JSON (v1.0): the message with no envelope; a configuration goes the general way.
+        let body = r#"{"message":{"role":"ROLE_USER","messageId":"m","contextId":"c","parts":[{"text":"r"}]}}"#;
+        let fast: Value =
+            serde_json::from_slice(&Plain::read_rest(body.as_bytes(), false).unwrap().answer())
+                .unwrap();
+        let c: Value = serde_json::from_str(body).unwrap();
+        let general = json!({"message": answer(&c["message"], "r", Version::V1)});
+        let no_id = |mut v: Value| {
+            v["message"]["messageId"] = json!("-");
+            v
+        };
+        assert_eq!(no_id(fast), no_id(general));
+        let events = Plain::read_rest(body.as_bytes(), true).unwrap().events("t-1");
+        for (event, mut want) in events.iter().zip(task_events("t-1", "c", "r", Version::V1)) {
+            let mut got: Value = serde_json::from_str(&event["data: ".len()..]).unwrap();
+            for v in [&mut got, &mut want] {
+                if let Some(a) = v.pointer_mut("/artifactUpdate/artifact/artifactId") {
+                    *a = json!("-");
+                }
+            }
+            assert_eq!(got, want, "{event}");
+        }
+        let configured =
+            r#"{"message":{"parts":[{"text":"r"}]},"configuration":{"returnImmediately":true}}"#;
+        assert!(Plain::read_rest(configured.as_bytes(), false).is_none());
         // A stream's events: the general path's, each in the call's envelope (the artifact's
         // id fresh in each).
         for call in [
