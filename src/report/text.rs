@@ -122,16 +122,18 @@ fn cpu_cell(r: &RunResult) -> String {
     }
 }
 
+/// A fixed rate held with the agents' cores saturated as well as the router's: the rate was
+/// the router's to answer, but the latency counts the agents' own queueing beside the router's.
+fn held_with_both_saturated(r: &RunResult) -> bool {
+    r.pacing.mode == "open" && r.cpu.bottleneck == "both"
+}
+
 /// The run's status, with why it failed, was overloaded or too short.
 fn status_cell(r: &RunResult) -> String {
     match (&r.failure, r.status) {
         (Some(why), _) => format!("FAILED: {why}"),
         (None, "ok") if r.cpu.bottleneck == "generator" => "ok (generator-bound)".to_string(),
-        // A fixed rate held with the agents' cores saturated: the rate was the router's to
-        // answer, but the latency counts the agents' own queueing beside the router's.
-        (None, "ok") if r.pacing.mode == "open" && r.cpu.bottleneck == "both" => {
-            "ok (both sides saturated)".to_string()
-        }
+        (None, "ok") if held_with_both_saturated(r) => "ok (both sides saturated)".to_string(),
         (None, "ok") if r.cpu.bottleneck == crate::report::SHARED_CORES => {
             "ok (shared cores saturated)".to_string()
         }
@@ -416,7 +418,11 @@ pub fn summary(out: &mut dyn Write, report: &Report) -> io::Result<()> {
             "  note: runs marked generator-bound saturated the agent cores, not the {side}: their throughput is a floor for the {side}{raw}"
         )?;
     }
-    if report.results.iter().any(|r| status_cell(r) == "ok (both sides saturated)") {
+    if report
+        .results
+        .iter()
+        .any(|r| r.failure.is_none() && r.status == "ok" && held_with_both_saturated(r))
+    {
         writeln!(
             out,
             "  note: runs marked both sides saturated held their rate with the agent cores busy too: their latency counts the agents' own queueing beside the router's (give the agents more cores, or workers, to tell them apart)"

@@ -48,7 +48,7 @@ impl Agent {
         }
         // Written out rather than through `json!`, which would copy the card first.
         let mut entry = String::from(r#"{"agent_id":"#);
-        entry.push_str(&Value::from(id).to_string());
+        entry.push_str(&serde_json::to_string(id).unwrap_or_default());
         entry.push_str(r#","agent_card":"#);
         entry.push_str(&card.to_string());
         entry.push('}');
