@@ -397,17 +397,22 @@ impl CpuTimes {
             - self.own.saturating_sub(earlier.own) as i64
             - self.target.saturating_sub(earlier.target) as i64
             - slack;
-        let wall_ticks = self.at_ns.saturating_sub(earlier.at_ns) as f64 / 1e7;
+        let wall_ticks = self.secs_since(earlier) * 100.0;
         if wall_ticks <= 0.0 {
             return 0.0;
         }
         (others.max(0) as f64 / (wall_ticks * self.cpus as f64)).min(1.0)
     }
 
+    /// Seconds from `earlier` to `self`.
+    pub fn secs_since(&self, earlier: &CpuTimes) -> f64 {
+        self.at_ns.saturating_sub(earlier.at_ns) as f64 / 1e9
+    }
+
     /// Cores' worth of CPU the target's processes used between `earlier` and `self` (1.0: one
     /// core all the time).
     pub fn target_cores_since(&self, earlier: &CpuTimes) -> f64 {
-        let wall_ticks = self.at_ns.saturating_sub(earlier.at_ns) as f64 / 1e7;
+        let wall_ticks = self.secs_since(earlier) * 100.0;
         if wall_ticks <= 0.0 {
             return 0.0;
         }

@@ -88,7 +88,7 @@ pub struct HttpCmd {
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     warmup: Option<Duration>,
     /// Seconds without any answer after which the server counts as stalled (and what is in
-    /// flight as drain_timeout).
+    /// flight as drain_timeout); also how long the MCP sessions' `DELETE`s may take at the end.
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
     drain_timeout: Duration,
     /// Seconds a request may stay on the wire without its answer; past it the request is an

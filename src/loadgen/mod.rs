@@ -294,6 +294,9 @@ pub struct Hooks<'a> {
     /// worker waits there, bounded, until the other workers drained theirs); a line it
     /// returns is a failure of the run.
     pub before_leave: Option<BeforeLeave<'a>>,
+    /// The processes of a target on this machine (`crate::host::listeners`): the machine's
+    /// CPU times and theirs are read at the measured window's edges ([`Outcome::cpu_window`]).
+    pub target_pids: &'a [u32],
 }
 
 /// See [`Hooks::before_start`].
@@ -407,6 +410,10 @@ pub struct Outcome {
     pub fan: u64,
     /// Connections the agents (HTTP: the clients) opened, over every core.
     pub connections: usize,
+    /// The machine's CPU times (with the target's processes', [`Hooks::target_pids`]) at the
+    /// measured window's start and end (or where the run ended, when it ended sooner): the CPU
+    /// of the window alone, without set-up, warm-up, drain or the sessions' farewells.
+    pub cpu_window: Option<(crate::host::CpuTimes, crate::host::CpuTimes)>,
 }
 
 /// The accounting of a run: every request sent is resolved once at its requester — a reply, a
@@ -469,6 +476,7 @@ impl Outcome {
             coordination: None,
             fan: 1,
             connections: 0,
+            cpu_window: None,
         }
     }
 

@@ -1061,6 +1061,33 @@ fn http_runs_probe_the_agent_cores_for_stalls_unless_told_not_to() {
 }
 
 #[test]
+fn an_mcp_run_ends_once_its_sessions_are_closed() {
+    // Proves the farewell's wake-up: the last answered `DELETE` wakes the agent core, which
+    // closes its connections at once; before, it slept until the farewells' bound (then 2 s,
+    // now the drain timeout: here 40 s).
+    let t = Target::start(Kind::McpEcho, "127.0.0.1:0".parse().unwrap(), 1).unwrap();
+    let url = format!("http://{}/mcp", t.local_addr());
+    let began = std::time::Instant::now();
+    let (ok, text, report) = http(&[
+        "--url",
+        &url,
+        "--pattern",
+        "mcp:tools/call",
+        "--agents",
+        "4",
+        "--drain-timeout",
+        "40",
+        "--stall-probe",
+        "0",
+    ]);
+    let took = began.elapsed();
+    assert!(ok, "{text}");
+    assert_clean(&report.unwrap(), &["mcp:tools/call"]);
+    assert_eq!(t.open_sessions(), Some(0), "every session was deleted");
+    assert!(took < std::time::Duration::from_secs(30), "the run took {took:?}: {text}");
+}
+
+#[test]
 fn mcp_clients_open_sessions_and_close_them() {
     // Proves MCP over streamable HTTP: each client initializes a session, calls tools/list
     // and tools/call (mcp:mixed), and deletes its session at the end (none left open); the

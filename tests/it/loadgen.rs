@@ -67,6 +67,29 @@ fn every_topology_delivers_every_message() {
 }
 
 #[test]
+fn the_cpu_is_read_at_the_measured_windows_edges() {
+    // Proves `Outcome::cpu_window`: the machine's CPU times, and the target's processes' with
+    // them, are read as the measured window opens and as it closes, so that the target's and
+    // other processes' shares are the window's, not diluted by set-up, warm-up and farewells
+    // (an MCP target at 100 % of its core read as 66 % before). Warm-up 0.6 s, window 0.3 s:
+    // the readings are 0.3 s apart, not 0.9.
+    let r = router();
+    let (pacing, stop) = (Pacing::Closed { window: 1 }, Stop::Duration(Duration::from_millis(300)));
+    let mut sc = scenario(Topology::Ring, 4, pacing, stop);
+    sc.warmup = Duration::from_millis(600);
+    let me = [std::process::id()];
+    let hooks = loadgen::Hooks { target_pids: &me, ..Default::default() };
+    let o = loadgen::run_with(&sc, r.local_addr(), hooks);
+    check_clean(&o);
+    let (before, after) = o.cpu_window.expect("read at both edges");
+    let secs = after.secs_since(&before);
+    assert!((0.25..0.75).contains(&secs), "readings {secs} s apart");
+    // The "target" here is this process, router and agents: busy in the window.
+    assert!(after.target_cores_since(&before) > 0.0);
+    r.stop();
+}
+
+#[test]
 fn agents_over_io_uring_deliver_every_message() {
     // Proves the second ring's data path (--agent-io uring: multishot receive, batched sends)
     // carries the protocol: every topology, both pacings, connections shared or not, every

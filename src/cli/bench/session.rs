@@ -136,13 +136,17 @@ impl Session<'_> {
             on_interval: Some(&mut live),
             before_start,
             before_leave,
+            target_pids: &self.target_pids,
         };
         let before = crate::host::CpuTimes::with_target(&self.target_pids);
         let rescued = crate::transport::uring::rescued();
         let outcome = loadgen::run_with(sc, self.addr, hooks);
         let lost_wakeups = crate::transport::uring::rescued() - rescued;
         let ended = std::time::SystemTime::now();
-        let cpu = before.zip(crate::host::CpuTimes::with_target(&self.target_pids));
+        // The window's CPU; the whole run's where the window's edges were not reached.
+        let cpu = outcome
+            .cpu_window
+            .or_else(|| before.zip(crate::host::CpuTimes::with_target(&self.target_pids)));
         if outcome.setup_failed {
             return Err(outcome.failures.join("; "));
         }

@@ -78,9 +78,17 @@ fn run_rounds(
             // The routers compare starts run in this process: its rings' lost wake-ups are the
             // run's, the router's and the agents' alike.
             let rescued = crate::transport::uring::rescued();
-            let outcome = loadgen::run(&spec.scenario, c.addr(), c.probe(), None);
+            let hooks = loadgen::Hooks {
+                probe: c.probe(),
+                target_pids: c.pids(),
+                ..loadgen::Hooks::default()
+            };
+            let outcome = loadgen::run_with(&spec.scenario, c.addr(), hooks);
             let lost_wakeups = crate::transport::uring::rescued() - rescued;
-            let cpu = before.zip(crate::host::CpuTimes::with_target(c.pids()));
+            // The window's CPU; the whole run's where the window's edges were not reached.
+            let cpu = outcome
+                .cpu_window
+                .or_else(|| before.zip(crate::host::CpuTimes::with_target(c.pids())));
             let mut result = RunResult::new(&spec, &outcome);
             result.lost_wakeups = (lost_wakeups > 0).then_some(lost_wakeups);
             settle_cpu(&mut result, cpu, (c.pids(), c.pinned()), c.sharing(shared));

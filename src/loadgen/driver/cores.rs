@@ -265,7 +265,8 @@ impl Core {
         self.stop_barrier(&r.group).await;
         let farewell = r.group.borrow_mut().farewell();
         if farewell {
-            let deadline = clock::now_ns() + FAREWELL_TIMEOUT.as_nanos() as u64;
+            // A server that stops answering here is as stalled as one that stops during the run.
+            let deadline = clock::now_ns() + self.shared.drain_timeout.as_nanos() as u64;
             wait_for(&r.group, deadline, Group::farewell_done).await;
         }
         let measured = Measured { cpu_busy, drain_timed_out, conns };

@@ -3,6 +3,7 @@
 //! what they hand back into the run's [`Outcome`].
 
 use super::*;
+use crate::host::CpuTimes;
 use crate::loadgen::{BeforeLeave, RouterProbe, WindowCounts};
 
 /// What the coordinating thread gathered while the cores ran.
@@ -18,6 +19,9 @@ pub(super) struct Gathered {
     /// The router's counters at the window's edges.
     counts_before: Option<WindowCounts>,
     counts_after: Option<WindowCounts>,
+    /// The machine's and the target's CPU times at the window's edges.
+    cpu_before: Option<CpuTimes>,
+    cpu_after: Option<CpuTimes>,
     series: Series,
     watch: CoreWatch,
 }
@@ -28,6 +32,7 @@ pub(super) struct WaitHooks<'a> {
     pub(super) at_measure_start: Option<Box<dyn FnOnce() + Send>>,
     pub(super) on_interval: Option<&'a mut dyn FnMut(&Interval)>,
     pub(super) before_leave: Option<BeforeLeave<'a>>,
+    pub(super) target_pids: &'a [u32],
 }
 
 /// Waits for the cores, reading the router's counters at the window's edges meanwhile; a core
@@ -38,7 +43,8 @@ pub(super) fn wait(
     schedule: Schedule,
     hooks: WaitHooks<'_>,
 ) -> Gathered {
-    let WaitHooks { probe, at_measure_start: mut hook, mut on_interval, before_leave } = hooks;
+    let WaitHooks { probe, at_measure_start: mut hook, mut on_interval, before_leave, target_pids } =
+        hooks;
     let Schedule { measure_ns, end_ns, .. } = schedule;
     let cores = started.len();
     let mut g = Gathered {
@@ -49,6 +55,8 @@ pub(super) fn wait(
         router_after: None,
         counts_before: None,
         counts_after: None,
+        cpu_before: None,
+        cpu_after: None,
         series: Series {
             cores: shared.cores,
             open: Default::default(),
@@ -63,6 +71,7 @@ pub(super) fn wait(
         g.watch.look(&started.beats, shared.peer());
         let now = clock::now_ns();
         if before.is_none() && now >= measure_ns {
+            g.cpu_before = CpuTimes::with_target(target_pids);
             before = Some(probe.map(read_probe));
             g.counts_before = probe.map(|p| p.window_counts());
             g.series.router = before.clone().flatten();
@@ -71,6 +80,7 @@ pub(super) fn wait(
             }
         }
         if after.is_none() && end_ns != u64::MAX && now >= end_ns {
+            g.cpu_after = CpuTimes::with_target(target_pids);
             after = Some(probe.map(read_probe));
             g.counts_after = probe.map(|p| p.window_counts());
         }
@@ -115,6 +125,7 @@ pub(super) fn wait(
     }
     if after.is_none() {
         g.counts_after = probe.map(|p| p.window_counts());
+        g.cpu_after = g.cpu_before.and(CpuTimes::with_target(target_pids));
     }
     g.router_before = before.flatten();
     g.router_after = after.flatten().or_else(|| probe.map(read_probe));
@@ -139,6 +150,8 @@ pub(super) fn outcome(
         router_after,
         counts_before,
         counts_after,
+        cpu_before,
+        cpu_after,
         mut series,
         watch,
     } = g;
@@ -189,6 +202,7 @@ pub(super) fn outcome(
         end => end.saturating_sub(measure_ns),
     };
     (o.router_cpu, o.router_watch) = router_cpu(router_before, router_after).unzip();
+    o.cpu_window = cpu_before.zip(cpu_after);
     if let (Some(before), Some(after)) = (counts_before, counts_after) {
         (o.cross_shard_share, o.router_msgs_per_frame) = before.window(after);
     }

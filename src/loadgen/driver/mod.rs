@@ -58,9 +58,6 @@ pub use spawn::connections_opened;
 /// How long registering a core's agents may take (100,000 agents take a few seconds here).
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How long a core waits for the answers to its farewells (MCP session `DELETE`s).
-const FAREWELL_TIMEOUT: Duration = Duration::from_secs(2);
-
 /// Threads per agent core that dial connections to a server not on loopback.
 const DIALLERS: usize = 4;
 
@@ -142,8 +139,15 @@ impl Shared {
 /// One run: start the agent cores, wait until each is set up, send them the common schedule,
 /// gather them while the run lasts, and merge what they hand back.
 pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Outcome {
-    let Hooks { probe, at_measure_start, interrupt, on_interval, before_start, before_leave } =
-        hooks;
+    let Hooks {
+        probe,
+        at_measure_start,
+        interrupt,
+        on_interval,
+        before_start,
+        before_leave,
+        target_pids,
+    } = hooks;
     let spans = spans(scenario);
     let shared = Shared {
         addr,
@@ -165,7 +169,7 @@ pub(super) fn run(scenario: &Scenario, addr: SocketAddr, hooks: Hooks<'_>) -> Ou
         return Outcome::failed_setup(failures);
     }
     let schedule = started.go(scenario);
-    let hooks = WaitHooks { probe, at_measure_start, on_interval, before_leave };
+    let hooks = WaitHooks { probe, at_measure_start, on_interval, before_leave, target_pids };
     let gathered = wait(&started, &shared, schedule, hooks);
     for j in started.joins.drain(..) {
         let _ = j.join();

@@ -208,7 +208,7 @@ impl Http {
                 "the MCP server refused notifications/initialized: {}",
                 judge::status_name(head.status)
             )),
-            What::Farewell => self.farewells = self.farewells.saturating_sub(1),
+            What::Farewell => self.farewell_answered(book),
             What::Request(i) | What::Poll(i) | What::Subscribe(i) | What::Cancel(i)
                 if self.plan.patterns[usize::from(i)].is_task() =>
             {
@@ -583,7 +583,16 @@ impl Http {
         } else if book.registering() {
             book.refused(format!("the MCP server sent {why}"));
         } else if w.what == What::Farewell {
-            self.farewells = self.farewells.saturating_sub(1);
+            self.farewell_answered(book);
+        }
+    }
+
+    /// A session's farewell (`DELETE`) was answered, or failed: the last one wakes the core,
+    /// which waits for them before it closes its connections.
+    fn farewell_answered(&mut self, book: &mut Book) {
+        self.farewells = self.farewells.saturating_sub(1);
+        if self.farewells == 0 {
+            book.wake_monitor();
         }
     }
 
