@@ -439,7 +439,7 @@ pub fn summary(out: &mut dyn Write, report: &Report) -> io::Result<()> {
         let (lo, hi) = target.iter().fold((f64::MAX, 0.0f64), |(l, h), &c| (l.min(c), h.max(c)));
         writeln!(
             out,
-            "  target: its processes on this machine used {lo:.2}–{hi:.2} cores during the runs (counted as the target's, not as other processes')"
+            "  target: its processes on this machine used {lo:.2}–{hi:.2} cores in the runs' measured windows (counted as the target's, not as other processes')"
         )?;
     }
     if let Some(line) = machine_stalls(&report.host) {

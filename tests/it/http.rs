@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use a2a_bench::targets::{Kind, Target};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::support::run_bin;
 
@@ -1085,6 +1085,54 @@ fn an_mcp_run_ends_once_its_sessions_are_closed() {
     assert_clean(&report.unwrap(), &["mcp:tools/call"]);
     assert_eq!(t.open_sessions(), Some(0), "every session was deleted");
     assert!(took < std::time::Duration::from_secs(30), "the run took {took:?}: {text}");
+}
+
+#[test]
+fn a_server_that_leaves_a_session_delete_unanswered_is_said() {
+    // Proves the farewells' bound: a server that answers an MCP session's calls but never
+    // its `DELETE` ends the run within the drain timeout, and the run says so (a failure,
+    // however the window went: the server stalled).
+    let addr = scripted(|_, request| {
+        if request.starts_with("DELETE") {
+            return None;
+        }
+        let body = request.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        let call: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+        let Some(id) = call.get("id") else {
+            return Some(response("202 Accepted", "text/plain", "", ""));
+        };
+        let (extra, result) = match call["method"].as_str() {
+            Some("initialize") => (
+                "Mcp-Session-Id: s-1\r\n",
+                json!({"protocolVersion": "2025-06-18", "capabilities": {}, "serverInfo": {"name": "t", "version": "1"}}),
+            ),
+            _ => ("", json!({"content": [{"type": "text", "text": "x"}], "isError": false})),
+        };
+        let body = json!({"jsonrpc": "2.0", "id": id, "result": result}).to_string();
+        Some(response("200 OK", "application/json", extra, &body))
+    });
+    let url = format!("http://{addr}/mcp");
+    let began = std::time::Instant::now();
+    let (ok, text, report) = http(&[
+        "--url",
+        &url,
+        "--pattern",
+        "mcp:tools/call",
+        "--agents",
+        "2",
+        "--drain-timeout",
+        "1",
+        "--stall-probe",
+        "0",
+    ]);
+    assert!(!ok, "{text}");
+    assert!(began.elapsed() < Duration::from_secs(20), "{:?}", began.elapsed());
+    let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+    let r = run(&report);
+    let failure = r["failure"].as_str().unwrap_or_default();
+    assert!(failure.contains("DELETEs unanswered for 1.0 s"), "{failure}\n{text}");
+    assert!(r["accounting"]["closed"].as_bool().unwrap(), "{r}");
+    assert!(r["throughput_msg_per_sec"].as_f64().unwrap() > 0.0, "{r}");
 }
 
 #[test]

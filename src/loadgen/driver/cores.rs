@@ -267,7 +267,13 @@ impl Core {
         if farewell {
             // A server that stops answering here is as stalled as one that stops during the run.
             let deadline = clock::now_ns() + self.shared.drain_timeout.as_nanos() as u64;
-            wait_for(&r.group, deadline, Group::farewell_done).await;
+            if !wait_for(&r.group, deadline, Group::farewell_done).await {
+                let secs = self.shared.drain_timeout.as_secs_f64();
+                r.failures.borrow_mut().push(format!(
+                    "the {} left sessions' DELETEs unanswered for {secs:.1} s (--drain-timeout), after the measured window",
+                    self.shared.peer()
+                ));
+            }
         }
         let measured = Measured { cpu_busy, drain_timed_out, conns };
         let mut result = self.result_of(&r.group, sampler.as_mut(), measured).await;
