@@ -1060,6 +1060,25 @@ fn http_runs_probe_the_agent_cores_for_stalls_unless_told_not_to() {
     assert!(!text.contains("machine:"), "{text}");
 }
 
+/// An `mcp:tools/call` run of `agents` clients with a drain timeout of `drain` seconds, and
+/// how long the command took.
+fn timed_mcp_run(url: &str, agents: &str, drain: &str) -> (bool, String, Option<Value>, Duration) {
+    let began = std::time::Instant::now();
+    let (ok, text, report) = http(&[
+        "--url",
+        url,
+        "--pattern",
+        "mcp:tools/call",
+        "--agents",
+        agents,
+        "--drain-timeout",
+        drain,
+        "--stall-probe",
+        "0",
+    ]);
+    (ok, text, report, began.elapsed())
+}
+
 #[test]
 fn an_mcp_run_ends_once_its_sessions_are_closed() {
     // Proves the farewell's wake-up: the last answered `DELETE` wakes the agent core, which
@@ -1067,24 +1086,11 @@ fn an_mcp_run_ends_once_its_sessions_are_closed() {
     // now the drain timeout: here 40 s).
     let t = Target::start(Kind::McpEcho, "127.0.0.1:0".parse().unwrap(), 1).unwrap();
     let url = format!("http://{}/mcp", t.local_addr());
-    let began = std::time::Instant::now();
-    let (ok, text, report) = http(&[
-        "--url",
-        &url,
-        "--pattern",
-        "mcp:tools/call",
-        "--agents",
-        "4",
-        "--drain-timeout",
-        "40",
-        "--stall-probe",
-        "0",
-    ]);
-    let took = began.elapsed();
+    let (ok, text, report, took) = timed_mcp_run(&url, "4", "40");
     assert!(ok, "{text}");
     assert_clean(&report.unwrap(), &["mcp:tools/call"]);
     assert_eq!(t.open_sessions(), Some(0), "every session was deleted");
-    assert!(took < std::time::Duration::from_secs(30), "the run took {took:?}: {text}");
+    assert!(took < Duration::from_secs(30), "the run took {took:?}: {text}");
 }
 
 #[test]
@@ -1112,21 +1118,9 @@ fn a_server_that_leaves_a_session_delete_unanswered_is_said() {
         Some(response("200 OK", "application/json", extra, &body))
     });
     let url = format!("http://{addr}/mcp");
-    let began = std::time::Instant::now();
-    let (ok, text, report) = http(&[
-        "--url",
-        &url,
-        "--pattern",
-        "mcp:tools/call",
-        "--agents",
-        "2",
-        "--drain-timeout",
-        "1",
-        "--stall-probe",
-        "0",
-    ]);
+    let (ok, text, report, took) = timed_mcp_run(&url, "2", "1");
     assert!(!ok, "{text}");
-    assert!(began.elapsed() < Duration::from_secs(20), "{:?}", began.elapsed());
+    assert!(took < Duration::from_secs(20), "{took:?}");
     let report = report.unwrap_or_else(|| panic!("no report: {text}"));
     let r = run(&report);
     let failure = r["failure"].as_str().unwrap_or_default();
