@@ -99,15 +99,10 @@ impl Echo {
         }
         match method {
             "ping" => answer(&id, json!({}), sse),
-            "tools/list" => answer(
-                &id,
-                json!({"tools": [{
-                    "name": "echo",
-                    "description": "Echoes its arguments: `text` as it is, anything else as JSON",
-                    "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}
-                }]}),
-                sse,
-            ),
+            "tools/list" => {
+                let tool = serde_json::from_str::<Value>(TOOL).unwrap_or_default();
+                answer(&id, json!({"tools": [tool]}), sse)
+            }
             "tools/call"
                 if call.pointer("/params/name").and_then(Value::as_str) == Some("echo") =>
             {
@@ -126,9 +121,7 @@ impl Echo {
             _ => rpc_error(&id, -32601, "Method not found"),
         }
     }
-}
 
-impl Echo {
     /// The answer to a call past `initialize` that names no open session (none needs one
     /// under the sessionless protocol version).
     fn refuse_without_session(
@@ -174,7 +167,7 @@ fn respond(body: Vec<u8>, sse: bool) -> Response<Body> {
     reply(StatusCode::OK, "text/event-stream", event)
 }
 
-/// The tool the echo lists, as `tools/list` answers it.
+/// The tool the echo lists, as `tools/list` answers it (written out: the fast path copies it).
 const TOOL: &str = r#"{"description":"Echoes its arguments: `text` as it is, anything else as JSON","inputSchema":{"properties":{"text":{"type":"string"}},"type":"object"},"name":"echo"}"#;
 
 /// A JSON-RPC call as the fast path reads it: strings borrowed, the id kept as written.

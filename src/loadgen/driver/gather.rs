@@ -125,7 +125,7 @@ pub(super) fn wait(
     }
     if after.is_none() {
         g.counts_after = probe.map(|p| p.window_counts());
-        g.cpu_after = g.cpu_before.and(CpuTimes::with_target(target_pids));
+        g.cpu_after = g.cpu_before.and_then(|_| CpuTimes::with_target(target_pids));
     }
     g.router_before = before.flatten();
     g.router_after = after.flatten().or_else(|| probe.map(read_probe));
