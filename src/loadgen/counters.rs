@@ -80,6 +80,10 @@ pub struct GroupCounters {
     /// last stream, or reset with `REFUSED_STREAM`).
     #[serde(default)]
     pub resent: u64,
+    /// MCP: the sessions' `DELETE` at the run's end, by the answer's HTTP status (0: none came,
+    /// the connection failed or timed out).
+    #[serde(default)]
+    pub session_ends: Vec<(u16, u64)>,
     /// `GetTask` polls answered (tasks still working included; warm-up too): requests of the
     /// task patterns that no latency figure counts, but that show the server answering.
     #[serde(default)]
@@ -133,6 +137,9 @@ impl GroupCounters {
         }
         for (c, n) in &o.frame_errors {
             add(&mut self.frame_errors, c, *n);
+        }
+        for (c, n) in &o.session_ends {
+            add(&mut self.session_ends, c, *n);
         }
         for (name, n) in &o.request_errors_named {
             add(&mut self.request_errors_named, name, *n);

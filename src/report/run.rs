@@ -100,6 +100,37 @@ pub struct WireRates {
     pub sent: f64,
 }
 
+/// MCP: how the server answered the sessions' `DELETE` at the run's end.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SessionEnds {
+    /// Answered with a 2xx: the server ended the session.
+    pub ended: u64,
+    /// Answered otherwise, by status: `http_405`, the server does not let clients end
+    /// sessions (the protocol allows it); `http_404`, it no longer knew the session.
+    pub refused: BTreeMap<String, u64>,
+    /// Never answered: the connection failed or timed out. (A server that leaves them
+    /// unanswered for `--drain-timeout` fails the run, which says so.)
+    pub failed: u64,
+}
+
+impl SessionEnds {
+    /// The answers counted by status (0: none came); `None` for a run that ended no session.
+    fn of(by_status: &[(u16, u64)]) -> Option<SessionEnds> {
+        if by_status.is_empty() {
+            return None;
+        }
+        let mut s = SessionEnds::default();
+        for &(status, n) in by_status {
+            match status {
+                0 => s.failed += n,
+                200..=299 => s.ended += n,
+                _ => *s.refused.entry(format!("http_{status}")).or_default() += n,
+            }
+        }
+        Some(s)
+    }
+}
+
 /// One run: the seed's fields first, then ours.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunResult {
@@ -174,6 +205,9 @@ pub struct RunResult {
     /// an answer after which the server said it closes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resent: Option<u64>,
+    /// `a2a-bench http`, MCP with sessions: how the server answered their `DELETE` at the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp_sessions: Option<SessionEnds>,
     /// Bytes per second the agents read from and handed to their sockets in the measured
     /// window, as the sockets carry them (frames, WebSocket, HTTP, TLS records; no TCP/IP
     /// headers): the traffic a network between them and the target would carry.
@@ -270,6 +304,7 @@ impl RunResult {
             reconnects: (sc.protocol == crate::loadgen::Protocol::Http).then_some(c.reconnects),
             connections: (outcome.connections > 0).then_some(outcome.connections),
             resent: (sc.protocol == crate::loadgen::Protocol::Http).then_some(c.resent),
+            mcp_sessions: SessionEnds::of(&c.session_ends),
             wire_bytes_per_sec: (c.window_bytes_in + c.window_bytes_out > 0).then(|| WireRates {
                 received: per_s(c.window_bytes_in),
                 sent: per_s(c.window_bytes_out),

@@ -217,6 +217,9 @@ fn run_notes(out: &mut dyn Write, r: &RunResult) -> io::Result<()> {
             mb(w.sent)
         )?;
     }
+    if let Some(line) = r.mcp_sessions.as_ref().map(sessions_line) {
+        writeln!(out, "       {line}")?;
+    }
     if let Some(n) = r.resent.filter(|&n| n > 0) {
         writeln!(out, "       {n} requests sent again (the server never processed them)")?;
     }
@@ -252,6 +255,24 @@ fn run_notes(out: &mut dyn Write, r: &RunResult) -> io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// How an MCP run's sessions ended: by `DELETE`, or what the server answered instead.
+fn sessions_line(s: &crate::report::run::SessionEnds) -> String {
+    let all = s.ended + s.failed + s.refused.values().sum::<u64>();
+    let mut line = format!("MCP sessions: {} of {all} ended by DELETE", s.ended);
+    for (status, n) in &s.refused {
+        let why = match status.as_str() {
+            "http_405" => " (the server does not let clients end sessions)",
+            "http_404" => " (the server no longer knew them)",
+            _ => "",
+        };
+        line.push_str(&format!(", {n} answered {status}{why}"));
+    }
+    if s.failed > 0 {
+        line.push_str(&format!(", {} not answered (connection failed or timed out)", s.failed));
+    }
+    line
 }
 
 /// Where a core spent a quarter or more watching for input that had not come (`--poll`, or a

@@ -1098,9 +1098,44 @@ fn a_server_that_leaves_a_session_delete_unanswered_is_said() {
     // Proves the farewells' bound: a server that answers an MCP session's calls but never
     // its `DELETE` ends the run within the drain timeout, and the run says so (a failure,
     // however the window went: the server stalled).
-    let addr = scripted(|_, request| {
+    let addr = mcp_server(None);
+    let url = format!("http://{addr}/mcp");
+    let (ok, text, report, took) = timed_mcp_run(&url, "2", "1");
+    assert!(!ok, "{text}");
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+    let r = run(&report);
+    let failure = r["failure"].as_str().unwrap_or_default();
+    assert!(failure.contains("DELETEs unanswered for 1.0 s"), "{failure}\n{text}");
+    assert!(r["accounting"]["closed"].as_bool().unwrap(), "{r}");
+    assert!(r["throughput_msg_per_sec"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(r.get("mcp_sessions").is_none(), "no DELETE was answered: {r}");
+}
+
+#[test]
+fn a_server_that_does_not_let_clients_end_sessions_is_said() {
+    // Proves that each session's end is counted by how the server answered its `DELETE`: a
+    // 405 (which MCP allows: the server keeps its sessions) is no error, but the report and
+    // the summary say the sessions were not ended.
+    let addr = mcp_server(Some("405 Method Not Allowed"));
+    let (ok, text, report, _) = timed_mcp_run(&format!("http://{addr}/mcp"), "3", "5");
+    assert!(ok, "{text}");
+    let r = run(report.as_ref().unwrap()).clone();
+    let sessions = &r["mcp_sessions"];
+    assert_eq!(sessions["ended"], 0, "{r}");
+    assert_eq!(sessions["refused"]["http_405"], 3, "{r}");
+    assert_eq!(sessions["failed"], 0, "{r}");
+    assert!(
+        text.contains("MCP sessions: 0 of 3 ended by DELETE, 3 answered http_405 (the server does not let clients end sessions)"),
+        "{text}"
+    );
+}
+
+/// A scripted MCP server with sessions: `DELETE` answered with `delete` (`None`: never).
+fn mcp_server(delete: Option<&'static str>) -> SocketAddr {
+    scripted(move |_, request| {
         if request.starts_with("DELETE") {
-            return None;
+            return delete.map(|status| response(status, "text/plain", "", ""));
         }
         let body = request.split_once("\r\n\r\n").map_or("", |(_, b)| b);
         let call: Value = serde_json::from_str(body).unwrap_or(Value::Null);
@@ -1116,17 +1151,7 @@ fn a_server_that_leaves_a_session_delete_unanswered_is_said() {
         };
         let body = json!({"jsonrpc": "2.0", "id": id, "result": result}).to_string();
         Some(response("200 OK", "application/json", extra, &body))
-    });
-    let url = format!("http://{addr}/mcp");
-    let (ok, text, report, took) = timed_mcp_run(&url, "2", "1");
-    assert!(!ok, "{text}");
-    assert!(took < Duration::from_secs(20), "{took:?}");
-    let report = report.unwrap_or_else(|| panic!("no report: {text}"));
-    let r = run(&report);
-    let failure = r["failure"].as_str().unwrap_or_default();
-    assert!(failure.contains("DELETEs unanswered for 1.0 s"), "{failure}\n{text}");
-    assert!(r["accounting"]["closed"].as_bool().unwrap(), "{r}");
-    assert!(r["throughput_msg_per_sec"].as_f64().unwrap() > 0.0, "{r}");
+    })
 }
 
 #[test]
@@ -1159,6 +1184,9 @@ fn mcp_clients_open_sessions_and_close_them() {
     assert_clean(&report, &["mcp:tools/list", "mcp:tools/call"]);
     assert_eq!(run(&report)["connections"], 3, "{text}");
     assert_eq!(t.open_sessions(), Some(0), "every session was deleted");
+    let ended = json!({"ended": 7, "refused": {}, "failed": 0});
+    assert_eq!(run(&report)["mcp_sessions"], ended, "{text}");
+    assert!(text.contains("MCP sessions: 7 of 7 ended by DELETE\n"), "{text}");
     let (ok, text, report) = http(&[
         "--url",
         &url,
@@ -1172,8 +1200,10 @@ fn mcp_clients_open_sessions_and_close_them() {
         r#"{"text":"hi"}"#,
     ]);
     assert!(ok, "{text}");
-    assert_clean(&report.unwrap(), &["mcp:tools/call"]);
+    let report = report.unwrap();
+    assert_clean(&report, &["mcp:tools/call"]);
     assert_eq!(t.open_sessions(), Some(0), "sessionless: none opened");
+    assert!(run(&report).get("mcp_sessions").is_none(), "sessionless: none ended");
 }
 
 #[test]

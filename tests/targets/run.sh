@@ -68,8 +68,12 @@ r = json.load(open(report))["results"][0]
 errors = sum(r["errors"].values())
 ok = r["success"] and errors == 0 and r["accounting"]["closed"] and all(p["ok"] > 0 for p in r["patterns"])
 ok = ok and r["reconnects"] >= min_reconnects
+# MCP with sessions: every session ended by its DELETE (the SDK's servers allow it).
+sessions = r.get("mcp_sessions")
+ok = ok and (sessions is None or (sessions["failed"] == 0 and not sessions["refused"]))
+ended = "" if sessions is None else f", sessions {sessions}"
 answered = sum(p["ok"] for p in r["patterns"])
-print(f"   {label}: {'PASS' if ok else 'FAIL'}: {answered} answers, {errors} errors {r['errors']}, {r['reconnects']} reconnects, {r['throughput_msg_per_sec']:.0f} req/s, p50 {r['p50_latency_ms']:.2f} ms, p99 {r['p99_latency_ms']:.2f} ms")
+print(f"   {label}: {'PASS' if ok else 'FAIL'}: {answered} answers, {errors} errors {r['errors']}, {r['reconnects']} reconnects, {r['throughput_msg_per_sec']:.0f} req/s, p50 {r['p50_latency_ms']:.2f} ms, p99 {r['p99_latency_ms']:.2f} ms{ended}")
 sys.exit(0 if ok else 1)
 PY
 }

@@ -208,7 +208,7 @@ impl Http {
                 "the MCP server refused notifications/initialized: {}",
                 judge::status_name(head.status)
             )),
-            What::Farewell => self.farewell_answered(book),
+            What::Farewell => self.farewell_answered(head.status, book),
             What::Request(i) | What::Poll(i) | What::Subscribe(i) | What::Cancel(i)
                 if self.plan.patterns[usize::from(i)].is_task() =>
             {
@@ -583,13 +583,15 @@ impl Http {
         } else if book.registering() {
             book.refused(format!("the MCP server sent {why}"));
         } else if w.what == What::Farewell {
-            self.farewell_answered(book);
+            self.farewell_answered(0, book);
         }
     }
 
-    /// A session's farewell (`DELETE`) was answered, or failed: the last one wakes the core,
-    /// which waits for them before it closes its connections.
-    fn farewell_answered(&mut self, book: &mut Book) {
+    /// A session's farewell (`DELETE`) was answered with `status`, or failed (0): counted by
+    /// it, and the last one wakes the core, which waits for them before it closes its
+    /// connections.
+    fn farewell_answered(&mut self, status: u16, book: &mut Book) {
+        crate::loadgen::counters::add(&mut book.counters.session_ends, &status, 1);
         self.farewells = self.farewells.saturating_sub(1);
         if self.farewells == 0 {
             book.wake_monitor();
