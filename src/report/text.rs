@@ -427,8 +427,9 @@ pub fn summary(out: &mut dyn Write, report: &Report) -> io::Result<()> {
             writeln!(out, "  by {label}: {}", cells.join(", "))?;
         }
     }
+    let http = s.throughput_unit.contains("HTTP");
     if report.results.iter().any(|r| r.cpu.bottleneck == "generator") {
-        let (side, raw) = match s.throughput_unit.contains("HTTP") {
+        let (side, raw) = match http {
             // What a saturated client adds to each request is in the latency from the intended
             // time; the raw latency leaves it out.
             true => ("server", "; their latency from the intended send time counts the clients' own queueing, and the raw latency leaves out what of it the clients can tell"),
@@ -444,9 +445,10 @@ pub fn summary(out: &mut dyn Write, report: &Report) -> io::Result<()> {
         .iter()
         .any(|r| r.failure.is_none() && r.status == "ok" && held_with_both_saturated(r))
     {
+        let (agents, side) = if http { ("clients", "server") } else { ("agents", "router") };
         writeln!(
             out,
-            "  note: runs marked both sides saturated held their rate with the agent cores busy too: their latency counts the agents' own queueing beside the router's (give the agents more cores, or workers, to tell them apart)"
+            "  note: runs marked both sides saturated held their rate with the {agents}' cores busy too: their latency counts the {agents}' own queueing beside the {side}'s (give the {agents} more cores, or workers, to tell them apart)"
         )?;
     }
     if report.results.iter().any(|r| r.cpu.bottleneck == crate::report::SHARED_CORES) {
