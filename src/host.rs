@@ -340,9 +340,14 @@ mod tests {
 /// The CPU time every process on the machine has used, this process's own, and that of the
 /// target's processes when the target runs on this machine, at one instant: two of them tell
 /// how busy *other* processes kept the machine in between (a benchmark run on a busy machine
-/// measures the machine, not the router), and how much the local target used.
+/// measures the machine, not the router), and how much the local target used. The resident
+/// memory of this process and of the target's is read at the same instant.
 #[derive(Debug, Clone, Copy)]
 pub struct CpuTimes {
+    /// This process's resident memory, bytes.
+    pub rss: u64,
+    /// The target's processes' resident memory, bytes (0 with none).
+    pub target_rss: u64,
     /// Non-idle time of all CPUs (user, nice, system, irq, softirq, steal), in ticks.
     all_busy: u64,
     /// This process's user + system time, in ticks.
@@ -352,6 +357,15 @@ pub struct CpuTimes {
     /// CPUs counted in `/proc/stat`.
     cpus: u64,
     at_ns: u64,
+}
+
+/// Resident memory in bytes from `/proc/<which>/status` (`VmRSS`, in KiB): a process
+/// (`self`, a pid).
+pub(crate) fn resident_bytes(which: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{which}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// User + system time in ticks (100 a second) from `/proc/<which>/stat`: a process (`self`,
@@ -372,7 +386,7 @@ impl CpuTimes {
 
     /// As [`CpuTimes::now`], with the CPU time of the target's processes `target` (found by
     /// [`listeners`]); one that ended counts nothing.
-    pub fn with_target(target: &[u32]) -> Option<CpuTimes> {
+    pub fn with_target(target_pids: &[u32]) -> Option<CpuTimes> {
         let stat = std::fs::read_to_string("/proc/stat").ok()?;
         let total = stat.lines().next()?.strip_prefix("cpu ")?;
         let v: Vec<u64> = total.split_whitespace().filter_map(|x| x.parse().ok()).collect();
@@ -380,9 +394,11 @@ impl CpuTimes {
         let all_busy = v.first()? + v.get(1)? + v.get(2)? + v.get(5)? + v.get(6)? + v.get(7)?;
         let cpus = stat.lines().filter(|l| l.starts_with("cpu") && !l.starts_with("cpu ")).count();
         let own = process_ticks("self")?;
-        let target = target.iter().filter_map(|p| process_ticks(&p.to_string())).sum();
+        let target = target_pids.iter().filter_map(|p| process_ticks(&p.to_string())).sum();
         let at_ns = crate::clock::now_ns();
-        Some(CpuTimes { all_busy, own, target, cpus: cpus.max(1) as u64, at_ns })
+        let rss = resident_bytes("self").unwrap_or(0);
+        let target_rss = target_pids.iter().filter_map(|p| resident_bytes(&p.to_string())).sum();
+        Some(CpuTimes { rss, target_rss, all_busy, own, target, cpus: cpus.max(1) as u64, at_ns })
     }
 
     /// Share (0–1) of the machine's CPUs that other processes (and the hypervisor's steal)
@@ -586,6 +602,8 @@ mod cpu_times_tests {
         // never counts, nor a local target's (counted as its cores instead), and /proc is
         // readable here.
         let with = |all_busy, own, target, s: u64| CpuTimes {
+            rss: 0,
+            target_rss: 0,
             all_busy,
             own,
             target,

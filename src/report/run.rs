@@ -100,6 +100,20 @@ pub struct WireRates {
     pub sent: f64,
 }
 
+/// Resident memory at the measured window's end (every agent registered, every connection
+/// open), or at the run's end where it did not reach it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct MemoryInfo {
+    /// This process: the agents, and the embedded router when it runs in it. Absent in
+    /// `compare`, whose routers all live in this process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process_bytes: Option<u64>,
+    /// The target's processes on this machine (an external router, an HTTP server), when
+    /// they were found by the port they listen on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_bytes: Option<u64>,
+}
+
 /// MCP: how the server answered the sessions' `DELETE` at the run's end.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct SessionEnds {
@@ -205,6 +219,9 @@ pub struct RunResult {
     /// an answer after which the server said it closes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resent: Option<u64>,
+    /// Resident memory at the measured window's end: this process's, and a local target's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryInfo>,
     /// `a2a-bench http`, MCP with sessions: how the server answered their `DELETE` at the end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mcp_sessions: Option<SessionEnds>,
@@ -304,6 +321,7 @@ impl RunResult {
             reconnects: (sc.protocol == crate::loadgen::Protocol::Http).then_some(c.reconnects),
             connections: (outcome.connections > 0).then_some(outcome.connections),
             resent: (sc.protocol == crate::loadgen::Protocol::Http).then_some(c.resent),
+            memory: None,
             mcp_sessions: SessionEnds::of(&c.session_ends),
             wire_bytes_per_sec: (c.window_bytes_in + c.window_bytes_out > 0).then(|| WireRates {
                 received: per_s(c.window_bytes_in),

@@ -465,10 +465,60 @@ pub fn summary(out: &mut dyn Write, report: &Report) -> io::Result<()> {
             "  target: its processes on this machine used {lo:.2}–{hi:.2} cores in the runs' measured windows (counted as the target's, not as other processes')"
         )?;
     }
+    let embedded = report.placement.router.starts_with("embedded");
+    let us = match (http, embedded) {
+        (true, _) => "this process (the clients)",
+        (false, true) => "this process (the agents and the embedded router)",
+        (false, false) => "this process (the agents)",
+    };
+    let target = memory_text(&report.results, "the target", |m| m.target_bytes);
+    let own = memory_text(&report.results, us, |m| m.process_bytes);
+    let parts: Vec<String> = target.into_iter().chain(own).collect();
+    if !parts.is_empty() {
+        writeln!(out, "  memory at the windows' ends: {}", parts.join("; "))?;
+    }
     if let Some(line) = machine_stalls(&report.host) {
         writeln!(out, "  {line}")?;
     }
     Ok(())
+}
+
+/// `who`'s resident memory over the runs that measured it (`of`), and what one agent more
+/// cost it: from the first run, where it had the fewest agents, to the median of those with
+/// the most that came after it. Memory a process took is seldom given back, so runs that
+/// came after larger ones say nothing about their own size: no figure where the first run
+/// was not the smallest.
+fn memory_text(
+    results: &[RunResult],
+    who: &str,
+    of: impl Fn(&crate::report::run::MemoryInfo) -> Option<u64>,
+) -> Option<String> {
+    let seen: Vec<(u32, u64)> = results
+        .iter()
+        .filter_map(|r| Some((r.agent_count, r.memory.as_ref().and_then(&of)?)))
+        .collect();
+    let (&(first_agents, first_bytes), _) = seen.split_first()?;
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    let (lo, hi) = seen.iter().fold((u64::MAX, 0), |(l, h), &(_, b)| (l.min(b), h.max(b)));
+    let mut text = if lo == hi {
+        format!("{who} {:.1} MiB", mib(lo))
+    } else {
+        format!("{who} {:.1}–{:.1} MiB", mib(lo), mib(hi))
+    };
+    let most = seen.iter().map(|&(a, _)| a).max()?;
+    let smallest_first = seen.iter().all(|&(a, _)| a >= first_agents);
+    if smallest_first && most > first_agents {
+        let mut at_most: Vec<u64> =
+            seen.iter().filter(|&&(a, _)| a == most).map(|&(_, b)| b).collect();
+        at_most.sort_unstable();
+        let median = at_most[at_most.len() / 2];
+        let per = median.saturating_sub(first_bytes) as f64 / f64::from(most - first_agents);
+        text.push_str(&format!(
+            " (≈ {} bytes more per agent from {first_agents} to {most} agents, at these runs' load)",
+            per.round()
+        ));
+    }
+    Some(text)
 }
 
 /// The line on the stall probe of a report's `host` (`--stall-probe`), if it ran.
@@ -559,6 +609,32 @@ mod tests {
         assert_eq!(cpu_cell(&r), "4/88%");
         r.cpu.agent_watch = Some(vec![0.2]);
         assert_eq!(watch_note(&r), None);
+    }
+
+    #[test]
+    fn memory_per_agent_comes_from_runs_that_grew() {
+        // Proves the memory text: the range over the runs, and the cost of one agent more from
+        // the first run to the median of the largest ones after it; none where a larger run
+        // came first (its memory stays), or where the runs measured none.
+        let run = |agents: u32, mib: u64| {
+            let spec = crate::report::part::PartSpec::for_tests(agents, None, Some(10), None);
+            let mut r = RunResult::new(&spec, &crate::loadgen::Outcome::failed_setup(Vec::new()));
+            r.agent_count = agents;
+            r.memory = Some(crate::report::run::MemoryInfo {
+                process_bytes: Some(mib << 20),
+                target_bytes: None,
+            });
+            r
+        };
+        let own = |m: &crate::report::run::MemoryInfo| m.process_bytes;
+        let grew = [run(10, 16), run(1010, 20), run(1010, 26), run(1010, 21)];
+        assert_eq!(
+            memory_text(&grew, "us", own).unwrap(),
+            "us 16.0–26.0 MiB (≈ 5243 bytes more per agent from 10 to 1010 agents, at these runs' load)"
+        );
+        let shrank = [run(1010, 26), run(10, 26)];
+        assert_eq!(memory_text(&shrank, "us", own).unwrap(), "us 26.0 MiB");
+        assert_eq!(memory_text(&grew, "them", |m| m.target_bytes), None);
     }
 
     #[test]

@@ -2375,6 +2375,7 @@ fn a_target_on_this_machine_is_found_and_its_cpu_reported_as_its_own() {
     let addr: SocketAddr = url.trim_start_matches("http://").trim_end_matches('/').parse().unwrap();
     assert_eq!(a2a_bench::host::listeners(addr), vec![server]);
     let (ok, text, report) = http(&["--url", &url, "--pattern", "a2a:message", "--agents", "4"]);
+    let server_kib = crate::support::status_kib(server, "VmRSS:");
     let _ = child.kill();
     let _ = child.wait();
     assert!(ok, "{text}");
@@ -2382,4 +2383,14 @@ fn a_target_on_this_machine_is_found_and_its_cpu_reported_as_its_own() {
     let cores = cpu["target_cores"].as_f64().expect("cpu.target_cores");
     assert!(cores > 0.0 && cores < 64.0, "{cpu}");
     assert!(text.contains("target: its processes on this machine used "), "{text}");
+    // Its memory too, read at the window's end: the server's, within a factor of two of what
+    // it held once the run was over; and the client's own.
+    let memory = &run(report.as_ref().unwrap())["memory"];
+    let target = memory["target_bytes"].as_u64().expect("memory.target_bytes") / 1024;
+    assert!(
+        target > server_kib / 2 && target < server_kib * 2,
+        "{target} KiB, server {server_kib} KiB"
+    );
+    assert!(memory["process_bytes"].as_u64().unwrap() > 1 << 20, "{memory}");
+    assert!(text.contains("memory at the windows' ends: the target "), "{text}");
 }

@@ -394,6 +394,31 @@ fn bench_ok(args: &[&str], output: &std::path::Path) -> (String, Value) {
 }
 
 #[test]
+fn each_run_says_the_memory_it_held() {
+    // Proves the memory read at each window's end: with the embedded router, this process's
+    // (no target's), plausible in size, and the summary's line with what one agent more cost
+    // from the first run to the larger one after it.
+    let scratch = crate::support::scratch("memory");
+    let path = scratch.join("report.json");
+    let args = ["--agents", "2,202", "--topologies", "ring", "--duration", "0.3"];
+    let more = ["--warmup", "0.1", "--repeat", "1", "--stall-probe", "0"];
+    let (stdout, report) = bench_ok(&[&args[..], &more[..]].concat(), &path);
+    for r in report["results"].as_array().unwrap() {
+        let memory = &r["memory"];
+        let bytes = memory["process_bytes"].as_u64().expect("memory.process_bytes");
+        assert!(bytes > 1 << 20 && bytes < 1 << 34, "{memory}");
+        assert_eq!(memory.get("target_bytes"), None, "{memory}");
+    }
+    let line = stdout.lines().find(|l| l.contains("memory at the windows' ends")).unwrap_or("");
+    assert!(
+        line.starts_with(
+            "  memory at the windows' ends: this process (the agents and the embedded router) "
+        ) && line.contains(" bytes more per agent from 2 to 202 agents"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn the_machine_stall_probe_is_reported_and_can_be_skipped() {
     // Proves `--stall-probe`: before the runs a thread spins on each core in use (here the one
     // core router and agents share), and the report keeps what it saw under host.stalls
@@ -973,6 +998,11 @@ fn compare_runs_routers_already_running_beside_its_own() {
     assert_eq!(mine["placement"]["router"], format!("mine (tcp://{g})"));
     assert_eq!(mine["placement"]["plan"]["router"], serde_json::json!([]));
     assert!(mine["results"][0]["cpu"]["target_cores"].as_f64().unwrap() > 0.0, "{mine}");
+    // Its memory is its own; the routers compare started share this process: none is said.
+    let memory = &mine["results"][0]["memory"];
+    assert!(memory["target_bytes"].as_u64().unwrap() > 1 << 20, "{memory}");
+    assert_eq!(memory.get("process_bytes"), None, "{memory}");
+    assert_eq!(doc["reports"]["glommio"]["results"][0].get("memory"), None);
     assert_eq!(doc["reports"]["glommio"]["placement"]["router"], "glommio");
     assert!(
         stdout.contains(&format!(

@@ -64,7 +64,7 @@ impl RouterProbe for ExternalProbe {
 /// What a run's CPU says beyond its own probes, into `result`: other processes' share of the
 /// machine, over `cpu` (before and after); a target's processes' (`target`: their pids, and
 /// how many cores their threads are pinned to); and by these and the cores the two sides
-/// share (`shared`), what bounded the run.
+/// share (`shared`), what bounded the run. The memory read at `cpu`'s end too.
 pub(in crate::cli) fn settle_cpu(
     result: &mut RunResult,
     cpu: Option<(crate::host::CpuTimes, crate::host::CpuTimes)>,
@@ -72,6 +72,10 @@ pub(in crate::cli) fn settle_cpu(
     shared: Option<&report::CoreSharing>,
 ) {
     result.cpu.others_share = cpu.as_ref().map(|(a, b)| b.others_share_since(a));
+    result.memory = cpu.map(|(_, at_end)| report::MemoryInfo {
+        process_bytes: Some(at_end.rss),
+        target_bytes: (!pids.is_empty()).then_some(at_end.target_rss),
+    });
     if !pids.is_empty() {
         result.cpu.target_cores = cpu.map(|(a, b)| b.target_cores_since(&a));
         result.cpu.judge_target(pinned);

@@ -92,6 +92,11 @@ fn run_rounds(
             let mut result = RunResult::new(&spec, &outcome);
             result.lost_wakeups = (lost_wakeups > 0).then_some(lost_wakeups);
             settle_cpu(&mut result, cpu, (c.pids(), c.pinned()), c.sharing(shared));
+            // Every router compare starts lives in this process: its memory is none's alone.
+            result.memory = result
+                .memory
+                .filter(|m| m.target_bytes.is_some())
+                .map(|m| report::MemoryInfo { process_bytes: None, ..m });
             super::super::bench::busy_warning(*run_no as usize - 1, result.cpu.others_share);
             per.entry(name.clone()).or_default().push(result.clone());
             if let Some(list) = all.get_mut(name) {
