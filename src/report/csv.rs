@@ -9,7 +9,7 @@ use std::path::Path;
 use serde_json::Value;
 
 /// The columns, in order.
-pub const COLUMNS: [&str; 28] = [
+pub const COLUMNS: [&str; 30] = [
     "run",
     "topology",
     "agents",
@@ -38,6 +38,8 @@ pub const COLUMNS: [&str; 28] = [
     "accepted_p50_ms",
     "accepted_p99_ms",
     "polls_per_answer",
+    "process_rss_bytes",
+    "target_rss_bytes",
 ];
 
 /// One report's runs, or, for a compare report, each router's.
@@ -100,6 +102,8 @@ pub fn write(report: &Value, path: &Path) -> anyhow::Result<()> {
                 String::new(),
                 String::new(),
                 String::new(),
+                cell(&r["memory"]["process_bytes"]),
+                cell(&r["memory"]["target_bytes"]),
             ]))?;
             let patterns = r["patterns"].as_array().map_or(&[][..], Vec::as_slice);
             if patterns.len() < 2 {
@@ -133,6 +137,8 @@ pub fn write(report: &Value, path: &Path) -> anyhow::Result<()> {
                     latency(&accepted["p50_ms"]),
                     latency(&accepted["p99_ms"]),
                     cell(&pat["polls_per_answer"]),
+                    String::new(),
+                    String::new(),
                 ]))?;
             }
         }

@@ -530,6 +530,9 @@ fn agent_counts_are_summarized_in_numeric_order_and_the_report_says_how_it_was_m
         let p99: f64 = row[col("p99_ms")].parse().unwrap();
         assert_eq!(p99, r["p99_latency_ms"].as_f64().unwrap());
         assert_eq!(row[col("status")], *r["status"].as_str().unwrap());
+        let rss: u64 = row[col("process_rss_bytes")].parse().unwrap();
+        assert_eq!(rss, r["memory"]["process_bytes"].as_u64().unwrap());
+        assert_eq!(&row[col("target_rss_bytes")], "", "no target of its own");
     }
     let started = humantime::parse_rfc3339(report["started_at"].as_str().unwrap()).unwrap();
     let slack = Duration::from_secs(2);
