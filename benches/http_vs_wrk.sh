@@ -21,6 +21,9 @@
 # too), read by `benches/wire_rtt.py`. Each tool's p50 against the wire's under it tells how
 # much of it was the tool's own queueing. The capture costs CPU: a PCAP run's figures are for
 # that run.
+# AT_RATE=1: then a2a-bench again, RUNS times, in open loop at wrk's median throughput (as
+# wrk2 would be run): the p50 of the same load when a2a-bench sets the pace, from the intended
+# send time and raw, against wrk's closed-loop p50 at that throughput.
 # BUDGET=0.5: each client runs in a cpu cgroup held to that many cores (CFS quota, 10 ms period;
 # root, cgroup v1 or v2). With the server faster than the budgeted client, the client is the
 # limit, and the throughput ratio is the ratio of throughput per client core, the run's real
@@ -186,3 +189,29 @@ srv = [list(map(float, l.split())) for l in open(sys.argv[3]) if l.strip()]
 print(f"server (one worker thread) busy, in cores (medians): under wrk {statistics.median(s[0] for s in srv):.2f}, "
       f"under a2a-bench {statistics.median(s[1] for s in srv):.2f}")
 PY
+
+if [ "${AT_RATE:-0}" = 1 ]; then
+    rate=$(python3 -c 'import statistics, sys; print(round(statistics.median(float(l.split()[0]) for l in open(sys.argv[1]) if l.strip())))' "$OUT/wrk.rows")
+    for i in $(seq "$RUNS"); do
+        budgeted "$BIN" http --url "$URL" --pattern health --agents "$CONNS" --rate "$rate" --duration "$SECS" \
+            --warmup 1 --repeat 1 --interval 0 --agent-cores "$CLIENT_CORE" --agent-io "${AGENT_IO:-uring}" \
+            "${A2A_TLS[@]}" --output "$OUT/rate.json" >/dev/null 2>&1 || true
+        python3 - "$OUT/rate.json" >>"$OUT/rate.rows" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"][0]
+print(r["throughput_msg_per_sec"], r["latency"]["rtt"]["p50_ms"], r["latency"]["rtt_raw"]["p50_ms"],
+      r["latency"]["rtt"]["p99_ms"], max(r["cpu"]["agent_cores"]), r["status"])
+PY
+        echo "at wrk's rate, run $i: $(tail -1 "$OUT/rate.rows")  (req/s, p50 from the intended time ms, raw p50 ms, p99 ms, client busy share, status)"
+    done
+    python3 - "$OUT/rate.rows" "$OUT/wrk.rows" "$rate" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+w_p50 = statistics.median(float(l.split()[1]) for l in open(sys.argv[2]) if l.strip())
+m = lambda i: statistics.median(float(r[i]) for r in rows)
+held = sum(r[5] == "ok" for r in rows)
+print(f"a2a-bench at wrk's {float(sys.argv[3]):.0f} req/s (open loop, medians of {len(rows)}, {held} held it): "
+      f"{m(0):.0f} req/s, p50 {m(1):.3f} ms from the intended send time ({m(1)/w_p50:.2f}x wrk's closed-loop p50), "
+      f"raw {m(2):.3f} ms ({m(2)/w_p50:.2f}x), p99 {m(3):.3f} ms, client busy {m(4)*100:.0f} %")
+PY
+fi
