@@ -46,7 +46,7 @@ test-targets: build ## Every `a2a-bench http` pattern against real Python server
 bench-syscalls: build ## System calls, context switches, IPIs and CPU per routed message for each router, with perf stat (root)
 	bash benches/perf_per_msg.sh
 
-bench-http: build ## a2a-bench http vs wrk on the same target, connections and cores; BUDGET=0.5 holds each client to half a core (root), TARGET=fast a C responder, PCAP=1 the wire's own round trips (docs/BENCHMARKS.md)
+bench-http: build ## a2a-bench http vs wrk on the same target, connections and cores; BUDGET=0.5 holds each client to half a core (root), TARGET=fast a C responder, PCAP=1 the wire's own round trips, AT_RATE=1 a2a-bench again at wrk's rate (docs/BENCHMARKS.md)
 	bash benches/http_vs_wrk.sh
 
 test-faults: build ## Real faults (netns + veth, tc netem, signals) against the router process (root)
