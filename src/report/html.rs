@@ -244,6 +244,7 @@ fn body(h: &mut String, r: &Value, headings: bool) -> anyhow::Result<()> {
     }
     let unit = Unit::of(r);
     scenario_table(h, &scenarios, unit);
+    memory(h, r, &runs);
     lost_wakeups(h, r);
     thresholds(h, r);
     workers(h, r);
@@ -309,6 +310,59 @@ fn scenario_table(h: &mut String, scenarios: &[ScenarioFigures], unit: Unit) {
                 esc(why)
             );
         }
+    }
+    h.push_str("</table>\n");
+}
+
+/// Each scenario's resident memory at its windows' ends (`memory`), medians over its runs: a
+/// local target's and this process's; no table where no run read any.
+fn memory(h: &mut String, r: &Value, runs: &[RunFigures]) {
+    let results = r["results"].as_array().map_or(&[][..], Vec::as_slice);
+    let read = |key: &str| -> Vec<Option<f64>> {
+        results.iter().map(|x| x["memory"][key].as_u64().map(|b| b as f64 / 1048576.0)).collect()
+    };
+    let (target, own) = (read("target_bytes"), read("process_bytes"));
+    let (has_target, has_own) =
+        (target.iter().any(Option::is_some), own.iter().any(Option::is_some));
+    if !has_target && !has_own {
+        return;
+    }
+    h.push_str("<h3>Memory</h3>\n<p class=\"muted\">Resident memory at the measured window's end (every agent registered, every connection open), medians over each scenario's runs, in MiB.</p>\n<table><tr><th>scenario</th>");
+    if has_target {
+        h.push_str("<th>the target's processes</th>");
+    }
+    if has_own {
+        h.push_str("<th>this process</th>");
+    }
+    h.push_str("</tr>\n");
+    let mut names: Vec<&str> = Vec::new();
+    for run in runs {
+        if !names.contains(&run.scenario.as_str()) {
+            names.push(&run.scenario);
+        }
+    }
+    for name in names {
+        let of = |v: &[Option<f64>]| {
+            let x: Vec<f64> = runs
+                .iter()
+                .zip(v)
+                .filter(|(run, _)| run.scenario == name)
+                .filter_map(|(_, m)| *m)
+                .collect();
+            if x.is_empty() {
+                "-".to_string()
+            } else {
+                format!("{:.1}", figures::Stat::of(x).median)
+            }
+        };
+        let _ = write!(h, "<tr><td>{}</td>", esc(name));
+        if has_target {
+            let _ = write!(h, "<td>{}</td>", of(&target));
+        }
+        if has_own {
+            let _ = write!(h, "<td>{}</td>", of(&own));
+        }
+        h.push_str("</tr>\n");
     }
     h.push_str("</table>\n");
 }
@@ -814,6 +868,32 @@ mod tests {
         scenario_table(&mut h, &figures::scenarios(&figures::runs(&report)), unit);
         assert_eq!(h.matches("failed: ").count(), 1, "{h}");
         assert!(h.contains("failed: the router closed &lt;4&gt; of 4 agent connections"), "{h}");
+    }
+
+    #[test]
+    fn each_scenario_s_memory_is_its_runs_median() {
+        // Proves the memory table: a row per scenario with the median of its runs' memory in
+        // MiB, a column for the target only where some run measured one, `-` for a scenario
+        // that read none; and no table when no run read memory.
+        let run = |topology: &str, own: Option<u64>| {
+            serde_json::json!({
+                "topology": topology, "agent_count": 4, "success": true, "status": "ok",
+                "pacing": {"mode": "closed"}, "memory": {"process_bytes": own},
+            })
+        };
+        let mib = 1u64 << 20;
+        let report = serde_json::json!({"results": [
+            run("ring", Some(10 * mib)), run("ring", Some(30 * mib)), run("ring", Some(12 * mib)),
+            run("star", None),
+        ]});
+        let mut h = String::new();
+        memory(&mut h, &report, &figures::runs(&report));
+        assert!(h.contains("<th>this process</th></tr>") && !h.contains("target"), "{h}");
+        assert!(h.contains("<td>12.0</td>") && h.contains("<td>-</td>"), "{h}");
+        let none = serde_json::json!({"results": [run("ring", None)]});
+        let mut h = String::new();
+        memory(&mut h, &none, &figures::runs(&none));
+        assert_eq!(h, "");
     }
 
     #[test]
