@@ -154,6 +154,15 @@ fn status_cell(r: &RunResult) -> String {
                 )
             }
         }
+        // Said by whichever bound it missed: too few round trips, or a window under ten of its p99s.
+        (None, "too_short") if r.latency.rtt.count >= crate::report::TOO_SHORT_ROUND_TRIPS => {
+            format!(
+                "TOO SHORT: a {:.3} s window under {}× its p99 ({} ms)",
+                r.duration_sec,
+                crate::report::TOO_SHORT_P99_MULTIPLE,
+                measured_ms(r.latency.rtt.count, r.p99_latency_ms)
+            )
+        }
         (None, "too_short") => format!(
             "TOO SHORT: {} measured round trips in {:.3} s",
             r.latency.rtt.count, r.duration_sec
@@ -635,6 +644,19 @@ mod tests {
         let shrank = [run(1010, 26), run(10, 26)];
         assert_eq!(memory_text(&shrank, "us", own).unwrap(), "us 26.0 MiB");
         assert_eq!(memory_text(&grew, "them", |m| m.target_bytes), None);
+    }
+
+    #[test]
+    fn a_run_too_short_says_which_bound_it_missed() {
+        // Proves the status cell of a `too_short` run: too few round trips, or a window under
+        // ten of its p99s, whichever it was.
+        let spec = crate::report::part::PartSpec::for_tests(2, None, Some(10), None);
+        let mut r = RunResult::new(&spec, &crate::loadgen::Outcome::failed_setup(Vec::new()));
+        (r.failure, r.status, r.duration_sec) = (None, "too_short", 1.0);
+        r.latency.rtt.count = 999;
+        assert_eq!(status_cell(&r), "TOO SHORT: 999 measured round trips in 1.000 s");
+        (r.latency.rtt.count, r.p99_latency_ms) = (6_174_692, 151.0);
+        assert_eq!(status_cell(&r), "TOO SHORT: a 1.000 s window under 10× its p99 (151 ms)");
     }
 
     #[test]
