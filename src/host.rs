@@ -346,8 +346,9 @@ mod tests {
 pub struct CpuTimes {
     /// This process's resident memory, bytes.
     pub rss: u64,
-    /// The target's processes' resident memory, bytes (0 with none).
-    pub target_rss: u64,
+    /// The target's processes' resident memory, bytes (`None` where none could be read: no
+    /// target here, or its processes ended).
+    pub target_rss: Option<u64>,
     /// Non-idle time of all CPUs (user, nice, system, irq, softirq, steal), in ticks.
     all_busy: u64,
     /// This process's user + system time, in ticks.
@@ -397,7 +398,9 @@ impl CpuTimes {
         let target = target_pids.iter().filter_map(|p| process_ticks(&p.to_string())).sum();
         let at_ns = crate::clock::now_ns();
         let rss = resident_bytes("self").unwrap_or(0);
-        let target_rss = target_pids.iter().filter_map(|p| resident_bytes(&p.to_string())).sum();
+        let read: Vec<u64> =
+            target_pids.iter().filter_map(|p| resident_bytes(&p.to_string())).collect();
+        let target_rss = (!read.is_empty()).then(|| read.iter().sum());
         Some(CpuTimes { rss, target_rss, all_busy, own, target, cpus: cpus.max(1) as u64, at_ns })
     }
 
@@ -596,6 +599,21 @@ mod cpu_times_tests {
     }
 
     #[test]
+    fn resident_memory_is_read_for_this_process_and_a_target() {
+        // Proves the memory read beside the CPU times: this process's resident bytes, a
+        // target's (here this process again) the same within what the reads between took,
+        // and none for a target whose process is gone.
+        let own = resident_bytes("self").expect("/proc/self/status has VmRSS");
+        assert!(own > 1 << 20, "{own}");
+        let t = CpuTimes::with_target(&[std::process::id()]).unwrap();
+        let target = t.target_rss.expect("a target's memory");
+        assert!(target.abs_diff(t.rss) < 16 << 20, "{target} against {}", t.rss);
+        let gone = CpuTimes::with_target(&[u32::MAX]).unwrap();
+        assert_eq!(gone.target_rss, None);
+        assert_eq!(CpuTimes::now().unwrap().target_rss, None);
+    }
+
+    #[test]
     fn other_processes_share_leaves_our_own_time_out() {
         // Proves the arithmetic: over one second on 2 CPUs (200 ticks), 150 busy ticks of which
         // 100 were this process's own leave 50 to others, a quarter of the machine; our own time
@@ -603,7 +621,7 @@ mod cpu_times_tests {
         // readable here.
         let with = |all_busy, own, target, s: u64| CpuTimes {
             rss: 0,
-            target_rss: 0,
+            target_rss: None,
             all_busy,
             own,
             target,

@@ -74,7 +74,7 @@ pub(in crate::cli) fn settle_cpu(
     result.cpu.others_share = cpu.as_ref().map(|(a, b)| b.others_share_since(a));
     result.memory = cpu.map(|(_, at_end)| report::MemoryInfo {
         process_bytes: Some(at_end.rss),
-        target_bytes: (!pids.is_empty()).then_some(at_end.target_rss),
+        target_bytes: at_end.target_rss,
     });
     if !pids.is_empty() {
         result.cpu.target_cores = cpu.map(|(a, b)| b.target_cores_since(&a));
