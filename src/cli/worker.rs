@@ -381,6 +381,18 @@ fn merge_run(
     let lost: u64 =
         loaded.iter().filter_map(|l| l.value["results"].get(i)?["lost_wakeups"].as_u64()).sum();
     result.lost_wakeups = (lost > 0).then_some(lost);
+    // Each worker read its own process's memory, and a target's where it ran on its host: the
+    // workers' added up, the target's once (two workers beside it saw the same processes).
+    let memory = |key: &str| -> Vec<u64> {
+        loaded.iter().filter_map(|l| l.value["results"].get(i)?["memory"][key].as_u64()).collect()
+    };
+    let (own, target) = (memory("process_bytes"), memory("target_bytes"));
+    if !own.is_empty() || !target.is_empty() {
+        result.memory = Some(crate::report::MemoryInfo {
+            process_bytes: (!own.is_empty()).then(|| own.iter().sum()),
+            target_bytes: target.iter().copied().max(),
+        });
+    }
     Ok(Some(result))
 }
 

@@ -476,6 +476,7 @@ pub fn summary(out: &mut dyn Write, report: &Report) -> io::Result<()> {
     }
     let embedded = report.placement.router.starts_with("embedded");
     let us = match (http, embedded) {
+        _ if report.merged.is_some() => "the workers' processes, added up",
         (true, _) => "this process (the clients)",
         (false, true) => "this process (the agents and the embedded router)",
         (false, false) => "this process (the agents)",

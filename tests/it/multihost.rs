@@ -115,11 +115,27 @@ fn three_workers_merge_into_one_run_whose_accounting_closes_and_whose_histogram_
             p["results"][0]["lost_wakeups"].as_u64().unwrap_or(0)
         })
         .sum();
+    // Each worker read its process's memory and the router's (a process here): the merged run
+    // adds the workers' up and keeps the router's once.
+    let memory: Vec<Value> = (0..3)
+        .map(|i| {
+            let p: Value = serde_json::from_str(
+                &std::fs::read_to_string(d.join(format!("part-{i}.json"))).unwrap(),
+            )
+            .unwrap();
+            p["results"][0]["memory"].clone()
+        })
+        .collect();
+    let own: u64 = memory.iter().map(|m| m["process_bytes"].as_u64().unwrap()).sum();
+    let router = memory.iter().map(|m| m["target_bytes"].as_u64().unwrap()).max().unwrap();
     let (code, merged, text) = merge(&d, &[0, 1, 2]);
     assert_eq!(code, Some(0), "{text}");
     let r = &merged["results"][0];
     assert_eq!(r["lost_wakeups"].as_u64(), Some(lost), "{r}");
     assert!(text.contains(&format!("{lost} lost wake-ups")), "{text}");
+    assert_eq!(r["memory"]["process_bytes"].as_u64(), Some(own), "{memory:?}");
+    assert_eq!(r["memory"]["target_bytes"].as_u64(), Some(router), "{memory:?}");
+    assert!(text.contains("the workers' processes, added up "), "{text}");
     assert_eq!(r["accounting"]["closed"], true, "{}", r["accounting"]);
     // On a loaded 2-core machine a 0.6 s window may be under 10× its p99: `too_short`, not a
     // failure.
