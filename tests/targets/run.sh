@@ -72,8 +72,10 @@ ok = ok and r["reconnects"] >= min_reconnects
 sessions = r.get("mcp_sessions")
 ok = ok and (sessions is None or (sessions["failed"] == 0 and not sessions["refused"]))
 ended = "" if sessions is None else f", sessions {sessions}"
+target = (r.get("memory") or {}).get("target_bytes")
+held = "" if target is None else f", server RSS {target / 1048576:.0f} MiB"
 answered = sum(p["ok"] for p in r["patterns"])
-print(f"   {label}: {'PASS' if ok else 'FAIL'}: {answered} answers, {errors} errors {r['errors']}, {r['reconnects']} reconnects, {r['throughput_msg_per_sec']:.0f} req/s, p50 {r['p50_latency_ms']:.2f} ms, p99 {r['p99_latency_ms']:.2f} ms{ended}")
+print(f"   {label}: {'PASS' if ok else 'FAIL'}: {answered} answers, {errors} errors {r['errors']}, {r['reconnects']} reconnects, {r['throughput_msg_per_sec']:.0f} req/s, p50 {r['p50_latency_ms']:.2f} ms, p99 {r['p99_latency_ms']:.2f} ms{held}{ended}")
 sys.exit(0 if ok else 1)
 PY
 }
