@@ -844,7 +844,16 @@ fn a_wait_of_a_few_microseconds_is_watched_through_not_slept() {
                     crate::clock::thread_watch_ns() - before
                 }
             };
-            let near = watched(10_000, 500).await;
+            // A core the parallel suite keeps taking may leave a round of them unwatched
+            // (a gap in which the thread did not run is not watch): up to five rounds, the
+            // best kept. Without the near wait every round watches nothing.
+            let mut near = 0;
+            for _ in 0..5 {
+                near = near.max(watched(10_000, 500).await);
+                if near >= 1_000_000 {
+                    break;
+                }
+            }
             let far = watched(300_000, 20).await;
             stream.close().await.unwrap();
             ring.stop();
@@ -855,9 +864,8 @@ fn a_wait_of_a_few_microseconds_is_watched_through_not_slept() {
         .join()
         .unwrap();
     echo.join().unwrap();
-    // 500 waits of 10 µs: 5 ms; at least a fifth of it counted (a gap in which the thread
-    // did not run is not, and the parallel suite takes the core now and then).
-    assert!(near >= 1_000_000, "10 µs sleeps: {near} ns watched");
+    // 500 waits of 10 µs: 5 ms; at least a fifth of it counted in the best round.
+    assert!(near >= 1_000_000, "10 µs sleeps: {near} ns watched in the best of five rounds");
     assert_eq!(far, 0, "300 µs sleeps, told not to watch");
 }
 
