@@ -481,8 +481,9 @@ pub fn summary(out: &mut dyn Write, report: &Report) -> io::Result<()> {
         (false, true) => "this process (the agents and the embedded router)",
         (false, false) => "this process (the agents)",
     };
-    let target = memory_text(&report.results, "the target", |m| m.target_bytes);
-    let own = memory_text(&report.results, us, |m| m.process_bytes);
+    let unit = if http { "clients" } else { "agents" };
+    let target = memory_text(&report.results, ("the target", unit), |m| m.target_bytes);
+    let own = memory_text(&report.results, (us, unit), |m| m.process_bytes);
     let parts: Vec<String> = target.into_iter().chain(own).collect();
     if !parts.is_empty() {
         writeln!(out, "  memory at the windows' ends: {}", parts.join("; "))?;
@@ -493,42 +494,35 @@ pub fn summary(out: &mut dyn Write, report: &Report) -> io::Result<()> {
     Ok(())
 }
 
-/// `who`'s resident memory over the runs that measured it (`of`), and what one agent more
-/// cost it: from the first run, where it had the fewest agents, to the median of those with
-/// the most that came after it. Memory a process took is seldom given back, so runs that
-/// came after larger ones say nothing about their own size: no figure where the first run
-/// was not the smallest.
+/// `who`'s resident memory over the runs that measured it (`of`), by agent count: each
+/// count's range. No cost per agent is derived from them: a process seldom gives memory back,
+/// so a run's figure also holds what the runs before it took (a grid's first runs grow the
+/// allocator's arenas and the buffer pools), and the runs say which came first.
 fn memory_text(
     results: &[RunResult],
-    who: &str,
+    (who, unit): (&str, &str),
     of: impl Fn(&crate::report::run::MemoryInfo) -> Option<u64>,
 ) -> Option<String> {
-    let seen: Vec<(u32, u64)> = results
+    let mut seen: Vec<(u32, u64)> = results
         .iter()
         .filter_map(|r| Some((r.agent_count, r.memory.as_ref().and_then(&of)?)))
         .collect();
-    let (&(first_agents, first_bytes), _) = seen.split_first()?;
-    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
-    let (lo, hi) = seen.iter().fold((u64::MAX, 0), |(l, h), &(_, b)| (l.min(b), h.max(b)));
-    let mut text = if lo == hi {
-        format!("{who} {:.1} MiB", mib(lo))
-    } else {
-        format!("{who} {:.1}–{:.1} MiB", mib(lo), mib(hi))
-    };
-    let most = seen.iter().map(|&(a, _)| a).max()?;
-    let smallest_first = seen.iter().all(|&(a, _)| a >= first_agents);
-    if smallest_first && most > first_agents {
-        let mut at_most: Vec<u64> =
-            seen.iter().filter(|&&(a, _)| a == most).map(|&(_, b)| b).collect();
-        at_most.sort_unstable();
-        let median = at_most[at_most.len() / 2];
-        let per = median.saturating_sub(first_bytes) as f64 / f64::from(most - first_agents);
-        text.push_str(&format!(
-            " (≈ {} bytes more per agent from {first_agents} to {most} agents, at these runs' load)",
-            per.round()
-        ));
+    if seen.is_empty() {
+        return None;
     }
-    Some(text)
+    seen.sort_unstable();
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    let mut counts: Vec<String> = Vec::new();
+    for chunk in seen.chunk_by(|a, b| a.0 == b.0) {
+        let (agents, lo, hi) = (chunk[0].0, chunk[0].1, chunk[chunk.len() - 1].1);
+        let span = if lo == hi {
+            format!("{:.1}", mib(lo))
+        } else {
+            format!("{:.1}–{:.1}", mib(lo), mib(hi))
+        };
+        counts.push(format!("{agents} {unit} {span} MiB"));
+    }
+    Some(format!("{who}: {}", counts.join(", ")))
 }
 
 /// The line on the stall probe of a report's `host` (`--stall-probe`), if it ran.
@@ -622,10 +616,9 @@ mod tests {
     }
 
     #[test]
-    fn memory_per_agent_comes_from_runs_that_grew() {
-        // Proves the memory text: the range over the runs, and the cost of one agent more from
-        // the first run to the median of the largest ones after it; none where a larger run
-        // came first (its memory stays), or where the runs measured none.
+    fn memory_is_given_by_agent_count() {
+        // Proves the memory text: each agent count's range over its runs, smallest count
+        // first, whatever order the runs came in; none where the runs measured none.
         let run = |agents: u32, mib: u64| {
             let spec = crate::report::part::PartSpec::for_tests(agents, None, Some(10), None);
             let mut r = RunResult::new(&spec, &crate::loadgen::Outcome::failed_setup(Vec::new()));
@@ -637,14 +630,12 @@ mod tests {
             r
         };
         let own = |m: &crate::report::run::MemoryInfo| m.process_bytes;
-        let grew = [run(10, 16), run(1010, 20), run(1010, 26), run(1010, 21)];
+        let runs = [run(1010, 20), run(10, 16), run(1010, 26), run(1010, 21)];
         assert_eq!(
-            memory_text(&grew, "us", own).unwrap(),
-            "us 16.0–26.0 MiB (≈ 5243 bytes more per agent from 10 to 1010 agents, at these runs' load)"
+            memory_text(&runs, ("us", "agents"), own).unwrap(),
+            "us: 10 agents 16.0 MiB, 1010 agents 20.0–26.0 MiB"
         );
-        let shrank = [run(1010, 26), run(10, 26)];
-        assert_eq!(memory_text(&shrank, "us", own).unwrap(), "us 26.0 MiB");
-        assert_eq!(memory_text(&grew, "them", |m| m.target_bytes), None);
+        assert_eq!(memory_text(&runs, ("them", "agents"), |m| m.target_bytes), None);
     }
 
     #[test]

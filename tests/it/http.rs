@@ -2392,5 +2392,5 @@ fn a_target_on_this_machine_is_found_and_its_cpu_reported_as_its_own() {
         "{target} KiB, server {server_kib} KiB"
     );
     assert!(memory["process_bytes"].as_u64().unwrap() > 1 << 20, "{memory}");
-    assert!(text.contains("memory at the windows' ends: the target "), "{text}");
+    assert!(text.contains("memory at the windows' ends: the target: 4 clients "), "{text}");
 }

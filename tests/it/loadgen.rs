@@ -396,8 +396,7 @@ fn bench_ok(args: &[&str], output: &std::path::Path) -> (String, Value) {
 #[test]
 fn each_run_says_the_memory_it_held() {
     // Proves the memory read at each window's end: with the embedded router, this process's
-    // (no target's), plausible in size, and the summary's line with what one agent more cost
-    // from the first run to the larger one after it.
+    // (no target's), plausible in size, and the summary's line with each agent count's.
     let scratch = crate::support::scratch("memory");
     let path = scratch.join("report.json");
     let args = ["--agents", "2,202", "--topologies", "ring", "--duration", "0.3"];
@@ -412,8 +411,9 @@ fn each_run_says_the_memory_it_held() {
     let line = stdout.lines().find(|l| l.contains("memory at the windows' ends")).unwrap_or("");
     assert!(
         line.starts_with(
-            "  memory at the windows' ends: this process (the agents and the embedded router) "
-        ) && line.contains(" bytes more per agent from 2 to 202 agents"),
+            "  memory at the windows' ends: this process (the agents and the embedded router): 2 agents "
+        ) && line.contains(" MiB, 202 agents ")
+            && line.ends_with(" MiB"),
         "{stdout}"
     );
 }

@@ -135,7 +135,7 @@ fn three_workers_merge_into_one_run_whose_accounting_closes_and_whose_histogram_
     assert!(text.contains(&format!("{lost} lost wake-ups")), "{text}");
     assert_eq!(r["memory"]["process_bytes"].as_u64(), Some(own), "{memory:?}");
     assert_eq!(r["memory"]["target_bytes"].as_u64(), Some(router), "{memory:?}");
-    assert!(text.contains("the workers' processes, added up "), "{text}");
+    assert!(text.contains("the workers' processes, added up: 12 agents "), "{text}");
     assert_eq!(r["accounting"]["closed"], true, "{}", r["accounting"]);
     // On a loaded 2-core machine a 0.6 s window may be under 10× its p99: `too_short`, not a
     // failure.
