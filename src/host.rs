@@ -385,8 +385,8 @@ impl CpuTimes {
         CpuTimes::with_target(&[])
     }
 
-    /// As [`CpuTimes::now`], with the CPU time of the target's processes `target` (found by
-    /// [`listeners`]); one that ended counts nothing.
+    /// As [`CpuTimes::now`], with the CPU time and memory of the target's processes
+    /// `target_pids` (found by [`listeners`]); one that ended counts nothing.
     pub fn with_target(target_pids: &[u32]) -> Option<CpuTimes> {
         let stat = std::fs::read_to_string("/proc/stat").ok()?;
         let total = stat.lines().next()?.strip_prefix("cpu ")?;

@@ -244,7 +244,7 @@ fn body(h: &mut String, r: &Value, headings: bool) -> anyhow::Result<()> {
     }
     let unit = Unit::of(r);
     scenario_table(h, &scenarios, unit);
-    memory(h, r, &runs);
+    memory(h, r, &runs, &scenarios);
     lost_wakeups(h, r);
     thresholds(h, r);
     workers(h, r);
@@ -316,7 +316,7 @@ fn scenario_table(h: &mut String, scenarios: &[ScenarioFigures], unit: Unit) {
 
 /// Each scenario's resident memory at its windows' ends (`memory`), medians over its runs: a
 /// local target's and this process's; no table where no run read any.
-fn memory(h: &mut String, r: &Value, runs: &[RunFigures]) {
+fn memory(h: &mut String, r: &Value, runs: &[RunFigures], scenarios: &[ScenarioFigures]) {
     let results = r["results"].as_array().map_or(&[][..], Vec::as_slice);
     let read = |key: &str| -> Vec<Option<f64>> {
         results.iter().map(|x| x["memory"][key].as_u64().map(|b| b as f64 / 1048576.0)).collect()
@@ -335,13 +335,7 @@ fn memory(h: &mut String, r: &Value, runs: &[RunFigures]) {
         h.push_str("<th>this process</th>");
     }
     h.push_str("</tr>\n");
-    let mut names: Vec<&str> = Vec::new();
-    for run in runs {
-        if !names.contains(&run.scenario.as_str()) {
-            names.push(&run.scenario);
-        }
-    }
-    for name in names {
+    for name in scenarios.iter().map(|s| s.scenario.as_str()) {
         let of = |v: &[Option<f64>]| {
             let x: Vec<f64> = runs
                 .iter()
@@ -887,12 +881,14 @@ mod tests {
             run("star", None),
         ]});
         let mut h = String::new();
-        memory(&mut h, &report, &figures::runs(&report));
+        let runs = figures::runs(&report);
+        memory(&mut h, &report, &runs, &figures::scenarios(&runs));
         assert!(h.contains("<th>this process</th></tr>") && !h.contains("target"), "{h}");
         assert!(h.contains("<td>12.0</td>") && h.contains("<td>-</td>"), "{h}");
         let none = serde_json::json!({"results": [run("ring", None)]});
         let mut h = String::new();
-        memory(&mut h, &none, &figures::runs(&none));
+        let runs = figures::runs(&none);
+        memory(&mut h, &none, &runs, &figures::scenarios(&runs));
         assert_eq!(h, "");
     }
 
