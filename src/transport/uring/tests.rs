@@ -811,12 +811,21 @@ fn a_ring_told_not_to_watch_sleeps_at_once_unless_after_a_big_round() {
         return;
     }
     const TRIPS: u64 = 40;
-    let phases = vec![(true, 0, 1u8), (false, 0, 1), (false, 80_000, 1), (false, 0, 2)];
-    let watched = watched_in_phases(None, TRIPS, phases);
-    let [watching, not, long_turns, big_rounds] = watched[..] else { unreachable!() };
+    // Up to three tries for the watch to show (a core the parallel suite keeps taking may
+    // leave one short); every try must watch nothing where told not to.
+    let (mut watching, mut big_rounds) = (0, 0);
+    for _ in 0..3 {
+        let phases = vec![(true, 0, 1u8), (false, 0, 1), (false, 80_000, 1), (false, 0, 2)];
+        let watched = watched_in_phases(None, TRIPS, phases);
+        let [on, not, long_turns, big] = watched[..] else { unreachable!() };
+        assert_eq!(not, 0, "told not to watch");
+        assert_eq!(long_turns, 0, "told not to watch, long turns of work");
+        (watching, big_rounds) = (on, big);
+        if watching >= TRIPS * 10_000 && big_rounds >= TRIPS * 5_000 {
+            break;
+        }
+    }
     assert!(watching >= TRIPS * 10_000, "watching: {watching} ns over {TRIPS} round trips");
-    assert_eq!(not, 0, "told not to watch");
-    assert_eq!(long_turns, 0, "told not to watch, long turns of work");
     assert!(big_rounds >= TRIPS * 5_000, "big rounds: {big_rounds} ns over {TRIPS} trips");
 }
 
@@ -881,7 +890,14 @@ fn a_ring_on_a_core_shared_with_the_other_side_never_watches() {
     }
     const TRIPS: u64 = 30;
     let core = crate::placement::Machine::detect().cores.last().copied().unwrap();
-    let alone = watched_in_phases(Some(core), TRIPS, vec![(true, 0, 2)])[0];
+    // The best of up to three tries alone (the parallel suite may take the core).
+    let mut alone = 0;
+    for _ in 0..3 {
+        alone = alone.max(watched_in_phases(Some(core), TRIPS, vec![(true, 0, 2)])[0]);
+        if alone >= TRIPS * 5_000 {
+            break;
+        }
+    }
     assert!(alone >= TRIPS * 5_000, "alone on its core: {alone} ns watched over {TRIPS} trips");
     crate::placement::share_cores(&[core.core]);
     let shared = watched_in_phases(Some(core), TRIPS, vec![(true, 0, 2)])[0];
