@@ -122,7 +122,15 @@ impl Book {
     pub(super) fn new(cfg: GroupConfig) -> Book {
         let conns = cfg.seats.conns(cfg.count) as usize;
         let slot_ns = match cfg.pacing {
-            Pacing::Open { rate, .. } => 1e9 / rate,
+            // A pipeline's rate is its sources': the schedule's slots of the other agents are
+            // never due, so a round of all the agents' slots lasts sources / rate.
+            Pacing::Open { rate, .. } => match cfg.workload {
+                w @ Workload::Pipeline { .. } => {
+                    let sources = f64::from(w.pipelines(cfg.agents_total));
+                    1e9 / rate * sources / f64::from(cfg.agents_total.max(1))
+                }
+                _ => 1e9 / rate,
+            },
             Pacing::Closed { .. } => 0.0,
         };
         Book {
@@ -229,6 +237,26 @@ impl Book {
         }
         self.counters.requests_delivered += 1;
         self.counters.replies_sent += 1;
+        if self.in_window() {
+            self.counters.window_deliveries += 1;
+        }
+        if measured {
+            self.latencies.record_one_way(self.now_ns.saturating_sub(sent_ns));
+            self.counters.last_measured_delivery_ns = self.now_ns;
+        }
+        true
+    }
+
+    /// `pipeline`: an item, handed on at `sent_ns`, reached stage `to`, which is not the last
+    /// (that one's delivery is [`Book::request_delivered`]: it returns the item as a reply).
+    /// Returns whether `to` is one of this group's agents; if so the adapter hands the item on.
+    #[inline]
+    pub fn hop_delivered(&mut self, to: u32, sent_ns: u64, measured: bool) -> bool {
+        if self.local_of(to).is_none() {
+            self.counters.unexpected += 1;
+            return false;
+        }
+        self.counters.requests_delivered += 1;
         if self.in_window() {
             self.counters.window_deliveries += 1;
         }
@@ -437,7 +465,13 @@ impl Book {
     /// connection is up).
     #[inline]
     pub(super) fn may_owe(&self, local: usize) -> bool {
-        self.agent_may_send_more(local) && !self.lost[self.conn_of(local)]
+        self.agent_may_send_more(local)
+            && !self.lost[self.conn_of(local)]
+            && (!matches!(self.cfg.workload, Workload::Pipeline { .. })
+                || self
+                    .cfg
+                    .workload
+                    .originates(self.cfg.first + local as u32, self.cfg.agents_total))
     }
 
     /// Open loop, at the start of a round (`next_due` a multiple of the group's count): how
@@ -599,6 +633,8 @@ impl Book {
             Workload::Consensus { .. } => self.cfg.workload.group_of(global, n).0,
             Workload::Delegation { .. } => 0,
             Workload::Election { .. } => self.cfg.workload.group_of(global, n).0,
+            // The source's next stage.
+            Workload::Pipeline { .. } => self.cfg.id_base + global + 1,
         };
         a.sent += 1;
         a.owed = a.owed.saturating_sub(1);

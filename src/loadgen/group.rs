@@ -662,7 +662,9 @@ impl<A: Adapter> Group<A> {
 mod tests {
     use super::*;
     use crate::loadgen::native::Native;
+    use crate::loadgen::Workload;
     use crate::testing::counting;
+    use crate::wire::{Control, ErrorCode, FrameBuf};
     use std::time::Duration;
 
     fn config(count: u32, agents_per_conn: u32) -> GroupConfig {
@@ -1024,5 +1026,125 @@ mod tests {
         assert!(g.counters().round_trips_measured - answered >= 1_000 * 8);
         eprintln!("agents: {allocs} allocations for {messages} messages routed");
         assert_eq!(allocs, 0, "{allocs} allocations for {messages} messages routed");
+    }
+
+    /// A group of `cfg`'s agents on one connection to one router shard, registered and started
+    /// at `now`, with a turn that moves everything between them and returns the messages the
+    /// router took in; `before_start` is handed the router (and the connection) first.
+    fn through_a_shard(
+        cfg: &GroupConfig,
+        now: u64,
+        before_start: impl FnOnce(&mut crate::route::Shard, crate::route::ConnId),
+    ) -> (Group<Native>, crate::route::Shard, crate::route::ConnId) {
+        use crate::route::{Shard, ShardConfig};
+        let mut g = Group::new(cfg.clone(), Native::new(cfg));
+        let mut shard_cfg = ShardConfig::new(0, 1);
+        shard_cfg.compression = Compression::None;
+        let mut router = Shard::new(shard_cfg);
+        let conn = router.open_conn();
+        g.register(0);
+        shard_turn(&mut g, &mut router, conn, now);
+        assert_eq!(g.registered(), Ok(true));
+        before_start(&mut router, conn);
+        g.set_schedule(Schedule { start_ns: now, measure_ns: now + 1_000, end_ns: u64::MAX });
+        g.start(now);
+        (g, router, conn)
+    }
+
+    /// Group → router → group once; the messages the router took in.
+    fn shard_turn(
+        g: &mut Group<Native>,
+        router: &mut crate::route::Shard,
+        conn: crate::route::ConnId,
+        now: u64,
+    ) -> u64 {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let before = router.stats().msgs_in;
+        while let Poll::Ready(Some(buf)) = g.poll_output(0, 0, &mut cx) {
+            assert_eq!(router.on_input(conn, &buf).consumed, buf.len());
+            g.output_done(buf);
+        }
+        while let Poll::Ready(Some(frame)) = router.poll_output(conn, &mut cx) {
+            assert_eq!(g.on_input(0, &frame, now), Ok(frame.len()));
+            router.output_done(frame);
+        }
+        router.stats().msgs_in - before
+    }
+
+    #[test]
+    fn a_pipeline_item_goes_through_every_stage_and_back_allocating_nothing() {
+        // Proves `pipeline` on the agents' side: 9 agents in pipelines of 4 (agent 8 past the
+        // last takes no part); only the sources send; every item is delivered to stages 1-3
+        // in turn (3 hops, each a one-way latency) and comes back to its source as the reply
+        // its round trip ends with; once warm, handing items on allocates nothing.
+        let mut cfg = config(9, 9);
+        cfg.workload = Workload::Pipeline { stages: 4 };
+        cfg.pacing = Pacing::Closed { window: 4 };
+        cfg.stop = Stop::Duration(Duration::from_secs(3600));
+        let mut now = 1_000u64;
+        let (mut g, mut router, conn) = through_a_shard(&cfg, now, |_, _| {});
+        for _ in 0..200 {
+            now += 1_000;
+            assert!(shard_turn(&mut g, &mut router, conn, now) > 0);
+        }
+        let before = counting::calls();
+        let mut messages = 0;
+        for _ in 0..1_000 {
+            now += 1_000;
+            messages += shard_turn(&mut g, &mut router, conn, now);
+        }
+        let allocs = counting::calls() - before;
+        assert_eq!(allocs, 0, "{allocs} allocations for {messages} messages routed");
+        let sent: Vec<u64> = g.book.agents.iter().map(|a| a.sent).collect();
+        assert!(sent[0] > 1_000 && sent[4] > 1_000, "{sent:?}");
+        assert_eq!(sent.iter().filter(|&&n| n > 0).count(), 2, "only the sources: {sent:?}");
+        let c = g.counters().clone();
+        let (items, in_flight) = (c.replies_delivered, g.book.in_flight);
+        assert_eq!(c.requests_sent, items + in_flight);
+        // An item in flight has made 0 to 3 hops.
+        assert!(c.requests_delivered >= 3 * items && c.requests_delivered <= 3 * c.requests_sent);
+        assert!(c.replies_sent >= items && c.replies_sent <= c.requests_sent);
+        assert_eq!((c.unexpected, c.error_total()), (0, 0));
+        let measured = c.round_trips_measured;
+        assert!(g.book.latencies.one_way.len() >= 3 * measured, "a hop each, and the return");
+    }
+
+    #[test]
+    fn a_refused_hop_ends_its_item_as_that_refusal_at_its_source() {
+        // Proves a pipeline's accounting when the router refuses an item on its way: stage 2 of
+        // a pipeline of 3 left, so every item stage 1 hands on is refused (unknown_recipient)
+        // to stage 1, which tells the source; the source counts the refusal by its kind and
+        // sends its next item (closed loop): every item sent is refused once or still in
+        // flight, none answered, none unexpected.
+        use crate::wire::control::Unregister;
+        let mut cfg = config(3, 3);
+        cfg.workload = Workload::Pipeline { stages: 3 };
+        cfg.pacing = Pacing::Closed { window: 2 };
+        cfg.stop = Stop::Duration(Duration::from_secs(3600));
+        let mut now = 1_000u64;
+        let (mut g, mut router, conn) = through_a_shard(&cfg, now, |router, conn| {
+            let mut f = FrameBuf::new(Vec::new());
+            let agent_id = AgentId(1 + 2);
+            f.push_control(&Control::Unregister(Unregister { request_id: 7, agent_id }));
+            let frame = f.finish(Compression::None, &mut crate::wire::BufferPool::default());
+            assert_eq!(router.on_input(conn, &frame).consumed, frame.len());
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            // Its acknowledgement, which the group does not expect.
+            while let Poll::Ready(Some(ack)) = router.poll_output(conn, &mut cx) {
+                router.output_done(ack);
+            }
+        });
+        for _ in 0..100 {
+            now += 1_000;
+            shard_turn(&mut g, &mut router, conn, now);
+        }
+        let c = g.counters().clone();
+        let refused: u64 = c.request_errors.iter().map(|&(_, n)| n).sum();
+        assert_eq!(c.request_errors, vec![(ErrorCode::UnknownRecipient.code(), refused)]);
+        assert!(refused >= 50, "{c:?}");
+        assert_eq!(c.requests_sent, refused + g.book.in_flight);
+        assert_eq!((c.replies_sent, c.replies_delivered, c.unexpected), (0, 0, 0));
+        // Each reached stage 1 (an item in flight may not have yet), and no further.
+        assert!(c.requests_delivered >= refused && c.requests_delivered <= c.requests_sent);
     }
 }

@@ -245,6 +245,9 @@ pub struct RunResult {
     /// A coordination workload's own figures (`fanout`, `broadcast`, `locks`, `barriers`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub coordination: Option<CoordResult>,
+    /// `pipeline`: its shape and what went through it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<PipelineResult>,
     /// Count mode: `message_count` was asked for, not measured.
     #[serde(skip)]
     pub count_mode: bool,
@@ -334,9 +337,56 @@ impl RunResult {
                 let seen = (c.requests_sent, c.requests_delivered, c.window_deliveries);
                 CoordResult::of(sc.workload, sc.agents, s, c.round_trips_measured, seen, window_s)
             }),
+            pipeline: PipelineResult::of(
+                sc.workload,
+                sc.agents,
+                (c.requests_delivered, c.replies_delivered, c.round_trips_measured),
+                window_s,
+            ),
             count_mode: matches!(sc.stop, Stop::Count { .. }),
             status,
         }
+    }
+}
+
+/// `pipeline`'s entry in a run (`results[].pipeline`, `docs/REPORT.md`).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PipelineResult {
+    /// Agents per pipeline, the source included.
+    pub stages: u32,
+    /// Whole pipelines the run's agents formed.
+    pub pipelines: u32,
+    /// Agents past the last whole pipeline: they registered and took no part.
+    pub idle_agents: u32,
+    /// Items back at their sources per second of the window (measured ones).
+    pub items_per_sec: f64,
+    /// Deliveries per item returned, over the run (`stages` in a sound run: a hop to every
+    /// stage after the source, and the last one's back).
+    pub deliveries_per_item: f64,
+}
+
+impl PipelineResult {
+    /// The entry of a run of `w` with `agents` agents, from its deliveries of items to stages
+    /// and back to sources, and its measured round trips, over a window of `window_s`.
+    fn of(
+        w: crate::loadgen::Workload,
+        agents: u32,
+        (to_stages, items, measured): (u64, u64, u64),
+        window_s: f64,
+    ) -> Option<PipelineResult> {
+        let crate::loadgen::Workload::Pipeline { stages } = w else { return None };
+        let pipelines = w.pipelines(agents);
+        Some(PipelineResult {
+            stages,
+            pipelines,
+            idle_agents: agents - pipelines * stages,
+            items_per_sec: if window_s > 0.0 { measured as f64 / window_s } else { 0.0 },
+            deliveries_per_item: if items == 0 {
+                0.0
+            } else {
+                (to_stages + items) as f64 / items as f64
+            },
+        })
     }
 }
 

@@ -250,6 +250,25 @@ fn run_notes(out: &mut dyn Write, r: &RunResult) -> io::Result<()> {
     if let Some(c) = &r.coordination {
         writeln!(out, "       {}", coordination_line(c))?;
     }
+    if let Some(p) = &r.pipeline {
+        let idle = match p.idle_agents {
+            0 => String::new(),
+            1 => " (1 agent past the last takes no part)".to_string(),
+            n => format!(" ({n} agents past the last take no part)"),
+        };
+        writeln!(
+            out,
+            "       pipeline: {} of {} stages{idle}, {}/s items back at their sources, {:.2} \
+             deliveries per item; an item's whole way in the p50/p99 columns, a hop in 1-way",
+            match p.pipelines {
+                1 => "1 pipeline".to_string(),
+                n => format!("{n} pipelines"),
+            },
+            p.stages,
+            rate(p.items_per_sec),
+            p.deliveries_per_item
+        )?;
+    }
     if let Some(line) = watch_note(r) {
         writeln!(out, "       {line}")?;
     }

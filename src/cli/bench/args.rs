@@ -21,7 +21,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub(in crate::cli) fanout: u32,
     /// What agents do, per run: request-reply (along the topology), fanout, broadcast, locks,
-    /// barriers, churn, consensus, delegation, election (docs/REPORT.md, "Workloads")
+    /// barriers, churn, consensus, delegation, election, pipeline (docs/REPORT.md, "Workloads")
     /// [default: request-reply].
     #[arg(long, value_name = "LIST")]
     pub(in crate::cli) workload: Option<String>,
@@ -31,6 +31,10 @@ pub struct BenchArgs {
     /// delegation: subtasks a specialist hands to workers per task.
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub(in crate::cli) subtasks: u32,
+    /// pipeline: agents per pipeline, its source included (at least 2): an item makes this
+    /// many hops, the last back to the source.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub(in crate::cli) stages: u32,
     /// consensus, election: agents per group (consensus: a leader and its followers, at least
     /// 2; election: at least 3).
     #[arg(long, value_name = "N", default_value_t = 5)]

@@ -164,6 +164,7 @@ fn workloads(a: &BenchArgs, agents: &[u32]) -> anyhow::Result<Vec<Workload>> {
                 Workload::Consensus { .. } => Workload::Consensus { replicas: a.replicas },
                 Workload::Delegation { .. } => Workload::Delegation { subtasks: a.subtasks },
                 Workload::Election { .. } => Workload::Election { replicas: a.replicas },
+                Workload::Pipeline { .. } => Workload::Pipeline { stages: a.stages },
                 other => other,
             })
             .collect();
@@ -215,6 +216,14 @@ fn check_workload_sizes(
         }
         if let Some(&n) = agents.iter().find(|&&n| n < 3) {
             bail!("--agents: {n} is too few for --workload election (at least 3)");
+        }
+    }
+    if any(|w| matches!(w, Workload::Pipeline { .. })) {
+        if a.stages < 2 {
+            bail!("--stages must be at least 2 (a source and a stage that returns its items)");
+        }
+        if let Some(&n) = agents.iter().find(|&&n| n < a.stages) {
+            bail!("--agents: {n} is too few for --workload pipeline with --stages {} (one pipeline needs {})", a.stages, a.stages);
         }
     }
     if any(|w| matches!(w, Workload::Consensus { .. })) && a.replicas < 2 {

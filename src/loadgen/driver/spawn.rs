@@ -106,7 +106,7 @@ pub(super) fn start_cores(scenario: &Scenario, spans: &[Span], shared: &Shared) 
     let window = match pacing {
         Pacing::Closed { window } | Pacing::Open { window, .. } => window,
     };
-    let (coord, mut side_rx) = if scenario.workload.uses_topology() {
+    let (coord, mut side_rx) = if !scenario.workload.coordinates() {
         (None, Vec::new())
     } else {
         let shares = spans.iter().map(|s| (s.first, s.count)).collect();

@@ -23,6 +23,7 @@ mod churn;
 mod consensus;
 mod delegation;
 mod election;
+mod pipeline;
 
 /// Largest frame a group builds.
 const FRAME_BYTES: usize = 64 << 10;
@@ -80,6 +81,9 @@ const REVIVE_BIT: u64 = 1 << 52;
 const KEEPALIVE_BIT: u64 = 1 << 51;
 /// `election`: a [`Completed`] with this slot brings a killed leader back.
 const REVIVE: u8 = 254;
+/// `pipeline`: the message type of a stage's word to its source that the router refused the
+/// item on its way on (the code in the payload's first two bytes, little-endian).
+const REFUSED_HOP: u32 = 4;
 /// `delegation`: the capability specialists register and coordinators discover by.
 const SPECIALIST_CAPABILITY: &str = "specialist";
 
@@ -262,7 +266,7 @@ impl Native {
                 let term = op.term + 1;
                 self.election_message(conn, global, leader, KILL, term);
             }
-            Workload::RequestReply => {}
+            Workload::RequestReply | Workload::Pipeline { .. } => {}
         }
     }
 
@@ -518,12 +522,19 @@ impl Native {
                     return book.unexpected();
                 }
                 let measured = env.message_id & MEASURED_BIT != 0;
+                if let Workload::Pipeline { .. } = self.workload {
+                    return self.on_item(conn, env, measured, book);
+                }
                 if !book.request_delivered(env.to, env.timestamp_ns, measured) {
                     return;
                 }
                 self.push(conn, &reply_to(env, AgentId(env.to), book.now_ns()));
             }
             DataKind::Reply => {
+                if env.msg_type == REFUSED_HOP && matches!(self.workload, Workload::Pipeline { .. })
+                {
+                    return self.on_refused_hop(env, book);
+                }
                 if env.payload.len() < STAMP_BYTES {
                     return book.unexpected();
                 }
@@ -593,6 +604,8 @@ impl Native {
                     About::Reply
                 } else if e.message_id == 0 && e.request_id == 0 && e.agent_id.0 == 0 {
                     return book.frame_error(e.code); // the router closes the connection
+                } else if self.pass_on_refusal(conn, &e, book) {
+                    return;
                 } else {
                     About::Request(Some(e.agent_id.0))
                 };

@@ -80,6 +80,13 @@ pub enum Workload {
         /// Subtasks per task.
         subtasks: u32,
     },
+    /// Pipelines of `stages` agents: each pipeline's first agent (its source) sends items to
+    /// the second, every stage hands each item on to the next, and the last returns it to the
+    /// source. Agents past the last whole pipeline take no part.
+    Pipeline {
+        /// Agents per pipeline, the source included (at least 2).
+        stages: u32,
+    },
 }
 
 /// What an agent does under `delegation`.
@@ -103,7 +110,7 @@ pub fn delegation_roles(agents: u32) -> (u32, u32) {
 
 impl Workload {
     /// Every name `--workload` takes.
-    pub const NAMES: [&'static str; 9] = [
+    pub const NAMES: [&'static str; 10] = [
         "request-reply",
         "fanout",
         "broadcast",
@@ -113,6 +120,7 @@ impl Workload {
         "consensus",
         "delegation",
         "election",
+        "pipeline",
     ];
 
     /// The name in reports and on the command line.
@@ -127,6 +135,7 @@ impl Workload {
             Workload::Consensus { .. } => "consensus",
             Workload::Delegation { .. } => "delegation",
             Workload::Election { .. } => "election",
+            Workload::Pipeline { .. } => "pipeline",
         }
     }
 
@@ -135,6 +144,8 @@ impl Workload {
         match self {
             Workload::Fanout { subscribers } => u64::from(*subscribers),
             Workload::Broadcast => u64::from(agents.saturating_sub(1)),
+            // The hops to the stages after the source (the last one's return is the reply).
+            Workload::Pipeline { stages } => u64::from(stages.saturating_sub(1).max(1)),
             _ => 1,
         }
     }
@@ -198,8 +209,36 @@ impl Workload {
                 self.group_of(i, agents).1 == i
             }
             Workload::Delegation { .. } => self.role(i, agents) == Role::Coordinator,
+            Workload::Pipeline { .. } => self.stage_of(i, agents) == Some(0),
             _ => true,
         }
+    }
+
+    /// `pipeline`: agent `i`'s place in its pipeline (0: the source), `None` for the agents
+    /// past the last whole pipeline (and for every other workload).
+    pub fn stage_of(&self, i: u32, agents: u32) -> Option<u32> {
+        match self {
+            Workload::Pipeline { stages } => {
+                let s = (*stages).max(2);
+                (i < self.pipelines(agents) * s).then_some(i % s)
+            }
+            _ => None,
+        }
+    }
+
+    /// `pipeline`: the whole pipelines a run of `agents` agents forms.
+    pub fn pipelines(&self, agents: u32) -> u32 {
+        match self {
+            Workload::Pipeline { stages } => agents / (*stages).max(2),
+            _ => 0,
+        }
+    }
+
+    /// Whether the agent cores share a board of atomics for the workload's figures
+    /// ([`Coord`]): every workload but request-reply and the pipeline, whose items carry
+    /// everything their figures need.
+    pub fn coordinates(&self) -> bool {
+        !matches!(self, Workload::RequestReply | Workload::Pipeline { .. })
     }
 
     /// `delegation`: agent `i`'s role.
@@ -247,6 +286,7 @@ impl std::str::FromStr for Workload {
             "consensus" => Workload::Consensus { replicas: 0 },
             "delegation" => Workload::Delegation { subtasks: 0 },
             "election" => Workload::Election { replicas: 0 },
+            "pipeline" => Workload::Pipeline { stages: 0 },
             other => {
                 return Err(format!(
                     "unknown workload '{other}' (expected {})",
