@@ -36,6 +36,11 @@ enum Sent {
     LockRelease,
     BarrierEnter,
     Broadcast(u8, u32),
+    /// `pipeline`: an item handed on by a stage, for its source (the agent id).
+    Hop(u32),
+    /// `pipeline`: a stage's word to an item's source that the router refused the item: its
+    /// answer counts for nothing (a refusal means the source is gone too).
+    Word,
 }
 
 /// One agent's connection.
@@ -139,6 +144,7 @@ object! {
         pad: Str<'a> = "pad",
         s: u64 = "s",
         q: u64 = "q",
+        e: Str<'a> = "e",
     }
 }
 
@@ -350,7 +356,8 @@ impl Json {
     ) {
         let Some(waits) = self.links[conn].awaiting.pop_front() else { return book.unexpected() };
         match (waits, error) {
-            (Sent::Heartbeat, _) => {}
+            (Sent::Heartbeat | Sent::Word, _) => {}
+            (Sent::Hop(source), Some(e)) => self.pass_on_refusal(conn, source, e),
             (Sent::Register, None) => book.ack(conn),
             (Sent::Register, Some(e)) => {
                 book.refused(format!("the router refused a registration: {e}"))
@@ -394,7 +401,79 @@ impl Json {
         }
     }
 
+    /// `pipeline`: the router refused an item this stage handed on: the stage tells the item's
+    /// source, whose request it is, by a direct message of type `refused` naming the error.
+    fn pass_on_refusal(&mut self, conn: usize, source: u32, error: &str) {
+        let (me, to) = (
+            Name { base: self.id_base, id: self.id_of(conn) },
+            Name { base: self.id_base, id: source },
+        );
+        Self::record(&mut self.links[conn], Sent::Word, |out| {
+            let _ = write!(
+                out,
+                r#"{{"type":"direct","from_agent":"{me}","to_agent":"{to}","message_type":"refused","payload":{{"e":"#
+            );
+            put_str(out, error);
+            out.extend_from_slice(b"}}");
+        });
+    }
+
+    /// `pipeline`: an item reached this stage: a middle stage hands it on to the next (its
+    /// send time in `r`), the last returns it to the source as the reply.
+    fn on_item(&mut self, conn: usize, m: &Incoming<'_>, book: &mut Book) {
+        let Some(payload) = &m.payload else { return book.unexpected() };
+        let (Some(t0), Some(t1)) = (payload.t0, payload.t1) else {
+            return book.unexpected();
+        };
+        let Workload::Pipeline { stages } = self.workload else { return };
+        let (measured, me, base, now) =
+            (payload.m.unwrap_or(false), self.id_of(conn), self.id_base, book.now_ns());
+        let stage = match self.workload.stage_of(me - base, self.agents_total) {
+            Some(s) if s > 0 => s,
+            _ => return book.unexpected(),
+        };
+        let sent = payload.r.unwrap_or(t1);
+        let (to, kind, waits) = if stage + 1 < stages.max(2) {
+            if !book.hop_delivered(me, sent, measured) {
+                return;
+            }
+            (me + 1, "request", Sent::Hop(me - stage))
+        } else {
+            if !book.request_delivered(me, sent, measured) {
+                return;
+            }
+            (me - stage, "reply", Sent::Reply)
+        };
+        Self::record(&mut self.links[conn], waits, |out| {
+            let (me, to) = (Name { base, id: me }, Name { base, id: to });
+            let _ = write!(
+                out,
+                r#"{{"type":"direct","from_agent":"{me}","to_agent":"{to}","message_type":"{kind}","payload":{{"t0":{t0},"t1":{t1},"r":{now},"m":{measured},"pad":"#
+            );
+            match &payload.pad {
+                Some(pad) => put_str(out, pad.as_str()),
+                None => out.extend_from_slice(b"null"),
+            }
+            out.extend_from_slice(b"}}");
+        });
+    }
+
     fn on_delivery(&mut self, conn: usize, m: &Incoming<'_>, book: &mut Book) {
+        if let Workload::Pipeline { .. } = self.workload {
+            match m.message_type.as_ref().map(Str::as_str) {
+                Some("request") => return self.on_item(conn, m, book),
+                Some("refused") => {
+                    let e = m.payload.as_ref().and_then(|p| p.e.as_ref());
+                    let Some(e) = e else { return book.unexpected() };
+                    let about = About::Request(Some(self.id_of(conn)));
+                    if let Some(local) = book.router_error(about, ErrorKind::Name(e.as_str())) {
+                        book.send_from(local, |conn, r| self.request(conn, r));
+                    }
+                    return;
+                }
+                _ => {}
+            }
+        }
         let Some(payload) = &m.payload else { return book.unexpected() };
         let (Some(t0), Some(t1)) = (payload.t0, payload.t1) else {
             return book.unexpected();
@@ -663,5 +742,70 @@ mod tests {
         // meets a turn bigger than any it held (3–4 in 1,000 turns, after 100 or 1,000 turns
         // of warm-up alike), never one per text.
         assert!(allocs <= 8, "{allocs} allocations for {texts} texts sent");
+    }
+
+    #[test]
+    fn a_refused_hop_ends_its_item_at_its_source_by_the_errors_name() {
+        // Proves the pipeline's refusals over the seed protocol: stage 2 of a pipeline of 3 is
+        // gone, so a router stand-in answers every text to it with `agent_not_found`; stage 1,
+        // whose hop it was, tells the source (`refused`, naming the error), which counts the
+        // item as that error and sends its next: every item sent is refused once or in flight,
+        // none answered, nothing unexpected.
+        let agents = 3u32;
+        let mut cfg = crate::loadgen::http::fuzz::group_config(agents);
+        cfg.seats = crate::loadgen::group::Seats::Packed(1);
+        cfg.workload = Workload::Pipeline { stages: 3 };
+        cfg.pacing = Pacing::Closed { window: 2 };
+        cfg.stop = Stop::Duration(Duration::from_secs(3600));
+        let mut g = Group::new(cfg.clone(), Json::new(&cfg));
+        let mut inbox: Vec<Vec<u8>> = (0..3).map(|_| Vec::new()).collect();
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut turn = |g: &mut Group<Json>, now: u64| {
+            for c in 0..3 {
+                while let Poll::Ready(Some(buf)) = g.poll_output(c, 0, &mut cx) {
+                    let mut at = 0;
+                    while let Some((text, len)) = next_record(&buf[at..]) {
+                        match to_agent(text) {
+                            Some(2) => record(
+                                &mut inbox[c],
+                                br#"{"type":"error","error":"agent_not_found"}"#,
+                            ),
+                            Some(n) => {
+                                record(&mut inbox[c], br#"{"type":"ack"}"#);
+                                record(&mut inbox[n], text);
+                            }
+                            None => record(&mut inbox[c], br#"{"type":"ack"}"#),
+                        }
+                        at += len;
+                    }
+                    g.output_done(buf);
+                }
+            }
+            for (c, input) in inbox.iter_mut().enumerate() {
+                if !input.is_empty() {
+                    assert_eq!(g.on_input(c, input, now), Ok(input.len()));
+                    input.clear();
+                }
+            }
+        };
+        for c in 0..3 {
+            g.register(c);
+        }
+        turn(&mut g, 1_000);
+        assert_eq!(g.registered(), Ok(true));
+        let mut now = 2_000;
+        g.set_schedule(Schedule { start_ns: now, measure_ns: now + 1, end_ns: u64::MAX });
+        g.start(now);
+        for _ in 0..100 {
+            now += 1_000;
+            turn(&mut g, now);
+        }
+        let c = g.counters().clone();
+        let refused = c.request_error_total();
+        assert_eq!(c.request_errors_named, vec![("agent_not_found".to_string(), refused)]);
+        assert!(refused >= 50, "{c:?}");
+        let in_flight = c.requests_sent - refused;
+        assert!(in_flight <= 2, "{c:?}");
+        assert_eq!((c.replies_delivered, c.unexpected), (0, 0), "{c:?}");
     }
 }

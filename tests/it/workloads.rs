@@ -261,7 +261,7 @@ fn the_command_line_runs_each_workload_and_reports_its_figures() {
         (&["--workload", "barriers", "--rate", "100"][..], "--workload barriers runs closed loop"),
         (
             &["--workload", "churn", "--protocol", "json"][..],
-            "--workload churn: the json protocol runs request-reply, locks, barriers and broadcast",
+            "--workload churn: the json protocol runs request-reply, locks, barriers, broadcast and pipeline",
         ),
         (&["--workload", "fanout", "--window", "65"][..], "--window: at most 64"),
         (&["--workload", "churn", "--agents", "2000000"][..], "--agents: 2000000 is above 1048576"),
@@ -282,8 +282,8 @@ fn the_command_line_runs_each_workload_and_reports_its_figures() {
             "--agents: 3 is too few for --workload pipeline with --stages 4",
         ),
         (
-            &["--workload", "pipeline", "--protocol", "json"][..],
-            "pipeline needs the native protocol",
+            &["--workload", "pipeline", "--protocol", "tcp"][..],
+            "invalid value 'tcp' for '--protocol <PROTOCOL>'",
         ),
     ] {
         let o = run_bin(args, Duration::from_secs(20));
@@ -450,6 +450,35 @@ fn locks_barriers_and_broadcast_run_over_the_seed_json_protocol() {
             }
         }
         r.stop();
+    }
+}
+
+#[test]
+fn pipeline_items_go_through_every_stage_over_the_seed_json_protocol() {
+    // Proves `pipeline` over the seed JSON protocol (direct messages of type `request` hop to
+    // hop, the last a `reply` to the source), against the two routers that speak it: 7 agents
+    // in pipelines of 3 (agent 6 takes no part), 40 items per source: each delivered to its two
+    // stages and back once, every delivery a one-way latency, the accounting closed.
+    for (i, kind) in [RouterKind::Glommio, RouterKind::TokioPerCore].into_iter().enumerate() {
+        let r = start(Setup { kind, transport: Transport::Ws, io: Default::default() }, 2, |_| {});
+        let base = 106_000 + i as u32 * 1_000;
+        let pacing = Pacing::Closed { window: 4 };
+        let mut sc = scenario(Topology::Mesh, 7, pacing, Stop::Count { per_agent: 40 }, base);
+        sc.workload = Workload::Pipeline { stages: 3 };
+        sc.protocol = a2a_bench::loadgen::Protocol::Json;
+        sc.transport = Transport::Ws;
+        sc.agent_cores = slots(2);
+        let o = loadgen::run(&sc, r.addr(), None, None);
+        r.stop();
+        let what = format!("pipeline over JSON on {kind:?}");
+        let acct = o.accounting();
+        assert!(o.failures.is_empty(), "{what}: failures {:?}", o.failures);
+        assert!(acct.closed, "{what}: accounting does not close: {acct:?}");
+        let c = &o.counters;
+        assert_eq!((c.error_total(), c.requests_measured), (0, 2 * 40), "{what}: {c:?}");
+        assert_eq!(c.requests_delivered, 2 * c.requests_sent, "{what}: a hop to each stage");
+        assert_eq!(c.replies_delivered, c.requests_sent, "{what}");
+        assert_eq!(o.latencies.one_way.len(), 3 * c.round_trips_measured, "{what}");
     }
 }
 

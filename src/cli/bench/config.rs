@@ -169,14 +169,21 @@ fn workloads(a: &BenchArgs, agents: &[u32]) -> anyhow::Result<Vec<Workload>> {
             })
             .collect();
     if workloads.iter().any(|w| !w.uses_topology()) {
-        // The seed's JSON protocol has locks, barriers and broadcasts, nothing else.
+        // The seed's JSON protocol has locks, barriers and broadcasts, and direct messages
+        // for the pipeline's hops; nothing else.
         let seed = |w: &&Workload| {
             a.protocol == Protocol::Json
-                && matches!(w, Workload::Locks { .. } | Workload::Barriers | Workload::Broadcast)
+                && matches!(
+                    w,
+                    Workload::Locks { .. }
+                        | Workload::Barriers
+                        | Workload::Broadcast
+                        | Workload::Pipeline { .. }
+                )
         };
         let other = workloads.iter().filter(|w| !w.uses_topology()).find(|w| !seed(w));
         if let (true, Some(w)) = (a.protocol != Protocol::Native, other) {
-            bail!("--workload {w}: the {} protocol runs request-reply{}; {w} needs the native protocol", a.protocol, if a.protocol == Protocol::Json { ", locks, barriers and broadcast" } else { "" });
+            bail!("--workload {w}: the {} protocol runs request-reply{}; {w} needs the native protocol", a.protocol, if a.protocol == Protocol::Json { ", locks, barriers, broadcast and pipeline" } else { "" });
         }
         if a.subscribers == 0 {
             bail!("--subscribers must be at least 1");
