@@ -362,6 +362,8 @@ fn merge_run(
     }
     let Some(spec) = spec else { return Ok(None) };
     let mut merged = part::merge(&outcomes, missing.is_empty());
+    // A pipeline's item is delivered to each stage after its source.
+    merged.fan = spec.scenario.workload.deliveries_per_op(spec.scenario.agents);
     for m in missing {
         merged.failures.push(format!(
             "worker {m} of {workers} wrote no part (killed, or failed before writing): its agents' requests are not counted, and what the others sent its agents is in their errors"

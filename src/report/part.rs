@@ -47,6 +47,9 @@ pub struct PartSpec {
     /// `a2a-bench http`: the agents were HTTP clients.
     #[serde(default)]
     pub http: bool,
+    /// `--workload pipeline`: agents per pipeline (absent: request-reply along the topology).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_stages: Option<u32>,
 }
 
 /// One pattern's figures of an `a2a-bench http` part.
@@ -187,6 +190,10 @@ impl Part {
                 interval_ms: spec.interval_ms,
                 repeat: spec.repeat,
                 http: sc.protocol == crate::loadgen::Protocol::Http,
+                pipeline_stages: match sc.workload {
+                    crate::loadgen::Workload::Pipeline { stages } => Some(stages),
+                    _ => None,
+                },
             },
             counters: o.counters.clone(),
             window_ns: o.window_ns,
@@ -315,6 +322,7 @@ impl PartSpec {
             interval_ms: None,
             repeat: 0,
             http: false,
+            pipeline_stages: None,
         }
         .run_spec()
         .unwrap()
@@ -363,7 +371,9 @@ impl PartSpec {
                     crate::loadgen::Protocol::Native
                 },
                 http: None,
-                workload: Default::default(),
+                workload: s.pipeline_stages.map_or_else(Default::default, |stages| {
+                    crate::loadgen::Workload::Pipeline { stages }
+                }),
                 interval: None,
                 slice: None,
                 keepalive: None,

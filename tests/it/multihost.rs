@@ -188,6 +188,62 @@ fn three_workers_merge_into_one_run_whose_accounting_closes_and_whose_histogram_
     }
 }
 
+#[test]
+fn pipelines_spanning_workers_merge_with_every_hop_counted() {
+    // Proves `--workload pipeline` over workers: 12 agents in pipelines of 5 (0-4 and 5-9;
+    // 10 and 11 take no part), split 4 a worker, so that both pipelines span workers; every
+    // worker's own accounting closes on its sources' side, and the merge's closes over the
+    // whole: each item delivered to its 4 stages, wherever they ran, and back once.
+    let d = dir("pipeline");
+    let (_router, url) = router(&d);
+    let last = a2a_bench::placement::Machine::detect().cores.len() - 1;
+    let mut workers: Vec<Reap> = (0..3u32)
+        .map(|i| {
+            let out = d.join(format!("part-{i}.json"));
+            Reap(
+                Command::new(BIN)
+                    .args(["worker", "--index", &i.to_string(), "--workers", "3"])
+                    .args(["--run-id", "it-pipeline", "--router", &url])
+                    .args(["--agent-cores", &last.to_string(), "--agents", "12"])
+                    .args(["--workload", "pipeline", "--stages", "5", "--repeat", "1"])
+                    .args(["--warmup", "0.2", "--duration", "0.6", "--drain-timeout", "2"])
+                    .args(["--output", out.to_str().unwrap()])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    for (i, w) in workers.iter_mut().enumerate() {
+        let (code, err) = finish(w, Duration::from_secs(60));
+        assert_eq!(code, Some(0), "worker {i}: {err}");
+        let part: Value = serde_json::from_str(
+            &std::fs::read_to_string(d.join(format!("part-{i}.json"))).unwrap(),
+        )
+        .unwrap();
+        let r = &part["results"][0];
+        assert_eq!(r["accounting"]["closed"], true, "worker {i}: {}", r["accounting"]);
+    }
+    let (code, merged, text) = merge(&d, &[0, 1, 2]);
+    assert_eq!(code, Some(0), "{text}");
+    let r = &merged["results"][0];
+    assert_eq!((&r["workload"], &r["topology"]), (&"pipeline".into(), &"pipeline".into()));
+    let a = &r["accounting"];
+    assert_eq!(a["closed"], true, "{a}");
+    assert_eq!(r["errors"].as_object().map_or(0, |e| e.len()), 0, "{}", r["errors"]);
+    let sent = a["requests_sent"].as_u64().unwrap();
+    assert!(sent > 0, "{a}");
+    assert_eq!(a["requests_delivered"].as_u64(), Some(4 * sent), "{a}");
+    assert_eq!(a["replies_delivered"].as_u64(), Some(sent), "{a}");
+    let p = &r["pipeline"];
+    assert_eq!(
+        (&p["stages"], &p["pipelines"], &p["idle_agents"]),
+        (&5.into(), &2.into(), &2.into())
+    );
+    assert_eq!(p["deliveries_per_item"], 5.0, "{p}");
+}
+
 /// The router's total of messages received, read over the protocol.
 fn router_msgs_in(url: &str) -> u64 {
     let addr = url.trim_start_matches("tcp://").parse().unwrap();

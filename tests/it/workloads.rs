@@ -278,6 +278,10 @@ fn the_command_line_runs_each_workload_and_reports_its_figures() {
         ),
         (&["--workload", "pipeline", "--stages", "1"][..], "--stages must be at least 2"),
         (
+            &["worker", "--index", "0", "--workers", "2", "--run-id", "x", "--workload", "locks", "--router", "tcp://127.0.0.1:9"][..],
+            "--workload locks: runs in one process only (its figures need every agent's view); workers run request-reply and pipeline",
+        ),
+        (
             &["--workload", "pipeline", "--agents", "3"][..],
             "--agents: 3 is too few for --workload pipeline with --stages 4",
         ),

@@ -168,8 +168,8 @@ impl BenchConfig {
         if let Some(flag) = self.not_for_compare().filter(|&f| f != "--hlog") {
             bail!("{flag}: not taken by a worker (merge the parts, then look at the result)");
         }
-        if let Some(wl) = self.workloads.iter().find(|wl| !wl.uses_topology()) {
-            bail!("--workload {wl}: runs in one process only (its figures need every agent's view); workers run request-reply");
+        if let Some(wl) = self.workloads.iter().find(|wl| wl.coordinates()) {
+            bail!("--workload {wl}: runs in one process only (its figures need every agent's view); workers run request-reply and pipeline");
         }
         if let Some(&n) = self.agents.iter().find(|&&n| n < w.workers || n > (1 << 21) - 64) {
             bail!("--agents: {n} agents cannot be split over {} workers (each needs at least one; at most 2097088)", w.workers);
