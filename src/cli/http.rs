@@ -648,7 +648,7 @@ fn bench_args(cmd: &HttpCmd, addr: std::net::SocketAddr) -> BenchArgs {
     b.quick = cmd.quick;
     b.agent_cores = cmd.agent_cores.clone();
     b.agent_io = cmd.agent_io;
-    b.payload_size = cmd.payload_size;
+    b.payload_size = cmd.payload_size.to_string();
     b.late_after_ms = cmd.late_after_ms;
     b.stall_probe = cmd.stall_probe;
     b.protocol = Protocol::Http;

@@ -9,7 +9,7 @@ use std::path::Path;
 use serde_json::Value;
 
 /// The columns, in order.
-pub const COLUMNS: [&str; 30] = [
+pub const COLUMNS: [&str; 31] = [
     "run",
     "topology",
     "agents",
@@ -40,6 +40,7 @@ pub const COLUMNS: [&str; 30] = [
     "polls_per_answer",
     "process_rss_bytes",
     "target_rss_bytes",
+    "payload_bytes",
 ];
 
 /// One report's runs, or, for a compare report, each router's.
@@ -104,6 +105,7 @@ pub fn write(report: &Value, path: &Path) -> anyhow::Result<()> {
                 String::new(),
                 cell(&r["memory"]["process_bytes"]),
                 cell(&r["memory"]["target_bytes"]),
+                cell(&r["payload_size"]),
             ]))?;
             let patterns = r["patterns"].as_array().map_or(&[][..], Vec::as_slice);
             if patterns.len() < 2 {
@@ -139,6 +141,7 @@ pub fn write(report: &Value, path: &Path) -> anyhow::Result<()> {
                     cell(&pat["polls_per_answer"]),
                     String::new(),
                     String::new(),
+                    cell(&r["payload_size"]),
                 ]))?;
             }
         }

@@ -95,7 +95,13 @@ pub fn scenario_name(r: &Value, count_mode: bool) -> String {
     } else {
         String::new()
     };
-    format!("{topology} × {agents} {pacing}{count}")
+    let payload = match r["payload_size"].as_u64() {
+        Some(b) if b as usize != super::text::DEFAULT_PAYLOAD => {
+            format!(" {}", super::text::size(b as usize))
+        }
+        _ => String::new(),
+    };
+    format!("{topology} × {agents} {pacing}{count}{payload}")
 }
 
 /// A run's patterns from its JSON entry.

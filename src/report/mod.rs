@@ -331,6 +331,9 @@ pub struct Summary {
     /// Throughput per agent count, in numeric order (JSON keys are the counts as strings, as in
     /// the seed).
     pub by_agent_count: BTreeMap<u32, Spread>,
+    /// Throughput per payload size (bytes), when the runs had several.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_payload_size: BTreeMap<usize, Spread>,
     /// Runs per status (`ok`, `overloaded`, `too_short`, `interrupted`, `failed`).
     pub by_status: BTreeMap<String, u64>,
     /// Runs the averages are over: successful, neither too short nor interrupted.
@@ -362,8 +365,11 @@ pub struct ReportConfig {
     pub window: u32,
     /// `--warmup`.
     pub warmup_sec: f64,
-    /// `--payload-size`.
+    /// `--payload-size` (the first, when it is a list).
     pub payload_size: usize,
+    /// `--payload-size` as a list of several sizes, each a dimension of the grid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_sizes: Option<Vec<usize>>,
     /// `--batch`.
     pub batch: u32,
     /// `--compression`.
@@ -618,9 +624,14 @@ impl Summary {
         let spread = Spread::of(&thr);
         let mut by_topology: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         let mut by_agents: BTreeMap<u32, Vec<f64>> = BTreeMap::new();
+        let mut by_payload: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
         for r in &ok {
             by_topology.entry(r.topology.clone()).or_default().push(r.throughput_msg_per_sec);
             by_agents.entry(r.agent_count).or_default().push(r.throughput_msg_per_sec);
+            by_payload.entry(r.payload_size).or_default().push(r.throughput_msg_per_sec);
+        }
+        if by_payload.len() < 2 {
+            by_payload.clear();
         }
         // A run with no round trip measured (an open loop far behind its schedule) has no mean.
         let lat: Vec<f64> =
@@ -645,6 +656,7 @@ impl Summary {
             max_latency_ms: ok.iter().map(|r| r.max_latency_ms).fold(0.0, f64::max),
             by_topology: by_topology.into_iter().map(|(k, v)| (k, Spread::of(&v))).collect(),
             by_agent_count: by_agents.into_iter().map(|(k, v)| (k, Spread::of(&v))).collect(),
+            by_payload_size: by_payload.into_iter().map(|(k, v)| (k, Spread::of(&v))).collect(),
             by_status,
             averaged_runs: ok.len() as u64,
             latency_runs: lat.len() as u64,

@@ -100,7 +100,22 @@ fn pacing_cell(r: &RunResult) -> String {
     if r.count_mode {
         pacing.push_str(&format!(" ×{}", r.messages_per_agent));
     }
+    if r.payload_size != DEFAULT_PAYLOAD {
+        pacing.push_str(&format!(" {}", size(r.payload_size)));
+    }
     pacing
+}
+
+/// The payload size a run names only when it is another (`--payload-size`'s default).
+pub const DEFAULT_PAYLOAD: usize = 64;
+
+/// Bytes as `--payload-size` takes them: `64B`, `1K`, `1536B`, `4M`.
+pub fn size(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{}M", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{}K", b >> 10),
+        b => format!("{b}B"),
+    }
 }
 
 /// The busiest agent core and router core, by work, not watching: what a core could still
@@ -437,8 +452,12 @@ pub fn summary(out: &mut dyn Write, report: &Report) -> io::Result<()> {
     )?;
     let by_agents = s.by_agent_count.iter().map(|(k, v)| (k.to_string(), v));
     let by_topology = s.by_topology.iter().map(|(k, v)| (k.clone(), v));
-    let groups: [(&str, Vec<_>); 2] =
-        [("topology", by_topology.collect()), ("agents", by_agents.collect())];
+    let by_payload = s.by_payload_size.iter().map(|(k, v)| (size(*k), v));
+    let groups: [(&str, Vec<_>); 3] = [
+        ("topology", by_topology.collect()),
+        ("agents", by_agents.collect()),
+        ("payload", by_payload.collect()),
+    ];
     for (label, entries) in groups {
         let cells: Vec<String> = entries
             .iter()

@@ -394,6 +394,54 @@ fn bench_ok(args: &[&str], output: &std::path::Path) -> (String, Value) {
 }
 
 #[test]
+fn payload_sizes_are_a_dimension_of_the_grid() {
+    // Proves `--payload-size` as a list: one run per size (after the agent counts), each
+    // carrying its size and sending it (the bytes the agents read per delivered message are at
+    // least the payload), named in its scenario and row when it is not the default, summed up
+    // by size in the summary and the CSV; and its mistakes get one line naming the flag.
+    let scratch = crate::support::scratch("payloads");
+    let path = scratch.join("report.json");
+    let csv_path = path.with_extension("csv");
+    let args = ["--payload-size", "64,1K", "--agents", "4", "--topologies", "ring"];
+    let more = ["--duration", "0.5", "--warmup", "0.05", "--repeat", "1"];
+    let csv = ["--csv", csv_path.to_str().unwrap()];
+    let (stdout, report) = bench_ok(&[&args[..], &more[..], &csv[..]].concat(), &path);
+    assert_eq!(report["config"]["payload_size"], 64);
+    assert_eq!(report["config"]["payload_sizes"], serde_json::json!([64, 1024]));
+    let results = report["results"].as_array().unwrap();
+    let sizes: Vec<u64> = results.iter().map(|r| r["payload_size"].as_u64().unwrap()).collect();
+    assert_eq!(sizes, [64, 1024]);
+    for r in results {
+        assert_eq!(r["accounting"]["closed"], true, "{r}");
+        let size = r["payload_size"].as_f64().unwrap();
+        let per_message = r["wire_bytes_per_sec"]["received"].as_f64().unwrap()
+            / r["throughput_msg_per_sec"].as_f64().unwrap();
+        assert!(per_message >= size && per_message < size + 128.0, "{per_message} for {size}");
+    }
+    let by_size = report["summary"]["by_payload_size"].as_object().unwrap();
+    assert_eq!(by_size.keys().collect::<Vec<_>>(), ["1024", "64"]);
+    assert!(stdout.contains("closed w16 1K"), "{stdout}");
+    assert!(stdout.contains("by payload: 64B: "), "{stdout}");
+    let mut rows = csv::Reader::from_path(&csv_path).unwrap();
+    let col = rows.headers().unwrap().iter().position(|h| h == "payload_bytes").unwrap();
+    let cells: Vec<String> = rows.records().map(|r| r.unwrap()[col].to_string()).collect();
+    assert_eq!(cells, ["64", "1024"]);
+    for (args, needle) in [
+        (
+            &["--payload-size", "64,8"][..],
+            "--payload-size must be between 16 and 4M bytes (the send times take 16): 8",
+        ),
+        (&["--payload-size", "64,x"][..], "--payload-size: 'x' is not a size"),
+        (&["compare", "--payload-size", "64,1K"][..], "--payload-size: compare takes one size"),
+    ] {
+        let o = crate::support::run_bin(args, Duration::from_secs(20));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(needle), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    }
+}
+
+#[test]
 fn each_run_says_the_memory_it_held() {
     // Proves the memory read at each window's end: with the embedded router, this process's
     // (no target's), plausible in size, and the summary's line with each agent count's.

@@ -119,9 +119,10 @@ pub struct BenchArgs {
     /// Cores for the agent groups [default: the cores the router does not take].
     #[arg(long, value_name = "LIST")]
     pub(in crate::cli) agent_cores: Option<String>,
-    /// Payload bytes per request (at least 16: the send times travel in it).
-    #[arg(long, value_name = "BYTES", default_value = "64", value_parser = parse_bytes)]
-    pub(in crate::cli) payload_size: usize,
+    /// Payload bytes per request (at least 16: the send times travel in it), or a list, a grid
+    /// dimension like --agents (e.g. 64,1K,64K).
+    #[arg(long, value_name = "BYTES", default_value = "64")]
+    pub(in crate::cli) payload_size: String,
     /// Most messages per frame.
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub(in crate::cli) batch: u32,

@@ -31,7 +31,8 @@ impl TryFrom<BenchArgs> for BenchConfig {
         let topologies = topologies(&a)?;
         let workloads = workloads(&a, &agents)?;
         let (pacings, intervals, rates) = pacings(&a)?;
-        let repeat = check_sizes(&a)?;
+        let payloads = payload_sizes(&a)?;
+        let repeat = check_sizes(&a, &payloads)?;
         let Placement { topologies, target, plan, transport, warnings } =
             placement(&mut a, http, topologies)?;
         let report_config = ReportConfig {
@@ -44,7 +45,8 @@ impl TryFrom<BenchArgs> for BenchConfig {
             rates_per_sec: rates,
             window: a.window,
             warmup_sec: 0.0,
-            payload_size: a.payload_size,
+            payload_size: payloads[0],
+            payload_sizes: (payloads.len() > 1).then(|| payloads.clone()),
             batch: a.batch,
             compression: a.compression.to_string(),
             agents_per_conn: a.agents_per_conn,
@@ -82,7 +84,7 @@ impl TryFrom<BenchArgs> for BenchConfig {
             worker: None,
             target,
             plan,
-            payload: a.payload_size,
+            payloads,
             batch: a.batch,
             compression: a.compression,
             agents_per_conn: a.agents_per_conn,
@@ -304,8 +306,23 @@ fn pacings(a: &BenchArgs) -> anyhow::Result<(Vec<PacingSpec>, Vec<u64>, Vec<f64>
     })
 }
 
-/// The window, repeats, payload, batch, sharing and priority; the number of repeats.
-fn check_sizes(a: &BenchArgs) -> anyhow::Result<u32> {
+/// `--payload-size`: one size or a list (`64,1K,64K`).
+fn payload_sizes(a: &BenchArgs) -> anyhow::Result<Vec<usize>> {
+    let sizes: Vec<usize> = a
+        .payload_size
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| crate::cli::parse_bytes(s).map_err(|e| anyhow::anyhow!("--payload-size: {e}")))
+        .collect::<anyhow::Result<_>>()?;
+    if sizes.is_empty() {
+        bail!("--payload-size: the list is empty");
+    }
+    Ok(sizes)
+}
+
+/// The window, repeats, payloads, batch, sharing and priority; the number of repeats.
+fn check_sizes(a: &BenchArgs, payloads: &[usize]) -> anyhow::Result<u32> {
     if a.window == 0 {
         bail!("--window must be at least 1");
     }
@@ -313,22 +330,22 @@ fn check_sizes(a: &BenchArgs) -> anyhow::Result<u32> {
     if repeat == 0 {
         bail!("--repeat must be at least 1");
     }
-    if a.payload_size < 16 || a.payload_size > 4 << 20 {
-        bail!("--payload-size must be between 16 and 4M bytes (the send times take 16)");
+    if let Some(p) = payloads.iter().find(|&&p| !(16..=4 << 20).contains(&p)) {
+        bail!("--payload-size must be between 16 and 4M bytes (the send times take 16): {p}");
     }
+    let payload = payloads.iter().copied().max().unwrap_or(16);
     if a.batch == 0 {
         bail!("--batch must be at least 1");
     }
     // The embedded router would refuse every frame and close every connection (a JSON
     // message reaches its shard as a native frame holding at least the payload).
     if a.router.is_none() && a.protocol != Protocol::Http {
-        let one =
-            crate::wire::HEADER_LEN + 5 + crate::wire::Envelope::encoded_len_max(a.payload_size);
+        let one = crate::wire::HEADER_LEN + 5 + crate::wire::Envelope::encoded_len_max(payload);
         let frame_max = a.router_flags.frame_bytes_max;
         if one > frame_max {
             bail!(
                 "--payload-size {} does not fit the embedded router's --frame-bytes-max {frame_max}: a frame of one message takes up to {one} bytes",
-                a.payload_size
+                payload
             );
         }
         if a.protocol == Protocol::Native && a.batch > a.router_flags.batch_max {
@@ -589,7 +606,10 @@ impl BenchConfig {
                     },
                     w => w,
                 };
-                for &stop in &self.stops {
+                // Payload sizes, then stops: each size's runs together.
+                let sizes =
+                    self.payloads.iter().flat_map(|p| self.stops.iter().map(move |s| (p, s)));
+                for (&payload, &stop) in sizes {
                     for &pacing in &self.pacings {
                         for repeat in 0..self.repeat {
                             let (pacing, interval_ms) = match pacing {
@@ -616,7 +636,7 @@ impl BenchConfig {
                                     stop,
                                     warmup: self.warmup,
                                     drain_timeout: self.drain_timeout,
-                                    payload_bytes: self.payload,
+                                    payload_bytes: payload,
                                     batch_max: self.batch,
                                     compression: self.compression,
                                     // Unused where `connections` seats the agents.
@@ -664,6 +684,11 @@ impl BenchConfig {
     /// The core split.
     pub fn plan(&self) -> &Plan {
         &self.plan
+    }
+
+    /// `--payload-size`'s sizes.
+    pub fn payloads(&self) -> &[usize] {
+        &self.payloads
     }
 
     /// The report's `config` section.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Args;
 
-use super::{parse_bytes, parse_router_url, parse_secs, slots_for, RouterArgs};
+use super::{parse_router_url, parse_secs, slots_for, RouterArgs};
 use crate::loadgen::{
     self, Hooks, Interrupt, Pacing, Protocol, RouterProbe, Scenario, Stop, Topology, Workload,
 };
@@ -75,7 +75,7 @@ pub struct BenchConfig {
     worker: Option<super::worker::WorkerRole>,
     target: Target,
     plan: Plan,
-    payload: usize,
+    payloads: Vec<usize>,
     batch: u32,
     compression: Compression,
     agents_per_conn: u32,
