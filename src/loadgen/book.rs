@@ -231,20 +231,9 @@ impl Book {
     /// this group's agents; if so the adapter must queue the reply (counted here as sent).
     #[inline]
     pub fn request_delivered(&mut self, to: u32, sent_ns: u64, measured: bool) -> bool {
-        if self.local_of(to).is_none() {
-            self.counters.unexpected += 1;
-            return false;
-        }
-        self.counters.requests_delivered += 1;
-        self.counters.replies_sent += 1;
-        if self.in_window() {
-            self.counters.window_deliveries += 1;
-        }
-        if measured {
-            self.latencies.record_one_way(self.now_ns.saturating_sub(sent_ns));
-            self.counters.last_measured_delivery_ns = self.now_ns;
-        }
-        true
+        let ours = self.hop_delivered(to, sent_ns, measured);
+        self.counters.replies_sent += u64::from(ours);
+        ours
     }
 
     /// `pipeline`: an item, handed on at `sent_ns`, reached stage `to`, which is not the last

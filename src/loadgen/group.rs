@@ -982,36 +982,15 @@ mod tests {
         // writer and back) allocate nothing, with a router shard (itself allocation-free:
         // `route::tests::routing_data_allocates_nothing_per_message`) between them in the
         // same thread.
-        use crate::route::{Shard, ShardConfig};
         let mut cfg = config(8, 8);
         cfg.topology = Topology::Ring;
         cfg.pacing = Pacing::Closed { window: 16 };
         cfg.stop = Stop::Duration(Duration::from_secs(3600));
-        let mut g = Group::new(cfg.clone(), Native::new(&cfg));
-        let mut shard_cfg = ShardConfig::new(0, 1);
-        shard_cfg.compression = Compression::None;
-        let mut router = Shard::new(shard_cfg);
-        let conn = router.open_conn();
-        let mut cx = Context::from_waker(std::task::Waker::noop());
         let mut now = 1_000u64;
-        // Group → router → group; the messages the router took in.
-        let mut turn = |g: &mut Group<Native>, router: &mut Shard, now: u64| -> u64 {
-            let before = router.stats().msgs_in;
-            while let Poll::Ready(Some(buf)) = g.poll_output(0, 0, &mut cx) {
-                assert_eq!(router.on_input(conn, &buf).consumed, buf.len());
-                g.output_done(buf);
-            }
-            while let Poll::Ready(Some(frame)) = router.poll_output(conn, &mut cx) {
-                assert_eq!(g.on_input(0, &frame, now), Ok(frame.len()));
-                router.output_done(frame);
-            }
-            router.stats().msgs_in - before
+        let (mut g, mut router, conn) = through_a_shard(&cfg, now, |_, _| {});
+        let turn = |g: &mut Group<Native>, router: &mut crate::route::Shard, now: u64| {
+            shard_turn(g, router, conn, now)
         };
-        g.register(0);
-        turn(&mut g, &mut router, now);
-        assert_eq!(g.registered(), Ok(true));
-        g.set_schedule(Schedule { start_ns: now, measure_ns: now + 1_000, end_ns: u64::MAX });
-        g.start(now);
         for _ in 0..200 {
             now += 1_000;
             assert!(turn(&mut g, &mut router, now) > 0);
@@ -1026,6 +1005,16 @@ mod tests {
         assert!(g.counters().round_trips_measured - answered >= 1_000 * 8);
         eprintln!("agents: {allocs} allocations for {messages} messages routed");
         assert_eq!(allocs, 0, "{allocs} allocations for {messages} messages routed");
+    }
+
+    /// `agents` on one connection in pipelines of `stages`, closed loop with `window` items in
+    /// flight per source, for an hour.
+    fn pipelines(agents: u32, stages: u32, window: u32) -> GroupConfig {
+        let mut cfg = config(agents, agents);
+        cfg.workload = Workload::Pipeline { stages };
+        cfg.pacing = Pacing::Closed { window };
+        cfg.stop = Stop::Duration(Duration::from_secs(3600));
+        cfg
     }
 
     /// A group of `cfg`'s agents on one connection to one router shard, registered and started
@@ -1077,10 +1066,7 @@ mod tests {
         // last takes no part); only the sources send; every item is delivered to stages 1-3
         // in turn (3 hops, each a one-way latency) and comes back to its source as the reply
         // its round trip ends with; once warm, handing items on allocates nothing.
-        let mut cfg = config(9, 9);
-        cfg.workload = Workload::Pipeline { stages: 4 };
-        cfg.pacing = Pacing::Closed { window: 4 };
-        cfg.stop = Stop::Duration(Duration::from_secs(3600));
+        let cfg = pipelines(9, 4, 4);
         let mut now = 1_000u64;
         let (mut g, mut router, conn) = through_a_shard(&cfg, now, |_, _| {});
         for _ in 0..200 {
@@ -1117,10 +1103,7 @@ mod tests {
         // sends its next item (closed loop): every item sent is refused once or still in
         // flight, none answered, none unexpected.
         use crate::wire::control::Unregister;
-        let mut cfg = config(3, 3);
-        cfg.workload = Workload::Pipeline { stages: 3 };
-        cfg.pacing = Pacing::Closed { window: 2 };
-        cfg.stop = Stop::Duration(Duration::from_secs(3600));
+        let cfg = pipelines(3, 3, 2);
         let mut now = 1_000u64;
         let (mut g, mut router, conn) = through_a_shard(&cfg, now, |router, conn| {
             let mut f = FrameBuf::new(Vec::new());

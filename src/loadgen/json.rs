@@ -623,6 +623,64 @@ mod tests {
         out.extend_from_slice(text);
     }
 
+    /// A group of `cfg`'s agents, one per connection, registered through [`stand_in`] and
+    /// started (every request measured); its connections' inboxes, and the time.
+    fn started(cfg: &GroupConfig) -> (Group<Json>, Vec<Vec<u8>>, u64) {
+        let mut g = Group::new(cfg.clone(), Json::new(cfg));
+        let conns = cfg.count as usize;
+        let mut inbox: Vec<Vec<u8>> = (0..conns).map(|_| Vec::with_capacity(64 << 10)).collect();
+        for c in 0..conns {
+            g.register(c);
+        }
+        stand_in(&mut g, &mut inbox, 1_000, |_| false);
+        assert_eq!(g.registered(), Ok(true));
+        let now = 2_000;
+        g.set_schedule(Schedule { start_ns: now, measure_ns: now + 1, end_ns: u64::MAX });
+        g.start(now);
+        (g, inbox, now)
+    }
+
+    /// A router stand-in for `g`'s connections, one turn at `now`: an ack to the sender of
+    /// each text and the `direct`s to the agents they name, as the seed router does, except
+    /// those `refuse` is true for (given the agent named), answered `agent_not_found`; then
+    /// each connection's input handed to `g`. The texts the agents sent.
+    fn stand_in(
+        g: &mut Group<Json>,
+        inbox: &mut [Vec<u8>],
+        now: u64,
+        mut refuse: impl FnMut(usize) -> bool,
+    ) -> usize {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut texts = 0;
+        for c in 0..inbox.len() {
+            while let Poll::Ready(Some(buf)) = g.poll_output(c, 0, &mut cx) {
+                let mut at = 0;
+                while let Some((text, len)) = next_record(&buf[at..]) {
+                    texts += 1;
+                    match to_agent(text) {
+                        Some(n) if refuse(n) => {
+                            record(&mut inbox[c], br#"{"type":"error","error":"agent_not_found"}"#)
+                        }
+                        Some(n) => {
+                            record(&mut inbox[c], br#"{"type":"ack"}"#);
+                            record(&mut inbox[n], text);
+                        }
+                        None => record(&mut inbox[c], br#"{"type":"ack"}"#),
+                    }
+                    at += len;
+                }
+                g.output_done(buf);
+            }
+        }
+        for (c, input) in inbox.iter_mut().enumerate() {
+            if !input.is_empty() {
+                assert_eq!(g.on_input(c, input, now), Ok(input.len()));
+                input.clear();
+            }
+        }
+        texts
+    }
+
     #[test]
     fn a_coordination_workloads_pushes_are_read_without_allocating() {
         // Proves the pushes of a coordination workload (here a broadcast's copies, as
@@ -673,56 +731,12 @@ mod tests {
         cfg.pacing = Pacing::Closed { window: 4 };
         cfg.stop = Stop::Duration(Duration::from_secs(3600));
         cfg.payload_bytes = 64;
-        let mut g = Group::new(cfg.clone(), Json::new(&cfg));
-        let conns = agents as usize;
-        let mut inbox: Vec<Vec<u8>> = (0..conns).map(|_| Vec::with_capacity(64 << 10)).collect();
-        let mut cx = Context::from_waker(Waker::noop());
-        // The router stand-in: an ack to the sender, each direct to its agent; `error` for the
-        // first request instead of its delivery when asked.
-        let mut turn = |g: &mut Group<Json>, now: u64, refuse: &mut bool| -> usize {
-            let mut texts = 0;
-            for c in 0..conns {
-                while let Poll::Ready(Some(buf)) = g.poll_output(c, 0, &mut cx) {
-                    let mut at = 0;
-                    while let Some((text, len)) = next_record(&buf[at..]) {
-                        texts += 1;
-                        match to_agent(text) {
-                            Some(_) if std::mem::take(refuse) => record(
-                                &mut inbox[c],
-                                br#"{"type":"error","error":"agent_not_found"}"#,
-                            ),
-                            Some(n) => {
-                                record(&mut inbox[c], br#"{"type":"ack"}"#);
-                                record(&mut inbox[n], text);
-                            }
-                            None => record(&mut inbox[c], br#"{"type":"ack"}"#),
-                        }
-                        at += len;
-                    }
-                    g.output_done(buf);
-                }
-            }
-            for (c, input) in inbox.iter_mut().enumerate() {
-                if !input.is_empty() {
-                    assert_eq!(g.on_input(c, input, now), Ok(input.len()));
-                    input.clear();
-                }
-            }
-            texts
-        };
-        let mut refuse = false;
-        for c in 0..conns {
-            g.register(c);
-        }
-        turn(&mut g, 1_000, &mut refuse);
-        assert_eq!(g.registered(), Ok(true));
-        let mut now = 2_000;
-        g.set_schedule(Schedule { start_ns: now, measure_ns: now + 1, end_ns: u64::MAX });
-        g.start(now);
-        refuse = true;
+        let (mut g, mut inbox, mut now) = started(&cfg);
+        // The first request is refused instead of delivered.
+        let mut refuse = true;
         for _ in 0..100 {
             now += 1_000;
-            assert!(turn(&mut g, now, &mut refuse) > 0);
+            assert!(stand_in(&mut g, &mut inbox, now, |_| std::mem::take(&mut refuse)) > 0);
         }
         let c = g.counters();
         let named = &c.request_errors_named;
@@ -731,7 +745,7 @@ mod tests {
         let mut texts = 0;
         for _ in 0..1_000 {
             now += 1_000;
-            texts += turn(&mut g, now, &mut refuse);
+            texts += stand_in(&mut g, &mut inbox, now, |_| false);
         }
         let allocs = counting::calls() - before;
         let round_trips = g.counters().round_trips_measured - answered;
@@ -757,48 +771,11 @@ mod tests {
         cfg.workload = Workload::Pipeline { stages: 3 };
         cfg.pacing = Pacing::Closed { window: 2 };
         cfg.stop = Stop::Duration(Duration::from_secs(3600));
-        let mut g = Group::new(cfg.clone(), Json::new(&cfg));
-        let mut inbox: Vec<Vec<u8>> = (0..3).map(|_| Vec::new()).collect();
-        let mut cx = Context::from_waker(Waker::noop());
-        let mut turn = |g: &mut Group<Json>, now: u64| {
-            for c in 0..3 {
-                while let Poll::Ready(Some(buf)) = g.poll_output(c, 0, &mut cx) {
-                    let mut at = 0;
-                    while let Some((text, len)) = next_record(&buf[at..]) {
-                        match to_agent(text) {
-                            Some(2) => record(
-                                &mut inbox[c],
-                                br#"{"type":"error","error":"agent_not_found"}"#,
-                            ),
-                            Some(n) => {
-                                record(&mut inbox[c], br#"{"type":"ack"}"#);
-                                record(&mut inbox[n], text);
-                            }
-                            None => record(&mut inbox[c], br#"{"type":"ack"}"#),
-                        }
-                        at += len;
-                    }
-                    g.output_done(buf);
-                }
-            }
-            for (c, input) in inbox.iter_mut().enumerate() {
-                if !input.is_empty() {
-                    assert_eq!(g.on_input(c, input, now), Ok(input.len()));
-                    input.clear();
-                }
-            }
-        };
-        for c in 0..3 {
-            g.register(c);
-        }
-        turn(&mut g, 1_000);
-        assert_eq!(g.registered(), Ok(true));
-        let mut now = 2_000;
-        g.set_schedule(Schedule { start_ns: now, measure_ns: now + 1, end_ns: u64::MAX });
-        g.start(now);
+        let (mut g, mut inbox, mut now) = started(&cfg);
         for _ in 0..100 {
             now += 1_000;
-            turn(&mut g, now);
+            // Stage 2 is gone.
+            stand_in(&mut g, &mut inbox, now, |n| n == 2);
         }
         let c = g.counters().clone();
         let refused = c.request_error_total();

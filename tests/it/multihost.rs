@@ -34,16 +34,23 @@ fn router(d: &Path) -> (Reap, String) {
 }
 
 fn worker(d: &Path, url: &str, index: u32, run_id: &str, secs: &str) -> Reap {
+    let hl = d.join(format!("hlog-{index}"));
+    let ring = ["--topologies", "ring", "--interval", "0.2", "--hlog", hl.to_str().unwrap()];
+    worker_with(d, url, index, run_id, secs, &ring)
+}
+
+/// Worker `index` of 3 of run `run_id`, 12 agents in all on the last core, a window of `secs`,
+/// its part in `d`, with `more` flags.
+fn worker_with(d: &Path, url: &str, index: u32, run_id: &str, secs: &str, more: &[&str]) -> Reap {
     let last = a2a_bench::placement::Machine::detect().cores.len() - 1;
     let out = d.join(format!("part-{index}.json"));
-    let hl = d.join(format!("hlog-{index}"));
     Reap(
         Command::new(BIN)
             .args(["worker", "--index", &index.to_string(), "--workers", "3", "--run-id", run_id])
             .args(["--router", url, "--agent-cores", &last.to_string(), "--agents", "12"])
-            .args(["--topologies", "ring", "--repeat", "1", "--warmup", "0.2", "--duration", secs])
-            .args(["--interval", "0.2", "--drain-timeout", "2"])
-            .args(["--output", out.to_str().unwrap(), "--hlog", hl.to_str().unwrap()])
+            .args(["--repeat", "1", "--warmup", "0.2", "--duration", secs])
+            .args(["--drain-timeout", "2", "--output", out.to_str().unwrap()])
+            .args(more)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -196,25 +203,9 @@ fn pipelines_spanning_workers_merge_with_every_hop_counted() {
     // whole: each item delivered to its 4 stages, wherever they ran, and back once.
     let d = dir("pipeline");
     let (_router, url) = router(&d);
-    let last = a2a_bench::placement::Machine::detect().cores.len() - 1;
-    let mut workers: Vec<Reap> = (0..3u32)
-        .map(|i| {
-            let out = d.join(format!("part-{i}.json"));
-            Reap(
-                Command::new(BIN)
-                    .args(["worker", "--index", &i.to_string(), "--workers", "3"])
-                    .args(["--run-id", "it-pipeline", "--router", &url])
-                    .args(["--agent-cores", &last.to_string(), "--agents", "12"])
-                    .args(["--workload", "pipeline", "--stages", "5", "--repeat", "1"])
-                    .args(["--warmup", "0.2", "--duration", "0.6", "--drain-timeout", "2"])
-                    .args(["--output", out.to_str().unwrap()])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .unwrap(),
-            )
-        })
-        .collect();
+    let pipeline = ["--workload", "pipeline", "--stages", "5"];
+    let mut workers: Vec<Reap> =
+        (0..3).map(|i| worker_with(&d, &url, i, "it-pipeline", "0.6", &pipeline)).collect();
     for (i, w) in workers.iter_mut().enumerate() {
         let (code, err) = finish(w, Duration::from_secs(60));
         assert_eq!(code, Some(0), "worker {i}: {err}");
