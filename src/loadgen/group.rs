@@ -1129,5 +1129,19 @@ mod tests {
         assert_eq!((c.replies_sent, c.replies_delivered, c.unexpected), (0, 0, 0));
         // Each reached stage 1 (an item in flight may not have yet), and no further.
         assert!(c.requests_delivered >= refused && c.requests_delivered <= c.requests_sent);
+        // A stage's word to a source that is gone too, refused: nobody's reply error (the
+        // source's items are its connection's to account for), and nothing unexpected.
+        let mut f = FrameBuf::new(Vec::new());
+        f.push_control(&Control::Error(crate::wire::control::Error {
+            code: ErrorCode::UnknownRecipient.code(),
+            request_id: 0,
+            message_id: REPLY_BIT | (1 << 50) | MEASURED_BIT | 7,
+            agent_id: AgentId(1 + 1),
+            detail: "no such agent".into(),
+        }));
+        let frame = f.finish(Compression::None, &mut crate::wire::BufferPool::default());
+        assert_eq!(g.on_input(0, &frame, now), Ok(frame.len()));
+        let after = g.counters();
+        assert_eq!((after.reply_error_total(), after.unexpected), (0, 0), "{after:?}");
     }
 }

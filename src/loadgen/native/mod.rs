@@ -84,6 +84,9 @@ const REVIVE: u8 = 254;
 /// `pipeline`: the message type of a stage's word to its source that the router refused the
 /// item on its way on (the code in the payload's first two bytes, little-endian).
 const REFUSED_HOP: u32 = 4;
+/// `pipeline`: set in such a word's message id (with [`REPLY_BIT`]): a refusal of the word (its
+/// source gone, whose items its connection's loss accounts for) is nobody's reply error.
+const WORD_BIT: u64 = 1 << 50;
 /// `delegation`: the capability specialists register and coordinators discover by.
 const SPECIALIST_CAPABILITY: &str = "specialist";
 
@@ -600,7 +603,12 @@ impl Native {
                 book.refused(format!("registering agent {}: {code} ({})", e.agent_id.0, e.detail));
             }
             Message::Control(Control::Error(e)) => {
-                let about = if e.message_id & REPLY_BIT != 0 {
+                let word = REPLY_BIT | WORD_BIT;
+                let about = if e.message_id & word == word
+                    && matches!(self.workload, Workload::Pipeline { .. })
+                {
+                    return;
+                } else if e.message_id & REPLY_BIT != 0 {
                     About::Reply
                 } else if e.message_id == 0 && e.request_id == 0 && e.agent_id.0 == 0 {
                     return book.frame_error(e.code); // the router closes the connection

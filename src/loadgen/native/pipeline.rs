@@ -78,7 +78,7 @@ impl Native {
             kind: DataKind::Reply,
             sender: e.agent_id,
             to: e.agent_id.0 - stage,
-            message_id: REPLY_BIT | e.message_id,
+            message_id: REPLY_BIT | WORD_BIT | e.message_id,
             correlation_id: e.message_id,
             timestamp_ns: book.now_ns(),
             msg_type: REFUSED_HOP,
