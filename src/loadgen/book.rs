@@ -122,15 +122,13 @@ impl Book {
     pub(super) fn new(cfg: GroupConfig) -> Book {
         let conns = cfg.seats.conns(cfg.count) as usize;
         let slot_ns = match cfg.pacing {
-            // A pipeline's rate is its sources': the schedule's slots of the other agents are
-            // never due, so a round of all the agents' slots lasts sources / rate.
-            Pacing::Open { rate, .. } => match cfg.workload {
-                w @ Workload::Pipeline { .. } => {
-                    let sources = f64::from(w.pipelines(cfg.agents_total));
-                    1e9 / rate * sources / f64::from(cfg.agents_total.max(1))
-                }
-                _ => 1e9 / rate,
-            },
+            // The rate is the originating agents' (a pipeline's sources): the other agents'
+            // slots of the schedule are never due ([`Book::may_owe`]), so a round of all the
+            // agents' slots lasts originators / rate.
+            Pacing::Open { rate, .. } => {
+                let n = cfg.agents_total.max(1);
+                1e9 / rate * f64::from(cfg.workload.originators(n)) / f64::from(n)
+            }
             Pacing::Closed { .. } => 0.0,
         };
         Book {
@@ -450,17 +448,13 @@ impl Book {
         }
     }
 
-    /// Open loop: whether a send due to agent `local` is owed (it may send more, and its
-    /// connection is up).
+    /// Open loop: whether a send due to agent `local` is owed (it starts operations, may send
+    /// more, and its connection is up).
     #[inline]
     pub(super) fn may_owe(&self, local: usize) -> bool {
         self.agent_may_send_more(local)
             && !self.lost[self.conn_of(local)]
-            && (!matches!(self.cfg.workload, Workload::Pipeline { .. })
-                || self
-                    .cfg
-                    .workload
-                    .originates(self.cfg.first + local as u32, self.cfg.agents_total))
+            && self.cfg.workload.originates(self.cfg.first + local as u32, self.cfg.agents_total)
     }
 
     /// Open loop, at the start of a round (`next_due` a multiple of the group's count): how

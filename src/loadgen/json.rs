@@ -161,6 +161,27 @@ impl std::fmt::Display for Name {
     }
 }
 
+/// The rest of a `direct` carrying an item after its `to_agent`: its `message_type`, then the
+/// payload with the send times `(t0, t1)`, this send's `r`, whether measured, and the padding
+/// echoed.
+fn put_item(
+    out: &mut Vec<u8>,
+    kind: &str,
+    (t0, t1, r): (u64, u64, u64),
+    m: bool,
+    pad: Option<&Str<'_>>,
+) {
+    let _ = write!(
+        out,
+        r#","message_type":"{kind}","payload":{{"t0":{t0},"t1":{t1},"r":{r},"m":{m},"pad":"#
+    );
+    match pad {
+        Some(pad) => put_str(out, pad.as_str()),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b"}}");
+}
+
 /// `s` as a JSON string (escaped where it must be).
 fn put_str(out: &mut Vec<u8>, s: &str) {
     // Writing into a Vec cannot fail.
@@ -446,15 +467,8 @@ impl Json {
         };
         Self::record(&mut self.links[conn], waits, |out| {
             let (me, to) = (Name { base, id: me }, Name { base, id: to });
-            let _ = write!(
-                out,
-                r#"{{"type":"direct","from_agent":"{me}","to_agent":"{to}","message_type":"{kind}","payload":{{"t0":{t0},"t1":{t1},"r":{now},"m":{measured},"pad":"#
-            );
-            match &payload.pad {
-                Some(pad) => put_str(out, pad.as_str()),
-                None => out.extend_from_slice(b"null"),
-            }
-            out.extend_from_slice(b"}}");
+            let _ = write!(out, r#"{{"type":"direct","from_agent":"{me}","to_agent":"{to}""#);
+            put_item(out, kind, (t0, t1, now), measured, payload.pad.as_ref());
         });
     }
 
@@ -494,15 +508,7 @@ impl Json {
                         Some(from) => put_str(out, from.as_str()),
                         None => out.extend_from_slice(b"null"),
                     }
-                    let _ = write!(
-                        out,
-                        r#","message_type":"reply","payload":{{"t0":{t0},"t1":{t1},"r":{now},"m":{measured},"pad":"#
-                    );
-                    match &payload.pad {
-                        Some(pad) => put_str(out, pad.as_str()),
-                        None => out.extend_from_slice(b"null"),
-                    }
-                    out.extend_from_slice(b"}}");
+                    put_item(out, "reply", (t0, t1, now), measured, payload.pad.as_ref());
                 });
             }
             Some("reply") => {

@@ -214,6 +214,16 @@ impl Workload {
         }
     }
 
+    /// How many of `agents` start operations ([`Workload::originates`]).
+    pub fn originators(&self, agents: u32) -> u32 {
+        match self {
+            Workload::Consensus { .. } | Workload::Election { .. } => self.groups(agents),
+            Workload::Delegation { .. } => delegation_roles(agents).0,
+            Workload::Pipeline { .. } => self.pipelines(agents),
+            _ => agents,
+        }
+    }
+
     /// `pipeline`: agent `i`'s place in its pipeline (0: the source), `None` for the agents
     /// past the last whole pipeline (and for every other workload).
     pub fn stage_of(&self, i: u32, agents: u32) -> Option<u32> {
