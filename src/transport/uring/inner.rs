@@ -42,6 +42,22 @@ impl Spares {
     }
 }
 
+/// Makes room for `more` bytes after what a receive buffer holds: doubling while it is small,
+/// then straight to [`OWN_CAP`], so that a buffer which outgrows glibc's mmap threshold does so
+/// once and keeps that size (the spare lists keep it); past `OWN_CAP` (the receives that
+/// completed as the connection paused, rare) doubling again.
+fn grow_rx(rx: &mut Vec<u8>, more: usize) {
+    let need = rx.len() + more;
+    if need > rx.capacity() {
+        let to = if need <= OWN_ROOM {
+            need.next_power_of_two()
+        } else {
+            need.max(OWN_CAP).max(2 * rx.capacity())
+        };
+        rx.reserve_exact(to - rx.len());
+    }
+}
+
 pub(super) fn wake(w: &mut Option<Waker>) {
     if let Some(w) = w.take() {
         w.wake();
@@ -132,7 +148,10 @@ impl Inner {
                 self.in_flight += 1;
             }
             let s = &mut self.slots[slot];
-            if !s.recv_armed && s.rx_end.is_none() && !s.closed && s.own {
+            // A paused connection (`RECV_MAX` unread) arms no receive, whatever else marked it
+            // (a send): its reader's wait pushes back on the peer through TCP.
+            let receives = !s.recv_armed && s.rx_end.is_none() && !s.closed && !s.paused;
+            if receives && s.own {
                 // Into the connection's own buffer, after what is unread there.
                 if self.slots[slot].held.is_some() && self.unhold(slot) {
                     self.provided.publish();
@@ -146,7 +165,7 @@ impl Inner {
                     s.rx.drain(..s.rx_at);
                     s.rx_at = 0;
                 }
-                s.rx.reserve(OWN_ROOM);
+                grow_rx(&mut s.rx, OWN_ROOM);
                 let room = (s.rx.capacity() - s.rx.len()).min(OWN_ROOM);
                 #[cfg(test)]
                 {
@@ -164,7 +183,7 @@ impl Inner {
                 self.push(e);
             }
             let s = &mut self.slots[slot];
-            if !s.recv_armed && s.rx_end.is_none() && !s.closed {
+            if receives && !s.recv_armed {
                 s.recv_armed = true;
                 let e = opcode::RecvMulti::new(fd, BGID)
                     .build()
@@ -228,10 +247,14 @@ impl Inner {
                     if s.rx_at == s.rx.len() {
                         s.rx.clear();
                         s.rx_at = 0;
-                    } else if s.rx_at >= s.rx.len() / 2 {
+                    } else if s.rx_at >= s.rx.len() / 2
+                        || (s.rx_at > 0 && s.rx.len() + res as usize > s.rx.capacity())
+                    {
+                        // Moved to the front rather than grown past its capacity.
                         s.rx.drain(..s.rx_at);
                         s.rx_at = 0;
                     }
+                    grow_rx(&mut s.rx, res as usize);
                     s.rx.extend_from_slice(provided.data(bid, res as usize));
                     s.copies = s.copies.saturating_add(2);
                 }
@@ -250,18 +273,22 @@ impl Inner {
         } else if res < 0 && res != -libc::ENOBUFS && (res != -libc::ECANCELED || s.closed) {
             s.rx_end.get_or_insert(Err(errno(res)));
         }
+        // Past its bound a connection pauses, whether its receive goes on (cancelled here) or
+        // just ended (out of buffers: armed again below it kept receiving, 2.5 MB unread).
+        let over = unread > RECV_MAX && !s.closed;
+        let pause = over && !s.paused;
+        s.paused |= pause;
         if !more {
             s.recv_armed = false;
             if s.done() {
                 self.retire(slot);
                 return recycled;
             }
-            // Out of buffers, or ended by the kernel: armed again unless over or paused.
+            // Out of buffers, or ended by the kernel: armed again unless paused.
             if s.rx_end.is_none() && !s.closed && !s.paused {
                 self.mark(slot);
             }
-        } else if unread > RECV_MAX && !s.paused && !s.closed {
-            s.paused = true;
+        } else if pause {
             self.cancel(slot);
         } else if s.copies >= OWN_AFTER && !s.own && !s.closed {
             // It keeps streaming: its own buffer from the next receive on.
@@ -377,6 +404,7 @@ impl Inner {
             if s.rx.capacity() == 0 {
                 s.rx = spare.take();
             }
+            grow_rx(&mut s.rx, rest.len());
             s.rx.extend_from_slice(rest);
         }
         provided.give(bid);
@@ -401,7 +429,7 @@ impl Inner {
             let _ = self.ring.submitter().register_files_update(slot as u32, &[-1]);
         }
         drop(old.fd);
-        self.spare.put(old.rx, RECV_MAX);
+        self.spare.put(old.rx, RX_KEPT);
         self.tx_spare.put(old.tx_fly, SEND_MAX * 2);
         self.tx_spare.put(old.tx_next, SEND_MAX * 2);
         self.free.push(slot);

@@ -138,10 +138,22 @@ const OWN_ROOM: usize = 64 << 10;
 /// cancelled, and armed again once its reader took half): a reader that pauses pushes back
 /// on the peer through TCP, as with a plain socket.
 const RECV_MAX: usize = 256 << 10;
+/// The capacity a connection's own receive buffer is given once, when it first receives into
+/// it: all a connection keeps unread ([`RECV_MAX`]) and one receive's room after it, so the
+/// buffer never grows while the connection streams, and the spare lists keep it. Grown by
+/// doubling as the receives asked, it passed glibc's mmap threshold (256 KiB) and was dropped
+/// when emptied: a new mapping, every page of it faulted in again by the kernel's copy (20 k
+/// faults/s, 200 `mremap`s/s with 16 KiB messages; `docs/BENCHMARKS.md`, "Big messages: a
+/// receive buffer that stopped growing"). Only the pages written take memory.
+const OWN_CAP: usize = RECV_MAX + OWN_ROOM;
 /// A partial message a reader leaves in the ring ([`UringStream::poll_lend`]) may wait there
 /// for the rest up to this size; past it the reader moves it to a buffer of its own, since a
 /// connection with `RECV_MAX` unread receives no more.
 pub const LEND_MAX: usize = 64 << 10;
+/// The largest emptied receive buffer kept for reuse: one grown past [`OWN_CAP`] (receives
+/// that completed as its connection paused) is kept too, rather than given back to glibc and
+/// mapped and faulted in again the next time.
+const RX_KEPT: usize = SPARE_BYTES / 4;
 /// Bytes of emptied buffers kept for reuse per ring and direction: enough that busy connections
 /// allocate none, while an idle connection holds none of its own.
 const SPARE_BYTES: usize = 8 << 20;

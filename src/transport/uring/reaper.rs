@@ -622,6 +622,12 @@ impl Ring {
                 }
             }
         }
+        self.reap_completions(inner)
+    }
+
+    /// Handles what completed, without a system call: [`Ring::pass`]'s second half, and what a
+    /// writer whose buffer waits behind a send does first ([`UringStream::poll_send_owned`]).
+    pub(super) fn reap_completions(&self, inner: &mut Inner) -> usize {
         let mut n = 0;
         let mut received = 0u64;
         let mut recycled = false;

@@ -96,8 +96,25 @@ impl UringStream {
     /// handed over earlier — past its pool's sizes, so every few sends freed one buffer and
     /// allocated, and faulted in, a bigger one. `Ready(false)`: write as usual (an error to
     /// report, an empty buffer, or one over [`SEND_MAX`]).
+    ///
+    /// With early sends on (a router's shard), a send in flight has most often completed as it
+    /// was submitted: its completion is reaped at once and the buffer takes its place, so a
+    /// writer hands over frame after frame as a plain socket's writer writes them, until the
+    /// socket is full. Waiting for the reaper's next pass moved a frame (64 KiB) a connection
+    /// each pass: with 16 KiB messages the router's queues filled and paused their senders
+    /// (≈ 400 pauses/s against none with tokio; `docs/BENCHMARKS.md`, "Big messages").
     pub fn poll_send_owned(&self, cx: &mut Context<'_>, buf: &mut Vec<u8>) -> Poll<bool> {
-        match self.try_send_owned(buf) {
+        let mut taken = self.try_send_owned(buf);
+        if taken.is_none() && self.ring.early_send.get() > 0 {
+            let reaped = {
+                let mut inner = self.ring.inner.borrow_mut();
+                self.ring.reap_completions(&mut inner)
+            };
+            if reaped > 0 {
+                taken = self.try_send_owned(buf);
+            }
+        }
+        match taken {
             Some(taken) => Poll::Ready(taken),
             None => {
                 self.ring.inner.borrow_mut().slots[self.slot].write_waker =
@@ -190,7 +207,7 @@ impl UringStream {
             None if s.rx_at == s.rx.len() && !s.own_flight => {
                 let rx = std::mem::take(&mut s.rx);
                 s.rx_at = 0;
-                inner.spare.put(rx, RECV_MAX);
+                inner.spare.put(rx, RX_KEPT);
             }
             None => {}
         }

@@ -5,6 +5,8 @@ use super::sleep::SLEPT;
 use super::*;
 use crate::placement::Slot;
 use crate::transport::Io;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
 
 /// A listener on loopback and its address, where this kernel has the ring (else `None`:
 /// the test has nothing to prove).
@@ -38,6 +40,18 @@ async fn got_with_no_pass(
     ring.stop();
     reaper.await;
     got
+}
+
+/// `n` bytes of a pattern whose every byte says where it is (modulo a prime).
+fn in_order(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
+}
+
+/// `bytes` are [`in_order`]'s from `at` on.
+fn assert_in_order(bytes: &[u8], at: usize) {
+    for (i, &b) in bytes.iter().enumerate() {
+        assert_eq!(b, ((at + i) % 251) as u8, "byte {}", at + i);
+    }
 }
 
 /// A connection to `addr` on `ring`.
@@ -458,7 +472,7 @@ fn a_connection_that_streams_receives_into_its_own_buffer_until_it_stops() {
     let (more_tx, more_rx) = std::sync::mpsc::channel::<()>();
     let peer = std::thread::spawn(move || {
         let (mut s, _) = listener.accept().unwrap();
-        let data: Vec<u8> = (0..BIG).map(|i| (i % 251) as u8).collect();
+        let data = in_order(BIG);
         std::io::Write::write_all(&mut s, &data).unwrap();
         more_rx.recv_timeout(Duration::from_secs(20)).unwrap();
         std::io::Write::write_all(&mut s, &[7u8; 10]).unwrap();
@@ -485,9 +499,7 @@ fn a_connection_that_streams_receives_into_its_own_buffer_until_it_stops() {
             while got < BIG {
                 let n = stream.read(&mut buf[..(BIG - got).min(64 << 10)]).await.unwrap();
                 assert!(n > 0, "the stream ended early");
-                for (i, &b) in buf[..n].iter().enumerate() {
-                    assert_eq!(b, ((got + i) % 251) as u8, "byte {}", got + i);
-                }
+                assert_in_order(&buf[..n], got);
                 got += n;
                 own |= ring.inner.borrow().slots[slot].own;
                 if own && !waited && ring.inner.borrow().unread_len(slot) < OWN_ROOM {
@@ -524,6 +536,119 @@ fn a_connection_that_streams_receives_into_its_own_buffer_until_it_stops() {
         .join()
         .unwrap();
     peer.join().unwrap();
+}
+
+#[test]
+fn a_reader_that_waits_stops_its_connection_receiving_even_while_it_sends() {
+    // Proves the bound on what a connection keeps unread: the peer streams 16 MiB while this
+    // side reads nothing and keeps sending (every send marks the connection for the next
+    // submission, which armed its receive again even once it was paused: a closed loop of
+    // 16 KiB messages kept 2.5 MB unread a connection). Receiving stops past `RECV_MAX`, the
+    // peer is held back by TCP, and once read every byte arrives in order.
+    const BIG: usize = 16 << 20;
+    let Some((listener, addr)) = loopback() else { return };
+    let written = Arc::new(AtomicUsize::new(0));
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let peer = {
+        let written = written.clone();
+        std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+            let data = in_order(BIG);
+            for chunk in data.chunks(64 << 10) {
+                std::io::Write::write_all(&mut s, chunk).unwrap();
+                written.fetch_add(chunk.len(), Ordering::Relaxed);
+            }
+            let _ = done_rx.recv_timeout(Duration::from_secs(20));
+        })
+    };
+    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .spawn(move || async move {
+            use futures_lite::{AsyncReadExt, AsyncWriteExt};
+            let ring = Ring::new().unwrap();
+            let reaper = ring.spawn_reaper();
+            let mut stream = connect(&ring, addr);
+            let slot = stream.slot;
+            // Until the peer is held back: the connection paused, and the peer's count still
+            // for 100 ms (or all of it written: nothing held it back).
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            let (mut most, mut still, mut last) = (0usize, 0u32, usize::MAX);
+            loop {
+                stream.write_all(&[1u8; 8]).await.unwrap();
+                glommio::timer::sleep(Duration::from_millis(2)).await;
+                let (unread, paused) = {
+                    let inner = ring.inner.borrow();
+                    (inner.unread_len(slot), inner.slots[slot].paused)
+                };
+                most = most.max(unread);
+                let now = written.load(Ordering::Relaxed);
+                still = if now == last && paused { still + 1 } else { 0 };
+                last = now;
+                if still >= 50 || now == BIG {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "the peer was never held back");
+            }
+            assert!(last < BIG, "the peer wrote all it had: nothing held it back");
+            // Past `RECV_MAX` only what completed before the pause's cancel: what the
+            // provided buffers hold at most, or one receive into its own buffer.
+            let bound = RECV_MAX + BUFS as usize * BUF_SIZE;
+            assert!(most <= bound, "{most} bytes were kept unread (bound {bound})");
+            let mut buf = vec![0u8; 64 << 10];
+            let mut got = 0;
+            while got < BIG {
+                let n = stream.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the stream ended early");
+                assert_in_order(&buf[..n], got);
+                got += n;
+            }
+            drop(stream);
+            ring.stop();
+            reaper.await;
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    let _ = done_tx.send(());
+    peer.join().unwrap();
+}
+
+#[test]
+fn a_receive_that_ends_past_the_bound_pauses_its_connection() {
+    // Proves the other way a connection reaches its bound: its multishot receive ends (out of
+    // buffers) with the connection past `RECV_MAX` unread. It pauses there and is not armed
+    // again; it was, and a router kept 2.5 MB unread a connection.
+    let Some((_listener, addr)) = loopback() else { return };
+    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .spawn(move || async move {
+            let ring = Ring::new().unwrap();
+            let stream = connect(&ring, addr);
+            let slot = stream.slot;
+            ring.pass();
+            assert!(ring.inner.borrow().slots[slot].recv_armed, "no receive was armed");
+            {
+                let mut inner = ring.inner.borrow_mut();
+                inner.slots[slot].rx = vec![0; RECV_MAX + 1];
+                // The receive in flight ends for real at the stop: counted twice here.
+                inner.in_flight += 1;
+                inner.on_recv(slot, -libc::ENOBUFS, 0);
+                let s = &inner.slots[slot];
+                assert!(s.paused, "past its bound and not paused");
+                assert!(!s.dirty, "a paused connection was marked to receive again");
+            }
+            ring.pass();
+            assert!(!ring.inner.borrow().slots[slot].recv_armed, "armed again while paused");
+            // The receive the kernel still has ends with a cancel, as it would have ended.
+            ring.inner.borrow_mut().cancel(slot);
+            ring.pass();
+            let reaper = ring.spawn_reaper();
+            drop(stream);
+            ring.stop();
+            reaper.await;
+        })
+        .unwrap()
+        .join()
+        .unwrap();
 }
 
 #[test]
