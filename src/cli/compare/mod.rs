@@ -111,9 +111,6 @@ pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
     if let Some(flag) = cfg.not_for_compare() {
         bail!("{flag}: not taken by compare (run a2a-bench without compare for it)");
     }
-    if cfg.payloads().len() > 1 {
-        bail!("--payload-size: compare takes one size (its scenarios are topology × agents); run it once per size");
-    }
     crate::report::json::check_writable(&output, "--output")?;
     let (csv, html) = cfg.exports();
     for (path, flag) in [(csv, "--csv"), (html, "--html")] {

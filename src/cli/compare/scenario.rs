@@ -19,7 +19,11 @@ pub(super) fn compare_one(
     let per_router: BTreeMap<String, Medians> =
         per.iter().map(|(n, r)| (n.clone(), Medians::of(r, shared))).collect();
     let ratios = Ratios::of(names, &per, &per_router);
-    let pacing = pacing_label(first.effective_pacing());
+    let mut pacing = pacing_label(first.effective_pacing());
+    if first.payload_bytes != report::text::DEFAULT_PAYLOAD {
+        // Named as a benchmark run names it: "closed w16 16K".
+        pacing.push_str(&format!(" {}", report::text::size(first.payload_bytes)));
+    }
     let _ = writeln!(out, "\n{} × {} agents, {}", first.shape(), first.agents, pacing);
     let open = matches!(first.effective_pacing(), Pacing::Open { .. });
     for name in names {
@@ -31,6 +35,7 @@ pub(super) fn compare_one(
     Row {
         topology: first.shape().into(),
         agents: first.agents,
+        payload_bytes: first.payload_bytes,
         pacing,
         per_router,
         throughput_ratios: ratios.throughput,

@@ -8,6 +8,8 @@ use super::*;
 pub(super) struct Row {
     pub(super) topology: String,
     pub(super) agents: u32,
+    /// Payload bytes of each request (`--payload-size`, which may list several).
+    pub(super) payload_bytes: usize,
     pub(super) pacing: String,
     pub(super) per_router: BTreeMap<String, Medians>,
     /// `"<first>/<other>"` → median throughput ratio (and p99 ratio: > 1 means the first is slower).
@@ -28,9 +30,13 @@ pub(super) struct Row {
 }
 
 impl Row {
-    /// "ring × 100": the row's shape and agents.
+    /// "ring × 100": the row's shape and agents, and its payload where it is not the default
+    /// ("ring × 100, 16K").
     pub(super) fn scenario(&self) -> String {
-        format!("{} × {}", self.topology, self.agents)
+        match self.payload_bytes {
+            report::text::DEFAULT_PAYLOAD => format!("{} × {}", self.topology, self.agents),
+            b => format!("{} × {}, {}", self.topology, self.agents, report::text::size(b)),
+        }
     }
 }
 

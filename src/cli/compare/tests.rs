@@ -29,6 +29,7 @@ fn row(topology: &str, agents: u32, pacing: &str, ratios: &[(&str, f64)]) -> Row
     Row {
         topology: topology.into(),
         agents,
+        payload_bytes: report::text::DEFAULT_PAYLOAD,
         pacing: pacing.into(),
         per_router: BTreeMap::new(),
         throughput_ratios: ratios.iter().map(|&(k, r)| (k.to_string(), r)).collect(),
@@ -332,4 +333,13 @@ fn routers_are_named_kinds_compare_starts_or_urls_of_running_ones() {
         let e = parse_routers(list, protocol).unwrap_err().to_string();
         assert!(e.starts_with("--routers: ") && e.contains(why), "{list}: {e}");
     }
+}
+
+#[test]
+fn a_row_names_its_payload_where_it_is_not_the_default() {
+    // Proves the summaries' scenario names tell sizes apart ("lowest 0.64× (ring × 100, 64K)").
+    let mut r = row("ring", 100, "closed w16 64K", &[]);
+    assert_eq!(r.scenario(), "ring × 100");
+    r.payload_bytes = 64 << 10;
+    assert_eq!(r.scenario(), "ring × 100, 64K");
 }
