@@ -44,8 +44,8 @@ impl Spares {
 
 /// Makes room for `more` bytes after what a receive buffer holds: doubling while it is small,
 /// then straight to [`OWN_CAP`], so that a buffer which outgrows glibc's mmap threshold does so
-/// once and keeps that size (the spare lists keep it); past `OWN_CAP` (the receives that
-/// completed as the connection paused, rare) doubling again.
+/// once and keeps that size (the spare lists keep it); past `OWN_CAP` (what the kernel had
+/// already received when the connection paused lands after it) doubling again.
 fn grow_rx(rx: &mut Vec<u8>, more: usize) {
     let need = rx.len() + more;
     if need > rx.capacity() {
