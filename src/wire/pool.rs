@@ -3,12 +3,16 @@
 //! One pool per core, owned by that core's shard or agent group and never shared across threads
 //! (it has no lock and needs none). Each tier's free list is bounded, so an idle pool holds at
 //! most `free_max[i]` buffers of at most twice tier `i`'s size. Requests above the largest tier
-//! are served by a plain allocation, counted as `oversize`, and freed when given back.
+//! are counted as `oversize` and served by a kept buffer of up to twice the largest tier when one
+//! is big enough, else by a plain allocation.
 
 use serde::Serialize;
 
 /// The tier sizes in bytes.
 pub const TIER_BYTES: [usize; 3] = [1 << 10, 8 << 10, 64 << 10];
+
+/// How many of the largest tier's free buffers a request above it looks through.
+const OVERSIZE_LOOK: usize = 8;
 
 /// Counters a report shows to judge reuse.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -69,6 +73,15 @@ impl BufferPool {
     pub fn get(&mut self, bytes: usize) -> Vec<u8> {
         let Some(tier) = TIER_BYTES.iter().position(|&size| size >= bytes) else {
             self.stats.oversize += 1;
+            // A buffer up to twice the largest tier is kept in it when given back: one of the
+            // last few there may be big enough (a 64 KiB message's frame, a little over 64 KiB,
+            // allocated and freed for every message otherwise).
+            let top = &mut self.free[2];
+            let from = top.len().saturating_sub(OVERSIZE_LOOK);
+            if let Some(i) = top[from..].iter().rposition(|b| b.capacity() >= bytes) {
+                self.stats.hits += 1;
+                return top.swap_remove(from + i);
+            }
             self.stats.misses += 1;
             return Vec::with_capacity(bytes);
         };
@@ -158,6 +171,27 @@ mod tests {
         assert_eq!(pool.idle(), [0, 2, 0]);
         assert_eq!(pool.stats().returns, 2);
         assert_eq!(pool.stats().discards, 3);
+    }
+
+    #[test]
+    fn a_request_a_little_over_the_largest_tier_reuses_a_kept_buffer() {
+        // Proves a 64 KiB message's frame (a little over the largest tier), asked for message
+        // after message, is served by the buffer given back before it, not allocated each
+        // time, though a buffer of exactly the tier was given back after it.
+        let mut pool = BufferPool::default();
+        let frame = (64 << 10) + 100;
+        let first = pool.get(frame);
+        let at = first.as_ptr();
+        pool.put(first);
+        pool.put(Vec::with_capacity(64 << 10));
+        for _ in 0..10 {
+            let again = pool.get(frame);
+            assert_eq!(again.as_ptr(), at, "a new buffer was allocated");
+            assert!(again.capacity() >= frame && again.is_empty());
+            pool.put(again);
+        }
+        let s = pool.stats();
+        assert_eq!((s.oversize, s.misses, s.hits), (11, 1, 10));
     }
 
     #[test]

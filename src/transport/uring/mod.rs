@@ -134,6 +134,11 @@ const OWN_AFTER: u8 = 8;
 /// gained 8–20 % there, and less than a frame (64 KiB) lost (`docs/BENCHMARKS.md`, "A receive
 /// into a connection's own buffer is offered 64 KiB at most").
 const OWN_ROOM: usize = 64 << 10;
+/// Room offered to a connection whose reader left more than [`MOVE_CHEAP`] of a message
+/// unread (big messages streaming): half the receives, and half the window updates, each of
+/// which made the peer's queued bytes leave from this core (`docs/BENCHMARKS.md`, "64 KiB
+/// messages"). Small messages keep [`OWN_ROOM`]: offered this too, they lost 5–7 %.
+const OWN_ROOM_BIG: usize = 2 * OWN_ROOM;
 /// Bytes received and not yet read past which a connection stops receiving (its receive is
 /// cancelled, and armed again once its reader took half): a reader that pauses pushes back
 /// on the peer through TCP, as with a plain socket.
@@ -148,8 +153,15 @@ const RECV_MAX: usize = 256 << 10;
 const OWN_CAP: usize = RECV_MAX + OWN_ROOM;
 /// A partial message a reader leaves in the ring ([`UringStream::poll_lend`]) may wait there
 /// for the rest up to this size; past it the reader moves it to a buffer of its own, since a
-/// connection with `RECV_MAX` unread receives no more.
-pub const LEND_MAX: usize = 64 << 10;
+/// connection with `RECV_MAX` unread receives no more. Half of `RECV_MAX`: a message of 64 KiB
+/// (a frame a little over it) is routed where it was received; at 64 KiB every such frame was
+/// copied once more, into the reader's buffer (`docs/BENCHMARKS.md`, "64 KiB messages").
+pub const LEND_MAX: usize = RECV_MAX / 2;
+// A partial message under `LEND_MAX` must be able to complete before its connection pauses.
+const _: () = assert!(LEND_MAX < RECV_MAX);
+/// Unread bytes a receive into a connection's own buffer moves to the front before it when
+/// some were read: at most this many, unless the room after them is short of [`OWN_ROOM`].
+const MOVE_CHEAP: usize = 4 << 10;
 /// The largest emptied receive buffer kept for reuse: one grown past [`OWN_CAP`] (receives
 /// that completed as its connection paused: up to the provided buffers' 4 MiB) is kept too,
 /// rather than given back to glibc and mapped and faulted in again the next time (at 2 MiB,
@@ -411,6 +423,9 @@ struct Inner {
     /// The most room a receive into a connection's own buffer was offered ([`OWN_ROOM`]).
     #[cfg(test)]
     own_largest: usize,
+    /// Unread bytes moved to the front of own buffers before receives ([`MOVE_CHEAP`]).
+    #[cfg(test)]
+    own_moved: usize,
 }
 
 /// Whether this kernel gives what a [`Ring`] needs (single issuer, cooperative task run,

@@ -64,6 +64,8 @@ impl Ring {
                 fixed_files,
                 #[cfg(test)]
                 own_largest: 0,
+                #[cfg(test)]
+                own_moved: 0,
             }),
             bell: RefCell::new(Some(Rc::new(bell))),
             parked: Cell::new(None),
