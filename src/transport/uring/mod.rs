@@ -137,7 +137,8 @@ const OWN_ROOM: usize = 64 << 10;
 /// Room offered to a connection whose reader left more than [`MOVE_CHEAP`] of a message
 /// unread (big messages streaming): half the receives, and half the window updates, each of
 /// which made the peer's queued bytes leave from this core (`docs/BENCHMARKS.md`, "64 KiB
-/// messages"). Small messages keep [`OWN_ROOM`]: offered this too, they lost 5–7 %.
+/// messages: two copies fewer"). Small messages keep [`OWN_ROOM`]: offered this too, they lost
+/// ≈ 5 %.
 const OWN_ROOM_BIG: usize = 2 * OWN_ROOM;
 /// Bytes received and not yet read past which a connection stops receiving (its receive is
 /// cancelled, and armed again once its reader took half): a reader that pauses pushes back
@@ -155,7 +156,8 @@ const OWN_CAP: usize = RECV_MAX + OWN_ROOM;
 /// for the rest up to this size; past it the reader moves it to a buffer of its own, since a
 /// connection with `RECV_MAX` unread receives no more. Half of `RECV_MAX`: a message of 64 KiB
 /// (a frame a little over it) is routed where it was received; at 64 KiB every such frame was
-/// copied once more, into the reader's buffer (`docs/BENCHMARKS.md`, "64 KiB messages").
+/// copied once more, into the reader's buffer (`docs/BENCHMARKS.md`, "64 KiB messages: two
+/// copies fewer").
 pub const LEND_MAX: usize = RECV_MAX / 2;
 // A partial message under `LEND_MAX` must be able to complete before its connection pauses.
 const _: () = assert!(LEND_MAX < RECV_MAX);
