@@ -629,7 +629,7 @@ impl<S: AsyncRead + Lend + Unpin> Reader<S> {
         let mut n = 0;
         if !self.paused {
             if self.filled == self.buf.len() {
-                self.grow((self.buf.len() * 2).max(READ_BUF_SMALL));
+                self.rebuffer((self.buf.len() * 2).max(READ_BUF_SMALL));
             }
             let (stream, buf, filled) = (&self.stream, &mut self.buf, self.filled);
             let read = poll_fn(move |cx| {
@@ -655,14 +655,14 @@ impl<S: AsyncRead + Lend + Unpin> Reader<S> {
         // never with the length a header announces: 16 bytes must not pin 10 MB. A buffer grown
         // past the large tier for one big frame goes back down once that frame is consumed.
         if n > 0 && n == space && self.buf.len() < READ_BUF_LARGE {
-            self.grow(READ_BUF_LARGE);
+            self.rebuffer(READ_BUF_LARGE);
         } else if self.buf.len() > READ_BUF_LARGE && self.filled <= READ_BUF_LARGE / 2 {
             // Back to the large tier: the big buffer goes to the pool, which keeps a few for
             // the next big frame (shrunk in place and grown again, it was mapped anew and
             // faulted in by the kernel for every frame: 110 k page faults a second with
             // 200 KiB messages).
             self.shard.borrow_mut().release_read(self.buf.len() - READ_BUF_LARGE);
-            self.grow(READ_BUF_LARGE);
+            self.rebuffer(READ_BUF_LARGE);
         } else if self.filled == self.buf.len() && !self.paused {
             // A frame over the large tier is arriving: its growth counts against the budget.
             let mut s = self.shard.borrow_mut();
@@ -682,7 +682,7 @@ impl<S: AsyncRead + Lend + Unpin> Reader<S> {
     /// Gives the partial frame a buffer of `len` bytes from the shard's pool (the filled part
     /// copied over), and the one it had back to the pool: `Vec::resize` on a buffer past
     /// glibc's mmap threshold moved it to new pages with `mremap` every time.
-    fn grow(&mut self, len: usize) {
+    fn rebuffer(&mut self, len: usize) {
         let mut s = self.shard.borrow_mut();
         let mut next = s.pool().get(len);
         next.extend_from_slice(&self.buf[..self.filled]);
