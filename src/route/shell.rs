@@ -482,27 +482,16 @@ fn reader<S: AsyncRead + Lend + Unpin>(
     // polled, never held across a wait), whole frames are routed from there, and a partial
     // frame's bytes move to a buffer of its own. An idle connection holds none.
     //
-    // On a socket ring the bytes are routed where the ring received them (`Lend`); a partial
-    // frame waits in the ring for the next read, unless it grows past `uring::LEND_MAX`: then
-    // it moves to a buffer of its own as above.
-    let mut r = Reader {
-        shard,
-        stream,
-        id,
-        inbox,
-        buf: Vec::new(),
-        filled: 0,
-        paused: false,
-        move_out: false,
-    };
+    // On a socket ring the bytes are routed where the ring received them (`Lend`), and a
+    // partial frame waits there for the rest, however big (`Reader::hold_frame`).
+    let mut r = Reader { shard, stream, id, inbox, buf: Vec::new(), filled: 0, paused: false };
     async move {
         let failed = loop {
             poll_fn(|cx| r.shard.borrow_mut().poll_gate(Source::Conn(r.id), cx)).await;
-            let lent = if r.filled == 0 && !r.move_out { r.lend().await } else { None };
+            let lent = if r.filled == 0 { r.lend().await } else { None };
             let next = match lent {
                 Some(next) => next,
                 None => {
-                    r.move_out = false;
                     if r.filled == 0 && !r.paused {
                         r.read_scratch().await
                     } else {
@@ -516,12 +505,14 @@ fn reader<S: AsyncRead + Lend + Unpin>(
                 Next::Failed => break true,
             }
         };
+        let held = r.stream.borrow().lender().map_or(0, uring::UringStream::bound);
         let Reader { shard, buf, id, .. } = r;
         let mut s = shard.borrow_mut();
         if !failed {
             s.close_conn(id);
         }
         s.release_read(buf.len().saturating_sub(READ_BUF_LARGE));
+        s.release_read(held.saturating_sub(uring::RECV_MAX));
         if buf.capacity() > 0 {
             s.pool().put(buf);
         }
@@ -541,8 +532,6 @@ struct Reader<S> {
     filled: usize,
     /// The shard paused this connection's input (a recipient's queue is past its bound).
     paused: bool,
-    /// A partial frame lent by the ring grew past `uring::LEND_MAX`: it moves to `buf`.
-    move_out: bool,
 }
 
 /// What a reader does after one read.
@@ -568,22 +557,54 @@ impl<S: AsyncRead + Lend + Unpin> Reader<S> {
             ring.poll_lend(cx, this.paused, |bytes| {
                 this.inbox.hear(&this.shard);
                 let input = this.shard.borrow_mut().on_input(this.id, bytes);
-                (input.consumed, input)
+                let rest = &bytes[input.consumed.min(bytes.len())..];
+                let frame = crate::wire::announced_len(rest).unwrap_or(0);
+                (input.consumed, (input, rest.len(), frame))
             })
             .map(Some)
         })
         .await?;
-        let input = match lent {
-            Ok(Some(input)) => input,
+        let (input, unread, frame) = match lent {
+            Ok(Some(lent)) => lent,
             Ok(None) | Err(_) => return Some(Next::End),
         };
         self.paused = input.paused;
         if input.close {
             return Some(Next::Failed);
         }
-        self.move_out = !self.paused
-            && self.stream.borrow().lender().is_some_and(|r| r.unread() >= uring::LEND_MAX);
+        if !self.paused && !self.hold_frame(unread, frame) {
+            return Some(Next::Failed);
+        }
         Some(Next::Go)
+    }
+
+    /// On a socket ring, with `unread` bytes of a frame of `frame` bytes waiting there: a
+    /// frame past `uring::LEND_MAX` waits there whole, its connection's bound on unread bytes
+    /// raised as its bytes come, to twice them (never to the length announced, which 16 bytes
+    /// can claim), each raise past `uring::RECV_MAX` reserved in the shard's memory budget;
+    /// the bound goes back down once the frame is through. False: the budget is spent, and the
+    /// connection refused (as a reader's growing buffer would be).
+    fn hold_frame(&mut self, unread: usize, frame: usize) -> bool {
+        let stream = self.stream.borrow();
+        let Some(ring) = stream.lender() else { return true };
+        let held = ring.bound();
+        let want = if unread >= uring::LEND_MAX { (2 * unread).min(frame) } else { 0 };
+        let want = uring::bound_for(want);
+        if want > held {
+            let more = want - held.max(uring::RECV_MAX);
+            let mut s = self.shard.borrow_mut();
+            if !s.reserve_read(more) {
+                s.refuse_frame(self.id, OUT_OF_MEMORY);
+                return false;
+            }
+        } else if want == 0 && held > 0 {
+            self.shard.borrow_mut().release_read(held - uring::RECV_MAX);
+        } else if want == 0 {
+            return true;
+        }
+        // Asked even when unchanged: a connection that paused past the bound resumes here.
+        ring.set_bound(if want == 0 { 0 } else { want.max(held) });
+        true
     }
 
     /// With no partial frame waiting: reads into the thread's scratch buffer and routes the

@@ -235,6 +235,15 @@ pub fn decode_frame<'a>(
     Ok(Some((frame_len, Batch::new(raw, header.count))))
 }
 
+/// The length on the wire of the frame whose header starts `buf`, once its 16 bytes are
+/// there; `None` before. Not validated: for a reader sizing its wait for a partial frame that
+/// [`decode_frame`] already took the header of.
+pub fn announced_len(buf: &[u8]) -> Option<usize> {
+    let body = buf.get(8..12)?;
+    (buf.len() >= HEADER_LEN)
+        .then(|| HEADER_LEN + u32::from_be_bytes([body[0], body[1], body[2], body[3]]) as usize)
+}
+
 fn inflate<'a>(
     body: &[u8],
     raw_len: u32,

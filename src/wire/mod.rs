@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 pub use control::{AgentInfo, Control, ErrorCode, Home, ShardStats};
 pub use envelope::{DataKind, Envelope};
-pub use frame::{decode_frame, Batch, FrameBuf, FrameHeader, Message, Probe, Quiet};
+pub use frame::{announced_len, decode_frame, Batch, FrameBuf, FrameHeader, Message, Probe, Quiet};
 pub use pool::{BufferPool, PoolStats};
 
 /// The two magic bytes that open every frame: ASCII `A2`.

@@ -71,8 +71,8 @@ pub(super) fn in_parts<E>(
 }
 
 /// Connection `c`'s reader: its input goes to the group where the socket ring received it
-/// (lent, no copy), or read into the reader's own buffer (glommio's streams, or a partial
-/// message that grew past `uring::LEND_MAX`). Replaces a connection the server closed (HTTP);
+/// (lent, no copy; a partial message waits there for the rest, however big), or read into the
+/// reader's own buffer (glommio's streams). Replaces a connection the server closed (HTTP);
 /// otherwise a connection that ends is counted lost.
 pub(super) async fn reader<A: Adapter + 'static>(
     group: Rc<RefCell<Group<A>>>,
@@ -91,7 +91,6 @@ pub(super) async fn reader<A: Adapter + 'static>(
         // None until a read needs it: on a socket ring most connections never do.
         buf: Vec::new(),
         filled: 0,
-        move_out: false,
         cut: false,
     };
     if r.http && r.stream.borrow().lender().is_some() {
@@ -99,14 +98,13 @@ pub(super) async fn reader<A: Adapter + 'static>(
         uring::transit::record();
     }
     loop {
-        if r.filled == 0 && !r.move_out {
+        if r.filled == 0 {
             match r.lend().await {
                 Some(Then::Stop) => return,
                 Some(_) => continue,
                 None => {} // no socket ring: read into the own buffer
             }
         }
-        r.move_out = false;
         match r.read_own().await {
             Then::Stop => return,
             Then::Look => continue,
@@ -140,9 +138,6 @@ struct Reader<A: Adapter> {
     /// Bytes read and not yet handled (no capacity until a read into it is needed).
     buf: Vec<u8>,
     filled: usize,
-    /// On a socket ring a partial message waits there unless it grows past `uring::LEND_MAX`;
-    /// then it moves to `buf`.
-    move_out: bool,
     /// The input was cut at `INPUT_CHUNK`: the rest is lent again at once.
     cut: bool,
 }
@@ -195,9 +190,6 @@ impl<A: Adapter + 'static> Reader<A> {
         }
         // The next lend waits for the ring's next pass (only the reaper adds input): no yield
         // is needed for other tasks to run, and none costs a task run.
-        if self.move_out {
-            yield_now().await;
-        }
         Some(Then::Look)
     }
 
@@ -212,7 +204,16 @@ impl<A: Adapter + 'static> Reader<A> {
                 r.submit_now();
             }
         }
-        self.move_out = !self.cut && ring.is_some_and(|r| r.unread() >= uring::LEND_MAX);
+        if let Some(r) = ring.filter(|_| !self.cut) {
+            // A partial message past `LEND_MAX` waits in the ring whole: its connection
+            // receives on up to twice what is unread, and back to the usual bound once it is
+            // through (`UringStream::set_bound`).
+            let unread = r.unread();
+            let want = uring::bound_for(if unread >= uring::LEND_MAX { 2 * unread } else { 0 });
+            if want > 0 || r.bound() > 0 {
+                r.set_bound(if want == 0 { 0 } else { want.max(r.bound()) });
+            }
+        }
     }
 
     /// Reads into the reader's own buffer and hands what it holds to the group.

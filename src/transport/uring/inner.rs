@@ -34,6 +34,14 @@ impl Spares {
         }
     }
 
+    /// A kept buffer of `bytes` or more, if there is one.
+    pub(super) fn take_at_least(&mut self, bytes: usize) -> Option<Vec<u8>> {
+        let i = self.bufs.iter().rposition(|b| b.capacity() >= bytes)?;
+        let buf = self.bufs.swap_remove(i);
+        self.bytes -= buf.capacity();
+        Some(buf)
+    }
+
     /// A kept buffer, or a new empty one.
     pub(super) fn take(&mut self) -> Vec<u8> {
         let buf = self.bufs.pop().unwrap_or_default();
@@ -148,7 +156,7 @@ impl Inner {
                 self.in_flight += 1;
             }
             let s = &mut self.slots[slot];
-            // A paused connection (`RECV_MAX` unread) arms no receive, whatever else marked it
+            // A paused connection (past its bound unread) arms no receive, whatever else marked it
             // (a send): its reader's wait pushes back on the peer through TCP.
             let receives = !s.recv_armed && s.rx_end.is_none() && !s.closed && !s.paused;
             if receives && s.own {
@@ -167,7 +175,15 @@ impl Inner {
                 // messages) moved before every receive was a tenth of a router core.
                 let unread = s.rx.len() - s.rx_at;
                 let short = s.rx.capacity() - s.rx.len() < OWN_ROOM;
-                let want = if s.rx_lent as usize > MOVE_CHEAP { OWN_ROOM_BIG } else { OWN_ROOM };
+                // A reader waiting for a big message's rest is offered room for all it may
+                // receive: the message lands whole, where the reader reads it.
+                let want = if s.rx_bound > 0 {
+                    s.raised().saturating_sub(unread).max(OWN_ROOM_BIG)
+                } else if s.rx_lent as usize > MOVE_CHEAP {
+                    OWN_ROOM_BIG
+                } else {
+                    OWN_ROOM
+                };
                 if s.rx_at > 0 && (unread <= MOVE_CHEAP || (short && s.rx_at >= unread)) {
                     #[cfg(test)]
                     {
@@ -176,7 +192,19 @@ impl Inner {
                     s.rx.drain(..s.rx_at);
                     s.rx_at = 0;
                 }
-                grow_rx(&mut s.rx, OWN_ROOM);
+                let unread = s.rx.len() - s.rx_at;
+                if s.rx_bound > 0 && s.rx.len() + want > s.rx.capacity() {
+                    // Growing for a big message: into a kept buffer big enough, if there is one,
+                    // rather than new pages the kernel must fault in as it copies (a buffer grown
+                    // in place had most of a 1 MiB message land on fresh pages).
+                    if let Some(mut bigger) = spare.take_at_least(unread + want) {
+                        bigger.extend_from_slice(&s.rx[s.rx_at..]);
+                        let old = std::mem::replace(&mut s.rx, bigger);
+                        s.rx_at = 0;
+                        spare.put(old, RX_KEPT);
+                    }
+                }
+                grow_rx(&mut s.rx, if s.rx_bound > 0 { want } else { OWN_ROOM });
                 let room = (s.rx.capacity() - s.rx.len()).min(want);
                 #[cfg(test)]
                 {
@@ -286,7 +314,7 @@ impl Inner {
         }
         // Past its bound a connection pauses, whether its receive goes on (cancelled here) or
         // just ended (out of buffers: armed again below it kept receiving, 2.5 MB unread).
-        let over = unread > RECV_MAX && !s.closed;
+        let over = unread > s.bound() && !s.closed;
         let pause = over && !s.paused;
         s.paused |= pause;
         if !more {
@@ -319,7 +347,7 @@ impl Inner {
         if res > 0 {
             // SAFETY: the kernel wrote `res` bytes of the spare room it was given.
             unsafe { s.rx.set_len(s.rx.len() + res as usize) };
-            if (res as usize) < OWN_ROOM / 4 {
+            if (res as usize) < OWN_ROOM / 4 && s.rx_bound == 0 {
                 // Not streaming any more: back to the provided buffers.
                 s.own = false;
                 s.copies = 0;
@@ -335,10 +363,18 @@ impl Inner {
         }
         let unread = self.unread_len(slot);
         let s = &mut self.slots[slot];
-        if unread > RECV_MAX {
+        if unread > s.bound() {
             s.paused = true;
         } else if s.rx_end.is_none() && !s.closed {
             self.mark(slot);
+        }
+        let s = &mut self.slots[slot];
+        if unread == 0 && !s.own && s.rx.capacity() > OWN_CAP {
+            // Grown for a big message, now read, and back to the provided buffers: to the
+            // spare list (kept there up to `RX_KEPT`), not held by an idle connection.
+            let rx = std::mem::take(&mut s.rx);
+            s.rx_at = 0;
+            self.spare.put(rx, RX_KEPT);
         }
         wake(&mut self.slots[slot].read_waker);
     }
@@ -364,8 +400,8 @@ impl Inner {
                 // All sent: a connection with nothing to send keeps no send buffer.
                 let (fly, next) = (std::mem::take(&mut s.tx_fly), std::mem::take(&mut s.tx_next));
                 s.tx_off = 0;
-                self.tx_spare.put(fly, SEND_MAX * 2);
-                self.tx_spare.put(next, SEND_MAX * 2);
+                self.tx_spare.put(fly, RX_KEPT);
+                self.tx_spare.put(next, RX_KEPT);
             }
         }
         let s = &mut self.slots[slot];

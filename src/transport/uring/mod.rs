@@ -115,7 +115,8 @@ const FIXED_FILES_MIN: u32 = 1024;
 /// The largest table asked for, whatever the open-file limit: the kernel keeps 8 bytes per
 /// entry (512 KiB here), whether used or not.
 pub const FIXED_FILES_MAX: u32 = 1 << 16;
-/// Bytes a connection may queue for sending before its writer waits.
+/// Bytes a connection may queue for sending before its writer waits. A buffer handed over
+/// whole ([`UringStream::send_owned`]) may be bigger: it is queued as it is, no copy made.
 const SEND_MAX: usize = 256 << 10;
 /// With [`Ring::set_early_send`], a connection with this much queued and no send in flight sends
 /// at once instead of at the end of the round (`docs/ARCHITECTURE.md`, "The second ring").
@@ -142,8 +143,9 @@ const OWN_ROOM: usize = 64 << 10;
 const OWN_ROOM_BIG: usize = 2 * OWN_ROOM;
 /// Bytes received and not yet read past which a connection stops receiving (its receive is
 /// cancelled, and armed again once its reader took half): a reader that pauses pushes back
-/// on the peer through TCP, as with a plain socket.
-const RECV_MAX: usize = 256 << 10;
+/// on the peer through TCP, as with a plain socket. A reader waiting for the rest of a message
+/// bigger than this raises its connection's bound ([`UringStream::set_bound`]).
+pub const RECV_MAX: usize = 256 << 10;
 /// The capacity a connection's own receive buffer is given once, when it first receives into
 /// it: all a connection keeps unread ([`RECV_MAX`]) and one receive's room after it, so the
 /// buffer never grows while the connection streams, and the spare lists keep it. Grown by
@@ -152,26 +154,46 @@ const RECV_MAX: usize = 256 << 10;
 /// faults/s, 200 `mremap`s/s with 16 KiB messages; `docs/BENCHMARKS.md`, "Big messages: a
 /// receive buffer that stopped growing"). Only the pages written take memory.
 const OWN_CAP: usize = RECV_MAX + OWN_ROOM;
-/// A partial message a reader leaves in the ring ([`UringStream::poll_lend`]) may wait there
-/// for the rest up to this size; past it the reader moves it to a buffer of its own, since a
-/// connection with `RECV_MAX` unread receives no more. Half of `RECV_MAX`: a message of 64 KiB
-/// (a frame a little over it) is routed where it was received; at 64 KiB every such frame was
-/// copied once more, into the reader's buffer (`docs/BENCHMARKS.md`, "64 KiB messages: two
-/// copies fewer").
+/// A partial message a reader leaves in the ring ([`UringStream::poll_lend`]) waits there for
+/// the rest up to this size under the connection's usual bound; past it the reader raises the
+/// bound as the bytes come ([`UringStream::set_bound`]), so that the message is read where
+/// the kernel put it, however big. Moved out to a reader's buffer instead, every byte of a
+/// message past 128 KiB was copied once more, and that buffer grew by doubling (a copy and a
+/// zeroing each time): 1 MiB messages cost the router 1.9 ms of CPU each, against 0.98 ms
+/// through the tokio router (`docs/BENCHMARKS.md`, "Messages past 128 KiB").
 pub const LEND_MAX: usize = RECV_MAX / 2;
 // A partial message under `LEND_MAX` must be able to complete before its connection pauses.
 const _: () = assert!(LEND_MAX < RECV_MAX);
+/// A raised bound is kept in units of this many bytes (up to 4 GiB in a slot's 16 bits).
+const BOUND_UNIT: usize = 64 << 10;
+
+/// The bound [`UringStream::set_bound`] sets for `want` bytes: 0 for 0, else past
+/// [`RECV_MAX`] (a partial message of [`LEND_MAX`] or more, half the usual bound, must raise
+/// it even when it is smaller than the bound: a connection paused past `RECV_MAX` receives
+/// again once half of that is read, which such a message's rest never lets happen), in whole
+/// units of 64 KiB.
+pub fn bound_for(want: usize) -> usize {
+    match want {
+        0 => 0,
+        _ => {
+            want.max(RECV_MAX + 1).min(u16::MAX as usize * BOUND_UNIT).next_multiple_of(BOUND_UNIT)
+        }
+    }
+}
 /// Unread bytes a receive into a connection's own buffer moves to the front before it when
 /// some were read: at most this many, unless the room after them is short of [`OWN_ROOM`].
 const MOVE_CHEAP: usize = 4 << 10;
-/// The largest emptied receive buffer kept for reuse: one grown past [`OWN_CAP`] (receives
-/// that completed as its connection paused: up to the provided buffers' 4 MiB) is kept too,
-/// rather than given back to glibc and mapped and faulted in again the next time (at 2 MiB,
-/// 20–45 k page faults in 2 s on a router core with 16 KiB messages; at 4 MiB, one).
+/// The largest emptied buffer kept for reuse: one grown past [`OWN_CAP`] (receives that
+/// completed as its connection paused: up to the provided buffers' 4 MiB; a big message held
+/// whole, [`UringStream::set_bound`]; a big message's frame sent whole) is kept too, rather
+/// than given back to glibc and mapped and faulted in again the next time (at 2 MiB, 20–45 k
+/// page faults in 2 s on a router core with 16 KiB messages; at 4 MiB, one).
 const RX_KEPT: usize = SPARE_BYTES / 2;
 /// Bytes of emptied buffers kept for reuse per ring and direction: enough that busy connections
-/// allocate none, while an idle connection holds none of its own.
-const SPARE_BYTES: usize = 8 << 20;
+/// allocate none, while an idle connection holds none of its own. With 1 MiB messages, 8 MiB
+/// left every receive of a message on fresh pages (60–130 k page faults a second on a router
+/// core); only pages once written take memory.
+const SPARE_BYTES: usize = 32 << 20;
 /// A parked reaper looks again after this long, whatever happened.
 const FALLBACK: Duration = Duration::from_millis(20);
 /// A polling ring counts the time from one empty pass to the next as watch when it is shorter
@@ -345,6 +367,9 @@ struct Slot {
     held: Option<(u16, u32)>,
     /// Unread bytes a lend ([`UringStream::poll_lend`]) left: the next lend waits for more.
     rx_lent: u32,
+    /// The reader's bound on unread bytes when it raised it past [`RECV_MAX`] for a big
+    /// message ([`UringStream::set_bound`]), in units of [`BOUND_UNIT`]; 0: `RECV_MAX`.
+    rx_bound: u16,
     /// The receive ended: `Ok` at end of stream, else the error's kind.
     rx_end: Option<Result<(), io::ErrorKind>>,
     recv_armed: bool,
@@ -356,7 +381,7 @@ struct Slot {
     own_flight: bool,
     /// The score of receives copied whole against those read in place ([`OWN_AFTER`]).
     copies: u8,
-    /// Receiving stopped: [`RECV_MAX`] unread.
+    /// Receiving stopped: past [`Slot::bound`] unread.
     paused: bool,
     read_waker: Option<Waker>,
     /// The send in flight owns these bytes until its completion.
@@ -383,6 +408,16 @@ struct Slot {
 }
 
 impl Slot {
+    /// Unread bytes past which the connection stops receiving.
+    fn bound(&self) -> usize {
+        RECV_MAX.max(self.raised())
+    }
+
+    /// The bound a reader raised, in bytes (0: none).
+    fn raised(&self) -> usize {
+        self.rx_bound as usize * BOUND_UNIT
+    }
+
     fn busy(&self) -> bool {
         self.recv_armed || self.sending || self.shutting
     }

@@ -95,7 +95,8 @@ impl UringStream {
     /// copying behind it. Copying grew the waiting buffer — often a writer's pooled frame,
     /// handed over earlier — past its pool's sizes, so every few sends freed one buffer and
     /// allocated, and faulted in, a bigger one. `Ready(false)`: write as usual (an error to
-    /// report, an empty buffer, or one over [`SEND_MAX`]).
+    /// report, or an empty buffer). A buffer bigger than [`SEND_MAX`] is taken too: copied
+    /// behind in parts of `SEND_MAX`, a 1 MiB message's frame cost the router a copy.
     ///
     /// With early sends on (a router's shard), a send in flight has most often completed as it
     /// was submitted: its completion is reaped at once and the buffer takes its place, so a
@@ -142,7 +143,7 @@ impl UringStream {
     pub(super) fn try_send_owned(&self, buf: &mut Vec<u8>) -> Option<bool> {
         let mut inner = self.ring.inner.borrow_mut();
         let s = &mut inner.slots[self.slot];
-        if s.tx_err.is_some() || buf.len() > SEND_MAX || buf.is_empty() {
+        if s.tx_err.is_some() || buf.is_empty() {
             return Some(false);
         }
         if !s.tx_next.is_empty() {
@@ -150,7 +151,11 @@ impl UringStream {
         }
         let mut empty = std::mem::take(&mut s.tx_next);
         if empty.capacity() == 0 {
-            empty = inner.tx_spare.take();
+            // As big a buffer as the one taken, when one was sent and kept: the writer's pool
+            // gets back what it gave (for messages of hundreds of KiB, every frame a new
+            // allocation, faulted in page by page as it was filled, otherwise).
+            let cap = buf.capacity();
+            empty = inner.tx_spare.take_at_least(cap).unwrap_or_else(|| inner.tx_spare.take());
         }
         inner.slots[self.slot].tx_next = std::mem::replace(buf, empty);
         self.queued(inner);
@@ -188,6 +193,62 @@ impl UringStream {
         self.ring.inner.borrow().unread_len(self.slot)
     }
 
+    /// The bound on unread bytes set by [`UringStream::set_bound`]; 0: none ([`RECV_MAX`]).
+    pub fn bound(&self) -> usize {
+        self.ring.inner.borrow().slots[self.slot].raised()
+    }
+
+    /// For a reader that waits for the rest of a message of which [`LEND_MAX`] or more came
+    /// (asked after each read that leaves it partial, even when the bound is already that: a
+    /// connection paused past it resumes here, not with the usual half read): the
+    /// connection keeps receiving until `bound` bytes are unread (instead of [`RECV_MAX`]),
+    /// straight into its own buffer, so that the message is read in place when whole. Raise it
+    /// with the bytes that came (twice them, say), not with a length a header announced: a
+    /// peer's 16 bytes must not pin megabytes; the bound set is [`bound_for`] it, past
+    /// `RECV_MAX` whatever is asked. 0: back to `RECV_MAX`, once the message is through; a buffer grown for it goes back to the spare
+    /// list once emptied, rather than staying with an idle connection.
+    pub fn set_bound(&self, bound: usize) {
+        let mut guard = self.ring.inner.borrow_mut();
+        let inner = &mut *guard;
+        let bound = (bound_for(bound) / BOUND_UNIT) as u16;
+        let s = &mut inner.slots[self.slot];
+        let before = std::mem::replace(&mut s.rx_bound, bound);
+        if s.closed {
+            return;
+        }
+        let mut cancel = false;
+        if bound == before {
+            // Asked again for the same message: below, it receives again if it can.
+        } else if bound > 0 && !s.own {
+            // Into the connection's own buffer from the next receive on.
+            s.own = true;
+            cancel = s.recv_armed;
+        } else if bound == 0 && s.rx.capacity() > 2 * OWN_CAP {
+            // Back to the provided buffers; an own receive armed into the big buffer ends.
+            s.own = false;
+            s.copies = 0;
+            cancel = s.recv_armed;
+        }
+        let unread = inner.unread_len(self.slot);
+        let s = &mut inner.slots[self.slot];
+        // Raised (or kept) for a message, it receives again as soon as there is room: a paused
+        // connection whose reader left part of a message past half the bound would otherwise
+        // never resume. Back down, once half of the bound is read (as after any read).
+        let resume = s.paused && unread < if bound > 0 { s.bound() } else { s.bound() / 2 };
+        if resume {
+            s.paused = false;
+        }
+        if cancel {
+            inner.cancel(self.slot);
+        } else if resume && !s.recv_armed {
+            inner.mark(self.slot);
+        } else {
+            return;
+        }
+        drop(guard);
+        self.ring.kick();
+    }
+
     /// `n` more bytes were read: an idle connection keeps no receive buffer, and a paused
     /// receive starts again once half its bound is read.
     pub(super) fn consumed(&self, n: usize) {
@@ -213,7 +274,7 @@ impl UringStream {
         }
         let unread = inner.unread_len(self.slot);
         let s = &mut inner.slots[self.slot];
-        if s.paused && unread <= RECV_MAX / 2 {
+        if s.paused && unread <= s.bound() / 2 {
             s.paused = false;
             if !s.recv_armed {
                 inner.mark(self.slot);

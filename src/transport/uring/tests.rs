@@ -606,6 +606,84 @@ fn a_receive_into_an_own_buffer_moves_no_big_unread_tail_before_it() {
 }
 
 #[test]
+fn a_message_past_the_receive_bound_is_read_whole_where_it_landed() {
+    // Proves a reader that raises its connection's bound as a big message's bytes come
+    // (`set_bound`, twice what is unread, as the router's and the agents' readers do) gets
+    // messages of 1 MiB and more whole in the ring, each read in place in one lend (none moved
+    // out to a buffer of the reader's), every byte in order, interleaved with small ones and
+    // with ones under the usual bound but over half of it (which, left partial in a connection
+    // paused past its bound, never let it receive again until the bound was raised for them);
+    // and
+    // that once the big ones are through, the bound goes back down and the grown buffer leaves
+    // the connection.
+    const SIZES: [usize; 9] = [3 << 20, 100, 200_000, 1 << 20, 300_000, 200_000, 7, 2 << 20, 9];
+    let total: usize = SIZES.iter().sum();
+    let Some((listener, addr)) = loopback() else { return };
+    let peer = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        std::io::Write::write_all(&mut s, &in_order(total)).unwrap();
+    });
+    let socket = std::net::TcpStream::connect(addr).unwrap();
+    socket.set_nonblocking(true).unwrap();
+    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .spawn(move || async move {
+            let ring = Ring::new().unwrap();
+            let reaper = ring.spawn_reaper();
+            let stream = ring.stream(socket.into());
+            let slot = stream.slot;
+            let (mut got, mut again) = (0usize, false);
+            // Bounded: a connection that never receives again fails the test, not hangs it.
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            for size in SIZES {
+                loop {
+                    assert!(std::time::Instant::now() < deadline, "stuck at {got} bytes");
+                    let lend = std::future::poll_fn(|cx| {
+                        stream.poll_lend(cx, std::mem::take(&mut again), |bytes| {
+                            if bytes.len() < size {
+                                return (0, (0, bytes.len()));
+                            }
+                            assert_in_order(&bytes[..size], got);
+                            (size, (size, bytes.len() - size))
+                        })
+                    });
+                    let late = async {
+                        glommio::timer::sleep(Duration::from_secs(30)).await;
+                        panic!("no bytes for 30 s at {got} of {total}");
+                    };
+                    let (taken, unread) = futures_lite::future::or(lend, late)
+                        .await
+                        .unwrap()
+                        .expect("the stream ended early");
+                    let want =
+                        bound_for(if unread >= LEND_MAX { (2 * unread).min(size) } else { 0 });
+                    if taken == 0 && want > 0 {
+                        stream.set_bound(want.max(stream.bound()));
+                    }
+                    if taken > 0 {
+                        // The next one may be whole already: lent again at once.
+                        (got, again) = (got + taken, true);
+                        if unread < LEND_MAX {
+                            stream.set_bound(0);
+                        }
+                        break;
+                    }
+                }
+            }
+            assert_eq!(got, total);
+            assert_eq!(stream.bound(), 0);
+            let cap = ring.inner.borrow().slots[slot].rx.capacity();
+            assert!(cap <= OWN_CAP, "{cap} bytes of receive buffer held after the big ones");
+            drop(stream);
+            ring.stop();
+            reaper.await;
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    peer.join().unwrap();
+}
+
+#[test]
 fn a_reader_that_waits_stops_its_connection_receiving_even_while_it_sends() {
     // Proves the bound on what a connection keeps unread: the peer streams 16 MiB while this
     // side reads nothing and keeps sending (every send marks the connection for the next
@@ -774,6 +852,46 @@ fn a_ping_pong_allocates_nothing_per_message() {
         allocs <= 16 * handed && allocs < 4_000,
         "{allocs} allocations for 4,000 messages and {handed} parks and turns"
     );
+}
+
+#[test]
+fn a_big_buffer_handed_over_is_sent_whole_and_a_big_one_comes_back() {
+    // Proves a buffer past `SEND_MAX` (a 1 MiB message's frame) is taken whole, not refused
+    // and copied behind in parts, every byte arrives in order, and once one was sent the
+    // buffer left in the next one's place is as big: the writer's pool gets back buffers of
+    // the size it gives (else every such frame was a new allocation, faulted in as filled).
+    const BIG: usize = 1 << 20;
+    let Some((listener, addr)) = loopback() else { return };
+    let peer = peer_reading(listener, 3 * BIG);
+    let caps = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .spawn(move || async move {
+            use futures_lite::AsyncWriteExt;
+            let ring = Ring::new().unwrap();
+            let reaper = ring.spawn_reaper();
+            let mut stream = connect(&ring, addr);
+            let all = in_order(3 * BIG);
+            let mut caps = Vec::new();
+            for part in all.chunks(BIG) {
+                let mut buf = Vec::with_capacity(BIG);
+                buf.extend_from_slice(part);
+                let taken = std::future::poll_fn(|cx| stream.poll_send_owned(cx, &mut buf)).await;
+                assert!(taken, "a buffer of {BIG} bytes refused");
+                caps.push(buf.capacity());
+                // Sent before the next: its buffer is kept, then handed back.
+                stream.flush().await.unwrap();
+                std::future::poll_fn(|cx| Pin::new(&mut stream).poll_close(cx)).await.unwrap();
+            }
+            drop(stream);
+            ring.stop();
+            reaper.await;
+            caps
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    let got = peer.join().unwrap();
+    assert_in_order(&got, 0);
+    assert!(caps[1..].iter().all(|&c| c >= BIG), "buffers given back: {caps:?}");
 }
 
 #[test]
