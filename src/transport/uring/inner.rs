@@ -347,7 +347,12 @@ impl Inner {
         if res > 0 {
             // SAFETY: the kernel wrote `res` bytes of the spare room it was given.
             unsafe { s.rx.set_len(s.rx.len() + res as usize) };
-            if (res as usize) < OWN_ROOM / 4 && s.rx_bound == 0 {
+            // A reader waiting for the rest of a message it left partial keeps the connection
+            // on its own buffer, however little came: the rest of a 200 KiB message's frame
+            // went through provided buffers and was copied out of them (a tenth of a router
+            // core).
+            let waiting = s.rx_bound > 0 || s.rx_lent as usize > MOVE_CHEAP;
+            if (res as usize) < OWN_ROOM / 4 && !waiting {
                 // Not streaming any more: back to the provided buffers.
                 s.own = false;
                 s.copies = 0;

@@ -223,7 +223,7 @@ impl UringStream {
             // Into the connection's own buffer from the next receive on.
             s.own = true;
             cancel = s.recv_armed;
-        } else if bound == 0 && s.rx.capacity() > 2 * OWN_CAP {
+        } else if bound == 0 && s.rx.capacity() > IDLE_RX_MAX {
             // Back to the provided buffers; an own receive armed into the big buffer ends.
             s.own = false;
             s.copies = 0;
