@@ -47,6 +47,19 @@ fn in_order(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i % 251) as u8).collect()
 }
 
+/// A peer that writes [`in_order`]`(n)` to the first connection it accepts, and a
+/// non-blocking socket connected to it; `None` where the kernel cannot run a ring.
+fn streaming_peer(n: usize) -> Option<(std::thread::JoinHandle<()>, std::net::TcpStream)> {
+    let (listener, addr) = loopback()?;
+    let peer = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        std::io::Write::write_all(&mut s, &in_order(n)).unwrap();
+    });
+    let socket = std::net::TcpStream::connect(addr).unwrap();
+    socket.set_nonblocking(true).unwrap();
+    Some((peer, socket))
+}
+
 /// `bytes` are [`in_order`]'s from `at` on.
 fn assert_in_order(bytes: &[u8], at: usize) {
     for (i, &b) in bytes.iter().enumerate() {
@@ -551,13 +564,7 @@ fn a_receive_into_an_own_buffer_moves_no_big_unread_tail_before_it() {
     // leaves much unread, `OWN_ROOM`: the test above).
     const MSG: usize = (64 << 10) + 64;
     const BIG: usize = 256 * MSG;
-    let Some((listener, addr)) = loopback() else { return };
-    let peer = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().unwrap();
-        std::io::Write::write_all(&mut s, &in_order(BIG)).unwrap();
-    });
-    let socket = std::net::TcpStream::connect(addr).unwrap();
-    socket.set_nonblocking(true).unwrap();
+    let Some((peer, socket)) = streaming_peer(BIG) else { return };
     glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
         .spawn(move || async move {
             let ring = Ring::new().unwrap();
@@ -613,18 +620,11 @@ fn a_message_past_the_receive_bound_is_read_whole_where_it_landed() {
     // out to a buffer of the reader's), every byte in order, interleaved with small ones and
     // with ones under the usual bound but over half of it (which, left partial in a connection
     // paused past its bound, never let it receive again until the bound was raised for them);
-    // and
-    // that once the big ones are through, the bound goes back down and the grown buffer leaves
+    // and that once the big ones are through, the bound goes back down and the grown buffer leaves
     // the connection.
     const SIZES: [usize; 9] = [3 << 20, 100, 200_000, 1 << 20, 300_000, 200_000, 7, 2 << 20, 9];
     let total: usize = SIZES.iter().sum();
-    let Some((listener, addr)) = loopback() else { return };
-    let peer = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().unwrap();
-        std::io::Write::write_all(&mut s, &in_order(total)).unwrap();
-    });
-    let socket = std::net::TcpStream::connect(addr).unwrap();
-    socket.set_nonblocking(true).unwrap();
+    let Some((peer, socket)) = streaming_peer(total) else { return };
     glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
         .spawn(move || async move {
             let ring = Ring::new().unwrap();
