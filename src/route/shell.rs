@@ -588,8 +588,7 @@ impl<S: AsyncRead + Lend + Unpin> Reader<S> {
         let stream = self.stream.borrow();
         let Some(ring) = stream.lender() else { return true };
         let held = ring.bound();
-        let want = if unread >= uring::LEND_MAX { (2 * unread).min(frame) } else { 0 };
-        let want = uring::bound_for(want);
+        let want = ring.bound_wanted(unread, frame);
         if want > held {
             let more = want - held.max(uring::RECV_MAX);
             let mut s = self.shard.borrow_mut();
@@ -603,7 +602,7 @@ impl<S: AsyncRead + Lend + Unpin> Reader<S> {
             return true;
         }
         // Asked even when unchanged: a connection that paused past the bound resumes here.
-        ring.set_bound(if want == 0 { 0 } else { want.max(held) });
+        ring.set_bound(want);
         true
     }
 

@@ -208,10 +208,9 @@ impl<A: Adapter + 'static> Reader<A> {
             // A partial message past `LEND_MAX` waits in the ring whole: its connection
             // receives on up to twice what is unread, and back to the usual bound once it is
             // through (`UringStream::set_bound`).
-            let unread = r.unread();
-            let want = uring::bound_for(if unread >= uring::LEND_MAX { 2 * unread } else { 0 });
+            let want = r.bound_wanted(r.unread(), usize::MAX);
             if want > 0 || r.bound() > 0 {
-                r.set_bound(if want == 0 { 0 } else { want.max(r.bound()) });
+                r.set_bound(want);
             }
         }
     }

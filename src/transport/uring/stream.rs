@@ -198,6 +198,16 @@ impl UringStream {
         self.ring.inner.borrow().slots[self.slot].raised()
     }
 
+    /// The bound a reader that holds `unread` bytes of a message of `frame` bytes (`usize::MAX`
+    /// when it cannot tell) asks for with [`UringStream::set_bound`]: 0 under [`LEND_MAX`],
+    /// else twice what came, at most the message, never below what is set.
+    pub fn bound_wanted(&self, unread: usize, frame: usize) -> usize {
+        if unread < LEND_MAX {
+            return 0;
+        }
+        bound_for((2 * unread).min(frame)).max(self.bound())
+    }
+
     /// For a reader that waits for the rest of a message of which [`LEND_MAX`] or more came
     /// (asked after each read that leaves it partial, even when the bound is already that: a
     /// connection paused past it resumes here, not with the usual half read): the
