@@ -48,8 +48,10 @@ pub struct GroupConfig {
     pub pacing: Pacing,
     /// Count or duration.
     pub stop: Stop,
-    /// Payload bytes per request (≥ 16).
+    /// Payload bytes per request (≥ 16); with a mix, its largest size.
     pub payload_bytes: usize,
+    /// `--payload-mix`: each request's size drawn by weight.
+    pub payload_mix: Option<super::mix::PayloadMix>,
     /// Most messages per frame.
     pub batch_max: u32,
     /// Compression of frames sent.
@@ -167,6 +169,10 @@ pub trait Adapter {
     /// Per-pattern figures, for adapters that mix request kinds (HTTP); `book` holds the
     /// round trips measured.
     fn breakdown(&self, _book: &Book) -> Vec<super::http::PatternStats> {
+        Vec::new()
+    }
+    /// Per-size figures, for adapters that send a payload mix.
+    fn sizes(&self) -> Vec<super::mix::SizeStats> {
         Vec::new()
     }
     /// Requests in flight whose answers are streams already telling a long task's events
@@ -337,6 +343,11 @@ impl<A: Adapter> Group<A> {
     /// The adapter's per-pattern figures.
     pub fn breakdown(&self) -> Vec<super::http::PatternStats> {
         self.adapter.breakdown(&self.book)
+    }
+
+    /// The adapter's per-size figures (`--payload-mix`).
+    pub fn sizes(&self) -> Vec<super::mix::SizeStats> {
+        self.adapter.sizes()
     }
 
     /// `Ok(true)` once every agent's registration was acknowledged; `Err` if one was refused.
@@ -678,6 +689,7 @@ mod tests {
             pacing: Pacing::Open { rate: 1e6, window: 16 },
             stop: Stop::Duration(Duration::from_secs(1)),
             payload_bytes: 64,
+            payload_mix: None,
             batch_max: 1024,
             compression: Compression::None,
             late_after_ns: 1_000_000,

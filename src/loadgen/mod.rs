@@ -21,6 +21,7 @@ pub mod group;
 pub mod http;
 pub mod json;
 mod link;
+pub mod mix;
 pub mod native;
 pub mod topology;
 pub mod workload;
@@ -86,8 +87,12 @@ pub struct Scenario {
     pub warmup: Duration,
     /// How long to wait for replies still in flight once sending stopped.
     pub drain_timeout: Duration,
-    /// Bytes of payload per request (≥ 16: the send times travel in it).
+    /// Bytes of payload per request (≥ 16: the send times travel in it); with a mix, its
+    /// largest size.
     pub payload_bytes: usize,
+    /// `--payload-mix`: each request's size drawn from these by weight (native protocol,
+    /// request/reply).
+    pub payload_mix: Option<mix::PayloadMix>,
     /// Most messages per frame.
     pub batch_max: u32,
     /// Compression of frames the agents send.
@@ -404,6 +409,8 @@ pub struct Outcome {
     pub partial: bool,
     /// HTTP: each pattern's figures over the measured window, merged over cores.
     pub breakdown: Vec<http::PatternStats>,
+    /// `--payload-mix`: each size's figures over the measured window, merged over cores.
+    pub sizes: Vec<mix::SizeStats>,
     /// Coordination workloads: their own figures, merged over cores.
     pub coordination: Option<workload::CoordStats>,
     /// Deliveries one request makes (publications fan out; 1 otherwise).
@@ -473,6 +480,7 @@ impl Outcome {
             intervals: Vec::new(),
             partial: false,
             breakdown: Vec::new(),
+            sizes: Vec::new(),
             coordination: None,
             fan: 1,
             connections: 0,

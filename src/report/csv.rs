@@ -2,14 +2,16 @@
 //! report stays the complete record; this is its table. Written from the report's JSON, so a
 //! saved report (`a2a-bench report R.json --csv F`) gives the same rows; a compare report gives
 //! each router's runs, named in the `router` column. An HTTP run of a mix of patterns is
-//! followed by a row per pattern (its `pattern` cell set; the run's own row leaves it empty).
+//! followed by a row per pattern (its `pattern` cell set; the run's own row leaves it empty);
+//! a `--payload-mix` run by a row per size (its `payload_bytes` that size, its `mix_share` the
+//! size's share of the sends; the run's own row has the mix's mean size and no share).
 
 use std::path::Path;
 
 use serde_json::Value;
 
 /// The columns, in order.
-pub const COLUMNS: [&str; 31] = [
+pub const COLUMNS: [&str; 32] = [
     "run",
     "topology",
     "agents",
@@ -41,6 +43,7 @@ pub const COLUMNS: [&str; 31] = [
     "process_rss_bytes",
     "target_rss_bytes",
     "payload_bytes",
+    "mix_share",
 ];
 
 /// One report's runs, or, for a compare report, each router's.
@@ -106,7 +109,42 @@ pub fn write(report: &Value, path: &Path) -> anyhow::Result<()> {
                 cell(&r["memory"]["process_bytes"]),
                 cell(&r["memory"]["target_bytes"]),
                 cell(&r["payload_size"]),
+                String::new(),
             ]))?;
+            for size in r["payload_mix"].as_array().into_iter().flatten() {
+                let l = &size["latency"];
+                let measured = l["count"].as_u64().unwrap_or(0) > 0;
+                let latency = |v: &Value| if measured { cell(v) } else { String::new() };
+                let blank = || String::new();
+                w.write_record(lead.iter().cloned().chain([
+                    blank(),
+                    blank(),
+                    blank(),
+                    blank(),
+                    cell(&size["round_trips_per_sec"]),
+                    latency(&l["p50_ms"]),
+                    latency(&l["p95_ms"]),
+                    latency(&l["p99_ms"]),
+                    latency(&l["p999_ms"]),
+                    latency(&l["max_ms"]),
+                    blank(),
+                    blank(),
+                    blank(),
+                    cell(&r["duration_sec"]),
+                    cell(&rep["placement"]["router"]),
+                    blank(),
+                    blank(),
+                    blank(),
+                    blank(),
+                    blank(),
+                    blank(),
+                    blank(),
+                    blank(),
+                    blank(),
+                    cell(&size["bytes"]),
+                    cell(&size["share_sent"]),
+                ]))?;
+            }
             let patterns = r["patterns"].as_array().map_or(&[][..], Vec::as_slice);
             if patterns.len() < 2 {
                 continue; // one pattern's figures are the run's
@@ -142,6 +180,7 @@ pub fn write(report: &Value, path: &Path) -> anyhow::Result<()> {
                     String::new(),
                     String::new(),
                     cell(&r["payload_size"]),
+                    String::new(),
                 ]))?;
             }
         }
@@ -222,5 +261,43 @@ mod tests {
         assert_eq!(&rows[1][col("first_event_p50_ms")], "");
         assert_eq!(&rows[3][col("p50_ms")], "", "no answer, no latency: {text}");
         assert_eq!(&rows[3][col("errors")], "2");
+    }
+
+    #[test]
+    fn a_payload_mix_run_is_followed_by_a_row_per_size() {
+        // Proves the size rows: after the run's row (the mix's mean size, no share), one per
+        // size with its bytes, share of the sends, round trips/s and latencies; a size with no
+        // round trip measured has empty latency cells.
+        let lat = |count: u64, p50: f64| {
+            serde_json::json!({"count": count, "p50_ms": p50, "p95_ms": p50,
+            "p99_ms": p50, "p999_ms": p50, "max_ms": p50})
+        };
+        let run = serde_json::json!({
+            "topology": "ring", "agent_count": 4, "repeat": 0, "p50_latency_ms": 1.0,
+            "latency": {"rtt": {"count": 9}}, "pacing": {"mode": "closed", "window": 16},
+            "status": "ok", "throughput_msg_per_sec": 300.0, "payload_size": 1072,
+            "payload_mix": [
+                {"bytes": 64, "share_sent": 0.75, "round_trips_per_sec": 90.0,
+                    "latency": lat(9, 0.5)},
+                {"bytes": 4096, "share_sent": 0.25, "round_trips_per_sec": 0.0,
+                    "latency": lat(0, 0.0)},
+            ],
+        });
+        let path = std::env::temp_dir().join(format!("a2a-csv-size-{}.csv", std::process::id()));
+        write(&serde_json::json!({ "results": [run] }), &path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let mut rows = csv::Reader::from_reader(text.as_bytes());
+        let rows: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
+        let col = |name: &str| COLUMNS.iter().position(|&c| c == name).unwrap();
+        assert_eq!(rows.len(), 3, "{text}");
+        let cells = |r: &csv::StringRecord, names: &[&str]| -> Vec<String> {
+            names.iter().map(|n| r[col(n)].to_string()).collect()
+        };
+        let names = ["payload_bytes", "mix_share", "round_trips_per_sec", "p50_ms", "run"];
+        assert_eq!(cells(&rows[0], &names[..2]), ["1072", ""]);
+        assert_eq!(cells(&rows[1], &names), ["64", "0.75", "90.0", "0.5", "1"]);
+        assert_eq!(cells(&rows[2], &names), ["4096", "0.25", "0.0", "", "1"]);
+        assert_eq!(&rows[1][col("throughput_msg_per_sec")], "", "{text}");
     }
 }

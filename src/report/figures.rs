@@ -96,6 +96,7 @@ pub fn scenario_name(r: &Value, count_mode: bool) -> String {
         String::new()
     };
     let payload = match r["payload_size"].as_u64() {
+        _ if r["payload_mix"].is_array() => " mix".to_string(),
         Some(b) if b as usize != super::text::DEFAULT_PAYLOAD => {
             format!(" {}", super::text::size(b as usize))
         }
@@ -104,9 +105,23 @@ pub fn scenario_name(r: &Value, count_mode: bool) -> String {
     format!("{topology} × {agents} {pacing}{count}{payload}")
 }
 
-/// A run's patterns from its JSON entry.
+/// A run's patterns from its JSON entry: an HTTP mix's, or a payload mix's sizes (named as
+/// the report writes them, `64B`, `1M`: their round trips as answers, no errors of their own),
+/// which thresholds (`p99{64B}<2ms`) and baselines take per size the same way.
 fn patterns(r: &Value) -> Vec<PatternFigures> {
-    let Some(ps) = r["patterns"].as_array() else { return Vec::new() };
+    let latency = |l: &Value| {
+        let at = |k: &str| f(l, &[k]);
+        [at("avg_ms"), at("p50_ms"), at("p95_ms"), at("p99_ms"), at("p999_ms"), at("max_ms")]
+    };
+    let sizes = r["payload_mix"].as_array().into_iter().flatten().map(|s| PatternFigures {
+        name: super::text::size(s["bytes"].as_u64().unwrap_or(0) as usize),
+        ok: s["latency"]["count"].as_u64().unwrap_or(0),
+        errors: 0,
+        ok_per_sec: f(s, &["round_trips_per_sec"]),
+        latency_ms: latency(&s["latency"]),
+        latency_measured: s["latency"]["count"].as_u64().is_some_and(|n| n > 0),
+    });
+    let Some(ps) = r["patterns"].as_array() else { return sizes.collect() };
     ps.iter()
         .map(|p| {
             let l = |k: &str| f(p, &["latency", k]);

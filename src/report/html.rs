@@ -253,6 +253,7 @@ fn body(h: &mut String, r: &Value, headings: bool) -> anyhow::Result<()> {
     let results = r["results"].as_array().cloned().unwrap_or_default();
     let shown = shown_runs(r, &runs);
     patterns(h, &results, &shown);
+    sizes(h, &results, &shown);
     spectrum_chart(h, &results, &shown)?;
     throughput_chart(h, &scenarios, unit)?;
     time_series_charts(h, &results, &shown, unit)
@@ -437,6 +438,45 @@ fn patterns(h: &mut String, results: &[Value], shown: &[(String, usize)]) {
             first,
             events,
             errors
+        );
+    }
+    h.push_str("</table>\n");
+}
+
+/// A `--payload-mix` run's figures per size, for each shown run, as the terminal gives them
+/// under each run: share of the sends (and as asked), round trips/s, latency from the intended
+/// send time.
+fn sizes(h: &mut String, results: &[Value], shown: &[(String, usize)]) {
+    let rows: Vec<(&str, &Value)> = shown
+        .iter()
+        .filter_map(|(name, i)| Some((name.as_str(), results.get(*i)?["payload_mix"].as_array()?)))
+        .flat_map(|(name, ss)| ss.iter().map(move |s| (name, s)))
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    h.push_str("<h3>Payload sizes</h3>\n<p class=\"muted\">Each scenario's median run, per size of its mix; latency from the intended send time.</p>\n<table><tr><th>scenario</th><th class=\"name\">size</th><th>share of sends (asked)</th><th>round trips/s</th><th>p50 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th></tr>\n");
+    for (scenario, s) in rows {
+        let l = &s["latency"];
+        let at = |key: &str| {
+            super::text::measured_ms(
+                l["count"].as_u64().unwrap_or(0),
+                l[key].as_f64().unwrap_or(0.0),
+            )
+        };
+        let pct = |key: &str| 100.0 * s[key].as_f64().unwrap_or(0.0);
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td class=\"name\">{}</td><td>{:.1} % ({:.1} %)</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(scenario),
+            super::text::size(s["bytes"].as_u64().unwrap_or(0) as usize),
+            pct("share_sent"),
+            pct("share_asked"),
+            rate(s["round_trips_per_sec"].as_f64().unwrap_or(0.0)),
+            at("p50_ms"),
+            at("p99_ms"),
+            at("p999_ms"),
+            at("max_ms"),
         );
     }
     h.push_str("</table>\n");
@@ -928,6 +968,41 @@ mod tests {
             "success": true, "status": "ok", "pacing": {"mode": "closed"}}]});
         let results = plain["results"].as_array().unwrap().clone();
         patterns(&mut h, &results, &shown_runs(&plain, &figures::runs(&plain)));
+        assert!(h.is_empty(), "{h}");
+    }
+
+    #[test]
+    fn a_payload_mix_is_shown_per_size_for_each_scenario() {
+        // Proves the page's size table: a row per size of the shown run with its share of the
+        // sends and as asked, its rate and latencies, `-` where none was measured; none for a
+        // report without a mix.
+        let lat = |count: u64, p50: f64| {
+            serde_json::json!({"count": count, "p50_ms": p50, "p99_ms": p50 * 2.0,
+                "p999_ms": p50 * 3.0, "max_ms": p50 * 4.0})
+        };
+        let report = serde_json::json!({"results": [{
+            "topology": "ring", "agent_count": 4, "success": true, "status": "ok",
+            "pacing": {"mode": "closed"}, "p99_latency_ms": 1.0,
+            "payload_mix": [
+                {"bytes": 64, "share_sent": 0.901, "share_asked": 0.9,
+                 "round_trips_per_sec": 9000.0, "latency": lat(900, 0.5)},
+                {"bytes": 1048576, "share_sent": 0.099, "share_asked": 0.1,
+                 "round_trips_per_sec": 0.0, "latency": lat(0, 0.0)}
+            ]
+        }]});
+        let runs = figures::runs(&report);
+        let results = report["results"].as_array().unwrap().clone();
+        let mut h = String::new();
+        sizes(&mut h, &results, &shown_runs(&report, &runs));
+        assert_eq!(h.matches("<tr><td>").count(), 2, "{h}");
+        assert!(h.contains("<td class=\"name\">64B</td><td>90.1 % (90.0 %)</td><td>9.0 k</td><td>0.500</td><td>1.00</td><td>1.50</td><td>2.00</td>"), "{h}");
+        assert!(h.contains("<td class=\"name\">1M</td><td>9.9 % (10.0 %)</td><td>0</td><td>-</td><td>-</td><td>-</td><td>-</td>"), "{h}");
+        assert!(render(&report).unwrap().contains("<h3>Payload sizes</h3>"));
+        let plain = serde_json::json!({"results": [{"topology": "ring", "agent_count": 4,
+            "success": true, "status": "ok", "pacing": {"mode": "closed"}}]});
+        let mut h = String::new();
+        let results = plain["results"].as_array().unwrap().clone();
+        sizes(&mut h, &results, &shown_runs(&plain, &figures::runs(&plain)));
         assert!(h.is_empty(), "{h}");
     }
 

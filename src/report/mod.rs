@@ -370,6 +370,9 @@ pub struct ReportConfig {
     /// `--payload-size` as a list of several sizes, each a dimension of the grid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload_sizes: Option<Vec<usize>>,
+    /// `--payload-mix`: each request's size drawn by weight (`64B:90,64K:10`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_mix: Option<String>,
     /// `--batch`.
     pub batch: u32,
     /// `--compression`.

@@ -133,6 +133,22 @@ pub struct Part {
     /// `a2a-bench http`: each pattern's figures.
     #[serde(default)]
     pub breakdown: Vec<PartPattern>,
+    /// `--payload-mix`: each size's figures.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sizes: Vec<PartSize>,
+}
+
+/// One size's figures of a part (`--payload-mix`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PartSize {
+    /// Payload bytes.
+    pub bytes: usize,
+    /// Its weight in the mix.
+    pub weight: u32,
+    /// Measured requests sent.
+    pub sent: u64,
+    /// Round trips from the intended send time (encoded as the others).
+    pub rtt: String,
 }
 
 /// A histogram as base64 of HdrHistogram's compressed V2 encoding.
@@ -239,6 +255,16 @@ impl Part {
                     events: p.events,
                 })
                 .collect(),
+            sizes: o
+                .sizes
+                .iter()
+                .map(|s| PartSize {
+                    bytes: s.bytes,
+                    weight: s.weight,
+                    sent: s.sent,
+                    rtt: encode(&s.rtt),
+                })
+                .collect(),
         }
     }
 
@@ -288,6 +314,14 @@ impl Part {
             stats.first_event = decode(&p.first_event)?;
             stats.events = p.events;
             o.breakdown.push(stats);
+        }
+        for s in &self.sizes {
+            o.sizes.push(crate::loadgen::mix::SizeStats {
+                bytes: s.bytes,
+                weight: s.weight,
+                sent: s.sent,
+                rtt: decode(&s.rtt)?,
+            });
         }
         Ok(o)
     }
@@ -353,6 +387,7 @@ impl PartSpec {
                 warmup: std::time::Duration::ZERO,
                 drain_timeout: std::time::Duration::ZERO,
                 payload_bytes: s.payload_bytes,
+                payload_mix: None,
                 batch_max: 1,
                 compression: crate::wire::Compression::None,
                 agents_per_conn: 1,
@@ -415,6 +450,7 @@ pub fn merge(parts: &[(usize, Outcome)], whole: bool) -> Outcome {
                 None => o.breakdown.push(s.clone()),
             }
         }
+        crate::loadgen::mix::SizeStats::merge(&mut o.sizes, &p.sizes);
         for iv in &p.intervals {
             match o.intervals.iter_mut().find(|m| m.index == iv.index) {
                 Some(m) => {

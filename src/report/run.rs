@@ -193,8 +193,11 @@ pub struct RunResult {
     pub pacing: PacingInfo,
     /// CPU use and the bottleneck.
     pub cpu: CpuInfo,
-    /// Request payload bytes.
+    /// Request payload bytes; with `--payload-mix`, the mean its weights ask for (rounded).
     pub payload_size: usize,
+    /// `--payload-mix`: each size's share and round trips.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub payload_mix: Vec<SizeResult>,
     /// Why the run failed, when it did.
     pub failure: Option<String>,
     /// Per interval of the measured window (`--interval`); empty when none was kept.
@@ -316,7 +319,11 @@ impl RunResult {
             errors,
             pacing,
             cpu: CpuInfo::of(outcome),
-            payload_size: sc.payload_bytes,
+            payload_size: match SizeResult::mean(&outcome.sizes) {
+                Some(mean) => mean.round() as usize,
+                None => sc.payload_bytes,
+            },
+            payload_mix: SizeResult::of(&outcome.sizes, window_s),
             failure: (!failure.is_empty()).then(|| failure.join("; ")),
             time_series: outcome.intervals.iter().map(IntervalPoint::of).collect(),
             part: None,
@@ -346,6 +353,58 @@ impl RunResult {
             count_mode: matches!(sc.stop, Stop::Count { .. }),
             status,
         }
+    }
+}
+
+/// One size of a `--payload-mix` run (`results[].payload_mix[]`, `docs/REPORT.md`).
+#[derive(Debug, Clone, Serialize)]
+pub struct SizeResult {
+    /// Payload bytes.
+    pub bytes: usize,
+    /// Its weight in the mix.
+    pub weight: u32,
+    /// The share of requests the weights ask for.
+    pub share_asked: f64,
+    /// Measured requests sent of this size.
+    pub sent: u64,
+    /// Their share of the measured requests sent.
+    pub share_sent: f64,
+    /// Round trips of this size measured per second of the window.
+    pub round_trips_per_sec: f64,
+    /// Their latency from the intended send time (its `count`: round trips measured).
+    pub latency: LatencySummary,
+}
+
+impl SizeResult {
+    /// Each size's entry, from the merged per-size figures over a window of `window_s`.
+    fn of(sizes: &[crate::loadgen::mix::SizeStats], window_s: f64) -> Vec<SizeResult> {
+        let weights: u64 = sizes.iter().map(|s| u64::from(s.weight)).sum();
+        let sent: u64 = sizes.iter().map(|s| s.sent).sum();
+        let share = |n: u64, of: u64| if of == 0 { 0.0 } else { n as f64 / of as f64 };
+        sizes
+            .iter()
+            .map(|s| SizeResult {
+                bytes: s.bytes,
+                weight: s.weight,
+                share_asked: share(u64::from(s.weight), weights),
+                sent: s.sent,
+                share_sent: share(s.sent, sent),
+                round_trips_per_sec: if window_s > 0.0 {
+                    s.rtt.len() as f64 / window_s
+                } else {
+                    0.0
+                },
+                latency: LatencySummary::of(&s.rtt),
+            })
+            .collect()
+    }
+
+    /// The mean size the weights ask for; `None` without a mix.
+    fn mean(sizes: &[crate::loadgen::mix::SizeStats]) -> Option<f64> {
+        let weights: u64 = sizes.iter().map(|s| u64::from(s.weight)).sum();
+        (weights > 0).then(|| {
+            sizes.iter().map(|s| s.bytes as f64 * f64::from(s.weight)).sum::<f64>() / weights as f64
+        })
     }
 }
 

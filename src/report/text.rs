@@ -82,6 +82,9 @@ pub fn run_line(out: &mut dyn Write, index: usize, r: &RunResult) -> io::Result<
     for p in &r.patterns {
         writeln!(out, "{}", pattern_line(p))?;
     }
+    for s in &r.payload_mix {
+        writeln!(out, "{}", size_line(s))?;
+    }
     run_notes(out, r)
 }
 
@@ -100,7 +103,9 @@ fn pacing_cell(r: &RunResult) -> String {
     if r.count_mode {
         pacing.push_str(&format!(" ×{}", r.messages_per_agent));
     }
-    if r.payload_size != DEFAULT_PAYLOAD {
+    if !r.payload_mix.is_empty() {
+        pacing.push_str(" mix");
+    } else if r.payload_size != DEFAULT_PAYLOAD {
         pacing.push_str(&format!(" {}", size(r.payload_size)));
     }
     pacing
@@ -184,6 +189,20 @@ fn status_cell(r: &RunResult) -> String {
         ),
         (None, status) => status.to_string(),
     }
+}
+
+/// One size's figures under the line of a `--payload-mix` run.
+fn size_line(s: &crate::report::SizeResult) -> String {
+    format!(
+        "       {:<6} {:>5.1} % of sends ({:.1} % asked) {:>9} round trips/s   p50 {} ms  p99 {} ms  p99.9 {} ms",
+        size(s.bytes),
+        100.0 * s.share_sent,
+        100.0 * s.share_asked,
+        rate(s.round_trips_per_sec),
+        measured_ms(s.latency.count, s.latency.p50_ms),
+        measured_ms(s.latency.count, s.latency.p99_ms),
+        measured_ms(s.latency.count, s.latency.p999_ms),
+    )
 }
 
 /// One HTTP pattern's figures under its run's line.

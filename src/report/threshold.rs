@@ -10,7 +10,9 @@
 //!
 //! In an HTTP mix a latency, `throughput` (answers/s) or `errors` may name one pattern, k6's
 //! way: `p99{a2a:stream}<50ms`, `errors{mcp:tools/call}<0.1%` (that pattern's measured
-//! windows: its errors, or their share of its answers and errors).
+//! windows: its errors, or their share of its answers and errors). In a `--payload-mix` run
+//! the sizes are such patterns, named as the report writes them: `p99{64B}<2ms`,
+//! `throughput{1M}>100` (its round trips/s).
 
 use serde::Serialize;
 
@@ -396,6 +398,36 @@ mod tests {
         assert!(share.passed, "4 of 3,004: {share:?}");
         let c = check("p99{mcp:tools/list}<1s");
         assert!(!c.passed && c.actual_text == "no pattern mcp:tools/list in the run", "{c:?}");
+    }
+
+    #[test]
+    fn a_payload_mix_s_sizes_take_thresholds_as_patterns() {
+        // Proves a size of a `--payload-mix` run is a pattern to thresholds: its latency
+        // medians and round trips/s over the scenario's runs; a size the mix lacks fails,
+        // saying so; the scenario is named a mix, not by its mean size.
+        let run = |small_p99: f64| {
+            serde_json::json!({
+                "topology": "ring", "agent_count": 4, "success": true, "status": "ok",
+                "pacing": {"mode": "closed", "window": 16}, "p99_latency_ms": 9.0,
+                "payload_size": 1072,
+                "payload_mix": [
+                    {"bytes": 64, "round_trips_per_sec": 3000.0,
+                     "latency": {"count": 3000, "p99_ms": small_p99}},
+                    {"bytes": 4096, "round_trips_per_sec": 1000.0,
+                     "latency": {"count": 1000, "p99_ms": 9.0}}
+                ]
+            })
+        };
+        let report = serde_json::json!({"results": [run(2.0), run(1.0), run(3.0)]});
+        let s = crate::report::figures::scenarios(&crate::report::figures::runs(&report)).remove(0);
+        assert_eq!(s.scenario, "ring × 4 closed w16 mix");
+        let check = |e: &str| e.parse::<Threshold>().unwrap().check(&s);
+        assert!(check("p99{64B}<2.5ms").passed, "median 2 ms");
+        assert!(!check("p99{64B}<1.5ms").passed);
+        assert!(!check("p99{4K}<5ms").passed);
+        assert!(check("throughput{4K}>=1k").passed);
+        let c = check("p99{1M}<1s");
+        assert!(!c.passed && c.actual_text == "no pattern 1M in the run", "{c:?}");
     }
 
     #[test]

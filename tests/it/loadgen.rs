@@ -441,6 +441,81 @@ fn payload_sizes_are_a_dimension_of_the_grid() {
 }
 
 #[test]
+fn a_payload_mix_sends_each_size_its_share_and_times_each_size() {
+    // Proves `--payload-mix`: one run whose requests take each size by its weight (each size's
+    // share of the sends near its share of the weights), every measured round trip timed
+    // under its size as well as in the run's histogram (the sizes' counts add up to it), the
+    // bytes on the wire those of the mix, the run named a mix with a line per size, a size's
+    // threshold judged on that size; and its mistakes get one line naming the flag.
+    let scratch = crate::support::scratch("payload-mix");
+    let path = scratch.join("report.json");
+    let args = ["--payload-mix", "64:3,4K:1", "--agents", "4", "--topologies", "ring"];
+    let more = ["--duration", "0.5", "--warmup", "0.05", "--repeat", "1", "--stall-probe", "0"];
+    let judged = ["--threshold", "p99{4K}<60s"];
+    let (stdout, report) = bench_ok(&[&args[..], &more[..], &judged[..]].concat(), &path);
+    assert_eq!(report["config"]["payload_mix"], "64B:3,4K:1");
+    let check = &report["thresholds"][0];
+    assert_eq!(
+        (&check["passed"], &check["threshold"]),
+        (&Value::Bool(true), &"p99{4K}<60s".into())
+    );
+    let p99_4k = report["results"][0]["payload_mix"][1]["latency"]["p99_ms"].as_f64().unwrap();
+    assert_eq!(check["actual"].as_f64(), Some(p99_4k), "{check}");
+    let r = &report["results"][0];
+    assert_eq!(r["accounting"]["closed"], true, "{r}");
+    let mean = (3.0 * 64.0 + 4096.0) / 4.0;
+    assert_eq!(r["payload_size"], 1072, "the mean the weights ask for");
+    let sizes = r["payload_mix"].as_array().expect("payload_mix");
+    let field = |s: &Value, k: &str| s[k].as_u64().unwrap();
+    let bytes: Vec<u64> = sizes.iter().map(|s| field(s, "bytes")).collect();
+    assert_eq!(bytes, [64, 4096]);
+    let sent: u64 = sizes.iter().map(|s| field(s, "sent")).sum();
+    assert_eq!(sent, r["message_count"].as_u64().unwrap(), "every measured request has a size");
+    let timed: u64 = sizes.iter().map(|s| s["latency"]["count"].as_u64().unwrap()).sum();
+    assert_eq!(timed, r["latency"]["rtt"]["count"].as_u64().unwrap(), "{r}");
+    assert!(sent > 2000, "enough requests to judge the shares: {sent}");
+    let small = sizes[0]["share_sent"].as_f64().unwrap();
+    assert!((small - 0.75).abs() < 0.05, "64 B took {small} of the sends, asked 0.75");
+    assert_eq!(sizes[0]["share_asked"], 0.75);
+    for s in sizes {
+        assert!(s["latency"]["p50_ms"].as_f64().unwrap() > 0.0, "{s}");
+    }
+    // Requests and replies alike take the mix: a delivered message's bytes, read by the
+    // agents, are its payload and an envelope's header (under 128 bytes).
+    let per_message = r["wire_bytes_per_sec"]["received"].as_f64().unwrap()
+        / r["throughput_msg_per_sec"].as_f64().unwrap();
+    let asked = small * 64.0 + (1.0 - small) * 4096.0;
+    assert!(
+        per_message >= asked * 0.97 && per_message < asked * 1.03 + 128.0,
+        "{per_message} bytes a message, the sends' mix {asked}, the weights' {mean}"
+    );
+    assert!(stdout.contains("closed w16 mix"), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.trim_start().starts_with("4K") && l.contains("% of sends")),
+        "{stdout}"
+    );
+    for (args, needle) in [
+        (&["--payload-mix", "64:1"][..], "--payload-mix: a mix takes at least two sizes"),
+        (&["--payload-mix", "64:1,1K:0"][..], "--payload-mix: size 1024 has weight 0"),
+        (&["--payload-mix", "64:1,1K:x"][..], "--payload-mix: weight \"x\" is not a whole"),
+        (
+            &["--payload-mix", "64:1,1K:1", "--workload", "locks"][..],
+            "--payload-mix: only request/reply",
+        ),
+        (&["--payload-mix", "64:1,1K:1", "--payload-size", "128"][..], "--payload-mix"),
+        (
+            &["--payload-mix", "64:1,1K:1", "--threshold", "p99{4K}<1ms"][..],
+            "--threshold 'p99{4K}<1ms': 4K is not a size of --payload-mix (its sizes: 64B, 1K)",
+        ),
+    ] {
+        let o = crate::support::run_bin(args, Duration::from_secs(20));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(needle), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    }
+}
+
+#[test]
 fn each_run_says_the_memory_it_held() {
     // Proves the memory read at each window's end: with the embedded router, this process's
     // (no target's), plausible in size, and the summary's line with each agent count's.

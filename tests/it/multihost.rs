@@ -361,6 +361,44 @@ fn get_body(url: &str) -> String {
 }
 
 #[test]
+fn workers_sizes_of_a_payload_mix_merge_size_by_size() {
+    // Proves a multi-host `--payload-mix`: each worker's part carries its sizes' figures, and
+    // the merged run's are their sums (requests sent, round trips timed), adding up to the
+    // merged run's measured requests and round trips.
+    let d = dir("mix");
+    let (_router, url) = router(&d);
+    let mix = ["--topologies", "ring", "--payload-mix", "64:3,2K:1", "--stall-probe", "0"];
+    let mut workers: Vec<Reap> =
+        (0..3).map(|i| worker_with(&d, &url, i, "it-mix", "0.4", &mix)).collect();
+    let mut parts = Vec::new();
+    for (i, w) in workers.iter_mut().enumerate() {
+        let (code, err) = finish(w, Duration::from_secs(60));
+        assert_eq!(code, Some(0), "worker {i}: {err}");
+        let part: Value =
+            serde_json::from_slice(&std::fs::read(d.join(format!("part-{i}.json"))).unwrap())
+                .unwrap();
+        parts.push(part["results"][0]["payload_mix"].clone());
+    }
+    let (code, merged, text) = merge(&d, &[0, 1, 2]);
+    assert_eq!(code, Some(0), "{text}");
+    let r = &merged["results"][0];
+    let sizes = r["payload_mix"].as_array().unwrap_or_else(|| panic!("{r}"));
+    assert_eq!(sizes.len(), 2, "{r}");
+    for (k, s) in sizes.iter().enumerate() {
+        let sent: u64 = parts.iter().map(|p| p[k]["sent"].as_u64().unwrap()).sum();
+        assert_eq!(s["sent"].as_u64().unwrap(), sent, "{s}");
+        let timed: u64 = parts.iter().map(|p| p[k]["latency"]["count"].as_u64().unwrap()).sum();
+        assert_eq!(s["latency"]["count"].as_u64().unwrap(), timed, "{s}");
+        assert!(timed > 0, "{s}");
+    }
+    let sent: u64 = sizes.iter().map(|s| s["sent"].as_u64().unwrap()).sum();
+    assert_eq!(sent, r["message_count"].as_u64().unwrap(), "{r}");
+    let timed: u64 = sizes.iter().map(|s| s["latency"]["count"].as_u64().unwrap()).sum();
+    assert_eq!(timed, r["latency"]["rtt"]["count"].as_u64().unwrap(), "{r}");
+    assert_eq!(r["payload_size"], (3 * 64 + 2048) / 4, "{r}");
+}
+
+#[test]
 fn a_worker_s_part_is_judged_by_its_share_of_the_rate_and_the_merge_by_the_whole() {
     // Proves the share: 40 agents at 10 requests/s take their turns in order, one every 0.1 s,
     // so in a 2 s window after 0.3 s of warm-up worker 0's agents (0–19) have most of the

@@ -189,6 +189,7 @@ pub fn scenario(
         warmup: std::time::Duration::from_millis(100),
         drain_timeout: std::time::Duration::from_secs(5),
         payload_bytes: 64,
+        payload_mix: None,
         batch_max: 1024,
         compression: a2a_bench::wire::Compression::None,
         agents_per_conn: 1,

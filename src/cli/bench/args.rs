@@ -123,6 +123,10 @@ pub struct BenchArgs {
     /// dimension like --agents (e.g. 64,1K,64K).
     #[arg(long, value_name = "BYTES", default_value = "64")]
     pub(in crate::cli) payload_size: String,
+    /// Payload sizes drawn per request by weight, in one run, with round trips per size
+    /// (e.g. 64:90,64K:9,1M:1; native protocol, request/reply).
+    #[arg(long, value_name = "SIZE:WEIGHT,...", conflicts_with = "payload_size")]
+    pub(in crate::cli) payload_mix: Option<String>,
     /// Most messages per frame.
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub(in crate::cli) batch: u32,

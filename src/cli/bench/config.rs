@@ -31,7 +31,11 @@ impl TryFrom<BenchArgs> for BenchConfig {
         let topologies = topologies(&a)?;
         let workloads = workloads(&a, &agents)?;
         let (pacings, intervals, rates) = pacings(&a)?;
-        let payloads = payload_sizes(&a)?;
+        let payload_mix = payload_mix(&a, &workloads)?;
+        let payloads = match payload_mix {
+            Some(m) => vec![m.largest()],
+            None => payload_sizes(&a)?,
+        };
         let repeat = check_sizes(&a, &payloads)?;
         let Placement { topologies, target, plan, transport, warnings } =
             placement(&mut a, http, topologies)?;
@@ -47,6 +51,7 @@ impl TryFrom<BenchArgs> for BenchConfig {
             warmup_sec: 0.0,
             payload_size: payloads[0],
             payload_sizes: (payloads.len() > 1).then(|| payloads.clone()),
+            payload_mix: payload_mix.as_ref().map(mix_label),
             batch: a.batch,
             compression: a.compression.to_string(),
             agents_per_conn: a.agents_per_conn,
@@ -61,7 +66,7 @@ impl TryFrom<BenchArgs> for BenchConfig {
             http: None,
         };
         let warmup = a.warmup.unwrap_or(Duration::from_millis(if a.quick { 300 } else { 1000 }));
-        let (thresholds, search) = judging(&a)?;
+        let (thresholds, search) = judging(&a, payload_mix.as_ref())?;
         check_intervals(&a)?;
         Ok(BenchConfig {
             agents,
@@ -85,6 +90,7 @@ impl TryFrom<BenchArgs> for BenchConfig {
             target,
             plan,
             payloads,
+            payload_mix,
             batch: a.batch,
             compression: a.compression,
             agents_per_conn: a.agents_per_conn,
@@ -321,6 +327,46 @@ fn payload_sizes(a: &BenchArgs) -> anyhow::Result<Vec<usize>> {
     Ok(sizes)
 }
 
+/// `--payload-mix`: sizes drawn by weight, for the native protocol's request/reply.
+fn payload_mix(a: &BenchArgs, workloads: &[Workload]) -> anyhow::Result<Option<PayloadMix>> {
+    let Some(spec) = &a.payload_mix else { return Ok(None) };
+    let mut items = Vec::new();
+    for item in spec.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let Some((size, weight)) = item.split_once(':') else {
+            bail!("--payload-mix: {item:?} is not SIZE:WEIGHT (e.g. 64:90,64K:10)");
+        };
+        let bytes =
+            crate::cli::parse_bytes(size).map_err(|e| anyhow::anyhow!("--payload-mix: {e}"))?;
+        let Ok(weight) = weight.trim().parse::<u32>() else {
+            bail!("--payload-mix: weight {:?} is not a whole number ≥ 1", weight.trim());
+        };
+        items.push((bytes, weight));
+    }
+    let mix = PayloadMix::new(&items, (16, 4 << 20))
+        .map_err(|e| anyhow::anyhow!("--payload-mix: {e}"))?;
+    if a.protocol != Protocol::Native {
+        bail!(
+            "--payload-mix: only the native protocol sends a mix (not --protocol {})",
+            a.protocol
+        );
+    }
+    if let Some(w) = workloads.iter().find(|w| **w != Workload::RequestReply) {
+        bail!(
+            "--payload-mix: only request/reply (the default workload) sends a mix, not --workload {}",
+            w.name()
+        );
+    }
+    Ok(Some(mix))
+}
+
+/// A mix as `--payload-mix` takes it, sizes written as the report writes them
+/// (`64B:90,64K:10`).
+pub(in crate::cli) fn mix_label(m: &PayloadMix) -> String {
+    let items: Vec<String> =
+        m.classes().map(|(b, w)| format!("{}:{w}", report::text::size(b))).collect();
+    items.join(",")
+}
+
 /// The window, repeats, payloads, batch, sharing and priority; the number of repeats.
 fn check_sizes(a: &BenchArgs, payloads: &[usize]) -> anyhow::Result<u32> {
     if a.window == 0 {
@@ -343,9 +389,12 @@ fn check_sizes(a: &BenchArgs, payloads: &[usize]) -> anyhow::Result<u32> {
         let one = crate::wire::HEADER_LEN + 5 + crate::wire::Envelope::encoded_len_max(payload);
         let frame_max = a.router_flags.frame_bytes_max;
         if one > frame_max {
+            let flag = match a.payload_mix {
+                Some(_) => "--payload-mix: its largest size,",
+                None => "--payload-size",
+            };
             bail!(
-                "--payload-size {} does not fit the embedded router's --frame-bytes-max {frame_max}: a frame of one message takes up to {one} bytes",
-                payload
+                "{flag} {payload} does not fit the embedded router's --frame-bytes-max {frame_max}: a frame of one message takes up to {one} bytes"
             );
         }
         if a.protocol == Protocol::Native && a.batch > a.router_flags.batch_max {
@@ -461,9 +510,10 @@ fn embedded_plan(a: &BenchArgs, all: &[Slot], machine: &Machine) -> anyhow::Resu
 }
 
 /// `--threshold` and `--find-max-rate --slo`: what the runs are judged by, each threshold in
-/// the mode it belongs to.
+/// the mode it belongs to. `mix`: `--payload-mix`, whose sizes thresholds may name.
 fn judging(
     a: &BenchArgs,
+    mix: Option<&PayloadMix>,
 ) -> anyhow::Result<(Vec<Threshold>, Option<crate::cli::search::SearchConfig>)> {
     let thresholds = a
         .thresholds
@@ -484,10 +534,26 @@ fn judging(
         _ => None,
     };
     let slo = search.iter().flat_map(|s| &s.slo).map(|t| ("--slo", t));
-    let mut all = thresholds.iter().map(|t| ("--threshold", t)).chain(slo);
-    if let Some((flag, t)) = all.find(|(_, t)| t.pattern().is_some()) {
-        if a.protocol != Protocol::Http {
-            bail!("{flag} '{}': a pattern's figures are a2a-bench http's", t.text());
+    let all = thresholds.iter().map(|t| ("--threshold", t)).chain(slo);
+    for (flag, t) in all {
+        let Some(name) = t.pattern() else { continue };
+        match mix {
+            // A size of the mix, as the report writes it.
+            Some(m) => {
+                let sizes: Vec<String> = m.classes().map(|(b, _)| report::text::size(b)).collect();
+                if !sizes.iter().any(|s| s == name) {
+                    bail!(
+                        "{flag} '{}': {name} is not a size of --payload-mix (its sizes: {})",
+                        t.text(),
+                        sizes.join(", ")
+                    );
+                }
+            }
+            None if a.protocol != Protocol::Http => bail!(
+                "{flag} '{}': a pattern's figures are a2a-bench http's (or a --payload-mix size's)",
+                t.text()
+            ),
+            None => {}
         }
     }
     match (&search, thresholds.iter().find(|t| t.is_about_search() != search.is_some())) {
@@ -637,6 +703,7 @@ impl BenchConfig {
                                     warmup: self.warmup,
                                     drain_timeout: self.drain_timeout,
                                     payload_bytes: payload,
+                                    payload_mix: self.payload_mix,
                                     batch_max: self.batch,
                                     compression: self.compression,
                                     // Unused where `connections` seats the agents.

@@ -9,6 +9,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use super::{parse_router_url, parse_secs, slots_for, RouterArgs};
+use crate::loadgen::mix::PayloadMix;
 use crate::loadgen::{
     self, Hooks, Interrupt, Pacing, Protocol, RouterProbe, Scenario, Stop, Topology, Workload,
 };
@@ -27,6 +28,7 @@ mod sharing;
 
 pub(super) use args::parse_secs_ms;
 pub use args::BenchArgs;
+pub(in crate::cli) use config::mix_label;
 pub(super) use grid::{expected_time, run_config};
 pub(super) use session::Session;
 pub(in crate::cli) use session::{settle_cpu, ExternalProbe};
@@ -76,6 +78,8 @@ pub struct BenchConfig {
     target: Target,
     plan: Plan,
     payloads: Vec<usize>,
+    /// `--payload-mix`, one mix for every run (`payloads` holds its largest size).
+    payload_mix: Option<PayloadMix>,
     batch: u32,
     compression: Compression,
     agents_per_conn: u32,

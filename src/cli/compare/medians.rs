@@ -47,6 +47,45 @@ pub(super) struct Medians {
     /// Runs that measured round trips (a row's p50 and p99 are over these).
     #[serde(skip)]
     pub(super) timed_runs: usize,
+    /// `--payload-mix`: each size's median p50 and p99 over the runs that timed it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(super) sizes: Vec<SizeMedians>,
+}
+
+/// One size's medians in a router's row of a `--payload-mix` scenario.
+#[derive(Debug, Clone, Serialize)]
+pub(super) struct SizeMedians {
+    /// Payload bytes.
+    pub(super) bytes: usize,
+    /// Median of the runs' p50 and p99 round trips of this size, ms.
+    pub(super) p50_ms: f64,
+    pub(super) p99_ms: f64,
+    /// Runs that timed a round trip of this size.
+    pub(super) timed_runs: usize,
+}
+
+impl SizeMedians {
+    /// Each size of the successful runs' mix, in the mix's order.
+    fn of(ok: &[&RunResult]) -> Vec<SizeMedians> {
+        let Some(first) = ok.first() else { return Vec::new() };
+        first
+            .payload_mix
+            .iter()
+            .map(|s| {
+                let timed: Vec<&report::SizeResult> = ok
+                    .iter()
+                    .filter_map(|r| r.payload_mix.iter().find(|x| x.bytes == s.bytes))
+                    .filter(|x| x.latency.count > 0)
+                    .collect();
+                SizeMedians {
+                    bytes: s.bytes,
+                    p50_ms: median(timed.iter().map(|x| x.latency.p50_ms).collect()),
+                    p99_ms: median(timed.iter().map(|x| x.latency.p99_ms).collect()),
+                    timed_runs: timed.len(),
+                }
+            })
+            .collect()
+    }
 }
 
 pub(super) fn is_zero(n: &u64) -> bool {
@@ -122,6 +161,7 @@ impl Medians {
             lost_wakeups: runs.iter().filter_map(|r| r.lost_wakeups).sum(),
             failure: runs.iter().filter(|r| !r.success).find_map(|r| r.failure.clone()),
             timed_runs: timed().count(),
+            sizes: SizeMedians::of(&ok),
         }
     }
 }

@@ -20,7 +20,9 @@ pub(super) fn compare_one(
         per.iter().map(|(n, r)| (n.clone(), Medians::of(r, shared))).collect();
     let ratios = Ratios::of(names, &per, &per_router);
     let mut pacing = pacing_label(first.effective_pacing());
-    if first.payload_bytes != report::text::DEFAULT_PAYLOAD {
+    if let Some(mix) = first.payload_mix {
+        pacing.push_str(&format!(" mix {}", super::super::bench::mix_label(&mix)));
+    } else if first.payload_bytes != report::text::DEFAULT_PAYLOAD {
         // Named as a benchmark run names it: "closed w16 16K".
         pacing.push_str(&format!(" {}", report::text::size(first.payload_bytes)));
     }
@@ -30,12 +32,16 @@ pub(super) fn compare_one(
         let vs =
             (name != &names[0]).then(|| ratios.text(names, name, &per_router, open, group.len()));
         let _ = writeln!(out, "{}", router_line(name, &per_router[name], vs.unwrap_or_default()));
+        if let Some(line) = sizes_line(&per_router[name].sizes) {
+            let _ = writeln!(out, "{line}");
+        }
     }
     let cpu_ratios = cpu_ratios(names, &per_router);
     Row {
         topology: first.shape().into(),
         agents: first.agents,
         payload_bytes: first.payload_bytes,
+        payload_mix: first.payload_mix.as_ref().map(super::super::bench::mix_label),
         pacing,
         per_router,
         throughput_ratios: ratios.throughput,
@@ -239,6 +245,23 @@ fn over(lo: f64, hi: f64, paired: usize, rounds: usize) -> String {
         (n, true) => format!(" ({lo:.2}–{hi:.2} over {n} rounds)"),
         (n, false) => format!(" ({lo:.2}–{hi:.2} over {n} of {rounds} rounds)"),
     }
+}
+
+/// Under a router's line in a `--payload-mix` scenario: each size's median p50 and p99.
+pub(super) fn sizes_line(sizes: &[SizeMedians]) -> Option<String> {
+    let cells: Vec<String> = sizes
+        .iter()
+        .map(|s| {
+            let t = s.timed_runs as u64;
+            format!(
+                "{} p50 {} p99 {}",
+                report::text::size(s.bytes),
+                report::text::measured_ms(t, s.p50_ms),
+                report::text::measured_ms(t, s.p99_ms)
+            )
+        })
+        .collect();
+    (!cells.is_empty()).then(|| format!("  {:<15} by size (ms): {}", "", cells.join(" · ")))
 }
 
 /// One router's line of a scenario: its medians, its CPU per message and what bounded it,

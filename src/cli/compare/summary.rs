@@ -8,8 +8,12 @@ use super::*;
 pub(super) struct Row {
     pub(super) topology: String,
     pub(super) agents: u32,
-    /// Payload bytes of each request (`--payload-size`, which may list several).
+    /// Payload bytes of each request (`--payload-size`, which may list several; with
+    /// `--payload-mix`, its largest).
     pub(super) payload_bytes: usize,
+    /// `--payload-mix`: the mix (`256B:90,64K:9,1M:1`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) payload_mix: Option<String>,
     pub(super) pacing: String,
     pub(super) per_router: BTreeMap<String, Medians>,
     /// `"<first>/<other>"` → median throughput ratio (and p99 ratio: > 1 means the first is slower).
@@ -33,6 +37,9 @@ impl Row {
     /// "ring × 100": the row's shape and agents, and its payload where it is not the default
     /// ("ring × 100, 16K").
     pub(super) fn scenario(&self) -> String {
+        if self.payload_mix.is_some() {
+            return format!("{} × {}, mix", self.topology, self.agents);
+        }
         match self.payload_bytes {
             report::text::DEFAULT_PAYLOAD => format!("{} × {}", self.topology, self.agents),
             b => format!("{} × {}, {}", self.topology, self.agents, report::text::size(b)),

@@ -30,6 +30,7 @@ fn row(topology: &str, agents: u32, pacing: &str, ratios: &[(&str, f64)]) -> Row
         topology: topology.into(),
         agents,
         payload_bytes: report::text::DEFAULT_PAYLOAD,
+        payload_mix: None,
         pacing: pacing.into(),
         per_router: BTreeMap::new(),
         throughput_ratios: ratios.iter().map(|&(k, r)| (k.to_string(), r)).collect(),
@@ -144,7 +145,43 @@ fn medians(throughput: f64, bottleneck: &str) -> Medians {
         lost_wakeups: 0,
         failure: None,
         timed_runs: 3,
+        sizes: Vec::new(),
     }
+}
+
+#[test]
+fn a_payload_mix_row_gives_each_size_s_medians_under_each_router() {
+    // Proves the sizes under a router's line in a `--payload-mix` scenario: each size's
+    // median p50 and p99 over the successful runs that timed it, `-` where none did; no
+    // line without a mix.
+    let size = |bytes: usize, p50: f64, count: u64| report::SizeResult {
+        bytes,
+        weight: 1,
+        share_asked: 0.5,
+        sent: count,
+        share_sent: 0.5,
+        round_trips_per_sec: count as f64,
+        latency: crate::metrics::LatencySummary {
+            count,
+            p50_ms: p50,
+            p99_ms: 2.0 * p50,
+            ..Default::default()
+        },
+    };
+    let spec = report::part::PartSpec::for_tests(2, None, Some(10), None);
+    let mut runs = Vec::new();
+    for p50 in [0.3, 0.1, 0.2] {
+        let mut r = RunResult::new(&spec, &loadgen::Outcome::failed_setup(Vec::new()));
+        r.success = true;
+        r.payload_mix = vec![size(64, p50, 10), size(1 << 20, 10.0 * p50, 0)];
+        runs.push(r);
+    }
+    let m = Medians::of(&runs, None);
+    assert_eq!(m.sizes.len(), 2);
+    assert_eq!((m.sizes[0].p50_ms, m.sizes[0].p99_ms, m.sizes[0].timed_runs), (0.2, 0.4, 3));
+    let line = sizes_line(&m.sizes).unwrap();
+    assert!(line.ends_with("by size (ms): 64B p50 0.200 p99 0.400 · 1M p50 - p99 -"), "{line}");
+    assert_eq!(sizes_line(&medians(1.0, "router").sizes), None);
 }
 
 #[test]

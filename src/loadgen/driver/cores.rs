@@ -362,6 +362,7 @@ impl Core {
         measured: Measured,
     ) -> CoreResult {
         let breakdown = group.borrow().breakdown();
+        let sizes = group.borrow().sizes();
         let coordination = group.borrow().coordination();
         let (result, last) = {
             let mut g = group.borrow_mut();
@@ -383,6 +384,7 @@ impl Core {
                 end_ns: g.book().schedule().end_ns,
                 failures: Vec::new(),
                 breakdown,
+                sizes,
                 coordination,
             };
             (result, last)

@@ -165,6 +165,7 @@ pub(super) fn outcome(
                 None => o.breakdown.push(b.clone()),
             }
         }
+        super::super::mix::SizeStats::merge(&mut o.sizes, &r.sizes);
         if let Some(c) = &r.coordination {
             o.coordination.get_or_insert_with(Default::default).merge(c);
         }

@@ -103,6 +103,7 @@ struct CoreResult {
     end_ns: u64,
     failures: Vec<String>,
     breakdown: Vec<super::http::PatternStats>,
+    sizes: Vec<super::mix::SizeStats>,
     coordination: Option<CoordStats>,
 }
 

@@ -189,6 +189,7 @@ fn group_config(scenario: &Scenario, span: &Span) -> GroupConfig {
         pacing: scenario.effective_pacing(),
         stop: scenario.stop,
         payload_bytes: scenario.payload_bytes,
+        payload_mix: scenario.payload_mix,
         batch_max: scenario.batch_max.max(1),
         compression: scenario.compression,
         late_after_ns: scenario.late_after.as_nanos() as u64,

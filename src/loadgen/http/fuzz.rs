@@ -182,6 +182,7 @@ pub(crate) fn group_config(agents: u32) -> GroupConfig {
         pacing: Pacing::Closed { window: 1 },
         stop: Stop::Duration(Duration::from_secs(1)),
         payload_bytes: 16,
+        payload_mix: None,
         batch_max: 64,
         compression: Compression::None,
         late_after_ns: 1_000_000,

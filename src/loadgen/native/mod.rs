@@ -10,6 +10,7 @@ use std::sync::Arc;
 use super::coordination::{Coordination, POKE};
 use super::group::{About, Adapter, Book, ErrorKind, GroupConfig, Outgoing, REPLY_BIT};
 use super::group::{Seats, MEASURED_BIT, STAMP_BYTES};
+use super::mix::{PayloadMix, SizeStats};
 use super::workload::{Completed, Coord, CoordStats, Workload};
 use crate::wire::control::{
     BarrierEnter, Discover, Heartbeat, LockRelease, LockRequest, Register, Unregister,
@@ -116,8 +117,12 @@ pub struct Native {
     out: Vec<Outbox>,
     pool: BufferPool,
     inflate: Vec<u8>,
-    /// Request payload; the first 16 bytes are overwritten per send.
+    /// Request payload; the first 16 bytes are overwritten per send. With a mix, as long as
+    /// its largest size, each request taking the start of it.
     payload: Vec<u8>,
+    /// `--payload-mix`, and each size's figures.
+    mix: Option<PayloadMix>,
+    sizes: Vec<SizeStats>,
     batch_max: u32,
     compression: Compression,
     priority: u8,
@@ -134,7 +139,8 @@ impl Native {
     /// The adapter for a group with these settings (request/reply; see [`Native::with_coord`]).
     pub fn new(cfg: &GroupConfig) -> Native {
         let conns = cfg.seats.conns(cfg.count) as usize;
-        let mut payload = vec![0u8; cfg.payload_bytes.max(STAMP_BYTES)];
+        let largest = cfg.payload_mix.map_or(cfg.payload_bytes, |m| m.largest());
+        let mut payload = vec![0u8; largest.max(STAMP_BYTES)];
         for (i, b) in payload.iter_mut().enumerate().skip(STAMP_BYTES) {
             *b = (i as u8).wrapping_mul(31).wrapping_add(7);
         }
@@ -143,6 +149,8 @@ impl Native {
             pool: BufferPool::default(),
             inflate: Vec::new(),
             payload,
+            mix: cfg.payload_mix,
+            sizes: cfg.payload_mix.as_ref().map(SizeStats::of).unwrap_or_default(),
             batch_max: cfg.batch_max.max(1),
             compression: cfg.compression,
             priority: cfg.priority,
@@ -341,6 +349,19 @@ impl Native {
     /// A data message carrying the send times, from `r`.
     #[inline]
     fn envelope(&mut self, conn: usize, r: &Outgoing, kind: DataKind, message_id: u64) {
+        self.envelope_of(conn, r, kind, message_id, self.payload.len());
+    }
+
+    /// [`Native::envelope`] with the first `bytes` of the payload (at least [`STAMP_BYTES`]).
+    #[inline]
+    fn envelope_of(
+        &mut self,
+        conn: usize,
+        r: &Outgoing,
+        kind: DataKind,
+        message_id: u64,
+        bytes: usize,
+    ) {
         let mut payload = std::mem::take(&mut self.payload);
         payload[..8].copy_from_slice(&r.intended_ns.to_le_bytes());
         payload[8..16].copy_from_slice(&r.sent_ns.to_le_bytes());
@@ -354,10 +375,19 @@ impl Native {
             msg_type: 1,
             priority: self.priority,
             ttl_ms: 0,
-            payload: &payload,
+            payload: &payload[..bytes],
         };
         self.push(conn, &env);
         self.payload = payload;
+    }
+
+    /// A measured reply of `bytes` came back `rtt_ns` after its request's intended time: its
+    /// size's round trip (`--payload-mix`).
+    #[inline]
+    fn size_answered(&mut self, bytes: usize, rtt_ns: u64) {
+        if let Some(c) = self.mix.and_then(|m| m.class_of(bytes)) {
+            self.sizes[c].rtt.saturating_record(rtt_ns.max(1));
+        }
     }
 
     /// A publication reached this connection's agents.
@@ -544,6 +574,9 @@ impl Native {
                 let measured = env.correlation_id & MEASURED_BIT != 0;
                 let sent = env.timestamp_ns;
                 let stamps = (stamp(env.payload, 0), stamp(env.payload, 8));
+                if self.mix.is_some() && measured && book.local_of(env.to).is_some() {
+                    self.size_answered(env.payload.len(), book.now_ns().saturating_sub(stamps.0));
+                }
                 if let Some(local) = book.reply_delivered(env.to, stamps, sent, measured) {
                     book.send_from(local, |conn, r| self.request(conn, r));
                 }
@@ -691,7 +724,12 @@ impl Adapter for Native {
         if self.co.is_some() {
             return self.operation(conn, r);
         }
-        self.envelope(conn, r, DataKind::Request, r.message_id);
+        let Some(mix) = self.mix else {
+            return self.envelope(conn, r, DataKind::Request, r.message_id);
+        };
+        let class = mix.pick(r.from, r.message_id & !MEASURED_BIT);
+        self.sizes[class].sent += u64::from(r.measured);
+        self.envelope_of(conn, r, DataKind::Request, r.message_id, mix.bytes(class));
     }
 
     fn input(&mut self, conn: usize, buf: &[u8], book: &mut Book) -> Result<usize, String> {
@@ -793,6 +831,10 @@ impl Adapter for Native {
 
     fn coordination(&self) -> Option<CoordStats> {
         Some(self.co.as_ref()?.figures())
+    }
+
+    fn sizes(&self) -> Vec<SizeStats> {
+        self.sizes.clone()
     }
 }
 
