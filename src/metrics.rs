@@ -105,6 +105,19 @@ impl Latencies {
     }
 }
 
+/// Adds `other`'s histograms into `into`'s of the same index, growing `into` to as many.
+pub fn merge_each(into: &mut Vec<Histogram<u64>>, other: &[Histogram<u64>]) {
+    for (i, h) in other.iter().enumerate() {
+        match into.get_mut(i) {
+            // Same bounds on both sides: adding cannot fail.
+            Some(mine) => {
+                let _ = mine.add(h);
+            }
+            None => into.push(h.clone()),
+        }
+    }
+}
+
 /// Percentiles of one histogram, in milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct LatencySummary {

@@ -377,6 +377,7 @@ fn merge_run(
     if !one_host {
         // Each host has its own clock: a one-way time across two of them means nothing.
         merged.latencies.one_way = crate::metrics::Latencies::default().one_way;
+        merged.hops.clear();
     }
     let mut result = RunResult::new(&spec, &merged);
     // Each worker counted its own process's lost wake-ups in its run's entry.

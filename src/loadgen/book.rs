@@ -64,6 +64,10 @@ pub enum ErrorKind<'a> {
     Name(&'a str),
 }
 
+/// The longest pipeline whose hops are timed stage by stage ([`Book::hops`]): a histogram
+/// per stage and core (220 KiB each) would grow without bound with `--stages`.
+pub const HOP_STAGES_MAX: u32 = 16;
+
 /// [`crate::transport::uring::SPIN_RTT_MAX`] in nanoseconds.
 const SPIN_RTT_MAX_NS: u64 = crate::transport::uring::SPIN_RTT_MAX.as_nanos() as u64;
 
@@ -111,6 +115,11 @@ pub struct Book {
     pub(super) monitor: Option<Waker>,
     /// Latency histograms of this core.
     pub latencies: Latencies,
+    /// `pipeline`: each hop's one-way latency by the stage it reached (0: back at the source),
+    /// measured items only; empty for the other workloads (and pipelines past
+    /// [`HOP_STAGES_MAX`]). Where kept, a hop is recorded here alone, not in `latencies`'
+    /// one-way view: [`Book::whole_latencies`] adds them up (one record a hop, as before).
+    pub hops: Vec<hdrhistogram::Histogram<u64>>,
     /// Counters of this core.
     pub counters: GroupCounters,
     /// Raw round trips answered since the core last looked, warm-up included: how many took
@@ -152,6 +161,12 @@ impl Book {
             as_of_ns: None,
             monitor: None,
             latencies: Latencies::default(),
+            hops: match cfg.workload {
+                Workload::Pipeline { stages } if stages <= HOP_STAGES_MAX => {
+                    (0..stages.max(2)).map(|_| crate::metrics::histogram()).collect()
+                }
+                _ => Vec::new(),
+            },
             counters: GroupCounters::default(),
             recent_rtt: (0, 0),
             cfg,
@@ -248,10 +263,38 @@ impl Book {
             self.counters.window_deliveries += 1;
         }
         if measured {
-            self.latencies.record_one_way(self.now_ns.saturating_sub(sent_ns));
+            self.one_way(to, self.now_ns.saturating_sub(sent_ns));
             self.counters.last_measured_delivery_ns = self.now_ns;
         }
         true
+    }
+
+    /// A measured delivery to agent `to` took `ns`: a pipeline's hop by the stage it reached
+    /// (a source's: the way back), any other in the one-way view.
+    #[inline]
+    fn one_way(&mut self, to: u32, ns: u64) {
+        if self.hops.is_empty() {
+            return self.latencies.record_one_way(ns);
+        }
+        // An agent past the last pipeline has no stage (and gets no item).
+        let global = to.wrapping_sub(self.cfg.id_base);
+        let stages = self.hops.len() as u32;
+        match self.hops.get_mut((global % stages) as usize) {
+            Some(h) if global < self.cfg.agents_total / stages * stages => {
+                h.saturating_record(ns.max(1));
+            }
+            _ => self.latencies.record_one_way(ns),
+        }
+    }
+
+    /// The latency views with a pipeline's hops added to the one-way one.
+    pub fn whole_latencies(&self) -> Latencies {
+        let mut l = self.latencies.clone();
+        for h in &self.hops {
+            // Same bounds: adding cannot fail.
+            let _ = l.one_way.add(h);
+        }
+        l
     }
 
     /// A reply to agent `to` was delivered: `(intended, actual)` are its request's send times,
@@ -279,7 +322,7 @@ impl Book {
         if measured {
             let now = self.now_ns;
             self.latencies.record_rtt(now.saturating_sub(intended_ns), raw);
-            self.latencies.record_one_way(now.saturating_sub(reply_sent_ns));
+            self.one_way(to, now.saturating_sub(reply_sent_ns));
             self.counters.round_trips_measured += 1;
             self.counters.last_measured_delivery_ns = now;
         }

@@ -262,6 +262,16 @@ impl<A: Adapter> Group<A> {
         &self.book.latencies
     }
 
+    /// The latency views, a pipeline's hops in the one-way one.
+    pub fn whole_latencies(&self) -> Latencies {
+        self.book.whole_latencies()
+    }
+
+    /// `pipeline`: each hop's one-way latency by the stage it reached (0: the source).
+    pub fn hops(&self) -> &[hdrhistogram::Histogram<u64>] {
+        &self.book.hops
+    }
+
     /// Connections this group needs.
     pub fn connections(&self) -> usize {
         self.book.writers.len()
@@ -1104,7 +1114,14 @@ mod tests {
         assert!(c.replies_sent >= items && c.replies_sent <= c.requests_sent);
         assert_eq!((c.unexpected, c.error_total()), (0, 0));
         let measured = c.round_trips_measured;
-        assert!(g.book.latencies.one_way.len() >= 3 * measured, "a hop each, and the return");
+        assert!(g.whole_latencies().one_way.len() >= 3 * measured, "a hop each, and the return");
+        // Each hop by the stage it reached: the way back once per item answered, every stage
+        // at least as often (items in flight are part way).
+        let hops: Vec<u64> = g.hops().iter().map(|h| h.len()).collect();
+        assert_eq!((hops.len(), hops[0]), (4, measured), "{hops:?}");
+        assert!(hops[1..].iter().all(|&n| n >= measured), "{hops:?}");
+        let long = pipelines(super::super::book::HOP_STAGES_MAX + 1, 65, 1);
+        assert!(Group::new(long.clone(), Native::new(&long)).hops().is_empty());
     }
 
     #[test]

@@ -411,6 +411,9 @@ pub struct Outcome {
     pub breakdown: Vec<http::PatternStats>,
     /// `--payload-mix`: each size's figures over the measured window, merged over cores.
     pub sizes: Vec<mix::SizeStats>,
+    /// `pipeline`: each hop's one-way latency by the stage it reached (0: back at the source),
+    /// measured items only, merged over cores.
+    pub hops: Vec<hdrhistogram::Histogram<u64>>,
     /// Coordination workloads: their own figures, merged over cores.
     pub coordination: Option<workload::CoordStats>,
     /// Deliveries one request makes (publications fan out; 1 otherwise).
@@ -481,6 +484,7 @@ impl Outcome {
             partial: false,
             breakdown: Vec::new(),
             sizes: Vec::new(),
+            hops: Vec::new(),
             coordination: None,
             fan: 1,
             connections: 0,

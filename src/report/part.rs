@@ -136,6 +136,9 @@ pub struct Part {
     /// `--payload-mix`: each size's figures.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sizes: Vec<PartSize>,
+    /// `pipeline`: each hop's one-way latency by the stage it reached (encoded as the others).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hops: Vec<String>,
 }
 
 /// One size's figures of a part (`--payload-mix`).
@@ -265,6 +268,7 @@ impl Part {
                     rtt: encode(&s.rtt),
                 })
                 .collect(),
+            hops: o.hops.iter().map(encode).collect(),
         }
     }
 
@@ -323,6 +327,7 @@ impl Part {
                 rtt: decode(&s.rtt)?,
             });
         }
+        o.hops = self.hops.iter().map(|h| decode(h)).collect::<anyhow::Result<_>>()?;
         Ok(o)
     }
 
@@ -451,6 +456,7 @@ pub fn merge(parts: &[(usize, Outcome)], whole: bool) -> Outcome {
             }
         }
         crate::loadgen::mix::SizeStats::merge(&mut o.sizes, &p.sizes);
+        crate::metrics::merge_each(&mut o.hops, &p.hops);
         for iv in &p.intervals {
             match o.intervals.iter_mut().find(|m| m.index == iv.index) {
                 Some(m) => {

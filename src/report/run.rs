@@ -349,7 +349,8 @@ impl RunResult {
                 sc.agents,
                 (c.requests_delivered, c.replies_delivered, c.round_trips_measured),
                 window_s,
-            ),
+            )
+            .map(|p| p.with_hops(&outcome.hops)),
             count_mode: matches!(sc.stop, Stop::Count { .. }),
             status,
         }
@@ -409,7 +410,7 @@ impl SizeResult {
 }
 
 /// `pipeline`'s entry in a run (`results[].pipeline`, `docs/REPORT.md`).
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct PipelineResult {
     /// Agents per pipeline, the source included.
     pub stages: u32,
@@ -422,9 +423,31 @@ pub struct PipelineResult {
     /// Deliveries per item returned, over the run (`stages` in a sound run: a hop to every
     /// stage after the source, and the last one's back).
     pub deliveries_per_item: f64,
+    /// Each hop of the measured items, in the order they go: to stage 1, 2, …, and back to
+    /// the source (`to_stage` 0): its one-way latency.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hops: Vec<HopResult>,
+}
+
+/// One hop of a pipeline (`results[].pipeline.hops[]`).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct HopResult {
+    /// The stage it reached: 1 the first after the source, 0 the source (the way back).
+    pub to_stage: u32,
+    /// Its one-way latency, from the stage before handing the item on (its `count`: hops).
+    pub latency: LatencySummary,
 }
 
 impl PipelineResult {
+    /// With each hop's latency from `hops` (by the stage it reached, 0 the source).
+    fn with_hops(mut self, hops: &[hdrhistogram::Histogram<u64>]) -> PipelineResult {
+        let order = (1..hops.len()).chain((!hops.is_empty()).then_some(0));
+        self.hops = order
+            .map(|s| HopResult { to_stage: s as u32, latency: LatencySummary::of(&hops[s]) })
+            .collect();
+        self
+    }
+
     /// The entry of a run of `w` with `agents` agents, from its deliveries of items to stages
     /// and back to sources, and its measured round trips, over a window of `window_s`.
     fn of(
@@ -445,6 +468,7 @@ impl PipelineResult {
             } else {
                 (to_stages + items) as f64 / items as f64
             },
+            hops: Vec::new(),
         })
     }
 }

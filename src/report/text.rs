@@ -302,6 +302,25 @@ fn run_notes(out: &mut dyn Write, r: &RunResult) -> io::Result<()> {
             rate(p.items_per_sec),
             p.deliveries_per_item
         )?;
+        if !p.hops.is_empty() {
+            let cells: Vec<String> = p
+                .hops
+                .iter()
+                .map(|h| {
+                    let to = match h.to_stage {
+                        0 => "source".to_string(),
+                        s => s.to_string(),
+                    };
+                    let l = &h.latency;
+                    format!(
+                        "→{to} {}/{}",
+                        measured_ms(l.count, l.p50_ms),
+                        measured_ms(l.count, l.p99_ms)
+                    )
+                })
+                .collect();
+            writeln!(out, "       hops, 1-way p50/p99 ms: {}", cells.join("  "))?;
+        }
     }
     if let Some(line) = watch_note(r) {
         writeln!(out, "       {line}")?;

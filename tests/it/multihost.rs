@@ -233,6 +233,16 @@ fn pipelines_spanning_workers_merge_with_every_hop_counted() {
         (&5.into(), &2.into(), &2.into())
     );
     assert_eq!(p["deliveries_per_item"], 5.0, "{p}");
+    // Each hop timed where it landed, on whichever worker, and summed: every measured item
+    // once per stage and once back at its source (one host: the clocks agree).
+    let hops = p["hops"].as_array().unwrap_or_else(|| panic!("{p}"));
+    let to: Vec<u64> = hops.iter().map(|h| h["to_stage"].as_u64().unwrap()).collect();
+    assert_eq!(to, [1, 2, 3, 4, 0], "{p}");
+    let items = r["latency"]["rtt"]["count"].as_u64().unwrap();
+    assert!(items > 0, "{r}");
+    for h in hops {
+        assert_eq!(h["latency"]["count"].as_u64(), Some(items), "{h}");
+    }
 }
 
 /// The router's total of messages received, read over the protocol.

@@ -214,6 +214,7 @@ fn the_command_line_runs_each_workload_and_reports_its_figures() {
         "0 terms with two leaders",
         "pipeline: 1 pipeline of 4 stages (2 agents past the last take no part)",
         "4.00 deliveries per item",
+        "hops, 1-way p50/p99 ms: →1 ",
     ] {
         assert!(stdout.contains(needle), "no '{needle}' in:\n{stdout}");
     }
@@ -255,6 +256,10 @@ fn the_command_line_runs_each_workload_and_reports_its_figures() {
     );
     assert_eq!(p["deliveries_per_item"], 4.0);
     assert!(p["items_per_sec"].as_f64().unwrap() > 0.0, "{p}");
+    let to: Vec<u64> =
+        p["hops"].as_array().unwrap().iter().map(|h| h["to_stage"].as_u64().unwrap()).collect();
+    assert_eq!(to, [1, 2, 3, 0], "{p}");
+    assert!(runs[0]["pipeline"].get("hops").is_none() && runs[0].get("pipeline").is_none());
 
     for (args, needle) in [
         (&["--workload", "gossip"][..], "--workload: 'gossip': unknown workload"),
@@ -398,6 +403,9 @@ fn pipeline_items_go_through_every_stage_and_back_to_their_source() {
         assert_eq!(c.replies_delivered, c.requests_sent, "{what}");
         assert_eq!(o.latencies.one_way.len(), 4 * c.round_trips_measured, "{what}");
         assert_eq!(c.round_trips_measured, c.requests_measured, "{what}");
+        // Each hop by the stage it reached (0: back at the source), every item once each.
+        let hops: Vec<u64> = o.hops.iter().map(|h| h.len()).collect();
+        assert_eq!(hops, [c.round_trips_measured; 4], "{what}");
     }
     let r = start(
         Setup { kind: RouterKind::Glommio, transport: Transport::Tcp, io: Default::default() },
@@ -483,6 +491,8 @@ fn pipeline_items_go_through_every_stage_over_the_seed_json_protocol() {
         assert_eq!(c.requests_delivered, 2 * c.requests_sent, "{what}: a hop to each stage");
         assert_eq!(c.replies_delivered, c.requests_sent, "{what}");
         assert_eq!(o.latencies.one_way.len(), 3 * c.round_trips_measured, "{what}");
+        let hops: Vec<u64> = o.hops.iter().map(|h| h.len()).collect();
+        assert_eq!(hops, [c.round_trips_measured; 3], "{what}: each hop by its stage");
     }
 }
 

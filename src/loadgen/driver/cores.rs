@@ -375,7 +375,8 @@ impl Core {
             let last = sampler.map(|s| s.take(&g, clock::now_ns()));
             let result = CoreResult {
                 counters: g.counters().clone(),
-                latencies: g.latencies().clone(),
+                latencies: g.whole_latencies(),
+                hops: g.hops().to_vec(),
                 cpu_busy: measured.cpu_busy,
                 in_flight: g.in_flight(),
                 drain_timed_out: measured.drain_timed_out,

@@ -166,6 +166,7 @@ pub(super) fn outcome(
             }
         }
         super::super::mix::SizeStats::merge(&mut o.sizes, &r.sizes);
+        crate::metrics::merge_each(&mut o.hops, &r.hops);
         if let Some(c) = &r.coordination {
             o.coordination.get_or_insert_with(Default::default).merge(c);
         }

@@ -104,6 +104,8 @@ struct CoreResult {
     failures: Vec<String>,
     breakdown: Vec<super::http::PatternStats>,
     sizes: Vec<super::mix::SizeStats>,
+    /// `pipeline`: each hop's one-way latency by the stage it reached.
+    hops: Vec<hdrhistogram::Histogram<u64>>,
     coordination: Option<CoordStats>,
 }
 
