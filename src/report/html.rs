@@ -388,15 +388,24 @@ fn shown_runs(r: &Value, runs: &[RunFigures]) -> Vec<(String, usize)> {
     shown
 }
 
+/// Each shown run's entries of the list `key` (`patterns`, `payload_mix`), with its scenario.
+fn entries<'a>(
+    results: &'a [Value],
+    shown: &'a [(String, usize)],
+    key: &str,
+) -> Vec<(&'a str, &'a Value)> {
+    shown
+        .iter()
+        .filter_map(|(name, i)| Some((name.as_str(), results.get(*i)?[key].as_array()?)))
+        .flat_map(|(name, list)| list.iter().map(move |e| (name, e)))
+        .collect()
+}
+
 /// An HTTP mix's figures per pattern, for each shown run, as the terminal gives them under
 /// each run: answers, their rate, latency from the intended send time, a stream's first event
 /// and events, errors by kind.
 fn patterns(h: &mut String, results: &[Value], shown: &[(String, usize)]) {
-    let rows: Vec<(&str, &Value)> = shown
-        .iter()
-        .filter_map(|(name, i)| Some((name.as_str(), results.get(*i)?["patterns"].as_array()?)))
-        .flat_map(|(name, ps)| ps.iter().map(move |p| (name, p)))
-        .collect();
+    let rows = entries(results, shown, "patterns");
     if rows.is_empty() {
         return;
     }
@@ -447,11 +456,7 @@ fn patterns(h: &mut String, results: &[Value], shown: &[(String, usize)]) {
 /// under each run: share of the sends (and as asked), round trips/s, latency from the intended
 /// send time.
 fn sizes(h: &mut String, results: &[Value], shown: &[(String, usize)]) {
-    let rows: Vec<(&str, &Value)> = shown
-        .iter()
-        .filter_map(|(name, i)| Some((name.as_str(), results.get(*i)?["payload_mix"].as_array()?)))
-        .flat_map(|(name, ss)| ss.iter().map(move |s| (name, s)))
-        .collect();
+    let rows = entries(results, shown, "payload_mix");
     if rows.is_empty() {
         return;
     }

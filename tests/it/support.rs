@@ -171,6 +171,17 @@ pub fn run_bin(args: &[&str], limit: std::time::Duration) -> std::process::Outpu
     }
 }
 
+/// Runs `a2a-bench` with each case's flags (bounded): each must fail with one line on stderr
+/// holding the case's text.
+pub fn refused_in_one_line(cases: &[(&[&str], &str)]) {
+    for &(args, needle) in cases {
+        let o = run_bin(args, std::time::Duration::from_secs(20));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(needle), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    }
+}
+
 /// A scenario on the last core: 64 B payloads, 100 ms warm-up, 5 s drain, one agent per
 /// connection, agent ids from `id_base`.
 pub fn scenario(
