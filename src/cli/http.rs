@@ -140,6 +140,11 @@ pub struct HttpCmd {
     /// Bytes of message text (A2A), or of each registered card's description.
     #[arg(long, value_name = "BYTES", default_value = "64", value_parser = super::parse_bytes)]
     payload_size: usize,
+    /// Text sizes drawn per request by weight, in one run, with round trips per size (e.g.
+    /// 256:90,16K:9,256K:1): the message of every pattern that sends one, and the card of
+    /// registry:register. The reference servers take bodies up to 1 MiB.
+    #[arg(long, value_name = "SIZE:WEIGHT,...", conflicts_with = "payload_size")]
+    payload_mix: Option<String>,
     /// Open loop: a send later than this after its intended time counts as late (ms).
     #[arg(long, value_name = "MS", default_value = "1", value_parser = super::bench::parse_secs_ms)]
     late_after_ms: Duration,
@@ -386,15 +391,24 @@ fn config(
     let tls = if https { Some(tls_client(&cmd, &name)?) } else { None };
     let (args, token) = check_flags(&cmd)?;
     let headers = user_headers(&cmd.headers, token.is_some())?;
+    if cmd.payload_mix.is_some() && !patterns.iter().any(|p| p.carries_text()) {
+        bail!(
+            "--payload-mix: no pattern of --pattern sends a message's text (those that send a message, and registry:register)"
+        );
+    }
     let needs_preload = patterns.contains(&Pattern::RegistryGet);
     if needs_preload && cmd.preload == 0 {
         bail!("--preload: registry:get reads preloaded agents: give --preload N (N ≥ 1)");
     }
-    // A threshold on one pattern names a pattern of the mix.
+    // A threshold on one pattern names a pattern of the mix (or a size of --payload-mix,
+    // checked with the mix).
     let slo = cmd.slo.iter().flat_map(|s| s.split(',')).map(|t| ("--slo", t));
     for (flag, text) in cmd.thresholds.iter().map(|t| ("--threshold", t.as_str())).chain(slo) {
         let Ok(t) = text.parse::<crate::report::threshold::Threshold>() else { continue };
-        if let Some(p) = t.pattern().filter(|p| !patterns.iter().any(|q| q.name() == *p)) {
+        let size = |p: &str| cmd.payload_mix.is_some() && super::parse_bytes(p).is_ok();
+        if let Some(p) =
+            t.pattern().filter(|p| !patterns.iter().any(|q| q.name() == *p) && !size(p))
+        {
             let mix: Vec<&str> = patterns.iter().map(|p| p.name()).collect();
             bail!("{flag} '{}': no pattern '{p}' in the mix ({})", t.text(), mix.join(", "));
         }
@@ -649,6 +663,7 @@ fn bench_args(cmd: &HttpCmd, addr: std::net::SocketAddr) -> BenchArgs {
     b.agent_cores = cmd.agent_cores.clone();
     b.agent_io = cmd.agent_io;
     b.payload_size = cmd.payload_size.to_string();
+    b.payload_mix = cmd.payload_mix.clone();
     b.late_after_ms = cmd.late_after_ms;
     b.stall_probe = cmd.stall_probe;
     b.protocol = Protocol::Http;

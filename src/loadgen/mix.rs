@@ -125,6 +125,11 @@ pub struct SizeStats {
     pub weight: u32,
     /// Measured requests sent.
     pub sent: u64,
+    /// Of those, the ones that ended in an error the adapter could tell the size of (an error
+    /// answer, a connection or a timeout that took it down); requests the loop gives up on
+    /// as a whole (a lost connection's, in the native protocol; those unanswered at the drain's
+    /// end) are in the run's errors only.
+    pub errors: u64,
     /// Round trips of its measured requests, from the intended send time.
     pub rtt: Histogram<u64>,
 }
@@ -137,6 +142,7 @@ impl SizeStats {
                 bytes,
                 weight,
                 sent: 0,
+                errors: 0,
                 rtt: crate::metrics::histogram(),
             })
             .collect()
@@ -148,6 +154,7 @@ impl SizeStats {
             match into.iter_mut().find(|s| s.bytes == o.bytes) {
                 Some(s) => {
                     s.sent += o.sent;
+                    s.errors += o.errors;
                     // Same bounds on both sides: adding cannot fail.
                     let _ = s.rtt.add(&o.rtt);
                 }
@@ -214,9 +221,11 @@ mod tests {
         a[0].rtt.record(1000).unwrap();
         b[0].sent = 7;
         b[1].sent = 2;
+        (a[1].errors, b[1].errors) = (1, 1);
         b[1].rtt.record(9000).unwrap();
         SizeStats::merge(&mut a, &b);
         assert_eq!((a[0].sent, a[0].rtt.len(), a[1].sent, a[1].rtt.len()), (12, 1, 2, 1));
+        assert_eq!((a[0].errors, a[1].errors), (0, 2));
         let mut none = Vec::new();
         SizeStats::merge(&mut none, &a);
         assert_eq!(none.len(), 2);

@@ -127,7 +127,7 @@ pub fn write(report: &Value, path: &Path) -> anyhow::Result<()> {
                     latency(&l["p99_ms"]),
                     latency(&l["p999_ms"]),
                     latency(&l["max_ms"]),
-                    blank(),
+                    cell(&size["errors"]),
                     blank(),
                     blank(),
                     cell(&r["duration_sec"]),
@@ -266,8 +266,8 @@ mod tests {
     #[test]
     fn a_payload_mix_run_is_followed_by_a_row_per_size() {
         // Proves the size rows: after the run's row (the mix's mean size, no share), one per
-        // size with its bytes, share of the sends, round trips/s and latencies; a size with no
-        // round trip measured has empty latency cells.
+        // size with its bytes, share of the sends, round trips/s, latencies and errors; a size
+        // with no round trip measured has empty latency cells.
         let lat = |count: u64, p50: f64| {
             serde_json::json!({"count": count, "p50_ms": p50, "p95_ms": p50,
             "p99_ms": p50, "p999_ms": p50, "max_ms": p50})
@@ -280,7 +280,7 @@ mod tests {
                 {"bytes": 64, "share_sent": 0.75, "round_trips_per_sec": 90.0,
                     "latency": lat(9, 0.5)},
                 {"bytes": 4096, "share_sent": 0.25, "round_trips_per_sec": 0.0,
-                    "latency": lat(0, 0.0)},
+                    "errors": 3, "latency": lat(0, 0.0)},
             ],
         });
         let path = std::env::temp_dir().join(format!("a2a-csv-size-{}.csv", std::process::id()));
@@ -294,10 +294,11 @@ mod tests {
         let cells = |r: &csv::StringRecord, names: &[&str]| -> Vec<String> {
             names.iter().map(|n| r[col(n)].to_string()).collect()
         };
-        let names = ["payload_bytes", "mix_share", "round_trips_per_sec", "p50_ms", "run"];
+        let names =
+            ["payload_bytes", "mix_share", "round_trips_per_sec", "p50_ms", "run", "errors"];
         assert_eq!(cells(&rows[0], &names[..2]), ["1072", ""]);
-        assert_eq!(cells(&rows[1], &names), ["64", "0.75", "90.0", "0.5", "1"]);
-        assert_eq!(cells(&rows[2], &names), ["4096", "0.25", "0.0", "", "1"]);
+        assert_eq!(cells(&rows[1], &names), ["64", "0.75", "90.0", "0.5", "1", ""]);
+        assert_eq!(cells(&rows[2], &names), ["4096", "0.25", "0.0", "", "1", "3"]);
         assert_eq!(&rows[1][col("throughput_msg_per_sec")], "", "{text}");
     }
 }

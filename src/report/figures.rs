@@ -106,7 +106,7 @@ pub fn scenario_name(r: &Value, count_mode: bool) -> String {
 }
 
 /// A run's patterns from its JSON entry: an HTTP mix's, or a payload mix's sizes (named as
-/// the report writes them, `64B`, `1M`: their round trips as answers, no errors of their own),
+/// the report writes them, `64B`, `1M`: their round trips as answers, their errors those told by size),
 /// which thresholds (`p99{64B}<2ms`) and baselines take per size the same way.
 fn patterns(r: &Value) -> Vec<PatternFigures> {
     let latency = |l: &Value| {
@@ -116,13 +116,16 @@ fn patterns(r: &Value) -> Vec<PatternFigures> {
     let sizes = r["payload_mix"].as_array().into_iter().flatten().map(|s| PatternFigures {
         name: super::text::size(s["bytes"].as_u64().unwrap_or(0) as usize),
         ok: s["latency"]["count"].as_u64().unwrap_or(0),
-        errors: 0,
+        errors: s["errors"].as_u64().unwrap_or(0),
         ok_per_sec: f(s, &["round_trips_per_sec"]),
         latency_ms: latency(&s["latency"]),
         latency_measured: s["latency"]["count"].as_u64().is_some_and(|n| n > 0),
     });
-    let Some(ps) = r["patterns"].as_array() else { return sizes.collect() };
-    ps.iter()
+    // An HTTP run with a payload mix has both: its patterns, then its sizes.
+    r["patterns"]
+        .as_array()
+        .into_iter()
+        .flatten()
         .map(|p| {
             let l = |k: &str| f(p, &["latency", k]);
             PatternFigures {
@@ -141,6 +144,7 @@ fn patterns(r: &Value) -> Vec<PatternFigures> {
                 latency_measured: p["latency"]["count"].as_u64().is_some_and(|n| n > 0),
             }
         })
+        .chain(sizes)
         .collect()
 }
 

@@ -460,7 +460,7 @@ fn sizes(h: &mut String, results: &[Value], shown: &[(String, usize)]) {
     if rows.is_empty() {
         return;
     }
-    h.push_str("<h3>Payload sizes</h3>\n<p class=\"muted\">Each scenario's median run, per size of its mix; latency from the intended send time.</p>\n<table><tr><th>scenario</th><th class=\"name\">size</th><th>share of sends (asked)</th><th>round trips/s</th><th>p50 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th></tr>\n");
+    h.push_str("<h3>Payload sizes</h3>\n<p class=\"muted\">Each scenario's median run, per size of its mix; latency from the intended send time.</p>\n<table><tr><th>scenario</th><th class=\"name\">size</th><th>share of sends (asked)</th><th>round trips/s</th><th>p50 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th><th>errors</th></tr>\n");
     for (scenario, s) in rows {
         let l = &s["latency"];
         let at = |key: &str| {
@@ -472,7 +472,7 @@ fn sizes(h: &mut String, results: &[Value], shown: &[(String, usize)]) {
         let pct = |key: &str| 100.0 * s[key].as_f64().unwrap_or(0.0);
         let _ = writeln!(
             h,
-            "<tr><td>{}</td><td class=\"name\">{}</td><td>{:.1} % ({:.1} %)</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td class=\"name\">{}</td><td>{:.1} % ({:.1} %)</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(scenario),
             super::text::size(s["bytes"].as_u64().unwrap_or(0) as usize),
             pct("share_sent"),
@@ -482,6 +482,7 @@ fn sizes(h: &mut String, results: &[Value], shown: &[(String, usize)]) {
             at("p99_ms"),
             at("p999_ms"),
             at("max_ms"),
+            s["errors"].as_u64().unwrap_or(0),
         );
     }
     h.push_str("</table>\n");
@@ -979,8 +980,8 @@ mod tests {
     #[test]
     fn a_payload_mix_is_shown_per_size_for_each_scenario() {
         // Proves the page's size table: a row per size of the shown run with its share of the
-        // sends and as asked, its rate and latencies, `-` where none was measured; none for a
-        // report without a mix.
+        // sends and as asked, its rate, latencies and errors, `-` where none was measured; none
+        // for a report without a mix.
         let lat = |count: u64, p50: f64| {
             serde_json::json!({"count": count, "p50_ms": p50, "p99_ms": p50 * 2.0,
                 "p999_ms": p50 * 3.0, "max_ms": p50 * 4.0})
@@ -992,7 +993,7 @@ mod tests {
                 {"bytes": 64, "share_sent": 0.901, "share_asked": 0.9,
                  "round_trips_per_sec": 9000.0, "latency": lat(900, 0.5)},
                 {"bytes": 1048576, "share_sent": 0.099, "share_asked": 0.1,
-                 "round_trips_per_sec": 0.0, "latency": lat(0, 0.0)}
+                 "round_trips_per_sec": 0.0, "errors": 7, "latency": lat(0, 0.0)}
             ]
         }]});
         let runs = figures::runs(&report);
@@ -1000,8 +1001,8 @@ mod tests {
         let mut h = String::new();
         sizes(&mut h, &results, &shown_runs(&report, &runs));
         assert_eq!(h.matches("<tr><td>").count(), 2, "{h}");
-        assert!(h.contains("<td class=\"name\">64B</td><td>90.1 % (90.0 %)</td><td>9.0 k</td><td>0.500</td><td>1.00</td><td>1.50</td><td>2.00</td>"), "{h}");
-        assert!(h.contains("<td class=\"name\">1M</td><td>9.9 % (10.0 %)</td><td>0</td><td>-</td><td>-</td><td>-</td><td>-</td>"), "{h}");
+        assert!(h.contains("<td class=\"name\">64B</td><td>90.1 % (90.0 %)</td><td>9.0 k</td><td>0.500</td><td>1.00</td><td>1.50</td><td>2.00</td><td>0</td>"), "{h}");
+        assert!(h.contains("<td class=\"name\">1M</td><td>9.9 % (10.0 %)</td><td>0</td><td>-</td><td>-</td><td>-</td><td>-</td><td>7</td>"), "{h}");
         assert!(render(&report).unwrap().contains("<h3>Payload sizes</h3>"));
         let plain = serde_json::json!({"results": [{"topology": "ring", "agent_count": 4,
             "success": true, "status": "ok", "pacing": {"mode": "closed"}}]});

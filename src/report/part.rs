@@ -150,6 +150,9 @@ pub struct PartSize {
     pub weight: u32,
     /// Measured requests sent.
     pub sent: u64,
+    /// Of those, the errors told by size.
+    #[serde(default)]
+    pub errors: u64,
     /// Round trips from the intended send time (encoded as the others).
     pub rtt: String,
 }
@@ -265,6 +268,7 @@ impl Part {
                     bytes: s.bytes,
                     weight: s.weight,
                     sent: s.sent,
+                    errors: s.errors,
                     rtt: encode(&s.rtt),
                 })
                 .collect(),
@@ -324,6 +328,7 @@ impl Part {
                 bytes: s.bytes,
                 weight: s.weight,
                 sent: s.sent,
+                errors: s.errors,
                 rtt: decode(&s.rtt)?,
             });
         }

@@ -370,6 +370,9 @@ pub struct SizeResult {
     pub sent: u64,
     /// Their share of the measured requests sent.
     pub share_sent: f64,
+    /// Of those, the ones that ended in an error told by size (an error answer, a timeout, a
+    /// connection that took it down; not those given up as a whole).
+    pub errors: u64,
     /// Round trips of this size measured per second of the window.
     pub round_trips_per_sec: f64,
     /// Their latency from the intended send time (its `count`: round trips measured).
@@ -390,6 +393,7 @@ impl SizeResult {
                 share_asked: share(u64::from(s.weight), weights),
                 sent: s.sent,
                 share_sent: share(s.sent, sent),
+                errors: s.errors,
                 round_trips_per_sec: if window_s > 0.0 {
                     s.rtt.len() as f64 / window_s
                 } else {

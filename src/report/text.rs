@@ -193,8 +193,12 @@ fn status_cell(r: &RunResult) -> String {
 
 /// One size's figures under the line of a `--payload-mix` run.
 fn size_line(s: &crate::report::SizeResult) -> String {
+    let errors = match s.errors {
+        0 => String::new(),
+        n => format!("  errors {n}"),
+    };
     format!(
-        "       {:<6} {:>5.1} % of sends ({:.1} % asked) {:>9} round trips/s   p50 {} ms  p99 {} ms  p99.9 {} ms",
+        "       {:<6} {:>5.1} % of sends ({:.1} % asked) {:>9} round trips/s   p50 {} ms  p99 {} ms  p99.9 {} ms{errors}",
         size(s.bytes),
         100.0 * s.share_sent,
         100.0 * s.share_asked,

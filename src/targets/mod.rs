@@ -114,7 +114,15 @@ pub(crate) async fn body(
     match Limited::new(body, BODY_MAX).collect().await {
         Ok(c) => Ok((parts, c.to_bytes())),
         Err(_) => {
-            Err(reply(StatusCode::PAYLOAD_TOO_LARGE, "text/plain", "body too large or broken\n"))
+            // The rest of the body stays unread, so the connection cannot go on: said, so that
+            // a client sends nothing more on it.
+            let mut r =
+                reply(StatusCode::PAYLOAD_TOO_LARGE, "text/plain", "body too large or broken\n");
+            r.headers_mut().insert(
+                hyper::header::CONNECTION,
+                hyper::header::HeaderValue::from_static("close"),
+            );
+            Err(r)
         }
     }
 }

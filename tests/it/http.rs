@@ -1053,6 +1053,115 @@ fn a_weighted_mix_is_answered_in_its_weights() {
 }
 
 #[test]
+fn a_payload_mix_sizes_the_messages_of_a_pattern_mix_and_times_each_size() {
+    // Proves `http --payload-mix`: in a mix of patterns, every request that sends a message
+    // (here a2a:message and a2a-rest:conversation) takes a size drawn by weight, the agent
+    // card none; each size's sends and round trips add up to those patterns' answers, its
+    // share near its weight's, the bytes written those of the sizes sent; a threshold on a
+    // size and one on a pattern judged in the same run; and its mistakes get one line.
+    let t = Target::start(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), 1).unwrap();
+    let url = format!("http://{}/", t.local_addr());
+    let mix = "a2a:message=2,a2a:agent_card,a2a-rest:conversation";
+    let sizes = ["--payload-mix", "64:3,8K:1", "--agents", "3", "--duration", "1"];
+    let judged = ["--threshold", "p99{8K}<60s", "--threshold", "p99{a2a:message}<60s"];
+    let (ok, text, report) =
+        http(&[&["--url", &url, "--pattern", mix][..], &sizes[..], &judged[..]].concat());
+    let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+    assert!(ok, "{text}");
+    let names = ["a2a:message", "a2a:agent_card", "a2a-rest:conversation"];
+    assert_clean(&report, &names);
+    assert_eq!(report["config"]["payload_mix"], "64B:3,8K:1");
+    let held: Vec<&Value> = report["thresholds"].as_array().unwrap().iter().collect();
+    assert_eq!(held.len(), 2, "{held:?}");
+    assert!(held.iter().all(|c| c["passed"] == true && c["actual"].as_f64().is_some()), "{held:?}");
+    let r = run(&report);
+    let sizes = r["payload_mix"].as_array().expect("payload_mix");
+    let field = |s: &Value, k: &str| s[k].as_u64().unwrap();
+    assert_eq!(sizes.iter().map(|s| field(s, "bytes")).collect::<Vec<_>>(), [64, 8192]);
+    let messages = field(pattern(&report, "a2a:message"), "ok")
+        + field(pattern(&report, "a2a-rest:conversation"), "ok");
+    let sent: u64 = sizes.iter().map(|s| field(s, "sent")).sum();
+    let timed: u64 = sizes.iter().map(|s| field(&s["latency"], "count")).sum();
+    assert_eq!((sent, timed), (messages, messages), "every message has a size, the card none");
+    assert!(sent > 600, "enough messages to judge the shares: {sent}");
+    let small = sizes[0]["share_sent"].as_f64().unwrap();
+    assert!((small - 0.75).abs() < 0.06, "64 B took {small} of the messages, asked 0.75");
+    let check = held.iter().find(|c| c["threshold"] == "p99{8K}<60s").unwrap();
+    assert_eq!(check["actual"], sizes[1]["latency"]["p99_ms"], "{check}");
+    // What the clients wrote: each message's text, and heads and JSON around it (under 1 KiB
+    // a request, the agent card's included).
+    let written = r["wire_bytes_per_sec"]["sent"].as_f64().unwrap();
+    let texts: f64 = sizes.iter().map(|s| (field(s, "sent") * field(s, "bytes")) as f64).sum();
+    let requests = (messages + field(pattern(&report, "a2a:agent_card"), "ok")) as f64;
+    let bytes = written / r["throughput_msg_per_sec"].as_f64().unwrap() * requests;
+    assert!(
+        bytes >= texts * 0.95 && bytes <= texts * 1.05 + 1024.0 * requests,
+        "{bytes} bytes written for {texts} bytes of text in {requests} requests"
+    );
+    assert!(
+        text.lines().any(|l| l.trim_start().starts_with("8K") && l.contains("% of sends")),
+        "{text}"
+    );
+    let at = ["http", "--url", &url];
+    crate::support::refused_in_one_line(&[
+        (
+            &[&at[..], &["--pattern", "health,a2a:agent_card", "--payload-mix", "64:1,1K:1"]]
+                .concat(),
+            "--payload-mix: no pattern of --pattern sends a message's text",
+        ),
+        (
+            &[&at[..], &["--pattern", "a2a:message", "--payload-mix", "64:1,1K:1"][..]]
+                .concat()
+                .into_iter()
+                .chain(["--threshold", "p99{4K}<1ms"])
+                .collect::<Vec<_>>(),
+            "--threshold 'p99{4K}<1ms': 4K is not a size of --payload-mix (its sizes: 64B, 1K)",
+        ),
+        (
+            &[&at[..], &["--pattern", "a2a:message", "--payload-mix", "64:1"][..]].concat(),
+            "--payload-mix: a mix takes at least two sizes",
+        ),
+    ]);
+}
+
+#[test]
+fn a_size_the_server_refuses_is_an_error_of_that_size_alone() {
+    // Proves per-size errors: the reference agent refuses bodies over 1 MiB (413, and says it
+    // closes the connection, whose rest it does not read); every measured 2 MiB message is an
+    // error of its size, the small ones none (no request sent behind a refused one on its
+    // connection), and a threshold on a size's errors judges that size's.
+    let t = Target::start(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), 1).unwrap();
+    let url = format!("http://{}/", t.local_addr());
+    let mix = ["--pattern", "a2a:message", "--payload-mix", "64:7,2M:1", "--agents", "3"];
+    let judged = ["--threshold", "errors{64B}==0", "--threshold", "errors{2M}<50%"];
+    let (ok, text, report) = http(&[&["--url", &url][..], &mix[..], &judged[..]].concat());
+    let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+    assert!(!ok, "a run with errors fails: {text}");
+    let r = run(&report);
+    assert!(r["accounting"]["closed"].as_bool().unwrap(), "{r}");
+    let kinds: Vec<&String> = r["errors"].as_object().unwrap().keys().collect();
+    assert_eq!(kinds, ["http_413"], "{}", r["errors"]);
+    let sizes = r["payload_mix"].as_array().expect("payload_mix");
+    let field = |s: &Value, k: &str| s[k].as_u64().unwrap();
+    let (small, big) = (&sizes[0], &sizes[1]);
+    assert!(field(big, "sent") > 0 && field(small, "sent") > 0, "{sizes:?}");
+    assert_eq!(field(big, "errors"), field(big, "sent"), "{big}");
+    assert_eq!(field(&big["latency"], "count"), 0, "{big}");
+    assert_eq!(field(small, "errors"), 0, "{small}");
+    assert_eq!(field(&small["latency"], "count"), field(small, "sent"), "{small}");
+    let errors = field(pattern(&report, "a2a:message"), "errors");
+    assert_eq!(errors, field(big, "errors"), "the pattern's errors are the big size's");
+    let passed: Vec<&Value> =
+        report["thresholds"].as_array().unwrap().iter().map(|c| &c["passed"]).collect();
+    assert_eq!(passed, [true, false], "{}", report["thresholds"]);
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("2M") && l.ends_with(&format!("errors {errors}"))),
+        "{text}"
+    );
+}
+
+#[test]
 fn http_runs_probe_the_agent_cores_for_stalls_unless_told_not_to() {
     // Proves `http --stall-probe`: before the runs a thread spins on the agent core, and the
     // report keeps what it saw under host.stalls (the summary's `machine:` line); 0 skips it.

@@ -1522,12 +1522,17 @@ fn quiet_connections_send_heartbeats_so_that_their_agents_stay_online() {
     // three heartbeat timeouts of their router (while the start waits, as while thousands of
     // others connect) are online when the run starts: every request delivered, none refused as
     // `recipient_offline`, and heartbeats were sent and counted. Without them the same run's
-    // requests meet offline recipients.
+    // requests meet offline recipients; with a payload mix, each refusal is also an error of
+    // its request's size.
     let r = router_whose_agents_go_offline_after(Duration::from_secs(1));
-    let run = |keepalive, id_base| {
+    let run = |keepalive, id_base, mix: Option<a2a_bench::loadgen::mix::PayloadMix>| {
         let (pacing, stop) = (Pacing::Closed { window: 1 }, Stop::Count { per_agent: 20 });
         let mut sc = crate::support::scenario(Topology::Ring, 6, pacing, stop, id_base);
         sc.keepalive = keepalive;
+        if mix.is_some() {
+            sc.warmup = Duration::ZERO; // every request measured
+        }
+        sc.payload_mix = mix;
         let silence: loadgen::BeforeStart<'_> = Box::new(|| {
             std::thread::sleep(Duration::from_secs(3));
             Ok(())
@@ -1535,14 +1540,22 @@ fn quiet_connections_send_heartbeats_so_that_their_agents_stay_online() {
         let hooks = loadgen::Hooks { before_start: Some(silence), ..Default::default() };
         loadgen::run_with(&sc, r.local_addr(), hooks)
     };
-    let kept = run(Some(Duration::from_millis(100)), 70_000);
+    let kept = run(Some(Duration::from_millis(100)), 70_000, None);
     check_clean(&kept);
     assert!(kept.counters.heartbeats >= 6, "heartbeats: {}", kept.counters.heartbeats);
-    let lapsed = run(None, 80_000);
+    let mix = a2a_bench::loadgen::mix::PayloadMix::new(&[(64, 1), (256, 1)], (16, 1 << 20));
+    let lapsed = run(None, 80_000, Some(mix.unwrap()));
     let offline = a2a_bench::wire::ErrorCode::RecipientOffline.code();
     let refused = lapsed.counters.request_errors.iter().find(|(c, _)| *c == offline);
     assert!(refused.is_some_and(|(_, n)| *n > 0), "{:?}", lapsed.counters.request_errors);
     assert_eq!(lapsed.counters.heartbeats, 0);
+    // Without a warm-up every request is measured: each refusal is one of a size's, and each
+    // request one size's send.
+    let refusals: u64 = lapsed.counters.request_errors.iter().map(|(_, n)| n).sum();
+    let sizes: Vec<(usize, u64, u64)> =
+        lapsed.sizes.iter().map(|s| (s.bytes, s.sent, s.errors)).collect();
+    assert_eq!(sizes.iter().map(|s| s.2).sum::<u64>(), refusals, "{sizes:?}");
+    assert_eq!(sizes.iter().map(|s| s.1).sum::<u64>(), 6 * 20, "{sizes:?}");
     r.stop();
 }
 

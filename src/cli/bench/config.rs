@@ -327,7 +327,8 @@ fn payload_sizes(a: &BenchArgs) -> anyhow::Result<Vec<usize>> {
     Ok(sizes)
 }
 
-/// `--payload-mix`: sizes drawn by weight, for the native protocol's request/reply.
+/// `--payload-mix`: sizes drawn by weight, for the native protocol's request/reply and for
+/// `a2a-bench http`'s messages.
 fn payload_mix(a: &BenchArgs, workloads: &[Workload]) -> anyhow::Result<Option<PayloadMix>> {
     let Some(spec) = &a.payload_mix else { return Ok(None) };
     let mut items = Vec::new();
@@ -344,9 +345,9 @@ fn payload_mix(a: &BenchArgs, workloads: &[Workload]) -> anyhow::Result<Option<P
     }
     let mix = PayloadMix::new(&items, (16, 4 << 20))
         .map_err(|e| anyhow::anyhow!("--payload-mix: {e}"))?;
-    if a.protocol != Protocol::Native {
+    if !matches!(a.protocol, Protocol::Native | Protocol::Http) {
         bail!(
-            "--payload-mix: only the native protocol sends a mix (not --protocol {})",
+            "--payload-mix: only the native protocol and a2a-bench http send a mix (not --protocol {})",
             a.protocol
         );
     }
@@ -539,6 +540,8 @@ fn judging(
         let Some(name) = t.pattern() else { continue };
         match mix {
             // A size of the mix, as the report writes it.
+            // An HTTP pattern's name was checked against --pattern.
+            Some(_) if a.protocol == Protocol::Http && crate::cli::parse_bytes(name).is_err() => {}
             Some(m) => {
                 let sizes: Vec<String> = m.classes().map(|(b, _)| report::text::size(b)).collect();
                 if !sizes.iter().any(|s| s == name) {

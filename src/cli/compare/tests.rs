@@ -160,6 +160,7 @@ fn a_payload_mix_row_gives_each_size_s_medians_under_each_router() {
         share_asked: 0.5,
         sent: count,
         share_sent: 0.5,
+        errors: 0,
         round_trips_per_sec: count as f64,
         latency: crate::metrics::LatencySummary {
             count,

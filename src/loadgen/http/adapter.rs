@@ -29,7 +29,10 @@ impl Adapter for Http {
     fn request(&mut self, conn: usize, r: &Outgoing) {
         let local = r.from - self.id_base - self.first;
         let seq = r.message_id & !MEASURED_BIT;
-        let (i, _) = self.pattern_of(local, seq);
+        let (i, p) = self.pattern_of(local, seq);
+        if let Some(m) = self.mix.as_ref().filter(|_| r.measured && p.carries_text()) {
+            self.sizes[m.pick(r.from, seq)].sent += 1;
+        }
         let w = Wire {
             what: What::Request(i),
             local,
@@ -177,6 +180,10 @@ impl Adapter for Http {
             only.rtt = book.latencies.rtt.clone();
         }
         stats
+    }
+
+    fn sizes(&self) -> Vec<SizeStats> {
+        self.sizes.clone()
     }
 
     fn reset(&mut self, conn: usize, book: &mut Book) -> bool {

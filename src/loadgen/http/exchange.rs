@@ -23,7 +23,9 @@ impl Http {
             body: Vec::with_capacity(1024),
             event: Vec::new(),
             context: String::new(),
-            text: "x".repeat(cfg.payload_bytes),
+            text: "x".repeat(cfg.payload_mix.map_or(cfg.payload_bytes, |m| m.largest())),
+            mix: cfg.payload_mix,
+            sizes: cfg.payload_mix.as_ref().map(SizeStats::of).unwrap_or_default(),
             id_base: cfg.id_base,
             first: cfg.first,
             seats: cfg.seats,
@@ -122,10 +124,16 @@ impl Http {
             tasks,
             push_core,
             cursors,
+            mix,
             ..
         } = self;
         let (plan, id_base, client) = (&**plan, *id_base, *first + w.local);
         let kind = w.what.pattern().map(|i| plan.patterns[usize::from(i)]);
+        // A payload mix: the text's first bytes, as many as this request's drawn size.
+        let text = match (mix.as_ref(), w.what) {
+            (Some(m), What::Request(_)) => &text[..m.bytes(m.pick(id_base + client, w.seq))],
+            _ => text.as_str(),
+        };
         let method = method_of(w.what, kind);
         let task = if w.what.follows_task() {
             tasks.get(w.task as usize).map_or("", |t| t.id.as_str())
@@ -231,6 +239,7 @@ impl Http {
                     }),
                     _ => judge::judge(p, head, body, context, &mut self.event),
                 };
+                self.size_ended(&w, p, verdict.is_ok().then_some(now));
                 let own_rtt = self.stats.len() > 1;
                 let s = &mut self.stats[usize::from(i)];
                 let freed = match verdict {
@@ -267,6 +276,20 @@ impl Http {
             }
         }
         self.conns[conn].first_event_ns = 0;
+    }
+
+    /// `--payload-mix`: request `w` of pattern `p` ended, answered at `now` (in its size's
+    /// round trips) or in an error (`None`: its size's errors), if it was measured and carried
+    /// text.
+    fn size_ended(&mut self, w: &Wire, p: Pattern, answered_at: Option<u64>) {
+        let Some(m) = self.mix.as_ref().filter(|_| w.measured && p.carries_text()) else {
+            return;
+        };
+        let s = &mut self.sizes[m.pick(self.id_base + self.first + w.local, w.seq)];
+        match answered_at {
+            Some(now) => s.rtt.saturating_record(now.saturating_sub(w.intended_ns).max(1)),
+            None => s.errors += 1,
+        }
     }
 
     /// A response that cannot be read: the request it answers counts it, and the connection
@@ -392,6 +415,7 @@ impl Http {
         let freed = match end {
             Ok(()) => {
                 let (left, polls) = self.end_task(&w);
+                self.size_ended(&w, self.plan.patterns[usize::from(i)], Some(now));
                 let own_rtt = self.stats.len() > 1;
                 let s = &mut self.stats[usize::from(i)];
                 if w.measured {
@@ -411,6 +435,7 @@ impl Http {
             }
             Err(kind) => {
                 self.end_task(&w);
+                self.size_ended(&w, self.plan.patterns[usize::from(i)], None);
                 if w.measured {
                     self.stats[usize::from(i)].error(&kind);
                 }
@@ -572,6 +597,7 @@ impl Http {
             self.end_task(&w);
         }
         if let Some(i) = w.what.pattern() {
+            self.size_ended(&w, self.plan.patterns[usize::from(i)], None);
             if w.measured {
                 self.stats[usize::from(i)].error(kind);
             }

@@ -35,6 +35,7 @@ use hdrhistogram::Histogram;
 use super::counters::{add, add_name};
 use super::group::MEASURED_BIT;
 use super::group::{About, Adapter, Book, ErrorKind, GroupConfig, Outgoing, Seats};
+use super::mix::{PayloadMix, SizeStats};
 use crate::clock;
 use crate::transport::uring::transit;
 use crate::wire::AgentId;
@@ -465,6 +466,24 @@ impl Pattern {
     /// query): the registry's and the A2A HTTP+JSON binding's.
     pub fn is_under_path(self) -> bool {
         self.is_registry() || self.is_a2a_rest()
+    }
+
+    /// Whether its request carries a message's text (or, `registry:register`, a card's
+    /// description) of `--payload-size` bytes, or of a size `--payload-mix` draws: every
+    /// pattern that sends a message, and the registration.
+    pub fn carries_text(self) -> bool {
+        matches!(
+            self,
+            Pattern::A2aMessage
+                | Pattern::A2aV03Message
+                | Pattern::A2aRestMessage
+                | Pattern::A2aGrpcMessage
+                | Pattern::A2aV03RestMessage
+                | Pattern::A2aV03GrpcMessage
+                | Pattern::RegistryRegister
+        ) || self.is_stream()
+            || self.is_conversation()
+            || self.is_task()
     }
 
     /// Whether its answers are streams of events (server-sent events, or a gRPC server
@@ -926,8 +945,12 @@ pub struct Http {
     body: Vec<u8>,
     event: Vec<u8>,
     context: String,
-    /// Message text: the payload size in `x`.
+    /// Message text: the payload size in `x` (with a mix, its largest size; each request
+    /// takes the start its drawn size asks for).
     text: String,
+    /// `--payload-mix`, and each size's figures (requests of the patterns that carry text).
+    mix: Option<PayloadMix>,
+    sizes: Vec<SizeStats>,
     id_base: u32,
     first: u32,
     seats: Seats,

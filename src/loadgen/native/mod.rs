@@ -381,6 +381,14 @@ impl Native {
         self.payload = payload;
     }
 
+    /// The router refused request `message_id` of agent `from`: if it was measured, an error
+    /// of its size (`--payload-mix`; the size is drawn again as [`Adapter::request`] drew it).
+    fn size_refused(&mut self, from: u32, message_id: u64) {
+        if let Some(m) = self.mix.as_ref().filter(|_| message_id & MEASURED_BIT != 0) {
+            self.sizes[m.pick(from, message_id & !MEASURED_BIT)].errors += 1;
+        }
+    }
+
     /// A measured reply of `bytes` came back `rtt_ns` after its request's intended time: its
     /// size's round trip (`--payload-mix`).
     #[inline]
@@ -648,6 +656,7 @@ impl Native {
                 } else if self.pass_on_refusal(conn, &e, book) {
                     return;
                 } else {
+                    self.size_refused(e.agent_id.0, e.message_id);
                     About::Request(Some(e.agent_id.0))
                 };
                 if let Some(local) = book.router_error(about, ErrorKind::Code(e.code)) {
