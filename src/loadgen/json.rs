@@ -17,7 +17,8 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::coordination::{Coordination, POKE};
-use super::group::{About, Adapter, Book, ErrorKind, GroupConfig, Outgoing};
+use super::group::{About, Adapter, Book, ErrorKind, GroupConfig, Outgoing, MEASURED_BIT};
+use super::mix::{PayloadMix, SizeStats};
 use super::workload::{Completed, Coord, CoordStats, Workload};
 use crate::shape::{object, Str};
 use crate::transport::ws::{next_record, RECORD_LEN_BYTES};
@@ -58,8 +59,12 @@ pub struct Json {
     links: Vec<Link>,
     /// Written buffers, for reuse.
     spare: Vec<Vec<u8>>,
-    /// Padding that brings the payload to the asked size.
+    /// Padding that brings the payload to the asked size (with a mix, to its largest; a
+    /// request takes as much of it as its drawn size asks for).
     pad: String,
+    /// `--payload-mix`, and each size's figures.
+    mix: Option<PayloadMix>,
+    sizes: Vec<SizeStats>,
     id_base: u32,
     first: u32,
     agents_total: u32,
@@ -194,7 +199,11 @@ impl Json {
         Json {
             links: (0..cfg.count).map(|_| Link::default()).collect(),
             spare: Vec::new(),
-            pad: "x".repeat(cfg.payload_bytes.saturating_sub(16)),
+            pad: "x".repeat(
+                cfg.payload_mix.map_or(cfg.payload_bytes, |m| m.largest()).saturating_sub(16),
+            ),
+            mix: cfg.payload_mix,
+            sizes: cfg.payload_mix.as_ref().map(SizeStats::of).unwrap_or_default(),
             id_base: cfg.id_base,
             first: cfg.first,
             agents_total: cfg.agents_total,
@@ -512,6 +521,16 @@ impl Json {
                 });
             }
             Some("reply") => {
+                // The padding echoed names the request's size.
+                if let Some(m) =
+                    self.mix.as_ref().filter(|_| measured && book.local_of(me).is_some())
+                {
+                    let bytes = payload.pad.as_ref().map_or(0, |p| p.as_str().len()) + 16;
+                    if let Some(c) = m.class_of(bytes) {
+                        let rtt = book.now_ns().saturating_sub(t0);
+                        self.sizes[c].rtt.saturating_record(rtt.max(1));
+                    }
+                }
                 let sent = payload.r.unwrap_or(book.now_ns());
                 if let Some(local) = book.reply_delivered(me, (t0, t1), sent, measured) {
                     book.send_from(local, |conn, r| self.request(conn, r));
@@ -523,6 +542,10 @@ impl Json {
 }
 
 impl Adapter for Json {
+    fn sizes(&self) -> Vec<SizeStats> {
+        self.sizes.clone()
+    }
+
     fn register(&mut self, conn: usize, ids: &[AgentId], _book: &mut Book) {
         for id in ids {
             let kind = if self.workload == Workload::Broadcast {
@@ -539,8 +562,17 @@ impl Adapter for Json {
         if self.co.is_some() {
             return self.operation(conn, r);
         }
-        let Json { links, pad, id_base: base, .. } = self;
+        let Json { links, pad, id_base: base, mix, sizes, .. } = self;
         let (from, to) = (Name { base: *base, id: r.from }, Name { base: *base, id: r.to });
+        // A payload mix: as much padding as this request's drawn size leaves after the stamps.
+        let pad = match mix.as_ref() {
+            Some(m) => {
+                let class = m.pick(r.from, r.message_id & !MEASURED_BIT);
+                sizes[class].sent += u64::from(r.measured);
+                &pad[..m.bytes(class).saturating_sub(16)]
+            }
+            None => pad.as_str(),
+        };
         Self::record(&mut links[conn], Sent::Request, |out| {
             let _ = write!(
                 out,

@@ -506,6 +506,45 @@ fn a_payload_mix_sends_each_size_its_share_and_times_each_size() {
 }
 
 #[test]
+fn a_payload_mix_over_the_json_protocol_times_each_size() {
+    // Proves `--payload-mix --protocol json`: each request's padding takes its drawn size, the
+    // reply echoes it and its length names the size its round trip is recorded under; the
+    // sizes' sends add up to the run's requests and their round trips to the run's, each
+    // share near its weight's, and the bytes read per message those of the sizes sent (the
+    // JSON around them under 400 bytes).
+    let scratch = crate::support::scratch("payload-mix-json");
+    let path = scratch.join("report.json");
+    let args = ["--protocol", "json", "--payload-mix", "64:3,4K:1", "--agents", "4"];
+    let more = ["--duration", "0.5", "--warmup", "0.05", "--repeat", "1", "--stall-probe", "0"];
+    let (stdout, report) =
+        bench_ok(&[&args[..], &more[..], &["--topologies", "ring"]].concat(), &path);
+    let r = &report["results"][0];
+    assert_eq!(r["accounting"]["closed"], true, "{r}");
+    assert_eq!(report["config"]["protocol"], "json");
+    let sizes = r["payload_mix"].as_array().expect("payload_mix");
+    let field = |s: &Value, k: &str| s[k].as_u64().unwrap();
+    assert_eq!(sizes.iter().map(|s| field(s, "bytes")).collect::<Vec<_>>(), [64, 4096]);
+    let sent: u64 = sizes.iter().map(|s| field(s, "sent")).sum();
+    assert_eq!(sent, r["message_count"].as_u64().unwrap(), "every measured request has a size");
+    let timed: u64 = sizes.iter().map(|s| field(&s["latency"], "count")).sum();
+    assert_eq!(timed, r["latency"]["rtt"]["count"].as_u64().unwrap(), "{r}");
+    assert!(sent > 1000, "enough requests to judge the shares: {sent}");
+    let small = sizes[0]["share_sent"].as_f64().unwrap();
+    assert!((small - 0.75).abs() < 0.05, "64 B took {small} of the sends, asked 0.75");
+    let per_message = r["wire_bytes_per_sec"]["received"].as_f64().unwrap()
+        / r["throughput_msg_per_sec"].as_f64().unwrap();
+    let asked = small * 64.0 + (1.0 - small) * 4096.0;
+    assert!(
+        per_message >= asked * 0.97 && per_message < asked * 1.03 + 400.0,
+        "{per_message} bytes a message, the sends' mix {asked}"
+    );
+    assert!(
+        stdout.lines().any(|l| l.trim_start().starts_with("4K") && l.contains("% of sends")),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn each_run_says_the_memory_it_held() {
     // Proves the memory read at each window's end: with the embedded router, this process's
     // (no target's), plausible in size, and the summary's line with each agent count's.

@@ -327,8 +327,8 @@ fn payload_sizes(a: &BenchArgs) -> anyhow::Result<Vec<usize>> {
     Ok(sizes)
 }
 
-/// `--payload-mix`: sizes drawn by weight, for the native protocol's request/reply and for
-/// `a2a-bench http`'s messages.
+/// `--payload-mix`: sizes drawn by weight, for the native and JSON protocols' request/reply
+/// and for `a2a-bench http`'s messages.
 fn payload_mix(a: &BenchArgs, workloads: &[Workload]) -> anyhow::Result<Option<PayloadMix>> {
     let Some(spec) = &a.payload_mix else { return Ok(None) };
     let mut items = Vec::new();
@@ -345,9 +345,9 @@ fn payload_mix(a: &BenchArgs, workloads: &[Workload]) -> anyhow::Result<Option<P
     }
     let mix = PayloadMix::new(&items, (16, 4 << 20))
         .map_err(|e| anyhow::anyhow!("--payload-mix: {e}"))?;
-    if !matches!(a.protocol, Protocol::Native | Protocol::Http) {
+    if !matches!(a.protocol, Protocol::Native | Protocol::Json | Protocol::Http) {
         bail!(
-            "--payload-mix: only the native protocol and a2a-bench http send a mix (not --protocol {})",
+            "--payload-mix: only the native and JSON protocols and a2a-bench http send a mix (not --protocol {})",
             a.protocol
         );
     }
