@@ -12,7 +12,7 @@ use super::bench::{BenchArgs, BenchConfig, Finish};
 use super::parse_secs;
 use crate::loadgen::http::{self, Pattern, Plan};
 use crate::loadgen::Protocol;
-use crate::report::HttpConfig;
+use crate::report::{HttpConfig, TextFile};
 
 /// `a2a-bench http`'s flags.
 #[derive(Args, Debug, Clone)]
@@ -145,6 +145,11 @@ pub struct HttpCmd {
     /// registry:register. The reference servers take bodies up to 1 MiB.
     #[arg(long, value_name = "SIZE:WEIGHT,...", conflicts_with = "payload_size")]
     payload_mix: Option<String>,
+    /// Messages' texts, one per line (blank lines skipped; UTF-8, up to 64 MiB): each request
+    /// that sends a message (or registers a card) takes one, drawn from its client and request
+    /// number, instead of --payload-size bytes of x.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["payload_size", "payload_mix"])]
+    text_file: Option<PathBuf>,
     /// Open loop: a send later than this after its intended time counts as late (ms).
     #[arg(long, value_name = "MS", default_value = "1", value_parser = super::bench::parse_secs_ms)]
     late_after_ms: Duration,
@@ -176,6 +181,10 @@ pub struct HttpCmd {
     /// mcp:tools/call: its arguments, a JSON object.
     #[arg(long, value_name = "JSON", default_value = r#"{"text":"hello from a2a-bench"}"#)]
     args: String,
+    /// mcp:tools/call: arguments, one JSON object a line (blank lines skipped; up to 64 MiB):
+    /// each call takes one, drawn from its client and request number, instead of --args.
+    #[arg(long, value_name = "FILE", conflicts_with = "args")]
+    args_file: Option<PathBuf>,
     /// MCP protocol version; 2026-07-28 is sessionless (no initialize, an Mcp-Method header).
     #[arg(long, value_name = "VERSION", default_value = "2025-06-18")]
     mcp_version: String,
@@ -391,11 +400,28 @@ fn config(
     let tls = if https { Some(tls_client(&cmd, &name)?) } else { None };
     let (args, token) = check_flags(&cmd)?;
     let headers = user_headers(&cmd.headers, token.is_some())?;
-    if cmd.payload_mix.is_some() && !patterns.iter().any(|p| p.carries_text()) {
-        bail!(
-            "--payload-mix: no pattern of --pattern sends a message's text (those that send a message, and registry:register)"
-        );
+    for (given, flag) in
+        [(cmd.payload_mix.is_some(), "--payload-mix"), (cmd.text_file.is_some(), "--text-file")]
+    {
+        if given && !patterns.iter().any(|p| p.carries_text()) {
+            bail!(
+                "{flag}: no pattern of --pattern sends a message's text (those that send a message, and registry:register)"
+            );
+        }
     }
+    let texts = match &cmd.text_file {
+        Some(path) => {
+            lines("--text-file", path)?.map(|l| crate::loadgen::http::Text::new(&l)).collect()
+        }
+        None => Vec::new(),
+    };
+    if cmd.args_file.is_some() && !patterns.contains(&Pattern::McpToolsCall) {
+        bail!("--args-file: its arguments are mcp:tools/call's, which --pattern does not name");
+    }
+    let args_list = match &cmd.args_file {
+        Some(path) => tool_arguments(path)?,
+        None => Vec::new(),
+    };
     let needs_preload = patterns.contains(&Pattern::RegistryGet);
     if needs_preload && cmd.preload == 0 {
         bail!("--preload: registry:get reads preloaded agents: give --preload N (N ≥ 1)");
@@ -475,8 +501,29 @@ fn config(
         headers: headers.clone(),
         counts: Default::default(),
         push: None,
+        texts,
+        args_list,
     };
-    let cfg = BenchConfig::try_from(bench_args(&cmd, addr))?;
+    let said = |path: &PathBuf, lens: Vec<u64>| TextFile {
+        path: path.display().to_string(),
+        texts: lens.len() as u64,
+        bytes_mean: lens.iter().sum::<u64>() as f64 / lens.len().max(1) as f64,
+        bytes_max: lens.iter().copied().max().unwrap_or(0),
+    };
+    let text_file = cmd
+        .text_file
+        .as_ref()
+        .map(|p| said(p, plan.texts.iter().map(|t| t.raw.len() as u64).collect()));
+    let args_file = cmd
+        .args_file
+        .as_ref()
+        .map(|p| said(p, plan.args_list.iter().map(|a| a.len() as u64).collect()));
+    let mut args = bench_args(&cmd, addr);
+    if let Some(f) = &text_file {
+        // The report's payload size: the texts' mean.
+        args.payload_size = (f.bytes_mean.round() as u64).max(1).to_string();
+    }
+    let cfg = BenchConfig::try_from(args)?;
     plan.push = push_receiver(&cmd, &patterns, addr, &cfg.agent_cores())?;
     if cmd.preload > 0 {
         // A worker of a multi-host run registers its share: together they preload N.
@@ -518,8 +565,49 @@ fn config(
         headers: headers.into_iter().map(|(name, _)| name).collect(),
         push_url: plan.push.as_ref().map(|r| r.base().to_string()),
         push_auth: cmd.push_auth,
+        text_file,
+        args_file,
     };
     Ok(cfg.into_http(&cmd.url, plan, cmd.connections, info))
+}
+
+/// The most bytes `--text-file` or `--args-file` reads (a text is kept twice: raw and
+/// escaped for JSON).
+const LINES_FILE_MAX: u64 = 64 << 20;
+
+/// The lines of the file `flag` names (without their line ends; blank ones skipped): at
+/// least one.
+fn lines(flag: &str, path: &std::path::Path) -> anyhow::Result<std::vec::IntoIter<String>> {
+    let at = path.display();
+    let size = std::fs::metadata(path).map_err(|e| anyhow!("{flag} {at}: {e}"))?.len();
+    if size > LINES_FILE_MAX {
+        bail!("{flag} {at}: {size} bytes, more than the 64 MiB it may hold");
+    }
+    let bytes = std::fs::read(path).map_err(|e| anyhow!("{flag} {at}: {e}"))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        anyhow!("{flag} {at}: not UTF-8 text (at byte {})", e.utf8_error().valid_up_to())
+    })?;
+    let lines: Vec<String> =
+        text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect();
+    if lines.is_empty() {
+        bail!("{flag} {at}: nothing in it (one a line)");
+    }
+    Ok(lines.into_iter())
+}
+
+/// `--args-file`: each line a JSON object, kept as compact JSON.
+fn tool_arguments(path: &std::path::Path) -> anyhow::Result<Vec<Box<str>>> {
+    let at = path.display();
+    let mut out = Vec::new();
+    for (i, line) in lines("--args-file", path)?.enumerate() {
+        let v: serde_json::Value = serde_json::from_str(&line)
+            .map_err(|e| anyhow!("--args-file {at}: text {} is not JSON: {e}", i + 1))?;
+        if !v.is_object() {
+            bail!("--args-file {at}: text {} is not a JSON object", i + 1);
+        }
+        out.push(v.to_string().into_boxed_str());
+    }
+    Ok(out)
 }
 
 /// An https:// URL's TLS client, checked by connecting once.

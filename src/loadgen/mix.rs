@@ -95,7 +95,7 @@ impl PayloadMix {
     #[inline]
     pub fn pick(&self, from: u32, seq: u64) -> usize {
         let total = u64::from(self.upto[self.len() - 1]);
-        let draw = (mix64((u64::from(from) << 40) ^ seq) % total) as u32;
+        let draw = (draw(from, seq) % total) as u32;
         // At most eight classes: a scan beats a search.
         self.upto[..self.len()].iter().position(|&u| draw < u).unwrap_or(0)
     }
@@ -105,6 +105,13 @@ impl PayloadMix {
     pub fn class_of(&self, bytes: usize) -> Option<usize> {
         self.sizes[..self.len()].iter().position(|&s| s as usize == bytes)
     }
+}
+
+/// A number drawn for agent `from`'s `seq`-th request: the same on every core and worker, with
+/// no state, unrelated from one request to the next.
+#[inline]
+pub fn draw(from: u32, seq: u64) -> u64 {
+    mix64((u64::from(from) << 40) ^ seq)
 }
 
 /// A 64-bit finalizer (splitmix64's): consecutive inputs give unrelated outputs.

@@ -471,6 +471,26 @@ pub struct HttpConfig {
     /// `--push-auth`: the push configs asked for authenticated notifications.
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub push_auth: bool,
+    /// `--text-file`: where the messages' texts came from.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub text_file: Option<TextFile>,
+    /// `--args-file`: where `mcp:tools/call`'s arguments came from.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub args_file: Option<TextFile>,
+}
+
+/// `--text-file` or `--args-file` in a report's config: the file, how many texts it gave
+/// (its lines that are not blank; compact JSON for arguments), and their bytes.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+pub struct TextFile {
+    /// The file as given.
+    pub path: String,
+    /// Its texts (lines not blank).
+    pub texts: u64,
+    /// Their mean length in bytes (UTF-8, before escaping).
+    pub bytes_mean: f64,
+    /// The longest's.
+    pub bytes_max: u64,
 }
 
 fn yes() -> bool {

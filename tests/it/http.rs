@@ -1162,6 +1162,131 @@ fn a_size_the_server_refuses_is_an_error_of_that_size_alone() {
 }
 
 #[test]
+fn texts_from_a_file_are_sent_as_they_are_written() {
+    // Proves --text-file: the server receives every non-blank line of the file, and nothing
+    // else, as a message's text, quotes, backslashes, tabs, CRLF line ends and non-ASCII
+    // letters intact (escaped for JSON and read back by a JSON parser); the report says the
+    // file, its texts and their bytes, and the payload size is their mean; and the flag's
+    // mistakes get one line each.
+    let dir = tempdir();
+    let file = dir.join("texts.txt");
+    let lines =
+        ["Summarise the \"quarterly\" report\\n in two lines.", "Grüße aus Köln 🚀", "tab\there"];
+    let written = format!("{}\n\n   \n{}\r\n{}\n", lines[0], lines[1], lines[2]);
+    std::fs::write(&file, written).unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    let addr = {
+        let seen = seen.clone();
+        scripted(move |_, request| {
+            let body = &request[request.find("\r\n\r\n").unwrap() + 4..];
+            let v: Value = serde_json::from_str(body).unwrap_or_default();
+            let text = v["params"]["message"]["parts"][0]["text"].as_str().unwrap_or("(none)");
+            seen.lock().unwrap().insert(text.to_string());
+            let answer = json!({"jsonrpc": "2.0", "id": v["id"],
+                "result": {"message": {"role": "ROLE_AGENT", "parts": [{"text": text}]}}});
+            Some(response("200 OK", "application/json", "", &answer.to_string()))
+        })
+    };
+    let url = format!("http://{addr}/");
+    let file = file.to_str().unwrap();
+    let (ok, text, report) =
+        http(&["--url", &url, "--pattern", "a2a:message", "--text-file", file, "--agents", "2"]);
+    let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+    assert!(ok, "{text}");
+    assert_clean(&report, &["a2a:message"]);
+    let seen: Vec<String> = seen.lock().unwrap().iter().cloned().collect();
+    let mut want: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    want.sort();
+    assert_eq!(seen, want);
+    let bytes: Vec<usize> = lines.iter().map(|l| l.len()).collect();
+    let mean = bytes.iter().sum::<usize>() as f64 / 3.0;
+    let said = &report["config"]["http"]["text_file"];
+    assert_eq!((&said["path"], &said["texts"]), (&json!(file), &json!(3)), "{said}");
+    assert_eq!(said["bytes_max"], *bytes.iter().max().unwrap(), "{said}");
+    assert!((said["bytes_mean"].as_f64().unwrap() - mean).abs() < 1e-9, "{said}");
+    assert_eq!(run(&report)["payload_size"], mean.round() as u64);
+    let told = format!("; texts from {file} (3 of them, mean {mean:.0} B, largest ");
+    assert!(text.contains(&told), "{text}");
+    // In a protobuf string, as read: the reference agent's gRPC binding parses them.
+    let t = Target::start(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), 1).unwrap();
+    let grpc = format!("http://{}/", t.local_addr());
+    let (ok, text, report) =
+        http(&["--url", &grpc, "--pattern", "a2a-grpc:message", "--text-file", file]);
+    assert!(ok, "{text}");
+    assert_clean(&report.unwrap(), &["a2a-grpc:message"]);
+    let empty = dir.join("empty.txt");
+    std::fs::write(&empty, "\n  \n").unwrap();
+    let binary = dir.join("binary.txt");
+    std::fs::write(&binary, b"ok\n\xff\xfe\n").unwrap();
+    let at = |f: &std::path::Path| f.to_str().unwrap().to_string();
+    let (empty, binary) = (at(&empty), at(&binary));
+    let base = ["http", "--url", "http://127.0.0.1:1/", "--pattern", "a2a:message"];
+    crate::support::refused_in_one_line(&[
+        (&[&base[..], &["--text-file", &empty]].concat(), "nothing in it"),
+        (&[&base[..], &["--text-file", &binary]].concat(), "not UTF-8 text (at byte 3)"),
+        (&[&base[..], &["--text-file", "/nonexistent/t.txt"]].concat(), "--text-file /nonexistent"),
+        (&[&base[..], &["--text-file", file, "--payload-size", "9"]].concat(), "--payload-size"),
+        (
+            &["http", "--url", "http://127.0.0.1:1/", "--pattern", "health", "--text-file", file],
+            "--text-file: no pattern of --pattern sends a message's text",
+        ),
+    ]);
+}
+
+#[test]
+fn tool_arguments_from_a_file_are_sent_one_per_call() {
+    // Proves --args-file: against a sessionless MCP server, the tools/call requests carry
+    // every line's arguments and nothing else (compact JSON, as parsed), the report says the
+    // file; a line that is not a JSON object, or no tools/call in the mix, get one line.
+    let dir = tempdir();
+    let file = dir.join("args.jsonl");
+    let lines = [r#"{"text":"a"}"#, r#"{ "text": "b \"q\"" }"#, r#"{"n":1,"nested":{"x":[1,2]}}"#];
+    std::fs::write(&file, format!("{}\n\n{}\r\n{}\n", lines[0], lines[1], lines[2])).unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    let addr = {
+        let seen = seen.clone();
+        scripted(move |_, request| {
+            let body = &request[request.find("\r\n\r\n").unwrap() + 4..];
+            let v: Value = serde_json::from_str(body).unwrap_or_default();
+            seen.lock().unwrap().insert(v["params"]["arguments"].to_string());
+            let answer = json!({"jsonrpc": "2.0", "id": v["id"],
+                "result": {"content": [{"type": "text", "text": "ok"}]}});
+            Some(response("200 OK", "application/json", "", &answer.to_string()))
+        })
+    };
+    let url = format!("http://{addr}/mcp");
+    let file = file.to_str().unwrap();
+    let sessionless = ["--mcp-version", "2026-07-28", "--agents", "2"];
+    let (ok, text, report) = http(
+        &[&["--url", &url, "--pattern", "mcp:tools/call", "--args-file", file][..], &sessionless]
+            .concat(),
+    );
+    let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+    assert!(ok, "{text}");
+    assert_clean(&report, &["mcp:tools/call"]);
+    let seen: Vec<String> = seen.lock().unwrap().iter().cloned().collect();
+    let mut want: Vec<String> =
+        lines.iter().map(|l| serde_json::from_str::<Value>(l).unwrap().to_string()).collect();
+    want.sort();
+    assert_eq!(seen, want);
+    let said = &report["config"]["http"]["args_file"];
+    assert_eq!((&said["path"], &said["texts"]), (&json!(file), &json!(3)), "{said}");
+    assert!(text.contains(&format!("; tool arguments from {file} (3 of them, ")), "{text}");
+    let bad = dir.join("bad.jsonl");
+    std::fs::write(&bad, "{\"a\":1}\n[1,2]\n").unwrap();
+    let bad = bad.to_str().unwrap();
+    let base = ["http", "--url", "http://127.0.0.1:1/mcp", "--pattern", "mcp:tools/call"];
+    crate::support::refused_in_one_line(&[
+        (&[&base[..], &["--args-file", bad]].concat(), "text 2 is not a JSON object"),
+        (&[&base[..], &["--args-file", file, "--args", "{}"]].concat(), "--args"),
+        (
+            &["http", "--url", "http://127.0.0.1:1/", "--pattern", "health", "--args-file", file],
+            "--args-file: its arguments are mcp:tools/call's",
+        ),
+    ]);
+}
+
+#[test]
 fn http_runs_probe_the_agent_cores_for_stalls_unless_told_not_to() {
     // Proves `http --stall-probe`: before the runs a thread spins on the agent core, and the
     // report keeps what it saw under host.stalls (the summary's `machine:` line); 0 skips it.

@@ -377,8 +377,15 @@ fn check_sizes(a: &BenchArgs, payloads: &[usize]) -> anyhow::Result<u32> {
     if repeat == 0 {
         bail!("--repeat must be at least 1");
     }
-    if let Some(p) = payloads.iter().find(|&&p| !(16..=4 << 20).contains(&p)) {
-        bail!("--payload-size must be between 16 and 4M bytes (the send times take 16): {p}");
+    // A message's text over HTTP carries no send times: any length from one byte.
+    let least = if a.protocol == Protocol::Http { 1 } else { 16 };
+    if let Some(p) = payloads.iter().find(|&&p| !(least..=4 << 20).contains(&p)) {
+        match least {
+            16 => bail!(
+                "--payload-size must be between 16 and 4M bytes (the send times take 16): {p}"
+            ),
+            _ => bail!("--payload-size must be between 1 byte and 4M bytes: {p}"),
+        }
     }
     let payload = payloads.iter().copied().max().unwrap_or(16);
     if a.batch == 0 {

@@ -241,9 +241,26 @@ fn announce(out: &mut impl Write, cfg: &BenchConfig, runs: &[RunSpec], router_la
         ),
         None => format!("{} runs{}", runs.len(), expected_time(runs)),
     };
+    // `a2a-bench http`'s texts and tool arguments, where a file gave them.
+    let files: String = cfg
+        .report_config
+        .http
+        .iter()
+        .flat_map(|h| {
+            [("texts", &h.text_file), ("tool arguments", &h.args_file)].into_iter().filter_map(
+                |(what, f)| {
+                    let f = f.as_ref()?;
+                    Some(format!(
+                        "; {what} from {} ({} of them, mean {:.0} B, largest {} B)",
+                        f.path, f.texts, f.bytes_mean, f.bytes_max
+                    ))
+                },
+            )
+        })
+        .collect();
     let _ = writeln!(
         out,
-        "a2a-bench {}: {what} against the {router_label} over {} ({} protocol); {}",
+        "a2a-bench {}: {what} against the {router_label} over {} ({} protocol); {}{files}",
         env!("CARGO_PKG_VERSION"),
         cfg.transport,
         cfg.protocol,

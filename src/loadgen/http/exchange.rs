@@ -129,10 +129,18 @@ impl Http {
         } = self;
         let (plan, id_base, client) = (&**plan, *id_base, *first + w.local);
         let kind = w.what.pattern().map(|i| plan.patterns[usize::from(i)]);
-        // A payload mix: the text's first bytes, as many as this request's drawn size.
-        let text = match (mix.as_ref(), w.what) {
-            (Some(m), What::Request(_)) => &text[..m.bytes(m.pick(id_base + client, w.seq))],
-            _ => text.as_str(),
+        // A text of --text-file's, drawn; or with a payload mix, the text's first bytes, as
+        // many as this request's drawn size. (JSON-escaped, raw.)
+        let text = match (w.what, plan.texts.len(), mix.as_ref()) {
+            (What::Request(_), n @ 1.., _) => {
+                let t = &plan.texts[(draw(id_base + client, w.seq) % n as u64) as usize];
+                (&*t.json, &*t.raw)
+            }
+            (What::Request(_), 0, Some(m)) => {
+                let x = &text[..m.bytes(m.pick(id_base + client, w.seq))];
+                (x, x)
+            }
+            _ => (text.as_str(), text.as_str()),
         };
         let method = method_of(w.what, kind);
         let task = if w.what.follows_task() {

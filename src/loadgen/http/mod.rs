@@ -35,7 +35,7 @@ use hdrhistogram::Histogram;
 use super::counters::{add, add_name};
 use super::group::MEASURED_BIT;
 use super::group::{About, Adapter, Book, ErrorKind, GroupConfig, Outgoing, Seats};
-use super::mix::{PayloadMix, SizeStats};
+use super::mix::{draw, PayloadMix, SizeStats};
 use crate::clock;
 use crate::transport::uring::transit;
 use crate::wire::AgentId;
@@ -501,6 +501,25 @@ impl Pattern {
     }
 }
 
+/// A message's text from `--text-file`: as it goes in a protobuf string, and escaped as it goes
+/// inside a JSON string (without its quotes), both made once.
+#[derive(Debug, Clone, Default)]
+pub struct Text {
+    /// The line as read.
+    pub raw: Box<str>,
+    /// The line escaped for a JSON string.
+    pub json: Box<str>,
+}
+
+impl Text {
+    /// `line` ready for both encodings.
+    pub fn new(line: &str) -> Text {
+        let quoted = serde_json::to_string(line).unwrap_or_default();
+        let json = quoted.get(1..quoted.len().saturating_sub(1)).unwrap_or_default();
+        Text { raw: line.into(), json: json.into() }
+    }
+}
+
 /// The most requests one pattern of a mix may weigh (`a2a:message=100`).
 pub const WEIGHT_MAX: u32 = 100;
 
@@ -632,6 +651,12 @@ pub struct Plan {
     pub counts: std::sync::OnceLock<Vec<u32>>,
     /// The push patterns: the receiver the servers notify.
     pub push: Option<Arc<push::Receiver>>,
+    /// `--text-file`: the messages' texts (each request that sends one draws one); empty: the
+    /// payload size in `x`.
+    pub texts: Vec<Text>,
+    /// `--args-file`: `mcp:tools/call`'s arguments, JSON objects (each call draws one); empty:
+    /// [`Plan::args`].
+    pub args_list: Vec<Box<str>>,
 }
 
 impl Default for Plan {
@@ -662,6 +687,8 @@ impl Default for Plan {
             headers: Vec::new(),
             counts: std::sync::OnceLock::new(),
             push: None,
+            texts: Vec::new(),
+            args_list: Vec::new(),
         }
     }
 }

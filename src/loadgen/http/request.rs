@@ -321,7 +321,8 @@ pub(super) struct Caller<'a> {
 pub(super) type PushAt = (u32, usize, u32);
 
 /// The body of a request (`what`, of pattern `kind`) into `b`, which is empty: written before
-/// the head, which carries its length. `context` is the conversation's id, written here.
+/// the head, which carries its length. `context` is the conversation's id, written here; the
+/// message's text comes escaped for JSON and raw (for protobuf).
 pub(super) fn request_body(
     b: &mut Vec<u8>,
     what: What,
@@ -329,7 +330,7 @@ pub(super) fn request_body(
     plan: &Plan,
     caller: &Caller,
     context: &mut String,
-    text: &str,
+    (text, raw): (&str, &str),
 ) {
     let Caller { id_base, client, seq, task, page, push_at } = *caller;
     let rpc_id = seq + 1;
@@ -454,7 +455,7 @@ pub(super) fn request_body(
         ) => {
             conversation(context, plan, (i, p), (id_base, client, seq));
             let how = (false, p.is_v03_grpc());
-            grpc_request(b, (id_base, client, seq), context, text, how, None);
+            grpc_request(b, (id_base, client, seq), context, raw, how, None);
         }
         (
             _,
@@ -475,7 +476,7 @@ pub(super) fn request_body(
         ) => {
             let how = (p.is_task(), p.is_v03_grpc());
             let push = plan.push.as_ref().filter(|_| p.is_push()).map(|r| (r, push_at));
-            grpc_request(b, (id_base, client, seq), "", text, how, push);
+            grpc_request(b, (id_base, client, seq), "", raw, how, push);
         }
         (_, Some(p @ (Pattern::A2aV03Message | Pattern::A2aV03Stream))) => {
             let method = if p == Pattern::A2aV03Stream { "message/stream" } else { "message/send" };
@@ -557,10 +558,15 @@ pub(super) fn request_body(
             b.extend_from_slice(b"}}");
         }
         (_, Some(Pattern::McpToolsCall)) => {
+            // --args-file: this call's arguments, drawn as a message's text is.
+            let args = match plan.args_list.len() {
+                0 => plan.args.as_str(),
+                n => &plan.args_list[(draw(id_base + client, seq) % n as u64) as usize],
+            };
             let _ = write!(
                 b,
-                r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"tools/call","params":{{"name":{},"arguments":{}"#,
-                plan.tool, plan.args
+                r#"{{"jsonrpc":"2.0","id":{rpc_id},"method":"tools/call","params":{{"name":{},"arguments":{args}"#,
+                plan.tool
             );
             mcp_meta(b, plan, true);
             b.extend_from_slice(b"}}");
