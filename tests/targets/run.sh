@@ -84,6 +84,13 @@ P=$(free_port); start "$P" "$ENVS/a2a/bin/python" "$HERE/a2a_echo.py" "$P"
 check "a2a-sdk $("$ENVS/a2a/bin/pip" show a2a-sdk | sed -n 's/^Version: //p')" --url "http://127.0.0.1:$P/" \
     --pattern a2a:message,a2a:stream,a2a:conversation,a2a:agent_card,a2a-v03:message,a2a-v03:stream,a2a-rest:message,a2a-rest:stream,a2a-rest:conversation,a2a:extended_card,a2a-rest:extended_card,a2a-v03:extended_card,a2a-v03-rest:message,a2a-v03-rest:stream,a2a-v03-rest:extended_card,a2a-v03:conversation,a2a-v03-rest:conversation
 
+# The same agent sent real prompts (quotes, backslashes, tabs, CJK, emoji, 2 KiB of context:
+# --text-file), then texts of sizes drawn by weight (--payload-mix).
+check "a2a-sdk, real prompts" --url "http://127.0.0.1:$P/" --text-file "$ROOT/tests/fixtures/prompts.txt" \
+    --pattern a2a:message,a2a:stream,a2a-rest:message,a2a-v03:message,a2a-v03-rest:message,a2a:conversation
+check "a2a-sdk, a payload mix" --url "http://127.0.0.1:$P/" --payload-mix 64:8,16K:2 \
+    --pattern a2a:message,a2a-rest:conversation,a2a-v03:message
+
 # The same agent working on tasks of 50 ms: SendMessage with returnImmediately answers the
 # task at once, and GetTask (JSON-RPC, and HTTP+JSON's GET /tasks/{id}) or SubscribeToTask (a
 # stream of its events) follows it to its end; v0.3's message/send with blocking false,
@@ -139,6 +146,8 @@ P=$(free_port); start_grpc "$P"
 GRPCIO=$("$ENVS/a2a/bin/pip" show grpcio | sed -n 's/^Version: //p')
 check "a2a-sdk, gRPC (grpcio $GRPCIO)" \
     --url "http://127.0.0.1:$P" --pattern a2a-grpc:message,a2a-grpc:stream,a2a-grpc:conversation,a2a-grpc:extended_card
+check "a2a-sdk, gRPC (grpcio $GRPCIO), real prompts" --text-file "$ROOT/tests/fixtures/prompts.txt" \
+    --url "http://127.0.0.1:$P" --pattern a2a-grpc:message,a2a-grpc:stream
 P=$(free_port); A2A_ECHO_TASK_MS=50 start_grpc "$P"
 check "a2a-sdk, gRPC (grpcio $GRPCIO), tasks of 50 ms followed by GetTask and SubscribeToTask, or pushed" \
     --url "http://127.0.0.1:$P" --pattern a2a-grpc:task,a2a-grpc:subscribe,a2a-grpc:push,a2a-grpc:list_tasks --task-poll 0.02
@@ -189,6 +198,8 @@ for v in mcp1 mcp2; do
     P=$(free_port); start "$P" "$ENVS/$v/bin/python" "$HERE/mcp_echo.py" "$P"
     version=$("$ENVS/$v/bin/pip" show mcp | sed -n 's/^Version: //p')
     check "mcp $version, sessions" --url "http://127.0.0.1:$P/mcp" --pattern mcp:mixed
+    check "mcp $version, tool arguments from a file" --url "http://127.0.0.1:$P/mcp" --pattern mcp:tools/call \
+        --args-file "$ROOT/tests/fixtures/mcp_args.jsonl"
     if [ "$v" = mcp2 ]; then
         check "mcp $version, sessionless 2026-07-28" --url "http://127.0.0.1:$P/mcp" --pattern mcp:mixed --mcp-version 2026-07-28
     fi
@@ -197,6 +208,8 @@ done
 P=$(free_port); start "$P" "$ENVS/registry/bin/a2a-registry" serve --port "$P"
 check "a2a-registry 0.1.5" --url "http://127.0.0.1:$P/" --preload 100 \
     --pattern registry:register,registry:get,registry:list,registry:search,registry:health
+check "a2a-registry 0.1.5, cards described by real prompts" --url "http://127.0.0.1:$P/" \
+    --text-file "$ROOT/tests/fixtures/prompts.txt" --pattern registry:register,registry:list
 
 # Python's own http.server in HTTP/1.0 mode: every body ends at the server's close, and every
 # answer comes on a new connection.
