@@ -1174,19 +1174,10 @@ fn texts_from_a_file_are_sent_as_they_are_written() {
         ["Summarise the \"quarterly\" report\\n in two lines.", "Grüße aus Köln 🚀", "tab\there"];
     let written = format!("{}\n\n   \n{}\r\n{}\n", lines[0], lines[1], lines[2]);
     std::fs::write(&file, written).unwrap();
-    let seen = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
-    let addr = {
-        let seen = seen.clone();
-        scripted(move |_, request| {
-            let body = &request[request.find("\r\n\r\n").unwrap() + 4..];
-            let v: Value = serde_json::from_str(body).unwrap_or_default();
-            let text = v["params"]["message"]["parts"][0]["text"].as_str().unwrap_or("(none)");
-            seen.lock().unwrap().insert(text.to_string());
-            let answer = json!({"jsonrpc": "2.0", "id": v["id"],
-                "result": {"message": {"role": "ROLE_AGENT", "parts": [{"text": text}]}}});
-            Some(response("200 OK", "application/json", "", &answer.to_string()))
-        })
-    };
+    let (addr, seen) = recording(
+        |v| v["params"]["message"]["parts"][0]["text"].as_str().unwrap_or("(none)").to_string(),
+        json!({"message": {"role": "ROLE_AGENT", "parts": [{"text": "ok"}]}}),
+    );
     let url = format!("http://{addr}/");
     let file = file.to_str().unwrap();
     let (ok, text, report) =
@@ -1242,18 +1233,10 @@ fn tool_arguments_from_a_file_are_sent_one_per_call() {
     let file = dir.join("args.jsonl");
     let lines = [r#"{"text":"a"}"#, r#"{ "text": "b \"q\"" }"#, r#"{"n":1,"nested":{"x":[1,2]}}"#];
     std::fs::write(&file, format!("{}\n\n{}\r\n{}\n", lines[0], lines[1], lines[2])).unwrap();
-    let seen = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
-    let addr = {
-        let seen = seen.clone();
-        scripted(move |_, request| {
-            let body = &request[request.find("\r\n\r\n").unwrap() + 4..];
-            let v: Value = serde_json::from_str(body).unwrap_or_default();
-            seen.lock().unwrap().insert(v["params"]["arguments"].to_string());
-            let answer = json!({"jsonrpc": "2.0", "id": v["id"],
-                "result": {"content": [{"type": "text", "text": "ok"}]}});
-            Some(response("200 OK", "application/json", "", &answer.to_string()))
-        })
-    };
+    let (addr, seen) = recording(
+        |v| v["params"]["arguments"].to_string(),
+        json!({"content": [{"type": "text", "text": "ok"}]}),
+    );
     let url = format!("http://{addr}/mcp");
     let file = file.to_str().unwrap();
     let sessionless = ["--mcp-version", "2026-07-28", "--agents", "2"];
@@ -1676,6 +1659,24 @@ fn serve(
             Ok(k) => buf.extend_from_slice(&chunk[..k]),
         }
     }
+}
+
+/// A scripted JSON-RPC server that keeps what `pick` reads of each request's body, and answers
+/// each with `result`.
+fn recording(
+    pick: fn(&Value) -> String,
+    result: Value,
+) -> (SocketAddr, Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>) {
+    let seen = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    let kept = seen.clone();
+    let addr = scripted(move |_, request| {
+        let body = &request[request.find("\r\n\r\n").unwrap() + 4..];
+        let v: Value = serde_json::from_str(body).unwrap_or_default();
+        kept.lock().unwrap().insert(pick(&v));
+        let answer = json!({"jsonrpc": "2.0", "id": v["id"], "result": result});
+        Some(response("200 OK", "application/json", "", &answer.to_string()))
+    });
+    (addr, seen)
 }
 
 fn response(status: &str, content_type: &str, extra: &str, body: &str) -> Vec<u8> {
