@@ -252,8 +252,13 @@ fn body(h: &mut String, r: &Value, headings: bool) -> anyhow::Result<()> {
     baseline(h, r);
     let results = r["results"].as_array().cloned().unwrap_or_default();
     let shown = shown_runs(r, &runs);
-    patterns(h, &results, &shown);
-    sizes(h, &results, &shown);
+    // The per-pattern and per-size tables count errors: a scenario none of whose runs
+    // succeeded shows its first run there, named as failed (not in a rate search, whose
+    // failed steps are its search's).
+    let searched = r["rate_search"].as_array().is_some_and(|a| !a.is_empty());
+    let tabled = if searched { shown.clone() } else { with_failed(&shown, &runs) };
+    patterns(h, &results, &tabled);
+    sizes(h, &results, &tabled);
     spectrum_chart(h, &results, &shown)?;
     throughput_chart(h, &scenarios, unit)?;
     time_series_charts(h, &results, &shown, unit)
@@ -388,6 +393,20 @@ fn shown_runs(r: &Value, runs: &[RunFigures]) -> Vec<(String, usize)> {
     shown
 }
 
+/// `shown`, and for each scenario with no run in it (none succeeded) its first run, its name
+/// marked `(failed)`, in run order.
+fn with_failed(shown: &[(String, usize)], runs: &[RunFigures]) -> Vec<(String, usize)> {
+    let mut out = shown.to_vec();
+    for (i, r) in runs.iter().enumerate() {
+        let failed = format!("{} (failed)", r.scenario);
+        if !out.iter().any(|(name, _)| *name == r.scenario || *name == failed) {
+            out.push((failed, i));
+        }
+    }
+    out.sort_by_key(|&(_, i)| i);
+    out
+}
+
 /// Each shown run's entries of the list `key` (`patterns`, `payload_mix`), with its scenario.
 fn entries<'a>(
     results: &'a [Value],
@@ -409,7 +428,7 @@ fn patterns(h: &mut String, results: &[Value], shown: &[(String, usize)]) {
     if rows.is_empty() {
         return;
     }
-    h.push_str("<h3>Patterns</h3>\n<p class=\"muted\">Each scenario's median run, per pattern of its mix; latency from the intended send time; a stream's first event timed the same way.</p>\n<table><tr><th>scenario</th><th class=\"name\">pattern</th><th>answers</th><th>answers/s</th><th>p50 ms</th><th>p99 ms</th><th>first event (stream) or accepted (task) p50 / p99 ms</th><th>events (stream) or polls (task) per answer</th><th>errors</th></tr>\n");
+    h.push_str("<h3>Patterns</h3>\n<p class=\"muted\">Each scenario's median successful run (where every run failed, its first), per pattern of its mix; latency from the intended send time; a stream's first event timed the same way.</p>\n<table><tr><th>scenario</th><th class=\"name\">pattern</th><th>answers</th><th>answers/s</th><th>p50 ms</th><th>p99 ms</th><th>first event (stream) or accepted (task) p50 / p99 ms</th><th>events (stream) or polls (task) per answer</th><th>errors</th></tr>\n");
     for (scenario, p) in rows {
         let count = |v: &Value| v["count"].as_u64().unwrap_or(0);
         let at = |v: &Value, key: &str| {
@@ -460,7 +479,7 @@ fn sizes(h: &mut String, results: &[Value], shown: &[(String, usize)]) {
     if rows.is_empty() {
         return;
     }
-    h.push_str("<h3>Payload sizes</h3>\n<p class=\"muted\">Each scenario's median run, per size of its mix; latency from the intended send time.</p>\n<table><tr><th>scenario</th><th class=\"name\">size</th><th>share of sends (asked)</th><th>round trips/s</th><th>p50 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th><th>errors</th></tr>\n");
+    h.push_str("<h3>Payload sizes</h3>\n<p class=\"muted\">Each scenario's median successful run (where every run failed, its first), per size of its mix; latency from the intended send time.</p>\n<table><tr><th>scenario</th><th class=\"name\">size</th><th>share of sends (asked)</th><th>round trips/s</th><th>p50 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th><th>errors</th></tr>\n");
     for (scenario, s) in rows {
         let l = &s["latency"];
         let at = |key: &str| {
@@ -1010,6 +1029,38 @@ mod tests {
         let results = plain["results"].as_array().unwrap().clone();
         sizes(&mut h, &results, &shown_runs(&plain, &figures::runs(&plain)));
         assert!(h.is_empty(), "{h}");
+    }
+
+    #[test]
+    fn a_scenario_whose_runs_all_failed_shows_its_first_run_in_the_error_tables() {
+        // Proves the per-size and per-pattern tables keep a failed scenario: its first run,
+        // named `(failed)`, with its errors (a size the server refused), beside a scenario
+        // that succeeded, which shows its median run as before; not in a rate search.
+        let run = |agents: u32, success: bool, errors: u64| {
+            serde_json::json!({"topology": "client", "agent_count": agents, "success": success,
+                "status": if success { "ok" } else { "failed" }, "pacing": {"mode": "closed"},
+                "p99_latency_ms": 1.0,
+                "payload_mix": [{"bytes": 2097152, "share_sent": 1.0, "share_asked": 1.0,
+                    "round_trips_per_sec": 0.0, "errors": errors,
+                    "latency": {"count": 0}}]})
+        };
+        let report = serde_json::json!({"results": [run(4, false, 11), run(4, false, 12),
+            run(8, true, 0)]});
+        let page = render(&report).unwrap();
+        assert!(page.contains("<h3>Payload sizes</h3>"), "{page}");
+        let failed = page.split("<h3>Payload sizes</h3>").nth(1).unwrap();
+        assert!(
+            failed.contains("client × 4 closed w0 mix (failed)</td><td class=\"name\">2M</td>"),
+            "{failed}"
+        );
+        assert!(
+            failed.contains("<td>11</td></tr>") && !failed.contains("<td>12</td></tr>"),
+            "{failed}"
+        );
+        assert!(failed.contains("client × 8 closed w0 mix</td>"), "{failed}");
+        let mut searched = report.clone();
+        searched["rate_search"] = serde_json::json!([{"max_rate_per_sec": null}]);
+        assert!(!render(&searched).unwrap().contains("(failed)</td>"));
     }
 
     #[test]
