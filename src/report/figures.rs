@@ -97,6 +97,7 @@ pub fn scenario_name(r: &Value, count_mode: bool) -> String {
     };
     let payload = match r["payload_size"].as_u64() {
         _ if r["payload_mix"].is_array() => " mix".to_string(),
+        _ if r["payload_texts"].is_u64() => " texts".to_string(),
         Some(b) if b as usize != super::text::DEFAULT_PAYLOAD => {
             format!(" {}", super::text::size(b as usize))
         }

@@ -193,8 +193,12 @@ pub struct RunResult {
     pub pacing: PacingInfo,
     /// CPU use and the bottleneck.
     pub cpu: CpuInfo,
-    /// Request payload bytes; with `--payload-mix`, the mean its weights ask for (rounded).
+    /// Request payload bytes; with `--payload-mix`, the mean its weights ask for (rounded);
+    /// with `--text-file`, the texts' mean.
     pub payload_size: usize,
+    /// `a2a-bench http --text-file`: how many texts the messages were drawn from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload_texts: Option<u64>,
     /// `--payload-mix`: each size's share and round trips.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub payload_mix: Vec<SizeResult>,
@@ -324,6 +328,11 @@ impl RunResult {
                 None => sc.payload_bytes,
             },
             payload_mix: SizeResult::of(&outcome.sizes, window_s),
+            payload_texts: sc
+                .http
+                .as_ref()
+                .filter(|p| !p.texts.is_empty())
+                .map(|p| p.texts.len() as u64),
             failure: (!failure.is_empty()).then(|| failure.join("; ")),
             time_series: outcome.intervals.iter().map(IntervalPoint::of).collect(),
             part: None,

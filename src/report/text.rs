@@ -105,6 +105,8 @@ fn pacing_cell(r: &RunResult) -> String {
     }
     if !r.payload_mix.is_empty() {
         pacing.push_str(" mix");
+    } else if r.payload_texts.is_some() {
+        pacing.push_str(" texts");
     } else if r.payload_size != DEFAULT_PAYLOAD {
         pacing.push_str(&format!(" {}", size(r.payload_size)));
     }
