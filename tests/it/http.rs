@@ -1197,7 +1197,10 @@ fn texts_from_a_file_are_sent_as_they_are_written() {
     assert!((said["bytes_mean"].as_f64().unwrap() - mean).abs() < 1e-9, "{said}");
     assert_eq!(run(&report)["payload_size"], mean.round() as u64);
     assert_eq!(run(&report)["payload_texts"], 3);
-    assert!(text.contains(" closed w1 texts "), "the run is named by its texts, not a size: {text}");
+    assert!(
+        text.contains(" closed w1 texts "),
+        "the run is named by its texts, not a size: {text}"
+    );
     let told = format!("; texts from {file} (3 of them, mean {mean:.0} B, largest ");
     assert!(text.contains(&told), "{text}");
     // In a protobuf string, as read: the reference agent's gRPC binding parses them.
