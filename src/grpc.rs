@@ -678,10 +678,50 @@ pub fn frame(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
     out[at + 1..at + 5].copy_from_slice(&len.to_be_bytes());
 }
 
+/// `framed` (gRPC messages, uncompressed) with each message gzipped and flagged compressed
+/// (`grpc-encoding: gzip`), appended to `out`.
+pub fn compress(framed: &[u8], zip: &mut crate::wire::gzip::Zip, out: &mut Vec<u8>) {
+    let walked = messages(framed, |m| {
+        let at = out.len();
+        out.extend_from_slice(&[1, 0, 0, 0, 0]);
+        zip.gzip(m, out);
+        let len = u32::try_from(out.len() - at - 5).unwrap_or(u32::MAX);
+        out[at + 1..at + 5].copy_from_slice(&len.to_be_bytes());
+        Ok::<(), ()>(())
+    });
+    debug_assert!(walked.is_ok(), "a2a-bench frames whole, uncompressed messages");
+}
+
+/// `body`'s gRPC messages with those flagged compressed gunzipped (`grpc-encoding: gzip`),
+/// each then flagged uncompressed, into `out` (cleared first). Framing it cannot walk is left
+/// for [`messages`] to name: copied as it is.
+pub fn decompress(
+    body: &[u8],
+    unzip: &mut crate::wire::gzip::Unzip,
+    out: &mut Vec<u8>,
+) -> Result<(), crate::wire::gzip::Bad> {
+    out.clear();
+    let mut at = 0;
+    while let Some(head) = body.get(at..at + 5) {
+        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        let Some(m) = body.get(at + 5..at + 5 + len) else { break };
+        match head[0] {
+            0 => out.extend_from_slice(&body[at..at + 5 + len]),
+            _ => {
+                let plain = unzip.whole(m)?;
+                frame(out, |o| o.extend_from_slice(plain));
+            }
+        }
+        at += 5 + len;
+    }
+    out.extend_from_slice(&body[at..]);
+    Ok(())
+}
+
 /// Why a body is not a sequence of gRPC messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
-    /// A message marked compressed (a2a-bench asks for none).
+    /// A message marked compressed, in a call whose `grpc-encoding` is not gzip.
     Compressed,
     /// Bytes left over that are not a whole message.
     Partial,

@@ -150,6 +150,13 @@ pub struct HttpCmd {
     /// number, instead of --payload-size bytes of x.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["payload_size", "payload_mix"])]
     text_file: Option<PathBuf>,
+    /// gzip: request bodies gzipped (`Content-Encoding: gzip`; gRPC: each message,
+    /// `grpc-encoding: gzip`) at level 6, or gzip:LEVEL (1 to 9), and answers asked for
+    /// gzipped (`Accept-Encoding: gzip`; gRPC: `grpc-accept-encoding`); answers: only ask for
+    /// them. Answers coded gzip are read whatever this says; another coding is an error
+    /// (protocol_content_encoding)
+    #[arg(long, value_name = "HOW", default_value = "none")]
+    compression: crate::loadgen::http::Compression,
     /// Open loop: a send later than this after its intended time counts as late (ms).
     #[arg(long, value_name = "MS", default_value = "1", value_parser = super::bench::parse_secs_ms)]
     late_after_ms: Duration,
@@ -503,6 +510,7 @@ fn config(
         push: None,
         texts,
         args_list,
+        compression: cmd.compression,
     };
     let said = |path: &PathBuf, lens: Vec<u64>| TextFile {
         path: path.display().to_string(),
@@ -567,6 +575,7 @@ fn config(
         push_auth: cmd.push_auth,
         text_file,
         args_file,
+        compression: cmd.compression.asks().then(|| cmd.compression.to_string()),
     };
     Ok(cfg.into_http(&cmd.url, plan, cmd.connections, info))
 }

@@ -477,6 +477,10 @@ pub struct HttpConfig {
     /// `--args-file`: where `mcp:tools/call`'s arguments came from.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub args_file: Option<TextFile>,
+    /// `--compression`: `gzip:LEVEL` (requests gzipped, answers asked for gzipped) or
+    /// `answers`; absent: none.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub compression: Option<String>,
 }
 
 /// `--text-file` or `--args-file` in a report's config: the file, how many texts it gave

@@ -29,6 +29,8 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use serde_json::Value;
 
+use crate::wire::gzip::{self, Coding};
+
 /// Largest request body a target reads.
 pub const BODY_MAX: usize = 1 << 20;
 
@@ -112,7 +114,7 @@ pub(crate) async fn body(
 ) -> Result<(hyper::http::request::Parts, Bytes), Response<Body>> {
     let (parts, body) = req.into_parts();
     match Limited::new(body, BODY_MAX).collect().await {
-        Ok(c) => Ok((parts, c.to_bytes())),
+        Ok(c) => decoded(&parts.headers, c.to_bytes()).map(|b| (parts, b)).map_err(|r| *r),
         Err(_) => {
             // The rest of the body stays unread, so the connection cannot go on: said, so that
             // a client sends nothing more on it.
@@ -125,6 +127,184 @@ pub(crate) async fn body(
             Err(r)
         }
     }
+}
+
+/// A request's body as it was before its coding: `Content-Encoding: gzip` gunzipped, a gRPC
+/// call's messages gunzipped where flagged with `grpc-encoding: gzip`; 415 for another coding
+/// (with the `Accept-Encoding` the target reads, RFC 9110 § 12.5.3), 400 for a body that does
+/// not read.
+fn decoded(headers: &hyper::HeaderMap, bytes: Bytes) -> Result<Bytes, Box<Response<Body>>> {
+    let coding =
+        |name| headers.get(name).map_or(Coding::Identity, |v| gzip::coding_of(v.as_bytes()));
+    let grpc = headers
+        .get(hyper::header::CONTENT_TYPE)
+        .is_some_and(|v| body_kind(Some(v)) == BodyKind::Grpc);
+    let read = |grpc: bool| {
+        CODEC.with_borrow_mut(|(_, unzip)| match grpc {
+            false => unzip.whole(&bytes).map(Bytes::copy_from_slice),
+            true => {
+                let mut out = Vec::new();
+                crate::grpc::decompress(&bytes, unzip, &mut out).map(|()| Bytes::from(out))
+            }
+        })
+    };
+    let plain = match (coding("content-encoding"), grpc, coding("grpc-encoding")) {
+        (Coding::Identity, false, _) | (Coding::Identity, true, Coding::Identity) => {
+            return Ok(bytes)
+        }
+        (Coding::Gzip, false, _) => read(false),
+        (Coding::Identity, true, Coding::Gzip) => read(true),
+        // A gRPC call in another coding: its compressed messages are refused as unread.
+        (Coding::Identity, true, _) => return Ok(bytes),
+        _ => {
+            let mut r = reply(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "text/plain",
+                "a content coding this server does not read (gzip it reads)\n",
+            );
+            r.headers_mut().insert(
+                hyper::header::ACCEPT_ENCODING,
+                hyper::header::HeaderValue::from_static("gzip"),
+            );
+            return Err(Box::new(r));
+        }
+    };
+    plain.map_err(|_| {
+        Box::new(reply(
+            StatusCode::BAD_REQUEST,
+            "text/plain",
+            "a gzipped body that does not read\n",
+        ))
+    })
+}
+
+thread_local! {
+    /// A worker thread's gzip states (a fresh deflate state costs tens of KiB), reused.
+    static CODEC: std::cell::RefCell<(
+        gzip::Zip,
+        gzip::Unzip,
+    )> = std::cell::RefCell::new((
+        gzip::Zip::new(6),
+        gzip::Unzip::new(BODY_MAX),
+    ));
+}
+
+/// What a body is, by its `Content-Type`'s essence, as far as compression goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyKind {
+    Json,
+    Events,
+    Grpc,
+    Other,
+}
+
+fn body_kind(content_type: Option<&hyper::header::HeaderValue>) -> BodyKind {
+    let value = content_type.and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    match essence.as_str() {
+        "application/json" => BodyKind::Json,
+        e if e.ends_with("+json") => BodyKind::Json,
+        "text/event-stream" => BodyKind::Events,
+        e if e == "application/grpc" || e.starts_with("application/grpc+") => BodyKind::Grpc,
+        _ => BodyKind::Other,
+    }
+}
+
+/// Whether a request's `Accept-Encoding` (or gRPC's `grpc-accept-encoding`) value takes gzip.
+fn takes_gzip(value: Option<&hyper::header::HeaderValue>) -> bool {
+    value.and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        v.split(',').any(|c| {
+            let mut parts = c.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let refused = parts
+                .any(|p| p.strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()) == Some(0.0));
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
+    })
+}
+
+/// `r` gzipped for a client that takes it: a JSON body or an event stream
+/// (`Content-Encoding: gzip`; events sent as they come are flushed each, so that each reads
+/// on arrival), or a gRPC answer's messages, each on its own (`grpc-encoding: gzip`).
+async fn gzipped(r: Response<Body>, json: bool, grpc: bool) -> Response<Body> {
+    use crate::wire::gzip::Zip;
+    let ct = body_kind(r.headers().get(hyper::header::CONTENT_TYPE));
+    let fits = match ct {
+        BodyKind::Json | BodyKind::Events => json,
+        BodyKind::Grpc => grpc,
+        BodyKind::Other => false,
+    };
+    if !fits || r.headers().contains_key(hyper::header::CONTENT_ENCODING) {
+        return r;
+    }
+    let (mut parts, body) = r.into_parts();
+    let full = match body {
+        http_body_util::Either::Left(full) => full,
+        http_body_util::Either::Right(events) if ct == BodyKind::Events => {
+            use futures_util::StreamExt as _;
+            let zip = Arc::new(std::sync::Mutex::new(Zip::new(6)));
+            let end = zip.clone();
+            let zipped = BodyExt::into_data_stream(events)
+                .map(move |data| {
+                    let (Ok(data), mut out) = (data, Vec::new());
+                    zip.lock().unwrap_or_else(|e| e.into_inner()).part(&data, &mut out);
+                    Ok(hyper::body::Frame::data(Bytes::from(out)))
+                })
+                .chain(futures_util::stream::once(async move {
+                    let mut out = Vec::new();
+                    end.lock().unwrap_or_else(|e| e.into_inner()).end(&mut out);
+                    Ok(hyper::body::Frame::data(Bytes::from(out)))
+                }));
+            parts.headers.insert(
+                hyper::header::CONTENT_ENCODING,
+                hyper::header::HeaderValue::from_static("gzip"),
+            );
+            parts.headers.remove(hyper::header::CONTENT_LENGTH);
+            let events: Events = Box::pin(zipped);
+            let body = Body::Right(http_body_util::StreamBody::new(events));
+            return Response::from_parts(parts, body);
+        }
+        http_body_util::Either::Right(frames) if ct == BodyKind::Grpc => {
+            // Each data frame whole messages: each message gzipped; the trailers as they are.
+            use futures_util::StreamExt as _;
+            let zipped = frames.map(|frame| {
+                let Ok(frame) = frame;
+                Ok(match frame.into_data() {
+                    Ok(data) => {
+                        let mut out = Vec::with_capacity(data.len() / 2 + 64);
+                        CODEC.with_borrow_mut(|(zip, _)| {
+                            crate::grpc::compress(&data, zip, &mut out);
+                        });
+                        hyper::body::Frame::data(Bytes::from(out))
+                    }
+                    Err(other) => other,
+                })
+            });
+            parts.headers.insert("grpc-encoding", hyper::header::HeaderValue::from_static("gzip"));
+            let frames: Events = Box::pin(zipped);
+            let body = Body::Right(http_body_util::StreamBody::new(frames));
+            return Response::from_parts(parts, body);
+        }
+        streamed => return Response::from_parts(parts, streamed),
+    };
+    let Ok(bytes) = full.collect().await.map(|c| c.to_bytes());
+    if bytes.is_empty() {
+        return Response::from_parts(parts, Body::Left(Full::new(bytes)));
+    }
+    let mut out = Vec::with_capacity(bytes.len() / 2 + 64);
+    let name = CODEC.with_borrow_mut(|(zip, _)| match ct {
+        BodyKind::Grpc => {
+            crate::grpc::compress(&bytes, zip, &mut out);
+            "grpc-encoding"
+        }
+        _ => {
+            zip.gzip(&bytes, &mut out);
+            "content-encoding"
+        }
+    });
+    parts.headers.insert(name, hyper::header::HeaderValue::from_static("gzip"));
+    parts.headers.remove(hyper::header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::Left(Full::new(Bytes::from(out))))
 }
 
 /// Accepts on `listener` (a non-blocking std listener, on a tokio runtime) until `stopped`:
@@ -190,10 +370,16 @@ async fn handle(
             return Ok(json(StatusCode::OK, &serde_json::json!({"status": "ok"})));
         }
     }
-    Ok(match &*state {
+    let json = takes_gzip(req.headers().get(hyper::header::ACCEPT_ENCODING));
+    let grpc = takes_gzip(req.headers().get("grpc-accept-encoding"));
+    let r = match &*state {
         State::A2a(s) => s.handle(req).await,
         State::Mcp(s) => s.handle(req).await,
         State::Registry(s) => s.handle(req).await,
+    };
+    Ok(match json || grpc {
+        true => gzipped(r, json, grpc).await,
+        false => r,
     })
 }
 
@@ -344,5 +530,63 @@ impl Target {
 impl Drop for Target {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::gzip::Zip;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> hyper::HeaderMap {
+        let mut h = hyper::HeaderMap::new();
+        for &(name, value) in pairs {
+            h.insert(name, hyper::header::HeaderValue::from_static(value));
+        }
+        h
+    }
+
+    fn read(h: &hyper::HeaderMap, b: Bytes) -> Bytes {
+        decoded(h, b).unwrap_or_else(|r| panic!("refused: {}", r.status()))
+    }
+
+    fn refused(h: &hyper::HeaderMap, b: Bytes) -> Box<Response<Body>> {
+        match decoded(h, b) {
+            Ok(b) => panic!("read as {b:?}"),
+            Err(r) => r,
+        }
+    }
+
+    #[test]
+    fn request_bodies_are_read_in_the_codings_they_say() {
+        // Proves the targets' reading: plain as it is, gzip gunzipped, a gRPC call's flagged
+        // messages gunzipped, a gzip that does not read 400, another coding 415 saying gzip.
+        let text = br#"{"jsonrpc":"2.0","id":1}"#;
+        let mut zipped = Vec::new();
+        Zip::new(6).gzip(text, &mut zipped);
+        let plain = read(&headers(&[]), Bytes::from_static(text));
+        assert_eq!(&plain[..], text);
+        let gz = headers(&[("content-encoding", "gzip")]);
+        assert_eq!(&read(&gz, Bytes::from(zipped.clone()))[..], text);
+        assert_eq!(refused(&gz, Bytes::from_static(text)).status(), 400);
+        let br = headers(&[("content-encoding", "br")]);
+        let refused = refused(&br, Bytes::from_static(text));
+        assert_eq!(refused.status(), 415);
+        assert_eq!(refused.headers()["accept-encoding"], "gzip");
+        let mut framed = Vec::new();
+        crate::grpc::frame(&mut framed, |b| b.extend_from_slice(text));
+        let mut messages = Vec::new();
+        crate::grpc::compress(&framed, &mut Zip::new(1), &mut messages);
+        assert_eq!(messages[0], 1);
+        let grpc = headers(&[("content-type", "application/grpc"), ("grpc-encoding", "gzip")]);
+        assert_eq!(&read(&grpc, Bytes::from(messages))[..], &framed[..]);
+    }
+
+    #[test]
+    fn gzip_is_taken_where_a_client_accepts_it() {
+        let taken = |v: &'static str| takes_gzip(Some(&hyper::header::HeaderValue::from_static(v)));
+        assert!(taken("gzip") && taken("br, GZIP;q=0.5") && taken("*") && taken("deflate,gzip"));
+        assert!(!taken("gzip;q=0") && !taken("gzip; q=0.000") && !taken("br") && !taken(""));
+        assert!(!takes_gzip(None));
     }
 }

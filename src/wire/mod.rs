@@ -16,6 +16,7 @@
 pub mod control;
 pub mod envelope;
 pub mod frame;
+pub mod gzip;
 mod msgpack;
 pub mod pool;
 

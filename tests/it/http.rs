@@ -1274,6 +1274,128 @@ fn tool_arguments_from_a_file_are_sent_one_per_call() {
     ]);
 }
 
+/// Bytes a request and an answer took on the wire in `report`'s run: (sent, received).
+fn wire_per_answer(report: &Value) -> (f64, f64) {
+    let r = run(report);
+    let answers = r["throughput_msg_per_sec"].as_f64().unwrap();
+    let wire = &r["wire_bytes_per_sec"];
+    (wire["sent"].as_f64().unwrap() / answers, wire["received"].as_f64().unwrap() / answers)
+}
+
+#[test]
+fn compressed_bodies_go_and_come_gzipped_in_every_binding() {
+    // Proves --compression: against the reference agent (which reads gzipped requests and
+    // gzips its answers for a client that asks), every binding is answered with 0 errors,
+    // and the bytes on the wire show it: 4,000 bytes of text take under a quarter of their
+    // bytes each way with gzip, over HTTP/1.1, HTTP/2 and gRPC; `answers` compresses the
+    // answers alone; a gzipped event stream is read as it comes (its first event timed long
+    // before its end); the report and the first line say it.
+    use a2a_bench::targets::Options;
+    let gap = Duration::from_millis(40);
+    let options = Options { threads: 1, event_gap: gap, ..Options::default() };
+    let t = Target::start_options(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), options).unwrap();
+    let url = format!("http://{}/", t.local_addr());
+    for (version, mix) in [
+        (None, "a2a:message,a2a:stream,a2a-rest:message"),
+        (Some("--http2"), "a2a:message,a2a-v03:stream"),
+        (None, "a2a-grpc:message,a2a-grpc:stream,a2a-v03-grpc:message"),
+    ] {
+        let mut wire = Vec::new();
+        for how in ["none", "gzip", "answers"] {
+            let mut args = vec!["--url", &url, "--pattern", mix, "--compression", how];
+            args.extend(["--agents", "2", "--duration", "1", "--payload-size", "4000"]);
+            args.extend(version);
+            let (ok, text, report) = http(&args);
+            let report = report.unwrap_or_else(|| panic!("no report: {text}"));
+            assert!(ok, "{version:?} {how}: {text}");
+            let patterns: Vec<&str> = mix.split(',').collect();
+            assert_clean(&report, &patterns);
+            wire.push(wire_per_answer(&report));
+            let said = report["config"]["http"]["compression"].as_str().map(String::from);
+            match how {
+                "none" => assert_eq!(said, None),
+                "gzip" => {
+                    assert_eq!(said.as_deref(), Some("gzip:6"));
+                    assert!(text.contains("; bodies compressed (gzip:6), answers asked"), "{text}");
+                }
+                _ => assert_eq!(said.as_deref(), Some("answers")),
+            }
+            for p in patterns.iter().filter(|p| p.ends_with(":stream")) {
+                let p = pattern(&report, p);
+                let first = p["first_event"]["p50_ms"].as_f64().unwrap();
+                let last = p["latency"]["p50_ms"].as_f64().unwrap();
+                assert!(first < last - 40.0, "{how}: first event {first} ms, last {last}: {p}");
+            }
+        }
+        let [(sent, received), (zipped_sent, zipped_received), (plain_sent, asked_received)] =
+            wire[..]
+        else {
+            unreachable!()
+        };
+        let m = format!("{version:?} {mix}: {wire:?}");
+        assert!(sent > 4000.0 && received > 4000.0, "{m}");
+        assert!(zipped_sent < sent / 4.0 && zipped_received < received / 4.0, "{m}");
+        assert!(plain_sent > sent * 0.9 && asked_received < received / 4.0, "{m}");
+    }
+}
+
+#[test]
+fn answers_in_a_coding_not_read_or_broken_are_errors_by_kind() {
+    // Proves a gzipped answer is read whether asked for or not (and the request that asks
+    // says so), a body marked gzip that is not is `protocol_bad_gzip`, and a coding a2a-bench
+    // does not read is `protocol_content_encoding`: every request counted, none as an answer.
+    let answer = r#"{"jsonrpc":"2.0","id":1,"result":{"message":{"role":"ROLE_AGENT","parts":[{"text":"hi"}]}}}"#;
+    let mut zipped = Vec::new();
+    let mut e = flate2::write::GzEncoder::new(&mut zipped, flate2::Compression::default());
+    e.write_all(answer.as_bytes()).unwrap();
+    e.finish().unwrap();
+    let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = asked.clone();
+    let addr = scripted(move |_, request| {
+        let head = request[..request.find("\r\n\r\n").unwrap()].to_ascii_lowercase();
+        if head.contains("\r\naccept-encoding: gzip") && !head.contains("content-encoding") {
+            seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+            zipped.len()
+        );
+        Some([head.as_bytes(), &zipped].concat())
+    });
+    let url = format!("http://{addr}/");
+    for how in ["none", "answers"] {
+        let args = ["--url", &url, "--pattern", "a2a:message", "--agents", "2"];
+        let (ok, text, report) = http(&[&args[..], &["--compression", how]].concat());
+        assert!(ok, "{how}: {text}");
+        assert_clean(&report.unwrap(), &["a2a:message"]);
+    }
+    assert!(asked.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    for (coding, body, kind) in [
+        ("gzip", answer, "protocol_bad_gzip"),
+        ("br", answer, "protocol_content_encoding"),
+        ("gzip, br", answer, "protocol_content_encoding"),
+    ] {
+        let addr = scripted(move |_, _| {
+            Some(response(
+                "200 OK",
+                "application/json",
+                &format!("Content-Encoding: {coding}\r\n"),
+                body,
+            ))
+        });
+        let url = format!("http://{addr}/");
+        check_every_request_fails(
+            &["--url", &url, "--pattern", "a2a:message", "--agents", "2"],
+            kind,
+        );
+    }
+    let base = ["http", "--url", "http://127.0.0.1:1/", "--pattern", "a2a:message"];
+    crate::support::refused_in_one_line(&[
+        (&[&base[..], &["--compression", "gzip:10"]].concat(), "--compression"),
+        (&[&base[..], &["--compression", "br"]].concat(), "gzip:LEVEL (1 to 9)"),
+    ]);
+}
+
 #[test]
 fn http_runs_probe_the_agent_cores_for_stalls_unless_told_not_to() {
     // Proves `http --stall-probe`: before the runs a thread spins on the agent core, and the

@@ -132,8 +132,16 @@ def main() -> None:
     # certificate and key to serve https.
     keep_alive = float(sys.argv[2]) if len(sys.argv) > 2 else 5
     tls = {"ssl_certfile": sys.argv[3], "ssl_keyfile": sys.argv[4]} if len(sys.argv) > 4 else {}
+    # A2A_ECHO_GZIP=1: answers gzipped for a client that accepts them, as Starlette's
+    # middleware does (bodies of 500 bytes or more; event streams left as they are).
+    middleware = []
+    if os.environ.get("A2A_ECHO_GZIP"):
+        from starlette.middleware import Middleware
+        from starlette.middleware.gzip import GZipMiddleware
+
+        middleware.append(Middleware(GZipMiddleware, minimum_size=500))
     uvicorn.run(
-        Starlette(routes=routes),
+        Starlette(routes=routes, middleware=middleware),
         host="127.0.0.1",
         port=port,
         log_level="warning",

@@ -5,6 +5,7 @@ a2a_grpc_echo.py PORT
 """
 
 import asyncio
+import os
 import sys
 
 import grpc
@@ -18,7 +19,9 @@ from a2a_echo import agent_card, handler_for
 async def serve(port: int) -> None:
     url = f"127.0.0.1:{port}"
     handler = handler_for(agent_card(url, ["GRPC"]))
-    server = grpc.aio.server()
+    # A2A_ECHO_GZIP=1: answers gzipped (grpcio reads gzipped requests whatever this says).
+    gzip = grpc.Compression.Gzip if os.environ.get("A2A_ECHO_GZIP") else None
+    server = grpc.aio.server(compression=gzip)
     a2a_pb2_grpc.add_A2AServiceServicer_to_server(GrpcHandler(handler), server)
     server.add_insecure_port(url)
     await server.start()

@@ -91,6 +91,12 @@ check "a2a-sdk, real prompts" --url "http://127.0.0.1:$P/" --text-file "$ROOT/te
 check "a2a-sdk, a payload mix" --url "http://127.0.0.1:$P/" --payload-mix 64:8,16K:2 \
     --pattern a2a:message,a2a-rest:conversation,a2a-v03:message
 
+# The same agent behind Starlette's GZipMiddleware: answers asked for gzipped (--compression
+# answers; its requests it cannot read gzipped), 2 KiB texts so that they pass its 500 bytes.
+P=$(free_port); A2A_ECHO_GZIP=1 start "$P" "$ENVS/a2a/bin/python" "$HERE/a2a_echo.py" "$P"
+check "a2a-sdk behind GZipMiddleware, answers gzipped" --url "http://127.0.0.1:$P/" --compression answers \
+    --payload-size 2048 --pattern a2a:message,a2a:stream,a2a-rest:message,a2a-v03:message
+
 # The same agent working on tasks of 50 ms: SendMessage with returnImmediately answers the
 # task at once, and GetTask (JSON-RPC, and HTTP+JSON's GET /tasks/{id}) or SubscribeToTask (a
 # stream of its events) follows it to its end; v0.3's message/send with blocking false,
@@ -148,6 +154,11 @@ check "a2a-sdk, gRPC (grpcio $GRPCIO)" \
     --url "http://127.0.0.1:$P" --pattern a2a-grpc:message,a2a-grpc:stream,a2a-grpc:conversation,a2a-grpc:extended_card
 check "a2a-sdk, gRPC (grpcio $GRPCIO), real prompts" --text-file "$ROOT/tests/fixtures/prompts.txt" \
     --url "http://127.0.0.1:$P" --pattern a2a-grpc:message,a2a-grpc:stream
+# Messages gzipped both ways (grpc-encoding: gzip; the server set to compress its answers).
+P=$(free_port); A2A_ECHO_GZIP=1 start_grpc "$P"
+check "a2a-sdk, gRPC (grpcio $GRPCIO), messages gzipped both ways" --compression gzip \
+    --text-file "$ROOT/tests/fixtures/prompts.txt" --url "http://127.0.0.1:$P" \
+    --pattern a2a-grpc:message,a2a-grpc:stream,a2a-grpc:conversation
 P=$(free_port); A2A_ECHO_TASK_MS=50 start_grpc "$P"
 check "a2a-sdk, gRPC (grpcio $GRPCIO), tasks of 50 ms followed by GetTask and SubscribeToTask, or pushed" \
     --url "http://127.0.0.1:$P" --pattern a2a-grpc:task,a2a-grpc:subscribe,a2a-grpc:push,a2a-grpc:list_tasks --task-poll 0.02

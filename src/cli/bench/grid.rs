@@ -257,7 +257,12 @@ fn announce(out: &mut impl Write, cfg: &BenchConfig, runs: &[RunSpec], router_la
                 },
             )
         })
-        .collect();
+        .collect::<String>()
+        + &match cfg.report_config.http.as_ref().and_then(|h| h.compression.as_deref()) {
+            Some("answers") => "; answers asked for gzipped".to_string(),
+            Some(how) => format!("; bodies compressed ({how}), answers asked for gzipped"),
+            None => String::new(),
+        };
     let _ = writeln!(
         out,
         "a2a-bench {}: {what} against the {router_label} over {} ({} protocol); {}{files}",

@@ -199,7 +199,8 @@ impl Adapter for Http {
         let again = c.strikes <= STRIKES;
         (c.answered, c.closing, c.expired, c.down) = (false, false, false, true);
         c.first_event_ns = 0;
-        (c.head, c.event_from) = (None, 0);
+        c.head = None;
+        c.response_ended();
         c.dechunk.reset();
         c.until_close = Vec::new();
         c.out.clear();

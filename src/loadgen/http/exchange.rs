@@ -23,6 +23,7 @@ impl Http {
             body: Vec::with_capacity(1024),
             event: Vec::new(),
             context: String::new(),
+            gz: None,
             text: "x".repeat(cfg.payload_mix.map_or(cfg.payload_bytes, |m| m.largest())),
             mix: cfg.payload_mix,
             sizes: cfg.payload_mix.as_ref().map(SizeStats::of).unwrap_or_default(),
@@ -125,6 +126,7 @@ impl Http {
             push_core,
             cursors,
             mix,
+            gz,
             ..
         } = self;
         let (plan, id_base, client) = (&**plan, *id_base, *first + w.local);
@@ -155,6 +157,22 @@ impl Http {
         let push_at = (run, *push_core, w.local);
         let caller = Caller { id_base, client, seq: w.seq, task, page, push_at };
         request_body(body, w.what, kind, plan, &caller, context, text);
+        // --compression gzip: the body gzipped (a gRPC request's message), once rendered.
+        let zipped = plan.compression.sends() && method == "POST" && !body.is_empty();
+        let body = match zipped {
+            false => &body[..],
+            true => {
+                let level = plan.compression.level();
+                let gz =
+                    gz.get_or_insert_with(|| Box::new(gzip::Codec::new(level, parse::BODY_MAX)));
+                gz.buf.clear();
+                match kind {
+                    Some(p) if p.is_grpc() => crate::grpc::compress(body, &mut gz.zip, &mut gz.buf),
+                    _ => gz.zip.gzip(body, &mut gz.buf),
+                }
+                &gz.buf[..]
+            }
+        };
         let out = &mut conns[conn].out;
         // The head's lines that are the same for every request of this kind were written once
         // ([`fixed_head`]); only a request line that varies (registry:get, the HTTP+JSON
@@ -188,9 +206,16 @@ impl Http {
         }
         if method == "POST" {
             out.extend_from_slice(match kind {
-                Some(p) if p.is_grpc() => b"Content-Type: application/grpc\r\nContent-Length: ",
-                _ => b"Content-Type: application/json\r\nContent-Length: ",
+                Some(p) if p.is_grpc() => b"Content-Type: application/grpc\r\n",
+                _ => b"Content-Type: application/json\r\n",
             });
+            if zipped {
+                out.extend_from_slice(match kind {
+                    Some(p) if p.is_grpc() => b"grpc-encoding: gzip\r\n",
+                    _ => b"Content-Encoding: gzip\r\n",
+                });
+            }
+            out.extend_from_slice(b"Content-Length: ");
             push_decimal(out, body.len() as u64);
             out.extend_from_slice(b"\r\n");
         }
@@ -200,7 +225,9 @@ impl Http {
         conns[conn].unstamped += 1;
     }
 
-    /// One complete response to `w`.
+    /// One complete response to `w`: its body decoded first where coded (a gRPC call's
+    /// messages where compressed), an error of kind `protocol_bad_gzip` where that fails, or
+    /// `protocol_content_encoding` for a coding a2a-bench does not read.
     pub(super) fn complete(
         &mut self,
         conn: usize,
@@ -209,6 +236,42 @@ impl Http {
         body: &[u8],
         book: &mut Book,
     ) {
+        let grpc = head.content_type == parse::ContentType::Grpc;
+        if head.coding == Coding::Identity || body.is_empty() {
+            return self.answer(conn, w, head, body, book);
+        }
+        if head.coding == Coding::Other {
+            self.conns[conn].first_event_ns = 0;
+            let kind = "protocol_content_encoding";
+            return self.failed(w, kind, "a body in a coding a2a-bench does not read", book);
+        }
+        let level = self.plan.compression.level();
+        let gz = self.gz.get_or_insert_with(|| Box::new(gzip::Codec::new(level, parse::BODY_MAX)));
+        // Decoded into a buffer of its own: answering may render the next request, which
+        // takes the codec.
+        let mut plain = std::mem::take(&mut gz.plain);
+        let unzip = &mut gz.unzip;
+        let decoded = match grpc {
+            true => crate::grpc::decompress(body, unzip, &mut plain),
+            false => unzip.whole(body).map(|b| {
+                plain.clear();
+                plain.extend_from_slice(b);
+            }),
+        };
+        match decoded {
+            Ok(()) => self.answer(conn, w, head, &plain, book),
+            Err(bad) => {
+                self.conns[conn].first_event_ns = 0;
+                self.failed(w, bad.kind(), "a gzipped body that does not read", book);
+            }
+        }
+        if let Some(gz) = &mut self.gz {
+            gz.plain = plain;
+        }
+    }
+
+    /// One complete response to `w`, its body as sent before any coding.
+    fn answer(&mut self, conn: usize, w: Wire, head: &Head, body: &[u8], book: &mut Book) {
         let now = book.now_ns();
         let id = self.id_base + self.first + w.local;
         match w.what {
@@ -710,14 +773,14 @@ impl Http {
             let c = &mut self.conns[conn];
             if !whole {
                 // A stream still arriving: note when its first event came.
-                if streaming && c.first_event_ns == 0 && parse::has_event(body, &mut c.event_from) {
+                if streaming && c.first_event_ns == 0 && c.event_seen(head.coding, body) {
                     c.first_event_ns = book.now_ns();
                 }
                 c.head = Some(head);
                 c.dechunk = chunked;
                 break;
             }
-            c.event_from = 0;
+            c.response_ended();
             c.wire.pop_front();
             c.answered = true;
             c.closing |= head.close || self.plan.close;
@@ -773,10 +836,11 @@ impl Http {
         let c = &mut self.conns[conn];
         c.until_close.extend_from_slice(body);
         let streaming = head.content_type == parse::ContentType::EventStream;
-        if streaming && c.first_event_ns == 0 && parse::has_event(&c.until_close, &mut c.event_from)
-        {
+        let so_far = std::mem::take(&mut c.until_close);
+        if streaming && c.first_event_ns == 0 && c.event_seen(head.coding, &so_far) {
             c.first_event_ns = book.now_ns();
         }
+        c.until_close = so_far;
         c.closing = true;
         c.head = Some(Head { head_len: 0, session: None, ..head });
         Ok(rest.len())
@@ -791,7 +855,8 @@ impl Http {
             return;
         }
         let Some(front) = c.wire.pop_front() else { return };
-        (c.head, c.event_from, c.answered) = (None, 0, true);
+        (c.head, c.answered) = (None, true);
+        c.response_ended();
         let body = std::mem::take(&mut c.until_close);
         let session = self.sessions.get(front.local as usize).is_some_and(Option::is_some);
         if front.what == What::Init && !session && (200..300).contains(&head.status) {
@@ -877,7 +942,16 @@ impl Http {
                 let kind = "protocol_h2_refused_stream";
                 self.failed(w, kind, kind, book);
             }
-            h2c::Done::Answer { w, status, content_type, session, body, first_event_ns, grpc } => {
+            h2c::Done::Answer {
+                w,
+                status,
+                content_type,
+                coding,
+                session,
+                body,
+                first_event_ns,
+                grpc,
+            } => {
                 if w.what == What::Init {
                     match session {
                         Some(id) => self.sessions[w.local as usize] = Some(id),
@@ -900,6 +974,7 @@ impl Http {
                     close: false,
                     session: None,
                     grpc,
+                    coding,
                 };
                 self.complete(conn, w, &head, &body, book);
             }

@@ -30,6 +30,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::judge::a2a_reason_code;
 use super::parse::{self, ContentType, GrpcEnd};
+use crate::wire::gzip::{Coding, Unzip};
 
 /// Per-stream receive window the client offers (the server may send this much unasked).
 const STREAM_WINDOW: u32 = 1 << 20;
@@ -113,8 +114,11 @@ struct Stream<W> {
     state: State,
     status: u16,
     content_type: ContentType,
+    coding: Coding,
     session: Option<Box<str>>,
     body: Vec<u8>,
+    /// A gzipped event stream: its events decompressed as they come (to see the first).
+    unzip: Option<Box<Unzip>>,
     first_event_ns: u64,
     /// Where in `body` a first event is looked for next.
     event_from: usize,
@@ -177,6 +181,8 @@ pub enum Done<W> {
         status: u16,
         /// Its body's type.
         content_type: ContentType,
+        /// Its body's coding (a gRPC call's: its messages').
+        coding: Coding,
         /// Its `Mcp-Session-Id`.
         session: Option<Box<str>>,
         /// Its body.
@@ -402,8 +408,10 @@ impl<W: Copy> H2Conn<W> {
             state: State::Head(resp),
             status: 0,
             content_type: ContentType::Missing,
+            coding: Coding::Identity,
             session: None,
             body: Vec::new(),
+            unzip: None,
             first_event_ns: 0,
             event_from: 0,
             too_large: false,
@@ -526,9 +534,15 @@ impl<W: Copy> H2Conn<W> {
                                 .and_then(|v| v.to_str().ok())
                                 .map(Box::from);
                             // A gRPC error may come as a head alone ("trailers-only").
-                            if s.content_type == ContentType::Grpc {
+                            let grpc = s.content_type == ContentType::Grpc;
+                            if grpc {
                                 s.grpc = grpc_end(h);
                             }
+                            let coding =
+                                h.get(if grpc { "grpc-encoding" } else { "content-encoding" });
+                            s.coding = coding.map_or(Coding::Identity, |v| {
+                                crate::wire::gzip::coding_of(v.as_bytes())
+                            });
                             s.state = State::Body(r.into_body());
                         }
                     },
@@ -558,6 +572,14 @@ impl<W: Copy> H2Conn<W> {
                             s.body.extend_from_slice(&data);
                             if s.first_event_ns == 0
                                 && match s.content_type {
+                                    ContentType::EventStream if s.coding == Coding::Gzip => {
+                                        let u = s.unzip.get_or_insert_with(|| {
+                                            Box::new(Unzip::new(parse::BODY_MAX))
+                                        });
+                                        // A broken body is named when it ends.
+                                        u.feed(&s.body).is_ok()
+                                            && parse::has_event(u.data(), &mut s.event_from)
+                                    }
                                     ContentType::EventStream => {
                                         parse::has_event(&s.body, &mut s.event_from)
                                     }
@@ -584,6 +606,7 @@ impl<W: Copy> H2Conn<W> {
                             w: s.w,
                             status: s.status,
                             content_type: s.content_type,
+                            coding: s.coding,
                             session: s.session,
                             body: s.body,
                             first_event_ns: s.first_event_ns,

@@ -979,6 +979,7 @@ mod tests {
             close: false,
             session: None,
             grpc: None,
+            coding: Default::default(),
         }
     }
 

@@ -38,6 +38,7 @@ use super::group::{About, Adapter, Book, ErrorKind, GroupConfig, Outgoing, Seats
 use super::mix::{draw, PayloadMix, SizeStats};
 use crate::clock;
 use crate::transport::uring::transit;
+use crate::wire::gzip::{self, Coding};
 use crate::wire::AgentId;
 use parse::{Framing, Head};
 
@@ -588,6 +589,73 @@ pub fn schedule(weights: &[u32]) -> Vec<u8> {
         .collect()
 }
 
+/// `--compression`: what a run compresses. Answers coded gzip are read whatever it says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// Nothing asked, nothing sent compressed.
+    #[default]
+    None,
+    /// Answers asked for gzipped (`Accept-Encoding: gzip`; gRPC: `grpc-accept-encoding`),
+    /// requests sent as they are.
+    Answers,
+    /// Request bodies gzipped at this level (`Content-Encoding: gzip`; gRPC: each message,
+    /// `grpc-encoding: gzip`), and answers asked for gzipped.
+    Gzip(u8),
+}
+
+impl Compression {
+    /// Whether answers are asked for gzipped.
+    pub fn asks(self) -> bool {
+        self != Compression::None
+    }
+
+    /// Whether request bodies go gzipped.
+    pub fn sends(self) -> bool {
+        matches!(self, Compression::Gzip(_))
+    }
+
+    /// The compression level of request bodies (zlib's default where none is sent).
+    pub fn level(self) -> u32 {
+        match self {
+            Compression::Gzip(level) => u32::from(level),
+            _ => 6,
+        }
+    }
+}
+
+impl std::str::FromStr for Compression {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Compression, String> {
+        let bad = || {
+            format!(
+                "'{s}': gzip (requests and answers, level 6), gzip:LEVEL (1 to 9), \
+                 answers (answers alone) or none"
+            )
+        };
+        match s.split_once(':') {
+            None if s == "gzip" => Ok(Compression::Gzip(6)),
+            None if s == "answers" => Ok(Compression::Answers),
+            None if s == "none" => Ok(Compression::None),
+            Some(("gzip", level)) => match level.parse::<u8>() {
+                Ok(l @ 1..=9) => Ok(Compression::Gzip(l)),
+                _ => Err(bad()),
+            },
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl std::fmt::Display for Compression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Compression::None => f.write_str("none"),
+            Compression::Answers => f.write_str("answers"),
+            Compression::Gzip(l) => write!(f, "gzip:{l}"),
+        }
+    }
+}
+
 /// What every client of a run sends, and where.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -657,6 +725,8 @@ pub struct Plan {
     /// `--args-file`: `mcp:tools/call`'s arguments, JSON objects (each call draws one); empty:
     /// [`Plan::args`].
     pub args_list: Vec<Box<str>>,
+    /// `--compression`.
+    pub compression: Compression,
 }
 
 impl Default for Plan {
@@ -689,6 +759,7 @@ impl Default for Plan {
             push: None,
             texts: Vec::new(),
             args_list: Vec::new(),
+            compression: Compression::None,
         }
     }
 }
@@ -919,6 +990,9 @@ struct Conn {
     dechunk: parse::Dechunk,
     /// The front response's body so far, where it ends at the connection's close.
     until_close: Vec<u8>,
+    /// A gzipped event stream in front: its events decompressed as they come (to see the
+    /// first one arrive).
+    unzip: Option<Box<gzip::Unzip>>,
     /// Whether a response came since the connection opened.
     answered: bool,
     /// Connections in a row that ended without any answer: past [`STRIKES`] the server is
@@ -955,6 +1029,25 @@ impl Conn {
     fn open(&self) -> bool {
         !self.down && !self.closing
     }
+
+    /// Whether the front response's event stream, `body` so far (coded `coding`), holds its
+    /// first event now; each call reads only what came since the last.
+    fn event_seen(&mut self, coding: Coding, body: &[u8]) -> bool {
+        if coding != Coding::Gzip {
+            return parse::has_event(body, &mut self.event_from);
+        }
+        let u = self.unzip.get_or_insert_with(|| Box::new(gzip::Unzip::new(parse::BODY_MAX)));
+        // A broken body is named when it ends.
+        u.feed(body).is_ok() && parse::has_event(u.data(), &mut self.event_from)
+    }
+
+    /// The front response ended (or was cut): the next one is read from its start.
+    fn response_ended(&mut self) {
+        self.event_from = 0;
+        if let Some(u) = &mut self.unzip {
+            u.reset();
+        }
+    }
 }
 
 /// HTTP/1.1 requests and responses for one agent core.
@@ -972,6 +1065,8 @@ pub struct Http {
     body: Vec<u8>,
     event: Vec<u8>,
     context: String,
+    /// `--compression`, and gzipped answers: the core's gzip state, made on first use.
+    gz: Option<Box<gzip::Codec>>,
     /// Message text: the payload size in `x` (with a mix, its largest size; each request
     /// takes the start its drawn size asks for).
     text: String,

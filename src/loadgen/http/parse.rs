@@ -3,6 +3,8 @@
 //! server-sent events in it.
 //! Nothing here allocates per response but the caller's reused scratch buffer.
 
+use crate::wire::gzip::{self, Coding};
+
 /// Most header lines a response may have.
 const HEADERS_MAX: usize = 64;
 /// Largest response head: a server still sending one past this is broken.
@@ -43,6 +45,8 @@ pub struct Head {
     pub session: Option<(usize, usize)>,
     /// How a gRPC call ended (HTTP/2 only: its trailers, or a head that was all of it).
     pub grpc: Option<GrpcEnd>,
+    /// How its body is coded (`Content-Encoding`; a gRPC call's messages: `grpc-encoding`).
+    pub coding: Coding,
 }
 
 /// How a gRPC call ended: its `grpc-status`, and the A2A error its `grpc-status-details-bin`
@@ -161,7 +165,8 @@ pub fn head(buf: &[u8]) -> Result<Option<Head>, Broken> {
         return Err(Broken::Head(format!("status {status}")));
     }
     let (mut length, mut chunked, mut close) = (None, false, r.version == Some(0));
-    let (mut content_type, mut session) = (ContentType::Missing, None);
+    let (mut content_type, mut session, mut coding) =
+        (ContentType::Missing, None, Coding::Identity);
     let base = buf.as_ptr() as usize;
     for h in r.headers.iter() {
         let (name, value) = (h.name.as_bytes(), h.value);
@@ -184,6 +189,7 @@ pub fn head(buf: &[u8]) -> Result<Option<Head>, Broken> {
             (12, b'c') if name_is(name, "content-type") => {
                 content_type = content_type_of(value);
             }
+            (16, b'c') if name_is(name, "content-encoding") => coding = gzip::coding_of(value),
             (14, b'm') if name_is(name, "mcp-session-id") => {
                 let at = value.as_ptr() as usize - base;
                 session = Some((at, at + value.len()));
@@ -205,7 +211,7 @@ pub fn head(buf: &[u8]) -> Result<Option<Head>, Broken> {
             }
         }
     };
-    Ok(Some(Head { status, content_type, head_len, framing, close, session, grpc: None }))
+    Ok(Some(Head { status, content_type, head_len, framing, close, session, grpc: None, coding }))
 }
 
 /// A chunked body decoded as it arrives. The caller hands it the body from its start each time,

@@ -181,6 +181,10 @@ pub(super) fn fixed_head(
     if plan.close {
         out.extend_from_slice(b"Connection: close\r\n");
     }
+    if plan.compression.asks() && !kind.is_some_and(Pattern::is_grpc) && !theirs("accept-encoding")
+    {
+        out.extend_from_slice(b"Accept-Encoding: gzip\r\n");
+    }
     let a2a = kind.is_some_and(Pattern::is_a2a_v1);
     if a2a && !theirs("a2a-version") {
         out.extend_from_slice(b"A2A-Version: 1.0\r\n");
@@ -208,6 +212,9 @@ pub(super) fn fixed_head(
         // gRPC's: it reads the status from the trailers; with --timeout, the deadline a gRPC
         // client gives the server (in whole milliseconds, at most gRPC's eight digits).
         out.extend_from_slice(b"TE: trailers\r\n");
+        if plan.compression.asks() {
+            out.extend_from_slice(b"grpc-accept-encoding: gzip\r\n");
+        }
         if plan.timeout_ns > 0 && !theirs("grpc-timeout") {
             let ms = plan.timeout_ns.div_ceil(1_000_000).min(99_999_999);
             let _ = write!(out, "grpc-timeout: {ms}m\r\n");
