@@ -252,6 +252,34 @@ mod tests {
     }
 
     #[test]
+    fn the_harness_reads_gzipped_answers_in_pieces() {
+        // Proves the harness reaches the decoder: four gzipped answers read a byte at a time,
+        // and with what is left shown again, shorter (bit 6); a chunked one; a body marked
+        // gzip that is not, and one in a coding not read, an error each.
+        let mut zipped = Vec::new();
+        crate::wire::gzip::Zip::new(6).gzip(br#"{"status":"ok"}"#, &mut zipped);
+        let head = |extra: &str, n: usize| {
+            format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{extra}Content-Length: {n}\r\n\r\n")
+        };
+        let one = [head("Content-Encoding: gzip\r\n", zipped.len()).as_bytes(), &zipped].concat();
+        assert_eq!(answered(&[&[0, 1][..], &one.repeat(4)].concat()), (4, 0));
+        assert_eq!(answered(&[&[64, 3][..], &one.repeat(4)].concat()), (4, 0));
+        let chunked = [
+            &b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+            format!("{:x}\r\n", zipped.len()).as_bytes(),
+            &zipped,
+            b"\r\n0\r\n\r\n",
+        ]
+        .concat();
+        assert_eq!(answered(&[&[0, 2][..], &chunked.repeat(4)].concat()), (4, 0));
+        let plain = r#"{"status":"ok"}"#;
+        for coding in ["gzip", "br"] {
+            let r = response(plain, &format!("Content-Encoding: {coding}\r\n")).repeat(4);
+            assert_eq!(answered(&[&[0, 7][..], r.as_bytes()].concat()), (0, 4), "{coding}");
+        }
+    }
+
+    #[test]
     fn the_corpus_reaches_v03_s_grpc_answers_over_http2() {
         // Proves a committed corpus input takes the fuzzer into v0.3's gRPC binding over h2c:
         // mix 14 (first byte 0x92: HTTP/2, the second's bit 7), the server's SETTINGS, then a

@@ -476,6 +476,18 @@ mod tests {
         assert_eq!(h.map(|h| (h.framing, h.close)), Some((Framing::Length(3), true)));
         let r = b"HTTP/1.1 200 OK\r\nContent_Length: 3\r\nContent-Lengti: 3\r\n\r\n";
         assert_eq!(head(r).unwrap().unwrap().framing, Framing::UntilClose);
+        // The body's coding: none, gzip in any case (or x-gzip), anything else, or several.
+        for (value, coding) in [
+            ("", Coding::Identity),
+            ("Content-Encoding: identity\r\n", Coding::Identity),
+            ("content-encoding:  GZIP \r\n", Coding::Gzip),
+            ("Content-Encoding: x-gzip\r\n", Coding::Gzip),
+            ("Content-Encoding: br\r\n", Coding::Other),
+            ("Content-Encoding: gzip, br\r\n", Coding::Other),
+        ] {
+            let r = format!("HTTP/1.1 200 OK\r\n{value}Content-Length: 0\r\n\r\n");
+            assert_eq!(head(r.as_bytes()).unwrap().unwrap().coding, coding, "{value}");
+        }
     }
 
     #[test]
