@@ -418,7 +418,10 @@ fn pipeline_items_go_through_every_stage_and_back_to_their_source() {
     assert!(o.accounting().closed, "{:?}", o.accounting());
     let sent = o.counters.requests_sent_in_window as f64 / (o.window_ns as f64 / 1e9);
     assert!((sent / rate - 1.0).abs() < 0.05, "{sent:.0} items/s sent for {rate} asked");
-    assert_eq!(o.counters.missed_sends + o.counters.warmup_missed_sends, 0, "{:?}", o.counters);
+    // In the measured window, no send skipped for a full window. (The warm-up's, excluded from
+    // the figures as the warm-up is, may miss a few on a loaded machine: 2 in `make
+    // test-stress`, three copies of the suite at once.)
+    assert_eq!(o.counters.missed_sends, 0, "{:?}", o.counters);
 }
 
 #[test]
