@@ -87,11 +87,7 @@ fn a_stream_whose_events_come_apart_is_timed_to_its_first_event_and_to_its_last(
     // task's three events 40 ms apart, each its own chunk (or HTTP/2 DATA frame); over
     // HTTP/1.1 and HTTP/2, and as a gRPC server stream, the first event is timed when it comes,
     // long before the answer ends (two gaps later).
-    use a2a_bench::targets::Options;
-    let gap = Duration::from_millis(40);
-    let options = Options { threads: 1, event_gap: gap, ..Options::default() };
-    let t = Target::start_options(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), options).unwrap();
-    let url = format!("http://{}/", t.local_addr());
+    let (_t, url) = echo_with_event_gap(Duration::from_millis(40));
     for (version, mix) in [
         (None, "a2a:stream,a2a-v03:stream"),
         (Some("--http2"), "a2a:stream,a2a-v03:stream"),
@@ -127,10 +123,7 @@ fn a_client_whose_answers_take_long_does_not_watch_for_them() {
     if a2a_bench::transport::uring::supported().is_err() {
         return;
     }
-    use a2a_bench::targets::Options;
-    let options = Options { threads: 1, event_gap: Duration::from_millis(3), ..Options::default() };
-    let t = Target::start_options(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), options).unwrap();
-    let url = format!("http://{}/", t.local_addr());
+    let (_t, url) = echo_with_event_gap(Duration::from_millis(3));
     let args = ["--url", &url, "--pattern", "a2a:stream", "--agents", "4", "--warmup", "0.2"];
     let (ok, text, report) = http(&args);
     let report = report.unwrap_or_else(|| panic!("no report: {text}"));
@@ -382,6 +375,16 @@ fn the_a2a_v03_grpc_binding_is_answered_and_its_errors_named() {
 }
 
 /// The echo agent, its tasks working `task_time`, and its URL.
+/// The reference echo agent, sending a stream's events `gap` apart (each its own chunk), and
+/// its URL.
+fn echo_with_event_gap(gap: Duration) -> (Target, String) {
+    use a2a_bench::targets::Options;
+    let options = Options { threads: 1, event_gap: gap, ..Options::default() };
+    let t = Target::start_options(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), options).unwrap();
+    let url = format!("http://{}/", t.local_addr());
+    (t, url)
+}
+
 fn echo_with_tasks(task_time: Duration) -> (Target, String) {
     use a2a_bench::targets::Options;
     let options = Options { threads: 1, task_time, ..Options::default() };
@@ -1290,11 +1293,7 @@ fn compressed_bodies_go_and_come_gzipped_in_every_binding() {
     // bytes each way with gzip, over HTTP/1.1, HTTP/2 and gRPC; `answers` compresses the
     // answers alone; a gzipped event stream is read as it comes (its first event timed long
     // before its end); the report and the first line say it.
-    use a2a_bench::targets::Options;
-    let gap = Duration::from_millis(40);
-    let options = Options { threads: 1, event_gap: gap, ..Options::default() };
-    let t = Target::start_options(Kind::A2aEcho, "127.0.0.1:0".parse().unwrap(), options).unwrap();
-    let url = format!("http://{}/", t.local_addr());
+    let (_t, url) = echo_with_event_gap(Duration::from_millis(40));
     for (version, mix) in [
         (None, "a2a:message,a2a:stream,a2a-rest:message"),
         (Some("--http2"), "a2a:message,a2a-v03:stream"),
