@@ -123,9 +123,18 @@ pub struct HttpCmd {
     /// Search the highest open-loop rate that holds --slo.
     #[arg(long, requires = "slo", conflicts_with_all = ["rate", "messages"])]
     find_max_rate: bool,
-    /// The objective of --find-max-rate, e.g. 'p99<20ms,errors==0'.
-    #[arg(long, value_name = "EXPR", requires = "find_max_rate")]
+    /// Search the most clients, each sending RATE requests per second, that hold --slo (from
+    /// the first of --agents, doubling until a count fails, then bisecting): how many users of
+    /// this kind the server can take.
+    #[arg(long, value_name = "RATE", requires = "slo", conflicts_with_all = ["rate", "messages", "find_max_rate"])]
+    find_max_agents: Option<f64>,
+    /// The objective of --find-max-rate or --find-max-agents, e.g. 'p99<20ms,errors==0'.
+    #[arg(long, value_name = "EXPR")]
     slo: Option<String>,
+    /// The search stops when the highest held and lowest failing rates (client counts) are
+    /// this close (a share of the failing one).
+    #[arg(long, value_name = "SHARE", default_value_t = 0.05)]
+    search_precision: f64,
     /// A short grid.
     #[arg(long)]
     quick: bool,
@@ -755,6 +764,8 @@ fn bench_args(cmd: &HttpCmd, addr: std::net::SocketAddr) -> BenchArgs {
     b.thresholds = cmd.thresholds.clone();
     b.baseline = cmd.baseline.clone();
     b.find_max_rate = cmd.find_max_rate;
+    b.find_max_agents = cmd.find_max_agents;
+    b.search_precision = cmd.search_precision;
     b.slo = cmd.slo.clone();
     b.quick = cmd.quick;
     b.agent_cores = cmd.agent_cores.clone();

@@ -197,6 +197,16 @@ pub(super) fn run_worker(cmd: WorkerCmd) -> anyhow::Result<super::bench::Finish>
     if !cmd.bench.external_router() {
         bail!("--router: a worker drives a router running elsewhere (tcp://host:port)");
     }
+    // A search picks each step from the last one's figures, which no worker has whole.
+    if let Some(flag) = [
+        (cmd.bench.find_max_rate, "--find-max-rate"),
+        (cmd.bench.find_max_agents.is_some(), "--find-max-agents"),
+    ]
+    .into_iter()
+    .find_map(|(given, flag)| given.then_some(flag))
+    {
+        bail!("{flag}: a search steps by the whole run's figures, which no worker sees: search from one host");
+    }
     let role = WorkerRole {
         index: cmd.index,
         workers: cmd.workers,
@@ -290,6 +300,7 @@ pub(super) fn run_merge(cmd: MergeCmd) -> anyhow::Result<bool> {
         accounting_includes_warmup: true,
         thresholds: Vec::new(),
         rate_search: Vec::new(),
+        agent_search: Vec::new(),
         baseline: None,
         worker: None,
         merged: Some(MergeInfo {

@@ -249,13 +249,14 @@ fn body(h: &mut String, r: &Value, headings: bool) -> anyhow::Result<()> {
     thresholds(h, r);
     workers(h, r);
     rate_search(h, r)?;
+    agent_search(h, r)?;
     baseline(h, r);
     let results = r["results"].as_array().cloned().unwrap_or_default();
     let shown = shown_runs(r, &runs);
     // The per-pattern and per-size tables count errors: a scenario none of whose runs
     // succeeded shows its first run there, named as failed (not in a rate search, whose
     // failed steps are its search's).
-    let searched = r["rate_search"].as_array().is_some_and(|a| !a.is_empty());
+    let searched = searched(r);
     let tabled = if searched { shown.clone() } else { with_failed(&shown, &runs) };
     patterns(h, &results, &tabled);
     sizes(h, &results, &tabled);
@@ -372,23 +373,35 @@ fn stat_ms(s: &figures::Stat) -> String {
     super::text::measured_ms(s.n as u64, s.median)
 }
 
-/// The run the charts show for each scenario: its median run (by p99), or after a rate search
-/// the highest rate that held (the steps would crowd every chart).
+/// Whether the report holds a rate or agent search.
+fn searched(r: &Value) -> bool {
+    ["rate_search", "agent_search"].iter().any(|k| r[k].as_array().is_some_and(|a| !a.is_empty()))
+}
+
+/// The run the charts show for each scenario: its median run (by p99), or after a search the
+/// highest rate (or most agents) that held (the steps would crowd every chart).
 fn shown_runs(r: &Value, runs: &[RunFigures]) -> Vec<(String, usize)> {
     let mut shown = median_runs(runs);
-    let searched: Vec<String> = r["rate_search"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| {
-            let max = s["max_rate_per_sec"].as_f64()?;
-            let step = s["steps"].as_array()?.iter().find(|st| st["asked_rate_per_sec"] == max)?;
-            let i = step["result_indexes"][0].as_u64()? as usize;
-            Some(runs.get(i)?.scenario.clone())
-        })
-        .collect();
-    if r["rate_search"].as_array().is_some_and(|a| !a.is_empty()) {
-        shown.retain(|(name, _)| searched.contains(name));
+    let best = |key: &str, max: &str, step_key: &str| -> Vec<String> {
+        r[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| {
+                let max = &s[max];
+                if max.is_null() {
+                    return None;
+                }
+                let step = s["steps"].as_array()?.iter().find(|st| st[step_key] == *max)?;
+                let i = step["result_indexes"][0].as_u64()? as usize;
+                Some(runs.get(i)?.scenario.clone())
+            })
+            .collect()
+    };
+    let mut held = best("rate_search", "max_rate_per_sec", "asked_rate_per_sec");
+    held.extend(best("agent_search", "max_agents", "agents"));
+    if searched(r) {
+        shown.retain(|(name, _)| held.contains(name));
     }
     shown
 }
@@ -712,6 +725,63 @@ fn rate_search(h: &mut String, r: &Value) -> anyhow::Result<()> {
     h.push_str(&chart(
         "p99 round trip against asked rate",
         ("asked req/s", Axis::Log),
+        ("ms", Axis::Log),
+        &p99,
+    )?);
+    Ok(())
+}
+
+fn agent_search(h: &mut String, r: &Value) -> anyhow::Result<()> {
+    let Some(searches) = r["agent_search"].as_array().filter(|a| !a.is_empty()) else {
+        return Ok(());
+    };
+    h.push_str("<h3>Most agents (clients) holding the SLO</h3>\n<table><tr><th>scenario</th><th>SLO</th><th>req/s each</th><th>most holding it</th><th>fewest failing</th><th>steps</th></tr>\n");
+    let mut achieved = Vec::new();
+    let mut p99 = Vec::new();
+    for s in searches {
+        let name = s["scenario"].as_str().unwrap_or("?").to_string();
+        let count = |v: &Value| v.as_u64().map_or("-".to_string(), |n| n.to_string());
+        let unit = s["counts"].as_str().unwrap_or("agents");
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&name),
+            esc(s["slo"].as_str().unwrap_or("")),
+            s["agent_rate_per_sec"].as_f64().map_or("-".to_string(), rate),
+            s["max_agents"].as_u64().map_or("none held".to_string(), |n| format!("{n} {unit}")),
+            count(&s["first_failing_agents"]),
+            s["steps"].as_array().map_or(0, Vec::len)
+        );
+        let mut steps: Vec<(f64, f64, f64)> = s["steps"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|p| p["could_not_start"].is_null())
+                    .filter_map(|p| {
+                        Some((
+                            p["agents"].as_f64()?,
+                            p["achieved_rate_per_sec"].as_f64()?,
+                            p["p99_latency_ms"].as_f64()?,
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        steps.sort_by(|a, b| a.0.total_cmp(&b.0));
+        achieved
+            .push(Line { name: name.clone(), points: steps.iter().map(|s| (s.0, s.1)).collect() });
+        p99.push(Line { name, points: steps.iter().map(|s| (s.0, s.2)).collect() });
+    }
+    h.push_str("</table>\n");
+    h.push_str(&chart(
+        "Achieved rate against agents (clients)",
+        ("agents", Axis::Log),
+        ("achieved req/s", Axis::Log),
+        &achieved,
+    )?);
+    h.push_str(&chart(
+        "p99 round trip against agents (clients)",
+        ("agents", Axis::Log),
         ("ms", Axis::Log),
         &p99,
     )?);

@@ -60,6 +60,10 @@ pub struct Report {
     pub thresholds: Vec<threshold::Check>,
     /// `--find-max-rate`: per scenario, the search and its curve (empty otherwise).
     pub rate_search: Vec<RateSearch>,
+    /// `--find-max-agents`: per scenario, the search over agent counts and its curve (left
+    /// out otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub agent_search: Vec<AgentSearch>,
     /// `--baseline`: this report against a saved one.
     pub baseline: Option<baseline::Diff>,
     /// `a2a-bench worker`: which part of a multi-host run this is.
@@ -94,6 +98,7 @@ impl Report {
             interrupted: false,
             thresholds: Vec::new(),
             rate_search: Vec::new(),
+            agent_search: Vec::new(),
             baseline: None,
             worker: None,
             merged: None,
@@ -181,9 +186,41 @@ pub struct RateSearch {
     pub steps: Vec<SearchStep>,
 }
 
-/// One step of a rate search: one asked rate, run until its verdict is confirmed.
+/// `--find-max-agents` for one scenario: the most agents, each asking the same open-loop
+/// rate, that held the SLO and were sustained, within `precision`, and every step on the way.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentSearch {
+    /// The scenario (topology, window), without an agent count: the count is what is searched.
+    pub scenario: String,
+    /// The SLO as given.
+    pub slo: String,
+    /// What is counted: `agents` (virtual agents on a router) or `clients` (`a2a-bench http`).
+    pub counts: &'static str,
+    /// Requests per second each agent asks for (`--find-max-agents`).
+    pub agent_rate_per_sec: f64,
+    /// The count the search started from (the first of `--agents`).
+    pub start_agents: u32,
+    /// The most agents that held (every confirming run); null when no count did.
+    pub max_agents: Option<u32>,
+    /// The fewest agents that failed; null when none failed up to the search's cap.
+    pub first_failing_agents: Option<u32>,
+    /// The total rate asked of `max_agents` (`max_agents × agent_rate_per_sec`).
+    pub max_rate_per_sec: Option<f64>,
+    /// `(first failing − max) / first failing` reached, or the target when none failed.
+    pub precision: f64,
+    /// Why the search ended: `converged` (within the precision, or one agent apart), `cap`
+    /// (held up to the search's cap), `nothing_held`, `interrupted`.
+    pub ended: &'static str,
+    /// Every step, in the order run.
+    pub steps: Vec<SearchStep>,
+}
+
+/// One step of a rate or agent search: one asked rate and agent count, run until its verdict
+/// is confirmed.
 #[derive(Debug, Clone, Serialize)]
 pub struct SearchStep {
+    /// Agents (virtual clients) of its runs.
+    pub agents: u32,
     /// Total requests per second asked for.
     pub asked_rate_per_sec: f64,
     /// Median achieved rate of its runs.
@@ -202,6 +239,10 @@ pub struct SearchStep {
     pub held: bool,
     /// Indexes of its runs in `results`.
     pub result_indexes: Vec<usize>,
+    /// Why a run of this step could not start (an agent search's step past what the machine
+    /// can open, or a target gone): the step failed, and the search went on below it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub could_not_start: Option<String>,
 }
 
 /// What every report carries besides its figures: when, how, and by which build it was made.

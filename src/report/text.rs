@@ -647,6 +647,34 @@ pub fn rate_search(out: &mut dyn Write, s: &super::RateSearch) -> io::Result<()>
     writeln!(out, "rate search {} for '{}': {verdict}; {} steps", s.scenario, s.slo, s.steps.len())
 }
 
+/// The result of one `--find-max-agents` search.
+pub fn agent_search(out: &mut dyn Write, s: &super::AgentSearch) -> io::Result<()> {
+    let (each, unit) = (rate(s.agent_rate_per_sec), s.counts);
+    let verdict = match (s.ended, s.max_agents, s.first_failing_agents) {
+        ("interrupted", ..) => "interrupted before it converged".to_string(),
+        (_, None, Some(fail)) => format!("no count held it (fails at {fail} {unit})"),
+        (_, None, None) => "no count held it".to_string(),
+        (_, Some(max), Some(fail)) => format!(
+            "holds up to {max} {unit}, {} req/s in all (fails at {fail}; within {:.1} %)",
+            rate(f64::from(max) * s.agent_rate_per_sec),
+            s.precision * 100.0
+        ),
+        (_, Some(max), None) => format!(
+            "holds up to {max} {unit}, {} req/s in all, the search's cap: the most it asks",
+            rate(f64::from(max) * s.agent_rate_per_sec)
+        ),
+    };
+    writeln!(
+        out,
+        "{} search {} at {each} req/s per {} for '{}': {verdict}; {} steps",
+        unit.trim_end_matches('s'),
+        s.scenario,
+        unit.trim_end_matches('s'),
+        s.slo,
+        s.steps.len()
+    )
+}
+
 /// The `--threshold` checklist.
 pub fn thresholds(out: &mut dyn Write, checks: &[super::threshold::Check]) -> io::Result<()> {
     if checks.is_empty() {
@@ -676,6 +704,47 @@ pub fn thresholds(out: &mut dyn Write, checks: &[super::threshold::Check]) -> io
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_agent_search_says_what_held_in_the_unit_it_counted() {
+        // Proves the agent search's line for each way it ends: converged (the total rate too),
+        // at the cap, nothing held, interrupted; clients for a2a-bench http.
+        let mut s = crate::report::AgentSearch {
+            scenario: "ring w16".into(),
+            slo: "p99<5ms".into(),
+            counts: "agents",
+            agent_rate_per_sec: 10.0,
+            start_agents: 10,
+            max_agents: Some(1200),
+            first_failing_agents: Some(1250),
+            max_rate_per_sec: Some(12_000.0),
+            precision: 0.04,
+            ended: "converged",
+            steps: Vec::new(),
+        };
+        let line = |s: &crate::report::AgentSearch| {
+            let mut out = Vec::new();
+            agent_search(&mut out, s).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(
+            line(&s),
+            "agent search ring w16 at 10 req/s per agent for 'p99<5ms': holds up to 1200 agents, 12.0 k req/s in all (fails at 1250; within 4.0 %); 0 steps\n"
+        );
+        s.first_failing_agents = None;
+        s.ended = "cap";
+        assert!(line(&s).contains("holds up to 1200 agents, 12.0 k req/s in all, the search's cap"));
+        (s.max_agents, s.first_failing_agents, s.ended) = (None, Some(2), "nothing_held");
+        s.counts = "clients";
+        assert!(
+            line(&s).starts_with("client search ring w16 at 10 req/s per client"),
+            "{}",
+            line(&s)
+        );
+        assert!(line(&s).contains("no count held it (fails at 2 clients)"));
+        s.ended = "interrupted";
+        assert!(line(&s).contains("interrupted before it converged"));
+    }
 
     #[test]
     fn a_run_whose_cores_mostly_watched_says_what_they_cost() {

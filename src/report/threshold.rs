@@ -6,7 +6,8 @@
 //! ms when bare), `throughput` (router deliveries/s) and `rate` (requests sent/s), medians too,
 //! VALUE with an optional `k M G` suffix; `errors` (every error of every run: a count, or with
 //! `%` a share of the requests sent); `max_rate` (with `--find-max-rate`: the highest rate that
-//! held the SLO, requests/s, `k M G`). OP is one of `< <= > >= == !=`.
+//! held the SLO, requests/s, `k M G`); `max_agents` (with `--find-max-agents`: the most agents
+//! that held it, `k M` allowed). OP is one of `< <= > >= == !=`.
 //!
 //! In an HTTP mix a latency, `throughput` (answers/s) or `errors` may name one pattern, k6's
 //! way: `p99{a2a:stream}<50ms`, `errors{mcp:tools/call}<0.1%` (that pattern's measured
@@ -27,6 +28,7 @@ enum Metric {
     Errors,
     ErrorShare,
     MaxRate,
+    MaxAgents,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -114,12 +116,13 @@ impl std::str::FromStr for Threshold {
             "max" => Metric::Latency(MAX),
             "throughput" => Metric::Throughput,
             "max_rate" => Metric::MaxRate,
+            "max_agents" => Metric::MaxAgents,
             "rate" => Metric::Rate,
             "errors" if value.trim().ends_with('%') => Metric::ErrorShare,
             "errors" => Metric::Errors,
             other => {
                 return Err(format!(
-                "'{t}': unknown metric '{other}' (avg p50 p95 p99 p999 max throughput rate errors max_rate)"
+                "'{t}': unknown metric '{other}' (avg p50 p95 p99 p999 max throughput rate errors max_rate max_agents)"
             ))
             }
         };
@@ -127,7 +130,7 @@ impl std::str::FromStr for Threshold {
             Metric::Latency(_) => {
                 number(value, &[("ns", 1e-6), ("us", 1e-3), ("µs", 1e-3), ("ms", 1.0), ("s", 1e3)])
             }
-            Metric::Throughput | Metric::Rate | Metric::MaxRate => {
+            Metric::Throughput | Metric::Rate | Metric::MaxRate | Metric::MaxAgents => {
                 number(value, &[("k", 1e3), ("K", 1e3), ("M", 1e6), ("G", 1e9)])
             }
             Metric::ErrorShare => number(value, &[("%", 1.0)]),
@@ -137,7 +140,8 @@ impl std::str::FromStr for Threshold {
         if value < 0.0 {
             return Err(format!("'{t}': {name} is never negative"));
         }
-        if pattern.is_some() && matches!(metric, Metric::Rate | Metric::MaxRate) {
+        if pattern.is_some() && matches!(metric, Metric::Rate | Metric::MaxRate | Metric::MaxAgents)
+        {
             return Err(format!(
                 "'{t}': {name} is the run's, not a pattern's (per pattern: avg p50 p95 p99 p999 max throughput errors)"
             ));
@@ -189,6 +193,26 @@ impl Threshold {
         self.metric == Metric::MaxRate
     }
 
+    /// Whether it is about an agent search's result (`max_agents`).
+    pub fn is_about_agents(&self) -> bool {
+        self.metric == Metric::MaxAgents
+    }
+
+    /// Checks a `max_agents` threshold against one agent search.
+    pub fn check_agents(&self, s: &super::AgentSearch) -> Check {
+        let actual = s.max_agents.map(f64::from);
+        Check {
+            threshold: self.text.clone(),
+            scenario: s.scenario.clone(),
+            actual,
+            actual_text: actual.map_or_else(
+                || format!("no count of {} held the SLO", s.counts),
+                |v| format!("{v} {}", s.counts),
+            ),
+            passed: actual.is_some_and(|a| self.op.holds(a, self.value)),
+        }
+    }
+
     /// Checks a `max_rate` threshold against one rate search.
     pub fn check_search(&self, s: &super::RateSearch) -> Check {
         let actual = s.max_rate_per_sec;
@@ -223,7 +247,7 @@ impl Threshold {
             Metric::Latency(i) => Some(latency[i].median),
             Metric::Throughput => Some(throughput.median),
             Metric::Rate => rate.map(|r| r.median),
-            Metric::MaxRate => None,
+            Metric::MaxRate | Metric::MaxAgents => None,
         }
     }
 
@@ -238,6 +262,7 @@ impl Threshold {
             Metric::Errors => format!("{v} errors"),
             Metric::ErrorShare => format!("{v:.3} % errors"),
             Metric::MaxRate => format!("{} req/s", super::text::rate(v)),
+            Metric::MaxAgents => format!("{v} agents"),
         }
     }
 
@@ -264,16 +289,23 @@ impl Threshold {
 }
 
 /// Every threshold against every scenario, or, after a rate search, every `max_rate`
-/// threshold against every search.
+/// threshold against every search (after an agent search, every `max_agents` one).
 pub fn check_all(
     thresholds: &[Threshold],
     scenarios: &[ScenarioFigures],
     searches: &[super::RateSearch],
+    agent_searches: &[super::AgentSearch],
 ) -> Vec<Check> {
     if !searches.is_empty() {
         return searches
             .iter()
             .flat_map(|s| thresholds.iter().map(|t| t.check_search(s)))
+            .collect();
+    }
+    if !agent_searches.is_empty() {
+        return agent_searches
+            .iter()
+            .flat_map(|s| thresholds.iter().map(|t| t.check_agents(s)))
             .collect();
     }
     scenarios.iter().flat_map(|s| thresholds.iter().map(|t| t.check(s))).collect()

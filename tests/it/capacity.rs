@@ -1,6 +1,6 @@
 //! Capacity answers and the outputs people keep: thresholds and their exit code, a baseline
 //! diff, HdrHistogram logs read back, the time series, CSV and HTML, a saved report rendered
-//! again, the rate search, and the router's Prometheus endpoint.
+//! again, the rate and agent searches, and the router's Prometheus endpoint.
 
 use crate::support::Reap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -132,6 +132,37 @@ fn mistakes_in_the_capacity_flags_get_one_line_naming_the_flag() {
         (vec!["--interval", "0.001"], "--interval"),
         (vec!["--interval", "0", "--hlog", "/tmp"], "--hlog"),
         (vec!["--find-max-rate", "--slo", "p99<1ms", "--threshold", "p99<1ms"], "max_rate"),
+        (vec!["--find-max-agents", "0", "--slo", "p99<1ms"], "--find-max-agents"),
+        (vec!["--find-max-agents", "fast", "--slo", "p99<1ms"], "--find-max-agents"),
+        (vec!["--find-max-agents", "10"], "--slo"),
+        (vec!["--find-max-agents", "10", "--slo", "p99<1ms", "--rate", "5"], "--rate"),
+        (vec!["--find-max-agents", "10", "--slo", "p99<1ms", "--find-max-rate"], "--find-max-rate"),
+        (vec!["--slo", "p99<1ms"], "--find-max-agents"),
+        (vec!["--threshold", "max_agents>5"], "--find-max-agents"),
+        (
+            vec!["--find-max-agents", "10", "--slo", "p99<1ms", "--threshold", "max_rate>5"],
+            "max_agents",
+        ),
+        (vec!["--find-max-rate", "--slo", "p99<1ms", "--threshold", "max_agents>5"], "max_rate"),
+        (vec!["compare", "--find-max-agents", "10", "--slo", "p99<1ms"], "--find-max-agents"),
+        (
+            vec![
+                "worker",
+                "--router",
+                "tcp://127.0.0.1:1",
+                "--workers",
+                "2",
+                "--index",
+                "0",
+                "--run-id",
+                "x",
+                "--find-max-agents",
+                "10",
+                "--slo",
+                "p99<1ms",
+            ],
+            "--find-max-agents",
+        ),
         (vec!["report", not_json.to_str().unwrap(), "--html", "/tmp/x.html"], "not JSON"),
     ] {
         let (code, out, err) = bench(&args);
@@ -207,6 +238,88 @@ fn a_rate_search_against_the_embedded_router_converges_within_its_bounds() {
         report["results"].as_array().unwrap().len(),
         1 + steps.iter().map(|st| st["runs"].as_u64().unwrap() as usize).sum::<usize>()
     );
+}
+
+#[test]
+fn an_agent_search_finds_the_most_agents_the_router_seats() {
+    // Proves --find-max-agents against a router that takes 8 connections (one agent each):
+    // from 2 agents it doubles while the SLO holds, a count the router refuses is a failed step
+    // that says why, and it bisects down to 8 held and 9 failed; each step's asked rate is its
+    // count times the per-agent rate, each run it made is in the report, and max_agents is a
+    // threshold. Counts the router refuses are its limit, not the host's: the answer is exact.
+    let d = dir("agents");
+    let out_path = d.join("s.json");
+    let html = d.join("s.html");
+    let (code, out, err) = bench(&[
+        "--agents",
+        "2",
+        "--topologies",
+        "ring",
+        "--duration",
+        "0.3",
+        "--warmup",
+        "0.1",
+        "--find-max-agents",
+        "500",
+        "--slo",
+        "errors==0",
+        "--max-connections",
+        "8",
+        "--late-after-ms",
+        "20",
+        "--stall-probe",
+        "0",
+        "--threshold",
+        "max_agents>=8",
+        "--output",
+        out_path.to_str().unwrap(),
+        "--html",
+        html.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let report = json(&out_path);
+    let s = &report["agent_search"][0];
+    assert_eq!(s["scenario"], "ring w16", "{s}");
+    assert_eq!(s["counts"], "agents");
+    assert_eq!(
+        (s["max_agents"].as_u64(), s["first_failing_agents"].as_u64()),
+        (Some(8), Some(9)),
+        "{s}"
+    );
+    assert_eq!(s["ended"], "converged");
+    assert_eq!(s["max_rate_per_sec"].as_f64(), Some(4000.0));
+    let steps = s["steps"].as_array().unwrap();
+    let counts: Vec<u64> = steps.iter().map(|st| st["agents"].as_u64().unwrap()).collect();
+    assert_eq!(counts, [2, 4, 8, 16, 12, 10, 9], "{s}");
+    let mut runs = 0;
+    for st in steps {
+        let n = st["agents"].as_u64().unwrap();
+        assert_eq!(st["asked_rate_per_sec"].as_f64(), Some(n as f64 * 500.0), "{st}");
+        assert_eq!(st["held"].as_bool(), Some(n <= 8), "{st}");
+        if n <= 8 {
+            assert!((2..=3).contains(&st["runs"].as_u64().unwrap()), "{st}");
+            assert!(st["could_not_start"].is_null(), "{st}");
+        } else {
+            let why = st["could_not_start"].as_str().unwrap_or_else(|| panic!("{st}"));
+            assert!(why.contains("--max-connections"), "{why}");
+        }
+        runs += st["runs"].as_u64().unwrap() as usize;
+        assert_eq!(
+            st["result_indexes"].as_array().unwrap().len(),
+            st["runs"].as_u64().unwrap() as usize
+        );
+    }
+    assert_eq!(report["results"].as_array().unwrap().len(), runs);
+    assert!(report["rate_search"].as_array().unwrap().is_empty());
+    assert!(
+        out.contains("agent search ring w16 at 500 req/s per agent for 'errors==0': holds up to 8 agents, 4.0 k req/s in all (fails at 9;"),
+        "{out}"
+    );
+    assert!(out.contains("step 4: 16 agents asking 8.0 k req/s → could not start"), "{out}");
+    assert!(out.contains("✓ max_agents>=8"), "{out}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("Most agents (clients) holding the SLO"), "the page has the search");
+    assert!(page.contains("<td>8 agents</td><td>9</td><td>7</td>"), "its row");
 }
 
 fn http_get(addr: &str, path: &str) -> String {

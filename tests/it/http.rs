@@ -1127,6 +1127,104 @@ fn a_payload_mix_sizes_the_messages_of_a_pattern_mix_and_times_each_size() {
     ]);
 }
 
+/// Whether the peer of `c` closed it (or reset it): a one-byte peek that does not wait.
+#[allow(unsafe_code)]
+fn peer_closed(c: &TcpStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut b = 0u8;
+    let flags = libc::MSG_PEEK | libc::MSG_DONTWAIT;
+    // SAFETY: a one-byte peek into a local byte, on a socket `c` keeps open.
+    let n = unsafe { libc::recv(c.as_raw_fd(), (&mut b as *mut u8).cast(), 1, flags) };
+    n == 0 || (n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::WouldBlock)
+}
+
+/// A server that answers `GET /health` with 200 while at most `most` connections are open
+/// and with 503 while more are: a server that takes exactly `most` clients of their own. A
+/// connection counts until its peer's close has reached the socket (asked of the kernel at each
+/// request, not left to when a thread notices), so the clients of a run just ended are never
+/// counted against the next run's.
+fn taking_at_most(most: usize) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let open: Arc<std::sync::Mutex<Vec<TcpStream>>> = Arc::default();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(s) = s else { return };
+            open.lock().unwrap().push(s.try_clone().unwrap());
+            let open = open.clone();
+            std::thread::spawn(move || {
+                let count = std::sync::atomic::AtomicUsize::new(0);
+                let answer = |_: usize, _: &str| {
+                    let now = {
+                        let mut conns = open.lock().unwrap();
+                        conns.retain(|c| !peer_closed(c));
+                        conns.len()
+                    };
+                    let status = if now <= most { "200 OK" } else { "503 Service Unavailable" };
+                    Some(format!("HTTP/1.1 {status}\r\nContent-Length: 2\r\n\r\nok").into_bytes())
+                };
+                serve(s, &answer, &count);
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_client_search_finds_how_many_clients_a_server_takes() {
+    // Proves --find-max-agents over HTTP: against a server that refuses every request while
+    // more than 12 connections are open (each client has its own), the search from 2 clients
+    // doubles until 16 fail, then bisects to 12 held and 13 failed, each step confirmed by a
+    // repeat, its rate the count times the per-client rate; the line and the threshold speak
+    // of clients.
+    let addr = taking_at_most(12);
+    let url = format!("http://{addr}/health");
+    let (ok, text, report) = http(&[
+        "--url",
+        &url,
+        "--pattern",
+        "health",
+        "--agents",
+        "2",
+        "--find-max-agents",
+        "200",
+        "--slo",
+        "errors==0",
+        "--duration",
+        "0.3",
+        "--late-after-ms",
+        "50",
+        "--threshold",
+        "max_agents>=12",
+        "--stall-probe",
+        "0",
+    ]);
+    assert!(ok, "{text}");
+    let report = report.unwrap();
+    let s = &report["agent_search"][0];
+    assert_eq!(
+        (s["counts"].as_str(), s["scenario"].as_str()),
+        (Some("clients"), Some("client w1")),
+        "{s}"
+    );
+    assert_eq!(
+        (s["max_agents"].as_u64(), s["first_failing_agents"].as_u64()),
+        (Some(12), Some(13)),
+        "{s}"
+    );
+    let steps = s["steps"].as_array().unwrap();
+    let counts: Vec<u64> = steps.iter().map(|st| st["agents"].as_u64().unwrap()).collect();
+    assert_eq!(counts, [2, 4, 8, 16, 12, 14, 13], "{s}");
+    for st in steps {
+        let n = st["agents"].as_u64().unwrap();
+        assert_eq!(st["held"].as_bool(), Some(n <= 12), "{st}");
+        assert_eq!(st["asked_rate_per_sec"].as_f64(), Some(n as f64 * 200.0), "{st}");
+        assert!(n <= 12 || st["errors"].as_u64().unwrap() > 0, "{st}");
+    }
+    assert!(text.contains("client search client w1 at 200 req/s per client for 'errors==0': holds up to 12 clients"), "{text}");
+    assert!(text.contains("✓ max_agents>=12"), "{text}");
+}
+
 #[test]
 fn a_size_the_server_refuses_is_an_error_of_that_size_alone() {
     // Proves per-size errors: the reference agent refuses bodies over 1 MiB (413, and says it

@@ -95,12 +95,17 @@ pub struct BenchArgs {
     /// sustained (grow, then bisect; each step confirmed by a repeat).
     #[arg(long, requires = "slo", conflicts_with_all = ["rate", "intervals", "messages"])]
     pub(in crate::cli) find_max_rate: bool,
-    /// The objective of --find-max-rate, e.g. 'p99<5ms,errors<0.1%'.
-    #[arg(long, value_name = "EXPR", requires = "find_max_rate")]
+    /// For each scenario, search the most agents, each sending RATE requests per second (open
+    /// loop), that hold --slo and are sustained: from the first of --agents, doubling until a
+    /// count fails, then bisecting (each step confirmed by a repeat).
+    #[arg(long, value_name = "RATE", requires = "slo", conflicts_with_all = ["rate", "intervals", "messages", "find_max_rate"])]
+    pub(in crate::cli) find_max_agents: Option<f64>,
+    /// The objective of --find-max-rate or --find-max-agents, e.g. 'p99<5ms,errors<0.1%'.
+    #[arg(long, value_name = "EXPR")]
     pub(in crate::cli) slo: Option<String>,
-    /// --find-max-rate stops when the highest held and lowest failing rates are this close
-    /// (a share of the failing one).
-    #[arg(long, value_name = "SHARE", default_value_t = 0.05, requires = "find_max_rate")]
+    /// --find-max-rate (--find-max-agents) stops when the highest held and lowest failing
+    /// rates (agent counts) are this close (a share of the failing one).
+    #[arg(long, value_name = "SHARE", default_value_t = 0.05)]
     pub(in crate::cli) search_precision: f64,
     /// A fast grid that finishes in well under a minute.
     #[arg(long)]

@@ -1,6 +1,7 @@
 //! The flags checked once into a [`BenchConfig`]: every mistake named by its flag.
 
 use super::*;
+use crate::cli::search::Over;
 
 pub(super) fn list<T: std::str::FromStr>(flag: &str, spec: &str) -> anyhow::Result<Vec<T>>
 where
@@ -251,6 +252,7 @@ fn check_workload_sizes(
 fn check_workload_pacing(a: &BenchArgs, workloads: &[Workload]) -> anyhow::Result<()> {
     let open = a.rate.is_some()
         || a.find_max_rate
+        || a.find_max_agents.is_some()
         || a.intervals.as_deref().is_some_and(|i| i.split(',').any(|m| m.trim() != "0"));
     let closed_only = workloads.iter().find(|w| {
         matches!(
@@ -268,7 +270,7 @@ fn check_workload_pacing(a: &BenchArgs, workloads: &[Workload]) -> anyhow::Resul
             "only some agents start operations, each when its last one ended"
         };
         bail!(
-            "--workload {w} runs closed loop ({why}): drop --rate, --intervals and --find-max-rate"
+            "--workload {w} runs closed loop ({why}): drop --rate, --intervals, --find-max-rate and --find-max-agents"
         );
     }
     if workloads.iter().any(Workload::fans_out)
@@ -528,8 +530,19 @@ fn judging(
         .iter()
         .map(|t| t.parse::<Threshold>().map_err(|e| anyhow::anyhow!("--threshold: {e}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let search = match (&a.slo, a.find_max_rate) {
-        (Some(slo), true) => {
+    let over = match (a.find_max_rate, a.find_max_agents) {
+        (_, Some(r)) if !(r > 0.0 && r.is_finite()) => bail!(
+            "--find-max-agents: {r} is not a rate (a positive, finite number of requests per second per agent)"
+        ),
+        (_, Some(r)) if r > RATE_MAX => bail!(
+            "--find-max-agents: {r} is above {RATE_MAX:e} requests per second, the most a clock of nanoseconds can space apart"
+        ),
+        (_, Some(per_agent)) => Some(Over::Agents { per_agent }),
+        (true, None) => Some(Over::Rate),
+        (false, None) => None,
+    };
+    let search = match (&a.slo, over) {
+        (Some(slo), Some(over)) => {
             if !(a.search_precision > 0.0 && a.search_precision < 0.5) {
                 bail!("--search-precision must be a share above 0 and below 0.5");
             }
@@ -537,9 +550,13 @@ fn judging(
                 slo: report::threshold::parse_list("--slo", slo)?,
                 slo_text: slo.clone(),
                 precision: a.search_precision,
+                over,
             })
         }
-        _ => None,
+        (Some(_), None) => bail!(
+            "--slo is what --find-max-rate or --find-max-agents searches by: give one of them"
+        ),
+        (None, _) => None,
     };
     let slo = search.iter().flat_map(|s| &s.slo).map(|t| ("--slo", t));
     let all = thresholds.iter().map(|t| ("--threshold", t)).chain(slo);
@@ -566,15 +583,27 @@ fn judging(
             None => {}
         }
     }
-    match (&search, thresholds.iter().find(|t| t.is_about_search() != search.is_some())) {
-        (Some(_), Some(t)) => bail!(
-            "--threshold '{}': with --find-max-rate only max_rate thresholds apply (e.g. max_rate>50k)",
-            t.text()
-        ),
-        (None, Some(t)) => {
-            bail!("--threshold '{}': max_rate needs --find-max-rate --slo", t.text())
+    // Each mode judges its own figures: a run's, a rate search's or an agent search's.
+    let judged = |t: &Threshold| match search.as_ref().map(|s| s.over) {
+        None => !t.is_about_search() && !t.is_about_agents(),
+        Some(Over::Rate) => t.is_about_search(),
+        Some(Over::Agents { .. }) => t.is_about_agents(),
+    };
+    if let Some(t) = thresholds.iter().find(|t| !judged(t)) {
+        match search.as_ref().map(|s| s.over) {
+            Some(Over::Rate) => bail!(
+                "--threshold '{}': with --find-max-rate only max_rate thresholds apply (e.g. max_rate>50k)",
+                t.text()
+            ),
+            Some(Over::Agents { .. }) => bail!(
+                "--threshold '{}': with --find-max-agents only max_agents thresholds apply (e.g. max_agents>1000)",
+                t.text()
+            ),
+            None if t.is_about_agents() => {
+                bail!("--threshold '{}': max_agents needs --find-max-agents RATE --slo", t.text())
+            }
+            None => bail!("--threshold '{}': max_rate needs --find-max-rate --slo", t.text()),
         }
-        _ => {}
     }
     Ok((thresholds, search))
 }
@@ -612,7 +641,8 @@ impl BenchConfig {
     /// The first flag given that `a2a-bench compare` does not take.
     pub fn not_for_compare(&self) -> Option<&'static str> {
         [
-            (self.search.is_some(), "--find-max-rate"),
+            (self.search.as_ref().is_some_and(|s| s.over == Over::Rate), "--find-max-rate"),
+            (self.search.as_ref().is_some_and(|s| s.over != Over::Rate), "--find-max-agents"),
             (!self.thresholds.is_empty(), "--threshold"),
             (self.baseline.is_some(), "--baseline"),
             (self.hlog.is_some(), "--hlog"),
@@ -676,12 +706,7 @@ impl BenchConfig {
         }
         for (workload, topology) in shapes {
             for &agents in &self.agents {
-                let workload = match workload {
-                    Workload::Fanout { subscribers } => Workload::Fanout {
-                        subscribers: subscribers.min(agents.saturating_sub(1)).max(1),
-                    },
-                    w => w,
-                };
+                let workload = self.seat_workload(workload, agents);
                 // Payload sizes, then stops: each size's runs together.
                 let sizes =
                     self.payloads.iter().flat_map(|p| self.stops.iter().map(move |s| (p, s)));
@@ -751,6 +776,35 @@ impl BenchConfig {
             }
         }
         runs
+    }
+
+    /// `spec` with `agents` agents, each asking `per_agent` requests per second: a step of an
+    /// agent search, seated as the grid seats a count of its own.
+    pub fn with_agents(&self, spec: &RunSpec, agents: u32, per_agent: f64) -> RunSpec {
+        let mut s = spec.clone();
+        let sc = &mut s.scenario;
+        sc.agents = agents;
+        sc.pacing = Pacing::Open { rate: f64::from(agents) * per_agent, window: self.window };
+        sc.connections = self.connections.map(|c| c.clamp(1, agents));
+        sc.workload = self.seat_workload(sc.workload, agents);
+        s.interval_ms = None;
+        s
+    }
+
+    /// A workload as `agents` agents run it: a fan-out has at most `agents − 1` subscribers
+    /// a topic (`--subscribers` asked).
+    fn seat_workload(&self, workload: Workload, agents: u32) -> Workload {
+        match workload {
+            Workload::Fanout { .. } => {
+                let asked = self.workloads.iter().find_map(|w| match w {
+                    Workload::Fanout { subscribers } => Some(*subscribers),
+                    _ => None,
+                });
+                let asked = asked.unwrap_or(1);
+                Workload::Fanout { subscribers: asked.min(agents.saturating_sub(1)).max(1) }
+            }
+            w => w,
+        }
     }
 
     /// Where the report goes.

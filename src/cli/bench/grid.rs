@@ -1,9 +1,17 @@
 //! Running a validated grid, as a pipeline: check what can fail before the runs, start the
-//! target, run every scenario (or search each one's highest rate), then write and print the
-//! report.
+//! target, run every scenario (or search each one's highest rate or agent count), then write
+//! and print the report.
 
 use super::*;
-use crate::report::RateSearch;
+use crate::cli::search::Over;
+use crate::report::{AgentSearch, RateSearch};
+
+/// What a grid's searches found: rate searches or agent searches (one kind per command).
+#[derive(Default)]
+struct Searches {
+    rates: Vec<RateSearch>,
+    agents: Vec<AgentSearch>,
+}
 
 /// Runs a validated grid.
 pub(in crate::cli) fn run_config(cfg: BenchConfig) -> anyhow::Result<Finish> {
@@ -72,11 +80,13 @@ pub(in crate::cli) fn run_config(cfg: BenchConfig) -> anyhow::Result<Finish> {
     report.interrupted = interrupted;
     let report = judge_and_write(&cfg, report, baseline)?;
     print_report(&mut out, &cfg, &report, runs.len());
+    // A search's failed steps are how it finds its limit, not the command's failure.
+    let runs_failed = report.summary.failed > 0 && cfg.search.is_none();
     Ok(if interrupted {
         Finish::Interrupted
     } else if report.thresholds.iter().any(|c| !c.passed) {
         Finish::ThresholdsFailed
-    } else if report.summary.failed > 0 || stopped_early {
+    } else if runs_failed || stopped_early {
         Finish::SomeFailed
     } else {
         Finish::AllOk
@@ -129,14 +139,15 @@ fn report_of(
     cfg: &BenchConfig,
     provenance: &report::Provenance,
     results: Vec<RunResult>,
-    searches: Vec<RateSearch>,
+    searches: Searches,
     router_label: String,
     stalls: &[crate::host::Stalls],
 ) -> Report {
     let placement = PlacementInfo { router: router_label, plan: cfg.plan.clone() };
     let config = cfg.report_config.clone();
     let mut report = Report::of_runs(results, config, placement, stalls, provenance);
-    report.rate_search = searches;
+    report.rate_search = searches.rates;
+    report.agent_search = searches.agents;
     report.worker = cfg.worker.as_ref().map(|w| w.info());
     report
 }
@@ -234,10 +245,15 @@ fn start_target(cfg: &BenchConfig) -> anyhow::Result<(Option<RouterHandle>, Sock
 /// The line that says what is about to run, and the table's header.
 fn announce(out: &mut impl Write, cfg: &BenchConfig, runs: &[RunSpec], router_label: &str) {
     let what = match &cfg.search {
-        Some(s) => format!(
+        Some(s) if s.over == Over::Rate => format!(
             "the highest rate holding '{}' for {} scenarios",
             s.slo_text,
             runs.len() / cfg.repeat as usize
+        ),
+        Some(s) => format!(
+            "the most agents holding '{}' for {} scenarios",
+            s.slo_text,
+            runs.len() / cfg.repeat as usize / cfg.agents.len().max(1)
         ),
         None => format!("{} runs{}", runs.len(), expected_time(runs)),
     };
@@ -328,23 +344,43 @@ fn progress_bar(search: bool, runs: usize) -> indicatif::ProgressBar {
     }
 }
 
-/// Every run of the grid (or one rate search per scenario), until all ran, Ctrl-C, or a run
+/// Every run of the grid (or one search per scenario), until all ran, Ctrl-C, or a run
 /// that could not start (its reason, last).
 fn run_grid(
     session: &mut Session<'_>,
     runs: &[RunSpec],
-) -> (Vec<RunResult>, Vec<RateSearch>, Option<String>) {
+) -> (Vec<RunResult>, Searches, Option<String>) {
     let mut results = Vec::with_capacity(runs.len());
-    let mut searches = Vec::new();
+    let mut searches = Searches::default();
     if let Some(search) = &session.cfg.search {
-        // One search per scenario: the grid's first repetition of each.
-        for spec in runs.iter().filter(|s| s.repeat == 0) {
+        let cfg = session.cfg;
+        let first_count = cfg.agents.first().copied().unwrap_or(1);
+        // One search per scenario: the grid's first repetition of each (an agent search's
+        // scenario has no count: the first of --agents is where it starts).
+        let starts = runs.iter().filter(|s| {
+            s.repeat == 0 && (search.over == Over::Rate || s.scenario.agents == first_count)
+        });
+        for spec in starts {
             if session.interrupt.is_raised() {
                 break;
             }
-            match super::super::search::find_max_rate(session, search, spec, &mut results) {
-                Ok(found) => searches.push(found),
-                Err(why) => return (results, searches, Some(why)),
+            let found = match search.over {
+                Over::Rate => {
+                    super::super::search::find_max_rate(session, search, spec, &mut results)
+                        .map(|f| searches.rates.push(f))
+                }
+                Over::Agents { per_agent } => super::super::search::find_max_agents(
+                    session,
+                    search,
+                    spec,
+                    per_agent,
+                    &|s, n| cfg.with_agents(s, n, per_agent),
+                    &mut results,
+                )
+                .map(|f| searches.agents.push(f)),
+            };
+            if let Err(why) = found {
+                return (results, searches, Some(why));
             }
         }
         return (results, searches, None);
@@ -380,8 +416,12 @@ fn judge_and_write(
 ) -> anyhow::Result<Report> {
     let value = serde_json::to_value(&report)?;
     let scenarios = report::figures::scenarios(&report::figures::runs(&value));
-    report.thresholds =
-        report::threshold::check_all(&cfg.thresholds, &scenarios, &report.rate_search);
+    report.thresholds = report::threshold::check_all(
+        &cfg.thresholds,
+        &scenarios,
+        &report.rate_search,
+        &report.agent_search,
+    );
     report.baseline = baseline.map(|(file, b)| report::baseline::diff(&file, &b, &value));
     report::json::write(&report, cfg.output())?;
     let value = serde_json::to_value(&report)?;
@@ -399,6 +439,9 @@ fn print_report(out: &mut impl Write, cfg: &BenchConfig, report: &Report, runs: 
     let _ = report::text::summary(out, report);
     for s in &report.rate_search {
         let _ = report::text::rate_search(out, s);
+    }
+    for s in &report.agent_search {
+        let _ = report::text::agent_search(out, s);
     }
     if let Some(d) = &report.baseline {
         let _ = report::baseline::print(out, d);

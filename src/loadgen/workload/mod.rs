@@ -162,6 +162,25 @@ impl Workload {
         )
     }
 
+    /// The fewest agents a run of this workload takes (a requester and its neighbour; a
+    /// delegation's three roles; an election's observer and two candidates; one pipeline).
+    pub fn least_agents(&self) -> u32 {
+        match *self {
+            Workload::Delegation { .. } | Workload::Election { .. } => 3,
+            Workload::Pipeline { stages } => stages.max(2),
+            _ => 2,
+        }
+    }
+
+    /// The most agents a run of this workload takes (churn: each agent's passing identity
+    /// lives above [`crate::loadgen::native::JOIN_OFFSET`]).
+    pub fn most_agents(&self) -> u32 {
+        match self {
+            Workload::Churn { .. } => crate::loadgen::native::JOIN_OFFSET,
+            _ => u32::MAX,
+        }
+    }
+
     /// The window an agent uses when `asked` was asked: 1 for locks and barriers, at most the
     /// board's slots for fan-outs.
     pub fn window(&self, asked: u32) -> u32 {
