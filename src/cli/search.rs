@@ -186,7 +186,8 @@ fn run_step(
     while votes.0 < 2 && votes.1 < 2 {
         let mut s = spec.clone();
         s.repeat = step_runs.len() as u32;
-        s.scenario.id_base = 1 + ((results.len() as u32 + 7) % 2000) * (1 << 21);
+        s.scenario.id_base =
+            1 + ((results.len() as u32 + 7) % crate::loadgen::ID_BLOCKS) * (1 << 21);
         session.progress.set_message(format!(
             "{} × {} {}",
             s.scenario.shape(),

@@ -365,6 +365,16 @@ impl Interval {
     }
 }
 
+/// Blocks of agent ids runs take (`Scenario::id_base`: `1 + k · 2^21`, `k` below this).
+pub const ID_BLOCKS: u32 = 2000;
+
+/// Another run's block of agent ids than `id_base`'s, half the blocks away: a run made again at
+/// once does not meet its first attempt's agents, which the router may not have let go yet.
+pub fn fresh_id_base(id_base: u32) -> u32 {
+    let block = id_base.saturating_sub(1) >> 21;
+    1 + ((block + ID_BLOCKS / 2) % ID_BLOCKS) * (1 << 21)
+}
+
 /// What a run measured.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -394,6 +404,10 @@ pub struct Outcome {
     pub drain_timed_out: bool,
     /// Problems met (connect, registration, closed connections), each said once.
     pub failures: Vec<String>,
+    /// Of `failures`, the agent cores that stood still (their timers did not run: a lost
+    /// wake-up, or the machine took the core away): for that time the generator, not the
+    /// target, held the traffic back, so the run measured the generator.
+    pub stalls: Vec<String>,
     /// The run never started: the router could not be reached or refused the agents. The rest
     /// of a grid would fail the same way.
     pub setup_failed: bool,
@@ -477,6 +491,7 @@ impl Outcome {
             in_flight_at_end: 0,
             drain_timed_out: false,
             failures: Vec::new(),
+            stalls: Vec::new(),
             setup_failed: false,
             all_connections_lost: false,
             interrupted: false,
@@ -490,6 +505,12 @@ impl Outcome {
             connections: 0,
             cpu_window: None,
         }
+    }
+
+    /// Whether the generator stood still in this run (and nothing stopped it short): its
+    /// figures are the generator's, and the run is worth making again.
+    pub fn spoiled_by_generator(&self) -> bool {
+        !self.stalls.is_empty() && !self.setup_failed && !self.interrupted
     }
 
     /// The accounting check.

@@ -247,6 +247,11 @@ pub struct RunResult {
     /// (`transport::uring::rescued`); absent when there were none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lost_wakeups: Option<u64>,
+    /// This run is a second attempt: in the first, an agent core stood still (what the
+    /// watchdog said), so that attempt measured the generator, not the target, and was made
+    /// again (once; a second stall fails the run). Absent for a run made once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remade: Option<String>,
     /// What the agents did (`--workload`).
     pub workload: &'static str,
     /// A coordination workload's own figures (`fanout`, `broadcast`, `locks`, `barriers`).
@@ -348,6 +353,7 @@ impl RunResult {
             }),
             heartbeats: sc.keepalive.map(|_| c.heartbeats),
             lost_wakeups: None,
+            remade: None,
             workload: sc.workload.name(),
             coordination: outcome.coordination.as_ref().map(|s| {
                 let seen = (c.requests_sent, c.requests_delivered, c.window_deliveries);

@@ -272,6 +272,9 @@ fn run_notes(out: &mut dyn Write, r: &RunResult) -> io::Result<()> {
     if let Some(n) = r.resent.filter(|&n| n > 0) {
         writeln!(out, "       {n} requests sent again (the server never processed them)")?;
     }
+    if let Some(why) = &r.remade {
+        writeln!(out, "       made again: in its first attempt {why}")?;
+    }
     if let Some(n) = r.lost_wakeups.filter(|&n| n > 0) {
         writeln!(
             out,

@@ -421,6 +421,44 @@ fn the_html_report_renders_in_a_real_browser_without_console_errors() {
     let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("no screenshot ({e}): {log}"));
     assert!(png.starts_with(b"\x89PNG"), "not a PNG");
     assert!(png.len() > 30_000, "a blank page compresses to a few KB: {} B", png.len());
+    // An agent search's page: its table and its two curves, no console message either.
+    let searched = d.join("s.html");
+    let h = searched.to_str().unwrap();
+    let j = d.join("s.json");
+    let (code, out, err) = bench(&[
+        "--agents",
+        "2",
+        "--topologies",
+        "ring",
+        "--duration",
+        "0.3",
+        "--warmup",
+        "0.1",
+        "--find-max-agents",
+        "500",
+        "--slo",
+        "errors==0",
+        "--max-connections",
+        "4",
+        "--late-after-ms",
+        "20",
+        "--stall-probe",
+        "0",
+        "--output",
+        j.to_str().unwrap(),
+        "--html",
+        h,
+    ]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let mut cmd = std::process::Command::new(chromium);
+    cmd.args(common).args(["--enable-logging=stderr", "--v=0", "--dump-dom"]);
+    let o = cmd.arg(format!("file://{h}")).output().unwrap();
+    let (dom, log) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let console: Vec<&str> =
+        log.lines().filter(|l| l.contains("CONSOLE") || l.contains("Uncaught")).collect();
+    assert!(console.is_empty(), "console messages: {console:?}");
+    assert!(dom.contains("Most agents (clients) holding the SLO"), "the search's table");
+    assert!(dom.contains("p99 round trip against agents (clients)"), "its p99 curve");
 }
 
 #[test]

@@ -728,7 +728,9 @@ impl BenchConfig {
                                     (Pacing::Open { rate, window: self.window }, None)
                                 }
                             };
-                            let id_base = 1 + ((salt + runs.len() as u32) % 2000) * (1 << 21);
+                            let id_base = 1
+                                + ((salt + runs.len() as u32) % crate::loadgen::ID_BLOCKS)
+                                    * (1 << 21);
                             runs.push(RunSpec {
                                 scenario: Scenario {
                                     topology,

@@ -188,7 +188,8 @@ pub(super) fn outcome(
     }
     failures.extend(died);
     failures.extend(leave_failure);
-    failures.extend(watch.finish(&started.beats, shared.peer()));
+    o.stalls = watch.finish(&started.beats, shared.peer());
+    failures.extend(o.stalls.iter().cloned());
     o.failures = dedupe(failures);
     o.all_connections_lost = conns > 0 && lost == conns;
     o.connections = conns;

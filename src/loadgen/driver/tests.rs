@@ -272,3 +272,34 @@ fn a_set_number_of_connections_opens_exactly_and_seats_the_clients_evenly() {
         check(0, mine, 1, n);
     }
 }
+
+#[test]
+fn a_run_whose_generator_stood_still_is_worth_making_again_in_other_ids() {
+    // Proves the rule behind a run made again (`Outcome::spoiled_by_generator`): an agent core
+    // that stood still spoils the run unless the run never started or was interrupted; a run
+    // that failed for any other reason is not made again. The second attempt takes a block of
+    // agent ids half the blocks away, a valid block, never its first attempt's.
+    let mut o = crate::loadgen::Outcome::failed_setup(Vec::new());
+    o.setup_failed = false;
+    assert!(!o.spoiled_by_generator(), "nothing stood still");
+    o.failures = vec!["the router closed 3 of 4 agent connections".into()];
+    assert!(!o.spoiled_by_generator(), "the target's failure is the run's answer");
+    o.stalls = vec!["agent core 0 (core 1) stood still for 1.2 s".into()];
+    o.failures.push(o.stalls[0].clone());
+    assert!(o.spoiled_by_generator());
+    o.interrupted = true;
+    assert!(!o.spoiled_by_generator(), "Ctrl-C ends the command, not the attempt");
+    o.interrupted = false;
+    o.setup_failed = true;
+    assert!(!o.spoiled_by_generator(), "a run that never started measured nothing");
+    use crate::loadgen::{fresh_id_base, ID_BLOCKS};
+    for block in [0, 1, 999, 1000, ID_BLOCKS - 1] {
+        let id_base = 1 + block * (1 << 21);
+        let again = fresh_id_base(id_base);
+        assert_ne!(again, id_base);
+        assert_eq!((again - 1) % (1 << 21), 0, "{again}");
+        assert!((again - 1) >> 21 < ID_BLOCKS, "{again}");
+        let apart = ((again - 1) >> 21).abs_diff(block);
+        assert_eq!(apart, ID_BLOCKS / 2, "{block} → {again}");
+    }
+}
