@@ -186,7 +186,7 @@ pub fn runs(report: &Value) -> Vec<RunFigures> {
 }
 
 /// Median, smallest and largest of some values.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct Stat {
     /// Median (mean of the middle two for an even count).
     pub median: f64,

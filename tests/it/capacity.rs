@@ -144,7 +144,11 @@ fn mistakes_in_the_capacity_flags_get_one_line_naming_the_flag() {
             "max_agents",
         ),
         (vec!["--find-max-rate", "--slo", "p99<1ms", "--threshold", "max_agents>5"], "max_rate"),
-        (vec!["compare", "--find-max-agents", "10", "--slo", "p99<1ms"], "--find-max-agents"),
+        (
+            vec!["compare", "--find-max-agents", "10", "--slo", "p99<1ms", "--open-at", "0.5"],
+            "--open-at",
+        ),
+        (vec!["compare", "--find-max-rate", "--slo", "p99<1ms", "--scaling", "1"], "--scaling"),
         (
             vec![
                 "worker",
@@ -320,6 +324,86 @@ fn an_agent_search_finds_the_most_agents_the_router_seats() {
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("Most agents (clients) holding the SLO"), "the page has the search");
     assert!(page.contains("<td>8 agents</td><td>9</td><td>7</td>"), "its row");
+}
+
+#[test]
+fn compare_searches_each_router_round_by_round_and_gives_the_medians_ratios() {
+    // Proves `compare --find-max-agents`: each router searched in each round (two routers,
+    // two rounds, the routers taking turns), every router seating exactly the 8 connections
+    // --max-connections allows, so every answer is 8 and every ratio 1.00; the JSON keeps
+    // each router's searches and runs, the summary line says the medians and the ratio.
+    let d = dir("compare-search");
+    let out_path = d.join("c.json");
+    let (code, out, err) = bench(&[
+        "compare",
+        "--routers",
+        "glommio,tokio-per-core",
+        "--agents",
+        "2",
+        "--topologies",
+        "ring",
+        "--duration",
+        "0.3",
+        "--warmup",
+        "0.1",
+        "--repeat",
+        "2",
+        "--find-max-agents",
+        "500",
+        "--slo",
+        "errors==0",
+        "--max-connections",
+        "8",
+        "--late-after-ms",
+        "20",
+        "--stall-probe",
+        "0",
+        "--output",
+        out_path.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let c = json(&out_path);
+    assert_eq!(
+        (c["searched"].as_str(), c["reference"].as_str()),
+        (Some("agents"), Some("glommio"))
+    );
+    assert_eq!(c["agent_rate_per_sec"].as_f64(), Some(500.0));
+    let row = &c["rows"][0];
+    assert_eq!(row["scenario"], "ring w16", "{row}");
+    for router in ["glommio", "tokio-per-core"] {
+        let s = &row["per_router"][router];
+        assert_eq!((s["median"].as_f64(), s["n"].as_u64()), (Some(8.0), Some(2)), "{router}: {s}");
+        let searches = c["reports"][router]["agent_search"].as_array().unwrap();
+        assert_eq!(searches.len(), 2, "a search per round: {router}");
+        for found in searches {
+            assert_eq!(
+                (found["max_agents"].as_u64(), found["first_failing_agents"].as_u64()),
+                (Some(8), Some(9))
+            );
+        }
+        let runs = c["reports"][router]["results"].as_array().unwrap().len();
+        let made: u64 = searches
+            .iter()
+            .flat_map(|f| f["steps"].as_array().unwrap())
+            .map(|st| st["runs"].as_u64().unwrap())
+            .sum();
+        assert_eq!(runs as u64, made, "{router}: every run of its searches is in its report");
+    }
+    assert_eq!(row["ratios"]["glommio/tokio-per-core"].as_f64(), Some(1.0));
+    let order: Vec<&str> = out.lines().filter(|l| l.starts_with("round ")).collect();
+    assert_eq!(
+        order,
+        [
+            "round 1 of 2: glommio",
+            "round 1 of 2: tokio-per-core",
+            "round 2 of 2: glommio",
+            "round 2 of 2: tokio-per-core"
+        ]
+    );
+    assert!(
+        out.contains("ring w16: glommio 8 agents (8–8), tokio-per-core 8 agents (8–8); glommio is 1.00× tokio-per-core"),
+        "{out}"
+    );
 }
 
 fn http_get(addr: &str, path: &str) -> String {

@@ -641,8 +641,6 @@ impl BenchConfig {
     /// The first flag given that `a2a-bench compare` does not take.
     pub fn not_for_compare(&self) -> Option<&'static str> {
         [
-            (self.search.as_ref().is_some_and(|s| s.over == Over::Rate), "--find-max-rate"),
-            (self.search.as_ref().is_some_and(|s| s.over != Over::Rate), "--find-max-agents"),
             (!self.thresholds.is_empty(), "--threshold"),
             (self.baseline.is_some(), "--baseline"),
             (self.hlog.is_some(), "--hlog"),
@@ -778,6 +776,17 @@ impl BenchConfig {
             }
         }
         runs
+    }
+
+    /// The runs a search starts from, one per scenario: the grid's first repetition of each (an
+    /// agent search's scenario has no count: the first of `--agents` is where it starts).
+    pub(in crate::cli) fn search_starts(&self) -> Vec<RunSpec> {
+        let first = self.agents.first().copied().unwrap_or(1);
+        let by_count = self.search.as_ref().is_some_and(|s| s.over != Over::Rate);
+        self.grid()
+            .into_iter()
+            .filter(|s| s.repeat == 0 && (!by_count || s.scenario.agents == first))
+            .collect()
     }
 
     /// `spec` with `agents` agents, each asking `per_agent` requests per second: a step of an

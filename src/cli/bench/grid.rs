@@ -354,13 +354,7 @@ fn run_grid(
     let mut searches = Searches::default();
     if let Some(search) = &session.cfg.search {
         let cfg = session.cfg;
-        let first_count = cfg.agents.first().copied().unwrap_or(1);
-        // One search per scenario: the grid's first repetition of each (an agent search's
-        // scenario has no count: the first of --agents is where it starts).
-        let starts = runs.iter().filter(|s| {
-            s.repeat == 0 && (search.over == Over::Rate || s.scenario.agents == first_count)
-        });
-        for spec in starts {
+        for spec in &cfg.search_starts() {
             if session.interrupt.is_raised() {
                 break;
             }

@@ -72,7 +72,7 @@ pub struct BenchConfig {
     hlog: Option<PathBuf>,
     thresholds: Vec<Threshold>,
     baseline: Option<PathBuf>,
-    search: Option<super::search::SearchConfig>,
+    pub(in crate::cli) search: Option<super::search::SearchConfig>,
     /// `a2a-bench worker`: this process's slice of a multi-host run.
     worker: Option<super::worker::WorkerRole>,
     target: Target,

@@ -107,7 +107,31 @@ pub(in crate::cli) struct Session<'a> {
     pub(in crate::cli) notes: Vec<String>,
 }
 
-impl Session<'_> {
+impl<'a> Session<'a> {
+    /// A session against a router compare runs (`addr`, read by `probe`; `target_pids` its
+    /// processes here, if it runs in its own, `target_pinned` the cores they are pinned to),
+    /// its runs printed as they end.
+    pub(in crate::cli) fn against(
+        cfg: &'a BenchConfig,
+        addr: SocketAddr,
+        probe: Option<&'a dyn RouterProbe>,
+        (target_pids, target_pinned): (Vec<u32>, usize),
+        shared: Option<report::CoreSharing>,
+    ) -> Session<'a> {
+        Session {
+            cfg,
+            addr,
+            probe,
+            interrupt: Interrupt::new(),
+            progress: indicatif::ProgressBar::hidden(),
+            made: 0,
+            target_pids,
+            target_pinned,
+            shared,
+            notes: Vec::new(),
+        }
+    }
+
     /// Makes one run and prints its line; `None` when it could not start (the peer is
     /// unreachable or wrong: every other run would fail the same way), with why.
     pub(in crate::cli) fn run(&mut self, spec: &RunSpec) -> Result<RunResult, String> {

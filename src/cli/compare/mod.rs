@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use serde::Serialize;
 
-use super::bench::{settle_cpu, BenchArgs, BenchConfig};
+use super::bench::{settle_cpu, BenchArgs, BenchConfig, Session};
 use crate::loadgen::{self, Pacing};
 use crate::placement::{Plan, Slot};
 use crate::report::{self, PlacementInfo, Report, RunResult, RunSpec};
@@ -18,6 +18,7 @@ mod contender;
 mod medians;
 mod scaling;
 mod scenario;
+mod search;
 mod summary;
 #[cfg(test)]
 mod tests;
@@ -26,6 +27,7 @@ use contender::*;
 use medians::*;
 use scaling::*;
 use scenario::*;
+use search::*;
 use summary::*;
 
 /// `a2a-bench compare`.
@@ -124,6 +126,21 @@ pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
     }
     super::raise_nofile(1 << 20).ok();
     let mut out = std::io::stdout();
+    if cfg.search.is_some() {
+        // A search's answer per router and round: no grid of rows for --scaling, CSV or HTML.
+        if let Some(flag) = [
+            (cmd.scaling.is_some(), "--scaling"),
+            (csv.is_some(), "--csv"),
+            (html.is_some(), "--html"),
+            (!open_at.is_empty(), "--open-at"),
+        ]
+        .into_iter()
+        .find_map(|(given, flag)| given.then_some(flag))
+        {
+            bail!("{flag}: not taken by a compare that searches (--find-max-rate, --find-max-agents); its JSON report has each router's searches");
+        }
+        return compare_search(&cfg, &entries, &names, &provenance, &output, &mut out);
+    }
     if let Some(spec) = &cmd.scaling {
         if csv.is_some() || html.is_some() {
             bail!("--scaling: writes one JSON report; --csv and --html are not taken with it");
