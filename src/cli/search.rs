@@ -114,16 +114,11 @@ pub(super) fn find_max_rate(
         say(
             session,
             format!(
-                "  step {}: asked {} req/s → achieved {}, p50 {} ms, p99 {} ms, {} errors: {} ({} of {} runs held)",
+                "  step {}: asked {} req/s → achieved {}, {}",
                 steps.len() + 1,
                 text::rate(rate),
                 text::rate(step.achieved_rate_per_sec),
-                text::ms(step.p50_latency_ms),
-                text::ms(step.p99_latency_ms),
-                step.errors,
-                if step.held { "holds" } else { "fails" },
-                step.runs_held,
-                step.runs
+                verdict(&step)
             ),
         );
         let held = step.held;
@@ -166,6 +161,19 @@ fn search_rates(
             (None, None) => return Ok((lo, hi, "failed")),
         };
     }
+}
+
+/// A step's figures and verdict: "p50 0.1 ms, p99 0.9 ms, 0 errors: holds (2 of 2 runs held)".
+fn verdict(step: &SearchStep) -> String {
+    format!(
+        "p50 {} ms, p99 {} ms, {} errors: {} ({} of {} runs held)",
+        text::ms(step.p50_latency_ms),
+        text::ms(step.p99_latency_ms),
+        step.errors,
+        if step.held { "holds" } else { "fails" },
+        step.runs_held,
+        step.runs
+    )
 }
 
 /// Runs one step (`spec`, its open-loop pacing set) until its verdict is confirmed: two runs,
@@ -285,14 +293,9 @@ pub(super) fn find_max_agents(
         let verdict = match &step.could_not_start {
             Some(why) => format!("could not start: {why}"),
             None => format!(
-                "{} req/s achieved, p50 {} ms, p99 {} ms, {} errors: {} ({} of {} runs held)",
+                "{} req/s achieved, {}",
                 text::rate(step.achieved_rate_per_sec),
-                text::ms(step.p50_latency_ms),
-                text::ms(step.p99_latency_ms),
-                step.errors,
-                if step.held { "holds" } else { "fails" },
-                step.runs_held,
-                step.runs
+                verdict(&step)
             ),
         };
         say(

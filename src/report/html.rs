@@ -696,24 +696,9 @@ fn rate_search(h: &mut String, r: &Value) -> anyhow::Result<()> {
             s["max_rate_per_sec"].as_f64().map_or("none held".to_string(), rate),
             s["steps"].as_array().map_or(0, Vec::len)
         );
-        let mut steps: Vec<(f64, f64, f64)> = s["steps"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|p| {
-                        Some((
-                            p["asked_rate_per_sec"].as_f64()?,
-                            p["achieved_rate_per_sec"].as_f64()?,
-                            p["p99_latency_ms"].as_f64()?,
-                        ))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        steps.sort_by(|a, b| a.0.total_cmp(&b.0));
-        achieved
-            .push(Line { name: name.clone(), points: steps.iter().map(|s| (s.0, s.1)).collect() });
-        p99.push(Line { name, points: steps.iter().map(|s| (s.0, s.2)).collect() });
+        let (a, p) = search_curves(name, s, "asked_rate_per_sec");
+        achieved.push(a);
+        p99.push(p);
     }
     h.push_str("</table>\n");
     h.push_str(&chart(
@@ -729,6 +714,24 @@ fn rate_search(h: &mut String, r: &Value) -> anyhow::Result<()> {
         &p99,
     )?);
     Ok(())
+}
+
+/// A search's steps as two curves against their `x` (a step's key: the asked rate, or the
+/// agents): the achieved rate and the p99; a step that could not start has neither.
+fn search_curves(name: String, s: &Value, x: &str) -> (Line, Line) {
+    let mut steps: Vec<(f64, f64, f64)> = s["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["could_not_start"].is_null())
+        .filter_map(|p| {
+            let at = |k: &str| p[k].as_f64();
+            Some((at(x)?, at("achieved_rate_per_sec")?, at("p99_latency_ms")?))
+        })
+        .collect();
+    steps.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let achieved = Line { name: name.clone(), points: steps.iter().map(|s| (s.0, s.1)).collect() };
+    (achieved, Line { name, points: steps.iter().map(|s| (s.0, s.2)).collect() })
 }
 
 fn agent_search(h: &mut String, r: &Value) -> anyhow::Result<()> {
@@ -752,25 +755,9 @@ fn agent_search(h: &mut String, r: &Value) -> anyhow::Result<()> {
             count(&s["first_failing_agents"]),
             s["steps"].as_array().map_or(0, Vec::len)
         );
-        let mut steps: Vec<(f64, f64, f64)> = s["steps"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter(|p| p["could_not_start"].is_null())
-                    .filter_map(|p| {
-                        Some((
-                            p["agents"].as_f64()?,
-                            p["achieved_rate_per_sec"].as_f64()?,
-                            p["p99_latency_ms"].as_f64()?,
-                        ))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        steps.sort_by(|a, b| a.0.total_cmp(&b.0));
-        achieved
-            .push(Line { name: name.clone(), points: steps.iter().map(|s| (s.0, s.1)).collect() });
-        p99.push(Line { name, points: steps.iter().map(|s| (s.0, s.2)).collect() });
+        let (a, p) = search_curves(name, s, "agents");
+        achieved.push(a);
+        p99.push(p);
     }
     h.push_str("</table>\n");
     h.push_str(&chart(
