@@ -375,6 +375,28 @@ pub fn fresh_id_base(id_base: u32) -> u32 {
     1 + ((block + ID_BLOCKS / 2) % ID_BLOCKS) * (1 << 21)
 }
 
+/// Makes a run with `attempt` and, where `again` allows and the generator stood still in it
+/// ([`Outcome::spoiled_by_generator`]: that attempt measured the generator, not the target),
+/// once more, in another block of agent ids, after `say` was told why. Returns the run kept,
+/// what `attempt` returned beside it, and why the first attempt was not kept.
+pub fn made_again<T>(
+    scenario: &Scenario,
+    again: bool,
+    say: impl FnOnce(&str),
+    mut attempt: impl FnMut(&Scenario) -> (Outcome, T),
+) -> (Outcome, T, Option<String>) {
+    let (outcome, extra) = attempt(scenario);
+    if !again || !outcome.spoiled_by_generator() {
+        return (outcome, extra, None);
+    }
+    let why = outcome.stalls.join("; ");
+    say(&why);
+    let mut second = scenario.clone();
+    second.id_base = fresh_id_base(second.id_base);
+    let (outcome, extra) = attempt(&second);
+    (outcome, extra, Some(why))
+}
+
 /// What a run measured.
 #[derive(Debug, Clone)]
 pub struct Outcome {

@@ -463,6 +463,40 @@ mod tests {
     }
 
     #[test]
+    fn a_run_the_generator_spoiled_is_made_once_more_in_other_ids() {
+        // Proves `loadgen::made_again`, which the grid's runs and compare's rounds go through:
+        // an attempt whose agent core stood still is made once more, in another block of
+        // agent ids, after `say` heard why; a kept attempt, or one that may not be made again
+        // (a worker's), is made once.
+        let scenario = spec(None, None, Some(1.0)).scenario;
+        let mut spoiled = loadgen::Outcome::failed_setup(Vec::new());
+        spoiled.setup_failed = false;
+        let fine = spoiled.clone();
+        spoiled.stalls = vec!["agent core 0 (core 1) stood still for 1.2 s".into()];
+        spoiled.failures = spoiled.stalls.clone();
+        for (first, again, made) in [(&spoiled, true, 2), (&spoiled, false, 1), (&fine, true, 1)] {
+            let mut ids = Vec::new();
+            let mut said = None;
+            let (_, n, why) = loadgen::made_again(
+                &scenario,
+                again,
+                |w| said = Some(w.to_string()),
+                |sc| {
+                    ids.push(sc.id_base);
+                    let kept = if ids.len() == 1 { first.clone() } else { fine.clone() };
+                    (kept, ids.len())
+                },
+            );
+            assert_eq!(n, made, "attempts");
+            assert_eq!(why.is_some(), made == 2);
+            assert_eq!(said, why);
+            if made == 2 {
+                assert_eq!(ids[1], loadgen::fresh_id_base(ids[0]));
+            }
+        }
+    }
+
+    #[test]
     fn the_banner_says_how_long_the_flags_make_the_runs() {
         // Proves the estimate: warm-ups and windows in duration mode; in count mode at a fixed
         // rate the requests' time at that rate (4 agents × 1,000,000 at 10/s: 4.6 days); a

@@ -149,46 +149,42 @@ impl<'a> Session<'a> {
                 iv.end_ns as f64 / 1e9
             ));
         };
-        let mut attempt = sc.clone();
-        let mut remade = None;
-        let (outcome, lost_wakeups, ended, cpu) = loop {
-            let (before_start, before_leave) = match &self.cfg.worker {
-                Some(w) => {
-                    let meet = w.meet.unwrap_or(self.addr);
-                    let drain = self.cfg.drain_timeout;
-                    let (start, leave) = w.hooks(meet, self.made, sc.id_base, drain);
-                    (Some(start), Some(leave))
-                }
-                None => (None, None),
-            };
-            let hooks = Hooks {
-                probe: self.probe,
-                at_measure_start: None,
-                interrupt: Some(self.interrupt.clone()),
-                on_interval: Some(&mut live),
-                before_start,
-                before_leave,
-                target_pids: &self.target_pids,
-            };
-            let before = crate::host::CpuTimes::with_target(&self.target_pids);
-            let rescued = crate::transport::uring::rescued();
-            let outcome = loadgen::run_with(&attempt, self.addr, hooks);
-            let lost_wakeups = crate::transport::uring::rescued() - rescued;
-            let ended = std::time::SystemTime::now();
-            // The window's CPU; the whole run's where the window's edges were not reached.
-            let cpu = outcome
-                .cpu_window
-                .or_else(|| before.zip(crate::host::CpuTimes::with_target(&self.target_pids)));
-            // A worker's run meets the others at barriers: it cannot be made again alone.
-            if remade.is_none() && outcome.spoiled_by_generator() && self.cfg.worker.is_none() {
-                let why = outcome.stalls.join("; ");
-                self.progress.suspend(|| eprintln!("a2a-bench: {label}: {why}: made again"));
-                remade = Some(why);
-                attempt.id_base = loadgen::fresh_id_base(attempt.id_base);
-                continue;
-            }
-            break (outcome, lost_wakeups, ended, cpu);
-        };
+        let progress = &self.progress;
+        let say =
+            |why: &str| progress.suspend(|| eprintln!("a2a-bench: {label}: {why}: made again"));
+        // A worker's run meets the others at barriers: it cannot be made again alone.
+        let again = self.cfg.worker.is_none();
+        let (outcome, (lost_wakeups, ended, cpu), remade) =
+            loadgen::made_again(sc, again, say, |attempt| {
+                let (before_start, before_leave) = match &self.cfg.worker {
+                    Some(w) => {
+                        let meet = w.meet.unwrap_or(self.addr);
+                        let drain = self.cfg.drain_timeout;
+                        let (start, leave) = w.hooks(meet, self.made, sc.id_base, drain);
+                        (Some(start), Some(leave))
+                    }
+                    None => (None, None),
+                };
+                let hooks = Hooks {
+                    probe: self.probe,
+                    at_measure_start: None,
+                    interrupt: Some(self.interrupt.clone()),
+                    on_interval: Some(&mut live),
+                    before_start,
+                    before_leave,
+                    target_pids: &self.target_pids,
+                };
+                let before = crate::host::CpuTimes::with_target(&self.target_pids);
+                let rescued = crate::transport::uring::rescued();
+                let outcome = loadgen::run_with(attempt, self.addr, hooks);
+                let lost_wakeups = crate::transport::uring::rescued() - rescued;
+                let ended = std::time::SystemTime::now();
+                // The window's CPU; the whole run's where the window's edges were not reached.
+                let cpu = outcome
+                    .cpu_window
+                    .or_else(|| before.zip(crate::host::CpuTimes::with_target(&self.target_pids)));
+                (outcome, (lost_wakeups, ended, cpu))
+            });
         if outcome.setup_failed {
             return Err(outcome.failures.join("; "));
         }

@@ -85,34 +85,27 @@ fn run_rounds(
             *run_no += 1;
             spec.scenario.id_base = 1 + (*run_no % loadgen::ID_BLOCKS) * (1 << 21);
             c.adapt(&mut spec.scenario);
-            let mut attempt = spec.scenario.clone();
-            let mut remade = None;
-            let (outcome, lost_wakeups, cpu) = loop {
-                let before = crate::host::CpuTimes::with_target(c.pids());
-                // The routers compare starts run in this process: its rings' lost wake-ups are
-                // the run's, the router's and the agents' alike.
-                let rescued = crate::transport::uring::rescued();
-                let hooks = loadgen::Hooks {
-                    probe: c.probe(),
-                    target_pids: c.pids(),
-                    ..loadgen::Hooks::default()
-                };
-                let outcome = loadgen::run_with(&attempt, c.addr(), hooks);
-                let lost_wakeups = crate::transport::uring::rescued() - rescued;
-                // The window's CPU; the whole run's where the window's edges were not reached.
-                let cpu = outcome
-                    .cpu_window
-                    .or_else(|| before.zip(crate::host::CpuTimes::with_target(c.pids())));
-                // The generator stood still: that round measured it, not the router (once).
-                if remade.is_none() && outcome.spoiled_by_generator() {
-                    let why = outcome.stalls.join("; ");
-                    eprintln!("a2a-bench: {name}'s round: {why}: made again");
-                    remade = Some(why);
-                    attempt.id_base = loadgen::fresh_id_base(attempt.id_base);
-                    continue;
-                }
-                break (outcome, lost_wakeups, cpu);
-            };
+            // The generator stood still: that round measured it, not the router (once).
+            let say = |why: &str| eprintln!("a2a-bench: {name}'s round: {why}: made again");
+            let (outcome, (lost_wakeups, cpu), remade) =
+                loadgen::made_again(&spec.scenario, true, say, |attempt| {
+                    let before = crate::host::CpuTimes::with_target(c.pids());
+                    // The routers compare starts run in this process: its rings' lost wake-ups are
+                    // the run's, the router's and the agents' alike.
+                    let rescued = crate::transport::uring::rescued();
+                    let hooks = loadgen::Hooks {
+                        probe: c.probe(),
+                        target_pids: c.pids(),
+                        ..loadgen::Hooks::default()
+                    };
+                    let outcome = loadgen::run_with(attempt, c.addr(), hooks);
+                    let lost_wakeups = crate::transport::uring::rescued() - rescued;
+                    // The window's CPU; the whole run's where the window's edges were not reached.
+                    let cpu = outcome
+                        .cpu_window
+                        .or_else(|| before.zip(crate::host::CpuTimes::with_target(c.pids())));
+                    (outcome, (lost_wakeups, cpu))
+                });
             let mut result = RunResult::new(&spec, &outcome);
             result.lost_wakeups = (lost_wakeups > 0).then_some(lost_wakeups);
             result.remade = remade;
