@@ -233,15 +233,7 @@ fn compare_plan(
     // Before the routers start: a polling router would take the cores from the probe.
     let stalls = cfg.probe_stalls();
     crate::placement::share_cores(&cfg.plan().shared_cores());
-    let contenders: Vec<Contender> = entries
-        .iter()
-        .map(|e| match e {
-            Entry::Own(k) => start(*k, cfg).map(Contender::Own),
-            Entry::External { url, addr, transport } => {
-                Ok(Contender::External(Box::new(External::reach(url, *addr, *transport, cfg))))
-            }
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let contenders = start_all(cfg, entries)?;
     let plan = cfg.plan().clone();
     announce(out, names, &contenders, &plan, &stalls, cfg.report_config().repeat_count);
     // Every router runs every run, and each closed-loop run again at every --open-at share.

@@ -148,7 +148,7 @@ pub(super) fn compare_search(
 }
 
 /// The routers of `entries`, started or reached.
-fn start_all(cfg: &BenchConfig, entries: &[Entry]) -> anyhow::Result<Vec<Contender>> {
+pub(super) fn start_all(cfg: &BenchConfig, entries: &[Entry]) -> anyhow::Result<Vec<Contender>> {
     entries
         .iter()
         .map(|e| match e {
