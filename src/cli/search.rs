@@ -51,8 +51,16 @@ const GROWTH: f64 = 1.25;
 /// Below this many requests per second per agent the search gives up looking lower.
 const FLOOR_PER_AGENT: f64 = 0.5;
 
+/// What a step is judged by: the run, or, on a worker of a multi-host run, the whole run
+/// merged from every worker's part (every worker judges the same figures, so all take the
+/// same next step).
+fn whole(r: &RunResult) -> &RunResult {
+    r.whole.as_deref().unwrap_or(r)
+}
+
 /// Whether one run held: sustained, not failed, and every SLO term met.
 fn held(slo: &[Threshold], r: &RunResult) -> bool {
+    let r = whole(r);
     if matches!(r.status, "failed" | "overloaded" | "interrupted") {
         return false;
     }
@@ -77,7 +85,7 @@ pub(super) fn find_max_rate(
     let mut closed = spec.clone();
     closed.scenario.pacing = Pacing::Closed { window };
     let first = session.run(&closed)?;
-    let peak = first.pacing.achieved_rate_per_sec;
+    let peak = whole(&first).pacing.achieved_rate_per_sec;
     results.push(first);
     let mut found = RateSearch {
         scenario: name.clone(),
@@ -215,14 +223,16 @@ fn run_step(
             break;
         }
     }
-    let med = |f: &dyn Fn(&RunResult) -> f64| Stat::of(step_runs.iter().map(f).collect()).median;
+    let med = |f: &dyn Fn(&RunResult) -> f64| {
+        Stat::of(step_runs.iter().map(|r| f(whole(r))).collect()).median
+    };
     Ok(SearchStep {
         agents: spec.scenario.agents,
         asked_rate_per_sec: rate,
         achieved_rate_per_sec: med(&|r| r.pacing.achieved_rate_per_sec),
         p50_latency_ms: med(&|r| r.latency.rtt.p50_ms),
         p99_latency_ms: med(&|r| r.latency.rtt.p99_ms),
-        errors: step_runs.iter().map(|r| r.errors.values().sum::<u64>()).sum(),
+        errors: step_runs.iter().map(|r| whole(r).errors.values().sum::<u64>()).sum(),
         runs_held: votes.0,
         runs: step_runs.len() as u32,
         held: votes.0 >= 2,
@@ -251,6 +261,8 @@ pub(super) fn find_max_agents(
     // An HTTP client needs no neighbour.
     let http = spec.scenario.protocol == crate::loadgen::Protocol::Http;
     let floor = if http { 1 } else { spec.scenario.workload.least_agents() };
+    // Each worker of a multi-host run drives at least one of them.
+    let floor = floor.max(session.cfg.worker.as_ref().map_or(1, |w| w.workers));
     let counts = if http { "clients" } else { "agents" };
     let cap = AGENTS_CAP.min(spec.scenario.workload.most_agents());
     let say = |session: &Session<'_>, line: String| {

@@ -19,10 +19,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Args;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::bench::BenchArgs;
-use crate::client::Client;
+use crate::client::{Client, Received};
 use crate::loadgen::{BeforeLeave, BeforeStart};
 use crate::report::part::{self, Part};
 use crate::report::{
@@ -93,33 +94,35 @@ impl WorkerRole {
         (at(self.index), at(self.index + 1) - at(self.index))
     }
 
-    /// The start and leave hooks of run `run` (ids from `id_base`), meeting through the router
-    /// at `router`.
+    /// Worker `index`'s coordinator agent in the run whose ids start at `id_base`: the top of
+    /// the id block (agents take the bottom, at most 2^21 − 64 of them).
+    fn coordinator(id_base: u32, index: u32) -> AgentId {
+        AgentId(id_base + (1 << 21) - 1 - index)
+    }
+
+    /// The barrier of run attempt `run`'s `phase` (1: start, 2: stop, 3: a search's exchange).
+    fn barrier(&self, run: usize, phase: u64) -> BarrierId {
+        BarrierId(fnv(&self.run_id) ^ ((run as u64) << 2 | phase))
+    }
+
+    /// The start and leave hooks of run attempt `run` (ids from `id_base`), meeting through
+    /// the router at `router` on the coordinator's connection, which `link` holds from the
+    /// start barrier on; past the stop barrier it stays there when `keep` (a search's
+    /// exchange uses it), and is closed otherwise.
     pub fn hooks<'a>(
         &self,
         router: std::net::SocketAddr,
         run: usize,
         id_base: u32,
         drain_timeout: Duration,
+        (link, keep): (Rc<RefCell<Option<Client>>>, bool),
     ) -> (BeforeStart<'a>, BeforeLeave<'a>) {
-        let link: Rc<RefCell<Option<Client>>> = Rc::new(RefCell::new(None));
-        // The top of the run's id block: agents take the bottom (at most 2^21 − 64 of them).
-        let me = AgentId(id_base + (1 << 21) - 1 - self.index);
-        let barrier = |phase: u64| BarrierId(fnv(&self.run_id) ^ ((run as u64) << 2 | phase));
+        let me = Self::coordinator(id_base, self.index);
         let (workers, index, start_timeout) = (self.workers, self.index, self.start_timeout);
         let (start_link, leave_link) = (link.clone(), link);
-        let (start_id, leave_id) = (barrier(1), barrier(2));
+        let (start_id, leave_id) = (self.barrier(run, 1), self.barrier(run, 2));
         let start = move || -> Result<(), String> {
-            let mut c = Client::connect(router).map_err(|e| format!("worker {index}: {e}"))?;
-            c.set_timeout(Duration::from_secs(10)).map_err(|e| e.to_string())?;
-            match c.register(me.0, 0, &[]) {
-                Ok(Control::Ack(_)) => {}
-                other => {
-                    return Err(format!(
-                        "worker {index}: the router refused its coordinator: {other:?}"
-                    ))
-                }
-            }
+            let mut c = enrol(router, me, index)?;
             meet(&mut c, me, start_id, workers, start_timeout).map_err(|why| {
                 format!("worker {index} of {workers}: {why} at the start barrier")
             })?;
@@ -128,11 +131,170 @@ impl WorkerRole {
         };
         let leave = move || -> Option<String> {
             let mut c = leave_link.borrow_mut().take()?;
-            meet(&mut c, me, leave_id, workers, drain_timeout)
+            let said = meet(&mut c, me, leave_id, workers, drain_timeout)
                 .err()
-                .map(|why| format!("{why} at the stop barrier: other workers' requests to this worker's agents after it may fail"))
+                .map(|why| format!("{why} at the stop barrier: other workers' requests to this worker's agents after it may fail"));
+            if keep {
+                *leave_link.borrow_mut() = Some(c);
+            }
+            said
         };
         (Box::new(start), Box::new(leave))
+    }
+
+    /// A search's exchange after run attempt `run` (ids from `id_base`): tells every other
+    /// worker this worker's part of the run (or why it could not start) and gathers theirs,
+    /// through the router at `router`, on the coordinator's connection `kept` (a fresh one
+    /// when the run never reached its start barrier). Every worker then holds every part and
+    /// judges the same whole run. Returns the parts by worker index, or why not every one came.
+    pub fn share(
+        &self,
+        router: std::net::SocketAddr,
+        (run, id_base): (usize, u32),
+        kept: Option<Client>,
+        mine: Result<Part, String>,
+    ) -> Result<Vec<Shared>, String> {
+        let (index, workers) = (self.index, self.workers);
+        let me = Self::coordinator(id_base, index);
+        let mut c = match kept {
+            Some(c) => c,
+            None => enrol(router, me, index)?,
+        };
+        // Every coordinator is registered before any is sent to. A worker whose run could not
+        // start may come a start timeout before the others, which waited that long for it.
+        meet(&mut c, me, self.barrier(run, 3), workers, self.start_timeout * 2).map_err(|why| {
+            format!("worker {index} of {workers}: {why} at a search step's exchange")
+        })?;
+        let hostname = self.info().hostname;
+        let payload = serde_json::to_vec(&Shared { index, hostname, part: mine })
+            .map_err(|e| e.to_string())?;
+        for other in (0..workers).filter(|&w| w != index) {
+            let message_id = c.request_id();
+            let env = crate::wire::Envelope {
+                kind: crate::wire::DataKind::Direct,
+                sender: me,
+                to: Self::coordinator(id_base, other).0,
+                message_id,
+                correlation_id: 0,
+                timestamp_ns: crate::clock::now_ns(),
+                msg_type: SHARED_PART,
+                priority: 5,
+                ttl_ms: 0,
+                payload: &payload,
+            };
+            c.send(&[crate::wire::Message::Data(env)])
+                .map_err(|e| format!("worker {index}: sending its part to worker {other}: {e}"))?;
+        }
+        let mut all: Vec<Option<Shared>> = (0..workers).map(|_| None).collect();
+        all[index as usize] = serde_json::from_slice(&payload).ok();
+        let deadline = Instant::now() + self.start_timeout;
+        while let Some(missing) = all.iter().position(Option::is_none) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!(
+                    "worker {index} of {workers}: worker {missing}'s part of a search step did not come within {:.0} s",
+                    self.start_timeout.as_secs_f64()
+                ));
+            }
+            c.set_timeout(left.min(Duration::from_secs(1))).map_err(|e| e.to_string())?;
+            match c.recv() {
+                Ok(Received::Data(m)) if m.msg_type == SHARED_PART => {
+                    let s: Shared = serde_json::from_slice(&m.payload).map_err(|e| {
+                        format!(
+                            "worker {index}: a part from worker at {} is not readable: {e}",
+                            m.sender.0
+                        )
+                    })?;
+                    if let Some(slot) = all.get_mut(s.index as usize) {
+                        *slot = Some(s);
+                    }
+                }
+                Ok(Received::Control(Control::Error(e))) => {
+                    return Err(format!(
+                    "worker {index}: the router answered error {} during a search step's exchange",
+                    e.code
+                ))
+                }
+                Ok(_) => {}
+                Err(crate::client::ClientError::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => return Err(format!("worker {index}: the router link failed: {e}")),
+            }
+        }
+        Ok(all.into_iter().flatten().collect())
+    }
+}
+
+/// The message type of a worker's part sent to the others in a search's exchange.
+const SHARED_PART: u32 = 0x5EA2;
+
+/// What one worker tells the others of a search step's run.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Shared {
+    /// The worker's index.
+    pub index: u32,
+    /// Its host's name.
+    pub hostname: String,
+    /// Its part of the run, or why its run could not start.
+    pub part: Result<Part, String>,
+}
+
+/// The whole run of a search step, merged from every worker's `shared` part (as `merge`
+/// would); `Err`: why the workers' runs that could not start could not, in the same words on
+/// every worker.
+pub fn whole_run(shared: &[Shared]) -> Result<RunResult, String> {
+    let failed: Vec<String> = shared
+        .iter()
+        .filter_map(|s| s.part.as_ref().err().map(|why| format!("worker {}: {why}", s.index)))
+        .collect();
+    if !failed.is_empty() {
+        return Err(failed.join("; "));
+    }
+    let mut outcomes = Vec::with_capacity(shared.len());
+    let mut spec = None;
+    for s in shared {
+        if let Ok(p) = &s.part {
+            outcomes.push((s.index as usize, p.outcome().map_err(|e| e.to_string())?));
+            spec.get_or_insert(p.run_spec().map_err(|e| e.to_string())?);
+        }
+    }
+    let spec = spec.ok_or("no worker's part")?;
+    let hosts: std::collections::BTreeSet<&str> =
+        shared.iter().map(|s| s.hostname.as_str()).collect();
+    Ok(merged_result(&spec, &outcomes, (true, Vec::new()), hosts.len() == 1))
+}
+
+/// The merged run of `outcomes` (by worker index) of the run `spec`, each worker's failures
+/// named; `whole`: every worker's part is there, and the merge's own `failures` (parts that
+/// are not); one-way times kept only when every worker ran on `one_host`.
+fn merged_result(
+    spec: &crate::report::RunSpec,
+    outcomes: &[(usize, crate::loadgen::Outcome)],
+    (whole, failures): (bool, Vec<String>),
+    one_host: bool,
+) -> RunResult {
+    let mut merged = part::merge(outcomes, whole);
+    merged.failures.extend(failures);
+    // A pipeline's item is delivered to each stage after its source.
+    merged.fan = spec.scenario.workload.deliveries_per_op(spec.scenario.agents);
+    if !one_host {
+        // Each host has its own clock: a one-way time across two of them means nothing.
+        merged.latencies.one_way = crate::metrics::Latencies::default().one_way;
+        merged.hops.clear();
+    }
+    RunResult::new(spec, &merged)
+}
+
+/// Connects to the router at `router` and registers worker `index`'s coordinator `me`.
+fn enrol(router: std::net::SocketAddr, me: AgentId, index: u32) -> Result<Client, String> {
+    let mut c = Client::connect(router).map_err(|e| format!("worker {index}: {e}"))?;
+    c.set_timeout(Duration::from_secs(10)).map_err(|e| e.to_string())?;
+    match c.register(me.0, 0, &[]) {
+        Ok(Control::Ack(_)) => Ok(c),
+        other => Err(format!("worker {index}: the router refused its coordinator: {other:?}")),
     }
 }
 
@@ -196,16 +358,6 @@ pub(super) fn run_worker(cmd: WorkerCmd) -> anyhow::Result<super::bench::Finish>
     check_role(cmd.index, cmd.workers, &cmd.run_id, cmd.start_timeout)?;
     if !cmd.bench.external_router() {
         bail!("--router: a worker drives a router running elsewhere (tcp://host:port)");
-    }
-    // A search picks each step from the last one's figures, which no worker has whole.
-    if let Some(flag) = [
-        (cmd.bench.find_max_rate, "--find-max-rate"),
-        (cmd.bench.find_max_agents.is_some(), "--find-max-agents"),
-    ]
-    .into_iter()
-    .find_map(|(given, flag)| given.then_some(flag))
-    {
-        bail!("{flag}: a search steps by the whole run's figures, which no worker sees: search from one host");
     }
     let role = WorkerRole {
         index: cmd.index,
@@ -299,8 +451,8 @@ pub(super) fn run_merge(cmd: MergeCmd) -> anyhow::Result<bool> {
         command_line: provenance.command_line,
         accounting_includes_warmup: true,
         thresholds: Vec::new(),
-        rate_search: Vec::new(),
-        agent_search: Vec::new(),
+        rate_search: searches(&loaded, "rate_search")?,
+        agent_search: searches(&loaded, "agent_search")?,
         baseline: None,
         worker: None,
         merged: Some(MergeInfo {
@@ -328,7 +480,31 @@ pub(super) fn run_merge(cmd: MergeCmd) -> anyhow::Result<bool> {
     }
     print_merge(&mut std::io::stdout(), &report, &loaded, &missing);
     let _ = writeln!(std::io::stdout(), "merged report written to {}", cmd.output.display());
-    Ok(report.summary.failed == 0 && missing.is_empty())
+    // A search's failed steps are how it finds its limit, not the run's failure.
+    let searched = !report.rate_search.is_empty() || !report.agent_search.is_empty();
+    Ok((searched || report.summary.failed == 0) && missing.is_empty())
+}
+
+/// The searches (`key`: `rate_search` or `agent_search`) the workers made together: each
+/// worker judged every step by the whole run, so every part holds the same ones; parts that
+/// do not are an error.
+fn searches<T: Deserialize<'static>>(loaded: &[Loaded], key: &str) -> anyhow::Result<Vec<T>> {
+    let first = &loaded[0];
+    for l in &loaded[1..] {
+        if l.value[key] != first.value[key] {
+            bail!(
+                "{} and {}: the workers' searches differ ({key}): not parts of one search",
+                first.file,
+                l.file
+            );
+        }
+    }
+    match first.value.get(key) {
+        None => Ok(Vec::new()),
+        // The searches' words are `&'static str`: read from an owned value, not a borrowed one.
+        Some(v) => <Vec<T>>::deserialize(v.clone())
+            .map_err(|e| anyhow::anyhow!("{}: its {key} is not readable: {e}", first.file)),
+    }
 }
 
 /// That the parts (sorted by worker) belong to one run and no worker wrote two; the workers
@@ -372,25 +548,15 @@ fn merge_run(
         }
     }
     let Some(spec) = spec else { return Ok(None) };
-    let mut merged = part::merge(&outcomes, missing.is_empty());
-    // A pipeline's item is delivered to each stage after its source.
-    merged.fan = spec.scenario.workload.deliveries_per_op(spec.scenario.agents);
-    for m in missing {
-        merged.failures.push(format!(
+    let mut failures: Vec<String> = missing.iter().map(|m| format!(
             "worker {m} of {workers} wrote no part (killed, or failed before writing): its agents' requests are not counted, and what the others sent its agents is in their errors"
-        ));
-    }
+        )).collect();
     for l in loaded {
         if l.parts.len() <= i {
-            merged.failures.push(format!("worker {} stopped before run {}", l.info.index, i + 1));
+            failures.push(format!("worker {} stopped before run {}", l.info.index, i + 1));
         }
     }
-    if !one_host {
-        // Each host has its own clock: a one-way time across two of them means nothing.
-        merged.latencies.one_way = crate::metrics::Latencies::default().one_way;
-        merged.hops.clear();
-    }
-    let mut result = RunResult::new(&spec, &merged);
+    let mut result = merged_result(&spec, &outcomes, (missing.is_empty(), failures), one_host);
     // Each worker counted its own process's lost wake-ups in its run's entry.
     let lost: u64 =
         loaded.iter().filter_map(|l| l.value["results"].get(i)?["lost_wakeups"].as_u64()).sum();
@@ -472,4 +638,10 @@ fn print_merge(out: &mut impl Write, report: &Report, loaded: &[Loaded], missing
         }
     }
     let _ = report::text::summary(out, report);
+    for s in &report.rate_search {
+        let _ = report::text::rate_search(out, s);
+    }
+    for s in &report.agent_search {
+        let _ = report::text::agent_search(out, s);
+    }
 }

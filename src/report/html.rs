@@ -822,7 +822,69 @@ fn row_name(row: &Value) -> String {
     )
 }
 
+/// A compare that searched (`compare --find-max-rate`, `--find-max-agents`): per scenario each
+/// router's median answer over the rounds with their range, and the reference's ratios; each
+/// router's searches, steps and curves follow in its own section.
+fn compare_searches(h: &mut String, r: &Value) {
+    let Some(rows) = r["rows"].as_array() else { return };
+    let reference = r["reference"].as_str().unwrap_or("?");
+    let routers: Vec<&str> =
+        r["routers"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let agents = r["searched"].as_str() == Some("agents");
+    let unit = if agents {
+        // The searches say what they counted: agents, or an HTTP target's clients.
+        let counted =
+            routers.iter().find_map(|n| r["reports"][n]["agent_search"][0]["counts"].as_str());
+        counted.unwrap_or("agents")
+    } else {
+        "req/s"
+    };
+    let what = match r["agent_rate_per_sec"].as_f64() {
+        Some(each) if agents => {
+            format!("the most {unit}, each asking {} req/s,", super::text::rate(each))
+        }
+        _ => "the highest rate".to_string(),
+    };
+    let _ = writeln!(
+        h,
+        "<h2>Comparison: searches</h2>\n<p>Per scenario, {what} holding <code>{}</code>: each router's median over the rounds (the rounds' range), and {} over each other router (above 1 favours {}).</p>",
+        esc(r["slo"].as_str().unwrap_or("?")),
+        esc(reference),
+        esc(reference)
+    );
+    h.push_str("<table><tr><th>scenario</th><th>router</th><th>answer (rounds' range)</th><th>rounds</th><th>ratio</th></tr>\n");
+    let num = |v: f64| if agents { format!("{v:.0}") } else { super::text::rate(v) };
+    for row in rows {
+        for router in &routers {
+            let s = &row["per_router"][router];
+            let n = s["n"].as_u64().unwrap_or(0);
+            let (med, lo, hi) = (
+                s["median"].as_f64().unwrap_or(0.0),
+                s["min"].as_f64().unwrap_or(0.0),
+                s["max"].as_f64().unwrap_or(0.0),
+            );
+            let answer = match n {
+                0 => "-".to_string(),
+                1 => format!("{} {unit}", num(med)),
+                _ => format!("{} {unit} ({}–{})", num(med), num(lo), num(hi)),
+            };
+            let ratio = row["ratios"][format!("{reference}/{router}")]
+                .as_f64()
+                .map_or(String::new(), |v| format!("{v:.2}×"));
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{n}</td><td>{ratio}</td></tr>",
+                esc(row["scenario"].as_str().unwrap_or("?")),
+                esc(router),
+                esc(&answer)
+            );
+        }
+    }
+    h.push_str("</table>\n");
+}
+
 fn compare(h: &mut String, r: &Value) -> anyhow::Result<()> {
+    compare_searches(h, r);
     let reference = r["reference"].as_str().unwrap_or("?");
     let Some(rows) = r["comparison"].as_array() else { return Ok(()) };
     let _ = writeln!(

@@ -165,7 +165,7 @@ pub struct MergeInfo {
 }
 /// `--find-max-rate` for one scenario: the highest open-loop rate that held the SLO and was
 /// sustained, within `precision`, and every step on the way.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct RateSearch {
     /// The scenario (topology × agents, window).
     pub scenario: String,
@@ -181,6 +181,7 @@ pub struct RateSearch {
     pub precision: f64,
     /// Why the search ended: `converged`, `cap` (held up to the cap), `nothing_held`,
     /// `failed` (a run could not be made), `interrupted`.
+    #[serde(deserialize_with = "known_word")]
     pub ended: &'static str,
     /// Every step, in the order run.
     pub steps: Vec<SearchStep>,
@@ -188,13 +189,14 @@ pub struct RateSearch {
 
 /// `--find-max-agents` for one scenario: the most agents, each asking the same open-loop
 /// rate, that held the SLO and were sustained, within `precision`, and every step on the way.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct AgentSearch {
     /// The scenario (topology, window), without an agent count: the count is what is searched.
     pub scenario: String,
     /// The SLO as given.
     pub slo: String,
     /// What is counted: `agents` (virtual agents on a router) or `clients` (`a2a-bench http`).
+    #[serde(deserialize_with = "known_word")]
     pub counts: &'static str,
     /// Requests per second each agent asks for (`--find-max-agents`).
     pub agent_rate_per_sec: f64,
@@ -210,14 +212,26 @@ pub struct AgentSearch {
     pub precision: f64,
     /// Why the search ended: `converged` (within the precision, or one agent apart), `cap`
     /// (held up to the search's cap), `nothing_held`, `interrupted`.
+    #[serde(deserialize_with = "known_word")]
     pub ended: &'static str,
     /// Every step, in the order run.
     pub steps: Vec<SearchStep>,
 }
 
+/// A search's word read back from a report (`merge` carries a worker's searches): one of
+/// the words the searches write.
+fn known_word<'de, D: serde::Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    const WORDS: [&str; 7] =
+        ["converged", "cap", "nothing_held", "failed", "interrupted", "agents", "clients"];
+    let word = <String as serde::Deserialize>::deserialize(d)?;
+    WORDS.into_iter().find(|w| *w == word).ok_or_else(|| {
+        serde::de::Error::custom(format!("`{word}` is none of the searches' words {WORDS:?}"))
+    })
+}
+
 /// One step of a rate or agent search: one asked rate and agent count, run until its verdict
 /// is confirmed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct SearchStep {
     /// Agents (virtual clients) of its runs.
     pub agents: u32,
@@ -742,6 +756,46 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_search_read_back_from_a_report_is_the_search_written() {
+        // Proves `merge` can carry a worker's searches: an agent search with a step, written
+        // and read back, is written the same again; a word no search writes is refused.
+        let step = SearchStep {
+            agents: 8,
+            asked_rate_per_sec: 4000.0,
+            achieved_rate_per_sec: 3999.5,
+            p50_latency_ms: 0.2,
+            p99_latency_ms: 0.9,
+            errors: 0,
+            runs_held: 2,
+            runs: 2,
+            held: true,
+            result_indexes: vec![3, 4],
+            could_not_start: None,
+        };
+        let s = AgentSearch {
+            scenario: "ring w16".into(),
+            slo: "errors==0".into(),
+            counts: "clients",
+            agent_rate_per_sec: 500.0,
+            start_agents: 6,
+            max_agents: Some(8),
+            first_failing_agents: Some(9),
+            max_rate_per_sec: Some(4000.0),
+            precision: 0.11,
+            ended: "converged",
+            steps: vec![step],
+        };
+        let v = serde_json::to_value(&s).unwrap();
+        let back = <AgentSearch as serde::Deserialize>::deserialize(v.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&back).unwrap(), v);
+        assert_eq!((back.counts, back.ended), ("clients", "converged"));
+        let mut odd = v.clone();
+        odd["ended"] = "sideways".into();
+        let e = <AgentSearch as serde::Deserialize>::deserialize(odd).unwrap_err().to_string();
+        assert!(e.contains("`sideways` is none of the searches' words"), "{e}");
+    }
 
     #[test]
     fn a_reports_command_line_keeps_no_secret() {

@@ -209,6 +209,11 @@ pub struct RunResult {
     /// `a2a-bench worker`: the run exactly (counters and histograms), for the merge.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub part: Option<part::Part>,
+    /// A worker's run in a search (`--find-max-rate`, `--find-max-agents` on every worker):
+    /// the whole run, merged from every worker's part, which the search steps by. Not written
+    /// (`merge` makes it again from the parts).
+    #[serde(skip)]
+    pub whole: Option<Box<RunResult>>,
     /// `a2a-bench http`: each pattern's figures.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub patterns: Vec<PatternResult>,
@@ -341,6 +346,7 @@ impl RunResult {
             failure: (!failure.is_empty()).then(|| failure.join("; ")),
             time_series: outcome.intervals.iter().map(IntervalPoint::of).collect(),
             part: None,
+            whole: None,
             patterns: outcome.breakdown.iter().map(|s| PatternResult::of(s, window_s)).collect(),
             reconnects: (sc.protocol == crate::loadgen::Protocol::Http).then_some(c.reconnects),
             connections: (outcome.connections > 0).then_some(outcome.connections),

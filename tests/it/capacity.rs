@@ -149,24 +149,6 @@ fn mistakes_in_the_capacity_flags_get_one_line_naming_the_flag() {
             "--open-at",
         ),
         (vec!["compare", "--find-max-rate", "--slo", "p99<1ms", "--scaling", "1"], "--scaling"),
-        (
-            vec![
-                "worker",
-                "--router",
-                "tcp://127.0.0.1:1",
-                "--workers",
-                "2",
-                "--index",
-                "0",
-                "--run-id",
-                "x",
-                "--find-max-agents",
-                "10",
-                "--slo",
-                "p99<1ms",
-            ],
-            "--find-max-agents",
-        ),
         (vec!["report", not_json.to_str().unwrap(), "--html", "/tmp/x.html"], "not JSON"),
     ] {
         let (code, out, err) = bench(&args);
@@ -334,10 +316,11 @@ fn compare_searches_each_router_round_by_round_and_gives_the_medians_ratios() {
     // --max-connections allows, so every answer is 8 and every ratio 1.00; the JSON keeps
     // each router's searches and runs, the summary line says the medians and the ratio.
     let d = dir("compare-search");
-    let out_path = d.join("c.json");
+    let (out_path, csv, html) = (d.join("c.json"), d.join("c.csv"), d.join("c.html"));
     let mut args = vec!["compare", "--routers", "glommio,tokio-per-core", "--repeat", "2"];
     args.extend(SEATED_SEARCH);
     args.extend(["8", "--output", out_path.to_str().unwrap()]);
+    args.extend(["--csv", csv.to_str().unwrap(), "--html", html.to_str().unwrap()]);
     let (code, out, err) = bench(&args);
     assert_eq!(code, Some(0), "{out}\n{err}");
     let c = json(&out_path);
@@ -382,6 +365,27 @@ fn compare_searches_each_router_round_by_round_and_gives_the_medians_ratios() {
         out.contains("ring w16: glommio 8 agents (8–8), tokio-per-core 8 agents (8–8); glommio is 1.00× tokio-per-core"),
         "{out}"
     );
+    // The page: the answers' table, then each router's searches; the CSV: every run of every
+    // router, named.
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<h2>Comparison: searches</h2>"), "the page has the answers");
+    assert!(page.contains("each asking 500 req/s"), "what each agent asked");
+    assert!(
+        page.contains("<tr><td>ring w16</td><td>tokio-per-core</td><td>8 agents (8–8)</td><td>2</td><td>1.00×</td></tr>"),
+        "its row: {}",
+        &page[page.find("<h2>Comparison").unwrap_or(0)..][..1400]
+    );
+    assert_eq!(
+        page.matches("Most agents (clients) holding the SLO").count(),
+        2,
+        "each router's searches"
+    );
+    let rows = std::fs::read_to_string(&csv).unwrap();
+    let runs = |router: &str| rows.lines().filter(|l| l.contains(&format!(",{router},"))).count();
+    for router in ["glommio", "tokio-per-core"] {
+        let made = c["reports"][router]["results"].as_array().unwrap().len();
+        assert_eq!(runs(router), made, "{router}'s runs in the CSV");
+    }
 }
 
 fn http_get(addr: &str, path: &str) -> String {

@@ -20,9 +20,15 @@ fn dir(name: &str) -> crate::support::Scratch {
 
 /// A router process whose stderr goes to `d`/router.log.
 fn router(d: &Path) -> (Reap, String) {
+    router_with(d, &[])
+}
+
+/// A router process with `more` flags, its stderr to `d`/router.log.
+fn router_with(d: &Path, more: &[&str]) -> (Reap, String) {
     use std::io::BufRead;
     let mut child = Command::new(BIN)
         .args(["router", "--cores", "0", "--listen", "127.0.0.1:0"])
+        .args(more)
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(d.join("router.log")).unwrap())
         .spawn()
@@ -460,4 +466,88 @@ fn a_worker_s_part_is_judged_by_its_share_of_the_rate_and_the_merge_by_the_whole
     let pacing = &merged["results"][0]["pacing"];
     assert!(pacing.get("share_per_sec").is_none(), "{pacing}");
     assert_eq!(pacing["rate_per_sec"], 10.0, "{pacing}");
+}
+
+#[test]
+fn workers_search_together_each_step_judged_by_the_whole_run() {
+    // Proves --find-max-agents over two workers: every step is judged by the whole run (each
+    // worker's part shared through the router and merged), so both take the same steps and
+    // find the same answer, the merge carries the search, and a count the router refuses on
+    // one worker is a step that could not start on both, said in the same words. The router
+    // takes 12 connections: each worker's coordinator and probe hold one each, so 8 agents
+    // (one a connection) fit and 9 do not. From 6: 6, 12, 9, 7, 8.
+    let d = dir("search");
+    let (_router, url) = router_with(&d, &["--max-connections", "12"]);
+    let last = (a2a_bench::placement::Machine::detect().cores.len() - 1).to_string();
+    let spawn = |i: u32| {
+        let out = d.join(format!("part-{i}.json"));
+        Reap(
+            Command::new(BIN)
+                .args(["worker", "--index", &i.to_string(), "--workers", "2", "--run-id", "search"])
+                .args(["--router", &url, "--agent-cores", &last, "--agents", "6"])
+                .args(["--agents-per-conn", "1", "--topologies", "ring", "--repeat", "1"])
+                .args(["--warmup", "0.1", "--duration", "0.3", "--stall-probe", "0"])
+                .args(["--late-after-ms", "20", "--start-timeout", "2"])
+                .args(["--find-max-agents", "500", "--slo", "errors==0"])
+                .args(["--output", out.to_str().unwrap()])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let mut workers = [spawn(0), spawn(1)];
+    let mut parts = Vec::new();
+    for (i, w) in workers.iter_mut().enumerate() {
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut w.0.stdout.take().unwrap(), &mut out).unwrap();
+        let (code, err) = finish(w, Duration::from_secs(120));
+        assert_eq!(code, Some(0), "worker {i}: {out}\n{err}");
+        assert!(
+            out.contains("agent search ring w16 at 500 req/s per agent for 'errors==0': holds up to 8 agents, 4.0 k req/s in all (fails at 9;"),
+            "worker {i}: {out}"
+        );
+        let part: Value =
+            serde_json::from_slice(&std::fs::read(d.join(format!("part-{i}.json"))).unwrap())
+                .unwrap();
+        parts.push(part);
+    }
+    let s = &parts[0]["agent_search"][0];
+    assert_eq!(parts[1]["agent_search"][0], *s, "both workers searched alike");
+    let steps = s["steps"].as_array().unwrap();
+    let counts: Vec<u64> = steps.iter().map(|st| st["agents"].as_u64().unwrap()).collect();
+    assert_eq!(counts, [6, 12, 9, 7, 8], "{s}");
+    for st in steps {
+        let n = st["agents"].as_u64().unwrap();
+        assert_eq!(st["held"].as_bool(), Some(n <= 8), "{st}");
+        if n <= 8 {
+            // The whole run's rate, not this worker's half of it.
+            let achieved = st["achieved_rate_per_sec"].as_f64().unwrap();
+            assert!(achieved > n as f64 * 500.0 * 0.8, "{st}");
+        } else {
+            let why = st["could_not_start"].as_str().unwrap_or_else(|| panic!("{st}"));
+            assert!(why.contains("worker "), "{why}");
+        }
+    }
+    // Each part holds its own share of each run: half the agents.
+    let held = steps[0]["result_indexes"][0].as_u64().unwrap() as usize;
+    assert_eq!(parts[0]["results"][held]["part"]["spec"]["slice"], serde_json::json!([0, 3]));
+    let (code, merged, text) = merge(&d, &[0, 1]);
+    assert_eq!(code, Some(0), "a search's failed steps fail no merge: {text}");
+    assert_eq!(merged["agent_search"][0], *s, "the merge carries the search");
+    assert!(text.contains("agent search ring w16 at 500 req/s per agent"), "{text}");
+    assert_eq!(merged["results"][held]["agent_count"], 6);
+    // Parts of different searches are not merged.
+    let mut other = parts[1].clone();
+    other["agent_search"][0]["max_agents"] = 7.into();
+    std::fs::write(d.join("part-1.json"), serde_json::to_vec(&other).unwrap()).unwrap();
+    let o = Command::new(BIN)
+        .arg("merge")
+        .args([d.join("part-0.json"), d.join("part-1.json")])
+        .args(["--output", d.join("m2.json").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("the workers' searches differ (agent_search)"), "{err}");
 }

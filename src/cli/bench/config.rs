@@ -798,6 +798,8 @@ impl BenchConfig {
         sc.pacing = Pacing::Open { rate: f64::from(agents) * per_agent, window: self.window };
         sc.connections = self.connections.map(|c| c.clamp(1, agents));
         sc.workload = self.seat_workload(sc.workload, agents);
+        // A worker of a multi-host run drives its share of the new count.
+        sc.slice = self.worker.as_ref().map(|w| w.slice(agents));
         s.interval_ms = None;
         s
     }

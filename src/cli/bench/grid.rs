@@ -56,6 +56,7 @@ pub(in crate::cli) fn run_config(cfg: BenchConfig) -> anyhow::Result<Finish> {
         interrupt: interrupt.clone(),
         progress: progress_bar(cfg.search.is_some(), runs.len()),
         made: 0,
+        tried: 0,
         target_pinned: crate::host::pinned_cores(&target_pids).len(),
         target_pids,
         shared,

@@ -74,7 +74,7 @@ pub struct BenchConfig {
     baseline: Option<PathBuf>,
     pub(in crate::cli) search: Option<super::search::SearchConfig>,
     /// `a2a-bench worker`: this process's slice of a multi-host run.
-    worker: Option<super::worker::WorkerRole>,
+    pub(in crate::cli) worker: Option<super::worker::WorkerRole>,
     target: Target,
     plan: Plan,
     payloads: Vec<usize>,

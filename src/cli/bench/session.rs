@@ -94,6 +94,9 @@ pub(in crate::cli) struct Session<'a> {
     pub(in crate::cli) progress: indicatif::ProgressBar,
     /// Runs made so far.
     pub(in crate::cli) made: usize,
+    /// Runs tried so far, those that could not start too (a worker's barriers count them:
+    /// every worker tries the same runs).
+    pub(in crate::cli) tried: usize,
     /// The target's processes, when it runs on this machine in processes of its own
     /// ([`crate::host::listeners`]): their CPU is the target's, not other processes'.
     pub(in crate::cli) target_pids: Vec<u32>,
@@ -125,6 +128,7 @@ impl<'a> Session<'a> {
             interrupt: Interrupt::new(),
             progress: indicatif::ProgressBar::hidden(),
             made: 0,
+            tried: 0,
             target_pids,
             target_pinned,
             shared,
@@ -154,13 +158,20 @@ impl<'a> Session<'a> {
             |why: &str| progress.suspend(|| eprintln!("a2a-bench: {label}: {why}: made again"));
         // A worker's run meets the others at barriers: it cannot be made again alone.
         let again = self.cfg.worker.is_none();
+        let tried = self.tried;
+        self.tried += 1;
+        // A worker in a search keeps its coordinator's connection past the stop barrier, to
+        // share its part of the run with the others (`Shared`).
+        let sharing = self.cfg.search.is_some() && self.cfg.worker.is_some();
+        let link = std::rc::Rc::new(std::cell::RefCell::new(None));
         let (outcome, (lost_wakeups, ended, cpu), remade) =
             loadgen::made_again(sc, again, say, |attempt| {
                 let (before_start, before_leave) = match &self.cfg.worker {
                     Some(w) => {
                         let meet = w.meet.unwrap_or(self.addr);
                         let drain = self.cfg.drain_timeout;
-                        let (start, leave) = w.hooks(meet, self.made, sc.id_base, drain);
+                        let kept = (link.clone(), sharing);
+                        let (start, leave) = w.hooks(meet, tried, sc.id_base, drain, kept);
                         (Some(start), Some(leave))
                     }
                     None => (None, None),
@@ -185,9 +196,33 @@ impl<'a> Session<'a> {
                     .or_else(|| before.zip(crate::host::CpuTimes::with_target(&self.target_pids)));
                 (outcome, (lost_wakeups, ended, cpu))
             });
+        // Every worker judges a search step by the whole run: each tells the others its part
+        // (or why it could not start), and all merge the same parts.
+        let whole = match &self.cfg.worker {
+            Some(w) if sharing => {
+                let mine = if outcome.setup_failed {
+                    Err(outcome.failures.join("; "))
+                } else {
+                    Ok(report::part::Part::of(spec, &outcome))
+                };
+                let meet = w.meet.unwrap_or(self.addr);
+                let kept = link.borrow_mut().take();
+                let whole = w
+                    .share(meet, (tried, sc.id_base), kept, mine)
+                    .and_then(|parts| crate::cli::worker::whole_run(&parts));
+                Some(whole)
+            }
+            _ => None,
+        };
+        // A step a worker could not start is one that could not start on every worker alike,
+        // said in the same words on each (or whose parts did not all come: this worker's words).
         if outcome.setup_failed {
-            return Err(outcome.failures.join("; "));
+            return Err(match whole {
+                Some(Err(why)) => why,
+                _ => outcome.failures.join("; "),
+            });
         }
+        let whole = whole.transpose()?;
         for note in self.notes.drain(..) {
             self.progress.suspend(|| eprintln!("{note}"));
         }
@@ -201,6 +236,7 @@ impl<'a> Session<'a> {
         if self.cfg.worker.is_some() {
             result.part = Some(report::part::Part::of(spec, &outcome));
         }
+        result.whole = whole.map(Box::new);
         if let Some(dir) = &self.cfg.hlog {
             let last = outcome.intervals.iter().map(|iv| iv.end_ns).max().unwrap_or(0);
             let start = ended.checked_sub(Duration::from_nanos(last)).unwrap_or(ended);

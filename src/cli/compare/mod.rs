@@ -127,19 +127,16 @@ pub(super) fn run(cmd: CompareCmd) -> anyhow::Result<bool> {
     super::raise_nofile(1 << 20).ok();
     let mut out = std::io::stdout();
     if cfg.search.is_some() {
-        // A search's answer per router and round: no grid of rows for --scaling, CSV or HTML.
-        if let Some(flag) = [
-            (cmd.scaling.is_some(), "--scaling"),
-            (csv.is_some(), "--csv"),
-            (html.is_some(), "--html"),
-            (!open_at.is_empty(), "--open-at"),
-        ]
-        .into_iter()
-        .find_map(|(given, flag)| given.then_some(flag))
+        // A search's answer per router and round: no grid of rows for --scaling or --open-at.
+        if let Some(flag) =
+            [(cmd.scaling.is_some(), "--scaling"), (!open_at.is_empty(), "--open-at")]
+                .into_iter()
+                .find_map(|(given, flag)| given.then_some(flag))
         {
             bail!("{flag}: not taken by a compare that searches (--find-max-rate, --find-max-agents); its JSON report has each router's searches");
         }
-        return compare_search(&cfg, &entries, &names, &provenance, &output, &mut out);
+        let pages = (csv, html);
+        return compare_search(&cfg, &entries, &names, &provenance, (&output, pages), &mut out);
     }
     if let Some(spec) = &cmd.scaling {
         if csv.is_some() || html.is_some() {

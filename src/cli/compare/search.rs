@@ -42,7 +42,7 @@ pub(super) fn compare_search(
     entries: &[Entry],
     names: &[String],
     provenance: &report::Provenance,
-    output: &Path,
+    (output, (csv, html)): (&Path, (Option<&Path>, Option<&Path>)),
     out: &mut dyn Write,
 ) -> anyhow::Result<bool> {
     let Some(search) = cfg.search.as_ref() else { bail!("compare_search without a search") };
@@ -141,9 +141,18 @@ pub(super) fn compare_search(
         rows,
         reports,
     };
-    let text = serde_json::to_string_pretty(&doc)?;
+    let value = serde_json::to_value(&doc)?;
+    let text = serde_json::to_string_pretty(&value)?;
     std::fs::write(output, text + "\n").with_context(|| format!("writing {}", output.display()))?;
     let _ = writeln!(out, "\ncomparison written to {}", output.display());
+    // Every router's runs, named in the `router` column; the page's table of answers, then
+    // each router's searches.
+    if let Some(p) = csv {
+        report::csv::write(&value, p)?;
+    }
+    if let Some(p) = html {
+        report::html::write(&value, p)?;
+    }
     Ok(ended)
 }
 
