@@ -287,6 +287,8 @@ pub(super) fn find_max_agents(
             // The first step's failure to start is the target's (unreachable, wrong): the
             // command's error, as in every other mode. Later, it is this count's.
             Err(why) if first => return Err(why),
+            // A worker that lost the others cannot judge another step.
+            Err(why) if session.apart.is_some() => return Err(why),
             Err(why) => SearchStep {
                 agents: n,
                 asked_rate_per_sec: f64::from(n) * per_agent,

@@ -551,3 +551,57 @@ fn workers_search_together_each_step_judged_by_the_whole_run() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("the workers' searches differ (agent_search)"), "{err}");
 }
+
+#[test]
+fn a_worker_lost_mid_search_ends_the_others_search_with_why() {
+    // Proves a search cannot go on without a worker: worker 1 is killed once its first step
+    // is judged; worker 0, finding no part from it at the next exchange (or no partner at the
+    // next start), ends with an error that says so, within its bounded waits, instead of
+    // searching on step after step against a barrier nobody else reaches.
+    use std::io::BufRead;
+    let d = dir("search-lost");
+    let (_router, url) = router(&d);
+    let last = (a2a_bench::placement::Machine::detect().cores.len() - 1).to_string();
+    let spawn = |i: u32| {
+        let out = d.join(format!("part-{i}.json"));
+        Reap(
+            Command::new(BIN)
+                .args(["worker", "--index", &i.to_string(), "--workers", "2", "--run-id", "lost"])
+                .args(["--router", &url, "--agent-cores", &last, "--agents", "4"])
+                .args(["--agents-per-conn", "1", "--topologies", "ring", "--repeat", "1"])
+                .args(["--warmup", "0.1", "--duration", "0.3", "--stall-probe", "0"])
+                .args(["--late-after-ms", "20", "--start-timeout", "1"])
+                .args(["--find-max-agents", "100", "--slo", "errors==0"])
+                .args(["--output", out.to_str().unwrap()])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let (mut w0, mut w1) = (spawn(0), spawn(1));
+    let lines = std::io::BufReader::new(w1.0.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines {
+        let line = line.unwrap();
+        let judged = line.contains("step 1:");
+        seen.push(line);
+        if judged {
+            break;
+        }
+    }
+    assert!(seen.last().is_some_and(|l| l.contains("step 1: 4 agents")), "{seen:?}");
+    w1.0.kill().unwrap();
+    let _ = w1.0.wait();
+    let (code, err) = finish(&mut w0, Duration::from_secs(60));
+    assert_eq!(code, Some(1), "{err}");
+    // Whether worker 1 died before or after the next start barrier, worker 0 meets nobody at
+    // that step's exchange.
+    assert!(
+        err.contains(
+            "worker 0 of 2: not every worker arrived within 2 s at a search step's exchange"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -61,6 +61,7 @@ pub(in crate::cli) fn run_config(cfg: BenchConfig) -> anyhow::Result<Finish> {
         target_pids,
         shared,
         notes,
+        apart: None,
     };
     let (results, searches, fatal) = run_grid(&mut session, &runs);
     session.progress.finish_and_clear();

@@ -108,6 +108,9 @@ pub(in crate::cli) struct Session<'a> {
     pub(in crate::cli) shared: Option<report::CoreSharing>,
     /// Warnings to print once a run has reached the target (`share_with_target`'s).
     pub(in crate::cli) notes: Vec<String>,
+    /// A worker in a search whose exchange with the others failed (one is gone or cannot be
+    /// reached): why. The search cannot go on, whatever the step.
+    pub(in crate::cli) apart: Option<String>,
 }
 
 impl<'a> Session<'a> {
@@ -133,6 +136,7 @@ impl<'a> Session<'a> {
             target_pinned,
             shared,
             notes: Vec::new(),
+            apart: None,
         }
     }
 
@@ -207,9 +211,13 @@ impl<'a> Session<'a> {
                 };
                 let meet = w.meet.unwrap_or(self.addr);
                 let kept = link.borrow_mut().take();
-                let whole = w
-                    .share(meet, (tried, sc.id_base), kept, mine)
-                    .and_then(|parts| crate::cli::worker::whole_run(&parts));
+                let whole = match w.share(meet, (tried, sc.id_base), kept, mine) {
+                    Ok(parts) => crate::cli::worker::whole_run(&parts),
+                    Err(why) => {
+                        self.apart = Some(why.clone());
+                        Err(why)
+                    }
+                };
                 Some(whole)
             }
             _ => None,
