@@ -504,6 +504,24 @@ fn the_html_report_renders_in_a_real_browser_without_console_errors() {
     assert!(console.is_empty(), "console messages: {console:?}");
     assert!(dom.contains("Most agents (clients) holding the SLO"), "the search's table");
     assert!(dom.contains("p99 round trip against agents (clients)"), "its p99 curve");
+    // A compare that searched: the answers' table, then each router's searches.
+    let compared = d.join("c.html");
+    let h = compared.to_str().unwrap();
+    let j = d.join("c.json");
+    let mut args = vec!["compare", "--routers", "glommio,tokio-per-core", "--repeat", "1"];
+    args.extend(SEATED_SEARCH);
+    args.extend(["4", "--output", j.to_str().unwrap(), "--html", h]);
+    let (code, out, err) = bench(&args);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let mut cmd = std::process::Command::new(chromium);
+    cmd.args(common).args(["--enable-logging=stderr", "--v=0", "--dump-dom"]);
+    let o = cmd.arg(format!("file://{h}")).output().unwrap();
+    let (dom, log) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let console: Vec<&str> =
+        log.lines().filter(|l| l.contains("CONSOLE") || l.contains("Uncaught")).collect();
+    assert!(console.is_empty(), "console messages: {console:?}");
+    assert!(dom.contains("Comparison: searches"), "the answers' table");
+    assert_eq!(dom.matches("Most agents (clients) holding the SLO").count(), 2, "each router's");
 }
 
 #[test]
