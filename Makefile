@@ -52,7 +52,7 @@ bench-http: build ## a2a-bench http vs wrk on the same target, connections and c
 test-faults: build ## Real faults (netns + veth, tc netem, signals) against the router process (root)
 	bash tests/faults.sh
 
-test-multihost: build ## Router and three workers in four network namespaces, merged; HTTP workers; a worker killed (root)
+test-multihost: build ## Router and three workers in four network namespaces, merged; HTTP workers; three searching together; a worker killed (root)
 	bash tests/multihost.sh
 
 soak: build ## SOAK_SECS (600) at half the closed-loop peak; RSS must stay within ±5 %

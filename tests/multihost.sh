@@ -6,7 +6,8 @@
 # extremes; the loopback test in tests/it/multihost.rs checks the sum exactly against the
 # HdrHistogram logs); one worker killed mid-run makes the merged run fail with that worker
 # named and what the others sent its agents counted as errors; two `a2a-bench http` workers
-# against a registry meet through the router and merge per pattern. Needs root and iproute2; skips
+# against a registry meet through the router and merge per pattern; three workers search the
+# highest rate together and agree. Needs root and iproute2; skips
 # with one line otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -122,6 +123,32 @@ for i, r in enumerate(m["results"]):
     assert r["status"] in ("ok", "too_short"), r["status"]
 ok = sum(p["ok"] for r in m["results"] for p in r["patterns"])
 print(f"test-multihost: HTTP: merged {len(m['results'])} runs, {ok} answers, per pattern the sum of the parts")
+PY
+
+echo "test-multihost: three workers searching the highest rate together"
+for i in 0 1 2; do
+  ip netns exec "a2a-mh-w$i" "$BIN" worker --index "$i" --workers 3 --run-id mh4 \
+    --router "$ROUTER" --agent-cores "$AGENT_CORE" --agents 30 --topologies ring \
+    --warmup 0.2 --duration 0.5 --drain-timeout 2 --stall-probe 0 \
+    --find-max-rate --slo 'p99<50ms,errors==0' --output "$WORK/mh4-part-$i.json" \
+    > "$WORK/mh4-w$i.txt" 2>&1 &
+  eval "S$i=\$!"
+done
+for p in $S0 $S1 $S2; do wait "$p" || fail "a searching worker failed: $(tail -n 3 "$WORK"/mh4-w*.txt)"; done
+"$BIN" merge "$WORK"/mh4-part-{0,1,2}.json --output "$WORK/mh4.json" > "$WORK/mh4-merge.txt" \
+  || fail "the search's merge failed: $(cat "$WORK/mh4-merge.txt")"
+python3 - "$WORK" <<'PY' || fail "the workers' search"
+import json, sys
+w = sys.argv[1]
+m = json.load(open(f"{w}/mh4.json"))
+parts = [json.load(open(f"{w}/mh4-part-{i}.json")) for i in range(3)]
+s = parts[0]["rate_search"]
+assert len(s) == 1 and s[0]["max_rate_per_sec"], s
+assert all(p["rate_search"] == s for p in parts), "the workers searched apart"
+assert m["rate_search"] == s, "the merge carries the search"
+runs = sum(st["runs"] for st in s[0]["steps"]) + 1
+assert len(m["results"]) == runs, (len(m["results"]), runs)
+print(f"test-multihost: search: every worker held up to {s[0]['max_rate_per_sec']:.0f} req/s in {len(s[0]['steps'])} steps, {runs} merged runs")
 PY
 
 echo "test-multihost: worker 1 killed mid-run"
