@@ -207,7 +207,11 @@ impl<'a> Session<'a> {
                 let mine = if outcome.setup_failed {
                     Err(outcome.failures.join("; "))
                 } else {
-                    Ok(report::part::Part::of(spec, &outcome))
+                    // A verdict needs the run's counters and histograms, not its time series:
+                    // the message (≈ 24 KB) stays that size however long the run.
+                    let mut part = report::part::Part::of(spec, &outcome);
+                    part.intervals.clear();
+                    Ok(part)
                 };
                 let meet = w.meet.unwrap_or(self.addr);
                 let kept = link.borrow_mut().take();
