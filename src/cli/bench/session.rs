@@ -200,32 +200,8 @@ impl<'a> Session<'a> {
                     .or_else(|| before.zip(crate::host::CpuTimes::with_target(&self.target_pids)));
                 (outcome, (lost_wakeups, ended, cpu))
             });
-        // Every worker judges a search step by the whole run: each tells the others its part
-        // (or why it could not start), and all merge the same parts.
-        let whole = match &self.cfg.worker {
-            Some(w) if sharing => {
-                let mine = if outcome.setup_failed {
-                    Err(outcome.failures.join("; "))
-                } else {
-                    // A verdict needs the run's counters and histograms, not its time series:
-                    // the message (≈ 24 KB) stays that size however long the run.
-                    let mut part = report::part::Part::of(spec, &outcome);
-                    part.intervals.clear();
-                    Ok(part)
-                };
-                let meet = w.meet.unwrap_or(self.addr);
-                let kept = link.borrow_mut().take();
-                let whole = match w.share(meet, (tried, sc.id_base), kept, mine) {
-                    Ok(parts) => crate::cli::worker::whole_run(&parts),
-                    Err(why) => {
-                        self.apart = Some(why.clone());
-                        Err(why)
-                    }
-                };
-                Some(whole)
-            }
-            _ => None,
-        };
+        let kept = link.borrow_mut().take();
+        let whole = sharing.then(|| self.whole_run(spec, &outcome, tried, kept));
         // A step a worker could not start is one that could not start on every worker alike,
         // said in the same words on each (or whose parts did not all come: this worker's words).
         if outcome.setup_failed {
@@ -263,5 +239,36 @@ impl<'a> Session<'a> {
             busy_warning(i, result.cpu.others_share);
         });
         Ok(result)
+    }
+
+    /// A worker's search step, judged by the whole run: this worker tells the others its part
+    /// of run attempt `tried` (or why it could not start) on its coordinator's connection
+    /// `kept`, gathers theirs, and merges them all as every other worker does. `Err`: why a
+    /// worker's run could not start, or, with `apart` set, why the workers lost one another.
+    fn whole_run(
+        &mut self,
+        spec: &RunSpec,
+        outcome: &loadgen::Outcome,
+        tried: usize,
+        kept: Option<crate::client::Client>,
+    ) -> Result<RunResult, String> {
+        let Some(w) = &self.cfg.worker else { return Err("not a worker".into()) };
+        let mine = if outcome.setup_failed {
+            Err(outcome.failures.join("; "))
+        } else {
+            // A verdict needs the run's counters and histograms, not its time series: the
+            // message (≈ 24 KB) stays that size however long the run.
+            let mut part = report::part::Part::of(spec, outcome);
+            part.intervals.clear();
+            Ok(part)
+        };
+        let meet = w.meet.unwrap_or(self.addr);
+        match w.share(meet, (tried, spec.scenario.id_base), kept, mine) {
+            Ok(parts) => crate::cli::worker::whole_run(&parts),
+            Err(why) => {
+                self.apart = Some(why.clone());
+                Err(why)
+            }
+        }
     }
 }
