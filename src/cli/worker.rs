@@ -216,11 +216,7 @@ impl WorkerRole {
                 ))
                 }
                 Ok(_) => {}
-                Err(crate::client::ClientError::Io(e))
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
+                Err(e) if waited(&e) => {}
                 Err(e) => return Err(format!("worker {index}: the router link failed: {e}")),
             }
         }
@@ -325,14 +321,16 @@ fn meet(
             Ok(Control::BarrierRelease(r)) if r.request_id == request_id => return Ok(()),
             Ok(Control::Error(e)) => return Err(format!("the router answered error {}", e.code)),
             Ok(_) => {}
-            Err(crate::client::ClientError::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
+            Err(e) if waited(&e) => {}
             Err(e) => return Err(format!("the router link failed: {e}")),
         }
     }
+}
+
+/// Whether a read from the router only ran out of its timeout (nothing came yet).
+fn waited(e: &crate::client::ClientError) -> bool {
+    matches!(e, crate::client::ClientError::Io(e)
+        if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut))
 }
 
 /// Checks the flags every worker takes.

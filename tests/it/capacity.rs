@@ -495,13 +495,18 @@ fn the_html_report_renders_in_a_real_browser_without_console_errors() {
     args.extend(["4", "--output", j.to_str().unwrap(), "--html", h]);
     let (code, out, err) = bench(&args);
     assert_eq!(code, Some(0), "{out}\n{err}");
-    let mut cmd = std::process::Command::new(chromium);
-    cmd.args(common).args(["--enable-logging=stderr", "--v=0", "--dump-dom"]);
-    let o = cmd.arg(format!("file://{h}")).output().unwrap();
-    let (dom, log) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    let console: Vec<&str> =
-        log.lines().filter(|l| l.contains("CONSOLE") || l.contains("Uncaught")).collect();
-    assert!(console.is_empty(), "console messages: {console:?}");
+    // A page's DOM as chromium loaded it, which said nothing on its console.
+    let load = |h: &str| {
+        let mut cmd = std::process::Command::new(chromium);
+        cmd.args(common).args(["--enable-logging=stderr", "--v=0", "--dump-dom"]);
+        let o = cmd.arg(format!("file://{h}")).output().unwrap();
+        let log = String::from_utf8_lossy(&o.stderr);
+        let console: Vec<&str> =
+            log.lines().filter(|l| l.contains("CONSOLE") || l.contains("Uncaught")).collect();
+        assert!(console.is_empty(), "{h}: console messages: {console:?}");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let dom = load(h);
     assert!(dom.contains("Most agents (clients) holding the SLO"), "the search's table");
     assert!(dom.contains("p99 round trip against agents (clients)"), "its p99 curve");
     // A compare that searched: the answers' table, then each router's searches.
@@ -513,13 +518,7 @@ fn the_html_report_renders_in_a_real_browser_without_console_errors() {
     args.extend(["4", "--output", j.to_str().unwrap(), "--html", h]);
     let (code, out, err) = bench(&args);
     assert_eq!(code, Some(0), "{out}\n{err}");
-    let mut cmd = std::process::Command::new(chromium);
-    cmd.args(common).args(["--enable-logging=stderr", "--v=0", "--dump-dom"]);
-    let o = cmd.arg(format!("file://{h}")).output().unwrap();
-    let (dom, log) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    let console: Vec<&str> =
-        log.lines().filter(|l| l.contains("CONSOLE") || l.contains("Uncaught")).collect();
-    assert!(console.is_empty(), "console messages: {console:?}");
+    let dom = load(h);
     assert!(dom.contains("Comparison: searches"), "the answers' table");
     assert_eq!(dom.matches("Most agents (clients) holding the SLO").count(), 2, "each router's");
 }

@@ -468,6 +468,27 @@ fn a_worker_s_part_is_judged_by_its_share_of_the_rate_and_the_merge_by_the_whole
     assert_eq!(pacing["rate_per_sec"], 10.0, "{pacing}");
 }
 
+/// Worker `index` of 2 of run `run_id` searching with the SLO `errors==0` (one agent a
+/// connection, ring, short runs on the last core), its part in `d`, with `more` flags (the
+/// first count, the start timeout, the search's rate); its stdout and stderr piped.
+fn searcher(d: &Path, url: &str, index: u32, run_id: &str, more: &[&str]) -> Reap {
+    let last = (a2a_bench::placement::Machine::detect().cores.len() - 1).to_string();
+    let out = d.join(format!("part-{index}.json"));
+    Reap(
+        Command::new(BIN)
+            .args(["worker", "--index", &index.to_string(), "--workers", "2", "--run-id", run_id])
+            .args(["--router", url, "--agent-cores", &last, "--agents-per-conn", "1"])
+            .args(["--topologies", "ring", "--repeat", "1", "--warmup", "0.1"])
+            .args(["--duration", "0.3", "--stall-probe", "0", "--late-after-ms", "20"])
+            .args(["--slo", "errors==0", "--output", out.to_str().unwrap()])
+            .args(more)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
+}
+
 #[test]
 fn workers_search_together_each_step_judged_by_the_whole_run() {
     // Proves --find-max-agents over two workers: every step is judged by the whole run (each
@@ -478,22 +499,13 @@ fn workers_search_together_each_step_judged_by_the_whole_run() {
     // (one a connection) fit and 9 do not. From 6: 6, 12, 9, 7, 8.
     let d = dir("search");
     let (_router, url) = router_with(&d, &["--max-connections", "12"]);
-    let last = (a2a_bench::placement::Machine::detect().cores.len() - 1).to_string();
     let spawn = |i: u32| {
-        let out = d.join(format!("part-{i}.json"));
-        Reap(
-            Command::new(BIN)
-                .args(["worker", "--index", &i.to_string(), "--workers", "2", "--run-id", "search"])
-                .args(["--router", &url, "--agent-cores", &last, "--agents", "6"])
-                .args(["--agents-per-conn", "1", "--topologies", "ring", "--repeat", "1"])
-                .args(["--warmup", "0.1", "--duration", "0.3", "--stall-probe", "0"])
-                .args(["--late-after-ms", "20", "--start-timeout", "2"])
-                .args(["--find-max-agents", "500", "--slo", "errors==0"])
-                .args(["--output", out.to_str().unwrap()])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap(),
+        searcher(
+            &d,
+            &url,
+            i,
+            "search",
+            &["--agents", "6", "--start-timeout", "2", "--find-max-agents", "500"],
         )
     };
     let mut workers = [spawn(0), spawn(1)];
@@ -561,22 +573,13 @@ fn a_worker_lost_mid_search_ends_the_others_search_with_why() {
     use std::io::BufRead;
     let d = dir("search-lost");
     let (_router, url) = router(&d);
-    let last = (a2a_bench::placement::Machine::detect().cores.len() - 1).to_string();
     let spawn = |i: u32| {
-        let out = d.join(format!("part-{i}.json"));
-        Reap(
-            Command::new(BIN)
-                .args(["worker", "--index", &i.to_string(), "--workers", "2", "--run-id", "lost"])
-                .args(["--router", &url, "--agent-cores", &last, "--agents", "4"])
-                .args(["--agents-per-conn", "1", "--topologies", "ring", "--repeat", "1"])
-                .args(["--warmup", "0.1", "--duration", "0.3", "--stall-probe", "0"])
-                .args(["--late-after-ms", "20", "--start-timeout", "1"])
-                .args(["--find-max-agents", "100", "--slo", "errors==0"])
-                .args(["--output", out.to_str().unwrap()])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap(),
+        searcher(
+            &d,
+            &url,
+            i,
+            "lost",
+            &["--agents", "4", "--start-timeout", "1", "--find-max-agents", "100"],
         )
     };
     let (mut w0, mut w1) = (spawn(0), spawn(1));
