@@ -186,6 +186,8 @@ impl WorkerRole {
                 .map_err(|e| format!("worker {index}: sending its part to worker {other}: {e}"))?;
         }
         let mut all: Vec<Option<Shared>> = (0..workers).map(|_| None).collect();
+        // Its own part read back from the bytes the others read: every worker merges the same
+        // values (serde_json's float reading need not give back the exact bits written).
         all[index as usize] = serde_json::from_slice(&payload).ok();
         let deadline = Instant::now() + self.start_timeout;
         while let Some(missing) = all.iter().position(Option::is_none) {
